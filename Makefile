@@ -1,0 +1,50 @@
+# Labelloop: `make demo` runs the whole thing locally, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+REQ_STAMP := $(VENV)/.req-$(shell cat requirements.txt | sha256sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+export DJANGO_SETTINGS_MODULE ?= config.settings.local
+
+.PHONY: demo test test-postgres test-sqlite lint serve redis venv dev-venv
+
+venv: $(REQ_STAMP)
+$(REQ_STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -r requirements.txt
+	touch $@
+
+dev-venv: $(DEV_STAMP)
+$(DEV_STAMP): $(REQ_STAMP)
+	$(PIP) install -r requirements-dev.txt
+	touch $@
+
+redis:
+	@scripts/ensure_redis.sh
+
+demo: venv redis
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+	@echo "Starting web, worker and beat on http://127.0.0.1:8000 (Ctrl-C stops them)"
+	$(VENV)/bin/honcho -f Procfile.dev start
+
+serve: venv
+	$(VENV)/bin/honcho -f Procfile.dev start
+
+# The suite runs twice: on PostgreSQL (a throwaway cluster, or $$DATABASE_URL) and on SQLite.
+test: dev-venv
+	$(MAKE) test-postgres
+	$(MAKE) test-sqlite
+
+test-postgres: dev-venv
+	scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+test-sqlite: dev-venv
+	env -u DATABASE_URL $(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
+
+lint: dev-venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

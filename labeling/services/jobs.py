@@ -1,0 +1,57 @@
+"""Writes for Jobs: the progress records the UI and commands poll."""
+
+from __future__ import annotations
+
+from django.db.models import F
+from django.utils import timezone
+
+from labeling.models import Job, JobStatus, Project
+
+
+def job_create(*, project: Project, kind: str, created_by=None, total: int = 0, params: dict | None = None) -> Job:
+    return Job.objects.create(project=project, kind=kind, created_by=created_by, total=total, params=params or {})
+
+
+def job_start(*, job: Job, total: int | None = None, message: str = "") -> None:
+    job.status = JobStatus.RUNNING
+    job.started_at = timezone.now()
+    fields = ["status", "started_at"]
+    if total is not None:
+        job.total = total
+        fields.append("total")
+    if message:
+        job.message = message
+        fields.append("message")
+    job.save(update_fields=fields)
+
+
+def job_progress(*, job: Job, done: int, total: int | None = None, message: str | None = None) -> None:
+    job.done = done
+    fields = ["done"]
+    if total is not None:
+        job.total = total
+        fields.append("total")
+    if message is not None:
+        job.message = message[:500]
+        fields.append("message")
+    Job.objects.filter(pk=job.pk).update(**{f: getattr(job, f) for f in fields})
+
+
+def job_add_error(*, job: Job, name: str, reason: str) -> None:
+    job.errors.append({"name": name, "reason": reason})
+
+
+def job_finish(*, job: Job, result: dict | None = None, error: str = "") -> None:
+    job.status = JobStatus.FAILED if error else JobStatus.SUCCEEDED
+    job.finished_at = timezone.now()
+    if error:
+        job.message = error[:500]
+    if result is not None:
+        job.result = result
+    if job.status == JobStatus.SUCCEEDED and job.total:
+        job.done = job.total
+    job.save(update_fields=["status", "finished_at", "message", "result", "errors", "done"])
+
+
+def job_increment(*, job_id: int, by: int = 1) -> None:
+    Job.objects.filter(pk=job_id).update(done=F("done") + by)

@@ -1,0 +1,100 @@
+"""Writes for projects, members and label taxonomies."""
+
+from __future__ import annotations
+
+import string
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+
+from labeling.models import LabelClass, Membership, Project, Role, TaskType
+
+HOTKEYS = "123456789" + "".join(c for c in string.ascii_lowercase if c not in "sz")  # s = skip, z = undo
+
+
+def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, slug: str = "", **settings) -> Project:
+    """Create a project and make its creator a manager."""
+    base = slugify(slug or name)[:70] or "project"
+    candidate, n = base, 1
+    while Project.objects.filter(slug=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    with transaction.atomic():
+        project = Project(name=name, slug=candidate, task_type=task_type, created_by=created_by, **settings)
+        project.full_clean()
+        project.save()
+        if created_by is not None:
+            Membership.objects.create(user=created_by, project=project, role=Role.MANAGER)
+    return project
+
+
+def membership_set(*, project: Project, username: str, role: str) -> Membership:
+    """Invite an existing user into a project, or change their role."""
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role {role!r}.")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError(f"No user named {username!r}.")
+    membership, _ = Membership.objects.update_or_create(user=user, project=project, defaults={"role": role})
+    return membership
+
+
+def membership_remove(*, project: Project, membership_id: int) -> None:
+    Membership.objects.filter(project=project, pk=membership_id).delete()
+
+
+def _next_hotkey(project: Project, parent: LabelClass | None) -> str:
+    used = set(LabelClass.objects.filter(project=project).exclude(hotkey="").values_list("hotkey", flat=True))
+    for key in HOTKEYS:
+        if key not in used:
+            return key
+    return ""
+
+
+def label_class_create(
+    *, project: Project, name: str, parent: LabelClass | None = None, hotkey: str | None = None, color: str = ""
+) -> LabelClass:
+    """Add a class; hotkeys default to 1-9 then letters (s and z stay reserved for skip and undo)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError("A class needs a name.")
+    if parent is not None and parent.project_id != project.pk:
+        raise ValidationError("The parent class belongs to another project.")
+    if hotkey is None:
+        hotkey = _next_hotkey(project, parent)
+    hotkey = hotkey.strip().lower()
+    if hotkey in ("s", "z", "?"):
+        raise ValidationError(f"Hotkey {hotkey!r} is reserved.")
+    if hotkey and LabelClass.objects.filter(project=project, hotkey=hotkey).exists():
+        raise ValidationError(f"Hotkey {hotkey!r} is already used in this project.")
+    if LabelClass.objects.filter(project=project, parent=parent, name=name).exists():
+        raise ValidationError(f"A class named {name!r} already exists here.")
+    order = LabelClass.objects.filter(project=project).count()
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
+    return LabelClass.objects.create(
+        project=project, name=name, parent=parent, hotkey=hotkey, order=order, color=color or palette[order % 9]
+    )
+
+
+def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str, LabelClass]:
+    """Create (or find) classes for 'a/b/c' paths; returns path -> leaf class."""
+    existing = {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=project)}
+    for path in paths:
+        parent = None
+        parts = [p.strip() for p in path.split("/") if p.strip()]
+        for depth in range(len(parts)):
+            key = "/".join(parts[: depth + 1])
+            if key not in existing:
+                existing[key] = label_class_create(project=project, name=parts[depth], parent=parent)
+            parent = existing[key]
+    return existing
+
+
+def label_class_archive(*, project: Project, class_id: int, archived: bool = True) -> LabelClass:
+    """Classes with labels are never deleted, only archived (hidden from annotators)."""
+    label_class = LabelClass.objects.get(project=project, pk=class_id)
+    label_class.archived = archived
+    label_class.save(update_fields=["archived"])
+    return label_class

@@ -1,0 +1,16 @@
+"""Placeholder module owned by the export work; replaced by the real views."""
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from labeling.permissions import Capability, project_view
+
+
+@project_view(Capability.EXPORT)
+def exports(request: HttpRequest, slug: str) -> HttpResponse:
+    return HttpResponse("Not built yet.", status=501)
+
+
+urlpatterns = [
+    path("p/<slug:slug>/exports/", exports, name="exports"),
+]

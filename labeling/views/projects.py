@@ -1,0 +1,157 @@
+"""Project pages: list, create, overview, settings (classes, members), job progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
+from labeling.models import Job, LabelClass, Membership
+from labeling.permissions import Capability, project_view
+from labeling.services import projects as project_services
+
+
+def project_context(request: HttpRequest, **extra) -> dict:
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    memberships = (
+        Membership.objects.filter(user=request.user)
+        .select_related("project")
+        .annotate(item_count=Count("project__items", distinct=True))
+        .order_by("project__name")
+    )
+    return render(request, "labeling/project_list.html", {"memberships": memberships})
+
+
+@login_required
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        project = project_services.project_create(
+            name=data["name"],
+            task_type=data["task_type"],
+            created_by=request.user,
+            instructions=data["instructions"],
+            annotations_per_item=data["annotations_per_item"],
+        )
+        paths = [line.strip() for line in data["classes"].splitlines() if line.strip()]
+        try:
+            project_services.label_classes_from_paths(project=project, paths=paths)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        messages.success(request, f"Project {project.name} created.")
+        return redirect("labeling:project_settings", slug=project.slug)
+    return render(request, "labeling/project_create.html", {"form": form})
+
+
+@project_view(Capability.VIEW)
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = request.project
+    counts = dict(project.items.values_list("state").annotate(n=Count("id")).order_by())
+    jobs = Job.objects.filter(project=project).order_by("-created_at")[:10]
+    return render(
+        request,
+        "labeling/project_detail.html",
+        project_context(request, counts=counts, total=sum(counts.values()), jobs=jobs),
+    )
+
+
+@project_view(Capability.MANAGE)
+def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    project = request.project
+    settings_form = ProjectSettingsForm(instance=project)
+    class_form = LabelClassForm(project=project)
+    member_form = MemberForm()
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "settings":
+            settings_form = ProjectSettingsForm(request.POST, instance=project)
+            if settings_form.is_valid():
+                settings_form.save()
+                messages.success(request, "Settings saved.")
+                return redirect("labeling:project_settings", slug=slug)
+        elif action == "class":
+            class_form = LabelClassForm(request.POST, project=project)
+            if class_form.is_valid():
+                try:
+                    project_services.label_class_create(
+                        project=project,
+                        name=class_form.cleaned_data["name"],
+                        parent=class_form.cleaned_data["parent"],
+                        hotkey=class_form.cleaned_data["hotkey"] or None,
+                    )
+                    messages.success(request, "Class added.")
+                    return redirect("labeling:project_settings", slug=slug)
+                except ValidationError as exc:
+                    class_form.add_error(None, exc)
+        elif action == "member":
+            member_form = MemberForm(request.POST)
+            if member_form.is_valid():
+                try:
+                    project_services.membership_set(project=project, **member_form.cleaned_data)
+                    messages.success(request, "Member saved.")
+                    return redirect("labeling:project_settings", slug=slug)
+                except ValidationError as exc:
+                    member_form.add_error(None, exc)
+    classes = LabelClass.objects.filter(project=project).select_related("parent")
+    members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    return render(
+        request,
+        "labeling/project_settings.html",
+        project_context(
+            request,
+            settings_form=settings_form,
+            class_form=class_form,
+            member_form=member_form,
+            classes=classes,
+            members=members,
+        ),
+    )
+
+
+@require_POST
+@project_view(Capability.MANAGE)
+def label_class_archive(request: HttpRequest, slug: str, class_id: int) -> HttpResponse:
+    label_class = get_object_or_404(LabelClass, project=request.project, pk=class_id)
+    project_services.label_class_archive(
+        project=request.project, class_id=label_class.pk, archived=not label_class.archived
+    )
+    return redirect("labeling:project_settings", slug=slug)
+
+
+@require_POST
+@project_view(Capability.MANAGE)
+def membership_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    if Membership.objects.filter(project=request.project, pk=membership_id, user=request.user).exists():
+        messages.error(request, "You cannot remove yourself.")
+    else:
+        project_services.membership_remove(project=request.project, membership_id=membership_id)
+    return redirect("labeling:project_settings", slug=slug)
+
+
+@project_view(Capability.VIEW)
+def job_status(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    """Progress fragment that polls itself until the job ends (htmx)."""
+    job = get_object_or_404(Job, project=request.project, pk=job_id)
+    return render(request, "labeling/_job_status.html", project_context(request, job=job))
+
+
+urlpatterns = [
+    path("", project_list, name="project_list"),
+    path("projects/new/", project_create, name="project_create"),
+    path("p/<slug:slug>/", project_detail, name="project_detail"),
+    path("p/<slug:slug>/settings/", project_settings, name="project_settings"),
+    path("p/<slug:slug>/classes/<int:class_id>/archive/", label_class_archive, name="label_class_archive"),
+    path("p/<slug:slug>/members/<int:membership_id>/remove/", membership_remove, name="membership_remove"),
+    path("p/<slug:slug>/jobs/<int:job_id>/", job_status, name="job_status"),
+]

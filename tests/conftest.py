@@ -1,0 +1,189 @@
+"""Shared fixtures: factories, users with roles, and the real Redis / Celery worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pytest_factoryboy import register
+
+from labeling.models import Role
+from tests import factories
+
+register(factories.UserFactory)
+register(factories.ProjectFactory)
+register(factories.MembershipFactory)
+register(factories.LabelClassFactory)
+register(factories.ItemFactory)
+
+ROOT = Path(__file__).resolve().parent.parent
+CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
+
+
+@pytest.fixture
+def member_of(db) -> Callable:
+    """member_of(project, role="annotator", username=None) -> user with that membership."""
+
+    def make(project, role: str = Role.ANNOTATOR, username: str | None = None):
+        user = factories.UserFactory(**({"username": username} if username else {}))
+        factories.MembershipFactory(user=user, project=project, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def cifar_dir() -> Path:
+    if not CIFAR.is_dir():
+        pytest.skip(f"CIFAR-10 JPEGs not found at {CIFAR} (see ../shared/datasets/README.md)")
+    return CIFAR
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port; stop() and start() simulate an outage."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed (.ci/run installs it)")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self.ping, 10, what="redis-server")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def database_url_for_workers() -> str:
+    """The URL of the *test* database, for worker processes started by a test."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class CeleryWorker:
+    def __init__(self, proc: subprocess.Popen, log: Path):
+        self.proc = proc
+        self.log = log
+
+    def kill(self, sig: int = 9) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(20)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def celery_env(redis_server, settings, transactional_db) -> Iterator[dict]:
+    """Point this test process's Celery app at the real Redis (not eager) and return worker env vars."""
+    from config.celery_app import app
+
+    old = {k: app.conf[k] for k in ("task_always_eager", "broker_url", "result_backend")}
+    app.conf.update(task_always_eager=False, broker_url=redis_server.url, result_backend=redis_server.url)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "DATABASE_URL": database_url_for_workers(),
+        "REDIS_URL": redis_server.url,
+        "CELERY_BROKER_URL": redis_server.url,
+        "CELERY_RESULT_BACKEND": redis_server.url,
+        "LABELLOOP_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "LABELLOOP_DATA_ROOT": str(settings.LABELLOOP_DATA_ROOT),
+        "PYTHONPATH": str(ROOT),
+    }
+    # Purge leftovers from an earlier test so a worker never picks up a stale task.
+    app.control.purge()
+    yield env
+    with contextlib.suppress(Exception):
+        app.control.purge()
+    app.conf.update(**old)
+    app.pool.force_close_all()
+
+
+@pytest.fixture
+def start_worker(celery_env, tmp_path) -> Iterator[Callable[..., CeleryWorker]]:
+    """start_worker(queues="default,gpu", concurrency=1, name="w1", beat=False) -> a real worker process."""
+    started: list[CeleryWorker] = []
+
+    def start(queues: str = "default,gpu", concurrency: int = 1, name: str = "w1", beat: bool = False,
+              extra_env: dict | None = None) -> CeleryWorker:  # fmt: skip
+        log = tmp_path / f"worker-{name}.log"
+        cmd = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", queues,
+               "-c", str(concurrency), "-n", f"{name}@%h", "--pool", "prefork", "-l", "INFO",
+               "--without-gossip", "--without-mingle"]  # fmt: skip
+        if beat:
+            cmd += ["-B", "-s", str(tmp_path / f"beat-{name}")]
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env={**celery_env, **(extra_env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        worker = CeleryWorker(proc, log)
+        started.append(worker)
+        wait_for(lambda: "ready." in worker.output() or proc.poll() is not None, 60, what=f"worker {name}")
+        if proc.poll() is not None:
+            raise AssertionError(f"worker {name} exited:\n{worker.output()[-3000:]}")
+        return worker
+
+    yield start
+    for worker in started:
+        with contextlib.suppress(Exception):
+            worker.kill(15)
+        with contextlib.suppress(Exception):
+            worker.kill(9)

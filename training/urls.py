@@ -1,0 +1,5 @@
+from training import views
+
+app_name = "training"
+
+urlpatterns = views.urlpatterns
