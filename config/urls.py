@@ -10,7 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("api/", include("labeling.api.urls")),
+    path("api/", include("config.api_urls")),
     path("", include("training.urls")),
     path("", include("labeling.urls")),
     *health.urlpatterns,

@@ -1,5 +1,5 @@
-from training import views
+from training import views, views_quality
 
 app_name = "training"
 
-urlpatterns = views.urlpatterns
+urlpatterns = views.urlpatterns + views_quality.urlpatterns

@@ -143,6 +143,14 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Every module with tasks; web processes import them to enqueue, so none may import torch at module level.
+CELERY_IMPORTS = (
+    "labeling.tasks",
+    "labeling.tasks_export",
+    "training.tasks",
+    "training.tasks_quality",
+    "training.tasks_export",
+)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
 CELERY_TASK_ROUTES = {"training.tasks.training_run_execute_task": {"queue": "gpu"}}

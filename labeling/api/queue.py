@@ -1,1 +1,3 @@
+"""REST API for the labeling queue: next item, annotate, skip, undo."""
+
 urlpatterns = []

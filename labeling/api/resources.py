@@ -1,1 +1,3 @@
+"""REST API resources for ML staff: projects, classes, items, annotations, reviews, jobs."""
+
 urlpatterns = []

@@ -1,0 +1,1 @@
+"""Celery tasks (torch only inside task bodies)."""

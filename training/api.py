@@ -1,0 +1,3 @@
+"""Training REST API (runs, model versions, predictions)."""
+
+urlpatterns = []
