@@ -1,3 +1,3 @@
-"""Model quality pages: per-version metrics, confusion matrix, reliability, learning curve (built by the review work)."""
+"""Model quality pages: per-version metrics, confusion matrix, reliability diagram, learning curve."""
 
 urlpatterns = []
