@@ -1,0 +1,179 @@
+"""Confident learning (Northcutt et al., 2021) on out-of-sample predicted probabilities, in plain numpy.
+
+Given labels y (n,) and out-of-sample probabilities P (n, k):
+- per-class thresholds t_j = mean of P[:, j] over the examples *labeled* j (the class's mean self-confidence);
+- the confident joint C[i, j] counts examples labeled i whose probability clears t_j for some class j, assigned
+  to the class with the highest probability among those that clear their threshold;
+- off-diagonal entries of C are the suspected label errors;
+- suspects are ranked by self-confidence P[n, y_n] (lowest first) or normalized margin
+  P[n, y_n] - max_{j != y_n} P[n, j].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RANKINGS = ("self_confidence", "normalized_margin")
+
+
+def _check(labels: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels, dtype=np.int64)
+    pred_probs = np.asarray(pred_probs, dtype=np.float64)
+    if pred_probs.ndim != 2 or labels.ndim != 1 or len(labels) != len(pred_probs):
+        raise ValueError("labels must be (n,) and pred_probs (n, k) with the same n")
+    if len(labels) and (labels.min() < 0 or labels.max() >= pred_probs.shape[1]):
+        raise ValueError("labels must index columns of pred_probs")
+    return labels, pred_probs
+
+
+def per_class_thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """t_j = mean P[:, j] over examples labeled j; classes with no examples get +inf (never confidently chosen)."""
+    labels, pred_probs = _check(labels, pred_probs)
+    k = pred_probs.shape[1]
+    sums = np.zeros(k)
+    np.add.at(sums, labels, pred_probs[np.arange(len(labels)), labels])
+    counts = np.bincount(labels, minlength=k).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+    return thresholds
+
+
+def confident_assignments(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray | None = None):
+    """For every example, the class it confidently belongs to (or -1 when no class clears its threshold)."""
+    labels, pred_probs = _check(labels, pred_probs)
+    if thresholds is None:
+        thresholds = per_class_thresholds(labels, pred_probs)
+    # Small tolerance so that an example sitting exactly on its class's mean is counted.
+    above = pred_probs >= thresholds[None, :] - 1e-12
+    masked = np.where(above, pred_probs, -np.inf)
+    assigned = masked.argmax(axis=1)
+    assigned[~above.any(axis=1)] = -1
+    return assigned
+
+
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """C[i, j]: examples labeled i that confidently belong to j (uncalibrated)."""
+    labels, pred_probs = _check(labels, pred_probs)
+    k = pred_probs.shape[1]
+    assigned = confident_assignments(labels, pred_probs, thresholds)
+    keep = assigned >= 0
+    joint = np.zeros((k, k), dtype=np.int64)
+    np.add.at(joint, (labels[keep], assigned[keep]), 1)
+    return joint
+
+
+def self_confidence(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    labels, pred_probs = _check(labels, pred_probs)
+    return pred_probs[np.arange(len(labels)), labels]
+
+
+def normalized_margin(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """P[y] - max_{j != y} P[j], in [-1, 1]; low means the model prefers another class."""
+    labels, pred_probs = _check(labels, pred_probs)
+    rows = np.arange(len(labels))
+    own = pred_probs[rows, labels]
+    others = pred_probs.copy()
+    others[rows, labels] = -np.inf
+    return own - others.max(axis=1)
+
+
+def quality_scores(labels: np.ndarray, pred_probs: np.ndarray, ranking: str = "self_confidence") -> np.ndarray:
+    """Label quality in [0, 1] (1 = the model fully agrees with the given label)."""
+    if ranking == "self_confidence":
+        return self_confidence(labels, pred_probs)
+    if ranking == "normalized_margin":
+        return (normalized_margin(labels, pred_probs) + 1) / 2
+    raise ValueError(f"ranking must be one of {RANKINGS}")
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """Suspected label errors (indices into the inputs) and a full ranking of every example."""
+
+    issue_indices: np.ndarray  # flagged by the off-diagonal confident joint, most suspicious first
+    ranking: np.ndarray  # every example: flagged ones first (by quality), then the rest (by quality)
+    quality: np.ndarray  # per example, in input order; low = suspicious
+    suggested: np.ndarray  # per example: the confidently assigned class, or -1
+    thresholds: np.ndarray
+    joint: np.ndarray
+
+
+def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, ranking: str = "self_confidence") -> LabelIssues:
+    """Flag examples in off-diagonal cells of the confident joint; rank them by `ranking` (lowest quality first).
+
+    The full ranking puts every flagged example before every unflagged one so that a fixed review budget is
+    spent on the flagged set first and then on the least confident of the rest.
+    """
+    labels, pred_probs = _check(labels, pred_probs)
+    thresholds = per_class_thresholds(labels, pred_probs)
+    assigned = confident_assignments(labels, pred_probs, thresholds)
+    k = pred_probs.shape[1]
+    joint = np.zeros((k, k), dtype=np.int64)
+    keep = assigned >= 0
+    np.add.at(joint, (labels[keep], assigned[keep]), 1)
+    quality = quality_scores(labels, pred_probs, ranking)
+    flagged = keep & (assigned != labels)
+    # lexsort: last key is primary -> unflagged (True) after flagged (False); ties broken by quality.
+    order = np.lexsort((np.arange(len(labels)), quality, ~flagged))
+    issues = order[: int(flagged.sum())]
+    return LabelIssues(
+        issue_indices=issues, ranking=order, quality=quality, suggested=assigned, thresholds=thresholds, joint=joint
+    )
+
+
+def recall_at_fraction(ranking: np.ndarray, true_errors: np.ndarray, fraction: float = 0.10) -> tuple[float, float]:
+    """(recall, precision) of the first `fraction` of a ranking against a boolean mask of true errors."""
+    true_errors = np.asarray(true_errors, dtype=bool)
+    budget = max(1, int(round(fraction * len(true_errors))))
+    top = np.asarray(ranking)[:budget]
+    hits = int(true_errors[top].sum())
+    total = int(true_errors.sum())
+    return (hits / total if total else 0.0), hits / budget
+
+
+def cross_val_pred_probs(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int | None = None,
+    folds: int = 5,
+    C: float = 1.0,
+    seed: int = 0,
+    max_iter: int = 500,
+) -> np.ndarray:
+    """Out-of-sample probabilities from K-fold cross-validation of an L2-regularised logistic-regression head.
+
+    Features are standardised inside each fold (fit on the training part only). Folds are stratified when every
+    class has at least `folds` examples, else plain shuffled K-fold; a class absent from a training fold gets
+    probability 0 in that fold's predictions.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    n_classes = int(n_classes if n_classes is not None else labels.max() + 1)
+    n = len(labels)
+    if n < 2:
+        raise ValueError("need at least two labeled examples")
+    folds = max(2, min(folds, n))
+    counts = np.bincount(labels, minlength=n_classes)
+    present = counts[counts > 0]
+    if present.min() >= folds:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = np.zeros((n, n_classes), dtype=np.float64)
+    for train_idx, test_idx in splitter.split(features, labels):
+        y_train = labels[train_idx]
+        seen = np.unique(y_train)
+        if len(seen) == 1:
+            out[np.ix_(test_idx, seen)] = 1.0
+            continue
+        scaler = StandardScaler().fit(features[train_idx])
+        model = LogisticRegression(C=C, max_iter=max_iter)
+        model.fit(scaler.transform(features[train_idx]), y_train)
+        out[np.ix_(test_idx, model.classes_)] = model.predict_proba(scaler.transform(features[test_idx]))
+    return out
