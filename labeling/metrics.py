@@ -194,9 +194,7 @@ def classification_summary(y_true: Sequence[int], y_pred: Sequence[int], labels:
     labels = list(labels)
     if len(y_true) == 0:
         return {"accuracy": None, "macro_f1": None, "per_class": [], "confusion_matrix": [], "n": 0}
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     present = [lab for lab in labels if lab in set(y_true) or lab in set(y_pred)]
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),

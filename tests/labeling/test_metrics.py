@@ -117,7 +117,7 @@ def test_classification_summary_matches_scikit_learn():
     assert summary["accuracy"] == pytest.approx(accuracy_score(A, B))
     assert summary["macro_f1"] == pytest.approx(f1_score(A, B, average="macro"))
     assert summary["confusion_matrix"] == confusion_matrix(A, B, labels=labels).tolist()
-    p, r, f, s = precision_recall_fscore_support(A, B, labels=labels, zero_division=0)
+    _p, r, f, _s = precision_recall_fscore_support(A, B, labels=labels, zero_division=0)
     assert [row["f1"] for row in summary["per_class"]] == pytest.approx(list(f))
     assert [row["recall"] for row in summary["per_class"]] == pytest.approx(list(r))
     assert summary["per_class"][3]["support"] == 0

@@ -126,7 +126,7 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, ranking: str =
 def recall_at_fraction(ranking: np.ndarray, true_errors: np.ndarray, fraction: float = 0.10) -> tuple[float, float]:
     """(recall, precision) of the first `fraction` of a ranking against a boolean mask of true errors."""
     true_errors = np.asarray(true_errors, dtype=bool)
-    budget = max(1, int(round(fraction * len(true_errors))))
+    budget = max(1, round(fraction * len(true_errors)))
     top = np.asarray(ranking)[:budget]
     hits = int(true_errors[top].sum())
     total = int(true_errors.sum())
