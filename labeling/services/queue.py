@@ -1,0 +1,134 @@
+"""The labeling queue: claim the next item for a user under a lease, release leases.
+
+The claim is one short transaction. Each candidate query walks an index in priority order
+(`item_queue_idx` for train/holdout, `item_gold_queue_idx` for gold) and stops at the first row
+that no one else holds and this user has not annotated, so its cost does not grow with the
+project. PostgreSQL: `select_for_update(skip_locked=True)` lets concurrent claims pass each other;
+SQLite: the connection opens IMMEDIATE transactions (settings), so claims serialize.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from labeling.models import Annotation, Item, ItemState, Project, Review, Split, Verdict
+
+OPEN_STATES = (ItemState.UNLABELED, ItemState.PARTIAL)
+
+# Pools a claim draws from: (name, filter). Gold and holdout are mixed in at the project's rates.
+TRAIN, HOLDOUT, GOLD = "train", "holdout", "gold"
+POOL_FILTERS = {
+    TRAIN: {"split": Split.TRAIN, "is_gold": False},
+    HOLDOUT: {"split": Split.HOLDOUT, "is_gold": False},
+    GOLD: {"is_gold": True},
+}
+
+
+def annotations_excluding_user(*, user) -> QuerySet[Annotation]:
+    """A user's annotations that keep an item away from them: live labels and skips not undone.
+
+    An annotation that was undone, or whose latest review is `reject`, does not exclude. Correlated on
+    OuterRef("pk") = item id; probes annotation_item_user_idx.
+    """
+    latest_verdict = (
+        Review.objects.filter(annotation=OuterRef("pk")).order_by("-created_at", "-id").values("verdict")[:1]
+    )
+    return (
+        Annotation.objects.filter(item=OuterRef("pk"), user=user, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .annotate(latest_verdict=Subquery(latest_verdict))
+        .filter(Q(skipped=True) | Q(latest_verdict__isnull=True) | ~Q(latest_verdict=Verdict.REJECT))
+    )
+
+
+def claimable_items(*, project: Project, user, now=None) -> QuerySet[Item]:
+    """Open items that still need annotations, not leased to someone else, not annotated by this user."""
+    now = now or timezone.now()
+    return Item.objects.filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_user=user),
+        project=project,
+        annotation_count__lt=project.annotations_per_item,
+    ).filter(~Exists(annotations_excluding_user(user=user)))
+
+
+def _pool_order(project: Project, rng: random.Random) -> list[str]:
+    """Which pool to try first: gold at gold_rate, else holdout at holdout_fraction, else train; then the rest."""
+    if project.gold_rate > 0 and rng.random() < project.gold_rate:
+        first = GOLD
+    elif rng.random() < project.holdout_fraction:
+        first = HOLDOUT
+    else:
+        first = TRAIN
+    rest = [p for p in (TRAIN, HOLDOUT, GOLD) if p != first]
+    # The fall-back goes to ordinary items before gold, so gold stays at roughly its rate.
+    return [first, *rest]
+
+
+def _first_in_pool(*, project: Project, user, pool: str, now, lock: bool) -> Item | None:
+    """Best open item of one pool: one indexed probe per open state, best (priority desc, id) wins."""
+    states = [ItemState.UNLABELED] if project.annotations_per_item == 1 else list(OPEN_STATES)
+    best: Item | None = None
+    for state in states:
+        qs = claimable_items(project=project, user=user, now=now).filter(state=state, **POOL_FILTERS[pool])
+        qs = qs.order_by("-priority", "id")
+        if lock and connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        found = qs.first()
+        if found is not None and (best is None or (-found.priority, found.pk) < (-best.priority, best.pk)):
+            best = found
+    return best
+
+
+def item_claim_next(*, project: Project, user, lease_seconds: int | None = None, rng: random.Random | None = None):
+    """Lease and return the next item this user should label, or None when there is nothing left for them.
+
+    Order: a live lease the user already holds (re-requesting gives the same item back), else the
+    highest-priority open item by Item.priority desc, id. `lease_seconds` defaults to
+    settings.LABELLOOP_LEASE_SECONDS (read at call time so that settings overrides apply).
+    """
+    lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
+    rng = rng or random
+    now = timezone.now()
+    with transaction.atomic():
+        held = (
+            Item.objects.filter(project=project, lease_user=user, lease_expires_at__gt=now, state__in=OPEN_STATES)
+            .filter(~Exists(annotations_excluding_user(user=user)))
+            .order_by("lease_expires_at")
+            .first()
+        )
+        item = held
+        if item is None:
+            for pool in _pool_order(project, rng):
+                item = _first_in_pool(project=project, user=user, pool=pool, now=now, lock=True)
+                if item is not None:
+                    break
+        if item is None:
+            return None
+        expires = now + timedelta(seconds=lease_seconds)
+        Item.objects.filter(pk=item.pk).update(lease_user=user, lease_expires_at=expires)
+        item.lease_user, item.lease_expires_at = user, expires
+        item.project = project
+        return item
+
+
+def items_peek_next(*, project: Project, user, exclude_ids: list[int], limit: int = 2) -> list[Item]:
+    """The next few train items the user would likely get (no lock, no lease): for image prefetch."""
+    qs = (
+        claimable_items(project=project, user=user)
+        .filter(state=ItemState.UNLABELED, **POOL_FILTERS[TRAIN])
+        .exclude(pk__in=exclude_ids)
+        .order_by("-priority", "id")
+        .only("id", "width", "height")
+    )
+    return list(qs[:limit])
+
+
+def item_lease_release(*, item: Item, user) -> None:
+    """Give back a lease the user holds (a no-op otherwise)."""
+    Item.objects.filter(pk=item.pk, lease_user=user).update(lease_user=None, lease_expires_at=None)

@@ -1,0 +1,207 @@
+"""Labels, skips and undo are append-only; bad input changes nothing; the resolved label follows the rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from labeling.models import Annotation, Item, ItemState, LabelSource, ResolvedLabel, Review, TaskType, Verdict
+from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
+from labeling.services.queue import item_claim_next
+from labeling.services.resolution import resolved_label_recompute
+from tests.labeling.test_queue import bulk_items
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(project_factory, label_class_factory, member_of):
+    def make(overlap: int = 1, task_type: str = TaskType.SINGLE, n: int = 1):
+        project = project_factory(annotations_per_item=overlap, task_type=task_type, holdout_fraction=0.0)
+        classes = [label_class_factory(project=project, name=name) for name in ("cat", "dog", "bird")]
+        items = bulk_items(project, n)
+        return project, classes, items
+
+    return make
+
+
+def snapshot():
+    return (
+        Annotation.objects.count(),
+        list(Item.objects.order_by("id").values_list("state", "annotation_count", "lease_user_id")),
+        ResolvedLabel.objects.count(),
+    )
+
+
+def test_label_sets_resolved_label_and_history(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    user = member_of(project)
+    item = item_claim_next(project=project, user=user)
+    annotation = annotation_create(item=item, user=user, class_ids=[cat.pk], seconds_spent=3.5)
+    resolved = ResolvedLabel.objects.get(item=item)
+    assert list(resolved.classes.values_list("name", flat=True)) == ["cat"]
+    assert resolved.source == LabelSource.SINGLE
+    assert annotation.seconds_spent == 3.5
+    assert Item.objects.get(pk=item.pk).state == ItemState.LABELED
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("two classes in single-label", ValidationError),
+        ("no class", ValidationError),
+        ("class of another project", ValidationError),
+        ("archived class", ValidationError),
+        ("negative seconds", ValidationError),
+        ("already labeled by someone", LabelingConflict),
+        ("leased by someone else", LabelingConflict),
+    ],
+)
+def test_bad_input_changes_nothing(setup, member_of, label_class_factory, project_factory, case, error):
+    project, (cat, dog, _), [item] = setup()
+    user, other = member_of(project), member_of(project)
+    kwargs = {"item": item, "user": user, "class_ids": [cat.pk], "seconds_spent": 1}
+    if case == "two classes in single-label":
+        kwargs["class_ids"] = [cat.pk, dog.pk]
+    elif case == "no class":
+        kwargs["class_ids"] = []
+    elif case == "class of another project":
+        kwargs["class_ids"] = [label_class_factory(project=project_factory()).pk]
+    elif case == "archived class":
+        cat.archived = True
+        cat.save()
+    elif case == "negative seconds":
+        kwargs["seconds_spent"] = -1
+    elif case == "already labeled by someone":
+        annotation_create(item=item, user=other, class_ids=[dog.pk])
+    elif case == "leased by someone else":
+        item_claim_next(project=project, user=other)
+    before = snapshot()
+    with pytest.raises(error):
+        annotation_create(**kwargs)
+    assert snapshot() == before
+
+
+def test_cannot_label_the_same_item_twice(setup, member_of):
+    project, (cat, *_), [item] = setup(overlap=3)
+    user = member_of(project)
+    annotation_create(item=item, user=user, class_ids=[cat.pk])
+    with pytest.raises(LabelingConflict, match="already"):
+        annotation_create(item=item, user=user, class_ids=[cat.pk])
+    with pytest.raises(LabelingConflict):
+        annotation_skip(item=item, user=user)
+    assert Annotation.objects.count() == 1
+
+
+def test_multi_label_takes_several_classes(setup, member_of):
+    project, (cat, dog, _), [item] = setup(task_type=TaskType.MULTI)
+    user = member_of(project)
+    annotation_create(item=item, user=user, class_ids=[cat.pk, dog.pk])
+    assert set(ResolvedLabel.objects.get(item=item).classes.values_list("name", flat=True)) == {"cat", "dog"}
+
+
+def test_undo_within_grace_withdraws_the_label_and_leases_it_back(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    user = member_of(project)
+    first = annotation_create(item=item_claim_next(project=project, user=user), user=user, class_ids=[cat.pk])
+    undo = annotation_undo(user=user, project=project)
+    assert undo.undoes_id == first.pk
+    assert Annotation.objects.count() == 2  # history kept
+    row = Item.objects.get(pk=item.pk)
+    assert (row.state, row.annotation_count, row.lease_user_id) == (ItemState.UNLABELED, 0, user.pk)
+    assert not ResolvedLabel.objects.filter(item=item).exists()
+    assert item_claim_next(project=project, user=user).pk == item.pk
+    assert item_claim_next(project=project, user=member_of(project)) is None  # leased to the undoer
+    with pytest.raises(LabelingConflict, match="Nothing to undo"):
+        annotation_undo(user=user, project=project)
+
+
+def test_undo_after_grace_is_refused(setup, member_of, settings):
+    project, (cat, *_), [item] = setup()
+    user = member_of(project)
+    annotation = annotation_create(item=item, user=user, class_ids=[cat.pk])
+    Annotation.objects.filter(pk=annotation.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.LABELLOOP_UNDO_GRACE_SECONDS + 5)
+    )
+    before = snapshot()
+    with pytest.raises(LabelingConflict):
+        annotation_undo(user=user, project=project)
+    assert snapshot() == before
+
+
+def test_undo_of_a_skip_brings_the_item_back(setup, member_of):
+    project, _, [item] = setup()
+    user = member_of(project)
+    annotation_skip(item=item_claim_next(project=project, user=user), user=user)
+    assert item_claim_next(project=project, user=user) is None
+    annotation_undo(user=user, project=project)
+    assert item_claim_next(project=project, user=user).pk == item.pk
+
+
+def label(item, user, *classes):
+    return annotation_create(item=Item.objects.get(pk=item.pk), user=user, class_ids=[c.pk for c in classes])
+
+
+def test_overlap_majority_and_tie(setup, member_of):
+    project, (cat, dog, bird), [a, b] = setup(overlap=3, n=2)
+    u1, u2, u3 = (member_of(project) for _ in range(3))
+    label(a, u1, cat)
+    label(a, u2, dog)
+    assert Item.objects.get(pk=a.pk).state == ItemState.PARTIAL
+    label(a, u3, cat)
+    resolved = ResolvedLabel.objects.get(item=a)
+    assert (resolved.source, list(resolved.classes.values_list("name", flat=True))) == ("consensus", ["cat"])
+    label(b, u1, cat)
+    label(b, u2, dog)
+    label(b, u3, bird)
+    row = Item.objects.get(pk=b.pk)
+    assert (row.state, row.annotation_count) == (ItemState.REVIEW, 3)
+    assert not ResolvedLabel.objects.filter(item=b).exists()
+
+
+def test_reviews_override_annotations(setup, member_of):
+    project, (cat, dog, bird), [item] = setup(overlap=2)
+    u1, u2, reviewer = member_of(project), member_of(project), member_of(project, "reviewer")
+    first = label(item, u1, cat)
+    second = label(item, u2, dog)
+    assert Item.objects.get(pk=item.pk).state == ItemState.REVIEW
+    Review.objects.create(annotation=second, reviewer=reviewer, verdict=Verdict.ACCEPT)
+    resolved = resolved_label_recompute(item=Item.objects.get(pk=item.pk))
+    assert (resolved.source, [c.name for c in resolved.classes.all()]) == ("review", ["dog"])
+    stamp = resolved.updated_at
+    correct = Review.objects.create(annotation=first, reviewer=reviewer, verdict=Verdict.CORRECT)
+    correct.corrected_classes.set([bird])
+    resolved = resolved_label_recompute(item=Item.objects.get(pk=item.pk))
+    assert [c.name for c in resolved.classes.all()] == ["bird"]
+    assert resolved.updated_at > stamp
+    assert Item.objects.get(pk=item.pk).state == ItemState.LABELED
+
+
+def test_rejected_annotation_no_longer_counts(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    user, reviewer = member_of(project), member_of(project, "reviewer")
+    annotation = label(item, user, cat)
+    Review.objects.create(annotation=annotation, reviewer=reviewer, verdict=Verdict.REJECT)
+    assert resolved_label_recompute(item=Item.objects.get(pk=item.pk)) is None
+    row = Item.objects.get(pk=item.pk)
+    assert (row.state, row.annotation_count) == (ItemState.UNLABELED, 0)
+
+
+def test_unchanged_recompute_keeps_updated_at(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    label(item, member_of(project), cat)
+    stamp = ResolvedLabel.objects.get(item=item).updated_at
+    resolved_label_recompute(item=Item.objects.get(pk=item.pk))
+    assert ResolvedLabel.objects.get(item=item).updated_at == stamp
+
+
+def test_imported_label_survives_recompute(setup):
+    project, (cat, *_), [item] = setup()
+    resolved = ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT)
+    resolved.classes.set([cat])
+    Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
+    assert resolved_label_recompute(item=Item.objects.get(pk=item.pk)).pk == resolved.pk
+    assert Item.objects.get(pk=item.pk).state == ItemState.LABELED

@@ -1,0 +1,202 @@
+"""The queue serves the most useful open item, never the same one twice to a user, under a lease."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from labeling.models import Item, ItemState, Split
+from labeling.services.annotations import annotation_create, annotation_skip
+from labeling.services.queue import item_claim_next
+
+pytestmark = pytest.mark.django_db
+
+
+def bulk_items(project, n: int, **fields) -> list[Item]:
+    """Rows only (no files): the queue never opens them."""
+    made = Item.objects.bulk_create(
+        [
+            Item(
+                project=project, sha256=f"{project.pk:04d}{i:060d}", width=8, height=8, format="PNG",
+                original_name=f"x{i}.png", file=f"x/{i}.png", thumbnail=f"t/{i}.webp", **fields,
+            )
+            for i in range(n)
+        ]
+    )  # fmt: skip
+    return list(Item.objects.filter(pk__in=[m.pk for m in made]).order_by("id"))
+
+
+@pytest.fixture
+def single(project_factory, label_class_factory):
+    project = project_factory(holdout_fraction=0.0)
+    classes = [label_class_factory(project=project, name=n) for n in ("cat", "dog")]
+    return project, classes
+
+
+def test_claims_follow_priority_then_id(single, member_of):
+    project, _ = single
+    items = bulk_items(project, 4)
+    for item, priority in zip(items, [0.1, 0.9, 0.5, 0.9], strict=True):
+        Item.objects.filter(pk=item.pk).update(priority=priority)
+    users = [member_of(project) for _ in range(4)]
+    got = [item_claim_next(project=project, user=u).pk for u in users]
+    assert got == [items[1].pk, items[3].pk, items[2].pk, items[0].pk]
+    assert item_claim_next(project=project, user=member_of(project)) is None
+
+
+def test_re_requesting_returns_the_same_leased_item(single, member_of):
+    project, _ = single
+    bulk_items(project, 3)
+    user = member_of(project)
+    first = item_claim_next(project=project, user=user)
+    again = item_claim_next(project=project, user=user)
+    assert again.pk == first.pk
+    assert Item.objects.get(pk=first.pk).lease_user_id == user.pk
+
+
+def test_a_user_never_gets_an_item_they_labeled_or_skipped(project_factory, label_class_factory, member_of):
+    project = project_factory(annotations_per_item=2, holdout_fraction=0.0)
+    cat = label_class_factory(project=project, name="cat")
+    bulk_items(project, 3)
+    user = member_of(project)
+    seen = []
+    while (item := item_claim_next(project=project, user=user)) is not None:
+        seen.append(item.pk)
+        if len(seen) == 2:
+            annotation_skip(item=item, user=user, seconds_spent=1)
+        else:
+            annotation_create(item=item, user=user, class_ids=[cat.pk], seconds_spent=1)
+    assert len(seen) == len(set(seen)) == 3
+    assert set(Item.objects.values_list("state", flat=True)) == {ItemState.PARTIAL, ItemState.UNLABELED}
+
+
+def test_overlap_two_serves_each_item_to_two_different_users(project_factory, label_class_factory, member_of):
+    project = project_factory(annotations_per_item=2, holdout_fraction=0.0)
+    cat = label_class_factory(project=project, name="cat")
+    bulk_items(project, 5)
+    users = [member_of(project) for _ in range(3)]
+    served: dict[int, list[int]] = {}
+    active = list(users)
+    while active:
+        for user in list(active):
+            item = item_claim_next(project=project, user=user)
+            if item is None:
+                active.remove(user)
+                continue
+            served.setdefault(item.pk, []).append(user.pk)
+            annotation_create(item=item, user=user, class_ids=[cat.pk], seconds_spent=1)
+    assert len(served) == 5
+    assert all(len(v) == 2 and len(set(v)) == 2 for v in served.values())
+    assert set(Item.objects.values_list("state", flat=True)) == {ItemState.LABELED}
+
+
+def test_live_lease_hides_item_from_others_until_it_expires(single, member_of):
+    project, _ = single
+    [only] = bulk_items(project, 1)
+    alice, bob = member_of(project), member_of(project)
+    assert item_claim_next(project=project, user=alice).pk == only.pk
+    assert item_claim_next(project=project, user=bob) is None
+    Item.objects.filter(pk=only.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert item_claim_next(project=project, user=bob).pk == only.pk
+    assert Item.objects.get(pk=only.pk).lease_user_id == bob.pk
+
+
+def test_submit_and_skip_release_the_lease(single, member_of):
+    project, (cat, _) = single
+    bulk_items(project, 2)
+    alice, bob = member_of(project), member_of(project)
+    first = item_claim_next(project=project, user=alice)
+    annotation_skip(item=first, user=alice, seconds_spent=2)
+    assert Item.objects.get(pk=first.pk).lease_user_id is None
+    assert item_claim_next(project=project, user=bob).pk == first.pk  # a skip leaves it for others
+    second = item_claim_next(project=project, user=alice)
+    annotation_create(item=second, user=alice, class_ids=[cat.pk], seconds_spent=2)
+    row = Item.objects.get(pk=second.pk)
+    assert (row.lease_user_id, row.lease_expires_at, row.state) == (None, None, ItemState.LABELED)
+
+
+def test_lease_length_comes_from_settings(single, member_of, settings):
+    project, _ = single
+    bulk_items(project, 1)
+    settings.LABELLOOP_LEASE_SECONDS = 42
+    item = item_claim_next(project=project, user=member_of(project))
+    remaining = (Item.objects.get(pk=item.pk).lease_expires_at - timezone.now()).total_seconds()
+    assert 30 < remaining <= 42
+
+
+def test_holdout_is_served_at_its_rate_and_falls_back(project_factory, member_of):
+    project = project_factory(holdout_fraction=0.25)
+    train = bulk_items(project, 300)
+    Item.objects.filter(pk__in=[i.pk for i in train[:100]]).update(split=Split.HOLDOUT)
+    user = member_of(project)
+    rng = random.Random(7)
+    splits = []
+    for _ in range(120):
+        item = item_claim_next(project=project, user=user, rng=rng)
+        splits.append(item.split)
+        annotation_skip(item=item, user=user)
+    share = splits.count(Split.HOLDOUT) / len(splits)
+    assert 0.12 < share < 0.40
+    # Only holdout left: the train draw falls back to it.
+    only_holdout = project_factory(holdout_fraction=0.0)
+    [h] = bulk_items(only_holdout, 1, split=Split.HOLDOUT)
+    assert item_claim_next(project=only_holdout, user=member_of(only_holdout)).pk == h.pk
+
+
+def test_gold_items_are_mixed_in_at_gold_rate(project_factory, member_of):
+    project = project_factory(holdout_fraction=0.0, gold_rate=0.2)
+    items = bulk_items(project, 200)
+    Item.objects.filter(pk__in=[i.pk for i in items[:50]]).update(is_gold=True, priority=-1)
+    user = member_of(project)
+    rng = random.Random(3)
+    gold = 0
+    for _ in range(100):
+        item = item_claim_next(project=project, user=user, rng=rng)
+        gold += item.is_gold
+        annotation_skip(item=item, user=user)
+    assert 8 <= gold <= 35
+
+
+def test_undone_and_rejected_annotations_do_not_exclude(single, member_of):
+    from labeling.models import Review, Verdict
+    from labeling.services.annotations import annotation_undo
+
+    project, (cat, _) = single
+    [only] = bulk_items(project, 1)
+    alice, reviewer = member_of(project), member_of(project, "reviewer")
+    annotation_create(item=item_claim_next(project=project, user=alice), user=alice, class_ids=[cat.pk])
+    assert item_claim_next(project=project, user=alice) is None
+    annotation_undo(user=alice, project=project)
+    assert item_claim_next(project=project, user=alice).pk == only.pk
+    annotation = annotation_create(item=only, user=alice, class_ids=[cat.pk])
+    Review.objects.create(annotation=annotation, reviewer=reviewer, verdict=Verdict.REJECT)
+    from labeling.services.resolution import resolved_label_recompute
+
+    resolved_label_recompute(item=Item.objects.get(pk=only.pk))
+    assert item_claim_next(project=project, user=alice).pk == only.pk
+
+
+@pytest.mark.postgres
+def test_claim_query_uses_an_index_not_a_seq_scan(single, member_of):
+    if connection.vendor != "postgresql":
+        pytest.skip("EXPLAIN check is for PostgreSQL")
+    from labeling.services.queue import claimable_items
+
+    project, _ = single
+    bulk_items(project, 20_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE labeling_item")
+        cursor.execute("ANALYZE labeling_annotation")
+    user = member_of(project)
+    qs = (
+        claimable_items(project=project, user=user)
+        .filter(state=ItemState.UNLABELED, split=Split.TRAIN, is_gold=False)
+        .order_by("-priority", "id")[:1]
+    )
+    plan = qs.explain()
+    assert "Seq Scan on labeling_item" not in plan, plan
+    assert "item_queue_idx" in plan, plan
