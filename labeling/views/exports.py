@@ -1,16 +1,106 @@
-"""Placeholder module owned by the export work; replaced by the real views."""
+"""Dataset export pages: start an export (a Job with progress), list recent ones, download through a checked view.
 
-from django.http import HttpRequest, HttpResponse
+The download view serves any job's stored file (dataset exports, model exports, batch inference results):
+the file lives in the export storage, never under a public URL.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.http import require_GET
 
+from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
+from labeling.selectors.exports import FORMATS, ExportFilters
+from labeling.services import exports as export_services
+
+DOWNLOADABLE_KINDS = (JobKind.EXPORT_DATASET, JobKind.EXPORT_MODEL, JobKind.INFERENCE)
+
+
+class DatasetExportForm(forms.Form):
+    format = forms.ChoiceField(
+        choices=[
+            ("imagefolder", "ImageFolder zip (train / val / test folders per class)"),
+            ("hf", "Hugging Face imagefolder (metadata.jsonl per split)"),
+            ("csv", "CSV manifest"),
+            ("jsonl", "JSONL manifest"),
+        ]
+    )
+    only_reviewed = forms.BooleanField(required=False, help_text="Only labels a reviewer accepted or corrected.")
+    only_agreed = forms.BooleanField(required=False, help_text="Only items where every annotator chose the label.")
+    min_annotators = forms.IntegerField(required=False, min_value=0, max_value=100, initial=0)
+    classes = forms.CharField(required=False, help_text="Comma-separated class names or paths (a/b); empty = all.")
+    val_fraction = forms.FloatField(initial=0.1, min_value=0.0, max_value=0.9, help_text="Share of train for val.")
+
+    def filters(self) -> ExportFilters:
+        data = self.cleaned_data
+        return ExportFilters(
+            only_reviewed=data["only_reviewed"],
+            only_agreed=data["only_agreed"],
+            min_annotators=data["min_annotators"] or 0,
+            classes=tuple(c.strip() for c in data["classes"].split(",") if c.strip()),
+            val_fraction=data["val_fraction"] if data["val_fraction"] is not None else 0.1,
+        )
+
+
+def _context(request: HttpRequest, **extra) -> dict:
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
 
 
 @project_view(Capability.EXPORT)
 def exports(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    project = request.project
+    form = DatasetExportForm(request.POST or None, initial={"format": "imagefolder"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = export_services.dataset_export_start(
+                project=project, user=request.user, fmt=form.cleaned_data["format"], filters=form.filters()
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            if request.htmx:
+                return render(request, "labeling/exports.html#export-job", _context(request, job=job))
+            messages.success(request, f"Export #{job.pk} started.")
+            return redirect("labeling:exports", slug=slug)
+    jobs = Job.objects.filter(project=project, kind=JobKind.EXPORT_DATASET).order_by("-created_at")[:20]
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "labeling/exports.html", _context(request, form=form, jobs=jobs, formats=FORMATS), status=status
+    )
+
+
+@require_GET
+@project_view(Capability.EXPORT)
+def export_job_row(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    """One export row (status + download link), re-rendered when its progress fragment reports the end."""
+    job = get_object_or_404(Job, project=request.project, pk=job_id, kind__in=DOWNLOADABLE_KINDS)
+    return render(request, "labeling/exports.html#export-job", _context(request, job=job))
+
+
+@require_GET
+@project_view(Capability.EXPORT)
+def export_download(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job, project=request.project, pk=job_id, kind__in=DOWNLOADABLE_KINDS)
+    if job.status != JobStatus.SUCCEEDED:
+        raise Http404("This job has not produced a file.")
+    try:
+        handle, name = export_services.export_job_file(job=job)
+    except FileNotFoundError as exc:
+        raise Http404("The file is gone from storage.") from exc
+    response = FileResponse(handle, as_attachment=True, filename=name)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 urlpatterns = [
     path("p/<slug:slug>/exports/", exports, name="exports"),
+    path("p/<slug:slug>/exports/<int:job_id>/row/", export_job_row, name="export_job_row"),
+    path("p/<slug:slug>/exports/<int:job_id>/download/", export_download, name="export_download"),
 ]

@@ -1,0 +1,280 @@
+"""Reads for dataset exports: which items go in, with which labels, split and file names, and the dataset hash.
+
+The dataset hash is sha256 over the sorted lines "<item sha256>\\t<sorted class paths as JSON>": the same
+labels give the same hash whatever the export time, format or item ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
+
+from labeling.models import Annotation, Item, LabelClass, LabelSource, Project, ResolvedLabel, Review, Split, Verdict
+
+FORMATS = ("imagefolder", "csv", "jsonl", "hf")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """What a dataset export keeps. Every field is recorded in the export's manifest."""
+
+    only_reviewed: bool = False
+    only_agreed: bool = False
+    min_annotators: int = 0
+    classes: tuple[str, ...] = ()
+    val_fraction: float = 0.1
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExportFilters:
+        classes = data.get("classes") or ()
+        if isinstance(classes, str):
+            classes = [c for c in classes.split(",")]
+        return cls(
+            only_reviewed=bool(data.get("only_reviewed", False)),
+            only_agreed=bool(data.get("only_agreed", False)),
+            min_annotators=int(data.get("min_annotators") or 0),
+            classes=tuple(c.strip() for c in classes if c and c.strip()),
+            val_fraction=float(data.get("val_fraction", 0.1)),
+        )
+
+
+@dataclass
+class ExportClass:
+    id: int
+    name: str
+    path: str  # "parent/child" for hierarchical taxonomies
+    folder: str  # sanitized, unique (case-insensitively) within the export
+    index: int = -1  # position in sorted(folder): what torchvision's ImageFolder assigns
+
+
+@dataclass
+class ExportRow:
+    item_id: int
+    sha256: str
+    original_name: str
+    storage_name: str  # key of the original in the media storage
+    file_name: str  # "<item id>_<sanitized original name>" in the export
+    width: int
+    height: int
+    split: str  # train | val | test
+    class_ids: list[int] = field(default_factory=list)
+    source: str = ""
+    annotator_count: int = 0
+
+
+@dataclass
+class ExportPlan:
+    project: Project
+    filters: ExportFilters
+    classes: list[ExportClass]  # sorted by folder, index = position
+    rows: list[ExportRow]
+    dataset_hash: str
+
+    @property
+    def class_by_id(self) -> dict[int, ExportClass]:
+        return {c.id: c for c in self.classes}
+
+    def counts(self) -> dict:
+        per_split: dict[str, int] = defaultdict(int)
+        per_class: dict[str, int] = defaultdict(int)
+        per_split_class: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        by_id = self.class_by_id
+        for row in self.rows:
+            per_split[row.split] += 1
+            for class_id in row.class_ids:
+                per_class[by_id[class_id].path] += 1
+                per_split_class[row.split][by_id[class_id].path] += 1
+        return {
+            "items": len(self.rows),
+            "per_split": {s: per_split.get(s, 0) for s in ("train", "val", "test")},
+            "per_class": {c.path: per_class.get(c.path, 0) for c in self.classes},
+            "per_split_class": {s: dict(per_split_class[s]) for s in ("train", "val", "test")},
+        }
+
+
+def sanitize_name(name: str, *, fallback: str, max_length: int = 100) -> str:
+    """A file/folder name that is safe on every OS and inside a zip (no separators, no leading dots)."""
+    cleaned = _UNSAFE.sub("_", name).strip("._-")[:max_length].strip("._-")
+    return cleaned or fallback
+
+
+def export_file_name(*, item_id: int, original_name: str, storage_name: str) -> str:
+    """Stable, collision-free name: the item id prefix keeps two "img.jpg" apart; the extension is kept real."""
+    base = original_name.replace("\\", "/").rsplit("/", 1)[-1]
+    stored_ext = storage_name.rsplit("/", 1)[-1].rpartition(".")[2].lower()
+    stored_ext = f".{stored_ext}" if stored_ext and "." in storage_name.rsplit("/", 1)[-1] else ""
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    ext = f".{ext.lower()}" if ext else ""
+    same_jpeg = {ext, stored_ext} <= {".jpg", ".jpeg"}
+    if stored_ext and ext != stored_ext and not same_jpeg:
+        ext = stored_ext
+    stem = sanitize_name(stem, fallback="image", max_length=120)
+    return f"{item_id}_{stem}{ext}"
+
+
+def split_for(*, sha256: str, item_split: str, val_fraction: float) -> str:
+    """holdout -> test; train -> train or val, decided by the content hash (stable across exports)."""
+    if item_split == Split.HOLDOUT:
+        return "test"
+    bucket = int(hashlib.sha256(f"val:{sha256}".encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+    return "val" if bucket < val_fraction else "train"
+
+
+def dataset_hash(pairs: list[tuple[str, list[str]]]) -> str:
+    """sha256 over sorted (item sha256, sorted class paths)."""
+    digest = hashlib.sha256()
+    for sha, paths in sorted((sha, sorted(paths)) for sha, paths in pairs):
+        digest.update(f"{sha}\t{json.dumps(paths, ensure_ascii=False)}\n".encode())
+    return digest.hexdigest()
+
+
+def class_paths(*, project: Project) -> dict[int, tuple[str, str]]:
+    """class id -> (name, "a/b" path) for every class of the project, with one query."""
+    rows = {pk: (name, parent) for pk, name, parent in LabelClass.objects.filter(project=project).values_list(
+        "pk", "name", "parent_id"
+    )}  # fmt: skip
+    out: dict[int, tuple[str, str]] = {}
+    for pk, (name, _) in rows.items():
+        parts, node, seen = [], pk, set()
+        while node is not None and node not in seen and node in rows:
+            seen.add(node)
+            parts.append(rows[node][0])
+            node = rows[node][1]
+        out[pk] = (name, "/".join(reversed(parts)))
+    return out
+
+
+def _resolve_class_names(names: tuple[str, ...], paths: dict[int, tuple[str, str]]) -> set[int]:
+    wanted: set[int] = set()
+    unknown = []
+    for raw in names:
+        key = "/".join(p.strip() for p in raw.replace(" / ", "/").split("/"))
+        hits = {pk for pk, (name, path) in paths.items() if path == key} or {
+            pk for pk, (name, path) in paths.items() if name == key
+        }
+        if not hits:
+            unknown.append(raw)
+        wanted |= hits
+    if unknown:
+        raise ValidationError(f"Unknown class(es): {', '.join(sorted(unknown))}.")
+    return wanted
+
+
+def _agreed_item_ids(*, project: Project, resolved: dict[int, set[int]]) -> set[int]:
+    """Items whose every annotator (latest live annotation per user) chose exactly the resolved label set."""
+    live = Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True, undone_by__isnull=True)
+    latest: dict[tuple[int, int], int] = {}
+    for ann_id, item_id, user_id in live.order_by("id").values_list("id", "item_id", "user_id").iterator(2000):
+        latest[(item_id, user_id)] = ann_id
+    chosen: dict[int, set[int]] = defaultdict(set)
+    through = Annotation.classes.through.objects.filter(annotation__item__project=project)
+    for ann_id, class_id in through.values_list("annotation_id", "labelclass_id").iterator(2000):
+        chosen[ann_id].add(class_id)
+    agreed: dict[int, bool] = {}
+    for (item_id, _user), ann_id in latest.items():
+        if item_id in resolved:
+            agreed[item_id] = agreed.get(item_id, True) and chosen.get(ann_id, set()) == resolved[item_id]
+    return {item_id for item_id, ok in agreed.items() if ok}
+
+
+def export_filters_validate(*, project: Project, filters: ExportFilters) -> None:
+    """Raise ValidationError with a clear message for filters that cannot apply to this project."""
+    if not 0 <= filters.val_fraction < 1:
+        raise ValidationError("val_fraction must be in [0, 1).")
+    if filters.min_annotators < 0:
+        raise ValidationError("min_annotators cannot be negative.")
+    if filters.classes:
+        _resolve_class_names(filters.classes, class_paths(project=project))
+
+
+def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
+    """Everything an export writes, computed with a handful of queries (no per-item query)."""
+    export_filters_validate(project=project, filters=filters)
+    paths = class_paths(project=project)
+    wanted = _resolve_class_names(filters.classes, paths) if filters.classes else None
+
+    labels = ResolvedLabel.objects.filter(project=project)
+    if filters.min_annotators:
+        labels = labels.filter(annotator_count__gte=filters.min_annotators)
+    if filters.only_reviewed:
+        reviewed = Review.objects.filter(
+            annotation__item_id=OuterRef("item_id"), verdict__in=[Verdict.ACCEPT, Verdict.CORRECT]
+        )
+        labels = labels.filter(Q(source=LabelSource.REVIEW) | Exists(reviewed))
+    label_rows = {
+        item_id: (source, count)
+        for item_id, source, count in labels.values_list("item_id", "source", "annotator_count").iterator(5000)
+    }
+    resolved: dict[int, set[int]] = defaultdict(set)
+    through = ResolvedLabel.classes.through.objects.filter(resolvedlabel__project=project)
+    for item_id, class_id in through.values_list("resolvedlabel__item_id", "labelclass_id").iterator(5000):
+        if item_id in label_rows:
+            resolved[item_id].add(class_id)
+    for item_id in label_rows:
+        resolved.setdefault(item_id, set())
+    if filters.only_agreed:
+        keep = _agreed_item_ids(project=project, resolved=resolved)
+        resolved = defaultdict(set, {k: v for k, v in resolved.items() if k in keep})
+    if wanted is not None:
+        resolved = defaultdict(set, {k: v & wanted for k, v in resolved.items() if v & wanted})
+    if not project.is_multi_label:
+        # A single-label item with no class (e.g. only skips resolved) cannot be placed in a class folder.
+        resolved = defaultdict(set, {k: v for k, v in resolved.items() if v})
+
+    rows: list[ExportRow] = []
+    items = Item.objects.filter(project=project, resolved__isnull=False).order_by("id")
+    fields = ("id", "sha256", "original_name", "file", "width", "height", "split")
+    for pk, sha, original, storage_name, width, height, item_split in items.values_list(*fields).iterator(5000):
+        if pk not in resolved:
+            continue
+        source, count = label_rows[pk]
+        rows.append(
+            ExportRow(
+                item_id=pk,
+                sha256=sha,
+                original_name=original,
+                storage_name=storage_name,
+                file_name=export_file_name(item_id=pk, original_name=original, storage_name=storage_name),
+                width=width,
+                height=height,
+                split=split_for(sha256=sha, item_split=item_split, val_fraction=filters.val_fraction),
+                class_ids=sorted(resolved[pk], key=lambda c: paths[c][1]),
+                source=source,
+                annotator_count=count,
+            )
+        )
+
+    used = sorted({c for row in rows for c in row.class_ids}, key=lambda c: (paths[c][1], c))
+    classes: list[ExportClass] = []
+    taken: set[str] = set()
+    for class_id in used:
+        name, path = paths[class_id]
+        folder = sanitize_name(path.replace("/", "__"), fallback=f"class_{class_id}")
+        if folder.lower() in taken:
+            folder = f"{folder}_{class_id}"
+        taken.add(folder.lower())
+        classes.append(ExportClass(id=class_id, name=name, path=path, folder=folder))
+    classes.sort(key=lambda c: c.folder)
+    for index, export_class in enumerate(classes):
+        export_class.index = index
+    digest = dataset_hash([(row.sha256, [paths[c][1] for c in row.class_ids]) for row in rows])
+    return ExportPlan(project=project, filters=filters, classes=classes, rows=rows, dataset_hash=digest)
+
+
+def project_dataset_hash(*, project: Project) -> str:
+    """The hash of everything currently labeled (no filters): what a training snapshot would see."""
+    return export_plan(project=project, filters=ExportFilters()).dataset_hash
