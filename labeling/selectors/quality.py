@@ -1,0 +1,377 @@
+"""Reads for the review queue and the label-quality page: open tasks, annotator accuracy and agreement.
+
+Annotator figures count every label the annotator gave and did not undo (a rejected label still counts against
+them). Accuracy against reviews uses each annotation's latest verdict: accept = right, reject = wrong, correct =
+right only when the reviewer's classes equal the annotator's. Accuracy against gold compares the class set with
+the item's gold classes. Agreement uses items labeled by at least two annotators (each annotator's newest label).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, QuerySet
+
+from labeling import metrics
+from labeling.models import (
+    Annotation,
+    Item,
+    LabelClass,
+    Project,
+    ResolvedLabel,
+    Review,
+    ReviewTask,
+    ReviewTaskReason,
+    Verdict,
+)
+
+# The order reasons are worked through when no filter is set: gold misses and disagreements first.
+REASON_ORDER = [
+    ReviewTaskReason.GOLD,
+    ReviewTaskReason.DISAGREEMENT,
+    ReviewTaskReason.MODEL,
+    ReviewTaskReason.LABEL_ERROR,
+    ReviewTaskReason.SAMPLE,
+]
+
+
+# ---- review queue ---------------------------------------------------------------------------------------------
+
+
+def review_tasks_open(*, project: Project, reason: str | None = None) -> QuerySet[ReviewTask]:
+    qs = ReviewTask.objects.filter(project=project, done=False)
+    if reason:
+        qs = qs.filter(reason=reason)
+    return qs.order_by("-score", "id")
+
+
+def review_task_counts(*, project: Project) -> dict[str, int]:
+    counts = dict(
+        ReviewTask.objects.filter(project=project, done=False)
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("reason", "n")
+    )
+    return {reason: counts.get(reason, 0) for reason in REASON_ORDER}
+
+
+def review_task_next(*, project: Project, reason: str | None = None, after: int | None = None) -> ReviewTask | None:
+    """The next open task: within a reason by score (highest first); without one, reasons in REASON_ORDER.
+
+    `after` skips that task (the reviewer pressed next) by preferring any other open task.
+    """
+    reasons = [reason] if reason else REASON_ORDER
+    for r in reasons:
+        qs = review_tasks_open(project=project, reason=r)
+        if after:
+            qs = qs.exclude(pk=after)
+        task = qs.select_related("item").first()
+        if task is not None:
+            return task
+    if after:
+        return review_tasks_open(project=project, reason=reason).filter(pk=after).select_related("item").first()
+    return None
+
+
+@dataclass
+class GivenLabel:
+    annotation_id: int
+    username: str
+    classes: list[LabelClass]
+    created_at: object
+    seconds: float
+    verdict: str | None
+
+
+@dataclass
+class ReviewContext:
+    task: ReviewTask
+    item: Item
+    given: GivenLabel | None
+    others: list[GivenLabel]
+    resolved: list[LabelClass]
+    resolved_source: str
+    gold: list[LabelClass]
+    model_top: list[tuple[LabelClass, float]] = field(default_factory=list)
+    model_version: int | None = None
+
+
+def _given_labels(item: Item) -> list[GivenLabel]:
+    rows = (
+        Annotation.objects.filter(item=item, skipped=False, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .select_related("user")
+        .prefetch_related("classes")
+        .order_by("created_at", "id")
+    )
+    verdicts: dict[int, str] = {}
+    for annotation_id, verdict in (
+        Review.objects.filter(annotation__item=item)
+        .order_by("created_at", "id")
+        .values_list("annotation_id", "verdict")
+    ):
+        verdicts[annotation_id] = verdict
+    return [
+        GivenLabel(
+            a.pk, a.user.get_username(), list(a.classes.all()), a.created_at, a.seconds_spent, verdicts.get(a.pk)
+        )
+        for a in rows
+    ]
+
+
+def model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[LabelClass, float]], int | None]:
+    """Top-k classes of the newest prediction for the item (the active version's if it has one)."""
+    try:
+        prediction_model = apps.get_model("training", "Prediction")
+    except LookupError:
+        return [], None
+    qs = prediction_model.objects.filter(item=item).select_related("model_version")
+    prediction = qs.filter(model_version__active=True).first() or qs.order_by("-created_at", "-id").first()
+    if prediction is None:
+        return [], None
+    class_ids = list(prediction.model_version.class_ids or [])
+    probs = list(prediction.probabilities or [])
+    if len(class_ids) != len(probs):
+        return [], prediction.model_version.number
+    classes = LabelClass.objects.in_bulk(class_ids)
+    ranked = sorted(zip(class_ids, probs, strict=True), key=lambda cp: -float(cp[1]))
+    top = [(classes[c], float(p)) for c, p in ranked if c in classes][:k]
+    return top, prediction.model_version.number
+
+
+def review_context(*, task: ReviewTask) -> ReviewContext:
+    item = task.item
+    labels = _given_labels(item)
+    given = next((g for g in labels if g.annotation_id == task.annotation_id), None)
+    if given is None:
+        live = [g for g in labels if g.verdict != Verdict.REJECT]
+        given = live[-1] if live else None
+    resolved = ResolvedLabel.objects.filter(item=item).prefetch_related("classes").first()
+    top, version = model_top_classes(item=item)
+    return ReviewContext(
+        task=task,
+        item=item,
+        given=given,
+        others=[g for g in labels if given is None or g.annotation_id != given.annotation_id],
+        resolved=list(resolved.classes.all()) if resolved else [],
+        resolved_source=resolved.get_source_display() if resolved else "",
+        gold=list(item.gold_classes.all()) if item.is_gold else [],
+        model_top=top,
+        model_version=version,
+    )
+
+
+# ---- annotators and agreement ---------------------------------------------------------------------------------
+
+
+def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[int, frozenset[int]]]:
+    """(annotation id, item id, user id, seconds) of every non-undone label, and each one's class set."""
+    rows = list(
+        Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .order_by("id")
+        .values_list("id", "item_id", "user_id", "seconds_spent")
+    )
+    sets: dict[int, set[int]] = defaultdict(set)
+    for annotation_id, class_id in Annotation.classes.through.objects.filter(
+        annotation__item__project=project
+    ).values_list("annotation_id", "labelclass_id"):
+        sets[annotation_id].add(class_id)
+    return rows, {pk: frozenset(sets.get(pk, ())) for pk, *_ in rows}
+
+
+def _latest_reviews(project: Project) -> dict[int, tuple[str, frozenset[int]]]:
+    """annotation id -> (latest verdict, its corrected classes)."""
+    latest: dict[int, tuple[int, str]] = {}
+    for review_id, annotation_id, verdict in (
+        Review.objects.filter(annotation__item__project=project)
+        .order_by("created_at", "id")
+        .values_list("id", "annotation_id", "verdict")
+    ):
+        latest[annotation_id] = (review_id, verdict)
+    corrected: dict[int, set[int]] = defaultdict(set)
+    review_ids = [rid for rid, verdict in latest.values() if verdict == Verdict.CORRECT]
+    for start in range(0, len(review_ids), 900):
+        for review_id, class_id in Review.corrected_classes.through.objects.filter(
+            review_id__in=review_ids[start : start + 900]
+        ).values_list("review_id", "labelclass_id"):
+            corrected[review_id].add(class_id)
+    return {aid: (verdict, frozenset(corrected.get(rid, ()))) for aid, (rid, verdict) in latest.items()}
+
+
+def _gold(project: Project) -> dict[int, frozenset[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for item_id, class_id in Item.gold_classes.through.objects.filter(
+        item__project=project, item__is_gold=True
+    ).values_list("item_id", "labelclass_id"):
+        out[item_id].add(class_id)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@dataclass
+class AnnotatorRow:
+    user_id: int
+    username: str
+    labels: int = 0
+    median_seconds: float | None = None
+    reviewed: int = 0
+    review_accuracy: float | None = None
+    gold_answers: int = 0
+    gold_accuracy: float | None = None
+    peer_items: int = 0
+    peer_agreement: float | None = None
+    mean_kappa: float | None = None
+
+
+@dataclass
+class PairKappa:
+    a: str
+    b: str
+    items: int
+    kappa: float | None
+    agreement: float
+
+
+@dataclass
+class ClassRow:
+    label_class: LabelClass
+    ratings: int
+    kappa: float | None
+    alpha: float | None
+    specific_agreement: float | None
+
+
+@dataclass
+class QualityReport:
+    annotators: list[AnnotatorRow]
+    pairs: list[PairKappa]
+    fleiss_kappa: float | None
+    krippendorff_alpha: float | None
+    items_multiply_labeled: int
+    classes: list[ClassRow]
+    review_counts: dict[str, int]
+
+
+def _category(classes: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(classes))
+
+
+def quality_report(*, project: Project) -> QualityReport:
+    """Everything the label-quality page shows, from a handful of set-based queries."""
+    rows, sets = _labels(project)
+    reviews = _latest_reviews(project)
+    gold = _gold(project)
+    users = dict(get_user_model().objects.filter(pk__in={r[2] for r in rows}).values_list("pk", "username"))
+
+    per_user: dict[int, AnnotatorRow] = {}
+    seconds: dict[int, list[float]] = defaultdict(list)
+    review_hits: dict[int, list[bool]] = defaultdict(list)
+    gold_hits: dict[int, list[bool]] = defaultdict(list)
+    newest: dict[tuple[int, int], int] = {}  # (item, user) -> newest annotation id
+    for pk, item_id, user_id, secs in rows:
+        row = per_user.setdefault(user_id, AnnotatorRow(user_id, users.get(user_id, f"user {user_id}")))
+        row.labels += 1
+        seconds[user_id].append(secs)
+        newest[(item_id, user_id)] = pk
+        if pk in reviews:
+            verdict, corrected = reviews[pk]
+            if verdict == Verdict.CORRECT:
+                review_hits[user_id].append(corrected == sets[pk])
+            else:
+                review_hits[user_id].append(verdict == Verdict.ACCEPT)
+        if item_id in gold:
+            gold_hits[user_id].append(sets[pk] == gold[item_id])
+
+    by_item: dict[int, dict[int, frozenset[int]]] = defaultdict(dict)
+    for (item_id, user_id), pk in newest.items():
+        by_item[item_id][user_id] = sets[pk]
+    shared = {item_id: labels for item_id, labels in by_item.items() if len(labels) >= 2}
+
+    # Pairwise agreement and Cohen's kappa.
+    pair_items: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
+    peer_hits: dict[int, list[bool]] = defaultdict(list)
+    peer_item_count: dict[int, int] = defaultdict(int)
+    for labels in shared.values():
+        for u in labels:
+            peer_item_count[u] += 1
+        for u, v in combinations(sorted(labels), 2):
+            same = labels[u] == labels[v]
+            peer_hits[u].append(same)
+            peer_hits[v].append(same)
+            pair_items[(u, v)].append((_category(labels[u]), _category(labels[v])))
+    pairs, user_kappas = [], defaultdict(list)
+    for (u, v), values in pair_items.items():
+        kappa = metrics.cohen_kappa([a for a, _ in values], [b for _, b in values]) if len(values) >= 2 else None
+        agreement = sum(a == b for a, b in values) / len(values)
+        pairs.append(PairKappa(per_user[u].username, per_user[v].username, len(values), kappa, agreement))
+        if kappa is not None:
+            user_kappas[u].append(kappa)
+            user_kappas[v].append(kappa)
+    pairs.sort(key=lambda p: (-p.items, p.a, p.b))
+
+    for user_id, row in per_user.items():
+        row.median_seconds = statistics.median(seconds[user_id]) if seconds[user_id] else None
+        row.reviewed = len(review_hits[user_id])
+        row.review_accuracy = _mean(review_hits[user_id])
+        row.gold_answers = len(gold_hits[user_id])
+        row.gold_accuracy = _mean(gold_hits[user_id])
+        row.peer_items = peer_item_count[user_id]
+        row.peer_agreement = _mean(peer_hits[user_id])
+        row.mean_kappa = float(np.mean(user_kappas[user_id])) if user_kappas[user_id] else None
+
+    # Project-wide: Fleiss' kappa and Krippendorff's alpha over class sets; per class one-vs-rest.
+    unit_ratings = [[_category(s) for s in labels.values()] for labels in shared.values()]
+    counts, _ = metrics.counts_from_ratings(unit_ratings)
+    fleiss = metrics.fleiss_kappa(counts) if len(counts) else None
+    alpha = metrics.krippendorff_alpha_nominal(counts) if len(counts) else None
+    class_rows = []
+    for label_class in LabelClass.objects.filter(project=project, archived=False):
+        binary = np.array(
+            [
+                [
+                    sum(label_class.pk in s for s in labels.values()),
+                    sum(label_class.pk not in s for s in labels.values()),
+                ]
+                for labels in shared.values()
+            ],
+            dtype=float,
+        ).reshape(-1, 2)
+        ratings = int(binary[:, 0].sum())
+        class_rows.append(
+            ClassRow(
+                label_class=label_class,
+                ratings=ratings,
+                kappa=metrics.fleiss_kappa(binary) if len(binary) else None,
+                alpha=metrics.krippendorff_alpha_nominal(binary) if len(binary) else None,
+                specific_agreement=metrics.specific_agreement(binary, 0) if len(binary) else None,
+            )
+        )
+    annotators = sorted(per_user.values(), key=lambda r: (-r.labels, r.username))
+    return QualityReport(
+        annotators=annotators,
+        pairs=pairs,
+        fleiss_kappa=fleiss,
+        krippendorff_alpha=alpha,
+        items_multiply_labeled=len(shared),
+        classes=class_rows,
+        review_counts=review_task_counts(project=project),
+    )
+
+
+def annotator_accuracy(*, project: Project, user) -> tuple[float | None, float | None]:
+    """(accuracy against reviews, accuracy against gold) for one annotator; None where nothing was checked."""
+    for row in quality_report(project=project).annotators:
+        if row.user_id == user.pk:
+            return row.review_accuracy, row.gold_accuracy
+    return None, None
+
+
+def _mean(values: list[bool]) -> float | None:
+    return sum(values) / len(values) if values else None

@@ -1,0 +1,429 @@
+"""Review writes: feed the review queue, record verdicts, mark gold items.
+
+Feeds (one open ReviewTask per (item, reason), enforced by the database):
+- sample: each live annotation is audited with probability project.review_sample_rate, decided by a fixed hash
+  of the annotation id (Knuth's multiplicative hash, computable in SQL), so the sample is stable across refreshes;
+- disagreement: items in state `review` (a consensus tie) or whose live annotations disagree (overlap > 1);
+- model: the active model version predicts another class than the resolved label with confidence >= 0.9
+  (read through django.apps so that labeling never imports training);
+- gold: a live annotation on a gold item whose classes differ from the item's gold classes;
+- label_error: written by training.label_errors via `review_tasks_label_errors_set`.
+
+A verdict (`review_submit`) appends a Review row and recomputes the item's resolved label: `accept` confirms the
+annotation, `reject` makes it stop counting (the item goes back to the queue), `correct` makes the reviewer's
+classes the item's label. Tasks that a verdict answers are closed; a closed task is not reopened for the same
+annotation (sample, gold) or unless the item changed after the verdict (disagreement, model).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import Mod
+
+from labeling.models import (
+    Annotation,
+    Item,
+    ItemState,
+    LabelClass,
+    LabelSource,
+    Project,
+    ResolvedLabel,
+    Review,
+    ReviewTask,
+    ReviewTaskReason,
+    Verdict,
+)
+from labeling.services.resolution import resolved_label_recompute
+
+MODEL_CONTRADICTION_CONFIDENCE = 0.9
+# Knuth's multiplicative hash: (id * A) mod 2^32 spreads consecutive ids evenly over [0, 2^32).
+_HASH_A = 2654435761
+_HASH_M = 2**32
+
+
+def sample_hash(annotation_id: int) -> float:
+    """The annotation's fixed position in [0, 1); it is in the audit sample when below the sample rate."""
+    return (annotation_id * _HASH_A % _HASH_M) / _HASH_M
+
+
+def live_annotations(*, project: Project | None = None) -> QuerySet[Annotation]:
+    """Annotations that count (the same rule as resolution): not skipped, not an undo, not undone, not rejected."""
+    latest_verdict = (
+        Review.objects.filter(annotation=OuterRef("pk")).order_by("-created_at", "-id").values("verdict")[:1]
+    )
+    qs = (
+        Annotation.objects.filter(skipped=False, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .annotate(_latest_verdict=latest_verdict)
+        .filter(Q(_latest_verdict__isnull=True) | ~Q(_latest_verdict=Verdict.REJECT))
+    )
+    if project is not None:
+        qs = qs.filter(item__project=project)
+    return qs
+
+
+def _class_sets(annotation_ids: Iterable[int]) -> dict[int, frozenset[int]]:
+    ids = list(annotation_ids)
+    out: dict[int, set[int]] = {pk: set() for pk in ids}
+    through = Annotation.classes.through
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        for annotation_id, class_id in through.objects.filter(annotation_id__in=chunk).values_list(
+            "annotation_id", "labelclass_id"
+        ):
+            out[annotation_id].add(class_id)
+    return {pk: frozenset(v) for pk, v in out.items()}
+
+
+def review_task_open(
+    *, project: Project, item: Item | int, reason: str, annotation: Annotation | int | None = None, score: float = 0.0
+) -> ReviewTask:
+    """Open a task for (item, reason) or return the open one (its score and annotation are refreshed)."""
+    if reason not in ReviewTaskReason.values:
+        raise ValidationError(f"Unknown review reason {reason!r}.")
+    item_id = item if isinstance(item, int) else item.pk
+    annotation_id = annotation if (annotation is None or isinstance(annotation, int)) else annotation.pk
+    existing = ReviewTask.objects.filter(item_id=item_id, reason=reason, done=False).first()
+    if existing is not None:
+        if existing.score != score or (annotation_id and existing.annotation_id != annotation_id):
+            existing.score = score
+            existing.annotation_id = annotation_id or existing.annotation_id
+            existing.save(update_fields=["score", "annotation"])
+        return existing
+    try:
+        with transaction.atomic():
+            return ReviewTask.objects.create(
+                project=project, item_id=item_id, reason=reason, annotation_id=annotation_id, score=score
+            )
+    except IntegrityError:  # another process opened it first
+        return ReviewTask.objects.get(item_id=item_id, reason=reason, done=False)
+
+
+def _bulk_open(project: Project, rows: list[tuple[int, int | None, float]], reason: str) -> int:
+    """Open tasks for (item id, annotation id, score) rows; rows whose (item, reason) is already open are skipped."""
+    if not rows:
+        return 0
+    open_items = set(
+        ReviewTask.objects.filter(project=project, reason=reason, done=False).values_list("item_id", flat=True)
+    )
+    new, seen = [], set()
+    for item_id, annotation_id, score in rows:
+        if item_id in open_items or item_id in seen:
+            continue
+        seen.add(item_id)
+        new.append(
+            ReviewTask(project=project, item_id=item_id, annotation_id=annotation_id, reason=reason, score=score)
+        )
+    # ignore_conflicts: a concurrent refresh may have opened the same (item, reason) meanwhile.
+    ReviewTask.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    return len(new)
+
+
+# ---- feeds ---------------------------------------------------------------------------------------------------
+
+
+def _sample_rows(project: Project, items: Iterable[int] | None = None) -> list[tuple[int, int | None, float]]:
+    rate = project.review_sample_rate
+    if rate <= 0:
+        return []
+    qs = (
+        live_annotations(project=project)
+        .filter(reviews__isnull=True)
+        .annotate(_h=Mod(F("id") * _HASH_A, _HASH_M))
+        .filter(_h__lt=rate * _HASH_M)
+        .exclude(Exists(ReviewTask.objects.filter(annotation=OuterRef("pk"), reason=ReviewTaskReason.SAMPLE)))
+    )
+    if items is not None:
+        qs = qs.filter(item_id__in=list(items))
+    return [(item_id, pk, 0.0) for pk, item_id in qs.order_by("id").values_list("id", "item_id")]
+
+
+def _disagreement_rows(project: Project, items: Iterable[int] | None = None) -> list[tuple[int, int | None, float]]:
+    """Items in state review or whose live annotations disagree, unless a verdict came after the last annotation."""
+    live = live_annotations(project=project)
+    if items is not None:
+        live = live.filter(item_id__in=list(items))
+    per_item: dict[int, list[tuple[int, object]]] = defaultdict(list)
+    for pk, item_id, created in live.values_list("id", "item_id", "created_at"):
+        per_item[item_id].append((pk, created))
+    review_state = Item.objects.filter(project=project, state=ItemState.REVIEW)
+    if items is not None:
+        review_state = review_state.filter(pk__in=list(items))
+    flagged = set(review_state.values_list("id", flat=True))
+    multi = {item_id: rows for item_id, rows in per_item.items() if len(rows) > 1}
+    sets = _class_sets(pk for rows in multi.values() for pk, _ in rows)
+    scores: dict[int, float] = {}
+    for item_id, rows in multi.items():
+        votes = Counter(sets[pk] for pk, _ in rows)
+        if len(votes) > 1:
+            flagged.add(item_id)
+            scores[item_id] = 1 - votes.most_common(1)[0][1] / len(rows)
+    if not flagged:
+        return []
+    last_verdict = dict(
+        Review.objects.filter(annotation__item_id__in=flagged)
+        .values("annotation__item_id")
+        .annotate(t=Max("created_at"))
+        .values_list("annotation__item_id", "t")
+    )
+    out = []
+    for item_id in sorted(flagged):
+        rows = per_item.get(item_id, [])
+        newest = max((created for _, created in rows), default=None)
+        verdict_at = last_verdict.get(item_id)
+        if verdict_at is not None and (newest is None or verdict_at >= newest):
+            continue
+        latest = max(rows, key=lambda r: (r[1], r[0]))[0] if rows else None
+        out.append((item_id, latest, scores.get(item_id, 0.5)))
+    return out
+
+
+def active_model_version(project: Project):
+    """The project's active ModelVersion, or None (training app read through the app registry)."""
+    try:
+        model_version = apps.get_model("training", "ModelVersion")
+    except LookupError:
+        return None
+    return model_version.objects.filter(project=project, active=True).first()
+
+
+def _model_rows(project: Project, items: Iterable[int] | None = None) -> list[tuple[int, int | None, float]]:
+    version = active_model_version(project)
+    if version is None:
+        return []
+    prediction = apps.get_model("training", "Prediction")
+    agrees = ResolvedLabel.classes.through.objects.filter(
+        resolvedlabel__item_id=OuterRef("item_id"), labelclass_id=OuterRef("predicted_class_id")
+    )
+    done_since = ReviewTask.objects.filter(
+        item_id=OuterRef("item_id"),
+        reason=ReviewTaskReason.MODEL,
+        done=True,
+        created_at__gte=version.created_at,
+    )
+    qs = (
+        prediction.objects.filter(
+            model_version=version,
+            confidence__gte=MODEL_CONTRADICTION_CONFIDENCE,
+            predicted_class__isnull=False,
+            item__resolved__isnull=False,
+        )
+        .exclude(item__resolved__source=LabelSource.REVIEW)
+        .filter(~Exists(agrees))
+        .filter(~Exists(done_since))
+    )
+    if items is not None:
+        qs = qs.filter(item_id__in=list(items))
+    rows = list(qs.values_list("item_id", "confidence"))
+    latest = dict(
+        live_annotations(project=project)
+        .filter(item_id__in=[r[0] for r in rows])
+        .values("item_id")
+        .annotate(last=Max("id"))
+        .values_list("item_id", "last")
+    )
+    return [(item_id, latest.get(item_id), float(conf)) for item_id, conf in rows]
+
+
+def gold_classes_of(item_ids: Iterable[int]) -> dict[int, frozenset[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for item_id, class_id in Item.gold_classes.through.objects.filter(item_id__in=list(item_ids)).values_list(
+        "item_id", "labelclass_id"
+    ):
+        out[item_id].add(class_id)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _gold_rows(project: Project, items: Iterable[int] | None = None) -> list[tuple[int, int | None, float]]:
+    gold_items = Item.objects.filter(project=project, is_gold=True)
+    if items is not None:
+        gold_items = gold_items.filter(pk__in=list(items))
+    gold = gold_classes_of(gold_items.values_list("id", flat=True))
+    if not gold:
+        return []
+    qs = (
+        live_annotations(project=project)
+        .filter(item_id__in=list(gold), reviews__isnull=True)
+        .exclude(Exists(ReviewTask.objects.filter(annotation=OuterRef("pk"), reason=ReviewTaskReason.GOLD)))
+    )
+    rows = list(qs.order_by("id").values_list("id", "item_id"))
+    sets = _class_sets(pk for pk, _ in rows)
+    return [(item_id, pk, 1.0) for pk, item_id in rows if sets[pk] != gold[item_id]]
+
+
+FEEDS = {
+    ReviewTaskReason.SAMPLE: _sample_rows,
+    ReviewTaskReason.DISAGREEMENT: _disagreement_rows,
+    ReviewTaskReason.MODEL: _model_rows,
+    ReviewTaskReason.GOLD: _gold_rows,
+}
+
+
+def review_tasks_refresh(*, project: Project) -> dict[str, int]:
+    """Open every task the feeds call for in the project; returns how many were opened per reason. Idempotent."""
+    return {reason: _bulk_open(project, feed(project), reason) for reason, feed in FEEDS.items()}
+
+
+def review_tasks_for_items(*, project: Project, item_ids: Iterable[int]) -> dict[str, int]:
+    """The cheap incremental hook: run the feeds for a few items (after an annotation, a review, a prediction)."""
+    ids = list(item_ids)
+    if not ids:
+        return {}
+    return {reason: _bulk_open(project, feed(project, ids), reason) for reason, feed in FEEDS.items()}
+
+
+def review_tasks_for_annotation(*, annotation: Annotation) -> dict[str, int]:
+    """Incremental hook for the annotation services: sample, gold and disagreement checks for one new label."""
+    item = annotation.item
+    return review_tasks_for_items(project=item.project, item_ids=[item.pk])
+
+
+def review_tasks_label_errors_set(*, project: Project, scores: dict[int, tuple[int | None, float]]) -> int:
+    """Replace the open label-error tasks with `scores` (item id -> (annotation id, score)); returns how many are open.
+
+    Open label-error tasks for items no longer suspected are closed without a verdict (they were never answered).
+    """
+    with transaction.atomic():
+        stale = ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False).exclude(
+            item_id__in=list(scores)
+        )
+        # Chunk the exclusion list for SQLite's variable limit on large projects.
+        if len(scores) > 900:
+            keep = set(scores)
+            stale_ids = [
+                pk
+                for pk, item_id in ReviewTask.objects.filter(
+                    project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False
+                ).values_list("id", "item_id")
+                if item_id not in keep
+            ]
+            for start in range(0, len(stale_ids), 900):
+                ReviewTask.objects.filter(pk__in=stale_ids[start : start + 900]).delete()
+        else:
+            stale.delete()
+        existing = {
+            t.item_id: t
+            for t in ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
+        }
+        changed, new = [], []
+        for item_id, (annotation_id, score) in scores.items():
+            task = existing.get(item_id)
+            if task is None:
+                new.append(
+                    ReviewTask(
+                        project=project,
+                        item_id=item_id,
+                        annotation_id=annotation_id,
+                        reason=ReviewTaskReason.LABEL_ERROR,
+                        score=score,
+                    )
+                )
+            elif task.score != score or task.annotation_id != annotation_id:
+                task.score, task.annotation_id = score, annotation_id
+                changed.append(task)
+        ReviewTask.objects.bulk_update(changed, ["score", "annotation"], batch_size=500)
+        ReviewTask.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+    return len(scores)
+
+
+# ---- verdicts ------------------------------------------------------------------------------------------------
+
+
+def _clean_corrected(project: Project, class_ids: Iterable | None) -> list[int]:
+    try:
+        ids = sorted({int(c) for c in (class_ids or [])})
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("Class ids must be integers.") from exc
+    if not ids:
+        raise ValidationError("A correction needs at least one class.")
+    if not project.is_multi_label and len(ids) != 1:
+        raise ValidationError("This is a single-label project: a correction has exactly one class.")
+    found = set(LabelClass.objects.filter(project=project, pk__in=ids, archived=False).values_list("id", flat=True))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
+    return ids
+
+
+def task_annotation(task: ReviewTask) -> Annotation | None:
+    """The annotation a verdict on this task is about: the task's own if it still counts, else the newest live one."""
+    live = live_annotations().filter(item_id=task.item_id)
+    if task.annotation_id is not None:
+        own = live.filter(pk=task.annotation_id).first()
+        if own is not None:
+            return own
+    return live.order_by("-created_at", "-id").first()
+
+
+def review_submit(
+    *,
+    task: ReviewTask,
+    reviewer,
+    verdict: str,
+    corrected_class_ids: Iterable[int] | None = None,
+    comment: str = "",
+) -> Review:
+    """Record a verdict on the task's annotation, close the task, recompute the item's resolved label.
+
+    accept: the annotation is confirmed. reject: it stops counting and the item returns to the queue.
+    correct: the reviewer's classes become the item's label; every open task of the item is closed.
+    Raises ValidationError (nothing changes) for an unknown verdict, bad classes, a closed task, or an item
+    without a live annotation to judge.
+    """
+    if verdict not in Verdict.values:
+        raise ValidationError(f"Unknown verdict {verdict!r}: use accept, reject or correct.")
+    project = task.project
+    corrected = _clean_corrected(project, corrected_class_ids) if verdict == Verdict.CORRECT else []
+    comment = (comment or "").strip()[:5000]
+    with transaction.atomic():
+        locked = ReviewTask.objects.select_for_update().select_related("item").get(pk=task.pk)
+        if locked.done:
+            raise ValidationError("This review task is already closed.")
+        item = Item.objects.select_for_update().select_related("project").get(pk=locked.item_id)
+        annotation = task_annotation(locked)
+        if annotation is None:
+            raise ValidationError("This item has no live annotation to review.")
+        review = Review.objects.create(annotation=annotation, reviewer=reviewer, verdict=verdict, comment=comment)
+        if corrected:
+            review.corrected_classes.set(corrected)
+        to_close = ReviewTask.objects.filter(pk=locked.pk)
+        if verdict == Verdict.CORRECT:
+            to_close = ReviewTask.objects.filter(item=item, done=False)
+        elif verdict == Verdict.REJECT:
+            # The judged annotation no longer counts: tasks about it are answered too.
+            to_close = ReviewTask.objects.filter(Q(pk=locked.pk) | Q(annotation=annotation, done=False))
+        to_close.update(done=True)
+        resolved_label_recompute(item=item)
+    task.done = True
+    return review
+
+
+# ---- gold ----------------------------------------------------------------------------------------------------
+
+
+def item_gold_set(*, item: Item, class_ids: Iterable[int]) -> Item:
+    """Make the item a gold item with these answer classes; wrong live answers already given go to review."""
+    project = item.project
+    ids = _clean_corrected(project, class_ids)
+    with transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(is_gold=True)
+        item.is_gold = True
+        item.gold_classes.set(ids)
+    _bulk_open(project, _gold_rows(project, [item.pk]), ReviewTaskReason.GOLD)
+    return item
+
+
+def item_gold_clear(*, item: Item) -> Item:
+    """Stop using the item as gold; its open gold tasks are closed."""
+    with transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(is_gold=False)
+        item.is_gold = False
+        item.gold_classes.clear()
+        ReviewTask.objects.filter(item=item, reason=ReviewTaskReason.GOLD, done=False).delete()
+    return item

@@ -1,0 +1,218 @@
+"""Review queue feeds, verdicts and gold items, through the services a reviewer's clicks call."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from labeling.models import ItemState, LabelSource, ResolvedLabel, Review, ReviewTask, ReviewTaskReason, Role
+from labeling.selectors.quality import quality_report, review_task_next
+from labeling.services.annotations import annotation_create
+from labeling.services.queue import item_claim_next
+from labeling.services.reviews import (
+    item_gold_set,
+    review_submit,
+    review_tasks_for_items,
+    review_tasks_refresh,
+    sample_hash,
+)
+from training.models import ModelVersion, Prediction
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(project_factory, label_class_factory, item_factory, member_of):
+    project = project_factory(review_sample_rate=0.0)
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    dog = label_class_factory(project=project, name="dog", hotkey="2")
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    bob = member_of(project, Role.ANNOTATOR, "bob")
+    rev = member_of(project, Role.REVIEWER, "rev")
+    return project, cat, dog, ann, bob, rev, item_factory
+
+
+def resolved_classes(item):
+    row = ResolvedLabel.objects.filter(item=item).first()
+    return None if row is None else set(row.classes.values_list("name", flat=True))
+
+
+def test_audit_sample_is_a_stable_hash_of_the_annotation_id(setup):
+    project, cat, _dog, ann, _bob, _rev, item_factory = setup
+    project.review_sample_rate = 0.3
+    project.save()
+    annotations = [
+        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk]) for _ in range(30)
+    ]
+    expected = {a.pk for a in annotations if sample_hash(a.pk) < 0.3}
+    assert 3 <= len(expected) <= 15  # the hash spreads consecutive ids evenly
+
+    opened = review_tasks_refresh(project=project)
+    again = review_tasks_refresh(project=project)
+
+    sampled = set(ReviewTask.objects.filter(reason=ReviewTaskReason.SAMPLE).values_list("annotation_id", flat=True))
+    assert sampled == expected
+    assert opened[ReviewTaskReason.SAMPLE] == len(expected)
+    assert again[ReviewTaskReason.SAMPLE] == 0
+
+
+def test_disagreeing_annotators_send_the_item_to_review(setup):
+    project, cat, dog, ann, bob, _rev, item_factory = setup
+    project.annotations_per_item = 2
+    project.save()
+    item = item_factory(project=project)
+    annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    annotation_create(item=item, user=bob, class_ids=[dog.pk])
+    item.refresh_from_db()
+    assert item.state == ItemState.REVIEW
+
+    review_tasks_for_items(project=project, item_ids=[item.pk])
+
+    task = ReviewTask.objects.get(item=item, reason=ReviewTaskReason.DISAGREEMENT)
+    assert task.score == pytest.approx(0.5)
+    assert review_task_next(project=project) == task
+
+
+def test_confident_model_contradiction_opens_a_task(setup):
+    project, cat, dog, ann, _bob, _rev, item_factory = setup
+    contradicted, unsure, agreeing = (item_factory(project=project) for _ in range(3))
+    for item in (contradicted, unsure, agreeing):
+        annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    version = ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", architecture="a", class_ids=[cat.pk, dog.pk], active=True
+    )
+    for item, probs, predicted in (
+        (contradicted, [0.05, 0.95], dog),
+        (unsure, [0.2, 0.8], dog),
+        (agreeing, [0.97, 0.03], cat),
+    ):
+        Prediction.objects.create(
+            item=item, model_version=version, probabilities=probs, predicted_class=predicted,
+            confidence=max(probs), uncertainty=1 - max(probs),
+        )  # fmt: skip
+
+    review_tasks_refresh(project=project)
+
+    tasks = ReviewTask.objects.filter(reason=ReviewTaskReason.MODEL)
+    assert [t.item_id for t in tasks] == [contradicted.pk]
+    assert tasks[0].score == pytest.approx(0.95)
+
+
+def test_reject_sends_the_item_back_to_the_queue(setup):
+    project, cat, _dog, ann, bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation = annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    task = ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE)
+    assert item_claim_next(project=project, user=bob) is None
+
+    review_submit(task=task, reviewer=rev, verdict="reject", comment="blurry, not a cat")
+
+    item.refresh_from_db()
+    assert item.state == ItemState.UNLABELED
+    assert resolved_classes(item) is None
+    assert Review.objects.get(annotation=annotation).comment == "blurry, not a cat"
+    assert item_claim_next(project=project, user=bob) == item
+    task.refresh_from_db()
+    assert task.done
+
+
+def test_correct_makes_the_reviewers_label_win_and_accept_confirms(setup):
+    project, cat, dog, ann, _bob, rev, item_factory = setup
+    wrong, right = item_factory(project=project), item_factory(project=project)
+    a1 = annotation_create(item=wrong, user=ann, class_ids=[cat.pk])
+    a2 = annotation_create(item=right, user=ann, class_ids=[dog.pk])
+    t1 = ReviewTask.objects.create(project=project, item=wrong, annotation=a1, reason=ReviewTaskReason.SAMPLE)
+    t2 = ReviewTask.objects.create(project=project, item=right, annotation=a2, reason=ReviewTaskReason.SAMPLE)
+    other = ReviewTask.objects.create(project=project, item=wrong, annotation=a1, reason=ReviewTaskReason.MODEL)
+
+    review_submit(task=t1, reviewer=rev, verdict="correct", corrected_class_ids=[dog.pk])
+    review_submit(task=t2, reviewer=rev, verdict="accept")
+
+    assert resolved_classes(wrong) == {"dog"}
+    assert ResolvedLabel.objects.get(item=wrong).source == LabelSource.REVIEW
+    assert resolved_classes(right) == {"dog"}
+    other.refresh_from_db()
+    assert other.done  # a correction answers every open question about the item
+    row = next(r for r in quality_report(project=project).annotators if r.username == "ann")
+    assert (row.reviewed, row.review_accuracy) == (2, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "classes", "message"),
+    [
+        ("maybe", None, "Unknown verdict"),
+        ("correct", [], "at least one class"),
+        ("correct", [999999], "Unknown or archived"),
+    ],
+)
+def test_bad_verdicts_change_nothing(setup, verdict, classes, message):
+    project, cat, _dog, ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation = annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    task = ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE)
+
+    with pytest.raises(ValidationError, match=message):
+        review_submit(task=task, reviewer=rev, verdict=verdict, corrected_class_ids=classes)
+
+    assert not Review.objects.exists()
+    task.refresh_from_db()
+    assert not task.done
+    assert resolved_classes(item) == {"cat"}
+
+
+def test_a_closed_task_cannot_be_answered_twice(setup):
+    project, cat, _dog, ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation = annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    task = ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE)
+    review_submit(task=task, reviewer=rev, verdict="accept")
+    with pytest.raises(ValidationError, match="already closed"):
+        review_submit(task=ReviewTask.objects.get(pk=task.pk), reviewer=rev, verdict="reject")
+    assert Review.objects.count() == 1
+
+
+def test_wrong_gold_answers_go_to_review_and_score_the_annotator(setup):
+    project, cat, dog, ann, _bob, _rev, item_factory = setup
+    gold_items = [item_factory(project=project) for _ in range(2)]
+    for item in gold_items:
+        item_gold_set(item=item, class_ids=[cat.pk])
+    annotation_create(item=gold_items[0], user=ann, class_ids=[cat.pk])
+    annotation_create(item=gold_items[1], user=ann, class_ids=[dog.pk])
+
+    review_tasks_refresh(project=project)
+
+    gold_tasks = ReviewTask.objects.filter(reason=ReviewTaskReason.GOLD)
+    assert [t.item_id for t in gold_tasks] == [gold_items[1].pk]
+    row = next(r for r in quality_report(project=project).annotators if r.username == "ann")
+    assert (row.gold_answers, row.gold_accuracy) == (2, 0.5)
+
+
+def test_marking_an_item_gold_after_the_fact_flags_wrong_answers(setup):
+    project, cat, dog, ann, _bob, _rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation_create(item=item, user=ann, class_ids=[dog.pk])
+    item_gold_set(item=item, class_ids=[cat.pk])
+    assert ReviewTask.objects.filter(item=item, reason=ReviewTaskReason.GOLD, done=False).exists()
+    with pytest.raises(ValidationError):
+        item_gold_set(item=item, class_ids=[cat.pk, dog.pk])  # single-label project
+
+
+def test_agreement_figures_for_two_annotators(setup):
+    project, cat, dog, ann, bob, _rev, item_factory = setup
+    project.annotations_per_item = 2
+    project.save()
+    # ann: cat cat dog dog ; bob: cat dog dog dog -> 3 of 4 agree.
+    for a, b in ((cat, cat), (cat, dog), (dog, dog), (dog, dog)):
+        item = item_factory(project=project)
+        annotation_create(item=item, user=ann, class_ids=[a.pk])
+        annotation_create(item=item, user=bob, class_ids=[b.pk])
+
+    report = quality_report(project=project)
+
+    from sklearn.metrics import cohen_kappa_score
+
+    assert report.items_multiply_labeled == 4
+    (pair,) = report.pairs
+    assert pair.agreement == pytest.approx(0.75)
+    assert pair.kappa == pytest.approx(cohen_kappa_score(["c", "c", "d", "d"], ["c", "d", "d", "d"]))
+    assert report.fleiss_kappa is not None
+    assert report.krippendorff_alpha is not None
+    assert {r.username: r.peer_agreement for r in report.annotators} == {"ann": 0.75, "bob": 0.75}
