@@ -1,1 +1,25 @@
 """Celery tasks of the labeling app: thin wrappers that take ids and call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import transaction
+
+from labeling.models import Job, JobStatus
+from labeling.services.jobs import job_start
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def import_run_task(job_id: int) -> dict:
+    """Run an import job once. A finished job does nothing; a running one is resumed only when the
+    broker redelivers it (its worker died mid-import); any other duplicate delivery does nothing."""
+    from labeling.services.imports import import_run
+
+    redelivered = bool((import_run_task.request.delivery_info or {}).get("redelivered"))
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.finished or (job.status == JobStatus.RUNNING and not redelivered):
+            return {"job": job_id, "skipped": True}
+        if job.status == JobStatus.QUEUED:
+            job_start(job=job, message="Reading files…")
+    return {"job": job_id, **import_run(job_id=job_id)}

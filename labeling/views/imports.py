@@ -1,16 +1,136 @@
-"""Placeholder module owned by the import work; replaced by the real views."""
+"""Import page (managers): browser uploads (files, zips, label CSVs), server folders, job progress.
 
-from django.http import HttpRequest, HttpResponse
+Browser uploads arrive in batches (static/js/import.js) into a per-user staging folder named by a
+token, then one request turns the folder into a queued import job. Without JavaScript the same
+form posts every file at once and gets the same job.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.views.decorators.http import require_POST
 
+from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
+from labeling.services import imports as import_services
+
+UPLOAD_BATCH_FILES = 200
+UPLOAD_BATCH_BYTES = 64 * 1024 * 1024
+
+
+def _context(request: HttpRequest, **extra) -> dict:
+    project = request.project
+    return {
+        "project": project,
+        "role": request.role,
+        "capabilities": request.capabilities,
+        "jobs": Job.objects.filter(project=project, kind=JobKind.IMPORT).order_by("-created_at")[:5],
+        "import_roots": getattr(settings, "LABELLOOP_IMPORT_ROOTS", []),
+        "max_upload_bytes": settings.LABELLOOP_MAX_UPLOAD_BYTES,
+        "max_zip_bytes": settings.LABELLOOP_MAX_ZIP_BYTES,
+        "batch_files": UPLOAD_BATCH_FILES,
+        "batch_bytes": UPLOAD_BATCH_BYTES,
+        **extra,
+    }
+
+
+def _queue(request: HttpRequest, job: Job) -> Job:
+    """Enqueue after commit; tell the user when the broker is down (the job is then marked failed)."""
+    import_services.import_job_enqueue(job=job)
+    job.refresh_from_db()
+    if job.status == JobStatus.FAILED:
+        messages.error(request, job.message)
+    return job
 
 
 @project_view(Capability.MANAGE)
 def import_page(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    """GET: the page. POST action=upload (no-JS fallback) or action=folder: create and queue a job."""
+    project = request.project
+    if request.method == "POST":
+        action = request.POST.get("action")
+        labels_from_folders = request.POST.get("labels_from_folders") == "on"
+        try:
+            if action == "folder":
+                folder = import_services.import_folder_allowed(request.POST.get("path", "").strip())
+                job = import_services.import_job_create(
+                    project=project,
+                    created_by=request.user,
+                    sources=[{"type": "folder", "path": str(folder), "name": str(folder)}],
+                    labels_from_folders=labels_from_folders,
+                )
+            elif action == "upload":
+                uploads = request.FILES.getlist("files") + request.FILES.getlist("csv")
+                if not uploads:
+                    raise ValidationError("Choose at least one file.")
+                directory = import_services.staging_dir_create(project=project, user=request.user)
+                import_services.staged_uploads_add(directory=directory, uploads=uploads)
+                job = import_services.import_job_from_staging(
+                    project=project, user=request.user, directory=directory, labels_from_folders=labels_from_folders
+                )
+            else:
+                raise ValidationError("Unknown action.")
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return render(request, "labeling/import.html", _context(request), status=400)
+        job = _queue(request, job)
+        if job.status != JobStatus.FAILED:
+            messages.success(request, f"Import #{job.pk} queued.")
+        return redirect("labeling:import", slug=slug)
+    return render(request, "labeling/import.html", _context(request))
+
+
+@require_POST
+@project_view(Capability.MANAGE)
+def import_upload(request: HttpRequest, slug: str) -> JsonResponse:
+    """One batch of browser uploads into the staging folder named by `token` (a new one if absent)."""
+    project = request.project
+    try:
+        token = request.POST.get("token", "")
+        if token:
+            directory = import_services.staging_dir_get(project=project, user=request.user, token=token)
+        else:
+            directory = import_services.staging_dir_create(project=project, user=request.user)
+        staged = import_services.staged_uploads_add(
+            directory=directory,
+            uploads=request.FILES.getlist("files"),
+            names=request.POST.getlist("names"),
+            oversized=request.POST.getlist("oversized"),
+        )
+    except ValidationError as exc:
+        return JsonResponse({"error": "; ".join(exc.messages)}, status=400)
+    return JsonResponse({"token": directory.name, "staged": staged})
+
+
+@require_POST
+@project_view(Capability.MANAGE)
+def import_start(request: HttpRequest, slug: str) -> HttpResponse:
+    """Turn a finished staging folder into a queued job; answers with the job's progress fragment."""
+    project = request.project
+    try:
+        directory = import_services.staging_dir_get(
+            project=project, user=request.user, token=request.POST.get("token", "")
+        )
+        job = import_services.import_job_from_staging(
+            project=project,
+            user=request.user,
+            directory=directory,
+            labels_from_folders=request.POST.get("labels_from_folders") in ("on", "true", "1"),
+        )
+    except ValidationError as exc:
+        return JsonResponse({"error": "; ".join(exc.messages)}, status=400)
+    import_services.import_job_enqueue(job=job)
+    job.refresh_from_db()
+    return render(request, "labeling/_job_status.html", {"project": project, "job": job}, status=201)
 
 
 urlpatterns = [
     path("p/<slug:slug>/import/", import_page, name="import"),
+    path("p/<slug:slug>/import/upload/", import_upload, name="import_upload"),
+    path("p/<slug:slug>/import/start/", import_start, name="import_start"),
 ]

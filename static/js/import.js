@@ -1,0 +1,144 @@
+// Import page: drag-and-drop (files and whole folders), batched uploads with a progress bar, then
+// one request that queues the import job and shows its live progress fragment (htmx polling).
+(function () {
+  "use strict";
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const drop = document.getElementById("dropzone");
+  const input = document.getElementById("file-input");
+  const box = document.getElementById("upload-progress");
+  const bar = document.getElementById("upload-bar");
+  const statusLine = document.getElementById("upload-status");
+  const errorLine = document.getElementById("upload-error");
+  const button = document.getElementById("upload-button");
+  const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const maxUpload = Number(form.dataset.maxUpload);
+  const maxZip = Number(form.dataset.maxZip);
+  const batchFiles = Number(form.dataset.batchFiles);
+  const batchBytes = Number(form.dataset.batchBytes);
+  let picked = []; // [{file, path}]
+
+  function showError(text) { errorLine.textContent = text; errorLine.hidden = !text; }
+  function setStatus(text, percent) {
+    box.hidden = false;
+    statusLine.textContent = text;
+    if (percent !== undefined) bar.style.width = percent.toFixed(1) + "%";
+  }
+
+  function readEntries(reader) {
+    return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+  }
+  async function walk(entry, prefix, out) {
+    if (entry.isFile) {
+      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+      out.push({ file, path: prefix + file.name });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (let batch = await readEntries(reader); batch.length; batch = await readEntries(reader)) {
+        for (const child of batch) await walk(child, prefix + entry.name + "/", out);
+      }
+    }
+  }
+
+  function choose(list) {
+    picked = list;
+    const bytes = list.reduce((n, p) => n + p.file.size, 0);
+    setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MB)`, 0);
+  }
+
+  ["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  }));
+  ["dragleave", "drop"].forEach((type) => drop.addEventListener(type, () => drop.classList.remove("over")));
+  drop.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    const out = [];
+    const items = event.dataTransfer.items;
+    if (items && items.length && items[0].webkitGetAsEntry) {
+      const entries = Array.from(items).map((item) => item.webkitGetAsEntry()).filter(Boolean);
+      for (const entry of entries) await walk(entry, "", out);
+    } else {
+      for (const file of event.dataTransfer.files) out.push({ file, path: file.name });
+    }
+    choose(out);
+  });
+  input.addEventListener("change", () => {
+    choose(Array.from(input.files).map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+  });
+
+  function post(url, data, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("X-CSRFToken", csrf);
+      xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+      if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
+      xhr.onload = () => {
+        if (xhr.status === 413) reject(new Error("The server refused the upload as too large (HTTP 413). Upload fewer or smaller files at a time."));
+        else if (xhr.status >= 400) {
+          let message = `Upload failed (HTTP ${xhr.status}).`;
+          try { message = JSON.parse(xhr.responseText).error || message; } catch (_) { /* not JSON */ }
+          reject(new Error(message));
+        } else resolve(xhr);
+      };
+      xhr.onerror = () => reject(new Error("Network error while uploading; nothing was imported from this batch."));
+      xhr.send(data);
+    });
+  }
+
+  form.addEventListener("submit", async (event) => {
+    if (!picked.length && input.files.length === 0) return; // let the browser show "required"-style behaviour
+    event.preventDefault();
+    showError("");
+    button.disabled = true;
+    const sendable = [];
+    const oversized = [];
+    for (const p of picked) {
+      const limit = p.path.toLowerCase().endsWith(".zip") ? maxZip : maxUpload;
+      (p.file.size > limit ? oversized : sendable).push(p);
+    }
+    const total = sendable.reduce((n, p) => n + p.file.size, 0) || 1;
+    let sent = 0;
+    let token = "";
+    try {
+      let i = 0;
+      do {
+        const data = new FormData();
+        if (token) data.append("token", token);
+        if (i === 0) oversized.forEach((p) => data.append("oversized", p.path));
+        let bytes = 0;
+        const start = i;
+        while (i < sendable.length && i - start < batchFiles && (i === start || bytes + sendable[i].file.size <= batchBytes)) {
+          data.append("files", sendable[i].file, sendable[i].file.name);
+          data.append("names", sendable[i].path);
+          bytes += sendable[i].file.size;
+          i += 1;
+        }
+        const base = sent;
+        const xhr = await post(form.dataset.uploadUrl, data, (loaded) => {
+          setStatus(`Uploading… ${i} of ${sendable.length} files`, 100 * Math.min(1, (base + loaded) / total));
+        });
+        token = JSON.parse(xhr.responseText).token;
+        sent += bytes;
+      } while (i < sendable.length);
+      setStatus("Upload complete; queuing the import…", 100);
+      const start = new FormData();
+      start.append("token", token);
+      if (document.getElementById("labels-from-folders").checked) start.append("labels_from_folders", "on");
+      const xhr = await post(form.dataset.startUrl, start);
+      const jobs = document.getElementById("jobs");
+      const empty = document.getElementById("no-jobs");
+      if (empty) empty.remove();
+      jobs.insertAdjacentHTML("afterbegin", xhr.responseText);
+      if (window.htmx) window.htmx.process(jobs.firstElementChild);
+      setStatus(`Uploaded ${sendable.length} file${sendable.length === 1 ? "" : "s"}; the import runs in the background.`, 100);
+      picked = [];
+      input.value = "";
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+})();
