@@ -278,6 +278,7 @@ class JobKind(models.TextChoices):
     TRAIN = "train", "Training"
     SCORE = "score", "Scoring"
     INFERENCE = "inference", "Batch inference"
+    LABEL_ERRORS = "label_errors", "Label-error search"
 
 
 class JobStatus(models.TextChoices):
