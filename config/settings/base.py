@@ -5,6 +5,8 @@ from pathlib import Path
 import environ
 from kombu import Queue
 
+from config.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -150,6 +152,7 @@ CELERY_IMPORTS = (
     "training.tasks",
     "training.tasks_quality",
     "training.tasks_export",
+    "config.worker",  # worker heartbeats for /healthz, one GPU per pool process
 )
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
@@ -163,17 +166,29 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Labeling must never wait on the broker: fail fast when Redis is down.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+LABELLOOP_SCHEDULER_INTERVAL = env.float("LABELLOOP_SCHEDULER_INTERVAL", default=5.0)
 CELERY_BEAT_SCHEDULE = {
     "training-scheduler-tick": {
         "task": "training.tasks.training_scheduler_tick_task",
-        "schedule": env.float("LABELLOOP_SCHEDULER_INTERVAL", default=5.0),
+        "schedule": LABELLOOP_SCHEDULER_INTERVAL,
+        # A tick nobody ran in time is dropped rather than piled up behind a busy worker.
+        "options": {"expires": max(2 * LABELLOOP_SCHEDULER_INTERVAL, 10.0)},
     },
 }
+# Training runs (see training/services/): lease, re-send and back-off, all in seconds.
+LABELLOOP_RUN_HEARTBEAT_INTERVAL = env.float("LABELLOOP_RUN_HEARTBEAT_INTERVAL", default=5.0)
+LABELLOOP_RUN_HEARTBEAT_TIMEOUT = env.float("LABELLOOP_RUN_HEARTBEAT_TIMEOUT", default=60.0)
+LABELLOOP_RUN_RESEND_AFTER = env.float("LABELLOOP_RUN_RESEND_AFTER", default=120.0)
+LABELLOOP_RUN_RETRY_AFTER = env.float("LABELLOOP_RUN_RETRY_AFTER", default=30.0)
+LABELLOOP_RUN_SOFT_TIME_LIMIT = env.int("LABELLOOP_RUN_SOFT_TIME_LIMIT", default=6 * 3600)
+LABELLOOP_TRAIN_DEVICE = env("LABELLOOP_TRAIN_DEVICE", default="")  # "" = cuda when available, else cpu
+# JSON object of RoundConfig overrides (e.g. {"epochs": 3}); tests and benches use it for tiny rounds.
+LABELLOOP_ROUND_OVERRIDES = env.json("LABELLOOP_ROUND_OVERRIDES", default={})
+# Test hook only: seconds to sleep in every progress callback of a run (makes a run slow enough to kill).
+LABELLOOP_DEBUG_PROGRESS_SLEEP = env.float("LABELLOOP_DEBUG_PROGRESS_SLEEP", default=0.0)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
+# LOG_FORMAT=json: one JSON object per line (config/logging.py), in web and workers alike.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))
+# Celery replaces the root logger's handlers unless told not to; keep ours when they are JSON.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"

@@ -1,0 +1,73 @@
+#!/bin/sh
+# Container entry point: wait for the database, then run one role.
+#   web      gunicorn on :8000 (WEB_CONCURRENCY processes x WEB_THREADS threads)
+#   worker   celery worker on $CELERY_QUEUES (default "default") with $CELERY_CONCURRENCY processes
+#   beat     celery beat (run exactly one in the whole deployment)
+#   migrate  apply migrations and exit
+#   manage   python manage.py "$@"   (e.g. `manage createsuperuser`)
+# Anything else is executed as given.
+set -eu
+
+wait_for_db() {
+  python - <<'PY'
+import os
+import sys
+import time
+
+import django
+from django.db import connection
+from django.db.utils import OperationalError
+
+django.setup()
+deadline = time.monotonic() + float(os.environ.get("LABELLOOP_DB_WAIT_SECONDS", "60"))
+while True:
+    try:
+        connection.ensure_connection()
+        break
+    except OperationalError as exc:
+        if time.monotonic() > deadline:
+            sys.exit(f"database not reachable: {exc}")
+        time.sleep(1)
+PY
+}
+
+role="${1:-web}"
+[ $# -gt 0 ] && shift
+
+case "$role" in
+  web)
+    wait_for_db
+    # Refresh the static volume that nginx serves (profile nginx) from this image's collected copy.
+    if [ -d /app/staticfiles-shared ] && [ -w /app/staticfiles-shared ]; then
+      cp -a /app/staticfiles/. /app/staticfiles-shared/
+    fi
+    exec gunicorn config.wsgi \
+      --bind "0.0.0.0:${PORT:-8000}" \
+      --workers "${WEB_CONCURRENCY:-3}" --threads "${WEB_THREADS:-4}" \
+      --timeout "${WEB_TIMEOUT:-120}" --graceful-timeout 30 \
+      --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
+      --access-logfile - --error-logfile - "$@"
+    ;;
+  worker)
+    wait_for_db
+    exec celery -A config.celery_app worker \
+      -Q "${CELERY_QUEUES:-default}" -c "${CELERY_CONCURRENCY:-2}" \
+      -n "${CELERY_WORKER_NAME:-${CELERY_QUEUES:-default}}@%h" \
+      -l "${LOG_LEVEL:-INFO}" --without-gossip --without-mingle "$@"
+    ;;
+  beat)
+    wait_for_db
+    exec celery -A config.celery_app beat -l "${LOG_LEVEL:-INFO}" \
+      -s "${CELERY_BEAT_SCHEDULE_FILE:-/app/var/data/celerybeat-schedule}" "$@"
+    ;;
+  migrate)
+    wait_for_db
+    exec python manage.py migrate --noinput
+    ;;
+  manage)
+    exec python manage.py "$@"
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac

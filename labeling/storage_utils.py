@@ -1,0 +1,116 @@
+"""Files through Django's storage API, so STORAGES["default"] can be local disk or S3/MinIO unchanged.
+
+Web code opens files with `field.storage.open(name)`. Workers that need a real path (PIL over many
+files, torch DataLoader workers, safetensors) call `storage_local_path`: the file itself on local disk,
+else a copy cached under LABELLOOP_DATA_ROOT/storage-cache (storage keys are content-addressed or
+versioned, so a cached copy never goes stale). Model artifact folders go up and down with
+`storage_dir_upload` / `storage_dir_download`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import Storage, default_storage
+
+CHUNK = 1024 * 1024
+
+
+def _cache_root() -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "storage-cache"
+
+
+def _safe_key(name: str) -> str:
+    """A storage key as a relative POSIX path; rejects absolute paths and `..` (a key is never a path escape)."""
+    key = PurePosixPath(name.replace("\\", "/"))
+    if not name or key.is_absolute() or ".." in key.parts:
+        raise ValueError(f"not a storage key: {name!r}")
+    return str(key)
+
+
+def _local_path_of(storage: Storage, name: str) -> Path | None:
+    try:
+        return Path(storage.path(name))
+    except NotImplementedError:
+        return None
+
+
+def storage_local_path(*, name: str, storage: Storage | None = None) -> Path:
+    """A local file with the content of storage key `name` (downloaded once per machine when remote).
+
+    Raises FileNotFoundError when the key does not exist.
+    """
+    storage = storage or default_storage
+    key = _safe_key(name)
+    local = _local_path_of(storage, key)
+    if local is not None:
+        if not local.is_file():
+            raise FileNotFoundError(key)
+        return local
+    target = _cache_root() / key
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Download to a temp file beside the target, then rename: a concurrent reader never sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out, storage.open(key, "rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def storage_dir_upload(*, local_dir: Path, prefix: str, storage: Storage | None = None) -> list[str]:
+    """Copy every file under `local_dir` to `prefix/<relative path>`; returns the keys written.
+
+    Existing keys are replaced, so the keys are exactly these names (storages rename on conflict).
+    """
+    storage = storage or default_storage
+    prefix = _safe_key(prefix).rstrip("/")
+    keys = []
+    for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+        key = f"{prefix}/{path.relative_to(local_dir).as_posix()}"
+        if storage.exists(key):
+            storage.delete(key)
+        with path.open("rb") as fh:
+            saved = storage.save(key, File(fh, name=path.name))
+        if saved != key:
+            raise RuntimeError(f"storage saved {key!r} as {saved!r}")
+        keys.append(key)
+    return keys
+
+
+def _walk(storage: Storage, prefix: str) -> list[str]:
+    dirs, files = storage.listdir(prefix)
+    keys = [f"{prefix}/{f}" for f in files]
+    for d in dirs:
+        keys += _walk(storage, f"{prefix}/{d}")
+    return keys
+
+
+def storage_dir_download(*, prefix: str, storage: Storage | None = None) -> Path:
+    """A local folder with every file stored under `prefix` (the folder itself on local disk).
+
+    Raises FileNotFoundError when nothing is stored under the prefix.
+    """
+    storage = storage or default_storage
+    prefix = _safe_key(prefix).rstrip("/")
+    local = _local_path_of(storage, prefix)
+    if local is not None:
+        if not local.is_dir():
+            raise FileNotFoundError(prefix)
+        return local
+    keys = _walk(storage, prefix)
+    if not keys:
+        raise FileNotFoundError(prefix)
+    for key in keys:
+        storage_local_path(name=key, storage=storage)
+    return _cache_root() / prefix
