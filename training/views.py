@@ -1,16 +1,109 @@
-"""Placeholder module owned by the training work; replaced by the real views."""
+"""The project's model page: runs with live progress, model versions with headline metrics, "Train now"."""
 
+from __future__ import annotations
+
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.views.decorators.http import require_GET, require_POST
 
+from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
+from labeling.services.jobs import job_create, job_finish
+from training import selectors, services
+
+STRATEGY_HELP = {
+    "random": "Random order (a baseline).",
+    "least_confidence": "Images the model is least sure about first.",
+    "margin": "Smallest gap between the two most likely classes first.",
+    "entropy": "Highest predictive entropy first.",
+    "bald": "Most disagreement between MC-dropout samples (BALD).",
+    "kcenter": "Images farthest from everything labeled (k-center coverage).",
+    "diverse_margin": "Most uncertain by margin, spread out over embedding clusters.",
+}
 
 
+def _decorate(run) -> object:
+    """Display helpers: percent, duration and the numeric per-stage timings."""
+    run.percent = round(100 * (run.progress or 0.0))
+    run.timing_rows = [
+        (k, v) for k, v in (run.timings or {}).items() if k not in ("sends", "sent_at") and isinstance(v, int | float)
+    ]
+    end = run.finished_at
+    run.duration = (end - run.started_at).total_seconds() if end and run.started_at else None
+    return run
+
+
+def _context(request: HttpRequest) -> dict:
+    project = request.project
+    in_flight = selectors.run_in_flight(project=project)
+    return {
+        "project": project,
+        "role": request.role,
+        "capabilities": request.capabilities,
+        "runs": [_decorate(r) for r in selectors.runs_recent(project=project)],
+        "in_flight": in_flight,
+        "versions": selectors.model_versions(project=project),
+        "active": selectors.model_version_active(project=project),
+        "loop": selectors.loop_status(project=project),
+        "strategy_help": STRATEGY_HELP.get(project.al_strategy, ""),
+        "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
+    }
+
+
+@require_GET
 @project_view(Capability.VIEW_METRICS)
 def model_page(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    return render(request, "training/model.html", _context(request))
+
+
+@require_GET
+@project_view(Capability.VIEW_METRICS)
+def model_live(request: HttpRequest, slug: str) -> HttpResponse:
+    """The fragment htmx polls while a run is in flight (runs + versions)."""
+    return render(request, "training/model.html#live", _context(request))
+
+
+@require_POST
+@project_view(Capability.TRAIN)
+def train_now(request: HttpRequest, slug: str) -> HttpResponse:
+    mode = request.POST.get("mode") or None
+    if mode not in (None, "head", "finetune"):
+        messages.error(request, f"Unknown training mode {mode!r}.")
+        return redirect("training:model", slug=slug)
+    run = services.training_run_enqueue(project=request.project, trigger="manual", mode=mode)
+    if run is None:
+        messages.error(request, "A run is already queued or running for this project; wait for it to finish.")
+    else:
+        messages.success(request, f"Run #{run.pk} queued.")
+    return redirect("training:model", slug=slug)
+
+
+@require_POST
+@project_view(Capability.TRAIN)
+def rescore(request: HttpRequest, slug: str) -> HttpResponse:
+    """Re-score the pool with the active model (a Job the page polls)."""
+    from training.tasks import training_score_task
+
+    project = request.project
+    if selectors.model_version_active(project=project) is None:
+        messages.error(request, "There is no trained model to score with yet.")
+        return redirect("training:model", slug=slug)
+    job = job_create(project=project, kind=JobKind.SCORE, created_by=request.user)
+    try:
+        training_score_task.apply_async((project.pk, job.pk), retry=False)
+    except Exception as exc:  # broker down: say so instead of leaving a job that never starts
+        job_finish(job=job, error=f"The task queue is unavailable ({type(exc).__name__}); try again later.")
+        messages.error(request, "The task queue is unavailable right now; try again later.")
+    else:
+        messages.success(request, "Scoring queued.")
+    return redirect("training:model", slug=slug)
 
 
 urlpatterns = [
     path("p/<slug:slug>/model/", model_page, name="model"),
+    path("p/<slug:slug>/model/live/", model_live, name="model_live"),
+    path("p/<slug:slug>/model/train/", train_now, name="train_now"),
+    path("p/<slug:slug>/model/rescore/", rescore, name="rescore"),
 ]

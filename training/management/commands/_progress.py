@@ -1,0 +1,28 @@
+"""A tqdm bar driven by (stage, fraction) callbacks, shared by the train and score commands."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+class StageBar:
+    """One bar from 0 to 100 %; the description shows the current stage."""
+
+    def __init__(self, desc: str, disable: bool = False):
+        self.bar = tqdm(
+            total=100, desc=desc, unit="%", file=sys.stderr, disable=disable, bar_format="{l_bar}{bar}| {n:.0f}%"
+        )
+        self.stage = ""
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage != self.stage:
+            self.stage = stage
+            self.bar.set_postfix_str(stage)
+        target = 100 * min(max(float(fraction), 0.0), 1.0)
+        self.bar.n = target
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()

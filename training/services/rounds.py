@@ -1,0 +1,256 @@
+"""One round of the loop inside a worker: snapshot -> train (or cold start) -> version -> predictions -> priorities.
+
+The only bridge to `training.ml`; it is imported inside the functions (workers and commands only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeling.models import LabelClass, Project
+from labeling.services.priorities import item_priorities_set
+from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
+from training.services.runs import MODE_COLD_START, RunProgress, data_root, project_cache_dir
+from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot, pool_snapshot
+
+PREDICTION_BATCH = 1000
+
+
+def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int = 0):
+    """The RoundConfig for a project's settings. LABELLOOP_ROUND_OVERRIDES (JSON) may tune any field."""
+    from training.ml.config import RoundConfig
+
+    overrides: dict[str, Any] = dict(getattr(settings, "LABELLOOP_ROUND_OVERRIDES", None) or {})
+    if isinstance(overrides, str):
+        overrides = json.loads(overrides)
+    if multiprocessing.current_process().daemon:
+        # A Celery prefork child is daemonic and may not fork DataLoader workers.
+        overrides.setdefault("num_workers", 0)
+    return RoundConfig(
+        backbone=project.backbone,
+        weights=project.backbone_weights,
+        image_size=project.image_size,
+        mode="head" if mode == MODE_COLD_START else mode,
+        multi_label=project.is_multi_label,
+        strategy=project.al_strategy,
+        seed=seed,
+        class_names=list(classes.names),
+        hierarchy=classes.hierarchy,
+        device=getattr(settings, "LABELLOOP_TRAIN_DEVICE", "") or None,
+        **overrides,
+    )
+
+
+def _floats(values: Any) -> list:
+    """numpy array / torch tensor / list -> nested Python floats."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu()
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    return list(values)
+
+
+def predictions_write(
+    *, version: ModelVersion, ids: Sequence[int], probs: Any, uncertainty: Any, upsert: bool = False
+) -> int:
+    """Store the full probability vector per item (in version.class_ids order), in batches."""
+    class_ids = list(version.class_ids)
+    probs, uncertainty = _floats(probs), _floats(uncertainty)
+    total = 0
+    for start in range(0, len(ids), PREDICTION_BATCH):
+        rows = []
+        for offset, item_id in enumerate(ids[start : start + PREDICTION_BATCH]):
+            vector = [round(float(p), 6) for p in probs[start + offset]]
+            best = max(range(len(vector)), key=vector.__getitem__) if vector else None
+            rows.append(
+                Prediction(
+                    item_id=int(item_id),
+                    model_version=version,
+                    probabilities=vector,
+                    predicted_class_id=class_ids[best] if best is not None else None,
+                    confidence=vector[best] if best is not None else 0.0,
+                    uncertainty=float(uncertainty[start + offset]),
+                )
+            )
+        if upsert:
+            Prediction.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["item", "model_version"],
+                update_fields=["probabilities", "predicted_class", "confidence", "uncertainty"],
+            )
+        else:
+            Prediction.objects.bulk_create(rows)
+        total += len(rows)
+    return total
+
+
+def _still_running(run_id: int) -> bool:
+    """Re-check under the row lock: the scheduler may have failed a run whose heartbeats stopped."""
+    return TrainingRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.RUNNING).exists()
+
+
+def _succeed(run: TrainingRun, progress: RunProgress, started: float, **fields) -> None:
+    progress.close_stage()
+    timings = {**run.timings, **progress.timings, "total": round(time.monotonic() - started, 3)}
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED, progress=1.0, stage="done", finished_at=timezone.now(), timings=timings, **fields
+    )
+
+
+def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
+    """Run the round of a `running` run. Raises on failure (the caller marks the run failed)."""
+    from training.ml.pipeline import cold_start_priorities, run_round
+
+    started = time.monotonic()
+    project = run.project
+    progress.enter("snapshot")
+    snap: LabelSnapshot = label_snapshot(project=project)
+    cold = run.mode == MODE_COLD_START or snap.train_class_count < 2
+    TrainingRun.objects.filter(pk=run.pk).update(
+        label_count=snap.label_count,
+        dataset_hash=snap.dataset_hash,
+        labels_seen_at=snap.labels_seen_at,
+        **({"mode": MODE_COLD_START} if cold else {}),
+    )
+    if not snap.classes.ids:
+        raise ValueError("The project has no label classes to train on.")
+    cfg = round_config(project=project, classes=snap.classes, mode=run.mode, seed=run.pk)
+    cache_dir = project_cache_dir(project)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"labels": snap.label_count, "pool": len(snap.pool)}
+
+    if cold:
+        ids, priority = ([], [])
+        if snap.pool:
+            ids, priority = cold_start_priorities(snap.pool, cache_dir, cfg, progress)
+        progress.enter("priorities")
+        priorities = dict(zip((int(i) for i in ids), (float(p) for p in _floats(priority)), strict=True))
+        with transaction.atomic():
+            if not _still_running(run.pk):
+                return {**summary, "status": "abandoned"}
+            item_priorities_set(project=project, priorities=priorities)
+            _succeed(run, progress, started, mode=MODE_COLD_START)
+        return {**summary, "status": RunStatus.SUCCEEDED, "cold_start": True, "ranked": len(priorities)}
+
+    out_dir = data_root() / "projects" / str(project.pk) / "runs" / str(run.pk)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_round(cfg, snap.train, snap.holdout, snap.pool, cache_dir, out_dir, progress)
+
+    progress.enter("save")
+    checkpoint = Path(result.checkpoint_dir)
+    try:
+        artifact = str(checkpoint.resolve().relative_to(data_root().resolve()))
+    except ValueError:
+        artifact = str(checkpoint)
+    version = _version_create(
+        run=run, snap=snap, artifact=artifact, metrics=dict(result.metrics), backbone=cfg.backbone
+    )
+
+    progress.enter("predictions")
+    pool_ids = [int(i) for i in _floats(result.pool_ids)]
+    predictions_write(version=version, ids=pool_ids, probs=result.pool_probs, uncertainty=result.pool_uncertainty)
+
+    progress.enter("priorities")
+    priorities = dict(zip(pool_ids, (float(p) for p in _floats(result.pool_priority)), strict=True))
+    with transaction.atomic():
+        if not _still_running(run.pk):
+            version.delete()
+            return {**summary, "status": "abandoned"}
+        ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).update(active=False)
+        ModelVersion.objects.filter(pk=version.pk).update(active=True)
+        item_priorities_set(project=project, priorities=priorities)
+        _succeed(run, progress, started, device=str(result.device)[:40])
+    return {
+        **summary,
+        "status": RunStatus.SUCCEEDED,
+        "version": version.number,
+        "device": str(result.device),
+        "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
+    }
+
+
+def _version_create(
+    *, run: TrainingRun, snap: LabelSnapshot, artifact: str, metrics: dict, backbone: str
+) -> ModelVersion:
+    """An inactive version; it becomes active with the priorities, in one transaction."""
+    for _attempt in range(3):
+        number = (ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0) + 1
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(
+                    project=run.project,
+                    run=run,
+                    number=number,
+                    artifact_path=artifact,
+                    architecture=backbone[:100],
+                    class_ids=list(snap.classes.ids),
+                    metrics=_jsonable(metrics),
+                    label_count=snap.label_count,
+                    dataset_hash=snap.dataset_hash,
+                    active=False,
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not allocate a model version number")
+
+
+def _jsonable(value: Any) -> Any:
+    """Metrics may hold numpy scalars or arrays; make them JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def class_order_of_version(version: ModelVersion) -> ClassOrder:
+    """The class order a version was trained with (archived classes keep their names)."""
+    by_id = {c.pk: c for c in LabelClass.objects.filter(project_id=version.project_id).select_related("parent")}
+    names = [by_id[c].path if c in by_id else f"class {c}" for c in version.class_ids]
+    return ClassOrder(ids=list(version.class_ids), names=names)
+
+
+def model_score_pool(
+    *, project: Project, progress: Callable[[str, float], None] | None = None, version: ModelVersion | None = None
+) -> dict:
+    """Re-score the open pool with the active (or given) version; rewrite predictions and priorities."""
+    from training.ml.pipeline import score_pool
+
+    version = version or ModelVersion.objects.filter(project=project, active=True).first()
+    if version is None:
+        raise ValueError(f"Project {project.slug} has no active model version yet; train one first.")
+    progress = progress or (lambda stage, fraction: None)
+    started = time.monotonic()
+    pool = pool_snapshot(project=project)
+    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+    checkpoint = Path(version.artifact_path)
+    if not checkpoint.is_absolute():
+        checkpoint = data_root() / checkpoint
+    if not pool:
+        return {"version": version.number, "scored": 0}
+    ids, probs, uncertainty, priority = score_pool(checkpoint, pool, project_cache_dir(project), cfg, progress)
+    ids = [int(i) for i in _floats(ids)]
+    progress("predictions", 0.0)
+    predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
+    progress("priorities", 0.0)
+    priorities = dict(zip(ids, (float(p) for p in _floats(priority)), strict=True))
+    with transaction.atomic():
+        item_priorities_set(project=project, priorities=priorities)
+    progress("done", 1.0)
+    return {"version": version.number, "scored": len(ids), "seconds": round(time.monotonic() - started, 3)}
