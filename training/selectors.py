@@ -78,14 +78,17 @@ class LoopStatus:
 
 
 def loop_status(*, project: Project) -> LoopStatus:
-    last = _last_trained().filter(project=project).values_list("labels_seen_at", flat=True).first()
+    last = (
+        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
+        .exclude(mode=COLD_START)
+        .order_by("-created_at")
+        .values_list("labels_seen_at", flat=True)
+        .first()
+    )
+    trained = last is not None
     qs = ResolvedLabel.objects.filter(project=project)
     if last is not None:
         qs = qs.filter(updated_at__gt=last)
-    trained = (
-        last is not None
-        or TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED).exclude(mode=COLD_START).exists()
-    )
     threshold = max(project.retrain_every if trained else project.min_labels_to_train, 1)
     return LoopStatus(new_labels=qs.count(), threshold=threshold, trained=trained)
 

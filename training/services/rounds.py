@@ -230,11 +230,11 @@ def model_score_pool(
     *, project: Project, progress: Callable[[str, float], None] | None = None, version: ModelVersion | None = None
 ) -> dict:
     """Re-score the open pool with the active (or given) version; rewrite predictions and priorities."""
-    from training.ml.pipeline import score_pool
-
     version = version or ModelVersion.objects.filter(project=project, active=True).first()
     if version is None:
         raise ValueError(f"Project {project.slug} has no active model version yet; train one first.")
+    from training.ml.pipeline import score_pool
+
     progress = progress or (lambda stage, fraction: None)
     started = time.monotonic()
     pool = pool_snapshot(project=project)

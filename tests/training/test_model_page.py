@@ -1,0 +1,90 @@
+"""The model page: who sees it, "Train now", live progress of a run, versions with their metrics."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import Role
+from training.models import ModelVersion, RunStatus, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_reviewers_see_the_model_page_annotators_do_not_outsiders_get_404(project, project_factory, member_of):
+    url = reverse("training:model", args=[project.slug])
+    assert client_for(member_of(project, Role.REVIEWER)).get(url).status_code == 200
+    assert client_for(member_of(project, Role.ANNOTATOR)).get(url).status_code == 403
+    assert client_for(member_of(project_factory(), Role.MANAGER)).get(url).status_code == 404
+    assert Client().get(url).status_code == 302
+
+
+def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
+    run = TrainingRun.objects.create(
+        project=project, status=RunStatus.SUCCEEDED, device="cpu", worker="gpu1@box", label_count=40,
+        timings={"snapshot": 0.1, "fit": 1.24, "sends": 1, "sent_at": 1e9},
+    )  # fmt: skip
+    ModelVersion.objects.create(
+        project=project, run=run, number=1, artifact_path="x", architecture="tf_efficientnet_lite0",
+        metrics={"accuracy": 0.8125, "macro_f1": 0.75, "ece": 0.0421, "n": 16}, label_count=40,
+        dataset_hash="ab" * 32, active=True,
+    )  # fmt: skip
+    TrainingRun.objects.create(project=project, status=RunStatus.FAILED, error="RuntimeError: <boom>")
+    html = client_for(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
+    text = html.content.decode()
+    assert "0.813" in text and "0.750" in text and "0.042" in text
+    assert "gpu1@box" in text and "fit 1.2" in text and "sent_at" not in text
+    assert "<strong>active</strong>" in text
+    assert "RuntimeError: &lt;boom&gt;" in text  # escaped
+    assert project.al_strategy in text
+
+
+def test_the_live_fragment_polls_only_while_a_run_is_in_flight(project, member_of):
+    user = member_of(project, Role.REVIEWER)
+    live = reverse("training:model_live", args=[project.slug])
+    assert "hx-trigger" not in client_for(user).get(live).content.decode()
+    TrainingRun.objects.create(project=project, status=RunStatus.RUNNING, stage="embed", progress=0.42)
+    text = client_for(user).get(live).content.decode()
+    assert 'hx-trigger="every 2s"' in text
+    assert "embed · 42%" in text
+    assert "<html" not in text  # a fragment, not the page
+
+
+def test_train_now_queues_one_run_for_ml_engineers_only(project, member_of):
+    url = reverse("training:train_now", args=[project.slug])
+    assert client_for(member_of(project, Role.REVIEWER)).post(url).status_code == 403
+    engineer = client_for(member_of(project, Role.ML_ENGINEER))
+    response = engineer.post(url, {"mode": "finetune"}, follow=True)
+    run = TrainingRun.objects.get(project=project)
+    assert (run.trigger, run.mode, run.status) == ("manual", "finetune", RunStatus.QUEUED)
+    assert f"Run #{run.pk} queued." in response.content.decode()
+    again = engineer.post(url, follow=True)
+    assert "already queued or running" in again.content.decode()
+    assert TrainingRun.objects.filter(project=project).count() == 1
+    assert engineer.get(url).status_code == 405
+
+
+def test_train_now_rejects_an_unknown_mode(project, member_of):
+    engineer = client_for(member_of(project, Role.MANAGER))
+    response = engineer.post(reverse("training:train_now", args=[project.slug]), {"mode": "turbo"}, follow=True)
+    assert "Unknown training mode" in response.content.decode()
+    assert not TrainingRun.objects.exists()
+
+
+def test_train_and_score_commands_fail_clearly(project):
+    with pytest.raises(CommandError, match="No project"):
+        call_command("train", "no-such-project")
+    with pytest.raises(CommandError, match="no active model"):
+        call_command("score", project.slug, verbosity=0)
+    TrainingRun.objects.create(project=project, status=RunStatus.RUNNING)
+    with pytest.raises(CommandError, match="already running"):
+        call_command("train", project.slug, verbosity=0)
