@@ -41,8 +41,12 @@ def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
     TrainingRun.objects.create(project=project, status=RunStatus.FAILED, error="RuntimeError: <boom>")
     html = client_for(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
     text = html.content.decode()
-    assert "0.813" in text and "0.750" in text and "0.042" in text
-    assert "gpu1@box" in text and "fit 1.2" in text and "sent_at" not in text
+    assert "0.813" in text
+    assert "0.750" in text
+    assert "0.042" in text
+    assert "gpu1@box" in text
+    assert "fit 1.2" in text
+    assert "sent_at" not in text
     assert "<strong>active</strong>" in text
     assert "RuntimeError: &lt;boom&gt;" in text  # escaped
     assert project.al_strategy in text

@@ -1,0 +1,204 @@
+"""Model exports round-trip outside Labelloop, and batch inference reports bad files without crashing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from labeling.models import Job, JobKind, JobStatus, Role
+from labeling.services.exports import export_job_file
+from tests.exports.models import make_model_version
+from tests.factories import png_bytes
+from training import services_export
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+ROUND_TRIP = r"""
+import json, sys
+from pathlib import Path
+import numpy as np, onnxruntime as ort, timm, torch
+from PIL import Image
+from safetensors.torch import load_file
+from torchvision import transforms
+
+folder, images = Path(sys.argv[1]), json.loads(sys.argv[2])
+cfg = json.loads((folder / "config.json").read_text())
+model = timm.create_model(cfg["architecture"], num_classes=len(cfg["class_names"]))
+model.load_state_dict(load_file(str(folder / "model.safetensors")))
+model.eval()
+pre = cfg["preprocessing"]
+size = pre["image_size"]
+tf = transforms.Compose([
+    transforms.Resize(int(size / pre["crop_pct"]), interpolation=transforms.InterpolationMode(pre["interpolation"])),
+    transforms.CenterCrop(size),
+    transforms.ToTensor(),
+    transforms.Normalize(pre["mean"], pre["std"]),
+])
+batch = torch.stack([tf(Image.open(p).convert("RGB")) for p in images])
+with torch.inference_mode():
+    logits = model(batch)
+session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+onnx_logits = session.run(None, {"input": batch.numpy()})[0]
+print(json.dumps({"probs": logits.softmax(-1).tolist(), "onnx_diff": float(np.abs(onnx_logits - logits.numpy()).max()),
+                  "classes": cfg["class_names"]}))
+"""
+
+
+@pytest.fixture
+def trained(labeled_project_for_models):
+    project, classes, items = labeled_project_for_models
+    version = make_model_version(project=project, classes=classes, items=items)
+    return project, classes, items, version
+
+
+@pytest.fixture
+def labeled_project_for_models(project_factory, item_factory, label_class_factory):
+    project = project_factory(slug="models", name="Models")
+    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(["cat", "dog", "bird"])]
+    items = [item_factory(project=project) for _ in range(6)]
+    return project, classes, items
+
+
+def unzip_export(path: Path, target: Path) -> Path:
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(target)
+        names = zf.namelist()
+    assert {n.split("/", 1)[1] for n in names} == {"model.safetensors", "config.json", "model.onnx", "README.md"}
+    return target / names[0].split("/", 1)[0]
+
+
+def test_exported_model_reproduces_the_platform_probabilities_with_timm_and_onnx(trained, tmp_path):
+    project, _, items, version = trained
+    out = tmp_path / "model.zip"
+    call_command("export_model", project.slug, "--out", str(out), verbosity=0)
+    folder = unzip_export(out, tmp_path / "x")
+    images = [item.file.path for item in items]
+    run = subprocess.run(
+        [sys.executable, "-c", ROUND_TRIP, str(folder), json.dumps(images)],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["classes"] == ["cat", "dog", "bird"]
+    expected = [p.probabilities for p in sorted(version.predictions.all(), key=lambda p: items.index(p.item))]
+    diff = max(
+        abs(a - b)
+        for row_a, row_b in zip(got["probs"], expected, strict=True)
+        for a, b in zip(row_a, row_b, strict=True)
+    )
+    assert diff < 1e-4
+    assert got["onnx_diff"] < 1e-3
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx"))
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained, tmp_path):
+    project, _, _, version = trained
+    call_command("export_model", project.slug, "--version", "1", "--out", str(tmp_path), verbosity=0)
+    (zip_path,) = tmp_path.glob("*.zip")
+    folder = unzip_export(zip_path, tmp_path / "x")
+    card = (folder / "README.md").read_text()
+    assert "accuracy | 0.8125" in card
+    assert version.dataset_hash in card
+    assert "center-crop 48x48" in card
+    config = json.loads((folder / "config.json").read_text())
+    assert config["labelloop"]["dataset_hash"] == version.dataset_hash
+    assert config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_export_fails_clearly_without_a_model_or_checkpoint(trained, project_factory, tmp_path):
+    project, _, _, version = trained
+    with pytest.raises(CommandError, match="no model yet"):
+        call_command("export_model", project_factory().slug, "--out", str(tmp_path), verbosity=0)
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("export_model", project.slug, "--version", "9", "--out", str(tmp_path), verbosity=0)
+    version.artifact_path = "projects/nowhere"
+    version.save()
+    with pytest.raises(CommandError, match="checkpoint of v1 is missing"):
+        call_command("export_model", project.slug, "--out", str(tmp_path), verbosity=0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_onnx_disagreeing_with_pytorch_fails_the_export_and_stores_nothing(trained, tmp_path, monkeypatch):
+    project, *_ = trained
+    monkeypatch.setattr(services_export, "ONNX_TOLERANCE", -1.0)  # any real difference now "fails"
+    with pytest.raises(CommandError, match="ONNX output differs from PyTorch"):
+        call_command("export_model", project.slug, "--out", str(tmp_path), verbosity=0)
+    job = Job.objects.get(kind=JobKind.EXPORT_MODEL)
+    assert job.status == JobStatus.FAILED
+    assert not job.result
+
+
+def _inference_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("photos/a.png", png_bytes(1))
+        zf.writestr("photos/b.png", png_bytes(2))
+        zf.writestr("c.png", png_bytes(3))
+        zf.writestr("notes.txt", b"hello, not an image")
+        zf.writestr("broken.png", png_bytes(4)[:60])
+        zf.writestr("../../evil.png", png_bytes(5))
+    return buffer.getvalue()
+
+
+def test_batch_inference_on_a_zip_writes_predictions_and_reports_bad_files(trained, member_of, settings):
+    project, classes, _, _ = trained
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    user = member_of(project, Role.ML_ENGINEER)
+    upload = SimpleUploadedFile("batch.zip", _inference_zip(), content_type="application/zip")
+    with transaction.atomic():
+        job = services_export.inference_start(project=project, user=user, upload=upload)
+    services_export.inference_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert job.result["predicted"] == 3
+    reasons = {e["name"]: e["reason"] for e in job.errors}
+    assert set(reasons) == {"notes.txt", "broken.png", "batch.zip:../../evil.png"}
+    assert "zip slip" in reasons["batch.zip:../../evil.png"]
+    handle, name = export_job_file(job=job)
+    with handle:
+        rows = list(csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8")))
+    assert name.endswith(".csv")
+    assert [r["file_name"] for r in rows] == ["photos/a.png", "photos/b.png", "c.png"]
+    for row in rows:
+        probs = [float(row[f"p_{c.name}"]) for c in classes]
+        assert abs(sum(probs) - 1) < 1e-4
+        assert row["predicted_class"] == classes[probs.index(max(probs))].name
+        assert float(row["confidence"]) == pytest.approx(max(probs), abs=1e-6)
+    # The uploaded zip is removed once the job is done.
+    assert not (Path(settings.LABELLOOP_DATA_ROOT) / "inference" / str(job.pk)).exists()
+
+
+def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(trained, member_of, settings, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    project, *_ = trained
+    user = member_of(project, Role.ML_ENGINEER)
+    settings.LABELLOOP_IMPORT_ROOTS = [str(tmp_path / "allowed")]
+    (tmp_path / "allowed" / "shots").mkdir(parents=True)
+    (tmp_path / "allowed" / "shots" / "one.png").write_bytes(png_bytes(9))
+    (tmp_path / "secret").mkdir()
+    with pytest.raises(ValidationError, match="must be inside"):
+        services_export.inference_start(project=project, user=user, folder=str(tmp_path / "secret"))
+    with pytest.raises(ValidationError, match="either a zip file or a server folder"):
+        services_export.inference_start(project=project, user=user)
+    with transaction.atomic():
+        job = services_export.inference_start(project=project, user=user, folder=str(tmp_path / "allowed" / "shots"))
+    services_export.inference_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result["predicted"] == 1
