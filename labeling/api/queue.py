@@ -1,3 +1,178 @@
-"""REST API for the labeling queue: next item, annotate, skip, undo."""
+"""REST API for the labeling queue: next item, annotate, skip, undo. Same services as the labeling page.
 
-urlpatterns = []
+Errors: 400 bad input, 404 not a member / item of another project, 403 role too weak,
+409 the item no longer takes this user's annotation (or nothing to undo).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.exceptions import ValidationError as DrfValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.models import Item
+from labeling.permissions import Capability, ProjectCapability
+from labeling.selectors.queue import item_suggestions, label_classes_for_labeling
+from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
+from labeling.services.queue import item_claim_next, items_peek_next
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _media(slug: str, item_id: int, kind: str) -> str:
+    return reverse("labeling:item_media", args=[slug, item_id, kind])
+
+
+class ItemOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    state = serializers.CharField()
+    annotation_count = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+    thumb_url = serializers.SerializerMethodField()
+    original_url = serializers.SerializerMethodField()
+
+    def get_thumb_url(self, item) -> str:
+        return _media(self.context["slug"], item.pk, "thumb")
+
+    def get_original_url(self, item) -> str:
+        return _media(self.context["slug"], item.pk, "original")
+
+
+class QueueApi(APIView):
+    # Anonymous callers get 401 before the membership check (which answers 404 to outsiders).
+    permission_classes = [IsAuthenticated, ProjectCapability]
+    capability = Capability.LABEL
+
+    def _item(self, item: Item | None) -> dict | None:
+        return ItemOutputSerializer(item, context={"slug": self.project.slug}).data if item is not None else None
+
+
+class ItemNextApi(QueueApi):
+    """Claim (lease) the next item for the caller; calling again returns the same item while the lease lives."""
+
+    class OutputSerializer(serializers.Serializer):
+        item = ItemOutputSerializer(allow_null=True)
+        suggestions = serializers.ListField(child=serializers.DictField())
+        prefetch = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, slug: str):
+        item = item_claim_next(project=self.project, user=request.user)
+        data = {"item": self._item(item), "suggestions": [], "prefetch": []}
+        if item is not None and request.query_params.get("suggest", "1") != "0":
+            classes = label_classes_for_labeling(project=self.project)
+            data["suggestions"] = [
+                {"class_id": s.class_id, "name": s.path, "probability": round(s.probability, 4)}
+                for s in item_suggestions(item=item, classes=classes)
+            ]
+        try:
+            ahead = min(5, max(0, int(request.query_params.get("prefetch", 0))))
+        except ValueError:
+            ahead = 0
+        if item is not None and ahead:
+            data["prefetch"] = [
+                {"id": p.pk, "thumb_url": _media(slug, p.pk, "thumb"), "original_url": _media(slug, p.pk, "original")}
+                for p in items_peek_next(project=self.project, user=request.user, exclude_ids=[item.pk], limit=ahead)
+            ]
+        return Response(data)
+
+
+def _call(fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except ValidationError as exc:
+        raise DrfValidationError({"detail": exc.messages}) from exc
+    except LabelingConflict as exc:
+        raise Conflict(str(exc)) from exc
+
+
+class AnnotationCreateApi(QueueApi):
+    """Label an item: single-label projects take exactly one class id."""
+
+    class InputSerializer(serializers.Serializer):
+        item_id = serializers.IntegerField()
+        class_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=1000)
+        seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        item_id = serializers.IntegerField()
+        class_ids = serializers.ListField(child=serializers.IntegerField())
+        item_state = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = get_object_or_404(Item, project=self.project, pk=data.validated_data["item_id"])
+        annotation = _call(
+            annotation_create,
+            item=item,
+            user=request.user,
+            class_ids=data.validated_data["class_ids"],
+            seconds_spent=data.validated_data["seconds_spent"],
+        )
+        out = {
+            "id": annotation.pk,
+            "item_id": item.pk,
+            "class_ids": sorted(set(data.validated_data["class_ids"])),
+            "item_state": item.state,
+        }
+        return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
+
+
+class ItemSkipApi(QueueApi):
+    """Skip an item: it stays in the queue for others, never comes back to the caller (unless undone)."""
+
+    class InputSerializer(serializers.Serializer):
+        seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        item_id = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, slug: str, item_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = get_object_or_404(Item, project=self.project, pk=item_id)
+        annotation = _call(
+            annotation_skip, item=item, user=request.user, seconds_spent=data.validated_data["seconds_spent"]
+        )
+        return Response({"id": annotation.pk, "item_id": item.pk}, status=status.HTTP_201_CREATED)
+
+
+class UndoApi(QueueApi):
+    """Withdraw the caller's last label or skip in this project (within the grace period); leases the item back."""
+
+    class OutputSerializer(serializers.Serializer):
+        undo_id = serializers.IntegerField()
+        undone_annotation_id = serializers.IntegerField()
+        item = ItemOutputSerializer()
+
+    @extend_schema(request=None, responses=OutputSerializer)
+    def post(self, request, slug: str):
+        undo = _call(annotation_undo, user=request.user, project=self.project)
+        return Response(
+            {"undo_id": undo.pk, "undone_annotation_id": undo.undoes_id, "item": self._item(undo.undoes.item)}
+        )
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/next/", ItemNextApi.as_view(), name="api-queue-next"),
+    path("projects/<slug:slug>/annotations/", AnnotationCreateApi.as_view(), name="api-annotation-create"),
+    path("projects/<slug:slug>/items/<int:item_id>/skip/", ItemSkipApi.as_view(), name="api-item-skip"),
+    path("projects/<slug:slug>/undo/", UndoApi.as_view(), name="api-undo"),
+]

@@ -1,28 +1,241 @@
-"""Placeholder module owned by the labeling work; replaced by the real views."""
+"""Labeling pages: the one-keystroke labeling card, grid mode for bulk labels, the manager dashboard.
 
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+htmx requests get the `item-card` partial of labeling/label.html; plain requests the whole page.
+Every write goes through labeling.services.annotations, the same services the API uses.
+"""
 
+from __future__ import annotations
+
+import time
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
+from labeling.selectors.dashboard import dashboard_summary
+from labeling.selectors.queue import (
+    grid_class_counts,
+    grid_items,
+    item_suggestions,
+    label_classes_for_labeling,
+    labeling_progress,
+)
+from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
+from labeling.services.queue import item_claim_next, items_peek_next
+
+GRID_MIN, GRID_MAX, GRID_DEFAULT = 24, 48, 36
+GRID_HIDE_CAP = 2000
 
 
+def _context(request: HttpRequest, **extra) -> dict:
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+
+
+def _seconds(request: HttpRequest) -> float:
+    """Client-measured time on the item, sent in milliseconds."""
+    try:
+        return max(0.0, float(request.POST.get("ms", 0)) / 1000.0)
+    except ValueError:
+        return 0.0
+
+
+def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", level: str = "info") -> dict:
+    project = request.project
+    classes = label_classes_for_labeling(project=project)
+    suggestions = item_suggestions(item=item, classes=classes) if item is not None else []
+    preselected = suggestions[0].class_id if (suggestions and project.preselect_suggestion) else None
+    prefetch = items_peek_next(project=project, user=request.user, exclude_ids=[item.pk], limit=2) if item else []
+    return _context(
+        request,
+        item=item,
+        classes=classes,
+        hierarchical=any(c.parent_id for c in classes),
+        suggestions=suggestions,
+        preselected=preselected,
+        prefetch=prefetch,
+        progress=labeling_progress(project=project, user=request.user),
+        notice=notice,
+        notice_level=level,
+    )
+
+
+def _render_card(request: HttpRequest, item: Item | None, *, status: int = 200, **kwargs) -> HttpResponse:
+    template = "labeling/label.html#item-card" if request.htmx else "labeling/label.html"
+    return render(request, template, _card_context(request, item, **kwargs), status=status)
+
+
+def _next_card(request: HttpRequest, *, status: int = 200, notice: str = "", level: str = "info") -> HttpResponse:
+    if not request.htmx:
+        if notice:
+            (messages.error if level == "error" else messages.info)(request, notice)
+        return redirect("labeling:label", slug=request.project.slug)
+    item = item_claim_next(project=request.project, user=request.user)
+    return _render_card(request, item, status=status, notice=notice, level=level)
+
+
+@require_GET
 @project_view(Capability.LABEL)
 def label(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    """The labeling page: claims (or re-serves) the user's next item."""
+    item = item_claim_next(project=request.project, user=request.user)
+    return _render_card(request, item)
 
 
+@require_POST
+@project_view(Capability.LABEL)
+def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    item = get_object_or_404(Item, project=request.project, pk=item_id)
+    class_ids = request.POST.getlist("class_ids")
+    try:
+        annotation_create(item=item, user=request.user, class_ids=class_ids, seconds_spent=_seconds(request))
+    except ValidationError as exc:
+        if not request.htmx:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("labeling:label", slug=slug)
+        return _render_card(request, item, status=400, notice=" ".join(exc.messages), level="error")
+    except LabelingConflict as exc:
+        return _next_card(request, status=409, notice=str(exc), level="error")
+    return _next_card(request)
+
+
+@require_POST
+@project_view(Capability.LABEL)
+def label_skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    item = get_object_or_404(Item, project=request.project, pk=item_id)
+    try:
+        annotation_skip(item=item, user=request.user, seconds_spent=_seconds(request))
+    except LabelingConflict as exc:
+        return _next_card(request, status=409, notice=str(exc), level="error")
+    return _next_card(request, notice="Skipped.")
+
+
+@require_POST
+@project_view(Capability.LABEL)
+def label_undo(request: HttpRequest, slug: str) -> HttpResponse:
+    """Withdraw the last label or skip; the card shows that item again (it is leased back to the user)."""
+    try:
+        undo = annotation_undo(user=request.user, project=request.project)
+    except LabelingConflict as exc:
+        return _next_card(request, status=409, notice=str(exc), level="error")
+    if not request.htmx:
+        messages.info(request, "Undone.")
+        return redirect("labeling:label", slug=slug)
+    return _render_card(request, undo.undoes.item, notice="Undone: label it again.")
+
+
+def _grid_hide_key(project_id: int, class_id: int | None) -> str:
+    return f"grid-hide:{project_id}:{class_id or 0}"
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@require_GET
 @project_view(Capability.LABEL)
 def grid(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    """Grid mode: thumbnails of unlabeled items by priority, or of the model's picks for one class."""
+    project = request.project
+    classes = label_classes_for_labeling(project=project)
+    class_ids = {c.id for c in classes}
+    source_class = _int_or_none(request.GET.get("class"))
+    if source_class not in class_ids:
+        source_class = None
+    size = _int_or_none(request.GET.get("n")) or GRID_DEFAULT
+    size = min(GRID_MAX, max(GRID_MIN, size))
+    hidden = request.session.get(_grid_hide_key(project.pk, source_class), [])
+    tiles = grid_items(project=project, user=request.user, class_id=source_class, limit=size, hide_ids=hidden)
+    counts = grid_class_counts(project=project)
+    return render(
+        request,
+        "labeling/grid.html",
+        _context(
+            request,
+            classes=classes,
+            tiles=tiles,
+            source_class=source_class,
+            size=size,
+            class_menu=[{"id": c.id, "path": c.path, "count": counts.get(c.id, 0)} for c in classes],
+            has_model=bool(counts),
+            hidden_count=len(hidden),
+        ),
+    )
 
 
+@require_POST
+@project_view(Capability.LABEL)
+def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
+    """Label the selected items as X (ordinary annotations), or mark them "not X".
+
+    "Not X" records nothing in the database: a negative is not a label in a single-label project,
+    and inventing the model's second choice would put words in the annotator's mouth. The items are
+    hidden from this grid source for the rest of the session, and stay in the queue for labeling.
+    """
+    project = request.project
+    source_class = _int_or_none(request.POST.get("source_class"))
+    target = get_object_or_404(LabelClass, project=project, pk=_int_or_none(request.POST.get("class_id")) or 0)
+    ids = [i for i in (_int_or_none(v) for v in request.POST.getlist("item_ids")) if i is not None]
+    back = (
+        reverse("labeling:grid", args=[slug])
+        + "?"
+        + urlencode({k: v for k, v in (("class", source_class), ("n", request.POST.get("n"))) if v})
+    )
+    if not ids:
+        messages.error(request, "Select at least one image first.")
+        return redirect(back)
+    items = list(Item.objects.filter(project=project, pk__in=ids))
+    if len(items) != len(set(ids)):
+        raise Http404("No such item in this project.")  # an id from elsewhere: nothing changes
+    if request.POST.get("action") == "not":
+        key = _grid_hide_key(project.pk, source_class)
+        request.session[key] = (request.session.get(key, []) + [i.pk for i in items])[-GRID_HIDE_CAP:]
+        messages.info(request, f"{len(items)} image(s) marked not {target.name}; hidden from this view.")
+        return redirect(back)
+    started = time.monotonic()
+    seconds_each = _seconds(request) / max(1, len(items))
+    done, refused, errors = 0, 0, []
+    for item in items:
+        try:
+            annotation_create(item=item, user=request.user, class_ids=[target.pk], seconds_spent=seconds_each)
+            done += 1
+        except LabelingConflict:
+            refused += 1
+        except ValidationError as exc:
+            errors = exc.messages
+            break
+    if errors:
+        messages.error(request, " ".join(errors))
+    else:
+        text = f"Labeled {done} image(s) as {target.name}"
+        if refused:
+            text += f"; {refused} were already taken"
+        messages.success(request, text + f" ({time.monotonic() - started:.2f} s).")
+    return redirect(back)
+
+
+@require_GET
 @project_view(Capability.MANAGE)
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    return render(
+        request, "labeling/dashboard.html", _context(request, summary=dashboard_summary(project=request.project))
+    )
 
 
 urlpatterns = [
     path("p/<slug:slug>/label/", label, name="label"),
+    path("p/<slug:slug>/label/undo/", label_undo, name="label_undo"),
+    path("p/<slug:slug>/label/<int:item_id>/", label_submit, name="label_submit"),
+    path("p/<slug:slug>/label/<int:item_id>/skip/", label_skip, name="label_skip"),
     path("p/<slug:slug>/grid/", grid, name="grid"),
+    path("p/<slug:slug>/grid/apply/", grid_apply, name="grid_apply"),
     path("p/<slug:slug>/dashboard/", dashboard, name="dashboard"),
 ]

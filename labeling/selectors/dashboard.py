@@ -1,0 +1,65 @@
+"""Manager dashboard reads: items by state, labels per class, annotator throughput, queue depth."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Count, Q
+from django.utils import timezone
+
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
+
+
+def dashboard_summary(*, project: Project) -> dict:
+    """Everything the dashboard shows, in a handful of aggregate queries."""
+    now = timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    week = today - timedelta(days=today.weekday())
+
+    by_state = dict(Item.objects.filter(project=project).values_list("state").annotate(n=Count("id")).order_by())
+    total = sum(by_state.values())
+    leased = Item.objects.filter(
+        project=project, state__in=(ItemState.UNLABELED, ItemState.PARTIAL), lease_expires_at__gt=now
+    ).count()
+    open_items = by_state.get(ItemState.UNLABELED, 0) + by_state.get(ItemState.PARTIAL, 0)
+
+    through = ResolvedLabel.classes.through
+    per_class_counts = dict(
+        through.objects.filter(resolvedlabel__project=project)
+        .values_list("labelclass_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    classes = [
+        {"id": c.pk, "path": c.path, "color": c.color, "archived": c.archived, "count": per_class_counts.get(c.pk, 0)}
+        for c in LabelClass.objects.filter(project=project).select_related("parent", "parent__parent")
+    ]
+    max_count = max([c["count"] for c in classes] or [0])
+
+    annotations = Annotation.objects.filter(item__project=project, undoes__isnull=True, created_at__gte=week)
+    rows = (
+        annotations.values("user_id")
+        .annotate(
+            week=Count("id", filter=Q(skipped=False)),
+            today=Count("id", filter=Q(skipped=False, created_at__gte=today)),
+            skips=Count("id", filter=Q(skipped=True)),
+            avg_seconds=Avg("seconds_spent", filter=Q(skipped=False)),
+        )
+        .order_by("-week")
+    )
+    names = dict(get_user_model().objects.filter(pk__in=[r["user_id"] for r in rows]).values_list("pk", "username"))
+    annotators = [{**r, "username": names.get(r["user_id"], "?")} for r in rows]
+    return {
+        "by_state": {state: by_state.get(state, 0) for state in ItemState.values},
+        "total": total,
+        "queue_depth": open_items,
+        "leased": leased,
+        "resolved": ResolvedLabel.objects.filter(project=project).count(),
+        "classes": classes,
+        "max_class_count": max_count,
+        "annotators": annotators,
+        "undone_week": Annotation.objects.filter(
+            item__project=project, undoes__isnull=False, created_at__gte=week
+        ).count(),
+    }

@@ -1,0 +1,167 @@
+"""Reads for the labeling page, grid and API: taxonomy, model suggestions, progress, grid sources.
+
+Predictions live in the training app, which labeling never imports: they are read through the
+app registry (`apps.get_model("training", ...)`), and an absent training app means no suggestions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.core.cache import cache
+from django.db.models import Count, Exists, Q
+from django.utils import timezone
+
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project
+from labeling.services.queue import OPEN_STATES, annotations_excluding_user
+
+
+@dataclass(frozen=True)
+class ClassOption:
+    id: int
+    name: str
+    path: str
+    hotkey: str
+    color: str
+    parent_id: int | None
+    has_children: bool
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    class_id: int
+    name: str
+    path: str
+    probability: float
+
+
+def label_classes_for_labeling(*, project: Project) -> list[ClassOption]:
+    """Active classes in taxonomy order with their full path (one query)."""
+    rows = list(
+        LabelClass.objects.filter(project=project).values_list(
+            "id", "name", "parent_id", "hotkey", "color", "archived", "order"
+        )
+    )
+    by_id = {r[0]: r for r in rows}
+    parents = {r[2] for r in rows if r[2] is not None and not r[5]}
+
+    def path(class_id: int) -> str:
+        parts, seen, node = [], set(), by_id.get(class_id)
+        while node is not None and node[0] not in seen:
+            seen.add(node[0])
+            parts.append(node[1])
+            node = by_id.get(node[2]) if node[2] is not None else None
+        return " / ".join(reversed(parts))
+
+    options = [
+        ClassOption(id=r[0], name=r[1], path=path(r[0]), hotkey=r[3], color=r[4], parent_id=r[2],
+                    has_children=r[0] in parents)
+        for r in sorted(rows, key=lambda r: (r[6], r[0]))
+        if not r[5]
+    ]  # fmt: skip
+    return options
+
+
+def _prediction_model():
+    try:
+        return apps.get_model("training", "Prediction")
+    except LookupError:
+        return None
+
+
+def item_suggestions(*, item: Item, classes: list[ClassOption], limit: int = 3) -> list[Suggestion]:
+    """Top classes of the active model's prediction for the item, best first (empty without one)."""
+    prediction_model = _prediction_model()
+    if prediction_model is None:
+        return []
+    row = (
+        prediction_model.objects.filter(item_id=item.pk, model_version__active=True)
+        .values_list("probabilities", "model_version__class_ids")
+        .first()
+    )
+    if row is None:
+        return []
+    probabilities, class_ids = row
+    known = {c.id: c for c in classes}
+    pairs = sorted(
+        ((float(p), cid) for p, cid in zip(probabilities or [], class_ids or [], strict=False) if cid in known),
+        reverse=True,
+    )
+    return [
+        Suggestion(class_id=cid, name=known[cid].name, path=known[cid].path, probability=p) for p, cid in pairs[:limit]
+    ]
+
+
+def labeling_progress(*, project: Project, user) -> dict:
+    """Labeled today by this user (their annotations since midnight) and items still open in the project.
+
+    The open count is cached for a few seconds per project: it counts index entries, fine for a page
+    but not for every keystroke of every annotator.
+    """
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine_today = Annotation.objects.filter(
+        user=user, created_at__gte=midnight, item__project=project, skipped=False, undoes__isnull=True
+    ).count()
+    key = f"labelloop:open-count:{project.pk}"
+    remaining = cache.get(key)
+    if remaining is None:
+        remaining = Item.objects.filter(project=project, state__in=OPEN_STATES).count()
+        cache.set(key, remaining, 5)
+    return {"mine_today": mine_today, "remaining": remaining}
+
+
+def grid_items(
+    *, project: Project, user, class_id: int | None = None, limit: int = 48, hide_ids: list[int] | None = None
+) -> list[dict]:
+    """Items for grid mode: open items this user may still label.
+
+    With class_id: items the active model assigns to that class, most confident first (uses the
+    prediction_class_conf_idx). Without: unlabeled items by priority (item_queue_idx).
+    """
+    now = timezone.now()
+    base = (
+        Item.objects.filter(project=project, state__in=OPEN_STATES, annotation_count__lt=project.annotations_per_item)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_user=user))
+        .filter(~Exists(annotations_excluding_user(user=user)))
+        .exclude(pk__in=hide_ids or [])
+    )
+    prediction_model = _prediction_model()
+    if class_id is not None and prediction_model is not None:
+        predictions = (
+            prediction_model.objects.filter(
+                model_version__active=True, model_version__project=project, predicted_class_id=class_id
+            )
+            .filter(item__in=base)
+            .order_by("-confidence", "item_id")
+            .values_list("item_id", "confidence")[:limit]
+        )
+        rows = list(predictions)
+        items = {i.pk: i for i in Item.objects.filter(pk__in=[r[0] for r in rows]).only("id", "width", "height")}
+        return [{"item": items[pk], "confidence": conf} for pk, conf in rows if pk in items]
+    if class_id is not None:
+        return []
+    items = base.filter(state=ItemState.UNLABELED).order_by("-priority", "id").only("id", "width", "height")[:limit]
+    return [{"item": item, "confidence": None} for item in items]
+
+
+def grid_class_counts(*, project: Project) -> dict[int, int]:
+    """How many open items the active model assigns to each class (for the grid's source menu)."""
+    prediction_model = _prediction_model()
+    if prediction_model is None:
+        return {}
+    key = f"labelloop:grid-class-counts:{project.pk}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    rows = (
+        prediction_model.objects.filter(
+            model_version__active=True, model_version__project=project, item__state__in=OPEN_STATES
+        )
+        .values_list("predicted_class_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = dict(rows)
+    cache.set(key, counts, 30)
+    return counts

@@ -1,0 +1,237 @@
+"""Labeling page, grid, dashboard and the queue API: what a user sees and who may do what."""
+
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from labeling.models import Annotation, Item, ItemState, ResolvedLabel, Role, TaskType
+from tests.labeling.test_queue import bulk_items
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def world(project_factory, label_class_factory, item_factory, member_of):
+    project = project_factory(slug="birds", holdout_fraction=0.0, instructions="Look at the <b>beak</b>.")
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    dog = label_class_factory(project=project, name="dog", hotkey="2")
+    items = [item_factory(project=project, priority=p) for p in (0.3, 0.2, 0.1)]
+    other = project_factory(slug="other")
+    other_item = item_factory(project=other)
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    client = Client()
+    client.force_login(annotator)
+    return {"project": project, "cat": cat, "dog": dog, "items": items, "other": other, "other_item": other_item,
+            "annotator": annotator, "client": client}  # fmt: skip
+
+
+def test_label_page_shows_the_top_item_with_hotkeys_and_escaped_instructions(world):
+    response = world["client"].get(reverse("labeling:label", args=["birds"]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    top = world["items"][0]
+    assert reverse("labeling:item_media", args=["birds", top.pk, "thumb"]) in html
+    assert f'data-item="{top.pk}"' in html
+    assert "<kbd>1</kbd>" in html
+    assert "&lt;b&gt;beak&lt;/b&gt;" in html
+    # The next candidates' images are prefetched.
+    assert 'rel="prefetch"' in html
+    assert reverse("labeling:item_media", args=["birds", world["items"][1].pk, "thumb"]) in html
+
+
+def test_submit_via_htmx_returns_the_next_card(world):
+    client, first, second = world["client"], world["items"][0], world["items"][1]
+    client.get(reverse("labeling:label", args=["birds"]))
+    response = client.post(
+        reverse("labeling:label_submit", args=["birds", first.pk]), {"class_ids": world["cat"].pk, "ms": "1500"}, **HTMX
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html  # the partial only
+    assert f'data-item="{second.pk}"' in html
+    annotation = Annotation.objects.get(item=first)
+    assert annotation.seconds_spent == 1.5
+    assert Item.objects.get(pk=first.pk).state == ItemState.LABELED
+
+
+def test_conflict_is_409_with_a_message_and_nothing_changes(world, member_of):
+    client, first = world["client"], world["items"][0]
+    rival = member_of(world["project"])
+    other_client = Client()
+    other_client.force_login(rival)
+    other_client.get(reverse("labeling:label", args=["birds"]))  # rival holds the lease on the top item
+    response = client.post(reverse("labeling:label_submit", args=["birds", first.pk]), {"class_ids": world["cat"].pk},
+                           **HTMX)  # fmt: skip
+    assert response.status_code == 409
+    assert "Another annotator" in response.content.decode()
+    assert not Annotation.objects.filter(user=world["annotator"]).exists()
+
+
+def test_bad_class_is_400_and_nothing_changes(world, label_class_factory):
+    foreign = label_class_factory(project=world["other"], name="x")
+    first = world["items"][0]
+    response = world["client"].post(
+        reverse("labeling:label_submit", args=["birds", first.pk]), {"class_ids": foreign.pk}, **HTMX
+    )
+    assert response.status_code == 400
+    assert "Unknown or archived" in response.content.decode()
+    assert Annotation.objects.count() == 0
+
+
+def test_skip_and_undo_through_the_page(world):
+    client, first = world["client"], world["items"][0]
+    client.get(reverse("labeling:label", args=["birds"]))
+    client.post(reverse("labeling:label_skip", args=["birds", first.pk]), {"ms": "500"}, **HTMX)
+    assert Annotation.objects.get(item=first).skipped
+    response = client.post(reverse("labeling:label_undo", args=["birds"]), **HTMX)
+    assert f'data-item="{first.pk}"' in response.content.decode()
+    response = client.post(reverse("labeling:label_undo", args=["birds"]), **HTMX)
+    assert response.status_code == 409
+    assert "Nothing to undo" in response.content.decode()
+
+
+def test_other_projects_items_are_404_and_anonymous_goes_to_login(world):
+    client, other_item, first = world["client"], world["other_item"], world["items"][0]
+    assert client.get(reverse("labeling:label", args=["other"])).status_code == 404
+    assert client.get(reverse("labeling:grid", args=["other"])).status_code == 404
+    # Another project's item through this project's URL.
+    url = reverse("labeling:label_submit", args=["birds", other_item.pk])
+    assert client.post(url, {"class_ids": world["cat"].pk}).status_code == 404
+    assert client.post(reverse("labeling:label_skip", args=["birds", other_item.pk])).status_code == 404
+    grid_url = reverse("labeling:grid_apply", args=["birds"])
+    response = client.post(grid_url, {"item_ids": [first.pk, other_item.pk], "class_id": world["cat"].pk})
+    assert response.status_code == 404
+    assert Annotation.objects.count() == 0
+    anonymous = Client().get(reverse("labeling:label", args=["birds"]))
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith(reverse("login"))
+
+
+def test_dashboard_is_for_managers(world, member_of):
+    client = world["client"]
+    assert client.get(reverse("labeling:dashboard", args=["birds"])).status_code == 403
+    client.post(reverse("labeling:label_submit", args=["birds", world["items"][0].pk]), {"class_ids": world["cat"].pk})
+    manager = Client()
+    manager.force_login(member_of(world["project"], Role.MANAGER))
+    html = manager.get(reverse("labeling:dashboard", args=["birds"])).content.decode()
+    assert "ann" in html
+    assert "cat" in html
+    assert "queue depth" in html
+
+
+def test_grid_labels_selected_items_as_ordinary_annotations(world):
+    client, items, dog = world["client"], world["items"], world["dog"]
+    html = client.get(reverse("labeling:grid", args=["birds"])).content.decode()
+    for item in items:
+        assert f'name="item_ids" value="{item.pk}"' in html
+    response = client.post(
+        reverse("labeling:grid_apply", args=["birds"]),
+        {"item_ids": [items[0].pk, items[2].pk], "class_id": dog.pk, "action": "label"},
+    )
+    assert response.status_code == 302
+    assert set(ResolvedLabel.objects.values_list("item_id", flat=True)) == {items[0].pk, items[2].pk}
+    assert Annotation.objects.filter(user=world["annotator"], classes=dog).count() == 2
+    html = client.get(reverse("labeling:grid", args=["birds"])).content.decode()
+    assert f'name="item_ids" value="{items[0].pk}"' not in html
+    assert f'name="item_ids" value="{items[1].pk}"' in html
+
+
+def test_grid_by_model_class_and_not_x_hides_without_recording(world):
+    prediction = apps.get_model("training", "Prediction")
+    version = apps.get_model("training", "ModelVersion").objects.create(
+        project=world["project"], number=1, artifact_path="x", architecture="a",
+        class_ids=[world["cat"].pk, world["dog"].pk], active=True,
+    )  # fmt: skip
+    client, items, cat = world["client"], world["items"], world["cat"]
+    for item, conf in zip(items, (0.6, 0.9, 0.7), strict=True):
+        prediction.objects.create(item=item, model_version=version, probabilities=[conf, 1 - conf],
+                                  predicted_class=cat, confidence=conf, uncertainty=1 - conf)  # fmt: skip
+    html = client.get(reverse("labeling:grid", args=["birds"]) + f"?class={cat.pk}").content.decode()
+    order = [html.index(f'name="item_ids" value="{i.pk}"') for i in (items[1], items[2], items[0])]
+    assert order == sorted(order)  # most confident first
+    client.post(
+        reverse("labeling:grid_apply", args=["birds"]),
+        {"item_ids": [items[1].pk], "class_id": cat.pk, "action": "not", "source_class": cat.pk},
+    )
+    assert Annotation.objects.count() == 0
+    html = client.get(reverse("labeling:grid", args=["birds"]) + f"?class={cat.pk}").content.decode()
+    assert f'name="item_ids" value="{items[1].pk}"' not in html
+    # The label page shows the model's suggestion with its probability.
+    html = client.get(reverse("labeling:label", args=["birds"])).content.decode()
+    assert "Model suggests" in html
+    assert "60%" in html
+
+
+def test_multi_label_page_uses_checkboxes(project_factory, label_class_factory, item_factory, member_of):
+    project = project_factory(slug="multi", task_type=TaskType.MULTI)
+    a = label_class_factory(project=project, name="sky")
+    b = label_class_factory(project=project, name="sea")
+    item = item_factory(project=project)
+    client = Client()
+    client.force_login(member_of(project))
+    html = client.get(reverse("labeling:label", args=["multi"])).content.decode()
+    assert 'type="checkbox" name="class_ids"' in html
+    client.post(reverse("labeling:label_submit", args=["multi", item.pk]), {"class_ids": [a.pk, b.pk]}, **HTMX)
+    assert set(ResolvedLabel.objects.get(item=item).classes.values_list("name", flat=True)) == {"sky", "sea"}
+
+
+# --- API ---
+
+
+@pytest.fixture
+def api(world):
+    token = Token.objects.create(user=world["annotator"])
+    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def test_api_next_annotate_skip_undo(world, api):
+    base = "/api/projects/birds"
+    first = api.get(f"{base}/next/?prefetch=2").json()
+    assert first["item"]["id"] == world["items"][0].pk
+    assert first["item"]["original_url"].endswith(f"/{world['items'][0].pk}/original/")
+    assert [p["id"] for p in first["prefetch"]] == [world["items"][1].pk, world["items"][2].pk]
+    assert api.get(f"{base}/next/").json()["item"]["id"] == world["items"][0].pk  # same lease
+    created = api.post(
+        f"{base}/annotations/",
+        {"item_id": first["item"]["id"], "class_ids": [world["cat"].pk], "seconds_spent": 2},
+        content_type="application/json",
+    )
+    assert created.status_code == 201
+    assert created.json()["item_state"] == "labeled"
+    again = api.post(f"{base}/annotations/", {"item_id": first["item"]["id"], "class_ids": [world["cat"].pk]},
+                     content_type="application/json")  # fmt: skip
+    assert again.status_code == 409
+    second = api.get(f"{base}/next/").json()["item"]["id"]
+    assert api.post(f"{base}/items/{second}/skip/", {}, content_type="application/json").status_code == 201
+    undone = api.post(f"{base}/undo/")
+    assert undone.status_code == 200
+    assert undone.json()["item"]["id"] == second
+    assert api.get(f"{base}/next/").json()["item"]["id"] == second
+
+
+def test_api_rejects_bad_input_and_foreign_items(world, api):
+    base = "/api/projects/birds"
+    bad = api.post(f"{base}/annotations/", {"item_id": world["items"][0].pk, "class_ids": [world["cat"].pk,
+                   world["dog"].pk]}, content_type="application/json")  # fmt: skip
+    assert bad.status_code == 400
+    foreign = api.post(f"{base}/annotations/", {"item_id": world["other_item"].pk, "class_ids": [world["cat"].pk]},
+                       content_type="application/json")  # fmt: skip
+    assert foreign.status_code == 404
+    assert api.get("/api/projects/other/next/").status_code == 404
+    assert Client().get(f"{base}/next/").status_code == 401
+    assert Annotation.objects.count() == 0
+
+
+def test_api_next_returns_null_when_done(project_factory, member_of):
+    project = project_factory(slug="empty")
+    bulk_items(project, 0)
+    client = Client()
+    client.force_login(member_of(project))
+    assert client.get("/api/projects/empty/next/").json()["item"] is None
