@@ -1,0 +1,68 @@
+"""manage.py export_model PROJECT [--version N] --out PATH: safetensors + config, ONNX (verified) and model card."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from labeling.models import JobKind, Project
+from labeling.services.exports import export_job_file
+from labeling.services.jobs import job_create
+from training.services_export import model_export_run, model_version_pick
+
+
+class Command(BaseCommand):
+    help = "Export a model version as a zip: model.safetensors, config.json, model.onnx (checked), README.md card."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # Our --version (a model version) replaces Django's --version (the Django release).
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("project", help="project slug")
+        parser.add_argument("--version", type=int, default=None, help="version number (default: the active one)")
+        parser.add_argument("--out", required=True, help="zip path, or an existing folder to put it in")
+
+    def handle(self, *args, **opts) -> None:
+        project = Project.objects.filter(slug=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"No project with slug {opts['project']!r}.")
+        try:
+            version = model_version_pick(project=project, number=opts["version"])
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        job = job_create(
+            project=project,
+            kind=JobKind.EXPORT_MODEL,
+            params={"version": version.number, "version_id": version.pk},
+            total=5,
+        )
+        bar = tqdm(total=5, desc=f"export v{version.number}", disable=opts["verbosity"] == 0)
+
+        def progress(done: int, total: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+        try:
+            model_export_run(job_id=job.pk, progress=progress)
+        finally:
+            bar.close()
+        job.refresh_from_db()
+        if job.status != "succeeded":
+            raise CommandError(job.message)
+        handle, name = export_job_file(job=job)
+        target = Path(opts["out"])
+        if target.is_dir():
+            target = target / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with handle, target.open("wb") as out:
+            shutil.copyfileobj(handle, out, 1024 * 1024)
+        result = job.result
+        self.stdout.write(
+            f"v{result['version']} ({result['architecture']}, {result['classes']} classes), "
+            f"ONNX max abs diff {result['onnx_max_abs_diff']:.2e} -> {target}"
+        )

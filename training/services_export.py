@@ -1,0 +1,489 @@
+"""Model exports and batch inference.
+
+A model export is a zip of: model.safetensors + config.json (timm architecture, class names, preprocessing),
+model.onnx (opset 17, dynamic batch axis, checked against PyTorch with onnxruntime at export time) and
+README.md (a model card with holdout metrics and the dataset hash). Batch inference runs a version over a
+zip or a server folder and writes a CSV of predictions. torch is imported only inside the functions that
+run in workers or commands; the web process only calls the *_start functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import logging
+import math
+import shutil
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import Job, JobKind, JobStatus, LabelClass, Project
+from labeling.services.exports import code_version, export_storage
+from labeling.services.jobs import job_create, job_finish, job_progress, job_start
+from training.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+ONNX_OPSET = 17
+ONNX_TOLERANCE = 1e-3
+INFERENCE_BATCH = 32
+
+
+class ModelExportError(Exception):
+    """The export could not be made faithfully (e.g. ONNX disagrees with PyTorch); nothing is stored."""
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers (no torch)
+# --------------------------------------------------------------------------------------------
+
+
+def checkpoint_dir(version: ModelVersion) -> Path:
+    path = Path(version.artifact_path)
+    return path if path.is_absolute() else Path(settings.LABELLOOP_DATA_ROOT) / path
+
+
+def version_class_names(version: ModelVersion) -> list[str]:
+    """Class paths ("parent/child") in the version's output order."""
+    rows = {pk: (name, parent) for pk, name, parent in LabelClass.objects.filter(project_id=version.project_id)
+            .values_list("pk", "name", "parent_id")}  # fmt: skip
+    names = []
+    for class_id in version.class_ids:
+        parts, node, seen = [], class_id, set()
+        while node is not None and node in rows and node not in seen:
+            seen.add(node)
+            parts.append(rows[node][0])
+            node = rows[node][1]
+        names.append("/".join(reversed(parts)) or f"class {class_id}")
+    return names
+
+
+def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The eval preprocessing of a checkpoint config, normalized: image_size, mean, std, interpolation, crop_pct."""
+    pre = dict(cfg.get("preprocessing") or {})
+    for key in ("image_size", "mean", "std", "interpolation", "crop_pct"):
+        if key not in pre and key in cfg:
+            pre[key] = cfg[key]
+    if "image_size" not in pre and "input_size" in pre:
+        pre["image_size"] = int(pre["input_size"][-1])
+    missing = [k for k in ("image_size", "mean", "std") if k not in pre]
+    if missing:
+        raise ModelExportError(f"checkpoint config has no preprocessing {missing}: cannot describe its input")
+    return {
+        "image_size": int(pre["image_size"]),
+        "mean": [float(v) for v in pre["mean"]],
+        "std": [float(v) for v in pre["std"]],
+        "interpolation": str(pre.get("interpolation") or "bicubic"),
+        "crop_pct": float(pre.get("crop_pct") or 1.0),
+    }
+
+
+def model_version_pick(*, project: Project, number: int | None) -> ModelVersion:
+    versions = ModelVersion.objects.filter(project=project)
+    version = versions.filter(number=number).first() if number is not None else versions.filter(active=True).first()
+    if version is None and number is None:
+        version = versions.order_by("-number").first()
+    if version is None:
+        raise ValidationError(
+            f"Model version {number} does not exist." if number is not None else "This project has no model yet."
+        )
+    return version
+
+
+def _enqueue(task_name: str, job_id: int) -> None:
+    from training import tasks_export
+
+    try:
+        getattr(tasks_export, task_name).delay(job_id)
+    except Exception as exc:  # broker down: the job says so instead of waiting forever
+        logger.exception("could not enqueue %s for job %s", task_name, job_id)
+        job_finish(job=Job.objects.get(pk=job_id), error=f"Could not reach the task queue: {exc}")
+
+
+def _claim(job_id: int) -> Job | None:
+    """Start a queued job under a row lock; None when it already ran (duplicate delivery)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("project").get(pk=job_id)
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return None
+        job_start(job=job, message="Starting")
+    return job
+
+
+# --------------------------------------------------------------------------------------------
+# Model export
+# --------------------------------------------------------------------------------------------
+
+
+def model_export_start(*, project: Project, user, number: int | None = None) -> Job:
+    """Create a model export Job for version `number` (default: the active one) and enqueue it after commit."""
+    version = model_version_pick(project=project, number=number)
+    job = job_create(
+        project=project,
+        kind=JobKind.EXPORT_MODEL,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        params={"version": version.number, "version_id": version.pk},
+        total=5,
+    )
+    transaction.on_commit(functools.partial(_enqueue, "model_export_task", job.pk))
+    return job
+
+
+def model_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
+    """Run a model export Job (task or command). A finished job is not redone."""
+    job = _claim(job_id)
+    if job is None:
+        return Job.objects.get(pk=job_id).result
+    version = ModelVersion.objects.filter(project=job.project, pk=job.params.get("version_id")).first()
+    if version is None:
+        job_finish(job=job, error="The model version no longer exists.")
+        return {}
+
+    def report(done: int, total: int, message: str = "") -> None:
+        job_progress(job=job, done=done, total=total, message=message or None)
+        if progress:
+            progress(done, total)
+
+    try:
+        result = model_export_build(version=version, progress=report)
+    except (ModelExportError, FileNotFoundError, ValueError) as exc:
+        job_finish(job=job, error=f"Model export failed: {exc}")
+        return {}
+    except Exception as exc:
+        logger.exception("model export job %s failed", job_id)
+        job_finish(job=job, error=f"Model export failed: {type(exc).__name__}: {exc}")
+        raise
+    job_finish(job=job, result=result)
+    return result
+
+
+def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str]) -> str:
+    metrics = version.metrics or {}
+    pre = config["preprocessing"]
+    lines = [
+        f"# {version.project.name} — model v{version.number}",
+        "",
+        f"Image classifier exported by Labelloop ({code_version()}) on {timezone.now():%Y-%m-%d %H:%M UTC}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{config['architecture']}` (timm) |",
+        f"| task | {'multi-label (sigmoid)' if config.get('multi_label') else 'single-label (softmax)'} |",
+        f"| classes | {len(class_names)} |",
+        f"| trained on | {version.label_count} labels |",
+        f"| dataset hash | `{version.dataset_hash or 'unknown'}` |",
+        f"| created | {version.created_at:%Y-%m-%d %H:%M UTC} |",
+        "",
+        "## Holdout metrics",
+        "",
+        "Measured on the project's holdout split, which active learning never chooses (unbiased).",
+        "",
+    ]
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    if scalars:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [
+            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(scalars.items())
+        ]
+    else:
+        lines.append("No holdout metrics were recorded for this version.")
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        lines += ["", "| class | " + " | ".join(sorted(next(iter(per_class.values())).keys())) + " |"]
+        keys = sorted(next(iter(per_class.values())).keys())
+        lines.append("|---|" + "---|" * len(keys))
+        for name, row in per_class.items():
+            cells = [f"{row.get(k):.3f}" if isinstance(row.get(k), float) else str(row.get(k)) for k in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Classes (output order)",
+        "",
+        *[f"{i}. {name}" for i, name in enumerate(class_names)],
+        "",
+        "## Preprocessing",
+        "",
+        f"RGB (EXIF orientation applied); resize the shorter side to floor({pre['image_size']} / {pre['crop_pct']}) "
+        f"with {pre['interpolation']} interpolation; center-crop {pre['image_size']}x{pre['image_size']}; "
+        f"scale to [0, 1]; normalize with mean {pre['mean']} and std {pre['std']}. "
+        "This is timm's eval transform: `timm.data.create_transform(input_size=(3, S, S), interpolation=..., "
+        "mean=..., std=..., crop_pct=..., is_training=False)`.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import json, timm, torch",
+        "from safetensors.torch import load_file",
+        "cfg = json.load(open('config.json'))",
+        "model = timm.create_model(cfg['architecture'], num_classes=len(cfg['class_names']))",
+        "model.load_state_dict(load_file('model.safetensors'))",
+        "model.eval()",
+        "probs = model(batch).softmax(-1)  # batch: N x 3 x S x S, preprocessed as above",
+        "```",
+        "",
+        f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, output "
+        f"`logits`, dynamic batch) was checked against PyTorch with onnxruntime at export time: "
+        f"max abs difference {onnx_diff:.2e} (limit {ONNX_TOLERANCE:g}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def model_export_build(*, version: ModelVersion, progress: Callable[..., None] | None = None) -> dict:
+    """Build and store the export zip of one version. Needs torch (worker/command only).
+
+    Raises ModelExportError if the checkpoint is unusable or the ONNX graph disagrees with PyTorch.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+
+    progress = progress or (lambda done, total, message="": None)
+    source = checkpoint_dir(version)
+    if not (source / CONFIG_FILE).is_file() or not (source / WEIGHTS_FILE).is_file():
+        raise ModelExportError(f"checkpoint of v{version.number} is missing ({version.artifact_path})")
+    progress(1, 5, "Loading checkpoint")
+    model, cfg = load_checkpoint(source)
+    model = model.float().eval()
+    class_names = list(cfg.get("class_names") or version_class_names(version))
+    if version.class_ids and len(class_names) != len(version.class_ids):
+        raise ModelExportError(f"checkpoint has {len(class_names)} classes, the version {len(version.class_ids)}")
+    pre = preprocessing_of(cfg)
+    config = {
+        **cfg,
+        "architecture": cfg["architecture"],
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "preprocessing": pre,
+        "labelloop": {
+            "project": version.project.slug,
+            "version": version.number,
+            "class_ids": list(version.class_ids),
+            "dataset_hash": version.dataset_hash,
+            "label_count": version.label_count,
+            "metrics": version.metrics,
+            "exported_at": timezone.now().isoformat(),
+            "code_version": code_version(),
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="labelloop-model-export-") as tmp:
+        out = Path(tmp)
+        shutil.copyfile(source / WEIGHTS_FILE, out / "model.safetensors")
+        (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+
+        progress(2, 5, "Exporting ONNX")
+        size = pre["image_size"]
+        generator = torch.Generator().manual_seed(0)
+        example = torch.randn(2, 3, size, size, generator=generator)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                str(out / "model.onnx"),
+                opset_version=ONNX_OPSET,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                dynamo=False,
+            )
+
+        progress(3, 5, "Checking ONNX against PyTorch")
+        check = torch.randn(3, 3, size, size, generator=generator)  # another batch size: the axis is dynamic
+        with torch.inference_mode():
+            expected = model(check).float().numpy()
+        session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+        got = session.run(["logits"], {"input": check.numpy()})[0]
+        diff = float(np.max(np.abs(expected - got))) if got.shape == expected.shape else math.inf
+        if not diff < ONNX_TOLERANCE:
+            raise ModelExportError(
+                f"ONNX output differs from PyTorch by {diff:.3g} (limit {ONNX_TOLERANCE:g}); not exported"
+            )
+
+        progress(4, 5, "Writing model card")
+        (out / "README.md").write_text(
+            model_card(version=version, config=config, onnx_diff=diff, class_names=class_names)
+        )
+        zip_path = out / "export.zip"
+        base = f"{version.project.slug}-v{version.number}"
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in ("model.safetensors", "config.json", "model.onnx", "README.md"):
+                zf.write(out / name, f"{base}/{name}")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        storage = export_storage()
+        with zip_path.open("rb") as fh:
+            key = storage.save(f"{version.project.slug}/model-{base}-{stamp}.zip", File(fh))
+        size_bytes = storage.size(key)
+    progress(5, 5, "Done")
+    return {
+        "version": version.number,
+        "architecture": config["architecture"],
+        "classes": len(class_names),
+        "onnx_max_abs_diff": diff,
+        "bytes": size_bytes,
+        "files": [key],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Batch inference
+# --------------------------------------------------------------------------------------------
+
+
+def _inference_dir(job_id: int) -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "inference" / str(job_id)
+
+
+def inference_start(
+    *, project: Project, user, upload: UploadedFile | None = None, folder: str = "", number: int | None = None
+) -> Job:
+    """Create a batch inference Job over an uploaded zip or a server folder (under LABELLOOP_IMPORT_ROOTS)."""
+    from labeling.services.imports import import_folder_allowed
+
+    if (upload is None) == (not folder):
+        raise ValidationError("Give either a zip file or a server folder.")
+    version = model_version_pick(project=project, number=number)
+    params: dict[str, Any] = {"version": version.number, "version_id": version.pk}
+    if folder:
+        params["folder"] = str(import_folder_allowed(folder))
+    else:
+        if not (upload.name or "").lower().endswith(".zip"):
+            raise ValidationError("Upload a .zip of images.")
+        if upload.size > settings.LABELLOOP_MAX_ZIP_BYTES:
+            raise ValidationError("The zip is larger than LABELLOOP_MAX_ZIP_BYTES.")
+        params["upload_name"] = upload.name[:200]
+    with transaction.atomic():
+        job = job_create(
+            project=project,
+            kind=JobKind.INFERENCE,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            params=params,
+        )
+        if upload is not None:
+            target = _inference_dir(job.pk)
+            target.mkdir(parents=True, exist_ok=True)
+            with (target / "input.zip").open("wb") as fh:
+                for chunk in upload.chunks():
+                    fh.write(chunk)
+            job.params["zip"] = str(target / "input.zip")
+            job.save(update_fields=["params"])
+        transaction.on_commit(functools.partial(_enqueue, "inference_task", job.pk))
+    return job
+
+
+def inference_run(*, job_id: int, progress: Progress | None = None) -> dict:
+    """Run a batch inference Job: every readable image gets a row; bad files are listed in job.errors."""
+    job = _claim(job_id)
+    if job is None:
+        return Job.objects.get(pk=job_id).result
+    version = ModelVersion.objects.filter(project=job.project, pk=job.params.get("version_id")).first()
+    try:
+        if version is None:
+            raise ModelExportError("The model version no longer exists.")
+        result = inference_predict(version=version, job=job, progress=progress)
+    except (ModelExportError, FileNotFoundError, ValueError) as exc:
+        job_finish(job=job, error=f"Inference failed: {exc}")
+        return {}
+    except Exception as exc:
+        logger.exception("inference job %s failed", job_id)
+        job_finish(job=job, error=f"Inference failed: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if job.params.get("zip"):
+            shutil.rmtree(_inference_dir(job.pk), ignore_errors=True)
+    job_finish(job=job, result=result)
+    return result
+
+
+def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | None = None) -> dict:
+    """Score the job's files with `version`; write the CSV to the export storage. Needs torch."""
+    import torch
+
+    from labeling.services.imports import ImportRejected, Limits, folder_entries, image_inspect, zip_entries
+    from training.ml.checkpoint import load_checkpoint
+    from training.ml.data import build_transform, load_image
+
+    errors = job.errors
+    if job.params.get("zip"):
+        entries = zip_entries(
+            Path(job.params["zip"]), labels_from_folders=False, display=job.params.get("upload_name", "upload"),
+            errors=errors,
+        )  # fmt: skip
+    else:
+        entries = folder_entries(Path(job.params["folder"]), labels_from_folders=False, errors=errors)
+    total = len(entries)
+    job_progress(job=job, done=0, total=total, message=f"Loading model v{version.number}")
+    model, cfg = load_checkpoint(checkpoint_dir(version))
+    model = model.float().eval()
+    class_names = list(cfg.get("class_names") or version_class_names(version))
+    pre = preprocessing_of(cfg)
+    transform = build_transform(
+        {"interpolation": pre["interpolation"], "mean": tuple(pre["mean"]), "std": tuple(pre["std"])},
+        pre["image_size"],
+        is_training=False,
+        crop_pct=pre["crop_pct"],
+    )
+    multi = bool(cfg.get("multi_label"))
+    limits = Limits.from_settings()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file_name", "predicted_class", "confidence", *[f"p_{name}" for name in class_names]])
+    batch_names: list[str] = []
+    batch_tensors: list = []
+    written = 0
+
+    def flush() -> None:
+        nonlocal written
+        if not batch_tensors:
+            return
+        with torch.inference_mode():
+            logits = model(torch.stack(batch_tensors)).float()
+            probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+        for name, row in zip(batch_names, probs.tolist(), strict=True):
+            best = max(range(len(row)), key=row.__getitem__)
+            writer.writerow([name, class_names[best], f"{row[best]:.6f}", *[f"{p:.6f}" for p in row]])
+            written += 1
+        batch_names.clear()
+        batch_tensors.clear()
+
+    for done, entry in enumerate(entries, start=1):
+        try:
+            data = entry.read(limits.max_bytes)
+            image_inspect(data, limits=limits)  # bombs, truncation, non-images: a clear reason per file
+            image = load_image(io.BytesIO(data))
+            batch_tensors.append(transform(image))
+            batch_names.append(entry.name)
+        except ImportRejected as exc:
+            errors.append({"name": entry.name, "reason": exc.reason})
+        except Exception as exc:  # a decoder surprise is a bad file, never a crashed job
+            errors.append({"name": entry.name, "reason": f"could not be read ({type(exc).__name__}: {exc})"[:300]})
+        if len(batch_tensors) >= INFERENCE_BATCH:
+            flush()
+        if done % INFERENCE_BATCH == 0 or done == total:
+            job_progress(job=job, done=done, total=total, message=f"{done} / {total} files")
+            if progress:
+                progress(done, total)
+    flush()
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    storage = export_storage()
+    key = storage.save(
+        f"{job.project.slug}/predictions-{job.project.slug}-v{version.number}-{stamp}-job{job.pk}.csv",
+        File(io.BytesIO(buffer.getvalue().encode())),
+    )
+    return {"version": version.number, "predicted": written, "rejected": len(errors), "files": [key]}
