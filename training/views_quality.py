@@ -1,3 +1,192 @@
-"""Model quality pages: per-version metrics, confusion matrix, reliability diagram, learning curve."""
+"""Model quality pages: per-version holdout metrics, confusion matrix with item drill-down, reliability diagram,
+learning curve, side-by-side comparison of two versions, and the buttons that start the label-error search and
+the per-item holdout predictions. These live in training because labeling never imports training.
+"""
 
-urlpatterns = []
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import charts
+from labeling.permissions import Capability, project_view
+from training import quality
+from training.models import ModelVersion
+from training.tasks_quality import holdout_predictions_task, label_errors_job_enqueue, task_send
+
+
+def _context(request: HttpRequest, **extra) -> dict:
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+
+
+def _version(request: HttpRequest, param: str, default: ModelVersion | None) -> ModelVersion | None:
+    raw = request.GET.get(param)
+    if not raw:
+        return default
+    try:
+        number = int(raw)
+    except ValueError as exc:
+        raise Http404("No such version.") from exc
+    version = ModelVersion.objects.filter(project=request.project, number=number).first()
+    if version is None:
+        raise Http404("No such version.")
+    return version
+
+
+def _learning_chart(project) -> dict | None:
+    curve = quality.learning_curve(project)
+    if not any(acc is not None for _, _, acc, _ in curve):
+        return None
+    return charts.line_chart(
+        [
+            ("holdout accuracy", [(labels, acc) for _, labels, acc, _ in curve], "#4c78a8"),
+            ("macro-F1", [(labels, f1) for _, labels, _, f1 in curve], "#f58518"),
+        ],
+        x_label="labels used for training",
+        y_label="holdout score",
+    )
+
+
+@require_GET
+@project_view(Capability.VIEW_METRICS)
+def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
+    project = request.project
+    versions = quality.versions_of(project)
+    default = next((v for v in versions if v.active), versions[-1] if versions else None)
+    version = _version(request, "v", default)
+    context = _context(request, versions=versions, version=version, learning_chart=_learning_chart(project))
+    if version is not None:
+        m = quality.version_metrics(version)
+        hrefs = None
+        if m.confusion:
+            base = reverse("training:model_confusion_items", args=[slug])
+            k = len(m.names)
+            hrefs = [[f"{base}?v={version.number}&t={i}&p={j}" for j in range(k)] for i in range(k)]
+        context.update(
+            m=m,
+            heatmap=charts.heatmap(m.confusion, m.names, hrefs=hrefs) if m.confusion else None,
+            reliability=charts.reliability_diagram(m.reliability) if m.reliability else None,
+            f1_chart=charts.bar_chart([(c.name, c.f1) for c in m.per_class], title="F1 per class")
+            if m.per_class
+            else None,
+            holdout_predictions=quality.holdout_prediction_count(version),
+            holdout_labeled=quality.items_labeled_in_holdout(project),
+            can_train=Capability.TRAIN in request.capabilities,
+        )
+    return render(request, "training/quality.html", context)
+
+
+@require_GET
+@project_view(Capability.VIEW_METRICS)
+def model_compare(request: HttpRequest, slug: str) -> HttpResponse:
+    project = request.project
+    versions = quality.versions_of(project)
+    a = _version(request, "a", versions[-2] if len(versions) >= 2 else (versions[0] if versions else None))
+    b = _version(request, "b", versions[-1] if versions else None)
+    context = _context(request, versions=versions, a=a, b=b)
+    if a is not None and b is not None:
+        ma, mb = quality.version_metrics(a), quality.version_metrics(b)
+        fa = {c.name: c for c in ma.per_class}
+        fb = {c.name: c for c in mb.per_class}
+        rows = []
+        for name in list(dict.fromkeys([*fa, *fb])):
+            ca, cb = fa.get(name), fb.get(name)
+            f1a, f1b = (ca.f1 if ca else None), (cb.f1 if cb else None)
+            rows.append(
+                {
+                    "name": name,
+                    "a": ca,
+                    "b": cb,
+                    "delta": (f1b - f1a) if f1a is not None and f1b is not None else None,
+                }
+            )
+        summary = []
+        for label, key in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1"), ("ROC-AUC", "roc_auc"), ("ECE", "ece")):
+            va, vb = getattr(ma, key), getattr(mb, key)
+            summary.append(
+                {"label": label, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None}
+            )
+        context.update(
+            ma=ma,
+            mb=mb,
+            rows=rows,
+            summary=summary,
+            delta_chart=charts.bar_chart(
+                [(r["name"], r["delta"]) for r in rows], lo=-1.0, hi=1.0, title="F1 change per class"
+            )
+            if rows
+            else None,
+        )
+    return render(request, "training/quality_compare.html", context)
+
+
+@require_GET
+@project_view(Capability.VIEW_METRICS)
+def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
+    version = _version(request, "v", None)
+    if version is None:
+        raise Http404("Pick a version.")
+    try:
+        true_index, pred_index = int(request.GET.get("t", "")), int(request.GET.get("p", ""))
+    except ValueError as exc:
+        raise Http404("Pick a cell.") from exc
+    names = quality.version_metrics(version).names
+    if not (0 <= true_index < len(names) and 0 <= pred_index < len(names)):
+        raise Http404("No such cell.")
+    predictions, population = quality.confusion_items(version=version, true_index=true_index, pred_index=pred_index)
+    m = quality.version_metrics(version)
+    holdout_count = m.confusion[true_index][pred_index] if m.confusion else None
+    return render(
+        request,
+        "training/quality_confusion_items.html",
+        _context(
+            request,
+            version=version,
+            true_name=names[true_index],
+            pred_name=names[pred_index],
+            predictions=predictions[:300],
+            total=predictions.count(),
+            population=population,
+            holdout_count=holdout_count,
+        ),
+    )
+
+
+@require_POST
+@project_view(Capability.VIEW_METRICS)
+def label_errors_find(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start the label-error search (reviewers, managers and ML engineers)."""
+    if not ({Capability.REVIEW, Capability.TRAIN} & set(request.capabilities)):
+        raise PermissionDenied("Your role in this project does not allow this.")
+    job = label_errors_job_enqueue(project=request.project, created_by=request.user)
+    messages.success(request, f"Label-error search #{job.pk} queued.")
+    return redirect("labeling:review_label_errors", slug=slug)
+
+
+@require_POST
+@project_view(Capability.TRAIN)
+def holdout_predict(request: HttpRequest, slug: str) -> HttpResponse:
+    """Store per-item holdout predictions of one version so confusion cells list exactly the holdout items."""
+    try:
+        number = int(request.POST.get("v", ""))
+    except ValueError as exc:
+        raise Http404("No such version.") from exc
+    version = ModelVersion.objects.filter(project=request.project, number=number).first()
+    if version is None:
+        raise Http404("No such version.")
+    task_send(holdout_predictions_task, request.project.pk, version.number)
+    messages.success(request, f"Predicting the holdout with v{version.number}; reload in a moment.")
+    return redirect(f"{reverse('training:model_quality', args=[slug])}?v={version.number}")
+
+
+urlpatterns = [
+    path("p/<slug:slug>/model/quality/", model_quality, name="model_quality"),
+    path("p/<slug:slug>/model/compare/", model_compare, name="model_compare"),
+    path("p/<slug:slug>/model/confusion/", model_confusion_items, name="model_confusion_items"),
+    path("p/<slug:slug>/model/holdout-predict/", holdout_predict, name="holdout_predict"),
+    path("p/<slug:slug>/label-errors/find/", label_errors_find, name="label_errors_find"),
+]

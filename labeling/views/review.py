@@ -1,22 +1,217 @@
-"""Placeholder module owned by the review work; replaced by the real views."""
+"""Review pages: the keyboard-first review queue, suspected label errors, gold items, label-quality metrics.
 
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+Reviewers (Capability.REVIEW) work the queue; the quality page needs Capability.VIEW_METRICS; marking gold items
+needs Capability.MANAGE. Verdicts go through labeling.services.reviews, the same services the API would call.
+"""
 
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import charts
+from labeling.models import Item, Job, JobKind, LabelClass, ReviewTask, ReviewTaskReason
 from labeling.permissions import Capability, project_view
+from labeling.selectors.quality import (
+    REASON_ORDER,
+    model_top_classes,
+    quality_report,
+    review_context,
+    review_task_counts,
+    review_task_next,
+    review_tasks_open,
+)
+from labeling.services import reviews as review_services
+
+# A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
+REFRESH_EVERY_SECONDS = 30
 
 
+def _context(request: HttpRequest, **extra) -> dict:
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+
+
+def _reason(request: HttpRequest) -> str:
+    reason = request.GET.get("reason") or request.POST.get("reason") or ""
+    return reason if reason in ReviewTaskReason.values else ""
+
+
+def _refresh_throttled(project) -> None:
+    if cache.add(f"review-refresh:{project.pk}:{project.created_at.timestamp()}", 1, REFRESH_EVERY_SECONDS):
+        review_services.review_tasks_refresh(project=project)
+
+
+def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, error: str = "") -> dict:
+    project = request.project
+    classes = list(LabelClass.objects.filter(project=project, archived=False).select_related("parent"))
+    counts = review_task_counts(project=project)
+    return _context(
+        request,
+        task=task,
+        ctx=review_context(task=task) if task else None,
+        reason=reason,
+        reasons=[(r, ReviewTaskReason(r).label, counts.get(r, 0)) for r in REASON_ORDER],
+        classes=classes,
+        error=error,
+        can_manage=Capability.MANAGE in request.capabilities,
+    )
+
+
+@require_GET
 @project_view(Capability.REVIEW)
 def review(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    project = request.project
+    reason = _reason(request)
+    _refresh_throttled(project)
+    task = None
+    if request.GET.get("task"):
+        try:
+            task_id = int(request.GET["task"])
+        except ValueError as exc:
+            raise Http404 from exc
+        task = get_object_or_404(ReviewTask.objects.select_related("item"), project=project, pk=task_id)
+        if task.done:
+            messages.info(request, "That review task is already closed; here is the next one.")
+            task = None
+    if task is None:
+        after = request.GET.get("after")
+        task = review_task_next(project=project, reason=reason or None, after=int(after) if after else None)
+    template = "labeling/review.html#task-card" if request.htmx else "labeling/review.html"
+    return render(request, template, _card_context(request, task, reason))
 
 
+@require_POST
+@project_view(Capability.REVIEW)
+def review_verdict(request: HttpRequest, slug: str, task_id: int) -> HttpResponse:
+    project = request.project
+    reason = _reason(request)
+    task = get_object_or_404(ReviewTask.objects.select_related("item", "project"), project=project, pk=task_id)
+    try:
+        review_services.review_submit(
+            task=task,
+            reviewer=request.user,
+            verdict=request.POST.get("verdict", ""),
+            corrected_class_ids=request.POST.getlist("class_ids"),
+            comment=request.POST.get("comment", ""),
+        )
+    except ValidationError as exc:
+        error = "; ".join(exc.messages)
+        if request.htmx:
+            task.refresh_from_db()
+            response = render(
+                request,
+                "labeling/review.html#task-card",
+                _card_context(request, None if task.done else task, reason, error=error),
+            )
+            response.status_code = 400
+            return response
+        messages.error(request, error)
+        return redirect(_review_url(project.slug, reason, task=task.pk))
+    review_services.review_tasks_for_items(project=project, item_ids=[task.item_id])
+    if request.htmx:
+        next_task = review_task_next(project=project, reason=reason or None)
+        return render(request, "labeling/review.html#task-card", _card_context(request, next_task, reason))
+    return redirect(_review_url(project.slug, reason))
+
+
+def _review_url(slug: str, reason: str, **params) -> str:
+    url = reverse("labeling:review", args=[slug])
+    query = "&".join(f"{k}={v}" for k, v in ({"reason": reason, **params}).items() if v)
+    return f"{url}?{query}" if query else url
+
+
+@require_POST
+@project_view(Capability.REVIEW)
+def review_refresh(request: HttpRequest, slug: str) -> HttpResponse:
+    opened = review_services.review_tasks_refresh(project=request.project)
+    total = sum(opened.values())
+    messages.success(request, f"Review queue refreshed: {total} new task{'s' if total != 1 else ''}.")
+    return redirect(_review_url(slug, _reason(request)))
+
+
+@require_GET
+@project_view(Capability.REVIEW)
+def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
+    """Suspected label errors ranked by score (most suspicious first), with the model's view of each."""
+    project = request.project
+    tasks = list(
+        review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR)
+        .select_related("item", "annotation__user")
+        .prefetch_related("item__resolved__classes")[:200]
+    )
+    rows = []
+    for task in tasks:
+        resolved = getattr(task.item, "resolved", None)
+        top, _version = model_top_classes(item=task.item, k=1)
+        rows.append(
+            {
+                "task": task,
+                "given": list(resolved.classes.all()) if resolved else [],
+                "annotator": task.annotation.user.get_username() if task.annotation_id else "",
+                "model": top[0] if top else None,
+            }
+        )
+    job = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS).order_by("-created_at").first()
+    total = review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR).count()
+    return render(
+        request,
+        "labeling/review_label_errors.html",
+        _context(request, rows=rows, total=total, job=job, can_train=Capability.TRAIN in request.capabilities),
+    )
+
+
+@require_POST
+@project_view(Capability.MANAGE)
+def item_gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    """Mark an item gold with its answer classes (action=set) or stop using it as gold (action=clear)."""
+    item = get_object_or_404(Item.objects.select_related("project"), project=request.project, pk=item_id)
+    try:
+        if request.POST.get("action") == "clear":
+            review_services.item_gold_clear(item=item)
+            messages.success(request, f"Item #{item.pk} is no longer a gold item.")
+        else:
+            review_services.item_gold_set(item=item, class_ids=request.POST.getlist("class_ids"))
+            messages.success(request, f"Item #{item.pk} is now a gold item.")
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    next_url = request.POST.get("next", "")
+    if not next_url.startswith(f"/p/{slug}/"):
+        next_url = _review_url(slug, "")
+    return redirect(next_url)
+
+
+@require_GET
 @project_view(Capability.VIEW_METRICS)
 def quality(request: HttpRequest, slug: str) -> HttpResponse:
-    return HttpResponse("Not built yet.", status=501)
+    project = request.project
+    report = quality_report(project=project)
+    accuracy_rows = [(row.username, row.review_accuracy) for row in report.annotators]
+    gold_rows = [(row.username, row.gold_accuracy) for row in report.annotators]
+    class_rows = [(row.label_class.path, row.kappa) for row in report.classes]
+    return render(
+        request,
+        "labeling/quality.html",
+        _context(
+            request,
+            report=report,
+            accuracy_chart=charts.bar_chart(accuracy_rows, title="accuracy against reviews") if accuracy_rows else None,
+            gold_chart=charts.bar_chart(gold_rows, title="accuracy on gold") if any(v for _, v in gold_rows) else None,
+            class_chart=charts.bar_chart(class_rows, lo=-1.0, hi=1.0, title="per-class kappa") if class_rows else None,
+            reasons=[(r, ReviewTaskReason(r).label, report.review_counts.get(r, 0)) for r in REASON_ORDER],
+        ),
+    )
 
 
 urlpatterns = [
     path("p/<slug:slug>/review/", review, name="review"),
+    path("p/<slug:slug>/review/<int:task_id>/verdict/", review_verdict, name="review_verdict"),
+    path("p/<slug:slug>/review/refresh/", review_refresh, name="review_refresh"),
+    path("p/<slug:slug>/review/label-errors/", review_label_errors, name="review_label_errors"),
+    path("p/<slug:slug>/items/<int:item_id>/gold/", item_gold, name="item_gold"),
     path("p/<slug:slug>/quality/", quality, name="quality"),
 ]

@@ -1,0 +1,190 @@
+"""Model quality reads (and the one write of per-item holdout predictions) behind training/views_quality.py.
+
+A version's metrics JSON comes from training/ml/evaluate.py on the holdout at training time; it is read
+defensively (older or partial dicts render what they have). The confusion-matrix drill-down lists the items
+behind a cell from Prediction rows of that version: holdout items once `holdout_predictions_write` stored
+predictions for them (the task runs after each round via the tasks_quality hook, or from the model page), else
+labeled pool items that the version scored before they were labeled. The page says which population it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from labeling.models import Item, Project, ResolvedLabel, Split
+from training.models import ModelVersion, Prediction
+from training.services.rounds import class_order_of_version
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and f not in (float("inf"), float("-inf")) else None
+
+
+@dataclass
+class ClassMetrics:
+    name: str
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    support: int | None
+
+
+@dataclass
+class VersionMetrics:
+    version: ModelVersion
+    names: list[str]
+    n: int | None
+    multi_label: bool
+    accuracy: float | None
+    macro_f1: float | None
+    micro_f1: float | None
+    roc_auc: float | None
+    ece: float | None
+    per_class: list[ClassMetrics]
+    confusion: list[list[int]] | None
+    reliability: list[dict]
+    per_level: list[dict] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def version_metrics(version: ModelVersion) -> VersionMetrics:
+    """Normalise a version's metrics dict; anything missing or malformed becomes None / empty."""
+    m = version.metrics if isinstance(version.metrics, dict) else {}
+    names = class_order_of_version(version).names
+    raw = m.get("per_class") or {}
+    per_class: list[ClassMetrics] = []
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, list):
+        items = [
+            (row.get("name") or row.get("label") or str(i), row) for i, row in enumerate(raw) if isinstance(row, dict)
+        ]
+    else:
+        items = []
+    for name, row in items:
+        if not isinstance(row, dict):
+            continue
+        support = _num(row.get("support"))
+        per_class.append(
+            ClassMetrics(
+                str(name), _num(row.get("precision")), _num(row.get("recall")), _num(row.get("f1")),
+                int(support) if support is not None else None,
+            )
+        )  # fmt: skip
+    confusion = m.get("confusion_matrix")
+    if not (
+        isinstance(confusion, list)
+        and len(confusion) == len(names)
+        and all(isinstance(r, list) and len(r) == len(names) for r in confusion)
+    ):
+        confusion = None
+    bins = []
+    for b in m.get("reliability") or []:
+        if not isinstance(b, dict):
+            continue
+        bins.append(
+            {
+                "lower": _num(b.get("lower")) or 0.0,
+                "upper": _num(b.get("upper")) or 0.0,
+                "count": int(_num(b.get("count")) or 0),
+                "accuracy": _num(b.get("acc", b.get("accuracy"))),
+                "confidence": _num(b.get("conf", b.get("confidence"))),
+            }
+        )
+    levels = m.get("per_level_accuracy") or m.get("per_level") or []
+    levels = [lv for lv in levels if isinstance(lv, dict)] if isinstance(levels, list) else []
+    extra = {k: _num(m.get(k)) for k in ("subset_accuracy", "hamming_accuracy") if _num(m.get(k)) is not None}
+    n = _num(m.get("n"))
+    return VersionMetrics(
+        version=version,
+        names=names,
+        n=int(n) if n is not None else None,
+        multi_label=bool(m.get("multi_label")),
+        accuracy=_num(m.get("accuracy")),
+        macro_f1=_num(m.get("macro_f1")),
+        micro_f1=_num(m.get("micro_f1")),
+        roc_auc=_num(m.get("roc_auc")),
+        ece=_num(m.get("ece")),
+        per_class=per_class,
+        confusion=confusion,
+        reliability=bins,
+        per_level=levels,
+        extra=extra,
+    )
+
+
+def versions_of(project: Project) -> list[ModelVersion]:
+    return list(ModelVersion.objects.filter(project=project).order_by("number"))
+
+
+def learning_curve(project: Project) -> list[tuple[int, int, float | None, float | None]]:
+    """(version number, label count, holdout accuracy, holdout macro-F1) for every version, oldest first."""
+    out = []
+    for v in versions_of(project):
+        m = v.metrics if isinstance(v.metrics, dict) else {}
+        out.append((v.number, v.label_count, _num(m.get("accuracy")), _num(m.get("macro_f1"))))
+    return out
+
+
+def confusion_items(*, version: ModelVersion, true_index: int, pred_index: int) -> tuple[QuerySet[Prediction], str]:
+    """Predictions of `version` whose item's resolved label is class true_index and whose top class is pred_index.
+
+    Returns (queryset, population) where population is "holdout" when the version has holdout predictions,
+    else "labeled pool" (items scored by this version and labeled afterwards).
+    """
+    class_ids = list(version.class_ids)
+    if not (0 <= true_index < len(class_ids) and 0 <= pred_index < len(class_ids)):
+        return Prediction.objects.none(), "holdout"
+    has_true = ResolvedLabel.classes.through.objects.filter(
+        resolvedlabel__item_id=OuterRef("item_id"), labelclass_id=class_ids[true_index]
+    )
+    qs = (
+        Prediction.objects.filter(model_version=version, predicted_class_id=class_ids[pred_index])
+        .filter(Exists(has_true))
+        .select_related("item")
+        .order_by("-confidence", "item_id")
+    )
+    holdout = Prediction.objects.filter(model_version=version, item__split=Split.HOLDOUT, item__resolved__isnull=False)
+    if holdout.exists():
+        return qs.filter(item__split=Split.HOLDOUT), "holdout"
+    return qs, "labeled pool"
+
+
+def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
+    """Score the labeled holdout with one version and store Prediction rows (upsert). Worker/command only."""
+    from training.ml.pipeline import score_pool
+    from training.services.rounds import predictions_write, round_config
+    from training.services.runs import data_root, project_cache_dir
+    from training.services.snapshot import label_snapshot
+
+    version = ModelVersion.objects.filter(project=project, number=version_number).first()
+    if version is None:
+        return {"status": "skipped", "reason": f"no version {version_number}"}
+    snap = label_snapshot(project=project)
+    pool = [(item_id, path) for item_id, path, _ in snap.holdout]
+    if not pool:
+        return {"status": "ok", "scored": 0}
+    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+    checkpoint = Path(version.artifact_path)
+    if not checkpoint.is_absolute():
+        checkpoint = data_root() / checkpoint
+    ids, probs, uncertainty, _priority = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
+    ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+    predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
+    return {"status": "ok", "scored": len(ids), "version": version.number}
+
+
+def holdout_prediction_count(version: ModelVersion) -> int:
+    return Prediction.objects.filter(model_version=version, item__split=Split.HOLDOUT).count()
+
+
+def items_labeled_in_holdout(project: Project) -> int:
+    return Item.objects.filter(project=project, split=Split.HOLDOUT, resolved__isnull=False).count()
