@@ -1,3 +1,205 @@
-"""Training REST API (runs, model versions, predictions)."""
+"""Training REST API: runs, model versions, predictions; model export and batch inference jobs.
 
-urlpatterns = []
+Same rules as labeling.api.resources: ProjectCapability on every endpoint, keyset pagination for big lists,
+one APIView per write. Exports and inference run as Jobs on a worker; poll /jobs/<id>/ and fetch download_url.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.resources import (
+    FiniteFloatField,
+    IdCursorPagination,
+    IdField,
+    JobOutputSerializer,
+    ProjectView,
+    object_or_404,
+)
+from labeling.permissions import Capability
+from training import services, services_export
+from training.models import ModelVersion, Prediction, TrainingRun
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "status", "trigger", "mode", "label_count", "dataset_hash", "progress", "stage", "device",
+                  "worker", "error", "created_at", "started_at", "finished_at", "timings", "model_version"]  # fmt: skip
+
+    def get_model_version(self, run) -> int | None:
+        version = getattr(run, "model_version", None)
+        return version.number if version else None
+
+
+class RunListApi(ProjectView, generics.ListAPIView):
+    capability = Capability.VIEW_METRICS
+    serializer_class = RunOutputSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        return TrainingRun.objects.filter(project=self.project).select_related("model_version")
+
+
+class RunDetailApi(ProjectView, APIView):
+    capability = Capability.VIEW_METRICS
+
+    @extend_schema(responses={200: RunOutputSerializer})
+    def get(self, request, slug: str, run_id: int):
+        run = object_or_404(TrainingRun.objects.select_related("model_version"), project=self.project, pk=run_id)
+        return Response(RunOutputSerializer(run).data)
+
+
+class RunCreateApi(ProjectView, APIView):
+    """Queue a training run now (409 when one is already queued or running)."""
+
+    capability = Capability.TRAIN
+
+    class InputSerializer(serializers.Serializer):
+        mode = serializers.ChoiceField(choices=["head", "finetune"], required=False)
+
+    @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer, 409: OpenApiResponse()})
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.training_run_enqueue(project=self.project, trigger="api", mode=data.validated_data.get("mode"))
+        if run is None:
+            return Response({"detail": "A run is already queued or running."}, status=status.HTTP_409_CONFLICT)
+        return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class ModelVersionOutputSerializer(serializers.ModelSerializer):
+    run = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "number", "run", "architecture", "class_ids", "metrics", "label_count", "dataset_hash",
+                  "active", "created_at"]  # fmt: skip
+
+
+class ModelVersionListApi(ProjectView, generics.ListAPIView):
+    capability = Capability.VIEW_METRICS
+    serializer_class = ModelVersionOutputSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        return ModelVersion.objects.filter(project=self.project)
+
+
+class ModelVersionDetailApi(ProjectView, APIView):
+    capability = Capability.VIEW_METRICS
+
+    @extend_schema(responses={200: ModelVersionOutputSerializer})
+    def get(self, request, slug: str, number: int):
+        version = object_or_404(ModelVersion, project=self.project, number=number)
+        return Response(ModelVersionOutputSerializer(version).data)
+
+
+class PredictionOutputSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version.number")
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "item", "model_version", "probabilities", "predicted_class", "confidence", "uncertainty",
+                  "created_at"]  # fmt: skip
+
+
+class PredictionFilterSerializer(serializers.Serializer):
+    version = IdField(required=False, help_text="Model version number; default: the active version.")
+    item = IdField(required=False)
+    predicted_class = IdField(required=False)
+    confidence_min = FiniteFloatField(required=False)
+    confidence_max = FiniteFloatField(required=False)
+
+
+class PredictionListApi(ProjectView, generics.ListAPIView):
+    """Predictions of one model version (probabilities in the version's class_ids order)."""
+
+    capability = Capability.VIEW_METRICS
+    serializer_class = PredictionOutputSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        filters = PredictionFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        qs = Prediction.objects.filter(model_version__project=self.project).select_related("model_version")
+        qs = qs.filter(model_version__number=f["version"]) if "version" in f else qs.filter(model_version__active=True)
+        if "item" in f:
+            qs = qs.filter(item_id=f["item"])
+        if "predicted_class" in f:
+            qs = qs.filter(predicted_class_id=f["predicted_class"])
+        if "confidence_min" in f:
+            qs = qs.filter(confidence__gte=f["confidence_min"])
+        if "confidence_max" in f:
+            qs = qs.filter(confidence__lte=f["confidence_max"])
+        return qs
+
+    @extend_schema(parameters=[PredictionFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ModelExportStartApi(ProjectView, APIView):
+    """Export a model version (safetensors + config, checked ONNX, model card) as a job."""
+
+    capability = Capability.EXPORT
+
+    @extend_schema(request=None, responses={202: JobOutputSerializer, 404: OpenApiResponse()})
+    def post(self, request, slug: str, number: int):
+        version = object_or_404(ModelVersion, project=self.project, number=number)
+        job = services_export.model_export_start(project=self.project, user=request.user, number=version.number)
+        return Response(JobOutputSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InferenceStartApi(ProjectView, APIView):
+    """Run a model version (default: active) over an uploaded zip or a server folder; results as CSV."""
+
+    capability = Capability.EXPORT
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(required=False, help_text="A .zip of images.")
+        folder = serializers.CharField(required=False, max_length=1000, help_text="Under LABELLOOP_IMPORT_ROOTS.")
+        version = IdField(required=False)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer, "application/json": InputSerializer},
+        responses={202: JobOutputSerializer, 400: OpenApiResponse()},
+    )
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            job = services_export.inference_start(
+                project=self.project,
+                user=request.user,
+                upload=values.get("file"),
+                folder=values.get("folder", ""),
+                number=values.get("version"),
+            )
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"detail": exc.messages}) from exc
+        return Response(JobOutputSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/runs/", RunListApi.as_view(), name="api-runs"),
+    path("projects/<slug:slug>/runs/create/", RunCreateApi.as_view(), name="api-run-create"),
+    path("projects/<slug:slug>/runs/<int:run_id>/", RunDetailApi.as_view(), name="api-run"),
+    path("projects/<slug:slug>/models/", ModelVersionListApi.as_view(), name="api-models"),
+    path("projects/<slug:slug>/models/<int:number>/", ModelVersionDetailApi.as_view(), name="api-model"),
+    path("projects/<slug:slug>/models/<int:number>/export/", ModelExportStartApi.as_view(), name="api-model-export"),
+    path("projects/<slug:slug>/predictions/", PredictionListApi.as_view(), name="api-predictions"),
+    path("projects/<slug:slug>/inference/", InferenceStartApi.as_view(), name="api-inference"),
+]

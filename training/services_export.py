@@ -486,4 +486,10 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
         f"{job.project.slug}/predictions-{job.project.slug}-v{version.number}-{stamp}-job{job.pk}.csv",
         File(io.BytesIO(buffer.getvalue().encode())),
     )
-    return {"version": version.number, "predicted": written, "rejected": len(errors), "files": [key]}
+    return {
+        "version": version.number,
+        "predicted": written,
+        "rejected": len(errors),
+        "bytes": storage.size(key),
+        "files": [key],
+    }

@@ -1,0 +1,70 @@
+"""Model export and batch inference pages: start jobs, watch their progress, download through the checked view."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from labeling.models import Job, JobKind
+from labeling.permissions import Capability, project_view
+from training import services_export
+from training.models import ModelVersion
+
+
+class InferenceForm(forms.Form):
+    file = forms.FileField(required=False, help_text="A .zip of images.")
+    folder = forms.CharField(required=False, max_length=1000, help_text="Or a folder on the server.")
+    version = forms.IntegerField(required=False, min_value=1, help_text="Model version; empty = the active one.")
+
+
+def _context(request: HttpRequest, **extra) -> dict:
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+
+
+@project_view(Capability.EXPORT)
+def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
+    project = request.project
+    form = InferenceForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services_export.inference_start(
+                project=project,
+                user=request.user,
+                upload=form.cleaned_data["file"],
+                folder=form.cleaned_data["folder"].strip(),
+                number=form.cleaned_data["version"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Batch inference #{job.pk} started.")
+            return redirect("training:model_exports", slug=slug)
+    versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
+    jobs = Job.objects.filter(project=project, kind__in=[JobKind.EXPORT_MODEL, JobKind.INFERENCE])[:20]
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "training/exports.html", _context(request, form=form, versions=versions, jobs=jobs), status=status
+    )
+
+
+@require_POST
+@project_view(Capability.EXPORT)
+def model_export_start(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    try:
+        job = services_export.model_export_start(project=request.project, user=request.user, number=number)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"Export of v{number} started (job #{job.pk}).")
+    return redirect("training:model_exports", slug=slug)
+
+
+urlpatterns = [
+    path("p/<slug:slug>/model/exports/", model_exports, name="model_exports"),
+    path("p/<slug:slug>/model/exports/v<int:number>/", model_export_start, name="model_export_start"),
+]
