@@ -115,7 +115,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
 
     started = time.monotonic()
     project = run.project
-    progress.enter("snapshot")
+    progress.enter("snapshot", 0.0, 0.02)
     snap: LabelSnapshot = label_snapshot(project=project)
     cold = run.mode == MODE_COLD_START or snap.train_class_count < 2
     TrainingRun.objects.filter(pk=run.pk).update(
@@ -134,8 +134,8 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     if cold:
         ids, priority = ([], [])
         if snap.pool:
-            ids, priority = cold_start_priorities(snap.pool, cache_dir, cfg, progress)
-        progress.enter("priorities")
+            ids, priority = cold_start_priorities(snap.pool, cache_dir, cfg, progress.phase(0.02, 0.97))
+        progress.enter("priorities", 0.97, 1.0)
         priorities = dict(zip((int(i) for i in ids), (float(p) for p in _floats(priority)), strict=True))
         with transaction.atomic():
             if not _still_running(run.pk):
@@ -146,9 +146,9 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
 
     out_dir = data_root() / "projects" / str(project.pk) / "runs" / str(run.pk)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_round(cfg, snap.train, snap.holdout, snap.pool, cache_dir, out_dir, progress)
+    result = run_round(cfg, snap.train, snap.holdout, snap.pool, cache_dir, out_dir, progress.phase(0.02, 0.9))
 
-    progress.enter("save")
+    progress.enter("save", 0.9, 0.91)
     checkpoint = Path(result.checkpoint_dir)
     try:
         artifact = str(checkpoint.resolve().relative_to(data_root().resolve()))
@@ -158,11 +158,11 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         run=run, snap=snap, artifact=artifact, metrics=dict(result.metrics), backbone=cfg.backbone
     )
 
-    progress.enter("predictions")
+    progress.enter("predictions", 0.91, 0.97)
     pool_ids = [int(i) for i in _floats(result.pool_ids)]
     predictions_write(version=version, ids=pool_ids, probs=result.pool_probs, uncertainty=result.pool_uncertainty)
 
-    progress.enter("priorities")
+    progress.enter("priorities", 0.97, 1.0)
     priorities = dict(zip(pool_ids, (float(p) for p in _floats(result.pool_priority)), strict=True))
     with transaction.atomic():
         if not _still_running(run.pk):
@@ -177,7 +177,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         "status": RunStatus.SUCCEEDED,
         "version": version.number,
         "device": str(result.device),
-        "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, int | float)},
+        "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
     }
 
 

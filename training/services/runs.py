@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from labeling.models import Project
@@ -126,6 +126,7 @@ class RunProgress:
 
     def __init__(self, run_id: int, *, also: Callable[[str, float], None] | None = None, min_interval: float = 0.5):
         self.run_id, self.also, self.min_interval = run_id, also, min_interval
+        self.lo, self.hi = 0.0, 1.0  # the slice of the whole run that the current phase covers
         self.stage = ""
         self.stage_started = time.monotonic()
         self.timings: dict[str, float] = {}
@@ -138,13 +139,14 @@ class RunProgress:
         if changed:
             self.close_stage(now)
             self.stage, self.stage_started = stage, now
+        overall = self.lo + (self.hi - self.lo) * min(max(float(fraction), 0.0), 1.0)
         if changed or now - self.last_write >= self.min_interval or fraction >= 1.0:
             self.last_write = now
             TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
-                stage=stage[:40], progress=round(min(max(float(fraction), 0.0), 1.0), 4), heartbeat_at=timezone.now()
+                stage=stage[:40], progress=round(overall, 4), heartbeat_at=timezone.now()
             )
         if self.also is not None:
-            self.also(stage, fraction)
+            self.also(stage, overall)
         if self.delay:
             time.sleep(self.delay)  # test hook: makes a run slow enough to kill a worker mid-run
 
@@ -154,8 +156,16 @@ class RunProgress:
             self.timings[self.stage] = round(self.timings.get(self.stage, 0.0) + now - self.stage_started, 3)
             self.stage = ""
 
-    def enter(self, stage: str) -> None:
+    def enter(self, stage: str, lo: float | None = None, hi: float | None = None) -> None:
+        """Start a stage that covers [lo, hi] of the whole run (default: where the last one ended)."""
+        self.lo = self.hi if lo is None else lo
+        self.hi = self.lo if hi is None else hi
         self(stage, 0.0)
+
+    def phase(self, lo: float, hi: float) -> RunProgress:
+        """Map the next callbacks' fractions into [lo, hi] of the whole run (the ML round's stages)."""
+        self.lo, self.hi = lo, hi
+        return self
 
 
 def _start(run_id: int, worker: str) -> TrainingRun | None:
@@ -202,5 +212,4 @@ def training_run_execute(*, run_id: int, worker: str = "", on_progress: Callable
         return {"run": run_id, "status": RunStatus.FAILED, "error": str(exc)[:300]}
     finally:
         heartbeat.stop()
-        close_old_connections()
     return {"run": run_id, **summary}
