@@ -17,8 +17,11 @@ from training import services
 logger = logging.getLogger(__name__)
 
 
+# Results are ignored: nothing waits on them, and a result-storing send subscribes to the Redis result
+# backend, which blocks for ~20 s (and then breaks the app's backend) when Redis is down.
 @shared_task(
     bind=True,
+    ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=getattr(settings, "LABELLOOP_RUN_SOFT_TIME_LIMIT", 6 * 3600),
@@ -35,7 +38,7 @@ def training_scheduler_tick_task() -> dict:
     return services.training_scheduler_tick()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def training_score_task(project_id: int, job_id: int) -> dict:
     """Re-score a project's pool with its active model and rewrite priorities; progress goes to the Job."""
     job = Job.objects.filter(pk=job_id, project_id=project_id).first()
