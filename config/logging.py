@@ -49,9 +49,12 @@ def _current_task():
 
 
 def logging_config(*, fmt: str, level: str) -> dict:
-    """Django LOGGING dict: `fmt` is "json" or "plain"."""
+    """Django LOGGING dict: `fmt` is "json" or "plain". With json, Python warnings become log records too."""
     if fmt not in ("json", "plain"):
         raise ValueError(f"LOG_FORMAT must be 'json' or 'plain', not {fmt!r}")
+    if fmt == "json":
+        # Otherwise warnings.warn() writes plain text lines into a JSON log stream.
+        logging.captureWarnings(True)
     return {
         "version": 1,
         "disable_existing_loggers": False,

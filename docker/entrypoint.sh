@@ -7,6 +7,7 @@
 #   manage   python manage.py "$@"   (e.g. `manage createsuperuser`)
 # Anything else is executed as given.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
 
 wait_for_db() {
   python - <<'PY'
@@ -41,18 +42,20 @@ case "$role" in
     if [ -d /app/staticfiles-shared ] && [ -w /app/staticfiles-shared ]; then
       cp -a /app/staticfiles/. /app/staticfiles-shared/
     fi
+    # LOG_FORMAT=json: gunicorn's own and access lines as JSON too, like Django's.
+    if [ "${LOG_FORMAT:-plain}" = json ]; then set -- --log-config-json "$here/gunicorn-logging.json" "$@"; fi
     exec gunicorn config.wsgi \
       --bind "0.0.0.0:${PORT:-8000}" \
       --workers "${WEB_CONCURRENCY:-3}" --threads "${WEB_THREADS:-4}" \
       --timeout "${WEB_TIMEOUT:-120}" --graceful-timeout 30 \
       --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
-      --access-logfile - --error-logfile - "$@"
+      --access-logfile - --error-logfile - --no-control-socket "$@"
     ;;
   worker)
     wait_for_db
     exec celery -A config.celery_app worker \
       -Q "${CELERY_QUEUES:-default}" -c "${CELERY_CONCURRENCY:-2}" \
-      -n "${CELERY_WORKER_NAME:-${CELERY_QUEUES:-default}}@%h" \
+      -n "${CELERY_WORKER_NAME:-$(echo "${CELERY_QUEUES:-default}" | tr , -)}@%h" \
       -l "${LOG_LEVEL:-INFO}" --without-gossip --without-mingle "$@"
     ;;
   beat)
