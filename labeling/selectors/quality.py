@@ -176,6 +176,8 @@ def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[i
     rows = list(
         Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True)
         .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        # A reviewer's record of an imported label carries their own verdict: not annotator work.
+        .filter(~Exists(Review.objects.filter(annotation=OuterRef("pk"), reviewer=OuterRef("user"))))
         .order_by("id")
         .values_list("id", "item_id", "user_id", "seconds_spent")
     )

@@ -361,6 +361,20 @@ def task_annotation(task: ReviewTask) -> Annotation | None:
     return live.order_by("-created_at", "-id").first()
 
 
+def _imported_label_annotation(*, item: Item, reviewer) -> Annotation:
+    """An imported label has no annotation to hang a Review on: record it as the reviewer's annotation.
+
+    Such rows are the reviewer's own (they also carry the reviewer's verdict) and the quality report leaves them
+    out of annotator figures.
+    """
+    resolved = ResolvedLabel.objects.filter(item=item).first()
+    if resolved is None:
+        raise ValidationError("This item has no live annotation or label to review.")
+    annotation = Annotation.objects.create(item=item, user=reviewer)
+    annotation.classes.set(resolved.classes.all())
+    return annotation
+
+
 def review_submit(
     *,
     task: ReviewTask,
@@ -388,7 +402,7 @@ def review_submit(
         item = Item.objects.select_for_update().select_related("project").get(pk=locked.item_id)
         annotation = task_annotation(locked)
         if annotation is None:
-            raise ValidationError("This item has no live annotation to review.")
+            annotation = _imported_label_annotation(item=item, reviewer=reviewer)
         review = Review.objects.create(annotation=annotation, reviewer=reviewer, verdict=verdict, comment=comment)
         if corrected:
             review.corrected_classes.set(corrected)

@@ -22,6 +22,8 @@
     const button = f.querySelector(`button[type=submit][value="${verdict}"]`);
     if (!button) return;
     busy = true;
+    // The hidden field carries the verdict whether or not the submitter button's value is sent along.
+    f.querySelector("#verdict-value").value = verdict;
     f.requestSubmit(button);
   }
 
@@ -74,6 +76,8 @@
   document.addEventListener("click", (event) => {
     const toggle = event.target.closest("#correct-toggle");
     if (toggle) setCorrecting(!correcting);
+    const button = event.target.closest("#verdict-form button[type=submit][name=verdict]");
+    if (button) document.getElementById("verdict-value").value = button.value;
   });
 
   // A new card arrived (htmx swap) or a request ended: reset the state.

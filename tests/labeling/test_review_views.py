@@ -158,3 +158,22 @@ def test_label_errors_page_lists_tasks_by_score(client, world):
     client.force_login(world["rev"])
     html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
     assert html.index(f'data-item="{high.pk}"') < html.index(f'data-item="{low.pk}"')
+
+
+def test_queue_api_never_returns_gold_answers(client, project_factory, label_class_factory, item_factory, member_of):
+    project = project_factory(gold_rate=1.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    secret = label_class_factory(project=project, name="zebra", hotkey="2")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    gold = item_factory(project=project, is_gold=True)
+    item_gold_set(item=gold, class_ids=[secret.pk])
+    client.force_login(annotator)
+    response = client.post(reverse("api-queue-next", args=[project.slug]))
+    if response.status_code == 405:
+        response = client.get(reverse("api-queue-next", args=[project.slug]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert str(gold.pk) in body  # the gold item is served like any other
+    print(body)
+    assert "gold" not in body.lower()
+    assert f'"{secret.pk}"' not in body and f": {secret.pk}" not in body.replace(f'"id": {gold.pk}', "")
