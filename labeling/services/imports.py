@@ -220,8 +220,8 @@ def _inspect(data: bytes, limits: Limits) -> Inspected:
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         rgb = _to_rgb(ImageOps.exif_transpose(image) if orientation in range(2, 9) else image)
+        phash = perceptual_hash(rgb)  # of the oriented image (JPEGs: at draft scale), as imagehash.phash
         rgb.thumbnail((limits.thumb_size, limits.thumb_size), Image.Resampling.BICUBIC)
-        phash = perceptual_hash(rgb)
         buffer = io.BytesIO()
         rgb.save(buffer, "WEBP", quality=80, method=2)
         return Inspected(format="JPEG" if fmt == "MPO" else fmt, width=width, height=height, phash=phash,
@@ -751,6 +751,7 @@ def import_run(
     except Exception as exc:
         logger.exception("import %s failed", job_id)
         run.flush_progress(total)
+        job.done, job.total = run.done, total
         job_finish(job=job, result=run.counts, error=f"Import stopped: {type(exc).__name__}: {exc}")
         return run.counts
     finally:
@@ -764,7 +765,8 @@ def import_run(
     c = run.counts
     job.message = (f"{c['imported']} imported, {c['duplicates']} duplicates, {c['rejected']} rejected, "
                    f"{c['labeled']} labeled")  # fmt: skip
-    job.save(update_fields=["message"])
+    job.done = job.total = total
+    job.save(update_fields=["message", "total"])
     job_finish(job=job, result=c)
     return c
 

@@ -1,0 +1,167 @@
+"""Import page: browser uploads (plain form and batched JS endpoints), server folders, permissions, broker outage."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from labeling.models import Item, Job, JobKind, JobStatus, ResolvedLabel, Role
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+def png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (seed * 40 % 256, seed * 90 % 256, 7)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def manager_client(project, member_of):
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER))
+    return client
+
+
+def test_plain_multi_file_upload_creates_a_job_and_items(project, manager_client, django_capture_on_commit_callbacks):
+    files = [SimpleUploadedFile(f"img{n}.png", png(n), content_type="image/png") for n in range(3)]
+    files.append(SimpleUploadedFile("notes.jpg", b"hello", content_type="image/jpeg"))
+    url = reverse("labeling:import", args=[project.slug])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(url, {"action": "upload", "files": files})
+    assert response.status_code == 302
+    job = Job.objects.get(project=project, kind=JobKind.IMPORT)
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result["imported"] == 3
+    assert sorted(Item.objects.filter(project=project).values_list("original_name", flat=True)) == [
+        "img0.png",
+        "img1.png",
+        "img2.png",
+    ]
+    page = manager_client.get(url).content.decode()
+    assert "notes.jpg" in page
+    assert "a text file, not an image" in page  # the rejection reason is shown next to the file
+
+
+def test_batched_uploads_then_start_with_folder_labels(project, manager_client, django_capture_on_commit_callbacks):
+    upload = reverse("labeling:import_upload", args=[project.slug])
+    first = manager_client.post(upload, {"files": [SimpleUploadedFile("a.png", png(1))], "names": ["cat/a.png"]})
+    token = first.json()["token"]
+    second = manager_client.post(
+        upload,
+        {"token": token, "files": [SimpleUploadedFile("b.png", png(2))], "names": ["dog/b.png"],
+         "oversized": ["huge.tif"]},
+    )  # fmt: skip
+    assert second.json() == {"token": token, "staged": 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(
+            reverse("labeling:import_start", args=[project.slug]), {"token": token, "labels_from_folders": "on"}
+        )
+    assert response.status_code == 201
+    assert b'data-status="' in response.content  # the progress fragment the page inserts
+    job = Job.objects.get(project=project)
+    assert job.status == JobStatus.SUCCEEDED
+    assert {e["name"] for e in job.errors} == {"huge.tif"}
+    assert sorted(
+        (r.item.original_name, r.classes.get().name) for r in ResolvedLabel.objects.filter(project=project)
+    ) == [("cat/a.png", "cat"), ("dog/b.png", "dog")]
+    # The staging folder is gone and its token cannot be reused.
+    again = manager_client.post(reverse("labeling:import_start", args=[project.slug]), {"token": token})
+    assert again.status_code == 400
+
+
+def test_someone_elses_upload_token_is_refused(project, manager_client, member_of):
+    token = manager_client.post(
+        reverse("labeling:import_upload", args=[project.slug]), {"files": [SimpleUploadedFile("a.png", png(1))]}
+    ).json()["token"]
+    other = Client()
+    other.force_login(member_of(project, Role.MANAGER))
+    response = other.post(reverse("labeling:import_start", args=[project.slug]), {"token": token})
+    assert response.status_code == 400
+    assert Job.objects.count() == 0
+
+
+def test_annotator_gets_403_and_other_projects_manager_404(project, project_factory, member_of):
+    annotator = Client()
+    annotator.force_login(member_of(project, Role.ANNOTATOR))
+    outsider = Client()
+    outsider.force_login(member_of(project_factory(), Role.MANAGER))
+    for name in ("import", "import_upload", "import_start"):
+        url = reverse(f"labeling:{name}", args=[project.slug])
+        assert (
+            annotator.post(url, {"action": "upload", "files": [SimpleUploadedFile("a.png", png(1))]}).status_code == 403
+        )
+        assert (
+            outsider.post(url, {"action": "upload", "files": [SimpleUploadedFile("a.png", png(1))]}).status_code == 404
+        )
+    assert annotator.get(reverse("labeling:import", args=[project.slug])).status_code == 403
+    assert Item.objects.count() == 0
+    assert Job.objects.count() == 0
+
+
+def test_server_folder_must_be_inside_an_allowed_root(
+    project, manager_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    allowed = tmp_path / "allowed"
+    (allowed / "cat").mkdir(parents=True)
+    (allowed / "cat" / "1.png").write_bytes(png(1))
+    url = reverse("labeling:import", args=[project.slug])
+    settings.LABELLOOP_IMPORT_ROOTS = [str(allowed)]
+    refused = manager_client.post(url, {"action": "folder", "path": str(tmp_path)})
+    assert refused.status_code == 400
+    assert "Server folders must be inside" in refused.content.decode()
+    refused = manager_client.post(url, {"action": "folder", "path": str(allowed / ".." / "..")})
+    assert refused.status_code == 400
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(url, {"action": "folder", "path": str(allowed), "labels_from_folders": "on"})
+    assert ResolvedLabel.objects.get(project=project).classes.get().name == "cat"
+
+
+def test_server_folders_are_off_without_import_roots(project, manager_client, settings, tmp_path):
+    settings.LABELLOOP_IMPORT_ROOTS = []
+    response = manager_client.post(
+        reverse("labeling:import", args=[project.slug]), {"action": "folder", "path": str(tmp_path)}
+    )
+    assert "Importing from server folders is disabled" in response.content.decode()
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: on_commit runs inside the request
+def test_broker_down_marks_the_job_failed_with_a_clear_message(project, manager_client):
+    from config.celery_app import app
+
+    old = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
+    app.conf.update(task_always_eager=False, broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    app._pool = app.amqp._producer_pool = None  # fresh connection pools for the dead broker URL
+    try:
+        response = manager_client.post(
+            reverse("labeling:import", args=[project.slug]),
+            {"action": "upload", "files": [SimpleUploadedFile("a.png", png(1))]},
+            follow=True,
+        )
+    finally:
+        app.conf.update(**old)
+        app.pool.force_close_all()
+        app._pool = app.amqp._producer_pool = None
+    assert response.status_code == 200
+    job = Job.objects.get(project=project)
+    assert job.status == JobStatus.FAILED
+    assert "task queue (Redis) is unreachable" in job.message
+    assert "task queue (Redis) is unreachable" in response.content.decode()
+    assert Item.objects.count() == 0
+
+
+def test_page_lists_limits_and_recent_jobs(project, manager_client):
+    Job.objects.create(project=project, kind=JobKind.IMPORT, total=10, done=4, status=JobStatus.RUNNING)
+    page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
+    assert "Drop images, folders, zips or a labels CSV here" in page
+    assert 'type="file" name="files"' in page
+    assert "4 / 10" in page
+    assert json.loads('"' + "js/import.js" + '"') in page

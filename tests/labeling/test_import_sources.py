@@ -1,0 +1,162 @@
+"""Import sources: zips (zip slip), server folders as ImageFolder, label CSVs, and the import_images command."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from labeling.models import Item, ItemState, Job, JobStatus, LabelClass, LabelSource, ResolvedLabel, TaskType
+from labeling.services.imports import import_job_create, import_run, item_create_from_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def png(seed: int, size=(24, 24)) -> bytes:
+    image = Image.new("RGB", size, (seed * 7 % 256, seed * 13 % 256, seed * 29 % 256))
+    image.putpixel((0, 0), (seed % 256, seed // 256 % 256, 1))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def run_import(project, sources, **kwargs) -> tuple[dict, Job]:
+    job = import_job_create(project=project, sources=sources, **kwargs)
+    result = import_run(job_id=job.pk)
+    job.refresh_from_db()
+    return result, job
+
+
+def labels_of(project) -> dict[str, list[str]]:
+    return {
+        r.item.original_name: sorted(c.path for c in r.classes.all())
+        for r in ResolvedLabel.objects.filter(project=project).select_related("item")
+    }
+
+
+def test_zip_import_refuses_zip_slip_and_skips_junk(project, tmp_path):
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("good/a.png", png(1))
+        zf.writestr("../evil.png", png(2))
+        zf.writestr("/abs.png", png(3))
+        zf.writestr("__MACOSX/good/._a.png", b"resource fork")
+        zf.writestr(".DS_Store", b"junk")
+        zf.writestr("good/", b"")
+        zf.writestr("good/b.png", png(4))
+    result, job = run_import(project, [{"type": "zip", "path": str(archive), "name": "upload.zip"}])
+    assert result["imported"] == 2
+    assert sorted(Item.objects.filter(project=project).values_list("original_name", flat=True)) == [
+        "good/a.png",
+        "good/b.png",
+    ]
+    reasons = {e["name"]: e["reason"] for e in job.errors}
+    assert "zip slip" in reasons["upload.zip:../evil.png"]
+    assert "zip slip" in reasons["upload.zip:/abs.png"]
+    assert job.status == JobStatus.SUCCEEDED
+    assert result["rejected"] == 2
+    assert not (tmp_path.parent / "evil.png").exists()
+
+
+def test_zip_of_an_imagefolder_gives_classes_ignoring_the_wrapping_folder(project, tmp_path):
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pets/cat/1.png", png(1))
+        zf.writestr("pets/dog/2.png", png(2))
+    run_import(project, [{"type": "zip", "path": str(archive), "name": "pets.zip"}], labels_from_folders=True)
+    assert labels_of(project) == {"pets/cat/1.png": ["cat"], "pets/dog/2.png": ["dog"]}
+
+
+def test_a_bad_file_never_stops_the_batch(project, tmp_path):
+    (tmp_path / "a.png").write_bytes(png(1))
+    (tmp_path / "b.jpg").write_bytes(b"not really")
+    (tmp_path / "c.png").write_bytes(png(3))
+    (tmp_path / "copy-of-a.png").write_bytes(png(1))
+    result, job = run_import(project, [{"type": "folder", "path": str(tmp_path), "name": "x"}])
+    assert (result["imported"], result["rejected"], result["duplicates"]) == (2, 1, 1)
+    assert {e["name"]: e["reason"] for e in job.errors} == {
+        "b.jpg": "a text file, not an image",
+        "copy-of-a.png": "duplicate of a.png",
+    }
+    assert job.done == job.total == 4
+
+
+def test_import_with_worker_processes_gives_the_same_items(project, tmp_path):
+    for n in range(80):
+        (tmp_path / f"{n:03d}.png").write_bytes(png(n))
+    (tmp_path / "zzz.png").write_bytes(b"")
+    job = import_job_create(project=project, sources=[{"type": "folder", "path": str(tmp_path), "name": "x"}])
+    result = import_run(job_id=job.pk, processes=2)
+    assert result["imported"] == 80
+    assert result["rejected"] == 1
+    assert Item.objects.filter(project=project).exclude(phash="").count() == 80
+
+
+def test_imagefolder_import_through_the_command_creates_classes_and_labels(project, tmp_path, capsys):
+    for name, data in [("cat/1.png", png(1)), ("dog/2.png", png(2)), ("animals/bird/3.png", png(3))]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    call_command("import_images", project.slug, str(tmp_path), "--labels-from-folders")
+    out = capsys.readouterr().out
+    assert "3 imported" in out
+    assert "rejected cat/notes.txt: a text file, not an image" in out
+    assert labels_of(project) == {"cat/1.png": ["cat"], "dog/2.png": ["dog"], "animals/bird/3.png": ["animals / bird"]}
+    assert set(Item.objects.filter(project=project).values_list("state", flat=True)) == {ItemState.LABELED}
+    assert set(ResolvedLabel.objects.values_list("source", flat=True)) == {LabelSource.IMPORT}
+    bird = LabelClass.objects.get(project=project, name="bird")
+    assert bird.parent.name == "animals"
+    assert Job.objects.get(project=project).status == JobStatus.SUCCEEDED  # the UI sees the command's run
+
+
+def test_train_and_test_folders_are_not_classes(project, tmp_path):
+    for name, data in [("train/cat/1.png", png(1)), ("test/cat/2.png", png(2))]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    call_command("import_images", project.slug, str(tmp_path), "--labels-from-folders", verbosity=0)
+    assert list(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == ["cat"]
+
+
+def test_command_fails_clearly_for_a_missing_project_or_path(project, tmp_path):
+    with pytest.raises(CommandError, match="No project"):
+        call_command("import_images", "nope", str(tmp_path))
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("import_images", project.slug, str(tmp_path / "missing"))
+    assert Job.objects.count() == 0
+
+
+def test_csv_labels_attach_to_the_batch_and_to_earlier_items(project_factory, tmp_path):
+    project = project_factory(task_type=TaskType.MULTI)
+    item_create_from_bytes(project=project, name="old.png", data=png(9))
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png(1))
+    (folder / "b.png").write_bytes(png(2))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\na.png,animals/cat\nb.png,cat;outdoor\nold.png,outdoor\nghost.png,cat\n")
+    result, job = run_import(project, [{"type": "folder", "path": str(folder), "name": "imgs"}], csv_path=str(labels))
+    assert labels_of(project) == {
+        "a.png": ["animals / cat"],
+        "b.png": ["cat", "outdoor"],
+        "old.png": ["outdoor"],
+    }
+    assert result["labeled"] == 3
+    assert {"name": "ghost.png", "reason": "no item with this name"} in job.errors
+    assert Item.objects.get(project=project, original_name="old.png").state == ItemState.LABELED
+
+
+def test_csv_with_two_labels_for_a_single_label_project_leaves_the_item_unlabeled(project, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(png(1))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("a.png,cat;dog\n")
+    result, job = run_import(
+        project, [{"type": "folder", "path": str(tmp_path / "imgs"), "name": "imgs"}], csv_path=str(labels)
+    )
+    assert result["imported"] == 1
+    assert result["labeled"] == 0
+    assert "single-label" in job.errors[0]["reason"]
+    assert Item.objects.get(project=project).state == ItemState.UNLABELED
