@@ -23,7 +23,7 @@ def test_reviewer_accepts_rejects_and_corrects_by_keyboard(
 ):
     project = project_factory(name="Pets", review_sample_rate=1.0)
     cat = label_class_factory(project=project, name="cat", hotkey="1")
-    dog = label_class_factory(project=project, name="dog", hotkey="2")
+    label_class_factory(project=project, name="dog", hotkey="2")
     ann = member_of(project, Role.ANNOTATOR, "ann")
     bob = member_of(project, Role.ANNOTATOR, "bob")
     member_of(project, Role.REVIEWER, "rita")
@@ -59,7 +59,8 @@ def test_reviewer_accepts_rejects_and_corrects_by_keyboard(
     assert project.items.get(pk=rejected).state == ItemState.UNLABELED
     # The rejected item is back in the queue: another annotator is served it.
     served = item_claim_next(project=project, user=bob)
-    assert served is not None and served.pk == rejected
+    assert served is not None
+    assert served.pk == rejected
 
     # Annotator accuracy against reviews: accept right, reject and correct wrong -> 1 of 3.
     row = next(r for r in quality_report(project=project).annotators if r.username == "ann")
