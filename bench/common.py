@@ -1,0 +1,44 @@
+"""Shared helpers for the ML benchmarks: CIFAR-style ImageFolder listing with stable ids, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+TEST_ID_OFFSET = 10_000_000
+
+
+def list_image_folder(root: Path, *, id_offset: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+    """(paths, ids, labels, class_names) of `root/<class>/*.jpg|png`; ids are stable across runs."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    paths, ids, labels = [], [], []
+    for ci, name in enumerate(classes):
+        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        for fi, f in enumerate(files):
+            paths.append(str(f))
+            ids.append(id_offset + ci * 100_000 + fi)
+            labels.append(ci)
+    return paths, np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int64), classes
+
+
+def subset(n: int, total: int, seed: int) -> np.ndarray:
+    """A fixed random subset of indices (sorted), the same for every run with this seed."""
+    if n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }

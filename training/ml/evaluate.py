@@ -1,0 +1,197 @@
+"""Holdout metrics: accuracy, F1 (per class, macro, micro), confusion matrix, ROC-AUC, calibration (ECE with
+reliability bins) and per-level accuracy for hierarchical taxonomies. scikit-learn does the counting."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+ECE_BINS = 15
+
+
+def _onehot(targets: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    y = np.zeros((len(targets), num_classes), dtype=np.int64)
+    for i, ls in enumerate(targets):
+        y[i, list(ls)] = 1
+    return y
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> tuple[float | None, list[dict]]:
+    """Expected calibration error over equal-width confidence bins, and the bins for a reliability diagram."""
+    n = len(confidence)
+    if n == 0:
+        return None, []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bin i holds (edges[i], edges[i+1]]; confidence 0 goes to the first bin.
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    ece = 0.0
+    out = []
+    for i in range(bins):
+        mask = which == i
+        count = int(mask.sum())
+        if count == 0:
+            out.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "conf": None, "acc": None, "count": 0})
+            continue
+        conf, acc = float(confidence[mask].mean()), float(correct[mask].mean())
+        ece += count / n * abs(acc - conf)
+        out.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "conf": conf, "acc": acc, "count": count})
+    return float(ece), out
+
+
+def _normalize_targets(targets: Any, multi_label: bool) -> list[list[int]]:
+    out = []
+    for t in targets:
+        if isinstance(t, (int, np.integer)):
+            out.append([int(t)])
+        else:
+            out.append([int(v) for v in t])
+    if not multi_label and any(len(t) != 1 for t in out):
+        raise ValueError("single-label evaluation needs exactly one class per item")
+    return out
+
+
+def evaluate(
+    probs: np.ndarray,
+    targets: Any,
+    class_names: Sequence[str],
+    multi_label: bool = False,
+    hierarchy: dict[int, list[int]] | None = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Metrics of predictions `probs` [n, C] against `targets` (class index per item, or index lists).
+
+    Keys are always present; a metric that the data cannot define (nothing held out, a single class for
+    ROC-AUC) is None."""
+    probs = np.asarray(probs, dtype=np.float64)
+    c = len(class_names)
+    tl = _normalize_targets(targets, multi_label)
+    n = len(tl)
+    if n and probs.shape != (n, c):
+        raise ValueError(f"probs shape {probs.shape} does not match {n} targets x {c} classes")
+    labels = list(range(c))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if multi_label:
+            return _evaluate_multi(probs, tl, class_names, threshold) if n else _empty(class_names, multi_label)
+        if n == 0:
+            return _empty(class_names, multi_label)
+        y = np.array([t[0] for t in tl])
+        pred = probs.argmax(axis=1)
+        prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+        present = np.unique(y)
+        roc = None
+        if len(present) >= 2:
+            try:
+                if c == 2:
+                    roc = float(roc_auc_score(y, probs[:, 1]))
+                elif len(present) == c:
+                    roc = float(roc_auc_score(y, probs / probs.sum(1, keepdims=True), multi_class="ovr", labels=labels))
+                else:  # OvR over the classes that occur, one binary AUC each
+                    roc = float(np.mean([roc_auc_score(y == k, probs[:, k]) for k in present]))
+            except ValueError:
+                roc = None
+        confidence = probs.max(axis=1)
+        ece, bins = calibration(confidence, pred == y)
+        result = {
+            "n": n,
+            "multi_label": False,
+            "accuracy": float(accuracy_score(y, pred)),
+            # macro over classes that occur in the holdout or were predicted (sklearn's convention)
+            "macro_f1": float(f1_score(y, pred, average="macro", labels=np.union1d(present, np.unique(pred)))),
+            "per_class": {
+                name: {
+                    "precision": float(prec[i]),
+                    "recall": float(rec[i]),
+                    "f1": float(f1[i]),
+                    "support": int(support[i]),
+                }
+                for i, name in enumerate(class_names)
+            },
+            "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+            "roc_auc": roc,
+            "ece": ece,
+            "reliability": bins,
+        }
+        if hierarchy:
+            result["per_level_accuracy"] = _per_level(y, pred, hierarchy)
+        return result
+
+
+def _per_level(y: np.ndarray, pred: np.ndarray, hierarchy: dict[int, list[int]]) -> list[dict]:
+    """Accuracy at each taxonomy depth: a prediction is right at depth d when its ancestor at d is the truth's."""
+
+    def path(k: int) -> list[int]:
+        return [*hierarchy.get(int(k), []), int(k)]
+
+    paths_true = [path(k) for k in y]
+    paths_pred = [path(k) for k in pred]
+    depth = max(len(p) for p in paths_true)
+    levels = []
+    for d in range(depth):
+        rows = [(t[d], p[d] if d < len(p) else None) for t, p in zip(paths_true, paths_pred, strict=True) if d < len(t)]
+        levels.append({"level": d, "accuracy": float(np.mean([a == b for a, b in rows])), "n": len(rows)})
+    return levels
+
+
+def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequence[str], threshold: float) -> dict:
+    c = len(class_names)
+    y = _onehot(tl, c)
+    pred = (probs >= threshold).astype(np.int64)
+    prec, rec, f1, support = precision_recall_fscore_support(
+        y, pred, average=None, labels=list(range(c)), zero_division=0
+    )
+    aucs = []
+    for k in range(c):
+        if 0 < y[:, k].sum() < len(y):
+            aucs.append(roc_auc_score(y[:, k], probs[:, k]))
+    # Calibration of each (item, label) decision: confidence of the predicted side.
+    conf = np.where(pred == 1, probs, 1 - probs).ravel()
+    ece, bins = calibration(conf, (pred == y).ravel())
+    return {
+        "n": len(tl),
+        "multi_label": True,
+        "accuracy": float(accuracy_score(y, pred)),  # subset accuracy: every label of the item right
+        "subset_accuracy": float(accuracy_score(y, pred)),
+        "hamming_accuracy": float((pred == y).mean()),
+        "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": None,
+        "roc_auc": float(np.mean(aucs)) if aucs else None,
+        "ece": ece,
+        "reliability": bins,
+        "threshold": threshold,
+    }
+
+
+def _empty(class_names: Sequence[str], multi_label: bool) -> dict:
+    c = len(class_names)
+    out = {
+        "n": 0,
+        "multi_label": multi_label,
+        "accuracy": None,
+        "macro_f1": None,
+        "per_class": {name: {"precision": None, "recall": None, "f1": None, "support": 0} for name in class_names},
+        "confusion_matrix": None if multi_label else [[0] * c for _ in range(c)],
+        "roc_auc": None,
+        "ece": None,
+        "reliability": [],
+    }
+    if multi_label:
+        out.update(subset_accuracy=None, hamming_accuracy=None, micro_f1=None)
+    return out

@@ -1,0 +1,283 @@
+"""Active-learning strategies: pure functions on arrays. Scores are "higher = ask a human sooner".
+
+Single-label `probs` are [n, C] softmax rows; multi-label `probs` are [n, L] independent sigmoids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-12
+BASE_SCORES = ("least_confidence", "margin", "entropy")
+
+
+def _as_np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+# ---- uncertainty scores ---------------------------------------------------------------------------------------
+def random_scores(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(n)
+
+
+def least_confidence(probs, multi_label: bool = False) -> np.ndarray:
+    """1 - p(top class); multi-label: 1 - confidence of the least certain label."""
+    p = _as_np(probs).astype(np.float64)
+    if multi_label:
+        return 1.0 - np.maximum(p, 1.0 - p).min(axis=1)
+    return 1.0 - p.max(axis=1)
+
+
+def margin(probs, multi_label: bool = False) -> np.ndarray:
+    """1 - (p1 - p2) of the two most probable classes; multi-label: 1 - min |2p - 1| over labels."""
+    p = _as_np(probs).astype(np.float64)
+    if multi_label:
+        return 1.0 - np.abs(2.0 * p - 1.0).min(axis=1)
+    if p.shape[1] < 2:
+        return np.zeros(len(p))
+    top2 = np.partition(p, -2, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def _entropy(p: np.ndarray, multi_label: bool) -> np.ndarray:
+    if multi_label:
+        q = np.clip(p, EPS, 1 - EPS)
+        return -(q * np.log(q) + (1 - q) * np.log(1 - q)).sum(axis=-1)
+    return -(p * np.log(np.clip(p, EPS, 1.0))).sum(axis=-1)
+
+
+def entropy(probs, multi_label: bool = False) -> np.ndarray:
+    """Shannon entropy of the prediction (nats); multi-label: sum of per-label binary entropies."""
+    return _entropy(_as_np(probs).astype(np.float64), multi_label)
+
+
+def bald(mc_probs, multi_label: bool = False) -> np.ndarray:
+    """Mutual information between prediction and weights from MC-dropout samples [T, n, C]:
+    H(mean_t p_t) - mean_t H(p_t). High when the samples disagree, zero when they agree."""
+    p = _as_np(mc_probs).astype(np.float64)
+    if p.ndim != 3:
+        raise ValueError(f"bald needs MC samples shaped [T, n, C], got {p.shape}")
+    return np.maximum(_entropy(p.mean(axis=0), multi_label) - _entropy(p, multi_label).mean(axis=0), 0.0)
+
+
+SCORERS = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
+
+
+# ---- geometry -------------------------------------------------------------------------------------------------
+def _normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+
+
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances [len(a), len(b)], clipped at 0 against rounding."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d, 0.0)
+
+
+def _min_sq_dist(x: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    out = np.full(len(x), np.inf, dtype=np.float32)
+    for start in range(0, len(centers), chunk):
+        out = np.minimum(out, _sq_dists(x, centers[start : start + chunk]).min(axis=1))
+    return out
+
+
+def kcenter_greedy(embeddings, labeled_embeddings, k: int, *, normalize: bool = True) -> np.ndarray:
+    """Greedy k-center (core-set): repeatedly take the point farthest from every labeled or chosen point.
+
+    Returns k pool indices in selection order. With nothing labeled, the first pick is the point nearest the
+    pool mean (a typical point, not an outlier)."""
+    x = _as_np(embeddings).astype(np.float32)
+    n = len(x)
+    k = min(int(k), n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    lab = _as_np(labeled_embeddings).astype(np.float32) if labeled_embeddings is not None else np.zeros((0, 0))
+    if normalize:
+        x = _normalize(x)
+        lab = _normalize(lab) if len(lab) else lab
+    chosen: list[int] = []
+    if len(lab):
+        dist = _min_sq_dist(x, lab)
+    else:
+        first = int(np.argmin(_sq_dists(x, x.mean(axis=0, keepdims=True))[:, 0]))
+        chosen.append(first)
+        dist = _sq_dists(x, x[first : first + 1])[:, 0]
+    while len(chosen) < k:
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, _sq_dists(x, x[nxt : nxt + 1])[:, 0])
+        dist[nxt] = -1.0
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 15, weights: np.ndarray | None = None):
+    """Small Lloyd's k-means with k-means++ seeding: (centers [k, d], assignment [n]). Deterministic per seed."""
+    x = np.asarray(x, dtype=np.float32)
+    n = len(x)
+    k = max(1, min(int(k), n))
+    rng = np.random.default_rng(seed)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    centers = np.empty((k, x.shape[1]), dtype=np.float32)
+    first = rng.choice(n, p=w / w.sum())
+    centers[0] = x[first]
+    d2 = _sq_dists(x, centers[:1])[:, 0].astype(np.float64)
+    for j in range(1, k):
+        p = d2 * w
+        total = p.sum()
+        idx = rng.choice(n, p=p / total) if total > 0 else int(rng.integers(n))
+        centers[j] = x[idx]
+        d2 = np.minimum(d2, _sq_dists(x, centers[j : j + 1])[:, 0])
+    assign = np.zeros(n, dtype=np.int64)
+    for it in range(iters):
+        new = np.argmin(_sq_dists(x, centers), axis=1)
+        if it and np.array_equal(new, assign):
+            break
+        assign = new
+        for j in range(k):
+            members = assign == j
+            if members.any():
+                centers[j] = np.average(x[members], axis=0, weights=w[members])
+    return centers, assign
+
+
+# ---- batch selection ------------------------------------------------------------------------------------------
+def diverse_margin(
+    probs,
+    embeddings,
+    labeled_embeddings,
+    batch_size: int,
+    *,
+    candidates_factor: int = 10,
+    seed: int = 0,
+    multi_label: bool = False,
+) -> np.ndarray:
+    """The default: the most uncertain candidates by margin, spread out so a batch is not near-duplicates.
+
+    Take the top `candidates_factor * batch_size` items by margin score, cluster them (k-means on normalized
+    embeddings, k = batch size) and serve the most uncertain item of each cluster, biggest uncertain mass
+    first. A pile of near-identical uncertain images becomes one cluster and costs one label, not ten.
+    Returns `batch_size` pool indices in selection order."""
+    scores = margin(probs, multi_label=multi_label)
+    n = len(scores)
+    b = min(int(batch_size), n)
+    if b <= 0:
+        return np.zeros(0, dtype=np.int64)
+    m = min(n, max(b, candidates_factor * b))
+    cand = np.argsort(-scores, kind="stable")[:m]
+    if m == b:
+        return cand
+    x = _normalize(_as_np(embeddings)[cand])
+    _, assign = kmeans(x, b, seed=seed, weights=scores[cand] + 1e-3)
+    picks, mass = [], []
+    for j in np.unique(assign):
+        members = np.nonzero(assign == j)[0]
+        best = members[np.argmax(scores[cand[members]])]
+        picks.append(cand[best])
+        mass.append(scores[cand[members]].sum())
+    order = np.argsort(-np.asarray(mass), kind="stable")
+    picks = [picks[i] for i in order]
+    if len(picks) < b:  # fewer distinct clusters than slots (duplicates): top up by score, skipping the chosen
+        taken = set(picks)
+        picks += [c for c in cand if c not in taken][: b - len(picks)]
+    return np.asarray(picks[:b], dtype=np.int64)
+
+
+def typicality(x: np.ndarray, knn: int = 20) -> np.ndarray:
+    """TypiClust typicality: 1 / mean distance to the `knn` nearest neighbours (within `x`)."""
+    n = len(x)
+    if n <= 1:
+        return np.ones(n)
+    kk = min(knn, n - 1)
+    out = np.empty(n)
+    for start in range(0, n, 2048):
+        d = np.sqrt(_sq_dists(x[start : start + 2048], x))
+        part = np.partition(d, kk, axis=1)[:, : kk + 1]  # includes the point itself at distance 0
+        out[start : start + 2048] = 1.0 / (part.sum(axis=1) / kk + 1e-8)
+    return out
+
+
+def cold_start(embeddings, batch_size: int, *, seed: int = 0, max_fit: int = 20000) -> np.ndarray:
+    """Class-agnostic first picks on pretrained embeddings (TypiClust): k-means into `batch_size` clusters,
+    then the most typical image of each cluster, biggest clusters first.
+
+    Returns a full ordering of the pool: the first `batch_size` are the cluster representatives; after them,
+    clusters take turns (round robin by typicality), so labeling past the first batch stays diverse."""
+    x = _normalize(_as_np(embeddings))
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    b = max(1, min(int(batch_size), n))
+    rng = np.random.default_rng(seed)
+    fit = x if n <= max_fit else x[rng.choice(n, size=max_fit, replace=False)]
+    centers, _ = kmeans(fit, b, seed=seed)
+    assign = np.argmin(np.concatenate([_sq_dists(x[s : s + 4096], centers) for s in range(0, n, 4096)]), axis=1)
+    sizes = np.bincount(assign, minlength=len(centers))
+    rank_in_cluster = np.zeros(n, dtype=np.int64)
+    typ = np.zeros(n)
+    for j in range(len(centers)):
+        members = np.nonzero(assign == j)[0]
+        if not len(members):
+            continue
+        typ[members] = typicality(x[members])
+        rank_in_cluster[members[np.argsort(-typ[members], kind="stable")]] = np.arange(len(members))
+    # Sort by (round, bigger cluster first, more typical first).
+    return np.lexsort((-typ, -sizes[assign], rank_in_cluster)).astype(np.int64)
+
+
+def base_scores(strategy: str, probs, *, mc_probs=None, seed: int = 0, multi_label: bool = False) -> np.ndarray:
+    """The per-item uncertainty a strategy orders by (what the UI shows as "uncertainty")."""
+    if strategy == "random":
+        return random_scores(len(_as_np(probs)), seed)
+    if strategy == "bald":
+        if mc_probs is None:
+            raise ValueError("bald needs MC-dropout samples (mc_probs [T, n, C])")
+        return bald(mc_probs, multi_label=multi_label)
+    if strategy in SCORERS:
+        return SCORERS[strategy](probs, multi_label=multi_label)
+    # kcenter and diverse_margin fall back to margin for the items outside the chosen batch.
+    return margin(probs, multi_label=multi_label)
+
+
+def rank_pool(
+    strategy: str,
+    probs,
+    embeddings,
+    labeled_embeddings,
+    batch_size: int,
+    seed: int = 0,
+    *,
+    mc_probs=None,
+    multi_label: bool = False,
+) -> np.ndarray:
+    """A priority for EVERY pool item (higher = serve first).
+
+    The batch a strategy selects gets priorities in (1, 2], in selection order; every other item gets a
+    priority in [0, 1) ordered by the strategy's base score. `probs` None means no model yet: cold start."""
+    emb = None if embeddings is None else _as_np(embeddings)
+    n = len(emb) if probs is None else len(_as_np(probs))
+    priority = np.zeros(n, dtype=np.float32)
+    if n == 0:
+        return priority
+    if probs is None:
+        if strategy == "random":
+            order = np.argsort(-random_scores(n, seed), kind="stable")
+        else:
+            order = cold_start(emb, batch_size, seed=seed)
+        priority[order] = (n - np.arange(n)) / n + 1e-6  # full ordering; (0, 1]
+        return priority
+    scores = base_scores(strategy, probs, mc_probs=mc_probs, seed=seed, multi_label=multi_label)
+    b = min(int(batch_size), n)
+    if strategy == "kcenter":
+        batch = kcenter_greedy(emb, labeled_embeddings, b)
+    elif strategy == "diverse_margin":
+        batch = diverse_margin(probs, emb, labeled_embeddings, b, seed=seed, multi_label=multi_label)
+    else:
+        batch = np.argsort(-scores, kind="stable")[:b]
+    rest_order = np.argsort(-scores, kind="stable")
+    # Rank-based values keep the order exact and the range fixed whatever the score scale.
+    priority[rest_order] = (n - 1 - np.arange(n)) / n
+    priority[batch] = 1.0 + (len(batch) - np.arange(len(batch))) / max(len(batch), 1)
+    return priority

@@ -1,0 +1,292 @@
+"""Fine-tuning the whole network, and the CLI: `python -m training.ml.train --config round.json`.
+
+Fine-tuning: timm augmentation, class-balanced sampling, AdamW with warmup + cosine schedule, label smoothing,
+AMP on CUDA, early stopping on a validation split of the labeled set (best weights kept). The CLI runs
+one round (pipeline.run_round) from a JSON file and writes result.json + result.npz; under torchrun only
+rank 0 writes."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import WeightedRandomSampler
+
+from training.ml.config import RoundConfig
+from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.heads import activation
+from training.ml.models import create_model, data_config, to_channels_last
+
+
+def split_train_val(labels: Sequence[Sequence[int]], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (by first label) train/val indices; no validation when it would hold under 1 item per 2 classes."""
+    n = len(labels)
+    n_val = round(n * fraction)
+    if fraction <= 0 or n_val < 2 or n - n_val < 2:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    first = np.array([ls[0] if len(ls) else -1 for ls in labels])
+    val = []
+    for c in np.unique(first):
+        idx = np.nonzero(first == c)[0]
+        rng.shuffle(idx)
+        take = round(len(idx) * fraction)
+        if len(idx) >= 3:
+            take = max(take, 1)
+        val.extend(idx[:take].tolist())
+    val_arr = np.sort(np.asarray(val, dtype=np.int64))
+    train = np.setdiff1d(np.arange(n), val_arr)
+    return train, val_arr
+
+
+def _target_tensor(labels: Sequence[Sequence[int]], num_classes: int, multi_label: bool) -> list:
+    if multi_label:
+        out = []
+        for ls in labels:
+            v = np.zeros(num_classes, dtype=np.float32)
+            v[list(ls)] = 1.0
+            out.append(v)
+        return out
+    return [int(ls[0]) for ls in labels]
+
+
+def _balanced_sampler(labels: Sequence[Sequence[int]], seed: int) -> WeightedRandomSampler:
+    first = np.array([ls[0] if len(ls) else -1 for ls in labels])
+    _, inverse, counts = np.unique(first, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double),
+        num_samples=len(labels),
+        replacement=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def finetune(
+    cfg: RoundConfig,
+    paths: Sequence[Any],
+    labels: Sequence[Sequence[int]],
+    *,
+    opener: Opener | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Fine-tune `cfg.backbone` on (paths, labels). Returns (best model in eval mode, info dict)."""
+    torch.manual_seed(cfg.seed)
+    device = cfg.resolved_device()
+    c = cfg.num_classes
+    model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)
+    dcfg = data_config(model)
+    model = to_channels_last(model.to(device))
+    tr_idx, val_idx = split_train_val(labels, cfg.val_fraction, cfg.seed)
+    targets = _target_tensor(labels, c, cfg.multi_label)
+    train_ds = ImageManifestDataset(
+        [paths[i] for i in tr_idx],
+        [targets[i] for i in tr_idx],
+        build_transform(dcfg, cfg.image_size, is_training=True),
+        opener=opener,
+    )
+    sampler = None if cfg.multi_label else _balanced_sampler([labels[i] for i in tr_idx], cfg.seed)
+    workers = cfg.resolved_num_workers()
+    bs = max(1, min(cfg.batch_size, len(train_ds)))
+    train_loader = make_loader(
+        train_ds, batch_size=bs, shuffle=True, sampler=sampler, num_workers=workers, device=device,
+        drop_last=len(train_ds) > bs, seed=cfg.seed,
+    )  # fmt: skip
+    val_loader = None
+    if len(val_idx):
+        val_ds = ImageManifestDataset(
+            [paths[i] for i in val_idx],
+            [targets[i] for i in val_idx],
+            build_transform(dcfg, cfg.image_size, is_training=False, crop_pct=cfg.crop_pct),
+            opener=opener,
+        )
+        val_loader = make_loader(val_ds, batch_size=cfg.score_batch_size, num_workers=workers, device=device)
+    lr = cfg.lr or 5e-4
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    steps_per_epoch = max(1, len(train_loader))
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(steps_per_epoch, total // 10 + 1)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    use_amp = cfg.amp and device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    best_state, best_score, bad_epochs, history = None, -float("inf"), 0, []
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        t0, seen, loss_sum = time.monotonic(), 0, 0.0
+        for x, y in train_loader:
+            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                logits = model(x)
+                if cfg.multi_label:
+                    loss = F.binary_cross_entropy_with_logits(logits.float(), y.float())
+                else:
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            seen += len(x)
+            loss_sum += float(loss) * len(x)
+            if progress:
+                progress(step / total)
+        record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "seconds": time.monotonic() - t0}
+        if val_loader is not None:
+            record.update(_validate(model, val_loader, device, cfg.multi_label, use_amp))
+            score = record["val_score"]
+            if score > best_score + 1e-4:
+                best_score, bad_epochs = score, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+        history.append(record)
+        if val_loader is not None and bad_epochs >= cfg.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if progress:
+        progress(1.0)
+    info = {"train_size": len(tr_idx), "val_size": len(val_idx), "epochs_run": len(history), "history": history}
+    if history and val_loader is not None:
+        info["best_val_score"] = best_score
+    return model.eval(), info
+
+
+@torch.inference_mode()
+def _validate(model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool) -> dict[str, float]:
+    model.eval()
+    correct = total = 0
+    loss_sum = 0.0
+    for x, y in loader:
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        y = y.to(device)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            logits = model(x).float()
+        if multi_label:
+            loss_sum += float(F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum"))
+            correct += int(((logits > 0) == (y > 0.5)).all(1).sum())
+        else:
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+        total += len(x)
+    acc = correct / max(total, 1)
+    # Accuracy decides; loss breaks ties (tiny validation sets tie often).
+    return {"val_acc": acc, "val_loss": loss_sum / max(total, 1), "val_score": acc - 1e-3 * loss_sum / max(total, 1)}
+
+
+@torch.inference_mode()
+def predict_loader(
+    model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool = False, *, features: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probs [n, C], pooled features [n, d] or None) over a loader that yields (x, index), in index order."""
+    model.eval()
+    probs, feats, order = [], [], []
+    for x, idx in loader:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+            logits = model.get_classifier()(pooled)
+        probs.append(activation(logits.float(), multi_label).cpu().numpy())
+        if features:
+            feats.append(pooled.float().cpu().numpy())
+        order.append(idx.numpy())
+    if not probs:
+        return np.zeros((0, 0), dtype=np.float32), None
+    inv = np.argsort(np.concatenate(order))
+    p = np.concatenate(probs)[inv]
+    f = np.concatenate(feats)[inv] if features else None
+    return p, f
+
+
+# ---- CLI ------------------------------------------------------------------------------------------------------
+def _distributed() -> tuple[int, int]:
+    """(rank, world size). Under torchrun (WORLD_SIZE > 1) the process group is initialised here: the hook for
+    DDP. run_round itself is single-process today, so every rank computes the same round; only rank 0 writes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), world
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.ml.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path, help="round.json (see training/ml/pipeline.py)")
+    parser.add_argument("--out", type=Path, help="result folder (default: the JSON's out_dir)")
+    args = parser.parse_args(argv)
+    from training.ml.pipeline import run_round
+
+    spec = json.loads(args.config.read_text())
+    cfg = RoundConfig.from_dict(spec["config"])
+    out_dir = Path(args.out or spec["out_dir"])
+    rank, world = _distributed()
+    if rank != 0:
+        cfg.device = cfg.device or (f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else None)
+
+    def progress(stage: str, fraction: float) -> None:
+        if rank == 0:
+            print(json.dumps({"stage": stage, "progress": round(fraction, 4)}), flush=True)
+
+    result = run_round(
+        cfg,
+        labeled=[(int(i), p, list(ls)) for i, p, ls in spec["labeled"]],
+        holdout=[(int(i), p, list(ls)) for i, p, ls in spec.get("holdout", [])],
+        pool=[(int(i), p) for i, p in spec.get("pool", [])],
+        cache_dir=Path(spec["cache_dir"]),
+        out_dir=out_dir / "checkpoint" if rank == 0 else out_dir / f".rank{rank}",
+        progress=progress,
+    )
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            out_dir / "result.npz",
+            pool_ids=result.pool_ids,
+            pool_probs=result.pool_probs,
+            pool_uncertainty=result.pool_uncertainty,
+            pool_priority=result.pool_priority,
+        )
+        summary = {
+            "metrics": result.metrics,
+            "checkpoint_dir": str(result.checkpoint_dir),
+            "device": result.device,
+            "embedding_dim": result.embedding_dim,
+            "world_size": world,
+        }
+        (out_dir / "result.json").write_text(json.dumps(summary, indent=2))
+        print(json.dumps({"done": True, "out": str(out_dir)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
