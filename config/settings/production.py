@@ -63,23 +63,28 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
 if env("LABELLOOP_S3_BUCKET", default=""):
-    # Media (originals, thumbnails) and model artifacts; static files stay with whitenoise/nginx.
-    # Objects are private: the app streams them after its permission check (labeling.views.media),
-    # and any URL the storage makes is signed and short-lived.
+    # Media (originals, thumbnails) in `default`, dataset/model exports in `exports` (under exports/);
+    # static files stay with whitenoise/nginx. Objects are private: the app streams them after its
+    # permission check (labeling.views.media), and any URL the storage makes is signed and short-lived.
+    _s3_prefix = env("LABELLOOP_S3_PREFIX", default="").strip("/")
+    _s3_options = {
+        "bucket_name": env("LABELLOOP_S3_BUCKET"),
+        "endpoint_url": env("LABELLOOP_S3_ENDPOINT_URL", default=None) or None,
+        "access_key": env("AWS_ACCESS_KEY_ID", default=None) or None,
+        "secret_key": env("AWS_SECRET_ACCESS_KEY", default=None) or None,
+        "region_name": env("AWS_S3_REGION_NAME", default=None) or None,
+        "addressing_style": env("LABELLOOP_S3_ADDRESSING_STYLE", default=None) or None,
+        "signature_version": "s3v4",
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": env.int("LABELLOOP_S3_URL_EXPIRE_SECONDS", default=300),
+        "file_overwrite": False,
+    }
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env("LABELLOOP_S3_BUCKET"),
-            "endpoint_url": env("LABELLOOP_S3_ENDPOINT_URL", default=None) or None,
-            "access_key": env("AWS_ACCESS_KEY_ID", default=None) or None,
-            "secret_key": env("AWS_SECRET_ACCESS_KEY", default=None) or None,
-            "region_name": env("AWS_S3_REGION_NAME", default=None) or None,
-            "location": env("LABELLOOP_S3_PREFIX", default=""),
-            "default_acl": None,
-            "querystring_auth": True,
-            "querystring_expire": env.int("LABELLOOP_S3_URL_EXPIRE_SECONDS", default=300),
-            "file_overwrite": False,
-            "addressing_style": env("LABELLOOP_S3_ADDRESSING_STYLE", default=None) or None,
-            "signature_version": "s3v4",
-        },
+        "OPTIONS": {**_s3_options, "location": _s3_prefix},
+    }
+    STORAGES["exports"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {**_s3_options, "location": f"{_s3_prefix}/exports".lstrip("/")},
     }

@@ -1,6 +1,7 @@
 """/healthz reports database, Redis and live workers per queue (200/503); /livez stays up without Redis."""
 
 import json
+import os
 
 import pytest
 
@@ -95,3 +96,27 @@ def test_a_real_worker_beats_into_healthz_logs_json_and_leaves_on_shutdown(redis
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["workers"] == []
+
+
+@pytest.mark.parametrize(("index", "gpu"), [(0, "5"), (1, "7"), (2, "5")])
+def test_each_worker_pool_process_is_pinned_to_its_own_gpu(monkeypatch, index, gpu):
+    import billiard.process
+
+    from config import worker
+
+    monkeypatch.setenv("LABELLOOP_WORKER_GPUS", "5,7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "all-of-them")
+    monkeypatch.setattr(billiard.process, "current_process", lambda: type("P", (), {"index": index})())
+
+    worker._pin_gpu()
+
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == gpu
+
+
+def test_without_a_gpu_list_workers_leave_cuda_visible_devices_alone(monkeypatch):
+    from config import worker
+
+    monkeypatch.delenv("LABELLOOP_WORKER_GPUS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    worker._pin_gpu()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"

@@ -67,10 +67,13 @@ def test_production_refuses_the_placeholder_secret_key_from_env_example(tmp_path
 def test_s3_bucket_switches_media_to_private_s3_storage(tmp_path):
     code = (
         "import django; django.setup()\n"
-        "from django.core.files.storage import storages; s = storages['default']\n"
-        "print(type(s).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.querystring_auth)\n"
+        "from django.core.files.storage import storages; s, e = storages['default'], storages['exports']\n"
+        "print(type(s).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.querystring_auth, s.location)\n"
+        "print(type(e).__name__, e.bucket_name, e.location)\n"
     )
     env = production_env(tmp_path, LABELLOOP_S3_BUCKET="media-bucket", LABELLOOP_S3_ENDPOINT_URL="http://minio:9000")
     out = run(["-c", code], env)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["S3Storage", "media-bucket", "http://minio:9000", "None", "True"]
+    media, exports = out.stdout.splitlines()
+    assert media.split() == ["S3Storage", "media-bucket", "http://minio:9000", "None", "True"]  # no prefix
+    assert exports.split() == ["S3Storage", "media-bucket", "exports"]
