@@ -160,3 +160,17 @@ def test_csv_with_two_labels_for_a_single_label_project_leaves_the_item_unlabele
     assert result["labeled"] == 0
     assert "single-label" in job.errors[0]["reason"]
     assert Item.objects.get(project=project).state == ItemState.UNLABELED
+
+
+def test_a_duplicate_delivery_of_a_running_or_finished_job_does_nothing(project, tmp_path):
+    from labeling.tasks import import_run_task
+
+    (tmp_path / "a.png").write_bytes(png(1))
+    job = import_job_create(project=project, sources=[{"type": "folder", "path": str(tmp_path), "name": "x"}])
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    assert import_run_task.apply(args=(job.pk,)).get() == {"job": job.pk, "skipped": True}
+    assert Item.objects.count() == 0
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
+    assert import_run_task.apply(args=(job.pk,)).get()["imported"] == 1
+    assert import_run_task.apply(args=(job.pk,)).get() == {"job": job.pk, "skipped": True}
+    assert Item.objects.count() == 1
