@@ -13,6 +13,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -38,6 +39,11 @@ def plant_bad_files(folder: Path, a_jpeg: Path) -> int:
     Image.new("L", (5000, 2000)).save(buffer, "PNG")  # 10 Mpx over the 5 Mpx limit set below
     (bad / "bomb.png").write_bytes(buffer.getvalue())
     return 7
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -87,6 +93,7 @@ def main() -> None:
             labels_from_folders=True,
         )  # fmt: skip
         start = time.perf_counter()
+        cpu_start = _cpu_seconds()
         if os.environ.get("BENCH_PROFILE"):
             import cProfile
 
@@ -94,6 +101,7 @@ def main() -> None:
             return
         result = import_run(job_id=job.pk, processes=args.processes)
         seconds = time.perf_counter() - start
+        cpu = _cpu_seconds() - cpu_start
         job = Job.objects.get(pk=job.pk)
         files = len(picked) + planted
         out = {
@@ -108,6 +116,9 @@ def main() -> None:
             "planted_bad": planted,
             "labeled": result["labeled"],
             "items_in_db": Item.objects.count(),
+            # CPU time of this process and its decoder processes: independent of other load on the machine.
+            "cpu_ms_per_image": round(1000 * cpu / max(1, result["imported"]), 3),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "processes": args.processes,
             "cpu_count": os.cpu_count(),
             "reasons": sorted({e["reason"][:60] for e in job.errors}),
