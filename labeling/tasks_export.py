@@ -8,4 +8,4 @@ from labeling.services.exports import dataset_export_run
 @shared_task(acks_late=True)
 def dataset_export_task(job_id: int) -> dict:
     result = dataset_export_run(job_id=job_id)
-    return {"job_id": job_id, "items": result.get("items"), "files": result.get("files")}
+    return {"job_id": job_id, "item_count": result.get("item_count"), "files": result.get("files")}

@@ -236,7 +236,7 @@ def dataset_export_write(
         tmp_path.unlink(missing_ok=True)
     return {
         "format": fmt,
-        "items": len(plan.rows),
+        "item_count": len(plan.rows),
         "bytes": size,
         "dataset_hash": plan.dataset_hash,
         "files": [key],
@@ -310,7 +310,7 @@ def dataset_export_run(*, job_id: int, progress: Progress | None = None) -> dict
         logger.exception("export job %s failed", job_id)
         job_finish(job=job, error=f"Export failed: {exc}")
         raise
-    summary = {k: result[k] for k in ("format", "items", "bytes", "dataset_hash", "files")}
+    summary = {k: result[k] for k in ("format", "item_count", "bytes", "dataset_hash", "files")}
     job_finish(job=job, result=summary)
     return summary
 

@@ -112,7 +112,7 @@ def test_dataset_export_through_the_api_end_to_end(setup, django_capture_on_comm
     assert answer.status_code == 202
     job = client.get(f"/api/projects/{project.slug}/jobs/{answer.json()['id']}/").json()
     assert job["status"] == JobStatus.SUCCEEDED
-    assert job["result"]["items"] == 4
+    assert job["result"]["item_count"] == 4
     download = client.get(job["download_url"])
     assert download.status_code == 200
     assert download["Content-Disposition"].startswith("attachment")

@@ -228,7 +228,7 @@ def test_a_missing_original_is_reported_and_the_rest_is_exported(labeled_project
     job = Job.objects.filter(kind=JobKind.EXPORT_DATASET).latest("created_at")
     assert job.status == JobStatus.SUCCEEDED
     assert job.errors
-    assert job.result["items"] == 23
+    assert job.result["item_count"] == 23
 
 
 def test_multi_label_export_lists_every_label(project_factory, item_factory, label_class_factory, member_of, tmp_path):

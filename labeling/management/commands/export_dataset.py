@@ -75,5 +75,5 @@ class Command(BaseCommand):
                 shutil.copyfileobj(handle, out, 1024 * 1024)
             where = str(target)
         self.stdout.write(
-            f"{result['items']} items, {result['bytes']} bytes, dataset hash {result['dataset_hash']} -> {where}"
+            f"{result['item_count']} items, {result['bytes']} bytes, dataset hash {result['dataset_hash']} -> {where}"
         )
