@@ -202,3 +202,42 @@ def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(train
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.result["predicted"] == 1
+
+
+@pytest.mark.slow
+def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predictions(
+    project_factory, member_of, settings, tmp_path
+):
+    """The whole way: labels through the queue, a real training round, its Prediction rows, the exported zip."""
+    from tests.training.loop_fixtures import TINY_ROUND, digits_project, label_through_queue
+    from training import services
+    from training.models import ModelVersion
+
+    settings.LABELLOOP_ROUND_OVERRIDES = TINY_ROUND
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600  # no heartbeat thread writes inside the test transaction
+    project, truth, classes = digits_project(project_factory, n=60, min_labels_to_train=10)
+    label_through_queue(project, member_of(project, Role.ANNOTATOR), truth, classes, 30)
+    run = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False)
+    summary = services.training_run_execute(run_id=run.pk)
+    assert summary["status"] == "succeeded", summary
+    version = ModelVersion.objects.get(project=project, active=True)
+    predictions = list(version.predictions.select_related("item").order_by("id")[:12])
+    assert predictions
+
+    out = tmp_path / "model.zip"
+    call_command("export_model", project.slug, "--out", str(out), verbosity=0)
+    folder = unzip_export(out, tmp_path / "x")
+    images = [p.item.file.path for p in predictions]
+    check = subprocess.run(
+        [sys.executable, "-c", ROUND_TRIP, str(folder), json.dumps(images)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    got = json.loads(check.stdout)
+    assert len(got["classes"]) == len(version.class_ids)
+    pairs = zip(got["probs"], [p.probabilities for p in predictions], strict=True)
+    diff = max(abs(a - b) for row_a, row_b in pairs for a, b in zip(row_a, row_b, strict=True))
+    assert diff < 1e-4
+    assert got["onnx_diff"] < 1e-3
+    card = (folder / "README.md").read_text()
+    assert version.dataset_hash in card
