@@ -1,0 +1,263 @@
+"""Data-parallel fine-tuning on several GPUs (or CPU processes) with DistributedDataParallel.
+
+    torchrun --nproc_per_node=4 -m training.ml.ddp --config round.json --out OUT
+
+`round.json` is the file `python -m training.ml.train` reads (config + labeled manifest). Every rank sees
+1/world of each global batch of `cfg.batch_size` images; DDP averages the gradients, so N ranks take the
+same optimizer steps as one process with the whole batch (tests/deploy/test_ddp.py checks this against a
+single process). BatchNorm: SyncBatchNorm on CUDA, frozen running statistics on CPU (gloo has no
+SyncBatchNorm), so batch statistics never depend on how a batch was split. Only rank 0 writes: a checkpoint
+in the format `load_checkpoint` / `score_pool` read (SyncBatchNorm keeps BatchNorm's state-dict keys), and
+result.json. No class-balanced sampling here
+(a DistributedSampler shuffles uniformly); otherwise the recipe of `train.finetune`: AdamW, warmup +
+cosine, label smoothing, AMP on CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
+
+from training.ml.checkpoint import save_checkpoint
+from training.ml.config import RoundConfig
+from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.models import create_model, data_config, to_channels_last
+
+BN_MODES = ("auto", "sync", "frozen", "batch")
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: str
+
+
+def init_distributed(device: str | None = None) -> Dist:
+    """Join the torchrun process group (NCCL on CUDA, gloo on CPU); a plain process is rank 0 of 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and not (device or "").startswith("cpu")
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    else:
+        device = "cpu"
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def _resolve_bn(bn: str, world: int, device: str) -> str:
+    if bn not in BN_MODES:
+        raise ValueError(f"bn must be one of {BN_MODES}, not {bn!r}")
+    if bn == "auto":
+        return "batch" if world == 1 else ("sync" if device.startswith("cuda") else "frozen")
+    if bn == "sync" and not device.startswith("cuda"):
+        raise ValueError("SyncBatchNorm needs CUDA; use bn='frozen' on CPU")
+    return bn
+
+
+def _freeze_bn(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def ddp_finetune(
+    cfg: RoundConfig,
+    paths: Sequence[Any],
+    labels: Sequence[Sequence[int]],
+    *,
+    dist_info: Dist | None = None,
+    opener: Opener | None = None,
+    augment: bool = True,
+    bn: str = "auto",
+    progress: Callable[[float], None] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Fine-tune `cfg.backbone` on (paths, labels) across the process group.
+
+    Returns (the unwrapped model in eval mode, info) on every rank. `cfg.batch_size` is the global batch and
+    must be divisible by the world size.
+    """
+    d = dist_info or init_distributed(cfg.device)
+    if cfg.batch_size % d.world:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
+    if len(paths) != len(labels) or len(paths) < cfg.batch_size:
+        raise ValueError(f"need at least one global batch ({cfg.batch_size}) of labeled images, got {len(paths)}")
+    bn = _resolve_bn(bn, d.world, d.device)
+    torch.manual_seed(cfg.seed)  # same initial classifier on every rank (DDP also broadcasts rank 0's)
+    c = cfg.num_classes
+    model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)
+    dcfg = data_config(model)
+    if bn == "sync":
+        from timm.layers import convert_sync_batchnorm
+
+        model = convert_sync_batchnorm(model)
+    model = to_channels_last(model.to(d.device))
+    targets = [([1.0 if k in set(ls) else 0.0 for k in range(c)] if cfg.multi_label else int(ls[0])) for ls in labels]
+    dataset = ImageManifestDataset(
+        list(paths), targets, build_transform(dcfg, cfg.image_size, is_training=augment, crop_pct=cfg.crop_pct),
+        opener=opener,
+    )  # fmt: skip
+    # Same permutation on every rank (seed + epoch); rank r takes positions r, r + world, ... so the ranks'
+    # k-th batches together are exactly the k-th global batch of one process.
+    sampler = DistributedSampler(
+        dataset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed, drop_last=True
+    )  # fmt: skip
+    loader = make_loader(
+        dataset, batch_size=cfg.batch_size // d.world, sampler=sampler, num_workers=cfg.resolved_num_workers(),
+        device=d.device, drop_last=True, seed=cfg.seed,
+    )  # fmt: skip
+    ddp = (
+        DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.startswith("cuda") else None)
+        if d.world > 1
+        else model
+    )
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr or 5e-4,
+    )
+    steps_per_epoch = max(1, len(loader))
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(steps_per_epoch, total // 10 + 1)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    use_amp = cfg.amp and d.device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    history, step, started = [], 0, time.monotonic()
+    for epoch in range(cfg.epochs):
+        sampler.set_epoch(epoch)
+        ddp.train()
+        if bn == "frozen":
+            _freeze_bn(model)
+        t0, seen, loss_sum = time.monotonic(), 0, 0.0
+        for x, y in loader:
+            x = x.to(d.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(d.device, non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                logits = ddp(x)
+                if cfg.multi_label:
+                    loss = F.binary_cross_entropy_with_logits(logits.float(), y.float())
+                else:
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()  # DDP all-reduces (averages) the gradients here
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            seen += len(x)
+            loss_sum += float(loss.detach()) * len(x)
+            if progress and d.rank == 0:
+                progress(step / total)
+        epoch_loss = torch.tensor([loss_sum, float(seen)], dtype=torch.float64)
+        if d.world > 1:
+            epoch_loss = epoch_loss.to(d.device)
+            dist.all_reduce(epoch_loss)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(epoch_loss[0] / max(float(epoch_loss[1]), 1.0)),
+                "seconds": time.monotonic() - t0,
+            }
+        )
+    info = {
+        "train_size": len(paths),
+        "world_size": d.world,
+        "global_batch": cfg.batch_size,
+        "bn": bn,
+        "epochs_run": len(history),
+        "history": history,
+        "seconds": time.monotonic() - started,
+        "device": d.device,
+    }
+    return model.eval(), info
+
+
+def checkpoint_config(cfg: RoundConfig, model: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
+    """The config.json of a fine-tuned checkpoint, as pipeline.run_round writes it."""
+    dcfg = data_config(model)
+    classifier = model.get_classifier()
+    return {
+        "architecture": cfg.backbone,
+        "class_names": list(cfg.class_names),
+        "num_classes": cfg.num_classes,
+        "multi_label": cfg.multi_label,
+        "activation": "sigmoid" if cfg.multi_label else "softmax",
+        "mode": "finetune",
+        "backbone_weights": cfg.weights,
+        "preprocessing": {
+            "image_size": cfg.image_size,
+            "mean": list(dcfg["mean"]),
+            "std": list(dcfg["std"]),
+            "interpolation": dcfg.get("interpolation", "bicubic"),
+            "crop_pct": cfg.crop_pct,
+            "resize": "shorter side to image_size / crop_pct, then center crop",
+        },
+        "head": {"type": "linear", "in_features": int(classifier.in_features), "out_features": cfg.num_classes},
+        "metrics": {k: v for k, v in info.items() if k != "history"},
+        "training": info,
+        "round_config": cfg.to_dict(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="torchrun -m training.ml.ddp", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path, help="round.json (as for python -m training.ml.train)")
+    parser.add_argument("--out", type=Path, help="result folder (default: the JSON's out_dir)")
+    parser.add_argument("--bn", choices=BN_MODES, default="auto", help="BatchNorm across ranks (default: auto)")
+    parser.add_argument("--no-augment", action="store_true", help="deterministic transforms (for comparisons)")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.config.read_text())
+    cfg = RoundConfig.from_dict(spec["config"])
+    out_dir = Path(args.out or spec["out_dir"])
+    labeled = [(int(i), p, list(ls)) for i, p, ls in spec["labeled"]]
+    d = init_distributed(cfg.device)
+
+    def progress(fraction: float) -> None:
+        print(json.dumps({"stage": "train", "progress": round(fraction, 4)}), flush=True)
+
+    try:
+        model, info = ddp_finetune(
+            cfg, [r[1] for r in labeled], [r[2] for r in labeled], dist_info=d, augment=not args.no_augment,
+            bn=args.bn, progress=progress,
+        )  # fmt: skip
+        if d.rank == 0:
+            ckpt = save_checkpoint(out_dir / "checkpoint", model.state_dict(), checkpoint_config(cfg, model, info))
+            summary = {**info, "checkpoint_dir": str(ckpt)}
+            (out_dir / "result.json").write_text(json.dumps(summary, indent=2))
+            print(json.dumps({"done": True, "out": str(out_dir), "world_size": d.world}), flush=True)
+    finally:
+        if d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
