@@ -64,8 +64,6 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            if request.htmx:
-                return render(request, "labeling/exports.html#export-job", _context(request, job=job))
             messages.success(request, f"Export #{job.pk} started.")
             return redirect("labeling:exports", slug=slug)
     jobs = Job.objects.filter(project=project, kind=JobKind.EXPORT_DATASET).order_by("-created_at")[:20]

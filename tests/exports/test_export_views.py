@@ -40,21 +40,22 @@ def test_manager_starts_an_export_and_downloads_it(labeled_project, member_of, d
     assert manifest["filters"]["val_fraction"] == 0.2
 
 
-def test_htmx_start_returns_the_job_row_that_polls_until_done(labeled_project, member_of):
+def test_a_running_export_row_polls_its_progress_and_offers_no_download_yet(labeled_project, member_of):
     project, *_ = labeled_project
     client = Client()
     client.force_login(member_of(project, Role.ML_ENGINEER))
     url = reverse("labeling:exports", args=[project.slug])
-    answer = client.post(url, {"format": "csv", "val_fraction": "0.1"}, HTTP_HX_REQUEST="true")
-    assert answer.status_code == 200
-    job = Job.objects.get(kind=JobKind.EXPORT_DATASET)
-    html = answer.content.decode()
-    # Not run yet (on_commit inside the test transaction): the row polls its progress fragment.
-    assert f'id="export-job-{job.pk}"' in html
-    assert reverse("labeling:job_status", args=[project.slug, job.pk]) in html
-    assert reverse("labeling:export_download", args=[project.slug, job.pk]) not in html
-    row = client.get(reverse("labeling:export_job_row", args=[project.slug, job.pk]))
-    assert row.status_code == 200
+    answer = client.post(url, {"format": "csv", "val_fraction": "0.1"})
+    assert answer.status_code == 302
+    job = Job.objects.get(kind=JobKind.EXPORT_DATASET)  # not run: on_commit waits for the test transaction
+    for html in (
+        client.get(url).content.decode(),
+        client.get(reverse("labeling:export_job_row", args=[project.slug, job.pk])).content.decode(),
+    ):
+        assert f'id="export-job-{job.pk}"' in html
+        assert reverse("labeling:job_status", args=[project.slug, job.pk]) in html
+        assert reverse("labeling:export_download", args=[project.slug, job.pk]) not in html
+    assert client.get(reverse("labeling:export_download", args=[project.slug, job.pk])).status_code == 404
 
 
 def test_bad_export_form_input_changes_nothing(labeled_project, member_of):
