@@ -227,6 +227,21 @@ def cold_start(embeddings, batch_size: int, *, seed: int = 0, max_fit: int = 200
     return np.lexsort((-typ, -sizes[assign], rank_in_cluster)).astype(np.int64)
 
 
+def reduce_dim(pool: np.ndarray, labeled: np.ndarray | None, dim: int = 128, seed: int = 0):
+    """Normalize, then PCA to `dim` (fit on the pool) so k-means / k-center stay cheap on big pools; cosine
+    geometry is kept where it matters (the leading components)."""
+    x = _normalize(_as_np(pool))
+    lab = None if labeled is None or len(labeled) == 0 else _normalize(_as_np(labeled))
+    if x.shape[1] <= dim or len(x) <= dim:
+        return x, lab
+    rng = np.random.default_rng(seed)
+    fit = x if len(x) <= 5000 else x[rng.choice(len(x), 5000, replace=False)]
+    mean = fit.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
+    basis = vt[:dim].T.astype(np.float32)
+    return (x - mean) @ basis, None if lab is None else (lab - mean) @ basis
+
+
 def base_scores(strategy: str, probs, *, mc_probs=None, seed: int = 0, multi_label: bool = False) -> np.ndarray:
     """The per-item uncertainty a strategy orders by (what the UI shows as "uncertainty")."""
     if strategy == "random":
@@ -265,15 +280,17 @@ def rank_pool(
         if strategy == "random":
             order = np.argsort(-random_scores(n, seed), kind="stable")
         else:
-            order = cold_start(emb, batch_size, seed=seed)
+            order = cold_start(reduce_dim(emb, None, seed=seed)[0], batch_size, seed=seed)
         priority[order] = (n - np.arange(n)) / n + 1e-6  # full ordering; (0, 1]
         return priority
     scores = base_scores(strategy, probs, mc_probs=mc_probs, seed=seed, multi_label=multi_label)
     b = min(int(batch_size), n)
+    if strategy in ("kcenter", "diverse_margin"):
+        emb, lab = reduce_dim(emb, labeled_embeddings, seed=seed)
     if strategy == "kcenter":
-        batch = kcenter_greedy(emb, labeled_embeddings, b)
+        batch = kcenter_greedy(emb, lab, b, normalize=False)
     elif strategy == "diverse_margin":
-        batch = diverse_margin(probs, emb, labeled_embeddings, b, seed=seed, multi_label=multi_label)
+        batch = diverse_margin(probs, emb, lab, b, seed=seed, multi_label=multi_label)
     else:
         batch = np.argsort(-scores, kind="stable")[:b]
     rest_order = np.argsort(-scores, kind="stable")

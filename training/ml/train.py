@@ -153,7 +153,7 @@ def finetune(
             sched.step()
             step += 1
             seen += len(x)
-            loss_sum += float(loss) * len(x)
+            loss_sum += float(loss.detach()) * len(x)
             if progress:
                 progress(step / total)
         record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "seconds": time.monotonic() - t0}

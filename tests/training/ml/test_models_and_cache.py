@@ -1,0 +1,112 @@
+"""Bundled Lite0 weights, the embedding cache and checkpoints that plain timm can load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+
+from training.ml import models
+from training.ml.checkpoint import head_model_state, load_checkpoint, save_checkpoint
+from training.ml.config import RoundConfig
+from training.ml.embeddings import EmbeddingStore
+from training.ml.heads import LinearHead, fit_head, predict_head
+
+
+def test_bundled_weights_map_all_296_tensors_onto_timm_lite0():
+    state = models._bundled_state_dict()
+    assert len(state) == models.BUNDLED_TENSORS == 296
+    model = models.create_model("tf_efficientnet_lite0", num_classes=3, weights="bundled")
+    own = model.state_dict()
+    # every backbone tensor came from the package (the classifier is new: 3 classes)
+    assert torch.equal(own["conv_stem.weight"], state["conv_stem.weight"])
+    assert torch.equal(own["bn2.running_var"], state["bn2.running_var"])
+    assert own["classifier.weight"].shape == (3, 1280)
+    assert models.data_config(model)["mean"] == (0.5, 0.5, 0.5)
+    assert models.data_config(model)["std"] == (0.5, 0.5, 0.5)
+
+
+def test_bundled_imagenet_head_is_a_real_classifier():
+    # The package's own 1000-class head: a flat grey image and a noise image get different, confident-ish
+    # predictions only if the weights are real (random init gives near-uniform 1/1000 outputs).
+    model = models.create_model("tf_efficientnet_lite0", num_classes=1000, weights="bundled").eval()
+    model.load_state_dict(models._bundled_state_dict())
+    x = torch.randn(2, 3, 96, 96).clamp(-1, 1)
+    with torch.inference_mode():
+        p = model(x).softmax(-1)
+    assert p.max().item() > 0.01
+
+
+def test_unknown_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="bundled"):
+        models.create_model("resnet10t", num_classes=2, weights="bundled")
+    with pytest.raises(ValueError, match="existing path"):
+        models.create_model("resnet10t", num_classes=2, weights=str(tmp_path / "nope.pth"))
+
+
+def test_local_checkpoint_path_loads_backbone_weights(tmp_path):
+    src = models.create_model("resnet10t", num_classes=4, weights="none")
+    torch.save(src.state_dict(), tmp_path / "w.pth")
+    dst = models.create_model("resnet10t", num_classes=2, weights=str(tmp_path / "w.pth"))
+    assert torch.equal(dst.state_dict()["conv1.0.weight"], src.state_dict()["conv1.0.weight"])
+
+
+def test_embedding_cache_computes_each_image_once(digits, tmp_path):
+    cfg = RoundConfig(backbone="resnet10t", weights="none", image_size=32, num_workers=0, class_names=["a", "b"])
+    ids = [r[0] for r in digits[:10]]
+    paths = [r[1] for r in digits[:10]]
+    store = EmbeddingStore(tmp_path)
+    calls = []
+    assert store.compute(ids[:6], paths[:6], cfg, progress=lambda d, t: calls.append((d, t))) == 6
+    assert calls[-1] == (6, 6)
+    first = store.get(ids[:6], cfg)
+    assert first.dtype == np.float32
+    assert first.shape == (6, 512)
+
+    again = EmbeddingStore(tmp_path)  # a fresh process sees the shards on disk
+    assert again.compute(ids[:6], paths[:6], cfg) == 0
+    assert again.forward_batches == 0
+    assert again.compute(ids, paths, cfg) == 4  # only the new ones
+    np.testing.assert_allclose(again.get(ids[:6], cfg), first)
+    # order follows the request
+    np.testing.assert_allclose(again.get([ids[3], ids[0]], cfg), first[[3, 0]])
+    with pytest.raises(KeyError):
+        again.get([999_999], cfg)
+    # another image size is another feature space
+    assert again.missing(ids, RoundConfig(backbone="resnet10t", weights="none", image_size=64)) == ids
+
+
+def test_head_checkpoint_loads_in_plain_timm_and_reproduces_probabilities(tmp_path):
+    torch.manual_seed(0)
+    backbone = models.create_backbone("resnet10t", "none").eval()
+    x = torch.rand(6, 3, 32, 32)
+    with torch.inference_mode():
+        feats = backbone(x).numpy()
+    labels = [[0], [1], [2], [0], [1], [2]]
+    head = fit_head(feats, labels, 3, l2=0.2).head
+    expected = predict_head(head, feats)
+
+    state = head_model_state(backbone, head, "resnet10t")
+    save_checkpoint(tmp_path, state, {"architecture": "resnet10t", "class_names": ["a", "b", "c"]})
+
+    plain = timm.create_model("resnet10t", num_classes=3)
+    plain.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    with torch.inference_mode():
+        got = plain.eval()(x).softmax(-1).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+    _model, cfg = load_checkpoint(tmp_path)
+    assert cfg["num_classes"] == 3
+    assert cfg["class_names"] == ["a", "b", "c"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_folded_head_equals_standardized_head():
+    head = LinearHead(torch.tensor([1.0, -2.0]), torch.tensor([2.0, 0.5]), 2)
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 0.5]]))
+        head.linear.bias.copy_(torch.tensor([0.1, -0.3]))
+    w, b = head.folded()
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(x @ w.T + b, head(x))

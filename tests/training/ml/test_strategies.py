@@ -1,0 +1,115 @@
+"""Uncertainty and diversity strategies on tiny arrays with answers worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.ml import strategies as st
+
+PROBS = np.array(
+    [
+        [0.90, 0.05, 0.05],  # confident
+        [0.40, 0.35, 0.25],  # close top two, spread
+        [0.50, 0.50, 0.00],  # tie between two classes
+        [0.34, 0.33, 0.33],  # near uniform
+    ]
+)
+
+
+def test_least_confidence_values_and_order():
+    np.testing.assert_allclose(st.least_confidence(PROBS), [0.10, 0.60, 0.50, 0.66])
+    assert list(np.argsort(-st.least_confidence(PROBS))) == [3, 1, 2, 0]
+
+
+def test_margin_values_prefer_the_tie():
+    np.testing.assert_allclose(st.margin(PROBS), [1 - 0.85, 1 - 0.05, 1.0, 1 - 0.01])
+    assert int(np.argmax(st.margin(PROBS))) == 2
+
+
+def test_entropy_is_highest_for_near_uniform_and_accepts_tensors():
+    ent = st.entropy(torch.tensor(PROBS))
+    assert ent[2] == pytest.approx(np.log(2))
+    assert list(np.argsort(-ent)) == [3, 1, 2, 0]
+
+
+def test_multi_label_margin_looks_at_the_least_certain_label():
+    probs = np.array([[0.99, 0.01], [0.95, 0.55]])
+    np.testing.assert_allclose(st.margin(probs, multi_label=True), [1 - 0.98, 1 - 0.10])
+
+
+def test_bald_is_zero_when_samples_agree_and_log2_when_they_disagree():
+    agree = np.tile([0.5, 0.5], (4, 1))  # aleatoric: every sample says 50/50
+    disagree = np.array([[1.0, 0.0], [0.0, 1.0]] * 2)  # epistemic: samples contradict each other
+    mc = np.stack([agree, disagree], axis=1)  # [T=4, n=2, C=2]
+    scores = st.bald(mc)
+    assert scores[0] == pytest.approx(0.0, abs=1e-9)
+    assert scores[1] == pytest.approx(np.log(2), abs=1e-6)
+
+
+def test_kcenter_picks_the_point_farthest_from_the_labeled_set():
+    pool = np.array([[0.0, 0.1], [0.1, 0.0], [10.0, 10.0], [0.2, 0.2]])
+    labeled = np.array([[0.0, 0.0]])
+    assert st.kcenter_greedy(pool, labeled, 1, normalize=False).tolist() == [2]
+    # second pick: farthest from both the labeled point and the first pick
+    assert st.kcenter_greedy(pool, labeled, 2, normalize=False).tolist() == [2, 3]
+
+
+def test_diverse_margin_does_not_fill_a_batch_with_duplicates():
+    rng = np.random.default_rng(0)
+    dup_emb = np.tile(rng.normal(size=(1, 8)), (10, 1))
+    spread_emb = rng.normal(size=(10, 8)) * 5
+    emb = np.concatenate([dup_emb, spread_emb])
+    probs = np.concatenate([np.tile([0.5, 0.5], (10, 1)), np.tile([0.6, 0.4], (10, 1))])  # duplicates most uncertain
+    batch = st.diverse_margin(probs, emb, None, 5, seed=0)
+    assert len(set(batch.tolist())) == 5
+    assert sum(i < 10 for i in batch) <= 1
+    # plain margin would have taken five of the duplicates
+    assert all(i < 10 for i in np.argsort(-st.margin(probs), kind="stable")[:5])
+
+
+def test_rank_pool_gives_every_item_a_priority_with_the_batch_on_top():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1, 1, 1], size=50)
+    emb = rng.normal(size=(50, 16))
+    for strategy in ("least_confidence", "margin", "entropy", "kcenter", "diverse_margin", "random"):
+        prio = st.rank_pool(strategy, probs, emb, emb[:3], 5, seed=0)
+        assert prio.shape == (50,)
+        assert len(np.unique(prio)) == 50
+        top = np.argsort(-prio)[:5]
+        assert (prio[top] > 1).all()
+        assert (np.delete(prio, top) < 1).all()
+    # outside the batch, margin orders the rest by margin score
+    prio = st.rank_pool("margin", probs, emb, None, 5)
+    order = np.argsort(-prio)
+    scores = st.margin(probs)
+    assert (np.diff(scores[order]) <= 1e-12).all()
+
+
+def test_rank_pool_bald_needs_mc_samples():
+    probs = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match="MC"):
+        st.rank_pool("bald", probs, np.zeros((3, 2)), None, 1)
+
+
+def test_cold_start_takes_one_typical_image_per_cluster():
+    rng = np.random.default_rng(0)
+    centers = np.array([[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]])
+    sizes = (30, 20, 10)
+    emb = np.concatenate([c + rng.normal(scale=0.5, size=(s, 3)) for c, s in zip(centers, sizes, strict=True)])
+    owner = np.repeat([0, 1, 2], sizes)
+    order = st.cold_start(emb, 3, seed=0)
+    assert sorted(order.tolist()) == list(range(60))
+    assert owner[order[:3]].tolist() == [0, 1, 2]  # one per cluster, biggest first
+    # and the first pick is a typical member, not an outlier of its cluster
+    first = order[0]
+    dist_to_center = np.linalg.norm(emb[owner == 0] - emb[owner == 0].mean(0), axis=1)
+    assert np.linalg.norm(emb[first] - emb[owner == 0].mean(0)) <= np.median(dist_to_center)
+
+
+def test_rank_pool_without_a_model_is_a_cold_start():
+    emb = np.random.default_rng(0).normal(size=(40, 8))
+    prio = st.rank_pool("diverse_margin", None, emb, None, 4)
+    assert prio.shape == (40,)
+    assert len(np.unique(prio)) == 40
