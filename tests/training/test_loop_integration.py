@@ -25,6 +25,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_broker_pool():
+    """celery_env's teardown closes the app's connection pool for good; give each test a new one.
+
+    (Without this, the second test of a session that uses celery_env fails with "Acquire on closed pool".)
+    """
+    from kombu import pools
+
+    from config.celery_app import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()
+
+
 @pytest.fixture
 def loop_settings(settings):
     settings.LABELLOOP_ROUND_OVERRIDES = TINY_ROUND
@@ -38,13 +53,11 @@ def open_train_items(project) -> dict[int, float]:
     )
 
 
-def finished_run(project, worker, timeout: float = 240) -> TrainingRun:
-    wait_for(
-        lambda: TrainingRun.objects.filter(project=project, status__in=FINISHED).exists(),
-        timeout,
-        what=f"a finished run; worker log:\n{worker.output()[-2000:]}",
-    )
-    run = TrainingRun.objects.filter(project=project, status__in=FINISHED).order_by("-pk").first()
+def finished_run(project, worker, timeout: float = 240, exclude: tuple[int, ...] = ()) -> TrainingRun:
+    """Wait for a run of `project` (other than `exclude`) to finish; it must have succeeded."""
+    runs = TrainingRun.objects.filter(project=project, status__in=FINISHED).exclude(pk__in=exclude)
+    wait_for(runs.exists, timeout, what=f"a finished run; worker log:\n{worker.output()[-2000:]}")
+    run = runs.order_by("-pk").first()
     assert run.status == RunStatus.SUCCEEDED, f"{run.error}\n--- worker ---\n{worker.output()[-3000:]}"
     return run
 
@@ -123,7 +136,7 @@ def test_a_killed_worker_leaves_the_run_failed_and_a_fresh_run_catches_up(start_
     assert (fresh.status, fresh.trigger) == (RunStatus.QUEUED, "scheduler")
 
     worker = start_worker(name="fresh", extra_env=round_overrides_env())
-    done = finished_run(project, worker)
+    done = finished_run(project, worker, exclude=(run.pk,))
     assert done.pk == fresh.pk
     assert ModelVersion.objects.filter(project=project).count() == 1
 

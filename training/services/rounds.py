@@ -22,7 +22,7 @@ from labeling.models import LabelClass, Project
 from labeling.services.priorities import item_priorities_set
 from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
 from training.services.runs import MODE_COLD_START, RunProgress, data_root, project_cache_dir
-from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot, pool_snapshot
+from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 
 PREDICTION_BATCH = 1000
 
@@ -237,18 +237,25 @@ def model_score_pool(
 
     progress = progress or (lambda stage, fraction: None)
     started = time.monotonic()
-    pool = pool_snapshot(project=project)
+    snap = label_snapshot(project=project)
     cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
     checkpoint = Path(version.artifact_path)
     if not checkpoint.is_absolute():
         checkpoint = data_root() / checkpoint
-    if not pool:
+    if not snap.pool:
         return {"version": version.number, "scored": 0}
-    ids, probs, uncertainty, priority = score_pool(checkpoint, pool, project_cache_dir(project), cfg, progress)
+    labeled = [(item_id, path) for item_id, path, _ in snap.train]
+    scored = score_pool(checkpoint, snap.pool, project_cache_dir(project), cfg, progress, labeled=labeled)
+    ids, probs, uncertainty, priority = (
+        scored.pool_ids,
+        scored.pool_probs,
+        scored.pool_uncertainty,
+        scored.pool_priority,
+    )
     ids = [int(i) for i in _floats(ids)]
-    progress("predictions", 0.0)
+    progress("predictions", 1.0)
     predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
-    progress("priorities", 0.0)
+    progress("priorities", 1.0)
     priorities = dict(zip(ids, (float(p) for p in _floats(priority)), strict=True))
     with transaction.atomic():
         item_priorities_set(project=project, priorities=priorities)
