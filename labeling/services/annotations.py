@@ -11,15 +11,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, LabelClass, Project
-from labeling.services.queue import OPEN_STATES, annotations_excluding_user
+from labeling.services.queue import NOT_EXCLUDED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
 
 MAX_SECONDS = 24 * 3600.0
+# Has this user a live label or a skip (not undone) on the item? Same rule as the queue's exclusion.
+ALREADY_ANNOTATED_SQL = f"SELECT 1 FROM labeling_item i WHERE i.id = %(item)s AND NOT {NOT_EXCLUDED_SQL}"
 
 
 class LabelingConflict(Exception):
@@ -27,7 +29,8 @@ class LabelingConflict(Exception):
 
 
 def _lock_item(item: Item) -> Item:
-    locked = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+    # of=("self",): lock the item row only, not the project row that select_related joins.
+    locked = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=item.pk)
     return locked
 
 
@@ -47,7 +50,10 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
     holds_lease = item.lease_user_id == user.pk and item.lease_expires_at is not None and item.lease_expires_at > now
     if item.state not in OPEN_STATES or item.annotation_count >= project.annotations_per_item:
         raise LabelingConflict("This item needs no more annotations.")
-    if Item.objects.filter(pk=item.pk).filter(Exists(annotations_excluding_user(user=user))).exists():
+    with connection.cursor() as cursor:
+        cursor.execute(ALREADY_ANNOTATED_SQL, {"item": item.pk, "user": user.pk})
+        already = cursor.fetchone() is not None
+    if already:
         raise LabelingConflict("You have already annotated or skipped this item.")
     other_lease = (
         not holds_lease
@@ -92,8 +98,7 @@ def annotation_create(*, item: Item, user, class_ids: Iterable[int], seconds_spe
         Annotation.classes.through.objects.bulk_create(
             [Annotation.classes.through(annotation_id=annotation.pk, labelclass_id=i) for i in ids]
         )
-        _release(locked, user, now)
-        resolved_label_recompute(item=locked)
+        resolved_label_recompute(item=locked, item_updates=_release_fields(locked, user, now))
     _copy_back(item, locked)
     return annotation
 
@@ -146,11 +151,18 @@ def annotation_undo(*, user, project: Project, lease_seconds: int | None = None)
     return undo
 
 
-def _release(item: Item, user, now) -> None:
-    """Clear the user's own lease (or a stale one); another annotator's live lease stays."""
+def _release_fields(item: Item, user, now) -> dict:
+    """The lease fields to clear when this user finishes with the item ({} when someone else's lease stays)."""
     expired = item.lease_expires_at is not None and item.lease_expires_at <= now
     if item.lease_user_id is not None and (item.lease_user_id == user.pk or expired):
-        Item.objects.filter(pk=item.pk).update(lease_user=None, lease_expires_at=None)
+        return {"lease_user_id": None, "lease_expires_at": None}
+    return {}
+
+
+def _release(item: Item, user, now) -> None:
+    fields = _release_fields(item, user, now)
+    if fields:
+        Item.objects.filter(pk=item.pk).update(**fields)
         item.lease_user_id, item.lease_expires_at = None, None
 
 

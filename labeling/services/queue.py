@@ -70,16 +70,55 @@ def _pool_order(project: Project, rng: random.Random) -> list[str]:
     return [first, *rest]
 
 
+# The hot path in plain SQL: building the equivalent ORM query (nested Exists/Subquery) cost more
+# CPU than running it. Same semantics as claimable_items(); tables are ours, values are parameters.
+NOT_EXCLUDED_SQL = """
+    NOT EXISTS (
+        SELECT 1 FROM labeling_annotation a
+        WHERE a.item_id = i.id AND a.user_id = %(user)s AND a.undoes_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = a.id)
+          AND (a.skipped OR COALESCE((SELECT r.verdict FROM labeling_review r WHERE r.annotation_id = a.id
+                                      ORDER BY r.created_at DESC, r.id DESC LIMIT 1), '') <> 'reject')
+    )"""
+
+
+def claim_sql(*, pool: str, lock: bool) -> str:
+    """SELECT of the best claimable item of one pool and one state (params: see _pool_params)."""
+    pool_filter = "i.is_gold = %(gold)s" if pool == GOLD else "i.split = %(split)s AND i.is_gold = %(gold)s"
+    sql = f"""
+        SELECT i.* FROM labeling_item i
+        WHERE i.project_id = %(project)s AND i.state = %(state)s AND {pool_filter}
+          AND i.annotation_count < %(overlap)s
+          AND (i.lease_expires_at IS NULL OR i.lease_expires_at <= %(now)s OR i.lease_user_id = %(user)s)
+          AND {NOT_EXCLUDED_SQL}
+        ORDER BY i.priority DESC, i.id
+        LIMIT 1"""
+    if lock and connection.features.has_select_for_update_skip_locked:
+        sql += " FOR UPDATE OF i SKIP LOCKED"
+    return sql
+
+
+def _pool_params(*, project: Project, user, pool: str, state: str, now) -> dict:
+    split = Split.HOLDOUT if pool == HOLDOUT else Split.TRAIN
+    return {
+        "project": project.pk,
+        "state": state,
+        "split": split,
+        "gold": pool == GOLD,
+        "overlap": project.annotations_per_item,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "user": user.pk,
+    }
+
+
 def _first_in_pool(*, project: Project, user, pool: str, now, lock: bool) -> Item | None:
     """Best open item of one pool: one indexed probe per open state, best (priority desc, id) wins."""
     states = [ItemState.UNLABELED] if project.annotations_per_item == 1 else list(OPEN_STATES)
     best: Item | None = None
+    sql = claim_sql(pool=pool, lock=lock)
     for state in states:
-        qs = claimable_items(project=project, user=user, now=now).filter(state=state, **POOL_FILTERS[pool])
-        qs = qs.order_by("-priority", "id")
-        if lock and connection.features.has_select_for_update_skip_locked:
-            qs = qs.select_for_update(skip_locked=True, of=("self",))
-        found = qs.first()
+        params = _pool_params(project=project, user=user, pool=pool, state=state, now=now)
+        found = next(iter(Item.objects.raw(sql, params)), None)
         if found is not None and (best is None or (-found.priority, found.pk) < (-best.priority, best.pk)):
             best = found
     return best
@@ -96,9 +135,9 @@ def item_claim_next(*, project: Project, user, lease_seconds: int | None = None,
     rng = rng or random
     now = timezone.now()
     with transaction.atomic():
+        # Leases are released on submit and skip, so a live lease means the user has not finished the item.
         held = (
             Item.objects.filter(project=project, lease_user=user, lease_expires_at__gt=now, state__in=OPEN_STATES)
-            .filter(~Exists(annotations_excluding_user(user=user)))
             .order_by("lease_expires_at")
             .first()
         )

@@ -25,21 +25,34 @@ from labeling.models import Annotation, Item, ItemState, LabelSource, Project, R
 
 
 def _decide(*, item: Item, overlap: int) -> tuple[frozenset[int] | None, str, str, int, int]:
-    """Return (classes or None, source, state, live count, annotator count) from the item's rows (4 queries)."""
-    rows = list(Annotation.objects.filter(item=item).values_list("id", "user_id", "skipped", "undoes_id"))
-    undone = {undoes for (_, _, _, undoes) in rows if undoes is not None}
-    candidates = [
-        (pk, user) for (pk, user, skipped, undoes) in rows if not skipped and undoes is None and pk not in undone
-    ]
-    reviews = list(
-        Review.objects.filter(annotation__item=item)
-        .order_by("created_at", "id")
-        .values_list("id", "annotation_id", "verdict")
+    """Return (classes or None, source, state, live count, annotator count) from the item's rows.
+
+    One query reads annotations with their classes and reviews (a handful of rows per item); a
+    `correct` verdict costs one more for its classes.
+    """
+    rows = Annotation.objects.filter(item=item).values_list(
+        "id", "user_id", "skipped", "undoes_id", "classes__id", "reviews__id", "reviews__created_at", "reviews__verdict"
     )
+    annotations: dict[int, tuple[int, bool, int | None]] = {}
+    classes_of: dict[int, set[int]] = {}
+    review_rows: set[tuple] = set()
+    for pk, user, skipped, undoes, class_id, review_id, review_at, verdict in rows:
+        annotations[pk] = (user, skipped, undoes)
+        bucket = classes_of.setdefault(pk, set())
+        if class_id is not None:
+            bucket.add(class_id)
+        if review_id is not None:
+            review_rows.add((review_at, review_id, pk, verdict))
+    undone = {undoes for (_, _, undoes) in annotations.values() if undoes is not None}
+    candidates = [
+        (pk, user)
+        for pk, (user, skipped, undoes) in annotations.items()
+        if not skipped and undoes is None and pk not in undone
+    ]
     latest_verdict: dict[int, tuple[int, str]] = {}
     latest_correct: int | None = None
     latest_accept: tuple[int, int] | None = None  # (review id, annotation id)
-    for review_id, annotation_id, verdict in reviews:
+    for _, review_id, annotation_id, verdict in sorted(review_rows):
         latest_verdict[annotation_id] = (review_id, verdict)
         if verdict == Verdict.CORRECT:
             latest_correct = review_id
@@ -60,14 +73,6 @@ def _decide(*, item: Item, overlap: int) -> tuple[frozenset[int] | None, str, st
         classes = frozenset(through.objects.filter(review_id=latest_correct).values_list("labelclass_id", flat=True))
         return classes, LabelSource.REVIEW, ItemState.LABELED, count, annotators
 
-    classes_of: dict[int, set[int]] = {pk: set() for pk in live_ids}
-    if live_ids:
-        through = Annotation.classes.through
-        for annotation_id, class_id in through.objects.filter(annotation_id__in=live_ids).values_list(
-            "annotation_id", "labelclass_id"
-        ):
-            classes_of[annotation_id].add(class_id)
-
     if latest_accept is not None:
         return frozenset(classes_of[latest_accept[1]]), LabelSource.REVIEW, ItemState.LABELED, count, annotators
     if count >= overlap and count > 0:
@@ -82,24 +87,27 @@ def _decide(*, item: Item, overlap: int) -> tuple[frozenset[int] | None, str, st
     return None, "", state, count, annotators
 
 
-def resolved_label_recompute(*, item: Item) -> ResolvedLabel | None:
+def resolved_label_recompute(*, item: Item, item_updates: dict | None = None) -> ResolvedLabel | None:
     """Recompute the item's ResolvedLabel, state and annotation_count from its rows; return the label or None.
 
     Callers that may race (two annotators on one item) should hold the item row lock
     (`select_for_update`) in the surrounding transaction; the annotation services do.
+    `item_updates` (e.g. a lease release) are folded into the same single UPDATE of the item.
     """
+    item_updates = item_updates or {}
     if Item._meta.get_field("project").is_cached(item):
         overlap = item.project.annotations_per_item
     else:
         overlap = Project.objects.values_list("annotations_per_item", flat=True).get(pk=item.project_id)
-    with transaction.atomic():
+    # No savepoint when nested in the caller's transaction: it saves two round trips per label.
+    with transaction.atomic(savepoint=False):
         classes, source, state, count, annotators = _decide(item=item, overlap=overlap)
         existing = ResolvedLabel.objects.filter(item=item).first()
         result: ResolvedLabel | None
         if classes is None:
             if existing is not None and existing.source == LabelSource.IMPORT and count == 0:
                 # An imported label that no live annotation or review overrides stays the item's label.
-                _item_update(item, state=ItemState.LABELED, count=0)
+                _item_update(item, state=ItemState.LABELED, count=0, extra=item_updates)
                 return existing
             if existing is not None:
                 existing.delete()
@@ -108,7 +116,8 @@ def resolved_label_recompute(*, item: Item) -> ResolvedLabel | None:
             result = ResolvedLabel.objects.create(
                 item=item, project_id=item.project_id, source=source, annotator_count=annotators
             )
-            result.classes.set(classes)
+            through = ResolvedLabel.classes.through
+            through.objects.bulk_create([through(resolvedlabel_id=result.pk, labelclass_id=c) for c in classes])
         else:
             old = frozenset(existing.classes.values_list("id", flat=True))
             if old != classes or existing.source != source or existing.annotator_count != annotators:
@@ -118,11 +127,13 @@ def resolved_label_recompute(*, item: Item) -> ResolvedLabel | None:
                 if old != classes:
                     existing.classes.set(classes)
             result = existing
-        _item_update(item, state=state, count=count)
+        _item_update(item, state=state, count=count, extra=item_updates)
     return result
 
 
-def _item_update(item: Item, *, state: str, count: int) -> None:
-    if item.state != state or item.annotation_count != count:
-        Item.objects.filter(pk=item.pk).update(state=state, annotation_count=count)
+def _item_update(item: Item, *, state: str, count: int, extra: dict) -> None:
+    if item.state != state or item.annotation_count != count or extra:
+        Item.objects.filter(pk=item.pk).update(state=state, annotation_count=count, **extra)
         item.state, item.annotation_count = state, count
+        for field, value in extra.items():
+            setattr(item, field, value)

@@ -184,19 +184,18 @@ def test_undone_and_rejected_annotations_do_not_exclude(single, member_of):
 def test_claim_query_uses_an_index_not_a_seq_scan(single, member_of):
     if connection.vendor != "postgresql":
         pytest.skip("EXPLAIN check is for PostgreSQL")
-    from labeling.services.queue import claimable_items
+    from labeling.services.queue import TRAIN, _pool_params, claim_sql
 
     project, _ = single
-    bulk_items(project, 20_000)
+    items = bulk_items(project, 20_000)
+    user = member_of(project)
+    for item in items[:50]:  # the user has history: skips and labels
+        annotation_skip(item=item, user=user)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE labeling_item")
         cursor.execute("ANALYZE labeling_annotation")
-    user = member_of(project)
-    qs = (
-        claimable_items(project=project, user=user)
-        .filter(state=ItemState.UNLABELED, split=Split.TRAIN, is_gold=False)
-        .order_by("-priority", "id")[:1]
-    )
-    plan = qs.explain()
+        params = _pool_params(project=project, user=user, pool=TRAIN, state=ItemState.UNLABELED, now=timezone.now())
+        cursor.execute("EXPLAIN " + claim_sql(pool=TRAIN, lock=True), params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Seq Scan on labeling_item" not in plan, plan
     assert "item_queue_idx" in plan, plan
