@@ -65,7 +65,8 @@
     if (!form || busy) return;
     stampTime(form);
     busy = true;
-    form.requestSubmit(submitter || undefined);
+    // htmx reads the submitting button from its click, so a chosen class button is clicked, not passed.
+    if (submitter) submitter.click(); else form.requestSubmit();
   }
 
   function choose(btn) {
