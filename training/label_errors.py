@@ -24,7 +24,8 @@ from training.services.runs import project_cache_dir
 from training.services.snapshot import label_snapshot
 
 MIN_LABELS = 20
-DEFAULT_C = 0.5
+# Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
+DEFAULT_C = 0.01
 
 Progress = Callable[[int, int, str], None]
 
@@ -53,7 +54,7 @@ def label_errors_find(
     *, project: Project, job: Job | None = None, folds: int = 5, C: float = DEFAULT_C, seed: int = 0
 ) -> dict:
     """Rank the project's labels by how likely they are wrong and (re)write the open label-error review tasks."""
-    from training.ml.confident import cross_val_pred_probs, find_label_issues
+    from training.ml.confident import cross_val_pred_probs, find_label_issues, suspects
 
     started = time.monotonic()
 
@@ -75,7 +76,7 @@ def label_errors_find(
     issues = find_label_issues(labels, probs)
     progress(1, 1, "writing review tasks")
 
-    flagged = [int(i) for i in issues.issue_indices]
+    flagged = [int(i) for i in suspects(issues)]
     item_ids = [ids[i] for i in flagged]
     reviewed = set(
         ResolvedLabel.objects.filter(item_id__in=item_ids, source=LabelSource.REVIEW).values_list("item_id", flat=True)
@@ -98,6 +99,7 @@ def label_errors_find(
         "labels": len(ids),
         "suspects": open_count,
         "flagged": len(flagged),
+        "estimated_errors": issues.estimated_errors,
         "already_reviewed": len(flagged) - open_count,
         "seconds": round(time.monotonic() - started, 2),
     }

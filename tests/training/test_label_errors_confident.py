@@ -31,14 +31,22 @@ def test_confident_joint_puts_the_flipped_example_off_the_diagonal():
     assert joint.trace() == 4  # examples 0, 1, 3, 4 (5 clears neither threshold: 0.4 < 0.6, 0.6 < 0.7)
 
 
-def test_find_label_issues_ranks_flagged_first_by_self_confidence():
+def test_find_label_issues_flags_the_flip_and_ranks_everything_by_self_confidence():
     issues = confident.find_label_issues(LABELS, PROBS)
     assert issues.issue_indices.tolist() == [2]
-    assert issues.ranking[0] == 2
-    assert sorted(issues.ranking.tolist()) == list(range(6))
+    assert issues.ranking.tolist() == [2, 5, 4, 1, 3, 0]  # self-confidence .1 .6 .7 .8 .8 .9 (ties by index)
     assert issues.suggested[2] == 1
     margin = confident.find_label_issues(LABELS, PROBS, ranking="normalized_margin")
     assert margin.quality[2] == pytest.approx((0.1 - 0.9 + 1) / 2)
+
+
+def test_calibrated_joint_rows_sum_to_given_label_counts():
+    issues = confident.find_label_issues(LABELS, PROBS)
+    calibrated = confident.calibrated_joint(issues.joint, LABELS)
+    assert calibrated.sum(axis=1) == pytest.approx([3, 3])
+    # Class 0: 3 labeled, 2 confidently 0 and 1 confidently 1 -> one estimated error.
+    assert issues.estimated_errors == 1
+    assert confident.suspects(issues).tolist() == [2]
 
 
 def test_bad_input_is_rejected():
@@ -69,12 +77,16 @@ def test_digits_with_five_percent_flips_beats_or_matches_cleanlab_ranking(seed):
     flipped = rng.random(len(clean)) < 0.05
     noisy = clean.copy()
     noisy[flipped] = (clean[flipped] + rng.integers(1, 10, flipped.sum())) % 10
-    probs = confident.cross_val_pred_probs(features, noisy, n_classes=10, folds=5, C=0.3, seed=seed)
+    probs = confident.cross_val_pred_probs(features, noisy, n_classes=10, folds=5, C=0.05, seed=seed)
 
     ours = confident.find_label_issues(noisy, probs)
     theirs = cleanlab_find(noisy, probs, return_indices_ranked_by="self_confidence")
     our_recall, our_precision = confident.recall_at_fraction(ours.ranking, flipped)
+    list_recall, _ = confident.recall_at_fraction(confident.suspects(ours), flipped)  # what reviewers get
     their_recall, _ = confident.recall_at_fraction(theirs, flipped)
     assert our_recall >= their_recall
+    assert list_recall >= their_recall
     assert our_recall > 0.8
     assert our_precision > 0.4
+    # The calibrated estimate of how many labels are wrong lands near the truth.
+    assert abs(ours.estimated_errors - flipped.sum()) <= 0.3 * flipped.sum()

@@ -1,0 +1,103 @@
+"""The label-error search end to end on a labeled digits project: real images, Lite0 embeddings (32 px) from the
+feature store, 5-fold out-of-sample probabilities, confident learning, review tasks ranked by score."""
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from labeling.models import Item, LabelSource, ResolvedLabel, ReviewTask, ReviewTaskReason, Role
+from labeling.services.reviews import review_submit
+from training.label_errors import DEFAULT_C, label_errors_find, labeled_embeddings
+from training.tasks_quality import label_errors_find_task
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+N_IMAGES = 400
+NOISE = 0.05
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    image = Image.fromarray((pixels * 255 / 16).astype(np.uint8)).resize((32, 32), Image.NEAREST).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def digits_project(project_factory, label_class_factory, settings):
+    """400 digit images with imported labels, 5 % of them flipped to another digit."""
+    from sklearn.datasets import load_digits
+
+    settings.LABELLOOP_ROUND_OVERRIDES = {"num_workers": 0, "score_batch_size": 200}
+    project = project_factory(image_size=32)
+    classes = [label_class_factory(project=project, name=str(d), hotkey=str(d) if d else "0") for d in range(10)]
+    images, truth = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    flipped_items, seen = set(), set()
+    for pixels, digit in zip(images[:N_IMAGES], truth[:N_IMAGES], strict=True):
+        data = _png(pixels.reshape(8, 8))
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        item = Item(project=project, sha256=sha, width=32, height=32, format="PNG", original_name=f"{sha[:8]}.png")
+        item.file.save(f"{sha}.png", ContentFile(data), save=False)
+        item.thumbnail.save("t.webp", ContentFile(data), save=False)
+        item.save()
+        label = int(digit)
+        if rng.random() < NOISE:
+            label = (label + int(rng.integers(1, 10))) % 10
+            flipped_items.add(item.pk)
+        resolved = ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT)
+        resolved.classes.set([classes[label]])
+    return project, classes, flipped_items
+
+
+def test_suspected_errors_rank_at_least_as_well_as_cleanlab_and_rerun_is_idempotent(digits_project, member_of):
+    from cleanlab.filter import find_label_issues as cleanlab_find
+
+    from training.ml.confident import cross_val_pred_probs, recall_at_fraction
+
+    project, _classes, flipped_items = digits_project
+    result = label_errors_find(project=project)
+
+    assert result["status"] == "ok"
+    tasks = list(ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR).order_by("-score"))
+    assert tasks
+    assert all(0 <= t.score <= 1 for t in tasks)
+
+    # The same out-of-sample probabilities (same embeddings, folds and seed) ranked by cleanlab.
+    ids, features, labels, classes = labeled_embeddings(project=project)
+    probs = cross_val_pred_probs(features, labels, n_classes=len(classes.ids), folds=5, C=DEFAULT_C, seed=0)
+    truth = np.array([i in flipped_items for i in ids])
+    position = {item_id: k for k, item_id in enumerate(ids)}
+    ours = np.array([position[t.item_id] for t in tasks])
+    theirs = cleanlab_find(labels, probs, return_indices_ranked_by="self_confidence")
+    our_recall, our_precision = recall_at_fraction(ours, truth, 0.10)
+    their_recall, _ = recall_at_fraction(theirs, truth, 0.10)
+    assert our_recall >= their_recall
+    assert our_recall >= 0.5
+    assert our_precision >= 0.25
+
+    # A reviewer confirms the top suspect's label as it is (an imported label): it must not come back on a rerun.
+    reviewer = member_of(project, Role.REVIEWER, "rev")
+    review_submit(task=tasks[0], reviewer=reviewer, verdict="accept")
+    rerun = label_errors_find_task(project.pk)
+    assert rerun["status"] == "ok"
+    open_tasks = ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False)
+    assert open_tasks.count() == len({t.item_id for t in open_tasks})
+    assert not open_tasks.filter(item_id=tasks[0].item_id).exists()
+    assert ResolvedLabel.objects.get(item_id=tasks[0].item_id).source == LabelSource.REVIEW
+
+
+def test_too_few_labels_is_reported_not_an_error(project_factory, label_class_factory):
+    project = project_factory()
+    label_class_factory(project=project, name="a")
+    result = label_errors_find(project=project)
+    assert result["status"] == "skipped"
+    assert "needs at least" in result["reason"]
+    assert not ReviewTask.objects.exists()
