@@ -42,6 +42,7 @@ def test_reviewer_accepts_rejects_and_corrects_by_keyboard(
     second = _wait_for_next_card(page, first)
     page.keyboard.press("r")
     third = _wait_for_next_card(page, second)
+    assert not page.locator("#correct-classes").is_visible()
     page.keyboard.press("c")
     assert page.locator("#correct-classes").is_visible()
     page.keyboard.press("2")
