@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, Q
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, LabelClass, Project
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Split
 from labeling.services.queue import OPEN_STATES, annotations_excluding_user
 
 
@@ -112,7 +112,7 @@ def grid_items(
     """Items for grid mode: open items this user may still label.
 
     With class_id: items the active model assigns to that class, most confident first (uses the
-    prediction_class_conf_idx). Without: unlabeled items by priority (item_queue_idx).
+    prediction_class_conf_idx). Without: unlabeled train items by priority (item_queue_idx).
     """
     now = timezone.now()
     base = (
@@ -136,7 +136,12 @@ def grid_items(
         return [{"item": items[pk], "confidence": conf} for pk, conf in rows if pk in items]
     if class_id is not None:
         return []
-    items = base.filter(state=ItemState.UNLABELED).order_by("-priority", "id").only("id", "width", "height")[:limit]
+    # Train pool only (walks item_queue_idx in order): holdout and gold items come one by one through the queue.
+    items = (
+        base.filter(state=ItemState.UNLABELED, split=Split.TRAIN, is_gold=False)
+        .order_by("-priority", "id")
+        .only("id", "width", "height")[:limit]
+    )
     return [{"item": item, "confidence": None} for item in items]
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, Project, Review, Split, Verdict
@@ -40,7 +41,9 @@ def annotations_excluding_user(*, user) -> QuerySet[Annotation]:
         Review.objects.filter(annotation=OuterRef("pk")).order_by("-created_at", "-id").values("verdict")[:1]
     )
     return (
-        Annotation.objects.filter(item=OuterRef("pk"), user=user, undoes__isnull=True)
+        Annotation.objects.filter(item=OuterRef("pk"), user=user)
+        .alias(undo_of=Coalesce("undoes_id", 0))
+        .filter(undo_of=0)  # not undoes__isnull: see NOT_EXCLUDED_SQL
         .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
         .annotate(latest_verdict=Subquery(latest_verdict))
         .filter(Q(skipped=True) | Q(latest_verdict__isnull=True) | ~Q(latest_verdict=Verdict.REJECT))
@@ -72,10 +75,12 @@ def _pool_order(project: Project, rng: random.Random) -> list[str]:
 
 # The hot path in plain SQL: building the equivalent ORM query (nested Exists/Subquery) cost more
 # CPU than running it. Same semantics as claimable_items(); tables are ours, values are parameters.
+# COALESCE(undoes_id, 0) = 0 rather than IS NULL: SQLite would otherwise probe the unique index on
+# undoes_id (every non-undo row) instead of annotation_item_user_idx.
 NOT_EXCLUDED_SQL = """
     NOT EXISTS (
         SELECT 1 FROM labeling_annotation a
-        WHERE a.item_id = i.id AND a.user_id = %(user)s AND a.undoes_id IS NULL
+        WHERE a.item_id = i.id AND a.user_id = %(user)s AND COALESCE(a.undoes_id, 0) = 0
           AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = a.id)
           AND (a.skipped OR COALESCE((SELECT r.verdict FROM labeling_review r WHERE r.annotation_id = a.id
                                       ORDER BY r.created_at DESC, r.id DESC LIMIT 1), '') <> 'reject')
