@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--n", type=int, default=5000, help="training images to use")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--C", type=float, default=0.01, help="inverse L2 strength of the logistic-regression head")
+    parser.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic-regression head")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache")

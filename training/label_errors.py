@@ -25,7 +25,7 @@ from training.services.snapshot import label_snapshot
 
 MIN_LABELS = 20
 # Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
-DEFAULT_C = 0.01
+DEFAULT_C = 0.003
 
 Progress = Callable[[int, int, str], None]
 

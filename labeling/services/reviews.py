@@ -387,8 +387,9 @@ def review_submit(
 
     accept: the annotation is confirmed. reject: it stops counting and the item returns to the queue.
     correct: the reviewer's classes become the item's label; every open task of the item is closed.
-    Raises ValidationError (nothing changes) for an unknown verdict, bad classes, a closed task, or an item
-    without a live annotation to judge.
+    An item labeled only by import has no annotation to judge: the verdict is recorded on an annotation row in the
+    reviewer's name that carries the imported classes. Raises ValidationError (nothing changes) for an unknown
+    verdict, bad classes, a closed task, or an item with neither a live annotation nor a label.
     """
     if verdict not in Verdict.values:
         raise ValidationError(f"Unknown verdict {verdict!r}: use accept, reject or correct.")
