@@ -176,7 +176,8 @@ def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
     checkpoint = Path(version.artifact_path)
     if not checkpoint.is_absolute():
         checkpoint = data_root() / checkpoint
-    ids, probs, uncertainty, _priority = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
+    scored = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
+    ids, probs, uncertainty = scored.pool_ids, scored.pool_probs, scored.pool_uncertainty
     ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
     predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
     return {"status": "ok", "scored": len(ids), "version": version.number}
