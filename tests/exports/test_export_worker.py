@@ -16,6 +16,25 @@ from tests.factories import png_bytes
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture
+def fresh_celery_connections(celery_env):
+    """celery_env points app.conf at the test Redis, but a task run eagerly earlier in this process has already
+    cached the result backend and the producer pool on the default URL: drop those caches so tasks really go
+    to the test broker (and nowhere else)."""
+    from config.celery_app import app
+
+    def reset() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+        app._local.__dict__.pop("backend", None)
+
+    reset()
+    yield
+    reset()
+
+
 def finished(job_id: int, worker) -> Job:
     wait_for(
         lambda: Job.objects.get(pk=job_id).finished, 180, what=f"job {job_id}; worker log:\n{worker.output()[-2000:]}"
@@ -23,7 +42,9 @@ def finished(job_id: int, worker) -> Job:
     return Job.objects.get(pk=job_id)
 
 
-def test_dataset_export_model_export_and_inference_run_on_a_worker(labeled_project, member_of, start_worker):
+def test_dataset_export_model_export_and_inference_run_on_a_worker(
+    labeled_project, member_of, start_worker, fresh_celery_connections
+):
     project, classes, items, _ = labeled_project
     make_model_version(project=project, classes=classes, items=items[:3])
     client = APIClient()
