@@ -155,6 +155,12 @@ def celery_env(redis_server, settings, transactional_db) -> Iterator[dict]:
         app.control.purge()
     app.conf.update(**old)
     app.pool.force_close_all()
+    # force_close_all() leaves the pool closed for good; drop it so the next test gets a fresh one.
+    from kombu import pools
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()
 
 
 @pytest.fixture
