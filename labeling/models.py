@@ -169,6 +169,11 @@ class Item(models.Model):
                 fields=["project", "state", "-priority", "id"], condition=Q(is_gold=True), name="item_gold_queue_idx"
             ),
             models.Index(fields=["project", "original_name"], name="item_name_idx"),
+            # "Which item do I hold?" on every claim: few rows hold a lease, so a partial index stays tiny
+            # (the plain FK index on lease_user is mostly NULLs, and SQLite's planner then scans the table).
+            models.Index(
+                fields=["lease_user", "lease_expires_at"], condition=Q(lease_user__isnull=False), name="item_lease_idx"
+            ),
         ]
 
     def __str__(self) -> str:
