@@ -71,8 +71,12 @@ def _label_until_done(args: tuple[int, int, list[int]]) -> tuple[int, list[str]]
 
 @pytest.fixture
 def worker_pool(settings):
+    from django.db import connection
+
     from tests.conftest import ROOT, database_url_for_workers
 
+    if connection.vendor != "postgresql":
+        pytest.skip("the concurrency test runs on PostgreSQL (SQLite serializes writers anyway)")
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url_for_workers(),
@@ -88,14 +92,11 @@ def worker_pool(settings):
 def test_sixteen_annotators_label_everything_exactly_overlap_times(
     overlap, worker_pool, project_factory, label_class_factory, member_of
 ):
-    from django.db import connection
     from django.db.models import Count, Q
 
     from labeling.models import Annotation, Item, ItemState
     from tests.labeling.test_queue import bulk_items
 
-    if connection.vendor != "postgresql":
-        pytest.skip("the concurrency test runs on PostgreSQL")
     project = project_factory(annotations_per_item=overlap, holdout_fraction=0.1)
     classes = [label_class_factory(project=project, name=n).pk for n in ("a", "b", "c")]
     items = bulk_items(project, ITEMS)
