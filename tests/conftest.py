@@ -128,12 +128,27 @@ class CeleryWorker:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def _reset_celery_connections(app) -> None:
+    """Drop cached pools and result backend so the app talks to the broker now configured.
+
+    (force_close_all() leaves the pool closed for good, and an eager task run earlier caches a backend
+    pointing at the default Redis.)
+    """
+    from kombu import pools
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    app._local.__dict__.pop("backend", None)
+    pools.reset()
+
+
 @pytest.fixture
 def celery_env(redis_server, settings, transactional_db) -> Iterator[dict]:
     """Point this test process's Celery app at the real Redis (not eager) and return worker env vars."""
     from config.celery_app import app
 
     old = {k: app.conf[k] for k in ("task_always_eager", "broker_url", "result_backend")}
+    _reset_celery_connections(app)
     app.conf.update(task_always_eager=False, broker_url=redis_server.url, result_backend=redis_server.url)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     env = {
@@ -155,12 +170,7 @@ def celery_env(redis_server, settings, transactional_db) -> Iterator[dict]:
         app.control.purge()
     app.conf.update(**old)
     app.pool.force_close_all()
-    # force_close_all() leaves the pool closed for good; drop it so the next test gets a fresh one.
-    from kombu import pools
-
-    app._pool = None
-    app.amqp._producer_pool = None
-    pools.reset()
+    _reset_celery_connections(app)
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "labeling.api.resources.NestedNameAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
@@ -155,6 +155,7 @@ CELERY_IMPORTS = (
     "training.tasks",
     "training.tasks_quality",
     "training.tasks_export",
+    "training.tasks_scoring",
     "config.worker",  # worker heartbeats for /healthz, one GPU per pool process
 )
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -189,6 +190,12 @@ LABELLOOP_TRAIN_DEVICE = env("LABELLOOP_TRAIN_DEVICE", default="")  # "" = cuda 
 LABELLOOP_ROUND_OVERRIDES = env.json("LABELLOOP_ROUND_OVERRIDES", default={})
 # Test hook only: seconds to sleep in every progress callback of a run (makes a run slow enough to kill).
 LABELLOOP_DEBUG_PROGRESS_SLEEP = env.float("LABELLOOP_DEBUG_PROGRESS_SLEEP", default=0.0)
+# Re-scoring spread over workers (training/services/sharding.py): items per shard task, 0 = never shard;
+# a lost or failed shard is retried this many times.
+LABELLOOP_SCORE_SHARD_SIZE = env.int("LABELLOOP_SCORE_SHARD_SIZE", default=2000)
+LABELLOOP_SCORE_SHARD_RETRIES = env.int("LABELLOOP_SCORE_SHARD_RETRIES", default=3)
+# Test hook only: shard indexes (comma-separated) whose first attempt raises, to exercise the retry.
+LABELLOOP_DEBUG_SCORE_SHARD_FAIL = env.list("LABELLOOP_DEBUG_SCORE_SHARD_FAIL", default=[])
 
 # LOG_FORMAT=json: one JSON object per line (config/logging.py), in web and workers alike.
 LOG_FORMAT = env("LOG_FORMAT", default="plain")
