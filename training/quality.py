@@ -10,7 +10,6 @@ labeled pool items that the version scored before they were labeled. The page sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
@@ -161,8 +160,9 @@ def confusion_items(*, version: ModelVersion, true_index: int, pred_index: int) 
 def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
     """Score the labeled holdout with one version and store Prediction rows (upsert). Worker/command only."""
     from training.ml.pipeline import score_pool
+    from training.services.artifacts import version_checkpoint_dir
     from training.services.rounds import predictions_write, round_config
-    from training.services.runs import data_root, project_cache_dir
+    from training.services.runs import project_cache_dir
     from training.services.snapshot import label_snapshot
 
     version = ModelVersion.objects.filter(project=project, number=version_number).first()
@@ -173,9 +173,7 @@ def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
     if not pool:
         return {"status": "ok", "scored": 0}
     cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
-    checkpoint = Path(version.artifact_path)
-    if not checkpoint.is_absolute():
-        checkpoint = data_root() / checkpoint
+    checkpoint = version_checkpoint_dir(version=version)
     scored = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
     ids, probs, uncertainty = scored.pool_ids, scored.pool_probs, scored.pool_uncertainty
     ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]

@@ -53,8 +53,10 @@ class ModelExportError(Exception):
 
 
 def checkpoint_dir(version: ModelVersion) -> Path:
-    path = Path(version.artifact_path)
-    return path if path.is_absolute() else Path(settings.LABELLOOP_DATA_ROOT) / path
+    """A local copy of the version's checkpoint folder (storage key, or a legacy local path)."""
+    from training.services.artifacts import version_checkpoint_dir
+
+    return version_checkpoint_dir(version=version)
 
 
 def version_class_names(version: ModelVersion) -> list[str]:

@@ -13,6 +13,7 @@ from django.conf import settings
 from labeling.models import Job, Project
 from labeling.services.jobs import job_finish, job_progress, job_start
 from training import services
+from training.services import sharding
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ def training_score_task(project_id: int, job_id: int) -> dict:
     project = Project.objects.filter(pk=project_id).first()
     if job is None or project is None or job.finished:
         return {"job": job_id, "skipped": True}
+    if sharding.sharded_scoring_wanted(project=project):
+        # A big pool is spread over every worker on the `default` queue; the chord's last step finishes the job.
+        try:
+            return {"job": job_id, "status": "sharded", **sharding.sharded_scoring_start(project=project, job=job)}
+        except Exception as exc:
+            logger.exception("sharded scoring job %s could not start", job_id)
+            job_finish(job=job, error=f"{type(exc).__name__}: {exc}")
+            return {"job": job_id, "status": "failed", "error": str(exc)[:300]}
     job_start(job=job, total=1000, message="scoring")
 
     def progress(stage: str, fraction: float) -> None:
@@ -58,3 +67,13 @@ def training_score_task(project_id: int, job_id: int) -> dict:
         return {"job": job_id, "status": "failed", "error": str(exc)[:300]}
     job_finish(job=job, result=result)
     return {"job": job_id, "status": "succeeded", **result}
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=600, time_limit=660)
+def model_version_activated_task(project_id: int, version_number: int) -> dict:
+    """Follow-ups of a new active version (queue `default`): refresh the review feeds, queue the label-error
+    search and the holdout predictions. The round only sends this message, so it never waits on them."""
+    from training.tasks_quality import label_errors_after_run
+
+    label_errors_after_run(project_id=project_id, version_number=version_number)
+    return {"project": project_id, "version": version_number}

@@ -6,6 +6,7 @@ The only bridge to `training.ml`; it is imported inside the functions (workers a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import multiprocessing
 import time
@@ -21,8 +22,11 @@ from django.utils import timezone
 from labeling.models import LabelClass, Project
 from labeling.services.priorities import item_priorities_set
 from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
+from training.services.artifacts import checkpoint_store, version_checkpoint_dir
 from training.services.runs import MODE_COLD_START, RunProgress, data_root, project_cache_dir
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
+
+logger = logging.getLogger(__name__)
 
 PREDICTION_BATCH = 1000
 
@@ -149,11 +153,8 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     result = run_round(cfg, snap.train, snap.holdout, snap.pool, cache_dir, out_dir, progress.phase(0.02, 0.9))
 
     progress.enter("save", 0.9, 0.91)
-    checkpoint = Path(result.checkpoint_dir)
-    try:
-        artifact = str(checkpoint.resolve().relative_to(data_root().resolve()))
-    except ValueError:
-        artifact = str(checkpoint)
+    # Every worker machine reads the version through the storage (the row exists only once the files do).
+    artifact = checkpoint_store(project_id=project.pk, run_id=run.pk, local_dir=Path(result.checkpoint_dir))
     version = _version_create(
         run=run, snap=snap, artifact=artifact, metrics=dict(result.metrics), backbone=cfg.backbone
     )
@@ -172,6 +173,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         ModelVersion.objects.filter(pk=version.pk).update(active=True)
         item_priorities_set(project=project, priorities=priorities)
         _succeed(run, progress, started, device=str(result.device)[:40])
+        transaction.on_commit(lambda: version_activated_send(project_id=project.pk, version_number=version.number))
     return {
         **summary,
         "status": RunStatus.SUCCEEDED,
@@ -179,6 +181,21 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         "device": str(result.device),
         "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
     }
+
+
+def version_activated_send(*, project_id: int, version_number: int) -> bool:
+    """After a version goes live: have a worker refresh the review feeds, search for label errors and predict
+    the holdout (so the review queue and the confusion drill-down fill on their own). Only a message is sent
+    here; a broker outage is logged and never fails the round. False when the message could not be sent."""
+    from training.tasks import model_version_activated_task
+
+    try:
+        model_version_activated_task.apply_async((project_id, version_number), retry=False)
+    except Exception as exc:  # kombu/redis connection errors vary by transport
+        logger.warning("could not enqueue the follow-ups of model v%s of project %s (%s)", version_number,
+                       project_id, exc)  # fmt: skip
+        return False
+    return True
 
 
 def _version_create(
@@ -239,12 +256,10 @@ def model_score_pool(
     started = time.monotonic()
     snap = label_snapshot(project=project)
     cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
-    checkpoint = Path(version.artifact_path)
-    if not checkpoint.is_absolute():
-        checkpoint = data_root() / checkpoint
     if not snap.pool:
         return {"version": version.number, "scored": 0}
     labeled = [(item_id, path) for item_id, path, _ in snap.train]
+    checkpoint = version_checkpoint_dir(version=version)
     scored = score_pool(checkpoint, snap.pool, project_cache_dir(project), cfg, progress, labeled=labeled)
     ids, probs, uncertainty, priority = (
         scored.pool_ids,

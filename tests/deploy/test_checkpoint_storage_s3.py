@@ -1,0 +1,31 @@
+"""Model checkpoints in a bucket (moto's S3 server): a round's upload is read back on a machine that never had it."""
+
+import shutil
+
+import pytest
+
+from tests.deploy.test_storage_s3 import bucket, s3_endpoint  # noqa: F401 (fixtures)
+from training.models import ModelVersion
+from training.services.artifacts import checkpoint_store, version_checkpoint_dir
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_checkpoint_in_a_bucket_is_downloaded_once_into_the_worker_cache(bucket, settings, tmp_path, project):  # noqa: F811
+    settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
+    source = tmp_path / "trained-elsewhere"
+    source.mkdir()
+    (source / "config.json").write_text('{"architecture": "x"}')
+    (source / "model.safetensors").write_bytes(b"weights")
+    key = checkpoint_store(project_id=project.pk, run_id=1, local_dir=source)
+    shutil.rmtree(source)
+    version = ModelVersion.objects.create(project=project, number=1, artifact_path=key, architecture="x")
+
+    local = version_checkpoint_dir(version=version)
+
+    assert key == f"models/{project.pk}/run-1"
+    assert local.is_relative_to(tmp_path / "data")
+    assert (local / "config.json").read_text() == '{"architecture": "x"}'
+    assert (local / "model.safetensors").read_bytes() == b"weights"
+    (local / "model.safetensors").write_bytes(b"cached")  # a second read uses the cached copy, no download
+    assert (version_checkpoint_dir(version=version) / "model.safetensors").read_bytes() == b"cached"

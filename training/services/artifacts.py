@@ -1,0 +1,58 @@
+"""Model checkpoints through Django's storage API, so every worker machine can read every version.
+
+After a round the checkpoint folder is uploaded to `models/<project id>/run-<run id>` in the default storage
+(local disk or S3/MinIO) and `ModelVersion.artifact_path` keeps that storage key. Readers ask
+`version_checkpoint_dir` for a local folder: the folder itself on local disk, a cached download otherwise.
+Versions saved before this keep working: an absolute path, or one relative to LABELLOOP_DATA_ROOT, that
+exists on this machine is used as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from labeling.storage_utils import storage_dir_download, storage_dir_upload
+from training.models import ModelVersion
+from training.services.runs import data_root
+
+logger = logging.getLogger(__name__)
+
+
+def checkpoint_prefix(*, project_id: int, run_id: int) -> str:
+    return f"models/{project_id}/run-{run_id}"
+
+
+def checkpoint_store(*, project_id: int, run_id: int, local_dir: Path) -> str:
+    """Upload a checkpoint folder; returns the storage key to keep in `ModelVersion.artifact_path`.
+
+    Raises (and stores no key the caller would keep) when the storage refuses a file.
+    """
+    prefix = checkpoint_prefix(project_id=project_id, run_id=run_id)
+    keys = storage_dir_upload(local_dir=Path(local_dir), prefix=prefix)
+    if not keys:
+        raise FileNotFoundError(f"no checkpoint files under {local_dir}")
+    return prefix
+
+
+def artifact_local_dir(artifact_path: str) -> Path:
+    """A local folder for an artifact path. A path that resolves nowhere comes back as the (missing)
+    LABELLOOP_DATA_ROOT-relative folder, so callers report "missing" with their own message."""
+    path = Path(artifact_path)
+    if path.is_absolute():
+        return path
+    legacy = data_root() / path
+    if legacy.is_dir():
+        return legacy
+    try:
+        return storage_dir_download(prefix=artifact_path)
+    except (FileNotFoundError, ValueError):
+        return legacy
+    except Exception:  # an unreachable bucket: same as missing, but say why in the log
+        logger.exception("could not download checkpoint %s from storage", artifact_path)
+        return legacy
+
+
+def version_checkpoint_dir(*, version: ModelVersion) -> Path:
+    """The local checkpoint folder of a version (downloaded once per machine when the storage is remote)."""
+    return artifact_local_dir(version.artifact_path)
