@@ -33,7 +33,7 @@ def _media(slug: str, item_id: int, kind: str) -> str:
     return reverse("labeling:item_media", args=[slug, item_id, kind])
 
 
-class ItemOutputSerializer(serializers.Serializer):
+class QueueItemSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()
@@ -56,14 +56,14 @@ class QueueApi(APIView):
     capability = Capability.LABEL
 
     def _item(self, item: Item | None) -> dict | None:
-        return ItemOutputSerializer(item, context={"slug": self.project.slug}).data if item is not None else None
+        return QueueItemSerializer(item, context={"slug": self.project.slug}).data if item is not None else None
 
 
 class ItemNextApi(QueueApi):
     """Claim (lease) the next item for the caller; calling again returns the same item while the lease lives."""
 
     class OutputSerializer(serializers.Serializer):
-        item = ItemOutputSerializer(allow_null=True)
+        item = QueueItemSerializer(allow_null=True)
         suggestions = serializers.ListField(child=serializers.DictField())
         prefetch = serializers.ListField(child=serializers.DictField())
 
@@ -160,7 +160,7 @@ class UndoApi(QueueApi):
     class OutputSerializer(serializers.Serializer):
         undo_id = serializers.IntegerField()
         undone_annotation_id = serializers.IntegerField()
-        item = ItemOutputSerializer()
+        item = QueueItemSerializer()
 
     @extend_schema(request=None, responses=OutputSerializer)
     def post(self, request, slug: str):
