@@ -10,9 +10,12 @@ Called by the annotation services and by the review services after every verdict
 4. Else no ResolvedLabel; state partial (some live annotations) or unlabeled.
 
 Live annotation = not skipped, not an undo row, not undone, latest review not `reject`.
-Item.annotation_count is the live count. An imported label (source=import) with no annotations
-or reviews over it is left alone. ResolvedLabel.updated_at changes on every change (the training
-scheduler counts rows newer than its last run) and only then.
+Item.annotation_count is the live count. An imported label (source=import) is left alone while
+nothing overrides it: no live annotation and no review on any of the item's annotations. Once one
+exists it decides; in particular, rejecting the stand-in annotation that a review of an import-only
+item records (labeling.services.reviews) drops the imported label and sends the item back to the queue.
+ResolvedLabel.updated_at changes on every change (the training scheduler counts rows newer than its
+last run) and only then.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from django.db import transaction
 from labeling.models import Annotation, Item, ItemState, LabelSource, Project, ResolvedLabel, Review, Verdict
 
 
-def _decide(*, item: Item, overlap: int) -> tuple[frozenset[int] | None, str, str, int, int]:
-    """Return (classes or None, source, state, live count, annotator count) from the item's rows.
+def _decide(*, item: Item, overlap: int) -> tuple[frozenset[int] | None, str, str, int, int, bool]:
+    """Return (classes or None, source, state, live count, annotator count, reviewed) from the item's rows.
+
+    `reviewed`: some annotation of the item has a review (whatever its verdict).
 
     One query reads annotations with their classes and reviews (a handful of rows per item); a
     `correct` verdict costs one more for its classes.
@@ -67,24 +72,32 @@ def _decide(*, item: Item, overlap: int) -> tuple[frozenset[int] | None, str, st
             latest_accept = (review_id, annotation_id)
     count = len(live)
     annotators = len({user for _, user in live})
+    reviewed = bool(review_rows)
 
     if latest_correct is not None:
         through = Review.corrected_classes.through
         classes = frozenset(through.objects.filter(review_id=latest_correct).values_list("labelclass_id", flat=True))
-        return classes, LabelSource.REVIEW, ItemState.LABELED, count, annotators
+        return classes, LabelSource.REVIEW, ItemState.LABELED, count, annotators, reviewed
 
     if latest_accept is not None:
-        return frozenset(classes_of[latest_accept[1]]), LabelSource.REVIEW, ItemState.LABELED, count, annotators
+        return (
+            frozenset(classes_of[latest_accept[1]]),
+            LabelSource.REVIEW,
+            ItemState.LABELED,
+            count,
+            annotators,
+            reviewed,
+        )
     if count >= overlap and count > 0:
         if overlap == 1:
             newest = max(live_ids)
-            return frozenset(classes_of[newest]), LabelSource.SINGLE, ItemState.LABELED, count, annotators
+            return frozenset(classes_of[newest]), LabelSource.SINGLE, ItemState.LABELED, count, annotators, reviewed
         votes = Counter(frozenset(classes_of[pk]) for pk in live_ids).most_common()
         if len(votes) > 1 and votes[0][1] == votes[1][1]:
-            return None, "", ItemState.REVIEW, count, annotators
-        return votes[0][0], LabelSource.CONSENSUS, ItemState.LABELED, count, annotators
+            return None, "", ItemState.REVIEW, count, annotators, reviewed
+        return votes[0][0], LabelSource.CONSENSUS, ItemState.LABELED, count, annotators, reviewed
     state = ItemState.PARTIAL if count > 0 else ItemState.UNLABELED
-    return None, "", state, count, annotators
+    return None, "", state, count, annotators, reviewed
 
 
 def resolved_label_recompute(*, item: Item, item_updates: dict | None = None) -> ResolvedLabel | None:
@@ -101,11 +114,11 @@ def resolved_label_recompute(*, item: Item, item_updates: dict | None = None) ->
         overlap = Project.objects.values_list("annotations_per_item", flat=True).get(pk=item.project_id)
     # No savepoint when nested in the caller's transaction: it saves two round trips per label.
     with transaction.atomic(savepoint=False):
-        classes, source, state, count, annotators = _decide(item=item, overlap=overlap)
+        classes, source, state, count, annotators, reviewed = _decide(item=item, overlap=overlap)
         existing = ResolvedLabel.objects.filter(item=item).first()
         result: ResolvedLabel | None
         if classes is None:
-            if existing is not None and existing.source == LabelSource.IMPORT and count == 0:
+            if existing is not None and existing.source == LabelSource.IMPORT and count == 0 and not reviewed:
                 # An imported label that no live annotation or review overrides stays the item's label.
                 _item_update(item, state=ItemState.LABELED, count=0, extra=item_updates)
                 return existing

@@ -8,10 +8,21 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, LabelSource, ResolvedLabel, Review, TaskType, Verdict
+from labeling.models import (
+    Annotation,
+    Item,
+    ItemState,
+    LabelSource,
+    ResolvedLabel,
+    Review,
+    ReviewTaskReason,
+    TaskType,
+    Verdict,
+)
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next
 from labeling.services.resolution import resolved_label_recompute
+from labeling.services.reviews import review_submit, review_task_open
 from tests.labeling.test_queue import bulk_items
 
 pytestmark = pytest.mark.django_db
@@ -204,4 +215,42 @@ def test_imported_label_survives_recompute(setup):
     resolved.classes.set([cat])
     Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
     assert resolved_label_recompute(item=Item.objects.get(pk=item.pk)).pk == resolved.pk
+    assert Item.objects.get(pk=item.pk).state == ItemState.LABELED
+
+
+def imported(project, item, cls):
+    resolved = ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT)
+    resolved.classes.set([cls])
+    Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
+    return resolved
+
+
+def test_rejecting_an_imported_label_sends_the_item_back_to_the_queue(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    imported(project, item, cat)
+    annotator, reviewer = member_of(project, username="ann"), member_of(project, "reviewer", username="rev")
+    assert item_claim_next(project=project, user=annotator) is None  # labeled by import: not served
+    task = review_task_open(project=project, item=item, reason=ReviewTaskReason.LABEL_ERROR, score=0.9)
+
+    review_submit(task=task, reviewer=reviewer, verdict=Verdict.REJECT)
+
+    assert not ResolvedLabel.objects.filter(item=item).exists()
+    assert Item.objects.get(pk=item.pk).state == ItemState.UNLABELED
+    claimed = item_claim_next(project=project, user=annotator)
+    assert claimed is not None
+    assert claimed.pk == item.pk
+    annotation_create(item=claimed, user=annotator, class_ids=[cat.pk])
+    assert ResolvedLabel.objects.get(item=item).source == LabelSource.SINGLE
+
+
+def test_accepting_an_imported_label_keeps_its_classes(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    imported(project, item, cat)
+    reviewer = member_of(project, "reviewer")
+    task = review_task_open(project=project, item=item, reason=ReviewTaskReason.LABEL_ERROR)
+
+    review_submit(task=task, reviewer=reviewer, verdict=Verdict.ACCEPT)
+
+    resolved = ResolvedLabel.objects.get(item=item)
+    assert (resolved.source, list(resolved.classes.values_list("name", flat=True))) == (LabelSource.REVIEW, ["cat"])
     assert Item.objects.get(pk=item.pk).state == ItemState.LABELED
