@@ -15,9 +15,10 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, LabelClass, Project
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project
 from labeling.services.queue import NOT_EXCLUDED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
+from labeling.services.reviews import review_tasks_for_annotation, sample_hash
 
 MAX_SECONDS = 24 * 3600.0
 # Has this user a live label or a skip (not undone) on the item? Same rule as the queue's exclusion.
@@ -99,8 +100,28 @@ def annotation_create(*, item: Item, user, class_ids: Iterable[int], seconds_spe
             [Annotation.classes.through(annotation_id=annotation.pk, labelclass_id=i) for i in ids]
         )
         resolved_label_recompute(item=locked, item_updates=_release_fields(locked, user, now))
+        if _may_need_review(annotation=annotation, item=locked):
+            review_tasks_for_annotation(annotation=annotation)
     _copy_back(item, locked)
     return annotation
+
+
+def _may_need_review(*, annotation: Annotation, item: Item) -> bool:
+    """Whether the new label can open a review task: free to decide, so a plain label costs no extra query.
+
+    Audit sample (the same fixed hash of the annotation id as labeling.services.reviews), a gold item, or
+    several live labels / a consensus tie (disagreement). Model contradictions are found by the feeds'
+    refresh after a training round and on the review page, not on this hot path. Skips and undos never
+    open a task: they add no label and, below the overlap, cannot create a tie.
+    """
+    project = item.project
+    rate = project.review_sample_rate
+    return (
+        (rate > 0 and sample_hash(annotation.pk) < rate)
+        or item.is_gold
+        or item.state == ItemState.REVIEW
+        or (project.annotations_per_item > 1 and item.annotation_count > 1)
+    )
 
 
 def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0) -> Annotation:

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.models import (
@@ -15,6 +17,7 @@ from labeling.models import (
     LabelSource,
     ResolvedLabel,
     Review,
+    ReviewTask,
     ReviewTaskReason,
     TaskType,
     Verdict,
@@ -22,7 +25,7 @@ from labeling.models import (
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next
 from labeling.services.resolution import resolved_label_recompute
-from labeling.services.reviews import review_submit, review_task_open
+from labeling.services.reviews import review_submit, review_task_open, sample_hash
 from tests.labeling.test_queue import bulk_items
 
 pytestmark = pytest.mark.django_db
@@ -254,3 +257,68 @@ def test_accepting_an_imported_label_keeps_its_classes(setup, member_of):
     resolved = ResolvedLabel.objects.get(item=item)
     assert (resolved.source, list(resolved.classes.values_list("name", flat=True))) == (LabelSource.REVIEW, ["cat"])
     assert Item.objects.get(pk=item.pk).state == ItemState.LABELED
+
+
+def open_tasks(reason):
+    return list(ReviewTask.objects.filter(reason=reason, done=False).values_list("item_id", "annotation_id"))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
+def test_labels_in_the_audit_sample_reach_the_review_queue_as_they_arrive(setup, member_of, rate):
+    project, (cat, *_), items = setup(n=12)
+    project.review_sample_rate = rate
+    project.save()
+    user = member_of(project)
+
+    annotations = [annotation_create(item=item, user=user, class_ids=[cat.pk]) for item in items]
+
+    expected = sorted((a.item_id, a.pk) for a in annotations if sample_hash(a.pk) < rate)
+    assert sorted(open_tasks(ReviewTaskReason.SAMPLE)) == expected
+    assert (len(expected) == 12) if rate == 1.0 else (len(expected) < 12)
+
+
+def test_a_second_annotator_who_disagrees_opens_a_disagreement_task(setup, member_of):
+    project, (cat, dog, _), [agreed, disputed] = setup(overlap=2, n=2)
+    project.review_sample_rate = 0.0
+    project.save()
+    ann, bob = member_of(project, username="ann"), member_of(project, username="bob")
+    for user, first, second in ((ann, cat, cat), (bob, cat, dog)):
+        annotation_create(item=agreed, user=user, class_ids=[first.pk])
+        annotation_create(item=disputed, user=user, class_ids=[second.pk])
+
+    assert [item_id for item_id, _ in open_tasks(ReviewTaskReason.DISAGREEMENT)] == [disputed.pk]
+    assert Item.objects.get(pk=disputed.pk).state == ItemState.REVIEW
+
+
+def test_a_wrong_answer_on_a_gold_item_opens_a_gold_task(setup, member_of):
+    project, (cat, dog, _), [right, wrong] = setup(n=2)
+    project.review_sample_rate = 0.0
+    project.save()
+    for item in (right, wrong):
+        Item.objects.filter(pk=item.pk).update(is_gold=True)
+        item.gold_classes.set([cat])
+    user = member_of(project)
+
+    annotation_create(item=Item.objects.get(pk=right.pk), user=user, class_ids=[cat.pk])
+    wrong_answer = annotation_create(item=Item.objects.get(pk=wrong.pk), user=user, class_ids=[dog.pk])
+
+    assert open_tasks(ReviewTaskReason.GOLD) == [(wrong.pk, wrong_answer.pk)]
+
+
+def test_a_plain_label_pays_nothing_for_the_review_hook(setup, member_of, django_assert_max_num_queries):
+    project, (cat, *_), items = setup(n=20)
+    project.review_sample_rate = 0.0
+    project.save()
+    user = member_of(project)
+    with django_assert_max_num_queries(12):  # lock, checks, writes, resolved label (+2: the test's savepoint)
+        annotation_create(item=items[0], user=user, class_ids=[cat.pk])
+    project.review_sample_rate = 0.2
+    project.save()
+    costs = {True: set(), False: set()}
+    for item in items[1:]:
+        with CaptureQueriesContext(connection) as captured:
+            annotation = annotation_create(item=item, user=user, class_ids=[cat.pk])
+        costs[sample_hash(annotation.pk) < 0.2].add(len(captured))
+    assert costs[False] == {12}  # outside the sample: not one query more than with sampling off
+    assert costs[True]
+    assert min(costs[True]) > 12  # sampled: the hook ran and opened the task

@@ -37,11 +37,11 @@ def resolved_classes(item):
 
 def test_audit_sample_is_a_stable_hash_of_the_annotation_id(setup):
     project, cat, _dog, ann, _bob, _rev, item_factory = setup
-    project.review_sample_rate = 0.3
-    project.save()
     annotations = [
         annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk]) for _ in range(30)
     ]
+    project.review_sample_rate = 0.3  # set afterwards: the annotation hook would already open the sample tasks
+    project.save()
     expected = {a.pk for a in annotations if sample_hash(a.pk) < 0.3}
     assert 3 <= len(expected) <= 15  # the hash spreads consecutive ids evenly
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from labeling.models import Item, ItemState, ResolvedLabel, Review, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
-from labeling.services.reviews import item_gold_set
+from labeling.services.reviews import item_gold_set, review_task_open
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +95,7 @@ def test_annotators_get_403_on_review_and_quality_pages(client, world, name, arg
 
 def test_annotator_cannot_post_verdicts_or_mark_gold(client, world):
     project = world["project"]
-    task = ReviewTask.objects.create(project=project, item=world["items"][0], reason=ReviewTaskReason.SAMPLE)
+    task = review_task_open(project=project, item=world["items"][0], reason=ReviewTaskReason.SAMPLE)
     client.force_login(world["ann"])
     assert (
         client.post(reverse("labeling:review_verdict", args=[project.slug, task.pk]), {"verdict": "accept"}).status_code
@@ -114,7 +114,7 @@ def test_other_projects_are_404(client, world, project_factory, member_of):
     project = world["project"]
     assert client.get(reverse("labeling:review", args=[project.slug])).status_code == 404
     assert client.get(reverse("labeling:quality", args=[project.slug])).status_code == 404
-    task = ReviewTask.objects.create(project=project, item=world["items"][0], reason=ReviewTaskReason.SAMPLE)
+    task = review_task_open(project=project, item=world["items"][0], reason=ReviewTaskReason.SAMPLE)
     # A task id of project A under project B's URL is not found either.
     assert (
         client.post(reverse("labeling:review_verdict", args=[other.slug, task.pk]), {"verdict": "accept"}).status_code
