@@ -24,8 +24,23 @@ register(factories.MembershipFactory)
 register(factories.LabelClassFactory)
 register(factories.ItemFactory)
 
+pytest_plugins = ["tests.browser_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(request, tmp_path_factory):
+    """Each test gets its own media and data folders: ids are reused after rollbacks, files must not be."""
+    if "settings" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    base = tmp_path_factory.mktemp("storage")
+    settings.MEDIA_ROOT = base / "media"
+    settings.LABELLOOP_DATA_ROOT = base / "data"
+    yield
 
 
 @pytest.fixture
@@ -139,7 +154,10 @@ def _reset_celery_connections(app) -> None:
     app._pool = None
     app.amqp._producer_pool = None
     app._local.__dict__.pop("backend", None)
-    pools.reset()
+    # kombu's global pool groups may hold pools closed by an earlier test: forget them (closing
+    # them again here would close pools that a cached producer pool still hands out).
+    for group in pools._groups:
+        group.clear()
 
 
 @pytest.fixture
@@ -169,7 +187,8 @@ def celery_env(redis_server, settings, transactional_db) -> Iterator[dict]:
     with contextlib.suppress(Exception):
         app.control.purge()
     app.conf.update(**old)
-    app.pool.force_close_all()
+    if app._pool is not None:
+        app._pool.force_close_all()
     _reset_celery_connections(app)
 
 

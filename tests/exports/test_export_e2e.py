@@ -8,12 +8,11 @@ from labeling.models import JobKind, Role
 from labeling.selectors.exports import ExportFilters
 from labeling.services.exports import dataset_export_run
 from labeling.services.jobs import job_create
-from tests.e2e.conftest import browser, login, page, screenshot  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
-def test_export_row_polls_and_offers_the_download_when_the_job_ends(page, login, labeled_project, member_of):  # noqa: F811
+def test_export_row_polls_and_offers_the_download_when_the_job_ends(page, login, labeled_project, member_of):
     project, *_ = labeled_project
     user = member_of(project, Role.ML_ENGINEER, "mlfan")
     job = job_create(project=project, kind=JobKind.EXPORT_DATASET, created_by=user,

@@ -18,21 +18,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def fresh_celery_connections(celery_env):
-    """celery_env points app.conf at the test Redis, but a task run eagerly earlier in this process has already
-    cached the result backend and the producer pool on the default URL: drop those caches so tasks really go
-    to the test broker (and nowhere else)."""
-    from config.celery_app import app
-
-    def reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-        app._local.__dict__.pop("backend", None)
-
-    reset()
-    yield
-    reset()
+    """celery_env already points the app at the test Redis and drops cached pools and backends."""
+    return celery_env
 
 
 def finished(job_id: int, worker) -> Job:

@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian's) driven by Playwright against the live test server."""
+"""Browser fixtures (shared by every suite): headless Debian Chromium driven by Playwright against the live server."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 ARTIFACTS = Path(os.environ.get("LABELLOOP_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-
-pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="session")
