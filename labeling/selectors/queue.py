@@ -70,8 +70,11 @@ def _prediction_model():
         return None
 
 
-def item_suggestions(*, item: Item, classes: list[ClassOption], limit: int = 3) -> list[Suggestion]:
-    """Top classes of the active model's prediction for the item, best first (empty without one)."""
+def item_suggestions(*, item: Item, classes: list[ClassOption] | None = None, limit: int = 3) -> list[Suggestion]:
+    """Top classes of the active model's prediction for the item, best first (empty without one).
+
+    `classes`: the project's label_classes_for_labeling(); read here only when there is a prediction.
+    """
     prediction_model = _prediction_model()
     if prediction_model is None:
         return []
@@ -83,6 +86,8 @@ def item_suggestions(*, item: Item, classes: list[ClassOption], limit: int = 3) 
     if row is None:
         return []
     probabilities, class_ids = row
+    if classes is None:
+        classes = label_classes_for_labeling(project=item.project)
     known = {c.id: c for c in classes}
     pairs = sorted(
         ((float(p), cid) for p, cid in zip(probabilities or [], class_ids or [], strict=False) if cid in known),

@@ -15,10 +15,10 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, LabelClass, Project
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTaskReason
 from labeling.services.queue import NOT_EXCLUDED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
-from labeling.services.reviews import review_tasks_for_annotation, sample_hash
+from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
 
 MAX_SECONDS = 24 * 3600.0
 # Has this user a live label or a skip (not undone) on the item? Same rule as the queue's exclusion.
@@ -29,9 +29,43 @@ class LabelingConflict(Exception):
     """The item no longer takes an annotation from this user (already labeled, held by someone else...)."""
 
 
-def _lock_item(item: Item) -> Item:
-    # of=("self",): lock the item row only, not the project row that select_related joins.
-    locked = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=item.pk)
+def _lock_sql(n_classes: int) -> str:
+    """Lock the item row (never the project's) and read what the checks need, in one round trip.
+
+    With class ids, it also counts how many of them are active classes of the item's project.
+    """
+    valid = "0"
+    if n_classes:
+        marks = ", ".join(f"%(c{k})s" for k in range(n_classes))
+        valid = (
+            "(SELECT COUNT(*) FROM labeling_labelclass c WHERE c.project_id = i.project_id"
+            f" AND NOT c.archived AND c.id IN ({marks}))"
+        )
+    sql = (
+        "SELECT i.id, i.project_id, i.state, i.annotation_count, i.lease_user_id, i.lease_expires_at, i.is_gold,"
+        f" {valid} AS valid_classes FROM labeling_item i WHERE i.id = %(item)s AND i.project_id = %(project)s"
+    )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF i"
+    return sql
+
+
+def _lock_item(item: Item, class_ids: list[int] | None = None) -> Item:
+    """The locked row (only the fields the services read; the rest load on access) with `valid_classes` set.
+
+    `item` may be a stub `Item(pk=..., project=project)` from a URL: only its pk and project are read. Raises
+    Item.DoesNotExist when no such item belongs to that project.
+    """
+    ids = class_ids or []
+    params = {"item": item.pk, "project": item.project_id, **{f"c{k}": c for k, c in enumerate(ids)}}
+    locked = next(iter(Item.objects.raw(_lock_sql(len(ids)), params)), None)
+    if locked is None:
+        raise Item.DoesNotExist("No such item in this project.")
+    project_field = Item._meta.get_field("project")
+    if project_field.is_cached(item):
+        locked.project = item.project  # the caller's project row (read in this request): no second read
+    else:
+        locked.project = Project.objects.get(pk=locked.project_id)
     return locked
 
 
@@ -67,7 +101,7 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
         raise LabelingConflict("Another annotator is working on this item.")
 
 
-def _clean_class_ids(*, project: Project, class_ids: Iterable) -> list[int]:
+def _parse_class_ids(*, project: Project, class_ids: Iterable) -> list[int]:
     try:
         ids = sorted({int(c) for c in class_ids})
     except (TypeError, ValueError) as exc:
@@ -76,23 +110,32 @@ def _clean_class_ids(*, project: Project, class_ids: Iterable) -> list[int]:
         raise ValidationError("Choose at least one class.")
     if not project.is_multi_label and len(ids) != 1:
         raise ValidationError("This is a single-label project: choose exactly one class.")
-    found = set(LabelClass.objects.filter(project=project, pk__in=ids, archived=False).values_list("id", flat=True))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
     return ids
+
+
+def _check_classes(*, item: Item, ids: list[int]) -> None:
+    """Raise ValidationError unless every id is an active class of the item's project (counted by the lock)."""
+    if item.valid_classes == len(ids):
+        return
+    found = set(
+        LabelClass.objects.filter(project_id=item.project_id, pk__in=ids, archived=False).values_list("id", flat=True)
+    )
+    missing = [i for i in ids if i not in found]
+    raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
 
 
 def annotation_create(*, item: Item, user, class_ids: Iterable[int], seconds_spent: float = 0.0) -> Annotation:
     """Record the user's label for the item, release their lease, recompute the resolved label.
 
     The user must hold the item's lease, or the item must still need annotations, not be annotated
-    by them and not be reserved by someone else's lease.
+    by them and not be reserved by someone else's lease. `item` may be a stub (see _lock_item).
     """
     seconds = _clean_seconds(seconds_spent)
+    project = item.project
+    ids = _parse_class_ids(project=project, class_ids=class_ids)
     with transaction.atomic():
-        locked = _lock_item(item)
-        ids = _clean_class_ids(project=locked.project, class_ids=class_ids)
+        locked = _lock_item(item, ids)
+        _check_classes(item=locked, ids=ids)
         now = timezone.now()
         _check_can_annotate(item=locked, user=user, now=now)
         annotation = Annotation.objects.create(item=locked, user=user, seconds_spent=seconds)
@@ -100,32 +143,36 @@ def annotation_create(*, item: Item, user, class_ids: Iterable[int], seconds_spe
             [Annotation.classes.through(annotation_id=annotation.pk, labelclass_id=i) for i in ids]
         )
         resolved_label_recompute(item=locked, item_updates=_release_fields(locked, user, now))
-        if _may_need_review(annotation=annotation, item=locked):
-            review_tasks_for_annotation(annotation=annotation)
+        _feed_review_queue(annotation=annotation, item=locked)
     _copy_back(item, locked)
     return annotation
 
 
-def _may_need_review(*, annotation: Annotation, item: Item) -> bool:
-    """Whether the new label can open a review task: free to decide, so a plain label costs no extra query.
+def _feed_review_queue(*, annotation: Annotation, item: Item) -> None:
+    """Open the review tasks this new label calls for, as it arrives; a plain label costs no query.
 
-    Audit sample (the same fixed hash of the annotation id as labeling.services.reviews), a gold item, or
-    several live labels / a consensus tie (disagreement). Model contradictions are found by the feeds'
-    refresh after a training round and on the review page, not on this hot path. Skips and undos never
-    open a task: they add no label and, below the overlap, cannot create a tie.
+    Decided for free first: a gold item, several live labels or a consensus tie (disagreement) run every feed
+    of labeling.services.reviews for the item; otherwise the only feed a label can trigger is the audit
+    sample (the same fixed hash of the annotation id), which opens one task directly. Model contradictions
+    are found by the feeds' refresh after a training round and on the review page, not on this hot path.
+    Skips and undos never open a task: they add no label and, below the overlap, cannot create a tie.
     """
     project = item.project
-    rate = project.review_sample_rate
-    return (
-        (rate > 0 and sample_hash(annotation.pk) < rate)
-        or item.is_gold
+    if (
+        item.is_gold
         or item.state == ItemState.REVIEW
         or (project.annotations_per_item > 1 and item.annotation_count > 1)
-    )
+    ):
+        review_tasks_for_annotation(annotation=annotation)
+    elif project.review_sample_rate > 0 and sample_hash(annotation.pk) < project.review_sample_rate:
+        review_task_open(project=project, item=item, reason=ReviewTaskReason.SAMPLE, annotation=annotation)
 
 
 def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0) -> Annotation:
-    """Record that the user skipped the item (it stays in the queue for others) and release their lease."""
+    """Record that the user skipped the item (it stays in the queue for others) and release their lease.
+
+    `item` may be a stub (see _lock_item).
+    """
     seconds = _clean_seconds(seconds_spent)
     with transaction.atomic():
         locked = _lock_item(item)
@@ -159,7 +206,9 @@ def annotation_undo(*, user, project: Project, lease_seconds: int | None = None)
         if target is None:
             minutes = settings.LABELLOOP_UNDO_GRACE_SECONDS / 60
             raise LabelingConflict(f"Nothing to undo (labels can be undone for {minutes:g} minutes).")
-        locked = _lock_item(target.item)
+        # The whole row: callers show the item again.
+        locked = Item.objects.select_for_update(of=("self",)).get(pk=target.item_id)
+        locked.project = project
         undo = Annotation.objects.create(item=locked, user=user, undoes=target)
         Item.objects.filter(pk=locked.pk).update(
             lease_user=user, lease_expires_at=now + timedelta(seconds=lease_seconds)

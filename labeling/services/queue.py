@@ -103,6 +103,15 @@ def claim_sql(*, pool: str, lock: bool) -> str:
     return sql
 
 
+# The user's own live lease (partial index item_lease_idx): re-requesting gives the same item back.
+HELD_SQL = """
+    SELECT i.* FROM labeling_item i
+    WHERE i.lease_user_id = %(user)s AND i.lease_expires_at > %(now)s AND i.project_id = %(project)s
+      AND i.state IN (%(open1)s, %(open2)s)
+    ORDER BY i.lease_expires_at
+    LIMIT 1"""
+
+
 def _pool_params(*, project: Project, user, pool: str, state: str, now) -> dict:
     split = Split.HOLDOUT if pool == HOLDOUT else Split.TRAIN
     return {
@@ -141,12 +150,9 @@ def item_claim_next(*, project: Project, user, lease_seconds: int | None = None,
     now = timezone.now()
     with transaction.atomic():
         # Leases are released on submit and skip, so a live lease means the user has not finished the item.
-        held = (
-            Item.objects.filter(project=project, lease_user=user, lease_expires_at__gt=now, state__in=OPEN_STATES)
-            .order_by("lease_expires_at")
-            .first()
-        )
-        item = held
+        held = {"project": project.pk, "user": user.pk, "now": connection.ops.adapt_datetimefield_value(now)}
+        held.update(open1=OPEN_STATES[0], open2=OPEN_STATES[1])
+        item = next(iter(Item.objects.raw(HELD_SQL, held)), None)
         if item is None:
             for pool in _pool_order(project, rng):
                 item = _first_in_pool(project=project, user=user, pool=pool, now=now, lock=True)
@@ -155,7 +161,11 @@ def item_claim_next(*, project: Project, user, lease_seconds: int | None = None,
         if item is None:
             return None
         expires = now + timedelta(seconds=lease_seconds)
-        Item.objects.filter(pk=item.pk).update(lease_user=user, lease_expires_at=expires)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE labeling_item SET lease_user_id = %s, lease_expires_at = %s WHERE id = %s",
+                [user.pk, connection.ops.adapt_datetimefield_value(expires), item.pk],
+            )
         item.lease_user, item.lease_expires_at = user, expires
         item.project = project
         return item

@@ -17,6 +17,8 @@ from django.views.decorators.http import require_GET
 from labeling.models import Item
 from labeling.permissions import Capability, project_view
 
+SMALL_FILE_BYTES = 1024 * 1024
+
 
 @require_GET
 @project_view(Capability.VIEW)
@@ -31,9 +33,18 @@ def item_media(request: HttpRequest, slug: str, item_id: int, kind: str) -> Http
         response["X-Accel-Redirect"] = settings.LABELLOOP_MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + field.name
     else:
         try:
-            response = FileResponse(field.storage.open(field.name, "rb"), content_type=content_type)
+            handle = field.storage.open(field.name, "rb")
         except FileNotFoundError as exc:
             raise Http404 from exc
+        # Thumbnails and most originals are small: one read and a plain response cost far less than
+        # FileResponse's streaming machinery; large files still stream.
+        head = handle.read(SMALL_FILE_BYTES + 1)
+        if len(head) <= SMALL_FILE_BYTES:
+            handle.close()
+            response = HttpResponse(head, content_type=content_type)
+        else:
+            handle.seek(0)
+            response = FileResponse(handle, content_type=content_type)
     # Content never changes for a given item (the name is its sha256), but it is private.
     response["Cache-Control"] = "private, max-age=86400, immutable"
     response["X-Content-Type-Options"] = "nosniff"

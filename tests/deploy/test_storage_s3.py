@@ -86,14 +86,14 @@ def test_stored_images_land_in_the_bucket_and_members_get_them_through_the_media
     for item in items:
         response = client.get(reverse("labeling:item_media", args=[project.slug, item.pk, "original"]))
         assert response.status_code == 200
-        body = b"".join(response.streaming_content)
+        body = response.getvalue()
         assert body.startswith(b"\x89PNG")
         assert body == stored_bytes(bucket, item.file.name)
         assert response["Content-Type"] == "image/png"
         assert response["Cache-Control"].startswith("private")
         thumb = client.get(reverse("labeling:item_media", args=[project.slug, item.pk, "thumb"]))
         assert thumb.status_code == 200
-        assert b"".join(thumb.streaming_content) == body  # the factory stores the same bytes as thumbnail
+        assert thumb.getvalue() == body  # the factory stores the same bytes as thumbnail
 
 
 def test_media_view_keeps_permissions_and_404s_a_missing_object_on_s3(bucket, project_factory, item_factory, member_of):

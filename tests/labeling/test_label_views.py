@@ -235,3 +235,43 @@ def test_api_next_returns_null_when_done(project_factory, member_of):
     client = Client()
     client.force_login(member_of(project))
     assert client.get("/api/projects/empty/next/").json()["item"] is None
+
+
+def test_a_labeling_step_over_the_api_stays_within_its_query_budget(world, api, django_assert_max_num_queries):
+    # The hot path's whole cost in statements: it must not creep up as features land (+2: the test's savepoint).
+    base = "/api/projects/birds"
+    world["project"].review_sample_rate = 0.0
+    world["project"].save()
+    with django_assert_max_num_queries(8):  # token, member, lease probe, claim, lease write, prediction (+savepoint)
+        item = api.get(f"{base}/next/").json()["item"]
+    with django_assert_max_num_queries(4):  # session, user, member, item (media URLs use the browser session)
+        assert world["client"].get(item["original_url"]).status_code == 200
+    with django_assert_max_num_queries(13):  # token, member, lock, check, 2+2 inserts, decide, existing, update
+        response = api.post(
+            f"{base}/annotations/",
+            {"item_id": item["id"], "class_ids": [world["cat"].pk]},
+            content_type="application/json",
+        )
+    assert response.status_code == 201
+
+
+def test_api_refuses_a_bad_token_and_items_of_other_projects_on_skip(world, api):
+    bad = Client(HTTP_AUTHORIZATION="Token not-a-token")
+    assert bad.get("/api/projects/birds/next/").status_code == 401
+    assert api.post(f"/api/projects/birds/items/{world['other_item'].pk}/skip/").status_code == 404
+    assert api.post("/api/projects/birds/items/999999/skip/").status_code == 404
+    world["annotator"].is_active = False
+    world["annotator"].save()
+    assert api.get("/api/projects/birds/next/").status_code == 401
+    assert Annotation.objects.count() == 0
+
+
+def test_large_originals_stream_and_small_ones_come_whole(world, monkeypatch):
+    item = world["items"][0]
+    url = reverse("labeling:item_media", args=["birds", item.pk, "original"])
+    whole = world["client"].get(url)
+    monkeypatch.setattr("labeling.views.media.SMALL_FILE_BYTES", 16)
+    streamed = world["client"].get(url)
+    assert (whole.streaming, streamed.streaming) == (False, True)
+    assert whole.getvalue() == streamed.getvalue() == item.file.open("rb").read()
+    assert streamed["Content-Type"] == whole["Content-Type"] == "image/png"
