@@ -6,10 +6,12 @@ app registry (`apps.get_model("training", ...)`), and an absent training app mea
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.apps import apps
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Exists, Q
 from django.utils import timezone
 
@@ -78,14 +80,18 @@ def item_suggestions(*, item: Item, classes: list[ClassOption] | None = None, li
     prediction_model = _prediction_model()
     if prediction_model is None:
         return []
-    row = (
-        prediction_model.objects.filter(item_id=item.pk, model_version__active=True)
-        .values_list("probabilities", "model_version__class_ids")
-        .first()
+    # Plain SQL: it runs on every served item. JSON columns come back as text (decoded here) on both databases.
+    version_table = prediction_model._meta.get_field("model_version").related_model._meta.db_table
+    sql = (
+        f"SELECT p.probabilities, v.class_ids FROM {prediction_model._meta.db_table} p"
+        f" JOIN {version_table} v ON v.id = p.model_version_id WHERE p.item_id = %s AND v.active ORDER BY p.id LIMIT 1"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [item.pk])
+        row = cursor.fetchone()
     if row is None:
         return []
-    probabilities, class_ids = row
+    probabilities, class_ids = (json.loads(v) if isinstance(v, str | bytes) else v for v in row)
     if classes is None:
         classes = label_classes_for_labeling(project=item.project)
     known = {c.id: c for c in classes}

@@ -90,14 +90,17 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @project_view(Capability.LABEL)
 def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
-    item = get_object_or_404(Item, project=request.project, pk=item_id)
+    item = Item(pk=item_id, project=request.project)  # a stub: the service locks and reads the row (or 404s)
     class_ids = request.POST.getlist("class_ids")
     try:
         annotation_create(item=item, user=request.user, class_ids=class_ids, seconds_spent=_seconds(request))
+    except Item.DoesNotExist as exc:
+        raise Http404("No such item in this project.") from exc
     except ValidationError as exc:
         if not request.htmx:
             messages.error(request, " ".join(exc.messages))
             return redirect("labeling:label", slug=slug)
+        item = get_object_or_404(Item, project=request.project, pk=item_id)
         return _render_card(request, item, status=400, notice=" ".join(exc.messages), level="error")
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
@@ -107,9 +110,11 @@ def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
 @require_POST
 @project_view(Capability.LABEL)
 def label_skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
-    item = get_object_or_404(Item, project=request.project, pk=item_id)
+    item = Item(pk=item_id, project=request.project)  # a stub, as in label_submit
     try:
         annotation_skip(item=item, user=request.user, seconds_spent=_seconds(request))
+    except Item.DoesNotExist as exc:
+        raise Http404("No such item in this project.") from exc
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
     return _next_card(request, notice="Skipped.")
@@ -192,7 +197,9 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if not ids:
         messages.error(request, "Select at least one image first.")
         return redirect(back)
-    items = list(Item.objects.filter(project=project, pk__in=ids))
+    items = list(Item.objects.filter(project=project, pk__in=ids).only("id", "project_id"))
+    for item in items:
+        item.project = project  # the services read the project; it is this request's
     if len(items) != len(set(ids)):
         raise Http404("No such item in this project.")  # an id from elsewhere: nothing changes
     if request.POST.get("action") == "not":

@@ -275,3 +275,25 @@ def test_large_originals_stream_and_small_ones_come_whole(world, monkeypatch):
     assert (whole.streaming, streamed.streaming) == (False, True)
     assert whole.getvalue() == streamed.getvalue() == item.file.open("rb").read()
     assert streamed["Content-Type"] == whole["Content-Type"] == "image/png"
+
+
+def test_api_next_offers_the_active_models_suggestions_best_first(world, api):
+    versions = apps.get_model("training", "ModelVersion")
+    old = versions.objects.create(project=world["project"], number=1, artifact_path="x", architecture="a",
+                                  class_ids=[world["cat"].pk, world["dog"].pk], active=False)  # fmt: skip
+    new = versions.objects.create(project=world["project"], number=2, artifact_path="y", architecture="a",
+                                  class_ids=[world["dog"].pk, world["cat"].pk], active=True)  # fmt: skip
+    prediction = apps.get_model("training", "Prediction")
+    top = world["items"][0]
+    for version, probabilities in ((old, [0.9, 0.1]), (new, [0.75, 0.25])):
+        prediction.objects.create(item=top, model_version=version, probabilities=probabilities,
+                                  predicted_class=world["dog"], confidence=0.75, uncertainty=0.25)  # fmt: skip
+
+    data = api.get("/api/projects/birds/next/").json()
+
+    assert data["item"]["id"] == top.pk
+    assert data["suggestions"] == [
+        {"class_id": world["dog"].pk, "name": "dog", "probability": 0.75},
+        {"class_id": world["cat"].pk, "name": "cat", "probability": 0.25},
+    ]
+    assert api.get("/api/projects/birds/next/?suggest=0").json()["suggestions"] == []
