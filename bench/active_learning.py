@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,9 +36,16 @@ def schedule(start: int, fine_step: int, fine_until: int, coarse_step: int, unti
 
 def _init(x, y, xt, yt, stats, threads):
     import torch
+    from threadpoolctl import threadpool_limits
+
+    from training.ml.strategies import reduce_dim
 
     torch.set_num_threads(threads)
-    _STATE.update(x=x, y=y, xt=xt, yt=yt, stats=stats)
+    # numpy's BLAS threads on top of torch's and of the other worker oversubscribe 2 cores badly.
+    _STATE["limits"] = threadpool_limits(threads)
+    # rank_pool projects embeddings to 128-d with a fixed random projection each call; the projection is
+    # linear and row-wise, so projecting the pool once here gives identical selections, minus a second a round.
+    _STATE.update(x=x, xr=reduce_dim(x, None)[0], y=y, xt=xt, yt=yt, stats=stats)
 
 
 def simulate(strategy: str, seed: int, points: list[int]) -> dict:
@@ -45,12 +53,12 @@ def simulate(strategy: str, seed: int, points: list[int]) -> dict:
     from training.ml.heads import fit_head, predict_head
     from training.ml.strategies import rank_pool
 
-    x, y, xt, yt, stats = (_STATE[k] for k in ("x", "y", "xt", "yt", "stats"))
+    x, xr, y, xt, yt, stats = (_STATE[k] for k in ("x", "xr", "y", "xt", "yt", "stats"))
     n = len(x)
     rng = np.random.default_rng(seed)
     if strategy == DEFAULT:
         # The product's cold start: no model yet, typical + diverse picks on pretrained embeddings.
-        order = np.argsort(-rank_pool(strategy, None, x, None, points[0], seed))
+        order = np.argsort(-rank_pool(strategy, None, xr, None, points[0], seed))
         labeled = list(order[: points[0]])
     else:
         labeled = list(rng.choice(n, size=points[0], replace=False))  # classic baselines start at random
@@ -66,7 +74,7 @@ def simulate(strategy: str, seed: int, points: list[int]) -> dict:
             mask[lab] = False
             unl = np.nonzero(mask)[0]
             probs = predict_head(fit.head, x[unl]) if strategy != "random" else np.full((len(unl), 10), 0.1)
-            prio = rank_pool(strategy, probs, x[unl], x[lab], step, seed + 1000 * i)
+            prio = rank_pool(strategy, probs, xr[unl], xr[lab], step, seed + 1000 * i)
             labeled += list(unl[np.argsort(-prio, kind="stable")[:step]])
         secs.append(time.monotonic() - t)
     return {"strategy": strategy, "seed": seed, "accs": accs, "seconds": float(np.mean(secs))}
@@ -113,9 +121,16 @@ def main() -> None:
     points = schedule(20, 20, min(1000, args.max_labels), 200, args.max_labels)
     names = [s for s in args.strategies.split(",") if s]
     jobs = [(s, seed) for seed in range(args.seeds) for s in names]
-    threads = 1 if args.processes > 1 else 2
-    with ProcessPoolExecutor(args.processes, initializer=_init, initargs=(x, y, xt, yt, stats, threads)) as ex:
-        runs = list(ex.map(simulate, *zip(*jobs, strict=True), [points] * len(jobs)))
+    if args.processes <= 1:
+        _init(x, y, xt, yt, stats, 1)
+        runs = [simulate(s, seed, points) for s, seed in jobs]
+    else:
+        # spawn, not fork: a forked child inherits the parent's OpenMP pool and crawls with > 1 thread.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            args.processes, mp_context=ctx, initializer=_init, initargs=(x, y, xt, yt, stats, 1)
+        ) as ex:
+            runs = list(ex.map(simulate, *zip(*jobs, strict=True), [points] * len(jobs)))
 
     out = {
         "benchmark": "active_learning",
