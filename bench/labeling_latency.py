@@ -195,6 +195,19 @@ def client_loop(args: tuple) -> dict:
     return out
 
 
+def server_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in gunicorn's process group (master and workers), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ..., utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_server(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -265,10 +278,12 @@ def main() -> None:
                     client_loop, [(port, run["slug"], creds[i], run["class_ids"], 3, 0) for i in range(run["clients"])]
                 )
                 start_at = time.time() + 0.3
+                cpu_before = server_cpu_seconds(server.pid)
                 outs = pool.map(
                     client_loop,
                     [(port, run["slug"], creds[i], run["class_ids"], steps, start_at) for i in range(run["clients"])],
                 )
+                server_cpu = server_cpu_seconds(server.pid) - cpu_before
                 wall = max(o["elapsed"] for o in outs)
                 labeled = [i for o in outs for i in o["labeled"]]  # measured steps only (warm-up excluded)
                 merged = {k: [v for o in outs for v in o[k]] for k in ("step", "next", "image", "submit")}
@@ -276,6 +291,8 @@ def main() -> None:
                     "items": run["items"], "clients": run["clients"], "steps": len(labeled),
                     **{f"{k}_ms": percentiles(v) for k, v in merged.items()},
                     "labels_per_s": round(len(labeled) / wall, 1) if wall else 0.0,
+                    # Server CPU per label (all gunicorn processes): steadier than latency on a shared machine.
+                    "server_cpu_ms_per_label": round(1000 * server_cpu / len(labeled), 2) if labeled else None,
                     "errors": sum(o["errors"] for o in outs),
                     "error_samples": [e for o in outs for e in o["error_samples"]][:3],
                     "duplicates": len(labeled) - len(set(labeled)) + db_duplicates(run["project_id"]),
