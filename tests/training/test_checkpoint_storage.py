@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from labeling.models import Job, JobKind, Role, Split
+from tests.conftest import _reset_celery_connections
 from training import services
 from training.models import ModelVersion, Prediction
 from training.services.artifacts import artifact_local_dir, checkpoint_store, version_checkpoint_dir
@@ -73,26 +74,15 @@ def test_version_checkpoint_dir_reads_storage_keys_and_legacy_local_paths(settin
     assert version_checkpoint_dir(version=version) == artifact_local_dir(stored)
 
 
-def _fresh_broker_pool() -> None:
-    """Drop connections Celery pooled for an earlier broker URL (the next send connects anew)."""
-    from kombu import pools
-
-    from config.celery_app import app
-
-    app._pool = None
-    app.amqp._producer_pool = None
-    pools.reset()
-
-
 def test_the_follow_ups_of_a_new_version_never_fail_when_the_broker_is_down(settings):
     from config.celery_app import app
 
     old = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
     app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:1/0")
-    _fresh_broker_pool()
+    _reset_celery_connections(app)
     try:
         sent = version_activated_send(project_id=1, version_number=1)
     finally:
         app.conf.update(**old)
-        _fresh_broker_pool()
+        _reset_celery_connections(app)
     assert sent is False, "the message could not be sent, and the caller (the round) got no exception"
