@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTaskReason
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
 from labeling.services.queue import NOT_EXCLUDED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
@@ -188,8 +188,8 @@ def annotation_undo(*, user, project: Project, lease_seconds: int | None = None)
     """Withdraw the user's last label or skip in the project, if made within the undo grace period.
 
     Recorded as a new Annotation with `undoes` set (history is kept). The item becomes claimable again
-    by this user and is leased to them. Returns the undo row (its `.undoes.item` is the item).
-    Raises LabelingConflict when there is nothing to undo.
+    by this user and is leased to them; open review tasks about the withdrawn label are dropped.
+    Returns the undo row (its `.undoes.item` is the item). Raises LabelingConflict when there is nothing to undo.
     """
     grace = timedelta(seconds=settings.LABELLOOP_UNDO_GRACE_SECONDS)
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
@@ -216,6 +216,8 @@ def annotation_undo(*, user, project: Project, lease_seconds: int | None = None)
         locked.lease_user_id, locked.lease_expires_at = user.pk, now + timedelta(seconds=lease_seconds)
         if not target.skipped:
             resolved_label_recompute(item=locked)
+            # Review tasks about the withdrawn label have nothing left to judge: drop them unanswered.
+            ReviewTask.objects.filter(annotation=target, done=False).delete()
     undo.undoes = target
     target.item = locked
     return undo

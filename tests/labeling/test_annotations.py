@@ -322,3 +322,18 @@ def test_a_plain_label_pays_nothing_for_the_review_hook(setup, member_of, django
     assert costs[False] == {12}  # outside the sample: not one query more than with sampling off
     assert costs[True]
     assert min(costs[True]) > 12  # sampled: the hook ran and opened the task
+
+
+def test_undoing_a_sampled_label_drops_its_review_task(setup, member_of):
+    project, (cat, dog, _), [item] = setup()
+    project.review_sample_rate = 1.0
+    project.save()
+    user = member_of(project)
+    annotation_create(item=item_claim_next(project=project, user=user), user=user, class_ids=[cat.pk])
+    assert len(open_tasks(ReviewTaskReason.SAMPLE)) == 1
+
+    annotation_undo(user=user, project=project)
+
+    assert open_tasks(ReviewTaskReason.SAMPLE) == []
+    relabeled = annotation_create(item=Item.objects.get(pk=item.pk), user=user, class_ids=[dog.pk])
+    assert open_tasks(ReviewTaskReason.SAMPLE) == [(item.pk, relabeled.pk)]  # the new label is audited instead
