@@ -34,7 +34,8 @@ demo: venv redis
 serve: venv
 	$(VENV)/bin/honcho -f Procfile.dev start
 
-# The suite runs twice: on PostgreSQL (a throwaway cluster, or $$DATABASE_URL) and on SQLite.
+# The suite runs on PostgreSQL (a throwaway cluster, or $$DATABASE_URL), then again on SQLite; the slow
+# multi-process integration tests (real workers training models) run once, in the PostgreSQL pass.
 test: dev-venv
 	$(MAKE) test-postgres
 	$(MAKE) test-sqlite
@@ -43,7 +44,7 @@ test-postgres: dev-venv
 	scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: dev-venv
-	env -u DATABASE_URL $(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
+	env -u DATABASE_URL $(PY) -m pytest -m "not postgres and not slow" $(PYTEST_ARGS)
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.slow,
     # Needs no database of the suite's: run it once, in the SQLite pass of `make test`, not again on PostgreSQL.
-    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="database-independent"),
 ]
 
 
