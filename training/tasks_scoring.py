@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     bind=True,
+    ignore_result=False,  # a chord header: the finalize step waits on these results
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(Exception,),

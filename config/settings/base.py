@@ -163,6 +163,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
 CELERY_TASK_ROUTES = {"training.tasks.training_run_execute_task": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
+# Progress and outcomes live in the database (Job, TrainingRun); only chord headers need the result store.
+# Storing results by default would make every send touch Redis's result store, which blocks when Redis is down.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=6 * 3600)
