@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 REQ_STAMP := $(VENV)/.req-$(shell cat requirements.txt | sha256sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
-export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
 .PHONY: demo test test-postgres test-sqlite lint serve redis venv dev-venv
 
@@ -41,10 +40,10 @@ test: dev-venv
 	$(MAKE) test-sqlite
 
 test-postgres: dev-venv
-	scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings.test scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: dev-venv
-	env -u DATABASE_URL $(PY) -m pytest -m "not postgres and not slow" $(PYTEST_ARGS)
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m pytest -m "not postgres and not slow" $(PYTEST_ARGS)
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
