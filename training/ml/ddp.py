@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from training.ml.checkpoint import save_checkpoint
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_model, data_config, to_channels_last
+from training.ml.train import optimizer_setup
 
 BN_MODES = ("auto", "sync", "frozen", "batch")
 
@@ -131,25 +131,8 @@ def ddp_finetune(
         if d.world > 1
         else model
     )
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr or 5e-4,
-    )
-    steps_per_epoch = max(1, len(loader))
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = min(steps_per_epoch, total // 10 + 1)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    use_amp = cfg.amp and d.device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    opt, sched, scaler, use_amp = optimizer_setup(model, cfg, steps_per_epoch=len(loader), device=d.device)
+    total = max(1, cfg.epochs * max(1, len(loader)))  # optimizer steps, for progress
     history, step, started = [], 0, time.monotonic()
     for epoch in range(cfg.epochs):
         sampler.set_epoch(epoch)

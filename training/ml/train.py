@@ -74,6 +74,33 @@ def _balanced_sampler(labels: Sequence[Sequence[int]], seed: int) -> WeightedRan
     )
 
 
+def optimizer_setup(model: nn.Module, cfg: RoundConfig, *, steps_per_epoch: int, device: str):
+    """AdamW (no weight decay on norms and biases), linear warm-up then cosine, and an AMP scaler on CUDA.
+
+    Shared by the single-process fine-tune and the DDP launcher so both train the same way.
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr or 5e-4,
+    )
+    steps_per_epoch = max(1, steps_per_epoch)
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(steps_per_epoch, total // 10 + 1)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    use_amp = cfg.amp and device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    return opt, sched, scaler, use_amp
+
+
 def finetune(
     cfg: RoundConfig,
     paths: Sequence[Any],
@@ -113,25 +140,8 @@ def finetune(
             opener=opener,
         )
         val_loader = make_loader(val_ds, batch_size=cfg.score_batch_size, num_workers=workers, device=device)
-    lr = cfg.lr or 5e-4
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
-    )
-    steps_per_epoch = max(1, len(train_loader))
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = min(steps_per_epoch, total // 10 + 1)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    use_amp = cfg.amp and device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    opt, sched, scaler, use_amp = optimizer_setup(model, cfg, steps_per_epoch=len(train_loader), device=device)
+    total = max(1, cfg.epochs * max(1, len(train_loader)))  # optimizer steps, for progress
     best_state, best_score, bad_epochs, history = None, -float("inf"), 0, []
     step = 0
     for epoch in range(cfg.epochs):
