@@ -32,6 +32,22 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 15.0
 
 
+def bench_env(work: Path, redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment for this process and its workers: a throwaway database, media and data under `work`."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}",
+        "LABELLOOP_MEDIA_ROOT": str(work / "media"),
+        "LABELLOOP_DATA_ROOT": str(work / "data"),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,18 +96,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="labelloop-bench-loop-"))
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}",
-        "LABELLOOP_MEDIA_ROOT": str(work / "media"),
-        "LABELLOOP_DATA_ROOT": str(work / "data"),
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "LABELLOOP_SCHEDULER_INTERVAL": str(args.interval),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = bench_env(work, redis_url, LABELLOOP_SCHEDULER_INTERVAL=str(args.interval))
     os.environ.update(env)
     workers: list[subprocess.Popen] = []
     redis = shutil.which("redis-server") or sys.exit("redis-server is not installed")

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loop_latency import free_port, synth_png, wait  # noqa: E402
+from bench.loop_latency import bench_env, free_port, synth_png, wait  # noqa: E402
 
 
 def main() -> None:
@@ -46,19 +46,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="labelloop-bench-scoring-"))
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}",
-        "LABELLOOP_MEDIA_ROOT": str(work / "media"),
-        "LABELLOOP_DATA_ROOT": str(work / "data"),
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "LABELLOOP_SCORE_SHARD_SIZE": str(args.shard_size),
-        "LABELLOOP_ROUND_OVERRIDES": json.dumps({"num_workers": 0}),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = bench_env(
+        work,
+        redis_url,
+        LABELLOOP_SCORE_SHARD_SIZE=str(args.shard_size),
+        LABELLOOP_ROUND_OVERRIDES=json.dumps({"num_workers": 0}),
+    )
     os.environ.update(env)
     redis = shutil.which("redis-server") or sys.exit("redis-server is not installed")
     broker = subprocess.Popen(
