@@ -14,6 +14,9 @@ def current_item(page) -> str:
 
 
 def press_and_wait_for_next(page, key: str) -> None:
+    # The page ignores keys while a request is in flight (one press = one label): press once it is idle,
+    # as a person would after seeing the new image.
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
     before = current_item(page)
     page.keyboard.press(key)
     page.wait_for_function("old => document.getElementById('item-card').dataset.item !== old", arg=before)
