@@ -1,28 +1,24 @@
 """Data-parallel fine-tuning on several GPUs (or CPU processes) with DistributedDataParallel.
 
-    torchrun --nproc_per_node=4 -m training.ml.ddp --config round.json --out OUT
+The entry point is the round CLI: `torchrun --nproc_per_node=4 -m training.ml.train --config round.json` trains
+a fine-tune round with `ddp_finetune` on every rank, then rank 0 alone evaluates, scores the pool and writes
+(see train.main). `torchrun -m training.ml.ddp ...` is kept as an alias of `training.ml.train --ddp`.
 
-`round.json` is the file `python -m training.ml.train` reads (config + labeled manifest). Every rank sees
-1/world of each global batch of `cfg.batch_size` images; DDP averages the gradients, so N ranks take the
-same optimizer steps as one process with the whole batch (tests/deploy/test_ddp.py checks this against a
-single process). BatchNorm: SyncBatchNorm on CUDA, frozen running statistics on CPU (gloo has no
-SyncBatchNorm), so batch statistics never depend on how a batch was split. Only rank 0 writes: a checkpoint
-in the format `load_checkpoint` / `score_pool` read (SyncBatchNorm keeps BatchNorm's state-dict keys), and
-result.json. No class-balanced sampling here
-(a DistributedSampler shuffles uniformly); otherwise the recipe of `train.finetune`: AdamW, warmup +
-cosine, label smoothing, AMP on CUDA.
+Every rank sees 1/world of each global batch of `cfg.batch_size` images; DDP averages the gradients, so N ranks
+take the same optimizer steps as one process with the whole batch (tests/deploy/test_ddp.py checks this against
+a single process). BatchNorm: SyncBatchNorm on CUDA, frozen running statistics on CPU (gloo has no
+SyncBatchNorm), so batch statistics never depend on how a batch was split. No class-balanced sampling and no
+validation split here (a DistributedSampler shuffles uniformly; every labeled image trains, for cfg.epochs);
+otherwise the recipe of `train.finetune`: AdamW, warmup + cosine, label smoothing, AMP on CUDA.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +28,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
-from training.ml.checkpoint import save_checkpoint
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_model, data_config, to_channels_last
@@ -94,14 +89,18 @@ def ddp_finetune(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Fine-tune `cfg.backbone` on (paths, labels) across the process group.
 
-    Returns (the unwrapped model in eval mode, info) on every rank. `cfg.batch_size` is the global batch and
-    must be divisible by the world size.
+    Returns (the unwrapped model in eval mode, info) on every rank. `cfg.batch_size` is the global batch; it is
+    capped at the labeled set and rounded down to a multiple of the world size (info["global_batch"]).
     """
     d = dist_info or init_distributed(cfg.device)
-    if cfg.batch_size % d.world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
-    if len(paths) != len(labels) or len(paths) < cfg.batch_size:
-        raise ValueError(f"need at least one global batch ({cfg.batch_size}) of labeled images, got {len(paths)}")
+    if len(paths) != len(labels):
+        raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+    # The global batch: at most the labeled set (a first round may have fewer images than cfg.batch_size),
+    # rounded down to a multiple of the world size so every rank takes the same share.
+    batch = min(cfg.batch_size, len(paths))
+    batch -= batch % d.world
+    if batch < d.world:
+        raise ValueError(f"{len(paths)} labeled images cannot fill one batch across {d.world} processes")
     bn = _resolve_bn(bn, d.world, d.device)
     torch.manual_seed(cfg.seed)  # same initial classifier on every rank (DDP also broadcasts rank 0's)
     c = cfg.num_classes
@@ -123,7 +122,7 @@ def ddp_finetune(
         dataset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed, drop_last=True
     )  # fmt: skip
     loader = make_loader(
-        dataset, batch_size=cfg.batch_size // d.world, sampler=sampler, num_workers=cfg.resolved_num_workers(),
+        dataset, batch_size=batch // d.world, sampler=sampler, num_workers=cfg.resolved_num_workers(),
         device=d.device, drop_last=True, seed=cfg.seed,
     )  # fmt: skip
     ddp = (
@@ -173,7 +172,7 @@ def ddp_finetune(
     info = {
         "train_size": len(paths),
         "world_size": d.world,
-        "global_batch": cfg.batch_size,
+        "global_batch": batch,
         "bn": bn,
         "epochs_run": len(history),
         "history": history,
@@ -183,63 +182,11 @@ def ddp_finetune(
     return model.eval(), info
 
 
-def checkpoint_config(cfg: RoundConfig, model: nn.Module, info: dict[str, Any]) -> dict[str, Any]:
-    """The config.json of a fine-tuned checkpoint, as pipeline.run_round writes it."""
-    dcfg = data_config(model)
-    classifier = model.get_classifier()
-    return {
-        "architecture": cfg.backbone,
-        "class_names": list(cfg.class_names),
-        "num_classes": cfg.num_classes,
-        "multi_label": cfg.multi_label,
-        "activation": "sigmoid" if cfg.multi_label else "softmax",
-        "mode": "finetune",
-        "backbone_weights": cfg.weights,
-        "preprocessing": {
-            "image_size": cfg.image_size,
-            "mean": list(dcfg["mean"]),
-            "std": list(dcfg["std"]),
-            "interpolation": dcfg.get("interpolation", "bicubic"),
-            "crop_pct": cfg.crop_pct,
-            "resize": "shorter side to image_size / crop_pct, then center crop",
-        },
-        "head": {"type": "linear", "in_features": int(classifier.in_features), "out_features": cfg.num_classes},
-        "metrics": {k: v for k, v in info.items() if k != "history"},
-        "training": info,
-        "round_config": cfg.to_dict(),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchrun -m training.ml.ddp", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, type=Path, help="round.json (as for python -m training.ml.train)")
-    parser.add_argument("--out", type=Path, help="result folder (default: the JSON's out_dir)")
-    parser.add_argument("--bn", choices=BN_MODES, default="auto", help="BatchNorm across ranks (default: auto)")
-    parser.add_argument("--no-augment", action="store_true", help="deterministic transforms (for comparisons)")
-    args = parser.parse_args(argv)
-    spec = json.loads(args.config.read_text())
-    cfg = RoundConfig.from_dict(spec["config"])
-    out_dir = Path(args.out or spec["out_dir"])
-    labeled = [(int(i), p, list(ls)) for i, p, ls in spec["labeled"]]
-    d = init_distributed(cfg.device)
+    """`torchrun -m training.ml.ddp ARGS` is `torchrun -m training.ml.train --ddp ARGS` (the old entry point)."""
+    from training.ml.train import main as train_main
 
-    def progress(fraction: float) -> None:
-        print(json.dumps({"stage": "train", "progress": round(fraction, 4)}), flush=True)
-
-    try:
-        model, info = ddp_finetune(
-            cfg, [r[1] for r in labeled], [r[2] for r in labeled], dist_info=d, augment=not args.no_augment,
-            bn=args.bn, progress=progress,
-        )  # fmt: skip
-        if d.rank == 0:
-            ckpt = save_checkpoint(out_dir / "checkpoint", model.state_dict(), checkpoint_config(cfg, model, info))
-            summary = {**info, "checkpoint_dir": str(ckpt)}
-            (out_dir / "result.json").write_text(json.dumps(summary, indent=2))
-            print(json.dumps({"done": True, "out": str(out_dir), "world_size": d.world}), flush=True)
-    finally:
-        if d.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
+    return train_main([*(sys.argv[1:] if argv is None else argv), "--ddp"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ from training.ml.heads import LinearHead, feature_stats, fit_head, predict_head,
 from training.ml.models import create_backbone, data_config
 
 Progress = Callable[[str, float], None]
+# trainer(cfg, paths, labels, opener=..., progress=...) -> (model in eval mode, info): train.finetune by default,
+# a DistributedDataParallel fine-tune under torchrun (train.main).
+Trainer = Callable[..., tuple[torch.nn.Module, dict[str, Any]]]
 Labeled = Sequence[tuple[int, Any, Sequence[int]]]
 Pool = Sequence[tuple[int, Any]]
 
@@ -129,8 +132,11 @@ def run_round(
     out_dir: Path,
     progress: Progress | None = None,
     opener: Opener | None = None,
+    trainer: Trainer | None = None,
 ) -> RoundResult:
-    """Train on `labeled`, measure on `holdout` (never chosen by active learning), score and rank `pool`."""
+    """Train on `labeled`, measure on `holdout` (never chosen by active learning), score and rank `pool`.
+
+    `trainer` replaces `train.finetune` in finetune mode (the DDP trainer under torchrun)."""
     _validate_manifest(cfg, labeled, holdout)
     t_start = time.monotonic()
     timings: dict[str, float] = {}
@@ -166,7 +172,7 @@ def run_round(
     else:
         from training.ml.train import finetune
 
-        model, info = finetune(cfg, [r[1] for r in labeled], labels, opener=opener, progress=report)
+        model, info = (trainer or finetune)(cfg, [r[1] for r in labeled], labels, opener=opener, progress=report)
         state = model.state_dict()
         dcfg = data_config(model)
         head = None
