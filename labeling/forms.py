@@ -18,6 +18,12 @@ class ProjectCreateForm(forms.ModelForm):
 
 
 class ProjectSettingsForm(forms.ModelForm):
+    gpus = forms.IntegerField(
+        label="GPUs", min_value=1, max_value=64, initial=1,
+        help_text="Fine-tune runs train on this many GPUs at once (DistributedDataParallel under torchrun); head "
+        "runs use one. A worker that sees fewer GPUs uses the ones it sees.",
+    )  # fmt: skip
+
     class Meta:
         model = Project
         fields = [

@@ -34,7 +34,8 @@ class RunOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "status", "trigger", "mode", "label_count", "dataset_hash", "progress", "stage", "device",
-                  "worker", "error", "created_at", "started_at", "finished_at", "timings", "model_version"]  # fmt: skip
+                  "world_size", "worker", "error", "created_at", "started_at", "finished_at", "timings",
+                  "model_version"]  # fmt: skip
 
     def get_model_version(self, run) -> int | None:
         version = getattr(run, "model_version", None)

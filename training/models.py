@@ -31,6 +31,9 @@ class TrainingRun(models.Model):
     progress = models.FloatField(default=0.0)
     stage = models.CharField(max_length=40, blank=True)
     device = models.CharField(max_length=40, blank=True)
+    # Processes that trained the round: project.gpus for a fine-tune under torchrun (clamped to the devices the
+    # worker sees), else 1.
+    world_size = models.PositiveSmallIntegerField(default=1)
     worker = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

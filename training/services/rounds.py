@@ -25,6 +25,7 @@ from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
 from training.services.artifacts import checkpoint_store, version_checkpoint_dir
 from training.services.runs import MODE_COLD_START, RunProgress, data_root, project_cache_dir
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
+from training.services.torchrun import RunAbandoned, round_world, torchrun_round
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,17 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
 
     out_dir = data_root() / "projects" / str(project.pk) / "runs" / str(run.pk)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_round(cfg, snap.train, snap.holdout, snap.pool, cache_dir, out_dir, progress.phase(0.02, 0.9))
+    world = round_world(project=project, cfg=cfg)
+    TrainingRun.objects.filter(pk=run.pk).update(device=world.label(), world_size=world.size)
+    if world.size > 1:
+        # Several GPUs (or gloo CPU processes): torchrun in a subprocess; rank 0 writes what run_round returns.
+        try:
+            result = torchrun_round(run=run, cfg=cfg, snap=snap, cache_dir=cache_dir, out_dir=out_dir, world=world,
+                                    progress=progress.phase(0.02, 0.9))  # fmt: skip
+        except RunAbandoned:
+            return {**summary, "status": "abandoned"}
+    else:
+        result = run_round(cfg, snap.train, snap.holdout, snap.pool, cache_dir, out_dir, progress.phase(0.02, 0.9))
 
     progress.enter("save", 0.9, 0.91)
     # Every worker machine reads the version through the storage (the row exists only once the files do).
@@ -172,13 +183,15 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).update(active=False)
         ModelVersion.objects.filter(pk=version.pk).update(active=True)
         item_priorities_set(project=project, priorities=priorities)
-        _succeed(run, progress, started, device=str(result.device)[:40])
+        device = world.label() if world.size > 1 or world.requested > 1 else str(result.device)[:40]
+        _succeed(run, progress, started, device=device, world_size=world.size)
         transaction.on_commit(lambda: version_activated_send(project_id=project.pk, version_number=version.number))
     return {
         **summary,
         "status": RunStatus.SUCCEEDED,
         "version": version.number,
         "device": str(result.device),
+        "world_size": world.size,
         "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
     }
 
