@@ -1,13 +1,17 @@
-// Labeling page: hotkeys, taxonomy drill-down and search, time per item, image prefetch.
+// Labeling page: hotkeys, taxonomy drill-down and search, time per item, image prefetch, typed-ahead keys.
 // The server renders everything; this file only turns keys into clicks and form submits.
 (function () {
   "use strict";
 
+  const QUEUE_MAX = 10;  // keys typed ahead beyond this are refused, not guessed at
   let started = performance.now();
   let level = "";       // parent id whose children are shown ("" = top level)
-  let busy = false;     // a request is in flight: ignore keys so one press = one label
+  let busy = false;     // a card request is in flight, until the card it returns has settled
+  let sent = null;      // the request in flight: { xhr, item, undo }
+  let queue = [];       // card keys pressed while busy, replayed in order on the cards that follow
   let searchIndex = 0;
   const preloaded = new Map();
+  const hotkeys = new Set();  // class hotkeys seen on this page (the done card has no class buttons)
 
   const card = () => document.getElementById("item-card");
   const isMulti = () => card() && card().dataset.multi === "1";
@@ -27,7 +31,7 @@
   function initCard() {
     started = performance.now();
     level = "";
-    busy = false;
+    buttons().forEach((b) => { if (b.dataset.key) hotkeys.add(b.dataset.key.toLowerCase()); });
     const img = document.getElementById("item-image");
     if (img && img.dataset.original) {
       // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.
@@ -64,8 +68,8 @@
   function submit(form, submitter) {
     if (!form || busy) return;
     stampTime(form);
-    busy = true;
     // htmx reads the submitting button from its click, so a chosen class button is clicked, not passed.
+    // htmx issues the request synchronously: its htmx:beforeRequest sets `busy` before the next key arrives.
     if (submitter) submitter.click(); else form.requestSubmit();
   }
 
@@ -136,6 +140,68 @@
     if (el) el.hidden = force === undefined ? !el.hidden : !force;
   }
 
+  // The card keys: each acts on the card shown now. Returns whether the key did something.
+  function cardKey(key) {
+    if (!card()) return false;
+    if (key === "z") { submit(document.getElementById("undo-form")); return true; }
+    if (!card().dataset.item) return false;
+    if (key === "s") { submit(document.getElementById("skip-form")); return true; }
+    if (key === "Backspace") {
+      const current = level ? byId(level) : null;
+      showLevel(current ? current.dataset.parent || "" : "");
+      return true;
+    }
+    if (key === "Enter") {
+      const form = document.getElementById("label-form");
+      if (isMulti()) { submit(form); return true; }
+      const target = level ? byId(level) : byId(card().dataset.preselected);
+      if (target) submit(form, target);
+      return Boolean(target);
+    }
+    const btn = buttons().find((b) => b.dataset.key && b.dataset.key === key.toLowerCase());
+    if (btn) { choose(btn); return true; }
+    return false;
+  }
+
+  const isCardKey = (key) => ["z", "s", "Enter", "Backspace"].includes(key) || hotkeys.has(key.toLowerCase());
+
+  function showQueue(note) {
+    const el = document.getElementById("key-queue");
+    if (!el) return;
+    const names = queue.map((k) => (k === "Enter" ? "⏎" : k === "Backspace" ? "⌫" : k));
+    el.textContent = note || `${queue.length} queued: ${names.join(" ")}`;
+    el.hidden = !note && queue.length === 0;
+  }
+
+  function enqueue(key) {
+    if (queue.length >= QUEUE_MAX) { showQueue(`${queue.length} queued (full): ${key} not taken`); return; }
+    queue.push(key);
+    showQueue();
+  }
+
+  // Replay typed-ahead keys on the card that just settled, until one of them sends the next request.
+  function drain() {
+    while (queue.length && !busy) {
+      cardKey(queue.shift());
+    }
+    showQueue();
+  }
+
+  // Drop the typed-ahead keys: they were meant for cards in a sequence that the server broke off.
+  // `message` is shown when the card does not already carry the server's own.
+  function dropQueue(message) {
+    const dropped = queue.length;
+    queue = [];
+    showQueue();
+    const text = [message, dropped ? `${dropped} key(s) typed ahead were not applied.` : ""].filter(Boolean).join(" ");
+    if (!text || !card()) return;
+    const notice = document.createElement("div");
+    notice.className = "notice notice-error";
+    notice.setAttribute("role", "alert");
+    notice.textContent = text;
+    card().prepend(notice);
+  }
+
   document.addEventListener("keydown", (e) => {
     if (e.target && e.target.id === "class-search") { onSearchKey(e); return; }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
@@ -144,27 +210,23 @@
     if (key === "Escape") { toggleOverlay("shortcuts-overlay", false); toggleOverlay("instructions-overlay", false); return; }
     if (key === "?") { toggleOverlay("shortcuts-overlay"); e.preventDefault(); return; }
     if (key === "i") { toggleOverlay("instructions-overlay"); e.preventDefault(); return; }
-    if (!card() || busy) return;
-    if (key === "z") { e.preventDefault(); submit(document.getElementById("undo-form")); return; }
-    if (!card().dataset.item) return;
-    if (key === "/") { e.preventDefault(); const s = document.getElementById("class-search"); s.focus(); s.select(); return; }
-    if (key === "s") { e.preventDefault(); submit(document.getElementById("skip-form")); return; }
-    if (key === "Backspace") {
-      e.preventDefault();
-      const current = level ? byId(level) : null;
-      showLevel(current ? current.dataset.parent || "" : "");
+    if (!card()) return;
+    if (busy) {
+      // Typed ahead: keep the key for the card that the request in flight brings. A held-down key's
+      // auto-repeat is not a press, so it is never queued (one press = one label).
+      if (isCardKey(key)) { e.preventDefault(); if (!e.repeat) enqueue(key); }
       return;
     }
-    if (key === "Enter") {
+    if (e.repeat && isCardKey(key)) { e.preventDefault(); return; }
+    if (key === "/" && card().dataset.item) {
       e.preventDefault();
-      const form = document.getElementById("label-form");
-      if (isMulti()) { submit(form); return; }
-      const target = level ? byId(level) : byId(card().dataset.preselected);
-      if (target) submit(form, target);
+      const s = document.getElementById("class-search");
+      s.focus();
+      s.select();
       return;
     }
-    const btn = buttons().find((b) => b.dataset.key && b.dataset.key === key.toLowerCase());
-    if (btn) { e.preventDefault(); choose(btn); }
+    const enter = key === "Enter" && card().dataset.item;  // never let Enter click a focused button as well
+    if (cardKey(key) || enter) e.preventDefault();
   });
 
   document.addEventListener("click", (e) => {
@@ -190,8 +252,48 @@
     const status = e.detail.xhr.status;
     if (status === 400 || status === 409) { e.detail.shouldSwap = true; e.detail.isError = false; }
   });
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    if (!e.target.closest || !e.target.closest("#item-card")) return;
+    // One card request at a time: a mouse click (or htmx's own queue) during one would act on a card that is
+    // being replaced. Keys typed meanwhile are queued instead (see keydown).
+    if (busy) { e.preventDefault(); return; }
+    busy = true;
+    sent = { xhr: e.detail.xhr, item: card().dataset.item, undo: Boolean(e.target.closest("#undo-form")) };
+  });
+  const isSent = (e) => Boolean(sent && e.detail && e.detail.xhr === sent.xhr);
   document.addEventListener("htmx:afterSwap", (e) => { if (e.detail.target && card()) initCard(); });
-  document.addEventListener("htmx:afterRequest", () => { busy = false; });
-  document.addEventListener("htmx:sendError", () => { busy = false; });
+  // The new card's forms are wired by htmx only once it settles: keys typed ahead are replayed from then on.
+  document.addEventListener("htmx:afterSettle", (e) => {
+    if (!isSent(e)) return;
+    const request = sent;
+    busy = false;
+    sent = null;
+    if (request.xhr.status >= 400) { dropQueue(""); return; }  // 400/409: the card shows the server's message
+    if (queue.length && !request.undo && request.item && card() && request.item === card().dataset.item) {
+      dropQueue("The same image came back, so the keys typed ahead were stopped.");
+      return;
+    }
+    drain();
+  });
+  // Backstop: a response that neither swapped nor failed (none is sent today) must not leave keys queued for ever.
+  document.addEventListener("htmx:afterRequest", (e) => {
+    if (!isSent(e)) return;
+    const request = sent;
+    setTimeout(() => { if (sent === request) failed(e, "The next image did not arrive: reload the page."); }, 1000);
+  });
+  // A request that swapped nothing (server error, network down): no key typed ahead can be matched to its item.
+  function failed(e, message) {
+    if (!isSent(e)) return;
+    busy = false;
+    sent = null;
+    dropQueue(message);
+  }
+  document.addEventListener("htmx:responseError", (e) => {
+    failed(e, `Not saved: the server answered ${e.detail.xhr.status}. Press the key again.`);
+  });
+  document.addEventListener("htmx:sendError", (e) => failed(e, "Not saved: the server could not be reached. Press the key again."));
+  document.addEventListener("htmx:timeout", (e) => failed(e, "Not saved: the server did not answer in time. Press the key again."));
+  document.addEventListener("htmx:sendAbort", (e) => failed(e, "Not saved: the request was cancelled. Press the key again."));
+  document.addEventListener("htmx:swapError", (e) => failed(e, "The next image could not be shown: reload the page."));
   document.addEventListener("DOMContentLoaded", initCard);
 })();
