@@ -66,13 +66,14 @@ def simulate(strategy: str, seed: int, points: list[int]) -> dict:
     for i, target in enumerate(points):
         t = time.monotonic()
         lab = np.asarray(labeled)
-        fit = fit_head(x[lab], [[int(v)] for v in y[lab]], 10, stats=stats, seed=seed)
+        mask = np.ones(n, dtype=bool)
+        mask[lab] = False
+        unl = np.nonzero(mask)[0]
+        # The product's head for every strategy: fitted on the labels, self-trained on the unlabeled pool.
+        fit = fit_head(x[lab], [[int(v)] for v in y[lab]], 10, stats=stats, seed=seed, unlabeled=x[unl])
         accs.append(float((predict_head(fit.head, xt).argmax(1) == yt).mean()))
         if i + 1 < len(points):
             step = points[i + 1] - target
-            mask = np.ones(n, dtype=bool)
-            mask[lab] = False
-            unl = np.nonzero(mask)[0]
             probs = predict_head(fit.head, x[unl]) if strategy != "random" else np.full((len(unl), 10), 0.1)
             prio = rank_pool(strategy, probs, xr[unl], xr[lab], step, seed + 1000 * i)
             labeled += list(unl[np.argsort(-prio, kind="stable")[:step]])
@@ -95,7 +96,7 @@ def main() -> None:
 
     from training.ml.config import RoundConfig
     from training.ml.embeddings import EmbeddingStore
-    from training.ml.heads import feature_stats, fit_head, predict_head
+    from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
 
     paths, ids, labels, classes = list_image_folder(args.data / "train")
     sel = subset(args.pool, len(paths), 12345)
@@ -140,7 +141,8 @@ def main() -> None:
         "seeds": args.seeds,
         "backbone": "tf_efficientnet_lite0 (bundled weights)",
         "image_size": args.image_size,
-        "head": f"linear, L2={full.l2}, class-balanced, standardized",
+        "head": f"linear, L2={full.l2}, class-balanced, standardized, self-trained on pool items predicted with"
+        f" p >= {PSEUDO_THRESHOLD}",
         "ceiling_accuracy": round(ceiling, 4),
         "default": DEFAULT,
         "embedding_seconds": round(embed_s, 1),

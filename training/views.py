@@ -20,7 +20,10 @@ STRATEGY_HELP = {
     "entropy": "Highest predictive entropy first.",
     "bald": "Most disagreement between MC-dropout samples (BALD).",
     "kcenter": "Images farthest from everything labeled (k-center coverage).",
-    "diverse_margin": "Most uncertain by margin, spread out over embedding clusters.",
+    "diverse_margin": (
+        "Typical images of clusters nobody has labeled until there are 10 labels per class; then the most "
+        "uncertain by margin, spread out over embedding clusters."
+    ),
 }
 
 
@@ -48,6 +51,7 @@ def _context(request: HttpRequest) -> dict:
         "active": selectors.model_version_active(project=project),
         "loop": selectors.loop_status(project=project),
         "strategy_help": STRATEGY_HELP.get(project.al_strategy, ""),
+        "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
     }
 

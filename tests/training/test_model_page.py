@@ -50,6 +50,8 @@ def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
     assert "<strong>active</strong>" in text
     assert "RuntimeError: &lt;boom&gt;" in text  # escaped
     assert project.al_strategy in text
+    assert "10 labels per class" in text  # what the default strategy does, and when it switches
+    assert "at least 70 % confidence" in text  # the head's self-training, as the worker applies it
 
 
 def test_the_live_fragment_polls_only_while_a_run_is_in_flight(project, member_of):

@@ -1,5 +1,6 @@
 """Heads on cached embeddings: a standardized, L2-regularized, class-balanced linear classifier (full-batch
-L-BFGS), plus MC-dropout sampling for BALD. Foldable into the backbone's own classifier layer."""
+L-BFGS), optionally self-trained on the unlabeled pool, plus MC-dropout sampling for BALD. Foldable into the
+backbone's own classifier layer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from training.ml.config import PSEUDO_THRESHOLD
 
 # Mean-loss L2 strength on standardized features. Measured on CIFAR-10 / Lite0 128 px embeddings (2,000 test
 # images): 0.1-0.3 is best or within noise of best from 20 to 10,000 labels (1e-4 loses 2-7 points at >= 1k).
@@ -47,6 +50,7 @@ class HeadFit:
     l2: float
     cv_scores: dict[float, float]  # l2 -> mean held-out accuracy (empty when not cross-validated)
     multi_label: bool
+    pseudo_labeled: int = 0  # unlabeled items the final fit also learned from (self-training)
 
 
 def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +120,17 @@ def fit_head(
     seed: int = 0,
     folds: int = 3,
     cv: bool = False,
+    unlabeled: np.ndarray | None = None,
+    pseudo_threshold: float = PSEUDO_THRESHOLD,
 ) -> HeadFit:
     """Train the linear head. `l2` None: DEFAULT_L2, or with `cv` the best of L2_GRID by stratified k-fold CV
-    (balanced accuracy) when there are enough labels (>= 2 per fold per class on average)."""
+    (balanced accuracy) when there are enough labels (>= 2 per fold per class on average).
+
+    `unlabeled` (single-label only): features of the unlabeled pool for one round of self-training. The head
+    fitted on the labels predicts the pool; items predicted with confidence >= `pseudo_threshold` are added
+    with their predicted class and the head is fitted again on both (class-balanced over the union). With few
+    labels this is worth several points of accuracy on CIFAR-10, and it makes margin sampling's picks count
+    for more (see bench/active_learning.py)."""
     torch.manual_seed(seed)
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     if len(x) == 0:
@@ -147,10 +159,19 @@ def fit_head(
             # Among near-ties prefer the stronger regularization (generalizes better to the next round's pool).
             l2 = max(c for c, s in cv_scores.items() if s >= best - 0.005)
     w, b = _fit(z, y, num_classes, float(l2), multi_label)
+    pseudo = 0
+    if unlabeled is not None and len(unlabeled) and not multi_label:
+        zu = (torch.as_tensor(np.asarray(unlabeled, dtype=np.float32)) - head.mean) / head.std
+        with torch.no_grad():
+            conf, guess = torch.softmax(zu @ w.T + b, dim=1).max(dim=1)
+        keep = conf >= pseudo_threshold
+        pseudo = int(keep.sum())
+        if pseudo:
+            w, b = _fit(torch.cat([z, zu[keep]]), torch.cat([y, guess[keep]]), num_classes, float(l2), multi_label)
     with torch.no_grad():
         head.linear.weight.copy_(w)
         head.linear.bias.copy_(b)
-    return HeadFit(head=head, l2=float(l2), cv_scores=cv_scores, multi_label=multi_label)
+    return HeadFit(head=head, l2=float(l2), cv_scores=cv_scores, multi_label=multi_label, pseudo_labeled=pseudo)
 
 
 def activation(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:

@@ -162,9 +162,18 @@ def run_round(
         lab_emb = store.get([r[0] for r in labeled], cfg)
         pool_emb = store.get(pool_ids.tolist(), cfg)
         stats = feature_stats(np.concatenate([lab_emb, pool_emb]) if len(pool_emb) else lab_emb)
-        fit = fit_head(lab_emb, labels, c, multi_label=cfg.multi_label, l2=cfg.head_l2, stats=stats, seed=cfg.seed)
+        fit = fit_head(
+            lab_emb,
+            labels,
+            c,
+            multi_label=cfg.multi_label,
+            l2=cfg.head_l2,
+            stats=stats,
+            seed=cfg.seed,
+            unlabeled=pool_emb if cfg.self_training else None,
+        )
         head = fit.head
-        info = {"train_size": len(labeled), "val_size": 0, "head_l2": fit.l2}
+        info = {"train_size": len(labeled), "val_size": 0, "head_l2": fit.l2, "pseudo_labeled": fit.pseudo_labeled}
         backbone = create_backbone(cfg.backbone, cfg.weights)
         state = head_model_state(backbone, head, cfg.backbone)
         dcfg = data_config(backbone)

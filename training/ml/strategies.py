@@ -9,6 +9,13 @@ import numpy as np
 
 EPS = 1e-12
 BASE_SCORES = ("least_confidence", "margin", "entropy")
+# The default strategy picks by typicality (TypiClust) until there are this many labels per class, then by
+# diverse margin: with a handful of labels per class the model's uncertainty is mostly noise, while covering
+# the dense regions of the embedding space is not (bench/active_learning.py: +3 points of accuracy at 100
+# labels on CIFAR-10; switching at 20 per class was worse than at 10).
+TYPICAL_LABELS_PER_CLASS = 10
+# k-means above this many clusters costs more than the low-budget phase is worth; the phase is skipped.
+TYPICAL_MAX_CLUSTERS = 1000
 
 
 def _as_np(x) -> np.ndarray:
@@ -234,6 +241,42 @@ def cold_start(embeddings, batch_size: int, *, seed: int = 0, max_fit: int = 200
     return np.lexsort((-typ, -sizes[assign], rank_in_cluster)).astype(np.int64)
 
 
+def typiclust(embeddings, labeled_embeddings, batch_size: int, *, seed: int = 0) -> np.ndarray:
+    """TypiClust for a project that has some labels: k-means over pool + labeled items into
+    len(labeled) + batch_size clusters; from each cluster holding no labeled item, the pool's most typical
+    member, biggest clusters first. Fills up with the most typical remaining items when fewer clusters are free.
+    Returns `batch_size` pool indices in selection order."""
+    x = _normalize(_as_np(embeddings))
+    n = len(x)
+    b = min(int(batch_size), n)
+    if b <= 0:
+        return np.zeros(0, dtype=np.int64)
+    lab = (
+        _normalize(_as_np(labeled_embeddings))
+        if labeled_embeddings is not None and len(labeled_embeddings)
+        else np.zeros((0, x.shape[1]), dtype=np.float32)
+    )
+    both = np.concatenate([x, lab]) if len(lab) else x
+    k = min(len(lab) + b, len(both))
+    _, assign = kmeans(both, k, seed=seed, iters=10)
+    covered = set(assign[n:].tolist())
+    pool_assign = assign[:n]
+    sizes = np.bincount(assign, minlength=k)
+    picks: list[int] = []
+    typ = np.zeros(n)
+    for j in np.argsort(-sizes, kind="stable"):
+        members = np.nonzero(pool_assign == j)[0]
+        if not len(members):
+            continue
+        typ[members] = typicality(x[members])
+        if j not in covered and len(picks) < b:
+            picks.append(int(members[np.argmax(typ[members])]))
+    if len(picks) < b:
+        taken = set(picks)
+        picks += [int(i) for i in np.argsort(-typ, kind="stable") if int(i) not in taken][: b - len(picks)]
+    return np.asarray(picks[:b], dtype=np.int64)
+
+
 def reduce_dim(pool: np.ndarray, labeled: np.ndarray | None, dim: int = 128, seed: int = 0):
     """Normalize, then project to `dim` dimensions with a fixed Gaussian random projection so k-means and
     k-center stay cheap on big pools. Johnson-Lindenstrauss: distances survive within a few percent; a PCA
@@ -294,7 +337,12 @@ def rank_pool(
     if strategy == "kcenter":
         batch = kcenter_greedy(emb, lab, b, normalize=False)
     elif strategy == "diverse_margin":
-        batch = diverse_margin(probs, emb, lab, b, seed=seed, multi_label=multi_label)
+        n_lab = 0 if lab is None else len(lab)
+        classes = _as_np(probs).shape[1]
+        if n_lab < TYPICAL_LABELS_PER_CLASS * classes and n_lab + b <= TYPICAL_MAX_CLUSTERS:
+            batch = typiclust(emb, lab, b, seed=seed)  # low budget: typical and uncovered beats uncertain
+        else:
+            batch = diverse_margin(probs, emb, lab, b, seed=seed, multi_label=multi_label)
     else:
         batch = np.argsort(-scores, kind="stable")[:b]
     rest_order = np.argsort(-scores, kind="stable")

@@ -32,6 +32,13 @@ logger = logging.getLogger(__name__)
 PREDICTION_BATCH = 1000
 
 
+def head_pseudo_threshold() -> float:
+    """The confidence above which a head-mode round also learns from a pool item's predicted class."""
+    from training.ml.config import PSEUDO_THRESHOLD
+
+    return PSEUDO_THRESHOLD
+
+
 def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int = 0):
     """The RoundConfig for a project's settings. LABELLOOP_ROUND_OVERRIDES (JSON) may tune any field."""
     from training.ml.config import RoundConfig

@@ -37,6 +37,7 @@ def test_head_round_trains_evaluates_and_ranks_every_pool_item(digits, tmp_path)
     assert m["accuracy"] >= 0.75  # digits 0/1/7 are easy for ImageNet features even from 15 labels
     assert set(m["per_class"]) == set(CLASSES)
     assert m["train_size"] == 15
+    assert 0 < m["pseudo_labeled"] <= m["pool_size"]  # the head also learned from pool items it is sure of
     assert {"embed", "train", "evaluate", "score"} <= {s for s, _ in stages}
     fractions = [f for _, f in stages]
     assert fractions == sorted(fractions)

@@ -113,3 +113,33 @@ def test_rank_pool_without_a_model_is_a_cold_start():
     prio = st.rank_pool("diverse_margin", None, emb, None, 4)
     assert prio.shape == (40,)
     assert len(np.unique(prio)) == 40
+
+
+def _three_blobs(sizes=(30, 20, 10)):
+    rng = np.random.default_rng(0)
+    centers = np.array([[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]])
+    emb = np.concatenate([c + rng.normal(scale=0.5, size=(s, 3)) for c, s in zip(centers, sizes, strict=True)])
+    return emb, np.repeat([0, 1, 2], sizes), centers
+
+
+def test_typiclust_takes_typical_items_of_the_clusters_without_labels():
+    emb, owner, centers = _three_blobs()
+    labeled = centers[:1] + 0.1  # blob 0 already has a label
+    batch = st.typiclust(emb, labeled, 2, seed=0)
+    assert owner[batch].tolist() == [1, 2]  # the uncovered blobs, bigger first
+    for i in batch:
+        members = emb[owner == owner[i]]
+        spread = np.linalg.norm(members - members.mean(0), axis=1)
+        assert np.linalg.norm(emb[i] - members.mean(0)) <= np.median(spread)
+
+
+def test_default_strategy_picks_by_typicality_until_ten_labels_per_class_then_by_margin():
+    emb, owner, centers = _three_blobs()
+    probs = np.tile([0.9, 0.05, 0.05], (len(emb), 1))
+    probs[owner == 0] = [0.34, 0.33, 0.33]  # the model is unsure about blob 0 only
+    few = centers[:1]  # one label, in blob 0: below 10 per class
+    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, few, 2, seed=0))[:2]
+    assert sorted(owner[top].tolist()) == [1, 2]
+    enough = np.repeat(centers[:1], 10 * 3, axis=0)
+    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, enough, 2, seed=0))[:2]
+    assert owner[top[0]] == 0  # now the uncertain blob comes first

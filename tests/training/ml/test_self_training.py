@@ -1,0 +1,56 @@
+"""The head's self-training on the unlabeled pool (fit_head(unlabeled=...))."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
+
+
+def _tilted_problem():
+    """Two tall blobs split by x = 0; the four labels sit at the blobs' top and bottom ends, so a head that
+    sees only them tilts its boundary. The pool's confident items straighten it."""
+    rng = np.random.default_rng(0)
+    n = 400
+    pool = np.concatenate([rng.normal([-3, 0], [1, 4], size=(n, 2)), rng.normal([3, 0], [1, 4], size=(n, 2))]).astype(
+        np.float32
+    )
+    truth = np.repeat([0, 1], n)
+    labeled = np.array([[-3, 5], [-2.5, 4], [3, -5], [2.5, -4]], dtype=np.float32)
+    labels = [[0], [0], [1], [1]]
+    return pool, truth, labeled, labels, feature_stats(np.concatenate([labeled, pool]))
+
+
+def test_self_training_on_the_pool_corrects_a_head_fitted_on_few_labels():
+    pool, truth, labeled, labels, stats = _tilted_problem()
+    alone = fit_head(labeled, labels, 2, stats=stats)
+    trained = fit_head(labeled, labels, 2, stats=stats, unlabeled=pool)
+    acc_alone = (predict_head(alone.head, pool).argmax(1) == truth).mean()
+    acc_trained = (predict_head(trained.head, pool).argmax(1) == truth).mean()
+    assert alone.pseudo_labeled == 0
+    assert acc_trained >= acc_alone + 0.01, (acc_alone, acc_trained)
+
+
+def test_pseudo_labels_are_exactly_the_pool_items_the_first_fit_is_sure_of():
+    pool, _, labeled, labels, stats = _tilted_problem()
+    first = fit_head(labeled, labels, 2, stats=stats)
+    sure = int((predict_head(first.head, pool).max(1) >= PSEUDO_THRESHOLD).sum())
+    assert 0 < sure < len(pool)
+    assert fit_head(labeled, labels, 2, stats=stats, unlabeled=pool).pseudo_labeled == sure
+    stricter = fit_head(labeled, labels, 2, stats=stats, unlabeled=pool, pseudo_threshold=0.95)
+    assert stricter.pseudo_labeled < sure
+
+
+def test_no_confident_pool_item_means_the_plain_fit():
+    pool, _, labeled, labels, stats = _tilted_problem()
+    plain = fit_head(labeled, labels, 2, stats=stats)
+    none_sure = fit_head(labeled, labels, 2, stats=stats, unlabeled=pool, pseudo_threshold=1.01)
+    assert none_sure.pseudo_labeled == 0
+    assert torch.equal(plain.head.linear.weight, none_sure.head.linear.weight)
+
+
+def test_multi_label_heads_do_not_self_train():
+    pool, _, labeled, _, stats = _tilted_problem()
+    fit = fit_head(labeled, [[0], [0, 1], [1], [1]], 2, multi_label=True, stats=stats, unlabeled=pool)
+    assert fit.pseudo_labeled == 0
