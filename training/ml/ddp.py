@@ -7,9 +7,15 @@ a fine-tune round with `ddp_finetune` on every rank, then rank 0 alone evaluates
 Every rank sees 1/world of each global batch of `cfg.batch_size` images; DDP averages the gradients, so N ranks
 take the same optimizer steps as one process with the whole batch (tests/deploy/test_ddp.py checks this against
 a single process). BatchNorm: SyncBatchNorm on CUDA, frozen running statistics on CPU (gloo has no
-SyncBatchNorm), so batch statistics never depend on how a batch was split. No class-balanced sampling and no
-validation split here (a DistributedSampler shuffles uniformly; every labeled image trains, for cfg.epochs);
-otherwise the recipe of `train.finetune`: AdamW, warmup + cosine, label smoothing, AMP on CUDA.
+SyncBatchNorm), so batch statistics never depend on how a batch was split.
+
+The recipe of `train.finetune`: the same stratified validation split (`split_train_val`), class-balanced sampling
+of the training part (single-label; multi-label shuffles uniformly), AdamW, warmup + cosine, label smoothing, AMP
+on CUDA, and early stopping on the validation score with the best weights restored. Sampling: every rank draws
+the same global index sequence each epoch (`DistributedWeightedSampler`) and takes its positions of it, so the
+ranks' k-th batches together are the k-th global batch of one process. Validation: each rank scores its slice of
+the validation set and the sums are all-reduced, so every rank computes the same score and stops at the same
+epoch (a rank leaving the loop alone would deadlock the others' collectives).
 """
 
 from __future__ import annotations
@@ -17,21 +23,23 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_model, data_config, to_channels_last
-from training.ml.train import optimizer_setup
+from training.ml.train import optimizer_setup, split_train_val
 
 BN_MODES = ("auto", "sync", "frozen", "batch")
 
@@ -70,6 +78,81 @@ def _resolve_bn(bn: str, world: int, device: str) -> str:
     return bn
 
 
+def balanced_weights(labels: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Sampling weight of each item: 1 / the number of items sharing its first label (train._balanced_sampler's)."""
+    first = np.array([ls[0] if len(ls) else -1 for ls in labels])
+    _, inverse, counts = np.unique(first, return_inverse=True, return_counts=True)
+    return torch.as_tensor(1.0 / counts[inverse], dtype=torch.double)
+
+
+class DistributedWeightedSampler(Sampler[int]):
+    """Weighted sampling with replacement, split over ranks like DistributedSampler.
+
+    Each epoch every rank draws the same global sequence of len(weights) indices (a generator seeded with
+    seed + epoch), cuts it to a multiple of the world size (drop_last: every rank gets as many) and takes positions
+    rank, rank + world, ... With a per-rank batch of global_batch / world, the ranks' k-th batches together are
+    positions [k * global_batch, (k + 1) * global_batch) of the global sequence: the k-th batch of one process.
+    Call set_epoch before each epoch.
+    """
+
+    def __init__(self, weights: torch.Tensor, *, num_replicas: int, rank: int, seed: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside a world of {num_replicas}")
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
+        self.num_replicas, self.rank, self.seed, self.epoch = num_replicas, rank, seed, 0
+        self.total = len(self.weights) - len(self.weights) % num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_indices(self) -> torch.Tensor:
+        """This epoch's sequence before the split over ranks (the same on every rank)."""
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        idx = torch.multinomial(self.weights, num_samples=len(self.weights), replacement=True, generator=g)
+        return idx[: self.total]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.global_indices()[self.rank :: self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self.total // self.num_replicas
+
+
+@torch.inference_mode()
+def _validation_sums(model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool) -> torch.Tensor:
+    """[correct, loss sum, count] over this rank's validation slice, float64 (train._validate's terms)."""
+    model.eval()
+    correct, loss_sum, total = 0, 0.0, 0
+    for x, y in loader:
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        y = y.to(device)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            logits = model(x).float()
+        if multi_label:
+            loss_sum += float(F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum"))
+            correct += int(((logits > 0) == (y > 0.5)).all(1).sum())
+        else:
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+        total += len(x)
+    return torch.tensor([float(correct), loss_sum, float(total)], dtype=torch.float64)
+
+
+def _val_record(sums: torch.Tensor) -> dict[str, float]:
+    correct, loss_sum, total = (float(v) for v in sums)
+    acc, loss = correct / max(total, 1.0), loss_sum / max(total, 1.0)
+    # As train._validate: accuracy decides, loss breaks ties.
+    return {"val_acc": acc, "val_loss": loss, "val_score": acc - 1e-3 * loss}
+
+
+def _all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    if d.world == 1:
+        return t
+    t = t.to(d.device)
+    dist.all_reduce(t)
+    return t.cpu()
+
+
 def _freeze_bn(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -89,18 +172,20 @@ def ddp_finetune(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Fine-tune `cfg.backbone` on (paths, labels) across the process group.
 
-    Returns (the unwrapped model in eval mode, info) on every rank. `cfg.batch_size` is the global batch; it is
-    capped at the labeled set and rounded down to a multiple of the world size (info["global_batch"]).
+    Returns (the unwrapped model in eval mode, with the best validation epoch's weights, info) on every rank.
+    `cfg.batch_size` is the global batch; it is capped at the training part of the labeled set and rounded down to
+    a multiple of the world size (info["global_batch"]).
     """
     d = dist_info or init_distributed(cfg.device)
     if len(paths) != len(labels):
         raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
-    # The global batch: at most the labeled set (a first round may have fewer images than cfg.batch_size),
+    tr_idx, val_idx = split_train_val(labels, cfg.val_fraction, cfg.seed)  # the same on every rank
+    # The global batch: at most the training set (a first round may have fewer images than cfg.batch_size),
     # rounded down to a multiple of the world size so every rank takes the same share.
-    batch = min(cfg.batch_size, len(paths))
+    batch = min(cfg.batch_size, len(tr_idx))
     batch -= batch % d.world
     if batch < d.world:
-        raise ValueError(f"{len(paths)} labeled images cannot fill one batch across {d.world} processes")
+        raise ValueError(f"{len(tr_idx)} training images cannot fill one batch across {d.world} processes")
     bn = _resolve_bn(bn, d.world, d.device)
     torch.manual_seed(cfg.seed)  # same initial classifier on every rank (DDP also broadcasts rank 0's)
     c = cfg.num_classes
@@ -113,18 +198,35 @@ def ddp_finetune(
     model = to_channels_last(model.to(d.device))
     targets = [([1.0 if k in set(ls) else 0.0 for k in range(c)] if cfg.multi_label else int(ls[0])) for ls in labels]
     dataset = ImageManifestDataset(
-        list(paths), targets, build_transform(dcfg, cfg.image_size, is_training=augment, crop_pct=cfg.crop_pct),
-        opener=opener,
+        [paths[i] for i in tr_idx], [targets[i] for i in tr_idx],
+        build_transform(dcfg, cfg.image_size, is_training=augment, crop_pct=cfg.crop_pct), opener=opener,
     )  # fmt: skip
-    # Same permutation on every rank (seed + epoch); rank r takes positions r, r + world, ... so the ranks'
-    # k-th batches together are exactly the k-th global batch of one process.
-    sampler = DistributedSampler(
-        dataset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed, drop_last=True
-    )  # fmt: skip
+    # Same global sequence on every rank (seed + epoch): class-balanced draws with replacement (single-label) or a
+    # uniform permutation (multi-label); rank r takes positions r, r + world, ... so the ranks' k-th batches
+    # together are exactly the k-th global batch of one process.
+    sampler: DistributedWeightedSampler | DistributedSampler
+    if cfg.multi_label:
+        sampler = DistributedSampler(
+            dataset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )  # fmt: skip
+    else:
+        sampler = DistributedWeightedSampler(
+            balanced_weights([labels[i] for i in tr_idx]), num_replicas=d.world, rank=d.rank, seed=cfg.seed
+        )  # fmt: skip
+    workers = cfg.resolved_num_workers()
     loader = make_loader(
-        dataset, batch_size=batch // d.world, sampler=sampler, num_workers=cfg.resolved_num_workers(),
-        device=d.device, drop_last=True, seed=cfg.seed,
+        dataset, batch_size=batch // d.world, sampler=sampler, num_workers=workers, device=d.device, drop_last=True,
+        seed=cfg.seed,
     )  # fmt: skip
+    # Each rank validates its slice; the sums are all-reduced, so the score and the stop are the same everywhere.
+    mine = val_idx[d.rank :: d.world]
+    val_loader = None
+    if len(val_idx):
+        val_ds = ImageManifestDataset(
+            [paths[i] for i in mine], [targets[i] for i in mine],
+            build_transform(dcfg, cfg.image_size, is_training=False, crop_pct=cfg.crop_pct), opener=opener,
+        )  # fmt: skip
+        val_loader = make_loader(val_ds, batch_size=cfg.score_batch_size, num_workers=workers, device=d.device)
     ddp = (
         DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.startswith("cuda") else None)
         if d.world > 1
@@ -132,6 +234,7 @@ def ddp_finetune(
     )
     opt, sched, scaler, use_amp = optimizer_setup(model, cfg, steps_per_epoch=len(loader), device=d.device)
     total = max(1, cfg.epochs * max(1, len(loader)))  # optimizer steps, for progress
+    best_state, best_score, bad_epochs = None, -float("inf"), 0
     history, step, started = [], 0, time.monotonic()
     for epoch in range(cfg.epochs):
         sampler.set_epoch(epoch)
@@ -158,19 +261,31 @@ def ddp_finetune(
             loss_sum += float(loss.detach()) * len(x)
             if progress and d.rank == 0:
                 progress(step / total)
-        epoch_loss = torch.tensor([loss_sum, float(seen)], dtype=torch.float64)
-        if d.world > 1:
-            epoch_loss = epoch_loss.to(d.device)
-            dist.all_reduce(epoch_loss)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(epoch_loss[0] / max(float(epoch_loss[1]), 1.0)),
-                "seconds": time.monotonic() - t0,
-            }
-        )
+        epoch_loss = _all_reduce_sum(torch.tensor([loss_sum, float(seen)], dtype=torch.float64), d)
+        record = {
+            "epoch": epoch,
+            "train_loss": float(epoch_loss[0] / max(float(epoch_loss[1]), 1.0)),
+            "seconds": time.monotonic() - t0,
+        }
+        if val_loader is not None:
+            # The unwrapped model: DDP's forward would broadcast buffers, a collective per batch, and the ranks'
+            # slices may hold different numbers of batches.
+            sums = _validation_sums(model, val_loader, d.device, cfg.multi_label, use_amp)
+            record.update(_val_record(_all_reduce_sum(sums, d)))
+            score = record["val_score"]
+            if score > best_score + 1e-4:
+                best_score, bad_epochs = score, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+        history.append(record)
+        if val_loader is not None and bad_epochs >= cfg.patience:
+            break  # on every rank at once: the score is the same everywhere
+    if best_state is not None:
+        model.load_state_dict(best_state)
     info = {
-        "train_size": len(paths),
+        "train_size": len(tr_idx),
+        "val_size": len(val_idx),
         "world_size": d.world,
         "global_batch": batch,
         "bn": bn,
@@ -179,6 +294,8 @@ def ddp_finetune(
         "seconds": time.monotonic() - started,
         "device": d.device,
     }
+    if history and val_loader is not None:
+        info["best_val_score"] = best_score
     return model.eval(), info
 
 
