@@ -12,6 +12,9 @@ from typing import Any
 # default strategy reached 95 % of the ceiling with 720 labels at 0.7, 820 at 0.6, 860 at 0.8; random sampling
 # gains about a point of AUC from it too.
 PSEUDO_THRESHOLD = 0.7
+# Two rounds (the second relabels the pool with the self-trained head) beat one by about half a point of AUC
+# for the default strategy and a third of a point for random sampling; each round is one more L-BFGS fit.
+PSEUDO_ROUNDS = 2
 
 STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "kcenter", "diverse_margin")
 MODES = ("head", "finetune")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.ml.config import PSEUDO_THRESHOLD
+from training.ml.config import PSEUDO_ROUNDS, PSEUDO_THRESHOLD
 
 # Mean-loss L2 strength on standardized features. Measured on CIFAR-10 / Lite0 128 px embeddings (2,000 test
 # images): 0.1-0.3 is best or within noise of best from 20 to 10,000 labels (1e-4 loses 2-7 points at >= 1k).
@@ -122,15 +122,16 @@ def fit_head(
     cv: bool = False,
     unlabeled: np.ndarray | None = None,
     pseudo_threshold: float = PSEUDO_THRESHOLD,
+    pseudo_rounds: int = PSEUDO_ROUNDS,
 ) -> HeadFit:
     """Train the linear head. `l2` None: DEFAULT_L2, or with `cv` the best of L2_GRID by stratified k-fold CV
     (balanced accuracy) when there are enough labels (>= 2 per fold per class on average).
 
-    `unlabeled` (single-label only): features of the unlabeled pool for one round of self-training. The head
-    fitted on the labels predicts the pool; items predicted with confidence >= `pseudo_threshold` are added
-    with their predicted class and the head is fitted again on both (class-balanced over the union). With few
-    labels this is worth several points of accuracy on CIFAR-10, and it makes margin sampling's picks count
-    for more (see bench/active_learning.py)."""
+    `unlabeled` (single-label only): features of the unlabeled pool for self-training. The head fitted on the
+    labels predicts the pool; items predicted with confidence >= `pseudo_threshold` are added with their
+    predicted class and the head is fitted again on both (class-balanced over the union); `pseudo_rounds`
+    times, each round relabeling the pool with the latest head. With few labels this is worth several points of
+    accuracy on CIFAR-10, and it makes margin sampling's picks count for more (see bench/active_learning.py)."""
     torch.manual_seed(seed)
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     if len(x) == 0:
@@ -162,11 +163,13 @@ def fit_head(
     pseudo = 0
     if unlabeled is not None and len(unlabeled) and not multi_label:
         zu = (torch.as_tensor(np.asarray(unlabeled, dtype=np.float32)) - head.mean) / head.std
-        with torch.no_grad():
-            conf, guess = torch.softmax(zu @ w.T + b, dim=1).max(dim=1)
-        keep = conf >= pseudo_threshold
-        pseudo = int(keep.sum())
-        if pseudo:
+        for _ in range(pseudo_rounds):
+            with torch.no_grad():
+                conf, guess = torch.softmax(zu @ w.T + b, dim=1).max(dim=1)
+            keep = conf >= pseudo_threshold
+            pseudo = int(keep.sum())
+            if not pseudo:
+                break
             w, b = _fit(torch.cat([z, zu[keep]]), torch.cat([y, guess[keep]]), num_classes, float(l2), multi_label)
     with torch.no_grad():
         head.linear.weight.copy_(w)

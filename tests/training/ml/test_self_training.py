@@ -37,9 +37,11 @@ def test_pseudo_labels_are_exactly_the_pool_items_the_first_fit_is_sure_of():
     first = fit_head(labeled, labels, 2, stats=stats)
     sure = int((predict_head(first.head, pool).max(1) >= PSEUDO_THRESHOLD).sum())
     assert 0 < sure < len(pool)
-    assert fit_head(labeled, labels, 2, stats=stats, unlabeled=pool).pseudo_labeled == sure
-    stricter = fit_head(labeled, labels, 2, stats=stats, unlabeled=pool, pseudo_threshold=0.95)
+    assert fit_head(labeled, labels, 2, stats=stats, unlabeled=pool, pseudo_rounds=1).pseudo_labeled == sure
+    stricter = fit_head(labeled, labels, 2, stats=stats, unlabeled=pool, pseudo_threshold=0.95, pseudo_rounds=1)
     assert stricter.pseudo_labeled < sure
+    # a second round relabels the pool with the self-trained head, which is sure of more of it
+    assert fit_head(labeled, labels, 2, stats=stats, unlabeled=pool, pseudo_rounds=2).pseudo_labeled > sure
 
 
 def test_no_confident_pool_item_means_the_plain_fit():
