@@ -22,7 +22,7 @@ STRATEGY_HELP = {
     "kcenter": "Images farthest from everything labeled (k-center coverage).",
     "diverse_margin": (
         "Typical images of clusters nobody has labeled until there are 10 labels per class; then the most "
-        "uncertain by margin, spread out over embedding clusters."
+        "uncertain by margin, never two near-duplicates in one batch."
     ),
 }
 

@@ -16,10 +16,12 @@ BASE_SCORES = ("least_confidence", "margin", "entropy")
 TYPICAL_LABELS_PER_CLASS = 10
 # k-means above this many clusters costs more than the low-budget phase is worth; the phase is skipped.
 TYPICAL_MAX_CLUSTERS = 1000
-# After that phase the default clusters the 3 x batch most uncertain items and takes one per cluster. With the
-# self-trained head, wider candidate sets (20x) cost 1 point of accuracy at 400-1,000 labels against plain
-# margin; 3x is level with margin and still never serves a batch of near-duplicates.
-DEFAULT_CANDIDATES_FACTOR = 3
+# After that phase the default takes the most uncertain items by margin, skipping any item this similar (cosine,
+# on the embeddings) to one already in the batch. With the self-trained head, spreading the batch by clustering
+# the 3x or 20x most uncertain items cost 0.5-1 point of accuracy at 400-1,000 labels against plain margin on
+# CIFAR-10 (bench/active_learning.py, 3 and 5 seeds); the similarity guard keeps what that clustering was for:
+# a pile of near-identical uncertain images costs one label, not twenty.
+NEAR_DUPLICATE_SIMILARITY = 0.95
 
 
 def _as_np(x) -> np.ndarray:
@@ -155,52 +157,37 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 15, weights: np.nd
 
 
 # ---- batch selection ------------------------------------------------------------------------------------------
-def diverse_margin(
+def margin_distinct(
     probs,
     embeddings,
-    labeled_embeddings,
     batch_size: int,
     *,
-    candidates_factor: int = 20,
-    seed: int = 0,
+    max_similarity: float = NEAR_DUPLICATE_SIMILARITY,
     multi_label: bool = False,
-    pick: str = "uncertain",
 ) -> np.ndarray:
-    """The default: the most uncertain candidates by margin, spread out so a batch is not near-duplicates.
-
-    Take the top `candidates_factor * batch_size` items by margin score (rank_pool's default passes
-    DEFAULT_CANDIDATES_FACTOR), cluster them (k-means on normalized embeddings, k = batch size) and serve the
-    most uncertain item of each cluster (`pick="central"`: the one nearest the cluster mean), biggest uncertain
-    mass first. A pile of near-identical uncertain images
-    becomes one cluster and costs one label, not ten.
-    Returns `batch_size` pool indices in selection order."""
+    """The most uncertain items by margin, in order, skipping any whose cosine similarity to an item already
+    taken for this batch is >= `max_similarity` (near-duplicates). Skipped items stay in the pool for later
+    batches. Returns `batch_size` pool indices in selection order (fewer only when the pool is all duplicates
+    of the batch, then topped up by score)."""
     scores = margin(probs, multi_label=multi_label)
     n = len(scores)
     b = min(int(batch_size), n)
     if b <= 0:
         return np.zeros(0, dtype=np.int64)
-    m = min(n, max(b, candidates_factor * b))
-    cand = np.argsort(-scores, kind="stable")[:m]
-    if m == b:
-        return cand
-    x = _normalize(_as_np(embeddings)[cand])
-    _, assign = kmeans(x, b, seed=seed, weights=scores[cand] + 1e-3)
-    picks, mass = [], []
-    for j in np.unique(assign):
-        members = np.nonzero(assign == j)[0]
-        if pick == "central":  # the member nearest its cluster's mean: typical, not an edge case
-            centre = x[members].mean(axis=0, keepdims=True)
-            best = members[np.argmin(_sq_dists(x[members], centre)[:, 0])]
-        else:
-            best = members[np.argmax(scores[cand[members]])]
-        picks.append(cand[best])
-        mass.append(scores[cand[members]].sum())
-    order = np.argsort(-np.asarray(mass), kind="stable")
-    picks = [picks[i] for i in order]
-    if len(picks) < b:  # fewer distinct clusters than slots (duplicates): top up by score, skipping the chosen
-        taken = set(picks)
-        picks += [c for c in cand if c not in taken][: b - len(picks)]
-    return np.asarray(picks[:b], dtype=np.int64)
+    x = _normalize(_as_np(embeddings))
+    order = np.argsort(-scores, kind="stable")
+    picks: list[int] = []
+    for start in range(0, n, 4 * b):
+        chunk = order[start : start + 4 * b]
+        for i in chunk:
+            if picks and float((x[picks] @ x[i]).max()) >= max_similarity:
+                continue
+            picks.append(int(i))
+            if len(picks) == b:
+                return np.asarray(picks, dtype=np.int64)
+    taken = set(picks)
+    picks += [int(i) for i in order if int(i) not in taken][: b - len(picks)]
+    return np.asarray(picks, dtype=np.int64)
 
 
 def typicality(x: np.ndarray, knn: int = 20) -> np.ndarray:
@@ -346,9 +333,7 @@ def rank_pool(
         if n_lab < TYPICAL_LABELS_PER_CLASS * classes and n_lab + b <= TYPICAL_MAX_CLUSTERS:
             batch = typiclust(emb, lab, b, seed=seed)  # low budget: typical and uncovered beats uncertain
         else:
-            batch = diverse_margin(
-                probs, emb, lab, b, seed=seed, multi_label=multi_label, candidates_factor=DEFAULT_CANDIDATES_FACTOR
-            )
+            batch = margin_distinct(probs, emb, b, multi_label=multi_label)
     else:
         batch = np.argsort(-scores, kind="stable")[:b]
     rest_order = np.argsort(-scores, kind="stable")

@@ -56,17 +56,28 @@ def test_kcenter_picks_the_point_farthest_from_the_labeled_set():
     assert st.kcenter_greedy(pool, labeled, 2, normalize=False).tolist() == [2, 3]
 
 
-def test_diverse_margin_does_not_fill_a_batch_with_duplicates():
+def test_margin_distinct_does_not_fill_a_batch_with_duplicates():
     rng = np.random.default_rng(0)
-    dup_emb = np.tile(rng.normal(size=(1, 8)), (10, 1))
+    dup_emb = np.tile(rng.normal(size=(1, 8)), (10, 1)) + rng.normal(scale=1e-3, size=(10, 8))
     spread_emb = rng.normal(size=(10, 8)) * 5
     emb = np.concatenate([dup_emb, spread_emb])
     probs = np.concatenate([np.tile([0.5, 0.5], (10, 1)), np.tile([0.6, 0.4], (10, 1))])  # duplicates most uncertain
-    batch = st.diverse_margin(probs, emb, None, 5, seed=0)
+    batch = st.margin_distinct(probs, emb, 5)
     assert len(set(batch.tolist())) == 5
-    assert sum(i < 10 for i in batch) <= 1
+    assert sum(i < 10 for i in batch) == 1  # one of the pile, then the next most uncertain distinct items
     # plain margin would have taken five of the duplicates
     assert all(i < 10 for i in np.argsort(-st.margin(probs), kind="stable")[:5])
+    # the default strategy, past its typicality phase, uses it
+    labeled = np.repeat(emb[10:11], 10 * 2, axis=0)
+    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, labeled, 5, seed=0))[:5]
+    assert sum(i < 10 for i in top) == 1
+
+
+def test_margin_distinct_follows_margin_order_when_nothing_is_similar():
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet([1, 1, 1], size=40)
+    emb = rng.normal(size=(40, 64))  # random directions: cosine similarity far below 0.95
+    assert st.margin_distinct(probs, emb, 7).tolist() == np.argsort(-st.margin(probs), kind="stable")[:7].tolist()
 
 
 def test_rank_pool_gives_every_item_a_priority_with_the_batch_on_top():
