@@ -218,7 +218,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement_and_rest
         assert len(loader.dataset) == 3  # the validation split, scored by this (only) rank
         return torch.tensor([float(next(correct)), 0.0, 10.0], dtype=torch.float64)
 
-    monkeypatch.setattr(ddp, "_validation_sums", scripted)
+    monkeypatch.setattr(ddp, "validation_sums", scripted)
     model, info = ddp.ddp_finetune(cfg, paths, labels, dist_info=ddp.Dist(**ONE), augment=False)
 
     assert info["epochs_run"] == len(info["history"]) == len(states) == 4 < cfg.epochs

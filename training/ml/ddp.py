@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -39,7 +38,13 @@ from torch.utils.data.distributed import DistributedSampler
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_model, data_config, to_channels_last
-from training.ml.train import optimizer_setup, split_train_val
+from training.ml.train import (
+    balanced_weights,
+    optimizer_setup,
+    split_train_val,
+    validation_record,
+    validation_sums,
+)
 
 BN_MODES = ("auto", "sync", "frozen", "batch")
 
@@ -78,13 +83,6 @@ def _resolve_bn(bn: str, world: int, device: str) -> str:
     return bn
 
 
-def balanced_weights(labels: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Sampling weight of each item: 1 / the number of items sharing its first label (train._balanced_sampler's)."""
-    first = np.array([ls[0] if len(ls) else -1 for ls in labels])
-    _, inverse, counts = np.unique(first, return_inverse=True, return_counts=True)
-    return torch.as_tensor(1.0 / counts[inverse], dtype=torch.double)
-
-
 class DistributedWeightedSampler(Sampler[int]):
     """Weighted sampling with replacement, split over ranks like DistributedSampler.
 
@@ -116,33 +114,6 @@ class DistributedWeightedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.total // self.num_replicas
-
-
-@torch.inference_mode()
-def _validation_sums(model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool) -> torch.Tensor:
-    """[correct, loss sum, count] over this rank's validation slice, float64 (train._validate's terms)."""
-    model.eval()
-    correct, loss_sum, total = 0, 0.0, 0
-    for x, y in loader:
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        y = y.to(device)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            logits = model(x).float()
-        if multi_label:
-            loss_sum += float(F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum"))
-            correct += int(((logits > 0) == (y > 0.5)).all(1).sum())
-        else:
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-        total += len(x)
-    return torch.tensor([float(correct), loss_sum, float(total)], dtype=torch.float64)
-
-
-def _val_record(sums: torch.Tensor) -> dict[str, float]:
-    correct, loss_sum, total = (float(v) for v in sums)
-    acc, loss = correct / max(total, 1.0), loss_sum / max(total, 1.0)
-    # As train._validate: accuracy decides, loss breaks ties.
-    return {"val_acc": acc, "val_loss": loss, "val_score": acc - 1e-3 * loss}
 
 
 def _all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
@@ -270,8 +241,8 @@ def ddp_finetune(
         if val_loader is not None:
             # The unwrapped model: DDP's forward would broadcast buffers, a collective per batch, and the ranks'
             # slices may hold different numbers of batches.
-            sums = _validation_sums(model, val_loader, d.device, cfg.multi_label, use_amp)
-            record.update(_val_record(_all_reduce_sum(sums, d)))
+            sums = validation_sums(model, val_loader, d.device, cfg.multi_label, use_amp)
+            record.update(validation_record(_all_reduce_sum(sums, d)))
             score = record["val_score"]
             if score > best_score + 1e-4:
                 best_score, bad_epochs = score, 0

@@ -64,12 +64,16 @@ def _target_tensor(labels: Sequence[Sequence[int]], num_classes: int, multi_labe
     return [int(ls[0]) for ls in labels]
 
 
-def _balanced_sampler(labels: Sequence[Sequence[int]], seed: int) -> WeightedRandomSampler:
+def balanced_weights(labels: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Sampling weight of each item: 1 / the number of items sharing its first label (class-balanced)."""
     first = np.array([ls[0] if len(ls) else -1 for ls in labels])
     _, inverse, counts = np.unique(first, return_inverse=True, return_counts=True)
-    weights = 1.0 / counts[inverse]
+    return torch.as_tensor(1.0 / counts[inverse], dtype=torch.double)
+
+
+def _balanced_sampler(labels: Sequence[Sequence[int]], seed: int) -> WeightedRandomSampler:
     return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
+        balanced_weights(labels),
         num_samples=len(labels),
         replacement=True,
         generator=torch.Generator().manual_seed(seed),
@@ -191,10 +195,10 @@ def finetune(
 
 
 @torch.inference_mode()
-def _validate(model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool) -> dict[str, float]:
+def validation_sums(model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool) -> torch.Tensor:
+    """[correct, loss sum, count] over `loader`, float64 (DDP ranks all-reduce these before validation_record)."""
     model.eval()
-    correct = total = 0
-    loss_sum = 0.0
+    correct, loss_sum, total = 0, 0.0, 0
     for x, y in loader:
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         y = y.to(device)
@@ -207,9 +211,18 @@ def _validate(model: nn.Module, loader, device: str, multi_label: bool, use_amp:
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
         total += len(x)
-    acc = correct / max(total, 1)
+    return torch.tensor([float(correct), loss_sum, float(total)], dtype=torch.float64)
+
+
+def validation_record(sums: torch.Tensor) -> dict[str, float]:
+    correct, loss_sum, total = (float(v) for v in sums)
+    acc, loss = correct / max(total, 1.0), loss_sum / max(total, 1.0)
     # Accuracy decides; loss breaks ties (tiny validation sets tie often).
-    return {"val_acc": acc, "val_loss": loss_sum / max(total, 1), "val_score": acc - 1e-3 * loss_sum / max(total, 1)}
+    return {"val_acc": acc, "val_loss": loss, "val_score": acc - 1e-3 * loss}
+
+
+def _validate(model: nn.Module, loader, device: str, multi_label: bool, use_amp: bool) -> dict[str, float]:
+    return validation_record(validation_sums(model, loader, device, multi_label, use_amp))
 
 
 @torch.inference_mode()
