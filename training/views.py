@@ -21,7 +21,7 @@ STRATEGY_HELP = {
     "bald": "Most disagreement between MC-dropout samples (BALD).",
     "kcenter": "Images farthest from everything labeled (k-center coverage).",
     "diverse_margin": (
-        "Typical images of clusters nobody has labeled until there are 10 labels per class; then the most "
+        "Typical images of clusters nobody has labeled until there are {per_class} labels per class; then the most "
         "uncertain by margin, never two near-duplicates in one batch."
     ),
 }
@@ -50,7 +50,9 @@ def _context(request: HttpRequest) -> dict:
         "versions": selectors.model_versions(project=project),
         "active": selectors.model_version_active(project=project),
         "loop": selectors.loop_status(project=project),
-        "strategy_help": STRATEGY_HELP.get(project.al_strategy, ""),
+        "strategy_help": STRATEGY_HELP.get(project.al_strategy, "").format(
+            per_class=services.default_strategy_typical_per_class()
+        ),
         "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
     }

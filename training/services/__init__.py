@@ -3,7 +3,13 @@
 `training.services` re-exports the public functions; the ML side is imported lazily inside them.
 """
 
-from training.services.rounds import head_pseudo_threshold, model_score_pool, predictions_write, round_config
+from training.services.rounds import (
+    default_strategy_typical_per_class,
+    head_pseudo_threshold,
+    model_score_pool,
+    predictions_write,
+    round_config,
+)
 from training.services.runs import (
     MODE_COLD_START,
     project_cache_dir,
@@ -20,6 +26,7 @@ __all__ = [
     "MODE_COLD_START",
     "class_order",
     "dataset_hash",
+    "default_strategy_typical_per_class",
     "head_pseudo_threshold",
     "item_local_path",
     "label_snapshot",

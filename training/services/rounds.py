@@ -39,6 +39,13 @@ def head_pseudo_threshold() -> float:
     return PSEUDO_THRESHOLD
 
 
+def default_strategy_typical_per_class() -> int:
+    """Labels per class below which the default strategy picks by typicality rather than by margin."""
+    from training.ml.strategies import TYPICAL_LABELS_PER_CLASS
+
+    return TYPICAL_LABELS_PER_CLASS
+
+
 def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int = 0):
     """The RoundConfig for a project's settings. LABELLOOP_ROUND_OVERRIDES (JSON) may tune any field."""
     from training.ml.config import RoundConfig
