@@ -92,6 +92,10 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--image-size", type=int, default=128)
+    ap.add_argument(
+        "--no-flip-average", dest="flip_average", action="store_false",
+        help="plain embeddings instead of the product default (each image averaged with its mirror)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     from training.ml.config import RoundConfig
@@ -102,7 +106,7 @@ def main() -> None:
     sel = subset(args.pool, len(paths), 12345)
     tpaths, tids, tlabels, _ = list_image_folder(args.data / "test", id_offset=TEST_ID_OFFSET)
     tsel = subset(args.test, len(tpaths), 54321)
-    cfg = RoundConfig(class_names=classes, image_size=args.image_size)
+    cfg = RoundConfig(class_names=classes, image_size=args.image_size, flip_average=args.flip_average)
     store = EmbeddingStore(args.cache)
     t = time.monotonic()
     all_ids = [int(i) for i in ids[sel]] + [int(i) for i in tids[tsel]]
@@ -141,6 +145,7 @@ def main() -> None:
         "seeds": args.seeds,
         "backbone": "tf_efficientnet_lite0 (bundled weights)",
         "image_size": args.image_size,
+        "flip_average": cfg.flip_average,
         "head": f"linear, L2={full.l2}, class-balanced, standardized, self-trained on pool items predicted with"
         f" p >= {PSEUDO_THRESHOLD}",
         "ceiling_accuracy": round(ceiling, 4),

@@ -27,6 +27,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: the product's auto)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--no-flip-average", dest="flip_average", action="store_false",
+        help="plain embeddings (the product default averages each image with its mirror: both sides then run "
+        "the doubled batch)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     import torch
@@ -34,15 +39,16 @@ def main() -> None:
     from training.ml.config import RoundConfig
     from training.ml.data import ImageManifestDataset, build_transform
     from training.ml.embeddings import EmbeddingStore
-    from training.ml.models import create_backbone, data_config, to_channels_last
+    from training.ml.models import create_backbone, data_config, flip_averaged, to_channels_last
 
     paths, ids, _, classes = list_image_folder(args.data)
     sel = subset(args.images, len(paths), 7)
     paths = [paths[i] for i in sel]
     ids = [int(i) for i in ids[sel]]
     cfg = RoundConfig(
-        image_size=args.image_size, score_batch_size=args.batch_size, num_workers=args.workers, class_names=classes
-    )
+        image_size=args.image_size, score_batch_size=args.batch_size, num_workers=args.workers, class_names=classes,
+        flip_average=args.flip_average,
+    )  # fmt: skip
     device = cfg.resolved_device()
     model = to_channels_last(create_backbone(cfg.backbone, cfg.weights).eval().to(device))
     transform = build_transform(data_config(model), cfg.image_size, is_training=False, crop_pct=cfg.crop_pct)
@@ -54,7 +60,7 @@ def main() -> None:
         with torch.inference_mode():
             for s in range(0, len(tensors), args.batch_size):
                 x = tensors[s : s + args.batch_size].to(device).contiguous(memory_format=torch.channels_last)
-                model(x).float().cpu()
+                (flip_averaged(model, x) if cfg.flip_average else model(x)).float().cpu()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         return len(tensors) / (time.perf_counter() - t)
@@ -77,6 +83,7 @@ def main() -> None:
         "images": len(ids),
         "image_size": args.image_size,
         "batch_size": args.batch_size,
+        "flip_average": cfg.flip_average,
         "workers": cfg.resolved_num_workers(),
         "device": device,
         "pipeline_img_per_s": round(max(pipe), 1),

@@ -39,6 +39,7 @@ class ProjectSettingsForm(forms.ModelForm):
             "backbone",
             "backbone_weights",
             "image_size",
+            "flip_average",
             "training_mode",
             "gpus",
             "preselect_suggestion",

@@ -35,6 +35,13 @@ class Project(models.Model):
     backbone = models.CharField(max_length=100, default="tf_efficientnet_lite0")
     backbone_weights = models.CharField(max_length=300, default="bundled")
     image_size = models.PositiveSmallIntegerField(default=128)
+    flip_average = models.BooleanField(
+        "Mirror-averaged embeddings",
+        default=True,
+        help_text="Embed each image together with its left-right mirror and average the two: better features for "
+        "the model in the loop (CIFAR-10 benchmark: +0.7 points of full-data accuracy) at twice the embedding time. "
+        "Turn it off when a mirrored image means something else (text, left/right classes).",
+    )
     training_mode = models.CharField(
         max_length=10, default="head", choices=[("head", "Head"), ("finetune", "Fine-tune")]
     )

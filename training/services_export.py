@@ -75,7 +75,8 @@ def version_class_names(version: ModelVersion) -> list[str]:
 
 
 def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The eval preprocessing of a checkpoint config, normalized: image_size, mean, std, interpolation, crop_pct."""
+    """The eval preprocessing of a checkpoint config, normalized: image_size, mean, std, interpolation, crop_pct,
+    flip_average (predictions are the mean over the image and its mirror)."""
     pre = dict(cfg.get("preprocessing") or {})
     for key in ("image_size", "mean", "std", "interpolation", "crop_pct"):
         if key not in pre and key in cfg:
@@ -91,6 +92,7 @@ def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:
         "std": [float(v) for v in pre["std"]],
         "interpolation": str(pre.get("interpolation") or "bicubic"),
         "crop_pct": float(pre.get("crop_pct") or 1.0),
+        "flip_average": bool(pre.get("flip_average", False)),
     }
 
 
@@ -224,6 +226,16 @@ def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_n
         f"scale to [0, 1]; normalize with mean {pre['mean']} and std {pre['std']}. "
         "This is timm's eval transform: `timm.data.create_transform(input_size=(3, S, S), interpolation=..., "
         "mean=..., std=..., crop_pct=..., is_training=False)`.",
+        *(
+            [
+                "",
+                "The model's output is the mean of its logits for the image and for the image mirrored left-right "
+                "(its head was trained on features averaged that way). `model.onnx` does this inside the graph; "
+                "with PyTorch, see below.",
+            ]
+            if pre.get("flip_average")
+            else []
+        ),
         "",
         "## Use",
         "",
@@ -234,7 +246,18 @@ def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_n
         "model = timm.create_model(cfg['architecture'], num_classes=len(cfg['class_names']))",
         "model.load_state_dict(load_file('model.safetensors'))",
         "model.eval()",
-        "probs = model(batch).softmax(-1)  # batch: N x 3 x S x S, preprocessed as above",
+        *(
+            [
+                "logits = (model(batch) + model(batch.flip(-1))) / 2  # batch: N x 3 x S x S, preprocessed as above",
+                "probs = logits.sigmoid()" if config.get("multi_label") else "probs = logits.softmax(-1)",
+            ]
+            if pre.get("flip_average")
+            else [
+                "probs = model(batch).sigmoid()  # batch: N x 3 x S x S, preprocessed as above"
+                if config.get("multi_label")
+                else "probs = model(batch).softmax(-1)  # batch: N x 3 x S x S, preprocessed as above"
+            ]
+        ),
         "```",
         "",
         f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, output "
@@ -254,7 +277,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     import onnxruntime as ort
     import torch
 
-    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, serving_model
 
     progress = progress or (lambda done, total, message="": None)
     source = checkpoint_dir(version)
@@ -262,7 +285,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         raise ModelExportError(f"checkpoint of v{version.number} is missing ({version.artifact_path})")
     progress(1, 5, "Loading checkpoint")
     model, cfg = load_checkpoint(source)
-    model = model.float().eval()
+    model = serving_model(model.float().eval(), cfg)  # the ONNX graph includes the mirror averaging
     class_names = list(cfg.get("class_names") or version_class_names(version))
     if version.class_ids and len(class_names) != len(version.class_ids):
         raise ModelExportError(f"checkpoint has {len(class_names)} classes, the version {len(version.class_ids)}")
@@ -418,7 +441,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     import torch
 
     from labeling.services.imports import ImportRejected, Limits, folder_entries, image_inspect, zip_entries
-    from training.ml.checkpoint import load_checkpoint
+    from training.ml.checkpoint import load_checkpoint, serving_model
     from training.ml.data import build_transform, load_image
 
     errors = job.errors
@@ -432,7 +455,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     total = len(entries)
     job_progress(job=job, done=0, total=total, message=f"Loading model v{version.number}")
     model, cfg = load_checkpoint(checkpoint_dir(version))
-    model = model.float().eval()
+    model = serving_model(model.float().eval(), cfg)
     class_names = list(cfg.get("class_names") or version_class_names(version))
     pre = preprocessing_of(cfg)
     transform = build_transform(

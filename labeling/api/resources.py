@@ -161,7 +161,7 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["id", "slug", "name", "task_type", "instructions", "annotations_per_item", "review_sample_rate",
                   "holdout_fraction", "al_strategy", "retrain_every", "min_labels_to_train", "backbone", "image_size",
-                  "training_mode", "created_at", "role", "capabilities"]  # fmt: skip
+                  "flip_average", "training_mode", "created_at", "role", "capabilities"]  # fmt: skip
 
     def _role(self, obj) -> str:
         roles = self.context.get("roles") or {}

@@ -19,10 +19,11 @@ def platform_probabilities(ckpt: Path, items) -> list[list[float]]:
     """Score items the way the platform does (its checkpoint loader, transform and decoder)."""
     import torch
 
-    from training.ml.checkpoint import load_checkpoint
+    from training.ml.checkpoint import load_checkpoint, serving_model
     from training.ml.data import build_transform, load_image
 
     model, cfg = load_checkpoint(ckpt)
+    model = serving_model(model, cfg)
     pre = cfg["preprocessing"]
     transform = build_transform(
         {"interpolation": pre["interpolation"], "mean": tuple(pre["mean"]), "std": tuple(pre["std"])},
@@ -35,7 +36,9 @@ def platform_probabilities(ckpt: Path, items) -> list[list[float]]:
         return model(batch).softmax(-1).tolist()
 
 
-def make_model_version(*, project, classes, items, number: int = 1, active: bool = True) -> ModelVersion:
+def make_model_version(
+    *, project, classes, items, number: int = 1, active: bool = True, flip_average: bool = False
+) -> ModelVersion:
     import timm
     import torch
 
@@ -47,8 +50,8 @@ def make_model_version(*, project, classes, items, number: int = 1, active: bool
     ckpt = save_checkpoint(
         Path(settings.LABELLOOP_DATA_ROOT) / relative,
         model.state_dict(),
-        {"architecture": ARCH, "class_names": [c.name for c in classes], "preprocessing": PREPROCESSING,
-         "metrics": METRICS},
+        {"architecture": ARCH, "class_names": [c.name for c in classes],
+         "preprocessing": {**PREPROCESSING, "flip_average": flip_average}, "metrics": METRICS},
     )  # fmt: skip
     version = ModelVersion.objects.create(
         project=project,

@@ -46,7 +46,8 @@ tf = transforms.Compose([
 ])
 batch = torch.stack([tf(Image.open(p).convert("RGB")) for p in images])
 with torch.inference_mode():
-    logits = model(batch)
+    # The model card's recipe: a head on mirror-averaged features averages the logits of the image and its mirror.
+    logits = (model(batch) + model(batch.flip(-1))) / 2 if pre.get("flip_average") else model(batch)
 session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
 onnx_logits = session.run(None, {"input": batch.numpy()})[0]
 print(json.dumps({"probs": logits.softmax(-1).tolist(), "onnx_diff": float(np.abs(onnx_logits - logits.numpy()).max()),
@@ -54,10 +55,15 @@ print(json.dumps({"probs": logits.softmax(-1).tolist(), "onnx_diff": float(np.ab
 """
 
 
+MIRRORING = pytest.mark.parametrize("trained", [False, True], indirect=True, ids=["plain", "mirror-averaged"])
+
+
 @pytest.fixture
-def trained(labeled_project_for_models):
+def trained(request, labeled_project_for_models):
+    """A version whose checkpoint is plain or (parametrized True) averages the image and its mirror."""
     project, classes, items = labeled_project_for_models
-    version = make_model_version(project=project, classes=classes, items=items)
+    flip = getattr(request, "param", False)
+    version = make_model_version(project=project, classes=classes, items=items, flip_average=flip)
     return project, classes, items, version
 
 
@@ -77,6 +83,7 @@ def unzip_export(path: Path, target: Path) -> Path:
     return target / names[0].split("/", 1)[0]
 
 
+@MIRRORING
 def test_exported_model_reproduces_the_platform_probabilities_with_timm_and_onnx(trained, tmp_path):
     project, _, items, version = trained
     out = tmp_path / "model.zip"
@@ -105,7 +112,8 @@ def test_exported_model_reproduces_the_platform_probabilities_with_timm_and_onnx
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
-def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained, tmp_path):
+@MIRRORING
+def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained, tmp_path, request):
     project, _, _, version = trained
     call_command("export_model", project.slug, "--version", "1", "--out", str(tmp_path), verbosity=0)
     (zip_path,) = tmp_path.glob("*.zip")
@@ -117,6 +125,11 @@ def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained
     config = json.loads((folder / "config.json").read_text())
     assert config["labelloop"]["dataset_hash"] == version.dataset_hash
     assert config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    # A mirror-averaged model says so, with the PyTorch recipe that reproduces it (ONNX does it in the graph).
+    mirrored = config["preprocessing"]["flip_average"]
+    assert mirrored is request.node.callspec.params["trained"]
+    assert ("mirrored left-right" in card) is mirrored
+    assert ("(model(batch) + model(batch.flip(-1))) / 2" in card) is mirrored
 
 
 def test_export_fails_clearly_without_a_model_or_checkpoint(trained, project_factory, tmp_path):
@@ -181,6 +194,43 @@ def test_batch_inference_on_a_zip_writes_predictions_and_reports_bad_files(train
         assert float(row["confidence"]) == pytest.approx(max(probs), abs=1e-6)
     # The uploaded zip is removed once the job is done.
     assert not (Path(settings.LABELLOOP_DATA_ROOT) / "inference" / str(job.pk)).exists()
+
+
+@MIRRORING
+def test_batch_inference_predicts_like_the_platform_for_mirror_averaged_models(trained, member_of, request):
+    # A version trained on mirror-averaged embeddings must be served that way: an image and its mirror then get
+    # the same probabilities, which the bare network does not give them.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image, ImageOps
+
+    project, *_ = trained
+    mirrored = request.node.callspec.params["trained"]
+    image = Image.new("RGB", (48, 48), (30, 30, 30))
+    for x in range(12, 40):
+        for y in range(6, 18):
+            image.putpixel((x, y), (240, 200, 20))  # an asymmetric bar: the mirror is another picture
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, picture in (("left.png", image.crop((0, 0, 48, 48))), ("right.png", ImageOps.mirror(image))):
+            data = io.BytesIO()
+            picture.save(data, "PNG")
+            zf.writestr(name, data.getvalue())
+    user = member_of(project, Role.ML_ENGINEER)
+    upload = SimpleUploadedFile("pair.zip", buffer.getvalue(), content_type="application/zip")
+    with transaction.atomic():
+        job = services_export.inference_start(project=project, user=user, upload=upload)
+    services_export.inference_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    handle, _ = export_job_file(job=job)
+    with handle:
+        rows = {r["file_name"]: r for r in csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8"))}
+    columns = [k for k in rows["left.png"] if k.startswith("p_")]
+    gap = max(abs(float(rows["left.png"][k]) - float(rows["right.png"][k])) for k in columns)
+    if mirrored:
+        assert gap < 1e-5
+    else:
+        assert gap > 1e-4
 
 
 def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(trained, member_of, settings, tmp_path):

@@ -94,3 +94,26 @@ def test_train_and_score_commands_fail_clearly(project):
     TrainingRun.objects.create(project=project, status=RunStatus.RUNNING)
     with pytest.raises(CommandError, match="already running"):
         call_command("train", project.slug, verbosity=0)
+
+
+def test_a_manager_turns_mirror_averaging_off_and_the_next_round_uses_plain_embeddings(project, member_of):
+    from labeling.forms import ProjectSettingsForm
+    from training.services.rounds import round_config
+    from training.services.snapshot import ClassOrder
+
+    assert project.flip_average  # new projects average each image with its mirror
+    manager = client_for(member_of(project, Role.MANAGER))
+    model_url = reverse("training:model", args=[project.slug])
+    assert "embeddings averaged with the mirrored image" in manager.get(model_url).content.decode()
+    settings_page = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
+    assert "Mirror-averaged embeddings" in settings_page
+
+    data = {k: v for k, v in ProjectSettingsForm(instance=project).initial.items() if v is not None}
+    data.pop("flip_average")  # an unticked checkbox is absent from the POST
+    response = manager.post(reverse("labeling:project_settings", args=[project.slug]), {**data, "action": "settings"})
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.flip_average is False
+    assert "plain embeddings (no mirror averaging)" in manager.get(model_url).content.decode()
+    classes = ClassOrder(ids=[1, 2], names=["cat", "dog"])
+    assert round_config(project=project, classes=classes, mode="head").flip_average is False

@@ -2,7 +2,9 @@
 
 Head-mode rounds are saved as the full `timm.create_model(arch, num_classes=C)` with the (standardization-
 folded) linear head copied into its classifier, so `timm.create_model` + `load_file` reproduces the
-platform's probabilities with no Labelloop code: that is what exports ship."""
+platform's probabilities with no Labelloop code: that is what exports ship. A head trained on mirror-averaged
+embeddings (`preprocessing.flip_average`) is reproduced by averaging the logits of the image and its mirror
+(`serving_model`; the exported ONNX graph includes it)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from training.ml.heads import LinearHead
+from training.ml.models import MirrorAveraged
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -93,6 +96,17 @@ def load_checkpoint(ckpt_dir: str | os.PathLike, *, drop_rate: float = 0.0) -> t
         raise ValueError(f"unsupported head type {head.get('type')!r} in {ckpt_dir}")
     model.load_state_dict(state, strict=True)
     return model.eval(), cfg
+
+
+def mirror_averaged(cfg: dict[str, Any]) -> bool:
+    """Whether a checkpoint's predictions average the image and its mirror (heads on flip-averaged embeddings)."""
+    return bool((cfg.get("preprocessing") or {}).get("flip_average", False))
+
+
+def serving_model(model: nn.Module, cfg: dict[str, Any]) -> nn.Module:
+    """The module that reproduces the platform's predictions for a checkpoint: the model itself, or the model
+    averaged over the image and its mirror when the checkpoint says so."""
+    return MirrorAveraged(model).eval() if mirror_averaged(cfg) else model
 
 
 def head_model_state(backbone: nn.Module, head: LinearHead, architecture: str) -> dict[str, torch.Tensor]:

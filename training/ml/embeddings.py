@@ -18,7 +18,7 @@ import torch
 
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
-from training.ml.models import create_backbone, data_config, to_channels_last
+from training.ml.models import create_backbone, data_config, flip_averaged, to_channels_last
 
 Progress = Callable[[int, int], None]
 
@@ -50,7 +50,10 @@ class EmbeddingStore:
         self.forward_batches = 0  # how many model forwards this store ran (tests count them)
 
     def folder(self, cfg: RoundConfig) -> Path:
-        return self.cache_dir / _safe(f"{cfg.backbone}__{weights_tag(cfg.weights)}__{cfg.image_size}")
+        name = f"{cfg.backbone}__{weights_tag(cfg.weights)}__{cfg.image_size}"
+        if cfg.flip_average:
+            name += "__flipavg"  # another feature space: never mixed with plain embeddings
+        return self.cache_dir / _safe(name)
 
     # ---- reading -------------------------------------------------------------------------------------------
     def _index(self, folder: Path) -> tuple[dict[int, tuple[int, int]], list[np.ndarray]]:
@@ -146,7 +149,7 @@ class EmbeddingStore:
             for x, idx in loader:
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    feats = backbone(x)
+                    feats = flip_averaged(backbone, x) if cfg.flip_average else backbone(x)
                 self.forward_batches += 1
                 buf_feats.append(feats.float().cpu().numpy())
                 buf_ids.append(todo_ids[idx.numpy()])

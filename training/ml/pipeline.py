@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from training.ml import strategies
-from training.ml.checkpoint import head_model_state, load_checkpoint, read_config, save_checkpoint
+from training.ml.checkpoint import head_model_state, load_checkpoint, mirror_averaged, read_config, save_checkpoint
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.embeddings import EmbeddingStore
@@ -234,6 +234,8 @@ def run_round(
             "interpolation": dcfg.get("interpolation", "bicubic"),
             "crop_pct": cfg.crop_pct,
             "resize": "shorter side to image_size / crop_pct, then center crop",
+            # A head on flip-averaged embeddings predicts the mean over the image and its mirror.
+            "flip_average": bool(cfg.flip_average and cfg.mode == "head"),
         },
         "head": {"type": "linear", "in_features": int(next(iter(_classifier_shape(state, c)))), "out_features": c},
         "metrics": {k: v for k, v in metrics.items() if k not in ("reliability",)},
@@ -358,6 +360,7 @@ def score_pool(
             "weights": ck.get("backbone_weights", cfg.weights),
             "image_size": ck["preprocessing"]["image_size"],
             "crop_pct": ck["preprocessing"].get("crop_pct", cfg.crop_pct),
+            "flip_average": mirror_averaged(ck),
             "class_names": ck["class_names"],
             "multi_label": ck.get("multi_label", False),
             "mode": ck.get("mode", "head"),

@@ -60,6 +60,7 @@ def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int 
         backbone=project.backbone,
         weights=project.backbone_weights,
         image_size=project.image_size,
+        flip_average=project.flip_average,
         mode="head" if mode == MODE_COLD_START else mode,
         multi_label=project.is_multi_label,
         strategy=project.al_strategy,

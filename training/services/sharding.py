@@ -164,6 +164,7 @@ def _feature_config(cfg, checkpoint):
             "weights": ck.get("backbone_weights", cfg.weights),
             "image_size": pre.get("image_size", cfg.image_size),
             "crop_pct": pre.get("crop_pct", cfg.crop_pct),
+            "flip_average": bool(pre.get("flip_average", False)),
             "class_names": ck["class_names"],
             "multi_label": ck.get("multi_label", False),
             "mode": ck.get("mode", "head"),

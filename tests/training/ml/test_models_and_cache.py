@@ -110,3 +110,37 @@ def test_folded_head_equals_standardized_head():
     w, b = head.folded()
     x = torch.randn(5, 2)
     torch.testing.assert_close(x @ w.T + b, head(x))
+
+
+def test_flip_averaged_embeddings_ignore_mirroring_and_live_in_their_own_feature_space(digits, tmp_path):
+    from PIL import Image, ImageOps
+
+    originals = [r[1] for r in digits[:3]]
+    mirrored = []
+    for n, path in enumerate(originals):
+        target = tmp_path / f"mirror-{n}.png"
+        ImageOps.mirror(Image.open(path).convert("RGB")).save(target)
+        mirrored.append(target)
+    ids = [1, 2, 3, 101, 102, 103]
+    paths = [*originals, *mirrored]
+    base = {"backbone": "resnet10t", "weights": "none", "image_size": 32, "num_workers": 0, "class_names": ["a"]}
+    averaged, plain = RoundConfig(**base), RoundConfig(**base, flip_average=False)
+    assert averaged.flip_average  # the default
+    torch.manual_seed(0)
+    backbone = models.create_backbone("resnet10t", "none")  # random weights: one instance for both spaces
+    store = EmbeddingStore(tmp_path / "cache")
+    assert store.compute(ids, paths, averaged, model=backbone) == 6
+    assert store.forward_batches == 1  # image and mirror go through one forward of the doubled batch
+    emb = store.get(ids, averaged)
+    # An image and its mirror get the same embedding (float16 shards: to about 1e-3 relative).
+    scale = np.abs(emb).max()
+    np.testing.assert_allclose(emb[:3], emb[3:], atol=2e-3 * scale)
+
+    # Plain embeddings are another folder, computed afresh, and they do tell an image from its mirror.
+    assert store.missing(ids, plain) == ids
+    assert store.folder(plain) != store.folder(averaged)
+    assert store.compute(ids, paths, plain, model=backbone) == 6
+    flat = store.get(ids, plain)
+    assert np.abs(flat[:3] - flat[3:]).max() > 0.01 * scale  # ten times the tolerance above
+    # The average is the mean of the plain embeddings of the image and of its mirror.
+    np.testing.assert_allclose(emb[:3], (flat[:3] + flat[3:]) / 2, atol=2e-3 * scale)

@@ -59,15 +59,44 @@ def test_head_round_trains_evaluates_and_ranks_every_pool_item(digits, tmp_path)
     dcfg = data_config(create_backbone("tf_efficientnet_lite0", "bundled"))
     ds = ImageManifestDataset([p for _, p in pool[:4]], None, build_transform(dcfg, 64, is_training=False))
     x = torch.stack([ds[i][0] for i in range(4)])
+    # The default embeds an image with its mirror: the checkpoint says so, and averaging the plain model's logits
+    # over the image and its mirror (the model card's recipe) reproduces the platform.
+    assert cfg_json["preprocessing"]["flip_average"] is True
     with torch.inference_mode():
-        probs = model(x).softmax(-1).numpy()
+        probs = ((model(x) + model(x.flip(-1))) / 2).softmax(-1).numpy()
+        unmirrored = model(x).softmax(-1).numpy()
     # cached embeddings are float16: agreement to a few 1e-3
     assert np.abs(probs - result.pool_probs[:4]).max() < 5e-3
+    assert np.abs(unmirrored - result.pool_probs[:4]).max() > 5e-3
 
     # Re-scoring with the saved checkpoint gives the same ranking inputs, from the cache (no new forwards).
     scored = score_pool(result.checkpoint_dir, pool, tmp_path / "cache", cfg)
     np.testing.assert_allclose(scored.pool_probs, result.pool_probs, atol=1e-5)
     assert scored.pool_priority.shape == (n,)
+
+
+def test_a_checkpoint_on_plain_embeddings_is_served_and_rescored_without_mirror_averaging(digits, tmp_path):
+    # Projects created before mirror averaging (and projects that turn it off) keep their feature space: the
+    # checkpoint records it, and re-scoring follows the checkpoint, not the caller's default.
+    labeled, _holdout, pool = split(digits)
+    plain = RoundConfig(image_size=64, num_workers=0, class_names=CLASSES, flip_average=False)
+    result = run_round(plain, labeled, [], pool, tmp_path / "cache", tmp_path / "ckpt")
+    cfg_json = json.loads((result.checkpoint_dir / "config.json").read_text())
+    assert cfg_json["preprocessing"]["flip_average"] is False
+    model = timm.create_model(cfg_json["architecture"], num_classes=cfg_json["num_classes"])
+    model.load_state_dict(load_file(str(result.checkpoint_dir / "model.safetensors")))
+    dcfg = data_config(create_backbone("tf_efficientnet_lite0", "bundled"))
+    ds = ImageManifestDataset([p for _, p in pool[:4]], None, build_transform(dcfg, 64, is_training=False))
+    x = torch.stack([ds[i][0] for i in range(4)])
+    with torch.inference_mode():
+        probs = model.eval()(x).softmax(-1).numpy()
+    assert np.abs(probs - result.pool_probs[:4]).max() < 5e-3
+
+    default = RoundConfig(image_size=64, num_workers=0, class_names=CLASSES)
+    assert default.flip_average
+    scored = score_pool(result.checkpoint_dir, pool, tmp_path / "cache", default)
+    np.testing.assert_allclose(scored.pool_probs, result.pool_probs, atol=1e-5)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tf_efficientnet_lite0__bundled__64"]
 
 
 def test_bald_round_uses_mc_dropout(digits, tmp_path):
