@@ -98,6 +98,8 @@ def main() -> None:
     )  # fmt: skip
     args = ap.parse_args()
 
+    from tqdm import tqdm
+
     from training.ml.config import RoundConfig
     from training.ml.embeddings import EmbeddingStore
     from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
@@ -111,7 +113,15 @@ def main() -> None:
     t = time.monotonic()
     all_ids = [int(i) for i in ids[sel]] + [int(i) for i in tids[tsel]]
     all_paths = [paths[i] for i in sel] + [tpaths[i] for i in tsel]
-    computed = store.compute(all_ids, all_paths, cfg)
+    bar = tqdm(total=0, desc="embeddings", unit="img", disable=not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    computed = store.compute(all_ids, all_paths, cfg, progress)
+    bar.close()
     embed_s = time.monotonic() - t
     x = store.get([int(i) for i in ids[sel]], cfg)
     xt = store.get([int(i) for i in tids[tsel]], cfg)
@@ -126,16 +136,24 @@ def main() -> None:
     points = schedule(20, 20, min(1000, args.max_labels), 200, args.max_labels)
     names = [s for s in args.strategies.split(",") if s]
     jobs = [(s, seed) for seed in range(args.seeds) for s in names]
+    sims = tqdm(total=len(jobs), desc="simulations (strategy x seed)", disable=not sys.stderr.isatty())
     if args.processes <= 1:
         _init(x, y, xt, yt, stats, 1)
-        runs = [simulate(s, seed, points) for s, seed in jobs]
+        runs = []
+        for s, seed in jobs:
+            runs.append(simulate(s, seed, points))
+            sims.update()
     else:
         # spawn, not fork: a forked child inherits the parent's OpenMP pool and crawls with > 1 thread.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
             args.processes, mp_context=ctx, initializer=_init, initargs=(x, y, xt, yt, stats, 1)
         ) as ex:
-            runs = list(ex.map(simulate, *zip(*jobs, strict=True), [points] * len(jobs)))
+            runs = []
+            for run in ex.map(simulate, *zip(*jobs, strict=True), [points] * len(jobs)):
+                runs.append(run)
+                sims.update()
+    sims.close()
 
     out = {
         "benchmark": "active_learning",
