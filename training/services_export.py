@@ -178,6 +178,7 @@ def model_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
 def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str]) -> str:
     metrics = version.metrics or {}
     pre = config["preprocessing"]
+    forward = "(model(batch) + model(batch.flip(-1))) / 2" if pre.get("flip_average") else "model(batch)"
     lines = [
         f"# {version.project.name} — model v{version.number}",
         "",
@@ -246,18 +247,8 @@ def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_n
         "model = timm.create_model(cfg['architecture'], num_classes=len(cfg['class_names']))",
         "model.load_state_dict(load_file('model.safetensors'))",
         "model.eval()",
-        *(
-            [
-                "logits = (model(batch) + model(batch.flip(-1))) / 2  # batch: N x 3 x S x S, preprocessed as above",
-                "probs = logits.sigmoid()" if config.get("multi_label") else "probs = logits.softmax(-1)",
-            ]
-            if pre.get("flip_average")
-            else [
-                "probs = model(batch).sigmoid()  # batch: N x 3 x S x S, preprocessed as above"
-                if config.get("multi_label")
-                else "probs = model(batch).softmax(-1)  # batch: N x 3 x S x S, preprocessed as above"
-            ]
-        ),
+        f"logits = {forward}  # batch: N x 3 x S x S, preprocessed as above",
+        f"probs = logits.{'sigmoid()' if config.get('multi_label') else 'softmax(-1)'}",
         "```",
         "",
         f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, output "

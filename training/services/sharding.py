@@ -152,7 +152,7 @@ def _rows(project: Project, ids: Sequence[int]) -> list[tuple[int, str]]:
 
 def _feature_config(cfg, checkpoint):
     """The checkpoint's feature space (backbone, weights, image size): where its cached embeddings live."""
-    from training.ml.checkpoint import read_config
+    from training.ml.checkpoint import mirror_averaged, read_config
     from training.ml.config import RoundConfig
 
     ck = read_config(checkpoint)
@@ -164,7 +164,7 @@ def _feature_config(cfg, checkpoint):
             "weights": ck.get("backbone_weights", cfg.weights),
             "image_size": pre.get("image_size", cfg.image_size),
             "crop_pct": pre.get("crop_pct", cfg.crop_pct),
-            "flip_average": bool(pre.get("flip_average", False)),
+            "flip_average": mirror_averaged(ck),
             "class_names": ck["class_names"],
             "multi_label": ck.get("multi_label", False),
             "mode": ck.get("mode", "head"),
