@@ -100,7 +100,7 @@ class ReviewContext:
     resolved_source: str
     gold: list[LabelClass]
     model_top: list[tuple[LabelClass, float]] = field(default_factory=list)
-    model_version: int | None = None
+    model_version: int | None = None  # the active version's number, whether or not it predicted this item
 
 
 def _given_labels(item: Item) -> list[GivenLabel]:
@@ -127,23 +127,30 @@ def _given_labels(item: Item) -> list[GivenLabel]:
 
 
 def model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[LabelClass, float]], int | None]:
-    """Top-k classes of the newest prediction for the item (the active version's if it has one)."""
+    """Top-k classes of the active model version's prediction for the item, and that version's number.
+
+    Only the active version counts: an older version's prediction is stale, so an item the active version has not
+    scored gets ([], its number) and the page says so. No active version (or no training app): ([], None).
+    """
     try:
+        version_model = apps.get_model("training", "ModelVersion")
         prediction_model = apps.get_model("training", "Prediction")
     except LookupError:
         return [], None
-    qs = prediction_model.objects.filter(item=item).select_related("model_version")
-    prediction = qs.filter(model_version__active=True).first() or qs.order_by("-created_at", "-id").first()
-    if prediction is None:
+    version = version_model.objects.filter(project_id=item.project_id, active=True).first()
+    if version is None:
         return [], None
-    class_ids = list(prediction.model_version.class_ids or [])
+    prediction = prediction_model.objects.filter(item=item, model_version=version).first()
+    if prediction is None:
+        return [], version.number
+    class_ids = list(version.class_ids or [])
     probs = list(prediction.probabilities or [])
     if len(class_ids) != len(probs):
-        return [], prediction.model_version.number
+        return [], version.number
     classes = LabelClass.objects.in_bulk(class_ids)
     ranked = sorted(zip(class_ids, probs, strict=True), key=lambda cp: -float(cp[1]))
     top = [(classes[c], float(p)) for c, p in ranked if c in classes][:k]
-    return top, prediction.model_version.number
+    return top, version.number
 
 
 def review_context(*, task: ReviewTask) -> ReviewContext:

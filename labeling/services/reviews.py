@@ -375,6 +375,21 @@ def _imported_label_annotation(*, item: Item, reviewer) -> Annotation:
     return annotation
 
 
+def _refuse_correction_to_given(*, item: Item, annotation: Annotation | None, corrected: list[int]) -> None:
+    """A correction must change the label: the judged annotation's classes (or the imported label's) are refused."""
+    if annotation is not None:
+        given = set(annotation.classes.values_list("id", flat=True))
+    else:
+        through = ResolvedLabel.classes.through
+        given = set(through.objects.filter(resolvedlabel__item=item).values_list("labelclass_id", flat=True))
+    if given != set(corrected):
+        return
+    names = ", ".join(c.path for c in LabelClass.objects.filter(pk__in=corrected))
+    raise ValidationError(
+        f"{names} is already the given label: press Accept to confirm it, or choose a different class to correct it."
+    )
+
+
 def review_submit(
     *,
     task: ReviewTask,
@@ -389,7 +404,8 @@ def review_submit(
     correct: the reviewer's classes become the item's label; every open task of the item is closed.
     An item labeled only by import has no annotation to judge: the verdict is recorded on an annotation row in the
     reviewer's name that carries the imported classes. Raises ValidationError (nothing changes) for an unknown
-    verdict, bad classes, a closed task, or an item with neither a live annotation nor a label.
+    verdict, bad classes, a correction to the given label itself, a closed task, or an item with neither a live
+    annotation nor a label.
     """
     if verdict not in Verdict.values:
         raise ValidationError(f"Unknown verdict {verdict!r}: use accept, reject or correct.")
@@ -402,6 +418,8 @@ def review_submit(
             raise ValidationError("This review task is already closed.")
         item = Item.objects.select_for_update().select_related("project").get(pk=locked.item_id)
         annotation = task_annotation(locked)
+        if corrected:
+            _refuse_correction_to_given(item=item, annotation=annotation, corrected=corrected)
         if annotation is None:
             annotation = _imported_label_annotation(item=item, reviewer=reviewer)
         review = Review.objects.create(annotation=annotation, reviewer=reviewer, verdict=verdict, comment=comment)

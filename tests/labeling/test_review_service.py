@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from labeling.models import ItemState, LabelSource, ResolvedLabel, Review, ReviewTask, ReviewTaskReason, Role
-from labeling.selectors.quality import quality_report, review_task_next
+from labeling.selectors.quality import model_top_classes, quality_report, review_task_next
 from labeling.services.annotations import annotation_create
 from labeling.services.queue import item_claim_next
 from labeling.services.reviews import (
@@ -216,3 +216,57 @@ def test_agreement_figures_for_two_annotators(setup):
     assert report.fleiss_kappa is not None
     assert report.krippendorff_alpha is not None
     assert {r.username: r.peer_agreement for r in report.annotators} == {"ann": 0.75, "bob": 0.75}
+
+
+def test_a_correction_to_the_given_class_is_refused_and_changes_nothing(setup):
+    # Given: ann labeled the item "cat" and it is up for audit.
+    project, cat, dog, ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation = annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    task = ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE)
+
+    # When / then: a "correction" to cat is refused; nothing is recorded and the task stays open.
+    with pytest.raises(ValidationError, match="already the given label"):
+        review_submit(task=task, reviewer=rev, verdict="correct", corrected_class_ids=[cat.pk])
+    assert not Review.objects.exists()
+    task.refresh_from_db()
+    assert not task.done
+    assert ResolvedLabel.objects.get(item=item).source != LabelSource.REVIEW
+
+    # A real correction still goes through.
+    review_submit(task=task, reviewer=rev, verdict="correct", corrected_class_ids=[dog.pk])
+    assert resolved_classes(item) == {"dog"}
+
+
+def test_a_correction_to_an_imported_label_is_refused_too(setup):
+    # Given: an item labeled only by import (no annotation), sent to review by the model.
+    project, cat, _dog, _ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    resolved = ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT)
+    resolved.classes.set([cat])
+    task = ReviewTask.objects.create(project=project, item=item, reason=ReviewTaskReason.MODEL)
+
+    with pytest.raises(ValidationError, match="already the given label"):
+        review_submit(task=task, reviewer=rev, verdict="correct", corrected_class_ids=[cat.pk])
+
+    assert not Review.objects.exists()
+    assert item.annotations.count() == 0  # no reviewer annotation row left behind
+
+
+def test_model_top_classes_reads_only_the_active_version(setup):
+    # Given: v1 predicted the item, v2 is active and has not scored it yet.
+    project, cat, dog, _ann, _bob, _rev, item_factory = setup
+    item = item_factory(project=project)
+    v1 = ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", architecture="a", class_ids=[cat.pk, dog.pk]
+    )
+    ModelVersion.objects.create(
+        project=project, number=2, artifact_path="x", architecture="a", class_ids=[cat.pk, dog.pk], active=True
+    )
+    Prediction.objects.create(
+        item=item, model_version=v1, probabilities=[0.1, 0.9], predicted_class=dog, confidence=0.9, uncertainty=0.1
+    )
+
+    top, version = model_top_classes(item=item)
+
+    assert (top, version) == ([], 2)
