@@ -197,9 +197,23 @@ class Annotation(models.Model):
     # An undo row points at the annotation it withdraws.
     undoes = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="undone_by")
     seconds_spent = models.FloatField(default=0.0)
+    shown_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the item's image was shown to the annotator (as the client reports it; empty when it did not "
+        "say). A label may only apply to an image that was on screen when its key was pressed, so shown_at <= "
+        "created_at. A time up to a minute ahead of the server's clock (client clock skew) is "
+        "stored as the server's now; further ahead is rejected.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(shown_at__isnull=True) | Q(shown_at__lte=models.F("created_at")),
+                name="annotation_shown_before_created",
+            ),
+        ]
         indexes = [
             models.Index(fields=["item", "user"], name="annotation_item_user_idx"),
             models.Index(fields=["user", "created_at"], name="annotation_user_created_idx"),

@@ -132,6 +132,16 @@ class ItemNextApi(QueueApi):
         return Response(data)
 
 
+def _shown_at_field() -> serializers.DateTimeField:
+    return serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When the item's image appeared on screen (ISO 8601 with offset). Up to a minute ahead of the "
+        "server's clock is stored as the server's now; later is rejected (400).",
+    )
+
+
 def _call(fn, **kwargs):
     try:
         return fn(**kwargs)
@@ -150,6 +160,7 @@ class AnnotationCreateApi(QueueApi):
         item_id = serializers.IntegerField()
         class_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=1000)
         seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0)
+        shown_at = _shown_at_field()
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -168,6 +179,7 @@ class AnnotationCreateApi(QueueApi):
             user=request.user,
             class_ids=data.validated_data["class_ids"],
             seconds_spent=data.validated_data["seconds_spent"],
+            shown_at=data.validated_data["shown_at"],
         )
         out = {
             "id": annotation.pk,
@@ -183,6 +195,7 @@ class ItemSkipApi(QueueApi):
 
     class InputSerializer(serializers.Serializer):
         seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0)
+        shown_at = _shown_at_field()
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
@@ -194,7 +207,11 @@ class ItemSkipApi(QueueApi):
         data.is_valid(raise_exception=True)
         item = self._item_stub(item_id)
         annotation = _call(
-            annotation_skip, item=item, user=request.user, seconds_spent=data.validated_data["seconds_spent"]
+            annotation_skip,
+            item=item,
+            user=request.user,
+            seconds_spent=data.validated_data["seconds_spent"],
+            shown_at=data.validated_data["shown_at"],
         )
         return Response({"id": annotation.pk, "item_id": item.pk}, status=status.HTTP_201_CREATED)
 

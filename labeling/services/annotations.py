@@ -7,7 +7,7 @@ user's annotation any more (HTTP 409). Either way nothing changes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,6 +21,9 @@ from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
 
 MAX_SECONDS = 24 * 3600.0
+# How far ahead of the server's clock a client's shown_at may be (clock skew): such a time is stored as the
+# server's now, so shown_at <= created_at always holds; further ahead is bad input.
+SHOWN_AT_SKEW = timedelta(seconds=60)
 # Has this user a live label or a skip (not undone) on the item? Same rule as the queue's exclusion.
 ALREADY_ANNOTATED_SQL = f"SELECT 1 FROM labeling_item i WHERE i.id = %(item)s AND NOT {NOT_EXCLUDED_SQL}"
 
@@ -79,6 +82,19 @@ def _clean_seconds(seconds_spent: float | None) -> float:
     return min(value, MAX_SECONDS)
 
 
+def _clean_shown_at(shown_at: datetime | None, now: datetime) -> datetime | None:
+    """When the image was shown, as stored: aware, never after now (see SHOWN_AT_SKEW)."""
+    if shown_at is None:
+        return None
+    if not isinstance(shown_at, datetime):
+        raise ValidationError("shown_at must be a date and time.")
+    if timezone.is_naive(shown_at):
+        shown_at = timezone.make_aware(shown_at)
+    if shown_at > now + SHOWN_AT_SKEW:
+        raise ValidationError("shown_at is in the future: the image cannot have been shown yet.")
+    return min(shown_at, now)
+
+
 def _check_can_annotate(*, item: Item, user, now) -> None:
     """Raise LabelingConflict unless this user may add an annotation (or skip) to the locked item now."""
     project = item.project
@@ -124,11 +140,15 @@ def _check_classes(*, item: Item, ids: list[int]) -> None:
     raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
 
 
-def annotation_create(*, item: Item, user, class_ids: Iterable[int], seconds_spent: float = 0.0) -> Annotation:
+def annotation_create(
+    *, item: Item, user, class_ids: Iterable[int], seconds_spent: float = 0.0, shown_at: datetime | None = None
+) -> Annotation:
     """Record the user's label for the item, release their lease, recompute the resolved label.
 
     The user must hold the item's lease, or the item must still need annotations, not be annotated
     by them and not be reserved by someone else's lease. `item` may be a stub (see _lock_item).
+    `shown_at`: when the item's image appeared on the user's screen (see _clean_shown_at); a label
+    of an item the user had skipped before is an ordinary label.
     """
     seconds = _clean_seconds(seconds_spent)
     project = item.project
@@ -137,8 +157,9 @@ def annotation_create(*, item: Item, user, class_ids: Iterable[int], seconds_spe
         locked = _lock_item(item, ids)
         _check_classes(item=locked, ids=ids)
         now = timezone.now()
+        shown = _clean_shown_at(shown_at, now)
         _check_can_annotate(item=locked, user=user, now=now)
-        annotation = Annotation.objects.create(item=locked, user=user, seconds_spent=seconds)
+        annotation = Annotation.objects.create(item=locked, user=user, seconds_spent=seconds, shown_at=shown)
         Annotation.classes.through.objects.bulk_create(
             [Annotation.classes.through(annotation_id=annotation.pk, labelclass_id=i) for i in ids]
         )
@@ -168,17 +189,21 @@ def _feed_review_queue(*, annotation: Annotation, item: Item) -> None:
         review_task_open(project=project, item=item, reason=ReviewTaskReason.SAMPLE, annotation=annotation)
 
 
-def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0) -> Annotation:
-    """Record that the user skipped the item (it stays in the queue for others) and release their lease.
+def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0, shown_at: datetime | None = None) -> Annotation:
+    """Record that the user skipped the item and release their lease.
 
-    `item` may be a stub (see _lock_item).
+    The item stays in the queue for others, and comes back to this user once the rest of their queue is
+    done (labeling.services.queue). `item` may be a stub (see _lock_item); `shown_at` as for annotation_create.
     """
     seconds = _clean_seconds(seconds_spent)
     with transaction.atomic():
         locked = _lock_item(item)
         now = timezone.now()
+        shown = _clean_shown_at(shown_at, now)
         _check_can_annotate(item=locked, user=user, now=now)
-        annotation = Annotation.objects.create(item=locked, user=user, skipped=True, seconds_spent=seconds)
+        annotation = Annotation.objects.create(
+            item=locked, user=user, skipped=True, seconds_spent=seconds, shown_at=shown
+        )
         _release(locked, user, now)
     _copy_back(item, locked)
     return annotation

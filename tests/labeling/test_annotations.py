@@ -337,3 +337,41 @@ def test_undoing_a_sampled_label_drops_its_review_task(setup, member_of):
     assert open_tasks(ReviewTaskReason.SAMPLE) == []
     relabeled = annotation_create(item=Item.objects.get(pk=item.pk), user=user, class_ids=[dog.pk])
     assert open_tasks(ReviewTaskReason.SAMPLE) == [(item.pk, relabeled.pk)]  # the new label is audited instead
+
+
+def test_labels_and_skips_record_when_their_image_was_shown(setup, member_of):
+    project, (cat, *_), [first, second] = setup(n=2)
+    user = member_of(project)
+    shown = timezone.now() - timedelta(seconds=4)
+    label = annotation_create(item=first, user=user, class_ids=[cat.pk], shown_at=shown)
+    skip = annotation_skip(item=second, user=user, shown_at=shown - timedelta(seconds=1))
+    assert Annotation.objects.get(pk=label.pk).shown_at == shown
+    assert Annotation.objects.get(pk=skip.pk).shown_at == shown - timedelta(seconds=1)
+    # The rule "a label applies only to an image that was on screen" is checkable on every row.
+    for row in Annotation.objects.all():
+        assert row.shown_at <= row.created_at
+
+
+def test_shown_at_slightly_ahead_is_clamped_and_far_ahead_is_refused(setup, member_of):
+    project, (cat, *_), [first, second] = setup(n=2)
+    user = member_of(project)
+    # A client clock a few seconds fast: stored as the server's now, never after the label itself.
+    label = annotation_create(
+        item=first, user=user, class_ids=[cat.pk], shown_at=timezone.now() + timedelta(seconds=20)
+    )
+    stored = Annotation.objects.get(pk=label.pk)
+    assert stored.shown_at <= stored.created_at
+    # An image "shown" ten minutes from now was never seen: bad input, nothing changes.
+    before = snapshot()
+    with pytest.raises(ValidationError):
+        annotation_skip(item=second, user=user, shown_at=timezone.now() + timedelta(minutes=10))
+    assert snapshot() == before
+
+
+def test_the_database_refuses_a_label_made_before_its_image_was_shown(setup, member_of):
+    from django.db import IntegrityError, transaction
+
+    project, _, [item] = setup()
+    user = member_of(project)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Annotation.objects.create(item=item, user=user, skipped=True, shown_at=timezone.now() + timedelta(hours=1))

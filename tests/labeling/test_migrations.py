@@ -27,3 +27,25 @@ def test_existing_projects_keep_plain_embeddings_and_new_ones_average_with_the_m
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_annotations_made_before_shown_at_existed_keep_an_empty_display_time():
+    before, after = [("labeling", "0005_project_flip_average")], [("labeling", "0006_annotation_shown_at")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        user = old.get_model("auth", "User").objects.create(username="old-annotator")
+        project = old.get_model("labeling", "Project").objects.create(name="Old", slug="old")
+        item = old.get_model("labeling", "Item").objects.create(
+            project=project, sha256="a" * 64, width=8, height=8, format="PNG", original_name="a.png"
+        )
+        old.get_model("labeling", "Annotation").objects.create(item=item, user=user, skipped=True)
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        annotation = executor.loader.project_state(after).apps.get_model("labeling", "Annotation")
+        # Nobody recorded when those images were shown: nothing is made up.
+        assert list(annotation.objects.values_list("shown_at", flat=True)) == [None]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

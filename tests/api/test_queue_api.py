@@ -1,0 +1,60 @@
+"""The queue API records when each image was shown, and lists and re-serves an annotator's skips."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from labeling.models import Annotation, Item, Role
+from tests.labeling.test_queue import bulk_items
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(project_factory, label_class_factory, member_of):
+    project = project_factory(slug="birds", holdout_fraction=0.0)
+    cat = label_class_factory(project=project, name="cat")
+    items = bulk_items(project, 3)
+    for item, priority in zip(items, (0.3, 0.2, 0.1), strict=True):
+        Item.objects.filter(pk=item.pk).update(priority=priority)
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    client = APIClient()
+    client.force_authenticate(annotator)
+    return {"project": project, "cat": cat, "items": items, "annotator": annotator, "api": client}
+
+
+def test_label_and_skip_store_the_shown_at_the_client_sends(world):
+    api, base = world["api"], "/api/projects/birds"
+    shown = timezone.now() - timedelta(seconds=3)
+    first = api.get(f"{base}/next/").json()["item"]["id"]
+    created = api.post(
+        f"{base}/annotations/",
+        {"item_id": first, "class_ids": [world["cat"].pk], "shown_at": shown.isoformat()},
+        format="json",
+    )
+    assert created.status_code == 201
+    second = api.get(f"{base}/next/").json()["item"]["id"]
+    skipped = api.post(f"{base}/items/{second}/skip/", {"shown_at": shown.isoformat()}, format="json")
+    assert skipped.status_code == 201
+    assert Annotation.objects.get(pk=created.json()["id"]).shown_at == shown
+    assert Annotation.objects.get(pk=skipped.json()["id"]).shown_at == shown
+    # Without it (older clients), the label is still taken and the time left empty.
+    third = api.get(f"{base}/next/").json()["item"]["id"]
+    plain = api.post(f"{base}/annotations/", {"item_id": third, "class_ids": [world["cat"].pk]}, format="json")
+    assert Annotation.objects.get(pk=plain.json()["id"]).shown_at is None
+
+
+@pytest.mark.parametrize("shown_at", ["yesterday-ish", (timezone.now() + timedelta(hours=1)).isoformat()])
+def test_a_bad_or_future_shown_at_is_refused_and_changes_nothing(world, shown_at):
+    api, base = world["api"], "/api/projects/birds"
+    item = api.get(f"{base}/next/").json()["item"]["id"]
+    label = api.post(
+        f"{base}/annotations/", {"item_id": item, "class_ids": [world["cat"].pk], "shown_at": shown_at}, format="json"
+    )
+    skip = api.post(f"{base}/items/{item}/skip/", {"shown_at": shown_at}, format="json")
+    assert (label.status_code, skip.status_code) == (400, 400)
+    assert Annotation.objects.count() == 0
