@@ -43,6 +43,8 @@ class RunOutputSerializer(serializers.ModelSerializer):
 
 
 class RunListApi(ProjectView, generics.ListAPIView):
+    """Training runs of the project, oldest first: status, progress, device, timings and the version each made."""
+
     capability = Capability.VIEW_METRICS
     serializer_class = RunOutputSerializer
     pagination_class = IdCursorPagination
@@ -52,6 +54,8 @@ class RunListApi(ProjectView, generics.ListAPIView):
 
 
 class RunDetailApi(ProjectView, APIView):
+    """One training run: status, progress, error if it failed, and the model version it produced."""
+
     capability = Capability.VIEW_METRICS
 
     @extend_schema(responses={200: RunOutputSerializer})
@@ -88,6 +92,8 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionListApi(ProjectView, generics.ListAPIView):
+    """Trained model versions with their holdout metrics; `active` marks the one that scores the queue."""
+
     capability = Capability.VIEW_METRICS
     serializer_class = ModelVersionOutputSerializer
     pagination_class = IdCursorPagination
@@ -97,6 +103,8 @@ class ModelVersionListApi(ProjectView, generics.ListAPIView):
 
 
 class ModelVersionDetailApi(ProjectView, APIView):
+    """One model version by number: architecture, class order, holdout metrics and the labels it was trained on."""
+
     capability = Capability.VIEW_METRICS
 
     @extend_schema(responses={200: ModelVersionOutputSerializer})

