@@ -11,12 +11,14 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
-from labeling.models import Item, Job, JobKind, LabelClass, ReviewTask, ReviewTaskReason
+from labeling.models import Item, Job, JobKind, ReviewTask, ReviewTaskReason
 from labeling.permissions import Capability, project_view
+from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.quality import (
     REASON_ORDER,
     model_top_classes,
@@ -26,6 +28,7 @@ from labeling.selectors.quality import (
     review_task_next,
     review_tasks_open,
 )
+from labeling.selectors.queue import label_classes_for_labeling
 from labeling.services import reviews as review_services
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
@@ -48,18 +51,31 @@ def _refresh_throttled(project) -> None:
 
 def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, error: str = "") -> dict:
     project = request.project
-    classes = list(LabelClass.objects.filter(project=project, archived=False).select_related("parent"))
+    # Each class carries the key that picks it among its siblings, the same keys as on the labeling page.
+    classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     counts = review_task_counts(project=project)
+    ctx = review_context(task=task) if task else None
     return _context(
         request,
         task=task,
-        ctx=review_context(task=task) if task else None,
+        ctx=ctx,
         reason=reason,
         reasons=[(r, ReviewTaskReason(r).label, counts.get(r, 0)) for r in REASON_ORDER],
+        total=sum(counts.values()),
         classes=classes,
+        hierarchical=any(c.parent_id for c in classes),
+        given_ids={c.pk for c in ctx.given.classes} if ctx and ctx.given else set(),
+        gold_ids={c.pk for c in ctx.gold} if ctx else set(),
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,
     )
+
+
+def _card_response(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
+    """An htmx card, plus the reason tabs swapped out of band so that their counts follow every verdict."""
+    card = render_to_string("labeling/review.html#task-card", context, request)
+    tabs = render_to_string("labeling/review.html#review-tabs", {**context, "oob": True}, request)
+    return HttpResponse(card + tabs, status=status)
 
 
 @require_GET
@@ -81,8 +97,9 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
     if task is None:
         after = request.GET.get("after")
         task = review_task_next(project=project, reason=reason or None, after=int(after) if after else None)
-    template = "labeling/review.html#task-card" if request.htmx else "labeling/review.html"
-    return render(request, template, _card_context(request, task, reason))
+    if request.htmx:
+        return _card_response(request, _card_context(request, task, reason))
+    return render(request, "labeling/review.html", _card_context(request, task, reason))
 
 
 @require_POST
@@ -103,19 +120,15 @@ def review_verdict(request: HttpRequest, slug: str, task_id: int) -> HttpRespons
         error = "; ".join(exc.messages)
         if request.htmx:
             task.refresh_from_db()
-            response = render(
-                request,
-                "labeling/review.html#task-card",
-                _card_context(request, None if task.done else task, reason, error=error),
+            return _card_response(
+                request, _card_context(request, None if task.done else task, reason, error=error), status=400
             )
-            response.status_code = 400
-            return response
         messages.error(request, error)
         return redirect(_review_url(project.slug, reason, task=task.pk))
     review_services.review_tasks_for_items(project=project, item_ids=[task.item_id])
     if request.htmx:
         next_task = review_task_next(project=project, reason=reason or None)
-        return render(request, "labeling/review.html#task-card", _card_context(request, next_task, reason))
+        return _card_response(request, _card_context(request, next_task, reason))
     return redirect(_review_url(project.slug, reason))
 
 

@@ -1,19 +1,27 @@
 // Review page: a accept, r reject, c then a class key to correct (multi-label: toggle, Enter saves),
-// n / j next, Esc cancels a correction. The server renders every card; this file turns keys into submits.
+// n / j next, Esc cancels a correction. In a taxonomy each level has its own keys: a class with subclasses
+// opens them, Backspace goes back, Enter picks the level's own class; / searches every class by path.
+// The server renders every card (and the reason tabs, out of band); this file turns keys into submits.
 (function () {
   "use strict";
 
   let correcting = false;
   let busy = false;
+  let level = "";  // parent id whose subclasses are shown in correction mode ("" = top level)
+  let searchIndex = 0;
 
   const card = () => document.getElementById("review-card");
   const form = () => document.getElementById("verdict-form");
   const fieldset = () => document.getElementById("correct-classes");
   const isMulti = () => card() && card().dataset.multi === "1";
+  const isHierarchical = () => card() && card().dataset.hierarchical === "1";
+  const buttons = () => (fieldset() ? Array.from(fieldset().querySelectorAll(".class-btn")) : []);
+  const byId = (id) => buttons().find((b) => b.dataset.id === String(id));
+  const searchInput = () => document.getElementById("correct-search");
 
   function typing(event) {
     const t = event.target;
-    return t && (t.tagName === "INPUT" && t.type === "text" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+    return t && (t.tagName === "INPUT" && (t.type === "text" || t.type === "search") || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
   }
 
   function submit(verdict) {
@@ -27,29 +35,94 @@
     f.requestSubmit(button);
   }
 
+  function showLevel(parent) {
+    level = parent;
+    buttons().forEach((b) => { b.hidden = isHierarchical() && (b.dataset.parent || "") !== level; });
+    const crumb = document.getElementById("correct-crumb");
+    if (crumb) {
+      crumb.hidden = !level;
+      crumb.querySelector("span").textContent = level && byId(level) ? byId(level).dataset.path : "";
+    }
+  }
+
   function setCorrecting(on) {
     const fs = fieldset();
     if (!fs) return;
     correcting = on;
     fs.hidden = !on;
     document.getElementById("correct-toggle")?.classList.toggle("on", on);
-    if (!on) fs.querySelectorAll("input[type=checkbox]").forEach((box) => { box.checked = false; });
-  }
-
-  function classByKey(key) {
-    const fs = fieldset();
-    return fs ? Array.from(fs.querySelectorAll(".class-btn")).find((l) => l.dataset.key === key) : null;
-  }
-
-  function pickClass(label) {
-    const box = label.querySelector("input[type=checkbox]");
-    if (isMulti()) {
-      box.checked = !box.checked;
-      label.classList.toggle("on", box.checked);
-      return;
+    if (!on) {
+      fs.querySelectorAll("input[type=checkbox]").forEach((box) => { box.checked = false; });
+      buttons().forEach((b) => b.classList.remove("on"));
+      const input = searchInput();
+      if (input) { input.value = ""; renderSearch(); }
     }
-    fieldset().querySelectorAll("input[type=checkbox]").forEach((b) => { b.checked = b === box; });
+    showLevel("");
+  }
+
+  function mark(btn, checked) {
+    btn.querySelector("input[type=checkbox]").checked = checked;
+    btn.classList.toggle("on", checked);
+  }
+
+  // Pick exactly this class (single-label) and save, or toggle it (multi-label).
+  function pick(btn) {
+    if (isMulti()) { mark(btn, !btn.classList.contains("on")); return; }
+    buttons().forEach((b) => mark(b, b === btn));
     submit("correct");
+  }
+
+  // A key or click on a class: open its subclasses first, as on the labeling page.
+  function choose(btn) {
+    if (btn.dataset.children === "1" && btn.dataset.id !== level) { showLevel(btn.dataset.id); return; }
+    pick(btn);
+  }
+
+  // Only the classes shown now have live keys: one level at a time.
+  function classByKey(key) {
+    return buttons().find((b) => !b.hidden && b.dataset.key && b.dataset.key.toLowerCase() === key);
+  }
+
+  // Type-ahead search over class paths (every level).
+  function searchResults(query) {
+    const q = query.trim().toLowerCase();
+    if (!q) return [];
+    return buttons().filter((b) => b.dataset.path.toLowerCase().includes(q)).slice(0, 8);
+  }
+
+  function renderSearch() {
+    const input = searchInput();
+    const list = document.getElementById("correct-results");
+    if (!input || !list) return;
+    const results = searchResults(input.value);
+    searchIndex = Math.min(searchIndex, Math.max(results.length - 1, 0));
+    list.replaceChildren();
+    results.forEach((b, i) => {
+      const li = document.createElement("li");
+      li.textContent = b.dataset.path;  // textContent: class names are user text, never HTML
+      li.dataset.id = b.dataset.id;
+      li.className = i === searchIndex ? "active" : "";
+      li.addEventListener("mousedown", (e) => { e.preventDefault(); pickSearch(b); });
+      list.appendChild(li);
+    });
+    list.hidden = results.length === 0;
+  }
+
+  function pickSearch(btn) {
+    const input = searchInput();
+    input.value = "";
+    searchIndex = 0;
+    renderSearch();
+    if (!isMulti()) input.blur();
+    pick(btn);
+  }
+
+  function onSearchKey(event) {
+    const results = searchResults(event.target.value);
+    if (event.key === "ArrowDown") { searchIndex = Math.min(searchIndex + 1, results.length - 1); renderSearch(); event.preventDefault(); }
+    else if (event.key === "ArrowUp") { searchIndex = Math.max(searchIndex - 1, 0); renderSearch(); event.preventDefault(); }
+    else if (event.key === "Enter") { event.preventDefault(); if (results[searchIndex]) pickSearch(results[searchIndex]); }
+    else if (event.key === "Escape") { event.target.value = ""; searchIndex = 0; renderSearch(); event.target.blur(); event.preventDefault(); }
   }
 
   function next() {
@@ -57,30 +130,57 @@
     if (c && c.dataset.task) window.location.assign(c.dataset.next);
   }
 
+  function correctionKey(event) {
+    const key = event.key;
+    if (key === "Escape") { setCorrecting(false); return true; }
+    if (key === "/") { searchInput()?.focus(); return true; }
+    if (key === "Backspace") {
+      const current = level ? byId(level) : null;
+      showLevel(current ? current.dataset.parent || "" : "");
+      return true;
+    }
+    if (key === "Enter") {
+      if (isMulti()) { submit("correct"); return true; }
+      const current = level ? byId(level) : null;
+      if (current) pick(current);
+      return Boolean(current);
+    }
+    const btn = classByKey(key.toLowerCase());
+    if (btn) { choose(btn); return true; }
+    return false;
+  }
+
   document.addEventListener("keydown", (event) => {
+    if (event.target && event.target.id === "correct-search") { onSearchKey(event); return; }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) return;
-    const key = event.key.toLowerCase();
     if (correcting) {
-      if (key === "escape") { setCorrecting(false); event.preventDefault(); return; }
-      if (key === "enter" && isMulti()) { submit("correct"); event.preventDefault(); return; }
-      const label = classByKey(key);
-      if (label) { pickClass(label); event.preventDefault(); }
+      if (correctionKey(event)) event.preventDefault();
       return;
     }
+    const key = event.key.toLowerCase();
     if (key === "a") { submit("accept"); event.preventDefault(); }
     else if (key === "r") { submit("reject"); event.preventDefault(); }
     else if (key === "c") { setCorrecting(true); event.preventDefault(); }
+    else if (key === "/" && fieldset()) { setCorrecting(true); searchInput()?.focus(); event.preventDefault(); }
     else if (key === "n" || key === "j") { next(); event.preventDefault(); }
+  });
+
+  document.addEventListener("input", (event) => {
+    if (event.target && event.target.id === "correct-search") { searchIndex = 0; renderSearch(); }
   });
 
   document.addEventListener("click", (event) => {
     const toggle = event.target.closest("#correct-toggle");
     if (toggle) setCorrecting(!correcting);
+    // A click on a class does what its key does (the checkbox inside is only the form's carrier).
+    const classBtn = event.target.closest("#correct-classes .class-btn");
+    if (classBtn) { event.preventDefault(); choose(classBtn); }
     const button = event.target.closest("#verdict-form button[type=submit][name=verdict]");
     if (button) document.getElementById("verdict-value").value = button.value;
   });
 
-  // A new card arrived (htmx swap) or a request ended: reset the state.
+  // A new card arrived (htmx swap) or a request ended: reset the state. The reason tabs come in the same
+  // response as an out-of-band swap, so their counts follow each verdict.
   document.addEventListener("htmx:afterSwap", () => { busy = false; setCorrecting(false); });
   document.addEventListener("htmx:afterRequest", () => { busy = false; });
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.

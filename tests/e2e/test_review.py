@@ -94,3 +94,103 @@ def test_annotator_is_refused_the_review_page_and_never_sees_gold_answers(
     assert page.locator("#item-card").get_attribute("data-item") == str(gold.pk)  # the gold item is served
     assert "gold" not in html.lower()
     assert page.locator(".class-btn.on").count() == 0  # nothing preselected from the gold answer
+
+
+def _tab_count(page, reason: str) -> str:
+    return page.locator(f'#review-tabs [data-reason="{reason}"] .count').inner_text()
+
+
+def _wait_for_tab_count(page, reason: str, expected: int) -> None:
+    page.wait_for_function(
+        "([r, n]) => { const el = document.querySelector(`#review-tabs [data-reason='${r}'] .count`);"
+        " return el && el.textContent.trim() === String(n); }",
+        arg=[reason, expected],
+    )
+
+
+def _unreadable_key_hints(page) -> list[str]:
+    """Key hints on the card whose text is empty or drawn in its own background colour (a blank box)."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('#review-card kbd'))
+            .filter((k) => k.offsetParent !== null)
+            .filter((k) => { const s = getComputedStyle(k);
+                             return !k.textContent.trim() || s.color === s.backgroundColor; })
+            .map((k) => (k.closest('button, label, legend, p') || k).textContent.trim().slice(0, 40))"""
+    )
+
+
+def _press_path(page, path: str) -> None:
+    """Drill down level by level with each level's key, as a reviewer does, ending on the class itself."""
+    parts = path.split("/")
+    for depth in range(len(parts)):
+        prefix = " / ".join(parts[: depth + 1])
+        button = page.locator(f'#correct-classes .class-btn[data-path="{prefix}"]')
+        assert button.is_visible(), f"{prefix} is shown at its level"
+        key = button.get_attribute("data-key")
+        assert key, f"{prefix} has a key"
+        page.keyboard.press(key)
+
+
+def test_keyboard_review_in_a_deep_taxonomy_updates_tab_counts_and_shows_every_key(
+    page, login, screenshot, project_factory, item_factory, member_of
+):
+    # Given: a 4-level taxonomy of 150 leaves under 22 top-level classes, and three labels up for audit.
+    from labeling.services.projects import label_classes_from_paths
+
+    project = project_factory(name="Clip art", review_sample_rate=1.0)
+    paths = [f"top{i % 22:02d}/mid{i % 22:02d}{i % 3}/low{i % 22:02d}{i % 3}{i % 2}/leaf{i:03d}" for i in range(150)]
+    leaves = label_classes_from_paths(project=project, paths=paths)
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.REVIEWER, "rita")
+    items = [item_factory(project=project) for _ in range(3)]
+    for item in items:
+        annotation_create(item=item, user=ann, class_ids=[leaves[paths[0]].pk])
+
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    first = page.get_attribute("#review-card", "data-task")
+    assert _tab_count(page, "sample") == "3"
+
+    # When: accept by keyboard. Then: the tabs count it without a reload.
+    page.keyboard.press("a")
+    second = _wait_for_next_card(page, first)
+    _wait_for_tab_count(page, "sample", 2)
+    assert _tab_count(page, "") == "2"
+
+    # Correction mode: the 22 top-level classes are shown, each with a non-empty key.
+    page.keyboard.press("c")
+    shown = page.locator("#correct-classes .class-btn:visible")
+    assert shown.count() == 22
+    hints = [shown.nth(i).locator("kbd").inner_text().strip() for i in range(shown.count())]
+    assert all(hints), hints
+    assert len(set(hints)) == 22
+    assert _unreadable_key_hints(page) == []  # "Correct…" is highlighted now: its own hint must still read
+    screenshot("review-correct-hierarchy")
+
+    # Drill down by key to a leaf: the correction is saved and the count follows.
+    _press_path(page, paths[23])
+    third = _wait_for_next_card(page, second)
+    _wait_for_tab_count(page, "sample", 1)
+
+    # A "correction" to the given class is refused on the page; nothing is recorded.
+    page.keyboard.press("/")
+    page.keyboard.type("leaf000")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#review-card .notice-error")
+    assert "already the given label" in page.locator("#review-card .notice-error").inner_text()
+    assert page.get_attribute("#review-card", "data-task") == third
+    assert Review.objects.count() == 2
+
+    # Search finds a class on any level: the third correction goes through.
+    page.keyboard.press("/")
+    page.keyboard.type("leaf007")
+    page.keyboard.press("Enter")
+    _wait_for_next_card(page, third)
+    _wait_for_tab_count(page, "sample", 0)
+
+    corrected = {
+        r.annotation.item_id: list(r.corrected_classes.values_list("pk", flat=True))
+        for r in Review.objects.select_related("annotation").filter(verdict="correct")
+    }
+    assert corrected == {int(items[1].pk): [leaves[paths[23]].pk], int(items[2].pk): [leaves[paths[7]].pk]}
+    assert list(ResolvedLabel.objects.get(item=items[1]).classes.values_list("pk", flat=True)) == [leaves[paths[23]].pk]

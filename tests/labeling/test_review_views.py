@@ -176,3 +176,161 @@ def test_queue_api_never_returns_gold_answers(client, project_factory, label_cla
     assert data["item"]["id"] == gold.pk  # the gold item is served like any other
     assert "gold" not in response.content.decode().lower()
     assert data["suggestions"] == []  # and its answer is not offered as a suggestion
+
+
+def _open_task(world, item):
+    return ReviewTask.objects.get(item=item, reason=ReviewTaskReason.SAMPLE, done=False)
+
+
+def _model_version(project, number, classes, active):
+    from training.models import ModelVersion
+
+    return ModelVersion.objects.create(
+        project=project,
+        number=number,
+        artifact_path="x",
+        architecture="a",
+        class_ids=[c.pk for c in classes],
+        active=active,
+    )
+
+
+def _predict(version, item, probabilities, classes):
+    from training.models import Prediction
+
+    best = max(range(len(probabilities)), key=probabilities.__getitem__)
+    return Prediction.objects.create(
+        item=item,
+        model_version=version,
+        probabilities=probabilities,
+        predicted_class=classes[best],
+        confidence=probabilities[best],
+        uncertainty=1 - probabilities[best],
+    )
+
+
+def test_card_shows_the_active_versions_prediction_and_says_when_it_has_none(client, world):
+    # Given: v1 (old) predicted both items; v6 (active) scored only the first one.
+    project, cat, dog = world["project"], world["cat"], world["dog"]
+    scored, unscored = world["items"][0], world["items"][1]
+    classes = [cat, dog]
+    v1 = _model_version(project, 1, classes, active=False)
+    v6 = _model_version(project, 6, classes, active=True)
+    _predict(v1, scored, [0.03, 0.97], classes)
+    _predict(v1, unscored, [0.03, 0.97], classes)
+    _predict(v6, scored, [0.71, 0.29], classes)
+    client.force_login(world["rev"])
+    url = reverse("labeling:review", args=[project.slug])
+    client.get(url)  # opens the sample tasks
+
+    # When: the reviewer opens each item's card.
+    scored_html = client.get(url, {"task": _open_task(world, scored).pk}).content.decode()
+    unscored_html = client.get(url, {"task": _open_task(world, unscored).pk}).content.decode()
+
+    # Then: the active version's numbers, never v1's; without one, the card says so.
+    assert "97%" not in unscored_html
+    assert "v1" not in unscored_html
+    assert "v6 has no prediction for this item" in unscored_html
+    assert 'id="model-version">v6<' in unscored_html
+    assert 'id="model-version">v6<' in scored_html
+    assert "71%" in scored_html
+    assert "97%" not in scored_html
+
+
+def _tab_count(html: str, reason: str) -> int:
+    import re
+
+    nav = re.search(r'<nav id="review-tabs"[^>]*>(.*?)</nav>', html, re.S)
+    assert nav, "the reason tabs are in the response"
+    match = re.search(rf'data-reason="{reason}"[^>]*>.*?<span class="count">(\d+)</span>', nav.group(1), re.S)
+    return int(match.group(1))
+
+
+def test_htmx_verdict_updates_the_reason_tab_counts_out_of_band(client, world):
+    # Given: three audit-sample tasks, counted on the tabs.
+    project = world["project"]
+    client.force_login(world["rev"])
+    page = client.get(reverse("labeling:review", args=[project.slug])).content.decode()
+    assert _tab_count(page, "sample") == 3
+    task = ReviewTask.objects.filter(done=False).order_by("id").first()
+
+    # When: the reviewer accepts one through htmx.
+    response = client.post(
+        reverse("labeling:review_verdict", args=[project.slug, task.pk]), {"verdict": "accept"}, HTTP_HX_REQUEST="true"
+    )
+
+    # Then: the response carries the tabs as an out-of-band swap with the new count.
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="review-card"' in html
+    assert '<nav id="review-tabs"' in html
+    assert 'hx-swap-oob="true"' in html[html.index('<nav id="review-tabs"') :].split(">", 1)[0]
+    assert _tab_count(html, "sample") == 2
+
+
+def _correction_buttons(html: str) -> list[dict]:
+    import re
+
+    fieldset = re.search(r'<fieldset id="correct-classes".*?</fieldset>', html, re.S).group(0)
+    out = []
+    for match in re.finditer(r'<label class="class-btn[^"]*"([^>]*)>(.*?)</label>', fieldset, re.S):
+        attrs = dict(re.findall(r'data-([a-z]+)="([^"]*)"', match.group(1)))
+        kbd = re.search(r"<kbd>([^<]*)</kbd>", match.group(2))
+        out.append({**attrs, "kbd": kbd.group(1) if kbd else None})
+    return out
+
+
+def test_every_correction_class_has_a_visible_key_per_level_in_a_deep_hierarchy(
+    client, project_factory, item_factory, member_of
+):
+    # Given: a 4-level taxonomy of 150 leaves under 22 top-level classes, built the way an import builds it.
+    from labeling.services.projects import label_classes_from_paths
+
+    project = project_factory(review_sample_rate=1.0)
+    paths = [f"top{t:02d}/mid{t:02d}{m}/low{t:02d}{m}{n}/leaf{i:03d}" for i, (t, m, n) in enumerate(
+        (i % 22, i % 3, i % 2) for i in range(150)
+    )]  # fmt: skip
+    leaves = label_classes_from_paths(project=project, paths=paths)
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    rev = member_of(project, Role.REVIEWER, "rev")
+    annotation_create(item=item_factory(project=project), user=ann, class_ids=[leaves[paths[0]].pk])
+    client.force_login(rev)
+
+    # When: the reviewer opens the card.
+    html = client.get(reverse("labeling:review", args=[project.slug])).content.decode()
+
+    # Then: every class shows its key, and keys are unique among siblings (one level is shown at a time).
+    buttons = _correction_buttons(html)
+    assert len(buttons) == project.classes.count()
+    assert all(b["key"] and b["kbd"] == b["key"] for b in buttons), [b for b in buttons if not b["kbd"]][:3]
+    by_level: dict[str, list[str]] = {}
+    for b in buttons:
+        by_level.setdefault(b["parent"], []).append(b["key"])
+    assert len(by_level[""]) == 22
+    assert all(len(keys) == len(set(keys)) for keys in by_level.values())
+    assert 'data-hierarchical="1"' in html
+
+
+def test_correction_to_the_given_class_is_refused_with_a_message(client, world):
+    # Given: an audit task on an item that ann labeled "cat".
+    project = world["project"]
+    client.force_login(world["rev"])
+    client.get(reverse("labeling:review", args=[project.slug]))
+    task = ReviewTask.objects.filter(done=False).order_by("id").first()
+
+    # When: the reviewer "corrects" it to cat.
+    response = client.post(
+        reverse("labeling:review_verdict", args=[project.slug, task.pk]),
+        {"verdict": "correct", "class_ids": [world["cat"].pk]},
+        HTTP_HX_REQUEST="true",
+    )
+
+    # Then: refused with a message on the same card; nothing recorded, the task still open.
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "already the given label" in html
+    assert f'data-task="{task.pk}"' in html
+    assert not Review.objects.exists()
+    task.refresh_from_db()
+    assert not task.done
+    assert ResolvedLabel.objects.get(item_id=task.item_id).source != "review"
