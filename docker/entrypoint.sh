@@ -1,7 +1,8 @@
 #!/bin/sh
 # Container entry point: wait for the database, then run one role.
 #   web      gunicorn on :8000 (WEB_CONCURRENCY processes x WEB_THREADS threads)
-#   worker   celery worker on $CELERY_QUEUES (default "default") with $CELERY_CONCURRENCY processes
+#   worker   celery worker on $CELERY_QUEUES (housekeeping, default, gpu or a comma list; default "default")
+#            with $CELERY_CONCURRENCY processes
 #   beat     celery beat (run exactly one in the whole deployment)
 #   migrate  apply migrations and exit
 #   manage   python manage.py "$@"   (e.g. `manage createsuperuser`)

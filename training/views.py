@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
+from labeling.selectors.jobs import training_run_waiting_behind
 from labeling.services.jobs import job_create, job_finish
 from training import selectors, services
 
@@ -28,8 +29,9 @@ STRATEGY_HELP = {
 
 
 def _decorate(run) -> object:
-    """Display helpers: percent, duration and the numeric per-stage timings."""
+    """Display helpers: percent, duration, the numeric per-stage timings and, while queued, what it waits behind."""
     run.percent = round(100 * (run.progress or 0.0))
+    run.waiting = training_run_waiting_behind(run=run)
     run.timing_rows = [
         (k, v) for k, v in (run.timings or {}).items() if k not in ("sends", "sent_at") and isinstance(v, int | float)
     ]

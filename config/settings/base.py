@@ -145,7 +145,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# Celery: `default` for imports/exports/scoring glue, `gpu` for training runs.
+# Celery: three queues (DESIGN.md), each with its own workers, so that short work never waits behind long work.
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
@@ -159,9 +159,31 @@ CELERY_IMPORTS = (
     "training.tasks_scoring",
     "config.worker",  # worker heartbeats for /healthz, one GPU per pool process
 )
+# - housekeeping: the scheduler tick (which also reaps runs whose worker died and re-sends lost ones): seconds
+#   each, every few seconds; never behind an import or a training run.
+# - default: imports, exports, batch inference and the quality jobs (label-error search, holdout predictions,
+#   review-feed refresh, the follow-ups of a new model version).
+# - gpu: training runs and scoring (one process, or shards and their finalize step).
+# Every task is routed here by name (tests/labeling/test_queues.py checks that none is left to the default
+# queue by accident); Procfile.dev (`make demo`) and docker/compose.yml run a worker for each queue, and
+# labeling/selectors/jobs.py maps each kind of Job to the same queues for "Queued behind ..." on job pages.
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
-CELERY_TASK_ROUTES = {"training.tasks.training_run_execute_task": {"queue": "gpu"}}
+CELERY_TASK_QUEUES = (Queue("housekeeping"), Queue("default"), Queue("gpu"))
+CELERY_TASK_ROUTES = {
+    "training.tasks.training_scheduler_tick_task": {"queue": "housekeeping"},
+    "labeling.tasks.import_run_task": {"queue": "default"},
+    "labeling.tasks_export.dataset_export_task": {"queue": "default"},
+    "training.tasks_export.model_export_task": {"queue": "default"},
+    "training.tasks_export.inference_task": {"queue": "default"},
+    "training.tasks.model_version_activated_task": {"queue": "default"},
+    "training.tasks_quality.label_errors_find_task": {"queue": "default"},
+    "training.tasks_quality.holdout_predictions_task": {"queue": "default"},
+    "training.tasks_quality.review_tasks_refresh_task": {"queue": "default"},
+    "training.tasks.training_run_execute_task": {"queue": "gpu"},
+    "training.tasks.training_score_task": {"queue": "gpu"},
+    "training.tasks_scoring.score_shard_task": {"queue": "gpu"},
+    "training.tasks_scoring.score_finalize_task": {"queue": "gpu"},
+}
 CELERY_TASK_ACKS_LATE = True
 # Progress and outcomes live in the database (Job, TrainingRun); only chord headers need the result store.
 # Storing results by default would make every send touch Redis's result store, which blocks when Redis is down.
@@ -180,7 +202,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.training_scheduler_tick_task",
         "schedule": LABELLOOP_SCHEDULER_INTERVAL,
         # A tick nobody ran in time is dropped rather than piled up behind a busy worker.
-        "options": {"expires": max(2 * LABELLOOP_SCHEDULER_INTERVAL, 10.0)},
+        "options": {"queue": "housekeeping", "expires": max(2 * LABELLOOP_SCHEDULER_INTERVAL, 10.0)},
     },
 }
 # Training runs (see training/services/): lease, re-send and back-off, all in seconds.

@@ -2,7 +2,8 @@
 
 /livez: the web process answers and reaches the database (load balancers, compose's web health check).
 /healthz: readiness of the whole deployment for monitoring: database, Redis, live Celery workers
-(heartbeats in Redis) and a consumer for every queue. 200 when all pass, 503 otherwise; JSON either way.
+(heartbeats in Redis) and a consumer for every queue in CELERY_TASK_QUEUES (housekeeping, default, gpu).
+200 when all pass, 503 otherwise; JSON either way.
 """
 
 from __future__ import annotations

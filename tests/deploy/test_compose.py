@@ -25,8 +25,24 @@ def compose_config() -> dict:
 
 def test_compose_file_is_valid_and_has_every_service():
     services = compose_config()["services"]
-    assert {"postgres", "redis", "migrate", "web", "worker", "gpu-worker", "cpu-trainer", "beat"} <= set(services)
+    expected = {"postgres", "redis", "migrate", "web", "housekeeping", "worker", "gpu-worker", "cpu-trainer", "beat"}
+    assert expected <= set(services)
     assert {"minio", "createbuckets", "nginx"} <= set(services)
+
+
+def test_each_queue_has_its_own_worker_service_and_every_queue_of_the_settings_is_consumed():
+    """The scheduler tick never waits behind an import, an import never behind a training run."""
+    from django.conf import settings
+
+    services = compose_config()["services"]
+    queues_of = {name: (s.get("environment") or {}).get("CELERY_QUEUES") for name, s in services.items()}
+    assert queues_of["housekeeping"] == "housekeeping"
+    assert queues_of["worker"] == "default"
+    assert queues_of["gpu-worker"] == queues_of["cpu-trainer"] == "gpu"
+    assert "profiles" not in services["housekeeping"]
+    assert services["housekeeping"]["command"] == ["worker"]
+    consumed = {q for value in queues_of.values() if value for q in value.split(",")}
+    assert {q.name for q in settings.CELERY_TASK_QUEUES} == consumed
 
 
 def test_gpu_worker_reserves_nvidia_gpus_and_takes_the_gpu_queue_one_task_at_a_time():
@@ -46,7 +62,7 @@ def test_training_without_gpu_and_object_storage_are_opt_in_profiles():
     assert services["cpu-trainer"]["environment"]["CELERY_QUEUES"] == "gpu"
     assert "deploy" not in services["cpu-trainer"]
     assert services["minio"]["profiles"] == services["createbuckets"]["profiles"] == ["s3"]
-    for name in ("web", "worker", "beat", "migrate", "postgres", "redis"):
+    for name in ("web", "housekeeping", "worker", "beat", "migrate", "postgres", "redis"):
         assert "profiles" not in services[name], name
 
 
@@ -55,7 +71,7 @@ def test_app_services_wait_for_healthy_database_and_redis_and_run_production_set
     for name in ("postgres", "redis", "web"):
         assert services[name]["healthcheck"]["test"], name
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
-    for name in ("web", "worker", "gpu-worker", "cpu-trainer", "beat", "migrate"):
+    for name in ("web", "housekeeping", "worker", "gpu-worker", "cpu-trainer", "beat", "migrate"):
         service = services[name]
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
         assert service["depends_on"]["redis"]["condition"] == "service_healthy", name

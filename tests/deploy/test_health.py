@@ -21,6 +21,7 @@ def redis_up(redis_server, settings):
 
 
 def test_healthz_is_200_with_database_redis_and_a_worker_on_every_queue(redis_up, client):
+    heartbeat.heartbeat_write(hostname="housekeeping@host1", queues=["housekeeping"], concurrency=1)
     heartbeat.heartbeat_write(hostname="cpu@host1", queues=["default"], concurrency=2)
     heartbeat.heartbeat_write(hostname="gpu@host2", queues=["gpu"], concurrency=1)
 
@@ -30,8 +31,8 @@ def test_healthz_is_200_with_database_redis_and_a_worker_on_every_queue(redis_up
     body = response.json()
     assert body["status"] == "ok"
     assert body["checks"] == {"database": "ok", "redis": "ok", "workers": "ok"}
-    assert body["queues"] == {"default": 1, "gpu": 1}
-    assert [w["hostname"] for w in body["workers"]] == ["cpu@host1", "gpu@host2"]
+    assert body["queues"] == {"housekeeping": 1, "default": 1, "gpu": 1}
+    assert [w["hostname"] for w in body["workers"]] == ["cpu@host1", "gpu@host2", "housekeeping@host1"]
 
 
 def test_healthz_is_503_when_redis_is_down_but_livez_keeps_the_web_in_rotation(settings, client):
@@ -51,17 +52,27 @@ def test_healthz_is_503_when_redis_is_down_but_livez_keeps_the_web_in_rotation(s
 
 
 def test_healthz_is_503_when_no_worker_consumes_the_gpu_queue(redis_up, client):
+    heartbeat.heartbeat_write(hostname="housekeeping@host1", queues=["housekeeping"])
     heartbeat.heartbeat_write(hostname="cpu@host1", queues=["default"])
 
     response = client.get("/healthz")
 
     assert response.status_code == 503
     assert response.json()["checks"]["workers"] == "error: no worker consumes queue gpu"
-    assert response.json()["queues"] == {"default": 1, "gpu": 0}
+    assert response.json()["queues"] == {"housekeeping": 1, "default": 1, "gpu": 0}
+
+
+def test_healthz_is_503_when_nothing_consumes_housekeeping_so_the_scheduler_would_never_tick(redis_up, client):
+    heartbeat.heartbeat_write(hostname="all@host1", queues=["default", "gpu"])
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["workers"] == "error: no worker consumes queue housekeeping"
 
 
 def test_healthz_is_503_without_any_worker_and_forgets_workers_whose_heartbeat_expired(redis_up, client):
-    heartbeat.heartbeat_write(hostname="gone@host3", queues=["default", "gpu"])
+    heartbeat.heartbeat_write(hostname="gone@host3", queues=["housekeeping", "default", "gpu"])
     redis_up.delete(heartbeat.KEY_PREFIX + "gone@host3")  # what the TTL does when a worker dies
 
     response = client.get("/healthz")
@@ -73,7 +84,7 @@ def test_healthz_is_503_without_any_worker_and_forgets_workers_whose_heartbeat_e
 
 
 def test_health_endpoints_need_no_login_and_are_never_cached(redis_up, client):
-    heartbeat.heartbeat_write(hostname="all@host", queues=["default", "gpu"])
+    heartbeat.heartbeat_write(hostname="all@host", queues=["housekeeping", "default", "gpu"])
     for url in ("/healthz", "/livez"):
         response = client.get(url)
         assert response.status_code == 200, url
@@ -82,12 +93,12 @@ def test_health_endpoints_need_no_login_and_are_never_cached(redis_up, client):
 
 @pytest.mark.integration
 def test_a_real_worker_beats_into_healthz_logs_json_and_leaves_on_shutdown(redis_up, start_worker, client):
-    worker = start_worker(queues="default,gpu", name="beater", extra_env={"LOG_FORMAT": "json"})
+    worker = start_worker(queues="housekeeping,default,gpu", name="beater", extra_env={"LOG_FORMAT": "json"})
 
     wait_for(lambda: client.get("/healthz").status_code == 200, 20, what="the worker's heartbeat")
     (seen,) = client.get("/healthz").json()["workers"]
     assert seen["hostname"].startswith("beater@")
-    assert seen["queues"] == ["default", "gpu"]
+    assert seen["queues"] == ["default", "gpu", "housekeeping"]
     assert seen["concurrency"] == 1
     entries = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     assert any(e["level"] == "INFO" and e["message"].endswith("ready.") for e in entries), worker.output()[-2000:]

@@ -92,7 +92,9 @@ def test_two_workers_share_the_shards_and_a_failed_shard_is_retried(start_worker
         path.unlink()
     settings.LABELLOOP_SCORE_SHARD_SIZE = SHARD
     env = {**round_overrides_env(), "LABELLOOP_DEBUG_SCORE_SHARD_FAIL": "1"}  # shard 1 fails its first attempt
-    workers = [start_worker(name=name, queues="default", extra_env=env) for name in ("w1", "w2")]
+    # Two workers on the scoring queue (the `gpu` queue of config/settings/base.py's routes).
+    queue = sharding.SCORE_QUEUE
+    workers = [start_worker(name=name, queues=queue, extra_env=env) for name in ("w1", "w2")]
 
     call_command("score", project.slug, verbosity=0)
 

@@ -1,0 +1,141 @@
+"""What a queued job or training run waits behind: the other work on its Celery queue, read from the database.
+
+The queue of each kind of work has its one home here (`JOB_KIND_QUEUES`, `TRAINING_RUN_QUEUE`); the task routes
+in config/settings/base.py send the tasks that carry the work out to the same queues (tests/labeling/
+test_queues.py holds the two together). Work ahead of a queued one = everything running on its queue (it holds
+the workers) plus what was queued there before it. Another project's work is counted, never named: a member
+of one project must not learn what others are doing. Training runs live in the training app, which labeling
+never imports: they are read through the app registry, as labeling/selectors/queue.py reads predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.apps import apps
+from django.db.models import Q
+
+from labeling.models import Job, JobKind, JobStatus
+
+HOUSEKEEPING, DEFAULT, GPU = "housekeeping", "default", "gpu"
+QUEUES = (HOUSEKEEPING, DEFAULT, GPU)
+JOB_KIND_QUEUES: dict[str, str] = {
+    JobKind.IMPORT: DEFAULT,
+    JobKind.EXPORT_DATASET: DEFAULT,
+    JobKind.EXPORT_MODEL: DEFAULT,
+    JobKind.INFERENCE: DEFAULT,
+    JobKind.LABEL_ERRORS: DEFAULT,
+    JobKind.EMBED: GPU,
+    JobKind.TRAIN: GPU,
+    JobKind.SCORE: GPU,
+}
+TRAINING_RUN_QUEUE = GPU
+IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING)  # TrainingRun's RunStatus uses the same two values
+# At most this many in-flight rows are read per queue: enough to name the few that matter and count the rest.
+SCAN_LIMIT = 500
+NAMED = 5  # this project's work named in the sentence; the rest is counted
+
+
+@dataclass(frozen=True)
+class WorkAhead:
+    """One piece of this project's work ahead of the waiting one."""
+
+    label: str  # "training run #12", "label-error search #40"
+    status: str  # queued | running
+    percent: int | None  # None when the work has not said how far it is
+
+    def __str__(self) -> str:
+        if self.status == JobStatus.RUNNING and self.percent is not None:
+            return f"{self.label} (running, {self.percent} %)"
+        return f"{self.label} ({self.status})"
+
+
+@dataclass(frozen=True)
+class WaitingBehind:
+    """A queued job's or run's place on its queue: this project's work ahead (oldest first) and a count of others'."""
+
+    queue: str
+    ahead: list[WorkAhead] = field(default_factory=list)
+    others: int = 0  # other projects' work ahead (counted, never named)
+
+    @property
+    def empty(self) -> bool:
+        return not self.ahead and not self.others
+
+    @property
+    def total(self) -> int:
+        return len(self.ahead) + self.others
+
+    def __str__(self) -> str:
+        parts = [str(work) for work in self.ahead[:NAMED]]
+        if len(self.ahead) > NAMED:
+            parts.append(f"{len(self.ahead) - NAMED} more of this project")
+        if self.others:
+            parts.append(f"{self.others} job{'s' if self.others != 1 else ''} of other projects")
+        if not parts:
+            return f"Nothing ahead on the {self.queue} queue: waiting for a worker to pick it up."
+        return "Queued behind: " + ", ".join(parts)
+
+
+def job_queue(kind: str) -> str:
+    """The Celery queue that runs jobs of `kind`."""
+    return JOB_KIND_QUEUES.get(kind, DEFAULT)
+
+
+def job_waiting_behind(*, job: Job) -> WaitingBehind | None:
+    """What the queued `job` waits behind on its queue; None when it is not queued."""
+    if job.status != JobStatus.QUEUED:
+        return None
+    return _waiting_behind(
+        queue=job_queue(job.kind), project_id=job.project_id, created_at=job.created_at, job_id=job.pk
+    )
+
+
+def training_run_waiting_behind(*, run) -> WaitingBehind | None:
+    """What the queued training `run` waits behind on the training queue; None when it is not queued."""
+    if run.status != JobStatus.QUEUED:
+        return None
+    return _waiting_behind(
+        queue=TRAINING_RUN_QUEUE, project_id=run.project_id, created_at=run.created_at, run_id=run.pk
+    )
+
+
+def _waiting_behind(
+    *, queue: str, project_id: int, created_at: datetime, job_id: int | None = None, run_id: int | None = None
+) -> WaitingBehind:
+    ahead_of_it = Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, created_at__lt=created_at)
+    rows: list[tuple[datetime, int, WorkAhead]] = []
+
+    kinds = [kind for kind, q in JOB_KIND_QUEUES.items() if q == queue]
+    jobs = (
+        Job.objects.filter(ahead_of_it, kind__in=kinds, status__in=IN_FLIGHT)
+        .exclude(pk=job_id)
+        .order_by("created_at", "pk")
+        .values_list("pk", "project_id", "kind", "status", "done", "total", "created_at")[:SCAN_LIMIT]
+    )
+    for pk, project, kind, status, done, total, created in jobs:
+        percent = int(100 * done / total) if total else None
+        label = f"{_lower_first(JobKind(kind).label)} #{pk}"
+        rows.append((created, project, WorkAhead(label=label, status=status, percent=percent)))
+
+    if queue == TRAINING_RUN_QUEUE and apps.is_installed("training"):
+        training_run = apps.get_model("training", "TrainingRun")
+        runs = (
+            training_run.objects.filter(ahead_of_it, status__in=IN_FLIGHT)
+            .exclude(pk=run_id)
+            .order_by("created_at", "pk")
+            .values_list("pk", "project_id", "status", "progress", "created_at")[:SCAN_LIMIT]
+        )
+        for pk, project, status, progress, created in runs:
+            percent = round(100 * (progress or 0.0)) if status == JobStatus.RUNNING else None
+            rows.append((created, project, WorkAhead(label=f"training run #{pk}", status=status, percent=percent)))
+
+    # Running work first (it holds the workers now), then the queued in the order they were sent.
+    rows.sort(key=lambda row: (row[2].status != JobStatus.RUNNING, row[0]))
+    own = [work for _, project, work in rows if project == project_id]
+    return WaitingBehind(queue=queue, ahead=own, others=len(rows) - len(own))
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
