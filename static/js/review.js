@@ -1,4 +1,4 @@
-// Review page: a accept, r reject, c then a class key to correct (multi-label: toggle, Enter saves),
+// Review page: a accept, r reject, c then a class key to correct (multi-label: toggle the given set, Enter saves),
 // n / j next, Esc cancels a correction. In a taxonomy each level has its own keys: a class with subclasses
 // opens them, Backspace goes back, Enter picks the level's own class; / searches every class by path.
 // The server renders every card (and the reason tabs, out of band); this file turns keys into submits.
@@ -51,9 +51,9 @@
     correcting = on;
     fs.hidden = !on;
     document.getElementById("correct-toggle")?.classList.toggle("on", on);
+    // Multi-label: a correction edits the given set, so it starts from the given classes.
+    buttons().forEach((b) => mark(b, on && isMulti() && b.classList.contains("given")));
     if (!on) {
-      fs.querySelectorAll("input[type=checkbox]").forEach((box) => { box.checked = false; });
-      buttons().forEach((b) => b.classList.remove("on"));
       const input = searchInput();
       if (input) { input.value = ""; renderSearch(); }
     }

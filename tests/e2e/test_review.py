@@ -194,3 +194,41 @@ def test_keyboard_review_in_a_deep_taxonomy_updates_tab_counts_and_shows_every_k
     }
     assert corrected == {int(items[1].pk): [leaves[paths[23]].pk], int(items[2].pk): [leaves[paths[7]].pk]}
     assert list(ResolvedLabel.objects.get(item=items[1]).classes.values_list("pk", flat=True)) == [leaves[paths[23]].pk]
+
+
+def test_multi_label_correction_by_keys_and_by_mouse(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given: a multi-label project; ann tagged two items "cat".
+    project = project_factory(name="Tags", task_type="multi", review_sample_rate=1.0)
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    label_class_factory(project=project, name="dog", hotkey="2")
+    member_of(project, Role.REVIEWER, "rita")
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    items = [item_factory(project=project) for _ in range(2)]
+    for item in items:
+        annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    first = page.get_attribute("#review-card", "data-task")
+
+    # When: c starts from the given set {cat}; toggling dog by key and Enter saves {cat, dog}.
+    page.keyboard.press("c")
+    assert page.locator('#correct-classes .class-btn[data-key="1"]').get_attribute("class").split().count("on") == 1
+    page.keyboard.press("2")
+    assert page.locator('#correct-classes .class-btn[data-key="2"]').get_attribute("class").split().count("on") == 1
+    assert _unreadable_key_hints(page) == []  # "Save correction ⏎" is a highlighted button too
+    page.keyboard.press("Enter")
+    second = _wait_for_next_card(page, first)
+    _wait_for_tab_count(page, "sample", 1)
+
+    # And by mouse: Correct…, click cat off and dog on, Save.
+    page.click("#correct-toggle")
+    page.click('#correct-classes .class-btn[data-key="1"]')
+    page.click('#correct-classes .class-btn[data-key="2"]')
+    page.click("#correct-classes button[value=correct]")
+    _wait_for_next_card(page, second)
+
+    # Then: the reviewers' class sets are the items' labels.
+    labels = {i.pk: set(ResolvedLabel.objects.get(item=i).classes.values_list("name", flat=True)) for i in items}
+    assert labels == {items[0].pk: {"cat", "dog"}, items[1].pk: {"dog"}}
