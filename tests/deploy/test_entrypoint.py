@@ -96,11 +96,11 @@ def test_web_and_worker_from_the_entrypoint_come_up_healthy_under_production_set
     assert get(base + "/accounts/login/", {"X-Forwarded-Proto": "https"})[0] == 200
     assert get(base + "/accounts/login/", {"X-Forwarded-Proto": "https", "Host": "evil.example"})[0] == 400
 
-    start("worker", "worker.log", CELERY_QUEUES="default,gpu", CELERY_CONCURRENCY="1")
+    start("worker", "worker.log", CELERY_QUEUES="housekeeping,default,gpu", CELERY_CONCURRENCY="1")
     wait_for(lambda: get(base + "/healthz")[0] == 200, 60, what="/healthz with a worker")
     (worker,) = json.loads(get(base + "/healthz")[2])["workers"]
-    assert worker["hostname"].startswith("default-gpu@")
-    assert worker["queues"] == ["default", "gpu"]
+    assert worker["hostname"].startswith("housekeeping-default-gpu@")
+    assert worker["queues"] == ["default", "gpu", "housekeeping"]
     # LOG_FORMAT=json: every line gunicorn and Django wrote is one JSON object.
     web_log = [json.loads(line) for line in (logs / "web.log").read_text().splitlines() if line.strip()]
     assert any(e["logger"] == "gunicorn.access" and "GET /livez" in e["message"] for e in web_log)
