@@ -217,6 +217,10 @@ class Annotation(models.Model):
         indexes = [
             models.Index(fields=["item", "user"], name="annotation_item_user_idx"),
             models.Index(fields=["user", "created_at"], name="annotation_user_created_idx"),
+            # A user's skips, oldest first: the queue serves them again once nothing else is left for the user.
+            models.Index(
+                fields=["user", "created_at", "id"], condition=Q(skipped=True), name="annotation_user_skip_idx"
+            ),
         ]
 
     def __str__(self) -> str:

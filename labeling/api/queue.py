@@ -1,4 +1,4 @@
-"""REST API for the labeling queue: next item, annotate, skip, undo. Same services as the labeling page.
+"""REST API for the labeling queue: next item, annotate, skip, undo, the caller's skips. Same services as the page.
 
 Errors: 400 bad input, 404 not a member / item of another project, 403 role too weak,
 409 the item no longer takes this user's annotation (or nothing to undo).
@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.urls import path, reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from labeling.models import Item
 from labeling.permissions import Capability, ProjectCapability
-from labeling.selectors.queue import item_suggestions
+from labeling.selectors.queue import item_suggestions, skipped_items_for_user
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
 
@@ -191,7 +191,7 @@ class AnnotationCreateApi(QueueApi):
 
 
 class ItemSkipApi(QueueApi):
-    """Skip an item: it stays in the queue for others, never comes back to the caller (unless undone)."""
+    """Skip an item: it stays in the queue for others and comes back to the caller after the rest (see skips/)."""
 
     class InputSerializer(serializers.Serializer):
         seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0)
@@ -232,9 +232,48 @@ class UndoApi(QueueApi):
         )
 
 
+class SkipListApi(QueueApi):
+    """The caller's skipped items that the queue will serve them again once the rest is done, oldest skip first."""
+
+    MAX_LIMIT = 500
+
+    class OutputSerializer(serializers.Serializer):
+        class SkipSerializer(serializers.Serializer):
+            item_id = serializers.IntegerField()
+            original_name = serializers.CharField()
+            skipped_at = serializers.DateTimeField()
+            thumb_url = serializers.CharField()
+            original_url = serializers.CharField()
+
+        results = SkipSerializer(many=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="At most this many (1-500, default 100).")],
+        responses=OutputSerializer,
+    )
+    def get(self, request, slug: str):
+        try:
+            limit = min(self.MAX_LIMIT, max(1, int(request.query_params.get("limit", 100))))
+        except ValueError as exc:
+            raise DrfValidationError({"limit": ["A whole number is required."]}) from exc
+        skips = skipped_items_for_user(project=self.project, user=request.user, limit=limit)
+        results = [
+            {
+                "item_id": s.item.pk,
+                "original_name": s.item.original_name,
+                "skipped_at": _datetime(s.skipped_at),
+                "thumb_url": _media(slug, s.item.pk, "thumb"),
+                "original_url": _media(slug, s.item.pk, "original"),
+            }
+            for s in skips
+        ]
+        return Response({"results": results})
+
+
 urlpatterns = [
     path("projects/<slug:slug>/next/", ItemNextApi.as_view(), name="api-queue-next"),
     path("projects/<slug:slug>/annotations/", AnnotationCreateApi.as_view(), name="api-annotation-create"),
     path("projects/<slug:slug>/items/<int:item_id>/skip/", ItemSkipApi.as_view(), name="api-item-skip"),
     path("projects/<slug:slug>/undo/", UndoApi.as_view(), name="api-undo"),
+    path("projects/<slug:slug>/skips/", SkipListApi.as_view(), name="api-skip-list"),
 ]

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.apps import apps
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Split
+from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Review, Split, Verdict
 from labeling.services.queue import OPEN_STATES, annotations_excluding_user
 
 
@@ -105,16 +106,65 @@ def item_suggestions(*, item: Item, classes: list[ClassOption] | None = None, li
 
 
 def labeling_progress(*, project: Project, user) -> dict:
-    """Labeled today by this user (their labels since midnight) and items still open in the project.
+    """Labeled today by this user and items still open in the project.
 
-    Two index-backed counts: fine for a page render, never inside the claim transaction.
+    "Labeled today": the user's live labels made since local midnight (TIME_ZONE) in this project; skips,
+    undo rows and labels they undid do not count. Two index-backed counts: fine for a page render, never
+    inside the claim transaction.
     """
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine_today = Annotation.objects.filter(
-        user=user, created_at__gte=midnight, item__project=project, skipped=False, undoes__isnull=True
-    ).count()
+    mine_today = (
+        Annotation.objects.filter(
+            user=user, created_at__gte=midnight, item__project=project, skipped=False, undoes__isnull=True
+        )
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .count()
+    )
     remaining = Item.objects.filter(project=project, state__in=OPEN_STATES).count()
     return {"mine_today": mine_today, "remaining": remaining}
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    item: Item  # id, width, height, original_name loaded
+    skipped_at: datetime  # the user's latest live skip of it
+
+
+def skipped_items_for_user(*, project: Project, user, limit: int = 100) -> list[SkippedItem]:
+    """The user's skipped items that the queue will serve them again, in that order (oldest skip first).
+
+    Same rule as labeling.services.queue's fall-back: the user's latest live skip of an item that is still
+    open, has a free annotation slot and carries no live label of theirs. Items another annotator's lease
+    holds right now are listed too (they come back when the lease ends). Walks the user's skips on
+    annotation_user_skip_idx; at most `limit` rows.
+    """
+    undone = Annotation.objects.filter(undoes=OuterRef("pk"))
+    later_skip = Annotation.objects.filter(
+        item=OuterRef("item"), user=user, skipped=True, pk__gt=OuterRef("pk")
+    ).filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+    latest_verdict = (
+        Review.objects.filter(annotation=OuterRef("pk")).order_by("-created_at", "-id").values("verdict")[:1]
+    )
+    live_label = (
+        Annotation.objects.filter(item=OuterRef("item"), user=user, skipped=False, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .annotate(latest_verdict=Subquery(latest_verdict))
+        .filter(Q(latest_verdict__isnull=True) | ~Q(latest_verdict=Verdict.REJECT))
+    )
+    skips = (
+        Annotation.objects.filter(
+            user=user,
+            skipped=True,
+            item__project=project,
+            item__state__in=OPEN_STATES,
+            item__annotation_count__lt=project.annotations_per_item,
+        )
+        .filter(~Exists(undone), ~Exists(later_skip), ~Exists(live_label))
+        .select_related("item")
+        .only("id", "created_at", "item__id", "item__width", "item__height", "item__original_name")
+        .order_by("created_at", "id")
+    )
+    return [SkippedItem(item=s.item, skipped_at=s.created_at) for s in skips[:limit]]
 
 
 def grid_items(

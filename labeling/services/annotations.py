@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
-from labeling.services.queue import NOT_EXCLUDED_SQL, OPEN_STATES
+from labeling.services.queue import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
 
@@ -24,7 +24,10 @@ MAX_SECONDS = 24 * 3600.0
 # How far ahead of the server's clock a client's shown_at may be (clock skew): such a time is stored as the
 # server's now, so shown_at <= created_at always holds; further ahead is bad input.
 SHOWN_AT_SKEW = timedelta(seconds=60)
-# Has this user a live label or a skip (not undone) on the item? Same rule as the queue's exclusion.
+# Has this user a live label on the item? A skip does not count: skipped items come back to the user
+# (labeling.services.queue), and a label or another skip of one is taken.
+ALREADY_LABELED_SQL = f"SELECT 1 FROM labeling_item i WHERE i.id = %(item)s AND NOT {NOT_LABELED_SQL}"
+# Has this user a live label or skip on the item (the queue's exclusion)? After the label check: a live skip.
 ALREADY_ANNOTATED_SQL = f"SELECT 1 FROM labeling_item i WHERE i.id = %(item)s AND NOT {NOT_EXCLUDED_SQL}"
 
 
@@ -102,10 +105,10 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
     if item.state not in OPEN_STATES or item.annotation_count >= project.annotations_per_item:
         raise LabelingConflict("This item needs no more annotations.")
     with connection.cursor() as cursor:
-        cursor.execute(ALREADY_ANNOTATED_SQL, {"item": item.pk, "user": user.pk})
+        cursor.execute(ALREADY_LABELED_SQL, {"item": item.pk, "user": user.pk})
         already = cursor.fetchone() is not None
     if already:
-        raise LabelingConflict("You have already annotated or skipped this item.")
+        raise LabelingConflict("You have already labeled this item.")
     other_lease = (
         not holds_lease
         and item.lease_user_id is not None
@@ -201,12 +204,27 @@ def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0, shown_at: d
         now = timezone.now()
         shown = _clean_shown_at(shown_at, now)
         _check_can_annotate(item=locked, user=user, now=now)
+        _check_not_skipped_twice(item=locked, user=user, now=now)
         annotation = Annotation.objects.create(
             item=locked, user=user, skipped=True, seconds_spent=seconds, shown_at=shown
         )
         _release(locked, user, now)
     _copy_back(item, locked)
     return annotation
+
+
+def _check_not_skipped_twice(*, item: Item, user, now) -> None:
+    """A skip of an item the user has skipped already counts only when the queue served it to them again.
+
+    Served again = the user holds its lease; otherwise (a repeated key, a stale page) it is refused, so a
+    skip is recorded once per showing. Costs a query only without the lease.
+    """
+    if item.lease_user_id == user.pk and item.lease_expires_at is not None and item.lease_expires_at > now:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(ALREADY_ANNOTATED_SQL, {"item": item.pk, "user": user.pk})
+        if cursor.fetchone() is not None:
+            raise LabelingConflict("You have already skipped this item.")
 
 
 def annotation_undo(*, user, project: Project, lease_seconds: int | None = None) -> Annotation:

@@ -5,6 +5,12 @@ The claim is one short transaction. Each candidate query walks an index in prior
 that no one else holds and this user has not annotated, so its cost does not grow with the
 project. PostgreSQL: `select_for_update(skip_locked=True)` lets concurrent claims pass each other;
 SQLite: the connection opens IMMEDIATE transactions (settings), so claims serialize.
+
+Skips: a skipped item leaves the user's priority order (others still get it) and comes back to
+that user once nothing else is left for them, oldest skip first; skipping it again sends it to the
+back of those. That fall-back runs only when the pools are empty for the user and walks the user's
+own skips in time order (`annotation_user_skip_idx`): its cost grows with that user's skips, never
+with the project.
 """
 
 from __future__ import annotations
@@ -77,13 +83,21 @@ def _pool_order(project: Project, rng: random.Random) -> list[str]:
 # CPU than running it. Same semantics as claimable_items(); tables are ours, values are parameters.
 # COALESCE(undoes_id, 0) = 0 rather than IS NULL: SQLite would otherwise probe the unique index on
 # undoes_id (every non-undo row) instead of annotation_item_user_idx.
-NOT_EXCLUDED_SQL = """
-    NOT EXISTS (
+_LIVE_ANNOTATION_OF_ITEM = """
         SELECT 1 FROM labeling_annotation a
         WHERE a.item_id = i.id AND a.user_id = %(user)s AND COALESCE(a.undoes_id, 0) = 0
-          AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = a.id)
-          AND (a.skipped OR COALESCE((SELECT r.verdict FROM labeling_review r WHERE r.annotation_id = a.id
-                                      ORDER BY r.created_at DESC, r.id DESC LIMIT 1), '') <> 'reject')
+          AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = a.id)"""
+_NOT_REJECTED = """COALESCE((SELECT r.verdict FROM labeling_review r WHERE r.annotation_id = a.id
+                             ORDER BY r.created_at DESC, r.id DESC LIMIT 1), '') <> 'reject'"""
+# Neither a live label nor a live skip of the user: the item is in the user's priority order.
+NOT_EXCLUDED_SQL = f"""
+    NOT EXISTS ({_LIVE_ANNOTATION_OF_ITEM}
+          AND (a.skipped OR {_NOT_REJECTED})
+    )"""
+# No live label of the user (a skip does not count): the user may still label or skip the item.
+NOT_LABELED_SQL = f"""
+    NOT EXISTS ({_LIVE_ANNOTATION_OF_ITEM}
+          AND NOT a.skipped AND {_NOT_REJECTED}
     )"""
 
 
@@ -110,6 +124,43 @@ HELD_SQL = """
       AND i.state IN (%(open1)s, %(open2)s)
     ORDER BY i.lease_expires_at
     LIMIT 1"""
+
+
+# The user's skipped items that are still open for them, by the time of their latest live skip (oldest first).
+# Walks the user's skips in time order on the partial index annotation_user_skip_idx; a skip followed by a
+# later live skip of the same item is passed over, so a re-skipped item goes to the back.
+SKIPPED_SQL = f"""
+    SELECT i.* FROM labeling_annotation s JOIN labeling_item i ON i.id = s.item_id
+    WHERE s.user_id = %(user)s AND s.skipped AND i.project_id = %(project)s
+      AND i.state IN (%(open1)s, %(open2)s) AND i.annotation_count < %(overlap)s
+      AND (i.lease_expires_at IS NULL OR i.lease_expires_at <= %(now)s OR i.lease_user_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = s.id)
+      AND NOT EXISTS (
+        SELECT 1 FROM labeling_annotation later
+        WHERE later.item_id = s.item_id AND later.user_id = %(user)s AND later.skipped AND later.id > s.id
+          AND NOT EXISTS (SELECT 1 FROM labeling_annotation u2 WHERE u2.undoes_id = later.id)
+      )
+      AND {NOT_LABELED_SQL}
+    ORDER BY s.created_at, s.id
+    LIMIT 1"""
+
+
+def skipped_claim_sql(*, lock: bool) -> str:
+    """SELECT of the user's oldest skipped item still open for them (params: see _skipped_params)."""
+    if lock and connection.features.has_select_for_update_skip_locked:
+        return SKIPPED_SQL + " FOR UPDATE OF i SKIP LOCKED"
+    return SKIPPED_SQL
+
+
+def _skipped_params(*, project: Project, user, now) -> dict:
+    return {
+        "project": project.pk,
+        "user": user.pk,
+        "overlap": project.annotations_per_item,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "open1": OPEN_STATES[0],
+        "open2": OPEN_STATES[1],
+    }
 
 
 def _pool_params(*, project: Project, user, pool: str, state: str, now) -> dict:
@@ -142,7 +193,8 @@ def item_claim_next(*, project: Project, user, lease_seconds: int | None = None,
     """Lease and return the next item this user should label, or None when there is nothing left for them.
 
     Order: a live lease the user already holds (re-requesting gives the same item back), else the
-    highest-priority open item by Item.priority desc, id. `lease_seconds` defaults to
+    highest-priority open item by Item.priority desc, id, else the user's own skipped items that are
+    still open, oldest skip first (see the module docstring). `lease_seconds` defaults to
     settings.LABELLOOP_LEASE_SECONDS (read at call time so that settings overrides apply).
     """
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
@@ -158,6 +210,9 @@ def item_claim_next(*, project: Project, user, lease_seconds: int | None = None,
                 item = _first_in_pool(project=project, user=user, pool=pool, now=now, lock=True)
                 if item is not None:
                     break
+        if item is None:
+            sql = skipped_claim_sql(lock=True)
+            item = next(iter(Item.objects.raw(sql, _skipped_params(project=project, user=user, now=now))), None)
         if item is None:
             return None
         expires = now + timedelta(seconds=lease_seconds)

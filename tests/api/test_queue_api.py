@@ -58,3 +58,35 @@ def test_a_bad_or_future_shown_at_is_refused_and_changes_nothing(world, shown_at
     skip = api.post(f"{base}/items/{item}/skip/", {"shown_at": shown_at}, format="json")
     assert (label.status_code, skip.status_code) == (400, 400)
     assert Annotation.objects.count() == 0
+
+
+def test_the_skips_endpoint_lists_the_callers_skips_and_the_queue_serves_them_last(world, member_of):
+    api, base, items = world["api"], "/api/projects/birds", world["items"]
+    # Given an annotator who skips the two best items over the API
+    for _ in range(2):
+        item = api.get(f"{base}/next/").json()["item"]["id"]
+        assert api.post(f"{base}/items/{item}/skip/", {}, format="json").status_code == 201
+    # Then they see both, oldest skip first, with images to show
+    listed = api.get(f"{base}/skips/").json()["results"]
+    assert [s["item_id"] for s in listed] == [items[0].pk, items[1].pk]
+    assert listed[0]["thumb_url"].endswith(f"/{items[0].pk}/thumb/")
+    assert api.get(f"{base}/skips/?limit=1").json()["results"][0]["item_id"] == items[0].pk
+    # And the queue gives the third item, then the skipped ones again, and a skipped one takes a normal label
+    served = []
+    while (item := api.get(f"{base}/next/").json()["item"]) is not None:
+        served.append(item["id"])
+        response = api.post(
+            f"{base}/annotations/", {"item_id": item["id"], "class_ids": [world["cat"].pk]}, format="json"
+        )
+        assert response.status_code == 201
+    assert served == [items[2].pk, items[0].pk, items[1].pk]
+    assert api.get(f"{base}/skips/").json()["results"] == []
+    assert Annotation.objects.filter(skipped=False, undoes__isnull=True).count() == 3
+
+
+def test_the_skips_endpoint_is_for_members_only(world, project_factory, member_of):
+    outsider = APIClient()
+    outsider.force_authenticate(member_of(project_factory(slug="elsewhere")))
+    assert outsider.get("/api/projects/birds/skips/").status_code == 404
+    assert APIClient().get("/api/projects/birds/skips/").status_code == 401
+    assert world["api"].get("/api/projects/birds/skips/?limit=x").status_code == 400

@@ -146,13 +146,31 @@ def test_undo_after_grace_is_refused(setup, member_of, settings):
     assert snapshot() == before
 
 
-def test_undo_of_a_skip_brings_the_item_back(setup, member_of):
-    project, _, [item] = setup()
+def test_undo_of_a_skip_brings_the_item_back_at_once(setup, member_of):
+    project, _, [first, _second] = setup(n=2)
     user = member_of(project)
     annotation_skip(item=item_claim_next(project=project, user=user), user=user)
-    assert item_claim_next(project=project, user=user) is None
+    # Without the undo, the skipped item would wait behind the second one.
     annotation_undo(user=user, project=project)
-    assert item_claim_next(project=project, user=user).pk == item.pk
+    assert item_claim_next(project=project, user=user).pk == first.pk
+
+
+def test_a_skipped_item_served_again_takes_a_normal_label(setup, member_of):
+    project, (cat, *_), [item] = setup()
+    user = member_of(project)
+    annotation_skip(item=item_claim_next(project=project, user=user), user=user)
+    again = item_claim_next(project=project, user=user)
+    assert again.pk == item.pk
+    label = annotation_create(item=again, user=user, class_ids=[cat.pk])
+    resolved = ResolvedLabel.objects.get(item=item)
+    assert list(resolved.classes.values_list("name", flat=True)) == ["cat"]
+    assert resolved.source == LabelSource.SINGLE
+    assert not label.skipped
+    assert Item.objects.get(pk=item.pk).state == ItemState.LABELED
+    # Labeled now: it never comes back, and a second label is refused.
+    assert item_claim_next(project=project, user=user) is None
+    with pytest.raises(LabelingConflict):
+        annotation_create(item=item, user=user, class_ids=[cat.pk])
 
 
 def label(item, user, *classes):
@@ -375,3 +393,20 @@ def test_the_database_refuses_a_label_made_before_its_image_was_shown(setup, mem
     user = member_of(project)
     with pytest.raises(IntegrityError), transaction.atomic():
         Annotation.objects.create(item=item, user=user, skipped=True, shown_at=timezone.now() + timedelta(hours=1))
+
+
+def test_a_repeated_skip_is_refused_until_the_queue_serves_the_item_again(setup, member_of):
+    project, _, [first, _second] = setup(n=2)
+    user = member_of(project)
+    annotation_skip(item=item_claim_next(project=project, user=user), user=user)
+    # A second skip key for the same card (a stale page, a repeated key) records nothing.
+    before = snapshot()
+    with pytest.raises(LabelingConflict, match="already skipped"):
+        annotation_skip(item=first, user=user)
+    assert snapshot() == before
+    # Once served again (second done), skipping it again is taken.
+    annotation_skip(item=item_claim_next(project=project, user=user), user=user)
+    again = item_claim_next(project=project, user=user)
+    assert again.pk == first.pk
+    annotation_skip(item=again, user=user)
+    assert Annotation.objects.filter(item=first, user=user, skipped=True).count() == 2

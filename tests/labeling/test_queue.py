@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
 
 import pytest
@@ -58,7 +59,7 @@ def test_re_requesting_returns_the_same_leased_item(single, member_of):
     assert Item.objects.get(pk=first.pk).lease_user_id == user.pk
 
 
-def test_a_user_never_gets_an_item_they_labeled_or_skipped(project_factory, label_class_factory, member_of):
+def test_a_user_never_gets_an_item_they_labeled_and_skips_come_last(project_factory, label_class_factory, member_of):
     project = project_factory(annotations_per_item=2, holdout_fraction=0.0)
     cat = label_class_factory(project=project, name="cat")
     bulk_items(project, 3)
@@ -70,8 +71,77 @@ def test_a_user_never_gets_an_item_they_labeled_or_skipped(project_factory, labe
             annotation_skip(item=item, user=user, seconds_spent=1)
         else:
             annotation_create(item=item, user=user, class_ids=[cat.pk], seconds_spent=1)
-    assert len(seen) == len(set(seen)) == 3
-    assert set(Item.objects.values_list("state", flat=True)) == {ItemState.PARTIAL, ItemState.UNLABELED}
+    # The skipped item came back once the other two were labeled, and was labeled then.
+    assert seen == [seen[0], seen[1], seen[2], seen[1]]
+    assert len(set(seen)) == 3
+    assert set(Item.objects.values_list("state", flat=True)) == {ItemState.PARTIAL}
+
+
+def label_all(project, user, cls) -> None:
+    while (item := item_claim_next(project=project, user=user)) is not None:
+        annotation_create(item=item, user=user, class_ids=[cls.pk])
+
+
+def test_skipped_items_come_back_after_the_rest_oldest_skip_first(single, member_of):
+    # Given an annotator who skipped 4 of 120 open items, out of priority order
+    project, (cat, _) = single
+    items = bulk_items(project, 120)
+    for item in items:
+        Item.objects.filter(pk=item.pk).update(priority=1.0 - item.pk / 1000)
+    user = member_of(project)
+    skip_order = [items[50], items[3], items[99], items[10]]
+    for item in skip_order:
+        annotation_skip(item=item, user=user)
+    # When they label everything else the queue serves
+    served = []
+    while (item := item_claim_next(project=project, user=user)) is not None:
+        served.append(item.pk)
+        annotation_create(item=item, user=user, class_ids=[cat.pk])
+    # Then the 116 others come first by priority, then the skipped ones, oldest skip first, each once
+    others = [i.pk for i in items if i not in skip_order]
+    assert served == others + [i.pk for i in skip_order]
+
+
+def test_a_user_with_only_skipped_items_left_gets_them_not_nothing_left(single, member_of):
+    project, _ = single
+    items = bulk_items(project, 3)
+    user = member_of(project)
+    for _ in items:
+        annotation_skip(item=item_claim_next(project=project, user=user), user=user)
+    back = item_claim_next(project=project, user=user)
+    assert back.pk == items[0].pk
+    assert Item.objects.get(pk=back.pk).lease_user_id == user.pk
+    # Skipping it again sends it behind the other skips.
+    annotation_skip(item=back, user=user)
+    assert [item_claim_next(project=project, user=user).pk] == [items[1].pk]
+
+
+def test_skipped_items_come_back_only_to_the_user_who_skipped_them(single, member_of):
+    project, (cat, _) = single
+    [a, _b] = bulk_items(project, 2)
+    alice, bob = member_of(project), member_of(project)
+    annotation_skip(item=item_claim_next(project=project, user=alice), user=alice)  # a
+    # Bob never skipped anything: he gets a (still open for everyone) by priority, then b, then nothing.
+    assert item_claim_next(project=project, user=bob).pk == a.pk
+    annotation_create(item=a, user=bob, class_ids=[cat.pk])
+    label_all(project, bob, cat)
+    assert item_claim_next(project=project, user=bob) is None
+    # a is labeled by someone else now: it does not come back to alice either.
+    assert item_claim_next(project=project, user=alice) is None
+
+
+def test_a_skipped_item_leased_to_someone_else_waits_for_that_lease(project_factory, label_class_factory, member_of):
+    project = project_factory(annotations_per_item=2, holdout_fraction=0.0)
+    cat = label_class_factory(project=project, name="cat")
+    [only] = bulk_items(project, 1)
+    alice, bob = member_of(project), member_of(project)
+    annotation_skip(item=item_claim_next(project=project, user=alice), user=alice)
+    assert item_claim_next(project=project, user=bob).pk == only.pk
+    # Bob holds it: alice's skip does not come back under his lease.
+    assert item_claim_next(project=project, user=alice) is None
+    annotation_create(item=only, user=bob, class_ids=[cat.pk])
+    # Bob's label leaves one slot of two: alice's skipped item is hers to label now.
+    assert item_claim_next(project=project, user=alice).pk == only.pk
 
 
 def test_overlap_two_serves_each_item_to_two_different_users(project_factory, label_class_factory, member_of):
@@ -199,3 +269,78 @@ def test_claim_query_uses_an_index_not_a_seq_scan(single, member_of):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Seq Scan on labeling_item" not in plan, plan
     assert "item_queue_idx" in plan, plan
+
+
+def test_the_skip_fall_back_walks_the_users_skips_by_index(single, member_of):
+    from labeling.services.queue import _skipped_params, skipped_claim_sql
+
+    # Given a big project where the user skipped a few items
+    project, _ = single
+    items = bulk_items(project, 3000)
+    user = member_of(project)
+    for item in items[:30]:
+        annotation_skip(item=item, user=user)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        params = _skipped_params(project=project, user=user, now=timezone.now())
+        explain = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+        cursor.execute(explain + skipped_claim_sql(lock=True), params)
+        plan = "\n".join(str(row) for row in cursor.fetchall())
+    # Then the fall-back reads the user's skips from their partial index, never a scan of items or annotations
+    assert "annotation_user_skip_idx" in plan, plan
+    assert not re.search(r"SCAN (i|s)\b|Seq Scan on labeling_(item|annotation)", plan), plan
+
+
+def test_labeled_today_counts_only_live_labels_since_midnight(single, member_of):
+    from django.test import Client
+    from django.urls import reverse
+
+    from labeling.models import Annotation
+    from labeling.selectors.queue import labeling_progress
+    from labeling.services.annotations import annotation_undo
+
+    # Given an annotator who labeled 3 items, skipped 2, undid their last label, and labeled one yesterday
+    project, (cat, _) = single
+    items = bulk_items(project, 8)
+    user, other = member_of(project), member_of(project)
+    for item in items[:2]:
+        annotation_create(item=item, user=user, class_ids=[cat.pk])
+    for item in items[2:4]:
+        annotation_skip(item=item, user=user)
+    annotation_create(item=items[4], user=user, class_ids=[cat.pk])
+    annotation_undo(user=user, project=project)
+    yesterday = annotation_create(item=items[5], user=user, class_ids=[cat.pk])
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    Annotation.objects.filter(pk=yesterday.pk).update(created_at=midnight - timedelta(minutes=1))
+    annotation_create(item=items[6], user=other, class_ids=[cat.pk])  # someone else's
+    # When they look at their progress
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("labeling:label", args=[project.slug])).content.decode()
+    # Then only the two labels that stand count: not the skips, the undone label, yesterday's or other people's
+    assert labeling_progress(project=project, user=user)["mine_today"] == 2
+    assert re.search(r'id="mine-today">\s*(\d+)\s*<', page).group(1) == "2"
+
+
+def test_an_annotator_sees_their_skips_in_the_order_they_come_back(single, member_of):
+    from labeling.selectors.queue import skipped_items_for_user
+    from labeling.services.annotations import annotation_undo
+
+    project, (cat, _) = single
+    items = bulk_items(project, 6)
+    user, other = member_of(project), member_of(project)
+    for item in (items[4], items[1], items[2], items[3]):
+        annotation_skip(item=item, user=user)
+    annotation_undo(user=user, project=project)  # withdraws the skip of items[3]
+    annotation_skip(item=items[0], user=other)  # someone else's skip
+    annotation_create(item=items[2], user=other, class_ids=[cat.pk])  # labeled by another: will not come back
+    skips = skipped_items_for_user(project=project, user=user)
+    assert [s.item.pk for s in skips] == [items[4].pk, items[1].pk]
+    assert skips[0].skipped_at <= skips[1].skipped_at
+    # The list is what the queue does: label the rest, and these come back in this order.
+    served = []
+    while (item := item_claim_next(project=project, user=user)) is not None:
+        served.append(item.pk)
+        annotation_create(item=item, user=user, class_ids=[cat.pk])
+    assert served[-2:] == [items[4].pk, items[1].pk]
+    assert skipped_items_for_user(project=project, user=user) == []
