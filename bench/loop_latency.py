@@ -187,7 +187,7 @@ def run(args, work: Path, procs: list) -> dict:
     common = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool", "prefork",
               "-l", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
     logs = {}
-    for name, extra in (("gpu", ["-Q", "gpu", "-c", "1"]), ("default", ["-Q", "default", "-c", "1", "-B",
+    for name, extra in (("gpu", ["-Q", "gpu", "-c", "1"]), ("default", ["-Q", "housekeeping,default", "-c", "1", "-B",
                                                                           "-s", str(work / "beat")])):  # fmt: skip
         logs[name] = work / f"worker-{name}.log"
         procs.append(

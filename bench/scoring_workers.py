@@ -138,8 +138,8 @@ def run(args, work: Path, procs: list) -> dict:
     pool = len(sharding.pool_ids(project=project))
     cache = services.project_cache_dir(project)
 
-    common = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "default", "-c", "1",
-              "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle"]  # fmt: skip
+    common = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", sharding.SCORE_QUEUE,
+              "-c", "1", "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle"]  # fmt: skip
     threads = str(args.threads)
     worker_env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     phases = {}

@@ -194,10 +194,10 @@ def celery_env(redis_server, settings, transactional_db) -> Iterator[dict]:
 
 @pytest.fixture
 def start_worker(celery_env, tmp_path) -> Iterator[Callable[..., CeleryWorker]]:
-    """start_worker(queues="default,gpu", concurrency=1, name="w1", beat=False) -> a real worker process."""
+    """start_worker(queues="housekeeping,default,gpu", concurrency=1, name="w1", beat=False) -> a worker process."""
     started: list[CeleryWorker] = []
 
-    def start(queues: str = "default,gpu", concurrency: int = 1, name: str = "w1", beat: bool = False,
+    def start(queues: str = "housekeeping,default,gpu", concurrency: int = 1, name: str = "w1", beat: bool = False,
               extra_env: dict | None = None) -> CeleryWorker:  # fmt: skip
         log = tmp_path / f"worker-{name}.log"
         cmd = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", queues,

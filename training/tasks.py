@@ -47,7 +47,7 @@ def training_score_task(project_id: int, job_id: int) -> dict:
     if job is None or project is None or job.finished:
         return {"job": job_id, "skipped": True}
     if sharding.sharded_scoring_wanted(project=project):
-        # A big pool is spread over every worker on the `default` queue; the chord's last step finishes the job.
+        # A big pool is spread over every worker on sharding.SCORE_QUEUE; the chord's last step finishes the job.
         try:
             return {"job": job_id, "status": "sharded", **sharding.sharded_scoring_start(project=project, job=job)}
         except Exception as exc:

@@ -1,7 +1,7 @@
 """Re-scoring a project's pool across Celery workers: split the pool into shards, score each on whichever
 worker is free, then rank the whole pool once.
 
-    chord(group(score_shard_task(shard) for shard in plan), score_finalize_task)   # queue `default`
+    chord(group(score_shard_task(shard) for shard in plan), score_finalize_task)   # queue `gpu`
 
 A shard task embeds its items (EmbeddingStore; cached ones are read, not recomputed), scores them with the
 version's checkpoint (read through the storage API, so any machine can), upserts their Prediction rows and
@@ -40,7 +40,7 @@ from training.services.snapshot import OPEN_STATES, item_local_path
 
 logger = logging.getLogger(__name__)
 
-SCORE_QUEUE = "default"
+SCORE_QUEUE = "gpu"
 STORAGE_PREFIX = "scoring"
 # Strategies whose batch depends on where the items lie (embeddings of the pool and of the labeled set).
 DIVERSITY_STRATEGIES = ("kcenter", "diverse_margin")
