@@ -43,6 +43,7 @@ def endpoints(w) -> list[tuple[str, str, str]]:
         ("get", f"/api/projects/{s}/items/{w['item'].pk}/", "view"),
         ("get", f"/api/projects/{s}/annotations/list/", "view_metrics"),
         ("get", f"/api/projects/{s}/reviews/", "view_metrics"),
+        ("get", f"/api/projects/{s}/skips/", "view"),
         ("get", f"/api/projects/{s}/jobs/", "view"),
         ("get", f"/api/projects/{s}/jobs/{w['job'].pk}/", "view"),
         ("get", f"/api/projects/{s}/jobs/{w['job'].pk}/download/", "export"),
