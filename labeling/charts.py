@@ -1,13 +1,78 @@
 """Geometry for the server-side SVG charts (templates/labeling/_charts.html draws them; no JS library).
 
 Each builder returns a plain dict of coordinates and already-formatted strings; the template only places them.
-Text is passed through as data and escaped by the template.
+Text is passed through as data and escaped by the template. Labels are measured (`text_width`) and shortened to
+the space they have (`fit_text`, the full text goes in a tooltip), so no label is clipped or runs into the plot.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
+
+# Advance widths of DejaVu Sans (what system-ui/sans-serif resolve to on Debian), in thousandths of an em, for
+# the printable ASCII characters " " to "~". DejaVu is wider than Arial, Helvetica, Roboto and Segoe UI, so a
+# label measured with it fits in those fonts too.
+_ASCII_WIDTHS = (
+    318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636, 636, 636,
+    636, 636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686, 698, 770, 632, 575, 775, 752, 295, 295, 656,
+    557, 863, 748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390, 337, 390, 838, 500, 500, 613,
+    635, 550, 635, 615, 352, 635, 634, 278, 278, 579, 278, 974, 634, 612, 635, 635, 411, 521, 392, 634, 592, 818,
+    592, 592, 525, 636, 337, 636, 838,
+)  # fmt: skip
+ELLIPSIS = "…"
+PATH_SEPARATOR = " / "
+
+
+def _char_width(ch: str) -> float:
+    code = ord(ch)
+    if 32 <= code <= 126:
+        return _ASCII_WIDTHS[code - 32] / 1000
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0.0
+    if unicodedata.east_asian_width(ch) in ("W", "F"):
+        return 1.25  # CJK and emoji: an em, and colour emoji fonts run wider
+    return 1.0  # accented Latin, Greek, Cyrillic: wider than any of them (a safe upper bound)
+
+
+def text_width(text: str, font_size: float) -> float:
+    """Rendered width in px of `text` at `font_size` px in a sans-serif font (an upper bound, see above)."""
+    return font_size * sum(_char_width(ch) for ch in text)
+
+
+def _cut(text: str, max_width: float, font_size: float) -> str:
+    """The longest start of `text` that fits in max_width px together with an ellipsis."""
+    budget = max_width - text_width(ELLIPSIS, font_size)
+    used, n = 0.0, 0
+    for ch in text:
+        w = _char_width(ch) * font_size
+        if used + w > budget:
+            break
+        used, n = used + w, n + 1
+    if n == 0:
+        return ELLIPSIS if budget >= 0 else ""
+    return text[:n].rstrip() + ELLIPSIS
+
+
+def fit_text(text: str, max_width: float, font_size: float) -> str:
+    """`text`, or the most of it that fits in max_width px, marked with an ellipsis.
+
+    A taxonomy path ("animal / mammal / cat") drops whole levels from the top first ("… / mammal / cat"); if
+    the leaf alone is too long, the start of the leaf is kept ("Golden retrie…"). Other text keeps its start."""
+    if text_width(text, font_size) <= max_width:
+        return text
+    parts = text.split(PATH_SEPARATOR)
+    for k in range(1, len(parts)):
+        shorter = ELLIPSIS + PATH_SEPARATOR + PATH_SEPARATOR.join(parts[k:])
+        if text_width(shorter, font_size) <= max_width:
+            return shorter
+    return _cut(parts[-1], max_width, font_size)
+
+
+def _label(text: str, max_width: float, font_size: float) -> dict:
+    shown = fit_text(text, max_width, font_size)
+    return {"text": shown, "full": text, "cut": shown != text, "width": text_width(shown, font_size)}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -20,6 +85,10 @@ def _blend(t: float, low: tuple[int, int, int] = (247, 251, 255), high: tuple[in
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+BAR_FONT = 12
+BAR_LABEL_GAP = 6
+
+
 def bar_chart(
     rows: Sequence[tuple[str, float | None]],
     *,
@@ -27,10 +96,18 @@ def bar_chart(
     hi: float = 1.0,
     width: int = 520,
     bar_height: int = 18,
-    label_width: int = 150,
+    label_width: int | None = None,
+    max_label_width: int = 220,
     title: str = "",
 ) -> dict:
-    """Horizontal bars for values in [lo, hi] (None draws no bar); a zero line when lo < 0."""
+    """Horizontal bars for values in [lo, hi] (None draws no bar); a zero line when lo < 0.
+
+    The label column is as wide as the longest label needs, up to max_label_width; longer labels are shortened
+    (the full text is their tooltip)."""
+    if label_width is None:
+        widest = max((text_width(label, BAR_FONT) for label, _ in rows), default=0.0)
+        label_width = math.ceil(min(max_label_width, widest + 2 * BAR_LABEL_GAP))
+    label_width = max(label_width, 4 * BAR_FONT)
     plot = width - label_width - 50
     gap = 6
     span = (hi - lo) or 1.0
@@ -42,15 +119,16 @@ def bar_chart(
     bars = []
     for i, (label, value) in enumerate(rows):
         y = 10 + i * (bar_height + gap)
+        fitted = _label(label, label_width - 2 * BAR_LABEL_GAP, BAR_FONT)
         if value is None or not math.isfinite(value):
             bars.append(
-                {"label": label, "y": y, "ty": y + bar_height * 0.75, "x": zero, "w": 0, "vx": zero + 4, "text": "n/a"}
+                {"label": fitted, "y": y, "ty": y + bar_height * 0.75, "x": zero, "w": 0, "vx": zero + 4, "text": "n/a"}
             )
             continue
         end = x(value)
         bars.append(
             {
-                "label": label,
+                "label": fitted,
                 "y": y,
                 "ty": y + bar_height * 0.75,
                 "x": min(zero, end),
@@ -67,7 +145,9 @@ def bar_chart(
         "bars": bars,
         "bar_height": bar_height,
         "zero": zero,
-        "label_x": label_width - 6,
+        "label_x": label_width - BAR_LABEL_GAP,
+        "label_width": label_width,
+        "font_size": BAR_FONT,
         "title": title,
         "axis_bottom": height - 6,
     }
@@ -77,17 +157,28 @@ def heatmap(
     matrix: Sequence[Sequence[float]],
     labels: Sequence[str],
     *,
-    hrefs: Sequence[Sequence[str | None]] | None = None,
+    href: Callable[[int, int], str] | None = None,
     cell: int = 34,
-    label_width: int = 130,
+    label_width: int = 150,
+    font_size: int = 11,
+    values: bool = True,
 ) -> dict:
-    """Confusion-matrix heatmap: rows = true class, columns = predicted; shade by row-normalised share."""
+    """Confusion-matrix heatmap: rows = true class, columns = predicted; shade by row-normalised share.
+
+    `values=False` is the compact form for many classes: no numbers in the cells, and only non-zero cells are
+    drawn on a background of the zero shade (a 130-class matrix is mostly zeros). Column labels are rotated 60
+    degrees; the drawing is wide enough for the last one and tall enough for the longest."""
     n = len(labels)
-    top = label_width
+    gap = 6
+    rows = [_label(lab, label_width - gap, font_size) for lab in labels]
+    cos60, sin60 = 0.5, math.sqrt(3) / 2
+    top = math.ceil(max((r["width"] for r in rows), default=0.0) * sin60 + font_size + gap)
     cells = []
     for i, row in enumerate(matrix):
         total = sum(row) or 1
         for j, value in enumerate(row):
+            if not values and not value:
+                continue
             share = value / total
             cells.append(
                 {
@@ -97,23 +188,26 @@ def heatmap(
                     "ty": top + i * cell + cell / 2 + 4,
                     "fill": _blend(share),
                     "ink": "#ffffff" if share > 0.5 else "#1b1b1b",
-                    "text": str(int(value)) if float(value).is_integer() else _fmt(value),
+                    "text": (str(int(value)) if float(value).is_integer() else _fmt(value)) if values else "",
                     "title": f"true {labels[i]} → predicted {labels[j]}: {value:g} ({share:.0%} of row)",
-                    "href": (hrefs[i][j] if hrefs else None) if value else None,
+                    "href": href(i, j) if href and value else None,
                     "diagonal": i == j,
                 }
             )
+    cols = [{**r, "x": label_width + j * cell + cell / 2 + font_size / 3, "y": top - gap} for j, r in enumerate(rows)]
+    right = max([label_width + n * cell] + [c["x"] + c["width"] * cos60 + font_size * sin60 for c in cols])
     return {
-        "width": label_width + n * cell + 10,
+        "width": math.ceil(right + 10),
         "height": top + n * cell + 10,
         "cell": cell,
         "cells": cells,
+        "values": values,
+        "font_size": font_size,
+        "grid": {"x": label_width, "y": top, "size": n * cell, "fill": _blend(0.0)},
         "rows": [
-            {"label": lab, "x": label_width - 6, "y": top + i * cell + cell / 2 + 4} for i, lab in enumerate(labels)
+            {**r, "x": label_width - gap, "y": top + i * cell + cell / 2 + font_size / 3} for i, r in enumerate(rows)
         ],
-        "cols": [
-            {"label": lab, "x": label_width + j * cell + cell / 2 + 4, "y": top - 6} for j, lab in enumerate(labels)
-        ],
+        "cols": cols,
     }
 
 

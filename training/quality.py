@@ -120,6 +120,41 @@ def version_metrics(version: ModelVersion) -> VersionMetrics:
     )
 
 
+# Above this many classes a matrix or one bar per class is no longer readable at page width: the page leads with
+# the largest confusions and the lowest F1 and keeps the full figures one click away.
+MANY_CLASSES = 20
+TOP_CONFUSIONS = 20
+WORST_CLASSES = 20
+
+
+@dataclass
+class Confusion:
+    true_index: int
+    pred_index: int
+    true_name: str
+    pred_name: str
+    count: float
+    share: float  # of the true class's holdout items
+
+
+def confusions(matrix: list[list[float]], names: list[str], limit: int | None = None) -> list[Confusion]:
+    """Off-diagonal cells with a count, largest first (ties: larger share of the true class, then order)."""
+    out = []
+    for i, row in enumerate(matrix):
+        total = sum(row)
+        for j, value in enumerate(row):
+            if i != j and value:
+                out.append(Confusion(i, j, names[i], names[j], value, value / total if total else 0.0))
+    out.sort(key=lambda c: (-c.count, -c.share, c.true_index, c.pred_index))
+    return out if limit is None else out[:limit]
+
+
+def lowest_f1(per_class: list[ClassMetrics], limit: int) -> list[ClassMetrics]:
+    """The classes with the lowest F1 first; classes without an F1 (no holdout support) after them."""
+    ranked = sorted(per_class, key=lambda c: (c.f1 is None, c.f1 if c.f1 is not None else 0.0, c.name))
+    return ranked[:limit]
+
+
 def versions_of(project: Project) -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(project=project).order_by("number"))
 

@@ -18,6 +18,9 @@ from training import quality
 from training.models import ModelVersion
 from training.tasks_quality import holdout_predictions_task, label_errors_job_enqueue, task_send
 
+# With many classes a bar chart has a card to itself: room for the names of a deep taxonomy.
+WIDE_BARS = {"width": 760, "max_label_width": 380}
+
 
 def _context(request: HttpRequest, **extra) -> dict:
     return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
@@ -51,6 +54,12 @@ def _learning_chart(project) -> dict | None:
     )
 
 
+def _split_path(path: str) -> dict:
+    """A class path as (parents, leaf): tables show the leaf first and its parents small beneath."""
+    parents, _, leaf = path.rpartition(charts.PATH_SEPARATOR)
+    return {"full": path, "leaf": leaf, "parents": parents}
+
+
 @require_GET
 @project_view(Capability.VIEW_METRICS)
 def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
@@ -61,16 +70,44 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
     context = _context(request, versions=versions, version=version, learning_chart=_learning_chart(project))
     if version is not None:
         m = quality.version_metrics(version)
-        hrefs = None
-        if m.confusion:
-            base = reverse("training:model_confusion_items", args=[slug])
-            k = len(m.names)
-            hrefs = [[f"{base}?v={version.number}&t={i}&p={j}" for j in range(k)] for i in range(k)]
+        base = reverse("training:model_confusion_items", args=[slug])
+
+        def cell_href(i: int, j: int) -> str:
+            return f"{base}?v={version.number}&t={i}&p={j}"
+
+        many = max(len(m.names), len(m.per_class)) > quality.MANY_CLASSES
+        top_confusions = []
+        if m.confusion and many:
+            top_confusions = [
+                {
+                    "c": c,
+                    "href": cell_href(c.true_index, c.pred_index),
+                    "true": _split_path(c.true_name),
+                    "pred": _split_path(c.pred_name),
+                }
+                for c in quality.confusions(m.confusion, m.names)
+            ]
+        f1_rows = quality.lowest_f1(m.per_class, quality.WORST_CLASSES) if many else m.per_class
         context.update(
             m=m,
-            heatmap=charts.heatmap(m.confusion, m.names, hrefs=hrefs) if m.confusion else None,
+            many=many,
+            top_confusions=top_confusions[: quality.TOP_CONFUSIONS],
+            all_confusions=top_confusions,
+            heatmap=(
+                charts.heatmap(
+                    m.confusion, m.names, href=cell_href, cell=14, label_width=230, font_size=10, values=False
+                )
+                if many
+                else charts.heatmap(m.confusion, m.names, href=cell_href)
+            )
+            if m.confusion
+            else None,
             reliability=charts.reliability_diagram(m.reliability) if m.reliability else None,
-            f1_chart=charts.bar_chart([(c.name, c.f1) for c in m.per_class], title="F1 per class")
+            f1_chart=charts.bar_chart(
+                [(c.name, c.f1) for c in f1_rows],
+                title=f"{len(f1_rows)} lowest F1 of {len(m.per_class)} classes" if many else "F1 per class",
+                **WIDE_BARS if many else {},
+            )
             if m.per_class
             else None,
             holdout_predictions=quality.holdout_prediction_count(version),
@@ -110,15 +147,29 @@ def model_compare(request: HttpRequest, slug: str) -> HttpResponse:
             summary.append(
                 {"label": label, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None}
             )
+        many = len(rows) > quality.MANY_CLASSES
+        # With many classes the chart shows the largest changes either way; the table below has them all.
+        chart_rows = (
+            sorted((r for r in rows if r["delta"] is not None), key=lambda r: (-abs(r["delta"]), r["name"]))[
+                : quality.WORST_CLASSES
+            ]
+            if many
+            else rows
+        )
         context.update(
             ma=ma,
             mb=mb,
             rows=rows,
+            many=many,
             summary=summary,
             delta_chart=charts.bar_chart(
-                [(r["name"], r["delta"]) for r in rows], lo=-1.0, hi=1.0, title="F1 change per class"
+                [(r["name"], r["delta"]) for r in chart_rows],
+                lo=-1.0,
+                hi=1.0,
+                title=f"{len(chart_rows)} largest F1 changes of {len(rows)} classes" if many else "F1 change per class",
+                **WIDE_BARS if many else {},
             )
-            if rows
+            if chart_rows
             else None,
         )
     return render(request, "training/quality_compare.html", context)
