@@ -81,7 +81,7 @@ class ProjectSettingsForm(forms.ModelForm):
         ]
         labels = {
             "annotations_per_item": "Annotators per image",
-            "retrain_every": "Retrain after every",
+            "retrain_every": "New labels per retraining",
             "min_labels_to_train": "Labels before the first model",
             "backbone_weights": "Backbone weights",
             "image_size": "Image size (pixels)",
