@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import string
-
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
-
-HOTKEYS = "123456789" + "".join(c for c in string.ascii_lowercase if c not in "sz")  # s = skip, z = undo
+from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
 
 
 def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, slug: str = "", **settings) -> Project:
@@ -46,8 +43,10 @@ def membership_remove(*, project: Project, membership_id: int) -> None:
 
 
 def _next_hotkey(project: Project, parent: LabelClass | None) -> str:
+    """The first key no class of the project has (stored hotkeys are unique per project, for the review
+    page); the labeling page numbers each level of a taxonomy on its own (labeling.selectors.keys)."""
     used = set(LabelClass.objects.filter(project=project).exclude(hotkey="").values_list("hotkey", flat=True))
-    for key in HOTKEYS:
+    for key in CLASS_KEYS:
         if key not in used:
             return key
     return ""
@@ -56,7 +55,7 @@ def _next_hotkey(project: Project, parent: LabelClass | None) -> str:
 def label_class_create(
     *, project: Project, name: str, parent: LabelClass | None = None, hotkey: str | None = None, color: str = ""
 ) -> LabelClass:
-    """Add a class; hotkeys default to 1-9 then letters (s and z stay reserved for skip and undo)."""
+    """Add a class; hotkeys default to 1-9 then letters (the labeling page's own keys stay reserved)."""
     name = name.strip()
     if not name:
         raise ValidationError("A class needs a name.")
@@ -65,8 +64,10 @@ def label_class_create(
     if hotkey is None:
         hotkey = _next_hotkey(project, parent)
     hotkey = hotkey.strip().lower()
-    if hotkey in ("s", "z", "?"):
-        raise ValidationError(f"Hotkey {hotkey!r} is reserved.")
+    if hotkey in PAGE_KEYS:
+        raise ValidationError(
+            f"Hotkey {hotkey!r} is reserved (s skip, z undo, ? help, / search, i instructions, b background)."
+        )
     if hotkey and LabelClass.objects.filter(project=project, hotkey=hotkey).exists():
         raise ValidationError(f"Hotkey {hotkey!r} is already used in this project.")
     if LabelClass.objects.filter(project=project, parent=parent, name=name).exists():

@@ -6,7 +6,9 @@ Every write goes through labeling.services.annotations, the same services the AP
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import UTC, datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
+from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.queue import (
     grid_class_counts,
     grid_items,
@@ -44,9 +47,26 @@ def _seconds(request: HttpRequest) -> float:
         return 0.0
 
 
+def _shown_at(request: HttpRequest) -> datetime | None:
+    """When the card's image appeared on the annotator's screen: the page sends its clock, in ms since the epoch.
+
+    Absent or unreadable: None (an older page, a client without it). The service refuses a time in the future.
+    """
+    try:
+        ms = float(request.POST.get("shown_at", ""))
+    except ValueError:
+        return None
+    if not math.isfinite(ms) or ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", level: str = "info") -> dict:
     project = request.project
-    classes = label_classes_for_labeling(project=project)
+    classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     suggestions = item_suggestions(item=item, classes=classes) if item is not None else []
     preselected = suggestions[0].class_id if (suggestions and project.preselect_suggestion) else None
     prefetch = items_peek_next(project=project, user=request.user, exclude_ids=[item.pk], limit=2) if item else []
@@ -78,6 +98,15 @@ def _next_card(request: HttpRequest, *, status: int = 200, notice: str = "", lev
     return _render_card(request, item, status=status, notice=notice, level=level)
 
 
+def _invalid(request: HttpRequest, item_id: int, exc: ValidationError) -> HttpResponse:
+    """Bad input (400): the same item again, with the reason."""
+    if not request.htmx:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("labeling:label", slug=request.project.slug)
+    item = get_object_or_404(Item, project=request.project, pk=item_id)
+    return _render_card(request, item, status=400, notice=" ".join(exc.messages), level="error")
+
+
 @require_GET
 @project_view(Capability.LABEL)
 def label(request: HttpRequest, slug: str) -> HttpResponse:
@@ -92,15 +121,17 @@ def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     item = Item(pk=item_id, project=request.project)  # a stub: the service locks and reads the row (or 404s)
     class_ids = request.POST.getlist("class_ids")
     try:
-        annotation_create(item=item, user=request.user, class_ids=class_ids, seconds_spent=_seconds(request))
+        annotation_create(
+            item=item,
+            user=request.user,
+            class_ids=class_ids,
+            seconds_spent=_seconds(request),
+            shown_at=_shown_at(request),
+        )
     except Item.DoesNotExist as exc:
         raise Http404("No such item in this project.") from exc
     except ValidationError as exc:
-        if not request.htmx:
-            messages.error(request, " ".join(exc.messages))
-            return redirect("labeling:label", slug=slug)
-        item = get_object_or_404(Item, project=request.project, pk=item_id)
-        return _render_card(request, item, status=400, notice=" ".join(exc.messages), level="error")
+        return _invalid(request, item_id, exc)
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
     return _next_card(request)
@@ -111,9 +142,11 @@ def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
 def label_skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     item = Item(pk=item_id, project=request.project)  # a stub, as in label_submit
     try:
-        annotation_skip(item=item, user=request.user, seconds_spent=_seconds(request))
+        annotation_skip(item=item, user=request.user, seconds_spent=_seconds(request), shown_at=_shown_at(request))
     except Item.DoesNotExist as exc:
         raise Http404("No such item in this project.") from exc
+    except ValidationError as exc:
+        return _invalid(request, item_id, exc)
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
     return _next_card(request, notice="Skipped.")

@@ -1,14 +1,23 @@
-"""Labeling page, grid, dashboard and the queue API: what a user sees and who may do what."""
+"""Labeling page, grid and the queue API: what a user sees and who may do what.
+
+(The dashboard's figures moved to the project overview: tests/labeling/test_settings_page.py.)
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from labeling.models import Annotation, Item, ItemState, ResolvedLabel, Role, TaskType
+from labeling.models import Annotation, Item, ItemState, LabelClass, ResolvedLabel, Role, TaskType
+from labeling.services.projects import label_class_create, label_classes_from_paths
 from tests.labeling.test_queue import bulk_items
 
 pytestmark = pytest.mark.django_db
@@ -111,18 +120,6 @@ def test_other_projects_items_are_404_and_anonymous_goes_to_login(world):
     anonymous = Client().get(reverse("labeling:label", args=["birds"]))
     assert anonymous.status_code == 302
     assert anonymous["Location"].startswith(reverse("login"))
-
-
-def test_dashboard_is_for_managers(world, member_of):
-    client = world["client"]
-    assert client.get(reverse("labeling:dashboard", args=["birds"])).status_code == 403
-    client.post(reverse("labeling:label_submit", args=["birds", world["items"][0].pk]), {"class_ids": world["cat"].pk})
-    manager = Client()
-    manager.force_login(member_of(world["project"], Role.MANAGER))
-    html = manager.get(reverse("labeling:dashboard", args=["birds"])).content.decode()
-    assert "ann" in html
-    assert "cat" in html
-    assert "queue depth" in html
 
 
 def test_grid_labels_selected_items_as_ordinary_annotations(world):
@@ -297,3 +294,107 @@ def test_api_next_offers_the_active_models_suggestions_best_first(world, api):
         {"class_id": world["cat"].pk, "name": "cat", "probability": 0.25},
     ]
     assert api.get("/api/projects/birds/next/?suggest=0").json()["suggestions"] == []
+
+
+# --- when the image was shown; keys per taxonomy level ---
+
+
+def test_label_and_skip_record_when_their_image_was_shown(world):
+    client, first, second, third = world["client"], *world["items"]
+    client.get(reverse("labeling:label", args=["birds"]))
+    shown = timezone.now() - timedelta(seconds=3)
+    ms = f"{shown.timestamp() * 1000:.0f}"
+
+    client.post(reverse("labeling:label_submit", args=["birds", first.pk]),
+                {"class_ids": world["cat"].pk, "shown_at": ms}, **HTMX)  # fmt: skip
+    client.post(reverse("labeling:label_skip", args=["birds", second.pk]), {"shown_at": ms}, **HTMX)
+    client.post(reverse("labeling:label_submit", args=["birds", third.pk]),
+                {"class_ids": world["dog"].pk, "shown_at": "not a time"}, **HTMX)  # fmt: skip
+
+    stored = dict(Annotation.objects.values_list("item_id", "shown_at"))
+    assert abs((stored[first.pk] - shown).total_seconds()) < 0.001
+    assert abs((stored[second.pk] - shown).total_seconds()) < 0.001
+    assert stored[third.pk] is None  # unreadable: not recorded, the label still counts
+
+
+def test_a_label_claiming_its_image_is_shown_in_the_future_is_refused(world):
+    client, first = world["client"], world["items"][0]
+    client.get(reverse("labeling:label", args=["birds"]))
+    future = f"{(timezone.now() + timedelta(hours=1)).timestamp() * 1000:.0f}"
+
+    label = client.post(reverse("labeling:label_submit", args=["birds", first.pk]),
+                        {"class_ids": world["cat"].pk, "shown_at": future}, **HTMX)  # fmt: skip
+    skip = client.post(reverse("labeling:label_skip", args=["birds", first.pk]), {"shown_at": future}, **HTMX)
+
+    assert (label.status_code, skip.status_code) == (400, 400)
+    assert f'data-item="{first.pk}"' in skip.content.decode()
+    assert Annotation.objects.count() == 0
+
+
+TOPS = ["animals", "buildings", "clothing", "food", "furniture", "music", "nature", "people", "plants", "sports",
+        "tools", "transport", "weather", "space", "office", "kitchen", "medical", "military", "school", "holiday",
+        "toys", "signs"]  # fmt: skip
+
+
+def taxonomy_paths() -> list[str]:
+    """Leaf paths of a 150-class, 22-top-level, four-level tree, in folder order (depth first), as an import makes.
+
+    Every top level has 2 children; the first child of the first 16 has 3 children; the first of those, under the
+    first 12 top levels, has 3 more: 22 + 44 + 48 + 36 = 150 classes.
+    """
+    paths = []
+    for t, top in enumerate(TOPS):
+        for c, child in enumerate(["wild", "farm"]):
+            if c == 0 and t < 16:
+                for g, grand in enumerate(["red", "green", "blue"]):
+                    if g == 0 and t < 12:
+                        paths += [f"{top}/{child}/{grand}/{leaf}" for leaf in ["one", "two", "three"]]
+                    else:
+                        paths.append(f"{top}/{child}/{grand}")
+            else:
+                paths.append(f"{top}/{child}")
+    return paths
+
+
+CLASS_BUTTON = re.compile(r'class="class-btn[^"]*" data-id="(\d+)" data-key="([^"]*)" data-parent="(\d*)"')
+
+
+def test_every_level_of_a_deep_taxonomy_has_its_own_keys(project_factory, item_factory, member_of):
+    project = project_factory(slug="clipart", holdout_fraction=0.0)
+    label_classes_from_paths(project=project, paths=taxonomy_paths())
+    item_factory(project=project)
+    client = Client()
+    client.force_login(member_of(project))
+
+    html = client.get(reverse("labeling:label", args=["clipart"])).content.decode()
+
+    buttons = CLASS_BUTTON.findall(html)
+    assert len(buttons) == LabelClass.objects.filter(project=project).count() == 150
+    levels: dict[str, list[str]] = {}
+    for _, key, parent in buttons:
+        levels.setdefault(parent, []).append(key)
+    assert len(levels[""]) == 22
+    for parent, keys in levels.items():
+        assert "" not in keys, f"a class under {parent or 'the top level'} has no key"
+        assert len(set(keys)) == len(keys), f"two classes under {parent or 'the top level'} share a key"
+        assert not set(keys) & set("sz?/ib")  # the page's own keys
+    assert levels[""] == [*"123456789", *"acdefghjklmno"]  # in taxonomy order
+    depth_two = [keys for parent, keys in levels.items() if parent and len(keys) == 2]
+    assert all(keys == ["1", "2"] for keys in depth_two)  # each level starts again at 1
+
+
+def test_a_flat_project_keeps_its_stored_hotkeys_and_the_page_keys_stay_reserved(world, label_class_factory):
+    project = world["project"]
+    bird = label_class_factory(project=project, name="bird", hotkey="")
+    with pytest.raises(ValidationError, match="reserved"):
+        label_class_create(project=project, name="bee", hotkey="b")
+    owl = label_class_create(project=project, name="owl")
+
+    html = world["client"].get(reverse("labeling:label", args=["birds"])).content.decode()
+
+    keys = {int(i): key for i, key, _ in CLASS_BUTTON.findall(html)}
+    assert keys[world["cat"].pk] == "1"
+    assert keys[world["dog"].pk] == "2"
+    assert owl.hotkey == "3"
+    assert keys[owl.pk] == "3"
+    assert keys[bird.pk] == "4"  # no stored key: the first free one
