@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import transaction
 
 from labeling.models import Job, JobStatus
 from labeling.services.jobs import job_start
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def import_run_task(job_id: int) -> dict:
     """Run an import job once. A finished job does nothing; a running one is resumed only when the
-    broker redelivers it (its worker died mid-import); any other duplicate delivery does nothing."""
-    from labeling.services.imports import import_run
+    broker redelivers it (its worker died mid-import); any other duplicate delivery does nothing.
+    Any exception ends the job as failed with its reason (import_run does; this is the last resort)."""
+    from labeling.services.imports import import_job_fail, import_run
 
     redelivered = bool((import_run_task.request.delivery_info or {}).get("redelivered"))
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.finished or (job.status == JobStatus.RUNNING and not redelivered):
-            return {"job": job_id, "skipped": True}
-        if job.status == JobStatus.QUEUED:
-            job_start(job=job, message="Reading files…")
-    return {"job": job_id, **import_run(job_id=job_id)}
+    try:
+        with transaction.atomic():
+            job = Job.objects.select_for_update().filter(pk=job_id).first()
+            if job is None or job.finished or (job.status == JobStatus.RUNNING and not redelivered):
+                return {"job": job_id, "skipped": True}
+            if job.status == JobStatus.QUEUED:
+                job_start(job=job, message="Reading files…")
+        return {"job": job_id, **import_run(job_id=job_id)}
+    except Exception as exc:
+        logger.exception("import job %s failed", job_id)
+        import_job_fail(job_id=job_id, exc=exc)
+        return {"job": job_id, "error": f"{type(exc).__name__}: {exc}"[:500]}

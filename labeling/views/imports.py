@@ -77,7 +77,10 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
                 raise ValidationError("Unknown action.")
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
-            return render(request, "labeling/import.html", _context(request), status=400)
+            # The form comes back as the user left it: their ticks and folder path, not the defaults.
+            chosen = {"action": action, "labels_from_folders": labels_from_folders,
+                      "path": request.POST.get("path", "")}  # fmt: skip
+            return render(request, "labeling/import.html", _context(request, chosen=chosen), status=400)
         job = _queue(request, job)
         if job.status != JobStatus.FAILED:
             messages.success(request, f"Import #{job.pk} queued.")

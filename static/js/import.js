@@ -40,7 +40,15 @@
     }
   }
 
+  // Operating-system litter is never an image (same rule as is_junk in labeling/services/imports/sources.py):
+  // macOS __MACOSX/ folders, .DS_Store, ._* AppleDouble files and Icon\r, Windows Thumbs.db and desktop.ini.
+  const JUNK = new Set(["__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"]);
+  function isJunk(path) {
+    return path.split("/").some((part) => part.startsWith(".") || JUNK.has(part));
+  }
+
   function choose(list) {
+    list = list.filter((p) => !isJunk(p.path));
     picked = list;
     const bytes = list.reduce((n, p) => n + p.file.size, 0);
     setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MB)`, 0);
@@ -54,10 +62,14 @@
   drop.addEventListener("drop", async (event) => {
     event.preventDefault();
     const out = [];
-    const items = event.dataTransfer.items;
-    if (items && items.length && items[0].webkitGetAsEntry) {
-      const entries = Array.from(items).map((item) => item.webkitGetAsEntry()).filter(Boolean);
-      for (const entry of entries) await walk(entry, "", out);
+    const items = Array.from(event.dataTransfer.items || []).filter((item) => item.kind === "file");
+    if (items.length) {
+      // Read every item before awaiting anything: the DataTransfer is emptied once the handler yields.
+      const dropped = items.map((item) => ({ entry: item.webkitGetAsEntry && item.webkitGetAsEntry(), file: item.getAsFile() }));
+      for (const { entry, file } of dropped) {
+        if (entry && entry.isDirectory) await walk(entry, "", out);
+        else if (file) out.push({ file, path: file.name }); // files, and items without a file-system entry
+      }
     } else {
       for (const file of event.dataTransfer.files) out.push({ file, path: file.name });
     }

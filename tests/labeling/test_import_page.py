@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from labeling.models import Item, Job, JobKind, JobStatus, ResolvedLabel, Role
+from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +167,135 @@ def test_page_lists_limits_and_recent_jobs(project, manager_client):
     assert 'type="file" name="files"' in page
     assert "4 / 10" in page
     assert json.loads('"' + "js/import.js" + '"') in page
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: on_commit runs inside the request
+def test_an_unexpected_error_inside_the_import_fails_the_job_with_its_reason_on_the_page(
+    project, manager_client, monkeypatch
+):
+    # Given a database that refuses the import's first progress write (SQLite under load says "locked")
+    from django.db import OperationalError
+
+    from labeling.services.imports import run as import_run_module
+
+    writes = {"n": 0}
+    real_flush = import_run_module._Run.flush_progress
+
+    def flaky_flush(self):
+        writes["n"] += 1
+        if writes["n"] == 1:
+            raise OperationalError("database is locked")
+        real_flush(self)
+
+    monkeypatch.setattr(import_run_module._Run, "flush_progress", flaky_flush)
+
+    # When a manager uploads images
+    url = reverse("labeling:import", args=[project.slug])
+    files = [SimpleUploadedFile(f"{n}.png", png(n)) for n in range(3)]
+    response = manager_client.post(url, {"action": "upload", "files": files}, follow=True)
+
+    # Then the job ends failed, not "running" forever, and the import page says why
+    assert response.status_code == 200
+    job = Job.objects.get(project=project)
+    assert job.status == JobStatus.FAILED
+    assert job.finished_at is not None
+    assert "OperationalError: database is locked" in job.message
+    page = manager_client.get(url).content.decode()
+    assert f'data-status="{JobStatus.FAILED}"' in page
+    assert "database is locked" in page
+    assert "hx-trigger" not in page.split(f'id="job-{job.pk}"')[1].split(">")[0]  # no longer polled
+    assert Item.objects.count() == 0
+
+
+def test_the_users_choices_come_back_after_a_validation_error(project, manager_client, settings, tmp_path):
+    url = reverse("labeling:import", args=[project.slug])
+    # Given "Folders are classes" ticked, when the upload form is sent without files
+    response = manager_client.post(url, {"action": "upload", "labels_from_folders": "on"})
+    # Then the error shows and the box is still ticked
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Choose at least one file." in page
+    assert re.search(r'<input type="checkbox" name="labels_from_folders" id="labels-from-folders" checked>', page)
+    assert not re.search(r'id="folder-labels-from-folders" checked', page)
+
+    # Given a server folder outside the allowed roots, with its sub-folders as classes
+    settings.LABELLOOP_IMPORT_ROOTS = [str(tmp_path / "allowed")]
+    (tmp_path / "allowed").mkdir()
+    response = manager_client.post(
+        url, {"action": "folder", "path": str(tmp_path / "elsewhere"), "labels_from_folders": "on"}
+    )
+    # Then the folder form keeps both the path and the tick; the upload form keeps its default
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert f'value="{tmp_path / "elsewhere"}"' in page
+    assert re.search(r'id="folder-labels-from-folders" checked', page)
+    assert not re.search(r'id="labels-from-folders" checked', page)
+
+
+MAC_JUNK = {
+    "__MACOSX/emoji/smileys/._grin.png": b"\x00\x05\x16\x07AppleDouble resource fork",
+    "__MACOSX/emoji/._.DS_Store": b"\x00\x05\x16\x07",
+    "emoji/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    "emoji/smileys/._wink.png": b"\x00\x05\x16\x07",
+    "emoji/Icon\r": b"",
+}
+MAC_IMAGES = {"emoji/smileys/grin.png": 1, "emoji/smileys/wink.png": 2, "emoji/animals/cat.png": 3}
+
+
+def test_a_macos_zip_gives_the_folders_as_classes_without_junk_or_the_wrapping_folder(
+    project, manager_client, django_capture_on_commit_callbacks
+):
+    # Given a zip made by macOS Finder: __MACOSX/ beside the folder, .DS_Store, ._* and Icon\r inside it
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in ("emoji/", "emoji/smileys/", "emoji/animals/", "__MACOSX/", "__MACOSX/emoji/"):
+            zf.writestr(name, b"")
+        for name, seed in MAC_IMAGES.items():
+            zf.writestr(name, png(seed))
+        for name, data in MAC_JUNK.items():
+            zf.writestr(name, data)
+    upload = SimpleUploadedFile("emoji.zip", buffer.getvalue(), content_type="application/zip")
+
+    # When it is uploaded with "Folders are classes"
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(
+            reverse("labeling:import", args=[project.slug]),
+            {"action": "upload", "files": [upload], "labels_from_folders": "on"},
+        )
+
+    # Then the classes are the inner folders, and the litter is neither imported nor reported
+    job = Job.objects.get(project=project)
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.result["imported"], job.errors) == (3, [])
+    assert sorted(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == ["animals", "smileys"]
+    assert LabelClass.objects.filter(project=project, parent__isnull=False).count() == 0
+
+
+def test_a_dropped_macos_folder_gives_the_same_classes_as_its_zip(
+    project, manager_client, django_capture_on_commit_callbacks
+):
+    # Given the browser's names for a dropped folder (what import.js sends), litter included
+    files = {**{name: png(seed) for name, seed in MAC_IMAGES.items()}, **MAC_JUNK}
+    upload_url = reverse("labeling:import_upload", args=[project.slug])
+    response = manager_client.post(
+        upload_url,
+        {"files": [SimpleUploadedFile(n.rsplit("/", 1)[-1], d) for n, d in files.items()], "names": list(files)},
+    )
+    assert response.json()["staged"] == 3  # the litter is not even kept
+
+    # When the import starts with "Folders are classes"
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(
+            reverse("labeling:import_start", args=[project.slug]),
+            {"token": response.json()["token"], "labels_from_folders": "on"},
+        )
+
+    # Then: the inner folders are the classes, nothing was rejected
+    job = Job.objects.get(project=project)
+    assert (job.status, job.result["imported"], job.errors) == (JobStatus.SUCCEEDED, 3, [])
+    labels = {r.item.original_name: r.classes.get().path for r in ResolvedLabel.objects.filter(project=project)}
+    assert labels == {
+        "emoji/smileys/grin.png": "smileys",
+        "emoji/smileys/wink.png": "smileys",
+        "emoji/animals/cat.png": "animals",
+    }

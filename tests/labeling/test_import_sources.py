@@ -84,12 +84,12 @@ def test_a_bad_file_never_stops_the_batch(project, tmp_path):
     assert job.done == job.total == 4
 
 
-def test_import_with_worker_processes_gives_the_same_items(project, tmp_path):
+def test_import_with_decoder_threads_gives_the_same_items(project, tmp_path):
     for n in range(80):
         (tmp_path / f"{n:03d}.png").write_bytes(png(n))
     (tmp_path / "zzz.png").write_bytes(b"")
     job = import_job_create(project=project, sources=[{"type": "folder", "path": str(tmp_path), "name": "x"}])
-    result = import_run(job_id=job.pk, processes=2)
+    result = import_run(job_id=job.pk, threads=2)
     assert result["imported"] == 80
     assert result["rejected"] == 1
     assert Item.objects.filter(project=project).exclude(phash="").count() == 80

@@ -23,7 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("path", help="folder, .zip or image file")
         parser.add_argument("--labels-from-folders", action="store_true", help="sub-folder names are classes")
         parser.add_argument("--csv", help="CSV of filename,label to attach labels")
-        parser.add_argument("--processes", type=int, default=None, help="decoder processes (default 2)")
+        parser.add_argument(
+            "--threads", "--processes", dest="threads", type=int, default=None,
+            help="decoder threads (default: LABELLOOP_IMPORT_THREADS, else one per core up to 4)",
+        )  # fmt: skip
         parser.add_argument("--quiet-rejections", action="store_true", help="print only the summary")
 
     def handle(self, *args, **options):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
                 bar.total = total
                 bar.update(done - bar.n)
 
-            result = import_run(job_id=job.pk, progress=progress, processes=options["processes"])
+            result = import_run(job_id=job.pk, progress=progress, threads=options["threads"])
         job.refresh_from_db()
         if not options["quiet_rejections"]:
             for error in job.errors:

@@ -1,0 +1,81 @@
+"""Validated image import: files, zips, server folders (ImageFolder) and label CSVs become Items.
+
+Every file is decoded with Pillow and checked before anything is stored: byte limit, empty files,
+a format allow-list decided by the decoded content (never the extension), a pixel limit checked
+from the header before decoding (decompression bombs), and a full decode (truncated files fail).
+A rejected file is reported by name and reason and changes nothing; a bad file never stops a batch,
+and an import job always ends, succeeded or failed with its reason.
+
+Decisions (documented for users in the README):
+- The original bytes are stored untouched (sha256 is of those bytes). width/height are the
+  EXIF-*oriented* size and the thumbnail is oriented, so what people see matches what training
+  reads (training opens originals with ImageOps.exif_transpose too).
+- Animated GIFs / multi-page TIFFs: the first frame is the image.
+- CMYK, 16-bit and palette/alpha images are converted to RGB (alpha over white) for the thumbnail
+  and perceptual hash; the original keeps its mode.
+- Split and cold-start priority are derived from the sha256, so re-importing the same bytes
+  always yields the same split (holdout with probability project.holdout_fraction) and order.
+- Operating-system litter (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`) is skipped silently, and one
+  folder that wraps a whole zip or dropped folder is not a class.
+
+Modules: `validation` (pure checks of one file's bytes), `items` (storing one item), `sources` (zips,
+folders, uploads, CSVs), `run` (the job: batches, decoder threads, progress, failure), `submit`
+(staging browser uploads, creating and queueing jobs).
+"""
+
+from labeling.services.imports.items import item_create_from_bytes
+from labeling.services.imports.run import decoder_threads, import_failure_reason, import_job_fail, import_run
+from labeling.services.imports.sources import (
+    Entry,
+    folder_entries,
+    is_junk,
+    label_csv_parse,
+    wrapping_folders,
+    zip_entries,
+    zip_entry_unsafe,
+)
+from labeling.services.imports.submit import (
+    import_folder_allowed,
+    import_job_create,
+    import_job_enqueue,
+    import_job_from_staging,
+    staged_uploads_add,
+    staging_dir_create,
+    staging_dir_get,
+)
+from labeling.services.imports.validation import (
+    ALLOWED_FORMATS,
+    ImportRejected,
+    Inspected,
+    Limits,
+    image_inspect,
+    perceptual_hash,
+)
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "Entry",
+    "ImportRejected",
+    "Inspected",
+    "Limits",
+    "decoder_threads",
+    "folder_entries",
+    "image_inspect",
+    "import_failure_reason",
+    "import_folder_allowed",
+    "import_job_create",
+    "import_job_enqueue",
+    "import_job_fail",
+    "import_job_from_staging",
+    "import_run",
+    "is_junk",
+    "item_create_from_bytes",
+    "label_csv_parse",
+    "perceptual_hash",
+    "staged_uploads_add",
+    "staging_dir_create",
+    "staging_dir_get",
+    "wrapping_folders",
+    "zip_entries",
+    "zip_entry_unsafe",
+]

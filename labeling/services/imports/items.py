@@ -1,0 +1,95 @@
+"""Turning validated bytes into Items: stored file and thumbnail first, then the row, never half of one.
+
+Split and cold-start priority are derived from the sha256, so re-importing the same bytes always
+yields the same split (holdout with probability project.holdout_fraction) and order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from labeling.models import Item, ItemState, LabelClass, LabelSource, Project, ResolvedLabel, Split
+from labeling.services.imports.validation import ALLOWED_FORMATS, ImportRejected, Inspected, Limits, image_inspect
+
+
+def _unit(sha256: str, start: int) -> float:
+    """A deterministic number in [0, 1) from 13 hex digits of the sha256."""
+    return int(sha256[start : start + 13], 16) / 16**13
+
+
+def new_item(*, project: Project, name: str, sha256: str, info: Inspected, labeled: bool) -> Item:
+    return Item(
+        project=project,
+        sha256=sha256,
+        phash=info.phash,
+        width=info.width,
+        height=info.height,
+        format=info.format,
+        original_name=name[:500],
+        split=Split.HOLDOUT if _unit(sha256, 0) < project.holdout_fraction else Split.TRAIN,
+        state=ItemState.LABELED if labeled else ItemState.UNLABELED,
+        priority=_unit(sha256, 16),  # random cold-start order until a model ranks the pool
+    )
+
+
+def store_files(item: Item, data: bytes, info: Inspected, stored: list[str]) -> None:
+    item.file.save(f"{item.sha256}{ALLOWED_FORMATS[info.format]}", ContentFile(data), save=False)
+    stored.append(item.file.name)
+    item.thumbnail.save("thumb.webp", ContentFile(info.thumbnail), save=False)
+    stored.append(item.thumbnail.name)
+
+
+def delete_files(names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            default_storage.delete(name)
+
+
+def duplicate_reason(project: Project, sha256: str) -> str:
+    other = Item.objects.filter(project=project, sha256=sha256).values_list("original_name", flat=True).first()
+    return f"duplicate of {other}" if other else "duplicate of a file imported at the same moment"
+
+
+def attach_labels(items_and_classes: list[tuple[Item, list[LabelClass]]]) -> None:
+    """Create ResolvedLabel rows (source=import) for freshly created items."""
+    if not items_and_classes:
+        return
+    rows = [ResolvedLabel(item=item, project_id=item.project_id, source=LabelSource.IMPORT)
+            for item, _ in items_and_classes]  # fmt: skip
+    ResolvedLabel.objects.bulk_create(rows)
+    through = ResolvedLabel.classes.through
+    links = [through(resolvedlabel_id=row.pk, labelclass_id=c.pk)
+             for row, (_, classes) in zip(rows, items_and_classes, strict=True) for c in classes]  # fmt: skip
+    through.objects.bulk_create(links)
+
+
+def item_create_from_bytes(
+    *, project: Project, name: str, data: bytes, split: str | None = None, classes: list[LabelClass] | None = None
+) -> Item:
+    """Validate, store and create one item; raises ImportRejected (and then nothing was stored)."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    info = image_inspect(data, limits=Limits.from_settings())
+    if Item.objects.filter(project=project, sha256=sha256).exists():
+        raise ImportRejected(duplicate_reason(project, sha256))
+    item = new_item(project=project, name=name, sha256=sha256, info=info, labeled=bool(classes))
+    if split is not None:
+        item.split = split
+    stored: list[str] = []
+    try:
+        store_files(item, data, info, stored)
+        with transaction.atomic():
+            item.save()
+            if classes:
+                attach_labels([(item, classes)])
+    except IntegrityError:
+        delete_files(stored)
+        raise ImportRejected(duplicate_reason(project, sha256)) from None
+    except BaseException:
+        delete_files(stored)
+        raise
+    return item

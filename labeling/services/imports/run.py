@@ -1,0 +1,407 @@
+"""The import run: read files in bounded batches, decode them on threads, store items, keep the Job current.
+
+Decoding runs on a thread pool: Pillow releases the GIL while it decodes, resizes and encodes, and a
+thread pool works anywhere, including inside a Celery prefork child, which is a daemonic process and
+may not start processes of its own. Batch k+1 decodes while batch k is stored.
+
+Whatever goes wrong, the job ends: a bad file is rejected by name and reason and the batch goes on; any
+other exception (a bug, a lost database, the worker's time limit) ends the job as failed with the reason
+in its message, which the import page shows. Only a killed process leaves it running, and then the
+broker redelivers the task, which resumes after the files already counted as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from labeling.models import Item, ItemState, Job, JobStatus, LabelClass, LabelSource, Project, ResolvedLabel
+from labeling.services.imports.items import attach_labels, delete_files, duplicate_reason, new_item, store_files
+from labeling.services.imports.sources import (
+    Entry,
+    folder_entries,
+    folder_label,
+    is_junk,
+    label_csv_parse,
+    read_file,
+    wrapping_folders,
+    zip_entries,
+)
+from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, inspect_or_reason, megabytes
+from labeling.services.jobs import job_finish, job_start
+from labeling.services.projects import label_classes_from_paths
+
+logger = logging.getLogger(__name__)
+
+BATCH_FILES = 256
+BATCH_BYTES = 128 * 1024 * 1024
+MAX_STORED_ERRORS = 5000
+
+
+@dataclass
+class _Pending:
+    entry: Entry
+    data: bytes
+    sha256: str
+
+
+@dataclass
+class _Run:
+    project: Project
+    job: Job
+    limits: Limits
+    progress: Callable[[int, int], None] | None
+    csv_labels: dict[str, list[str]] = field(default_factory=dict)
+    classes: dict[str, LabelClass] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"imported": 0, "rejected": 0, "duplicates": 0, "labeled": 0, "label_errors": 0}
+    )
+    done: int = 0
+    total: int = 0
+    seen: dict[str, str] = field(default_factory=dict)  # sha256 -> name, within this run
+    matched_csv: set[str] = field(default_factory=set)
+
+    def reject(self, name: str, reason: str, *, duplicate: bool = False) -> None:
+        self.counts["duplicates" if duplicate else "rejected"] += 1
+        self._error(name, reason)
+
+    def _error(self, name: str, reason: str) -> None:
+        if len(self.job.errors) < MAX_STORED_ERRORS:
+            self.job.errors.append({"name": name, "reason": reason})
+
+    def label_error(self, name: str, reason: str) -> None:
+        self.counts["label_errors"] += 1
+        self._error(name, reason)
+
+    def classes_for(self, entry: Entry) -> list[LabelClass]:
+        paths = self._csv_paths(entry.name)
+        if paths is None:
+            paths = [entry.label_path] if entry.label_path else []
+        return self._resolve(entry.name, paths)
+
+    def _csv_paths(self, name: str) -> list[str] | None:
+        for key in (name, name.rsplit("/", 1)[-1]):
+            if key in self.csv_labels:
+                self.matched_csv.add(key)
+                return self.csv_labels[key]
+        return None
+
+    def _resolve(self, name: str, paths: list[str]) -> list[LabelClass]:
+        if not paths:
+            return []
+        if len(paths) > 1 and not self.project.is_multi_label:
+            self.label_error(name, f"{len(paths)} labels for a single-label project; left unlabeled")
+            return []
+        missing = [p for p in paths if p not in self.classes]
+        if missing:
+            try:
+                self.classes = label_classes_from_paths(project=self.project, paths=missing)
+            except ValidationError as exc:
+                self.label_error(name, "could not create class: " + "; ".join(exc.messages))
+                return []
+        return [self.classes[p] for p in dict.fromkeys(paths)]
+
+    def flush_progress(self) -> None:
+        """One UPDATE per batch: the UI polls it and a resumed job continues from `done`."""
+        if self.progress:
+            self.progress(self.done, self.total)
+        Job.objects.filter(pk=self.job.pk).update(
+            done=self.done, total=self.total, errors=self.job.errors, result=self.counts,
+            message=f"{self.counts['imported']} imported, {self.counts['rejected'] + self.counts['duplicates']} "
+                    "rejected",
+        )  # fmt: skip
+
+
+def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_Pending]]]:
+    """Read files in bounded batches; size and duplicate checks happen here, before decoding."""
+    batch: list[_Pending] = []
+    batch_bytes = 0
+    consumed = 0
+    for entry in entries:
+        consumed += 1
+        try:
+            data = entry.read(run.limits.max_bytes)
+        except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, EOFError) as exc:
+            run.reject(entry.name, f"could not be read ({exc})"[:300])
+            continue
+        if len(data) > run.limits.max_bytes:
+            run.reject(entry.name, f"file is over the {megabytes(run.limits.max_bytes)} limit")
+            continue
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 in run.seen:
+            run.reject(entry.name, f"duplicate of {run.seen[sha256]}", duplicate=True)
+            continue
+        run.seen[sha256] = entry.name
+        batch.append(_Pending(entry, data, sha256))
+        batch_bytes += len(data)
+        if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+            yield consumed, batch
+            batch, batch_bytes, consumed = [], 0, 0
+    if batch or consumed:
+        yield consumed, batch
+
+
+def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str]) -> None:
+    """Store files then rows for one batch; on any failure nothing of the failed part remains."""
+    project = run.project
+    existing = dict(
+        Item.objects.filter(project=project, sha256__in=[p.sha256 for p in batch]).values_list(
+            "sha256", "original_name"
+        )
+    )
+    ready: list[tuple[Item, _Pending, Inspected, list[LabelClass]]] = []
+    for pending, result in zip(batch, results, strict=True):
+        if isinstance(result, str):
+            run.reject(pending.entry.name, result)
+        elif pending.sha256 in existing:
+            run.reject(pending.entry.name, f"duplicate of {existing[pending.sha256]}", duplicate=True)
+        else:
+            classes = run.classes_for(pending.entry)
+            item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
+                             labeled=bool(classes))  # fmt: skip
+            ready.append((item, pending, result, classes))
+    if not ready:
+        return
+    stored: list[str] = []
+    try:
+        for item, pending, info, _ in ready:
+            store_files(item, pending.data, info, stored)
+        with transaction.atomic():
+            Item.objects.bulk_create([r[0] for r in ready])
+            attach_labels([(item, classes) for item, _, _, classes in ready if classes])
+    except INTERRUPTIONS:
+        delete_files(stored)
+        raise
+    except Exception:
+        # A concurrent import of the same file (unique constraint) or a storage/DB hiccup:
+        # fall back to one item at a time so only the offending files are rejected.
+        delete_files(stored)
+        for item, _, _, _ in ready:
+            item.pk = None
+            item.file.name = item.thumbnail.name = None
+        _store_one_by_one(run, ready)
+        return
+    run.counts["imported"] += len(ready)
+    run.counts["labeled"] += sum(1 for r in ready if r[3])
+
+
+def _store_one_by_one(run: _Run, ready: list) -> None:
+    for item, pending, info, classes in ready:
+        stored: list[str] = []
+        try:
+            store_files(item, pending.data, info, stored)
+            with transaction.atomic():
+                item.save()
+                if classes:
+                    attach_labels([(item, classes)])
+        except IntegrityError:
+            delete_files(stored)
+            run.reject(pending.entry.name, duplicate_reason(run.project, pending.sha256), duplicate=True)
+            continue
+        except INTERRUPTIONS:
+            delete_files(stored)
+            raise
+        except Exception as exc:
+            delete_files(stored)
+            logger.exception("storing %s failed", pending.entry.name)
+            run.reject(pending.entry.name, f"could not be stored ({type(exc).__name__}: {exc})"[:300])
+            continue
+        run.counts["imported"] += 1
+        run.counts["labeled"] += bool(classes)
+
+
+def _apply_csv_to_existing(run: _Run) -> None:
+    """Labels for items imported earlier (CSV rows that matched nothing in this batch)."""
+    remaining = {name: paths for name, paths in run.csv_labels.items() if name not in run.matched_csv}
+    if not remaining:
+        return
+    items = Item.objects.filter(project=run.project)
+    by_name = {i.original_name: i for i in items.filter(original_name__in=list(remaining)).select_related("resolved")}
+    for name, paths in remaining.items():
+        item = by_name.get(name)
+        if item is None:
+            candidates = list(items.filter(original_name__endswith="/" + name).select_related("resolved")[:2])
+            if len(candidates) == 1:
+                item = candidates[0]
+            else:
+                run.label_error(name, "no item with this name" if not candidates else "name matches several items")
+                continue
+        resolved = getattr(item, "resolved", None)
+        if resolved is not None and resolved.source != LabelSource.IMPORT:
+            run.label_error(name, "already labeled in Labelloop; imported label not applied")
+            continue
+        classes = run._resolve(name, paths)
+        if not classes:
+            continue
+        with transaction.atomic():
+            if resolved is None:
+                resolved = ResolvedLabel.objects.create(item=item, project=run.project, source=LabelSource.IMPORT)
+            resolved.classes.set(classes)
+            Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
+        run.counts["labeled"] += 1
+
+
+def _collect(params: dict, errors: list[dict]) -> tuple[list[Entry], dict[str, list[str]]]:
+    labels_from_folders = bool(params.get("labels_from_folders"))
+    sources = params.get("sources", [])
+    # Browser uploads send "folder/class/file.jpg" names for dropped folders: the folders can be the classes,
+    # and one folder wrapping them all is not a class, as in a zip.
+    uploaded = [PurePosixPath(s.get("name") or "").parts for s in sources if s["type"] == "file"]
+    strip = wrapping_folders([parts for parts in uploaded if not is_junk(parts)])
+    entries: list[Entry] = []
+    for source in sources:
+        path = Path(source["path"])
+        display = source.get("name") or path.name
+        if source["type"] == "file" and is_junk(PurePosixPath(display).parts):
+            continue
+        if not path.exists():
+            errors.append({"name": display, "reason": "not found on the server"})
+        elif source["type"] == "zip":
+            entries += zip_entries(path, labels_from_folders=labels_from_folders, display=display, errors=errors)
+        elif source["type"] == "folder":
+            entries += folder_entries(path, labels_from_folders=labels_from_folders, errors=errors)
+        else:
+            label = folder_label(PurePosixPath(display).parts[strip:]) if labels_from_folders else None
+            entries.append(Entry(name=display, read=read_file(path), label_path=label))
+    csv_labels: dict[str, list[str]] = {}
+    if params.get("csv"):
+        try:
+            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=errors)
+        except OSError as exc:
+            errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
+    return entries, csv_labels
+
+
+def decoder_threads(threads: int | None = None) -> int:
+    """How many threads decode: `threads`, else LABELLOOP_IMPORT_THREADS, else up to 4 (one per core)."""
+    if threads is None:
+        threads = getattr(settings, "LABELLOOP_IMPORT_THREADS", None) or getattr(
+            settings, "LABELLOOP_IMPORT_PROCESSES", None
+        )
+    if threads is None:
+        threads = min(4, os.cpu_count() or 1)
+    return max(1, int(threads))
+
+
+def import_run(
+    *,
+    job_id: int,
+    progress: Callable[[int, int], None] | None = None,
+    threads: int | None = None,
+    processes: int | None = None,
+) -> dict:
+    """Run an import Job to its end: succeeded, or failed with the reason in `job.message`. Never left running.
+
+    Precondition: the job is queued, or running and being resumed (the broker redelivered its task).
+    params: {"sources": [{"type": "file"|"zip"|"folder", "path": ..., "name": ...}], "csv": path|None,
+    "labels_from_folders": bool, "staging_dir": path to delete afterwards, "errors": pre-rejections}.
+    A redelivered job resumes after the files it already counted as done. `processes` is the old name
+    of `threads` (decoding ran in a process pool before); it is read the same way.
+    """
+    job = Job.objects.select_related("project").get(pk=job_id)
+    run = _Run(project=job.project, job=job, limits=Limits.from_settings(), progress=progress)
+    try:
+        _execute(run, decoder_threads(threads if threads is not None else processes))
+    except KeyboardInterrupt:
+        _fail(run, "Import interrupted (Ctrl-C); the images imported before it are kept.")
+        raise
+    except Exception as exc:
+        logger.exception("import %s failed", job_id)
+        _fail(run, import_failure_reason(exc, run))
+    finally:
+        if job.finished and (job.params or {}).get("staging_dir"):
+            shutil.rmtree(job.params["staging_dir"], ignore_errors=True)
+    return run.counts if job.status == JobStatus.SUCCEEDED else {**run.counts, "error": job.message}
+
+
+def import_failure_reason(exc: BaseException, run: _Run | None = None) -> str:
+    """What the import page says about a job that stopped on an exception."""
+    where = f" after {run.done} of {run.total} files" if run is not None and run.total else ""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return (f"Import stopped{where}: it ran past the task time limit (CELERY_TASK_SOFT_TIME_LIMIT). "
+                "The images imported before it are kept; import the rest in smaller parts.")  # fmt: skip
+    return f"Import failed{where}: {type(exc).__name__}: {exc}"[:500]
+
+
+def import_job_fail(*, job_id: int, exc: BaseException) -> None:
+    """The task's last resort when an exception escaped import_run: a job still in flight ends failed."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None and not job.finished:
+        job_finish(job=job, error=import_failure_reason(exc))
+
+
+def _fail(run: _Run, reason: str) -> None:
+    job = run.job
+    with contextlib.suppress(Exception):  # the database may be what failed; job_finish says it again
+        run.flush_progress()
+    job.done, job.total = run.done, run.total
+    job_finish(job=job, result=run.counts, error=reason)
+
+
+def _execute(run: _Run, threads: int) -> None:
+    job = run.job
+    if job.status != JobStatus.RUNNING:
+        job_start(job=job, message="Reading files…")
+    params = job.params or {}
+    resume_from = job.done
+    errors: list[dict] = []
+    entries, run.csv_labels = _collect(params, errors)
+    if resume_from:
+        run.counts.update({k: v for k, v in (job.result or {}).items() if k in run.counts})
+        run.done = resume_from
+        entries = entries[max(0, resume_from - len(params.get("errors", [])) - len(errors)) :]
+    else:
+        for error in [*params.get("errors", []), *errors]:
+            run.reject(error["name"], error["reason"])
+            run.done += 1
+    run.total = run.done + len(entries)
+    run.classes = {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=run.project)}
+    run.flush_progress()
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="import-decode") if threads > 1 else None
+    try:
+        previous = None  # batch k+1 decodes on the threads while batch k is stored
+        for consumed, batch in _read_batches(entries, run):
+            if pool is not None:
+                results: list = [pool.submit(inspect_or_reason, p.data, run.limits) for p in batch]
+            else:
+                results = [inspect_or_reason(p.data, run.limits) for p in batch]
+            if previous is not None:
+                _finish_batch(run, *previous)
+            previous = (consumed, batch, results)
+        if previous is not None:
+            _finish_batch(run, *previous)
+        _apply_csv_to_existing(run)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # on a failure: drop queued files, finish the few running
+    run.done = run.total
+    run.flush_progress()
+    c = run.counts
+    job.message = (f"{c['imported']} imported, {c['duplicates']} duplicates, {c['rejected']} rejected, "
+                   f"{c['labeled']} labeled")  # fmt: skip
+    job.done = job.total = run.total
+    job.save(update_fields=["message", "total"])
+    job_finish(job=job, result=c)
+
+
+def _finish_batch(run: _Run, consumed: int, batch: list[_Pending], results: list[Inspected | str | Future]) -> None:
+    results = [r.result() if isinstance(r, Future) else r for r in results]
+    if batch:
+        _store_batch(run, batch, results)
+    run.done += consumed
+    run.flush_progress()

@@ -1,0 +1,177 @@
+"""What an import reads: browser uploads, zips and server folders as Entries, and label CSVs.
+
+Operating-system litter is never an image and never a class: macOS `__MACOSX/` folders, `.DS_Store`,
+`._*` AppleDouble files and `Icon\\r`, Windows `Thumbs.db` and `desktop.ini`, and any dot-file. A zip or
+dropped folder that wraps everything in one top folder (`emoji/smileys/a.png`) has that folder
+stripped: it is not a class.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+
+from labeling.services.imports.validation import megabytes
+
+SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
+JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class Entry:
+    """One file to import: a display name, a bounded reader and an optional class path from its folder."""
+
+    name: str
+    read: Callable[[int], bytes]  # read(max_bytes) -> at most max_bytes + 1 bytes
+    label_path: str | None = None
+
+
+def read_file(path: Path) -> Callable[[int], bytes]:
+    def read(limit: int) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(limit + 1)
+
+    return read
+
+
+def _read_zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[int], bytes]:
+    def read(limit: int) -> bytes:
+        with archive.open(info) as fh:  # reads at most limit + 1 bytes: a zip bomb entry stops there
+            return fh.read(limit + 1)
+
+    return read
+
+
+def is_junk(parts: Iterable[str]) -> bool:
+    """True for operating-system litter anywhere in a path (see the module docstring)."""
+    return any(p.startswith(".") or p in JUNK_NAMES for p in parts)
+
+
+def wrapping_folders(paths: list[tuple[str, ...]]) -> int:
+    """1 when every file sits below one top folder that itself holds only folders of images, else 0.
+
+    Decided on the files that look like images when there are any, so a README or licence beside
+    the class folders does not turn the wrapping folder into a class.
+    """
+    images = [p for p in paths if PurePosixPath(p[-1]).suffix.lower() in IMAGE_SUFFIXES] or paths
+    if images and all(len(p) >= 3 for p in images) and len({p[0] for p in images}) == 1:
+        return 1
+    return 0
+
+
+def folder_label(parts: tuple[str, ...]) -> str | None:
+    """ImageFolder: class path from the folders above the file; a leading train/val/test folder is ignored."""
+    folders = list(parts[:-1])
+    if folders and folders[0].lower() in SPLIT_DIR_NAMES and len(folders) > 1:
+        folders = folders[1:]
+    return "/".join(folders) or None
+
+
+def zip_entry_unsafe(name: str) -> bool:
+    """True for names that would land outside the extraction root (zip slip)."""
+    normalized = name.replace("\\", "/")
+    return (
+        normalized.startswith("/")
+        or bool(re.match(r"^[A-Za-z]:", normalized))
+        or ".." in PurePosixPath(normalized).parts
+        or "\x00" in normalized
+    )
+
+
+def zip_entries(path: Path, *, labels_from_folders: bool, display: str, errors: list[dict]) -> list[Entry]:
+    """List a zip's image entries; unsafe or oversized archives add to `errors` instead."""
+    size = path.stat().st_size
+    if size > settings.LABELLOOP_MAX_ZIP_BYTES:
+        errors.append({"name": display, "reason": f"zip is {megabytes(size)}, over the "
+                       f"{megabytes(settings.LABELLOOP_MAX_ZIP_BYTES)} limit"})  # fmt: skip
+        return []
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        errors.append({"name": display, "reason": f"not a readable zip ({exc})"})
+        return []
+    infos = []
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        if zip_entry_unsafe(info.filename):
+            errors.append({"name": f"{display}:{info.filename}", "reason": "unsafe path in zip (zip slip): refused"})
+            continue
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        if is_junk(parts):
+            continue
+        if info.flag_bits & 0x1:
+            errors.append({"name": f"{display}:{info.filename}", "reason": "encrypted zip entry"})
+            continue
+        infos.append((info, parts))
+    strip = wrapping_folders([parts for _, parts in infos])
+    entries = []
+    for info, parts in infos:
+        inner = parts[strip:]
+        entries.append(
+            Entry(
+                name="/".join(parts),
+                read=_read_zip_entry(archive, info),
+                label_path=folder_label(inner) if labels_from_folders else None,
+            )
+        )
+    return entries
+
+
+def folder_entries(root: Path, *, labels_from_folders: bool, errors: list[dict]) -> list[Entry]:
+    """All files under a server folder, sorted; symlinks that leave the folder are refused."""
+    root = root.resolve()
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not is_junk((d,)))
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            rel = path.relative_to(root)
+            if is_junk(rel.parts):
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                errors.append({"name": rel.as_posix(), "reason": "symbolic link outside the folder: refused"})
+                continue
+            if not path.is_file():  # a pipe or device would block or never end
+                errors.append({"name": rel.as_posix(), "reason": "not a regular file: refused"})
+                continue
+            if filename.lower().endswith(".csv"):
+                continue
+            entries.append(
+                Entry(
+                    name=rel.as_posix(),
+                    read=read_file(path),
+                    label_path=folder_label(rel.parts) if labels_from_folders else None,
+                )
+            )
+    return entries
+
+
+def label_csv_parse(data: bytes, *, errors: list[dict]) -> dict[str, list[str]]:
+    """`filename,label` rows (header optional) -> name -> class paths. "a/b" is a hierarchy, "a;b" multi-label."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        errors.append({"name": "labels CSV", "reason": "not UTF-8 text"})
+        return {}
+    labels: dict[str, list[str]] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if number == 1 and row[0].strip().lower() in ("filename", "file", "name", "path", "image"):
+            continue
+        if len(row) < 2 or not row[0].strip():
+            errors.append({"name": f"labels CSV line {number}", "reason": "expected filename,label"})
+            continue
+        paths = [p.strip().strip("/") for p in row[1].split(";") if p.strip().strip("/")]
+        labels[row[0].strip().replace("\\", "/")] = paths
+    return labels

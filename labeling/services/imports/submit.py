@@ -1,0 +1,186 @@
+"""Creating import jobs: browser uploads staged in a per-user folder, server folders, and queueing the task."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.services.imports.sources import is_junk
+from labeling.services.imports.validation import megabytes
+from labeling.services.jobs import job_create, job_finish
+
+logger = logging.getLogger(__name__)
+
+
+STAGING_TOKEN = re.compile(r"upload-[A-Za-z0-9_]{4,40}")
+CSV_MAX_BYTES = 50 * 1024 * 1024
+
+
+def _staging_root(*, project: Project, user) -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "staging" / str(project.pk) / str(user.pk)
+
+
+def staging_dir_create(*, project: Project, user) -> Path:
+    """A fresh folder for files uploaded through the browser; the job deletes it when it finishes.
+
+    Web and worker processes must share LABELLOOP_DATA_ROOT (a volume in docker compose).
+    """
+    root = _staging_root(project=project, user=user)
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="upload-", dir=root))
+
+
+def staging_dir_get(*, project: Project, user, token: str) -> Path:
+    """The staging folder named by `token`, only if this user started it in this project."""
+    if not STAGING_TOKEN.fullmatch(token or ""):
+        raise ValidationError("Unknown upload.")
+    directory = _staging_root(project=project, user=user) / token
+    if not directory.is_dir():
+        raise ValidationError("Unknown or finished upload.")
+    return directory
+
+
+def staged_uploads_add(
+    *, directory: Path, uploads: list, names: list[str] | None = None, oversized: list[str] | None = None
+) -> int:
+    """Save browser uploads into a staging folder and note them in its manifest; returns how many were staged.
+
+    Images over LABELLOOP_MAX_UPLOAD_BYTES (or zips over LABELLOOP_MAX_ZIP_BYTES) are not kept: they are
+    recorded as rejections. `oversized` names files the browser already refused to send for that reason.
+    """
+    staged = 0
+    lines = []
+    for name in oversized or []:
+        lines.append({"name": name[:500], "reason": "file is over the upload size limit; not uploaded"})
+    # Browsers strip folders from multipart file names; `names` carries the relative paths when known.
+    names = names if names and len(names) == len(uploads) else [u.name for u in uploads]
+    for upload, given in zip(uploads, names, strict=True):
+        parts = (given or upload.name or "").replace("\\", "/").split("/")
+        name = "/".join(p for p in parts if p not in ("", ".", ".."))[:500] or "unnamed"
+        if is_junk(name.split("/")):  # .DS_Store, __MACOSX/…, ._* from a dropped folder: not images
+            continue
+        lower = name.lower()
+        kind = "zip" if lower.endswith(".zip") else "csv" if lower.endswith(".csv") else "file"
+        limit = {"zip": settings.LABELLOOP_MAX_ZIP_BYTES, "csv": CSV_MAX_BYTES}.get(
+            kind, settings.LABELLOOP_MAX_UPLOAD_BYTES
+        )
+        if upload.size > limit:
+            lines.append({"name": name, "reason": f"file is {megabytes(upload.size)}, over the "
+                          f"{megabytes(limit)} limit"})  # fmt: skip
+            continue
+        suffix = {"zip": ".zip", "csv": ".csv"}.get(kind, "")
+        target = directory / f"{uuid.uuid4().hex}{suffix}"
+        temporary = getattr(upload, "temporary_file_path", None)
+        if temporary is not None:
+            shutil.move(temporary(), target)  # large uploads: already on disk, no second copy
+        else:
+            with open(target, "wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+        lines.append({"type": kind, "path": target.name, "name": name})
+        staged += 1
+    with open(directory / "manifest.jsonl", "a", encoding="utf-8") as manifest:
+        for line in lines:
+            manifest.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return staged
+
+
+def import_job_from_staging(*, project: Project, user, directory: Path, labels_from_folders: bool = False) -> Job:
+    """Turn a staging folder into a queued import job (CSV files in it become the labels CSV)."""
+    manifest = directory / "manifest.jsonl"
+    rows = []
+    if manifest.exists():
+        rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sources = [{"type": r["type"], "path": str(directory / r["path"]), "name": r["name"]}
+               for r in rows if r.get("type") in ("file", "zip")]  # fmt: skip
+    csvs = [directory / r["path"] for r in rows if r.get("type") == "csv"]
+    errors = [r for r in rows if "reason" in r]
+    if not (sources or csvs or errors):
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ValidationError("No files were uploaded.")
+    csv_path = None
+    if csvs:
+        csv_path = directory / "labels.csv"
+        with open(csv_path, "wb") as out:
+            for path in csvs:
+                data = path.read_bytes()
+                out.write(data.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n") + b"\n")
+    return import_job_create(
+        project=project,
+        created_by=user,
+        sources=sources,
+        csv_path=str(csv_path) if csv_path else None,
+        labels_from_folders=labels_from_folders,
+        staging_dir=str(directory),
+        errors=errors,
+    )
+
+
+def import_job_create(
+    *,
+    project: Project,
+    created_by=None,
+    sources: list[dict],
+    csv_path: str | None = None,
+    labels_from_folders: bool = False,
+    staging_dir: str | None = None,
+    errors: list[dict] | None = None,
+) -> Job:
+    params = {
+        "sources": sources,
+        "csv": csv_path,
+        "labels_from_folders": labels_from_folders,
+        "staging_dir": staging_dir,
+        "errors": errors or [],
+    }
+    return job_create(project=project, kind=JobKind.IMPORT, created_by=created_by, params=params)
+
+
+def import_job_enqueue(*, job: Job) -> None:
+    """Queue the job's task after commit; if the broker is unreachable the job fails with a clear message."""
+    from labeling.tasks import import_run_task
+
+    def send() -> None:
+        try:
+            import_run_task.apply_async((job.pk,), retry=False)
+        except Exception as exc:
+            # The broker (Redis) is down or refused: say so instead of leaving a job queued forever.
+            if not _is_broker_error(exc):
+                raise
+            logger.warning("could not queue import job %s: %s", job.pk, exc)
+            fresh = Job.objects.get(pk=job.pk)
+            if fresh.status == JobStatus.QUEUED:
+                job_finish(job=fresh, error="Could not queue the import: the task queue (Redis) is unreachable. "
+                           "Nothing was imported; try again when it is back.")  # fmt: skip
+
+    transaction.on_commit(send)
+
+
+def _is_broker_error(exc: Exception) -> bool:
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, OperationalError | ConnectionError | TimeoutError | RedisError)
+
+
+def import_folder_allowed(path: str) -> Path:
+    """Resolve a server folder for the web form: it must lie under one of LABELLOOP_IMPORT_ROOTS."""
+    roots = [Path(r).resolve() for r in getattr(settings, "LABELLOOP_IMPORT_ROOTS", [])]
+    if not roots:
+        raise ValidationError("Importing from server folders is disabled (set LABELLOOP_IMPORT_ROOTS).")
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        raise ValidationError("Server folders must be inside: " + ", ".join(str(r) for r in roots))
+    if not resolved.is_dir():
+        raise ValidationError(f"No folder {path} on the server.")
+    return resolved
