@@ -1,22 +1,47 @@
-// Labeling page: hotkeys, taxonomy drill-down and search, time per item, image prefetch, typed-ahead keys.
+// Labeling page: class keys level by level, taxonomy search, time per item, image prefetch, image background.
 // The server renders everything; this file only turns keys into clicks and form submits.
+//
+// The rule that keeps labels honest: a key acts only on the image that is on screen when it is pressed.
+// From the moment a card's request leaves until the next card's image is displayed there is no such image,
+// so label, skip and undo keys pressed then are not applied (a note says how many), never replayed later.
+// `/` opens the class search at any time, and what is typed into the search is never a key.
 (function () {
   "use strict";
 
-  const QUEUE_MAX = 10;  // keys typed ahead beyond this are refused, not guessed at
+  const BURST_MS = 250;
+  const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
   let started = performance.now();
   let level = "";       // parent id whose children are shown ("" = top level)
   let busy = false;     // a card request is in flight, until the card it returns has settled
-  let sent = null;      // the request in flight: { xhr, item, undo }
-  let queue = [];       // card keys pressed while busy, replayed in order on the cards that follow
+  let sent = null;      // the request in flight: { xhr }
+  let shown = null;     // the card whose image is on screen: { item, at } (at: ms since the epoch)
+  let carried = null;   // the class search's state while a card is swapped: { value, start, end }
+  let refused = 0;      // keys not applied since the page loaded
+  let refusedBurst = false;  // a key of the burst being typed was refused: the rest of it would drill from the wrong level
+  let lastKeyAt = 0;
+  let noteTimer = null;
   let searchIndex = 0;
   const preloaded = new Map();
-  const hotkeys = new Set();  // class hotkeys seen on this page (the done card has no class buttons)
 
   const card = () => document.getElementById("item-card");
+  const page = () => document.querySelector(".label-page");
   const isMulti = () => card() && card().dataset.multi === "1";
+  const isHierarchical = () => card() && card().dataset.hierarchical === "1";
   const buttons = () => Array.from(document.querySelectorAll("#label-form .class-btn"));
   const byId = (id) => buttons().find((b) => b.dataset.id === String(id));
+  const search = () => document.getElementById("class-search");
+
+  // An image is on screen: the card is settled (no request in flight) and its image has been displayed.
+  // A card without an item (nothing left to label) only takes undo, once settled.
+  function onScreen() {
+    if (busy || !card()) return false;
+    return !card().dataset.item || Boolean(shown && shown.item === card().dataset.item);
+  }
+
+  // The card says whether it takes keys now (data-ready="1"): for people reading the DOM, and for the browser tests.
+  function markReady() {
+    if (card()) card().dataset.ready = onScreen() ? "1" : "";
+  }
 
   function preload(url) {
     if (!url || preloaded.has(url)) return preloaded.get(url);
@@ -28,29 +53,50 @@
     return img;
   }
 
+  // Record when this card's image is on screen: as it is swapped in when it was prefetched (the browser has it,
+  // and paints it with the card), else once it has loaded. A broken image still shows its card (the alt text,
+  // the skip button): the annotator sees what they act on.
+  function watchShown(img, item) {
+    const mark = () => {
+      if (card() && card().dataset.item === item && document.getElementById("item-image") === img && !shown) {
+        shown = { item, at: Date.now() };
+        markReady();
+      }
+    };
+    if (img.complete) { mark(); return; }
+    img.addEventListener("load", mark, { once: true });
+    img.addEventListener("error", mark, { once: true });
+  }
+
   function initCard() {
     started = performance.now();
-    level = "";
-    buttons().forEach((b) => { if (b.dataset.key) hotkeys.add(b.dataset.key.toLowerCase()); });
+    shown = null;
     const img = document.getElementById("item-image");
-    if (img && img.dataset.original) {
-      // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.
-      const full = preload(img.dataset.original);
-      const swap = () => { if (document.getElementById("item-image") === img) img.src = full.src; };
-      if (full.complete && full.naturalWidth) swap(); else full.addEventListener("load", swap, { once: true });
+    if (img && card().dataset.item) {
+      watchShown(img, card().dataset.item);
+      if (img.dataset.original) {
+        // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.
+        const full = preload(img.dataset.original);
+        const swap = () => { if (document.getElementById("item-image") === img) img.src = full.src; };
+        if (full.complete && full.naturalWidth) swap(); else full.addEventListener("load", swap, { once: true });
+      }
     }
     document.querySelectorAll("link.prefetch").forEach((link) => {
       preload(link.href);
       preload(link.dataset.original);
     });
+    showBackground();
     showLevel("");
+    restoreSearch();
+    markReady();
   }
+
+  // --- taxonomy levels: each level's classes have keys of their own (labeling/selectors/keys.py) ---
 
   function showLevel(parent) {
     level = parent;
-    const hierarchical = card() && card().dataset.hierarchical === "1";
     buttons().forEach((b) => {
-      b.hidden = hierarchical && (b.dataset.parent || "") !== level;
+      b.hidden = isHierarchical() && (b.dataset.parent || "") !== level;
     });
     const crumb = document.getElementById("class-crumb");
     if (crumb) {
@@ -60,13 +106,25 @@
     }
   }
 
+  function up() {
+    const current = level ? byId(level) : null;
+    showLevel(current ? current.dataset.parent || "" : "");
+  }
+
+  const visibleByKey = (key) => buttons().find((b) => !b.hidden && b.dataset.key && b.dataset.key === key.toLowerCase());
+  const isClassKey = (key) => key.length === 1 && buttons().some((b) => b.dataset.key === key.toLowerCase());
+
+  // --- requests ---
+
   function stampTime(form) {
     const ms = form.querySelector("input[name=ms]");
     if (ms) ms.value = String(Math.round(performance.now() - started));
+    const at = form.querySelector("input[name=shown_at]");
+    if (at) at.value = shown && card() && shown.item === card().dataset.item ? String(shown.at) : "";
   }
 
   function submit(form, submitter) {
-    if (!form || busy) return;
+    if (!form || !onScreen()) return;
     stampTime(form);
     // htmx reads the submitting button from its click, so a chosen class button is clicked, not passed.
     // htmx issues the request synchronously: its htmx:beforeRequest sets `busy` before the next key arrives.
@@ -76,6 +134,7 @@
   function choose(btn) {
     if (!btn) return;
     if (btn.dataset.children === "1" && btn.dataset.id !== level) {
+      closeSearch();
       showLevel(btn.dataset.id);
       return;
     }
@@ -88,7 +147,8 @@
     }
   }
 
-  // Type-ahead search over class paths.
+  // --- type-ahead search over class paths ---
+
   function searchResults(query) {
     const q = query.trim().toLowerCase();
     if (!q) return [];
@@ -96,7 +156,7 @@
   }
 
   function renderSearch() {
-    const input = document.getElementById("class-search");
+    const input = search();
     const list = document.getElementById("search-results");
     if (!input || !list) return;
     const results = searchResults(input.value);
@@ -112,8 +172,44 @@
     list.hidden = results.length === 0;
   }
 
+  function openSearch() {
+    const input = search();
+    if (!input) return false;
+    input.focus();
+    input.select();
+    return true;
+  }
+
+  function closeSearch() {
+    const input = search();
+    if (!input) return;
+    input.value = "";
+    renderSearch();
+    input.blur();
+  }
+
+  // The search lives in the card, which a response replaces: what was typed (and the focus) moves to the new one.
+  function carrySearch() {
+    const input = search();
+    carried = input && document.activeElement === input
+      ? { value: input.value, start: input.selectionStart, end: input.selectionEnd } : null;
+  }
+
+  function restoreSearch() {
+    const state = carried;
+    carried = null;
+    const input = search();
+    if (!state || !input) return;
+    input.value = state.value;
+    input.focus();
+    try { input.setSelectionRange(state.start, state.end); } catch (_) { /* not a text input */ }
+    searchIndex = 0;
+    renderSearch();
+  }
+
   function pickSearch(btn) {
-    const input = document.getElementById("class-search");
+    if (!onScreen()) { refuse("⏎"); return; }  // the image it was meant for has gone; keep the query
+    const input = search();
     if (isMulti()) {
       const box = btn.querySelector("input[type=checkbox]");
       box.checked = true;
@@ -131,26 +227,78 @@
     const results = searchResults(input.value);
     if (e.key === "ArrowDown") { searchIndex = Math.min(searchIndex + 1, results.length - 1); renderSearch(); e.preventDefault(); }
     else if (e.key === "ArrowUp") { searchIndex = Math.max(searchIndex - 1, 0); renderSearch(); e.preventDefault(); }
-    else if (e.key === "Enter") { e.preventDefault(); if (results[searchIndex]) pickSearch(results[searchIndex]); }
-    else if (e.key === "Escape") { input.value = ""; renderSearch(); input.blur(); }
+    else if (e.key === "Enter") { e.preventDefault(); if (!e.repeat && results[searchIndex]) pickSearch(results[searchIndex]); }
+    else if (e.key === "Escape") { e.preventDefault(); closeSearch(); }
   }
+
+  // --- overlays, background, notes ---
 
   function toggleOverlay(id, force) {
     const el = document.getElementById(id);
     if (el) el.hidden = force === undefined ? !el.hidden : !force;
   }
 
-  // The card keys: each acts on the card shown now. Returns whether the key did something.
+  function closeOverlays() {
+    const open = ["shortcuts-overlay", "instructions-overlay"].filter((id) => {
+      const el = document.getElementById(id);
+      return el && !el.hidden;
+    });
+    open.forEach((id) => toggleOverlay(id, false));
+    return open.length > 0;
+  }
+
+  function background() {
+    let name = "checker";
+    try { name = localStorage.getItem("labelloop:stage-bg") || name; } catch (_) { /* storage off */ }
+    return BACKGROUNDS.some(([n]) => n === name) ? name : "checker";
+  }
+
+  function showBackground() {
+    const name = background();
+    if (page()) page().dataset.bg = name;
+    const label = document.querySelector(".stage .bg-name");
+    if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
+  }
+
+  function nextBackground() {
+    const names = BACKGROUNDS.map(([n]) => n);
+    const name = names[(names.indexOf(background()) + 1) % names.length];
+    try { localStorage.setItem("labelloop:stage-bg", name); } catch (_) { /* storage off: this page only */ }
+    if (page()) page().dataset.bg = name;
+    const label = document.querySelector(".stage .bg-name");
+    if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
+  }
+
+  // A key pressed with no image on screen: not applied, and said so (the count stays on the note for tests).
+  function refuse(key) {
+    refused += 1;
+    const el = document.getElementById("key-note");
+    if (!el) return;
+    el.dataset.refused = String(refused);
+    el.textContent = `${key === "Enter" ? "⏎" : key} not applied: the next image was not on screen yet. Press it again.`;
+    el.hidden = false;
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(() => { el.hidden = true; }, 2500);
+  }
+
+  function cardNotice(message) {
+    if (!message || !card()) return;
+    const slot = card().querySelector(".notice-slot");
+    const notice = document.createElement("span");
+    notice.className = "notice notice-error";
+    notice.setAttribute("role", "alert");
+    notice.textContent = message;
+    if (slot) slot.replaceChildren(notice); else card().prepend(notice);
+  }
+
+  // --- keys ---
+
+  // The card keys, on the card on screen (the caller checked onScreen). Returns whether the key did something.
   function cardKey(key) {
-    if (!card()) return false;
     if (key === "z") { submit(document.getElementById("undo-form")); return true; }
     if (!card().dataset.item) return false;
     if (key === "s") { submit(document.getElementById("skip-form")); return true; }
-    if (key === "Backspace") {
-      const current = level ? byId(level) : null;
-      showLevel(current ? current.dataset.parent || "" : "");
-      return true;
-    }
+    if (key === "Backspace") { up(); return true; }
     if (key === "Enter") {
       const form = document.getElementById("label-form");
       if (isMulti()) { submit(form); return true; }
@@ -158,91 +306,58 @@
       if (target) submit(form, target);
       return Boolean(target);
     }
-    const btn = buttons().find((b) => b.dataset.key && b.dataset.key === key.toLowerCase());
+    const btn = visibleByKey(key);
     if (btn) { choose(btn); return true; }
     return false;
   }
 
-  const isCardKey = (key) => ["z", "s", "Enter", "Backspace"].includes(key) || hotkeys.has(key.toLowerCase());
-
-  function showQueue(note) {
-    const el = document.getElementById("key-queue");
-    if (!el) return;
-    const names = queue.map((k) => (k === "Enter" ? "⏎" : k === "Backspace" ? "⌫" : k));
-    el.textContent = note || `${queue.length} queued: ${names.join(" ")}`;
-    el.hidden = !note && queue.length === 0;
-  }
-
-  function enqueue(key) {
-    if (queue.length >= QUEUE_MAX) { showQueue(`${queue.length} queued (full): ${key} not taken`); return; }
-    queue.push(key);
-    showQueue();
-  }
-
-  // Replay typed-ahead keys on the card that just settled, until one of them sends the next request.
-  function drain() {
-    while (queue.length && !busy) {
-      cardKey(queue.shift());
-    }
-    showQueue();
-  }
-
-  // Drop the typed-ahead keys: they were meant for cards in a sequence that the server broke off.
-  // `message` is shown when the card does not already carry the server's own.
-  function dropQueue(message) {
-    const dropped = queue.length;
-    queue = [];
-    showQueue();
-    const text = [message, dropped ? `${dropped} key(s) typed ahead were not applied.` : ""].filter(Boolean).join(" ");
-    if (!text || !card()) return;
-    const notice = document.createElement("div");
-    notice.className = "notice notice-error";
-    notice.setAttribute("role", "alert");
-    notice.textContent = text;
-    card().prepend(notice);
-  }
+  // Keys that act on an image (or undo one): these are the ones refused while no image is on screen.
+  const isCardKey = (key) => ["z", "s", "Enter", "Backspace"].includes(key) || isClassKey(key);
 
   document.addEventListener("keydown", (e) => {
     if (e.target && e.target.id === "class-search") { onSearchKey(e); return; }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target && /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName) && e.target.type !== "checkbox") return;
     const key = e.key;
-    if (key === "Escape") { toggleOverlay("shortcuts-overlay", false); toggleOverlay("instructions-overlay", false); return; }
+    if (key === "Escape") {
+      refusedBurst = false;  // a fresh start
+      if (!closeOverlays() && level && onScreen()) up();
+      return;
+    }
     if (key === "?") { toggleOverlay("shortcuts-overlay"); e.preventDefault(); return; }
     if (key === "i") { toggleOverlay("instructions-overlay"); e.preventDefault(); return; }
+    if (key === "b") { nextBackground(); e.preventDefault(); return; }
     if (!card()) return;
-    if (busy) {
-      // Typed ahead: keep the key for the card that the request in flight brings. A held-down key's
-      // auto-repeat is not a press, so it is never queued (one press = one label).
-      if (isCardKey(key)) { e.preventDefault(); if (!e.repeat) enqueue(key); }
+    if (key === "/") {
+      // Any time, even while the next card loads: the query moves to it (carrySearch) and is never a key.
+      if (openSearch()) e.preventDefault();
       return;
     }
-    if (e.repeat && isCardKey(key)) { e.preventDefault(); return; }
-    if (key === "/" && card().dataset.item) {
-      e.preventDefault();
-      const s = document.getElementById("class-search");
-      s.focus();
-      s.select();
-      return;
-    }
-    const enter = key === "Enter" && card().dataset.item;  // never let Enter click a focused button as well
-    if (cardKey(key) || enter) e.preventDefault();
+    if (!isCardKey(key)) return;
+    // Enter and Space never also click a focused button; a held-down key's auto-repeat is not a press.
+    e.preventDefault();
+    if (e.repeat) return;
+    // In a taxonomy, keys typed in one burst (under BURST_MS apart) belong together: "6 1 1 2" drills down to one
+    // class. Once one of them is refused, the rest would start from the top level of the new card and spell another.
+    const now = performance.now();
+    const sameBurst = now - lastKeyAt < BURST_MS;
+    lastKeyAt = now;
+    if (!onScreen() || (refusedBurst && sameBurst && isHierarchical())) { refusedBurst = true; refuse(key); return; }
+    refusedBurst = false;
+    cardKey(key);
   });
 
   document.addEventListener("click", (e) => {
     const btn = e.target.closest && e.target.closest("#label-form .class-btn");
     if (!btn) return;
-    if (btn.dataset.children === "1" && btn.dataset.id !== level) { e.preventDefault(); showLevel(btn.dataset.id); return; }
+    if (btn.dataset.children === "1" && btn.dataset.id !== level) { e.preventDefault(); closeSearch(); showLevel(btn.dataset.id); return; }
     if (isMulti()) {
       // The label wraps its checkbox: let the browser toggle it, then mirror the state.
       setTimeout(() => btn.classList.toggle("on", btn.querySelector("input").checked), 0);
     }
   });
   document.addEventListener("click", (e) => {
-    if (e.target.closest && e.target.closest("#class-crumb .up")) {
-      const current = level ? byId(level) : null;
-      showLevel(current ? current.dataset.parent || "" : "");
-    }
+    if (e.target.closest && e.target.closest("#class-crumb .up")) up();
   });
   document.addEventListener("submit", (e) => { if (e.target.closest("#item-card")) stampTime(e.target); }, true);
   document.addEventListener("input", (e) => { if (e.target.id === "class-search") { searchIndex = 0; renderSearch(); } });
@@ -251,42 +366,39 @@
   document.addEventListener("htmx:beforeSwap", (e) => {
     const status = e.detail.xhr.status;
     if (status === 400 || status === 409) { e.detail.shouldSwap = true; e.detail.isError = false; }
+    if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "item-card") carrySearch();
   });
   document.addEventListener("htmx:beforeRequest", (e) => {
     if (!e.target.closest || !e.target.closest("#item-card")) return;
-    // One card request at a time: a mouse click (or htmx's own queue) during one would act on a card that is
-    // being replaced. Keys typed meanwhile are queued instead (see keydown).
-    if (busy) { e.preventDefault(); return; }
+    // One card request at a time, and only about the image on screen: a click while the next card loads
+    // would act on a card that is being replaced.
+    if (!onScreen()) { e.preventDefault(); if (!busy) refuse("click"); return; }
     busy = true;
-    sent = { xhr: e.detail.xhr, item: card().dataset.item, undo: Boolean(e.target.closest("#undo-form")) };
+    sent = { xhr: e.detail.xhr };
+    markReady();
   });
   const isSent = (e) => Boolean(sent && e.detail && e.detail.xhr === sent.xhr);
   document.addEventListener("htmx:afterSwap", (e) => { if (e.detail.target && card()) initCard(); });
-  // The new card's forms are wired by htmx only once it settles: keys typed ahead are replayed from then on.
+  // The new card's forms are wired by htmx only once it settles: keys act on it from then on (and its image shown).
   document.addEventListener("htmx:afterSettle", (e) => {
     if (!isSent(e)) return;
-    const request = sent;
     busy = false;
     sent = null;
-    if (request.xhr.status >= 400) { dropQueue(""); return; }  // 400/409: the card shows the server's message
-    if (queue.length && !request.undo && request.item && card() && request.item === card().dataset.item) {
-      dropQueue("The same image came back, so the keys typed ahead were stopped.");
-      return;
-    }
-    drain();
+    markReady();
   });
-  // Backstop: a response that neither swapped nor failed (none is sent today) must not leave keys queued for ever.
+  // Backstop: a response that neither swapped nor failed (none is sent today) must not leave the page busy.
   document.addEventListener("htmx:afterRequest", (e) => {
     if (!isSent(e)) return;
     const request = sent;
     setTimeout(() => { if (sent === request) failed(e, "The next image did not arrive: reload the page."); }, 1000);
   });
-  // A request that swapped nothing (server error, network down): no key typed ahead can be matched to its item.
+  // A request that swapped nothing (server error, network down): the card on screen stays, and takes keys again.
   function failed(e, message) {
     if (!isSent(e)) return;
     busy = false;
     sent = null;
-    dropQueue(message);
+    cardNotice(message);
+    markReady();
   }
   document.addEventListener("htmx:responseError", (e) => {
     failed(e, `Not saved: the server answered ${e.detail.xhr.status}. Press the key again.`);

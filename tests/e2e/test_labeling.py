@@ -1,16 +1,21 @@
-"""An annotator labels in a real browser: number keys, undo, skip, multi-label with taxonomy search, grid,
-and keys typed ahead of the next image (queued, one item each, dropped on a server error)."""
+"""An annotator labels in a real browser: number keys, undo, skip, multi-label with taxonomy search, grid;
+keys typed ahead of the next image (applied only to the image on screen when pressed, never to one nobody saw),
+a 150-class four-level taxonomy labeled by per-level keys, transparent images, and a page that does not jump."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import threading
 
 import pytest
+from PIL import Image, ImageDraw
 
 import labeling.views.label as label_views
 from labeling.models import Annotation, ResolvedLabel, Role, TaskType
 from labeling.services.annotations import annotation_create
+from labeling.services.projects import label_class_create, label_classes_from_paths
+from tests.labeling.test_label_views import taxonomy_paths
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -19,10 +24,16 @@ def current_item(page) -> str:
     return page.locator("#item-card").get_attribute("data-item")
 
 
+def wait_ready(page) -> None:
+    """Until the card takes keys: settled, and its image displayed (label.js sets data-ready)."""
+    page.wait_for_function("() => document.getElementById('item-card').dataset.ready === '1'")
+
+
 def press_and_wait_for_next(page, key: str) -> None:
     before = current_item(page)
     page.keyboard.press(key)
     page.wait_for_function("old => document.getElementById('item-card').dataset.item !== old", arg=before)
+    wait_ready(page)
 
 
 def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
@@ -48,7 +59,7 @@ def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
 
     login("ann")
     page.goto("/p/pets/label/")
-    page.wait_for_selector("#item-image")
+    wait_ready(page)
     labeled = []
     for n in range(10):
         labeled.append(int(current_item(page)))
@@ -75,15 +86,16 @@ def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
     assert resolved[labeled[-1]] == [dog.pk]  # the undone "dog/cat" was relabelled
     assert resolved[labeled[0]] == [cat.pk]
 
-    # Multi-label with a taxonomy: drill into "animal" by key, toggle kitten, search for truck, submit.
+    # Multi-label with a taxonomy: drill into "animal" by key, toggle kitten (each level has keys of its own:
+    # the stored 1/4/2/3/5/6 give way to 1-2 per level), search for truck, submit.
     page.goto("/p/scenes/label/")
-    page.wait_for_selector("#item-image")
-    assert not page.locator(".class-btn[data-key='2']").is_visible()
+    wait_ready(page)
+    assert not page.locator(f".class-btn[data-id='{kitten.pk}']").is_visible()
     page.keyboard.press("1")
-    assert page.locator(".class-btn[data-key='2']").is_visible()
-    page.keyboard.press("2")
+    assert page.locator(f".class-btn[data-id='{kitten.pk}'] kbd").inner_text() == "1"
+    page.keyboard.press("1")
     page.keyboard.press("Backspace")
-    assert page.locator(".class-btn[data-key='4']").is_visible()
+    assert page.locator(f".class-btn[data-id='{vehicle.pk}'] kbd").inner_text() == "2"
     page.keyboard.press("/")
     page.keyboard.type("truc")
     assert "vehicle / truck" in page.locator("#search-results").inner_text()
@@ -111,17 +123,123 @@ def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
     assert ResolvedLabel.objects.filter(project=flat).count() == 10 + 12
 
 
-# Every card the page shows, in order (the first one included): each typed-ahead key must land on the next of them.
-RECORD_CARDS = """() => {
-  window.cardsShown = [document.getElementById('item-card').dataset.item];
-  window.mostQueued = 0;
+# --- keys typed ahead of the next image ---
+
+# The test's own record of what the annotator saw and pressed, independent of label.js: each card with the
+# time it entered the page and the time it left, and each keydown with its time and whether it went to the search.
+RECORD = """() => {
+  window.keyLog = [];
+  window.cardLog = [];
+  addEventListener('keydown', (e) => window.keyLog.push(
+    {key: e.key, t: Date.now(), search: Boolean(e.target && e.target.id === 'class-search')}), true);
+  let node = document.getElementById('item-card');
+  window.cardLog.push({item: node.dataset.item, from: 0, until: null});
   new MutationObserver(() => {
     const card = document.getElementById('item-card');
-    if (card && card.dataset.item !== window.cardsShown.at(-1)) window.cardsShown.push(card.dataset.item);
-    const queued = parseInt(document.getElementById('key-queue').textContent, 10) || 0;
-    window.mostQueued = Math.max(window.mostQueued, queued);
-  }).observe(document.querySelector('.label-page'), {childList: true, subtree: true, characterData: true});
+    if (card === node) return;
+    const t = Date.now();
+    window.cardLog.at(-1).until = t;
+    window.cardLog.push({item: card.dataset.item, from: t, until: null});
+    node = card;
+  }).observe(document.querySelector('.label-page'), {childList: true, subtree: true});
 }"""
+
+ANIMALS = ["ant", "bear", "cat", "deer", "eel", "fox", "goat", "hen", "ibis", "jay", "koala", "lion", "mole",
+           "newt", "owl", "pig", "quail", "rat", "seal", "tiger", "urchin", "vole", "wolf", "yak"]  # fmt: skip
+
+
+@pytest.fixture
+def zoo(project_factory, item_factory, member_of):
+    """24 classes made the way a manager makes them (keys 1-9, then letters), 80 items, one annotator."""
+    project = project_factory(name="Zoo", slug="zoo", holdout_fraction=0.0)
+    classes = [label_class_create(project=project, name=name) for name in ANIMALS]
+    for n in range(80):
+        item_factory(project=project, priority=1000 - n, width=32, height=32)
+    user = member_of(project, Role.ANNOTATOR, "ann")
+    return project, {c.hotkey: c for c in classes}, user
+
+
+def wait_idle(page) -> None:
+    """Until no card request is in flight and the card on screen takes keys, twice 300 ms apart."""
+    for _ in range(2):
+        page.wait_for_function(
+            "() => !document.querySelector('.htmx-request') && document.getElementById('item-card').dataset.ready"
+        )
+        page.wait_for_timeout(300)
+
+
+def check_every_label_was_for_an_image_on_screen(page, user, project, keys_by_class) -> list[Annotation]:
+    """Each annotation matches its own key press (in order, one each), pressed outside the search while the card
+    of that annotation's item was on the page and after the moment its image was shown (shown_at)."""
+    cards = page.evaluate("window.cardLog")
+    presses = page.evaluate("window.keyLog")
+    mine = list(Annotation.objects.filter(user=user, item__project=project).order_by("pk").prefetch_related("classes"))
+    used = -1
+    for annotation in mine:
+        assert annotation.shown_at is not None, "the page did not say when the image was shown"
+        shown = annotation.shown_at.timestamp() * 1000
+        key = "s" if annotation.skipped else keys_by_class[annotation.classes.get().pk]
+        windows = [c for c in cards if c["item"] == str(annotation.item_id)]
+        assert windows, f"item {annotation.item_id} was labeled but never on screen"
+        # (The page marks the image shown as it swaps the card in; the test's observer notes the card a moment later.)
+        assert any(c["from"] - 20 <= shown < (c["until"] or float("inf")) for c in windows)
+        match = next(
+            (
+                i
+                for i, p in enumerate(presses)
+                if i > used
+                and p["key"] == key
+                and not p["search"]
+                and p["t"] >= shown
+                and any(c["from"] <= p["t"] < (c["until"] or float("inf")) for c in windows)
+            ),
+            None,
+        )
+        assert match is not None, f"{key!r} on item {annotation.item_id}: no such key while its image was on screen"
+        used = match
+    return mine
+
+
+@pytest.mark.parametrize("pause_ms", [0, 60], ids=["machine-speed", "60ms-per-key"])
+def test_keys_typed_ahead_only_label_the_image_on_screen_and_search_text_never_labels(page, login, zoo, pause_ms):
+    project, classes, user = zoo
+    keys_by_class = {c.pk: key for key, c in classes.items()}
+
+    # Labels by digits and c/d/e/h; search for goat/wolf/koala, whose letters (g o a t w l f k) are class keys too.
+    def search(word: str) -> list[str]:
+        return ["/", *word, "Escape"]
+
+    script, label_keys = [], []
+    for _ in range(3):
+        for step in ["1", "2", "c", search("goat"), "3", "s", "d", "4", search("wolf"), "5", "e", "6", "h", "7",
+                     search("koala"), "8", "9", "s"]:  # fmt: skip
+            script += step if isinstance(step, list) else [step]
+            label_keys += [] if isinstance(step, list) else [step]
+    search_letters = {k for k in "goatwlfk" if k in classes}
+    assert len(search_letters) >= 5  # the search text is made of class keys
+
+    login("ann")
+    page.goto("/p/zoo/label/")
+    wait_ready(page)
+    page.evaluate(RECORD)
+    for key in script:
+        page.keyboard.press(key)
+        if pause_ms:
+            page.wait_for_timeout(pause_ms)
+    wait_idle(page)
+
+    mine = check_every_label_was_for_an_image_on_screen(page, user, project, keys_by_class)
+    assert len(mine) >= 3, "hardly any key was applied"
+    assert len({a.item_id for a in mine}) == len(mine)  # one annotation per item
+    assert not {keys_by_class[a.classes.get().pk] for a in mine if not a.skipped} & search_letters
+    presses = page.evaluate("window.keyLog")
+    assert sum(1 for p in presses if p["search"]) >= len("goatwolfkoala") * 3  # the search got every letter typed
+    # Every label key pressed outside the search was either applied once or refused where the annotator sees it.
+    refused = int(page.locator("#key-note").get_attribute("data-refused"))
+    assert [p["key"] for p in presses if not p["search"] and p["key"] not in ("/", "Escape")] == label_keys
+    assert len(mine) + refused == len(label_keys)
+    if pause_ms == 0:
+        assert refused > 0, "nothing was typed ahead: the test did not test it"
 
 
 @pytest.fixture
@@ -148,6 +266,72 @@ def hold_labels(monkeypatch):
         release.set()
 
 
+def labels_in_order(user, project) -> list[tuple[int, list[str]]]:
+    mine = Annotation.objects.filter(user=user, item__project=project).order_by("pk").prefetch_related("classes")
+    return [(a.item_id, [c.name for c in a.classes.all()]) for a in mine]
+
+
+def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, login, screenshot, zoo, hold_labels):
+    project, _, user = zoo
+    login("ann")
+    page.goto("/p/zoo/label/")
+    wait_ready(page)
+    first = int(current_item(page))
+    release = hold_labels()
+
+    page.keyboard.press("1")  # the server holds this label: no image is on screen until the next one arrives
+    page.wait_for_function("() => !!document.querySelector('.htmx-request')")
+    page.keyboard.press("?")  # help still opens and closes
+    assert page.locator("#shortcuts-overlay").is_visible()
+    assert "background" in page.locator("#shortcuts-overlay").inner_text()
+    page.keyboard.press("Escape")
+    for key in ["2", "3", "s", "c"]:
+        page.keyboard.press(key)
+    note = page.locator("#key-note")
+    assert note.is_visible()
+    assert "not applied" in note.inner_text()
+    assert note.get_attribute("data-refused") == "4"
+    page.keyboard.press("/")  # the search opens while loading, and keeps what is typed when the card is replaced
+    page.keyboard.type("goa")
+    screenshot("labeling-keys-refused")
+    release.set()
+    page.wait_for_function("old => document.getElementById('item-card').dataset.item !== old", arg=str(first))
+    wait_ready(page)
+    second = int(current_item(page))
+
+    assert page.evaluate("document.activeElement.id") == "class-search"
+    assert page.locator("#class-search").input_value() == "goa"
+    assert "goat" in page.locator("#search-results").inner_text()
+    page.keyboard.type("t")
+    page.keyboard.press("Escape")
+    assert page.locator("#search-results").is_hidden()
+    assert labels_in_order(user, project) == [(first, ["ant"])]  # nothing typed ahead was replayed
+
+    press_and_wait_for_next(page, "2")
+    assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
+
+
+def test_a_failed_request_leaves_the_card_and_the_next_press_labels_it_once(page, login, pets, hold_labels):
+    project, _, user = pets
+    login("ann")
+    page.goto("/p/pets/label/")
+    wait_ready(page)
+    first = int(current_item(page))
+    release = hold_labels(fail_call=1)  # the first label fails with a server error
+
+    page.keyboard.press("1")
+    error = page.locator("#item-card .notice-error")
+    error.wait_for()
+    release.set()
+    assert "500" in error.inner_text()
+    assert int(current_item(page)) == first
+    assert labels_in_order(user, project) == []
+
+    # The page is usable again: the next press labels the card that failed, once.
+    press_and_wait_for_next(page, "3")
+    assert labels_in_order(user, project) == [(first, ["bird"])]
+
+
 @pytest.fixture
 def pets(project_factory, label_class_factory, item_factory, member_of):
     project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
@@ -161,102 +345,203 @@ def pets(project_factory, label_class_factory, item_factory, member_of):
     return project, classes, user
 
 
-def wait_until_drained(page) -> None:
+def test_the_undone_notice_does_not_move_the_image(page, login, pets):
+    login("ann")
+    page.goto("/p/pets/label/")
+    wait_ready(page)
+    first = current_item(page)
+    press_and_wait_for_next(page, "1")
+    before = page.locator("#item-image").bounding_box()
+
+    press_and_wait_for_next(page, "z")
+
+    assert current_item(page) == first
+    assert "Undone" in page.locator("#item-card .notice").inner_text()
+    after = page.locator("#item-image").bounding_box()
+    assert after == pytest.approx(before, abs=0.5)
+    press_and_wait_for_next(page, "s")  # "Skipped." neither
+    assert "Skipped" in page.locator("#item-card .notice").inner_text()
+    assert page.locator("#item-image").bounding_box() == pytest.approx(before, abs=0.5)
+
+
+# --- a deep taxonomy by keys ---
+
+
+def visible_classes(page) -> list[dict]:
+    return page.evaluate("""() => Array.from(document.querySelectorAll('#label-form .class-btn'))
+        .filter((b) => !b.hidden)
+        .map((b) => ({id: Number(b.dataset.id), key: b.dataset.key, path: b.dataset.path,
+                      children: b.dataset.children === '1'}))""")
+
+
+def search_is_closed(page) -> bool:
+    return page.evaluate("document.activeElement.id") != "class-search" and page.locator("#search-results").is_hidden()
+
+
+def test_a_150_class_four_level_taxonomy_is_labeled_by_per_level_keys(
+    page, login, screenshot, project_factory, item_factory, member_of
+):
+    project = project_factory(name="Clip art", slug="clipart", holdout_fraction=0.0)
+    by_path = label_classes_from_paths(project=project, paths=taxonomy_paths())
+    assert len(by_path) == 150
+    for n in range(10):
+        item_factory(project=project, priority=100 - n)
+    user = member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/clipart/label/")
+    wait_ready(page)
+
+    top = visible_classes(page)
+    assert len(top) == 22
+    assert all(c["key"] for c in top), "a top-level class has no key"
+    assert len({c["key"] for c in top}) == 22
+
+    def press_path(path: str) -> int:
+        """Press the key shown for each part of the path; returns how many keys that took."""
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            shown = {c["path"]: c for c in visible_classes(page)}
+            target = shown[" / ".join(parts[: depth + 1])]
+            if depth < len(parts) - 1:
+                assert target["children"]
+                page.keyboard.press(target["key"])
+                assert search_is_closed(page)  # a drill-down never leaves the search open
+            else:
+                press_and_wait_for_next(page, target["key"])
+        return len(parts)
+
+    deep = "music/wild/red/two"
+    first = int(current_item(page))
+    assert press_path(deep) == 4
+    # Up and down again: Backspace and Escape go up one level each; the leaf's key shows at its own level.
+    second = int(current_item(page))
+    music = next(c for c in visible_classes(page) if c["path"] == "music")
+    page.keyboard.press(music["key"])
+    wild = next(c for c in visible_classes(page) if c["path"] == "music / wild")
+    page.keyboard.press(wild["key"])
+    assert {c["path"] for c in visible_classes(page)} == {f"music / wild / {g}" for g in ("red", "green", "blue")}
+    red = next(c for c in visible_classes(page) if c["path"] == "music / wild / red")
+    page.keyboard.press(red["key"])
+    assert [c["key"] for c in visible_classes(page)] == ["1", "2", "3"]
+    assert search_is_closed(page)
+    screenshot("label-hierarchy")
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Escape")
+    assert {c["path"] for c in visible_classes(page)} == {"music / wild", "music / farm"}
+    page.keyboard.press("Escape")
+    assert len(visible_classes(page)) == 22
+    assert press_path("signs/farm") == 2
+    # The search still finds a class at any depth, and labels it with Enter.
+    third = int(current_item(page))
+    page.keyboard.press("/")
+    page.keyboard.type("kitchen / wild / blue")
+    page.keyboard.press("Enter")
+    page.wait_for_function("old => document.getElementById('item-card').dataset.item !== old", arg=str(third))
+
+    labels = labels_in_order(user, project)
+    assert labels == [(first, ["two"]), (second, ["farm"]), (third, ["blue"])]
+    chosen = [a.classes.get() for a in Annotation.objects.filter(user=user).order_by("pk")]
+    assert [c.pk for c in chosen] == [by_path[p].pk for p in (deep, "signs/farm", "kitchen/wild/blue")]
+
+
+# --- transparent images ---
+
+
+def line_art_png(size: int = 240) -> bytes:
+    """Black lines on a fully transparent background, as clip-art PNGs come."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for x in range(20, size, 60):
+        draw.line([(x, 0), (x, size)], fill=(0, 0, 0, 255), width=8)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_luminance(page) -> tuple[float, float]:
+    """Mean luminance of the displayed image where it is transparent, and on its lines (0-255)."""
+    shot = Image.open(io.BytesIO(page.locator("#item-image").screenshot())).convert("L")
+    width, height = shot.size
+    gaps, lines = [], []
+    for x in range(width):
+        source_x = x * 240 / width
+        column = [shot.getpixel((x, y)) for y in range(0, height, 4)]
+        if any(abs(source_x - line) < 2 for line in range(20, 240, 60)):
+            lines += column
+        elif all(abs(source_x - line) > 10 for line in range(20, 240, 60)):
+            gaps += column
+    return sum(gaps) / len(gaps), sum(lines) / len(lines)
+
+
+def test_transparent_line_art_shows_on_a_light_background_and_b_switches_it(
+    page, login, screenshot, project_factory, member_of
+):
+    from labeling.services.imports import item_create_from_bytes  # a module being split: imported when used
+
+    project = project_factory(name="Icons", slug="icons", holdout_fraction=0.0)
+    label_class_create(project=project, name="icon")
+    item = item_create_from_bytes(project=project, name="lines.png", data=line_art_png())
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/icons/label/")
+    wait_ready(page)
+    # The original (with its alpha) replaces the thumbnail (flattened on white at import) once it is decoded.
     page.wait_for_function(
-        "() => document.getElementById('key-queue').hidden && !document.querySelector('.htmx-request')"
+        "id => { const img = document.getElementById('item-image');"
+        " return img.src.endsWith(`/${id}/original/`) && img.complete && img.naturalWidth > 0; }",
+        arg=item.pk,
     )
 
+    gaps, lines = image_luminance(page)
+    assert gaps > 180, f"transparent areas render dark ({gaps:.0f}): black line art would vanish"
+    assert lines < 60
+    screenshot("label-transparent")
 
-def labels_in_order(user, project) -> list[tuple[int, list[str]]]:
-    mine = Annotation.objects.filter(user=user, item__project=project).order_by("pk").prefetch_related("classes")
-    return [(a.item_id, [c.name for c in a.classes.all()]) for a in mine]
+    page.keyboard.press("b")
+    assert page.locator(".label-page").get_attribute("data-bg") == "light"
+    assert image_luminance(page)[0] > 230
+    page.keyboard.press("b")
+    assert page.locator(".label-page").get_attribute("data-bg") == "dark"
+    assert image_luminance(page)[0] < 60  # for light line art
+    assert "dark" in page.locator(".stage .meta").inner_text()
+    page.reload()  # the choice sticks
+    wait_ready(page)
+    assert page.locator(".label-page").get_attribute("data-bg") == "dark"
+    page.keyboard.press("b")
+    assert page.locator(".label-page").get_attribute("data-bg") == "checker"
+    assert not Annotation.objects.exists()  # b is never a label
 
 
-def test_keys_pressed_back_to_back_label_one_item_each_in_order(page, login, pets):
-    project, classes, user = pets
+def test_a_drill_down_burst_cut_by_the_next_card_never_spells_a_class_on_it(
+    page, login, project_factory, item_factory, member_of, hold_labels
+):
+    project = project_factory(name="Clip art", slug="clipart", holdout_fraction=0.0)
+    label_classes_from_paths(project=project, paths=taxonomy_paths())
+    for n in range(5):
+        item_factory(project=project, priority=100 - n)
+    user = member_of(project, Role.ANNOTATOR, "ann")
     login("ann")
-    page.goto("/p/pets/label/")
-    page.wait_for_selector("#item-image")
-    page.evaluate(RECORD_CARDS)
-
-    keys = ["1", "2", "3", "1", "1", "2", "3", "2"]
-    for key in keys:  # no waiting between presses: a fast annotator types ahead of the images
-        page.keyboard.press(key)
-    page.wait_for_function("n => document.getElementById('mine-today').textContent.trim() === String(n)", arg=len(keys))
-    wait_until_drained(page)
-
-    assert page.evaluate("window.mostQueued") >= 1, "the keys never had to wait: nothing was typed ahead"
-    shown = [int(i) for i in page.evaluate("window.cardsShown")]
-    labels = labels_in_order(user, project)
-    assert [names for _, names in labels] == [[classes[k].name] for k in keys]
-    assert [item for item, _ in labels] == shown[: len(keys)]  # each key labeled the card shown after the last one
-    assert len(set(shown[: len(keys)])) == len(keys)
-    assert not page.locator(".notice-error").count()
-
-
-def test_typed_ahead_keys_are_capped_and_help_keys_are_not_queued(page, login, screenshot, pets, hold_labels):
-    _, classes, user = pets
-    login("ann")
-    page.goto("/p/pets/label/")
-    page.wait_for_selector("#item-image")
-    page.evaluate(RECORD_CARDS)
+    page.goto("/p/clipart/label/")
+    wait_ready(page)
+    first = current_item(page)
     release = hold_labels()
 
-    page.keyboard.press("1")  # the server holds this label: every key from here on waits for the next card
-    page.wait_for_function("() => !!document.querySelector('.htmx-request')")
-    page.keyboard.press("?")
-    assert page.locator("#shortcuts-overlay").is_visible()
-    page.keyboard.press("Escape")
-    page.keyboard.press("i")
-    page.keyboard.press("Escape")
-    page.keyboard.press("/")  # search belongs to the card being replaced: neither focused nor queued
-    keys = ["2", "3", "s", "1", "2", "3", "1", "2", "3", "1"]
-    for key in keys:
+    for key in ["n", "2"]:  # toys / farm: the server holds the label
         page.keyboard.press(key)
-    assert page.locator("#key-queue").inner_text() == "10 queued: 2 3 s 1 2 3 1 2 3 1"
-    page.keyboard.press("2")  # the 11th key typed ahead is refused, visibly
-    assert "full" in page.locator("#key-queue").inner_text()
-    screenshot("labeling-keys-queued")
-    assert Annotation.objects.filter(user=user).count() == 0
-
-    release.set()
-    wait_until_drained(page)
-    page.wait_for_function("() => document.getElementById('mine-today').textContent.trim() === '10'")
-
-    shown = [int(i) for i in page.evaluate("window.cardsShown")]
-    mine = list(Annotation.objects.filter(user=user).order_by("pk").prefetch_related("classes"))
-    assert [a.item_id for a in mine] == shown[:11]
-    assert len({a.item_id for a in mine}) == 11
-    assert [("skip" if a.skipped else a.classes.get().name) for a in mine] == [
-        "skip" if k == "s" else classes[k].name for k in ["1", *keys]
-    ]
-    assert page.locator("#class-search").input_value() == ""
-
-
-def test_a_failed_request_drops_the_typed_ahead_keys_and_says_so(page, login, pets, hold_labels):
-    project, _, user = pets
-    login("ann")
-    page.goto("/p/pets/label/")
-    page.wait_for_selector("#item-image")
-    first = int(current_item(page))
-    release = hold_labels(fail_call=2)  # the first label is held, the second fails with a server error
-
-    page.keyboard.press("1")
     page.wait_for_function("() => !!document.querySelector('.htmx-request')")
-    for key in ["2", "3", "1"]:
-        page.keyboard.press(key)
-    assert page.locator("#key-queue").inner_text() == "3 queued: 2 3 1"
+    # Typing on, 50 ms a key, through the moment the next card arrives: "1 1 1 ..." on it would drill down to
+    # animals / wild / red / one. Keys of the burst after a refused one are refused too.
     release.set()
+    after_change = 0
+    while after_change < 5:
+        page.keyboard.press("1")
+        page.wait_for_timeout(50)
+        after_change += current_item(page) != first
 
-    # "2" went to the second card and failed: "3" and "1" must not land on any card.
-    error = page.locator("#item-card .notice-error")
-    error.wait_for()
-    assert "500" in error.inner_text()
-    assert "2 key(s) typed ahead were not applied" in error.inner_text()
-    assert page.locator("#key-queue").is_hidden()
+    assert labels_in_order(user, project) == [(int(first), ["farm"])]
+    assert page.locator("#class-crumb").is_hidden()  # still at the top level: nothing drilled down either
+    page.wait_for_timeout(300)  # a pause ends the burst: the next key acts on the card on screen
     second = int(current_item(page))
-    assert labels_in_order(user, project) == [(first, ["cat"])]
-
-    # The page is usable again: the next press labels the card that failed, once.
-    press_and_wait_for_next(page, "3")
-    assert labels_in_order(user, project) == [(first, ["cat"]), (second, ["bird"])]
+    page.keyboard.press("n")
+    press_and_wait_for_next(page, "1")
+    assert labels_in_order(user, project)[-1] == (second, ["wild"])
