@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import zipfile
+from collections import Counter
 
+import numpy as np
 import pytest
 from django.urls import reverse
 from PIL import Image
 from playwright.sync_api import expect
 
-from labeling.models import Item, ItemState, Job, JobKind, JobStatus, Role
+from labeling.models import Item, ItemState, Job, JobKind, JobStatus, ResolvedLabel, Role
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -57,3 +60,95 @@ def test_manager_uploads_files_and_sees_the_rejected_one_with_its_reason(
     # Reloading shows the same finished job: the result is stored, not just painted by the script.
     page.reload()
     expect(page.locator(".job[data-status=succeeded]", has_text="notes.jpg")).to_be_visible()
+
+
+def test_manager_drops_files_on_the_drop_zone_and_the_import_finishes(
+    page, login, screenshot, project_factory, member_of
+):
+    # Given a manager on the import page, and files dragged from the desktop (a macOS .DS_Store among them)
+    project = project_factory(name="Dropped", slug="dropped")
+    member_of(project, Role.MANAGER, "maria")
+    login("maria")
+    page.goto(reverse("labeling:import", args=[project.slug]))
+    files = [{"name": f"leaf{n}.png", "bytes": list(png(n + 10)), "type": "image/png"} for n in range(5)]
+    files.append({"name": ".DS_Store", "bytes": list(b"\x00\x00\x00\x01Bud1"), "type": ""})
+
+    # When they drop them on the drop zone (a real drop event carrying a DataTransfer of File objects)
+    page.evaluate(
+        """(files) => {
+            const data = new DataTransfer();
+            for (const f of files) data.items.add(new File([new Uint8Array(f.bytes)], f.name, { type: f.type }));
+            const zone = document.getElementById("dropzone");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: data }));
+            }
+        }""",
+        files,
+    )
+
+    # Then the page counts the images (not the litter), uploads them and the import finishes
+    expect(page.locator("#upload-status")).to_contain_text("5 files selected")
+    expect(page.locator("#dropzone")).not_to_have_class("over")
+    page.click("#upload-button")
+    job = page.locator(".job[data-status=succeeded]")
+    expect(job).to_be_visible(timeout=30_000)
+    expect(job).to_contain_text("imported: 5")
+    expect(job.locator("table.rejections")).to_have_count(0)
+    screenshot("import-dropped-files")
+    assert sorted(Item.objects.filter(project=project).values_list("original_name", flat=True)) == [
+        f"leaf{n}.png" for n in range(5)
+    ]
+
+
+def photo_like_jpeg(seed: int, size: tuple[int, int] = (320, 240)) -> bytes:
+    """A smooth gradient with noise: decodes like a small photo, compresses like one."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = np.linspace(0, 1, w)[None, :, None] * rng.uniform(40, 200, 3) + np.linspace(0, 1, h)[:, None, None] * 50
+    pixels = np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_zip_of_800_images_uploaded_through_the_page_is_imported_by_the_worker(
+    page, login, screenshot, project_factory, member_of, start_worker, tmp_path
+):
+    # Given the imports worker running as `make demo` runs it, and a zip of 800 photos in 4 class folders
+    worker = start_worker(queues="default", name="imports")
+    project = project_factory(name="Fieldwork", slug="fieldwork")
+    member_of(project, Role.MANAGER, "maria")
+    archive = tmp_path / "fieldwork.zip"
+    classes = ["beetle", "moth", "spider", "wasp"]
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(800):
+            zf.writestr(f"fieldwork/{classes[n % 4]}/{n:04d}.jpg", photo_like_jpeg(n))
+
+    # When the manager uploads it from the import page with "Folders are classes"
+    login("maria")
+    page.goto(reverse("labeling:import", args=[project.slug]))
+    page.set_input_files("#file-input", str(archive))
+    page.check("#labels-from-folders")
+    page.click("#upload-button")
+
+    # Then the job shows its progress while the worker runs it...
+    page.wait_for_function(
+        """() => {
+            const bar = document.querySelector('.job[data-status=running] [role=progressbar]');
+            return bar !== null && Number(bar.getAttribute('aria-valuenow')) > 0;
+        }""",
+        timeout=120_000,
+    )
+    screenshot("import-running")
+    # ...and finishes, with every image imported under its folder's class
+    finished = page.locator(".job[data-status=succeeded]")
+    expect(finished).to_be_visible(timeout=180_000)
+    expect(finished).to_contain_text("800 / 800")
+    expect(finished).to_contain_text("imported: 800")
+    job = Job.objects.get(project=project, kind=JobKind.IMPORT)
+    assert job.status == JobStatus.SUCCEEDED, worker.output()[-3000:]
+    assert Item.objects.filter(project=project, state=ItemState.LABELED).count() == 800
+    labels = ResolvedLabel.objects.filter(project=project).values_list("classes__name", flat=True)
+    assert Counter(labels) == dict.fromkeys(classes, 200)

@@ -47,7 +47,7 @@ from labeling.services.projects import label_classes_from_paths
 
 logger = logging.getLogger(__name__)
 
-BATCH_FILES = 256
+BATCH_FILES = 100  # also how often the progress the page polls moves
 BATCH_BYTES = 128 * 1024 * 1024
 MAX_STORED_ERRORS = 5000
 
