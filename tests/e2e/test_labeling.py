@@ -529,15 +529,19 @@ def test_a_drill_down_burst_cut_by_the_next_card_never_spells_a_class_on_it(
     for key in ["n", "2"]:  # toys / farm: the server holds the label
         page.keyboard.press(key)
     page.wait_for_function("() => !!document.querySelector('.htmx-request')")
-    # Typing on, 50 ms a key, through the moment the next card arrives: "1 1 1 ..." on it would drill down to
+    # Typing on, 50 ms a key, through the moment the next card arrives: "1 1 1 1" on it would drill down to
     # animals / wild / red / one. Keys of the burst after a refused one are refused too.
+    page.evaluate(RECORD)
     release.set()
-    after_change = 0
-    while after_change < 5:
+    for _ in range(16):
         page.keyboard.press("1")
         page.wait_for_timeout(50)
-        after_change += current_item(page) != first
 
+    cards, presses = page.evaluate("window.cardLog"), page.evaluate("window.keyLog")
+    assert len(cards) >= 2, "the next card did not arrive while the keys were typed"
+    assert sum(p["t"] >= cards[1]["from"] for p in presses) >= 4, "too few keys reached the next card"
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(presses)]
+    assert max(gaps) < 250, f"the keys were not one burst (gaps {gaps} ms): the test did not test it"
     assert labels_in_order(user, project) == [(int(first), ["farm"])]
     assert page.locator("#class-crumb").is_hidden()  # still at the top level: nothing drilled down either
     page.wait_for_timeout(300)  # a pause ends the burst: the next key acts on the card on screen
