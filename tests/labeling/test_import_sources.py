@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import pytest
@@ -174,3 +175,37 @@ def test_a_duplicate_delivery_of_a_running_or_finished_job_does_nothing(project,
     assert import_run_task.apply(args=(job.pk,)).get()["imported"] == 1
     assert import_run_task.apply(args=(job.pk,)).get() == {"job": job.pk, "skipped": True}
     assert Item.objects.count() == 1
+
+
+def test_truncated_files_fail_on_every_decoder_thread_whatever_other_code_chose(project, tmp_path, monkeypatch):
+    # Given code elsewhere in the process that lets Pillow load truncated images, and a folder where
+    # every third file is cut short
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    for n in range(150):
+        data = png(n, (64, 48))
+        (tmp_path / f"{n:03d}.png").write_bytes(data[: len(data) // 2] if n % 3 == 0 else data)
+
+    # When it is imported on four decoder threads
+    job = import_job_create(project=project, sources=[{"type": "folder", "path": str(tmp_path), "name": "x"}])
+    result = import_run(job_id=job.pk, threads=4)
+
+    # Then each cut file is rejected as truncated, the rest imported, and the other code's choice is back
+    job.refresh_from_db()
+    assert (result["imported"], result["rejected"]) == (100, 50)
+    assert {e["name"] for e in job.errors} == {f"{n:03d}.png" for n in range(0, 150, 3)}
+    assert all("truncated" in e["reason"] or "corrupt" in e["reason"] for e in job.errors)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+
+def test_a_pipe_in_a_server_folder_is_refused_instead_of_blocking_the_import(project, tmp_path):
+    # Given a folder with an image and a named pipe (reading it would wait for a writer forever)
+    (tmp_path / "a.png").write_bytes(png(1))
+    os.mkfifo(tmp_path / "b.png")
+
+    # When it is imported, then the image is in and the pipe is refused by name
+    result, job = run_import(project, [{"type": "folder", "path": str(tmp_path), "name": "x"}])
+    assert job.status == JobStatus.SUCCEEDED
+    assert result["imported"] == 1
+    assert job.errors == [{"name": "b.png", "reason": "not a regular file: refused"}]

@@ -287,11 +287,10 @@ def _collect(params: dict, errors: list[dict]) -> tuple[list[Entry], dict[str, l
 
 
 def decoder_threads(threads: int | None = None) -> int:
-    """How many threads decode: `threads`, else LABELLOOP_IMPORT_THREADS, else up to 4 (one per core)."""
-    if threads is None:
-        threads = getattr(settings, "LABELLOOP_IMPORT_THREADS", None) or getattr(
-            settings, "LABELLOOP_IMPORT_PROCESSES", None
-        )
+    """How many threads decode: `threads`, else LABELLOOP_IMPORT_THREADS, else one per core up to 4; 1: inline."""
+    for name in ("LABELLOOP_IMPORT_THREADS", "LABELLOOP_IMPORT_PROCESSES"):  # the second: its name before threads
+        if threads is None:
+            threads = getattr(settings, name, None)
     if threads is None:
         threads = min(4, os.cpu_count() or 1)
     return max(1, int(threads))
