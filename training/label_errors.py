@@ -4,8 +4,10 @@ confident learning -> ReviewTask rows (reason label_error) ranked by score.
 Runs inside a Celery task or a command (it imports torch through training.ml.embeddings when embeddings are
 missing from the feature store). Probabilities come from 5-fold cross-validation of an L2-regularised
 logistic-regression head on standardised embeddings (training.ml.confident.cross_val_pred_probs), so every
-label is judged by a model that never saw it. Single-label projects only: a multi-label project is reported as
-skipped. Items whose label a reviewer already set (source review) still train the folds but are never flagged.
+label is judged by a model that never saw it. A label is a suspect only where that model's most probable class is
+another one. Single-label projects only: a multi-label project is reported as skipped. Items whose label a reviewer
+already set (source review) still train the folds but are never flagged. Each search is stored
+(training.models.LabelErrorSearch) with the estimated share of wrong labels and its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -19,25 +21,31 @@ from django.db.models import Max
 from labeling.models import Job, LabelSource, Project, ResolvedLabel
 from labeling.services import jobs as job_services
 from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
+from training.models import LabelErrorStatus
 from training.services.rounds import round_config
 from training.services.runs import project_cache_dir
-from training.services.snapshot import label_snapshot
+from training.services.snapshot import LabelSnapshot, label_snapshot
 
-MIN_LABELS = 20
+# Fewer labels per class than this and the cross-validated model mostly flags its own mistakes: on digits
+# (Lite0, 64 px) with every label correct, 10 labels per class flagged 9-14 % of them, 20 per class 4-7 %,
+# 40 per class 2-3 %, all 180 per class about 1 %.
+MIN_LABELS_PER_CLASS = 20
+# Below this out-of-sample agreement with the given labels, most disagreements are the model's errors.
+MIN_AGREEMENT = 0.5
 # Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
 DEFAULT_C = 0.003
 
 Progress = Callable[[int, int, str], None]
 
 
-def labeled_embeddings(*, project: Project, progress: Progress | None = None):
+def labeled_embeddings(*, project: Project, progress: Progress | None = None, snap: LabelSnapshot | None = None):
     """(item ids, features [n, d], label indices, class order) for every single-label resolved item.
 
     Embeddings missing from the project's feature store are computed (and cached) first.
     """
     from training.ml.embeddings import EmbeddingStore
 
-    snap = label_snapshot(project=project)
+    snap = snap or label_snapshot(project=project)
     rows = [(item_id, path, idx) for item_id, path, idx in (*snap.train, *snap.holdout) if len(idx) == 1]
     ids = [item_id for item_id, _, _ in rows]
     paths = [path for _, path, _ in rows]
@@ -50,11 +58,36 @@ def labeled_embeddings(*, project: Project, progress: Progress | None = None):
     return ids, features, labels, snap.classes
 
 
+def _record(*, project: Project, started: float, status: str, reason: str = "", **fields) -> dict:
+    """Store the search and return the summary the job and the task report (without the per-item details)."""
+    from training.models import LabelErrorSearch
+
+    seconds = round(time.monotonic() - started, 2)
+    search = LabelErrorSearch.objects.create(
+        project=project,
+        status=status,
+        reason=reason[:500],
+        min_per_class=MIN_LABELS_PER_CLASS,
+        seconds=seconds,
+        **fields,
+    )
+    summary = {"status": status, "search": search.pk, "labels": search.labels, "seconds": seconds}
+    if reason:
+        summary["reason"] = reason
+    return summary
+
+
 def label_errors_find(
     *, project: Project, job: Job | None = None, folds: int = 5, C: float = DEFAULT_C, seed: int = 0
 ) -> dict:
-    """Rank the project's labels by how likely they are wrong and (re)write the open label-error review tasks."""
-    from training.ml.confident import cross_val_pred_probs, find_label_issues, suspects
+    """Rank the project's labels by how likely they are wrong, (re)write the open label-error review tasks and
+    store the search (LabelErrorSearch) that the page headlines.
+
+    Only classes with at least MIN_LABELS_PER_CLASS labels are judged (their labels, and only them as the
+    model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with fewer
+    than MIN_AGREEMENT of the labels, nothing is flagged and the open suspects are withdrawn: the page says why.
+    """
+    from training.ml.confident import cross_val_pred_probs, error_share_interval, find_label_issues, suspects
 
     started = time.monotonic()
 
@@ -63,20 +96,67 @@ def label_errors_find(
             job_services.job_progress(job=job, done=done, total=total, message=stage)
 
     if project.is_multi_label:
-        return {"status": "skipped", "reason": "label-error search supports single-label projects only"}
-    ids, features, labels, classes = labeled_embeddings(project=project, progress=progress)
-    present = np.unique(labels)
-    if len(ids) < MIN_LABELS or len(present) < 2:
-        return {
-            "status": "skipped",
-            "reason": f"needs at least {MIN_LABELS} labels in 2+ classes (has {len(ids)} in {len(present)})",
-        }
+        review_tasks_label_errors_set(project=project, scores={})
+        return _record(
+            project=project,
+            started=started,
+            status=LabelErrorStatus.SKIPPED,
+            reason="The label-error search supports single-label projects only.",
+        )
+    snap = label_snapshot(project=project)
+    classes = snap.classes
+    # Counted before any embedding is computed: a project with too few labels is answered at once.
+    counts = np.zeros(len(classes.ids), dtype=np.int64)
+    for _, _, idx in (*snap.train, *snap.holdout):
+        if len(idx) == 1:
+            counts[idx[0]] += 1
+    judged = np.nonzero(counts >= MIN_LABELS_PER_CLASS)[0]
+    not_checked = [
+        [classes.names[c], int(counts[c])] for c in np.nonzero((counts > 0) & (counts < MIN_LABELS_PER_CLASS))[0]
+    ]
+    if len(judged) < 2:
+        review_tasks_label_errors_set(project=project, scores={})
+        return _record(
+            project=project,
+            started=started,
+            status=LabelErrorStatus.TOO_FEW,
+            reason=f"Too few labels to judge: the search needs at least {MIN_LABELS_PER_CLASS} labels in each of "
+            f"two or more classes, and {len(judged)} class{'' if len(judged) == 1 else 'es'} of "
+            f"{int((counts > 0).sum())} labeled ha{'s' if len(judged) == 1 else 've'} that many.",
+            labels=int(counts.sum()),
+            not_checked=not_checked,
+        )
+    ids, features, labels, classes = labeled_embeddings(project=project, progress=progress, snap=snap)
+    # Labels of classes below the minimum are left out entirely: they neither get judged nor serve as the
+    # model's alternative for another label.
+    keep = np.isin(labels, judged)
+    remap = np.full(len(classes.ids), -1, dtype=np.int64)
+    remap[judged] = np.arange(len(judged))
+    ids = [item_id for item_id, k in zip(ids, keep, strict=True) if k]
+    features, y = features[keep], remap[labels[keep]]
+    class_ids = [classes.ids[c] for c in judged]
+
     progress(0, 1, "cross-validation")
-    probs = cross_val_pred_probs(features, labels, n_classes=len(classes.ids), folds=folds, C=C, seed=seed)
-    issues = find_label_issues(labels, probs)
+    probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed)
+    predicted = probs.argmax(axis=1)
+    agreement = float((predicted == y).mean())
+    if agreement < MIN_AGREEMENT:
+        review_tasks_label_errors_set(project=project, scores={})
+        return _record(
+            project=project,
+            started=started,
+            status=LabelErrorStatus.WEAK,
+            reason=f"The model is too weak to judge labels yet: out of sample it agrees with only "
+            f"{agreement:.0%} of them (the search needs {MIN_AGREEMENT:.0%}). Label more, then search again.",
+            labels=len(ids),
+            not_checked=not_checked,
+            agreement=agreement,
+        )
+    issues = find_label_issues(y, probs)
+    share, low, high = error_share_interval(y, probs, seed=seed)
     progress(1, 1, "writing review tasks")
 
-    flagged = [int(i) for i in suspects(issues)]
+    flagged = [int(i) for i in suspects(issues, y)]
     item_ids = [ids[i] for i in flagged]
     reviewed = set(
         ResolvedLabel.objects.filter(item_id__in=item_ids, source=LabelSource.REVIEW).values_list("item_id", flat=True)
@@ -88,18 +168,41 @@ def label_errors_find(
         .annotate(last=Max("id"))
         .values_list("item_id", "last")
     )
-    scores = {
-        ids[i]: (latest.get(ids[i]), round(float(1.0 - issues.quality[i]), 6))
-        for i in flagged
-        if ids[i] not in reviewed
-    }
+    rows = np.arange(len(y))
+    scores, details = {}, {}
+    for i in flagged:
+        item_id = ids[i]
+        if item_id in reviewed:
+            continue
+        scores[item_id] = (latest.get(item_id), round(float(1.0 - issues.quality[i]), 6))
+        details[str(item_id)] = [
+            class_ids[y[i]],
+            class_ids[predicted[i]],
+            round(float(probs[rows[i], predicted[i]]), 4),
+            round(float(probs[rows[i], y[i]]), 4),
+        ]
     open_count = review_tasks_label_errors_set(project=project, scores=scores)
+    summary = _record(
+        project=project,
+        started=started,
+        status=LabelErrorStatus.OK,
+        labels=len(ids),
+        not_checked=not_checked,
+        agreement=agreement,
+        estimated_share=share,
+        share_low=low,
+        share_high=high,
+        flagged=open_count,
+        suspects=details,
+    )
     return {
-        "status": "ok",
-        "labels": len(ids),
+        **summary,
         "suspects": open_count,
         "flagged": len(flagged),
         "estimated_errors": issues.estimated_errors,
+        "estimated_share": round(share, 4),
+        "share_interval": [round(low, 4), round(high, 4)],
+        "agreement": round(agreement, 4),
         "already_reviewed": len(flagged) - open_count,
-        "seconds": round(time.monotonic() - started, 2),
+        "not_checked": len(not_checked),
     }

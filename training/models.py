@@ -97,3 +97,40 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction of item {self.item_id} by {self.model_version_id}"
+
+
+class LabelErrorStatus(models.TextChoices):
+    OK = "ok", "Searched"
+    TOO_FEW = "too_few", "Too few labels"
+    WEAK = "weak", "Model too weak"
+    SKIPPED = "skipped", "Not applicable"
+
+
+class LabelErrorSearch(models.Model):
+    """The outcome of one label-error search: what the page headlines, and the out-of-sample view of each suspect.
+
+    The open ReviewTask rows (reason label_error) are the suspects to work; `suspects` holds, per item id, the
+    model that judged it (cross-validated, never the active version): [given class id, model's class id, model's
+    probability for it, probability of the given class].
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_error_searches")
+    status = models.CharField(max_length=10, choices=LabelErrorStatus.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    labels = models.PositiveIntegerField(default=0)  # labels judged
+    not_checked = models.JSONField(default=list, blank=True)  # [[class path, label count]] below the minimum
+    min_per_class = models.PositiveIntegerField(default=0)
+    agreement = models.FloatField(null=True, blank=True)  # out-of-sample top class == given label, share
+    estimated_share = models.FloatField(null=True, blank=True)
+    share_low = models.FloatField(null=True, blank=True)
+    share_high = models.FloatField(null=True, blank=True)
+    flagged = models.PositiveIntegerField(default=0)
+    suspects = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="labelerrorsearch_project_idx")]
+
+    def __str__(self) -> str:
+        return f"label-error search {self.pk} of {self.project_id} ({self.status})"

@@ -6,6 +6,7 @@ needs Capability.MANAGE. Verdicts go through labeling.services.reviews, the same
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -16,12 +17,11 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
-from labeling.models import Item, Job, JobKind, ReviewTask, ReviewTaskReason
+from labeling.models import Item, Job, JobKind, LabelClass, Review, ReviewTask, ReviewTaskReason, Verdict
 from labeling.permissions import Capability, project_view
 from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.quality import (
     REASON_ORDER,
-    model_top_classes,
     quality_report,
     review_context,
     review_task_counts,
@@ -147,34 +147,103 @@ def review_refresh(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(_review_url(slug, _reason(request)))
 
 
+def _label_error_outcomes(project) -> dict:
+    """How the reviewed suspects turned out. For each answered label-error task, the item's first verdict from the
+    task's opening on decides: reject, or a correction to other classes, is a real error; accept (or a "correction"
+    to the classes already given) a false alarm."""
+    tasks = list(
+        ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=True).values_list(
+            "item_id", "created_at"
+        )
+    )
+    reviews: dict[int, list[Review]] = {}
+    item_ids = sorted({item_id for item_id, _ in tasks})
+    for start in range(0, len(item_ids), 900):  # SQLite's variable limit
+        for review in (
+            Review.objects.filter(annotation__item_id__in=item_ids[start : start + 900])
+            .select_related("annotation")
+            .prefetch_related("corrected_classes", "annotation__classes")
+            .order_by("created_at", "id")
+        ):
+            reviews.setdefault(review.annotation.item_id, []).append(review)
+    real = false = 0
+    for item_id, opened in tasks:
+        review = next((r for r in reviews.get(item_id, []) if r.created_at >= opened), None)
+        if review is None:
+            continue
+        same = review.verdict == Verdict.CORRECT and {c.pk for c in review.corrected_classes.all()} == {
+            c.pk for c in review.annotation.classes.all()
+        }
+        if review.verdict == Verdict.ACCEPT or same:
+            false += 1
+        else:
+            real += 1
+    return {"reviewed": real + false, "real": real, "false": false}
+
+
 @require_GET
 @project_view(Capability.REVIEW)
 def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
-    """Suspected label errors ranked by score (most suspicious first), with the model's view of each."""
+    """The latest label-error search: the estimated share of wrong labels with its interval (or why nothing was
+    judged), the suspects where the cross-validated model disagrees with the label, and how reviewed suspects
+    turned out.
+
+    The model shown on a row is the one that judged it (stored with the search), never the active version: that
+    version was trained on the very label, and an older version's prediction predates it.
+    """
     project = request.project
+    # labeling never imports training: the search is looked up by name, as model_top_classes does.
+    search_model = apps.get_model("training", "LabelErrorSearch")
+    search = search_model.objects.filter(project=project).order_by("-created_at", "-id").first()
+    details = (search.suspects or {}) if search is not None and search.status == "ok" else {}
     tasks = list(
         review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR)
         .select_related("item", "annotation__user")
-        .prefetch_related("item__resolved__classes")[:200]
+        .prefetch_related("item__resolved__classes")
     )
+    class_ids = {c for row in details.values() for c in row[:2]}
+    classes = LabelClass.objects.in_bulk(class_ids) if class_ids else {}
     rows = []
     for task in tasks:
+        detail = details.get(str(task.item_id))
         resolved = getattr(task.item, "resolved", None)
-        top, _version = model_top_classes(item=task.item, k=1)
+        given = list(resolved.classes.all()) if resolved else []
+        model_class = classes.get(detail[1]) if detail else None
+        # A row is a disagreement or it is not shown (the label may have changed since the search).
+        if model_class is None or [c.pk for c in given] == [model_class.pk]:
+            continue
         rows.append(
             {
                 "task": task,
-                "given": list(resolved.classes.all()) if resolved else [],
+                "given": given,
+                "given_probability": detail[3],
                 "annotator": task.annotation.user.get_username() if task.annotation_id else "",
-                "model": top[0] if top else None,
+                "model": model_class,
+                "model_probability": detail[2],
             }
         )
     job = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS).order_by("-created_at").first()
-    total = review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR).count()
+    estimate = None
+    if search is not None and search.estimated_share is not None:
+        estimate = {
+            "share": search.estimated_share * 100,
+            "low": search.share_low * 100,
+            "high": search.share_high * 100,
+            "count": round(search.estimated_share * search.labels),
+        }
     return render(
         request,
         "labeling/review_label_errors.html",
-        _context(request, rows=rows, total=total, job=job, can_train=Capability.TRAIN in request.capabilities),
+        _context(
+            request,
+            rows=rows[:200],
+            total=len(rows),
+            search=search,
+            estimate=estimate,
+            outcomes=_label_error_outcomes(project),
+            job=job if job is not None and not job.finished else None,
+            can_train=Capability.TRAIN in request.capabilities,
+        ),
     )
 
 

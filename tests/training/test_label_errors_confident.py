@@ -46,7 +46,34 @@ def test_calibrated_joint_rows_sum_to_given_label_counts():
     assert calibrated.sum(axis=1) == pytest.approx([3, 3])
     # Class 0: 3 labeled, 2 confidently 0 and 1 confidently 1 -> one estimated error.
     assert issues.estimated_errors == 1
-    assert confident.suspects(issues).tolist() == [2]
+    assert confident.suspects(issues, LABELS).tolist() == [2]
+
+
+def test_suspects_never_list_a_label_the_model_agrees_with():
+    # Given: the calibrated estimate (5) exceeds the confidently flagged labels (4), so the list is padded from the
+    # ranking, whose next example (7) is labeled 1 with the model preferring 1 (0.55): a "given 1, model says 1" row.
+    labels = np.repeat([0, 1], 5)
+    p0 = np.array([0.3, 0.3, 0.9, 0.3, 0.9, 0.6, 0.05, 0.45, 0.3, 0.45])
+    probs = np.stack([p0, 1 - p0], axis=1)
+    issues = confident.find_label_issues(labels, probs)
+    assert issues.issue_indices.tolist() == [0, 1, 3, 5]
+    assert issues.estimated_errors == 5
+    assert issues.ranking[:5].tolist() == [0, 1, 3, 5, 7]
+
+    listed = confident.suspects(issues, labels)
+
+    assert listed.tolist() == [0, 1, 3, 5]
+    assert (probs[listed].argmax(axis=1) != labels[listed]).all()
+
+
+def test_error_share_interval_of_clean_confident_labels_is_near_zero():
+    labels = np.repeat([0, 1, 2], 50)
+    probs = np.full((150, 3), 0.05)
+    probs[np.arange(150), labels] = 0.9
+    share, low, high = confident.error_share_interval(labels, probs)
+    assert share == 0.0
+    assert low == 0.0
+    assert high == 0.0
 
 
 def test_bad_input_is_rejected():
@@ -82,11 +109,18 @@ def test_digits_with_five_percent_flips_beats_or_matches_cleanlab_ranking(seed):
     ours = confident.find_label_issues(noisy, probs)
     theirs = cleanlab_find(noisy, probs, return_indices_ranked_by="self_confidence")
     our_recall, our_precision = confident.recall_at_fraction(ours.ranking, flipped)
-    list_recall, _ = confident.recall_at_fraction(confident.suspects(ours), flipped)  # what reviewers get
+    listed = confident.suspects(ours, noisy)  # what reviewers get
+    list_recall, _ = confident.recall_at_fraction(listed, flipped)
     their_recall, _ = confident.recall_at_fraction(theirs, flipped)
     assert our_recall >= their_recall
     assert list_recall >= their_recall
     assert our_recall > 0.8
     assert our_precision > 0.4
-    # The calibrated estimate of how many labels are wrong lands near the truth.
+    # The calibrated estimate of how many labels are wrong lands near the truth, inside its interval.
     assert abs(ours.estimated_errors - flipped.sum()) <= 0.3 * flipped.sum()
+    share, low, high = confident.error_share_interval(noisy, probs, seed=seed)
+    assert low <= flipped.mean() <= high
+    assert low < share < high
+    assert high - low < 0.05
+    # Every listed label is one the model disagrees with.
+    assert (probs[listed].argmax(axis=1) != noisy[listed]).all()

@@ -1,0 +1,248 @@
+"""The suspected-label-errors page on the product path: images imported and labeled through the services, a model
+trained by the training service, the search started from the page's button (or by the round's own hook), the
+page read as a reviewer reads it. The digits are scikit-learn's 1,797, at the demo's real size."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
+from labeling.services.annotations import annotation_create
+from labeling.services.imports import item_create_from_bytes
+from tests.training.loop_fixtures import digit_png, digits_project
+from training.models import LabelErrorSearch
+from training.services.runs import training_run_enqueue, training_run_execute
+
+pytestmark = pytest.mark.django_db
+
+ROW = re.compile(r'<tr data-item="(\d+)" data-given="(\d*)" data-model="(\d*)"')
+
+
+def page_rows(html: str) -> list[tuple[int, int | None, int | None]]:
+    """(item id, given class id, model class id) of every row of the suspects table."""
+    return [(int(i), int(g) if g else None, int(m) if m else None) for i, g, m in ROW.findall(html)]
+
+
+def label_all(project, truth: dict[int, int], classes, user, *, noise: float, seed: int = 0) -> set[int]:
+    """Label every item through the annotation service; `noise` of them get another digit. Returns those items."""
+    rng = np.random.default_rng(seed)
+    wrong = set()
+    for item in Item.objects.filter(project=project).order_by("id"):
+        digit = truth[item.pk]
+        if rng.random() < noise:
+            digit = (digit + int(rng.integers(1, 10))) % 10
+            wrong.add(item.pk)
+        annotation_create(item=item, user=user, class_ids=[classes[digit].pk])
+    return wrong
+
+
+def train(project) -> None:
+    run = training_run_enqueue(project=project, trigger="manual", send=False)
+    result = training_run_execute(run_id=run.pk)
+    assert result["status"] == "succeeded", result
+
+
+def search_from_page(client, project, django_capture_on_commit_callbacks) -> None:
+    """Press "Search for label errors now" (eager Celery: the task runs when the request's transaction commits)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("training:label_errors_find", args=[project.slug]))
+    assert response.status_code == 302
+
+
+@pytest.fixture
+def quiet_runs(settings):
+    settings.LABELLOOP_ROUND_OVERRIDES = {"num_workers": 0, "score_batch_size": 128, "batch_size": 64}
+    # The run's heartbeat thread would write beside the test's open transaction on SQLite.
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
+
+
+def colour_png(rgb: tuple[int, int, int], seed: int) -> bytes:
+    """A 32 px image of one colour with a little noise (unique bytes per seed)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(rgb)[None, None, :] + rng.normal(0, 12, (32, 32, 3)), 0, 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_too_few_labels_per_class_says_so_and_flags_nothing(
+    client, project_factory, member_of, django_capture_on_commit_callbacks
+):
+    # Given three classes with 12, 12 and 3 labels (below 20 per class) and a stale suspect from an earlier search
+    project = project_factory(image_size=32)
+    manager = member_of(project, Role.MANAGER, "boss")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    classes = [project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue", "green"])]
+    colours = [(220, 30, 30), (30, 30, 220), (30, 200, 30)]
+    items = []
+    for k, count in enumerate([12, 12, 3]):
+        for j in range(count):
+            item = item_create_from_bytes(
+                project=project, name=f"{k}-{j}.png", data=colour_png(colours[k], 100 * k + j)
+            )
+            annotation_create(item=item, user=annotator, class_ids=[classes[k].pk])
+            items.append(item)
+    ReviewTask.objects.create(project=project, item=items[0], reason=ReviewTaskReason.LABEL_ERROR, score=0.9)
+    client.force_login(manager)
+
+    # When the manager searches from the page
+    search_from_page(client, project, django_capture_on_commit_callbacks)
+    html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
+
+    # Then the page says there are too few labels, names the classes left out, and lists no suspect
+    assert "Too few labels to judge" in html
+    assert "at least 20 labels in each of two or more classes" in html
+    assert 'data-status="too_few"' in html
+    assert "red (12)" in html
+    assert "green (3)" in html
+    assert page_rows(html) == []
+    assert not ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False).exists()
+    assert LabelErrorSearch.objects.get(project=project).status == "too_few"
+
+
+def test_rows_are_disagreements_judged_out_of_sample_and_reviews_are_counted(
+    client, project_factory, member_of, django_capture_on_commit_callbacks
+):
+    # Given 30 zeros and 30 ones from the digits, three of the zeros labeled 1
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    project = project_factory(image_size=64)
+    manager = member_of(project, Role.MANAGER, "boss")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    zero, one = (project.classes.create(name=n, order=k) for k, n in enumerate(["0", "1"]))
+    wrong = set()
+    picked = [i for d in (0, 1) for i in np.nonzero(digits.target == d)[0][:30]]
+    for n, i in enumerate(picked):
+        item = item_create_from_bytes(project=project, name=f"{i}.png", data=digit_png(digits.data[i]))
+        given = one if digits.target[i] == 1 or n < 3 else zero
+        if digits.target[i] == 0 and n < 3:
+            wrong.add(item.pk)
+        annotation_create(item=item, user=annotator, class_ids=[given.pk])
+    client.force_login(manager)
+
+    # When the manager searches from the page and opens it
+    search_from_page(client, project, django_capture_on_commit_callbacks)
+    url = reverse("labeling:review_label_errors", args=[project.slug])
+    html = client.get(url).content.decode()
+    rows = page_rows(html)
+
+    # Then every row is a wrong label, shown with the model's other class, and the headline is an interval
+    assert rows
+    assert {item for item, _, _ in rows} <= wrong
+    assert all(model is not None and model != given for _, given, model in rows)
+    assert all(model == zero.pk for _, _, model in rows)
+    text = re.sub(r"\s+", " ", html)
+    assert re.search(r"About [\d.]+ % of the 60 checked labels are probably wrong", text)
+    assert re.search(r"95 % interval [\d.]+\u2013[\d.]+ %", text)
+    assert "No suspect has been reviewed yet." in text
+
+    # When the manager, reviewing, corrects every listed suspect and accepts a correct label that an earlier
+    # search had listed
+    tasks = list(ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False))
+    for task in tasks:
+        response = client.post(
+            reverse("labeling:review_verdict", args=[project.slug, task.pk]),
+            {"verdict": "correct", "class_ids": [zero.pk], "reason": "label_error"},
+        )
+        assert response.status_code == 302
+    right = Item.objects.filter(project=project).exclude(pk__in=wrong).first()
+    earlier = ReviewTask.objects.create(project=project, item=right, reason=ReviewTaskReason.LABEL_ERROR, score=0.5)
+    client.post(
+        reverse("labeling:review_verdict", args=[project.slug, earlier.pk]), {"verdict": "accept", "reason": ""}
+    )
+    html = client.get(url).content.decode()
+
+    # Then the page counts the corrected suspects as real errors and the accepted one as a false alarm
+    text = re.sub(r"\s+", " ", html)
+    reviewed = len(tasks) + 1
+    assert f"Reviewed so far: <strong>{len(tasks)} of {reviewed}</strong> suspects were real errors" in text
+    assert "1 was a false alarm" in text
+    assert page_rows(html) == []
+
+
+@pytest.mark.slow
+def test_digits_with_every_label_correct_flag_at_most_two_percent(
+    client, project_factory, member_of, quiet_runs, django_capture_on_commit_callbacks
+):
+    # Given all 1,797 digits labeled correctly by an annotator and a model trained by the training service
+    project, truth, classes = digits_project(project_factory, n=1797)
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    manager = member_of(project, Role.MANAGER, "boss")
+    assert label_all(project, truth, classes, annotator, noise=0.0) == set()
+    train(project)
+    client.force_login(manager)
+
+    # When the manager searches for label errors from the page
+    search_from_page(client, project, django_capture_on_commit_callbacks)
+    html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
+    rows = page_rows(html)
+
+    # Then at most 2 % of the labels are listed, each one a disagreement, and the estimate is small
+    assert len(rows) <= 0.02 * len(truth)
+    assert all(model is not None and model != given for _, given, model in rows)
+    search = LabelErrorSearch.objects.get(project=project)
+    assert search.labels == len(truth)
+    assert search.share_low <= search.estimated_share <= search.share_high
+    assert search.estimated_share <= 0.03
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_digits_with_five_percent_wrong_labels_in_the_browser(
+    project_factory, member_of, quiet_runs, page, login, screenshot, client
+):
+    # Given all 1,797 digits, 5 % of them labeled with another digit, and a model trained by the training service;
+    # the version going live runs the review feeds and the label-error search (the round's own hook)
+    project, truth, classes = digits_project(project_factory, n=1797)
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.MANAGER, "boss")
+    wrong = label_all(project, truth, classes, annotator, noise=0.05)
+    assert 60 <= len(wrong) <= 120
+    train(project)
+    assert LabelErrorSearch.objects.filter(project=project, status="ok").exists()
+
+    # When the manager opens the label-error page in the browser
+    login("boss")
+    page.goto(reverse("labeling:review_label_errors", args=[project.slug]))
+    rows = page_rows(page.content())
+    screenshot("label-errors")
+
+    # Then at least half of the listed labels are wrong ones, at least 60 % of the wrong ones are listed,
+    # no row shows the model agreeing with the label, and the headline gives an interval that holds the truth
+    listed = {item for item, _, _ in rows}
+    real = listed & wrong
+    assert len(real) >= 0.5 * len(listed)
+    assert len(real) >= 0.6 * len(wrong)
+    assert all(model is not None and model != given for _, given, model in rows)
+    headline = page.inner_text("#label-error-headline")
+    assert "of the 1797 checked labels are probably wrong" in headline
+    low, high = (float(page.get_attribute("#label-error-headline", a)) for a in ("data-low", "data-high"))
+    assert low <= 100 * len(wrong) / len(truth) <= high
+
+    # When a reviewer rejects a real error and accepts a false alarm from the review page
+    reviewer = member_of(project, Role.REVIEWER, "rev")
+    client.force_login(reviewer)
+    tasks = {t.item_id: t for t in ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False)}
+    verdicts = [(next(iter(real)), "reject")]
+    false_alarms = listed - wrong
+    if false_alarms:
+        verdicts.append((next(iter(false_alarms)), "accept"))
+    for item_id, verdict in verdicts:
+        response = client.post(
+            reverse("labeling:review_verdict", args=[project.slug, tasks[item_id].pk]),
+            {"verdict": verdict, "reason": "label_error"},
+        )
+        assert response.status_code == 302
+    page.reload()
+
+    # Then the page counts what the review found
+    outcome = page.inner_text("#label-error-outcomes")
+    assert f"1 of {len(verdicts)}" in outcome
+    assert len(page_rows(page.content())) == len(rows) - len(verdicts)
