@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -47,21 +47,40 @@ def _seconds(request: HttpRequest) -> float:
         return 0.0
 
 
+# Browser clocks this far from the server's are corrected; closer ones are trusted as they are (the correction
+# itself is off by the request's travel time, which matters only for small differences).
+CLOCK_SKEW_CORRECTED = timedelta(seconds=2)
+
+
 def _shown_at(request: HttpRequest) -> datetime | None:
     """When the card's image appeared on the annotator's screen: the page sends its clock, in ms since the epoch.
 
+    The page also sends its clock at the moment it posted (`client_now`); when that is more than
+    CLOCK_SKEW_CORRECTED away from the server's clock, the time is moved by the difference, so a browser whose
+    clock is off still records when the image was shown rather than having its labels refused.
     Absent or unreadable: None (an older page, a client without it). The service refuses a time in the future.
     """
-    try:
-        ms = float(request.POST.get("shown_at", ""))
-    except ValueError:
-        return None
-    if not math.isfinite(ms) or ms <= 0:
+    ms = _finite(request.POST.get("shown_at", ""))
+    if ms is None or ms <= 0:
         return None
     try:
-        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+        shown = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+        client_now = _finite(request.POST.get("client_now", ""))
+        if client_now is not None and client_now > 0:
+            skew = datetime.now(tz=UTC) - datetime.fromtimestamp(client_now / 1000.0, tz=UTC)
+            if abs(skew) > CLOCK_SKEW_CORRECTED:
+                shown += skew
+        return shown
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _finite(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", level: str = "info") -> dict:

@@ -119,8 +119,12 @@
   function stampTime(form) {
     const ms = form.querySelector("input[name=ms]");
     if (ms) ms.value = String(Math.round(performance.now() - started));
+    // When the image appeared, by the page's clock, and the page's clock now: the server moves the time by the
+    // difference between the two clocks when the browser's is off.
     const at = form.querySelector("input[name=shown_at]");
     if (at) at.value = shown && card() && shown.item === card().dataset.item ? String(shown.at) : "";
+    const now = form.querySelector("input[name=client_now]");
+    if (now) now.value = String(Date.now());
   }
 
   function submit(form, submitter) {

@@ -398,3 +398,19 @@ def test_a_flat_project_keeps_its_stored_hotkeys_and_the_page_keys_stay_reserved
     assert owl.hotkey == "3"
     assert keys[owl.pk] == "3"
     assert keys[bird.pk] == "4"  # no stored key: the first free one
+
+
+def test_shown_time_follows_the_server_clock_when_the_browser_clock_is_off(world):
+    # Given a page whose clock runs an hour fast: the image appeared 2.5 s before the key, by that clock
+    client, first = world["client"], world["items"][0]
+    client.get(reverse("labeling:label", args=["birds"]))
+    browser_now = (timezone.now() + timedelta(hours=1)).timestamp() * 1000
+
+    response = client.post(reverse("labeling:label_submit", args=["birds", first.pk]),
+                           {"class_ids": world["cat"].pk, "shown_at": f"{browser_now - 2500:.0f}",
+                            "client_now": f"{browser_now:.0f}"}, **HTMX)  # fmt: skip
+
+    # Then the label counts, and its image was shown 2.5 s before the server received it
+    assert response.status_code == 200
+    annotation = Annotation.objects.get(item=first)
+    assert abs((annotation.created_at - annotation.shown_at).total_seconds() - 2.5) < 1.0
