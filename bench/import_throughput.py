@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"))
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="decoder threads (default: LABELLOOP_IMPORT_THREADS)")
     args = parser.parse_args()
 
     sources = sorted(Path(args.data).glob("train/*/*.jpg"))
@@ -83,7 +83,7 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         from labeling.models import Item, Job
-        from labeling.services.imports import import_job_create, import_run
+        from labeling.services.imports import decoder_threads, import_job_create, import_run
         from labeling.services.projects import project_create
 
         user = get_user_model().objects.create(username="bench")
@@ -97,9 +97,9 @@ def main() -> None:
         if os.environ.get("BENCH_PROFILE"):
             import cProfile
 
-            cProfile.runctx("import_run(job_id=job.pk, processes=args.processes)", globals(), locals(), "/tmp/imp.prof")
+            cProfile.runctx("import_run(job_id=job.pk, threads=args.threads)", globals(), locals(), "/tmp/imp.prof")
             return
-        result = import_run(job_id=job.pk, processes=args.processes)
+        result = import_run(job_id=job.pk, threads=args.threads)
         seconds = time.perf_counter() - start
         cpu = _cpu_seconds() - cpu_start
         job = Job.objects.get(pk=job.pk)
@@ -116,10 +116,10 @@ def main() -> None:
             "planted_bad": planted,
             "labeled": result["labeled"],
             "items_in_db": Item.objects.count(),
-            # CPU time of this process and its decoder processes: independent of other load on the machine.
+            # CPU time of this process and its decoder threads: independent of other load on the machine.
             "cpu_ms_per_image": round(1000 * cpu / max(1, result["imported"]), 3),
             "load_average_1m": round(os.getloadavg()[0], 2),
-            "processes": args.processes,
+            "threads": decoder_threads(args.threads),
             "cpu_count": os.cpu_count(),
             "reasons": sorted({e["reason"][:60] for e in job.errors}),
         }

@@ -1,5 +1,6 @@
 """Settings shared by every environment; environment files override a few."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -122,7 +123,8 @@ LABELLOOP_MAX_ZIP_BYTES = env.int("LABELLOOP_MAX_ZIP_BYTES", default=2 * 1024 * 
 LABELLOOP_THUMBNAIL_SIZE = env.int("LABELLOOP_THUMBNAIL_SIZE", default=256)
 # Server folders the import page may read from (empty: server-folder import is off in the UI).
 LABELLOOP_IMPORT_ROOTS = env.list("LABELLOOP_IMPORT_ROOTS", default=[])
-LABELLOOP_IMPORT_PROCESSES = env.int("LABELLOOP_IMPORT_PROCESSES", default=2)
+# Decoder threads per import (Pillow releases the GIL while decoding; threads work inside Celery workers).
+LABELLOOP_IMPORT_THREADS = env.int("LABELLOOP_IMPORT_THREADS", default=min(4, os.cpu_count() or 1))
 LABELLOOP_LEASE_SECONDS = env.int("LABELLOOP_LEASE_SECONDS", default=600)
 LABELLOOP_UNDO_GRACE_SECONDS = env.int("LABELLOOP_UNDO_GRACE_SECONDS", default=300)
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", default=5000)
