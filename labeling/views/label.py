@@ -260,10 +260,13 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect(back)
     started = time.monotonic()
     seconds_each = _seconds(request) / max(1, len(items))
+    shown_at = _shown_at(request)
     done, refused, errors = 0, 0, []
     for item in items:
         try:
-            annotation_create(item=item, user=request.user, class_ids=[target.pk], seconds_spent=seconds_each)
+            annotation_create(
+                item=item, user=request.user, class_ids=[target.pk], seconds_spent=seconds_each, shown_at=shown_at
+            )
             done += 1
         except LabelingConflict:
             refused += 1

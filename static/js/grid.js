@@ -4,6 +4,9 @@
   "use strict";
 
   const started = performance.now();
+  // The tiles are on screen once the page and its thumbnails have loaded: labels made here record that moment.
+  let shownAt = document.readyState === "complete" ? Date.now() : null;
+  window.addEventListener("load", () => { if (shownAt === null) shownAt = Date.now(); });
   let cursor = -1;
   let anchor = -1;
   const tiles = () => Array.from(document.querySelectorAll("#tiles .tile"));
@@ -39,6 +42,8 @@
     const form = document.getElementById("grid-form");
     if (!form) return;
     form.querySelector("input[name=ms]").value = String(Math.round(performance.now() - started));
+    form.querySelector("input[name=shown_at]").value = String(shownAt ?? Date.now());
+    form.querySelector("input[name=client_now]").value = String(Date.now());
     const button = document.getElementById(action === "not" ? "grid-not" : "grid-label");
     form.requestSubmit(button);
   }

@@ -9,6 +9,7 @@ import itertools
 import threading
 
 import pytest
+from django.utils import timezone
 from PIL import Image, ImageDraw
 
 import labeling.views.label as label_views
@@ -106,6 +107,7 @@ def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
     assert set(chosen.classes.values_list("pk", flat=True)) == {kitten.pk, truck.pk}
 
     # Grid: select 12 thumbnails (click + shift-click), label them "bird" with the keyboard.
+    grid_opened = timezone.now()
     page.goto("/p/pets/grid/?n=24")
     tiles = page.locator("#tiles .tile")
     assert tiles.count() == 24
@@ -120,6 +122,8 @@ def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
     page.wait_for_selector("text=Labeled 12 image(s) as bird")
     birds = Annotation.objects.filter(user=user, item__project=flat, classes__name="bird")
     assert sorted(birds.values_list("item_id", flat=True)) == sorted(picked)
+    # Grid labels record when their tiles were shown: after the grid was opened, before the label was made.
+    assert all(grid_opened <= a.shown_at <= a.created_at for a in birds)
     assert ResolvedLabel.objects.filter(project=flat).count() == 10 + 12
 
 
