@@ -27,12 +27,14 @@ from labeling.selectors.queue import (
     item_suggestions,
     label_classes_for_labeling,
     labeling_progress,
+    skipped_items_for_user,
 )
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
 
 GRID_MIN, GRID_MAX, GRID_DEFAULT = 24, 48, 36
 GRID_HIDE_CAP = 2000
+SKIPS_LISTED = 200
 
 
 def _context(request: HttpRequest, **extra) -> dict:
@@ -132,6 +134,14 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
     """The labeling page: claims (or re-serves) the user's next item."""
     item = item_claim_next(project=request.project, user=request.user)
     return _render_card(request, item)
+
+
+@require_GET
+@project_view(Capability.LABEL)
+def label_skips(request: HttpRequest, slug: str) -> HttpResponse:
+    """The annotator's own skipped items, in the order the queue serves them again (after everything else)."""
+    skips = skipped_items_for_user(project=request.project, user=request.user, limit=SKIPS_LISTED)
+    return render(request, "labeling/skips.html", _context(request, skips=skips, limit=SKIPS_LISTED))
 
 
 @require_POST
@@ -293,6 +303,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 urlpatterns = [
     path("p/<slug:slug>/label/", label, name="label"),
     path("p/<slug:slug>/label/undo/", label_undo, name="label_undo"),
+    path("p/<slug:slug>/label/skips/", label_skips, name="label_skips"),
     path("p/<slug:slug>/label/<int:item_id>/", label_submit, name="label_submit"),
     path("p/<slug:slug>/label/<int:item_id>/skip/", label_skip, name="label_skip"),
     path("p/<slug:slug>/grid/", grid, name="grid"),

@@ -414,3 +414,28 @@ def test_shown_time_follows_the_server_clock_when_the_browser_clock_is_off(world
     assert response.status_code == 200
     annotation = Annotation.objects.get(item=first)
     assert abs((annotation.created_at - annotation.shown_at).total_seconds() - 2.5) < 1.0
+
+
+def test_an_annotator_sees_their_own_skips_in_the_order_they_come_back(world, member_of):
+    # Given two skips by the annotator (the first skipped first) and one by a colleague
+    client, first, second, third = world["client"], *world["items"]
+    client.get(reverse("labeling:label", args=["birds"]))
+    client.post(reverse("labeling:label_skip", args=["birds", first.pk]), **HTMX)
+    client.post(reverse("labeling:label_skip", args=["birds", second.pk]), **HTMX)
+    colleague = Client()
+    colleague.force_login(member_of(world["project"], Role.ANNOTATOR, "bob"))
+    colleague.get(reverse("labeling:label", args=["birds"]))
+    colleague.post(reverse("labeling:label_skip", args=["birds", third.pk]), **HTMX)
+
+    # When the annotator follows the labeling page's "your skips" link
+    page = client.get(reverse("labeling:label", args=["birds"])).content.decode()
+    assert reverse("labeling:label_skips", args=["birds"]) in page
+    html = client.get(reverse("labeling:label_skips", args=["birds"])).content.decode()
+
+    # Then their skips are listed, oldest first, and not the colleague's
+    rows = [int(x) for x in re.findall(r'<tr data-item="(\d+)"', html)]
+    assert rows == [first.pk, second.pk]
+    # An outsider of the project gets 404
+    outsider = Client()
+    outsider.force_login(member_of(world["other"], Role.ANNOTATOR, "eve"))
+    assert outsider.get(reverse("labeling:label_skips", args=["birds"])).status_code == 404
