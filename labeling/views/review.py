@@ -33,6 +33,7 @@ from labeling.services import reviews as review_services
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
 REFRESH_EVERY_SECONDS = 30
+CLASS_CHART_LIMIT = 20  # classes drawn in the per-class kappa chart (the table lists them all)
 
 
 def _context(request: HttpRequest, **extra) -> dict:
@@ -275,6 +276,12 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
     accuracy_rows = [(row.username, row.review_accuracy) for row in report.annotators]
     gold_rows = [(row.username, row.gold_accuracy) for row in report.annotators]
     class_rows = [(row.label_class.path, row.kappa) for row in report.classes]
+    class_title = "per-class kappa"
+    if len(class_rows) > CLASS_CHART_LIMIT:
+        # Many classes: chart the least-agreed ones legibly; the table above lists every class.
+        rated = sorted((r for r in class_rows if r[1] is not None), key=lambda r: r[1])
+        class_title = f"per-class kappa: the {CLASS_CHART_LIMIT} lowest of {len(class_rows)} (all in the table above)"
+        class_rows = rated[:CLASS_CHART_LIMIT]
     return render(
         request,
         "labeling/quality.html",
@@ -283,7 +290,7 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
             report=report,
             accuracy_chart=charts.bar_chart(accuracy_rows, title="accuracy against reviews") if accuracy_rows else None,
             gold_chart=charts.bar_chart(gold_rows, title="accuracy on gold") if any(v for _, v in gold_rows) else None,
-            class_chart=charts.bar_chart(class_rows, lo=-1.0, hi=1.0, title="per-class kappa") if class_rows else None,
+            class_chart=charts.bar_chart(class_rows, lo=-1.0, hi=1.0, title=class_title) if class_rows else None,
             reasons=[(r, ReviewTaskReason(r).label, report.review_counts.get(r, 0)) for r in REASON_ORDER],
         ),
     )
