@@ -1,4 +1,6 @@
-"""Labeling pages: the one-keystroke labeling card, grid mode for bulk labels, the manager dashboard.
+"""Labeling pages: the one-keystroke labeling card, grid mode for bulk labels, the annotator's skips list.
+
+(The old dashboard URL redirects to the project overview, which now carries its figures.)
 
 htmx requests get the `item-card` partial of labeling/label.html; plain requests the whole page.
 Every write goes through labeling.services.annotations, the same services the API uses.
