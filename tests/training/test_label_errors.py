@@ -77,6 +77,8 @@ def test_suspected_errors_rank_at_least_as_well_as_cleanlab_and_rerun_is_idempot
     position = {item_id: k for k, item_id in enumerate(ids)}
     ours = np.array([position[t.item_id] for t in tasks])
     theirs = cleanlab_find(labels, probs, return_indices_ranked_by="self_confidence")
+    # Every task is a label the out-of-sample model disagrees with.
+    assert (probs[ours].argmax(axis=1) != labels[ours]).all()
     our_recall, our_precision = recall_at_fraction(ours, truth, 0.10)
     their_recall, _ = recall_at_fraction(theirs, truth, 0.10)
     assert our_recall >= their_recall
@@ -98,6 +100,6 @@ def test_too_few_labels_is_reported_not_an_error(project_factory, label_class_fa
     project = project_factory()
     label_class_factory(project=project, name="a")
     result = label_errors_find(project=project)
-    assert result["status"] == "skipped"
+    assert result["status"] == "too_few"
     assert "needs at least" in result["reason"]
     assert not ReviewTask.objects.exists()

@@ -15,7 +15,8 @@ from PIL import Image
 from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
-from tests.training.loop_fixtures import digit_png, digits_project
+from tests.conftest import wait_for
+from tests.training.loop_fixtures import digit_png, digits_project, round_overrides_env
 from training.models import LabelErrorSearch
 from training.services.runs import training_run_enqueue, training_run_execute
 
@@ -246,3 +247,44 @@ def test_digits_with_five_percent_wrong_labels_in_the_browser(
     outcome = page.inner_text("#label-error-outcomes")
     assert f"1 of {len(verdicts)}" in outcome
     assert len(page_rows(page.content())) == len(rows) - len(verdicts)
+
+
+@pytest.fixture
+def fresh_broker_pool():
+    """celery_env's teardown closes the app's connection pool for good; a later test in the session needs a new one."""
+    from kombu import pools
+
+    from config.celery_app import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_digits_with_five_percent_wrong_labels_through_the_real_worker(
+    fresh_broker_pool, start_worker, client, project_factory, member_of, settings
+):
+    # Given all 1,797 digits, 5 % of them labeled with another digit, and a real worker on every queue
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 5
+    worker = start_worker("housekeeping,default,gpu", extra_env=round_overrides_env())
+    project, truth, classes = digits_project(project_factory, n=1797)
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    reviewer = member_of(project, Role.REVIEWER, "rev")
+    wrong = label_all(project, truth, classes, annotator, noise=0.05)
+
+    # When a run is queued: the worker trains, activates the version and runs the label-error search after it
+    assert training_run_enqueue(project=project, trigger="manual") is not None
+    searches = LabelErrorSearch.objects.filter(project=project)
+    wait_for(searches.exists, 600, interval=1, what=f"a label-error search; worker log:\n{worker.output()[-3000:]}")
+    client.force_login(reviewer)
+    rows = page_rows(client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode())
+
+    # Then the page lists mostly real errors, most of them, and never a label the model agrees with
+    assert searches.get().status == "ok"
+    listed = {item for item, _, _ in rows}
+    real = listed & wrong
+    assert len(real) >= 0.5 * len(listed)
+    assert len(real) >= 0.6 * len(wrong)
+    assert all(model is not None and model != given for _, given, model in rows)
