@@ -12,7 +12,8 @@ Feeds (one open ReviewTask per (item, reason), enforced by the database):
 A verdict (`review_submit`) appends a Review row and recomputes the item's resolved label: `accept` confirms the
 annotation, `reject` makes it stop counting (the item goes back to the queue), `correct` makes the reviewer's
 classes the item's label. Tasks that a verdict answers are closed; a closed task is not reopened for the same
-annotation (sample, gold) or unless the item changed after the verdict (disagreement, model).
+annotation (sample, gold) or unless the item changed after the verdict (disagreement, model). Nobody judges their
+own label (a reviewer's record of an imported label excepted: they did not give it).
 """
 
 from __future__ import annotations
@@ -390,6 +391,13 @@ def _refuse_correction_to_given(*, item: Item, annotation: Annotation | None, co
     )
 
 
+def _is_own_label(*, annotation: Annotation, reviewer) -> bool:
+    """The reviewer gave this label. Their record of an imported label (it carries their own verdict) is not."""
+    if annotation.user_id != reviewer.pk:
+        return False
+    return not Review.objects.filter(annotation=annotation, reviewer=reviewer).exists()
+
+
 def review_submit(
     *,
     task: ReviewTask,
@@ -404,8 +412,8 @@ def review_submit(
     correct: the reviewer's classes become the item's label; every open task of the item is closed.
     An item labeled only by import has no annotation to judge: the verdict is recorded on an annotation row in the
     reviewer's name that carries the imported classes. Raises ValidationError (nothing changes) for an unknown
-    verdict, bad classes, a correction to the given label itself, a closed task, or an item with neither a live
-    annotation nor a label.
+    verdict, bad classes, a correction to the given label itself, a verdict on the reviewer's own label, a closed
+    task, or an item with neither a live annotation nor a label.
     """
     if verdict not in Verdict.values:
         raise ValidationError(f"Unknown verdict {verdict!r}: use accept, reject or correct.")
@@ -418,6 +426,8 @@ def review_submit(
             raise ValidationError("This review task is already closed.")
         item = Item.objects.select_for_update().select_related("project").get(pk=locked.item_id)
         annotation = task_annotation(locked)
+        if annotation is not None and _is_own_label(annotation=annotation, reviewer=reviewer):
+            raise ValidationError("This is your own label: someone else has to review it. Press Next for another task.")
         if corrected:
             _refuse_correction_to_given(item=item, annotation=annotation, corrected=corrected)
         if annotation is None:

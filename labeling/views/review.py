@@ -96,7 +96,9 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             messages.info(request, "That review task is already closed; here is the next one.")
             task = None
     if task is None:
-        after = request.GET.get("after")
+        after = request.GET.get("after", "")
+        if after and not (after.isascii() and after.isdigit() and int(after) < 2**63):  # the Next link's task id
+            raise Http404
         task = review_task_next(project=project, reason=reason or None, after=int(after) if after else None)
     if request.htmx:
         return _card_response(request, _card_context(request, task, reason))

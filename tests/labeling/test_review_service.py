@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from labeling.models import ItemState, LabelSource, ResolvedLabel, Review, ReviewTask, ReviewTaskReason, Role
 from labeling.selectors.quality import model_top_classes, quality_report, review_task_next
@@ -270,3 +271,73 @@ def test_model_top_classes_reads_only_the_active_version(setup):
     top, version = model_top_classes(item=item)
 
     assert (top, version) == ([], 2)
+
+
+@pytest.mark.parametrize("verdict", ["accept", "reject", "correct"])
+def test_a_reviewer_cannot_judge_their_own_label_on_the_review_page(setup, client, verdict):
+    # given: a reviewer who also labels, and an audit task on their own label
+    project, cat, dog, _ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    own = annotation_create(item=item, user=rev, class_ids=[cat.pk])
+    task = ReviewTask.objects.create(project=project, item=item, annotation=own, reason=ReviewTaskReason.SAMPLE)
+    client.force_login(rev)
+
+    # when: they press a verdict on it
+    answer = client.post(
+        reverse("labeling:review_verdict", args=[project.slug, task.pk]),
+        {"verdict": verdict, "class_ids": [dog.pk]},
+        HTTP_HX_REQUEST="true",
+    )
+
+    # then: the error card says why, and nothing changed
+    assert answer.status_code == 400
+    assert "your own label" in answer.content.decode()
+    assert 'role="alert"' in answer.content.decode()
+    assert not Review.objects.exists()
+    task.refresh_from_db()
+    assert not task.done
+    assert resolved_classes(item) == {"cat"}
+
+
+def test_another_reviewer_may_judge_it_and_an_imported_label_record_stays_reviewable(setup, member_of):
+    project, cat, _dog, _ann, _bob, rev, item_factory = setup
+    other = member_of(project, Role.REVIEWER, "rev2")
+    item = item_factory(project=project)
+    own = annotation_create(item=item, user=rev, class_ids=[cat.pk])
+    task = ReviewTask.objects.create(project=project, item=item, annotation=own, reason=ReviewTaskReason.SAMPLE)
+
+    review_submit(task=task, reviewer=other, verdict="accept")
+
+    # An imported label judged by rev is recorded in rev's name; a later question about it is still rev's to answer.
+    imported = item_factory(project=project)
+    resolved = ResolvedLabel.objects.create(item=imported, project=project, source=LabelSource.IMPORT)
+    resolved.classes.set([cat])
+    first = ReviewTask.objects.create(project=project, item=imported, reason=ReviewTaskReason.MODEL)
+    review_submit(task=first, reviewer=rev, verdict="accept")
+    again = ReviewTask.objects.create(project=project, item=imported, reason=ReviewTaskReason.SAMPLE)
+    review_submit(task=again, reviewer=rev, verdict="accept")
+    assert Review.objects.filter(reviewer=rev).count() == 2
+
+
+@pytest.mark.parametrize("after", ["abc", "-1", "1.5", "²", str(2**63), str(2**70)])
+def test_a_crafted_next_link_is_a_404_not_a_server_error(setup, client, after):
+    project, _cat, _dog, _ann, _bob, rev, _item_factory = setup
+    client.force_login(rev)
+    answer = client.get(reverse("labeling:review", args=[project.slug]), {"after": after})
+    assert answer.status_code == 404
+
+
+def test_the_next_link_still_skips_the_task_on_screen(setup, client):
+    project, cat, _dog, ann, _bob, rev, item_factory = setup
+    tasks = []
+    for _ in range(2):
+        item = item_factory(project=project)
+        annotation = annotation_create(item=item, user=ann, class_ids=[cat.pk])
+        tasks.append(
+            ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.GOLD)
+        )
+    client.force_login(rev)
+    first = client.get(reverse("labeling:review", args=[project.slug]), {"reason": "gold"}).context["task"]
+    second = client.get(reverse("labeling:review", args=[project.slug]), {"reason": "gold", "after": first.pk})
+    assert second.status_code == 200
+    assert {first.pk, second.context["task"].pk} == {t.pk for t in tasks}
