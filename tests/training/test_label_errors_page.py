@@ -186,6 +186,7 @@ def test_digits_with_every_label_correct_flag_at_most_two_percent(
     rows = page_rows(html)
 
     # Then at most 2 % of the labels are listed, each one a disagreement, and the estimate is small
+    assert len(rows) == ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False).count()
     assert len(rows) <= 0.02 * len(truth)
     assert all(model is not None and model != given for _, given, model in rows)
     search = LabelErrorSearch.objects.get(project=project)
@@ -218,6 +219,7 @@ def test_digits_with_five_percent_wrong_labels_in_the_browser(
     # Then at least half of the listed labels are wrong ones, at least 60 % of the wrong ones are listed,
     # no row shows the model agreeing with the label, and the headline gives an interval that holds the truth
     listed = {item for item, _, _ in rows}
+    assert len(listed) == ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False).count()
     real = listed & wrong
     assert len(real) >= 0.5 * len(listed)
     assert len(real) >= 0.6 * len(wrong)
