@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 REQ_STAMP := $(VENV)/.req-$(shell cat requirements.txt | sha256sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+# manage.py, gunicorn and celery default to the production settings (docs/security.md); what make starts here is the
+# development checkout, so it says so (an explicit DJANGO_SETTINGS_MODULE in the environment still wins; the test
+# targets set their own).
+export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
 .PHONY: demo test test-postgres test-sqlite lint serve redis venv dev-venv
 

@@ -1,9 +1,13 @@
-"""ASGI entry point."""
+"""ASGI entry point.
+
+Production settings unless DJANGO_SETTINGS_MODULE says otherwise: a process started without it never serves
+with DEBUG or the development secret key. `make demo` and Procfile.dev set config.settings.local.
+"""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 application = get_asgi_application()

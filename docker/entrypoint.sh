@@ -45,11 +45,18 @@ case "$role" in
     fi
     # LOG_FORMAT=json: gunicorn's own and access lines as JSON too, like Django's.
     if [ "${LOG_FORMAT:-plain}" = json ]; then set -- --log-config-json "$here/gunicorn-logging.json" "$@"; fi
+    # X-Forwarded-Proto/-For are believed only behind a proxy (LABELLOOP_BEHIND_PROXY, the switch Django's settings
+    # read too), and then from FORWARDED_ALLOW_IPS (default any peer: only the proxy may reach this port).
+    # Without a proxy no peer is believed, so no client can claim https.
+    case "$(printf %s "${LABELLOOP_BEHIND_PROXY:-}" | tr '[:upper:]' '[:lower:]')" in
+      true|on|ok|y|yes|1) forwarded_allow_ips="${FORWARDED_ALLOW_IPS:-*}" ;;
+      *) forwarded_allow_ips="" ;;
+    esac
     exec gunicorn config.wsgi \
       --bind "0.0.0.0:${PORT:-8000}" \
       --workers "${WEB_CONCURRENCY:-3}" --threads "${WEB_THREADS:-4}" \
       --timeout "${WEB_TIMEOUT:-120}" --graceful-timeout 30 \
-      --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
+      --forwarded-allow-ips "$forwarded_allow_ips" \
       --access-logfile - --error-logfile - --no-control-socket "$@"
     ;;
   worker)

@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from config.logging import logging_config
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -47,6 +50,30 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# Content-Security-Policy (django-csp), enforced in every settings module so that the browser suites run under it.
+# Scripts only from our own files: templates carry no inline <script> or on*= handlers (static/js/ wires them),
+# and htmx's indicator <style> is switched off in base.html (meta htmx-config). Style *attributes* stay allowed
+# (style-src-attr): templates set per-row class colours and bar widths with them; they cannot run script or load
+# from another origin, while <style> elements (selector tricks) are held to 'self'. docs/security.md has the why.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# X-Forwarded-Proto is trusted only when a proxy in front says so (LABELLOOP_BEHIND_PROXY=true, and only the proxy
+# can reach the app): otherwise any client could claim https. docker/entrypoint.sh makes gunicorn follow the same rule.
+LABELLOOP_BEHIND_PROXY = env.bool("LABELLOOP_BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if LABELLOOP_BEHIND_PROXY else None
 
 ROOT_URLCONF = "config.urls"
 
@@ -70,7 +97,26 @@ WSGI_APPLICATION = "config.wsgi.application"
 # SQLite is the embedded default: WAL and IMMEDIATE transactions so that claims
 # serialize instead of failing with "database is locked".
 (BASE_DIR / "var").mkdir(exist_ok=True)
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'labelloop.sqlite3'}")}
+
+
+def database_from_url(url: str) -> dict:
+    """Django's DATABASES entry for a DATABASE_URL; a value that names no database engine is refused by name."""
+    config = env.db_url_config(url)
+    if not config.get("ENGINE") or "." not in config["ENGINE"]:
+        scheme = url.split("://", 1)[0] if "://" in url else "none"  # never the rest: it may hold a password
+        raise ImproperlyConfigured(
+            f"DATABASE_URL does not name a database Django knows (scheme: {scheme}); expected e.g. "
+            "postgres://user:password@host:5432/name or sqlite:////absolute/path.sqlite3 (see docs/configuration.md)."
+        )
+    return config
+
+
+# An empty DATABASE_URL means "not set" here (the development default); production refuses it.
+DATABASES = {
+    "default": database_from_url(
+        env.str("DATABASE_URL", default="").strip() or f"sqlite:///{BASE_DIR / 'var' / 'labelloop.sqlite3'}"
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

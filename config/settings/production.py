@@ -8,13 +8,17 @@ Media and model artifacts go to S3/MinIO when LABELLOOP_S3_BUCKET is set (docs/c
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import database_from_url, env
 
 
 def _required(name: str) -> str:
     value = env.str(name, default="").strip()
     if not value:
-        raise ImproperlyConfigured(f"Set the {name} environment variable (see docs/configuration.md).")
+        raise ImproperlyConfigured(
+            f"Set the {name} environment variable (see docs/configuration.md). These are the production settings, "
+            "the default of manage.py, gunicorn (config.wsgi) and celery (config.celery_app); for development run "
+            "`make demo` or set DJANGO_SETTINGS_MODULE=config.settings.local."
+        )
     return value
 
 
@@ -25,7 +29,7 @@ if "change-me" in SECRET_KEY or len(SECRET_KEY) < 40:
         "DJANGO_SECRET_KEY is a placeholder or shorter than 40 characters; generate one with "
         "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
-DATABASES = {"default": env.db_url_config(_required("DATABASE_URL"))}
+DATABASES = {"default": database_from_url(_required("DATABASE_URL"))}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -45,8 +49,8 @@ ALLOWED_HOSTS = [*env.list("DJANGO_ALLOWED_HOSTS", default=[]), "localhost", "12
 if not env.list("DJANGO_ALLOWED_HOSTS", default=[]):
     raise ImproperlyConfigured("Set DJANGO_ALLOWED_HOSTS to the host names the site is served under.")
 
-# TLS is terminated by the proxy in front (nginx, a load balancer) which sets X-Forwarded-Proto.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# TLS is terminated by a proxy in front (nginx, a load balancer); its X-Forwarded-Proto is trusted only with
+# LABELLOOP_BEHIND_PROXY=true (base.py), since without a proxy any client could send the header.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Health checks come over plain http from inside the host: never redirect them.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
