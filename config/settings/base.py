@@ -166,6 +166,9 @@ LOGOUT_REDIRECT_URL = "login"
 LABELLOOP_MAX_UPLOAD_BYTES = env.int("LABELLOOP_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 LABELLOOP_MAX_IMAGE_PIXELS = env.int("LABELLOOP_MAX_IMAGE_PIXELS", default=40_000_000)
 LABELLOOP_MAX_ZIP_BYTES = env.int("LABELLOOP_MAX_ZIP_BYTES", default=2 * 1024 * 1024 * 1024)
+# A whole zip, checked before anything in it is inflated: declared uncompressed total and entry count.
+LABELLOOP_MAX_ARCHIVE_BYTES = env.int("LABELLOOP_MAX_ARCHIVE_BYTES", default=4 * 1024 * 1024 * 1024)
+LABELLOOP_MAX_ARCHIVE_ENTRIES = env.int("LABELLOOP_MAX_ARCHIVE_ENTRIES", default=100_000)
 LABELLOOP_THUMBNAIL_SIZE = env.int("LABELLOOP_THUMBNAIL_SIZE", default=256)
 # Server folders the import page may read from (empty: server-folder import is off in the UI).
 LABELLOOP_IMPORT_ROOTS = env.list("LABELLOOP_IMPORT_ROOTS", default=[])

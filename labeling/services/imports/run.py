@@ -27,12 +27,13 @@ from pathlib import Path, PurePosixPath
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, JobStatus, LabelClass, LabelSource, Project, ResolvedLabel
 from labeling.services.imports.items import attach_labels, delete_files, duplicate_reason, new_item, store_files
 from labeling.services.imports.sources import (
     Entry,
+    class_path_parse,
     folder_entries,
     folder_label,
     is_junk,
@@ -49,7 +50,8 @@ logger = logging.getLogger(__name__)
 
 BATCH_FILES = 100  # also how often the progress the page polls moves
 BATCH_BYTES = 128 * 1024 * 1024
-MAX_STORED_ERRORS = 5000
+MAX_STORED_ERRORS = 5000  # names kept in job.errors; the counts by reason cover every file
+MAX_NAMES_PER_REASON = 500
 
 
 @dataclass
@@ -70,6 +72,7 @@ class _Run:
     counts: dict[str, int] = field(
         default_factory=lambda: {"imported": 0, "rejected": 0, "duplicates": 0, "labeled": 0, "label_errors": 0}
     )
+    by_reason: dict[str, int] = field(default_factory=dict)  # reason_kind -> files, for every file
     done: int = 0
     total: int = 0
     seen: dict[str, str] = field(default_factory=dict)  # sha256 -> name, within this run
@@ -80,8 +83,15 @@ class _Run:
         self._error(name, reason)
 
     def _error(self, name: str, reason: str) -> None:
-        if len(self.job.errors) < MAX_STORED_ERRORS:
+        kind = reason_kind(reason)
+        self.by_reason[kind] = self.by_reason.get(kind, 0) + 1
+        if self.by_reason[kind] <= MAX_NAMES_PER_REASON and len(self.job.errors) < MAX_STORED_ERRORS:
             self.job.errors.append({"name": name, "reason": reason})
+
+    def result(self) -> dict:
+        """job.result: the counts, and how many files each kind of problem hit (most first)."""
+        by_reason = dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+        return {**self.counts, "rejected_by_reason": by_reason}
 
     def label_error(self, name: str, reason: str) -> None:
         self.counts["label_errors"] += 1
@@ -101,29 +111,86 @@ class _Run:
         return None
 
     def _resolve(self, name: str, paths: list[str]) -> list[LabelClass]:
+        """The classes for one file's label paths, created if new; a bad path leaves the file unlabeled.
+
+        Classes are created all or nothing per file, so a refused label leaves no stray parent class.
+        """
         if not paths:
+            return []
+        try:
+            paths = list(dict.fromkeys(class_path_parse(p) for p in paths))
+        except ValueError as exc:
+            self.label_error(name, f"label not applied: {exc}")
             return []
         if len(paths) > 1 and not self.project.is_multi_label:
             self.label_error(name, f"{len(paths)} labels for a single-label project; left unlabeled")
             return []
         missing = [p for p in paths if p not in self.classes]
-        if missing:
+        for attempt in range(2):
+            if not missing:
+                break
             try:
-                self.classes = label_classes_from_paths(project=self.project, paths=missing)
-            except ValidationError as exc:
-                self.label_error(name, "could not create class: " + "; ".join(exc.messages))
+                with transaction.atomic():
+                    self.classes = label_classes_from_paths(project=self.project, paths=missing)
+                break
+            except IntegrityError:  # another import created one of them a moment ago: look again, once
+                self.classes = _classes_by_path(self.project)
+                missing = [p for p in paths if p not in self.classes]
+                if attempt:
+                    self.label_error(name, "could not create class: it was being created by another import")
+                    return []
+            except (ValidationError, DataError) as exc:
+                reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.label_error(name, f"could not create class: {reason}"[:300])
                 return []
-        return [self.classes[p] for p in dict.fromkeys(paths)]
+        if any(p not in self.classes for p in paths):
+            self.label_error(name, "could not create class")
+            return []
+        return [self.classes[p] for p in paths]
 
     def flush_progress(self) -> None:
         """One UPDATE per batch: the UI polls it and a resumed job continues from `done`."""
         if self.progress:
             self.progress(self.done, self.total)
         Job.objects.filter(pk=self.job.pk).update(
-            done=self.done, total=self.total, errors=self.job.errors, result=self.counts,
+            done=self.done, total=self.total, errors=self.job.errors, result=self.result(),
             message=f"{self.counts['imported']} imported, {self.counts['rejected'] + self.counts['duplicates']} "
                     "rejected",
         )  # fmt: skip
+
+
+def _classes_by_path(project: Project) -> dict[str, LabelClass]:
+    return {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=project)}
+
+
+# Kinds of problems for the counts the import page shows, checked in order: (phrases in the reason, kind).
+_REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
+    (("duplicate of",), "duplicate"),
+    (("empty file",), "empty file"),
+    (("zip bomb", "zip has", "zip would unpack", "not a valid zip"), "zip refused as a whole"),
+    (("zip slip",), "unsafe path in zip"),
+    (("encrypted zip",), "encrypted zip entry"),
+    (("too many pixels", "pixel limit"), "too many pixels"),
+    (("size limit", "over the"), "over the size limit"),
+    (("not an image", "not accepted", "not a supported image"), "not a supported image"),
+    (("truncated or corrupt", "could not be decoded", "image has no pixels"), "truncated or corrupt"),
+    (("not a regular file", "symbolic link"), "not a regular file"),
+    (("labels csv", "expected filename,label", "label not applied", "label '"), "label refused"),
+    (("labels for a single-label",), "too many labels for a single-label project"),
+    (("could not create class",), "class could not be created"),
+    (("no item with this name", "matches several items"), "label for no item"),
+    (("already labeled",), "already labeled"),
+    (("could not be read", "not a readable zip", "not found", "could not be stored"), "unreadable"),
+]
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a rejection reason, so counts can cover every file while names are kept for the first few."""
+    lower = reason.lower()
+    for phrases, kind in _REASON_KINDS:
+        if any(phrase in lower for phrase in phrases):
+            return kind
+    return reason.split("(")[0].split(":")[0].strip()[:80] or "other"
 
 
 def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_Pending]]]:
@@ -255,7 +322,7 @@ def _apply_csv_to_existing(run: _Run) -> None:
         run.counts["labeled"] += 1
 
 
-def _collect(params: dict, errors: list[dict]) -> tuple[list[Entry], dict[str, list[str]]]:
+def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[list[Entry], dict[str, list[str]]]:
     labels_from_folders = bool(params.get("labels_from_folders"))
     sources = params.get("sources", [])
     # Browser uploads send "folder/class/file.jpg" names for dropped folders: the folders can be the classes,
@@ -270,6 +337,8 @@ def _collect(params: dict, errors: list[dict]) -> tuple[list[Entry], dict[str, l
             continue
         if not path.exists():
             errors.append({"name": display, "reason": "not found on the server"})
+        elif source["type"] != "folder" and not path.is_file():  # a pipe given as a file or zip would block
+            errors.append({"name": display, "reason": "not a regular file: refused"})
         elif source["type"] == "zip":
             entries += zip_entries(path, labels_from_folders=labels_from_folders, display=display, errors=errors)
         elif source["type"] == "folder":
@@ -280,9 +349,9 @@ def _collect(params: dict, errors: list[dict]) -> tuple[list[Entry], dict[str, l
     csv_labels: dict[str, list[str]] = {}
     if params.get("csv"):
         try:
-            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=errors)
+            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors)
         except OSError as exc:
-            errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
+            csv_errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
     return entries, csv_labels
 
 
@@ -322,9 +391,16 @@ def import_run(
         logger.exception("import %s failed", job_id)
         _fail(run, import_failure_reason(exc, run))
     finally:
-        if job.finished and (job.params or {}).get("staging_dir"):
-            shutil.rmtree(job.params["staging_dir"], ignore_errors=True)
-    return run.counts if job.status == JobStatus.SUCCEEDED else {**run.counts, "error": job.message}
+        if job.finished:
+            staging_remove(job)
+    result = run.result()
+    return result if job.status == JobStatus.SUCCEEDED else {**result, "error": job.message}
+
+
+def staging_remove(job: Job) -> None:
+    """Delete a finished import's staging folder (browser uploads), whatever the outcome."""
+    if (job.params or {}).get("staging_dir"):
+        shutil.rmtree(job.params["staging_dir"], ignore_errors=True)
 
 
 def import_failure_reason(exc: BaseException, run: _Run | None = None) -> str:
@@ -341,6 +417,8 @@ def import_job_fail(*, job_id: int, exc: BaseException) -> None:
     job = Job.objects.filter(pk=job_id).first()
     if job is not None and not job.finished:
         job_finish(job=job, error=import_failure_reason(exc))
+    if job is not None and job.finished:
+        staging_remove(job)
 
 
 def _fail(run: _Run, reason: str) -> None:
@@ -348,7 +426,7 @@ def _fail(run: _Run, reason: str) -> None:
     with contextlib.suppress(Exception):  # the database may be what failed; job_finish says it again
         run.flush_progress()
     job.done, job.total = run.done, run.total
-    job_finish(job=job, result=run.counts, error=reason)
+    job_finish(job=job, result=run.result(), error=reason)
 
 
 def _execute(run: _Run, threads: int) -> None:
@@ -358,17 +436,22 @@ def _execute(run: _Run, threads: int) -> None:
     params = job.params or {}
     resume_from = job.done
     errors: list[dict] = []
-    entries, run.csv_labels = _collect(params, errors)
+    csv_errors: list[dict] = []  # label problems, not files: they count in no file total
+    entries, run.csv_labels = _collect(params, errors, csv_errors)
     if resume_from:
-        run.counts.update({k: v for k, v in (job.result or {}).items() if k in run.counts})
+        previous = job.result or {}
+        run.counts.update({k: v for k, v in previous.items() if k in run.counts})
+        run.by_reason.update(previous.get("rejected_by_reason") or {})
         run.done = resume_from
         entries = entries[max(0, resume_from - len(params.get("errors", [])) - len(errors)) :]
     else:
         for error in [*params.get("errors", []), *errors]:
             run.reject(error["name"], error["reason"])
             run.done += 1
+        for error in csv_errors:
+            run.label_error(error["name"], error["reason"])
     run.total = run.done + len(entries)
-    run.classes = {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=run.project)}
+    run.classes = _classes_by_path(run.project)
     run.flush_progress()
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="import-decode") if threads > 1 else None
@@ -395,7 +478,7 @@ def _execute(run: _Run, threads: int) -> None:
                    f"{c['labeled']} labeled")  # fmt: skip
     job.done = job.total = run.total
     job.save(update_fields=["message", "total"])
-    job_finish(job=job, result=c)
+    job_finish(job=job, result=run.result())
 
 
 def _finish_batch(run: _Run, consumed: int, batch: list[_Pending], results: list[Inspected | str | Future]) -> None:

@@ -12,6 +12,8 @@ import csv
 import io
 import os
 import re
+import stat
+import struct
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,10 +21,12 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
+from labeling.services.imports.archives import zip_open_checked
 from labeling.services.imports.validation import megabytes
 
 SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
 JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"}
+MAX_CLASS_NAME = 200  # LabelClass.name's max_length
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -37,7 +41,11 @@ class Entry:
 
 def read_file(path: Path) -> Callable[[int], bytes]:
     def read(limit: int) -> bytes:
-        with open(path, "rb") as fh:
+        # Opened without blocking and checked on the open file: a pipe swapped in after the folder was
+        # listed is refused instead of waiting for a writer forever.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise OSError("not a regular file")
             return fh.read(limit + 1)
 
     return read
@@ -68,8 +76,30 @@ def wrapping_folders(paths: list[tuple[str, ...]]) -> int:
     return 0
 
 
+def class_path_parse(text: str) -> str:
+    """An imported class path in its one spelling: "a/b", "a / b" and "/a/b/" are all "a/b" (animals, then cat).
+
+    Raises ValueError with the reason for an empty level ("a//b", "a/ /b"), a name over 200 characters
+    or a control character: such a label is refused, never half created.
+    """
+    levels = [level.strip() for level in text.strip().strip("/").split("/")]
+    if not any(levels):
+        raise ValueError("empty class name")
+    for level in levels:
+        if not level:
+            raise ValueError(f"empty class name between slashes in {text.strip()!r}")
+        if len(level) > MAX_CLASS_NAME:
+            raise ValueError(f"class name {level[:40]!r}… is over {MAX_CLASS_NAME} characters")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in level):
+            raise ValueError(f"class name {level!r} contains a control character")
+    return "/".join(levels)
+
+
 def folder_label(parts: tuple[str, ...]) -> str | None:
-    """ImageFolder: class path from the folders above the file; a leading train/val/test folder is ignored."""
+    """ImageFolder: class path from the folders above the file; a leading train/val/test folder is ignored.
+
+    The path is not checked here: the run checks it with class_path_parse and names the file if it is bad.
+    """
     folders = list(parts[:-1])
     if folders and folders[0].lower() in SPLIT_DIR_NAMES and len(folders) > 1:
         folders = folders[1:]
@@ -88,16 +118,25 @@ def zip_entry_unsafe(name: str) -> bool:
 
 
 def zip_entries(path: Path, *, labels_from_folders: bool, display: str, errors: list[dict]) -> list[Entry]:
-    """List a zip's image entries; unsafe or oversized archives add to `errors` instead."""
+    """List a zip's image entries; unsafe, oversized or overlapping archives add to `errors` instead.
+
+    The whole archive is checked before anything in it is inflated (archives.py); each entry is then
+    read with a cap, whatever size it declares.
+    """
     size = path.stat().st_size
     if size > settings.LABELLOOP_MAX_ZIP_BYTES:
         errors.append({"name": display, "reason": f"zip is {megabytes(size)}, over the "
                        f"{megabytes(settings.LABELLOOP_MAX_ZIP_BYTES)} limit"})  # fmt: skip
         return []
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        errors.append({"name": display, "reason": f"not a readable zip ({exc})"})
+        archive, refusal = zip_open_checked(
+            path, max_entries=settings.LABELLOOP_MAX_ARCHIVE_ENTRIES, max_bytes=settings.LABELLOOP_MAX_ARCHIVE_BYTES
+        )
+    except (zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
+        errors.append({"name": display, "reason": f"not a readable zip ({exc})"[:300]})
+        return []
+    if archive is None:
+        errors.append({"name": display, "reason": refusal})
         return []
     infos = []
     for info in archive.infolist():
@@ -157,21 +196,35 @@ def folder_entries(root: Path, *, labels_from_folders: bool, errors: list[dict])
 
 
 def label_csv_parse(data: bytes, *, errors: list[dict]) -> dict[str, list[str]]:
-    """`filename,label` rows (header optional) -> name -> class paths. "a/b" is a hierarchy, "a;b" multi-label."""
+    """`filename,label` rows (header optional) -> name -> class paths. "a/b" is a hierarchy, "a;b" multi-label.
+
+    A bad row is refused by its row number and reason (its file is still imported, unlabeled); the other
+    rows go on.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         errors.append({"name": "labels CSV", "reason": "not UTF-8 text"})
         return {}
     labels: dict[str, list[str]] = {}
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if number == 1 and row[0].strip().lower() in ("filename", "file", "name", "path", "image"):
-            continue
-        if len(row) < 2 or not row[0].strip():
-            errors.append({"name": f"labels CSV line {number}", "reason": "expected filename,label"})
-            continue
-        paths = [p.strip().strip("/") for p in row[1].split(";") if p.strip().strip("/")]
-        labels[row[0].strip().replace("\\", "/")] = paths
+    number = 0
+    try:
+        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if number == 1 and row[0].strip().lower() in ("filename", "file", "name", "path", "image"):
+                continue
+            where = f"labels CSV row {number}"
+            if len(row) < 2 or not row[0].strip():
+                errors.append({"name": where, "reason": "expected filename,label"})
+                continue
+            name = row[0].strip().replace("\\", "/")
+            try:
+                paths = [class_path_parse(p) for p in row[1].split(";") if p.strip().strip("/")]
+            except ValueError as exc:
+                errors.append({"name": f"{where} ({name[:200]})", "reason": f"label {row[1].strip()[:200]!r}: {exc}"})
+                continue
+            labels[name] = paths
+    except csv.Error as exc:  # a NUL byte or a field past csv's size limit: the rows before it stand
+        errors.append({"name": "labels CSV", "reason": f"unreadable from row {number + 1}: {exc}"[:300]})
     return labels

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.services.imports.run import staging_remove
 from labeling.services.imports.sources import is_junk
 from labeling.services.imports.validation import megabytes
 from labeling.services.jobs import job_create, job_finish
@@ -162,6 +163,7 @@ def import_job_enqueue(*, job: Job) -> None:
             if fresh.status == JobStatus.QUEUED:
                 job_finish(job=fresh, error="Could not queue the import: the task queue (Redis) is unreachable. "
                            "Nothing was imported; try again when it is back.")  # fmt: skip
+                staging_remove(fresh)  # the uploads cannot be used again: a retry uploads them anew
 
     transaction.on_commit(send)
 

@@ -1,0 +1,240 @@
+"""Hostile imports, performed through the import page: zip bombs with overlapping entries, archives past the
+entry and size limits, labels CSVs with broken class paths, and more rejections than the page can list."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import Item, ItemState, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
+from tests.factories import png_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def manager_client(project, member_of):
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER))
+    return client
+
+
+@pytest.fixture
+def upload(django_capture_on_commit_callbacks):
+    """The import page's plain form (what the page posts without JavaScript); the eager worker runs the job."""
+
+    def post(client: Client, project, files: dict[str, bytes], **form) -> Job:
+        uploads = [SimpleUploadedFile(name, data) for name, data in files.items()]
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                reverse("labeling:import", args=[project.slug]), {"action": "upload", "files": uploads, **form}
+            )
+        assert response.status_code == 302, response.content[:500]
+        return Job.objects.filter(project=project, kind=JobKind.IMPORT).latest("created_at")
+
+    return post
+
+
+def overlapping_zip(*, entries: int, megabytes: int, name: bytes = b"bomb.png") -> bytes:
+    """One deflated member of zeros and `entries` central-directory records that all point at it.
+
+    Python's zipfile cannot write this, so the bytes are packed by hand (APPNOTE 4.3.7, 4.3.12, 4.3.16).
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = bytes(1024 * 1024)
+    crc, parts = 0, []
+    for _ in range(megabytes):
+        crc = zlib.crc32(chunk, crc)
+        parts.append(compressor.compress(chunk))
+    data = b"".join(parts) + compressor.flush()
+    size = megabytes * len(chunk)
+    local = struct.pack("<I5H3I2H", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0) + name
+    central = (
+        struct.pack("<I6H3I5H2I", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0, 0, 0, 0, 0, 0)
+        + name
+    )  # fmt: skip  (the last 0: every entry's header is at offset 0)
+    directory = central * entries
+    end = struct.pack("<I4H2IH", 0x06054B50, 0, 0, entries, entries, len(directory), len(local) + len(data), 0)
+    return local + data + directory + end
+
+
+def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("archive_limit", "reason"),
+    [
+        (None, "zip would unpack to 14.4 GB, over the 4.0 GB limit"),  # the default limit sees it first
+        (10**15, "share the same compressed bytes (a zip bomb)"),  # with no size limit, the overlap alone
+    ],
+)
+def test_a_zip_whose_entries_overlap_one_deflated_block_is_refused_before_anything_is_inflated(
+    project, manager_client, upload, settings, archive_limit, reason
+):
+    # Given the attack as reported: a 65 KB zip, 300 directory entries over one 49 MB deflated block (14.7 GB)
+    if archive_limit is not None:
+        settings.LABELLOOP_MAX_ARCHIVE_BYTES = archive_limit
+    bomb = overlapping_zip(entries=300, megabytes=49)
+    assert len(bomb) < 70 * 1024
+
+    # When a manager uploads it with a real image beside it
+    started = time.monotonic()
+    job = upload(manager_client, project, {"bomb.zip": bomb, "fine.png": png_bytes(1)})
+    elapsed = time.monotonic() - started
+
+    # Then the zip is refused as a whole, by name and reason, at once; the image beside it is imported
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert [(e["name"], reason in e["reason"]) for e in job.errors] == [("bomb.zip", True)]
+    assert list(Item.objects.filter(project=project).values_list("original_name", flat=True)) == ["fine.png"]
+    assert job.result["rejected_by_reason"] == {"zip refused as a whole": 1}
+    page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
+    assert "a zip bomb" in page or "over the 4.0 GB limit" in page
+
+
+def test_entries_that_quote_each_other_are_refused_even_with_distinct_headers(project, manager_client, upload):
+    # Given a zip whose first entry's compressed data contains the second entry (Fifield's overlap, in small)
+    inner = zip_of({"b.png": png_bytes(2)})
+    inner_header = inner[: inner.index(b"PK\x01\x02")]  # b.png's local header and data, stored
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.writestr("a.png", png_bytes(1) + inner_header)
+    data = bytearray(outer.getvalue())
+    # point a second directory record at b.png's header inside a.png's data
+    directory_at = data.index(b"PK\x01\x02")
+    b_at = data.index(inner_header)
+    b_central = bytearray(inner[inner.index(b"PK\x01\x02") : inner.index(b"PK\x05\x06")])
+    struct.pack_into("<I", b_central, 42, b_at)
+    eocd = bytearray(data[data.index(b"PK\x05\x06") :])
+    directory = bytes(data[directory_at : data.index(b"PK\x05\x06")]) + bytes(b_central)
+    struct.pack_into("<HHI", eocd, 8, 2, 2, len(directory))
+    crafted = bytes(data[:directory_at]) + directory + bytes(eocd)
+    assert [i.filename for i in zipfile.ZipFile(io.BytesIO(crafted)).infolist()] == ["a.png", "b.png"]
+
+    # When it is uploaded, then it is refused as a whole and nothing is imported
+    job = upload(manager_client, project, {"quoted.zip": crafted})
+    job.refresh_from_db()
+    assert [e["name"] for e in job.errors] == ["quoted.zip"]
+    assert "zip bomb" in job.errors[0]["reason"]
+    assert Item.objects.filter(project=project).count() == 0
+
+
+def test_a_zip_over_the_entry_limit_is_refused_whole(project, manager_client, upload, settings):
+    # Given a limit of 500 entries and a zip of 501 good images
+    settings.LABELLOOP_MAX_ARCHIVE_ENTRIES = 500
+    archive = zip_of({f"img{n:03d}.png": png_bytes(n, (8, 8)) for n in range(501)})
+
+    job = upload(manager_client, project, {"many.zip": archive})
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.errors == [
+        {"name": "many.zip", "reason": "zip has more than 500 entries (LABELLOOP_MAX_ARCHIVE_ENTRIES): refused"}
+    ]
+    assert Item.objects.filter(project=project).count() == 0
+
+
+def test_a_zip_whose_declared_sizes_pass_the_archive_limit_is_refused_whole(project, manager_client, upload, settings):
+    # Given a 10 MB archive limit and a zip of two images and 12 MB of zeros (a few KB compressed)
+    settings.LABELLOOP_MAX_ARCHIVE_BYTES = 10 * 1024 * 1024
+    archive = zip_of({"a.png": png_bytes(1), "b.png": png_bytes(2), "padding.bin": bytes(12 * 1024 * 1024)},
+                     zipfile.ZIP_DEFLATED)  # fmt: skip
+    assert len(archive) < 100_000
+
+    job = upload(manager_client, project, {"big.zip": archive})
+
+    job.refresh_from_db()
+    assert [e["name"] for e in job.errors] == ["big.zip"]
+    assert "zip would unpack to 12.0 MB, over the 10.0 MB limit" in job.errors[0]["reason"]
+    assert Item.objects.filter(project=project).count() == 0
+
+
+def test_a_bad_class_path_in_the_labels_csv_refuses_that_row_and_the_rest_goes_on(
+    project, manager_client, upload, settings
+):
+    # Given 300 images and a labels CSV where one row has an empty level (//) and others use " / " and spaces
+    images = {f"img{n:03d}.png": png_bytes(n, (12, 12)) for n in range(300)}
+    rows = ["filename,label"] + [f"img{n:03d}.png,{'animals/cat' if n % 2 else 'animals/dog'}" for n in range(300)]
+    rows[41] = "img040.png,animals//dog"
+    rows[42] = "img041.png,animals / cat"
+    rows[43] = "img042.png, /animals/dog/ "
+    rows[44] = "img043.png,animals/ /cat"
+    images["labels.csv"] = ("\n".join(rows) + "\n").encode()
+    staging = Path(settings.LABELLOOP_DATA_ROOT) / "staging" / str(project.pk)
+
+    # When they are uploaded together
+    job = upload(manager_client, project, images)
+
+    # Then every image is imported, the two bad rows are refused by row number and reason and leave their
+    # images unlabeled, " / " means the same hierarchy, no stray class exists, and the staging folder is gone
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert job.result["imported"] == 300
+    assert job.result["labeled"] == 298
+    errors = {e["name"]: e["reason"] for e in job.errors}
+    assert set(errors) == {"labels CSV row 42 (img040.png)", "labels CSV row 45 (img043.png)"}
+    assert "empty class name" in errors["labels CSV row 42 (img040.png)"]
+    assert sorted(c.path for c in LabelClass.objects.filter(project=project)) == [
+        "animals",
+        "animals / cat",
+        "animals / dog",
+    ]
+    unlabeled = Item.objects.filter(project=project, state=ItemState.UNLABELED).values_list("original_name", flat=True)
+    assert sorted(unlabeled) == ["img040.png", "img043.png"]
+    assert ResolvedLabel.objects.get(item__original_name="img041.png").classes.get().path == "animals / cat"
+    assert ResolvedLabel.objects.get(item__original_name="img042.png").classes.get().path == "animals / dog"
+    assert not any(p.is_dir() for p in staging.glob("*/upload-*"))
+
+
+def test_folder_names_that_are_blank_or_padded_do_not_stop_the_import(project, manager_client, upload):
+    # Given a zip of class folders where one folder name is a space and one ends with a space
+    archive = zip_of({"pets/ /a.png": png_bytes(1), "pets/cat /b.png": png_bytes(2), "pets/cat/c.png": png_bytes(3)})
+
+    job = upload(manager_client, project, {"pets.zip": archive}, labels_from_folders="on")
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert job.result["imported"] == 3
+    assert [(e["name"], "empty class name" in e["reason"]) for e in job.errors] == [("pets/ /a.png", True)]
+    assert list(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == ["cat"]
+    assert sorted(r.item.original_name for r in ResolvedLabel.objects.filter(project=project)) == [
+        "pets/cat /b.png",
+        "pets/cat/c.png",
+    ]
+
+
+def test_every_rejection_is_counted_by_reason_past_the_names_the_page_keeps(project, manager_client, upload):
+    # Given a zip of 5,500 text files, then three cut-short images and one good image
+    files = {f"notes/{n:05d}.png": f"note {n}".encode() for n in range(5500)}
+    files.update({f"cut{n}.png": png_bytes(n, (40, 40))[:50] for n in range(3)})
+    files["good.png"] = png_bytes(99)
+
+    job = upload(manager_client, project, {"mixed.zip": zip_of(files)})
+
+    # Then every file is counted by reason, the first names of each reason are kept (the three cut files
+    # among them, after 5,500 others), and the page shows the counts
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result["rejected"] == 5503
+    assert job.result["rejected_by_reason"] == {"not a supported image": 5500, "truncated or corrupt": 3}
+    kept = [e["name"] for e in job.errors]
+    assert kept[-3:] == ["cut0.png", "cut1.png", "cut2.png"]
+    assert len(kept) < 5500
+    page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
+    assert "<td>not a supported image</td><td>5500</td>" in page
+    assert "<td>truncated or corrupt</td><td>3</td>" in page
