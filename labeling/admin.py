@@ -1,11 +1,53 @@
+"""Admin: staff manage who may create projects (the "project creators" group, under Authentication) and grant a
+project its server folders here; no page or API of the product writes those."""
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from labeling import models
+from labeling.permissions import granted_roots_clean
+
+
+class FolderLinesField(forms.CharField):
+    """A list of folders edited as one folder per line."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 80})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value) -> list[str]:
+        return [line.strip() for line in (super().to_python(value) or "").splitlines() if line.strip()]
+
+    def validate(self, value) -> None:
+        if self.required and not value:
+            raise ValidationError(self.error_messages["required"], code="required")
+
+
+class ProjectAdminForm(forms.ModelForm):
+    granted_import_roots = FolderLinesField(
+        label="Granted server folders",
+        required=False,
+        help_text="One absolute folder per line, each inside LABELLOOP_IMPORT_ROOTS (symlinks are resolved). This "
+        "project's managers may import from these folders and its ML engineers may run batch inference on them; "
+        "staff may use every LABELLOOP_IMPORT_ROOTS folder anyway.",
+    )
+
+    class Meta:
+        model = models.Project
+        fields = "__all__"  # noqa: DJ007 (the admin edits every field)
+
+    def clean_granted_import_roots(self) -> list[str]:
+        return granted_roots_clean(self.cleaned_data["granted_import_roots"])
 
 
 @admin.register(models.Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ("name", "slug", "task_type", "annotations_per_item", "created_at")
+    # History, and empty once its user is deleted (the form would then refuse to save the project).
+    readonly_fields = ("created_by",)
     search_fields = ("name", "slug")
 
 

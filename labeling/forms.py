@@ -1,8 +1,9 @@
 """HTML forms for the manager pages."""
 
 from django import forms
+from django.conf import settings
 
-from labeling.choices import BACKBONE_CHOICES, BUNDLED_BACKBONE, STRATEGY_CHOICES, backbone_choices
+from labeling.choices import BACKBONE_CHOICES, BUNDLED_BACKBONE, STRATEGY_CHOICES, WEIGHTS_KEYWORDS, backbone_choices
 from labeling.models import LabelClass, Project, Role
 
 
@@ -25,9 +26,31 @@ class ProjectCreateForm(forms.ModelForm):
         }
 
 
+# Backbone weights a manager may pick: the keywords the worker understands, then the checkpoints an administrator
+# registered (LABELLOOP_BACKBONE_WEIGHTS, paths on the workers). A free path is not accepted: a manager could
+# otherwise have the worker open any file, and learn from the run's error whether it exists.
+_WEIGHTS_LABELS = {
+    "bundled": "Bundled ImageNet weights (EfficientNet-Lite0 only; work offline)",
+    "hub": "From the model hub (needs internet on the worker)",
+    "none": "None (random start)",
+}
+WEIGHTS_CHOICES: tuple[tuple[str, str], ...] = tuple((value, _WEIGHTS_LABELS[value]) for value in WEIGHTS_KEYWORDS)
+
+
+def weights_choices(current: str | None = None) -> list[tuple[str, str]]:
+    """The weights the settings form accepts: keywords, registered checkpoints, and the project's current value."""
+    choices = list(WEIGHTS_CHOICES)
+    for path in getattr(settings, "LABELLOOP_BACKBONE_WEIGHTS", None) or []:
+        choices.append((str(path), f"Checkpoint {path}"))
+    if current and current not in {value for value, _ in choices}:
+        choices.append((current, f"{current} (current setting)"))
+    return choices
+
+
 class ProjectSettingsForm(forms.ModelForm):
-    """Project settings. Strategy and backbone are choices: the worker implements exactly these strategies and
-    runs this backbone offline (labeling/choices.py); a backbone already set on the project stays selectable."""
+    """Project settings. Strategy, backbone and weights are choices: the worker implements exactly these strategies
+    and runs this backbone offline (labeling/choices.py), and reads weights only from the checkpoints an administrator
+    registered; a backbone or weights value already set on the project stays selectable."""
 
     al_strategy = forms.ChoiceField(
         label="Active-learning strategy",
@@ -39,6 +62,15 @@ class ProjectSettingsForm(forms.ModelForm):
         label="Backbone",
         choices=BACKBONE_CHOICES,
         help_text="The pretrained network whose features the model learns from.",
+    )
+    backbone_weights = forms.ChoiceField(
+        label="Backbone weights",
+        choices=WEIGHTS_CHOICES,
+        help_text='"Bundled": offline ImageNet weights of EfficientNet-Lite0; "hub": download from the model hub '
+        '(needs internet on the worker); "none": random start; or a checkpoint an administrator registered on the '
+        "workers (LABELLOOP_BACKBONE_WEIGHTS).",
+        # Not Django's "X is not one of the available choices": the answer is the same for every refused value.
+        error_messages={"invalid_choice": "Choose one of the listed weights; other files cannot be used."},
     )
     review_sample_rate = forms.FloatField(
         label="Review sample rate", min_value=0.0, max_value=1.0,
@@ -83,7 +115,6 @@ class ProjectSettingsForm(forms.ModelForm):
             "annotations_per_item": "Annotators per image",
             "retrain_every": "New labels per retraining",
             "min_labels_to_train": "Labels before the first model",
-            "backbone_weights": "Backbone weights",
             "image_size": "Image size (pixels)",
             "preselect_suggestion": "Preselect the model's suggestion",
         }
@@ -93,9 +124,6 @@ class ProjectSettingsForm(forms.ModelForm):
             "combined and disagreements go to review.",
             "retrain_every": "Queue a training run after this many new labels.",
             "min_labels_to_train": "No model is trained before the project has this many labels.",
-            "backbone_weights": '"bundled" (offline ImageNet weights of EfficientNet-Lite0), "hub" (download from '
-            'the model hub; needs internet on the worker), "none" (random start), or a checkpoint path on the '
-            "worker.",
             "image_size": "Images are resized to this many pixels a side before the backbone sees them.",
             "training_mode": "Head: train a classifier on cached backbone features (seconds, CPU is fine). "
             "Fine-tune: train the whole network (better with many labels, wants a GPU).",
@@ -104,15 +132,16 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        current = self.instance.backbone if self.instance and self.instance.pk else None
-        self.fields["backbone"].choices = backbone_choices(current)
+        saved = self.instance if self.instance and self.instance.pk else None
+        self.fields["backbone"].choices = backbone_choices(saved.backbone if saved else None)
+        self.fields["backbone_weights"].choices = weights_choices(saved.backbone_weights if saved else None)
 
     def clean(self):
         data = super().clean()
         if data.get("backbone_weights") == "bundled" and data.get("backbone") not in (None, BUNDLED_BACKBONE):
             self.add_error(
                 "backbone_weights",
-                f'Bundled weights exist only for {BUNDLED_BACKBONE}; use "hub", "none" or a checkpoint path.',
+                f'Bundled weights exist only for {BUNDLED_BACKBONE}; use "hub", "none" or a registered checkpoint.',
             )
         return data
 

@@ -47,6 +47,14 @@ class Project(models.Model):
     )
     gpus = models.PositiveSmallIntegerField(default=1)
     preselect_suggestion = models.BooleanField(default=False)
+    # Set by staff in the admin only (no form or API writes it): see labeling.permissions.server_folder_roots.
+    granted_import_roots = models.JSONField(
+        "Granted server folders",
+        default=list,
+        blank=True,
+        help_text="Server folders (each inside LABELLOOP_IMPORT_ROOTS) that this project's managers may import from "
+        "and ML engineers may run batch inference on. Staff may use every LABELLOOP_IMPORT_ROOTS folder anyway.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

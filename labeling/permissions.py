@@ -1,7 +1,9 @@
 """The one permission layer: every view, API endpoint, media URL and export goes through here.
 
 Not a member of a project -> 404 (its existence is not revealed). A member whose role lacks
-the capability -> 403.
+the capability -> 403. Two site-level rules sit above the project roles, because a project's
+creator becomes its manager: creating projects (staff, or the "project creators" group), and
+reading server folders (staff, or the folders staff granted to the project in the admin).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest
 from rest_framework import permissions
 
@@ -91,3 +95,115 @@ class ProjectCapability(permissions.BasePermission):
         capability = getattr(view, "capability", Capability.VIEW)
         view.project, view.role = project_get_for_user(user=request.user, slug=slug, capability=capability)
         return True
+
+
+# --------------------------------------------------------------------------------------------
+# Creating projects
+# --------------------------------------------------------------------------------------------
+
+# The Django group whose members may create projects (made by migration 0008; managed in the admin
+# and with `manage.py project_creators`).
+PROJECT_CREATORS = "project creators"
+PROJECT_CREATE_REFUSED = (
+    "Creating projects needs the project-creator permission. Ask an administrator to add you to the "
+    f'"{PROJECT_CREATORS}" group, or a project manager to invite you into an existing project.'
+)
+
+
+def can_create_projects(user) -> bool:
+    """Staff, and members of the project creators group, may create projects (and so become their managers)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_staff or user.is_superuser or user.groups.filter(name=PROJECT_CREATORS).exists()
+
+
+def project_create_check(user) -> None:
+    """Raise PermissionDenied (403) with a message that says how to get the permission."""
+    if not can_create_projects(user):
+        raise PermissionDenied(PROJECT_CREATE_REFUSED)
+
+
+class CanCreateProjects(permissions.BasePermission):
+    """DRF permission for an endpoint that creates projects."""
+
+    message = PROJECT_CREATE_REFUSED
+
+    def has_permission(self, request, view) -> bool:
+        return can_create_projects(request.user)
+
+
+# --------------------------------------------------------------------------------------------
+# Server folders (import, batch inference)
+# --------------------------------------------------------------------------------------------
+
+SERVER_FOLDERS_OFF = "Server folders are not available in this project."
+
+
+def _resolved(path: str) -> Path | None:
+    """An absolute path with every symlink resolved, or None for anything else (relative, NUL byte, loop)."""
+    try:
+        candidate = Path(path)
+        return candidate.resolve() if candidate.is_absolute() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # unreadable parent: the same answer as a missing folder
+        return False
+
+
+def site_import_roots() -> list[Path]:
+    """LABELLOOP_IMPORT_ROOTS, resolved: the only server folders the web may ever read."""
+    roots = [_resolved(str(root)) for root in getattr(settings, "LABELLOOP_IMPORT_ROOTS", None) or []]
+    return [root for root in roots if root is not None]
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def granted_roots_clean(folders: list[str]) -> list[str]:
+    """Check and normalise the folders staff grant to a project: each must resolve inside LABELLOOP_IMPORT_ROOTS."""
+    roots = site_import_roots()
+    cleaned, wrong = [], []
+    for folder in folders:
+        resolved = _resolved(str(folder).strip())
+        if resolved is None or not _inside(resolved, roots):
+            wrong.append(str(folder))
+        elif str(resolved) not in cleaned:
+            cleaned.append(str(resolved))
+    if wrong:
+        inside = ", ".join(str(root) for root in roots) or "nothing: LABELLOOP_IMPORT_ROOTS is empty"
+        raise ValidationError(f"Not an absolute folder inside LABELLOOP_IMPORT_ROOTS ({inside}): {', '.join(wrong)}")
+    return cleaned
+
+
+def server_folder_roots(*, user, project: Project) -> list[Path]:
+    """The server folders `user` may read for `project`: every LABELLOOP_IMPORT_ROOTS folder for staff; for anyone
+    else only the project's granted folders, and of those only the ones still inside LABELLOOP_IMPORT_ROOTS.
+    Precondition: the caller already checked the user's role in the project (import: manage; inference: export)."""
+    roots = site_import_roots()
+    if getattr(user, "is_staff", False):
+        return roots
+    granted = [_resolved(str(folder)) for folder in project.granted_import_roots or []]
+    return [folder for folder in granted if folder is not None and _inside(folder, roots)]
+
+
+def server_folder_resolve(*, user, project: Project, path: str) -> Path:
+    """The folder `path` names, resolved, if `user` may read it for `project`; otherwise ValidationError.
+
+    A folder outside the allowed roots, a missing one, a file and a path that cannot be resolved all get the same
+    message (without the path, which the form keeps), so the answer never tells whether something exists.
+    Symlinks are resolved before the check (a link inside a granted folder that points outside it is outside)."""
+    roots = server_folder_roots(user=user, project=project)
+    if not roots:
+        raise ValidationError(SERVER_FOLDERS_OFF)
+    resolved = _resolved(path)
+    if resolved is None or not _inside(resolved, roots) or not _is_dir(resolved):
+        raise ValidationError(
+            "No such folder among the server folders open to this project: " + ", ".join(map(str, roots)) + "."
+        )
+    return resolved

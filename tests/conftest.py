@@ -56,6 +56,33 @@ def member_of(db) -> Callable:
 
 
 @pytest.fixture
+def allow_project_creation(db) -> Callable:
+    """allow_project_creation(user) -> user, now in the "project creators" group (not staff)."""
+    from django.contrib.auth.models import Group
+
+    from labeling.permissions import PROJECT_CREATORS
+
+    def allow(user):
+        Group.objects.get_or_create(name=PROJECT_CREATORS)[0].user_set.add(user)
+        return user
+
+    return allow
+
+
+@pytest.fixture
+def grant_server_folders(db) -> Callable:
+    """grant_server_folders(project, *folders): staff grant the folders (inside LABELLOOP_IMPORT_ROOTS, which the
+    test sets) to the project, as in the admin."""
+
+    def grant(project, *folders):
+        project.granted_import_roots = [str(Path(folder).resolve()) for folder in folders]
+        project.save(update_fields=["granted_import_roots"])
+        return project
+
+    return grant
+
+
+@pytest.fixture
 def cifar_dir() -> Path:
     if not CIFAR.is_dir():
         pytest.skip(f"CIFAR-10 JPEGs not found at {CIFAR} (see ../shared/datasets/README.md)")

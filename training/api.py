@@ -178,7 +178,13 @@ class InferenceStartApi(ProjectView, APIView):
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField(required=False, help_text="A .zip of images.")
-        folder = serializers.CharField(required=False, max_length=1000, help_text="Under LABELLOOP_IMPORT_ROOTS.")
+        folder = serializers.CharField(
+            required=False,
+            max_length=1000,
+            help_text="A server folder: staff may name any folder under LABELLOOP_IMPORT_ROOTS, others only the "
+            "folders staff granted to the project. Anything else is refused with one message, whether it exists "
+            "or not.",
+        )
         version = IdField(required=False)
 
     @extend_schema(

@@ -369,15 +369,18 @@ def _inference_dir(job_id: int) -> Path:
 def inference_start(
     *, project: Project, user, upload: UploadedFile | None = None, folder: str = "", number: int | None = None
 ) -> Job:
-    """Create a batch inference Job over an uploaded zip or a server folder (under LABELLOOP_IMPORT_ROOTS)."""
-    from labeling.services.imports import import_folder_allowed
+    """Create a batch inference Job over an uploaded zip or a server folder. A server folder must be one `user` may
+    read for `project` (staff, or a folder staff granted to the project: labeling.permissions.server_folder_resolve),
+    checked before anything else so that the answer never depends on the project's models."""
+    from labeling.permissions import server_folder_resolve
 
     if (upload is None) == (not folder):
         raise ValidationError("Give either a zip file or a server folder.")
+    resolved = server_folder_resolve(user=user, project=project, path=folder) if folder else None
     version = model_version_pick(project=project, number=number)
     params: dict[str, Any] = {"version": version.number, "version_id": version.pk}
-    if folder:
-        params["folder"] = str(import_folder_allowed(folder))
+    if resolved is not None:
+        params["folder"] = str(resolved)
     else:
         if not (upload.name or "").lower().endswith(".zip"):
             raise ValidationError("Upload a .zip of images.")

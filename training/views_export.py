@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,15 +13,24 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling.models import Job, JobKind
-from labeling.permissions import Capability, project_view
+from labeling.permissions import Capability, project_view, server_folder_roots
 from training import services_export
 from training.models import ModelVersion
 
 
 class InferenceForm(forms.Form):
+    """A zip upload, or a server folder for those who may read one here (no folder field for anyone else)."""
+
     file = forms.FileField(required=False, help_text="A .zip of images.")
     folder = forms.CharField(required=False, max_length=1000, help_text="Or a folder on the server.")
     version = forms.IntegerField(required=False, min_value=1, help_text="Model version; empty = the active one.")
+
+    def __init__(self, *args, folder_roots: list[Path], **kwargs):
+        super().__init__(*args, **kwargs)
+        if folder_roots:
+            self.fields["folder"].help_text = "Or a folder on the server, inside " + ", ".join(map(str, folder_roots))
+        else:
+            del self.fields["folder"]
 
 
 def _context(request: HttpRequest, **extra) -> dict:
@@ -29,14 +40,16 @@ def _context(request: HttpRequest, **extra) -> dict:
 @project_view(Capability.EXPORT)
 def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
-    form = InferenceForm(request.POST or None, request.FILES or None)
+    roots = server_folder_roots(user=request.user, project=project)
+    form = InferenceForm(request.POST or None, request.FILES or None, folder_roots=roots)
     if request.method == "POST" and form.is_valid():
         try:
             job = services_export.inference_start(
                 project=project,
                 user=request.user,
                 upload=form.cleaned_data["file"],
-                folder=form.cleaned_data["folder"].strip(),
+                # Without the field a posted folder is still refused: the service checks the same rule.
+                folder=(form.cleaned_data.get("folder") or request.POST.get("folder", "")).strip(),
                 number=form.cleaned_data["version"],
             )
         except ValidationError as exc:

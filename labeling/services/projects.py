@@ -12,7 +12,11 @@ from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
 
 
 def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, slug: str = "", **settings) -> Project:
-    """Create a project and make its creator a manager."""
+    """Create a project and make its creator a manager.
+
+    Precondition: for a request's user the caller checked labeling.permissions.can_create_projects (the web form
+    does; commands and benchmarks act for the operator). Without that check anyone could make themselves a
+    manager, and a manager starts imports."""
     base = slugify(slug or name)[:70] or "project"
     candidate, n = base, 1
     while Project.objects.filter(slug=candidate).exists():

@@ -1,5 +1,8 @@
 """Import page (managers): browser uploads (files, zips, label CSVs), server folders, job progress.
 
+Server folders are offered only to staff and in projects that staff granted folders to
+(labeling.permissions.server_folder_roots); to anyone else the option does not exist.
+
 Browser uploads arrive in batches (static/js/import.js) into a per-user staging folder named by a
 token, then one request turns the folder into a queued import job. Without JavaScript the same
 form posts every file at once and gets the same job.
@@ -16,7 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling.models import Job, JobKind, JobStatus
-from labeling.permissions import Capability, project_view
+from labeling.permissions import Capability, project_view, server_folder_resolve, server_folder_roots
 from labeling.services import imports as import_services
 
 UPLOAD_BATCH_FILES = 200
@@ -30,7 +33,7 @@ def _context(request: HttpRequest, **extra) -> dict:
         "role": request.role,
         "capabilities": request.capabilities,
         "jobs": Job.objects.filter(project=project, kind=JobKind.IMPORT).order_by("-created_at")[:5],
-        "import_roots": getattr(settings, "LABELLOOP_IMPORT_ROOTS", []),
+        "import_roots": [str(root) for root in server_folder_roots(user=request.user, project=project)],
         "max_upload_bytes": settings.LABELLOOP_MAX_UPLOAD_BYTES,
         "max_zip_bytes": settings.LABELLOOP_MAX_ZIP_BYTES,
         "batch_files": UPLOAD_BATCH_FILES,
@@ -57,7 +60,9 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
         labels_from_folders = request.POST.get("labels_from_folders") == "on"
         try:
             if action == "folder":
-                folder = import_services.import_folder_allowed(request.POST.get("path", "").strip())
+                folder = server_folder_resolve(
+                    user=request.user, project=project, path=request.POST.get("path", "").strip()
+                )
                 job = import_services.import_job_create(
                     project=project,
                     created_by=request.user,

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Job, LabelClass, Membership
-from labeling.permissions import Capability, project_view
+from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
 from labeling.selectors.dashboard import dashboard_summary
 from labeling.services import projects as project_services
 
@@ -30,11 +30,19 @@ def project_list(request: HttpRequest) -> HttpResponse:
         .annotate(item_count=Count("project__items", distinct=True))
         .order_by("project__name")
     )
-    return render(request, "labeling/project_list.html", {"memberships": memberships})
+    return render(
+        request,
+        "labeling/project_list.html",
+        {"memberships": memberships, "can_create_projects": can_create_projects(request.user)},
+    )
 
 
 @login_required
 def project_create(request: HttpRequest) -> HttpResponse:
+    """The creator becomes the project's manager, so creating is a site-level permission (staff or the project
+    creators group): anyone else gets 403 with the way to ask for it, and nothing is created."""
+    if not can_create_projects(request.user):
+        return render(request, "labeling/project_create.html", {"refused": PROJECT_CREATE_REFUSED}, status=403)
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

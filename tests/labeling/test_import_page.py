@@ -108,19 +108,24 @@ def test_annotator_gets_403_and_other_projects_manager_404(project, project_fact
     assert Job.objects.count() == 0
 
 
-def test_server_folder_must_be_inside_an_allowed_root(
-    project, manager_client, settings, tmp_path, django_capture_on_commit_callbacks
+def test_server_folder_must_be_inside_a_folder_granted_to_the_project(
+    project, manager_client, settings, tmp_path, grant_server_folders, django_capture_on_commit_callbacks
 ):
+    # Given a project that staff granted one folder inside LABELLOOP_IMPORT_ROOTS
     allowed = tmp_path / "allowed"
     (allowed / "cat").mkdir(parents=True)
     (allowed / "cat" / "1.png").write_bytes(png(1))
     url = reverse("labeling:import", args=[project.slug])
     settings.LABELLOOP_IMPORT_ROOTS = [str(allowed)]
-    refused = manager_client.post(url, {"action": "folder", "path": str(tmp_path)})
-    assert refused.status_code == 400
-    assert "Server folders must be inside" in refused.content.decode()
-    refused = manager_client.post(url, {"action": "folder", "path": str(allowed / ".." / "..")})
-    assert refused.status_code == 400
+    grant_server_folders(project, allowed)
+    # When its manager names a folder outside it (that exists), or climbs out with ..
+    for outside in (str(tmp_path), str(allowed / ".." / "..")):
+        refused = manager_client.post(url, {"action": "folder", "path": outside})
+        # Then it is refused with the page's error and nothing is queued
+        assert refused.status_code == 400
+        assert "No such folder among the server folders open to this project" in refused.content.decode()
+    assert not Job.objects.exists()
+    # A granted folder imports, its sub-folders as classes
     with django_capture_on_commit_callbacks(execute=True):
         manager_client.post(url, {"action": "folder", "path": str(allowed), "labels_from_folders": "on"})
     assert ResolvedLabel.objects.get(project=project).classes.get().name == "cat"
@@ -131,7 +136,7 @@ def test_server_folders_are_off_without_import_roots(project, manager_client, se
     response = manager_client.post(
         reverse("labeling:import", args=[project.slug]), {"action": "folder", "path": str(tmp_path)}
     )
-    assert "Importing from server folders is disabled" in response.content.decode()
+    assert "Server folders are not available in this project." in response.content.decode()
     assert Job.objects.count() == 0
 
 
@@ -207,7 +212,9 @@ def test_an_unexpected_error_inside_the_import_fails_the_job_with_its_reason_on_
     assert Item.objects.count() == 0
 
 
-def test_the_users_choices_come_back_after_a_validation_error(project, manager_client, settings, tmp_path):
+def test_the_users_choices_come_back_after_a_validation_error(
+    project, manager_client, settings, tmp_path, grant_server_folders
+):
     url = reverse("labeling:import", args=[project.slug])
     # Given "Folders are classes" ticked, when the upload form is sent without files
     response = manager_client.post(url, {"action": "upload", "labels_from_folders": "on"})
@@ -221,6 +228,7 @@ def test_the_users_choices_come_back_after_a_validation_error(project, manager_c
     # Given a server folder outside the allowed roots, with its sub-folders as classes
     settings.LABELLOOP_IMPORT_ROOTS = [str(tmp_path / "allowed")]
     (tmp_path / "allowed").mkdir()
+    grant_server_folders(project, tmp_path / "allowed")
     response = manager_client.post(
         url, {"action": "folder", "path": str(tmp_path / "elsewhere"), "labels_from_folders": "on"}
     )

@@ -1,4 +1,5 @@
-"""`manage.py demo_setup`: demo users and the "Handwritten digits" project (idempotent, fast on re-run).
+"""`manage.py demo_setup`: demo users (the manager may create projects) and the "Handwritten digits" project
+(idempotent, fast on re-run).
 
 Images come from scikit-learn's bundled `load_digits()` (1,797 8x8 greys, no download), upscaled to
 64x64 PNGs under var/demo/digits/ and imported through the validated import service. The true labels
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
+from labeling.permissions import PROJECT_CREATORS
 from labeling.services.imports import import_job_create, import_run
 from labeling.services.projects import label_class_create, project_create
 
@@ -55,6 +58,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         users = self._users()
+        # The demo manager may create projects of their own, as a real manager would be allowed to.
+        Group.objects.get_or_create(name=PROJECT_CREATORS)[0].user_set.add(users["manager"])
         project = Project.objects.filter(slug=SLUG).first()
         if project is None:
             project = project_create(
