@@ -11,11 +11,27 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
-from labeling.models import Annotation, Item, LabelClass, LabelSource, Project, ResolvedLabel, Review, Split, Verdict
+from labeling.models import (
+    Annotation,
+    Item,
+    Job,
+    JobKind,
+    JobStatus,
+    LabelClass,
+    LabelSource,
+    Project,
+    ResolvedLabel,
+    Review,
+    Split,
+    Verdict,
+)
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -278,3 +294,56 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
 def project_dataset_hash(*, project: Project) -> str:
     """The hash of everything currently labeled (no filters): what a training snapshot would see."""
     return export_plan(project=project, filters=ExportFilters()).dataset_hash
+
+
+# ---- how long export files are kept ---------------------------------------------------------------------------
+
+# Jobs whose result is a file in the export storage (dataset and model exports, batch inference CSVs).
+FILE_JOB_KINDS = (JobKind.EXPORT_DATASET, JobKind.EXPORT_MODEL, JobKind.INFERENCE)
+
+
+def export_ttl() -> timedelta | None:
+    """How long a finished job's file is kept (LABELLOOP_EXPORT_TTL_HOURS); None when kept forever (0)."""
+    hours = float(getattr(settings, "LABELLOOP_EXPORT_TTL_HOURS", 72) or 0)
+    return timedelta(hours=hours) if hours > 0 else None
+
+
+def export_expires_at(job: Job) -> datetime | None:
+    """When the job's file is (or was) deleted; None for jobs without a file or when files are kept forever."""
+    ttl = export_ttl()
+    if ttl is None or job.kind not in FILE_JOB_KINDS or job.status != JobStatus.SUCCEEDED or not job.finished_at:
+        return None
+    return job.finished_at + ttl
+
+
+def export_is_expired(job: Job, *, now: datetime | None = None) -> bool:
+    """True once the file was deleted by the clean-up, or is past its time and about to be."""
+    if (job.result or {}).get("expired_at"):
+        return True
+    expires = export_expires_at(job)
+    return expires is not None and expires <= (now or timezone.now())
+
+
+def export_jobs_past_ttl(*, now: datetime | None = None, limit: int = 500):
+    """Finished file jobs past LABELLOOP_EXPORT_TTL_HOURS whose file is not yet deleted (oldest first)."""
+    ttl = export_ttl()
+    if ttl is None:
+        return Job.objects.none()
+    cutoff = (now or timezone.now()) - ttl
+    return (
+        Job.objects.filter(kind__in=FILE_JOB_KINDS, status=JobStatus.SUCCEEDED, finished_at__lt=cutoff)
+        .exclude(result__has_key="expired_at")
+        .order_by("finished_at")[:limit]
+    )
+
+
+def export_jobs_abandoned(*, now: datetime | None = None):
+    """File jobs still queued or running LABELLOOP_EXPORT_TTL_HOURS after they were asked for: their task was
+    lost (broker flushed, message dropped). They would otherwise count against the job limits forever."""
+    ttl = export_ttl()
+    if ttl is None:
+        return Job.objects.none()
+    cutoff = (now or timezone.now()) - ttl
+    return Job.objects.filter(
+        kind__in=FILE_JOB_KINDS, status__in=(JobStatus.QUEUED, JobStatus.RUNNING), created_at__lt=cutoff
+    )

@@ -13,6 +13,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import time
 import tomllib
 import zipfile
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from django.core.files.storage import FileSystemStorage, InvalidStorageError, St
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.csv_safe import csv_dict
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.selectors.exports import (
     FORMATS,
@@ -33,9 +35,14 @@ from labeling.selectors.exports import (
     class_paths,
     dataset_hash,
     export_filters_validate,
+    export_is_expired,
+    export_jobs_abandoned,
+    export_jobs_past_ttl,
     export_plan,
+    export_ttl,
 )
-from labeling.services.jobs import job_create, job_finish, job_progress, job_start
+from labeling.services.job_limits import job_create_bounded
+from labeling.services.jobs import job_finish, job_progress, job_start
 
 logger = logging.getLogger(__name__)
 
@@ -249,25 +256,29 @@ def _csv_text(rows: list[dict], *, multi: bool) -> str:
     columns = ["item_id", "file_name", "split", *label_cols, "sha256", "original_name", "width", "height"]
     columns += ["source", "annotator_count", "media_url"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    # CRLF (RFC 4180): the csv module then quotes any cell holding \r or \n, which cannot start a new row.
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         if multi:
             row = {**row, "labels": "|".join(row["labels"]), "label_indices": "|".join(map(str, row["label_indices"]))}
-        writer.writerow(row)
+        writer.writerow(csv_dict(row))
     return buffer.getvalue()
 
 
 def dataset_export_start(*, project: Project, user, fmt: str, filters: ExportFilters) -> Job:
-    """Validate, create the export Job, enqueue it after commit. Bad input raises ValidationError, creates nothing."""
+    """Validate, then create the export Job and enqueue it after commit, or return the identical export already
+    queued or running (`job.coalesced`). Bad input raises ValidationError and a user or project at its limit
+    JobLimitReached (labeling.services.job_limits); both create nothing."""
     dataset_export_validate(project=project, fmt=fmt, filters=filters)
-    job = job_create(
+    job = job_create_bounded(
         project=project,
         kind=JobKind.EXPORT_DATASET,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
-        params={"format": fmt, "filters": filters.as_dict()},
+        user=user,
+        inputs={"format": fmt, "filters": filters.as_dict()},
     )
-    transaction.on_commit(functools.partial(_enqueue, job.pk))
+    if not job.coalesced:
+        transaction.on_commit(functools.partial(_enqueue, job.pk))
     return job
 
 
@@ -289,6 +300,8 @@ def dataset_export_run(*, job_id: int, progress: Progress | None = None) -> dict
         if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return job.result
         job_start(job=job, message="Collecting labels")
+    if delay := float(getattr(settings, "LABELLOOP_DEBUG_EXPORT_SLEEP", 0) or 0):
+        time.sleep(delay)  # test hook only: an export slow enough to keep others queued behind it
 
     def report(done: int, total: int) -> None:
         job_progress(job=job, done=done, total=total, message=f"Writing {done} / {total}")
@@ -315,9 +328,60 @@ def dataset_export_run(*, job_id: int, progress: Progress | None = None) -> dict
     return summary
 
 
+class ExportExpired(FileNotFoundError):
+    """The job's file was deleted after LABELLOOP_EXPORT_TTL_HOURS (HTTP 410 Gone); start the job again."""
+
+
 def export_job_file(*, job: Job) -> tuple[File, str]:
-    """Open the stored zip of a finished export job -> (file, download name). FileNotFoundError if gone."""
+    """Open the stored file of a finished export or inference job -> (file, download name).
+
+    Raises ExportExpired once the file is past LABELLOOP_EXPORT_TTL_HOURS, FileNotFoundError if there is none.
+    """
+    if export_is_expired(job):
+        ttl = export_ttl()
+        kept = f" after {ttl.total_seconds() / 3600:g} hours" if ttl else ""
+        raise ExportExpired(f"This file expired and was deleted{kept}. Start the job again for a new one.")
     files = (job.result or {}).get("files") or []
     if job.status != JobStatus.SUCCEEDED or not files:
         raise FileNotFoundError("This job has no file to download.")
     return export_storage().open(files[0], "rb"), files[0].rsplit("/", 1)[-1]
+
+
+def export_files_expire(*, now=None) -> dict:
+    """Delete the files of export and inference jobs past LABELLOOP_EXPORT_TTL_HOURS and mark each job expired
+    (result.expired_at; its file keys move to result.expired_files), and fail jobs whose task was lost.
+
+    Run by the periodic `export_files_expire_task` (housekeeping queue). Safe to run twice or concurrently: each
+    job is re-read under a row lock, and deleting a file already gone is not an error.
+    """
+    now = now or timezone.now()
+    storage = export_storage()
+    expired = deleted = 0
+    for job_id in list(export_jobs_past_ttl(now=now).values_list("pk", flat=True)):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job_id)
+            result = dict(job.result or {})
+            if result.get("expired_at"):
+                continue
+            files = list(result.get("files") or [])
+            for key in files:
+                try:
+                    storage.delete(key)
+                    deleted += 1
+                except OSError:  # gone already, or the bucket refused: the job still stops offering it
+                    logger.warning("could not delete expired export file %s of job %s", key, job_id, exc_info=True)
+            result.update(expired_at=now.isoformat(), expired_files=files, files=[])
+            job.result = result
+            job.save(update_fields=["result"])
+            expired += 1
+    abandoned = 0
+    for job in export_jobs_abandoned(now=now):
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job.pk)
+            if job.finished:
+                continue
+            job_finish(job=job, error="No worker finished this job in time (its task was lost). Start it again.")
+            abandoned += 1
+    if expired or abandoned:
+        logger.info("export clean-up: %s jobs expired (%s files deleted), %s abandoned", expired, deleted, abandoned)
+    return {"expired": expired, "deleted": deleted, "abandoned": abandoned}

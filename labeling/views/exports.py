@@ -9,17 +9,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseGone
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
 from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
-from labeling.selectors.exports import FORMATS, ExportFilters
+from labeling.selectors.exports import FILE_JOB_KINDS, FORMATS, ExportFilters, export_ttl
 from labeling.services import exports as export_services
+from labeling.services.job_limits import JobLimitReached
 
-DOWNLOADABLE_KINDS = (JobKind.EXPORT_DATASET, JobKind.EXPORT_MODEL, JobKind.INFERENCE)
+DOWNLOADABLE_KINDS = FILE_JOB_KINDS
 
 
 class DatasetExportForm(forms.Form):
@@ -49,13 +50,21 @@ class DatasetExportForm(forms.Form):
 
 
 def _context(request: HttpRequest, **extra) -> dict:
-    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+    ttl = export_ttl()
+    return {
+        "project": request.project,
+        "role": request.role,
+        "capabilities": request.capabilities,
+        "export_ttl_hours": f"{ttl.total_seconds() / 3600:g}" if ttl else "",
+        **extra,
+    }
 
 
 @project_view(Capability.EXPORT)
 def exports(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
     form = DatasetExportForm(request.POST or None, initial={"format": "imagefolder"})
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             job = export_services.dataset_export_start(
@@ -63,11 +72,20 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except ValidationError as exc:
             form.add_error(None, exc)
+        except JobLimitReached as exc:
+            form.add_error(None, str(exc))
+            status = 429
         else:
-            messages.success(request, f"Export #{job.pk} started.")
+            if job.coalesced:
+                messages.info(
+                    request, f"The same export is already {job.get_status_display().lower()}: export #{job.pk}."
+                )
+            else:
+                messages.success(request, f"Export #{job.pk} started.")
             return redirect("labeling:exports", slug=slug)
     jobs = Job.objects.filter(project=project, kind=JobKind.EXPORT_DATASET).order_by("-created_at")[:20]
-    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and status == 200:
+        status = 400
     return render(
         request, "labeling/exports.html", _context(request, form=form, jobs=jobs, formats=FORMATS), status=status
     )
@@ -89,6 +107,8 @@ def export_download(request: HttpRequest, slug: str, job_id: int) -> HttpRespons
         raise Http404("This job has not produced a file.")
     try:
         handle, name = export_services.export_job_file(job=job)
+    except export_services.ExportExpired as exc:
+        return HttpResponseGone(str(exc), content_type="text/plain; charset=utf-8")
     except FileNotFoundError as exc:
         raise Http404("The file is gone from storage.") from exc
     response = FileResponse(handle, as_attachment=True, filename=name)
