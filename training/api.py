@@ -16,14 +16,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.resources import (
+    JOB_START_RESPONSES,
     FiniteFloatField,
     IdCursorPagination,
     IdField,
-    JobOutputSerializer,
     ProjectView,
+    job_limit_refused,
+    job_started_response,
     object_or_404,
 )
 from labeling.permissions import Capability
+from labeling.services.job_limits import JobLimitReached
 from training import services, services_export
 from training.models import ModelVersion, Prediction, TrainingRun
 
@@ -163,11 +166,14 @@ class ModelExportStartApi(ProjectView, APIView):
 
     capability = Capability.EXPORT
 
-    @extend_schema(request=None, responses={202: JobOutputSerializer, 404: OpenApiResponse()})
+    @extend_schema(request=None, responses={**JOB_START_RESPONSES, 404: OpenApiResponse()})
     def post(self, request, slug: str, number: int):
         version = object_or_404(ModelVersion, project=self.project, number=number)
-        job = services_export.model_export_start(project=self.project, user=request.user, number=version.number)
-        return Response(JobOutputSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        try:
+            job = services_export.model_export_start(project=self.project, user=request.user, number=version.number)
+        except JobLimitReached as exc:
+            raise job_limit_refused(exc) from exc
+        return job_started_response(job, request)
 
 
 class InferenceStartApi(ProjectView, APIView):
@@ -189,7 +195,7 @@ class InferenceStartApi(ProjectView, APIView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer, "application/json": InputSerializer},
-        responses={202: JobOutputSerializer, 400: OpenApiResponse()},
+        responses={**JOB_START_RESPONSES, 400: OpenApiResponse()},
     )
     def post(self, request, slug: str):
         data = self.InputSerializer(data=request.data)
@@ -205,7 +211,9 @@ class InferenceStartApi(ProjectView, APIView):
             )
         except DjangoValidationError as exc:
             raise ApiValidationError({"detail": exc.messages}) from exc
-        return Response(JobOutputSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        except JobLimitReached as exc:
+            raise job_limit_refused(exc) from exc
+        return job_started_response(job, request)
 
 
 urlpatterns = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -30,9 +31,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.csv_safe import csv_row
 from labeling.models import Job, JobKind, JobStatus, LabelClass, Project
 from labeling.services.exports import code_version, export_storage
-from labeling.services.jobs import job_create, job_finish, job_progress, job_start
+from labeling.services.job_limits import job_create_bounded
+from labeling.services.jobs import job_finish, job_progress, job_start
 from training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -134,16 +137,20 @@ def _claim(job_id: int) -> Job | None:
 
 
 def model_export_start(*, project: Project, user, number: int | None = None) -> Job:
-    """Create a model export Job for version `number` (default: the active one) and enqueue it after commit."""
+    """Create a model export Job for version `number` (default: the active one) and enqueue it after commit, or
+    return the export of that version already queued or running (`job.coalesced`). JobLimitReached past the
+    limits of labeling.services.job_limits."""
     version = model_version_pick(project=project, number=number)
-    job = job_create(
+    job = job_create_bounded(
         project=project,
         kind=JobKind.EXPORT_MODEL,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
-        params={"version": version.number, "version_id": version.pk},
+        user=user,
+        inputs={"version_id": version.pk},
+        params={"version": version.number},
         total=5,
     )
-    transaction.on_commit(functools.partial(_enqueue, "model_export_task", job.pk))
+    if not job.coalesced:
+        transaction.on_commit(functools.partial(_enqueue, "model_export_task", job.pk))
     return job
 
 
@@ -387,13 +394,17 @@ def inference_start(
         if upload.size > settings.LABELLOOP_MAX_ZIP_BYTES:
             raise ValidationError("The zip is larger than LABELLOOP_MAX_ZIP_BYTES.")
         params["upload_name"] = upload.name[:200]
+    # The same version over the same folder or the same zip bytes is the same work (job_limits coalesces it).
+    inputs = {"version_id": params.pop("version_id"), "folder": params.pop("folder", "")}
+    if upload is not None:
+        digest = hashlib.sha256()
+        for chunk in upload.chunks():
+            digest.update(chunk)
+        inputs["upload_sha256"] = digest.hexdigest()
     with transaction.atomic():
-        job = job_create(
-            project=project,
-            kind=JobKind.INFERENCE,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
-            params=params,
-        )
+        job = job_create_bounded(project=project, kind=JobKind.INFERENCE, user=user, inputs=inputs, params=params)
+        if job.coalesced:
+            return job
         if upload is not None:
             target = _inference_dir(job.pk)
             target.mkdir(parents=True, exist_ok=True)
@@ -461,8 +472,9 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     multi = bool(cfg.get("multi_label"))
     limits = Limits.from_settings()
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file_name", "predicted_class", "confidence", *[f"p_{name}" for name in class_names]])
+    # CRLF (RFC 4180): the csv module then quotes any cell holding \r or \n, which cannot start a new row.
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(csv_row(["file_name", "predicted_class", "confidence", *[f"p_{name}" for name in class_names]]))
     batch_names: list[str] = []
     batch_tensors: list = []
     written = 0
@@ -476,7 +488,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
             probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
         for name, row in zip(batch_names, probs.tolist(), strict=True):
             best = max(range(len(row)), key=row.__getitem__)
-            writer.writerow([name, class_names[best], f"{row[best]:.6f}", *[f"{p:.6f}" for p in row]])
+            writer.writerow(csv_row([name, class_names[best], f"{row[best]:.6f}", *[f"{p:.6f}" for p in row]]))
             written += 1
         batch_names.clear()
         batch_tensors.clear()

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
+from labeling.services.job_limits import JobLimitReached
 from training import services_export
 from training.models import ModelVersion
 
@@ -42,6 +43,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
     roots = server_folder_roots(user=request.user, project=project)
     form = InferenceForm(request.POST or None, request.FILES or None, folder_roots=roots)
+    limited = False
     if request.method == "POST" and form.is_valid():
         try:
             job = services_export.inference_start(
@@ -54,12 +56,18 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except ValidationError as exc:
             form.add_error(None, exc)
+        except JobLimitReached as exc:
+            form.add_error(None, str(exc))
+            limited = True
         else:
-            messages.success(request, f"Batch inference #{job.pk} started.")
+            if job.coalesced:
+                messages.info(request, f"The same inference is already {job.get_status_display().lower()}: #{job.pk}.")
+            else:
+                messages.success(request, f"Batch inference #{job.pk} started.")
             return redirect("training:model_exports", slug=slug)
     versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
     jobs = Job.objects.filter(project=project, kind__in=[JobKind.EXPORT_MODEL, JobKind.INFERENCE])[:20]
-    status = 400 if request.method == "POST" else 200
+    status = (429 if limited else 400) if request.method == "POST" else 200
     return render(
         request, "training/exports.html", _context(request, form=form, versions=versions, jobs=jobs), status=status
     )
@@ -72,8 +80,14 @@ def model_export_start(request: HttpRequest, slug: str, number: int) -> HttpResp
         job = services_export.model_export_start(project=request.project, user=request.user, number=number)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
+    except JobLimitReached as exc:
+        messages.error(request, str(exc))
     else:
-        messages.success(request, f"Export of v{number} started (job #{job.pk}).")
+        if job.coalesced:
+            state = job.get_status_display().lower()
+            messages.info(request, f"The export of v{number} is already {state} (job #{job.pk}).")
+        else:
+            messages.success(request, f"Export of v{number} started (job #{job.pk}).")
     return redirect("training:model_exports", slug=slug)
 
 
