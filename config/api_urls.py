@@ -1,7 +1,7 @@
 """REST API under /api/: config wires the API modules of both apps (labeling never imports training).
 
 /api/schema/ is the OpenAPI document; /api/docs/ renders it server-side (no CDN, works offline) with the
-signed-in user's token; /api/me/token/ and /api/auth/token/ hand out tokens.
+signed-in user's token (never cached; only a POST makes one); /api/me/token/ and /api/auth/token/ hand out tokens.
 """
 
 import functools
@@ -12,9 +12,9 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.models import Token
 
 from labeling.api import queue, resources
+from labeling.api.tokens import token_get, token_replace
 from training import api as training_api
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -101,21 +101,20 @@ def _operations(schema: dict) -> list[dict]:
 def api_docs(request: HttpRequest) -> HttpResponse:
     """Browsable API reference rendered from the OpenAPI schema on the server: no JavaScript, no CDN.
 
-    POST creates (or replaces) the signed-in user's API token."""
+    POST creates (or replaces) the signed-in user's API token. The page shows the token: no cache may keep it."""
     if request.method == "POST":
-        Token.objects.filter(user=request.user).delete()
-        Token.objects.create(user=request.user)
-        return redirect("api-docs")
+        token_replace(user=request.user)
+        return resources.no_store(redirect("api-docs"))
     schema = _schema()
     components = schema.get("components", {}).get("schemas", {})
-    token = Token.objects.filter(user=request.user).first()
+    token = token_get(user=request.user)
     context = {
         "info": schema.get("info", {}),
         "operations": _operations(schema),
         "components": [(name, _fields(body, components)) for name, body in sorted(components.items())],
         "token": token.key if token else "",
     }
-    return render(request, "api/docs.html", context)
+    return resources.no_store(render(request, "api/docs.html", context))
 
 
 urlpatterns = [

@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from labeling.views import health
+from labeling.views import auth, health
 
 urlpatterns = [
+    # The admin's sign-in, before admin.site.urls so that it is the one resolved: failed attempts are limited.
+    path("admin/login/", auth.admin_login),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth.login, name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("config.api_urls")),
     path("", include("training.urls")),

@@ -6,19 +6,19 @@ Errors: 400 bad input, 404 not a member / item of another project, 403 role too 
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.exceptions import ValidationError as DrfValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.api.resources import MAX_ID, IdField
+from labeling.api.tokens import TokenAuthentication
 from labeling.models import Item
 from labeling.permissions import Capability, ProjectCapability
 from labeling.selectors.queue import item_suggestions, skipped_items_for_user
@@ -59,25 +59,8 @@ class QueueItemSerializer(serializers.Serializer):
         return _media(self.context["slug"], item.pk, "original")
 
 
-class QueueTokenAuthentication(TokenAuthentication):
-    """DRF's token check with the same answers, read in one plain-SQL query (it runs on every labeling call)."""
-
-    def authenticate_credentials(self, key):
-        user_model = get_user_model()
-        sql = (
-            f"SELECT u.* FROM {user_model._meta.db_table} u"
-            f" JOIN {Token._meta.db_table} t ON t.user_id = u.{user_model._meta.pk.column} WHERE t.key = %s"
-        )
-        user = next(iter(user_model.objects.raw(sql, [key])), None)
-        if user is None:
-            raise AuthenticationFailed("Invalid token.")
-        if not user.is_active:
-            raise AuthenticationFailed("User inactive or deleted.")
-        return user, Token(key=key, user=user)
-
-
 class QueueApi(APIView):
-    authentication_classes = [QueueTokenAuthentication, SessionAuthentication]
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
     # Anonymous callers get 401 before the membership check (which answers 404 to outsiders).
     permission_classes = [IsAuthenticated, ProjectCapability]
     capability = Capability.LABEL
@@ -100,6 +83,8 @@ class QueueApi(APIView):
 
     def _item_stub(self, item_id: int) -> Item:
         """The URL's item as a stub for the annotation services, which lock and read it (404 if not in project)."""
+        if not 0 < item_id <= MAX_ID:  # no row has it, and the database would overflow looking
+            raise NotFound("No such item in this project.")
         return Item(pk=item_id, project=self.project)
 
 
@@ -157,8 +142,8 @@ class AnnotationCreateApi(QueueApi):
     """Label an item: single-label projects take exactly one class id."""
 
     class InputSerializer(serializers.Serializer):
-        item_id = serializers.IntegerField()
-        class_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False, max_length=1000)
+        item_id = IdField()
+        class_ids = serializers.ListField(child=IdField(), allow_empty=False, max_length=1000)
         seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0)
         shown_at = _shown_at_field()
 

@@ -3,6 +3,11 @@
 Every endpoint goes through labeling.permissions.ProjectCapability (another project's objects -> 404, a role
 without the capability -> 403, anonymous -> 401). Big lists use keyset (cursor) pagination ordered by id, so
 page 1,000 of 100k items costs what page 1 costs. One APIView per write; generics for read-only listings.
+
+What a role sees: an annotator gets what labeling needs (items without their labels, state or gold flag; jobs without
+parameters, results or messages, which can hold server paths); resolved labels, gold items and job details are for
+roles with Capability.VIEW_METRICS (reviewer, manager, ML engineer). Token answers are never cached, and the
+password exchange is throttled (REST_FRAMEWORK's DEFAULT_THROTTLE_RATES, scope "token").
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import math
 
 from django.apps import apps
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import FileResponse
@@ -19,15 +25,16 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import APIException, NotFound, Throttled
+from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from labeling.api.tokens import token_get, token_get_or_replace, token_replace
 from labeling.choices import BUNDLED_BACKBONE, STRATEGY_CHOICES
 from labeling.models import (
     Annotation,
@@ -42,11 +49,10 @@ from labeling.models import (
     Review,
     Split,
 )
-from labeling.permissions import CAPABILITIES, Capability, ProjectCapability
+from labeling.permissions import CAPABILITIES, Capability, ProjectCapability, role_can
 from labeling.selectors.exports import FORMATS, ExportFilters
 from labeling.services import exports as export_services
 from labeling.services import projects as project_services
-from labeling.services.job_limits import JobLimitReached
 
 MAX_ID = 2**63 - 1
 PROJECT_PERMISSIONS = [IsAuthenticated, ProjectCapability]
@@ -59,6 +65,14 @@ class IdCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def decode_cursor(self, request):
+        """DRF's decoding; a crafted position that no row's id can be is an invalid cursor (404), not a 500."""
+        cursor = super().decode_cursor(request)
+        position = cursor.position if cursor is not None else None
+        if position is not None and not (position.isascii() and position.isdigit() and int(position) <= MAX_ID):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 def object_or_404(queryset, **lookup):
@@ -79,6 +93,24 @@ class FiniteFloatField(serializers.FloatField):
 
 def IdField(**kwargs):
     return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+def sees_details(role: str | None) -> bool:
+    """Resolved labels, gold items and job details: reviewer and up (None: the caller already checked more)."""
+    return role is None or role_can(role, Capability.VIEW_METRICS)
+
+
+class RoleFieldsSerializer(serializers.ModelSerializer):
+    """Leaves out `detail_fields` when the context's `role` may not see details (see `sees_details`)."""
+
+    detail_fields: tuple[str, ...] = ()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if not sees_details(self.context.get("role", None)):
+            for name in self.detail_fields:
+                fields.pop(name, None)
+        return fields
 
 
 class NestedNameAutoSchema(AutoSchema):
@@ -111,45 +143,62 @@ class ProjectView:
 # --------------------------------------------------------------------------------------------
 
 
+def no_store(response):
+    """A token must not stay in a browser's or proxy's cache."""
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 class TokenObtainApi(ObtainAuthToken):
-    """Exchange a username and password for the user's API token (created on first use)."""
+    """Exchange a username and password for the user's API token (made on first use, and anew after a password
+    change). Throttled per client address (429 with Retry-After)."""
 
     schema = NestedNameAutoSchema()
     permission_classes = []
     authentication_classes = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "token"
 
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField()
 
     @extend_schema(request=ObtainAuthToken.serializer_class, responses={200: OutputSerializer}, auth=[])
     def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = token_get_or_replace(user=serializer.validated_data["user"])
+        return no_store(Response({"token": token.key}))
 
 
 class MyTokenApi(APIView):
-    """Show the logged-in user's token (GET, created if missing) or replace it with a new one (POST)."""
+    """Show the signed-in user's token (GET; null when there is none, GET never makes one) or replace it with a new
+    one (POST)."""
 
     schema = NestedNameAutoSchema()
     permission_classes = [IsAuthenticated]
+    throttle_scope = "token"
+
+    def get_throttles(self):
+        # Only making tokens is throttled; reading yours is not.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     class OutputSerializer(serializers.Serializer):
         username = serializers.CharField()
-        token = serializers.CharField()
-        header = serializers.CharField(help_text="What to send in the Authorization header.")
+        token = serializers.CharField(allow_null=True)
+        header = serializers.CharField(allow_null=True, help_text="What to send in the Authorization header.")
 
-    def _answer(self, request, token: Token) -> Response:
-        data = {"username": request.user.get_username(), "token": token.key, "header": f"Token {token.key}"}
-        return Response(self.OutputSerializer(data).data)
+    def _answer(self, request, key: str | None) -> Response:
+        data = {"username": request.user.get_username(), "token": key, "header": f"Token {key}" if key else None}
+        return no_store(Response(self.OutputSerializer(data).data))
 
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request):
-        token, _ = Token.objects.get_or_create(user=request.user)
-        return self._answer(request, token)
+        token = token_get(user=request.user)
+        return self._answer(request, token.key if token else None)
 
     @extend_schema(request=None, responses={200: OutputSerializer})
     def post(self, request):
-        Token.objects.filter(user=request.user).delete()
-        return self._answer(request, Token.objects.create(user=request.user))
+        return self._answer(request, token_replace(user=request.user).key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,8 +319,12 @@ class ClassCreateApi(ProjectView, APIView):
 # --------------------------------------------------------------------------------------------
 
 
-class ItemOutputSerializer(serializers.ModelSerializer):
-    labels = serializers.SerializerMethodField(help_text="Class ids of the resolved label (empty when unlabeled).")
+class ItemOutputSerializer(RoleFieldsSerializer):
+    detail_fields = ("state", "priority", "annotation_count", "is_gold", "labels", "label_source")
+    labels = serializers.SerializerMethodField(
+        help_text="Class ids of the resolved label (empty when unlabeled). This and state, priority, annotation_count, "
+        "is_gold and label_source are left out for annotators."
+    )
     label_source = serializers.SerializerMethodField()
     original_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
@@ -357,20 +410,24 @@ def items_filter(*, project: Project, filters: dict):
 
 
 class ItemListApi(ProjectView, generics.ListAPIView):
-    """Items with filters; keyset-paginated by id (follow `next`)."""
+    """Items with filters; keyset-paginated by id (follow `next`). Annotators may filter by split only (403)."""
 
     serializer_class = ItemOutputSerializer
     pagination_class = IdCursorPagination
 
     def get_queryset(self):
         filters = ItemFilterSerializer(data=self.request.query_params)
+        if not sees_details(self.role):
+            refused = sorted(set(filters.fields) & set(self.request.query_params) - {"split"})
+            if refused:
+                raise PermissionDenied(f"Your role may not filter items by {', '.join(refused)}.")
         filters.is_valid(raise_exception=True)
         return items_filter(project=self.project, filters=filters.validated_data).prefetch_related(
             Prefetch("resolved__classes", queryset=LabelClass.objects.only("id"))
         )
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "slug": self.project.slug}
+        return {**super().get_serializer_context(), "slug": self.project.slug, "role": self.role}
 
     @extend_schema(parameters=[ItemFilterSerializer])
     def get(self, request, *args, **kwargs):
@@ -383,7 +440,8 @@ class ItemDetailApi(ProjectView, APIView):
     @extend_schema(responses={200: ItemOutputSerializer})
     def get(self, request, slug: str, item_id: int):
         item = object_or_404(Item.objects.select_related("resolved"), project=self.project, pk=item_id)
-        return Response(ItemOutputSerializer(item, context={"request": request, "slug": slug}).data)
+        context = {"request": request, "slug": slug, "role": self.role}
+        return Response(ItemOutputSerializer(item, context=context).data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -474,7 +532,9 @@ class DownloadUrlField(serializers.Field):
         return request.build_absolute_uri(url) if request else url
 
 
-class JobOutputSerializer(serializers.ModelSerializer):
+class JobOutputSerializer(RoleFieldsSerializer):
+    # Parameters, results, messages and errors can name server folders and files: not for annotators.
+    detail_fields = ("message", "params", "result", "error_count", "errors", "download_url")
     percent = serializers.IntegerField(read_only=True)
     result = serializers.SerializerMethodField()
     error_count = serializers.SerializerMethodField()
@@ -496,45 +556,14 @@ class JobOutputSerializer(serializers.ModelSerializer):
         return (job.errors or [])[:100]
 
 
-class JobStartedSerializer(JobOutputSerializer):
-    coalesced = serializers.BooleanField(
-        read_only=True, help_text="True (HTTP 200): the same job was already queued or running; this is that job."
-    )
-
-    class Meta(JobOutputSerializer.Meta):
-        fields = [*JobOutputSerializer.Meta.fields, "coalesced"]
-
-
-# Export and inference endpoints: a new job (202), the identical one already in flight (200), or too many (429).
-JOB_START_RESPONSES = {
-    202: JobStartedSerializer,
-    200: JobStartedSerializer,
-    429: OpenApiResponse(description="Too many exports or inference jobs queued or running for you or the project."),
-}
-
-
-def job_started_response(job: Job, request) -> Response:
-    code = status.HTTP_200_OK if getattr(job, "coalesced", False) else status.HTTP_202_ACCEPTED
-    return Response(JobStartedSerializer(job, context={"request": request}).data, status=code)
-
-
-def job_limit_refused(exc: JobLimitReached) -> Throttled:
-    return Throttled(detail=str(exc))
-
-
-class Gone(APIException):
-    status_code = 410
-    default_detail = "This file expired and was deleted."
-    default_code = "gone"
-
-
 class JobFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.choices, required=False)
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
 
 
 class JobListApi(ProjectView, generics.ListAPIView):
-    """The project's jobs (imports, exports, training, scoring, quality checks), filterable by kind and status."""
+    """The project's jobs (imports, exports, training, scoring, quality checks), filterable by kind and status.
+    Annotators see kind, status and progress only."""
 
     serializer_class = JobOutputSerializer
     pagination_class = IdCursorPagination
@@ -547,6 +576,9 @@ class JobListApi(ProjectView, generics.ListAPIView):
             qs = qs.filter(**{key: value})
         return qs
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "role": self.role}
+
     @extend_schema(parameters=[JobFilterSerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -558,7 +590,7 @@ class JobDetailApi(ProjectView, APIView):
     @extend_schema(responses={200: JobOutputSerializer})
     def get(self, request, slug: str, job_id: int):
         job = object_or_404(Job.objects.select_related("project"), project=self.project, pk=job_id)
-        return Response(JobOutputSerializer(job, context={"request": request}).data)
+        return Response(JobOutputSerializer(job, context={"request": request, "role": self.role}).data)
 
 
 class JobDownloadApi(ProjectView, APIView):
@@ -574,8 +606,6 @@ class JobDownloadApi(ProjectView, APIView):
         )  # fmt: skip
         try:
             handle, name = export_services.export_job_file(job=job)
-        except export_services.ExportExpired as exc:
-            raise Gone(str(exc)) from exc
         except FileNotFoundError as exc:
             raise NotFound(str(exc)) from exc
         response = FileResponse(handle, as_attachment=True, filename=name)
@@ -599,7 +629,7 @@ class DatasetExportStartApi(ProjectView, APIView):
         )  # fmt: skip
         val_fraction = FiniteFloatField(default=0.1, min_value=0.0, max_value=0.9)
 
-    @extend_schema(request=InputSerializer, responses={**JOB_START_RESPONSES, 400: OpenApiResponse()})
+    @extend_schema(request=InputSerializer, responses={202: JobOutputSerializer, 400: OpenApiResponse()})
     def post(self, request, slug: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -611,9 +641,7 @@ class DatasetExportStartApi(ProjectView, APIView):
             )
         except DjangoValidationError as exc:
             raise ApiValidationError({"detail": exc.messages}) from exc
-        except JobLimitReached as exc:
-            raise job_limit_refused(exc) from exc
-        return job_started_response(job, request)
+        return Response(JobOutputSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 urlpatterns = [
