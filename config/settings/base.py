@@ -238,6 +238,7 @@ CELERY_TASK_ROUTES = {
     "labeling.tasks_export.dataset_export_task": {"queue": "default"},
     "training.tasks_export.model_export_task": {"queue": "default"},
     "training.tasks_export.inference_task": {"queue": "default"},
+    "labeling.tasks_export.export_files_expire_task": {"queue": "housekeeping"},
     "training.tasks.model_version_activated_task": {"queue": "default"},
     "training.tasks_quality.label_errors_find_task": {"queue": "default"},
     "training.tasks_quality.holdout_predictions_task": {"queue": "default"},
@@ -260,12 +261,26 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Labeling must never wait on the broker: fail fast when Redis is down.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 LABELLOOP_SCHEDULER_INTERVAL = env.float("LABELLOOP_SCHEDULER_INTERVAL", default=5.0)
+# Exports, model exports and batch inference (labeling/services/job_limits.py, labeling/services/exports.py):
+# jobs queued or running at once per user and per project (0 = no limit; identical requests share one job),
+# and how long their files are kept (0 = forever); the clean-up runs every LABELLOOP_EXPORT_EXPIRE_INTERVAL s.
+LABELLOOP_MAX_QUEUED_JOBS_PER_USER = env.int("LABELLOOP_MAX_QUEUED_JOBS_PER_USER", default=5)
+LABELLOOP_MAX_QUEUED_JOBS_PER_PROJECT = env.int("LABELLOOP_MAX_QUEUED_JOBS_PER_PROJECT", default=10)
+LABELLOOP_EXPORT_TTL_HOURS = env.float("LABELLOOP_EXPORT_TTL_HOURS", default=72.0)
+LABELLOOP_EXPORT_EXPIRE_INTERVAL = env.float("LABELLOOP_EXPORT_EXPIRE_INTERVAL", default=600.0)
+# Test hook only: seconds a dataset export sleeps after it starts (keeps other exports queued behind it).
+LABELLOOP_DEBUG_EXPORT_SLEEP = env.float("LABELLOOP_DEBUG_EXPORT_SLEEP", default=0.0)
 CELERY_BEAT_SCHEDULE = {
     "training-scheduler-tick": {
         "task": "training.tasks.training_scheduler_tick_task",
         "schedule": LABELLOOP_SCHEDULER_INTERVAL,
         # A tick nobody ran in time is dropped rather than piled up behind a busy worker.
         "options": {"queue": "housekeeping", "expires": max(2 * LABELLOOP_SCHEDULER_INTERVAL, 10.0)},
+    },
+    "export-files-expire": {
+        "task": "labeling.tasks_export.export_files_expire_task",
+        "schedule": LABELLOOP_EXPORT_EXPIRE_INTERVAL,
+        "options": {"queue": "housekeeping", "expires": LABELLOOP_EXPORT_EXPIRE_INTERVAL},
     },
 }
 # Training runs (see training/services/): lease, re-send and back-off, all in seconds.

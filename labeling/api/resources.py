@@ -26,7 +26,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound, Throttled
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
@@ -53,6 +53,7 @@ from labeling.permissions import CAPABILITIES, Capability, ProjectCapability, ro
 from labeling.selectors.exports import FORMATS, ExportFilters
 from labeling.services import exports as export_services
 from labeling.services import projects as project_services
+from labeling.services.job_limits import JobLimitReached
 
 MAX_ID = 2**63 - 1
 PROJECT_PERMISSIONS = [IsAuthenticated, ProjectCapability]
@@ -556,6 +557,38 @@ class JobOutputSerializer(RoleFieldsSerializer):
         return (job.errors or [])[:100]
 
 
+class JobStartedSerializer(JobOutputSerializer):
+    coalesced = serializers.BooleanField(
+        read_only=True, help_text="True (HTTP 200): the same job was already queued or running; this is that job."
+    )
+
+    class Meta(JobOutputSerializer.Meta):
+        fields = [*JobOutputSerializer.Meta.fields, "coalesced"]
+
+
+# Export and inference endpoints: a new job (202), the identical one already in flight (200), or too many (429).
+JOB_START_RESPONSES = {
+    202: JobStartedSerializer,
+    200: JobStartedSerializer,
+    429: OpenApiResponse(description="Too many exports or inference jobs queued or running for you or the project."),
+}
+
+
+def job_started_response(job: Job, request) -> Response:
+    code = status.HTTP_200_OK if getattr(job, "coalesced", False) else status.HTTP_202_ACCEPTED
+    return Response(JobStartedSerializer(job, context={"request": request}).data, status=code)
+
+
+def job_limit_refused(exc: JobLimitReached) -> Throttled:
+    return Throttled(detail=str(exc))
+
+
+class Gone(APIException):
+    status_code = 410
+    default_detail = "This file expired and was deleted."
+    default_code = "gone"
+
+
 class JobFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.choices, required=False)
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
@@ -606,6 +639,8 @@ class JobDownloadApi(ProjectView, APIView):
         )  # fmt: skip
         try:
             handle, name = export_services.export_job_file(job=job)
+        except export_services.ExportExpired as exc:
+            raise Gone(str(exc)) from exc
         except FileNotFoundError as exc:
             raise NotFound(str(exc)) from exc
         response = FileResponse(handle, as_attachment=True, filename=name)
@@ -629,7 +664,7 @@ class DatasetExportStartApi(ProjectView, APIView):
         )  # fmt: skip
         val_fraction = FiniteFloatField(default=0.1, min_value=0.0, max_value=0.9)
 
-    @extend_schema(request=InputSerializer, responses={202: JobOutputSerializer, 400: OpenApiResponse()})
+    @extend_schema(request=InputSerializer, responses={**JOB_START_RESPONSES, 400: OpenApiResponse()})
     def post(self, request, slug: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -641,7 +676,9 @@ class DatasetExportStartApi(ProjectView, APIView):
             )
         except DjangoValidationError as exc:
             raise ApiValidationError({"detail": exc.messages}) from exc
-        return Response(JobOutputSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        except JobLimitReached as exc:
+            raise job_limit_refused(exc) from exc
+        return job_started_response(job, request)
 
 
 urlpatterns = [
