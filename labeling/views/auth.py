@@ -2,9 +2,9 @@
 
 After LABELLOOP_LOGIN_FAILURES failures for one (username, address) within LABELLOOP_LOGIN_WINDOW_SECONDS of the
 first, a sign-in is answered 429 without checking the password, until the window has passed. A successful sign-in
-clears the count. Counts live in Django's cache: per process unless CACHES is shared (Redis). Behind a proxy every
-client has the proxy's address, so the limit is then per username: someone who knows a username can hold its
-sign-in shut for a window; the password itself is never weakened.
+clears the count. Counts live in Django's cache: per process unless CACHES is shared (Redis). The address is the
+connection's, or with LABELLOOP_BEHIND_PROXY the one the proxy appended to X-Forwarded-For (as DRF's throttles read
+it). Someone who knows a username can hold its sign-in shut for a window from their address only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ REFUSED = "Too many failed sign-ins for this username from your address: try aga
 def _failures_key(request: HttpRequest) -> str:
     username = request.POST.get("username", "")[:300].casefold()
     address = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.LABELLOOP_BEHIND_PROXY and forwarded:
+        address = forwarded.split(",")[-1].strip()  # appended by our proxy; what came before is the client's claim
     digest = hashlib.sha256(f"{username}\0{address}".encode()).hexdigest()
     return f"labelloop:login-failures:{digest}"
 

@@ -85,3 +85,20 @@ def test_the_admin_sign_in_is_limited_too(lena):
     assert client.get("/admin/").status_code == 302
     # The site's page shares the count: the same guesser gets no fresh five there.
     assert guess(client, "the-right-pw").status_code == 429
+
+
+def test_a_forged_forwarded_address_buys_no_fresh_count(lena, settings):
+    settings.LABELLOOP_BEHIND_PROXY = False
+    client = Client()
+    for i in range(5):
+        guess(client, f"guess-{i}", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
+    assert guess(client, "the-right-pw", HTTP_X_FORWARDED_FOR="10.0.0.99").status_code == 429
+
+
+def test_behind_a_proxy_the_address_it_appended_counts(lena, settings):
+    settings.LABELLOOP_BEHIND_PROXY = True
+    proxy = Client(REMOTE_ADDR="10.0.0.1")
+    for i in range(5):
+        guess(proxy, f"guess-{i}", HTTP_X_FORWARDED_FOR=f"1.2.3.{i}, 203.0.113.9")
+    assert guess(proxy, "the-right-pw", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
+    assert guess(proxy, "the-right-pw", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
