@@ -238,3 +238,53 @@ def test_every_rejection_is_counted_by_reason_past_the_names_the_page_keeps(proj
     page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
     assert "<td>not a supported image</td><td>5500</td>" in page
     assert "<td>truncated or corrupt</td><td>3</td>" in page
+
+
+def staging_folders(settings, project) -> list[Path]:
+    return list((Path(settings.LABELLOOP_DATA_ROOT) / "staging" / str(project.pk)).glob("*/upload-*"))
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: on_commit runs inside the request
+def test_an_upload_that_cannot_be_queued_leaves_no_staging_folder(project, manager_client, settings):
+    # Given a task queue that cannot be reached
+    from config.celery_app import app
+    from tests.conftest import free_port
+
+    old = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
+    app.conf.update(task_always_eager=False, broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    app._pool = app.amqp._producer_pool = None  # fresh connection pools for the dead broker URL
+    try:
+        # When a manager uploads images
+        manager_client.post(
+            reverse("labeling:import", args=[project.slug]),
+            {"action": "upload", "files": [SimpleUploadedFile(f"{n}.png", png_bytes(n)) for n in range(3)]},
+        )
+    finally:
+        app.conf.update(**old)
+        app.pool.force_close_all()
+        app._pool = app.amqp._producer_pool = None
+
+    # Then the job failed with its reason and the uploaded files are not left on the server
+    assert Job.objects.get(project=project).status == JobStatus.FAILED
+    assert staging_folders(settings, project) == []
+
+
+def test_an_import_that_fails_outside_the_run_leaves_no_staging_folder(
+    project, manager_client, upload, settings, monkeypatch
+):
+    # Given an import that breaks before its run can record anything (the task's last resort handles it)
+    from labeling.services import imports
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(imports, "import_run", broken)
+
+    # When a manager uploads images
+    job = upload(manager_client, project, {f"{n}.png": png_bytes(n) for n in range(3)})
+
+    # Then the job failed with the reason, and its staging folder is gone
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "database went away" in job.message
+    assert staging_folders(settings, project) == []

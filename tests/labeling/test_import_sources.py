@@ -209,3 +209,17 @@ def test_a_pipe_in_a_server_folder_is_refused_instead_of_blocking_the_import(pro
     assert job.status == JobStatus.SUCCEEDED
     assert result["imported"] == 1
     assert job.errors == [{"name": "b.png", "reason": "not a regular file: refused"}]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", ["pipe.png", "pipe.zip"])
+def test_a_pipe_named_on_the_command_line_is_refused_instead_of_blocking(project, tmp_path, capsys, name):
+    # Given a named pipe with no writer, passed as the image or zip to import
+    os.mkfifo(tmp_path / name)
+
+    # When the command imports it, then it ends at once with the pipe refused by name
+    call_command("import_images", project.slug, str(tmp_path / name))
+    assert f"rejected {name}: not a regular file: refused" in capsys.readouterr().out
+    job = Job.objects.get(project=project)
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result["rejected"] == 1
