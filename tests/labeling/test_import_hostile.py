@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Item, ItemState, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
+from tests.conftest import wait_for
 from tests.factories import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -288,3 +289,36 @@ def test_an_import_that_fails_outside_the_run_leaves_no_staging_folder(
     assert job.status == JobStatus.FAILED
     assert "database went away" in job.message
     assert staging_folders(settings, project) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_zip_bomb_does_not_keep_a_real_worker_busy(project, member_of, start_worker):
+    # Given the only worker of the imports queue, and a manager with the 65 KB bomb and then 50 real images
+    worker = start_worker(queues="default")
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER))
+
+    def browser_upload(files: dict[str, bytes]) -> Job:
+        """What static/js/import.js does: the upload endpoint, then start."""
+        data = {"files": [SimpleUploadedFile(n, d) for n, d in files.items()], "names": list(files)}
+        token = client.post(reverse("labeling:import_upload", args=[project.slug]), data).json()["token"]
+        response = client.post(reverse("labeling:import_start", args=[project.slug]), {"token": token})
+        assert response.status_code == 201, response.content
+        return Job.objects.filter(project=project).latest("created_at")
+
+    # When both are uploaded one after the other, the way the page does
+    started = time.monotonic()
+    bomb_job = browser_upload({"bomb.zip": overlapping_zip(entries=300, megabytes=49)})
+    images_job = browser_upload({f"img{n:02d}.png": png_bytes(n) for n in range(50)})
+
+    # Then the worker refuses the bomb at once and imports the images right after it
+    wait_for(lambda: Job.objects.get(pk=images_job.pk).finished, 120, what=f"imports\n{worker.output()[-3000:]}")
+    elapsed = time.monotonic() - started
+    bomb_job.refresh_from_db()
+    images_job.refresh_from_db()
+    assert bomb_job.status == JobStatus.SUCCEEDED, worker.output()[-3000:]
+    assert [e["name"] for e in bomb_job.errors] == ["bomb.zip"]
+    assert images_job.result["imported"] == 50
+    assert elapsed < 60, f"took {elapsed:.1f} s"  # the bomb alone kept the worker busy for 58 s before

@@ -18,9 +18,17 @@ Decisions (documented for users in the README):
 - Operating-system litter (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`) is skipped silently, and one
   folder that wraps a whole zip or dropped folder is not a class.
 
-Modules: `validation` (pure checks of one file's bytes), `items` (storing one item), `sources` (zips,
-folders, uploads, CSVs), `run` (the job: batches, decoder threads, progress, failure), `submit`
-(staging browser uploads, creating and queueing jobs).
+- A zip is checked as a whole before anything in it is inflated: entries that share compressed bytes
+  (a zip bomb), more than LABELLOOP_MAX_ARCHIVE_ENTRIES entries or a declared total over
+  LABELLOOP_MAX_ARCHIVE_BYTES refuse the whole archive, with the reason under its name.
+- A label that is not a class path ("a//b", an empty folder name) is refused for that file or CSV row,
+  by name or row number; the file is still imported, unlabeled, and no class is half created.
+- Every rejection is counted by kind in job.result["rejected_by_reason"]; job.errors keeps the first
+  names of each kind.
+
+Modules: `validation` (pure checks of one file's bytes), `items` (storing one item), `archives` (whole-zip
+checks), `sources` (zips, folders, uploads, CSVs, class paths), `run` (the job: batches, decoder threads,
+progress, failure), `submit` (staging browser uploads, creating and queueing jobs).
 """
 
 from labeling.services.imports.items import item_create_from_bytes
