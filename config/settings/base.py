@@ -170,8 +170,11 @@ LABELLOOP_MAX_ZIP_BYTES = env.int("LABELLOOP_MAX_ZIP_BYTES", default=2 * 1024 * 
 LABELLOOP_MAX_ARCHIVE_BYTES = env.int("LABELLOOP_MAX_ARCHIVE_BYTES", default=4 * 1024 * 1024 * 1024)
 LABELLOOP_MAX_ARCHIVE_ENTRIES = env.int("LABELLOOP_MAX_ARCHIVE_ENTRIES", default=100_000)
 LABELLOOP_THUMBNAIL_SIZE = env.int("LABELLOOP_THUMBNAIL_SIZE", default=256)
-# Server folders the import page may read from (empty: server-folder import is off in the UI).
+# Server folders that import and batch inference may read: staff use all of them; other users only the folders
+# staff grant to their project in the admin (empty: server folders are off).
 LABELLOOP_IMPORT_ROOTS = env.list("LABELLOOP_IMPORT_ROOTS", default=[])
+# Extra weight files a project may pick as its backbone weights (besides bundled / hub / none); nothing else.
+LABELLOOP_BACKBONE_WEIGHTS = env.list("LABELLOOP_BACKBONE_WEIGHTS", default=[])
 # Decoder threads per import (Pillow releases the GIL while decoding; threads work inside Celery workers).
 LABELLOOP_IMPORT_THREADS = env.int("LABELLOOP_IMPORT_THREADS", default=min(4, os.cpu_count() or 1))
 LABELLOOP_LEASE_SECONDS = env.int("LABELLOOP_LEASE_SECONDS", default=600)

@@ -86,8 +86,10 @@ def test_csrf_is_enforced_on_forms(project, member_of):
     assert not LabelClass.objects.filter(project=project).exists()
 
 
-def test_manager_creates_project_with_hierarchical_classes_and_invites(django_user_model, member_of):
-    creator = django_user_model.objects.create_user("maria", password="pw")
+def test_manager_creates_project_with_hierarchical_classes_and_invites(
+    django_user_model, member_of, allow_project_creation
+):
+    creator = allow_project_creation(django_user_model.objects.create_user("maria", password="pw"))
     django_user_model.objects.create_user("ann", password="pw")
     client = Client()
     client.force_login(creator)

@@ -62,7 +62,7 @@ def test_a_browser_upload_of_300_files_is_imported_by_a_prefork_worker(project, 
 
 
 def test_an_import_that_runs_past_the_time_limit_ends_failed_with_the_reason_on_the_page(
-    project, member_of, start_worker, settings, tmp_path, monkeypatch
+    project, member_of, start_worker, settings, tmp_path, monkeypatch, grant_server_folders
 ):
     # Given a deployment whose tasks may run 1 s (the web process puts the limit on the message, as
     # CELERY_TASK_SOFT_TIME_LIMIT=1 in its settings would), and a server folder far too large for that
@@ -74,6 +74,7 @@ def test_an_import_that_runs_past_the_time_limit_ends_failed_with_the_reason_on_
     for n in range(3000):
         (folder / f"{n:04d}.png").write_bytes(png_bytes(n, (8, 8)))
     settings.LABELLOOP_IMPORT_ROOTS = [str(tmp_path)]
+    grant_server_folders(project, tmp_path)
     client = Client()
     client.force_login(member_of(project, Role.MANAGER))
 

@@ -233,7 +233,9 @@ def test_batch_inference_predicts_like_the_platform_for_mirror_averaged_models(t
         assert gap > 1e-4
 
 
-def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(trained, member_of, settings, tmp_path):
+def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(
+    trained, member_of, settings, tmp_path, grant_server_folders
+):
     from django.core.exceptions import ValidationError
 
     project, *_ = trained
@@ -242,7 +244,8 @@ def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(train
     (tmp_path / "allowed" / "shots").mkdir(parents=True)
     (tmp_path / "allowed" / "shots" / "one.png").write_bytes(png_bytes(9))
     (tmp_path / "secret").mkdir()
-    with pytest.raises(ValidationError, match="must be inside"):
+    grant_server_folders(project, tmp_path / "allowed")
+    with pytest.raises(ValidationError, match="No such folder among the server folders open to this project"):
         services_export.inference_start(project=project, user=user, folder=str(tmp_path / "secret"))
     with pytest.raises(ValidationError, match="either a zip file or a server folder"):
         services_export.inference_start(project=project, user=user)
