@@ -31,6 +31,7 @@ from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, JobStatus, LabelClass, LabelSource, Project, ResolvedLabel
 from labeling.services.imports.items import attach_labels, delete_files, duplicate_reason, new_item, store_files
+from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
     Entry,
     class_path_parse,
@@ -161,36 +162,6 @@ class _Run:
 
 def _classes_by_path(project: Project) -> dict[str, LabelClass]:
     return {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=project)}
-
-
-# Kinds of problems for the counts the import page shows, checked in order: (phrases in the reason, kind).
-_REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
-    (("duplicate of",), "duplicate"),
-    (("empty file",), "empty file"),
-    (("zip bomb", "zip has", "zip would unpack", "not a valid zip"), "zip refused as a whole"),
-    (("zip slip",), "unsafe path in zip"),
-    (("encrypted zip",), "encrypted zip entry"),
-    (("too many pixels", "pixel limit"), "too many pixels"),
-    (("size limit", "over the"), "over the size limit"),
-    (("not an image", "not accepted", "not a supported image"), "not a supported image"),
-    (("truncated or corrupt", "could not be decoded", "image has no pixels"), "truncated or corrupt"),
-    (("not a regular file", "symbolic link"), "not a regular file"),
-    (("labels csv", "expected filename,label", "label not applied", "label '"), "label refused"),
-    (("labels for a single-label",), "too many labels for a single-label project"),
-    (("could not create class",), "class could not be created"),
-    (("no item with this name", "matches several items"), "label for no item"),
-    (("already labeled",), "already labeled"),
-    (("could not be read", "not a readable zip", "not found", "could not be stored"), "unreadable"),
-]
-
-
-def reason_kind(reason: str) -> str:
-    """The kind of a rejection reason, so counts can cover every file while names are kept for the first few."""
-    lower = reason.lower()
-    for phrases, kind in _REASON_KINDS:
-        if any(phrase in lower for phrase in phrases):
-            return kind
-    return reason.split("(")[0].split(":")[0].strip()[:80] or "other"
 
 
 def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_Pending]]]:

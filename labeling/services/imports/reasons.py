@@ -1,0 +1,36 @@
+"""Kinds of import problems: the import page counts every file by kind and lists the first names of each.
+
+Reasons are written where a file is refused (validation, sources, archives, run) and stay specific
+("file is 61.2 MB, over the 50.0 MB limit"); the kind groups them ("over the size limit").
+"""
+
+from __future__ import annotations
+
+# Kinds of problems for the counts the import page shows, checked in order: (phrases in the reason, kind).
+_REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
+    (("duplicate of",), "duplicate"),
+    (("empty file",), "empty file"),
+    (("zip bomb", "zip has", "zip would unpack", "not a valid zip"), "zip refused as a whole"),
+    (("zip slip",), "unsafe path in zip"),
+    (("encrypted zip",), "encrypted zip entry"),
+    (("too many pixels", "pixel limit"), "too many pixels"),
+    (("size limit", "over the"), "over the size limit"),
+    (("not an image", "not accepted", "not a supported image"), "not a supported image"),
+    (("truncated or corrupt", "could not be decoded", "image has no pixels"), "truncated or corrupt"),
+    (("not a regular file", "symbolic link"), "not a regular file"),
+    (("labels csv", "expected filename,label", "label not applied", "label '"), "label refused"),
+    (("labels for a single-label",), "too many labels for a single-label project"),
+    (("could not create class",), "class could not be created"),
+    (("no item with this name", "matches several items"), "label for no item"),
+    (("already labeled",), "already labeled"),
+    (("could not be read", "not a readable zip", "not found", "could not be stored"), "unreadable"),
+]
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a rejection reason, so counts can cover every file while names are kept for the first few."""
+    lower = reason.lower()
+    for phrases, kind in _REASON_KINDS:
+        if any(phrase in lower for phrase in phrases):
+            return kind
+    return reason.split("(")[0].split(":")[0].strip()[:80] or "other"
