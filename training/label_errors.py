@@ -3,11 +3,12 @@ confident learning -> ReviewTask rows (reason label_error) ranked by score.
 
 Runs inside a Celery task or a command (it imports torch through training.ml.embeddings when embeddings are
 missing from the feature store). Probabilities come from 5-fold cross-validation of an L2-regularised
-logistic-regression head on standardised embeddings (training.ml.confident.cross_val_pred_probs), so every
-label is judged by a model that never saw it. A label is a suspect only where that model's most probable class is
-another one. Single-label projects only: a multi-label project is reported as skipped. Items whose label a reviewer
-already set (source review) still train the folds but are never flagged. Each search is stored
-(training.models.LabelErrorSearch) with the estimated share of wrong labels and its bootstrap interval.
+logistic-regression head on standardised embeddings, averaged over REPEATS fold splits
+(training.ml.confident.cross_val_pred_probs), so every label is judged by a model that never saw it. A label is
+a suspect only where that model's most probable class is another one. Single-label projects only: a multi-label
+project is reported as skipped. Items whose label a reviewer already set (source review) still train the folds but
+are never flagged. Each search is stored (training.models.LabelErrorSearch) with the estimated share of wrong
+labels and its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from training.services.snapshot import LabelSnapshot, label_snapshot
 MIN_LABELS_PER_CLASS = 20
 # Below this out-of-sample agreement with the given labels, most disagreements are the model's errors.
 MIN_AGREEMENT = 0.5
+# Cross-validation repeated over this many fold splits and averaged (training.ml.confident.cross_val_pred_probs).
+REPEATS = 3
 # Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
 DEFAULT_C = 0.003
 
@@ -137,7 +140,7 @@ def label_errors_find(
     class_ids = [classes.ids[c] for c in judged]
 
     progress(0, 1, "cross-validation")
-    probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed)
+    probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=REPEATS)
     predicted = probs.argmax(axis=1)
     agreement = float((predicted == y).mean())
     if agreement < MIN_AGREEMENT:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from labeling.models import Item, LabelSource, ResolvedLabel, ReviewTask, ReviewTaskReason, Role
 from labeling.services.reviews import review_submit
-from training.label_errors import DEFAULT_C, label_errors_find, labeled_embeddings
+from training.label_errors import DEFAULT_C, REPEATS, label_errors_find, labeled_embeddings
 from training.tasks_quality import label_errors_find_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -72,7 +72,9 @@ def test_suspected_errors_rank_at_least_as_well_as_cleanlab_and_rerun_is_idempot
 
     # The same out-of-sample probabilities (same embeddings, folds and seed) ranked by cleanlab.
     ids, features, labels, classes = labeled_embeddings(project=project)
-    probs = cross_val_pred_probs(features, labels, n_classes=len(classes.ids), folds=5, C=DEFAULT_C, seed=0)
+    probs = cross_val_pred_probs(
+        features, labels, n_classes=len(classes.ids), folds=5, C=DEFAULT_C, seed=0, repeats=REPEATS
+    )
     truth = np.array([i in flipped_items for i in ids])
     position = {item_id: k for k, item_id in enumerate(ids)}
     ours = np.array([position[t.item_id] for t in tasks])
