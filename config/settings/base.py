@@ -207,8 +207,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Image labeling with the model in the loop.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Name the strategy enum after what it is, not after the model field ("AlStrategyEnum").
-    "ENUM_NAME_OVERRIDES": {"StrategyEnum": "labeling.choices.STRATEGY_CHOICES"},
+    # Name the strategy enum after what it is, not after the model field ("AlStrategyEnum"); a job's status appears
+    # in two components (a job, a job just started), which would otherwise get a hashed name.
+    "ENUM_NAME_OVERRIDES": {
+        "StrategyEnum": "labeling.choices.STRATEGY_CHOICES",
+        "JobStatusEnum": "labeling.models.JobStatus",
+    },
 }
 
 # Celery: three queues (DESIGN.md), each with its own workers, so that short work never waits behind long work.
