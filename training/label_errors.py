@@ -33,8 +33,10 @@ from training.services.snapshot import LabelSnapshot, label_snapshot
 MIN_LABELS_PER_CLASS = 20
 # Below this out-of-sample agreement with the given labels, most disagreements are the model's errors.
 MIN_AGREEMENT = 0.5
-# Cross-validation repeated over this many fold splits and averaged (training.ml.confident.cross_val_pred_probs).
+# Cross-validation repeated over this many fold splits and averaged (training.ml.confident.cross_val_pred_probs),
+# while labels x classes stays under REPEAT_BUDGET (the fits grow with both; beyond it one split is used).
 REPEATS = 3
+REPEAT_BUDGET = 200_000
 # Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
 DEFAULT_C = 0.003
 
@@ -140,7 +142,8 @@ def label_errors_find(
     class_ids = [classes.ids[c] for c in judged]
 
     progress(0, 1, "cross-validation")
-    probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=REPEATS)
+    repeats = REPEATS if len(y) * len(judged) <= REPEAT_BUDGET else 1
+    probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
     predicted = probs.argmax(axis=1)
     agreement = float((predicted == y).mean())
     if agreement < MIN_AGREEMENT:
