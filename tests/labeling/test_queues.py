@@ -92,8 +92,9 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
 
     # The short periodic work never shares a queue with long work; training and scoring share the GPU.
     assert route_of(app, "training.tasks.training_scheduler_tick_task") == "housekeeping"
-    assert [n for n in registered if routes[n]["queue"] == "housekeeping"] == [
-        "training.tasks.training_scheduler_tick_task"
+    assert sorted(n for n in registered if routes[n]["queue"] == "housekeeping") == [
+        "labeling.tasks_export.export_files_expire_task",
+        "training.tasks.training_scheduler_tick_task",
     ]
     for name in ("training_run_execute_task", "training_score_task"):
         assert route_of(app, f"training.tasks.{name}") == "gpu"
