@@ -33,3 +33,11 @@ def import_run_task(job_id: int) -> dict:
         logger.exception("import job %s failed", job_id)
         import_job_fail(job_id=job_id, exc=exc)
         return {"job": job_id, "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+@shared_task(ignore_result=True)
+def staging_dirs_sweep_task() -> dict:
+    """Periodic (beat, housekeeping queue): delete browser uploads that were started and never submitted."""
+    from labeling.services.imports import staging_dirs_sweep
+
+    return {"removed": staging_dirs_sweep()}

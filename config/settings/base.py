@@ -246,6 +246,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks_export.model_export_task": {"queue": "default"},
     "training.tasks_export.inference_task": {"queue": "default"},
     "labeling.tasks_export.export_files_expire_task": {"queue": "housekeeping"},
+    "labeling.tasks.staging_dirs_sweep_task": {"queue": "housekeeping"},
     "training.tasks.model_version_activated_task": {"queue": "default"},
     "training.tasks_quality.label_errors_find_task": {"queue": "default"},
     "training.tasks_quality.holdout_predictions_task": {"queue": "default"},
@@ -275,6 +276,8 @@ LABELLOOP_MAX_QUEUED_JOBS_PER_USER = env.int("LABELLOOP_MAX_QUEUED_JOBS_PER_USER
 LABELLOOP_MAX_QUEUED_JOBS_PER_PROJECT = env.int("LABELLOOP_MAX_QUEUED_JOBS_PER_PROJECT", default=10)
 LABELLOOP_EXPORT_TTL_HOURS = env.float("LABELLOOP_EXPORT_TTL_HOURS", default=72.0)
 LABELLOOP_EXPORT_EXPIRE_INTERVAL = env.float("LABELLOOP_EXPORT_EXPIRE_INTERVAL", default=600.0)
+# Browser uploads started and never submitted are deleted after this many hours (hourly sweep; 0 = never).
+LABELLOOP_STAGING_TTL_HOURS = env.float("LABELLOOP_STAGING_TTL_HOURS", default=24.0)
 # Test hook only: seconds a dataset export sleeps after it starts (keeps other exports queued behind it).
 LABELLOOP_DEBUG_EXPORT_SLEEP = env.float("LABELLOOP_DEBUG_EXPORT_SLEEP", default=0.0)
 CELERY_BEAT_SCHEDULE = {
@@ -288,6 +291,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "labeling.tasks_export.export_files_expire_task",
         "schedule": LABELLOOP_EXPORT_EXPIRE_INTERVAL,
         "options": {"queue": "housekeeping", "expires": LABELLOOP_EXPORT_EXPIRE_INTERVAL},
+    },
+    "staging-dirs-sweep": {
+        "task": "labeling.tasks.staging_dirs_sweep_task",
+        "schedule": 3600.0,
+        "options": {"queue": "housekeeping", "expires": 3600.0},
     },
 }
 # Training runs (see training/services/): lease, re-send and back-off, all in seconds.

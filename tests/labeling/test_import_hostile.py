@@ -4,6 +4,7 @@ entry and size limits, labels CSVs with broken class paths, and more rejections 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import time
 import zipfile
@@ -16,6 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Item, ItemState, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
+from labeling.tasks import staging_dirs_sweep_task
 from tests.conftest import wait_for
 from tests.factories import png_bytes
 
@@ -322,3 +324,30 @@ def test_the_zip_bomb_does_not_keep_a_real_worker_busy(project, member_of, start
     assert [e["name"] for e in bomb_job.errors] == ["bomb.zip"]
     assert images_job.result["imported"] == 50
     assert elapsed < 60, f"took {elapsed:.1f} s"  # the bomb alone kept the worker busy for 58 s before
+
+
+def test_uploads_started_and_never_submitted_are_swept_but_a_queued_import_keeps_its_files(
+    project, manager_client, settings
+):
+    # Given three browser uploads: one abandoned a day and a half ago, one abandoned a minute ago,
+    # and one as old whose import is queued (waiting behind other work)
+    def start_upload() -> Path:
+        answer = manager_client.post(
+            reverse("labeling:import_upload", args=[project.slug]),
+            {"files": [SimpleUploadedFile("a.png", png_bytes(1))]},
+        )
+        return next(p for p in staging_folders(settings, project) if p.name == answer.json()["token"])
+
+    abandoned, fresh, held = start_upload(), start_upload(), start_upload()
+    Job.objects.create(project=project, kind=JobKind.IMPORT, status=JobStatus.QUEUED, params={"staging_dir": str(held)})
+    long_ago = time.time() - 36 * 3600
+    for folder in (abandoned, held):
+        for path in (folder, *folder.iterdir()):
+            os.utime(path, (long_ago, long_ago))
+
+    # When the housekeeping sweep runs
+    result = staging_dirs_sweep_task()
+
+    # Then only the abandoned upload is gone
+    assert result == {"removed": 1}
+    assert sorted(staging_folders(settings, project)) == sorted([fresh, held])

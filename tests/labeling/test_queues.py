@@ -93,6 +93,7 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
     # The short periodic work never shares a queue with long work; training and scoring share the GPU.
     assert route_of(app, "training.tasks.training_scheduler_tick_task") == "housekeeping"
     assert sorted(n for n in registered if routes[n]["queue"] == "housekeeping") == [
+        "labeling.tasks.staging_dirs_sweep_task",
         "labeling.tasks_export.export_files_expire_task",
         "training.tasks.training_scheduler_tick_task",
     ]

@@ -50,6 +50,7 @@ from labeling.services.imports.submit import (
     staged_uploads_add,
     staging_dir_create,
     staging_dir_get,
+    staging_dirs_sweep,
 )
 from labeling.services.imports.validation import (
     ALLOWED_FORMATS,
@@ -83,6 +84,7 @@ __all__ = [
     "staged_uploads_add",
     "staging_dir_create",
     "staging_dir_get",
+    "staging_dirs_sweep",
     "wrapping_folders",
     "zip_entries",
     "zip_entry_unsafe",

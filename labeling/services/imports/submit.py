@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -49,6 +50,35 @@ def staging_dir_get(*, project: Project, user, token: str) -> Path:
     if not directory.is_dir():
         raise ValidationError("Unknown or finished upload.")
     return directory
+
+
+def staging_dirs_sweep(*, older_than_hours: float | None = None) -> int:
+    """Delete browser-upload folders that no import job holds and nobody touched for `older_than_hours`
+    (LABELLOOP_STAGING_TTL_HOURS): uploads a user started and never submitted. Returns how many were removed.
+
+    A folder named by a queued or running import job is kept whatever its age; a finished job removes its own.
+    """
+    hours = settings.LABELLOOP_STAGING_TTL_HOURS if older_than_hours is None else older_than_hours
+    base = Path(settings.LABELLOOP_DATA_ROOT) / "staging"
+    if hours <= 0 or not base.is_dir():
+        return 0
+    held = {
+        str(Path(p["staging_dir"]).resolve())
+        for p in Job.objects.filter(kind=JobKind.IMPORT, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .exclude(params__staging_dir=None)
+        .values_list("params", flat=True)
+        if (p or {}).get("staging_dir")
+    }
+    cutoff = time.time() - hours * 3600
+    removed = 0
+    for directory in base.glob("*/*/upload-*"):
+        if not directory.is_dir() or str(directory.resolve()) in held:
+            continue
+        newest = max([directory.stat().st_mtime, *(f.stat().st_mtime for f in directory.iterdir())])
+        if newest < cutoff:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def staged_uploads_add(
