@@ -16,6 +16,7 @@ from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.reviews import item_gold_set
+from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -263,3 +264,27 @@ def test_a_token_stops_working_when_the_password_changes(world, monkeypatch, cha
     assert fresh != old_key
     client.credentials(HTTP_AUTHORIZATION=f"Token {fresh}")
     assert client.get("/api/projects/hard/next/").status_code == 200
+
+
+def test_a_nul_byte_in_a_server_folder_path_is_refused_not_a_server_error(world, settings, tmp_path):
+    # given: staff, who may import from the server folders, and a model to run inference with
+    settings.LABELLOOP_IMPORT_ROOTS = [str(tmp_path)]
+    (tmp_path / "photos").mkdir()
+    staff = world["member_of"](world["project"], Role.MANAGER, "staff")
+    staff.is_staff = True
+    staff.save()
+    ModelVersion.objects.create(project=world["project"], number=1, artifact_path="x", architecture="a", active=True)
+    crafted = f"{tmp_path}/photos\x00/../../etc"
+    browser = Client(raise_request_exception=False)
+    browser.force_login(staff)
+    jobs_before = Job.objects.count()
+
+    # when: the import page and the inference API get a folder path with a NUL byte
+    page = browser.post("/p/hard/import/", {"action": "folder", "path": crafted})
+    answer = api(staff).post("/api/projects/hard/inference/", {"folder": crafted}, format="json")
+
+    # then: both refuse it with a reason, and no job is made
+    assert page.status_code == 400
+    assert "No such folder" in page.content.decode()
+    assert answer.status_code == 400
+    assert Job.objects.count() == jobs_before
