@@ -107,6 +107,34 @@ def test_too_few_labels_per_class_says_so_and_flags_nothing(
     assert LabelErrorSearch.objects.get(project=project).status == "too_few"
 
 
+def test_labels_a_model_cannot_learn_are_not_judged(
+    client, project_factory, member_of, django_capture_on_commit_callbacks
+):
+    # Given 4 classes x 20 labels given at random to images of noise: no model can agree with much more than 1 in 4
+    project = project_factory(image_size=32)
+    manager = member_of(project, Role.MANAGER, "boss")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    classes = [project.classes.create(name=f"c{k}", order=k) for k in range(4)]
+    rng = np.random.default_rng(3)
+    for j in range(80):
+        grey = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(grey, "RGB").save(buffer, "PNG")
+        item = item_create_from_bytes(project=project, name=f"{j}.png", data=buffer.getvalue())
+        annotation_create(item=item, user=annotator, class_ids=[classes[j % 4].pk])
+    client.force_login(manager)
+
+    # When the manager searches from the page
+    search_from_page(client, project, django_capture_on_commit_callbacks)
+    html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
+
+    # Then the page says the model is too weak to judge, instead of flagging its own mistakes
+    assert "The model is too weak to judge labels yet" in html
+    assert 'data-status="weak"' in html
+    assert page_rows(html) == []
+    assert not ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False).exists()
+
+
 def test_rows_are_disagreements_judged_out_of_sample_and_reviews_are_counted(
     client, project_factory, member_of, django_capture_on_commit_callbacks
 ):
