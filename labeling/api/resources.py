@@ -411,7 +411,7 @@ def items_filter(*, project: Project, filters: dict):
 
 
 class ItemListApi(ProjectView, generics.ListAPIView):
-    """Items with filters; keyset-paginated by id (follow `next`). Annotators may filter by split only (403)."""
+    """Items with filters; keyset-paginated by id (follow `next`). Annotators may filter by split only (others: 403)."""
 
     serializer_class = ItemOutputSerializer
     pagination_class = IdCursorPagination
