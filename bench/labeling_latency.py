@@ -64,8 +64,8 @@ def build_projects(sizes: list[int], clients: list[int], media_root: Path) -> li
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
     from PIL import Image
-    from rest_framework.authtoken.models import Token
 
+    from labeling.api.tokens import token_replace
     from labeling.models import Item, LabelClass, Membership, Project, Role
 
     call_command("migrate", verbosity=0)
@@ -81,7 +81,7 @@ def build_projects(sizes: list[int], clients: list[int], media_root: Path) -> li
     users = []
     for c in range(max(clients)):
         user = get_user_model().objects.create_user(username=f"bench{c}", password="pw")
-        token = Token.objects.create(user=user)
+        token = token_replace(user=user)
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

@@ -63,6 +63,8 @@ def _lock_item(item: Item, class_ids: list[int] | None = None) -> Item:
     Item.DoesNotExist when no such item belongs to that project.
     """
     ids = class_ids or []
+    if not isinstance(item.pk, int) or not 0 < item.pk < 2**63:
+        raise Item.DoesNotExist("No such item in this project.")  # past the id column's range: never a row
     params = {"item": item.pk, "project": item.project_id, **{f"c{k}": c for k, c in enumerate(ids)}}
     locked = next(iter(Item.objects.raw(_lock_sql(len(ids)), params)), None)
     if locked is None:
@@ -127,6 +129,8 @@ def _parse_class_ids(*, project: Project, class_ids: Iterable) -> list[int]:
         raise ValidationError("Class ids must be integers.") from exc
     if not ids:
         raise ValidationError("Choose at least one class.")
+    if not all(0 < i < 2**63 for i in ids):
+        raise ValidationError("Unknown class id.")  # past the id column's range: no such class
     if not project.is_multi_label and len(ids) != 1:
         raise ValidationError("This is a single-label project: choose exactly one class.")
     return ids

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from labeling.api.tokens import token_replace
 from labeling.models import Annotation, Item, ItemState, LabelClass, ResolvedLabel, Role, TaskType
 from labeling.services.projects import label_class_create, label_classes_from_paths
 from tests.labeling.test_queue import bulk_items
@@ -183,7 +183,7 @@ def test_multi_label_page_uses_checkboxes(project_factory, label_class_factory, 
 
 @pytest.fixture
 def api(world):
-    token = Token.objects.create(user=world["annotator"])
+    token = token_replace(user=world["annotator"])
     client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 
@@ -439,3 +439,18 @@ def test_an_annotator_sees_their_own_skips_in_the_order_they_come_back(world, me
     outsider = Client()
     outsider.force_login(member_of(world["other"], Role.ANNOTATOR, "eve"))
     assert outsider.get(reverse("labeling:label_skips", args=["birds"])).status_code == 404
+
+
+@pytest.mark.parametrize("huge", [2**63, 2**64, 10**30])
+def test_ids_past_the_database_range_on_the_labeling_page_are_not_found(world, huge):
+    client, first = world["client"], world["items"][0]
+    client.get(reverse("labeling:label", args=["birds"]))
+
+    skip = client.post(f"/p/birds/label/{huge}/skip/", **HTMX)
+    label = client.post(f"/p/birds/label/{huge}/", {"class_ids": world["cat"].pk}, **HTMX)
+    bad_class = client.post(reverse("labeling:label_submit", args=["birds", first.pk]), {"class_ids": huge}, **HTMX)
+
+    assert skip.status_code == 404
+    assert label.status_code == 404
+    assert bad_class.status_code == 400
+    assert Annotation.objects.count() == 0
