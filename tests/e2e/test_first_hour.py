@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -64,6 +65,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.m
 
 KEY_INTERVAL = 0.060  # seconds between key presses: a fast human
 LABELS_BY_KEYBOARD = 100
+# The digits are 64 px images: the model's input size matches, and mirrored embeddings are off (a mirrored digit is
+# another shape, as the setting's help says).
+DIGITS_SETTINGS = {"image_size": 64, "flip_average": False}
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +113,19 @@ def finished_job(jobs, timeout: float, demo) -> Job:
         state = f"{job.status} {job.done}/{job.total} {job.message!r}" if job else "never created"
         raise AssertionError(f"job not finished after {timeout:.0f} s: {state}\n{demo.logs()}")
     return newest.first()
+
+
+class Phases:
+    """Wall time of each phase of a test, printed at the end (shown with -s, or with a failure's output)."""
+
+    def __init__(self, name: str):
+        self.name, self.last, self.times = name, time.monotonic(), []
+
+    def __call__(self, phase: str) -> None:
+        now = time.monotonic()
+        self.times.append(f"{phase} {now - self.last:.1f}s")
+        self.last = now
+        print(f"[{self.name}] " + " · ".join(self.times))
 
 
 def user(username: str):
@@ -209,7 +226,8 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     # Given a project with a generated 150-class taxonomy: 22 top-level classes, four levels deep
     project = project_with("Clip art", user("maria"), {"ann": Role.ANNOTATOR})
     paths = taxonomy_paths()
-    by_path = label_classes_from_paths(project=project, paths=paths)
+    with transaction.atomic():
+        by_path = label_classes_from_paths(project=project, paths=paths)
     assert LabelClass.objects.filter(project=project).count() == 150
     assert LabelClass.objects.filter(project=project, parent__isnull=True).count() == 22
     leaf_ids = sorted(by_path[p].pk for p in leaves(paths))
@@ -234,8 +252,9 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     assert dark < 80, "the black lines of the image are not visible"
 
     # The rest of the images arrive (imported while the annotator works)
-    for n, (data, _) in enumerate(unique_digit_pngs(140)):
-        item_create_from_bytes(project=project, name=f"art-{n:03d}.png", data=data)
+    with transaction.atomic():
+        for n, (data, _) in enumerate(unique_digit_pngs(140)):
+            item_create_from_bytes(project=project, name=f"art-{n:03d}.png", data=data)
     intended = lambda item_id: leaf_ids[(int(item_id) * 7919) % len(leaf_ids)]  # noqa: E731  the image's class
 
     # Each level of the tree has its own keys: every class can be reached by drilling down, one key per level
@@ -398,21 +417,22 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
 def digits_project(name: str, *, noise: float, seed: int = 7):
     """Every distinct digit imported with a label (the team's existing labels); `noise` of them wrong.
 
-    The images are 64 px, as the demo writes them, and the project's model input size is set to match.
+    The images are 64 px, as the demo writes them (DIGITS_SETTINGS).
     Returns (project, item id -> true digit, ids of the items whose label is wrong).
     """
-    project = project_with(name, user("maria"), {"rita": Role.REVIEWER, "eve": Role.ML_ENGINEER}, image_size=64)
+    project = project_with(name, user("maria"), {"rita": Role.REVIEWER, "eve": Role.ML_ENGINEER}, **DIGITS_SETTINGS)
     classes = [label_class_create(project=project, name=str(d), hotkey=str(d)) for d in range(10)]
     rng = np.random.default_rng(seed)
     truth, wrong = {}, set()
-    for n, (data, digit) in enumerate(unique_digit_pngs()):
-        label = digit
-        if rng.random() < noise:
-            label = (digit + int(rng.integers(1, 10))) % 10
-        item = item_create_from_bytes(project=project, name=f"{n:04d}.png", data=data, classes=[classes[label]])
-        truth[item.pk] = digit
-        if label != digit:
-            wrong.add(item.pk)
+    with transaction.atomic():  # one commit, not 1,797
+        for n, (data, digit) in enumerate(unique_digit_pngs()):
+            label = digit
+            if rng.random() < noise:
+                label = (digit + int(rng.integers(1, 10))) % 10
+            item = item_create_from_bytes(project=project, name=f"{n:04d}.png", data=data, classes=[classes[label]])
+            truth[item.pk] = digit
+            if label != digit:
+                wrong.add(item.pk)
     return project, truth, wrong
 
 
@@ -432,6 +452,7 @@ def train_now(page, project, demo, timeout: float = 300) -> TrainingRun:
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, f"{run.error}\n{demo.logs()}"
     expect(page.locator(f"#run-{run.pk}")).to_have_attribute("data-status", RunStatus.SUCCEEDED, timeout=15_000)
+    print(f"run {run.pk} ({run.trigger}, {run.label_count} labels): {run.timings}")
     return run
 
 
@@ -464,13 +485,17 @@ def test_after_training_the_label_error_page_flags_the_wrong_labels_and_little_e
     page, login, screenshot, demo_later, noise, name
 ):
     # Given all 1,797 digits imported with their labels (all correct, or 5 % of them wrong), and `make demo` running
+    phase = Phases(f"label errors, {name}")
     project, truth, wrong = digits_project(f"Digits {name}", noise=noise)
     assert (len(wrong) > 60) == (noise > 0)
+    phase("items")
     demo = demo_later()
+    phase("workers")
 
     # When the manager trains from the model page, then runs the label-error search from its page
     login("maria")
     train_now(page, project, demo)
+    phase("training")
     page.goto(f"/p/{project.slug}/review/label-errors/")
     page.get_by_role("button", name=re.compile("Search for label errors", re.I)).click()
     searches = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS)
@@ -479,6 +504,7 @@ def test_after_training_the_label_error_page_flags_the_wrong_labels_and_little_e
         raise AssertionError(f"label-error search not finished: {list(searches.values('status', 'done'))}")
     failed = searches.filter(status=JobStatus.FAILED).first()
     assert failed is None, f"{failed.message}\n{demo.logs()}"
+    phase("search")
     page.reload()
     rows, flagged = label_error_rows(page)
     screenshot(f"first-hour-label-errors-{name}")
@@ -514,17 +540,18 @@ def test_a_reviewer_gives_verdicts_by_keyboard_and_the_export_holds_the_reviewed
         "Digits reviewed",
         user("maria"),
         {"ann": Role.ANNOTATOR, "rita": Role.REVIEWER, "eve": Role.ML_ENGINEER},
-        image_size=64,
         review_sample_rate=0.3,
+        **DIGITS_SETTINGS,
     )
     classes = [label_class_create(project=project, name=str(d), hotkey=str(d)) for d in range(10)]
     ann = get_user_model().objects.get(username="ann")
     truth = {}
-    for n, (data, digit) in enumerate(unique_digit_pngs(300)):
-        item = item_create_from_bytes(project=project, name=f"{n:04d}.png", data=data)
-        truth[item.pk] = digit
-        given = (digit + 1) % 10 if n % 10 == 3 else digit
-        annotation_create(item=item, user=ann, class_ids=[classes[given].pk])
+    with transaction.atomic():
+        for n, (data, digit) in enumerate(unique_digit_pngs(300)):
+            item = item_create_from_bytes(project=project, name=f"{n:04d}.png", data=data)
+            truth[item.pk] = digit
+            given = (digit + 1) % 10 if n % 10 == 3 else digit
+            annotation_create(item=item, user=ann, class_ids=[classes[given].pk])
     demo = demo_later()
     login("eve")
     run = train_now(page, project, demo)
