@@ -6,6 +6,7 @@ from django.urls import reverse
 from labeling.models import Item, ItemState, ResolvedLabel, Review, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.reviews import item_gold_set, review_task_open
+from training.models import LabelErrorSearch
 
 pytestmark = pytest.mark.django_db
 
@@ -155,6 +156,12 @@ def test_label_errors_page_lists_tasks_by_score(client, world):
     low, high = world["items"][0], world["items"][1]
     ReviewTask.objects.create(project=project, item=low, reason=ReviewTaskReason.LABEL_ERROR, score=0.3)
     ReviewTask.objects.create(project=project, item=high, reason=ReviewTaskReason.LABEL_ERROR, score=0.9)
+    # The page lists the suspects of the stored search (the model that judged each row disagrees with its label)
+    cat, dog = world["cat"], world["dog"]
+    LabelErrorSearch.objects.create(
+        project=project, status="ok", labels=3, estimated_share=0.5, share_low=0.2, share_high=0.8,
+        suspects={str(low.pk): [cat.pk, dog.pk, 0.6, 0.3], str(high.pk): [cat.pk, dog.pk, 0.9, 0.1]},
+    )  # fmt: skip
     client.force_login(world["rev"])
     html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
     assert html.index(f'data-item="{high.pk}"') < html.index(f'data-item="{low.pk}"')
