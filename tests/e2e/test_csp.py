@@ -45,7 +45,7 @@ def test_every_main_page_loads_without_a_policy_violation(csp_page, login, busy_
         assert "script-src 'self'" in response.headers["content-security-policy"], name
         page.wait_for_load_state("load")
         # htmx and the page's own script have run (htmx processes the body once the document is parsed).
-        page.wait_for_function("window.htmx && document.body && htmx.config.includeIndicatorStyles === false")
+        page.wait_for_function("() => window.htmx && document.body && htmx.config.includeIndicatorStyles === false")
         page.wait_for_timeout(300)
         assert page.violations() == [], name
     screenshot("csp-model-quality")
@@ -91,3 +91,26 @@ def test_a_script_injected_into_a_page_is_refused_and_reported(csp_page, login, 
     assert "script-src-attr" in seen
     assert "style-src-elem" in seen
     assert Project.objects.filter(pk=project.pk).exists()
+
+
+def test_labeling_and_reviewing_through_htmx_swaps_raise_no_violation(csp_page, login, busy_project, member_of):
+    """Keystrokes that swap cards in (htmx) and the scripts that run on the new card stay inside the policy."""
+    project, _ = busy_project
+    page = csp_page
+    login("ann")
+    page.goto(f"/p/{project.slug}/label/")
+    page.wait_for_function("() => document.getElementById('item-card').dataset.ready")
+    first = page.locator("#item-card").get_attribute("data-item")
+    page.keyboard.press("1")
+    page.wait_for_function(f"() => document.getElementById('item-card').dataset.item !== '{first}'")
+    assert page.violations() == []
+
+    member_of(project, "reviewer", "rita")
+    page.context.clear_cookies()
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    task = page.locator("#review-card").get_attribute("data-task")
+    assert task
+    page.keyboard.press("a")
+    page.wait_for_function(f"() => document.getElementById('review-card').dataset.task !== '{task}'")
+    assert page.violations() == []
