@@ -101,6 +101,9 @@ class ReviewContext:
     gold: list[LabelClass]
     model_top: list[tuple[LabelClass, float]] = field(default_factory=list)
     model_version: int | None = None  # the active version's number, whether or not it predicted this item
+    # For a suspected label error: what the search's cross-validated model (one that never saw this label) said,
+    # as (its class, its probability, probability it gave the given class); None otherwise.
+    out_of_sample: tuple[LabelClass, float, float] | None = None
 
 
 def _given_labels(item: Item) -> list[GivenLabel]:
@@ -162,6 +165,7 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         given = live[-1] if live else None
     resolved = ResolvedLabel.objects.filter(item=item).prefetch_related("classes").first()
     top, version = model_top_classes(item=item)
+    out_of_sample = _label_error_view(item=item) if task.reason == ReviewTaskReason.LABEL_ERROR else None
     return ReviewContext(
         task=task,
         item=item,
@@ -172,7 +176,22 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         gold=list(item.gold_classes.all()) if item.is_gold else [],
         model_top=top,
         model_version=version,
+        out_of_sample=out_of_sample,
     )
+
+
+def _label_error_view(*, item: Item) -> tuple[LabelClass, float, float] | None:
+    """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch)."""
+    try:
+        search_model = apps.get_model("training", "LabelErrorSearch")
+    except LookupError:
+        return None
+    search = search_model.objects.filter(project_id=item.project_id).order_by("-created_at", "-id").first()
+    row = ((search.suspects or {}) if search is not None else {}).get(str(item.pk))
+    if not row or len(row) < 4:
+        return None
+    model_class = LabelClass.objects.filter(project_id=item.project_id, pk=row[1]).first()
+    return (model_class, float(row[2]), float(row[3])) if model_class is not None else None
 
 
 # ---- annotators and agreement ---------------------------------------------------------------------------------

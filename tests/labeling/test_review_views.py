@@ -341,3 +341,23 @@ def test_correction_to_the_given_class_is_refused_with_a_message(client, world):
     task.refresh_from_db()
     assert not task.done
     assert ResolvedLabel.objects.get(item_id=task.item_id).source != "review"
+
+
+def test_a_suspected_label_error_card_shows_what_the_out_of_sample_model_said(client, world):
+    # Given a label-error search whose cross-validated model says "dog" (91 %) for an item labeled "cat"
+    project, item, cat, dog = world["project"], world["items"][0], world["cat"], world["dog"]
+    ReviewTask.objects.filter(project=project).delete()
+    ReviewTask.objects.create(project=project, item=item, reason=ReviewTaskReason.LABEL_ERROR, score=0.9)
+    LabelErrorSearch.objects.create(
+        project=project, status="ok", labels=3, suspects={str(item.pk): [cat.pk, dog.pk, 0.91, 0.04]}
+    )
+    client.force_login(world["rev"])
+
+    # When the reviewer opens the label-error tab
+    html = client.get(reverse("labeling:review", args=[project.slug]) + "?reason=label_error").content.decode()
+
+    # Then the card says what that model said, not a stale or missing active-version prediction
+    assert 'id="out-of-sample"' in html
+    note = html[html.index('id="out-of-sample"') :]
+    assert "<b>dog</b> (91%)" in note[:400]
+    assert "given label 4%" in note[:400]
