@@ -8,15 +8,19 @@ it refreshes the review feeds (model contradictions) and enqueues the label-erro
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
-from django.db import transaction
+from django.utils import timezone
 
 from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.services.dispatch import task_send_on_commit
 from labeling.services.jobs import job_create, job_finish, job_start
 from labeling.services.reviews import review_tasks_refresh
 
 logger = logging.getLogger(__name__)
+
+STALE_QUEUED = timedelta(minutes=30)  # a search queued longer than this never reached a worker
 
 
 def label_errors_job_enqueue(*, project: Project, created_by=None) -> Job:
@@ -24,18 +28,20 @@ def label_errors_job_enqueue(*, project: Project, created_by=None) -> Job:
     running = Job.objects.filter(
         project=project, kind=JobKind.LABEL_ERRORS, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
     ).first()
+    if (
+        running is not None
+        and running.status == JobStatus.QUEUED
+        and running.created_at < timezone.now() - STALE_QUEUED
+    ):
+        # Queued this long and never started: its message was lost (a broker outage before sends failed jobs).
+        job_finish(job=running, error="No worker picked this search up; it was asked for again.")
+        running = None
     if running is not None:
         return running
     job = job_create(project=project, kind=JobKind.LABEL_ERRORS, created_by=created_by)
-    transaction.on_commit(lambda: task_send(label_errors_find_task, project.pk, job.pk))
+    # A broker outage fails the job with its reason (never a queued job nothing will run): the next click retries.
+    task_send_on_commit("training.tasks_quality.label_errors_find_task", project.pk, job.pk, job_id=job.pk)
     return job
-
-
-def task_send(task, *args) -> None:
-    try:
-        task.delay(*args)
-    except Exception:  # the broker is down: the Job stays queued and the page says so
-        logger.exception("could not enqueue %s%s", task.name, args)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)
@@ -94,4 +100,4 @@ def label_errors_after_run(*, project_id: int, version_number: int | None = None
         logger.exception("review refresh after a run of project %s failed", project_id)
     label_errors_job_enqueue(project=project)
     if version_number is not None:
-        transaction.on_commit(lambda: task_send(holdout_predictions_task, project_id, version_number))
+        task_send_on_commit("training.tasks_quality.holdout_predictions_task", project_id, version_number)

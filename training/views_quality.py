@@ -13,10 +13,12 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
+from labeling.models import JobStatus
 from labeling.permissions import Capability, project_view
+from labeling.services.dispatch import BROKER_DOWN, task_send
 from training import quality
 from training.models import ModelVersion
-from training.tasks_quality import holdout_predictions_task, label_errors_job_enqueue, task_send
+from training.tasks_quality import label_errors_job_enqueue
 
 # With many classes a bar chart has a card to itself: room for the names of a deep taxonomy.
 WIDE_BARS = {"width": 760, "max_label_width": 380}
@@ -214,7 +216,11 @@ def label_errors_find(request: HttpRequest, slug: str) -> HttpResponse:
     if not ({Capability.REVIEW, Capability.TRAIN} & set(request.capabilities)):
         raise PermissionDenied("Your role in this project does not allow this.")
     job = label_errors_job_enqueue(project=request.project, created_by=request.user)
-    messages.success(request, f"Label-error search #{job.pk} queued.")
+    job.refresh_from_db()
+    if job.status == JobStatus.FAILED:
+        messages.error(request, f"Label-error search #{job.pk} could not start. {job.message}")
+    else:
+        messages.success(request, f"Label-error search #{job.pk} queued.")
     return redirect("labeling:review_label_errors", slug=slug)
 
 
@@ -229,8 +235,10 @@ def holdout_predict(request: HttpRequest, slug: str) -> HttpResponse:
     version = ModelVersion.objects.filter(project=request.project, number=number).first()
     if version is None:
         raise Http404("No such version.")
-    task_send(holdout_predictions_task, request.project.pk, version.number)
-    messages.success(request, f"Predicting the holdout with v{version.number}; reload in a moment.")
+    if task_send("training.tasks_quality.holdout_predictions_task", request.project.pk, version.number):
+        messages.success(request, f"Predicting the holdout with v{version.number}; reload in a moment.")
+    else:
+        messages.error(request, f"The holdout of v{version.number} is not being predicted. {BROKER_DOWN}")
     return redirect(f"{reverse('training:model_quality', args=[slug])}?v={version.number}")
 
 
