@@ -3,7 +3,7 @@
 from django import forms
 from django.conf import settings
 
-from labeling.choices import BACKBONE_CHOICES, BUNDLED_BACKBONE, STRATEGY_CHOICES, WEIGHTS_KEYWORDS, backbone_choices
+from labeling.constants import BACKBONE_CHOICES, BUNDLED_BACKBONE, STRATEGY_CHOICES, WEIGHTS_KEYWORDS, backbone_choices
 from labeling.models import LabelClass, Project, Role
 
 
@@ -49,7 +49,7 @@ def weights_choices(current: str | None = None) -> list[tuple[str, str]]:
 
 class ProjectSettingsForm(forms.ModelForm):
     """Project settings. Strategy, backbone and weights are choices: the worker implements exactly these strategies
-    and runs this backbone offline (labeling/choices.py), and reads weights only from the checkpoints an administrator
+    and runs this backbone offline (labeling/constants.py), and reads weights only from the checkpoints an administrator
     registered; a backbone or weights value already set on the project stays selectable."""
 
     al_strategy = forms.ChoiceField(

@@ -41,3 +41,20 @@ def staging_dirs_sweep_task() -> dict:
     from labeling.services.imports import staging_dirs_sweep
 
     return {"removed": staging_dirs_sweep()}
+
+
+@shared_task(acks_late=True)
+def dataset_export_task(job_id: int) -> dict:
+    """Build a dataset export Job's zip (labeling.services.exports.dataset_export_run)."""
+    from labeling.services.exports import dataset_export_run
+
+    result = dataset_export_run(job_id=job_id)
+    return {"job_id": job_id, "item_count": result.get("item_count"), "files": result.get("files")}
+
+
+@shared_task(acks_late=True)
+def export_files_expire_task() -> dict:
+    """Periodic (beat, housekeeping queue): delete export and inference files past LABELLOOP_EXPORT_TTL_HOURS."""
+    from labeling.services.exports import export_files_expire
+
+    return export_files_expire()

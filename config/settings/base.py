@@ -210,7 +210,7 @@ SPECTACULAR_SETTINGS = {
     # Name the strategy enum after what it is, not after the model field ("AlStrategyEnum"); a job's status appears
     # in two components (a job, a job just started), which would otherwise get a hashed name.
     "ENUM_NAME_OVERRIDES": {
-        "StrategyEnum": "labeling.choices.STRATEGY_CHOICES",
+        "StrategyEnum": "labeling.constants.STRATEGY_CHOICES",
         "JobStatusEnum": "labeling.models.JobStatus",
     },
 }
@@ -222,7 +222,6 @@ CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 # Every module with tasks; web processes import them to enqueue, so none may import torch at module level.
 CELERY_IMPORTS = (
     "labeling.tasks",
-    "labeling.tasks_export",
     "training.tasks",
     "training.tasks_quality",
     "training.tasks_export",
@@ -242,10 +241,10 @@ CELERY_TASK_QUEUES = (Queue("housekeeping"), Queue("default"), Queue("gpu"))
 CELERY_TASK_ROUTES = {
     "training.tasks.training_scheduler_tick_task": {"queue": "housekeeping"},
     "labeling.tasks.import_run_task": {"queue": "default"},
-    "labeling.tasks_export.dataset_export_task": {"queue": "default"},
+    "labeling.tasks.dataset_export_task": {"queue": "default"},
     "training.tasks_export.model_export_task": {"queue": "default"},
     "training.tasks_export.inference_task": {"queue": "default"},
-    "labeling.tasks_export.export_files_expire_task": {"queue": "housekeeping"},
+    "labeling.tasks.export_files_expire_task": {"queue": "housekeeping"},
     "labeling.tasks.staging_dirs_sweep_task": {"queue": "housekeeping"},
     "training.tasks.model_version_activated_task": {"queue": "default"},
     "training.tasks_quality.label_errors_find_task": {"queue": "default"},
@@ -288,7 +287,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "housekeeping", "expires": max(2 * LABELLOOP_SCHEDULER_INTERVAL, 10.0)},
     },
     "export-files-expire": {
-        "task": "labeling.tasks_export.export_files_expire_task",
+        "task": "labeling.tasks.export_files_expire_task",
         "schedule": LABELLOOP_EXPORT_EXPIRE_INTERVAL,
         "options": {"queue": "housekeeping", "expires": LABELLOOP_EXPORT_EXPIRE_INTERVAL},
     },

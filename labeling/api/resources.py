@@ -35,7 +35,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling.api.tokens import token_get, token_get_or_replace, token_replace
-from labeling.choices import BUNDLED_BACKBONE, STRATEGY_CHOICES
+from labeling.constants import BUNDLED_BACKBONE, STRATEGY_CHOICES
 from labeling.models import (
     Annotation,
     Item,

@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from labeling.csv_safe import csv_cell
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
+from labeling.services.exports.csv_safe import csv_cell
 from tests.exports.models import make_model_version
 from tests.factories import png_bytes
 

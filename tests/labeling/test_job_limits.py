@@ -215,7 +215,7 @@ def test_the_model_export_page_says_the_export_is_already_queued_and_refuses_pas
 def test_an_export_past_its_ttl_is_deleted_by_the_housekeeping_task_and_its_download_is_gone(
     project, member_of, django_capture_on_commit_callbacks, settings
 ):
-    from labeling.tasks_export import export_files_expire_task
+    from labeling.tasks import export_files_expire_task
 
     # Given two finished exports (run by the eager worker), one finished 73 hours ago
     client = Client()
@@ -264,7 +264,7 @@ def test_an_export_past_its_ttl_is_deleted_by_the_housekeeping_task_and_its_down
 
 
 def test_an_export_whose_task_was_lost_is_failed_after_the_ttl_and_stops_counting(project, member_of, settings):
-    from labeling.tasks_export import export_files_expire_task
+    from labeling.tasks import export_files_expire_task
 
     settings.LABELLOOP_MAX_QUEUED_JOBS_PER_USER = 1
     client = api_client(member_of(project, Role.ML_ENGINEER))

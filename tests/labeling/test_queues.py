@@ -93,8 +93,8 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
     # The short periodic work never shares a queue with long work; training and scoring share the GPU.
     assert route_of(app, "training.tasks.training_scheduler_tick_task") == "housekeeping"
     assert sorted(n for n in registered if routes[n]["queue"] == "housekeeping") == [
+        "labeling.tasks.export_files_expire_task",
         "labeling.tasks.staging_dirs_sweep_task",
-        "labeling.tasks_export.export_files_expire_task",
         "training.tasks.training_scheduler_tick_task",
     ]
     for name in ("training_run_execute_task", "training_score_task"):
@@ -116,7 +116,7 @@ def test_beat_sends_each_entry_to_its_tasks_queue():
     ("kind", "task"),
     [
         (JobKind.IMPORT, "labeling.tasks.import_run_task"),
-        (JobKind.EXPORT_DATASET, "labeling.tasks_export.dataset_export_task"),
+        (JobKind.EXPORT_DATASET, "labeling.tasks.dataset_export_task"),
         (JobKind.EXPORT_MODEL, "training.tasks_export.model_export_task"),
         (JobKind.INFERENCE, "training.tasks_export.inference_task"),
         (JobKind.LABEL_ERRORS, "training.tasks_quality.label_errors_find_task"),

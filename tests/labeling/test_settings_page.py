@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from labeling.choices import BUNDLED_BACKBONE, STRATEGIES
+from labeling.constants import BUNDLED_BACKBONE, STRATEGIES
 from labeling.forms import ProjectSettingsForm
 from labeling.models import Annotation, Role
 from labeling.services.annotations import annotation_create, annotation_skip, annotation_undo

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shutil
 import tempfile
@@ -16,13 +15,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.services.dispatch import task_send
 from labeling.services.imports.run import staging_remove
 from labeling.services.imports.sources import is_junk
 from labeling.services.imports.validation import megabytes
 from labeling.services.jobs import job_create, job_finish
-
-logger = logging.getLogger(__name__)
-
 
 STAGING_TOKEN = re.compile(r"upload-[A-Za-z0-9_]{4,40}")
 CSV_MAX_BYTES = 50 * 1024 * 1024
@@ -179,30 +176,18 @@ def import_job_create(
 
 def import_job_enqueue(*, job: Job) -> None:
     """Queue the job's task after commit; if the broker is unreachable the job fails with a clear message."""
-    from labeling.tasks import import_run_task
 
     def send() -> None:
-        try:
-            import_run_task.apply_async((job.pk,), retry=False)
-        except Exception as exc:
-            # The broker (Redis) is down or refused: say so instead of leaving a job queued forever.
-            if not _is_broker_error(exc):
-                raise
-            logger.warning("could not queue import job %s: %s", job.pk, exc)
-            fresh = Job.objects.get(pk=job.pk)
-            if fresh.status == JobStatus.QUEUED:
-                job_finish(job=fresh, error="Could not queue the import: the task queue (Redis) is unreachable. "
-                           "Nothing was imported; try again when it is back.")  # fmt: skip
-                staging_remove(fresh)  # the uploads cannot be used again: a retry uploads them anew
+        if task_send("labeling.tasks.import_run_task", job.pk):
+            return
+        # The broker (Redis) is down or refused: say so instead of leaving a job queued forever.
+        fresh = Job.objects.get(pk=job.pk)
+        if fresh.status == JobStatus.QUEUED:
+            job_finish(job=fresh, error="Could not queue the import: the task queue (Redis) is unreachable. "
+                       "Nothing was imported; try again when it is back.")  # fmt: skip
+            staging_remove(fresh)  # the uploads cannot be used again: a retry uploads them anew
 
     transaction.on_commit(send)
-
-
-def _is_broker_error(exc: Exception) -> bool:
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import RedisError
-
-    return isinstance(exc, OperationalError | ConnectionError | TimeoutError | RedisError)
 
 
 def import_folder_allowed(path: str) -> Path:

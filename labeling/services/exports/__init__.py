@@ -26,7 +26,6 @@ from django.core.files.storage import FileSystemStorage, InvalidStorageError, St
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.csv_safe import csv_dict
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.selectors.exports import (
     FORMATS,
@@ -41,6 +40,8 @@ from labeling.selectors.exports import (
     export_plan,
     export_ttl,
 )
+from labeling.services.dispatch import task_send_on_commit
+from labeling.services.exports.csv_safe import csv_dict
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_finish, job_progress, job_start
 
@@ -278,19 +279,9 @@ def dataset_export_start(*, project: Project, user, fmt: str, filters: ExportFil
         inputs={"format": fmt, "filters": filters.as_dict()},
     )
     if not job.coalesced:
-        transaction.on_commit(functools.partial(_enqueue, job.pk))
+        # broker down: the job ends failed with the reason instead of staying queued forever
+        task_send_on_commit("labeling.tasks.dataset_export_task", job.pk, job_id=job.pk)
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    from labeling.tasks_export import dataset_export_task
-
-    try:
-        dataset_export_task.delay(job_id)
-    except Exception as exc:  # broker down: say so on the job instead of leaving it queued forever
-        logger.exception("could not enqueue export job %s", job_id)
-        job = Job.objects.get(pk=job_id)
-        job_finish(job=job, error=f"Could not reach the task queue: {exc}")
 
 
 def dataset_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
