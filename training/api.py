@@ -27,8 +27,9 @@ from labeling.api.resources import (
 )
 from labeling.permissions import Capability
 from labeling.services.job_limits import JobLimitReached
-from training import services, services_export
+from training import services
 from training.models import ModelVersion, Prediction, TrainingRun
+from training.services import exports, inference
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -170,7 +171,7 @@ class ModelExportStartApi(ProjectView, APIView):
     def post(self, request, slug: str, number: int):
         version = object_or_404(ModelVersion, project=self.project, number=number)
         try:
-            job = services_export.model_export_start(project=self.project, user=request.user, number=version.number)
+            job = exports.model_export_start(project=self.project, user=request.user, number=version.number)
         except JobLimitReached as exc:
             raise job_limit_refused(exc) from exc
         return job_started_response(job, request)
@@ -202,7 +203,7 @@ class InferenceStartApi(ProjectView, APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
-            job = services_export.inference_start(
+            job = inference.inference_start(
                 project=self.project,
                 user=request.user,
                 upload=values.get("file"),

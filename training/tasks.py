@@ -1,6 +1,9 @@
-"""Celery tasks of the training app: thin, idempotent wrappers that take ids and call one service.
+"""Every Celery task of the training app (so autodiscover_tasks finds them): thin, idempotent wrappers that take
+ids and call one service. Runs, the scheduler, scoring (one process, or shards and their finalize step), model
+exports, batch inference and the label-quality jobs. Services send these by name (labeling.services.dispatch);
+routes and queues are in CELERY_TASK_ROUTES.
 
-torch is imported inside the services' function bodies only (web processes import this module to enqueue).
+torch is imported inside the services' function bodies only (web processes may import this module).
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from django.conf import settings
 
 from labeling.models import Job, Project
 from labeling.services.jobs import job_finish, job_progress, job_start
+from labeling.services.reviews import review_tasks_refresh
 from training import services
 from training.services import sharding
+from training.services.exports import model_export_run
+from training.services.inference import inference_run
+from training.services.label_errors import label_errors_find
+from training.services.quality import holdout_predictions_write, label_errors_after_run
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +81,114 @@ def training_score_task(project_id: int, job_id: int) -> dict:
 def model_version_activated_task(project_id: int, version_number: int) -> dict:
     """Follow-ups of a new active version (queue `default`): refresh the review feeds, queue the label-error
     search and the holdout predictions. The round only sends this message, so it never waits on them."""
-    from training.tasks_quality import label_errors_after_run
-
     label_errors_after_run(project_id=project_id, version_number=version_number)
     return {"project": project_id, "version": version_number}
+
+
+# ---- label quality -----------------------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)
+def label_errors_find_task(project_id: int, job_id: int | None = None) -> dict:
+    """Search a project's labels for likely errors and write label_error review tasks. Idempotent."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": project_id, "skipped": True}
+    job = Job.objects.filter(pk=job_id, project=project).first() if job_id else None
+    if job is not None:
+        if job.finished:
+            return {"job": job_id, "skipped": True}
+        job_start(job=job, total=1, message="starting")
+    try:
+        result = label_errors_find(project=project, job=job)
+    except Exception as exc:
+        logger.exception("label-error search for project %s failed", project_id)
+        if job is not None:
+            job_finish(job=job, error=f"{type(exc).__name__}: {exc}")
+        return {"project": project_id, "status": "failed", "error": str(exc)[:300]}
+    if job is not None:
+        job_finish(job=job, result=result)
+    return {"project": project_id, **result}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=600, time_limit=660)
+def review_tasks_refresh_task(project_id: int) -> dict:
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": project_id, "skipped": True}
+    return {"project": project_id, **review_tasks_refresh(project=project)}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)
+def holdout_predictions_task(project_id: int, version_number: int) -> dict:
+    """Store per-item predictions of one version on the project's labeled holdout (confusion-cell drill-down)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"project": project_id, "skipped": True}
+    return {"project": project_id, **holdout_predictions_write(project=project, version_number=version_number)}
+
+
+# ---- sharded scoring (training/services/sharding.py): one task per shard, one to finish --------------------
+
+
+@shared_task(
+    bind=True,
+    ignore_result=False,  # a chord header: the finalize step waits on these results
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    max_retries=getattr(settings, "LABELLOOP_SCORE_SHARD_RETRIES", 3),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=False,
+    soft_time_limit=3600,
+    time_limit=3700,
+)
+def score_shard_task(
+    self,
+    project_id: int,
+    version_id: int,
+    batch: str,
+    index: int,
+    item_ids: list[int],
+    labeled_ids: list[int],
+    job_id: int | None = None,
+) -> dict:
+    """Score one shard of a pool (its result feeds score_finalize_task through the chord)."""
+    try:
+        return sharding.score_shard(
+            project_id=project_id, version_id=version_id, batch=batch, index=index, item_ids=item_ids,
+            labeled_ids=labeled_ids, job_id=job_id, worker=self.request.hostname or "", attempt=self.request.retries,
+        )  # fmt: skip
+    except Exception as exc:
+        if self.request.retries >= self.max_retries:
+            logger.exception("shard %s of scoring batch %s failed for good", index, batch)
+            sharding.sharded_scoring_fail(
+                project_id=project_id, batch=batch, index=index, job_id=job_id, error=f"{type(exc).__name__}: {exc}"
+            )
+        else:
+            logger.warning("shard %s of scoring batch %s failed (%s); retrying", index, batch, exc)
+        raise
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)
+def score_finalize_task(results: list[dict], project_id: int, version_id: int, batch: str, job_id: int | None = None):
+    """Rank the whole pool from the shards' results and write the queue priorities."""
+    return sharding.score_finalize(
+        project_id=project_id, version_id=version_id, batch=batch, results=results, job_id=job_id
+    )
+
+
+# ---- model exports and batch inference ---------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def model_export_task(job_id: int) -> dict:
+    result = model_export_run(job_id=job_id)
+    return {"job_id": job_id, "files": result.get("files", [])}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def inference_task(job_id: int) -> dict:
+    result = inference_run(job_id=job_id)
+    return {"job_id": job_id, "predicted": result.get("predicted"), "files": result.get("files", [])}

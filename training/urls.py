@@ -1,5 +1,5 @@
-from training import views, views_export, views_quality
+from training.views import exports, model, quality
 
 app_name = "training"
 
-urlpatterns = views.urlpatterns + views_quality.urlpatterns + views_export.urlpatterns
+urlpatterns = model.urlpatterns + quality.urlpatterns + exports.urlpatterns

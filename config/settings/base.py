@@ -219,15 +219,9 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
-# Every module with tasks; web processes import them to enqueue, so none may import torch at module level.
-CELERY_IMPORTS = (
-    "labeling.tasks",
-    "training.tasks",
-    "training.tasks_quality",
-    "training.tasks_export",
-    "training.tasks_scoring",
-    "config.worker",  # worker heartbeats for /healthz, one GPU per pool process
-)
+# Each app keeps every task in its tasks.py, which autodiscover_tasks() finds (config/celery_app.py); tasks are
+# sent by name (labeling/services/dispatch.py). Only modules that are not an app's tasks.py are listed here.
+CELERY_IMPORTS = ("config.worker",)  # worker heartbeats for /healthz, one GPU per pool process
 # - housekeeping: the scheduler tick (which also reaps runs whose worker died and re-sends lost ones): seconds
 #   each, every few seconds; never behind an import or a training run.
 # - default: imports, exports, batch inference and the quality jobs (label-error search, holdout predictions,
@@ -242,18 +236,18 @@ CELERY_TASK_ROUTES = {
     "training.tasks.training_scheduler_tick_task": {"queue": "housekeeping"},
     "labeling.tasks.import_run_task": {"queue": "default"},
     "labeling.tasks.dataset_export_task": {"queue": "default"},
-    "training.tasks_export.model_export_task": {"queue": "default"},
-    "training.tasks_export.inference_task": {"queue": "default"},
+    "training.tasks.model_export_task": {"queue": "default"},
+    "training.tasks.inference_task": {"queue": "default"},
     "labeling.tasks.export_files_expire_task": {"queue": "housekeeping"},
     "labeling.tasks.staging_dirs_sweep_task": {"queue": "housekeeping"},
     "training.tasks.model_version_activated_task": {"queue": "default"},
-    "training.tasks_quality.label_errors_find_task": {"queue": "default"},
-    "training.tasks_quality.holdout_predictions_task": {"queue": "default"},
-    "training.tasks_quality.review_tasks_refresh_task": {"queue": "default"},
+    "training.tasks.label_errors_find_task": {"queue": "default"},
+    "training.tasks.holdout_predictions_task": {"queue": "default"},
+    "training.tasks.review_tasks_refresh_task": {"queue": "default"},
     "training.tasks.training_run_execute_task": {"queue": "gpu"},
     "training.tasks.training_score_task": {"queue": "gpu"},
-    "training.tasks_scoring.score_shard_task": {"queue": "gpu"},
-    "training.tasks_scoring.score_finalize_task": {"queue": "gpu"},
+    "training.tasks.score_shard_task": {"queue": "gpu"},
+    "training.tasks.score_finalize_task": {"queue": "gpu"},
 }
 CELERY_TASK_ACKS_LATE = True
 # Progress and outcomes live in the database (Job, TrainingRun); only chord headers need the result store.

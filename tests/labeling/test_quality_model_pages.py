@@ -1,4 +1,4 @@
-"""Model quality pages (training/views_quality.py): metrics from training.ml.evaluate rendered as tables and SVG
+"""Model quality pages (training/views/quality.py): metrics from training.ml.evaluate rendered as tables and SVG
 charts, confusion cells that list their items, the learning curve and the comparison of two versions."""
 
 import numpy as np

@@ -9,7 +9,6 @@ the scheduler keeps ticking meanwhile.
 from __future__ import annotations
 
 import ast
-import importlib
 import io
 import itertools
 import re
@@ -75,12 +74,11 @@ def route_of(app, name: str) -> str:
 def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
     from config.celery_app import app
 
-    for module in django_settings.CELERY_IMPORTS:
-        importlib.import_module(module)
+    app.loader.import_default_modules()  # what a worker loads: every app's tasks.py (autodiscover) + CELERY_IMPORTS
     registered = {name for name in app.tasks if not name.startswith("celery.")}
     in_source = shared_tasks_in_source()
     assert len(in_source) >= 13
-    assert in_source <= registered, f"tasks in a module missing from CELERY_IMPORTS: {in_source - registered}"
+    assert in_source <= registered, f"not in an app's tasks.py: {in_source - registered}"
     routes = django_settings.CELERY_TASK_ROUTES
 
     unrouted = sorted(registered - set(routes))
@@ -100,9 +98,9 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
     for name in ("training_run_execute_task", "training_score_task"):
         assert route_of(app, f"training.tasks.{name}") == "gpu"
     for name in ("score_shard_task", "score_finalize_task"):
-        assert route_of(app, f"training.tasks_scoring.{name}") == "gpu"
+        assert route_of(app, f"training.tasks.{name}") == "gpu"
     assert route_of(app, "labeling.tasks.import_run_task") == "default"
-    assert route_of(app, "training.tasks_quality.label_errors_find_task") == "default"
+    assert route_of(app, "training.tasks.label_errors_find_task") == "default"
 
 
 def test_beat_sends_each_entry_to_its_tasks_queue():
@@ -117,9 +115,9 @@ def test_beat_sends_each_entry_to_its_tasks_queue():
     [
         (JobKind.IMPORT, "labeling.tasks.import_run_task"),
         (JobKind.EXPORT_DATASET, "labeling.tasks.dataset_export_task"),
-        (JobKind.EXPORT_MODEL, "training.tasks_export.model_export_task"),
-        (JobKind.INFERENCE, "training.tasks_export.inference_task"),
-        (JobKind.LABEL_ERRORS, "training.tasks_quality.label_errors_find_task"),
+        (JobKind.EXPORT_MODEL, "training.tasks.model_export_task"),
+        (JobKind.INFERENCE, "training.tasks.inference_task"),
+        (JobKind.LABEL_ERRORS, "training.tasks.label_errors_find_task"),
         (JobKind.SCORE, "training.tasks.training_score_task"),
         (JobKind.TRAIN, "training.tasks.training_run_execute_task"),
     ],

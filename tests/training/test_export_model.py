@@ -18,7 +18,7 @@ from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.exports import export_job_file
 from tests.exports.models import make_model_version
 from tests.factories import png_bytes
-from training import services_export
+from training.services import exports, inference
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +147,7 @@ def test_export_fails_clearly_without_a_model_or_checkpoint(trained, project_fac
 
 def test_onnx_disagreeing_with_pytorch_fails_the_export_and_stores_nothing(trained, tmp_path, monkeypatch):
     project, *_ = trained
-    monkeypatch.setattr(services_export, "ONNX_TOLERANCE", -1.0)  # any real difference now "fails"
+    monkeypatch.setattr(exports, "ONNX_TOLERANCE", -1.0)  # any real difference now "fails"
     with pytest.raises(CommandError, match="ONNX output differs from PyTorch"):
         call_command("export_model", project.slug, "--out", str(tmp_path), verbosity=0)
     job = Job.objects.get(kind=JobKind.EXPORT_MODEL)
@@ -174,8 +174,8 @@ def test_batch_inference_on_a_zip_writes_predictions_and_reports_bad_files(train
     user = member_of(project, Role.ML_ENGINEER)
     upload = SimpleUploadedFile("batch.zip", _inference_zip(), content_type="application/zip")
     with transaction.atomic():
-        job = services_export.inference_start(project=project, user=user, upload=upload)
-    services_export.inference_run(job_id=job.pk)
+        job = inference.inference_start(project=project, user=user, upload=upload)
+    inference.inference_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert job.result["predicted"] == 3
@@ -218,8 +218,8 @@ def test_batch_inference_predicts_like_the_platform_for_mirror_averaged_models(t
     user = member_of(project, Role.ML_ENGINEER)
     upload = SimpleUploadedFile("pair.zip", buffer.getvalue(), content_type="application/zip")
     with transaction.atomic():
-        job = services_export.inference_start(project=project, user=user, upload=upload)
-    services_export.inference_run(job_id=job.pk)
+        job = inference.inference_start(project=project, user=user, upload=upload)
+    inference.inference_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.message
     handle, _ = export_job_file(job=job)
@@ -246,12 +246,12 @@ def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(
     (tmp_path / "secret").mkdir()
     grant_server_folders(project, tmp_path / "allowed")
     with pytest.raises(ValidationError, match="No such folder among the server folders open to this project"):
-        services_export.inference_start(project=project, user=user, folder=str(tmp_path / "secret"))
+        inference.inference_start(project=project, user=user, folder=str(tmp_path / "secret"))
     with pytest.raises(ValidationError, match="either a zip file or a server folder"):
-        services_export.inference_start(project=project, user=user)
+        inference.inference_start(project=project, user=user)
     with transaction.atomic():
-        job = services_export.inference_start(project=project, user=user, folder=str(tmp_path / "allowed" / "shots"))
-    services_export.inference_run(job_id=job.pk)
+        job = inference.inference_start(project=project, user=user, folder=str(tmp_path / "allowed" / "shots"))
+    inference.inference_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.result["predicted"] == 1

@@ -11,8 +11,8 @@ from PIL import Image
 
 from labeling.models import Item, LabelSource, ResolvedLabel, ReviewTask, ReviewTaskReason, Role
 from labeling.services.reviews import review_submit
-from training.label_errors import DEFAULT_C, REPEATS, label_errors_find, labeled_embeddings
-from training.tasks_quality import label_errors_find_task
+from training.services.label_errors import DEFAULT_C, REPEATS, label_errors_find, labeled_embeddings
+from training.tasks import label_errors_find_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

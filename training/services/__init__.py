@@ -3,6 +3,7 @@
 `training.services` re-exports the public functions; the ML side is imported lazily inside them.
 """
 
+from training.constants import MODE_COLD_START, project_cache_dir
 from training.services.rounds import (
     default_strategy_typical_per_class,
     head_pseudo_threshold,
@@ -11,8 +12,6 @@ from training.services.rounds import (
     round_config,
 )
 from training.services.runs import (
-    MODE_COLD_START,
-    project_cache_dir,
     training_run_cancel,
     training_run_enqueue,
     training_run_execute,

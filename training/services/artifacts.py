@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 
 from labeling.storage_utils import storage_dir_download, storage_dir_upload
+from training.constants import data_root
 from training.models import ModelVersion
-from training.services.runs import data_root
 
 logger = logging.getLogger(__name__)
 

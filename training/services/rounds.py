@@ -19,11 +19,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import LabelClass, Project
+from labeling.models import Project
+from labeling.services.dispatch import task_send
 from labeling.services.priorities import item_priorities_set
+from training.constants import MODE_COLD_START, data_root, project_cache_dir
 from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
+from training.selectors.quality import class_order_of_version
 from training.services.artifacts import checkpoint_store, version_checkpoint_dir
-from training.services.runs import MODE_COLD_START, RunProgress, data_root, project_cache_dir
+from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
 
@@ -215,15 +218,7 @@ def version_activated_send(*, project_id: int, version_number: int) -> bool:
     """After a version goes live: have a worker refresh the review feeds, search for label errors and predict
     the holdout (so the review queue and the confusion drill-down fill on their own). Only a message is sent
     here; a broker outage is logged and never fails the round. False when the message could not be sent."""
-    from training.tasks import model_version_activated_task
-
-    try:
-        model_version_activated_task.apply_async((project_id, version_number), retry=False)
-    except Exception as exc:  # kombu/redis connection errors vary by transport
-        logger.warning("could not enqueue the follow-ups of model v%s of project %s (%s)", version_number,
-                       project_id, exc)  # fmt: skip
-        return False
-    return True
+    return task_send("training.tasks.model_version_activated_task", project_id, version_number)
 
 
 def _version_create(
@@ -262,13 +257,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def class_order_of_version(version: ModelVersion) -> ClassOrder:
-    """The class order a version was trained with (archived classes keep their names)."""
-    by_id = {c.pk: c for c in LabelClass.objects.filter(project_id=version.project_id).select_related("parent")}
-    names = [by_id[c].path if c in by_id else f"class {c}" for c in version.class_ids]
-    return ClassOrder(ids=list(version.class_ids), names=names)
 
 
 def model_score_pool(

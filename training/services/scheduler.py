@@ -12,9 +12,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from training.constants import MODE_COLD_START
 from training.models import RunStatus, TrainingRun
-from training.selectors import projects_due_for_training
-from training.services.runs import MODE_COLD_START, training_run_enqueue, training_run_fail, training_run_send
+from training.selectors.runs import projects_due_for_training
+from training.services.runs import training_run_enqueue, training_run_fail, training_run_send
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Re-scoring a project's pool across Celery workers: split the pool into shards, score each on whichever
 worker is free, then rank the whole pool once.
 
-    chord(group(score_shard_task(shard) for shard in plan), score_finalize_task)   # queue `gpu`
+    chord(group(score_shard_task(shard) for shard in plan), score_finalize_task)   # training.tasks, queue `gpu`
 
 A shard task embeds its items (EmbeddingStore; cached ones are read, not recomputed), scores them with the
 version's checkpoint (read through the storage API, so any machine can), upserts their Prediction rows and
@@ -32,10 +32,11 @@ from django.db import transaction
 from labeling.models import Item, Job, Project, Split
 from labeling.services.jobs import job_finish, job_increment, job_start
 from labeling.services.priorities import item_priorities_set
+from training.constants import project_cache_dir
 from training.models import ModelVersion
+from training.selectors.quality import class_order_of_version
 from training.services.artifacts import version_checkpoint_dir
-from training.services.rounds import class_order_of_version, predictions_write, round_config
-from training.services.runs import project_cache_dir
+from training.services.rounds import predictions_write, round_config
 from training.services.snapshot import OPEN_STATES, item_local_path
 
 logger = logging.getLogger(__name__)
@@ -101,14 +102,20 @@ def scoring_workers(*, timeout: float = 1.0) -> list[str]:
     return sorted(host for host, queues in replies.items() if any(q.get("name") == SCORE_QUEUE for q in queues or []))
 
 
+def task_signature(name: str, *args):
+    """A chord member by its dotted task name: services never import training.tasks (no import cycle). The task is
+    resolved as labeling.services.dispatch resolves its sends, so an eager chord (tests) finds it too."""
+    from labeling.services.dispatch import _task
+
+    return _task(name).s(*args)
+
+
 def sharded_scoring_start(*, project: Project, job: Job, version: ModelVersion | None = None) -> dict:
     """Send the chord that scores `project`'s pool over the workers; `job` tracks it (finished by the last step).
 
     Raises ValueError without a model, and the broker's error when it is unreachable (nothing was sent).
     """
     from celery import chord, group
-
-    from training.tasks_scoring import score_finalize_task, score_shard_task
 
     version = version or ModelVersion.objects.filter(project=project, active=True).first()
     if version is None:
@@ -122,13 +129,12 @@ def sharded_scoring_start(*, project: Project, job: Job, version: ModelVersion |
         job_finish(job=job, result={**info, "scored": 0})
         return info
     header = group(
-        score_shard_task.s(project.pk, version.pk, batch, index, shard["items"], shard["labeled"], job.pk).set(
-            queue=SCORE_QUEUE
-        )
+        task_signature("training.tasks.score_shard_task", project.pk, version.pk, batch, index, shard["items"],
+                       shard["labeled"], job.pk).set(queue=SCORE_QUEUE)
         for index, shard in enumerate(plan)
-    )
-    body = score_finalize_task.s(project.pk, version.pk, batch, job.pk).set(queue=SCORE_QUEUE)
-    chord(header)(body)
+    )  # fmt: skip
+    body = task_signature("training.tasks.score_finalize_task", project.pk, version.pk, batch, job.pk)
+    chord(header)(body.set(queue=SCORE_QUEUE))
     return info
 
 

@@ -25,7 +25,7 @@ from django.conf import settings
 
 from labeling.models import Project
 from training.models import RunStatus, TrainingRun
-from training.services.runs import RunProgress
+from training.services.run_progress import RunProgress
 from training.services.snapshot import LabelSnapshot
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from labeling.models import JobKind, Project
 from labeling.services.exports import export_job_file
 from labeling.services.jobs import job_create
-from training.services_export import model_export_run, model_version_pick
+from training.services.exports import model_export_run, model_version_pick
 
 
 class Command(BaseCommand):

@@ -1,18 +1,13 @@
-"""Model exports and batch inference.
+"""Model exports: a model version as a zip a user can serve elsewhere.
 
-A model export is a zip of: model.safetensors + config.json (timm architecture, class names, preprocessing),
-model.onnx (opset 17, dynamic batch axis, checked against PyTorch with onnxruntime at export time) and
-README.md (a model card with holdout metrics and the dataset hash). Batch inference runs a version over a
-zip or a server folder and writes a CSV of predictions. torch is imported only inside the functions that
-run in workers or commands; the web process only calls the *_start functions.
+The zip holds model.safetensors + config.json (timm architecture, class names, preprocessing), model.onnx
+(opset 17, dynamic batch axis, checked against PyTorch with onnxruntime at export time) and README.md (a model
+card with holdout metrics and the dataset hash). torch is imported only inside the functions that run in workers
+or commands; the web process only calls model_export_start. Batch inference lives in services/inference.py.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
-import hashlib
-import io
 import json
 import logging
 import math
@@ -24,15 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.csv_safe import csv_row
 from labeling.models import Job, JobKind, JobStatus, LabelClass, Project
+from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_finish, job_progress, job_start
@@ -43,7 +36,6 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-3
-INFERENCE_BATCH = 32
 
 
 class ModelExportError(Exception):
@@ -111,17 +103,7 @@ def model_version_pick(*, project: Project, number: int | None) -> ModelVersion:
     return version
 
 
-def _enqueue(task_name: str, job_id: int) -> None:
-    from training import tasks_export
-
-    try:
-        getattr(tasks_export, task_name).delay(job_id)
-    except Exception as exc:  # broker down: the job says so instead of waiting forever
-        logger.exception("could not enqueue %s for job %s", task_name, job_id)
-        job_finish(job=Job.objects.get(pk=job_id), error=f"Could not reach the task queue: {exc}")
-
-
-def _claim(job_id: int) -> Job | None:
+def job_claim(job_id: int) -> Job | None:
     """Start a queued job under a row lock; None when it already ran (duplicate delivery)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().select_related("project").get(pk=job_id)
@@ -150,13 +132,14 @@ def model_export_start(*, project: Project, user, number: int | None = None) -> 
         total=5,
     )
     if not job.coalesced:
-        transaction.on_commit(functools.partial(_enqueue, "model_export_task", job.pk))
+        # A broker outage fails the job with its reason (labeling.services.dispatch), never a job nothing runs.
+        task_send_on_commit("training.tasks.model_export_task", job.pk, job_id=job.pk)
     return job
 
 
 def model_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
     """Run a model export Job (task or command). A finished job is not redone."""
-    job = _claim(job_id)
+    job = job_claim(job_id)
     if job is None:
         return Job.objects.get(pk=job_id).result
     version = ModelVersion.objects.filter(project=job.project, pk=job.params.get("version_id")).first()
@@ -360,167 +343,5 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         "classes": len(class_names),
         "onnx_max_abs_diff": diff,
         "bytes": size_bytes,
-        "files": [key],
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Batch inference
-# --------------------------------------------------------------------------------------------
-
-
-def _inference_dir(job_id: int) -> Path:
-    return Path(settings.LABELLOOP_DATA_ROOT) / "inference" / str(job_id)
-
-
-def inference_start(
-    *, project: Project, user, upload: UploadedFile | None = None, folder: str = "", number: int | None = None
-) -> Job:
-    """Create a batch inference Job over an uploaded zip or a server folder. A server folder must be one `user` may
-    read for `project` (staff, or a folder staff granted to the project: labeling.permissions.server_folder_resolve),
-    checked before anything else so that the answer never depends on the project's models."""
-    from labeling.permissions import server_folder_resolve
-
-    if (upload is None) == (not folder):
-        raise ValidationError("Give either a zip file or a server folder.")
-    resolved = server_folder_resolve(user=user, project=project, path=folder) if folder else None
-    version = model_version_pick(project=project, number=number)
-    params: dict[str, Any] = {"version": version.number, "version_id": version.pk}
-    if resolved is not None:
-        params["folder"] = str(resolved)
-    else:
-        if not (upload.name or "").lower().endswith(".zip"):
-            raise ValidationError("Upload a .zip of images.")
-        if upload.size > settings.LABELLOOP_MAX_ZIP_BYTES:
-            raise ValidationError("The zip is larger than LABELLOOP_MAX_ZIP_BYTES.")
-        params["upload_name"] = upload.name[:200]
-    # The same version over the same folder or the same zip bytes is the same work (job_limits coalesces it).
-    inputs = {"version_id": params.pop("version_id"), "folder": params.pop("folder", "")}
-    if upload is not None:
-        digest = hashlib.sha256()
-        for chunk in upload.chunks():
-            digest.update(chunk)
-        inputs["upload_sha256"] = digest.hexdigest()
-    with transaction.atomic():
-        job = job_create_bounded(project=project, kind=JobKind.INFERENCE, user=user, inputs=inputs, params=params)
-        if job.coalesced:
-            return job
-        if upload is not None:
-            target = _inference_dir(job.pk)
-            target.mkdir(parents=True, exist_ok=True)
-            with (target / "input.zip").open("wb") as fh:
-                for chunk in upload.chunks():
-                    fh.write(chunk)
-            job.params["zip"] = str(target / "input.zip")
-            job.save(update_fields=["params"])
-        transaction.on_commit(functools.partial(_enqueue, "inference_task", job.pk))
-    return job
-
-
-def inference_run(*, job_id: int, progress: Progress | None = None) -> dict:
-    """Run a batch inference Job: every readable image gets a row; bad files are listed in job.errors."""
-    job = _claim(job_id)
-    if job is None:
-        return Job.objects.get(pk=job_id).result
-    version = ModelVersion.objects.filter(project=job.project, pk=job.params.get("version_id")).first()
-    try:
-        if version is None:
-            raise ModelExportError("The model version no longer exists.")
-        result = inference_predict(version=version, job=job, progress=progress)
-    except (ModelExportError, FileNotFoundError, ValueError) as exc:
-        job_finish(job=job, error=f"Inference failed: {exc}")
-        return {}
-    except Exception as exc:
-        logger.exception("inference job %s failed", job_id)
-        job_finish(job=job, error=f"Inference failed: {type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if job.params.get("zip"):
-            shutil.rmtree(_inference_dir(job.pk), ignore_errors=True)
-    job_finish(job=job, result=result)
-    return result
-
-
-def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | None = None) -> dict:
-    """Score the job's files with `version`; write the CSV to the export storage. Needs torch."""
-    import torch
-
-    from labeling.services.imports import ImportRejected, Limits, folder_entries, image_inspect, zip_entries
-    from training.ml.checkpoint import load_checkpoint, serving_model
-    from training.ml.data import build_transform, load_image
-
-    errors = job.errors
-    if job.params.get("zip"):
-        entries = zip_entries(
-            Path(job.params["zip"]), labels_from_folders=False, display=job.params.get("upload_name", "upload"),
-            errors=errors,
-        )  # fmt: skip
-    else:
-        entries = folder_entries(Path(job.params["folder"]), labels_from_folders=False, errors=errors)
-    total = len(entries)
-    job_progress(job=job, done=0, total=total, message=f"Loading model v{version.number}")
-    model, cfg = load_checkpoint(checkpoint_dir(version))
-    model = serving_model(model.float().eval(), cfg)
-    class_names = list(cfg.get("class_names") or version_class_names(version))
-    pre = preprocessing_of(cfg)
-    transform = build_transform(
-        {"interpolation": pre["interpolation"], "mean": tuple(pre["mean"]), "std": tuple(pre["std"])},
-        pre["image_size"],
-        is_training=False,
-        crop_pct=pre["crop_pct"],
-    )
-    multi = bool(cfg.get("multi_label"))
-    limits = Limits.from_settings()
-    buffer = io.StringIO()
-    # CRLF (RFC 4180): the csv module then quotes any cell holding \r or \n, which cannot start a new row.
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(csv_row(["file_name", "predicted_class", "confidence", *[f"p_{name}" for name in class_names]]))
-    batch_names: list[str] = []
-    batch_tensors: list = []
-    written = 0
-
-    def flush() -> None:
-        nonlocal written
-        if not batch_tensors:
-            return
-        with torch.inference_mode():
-            logits = model(torch.stack(batch_tensors)).float()
-            probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
-        for name, row in zip(batch_names, probs.tolist(), strict=True):
-            best = max(range(len(row)), key=row.__getitem__)
-            writer.writerow(csv_row([name, class_names[best], f"{row[best]:.6f}", *[f"{p:.6f}" for p in row]]))
-            written += 1
-        batch_names.clear()
-        batch_tensors.clear()
-
-    for done, entry in enumerate(entries, start=1):
-        try:
-            data = entry.read(limits.max_bytes)
-            image_inspect(data, limits=limits)  # bombs, truncation, non-images: a clear reason per file
-            image = load_image(io.BytesIO(data))
-            batch_tensors.append(transform(image))
-            batch_names.append(entry.name)
-        except ImportRejected as exc:
-            errors.append({"name": entry.name, "reason": exc.reason})
-        except Exception as exc:  # a decoder surprise is a bad file, never a crashed job
-            errors.append({"name": entry.name, "reason": f"could not be read ({type(exc).__name__}: {exc})"[:300]})
-        if len(batch_tensors) >= INFERENCE_BATCH:
-            flush()
-        if done % INFERENCE_BATCH == 0 or done == total:
-            job_progress(job=job, done=done, total=total, message=f"{done} / {total} files")
-            if progress:
-                progress(done, total)
-    flush()
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    storage = export_storage()
-    key = storage.save(
-        f"{job.project.slug}/predictions-{job.project.slug}-v{version.number}-{stamp}-job{job.pk}.csv",
-        File(io.BytesIO(buffer.getvalue().encode())),
-    )
-    return {
-        "version": version.number,
-        "predicted": written,
-        "rejected": len(errors),
-        "bytes": storage.size(key),
         "files": [key],
     }

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_POST
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
 from labeling.services.job_limits import JobLimitReached
-from training import services_export
 from training.models import ModelVersion
+from training.services import exports, inference
 
 
 class InferenceForm(forms.Form):
@@ -46,7 +46,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
     limited = False
     if request.method == "POST" and form.is_valid():
         try:
-            job = services_export.inference_start(
+            job = inference.inference_start(
                 project=project,
                 user=request.user,
                 upload=form.cleaned_data["file"],
@@ -77,7 +77,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.EXPORT)
 def model_export_start(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     try:
-        job = services_export.model_export_start(project=request.project, user=request.user, number=number)
+        job = exports.model_export_start(project=request.project, user=request.user, number=number)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     except JobLimitReached as exc:

@@ -16,9 +16,9 @@ from labeling import charts
 from labeling.models import JobStatus
 from labeling.permissions import Capability, project_view
 from labeling.services.dispatch import BROKER_DOWN, task_send
-from training import quality
 from training.models import ModelVersion
-from training.tasks_quality import label_errors_job_enqueue
+from training.selectors import quality
+from training.services.quality import label_errors_job_enqueue
 
 # With many classes a bar chart has a card to itself: room for the names of a deep taxonomy.
 WIDE_BARS = {"width": 760, "max_label_width": 380}
@@ -235,7 +235,7 @@ def holdout_predict(request: HttpRequest, slug: str) -> HttpResponse:
     version = ModelVersion.objects.filter(project=request.project, number=number).first()
     if version is None:
         raise Http404("No such version.")
-    if task_send("training.tasks_quality.holdout_predictions_task", request.project.pk, version.number):
+    if task_send("training.tasks.holdout_predictions_task", request.project.pk, version.number):
         messages.success(request, f"Predicting the holdout with v{version.number}; reload in a moment.")
     else:
         messages.error(request, f"The holdout of v{version.number} is not being predicted. {BROKER_DOWN}")

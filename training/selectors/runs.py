@@ -1,4 +1,4 @@
-"""Reads shared by the model page, the scheduler, tasks and commands."""
+"""Reads of the training loop shared by the model page, the scheduler, tasks and commands: runs, versions, "due"."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subq
 from django.db.models.functions import Coalesce, Greatest
 
 from labeling.models import Item, Job, JobKind, JobStatus, Project, ResolvedLabel
+from training.constants import MODE_COLD_START
 from training.models import IN_FLIGHT, ModelVersion, RunStatus, TrainingRun
 
-COLD_START = "coldstart"
+COLD_START = MODE_COLD_START
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

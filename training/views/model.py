@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.jobs import training_run_waiting_behind
+from labeling.services.dispatch import BROKER_DOWN, task_send
 from labeling.services.jobs import job_create, job_finish
 from training import selectors, services
 
@@ -92,17 +93,14 @@ def train_now(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.TRAIN)
 def rescore(request: HttpRequest, slug: str) -> HttpResponse:
     """Re-score the pool with the active model (a Job the page polls)."""
-    from training.tasks import training_score_task
-
     project = request.project
     if selectors.model_version_active(project=project) is None:
         messages.error(request, "There is no trained model to score with yet.")
         return redirect("training:model", slug=slug)
     job = job_create(project=project, kind=JobKind.SCORE, created_by=request.user)
-    try:
-        training_score_task.apply_async((project.pk, job.pk), retry=False)
-    except Exception as exc:  # broker down: say so instead of leaving a job that never starts
-        job_finish(job=job, error=f"The task queue is unavailable ({type(exc).__name__}); try again later.")
+    if not task_send("training.tasks.training_score_task", project.pk, job.pk):
+        # Broker down: say so instead of leaving a job that never starts.
+        job_finish(job=job, error=BROKER_DOWN)
         messages.error(request, "The task queue is unavailable right now; try again later.")
     else:
         messages.success(request, "Scoring queued.")

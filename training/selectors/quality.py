@@ -1,9 +1,9 @@
-"""Model quality reads (and the one write of per-item holdout predictions) behind training/views_quality.py.
+"""Model quality reads behind the quality pages (training/views/quality.py): metrics, confusions, drill-down.
 
 A version's metrics JSON comes from training/ml/evaluate.py on the holdout at training time; it is read
 defensively (older or partial dicts render what they have). The confusion-matrix drill-down lists the items
 behind a cell from Prediction rows of that version: holdout items once `holdout_predictions_write` stored
-predictions for them (the task runs after each round via the tasks_quality hook, or from the model page), else
+predictions for them (training/services/quality.py runs it after each round, or the model page asks for it), else
 labeled pool items that the version scored before they were labeled. The page says which population it shows.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from labeling.models import Item, Project, ResolvedLabel, Split
+from labeling.models import Item, LabelClass, Project, ResolvedLabel, Split
 from training.models import ModelVersion, Prediction
-from training.services.rounds import class_order_of_version
+from training.services.snapshot import ClassOrder
 
 
 def _num(value: Any) -> float | None:
@@ -192,33 +192,16 @@ def confusion_items(*, version: ModelVersion, true_index: int, pred_index: int) 
     return qs, "labeled pool"
 
 
-def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
-    """Score the labeled holdout with one version and store Prediction rows (upsert). Worker/command only."""
-    from training.ml.pipeline import score_pool
-    from training.services.artifacts import version_checkpoint_dir
-    from training.services.rounds import predictions_write, round_config
-    from training.services.runs import project_cache_dir
-    from training.services.snapshot import label_snapshot
-
-    version = ModelVersion.objects.filter(project=project, number=version_number).first()
-    if version is None:
-        return {"status": "skipped", "reason": f"no version {version_number}"}
-    snap = label_snapshot(project=project)
-    pool = [(item_id, path) for item_id, path, _ in snap.holdout]
-    if not pool:
-        return {"status": "ok", "scored": 0}
-    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
-    checkpoint = version_checkpoint_dir(version=version)
-    scored = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
-    ids, probs, uncertainty = scored.pool_ids, scored.pool_probs, scored.pool_uncertainty
-    ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-    predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
-    return {"status": "ok", "scored": len(ids), "version": version.number}
-
-
 def holdout_prediction_count(version: ModelVersion) -> int:
     return Prediction.objects.filter(model_version=version, item__split=Split.HOLDOUT).count()
 
 
 def items_labeled_in_holdout(project: Project) -> int:
     return Item.objects.filter(project=project, split=Split.HOLDOUT, resolved__isnull=False).count()
+
+
+def class_order_of_version(version: ModelVersion) -> ClassOrder:
+    """The class order a version was trained with (archived classes keep their names)."""
+    by_id = {c.pk: c for c in LabelClass.objects.filter(project_id=version.project_id).select_related("parent")}
+    names = [by_id[c].path if c in by_id else f"class {c}" for c in version.class_ids]
+    return ClassOrder(ids=list(version.class_ids), names=names)

@@ -22,9 +22,9 @@ from django.db.models import Max
 from labeling.models import Job, LabelSource, Project, ResolvedLabel
 from labeling.services import jobs as job_services
 from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
+from training.constants import project_cache_dir
 from training.models import LabelErrorStatus
 from training.services.rounds import round_config
-from training.services.runs import project_cache_dir
 from training.services.snapshot import LabelSnapshot, label_snapshot
 
 # Fewer labels per class than this and the cross-validated model mostly flags its own mistakes: on digits

@@ -1,0 +1,28 @@
+"""Reads of the training app: the loop (runs, versions, what is due) in runs.py, model quality in quality.py.
+
+A selector never imports a service. `training.selectors` re-exports the loop reads that views, tasks and commands use.
+"""
+
+from training.selectors.runs import (
+    COLD_START,
+    LoopStatus,
+    loop_status,
+    model_version_active,
+    model_versions,
+    project_for_command,
+    projects_due_for_training,
+    run_in_flight,
+    runs_recent,
+)
+
+__all__ = [
+    "COLD_START",
+    "LoopStatus",
+    "loop_status",
+    "model_version_active",
+    "model_versions",
+    "project_for_command",
+    "projects_due_for_training",
+    "run_in_flight",
+    "runs_recent",
+]

@@ -1,0 +1,83 @@
+"""Label quality writes: queue the label-error search, the follow-ups of a new model version, and store a version's
+per-item predictions on the holdout (the confusion-cell drill-down). The search itself is services/label_errors.py.
+
+Tasks are sent by name through labeling.services.dispatch; torch is imported inside holdout_predictions_write only.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.services.dispatch import task_send_on_commit
+from labeling.services.jobs import job_create, job_finish
+from labeling.services.reviews import review_tasks_refresh
+from training.constants import project_cache_dir
+from training.models import ModelVersion
+from training.selectors.quality import class_order_of_version
+from training.services.artifacts import version_checkpoint_dir
+from training.services.rounds import predictions_write, round_config
+from training.services.snapshot import label_snapshot
+
+logger = logging.getLogger(__name__)
+
+STALE_QUEUED = timedelta(minutes=30)  # a search queued longer than this never reached a worker
+
+
+def label_errors_job_enqueue(*, project: Project, created_by=None) -> Job:
+    """Create the progress Job and send the search after commit; a search already queued or running is reused."""
+    running = Job.objects.filter(
+        project=project, kind=JobKind.LABEL_ERRORS, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+    ).first()
+    if (
+        running is not None
+        and running.status == JobStatus.QUEUED
+        and running.created_at < timezone.now() - STALE_QUEUED
+    ):
+        # Queued this long and never started: its message was lost (a broker outage before sends failed jobs).
+        job_finish(job=running, error="No worker picked this search up; it was asked for again.")
+        running = None
+    if running is not None:
+        return running
+    job = job_create(project=project, kind=JobKind.LABEL_ERRORS, created_by=created_by)
+    # A broker outage fails the job with its reason (never a queued job nothing will run): the next click retries.
+    task_send_on_commit("training.tasks.label_errors_find_task", project.pk, job.pk, job_id=job.pk)
+    return job
+
+
+def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
+    """Score the labeled holdout with one version and store Prediction rows (upsert). Worker/command only."""
+    from training.ml.pipeline import score_pool
+
+    version = ModelVersion.objects.filter(project=project, number=version_number).first()
+    if version is None:
+        return {"status": "skipped", "reason": f"no version {version_number}"}
+    snap = label_snapshot(project=project)
+    pool = [(item_id, path) for item_id, path, _ in snap.holdout]
+    if not pool:
+        return {"status": "ok", "scored": 0}
+    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+    checkpoint = version_checkpoint_dir(version=version)
+    scored = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
+    ids, probs, uncertainty = scored.pool_ids, scored.pool_probs, scored.pool_uncertainty
+    ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+    predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
+    return {"status": "ok", "scored": len(ids), "version": version.number}
+
+
+def label_errors_after_run(*, project_id: int, version_number: int | None = None) -> None:
+    """Hook for the training round after a version is saved: refresh feeds, search for label errors, and
+    predict the holdout for the drill-down. Never raises (a broker outage must not fail a run)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return
+    try:
+        review_tasks_refresh(project=project)
+    except Exception:
+        logger.exception("review refresh after a run of project %s failed", project_id)
+    label_errors_job_enqueue(project=project)
+    if version_number is not None:
+        task_send_on_commit("training.tasks.holdout_predictions_task", project_id, version_number)
