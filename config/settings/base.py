@@ -189,7 +189,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "labeling.api.resources.NestedNameAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "labeling.api.base.NestedNameAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     # Making tokens (POST /api/auth/token/ per client address, POST /api/me/token/ per user): DRF's "n/second",

@@ -17,7 +17,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.resources import MAX_ID, IdField
+from labeling.api.base import MAX_ID, IdField
 from labeling.api.tokens import TokenAuthentication
 from labeling.models import Item
 from labeling.permissions import Capability, ProjectCapability
