@@ -1,0 +1,23 @@
+"""The OpenAPI document builds without a single warning (`manage.py spectacular --fail-on-warn`, as CI runs it):
+a warning means a client generator gets a wrong or ambiguous schema, for example two authentication classes
+registered under one security scheme name."""
+
+from __future__ import annotations
+
+import io
+
+import yaml
+from django.core.management import call_command
+
+
+def test_the_schema_builds_without_warnings_and_names_one_token_scheme(tmp_path):
+    # When the schema is generated with warnings as failures, and validated
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(out), stderr=io.StringIO())
+
+    # Then it was written, and the API token is one security scheme: `Authorization: Token <key>`
+    schema = yaml.safe_load(out.read_text())
+    schemes = schema["components"]["securitySchemes"]
+    assert (schemes["tokenAuth"]["in"], schemes["tokenAuth"]["name"]) == ("header", "Authorization")
+    assert 'prefix "Token"' in schemes["tokenAuth"]["description"]
+    assert sorted(schemes) == ["cookieAuth", "tokenAuth"]
