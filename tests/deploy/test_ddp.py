@@ -1,4 +1,4 @@
-"""`torchrun --nproc_per_node=2 -m training.ml.train` (DDP over gloo on CPU) fine-tunes to the same weights as
+"""`torchrun --nproc_per_node=2 -m training.ml.launch` (DDP over gloo on CPU) fine-tunes to the same weights as
 one process with the same global batch, then rank 0 alone evaluates, scores the pool and writes; the checkpoint
 is the one the scoring code loads. The data-parallel trainer keeps the one-process recipe: class-balanced
 sampling split over ranks, a validation split and early stopping with the best weights restored."""
@@ -72,10 +72,10 @@ def test_two_torchrun_processes_give_the_single_process_round_and_only_rank_0_wr
     # The reference: the same data-parallel trainer in one process (--ddp). BatchNorm statistics frozen and no
     # random augmentation, so how a batch is split over ranks cannot change the result.
     common = ["--config", str(spec), "--bn", "frozen", "--no-augment"]
-    run([sys.executable, "-m", "training.ml.train", "--ddp", *common, "--out", str(tmp_path / "single")])
+    run([sys.executable, "-m", "training.ml.launch", "--ddp", *common, "--out", str(tmp_path / "single")])
     stdout = run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "training.ml.train", *common, "--out", str(tmp_path / "ddp")]
+         "-m", "training.ml.launch", *common, "--out", str(tmp_path / "ddp")]
     )  # fmt: skip
 
     # Only rank 0 wrote: one result, one "done" line, nothing else in the result folder or beside it.
@@ -124,14 +124,20 @@ def test_two_torchrun_processes_give_the_single_process_round_and_only_rank_0_wr
     assert torch.allclose(p1, p2, atol=1e-4)
 
 
-def test_training_ml_ddp_is_an_alias_of_the_round_cli(monkeypatch):
-    import training.ml.train
-    from training.ml import ddp
+def test_training_ml_has_one_entry_point_the_launcher_and_no_library_module_imports_it():
+    """`-m training.ml.launch` is what torchrun and a user run; the library (train, ddp, ...) has no __main__."""
+    import ast
 
-    calls = []
-    monkeypatch.setattr(training.ml.train, "main", lambda argv: calls.append(argv) or 0)
-    assert ddp.main(["--config", "round.json", "--bn", "frozen"]) == 0
-    assert calls == [["--config", "round.json", "--bn", "frozen", "--ddp"]]
+    mains, importers = [], []
+    for path in sorted((ROOT / "training" / "ml").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                mains.append(path.stem)
+            if isinstance(node, ast.ImportFrom) and node.module == "training.ml.launch" and path.stem != "launch":
+                importers.append(path.stem)
+    assert mains == ["launch"]
+    assert importers == []
 
 
 @pytest.mark.slow
@@ -139,7 +145,7 @@ def test_a_rank_exits_when_the_worker_that_launched_torchrun_is_killed():
     """A hard-killed Celery worker (time limit, OOM) must not leave ranks training: each rank watches it."""
     launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     rank = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom training.ml.train import _exit_when_orphaned\n"
+        [sys.executable, "-c", "import sys, time\nfrom training.ml.launch import _exit_when_orphaned\n"
          "_exit_when_orphaned(int(sys.argv[1])); print('watching', flush=True); time.sleep(60)", str(launcher.pid)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

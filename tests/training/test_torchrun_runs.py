@@ -133,5 +133,5 @@ def test_torchrun_is_the_venvs_with_a_standalone_rendezvous(tmp_path):
     world = torchrun.World(size=3, device="cpu", requested=3)
     command = torchrun.torchrun_command(world=world, config=tmp_path / "round.json", out_dir=tmp_path)
     assert command[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3"]
-    assert command[5:7] == ["-m", "training.ml.train"]
+    assert command[5:7] == ["-m", "training.ml.launch"]
     assert command[command.index("--watch-pid") + 1] == str(os.getpid())

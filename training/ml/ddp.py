@@ -1,8 +1,8 @@
 """Data-parallel fine-tuning on several GPUs (or CPU processes) with DistributedDataParallel.
 
-The entry point is the round CLI: `torchrun --nproc_per_node=4 -m training.ml.train --config round.json` trains
+The entry point is the round CLI: `torchrun --nproc_per_node=4 -m training.ml.launch --config round.json` trains
 a fine-tune round with `ddp_finetune` on every rank, then rank 0 alone evaluates, scores the pool and writes
-(see train.main). `torchrun -m training.ml.ddp ...` is kept as an alias of `training.ml.train --ddp`.
+(see launch.main).
 
 Every rank sees 1/world of each global batch of `cfg.batch_size` images; DDP averages the gradients, so N ranks
 take the same optimizer steps as one process with the whole batch (tests/deploy/test_ddp.py checks this against
@@ -21,7 +21,6 @@ epoch (a rank leaving the loop alone would deadlock the others' collectives).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -268,14 +267,3 @@ def ddp_finetune(
     if history and val_loader is not None:
         info["best_val_score"] = best_score
     return model.eval(), info
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`torchrun -m training.ml.ddp ARGS` is `torchrun -m training.ml.train --ddp ARGS` (the old entry point)."""
-    from training.ml.train import main as train_main
-
-    return train_main([*(sys.argv[1:] if argv is None else argv), "--ddp"])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

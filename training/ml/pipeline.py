@@ -22,8 +22,9 @@ from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.embeddings import EmbeddingStore
 from training.ml.evaluate import evaluate
-from training.ml.heads import LinearHead, feature_stats, fit_head, predict_head, predict_mc
+from training.ml.heads import LinearHead, activation, feature_stats, fit_head, predict_head, predict_mc
 from training.ml.models import create_backbone, data_config
+from training.ml.train import finetune, predict_loader
 
 Progress = Callable[[str, float], None]
 # trainer(cfg, paths, labels, opener=..., progress=...) -> (model in eval mode, info): train.finetune by default,
@@ -179,8 +180,6 @@ def run_round(
         dcfg = data_config(backbone)
         model = None
     else:
-        from training.ml.train import finetune
-
         model, info = (trainer or finetune)(cfg, [r[1] for r in labeled], labels, opener=opener, progress=report)
         state = model.state_dict()
         dcfg = data_config(model)
@@ -280,8 +279,6 @@ def _predict(
     if head is not None:
         feats = store.get([int(r[0]) for r in rows], cfg)
         return predict_head(head, feats, cfg.multi_label), feats
-    from training.ml.train import predict_loader
-
     ds = ImageManifestDataset(
         [r[1] for r in rows],
         None,
@@ -308,8 +305,6 @@ def _mc_samples(cfg, head, model, store, rows, opener, device, dcfg, feats) -> n
     x = torch.as_tensor(feats, device=device)
     torch.manual_seed(cfg.seed)
     with torch.inference_mode():
-        from training.ml.heads import activation
-
         samples = [
             activation(classifier(torch.nn.functional.dropout(x, p=cfg.drop_rate, training=True)), cfg.multi_label)
             for _ in range(cfg.mc_samples)

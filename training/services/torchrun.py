@@ -1,5 +1,5 @@
 """Fine-tuning on several GPUs: the worker writes the round's JSON, launches
-`torchrun --nproc_per_node=N -m training.ml.train` (DDP: NCCL on GPUs, gloo on CPU), relays rank 0's progress
+`torchrun --nproc_per_node=N -m training.ml.launch` (DDP: NCCL on GPUs, gloo on CPU), relays rank 0's progress
 into the run, stops the processes when the run is no longer running, and reads back what rank 0 wrote.
 
 rounds.round_execute sends a fine-tune run of a project with `gpus` > 1 here; everything else trains inside the
@@ -89,7 +89,7 @@ def torchrun_command(*, world: World, config: Path, out_dir: Path) -> list[str]:
     """The venv's torchrun (`python -m torch.distributed.run`) with a standalone rendezvous on a free port."""
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world.size}",
-        "-m", "training.ml.train", "--config", str(config), "--out", str(out_dir), "--watch-pid", str(os.getpid()),
+        "-m", "training.ml.launch", "--config", str(config), "--out", str(out_dir), "--watch-pid", str(os.getpid()),
     ]  # fmt: skip
 
 

@@ -147,7 +147,7 @@ def test_bad_manifest_is_rejected_before_any_work(digits, tmp_path):
 
 
 def test_cli_writes_result_files(digits, tmp_path):
-    from training.ml.train import main
+    from training.ml.launch import main
 
     labeled, holdout, pool = split(digits)
     spec = {
