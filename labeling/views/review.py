@@ -20,15 +20,15 @@ from labeling import charts
 from labeling.models import Item, Job, JobKind, LabelClass, Review, ReviewTask, ReviewTaskReason, Verdict
 from labeling.permissions import Capability, project_view
 from labeling.selectors.keys import classes_with_level_keys
-from labeling.selectors.quality import (
+from labeling.selectors.quality import quality_report
+from labeling.selectors.queue import label_classes_for_labeling
+from labeling.selectors.reviews import (
     REASON_ORDER,
-    quality_report,
     review_context,
     review_task_counts,
     review_task_next,
     review_tasks_open,
 )
-from labeling.selectors.queue import label_classes_for_labeling
 from labeling.services import reviews as review_services
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).

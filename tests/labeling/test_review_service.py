@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from labeling.models import ItemState, LabelSource, ResolvedLabel, Review, ReviewTask, ReviewTaskReason, Role
-from labeling.selectors.quality import model_top_classes, quality_report, review_task_next
+from labeling.selectors.quality import quality_report
+from labeling.selectors.reviews import model_top_classes, review_task_next
 from labeling.services.annotations import annotation_create
 from labeling.services.queue import item_claim_next
 from labeling.services.reviews import (

@@ -1,20 +1,5 @@
-"""Review writes: feed the review queue, record verdicts, mark gold items.
-
-Feeds (one open ReviewTask per (item, reason), enforced by the database):
-- sample: each live annotation is audited with probability project.review_sample_rate, decided by a fixed hash
-  of the annotation id (Knuth's multiplicative hash, computable in SQL), so the sample is stable across refreshes;
-- disagreement: items in state `review` (a consensus tie) or whose live annotations disagree (overlap > 1);
-- model: the active model version predicts another class than the resolved label with confidence >= 0.9
-  (read through django.apps so that labeling never imports training);
-- gold: a live annotation on a gold item whose classes differ from the item's gold classes;
-- label_error: written by training.label_errors via `review_tasks_label_errors_set`.
-
-A verdict (`review_submit`) appends a Review row and recomputes the item's resolved label: `accept` confirms the
-annotation, `reject` makes it stop counting (the item goes back to the queue), `correct` makes the reviewer's
-classes the item's label. Tasks that a verdict answers are closed; a closed task is not reopened for the same
-annotation (sample, gold) or unless the item changed after the verdict (disagreement, model). Nobody judges their
-own label (a reviewer's record of an imported label excepted: they did not give it).
-"""
+"""Feeding the review queue: one open ReviewTask per (item, reason), from the sample, disagreement, model, gold and
+label-error feeds (see labeling.services.reviews)."""
 
 from __future__ import annotations
 
@@ -31,7 +16,6 @@ from labeling.models import (
     Annotation,
     Item,
     ItemState,
-    LabelClass,
     LabelSource,
     Project,
     ResolvedLabel,
@@ -40,7 +24,6 @@ from labeling.models import (
     ReviewTaskReason,
     Verdict,
 )
-from labeling.services.resolution import resolved_label_recompute
 
 MODEL_CONTRADICTION_CONFIDENCE = 0.9
 # Knuth's multiplicative hash: (id * A) mod 2^32 spreads consecutive ids evenly over [0, 2^32).
@@ -124,9 +107,6 @@ def _bulk_open(project: Project, rows: list[tuple[int, int | None, float]], reas
     # ignore_conflicts: a concurrent refresh may have opened the same (item, reason) meanwhile.
     ReviewTask.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
     return len(new)
-
-
-# ---- feeds ---------------------------------------------------------------------------------------------------
 
 
 def _sample_rows(project: Project, items: Iterable[int] | None = None) -> list[tuple[int, int | None, float]]:
@@ -331,142 +311,3 @@ def review_tasks_label_errors_set(*, project: Project, scores: dict[int, tuple[i
         ReviewTask.objects.bulk_update(changed, ["score", "annotation"], batch_size=500)
         ReviewTask.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
     return len(scores)
-
-
-# ---- verdicts ------------------------------------------------------------------------------------------------
-
-
-def _clean_corrected(project: Project, class_ids: Iterable | None) -> list[int]:
-    try:
-        ids = sorted({int(c) for c in (class_ids or [])})
-    except (TypeError, ValueError) as exc:
-        raise ValidationError("Class ids must be integers.") from exc
-    if not ids:
-        raise ValidationError("A correction needs at least one class.")
-    if not project.is_multi_label and len(ids) != 1:
-        raise ValidationError("This is a single-label project: a correction has exactly one class.")
-    found = set(LabelClass.objects.filter(project=project, pk__in=ids, archived=False).values_list("id", flat=True))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
-    return ids
-
-
-def task_annotation(task: ReviewTask) -> Annotation | None:
-    """The annotation a verdict on this task is about: the task's own if it still counts, else the newest live one."""
-    live = live_annotations().filter(item_id=task.item_id)
-    if task.annotation_id is not None:
-        own = live.filter(pk=task.annotation_id).first()
-        if own is not None:
-            return own
-    return live.order_by("-created_at", "-id").first()
-
-
-def _imported_label_annotation(*, item: Item, reviewer) -> Annotation:
-    """An imported label has no annotation to hang a Review on: record it as the reviewer's annotation.
-
-    Such rows are the reviewer's own (they also carry the reviewer's verdict) and the quality report leaves them
-    out of annotator figures.
-    """
-    resolved = ResolvedLabel.objects.filter(item=item).first()
-    if resolved is None:
-        raise ValidationError("This item has no live annotation or label to review.")
-    annotation = Annotation.objects.create(item=item, user=reviewer)
-    annotation.classes.set(resolved.classes.all())
-    return annotation
-
-
-def _refuse_correction_to_given(*, item: Item, annotation: Annotation | None, corrected: list[int]) -> None:
-    """A correction must change the label: the judged annotation's classes (or the imported label's) are refused."""
-    if annotation is not None:
-        given = set(annotation.classes.values_list("id", flat=True))
-    else:
-        through = ResolvedLabel.classes.through
-        given = set(through.objects.filter(resolvedlabel__item=item).values_list("labelclass_id", flat=True))
-    if given != set(corrected):
-        return
-    names = ", ".join(c.path for c in LabelClass.objects.filter(pk__in=corrected))
-    raise ValidationError(
-        f"{names} is already the given label: press Accept to confirm it, or choose a different class to correct it."
-    )
-
-
-def _is_own_label(*, annotation: Annotation, reviewer) -> bool:
-    """The reviewer gave this label. Their record of an imported label (it carries their own verdict) is not."""
-    if annotation.user_id != reviewer.pk:
-        return False
-    return not Review.objects.filter(annotation=annotation, reviewer=reviewer).exists()
-
-
-def review_submit(
-    *,
-    task: ReviewTask,
-    reviewer,
-    verdict: str,
-    corrected_class_ids: Iterable[int] | None = None,
-    comment: str = "",
-) -> Review:
-    """Record a verdict on the task's annotation, close the task, recompute the item's resolved label.
-
-    accept: the annotation is confirmed. reject: it stops counting and the item returns to the queue.
-    correct: the reviewer's classes become the item's label; every open task of the item is closed.
-    An item labeled only by import has no annotation to judge: the verdict is recorded on an annotation row in the
-    reviewer's name that carries the imported classes. Raises ValidationError (nothing changes) for an unknown
-    verdict, bad classes, a correction to the given label itself, a verdict on the reviewer's own label, a closed
-    task, or an item with neither a live annotation nor a label.
-    """
-    if verdict not in Verdict.values:
-        raise ValidationError(f"Unknown verdict {verdict!r}: use accept, reject or correct.")
-    project = task.project
-    corrected = _clean_corrected(project, corrected_class_ids) if verdict == Verdict.CORRECT else []
-    comment = (comment or "").strip()[:5000]
-    with transaction.atomic():
-        locked = ReviewTask.objects.select_for_update().select_related("item").get(pk=task.pk)
-        if locked.done:
-            raise ValidationError("This review task is already closed.")
-        item = Item.objects.select_for_update().select_related("project").get(pk=locked.item_id)
-        annotation = task_annotation(locked)
-        if annotation is not None and _is_own_label(annotation=annotation, reviewer=reviewer):
-            raise ValidationError("This is your own label: someone else has to review it. Press Next for another task.")
-        if corrected:
-            _refuse_correction_to_given(item=item, annotation=annotation, corrected=corrected)
-        if annotation is None:
-            annotation = _imported_label_annotation(item=item, reviewer=reviewer)
-        review = Review.objects.create(annotation=annotation, reviewer=reviewer, verdict=verdict, comment=comment)
-        if corrected:
-            review.corrected_classes.set(corrected)
-        to_close = ReviewTask.objects.filter(pk=locked.pk)
-        if verdict == Verdict.CORRECT:
-            to_close = ReviewTask.objects.filter(item=item, done=False)
-        elif verdict == Verdict.REJECT:
-            # The judged annotation no longer counts: tasks about it are answered too.
-            to_close = ReviewTask.objects.filter(Q(pk=locked.pk) | Q(annotation=annotation, done=False))
-        to_close.update(done=True)
-        resolved_label_recompute(item=item)
-    task.done = True
-    return review
-
-
-# ---- gold ----------------------------------------------------------------------------------------------------
-
-
-def item_gold_set(*, item: Item, class_ids: Iterable[int]) -> Item:
-    """Make the item a gold item with these answer classes; wrong live answers already given go to review."""
-    project = item.project
-    ids = _clean_corrected(project, class_ids)
-    with transaction.atomic():
-        Item.objects.filter(pk=item.pk).update(is_gold=True)
-        item.is_gold = True
-        item.gold_classes.set(ids)
-    _bulk_open(project, _gold_rows(project, [item.pk]), ReviewTaskReason.GOLD)
-    return item
-
-
-def item_gold_clear(*, item: Item) -> Item:
-    """Stop using the item as gold; its open gold tasks are closed."""
-    with transaction.atomic():
-        Item.objects.filter(pk=item.pk).update(is_gold=False)
-        item.is_gold = False
-        item.gold_classes.clear()
-        ReviewTask.objects.filter(item=item, reason=ReviewTaskReason.GOLD, done=False).delete()
-    return item

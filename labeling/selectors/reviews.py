@@ -1,0 +1,180 @@
+"""Reads for the review queue: open tasks by reason, the next task, and what a reviewer sees about one item (the
+labels given, the active model's view, a label-error search's view)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db.models import Count, Exists, OuterRef, QuerySet
+
+from labeling.models import (
+    Annotation,
+    Item,
+    LabelClass,
+    Project,
+    ResolvedLabel,
+    Review,
+    ReviewTask,
+    ReviewTaskReason,
+    Verdict,
+)
+
+# The order reasons are worked through when no filter is set: gold misses and disagreements first.
+REASON_ORDER = [
+    ReviewTaskReason.GOLD,
+    ReviewTaskReason.DISAGREEMENT,
+    ReviewTaskReason.MODEL,
+    ReviewTaskReason.LABEL_ERROR,
+    ReviewTaskReason.SAMPLE,
+]
+
+
+def review_tasks_open(*, project: Project, reason: str | None = None) -> QuerySet[ReviewTask]:
+    qs = ReviewTask.objects.filter(project=project, done=False)
+    if reason:
+        qs = qs.filter(reason=reason)
+    return qs.order_by("-score", "id")
+
+
+def review_task_counts(*, project: Project) -> dict[str, int]:
+    counts = dict(
+        ReviewTask.objects.filter(project=project, done=False)
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("reason", "n")
+    )
+    return {reason: counts.get(reason, 0) for reason in REASON_ORDER}
+
+
+def review_task_next(*, project: Project, reason: str | None = None, after: int | None = None) -> ReviewTask | None:
+    """The next open task: within a reason by score (highest first); without one, reasons in REASON_ORDER.
+
+    `after` skips that task (the reviewer pressed next) by preferring any other open task.
+    """
+    reasons = [reason] if reason else REASON_ORDER
+    for r in reasons:
+        qs = review_tasks_open(project=project, reason=r)
+        if after:
+            qs = qs.exclude(pk=after)
+        task = qs.select_related("item").first()
+        if task is not None:
+            return task
+    if after:
+        return review_tasks_open(project=project, reason=reason).filter(pk=after).select_related("item").first()
+    return None
+
+
+@dataclass
+class GivenLabel:
+    annotation_id: int
+    username: str
+    classes: list[LabelClass]
+    created_at: object
+    seconds: float
+    verdict: str | None
+
+
+@dataclass
+class ReviewContext:
+    task: ReviewTask
+    item: Item
+    given: GivenLabel | None
+    others: list[GivenLabel]
+    resolved: list[LabelClass]
+    resolved_source: str
+    gold: list[LabelClass]
+    model_top: list[tuple[LabelClass, float]] = field(default_factory=list)
+    model_version: int | None = None  # the active version's number, whether or not it predicted this item
+    # For a suspected label error: what the search's cross-validated model (one that never saw this label) said,
+    # as (its class, its probability, probability it gave the given class); None otherwise.
+    out_of_sample: tuple[LabelClass, float, float] | None = None
+
+
+def _given_labels(item: Item) -> list[GivenLabel]:
+    rows = (
+        Annotation.objects.filter(item=item, skipped=False, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .select_related("user")
+        .prefetch_related("classes")
+        .order_by("created_at", "id")
+    )
+    verdicts: dict[int, str] = {}
+    for annotation_id, verdict in (
+        Review.objects.filter(annotation__item=item)
+        .order_by("created_at", "id")
+        .values_list("annotation_id", "verdict")
+    ):
+        verdicts[annotation_id] = verdict
+    return [
+        GivenLabel(
+            a.pk, a.user.get_username(), list(a.classes.all()), a.created_at, a.seconds_spent, verdicts.get(a.pk)
+        )
+        for a in rows
+    ]
+
+
+def model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[LabelClass, float]], int | None]:
+    """Top-k classes of the active model version's prediction for the item, and that version's number.
+
+    Only the active version counts: an older version's prediction is stale, so an item the active version has not
+    scored gets ([], its number) and the page says so. No active version (or no training app): ([], None).
+    """
+    try:
+        version_model = apps.get_model("training", "ModelVersion")
+        prediction_model = apps.get_model("training", "Prediction")
+    except LookupError:
+        return [], None
+    version = version_model.objects.filter(project_id=item.project_id, active=True).first()
+    if version is None:
+        return [], None
+    prediction = prediction_model.objects.filter(item=item, model_version=version).first()
+    if prediction is None:
+        return [], version.number
+    class_ids = list(version.class_ids or [])
+    probs = list(prediction.probabilities or [])
+    if len(class_ids) != len(probs):
+        return [], version.number
+    classes = LabelClass.objects.in_bulk(class_ids)
+    ranked = sorted(zip(class_ids, probs, strict=True), key=lambda cp: -float(cp[1]))
+    top = [(classes[c], float(p)) for c, p in ranked if c in classes][:k]
+    return top, version.number
+
+
+def review_context(*, task: ReviewTask) -> ReviewContext:
+    item = task.item
+    labels = _given_labels(item)
+    given = next((g for g in labels if g.annotation_id == task.annotation_id), None)
+    if given is None:
+        live = [g for g in labels if g.verdict != Verdict.REJECT]
+        given = live[-1] if live else None
+    resolved = ResolvedLabel.objects.filter(item=item).prefetch_related("classes").first()
+    top, version = model_top_classes(item=item)
+    out_of_sample = _label_error_view(item=item) if task.reason == ReviewTaskReason.LABEL_ERROR else None
+    return ReviewContext(
+        task=task,
+        item=item,
+        given=given,
+        others=[g for g in labels if given is None or g.annotation_id != given.annotation_id],
+        resolved=list(resolved.classes.all()) if resolved else [],
+        resolved_source=resolved.get_source_display() if resolved else "",
+        gold=list(item.gold_classes.all()) if item.is_gold else [],
+        model_top=top,
+        model_version=version,
+        out_of_sample=out_of_sample,
+    )
+
+
+def _label_error_view(*, item: Item) -> tuple[LabelClass, float, float] | None:
+    """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch)."""
+    try:
+        search_model = apps.get_model("training", "LabelErrorSearch")
+    except LookupError:
+        return None
+    search = search_model.objects.filter(project_id=item.project_id).order_by("-created_at", "-id").first()
+    row = ((search.suspects or {}) if search is not None else {}).get(str(item.pk))
+    if not row or len(row) < 4:
+        return None
+    model_class = LabelClass.objects.filter(project_id=item.project_id, pk=row[1]).first()
+    return (model_class, float(row[2]), float(row[3])) if model_class is not None else None
