@@ -18,10 +18,10 @@ from training.models import IN_FLIGHT, RunStatus, TrainingRun
 
 def gpu_worker_available(timeout: float = 1.5) -> bool:
     """Is any worker consuming the `gpu` queue? False when the broker is unreachable."""
-    from config.celery_app import app
+    from celery import current_app  # the project's app (config/__init__.py loads it); app code never imports config
 
     try:
-        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+        replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
     except Exception:
         return False
     return any(q.get("name") == "gpu" for queues in replies.values() for q in queues or [])
