@@ -27,8 +27,9 @@ Decisions (documented for users in the README):
   names of each kind.
 
 Modules: `validation` (pure checks of one file's bytes), `items` (storing one item), `archives` (whole-zip
-checks), `sources` (zips, folders, uploads, CSVs, class paths), `run` (the job: batches, decoder threads,
-progress, failure), `submit` (staging browser uploads, creating and queueing jobs).
+checks), `sources` (zips, folders, uploads, CSVs, class paths), `batches` (a run's state: reading, storing and
+labeling batches), `run` (the job: decoder threads, progress, failure), `submit` (staging browser uploads,
+creating and queueing jobs).
 """
 
 from labeling.services.imports.items import item_create_from_bytes

@@ -1,0 +1,311 @@
+"""The state of one import run and its batch engine: files gathered from the job's sources, read in bounded batches,
+stored item by item (a bad file is rejected by name and reason, never half stored), and labels from a CSV applied to
+items already there. labeling.services.imports.run drives it on decoder threads."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, transaction
+
+from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
+from labeling.services.imports.items import attach_labels, delete_files, duplicate_reason, new_item, store_files
+from labeling.services.imports.reasons import reason_kind
+from labeling.services.imports.sources import (
+    Entry,
+    class_path_parse,
+    folder_entries,
+    folder_label,
+    is_junk,
+    label_csv_parse,
+    read_file,
+    wrapping_folders,
+    zip_entries,
+)
+from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, megabytes
+from labeling.services.projects import label_classes_from_paths
+
+logger = logging.getLogger(__name__)
+
+BATCH_FILES = 100  # also how often the progress the page polls moves
+BATCH_BYTES = 128 * 1024 * 1024
+MAX_STORED_ERRORS = 5000  # names kept in job.errors; the counts by reason cover every file
+MAX_NAMES_PER_REASON = 500
+
+
+@dataclass
+class _Pending:
+    entry: Entry
+    data: bytes
+    sha256: str
+
+
+@dataclass
+class _Run:
+    project: Project
+    job: Job
+    limits: Limits
+    progress: Callable[[int, int], None] | None
+    csv_labels: dict[str, list[str]] = field(default_factory=dict)
+    classes: dict[str, LabelClass] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"imported": 0, "rejected": 0, "duplicates": 0, "labeled": 0, "label_errors": 0}
+    )
+    by_reason: dict[str, int] = field(default_factory=dict)  # reason_kind -> files, for every file
+    done: int = 0
+    total: int = 0
+    seen: dict[str, str] = field(default_factory=dict)  # sha256 -> name, within this run
+    matched_csv: set[str] = field(default_factory=set)
+
+    def reject(self, name: str, reason: str, *, duplicate: bool = False) -> None:
+        self.counts["duplicates" if duplicate else "rejected"] += 1
+        self._error(name, reason)
+
+    def _error(self, name: str, reason: str) -> None:
+        kind = reason_kind(reason)
+        self.by_reason[kind] = self.by_reason.get(kind, 0) + 1
+        if self.by_reason[kind] <= MAX_NAMES_PER_REASON and len(self.job.errors) < MAX_STORED_ERRORS:
+            self.job.errors.append({"name": name, "reason": reason})
+
+    def result(self) -> dict:
+        """job.result: the counts, and how many files each kind of problem hit (most first)."""
+        by_reason = dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+        return {**self.counts, "rejected_by_reason": by_reason}
+
+    def label_error(self, name: str, reason: str) -> None:
+        self.counts["label_errors"] += 1
+        self._error(name, reason)
+
+    def classes_for(self, entry: Entry) -> list[LabelClass]:
+        paths = self._csv_paths(entry.name)
+        if paths is None:
+            paths = [entry.label_path] if entry.label_path else []
+        return self._resolve(entry.name, paths)
+
+    def _csv_paths(self, name: str) -> list[str] | None:
+        for key in (name, name.rsplit("/", 1)[-1]):
+            if key in self.csv_labels:
+                self.matched_csv.add(key)
+                return self.csv_labels[key]
+        return None
+
+    def _resolve(self, name: str, paths: list[str]) -> list[LabelClass]:
+        """The classes for one file's label paths, created if new; a bad path leaves the file unlabeled.
+
+        Classes are created all or nothing per file, so a refused label leaves no stray parent class.
+        """
+        if not paths:
+            return []
+        try:
+            paths = list(dict.fromkeys(class_path_parse(p) for p in paths))
+        except ValueError as exc:
+            self.label_error(name, f"label not applied: {exc}")
+            return []
+        if len(paths) > 1 and not self.project.is_multi_label:
+            self.label_error(name, f"{len(paths)} labels for a single-label project; left unlabeled")
+            return []
+        missing = [p for p in paths if p not in self.classes]
+        for attempt in range(2):
+            if not missing:
+                break
+            try:
+                with transaction.atomic():
+                    self.classes = label_classes_from_paths(project=self.project, paths=missing)
+                break
+            except IntegrityError:  # another import created one of them a moment ago: look again, once
+                self.classes = _classes_by_path(self.project)
+                missing = [p for p in paths if p not in self.classes]
+                if attempt:
+                    self.label_error(name, "could not create class: it was being created by another import")
+                    return []
+            except (ValidationError, DataError) as exc:
+                reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                self.label_error(name, f"could not create class: {reason}"[:300])
+                return []
+        if any(p not in self.classes for p in paths):
+            self.label_error(name, "could not create class")
+            return []
+        return [self.classes[p] for p in paths]
+
+    def flush_progress(self) -> None:
+        """One UPDATE per batch: the UI polls it and a resumed job continues from `done`."""
+        if self.progress:
+            self.progress(self.done, self.total)
+        Job.objects.filter(pk=self.job.pk).update(
+            done=self.done, total=self.total, errors=self.job.errors, result=self.result(),
+            message=f"{self.counts['imported']} imported, {self.counts['rejected'] + self.counts['duplicates']} "
+                    "rejected",
+        )  # fmt: skip
+
+
+def _classes_by_path(project: Project) -> dict[str, LabelClass]:
+    return {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=project)}
+
+
+def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_Pending]]]:
+    """Read files in bounded batches; size and duplicate checks happen here, before decoding."""
+    batch: list[_Pending] = []
+    batch_bytes = 0
+    consumed = 0
+    for entry in entries:
+        consumed += 1
+        try:
+            data = entry.read(run.limits.max_bytes)
+        except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, EOFError) as exc:
+            run.reject(entry.name, f"could not be read ({exc})"[:300])
+            continue
+        if len(data) > run.limits.max_bytes:
+            run.reject(entry.name, f"file is over the {megabytes(run.limits.max_bytes)} limit")
+            continue
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 in run.seen:
+            run.reject(entry.name, f"duplicate of {run.seen[sha256]}", duplicate=True)
+            continue
+        run.seen[sha256] = entry.name
+        batch.append(_Pending(entry, data, sha256))
+        batch_bytes += len(data)
+        if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+            yield consumed, batch
+            batch, batch_bytes, consumed = [], 0, 0
+    if batch or consumed:
+        yield consumed, batch
+
+
+def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str]) -> None:
+    """Store files then rows for one batch; on any failure nothing of the failed part remains."""
+    project = run.project
+    existing = dict(
+        Item.objects.filter(project=project, sha256__in=[p.sha256 for p in batch]).values_list(
+            "sha256", "original_name"
+        )
+    )
+    ready: list[tuple[Item, _Pending, Inspected, list[LabelClass]]] = []
+    for pending, result in zip(batch, results, strict=True):
+        if isinstance(result, str):
+            run.reject(pending.entry.name, result)
+        elif pending.sha256 in existing:
+            run.reject(pending.entry.name, f"duplicate of {existing[pending.sha256]}", duplicate=True)
+        else:
+            classes = run.classes_for(pending.entry)
+            item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
+                             labeled=bool(classes))  # fmt: skip
+            ready.append((item, pending, result, classes))
+    if not ready:
+        return
+    stored: list[str] = []
+    try:
+        for item, pending, info, _ in ready:
+            store_files(item, pending.data, info, stored)
+        with transaction.atomic():
+            Item.objects.bulk_create([r[0] for r in ready])
+            attach_labels([(item, classes) for item, _, _, classes in ready if classes])
+    except INTERRUPTIONS:
+        delete_files(stored)
+        raise
+    except Exception:
+        # A concurrent import of the same file (unique constraint) or a storage/DB hiccup:
+        # fall back to one item at a time so only the offending files are rejected.
+        delete_files(stored)
+        for item, _, _, _ in ready:
+            item.pk = None
+            item.file.name = item.thumbnail.name = None
+        _store_one_by_one(run, ready)
+        return
+    run.counts["imported"] += len(ready)
+    run.counts["labeled"] += sum(1 for r in ready if r[3])
+
+
+def _store_one_by_one(run: _Run, ready: list) -> None:
+    for item, pending, info, classes in ready:
+        stored: list[str] = []
+        try:
+            store_files(item, pending.data, info, stored)
+            with transaction.atomic():
+                item.save()
+                if classes:
+                    attach_labels([(item, classes)])
+        except IntegrityError:
+            delete_files(stored)
+            run.reject(pending.entry.name, duplicate_reason(run.project, pending.sha256), duplicate=True)
+            continue
+        except INTERRUPTIONS:
+            delete_files(stored)
+            raise
+        except Exception as exc:
+            delete_files(stored)
+            logger.exception("storing %s failed", pending.entry.name)
+            run.reject(pending.entry.name, f"could not be stored ({type(exc).__name__}: {exc})"[:300])
+            continue
+        run.counts["imported"] += 1
+        run.counts["labeled"] += bool(classes)
+
+
+def _apply_csv_to_existing(run: _Run) -> None:
+    """Labels for items imported earlier (CSV rows that matched nothing in this batch)."""
+    remaining = {name: paths for name, paths in run.csv_labels.items() if name not in run.matched_csv}
+    if not remaining:
+        return
+    items = Item.objects.filter(project=run.project)
+    by_name = {i.original_name: i for i in items.filter(original_name__in=list(remaining)).select_related("resolved")}
+    for name, paths in remaining.items():
+        item = by_name.get(name)
+        if item is None:
+            candidates = list(items.filter(original_name__endswith="/" + name).select_related("resolved")[:2])
+            if len(candidates) == 1:
+                item = candidates[0]
+            else:
+                run.label_error(name, "no item with this name" if not candidates else "name matches several items")
+                continue
+        resolved = getattr(item, "resolved", None)
+        if resolved is not None and resolved.source != LabelSource.IMPORT:
+            run.label_error(name, "already labeled in Labelloop; imported label not applied")
+            continue
+        classes = run._resolve(name, paths)
+        if not classes:
+            continue
+        with transaction.atomic():
+            if resolved is None:
+                resolved = ResolvedLabel.objects.create(item=item, project=run.project, source=LabelSource.IMPORT)
+            resolved.classes.set(classes)
+            Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
+        run.counts["labeled"] += 1
+
+
+def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[list[Entry], dict[str, list[str]]]:
+    labels_from_folders = bool(params.get("labels_from_folders"))
+    sources = params.get("sources", [])
+    # Browser uploads send "folder/class/file.jpg" names for dropped folders: the folders can be the classes,
+    # and one folder wrapping them all is not a class, as in a zip.
+    uploaded = [PurePosixPath(s.get("name") or "").parts for s in sources if s["type"] == "file"]
+    strip = wrapping_folders([parts for parts in uploaded if not is_junk(parts)])
+    entries: list[Entry] = []
+    for source in sources:
+        path = Path(source["path"])
+        display = source.get("name") or path.name
+        if source["type"] == "file" and is_junk(PurePosixPath(display).parts):
+            continue
+        if not path.exists():
+            errors.append({"name": display, "reason": "not found on the server"})
+        elif source["type"] != "folder" and not path.is_file():  # a pipe given as a file or zip would block
+            errors.append({"name": display, "reason": "not a regular file: refused"})
+        elif source["type"] == "zip":
+            entries += zip_entries(path, labels_from_folders=labels_from_folders, display=display, errors=errors)
+        elif source["type"] == "folder":
+            entries += folder_entries(path, labels_from_folders=labels_from_folders, errors=errors)
+        else:
+            label = folder_label(PurePosixPath(display).parts[strip:]) if labels_from_folders else None
+            entries.append(Entry(name=display, read=read_file(path), label_path=label))
+    csv_labels: dict[str, list[str]] = {}
+    if params.get("csv"):
+        try:
+            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors)
+        except OSError as exc:
+            csv_errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
+    return entries, csv_labels
