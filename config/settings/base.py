@@ -262,7 +262,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Labeling must never wait on the broker: fail fast when Redis is down.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 LABELLOOP_SCHEDULER_INTERVAL = env.float("LABELLOOP_SCHEDULER_INTERVAL", default=5.0)
-# Exports, model exports and batch inference (labeling/services/job_limits.py, labeling/services/exports.py):
+# Exports, model exports and batch inference (labeling/services/job_limits.py, labeling/services/exports/):
 # jobs queued or running at once per user and per project (0 = no limit; identical requests share one job),
 # and how long their files are kept (0 = forever); the clean-up runs every LABELLOOP_EXPORT_EXPIRE_INTERVAL s.
 LABELLOOP_MAX_QUEUED_JOBS_PER_USER = env.int("LABELLOOP_MAX_QUEUED_JOBS_PER_USER", default=5)
