@@ -1,3 +1,5 @@
+"""URLs of the training pages: each module of training/views/ lists its own patterns."""
+
 from training.views import exports, model, quality
 
 app_name = "training"

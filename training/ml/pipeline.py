@@ -28,7 +28,7 @@ from training.ml.train import finetune, predict_loader
 
 Progress = Callable[[str, float], None]
 # trainer(cfg, paths, labels, opener=..., progress=...) -> (model in eval mode, info): train.finetune by default,
-# a DistributedDataParallel fine-tune under torchrun (train.main).
+# a DistributedDataParallel fine-tune under torchrun (launch.main).
 Trainer = Callable[..., tuple[torch.nn.Module, dict[str, Any]]]
 Labeled = Sequence[tuple[int, Any, Sequence[int]]]
 Pool = Sequence[tuple[int, Any]]

@@ -127,7 +127,7 @@ def _still_running(run_id: int) -> bool:
 
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM to torchrun's process group (the agent stops its ranks), SIGKILL after a grace period. Ranks that
-    outlive a killed agent exit on their own (train.main watches its parent)."""
+    outlive a killed agent exit on their own (launch.main watches its parent)."""
     for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
