@@ -315,22 +315,31 @@ class Action:
         return {r["item"] for r in self.record}
 
 
-def oracle(actions: list[Action], labels: dict[str, list[int]]) -> list[str]:
+def oracle(actions: list[Action], labels: dict[str, list[int]], unsure: set[str] = frozenset()) -> list[str]:
     """Problems with the labels in the database, judged from what was on screen when each key was pressed.
 
     The intended label of an image is the class the driver typed while that image was on screen. Every such
     image must hold exactly that label, and no other image may hold any: keys typed ahead of a card (a `/`,
-    a double-tapped key) label nothing by themselves.
+    a double-tapped key) label nothing by themselves. Images in `unsure` got a stray key as well (and so may the
+    images that the keys typed for them reached): they must hold at most one label.
     """
-    problems, expected = [], {}
+    problems, expected, unsure = [], {}, set(unsure)
     for action in actions:
+        if action.target in unsure:
+            unsure |= action.landed_on
+    for action in actions:
+        if action.target in unsure:
+            continue
         if action.landed_on != {action.target}:
             problems.append(f"the keys typed for item {action.target} were pressed on {sorted(action.landed_on)}")
         else:
             expected.setdefault(action.target, action.class_id)
     for item in sorted(labels.keys() | expected.keys(), key=int):
         got, want = labels.get(item, []), expected.get(item)
-        if want is None:
+        if item in unsure:
+            if len(got) > 1:
+                problems.append(f"item {item} holds {len(got)} labels {got}")
+        elif want is None:
             problems.append(f"item {item} was labeled {got}, but no class was typed while it was on screen")
         elif got != [want]:
             problems.append(f"item {item} holds {got or 'no label'}; the keys pressed on it spelled [{want}]")

