@@ -14,6 +14,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.views import SpectacularAPIView
 
 from labeling.api import queue, resources
+from labeling.api.base import no_store
 from labeling.api.tokens import token_get, token_replace
 from training import api as training_api
 
@@ -104,7 +105,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
     POST creates (or replaces) the signed-in user's API token. The page shows the token: no cache may keep it."""
     if request.method == "POST":
         token_replace(user=request.user)
-        return resources.no_store(redirect("api-docs"))
+        return no_store(redirect("api-docs"))
     schema = _schema()
     components = schema.get("components", {}).get("schemas", {})
     token = token_get(user=request.user)
@@ -114,7 +115,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
         "components": [(name, _fields(body, components)) for name, body in sorted(components.items())],
         "token": token.key if token else "",
     }
-    return resources.no_store(render(request, "api/docs.html", context))
+    return no_store(render(request, "api/docs.html", context))
 
 
 urlpatterns = [

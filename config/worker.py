@@ -1,7 +1,7 @@
 """Celery worker wiring: Redis heartbeats for /healthz and one GPU per pool process.
 
 Listed in CELERY_IMPORTS so every worker connects these handlers before it starts consuming.
-Imported by web processes too (they load CELERY_IMPORTS to enqueue); the handlers only fire in workers.
+Web processes do not import it: they send tasks by name (labeling.services.dispatch); the handlers only fire in workers.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training REST API: runs, model versions, predictions; model export and batch inference jobs.
 
-Same rules as labeling.api.resources: ProjectCapability on every endpoint, keyset pagination for big lists,
+Same rules as labeling's API (labeling.api.base): ProjectCapability on every endpoint, keyset pagination for big lists,
 one APIView per write. Exports and inference run as Jobs on a worker; poll /jobs/<id>/ and fetch download_url.
 """
 
@@ -15,7 +15,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.resources import (
+from labeling.api.base import (
     JOB_START_RESPONSES,
     FiniteFloatField,
     IdCursorPagination,

@@ -20,19 +20,6 @@ from django.urls import path
 
 from labeling.api import annotations, auth, items, jobs, projects
 
-# What training/api.py and config/api_urls.py import from here; their home is labeling.api.base.
-from labeling.api.base import (  # noqa: F401
-    JOB_START_RESPONSES,
-    FiniteFloatField,
-    IdCursorPagination,
-    IdField,
-    ProjectView,
-    job_limit_refused,
-    job_started_response,
-    no_store,
-    object_or_404,
-)
-
 urlpatterns = [
     path("auth/token/", auth.TokenObtainApi.as_view(), name="api-token-obtain"),
     path("me/token/", auth.MyTokenApi.as_view(), name="api-my-token"),

@@ -1,6 +1,6 @@
 """Sending Celery tasks: by name, after commit, with one policy for a broker outage.
 
-A task is named by its dotted path (`training.tasks_quality.label_errors_find_task`), so a service never imports a
+A task is named by its dotted path (`training.tasks.label_errors_find_task`), so a service never imports a
 tasks module (no import cycles) and routing stays in settings (CELERY_TASK_ROUTES). When the broker cannot be
 reached the send fails at once (no retry loop inside a web request), is logged, and a Job waiting for it ends
 failed with BROKER_DOWN as its reason, so a page never shows a job that nothing will ever run; asking again once
@@ -37,6 +37,11 @@ def task_send(name: str, *args) -> bool:
         logger.exception("could not send %s%s", name, args)
         return False
     return True
+
+
+def task_signature(name: str, *args):
+    """A task signature by dotted name, for canvases (a chord's members and body); sent by the canvas itself."""
+    return _task(name).s(*args)
 
 
 def task_send_on_commit(name: str, *args, job_id: int | None = None) -> None:

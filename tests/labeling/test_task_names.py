@@ -10,7 +10,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SENDERS = {"task_send", "task_send_on_commit"}
+SENDERS = {"task_send", "task_send_on_commit", "task_signature"}
 
 
 def names_sent() -> tuple[dict[str, str], list[str]]:

@@ -30,6 +30,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from labeling.models import Item, Job, Project, Split
+from labeling.services.dispatch import task_signature
 from labeling.services.jobs import job_finish, job_increment, job_start
 from labeling.services.priorities import item_priorities_set
 from training.constants import project_cache_dir
@@ -100,14 +101,6 @@ def scoring_workers(*, timeout: float = 1.0) -> list[str]:
         logger.info("no scoring workers: %s", exc)
         return []
     return sorted(host for host, queues in replies.items() if any(q.get("name") == SCORE_QUEUE for q in queues or []))
-
-
-def task_signature(name: str, *args):
-    """A chord member by its dotted task name: services never import training.tasks (no import cycle). The task is
-    resolved as labeling.services.dispatch resolves its sends, so an eager chord (tests) finds it too."""
-    from labeling.services.dispatch import _task
-
-    return _task(name).s(*args)
 
 
 def sharded_scoring_start(*, project: Project, job: Job, version: ModelVersion | None = None) -> dict:

@@ -7,7 +7,7 @@ Feeds (one open ReviewTask per (item, reason), enforced by the database):
 - model: the active model version predicts another class than the resolved label with confidence >= 0.9
   (read through django.apps so that labeling never imports training);
 - gold: a live annotation on a gold item whose classes differ from the item's gold classes;
-- label_error: written by training.label_errors via `review_tasks_label_errors_set`.
+- label_error: written by training.services.label_errors via `review_tasks_label_errors_set`.
 
 A verdict (`review_submit`) appends a Review row and recomputes the item's resolved label: `accept` confirms the
 annotation, `reject` makes it stop counting (the item goes back to the queue), `correct` makes the reviewer's
