@@ -300,13 +300,15 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
         keyboard.press("Backspace")
     expect(shown).to_have_count(22)
 
-    # When the annotator labels 100 images, each as soon as its image shows: the class by drilling down, or (every
-    # third) by `/` search. The `/` is typed ahead, right after the previous image's last key, before the next card
-    # has arrived; every fifth drill-down ends with a double tap, its second press landing while the card changes.
+    # When the annotator labels 100 images at 60 ms per key, starting one key interval after each image shows: the
+    # class by drilling down, or (every third) by `/` search. The `/` is typed ahead, right after the previous image's
+    # last key, before the next card has arrived; every fifth drill-down ends with a double tap, its second press
+    # landing while the card changes.
     actions: list[Action] = []
     tags: list[str | int] = ["setup"] * len(keyboard.pressed)  # per key pressed: its action's index, or what else
     done: set[str] = set()
-    retyped = searches_reopened = 0
+    retyped = retyped_after_stray = searches_reopened = 0
+    after_stray: list[bool] = []  # per action: whether a double tap came just before it
     deadline = time.monotonic() + 300
 
     def press(key: str, tag: str | int) -> None:
@@ -334,15 +336,23 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
             # An image that stays means its label was not taken: the annotator types it again.
             moved = next_image(item)
             if moved is not None:
+                # Seeing the new image takes the annotator one key interval: no key for it before then.
+                keyboard.last = time.monotonic()
                 state = moved
                 continue
             state = page.evaluate(PAGE_STATE)
             done.discard(item)
-            retyped += 1
+            # A page may refuse the keys typed right after a refused stray key (they could drill from the wrong
+            # level): that costs a retype by design. Any other lost label is a key lost on an image on screen.
+            if actions and actions[-1].target == item and after_stray[-1]:
+                retyped_after_stray += 1
+            else:
+                retyped += 1
         elif len(done) >= LABELS_BY_KEYBOARD:
             break  # the last label was taken: the next image is up
         assert item, f"the queue ran dry after {len(done)} labels"
         n = len(actions)
+        after_stray.append(tags[-1] == "double-tap")
         class_id = intended(item)
         if kind_of(n) == "search":
             keys = [*search_keys(class_id)[1:]]
@@ -396,7 +406,8 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     summary = (
         f"{len(actions)} labels typed ({sum(a.kind == 'search' for a in actions)} by search), {len(labels)} images "
         f"labeled; {len(ahead)} keys typed ahead, {len(landed_early)} of them before the next card showed; "
-        f"{searches_reopened} searches typed ahead were closed by the next card; {retyped} labels retyped; "
+        f"{searches_reopened} searches typed ahead were closed by the next card; {retyped} labels retyped, "
+        f"{retyped_after_stray} more after a double tap; "
         f"{len(raced)} double taps raced the card; {len(keyboard.pressed)} keys"
     )
     problems = oracle(actions, labels, unsure=raced)
@@ -410,7 +421,7 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     assert len(raced) <= LABELS_BY_KEYBOARD // 10, summary
     assert len(landed_early) >= 5, f"too little was typed ahead of the cards to prove anything: {summary}"
     assert searches_reopened == 0, f"`/` must open the search at any time: {summary}"
-    assert retyped <= LABELS_BY_KEYBOARD // 10, f"keys pressed on an image on screen were lost: {summary}"
+    assert retyped <= 3, f"keys pressed on an image on screen were lost: {summary}"
 
     # Each label records when its image was shown: after its card appeared, before the key that decided it
     appeared = {}
