@@ -1,12 +1,15 @@
 """A new team's first hour, the way they live it: headless Chromium against the live server, a real Redis, and the
-Celery workers and beat that `make demo` starts (every worker/beat line of Procfile.dev, as written).
+Celery workers and beat that `make demo` starts (every worker/beat line of Procfile.dev, queues and concurrency as
+written; only the settings module and database are the test's).
 
 At a user's sizes: a 524-image zip uploaded through the page; 100 images labeled by keyboard at 60 ms per key,
 typing ahead of the next card, in a 150-class, 22-top-level, four-level taxonomy; training from the model page;
-the suspected-label-errors page on all 1,797 digits with clean and with 5 % wrong labels; reviews by keyboard;
-a dataset export downloaded from the export page and checked against the database.
+the suspected-label-errors page on all 1,797 digits with clean and with 5 % wrong labels, and after a first hour
+of labeling (600 labels, 5 % wrong); reviews by keyboard; a dataset export downloaded from the export page and
+checked against the database.
 
-Each part is its own test, so each passes or fails on its own. Screenshots go to test-artifacts/.
+Each part is its own test, so each passes or fails on its own. Screenshots (and the keyboard test's record of
+every key) go to test-artifacts/. Run with -s to see each test's phase timings.
 """
 
 from __future__ import annotations
@@ -132,9 +135,10 @@ def user(username: str):
     return UserFactory(username=username)
 
 
-def project_with(name: str, manager, members: dict[str, str] = (), **project_settings):
+def project_with(name: str, manager, members: dict[str, str] | None = None, **project_settings):
+    """A project created by `manager` (its manager), with `members` (username -> role) invited."""
     project = project_create(name=name, created_by=manager, **project_settings)
-    for username, role in dict(members).items():
+    for username, role in (members or {}).items():
         user(username)
         membership_set(project=project, username=username, role=role)
     return project
