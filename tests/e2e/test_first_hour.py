@@ -1,12 +1,15 @@
 """A new team's first hour, the way they live it: headless Chromium against the live server, a real Redis, and the
-Celery workers and beat that `make demo` starts (every worker/beat line of Procfile.dev, as written).
+Celery workers and beat that `make demo` starts (every worker/beat line of Procfile.dev, queues and concurrency as
+written; only the settings module and database are the test's).
 
 At a user's sizes: a 524-image zip uploaded through the page; 100 images labeled by keyboard at 60 ms per key,
 typing ahead of the next card, in a 150-class, 22-top-level, four-level taxonomy; training from the model page;
-the suspected-label-errors page on all 1,797 digits with clean and with 5 % wrong labels; reviews by keyboard;
-a dataset export downloaded from the export page and checked against the database.
+the suspected-label-errors page on all 1,797 digits with clean and with 5 % wrong labels, and after a first hour
+of labeling (600 labels, 5 % wrong); reviews by keyboard; a dataset export downloaded from the export page and
+checked against the database.
 
-Each part is its own test, so each passes or fails on its own. Screenshots go to test-artifacts/.
+Each part is its own test, so each passes or fails on its own. Screenshots (and the keyboard test's record of
+every key) go to test-artifacts/. Run with -s to see each test's phase timings.
 """
 
 from __future__ import annotations
@@ -132,9 +135,10 @@ def user(username: str):
     return UserFactory(username=username)
 
 
-def project_with(name: str, manager, members: dict[str, str] = (), **project_settings):
+def project_with(name: str, manager, members: dict[str, str] | None = None, **project_settings):
+    """A project created by `manager` (its manager), with `members` (username -> role) invited."""
     project = project_create(name=name, created_by=manager, **project_settings)
-    for username, role in dict(members).items():
+    for username, role in (members or {}).items():
         user(username)
         membership_set(project=project, username=username, role=role)
     return project
@@ -300,13 +304,15 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
         keyboard.press("Backspace")
     expect(shown).to_have_count(22)
 
-    # When the annotator labels 100 images, each as soon as its image shows: the class by drilling down, or (every
-    # third) by `/` search. The `/` is typed ahead, right after the previous image's last key, before the next card
-    # has arrived; every fifth drill-down ends with a double tap, its second press landing while the card changes.
+    # When the annotator labels 100 images at 60 ms per key, starting one key interval after each image shows: the
+    # class by drilling down, or (every third) by `/` search. The `/` is typed ahead, right after the previous image's
+    # last key, before the next card has arrived; every fifth drill-down ends with a double tap, its second press
+    # landing while the card changes.
     actions: list[Action] = []
     tags: list[str | int] = ["setup"] * len(keyboard.pressed)  # per key pressed: its action's index, or what else
     done: set[str] = set()
-    retyped = searches_reopened = 0
+    retyped = retyped_after_stray = searches_reopened = 0
+    after_stray: list[bool] = []  # per action: whether a double tap came just before it
     deadline = time.monotonic() + 300
 
     def press(key: str, tag: str | int) -> None:
@@ -334,15 +340,23 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
             # An image that stays means its label was not taken: the annotator types it again.
             moved = next_image(item)
             if moved is not None:
+                # Seeing the new image takes the annotator one key interval: no key for it before then.
+                keyboard.last = time.monotonic()
                 state = moved
                 continue
             state = page.evaluate(PAGE_STATE)
             done.discard(item)
-            retyped += 1
+            # A page may refuse the keys typed right after a refused stray key (they could drill from the wrong
+            # level): that costs a retype by design. Any other lost label is a key lost on an image on screen.
+            if actions and actions[-1].target == item and after_stray[-1]:
+                retyped_after_stray += 1
+            else:
+                retyped += 1
         elif len(done) >= LABELS_BY_KEYBOARD:
             break  # the last label was taken: the next image is up
         assert item, f"the queue ran dry after {len(done)} labels"
         n = len(actions)
+        after_stray.append(tags[-1] == "double-tap")
         class_id = intended(item)
         if kind_of(n) == "search":
             keys = [*search_keys(class_id)[1:]]
@@ -396,7 +410,8 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     summary = (
         f"{len(actions)} labels typed ({sum(a.kind == 'search' for a in actions)} by search), {len(labels)} images "
         f"labeled; {len(ahead)} keys typed ahead, {len(landed_early)} of them before the next card showed; "
-        f"{searches_reopened} searches typed ahead were closed by the next card; {retyped} labels retyped; "
+        f"{searches_reopened} searches typed ahead were closed by the next card; {retyped} labels retyped, "
+        f"{retyped_after_stray} more after a double tap; "
         f"{len(raced)} double taps raced the card; {len(keyboard.pressed)} keys"
     )
     problems = oracle(actions, labels, unsure=raced)
@@ -410,7 +425,7 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
     assert len(raced) <= LABELS_BY_KEYBOARD // 10, summary
     assert len(landed_early) >= 5, f"too little was typed ahead of the cards to prove anything: {summary}"
     assert searches_reopened == 0, f"`/` must open the search at any time: {summary}"
-    assert retyped <= LABELS_BY_KEYBOARD // 10, f"keys pressed on an image on screen were lost: {summary}"
+    assert retyped <= 3, f"keys pressed on an image on screen were lost: {summary}"
 
     # Each label records when its image was shown: after its card appeared, before the key that decided it
     appeared = {}
@@ -603,6 +618,9 @@ def test_a_reviewer_gives_verdicts_by_keyboard_and_the_export_holds_the_reviewed
         else:
             key = "a" if given(item) == str(truth[item]) else "r"
             pressed[item] = {"a": "accept", "r": "reject"}[key]
+        page.wait_for_function(  # the reviewer looks at the image before judging it
+            "() => { const i = document.getElementById('review-image'); return i && i.complete && i.naturalWidth > 0; }"
+        )
         if n == 1:
             screenshot("first-hour-review-card")
         page.keyboard.press(key)
