@@ -245,7 +245,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
             estimate=estimate,
             outcomes=_label_error_outcomes(project),
             job=job if job is not None and not job.finished else None,
-            can_train=Capability.TRAIN in request.capabilities,
+            # Who may start a search: the same rule as training.views.quality.label_errors_find.
+            can_search=bool({Capability.REVIEW, Capability.TRAIN} & set(request.capabilities)),
         ),
     )
 

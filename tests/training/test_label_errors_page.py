@@ -322,3 +322,17 @@ def test_digits_with_five_percent_wrong_labels_through_the_real_worker(
     assert len(real) >= 0.5 * len(listed)
     assert len(real) >= 0.6 * len(wrong)
     assert all(model is not None and model != given for _, given, model in rows)
+
+
+@pytest.mark.parametrize(("role", "sees"), [(Role.REVIEWER, True), (Role.MANAGER, True), (Role.ANNOTATOR, None)])
+def test_whoever_may_start_a_search_sees_the_button(project_factory, member_of, role, sees):
+    from django.test import Client
+
+    project = project_factory()
+    client = Client()
+    client.force_login(member_of(project, role))
+    response = client.get(reverse("labeling:review_label_errors", args=[project.slug]))
+    if sees is None:
+        assert response.status_code in (403, 404)
+        return
+    assert "Search for label errors now" in response.content.decode()
