@@ -51,6 +51,8 @@ def stack(tmp_path, redis_server):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
         "REDIS_URL": redis_server.url,
         "DJANGO_ALLOWED_HOSTS": "labelloop.example.com",
+        # As docker/compose.yml's nginx profile runs it: X-Forwarded-Proto from the proxy is believed.
+        "LABELLOOP_BEHIND_PROXY": "true",
         "LABELLOOP_MEDIA_ROOT": str(tmp_path / "media"),
         "LABELLOOP_DATA_ROOT": str(tmp_path / "data"),
         "LOG_FORMAT": "json",
