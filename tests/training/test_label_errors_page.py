@@ -107,21 +107,23 @@ def test_too_few_labels_per_class_says_so_and_flags_nothing(
     assert LabelErrorSearch.objects.get(project=project).status == "too_few"
 
 
+@pytest.mark.parametrize("n_classes", [4, 2])
 def test_labels_a_model_cannot_learn_are_not_judged(
-    client, project_factory, member_of, django_capture_on_commit_callbacks
+    client, project_factory, member_of, django_capture_on_commit_callbacks, n_classes
 ):
-    # Given 4 classes x 20 labels given at random to images of noise: no model can agree with much more than 1 in 4
+    # Given classes x 20 labels given at random to images of noise: no model can beat chance by much
+    # (with two classes, chance is already 50 %: "agreeing" with half the labels judges nothing)
     project = project_factory(image_size=32)
     manager = member_of(project, Role.MANAGER, "boss")
     annotator = member_of(project, Role.ANNOTATOR, "ann")
-    classes = [project.classes.create(name=f"c{k}", order=k) for k in range(4)]
+    classes = [project.classes.create(name=f"c{k}", order=k) for k in range(n_classes)]
     rng = np.random.default_rng(3)
-    for j in range(80):
+    for j in range(20 * n_classes):
         grey = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
         buffer = io.BytesIO()
         Image.fromarray(grey, "RGB").save(buffer, "PNG")
         item = item_create_from_bytes(project=project, name=f"{j}.png", data=buffer.getvalue())
-        annotation_create(item=item, user=annotator, class_ids=[classes[j % 4].pk])
+        annotation_create(item=item, user=annotator, class_ids=[classes[j % n_classes].pk])
     client.force_login(manager)
 
     # When the manager searches from the page

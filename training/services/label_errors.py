@@ -33,6 +33,9 @@ from training.services.snapshot import LabelSnapshot, label_snapshot
 MIN_LABELS_PER_CLASS = 20
 # Below this out-of-sample agreement with the given labels, most disagreements are the model's errors.
 MIN_AGREEMENT = 0.5
+# ... and it must close this share of the gap between chance (the largest class's share) and full agreement.
+CHANCE_GAP = 0.25
+TIE_MARGIN = 0.02
 # Cross-validation repeated over this many fold splits and averaged (training.ml.confident.cross_val_pred_probs),
 # while labels x classes stays under REPEAT_BUDGET (the fits grow with both; beyond it one split is used).
 REPEATS = 3
@@ -146,14 +149,18 @@ def label_errors_find(
     probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
     predicted = probs.argmax(axis=1)
     agreement = float((predicted == y).mean())
-    if agreement < MIN_AGREEMENT:
+    # Agreement has to beat what always answering the largest class would get, by a real margin: with two
+    # look-alike classes a model at 50 % "disagrees" with half the labels by a coin flip.
+    chance = float(np.bincount(y).max() / len(y))
+    needed = max(MIN_AGREEMENT, chance + CHANCE_GAP * (1.0 - chance))
+    if agreement < needed:
         review_tasks_label_errors_set(project=project, scores={})
         return _record(
             project=project,
             started=started,
             status=LabelErrorStatus.WEAK,
             reason=f"The model is too weak to judge labels yet: out of sample it agrees with only "
-            f"{agreement:.0%} of them (the search needs {MIN_AGREEMENT:.0%}). Label more, then search again.",
+            f"{agreement:.0%} of them (the search needs {needed:.0%} here). Label more, then search again.",
             labels=len(ids),
             not_checked=not_checked,
             agreement=agreement,
@@ -162,7 +169,8 @@ def label_errors_find(
     share, low, high = error_share_interval(y, probs, seed=seed)
     progress(1, 1, "writing review tasks")
 
-    flagged = [int(i) for i in suspects(issues, y)]
+    # A near tie between the given class and the model's is no disagreement to show a reviewer.
+    flagged = [int(i) for i in suspects(issues, y) if probs[i, predicted[i]] - probs[i, y[i]] > TIE_MARGIN]
     item_ids = [ids[i] for i in flagged]
     reviewed = set(
         ResolvedLabel.objects.filter(item_id__in=item_ids, source=LabelSource.REVIEW).values_list("item_id", flat=True)
