@@ -146,6 +146,11 @@ class DemoProcesses:
         return "\n".join(f"--- {r.spec.name} ---\n{r.output()[-tail:]}" for r in self.running)
 
     def stop(self) -> None:
+        """SIGTERM to every process group at once (warm shutdowns overlap), then SIGKILL what is left."""
+        for running in self.running:
+            if running.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(running.proc.pid, 15)
         for running in self.running:
             running.stop()
 
