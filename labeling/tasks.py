@@ -19,16 +19,18 @@ def import_run_task(job_id: int) -> dict:
     broker redelivers it (its worker died mid-import); any other duplicate delivery does nothing.
     Any exception ends the job as failed with its reason (import_run does; this is the last resort)."""
     from labeling.services.imports import import_job_fail, import_run
+    from labeling.services.time_limits import soft_limit_deferred
 
     redelivered = bool((import_run_task.request.delivery_info or {}).get("redelivered"))
     try:
-        with transaction.atomic():
-            job = Job.objects.select_for_update().filter(pk=job_id).first()
-            if job is None or job.finished or (job.status == JobStatus.RUNNING and not redelivered):
-                return {"job": job_id, "skipped": True}
-            if job.status == JobStatus.QUEUED:
-                job_start(job=job, message="Reading files…")
-        return {"job": job_id, **import_run(job_id=job_id)}
+        with soft_limit_deferred() as soft_limit:  # the import stops between batches, never mid-query
+            with transaction.atomic():
+                job = Job.objects.select_for_update().filter(pk=job_id).first()
+                if job is None or job.finished or (job.status == JobStatus.RUNNING and not redelivered):
+                    return {"job": job_id, "skipped": True}
+                if job.status == JobStatus.QUEUED:
+                    job_start(job=job, message="Reading files…")
+            return {"job": job_id, **import_run(job_id=job_id, soft_limit=soft_limit)}
     except Exception as exc:
         logger.exception("import job %s failed", job_id)
         import_job_fail(job_id=job_id, exc=exc)

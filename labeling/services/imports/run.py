@@ -34,6 +34,7 @@ from labeling.services.imports.batches import (
 )
 from labeling.services.imports.validation import Inspected, Limits, inspect_or_reason
 from labeling.services.jobs import job_finish, job_start
+from labeling.services.time_limits import SoftLimit
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def import_run(
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
     processes: int | None = None,
+    soft_limit: SoftLimit | None = None,
 ) -> dict:
     """Run an import Job to its end: succeeded, or failed with the reason in `job.message`. Never left running.
 
@@ -61,12 +63,13 @@ def import_run(
     params: {"sources": [{"type": "file"|"zip"|"folder", "path": ..., "name": ...}], "csv": path|None,
     "labels_from_folders": bool, "staging_dir": path to delete afterwards, "errors": pre-rejections}.
     A redelivered job resumes after the files it already counted as done. `processes` is the old name
-    of `threads` (decoding ran in a process pool before); it is read the same way.
+    of `threads` (decoding ran in a process pool before); it is read the same way. `soft_limit`: the task's
+    soft time limit as a flag, checked between batches (the job then ends failed with the time-limit reason).
     """
     job = Job.objects.select_related("project").get(pk=job_id)
     run = _Run(project=job.project, job=job, limits=Limits.from_settings(), progress=progress)
     try:
-        _execute(run, decoder_threads(threads if threads is not None else processes))
+        _execute(run, decoder_threads(threads if threads is not None else processes), soft_limit or SoftLimit())
     except KeyboardInterrupt:
         _fail(run, "Import interrupted (Ctrl-C); the images imported before it are kept.")
         raise
@@ -112,7 +115,7 @@ def _fail(run: _Run, reason: str) -> None:
     job_finish(job=job, result=run.result(), error=reason)
 
 
-def _execute(run: _Run, threads: int) -> None:
+def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     job = run.job
     if job.status != JobStatus.RUNNING:
         job_start(job=job, message="Reading files…")
@@ -147,6 +150,7 @@ def _execute(run: _Run, threads: int) -> None:
                 results = [inspect_or_reason(p.data, run.limits) for p in batch]
             if previous is not None:
                 _finish_batch(run, *previous)
+                soft_limit.check()
             previous = (consumed, batch, results)
         if previous is not None:
             _finish_batch(run, *previous)
