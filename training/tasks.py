@@ -15,7 +15,6 @@ from django.conf import settings
 
 from labeling.models import Job, Project
 from labeling.services.jobs import job_finish, job_progress, job_start
-from labeling.services.reviews import review_tasks_refresh
 from training import services
 from training.services import sharding
 from training.services.exports import model_export_run
@@ -109,14 +108,6 @@ def label_errors_find_task(project_id: int, job_id: int | None = None) -> dict:
     if job is not None:
         job_finish(job=job, result=result)
     return {"project": project_id, **result}
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=600, time_limit=660)
-def review_tasks_refresh_task(project_id: int) -> dict:
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        return {"project": project_id, "skipped": True}
-    return {"project": project_id, **review_tasks_refresh(project=project)}
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)

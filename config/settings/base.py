@@ -243,7 +243,6 @@ CELERY_TASK_ROUTES = {
     "training.tasks.model_version_activated_task": {"queue": "default"},
     "training.tasks.label_errors_find_task": {"queue": "default"},
     "training.tasks.holdout_predictions_task": {"queue": "default"},
-    "training.tasks.review_tasks_refresh_task": {"queue": "default"},
     "training.tasks.training_run_execute_task": {"queue": "gpu"},
     "training.tasks.training_score_task": {"queue": "gpu"},
     "training.tasks.score_shard_task": {"queue": "gpu"},
