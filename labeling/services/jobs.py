@@ -37,10 +37,6 @@ def job_progress(*, job: Job, done: int, total: int | None = None, message: str 
     Job.objects.filter(pk=job.pk).update(**{f: getattr(job, f) for f in fields})
 
 
-def job_add_error(*, job: Job, name: str, reason: str) -> None:
-    job.errors.append({"name": name, "reason": reason})
-
-
 def job_finish(*, job: Job, result: dict | None = None, error: str = "") -> None:
     job.status = JobStatus.FAILED if error else JobStatus.SUCCEEDED
     job.finished_at = timezone.now()

@@ -27,18 +27,6 @@ CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
 
-class ClassifierWithHead(nn.Module):
-    """A feature backbone (num_classes=0) followed by any head module: the fallback for non-linear heads."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-
 def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
