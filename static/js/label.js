@@ -8,6 +8,7 @@
 (function () {
   "use strict";
 
+  const ClassKeys = window.LabelloopClassKeys;  // static/js/class-keys.js, loaded first
   const BURST_MS = 250;
   const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
   let started = performance.now();
@@ -111,7 +112,7 @@
     showLevel(current ? current.dataset.parent || "" : "");
   }
 
-  const visibleByKey = (key) => buttons().find((b) => !b.hidden && b.dataset.key && b.dataset.key === key.toLowerCase());
+  const visibleByKey = (key) => ClassKeys.visibleByKey(buttons(), key);
   const isClassKey = (key) => key.length === 1 && buttons().some((b) => b.dataset.key === key.toLowerCase());
 
   // --- requests ---
@@ -153,27 +154,13 @@
 
   // --- type-ahead search over class paths ---
 
-  function searchResults(query) {
-    const q = query.trim().toLowerCase();
-    if (!q) return [];
-    return buttons().filter((b) => b.dataset.path.toLowerCase().includes(q)).slice(0, 8);
-  }
+  const searchResults = (query) => ClassKeys.search(buttons(), query);
 
   function renderSearch() {
     const input = search();
     const list = document.getElementById("search-results");
     if (!input || !list) return;
-    const results = searchResults(input.value);
-    list.replaceChildren();
-    results.forEach((b, i) => {
-      const li = document.createElement("li");
-      li.textContent = b.dataset.path;  // textContent: class names are user text, never HTML
-      li.dataset.id = b.dataset.id;
-      li.className = i === searchIndex ? "active" : "";
-      li.addEventListener("mousedown", (e) => { e.preventDefault(); pickSearch(b); });
-      list.appendChild(li);
-    });
-    list.hidden = results.length === 0;
+    ClassKeys.renderResults(list, searchResults(input.value), searchIndex, pickSearch);
   }
 
   function openSearch() {
@@ -229,8 +216,8 @@
   function onSearchKey(e) {
     const input = e.target;
     const results = searchResults(input.value);
-    if (e.key === "ArrowDown") { searchIndex = Math.min(searchIndex + 1, results.length - 1); renderSearch(); e.preventDefault(); }
-    else if (e.key === "ArrowUp") { searchIndex = Math.max(searchIndex - 1, 0); renderSearch(); e.preventDefault(); }
+    const moved = ClassKeys.step(e.key, searchIndex, results.length);
+    if (moved !== null) { searchIndex = moved; renderSearch(); e.preventDefault(); }
     else if (e.key === "Enter") { e.preventDefault(); if (!e.repeat && results[searchIndex]) pickSearch(results[searchIndex]); }
     else if (e.key === "Escape") { e.preventDefault(); closeSearch(); }
   }

@@ -5,6 +5,7 @@
 (function () {
   "use strict";
 
+  const ClassKeys = window.LabelloopClassKeys;  // static/js/class-keys.js, loaded first
   let correcting = false;
   let busy = false;
   let level = "";  // parent id whose subclasses are shown in correction mode ("" = top level)
@@ -79,16 +80,10 @@
   }
 
   // Only the classes shown now have live keys: one level at a time.
-  function classByKey(key) {
-    return buttons().find((b) => !b.hidden && b.dataset.key && b.dataset.key.toLowerCase() === key);
-  }
+  const classByKey = (key) => ClassKeys.visibleByKey(buttons(), key);
 
   // Type-ahead search over class paths (every level).
-  function searchResults(query) {
-    const q = query.trim().toLowerCase();
-    if (!q) return [];
-    return buttons().filter((b) => b.dataset.path.toLowerCase().includes(q)).slice(0, 8);
-  }
+  const searchResults = (query) => ClassKeys.search(buttons(), query);
 
   function renderSearch() {
     const input = searchInput();
@@ -96,16 +91,7 @@
     if (!input || !list) return;
     const results = searchResults(input.value);
     searchIndex = Math.min(searchIndex, Math.max(results.length - 1, 0));
-    list.replaceChildren();
-    results.forEach((b, i) => {
-      const li = document.createElement("li");
-      li.textContent = b.dataset.path;  // textContent: class names are user text, never HTML
-      li.dataset.id = b.dataset.id;
-      li.className = i === searchIndex ? "active" : "";
-      li.addEventListener("mousedown", (e) => { e.preventDefault(); pickSearch(b); });
-      list.appendChild(li);
-    });
-    list.hidden = results.length === 0;
+    ClassKeys.renderResults(list, results, searchIndex, pickSearch);
   }
 
   function pickSearch(btn) {
@@ -119,8 +105,8 @@
 
   function onSearchKey(event) {
     const results = searchResults(event.target.value);
-    if (event.key === "ArrowDown") { searchIndex = Math.min(searchIndex + 1, results.length - 1); renderSearch(); event.preventDefault(); }
-    else if (event.key === "ArrowUp") { searchIndex = Math.max(searchIndex - 1, 0); renderSearch(); event.preventDefault(); }
+    const moved = ClassKeys.step(event.key, searchIndex, results.length);
+    if (moved !== null) { searchIndex = moved; renderSearch(); event.preventDefault(); }
     else if (event.key === "Enter") { event.preventDefault(); if (results[searchIndex]) pickSearch(results[searchIndex]); }
     else if (event.key === "Escape") { event.target.value = ""; searchIndex = 0; renderSearch(); event.target.blur(); event.preventDefault(); }
   }
