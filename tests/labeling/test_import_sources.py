@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
+from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.core.management import CommandError, call_command
 from PIL import Image
 
@@ -83,6 +87,37 @@ def test_a_bad_file_never_stops_the_batch(project, tmp_path):
         "copy-of-a.png": "duplicate of a.png",
     }
     assert job.done == job.total == 4
+
+
+def test_a_file_the_storage_refuses_leaves_no_half_item_and_the_rest_of_its_batch_imports(
+    project, tmp_path, monkeypatch
+):
+    # Given three files, and a storage that refuses the thumbnail of b.png (after its original was stored)
+    for n, name in enumerate(["a.png", "b.png", "c.png"], start=1):
+        (tmp_path / name).write_bytes(png(n))
+    refused = hashlib.sha256(png(2)).hexdigest()
+    real_save = FileSystemStorage._save
+
+    def save(storage, name, content):
+        if "/thumbs/" in name and refused in name:
+            raise OSError("disk full")
+        return real_save(storage, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", save)
+
+    # When the folder is imported (one batch: the batch fails, then each file is stored on its own)
+    result, job = run_import(project, [{"type": "folder", "path": str(tmp_path), "name": "x"}])
+
+    # Then b.png is rejected by name and reason, a.png and c.png are imported,
+    # and nothing of b.png remains: no row, no stored original
+    assert (result["imported"], result["rejected"]) == (2, 1)
+    assert job.errors == [{"name": "b.png", "reason": "could not be stored (OSError: disk full)"}]
+    items = Item.objects.filter(project=project)
+    assert sorted(items.values_list("original_name", flat=True)) == ["a.png", "c.png"]
+    media = Path(settings.MEDIA_ROOT)
+    stored = sorted(p.relative_to(media).as_posix() for p in (media / "projects" / str(project.pk)).rglob("*.*"))
+    assert stored == sorted(name for item in items for name in (item.file.name, item.thumbnail.name))
+    assert not [name for name in stored if refused in name]
 
 
 def test_import_with_decoder_threads_gives_the_same_items(project, tmp_path):

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
-from labeling.services.imports.items import attach_labels, delete_files, duplicate_reason, new_item, store_files
+from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
     Entry,
@@ -199,23 +199,13 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
             ready.append((item, pending, result, classes))
     if not ready:
         return
-    stored: list[str] = []
     try:
-        for item, pending, info, _ in ready:
-            store_files(item, pending.data, info, stored)
-        with transaction.atomic():
-            Item.objects.bulk_create([r[0] for r in ready])
-            attach_labels([(item, classes) for item, _, _, classes in ready if classes])
+        items_store([NewItem(item, pending.data, info, classes) for item, pending, info, classes in ready])
     except INTERRUPTIONS:
-        delete_files(stored)
         raise
     except Exception:
         # A concurrent import of the same file (unique constraint) or a storage/DB hiccup:
         # fall back to one item at a time so only the offending files are rejected.
-        delete_files(stored)
-        for item, _, _, _ in ready:
-            item.pk = None
-            item.file.name = item.thumbnail.name = None
         _store_one_by_one(run, ready)
         return
     run.counts["imported"] += len(ready)
@@ -224,22 +214,14 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
 
 def _store_one_by_one(run: _Run, ready: list) -> None:
     for item, pending, info, classes in ready:
-        stored: list[str] = []
         try:
-            store_files(item, pending.data, info, stored)
-            with transaction.atomic():
-                item.save()
-                if classes:
-                    attach_labels([(item, classes)])
+            items_store([NewItem(item, pending.data, info, classes)])
         except IntegrityError:
-            delete_files(stored)
             run.reject(pending.entry.name, duplicate_reason(run.project, pending.sha256), duplicate=True)
             continue
         except INTERRUPTIONS:
-            delete_files(stored)
             raise
         except Exception as exc:
-            delete_files(stored)
             logger.exception("storing %s failed", pending.entry.name)
             run.reject(pending.entry.name, f"could not be stored ({type(exc).__name__}: {exc})"[:300])
             continue

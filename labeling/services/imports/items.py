@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from typing import NamedTuple
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -20,6 +21,15 @@ from labeling.services.imports.validation import ALLOWED_FORMATS, ImportRejected
 def _unit(sha256: str, start: int) -> float:
     """A deterministic number in [0, 1) from 13 hex digits of the sha256."""
     return int(sha256[start : start + 13], 16) / 16**13
+
+
+class NewItem(NamedTuple):
+    """An unsaved item with the bytes and decoded facts to store, and the classes of its import label."""
+
+    item: Item
+    data: bytes
+    info: Inspected
+    classes: list[LabelClass]
 
 
 def new_item(*, project: Project, name: str, sha256: str, info: Inspected, labeled: bool) -> Item:
@@ -37,17 +47,40 @@ def new_item(*, project: Project, name: str, sha256: str, info: Inspected, label
     )
 
 
-def store_files(item: Item, data: bytes, info: Inspected, stored: list[str]) -> None:
+def _store_files(item: Item, data: bytes, info: Inspected, stored: list[str]) -> None:
     item.file.save(f"{item.sha256}{ALLOWED_FORMATS[info.format]}", ContentFile(data), save=False)
     stored.append(item.file.name)
     item.thumbnail.save("thumb.webp", ContentFile(info.thumbnail), save=False)
     stored.append(item.thumbnail.name)
 
 
-def delete_files(names: list[str]) -> None:
+def _delete_files(names: list[str]) -> None:
     for name in names:
         with contextlib.suppress(Exception):
             default_storage.delete(name)
+
+
+def items_store(new: list[NewItem]) -> None:
+    """Store each item's file and thumbnail, then create the rows and their import labels in one transaction.
+
+    All or nothing: on any exception the stored files are deleted, the rows rolled back, the items left unsaved
+    (no pk, no file names, ready to store again) and the exception raised. IntegrityError means a file with the
+    same sha256 was stored in the project at the same moment. Imports store whole batches through this, and
+    again one item at a time when a batch fails; `item_create_from_bytes` stores a batch of one.
+    """
+    stored: list[str] = []
+    try:
+        for n in new:
+            _store_files(n.item, n.data, n.info, stored)
+        with transaction.atomic():
+            Item.objects.bulk_create([n.item for n in new])
+            attach_labels([(n.item, n.classes) for n in new if n.classes])
+    except BaseException:
+        _delete_files(stored)
+        for n in new:
+            n.item.pk = None
+            n.item.file.name = n.item.thumbnail.name = None
+        raise
 
 
 def duplicate_reason(project: Project, sha256: str) -> str:
@@ -79,17 +112,8 @@ def item_create_from_bytes(
     item = new_item(project=project, name=name, sha256=sha256, info=info, labeled=bool(classes))
     if split is not None:
         item.split = split
-    stored: list[str] = []
     try:
-        store_files(item, data, info, stored)
-        with transaction.atomic():
-            item.save()
-            if classes:
-                attach_labels([(item, classes)])
+        items_store([NewItem(item, data, info, classes or [])])
     except IntegrityError:
-        delete_files(stored)
         raise ImportRejected(duplicate_reason(project, sha256)) from None
-    except BaseException:
-        delete_files(stored)
-        raise
     return item
