@@ -26,7 +26,7 @@ Decisions (documented for users in the README):
 - Every rejection is counted by kind in job.result["rejected_by_reason"]; job.errors keeps the first
   names of each kind.
 
-Modules: `validation` (pure checks of one file's bytes), `items` (storing one item), `archives` (whole-zip
+Modules: `validation` (pure checks of one file's bytes), `items` (storing items, all or nothing), `archives` (whole-zip
 checks), `sources` (zips, folders, uploads, CSVs, class paths), `batches` (a run's state: reading, storing and
 labeling batches), `run` (the job: decoder threads, progress, failure), `submit` (staging browser uploads,
 creating and queueing jobs).
