@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.conf import settings
+from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from labeling.models import Item, Job, JobKind, JobStatus, Project, ResolvedLabel
-from training.constants import MODE_COLD_START
-from training.models import IN_FLIGHT, ModelVersion, RunStatus, TrainingRun
+from training.models import IN_FLIGHT, ModelVersion, RunMode, RunStatus, TrainingRun
 
-COLD_START = MODE_COLD_START
+COLD_START = RunMode.COLD_START  # re-exported by training.selectors
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -20,18 +21,20 @@ def _last_trained(outer: str = "pk") -> QuerySet:
     """The newest successful training (not cold-start) run of the outer project."""
     return (
         TrainingRun.objects.filter(project=OuterRef(outer), status=RunStatus.SUCCEEDED)
-        .exclude(mode=COLD_START)
+        .exclude(mode=RunMode.COLD_START)
         .order_by("-created_at")
     )
 
 
-def projects_due_for_training() -> QuerySet[Project]:
-    """Projects with no run in flight that need one, in ONE query over indexed columns.
+def _with_loop_state(projects: QuerySet[Project]) -> QuerySet[Project]:
+    """`projects` annotated with the training loop's state and THE rule for "due" (`due`), in one query.
 
-    Annotated: `new_labels` (ResolvedLabels updated after the last successful run's snapshot; every
-    label when there is none; counted on resolved_project_updated_idx), `trained` (any successful
-    training run), `cold_done`, `has_items`, `importing` (a cold start waits until imports finish),
-    `last_status` / `last_finished_at` (newest run, for the retry back-off).
+    `new_labels` (ResolvedLabels updated after the last successful run's snapshot; every label when there is
+    none; counted on resolved_project_updated_idx), `threshold`, `trained` (any successful training run),
+    `labels_due` (new_labels reached the threshold), `cold_due` (no model and no cold start yet, items present,
+    no import running: a cold start waits until imports finish), `importing`, `in_flight`, `backing_off` (the
+    newest run failed less than LABELLOOP_RUN_RETRY_AFTER seconds ago: retry later instead of failing every few
+    seconds), and `due` (no run in flight, not backing off, labels_due or cold_due).
     """
     last_seen = Coalesce(Subquery(_last_trained().values("labels_seen_at")[:1]), Value(EPOCH))
     new_labels = (
@@ -43,55 +46,77 @@ def projects_due_for_training() -> QuerySet[Project]:
     )
     newest = TrainingRun.objects.filter(project=OuterRef("pk")).order_by("-created_at")
     cold_done = TrainingRun.objects.filter(
-        project=OuterRef("pk"), mode=COLD_START, status__in=[RunStatus.SUCCEEDED, *IN_FLIGHT]
+        project=OuterRef("pk"), mode=RunMode.COLD_START, status__in=[RunStatus.SUCCEEDED, *IN_FLIGHT]
     )
     importing = Job.objects.filter(
         project=OuterRef("pk"), kind=JobKind.IMPORT, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
     )
-    return (
-        Project.objects.annotate(
-            last_seen=last_seen,
-            trained=Exists(_last_trained()),
-            in_flight=Exists(TrainingRun.objects.filter(project=OuterRef("pk"), status__in=IN_FLIGHT)),
-            new_labels=Coalesce(Subquery(new_labels), Value(0)),
-            threshold=Greatest(
-                Case(When(trained=True, then=F("retrain_every")), default=F("min_labels_to_train")), Value(1)
-            ),
-            cold_done=Exists(cold_done),
-            has_items=Exists(Item.objects.filter(project=OuterRef("pk"))),
-            importing=Exists(importing),
-            last_status=Subquery(newest.values("status")[:1]),
-            last_finished_at=Subquery(newest.values("finished_at")[:1]),
-        )
-        .filter(in_flight=False)
-        .filter(Q(new_labels__gte=F("threshold")) | Q(trained=False, cold_done=False, has_items=True, importing=False))
-        .order_by("pk")
+    retry_after = timedelta(seconds=float(getattr(settings, "LABELLOOP_RUN_RETRY_AFTER", 30.0)))
+    labels_due = Q(new_labels__gte=F("threshold"))
+    cold_due = Q(trained=False, cold_done=False, has_items=True, importing=False)
+    backing_off = Q(last_status=RunStatus.FAILED, last_finished_at__gt=timezone.now() - retry_after)
+    return projects.annotate(
+        last_seen=last_seen,
+        trained=Exists(_last_trained()),
+        in_flight=Exists(TrainingRun.objects.filter(project=OuterRef("pk"), status__in=IN_FLIGHT)),
+        new_labels=Coalesce(Subquery(new_labels), Value(0)),
+        threshold=Greatest(
+            Case(When(trained=True, then=F("retrain_every")), default=F("min_labels_to_train")), Value(1)
+        ),
+        cold_done=Exists(cold_done),
+        has_items=Exists(Item.objects.filter(project=OuterRef("pk"))),
+        importing=Exists(importing),
+        last_status=Subquery(newest.values("status")[:1]),
+        last_finished_at=Subquery(newest.values("finished_at")[:1]),
+        labels_due=_flag(labels_due),
+        cold_due=_flag(cold_due),
+        backing_off=_flag(backing_off),
+        due=_flag(Q(in_flight=False, backing_off=False) & (labels_due | cold_due)),
     )
+
+
+def _flag(condition: Q) -> Case:
+    # A When whose condition is NULL (no run yet) falls through to False, where a negated Q could drop the row.
+    return Case(When(condition, then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
+def projects_due_for_training() -> QuerySet[Project]:
+    """Projects the scheduler queues a run for now, in ONE query over indexed columns (see _with_loop_state).
+
+    A project due with `labels_due` False gets a cold start. The model page asks the same rule for one project
+    (loop_status), so the page and the scheduler never disagree.
+    """
+    return _with_loop_state(Project.objects.all()).filter(due=True).order_by("pk")
 
 
 @dataclass
 class LoopStatus:
-    """What the model page says about the next run."""
+    """What the model page says about the next run: the scheduler's own view of the project."""
 
     new_labels: int
     threshold: int
     trained: bool
+    due: bool = False
+    cold_start: bool = False  # the next run the scheduler queues orders the queue without a model
+    importing: bool = False
+    backing_off: bool = False
 
 
 def loop_status(*, project: Project) -> LoopStatus:
-    last = (
-        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(mode=COLD_START)
-        .order_by("-created_at")
-        .values_list("labels_seen_at", flat=True)
-        .first()
+    row = (
+        _with_loop_state(Project.objects.filter(pk=project.pk))
+        .values("new_labels", "threshold", "trained", "due", "labels_due", "cold_done", "importing", "backing_off")
+        .get()
     )
-    trained = last is not None
-    qs = ResolvedLabel.objects.filter(project=project)
-    if last is not None:
-        qs = qs.filter(updated_at__gt=last)
-    threshold = max(project.retrain_every if trained else project.min_labels_to_train, 1)
-    return LoopStatus(new_labels=qs.count(), threshold=threshold, trained=trained)
+    return LoopStatus(
+        new_labels=row["new_labels"],
+        threshold=row["threshold"],
+        trained=row["trained"],
+        due=row["due"],
+        cold_start=not row["trained"] and not row["cold_done"] and not row["labels_due"],
+        importing=row["importing"],
+        backing_off=row["backing_off"],
+    )
 
 
 def runs_recent(*, project: Project, limit: int = 20) -> list[TrainingRun]:

@@ -12,8 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from training.constants import MODE_COLD_START
-from training.models import RunStatus, TrainingRun
+from training.models import RunMode, RunStatus, RunTrigger, TrainingRun
 from training.selectors.runs import projects_due_for_training
 from training.services.runs import training_run_enqueue, training_run_fail, training_run_send
 
@@ -55,21 +54,16 @@ def training_runs_resend() -> list[int]:
 
 
 def training_scheduler_tick() -> dict:
-    """One tick: reap, re-send, then queue a run for every project that is due (one query finds them)."""
+    """One tick: reap, re-send, then queue a run for every project that is due (one query finds them).
+
+    "Due" (including the back-off after a failed run) is the selector's rule, which the model page shows too.
+    """
     failed = training_runs_reap()
     resent = training_runs_resend()
-    retry_after = timedelta(seconds=_seconds("LABELLOOP_RUN_RETRY_AFTER", 30.0))
-    now = timezone.now()
     queued = []
     for project in projects_due_for_training():
-        if (
-            project.last_status == RunStatus.FAILED
-            and project.last_finished_at
-            and now - project.last_finished_at < retry_after
-        ):
-            continue  # back off after a failure instead of failing every few seconds
-        cold = project.new_labels < project.threshold
-        run = training_run_enqueue(project=project, trigger="scheduler", mode=MODE_COLD_START if cold else None)
+        mode = None if project.labels_due else RunMode.COLD_START
+        run = training_run_enqueue(project=project, trigger=RunTrigger.SCHEDULER, mode=mode)
         if run is not None:
             queued.append(run.pk)
     return {"failed": failed, "resent": resent, "queued": queued}
