@@ -28,7 +28,7 @@ from labeling.api.base import (
 from labeling.permissions import Capability
 from labeling.services.job_limits import JobLimitReached
 from training import services
-from training.models import ModelVersion, Prediction, TrainingRun
+from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
 from training.services import exports, inference
 
 
@@ -74,13 +74,15 @@ class RunCreateApi(ProjectView, APIView):
     capability = Capability.TRAIN
 
     class InputSerializer(serializers.Serializer):
-        mode = serializers.ChoiceField(choices=["head", "finetune"], required=False)
+        mode = serializers.ChoiceField(choices=[RunMode.HEAD, RunMode.FINETUNE], required=False)
 
     @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer, 409: OpenApiResponse()})
     def post(self, request, slug: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = services.training_run_enqueue(project=self.project, trigger="api", mode=data.validated_data.get("mode"))
+        run = services.training_run_enqueue(
+            project=self.project, trigger=RunTrigger.API, mode=data.validated_data.get("mode")
+        )
         if run is None:
             return Response({"detail": "A run is already queued or running."}, status=status.HTTP_409_CONFLICT)
         return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)

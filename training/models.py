@@ -19,11 +19,28 @@ class RunStatus(models.TextChoices):
 IN_FLIGHT = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
+class RunTrigger(models.TextChoices):
+    """Who asked for the run."""
+
+    SCHEDULER = "scheduler", "Scheduler"
+    MANUAL = "manual", "Manual"  # "Train now" on the model page
+    API = "api", "API"
+    COMMAND = "command", "Command"  # manage.py train
+
+
+class RunMode(models.TextChoices):
+    """How the run trains: a head on cached embeddings, a fine-tune, or a cold start (no model: typicality order)."""
+
+    HEAD = "head", "Head"
+    FINETUNE = "finetune", "Fine-tune"
+    COLD_START = "coldstart", "Cold start"
+
+
 class TrainingRun(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    trigger = models.CharField(max_length=20, default="scheduler")  # scheduler | manual | command
-    mode = models.CharField(max_length=10, default="head")
+    trigger = models.CharField(max_length=20, choices=RunTrigger.choices, default=RunTrigger.SCHEDULER)
+    mode = models.CharField(max_length=10, choices=RunMode.choices, default=RunMode.HEAD)
     label_count = models.PositiveIntegerField(default=0)
     # Newest ResolvedLabel.updated_at the run saw; the scheduler counts labels after it.
     labels_seen_at = models.DateTimeField(null=True, blank=True)

@@ -22,8 +22,8 @@ from django.utils import timezone
 from labeling.models import Project
 from labeling.services.dispatch import task_send
 from labeling.services.priorities import item_priorities_set
-from training.constants import MODE_COLD_START, data_root, project_cache_dir
-from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
+from training.constants import data_root, project_cache_dir
+from training.models import ModelVersion, Prediction, RunMode, RunStatus, TrainingRun
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import checkpoint_store, version_checkpoint_dir
 from training.services.run_progress import RunProgress
@@ -64,7 +64,7 @@ def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int 
         weights=project.backbone_weights,
         image_size=project.image_size,
         flip_average=project.flip_average,
-        mode="head" if mode == MODE_COLD_START else mode,
+        mode=RunMode.HEAD.value if mode == RunMode.COLD_START else str(mode),
         multi_label=project.is_multi_label,
         strategy=project.al_strategy,
         seed=seed,
@@ -140,12 +140,12 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     project = run.project
     progress.enter("snapshot", 0.0, 0.02)
     snap: LabelSnapshot = label_snapshot(project=project)
-    cold = run.mode == MODE_COLD_START or snap.train_class_count < 2
+    cold = run.mode == RunMode.COLD_START or snap.train_class_count < 2
     TrainingRun.objects.filter(pk=run.pk).update(
         label_count=snap.label_count,
         dataset_hash=snap.dataset_hash,
         labels_seen_at=snap.labels_seen_at,
-        **({"mode": MODE_COLD_START} if cold else {}),
+        **({"mode": RunMode.COLD_START} if cold else {}),
     )
     if not snap.classes.ids:
         raise ValueError("The project has no label classes to train on.")
@@ -164,7 +164,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
             if not _still_running(run.pk):
                 return {**summary, "status": "abandoned"}
             item_priorities_set(project=project, priorities=priorities)
-            _succeed(run, progress, started, mode=MODE_COLD_START)
+            _succeed(run, progress, started, mode=RunMode.COLD_START)
         return {**summary, "status": RunStatus.SUCCEEDED, "cold_start": True, "ranked": len(priorities)}
 
     out_dir = data_root() / "projects" / str(project.pk) / "runs" / str(run.pk)
@@ -271,7 +271,7 @@ def model_score_pool(
     progress = progress or (lambda stage, fraction: None)
     started = time.monotonic()
     snap = label_snapshot(project=project)
-    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+    cfg = round_config(project=project, classes=class_order_of_version(version), mode=RunMode.HEAD, seed=version.number)
     if not snap.pool:
         return {"version": version.number, "scored": 0}
     labeled = [(item_id, path) for item_id, path, _ in snap.train]

@@ -2,7 +2,7 @@
 under a row lock, so a duplicate delivery does nothing), heartbeat, failure.
 
 `training.ml` (torch) is imported inside the functions that need it; web processes import this module.
-The progress callback and heartbeat live in run_progress.py, modes and paths in training/constants.py.
+The progress callback and heartbeat live in run_progress.py, modes and triggers in training/models.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from labeling.models import Project
 from labeling.services.dispatch import task_send
-from training.constants import MODES
-from training.models import IN_FLIGHT, RunStatus, TrainingRun
+from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
 from training.services.run_progress import RunHeartbeat, RunProgress
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def _setting(name: str, default: float) -> float:
 
 
 def training_run_enqueue(
-    *, project: Project, trigger: str, mode: str | None = None, send: bool = True
+    *, project: Project, trigger: RunTrigger, mode: RunMode | str | None = None, send: bool = True
 ) -> TrainingRun | None:
     """Queue a run for `project`; returns None when one is already queued or running.
 
@@ -39,8 +38,8 @@ def training_run_enqueue(
     re-sends it later: nothing on the labeling side ever waits for Redis.
     """
     mode = mode or project.training_mode
-    if mode not in MODES:
-        raise ValueError(f"Unknown training mode {mode!r}; choose one of {', '.join(MODES)}.")
+    if mode not in RunMode.values:
+        raise ValueError(f"Unknown training mode {mode!r}; choose one of {', '.join(RunMode.values)}.")
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(project=project, trigger=trigger, mode=mode)

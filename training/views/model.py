@@ -14,6 +14,7 @@ from labeling.selectors.jobs import training_run_waiting_behind
 from labeling.services.dispatch import BROKER_DOWN, task_send
 from labeling.services.jobs import job_create, job_finish
 from training import selectors, services
+from training.models import RunMode, RunTrigger
 
 STRATEGY_HELP = {
     "random": "Random order (a baseline).",
@@ -78,10 +79,10 @@ def model_live(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.TRAIN)
 def train_now(request: HttpRequest, slug: str) -> HttpResponse:
     mode = request.POST.get("mode") or None
-    if mode not in (None, "head", "finetune"):
+    if mode not in (None, RunMode.HEAD, RunMode.FINETUNE):
         messages.error(request, f"Unknown training mode {mode!r}.")
         return redirect("training:model", slug=slug)
-    run = services.training_run_enqueue(project=request.project, trigger="manual", mode=mode)
+    run = services.training_run_enqueue(project=request.project, trigger=RunTrigger.MANUAL, mode=mode)
     if run is None:
         messages.error(request, "A run is already queued or running for this project; wait for it to finish.")
     else:

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.models import Project
 from training import selectors, services
 from training.management.commands._progress import StageBar
-from training.models import IN_FLIGHT, RunStatus, TrainingRun
+from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
 
 
 def gpu_worker_available(timeout: float = 1.5) -> bool:
@@ -32,7 +32,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="project slug or id")
-        parser.add_argument("--mode", choices=["head", "finetune"], help="default: the project's training mode")
+        parser.add_argument(
+            "--mode", choices=[RunMode.HEAD, RunMode.FINETUNE], help="default: the project's training mode"
+        )
         parser.add_argument("--wait", action="store_true", help="follow a worker's run until it ends")
         parser.add_argument("--in-process", action="store_true", help="train in this process even if a worker exists")
         parser.add_argument("--timeout", type=float, default=6 * 3600, help="--wait gives up after this many seconds")
@@ -43,7 +45,7 @@ class Command(BaseCommand):
         except Project.DoesNotExist as exc:
             raise CommandError(str(exc)) from exc
         quiet = opts["verbosity"] == 0
-        run = services.training_run_enqueue(project=project, trigger="command", mode=opts["mode"], send=False)
+        run = services.training_run_enqueue(project=project, trigger=RunTrigger.COMMAND, mode=opts["mode"], send=False)
         if run is None:
             current = selectors.run_in_flight(project=project)
             if current is None or not opts["wait"]:
