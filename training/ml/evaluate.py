@@ -17,7 +17,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-ECE_BINS = 15
+ECE_BINS = 15  # the one bin count of the one ECE: model versions, quality pages and model cards read it
 
 
 def _onehot(targets: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
