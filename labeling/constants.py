@@ -1,10 +1,13 @@
-"""The active-learning strategies and backbones a project may choose, without importing torch or training.
+"""The active-learning strategies and backbones a project may choose, and the one progress callback type, without
+importing torch or training.
 
 labeling never imports training, so these lists live here; tests/labeling/test_settings_page.py checks that the
 strategies equal training.ml.config.STRATEGIES and that the bundled backbone is training.ml.models.BUNDLED_ARCH.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 DEFAULT_STRATEGY = "diverse_margin"
 
@@ -38,3 +41,14 @@ def backbone_choices(current: str | None = None) -> list[tuple[str, str]]:
     if current and current not in BACKBONES:
         choices.append((current, f"{current} (current setting; needs hub or checkpoint weights)"))
     return choices
+
+
+class Progress(Protocol):
+    """The one progress callback of long work (imports, exports, embeddings, training rounds, scoring, searches).
+
+    `done` of `total` units are finished (total 0: nothing to do); `message` names the current stage. A fraction
+    is reported as parts of a fixed total (training.ml.pipeline uses 10,000). training/ml imports this type only
+    under TYPE_CHECKING: the ML library never imports labeling at run time.
+    """
+
+    def __call__(self, done: int, total: int, message: str = "") -> None: ...

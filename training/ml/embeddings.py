@@ -9,9 +9,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_backbone, data_config, flip_averaged, to_channels_last
 
-Progress = Callable[[int, int], None]
+if TYPE_CHECKING:  # the type only: training/ml never imports labeling at run time
+    from labeling.constants import Progress  # noqa: TID251
 
 
 def weights_tag(weights: str) -> str:

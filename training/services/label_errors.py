@@ -14,11 +14,11 @@ labels and its bootstrap interval.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 from django.db.models import Max
 
+from labeling.constants import Progress
 from labeling.models import Job, LabelSource, Project, ResolvedLabel
 from labeling.services import jobs as job_services
 from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
@@ -42,8 +42,6 @@ REPEATS = 3
 REPEAT_BUDGET = 200_000
 # Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
 DEFAULT_C = 0.003
-
-Progress = Callable[[int, int, str], None]
 
 
 def labeled_embeddings(*, project: Project, progress: Progress | None = None, snap: LabelSnapshot | None = None):
