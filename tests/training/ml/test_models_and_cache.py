@@ -28,15 +28,39 @@ def test_bundled_weights_map_all_296_tensors_onto_timm_lite0():
     assert models.data_config(model)["std"] == (0.5, 0.5, 0.5)
 
 
-def test_bundled_imagenet_head_is_a_real_classifier():
-    # The package's own 1000-class head: a flat grey image and a noise image get different, confident-ish
-    # predictions only if the weights are real (random init gives near-uniform 1/1000 outputs).
+def _photo_crops(image: np.ndarray, size: int = 400) -> torch.Tensor:
+    """A 3 x 3 grid of square crops of an HxWx3 photo, at 224 px, normalized for the bundled weights (0.5, 0.5)."""
+    height, width, _ = image.shape
+    crops = []
+    for y in np.linspace(0, height - size, 3).astype(int):
+        for x in np.linspace(0, width - size, 3).astype(int):
+            crop = torch.tensor(image[y : y + size, x : x + size]).permute(2, 0, 1).float() / 255
+            crop = torch.nn.functional.interpolate(crop[None], size=(224, 224), mode="bilinear", antialias=True)[0]
+            crops.append((crop - 0.5) / 0.5)
+    return torch.stack(crops)
+
+
+def test_bundled_imagenet_head_names_real_photos():
+    # Given the package's own 1000-class head, and two real photos it never saw (scikit-learn's samples:
+    # a temple by a lake, a daisy-like flower), nine crops of each
+    from sklearn.datasets import load_sample_images
+
+    temple, flower = load_sample_images().images
     model = models.create_model("tf_efficientnet_lite0", num_classes=1000, weights="bundled").eval()
     model.load_state_dict(models._bundled_state_dict())
-    x = torch.randn(2, 3, 96, 96).clamp(-1, 1)
+
+    # When the head names each crop
+    names = timm.data.ImageNetInfo()
     with torch.inference_mode():
-        p = model(x).softmax(-1)
-    assert p.max().item() > 0.01
+        named = {
+            photo: [names.index_to_description(i).split(",")[0] for i in model(_photo_crops(pixels)).argmax(-1)]
+            for photo, pixels in (("temple", temple), ("flower", flower))
+        }
+
+    # Then most crops get their photo's ImageNet class (chance: 1 in 1000; random weights name every crop alike)
+    scene = {"palace", "bell cote", "monastery", "stupa", "boathouse", "lakeside"}
+    assert sum(name in scene for name in named["temple"]) >= 7, named
+    assert named["flower"].count("daisy") >= 7, named
 
 
 def test_unknown_weights_are_a_clear_error(tmp_path):
