@@ -1,4 +1,4 @@
-"""factory_boy factories; exposed as fixtures in tests/conftest.py."""
+"""factory_boy factories, exposed as fixtures in tests/conftest.py, and plain helpers that make rows in bulk."""
 
 from __future__ import annotations
 
@@ -81,3 +81,43 @@ class ItemFactory(factory.django.DjangoModelFactory):
         item.thumbnail.save("thumb.webp", ContentFile(data), save=False)
         item.save()
         return item
+
+
+def bulk_items(project, n: int, **fields) -> list[Item]:
+    """`n` item rows in one INSERT, without files (for code that never opens them: the queue, priorities)."""
+    made = Item.objects.bulk_create(
+        [
+            Item(
+                project=project, sha256=f"{project.pk:04d}{i:060d}", width=8, height=8, format="PNG",
+                original_name=f"x{i}.png", file=f"x/{i}.png", thumbnail=f"t/{i}.webp", **fields,
+            )
+            for i in range(n)
+        ]
+    )  # fmt: skip
+    return list(Item.objects.filter(pk__in=[m.pk for m in made]).order_by("id"))
+
+
+_TAXONOMY_TOPS = [
+    "animals", "buildings", "clothing", "food", "furniture", "music", "nature", "people", "plants", "sports", "tools",
+    "transport", "weather", "space", "office", "kitchen", "medical", "military", "school", "holiday", "toys", "signs",
+]  # fmt: skip
+
+
+def taxonomy_paths() -> list[str]:
+    """Leaf paths of a 150-class, 22-top-level, four-level tree, in folder order (depth first), as an import makes.
+
+    Every top level has 2 children; the first child of the first 16 has 3 children; the first of those, under the
+    first 12 top levels, has 3 more: 22 + 44 + 48 + 36 = 150 classes.
+    """
+    paths = []
+    for t, top in enumerate(_TAXONOMY_TOPS):
+        for c, child in enumerate(["wild", "farm"]):
+            if c == 0 and t < 16:
+                for g, grand in enumerate(["red", "green", "blue"]):
+                    if g == 0 and t < 12:
+                        paths += [f"{top}/{child}/{grand}/{leaf}" for leaf in ["one", "two", "three"]]
+                    else:
+                        paths.append(f"{top}/{child}/{grand}")
+            else:
+                paths.append(f"{top}/{child}")
+    return paths

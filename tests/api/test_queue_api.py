@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Item, Role
-from tests.labeling.test_queue import bulk_items
+from tests.factories import bulk_items
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ import labeling.views.label as label_views
 from labeling.models import Annotation, ResolvedLabel, Role, TaskType
 from labeling.services.annotations import annotation_create
 from labeling.services.projects import label_class_create, label_classes_from_paths
-from tests.labeling.test_label_views import taxonomy_paths
+from tests.factories import taxonomy_paths
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -190,7 +190,8 @@ def check_every_label_was_for_an_image_on_screen(page, user, project, keys_by_cl
         windows = [c for c in cards if c["item"] == str(annotation.item_id)]
         assert windows, f"item {annotation.item_id} was labeled but never on screen"
         assert any(c["from"] <= shown < (c["until"] or float("inf")) for c in windows), (
-            f"item {annotation.item_id} marked shown at {shown:.0f}, outside its time on screen {windows}")
+            f"item {annotation.item_id} marked shown at {shown:.0f}, outside its time on screen {windows}"
+        )
         match = next(
             (
                 i

@@ -26,7 +26,7 @@ from labeling.services.annotations import LabelingConflict, annotation_create, a
 from labeling.services.queue import item_claim_next
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_submit, review_task_open, sample_hash
-from tests.labeling.test_queue import bulk_items
+from tests.factories import bulk_items
 
 pytestmark = pytest.mark.django_db
 

@@ -95,7 +95,7 @@ def test_sixteen_annotators_label_everything_exactly_overlap_times(
     from django.db.models import Count, Q
 
     from labeling.models import Annotation, Item, ItemState
-    from tests.labeling.test_queue import bulk_items
+    from tests.factories import bulk_items
 
     project = project_factory(annotations_per_item=overlap, holdout_fraction=0.1)
     classes = [label_class_factory(project=project, name=n).pk for n in ("a", "b", "c")]

@@ -18,7 +18,7 @@ from django.utils import timezone
 from labeling.api.tokens import token_replace
 from labeling.models import Annotation, Item, ItemState, LabelClass, ResolvedLabel, Role, TaskType
 from labeling.services.projects import label_class_create, label_classes_from_paths
-from tests.labeling.test_queue import bulk_items
+from tests.factories import bulk_items, taxonomy_paths
 
 pytestmark = pytest.mark.django_db
 
@@ -329,31 +329,6 @@ def test_a_label_claiming_its_image_is_shown_in_the_future_is_refused(world):
     assert (label.status_code, skip.status_code) == (400, 400)
     assert f'data-item="{first.pk}"' in skip.content.decode()
     assert Annotation.objects.count() == 0
-
-
-TOPS = ["animals", "buildings", "clothing", "food", "furniture", "music", "nature", "people", "plants", "sports",
-        "tools", "transport", "weather", "space", "office", "kitchen", "medical", "military", "school", "holiday",
-        "toys", "signs"]  # fmt: skip
-
-
-def taxonomy_paths() -> list[str]:
-    """Leaf paths of a 150-class, 22-top-level, four-level tree, in folder order (depth first), as an import makes.
-
-    Every top level has 2 children; the first child of the first 16 has 3 children; the first of those, under the
-    first 12 top levels, has 3 more: 22 + 44 + 48 + 36 = 150 classes.
-    """
-    paths = []
-    for t, top in enumerate(TOPS):
-        for c, child in enumerate(["wild", "farm"]):
-            if c == 0 and t < 16:
-                for g, grand in enumerate(["red", "green", "blue"]):
-                    if g == 0 and t < 12:
-                        paths += [f"{top}/{child}/{grand}/{leaf}" for leaf in ["one", "two", "three"]]
-                    else:
-                        paths.append(f"{top}/{child}/{grand}")
-            else:
-                paths.append(f"{top}/{child}")
-    return paths
 
 
 CLASS_BUTTON = re.compile(r'class="class-btn[^"]*" data-id="(\d+)" data-key="([^"]*)" data-parent="(\d*)"')

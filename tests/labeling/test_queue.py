@@ -13,22 +13,9 @@ from django.utils import timezone
 from labeling.models import Item, ItemState, Split
 from labeling.services.annotations import annotation_create, annotation_skip
 from labeling.services.queue import item_claim_next
+from tests.factories import bulk_items
 
 pytestmark = pytest.mark.django_db
-
-
-def bulk_items(project, n: int, **fields) -> list[Item]:
-    """Rows only (no files): the queue never opens them."""
-    made = Item.objects.bulk_create(
-        [
-            Item(
-                project=project, sha256=f"{project.pk:04d}{i:060d}", width=8, height=8, format="PNG",
-                original_name=f"x{i}.png", file=f"x/{i}.png", thumbnail=f"t/{i}.webp", **fields,
-            )
-            for i in range(n)
-        ]
-    )  # fmt: skip
-    return list(Item.objects.filter(pk__in=[m.pk for m in made]).order_by("id"))
 
 
 @pytest.fixture
