@@ -11,6 +11,8 @@ import math
 import unicodedata
 from collections.abc import Callable, Sequence
 
+from labeling.selectors.classes import DISPLAY_SEPARATOR
+
 # Advance widths of DejaVu Sans (what system-ui/sans-serif resolve to on Debian), in thousandths of an em, for
 # the printable ASCII characters " " to "~". DejaVu is wider than Arial, Helvetica, Roboto and Segoe UI, so a
 # label measured with it fits in those fonts too.
@@ -22,7 +24,7 @@ _ASCII_WIDTHS = (
     592, 592, 525, 636, 337, 636, 838,
 )  # fmt: skip
 ELLIPSIS = "…"
-PATH_SEPARATOR = " / "
+PATH_SEPARATOR = DISPLAY_SEPARATOR  # class paths reach the charts in their display form (kept for training.views)
 
 
 def _char_width(ch: str) -> float:
@@ -62,9 +64,9 @@ def fit_text(text: str, max_width: float, font_size: float) -> str:
     the leaf alone is too long, the start of the leaf is kept ("Golden retrie…"). Other text keeps its start."""
     if text_width(text, font_size) <= max_width:
         return text
-    parts = text.split(PATH_SEPARATOR)
+    parts = text.split(DISPLAY_SEPARATOR)
     for k in range(1, len(parts)):
-        shorter = ELLIPSIS + PATH_SEPARATOR + PATH_SEPARATOR.join(parts[k:])
+        shorter = ELLIPSIS + DISPLAY_SEPARATOR + DISPLAY_SEPARATOR.join(parts[k:])
         if text_width(shorter, font_size) <= max_width:
             return shorter
     return _cut(parts[-1], max_width, font_size)

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from labeling.selectors.classes import class_path_display
+
 
 class TaskType(models.TextChoices):
     SINGLE = "single", "Single-label"
@@ -117,12 +119,14 @@ class LabelClass(models.Model):
 
     @property
     def path(self) -> str:
-        parts, node, seen = [], self, set()
+        """The display path ("animal / cat"), walking the cached parents; the stored form and the rule are in
+        labeling.selectors.classes."""
+        names, node, seen = [], self, set()
         while node is not None and node.pk not in seen:
             seen.add(node.pk)
-            parts.append(node.name)
+            names.append(node.name)
             node = node.parent
-        return " / ".join(reversed(parts))
+        return class_path_display(reversed(names))
 
 
 class Split(models.TextChoices):

@@ -17,6 +17,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Review, Split, Verdict
+from labeling.selectors.classes import class_path_display, class_path_names
 from labeling.services.queue import OPEN_STATES, annotations_excluding_user
 
 
@@ -46,20 +47,11 @@ def label_classes_for_labeling(*, project: Project) -> list[ClassOption]:
             "id", "name", "parent_id", "hotkey", "color", "archived", "order"
         )
     )
-    by_id = {r[0]: r for r in rows}
+    tree = {r[0]: (r[1], r[2]) for r in rows}
     parents = {r[2] for r in rows if r[2] is not None and not r[5]}
-
-    def path(class_id: int) -> str:
-        parts, seen, node = [], set(), by_id.get(class_id)
-        while node is not None and node[0] not in seen:
-            seen.add(node[0])
-            parts.append(node[1])
-            node = by_id.get(node[2]) if node[2] is not None else None
-        return " / ".join(reversed(parts))
-
     options = [
-        ClassOption(id=r[0], name=r[1], path=path(r[0]), hotkey=r[3], color=r[4], parent_id=r[2],
-                    has_children=r[0] in parents)
+        ClassOption(id=r[0], name=r[1], path=class_path_display(class_path_names(r[0], tree)), hotkey=r[3],
+                    color=r[4], parent_id=r[2], has_children=r[0] in parents)
         for r in sorted(rows, key=lambda r: (r[6], r[0]))
         if not r[5]
     ]  # fmt: skip

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
+from labeling.selectors.classes import PATH_SEPARATOR, class_path, classes_by_path
 from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
 
 
@@ -84,13 +85,13 @@ def label_class_create(
 
 
 def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str, LabelClass]:
-    """Create (or find) classes for 'a/b/c' paths; returns path -> leaf class."""
-    existing = {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=project)}
+    """Create (or find) classes for stored 'a/b/c' paths; returns stored path -> class, for every class."""
+    existing = classes_by_path(LabelClass.objects.filter(project=project))
     for path in paths:
         parent = None
-        parts = [p.strip() for p in path.split("/") if p.strip()]
+        parts = [p.strip() for p in path.split(PATH_SEPARATOR) if p.strip()]
         for depth in range(len(parts)):
-            key = "/".join(parts[: depth + 1])
+            key = class_path(parts[: depth + 1])
             if key not in existing:
                 existing[key] = label_class_create(project=project, name=parts[depth], parent=parent)
             parent = existing[key]

@@ -24,7 +24,8 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.models import Job, JobKind, JobStatus, LabelClass, Project
+from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.selectors.classes import class_path, class_path_names, class_tree
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
@@ -55,18 +56,9 @@ def checkpoint_dir(version: ModelVersion) -> Path:
 
 
 def version_class_names(version: ModelVersion) -> list[str]:
-    """Class paths ("parent/child") in the version's output order."""
-    rows = {pk: (name, parent) for pk, name, parent in LabelClass.objects.filter(project_id=version.project_id)
-            .values_list("pk", "name", "parent_id")}  # fmt: skip
-    names = []
-    for class_id in version.class_ids:
-        parts, node, seen = [], class_id, set()
-        while node is not None and node in rows and node not in seen:
-            seen.add(node)
-            parts.append(rows[node][0])
-            node = rows[node][1]
-        names.append("/".join(reversed(parts)) or f"class {class_id}")
-    return names
+    """Stored class paths ("parent/child") in the version's output order."""
+    tree = class_tree(project=version.project)
+    return [class_path(class_path_names(class_id, tree)) or f"class {class_id}" for class_id in version.class_ids]
 
 
 def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:

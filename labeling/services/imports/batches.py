@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
+from labeling.selectors.classes import classes_by_path
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
@@ -146,7 +147,7 @@ class _Run:
 
 
 def _classes_by_path(project: Project) -> dict[str, LabelClass]:
-    return {c.path.replace(" / ", "/"): c for c in LabelClass.objects.filter(project=project)}
+    return classes_by_path(LabelClass.objects.filter(project=project))
 
 
 def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_Pending]]]:

@@ -1,0 +1,78 @@
+"""Class paths, in one place: a class's path is the names from its taxonomy root down to it.
+
+Stored form "animal/mammal/cat": exports, manifests, label CSVs and folder imports, the dataset hash.
+Display form "animal / mammal / cat": pages, charts and the class names a trained model carries.
+Both are joined from the same names, never rewritten from each other: a class name may itself hold a "/"
+(the taxonomy editor allows it), and "a/b" must keep showing as "a/b".
+
+This module imports none of labeling's own modules, so labeling.models can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeVar
+
+from django.db.models import Model
+
+PATH_SEPARATOR = "/"
+DISPLAY_SEPARATOR = " / "
+
+ClassTree = Mapping[int, tuple[str, int | None]]  # class id -> (name, parent id)
+
+
+class _ClassRow(Protocol):
+    pk: int
+    name: str
+    parent_id: int | None
+
+
+C = TypeVar("C", bound=_ClassRow)
+
+
+def class_path_names(class_id: int, tree: ClassTree) -> list[str]:
+    """The names from the root down to the class. A parent missing from `tree`, or a cycle (the database never
+    holds one, but a walk must not hang on it), ends the walk."""
+    names: list[str] = []
+    node: int | None = class_id
+    seen: set[int] = set()
+    while node is not None and node in tree and node not in seen:
+        seen.add(node)
+        name, node = tree[node]
+        names.append(name)
+    return names[::-1]
+
+
+def class_path(names: Iterable[str]) -> str:
+    """The stored path of a class whose names, root first, are `names`."""
+    return PATH_SEPARATOR.join(names)
+
+
+def class_path_display(names: Iterable[str]) -> str:
+    """The path as pages show it, from the same names as the stored path."""
+    return DISPLAY_SEPARATOR.join(names)
+
+
+def class_path_normalize(text: str) -> str:
+    """A path someone typed ("animal / cat", "animal/cat") in the stored form, each level trimmed."""
+    return PATH_SEPARATOR.join(level.strip() for level in text.split(PATH_SEPARATOR))
+
+
+def class_tree(*, project: Model) -> dict[int, tuple[str, int | None]]:
+    """Every class of the project (archived ones too) as id -> (name, parent id), in one query."""
+    rows = project.classes.values_list("pk", "name", "parent_id")
+    return {pk: (name, parent) for pk, name, parent in rows}
+
+
+def class_paths(tree: ClassTree, *, display: bool = False) -> dict[int, str]:
+    """class id -> stored path (or display path) for every class of `tree` (see class_tree)."""
+    join = class_path_display if display else class_path
+    return {pk: join(class_path_names(pk, tree)) for pk in tree}
+
+
+def classes_by_path(classes: Iterable[C]) -> dict[str, C]:
+    """stored path -> class, for matching imported label paths against a taxonomy. `classes` must hold every
+    class of the project (a path needs all its ancestors)."""
+    classes = list(classes)
+    tree = {c.pk: (c.name, c.parent_id) for c in classes}
+    return {class_path(class_path_names(c.pk, tree)): c for c in classes}

@@ -1,0 +1,114 @@
+"""One class path: pages show "a / b / c", exports and imports use "a/b/c", and both name the same class."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from PIL import Image
+
+from labeling.models import LabelClass, ResolvedLabel
+from labeling.selectors.classes import class_paths, class_tree
+from labeling.selectors.exports import ExportFilters
+from labeling.selectors.queue import label_classes_for_labeling
+from labeling.services.exports import dataset_export_write, export_storage
+from labeling.services.imports import import_job_create, import_run
+from labeling.services.projects import label_class_create
+
+pytestmark = pytest.mark.django_db
+
+DISPLAY = "animal / mammal / feline / cat"
+STORED = "animal/mammal/feline/cat"
+
+
+@pytest.fixture
+def taxonomy(project):
+    """animal / mammal / feline / cat (4 levels) and a sibling branch animal / mammal / canine / dog."""
+    animal = label_class_create(project=project, name="animal")
+    mammal = label_class_create(project=project, name="mammal", parent=animal)
+    feline = label_class_create(project=project, name="feline", parent=mammal)
+    canine = label_class_create(project=project, name="canine", parent=mammal)
+    cat = label_class_create(project=project, name="cat", parent=feline)
+    dog = label_class_create(project=project, name="dog", parent=canine)
+    return project, cat, dog
+
+
+def _png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 24), (seed * 40 % 256, 90, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _import_with_labels(project, where, rows: dict[str, str]) -> dict:
+    folder = where / "imgs"
+    folder.mkdir(parents=True)
+    for name in rows:
+        (folder / name).write_bytes(_png(len(name) * 7 + ord(name[0])))
+    labels = where / "labels.csv"
+    labels.write_text("filename,label\n" + "".join(f"{name},{path}\n" for name, path in rows.items()))
+    job = import_job_create(
+        project=project, sources=[{"type": "folder", "path": str(folder), "name": "imgs"}], csv_path=str(labels)
+    )
+    return import_run(job_id=job.pk)
+
+
+def _exported_labels(project) -> tuple[dict, dict[str, str]]:
+    result = dataset_export_write(project=project, fmt="jsonl", filters=ExportFilters())
+    with export_storage().open(result["files"][0], "rb") as fh, zipfile.ZipFile(fh) as zf:
+        records = [json.loads(line) for line in zf.read("labels.jsonl").decode().splitlines()]
+    return result["manifest"], {r["original_name"]: r["label"] for r in records}
+
+
+def test_pages_show_the_display_path_and_the_stored_path_is_the_same_names(taxonomy):
+    project, cat, _ = taxonomy
+    assert cat.path == DISPLAY
+    menu = {option.id: option.path for option in label_classes_for_labeling(project=project)}
+    assert menu[cat.pk] == DISPLAY
+    assert class_paths(class_tree(project=project))[cat.pk] == STORED
+    assert class_paths(class_tree(project=project), display=True)[cat.pk] == DISPLAY
+
+
+def test_an_import_finds_the_existing_classes_by_path_in_either_spelling(taxonomy, tmp_path):
+    # given a 4-level taxonomy made in the taxonomy editor
+    project, cat, dog = taxonomy
+    before = LabelClass.objects.filter(project=project).count()
+    # when a label CSV names its leaves by path, stored and display spelling
+    result = _import_with_labels(project, tmp_path, {"a.png": STORED, "b.png": "animal / mammal / canine / dog"})
+    # then both items get the existing leaves and no class is created
+    assert result["labeled"] == 2
+    assert LabelClass.objects.filter(project=project).count() == before
+    labels = {r.item.original_name: r.classes.get() for r in ResolvedLabel.objects.select_related("item")}
+    assert labels == {"a.png": cat, "b.png": dog}
+
+
+def test_the_export_names_labels_by_the_path_an_import_reads_back(taxonomy, project_factory, tmp_path):
+    # given items labeled with the 4-level leaves
+    project, cat, dog = taxonomy
+    _import_with_labels(project, tmp_path / "first", {"a.png": STORED, "b.png": "animal/mammal/canine/dog"})
+    # when the project is exported
+    manifest, labels = _exported_labels(project)
+    # then labels and manifest use the stored path
+    assert labels == {"a.png": STORED, "b.png": "animal/mammal/canine/dog"}
+    assert {c["id"]: c["path"] for c in manifest["classes"]} == {cat.pk: STORED, dog.pk: "animal/mammal/canine/dog"}
+    # and an import labeled with the export's names finds the same classes: nothing new is created
+    result = _import_with_labels(project, tmp_path / "second", {"c.png": labels["a.png"], "d.png": labels["b.png"]})
+    assert result["labeled"] == 2
+    assert LabelClass.objects.filter(project=project).count() == 6
+    assert ResolvedLabel.objects.get(item__original_name="c.png").classes.get() == cat
+
+
+def test_an_export_filter_typed_as_the_page_shows_it_picks_the_class(taxonomy, tmp_path):
+    project, _, _ = taxonomy
+    _import_with_labels(project, tmp_path, {"a.png": STORED, "b.png": "animal/mammal/canine/dog"})
+    result = dataset_export_write(project=project, fmt="jsonl", filters=ExportFilters(classes=(DISPLAY,)))
+    assert result["item_count"] == 1
+    assert [c["path"] for c in result["manifest"]["classes"]] == [STORED]
+
+
+def test_a_class_name_holding_a_slash_shows_as_it_was_typed(taxonomy):
+    project, cat, _ = taxonomy
+    odd = label_class_create(project=project, name="n/a", parent=cat)
+    assert odd.path == f"{DISPLAY} / n/a"
+    assert class_paths(class_tree(project=project))[odd.pk] == f"{STORED}/n/a"
