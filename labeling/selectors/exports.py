@@ -1,7 +1,8 @@
 """Reads for dataset exports: which items go in, with which labels, split and file names, and the dataset hash.
 
-The dataset hash is sha256 over the sorted lines "<item sha256>\\t<sorted class paths as JSON>": the same
-labels give the same hash whatever the export time, format or item ids.
+The dataset hash (`dataset_hash`, the only one: exports, training snapshots and so model cards use it) is sha256
+over the sorted lines "<item sha256>\\t<sorted stored class paths as JSON>": the same labels give the same hash
+whatever the export time, format or item ids.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,7 +26,6 @@ from labeling.models import (
     Job,
     JobKind,
     JobStatus,
-    LabelClass,
     LabelSource,
     Project,
     ResolvedLabel,
@@ -32,6 +33,7 @@ from labeling.models import (
     Split,
     Verdict,
 )
+from labeling.selectors.classes import PATH_SEPARATOR, class_path_normalize, class_paths, class_tree
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -70,7 +72,7 @@ class ExportFilters:
 class ExportClass:
     id: int
     name: str
-    path: str  # "parent/child" for hierarchical taxonomies
+    path: str  # stored path ("parent/child"), see labeling.selectors.classes
     folder: str  # sanitized, unique (case-insensitively) within the export
     index: int = -1  # position in sorted(folder): what torchvision's ImageFolder assigns
 
@@ -150,37 +152,28 @@ def split_for(*, sha256: str, item_split: str, val_fraction: float) -> str:
     return "val" if bucket < val_fraction else "train"
 
 
-def dataset_hash(pairs: list[tuple[str, list[str]]]) -> str:
-    """sha256 over sorted (item sha256, sorted class paths)."""
+def dataset_hash(labels: Iterable[tuple[str, Iterable[int]]], *, paths: Mapping[int, str], multi_label: bool) -> str:
+    """The dataset hash of (item sha256, resolved class ids) pairs; `paths` maps class ids to stored paths.
+
+    A single-label item without a class is not part of the dataset (an export has no folder for it), so an
+    export and a training snapshot of the same resolved labels hash the same rows.
+    """
     digest = hashlib.sha256()
-    for sha, paths in sorted((sha, sorted(paths)) for sha, paths in pairs):
-        digest.update(f"{sha}\t{json.dumps(paths, ensure_ascii=False)}\n".encode())
+    rows = ((sha, sorted(paths[c] for c in class_ids)) for sha, class_ids in labels)
+    for sha, names in sorted(row for row in rows if multi_label or row[1]):
+        digest.update(f"{sha}\t{json.dumps(names, ensure_ascii=False)}\n".encode())
     return digest.hexdigest()
 
 
-def class_paths(*, project: Project) -> dict[int, tuple[str, str]]:
-    """class id -> (name, "a/b" path) for every class of the project, with one query."""
-    rows = {pk: (name, parent) for pk, name, parent in LabelClass.objects.filter(project=project).values_list(
-        "pk", "name", "parent_id"
-    )}  # fmt: skip
-    out: dict[int, tuple[str, str]] = {}
-    for pk, (name, _) in rows.items():
-        parts, node, seen = [], pk, set()
-        while node is not None and node not in seen and node in rows:
-            seen.add(node)
-            parts.append(rows[node][0])
-            node = rows[node][1]
-        out[pk] = (name, "/".join(reversed(parts)))
-    return out
-
-
-def _resolve_class_names(names: tuple[str, ...], paths: dict[int, tuple[str, str]]) -> set[int]:
+def _resolve_class_names(names: tuple[str, ...], tree: Mapping[int, tuple[str, int | None]]) -> set[int]:
+    """Class ids for names typed in the export filter: a full path ("animal / cat", "animal/cat") or a leaf name."""
+    paths = class_paths(tree)
     wanted: set[int] = set()
     unknown = []
     for raw in names:
-        key = "/".join(p.strip() for p in raw.replace(" / ", "/").split("/"))
-        hits = {pk for pk, (name, path) in paths.items() if path == key} or {
-            pk for pk, (name, path) in paths.items() if name == key
+        key = class_path_normalize(raw)
+        hits = {pk for pk, path in paths.items() if path == key} or {
+            pk for pk, (name, _parent) in tree.items() if name == key
         }
         if not hits:
             unknown.append(raw)
@@ -214,14 +207,15 @@ def export_filters_validate(*, project: Project, filters: ExportFilters) -> None
     if filters.min_annotators < 0:
         raise ValidationError("min_annotators cannot be negative.")
     if filters.classes:
-        _resolve_class_names(filters.classes, class_paths(project=project))
+        _resolve_class_names(filters.classes, class_tree(project=project))
 
 
 def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
     """Everything an export writes, computed with a handful of queries (no per-item query)."""
     export_filters_validate(project=project, filters=filters)
-    paths = class_paths(project=project)
-    wanted = _resolve_class_names(filters.classes, paths) if filters.classes else None
+    tree = class_tree(project=project)
+    paths = class_paths(tree)
+    wanted = _resolve_class_names(filters.classes, tree) if filters.classes else None
 
     labels = ResolvedLabel.objects.filter(project=project)
     if filters.min_annotators:
@@ -268,32 +262,28 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
                 width=width,
                 height=height,
                 split=split_for(sha256=sha, item_split=item_split, val_fraction=filters.val_fraction),
-                class_ids=sorted(resolved[pk], key=lambda c: paths[c][1]),
+                class_ids=sorted(resolved[pk], key=lambda c: paths[c]),
                 source=source,
                 annotator_count=count,
             )
         )
 
-    used = sorted({c for row in rows for c in row.class_ids}, key=lambda c: (paths[c][1], c))
+    used = sorted({c for row in rows for c in row.class_ids}, key=lambda c: (paths[c], c))
     classes: list[ExportClass] = []
     taken: set[str] = set()
     for class_id in used:
-        name, path = paths[class_id]
-        folder = sanitize_name(path.replace("/", "__"), fallback=f"class_{class_id}")
+        folder = sanitize_name(paths[class_id].replace(PATH_SEPARATOR, "__"), fallback=f"class_{class_id}")
         if folder.lower() in taken:
             folder = f"{folder}_{class_id}"
         taken.add(folder.lower())
-        classes.append(ExportClass(id=class_id, name=name, path=path, folder=folder))
+        classes.append(ExportClass(id=class_id, name=tree[class_id][0], path=paths[class_id], folder=folder))
     classes.sort(key=lambda c: c.folder)
     for index, export_class in enumerate(classes):
         export_class.index = index
-    digest = dataset_hash([(row.sha256, [paths[c][1] for c in row.class_ids]) for row in rows])
+    digest = dataset_hash(
+        ((row.sha256, row.class_ids) for row in rows), paths=paths, multi_label=project.is_multi_label
+    )
     return ExportPlan(project=project, filters=filters, classes=classes, rows=rows, dataset_hash=digest)
-
-
-def project_dataset_hash(*, project: Project) -> str:
-    """The hash of everything currently labeled (no filters): what a training snapshot would see."""
-    return export_plan(project=project, filters=ExportFilters()).dataset_hash
 
 
 # ---- how long export files are kept ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Everything here is plain Django; the ML side gets lists of (item_id, path, [clas
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from labeling.models import Item, ItemState, LabelClass, Project, ResolvedLabel, Split
+from labeling.selectors.classes import class_path_display, class_path_names, class_paths, class_tree
+from labeling.selectors.exports import dataset_hash
 
 OPEN_STATES = (ItemState.UNLABELED, ItemState.PARTIAL)
 
@@ -25,7 +26,7 @@ class ClassOrder:
     """The model's outputs: non-archived leaf classes in (order, id) order."""
 
     ids: list[int]
-    names: list[str]  # full paths ("animal / cat") so that names are unique
+    names: list[str]  # display paths ("animal / cat") so that names are unique; the checkpoint keeps them
     hierarchy: dict[int, list[int]] | None = None
 
     @property
@@ -41,7 +42,7 @@ class LabelSnapshot:
     pool: list[tuple[int, str]] = field(default_factory=list)
     label_count: int = 0
     labels_seen_at: datetime | None = None
-    dataset_hash: str = ""
+    dataset_hash: str = ""  # labeling.selectors.exports.dataset_hash of the resolved labels: an export's hash
 
     @property
     def train_class_count(self) -> int:
@@ -67,11 +68,9 @@ def class_order(*, project: Project) -> ClassOrder:
             chain.append(node.pk)
         return list(reversed(chain))
 
-    def path(c: LabelClass) -> str:
-        return " / ".join([by_id[a].name for a in ancestors(c)] + [c.name])
-
+    tree = {pk: (c.name, c.parent_id) for pk, c in by_id.items()}
     ids = [c.pk for c in leaves]
-    names = [path(c) for c in leaves]
+    names = [class_path_display(class_path_names(c.pk, tree)) for c in leaves]
     hierarchy = None
     if any(c.parent_id is not None for c in leaves):
         # Ancestors are numbered after the leaves (leaf count + position among internal nodes).
@@ -105,34 +104,31 @@ def _paths(project: Project, **filters) -> dict[int, tuple[str, str, str]]:
     return {item.pk: (item_local_path(item), item.sha256, item.split) for item in qs.iterator(chunk_size=2000)}
 
 
-def dataset_hash(rows: list[tuple[str, list[str]]]) -> str:
-    """sha256 over sorted (item sha256, sorted class names): the same labels give the same hash."""
-    digest = hashlib.sha256()
-    for sha, names in sorted((sha, sorted(names)) for sha, names in rows):
-        digest.update(f"{sha}\t{'|'.join(names)}\n".encode())
-    return digest.hexdigest()
-
-
 def label_snapshot(*, project: Project) -> LabelSnapshot:
     """Freeze the resolved labels of a project and the pool they leave open.
 
     Labels on archived or non-leaf classes are dropped; a single-label item keeps its first class in
     output order. The holdout (Item.split = holdout) is evaluation only and never enters the pool.
+    The dataset hash is taken over the resolved labels as they are (archived classes included), like an
+    unfiltered export's, so a model card and an export of the same labels name the same dataset.
     """
     order = class_order(project=project)
     index = order.index
     multi = project.is_multi_label
     labels: dict[int, list[int]] = {}
+    resolved: dict[int, set[int]] = {}
     seen_at = None
     rows = ResolvedLabel.objects.filter(project=project).values_list("item_id", "classes__id", "updated_at")
     for item_id, class_id, updated_at in rows.iterator(chunk_size=5000):
         seen_at = updated_at if seen_at is None or updated_at > seen_at else seen_at
         bucket = labels.setdefault(item_id, [])
-        if class_id is not None and class_id in index:
-            bucket.append(index[class_id])
+        classes = resolved.setdefault(item_id, set())
+        if class_id is not None:
+            classes.add(class_id)
+            if class_id in index:
+                bucket.append(index[class_id])
     snap = LabelSnapshot(classes=order, labels_seen_at=seen_at)
     paths = _paths(project, resolved__isnull=False)
-    hash_rows = []
     for item_id, idx in sorted(labels.items()):
         if item_id not in paths:
             continue
@@ -141,11 +137,11 @@ def label_snapshot(*, project: Project) -> LabelSnapshot:
             if not idx:
                 continue
             idx = idx[:1]
-        path, sha, split = paths[item_id]
+        path, _sha, split = paths[item_id]
         (snap.holdout if split == Split.HOLDOUT else snap.train).append((item_id, path, idx))
-        hash_rows.append((sha, [order.names[i] for i in idx]))
-    snap.label_count = len(hash_rows)
-    snap.dataset_hash = dataset_hash(hash_rows)
+    snap.label_count = len(snap.train) + len(snap.holdout)
+    labeled = ((paths[item_id][1], class_ids) for item_id, class_ids in resolved.items() if item_id in paths)
+    snap.dataset_hash = dataset_hash(labeled, paths=class_paths(class_tree(project=project)), multi_label=multi)
     open_items = _paths(project, state__in=OPEN_STATES, split=Split.TRAIN)
     # The holdout is never ranked by active learning: the queue serves it at holdout_fraction, in import order.
     snap.pool = [

@@ -31,7 +31,6 @@ from labeling.selectors.exports import (
     FORMATS,
     ExportFilters,
     ExportPlan,
-    class_paths,
     dataset_hash,
     export_filters_validate,
     export_is_expired,
@@ -220,9 +219,10 @@ def dataset_export_write(
                     progress(done, total)
             if len(kept) != len(plan.rows):
                 # Recompute hash and counts over what is really in the zip.
-                paths = class_paths(project=project)
                 plan.rows = kept
-                plan.dataset_hash = dataset_hash([(r.sha256, [paths[c][1] for c in r.class_ids]) for r in kept])
+                paths = {c.id: c.path for c in plan.classes}
+                pairs = ((r.sha256, r.class_ids) for r in kept)
+                plan.dataset_hash = dataset_hash(pairs, paths=paths, multi_label=project.is_multi_label)
             if fmt == "hf":
                 for split, lines in metadata.items():
                     if lines:
