@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from labeling.models import Item, Job, JobKind, JobStatus, Split
 from labeling.services.priorities import item_priorities_set
+from tests.factories import bulk_items
 from training import selectors, services
 from training.models import ModelVersion, RunStatus, TrainingRun
 from training.services.snapshot import class_order, label_snapshot
@@ -174,7 +175,7 @@ def test_class_order_uses_live_leaves_and_records_ancestors(project_factory, lab
     assert order.hierarchy == {0: [3], 1: [3], 2: []}
 
 
-def test_priorities_are_written_in_bulk_for_this_project_only(cats, project_factory, item_factory):
+def test_priorities_are_written_for_this_project_only(cats, project_factory, item_factory):
     project, _ = cats
     mine = [item_factory(project=project) for _ in range(3)]
     theirs = item_factory(project=project_factory())
@@ -182,6 +183,21 @@ def test_priorities_are_written_in_bulk_for_this_project_only(cats, project_fact
     assert n == 2
     got = dict(Item.objects.values_list("pk", "priority"))
     assert (got[mine[0].pk], got[mine[2].pk], got[theirs.pk]) == (0.9, -1.5, 0.0)
+
+
+@pytest.mark.parametrize("n_items", [3, 600])
+def test_priorities_are_written_in_bulk_whatever_the_pool_size(cats, n_items, django_assert_max_num_queries):
+    # Given a pool of 3 or 600 items
+    project, _ = cats
+    items = bulk_items(project, n_items)
+
+    # When a round writes every item's priority
+    with django_assert_max_num_queries(3):  # savepoint, one statement (PostgreSQL) or executemany (SQLite), release
+        n = item_priorities_set(project=project, priorities={item.pk: i / n_items for i, item in enumerate(items)})
+
+    # Then the number of statements does not grow with the pool, and every priority was written
+    assert n == n_items
+    assert dict(Item.objects.values_list("pk", "priority")) == {item.pk: i / n_items for i, item in enumerate(items)}
 
 
 def test_priorities_refuse_nan_and_change_nothing(cats, item_factory):
