@@ -3,9 +3,8 @@ An annotator gets what labeling needs (no labels, state or gold flag); resolved 
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, Prefetch, Q
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
@@ -28,6 +27,7 @@ from labeling.models import (
     Project,
     Split,
 )
+from labeling.selectors.training_seam import active_predictions_of_outer_item
 
 
 class ItemOutputSerializer(RoleFieldsSerializer):
@@ -86,12 +86,6 @@ class ItemFilterSerializer(serializers.Serializer):
     is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
-def _active_predictions():
-    # Looked up by name: labeling never imports training (the dependency runs the other way).
-    prediction = apps.get_model("training", "Prediction")
-    return prediction.objects.filter(item_id=OuterRef("pk"), model_version__active=True)
-
-
 def items_filter(*, project: Project, filters: dict):
     """Items of a project narrowed by the API's filters (indexed columns; predictions by EXISTS)."""
     qs = Item.objects.filter(project=project)
@@ -112,10 +106,15 @@ def items_filter(*, project: Project, filters: dict):
         confidence &= Q(confidence__gte=filters["confidence_min"])
     if filters.get("confidence_max") is not None:
         confidence &= Q(confidence__lte=filters["confidence_max"])
+    predictions = active_predictions_of_outer_item()
+    if predictions is None:  # no training app: no item has a prediction
+        if confidence or filters.get("has_prediction"):
+            qs = qs.none()
+        return qs
     if confidence:
-        qs = qs.filter(Exists(_active_predictions().filter(confidence)))
+        qs = qs.filter(Exists(predictions.filter(confidence)))
     if filters.get("has_prediction") is not None:
-        exists = Exists(_active_predictions())
+        exists = Exists(predictions)
         qs = qs.filter(exists if filters["has_prediction"] else ~exists)
     return qs
 

@@ -5,7 +5,7 @@ in config/settings/base.py send the tasks that carry the work out to the same qu
 test_queues.py holds the two together). Work ahead of a queued one = everything running on its queue (it holds
 the workers) plus what was queued there before it. Another project's work is counted, never named: a member
 of one project must not learn what others are doing. Training runs live in the training app, which labeling
-never imports: they are read through the app registry, as labeling/selectors/queue.py reads predictions.
+never imports: they are read through labeling/selectors/training_seam.py.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.apps import apps
 from django.db.models import Q
 
 from labeling.models import Job, JobKind, JobStatus
+from labeling.selectors.training_seam import training_run_model
 
 HOUSEKEEPING, DEFAULT, GPU = "housekeeping", "default", "gpu"
 QUEUES = (HOUSEKEEPING, DEFAULT, GPU)
@@ -119,8 +119,8 @@ def _waiting_behind(
         label = f"{_lower_first(JobKind(kind).label)} #{pk}"
         rows.append((created, project, WorkAhead(label=label, status=status, percent=percent)))
 
-    if queue == TRAINING_RUN_QUEUE and apps.is_installed("training"):
-        training_run = apps.get_model("training", "TrainingRun")
+    training_run = training_run_model() if queue == TRAINING_RUN_QUEUE else None
+    if training_run is not None:
         runs = (
             training_run.objects.filter(ahead_of_it, status__in=IN_FLIGHT)
             .exclude(pk=run_id)

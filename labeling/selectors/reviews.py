@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.apps import apps
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from labeling.models import (
@@ -19,6 +18,7 @@ from labeling.models import (
     ReviewTaskReason,
     Verdict,
 )
+from labeling.selectors.training_seam import active_model_version, latest_label_error_search, prediction_model
 
 # The order reasons are worked through when no filter is set: gold misses and disagreements first.
 REASON_ORDER = [
@@ -121,15 +121,10 @@ def model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[LabelClass,
     Only the active version counts: an older version's prediction is stale, so an item the active version has not
     scored gets ([], its number) and the page says so. No active version (or no training app): ([], None).
     """
-    try:
-        version_model = apps.get_model("training", "ModelVersion")
-        prediction_model = apps.get_model("training", "Prediction")
-    except LookupError:
-        return [], None
-    version = version_model.objects.filter(project_id=item.project_id, active=True).first()
+    version = active_model_version(item.project_id)
     if version is None:
         return [], None
-    prediction = prediction_model.objects.filter(item=item, model_version=version).first()
+    prediction = prediction_model().objects.filter(item=item, model_version=version).first()
     if prediction is None:
         return [], version.number
     class_ids = list(version.class_ids or [])
@@ -168,11 +163,7 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
 
 def _label_error_view(*, item: Item) -> tuple[LabelClass, float, float] | None:
     """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch)."""
-    try:
-        search_model = apps.get_model("training", "LabelErrorSearch")
-    except LookupError:
-        return None
-    search = search_model.objects.filter(project_id=item.project_id).order_by("-created_at", "-id").first()
+    search = latest_label_error_search(project_id=item.project_id)
     row = ((search.suspects or {}) if search is not None else {}).get(str(item.pk))
     if not row or len(row) < 4:
         return None

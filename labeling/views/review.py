@@ -6,7 +6,6 @@ needs Capability.MANAGE. Verdicts go through labeling.services.reviews, the same
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -29,6 +28,7 @@ from labeling.selectors.reviews import (
     review_task_next,
     review_tasks_open,
 )
+from labeling.selectors.training_seam import latest_label_error_search
 from labeling.services import reviews as review_services
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
@@ -195,9 +195,7 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     version was trained on the very label, and an older version's prediction predates it.
     """
     project = request.project
-    # labeling never imports training: the search is looked up by name, as model_top_classes does.
-    search_model = apps.get_model("training", "LabelErrorSearch")
-    search = search_model.objects.filter(project=project).order_by("-created_at", "-id").first()
+    search = latest_label_error_search(project_id=project.pk)
     details = (search.suspects or {}) if search is not None and search.status == "ok" else {}
     tasks = list(
         review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
@@ -24,6 +23,7 @@ from labeling.models import (
     ReviewTaskReason,
     Verdict,
 )
+from labeling.selectors.training_seam import active_model_version, prediction_model
 
 MODEL_CONTRADICTION_CONFIDENCE = 0.9
 # Knuth's multiplicative hash: (id * A) mod 2^32 spreads consecutive ids evenly over [0, 2^32).
@@ -165,20 +165,11 @@ def _disagreement_rows(project: Project, items: Iterable[int] | None = None) -> 
     return out
 
 
-def active_model_version(project: Project):
-    """The project's active ModelVersion, or None (training app read through the app registry)."""
-    try:
-        model_version = apps.get_model("training", "ModelVersion")
-    except LookupError:
-        return None
-    return model_version.objects.filter(project=project, active=True).first()
-
-
 def _model_rows(project: Project, items: Iterable[int] | None = None) -> list[tuple[int, int | None, float]]:
     version = active_model_version(project)
     if version is None:
         return []
-    prediction = apps.get_model("training", "Prediction")
+    prediction = prediction_model()  # not None: there is an active version
     agrees = ResolvedLabel.classes.through.objects.filter(
         resolvedlabel__item_id=OuterRef("item_id"), labelclass_id=OuterRef("predicted_class_id")
     )

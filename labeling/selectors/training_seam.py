@@ -1,0 +1,63 @@
+"""The one place where labeling reads the training app's tables (predictions, model versions, runs, searches).
+
+The dependency runs training -> labeling: labeling never imports training, so its models are looked up by name
+in the app registry, here and nowhere else in labeling/ (tests/labeling/test_training_seam.py holds that). An
+absent training app means no model: every accessor returns None and every read its empty answer.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db.models import Model, OuterRef, QuerySet
+
+from labeling.models import Project
+
+
+def training_model(name: str) -> type[Model] | None:
+    """The training app's model class `name`, or None when the training app is not installed."""
+    try:
+        return apps.get_model("training", name)
+    except LookupError:
+        return None
+
+
+def prediction_model() -> type[Model] | None:
+    """training.Prediction (a model version's scores for one item), or None."""
+    return training_model("Prediction")
+
+
+def model_version_model() -> type[Model] | None:
+    """training.ModelVersion (a trained checkpoint; one per project is active), or None."""
+    return training_model("ModelVersion")
+
+
+def training_run_model() -> type[Model] | None:
+    """training.TrainingRun (one queued or running training of a project), or None."""
+    return training_model("TrainingRun")
+
+
+def active_model_version(project: Project | int) -> Model | None:
+    """The project's (a Project or its id) active ModelVersion, or None (no active version, or no training app)."""
+    version_model = model_version_model()
+    if version_model is None:
+        return None
+    return version_model.objects.filter(project=project, active=True).first()
+
+
+def active_predictions_of_outer_item() -> QuerySet | None:
+    """The active model's predictions of the item of the enclosing Item query (OuterRef("pk")): for Exists().
+
+    None without a training app (then no item has a prediction).
+    """
+    model = prediction_model()
+    if model is None:
+        return None
+    return model.objects.filter(item_id=OuterRef("pk"), model_version__active=True)
+
+
+def latest_label_error_search(*, project_id: int) -> Model | None:
+    """The project's most recent training.LabelErrorSearch (whatever its status), or None."""
+    search_model = training_model("LabelErrorSearch")
+    if search_model is None:
+        return None
+    return search_model.objects.filter(project_id=project_id).order_by("-created_at", "-id").first()
