@@ -23,7 +23,7 @@ from labeling.models import Job, LabelSource, Project, ResolvedLabel
 from labeling.services import jobs as job_services
 from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
 from training.constants import project_cache_dir
-from training.models import LabelErrorStatus
+from training.models import LabelErrorStatus, RunMode
 from training.services.rounds import round_config
 from training.services.snapshot import LabelSnapshot, label_snapshot
 
@@ -56,7 +56,7 @@ def labeled_embeddings(*, project: Project, progress: Progress | None = None, sn
     ids = [item_id for item_id, _, _ in rows]
     paths = [path for _, path, _ in rows]
     labels = np.array([idx[0] for _, _, idx in rows], dtype=np.int64)
-    cfg = round_config(project=project, classes=snap.classes, mode="head")
+    cfg = round_config(project=project, classes=snap.classes, mode=RunMode.HEAD)
     store = EmbeddingStore(project_cache_dir(project))
     if ids:
         store.compute(ids, paths, cfg, progress=(lambda d, t: progress(d, t, "embeddings")) if progress else None)
