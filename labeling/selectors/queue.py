@@ -1,7 +1,7 @@
 """Reads for the labeling page, grid and API: taxonomy, model suggestions, progress, grid sources.
 
-Predictions live in the training app, which labeling never imports: they are read through the
-app registry (`apps.get_model("training", ...)`), and an absent training app means no suggestions.
+Predictions live in the training app, which labeling never imports: they are read through
+labeling.selectors.training_seam, and an absent training app means no suggestions.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.apps import apps
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Review, Split, Verdict
+from labeling.selectors.claimable import OPEN_STATES, annotations_excluding_user
 from labeling.selectors.classes import class_path_display, class_path_names
-from labeling.services.queue import OPEN_STATES, annotations_excluding_user
+from labeling.selectors.training_seam import prediction_model as _prediction_model
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,6 @@ def label_classes_for_labeling(*, project: Project) -> list[ClassOption]:
         if not r[5]
     ]  # fmt: skip
     return options
-
-
-def _prediction_model():
-    try:
-        return apps.get_model("training", "Prediction")
-    except LookupError:
-        return None
 
 
 def item_suggestions(*, item: Item, classes: list[ClassOption] | None = None, limit: int = 3) -> list[Suggestion]:

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
-from labeling.services.queue import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
+from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
 

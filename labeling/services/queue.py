@@ -16,17 +16,21 @@ with the project.
 from __future__ import annotations
 
 import random
-import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Expression, F, OuterRef, QuerySet
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, Project, Split, Verdict
-
-OPEN_STATES = (ItemState.UNLABELED, ItemState.PARTIAL)
+from labeling.models import Item, ItemState, Project, Split
+from labeling.selectors.claimable import (  # the rule "which items may this user not get" (one home)
+    NOT_LABELED_SQL,
+    OPEN_STATES,
+    claimable_items,
+    claimable_sql,
+    open_to_user_sql,
+    rule_params,
+)
 
 # Pools a claim draws from: (name, filter). Gold and holdout are mixed in at the project's rates.
 TRAIN, HOLDOUT, GOLD = "train", "holdout", "gold"
@@ -35,98 +39,6 @@ POOL_FILTERS = {
     HOLDOUT: {"split": Split.HOLDOUT, "is_gold": False},
     GOLD: {"is_gold": True},
 }
-
-
-# Which items a user may not get: the one home of that rule. It is written once, in SQL about one row, and used
-# twice: spliced into the claim's raw SQL (the hot path: building the equivalent nested Exists/Subquery in the ORM
-# cost more CPU than running it) and, through _RowSql, into the ORM queries (peek, grid). Tables are ours, values
-# are parameters. COALESCE(undoes_id, 0) = 0 rather than IS NULL: SQLite would otherwise probe the unique index on
-# undoes_id (every non-undo row) instead of annotation_item_user_idx.
-
-
-def _keeps_item_away_sql(a: str, *, skips: bool) -> str:
-    """Annotation row `a` is live and keeps its item from its user: not an undo, not undone, and a skip (when
-    `skips`) or a label whose latest review is not `reject`."""
-    not_rejected = f"""COALESCE((SELECT r.verdict FROM labeling_review r WHERE r.annotation_id = {a}.id
-                             ORDER BY r.created_at DESC, r.id DESC LIMIT 1), '') <> '{Verdict.REJECT.value}'"""
-    kind = f"({a}.skipped OR {not_rejected})" if skips else f"NOT {a}.skipped AND {not_rejected}"
-    return f"""COALESCE({a}.undoes_id, 0) = 0
-          AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = {a}.id)
-          AND {kind}"""
-
-
-def _kept_away_sql(item_id: str, *, skips: bool) -> str:
-    """The user (%(user)s) has a live annotation of item `item_id` that keeps it from them (probes
-    annotation_item_user_idx)."""
-    return f"""EXISTS (
-        SELECT 1 FROM labeling_annotation a
-        WHERE a.item_id = {item_id} AND a.user_id = %(user)s AND {_keeps_item_away_sql("a", skips=skips)}
-    )"""
-
-
-def _open_to_user_sql(t: str) -> str:
-    """Item row `t` has a free annotation slot (< %(overlap)s) and no one else's live lease at %(now)s."""
-    return f"""{t}.annotation_count < %(overlap)s
-          AND ({t}.lease_expires_at IS NULL OR {t}.lease_expires_at <= %(now)s OR {t}.lease_user_id = %(user)s)"""
-
-
-# Neither a live label nor a live skip of the user: the item is in the user's priority order.
-NOT_EXCLUDED_SQL = f"NOT {_kept_away_sql('i.id', skips=True)}"
-# No live label of the user (a skip does not count): the user may still label or skip the item.
-NOT_LABELED_SQL = f"NOT {_kept_away_sql('i.id', skips=False)}"
-
-
-def claimable_sql(t: str) -> str:
-    """Item row `t` is in the user's priority order: a free slot, no one else's lease, no live label or skip of
-    theirs. Params: user, overlap, now (see _rule_params)."""
-    return f"{_open_to_user_sql(t)} AND NOT {_kept_away_sql(f'{t}.id', skips=True)}"
-
-
-def _rule_params(*, project: Project, user, now) -> dict:
-    return {
-        "user": user.pk,
-        "overlap": project.annotations_per_item,
-        "now": connection.ops.adapt_datetimefield_value(now),
-    }
-
-
-class _RowSql(Expression):
-    """A condition on the row of the query's own model written in SQL: `{t}` stands for that row's table alias and
-    `%(name)s` for params[name]. It lets an ORM query use the raw SQL's own text of a rule."""
-
-    output_field = BooleanField()
-
-    def __init__(self, sql: str, params: dict | None = None):
-        super().__init__()
-        self.sql, self.params, self.row = sql, params or {}, F("pk")
-
-    def get_source_expressions(self):
-        return [self.row]
-
-    def set_source_expressions(self, exprs):
-        (self.row,) = exprs
-
-    def as_sql(self, compiler, connection):
-        sql = self.sql.format(t=compiler.quote_name_unless_alias(self.row.alias))
-        names = re.findall(r"%\((\w+)\)s", sql)
-        return re.sub(r"%\(\w+\)s", "%s", sql), [self.params[name] for name in names]
-
-
-def annotations_excluding_user(*, user) -> QuerySet[Annotation]:
-    """A user's annotations that keep an item away from them: live labels and skips not undone.
-
-    An annotation that was undone, or whose latest review is `reject`, does not exclude. Correlated on
-    OuterRef("pk") = item id; probes annotation_item_user_idx.
-    """
-    return Annotation.objects.filter(item=OuterRef("pk"), user=user).filter(
-        _RowSql(_keeps_item_away_sql("{t}", skips=True))
-    )
-
-
-def claimable_items(*, project: Project, user, now=None) -> QuerySet[Item]:
-    """Items of the project in the user's priority order (any state: callers narrow it), by claimable_sql."""
-    params = _rule_params(project=project, user=user, now=now or timezone.now())
-    return Item.objects.filter(project=project).filter(_RowSql(claimable_sql("{t}"), params))
 
 
 def _pool_order(project: Project, rng: random.Random) -> list[str]:
@@ -171,7 +83,7 @@ HELD_SQL = """
 SKIPPED_SQL = f"""
     SELECT i.* FROM labeling_annotation s JOIN labeling_item i ON i.id = s.item_id
     WHERE s.user_id = %(user)s AND s.skipped AND i.project_id = %(project)s
-      AND i.state IN (%(open1)s, %(open2)s) AND {_open_to_user_sql("i")}
+      AND i.state IN (%(open1)s, %(open2)s) AND {open_to_user_sql("i")}
       AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = s.id)
       AND NOT EXISTS (
         SELECT 1 FROM labeling_annotation later
@@ -191,13 +103,13 @@ def skipped_claim_sql(*, lock: bool) -> str:
 
 
 def _skipped_params(*, project: Project, user, now) -> dict:
-    rule = _rule_params(project=project, user=user, now=now)
+    rule = rule_params(project=project, user=user, now=now)
     return {**rule, "project": project.pk, "open1": OPEN_STATES[0], "open2": OPEN_STATES[1]}
 
 
 def _pool_params(*, project: Project, user, pool: str, state: str, now) -> dict:
     split = Split.HOLDOUT if pool == HOLDOUT else Split.TRAIN
-    rule = _rule_params(project=project, user=user, now=now)
+    rule = rule_params(project=project, user=user, now=now)
     return {**rule, "project": project.pk, "state": state, "split": split, "gold": pool == GOLD}
 
 

@@ -34,8 +34,9 @@ def _label_until_done(args: tuple[int, int, list[int]]) -> tuple[int, list[str]]
     from django.db.models import Exists
 
     from labeling.models import Item, Project
+    from labeling.selectors.claimable import OPEN_STATES, annotations_excluding_user
     from labeling.services.annotations import annotation_create
-    from labeling.services.queue import OPEN_STATES, annotations_excluding_user, item_claim_next
+    from labeling.services.queue import item_claim_next
 
     project = Project.objects.get(pk=project_id)
     user = get_user_model().objects.get(pk=user_id)

@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import Item, ItemState, Review, Split, Verdict
+from labeling.selectors.claimable import OPEN_STATES, claimable_items
 from labeling.selectors.queue import skipped_items_for_user
 from labeling.services.annotations import annotation_create, annotation_skip, annotation_undo
-from labeling.services.queue import OPEN_STATES, claimable_items, item_claim_next, items_peek_next
+from labeling.services.queue import item_claim_next, items_peek_next
 from labeling.services.resolution import resolved_label_recompute
 
 pytestmark = pytest.mark.django_db
