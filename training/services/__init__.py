@@ -19,12 +19,11 @@ from training.services.runs import (
     training_run_send,
 )
 from training.services.scheduler import training_runs_reap, training_runs_resend, training_scheduler_tick
-from training.services.snapshot import class_order, dataset_hash, item_local_path, label_snapshot, pool_snapshot
+from training.services.snapshot import class_order, item_local_path, label_snapshot, pool_snapshot
 
 __all__ = [
     "MODE_COLD_START",
     "class_order",
-    "dataset_hash",
     "default_strategy_typical_per_class",
     "head_pseudo_threshold",
     "item_local_path",

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
+from labeling.selectors.classes import class_path
 from labeling.services.imports.archives import zip_open_checked
 from labeling.services.imports.validation import megabytes
 
@@ -92,7 +93,7 @@ def class_path_parse(text: str) -> str:
             raise ValueError(f"class name {level[:40]!r}… is over {MAX_CLASS_NAME} characters")
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in level):
             raise ValueError(f"class name {level!r} contains a control character")
-    return "/".join(levels)
+    return class_path(levels)
 
 
 def folder_label(parts: tuple[str, ...]) -> str | None:
@@ -103,7 +104,7 @@ def folder_label(parts: tuple[str, ...]) -> str | None:
     folders = list(parts[:-1])
     if folders and folders[0].lower() in SPLIT_DIR_NAMES and len(folders) > 1:
         folders = folders[1:]
-    return "/".join(folders) or None
+    return class_path(folders) or None
 
 
 def zip_entry_unsafe(name: str) -> bool:
