@@ -24,7 +24,6 @@ _ASCII_WIDTHS = (
     592, 592, 525, 636, 337, 636, 838,
 )  # fmt: skip
 ELLIPSIS = "…"
-PATH_SEPARATOR = DISPLAY_SEPARATOR  # class paths reach the charts in their display form (kept for training.views)
 
 
 def _char_width(ch: str) -> float:

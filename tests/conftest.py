@@ -249,3 +249,33 @@ def start_worker(celery_env, tmp_path) -> Iterator[Callable[..., CeleryWorker]]:
             worker.kill(15)
         with contextlib.suppress(Exception):
             worker.kill(9)
+
+
+@pytest.fixture
+def busy_project(project_factory, label_class_factory, item_factory, member_of):
+    """A project with labels, two model versions and a running export: every page has its interactive parts."""
+    import numpy as np
+
+    from labeling.models import JobKind
+    from labeling.services.annotations import annotation_create
+    from labeling.services.jobs import job_create
+    from training.ml.evaluate import evaluate
+    from training.models import ModelVersion
+
+    project = project_factory(name="Street signs", review_sample_rate=1.0)
+    stop = label_class_factory(project=project, name="stop", hotkey="1", color="#c0392b")
+    yld = label_class_factory(project=project, name="yield", hotkey="2", color="#2980b9")
+    manager = member_of(project, Role.MANAGER, "maria")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    items = [item_factory(project=project) for _ in range(8)]
+    for item in items[:4]:
+        annotation_create(item=item, user=annotator, class_ids=[stop.pk])
+    y, probs = [0, 0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]]
+    for number in (1, 2):
+        ModelVersion.objects.create(
+            project=project, number=number, artifact_path=f"v{number}", architecture="lite0",
+            class_ids=[stop.pk, yld.pk], metrics=evaluate(np.asarray(probs), y, ["stop", "yield"]),
+            label_count=4 * number, active=number == 2,
+        )  # fmt: skip
+    job_create(project=project, kind=JobKind.EXPORT_DATASET, created_by=manager, params={"format": "csv"})
+    return project, manager

@@ -8,6 +8,7 @@ import io
 import factory
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.urls import reverse
 from PIL import Image
 
 from labeling.models import Item, LabelClass, Membership, Project, Role
@@ -121,3 +122,25 @@ def taxonomy_paths() -> list[str]:
             else:
                 paths.append(f"{top}/{child}")
     return paths
+
+
+def page_urls(project) -> dict[str, str]:
+    """Every main page of a project (and the API docs), by name: for checks that walk them all."""
+    slug = project.slug
+    return {
+        "projects": reverse("labeling:project_list"),
+        "overview": reverse("labeling:project_detail", args=[slug]),
+        "label": reverse("labeling:label", args=[slug]),
+        "grid": reverse("labeling:grid", args=[slug]),
+        "review": reverse("labeling:review", args=[slug]),
+        "label errors": reverse("labeling:review_label_errors", args=[slug]),
+        "label quality": reverse("labeling:quality", args=[slug]),
+        "import": reverse("labeling:import", args=[slug]),
+        "exports": reverse("labeling:exports", args=[slug]),
+        "settings": reverse("labeling:project_settings", args=[slug]),
+        "model": reverse("training:model", args=[slug]),
+        "model quality": reverse("training:model_quality", args=[slug]) + "?v=1",
+        "model compare": reverse("training:model_compare", args=[slug]),
+        "model exports": reverse("training:model_exports", args=[slug]),
+        "api docs": reverse("api-docs"),
+    }

@@ -9,9 +9,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-MODE_COLD_START = "coldstart"
-MODES = ("head", "finetune", MODE_COLD_START)
-
 
 def data_root() -> Path:
     return Path(settings.LABELLOOP_DATA_ROOT)

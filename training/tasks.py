@@ -63,8 +63,9 @@ def training_score_task(project_id: int, job_id: int) -> dict:
             return {"job": job_id, "status": "failed", "error": str(exc)[:300]}
     job_start(job=job, total=1000, message="scoring")
 
-    def progress(stage: str, fraction: float) -> None:
-        job_progress(job=job, done=int(1000 * min(max(fraction, 0.0), 1.0)), message=stage)
+    def progress(done: int, total: int, message: str = "") -> None:
+        fraction = done / total if total else 1.0
+        job_progress(job=job, done=int(1000 * min(max(fraction, 0.0), 1.0)), message=message)
 
     try:
         result = services.model_score_pool(project=project, progress=progress)

@@ -4,14 +4,13 @@ import shutil
 
 import pytest
 
-from tests.deploy.test_storage_s3 import bucket, s3_endpoint  # noqa: F401 (fixtures)
 from training.models import ModelVersion
 from training.services.artifacts import checkpoint_store, version_checkpoint_dir
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_checkpoint_in_a_bucket_is_downloaded_once_into_the_worker_cache(bucket, settings, tmp_path, project):  # noqa: F811
+def test_a_checkpoint_in_a_bucket_is_downloaded_once_into_the_worker_cache(bucket, settings, tmp_path, project):
     settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
     source = tmp_path / "trained-elsewhere"
     source.mkdir()

@@ -12,61 +12,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.urls import reverse
 
-from labeling.models import JobKind, Role
-from labeling.services.annotations import annotation_create
-from labeling.services.jobs import job_create
 from tests.conftest import free_port, wait_for
-from training.ml.evaluate import evaluate
-from training.models import ModelVersion
+from tests.factories import page_urls
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def busy_project(project_factory, label_class_factory, item_factory, member_of):
-    """A project with labels, two model versions and a running export: every page has its interactive parts."""
-    project = project_factory(name="Street signs", review_sample_rate=1.0)
-    stop = label_class_factory(project=project, name="stop", hotkey="1", color="#c0392b")
-    yld = label_class_factory(project=project, name="yield", hotkey="2", color="#2980b9")
-    manager = member_of(project, Role.MANAGER, "maria")
-    annotator = member_of(project, Role.ANNOTATOR, "ann")
-    items = [item_factory(project=project) for _ in range(8)]
-    for item in items[:4]:
-        annotation_create(item=item, user=annotator, class_ids=[stop.pk])
-    y, probs = [0, 0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]]
-    for number in (1, 2):
-        ModelVersion.objects.create(
-            project=project, number=number, artifact_path=f"v{number}", architecture="lite0",
-            class_ids=[stop.pk, yld.pk], metrics=evaluate(np.asarray(probs), y, ["stop", "yield"]),
-            label_count=4 * number, active=number == 2,
-        )  # fmt: skip
-    job_create(project=project, kind=JobKind.EXPORT_DATASET, created_by=manager, params={"format": "csv"})
-    return project, manager
-
-
-def page_urls(project) -> dict[str, str]:
-    slug = project.slug
-    return {
-        "projects": reverse("labeling:project_list"),
-        "overview": reverse("labeling:project_detail", args=[slug]),
-        "label": reverse("labeling:label", args=[slug]),
-        "grid": reverse("labeling:grid", args=[slug]),
-        "review": reverse("labeling:review", args=[slug]),
-        "label errors": reverse("labeling:review_label_errors", args=[slug]),
-        "label quality": reverse("labeling:quality", args=[slug]),
-        "import": reverse("labeling:import", args=[slug]),
-        "exports": reverse("labeling:exports", args=[slug]),
-        "settings": reverse("labeling:project_settings", args=[slug]),
-        "model": reverse("training:model", args=[slug]),
-        "model quality": reverse("training:model_quality", args=[slug]) + "?v=1",
-        "model compare": reverse("training:model_compare", args=[slug]),
-        "model exports": reverse("training:model_exports", args=[slug]),
-        "api docs": reverse("api-docs"),
-    }
 
 
 def policy_of(response) -> dict[str, list[str]]:

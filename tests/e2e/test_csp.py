@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from labeling.models import Project
-from tests.deploy.test_security_headers import busy_project, page_urls
+from tests.factories import page_urls
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-__all__ = ["busy_project"]  # the fixture, shared with the header test
 
 RECORD_VIOLATIONS = """
 window.__csp = [];

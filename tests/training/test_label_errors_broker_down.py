@@ -18,8 +18,8 @@ from training.models import ModelVersion, TrainingRun
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 
-def queued_messages(url: str) -> int:
-    return redis.Redis.from_url(url).llen("default")
+def queued_messages(url: str, queue: str = "default") -> int:
+    return redis.Redis.from_url(url).llen(queue)
 
 
 def test_a_label_error_search_asked_for_with_redis_down_fails_visibly_and_a_retry_once_it_is_back_is_sent(
@@ -90,3 +90,34 @@ def test_predicting_the_holdout_with_redis_down_says_nothing_was_sent(
     html = page.content.decode()
     assert "Predicting the holdout" not in html
     assert "is not being predicted" in html
+
+
+def test_rescoring_with_redis_down_fails_the_job_visibly_and_a_retry_once_it_is_back_is_sent(
+    celery_env, redis_server, project_factory, member_of
+):
+    # Given a project with an active model and an engineer on its model page
+    project = project_factory()
+    run = TrainingRun.objects.create(project=project, status="succeeded")
+    ModelVersion.objects.create(project=project, run=run, number=1, active=True)
+    engineer = Client()
+    engineer.force_login(member_of(project, Role.ML_ENGINEER))
+    rescore = reverse("training:rescore", args=[project.slug])
+
+    # When they ask for a re-score while Redis is down
+    redis_server.stop()
+    try:
+        page = engineer.post(rescore, follow=True).content.decode()
+    finally:
+        redis_server.start()
+
+    # Then the scoring job ended failed with the reason, and the page says the queue is unavailable
+    job = Job.objects.get(project=project, kind=JobKind.SCORE)
+    assert (job.status, job.message) == (JobStatus.FAILED, BROKER_DOWN)
+    assert "task queue is unavailable" in page
+
+    # And asking again with Redis back queues a new job whose message waits for a worker
+    page = engineer.post(rescore, follow=True).content.decode()
+    retry = Job.objects.filter(project=project, kind=JobKind.SCORE).exclude(pk=job.pk).get()
+    assert retry.status == JobStatus.QUEUED
+    assert "Scoring queued." in page
+    assert queued_messages(redis_server.url, "gpu") == 1  # scoring runs on the model workers' queue

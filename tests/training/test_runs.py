@@ -11,7 +11,7 @@ from labeling.models import Item, Job, JobKind, JobStatus, Split
 from labeling.services.priorities import item_priorities_set
 from tests.factories import bulk_items
 from training import selectors, services
-from training.models import ModelVersion, RunStatus, TrainingRun
+from training.models import ModelVersion, RunMode, RunStatus, TrainingRun
 from training.services.snapshot import class_order, label_snapshot
 
 from .helpers import resolve
@@ -116,7 +116,7 @@ def test_a_new_project_with_items_gets_a_cold_start_but_not_while_importing(cats
     assert services.training_scheduler_tick()["queued"] == []
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
     [run_id] = services.training_scheduler_tick()["queued"]
-    assert TrainingRun.objects.get(pk=run_id).mode == services.MODE_COLD_START
+    assert TrainingRun.objects.get(pk=run_id).mode == RunMode.COLD_START
 
 
 def test_scheduler_backs_off_after_a_failed_run(cats, item_factory, settings):

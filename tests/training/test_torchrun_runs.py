@@ -47,7 +47,9 @@ def test_a_two_gpu_project_trains_with_two_torchrun_processes(project_factory, m
     run = services.training_run_enqueue(project=project, trigger="manual", send=False)
     seen: list[tuple[str, float]] = []
 
-    summary = services.training_run_execute(run_id=run.pk, on_progress=lambda stage, p: seen.append((stage, p)))
+    summary = services.training_run_execute(
+        run_id=run.pk, on_progress=lambda done, total, stage="": seen.append((stage, done / total))
+    )
 
     run.refresh_from_db()
     assert summary["status"] == RunStatus.SUCCEEDED, run.error
@@ -95,7 +97,7 @@ def test_a_run_that_stops_running_stops_torchrun(project_factory, member_of, fin
     monkeypatch.setattr(torchrun, "torchrun_command", lambda **kw: [sys.executable, "-c", script])
     run = services.training_run_enqueue(project=project, trigger="manual", send=False)
 
-    def cancel_once_training(stage: str, fraction: float) -> None:
+    def cancel_once_training(done: int, total: int, stage: str = "") -> None:
         if stage == "train":  # what the reaper (or an admin) does to a run elsewhere
             TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
 

@@ -96,8 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # a head round: the embedding pass is not split across ranks
     world = dist_info.world if dist_info else 1
 
-    def progress(stage: str, fraction: float) -> None:
-        print(json.dumps({"stage": stage, "progress": round(fraction, 4)}), flush=True)
+    def progress(done: int, total: int, message: str = "") -> None:
+        # One JSON line per report; the worker's relay (training.services.torchrun) reads the same two keys.
+        print(json.dumps({"stage": message, "progress": round(done / total if total else 1.0, 4)}), flush=True)
 
     try:
         result = run_round(

@@ -2,8 +2,8 @@
 re-scoring with an existing checkpoint. Inputs are manifests (id, path|key, [class indices]); outputs are a
 metrics dict, a checkpoint folder and per-pool-item probabilities, uncertainty and queue priority.
 
-`progress(stage, fraction)`: stage in "embed" | "train" | "evaluate" | "score"; fraction is the OVERALL
-progress of the call in [0, 1], non-decreasing, so it can drive one progress bar."""
+`progress(done, total, stage)` (labeling.constants.Progress): stage in "embed" | "train" | "evaluate" | "score";
+done / total is the OVERALL progress of the call, non-decreasing, so it can drive one progress bar."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,9 +26,11 @@ from training.ml.heads import LinearHead, activation, feature_stats, fit_head, p
 from training.ml.models import create_backbone, data_config
 from training.ml.train import finetune, predict_loader
 
-Progress = Callable[[str, float], None]
-# trainer(cfg, paths, labels, opener=..., progress=...) -> (model in eval mode, info): train.finetune by default,
-# a DistributedDataParallel fine-tune under torchrun (launch.main).
+if TYPE_CHECKING:  # the type only: training/ml never imports labeling at run time
+    from labeling.constants import Progress  # noqa: TID251
+
+PROGRESS_TOTAL = 10_000  # the overall fraction in parts of this: finer than the 4 decimals a run stores
+# trainer(cfg, paths, labels, opener=..., progress=...) -> (model in eval mode, info): train.finetune or DDP (launch)
 Trainer = Callable[..., tuple[torch.nn.Module, dict[str, Any]]]
 Labeled = Sequence[tuple[int, Any, Sequence[int]]]
 Pool = Sequence[tuple[int, Any]]
@@ -77,7 +79,7 @@ class _Tracker:
             value = min(1.0, base + width * min(max(fraction, 0.0), 1.0))
             if self.progress and value >= self.last:
                 self.last = value
-                self.progress(name, value)
+                self.progress(round(value * PROGRESS_TOTAL), PROGRESS_TOTAL, name)
 
         report(0.0)
         return report
@@ -103,7 +105,7 @@ def _validate_manifest(cfg: RoundConfig, labeled: Labeled, holdout: Labeled) -> 
 def _embed(store: EmbeddingStore, cfg: RoundConfig, rows: Sequence[tuple], opener, report) -> None:
     ids = [int(r[0]) for r in rows]
     paths = [r[1] for r in rows]
-    store.compute(ids, paths, cfg, (lambda d, t: report(d / t if t else 1.0)), opener=opener)
+    store.compute(ids, paths, cfg, (lambda d, t, message="": report(d / t if t else 1.0)), opener=opener)
     report(1.0)
 
 

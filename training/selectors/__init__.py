@@ -4,7 +4,6 @@ A selector never imports a service. `training.selectors` re-exports the loop rea
 """
 
 from training.selectors.runs import (
-    COLD_START,
     LoopStatus,
     loop_status,
     model_version_active,
@@ -16,7 +15,6 @@ from training.selectors.runs import (
 )
 
 __all__ = [
-    "COLD_START",
     "LoopStatus",
     "loop_status",
     "model_version_active",

@@ -13,7 +13,6 @@ from django.utils import timezone
 from labeling.models import Item, Job, JobKind, JobStatus, Project, ResolvedLabel
 from training.models import IN_FLIGHT, ModelVersion, RunMode, RunStatus, TrainingRun
 
-COLD_START = RunMode.COLD_START  # re-exported by training.selectors
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -3,7 +3,7 @@
 `training.services` re-exports the public functions; the ML side is imported lazily inside them.
 """
 
-from training.constants import MODE_COLD_START, project_cache_dir
+from training.constants import project_cache_dir
 from training.services.rounds import (
     default_strategy_typical_per_class,
     head_pseudo_threshold,
@@ -22,7 +22,6 @@ from training.services.scheduler import training_runs_reap, training_runs_resend
 from training.services.snapshot import class_order, item_local_path, label_snapshot, pool_snapshot
 
 __all__ = [
-    "MODE_COLD_START",
     "class_order",
     "default_strategy_typical_per_class",
     "head_pseudo_threshold",

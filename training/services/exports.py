@@ -24,6 +24,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.constants import Progress
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.selectors.classes import class_path, class_path_names, class_tree
 from labeling.services.dispatch import task_send_on_commit
@@ -34,7 +35,6 @@ from training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-3
 

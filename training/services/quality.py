@@ -12,11 +12,11 @@ from datetime import timedelta
 from django.utils import timezone
 
 from labeling.models import Job, JobKind, JobStatus, Project
-from labeling.services.dispatch import task_send_on_commit
+from labeling.services.dispatch import task_send, task_send_on_commit
 from labeling.services.jobs import job_create, job_finish
 from labeling.services.reviews import review_tasks_refresh
 from training.constants import project_cache_dir
-from training.models import ModelVersion
+from training.models import ModelVersion, RunMode
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import version_checkpoint_dir
 from training.services.rounds import predictions_write, round_config
@@ -48,6 +48,19 @@ def label_errors_job_enqueue(*, project: Project, created_by=None) -> Job:
     return job
 
 
+def pool_score_job_enqueue(*, project: Project, created_by=None) -> Job:
+    """Re-score the pool with the active model: a SCORE Job the model page polls, its task sent after commit (a
+    broker outage ends the job failed with BROKER_DOWN, never a job nothing runs)."""
+    job = job_create(project=project, kind=JobKind.SCORE, created_by=created_by)
+    task_send_on_commit("training.tasks.training_score_task", project.pk, job.pk, job_id=job.pk)
+    return job
+
+
+def holdout_predictions_request(*, project: Project, version: ModelVersion) -> bool:
+    """Ask a worker to store the version's per-item holdout predictions; False when the broker is unreachable."""
+    return task_send("training.tasks.holdout_predictions_task", project.pk, version.number)
+
+
 def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
     """Score the labeled holdout with one version and store Prediction rows (upsert). Worker/command only."""
     from training.ml.pipeline import score_pool
@@ -59,7 +72,7 @@ def holdout_predictions_write(*, project: Project, version_number: int) -> dict:
     pool = [(item_id, path) for item_id, path, _ in snap.holdout]
     if not pool:
         return {"status": "ok", "scored": 0}
-    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+    cfg = round_config(project=project, classes=class_order_of_version(version), mode=RunMode.HEAD, seed=version.number)
     checkpoint = version_checkpoint_dir(version=version)
     scored = score_pool(checkpoint, pool, project_cache_dir(project), cfg, None)
     ids, probs, uncertainty = scored.pool_ids, scored.pool_probs, scored.pool_uncertainty

@@ -10,7 +10,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from labeling.constants import Progress
 from labeling.models import Project
 from labeling.services.dispatch import task_send
 from labeling.services.priorities import item_priorities_set
@@ -260,7 +261,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def model_score_pool(
-    *, project: Project, progress: Callable[[str, float], None] | None = None, version: ModelVersion | None = None
+    *, project: Project, progress: Progress | None = None, version: ModelVersion | None = None
 ) -> dict:
     """Re-score the open pool with the active (or given) version; rewrite predictions and priorities."""
     version = version or ModelVersion.objects.filter(project=project, active=True).first()
@@ -268,7 +269,7 @@ def model_score_pool(
         raise ValueError(f"Project {project.slug} has no active model version yet; train one first.")
     from training.ml.pipeline import score_pool
 
-    progress = progress or (lambda stage, fraction: None)
+    progress = progress or (lambda done, total, message="": None)
     started = time.monotonic()
     snap = label_snapshot(project=project)
     cfg = round_config(project=project, classes=class_order_of_version(version), mode=RunMode.HEAD, seed=version.number)
@@ -284,11 +285,11 @@ def model_score_pool(
         scored.pool_priority,
     )
     ids = [int(i) for i in _floats(ids)]
-    progress("predictions", 1.0)
+    progress(1, 1, "predictions")
     predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
-    progress("priorities", 1.0)
+    progress(1, 1, "priorities")
     priorities = dict(zip(ids, (float(p) for p in _floats(priority)), strict=True))
     with transaction.atomic():
         item_priorities_set(project=project, priorities=priorities)
-    progress("done", 1.0)
+    progress(1, 1, "done")
     return {"version": version.number, "scored": len(ids), "seconds": round(time.monotonic() - started, 3)}

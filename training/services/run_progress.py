@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from labeling.constants import Progress
 from training.models import RunStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
+
+# `also` hears the run's overall progress as parts of this total.
+PROGRESS_TOTAL = 10_000
 
 
 def _setting(name: str, default: float) -> float:
@@ -48,9 +51,10 @@ class RunHeartbeat(threading.Thread):
 
 
 class RunProgress:
-    """The `progress(stage, fraction)` callback: throttled writes of progress/stage and per-stage timings."""
+    """A run's Progress callback, `progress(done, total, stage)`: throttled writes of the run's progress (the
+    page's bar) and stage (its text), and per-stage timings. `also` hears the same (a command's bar)."""
 
-    def __init__(self, run_id: int, *, also: Callable[[str, float], None] | None = None, min_interval: float = 0.5):
+    def __init__(self, run_id: int, *, also: Progress | None = None, min_interval: float = 0.5):
         self.run_id, self.also, self.min_interval = run_id, also, min_interval
         self.lo, self.hi = 0.0, 1.0  # the slice of the whole run that the current phase covers
         self.stage = ""
@@ -59,7 +63,8 @@ class RunProgress:
         self.last_write = 0.0
         self.delay = _setting("LABELLOOP_DEBUG_PROGRESS_SLEEP", 0.0)
 
-    def __call__(self, stage: str, fraction: float) -> None:
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        stage, fraction = message or self.stage, done / total if total else 1.0
         now = time.monotonic()
         changed = stage != self.stage
         if changed:
@@ -72,7 +77,7 @@ class RunProgress:
                 stage=stage[:40], progress=round(overall, 4), heartbeat_at=timezone.now()
             )
         if self.also is not None:
-            self.also(stage, overall)
+            self.also(round(overall * PROGRESS_TOTAL), PROGRESS_TOTAL, stage)
         if self.delay:
             time.sleep(self.delay)  # test hook: makes a run slow enough to kill a worker mid-run
 
@@ -86,7 +91,7 @@ class RunProgress:
         """Start a stage that covers [lo, hi] of the whole run (default: where the last one ended)."""
         self.lo = self.hi if lo is None else lo
         self.hi = self.lo if hi is None else hi
-        self(stage, 0.0)
+        self(0, 1, stage)
 
     def phase(self, lo: float, hi: float) -> RunProgress:
         """Map the next callbacks' fractions into [lo, hi] of the whole run (the ML round's stages)."""

@@ -11,12 +11,12 @@ import logging
 import socket
 import time
 import traceback
-from collections.abc import Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from labeling.constants import Progress
 from labeling.models import Project
 from labeling.services.dispatch import task_send
 from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
@@ -95,7 +95,7 @@ def _start(run_id: int, worker: str) -> TrainingRun | None:
     return run
 
 
-def training_run_execute(*, run_id: int, worker: str = "", on_progress: Callable | None = None) -> dict:
+def training_run_execute(*, run_id: int, worker: str = "", on_progress: Progress | None = None) -> dict:
     """Execute a queued run end to end; returns a small summary. Idempotent: only a queued run starts.
 
     Failures (including a soft time limit) leave the run failed with the error text; a worker that

@@ -34,7 +34,7 @@ from labeling.services.dispatch import task_signature
 from labeling.services.jobs import job_finish, job_increment, job_start
 from labeling.services.priorities import item_priorities_set
 from training.constants import project_cache_dir
-from training.models import ModelVersion
+from training.models import ModelVersion, RunMode
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import version_checkpoint_dir
 from training.services.rounds import predictions_write, round_config
@@ -203,7 +203,7 @@ def score_shard(
     project = version.project
     _fail_hook(index, attempt)
     pool = _rows(project, item_ids)
-    cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+    cfg = round_config(project=project, classes=class_order_of_version(version), mode=RunMode.HEAD, seed=version.number)
     checkpoint = version_checkpoint_dir(version=version)
     cache_dir = project_cache_dir(project)
     scored = score_pool(checkpoint, pool, cache_dir, cfg, None)
@@ -317,7 +317,9 @@ def score_finalize(
                 job_finish(job=job, error="The model version was deleted while scoring.")
             return summary
         project = version.project
-        cfg = round_config(project=project, classes=class_order_of_version(version), mode="head", seed=version.number)
+        cfg = round_config(
+            project=project, classes=class_order_of_version(version), mode=RunMode.HEAD, seed=version.number
+        )
         parts = [_load(key) for key in keys]
         ids = np.concatenate([p["ids"] for p in parts]) if parts else np.zeros(0, np.int64)
         order = np.argsort(ids, kind="stable")  # the in-process path ranks the pool in id order too

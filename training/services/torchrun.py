@@ -169,7 +169,8 @@ def _relay(proc: subprocess.Popen, *, run_id: int, progress: RunProgress) -> boo
             except ValueError:
                 message = None
             if isinstance(message, dict) and "stage" in message:
-                progress(str(message["stage"]), float(message.get("progress", 0.0)))
+                fraction = float(message.get("progress", 0.0))
+                progress(round(fraction * 10_000), 10_000, str(message["stage"]))
             else:
                 logger.info("torchrun: %s", line.rstrip())
         if time.monotonic() - checked >= CANCEL_CHECK_SECONDS:
@@ -226,7 +227,7 @@ def torchrun_round(
     log_path = out_dir / "torchrun.log"
     command = torchrun_command(world=world, config=config, out_dir=out_dir)
     logger.info("run %s: %s", run.pk, " ".join(command))
-    progress("launch", 0.0)
+    progress(0, 1, "launch")
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             command, cwd=settings.BASE_DIR, env=_environment(world), stdout=subprocess.PIPE, stderr=log, text=True,

@@ -8,13 +8,12 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.models import Job, JobKind
+from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
 from labeling.selectors.jobs import training_run_waiting_behind
-from labeling.services.dispatch import BROKER_DOWN, task_send
-from labeling.services.jobs import job_create, job_finish
 from training import selectors, services
 from training.models import RunMode, RunTrigger
+from training.services.quality import pool_score_job_enqueue
 
 STRATEGY_HELP = {
     "random": "Random order (a baseline).",
@@ -98,10 +97,9 @@ def rescore(request: HttpRequest, slug: str) -> HttpResponse:
     if selectors.model_version_active(project=project) is None:
         messages.error(request, "There is no trained model to score with yet.")
         return redirect("training:model", slug=slug)
-    job = job_create(project=project, kind=JobKind.SCORE, created_by=request.user)
-    if not task_send("training.tasks.training_score_task", project.pk, job.pk):
-        # Broker down: say so instead of leaving a job that never starts.
-        job_finish(job=job, error=BROKER_DOWN)
+    job = pool_score_job_enqueue(project=project, created_by=request.user)
+    job.refresh_from_db()  # the send ran on commit: a broker outage has failed the job by now
+    if job.status == JobStatus.FAILED:
         messages.error(request, "The task queue is unavailable right now; try again later.")
     else:
         messages.success(request, "Scoring queued.")

@@ -15,10 +15,11 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling import charts
 from labeling.models import JobStatus
 from labeling.permissions import Capability, project_view
-from labeling.services.dispatch import BROKER_DOWN, task_send
+from labeling.selectors.classes import DISPLAY_SEPARATOR
+from labeling.services.dispatch import BROKER_DOWN
 from training.models import ModelVersion
 from training.selectors import quality
-from training.services.quality import label_errors_job_enqueue
+from training.services.quality import holdout_predictions_request, label_errors_job_enqueue
 
 # With many classes a bar chart has a card to itself: room for the names of a deep taxonomy.
 WIDE_BARS = {"width": 760, "max_label_width": 380}
@@ -58,7 +59,7 @@ def _learning_chart(project) -> dict | None:
 
 def _split_path(path: str) -> dict:
     """A class path as (parents, leaf): tables show the leaf first and its parents small beneath."""
-    parents, _, leaf = path.rpartition(charts.PATH_SEPARATOR)
+    parents, _, leaf = path.rpartition(DISPLAY_SEPARATOR)
     return {"full": path, "leaf": leaf, "parents": parents}
 
 
@@ -235,7 +236,7 @@ def holdout_predict(request: HttpRequest, slug: str) -> HttpResponse:
     version = ModelVersion.objects.filter(project=request.project, number=number).first()
     if version is None:
         raise Http404("No such version.")
-    if task_send("training.tasks.holdout_predictions_task", request.project.pk, version.number):
+    if holdout_predictions_request(project=request.project, version=version):
         messages.success(request, f"Predicting the holdout with v{version.number}; reload in a moment.")
     else:
         messages.error(request, f"The holdout of v{version.number} is not being predicted. {BROKER_DOWN}")

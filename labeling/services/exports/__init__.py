@@ -16,7 +16,6 @@ import tempfile
 import time
 import tomllib
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from django.core.files.storage import FileSystemStorage, InvalidStorageError, St
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.constants import Progress
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.selectors.exports import (
     FORMATS,
@@ -46,7 +46,6 @@ from labeling.services.jobs import job_finish, job_progress, job_start
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no export time: same labels, same image bytes
 

@@ -30,8 +30,9 @@ def test_head_round_trains_evaluates_and_ranks_every_pool_item(digits, tmp_path)
     cfg = RoundConfig(image_size=64, num_workers=0, class_names=CLASSES)
     stages = []
     result = run_round(
-        cfg, labeled, holdout, pool, tmp_path / "cache", tmp_path / "ckpt", progress=lambda s, f: stages.append((s, f))
-    )
+        cfg, labeled, holdout, pool, tmp_path / "cache", tmp_path / "ckpt",
+        progress=lambda done, total, stage="": stages.append((stage, done / total)),
+    )  # fmt: skip
     m = result.metrics
     assert m["n"] == len(holdout) == 12
     assert m["accuracy"] >= 0.75  # digits 0/1/7 are easy for ImageNet features even from 15 labels

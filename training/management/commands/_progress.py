@@ -1,4 +1,4 @@
-"""A tqdm bar driven by (stage, fraction) callbacks, shared by the train and score commands."""
+"""A tqdm bar driven by Progress callbacks (done, total, stage), shared by the train and score commands."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class StageBar:
         )
         self.stage = ""
 
-    def __call__(self, stage: str, fraction: float) -> None:
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        stage, fraction = message or self.stage, done / total if total else 1.0
         if stage != self.stage:
             self.stage = stage
             self.bar.set_postfix_str(stage)

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         )
         bar = tqdm(total=5, desc=f"export v{version.number}", disable=opts["verbosity"] == 0)
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, message: str = "") -> None:
             bar.n = done
             bar.refresh()
 

@@ -65,7 +65,7 @@ class Command(BaseCommand):
         try:
             while True:
                 job = Job.objects.get(pk=job.pk)
-                bar(job.message or job.status, job.done / job.total if job.total else 0.0)
+                bar(job.done if job.total else 0, job.total or 1, job.message or job.status)
                 if job.finished:
                     break
                 if time.monotonic() > deadline:

@@ -74,7 +74,7 @@ class Command(BaseCommand):
         try:
             while True:
                 run = TrainingRun.objects.get(pk=run_id)
-                bar(run.stage or run.status, run.progress)
+                bar(round(run.progress * 10_000), 10_000, run.stage or run.status)
                 if run.status not in IN_FLIGHT:
                     break
                 if time.monotonic() > deadline:
