@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("config.api_urls")),
     path("", include("training.urls")),
+    path("", include("serving.urls")),
     path("", include("labeling.urls")),
     *health.urlpatterns,
 ]

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "template_partials",
     "labeling",
     "training",
+    "serving",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +248,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.training_score_task": {"queue": "gpu"},
     "training.tasks.score_shard_task": {"queue": "gpu"},
     "training.tasks.score_finalize_task": {"queue": "gpu"},
+    "serving.tasks.prediction_log_prune_task": {"queue": "housekeeping"},
 }
 CELERY_TASK_ACKS_LATE = True
 # Progress and outcomes live in the database (Job, TrainingRun); only chord headers need the result store.
@@ -289,7 +291,25 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"queue": "housekeeping", "expires": 3600.0},
     },
+    "prediction-log-prune": {
+        "task": "serving.tasks.prediction_log_prune_task",
+        "schedule": 3600.0,
+        "options": {"queue": "housekeeping", "expires": 3600.0},
+    },
 }
+# The prediction service (serving/, `manage.py serve_predictions`): its own process, onnxruntime, no torch.
+# Seconds between checks for a newly active model version; the largest request body (bytes) and images per
+# request; prediction-log rows buffered before a write (a background thread also flushes every FLUSH_SECONDS);
+# onnxruntime threads per process (0 = its default).
+LABELLOOP_SERVING_RELOAD_SECONDS = env.float("LABELLOOP_SERVING_RELOAD_SECONDS", default=10.0)
+LABELLOOP_SERVING_MAX_BODY_BYTES = env.int("LABELLOOP_SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+LABELLOOP_SERVING_MAX_BATCH = env.int("LABELLOOP_SERVING_MAX_BATCH", default=64)
+LABELLOOP_SERVING_LOG_BATCH = env.int("LABELLOOP_SERVING_LOG_BATCH", default=50)
+LABELLOOP_SERVING_LOG_FLUSH_SECONDS = env.float("LABELLOOP_SERVING_LOG_FLUSH_SECONDS", default=1.0)
+LABELLOOP_SERVING_ORT_THREADS = env.int("LABELLOOP_SERVING_ORT_THREADS", default=0)
+# Prediction-log rows older than this many days are deleted by the hourly prune (0 = keep forever); each project's
+# images follow its own ServingSettings.keep_images_days (default 30, 0 = metadata only).
+LABELLOOP_PREDICTION_LOG_KEEP_DAYS = env.int("LABELLOOP_PREDICTION_LOG_KEEP_DAYS", default=365)
 # Training runs (see training/services/): lease, re-send and back-off, all in seconds.
 LABELLOOP_RUN_HEARTBEAT_INTERVAL = env.float("LABELLOOP_RUN_HEARTBEAT_INTERVAL", default=5.0)
 LABELLOOP_RUN_HEARTBEAT_TIMEOUT = env.float("LABELLOOP_RUN_HEARTBEAT_TIMEOUT", default=60.0)

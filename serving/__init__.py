@@ -1,0 +1,1 @@
+"""Serving: the prediction service (its own process, onnxruntime), project API keys and the prediction log."""

@@ -1,0 +1,1 @@
+"""Reads of the serving app, shared by the keys page, the prediction service and tasks."""

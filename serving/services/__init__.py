@@ -1,0 +1,1 @@
+"""Writes of the serving app: API keys, serving settings, the prediction log."""

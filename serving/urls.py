@@ -1,0 +1,7 @@
+"""URLs of the serving pages (the prediction service itself is serving/wsgi_predict.py, another process)."""
+
+from serving.views import keys
+
+app_name = "serving"
+
+urlpatterns = keys.urlpatterns
