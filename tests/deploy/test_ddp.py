@@ -140,6 +140,24 @@ def test_training_ml_has_one_entry_point_the_launcher_and_no_library_module_impo
     assert importers == []
 
 
+def test_single_process_and_ddp_fine_tuning_share_one_epoch_loop():
+    """The optimizer step (AMP scaler, scheduler) is written once, in train_epoch, which both paths call: a fix to
+    the loop (loss, clipping, AMP) reaches DDP runs too."""
+    import ast
+
+    stepping, callers = [], []
+    for path in sorted((ROOT / "training" / "ml").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+            body = ast.unparse(fn)
+            if "scaler.step(" in body and fn.name != "train_epoch":
+                stepping.append(f"{path.stem}.{fn.name}")
+            if any(isinstance(c, ast.Call) and ast.unparse(c.func) == "train_epoch" for c in ast.walk(fn)):
+                callers.append(f"{path.stem}.{fn.name}")
+    assert stepping == []
+    assert {c.split(".")[0] for c in callers} == {"train", "ddp"}
+
+
 @pytest.mark.slow
 def test_a_rank_exits_when_the_worker_that_launched_torchrun_is_killed():
     """A hard-killed Celery worker (time limit, OOM) must not leave ranks training: each rank watches it."""

@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
@@ -38,9 +37,11 @@ from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_model, data_config, to_channels_last
 from training.ml.train import (
+    StepCounter,
     balanced_weights,
     optimizer_setup,
     split_train_val,
+    train_epoch,
     validation_record,
     validation_sums,
 )
@@ -205,32 +206,18 @@ def ddp_finetune(
     opt, sched, scaler, use_amp = optimizer_setup(model, cfg, steps_per_epoch=len(loader), device=d.device)
     total = max(1, cfg.epochs * max(1, len(loader)))  # optimizer steps, for progress
     best_state, best_score, bad_epochs = None, -float("inf"), 0
-    history, step, started = [], 0, time.monotonic()
+    history, started = [], time.monotonic()
+    steps = StepCounter(total, progress if d.rank == 0 else None)
     for epoch in range(cfg.epochs):
         sampler.set_epoch(epoch)
         ddp.train()
         if bn == "frozen":
             _freeze_bn(model)
-        t0, seen, loss_sum = time.monotonic(), 0, 0.0
-        for x, y in loader:
-            x = x.to(d.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = y.to(d.device, non_blocking=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                logits = ddp(x)
-                if cfg.multi_label:
-                    loss = F.binary_cross_entropy_with_logits(logits.float(), y.float())
-                else:
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()  # DDP all-reduces (averages) the gradients here
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            step += 1
-            seen += len(x)
-            loss_sum += float(loss.detach()) * len(x)
-            if progress and d.rank == 0:
-                progress(step / total)
+        t0 = time.monotonic()
+        loss_sum, seen = train_epoch(
+            ddp, loader, opt=opt, sched=sched, scaler=scaler, use_amp=use_amp, cfg=cfg, device=d.device,
+            on_step=steps,
+        )  # DDP all-reduces (averages) the gradients in backward  # fmt: skip
         epoch_loss = _all_reduce_sum(torch.tensor([loss_sum, float(seen)], dtype=torch.float64), d)
         record = {
             "epoch": epoch,

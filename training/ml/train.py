@@ -140,29 +140,14 @@ def finetune(
     opt, sched, scaler, use_amp = optimizer_setup(model, cfg, steps_per_epoch=len(train_loader), device=device)
     total = max(1, cfg.epochs * max(1, len(train_loader)))  # optimizer steps, for progress
     best_state, best_score, bad_epochs, history = None, -float("inf"), 0, []
-    step = 0
+    steps = StepCounter(total, progress)
     for epoch in range(cfg.epochs):
         model.train()
-        t0, seen, loss_sum = time.monotonic(), 0, 0.0
-        for x, y in train_loader:
-            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                logits = model(x)
-                if cfg.multi_label:
-                    loss = F.binary_cross_entropy_with_logits(logits.float(), y.float())
-                else:
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            step += 1
-            seen += len(x)
-            loss_sum += float(loss.detach()) * len(x)
-            if progress:
-                progress(step / total)
+        t0 = time.monotonic()
+        loss_sum, seen = train_epoch(
+            model, train_loader, opt=opt, sched=sched, scaler=scaler, use_amp=use_amp, cfg=cfg, device=device,
+            on_step=steps,
+        )  # fmt: skip
         record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "seconds": time.monotonic() - t0}
         if val_loader is not None:
             record.update(_validate(model, val_loader, device, cfg.multi_label, use_amp))
@@ -183,6 +168,55 @@ def finetune(
     if history and val_loader is not None:
         info["best_val_score"] = best_score
     return model.eval(), info
+
+
+class StepCounter:
+    """Counts optimizer steps and reports the fraction done to `progress` (when there is one)."""
+
+    def __init__(self, total: int, progress: Callable[[float], None] | None) -> None:
+        self.total, self.progress, self.step = max(1, total), progress, 0
+
+    def __call__(self) -> None:
+        self.step += 1
+        if self.progress:
+            self.progress(self.step / self.total)
+
+
+def train_epoch(
+    forward: nn.Module,
+    loader,
+    *,
+    opt,
+    sched,
+    scaler,
+    use_amp: bool,
+    cfg: RoundConfig,
+    device: str,
+    on_step: Callable[[], None] | None = None,
+) -> tuple[float, int]:
+    """One pass over `loader`, the one epoch loop of single-process and DDP fine-tuning: forward (the model, or its
+    DistributedDataParallel wrapper, which all-reduces the gradients during backward), loss, optimizer, AMP scaler
+    and scheduler steps. Returns (loss summed over items, items seen); `on_step` runs after every step."""  # fmt: skip
+    seen, loss_sum = 0, 0.0
+    for x, y in loader:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            logits = forward(x)
+            if cfg.multi_label:
+                loss = F.binary_cross_entropy_with_logits(logits.float(), y.float())
+            else:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        seen += len(x)
+        loss_sum += float(loss.detach()) * len(x)
+        if on_step is not None:
+            on_step()
+    return loss_sum, seen
 
 
 @torch.inference_mode()
