@@ -307,6 +307,8 @@ LABELLOOP_SERVING_MAX_BATCH = env.int("LABELLOOP_SERVING_MAX_BATCH", default=64)
 LABELLOOP_SERVING_LOG_BATCH = env.int("LABELLOOP_SERVING_LOG_BATCH", default=50)
 LABELLOOP_SERVING_LOG_FLUSH_SECONDS = env.float("LABELLOOP_SERVING_LOG_FLUSH_SECONDS", default=1.0)
 LABELLOOP_SERVING_ORT_THREADS = env.int("LABELLOOP_SERVING_ORT_THREADS", default=0)
+# A newly active version with no ONNX export: the service asks a worker to export it (and serves the version it has).
+LABELLOOP_SERVING_AUTO_EXPORT = env.bool("LABELLOOP_SERVING_AUTO_EXPORT", default=True)
 # Prediction-log rows older than this many days are deleted by the hourly prune (0 = keep forever); each project's
 # images follow its own ServingSettings.keep_images_days (default 30, 0 = metadata only).
 LABELLOOP_PREDICTION_LOG_KEEP_DAYS = env.int("LABELLOOP_PREDICTION_LOG_KEEP_DAYS", default=365)
