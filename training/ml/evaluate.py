@@ -1,5 +1,11 @@
 """Holdout metrics: accuracy, F1 (per class, macro, micro), confusion matrix, ROC-AUC, calibration (ECE with
-reliability bins) and per-level accuracy for hierarchical taxonomies. scikit-learn does the counting."""
+reliability bins) and per-level accuracy for hierarchical taxonomies. scikit-learn does the counting.
+
+Every headline number carries its n and a 95 % interval (`intervals` in the metrics dict): Wilson for a
+proportion of items (accuracy, subset accuracy), a seeded bootstrap over the evaluated items for the rest
+(macro- and micro-F1, ROC-AUC, ECE, Hamming accuracy). Macro averages run over the classes present in the
+evaluation set; `no_support` names the classes that had no item there.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,25 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
-    accuracy_score,
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
     roc_auc_score,
 )
 
-ECE_BINS = 15  # the one bin count of the one ECE: model versions, quality pages and model cards read it
+from training.ml.intervals import (
+    ECE_BINS,
+    auc_affordable,
+    auc_stat,
+    bootstrap_intervals,
+    ece_stat,
+    interval_entry,
+    intervals_block,
+    macro_f1_stat,
+    mean_stat,
+    micro_f1_stat,
+    wilson_interval,
+)
 
 
 def _onehot(targets: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
@@ -104,12 +121,31 @@ def evaluate(
                 roc = None
         confidence = probs.max(axis=1)
         ece, bins = calibration(confidence, pred == y)
+        truth, predicted = np.eye(c, dtype=np.int64)[y], np.eye(c, dtype=np.int64)[pred]
+        correct = int((pred == y).sum())
+        auc_classes = [1] if c == 2 else list(present)
+        statistics = {
+            "macro_f1": macro_f1_stat(truth, predicted),
+            "ece": ece_stat(confidence, pred == y),
+        }
+        if roc is not None and auc_affordable(n, len(auc_classes)):
+            statistics["roc_auc"] = auc_stat(truth, probs, auc_classes)
+        boot = bootstrap_intervals(statistics, n)
+        intervals = intervals_block(
+            n,
+            accuracy=interval_entry(wilson_interval(correct, n), "wilson"),
+            **{k: interval_entry(v, "bootstrap") for k, v in boot.items()},
+        )
         result = {
             "n": n,
             "multi_label": False,
-            "accuracy": float(accuracy_score(y, pred)),
-            # macro over classes that occur in the holdout or were predicted (sklearn's convention)
-            "macro_f1": float(f1_score(y, pred, average="macro", labels=np.union1d(present, np.unique(pred)))),
+            "accuracy": correct / n,
+            # Macro over the classes present in the holdout: a class with no holdout item has no F1 to average
+            # (counting it as 0 would punish the model for what the holdout lacks).
+            "macro_f1": float(f1_score(y, pred, average="macro", labels=present, zero_division=0)),
+            "macro_classes": [class_names[k] for k in present],
+            "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
+            "intervals": intervals,
             "per_class": {
                 name: {
                     "precision": float(prec[i]),
@@ -159,14 +195,35 @@ def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequenc
     # Calibration of each (item, label) decision: confidence of the predicted side.
     conf = np.where(pred == 1, probs, 1 - probs).ravel()
     ece, bins = calibration(conf, (pred == y).ravel())
+    n = len(tl)
+    present = np.nonzero(y.sum(axis=0) > 0)[0]
+    exact = int((pred == y).all(axis=1).sum())
+    macro = float(f1_score(y[:, present], pred[:, present], average="macro", zero_division=0)) if len(present) else None
+    statistics = {
+        "hamming_accuracy": mean_stat((pred == y).mean(axis=1)),
+        "micro_f1": micro_f1_stat(y, pred),
+    }
+    if macro is not None:
+        statistics["macro_f1"] = macro_f1_stat(y, pred)
+    boot = bootstrap_intervals(statistics, n)
+    intervals = intervals_block(
+        n,
+        accuracy=interval_entry(wilson_interval(exact, n), "wilson"),
+        subset_accuracy=interval_entry(wilson_interval(exact, n), "wilson"),
+        **{k: interval_entry(v, "bootstrap") for k, v in boot.items()},
+    )
     return {
-        "n": len(tl),
+        "n": n,
         "multi_label": True,
-        "accuracy": float(accuracy_score(y, pred)),  # subset accuracy: every label of the item right
-        "subset_accuracy": float(accuracy_score(y, pred)),
+        "accuracy": exact / n,  # subset accuracy: every label of the item right
+        "subset_accuracy": exact / n,
         "hamming_accuracy": float((pred == y).mean()),
         "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        # Macro over the labels that occur in the evaluation set (see the single-label case).
+        "macro_f1": macro,
+        "macro_classes": [class_names[k] for k in present],
+        "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
+        "intervals": intervals,
         "per_class": {
             name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
             for i, name in enumerate(class_names)
@@ -176,6 +233,38 @@ def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequenc
         "ece": ece,
         "reliability": bins,
         "threshold": threshold,
+    }
+
+
+def prediction_summary(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy and macro-F1 (over the classes present in y) of hard single-label predictions, with n and 95 %
+    intervals in the same shape as `evaluate`: the cross-validated estimate stores this."""
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    n, c = len(y), len(class_names)
+    if n == 0:
+        return {
+            "n": 0,
+            "accuracy": None,
+            "macro_f1": None,
+            "no_support": list(class_names),
+            "intervals": intervals_block(0),
+        }
+    present = np.unique(y)
+    correct = int((pred == y).sum())
+    truth, predicted = np.eye(c, dtype=np.int64)[y], np.eye(c, dtype=np.int64)[pred]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        macro = float(f1_score(y, pred, average="macro", labels=present, zero_division=0))
+    return {
+        "n": n,
+        "accuracy": correct / n,
+        "macro_f1": macro,
+        "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
+        "intervals": intervals_block(
+            n,
+            accuracy=interval_entry(wilson_interval(correct, n), "wilson"),
+            macro_f1=interval_entry(bootstrap_intervals({"m": macro_f1_stat(truth, predicted)}, n)["m"], "bootstrap"),
+        ),
     }
 
 
@@ -191,6 +280,9 @@ def _empty(class_names: Sequence[str], multi_label: bool) -> dict:
         "roc_auc": None,
         "ece": None,
         "reliability": [],
+        "macro_classes": [],
+        "no_support": list(class_names),
+        "intervals": intervals_block(0),
     }
     if multi_label:
         out.update(subset_accuracy=None, hamming_accuracy=None, micro_f1=None)
