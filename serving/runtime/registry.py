@@ -1,0 +1,204 @@
+"""Every project's active model as an onnxruntime session, reloaded when another version becomes active.
+
+A request asks `ModelRegistry.model_for(project_id)`; at most every LABELLOOP_SERVING_RELOAD_SECONDS per project
+that looks up the active version (one indexed query) and, when it changed, loads the new version's ONNX from its
+model export (the zip the model exports page makes: training/services/exports.py). A request keeps the
+`LoadedModel` it started with, so a swap never changes a model under a request in flight.
+
+The ONNX and config.json of a version are copied to LABELLOOP_DATA_ROOT/serving-cache/<version id>/ the first
+time, so the service still starts after the export's file expired (LABELLOOP_EXPORT_TTL_HOURS).
+
+A newly active version with no export yet (a training run just made it): the service asks a worker to export it
+through the model-export path (`model_export_start`, LABELLOOP_SERVING_AUTO_EXPORT) and keeps answering with the
+version it has until the export is there; a project with no servable version at all gets 409 (NO_EXPORT).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from serving.selectors.models import active_version_of, model_export_zip_of
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_OUTPUT = "embedding"
+EXPORT_RETRY_SECONDS = 600.0  # a failed export is asked for again after this long, not on every check
+
+
+class ModelUnavailable(Exception):
+    """No model to serve for the project (409): `reason` says what to do."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+NO_MODEL = "this project has no active model yet; train one on the model page"
+NO_EXPORT = (
+    "no exported model for the active version; export it on the model exports page "
+    "(the service has asked a worker to export it)"
+)
+
+
+@dataclass
+class LoadedModel:
+    version_pk: int
+    number: int
+    session: object  # onnxruntime.InferenceSession
+    input_name: str
+    logits_name: str
+    embedding_name: str | None
+    class_names: list[str]
+    preprocessing: dict
+    multi_label: bool
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N x C) and the embedding (N x D) when the graph has that output."""
+        names = [self.logits_name] + ([self.embedding_name] if self.embedding_name else [])
+        outputs = self.session.run(names, {self.input_name: batch})
+        logits = outputs[0].astype(np.float64)
+        if self.multi_label:
+            probs = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = shifted / shifted.sum(axis=1, keepdims=True)
+        return probs, (outputs[1] if self.embedding_name else None)
+
+
+@dataclass
+class _Entry:
+    checked_at: float
+    model: LoadedModel | None = None
+    version_pk: int | None = None
+    reason: str = ""
+    export_requested: dict[int, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _cache_dir(version_pk: int) -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "serving-cache" / str(version_pk)
+
+
+def _export_files(*, project_id: int, version_pk: int) -> Path | None:
+    """A folder with model.onnx and config.json of the version (the local cache, filled from its export zip)."""
+    folder = _cache_dir(version_pk)
+    if (folder / "model.onnx").is_file() and (folder / "config.json").is_file():
+        return folder
+    key = model_export_zip_of(project_id=project_id, version_pk=version_pk)
+    if key is None:
+        return None
+    from labeling.services.exports import export_storage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".load-") as tmp:
+        local = Path(tmp) / "export.zip"
+        try:
+            with export_storage().open(key, "rb") as src, local.open("wb") as out:
+                while chunk := src.read(1024 * 1024):
+                    out.write(chunk)
+        except FileNotFoundError:
+            return None
+        with zipfile.ZipFile(local) as zf:
+            for name in ("model.onnx", "config.json"):
+                (member,) = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == name]
+                target = Path(tmp) / name
+                with zf.open(member) as src, target.open("wb") as out:
+                    while chunk := src.read(1024 * 1024):
+                        out.write(chunk)
+        # config.json last: its presence says the folder is complete (another process may be filling it too).
+        os.replace(Path(tmp) / "model.onnx", folder / "model.onnx")
+        os.replace(Path(tmp) / "config.json", folder / "config.json")
+    return folder
+
+
+def load_model(*, folder: Path, version_pk: int, number: int) -> LoadedModel:
+    import onnxruntime as ort
+
+    config = json.loads((folder / "config.json").read_text())
+    options = ort.SessionOptions()
+    if settings.LABELLOOP_SERVING_ORT_THREADS > 0:
+        options.intra_op_num_threads = settings.LABELLOOP_SERVING_ORT_THREADS
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    logits = "logits" if "logits" in outputs else outputs[0]
+    return LoadedModel(
+        version_pk=version_pk,
+        number=number,
+        session=session,
+        input_name=session.get_inputs()[0].name,
+        logits_name=logits,
+        embedding_name=EMBEDDING_OUTPUT if EMBEDDING_OUTPUT in outputs else None,
+        class_names=list(config["class_names"]),
+        preprocessing=dict(config["preprocessing"]),
+        multi_label=bool(config.get("multi_label")),
+    )
+
+
+class ModelRegistry:
+    def __init__(self, *, reload_seconds: float | None = None):
+        self.reload_seconds = settings.LABELLOOP_SERVING_RELOAD_SECONDS if reload_seconds is None else reload_seconds
+        self._entries: dict[int, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def model_for(self, project_id: int) -> LoadedModel:
+        """The model serving `project_id` now; raises ModelUnavailable (no active version, or not exported)."""
+        entry = self._entries.get(project_id)
+        if entry is None:
+            with self._lock:
+                entry = self._entries.setdefault(project_id, _Entry(checked_at=-1e18))
+        if time.monotonic() - entry.checked_at >= self.reload_seconds:
+            with entry.lock:  # one request per project checks; the others wait for its answer
+                if time.monotonic() - entry.checked_at >= self.reload_seconds:
+                    self._refresh(project_id, entry)
+        model = entry.model
+        if model is None:
+            raise ModelUnavailable(entry.reason or NO_MODEL)
+        return model
+
+    def _refresh(self, project_id: int, entry: _Entry) -> None:
+        active = active_version_of(project_id=project_id)
+        if active is None:
+            entry.model, entry.version_pk, entry.reason = None, None, NO_MODEL
+        elif entry.model is None or active.pk != entry.model.version_pk:
+            folder = _export_files(project_id=project_id, version_pk=active.pk)
+            if folder is not None:
+                entry.model = load_model(folder=folder, version_pk=active.pk, number=active.number)
+                entry.version_pk, entry.reason = active.pk, ""
+                logger.info("serving project %s with v%s", project_id, active.number)
+            else:
+                # Keep answering with the version already loaded (answers name it) while the new one is exported.
+                entry.version_pk, entry.reason = active.pk, NO_EXPORT
+                self._request_export(project_id, active, entry)
+        entry.checked_at = time.monotonic()
+
+    def _request_export(self, project_id: int, active, entry: _Entry) -> None:
+        """Ask a worker to export the active version once (the export job coalesces identical requests)."""
+        if not settings.LABELLOOP_SERVING_AUTO_EXPORT:
+            return
+        last = entry.export_requested.get(active.pk)
+        if last is not None and time.monotonic() - last < EXPORT_RETRY_SECONDS:
+            return
+        entry.export_requested[active.pk] = time.monotonic()
+        from labeling.models import Project
+        from training.services.exports import model_export_start
+
+        try:
+            job = model_export_start(project=Project.objects.get(pk=project_id), user=None, number=active.number)
+        except Exception:  # a limit reached, a version deleted meanwhile: try again later, keep serving
+            logger.warning(
+                "could not request the export of v%s of project %s", active.number, project_id, exc_info=True
+            )
+        else:
+            logger.info("requested the ONNX export of v%s of project %s (job %s)", active.number, project_id, job.pk)
