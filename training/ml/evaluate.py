@@ -26,6 +26,7 @@ from training.ml.intervals import (
     ECE_BINS,
     auc_affordable,
     auc_stat,
+    bootstrap_interval,
     bootstrap_intervals,
     ece_stat,
     interval_entry,
@@ -33,6 +34,7 @@ from training.ml.intervals import (
     macro_f1_stat,
     mean_stat,
     micro_f1_stat,
+    single_label_macro_f1_stat,
     wilson_interval,
 )
 
@@ -121,11 +123,11 @@ def evaluate(
                 roc = None
         confidence = probs.max(axis=1)
         ece, bins = calibration(confidence, pred == y)
-        truth, predicted = np.eye(c, dtype=np.int64)[y], np.eye(c, dtype=np.int64)[pred]
+        truth = np.eye(c, dtype=np.int64)[y]
         correct = int((pred == y).sum())
         auc_classes = [1] if c == 2 else list(present)
         statistics = {
-            "macro_f1": macro_f1_stat(truth, predicted),
+            "macro_f1": single_label_macro_f1_stat(y, pred, c),
             "ece": ece_stat(confidence, pred == y),
         }
         if roc is not None and auc_affordable(n, len(auc_classes)):
@@ -251,7 +253,6 @@ def prediction_summary(y: np.ndarray, pred: np.ndarray, class_names: Sequence[st
         }
     present = np.unique(y)
     correct = int((pred == y).sum())
-    truth, predicted = np.eye(c, dtype=np.int64)[y], np.eye(c, dtype=np.int64)[pred]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         macro = float(f1_score(y, pred, average="macro", labels=present, zero_division=0))
@@ -263,7 +264,7 @@ def prediction_summary(y: np.ndarray, pred: np.ndarray, class_names: Sequence[st
         "intervals": intervals_block(
             n,
             accuracy=interval_entry(wilson_interval(correct, n), "wilson"),
-            macro_f1=interval_entry(bootstrap_intervals({"m": macro_f1_stat(truth, predicted)}, n)["m"], "bootstrap"),
+            macro_f1=interval_entry(bootstrap_interval(single_label_macro_f1_stat(y, pred, c), n), "bootstrap"),
         ),
     }
 

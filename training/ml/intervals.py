@@ -117,6 +117,38 @@ def macro_f1_stat(truth: np.ndarray, pred: np.ndarray) -> Callable[[np.ndarray],
     return stat
 
 
+def _group_sums(groups: np.ndarray, k: int, mask: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """weights [b, n] -> [b, k]: the summed weight of the items in each group (group k of item i is groups[i]),
+    counting only the items where mask holds. A sort and a reduceat: O(b * n) where a one-hot product is
+    O(b * n * k)."""
+    keep = np.arange(len(groups)) if mask is None else np.nonzero(mask)[0]
+    order = keep[np.argsort(groups[keep], kind="stable")]
+    present, starts = np.unique(groups[order], return_index=True)
+
+    def sums(w: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(w), k))
+        if len(order):
+            out[:, present] = np.add.reduceat(w[:, order], starts, axis=1)
+        return out
+
+    return sums
+
+
+def single_label_macro_f1_stat(y: np.ndarray, pred: np.ndarray, k: int) -> Callable[[np.ndarray], np.ndarray]:
+    """macro_f1_stat for one class per item, without one-hot products (fast on many classes)."""
+    support, predicted, hits = _group_sums(y, k), _group_sums(pred, k), _group_sums(y, k, mask=y == pred)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        s, p, tp = support(w), predicted(w), hits(w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(s > 0, 2 * tp / (s + p), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(f1, axis=1)
+
+    return stat
+
+
 def micro_f1_stat(truth: np.ndarray, pred: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     tp = (truth * pred).sum(axis=1).astype(np.float64)
     size = (truth.sum(axis=1) + pred.sum(axis=1)).astype(np.float64)
@@ -192,32 +224,39 @@ def intervals_block(n: int, **found: dict | None) -> dict:
     return out
 
 
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if np.isfinite(value) else None
+
+
 def headline(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The headline rows of a metrics dict, each with its n and 95 % interval, for pages, API and model card.
 
     Rows: {key, label, value, n, low, high, method, level}. A dict stored before intervals were recorded (no
-    `intervals` key) gives low = high = method = None; so does a metric the data could not bound."""
+    `intervals` key) gives low = high = method = None; so does a metric the data could not bound. Malformed
+    values read as None."""
     m = metrics if isinstance(metrics, dict) else {}
-    intervals = m.get("intervals") if isinstance(m.get("intervals"), dict) else None
-    n = m.get("n") if isinstance(m.get("n"), int) and not isinstance(m.get("n"), bool) else None
+    intervals = m.get("intervals") if isinstance(m.get("intervals"), dict) else {}
+    n = _finite(m.get("n"))
     rows = []
     for key, label in HEADLINE:
         if key not in m or (key == "accuracy" and m.get("multi_label")):
             continue  # multi-label "accuracy" repeats subset accuracy
-        value = m.get(key)
-        value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        bound = (intervals or {}).get(key)
-        bound = bound if isinstance(bound, dict) else {}
+        bound = intervals.get(key) if isinstance(intervals.get(key), dict) else {}
+        low, high = _finite(bound.get("low")), _finite(bound.get("high"))
+        if low is None or high is None:
+            low = high = None
         rows.append(
             {
                 "key": key,
                 "label": label,
-                "value": value,
-                "n": n,
-                "low": bound.get("low"),
-                "high": bound.get("high"),
-                "method": bound.get("method"),
-                "level": (intervals or {}).get("level"),
+                "value": _finite(m.get(key)),
+                "n": int(n) if n is not None else None,
+                "low": low,
+                "high": high,
+                "method": bound.get("method") if low is not None and isinstance(bound.get("method"), str) else None,
+                "level": _finite(intervals.get("level")),
             }
         )
     return rows
