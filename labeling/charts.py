@@ -234,8 +234,13 @@ def line_chart(
     y_range: tuple[float, float] = (0.0, 1.0),
     width: int = 560,
     height: int = 280,
+    bands: Sequence[tuple[str, Sequence[tuple[float, float | None, float | None]], str]] = (),
 ) -> dict:
-    """Lines with markers; `series` = [(name, [(x, y)...], colour)]. Points with y None are skipped."""
+    """Lines with markers; `series` = [(name, [(x, y)...], colour)]. Points with y None are skipped.
+
+    `bands` = [(name, [(x, low, high)...], colour)]: a shaded interval around a line (a polygon over each run of
+    consecutive points that have both bounds) and a whisker at every such point, so a lone point shows its
+    interval too. Points without bounds break the band (a version evaluated before intervals were recorded)."""
     left, right, top, bottom = 50, 20, 16, 40
     xs = [x for _, pts, _ in series for x, y in pts if y is not None]
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
@@ -261,10 +266,32 @@ def line_chart(
                 "points": [{"x": a, "y": b, "title": f"{name}: {y:.3f} at {x:g}"} for a, b, x, y in points],
             }
         )
+    shaded = []
+    for name, pts, color in bands:
+        runs: list[list[tuple[float, float, float]]] = [[]]
+        for x, low, high in pts:
+            if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+                runs.append([])
+            else:
+                runs[-1].append((x, low, high))
+        polygons = [
+            " ".join(f"{px(x):.1f},{py(hi):.1f}" for x, _, hi in run)
+            + " "
+            + " ".join(f"{px(x):.1f},{py(lo):.1f}" for x, lo, _ in reversed(run))
+            for run in runs
+            if len(run) >= 2
+        ]
+        whiskers = [
+            {"x": px(x), "y1": py(hi), "y2": py(lo), "title": f"{name}: {lo:.3f} to {hi:.3f} at {x:g}"}
+            for run in runs
+            for x, lo, hi in run
+        ]
+        shaded.append({"name": name, "color": color, "polygons": polygons, "whiskers": whiskers})
     return {
         "width": width,
         "height": height,
         "lines": lines,
+        "bands": shaded,
         "x_ticks": [{"x": px(t), "y": top + ph + 16, "text": f"{t:g}"} for t in _ticks(x_lo, x_hi)],
         "y_ticks": [{"y": py(t), "x": left - 6, "text": f"{t:g}"} for t in _ticks(y_lo, y_hi)],
         "plot": {"left": left, "top": top, "right": left + pw, "bottom": top + ph},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -28,6 +28,7 @@ from labeling.api.base import (
 from labeling.permissions import Capability
 from labeling.services.job_limits import JobLimitReached
 from training import services
+from training.ml.intervals import headline
 from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
 from training.services import exports, inference
 
@@ -88,13 +89,47 @@ class RunCreateApi(ProjectView, APIView):
         return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
+class MetricFigureSerializer(serializers.Serializer):
+    metric = serializers.CharField(source="key", help_text="Key of the figure in `metrics`.")
+    label = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField(allow_null=True, help_text="Holdout items the figure rests on.")
+    low = serializers.FloatField(allow_null=True, help_text="Lower end of the 95 % interval.")
+    high = serializers.FloatField(allow_null=True, help_text="Upper end of the 95 % interval.")
+    method = serializers.CharField(
+        allow_null=True, help_text="wilson or bootstrap; null: no interval (see interval_recorded)."
+    )
+    level = serializers.FloatField(allow_null=True)
+
+
 class ModelVersionOutputSerializer(serializers.ModelSerializer):
     run = serializers.PrimaryKeyRelatedField(read_only=True)
+    headline = serializers.SerializerMethodField(
+        help_text="Headline holdout figures, each with its n and 95 % interval (Wilson for accuracy, a bootstrap "
+        "over holdout items for the rest)."
+    )
+    interval_recorded = serializers.SerializerMethodField(
+        help_text="False for a version evaluated before intervals were recorded: its figures have no interval."
+    )
+    no_support = serializers.SerializerMethodField(
+        help_text="Classes with no holdout item, left out of the macro averages."
+    )
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "number", "run", "architecture", "class_ids", "metrics", "label_count", "dataset_hash",
-                  "active", "created_at"]  # fmt: skip
+        fields = ["id", "number", "run", "architecture", "class_ids", "metrics", "headline", "interval_recorded",
+                  "no_support", "label_count", "dataset_hash", "active", "created_at"]  # fmt: skip
+
+    @extend_schema_field(MetricFigureSerializer(many=True))
+    def get_headline(self, version) -> list:
+        return MetricFigureSerializer(headline(version.metrics), many=True).data
+
+    def get_interval_recorded(self, version) -> bool:
+        return isinstance(version.metrics, dict) and isinstance(version.metrics.get("intervals"), dict)
+
+    def get_no_support(self, version) -> list[str]:
+        value = version.metrics.get("no_support") if isinstance(version.metrics, dict) else None
+        return [str(v) for v in value] if isinstance(value, list) else []
 
 
 class ModelVersionListApi(ProjectView, generics.ListAPIView):

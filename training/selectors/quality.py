@@ -5,16 +5,22 @@ defensively (older or partial dicts render what they have). The confusion-matrix
 behind a cell from Prediction rows of that version: holdout items once `holdout_predictions_write` stored
 predictions for them (training/services/quality.py runs it after each round, or the model page asks for it), else
 labeled pool items that the version scored before they were labeled. The page says which population it shows.
+
+Headline figures carry n and a 95 % interval (training/ml/intervals.py computes them at evaluation time); a version
+stored before intervals were recorded shows its n and says it has none. While the holdout is small
+(SMALL_HOLDOUT) the pages add the cross-validated estimate of the latest label-error search (its Job's result).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from labeling.models import Item, LabelClass, Project, ResolvedLabel, Split
+from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel, Split
+from training.ml.intervals import SMALL_HOLDOUT, headline
 from training.models import ModelVersion, Prediction
 from training.services.snapshot import ClassOrder
 
@@ -25,6 +31,97 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if f == f and f not in (float("inf"), float("-inf")) else None
+
+
+@dataclass
+class Figure:
+    """One headline metric with its n and 95 % interval (low/high None: none recorded or none defined)."""
+
+    key: str
+    label: str
+    value: float | None
+    n: int | None
+    low: float | None = None
+    high: float | None = None
+    method: str | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    @property
+    def dom_id(self) -> str:
+        return {"macro_f1": "m-macro-f1", "roc_auc": "m-auc"}.get(self.key, "m-" + self.key.replace("_", "-"))
+
+
+def figures(metrics: Any) -> list[Figure]:
+    """The headline figures of a metrics dict, malformed values read as None."""
+    out = []
+    for row in headline(metrics if isinstance(metrics, dict) else {}):
+        n = _num(row["n"])
+        low, high = _num(row["low"]), _num(row["high"])
+        out.append(
+            Figure(
+                key=row["key"],
+                label=row["label"],
+                value=_num(row["value"]),
+                n=int(n) if n is not None else None,
+                low=low if high is not None else None,
+                high=high if low is not None else None,
+                method=row["method"] if isinstance(row["method"], str) else None,
+            )
+        )
+    return out
+
+
+def intervals_recorded(metrics: Any) -> bool:
+    """False for a version evaluated before intervals were recorded (its page says so instead of an interval)."""
+    return isinstance(metrics, dict) and isinstance(metrics.get("intervals"), dict)
+
+
+def holdout_is_small(n: int | None) -> bool:
+    return n is None or n < SMALL_HOLDOUT
+
+
+def _names(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+@dataclass
+class CrossValidated:
+    """Out-of-fold accuracy and macro-F1 over every labeled item, from the latest label-error search."""
+
+    n: int
+    accuracy: Figure
+    macro_f1: Figure
+    no_support: list[str]
+    folds: int | None
+    searched_at: datetime | None
+
+
+def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
+    """The newest label-error search (a finished Job) that reported a cross-validated estimate, or None."""
+    job = (
+        Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED)
+        .filter(result__has_key="cross_validated")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    cv = job.result.get("cross_validated") if job is not None and isinstance(job.result, dict) else None
+    if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):
+        return None
+    rows = {f.key: f for f in figures(cv)}
+    if "accuracy" not in rows or "macro_f1" not in rows:
+        return None
+    folds = _num(cv.get("folds"))
+    return CrossValidated(
+        n=int(_num(cv["n"]) or 0),
+        accuracy=rows["accuracy"],
+        macro_f1=rows["macro_f1"],
+        no_support=_names(cv.get("no_support")),
+        folds=int(folds) if folds is not None else None,
+        searched_at=job.finished_at,
+    )
 
 
 @dataclass
@@ -52,6 +149,16 @@ class VersionMetrics:
     reliability: list[dict]
     per_level: list[dict] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+    headline: list[Figure] = field(default_factory=list)
+    intervals_recorded: bool = False
+    no_support: list[str] = field(default_factory=list)  # classes with no holdout item: outside the macro average
+
+    @property
+    def small_holdout(self) -> bool:
+        return holdout_is_small(self.n)
+
+    def figure(self, key: str) -> Figure | None:
+        return next((f for f in self.headline if f.key == key), None)
 
 
 def version_metrics(version: ModelVersion) -> VersionMetrics:
@@ -117,6 +224,9 @@ def version_metrics(version: ModelVersion) -> VersionMetrics:
         reliability=bins,
         per_level=levels,
         extra=extra,
+        headline=figures(m),
+        intervals_recorded=intervals_recorded(m),
+        no_support=_names(m.get("no_support")),
     )
 
 
@@ -159,12 +269,22 @@ def versions_of(project: Project) -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(project=project).order_by("number"))
 
 
-def learning_curve(project: Project) -> list[tuple[int, int, float | None, float | None]]:
-    """(version number, label count, holdout accuracy, holdout macro-F1) for every version, oldest first."""
+@dataclass
+class CurvePoint:
+    number: int
+    labels: int
+    accuracy: Figure | None
+    macro_f1: Figure | None
+
+
+def learning_curve(project: Project) -> list[CurvePoint]:
+    """Holdout accuracy and macro-F1 (with their intervals) of every version against its label count, oldest
+    first."""
     out = []
     for v in versions_of(project):
-        m = v.metrics if isinstance(v.metrics, dict) else {}
-        out.append((v.number, v.label_count, _num(m.get("accuracy")), _num(m.get("macro_f1"))))
+        rows = {f.key: f for f in figures(v.metrics)}
+        accuracy = rows.get("subset_accuracy") or rows.get("accuracy")
+        out.append(CurvePoint(v.number, v.label_count, accuracy, rows.get("macro_f1")))
     return out
 
 

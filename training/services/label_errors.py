@@ -8,7 +8,9 @@ logistic-regression head on standardised embeddings, averaged over REPEATS fold 
 a suspect only where that model's most probable class is another one. Single-label projects only: a multi-label
 project is reported as skipped. Items whose label a reviewer already set (source review) still train the folds but
 are never flagged. Each search is stored (training.models.LabelErrorSearch) with the estimated share of wrong
-labels and its bootstrap interval.
+labels and its bootstrap interval. The search also reports the out-of-fold accuracy and macro-F1 over every labeled
+item, with n and 95 % intervals (`cross_validated` in its result, which the progress Job stores): the model pages
+show it beside a small holdout's figures.
 """
 
 from __future__ import annotations
@@ -42,6 +44,23 @@ REPEATS = 3
 REPEAT_BUDGET = 200_000
 # Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
 DEFAULT_C = 0.003
+# The cross-validated estimate needs a couple of labels per fold and two classes; below that it is not reported.
+CROSS_VALIDATED_MIN_LABELS = 10
+
+
+def _cross_validated(
+    features: np.ndarray, labels: np.ndarray, names: list[str], *, folds: int, C: float, seed: int, probs=None
+) -> dict | None:
+    """Out-of-fold accuracy and macro-F1 over every labeled item (the model pages' cross-validated estimate), with
+    n and 95 % intervals; `probs` reuses out-of-fold probabilities the search already has for exactly these items."""
+    from training.ml.confident import cross_val_pred_probs
+    from training.ml.evaluate import prediction_summary
+
+    if len(labels) < CROSS_VALIDATED_MIN_LABELS or len(np.unique(labels)) < 2:
+        return None
+    if probs is None:
+        probs = cross_val_pred_probs(features, labels, n_classes=len(names), folds=folds, C=C, seed=seed)
+    return {**prediction_summary(labels, probs.argmax(axis=1), names), "folds": folds}
 
 
 def labeled_embeddings(*, project: Project, progress: Progress | None = None, snap: LabelSnapshot | None = None):
@@ -64,7 +83,9 @@ def labeled_embeddings(*, project: Project, progress: Progress | None = None, sn
     return ids, features, labels, snap.classes
 
 
-def _record(*, project: Project, started: float, status: str, reason: str = "", **fields) -> dict:
+def _record(
+    *, project: Project, started: float, status: str, reason: str = "", cross_validated: dict | None = None, **fields
+) -> dict:
     """Store the search and return the summary the job and the task report (without the per-item details)."""
     from training.models import LabelErrorSearch
 
@@ -80,6 +101,8 @@ def _record(*, project: Project, started: float, status: str, reason: str = "", 
     summary = {"status": status, "search": search.pk, "labels": search.labels, "seconds": seconds}
     if reason:
         summary["reason"] = reason
+    if cross_validated is not None:
+        summary["cross_validated"] = cross_validated
     return summary
 
 
@@ -122,7 +145,14 @@ def label_errors_find(
     ]
     if len(judged) < 2:
         review_tasks_label_errors_set(project=project, scores={})
+        cross_validated = None
+        if counts.sum() >= CROSS_VALIDATED_MIN_LABELS and (counts > 0).sum() >= 2:
+            # Too few to judge labels, but a new project's small holdout needs this estimate most.
+            _, features, labels, _ = labeled_embeddings(project=project, progress=progress, snap=snap)
+            progress(0, 1, "cross-validation")
+            cross_validated = _cross_validated(features, labels, classes.names, folds=folds, C=C, seed=seed)
         return _record(
+            cross_validated=cross_validated,
             project=project,
             started=started,
             status=LabelErrorStatus.TOO_FEW,
@@ -133,6 +163,7 @@ def label_errors_find(
             not_checked=not_checked,
         )
     ids, features, labels, classes = labeled_embeddings(project=project, progress=progress, snap=snap)
+    all_features, all_labels = features, labels
     # Labels of classes below the minimum are left out entirely: they neither get judged nor serve as the
     # model's alternative for another label.
     keep = np.isin(labels, judged)
@@ -147,6 +178,14 @@ def label_errors_find(
     probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
     predicted = probs.argmax(axis=1)
     agreement = float((predicted == y).mean())
+    # Over every labeled item: the judged classes' probabilities serve when no class was left out.
+    reuse = None
+    if keep.all():
+        reuse = np.zeros((len(y), len(classes.ids)))
+        reuse[:, judged] = probs
+    cross_validated = _cross_validated(
+        all_features, all_labels, classes.names, folds=folds, C=C, seed=seed, probs=reuse
+    )
     # Agreement has to beat what always answering the largest class would get, by a real margin: with two
     # look-alike classes a model at 50 % "disagrees" with half the labels by a coin flip.
     chance = float(np.bincount(y).max() / len(y))
@@ -157,6 +196,7 @@ def label_errors_find(
             project=project,
             started=started,
             status=LabelErrorStatus.WEAK,
+            cross_validated=cross_validated,
             reason=f"The model is too weak to judge labels yet: out of sample it agrees with only "
             f"{agreement:.0%} of them (the search needs {needed:.0%} here). Label more, then search again.",
             labels=len(ids),
@@ -198,6 +238,7 @@ def label_errors_find(
         project=project,
         started=started,
         status=LabelErrorStatus.OK,
+        cross_validated=cross_validated,
         labels=len(ids),
         not_checked=not_checked,
         agreement=agreement,

@@ -13,6 +13,7 @@ from labeling.permissions import Capability, project_view
 from labeling.selectors.jobs import training_run_waiting_behind
 from training import selectors, services
 from training.models import RunMode, RunTrigger
+from training.selectors import quality
 from training.services.quality import pool_score_job_enqueue
 
 STRATEGY_HELP = {
@@ -41,17 +42,37 @@ def _decorate(run) -> object:
     return run
 
 
+def _with_figures(version):
+    """Headline figures with their intervals for the versions table (a multi-label version's accuracy is its
+    subset accuracy)."""
+    figs = {f.key: f for f in quality.figures(version.metrics)}
+    version.figure_accuracy = figs.get("accuracy") or figs.get("subset_accuracy")
+    version.figure_macro_f1 = figs.get("macro_f1")
+    version.figure_ece = figs.get("ece")
+    version.intervals_recorded = quality.intervals_recorded(version.metrics)
+    no_support = version.metrics.get("no_support") if isinstance(version.metrics, dict) else None
+    version.no_support = no_support if isinstance(no_support, list) else []
+    return version
+
+
 def _context(request: HttpRequest) -> dict:
     project = request.project
     in_flight = selectors.run_in_flight(project=project)
+    active = selectors.model_version_active(project=project)
+    active_metrics = quality.version_metrics(active) if active is not None else None
     return {
         "project": project,
         "role": request.role,
         "capabilities": request.capabilities,
         "runs": [_decorate(r) for r in selectors.runs_recent(project=project)],
         "in_flight": in_flight,
-        "versions": selectors.model_versions(project=project),
-        "active": selectors.model_version_active(project=project),
+        "versions": [_with_figures(v) for v in selectors.model_versions(project=project)],
+        "active": active,
+        "active_metrics": active_metrics,
+        "cross_validated": quality.cross_validated_estimate(project=project)
+        if active_metrics is not None and active_metrics.small_holdout
+        else None,
+        "small_holdout": quality.SMALL_HOLDOUT,
         "loop": selectors.loop_status(project=project),
         "strategy_help": STRATEGY_HELP.get(project.al_strategy, "").format(
             per_class=services.default_strategy_typical_per_class()

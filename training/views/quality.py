@@ -45,15 +45,24 @@ def _version(request: HttpRequest, param: str, default: ModelVersion | None) -> 
 
 def _learning_chart(project) -> dict | None:
     curve = quality.learning_curve(project)
-    if not any(acc is not None for _, _, acc, _ in curve):
+    if not any(p.accuracy is not None and p.accuracy.value is not None for p in curve):
         return None
+
+    def line(key: str) -> list[tuple[int, float | None]]:
+        return [(p.labels, getattr(p, key).value if getattr(p, key) else None) for p in curve]
+
     return charts.line_chart(
-        [
-            ("holdout accuracy", [(labels, acc) for _, labels, acc, _ in curve], "#4c78a8"),
-            ("macro-F1", [(labels, f1) for _, labels, _, f1 in curve], "#f58518"),
-        ],
+        [("holdout accuracy", line("accuracy"), "#4c78a8"), ("macro-F1", line("macro_f1"), "#f58518")],
         x_label="labels used for training",
         y_label="holdout score",
+        # The accuracy's 95 % interval: on a small holdout the band is what tells progress from a lucky draw.
+        bands=[
+            (
+                "holdout accuracy, 95 % interval",
+                [(p.labels, p.accuracy.low, p.accuracy.high) if p.accuracy else (p.labels, None, None) for p in curve],
+                "#4c78a8",
+            )
+        ],
     )
 
 
@@ -73,6 +82,8 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
     context = _context(request, versions=versions, version=version, learning_chart=_learning_chart(project))
     if version is not None:
         m = quality.version_metrics(version)
+        context["cross_validated"] = quality.cross_validated_estimate(project=project) if m.small_holdout else None
+        context["small_holdout"] = quality.SMALL_HOLDOUT
         base = reverse("training:model_confusion_items", args=[slug])
 
         def cell_href(i: int, j: int) -> str:
@@ -148,7 +159,14 @@ def model_compare(request: HttpRequest, slug: str) -> HttpResponse:
         for label, key in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1"), ("ROC-AUC", "roc_auc"), ("ECE", "ece")):
             va, vb = getattr(ma, key), getattr(mb, key)
             summary.append(
-                {"label": label, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None}
+                {
+                    "label": label,
+                    "a": va,
+                    "b": vb,
+                    "fa": ma.figure(key),
+                    "fb": mb.figure(key),
+                    "delta": (vb - va) if va is not None and vb is not None else None,
+                }
             )
         many = len(rows) > quality.MANY_CLASSES
         # With many classes the chart shows the largest changes either way; the table below has them all.

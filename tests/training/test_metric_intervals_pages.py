@@ -1,0 +1,210 @@
+"""What a reviewer reads on the model and model-quality pages and through the API: each headline figure with its
+n and 95 % interval, the classes without holdout support by name, the cross-validated estimate beside a small
+holdout, the interval band of the learning curve, and versions stored before intervals were recorded."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from PIL import Image
+from rest_framework.test import APIClient
+
+from labeling.api.tokens import token_replace
+from labeling.models import Job, JobKind, JobStatus, Role
+from labeling.services.annotations import annotation_create
+from labeling.services.imports import item_create_from_bytes
+from training.ml.evaluate import evaluate, prediction_summary
+from training.models import ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+NAMES = ["a", "b", "c", "d"]
+# Eight holdout items, none of class d: accuracy 5/8, Wilson [0.306, 0.863].
+Y = [0, 0, 0, 1, 1, 2, 2, 2]
+PRED = [0, 0, 1, 1, 0, 2, 2, 3]
+
+
+def probs_for(pred: list[int]) -> np.ndarray:
+    out = np.full((len(pred), len(NAMES)), 0.1)
+    out[np.arange(len(pred)), pred] = 0.7
+    return out
+
+
+@pytest.fixture
+def metrics_world(project_factory, label_class_factory, member_of):
+    """v1 stored before intervals were recorded, v2 and v3 (active) evaluated on an 8-item holdout."""
+    project = project_factory()
+    classes = [label_class_factory(project=project, name=n) for n in NAMES]
+    ids = [c.pk for c in classes]
+    legacy = {"accuracy": 0.5, "macro_f1": 0.4, "ece": 0.1, "n": 6}
+    better = [0, 0, 0, 1, 0, 2, 2, 2]
+    for number, metrics, labels in (
+        (1, legacy, 20),
+        (2, evaluate(probs_for(PRED), Y, NAMES), 40),
+        (3, evaluate(probs_for(better), Y, NAMES), 60),
+    ):
+        ModelVersion.objects.create(
+            project=project, number=number, artifact_path="x", architecture="lite0", class_ids=ids,
+            metrics=metrics, label_count=labels, active=number == 3,
+        )  # fmt: skip
+    return {"project": project, "viewer": member_of(project, Role.ML_ENGINEER, "mle"), "classes": classes}
+
+
+def search_reported(project, n: int = 40) -> None:
+    """A finished label-error search whose result carries its out-of-fold estimate over n labeled items."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, n)
+    pred = np.where(rng.random(n) < 0.8, y, (y + 1) % 3)
+    Job.objects.create(
+        project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED,
+        result={"status": "too_few", "cross_validated": {**prediction_summary(y, pred, NAMES), "folds": 5}},
+    )  # fmt: skip
+
+
+def test_model_page_shows_n_the_interval_the_absent_class_and_the_cross_validated_estimate(client, metrics_world):
+    # Given an active version evaluated on 8 holdout items and a label-error search over 40 labeled items
+    project = metrics_world["project"]
+    search_reported(project)
+    client.force_login(metrics_world["viewer"])
+
+    # When the ML engineer opens the model page
+    html = client.get(reverse("training:model", args=[project.slug])).content.decode()
+
+    # Then the active version's accuracy comes with its Wilson interval and n
+    active = html[html.index('id="active-metrics"') :]
+    assert "0.875" in active  # 7 of 8
+    assert "[0.529, 0.978] n = 8" in active
+    # the class with no holdout item is named
+    assert re.search(r'id="no-support">.*<strong>d</strong>', active)
+    # the small holdout gets the cross-validated estimate beside it, clearly named
+    assert "Small holdout:" in active
+    assert "Cross-validated over 40 labeled items" in active
+    # and a version stored before intervals shows its n and says it has no interval, rather than failing
+    row = html[html.index('id="version-1"') :]
+    row = row[: row.index("</tr>")]
+    assert "0.500" in row
+    assert "n = 6, no interval (evaluated before intervals were recorded)" in row
+    assert "[0.306, 0.863] n = 8" in html  # v2's accuracy in the versions table
+
+
+def test_small_holdout_without_a_search_says_the_estimate_is_missing(client, metrics_world):
+    client.force_login(metrics_world["viewer"])
+    html = client.get(reverse("training:model", args=[metrics_world["project"].slug])).content.decode()
+    assert 'id="cv-missing"' in html
+    assert "Cross-validated over" not in html
+
+
+def test_large_holdout_shows_no_cross_validated_estimate(client, metrics_world):
+    project = metrics_world["project"]
+    search_reported(project)
+    y = [k % 3 for k in range(300)]
+    ModelVersion.objects.filter(project=project, number=3).update(metrics=evaluate(probs_for(y), y, NAMES))
+    client.force_login(metrics_world["viewer"])
+    html = client.get(reverse("training:model", args=[project.slug])).content.decode()
+    assert "n = 300" in html
+    assert 'id="cross-validated"' not in html
+
+
+def test_quality_page_shows_intervals_absent_classes_and_the_learning_curve_band(client, metrics_world):
+    project = metrics_world["project"]
+    search_reported(project)
+    client.force_login(metrics_world["viewer"])
+    html = client.get(reverse("training:model_quality", args=[project.slug]) + "?v=2").content.decode()
+
+    headline = html[html.index('id="headline"') :]
+    assert re.search(r'id="m-accuracy">0\.625</b>accuracy<br><span class="ci[^>]*>\[0\.306, 0\.863\] n = 8', headline)
+    assert re.search(r'id="m-macro-f1">0\.656</b>', headline)  # over a, b and c; counting d as 0 gave 0.492
+    assert "No holdout item of: <strong>d</strong>" in html
+    assert "Cross-validated over 40 labeled items" in html
+    # The learning curve: a band over v2 and v3 (v1 has no interval), a whisker at each of them, the two lines
+    chart = html[html.index('id="learning-curve"') :]
+    assert chart.count("<polygon") == 1
+    assert chart.count('class="whisker"') == 2
+    assert chart.count("<polyline") == 2
+
+
+def test_quality_page_of_a_version_stored_before_intervals(client, metrics_world):
+    client.force_login(metrics_world["viewer"])
+    response = client.get(reverse("training:model_quality", args=[metrics_world["project"].slug]) + "?v=1")
+    assert response.status_code == 200
+    assert "n = 6, no interval (evaluated before intervals were recorded)" in response.content.decode()
+
+
+def test_compare_page_puts_intervals_beside_both_versions(client, metrics_world):
+    client.force_login(metrics_world["viewer"])
+    url = reverse("training:model_compare", args=[metrics_world["project"].slug])
+    html = client.get(url + "?a=2&b=3").content.decode()
+    summary = html[html.index('id="compare-summary"') :]
+    assert "[0.306, 0.863] n = 8" in summary
+    assert "[0.529, 0.978] n = 8" in summary
+
+
+def test_api_gives_each_headline_figure_with_n_and_interval(metrics_world):
+    project = metrics_world["project"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=metrics_world['viewer']).key}")
+
+    body = client.get(f"/api/projects/{project.slug}/models/2/").json()
+    figures = {f["metric"]: f for f in body["headline"]}
+    assert body["interval_recorded"] is True
+    assert body["no_support"] == ["d"]
+    assert figures["accuracy"]["value"] == pytest.approx(0.625)
+    assert (figures["accuracy"]["low"], figures["accuracy"]["high"]) == pytest.approx((0.3057, 0.8632), abs=1e-4)
+    assert (figures["accuracy"]["n"], figures["accuracy"]["method"]) == (8, "wilson")
+    assert figures["macro_f1"]["low"] <= figures["macro_f1"]["value"] <= figures["macro_f1"]["high"]
+    assert figures["macro_f1"]["method"] == "bootstrap"
+
+    legacy = client.get(f"/api/projects/{project.slug}/models/1/").json()
+    assert legacy["interval_recorded"] is False
+    assert [(f["metric"], f["n"], f["low"]) for f in legacy["headline"]] == [
+        ("accuracy", 6, None), ("macro_f1", 6, None), ("ece", 6, None),
+    ]  # fmt: skip
+    listed = client.get(f"/api/projects/{project.slug}/models/").json()["results"]
+    assert {row["number"]: row["interval_recorded"] for row in listed} == {1: False, 2: True, 3: True}
+
+
+def colour_png(rgb: tuple[int, int, int], seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(rgb)[None, None, :] + rng.normal(0, 12, (32, 32, 3)), 0, 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_label_error_search_stores_the_cross_validated_estimate_the_page_shows(
+    client, project_factory, member_of, settings, django_capture_on_commit_callbacks
+):
+    # Given 18 labels in three colour classes (too few for the label-error search to judge labels) and a
+    # first version evaluated on a tiny holdout
+    settings.LABELLOOP_ROUND_OVERRIDES = {"num_workers": 0, "score_batch_size": 64}
+    project = project_factory(image_size=32)
+    manager = member_of(project, Role.MANAGER, "boss")
+    classes = [project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue", "green"])]
+    for k, rgb in enumerate([(220, 30, 30), (30, 30, 220), (30, 200, 30)]):
+        for j in range(6):
+            item = item_create_from_bytes(project=project, name=f"{k}-{j}.png", data=colour_png(rgb, 10 * k + j))
+            annotation_create(item=item, user=manager, class_ids=[classes[k].pk])
+    ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", architecture="lite0", class_ids=[c.pk for c in classes],
+        metrics=evaluate(np.eye(3)[[0, 1]] * 0.8 + 0.1, [0, 1], ["red", "blue", "green"]), label_count=18,
+        active=True,
+    )  # fmt: skip
+    client.force_login(manager)
+
+    # When the search runs (as it does after every new version)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("training:label_errors_find", args=[project.slug]))
+    job = Job.objects.get(project=project, kind=JobKind.LABEL_ERRORS)
+    assert job.status == JobStatus.SUCCEEDED, job.message
+
+    # Then its result carries the out-of-fold accuracy with n and interval, and the model page shows it
+    cv = job.result["cross_validated"]
+    assert cv["n"] == 18
+    assert cv["intervals"]["accuracy"]["low"] <= cv["accuracy"] <= cv["intervals"]["accuracy"]["high"]
+    html = client.get(reverse("training:model", args=[project.slug])).content.decode()
+    assert "Cross-validated over 18 labeled items" in html
+    assert "No holdout item of: <strong>green</strong>" in html
