@@ -84,6 +84,20 @@ def test_bootstrap_interval_holds_the_estimate_narrows_with_n_and_is_seeded():
     assert again == evaluate(probs_for(PRED * 10), Y * 10, NAMES)["intervals"]["macro_f1"]
 
 
+def test_a_perfect_score_on_a_tiny_holdout_is_not_certain():
+    # Six of six right: every bootstrap resample scores 1.0, which bounds nothing. Macro-F1 borrows the accuracy's
+    # Wilson interval [0.610, 1]; ROC-AUC and ECE, which the data cannot bound, get no interval rather than [x, x].
+    probs = np.full((6, 3), 0.1)
+    probs[np.arange(6), [0, 0, 0, 1, 1, 1]] = 0.8
+    m = evaluate(probs, [0, 0, 0, 1, 1, 1], ["a", "b", "c"])
+    assert m["macro_f1"] == 1.0
+    fallback = m["intervals"]["macro_f1"]
+    assert fallback["low"] == pytest.approx(0.6097, abs=1e-4)
+    assert (fallback["high"], fallback["method"]) == (1.0, "wilson-fallback")
+    assert "ece" not in m["intervals"]
+    assert "roc_auc" not in m["intervals"]
+
+
 def test_multi_label_macro_over_labels_present():
     # Label "d" never occurs in the holdout; the model never predicts it either.
     probs = np.array([[0.9, 0.8, 0.1, 0.1], [0.2, 0.7, 0.6, 0.0], [0.6, 0.1, 0.2, 0.3]])

@@ -89,6 +89,7 @@ def test_model_page_shows_n_the_interval_the_absent_class_and_the_cross_validate
     assert "0.500" in row
     assert "n = 6, no interval (evaluated before intervals were recorded)" in row
     assert "[0.306, 0.863] n = 8" in html  # v2's accuracy in the versions table
+    assert "{#" not in html  # no template comment leaks into the page
 
 
 def test_small_holdout_without_a_search_says_the_estimate_is_missing(client, metrics_world):
@@ -125,6 +126,7 @@ def test_quality_page_shows_intervals_absent_classes_and_the_learning_curve_band
     assert chart.count("<polygon") == 1
     assert chart.count('class="whisker"') == 2
     assert chart.count("<polyline") == 2
+    assert "{#" not in html
 
 
 def test_quality_page_of_a_version_stored_before_intervals(client, metrics_world):

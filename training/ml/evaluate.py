@@ -26,7 +26,7 @@ from training.ml.intervals import (
     ECE_BINS,
     auc_affordable,
     auc_stat,
-    bootstrap_interval,
+    bootstrap_entries,
     bootstrap_intervals,
     ece_stat,
     interval_entry,
@@ -132,19 +132,17 @@ def evaluate(
         }
         if roc is not None and auc_affordable(n, len(auc_classes)):
             statistics["roc_auc"] = auc_stat(truth, probs, auc_classes)
-        boot = bootstrap_intervals(statistics, n)
-        intervals = intervals_block(
-            n,
-            accuracy=interval_entry(wilson_interval(correct, n), "wilson"),
-            **{k: interval_entry(v, "bootstrap") for k, v in boot.items()},
-        )
+        # Macro over the classes present in the holdout: a class with no holdout item has no F1 to average
+        # (counting it as 0 would punish the model for what the holdout lacks).
+        macro = float(f1_score(y, pred, average="macro", labels=present, zero_division=0))
+        wilson = wilson_interval(correct, n)
+        boot = bootstrap_entries(bootstrap_intervals(statistics, n), {"macro_f1": macro}, wilson)
+        intervals = intervals_block(n, accuracy=interval_entry(wilson, "wilson"), **boot)
         result = {
             "n": n,
             "multi_label": False,
             "accuracy": correct / n,
-            # Macro over the classes present in the holdout: a class with no holdout item has no F1 to average
-            # (counting it as 0 would punish the model for what the holdout lacks).
-            "macro_f1": float(f1_score(y, pred, average="macro", labels=present, zero_division=0)),
+            "macro_f1": macro,
             "macro_classes": [class_names[k] for k in present],
             "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
             "intervals": intervals,
@@ -207,20 +205,20 @@ def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequenc
     }
     if macro is not None:
         statistics["macro_f1"] = macro_f1_stat(y, pred)
-    boot = bootstrap_intervals(statistics, n)
+    hamming, micro = float((pred == y).mean()), float(f1_score(y, pred, average="micro", zero_division=0))
+    wilson = wilson_interval(exact, n)
+    values = {"hamming_accuracy": hamming, "micro_f1": micro, "macro_f1": macro}
+    boot = bootstrap_entries(bootstrap_intervals(statistics, n), values, wilson)
     intervals = intervals_block(
-        n,
-        accuracy=interval_entry(wilson_interval(exact, n), "wilson"),
-        subset_accuracy=interval_entry(wilson_interval(exact, n), "wilson"),
-        **{k: interval_entry(v, "bootstrap") for k, v in boot.items()},
+        n, accuracy=interval_entry(wilson, "wilson"), subset_accuracy=interval_entry(wilson, "wilson"), **boot
     )
     return {
         "n": n,
         "multi_label": True,
         "accuracy": exact / n,  # subset accuracy: every label of the item right
         "subset_accuracy": exact / n,
-        "hamming_accuracy": float((pred == y).mean()),
-        "micro_f1": float(f1_score(y, pred, average="micro", zero_division=0)),
+        "hamming_accuracy": hamming,
+        "micro_f1": micro,
         # Macro over the labels that occur in the evaluation set (see the single-label case).
         "macro_f1": macro,
         "macro_classes": [class_names[k] for k in present],
@@ -256,15 +254,15 @@ def prediction_summary(y: np.ndarray, pred: np.ndarray, class_names: Sequence[st
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         macro = float(f1_score(y, pred, average="macro", labels=present, zero_division=0))
+    wilson = wilson_interval(correct, n)
+    boot = bootstrap_intervals({"macro_f1": single_label_macro_f1_stat(y, pred, c)}, n)
     return {
         "n": n,
         "accuracy": correct / n,
         "macro_f1": macro,
         "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
         "intervals": intervals_block(
-            n,
-            accuracy=interval_entry(wilson_interval(correct, n), "wilson"),
-            macro_f1=interval_entry(bootstrap_interval(single_label_macro_f1_stat(y, pred, c), n), "bootstrap"),
+            n, accuracy=interval_entry(wilson, "wilson"), **bootstrap_entries(boot, {"macro_f1": macro}, wilson)
         ),
     }
 
