@@ -55,7 +55,8 @@ def test_macro_f1_averages_the_classes_present_and_names_the_absent_one():
     assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 4 / 5) / 3)  # 0.6556; counting d as 0 gave 0.4917
     assert m["macro_classes"] == ["a", "b", "c"]
     assert m["no_support"] == ["d"]
-    assert m["per_class"]["d"]["support"] == 0
+    # d has no recall or F1 to speak of (n/a, not 0); its one prediction was wrong, so its precision is 0
+    assert m["per_class"]["d"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
     # The confusion matrix still shows the prediction of d.
     assert m["confusion_matrix"][2][3] == 1
 

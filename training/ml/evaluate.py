@@ -146,15 +146,7 @@ def evaluate(
             "macro_classes": [class_names[k] for k in present],
             "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
             "intervals": intervals,
-            "per_class": {
-                name: {
-                    "precision": float(prec[i]),
-                    "recall": float(rec[i]),
-                    "f1": float(f1[i]),
-                    "support": int(support[i]),
-                }
-                for i, name in enumerate(class_names)
-            },
+            "per_class": _per_class(class_names, prec, rec, f1, support, np.bincount(pred, minlength=c)),
             "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
             "roc_auc": roc,
             "ece": ece,
@@ -163,6 +155,20 @@ def evaluate(
         if hierarchy:
             result["per_level_accuracy"] = _per_level(y, pred, hierarchy)
         return result
+
+
+def _per_class(names: Sequence[str], prec, rec, f1, support, predicted) -> dict[str, dict]:
+    """Per-class figures; a class with no evaluated item has no recall or F1 (None, shown as n/a, not 0), and no
+    precision either unless the model predicted it."""
+    return {
+        name: {
+            "precision": float(prec[i]) if support[i] or predicted[i] else None,
+            "recall": float(rec[i]) if support[i] else None,
+            "f1": float(f1[i]) if support[i] else None,
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(names)
+    }
 
 
 def _per_level(y: np.ndarray, pred: np.ndarray, hierarchy: dict[int, list[int]]) -> list[dict]:
@@ -224,10 +230,7 @@ def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequenc
         "macro_classes": [class_names[k] for k in present],
         "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
         "intervals": intervals,
-        "per_class": {
-            name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
-            for i, name in enumerate(class_names)
-        },
+        "per_class": _per_class(class_names, prec, rec, f1, support, pred.sum(axis=0)),
         "confusion_matrix": None,
         "roc_auc": float(np.mean(aucs)) if aucs else None,
         "ece": ece,

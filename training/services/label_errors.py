@@ -25,6 +25,7 @@ from labeling.models import Job, LabelSource, Project, ResolvedLabel
 from labeling.services import jobs as job_services
 from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
 from training.constants import project_cache_dir
+from training.ml.intervals import SMALL_HOLDOUT
 from training.models import LabelErrorStatus, RunMode
 from training.services.rounds import round_config
 from training.services.snapshot import LabelSnapshot, label_snapshot
@@ -178,14 +179,17 @@ def label_errors_find(
     probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
     predicted = probs.argmax(axis=1)
     agreement = float((predicted == y).mean())
-    # Over every labeled item: the judged classes' probabilities serve when no class was left out.
-    reuse = None
+    # Over every labeled item: the judged classes' probabilities serve when no class was left out; else one more
+    # cross-validation, only while the holdout is small enough for the pages to show the estimate.
+    cross_validated = None
     if keep.all():
         reuse = np.zeros((len(y), len(classes.ids)))
         reuse[:, judged] = probs
-    cross_validated = _cross_validated(
-        all_features, all_labels, classes.names, folds=folds, C=C, seed=seed, probs=reuse
-    )
+        cross_validated = _cross_validated(
+            all_features, all_labels, classes.names, folds=folds, C=C, seed=seed, probs=reuse
+        )
+    elif len(snap.holdout) < SMALL_HOLDOUT:
+        cross_validated = _cross_validated(all_features, all_labels, classes.names, folds=folds, C=C, seed=seed)
     # Agreement has to beat what always answering the largest class would get, by a real margin: with two
     # look-alike classes a model at 50 % "disagrees" with half the labels by a coin flip.
     chance = float(np.bincount(y).max() / len(y))
