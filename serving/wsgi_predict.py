@@ -118,7 +118,10 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
         model = registry.model_for(key.project_id)  # this request keeps this model, whatever is swapped in meanwhile
     except ModelUnavailable as exc:
         raise BadRequest(409, exc.reason) from None
-    batch = np.stack([to_input(d.image, model.preprocessing) for d in decoded])
+    size = int(model.preprocessing["image_size"])
+    batch = np.empty((len(decoded), 3, size, size), dtype=np.float32)
+    for row, d in zip(batch, decoded, strict=True):
+        to_input(d.image, model.preprocessing, out=row)
     probs, embeddings = model.run(batch)
     now = datetime.now(UTC)
     k = min(top_k, len(model.class_names))

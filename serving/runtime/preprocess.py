@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ class Decoded:
 
 
 def serving_limits() -> Limits:
-    """The import's limits; the thumbnail it makes while checking is small, as nothing keeps it here."""
+    """The import's limits. Nothing keeps the thumbnail the check makes, so it is 1 px: the check then encodes
+    almost nothing, and decodes a JPEG at its smallest DCT scale (still reading the whole stream, so truncation
+    is caught); the model's decode below is full size."""
     max_bytes = min(settings.LABELLOOP_MAX_UPLOAD_BYTES, settings.LABELLOOP_SERVING_MAX_BODY_BYTES)
-    return Limits(max_bytes=max_bytes, max_pixels=settings.LABELLOOP_MAX_IMAGE_PIXELS, thumb_size=32)
+    return Limits(max_bytes=max_bytes, max_pixels=settings.LABELLOOP_MAX_IMAGE_PIXELS, thumb_size=1)
 
 
 def image_decode(data: bytes, *, limits: Limits) -> Decoded:
@@ -48,9 +51,17 @@ def image_decode(data: bytes, *, limits: Limits) -> Decoded:
     return Decoded(image=rgb, format=inspected.format)
 
 
-def to_input(image: Image.Image, pre: dict) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _normalize_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """3 x 256 float32: (v / 255 - mean) / std for every 8-bit value v of each channel (a lookup per pixel is
+    half the time of the arithmetic on a float copy)."""
+    values = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    return np.stack([(values - np.float32(m)) / np.float32(s) for m, s in zip(mean, std, strict=True)])
+
+
+def to_input(image: Image.Image, pre: dict, out: np.ndarray | None = None) -> np.ndarray:
     """timm's eval transform (Resize(floor(size / crop_pct)) of the shorter side, CenterCrop(size), ToTensor,
-    Normalize) as a float32 CHW array."""
+    Normalize) as a float32 CHW array, written into `out` when given (a row of the batch)."""
     size = int(pre["image_size"])
     scale = math.floor(size / float(pre.get("crop_pct") or 1.0))
     w, h = image.size
@@ -67,8 +78,9 @@ def to_input(image: Image.Image, pre: dict) -> np.ndarray:
         padded = Image.new("RGB", (max(size, new_w), max(size, new_h)))
         padded.paste(image, (max(0, -left), max(0, -top)))
         image, top, left = padded, max(top, 0), max(left, 0)
-    image = image.crop((left, top, left + size, top + size))
-    array = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
-    mean = np.asarray(pre["mean"], dtype=np.float32)
-    std = np.asarray(pre["std"], dtype=np.float32)
-    return ((array - mean) / std).transpose(2, 0, 1)
+    pixels = np.asarray(image.crop((left, top, left + size, top + size)))
+    table = _normalize_table(tuple(float(v) for v in pre["mean"]), tuple(float(v) for v in pre["std"]))
+    out = np.empty((3, size, size), dtype=np.float32) if out is None else out
+    for channel in range(3):
+        np.take(table[channel], pixels[..., channel], out=out[channel])
+    return out

@@ -53,6 +53,22 @@ def test_predictions_equal_the_platforms_and_are_logged(served_project, api_key,
         )
         assert row.image  # kept: the default is 30 days
 
+    # And when the ONNX graph has an embedding output, each row keeps that image's embedding (float16)
+    import numpy as np
+
+    from serving import wsgi_predict
+    from serving.runtime.preprocess import image_decode, serving_limits, to_input
+
+    model = wsgi_predict.registry.model_for(project.pk)
+    row = logged[answers[0]["id"].replace("-", "")]
+    if model.embedding_name is None:
+        assert row.embedding is None
+    else:
+        image = image_decode(items[0].file.open("rb").read(), limits=serving_limits()).image
+        _, embedding = model.run(to_input(image, model.preprocessing)[None])
+        logged_embedding = np.frombuffer(bytes(row.embedding), dtype=np.float16)
+        assert np.allclose(logged_embedding, embedding[0], atol=1e-2, rtol=1e-2)
+
 
 def test_top_k_is_capped_at_the_number_of_classes(served_project, api_key, predict):
     project, _, items, _ = served_project
