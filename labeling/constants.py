@@ -33,6 +33,33 @@ BACKBONE_CHOICES: tuple[tuple[str, str], ...] = (
 BACKBONES: tuple[str, ...] = tuple(value for value, _ in BACKBONE_CHOICES)
 # Backbone weights that are not a path: "bundled" exists only for the bundled backbone.
 WEIGHTS_KEYWORDS = ("bundled", "hub", "none")
+# A project's backbone_weights naming a file an ML engineer registered (training.BackboneWeights): this prefix and
+# the row's id. The worker loads that file only while its sha256 is the registered one.
+REGISTERED_WEIGHTS_PREFIX = "registered:"
+
+
+def registered_weights_value(weights_id: int) -> str:
+    """The backbone_weights value that names registered weights `weights_id`."""
+    return f"{REGISTERED_WEIGHTS_PREFIX}{int(weights_id)}"
+
+
+def registered_weights_id(value: str | None) -> int | None:
+    """The registered weights a backbone_weights value names, or None when it names something else."""
+    if not value or not value.startswith(REGISTERED_WEIGHTS_PREFIX):
+        return None
+    number = value.removeprefix(REGISTERED_WEIGHTS_PREFIX)
+    return int(number) if number.isdigit() else None
+
+
+# How a project trains. "auto", the default of new projects, is resolved by the worker that runs each round: a
+# fine-tune where it has CUDA, a head on cached embeddings on a CPU (training.ml.config.resolve_mode; the run
+# records which and why). tests/labeling/test_auto_mode.py checks these equal training.ml.config.REQUESTED_MODES.
+DEFAULT_TRAINING_MODE = "auto"
+TRAINING_MODE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("auto", "Auto"),
+    ("head", "Head"),
+    ("finetune", "Fine-tune"),
+)
 
 
 def backbone_choices(current: str | None = None) -> list[tuple[str, str]]:

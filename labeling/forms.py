@@ -3,8 +3,17 @@
 from django import forms
 from django.conf import settings
 
-from labeling.constants import BACKBONE_CHOICES, BUNDLED_BACKBONE, STRATEGY_CHOICES, WEIGHTS_KEYWORDS, backbone_choices
+from labeling.constants import (
+    BACKBONE_CHOICES,
+    BUNDLED_BACKBONE,
+    STRATEGY_CHOICES,
+    WEIGHTS_KEYWORDS,
+    backbone_choices,
+    registered_weights_id,
+    registered_weights_value,
+)
 from labeling.models import LabelClass, Project, Role
+from labeling.selectors.training_seam import registered_backbone_weights
 
 
 class ProjectCreateForm(forms.ModelForm):
@@ -26,8 +35,9 @@ class ProjectCreateForm(forms.ModelForm):
         }
 
 
-# Backbone weights a manager may pick: the keywords the worker understands, then the checkpoints an administrator
-# registered (LABELLOOP_BACKBONE_WEIGHTS, paths on the workers). A free path is not accepted: a manager could
+# Backbone weights a manager may pick: the keywords the worker understands, the weights an ML engineer registered
+# (manage.py weights_register or the admin: validated, sha256 recorded), then the checkpoints an administrator
+# listed (LABELLOOP_BACKBONE_WEIGHTS, paths on the workers). A free path is not accepted: a manager could
 # otherwise have the worker open any file, and learn from the run's error whether it exists.
 _WEIGHTS_LABELS = {
     "bundled": "Bundled ImageNet weights (EfficientNet-Lite0 only; work offline)",
@@ -37,9 +47,13 @@ _WEIGHTS_LABELS = {
 WEIGHTS_CHOICES: tuple[tuple[str, str], ...] = tuple((value, _WEIGHTS_LABELS[value]) for value in WEIGHTS_KEYWORDS)
 
 
-def weights_choices(current: str | None = None) -> list[tuple[str, str]]:
-    """The weights the settings form accepts: keywords, registered checkpoints, and the project's current value."""
+def weights_choices(current: str | None = None, registered: list[dict] | None = None) -> list[tuple[str, str]]:
+    """The weights the settings form accepts: keywords, registered weights, listed checkpoints, and the project's
+    current value."""
     choices = list(WEIGHTS_CHOICES)
+    for row in registered if registered is not None else registered_backbone_weights():
+        label = f"Registered: {row['name']} ({row['architecture']}, sha256 {row['sha256'][:12]}…)"
+        choices.append((registered_weights_value(row["id"]), label))
     for path in getattr(settings, "LABELLOOP_BACKBONE_WEIGHTS", None) or []:
         choices.append((str(path), f"Checkpoint {path}"))
     if current and current not in {value for value, _ in choices}:
@@ -67,8 +81,9 @@ class ProjectSettingsForm(forms.ModelForm):
         label="Backbone weights",
         choices=WEIGHTS_CHOICES,
         help_text='"Bundled": offline ImageNet weights of EfficientNet-Lite0; "hub": download from the model hub '
-        '(needs internet on the worker); "none": random start; or a checkpoint an administrator registered on the '
-        "workers (LABELLOOP_BACKBONE_WEIGHTS).",
+        '(needs internet on the worker); "none": random start; "registered": weights an ML engineer registered '
+        "(checked by their sha256 whenever a worker loads them; choose their architecture as the backbone); or a "
+        "checkpoint an administrator listed on the workers (LABELLOOP_BACKBONE_WEIGHTS).",
         # Not Django's "X is not one of the available choices": the answer is the same for every refused value.
         error_messages={"invalid_choice": "Choose one of the listed weights; other files cannot be used."},
     )
@@ -125,19 +140,34 @@ class ProjectSettingsForm(forms.ModelForm):
             "retrain_every": "Queue a training run after this many new labels.",
             "min_labels_to_train": "No model is trained before the project has this many labels.",
             "image_size": "Images are resized to this many pixels a side before the backbone sees them.",
-            "training_mode": "Head: train a classifier on cached backbone features (seconds, CPU is fine). "
-            "Fine-tune: train the whole network (better with many labels, wants a GPU).",
+            "training_mode": "Auto: fine-tune where the training worker has a GPU (CUDA), else train a head; each run "
+            "records which it did and why. Head: train a classifier on cached backbone features (seconds, CPU is "
+            "fine). Fine-tune: train the whole network (better with many labels, wants a GPU).",
             "preselect_suggestion": "Highlight the model's top class on each image so Enter accepts it.",
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         saved = self.instance if self.instance and self.instance.pk else None
-        self.fields["backbone"].choices = backbone_choices(saved.backbone if saved else None)
-        self.fields["backbone_weights"].choices = weights_choices(saved.backbone_weights if saved else None)
+        self.registered = {row["id"]: row for row in registered_backbone_weights()}
+        backbones = backbone_choices(saved.backbone if saved else None)
+        for arch in sorted({row["architecture"] for row in self.registered.values()}):
+            if arch not in {value for value, _ in backbones}:
+                backbones.append((arch, f"{arch} (registered weights only)"))
+        self.fields["backbone"].choices = backbones
+        self.fields["backbone_weights"].choices = weights_choices(
+            saved.backbone_weights if saved else None, list(self.registered.values())
+        )
 
     def clean(self):
         data = super().clean()
+        chosen = self.registered.get(registered_weights_id(data.get("backbone_weights")))
+        if chosen is not None and data.get("backbone") not in (None, chosen["architecture"]):
+            self.add_error(
+                "backbone",
+                f"The registered weights {chosen['name']} are for {chosen['architecture']}; choose that backbone "
+                "with them.",
+            )
         if data.get("backbone_weights") == "bundled" and data.get("backbone") not in (None, BUNDLED_BACKBONE):
             self.add_error(
                 "backbone_weights",

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from labeling.constants import DEFAULT_TRAINING_MODE, TRAINING_MODE_CHOICES
 from labeling.selectors.classes import class_path_display
 
 
@@ -44,9 +45,7 @@ class Project(models.Model):
         "the model in the loop (CIFAR-10 benchmark: +0.7 points of full-data accuracy) at twice the embedding time. "
         "Turn it off when a mirrored image means something else (text, left/right classes).",
     )
-    training_mode = models.CharField(
-        max_length=10, default="head", choices=[("head", "Head"), ("finetune", "Fine-tune")]
-    )
+    training_mode = models.CharField(max_length=10, default=DEFAULT_TRAINING_MODE, choices=TRAINING_MODE_CHOICES)
     gpus = models.PositiveSmallIntegerField(default=1)
     preselect_suggestion = models.BooleanField(default=False)
     # Set by staff in the admin only (no form or API writes it): see labeling.permissions.server_folder_roots.

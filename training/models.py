@@ -1,7 +1,8 @@
-"""Training data: runs (a small state machine), model versions and predictions."""
+"""Training data: runs (a small state machine), model versions, predictions and registered backbone weights."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -29,8 +30,12 @@ class RunTrigger(models.TextChoices):
 
 
 class RunMode(models.TextChoices):
-    """How the run trains: a head on cached embeddings, a fine-tune, or a cold start (no model: typicality order)."""
+    """How the run trains: a head on cached embeddings, a fine-tune, or a cold start (no model: typicality order).
 
+    AUTO is what a run asks for until its worker resolves it (fine-tune with CUDA, else head; mode_reason says
+    which and why): a queued run may show it, a finished one never does."""
+
+    AUTO = "auto", "Auto"
     HEAD = "head", "Head"
     FINETUNE = "finetune", "Fine-tune"
     COLD_START = "coldstart", "Cold start"
@@ -41,6 +46,8 @@ class TrainingRun(models.Model):
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=20, choices=RunTrigger.choices, default=RunTrigger.SCHEDULER)
     mode = models.CharField(max_length=10, choices=RunMode.choices, default=RunMode.HEAD)
+    # Why the run trains in `mode` (the worker's resolution of "auto", the asked mode, or a cold start).
+    mode_reason = models.CharField(max_length=200, blank=True)
     label_count = models.PositiveIntegerField(default=0)
     # Newest ResolvedLabel.updated_at the run saw; the scheduler counts labels after it.
     labels_seen_at = models.DateTimeField(null=True, blank=True)
@@ -151,3 +158,29 @@ class LabelErrorSearch(models.Model):
 
     def __str__(self) -> str:
         return f"label-error search {self.pk} of {self.project_id} ({self.status})"
+
+
+class BackboneWeights(models.Model):
+    """A weights file an ML engineer registered for a timm architecture (manage.py weights_register or the admin).
+
+    `path` is where every worker reads the file (a shared volume); `sha256` is what the file was when it was
+    validated, and a worker refuses to train or score with it once the bytes differ. mean/std: the normalisation
+    the weights were trained with (timm's default for the architecture unless given).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    architecture = models.CharField(max_length=100)
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    mean = models.JSONField()
+    std = models.JSONField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "backbone weights"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.architecture}, sha256 {self.sha256[:12]})"

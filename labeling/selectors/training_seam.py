@@ -61,3 +61,12 @@ def latest_label_error_search(*, project_id: int) -> Model | None:
     if search_model is None:
         return None
     return search_model.objects.filter(project_id=project_id).order_by("-created_at", "-id").first()
+
+
+def registered_backbone_weights() -> list[dict]:
+    """Backbone weights an ML engineer registered (training.BackboneWeights), by name: dicts with id, name,
+    architecture and sha256. [] without the training app."""
+    weights_model = training_model("BackboneWeights")
+    if weights_model is None:
+        return []
+    return list(weights_model.objects.order_by("name").values("id", "name", "architecture", "sha256"))

@@ -49,3 +49,28 @@ def test_annotations_made_before_shown_at_existed_keep_an_empty_display_time():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_existing_projects_keep_their_training_mode_and_new_ones_default_to_auto():
+    before, after = (
+        [("labeling", "0008_project_creators_granted_import_roots")],
+        [("labeling", "0009_project_training_mode_auto")],
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("labeling", "Project")
+        old.objects.create(name="Head", slug="head-project")  # the old default
+        old.objects.create(name="Tuned", slug="tuned-project", training_mode="finetune")
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        project = executor.loader.project_state(after).apps.get_model("labeling", "Project")
+        # Their runs and caches keep meaning what they did: nobody's project switches to auto behind their back.
+        assert dict(project.objects.values_list("slug", "training_mode")) == {
+            "head-project": "head",
+            "tuned-project": "finetune",
+        }
+        assert project.objects.create(name="New", slug="new-project").training_mode == "auto"
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

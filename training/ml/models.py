@@ -1,9 +1,15 @@
-"""Model factory: timm models with offline (bundled) EfficientNet-Lite0 weights, hub or local checkpoints."""
+"""Model factory: timm models with offline (bundled) EfficientNet-Lite0 weights, hub or local checkpoints, and
+registered weights files whose sha256 is checked every time a worker loads them."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
+import io
+import pickle
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,8 @@ import timm
 import torch
 from timm.data import resolve_model_data_config
 from torch import nn
+
+from training.ml.config import VerifiedWeights
 
 BUNDLED_ARCH = "tf_efficientnet_lite0"
 BUNDLED_TENSORS = 296
@@ -44,6 +52,143 @@ def _bundled_state_dict() -> dict[str, torch.Tensor]:
     return mapped
 
 
+class WeightsError(ValueError):
+    """A weights file that cannot serve as an architecture's backbone; the message says what is wrong."""
+
+
+class WeightsChanged(WeightsError):
+    """A registered weights file whose bytes no longer have the sha256 recorded when it was registered."""
+
+
+HASH_CHUNK = 8 * 1024 * 1024
+
+
+def read_hashed(path: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[bytes, str]:
+    """(the file's bytes, their sha256): read once, so the weights loaded are exactly the bytes hashed."""
+    path = Path(path)
+    total = path.stat().st_size
+    digest, parts, done = hashlib.sha256(), [], 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+            parts.append(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    return b"".join(parts), digest.hexdigest()
+
+
+def _unwrap(state: Any, name: str) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state:
+        raise WeightsError(f"{name} holds {type(state).__name__}, not a state dict (tensor names -> tensors)")
+    odd = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise WeightsError(f"{name} is not a state dict: {len(odd)} entries are not tensors, e.g. {odd[:3]}")
+    return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def state_dict_from_bytes(data: bytes, name: str) -> dict[str, torch.Tensor]:
+    """A safetensors file or a PyTorch state dict (torch.load with weights_only: no arbitrary pickles)."""
+    looks_safetensors = name.endswith(".safetensors") or (len(data) > 9 and data[8:9] == b"{")
+    if looks_safetensors:
+        from safetensors.torch import load as load_safetensors
+
+        try:
+            return _unwrap(load_safetensors(data), name)
+        except WeightsError:
+            raise
+        except Exception as exc:
+            if name.endswith(".safetensors"):
+                raise WeightsError(f"{name} is not a readable safetensors file: {exc}") from exc
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as exc:
+        raise WeightsError(f"{name} is neither a safetensors file nor a PyTorch state dict: {_why(exc)}") from exc
+    return _unwrap(state, name)
+
+
+def _why(exc: Exception) -> str:
+    """torch.load's reason in a line: a pickled object that is not tensors, or bytes that are no checkpoint."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it pickles a {found.group(1)} object (only tensors and plain containers load without running code)"
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    detail = found.group(1).strip() if found else (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"the file is corrupt or in another format ({detail})"
+
+
+def _few(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+
+def backbone_fit(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The backbone tensors of `state` for `model` (its classifier excluded, in either); raises WeightsError naming a
+    few missing or unexpected keys and shape mismatches. BatchNorm's num_batches_tracked counters may be absent."""
+    own = {k: v for k, v in model.state_dict().items() if not _is_classifier_key(model, k)}
+    usable = {k: v for k, v in state.items() if not _is_classifier_key(model, k)}
+    missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
+    unexpected = sorted(k for k in usable if k not in own)
+    mismatched = [
+        f"{k} (file {tuple(v.shape)}, model {tuple(own[k].shape)})"
+        for k, v in usable.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_few(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys: {_few(unexpected)}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches: {_few(mismatched)}")
+    if problems:
+        arch = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
+        raise WeightsError(f"{name} does not fit {arch}: " + "; ".join(problems))
+    return {k: v for k, v in usable.items() if k in own}
+
+
+def weights_check(
+    architecture: str, path: str | Path, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Validate a weights file for registration: it must load into timm's `architecture` with num_classes=0 (a
+    classifier in the file is ignored). Returns sha256, size, tensor count, feature size and timm's mean/std."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no such file: {path}")
+    if not timm.is_model(architecture):
+        raise WeightsError(f"unknown timm architecture {architecture!r}")
+    data, sha = read_hashed(path, progress)
+    state = state_dict_from_bytes(data, path.name)
+    model = timm.create_model(architecture, pretrained=False, num_classes=0)
+    usable = backbone_fit(model, state, path.name)
+    model.load_state_dict(usable, strict=False)
+    cfg = resolve_model_data_config(model)
+    return {
+        "sha256": sha,
+        "size": len(data),
+        "tensors": len(usable),
+        "features": int(model.num_features),
+        "mean": [float(v) for v in cfg["mean"]],
+        "std": [float(v) for v in cfg["std"]],
+    }
+
+
+def _verified_state_dict(spec: VerifiedWeights) -> dict[str, torch.Tensor]:
+    if not Path(spec.path).is_file():
+        raise WeightsError(f"the registered backbone weights file {spec.path} is gone")
+    data, sha = read_hashed(spec.path)
+    if sha != spec.sha256:
+        raise WeightsChanged(
+            f"the backbone weights file {spec.path} changed since it was registered: its sha256 is now {sha[:16]}..., "
+            f"registered {spec.sha256[:16]}...; register the file again or choose other weights"
+        )
+    return state_dict_from_bytes(data, Path(spec.path).name)
+
+
 def _local_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         path = path / "model.safetensors"
@@ -66,6 +211,11 @@ def _is_classifier_key(model: nn.Module, key: str) -> bool:
 
 
 def _load_weights(model: nn.Module, name: str, weights: str) -> None:
+    verified = VerifiedWeights.parse(weights)
+    if verified is not None:
+        state = _verified_state_dict(verified)
+        model.load_state_dict(backbone_fit(model, state, Path(verified.path).name), strict=False)
+        return
     if weights == "bundled":
         if name != BUNDLED_ARCH:
             raise ValueError(f'weights="bundled" exists only for {BUNDLED_ARCH}; use "hub", "none" or a path')
@@ -97,17 +247,29 @@ def create_model(name: str, num_classes: int, weights: str = "bundled", drop_rat
     return model
 
 
+def _normalisation(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The mean and std the model's weights expect where timm's defaults are wrong for them, else None."""
+    weights = getattr(model, "_labelloop_weights", None)
+    if weights == "bundled":
+        return HALF, HALF
+    verified = VerifiedWeights.parse(weights) if isinstance(weights, str) else None
+    if verified is not None and verified.mean and verified.std:
+        return verified.mean, verified.std
+    return None
+
+
 def create_backbone(name: str, weights: str = "bundled") -> nn.Module:
     """The feature extractor: the same model with num_classes=0, so forward() returns pooled features."""
     return create_model(name, num_classes=0, weights=weights)
 
 
 def data_config(model: nn.Module) -> dict[str, Any]:
-    """timm's preprocessing for this model; the bundled Lite0 weights expect mean = std = 0.5."""
+    """timm's preprocessing for this model; the bundled Lite0 weights expect mean = std = 0.5, registered weights
+    the mean and std they were registered with."""
     cfg = dict(resolve_model_data_config(model))
-    if getattr(model, "_labelloop_weights", None) == "bundled":
-        cfg["mean"] = HALF
-        cfg["std"] = HALF
+    norm = _normalisation(model)
+    if norm is not None:
+        cfg["mean"], cfg["std"] = norm
     return cfg
 
 

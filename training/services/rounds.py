@@ -30,6 +30,7 @@ from training.services.artifacts import checkpoint_store, version_checkpoint_dir
 from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
+from training.services.weights import backbone_weights_record, backbone_weights_spec
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int 
         overrides.setdefault("num_workers", 0)
     return RoundConfig(
         backbone=project.backbone,
-        weights=project.backbone_weights,
+        weights=backbone_weights_spec(project.backbone_weights),
         image_size=project.image_size,
         flip_average=project.flip_average,
         mode=RunMode.HEAD.value if mode == RunMode.COLD_START else str(mode),
@@ -74,6 +75,19 @@ def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int 
         device=getattr(settings, "LABELLOOP_TRAIN_DEVICE", "") or None,
         **overrides,
     )
+
+
+def round_mode_resolve(*, requested: str) -> tuple[str, str]:
+    """(head | finetune, why) for a run that asked for `requested` on this worker: "auto" fine-tunes where the
+    worker has CUDA (LABELLOOP_TRAIN_DEVICE, else what torch sees) and trains a head on a CPU."""
+    from training.ml.config import resolve_mode
+
+    device = getattr(settings, "LABELLOOP_TRAIN_DEVICE", "") or None
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_mode(str(requested), device)
 
 
 def _floats(values: Any) -> list:
@@ -142,15 +156,25 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     progress.enter("snapshot", 0.0, 0.02)
     snap: LabelSnapshot = label_snapshot(project=project)
     cold = run.mode == RunMode.COLD_START or snap.train_class_count < 2
+    if cold:
+        mode = RunMode.COLD_START
+        reason = (
+            "cold start as asked" if run.mode == RunMode.COLD_START
+            else f"cold start: {snap.train_class_count} class(es) have training labels, a model needs 2"
+        )  # fmt: skip
+    else:
+        mode, reason = round_mode_resolve(requested=run.mode)
     TrainingRun.objects.filter(pk=run.pk).update(
         label_count=snap.label_count,
         dataset_hash=snap.dataset_hash,
         labels_seen_at=snap.labels_seen_at,
-        **({"mode": RunMode.COLD_START} if cold else {}),
+        mode=mode,
+        mode_reason=reason[:200],
     )
+    run.mode, run.mode_reason = mode, reason[:200]
     if not snap.classes.ids:
         raise ValueError("The project has no label classes to train on.")
-    cfg = round_config(project=project, classes=snap.classes, mode=run.mode, seed=run.pk)
+    cfg = round_config(project=project, classes=snap.classes, mode=mode, seed=run.pk)
     cache_dir = project_cache_dir(project)
     cache_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"labels": snap.label_count, "pool": len(snap.pool)}
@@ -185,9 +209,11 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     progress.enter("save", 0.9, 0.91)
     # Every worker machine reads the version through the storage (the row exists only once the files do).
     artifact = checkpoint_store(project_id=project.pk, run_id=run.pk, local_dir=Path(result.checkpoint_dir))
-    version = _version_create(
-        run=run, snap=snap, artifact=artifact, metrics=dict(result.metrics), backbone=cfg.backbone
-    )
+    metrics = dict(result.metrics)
+    weights = backbone_weights_record(cfg.weights)
+    if weights is not None:
+        metrics["backbone_weights"] = weights  # the model page and card print its sha256
+    version = _version_create(run=run, snap=snap, artifact=artifact, metrics=metrics, backbone=cfg.backbone)
 
     progress.enter("predictions", 0.91, 0.97)
     pool_ids = [int(i) for i in _floats(result.pool_ids)]

@@ -1,0 +1,197 @@
+"""Registered backbone weights: a file is validated (it loads into its timm architecture) and its sha256 recorded
+before any project can choose it; a round then names the file with that sha256, so a worker trains and scores only
+with the bytes that were validated (training.ml.models refuses a changed file).
+
+torch is imported inside the functions, or in a child process for the admin: web processes never import it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from labeling.constants import registered_weights_id
+from training.models import BackboneWeights
+
+CHECK_TIMEOUT_SECONDS = 900
+
+# Run in a child process by the admin: validating loads torch and timm, which a web process never imports.
+_CHECK_CODE = """
+import json, sys
+from training.ml.models import WeightsError, weights_check
+try:
+    print(json.dumps({"ok": weights_check(sys.argv[1], sys.argv[2])}))
+except WeightsError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+class WeightsRegistrationError(ValueError):
+    """Weights that cannot be registered; the message says why and nothing was stored."""
+
+
+def _normalisation(values: Sequence[float] | None, what: str) -> list[float] | None:
+    if values is None:
+        return None
+    out = [float(v) for v in values]
+    if not out or not all(math.isfinite(v) for v in out):
+        raise WeightsRegistrationError(f"--{what} needs finite numbers, one per channel (e.g. 0.485 0.456 0.406)")
+    if what == "std" and any(v <= 0 for v in out):
+        raise WeightsRegistrationError("--std values must be positive")
+    return out
+
+
+def backbone_weights_check(
+    *, architecture: str, path: Path, progress: Callable[[int, int], None] | None = None
+) -> dict:
+    """Validate in this process (commands, workers): sha256, size, tensors, features, timm's mean/std."""
+    from training.ml.models import WeightsError, weights_check
+
+    try:
+        return weights_check(architecture, path, progress)
+    except WeightsError as exc:
+        raise WeightsRegistrationError(str(exc)) from exc
+
+
+def backbone_weights_check_isolated(*, architecture: str, path: Path) -> dict:
+    """The same validation in a child Python process (the admin: no torch in the web process)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHECK_CODE, architecture, str(path)],
+            cwd=str(settings.BASE_DIR),
+            capture_output=True,
+            text=True,
+            timeout=CHECK_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise WeightsRegistrationError(f"checking {path} took over {CHECK_TIMEOUT_SECONDS} s; use the command") from exc
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        answer = {}
+    if "ok" in answer:
+        return answer["ok"]
+    if "error" in answer:
+        raise WeightsRegistrationError(answer["error"])
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise WeightsRegistrationError(f"checking {path} failed: {tail}")
+
+
+def backbone_weights_prepare(
+    *,
+    architecture: str,
+    path: str | Path,
+    name: str | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    isolated: bool = False,
+) -> BackboneWeights:
+    """Validate `path` as backbone weights of timm's `architecture`: an unsaved BackboneWeights with its sha256.
+
+    `name` defaults to the file's stem; mean/std (one value per channel, both or neither) default to timm's for the
+    architecture. Raises WeightsRegistrationError for a taken name, a missing or corrupt file, a pickle that is not
+    a state dict, or tensors that do not fit the architecture (a few keys named). `isolated` validates in a child
+    process (the admin).
+    """
+    path = Path(path).expanduser().resolve()
+    architecture = architecture.strip()
+    name = (name or path.stem).strip()[:100]
+    mean_values, std_values = _normalisation(mean, "mean"), _normalisation(std, "std")
+    if (mean_values is None) != (std_values is None):
+        raise WeightsRegistrationError("give both --mean and --std, or neither (then timm's values are used)")
+    if mean_values is not None and len(mean_values) != len(std_values):
+        raise WeightsRegistrationError("--mean and --std need the same number of values (one per channel)")
+    if not name:
+        raise WeightsRegistrationError("the weights need a name")
+    if BackboneWeights.objects.filter(name=name).exists():
+        raise WeightsRegistrationError(f"weights named {name!r} are already registered; choose another --name")
+    if not path.is_file():
+        raise WeightsRegistrationError(f"no such file: {path}")
+    if isolated:
+        report = backbone_weights_check_isolated(architecture=architecture, path=path)
+    else:
+        report = backbone_weights_check(architecture=architecture, path=path, progress=progress)
+    return BackboneWeights(
+        name=name,
+        architecture=architecture,
+        path=str(path),
+        sha256=report["sha256"],
+        size=int(report["size"]),
+        mean=mean_values if mean_values is not None else report["mean"],
+        std=std_values if std_values is not None else report["std"],
+    )
+
+
+def backbone_weights_register(
+    *,
+    architecture: str,
+    path: str | Path,
+    name: str | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    created_by: AbstractBaseUser | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BackboneWeights:
+    """Validate (backbone_weights_prepare, in this process) and record the weights; nothing is stored on an error."""
+    weights = backbone_weights_prepare(
+        architecture=architecture, path=path, name=name, mean=mean, std=std, progress=progress
+    )
+    return backbone_weights_save(weights=weights, created_by=created_by)
+
+
+def backbone_weights_save(*, weights: BackboneWeights, created_by: AbstractBaseUser | None = None) -> BackboneWeights:
+    """Store prepared weights (backbone_weights_prepare); a name taken meanwhile raises WeightsRegistrationError."""
+    weights.created_by = created_by if created_by is not None else weights.created_by
+    try:
+        with transaction.atomic():
+            weights.save()
+    except IntegrityError as exc:
+        taken = f"weights named {weights.name!r} are already registered; choose another --name"
+        raise WeightsRegistrationError(taken) from exc
+    return weights
+
+
+def backbone_weights_spec(value: str) -> str:
+    """What RoundConfig.weights gets for a project's backbone_weights: registered weights become the file with the
+    sha256 (and mean/std) the worker must find; every other value passes through."""
+    weights_id = registered_weights_id(value)
+    if weights_id is None:
+        return value
+    from training.ml.config import VerifiedWeights
+
+    row = BackboneWeights.objects.filter(pk=weights_id).first()
+    if row is None:
+        raise ValueError(
+            f"the project's registered backbone weights (#{weights_id}) no longer exist; choose other weights in the "
+            "project settings"
+        )
+    return VerifiedWeights(row.path, row.sha256, tuple(row.mean), tuple(row.std)).spec()
+
+
+def backbone_weights_record(weights: str) -> dict[str, Any] | None:
+    """What a model version stores about registered weights a round loaded (RoundConfig.weights), or None:
+    name, architecture, file and the sha256 the worker verified."""
+    from training.ml.config import VerifiedWeights
+
+    spec = VerifiedWeights.parse(weights)
+    if spec is None:
+        return None
+    row = BackboneWeights.objects.filter(path=spec.path, sha256=spec.sha256).first()
+    return {
+        "name": row.name if row else "",
+        "architecture": row.architecture if row else "",
+        "file": Path(spec.path).name,
+        "sha256": spec.sha256,
+    }
