@@ -79,7 +79,10 @@ def unzip_export(path: Path, target: Path) -> Path:
     with zipfile.ZipFile(path) as zf:
         zf.extractall(target)
         names = zf.namelist()
-    assert {n.split("/", 1)[1] for n in names} == {"model.safetensors", "config.json", "model.onnx", "README.md"}
+    assert {n.split("/", 1)[1] for n in names} == {
+        "model.safetensors", "config.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx", "manifest.json",
+        "README.md",
+    }  # fmt: skip
     return target / names[0].split("/", 1)[0]
 
 

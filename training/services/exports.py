@@ -1,19 +1,22 @@
 """Model exports: a model version as a zip a user can serve elsewhere.
 
 The zip holds model.safetensors + config.json (timm architecture, class names, preprocessing), model.onnx
-(opset 17, dynamic batch axis, checked against PyTorch with onnxruntime at export time) and README.md (a model
-card with holdout metrics and the dataset hash). torch is imported only inside the functions that run in workers
-or commands; the web process only calls model_export_start. Batch inference lives in services/inference.py.
+(opset 17, dynamic batch axis, outputs `logits` and `embedding`, checked against PyTorch with onnxruntime at
+export time), model.fp16.onnx and model.int8.onnx (services/export_formats.py: built and measured on the
+project's holdout by the same worker), manifest.json (files, checksums, the measurements) and README.md (a model
+card with holdout metrics, the formats' measurements and the dataset hash). torch is imported only inside the
+functions that run in workers or commands; the web process only calls model_export_start. Batch inference lives
+in services/inference.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import shutil
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +34,9 @@ from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_finish, job_progress, job_start
+from training.ml.export_files import DECIDED_MARGIN
 from training.models import ModelVersion
+from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build, formats_card
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +126,7 @@ def model_export_start(*, project: Project, user, number: int | None = None) -> 
         user=user,
         inputs={"version_id": version.pk},
         params={"version": version.number},
-        total=5,
+        total=EXPORT_STEPS,
     )
     if not job.coalesced:
         # A broker outage fails the job with its reason (labeling.services.dispatch), never a job nothing runs.
@@ -157,7 +162,9 @@ def model_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
     return result
 
 
-def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str]) -> str:
+def model_card(
+    *, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str], formats: dict | None = None
+) -> str:
     metrics = version.metrics or {}
     pre = config["preprocessing"]
     forward = "(model(batch) + model(batch.flip(-1))) / 2" if pre.get("flip_average") else "model(batch)"
@@ -233,10 +240,11 @@ def model_card(*, version: ModelVersion, config: dict, onnx_diff: float, class_n
         f"probs = logits.{'sigmoid()' if config.get('multi_label') else 'softmax(-1)'}",
         "```",
         "",
-        f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, output "
-        f"`logits`, dynamic batch) was checked against PyTorch with onnxruntime at export time: "
-        f"max abs difference {onnx_diff:.2e} (limit {ONNX_TOLERANCE:g}).",
+        f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, outputs "
+        "`logits` (first) and `embedding`, dynamic batch) was checked against PyTorch with onnxruntime at export "
+        f"time: max abs difference {onnx_diff:.2e} (limit {ONNX_TOLERANCE:g}).",
         "",
+        *(formats_card(formats) if formats else []),
     ]
     return "\n".join(lines)
 
@@ -250,19 +258,23 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     import onnxruntime as ort
     import torch
 
-    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, serving_model
+    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, mirror_averaged, serving_model
+    from training.ml.export_onnx import FILES, OUTPUTS, LogitsAndEmbedding, export_fp32
 
     progress = progress or (lambda done, total, message="": None)
     source = checkpoint_dir(version)
     if not (source / CONFIG_FILE).is_file() or not (source / WEIGHTS_FILE).is_file():
         raise ModelExportError(f"checkpoint of v{version.number} is missing ({version.artifact_path})")
-    progress(1, 5, "Loading checkpoint")
+    progress(1, EXPORT_STEPS, "Loading checkpoint")
     model, cfg = load_checkpoint(source)
-    model = serving_model(model.float().eval(), cfg)  # the ONNX graph includes the mirror averaging
+    model = model.float().eval()
+    reference = serving_model(model, cfg)  # what the platform predicts with
+    graph = LogitsAndEmbedding(model, mirror=mirror_averaged(cfg)).eval()  # the ONNX graph: logits + embedding
     class_names = list(cfg.get("class_names") or version_class_names(version))
     if version.class_ids and len(class_names) != len(version.class_ids):
         raise ModelExportError(f"checkpoint has {len(class_names)} classes, the version {len(version.class_ids)}")
     pre = preprocessing_of(cfg)
+    multi_label = bool(cfg.get("multi_label", version.project.is_multi_label))
     config = {
         **cfg,
         "architecture": cfg["architecture"],
@@ -285,27 +297,15 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         shutil.copyfile(source / WEIGHTS_FILE, out / "model.safetensors")
         (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
 
-        progress(2, 5, "Exporting ONNX")
+        progress(2, EXPORT_STEPS, "Exporting ONNX")
         size = pre["image_size"]
-        generator = torch.Generator().manual_seed(0)
-        example = torch.randn(2, 3, size, size, generator=generator)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (example,),
-                str(out / "model.onnx"),
-                opset_version=ONNX_OPSET,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                dynamo=False,
-            )
+        export_fp32(graph, out / "model.onnx", image_size=size, opset=ONNX_OPSET)
 
-        progress(3, 5, "Checking ONNX against PyTorch")
+        progress(3, EXPORT_STEPS, "Checking ONNX against PyTorch")
+        generator = torch.Generator().manual_seed(1)
         check = torch.randn(3, 3, size, size, generator=generator)  # another batch size: the axis is dynamic
         with torch.inference_mode():
-            expected = model(check).float().numpy()
+            expected = reference(check).float().numpy()
         session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
         got = session.run(["logits"], {"input": check.numpy()})[0]
         diff = float(np.max(np.abs(expected - got))) if got.shape == expected.shape else math.inf
@@ -314,21 +314,42 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
                 f"ONNX output differs from PyTorch by {diff:.3g} (limit {ONNX_TOLERANCE:g}); not exported"
             )
 
-        progress(4, 5, "Writing model card")
-        (out / "README.md").write_text(
-            model_card(version=version, config=config, onnx_diff=diff, class_names=class_names)
+        formats = formats_build(
+            version=version,
+            folder=out,
+            pre=pre,
+            multi_label=multi_label,
+            progress=lambda step, message: progress(step, EXPORT_STEPS, message),
         )
+        progress(7, EXPORT_STEPS, "Writing model card and manifest")
+        (out / "README.md").write_text(
+            model_card(version=version, config=config, onnx_diff=diff, class_names=class_names, formats=formats)
+        )
+        names = ["model.safetensors", "config.json", *FILES.values(), "README.md"]
+        manifest = {
+            "project": version.project.slug,
+            "version": version.number,
+            "dataset_hash": version.dataset_hash,
+            "exported_at": config["labelloop"]["exported_at"],
+            "code_version": config["labelloop"]["code_version"],
+            "files": {name: {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)} for name in names},
+            "onnx": {"input": "input", "outputs": list(OUTPUTS), "opset": ONNX_OPSET, "pytorch_max_abs_diff": diff},
+            "tolerances": TOLERANCES,
+            "decided_margin": DECIDED_MARGIN,
+            "measured": formats,
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         zip_path = out / "export.zip"
         base = f"{version.project.slug}-v{version.number}"
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in ("model.safetensors", "config.json", "model.onnx", "README.md"):
+            for name in (*names, "manifest.json"):
                 zf.write(out / name, f"{base}/{name}")
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         storage = export_storage()
         with zip_path.open("rb") as fh:
             key = storage.save(f"{version.project.slug}/model-{base}-{stamp}.zip", File(fh))
         size_bytes = storage.size(key)
-    progress(5, 5, "Done")
+    progress(EXPORT_STEPS, EXPORT_STEPS, "Done")
     return {
         "version": version.number,
         "architecture": config["architecture"],
@@ -336,4 +357,13 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         "onnx_max_abs_diff": diff,
         "bytes": size_bytes,
         "files": [key],
+        "measured": formats,
     }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

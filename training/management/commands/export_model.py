@@ -1,4 +1,5 @@
-"""manage.py export_model PROJECT [--version N] --out PATH: safetensors + config, ONNX (verified) and model card."""
+"""manage.py export_model PROJECT [--version N] --out PATH: safetensors + config, FP32/FP16/INT8 ONNX (verified and
+measured on the holdout), manifest and model card."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from tqdm import tqdm
 from labeling.models import JobKind, Project
 from labeling.services.exports import export_job_file
 from labeling.services.jobs import job_create
+from training.services.export_formats import EXPORT_STEPS
 from training.services.exports import model_export_run, model_version_pick
 
 
 class Command(BaseCommand):
-    help = "Export a model version as a zip: model.safetensors, config.json, model.onnx (checked), README.md card."
+    help = (
+        "Export a model version as a zip: model.safetensors, config.json, model.onnx (checked), model.fp16.onnx, "
+        "model.int8.onnx (measured on the holdout), manifest.json, README.md card."
+    )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         # Our --version (a model version) replaces Django's --version (the Django release).
@@ -39,11 +44,12 @@ class Command(BaseCommand):
             project=project,
             kind=JobKind.EXPORT_MODEL,
             params={"version": version.number, "version_id": version.pk},
-            total=5,
+            total=EXPORT_STEPS,
         )
-        bar = tqdm(total=5, desc=f"export v{version.number}", disable=opts["verbosity"] == 0)
+        bar = tqdm(total=EXPORT_STEPS, desc=f"export v{version.number}", disable=opts["verbosity"] == 0)
 
         def progress(done: int, total: int, message: str = "") -> None:
+            bar.total = total
             bar.n = done
             bar.refresh()
 
@@ -66,3 +72,15 @@ class Command(BaseCommand):
             f"v{result['version']} ({result['architecture']}, {result['classes']} classes), "
             f"ONNX max abs diff {result['onnx_max_abs_diff']:.2e} -> {target}"
         )
+        measured = result.get("measured")
+        if measured:
+            self.stdout.write(f"Measured on {measured['images']} images: {measured['population_note']}")
+            for row in measured["formats"]:
+                accuracy = "—" if row.get("accuracy") is None else f"{row['accuracy']:.4f}"
+                self.stdout.write(
+                    f"  {row['label']:<10} accuracy {accuracy}  agreement {row['top1_agreement']:.4f}  "
+                    f"max prob diff {row['max_prob_diff']:.2e}  {row['size_bytes'] / 1e6:.2f} MB  "
+                    f"{row['ms_per_image']:.2f} ms/img  {row['img_per_s']:.1f} img/s  "
+                    f"{'within' if row['within_tolerance'] else 'OUTSIDE'} tolerance ({row['tolerance']})"
+                )
+            self.stdout.write(f"  INT8: {measured['int8_method']}")

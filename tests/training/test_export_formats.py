@@ -1,0 +1,206 @@
+"""FP32 / FP16 / INT8 ONNX exports: each file runs with onnxruntime alone, reproduces the platform's predictions
+within the tolerance the export states, carries the embedding output, and is measured on the holdout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.urls import reverse
+
+from labeling.models import Item, Job, JobKind, JobStatus, Role, Split
+from labeling.services.exports import export_job_file
+from tests.exports.models import make_model_version, platform_probabilities
+from tests.training.helpers import resolve
+from training.services import exports
+from training.services.export_formats import EXPORT_STEPS
+
+pytestmark = pytest.mark.django_db
+
+# onnxruntime + numpy + Pillow only: what a consumer of the export has. Preprocessing is the model card's recipe.
+ONNX_ONLY = r"""
+import json, sys
+from pathlib import Path
+import numpy as np, onnxruntime as ort
+from PIL import Image
+
+folder, images = Path(sys.argv[1]), json.loads(sys.argv[2])
+pre = json.loads((folder / "config.json").read_text())["preprocessing"]
+size = pre["image_size"]
+
+def load(path):
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    short = int(size / pre["crop_pct"])
+    new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    img = img.resize(new, Image.Resampling.BICUBIC)
+    left, top = int(round((new[0] - size) / 2)), int(round((new[1] - size) / 2))
+    x = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32).transpose(2, 0, 1) / 255
+    mean, std = (np.asarray(pre[k], dtype=np.float32)[:, None, None] for k in ("mean", "std"))
+    return (x - mean) / std
+
+batch = np.stack([load(p) for p in images]).astype(np.float32)
+out = {}
+for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
+    session = ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
+    logits, embedding = session.run(None, {"input": batch})
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    out[name] = {
+        "outputs": [o.name for o in session.get_outputs()],
+        "input_type": session.get_inputs()[0].type,
+        "probs": (e / e.sum(1, keepdims=True)).tolist(),
+        "embedding_shape": list(embedding.shape),
+    }
+out["torch_loaded"] = "torch" in sys.modules
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture
+def holdout_project(project_factory, item_factory, label_class_factory):
+    """Three classes, eight labeled items (four in the holdout), a version with the platform's predictions."""
+    project = project_factory(slug="formats", name="Formats")
+    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(["cat", "dog", "bird"])]
+    items = [item_factory(project=project) for _ in range(8)]
+    for i, item in enumerate(items):
+        resolve(item, classes[i % 3])
+    Item.objects.filter(pk__in=[item.pk for item in items[:4]]).update(split=Split.HOLDOUT)
+    Item.objects.filter(pk__in=[item.pk for item in items[4:]]).update(split=Split.TRAIN)
+    version = make_model_version(project=project, classes=classes, items=items, flip_average=True)
+    sharpen(version, items, classes)
+    return project, classes, items, version
+
+
+def sharpen(version, items, classes, factor: float = 100.0) -> None:
+    """Scale the random classifier so that its probabilities are not a three-way tie, and re-score the items with
+    the platform's code path (a near-uniform model would make top-1 agreement meaningless)."""
+    from safetensors.torch import load_file, save_file
+
+    checkpoint = Path(settings.LABELLOOP_DATA_ROOT) / version.artifact_path
+    state = load_file(str(checkpoint / "model.safetensors"))
+    state["classifier.weight"] = state["classifier.weight"] * factor
+    save_file(state, str(checkpoint / "model.safetensors"), metadata={"format": "pt"})
+    for item, probs in zip(items, platform_probabilities(checkpoint, items), strict=True):
+        best = probs.index(max(probs))
+        version.predictions.filter(item=item).update(
+            probabilities=probs, predicted_class=classes[best], confidence=probs[best], uncertainty=1 - probs[best]
+        )
+
+
+def unzip(path: Path, target: Path) -> Path:
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(target)
+        return target / zf.namelist()[0].split("/", 1)[0]
+
+
+def test_each_onnx_format_reproduces_the_platform_with_onnxruntime_alone_within_its_stated_tolerance(
+    holdout_project, tmp_path
+):
+    project, classes, items, version = holdout_project
+    steps = []
+    job = Job.objects.create(project=project, kind=JobKind.EXPORT_MODEL, params={"version_id": version.pk})
+
+    result = exports.model_export_run(job_id=job.pk, progress=lambda done, total: steps.append((done, total)))
+
+    # The progress bar counts every step, in order, and ends full.
+    assert [done for done, _ in steps] == list(range(1, EXPORT_STEPS + 1))
+    assert {total for _, total in steps} == {EXPORT_STEPS}
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.done == job.total == EXPORT_STEPS
+    handle, _ = export_job_file(job=job)
+    with handle, (tmp_path / "model.zip").open("wb") as out:
+        out.write(handle.read())
+    folder = unzip(tmp_path / "model.zip", tmp_path / "x")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest == {**manifest, "version": 1, "dataset_hash": version.dataset_hash}
+    assert manifest["measured"] == result["measured"]
+
+    run = subprocess.run(
+        [sys.executable, "-c", ONNX_ONLY, str(folder), json.dumps([item.file.path for item in items])],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["torch_loaded"] is False
+    platform = [p.probabilities for p in sorted(version.predictions.all(), key=lambda p: items.index(p.item))]
+    top = [row.index(max(row)) for row in platform]
+    margin = manifest["decided_margin"]
+    decided = [i for i, row in enumerate(platform) if sorted(row)[-1] - sorted(row)[-2] >= margin]
+    assert len(decided) >= len(items) // 2  # the fixture's model is decisive enough for agreement to mean something
+    for fmt, name in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"), ("int8", "model.int8.onnx")):
+        this = got[name]
+        # The first output keeps its name and meaning; the embedding comes second, one row per image.
+        assert this["outputs"] == ["logits", "embedding"]
+        assert this["input_type"] == "tensor(float)"  # FP16 and INT8 are still fed float32
+        assert this["embedding_shape"][0] == len(items)
+        assert this["embedding_shape"][1] > len(classes)
+        probs = this["probs"]
+        diff = max(abs(a - b) for ra, rb in zip(probs, platform, strict=True) for a, b in zip(ra, rb, strict=True))
+        tolerance = manifest["tolerances"][fmt]
+        assert diff <= tolerance["max_prob_diff"], (fmt, diff)
+        if decided:  # where the platform is not at a near-tie, the top class agrees as promised
+            agreement = sum(probs[i].index(max(probs[i])) == top[i] for i in decided) / len(decided)
+            assert agreement >= tolerance.get("top1_agreement_decided", 1.0), (fmt, agreement)
+
+
+def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_card(holdout_project, tmp_path):
+    project, _, items, version = holdout_project
+    call_command("export_model", project.slug, "--out", str(tmp_path / "m.zip"), verbosity=0)
+    folder = unzip(tmp_path / "m.zip", tmp_path / "x")
+    measured = json.loads((folder / "manifest.json").read_text())["measured"]
+    assert measured["population"] == "holdout"
+    assert measured["images"] == 4
+    assert measured["calibration_images"] == 4  # the labeled train items, not the holdout
+    rows = {row["format"]: row for row in measured["formats"]}
+    assert list(rows) == ["fp32", "fp16", "int8"]
+    # FP32's accuracy is the platform's own on the holdout labels.
+    holdout = [(p, i) for i, p in enumerate(sorted(version.predictions.all(), key=lambda p: items.index(p.item)))][:4]
+    expected = sum(p.probabilities.index(max(p.probabilities)) == i % 3 for p, i in holdout) / 4
+    assert rows["fp32"]["accuracy"] == pytest.approx(expected)
+    assert rows["fp32"]["max_prob_diff"] == 0
+    assert rows["fp32"]["speedup_vs_fp32"] == 1
+    assert rows["int8"]["size_bytes"] < rows["fp16"]["size_bytes"] < rows["fp32"]["size_bytes"]
+    assert rows["int8"]["size_bytes"] == (folder / "model.int8.onnx").stat().st_size
+    for row in rows.values():
+        assert row["within_tolerance"] is True
+        assert row["ms_per_image"] > 0
+        assert row["img_per_s"] > 0
+        assert 0 <= row["macro_f1"] <= 1
+    assert measured["int8_method"].startswith("static")
+    card = (folder / "README.md").read_text()
+    assert "## ONNX formats" in card
+    assert "labeled holdout" in card
+    assert "`model.int8.onnx` (INT8 ONNX) | " in card
+    assert "`embedding`" in card
+
+
+def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without_a_holdout(
+    holdout_project, member_of, client, django_capture_on_commit_callbacks
+):
+    project, *_ = holdout_project
+    Item.objects.filter(project=project).update(split=Split.TRAIN)  # no holdout any more
+    client.force_login(member_of(project, Role.ML_ENGINEER))
+    page = reverse("training:model_exports", args=[project.slug])
+    assert "max probability difference ≤ 0.01" in client.get(page).content.decode()  # the FP16 promise
+
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly in tests
+        response = client.post(reverse("training:model_export_start", args=[project.slug, 1]))
+    assert response.status_code == 302
+
+    job = Job.objects.get(project=project, kind=JobKind.EXPORT_MODEL)
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    html = client.get(page).content.decode()
+    assert f'id="export-formats-{job.pk}"' in html
+    for fmt in ("fp32", "fp16", "int8"):
+        assert f'data-format="{fmt}"' in html
+    assert "labeled TRAIN items" in html
+    assert "not unbiased" in html
+    assert job.result["measured"]["population"] == "train"
+    assert job.result["measured"]["images"] == 8

@@ -1,0 +1,7 @@
+"""Names shared by the ONNX exports and their readers (no torch: the web process reads them too)."""
+
+from __future__ import annotations
+
+ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+ONNX_OUTPUTS = ("logits", "embedding")  # the first output's name and meaning never change
+DECIDED_MARGIN = 0.05  # top-1 agreement is promised where FP32's top two probabilities are at least this far apart

@@ -1,0 +1,174 @@
+"""Compressed model exports: FP16 and INT8 ONNX beside FP32, each measured on the project's own images.
+
+Rules:
+- INT8 is calibrated on labeled train items (up to CALIBRATION_LIMIT), never on the holdout it is measured on.
+- Each format is measured by the worker that built it on the labeled holdout (up to EVALUATION_LIMIT items):
+  accuracy and macro-F1 against the labels, top-1 agreement and the largest probability difference against FP32,
+  file size, ms per image (batch 1) and images/s (batch 32) on this machine's CPU. With no labeled holdout the
+  same figures come from labeled train items, and the report says so (they are not an unbiased accuracy); with no
+  labeled item at all, from unlabeled items (agreement and speed only).
+- TOLERANCES are what an export promises against the platform's probabilities; the page, the model card and the
+  manifest state them, and a format outside its tolerance on the measured images is flagged, not hidden.
+
+The ONNX work itself is training/ml/export_onnx.py (no Django); torch is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labeling.models import Item, ResolvedLabel, Split
+from training.ml.export_files import DECIDED_MARGIN
+from training.models import ModelVersion
+from training.services.snapshot import item_local_path
+
+EXPORT_STEPS = 8  # load, ONNX, check, FP16, INT8, measure, card + zip, done
+CALIBRATION_LIMIT = 64
+EVALUATION_LIMIT = 256
+FORMAT_LABELS = {"fp32": "FP32 ONNX", "fp16": "FP16 ONNX", "int8": "INT8 ONNX"}
+# Against the platform's probabilities (FP32 is checked against PyTorch at export time as well).
+TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"max_prob_diff": 1e-4},
+    "fp16": {"max_prob_diff": 1e-2},
+    "int8": {"top1_agreement_decided": 0.9, "max_prob_diff": 0.15},
+}
+POPULATION_NOTES = {
+    "holdout": "the labeled holdout (never trained on, never chosen by active learning)",
+    "train": "labeled TRAIN items: this project has no labeled holdout, so accuracy here is not unbiased",
+    "unlabeled": "unlabeled items: no labeled item exists, so only agreement with FP32 and speed are measured",
+    "synthetic": "random inputs: the project has no images, so only agreement with FP32 and speed are measured",
+}
+
+
+def tolerance_text(fmt: str) -> str:
+    rule = TOLERANCES[fmt]
+    parts = []
+    if "top1_agreement_decided" in rule:
+        parts.append(
+            f"top-1 agreement ≥ {rule['top1_agreement_decided']:.0%} on images whose top two FP32 probabilities are "
+            f"≥ {DECIDED_MARGIN:g} apart"
+        )
+    parts.append(f"max probability difference ≤ {rule['max_prob_diff']:g}")
+    return ", ".join(parts)
+
+
+def within_tolerance(fmt: str, row: dict[str, Any]) -> bool:
+    rule = TOLERANCES[fmt]
+    agreement_ok = row["top1_agreement_decided"] >= rule.get("top1_agreement_decided", 0.0)
+    return agreement_ok and row["max_prob_diff"] <= rule["max_prob_diff"] + 1e-12
+
+
+def labeled_images(*, version: ModelVersion, split: str, limit: int) -> tuple[list[str], list[list[int]]]:
+    """(local paths, label indices in the version's output order) of labeled items of one split, by item id.
+    Labels on classes the version does not predict are dropped; a single-label item keeps its first class."""
+    index = {class_id: i for i, class_id in enumerate(version.class_ids)}
+    multi = version.project.is_multi_label
+    rows = (
+        ResolvedLabel.objects.filter(project=version.project, item__split=split)
+        .select_related("item")
+        .prefetch_related("classes")
+        .order_by("item_id")
+    )
+    paths, labels = [], []
+    for row in rows.iterator(chunk_size=500):
+        idx = sorted(index[c.pk] for c in row.classes.all() if c.pk in index)
+        if not idx:
+            continue
+        paths.append(item_local_path(row.item))
+        labels.append(idx if multi else idx[:1])
+        if len(paths) >= limit:
+            break
+    return paths, labels
+
+
+def evaluation_set(*, version: ModelVersion) -> tuple[str, list[str], list[list[int]] | None]:
+    """(population, paths, labels or None) the formats are measured on; see the module rules."""
+    for split in (Split.HOLDOUT, Split.TRAIN):
+        paths, labels = labeled_images(version=version, split=split, limit=EVALUATION_LIMIT)
+        if paths:
+            return str(split), paths, labels
+    items = Item.objects.filter(project=version.project).order_by("id")[:EVALUATION_LIMIT]
+    paths = [item_local_path(item) for item in items if item.file]
+    return ("unlabeled" if paths else "synthetic"), paths, None
+
+
+def preprocess(paths: list[str], pre: dict[str, Any]):
+    """The platform's eval transform (training.ml.data) applied to image files: float32 N x 3 x S x S."""
+    import numpy as np
+    import torch
+
+    from training.ml.data import build_transform, load_image
+
+    size = pre["image_size"]
+    if not paths:
+        return torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0)).numpy() * 2 - 1
+    transform = build_transform(
+        {"interpolation": pre["interpolation"], "mean": tuple(pre["mean"]), "std": tuple(pre["std"])},
+        size,
+        is_training=False,
+        crop_pct=pre["crop_pct"],
+    )
+    return np.stack([transform(load_image(path)).numpy() for path in paths]).astype(np.float32)
+
+
+def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_label: bool, progress) -> dict:
+    """Write model.fp16.onnx and model.int8.onnx beside folder/model.onnx and measure all three (worker only).
+    `progress(step, message)` reports the steps 4-6 of EXPORT_STEPS."""
+    from training.ml.export_onnx import compare_formats, write_compressed
+
+    progress(4, "Converting to FP16 and calibrating INT8")
+    calibration_paths, _ = labeled_images(version=version, split=Split.TRAIN, limit=CALIBRATION_LIMIT)
+    calibration = preprocess(calibration_paths, pre) if calibration_paths else None
+    method = write_compressed(folder, calibration)
+    progress(5, "Loading the measuring images")
+    population, paths, labels = evaluation_set(version=version)
+    images = preprocess(paths, pre)
+    progress(6, f"Measuring each format on {len(images)} {population} images")
+    rows = compare_formats(folder, images, labels, multi_label=multi_label)
+    for row in rows:
+        row["label"] = FORMAT_LABELS[row["format"]]
+        row["tolerance"] = tolerance_text(row["format"])
+        row["within_tolerance"] = within_tolerance(row["format"], row)
+    return {
+        "population": population,
+        "population_note": POPULATION_NOTES[population],
+        "images": len(images),
+        "labeled": labels is not None,
+        "int8_method": method,
+        "calibration_images": len(calibration_paths),
+        "formats": rows,
+    }
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def formats_card(report: dict) -> list[str]:
+    """The model card's section on the three ONNX files (markdown lines)."""
+    lines = [
+        "## ONNX formats",
+        "",
+        f"Measured when exported, on {report['images']} images: {report['population_note']}. Accuracy and macro-F1 "
+        "are against the labels; agreement and the largest probability difference are against FP32; latency is "
+        "one image per call, throughput batches of 32, on the exporting worker's CPU.",
+        "",
+        "| file | accuracy | macro-F1 | top-1 agreement | max prob diff | size MB | ms/image | images/s | "
+        "speedup | tolerance | within |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["formats"]:
+        lines.append(
+            f"| `{row['file']}` ({row['label']}) | {_cell(row.get('accuracy'), '.4f')} | "
+            f"{_cell(row.get('macro_f1'), '.4f')} | {row['top1_agreement']:.4f} | {row['max_prob_diff']:.2e} | "
+            f"{row['size_bytes'] / 1e6:.2f} | {row['ms_per_image']:.2f} | {row['img_per_s']:.1f} | "
+            f"{row['speedup_vs_fp32']:.2f}x | {row['tolerance']} | {'yes' if row['within_tolerance'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        f"INT8: {report['int8_method']}. FP16 keeps float32 inputs and outputs. Every file has input `input` and "
+        "outputs `logits` and `embedding` (the pooled backbone features the classifier reads, N x D, averaged over "
+        "the image and its mirror like the logits when the model does that), for drift monitoring.",
+        "",
+    ]
+    return lines
