@@ -195,6 +195,7 @@ def test_a_manager_chooses_registered_weights_with_their_architecture(project, m
     assert f'value="{registered_weights_value(row.pk)}"' in html
     assert f"Registered: tower (resnet10t, sha256 {row.sha256[:12]}" in html
     assert '<option value="resnet10t"' in html
+    assert f"<td>tower</td><td><code>resnet10t</code></td><td><code>{row.sha256}</code></td>" in html
 
     # a backbone that does not match the weights is refused and nothing changes
     refused = client.post(url, {**data, "action": "settings", "backbone_weights": registered_weights_value(row.pk)})
@@ -284,6 +285,11 @@ def test_staff_register_weights_in_the_admin(admin_client, weights_file, tmp_pat
     row = BackboneWeights.objects.get()
     assert (row.name, row.sha256, row.created_by.username) == ("tower v2", _sha256(weights_file), "admin")
     assert row.sha256 in admin_client.get(reverse("admin:training_backboneweights_changelist")).content.decode()
+    # once registered, the file and its sha256 are read-only: other bytes are registered anew
+    change = admin_client.get(reverse("admin:training_backboneweights_change", args=[row.pk])).content.decode()
+    assert row.sha256 in change
+    assert 'name="sha256"' not in change
+    assert 'name="path"' not in change
 
 
 def test_the_admin_shows_why_the_child_process_refused_a_file(admin_client, tmp_path):
