@@ -109,17 +109,6 @@ def decoded_inputs(images: list[Path]):
     return np.stack([to_input(image_decode(p.read_bytes(), limits=limits).image, pre) for p in images])
 
 
-def throughput(run, batches: list, repeats: int) -> float:
-    run(batches[0])  # warm-up
-    n = 0
-    start = time.perf_counter()
-    for i in range(repeats):
-        batch = batches[i % len(batches)]
-        run(batch)
-        n += len(batch)
-    return n / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"))
@@ -129,6 +118,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="prediction service processes")
     parser.add_argument("--clients", type=int, default=2, help="concurrent clients for the batch throughput")
     parser.add_argument("--ort-threads", type=int, default=1, help="onnxruntime threads per service process")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of service, bare session, torch")
     args = parser.parse_args()
 
     images = sorted((Path(args.data) / "test").rglob("*.jpg"))[::7][: max(args.batch * 4, 64)]
@@ -192,38 +182,63 @@ def main() -> None:
             latencies.append((time.perf_counter() - start) * 1000)
 
         batches = [files[i : i + args.batch] for i in range(0, len(files) - args.batch + 1, args.batch)]
-        counts = [0] * args.clients
 
-        def client(c: int) -> None:
-            for i in range(args.batches):
-                counts[c] += len(post(batches[(i + c) % len(batches)])["predictions"])
+        def service_round(per_client: int) -> tuple[int, float]:
+            counts = [0] * args.clients
 
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        service_img_s = sum(counts) / (time.perf_counter() - start)
+            def client(c: int) -> None:
+                for i in range(per_client):
+                    counts[c] += len(post(batches[(i + c) % len(batches)])["predictions"])
+
+            threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return sum(counts), time.perf_counter() - start
+
+        # The same inputs, decoded and preprocessed once, through the bare session and torch eager (same batch
+        # size). Other work on a shared machine comes and goes: the three are measured in alternating rounds and
+        # each figure is its images over its seconds summed over the rounds.
+        import onnxruntime as ort
+        import torch
+
+        from training.ml.checkpoint import load_checkpoint, serving_model
+
+        inputs = decoded_inputs(images)
+        arrays = [inputs[i : i + args.batch] for i in range(0, len(inputs) - args.batch + 1, args.batch)]
+        options = ort.SessionOptions()
+        # Idle onnxruntime threads spin for a while after each run: that would steal the cores from torch's turn.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        model, cfg = load_checkpoint(ckpt)
+        model = serving_model(model.float().eval(), cfg)
+        tensors = [torch.from_numpy(a) for a in arrays]
+        session.run(None, {"input": arrays[0]})
+        with torch.inference_mode():
+            model(tensors[0])
+        totals = {"service": [0, 0.0], "bare": [0, 0.0], "torch": [0, 0.0]}
+        per_round = max(1, args.batches // args.rounds)
+        for _ in range(args.rounds):
+            n, seconds = service_round(per_round)
+            totals["service"][0] += n
+            totals["service"][1] += seconds
+            start = time.perf_counter()
+            for i in range(per_round * args.clients):
+                session.run(None, {"input": arrays[i % len(arrays)]})
+            totals["bare"][0] += per_round * args.clients * args.batch
+            totals["bare"][1] += time.perf_counter() - start
+            start = time.perf_counter()
+            with torch.inference_mode():
+                for i in range(max(1, per_round // 2)):
+                    model(tensors[i % len(tensors)])
+            totals["torch"][0] += max(1, per_round // 2) * args.batch
+            totals["torch"][1] += time.perf_counter() - start
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
-
-    # The same inputs, decoded and preprocessed once, through the bare session and torch eager (same batch size).
-    import onnxruntime as ort
-    import torch
-
-    from training.ml.checkpoint import load_checkpoint, serving_model
-
-    inputs = decoded_inputs(images)
-    arrays = [inputs[i : i + args.batch] for i in range(0, len(inputs) - args.batch + 1, args.batch)]
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    bare_img_s = throughput(lambda b: session.run(None, {"input": b}), arrays, args.batches)
-    model, cfg = load_checkpoint(ckpt)
-    model = serving_model(model.float().eval(), cfg)
-    tensors = [torch.from_numpy(a) for a in arrays]
-    with torch.inference_mode():
-        torch_img_s = throughput(model, tensors, max(4, args.batches // 4))
+    service_img_s, bare_img_s, torch_img_s = (totals[k][0] / totals[k][1] for k in ("service", "bare", "torch"))
 
     print(json.dumps({
         "p50_ms": percentile(latencies, 0.50),
@@ -235,7 +250,8 @@ def main() -> None:
         "bare_onnxruntime_img_per_s": round(bare_img_s, 1),
         "torch_eager_img_per_s": round(torch_img_s, 1),
         "model": f"{ARCH} {SIZE}px, {len(cfg['class_names'])} classes",
-        "singles": args.singles, "batch": args.batch, "batches_per_client": args.batches, "clients": args.clients,
+        "singles": args.singles, "batch": args.batch, "batches_per_client": args.batches,
+        "rounds": args.rounds, "clients": args.clients,
         "service": f"gunicorn {args.workers} workers x {args.ort_threads} onnxruntime thread(s)",
         "torch_threads": torch.get_num_threads(),
         "cpus": len(os.sched_getaffinity(0)),
