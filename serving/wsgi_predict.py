@@ -55,7 +55,7 @@ def _json(start_response, status: int, payload: dict, headers: list | None = Non
     body = json.dumps(payload).encode()
     reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
               409: "Conflict", 411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
-              503: "Service Unavailable"}.get(status, "Error")  # fmt: skip
+              500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")  # fmt: skip
     start_response(
         f"{status} {reason}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
@@ -179,6 +179,9 @@ def application(environ: dict, start_response) -> list[bytes]:
     except DatabaseError:
         logger.exception("prediction service: database error")
         return _json(start_response, 503, {"error": "the database is not reachable; try again"})
+    except Exception:  # a bug must not take the worker down, nor answer with a traceback
+        logger.exception("prediction service: %s %s failed", method, path)
+        return _json(start_response, 500, {"error": "internal error; the service logged it"})
     finally:
         close_old_connections()
         logger.debug("%s %s in %.1f ms", method, path, (time.perf_counter() - started) * 1000)

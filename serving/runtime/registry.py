@@ -45,6 +45,7 @@ class ModelUnavailable(Exception):
 
 
 NO_MODEL = "this project has no active model yet; train one on the model page"
+NOT_LOADABLE = "the active version's exported model could not be loaded; export it again on the model exports page"
 NO_EXPORT = (
     "no exported model for the active version; export it on the model exports page "
     "(the service has asked a worker to export it)"
@@ -172,15 +173,20 @@ class ModelRegistry:
         if active is None:
             entry.model, entry.version_pk, entry.reason = None, None, NO_MODEL
         elif entry.model is None or active.pk != entry.model.version_pk:
+            # Until the new version loads, the version already loaded keeps answering (answers name it).
             folder = _export_files(project_id=project_id, version_pk=active.pk)
-            if folder is not None:
-                entry.model = load_model(folder=folder, version_pk=active.pk, number=active.number)
-                entry.version_pk, entry.reason = active.pk, ""
-                logger.info("serving project %s with v%s", project_id, active.number)
-            else:
-                # Keep answering with the version already loaded (answers name it) while the new one is exported.
+            if folder is None:
                 entry.version_pk, entry.reason = active.pk, NO_EXPORT
                 self._request_export(project_id, active, entry)
+            else:
+                try:
+                    loaded = load_model(folder=folder, version_pk=active.pk, number=active.number)
+                except Exception:  # a corrupt file: say so, try again at the next check
+                    logger.exception("could not load v%s of project %s from %s", active.number, project_id, folder)
+                    entry.version_pk, entry.reason = active.pk, NOT_LOADABLE
+                else:
+                    entry.model, entry.version_pk, entry.reason = loaded, active.pk, ""
+                    logger.info("serving project %s with v%s", project_id, active.number)
         entry.checked_at = time.monotonic()
 
     def _request_export(self, project_id: int, active, entry: _Entry) -> None:

@@ -114,3 +114,58 @@ def test_a_project_without_a_model_answers_409(model_project, api_key, predict):
     status, answer = predict(project.slug, token, images=[png_bytes(1)])
     assert status == 409
     assert "no active model" in answer["error"]
+
+
+def activate(version) -> None:
+    ModelVersion.objects.filter(project=version.project, active=True).update(active=False)
+    ModelVersion.objects.filter(pk=version.pk).update(active=True)
+
+
+def test_a_request_keeps_the_model_it_started_with_when_a_new_version_is_swapped_in(served_project, predict, tmp_path):
+    # Given v1 served and v2 exported
+    from serving import wsgi_predict
+    from serving.runtime.preprocess import image_decode, serving_limits, to_input
+    from tests.exports.models import make_model_version
+    from tests.serving.conftest import export_version
+
+    project, classes, items, v1 = served_project
+    v2 = make_model_version(project=project, classes=classes, items=items, number=2, active=False)
+    export_version(project, 2, tmp_path / "v2")
+    in_flight = wsgi_predict.registry.model_for(project.pk)
+
+    # When v2 becomes active and the next request picks it up
+    activate(v2)
+    swapped = wsgi_predict.registry.model_for(project.pk)
+
+    # Then the new request gets v2, and the request that started on v1 still finishes on v1's session
+    assert (in_flight.number, swapped.number) == (1, 2)
+    image = image_decode(items[0].file.read(), limits=serving_limits()).image
+    probs, _ = in_flight.run(to_input(image, in_flight.preprocessing)[None])
+    expected = v1.predictions.get(item=items[0]).probabilities
+    assert max(abs(a - b) for a, b in zip(probs[0], expected, strict=True)) < 1e-4
+
+
+def test_a_new_version_without_an_export_is_exported_while_the_old_one_answers(
+    served_project, api_key, predict, tmp_path
+):
+    # Given v1 served, then v2 made active by a training round before anyone exported it
+    from labeling.models import Job, JobKind
+    from tests.exports.models import make_model_version
+    from tests.serving.conftest import export_version
+
+    project, classes, items, _ = served_project
+    _, token = api_key(project)
+    image = items[0].file.read()
+    assert predict(project.slug, token, images=[image])[1]["version"] == 1
+    v2 = make_model_version(project=project, classes=classes, items=items, number=2, active=False)
+    activate(v2)
+
+    # When a client asks: v1 still answers (the answer says so), and the service asked for v2's export
+    status, answer = predict(project.slug, token, images=[image])
+    assert (status, answer["version"]) == (200, 1)
+    exports = Job.objects.filter(project=project, kind=JobKind.EXPORT_MODEL, params__version_id=v2.pk)
+    assert exports.count() == 1
+
+    # Then once the export is there, v2 answers
+    export_version(project, 2, tmp_path / "v2")
+    assert predict(project.slug, token, images=[image])[1]["version"] == 2
