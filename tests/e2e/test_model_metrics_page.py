@@ -63,4 +63,4 @@ def test_model_page_shows_how_sure_the_first_versions_are(
     assert box is not None
     assert box["width"] > 100  # spans the two versions' label counts
     assert box["height"] > 20
-    page.locator("#learning-curve").screenshot(path=str(tmp_path / "learning-curve.png"))
+    page.screenshot(path=str(tmp_path / "model-quality.png"), full_page=True)
