@@ -5,6 +5,7 @@ A selector never imports a service. `training.selectors` re-exports the loop rea
 
 from training.selectors.runs import (
     LoopStatus,
+    backbone_weights_of_project,
     loop_status,
     model_version_active,
     model_versions,
@@ -16,6 +17,7 @@ from training.selectors.runs import (
 
 __all__ = [
     "LoopStatus",
+    "backbone_weights_of_project",
     "loop_status",
     "model_version_active",
     "model_versions",

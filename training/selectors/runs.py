@@ -10,8 +10,9 @@ from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, 
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from labeling.constants import registered_weights_id
 from labeling.models import Item, Job, JobKind, JobStatus, Project, ResolvedLabel
-from training.models import IN_FLIGHT, ModelVersion, RunMode, RunStatus, TrainingRun
+from training.models import IN_FLIGHT, BackboneWeights, ModelVersion, RunMode, RunStatus, TrainingRun
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -144,3 +145,9 @@ def project_for_command(*, ref: str) -> Project:
     if project is None:
         raise Project.DoesNotExist(f"No project with slug or id {ref!r}.")
     return project
+
+
+def backbone_weights_of_project(*, project: Project) -> BackboneWeights | None:
+    """The registered weights the project's backbone setting names (None for the bundled weights or a file path)."""
+    weights_id = registered_weights_id(project.backbone_weights)
+    return BackboneWeights.objects.filter(pk=weights_id).first() if weights_id is not None else None

@@ -79,6 +79,7 @@ def _context(request: HttpRequest) -> dict:
         ),
         "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
+        "registered_weights": selectors.backbone_weights_of_project(project=project),
     }
 
 
