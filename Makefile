@@ -31,7 +31,7 @@ redis:
 demo: venv redis
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
-	@echo "Starting web, the housekeeping, default and gpu workers, and beat on http://127.0.0.1:8000 (Ctrl-C stops them)"
+	@echo "Starting web on http://127.0.0.1:8000, the housekeeping, default and gpu workers, beat, and the prediction service on http://127.0.0.1:8001 (Ctrl-C stops them)"
 	$(VENV)/bin/honcho -f Procfile.dev start
 
 serve: venv

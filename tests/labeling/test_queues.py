@@ -51,7 +51,7 @@ def procfile_workers() -> dict[str, dict]:
 def shared_tasks_in_source() -> set[str]:
     """module.function of every @shared_task in labeling/ and training/ (also ones CELERY_IMPORTS would miss)."""
     names = set()
-    for app in ("labeling", "training"):
+    for app in ("labeling", "training", "serving"):
         for path in sorted((ROOT / app).rglob("*.py")):
             tree = ast.parse(path.read_text())
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
@@ -93,6 +93,7 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
     assert sorted(n for n in registered if routes[n]["queue"] == "housekeeping") == [
         "labeling.tasks.export_files_expire_task",
         "labeling.tasks.staging_dirs_sweep_task",
+        "serving.tasks.prediction_log_prune_task",
         "training.tasks.training_scheduler_tick_task",
     ]
     for name in ("training_run_execute_task", "training_score_task"):
