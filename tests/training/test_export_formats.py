@@ -173,7 +173,7 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
         assert row["ms_per_image"] > 0
         assert row["img_per_s"] > 0
         assert 0 <= row["macro_f1"] <= 1
-    assert measured["int8_method"].startswith("static")
+    assert measured["int8_method"].startswith("static QOperator")
     card = (folder / "README.md").read_text()
     assert "## ONNX formats" in card
     assert "labeled holdout" in card
@@ -188,7 +188,7 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     Item.objects.filter(project=project).update(split=Split.TRAIN)  # no holdout any more
     client.force_login(member_of(project, Role.ML_ENGINEER))
     page = reverse("training:model_exports", args=[project.slug])
-    assert "max probability difference ≤ 0.01" in client.get(page).content.decode()  # the FP16 promise
+    assert "max probability difference ≤ 0.02" in client.get(page).content.decode()  # the FP16 promise
 
     with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly in tests
         response = client.post(reverse("training:model_export_start", args=[project.slug, 1]))
