@@ -15,7 +15,9 @@ Plain numpy / torch / onnxruntime: no Django. Nothing here decides which images 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 import statistics
 import tempfile
@@ -167,7 +169,8 @@ def quantize_int8(source: Path, target: Path, calibration: np.ndarray | None, *,
         if calibration is not None and len(calibration):
             reader = _Calibration(calibration)
             try:
-                with warnings.catch_warnings():
+                # The percentile calibrator prints its progress to stdout: keep it out of a command's output.
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                     warnings.simplefilter("ignore")
                     quantize_static(
                         str(prepared),
