@@ -204,3 +204,15 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert "not unbiased" in html
     assert job.result["measured"]["population"] == "train"
     assert job.result["measured"]["images"] == 8
+
+
+def test_without_labeled_train_items_int8_is_quantized_dynamically_and_says_so(holdout_project, tmp_path):
+    project, *_ = holdout_project
+    Item.objects.filter(project=project).update(split=Split.HOLDOUT)  # nothing left to calibrate on
+    call_command("export_model", project.slug, "--out", str(tmp_path / "m.zip"), verbosity=0)
+    folder = unzip(tmp_path / "m.zip", tmp_path / "x")
+    measured = json.loads((folder / "manifest.json").read_text())["measured"]
+    assert measured["int8_method"] == "dynamic (no calibration images)"
+    assert measured["calibration_images"] == 0
+    assert measured["images"] == 8
+    assert "INT8: dynamic (no calibration images)." in (folder / "README.md").read_text()

