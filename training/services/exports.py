@@ -34,14 +34,12 @@ from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_finish, job_progress, job_start
-from training.ml.export_files import DECIDED_MARGIN
+from training.ml.export_files import DECIDED_MARGIN, ONNX_OPSET, ONNX_TOLERANCE
 from training.models import ModelVersion
-from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build, formats_card
+from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build
+from training.services.model_card import model_card
 
 logger = logging.getLogger(__name__)
-
-ONNX_OPSET = 17
-ONNX_TOLERANCE = 1e-3
 
 
 class ModelExportError(Exception):
@@ -160,93 +158,6 @@ def model_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
         raise
     job_finish(job=job, result=result)
     return result
-
-
-def model_card(
-    *, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str], formats: dict | None = None
-) -> str:
-    metrics = version.metrics or {}
-    pre = config["preprocessing"]
-    forward = "(model(batch) + model(batch.flip(-1))) / 2" if pre.get("flip_average") else "model(batch)"
-    lines = [
-        f"# {version.project.name} — model v{version.number}",
-        "",
-        f"Image classifier exported by Labelloop ({code_version()}) on {timezone.now():%Y-%m-%d %H:%M UTC}.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| architecture | `{config['architecture']}` (timm) |",
-        f"| task | {'multi-label (sigmoid)' if config.get('multi_label') else 'single-label (softmax)'} |",
-        f"| classes | {len(class_names)} |",
-        f"| trained on | {version.label_count} labels |",
-        f"| dataset hash | `{version.dataset_hash or 'unknown'}` |",
-        f"| created | {version.created_at:%Y-%m-%d %H:%M UTC} |",
-        "",
-        "## Holdout metrics",
-        "",
-        "Measured on the project's holdout split, which active learning never chooses (unbiased).",
-        "",
-    ]
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    if scalars:
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [
-            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(scalars.items())
-        ]
-    else:
-        lines.append("No holdout metrics were recorded for this version.")
-    per_class = metrics.get("per_class")
-    if isinstance(per_class, dict) and per_class:
-        lines += ["", "| class | " + " | ".join(sorted(next(iter(per_class.values())).keys())) + " |"]
-        keys = sorted(next(iter(per_class.values())).keys())
-        lines.append("|---|" + "---|" * len(keys))
-        for name, row in per_class.items():
-            cells = [f"{row.get(k):.3f}" if isinstance(row.get(k), float) else str(row.get(k)) for k in keys]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Classes (output order)",
-        "",
-        *[f"{i}. {name}" for i, name in enumerate(class_names)],
-        "",
-        "## Preprocessing",
-        "",
-        f"RGB (EXIF orientation applied); resize the shorter side to floor({pre['image_size']} / {pre['crop_pct']}) "
-        f"with {pre['interpolation']} interpolation; center-crop {pre['image_size']}x{pre['image_size']}; "
-        f"scale to [0, 1]; normalize with mean {pre['mean']} and std {pre['std']}. "
-        "This is timm's eval transform: `timm.data.create_transform(input_size=(3, S, S), interpolation=..., "
-        "mean=..., std=..., crop_pct=..., is_training=False)`.",
-        *(
-            [
-                "",
-                "The model's output is the mean of its logits for the image and for the image mirrored left-right "
-                "(its head was trained on features averaged that way). `model.onnx` does this inside the graph; "
-                "with PyTorch, see below.",
-            ]
-            if pre.get("flip_average")
-            else []
-        ),
-        "",
-        "## Use",
-        "",
-        "```python",
-        "import json, timm, torch",
-        "from safetensors.torch import load_file",
-        "cfg = json.load(open('config.json'))",
-        "model = timm.create_model(cfg['architecture'], num_classes=len(cfg['class_names']))",
-        "model.load_state_dict(load_file('model.safetensors'))",
-        "model.eval()",
-        f"logits = {forward}  # batch: N x 3 x S x S, preprocessed as above",
-        f"probs = logits.{'sigmoid()' if config.get('multi_label') else 'softmax(-1)'}",
-        "```",
-        "",
-        f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, outputs "
-        "`logits` (first) and `embedding`, dynamic batch) was checked against PyTorch with onnxruntime at export "
-        f"time: max abs difference {onnx_diff:.2e} (limit {ONNX_TOLERANCE:g}).",
-        "",
-        *(formats_card(formats) if formats else []),
-    ]
-    return "\n".join(lines)
 
 
 def model_export_build(*, version: ModelVersion, progress: Callable[..., None] | None = None) -> dict:

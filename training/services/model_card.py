@@ -1,0 +1,134 @@
+"""The model card (MODEL_CARD.md in a model export): what a version is, how it was measured, how to use it."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from labeling.services.exports import code_version
+from training.ml.export_files import ONNX_OPSET, ONNX_TOLERANCE
+from training.models import ModelVersion
+from training.services.export_formats import formats_card
+
+
+def _cell(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _weights_row(metrics: dict) -> list[str]:
+    """The registered backbone weights a version was trained from (name, file, sha256), when it was."""
+    w = metrics.get("backbone_weights")
+    if not isinstance(w, dict):
+        return []
+    return [f"| backbone weights | {w.get('name') or w.get('file')} (`{w.get('file')}`), sha256 `{w.get('sha256')}` |"]
+
+
+def _headline_rows(metrics: dict) -> list[str]:
+    """Each headline metric with its 95 % interval and n; macro averages name the classes without support."""
+    from training.ml.intervals import headline  # numpy only
+
+    lines: list[str] = []
+    rows = headline(metrics)
+    if rows:
+        recorded = isinstance(metrics.get("intervals"), dict)
+        lines += ["", "| headline metric | value | 95 % interval | n | interval method |", "|---|---|---|---|---|"]
+        for r in rows:
+            value = "n/a" if r["value"] is None else f"{r['value']:.4f}"
+            if r["low"] is not None:
+                interval = f"[{r['low']:.4f}, {r['high']:.4f}]"
+            else:
+                interval = "none" if recorded else "none (evaluated before intervals were recorded)"
+            n = "?" if r["n"] is None else r["n"]
+            lines.append(f"| {r['label']} | {value} | {interval} | {n} | {r['method'] or '-'} |")
+    if metrics.get("no_support"):
+        lines += ["", "Macro averages are over the classes present in the holdout; no holdout item of: "
+                  + ", ".join(str(x) for x in metrics["no_support"]) + "."]  # fmt: skip
+    return lines
+
+
+def model_card(
+    *, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str], formats: dict | None = None
+) -> str:
+    metrics = version.metrics or {}
+    pre = config["preprocessing"]
+    forward = "(model(batch) + model(batch.flip(-1))) / 2" if pre.get("flip_average") else "model(batch)"
+    lines = [
+        f"# {version.project.name} — model v{version.number}",
+        "",
+        f"Image classifier exported by Labelloop ({code_version()}) on {timezone.now():%Y-%m-%d %H:%M UTC}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{config['architecture']}` (timm) |",
+        *_weights_row(metrics),
+        f"| task | {'multi-label (sigmoid)' if config.get('multi_label') else 'single-label (softmax)'} |",
+        f"| classes | {len(class_names)} |",
+        f"| trained on | {version.label_count} labels |",
+        f"| dataset hash | `{version.dataset_hash or 'unknown'}` |",
+        f"| created | {version.created_at:%Y-%m-%d %H:%M UTC} |",
+        "",
+        "## Holdout metrics",
+        "",
+        "Measured on the project's holdout split, which active learning never chooses (unbiased).",
+        "",
+    ]
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    if scalars:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [
+            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(scalars.items())
+        ]
+    else:
+        lines.append("No holdout metrics were recorded for this version.")
+    lines += _headline_rows(metrics)
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        lines += ["", "| class | " + " | ".join(sorted(next(iter(per_class.values())).keys())) + " |"]
+        keys = sorted(next(iter(per_class.values())).keys())
+        lines.append("|---|" + "---|" * len(keys))
+        for name, row in per_class.items():
+            cells = [_cell(row.get(k)) for k in keys]  # None: a class without holdout support
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Classes (output order)",
+        "",
+        *[f"{i}. {name}" for i, name in enumerate(class_names)],
+        "",
+        "## Preprocessing",
+        "",
+        f"RGB (EXIF orientation applied); resize the shorter side to floor({pre['image_size']} / {pre['crop_pct']}) "
+        f"with {pre['interpolation']} interpolation; center-crop {pre['image_size']}x{pre['image_size']}; "
+        f"scale to [0, 1]; normalize with mean {pre['mean']} and std {pre['std']}. "
+        "This is timm's eval transform: `timm.data.create_transform(input_size=(3, S, S), interpolation=..., "
+        "mean=..., std=..., crop_pct=..., is_training=False)`.",
+        *(
+            [
+                "",
+                "The model's output is the mean of its logits for the image and for the image mirrored left-right "
+                "(its head was trained on features averaged that way). `model.onnx` does this inside the graph; "
+                "with PyTorch, see below.",
+            ]
+            if pre.get("flip_average")
+            else []
+        ),
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import json, timm, torch",
+        "from safetensors.torch import load_file",
+        "cfg = json.load(open('config.json'))",
+        "model = timm.create_model(cfg['architecture'], num_classes=len(cfg['class_names']))",
+        "model.load_state_dict(load_file('model.safetensors'))",
+        "model.eval()",
+        f"logits = {forward}  # batch: N x 3 x S x S, preprocessed as above",
+        f"probs = logits.{'sigmoid()' if config.get('multi_label') else 'softmax(-1)'}",
+        "```",
+        "",
+        f"`model.onnx` (opset {ONNX_OPSET}, input `input` Nx3x{pre['image_size']}x{pre['image_size']}, outputs "
+        "`logits` (first) and `embedding`, dynamic batch) was checked against PyTorch with onnxruntime at export "
+        f"time: max abs difference {onnx_diff:.2e} (limit {ONNX_TOLERANCE:g}).",
+        "",
+        *(formats_card(formats) if formats else []),
+    ]
+    return "\n".join(lines)
