@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -10,6 +11,17 @@ from labeling.models import Job, JobStatus, Project
 
 def job_create(*, project: Project, kind: str, created_by=None, total: int = 0, params: dict | None = None) -> Job:
     return Job.objects.create(project=project, kind=kind, created_by=created_by, total=total, params=params or {})
+
+
+def job_claim(*, job_id: int, message: str = "Starting") -> Job | None:
+    """Start a queued job under a row lock, the one claim of every job a task runs; None when it already ended (a
+    duplicate delivery, or a redelivery after it finished): the caller then does nothing."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("project").get(pk=job_id)
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return None
+        job_start(job=job, message=message)
+    return job
 
 
 def job_start(*, job: Job, total: int | None = None, message: str = "") -> None:

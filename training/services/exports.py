@@ -24,16 +24,15 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import transaction
 from django.utils import timezone
 
 from labeling.constants import Progress
-from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.models import Job, JobKind, Project
 from labeling.selectors.classes import class_path, class_path_names, class_tree
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
-from labeling.services.jobs import job_finish, job_progress, job_start
+from labeling.services.jobs import job_claim, job_finish, job_progress
 from training.ml.export_files import DECIDED_MARGIN, ONNX_OPSET, ONNX_TOLERANCE
 from training.models import ModelVersion
 from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build
@@ -98,16 +97,6 @@ def model_version_pick(*, project: Project, number: int | None) -> ModelVersion:
     return version
 
 
-def job_claim(job_id: int) -> Job | None:
-    """Start a queued job under a row lock; None when it already ran (duplicate delivery)."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("project").get(pk=job_id)
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            return None
-        job_start(job=job, message="Starting")
-    return job
-
-
 # --------------------------------------------------------------------------------------------
 # Model export
 # --------------------------------------------------------------------------------------------
@@ -134,7 +123,7 @@ def model_export_start(*, project: Project, user, number: int | None = None) -> 
 
 def model_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
     """Run a model export Job (task or command). A finished job is not redone."""
-    job = job_claim(job_id)
+    job = job_claim(job_id=job_id)
     if job is None:
         return Job.objects.get(pk=job_id).result
     version = ModelVersion.objects.filter(project=job.project, pk=job.params.get("version_id")).first()

@@ -26,13 +26,12 @@ from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import export_storage
 from labeling.services.exports.csv_safe import csv_row
 from labeling.services.job_limits import job_create_bounded
-from labeling.services.jobs import job_finish, job_progress
+from labeling.services.jobs import job_claim, job_finish, job_progress
 from training.models import ModelVersion
 from training.services.exports import (
     ModelExportError,
     Progress,
     checkpoint_dir,
-    job_claim,
     model_version_pick,
     preprocessing_of,
     version_class_names,
@@ -93,7 +92,7 @@ def inference_start(
 
 def inference_run(*, job_id: int, progress: Progress | None = None) -> dict:
     """Run a batch inference Job: every readable image gets a row; bad files are listed in job.errors."""
-    job = job_claim(job_id)
+    job = job_claim(job_id=job_id)
     if job is None:
         return Job.objects.get(pk=job_id).result
     version = ModelVersion.objects.filter(project=job.project, pk=job.params.get("version_id")).first()

@@ -42,7 +42,7 @@ from labeling.selectors.exports import (
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports.csv_safe import csv_dict
 from labeling.services.job_limits import job_create_bounded
-from labeling.services.jobs import job_finish, job_progress, job_start
+from labeling.services.jobs import job_claim, job_finish, job_progress
 
 logger = logging.getLogger(__name__)
 
@@ -285,11 +285,9 @@ def dataset_export_start(*, project: Project, user, fmt: str, filters: ExportFil
 
 def dataset_export_run(*, job_id: int, progress: Progress | None = None) -> dict:
     """Run an export Job (from the task or the command). Safe to call twice: a finished job is not redone."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("project").get(pk=job_id)
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            return job.result
-        job_start(job=job, message="Collecting labels")
+    job = job_claim(job_id=job_id, message="Collecting labels")
+    if job is None:
+        return Job.objects.get(pk=job_id).result
     if delay := float(getattr(settings, "LABELLOOP_DEBUG_EXPORT_SLEEP", 0) or 0):
         time.sleep(delay)  # test hook only: an export slow enough to keep others queued behind it
 
