@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from labeling.models import Project
 
 DEFAULT_KEEP_IMAGES_DAYS = 30
+DEFAULT_DRIFT_P_THRESHOLD = 0.01
+DEFAULT_LOW_CONFIDENCE_THRESHOLD = 0.5
+DEFAULT_LOW_CONFIDENCE_ALERT_SHARE = 0.3
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_hex(32)
 
 
 class ApiKey(models.Model):
@@ -40,12 +49,26 @@ class ApiKey(models.Model):
 
 
 class ServingSettings(models.Model):
-    """Per-project serving settings: how long the prediction log keeps the images (0 = metadata only)."""
+    """Per-project serving settings: how long the prediction log keeps the images (0 = metadata only), and when
+    monitoring alerts: a drift p-value below drift_p_threshold, or a share of predictions with confidence below
+    low_confidence_threshold above low_confidence_alert_share. Alerts are banners on the project's pages and, when
+    webhook_url is set, a JSON POST signed with HMAC-SHA256(webhook_secret, body) in X-Labelloop-Signature."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="serving_settings")
     keep_images_days = models.PositiveIntegerField(
         default=DEFAULT_KEEP_IMAGES_DAYS, validators=[MaxValueValidator(3650)]
     )
+    drift_p_threshold = models.FloatField(
+        default=DEFAULT_DRIFT_P_THRESHOLD, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)]
+    )
+    low_confidence_threshold = models.FloatField(
+        default=DEFAULT_LOW_CONFIDENCE_THRESHOLD, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    low_confidence_alert_share = models.FloatField(
+        default=DEFAULT_LOW_CONFIDENCE_ALERT_SHARE, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret)
 
     def __str__(self) -> str:
         return f"serving settings of {self.project_id}"
@@ -80,3 +103,51 @@ class PredictionLog(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.uid} of {self.project_id}"
+
+
+class DriftReport(models.Model):
+    """One drift check of a project's production inputs: the window's prediction-log embeddings against the
+    embeddings of the project's labeled train items under the same model version, compared by MMD (RBF kernel,
+    median heuristic) with a seeded permutation test. The row is made when the check starts (status "running",
+    `progress` 0..1, statistic and p_value empty) and filled in when it ends, so the Monitoring page can show a
+    progress indicator. `drifted` = p_value < threshold; `low_confidence_share` is the window's share of
+    predictions with confidence below the project's low_confidence_threshold, `low_confidence_alert` whether it
+    crossed low_confidence_alert_share."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drift_reports")
+    version_number = models.PositiveIntegerField()
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    n_production = models.PositiveIntegerField(default=0)
+    n_reference = models.PositiveIntegerField(default=0)
+    statistic = models.FloatField(null=True, blank=True)  # MMD^2 (biased estimate)
+    p_value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField()  # the p-value threshold in force when the check ran
+    drifted = models.BooleanField(default=False)
+    low_confidence_share = models.FloatField(null=True, blank=True)
+    low_confidence_alert = models.BooleanField(default=False)
+    permutations = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)  # when the webhook for this report was queued
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="driftreport_project_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"drift report {self.pk} of {self.project_id} (v{self.version_number}, {self.status})"
+
+    @property
+    def alerting(self) -> bool:
+        return self.status == self.Status.DONE and (self.drifted or self.low_confidence_alert)
