@@ -249,6 +249,8 @@ CELERY_TASK_ROUTES = {
     "training.tasks.score_shard_task": {"queue": "gpu"},
     "training.tasks.score_finalize_task": {"queue": "gpu"},
     "serving.tasks.prediction_log_prune_task": {"queue": "housekeeping"},
+    "serving.tasks.drift_check_task": {"queue": "default"},
+    "serving.tasks.alert_webhook_send_task": {"queue": "default"},
 }
 CELERY_TASK_ACKS_LATE = True
 # Progress and outcomes live in the database (Job, TrainingRun); only chord headers need the result store.
@@ -295,6 +297,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "serving.tasks.prediction_log_prune_task",
         "schedule": 3600.0,
         "options": {"queue": "housekeeping", "expires": 3600.0},
+    },
+    # Drift of production inputs per project (serving/services/drift.py): CPU work, so the default queue.
+    "drift-check": {
+        "task": "serving.tasks.drift_check_task",
+        "schedule": 3600.0,
+        "options": {"queue": "default", "expires": 3600.0},
     },
 }
 # The prediction service (serving/, `manage.py serve_predictions`): its own process, onnxruntime, no torch.
