@@ -69,6 +69,9 @@ class ServingSettings(models.Model):
     )
     webhook_url = models.URLField(max_length=500, blank=True)
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret)
+    # Send to queue: this many of the day's least-confident production images (with a kept image) enter the
+    # labeling queue each day (serving.tasks.predictions_auto_queue_task); 0 = off.
+    auto_queue_per_day = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(10_000)])
 
     def __str__(self) -> str:
         return f"serving settings of {self.project_id}"
@@ -89,11 +92,18 @@ class PredictionLog(models.Model):
     embedding = models.BinaryField(null=True, blank=True)  # float16, as the feature store keeps embeddings
     image = models.CharField(max_length=500, blank=True)  # storage key; "" = not kept
     api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Sent to the labeling queue: when, and the sha256 of the image bytes sent. The project's Item with that
+    # sha256 (unique per project) is the link to the prediction, also when the import found it a duplicate.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    image_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["project", "-created_at"], name="predlog_project_time_idx"),
+            models.Index(
+                fields=["project", "image_sha256"], condition=~Q(image_sha256=""), name="predlog_sent_sha_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(
