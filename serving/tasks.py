@@ -10,3 +10,11 @@ def prediction_log_prune_task() -> dict:
     from serving.services.prediction_log import prediction_log_prune
 
     return prediction_log_prune()
+
+
+@shared_task(name="serving.tasks.predictions_auto_queue_task")
+def predictions_auto_queue_task() -> dict:
+    """Daily: each project's N least-confident production images of the last day enter the labeling queue."""
+    from serving.services.send_to_queue import predictions_auto_queue
+
+    return predictions_auto_queue()
