@@ -16,6 +16,7 @@ from drf_spectacular.views import SpectacularAPIView
 from labeling.api import queue, resources
 from labeling.api.base import no_store
 from labeling.api.tokens import token_get, token_replace
+from serving import api as serving_api
 from training import api as training_api
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -124,4 +125,5 @@ urlpatterns = [
     *queue.urlpatterns,
     *resources.urlpatterns,
     *training_api.urlpatterns,
+    *serving_api.urlpatterns,
 ]

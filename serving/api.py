@@ -1,0 +1,153 @@
+"""Monitoring REST API: the Monitoring page's figures as JSON, and send-to-queue (an import job).
+
+Same rules as labeling's API (labeling.api.base): ProjectCapability on every endpoint, one APIView per operation,
+the same selectors and services as the page.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response
+from labeling.permissions import Capability
+from labeling.selectors.classes import class_path_normalize
+from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Order, Selection, monitoring_of
+from serving.services.send_to_queue import predictions_send_to_queue
+
+
+class MonitoringDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    count = serializers.IntegerField()
+    median = serializers.FloatField(allow_null=True, help_text="Median confidence (from a 20-bin histogram).")
+    p10 = serializers.FloatField(allow_null=True, help_text="10th percentile of the confidence.")
+    low_share = serializers.FloatField(allow_null=True, help_text="Share below low_confidence_threshold.")
+
+
+class MonitoringVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    count = serializers.IntegerField()
+
+
+class MonitoringClassSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Stored class path (a/b).")
+    predicted = serializers.IntegerField()
+    predicted_share = serializers.FloatField()
+    labeled = serializers.IntegerField(help_text="Resolved labels with this class.")
+    labeled_share = serializers.FloatField()
+
+
+class MonitoringDriftSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    version = serializers.IntegerField(source="version_number")
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    n_production = serializers.IntegerField()
+    n_reference = serializers.IntegerField()
+    statistic = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField()
+    drifted = serializers.BooleanField()
+    low_confidence_share = serializers.FloatField(allow_null=True)
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+
+
+class MonitoringAccuracySerializer(serializers.Serializer):
+    version = serializers.IntegerField(source="version_number")
+    n = serializers.IntegerField(help_text="Production images of this version that people labeled.")
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+    low = serializers.FloatField(help_text="Lower end of the Wilson 95 % interval.")
+    high = serializers.FloatField(help_text="Upper end of the Wilson 95 % interval.")
+
+
+class MonitoringOutputSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    total = serializers.IntegerField(help_text="Predictions in the window.")
+    versions = serializers.SerializerMethodField()
+    days = MonitoringDaySerializer(many=True, help_text="Days with predictions, oldest first.")
+    classes = MonitoringClassSerializer(many=True)
+    other_predicted = serializers.IntegerField(help_text="Predictions of classes not listed in `classes`.")
+    labeled_total = serializers.IntegerField()
+    drift = MonitoringDriftSerializer(many=True, help_text="The newest drift reports, oldest first.")
+    drift_running = serializers.SerializerMethodField(help_text="True while a drift check runs.")
+    live_accuracy = MonitoringAccuracySerializer(many=True)
+    sent_to_queue = serializers.IntegerField()
+    kept_images = serializers.IntegerField(help_text="Kept production images not sent yet.")
+    keep_images_days = serializers.IntegerField()
+    low_confidence_threshold = serializers.FloatField()
+    auto_queue_per_day = serializers.IntegerField()
+    has_latency = serializers.BooleanField(help_text="False: the prediction log keeps no latency.")
+
+    @extend_schema_field(MonitoringVersionSerializer(many=True))
+    def get_versions(self, figures) -> list[dict]:
+        return [{"version": v, "count": n} for v, n in figures.by_version.items()]
+
+    def get_drift_running(self, figures) -> bool:
+        return figures.drift_running is not None
+
+
+class MonitoringApi(ProjectView, APIView):
+    """The Monitoring page's figures: volume and confidence per day, the predicted-class mix against the labeled
+    classes, drift reports, live accuracy of each version on production images people labeled."""
+
+    capability = Capability.VIEW_METRICS
+
+    class FilterSerializer(serializers.Serializer):
+        days = serializers.IntegerField(min_value=1, max_value=MAX_DAYS, default=DEFAULT_DAYS)
+
+    @extend_schema(parameters=[FilterSerializer], responses={200: MonitoringOutputSerializer})
+    def get(self, request, slug: str):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        figures = monitoring_of(project=self.project, days=filters.validated_data["days"])
+        return Response(MonitoringOutputSerializer(figures).data)
+
+
+class SendToQueueApi(ProjectView, APIView):
+    """Send production predictions (with kept images, not sent before) to the labeling queue: an import job that
+    validates and deduplicates them. Poll /jobs/<id>/. 400 when the filters are invalid or match nothing."""
+
+    capability = Capability.MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        order = serializers.ChoiceField(choices=Order.CHOICES, default=Order.LOWEST_CONFIDENCE)
+        limit = serializers.IntegerField(min_value=1, max_value=MAX_SEND, default=50)
+        top_class = serializers.CharField(required=False, max_length=500, help_text="Predicted class path (a/b).")
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        version = serializers.IntegerField(required=False, min_value=1)
+        seed = serializers.IntegerField(required=False, help_text="Seed of the random sample (order=random).")
+
+    @extend_schema(request=InputSerializer, responses={202: JobStartedSerializer, 400: OpenApiResponse()})
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        selection = Selection(
+            order=values["order"],
+            limit=values["limit"],
+            top_class=class_path_normalize(values["top_class"]) if values.get("top_class") else "",
+            since=values.get("since"),
+            until=values.get("until"),
+            version_number=values.get("version"),
+            seed=values.get("seed"),
+        )
+        try:
+            job = predictions_send_to_queue(project=self.project, user=request.user, selection=selection)
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"detail": exc.messages}) from exc
+        return job_started_response(job, request)
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/monitoring/", MonitoringApi.as_view(), name="api-monitoring"),
+    path("projects/<slug:slug>/monitoring/send-to-queue/", SendToQueueApi.as_view(), name="api-send-to-queue"),
+]

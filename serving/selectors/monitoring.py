@@ -1,0 +1,303 @@
+"""Monitoring reads: the prediction log aggregated per day (volume, confidence), the predicted-class mix against
+the labeled distribution, the drift reports, live accuracy on production images people labeled, and the selection
+of predictions to send to the labeling queue.
+
+Every aggregate is one grouped query over an indexed window (project, created_at) with a bounded result: per day
+x confidence bin, per class, per version. Nothing loads the log's rows, so 100k predictions render as fast as 100.
+Confidence quantiles are read from a histogram of CONFIDENCE_BINS bins per day (interpolated within a bin: exact
+to 1/CONFIDENCE_BINS), which SQLite and PostgreSQL both compute.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, F, Q
+from django.db.models.functions import Floor, Least, TruncDate
+from django.utils import timezone
+
+from labeling.models import Item, Project, ResolvedLabel
+from labeling.selectors.classes import class_paths, class_tree
+from serving.models import DEFAULT_LOW_CONFIDENCE_THRESHOLD, DriftReport, PredictionLog, ServingSettings
+from serving.selectors.keys import keep_images_days_of
+from training.ml.intervals import wilson_interval
+
+CONFIDENCE_BINS = 20
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+MAX_CLASSES_SHOWN = 20
+DRIFT_REPORTS_SHOWN = 60
+MAX_SEND = 1000
+# Random sampling draws from at most this many of the window's newest candidates (ids only).
+RANDOM_POOL = 200_000
+
+
+class Order:
+    LOWEST_CONFIDENCE = "lowest_confidence"
+    RANDOM = "random"
+    NEWEST = "newest"
+    CHOICES = (LOWEST_CONFIDENCE, RANDOM, NEWEST)
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: date
+    count: int
+    median: float | None
+    p10: float | None
+    low_share: float | None  # share with confidence below the project's low-confidence threshold
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    path: str
+    predicted: int
+    predicted_share: float
+    labeled: int
+    labeled_share: float
+
+
+@dataclass(frozen=True)
+class LiveAccuracy:
+    version_number: int
+    n: int
+    correct: int
+    accuracy: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    since: datetime
+    until: datetime
+    days: list[DayFigures]
+    total: int
+    by_version: dict[int, int]
+    classes: list[ClassShare]
+    other_predicted: int
+    labeled_total: int
+    drift: list[DriftReport]
+    drift_running: DriftReport | None
+    live_accuracy: list[LiveAccuracy]
+    sent_to_queue: int
+    kept_images: int
+    keep_images_days: int
+    low_confidence_threshold: float
+    auto_queue_per_day: int
+    has_latency: bool = False  # the log keeps no latency: the page says so and shows volume only
+    notes: list[str] = field(default_factory=list)
+
+
+def _quantile(hist: list[int], q: float) -> float | None:
+    """The q-quantile of a CONFIDENCE_BINS-bin histogram over [0, 1], linear within its bin."""
+    total = sum(hist)
+    if total == 0:
+        return None
+    target = q * total
+    seen = 0
+    for b, count in enumerate(hist):
+        if count and seen + count >= target:
+            return (b + (target - seen) / count) / CONFIDENCE_BINS
+        seen += count
+    return 1.0
+
+
+def window_of(*, days: int = DEFAULT_DAYS, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The last `days` whole days up to now (UTC dates), as [since, until)."""
+    now = now or timezone.now()
+    days = min(max(1, days), MAX_DAYS)
+    start = datetime.combine((now - timedelta(days=days - 1)).date(), datetime.min.time(), tzinfo=now.tzinfo)
+    return start, now
+
+
+def serving_figures_settings(*, project: Project) -> tuple[float, int]:
+    """(low-confidence threshold, auto_queue_per_day) of the project, the defaults without a settings row."""
+    row = (
+        ServingSettings.objects.filter(project=project)
+        .values_list("low_confidence_threshold", "auto_queue_per_day")
+        .first()
+    )
+    return row if row else (DEFAULT_LOW_CONFIDENCE_THRESHOLD, 0)
+
+
+def confidence_by_day(*, project: Project, since: datetime, until: datetime, low: float) -> list[DayFigures]:
+    """Per day with predictions: count, median and 10th percentile confidence, share below `low`. One query."""
+    rows = (
+        PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
+        .annotate(day=TruncDate("created_at"), b=Least(Floor(F("confidence") * CONFIDENCE_BINS), CONFIDENCE_BINS - 1))
+        .values("day", "b")
+        .annotate(n=Count("id"), below=Count("id", filter=Q(confidence__lt=low)))
+        .order_by()
+    )
+    hists: dict[date, list[int]] = {}
+    below: dict[date, int] = {}
+    for row in rows:
+        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"]))
+        hist = hists.setdefault(day, [0] * CONFIDENCE_BINS)
+        hist[min(CONFIDENCE_BINS - 1, max(0, int(row["b"])))] += row["n"]
+        below[day] = below.get(day, 0) + row["below"]
+    out = []
+    for day in sorted(hists):
+        hist = hists[day]
+        total = sum(hist)
+        out.append(DayFigures(day, total, _quantile(hist, 0.5), _quantile(hist, 0.1), below[day] / total))
+    return out
+
+
+def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[list[ClassShare], int, int]:
+    """The predicted classes in the window against the labeled distribution (each class of each resolved label
+    counts once). The MAX_CLASSES_SHOWN most predicted or labeled classes; returns (rows, other predicted, labeled
+    total). Two grouped queries."""
+    predicted = dict(
+        PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
+        .values_list("top_class")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    paths = class_paths(class_tree(project=project))
+    labeled_by_id = dict(
+        ResolvedLabel.classes.through.objects.filter(resolvedlabel__project=project)
+        .values_list("labelclass_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    labeled: dict[str, int] = {}
+    for class_id, n in labeled_by_id.items():
+        if class_id in paths:
+            labeled[paths[class_id]] = labeled.get(paths[class_id], 0) + n
+    n_pred, n_lab = sum(predicted.values()), sum(labeled.values())
+    names = sorted(set(predicted) | set(labeled), key=lambda p: (-predicted.get(p, 0), -labeled.get(p, 0), p))
+    shown = names[:MAX_CLASSES_SHOWN]
+    rows = [
+        ClassShare(
+            path=p,
+            predicted=predicted.get(p, 0),
+            predicted_share=predicted.get(p, 0) / n_pred if n_pred else 0.0,
+            labeled=labeled.get(p, 0),
+            labeled_share=labeled.get(p, 0) / n_lab if n_lab else 0.0,
+        )
+        for p in shown
+    ]
+    other = n_pred - sum(r.predicted for r in rows)
+    return rows, other, n_lab
+
+
+def live_accuracy(*, project: Project) -> list[LiveAccuracy]:
+    """Per version: of the production images sent to the queue whose item now has a resolved label, how many the
+    version's top class got right (the top class is one of the resolved classes), with a Wilson 95 % interval."""
+    sent = (
+        PredictionLog.objects.filter(project=project)
+        .exclude(image_sha256="")
+        .values_list("version_number", "top_class", "image_sha256")
+    )
+    sent = list(sent[: MAX_SEND * 100])
+    if not sent:
+        return []
+    shas = {sha for _, _, sha in sent}
+    item_of = dict(
+        Item.objects.filter(project=project, sha256__in=shas, resolved__isnull=False).values_list("sha256", "pk")
+    )
+    if not item_of:
+        return []
+    paths = class_paths(class_tree(project=project))
+    labels: dict[int, set[str]] = {}
+    for item_id, class_id in ResolvedLabel.classes.through.objects.filter(
+        resolvedlabel__item_id__in=item_of.values()
+    ).values_list("resolvedlabel__item_id", "labelclass_id"):
+        labels.setdefault(item_id, set()).add(paths.get(class_id, ""))
+    tally: dict[int, list[int]] = {}
+    for version, top, sha in sent:
+        item_id = item_of.get(sha)
+        if item_id is None or item_id not in labels:
+            continue  # not labeled yet, or labeled "none of these"
+        counts = tally.setdefault(version, [0, 0])
+        counts[0] += 1
+        counts[1] += top in labels[item_id]
+    out = []
+    for version in sorted(tally):
+        n, correct = tally[version]
+        low, high = wilson_interval(correct, n)
+        out.append(LiveAccuracy(version, n, correct, correct / n, low, high))
+    return out
+
+
+def drift_reports(*, project: Project) -> tuple[list[DriftReport], DriftReport | None]:
+    """The newest drift reports (oldest first, for a chart) and the check running now, if any."""
+    reports = list(DriftReport.objects.filter(project=project)[:DRIFT_REPORTS_SHOWN])
+    running = next((r for r in reports if r.status == DriftReport.Status.RUNNING), None)
+    return reports[::-1], running
+
+
+def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime | None = None) -> Monitoring:
+    """Every figure of the Monitoring page and its API for the last `days` days."""
+    since, until = window_of(days=days, now=now)
+    low, auto_per_day = serving_figures_settings(project=project)
+    window = PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
+    by_version = dict(window.values_list("version_number").annotate(n=Count("id")).order_by("version_number"))
+    classes, other, labeled_total = class_mix(project=project, since=since, until=until)
+    drift, running = drift_reports(project=project)
+    counts = PredictionLog.objects.filter(project=project).aggregate(
+        sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
+    )
+    return Monitoring(
+        since=since,
+        until=until,
+        days=confidence_by_day(project=project, since=since, until=until, low=low),
+        total=sum(by_version.values()),
+        by_version=by_version,
+        classes=classes,
+        other_predicted=other,
+        labeled_total=labeled_total,
+        drift=drift,
+        drift_running=running,
+        live_accuracy=live_accuracy(project=project),
+        sent_to_queue=counts["sent"],
+        kept_images=counts["kept"],
+        keep_images_days=keep_images_days_of(project_id=project.pk),
+        low_confidence_threshold=low,
+        auto_queue_per_day=auto_per_day,
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which production predictions to send to the labeling queue. Only predictions whose image is still kept and
+    that were not sent before are candidates."""
+
+    order: str = Order.LOWEST_CONFIDENCE
+    limit: int = 50
+    top_class: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    version_number: int | None = None
+    seed: int | None = None
+
+
+def send_candidates(*, project: Project, selection: Selection):
+    """The queryset of candidate predictions (image kept, not yet sent) that match the selection's filters."""
+    rows = PredictionLog.objects.filter(project=project, queued_at=None).exclude(image="")
+    if selection.top_class:
+        rows = rows.filter(top_class=selection.top_class)
+    if selection.since is not None:
+        rows = rows.filter(created_at__gte=selection.since)
+    if selection.until is not None:
+        rows = rows.filter(created_at__lt=selection.until)
+    if selection.version_number is not None:
+        rows = rows.filter(version_number=selection.version_number)
+    return rows
+
+
+def predictions_select(*, project: Project, selection: Selection) -> list[PredictionLog]:
+    """The predictions a selection picks, at most selection.limit: the least confident first, a uniform random
+    sample (an unbiased estimate of live accuracy), or the newest."""
+    rows = send_candidates(project=project, selection=selection)
+    limit = min(max(0, selection.limit), MAX_SEND)
+    if selection.order == Order.RANDOM:
+        pool = list(rows.order_by("-created_at").values_list("pk", flat=True)[:RANDOM_POOL])
+        picked = random.Random(selection.seed).sample(pool, min(limit, len(pool)))
+        return list(PredictionLog.objects.filter(pk__in=picked).order_by("confidence", "pk"))
+    order = ("confidence", "pk") if selection.order == Order.LOWEST_CONFIDENCE else ("-created_at", "-pk")
+    return list(rows.order_by(*order)[:limit])

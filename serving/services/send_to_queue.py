@@ -1,0 +1,134 @@
+"""Send production predictions back to the labeling queue.
+
+The kept request images of the selected predictions are copied into an import staging folder and go through the
+normal validated import (labeling.services.imports: decoded and checked, deduplicated by sha256 against the
+project); the strategy then ranks them like any imported item. Each sent prediction keeps when it was sent and its
+image's sha256: the project's item with that sha256 (unique per project) is the link from the prediction to its
+human label, also when the import found the image already there. A prediction is sent at most once.
+
+The automatic send (`predictions_auto_queue`, daily on the housekeeping queue) sends each project's
+auto_queue_per_day least-confident predictions of the last day; a second run on the same day sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import Job, JobKind, Project
+from labeling.services.imports import import_job_create, import_job_enqueue
+from serving.models import PredictionLog, ServingSettings
+from serving.selectors.monitoring import MAX_SEND, Order, Selection, predictions_select
+
+logger = logging.getLogger(__name__)
+
+NOTHING_TO_SEND = (
+    "No production images match: only predictions whose image is still kept (see the keys page's retention) and "
+    "that were not sent before can be sent."
+)
+
+
+def _staging_dir(project: Project) -> Path:
+    # Under the import staging root, so the staging sweep removes it if its job never ran.
+    root = Path(settings.LABELLOOP_DATA_ROOT) / "staging" / str(project.pk) / "serving"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="upload-", dir=root))
+
+
+def predictions_send_to_queue(*, project: Project, user=None, selection: Selection, source: str = "manual") -> Job:
+    """Send the predictions `selection` picks to the labeling queue as one import job (queued after commit).
+
+    Raises ValidationError (nothing changed) when the selection is invalid or picks no prediction with a kept
+    image. Images that vanished from storage since (pruned meanwhile) are listed as the job's rejections."""
+    if selection.order not in Order.CHOICES:
+        raise ValidationError(f"Unknown order {selection.order!r}: use one of {', '.join(Order.CHOICES)}.")
+    if selection.since and selection.until and selection.since >= selection.until:
+        raise ValidationError("The time window is empty: 'since' must be before 'until'.")
+    if not 1 <= selection.limit <= MAX_SEND:
+        raise ValidationError(f"How many: between 1 and {MAX_SEND}.")
+    picked = predictions_select(project=project, selection=selection)
+    if not picked:
+        raise ValidationError(NOTHING_TO_SEND)
+    directory = _staging_dir(project)
+    sources, errors, sent = [], [], []
+    now = timezone.now()
+    for log in picked:
+        name = f"production/{log.created_at:%Y-%m-%d}/{log.uid}{Path(log.image).suffix}"
+        try:
+            with default_storage.open(log.image, "rb") as handle:
+                data = handle.read()
+        except (OSError, ValueError):
+            errors.append({"name": name, "reason": "the kept image is gone (pruned since)"})
+            continue
+        target = directory / f"{log.uid}{Path(log.image).suffix}"
+        target.write_bytes(data)
+        sources.append({"type": "file", "path": str(target), "name": name})
+        log.queued_at, log.image_sha256 = now, hashlib.sha256(data).hexdigest()
+        sent.append(log)
+    if not sent:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ValidationError("The selected predictions' images are gone (pruned since): nothing was sent.")
+    with transaction.atomic():
+        job = import_job_create(
+            project=project, created_by=user, sources=sources, staging_dir=str(directory), errors=errors
+        )
+        job.params = {
+            **job.params,
+            "send_to_queue": {
+                "source": source,
+                "order": selection.order,
+                "predictions": len(sent),
+                "day": f"{now:%Y-%m-%d}",
+            },
+        }
+        job.save(update_fields=["params"])
+        PredictionLog.objects.bulk_update(sent, ["queued_at", "image_sha256"], batch_size=500)
+        import_job_enqueue(job=job)
+    return job
+
+
+def predictions_auto_queue(*, now: datetime | None = None) -> dict:
+    """For each project with auto_queue_per_day > 0: send its least-confident kept predictions of the last 24 h,
+    once per (UTC) day. Returns {"projects": n, "jobs": [ids]}."""
+    now = now or timezone.now()
+    day = f"{now:%Y-%m-%d}"
+    jobs = []
+    settings_rows = ServingSettings.objects.filter(auto_queue_per_day__gt=0).select_related("project")
+    for row in settings_rows:
+        done_today = Job.objects.filter(
+            project=row.project, kind=JobKind.IMPORT, params__send_to_queue__source="auto",
+            params__send_to_queue__day=day,
+        ).exists()  # fmt: skip
+        if done_today:
+            continue
+        selection = Selection(
+            order=Order.LOWEST_CONFIDENCE, limit=row.auto_queue_per_day, since=now - timedelta(days=1), until=now
+        )
+        try:
+            job = predictions_send_to_queue(project=row.project, selection=selection, source="auto")
+        except ValidationError:
+            continue  # no new production images today
+        jobs.append(job.pk)
+    if jobs:
+        logger.info("auto send to queue: %s import jobs", len(jobs))
+    return {"projects": settings_rows.count(), "jobs": jobs}
+
+
+def auto_queue_set(*, project: Project, per_day: int) -> ServingSettings:
+    """Set how many least-confident production images per day enter the queue by themselves (0 = off)."""
+    if not 0 <= per_day <= 10_000:
+        raise ValidationError("Images per day must be between 0 and 10000.")
+    row, _ = ServingSettings.objects.get_or_create(project=project)
+    row.auto_queue_per_day = per_day
+    row.save(update_fields=["auto_queue_per_day"])
+    return row
