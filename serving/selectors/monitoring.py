@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, FloatField, Q, Value
 from django.db.models.functions import Floor, Least, TruncDate
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from serving.selectors.keys import keep_images_days_of
 from training.ml.intervals import wilson_interval
 
 CONFIDENCE_BINS = 20
+LAST_BIN = float(CONFIDENCE_BINS - 1)  # confidence 1.0 falls in the last bin
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 MAX_CLASSES_SHOWN = 20
@@ -127,7 +128,10 @@ def confidence_by_day(*, project: Project, since: datetime, until: datetime, low
     """Per day with predictions: count, median and 10th percentile confidence, share below `low`. One query."""
     rows = (
         PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
-        .annotate(day=TruncDate("created_at"), b=Least(Floor(F("confidence") * CONFIDENCE_BINS), CONFIDENCE_BINS - 1))
+        .annotate(
+            day=TruncDate("created_at"),
+            b=Least(Floor(F("confidence") * CONFIDENCE_BINS), Value(LAST_BIN), output_field=FloatField()),
+        )
         .values("day", "b")
         .annotate(n=Count("id"), below=Count("id", filter=Q(confidence__lt=low)))
         .order_by()

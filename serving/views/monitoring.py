@@ -18,6 +18,7 @@ from labeling import charts
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
+from serving.charts import time_chart
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
 from serving.services.send_to_queue import auto_queue_set, predictions_send_to_queue
 
@@ -72,10 +73,10 @@ def monitoring_charts(figures: Monitoring) -> dict:
     slots = _slots(figures)
     by_day = {d.day: d for d in figures.days}
     names = [f"{d:%m-%d}" for d in slots]
-    volume = charts.time_chart(
-        names, y_label="predictions", bars=[by_day[d].count if d in by_day else 0 for d in slots], bar_name="per day"
+    volume = time_chart(
+        names, y_label="predictions", bars=[by_day[d].count if d in by_day else None for d in slots], bar_name="per day"
     )
-    confidence = charts.time_chart(
+    confidence = time_chart(
         names,
         y_label="confidence",
         y_range=(0.0, 1.0),
@@ -93,7 +94,7 @@ def monitoring_charts(figures: Monitoring) -> dict:
     done = [r for r in figures.drift if r.p_value is not None]
     drift = None
     if done:
-        drift = charts.time_chart(
+        drift = time_chart(
             [f"{r.window_end:%m-%d %H:%M}" for r in done],
             y_label="p-value",
             y_range=(0.0, 1.0),
