@@ -47,7 +47,7 @@ test-postgres: dev-venv
 	DJANGO_SETTINGS_MODULE=config.settings.test scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: dev-venv
-	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m pytest -m "not postgres and not slow" $(PYTEST_ARGS)
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m pytest -m "not postgres and not slow and not e2e" $(PYTEST_ARGS)
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
