@@ -1,5 +1,5 @@
 """manage.py send_to_queue PROJECT --lowest-confidence N | --random N | --newest N [--class PATH] [--since WHEN]
-[--until WHEN] [--version N]: send production predictions' kept images to the labeling queue (an import job)."""
+[--until WHEN] [--model-version N]: send production predictions' kept images to the labeling queue (an import job)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--class", dest="top_class", default="", help="only this predicted class (path a/b)")
         parser.add_argument("--since", default="", help="from this UTC date or time (ISO 8601)")
         parser.add_argument("--until", default="", help="before this UTC date or time (ISO 8601)")
-        parser.add_argument("--version", type=int, default=None, help="only predictions of this model version")
+        parser.add_argument("--model-version", type=int, default=None, help="only predictions of this model version")
         parser.add_argument("--seed", type=int, default=None, help="seed of --random")
 
     def handle(self, *args, **opts) -> None:
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             top_class=class_path_normalize(opts["top_class"]) if opts["top_class"].strip() else "",
             since=_when(opts["since"]) if opts["since"] else None,
             until=_when(opts["until"]) if opts["until"] else None,
-            version_number=opts["version"],
+            version_number=opts["model_version"],
             seed=opts["seed"],
         )
         try:
