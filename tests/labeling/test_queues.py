@@ -102,6 +102,8 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
         assert route_of(app, f"training.tasks.{name}") == "gpu"
     assert route_of(app, "labeling.tasks.import_run_task") == "default"
     assert route_of(app, "training.tasks.label_errors_find_task") == "default"
+    for name in ("serving.tasks.drift_check_task", "serving.tasks.alert_webhook_send_task"):  # CPU work, not a tick
+        assert route_of(app, name) == "default", name
 
 
 def test_beat_sends_each_entry_to_its_tasks_queue():

@@ -1,0 +1,110 @@
+"""Monitoring alerts of a project: what its latest finished drift report says is wrong, as banner text.
+
+An alert holds while the project's latest finished DriftReport (serving/services/drift.py) says so and clears with
+the next report that does not: "drift" when its p-value was below the threshold in force, "low_confidence" when
+the share of its window's predictions below the project's low_confidence_threshold reached
+low_confidence_alert_share. The same texts go into the webhook (serving/services/alerts.py).
+
+`alerts_context` is a template context processor: on pages behind `project_view` it offers `project_alerts` (a
+callable the template evaluates lazily, so pages that do not show it run no query) to members who may see the
+Monitoring figures (manager, reviewer, ML engineer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.urls import NoReverseMatch, reverse
+
+from labeling.models import Project
+from labeling.permissions import Capability, role_can
+from serving.models import (
+    DEFAULT_LOW_CONFIDENCE_ALERT_SHARE,
+    DEFAULT_LOW_CONFIDENCE_THRESHOLD,
+    DriftReport,
+    ServingSettings,
+)
+
+DRIFT = "drift"
+LOW_CONFIDENCE = "low_confidence"
+
+
+@dataclass(frozen=True)
+class ProjectAlert:
+    kind: str  # DRIFT | LOW_CONFIDENCE
+    message: str
+    report_id: int
+    created_at: datetime
+    url: str | None  # the project's Monitoring page, when it is wired
+
+
+def _thresholds(project_id: int) -> tuple[float, float]:
+    row = ServingSettings.objects.filter(project_id=project_id).values_list(
+        "low_confidence_threshold", "low_confidence_alert_share"
+    )
+    return row.first() or (DEFAULT_LOW_CONFIDENCE_THRESHOLD, DEFAULT_LOW_CONFIDENCE_ALERT_SHARE)
+
+
+def _monitoring_url(slug: str) -> str | None:
+    try:
+        return reverse("serving:monitoring", args=[slug])
+    except NoReverseMatch:
+        return None
+
+
+def report_alerts(report: DriftReport, *, slug: str | None = None) -> list[ProjectAlert]:
+    """The alerts one finished report raises (none for a running or failed one)."""
+    if report.status != DriftReport.Status.DONE:
+        return []
+    url = _monitoring_url(slug) if slug else None
+    when = f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%H:%M} UTC"
+    alerts = []
+    if report.drifted:
+        alerts.append(
+            ProjectAlert(
+                kind=DRIFT,
+                message=(
+                    f"Production inputs drifted from the training images: version {report.version_number}, "
+                    f"{report.n_production} predictions ({when}) against {report.n_reference} labeled train "
+                    f"images, p = {report.p_value:.3g} < {report.threshold:g}."
+                ),
+                report_id=report.pk,
+                created_at=report.created_at,
+                url=url,
+            )
+        )
+    if report.low_confidence_alert:
+        below, share = _thresholds(report.project_id)
+        alerts.append(
+            ProjectAlert(
+                kind=LOW_CONFIDENCE,
+                message=(
+                    f"{report.low_confidence_share:.0%} of {report.n_production} predictions of version "
+                    f"{report.version_number} ({when}) had confidence below {below:g} "
+                    f"(alert at {share:.0%})."
+                ),
+                report_id=report.pk,
+                created_at=report.created_at,
+                url=url,
+            )
+        )
+    return alerts
+
+
+def latest_finished_report(*, project_id: int) -> DriftReport | None:
+    return DriftReport.objects.filter(project_id=project_id, status=DriftReport.Status.DONE).first()
+
+
+def project_alerts(project: Project) -> list[ProjectAlert]:
+    """The alerts the project's latest finished drift report raises; [] before the first report."""
+    report = latest_finished_report(project_id=project.pk)
+    return report_alerts(report, slug=project.slug) if report else []
+
+
+def alerts_context(request) -> dict:
+    """Context processor: `project_alerts` on project pages, for roles that see monitoring figures."""
+    project = getattr(request, "project", None)
+    if project is None or not role_can(getattr(request, "role", None), Capability.VIEW_METRICS):
+        return {}
+    return {"project_alerts": lambda: project_alerts(project)}

@@ -1,0 +1,140 @@
+"""Reference embeddings for drift checks: the project's labeled train images embedded by the served ONNX model.
+
+Why not the feature store (training/ml/embeddings.py)? The store keeps the *pretrained* backbone's features, under
+timm's torch transform. The ONNX export's `embedding` output (training/ml/export_onnx.py, LogitsAndEmbedding) is
+the *trained* model's pooled features (a fine-tuned backbone moves them), mirror-averaged when the checkpoint says
+so, under the prediction service's numpy preprocessing. Production embeddings come from that graph, so the
+reference does too: the same ONNX file, the same decode (the import's validation) and the same `to_input`
+(serving/runtime/preprocess.py) as a request. The two spaces agree only for head-mode models with matching
+mirror averaging; this way they agree always.
+
+A version's reference embeddings are cached as LABELLOOP_DATA_ROOT/drift-reference/<version id>.npz (item ids and
+float16 rows, as production logs them); a later check embeds only the items labeled since. Worker-only code:
+onnxruntime is loaded inside `reference_embeddings`, never by the web process.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from labeling.constants import Progress
+from labeling.models import Item, ResolvedLabel, Split
+
+REFERENCE_MAX = 1000  # labeled train items compared with a window (a seeded sample of them)
+EMBED_BATCH = 32
+
+
+class ReferenceUnavailable(Exception):
+    """No reference embeddings can be made: the message says why and what to do."""
+
+
+def reference_item_ids(*, project_id: int, limit: int = REFERENCE_MAX, seed: int = 0) -> list[int]:
+    """Labeled train items of the project (the holdout is not training data), a seeded sample of `limit` of them.
+
+    The sample is drawn by rank of a seeded hash of each id, so an item once sampled stays sampled while
+    labels grow (until it is pushed out by the limit) and the cache keeps serving it."""
+    ids = np.fromiter(
+        ResolvedLabel.objects.filter(project_id=project_id, item__split=Split.TRAIN).values_list("item_id", flat=True),
+        dtype=np.int64,
+    )
+    if len(ids) <= limit:
+        return sorted(int(i) for i in ids)
+    keys = (ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)) >> np.uint64(11)
+    return sorted(int(i) for i in ids[np.argsort(keys, kind="stable")[:limit]])
+
+
+def _cache_path(version_pk: int) -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "drift-reference" / f"{version_pk}.npz"
+
+
+def _cache_load(path: Path) -> dict[int, np.ndarray]:
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path) as data:
+            return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
+    except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
+        return {}
+
+
+def _cache_save(path: Path, cached: dict[int, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = np.fromiter(cached.keys(), dtype=np.int64, count=len(cached))
+    rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, ids=ids, embeddings=rows)
+    os.replace(tmp, path)
+
+
+def _embed(model, items: list[Item], progress: Progress | None) -> tuple[dict[int, np.ndarray], int]:
+    """Embed items as the prediction service would; returns ({item id: float16 row}, files it rejected)."""
+    from labeling.services.imports.validation import ImportRejected
+    from serving.runtime.preprocess import image_decode, serving_limits, to_input
+    from training.services.snapshot import item_local_path
+
+    size = int(model.preprocessing["image_size"])
+    limits = serving_limits()
+    out: dict[int, np.ndarray] = {}
+    rejected = 0
+    for start in range(0, len(items), EMBED_BATCH):
+        chunk = items[start : start + EMBED_BATCH]
+        batch = np.empty((len(chunk), 3, size, size), dtype=np.float32)
+        kept = []
+        for item in chunk:
+            try:
+                data = Path(item_local_path(item)).read_bytes()
+                decoded = image_decode(data, limits=limits)
+            except (OSError, ImportRejected):
+                rejected += 1
+                continue
+            to_input(decoded.image, model.preprocessing, out=batch[len(kept)])
+            kept.append(item.pk)
+        if kept:
+            _probs, embeddings = model.run(batch[: len(kept)])
+            for item_id, row in zip(kept, embeddings, strict=True):
+                out[item_id] = np.asarray(row, dtype=np.float16)  # as production logs it
+        if progress:
+            progress(min(start + EMBED_BATCH, len(items)), len(items), "embedding the labeled train images")
+    return out, rejected
+
+
+def reference_embeddings(
+    *, project_id: int, version_pk: int, version_number: int, progress: Progress | None = None
+) -> np.ndarray:
+    """float32 [n, d] embeddings of the sampled labeled train items under the version's served ONNX model.
+
+    Raises ReferenceUnavailable when the version has no export, its graph has no `embedding` output, or fewer
+    than 2 labeled train images could be embedded."""
+    ids = reference_item_ids(project_id=project_id)
+    if len(ids) < 2:
+        raise ReferenceUnavailable(f"the project has {len(ids)} labeled train images; drift needs at least 2")
+    path = _cache_path(version_pk)
+    cached = _cache_load(path)
+    todo = [i for i in ids if i not in cached]
+    if todo:
+        from serving.runtime.registry import _export_files, load_model
+
+        folder = _export_files(project_id=project_id, version_pk=version_pk)
+        if folder is None:
+            raise ReferenceUnavailable(
+                f"version {version_number} has no ONNX export; export it on the model exports page"
+            )
+        model = load_model(folder=folder, version_pk=version_pk, number=version_number)
+        if model.embedding_name is None:
+            raise ReferenceUnavailable(
+                f"the ONNX export of version {version_number} has no embedding output; export it again"
+            )
+        items = list(Item.objects.filter(pk__in=todo).only("id", "file", "sha256", "project_id").order_by("pk"))
+        fresh, _rejected = _embed(model, items, progress)
+        cached.update(fresh)
+        _cache_save(path, cached)
+    rows = [cached[i] for i in ids if i in cached]
+    if len(rows) < 2:
+        raise ReferenceUnavailable("fewer than 2 labeled train images could be read for the drift reference")
+    return np.stack(rows).astype(np.float32)

@@ -1,0 +1,149 @@
+"""Drift checks through the product's path: predictions served over the prediction service's WSGI app and logged,
+then the hourly task (or `manage.py drift_check`) compares them with the project's labeled train images embedded
+by the same ONNX model, and stores a DriftReport the Monitoring page and the alerts read."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from PIL import Image
+
+from labeling.models import LabelSource, ResolvedLabel, Split
+from serving.models import DriftReport, PredictionLog
+from serving.selectors.alerts import DRIFT, project_alerts
+from serving.services import drift
+from serving.tasks import drift_check_task
+from tests.factories import png_bytes
+from training.models import ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+
+def noise_png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def labeled_project(served_project, item_factory, api_key):
+    """served_project (active v1 exported to ONNX) with 30 labeled train images, 1 labeled holdout image and an
+    API key; returns (project, token)."""
+    project, classes, items, _version = served_project
+    items = items + [item_factory(project=project) for _ in range(24)]
+    items.append(item_factory(project=project, split=Split.HOLDOUT))
+    for i, item in enumerate(items):
+        ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT).classes.add(classes[i % 3])
+    _, token = api_key(project)
+    return project, token
+
+
+def serve(predict, project, token, images: list[bytes]) -> None:
+    for start in range(0, len(images), 50):
+        status, payload = predict(project.slug, token, images=images[start : start + 50])
+        assert status == 200, payload
+    predict.log.flush()
+
+
+def test_the_hourly_task_reports_each_window_of_new_predictions_once(labeled_project, predict, monkeypatch):
+    # Given a project whose model answered 60 requests for images like its labeled ones (a check is due at 40)
+    monkeypatch.setattr(drift, "MIN_NEW_PREDICTIONS", 40)
+    project, token = labeled_project
+    serve(predict, project, token, [png_bytes(50_000 + i) for i in range(60)])
+
+    # When the periodic task runs
+    result = drift_check_task.delay().get()
+
+    # Then one finished report compares the 60 predictions with the 30 labeled train images (not the holdout)
+    report = DriftReport.objects.get(project=project)
+    assert result == {"reports": [report.pk], "failed_projects": []}
+    assert (report.status, report.version_number, report.n_production, report.n_reference) == ("done", 1, 60, 30)
+    assert 0 < report.p_value <= 1
+    assert report.statistic >= 0
+    assert (report.threshold, report.permutations, report.progress) == (0.01, 200, 1.0)
+    assert report.drifted == (report.p_value < 0.01)
+    logs = PredictionLog.objects.filter(project=project)
+    assert report.window_start == min(r.created_at for r in logs)
+    assert report.window_end == max(r.created_at for r in logs)
+    assert report.low_confidence_share == pytest.approx(np.mean([r.confidence < 0.5 for r in logs]))
+
+    # And a second delivery with no new predictions writes nothing; 40 more predictions make the next window,
+    # the latest 100 (rolling, up to WINDOW_MAX)
+    assert drift_check_task.delay().get() == {"reports": [], "failed_projects": []}
+    serve(predict, project, token, [png_bytes(60_000 + i) for i in range(40)])
+    drift_check_task.delay().get()
+    assert list(DriftReport.objects.values_list("n_production", flat=True)) == [100, 60]
+
+
+def test_inputs_unlike_the_training_images_are_flagged_and_raise_a_banner(labeled_project, predict, member_of):
+    # Given a model trained on flat-colour images that now receives 60 images of noise
+    project, token = labeled_project
+    serve(predict, project, token, [noise_png(i) for i in range(60)])
+
+    # When a drift check runs on demand
+    report = drift.drift_check_run(project=project)
+
+    # Then the shift is flagged at the smallest p-value 200 permutations allow, and the project shows the alert
+    assert report.drifted
+    assert report.p_value == pytest.approx(1 / 201)
+    (alert,) = [a for a in project_alerts(project) if a.kind == DRIFT]
+    assert "drifted" in alert.message
+    assert "p = 0.00498 < 0.01" in alert.message
+    assert "60 predictions" in alert.message
+
+
+def test_the_command_checks_now_and_refuses_too_few_predictions(
+    labeled_project, predict, django_capture_on_commit_callbacks
+):
+    project, token = labeled_project
+    # Given 10 logged predictions: the command says how many it needs and stores nothing
+    serve(predict, project, token, [png_bytes(70_000 + i) for i in range(10)])
+    with pytest.raises(CommandError, match="10 predictions of version 1 carry an embedding; a drift check needs 30"):
+        call_command("drift_check", project.slug, verbosity=0)
+    assert not DriftReport.objects.exists()
+    with pytest.raises(CommandError, match="No project with slug 'nope'"):
+        call_command("drift_check", "nope", verbosity=0)
+
+    # When 25 more arrive, the command runs and prints the report
+    serve(predict, project, token, [png_bytes(71_000 + i) for i in range(25)])
+    out = io.StringIO()
+    call_command("drift_check", project.slug, verbosity=0, stdout=out)
+    printed = json.loads(out.getvalue())
+    assert printed["n_production"] == 35
+    assert printed["n_reference"] == 30
+    assert printed["report"] == DriftReport.objects.get(status="done").pk
+
+    # And the Monitoring page's request runs the same check on a worker (not due hourly: only 35 predictions)
+    with django_capture_on_commit_callbacks(execute=True):
+        drift.drift_check_request(project=project)
+    assert list(DriftReport.objects.values_list("n_production", "status")) == [(35, "done"), (35, "done")]
+
+
+def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(labeled_project, model_project):
+    # Given predictions logged under an active v2 that was never exported
+    from tests.exports.models import make_model_version
+
+    project, _token = labeled_project
+    _, classes, items = model_project
+    ModelVersion.objects.filter(project=project).update(active=False)
+    make_model_version(project=project, classes=classes, items=items, number=2, active=True)
+    rows = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float16)
+    PredictionLog.objects.bulk_create(
+        PredictionLog(uid=f"00000000-0000-0000-0000-{i:012d}", project=project, created_at=timezone.now(),
+                      version_number=2, top_class="cat", confidence=0.9, margin=0.5, embedding=rows[i].tobytes())
+        for i in range(40)
+    )  # fmt: skip
+
+    # When the check runs, it fails, says why, and the report keeps the reason (no alert)
+    with pytest.raises(drift.DriftCheckError, match="version 2 has no ONNX export"):
+        drift.drift_check_run(project=project)
+    report = DriftReport.objects.get()
+    assert report.status == "failed"
+    assert "export it on the model exports page" in report.error
+    assert project_alerts(project) == []
