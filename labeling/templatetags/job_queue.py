@@ -16,3 +16,12 @@ register = template.Library()
 @register.simple_tag
 def job_waiting_behind(job) -> job_selectors.WaitingBehind | None:
     return job_selectors.job_waiting_behind(job=job)
+
+
+@register.filter
+def job_result_summary(result) -> list[tuple[str, object]]:
+    """The plain figures of a finished job's result, in order ("imported: 300"). Nested parts (per-format
+    measurements, file lists, counts by reason) have their own tables on the pages that show them."""
+    if not isinstance(result, dict):
+        return []
+    return [(k, v) for k, v in result.items() if isinstance(v, str | int | float | bool) and k != "files"]
