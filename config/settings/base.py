@@ -249,6 +249,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.score_shard_task": {"queue": "gpu"},
     "training.tasks.score_finalize_task": {"queue": "gpu"},
     "serving.tasks.prediction_log_prune_task": {"queue": "housekeeping"},
+    "serving.tasks.predictions_auto_queue_task": {"queue": "housekeeping"},
     "serving.tasks.drift_check_task": {"queue": "default"},
     "serving.tasks.alert_webhook_send_task": {"queue": "default"},
 }
@@ -295,6 +296,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prediction-log-prune": {
         "task": "serving.tasks.prediction_log_prune_task",
+        "schedule": 3600.0,
+        "options": {"queue": "housekeeping", "expires": 3600.0},
+    },
+    # The N least-confident production images of the day into the labeling queue, where a project asks for it
+    # (ServingSettings.auto_queue_per_day); hourly, but the task sends at most once per UTC day per project.
+    "predictions-auto-queue": {
+        "task": "serving.tasks.predictions_auto_queue_task",
         "schedule": 3600.0,
         "options": {"queue": "housekeeping", "expires": 3600.0},
     },

@@ -94,6 +94,7 @@ def test_every_task_is_routed_by_name_to_housekeeping_default_or_gpu():
         "labeling.tasks.export_files_expire_task",
         "labeling.tasks.staging_dirs_sweep_task",
         "serving.tasks.prediction_log_prune_task",
+        "serving.tasks.predictions_auto_queue_task",
         "training.tasks.training_scheduler_tick_task",
     ]
     for name in ("training_run_execute_task", "training_score_task"):
