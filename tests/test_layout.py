@@ -1,5 +1,6 @@
 """Project-wide guarantees: no stdlib shadowing, web processes never import torch, and the layout: no import cycles
-among config/, labeling/, training/ and serving/, no module past 400 lines (migrations aside), nothing loose at an app root."""
+among config/, labeling/, training/ and serving/, no module past 400 lines (migrations aside), nothing loose at an
+app root."""
 
 import subprocess
 import sys

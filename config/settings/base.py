@@ -88,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "serving.selectors.alerts.alerts_context",  # drift / low-confidence banners on project pages
             ],
         },
     },

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from labeling.models import Role
@@ -179,3 +181,22 @@ def test_no_url_no_webhook_and_bad_settings_change_nothing(project_factory):
     assert len(row.webhook_secret) == 64
     other = alert_settings_set(project=project_factory(), low_confidence_alert_share=0.2)
     assert other.webhook_secret != row.webhook_secret
+
+
+def test_a_drift_alert_shows_as_a_banner_on_the_project_pages_of_those_who_see_monitoring(project_factory, member_of):
+    # Given a project whose latest drift check found drift
+    project = project_factory()
+    report(project, drifted=True)
+    reviewer, annotator = Client(), Client()
+    reviewer.force_login(member_of(project, Role.REVIEWER))
+    annotator.force_login(member_of(project, Role.ANNOTATOR))
+
+    # When a reviewer opens the project's overview, the banner names the drift and links to monitoring
+    html = reviewer.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()
+    assert 'role="alert"' in html
+    assert "p = 0.00498 &lt; 0.01" in html
+    assert reverse("serving:monitoring", args=[project.slug]) in html
+    # ... an annotator (who does not see monitoring) gets no banner, and a clean later check clears it
+    assert "p = 0.00498" not in annotator.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()
+    report(project, minutes_ago=-1)
+    assert "p = 0.00498" not in reviewer.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()

@@ -203,7 +203,8 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert "labeled TRAIN items" in html
     assert "not unbiased" in html
     # ... and the job's one-line summary keeps to plain figures: no raw dump of the measurements beside the table
-    assert "&#x27;formats&#x27;" not in html and "'formats'" not in html
+    assert "&#x27;formats&#x27;" not in html
+    assert "'formats'" not in html
     assert f"version: {job.result['version']}" in html
     assert job.result["measured"]["population"] == "train"
     assert job.result["measured"]["images"] == 8
