@@ -29,6 +29,13 @@ class MonitoringDaySerializer(serializers.Serializer):
     low_share = serializers.FloatField(allow_null=True, help_text="Share below low_confidence_threshold.")
 
 
+class MonitoringLatencySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    count = serializers.IntegerField(help_text="Predictions of the day with a measured latency.")
+    p50 = serializers.FloatField(help_text="Median time of a request in the prediction service, ms.")
+    p95 = serializers.FloatField(help_text="95th percentile, ms.")
+
+
 class MonitoringVersionSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     count = serializers.IntegerField()
@@ -84,7 +91,9 @@ class MonitoringOutputSerializer(serializers.Serializer):
     keep_images_days = serializers.IntegerField()
     low_confidence_threshold = serializers.FloatField()
     auto_queue_per_day = serializers.IntegerField()
-    has_latency = serializers.BooleanField(help_text="False: the prediction log keeps no latency.")
+    latency = MonitoringLatencySerializer(
+        many=True, help_text="Per day: the request time in the prediction service (days with a measurement)."
+    )
 
     @extend_schema_field(MonitoringVersionSerializer(many=True))
     def get_versions(self, figures) -> list[dict]:

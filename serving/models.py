@@ -92,6 +92,9 @@ class PredictionLog(models.Model):
     embedding = models.BinaryField(null=True, blank=True)  # float16, as the feature store keeps embeddings
     image = models.CharField(max_length=500, blank=True)  # storage key; "" = not kept
     api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    # The request's time in the service, from its first byte to its answer (decode, checks and inference; a batch's
+    # images share it); null on rows logged before the service measured it.
+    latency_ms = models.FloatField(null=True, blank=True)
     # Sent to the labeling queue: when, and the sha256 of the image bytes sent. The project's Item with that
     # sha256 (unique per project) is the link to the prediction, also when the import found it a duplicate.
     queued_at = models.DateTimeField(null=True, blank=True)

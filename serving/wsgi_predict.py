@@ -50,6 +50,8 @@ DEFAULT_TOP_K = 5
 registry = ModelRegistry()
 log_buffer = LogBuffer()
 
+STARTED = "labelloop.started"  # environ key: perf_counter() when the request reached the application
+
 
 def _json(start_response, status: int, payload: dict, headers: list | None = None) -> list[bytes]:
     body = json.dumps(payload).encode()
@@ -124,6 +126,7 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
         to_input(d.image, model.preprocessing, out=row)
     probs, embeddings = model.run(batch)
     now = datetime.now(UTC)
+    latency_ms = (time.perf_counter() - environ.get(STARTED, time.perf_counter())) * 1000.0
     k = min(top_k, len(model.class_names))
     predictions, records = [], []
     for i, (upload, row) in enumerate(zip(uploads, probs, strict=True)):
@@ -152,6 +155,7 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
                 image=upload.data,  # the writer drops it for a project that keeps none
                 image_format=decoded[i].format,
                 api_key_id=key.pk,
+                latency_ms=latency_ms,
             )
         )
     log_buffer.add(records)
@@ -161,6 +165,7 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
 
 def application(environ: dict, start_response) -> list[bytes]:
     started = time.perf_counter()
+    environ[STARTED] = started  # the prediction log's latency counts from here
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
     close_old_connections()  # as Django's request_started does: drop a connection past its age or broken

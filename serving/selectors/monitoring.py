@@ -52,6 +52,14 @@ class DayFigures:
 
 
 @dataclass(frozen=True)
+class LatencyDay:
+    day: date
+    count: int  # predictions with a measured latency
+    p50: float
+    p95: float
+
+
+@dataclass(frozen=True)
 class ClassShare:
     path: str
     predicted: int
@@ -88,7 +96,7 @@ class Monitoring:
     keep_images_days: int
     low_confidence_threshold: float
     auto_queue_per_day: int
-    has_latency: bool = False  # the log keeps no latency: the page says so and shows volume only
+    latency: list[LatencyDay] = field(default_factory=list)  # empty: no row of the window has a latency
     notes: list[str] = field(default_factory=list)
 
 
@@ -149,6 +157,46 @@ def confidence_by_day(*, project: Project, since: datetime, until: datetime, low
         total = sum(hist)
         out.append(DayFigures(day, total, _quantile(hist, 0.5), _quantile(hist, 0.1), below[day] / total))
     return out
+
+
+LATENCY_CAP_MS = 60_000  # whole milliseconds per bin, up to a minute: the groups stay few whatever the volume
+
+
+def latency_by_day(*, project: Project, since: datetime, until: datetime) -> list[LatencyDay]:
+    """Per day: p50 and p95 of the request latency in the service, from a per-millisecond histogram. One query."""
+    rows = (
+        PredictionLog.objects.filter(
+            project=project, created_at__gte=since, created_at__lt=until, latency_ms__isnull=False
+        )
+        .annotate(
+            day=TruncDate("created_at"),
+            ms=Least(Floor(F("latency_ms")), Value(LATENCY_CAP_MS), output_field=FloatField()),
+        )
+        .values("day", "ms")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    hists: dict[date, dict[int, int]] = {}
+    for row in rows:
+        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"]))
+        hist = hists.setdefault(day, {})
+        hist[int(row["ms"])] = hist.get(int(row["ms"]), 0) + row["n"]
+    out = []
+    for day in sorted(hists):
+        hist = hists[day]
+        total = sum(hist.values())
+        out.append(LatencyDay(day, total, _ms_quantile(hist, total, 0.5), _ms_quantile(hist, total, 0.95)))
+    return out
+
+
+def _ms_quantile(hist: dict[int, int], total: int, q: float) -> float:
+    """The q-quantile of a histogram of whole milliseconds, linear within its millisecond."""
+    target, seen = q * total, 0
+    for ms in sorted(hist):
+        if seen + hist[ms] >= target:
+            return ms + (target - seen) / hist[ms]
+        seen += hist[ms]
+    return float(max(hist))
 
 
 def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[list[ClassShare], int, int]:
@@ -250,6 +298,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         since=since,
         until=until,
         days=confidence_by_day(project=project, since=since, until=until, low=low),
+        latency=latency_by_day(project=project, since=since, until=until),
         total=sum(by_version.values()),
         by_version=by_version,
         classes=classes,

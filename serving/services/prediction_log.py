@@ -39,6 +39,7 @@ class LogRecord:
     image: bytes | None  # the request's bytes, dropped when the project keeps no images
     image_format: str
     api_key_id: int | None
+    latency_ms: float | None = None  # the whole request's time in the service
 
 
 def prediction_logs_write(*, records: list[LogRecord]) -> int:
@@ -67,6 +68,7 @@ def prediction_logs_write(*, records: list[LogRecord]) -> int:
                 embedding=record.embedding,
                 image=key,
                 api_key_id=record.api_key_id,
+                latency_ms=record.latency_ms,
             )
         )
     PredictionLog.objects.bulk_create(rows, batch_size=500)

@@ -76,6 +76,20 @@ def monitoring_charts(figures: Monitoring) -> dict:
     volume = time_chart(
         names, y_label="predictions", bars=[by_day[d].count if d in by_day else None for d in slots], bar_name="per day"
     )
+    by_latency = {d.day: d for d in figures.latency}
+    latency = (
+        time_chart(
+            names,
+            y_label="ms",
+            lines=[
+                ("p50", [by_latency[d].p50 if d in by_latency else None for d in slots], "#4c78a8"),
+                ("p95", [by_latency[d].p95 if d in by_latency else None for d in slots], "#e45756"),
+            ],
+            notes=[f"{by_latency[d].count} predictions" if d in by_latency else "" for d in slots],
+        )
+        if figures.latency
+        else None
+    )
     confidence = time_chart(
         names,
         y_label="confidence",
@@ -110,7 +124,14 @@ def monitoring_charts(figures: Monitoring) -> dict:
     labeled = charts.bar_chart(
         [(name, c.labeled_share) for name, c in zip(display, figures.classes, strict=True)], title="labeled"
     )
-    return {"volume": volume, "confidence": confidence, "drift": drift, "predicted": predicted, "labeled": labeled}
+    return {
+        "volume": volume,
+        "latency": latency,
+        "confidence": confidence,
+        "drift": drift,
+        "predicted": predicted,
+        "labeled": labeled,
+    }
 
 
 def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form: AutoQueueForm | None = None,

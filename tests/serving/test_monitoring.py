@@ -80,7 +80,8 @@ def test_monitoring_page_draws_volume_confidence_class_mix_and_drift(monitored, 
     )  # fmt: skip
 
     # When a reviewer opens the Monitoring page
-    response = client_for(member_of(project, Role.REVIEWER)).get(reverse("serving:monitoring", args=[project.slug]))
+    client = client_for(member_of(project, Role.REVIEWER))
+    response = client.get(reverse("serving:monitoring", args=[project.slug]))
 
     # Then it shows the volume (one bar per day with predictions) and says it has no latency
     assert response.status_code == 200
@@ -88,7 +89,14 @@ def test_monitoring_page_draws_volume_confidence_class_mix_and_drift(monitored, 
     volume = html.split('id="volume"')[1].split('id="confidence"')[0]
     assert '<strong id="total-predictions">30</strong>' in volume
     assert volume.count('class="bar"') == 3
-    assert "keeps no per-request latency" in volume
+    assert "has a measured latency" in volume  # rows logged without one: the page says so, draws no line
+    # ... and once the service has measured requests, their p50 and p95 per day are drawn
+    row = PredictionLog.objects.filter(project=project).order_by("-created_at").first()
+    PredictionLog.objects.filter(pk=row.pk).update(latency_ms=12.5)
+    again = client.get(reverse("serving:monitoring", args=[project.slug])).content.decode()
+    latency = again.split("<h3>Latency</h3>")[1].split('id="latency-note"')[0]
+    assert latency.count("<circle") == 2  # one day with a measurement: a p50 point and a p95 point
+    assert re.search(r"p50 12\.\d", latency)
     # and the confidence per day: median, 10th percentile and low share, a point per day each
     confidence = html.split('id="confidence"')[1].split('id="class-mix"')[0]
     assert confidence.count("<circle") == 9
@@ -156,6 +164,12 @@ def test_monitoring_api_returns_the_figures(monitored, member_of):
     project, _, _ = monitored
     client = client_for(member_of(project, Role.ML_ENGINEER))
 
+    # ... whose service measured 10, 20 and 30 ms for the newest day's first three predictions
+    newest = PredictionLog.objects.filter(project=project).order_by("-created_at")[:10]
+    day = newest[0].created_at.date()
+    for row, ms in zip([r for r in newest if r.created_at.date() == day][:3], (10.2, 20.5, 30.7), strict=True):
+        PredictionLog.objects.filter(pk=row.pk).update(latency_ms=ms)
+
     # When the ML engineer asks the API for a week
     response = client.get(f"/api/projects/{project.slug}/monitoring/?days=7")
 
@@ -167,7 +181,10 @@ def test_monitoring_api_returns_the_figures(monitored, member_of):
     assert [d["count"] for d in data["days"]] == [8, 12, 10]
     assert data["days"][0]["median"] == pytest.approx(0.3, abs=0.05)
     assert {c["path"]: c["labeled"] for c in data["classes"]} == {"cat": 3, "dog": 1, "bird": 0}
-    assert data["has_latency"] is False
+    (latency,) = data["latency"]  # only that day has measurements
+    assert (latency["day"], latency["count"]) == (day.isoformat(), 3)
+    assert 20 <= latency["p50"] <= 21
+    assert 30 <= latency["p95"] <= 31
     assert data["drift_running"] is False
     assert data["kept_images"] == 30
     # and a bad window is refused

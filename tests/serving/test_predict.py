@@ -52,6 +52,7 @@ def test_predictions_equal_the_platforms_and_are_logged(served_project, api_key,
             answer["top_k"][0]["probability"] - answer["top_k"][1]["probability"], abs=1e-5
         )
         assert row.image  # kept: the default is 30 days
+        assert 0 < row.latency_ms < 60_000  # the request's time in the service, for the Monitoring page
 
     # And when the ONNX graph has an embedding output, each row keeps that image's embedding (float16)
     import numpy as np
