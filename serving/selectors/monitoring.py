@@ -39,7 +39,8 @@ class Order:
     LOWEST_CONFIDENCE = "lowest_confidence"
     RANDOM = "random"
     NEWEST = "newest"
-    CHOICES = (LOWEST_CONFIDENCE, RANDOM, NEWEST)
+    MOST_DRIFTED = "most_drifted"  # least like the labeled images (serving.services.drift_outliers)
+    CHOICES = (LOWEST_CONFIDENCE, RANDOM, NEWEST, MOST_DRIFTED)
 
 
 @dataclass(frozen=True)

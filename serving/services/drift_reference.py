@@ -104,6 +104,13 @@ def _embed(model, items: list[Item], progress: Progress | None) -> tuple[dict[in
     return out, rejected
 
 
+def reference_cached(*, version_pk: int) -> np.ndarray | None:
+    """float32 [n, d] reference embeddings a drift check of the version already made (numpy only: the web process
+    may read them), or None when no check has run for it."""
+    cached = _cache_load(_cache_path(version_pk))
+    return np.stack(list(cached.values())).astype(np.float32) if len(cached) >= 2 else None
+
+
 def reference_embeddings(
     *, project_id: int, version_pk: int, version_number: int, progress: Progress | None = None
 ) -> np.ndarray:

@@ -29,6 +29,7 @@ from labeling.models import Job, JobKind, Project
 from labeling.services.imports import import_job_create, import_job_enqueue
 from serving.models import PredictionLog, ServingSettings
 from serving.selectors.monitoring import MAX_SEND, Order, Selection, predictions_select
+from serving.services.drift_outliers import predictions_most_drifted
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
         raise ValidationError("The time window is empty: 'since' must be before 'until'.")
     if not 1 <= selection.limit <= MAX_SEND:
         raise ValidationError(f"How many: between 1 and {MAX_SEND}.")
-    picked = predictions_select(project=project, selection=selection)
+    if selection.order == Order.MOST_DRIFTED:
+        picked = predictions_most_drifted(project=project, selection=selection, limit=selection.limit)
+    else:
+        picked = predictions_select(project=project, selection=selection)
     if not picked:
         raise ValidationError(NOTHING_TO_SEND)
     directory = _staging_dir(project)

@@ -240,3 +240,41 @@ def test_a_prediction_served_in_process_can_be_sent_to_the_queue(
     assert Item.objects.get(project=project, sha256=log.image_sha256).original_name == (
         f"production/{log.created_at:%Y-%m-%d}/{log.uid}.png"
     )
+
+
+def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_check_has_run(
+    production, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import numpy as np
+
+    from serving.services.drift_reference import _cache_path, _cache_save
+    from training.models import ModelVersion, TrainingRun
+
+    # Given version 1 active, its 12 production predictions with embeddings: 9 near the labeled images, 3 far off
+    project, logs, manager = production
+    settings.LABELLOOP_DATA_ROOT = tmp_path
+    run = TrainingRun.objects.create(project=project, status="succeeded")
+    version = ModelVersion.objects.create(project=project, run=run, number=1, active=True)
+    rng = np.random.default_rng(0)
+    far = {logs[2].pk, logs[5].pk, logs[9].pk}
+    for log in logs:
+        center = 6.0 if log.pk in far else 0.0
+        log.embedding = (rng.normal(center, 1.0, 16)).astype(np.float16).tobytes()
+    PredictionLog.objects.bulk_update(logs, ["embedding"])
+    client = client_for(manager)
+    url = reverse("serving:send_to_queue", args=[project.slug])
+
+    # When the manager asks for the most drifted before any drift check: refused with the reason, nothing sent
+    response = client.post(url, {"order": "most_drifted", "limit": 3})
+    assert "run a drift check first" in response.content.decode()
+    assert not sent_shas(project)
+
+    # When a drift check has embedded the labeled images (its cache) and the manager asks again
+    reference = rng.normal(0.0, 1.0, (50, 16)).astype(np.float16)
+    _cache_path(version.pk).parent.mkdir(parents=True, exist_ok=True)
+    _cache_save(_cache_path(version.pk), dict(enumerate(reference, start=1)))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"order": "most_drifted", "limit": 3})
+
+    # Then exactly the three far-off images went to the queue
+    assert set(PredictionLog.objects.exclude(queued_at=None).values_list("pk", flat=True)) == far

@@ -31,6 +31,7 @@ class Command(BaseCommand):
         how.add_argument("--lowest-confidence", type=int, metavar="N", help="the N least-confident (default: 50)")
         how.add_argument("--random", type=int, metavar="N", help="a uniform random sample of N (live accuracy)")
         how.add_argument("--newest", type=int, metavar="N", help="the N newest")
+        how.add_argument("--most-drifted", type=int, metavar="N", help="the N least like the labeled images")
         parser.add_argument("--class", dest="top_class", default="", help="only this predicted class (path a/b)")
         parser.add_argument("--since", default="", help="from this UTC date or time (ISO 8601)")
         parser.add_argument("--until", default="", help="before this UTC date or time (ISO 8601)")
@@ -46,6 +47,8 @@ class Command(BaseCommand):
             order, limit = Order.RANDOM, opts["random"]
         elif opts["newest"] is not None:
             order, limit = Order.NEWEST, opts["newest"]
+        elif opts["most_drifted"] is not None:
+            order, limit = Order.MOST_DRIFTED, opts["most_drifted"]
         selection = Selection(
             order=order,
             limit=limit,

@@ -1,0 +1,57 @@
+"""The production predictions least like the labeled images: "most drifted" for send to queue.
+
+A prediction's score is its mean RBF similarity to the version's reference embeddings (the labeled train images
+under the served ONNX model, as the drift check embedded them; same kernel and median-heuristic bandwidth as the
+drift test): the lowest scores are the images the labeled data covers least, the ones drift is made of. Reads only
+the reference a drift check cached (numpy; the web process never runs the model).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from django.core.exceptions import ValidationError
+
+from labeling.models import Project
+from serving.models import PredictionLog
+from serving.selectors.monitoring import Selection, send_candidates
+from serving.services.drift_reference import reference_cached
+from serving.services.drift_stats import median_bandwidth, squared_distances
+from training.models import ModelVersion
+
+POOL = 2000  # newest candidates scored (a 2000 x 1000 kernel: well under a second)
+
+
+def predictions_most_drifted(*, project: Project, selection: Selection, limit: int) -> list[PredictionLog]:
+    """The `limit` candidates with the lowest similarity to the reference, least similar first. ValidationError
+    when no drift check has embedded the reference of the version yet (nothing to compare with)."""
+    number = selection.version_number
+    if number is None:
+        active = ModelVersion.objects.filter(project=project, active=True).values_list("number", flat=True).first()
+        if active is None:
+            raise ValidationError("Most drifted needs an active model version.")
+        number = active
+    version = ModelVersion.objects.filter(project=project, number=number).only("pk").first()
+    reference = reference_cached(version_pk=version.pk) if version is not None else None
+    if reference is None:
+        raise ValidationError(
+            f"Most drifted compares production images with the labeled images as model v{number} sees them: run a "
+            "drift check first (the Monitoring page's button or manage.py drift_check), then send again."
+        )
+    rows = list(
+        send_candidates(project=project, selection=selection)
+        .filter(version_number=number)
+        .exclude(embedding=None)
+        .order_by("-created_at")
+        .values_list("pk", "embedding")[:POOL]
+    )
+    rows = [(pk, np.frombuffer(bytes(e), dtype=np.float16)) for pk, e in rows if e]
+    rows = [(pk, e) for pk, e in rows if e.shape[0] == reference.shape[1]]
+    if not rows:
+        return []
+    production = np.stack([e for _, e in rows]).astype(np.float32)
+    bandwidth = median_bandwidth(squared_distances(reference, reference))
+    similarity = np.exp(-squared_distances(production, reference) / bandwidth).mean(axis=1)
+    order = np.argsort(similarity, kind="stable")[:limit]
+    picked = [rows[i][0] for i in order]
+    by_pk = PredictionLog.objects.in_bulk(picked)
+    return [by_pk[pk] for pk in picked]
