@@ -184,3 +184,36 @@ class BackboneWeights(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.architecture}, sha256 {self.sha256[:12]})"
+
+
+class ExplanationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Explanation(models.Model):
+    """A class-activation heatmap of one model version's view of one item for one class, cached as an RGBA PNG
+    overlay in the default storage (`png`: its key). One row per (version, item, class index); a worker computes it
+    (training/services/explanations.py) and `error` says why a failed one failed."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="explanations")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="explanations")
+    class_index = models.PositiveSmallIntegerField()  # position in model_version.class_ids
+    class_name = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=ExplanationStatus.choices, default=ExplanationStatus.QUEUED)
+    error = models.TextField(blank=True)
+    png = models.CharField(max_length=300, blank=True)
+    probability = models.FloatField(null=True, blank=True)  # the version's probability of the class for the item
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "item", "class_index"], name="explanation_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"explanation of item {self.item_id} class {self.class_index} by {self.model_version_id} ({self.status})"

@@ -1,7 +1,7 @@
 """Every Celery task of the training app (so autodiscover_tasks finds them): thin, idempotent wrappers that take
 ids and call one service. Runs, the scheduler, scoring (one process, or shards and their finalize step), model
-exports, batch inference and the label-quality jobs. Services send these by name (labeling.services.dispatch);
-routes and queues are in CELERY_TASK_ROUTES.
+exports, batch inference, explanations and the label-quality jobs. Services send these by name
+(labeling.services.dispatch); routes and queues are in CELERY_TASK_ROUTES.
 
 torch is imported inside the services' function bodies only (web processes may import this module).
 """
@@ -17,6 +17,7 @@ from labeling.models import Job, Project
 from labeling.services.jobs import job_finish, job_progress, job_start
 from training import services
 from training.services import sharding
+from training.services.explanations import explanation_compute
 from training.services.exports import model_export_run
 from training.services.inference import inference_run
 from training.services.label_errors import label_errors_find
@@ -184,3 +185,12 @@ def model_export_task(job_id: int) -> dict:
 def inference_task(job_id: int) -> dict:
     result = inference_run(job_id=job_id)
     return {"job_id": job_id, "predicted": result.get("predicted"), "files": result.get("files", [])}
+
+
+# ---- explanations (training/services/explanations.py) ------------------------------------------------------
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=330)
+def explanation_compute_task(explanation_id: int) -> dict:
+    """Compute one queued heatmap (queue `gpu`). A duplicate delivery finds the row no longer queued and returns."""
+    return explanation_compute(explanation_id=explanation_id)

@@ -249,6 +249,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.training_score_task": {"queue": "gpu"},
     "training.tasks.score_shard_task": {"queue": "gpu"},
     "training.tasks.score_finalize_task": {"queue": "gpu"},
+    "training.tasks.explanation_compute_task": {"queue": "gpu"},
     "serving.tasks.prediction_log_prune_task": {"queue": "housekeeping"},
     "serving.tasks.predictions_auto_queue_task": {"queue": "housekeeping"},
     "serving.tasks.drift_check_task": {"queue": "default"},
