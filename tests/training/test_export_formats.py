@@ -1,5 +1,6 @@
-"""FP32 / FP16 / INT8 ONNX exports: each file runs with onnxruntime alone, reproduces the platform's predictions
-within the tolerance the export states, carries the embedding output, and is measured on the holdout."""
+"""FP32 / FP16 / INT8 ONNX and TorchScript exports: each file runs with its runtime alone (onnxruntime; torch without
+timm or Labelloop), reproduces the platform's predictions within the tolerance the export states, carries the
+embedding output, and is measured on the holdout."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from training.services.export_formats import EXPORT_STEPS
 
 pytestmark = pytest.mark.django_db
 
-# onnxruntime + numpy + Pillow only: what a consumer of the export has. Preprocessing is the model card's recipe.
-ONNX_ONLY = r"""
+# numpy + Pillow, then one runtime: what a consumer of the export has. Preprocessing is the model card's recipe.
+PREPROCESS = r"""
 import json, sys
 from pathlib import Path
-import numpy as np, onnxruntime as ort
+import numpy as np
 from PIL import Image
 
 folder, images = Path(sys.argv[1]), json.loads(sys.argv[2])
@@ -46,20 +47,53 @@ def load(path):
     return (x - mean) / std
 
 batch = np.stack([load(p) for p in images]).astype(np.float32)
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).tolist()
+"""
+
+ONNX_ONLY = (
+    PREPROCESS
+    + r"""
+import onnxruntime as ort
 out = {}
 for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
     session = ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
     logits, embedding = session.run(None, {"input": batch})
-    e = np.exp(logits - logits.max(1, keepdims=True))
     out[name] = {
         "outputs": [o.name for o in session.get_outputs()],
         "input_type": session.get_inputs()[0].type,
-        "probs": (e / e.sum(1, keepdims=True)).tolist(),
+        "probs": softmax(logits),
         "embedding_shape": list(embedding.shape),
     }
 out["torch_loaded"] = "torch" in sys.modules
 print(json.dumps(out))
 """
+)
+
+# torch alone: timm and the project's packages cannot be imported at all in this process.
+TORCH_ONLY = (
+    r"""
+import sys
+
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"timm", "training", "labeling", "config", "serving"}:
+            raise ImportError(f"{name} is not available to a consumer of the export")
+
+sys.meta_path.insert(0, Blocked())
+"""
+    + PREPROCESS
+    + r"""
+import torch
+module = torch.jit.load(str(folder / "model.torchscript.pt"))
+with torch.inference_mode():
+    outputs = module(torch.from_numpy(batch))
+print(json.dumps({"outputs": len(outputs), "probs": softmax(outputs[0].numpy()),
+                  "embedding_shape": list(outputs[1].shape), "timm_loaded": "timm" in sys.modules}))
+"""
+)
 
 
 @pytest.fixture
@@ -122,23 +156,40 @@ def test_each_onnx_format_reproduces_the_platform_with_onnxruntime_alone_within_
     assert manifest == {**manifest, "version": 1, "dataset_hash": version.dataset_hash}
     assert manifest["measured"] == result["measured"]
 
+    images = json.dumps([item.file.path for item in items])
     run = subprocess.run(
-        [sys.executable, "-c", ONNX_ONLY, str(folder), json.dumps([item.file.path for item in items])],
-        capture_output=True, text=True, timeout=180, cwd=tmp_path,
-    )  # fmt: skip
+        [sys.executable, "-c", ONNX_ONLY, str(folder), images],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout)
     assert got["torch_loaded"] is False
+    script = subprocess.run(
+        [sys.executable, "-c", TORCH_ONLY, str(folder), images],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert script.returncode == 0, script.stderr
+    traced = json.loads(script.stdout)
+    assert traced["timm_loaded"] is False
+    assert traced["outputs"] == 2  # (logits, embedding), like the ONNX files
     platform = [p.probabilities for p in sorted(version.predictions.all(), key=lambda p: items.index(p.item))]
     top = [row.index(max(row)) for row in platform]
     margin = manifest["decided_margin"]
     decided = [i for i, row in enumerate(platform) if sorted(row)[-1] - sorted(row)[-2] >= margin]
     assert len(decided) >= len(items) // 2  # the fixture's model is decisive enough for agreement to mean something
-    for fmt, name in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"), ("int8", "model.int8.onnx")):
-        this = got[name]
+    files = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+    for name in files.values():
         # The first output keeps its name and meaning; the embedding comes second, one row per image.
-        assert this["outputs"] == ["logits", "embedding"]
-        assert this["input_type"] == "tensor(float)"  # FP16 and INT8 are still fed float32
+        assert got[name]["outputs"] == ["logits", "embedding"]
+        assert got[name]["input_type"] == "tensor(float)"  # FP16 and INT8 are still fed float32
+    results = {**{fmt: got[name] for fmt, name in files.items()}, "torchscript": traced}
+    for fmt, this in results.items():
         assert this["embedding_shape"][0] == len(items)
         assert this["embedding_shape"][1] > len(classes)
         probs = this["probs"]
@@ -154,6 +205,10 @@ def test_each_onnx_format_reproduces_the_platform_with_onnxruntime_alone_within_
                 assert agreement >= 0.6, (fmt, agreement)
             else:
                 assert agreement >= tolerance.get("top1_agreement_decided", 1.0), (fmt, agreement)
+    # TorchScript promises what FP32 does: it is the same weights and operations.
+    assert manifest["tolerances"]["torchscript"] == manifest["tolerances"]["fp32"]
+    assert manifest["torchscript"]["loader"] == "torch.jit.load"
+    assert manifest["files"]["model.torchscript.pt"]["bytes"] == (folder / "model.torchscript.pt").stat().st_size
 
 
 def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_card(holdout_project, tmp_path):
@@ -165,7 +220,7 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     assert measured["images"] == 4
     assert measured["calibration_images"] == 4  # the labeled train items, not the holdout
     rows = {row["format"]: row for row in measured["formats"]}
-    assert list(rows) == ["fp32", "fp16", "int8"]
+    assert list(rows) == ["fp32", "fp16", "int8", "torchscript"]
     # FP32's accuracy is the platform's own on the holdout labels.
     holdout = [(p, i) for i, p in enumerate(sorted(version.predictions.all(), key=lambda p: items.index(p.item)))][:4]
     expected = sum(p.probabilities.index(max(p.probabilities)) == i % 3 for p, i in holdout) / 4
@@ -180,6 +235,10 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     # pipeline test and bench/compression.py)
     assert rows["fp32"]["within_tolerance"] is True
     assert rows["fp16"]["within_tolerance"] is True
+    assert rows["torchscript"]["within_tolerance"] is True
+    assert rows["torchscript"]["accuracy"] == rows["fp32"]["accuracy"]
+    assert rows["torchscript"]["top1_agreement"] == 1
+    assert rows["torchscript"]["size_bytes"] == (folder / "model.torchscript.pt").stat().st_size
     int8 = rows["int8"]
     rule_ok = int8["top1_agreement_decided"] >= 0.9 and int8["max_prob_diff"] <= 0.5
     assert int8["within_tolerance"] is rule_ok
@@ -189,10 +248,12 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
         assert 0 <= row["macro_f1"] <= 1
     assert measured["int8_method"].startswith("static QOperator")
     card = (folder / "README.md").read_text()
-    assert "## ONNX formats" in card
+    assert "## Export formats" in card
     assert "labeled holdout" in card
     assert "`model.int8.onnx` (INT8 ONNX) | " in card
     assert "`embedding`" in card
+    assert "`model.torchscript.pt` (TorchScript) | " in card
+    assert "torch.jit.load('model.torchscript.pt')(batch)" in card
 
 
 def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without_a_holdout(
@@ -212,7 +273,7 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert job.status == JobStatus.SUCCEEDED, job.message
     html = client.get(page).content.decode()
     assert f'id="export-formats-{job.pk}"' in html
-    for fmt in ("fp32", "fp16", "int8"):
+    for fmt in ("fp32", "fp16", "int8", "torchscript"):
         assert f'data-format="{fmt}"' in html
     assert "labeled TRAIN items" in html
     assert "not unbiased" in html

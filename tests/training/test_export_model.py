@@ -50,8 +50,10 @@ with torch.inference_mode():
     logits = (model(batch) + model(batch.flip(-1))) / 2 if pre.get("flip_average") else model(batch)
 session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
 onnx_logits = session.run(None, {"input": batch.numpy()})[0]
+with torch.inference_mode():
+    script_logits = torch.jit.load(str(folder / "model.torchscript.pt"))(batch)[0]
 print(json.dumps({"probs": logits.softmax(-1).tolist(), "onnx_diff": float(np.abs(onnx_logits - logits.numpy()).max()),
-                  "classes": cfg["class_names"]}))
+                  "script_diff": float((script_logits - logits).abs().max()), "classes": cfg["class_names"]}))
 """
 
 
@@ -80,8 +82,8 @@ def unzip_export(path: Path, target: Path) -> Path:
         zf.extractall(target)
         names = zf.namelist()
     assert {n.split("/", 1)[1] for n in names} == {
-        "model.safetensors", "config.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx", "manifest.json",
-        "README.md",
+        "model.safetensors", "config.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
+        "model.torchscript.pt", "manifest.json", "README.md",
     }  # fmt: skip
     return target / names[0].split("/", 1)[0]
 
@@ -108,6 +110,7 @@ def test_exported_model_reproduces_the_platform_probabilities_with_timm_and_onnx
     )
     assert diff < 1e-4
     assert got["onnx_diff"] < 1e-3
+    assert got["script_diff"] < 1e-4  # TorchScript runs the model card's recipe, mirror included, in one call
     import onnx
 
     graph = onnx.load(str(folder / "model.onnx"))
@@ -301,8 +304,10 @@ def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predict
     # predictions (its promise is stated over a holdout, and this one has a handful of images: one flip is 17 %).
     measured = json.loads((folder / "manifest.json").read_text())["measured"]
     rows = {row["format"]: row for row in measured["formats"]}
-    assert list(rows) == ["fp32", "fp16", "int8"]
+    assert list(rows) == ["fp32", "fp16", "int8", "torchscript"]
     assert rows["fp32"]["within_tolerance"]
     assert rows["fp16"]["within_tolerance"]
+    assert rows["torchscript"]["within_tolerance"]
+    assert got["script_diff"] < 1e-4
     assert rows["int8"]["top1_agreement_decided"] >= 0.8, rows["int8"]
     assert rows["int8"]["max_prob_diff"] <= 0.5, rows["int8"]

@@ -1,4 +1,5 @@
-"""ONNX exports of a classifier in three precisions, and how each compares with FP32 on real images.
+"""ONNX exports of a classifier in three precisions, and how each (and the TorchScript file of
+export_torchscript.py) compares with FP32 ONNX on real images.
 
 Every graph has input `input` (N x 3 x S x S, float32, dynamic batch) and two outputs: `logits` (N x C, what
 the platform's model returns, mirror-averaged when its checkpoint says so) and `embedding` (N x D, the pooled
@@ -35,6 +36,7 @@ from torch.nn import functional as F
 from training.ml.export_files import DECIDED_MARGIN
 from training.ml.export_files import ONNX_FILES as FILES
 from training.ml.export_files import ONNX_OUTPUTS as OUTPUTS
+from training.ml.export_torchscript import TorchScriptSession
 
 FORMATS = ("fp32", "fp16", "int8")
 CALIBRATION_BATCH = 8
@@ -222,6 +224,9 @@ def quantize_int8(source: Path, target: Path, calibration: np.ndarray | None, *,
 
 
 def session(path: Path):
+    """An onnxruntime session on the CPU, or for a TorchScript file (.pt) the same interface over torch."""
+    if Path(path).suffix == ".pt":
+        return TorchScriptSession(path)
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -319,8 +324,9 @@ def compare_formats(
     multi_label: bool,
     files: dict[str, str] | None = None,
 ) -> list[dict]:
-    """One row per format: accuracy and macro-F1 (when `labels`), top-1 agreement and largest probability
-    difference against FP32, file size, ms per image (batch 1), images/s (batch 32) and speedup vs FP32."""
+    """One row per format (the first, FP32, is the reference; a `.pt` file is TorchScript): accuracy and macro-F1
+    (when `labels`), top-1 agreement and largest probability difference against FP32, file size, ms per image
+    (batch 1), images/s (batch 32) and speedup vs FP32."""
     rows = []
     reference = None
     for fmt, name in (files or FILES).items():

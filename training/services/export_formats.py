@@ -1,4 +1,5 @@
-"""Compressed model exports: FP16 and INT8 ONNX beside FP32, each measured on the project's own images.
+"""Compressed model exports: FP16 and INT8 ONNX and TorchScript beside FP32 ONNX, each measured on the project's own
+images.
 
 Rules:
 - INT8 is calibrated on labeled train items (up to CALIBRATION_LIMIT), never on the holdout it is measured on.
@@ -10,7 +11,8 @@ Rules:
 - TOLERANCES are what an export promises against the platform's probabilities; the page, the model card and the
   manifest state them, and a format outside its tolerance on the measured images is flagged, not hidden.
 
-The ONNX work itself is training/ml/export_onnx.py (no Django); torch is imported inside functions only.
+The ONNX work itself is training/ml/export_onnx.py, the TorchScript trace training/ml/export_torchscript.py (no
+Django); torch is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ from __future__ import annotations
 from typing import Any
 
 from labeling.models import Item, ResolvedLabel, Split
-from training.ml.export_files import DECIDED_MARGIN
+from training.ml.export_files import DECIDED_MARGIN, ONNX_FILES
+from training.ml.export_torchscript import TORCHSCRIPT_FILE
 from training.models import ModelVersion
 from training.services.snapshot import item_local_path
 
 EXPORT_STEPS = 8  # load, ONNX, check, FP16, INT8, measure, card + zip, done
 CALIBRATION_LIMIT = 64
 EVALUATION_LIMIT = 256
+# The ONNX files (the exports view pairs these labels with ONNX_FILES); LABELS and FILES name every format.
 FORMAT_LABELS = {"fp32": "FP32 ONNX", "fp16": "FP16 ONNX", "int8": "INT8 ONNX"}
-# Against the platform's probabilities (FP32 is checked against PyTorch at export time as well).
+LABELS = {**FORMAT_LABELS, "torchscript": "TorchScript"}
+FILES = {**ONNX_FILES, "torchscript": TORCHSCRIPT_FILE}
+# Against the platform's probabilities (FP32 ONNX and TorchScript are checked against PyTorch at export time too).
 TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_prob_diff": 1e-4},
+    "torchscript": {"max_prob_diff": 1e-4},  # the same weights and operations, traced: FP32's promise
     "fp16": {"max_prob_diff": 2e-2},
     # INT8 moves a few probabilities a lot (0.3-0.4 at worst on CIFAR-10, bench/compression.py) while keeping
     # accuracy: its promise is top-1 agreement where FP32 is not at a near-tie, with a loose cap on the difference.
@@ -58,6 +65,13 @@ def within_tolerance(fmt: str, row: dict[str, Any]) -> bool:
     rule = TOLERANCES[fmt]
     agreement_ok = row["top1_agreement_decided"] >= rule.get("top1_agreement_decided", 0.0)
     return agreement_ok and row["max_prob_diff"] <= rule["max_prob_diff"] + 1e-12
+
+
+def format_promises() -> list[dict[str, str]]:
+    """Every format's label, file and stated tolerance, in the order the export measures them."""
+    return [
+        {"format": fmt, "label": LABELS[fmt], "file": FILES[fmt], "tolerance": tolerance_text(fmt)} for fmt in FILES
+    ]
 
 
 def labeled_images(*, version: ModelVersion, split: str, limit: int) -> tuple[list[str], list[list[int]]]:
@@ -114,7 +128,8 @@ def preprocess(paths: list[str], pre: dict[str, Any]):
 
 
 def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_label: bool, progress) -> dict:
-    """Write model.fp16.onnx and model.int8.onnx beside folder/model.onnx and measure all three (worker only).
+    """Write model.fp16.onnx and model.int8.onnx beside folder/model.onnx and measure them and the TorchScript file
+    already there (worker only).
     `progress(step, message)` reports the steps 4-6 of EXPORT_STEPS."""
     from training.ml.export_onnx import compare_formats, write_compressed
 
@@ -126,9 +141,9 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
     population, paths, labels = evaluation_set(version=version)
     images = preprocess(paths, pre)
     progress(6, f"Measuring each format on {len(images)} {population} images")
-    rows = compare_formats(folder, images, labels, multi_label=multi_label)
+    rows = compare_formats(folder, images, labels, multi_label=multi_label, files=FILES)
     for row in rows:
-        row["label"] = FORMAT_LABELS[row["format"]]
+        row["label"] = LABELS[row["format"]]
         row["tolerance"] = tolerance_text(row["format"])
         row["within_tolerance"] = within_tolerance(row["format"], row)
     return {
@@ -147,12 +162,12 @@ def _cell(value: Any, fmt: str) -> str:
 
 
 def formats_card(report: dict) -> list[str]:
-    """The model card's section on the three ONNX files (markdown lines)."""
+    """The model card's section on the ONNX and TorchScript files (markdown lines)."""
     lines = [
-        "## ONNX formats",
+        "## Export formats",
         "",
         f"Measured when exported, on {report['images']} images: {report['population_note']}. Accuracy and macro-F1 "
-        "are against the labels; agreement and the largest probability difference are against FP32; latency is "
+        "are against the labels; agreement and the largest probability difference are against FP32 ONNX; latency is "
         "one image per call, throughput batches of 32, on the exporting worker's CPU.",
         "",
         "| file | accuracy | macro-F1 | top-1 agreement | max prob diff | size MB | ms/image | images/s | "
@@ -168,9 +183,10 @@ def formats_card(report: dict) -> list[str]:
         )
     lines += [
         "",
-        f"INT8: {report['int8_method']}. FP16 keeps float32 inputs and outputs. Every file has input `input` and "
+        f"INT8: {report['int8_method']}. FP16 keeps float32 inputs and outputs. Every ONNX file has input `input` and "
         "outputs `logits` and `embedding` (the pooled backbone features the classifier reads, N x D, averaged over "
-        "the image and its mirror like the logits when the model does that), for drift monitoring.",
+        "the image and its mirror like the logits when the model does that), for drift monitoring; "
+        f"`{TORCHSCRIPT_FILE}` returns the same two, as a tuple in that order.",
         "",
     ]
     return lines

@@ -2,8 +2,9 @@
 
 The zip holds model.safetensors + config.json (timm architecture, class names, preprocessing), model.onnx
 (opset 17, dynamic batch axis, outputs `logits` and `embedding`, checked against PyTorch with onnxruntime at
-export time), model.fp16.onnx and model.int8.onnx (services/export_formats.py: built and measured on the
-project's holdout by the same worker), manifest.json (files, checksums, the measurements) and README.md (a model
+export time), model.fp16.onnx and model.int8.onnx, model.torchscript.pt (torch.jit.trace of the same model, checked
+against PyTorch after a round trip through the file) (services/export_formats.py: all measured on the project's
+holdout by the same worker), manifest.json (files, checksums, the measurements) and README.md (a model
 card with holdout metrics, the formats' measurements and the dataset hash). torch is imported only inside the
 functions that run in workers or commands; the web process only calls model_export_start. Batch inference lives
 in services/inference.py.
@@ -159,7 +160,9 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     import torch
 
     from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, mirror_averaged, serving_model
-    from training.ml.export_onnx import FILES, OUTPUTS, LogitsAndEmbedding, export_fp32
+    from training.ml.export_onnx import OUTPUTS, LogitsAndEmbedding, export_fp32
+    from training.ml.export_torchscript import TORCHSCRIPT_FILE, export_torchscript, max_logit_diff
+    from training.services.export_formats import FILES
 
     progress = progress or (lambda done, total, message="": None)
     source = checkpoint_dir(version)
@@ -197,11 +200,12 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         shutil.copyfile(source / WEIGHTS_FILE, out / "model.safetensors")
         (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
 
-        progress(2, EXPORT_STEPS, "Exporting ONNX")
+        progress(2, EXPORT_STEPS, "Exporting ONNX and TorchScript")
         size = pre["image_size"]
         export_fp32(graph, out / "model.onnx", image_size=size, opset=ONNX_OPSET)
+        export_torchscript(graph, out / TORCHSCRIPT_FILE, image_size=size)
 
-        progress(3, EXPORT_STEPS, "Checking ONNX against PyTorch")
+        progress(3, EXPORT_STEPS, "Checking ONNX and TorchScript against PyTorch")
         generator = torch.Generator().manual_seed(1)
         check = torch.randn(3, 3, size, size, generator=generator)  # another batch size: the axis is dynamic
         with torch.inference_mode():
@@ -213,6 +217,16 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
             raise ModelExportError(
                 f"ONNX output differs from PyTorch by {diff:.3g} (limit {ONNX_TOLERANCE:g}); not exported"
             )
+        script_diff = max_logit_diff(out / TORCHSCRIPT_FILE, reference, check)
+        if not script_diff < ONNX_TOLERANCE:
+            raise ModelExportError(
+                f"TorchScript output differs from PyTorch by {script_diff:.3g} (limit {ONNX_TOLERANCE:g}); not exported"
+            )
+        torchscript = {
+            "file": TORCHSCRIPT_FILE,
+            "torch_version": torch.__version__,
+            "pytorch_max_abs_diff": script_diff,
+        }
 
         formats = formats_build(
             version=version,
@@ -223,7 +237,14 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         )
         progress(7, EXPORT_STEPS, "Writing model card and manifest")
         (out / "README.md").write_text(
-            model_card(version=version, config=config, onnx_diff=diff, class_names=class_names, formats=formats)
+            model_card(
+                version=version,
+                config=config,
+                onnx_diff=diff,
+                class_names=class_names,
+                formats=formats,
+                torchscript=torchscript,
+            )
         )
         names = ["model.safetensors", "config.json", *FILES.values(), "README.md"]
         manifest = {
@@ -234,6 +255,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
             "code_version": config["labelloop"]["code_version"],
             "files": {name: {"bytes": (out / name).stat().st_size, "sha256": _sha256(out / name)} for name in names},
             "onnx": {"input": "input", "outputs": list(OUTPUTS), "opset": ONNX_OPSET, "pytorch_max_abs_diff": diff},
+            "torchscript": {**torchscript, "loader": "torch.jit.load", "outputs": list(OUTPUTS)},
             "tolerances": TOLERANCES,
             "decided_margin": DECIDED_MARGIN,
             "measured": formats,
@@ -255,6 +277,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         "architecture": config["architecture"],
         "classes": len(class_names),
         "onnx_max_abs_diff": diff,
+        "torchscript_max_abs_diff": script_diff,
         "bytes": size_bytes,
         "files": [key],
         "measured": formats,

@@ -46,7 +46,13 @@ def _headline_rows(metrics: dict) -> list[str]:
 
 
 def model_card(
-    *, version: ModelVersion, config: dict, onnx_diff: float, class_names: list[str], formats: dict | None = None
+    *,
+    version: ModelVersion,
+    config: dict,
+    onnx_diff: float,
+    class_names: list[str],
+    formats: dict | None = None,
+    torchscript: dict | None = None,
 ) -> str:
     metrics = version.metrics or {}
     pre = config["preprocessing"]
@@ -129,6 +135,18 @@ def model_card(
         "`logits` (first) and `embedding`, dynamic batch) was checked against PyTorch with onnxruntime at export "
         f"time: max abs difference {onnx_diff:.2e} (limit {ONNX_TOLERANCE:g}).",
         "",
+        *(
+            [
+                f"`{torchscript['file']}` (TorchScript, traced with torch {torchscript['torch_version']}) gives the "
+                "same `(logits, embedding)` with torch alone (no timm, no Labelloop code), mirror averaging inside, "
+                "any batch size at this image size: "
+                f"`logits, embedding = torch.jit.load('{torchscript['file']}')(batch)`; checked against PyTorch after "
+                f"a round trip through the file: max abs difference {torchscript['pytorch_max_abs_diff']:.2e}.",
+                "",
+            ]
+            if torchscript
+            else []
+        ),
         *(formats_card(formats) if formats else []),
     ]
     return "\n".join(lines)
