@@ -1,11 +1,13 @@
-"""Compressed exports on CIFAR-10: FP32 / FP16 / INT8 ONNX of a project's model, accuracy and speed on this CPU.
+"""Compressed exports on CIFAR-10: FP32 / FP16 / INT8 ONNX and TorchScript of a project's model, accuracy and speed
+on this CPU.
 
 A project as the platform trains it in head mode: bundled EfficientNet-Lite0 embeddings (cached, mirror-averaged
 by default) of --train CIFAR-10 train images, the platform's linear head (training.ml.heads.fit_head), folded into
 the full timm model (training.ml.checkpoint.head_model_state). That model is exported the way a model export does
 (training.ml.export_onnx: FP32, FP16 with float32 I/O, INT8 static QOperator calibrated on --calibration train
-images) and each file is measured on --test CIFAR-10 test images. INT8 QDQ is measured beside it as `int8_qdq`,
-to show why the export uses QOperator.
+images; TorchScript by training.ml.export_torchscript, torch.jit.trace of the same module) and each file is measured
+on --test CIFAR-10 test images (TorchScript with torch, the others with onnxruntime). INT8 QDQ is measured beside
+them as `int8_qdq`, to show why the export uses QOperator.
 
     python bench/compression.py --data ../shared/datasets/cifar10 [--train N --test N]
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import TEST_ID_OFFSET, list_image_folder, machine, subset  # noqa: E402
 
 TARGETS = {"int8_accuracy_drop_pp_max": 1.0, "int8_size_ratio_max": 0.35, "int8_speedup_min": 1.5}
+TORCHSCRIPT_TOLERANCE = 1e-4  # the export's stated promise (training.services.export_formats.TOLERANCES, FP32's)
 
 
 def main() -> None:
@@ -61,6 +64,7 @@ def main() -> None:
         quantize_int8,
         write_compressed,
     )
+    from training.ml.export_torchscript import TORCHSCRIPT_FILE, export_torchscript
     from training.ml.heads import feature_stats, fit_head
     from training.ml.models import BUNDLED_ARCH, create_backbone, data_config
 
@@ -98,17 +102,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="labelloop-bench-compression-") as tmp:
         folder = Path(tmp)
         t = time.monotonic()
+        graph = LogitsAndEmbedding(model, mirror=cfg.flip_average).eval()
         with torch.inference_mode():
-            export_fp32(
-                LogitsAndEmbedding(model, mirror=cfg.flip_average).eval(),
-                folder / FILES["fp32"],
-                image_size=args.image_size,
-                opset=17,
-            )
+            export_fp32(graph, folder / FILES["fp32"], image_size=args.image_size, opset=17)
         method = write_compressed(folder, calibration)
         qdq_method = quantize_int8(folder / FILES["fp32"], folder / "model.int8.qdq.onnx", calibration, qdq=True)
+        export_torchscript(graph, folder / TORCHSCRIPT_FILE, image_size=args.image_size)
         export_s = time.monotonic() - t
-        files = {**FILES, "int8_qdq": "model.int8.qdq.onnx"}
+        files = {**FILES, "torchscript": TORCHSCRIPT_FILE, "int8_qdq": "model.int8.qdq.onnx"}
         rows = compare_formats(folder, test_images, test_labels, multi_label=False, files=files)
 
     base = rows[0]
@@ -127,6 +128,7 @@ def main() -> None:
             "speedup_vs_fp32": round(row["speedup_vs_fp32"], 2),
         }
     int8 = formats["int8"]
+    rows_by = {row["format"]: row for row in rows}
     out = {
         "benchmark": "compression",
         "dataset": "cifar10",
@@ -139,17 +141,19 @@ def main() -> None:
         "int8_method": method,
         "int8_qdq_method": qdq_method,
         "formats": formats,
-        "targets": TARGETS,
+        "targets": {**TARGETS, "torchscript_max_prob_diff_max": TORCHSCRIPT_TOLERANCE},
         "targets_met": {
             "int8_accuracy_drop": int8["accuracy_drop_pp"] <= TARGETS["int8_accuracy_drop_pp_max"],
             "int8_size": int8["size_ratio"] <= TARGETS["int8_size_ratio_max"],
             "int8_speedup": int8["speedup_vs_fp32"] >= TARGETS["int8_speedup_min"],
+            "torchscript_within_tolerance": rows_by["torchscript"]["max_prob_diff"] <= TORCHSCRIPT_TOLERANCE,
         },
         "embedding_seconds": round(embed_s, 1),
         "export_seconds": round(export_s, 1),
         "total_seconds": round(time.monotonic() - t_start, 1),
         "machine": machine(),
-        "note": "latency: one image per call (median of 16); throughput: batch 32, best of 3; 2 shared cores, "
+        "note": "latency: one image per call (median of 16); throughput: batch 32, best of 3 (onnxruntime; torch for "
+        "torchscript, its max_prob_diff against FP32 ONNX); 2 shared cores, "
         "wall time under other engineers' load. Full size: --train 5000 --test 2000 (the defaults).",
     }
     print(json.dumps(out, indent=2))
