@@ -7,8 +7,11 @@ absent training app means no model: every accessor returns None and every read i
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.apps import apps
 from django.db.models import Model, OuterRef, QuerySet
+from django.urls import NoReverseMatch, reverse
 
 from labeling.models import Project
 
@@ -70,3 +73,19 @@ def registered_backbone_weights() -> list[dict]:
     if weights_model is None:
         return []
     return list(weights_model.objects.order_by("name").values("id", "name", "architecture", "sha256"))
+
+
+def explanation_url(
+    *, slug: str, item_id: int, class_id: int, version: int | None = None, ahead: list[int] | None = None
+) -> str:
+    """The URL of the heatmap fragment (training.views.explanations) of an item for a class: the active version's,
+    or version number `version`'s; `ahead`: item ids whose top class is computed ahead. "" without the training app.
+    """
+    if not apps.is_installed("training"):
+        return ""
+    try:
+        url = reverse("training:explanation", args=[slug, item_id, class_id])
+    except NoReverseMatch:
+        return ""
+    params = {k: v for k, v in (("version", version or ""), ("ahead", ",".join(map(str, ahead or [])))) if v}
+    return f"{url}?{urlencode(params)}" if params else url

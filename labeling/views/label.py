@@ -31,6 +31,7 @@ from labeling.selectors.queue import (
     labeling_progress,
     skipped_items_for_user,
 )
+from labeling.selectors.training_seam import explanation_url
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
 
@@ -93,6 +94,17 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
     suggestions = item_suggestions(item=item, classes=classes) if item is not None else []
     preselected = suggestions[0].class_id if (suggestions and project.preselect_suggestion) else None
     prefetch = items_peek_next(project=project, user=request.user, exclude_ids=[item.pk], limit=2) if item else []
+    # The heatmap of each suggested class; the first view of the top one also computes the next items' ahead.
+    explain_links = [
+        (s.class_id, explanation_url(slug=project.slug, item_id=item.pk, class_id=s.class_id)) for s in suggestions
+    ]
+    explain_top = (
+        explanation_url(
+            slug=project.slug, item_id=item.pk, class_id=suggestions[0].class_id, ahead=[p.pk for p in prefetch]
+        )
+        if suggestions
+        else ""
+    )
     return _context(
         request,
         item=item,
@@ -101,6 +113,8 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
         suggestions=suggestions,
         preselected=preselected,
         prefetch=prefetch,
+        explain_top=explain_top,
+        explain_links=explain_links,
         progress=labeling_progress(project=project, user=request.user),
         notice=notice,
         notice_level=level,

@@ -28,7 +28,7 @@ from labeling.selectors.reviews import (
     review_task_next,
     review_tasks_open,
 )
-from labeling.selectors.training_seam import latest_label_error_search
+from labeling.selectors.training_seam import active_model_version, explanation_url, latest_label_error_search
 from labeling.services import reviews as review_services
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
@@ -56,6 +56,12 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
     classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     counts = review_task_counts(project=project)
     ctx = review_context(task=task) if task else None
+    # The active model's heatmap of each of its top classes (the first is shown over the image).
+    explain_links = (
+        [(c.pk, explanation_url(slug=project.slug, item_id=ctx.item.pk, class_id=c.pk)) for c, _ in ctx.model_top]
+        if ctx
+        else []
+    )
     return _context(
         request,
         task=task,
@@ -69,6 +75,8 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
         gold_ids={c.pk for c in ctx.gold} if ctx else set(),
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,
+        explain_links=explain_links,
+        explain_top=explain_links[0][1] if explain_links else "",
     )
 
 
@@ -205,6 +213,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     class_ids = {c for row in details.values() for c in row[:2]}
     classes = LabelClass.objects.in_bulk(class_ids) if class_ids else {}
     rows = []
+    version = active_model_version(project)
+    explained = set(version.class_ids) if version is not None else set()
     for task in tasks:
         detail = details.get(str(task.item_id))
         resolved = getattr(task.item, "resolved", None)
@@ -221,6 +231,10 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
                 "annotator": task.annotation.user.get_username() if task.annotation_id else "",
                 "model": model_class,
                 "model_probability": detail[2],
+                # What the active model looks at for the class the search's model predicted.
+                "explain_url": explanation_url(slug=project.slug, item_id=task.item_id, class_id=model_class.pk)
+                if model_class.pk in explained
+                else "",
             }
         )
     job = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS).order_by("-created_at").first()

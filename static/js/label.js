@@ -1,4 +1,5 @@
-// Labeling page: class keys level by level, taxonomy search, time per item, image prefetch, image background.
+// Labeling page: class keys level by level, taxonomy search, time per item, image prefetch, image background,
+// the heatmap key (h, static/js/explain.js).
 // The server renders everything; this file only turns keys into clicks and form submits.
 //
 // The rule that keeps labels honest: a key acts only on the image that is on screen when it is pressed.
@@ -31,6 +32,9 @@
   const buttons = () => Array.from(document.querySelectorAll("#label-form .class-btn"));
   const byId = (id) => buttons().find((b) => b.dataset.id === String(id));
   const search = () => document.getElementById("class-search");
+  // Heatmap overlays (static/js/explain.js): their polls and swaps are not card requests.
+  const Explain = window.LabelloopExplain;
+  const isExplain = (e) => Boolean(Explain && Explain.isExplainEvent(e));
 
   // An image is on screen: the card is settled (no request in flight) and its image has been displayed.
   // A card without an item (nothing left to label) only takes undo, once settled.
@@ -75,6 +79,7 @@
     const img = document.getElementById("item-image");
     if (img && card().dataset.item) {
       watchShown(img, card().dataset.item);
+      if (Explain) img.addEventListener("load", Explain.apply);
       if (img.dataset.original) {
         // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.
         const full = preload(img.dataset.original);
@@ -89,6 +94,7 @@
     showBackground();
     showLevel("");
     restoreSearch();
+    if (Explain) Explain.apply();
     markReady();
   }
 
@@ -318,6 +324,8 @@
     if (key === "?") { toggleOverlay("shortcuts-overlay"); e.preventDefault(); return; }
     if (key === "i") { toggleOverlay("instructions-overlay"); e.preventDefault(); return; }
     if (key === "b") { nextBackground(); e.preventDefault(); return; }
+    // h shows or hides the model's heatmap (a view, not a label: it acts while the next image loads too).
+    if (key === "h" && Explain && !isClassKey(key)) { Explain.toggle(); e.preventDefault(); return; }
     if (!card()) return;
     if (key === "/") {
       // Any time, even while the next card loads: the query moves to it (carrySearch) and is never a key.
@@ -355,11 +363,13 @@
 
   // Conflicts (409) and bad input (400) come back as a card with a message: show it.
   document.addEventListener("htmx:beforeSwap", (e) => {
+    if (isExplain(e)) return;
     const status = e.detail.xhr.status;
     if (status === 400 || status === 409) { e.detail.shouldSwap = true; e.detail.isError = false; }
     if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "item-card") carrySearch();
   });
   document.addEventListener("htmx:beforeRequest", (e) => {
+    if (isExplain(e)) return;
     if (!e.target.closest || !e.target.closest("#item-card")) return;
     // One card request at a time, and only about the image on screen: a click while the next card loads
     // would act on a card that is being replaced.
@@ -369,7 +379,7 @@
     markReady();
   });
   const isSent = (e) => Boolean(sent && e.detail && e.detail.xhr === sent.xhr);
-  document.addEventListener("htmx:afterSwap", (e) => { if (e.detail.target && card()) initCard(); });
+  document.addEventListener("htmx:afterSwap", (e) => { if (e.detail.target && card() && !isExplain(e)) initCard(); });
   // The new card's forms are wired by htmx only once it settles: keys act on it from then on (and its image shown).
   document.addEventListener("htmx:afterSettle", (e) => {
     if (!isSent(e)) return;

@@ -1,5 +1,5 @@
 // Review page: a accept, r reject, c then a class key to correct (multi-label: toggle the given set, Enter saves),
-// n / j next, Esc cancels a correction. In a taxonomy each level has its own keys: a class with subclasses
+// n / j next, h the model's heatmap, Esc cancels a correction. In a taxonomy each level has its own keys: a class with subclasses
 // opens them, Backspace goes back, Enter picks the level's own class; / searches every class by path.
 // The server renders every card (and the reason tabs, out of band); this file turns keys into submits.
 (function () {
@@ -19,6 +19,9 @@
   const buttons = () => (fieldset() ? Array.from(fieldset().querySelectorAll(".class-btn")) : []);
   const byId = (id) => buttons().find((b) => b.dataset.id === String(id));
   const searchInput = () => document.getElementById("correct-search");
+  // Heatmap overlays (static/js/explain.js): their polls and swaps are not the card's.
+  const Explain = window.LabelloopExplain;
+  const isExplain = (event) => Boolean(Explain && Explain.isExplainEvent(event));
 
   function typing(event) {
     const t = event.target;
@@ -149,6 +152,7 @@
     else if (key === "c") { setCorrecting(true); event.preventDefault(); }
     else if (key === "/" && fieldset()) { setCorrecting(true); searchInput()?.focus(); event.preventDefault(); }
     else if (key === "n" || key === "j") { next(); event.preventDefault(); }
+    else if (key === "h" && Explain) { Explain.toggle(); event.preventDefault(); }
   });
 
   document.addEventListener("input", (event) => {
@@ -167,8 +171,8 @@
 
   // A new card arrived (htmx swap) or a request ended: reset the state. The reason tabs come in the same
   // response as an out-of-band swap, so their counts follow each verdict.
-  document.addEventListener("htmx:afterSwap", () => { busy = false; setCorrecting(false); });
-  document.addEventListener("htmx:afterRequest", () => { busy = false; });
+  document.addEventListener("htmx:afterSwap", (event) => { if (!isExplain(event)) { busy = false; setCorrecting(false); } });
+  document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) busy = false; });
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }

@@ -35,7 +35,6 @@ from training.services.exports import version_class_names
 
 logger = logging.getLogger(__name__)
 
-TASK = "training.tasks.explanation_compute_task"
 PREFETCH_MAX = 5
 _EXPLAINERS: OrderedDict[str, object] = OrderedDict()  # checkpoint folder -> loaded Explainer (per worker process)
 _EXPLAINERS_MAX = 2
@@ -44,7 +43,7 @@ _LOCK = threading.Lock()
 
 def _send_on_commit(explanation_id: int) -> None:
     def send() -> None:
-        if not task_send(TASK, explanation_id):
+        if not task_send("training.tasks.explanation_compute_task", explanation_id):
             Explanation.objects.filter(pk=explanation_id, status=ExplanationStatus.QUEUED).update(
                 status=ExplanationStatus.FAILED, error=BROKER_DOWN, finished_at=timezone.now()
             )
@@ -60,9 +59,10 @@ def class_index_of(*, version: ModelVersion, class_id: int) -> int:
         raise ValidationError(f"Model v{version.number} does not predict that class.") from None
 
 
-def explanation_request(*, version: ModelVersion, item: Item, class_index: int) -> Explanation:
+def explanation_request(*, version: ModelVersion, item: Item, class_index: int, resend: bool = True) -> Explanation:
     """The explanation of `item` for output `class_index` of `version`: the existing row, or a new queued one with
-    its task sent after commit. Idempotent. A row failed only because the broker was down is sent again."""
+    its task sent after commit. Idempotent. A row failed only because the broker was down is sent again, unless
+    `resend` is False (a page's poll: it shows the failure rather than retrying every second)."""
     if item.project_id != version.project_id:
         raise ValidationError("The item and the model version belong to different projects.")
     if not 0 <= class_index < len(version.class_ids):
@@ -79,7 +79,7 @@ def explanation_request(*, version: ModelVersion, item: Item, class_index: int) 
         except IntegrityError:  # another request created it first: theirs is the one
             row = Explanation.objects.get(model_version=version, item=item, class_index=class_index)
         return row
-    if row.status == ExplanationStatus.FAILED and row.error == BROKER_DOWN:
+    if resend and row.status == ExplanationStatus.FAILED and row.error == BROKER_DOWN:
         with transaction.atomic():
             updated = Explanation.objects.filter(pk=row.pk, status=ExplanationStatus.FAILED, error=BROKER_DOWN).update(
                 status=ExplanationStatus.QUEUED, error="", finished_at=None

@@ -16,6 +16,7 @@ from labeling import charts
 from labeling.models import JobStatus
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR
+from labeling.selectors.training_seam import explanation_url
 from labeling.services.dispatch import BROKER_DOWN
 from training.models import ModelVersion
 from training.selectors import quality
@@ -212,6 +213,14 @@ def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
     predictions, population = quality.confusion_items(version=version, true_index=true_index, pred_index=pred_index)
     m = quality.version_metrics(version)
     holdout_count = m.confusion[true_index][pred_index] if m.confusion else None
+    # Over each item: where this version sees the class it predicted (its heatmap, computed by a worker).
+    pred_class = version.class_ids[pred_index] if pred_index < len(version.class_ids) else None
+    explained = [
+        (p, explanation_url(slug=slug, item_id=p.item_id, class_id=pred_class, version=version.number))
+        if pred_class is not None
+        else (p, "")
+        for p in predictions[:300]
+    ]
     return render(
         request,
         "training/quality_confusion_items.html",
@@ -221,6 +230,7 @@ def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
             true_name=names[true_index],
             pred_name=names[pred_index],
             predictions=predictions[:300],
+            explained=explained,
             total=predictions.count(),
             population=population,
             holdout_count=holdout_count,
