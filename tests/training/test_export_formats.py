@@ -263,7 +263,9 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     Item.objects.filter(project=project).update(split=Split.TRAIN)  # no holdout any more
     client.force_login(member_of(project, Role.ML_ENGINEER))
     page = reverse("training:model_exports", args=[project.slug])
-    assert "max probability difference ≤ 0.02" in client.get(page).content.decode()  # the FP16 promise
+    promises = client.get(page).content.decode()
+    assert "max probability difference ≤ 0.02" in promises  # the FP16 promise
+    assert "<code>model.torchscript.pt</code>" in promises  # every format's promise is stated before exporting
 
     with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly in tests
         response = client.post(reverse("training:model_export_start", args=[project.slug, 1]))

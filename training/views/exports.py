@@ -15,10 +15,9 @@ from django.views.decorators.http import require_POST
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
 from labeling.services.job_limits import JobLimitReached
-from training.ml.export_files import ONNX_FILES
 from training.models import ModelVersion
 from training.services import exports, inference
-from training.services.export_formats import FORMAT_LABELS, tolerance_text
+from training.services.export_formats import format_promises
 
 
 class InferenceForm(forms.Form):
@@ -70,10 +69,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
     versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
     jobs = Job.objects.filter(project=project, kind__in=[JobKind.EXPORT_MODEL, JobKind.INFERENCE])[:20]
     status = (429 if limited else 400) if request.method == "POST" else 200
-    formats = [
-        {"label": label, "file": ONNX_FILES[fmt], "tolerance": tolerance_text(fmt)}
-        for fmt, label in FORMAT_LABELS.items()
-    ]
+    formats = format_promises()
     context = _context(request, form=form, versions=versions, jobs=jobs, formats=formats)
     return render(request, "training/exports.html", context, status=status)
 

@@ -20,7 +20,7 @@ from training.services.exports import model_export_run, model_version_pick
 class Command(BaseCommand):
     help = (
         "Export a model version as a zip: model.safetensors, config.json, model.onnx (checked), model.fp16.onnx, "
-        "model.int8.onnx (measured on the holdout), manifest.json, README.md card."
+        "model.int8.onnx, model.torchscript.pt (each measured on the holdout), manifest.json, README.md card."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
