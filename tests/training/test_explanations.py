@@ -236,3 +236,30 @@ def test_review_label_error_and_confusion_pages_show_the_heatmap(zoo, client, me
     # then: the item carries v1's heatmap of the predicted class
     assert f'data-item="{item.pk}"' in body
     assert f'hx-get="{top_url}?version=1"' in body
+
+
+def test_a_duplicate_delivery_does_nothing_and_a_dead_workers_row_is_taken_again(zoo, monkeypatch):
+    # given: a queued explanation (its task not sent: the broker is stubbed away)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    import training.services.explanations as service
+
+    _, _, items, version, _, _ = zoo
+    monkeypatch.setattr(service, "task_send", lambda name, *args: True)
+    row = service.explanation_request(version=version, item=items[0], class_index=0)
+    # when: the task is delivered twice
+    first = service.explanation_compute(explanation_id=row.pk)
+    second = service.explanation_compute(explanation_id=row.pk)
+    # then: the second delivery finds it done and computes nothing
+    assert first["status"] == ExplanationStatus.DONE
+    assert second == {"explanation": row.pk, "skipped": True}
+    # when: a worker died while running another one (redelivered later), and once it is stale
+    other = service.explanation_request(version=version, item=items[1], class_index=0)
+    Explanation.objects.filter(pk=other.pk).update(status=ExplanationStatus.RUNNING, started_at=timezone.now())
+    assert service.explanation_compute(explanation_id=other.pk)["skipped"]
+    stale = timezone.now() - timedelta(seconds=service.STALE_RUNNING_SECONDS + 1)
+    Explanation.objects.filter(pk=other.pk).update(started_at=stale)
+    # then: the redelivery computes it
+    assert service.explanation_compute(explanation_id=other.pk)["status"] == ExplanationStatus.DONE

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -36,6 +37,7 @@ from training.services.exports import version_class_names
 logger = logging.getLogger(__name__)
 
 PREFETCH_MAX = 5
+STALE_RUNNING_SECONDS = 600  # longer than explanation_compute_task's time limit
 _EXPLAINERS: OrderedDict[str, object] = OrderedDict()  # checkpoint folder -> loaded Explainer (per worker process)
 _EXPLAINERS_MAX = 2
 _LOCK = threading.Lock()
@@ -116,9 +118,16 @@ def explanations_prefetch(*, project: Project, item_ids: Iterable[int]) -> int:
 
 
 def _claim(explanation_id: int) -> Explanation | None:
+    """queued -> running under a row lock; None when another delivery has it. A row left running by a worker that
+    died (the task is redelivered: acks_late) is taken again once it is older than the task's time limit."""
     with transaction.atomic():
         row = Explanation.objects.select_for_update().filter(pk=explanation_id).first()
-        if row is None or row.status != ExplanationStatus.QUEUED:
+        if row is None:
+            return None
+        stale = row.status == ExplanationStatus.RUNNING and (
+            row.started_at is None or row.started_at < timezone.now() - timedelta(seconds=STALE_RUNNING_SECONDS)
+        )
+        if row.status != ExplanationStatus.QUEUED and not stale:
             return None
         row.status = ExplanationStatus.RUNNING
         row.started_at = timezone.now()
