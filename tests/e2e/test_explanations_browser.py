@@ -73,6 +73,33 @@ def test_h_toggles_the_heatmap_over_the_image_and_labeling_keys_still_work(page,
     assert page.evaluate("window.__csp") == []
 
 
+def test_keys_typed_ahead_with_the_heatmap_shown_are_applied_or_refused_as_without_it(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # given: a longer queue with an active model, and the heatmap shown (its polls run while keys are typed)
+    project, _, _, _, annotator, _ = explained_project(
+        project_factory, label_class_factory, item_factory, member_of, slug="burst", n=14
+    )
+    login(annotator.username)
+    page.goto(f"/p/{project.slug}/label/")
+    wait_ready(page)
+    page.keyboard.press("h")
+    page.locator("#explain-slot .explain").first.wait_for(state="attached")
+    # when: label and skip keys are typed at machine speed, ahead of the next images
+    keys = ["1", "2", "3", "s"] * 3
+    for key in keys:
+        page.keyboard.press(key)
+    page.wait_for_timeout(1500)
+    wait_ready(page)
+    # then: every key was applied once to an image on screen or refused where the annotator sees it, as always
+    mine = list(Annotation.objects.filter(user=annotator))
+    refused = int(page.locator("#key-note").get_attribute("data-refused"))
+    assert len(mine) + refused == len(keys)
+    assert len({a.item_id for a in mine}) == len(mine)
+    assert refused > 0, "nothing was typed ahead: the test did not test it"
+    assert page.locator("#explain-slot").is_visible()
+
+
 def test_a_broken_model_says_so_and_labeling_goes_on(page, login, zoo):
     # given: the active version's checkpoint is corrupted
     project, classes, _, version, annotator, _ = zoo
