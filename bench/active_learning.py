@@ -1,9 +1,13 @@
-"""Active-learning efficiency on CIFAR-10: oracle annotators label what each strategy asks for, through the
-product's own code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
+"""Active-learning efficiency: oracle annotators label what each strategy asks for, through the product's own
+code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
 
-    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --pool 10000 --seeds 3
+    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --pool 10000 --seeds 10
+    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --long-tail 1000:20
+    nice .venv/bin/python bench/active_learning.py --data digits
 
-Embeddings (Lite0, bundled weights, 128 px) are cached under var/bench-cache, so reruns skip the backbone."""
+`--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
+from it) or `digits` (the demo's line art). `--long-tail MAX:MIN` keeps a pool whose class sizes fall
+geometrically from MAX to MIN. Embeddings are cached under var/bench-cache, so reruns skip the backbone."""
 
 from __future__ import annotations
 
@@ -20,10 +24,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import TEST_ID_OFFSET, list_image_folder, machine, subset  # noqa: E402
+from bench.al_report import report  # noqa: E402
+from bench.common import machine  # noqa: E402
 
 STRATEGIES = ("random", "least_confidence", "margin", "entropy", "kcenter", "diverse_margin")
 DEFAULT = "diverse_margin"
+# Strategies whose first batch is the product's cold start (no model yet); the others start at random.
+COLD_STARTS = (DEFAULT,)
 
 _STATE: dict = {}
 
@@ -34,7 +41,7 @@ def schedule(start: int, fine_step: int, fine_until: int, coarse_step: int, unti
     return points
 
 
-def _init(x, y, xt, yt, stats, threads):
+def _init(x, y, xt, yt, stats, threads, classes, alike=1.0):
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -45,7 +52,11 @@ def _init(x, y, xt, yt, stats, threads):
     _STATE["limits"] = threadpool_limits(threads)
     # rank_pool projects embeddings to 128-d with a fixed random projection each call; the projection is
     # linear and row-wise, so projecting the pool once here gives identical selections, minus a second a round.
-    _STATE.update(x=x, xr=reduce_dim(x, None)[0], y=y, xt=xt, yt=yt, stats=stats)
+    xr = reduce_dim(x, None)[0]
+    # --alike: the strategy sees every embedding pulled toward the pool's mean (images that share most of their
+    # content, like drawings on a white page); the head is unaffected (it standardizes its features).
+    xr = xr.mean(axis=0, keepdims=True) + alike * (xr - xr.mean(axis=0, keepdims=True))
+    _STATE.update(x=x, xr=xr, y=y, xt=xt, yt=yt, stats=stats, classes=classes)
 
 
 def simulate(strategy: str, seed: int, points: list[int]) -> dict:
@@ -54,11 +65,11 @@ def simulate(strategy: str, seed: int, points: list[int]) -> dict:
     from training.ml.strategies import rank_pool
 
     x, xr, y, xt, yt, stats = (_STATE[k] for k in ("x", "xr", "y", "xt", "yt", "stats"))
-    n = len(x)
+    n, classes = len(x), _STATE["classes"]
     rng = np.random.default_rng(seed)
-    if strategy == DEFAULT:
+    if strategy in COLD_STARTS:
         # The product's cold start: no model yet, typical + diverse picks on pretrained embeddings.
-        order = np.argsort(-rank_pool(strategy, None, xr, None, points[0], seed))
+        order = np.argsort(-rank_pool(strategy, None, xr, None, points[0], seed), kind="stable")
         labeled = list(order[: points[0]])
     else:
         labeled = list(rng.choice(n, size=points[0], replace=False))  # classic baselines start at random
@@ -70,27 +81,54 @@ def simulate(strategy: str, seed: int, points: list[int]) -> dict:
         mask[lab] = False
         unl = np.nonzero(mask)[0]
         # The product's head for every strategy: fitted on the labels, self-trained on the unlabeled pool.
-        fit = fit_head(x[lab], [[int(v)] for v in y[lab]], 10, stats=stats, seed=seed, unlabeled=x[unl])
+        fit = fit_head(x[lab], [[int(v)] for v in y[lab]], classes, stats=stats, seed=seed, unlabeled=x[unl])
         accs.append(float((predict_head(fit.head, xt).argmax(1) == yt).mean()))
         if i + 1 < len(points):
             step = points[i + 1] - target
-            probs = predict_head(fit.head, x[unl]) if strategy != "random" else np.full((len(unl), 10), 0.1)
+            probs = (
+                predict_head(fit.head, x[unl]) if strategy != "random" else np.full((len(unl), classes), 1 / classes)
+            )
             prio = rank_pool(strategy, probs, xr[unl], xr[lab], step, seed + 1000 * i)
             labeled += list(unl[np.argsort(-prio, kind="stable")[:step]])
         secs.append(time.monotonic() - t)
-    return {"strategy": strategy, "seed": seed, "accs": accs, "seconds": float(np.mean(secs))}
+    found = len(set(int(v) for v in y[np.asarray(labeled[:20])]))
+    return {"strategy": strategy, "seed": seed, "accs": accs, "seconds": float(np.mean(secs)), "found20": found}
+
+
+def _embed(split, cfg, cache: Path):
+    from tqdm import tqdm
+
+    from training.ml.embeddings import EmbeddingStore
+
+    store = EmbeddingStore(cache)
+    t = time.monotonic()
+    bar = tqdm(total=0, desc="embeddings", unit="img", disable=not sys.stderr.isatty())
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    computed = store.compute(split.pool_ids + split.test_ids, split.pool_paths + split.test_paths, cfg, progress)
+    bar.close()
+    seconds = time.monotonic() - t
+    return store.get(split.pool_ids, cfg), store.get(split.test_ids, cfg), computed, seconds
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "cifar10")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"),
+                    help="an ImageFolder with train/ and test/, or 'digits'")  # fmt: skip
     ap.add_argument("--pool", type=int, default=10000)
+    ap.add_argument("--long-tail", default="", help="MAX:MIN, e.g. 1000:20: class sizes fall geometrically")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--max-labels", type=int, default=4000)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache")
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--alike", type=float, default=1.0, help="stress: shrink what the strategy sees toward the mean")
+    ap.add_argument("--backbone", default="tf_efficientnet_lite0", help="a bundled backbone")
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument(
         "--no-flip-average", dest="flip_average", action="store_false",
@@ -100,45 +138,33 @@ def main() -> None:
 
     from tqdm import tqdm
 
+    from bench.al_data import load
     from training.ml.config import RoundConfig
-    from training.ml.embeddings import EmbeddingStore
     from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
 
-    paths, ids, labels, classes = list_image_folder(args.data / "train")
-    sel = subset(args.pool, len(paths), 12345)
-    tpaths, tids, tlabels, _ = list_image_folder(args.data / "test", id_offset=TEST_ID_OFFSET)
-    tsel = subset(args.test, len(tpaths), 54321)
-    cfg = RoundConfig(class_names=classes, image_size=args.image_size, flip_average=args.flip_average)
-    store = EmbeddingStore(args.cache)
-    t = time.monotonic()
-    all_ids = [int(i) for i in ids[sel]] + [int(i) for i in tids[tsel]]
-    all_paths = [paths[i] for i in sel] + [tpaths[i] for i in tsel]
-    bar = tqdm(total=0, desc="embeddings", unit="img", disable=not sys.stderr.isatty())
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    computed = store.compute(all_ids, all_paths, cfg, progress)
-    bar.close()
-    embed_s = time.monotonic() - t
-    x = store.get([int(i) for i in ids[sel]], cfg)
-    xt = store.get([int(i) for i in tids[tsel]], cfg)
-    y, yt = labels[sel], tlabels[tsel]
+    long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
+    split = load(args.data, args.cache, args.pool, args.test, long_tail)
+    classes = len(split.classes)
+    cfg = RoundConfig(
+        class_names=split.classes, backbone=args.backbone, image_size=args.image_size, flip_average=args.flip_average
+    )
+    x, xt, computed, embed_s = _embed(split, cfg, args.cache)
+    y, yt = split.pool_labels, split.test_labels
     stats = feature_stats(x)
 
     t = time.monotonic()
-    full = fit_head(x, [[int(v)] for v in y], 10, stats=stats)
+    full = fit_head(x, [[int(v)] for v in y], classes, stats=stats)
     ceiling = float((predict_head(full.head, xt).argmax(1) == yt).mean())
     ceiling_fit_s = time.monotonic() - t
 
-    points = schedule(20, 20, min(1000, args.max_labels), 200, args.max_labels)
+    max_labels = min(args.max_labels, int(0.9 * len(x)))
+    points = schedule(20, 20, min(1000, max_labels), 200, max_labels)
     names = [s for s in args.strategies.split(",") if s]
     jobs = [(s, seed) for seed in range(args.seeds) for s in names]
     sims = tqdm(total=len(jobs), desc="simulations (strategy x seed)", disable=not sys.stderr.isatty())
+    init = (x, y, xt, yt, stats, 1, classes, args.alike)
     if args.processes <= 1:
-        _init(x, y, xt, yt, stats, 1)
+        _init(*init)
         runs = []
         for s, seed in jobs:
             runs.append(simulate(s, seed, points))
@@ -146,62 +172,18 @@ def main() -> None:
     else:
         # spawn, not fork: a forked child inherits the parent's OpenMP pool and crawls with > 1 thread.
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            args.processes, mp_context=ctx, initializer=_init, initargs=(x, y, xt, yt, stats, 1)
-        ) as ex:
+        with ProcessPoolExecutor(args.processes, mp_context=ctx, initializer=_init, initargs=init) as ex:
             runs = []
             for run in ex.map(simulate, *zip(*jobs, strict=True), [points] * len(jobs)):
                 runs.append(run)
                 sims.update()
     sims.close()
-
-    out = {
-        "benchmark": "active_learning",
-        "dataset": "cifar10",
-        "pool": len(x),
-        "test": len(xt),
-        "seeds": args.seeds,
-        "backbone": "tf_efficientnet_lite0 (bundled weights)",
-        "image_size": args.image_size,
-        "flip_average": cfg.flip_average,
-        "head": f"linear, L2={full.l2}, class-balanced, standardized, self-trained on pool items predicted with"
-        f" p >= {PSEUDO_THRESHOLD}",
-        "ceiling_accuracy": round(ceiling, 4),
-        "default": DEFAULT,
-        "embedding_seconds": round(embed_s, 1),
-        "embeddings_computed": computed,
-        "ceiling_fit_seconds": round(ceiling_fit_s, 2),
-        "strategies": {},
-        "machine": machine(),
-        "note": "2 shared cores, niced; seconds are wall time under other engineers' load",
-    }
-    fine = [i for i, p in enumerate(points) if p <= 1000]
-    for name in names:
-        curves = np.array([r["accs"] for r in runs if r["strategy"] == name])
-        mean, std = curves.mean(0), curves.std(0)
-
-        def first_reaching(frac: float, mean=mean) -> int | None:
-            hit = np.nonzero(mean >= frac * ceiling)[0]
-            return int(points[hit[0]]) if len(hit) else None
-
-        out["strategies"][name] = {
-            "curve": [[p, round(float(m), 4), round(float(s), 4)] for p, m, s in zip(points, mean, std, strict=True)],
-            "auc": round(float(mean[fine].mean()), 4),
-            "labels_to_90": first_reaching(0.90),
-            "labels_to_95": first_reaching(0.95),
-            "seconds_per_round": round(float(np.mean([r["seconds"] for r in runs if r["strategy"] == name])), 3),
-        }
-    if "random" in out["strategies"] and DEFAULT in out["strategies"]:
-        r, d = out["strategies"]["random"], out["strategies"][DEFAULT]
-        out["default_vs_random"] = {
-            "auc_gain_points": round(100 * (d["auc"] - r["auc"]), 2),
-            "labels_to_95_ratio": (
-                round(d["labels_to_95"] / r["labels_to_95"], 3) if d["labels_to_95"] and r["labels_to_95"] else None
-            ),
-            "labels_to_90_ratio": (
-                round(d["labels_to_90"] / r["labels_to_90"], 3) if d["labels_to_90"] and r["labels_to_90"] else None
-            ),
-        }
+    out = report(args, split, cfg, x, xt, points, names, runs, ceiling)
+    out.update(alike=args.alike, embedding_seconds=round(embed_s, 1), embeddings_computed=computed,
+               embedding_ms_per_image=round(1000 * embed_s / computed, 2) if computed else None,
+               ceiling_fit_seconds=round(ceiling_fit_s, 2), machine=machine(),
+               head=f"linear, L2={full.l2}, class-balanced, standardized, self-trained on pool items predicted with"
+               f" p >= {PSEUDO_THRESHOLD}")  # fmt: skip
     print(json.dumps(out))
 
 
