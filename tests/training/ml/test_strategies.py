@@ -69,8 +69,44 @@ def test_margin_distinct_does_not_fill_a_batch_with_duplicates():
     assert all(i < 10 for i in np.argsort(-st.margin(probs), kind="stable")[:5])
     # the default strategy, past its typicality phase, uses it
     labeled = np.repeat(emb[10:11], 10 * 2, axis=0)
-    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, labeled, 5, seed=0))[:5]
+    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, labeled, 5, seed=0, random_share=0))[:5]
     assert sum(i < 10 for i in top) == 1
+
+
+def test_the_near_duplicate_guard_ignores_what_every_image_shares():
+    # Given a pool whose embeddings all share one big component (line art on a white page: every pair of images
+    # is more than 0.95 cosine-similar) and the same pool without it
+    rng = np.random.default_rng(5)
+    spread = rng.normal(size=(400, 32))
+    page = np.full((1, 32), 40.0)
+    alike = page + spread
+    unit = alike / np.linalg.norm(alike, axis=1, keepdims=True)
+    assert np.median(unit[:50] @ unit.T) > 0.95
+    probs = rng.dirichlet([1, 1, 1], size=400)
+    # When the guard picks a batch of 20 from each
+    picks = st.margin_distinct(probs, alike, 20)
+    # Then it picks the same uncertain items (uncentred, it took one and then the pool's outliers), all of them
+    # among the 3 x 20 most uncertain
+    assert picks.tolist() == st.margin_distinct(probs, spread, 20).tolist()
+    window = set(np.argsort(-st.margin(probs), kind="stable")[: st.DISTINCT_WINDOW * 20].tolist())
+    assert set(picks.tolist()) <= window
+
+
+def test_the_default_draws_a_share_of_each_batch_at_random():
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet([1, 1, 1], size=500)
+    emb = rng.normal(size=(500, 16))
+    labeled = rng.normal(size=(400, 16))  # past the typicality phase (10 labels per class)
+    batch = set(np.argsort(-st.rank_pool("diverse_margin", probs, emb, labeled, 20, seed=4))[:20].tolist())
+    drawn = st.random_picks(500, 20, st.RANDOM_SHARE, seed=4)
+    assert len(drawn) == 2
+    assert set(drawn.tolist()) <= batch  # the random draws are in the batch the queue serves first
+    margin_picks = set(st.margin_distinct(probs, emb, 20).tolist())
+    assert len(batch & margin_picks) == 18  # the rest is the strategy's
+    # and they are a different draw per round, and no strategy but the default takes any
+    assert set(st.random_picks(500, 20, st.RANDOM_SHARE, seed=5).tolist()) != set(drawn.tolist())
+    top_margin = set(np.argsort(-st.rank_pool("margin", probs, emb, labeled, 20, seed=4))[:20].tolist())
+    assert top_margin == set(np.argsort(-st.margin(probs), kind="stable")[:20].tolist())
 
 
 def test_margin_distinct_follows_margin_order_when_nothing_is_similar():
