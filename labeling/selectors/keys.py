@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from labeling.selectors.queue import ClassOption
 
-# Keys the labeling page keeps for itself: skip, undo, help, search, instructions, image background.
-PAGE_KEYS = frozenset("sz?/ib")
+# Keys the labeling page keeps for itself: skip, undo, help, search, instructions, image background, heatmap.
+PAGE_KEYS = frozenset("sz?/ibh")
 # The order in which classes get keys: digits first (one hand on the number row), then letters.
 CLASS_KEYS = "123456789" + "".join(c for c in string.ascii_lowercase if c not in PAGE_KEYS)
 

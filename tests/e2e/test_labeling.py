@@ -214,13 +214,13 @@ def test_keys_typed_ahead_only_label_the_image_on_screen_and_search_text_never_l
     project, classes, user = zoo
     keys_by_class = {c.pk: key for key, c in classes.items()}
 
-    # Labels by digits and c/d/e/h; search for goat/wolf/koala, whose letters (g o a t w l f k) are class keys too.
+    # Labels by digits and c/d/e/j (h is the heatmap key); search for goat/wolf/koala, whose letters (g o a t w l f k) are class keys too.
     def search(word: str) -> list[str]:
         return ["/", *word, "Escape"]
 
     script, label_keys = [], []
     for _ in range(3):
-        for step in ["1", "2", "c", search("goat"), "3", "s", "d", "4", search("wolf"), "5", "e", "6", "h", "7",
+        for step in ["1", "2", "c", search("goat"), "3", "s", "d", "4", search("wolf"), "5", "e", "6", "j", "7",
                      search("koala"), "8", "9", "s"]:  # fmt: skip
             script += step if isinstance(step, list) else [step]
             label_keys += [] if isinstance(step, list) else [step]
