@@ -173,6 +173,11 @@ class Item(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     is_gold = models.BooleanField(default=False)
     gold_classes = models.ManyToManyField(LabelClass, blank=True, related_name="gold_items")
+    picked_at_random = models.BooleanField(
+        default=False,
+        help_text="The last scoring put this item in the top batch as a uniform random draw (a share of each batch "
+        "after the cold start, default strategy only), not as the strategy's pick. Rewritten with the priorities.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -215,6 +220,11 @@ class Annotation(models.Model):
         "say). A label may only apply to an image that was on screen when its key was pressed, so shown_at <= "
         "created_at. A time up to a minute ahead of the server's clock (client clock skew) is "
         "stored as the server's now; further ahead is rejected.",
+    )
+    picked_at_random = models.BooleanField(
+        default=False,
+        help_text="The item was a random draw of the queue (Item.picked_at_random) when this label was made: labels "
+        "on random draws estimate the model's accuracy on the pool without the strategy's bias.",
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
