@@ -71,7 +71,8 @@ def label_class_create(
     hotkey = hotkey.strip().lower()
     if hotkey in PAGE_KEYS:
         raise ValidationError(
-            f"Hotkey {hotkey!r} is reserved (s skip, z undo, ? help, / search, i instructions, b background, h heatmap)."
+            f"Hotkey {hotkey!r} is reserved (s skip, z undo, ? help, / search, i instructions, b background, "
+            "h heatmap)."
         )
     if hotkey and LabelClass.objects.filter(project=project, hotkey=hotkey).exists():
         raise ValidationError(f"Hotkey {hotkey!r} is already used in this project.")
