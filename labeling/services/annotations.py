@@ -49,7 +49,8 @@ def _lock_sql(n_classes: int) -> str:
         )
     sql = (
         "SELECT i.id, i.project_id, i.state, i.annotation_count, i.lease_user_id, i.lease_expires_at, i.is_gold,"
-        f" {valid} AS valid_classes FROM labeling_item i WHERE i.id = %(item)s AND i.project_id = %(project)s"
+        f" i.picked_at_random, {valid} AS valid_classes"
+        " FROM labeling_item i WHERE i.id = %(item)s AND i.project_id = %(project)s"
     )
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF i"
@@ -166,7 +167,10 @@ def annotation_create(
         now = timezone.now()
         shown = _clean_shown_at(shown_at, now)
         _check_can_annotate(item=locked, user=user, now=now)
-        annotation = Annotation.objects.create(item=locked, user=user, seconds_spent=seconds, shown_at=shown)
+        # Whether the queue served it as a random draw: the flag as it is now, before any later scoring rewrites it.
+        annotation = Annotation.objects.create(
+            item=locked, user=user, seconds_spent=seconds, shown_at=shown, picked_at_random=locked.picked_at_random
+        )
         Annotation.classes.through.objects.bulk_create(
             [Annotation.classes.through(annotation_id=annotation.pk, labelclass_id=i) for i in ids]
         )
@@ -210,7 +214,12 @@ def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0, shown_at: d
         _check_can_annotate(item=locked, user=user, now=now)
         _check_not_skipped_twice(item=locked, user=user, now=now)
         annotation = Annotation.objects.create(
-            item=locked, user=user, skipped=True, seconds_spent=seconds, shown_at=shown
+            item=locked,
+            user=user,
+            skipped=True,
+            seconds_spent=seconds,
+            shown_at=shown,
+            picked_at_random=locked.picked_at_random,
         )
         _release(locked, user, now)
     _copy_back(item, locked)

@@ -24,6 +24,7 @@ from training.ml.embeddings import EmbeddingStore
 from training.ml.evaluate import evaluate
 from training.ml.heads import LinearHead, activation, feature_stats, fit_head, predict_head, predict_mc
 from training.ml.models import create_backbone, data_config
+from training.ml.ranking import DEFAULT_SELECTION_BATCH, uncertainty_and_priority
 from training.ml.train import finetune, predict_loader
 
 if TYPE_CHECKING:  # the type only: training/ml never imports labeling at run time
@@ -40,7 +41,6 @@ WEIGHTS = {
     "head": {"embed": 0.80, "train": 0.08, "evaluate": 0.02, "score": 0.10},
     "finetune": {"embed": 0.05, "train": 0.75, "evaluate": 0.05, "score": 0.15},
 }
-DEFAULT_SELECTION_BATCH = 20
 
 
 @dataclass
@@ -54,6 +54,7 @@ class RoundResult:
     pool_priority: np.ndarray  # float32 [n], higher = serve first
     embedding_dim: int
     timings: dict[str, float] = field(default_factory=dict)
+    pool_random_ids: np.ndarray | None = None  # int64, the top batch's random draws (ranking.py); None: not recorded
 
 
 @dataclass
@@ -63,6 +64,7 @@ class ScoreResult:
     pool_uncertainty: np.ndarray
     pool_priority: np.ndarray
     device: str
+    pool_random_ids: np.ndarray | None = None  # int64, the top batch's random draws (ranking.py)
 
 
 class _Tracker:
@@ -107,23 +109,6 @@ def _embed(store: EmbeddingStore, cfg: RoundConfig, rows: Sequence[tuple], opene
     paths = [r[1] for r in rows]
     store.compute(ids, paths, cfg, (lambda d, t, message="": report(d / t if t else 1.0)), opener=opener)
     report(1.0)
-
-
-def _uncertainty_and_priority(
-    cfg: RoundConfig,
-    probs: np.ndarray,
-    pool_emb: np.ndarray,
-    labeled_emb: np.ndarray | None,
-    mc_probs: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    batch = cfg.selection_batch or DEFAULT_SELECTION_BATCH
-    uncertainty = strategies.base_scores(
-        cfg.strategy if cfg.strategy != "random" else "margin", probs, mc_probs=mc_probs, multi_label=cfg.multi_label
-    )
-    priority = strategies.rank_pool(
-        cfg.strategy, probs, pool_emb, labeled_emb, batch, cfg.seed, mc_probs=mc_probs, multi_label=cfg.multi_label
-    )
-    return uncertainty.astype(np.float32), priority.astype(np.float32)
 
 
 def run_round(
@@ -209,10 +194,11 @@ def run_round(
             lab_feats = lab_emb
         else:
             _, lab_feats = _predict(cfg, None, model, store, labeled, opener, device, dcfg)
-        uncertainty, priority = _uncertainty_and_priority(cfg, probs, pool_feats, lab_feats, mc)
+        uncertainty, priority, picks = uncertainty_and_priority(cfg, probs, pool_feats, lab_feats, mc)
     else:
         probs = np.zeros((0, c), dtype=np.float32)
         uncertainty = priority = np.zeros(0, dtype=np.float32)
+        picks = np.zeros(0, dtype=np.int64)
     report(1.0)
     timings["score"] = time.monotonic() - t
 
@@ -254,6 +240,7 @@ def run_round(
         pool_priority=priority,
         embedding_dim=emb_dim,
         timings=timings,
+        pool_random_ids=pool_ids[picks],
     )
 
 
@@ -391,9 +378,10 @@ def score_pool(
             _, lab_feats = _predict(cfg, head, model_for_predict, store, [(i, p, [0]) for i, p in labeled], opener,
                                     device, dcfg)  # fmt: skip
         mc = _mc_samples(cfg, head, model_for_predict, store, pool, opener, device, dcfg, pool_feats)
-        uncertainty, priority = _uncertainty_and_priority(cfg, probs, pool_feats, lab_feats, mc)
+        uncertainty, priority, picks = uncertainty_and_priority(cfg, probs, pool_feats, lab_feats, mc)
     else:
         probs = np.zeros((0, cfg.num_classes), dtype=np.float32)
         uncertainty = priority = np.zeros(0, dtype=np.float32)
+        picks = np.zeros(0, dtype=np.int64)
     report(1.0)
-    return ScoreResult(ids, np.asarray(probs, np.float32), uncertainty, priority, device)
+    return ScoreResult(ids, np.asarray(probs, np.float32), uncertainty, priority, device, ids[picks])

@@ -188,7 +188,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         with transaction.atomic():
             if not _still_running(run.pk):
                 return {**summary, "status": "abandoned"}
-            item_priorities_set(project=project, priorities=priorities)
+            item_priorities_set(project=project, priorities=priorities, random_ids=())  # a cold start draws none
             _succeed(run, progress, started, mode=RunMode.COLD_START)
         return {**summary, "status": RunStatus.SUCCEEDED, "cold_start": True, "ranked": len(priorities)}
 
@@ -221,13 +221,14 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
 
     progress.enter("priorities", 0.97, 1.0)
     priorities = dict(zip(pool_ids, (float(p) for p in _floats(result.pool_priority)), strict=True))
+    drawn = _random_ids(pool_ids, result.pool_random_ids, cfg)
     with transaction.atomic():
         if not _still_running(run.pk):
             version.delete()
             return {**summary, "status": "abandoned"}
         ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).update(active=False)
         ModelVersion.objects.filter(pk=version.pk).update(active=True)
-        item_priorities_set(project=project, priorities=priorities)
+        item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
         device = world.label() if world.size > 1 or world.requested > 1 else str(result.device)[:40]
         _succeed(run, progress, started, device=device, world_size=world.size)
         transaction.on_commit(lambda: version_activated_send(project_id=project.pk, version_number=version.number))
@@ -239,6 +240,17 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         "world_size": world.size,
         "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
     }
+
+
+def _random_ids(pool_ids: list[int], recorded, cfg) -> list[int]:
+    """The ranking's random draws (Item.picked_at_random). A result that did not record them (a torchrun result
+    file) gets them recomputed: the draws depend only on the strategy, the pool size, the batch and the seed."""
+    if recorded is not None:
+        return [int(i) for i in _floats(recorded)]
+    from training.ml.ranking import DEFAULT_SELECTION_BATCH, random_pick_indices
+
+    picks = random_pick_indices(cfg.strategy, len(pool_ids), cfg.selection_batch or DEFAULT_SELECTION_BATCH, cfg.seed)
+    return [pool_ids[int(i)] for i in picks]
 
 
 def version_activated_send(*, project_id: int, version_number: int) -> bool:
@@ -315,7 +327,8 @@ def model_score_pool(
     predictions_write(version=version, ids=ids, probs=probs, uncertainty=uncertainty, upsert=True)
     progress(1, 1, "priorities")
     priorities = dict(zip(ids, (float(p) for p in _floats(priority)), strict=True))
+    drawn = _random_ids(ids, scored.pool_random_ids, cfg)
     with transaction.atomic():
-        item_priorities_set(project=project, priorities=priorities)
+        item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
     progress(1, 1, "done")
     return {"version": version.number, "scored": len(ids), "seconds": round(time.monotonic() - started, 3)}

@@ -7,7 +7,8 @@ A shard task embeds its items (EmbeddingStore; cached ones are read, not recompu
 version's checkpoint (read through the storage API, so any machine can), upserts their Prediction rows and
 leaves a small `.npz` in the default storage with ids, probabilities, uncertainty and (for the diversity-aware
 strategies) embeddings. The finalize step gathers those, ranks the whole pool with
-`training.ml.strategies.rank_pool` (a diverse batch cannot be chosen shard by shard) and writes priorities.
+`training.ml.strategies.rank_pool` (a diverse batch cannot be chosen shard by shard) and writes priorities and
+the batch's random draws (Item.picked_at_random, `training.ml.ranking`).
 Shards are idempotent (upserts, the .npz is replaced), acknowledged late and retried; a shard that keeps
 failing fails the scoring Job and leaves priorities as they were.
 
@@ -265,14 +266,16 @@ def pool_priorities(
     import numpy as np
 
     from training.ml import strategies
+    from training.ml.ranking import random_share
 
+    share = random_share(strategy)  # before bald's stand-in below: the product's strategy decides the draws
     if strategy == "bald":
         # rank_pool orders least_confidence by 1 - max p; two columns (1 - s, s) make that s, in u's order.
         u = np.asarray(uncertainty, dtype=np.float64)
         s = 0.5 * u / max(float(u.max()) if len(u) else 0.0, 1e-12)
         probs, strategy, multi_label = np.stack([1.0 - s, s], axis=1), "least_confidence", False
     return strategies.rank_pool(
-        strategy, probs, embeddings, labeled_embeddings, batch_size, seed, multi_label=multi_label
+        strategy, probs, embeddings, labeled_embeddings, batch_size, seed, multi_label=multi_label, random_share=share
     ).astype(np.float32)
 
 
@@ -304,7 +307,7 @@ def score_finalize(
     """Rank the whole pool from the shards' outputs and write priorities; finishes the Job."""
     import numpy as np
 
-    from training.ml.pipeline import DEFAULT_SELECTION_BATCH
+    from training.ml.ranking import DEFAULT_SELECTION_BATCH, random_pick_indices
 
     job = Job.objects.filter(pk=job_id).first() if job_id else None
     done = [r for r in results if r and r.get("key")]
@@ -332,6 +335,8 @@ def score_finalize(
             lab_ids = np.concatenate([p["lab_ids"] for p in parts])
             lab_emb = np.concatenate([p["lab_emb"] for p in parts])[np.argsort(lab_ids, kind="stable")]
             lab_emb = lab_emb.astype(np.float32) if len(lab_emb) else None
+        batch_size = cfg.selection_batch or DEFAULT_SELECTION_BATCH
+        drawn = ids[random_pick_indices(cfg.strategy, len(ids), batch_size, cfg.seed)].tolist()
         priority = (
             pool_priorities(
                 strategy=cfg.strategy,
@@ -339,7 +344,7 @@ def score_finalize(
                 uncertainty=uncertainty,
                 embeddings=emb,
                 labeled_embeddings=lab_emb,
-                batch_size=cfg.selection_batch or DEFAULT_SELECTION_BATCH,
+                batch_size=batch_size,
                 seed=cfg.seed,
                 multi_label=any(r.get("multi_label") for r in done),
             )
@@ -362,7 +367,7 @@ def score_finalize(
                 summary["priorities"] = "skipped: a newer version is active"
             else:
                 priorities = dict(zip(ids.tolist(), (float(p) for p in priority), strict=True))
-                item_priorities_set(project=project, priorities=priorities)
+                item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
         if job is not None:
             job_finish(job=job, result=summary)
         return summary
