@@ -14,6 +14,7 @@ from labeling.selectors.jobs import training_run_waiting_behind
 from training import selectors, services
 from training.models import RunMode, RunTrigger
 from training.selectors import quality
+from training.selectors.picks import picks_comparison
 from training.services.quality import pool_score_job_enqueue
 
 STRATEGY_HELP = {
@@ -80,6 +81,7 @@ def _context(request: HttpRequest) -> dict:
         "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
         "registered_weights": selectors.backbone_weights_of_project(project=project),
+        "picks": picks_comparison(project=project),
     }
 
 

@@ -1,0 +1,113 @@
+"""Strategy picks vs random picks: how often the model's suggestion was right on the labels made on each.
+
+After the cold start the default strategy fills a share of each batch with uniform random draws
+(`training.ml.ranking`); the scoring flags them (Item.picked_at_random) and a label made on one records it
+(Annotation.picked_at_random). Labels on random draws estimate the model's accuracy on the unlabeled pool without
+bias; the strategy's picks should be harder (a lower share right), which is what makes them worth labeling.
+
+Rule: a label counts when it is live (not a skip, not an undo, not undone) on a train item that is not gold (the
+holdout and gold items are served by their own rules, never by the ranking). Its suggestion is the latest stored
+prediction of the item made before the label (Prediction.created_at), whatever the version; a label with no
+earlier prediction is counted but left out of the share. The suggestion was right when its predicted class is
+one of the label's classes (the single class of a single-label project).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+
+from labeling.models import Annotation, Project, Split
+from training.ml.intervals import wilson_interval
+from training.ml.ranking import random_share
+from training.models import Prediction
+from training.selectors.quality import Figure
+
+
+@dataclass(frozen=True)
+class PickGroup:
+    """The labels made on one kind of pick: how many, and the share of those with a suggestion that were right."""
+
+    key: str  # "random" | "strategy"
+    label: str
+    labels: int  # live labels made on items of this kind
+    figure: Figure  # value = right / n, n = labels with an earlier prediction, Wilson 95 % interval
+    right: int
+
+    @property
+    def percents(self) -> tuple[float, float, float] | None:
+        """(share, low, high) in percent, or None without a label that had a suggestion."""
+        f = self.figure
+        if f.value is None or f.low is None or f.high is None:
+            return None
+        return 100 * f.value, 100 * f.low, 100 * f.high
+
+
+@dataclass(frozen=True)
+class PicksComparison:
+    random: PickGroup
+    strategy: PickGroup
+    share_percent: int  # the share of each batch the project's strategy draws at random (after the cold start)
+
+    @property
+    def draws(self) -> bool:
+        return self.share_percent > 0
+
+    @property
+    def groups(self) -> list[PickGroup]:
+        return [self.strategy, self.random]
+
+
+def _group(key: str, label: str, labels: int, n: int, right: int) -> PickGroup:
+    bounds = wilson_interval(right, n)
+    figure = Figure(
+        key=f"picks_{key}",
+        label=label,
+        value=right / n if n else None,
+        n=n,
+        low=bounds[0] if bounds else None,
+        high=bounds[1] if bounds else None,
+        method="wilson" if bounds else None,
+    )
+    return PickGroup(key=key, label=label, labels=labels, figure=figure, right=right)
+
+
+def picks_comparison(*, project: Project) -> PicksComparison:
+    """Counts for labels on random draws and on the strategy's picks; one aggregate query."""
+    shown = Prediction.objects.filter(item_id=OuterRef("item_id"), created_at__lt=OuterRef("created_at")).order_by(
+        "-created_at", "-pk"
+    )
+    labels = (
+        Annotation.objects.filter(
+            item__project=project,
+            item__split=Split.TRAIN,
+            item__is_gold=False,
+            skipped=False,
+            undoes__isnull=True,
+            undone_by__isnull=True,
+        )
+        .annotate(shown=Subquery(shown.values("predicted_class_id")[:1]))
+        .annotate(
+            right=Exists(
+                Annotation.classes.through.objects.filter(annotation_id=OuterRef("pk"), labelclass_id=OuterRef("shown"))
+            )
+        )
+    )
+    rows = {
+        row["picked_at_random"]: row
+        for row in labels.values("picked_at_random")
+        .order_by()
+        .annotate(
+            labels=Count("pk"),
+            n=Count("pk", filter=Q(shown__isnull=False)),
+            right=Count("pk", filter=Q(right=True)),  # a label class never matches a missing suggestion
+        )
+    }
+    empty = {"labels": 0, "n": 0, "right": 0}
+    rand, strat = rows.get(True, empty), rows.get(False, empty)
+    return PicksComparison(
+        random=_group("random", "Random draws", rand["labels"], rand["n"], rand["right"]),
+        strategy=_group("strategy", "Strategy's picks", strat["labels"], strat["n"], strat["right"]),
+        share_percent=round(100 * random_share(project.al_strategy)),
+    )
