@@ -44,6 +44,8 @@ def finetune_project(project_factory, member_of, *, gpus: int, n: int = 40, labe
 @pytest.mark.slow
 def test_a_two_gpu_project_trains_with_two_torchrun_processes(project_factory, member_of, finetune_settings):
     project = finetune_project(project_factory, member_of, gpus=2)
+    project.al_strategy = "diverse_margin"  # the default, which draws part of each batch at random
+    project.save(update_fields=["al_strategy"])
     run = services.training_run_enqueue(project=project, trigger="manual", send=False)
     seen: list[tuple[str, float]] = []
 
@@ -67,6 +69,15 @@ def test_a_two_gpu_project_trains_with_two_torchrun_processes(project_factory, m
     assert [p for _, p in seen] == sorted(p for _, p in seen)
     out = Path(finetune_settings.LABELLOOP_DATA_ROOT) / "projects" / str(project.pk) / "runs" / str(run.pk)
     assert {p.name for p in out.iterdir()} == {"round.json", "torchrun.log", "checkpoint", "result.json", "result.npz"}
+    # The batch's random draws travel in the result file and are the items the queue marks as drawn at random.
+    import numpy as np
+
+    from labeling.models import Item
+
+    with np.load(out / "result.npz") as npz:
+        recorded = set(npz["pool_random_ids"].tolist())
+    assert len(recorded) == round(0.1 * min(20, summary["pool"])) >= 1  # 10 % of the batch (here the whole pool)
+    assert set(Item.objects.filter(project=project, picked_at_random=True).values_list("pk", flat=True)) == recorded
 
 
 def test_a_failing_torchrun_fails_the_run_with_its_log(project_factory, member_of, finetune_settings, monkeypatch):

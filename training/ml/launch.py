@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool_probs=result.pool_probs,
         pool_uncertainty=result.pool_uncertainty,
         pool_priority=result.pool_priority,
+        pool_random_ids=np.asarray(result.pool_random_ids if result.pool_random_ids is not None else [], np.int64),
     )
     summary = {
         "metrics": result.metrics,

@@ -196,6 +196,7 @@ def _read_result(out_dir: Path):
     summary = json.loads((out_dir / "result.json").read_text())
     with np.load(out_dir / "result.npz") as npz:
         arrays = {k: npz[k] for k in ("pool_ids", "pool_probs", "pool_uncertainty", "pool_priority")}
+        arrays["pool_random_ids"] = npz["pool_random_ids"] if "pool_random_ids" in npz.files else None
     return RoundResult(
         metrics=summary["metrics"],
         checkpoint_dir=Path(summary["checkpoint_dir"]),
