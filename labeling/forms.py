@@ -5,7 +5,9 @@ from django.conf import settings
 
 from labeling.constants import (
     BACKBONE_CHOICES,
-    BUNDLED_BACKBONE,
+    BACKBONE_FIGURES,
+    BUNDLED_BACKBONES,
+    DEFAULT_BACKBONE,
     STRATEGY_CHOICES,
     WEIGHTS_KEYWORDS,
     backbone_choices,
@@ -40,7 +42,7 @@ class ProjectCreateForm(forms.ModelForm):
 # listed (LABELLOOP_BACKBONE_WEIGHTS, paths on the workers). A free path is not accepted: a manager could
 # otherwise have the worker open any file, and learn from the run's error whether it exists.
 _WEIGHTS_LABELS = {
-    "bundled": "Bundled ImageNet weights (EfficientNet-Lite0 only; work offline)",
+    "bundled": "Bundled ImageNet weights (EfficientNet-Lite0 and Lite2; work offline)",
     "hub": "From the model hub (needs internet on the worker)",
     "none": "None (random start)",
 }
@@ -75,15 +77,15 @@ class ProjectSettingsForm(forms.ModelForm):
     backbone = forms.ChoiceField(
         label="Backbone",
         choices=BACKBONE_CHOICES,
-        help_text="The pretrained network whose features the model learns from.",
+        help_text="The pretrained network whose features the model learns from (measured trade-off below).",
     )
     backbone_weights = forms.ChoiceField(
         label="Backbone weights",
         choices=WEIGHTS_CHOICES,
-        help_text='"Bundled": offline ImageNet weights of EfficientNet-Lite0; "hub": download from the model hub '
-        '(needs internet on the worker); "none": random start; "registered": weights an ML engineer registered '
-        "(checked by their sha256 whenever a worker loads them; choose their architecture as the backbone); or a "
-        "checkpoint an administrator listed on the workers (LABELLOOP_BACKBONE_WEIGHTS).",
+        help_text='"Bundled": offline ImageNet weights of EfficientNet-Lite0 or Lite2; "hub": download from the '
+        'model hub (needs internet on the worker); "none": random start; "registered": weights an ML engineer '
+        "registered (checked by their sha256 whenever a worker loads them; choose their architecture as the "
+        "backbone); or a checkpoint an administrator listed on the workers (LABELLOOP_BACKBONE_WEIGHTS).",
         # Not Django's "X is not one of the available choices": the answer is the same for every refused value.
         error_messages={"invalid_choice": "Choose one of the listed weights; other files cannot be used."},
     )
@@ -150,6 +152,12 @@ class ProjectSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         saved = self.instance if self.instance and self.instance.pk else None
         self.registered = {row["id"]: row for row in registered_backbone_weights()}
+        # The measured trade-off the page shows beside the choice; new projects' default marked.
+        default_size = Project._meta.get_field("image_size").default
+        self.backbone_figures = [
+            {**row, "default": row["backbone"] == DEFAULT_BACKBONE and row["image_size"] == default_size}
+            for row in BACKBONE_FIGURES
+        ]
         backbones = backbone_choices(saved.backbone if saved else None)
         for arch in sorted({row["architecture"] for row in self.registered.values()}):
             if arch not in {value for value, _ in backbones}:
@@ -168,10 +176,11 @@ class ProjectSettingsForm(forms.ModelForm):
                 f"The registered weights {chosen['name']} are for {chosen['architecture']}; choose that backbone "
                 "with them.",
             )
-        if data.get("backbone_weights") == "bundled" and data.get("backbone") not in (None, BUNDLED_BACKBONE):
+        if data.get("backbone_weights") == "bundled" and data.get("backbone") not in (None, *BUNDLED_BACKBONES):
             self.add_error(
                 "backbone_weights",
-                f'Bundled weights exist only for {BUNDLED_BACKBONE}; use "hub", "none" or a registered checkpoint.',
+                f'Bundled weights exist only for {" and ".join(BUNDLED_BACKBONES)}; use "hub", "none" or a '
+                "registered checkpoint.",
             )
         return data
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from labeling.constants import DEFAULT_TRAINING_MODE, TRAINING_MODE_CHOICES
+from labeling.constants import DEFAULT_BACKBONE, DEFAULT_TRAINING_MODE, TRAINING_MODE_CHOICES
 from labeling.selectors.classes import class_path_display
 
 
@@ -35,7 +35,7 @@ class Project(models.Model):
     al_strategy = models.CharField(max_length=40, default="diverse_margin")
     retrain_every = models.PositiveIntegerField(default=20, help_text="Queue a run after this many new labels.")
     min_labels_to_train = models.PositiveIntegerField(default=20)
-    backbone = models.CharField(max_length=100, default="tf_efficientnet_lite0")
+    backbone = models.CharField(max_length=100, default=DEFAULT_BACKBONE)
     backbone_weights = models.CharField(max_length=300, default="bundled")
     image_size = models.PositiveSmallIntegerField(default=128)
     flip_average = models.BooleanField(

@@ -15,7 +15,7 @@ from labeling.api.base import (
     IdField,
     ProjectView,
 )
-from labeling.constants import BUNDLED_BACKBONE, STRATEGY_CHOICES
+from labeling.constants import BUNDLED_BACKBONES, STRATEGY_CHOICES
 from labeling.models import (
     LabelClass,
     Membership,
@@ -34,8 +34,8 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
     )
     backbone = serializers.CharField(
         read_only=True,
-        help_text=f"Pretrained timm backbone; {BUNDLED_BACKBONE} runs offline with bundled weights, others need "
-        "hub or checkpoint weights.",
+        help_text=f"Pretrained timm backbone; {' and '.join(BUNDLED_BACKBONES)} run offline with bundled weights, "
+        "others need hub, registered or checkpoint weights.",
     )
     role = serializers.SerializerMethodField()
     capabilities = serializers.SerializerMethodField()

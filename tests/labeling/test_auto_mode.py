@@ -10,7 +10,7 @@ import torch
 from django.test import Client
 from django.urls import reverse
 
-from labeling.constants import TRAINING_MODE_CHOICES
+from labeling.constants import DEFAULT_BACKBONE, TRAINING_MODE_CHOICES
 from labeling.models import Item, Project, Role
 from tests.training.helpers import resolve
 from tests.training.loop_fixtures import TINY_ROUND, digits_project
@@ -36,7 +36,9 @@ def test_a_project_created_from_the_page_trains_in_auto_mode(user_factory, allow
     assert response.status_code == 302
     project = Project.objects.get(name="Fresh")
     assert project.training_mode == "auto"
+    assert (project.backbone, project.backbone_weights) == (DEFAULT_BACKBONE, "bundled")  # offline from the start
     html = client.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
+    assert f'value="{DEFAULT_BACKBONE}" selected' in html
     select = re.search(r'<select name="training_mode".*?</select>', html, flags=re.S).group(0)
     assert re.findall(r'<option value="([^"]+)"', select) == ["auto", "head", "finetune"]
     assert 'value="auto" selected' in select

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from labeling.constants import BUNDLED_BACKBONE, STRATEGIES
+from labeling.constants import BUNDLED_BACKBONE, BUNDLED_BACKBONES, STRATEGIES
 from labeling.forms import ProjectSettingsForm
 from labeling.models import Annotation, Role
 from labeling.services.annotations import annotation_create, annotation_skip, annotation_undo
@@ -56,7 +56,7 @@ def test_strategy_and_backbone_are_choices_of_what_the_worker_runs(project, memb
     assert re.findall(r'<option value="([^"]+)"', strategy_select) == list(STRATEGIES)
     assert 'value="diverse_margin" selected' in strategy_select
     backbone_select = re.search(r'<select name="backbone".*?</select>', html, flags=re.S).group(0)
-    assert re.findall(r'<option value="([^"]+)"', backbone_select) == [BUNDLED_BACKBONE]
+    assert re.findall(r'<option value="([^"]+)"', backbone_select) == list(BUNDLED_BACKBONES)
 
 
 def test_an_unknown_strategy_or_backbone_is_refused(project, member_of):
@@ -83,7 +83,7 @@ def test_a_manager_picks_a_strategy_and_it_is_saved(project, member_of):
     assert project.al_strategy == "entropy"
 
 
-def test_an_old_project_keeps_its_backbone_but_bundled_weights_need_lite0(project_factory, member_of):
+def test_an_old_project_keeps_its_backbone_but_bundled_weights_need_a_bundled_backbone(project_factory, member_of):
     project = project_factory(backbone="resnet18", backbone_weights="/models/resnet18.safetensors")
     manager = client_for(member_of(project, Role.MANAGER))
 
@@ -94,7 +94,24 @@ def test_an_old_project_keeps_its_backbone_but_bundled_weights_need_lite0(projec
     project.refresh_from_db()
     assert (project.backbone, project.retrain_every) == ("resnet18", 50)
     assert bundled.status_code == 200
-    assert f"Bundled weights exist only for {BUNDLED_BACKBONE}" in bundled.content.decode()
+    assert "Bundled weights exist only for tf_efficientnet_lite0 and tf_efficientnet_lite2" in bundled.content.decode()
+
+
+def test_a_manager_switches_to_the_bundled_lite2_and_sees_what_each_backbone_costs(project, member_of):
+    manager = client_for(member_of(project, Role.MANAGER))
+
+    page = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
+    response = settings_post(manager, project, backbone="tf_efficientnet_lite2", backbone_weights="bundled")
+
+    # The measured trade-off sits beside the choice: every bundled backbone, with its cost and its accuracy
+    table = re.search(r'<table class="backbone-figures">.*?</table>', page, flags=re.S).group(0)
+    rows = re.findall(r"<tr[^>]*><td><code>([^<]+)</code>", table)
+    assert set(rows) == set(BUNDLED_BACKBONES)
+    assert re.search(r"<td>\d+(\.\d+)? s</td>", table)  # seconds per 1,000 images
+    assert "(default)" in table
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert (project.backbone, project.backbone_weights) == ("tf_efficientnet_lite2", "bundled")
 
 
 def test_rates_out_of_range_get_a_form_error_not_a_constraint_name(project, member_of):
@@ -110,10 +127,11 @@ def test_rates_out_of_range_get_a_form_error_not_a_constraint_name(project, memb
 
 def test_the_strategy_list_is_the_ml_registry():
     from training.ml.config import STRATEGIES as ML_STRATEGIES
-    from training.ml.models import BUNDLED_ARCH
+    from training.ml.models import BUNDLED, BUNDLED_ARCH
 
     assert set(STRATEGIES) == set(ML_STRATEGIES)
     assert BUNDLED_BACKBONE == BUNDLED_ARCH
+    assert set(BUNDLED_BACKBONES) == set(BUNDLED)
 
 
 def test_the_api_schema_lists_the_strategies(project, member_of):
