@@ -13,7 +13,7 @@ DEFAULT_STRATEGY = "diverse_margin"
 
 # (value, what a manager reads in the settings form); the order is the form's order, the default first.
 STRATEGY_CHOICES: tuple[tuple[str, str], ...] = (
-    ("diverse_margin", "Typical images first, then most uncertain without near-duplicates (default)"),
+    ("diverse_margin", "Typical images first, then most uncertain without near-duplicates, 10 % random (default)"),
     ("margin", "Margin: smallest gap between the two most likely classes"),
     ("least_confidence", "Least confidence: lowest top-class probability"),
     ("entropy", "Entropy: most spread-out prediction"),

@@ -32,6 +32,9 @@ from training.ml.models import MirrorAveraged
 
 DISPLAY_MAX = 256
 MAX_ALPHA = 0.75  # the hottest pixel still lets the image show through
+# Alpha grows with the square of the heat: the cool and middle parts of the map stay see-through, so the image
+# under the overlay stays readable (with alpha linear in the heat a 64 px digit vanished under the cyan).
+ALPHA_POWER = 2.0
 
 
 def cam_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
@@ -149,7 +152,7 @@ def crop_box(width: int, height: int, crop_pct: float = 1.0) -> tuple[float, flo
 
 def overlay_png(heat: np.ndarray, width: int, height: int, *, crop_pct: float = 1.0, cap: int = DISPLAY_MAX) -> bytes:
     """An RGBA PNG of the image's display size: the heatmap (model-input space) on its crop box, coloured with
-    `colormap`, alpha proportional to the heat; transparent outside the crop."""
+    `colormap`, alpha growing with the square of the heat; transparent outside the crop."""
     out_w, out_h = display_size(width, height, cap)
     scale = out_w / max(width, 1)
     left, top, right, bottom = (v * scale for v in crop_box(width, height, crop_pct))
@@ -159,7 +162,8 @@ def overlay_png(heat: np.ndarray, width: int, height: int, *, crop_pct: float = 
     x0, y0 = round(left), round(top)
     patch = np.clip(np.asarray(resized), 0.0, 1.0)[: out_h - y0, : out_w - x0]
     canvas[y0 : y0 + patch.shape[0], x0 : x0 + patch.shape[1]] = patch
-    rgba = np.dstack([colormap(canvas), (canvas * MAX_ALPHA * 255).round().astype(np.uint8)])
+    alpha = (canvas**ALPHA_POWER * MAX_ALPHA * 255).round().astype(np.uint8)
+    rgba = np.dstack([colormap(canvas), alpha])
     buffer = io.BytesIO()
     Image.fromarray(rgba, mode="RGBA").save(buffer, "PNG", optimize=True)
     return buffer.getvalue()

@@ -5,6 +5,7 @@
 
 from training.constants import project_cache_dir
 from training.services.rounds import (
+    default_strategy_random_percent,
     default_strategy_typical_per_class,
     head_pseudo_threshold,
     model_score_pool,
@@ -23,6 +24,7 @@ from training.services.snapshot import class_order, item_local_path, label_snaps
 
 __all__ = [
     "class_order",
+    "default_strategy_random_percent",
     "default_strategy_typical_per_class",
     "head_pseudo_threshold",
     "item_local_path",

@@ -51,6 +51,13 @@ def default_strategy_typical_per_class() -> int:
     return TYPICAL_LABELS_PER_CLASS
 
 
+def default_strategy_random_percent() -> int:
+    """The share of each batch (after the cold start) the default strategy draws at random, in percent."""
+    from training.ml.strategies import RANDOM_SHARE
+
+    return round(100 * RANDOM_SHARE)
+
+
 def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int = 0):
     """The RoundConfig for a project's settings. LABELLOOP_ROUND_OVERRIDES (JSON) may tune any field."""
     from training.ml.config import RoundConfig

@@ -26,7 +26,8 @@ STRATEGY_HELP = {
     "kcenter": "Images farthest from everything labeled (k-center coverage).",
     "diverse_margin": (
         "Typical images of clusters nobody has labeled until there are {per_class} labels per class; then the most "
-        "uncertain by margin, never two near-duplicates in one batch."
+        "uncertain by margin, never two near-duplicates in one batch. Once a model exists, {random_pct} % of each "
+        "batch is drawn at random (compared below)."
     ),
 }
 
@@ -76,7 +77,8 @@ def _context(request: HttpRequest) -> dict:
         "small_holdout": quality.SMALL_HOLDOUT,
         "loop": selectors.loop_status(project=project),
         "strategy_help": STRATEGY_HELP.get(project.al_strategy, "").format(
-            per_class=services.default_strategy_typical_per_class()
+            per_class=services.default_strategy_typical_per_class(),
+            random_pct=services.default_strategy_random_percent(),
         ),
         "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
