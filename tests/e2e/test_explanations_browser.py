@@ -10,6 +10,7 @@ import pytest
 from labeling.models import Annotation, ReviewTask, ReviewTaskReason
 from labeling.services.annotations import annotation_create
 from tests.training.explain_helpers import break_checkpoint, explained_project
+from training.models import Explanation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -41,6 +42,8 @@ def test_h_toggles_the_heatmap_over_the_image_and_labeling_keys_still_work(page,
     wait_ready(page)
     slot = page.locator("#explain-slot")
     assert not slot.is_visible()
+    page.wait_for_timeout(500)
+    assert not Explanation.objects.exists()  # hidden, nothing is asked of the gpu queue
     # when: h is pressed
     page.keyboard.press("h")
     # then: the heatmap appears stacked exactly over the image
