@@ -421,7 +421,10 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
                     "labels": labels, "keys": record["keys"], "cards": record["cards"]}, indent=1)
     )  # fmt: skip
     assert not problems, summary + "\n" + "\n".join(problems[:20])
-    assert len(labels) == LABELS_BY_KEYBOARD, summary
+    # An image a raced double tap labeled (its key landed once that image was on screen, so the page rightly took
+    # it) moved on before the annotator typed anything for it; it is not one of the 100.
+    stray = {item for item in labels if item in raced} - {a.target for a in actions}
+    assert len(labels) - len(stray) == LABELS_BY_KEYBOARD, summary
     assert len(raced) <= LABELS_BY_KEYBOARD // 10, summary
     assert len(landed_early) >= 5, f"too little was typed ahead of the cards to prove anything: {summary}"
     assert searches_reopened == 0, f"`/` must open the search at any time: {summary}"
