@@ -59,12 +59,27 @@ def _init(x, y, xt, yt, stats, threads, classes, alike=1.0):
     _STATE.update(x=x, xr=xr, y=y, xt=xt, yt=yt, stats=stats, classes=classes)
 
 
+def fit_round(labeled: list[int], seed: int):
+    """One round of the product's head: fitted on the labels so far and self-trained on the rest of the pool.
+    Returns the labeled and unlabeled indices, the fit and its accuracy on the test subset."""
+    from training.ml.heads import fit_head, predict_head
+
+    x, y, xt, yt = (_STATE[k] for k in ("x", "y", "xt", "yt"))
+    lab = np.asarray(labeled)
+    mask = np.ones(len(x), dtype=bool)
+    mask[lab] = False
+    unl = np.nonzero(mask)[0]
+    fit = fit_head(x[lab], [[int(v)] for v in y[lab]], _STATE["classes"], stats=_STATE["stats"], seed=seed,
+                   unlabeled=x[unl])  # fmt: skip
+    return lab, unl, fit, float((predict_head(fit.head, xt).argmax(1) == yt).mean())
+
+
 def simulate(strategy: str, seed: int, points: list[int]) -> dict:
     """One learning curve: accuracy on the test subset after each labeling step."""
-    from training.ml.heads import fit_head, predict_head
+    from training.ml.heads import predict_head
     from training.ml.strategies import rank_pool
 
-    x, xr, y, xt, yt, stats = (_STATE[k] for k in ("x", "xr", "y", "xt", "yt", "stats"))
+    x, xr, y = (_STATE[k] for k in ("x", "xr", "y"))
     n, classes = len(x), _STATE["classes"]
     rng = np.random.default_rng(seed)
     if strategy in COLD_STARTS:
@@ -76,13 +91,8 @@ def simulate(strategy: str, seed: int, points: list[int]) -> dict:
     accs, secs = [], []
     for i, target in enumerate(points):
         t = time.monotonic()
-        lab = np.asarray(labeled)
-        mask = np.ones(n, dtype=bool)
-        mask[lab] = False
-        unl = np.nonzero(mask)[0]
-        # The product's head for every strategy: fitted on the labels, self-trained on the unlabeled pool.
-        fit = fit_head(x[lab], [[int(v)] for v in y[lab]], classes, stats=stats, seed=seed, unlabeled=x[unl])
-        accs.append(float((predict_head(fit.head, xt).argmax(1) == yt).mean()))
+        lab, unl, fit, acc = fit_round(labeled, seed)  # the product's head for every strategy
+        accs.append(acc)
         if i + 1 < len(points):
             step = points[i + 1] - target
             probs = (

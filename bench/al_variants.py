@@ -88,6 +88,9 @@ def _after_typicality(variant, fit, lab, unl, step, seed) -> np.ndarray:
 
     st = al._STATE
     x, xr, y = st["x"], st["xr"], st["y"]
+    if variant == "supervised":  # margin of a head that never saw the pool's pseudo-labels
+        plain = fit_head(x[lab], [[int(v)] for v in y[lab]], st["classes"], stats=st["stats"], seed=seed)
+        return np.argsort(-S.margin(predict_head(plain.head, x[unl])), kind="stable")[:step]
     probs = predict_head(fit.head, x[unl])
     scores = S.margin(probs)
     if variant in ("default", "no_share"):
@@ -112,9 +115,6 @@ def _after_typicality(variant, fit, lab, unl, step, seed) -> np.ndarray:
         rank[np.argsort(-scores, kind="stable")] = np.arange(1, len(unl) + 1)
         keys = -float(variant[-1]) * np.log(rank) + np.random.default_rng(seed).gumbel(size=len(unl))
         return np.argsort(-keys, kind="stable")[:step]
-    if variant == "supervised":
-        plain = fit_head(x[lab], [[int(v)] for v in y[lab]], st["classes"], stats=st["stats"], seed=seed)
-        return np.argsort(-S.margin(predict_head(plain.head, x[unl])), kind="stable")[:step]
     if variant == "error_oracle":
         return np.argsort(-(scores + (probs.argmax(1) != y[unl])), kind="stable")[:step]
     raise ValueError(f"unknown variant {variant}")
@@ -122,11 +122,10 @@ def _after_typicality(variant, fit, lab, unl, step, seed) -> np.ndarray:
 
 def simulate(variant: str, seed: int, points: list[int]) -> dict:
     from training.ml import strategies as S
-    from training.ml.heads import fit_head, predict_head
 
     st = al._STATE
-    x, xr, y, xt, yt, stats, classes = (st[k] for k in ("x", "xr", "y", "xt", "yt", "stats", "classes"))
-    n = len(x)
+    xr, classes = st["xr"], st["classes"]
+    n = len(xr)
     if variant == "random":
         labeled = list(np.random.default_rng(seed).choice(n, size=points[0], replace=False))
     else:
@@ -134,12 +133,8 @@ def simulate(variant: str, seed: int, points: list[int]) -> dict:
         labeled = labeled[: points[0]]
     accs = []
     for i, target in enumerate(points):
-        lab = np.asarray(labeled)
-        mask = np.ones(n, dtype=bool)
-        mask[lab] = False
-        unl = np.nonzero(mask)[0]
-        fit = fit_head(x[lab], [[int(v)] for v in y[lab]], classes, stats=stats, seed=seed, unlabeled=x[unl])
-        accs.append(float((predict_head(fit.head, xt).argmax(1) == yt).mean()))
+        lab, unl, fit, acc = al.fit_round(labeled, seed)
+        accs.append(acc)
         if i + 1 == len(points):
             break
         step, round_seed = points[i + 1] - target, seed + 1000 * i
