@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from pathlib import Path
@@ -11,15 +12,26 @@ import numpy as np
 TEST_ID_OFFSET = 10_000_000
 
 
+def folder_namespace(root: Path) -> int:
+    """The high bits of every id listed from `root`: a hash of its resolved path. The benchmarks share one
+    embedding cache (var/bench-cache), keyed by id; without this, the 300th image of the first class of any two
+    data sets had the same id, and a second data set silently read the first one's embeddings. 24 bits of hash
+    above 38 bits of offset + class + file keep ids within int64 and clear of small ids (the digits')."""
+    digest = hashlib.sha256(str(Path(root).resolve()).encode()).digest()
+    return (int.from_bytes(digest[:3], "big") + 1) << 38
+
+
 def list_image_folder(root: Path, *, id_offset: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
-    """(paths, ids, labels, class_names) of `root/<class>/*.jpg|png`; ids are stable across runs."""
+    """(paths, ids, labels, class_names) of `root/<class>/*.jpg|png`; ids are stable across runs and distinct
+    between folders (folder_namespace)."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    namespace = folder_namespace(root)
     paths, ids, labels = [], [], []
     for ci, name in enumerate(classes):
         files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
         for fi, f in enumerate(files):
             paths.append(str(f))
-            ids.append(id_offset + ci * 100_000 + fi)
+            ids.append(namespace + id_offset + ci * 100_000 + fi)
             labels.append(ci)
     return paths, np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int64), classes
 
