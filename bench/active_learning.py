@@ -4,10 +4,12 @@ code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
     nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --pool 10000 --seeds 10
     nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --long-tail 1000:20
     nice .venv/bin/python bench/active_learning.py --data digits
+    nice .venv/bin/python bench/active_learning.py --data symbols --seeds 5
 
 `--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
-from it) or `digits` (the demo's line art). `--long-tail MAX:MIN` keeps a pool whose class sizes fall
-geometrically from MAX to MIN. Embeddings are cached under var/bench-cache, so reruns skip the backbone."""
+from it), `digits` (the demo's line art) or `symbols` (drawn symbols on white, long-tailed; bench/al_data.py).
+`--long-tail MAX:MIN` keeps a pool whose class sizes fall geometrically from MAX to MIN. Embeddings are cached
+under var/bench-cache, so reruns skip the backbone."""
 
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
 """Data sets for bench/active_learning.py: any ImageFolder with train/ and test/, a long-tailed variant of its
-pool, and the demo's handwritten digits (line art on a plain background)."""
+pool, the demo's handwritten digits (line art on a plain background) and `symbols` (drawn symbols on white,
+long-tailed like the held-out line-art set of issue 16)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import sys
 from dataclasses import dataclass
@@ -117,7 +120,75 @@ def digits(cache: Path, test: int, long_tail: tuple[int, int] | None, canvas: bo
     )  # fmt: skip
 
 
+# In the order their pool sizes fall (star 1,477 ... club 29).
+SYMBOLS = {"star": "\u2605", "umbrella": "\u2602", "note": "\u266a", "plane": "\u2708", "sun": "\u263c",
+           "anchor": "\u2693", "knight": "\u265e", "scissors": "\u2702", "phone": "\u260e", "heart": "\u2665",
+           "house": "\u2302", "yinyang": "\u262f", "flag": "\u2691", "flower": "\u273f", "club": "\u2663"}  # fmt: skip
+FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf")
+
+
+def _symbol(ch: str, rng: np.random.Generator, fonts: dict):
+    """One drawing: a face and size, outline or fill, dark ink, shifted, 0-2 stray pen strokes, rotated."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (96, 96), "white")
+    draw = ImageDraw.Draw(img)
+    face = FACES[rng.integers(len(FACES))]
+    font = fonts[(face, int(rng.integers(7, 18)) * 4)]
+    outline = rng.random() < 0.5
+    dx, dy = rng.integers(-12, 13, size=2)
+    ink = tuple(int(v) for v in rng.integers(0, 90, size=3))
+    style = {"fill": ink}
+    if outline:
+        style = {"fill": "white", "stroke_width": int(rng.integers(1, 3)), "stroke_fill": ink}
+    draw.text((48 + dx, 48 + dy), ch, font=font, anchor="mm", **style)
+    for _ in range(int(rng.integers(0, 3))):
+        p = rng.integers(0, 96, size=4)
+        draw.line([tuple(p[:2]), tuple(p[2:])], fill=(150, 150, 150), width=1)
+    return img.rotate(float(rng.uniform(-30, 30)), fillcolor="white", resample=Image.Resampling.BILINEAR)
+
+
+def symbols(cache: Path, test: int) -> Split:
+    """15 symbols drawn in matplotlib's DejaVu Sans faces (a dependency of grad-cam): a pool whose class sizes
+    fall geometrically from 1,477 to 29 and a balanced test set of 60 per class, exact duplicates removed. Images
+    that all look alike on a white page, with classes of very different sizes: the shape of the held-out set on
+    which the issue-16 strategy lost to random. Written once under `cache/symbols-png`."""
+    import importlib.util
+
+    from PIL import ImageFont
+
+    root = cache / "symbols-png"
+    if not (root / "complete").exists():
+        spec = importlib.util.find_spec("matplotlib")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("--data symbols draws with matplotlib's fonts; install matplotlib")
+        ttf = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
+        fonts = {(f, s): ImageFont.truetype(str(ttf / f), s) for f in FACES for s in range(28, 72, 4)}
+        rng, seen = np.random.default_rng(7), set()
+        ratio = (29 / 1477) ** (1 / 14)
+        train_sizes = [round(1477 * ratio**i) for i in range(15)]
+        for split, sizes in (("train", train_sizes), ("test", [60] * 15)):
+            for (name, ch), size in zip(SYMBOLS.items(), sizes, strict=True):
+                folder = root / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                made = 0
+                while made < size:
+                    buf = io.BytesIO()
+                    _symbol(ch, rng, fonts).save(buf, "PNG")
+                    digest = hashlib.sha1(buf.getvalue()).hexdigest()
+                    if digest not in seen:
+                        seen.add(digest)
+                        (folder / f"{made:05d}.png").write_bytes(buf.getvalue())
+                        made += 1
+        (root / "complete").touch()
+    split = image_folder(root, 10**9, test, None)
+    split.name = "symbols"
+    return split
+
+
 def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None) -> Split:
     if data in ("digits", "digits-canvas"):
         return digits(cache, min(test, 500), long_tail, canvas=data == "digits-canvas")
+    if data == "symbols":
+        return symbols(cache, test)
     return image_folder(Path(data), pool, test, long_tail)
