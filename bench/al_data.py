@@ -190,5 +190,7 @@ def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int
     if data in ("digits", "digits-canvas"):
         return digits(cache, min(test, 500), long_tail, canvas=data == "digits-canvas")
     if data == "symbols":
+        if long_tail:
+            raise SystemExit("--data symbols is long-tailed already (1,477 to 29 per class); drop --long-tail")
         return symbols(cache, test)
     return image_folder(Path(data), pool, test, long_tail)
