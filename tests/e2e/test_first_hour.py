@@ -439,6 +439,9 @@ def test_an_annotator_labels_100_images_by_keyboard_at_60_ms_per_key_typing_ahea
         item = str(annotation.item_id)
         assert annotation.shown_at is not None, f"annotation {annotation.pk} has no shown_at"
         shown_ms = annotation.shown_at.timestamp() * 1000
+        if item in stray:  # labeled by a raced double tap, no key of its own: shown no earlier than its card
+            assert appeared[item] - 250 <= shown_ms, f"item {item}: shown_at before its card appeared"
+            continue
         assert appeared[item] - 250 <= shown_ms <= decided_at[item] + 100, (
             f"item {item}: shown_at {shown_ms - appeared[item]:+.0f} ms after the card appeared, "
             f"{shown_ms - decided_at[item]:+.0f} ms after its deciding key"
