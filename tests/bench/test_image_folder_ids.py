@@ -29,7 +29,8 @@ def test_two_data_sets_with_the_same_layout_get_disjoint_ids_and_each_keeps_its_
     # Then no id of one names an image of the other (a shared cache would hand one set the other's embeddings)
     assert not set(ids_a.tolist()) & set(ids_b.tolist())
     assert len(set(ids_a.tolist())) == len(paths_a) == 10
-    assert classes_a == ["airplane", "bird"] and labels_a.tolist() == labels_b.tolist() == [0] * 5 + [1] * 5
+    assert classes_a == ["airplane", "bird"]
+    assert labels_a.tolist() == labels_b.tolist() == [0] * 5 + [1] * 5
     # And a second listing of the same folder gives the same ids, so reruns hit the cache
     assert list_image_folder(cifar)[1].tolist() == ids_a.tolist()
     assert list_image_folder(Path(str(cifar) + "/../train"))[1].tolist() == ids_a.tolist()  # the same folder
@@ -37,4 +38,5 @@ def test_two_data_sets_with_the_same_layout_get_disjoint_ids_and_each_keeps_its_
     _, test_ids, _, _ = list_image_folder(cifar, id_offset=TEST_ID_OFFSET)
     assert not set(test_ids.tolist()) & set(ids_a.tolist())
     every = np.concatenate([ids_a, ids_b, test_ids])
-    assert every.dtype == np.int64 and every.min() > DIGITS_ID_OFFSET + 10_000_000
+    assert every.dtype == np.int64
+    assert every.min() > DIGITS_ID_OFFSET + 10_000_000

@@ -214,7 +214,8 @@ def test_keys_typed_ahead_only_label_the_image_on_screen_and_search_text_never_l
     project, classes, user = zoo
     keys_by_class = {c.pk: key for key, c in classes.items()}
 
-    # Labels by digits and c/d/e/j (h is the heatmap key); search for goat/wolf/koala, whose letters (g o a t w l f k) are class keys too.
+    # Labels by digits and c/d/e/j (h is the heatmap key); search for goat/wolf/koala, whose letters
+    # (g o a t w l f k) are class keys too.
     def search(word: str) -> list[str]:
         return ["/", *word, "Escape"]
 

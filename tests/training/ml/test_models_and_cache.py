@@ -14,7 +14,6 @@ from training.ml.config import RoundConfig
 from training.ml.embeddings import EmbeddingStore
 from training.ml.heads import LinearHead, fit_head, predict_head
 
-
 BUNDLED = [("tf_efficientnet_lite0", 296), ("tf_efficientnet_lite2", 386)]
 
 
