@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Role
+from training.ml.strategies import TYPICAL_LABELS_PER_CLASS
 from training.models import ModelVersion, RunStatus, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +51,8 @@ def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
     assert "<strong>active</strong>" in text
     assert "RuntimeError: &lt;boom&gt;" in text  # escaped
     assert project.al_strategy in text
-    assert "10 labels per class" in text  # what the default strategy does, and when it switches
+    # what the default strategy does, and when it switches
+    assert f"{TYPICAL_LABELS_PER_CLASS} labels per class" in text
     assert "at least 70 % confidence" in text  # the head's self-training, as the worker applies it
 
 

@@ -96,7 +96,7 @@ def test_the_default_draws_a_share_of_each_batch_at_random():
     rng = np.random.default_rng(2)
     probs = rng.dirichlet([1, 1, 1], size=500)
     emb = rng.normal(size=(500, 16))
-    labeled = rng.normal(size=(400, 16))  # past the typicality phase (10 labels per class)
+    labeled = rng.normal(size=(400, 16))  # past the typicality phase (3 labels per class)
     batch = set(np.argsort(-st.rank_pool("diverse_margin", probs, emb, labeled, 20, seed=4))[:20].tolist())
     drawn = st.random_picks(500, 20, st.RANDOM_SHARE, seed=4)
     assert len(drawn) == 2
@@ -180,13 +180,13 @@ def test_typiclust_takes_typical_items_of_the_clusters_without_labels():
         assert np.linalg.norm(emb[i] - members.mean(0)) <= np.median(spread)
 
 
-def test_default_strategy_picks_by_typicality_until_ten_labels_per_class_then_by_margin():
+def test_default_strategy_picks_by_typicality_until_a_few_labels_per_class_then_by_margin():
     emb, owner, centers = _three_blobs()
     probs = np.tile([0.9, 0.05, 0.05], (len(emb), 1))
     probs[owner == 0] = [0.34, 0.33, 0.33]  # the model is unsure about blob 0 only
-    few = centers[:1]  # one label, in blob 0: below 10 per class
+    few = centers[:1]  # one label, in blob 0: below TYPICAL_LABELS_PER_CLASS
     top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, few, 2, seed=0))[:2]
     assert sorted(owner[top].tolist()) == [1, 2]
-    enough = np.repeat(centers[:1], 10 * 3, axis=0)
+    enough = np.repeat(centers[:1], st.TYPICAL_LABELS_PER_CLASS * 3, axis=0)
     top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, enough, 2, seed=0))[:2]
     assert owner[top[0]] == 0  # now the uncertain blob comes first
