@@ -2,8 +2,9 @@
 
     nice .venv/bin/python bench/al_variants.py --data ../shared/datasets/cifar10 --pool 10000 --seeds 5
 
-Every variant but `random` keeps the default's cold start and typicality phase (up to 10 labels per class) and
-changes only the rule for the batches after it, so the figures isolate that rule. The head is the product's
+Every variant but `random` keeps the default's cold start and typicality phase (up to
+TYPICAL_LABELS_PER_CLASS labels per class, now 3) and changes only the rule for the batches after it, so the
+figures isolate that rule. The head is the product's
 (fit_head, self-trained on the pool). Per variant: the area under the curve from 20 to 1,000 labels and its paired
 difference against random and against the default (same seeds), with 95 % t intervals.
 
