@@ -54,10 +54,13 @@ def export_url(project) -> str:
 
 
 def a_zip(*seeds: int) -> SimpleUploadedFile:
+    """The same seeds give the same bytes, as a user uploading the same file twice would send: each member carries a
+    fixed date (writestr with a bare name stamps the current time, and two zips built across a 2-second boundary
+    differed, so the coalescing test failed now and then)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for seed in seeds:
-            zf.writestr(f"{seed}.png", png_bytes(seed))
+            zf.writestr(zipfile.ZipInfo(f"{seed}.png", date_time=(2026, 1, 1, 0, 0, 0)), png_bytes(seed))
     return SimpleUploadedFile("batch.zip", buffer.getvalue(), content_type="application/zip")
 
 
