@@ -5,9 +5,11 @@ code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
     nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --long-tail 1000:20
     nice .venv/bin/python bench/active_learning.py --data digits
     nice .venv/bin/python bench/active_learning.py --data symbols --seeds 5
+    nice .venv/bin/python bench/active_learning.py --data glyphs100 --seeds 10 --max-labels 1000
 
 `--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
-from it), `digits` (the demo's line art) or `symbols` (drawn symbols on white, long-tailed; bench/al_data.py).
+from it), `digits` (the demo's line art), `symbols` (drawn symbols on white, long-tailed; bench/al_data.py) or
+`glyphs100` (100 classes drawn the same way: many classes, few images of most).
 `--long-tail MAX:MIN` keeps a pool whose class sizes fall geometrically from MAX to MIN. Embeddings are cached
 under var/bench-cache, so reruns skip the backbone."""
 

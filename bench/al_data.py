@@ -1,6 +1,6 @@
 """Data sets for bench/active_learning.py: any ImageFolder with train/ and test/, a long-tailed variant of its
-pool, the demo's handwritten digits (line art on a plain background) and `symbols` (drawn symbols on white,
-long-tailed like the held-out line-art set of issue 16)."""
+pool, the demo's handwritten digits (line art on a plain background), `symbols` (drawn symbols on white,
+long-tailed like the held-out line-art set of issue 16) and `glyphs100` (100 classes drawn the same way)."""
 
 from __future__ import annotations
 
@@ -148,28 +148,47 @@ def _symbol(ch: str, rng: np.random.Generator, fonts: dict):
     return img.rotate(float(rng.uniform(-30, 30)), fillcolor="white", resample=Image.Resampling.BILINEAR)
 
 
+# 100 classes for --data glyphs100: capitals, small letters, digits and signs, Greek, dingbats (those that differ
+# from each other in DejaVu Sans; no I/l/1/O/0/o/c/s/... pairs a person could not tell apart at 96 px).
+GLYPHS = (
+    "ABCDEFGHJKLMNPQRSTUVXYZabdefghijkmnqrty23457&%$#@?!"
+    "\u0393\u0394\u0398\u039b\u039e\u03a0\u03a3\u03a6\u03a8\u03a9\u03b1\u03b2\u03b3\u03b4\u03b6\u03b8\u03bb\u03be\u03c0\u03c3\u03c6\u03c8\u03c9"
+    "\u2605\u2602\u266a\u2708\u263c\u2693\u265e\u2702\u260e\u2665\u2302\u262f\u2691\u273f\u2663\u2660\u2666\u263a\u2639\u266b"
+    "\u2600\u2601\u2709\u270e\u2713\u2717"
+)  # fmt: skip
+
+
 def symbols(cache: Path, test: int) -> Split:
     """15 symbols drawn in matplotlib's DejaVu Sans faces (a dependency of grad-cam): a pool whose class sizes
     fall geometrically from 1,477 to 29 and a balanced test set of 60 per class, exact duplicates removed. Images
     that all look alike on a white page, with classes of very different sizes: the shape of the held-out set on
     which the issue-16 strategy lost to random. Written once under `cache/symbols-png`."""
+    return _drawn(cache, "symbols", SYMBOLS, (1477, 29), 60, 7, test)
+
+
+def glyphs100(cache: Path, test: int) -> Split:
+    """100 classes drawn the same way (GLYPHS, named c000-c099), the pool long-tailed from 150 to 10 per class,
+    30 per class to test: many classes, few images of most, all alike. Written once under `cache/glyphs100-png`."""
+    return _drawn(cache, "glyphs100", {f"c{c:03d}": ch for c, ch in enumerate(GLYPHS)}, (150, 10), 30, 11, test)
+
+
+def _drawn(cache: Path, name: str, chars: dict[str, str], sizes: tuple[int, int], per_test: int, seed: int, test: int):
     import importlib.util
 
     from PIL import ImageFont
 
-    root = cache / "symbols-png"
+    root = cache / f"{name}-png"
     if not (root / "complete").exists():
         spec = importlib.util.find_spec("matplotlib")
         if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("--data symbols draws with matplotlib's fonts; install matplotlib")
+            raise SystemExit(f"--data {name} draws with matplotlib's fonts; install matplotlib")
         ttf = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
         fonts = {(f, s): ImageFont.truetype(str(ttf / f), s) for f in FACES for s in range(28, 72, 4)}
-        rng, seen = np.random.default_rng(7), set()
-        ratio = (29 / 1477) ** (1 / 14)
-        train_sizes = [round(1477 * ratio**i) for i in range(15)]
-        for split, sizes in (("train", train_sizes), ("test", [60] * 15)):
-            for (name, ch), size in zip(SYMBOLS.items(), sizes, strict=True):
-                folder = root / split / name
+        rng, seen = np.random.default_rng(seed), set()
+        train_sizes = long_tail_sizes(len(chars), *sizes)
+        for split, counts in (("train", train_sizes), ("test", [per_test] * len(chars))):
+            for (folder_name, ch), size in zip(chars.items(), counts, strict=True):
+                folder = root / split / folder_name
                 folder.mkdir(parents=True, exist_ok=True)
                 made = 0
                 while made < size:
@@ -182,15 +201,15 @@ def symbols(cache: Path, test: int) -> Split:
                         made += 1
         (root / "complete").touch()
     split = image_folder(root, 10**9, test, None)
-    split.name = "symbols"
+    split.name = name
     return split
 
 
 def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None) -> Split:
     if data in ("digits", "digits-canvas"):
         return digits(cache, min(test, 500), long_tail, canvas=data == "digits-canvas")
-    if data == "symbols":
+    if data in ("symbols", "glyphs100"):
         if long_tail:
-            raise SystemExit("--data symbols is long-tailed already (1,477 to 29 per class); drop --long-tail")
-        return symbols(cache, test)
+            raise SystemExit(f"--data {data} is long-tailed already; drop --long-tail")
+        return (symbols if data == "symbols" else glyphs100)(cache, test)
     return image_folder(Path(data), pool, test, long_tail)
