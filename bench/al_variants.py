@@ -2,11 +2,11 @@
 
     nice .venv/bin/python bench/al_variants.py --data ../shared/datasets/cifar10 --pool 10000 --seeds 5
 
-Every variant but `random` keeps the default's cold start and typicality phase (up to
-TYPICAL_LABELS_PER_CLASS labels per class, now 3) and changes only the rule for the batches after it, so the
-figures isolate that rule. The head is the product's
-(fit_head, self-trained on the pool). Per variant: the area under the curve from 20 to 1,000 labels and its paired
-difference against random and against the default (same seeds), with 95 % t intervals.
+Every variant but `random` keeps the default's cold start and typicality phase (up to TYPICAL_LABELS_PER_CLASS
+labels per class, now 3, and at most TYPICAL_MAX_LABELS) and changes only the rule for the batches after it, so the
+figures isolate that rule. The head is the product's (fit_head, self-trained on the pool). Per variant: the area
+under the curve from 20 to 1,000 labels and its paired difference against random and against the default (same
+seeds), with 95 % t intervals.
 
 The rules, after the typicality phase:
   default        the product's diverse_margin: margin with the near-duplicate guard, 10 % random draws
@@ -141,7 +141,7 @@ def simulate(variant: str, seed: int, points: list[int]) -> dict:
         step, round_seed = points[i + 1] - target, seed + 1000 * i
         if variant == "random":
             batch = np.random.default_rng(round_seed).choice(len(unl), size=step, replace=False)
-        elif len(lab) < S.TYPICAL_LABELS_PER_CLASS * classes and len(lab) + step <= S.TYPICAL_MAX_CLUSTERS:
+        elif len(lab) < S.typical_phase_labels(classes) and len(lab) + step <= S.TYPICAL_MAX_CLUSTERS:
             batch = S.typiclust(xr[unl], xr[lab], step, seed=round_seed)
         else:
             batch = _after_typicality(variant, fit, lab, unl, step, round_seed)

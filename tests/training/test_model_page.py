@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Role
-from training.ml.strategies import TYPICAL_LABELS_PER_CLASS
+from training.ml.strategies import TYPICAL_LABELS_PER_CLASS, TYPICAL_MAX_LABELS
 from training.models import ModelVersion, RunStatus, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
     assert "RuntimeError: &lt;boom&gt;" in text  # escaped
     assert project.al_strategy in text
     # what the default strategy does, and when it switches
-    assert f"{TYPICAL_LABELS_PER_CLASS} labels per class" in text
+    assert f"{TYPICAL_LABELS_PER_CLASS} labels per class (or {TYPICAL_MAX_LABELS} labels in all" in text
     assert "at least 70 % confidence" in text  # the head's self-training, as the worker applies it
 
 

@@ -51,6 +51,13 @@ def default_strategy_typical_per_class() -> int:
     return TYPICAL_LABELS_PER_CLASS
 
 
+def default_strategy_typical_max_labels() -> int:
+    """Labels at which the default strategy's typicality phase ends whatever the class count."""
+    from training.ml.strategies import TYPICAL_MAX_LABELS
+
+    return TYPICAL_MAX_LABELS
+
+
 def default_strategy_random_percent() -> int:
     """The share of each batch (after the cold start) the default strategy draws at random, in percent."""
     from training.ml.strategies import RANDOM_SHARE

@@ -25,7 +25,8 @@ STRATEGY_HELP = {
     "bald": "Most disagreement between MC-dropout samples (BALD).",
     "kcenter": "Images farthest from everything labeled (k-center coverage).",
     "diverse_margin": (
-        "Typical images of clusters nobody has labeled until there are {per_class} labels per class; then the most "
+        "Typical images of clusters nobody has labeled until there are {per_class} labels per class (or {max_labels} "
+        "labels in all, whichever comes first); then the most "
         "uncertain by margin, never two near-duplicates in one batch. Once a model exists, {random_pct} % of each "
         "batch is drawn at random (compared below)."
     ),
@@ -78,6 +79,7 @@ def _context(request: HttpRequest) -> dict:
         "loop": selectors.loop_status(project=project),
         "strategy_help": STRATEGY_HELP.get(project.al_strategy, "").format(
             per_class=services.default_strategy_typical_per_class(),
+            max_labels=services.default_strategy_typical_max_labels(),
             random_pct=services.default_strategy_random_percent(),
         ),
         "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),

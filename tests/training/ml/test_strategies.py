@@ -190,3 +190,22 @@ def test_default_strategy_picks_by_typicality_until_a_few_labels_per_class_then_
     enough = np.repeat(centers[:1], st.TYPICAL_LABELS_PER_CLASS * 3, axis=0)
     top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, enough, 2, seed=0))[:2]
     assert owner[top[0]] == 0  # now the uncertain blob comes first
+
+
+def test_on_many_classes_the_typicality_phase_ends_at_its_label_cap():
+    emb, owner, centers = _three_blobs()
+    classes = 100  # 3 per class would be 300 labels of typicality picks
+    assert st.typical_phase_labels(classes) == st.TYPICAL_MAX_LABELS < st.TYPICAL_LABELS_PER_CLASS * classes
+    assert st.typical_phase_labels(10) == st.TYPICAL_LABELS_PER_CLASS * 10  # few classes: the per-class rule
+    probs = np.full((len(emb), classes), 0.1 / (classes - 1))
+    probs[:, 0] = 0.9
+    probs[owner == 0, :2] = [0.46, 0.45]  # the model is unsure about blob 0 only
+    probs /= probs.sum(1, keepdims=True)
+    below = np.repeat(centers[:1], st.TYPICAL_MAX_LABELS - 1, axis=0)
+    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, below, 2, seed=0))[:2]
+    x, lab = st.reduce_dim(emb, below)
+    assert top.tolist() == st.typiclust(x, lab, 2, seed=0).tolist()  # still typicality picks
+    assert sorted(owner[top].tolist()) == [1, 2]  # the blobs nobody has labeled
+    at_cap = np.repeat(centers[:1], st.TYPICAL_MAX_LABELS, axis=0)
+    top = np.argsort(-st.rank_pool("diverse_margin", probs, emb, at_cap, 2, seed=0))[:2]
+    assert owner[top].tolist() == [0, 0]  # by margin now: the uncertain blob first
