@@ -163,16 +163,21 @@ def symbols(cache: Path, test: int) -> Split:
     fall geometrically from 1,477 to 29 and a balanced test set of 60 per class, exact duplicates removed. Images
     that all look alike on a white page, with classes of very different sizes: the shape of the held-out set on
     which the issue-16 strategy lost to random. Written once under `cache/symbols-png`."""
-    return _drawn(cache, "symbols", SYMBOLS, (1477, 29), 60, 7, test)
+    return _drawn(cache, "symbols", SYMBOLS, sizes=(1477, 29), per_test=60, seed=7, test=test)
 
 
 def glyphs100(cache: Path, test: int) -> Split:
     """100 classes drawn the same way (GLYPHS, named c000-c099), the pool long-tailed from 150 to 10 per class,
     30 per class to test: many classes, few images of most, all alike. Written once under `cache/glyphs100-png`."""
-    return _drawn(cache, "glyphs100", {f"c{c:03d}": ch for c, ch in enumerate(GLYPHS)}, (150, 10), 30, 11, test)
+    chars = {f"c{c:03d}": ch for c, ch in enumerate(GLYPHS)}
+    return _drawn(cache, "glyphs100", chars, sizes=(150, 10), per_test=30, seed=11, test=test)
 
 
-def _drawn(cache: Path, name: str, chars: dict[str, str], sizes: tuple[int, int], per_test: int, seed: int, test: int):
+def _drawn(
+    cache: Path, name: str, chars: dict[str, str], *, sizes: tuple[int, int], per_test: int, seed: int, test: int
+):
+    """`chars` (folder name -> character) drawn by _symbol: a pool whose class sizes fall geometrically from
+    sizes[0] to sizes[1], `per_test` per class to test, no image twice. Written once under `cache/<name>-png`."""
     import importlib.util
 
     from PIL import ImageFont
@@ -208,8 +213,9 @@ def _drawn(cache: Path, name: str, chars: dict[str, str], sizes: tuple[int, int]
 def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None) -> Split:
     if data in ("digits", "digits-canvas"):
         return digits(cache, min(test, 500), long_tail, canvas=data == "digits-canvas")
-    if data in ("symbols", "glyphs100"):
+    drawn = {"symbols": symbols, "glyphs100": glyphs100}.get(data)
+    if drawn:
         if long_tail:
             raise SystemExit(f"--data {data} is long-tailed already; drop --long-tail")
-        return (symbols if data == "symbols" else glyphs100)(cache, test)
+        return drawn(cache, test)
     return image_folder(Path(data), pool, test, long_tail)

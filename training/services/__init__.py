@@ -5,9 +5,7 @@
 
 from training.constants import project_cache_dir
 from training.services.rounds import (
-    default_strategy_random_percent,
-    default_strategy_typical_max_labels,
-    default_strategy_typical_per_class,
+    default_strategy_figures,
     head_pseudo_threshold,
     model_score_pool,
     predictions_write,
@@ -25,9 +23,7 @@ from training.services.snapshot import class_order, item_local_path, label_snaps
 
 __all__ = [
     "class_order",
-    "default_strategy_random_percent",
-    "default_strategy_typical_max_labels",
-    "default_strategy_typical_per_class",
+    "default_strategy_figures",
     "head_pseudo_threshold",
     "item_local_path",
     "label_snapshot",

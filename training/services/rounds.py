@@ -44,25 +44,16 @@ def head_pseudo_threshold() -> float:
     return PSEUDO_THRESHOLD
 
 
-def default_strategy_typical_per_class() -> int:
-    """Labels per class below which the default strategy picks by typicality rather than by margin."""
-    from training.ml.strategies import TYPICAL_LABELS_PER_CLASS
+def default_strategy_figures() -> dict[str, int]:
+    """The default strategy's switch points, as the model page states them: typicality picks until `per_class`
+    labels per class or `max_labels` labels, and `random_pct` % of each batch after the cold start drawn at random."""
+    from training.ml.strategies import RANDOM_SHARE, TYPICAL_LABELS_PER_CLASS, TYPICAL_MAX_LABELS
 
-    return TYPICAL_LABELS_PER_CLASS
-
-
-def default_strategy_typical_max_labels() -> int:
-    """Labels at which the default strategy's typicality phase ends whatever the class count."""
-    from training.ml.strategies import TYPICAL_MAX_LABELS
-
-    return TYPICAL_MAX_LABELS
-
-
-def default_strategy_random_percent() -> int:
-    """The share of each batch (after the cold start) the default strategy draws at random, in percent."""
-    from training.ml.strategies import RANDOM_SHARE
-
-    return round(100 * RANDOM_SHARE)
+    return {
+        "per_class": TYPICAL_LABELS_PER_CLASS,
+        "max_labels": TYPICAL_MAX_LABELS,
+        "random_pct": round(100 * RANDOM_SHARE),
+    }
 
 
 def round_config(*, project: Project, classes: ClassOrder, mode: str, seed: int = 0):

@@ -77,11 +77,7 @@ def _context(request: HttpRequest) -> dict:
         else None,
         "small_holdout": quality.SMALL_HOLDOUT,
         "loop": selectors.loop_status(project=project),
-        "strategy_help": STRATEGY_HELP.get(project.al_strategy, "").format(
-            per_class=services.default_strategy_typical_per_class(),
-            max_labels=services.default_strategy_typical_max_labels(),
-            random_pct=services.default_strategy_random_percent(),
-        ),
+        "strategy_help": STRATEGY_HELP.get(project.al_strategy, "").format(**services.default_strategy_figures()),
         "pseudo_threshold_percent": round(100 * services.head_pseudo_threshold()),
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
         "registered_weights": selectors.backbone_weights_of_project(project=project),
