@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from serving.selectors.models import active_version_of, model_export_zip_of
+from serving.selectors.models import active_version_of, model_export_zip_of, version_cache_name
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +87,16 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _cache_dir(version_pk: int) -> Path:
-    return Path(settings.LABELLOOP_DATA_ROOT) / "serving-cache" / str(version_pk)
+def _cache_dir(version_pk: int) -> Path | None:
+    name = version_cache_name(version_pk=version_pk)
+    return None if name is None else Path(settings.LABELLOOP_DATA_ROOT) / "serving-cache" / name
 
 
 def _export_files(*, project_id: int, version_pk: int) -> Path | None:
     """A folder with model.onnx and config.json of the version (the local cache, filled from its export zip)."""
     folder = _cache_dir(version_pk)
+    if folder is None:  # the version was deleted meanwhile
+        return None
     if (folder / "model.onnx").is_file() and (folder / "config.json").is_file():
         return folder
     key = model_export_zip_of(project_id=project_id, version_pk=version_pk)

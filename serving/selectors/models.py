@@ -19,6 +19,17 @@ def active_version_of(*, project_id: int) -> ActiveVersion | None:
     return ActiveVersion(*row) if row else None
 
 
+def version_cache_name(*, version_pk: int) -> str | None:
+    """The name of a version's files in this machine's caches (serving-cache/, drift-reference/): its pk and its
+    creation time, or None when the version no longer exists.
+
+    A pk alone does not name a version for long: a database created afresh over an old LABELLOOP_DATA_ROOT, or
+    emptied by `manage.py flush`, numbers its versions from 1 again, and the prediction service would have served
+    the old database's model (and drift checks compared against its images) for the new version 1."""
+    created = ModelVersion.objects.filter(pk=version_pk).values_list("created_at", flat=True).first()
+    return None if created is None else f"{version_pk}-{created:%Y%m%dT%H%M%S%f}"
+
+
 def model_export_zip_of(*, project_id: int, version_pk: int) -> str | None:
     """Storage key (export storage) of the newest finished, unexpired model export of a version, or None."""
     jobs = Job.objects.filter(

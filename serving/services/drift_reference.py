@@ -24,6 +24,7 @@ from django.conf import settings
 
 from labeling.constants import Progress
 from labeling.models import Item, ResolvedLabel, Split
+from serving.selectors.models import version_cache_name
 
 REFERENCE_MAX = 1000  # labeled train items compared with a window (a seeded sample of them)
 EMBED_BATCH = 32
@@ -48,12 +49,15 @@ def reference_item_ids(*, project_id: int, limit: int = REFERENCE_MAX, seed: int
     return sorted(int(i) for i in ids[np.argsort(keys, kind="stable")[:limit]])
 
 
-def _cache_path(version_pk: int) -> Path:
-    return Path(settings.LABELLOOP_DATA_ROOT) / "drift-reference" / f"{version_pk}.npz"
+def _cache_path(version_pk: int) -> Path | None:
+    """The version's reference embeddings on this machine (named by version_cache_name: item ids, like version
+    pks, start again from 1 in a new database); None when the version no longer exists."""
+    name = version_cache_name(version_pk=version_pk)
+    return None if name is None else Path(settings.LABELLOOP_DATA_ROOT) / "drift-reference" / f"{name}.npz"
 
 
-def _cache_load(path: Path) -> dict[int, np.ndarray]:
-    if not path.is_file():
+def _cache_load(path: Path | None) -> dict[int, np.ndarray]:
+    if path is None or not path.is_file():
         return {}
     try:
         with np.load(path) as data:
@@ -62,7 +66,9 @@ def _cache_load(path: Path) -> dict[int, np.ndarray]:
         return {}
 
 
-def _cache_save(path: Path, cached: dict[int, np.ndarray]) -> None:
+def _cache_save(path: Path | None, cached: dict[int, np.ndarray]) -> None:
+    if path is None:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     ids = np.fromiter(cached.keys(), dtype=np.int64, count=len(cached))
     rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)

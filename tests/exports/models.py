@@ -37,14 +37,23 @@ def platform_probabilities(ckpt: Path, items) -> list[list[float]]:
 
 
 def make_model_version(
-    *, project, classes, items, number: int = 1, active: bool = True, flip_average: bool = False
+    *,
+    project,
+    classes,
+    items,
+    number: int = 1,
+    active: bool = True,
+    flip_average: bool = False,
+    seed: int | None = None,
+    pk: int | None = None,
 ) -> ModelVersion:
+    """A version with random weights (seeded by `seed`, else `number`); `pk` forces its primary key."""
     import timm
     import torch
 
     from training.ml.checkpoint import save_checkpoint
 
-    torch.manual_seed(number)
+    torch.manual_seed(number if seed is None else seed)
     model = timm.create_model(ARCH, num_classes=len(classes))
     relative = Path("projects") / str(project.pk) / "test-models" / f"v{number}"
     ckpt = save_checkpoint(
@@ -54,6 +63,7 @@ def make_model_version(
          "preprocessing": {**PREPROCESSING, "flip_average": flip_average}, "metrics": METRICS},
     )  # fmt: skip
     version = ModelVersion.objects.create(
+        pk=pk,
         project=project,
         number=number,
         artifact_path=str(relative),
