@@ -43,7 +43,7 @@ def test_a_round_stores_its_checkpoint_in_storage_and_queues_the_quality_follow_
 
     assert summary["status"] == "succeeded", summary
     version = ModelVersion.objects.get(project=project, active=True)
-    assert version.artifact_path == f"models/{project.pk}/run-{run.pk}"
+    assert version.artifact_path.startswith(f"models/{project.pk}/run-{run.pk}-")
     assert default_storage.exists(f"{version.artifact_path}/model.safetensors")
     assert default_storage.exists(f"{version.artifact_path}/config.json")
     # The follow-ups ran (eagerly here; a worker on `default` in production): the label-error search has a job
@@ -60,7 +60,7 @@ def test_a_round_stores_its_checkpoint_in_storage_and_queues_the_quality_follow_
 def test_version_checkpoint_dir_reads_storage_keys_and_legacy_local_paths(settings, tmp_path, project):
     settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
     stored = checkpoint_store(project_id=project.pk, run_id=7, local_dir=_checkpoint(tmp_path / "ckpt"))
-    assert stored == f"models/{project.pk}/run-7"
+    assert stored.startswith(f"models/{project.pk}/run-7-")
     assert (artifact_local_dir(stored) / "model.safetensors").read_bytes() == b"weights"
 
     absolute = _checkpoint(tmp_path / "elsewhere" / "v1")

@@ -1,7 +1,7 @@
 """Model checkpoints through Django's storage API, so every worker machine can read every version.
 
-After a round the checkpoint folder is uploaded to `models/<project id>/run-<run id>` in the default storage
-(local disk or S3/MinIO) and `ModelVersion.artifact_path` keeps that storage key. Readers ask
+After a round the checkpoint folder is uploaded to `models/<project id>/run-<run id>-<random token>` in the default
+storage (local disk or S3/MinIO) and `ModelVersion.artifact_path` keeps that storage key. Readers ask
 `version_checkpoint_dir` for a local folder: the folder itself on local disk, a cached download otherwise.
 Versions saved before this keep working: an absolute path, or one relative to LABELLOOP_DATA_ROOT, that
 exists on this machine is used as it is.
@@ -10,6 +10,7 @@ exists on this machine is used as it is.
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 
 from labeling.storage_utils import storage_dir_download, storage_dir_upload
@@ -20,7 +21,11 @@ logger = logging.getLogger(__name__)
 
 
 def checkpoint_prefix(*, project_id: int, run_id: int) -> str:
-    return f"models/{project_id}/run-{run_id}"
+    """A key no other checkpoint ever had. Worker machines cache downloads by key and never look again, and a
+    database created afresh (or flushed) numbers its projects and runs from 1 again: with `run-<run id>` alone, a
+    worker that had cached the old database's run 1 kept scoring with those weights after the new run 1 replaced
+    them in the bucket."""
+    return f"models/{project_id}/run-{run_id}-{uuid.uuid4().hex[:12]}"
 
 
 def checkpoint_store(*, project_id: int, run_id: int, local_dir: Path) -> str:
