@@ -30,6 +30,25 @@ ROOT = Path(__file__).resolve().parent.parent
 CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _eager_results_read_from_any_thread():
+    """Celery's "inside a task" flag is process-wide: while an eager task runs in the live server's thread (a
+    browser test's request), a test reading an eager result in its own thread was refused ("Never call
+    result.get() within a task!"), at random. An eager result is computed before it is returned, so reading
+    it can never wait on a subtask: every test reads them without that check (the fix used to be each call
+    site's own disable_sync_subtasks=False)."""
+    from celery.result import EagerResult
+
+    original = EagerResult.get
+
+    def get(self, *args, disable_sync_subtasks=False, **kwargs):
+        return original(self, *args, disable_sync_subtasks=disable_sync_subtasks, **kwargs)
+
+    EagerResult.get = get
+    yield
+    EagerResult.get = original
+
+
 @pytest.fixture(autouse=True)
 def _isolated_storage(request, tmp_path_factory):
     """Each test gets its own media and data folders: ids are reused after rollbacks, files must not be."""

@@ -206,11 +206,11 @@ def test_a_duplicate_delivery_of_a_running_or_finished_job_does_nothing(project,
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     # An eager .get() checks celery's process-wide "inside a task" flag, which an eager task running in the
     # session's live-server thread sets meanwhile; this test is not a task, so it says so.
-    assert import_run_task.apply(args=(job.pk,)).get(disable_sync_subtasks=False) == {"job": job.pk, "skipped": True}
+    assert import_run_task.apply(args=(job.pk,)).get() == {"job": job.pk, "skipped": True}
     assert Item.objects.count() == 0
     Job.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
-    assert import_run_task.apply(args=(job.pk,)).get(disable_sync_subtasks=False)["imported"] == 1
-    assert import_run_task.apply(args=(job.pk,)).get(disable_sync_subtasks=False) == {"job": job.pk, "skipped": True}
+    assert import_run_task.apply(args=(job.pk,)).get()["imported"] == 1
+    assert import_run_task.apply(args=(job.pk,)).get() == {"job": job.pk, "skipped": True}
     assert Item.objects.count() == 1
 
 

@@ -39,5 +39,5 @@ def test_upload_is_imported_by_a_real_worker(project, member_of, start_worker):
     # A duplicate delivery of a finished job does nothing.
     # An eager .get() checks celery's process-wide "inside a task" flag, which an eager task running in the
     # session's live-server thread sets meanwhile; this test is not a task, so it says so.
-    assert import_run_task.apply(args=(job.pk,)).get(disable_sync_subtasks=False) == {"job": job.pk, "skipped": True}
+    assert import_run_task.apply(args=(job.pk,)).get() == {"job": job.pk, "skipped": True}
     assert Item.objects.filter(project=project).count() == 4

@@ -243,7 +243,7 @@ def test_an_export_past_its_ttl_is_deleted_by_the_housekeeping_task_and_its_down
     assert api.get(api_download).status_code == 410
 
     # When the periodic clean-up runs
-    outcome = export_files_expire_task.delay().get(disable_sync_subtasks=False)
+    outcome = export_files_expire_task.delay().get()
 
     # Then the old file is deleted, the job says so on the page and in the API, and the recent one is untouched
     assert outcome["expired"] == 1
@@ -264,7 +264,7 @@ def test_an_export_past_its_ttl_is_deleted_by_the_housekeeping_task_and_its_down
     assert body["result"]["expired_at"]
     assert client.get(reverse("labeling:export_download", args=[project.slug, recent.pk])).status_code == 200
     # a second run changes nothing
-    assert export_files_expire_task.delay().get(disable_sync_subtasks=False)["expired"] == 0
+    assert export_files_expire_task.delay().get()["expired"] == 0
 
 
 def test_an_export_whose_task_was_lost_is_failed_after_the_ttl_and_stops_counting(project, member_of, settings):
@@ -276,7 +276,7 @@ def test_an_export_whose_task_was_lost_is_failed_after_the_ttl_and_stops_countin
     assert client.post(export_url(project), {"format": "hf"}, format="json").status_code == 429
     Job.objects.filter(pk=lost["id"]).update(created_at=timezone.now() - timedelta(hours=80))
 
-    assert export_files_expire_task.delay().get(disable_sync_subtasks=False)["abandoned"] == 1
+    assert export_files_expire_task.delay().get()["abandoned"] == 1
 
     job = Job.objects.get(pk=lost["id"])
     assert job.status == JobStatus.FAILED

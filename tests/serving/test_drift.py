@@ -58,7 +58,7 @@ def test_the_hourly_task_reports_each_window_of_new_predictions_once(labeled_pro
     serve(predict, project, token, [png_bytes(50_000 + i) for i in range(60)])
 
     # When the periodic task runs
-    result = drift_check_task.delay().get(disable_sync_subtasks=False)
+    result = drift_check_task.delay().get()
 
     # Then one finished report compares the 60 predictions with the 30 labeled train images (not the holdout)
     report = DriftReport.objects.get(project=project)
@@ -75,9 +75,9 @@ def test_the_hourly_task_reports_each_window_of_new_predictions_once(labeled_pro
 
     # And a second delivery with no new predictions writes nothing; 40 more predictions make the next window,
     # the latest 100 (rolling, up to WINDOW_MAX)
-    assert drift_check_task.delay().get(disable_sync_subtasks=False) == {"reports": [], "failed_projects": []}
+    assert drift_check_task.delay().get() == {"reports": [], "failed_projects": []}
     serve(predict, project, token, [png_bytes(60_000 + i) for i in range(40)])
-    drift_check_task.delay().get(disable_sync_subtasks=False)
+    drift_check_task.delay().get()
     assert list(DriftReport.objects.values_list("n_production", flat=True)) == [100, 60]
 
 

@@ -39,8 +39,8 @@ def test_prune_deletes_images_past_the_projects_days_and_rows_past_the_log_limit
     assert all(default_storage.exists(k) for k in images.values())
 
     # When the periodic task runs (twice: it is safe to repeat)
-    first = prediction_log_prune_task.delay().get(disable_sync_subtasks=False)
-    second = prediction_log_prune_task.delay().get(disable_sync_subtasks=False)
+    first = prediction_log_prune_task.delay().get()
+    second = prediction_log_prune_task.delay().get()
     assert second == {"images_deleted": 0, "rows_deleted": 0}
 
     # Then the 40-day-old images are gone (file and reference), the 1-day-old kept; rows past 90 days are gone
