@@ -5,8 +5,9 @@ that looks up the active version (one indexed query) and, when it changed, loads
 model export (the zip the model exports page makes: training/services/exports.py). A request keeps the
 `LoadedModel` it started with, so a swap never changes a model under a request in flight.
 
-The ONNX and config.json of a version are copied to LABELLOOP_DATA_ROOT/serving-cache/<version id>/ the first
-time, so the service still starts after the export's file expired (LABELLOOP_EXPORT_TTL_HOURS).
+The ONNX and config.json of a version are copied to LABELLOOP_DATA_ROOT/serving-cache/<version id>-<its creation
+time>/ (serving.selectors.models.version_cache_name) the first time, so the service still starts after the export's
+file expired (LABELLOOP_EXPORT_TTL_HOURS).
 
 A newly active version with no export yet (a training run just made it): the service asks a worker to export it
 through the model-export path (`model_export_start`, LABELLOOP_SERVING_AUTO_EXPORT) and keeps answering with the

@@ -8,9 +8,9 @@ reference does too: the same ONNX file, the same decode (the import's validation
 (serving/runtime/preprocess.py) as a request. The two spaces agree only for head-mode models with matching
 mirror averaging; this way they agree always.
 
-A version's reference embeddings are cached as LABELLOOP_DATA_ROOT/drift-reference/<version id>.npz (item ids and
-float16 rows, as production logs them); a later check embeds only the items labeled since. Worker-only code:
-onnxruntime is loaded inside `reference_embeddings`, never by the web process.
+A version's reference embeddings are cached as LABELLOOP_DATA_ROOT/drift-reference/<version id>-<its creation
+time>.npz (item ids and float16 rows, as production logs them); a later check embeds only the items labeled
+since. Worker-only code: onnxruntime is loaded inside `reference_embeddings`, never by the web process.
 """
 
 from __future__ import annotations
