@@ -83,6 +83,7 @@ class _Entry:
     checked_at: float
     model: LoadedModel | None = None
     version_pk: int | None = None
+    loaded: str = ""  # version_cache_name of `model`: a pk alone may name another database's version
     reason: str = ""
     export_requested: dict[int, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -176,7 +177,7 @@ class ModelRegistry:
         active = active_version_of(project_id=project_id)
         if active is None:
             entry.model, entry.version_pk, entry.reason = None, None, NO_MODEL
-        elif entry.model is None or active.pk != entry.model.version_pk:
+        elif entry.model is None or active.cache_name != entry.loaded:
             # Until the new version loads, the version already loaded keeps answering (answers name it).
             folder = _export_files(project_id=project_id, version_pk=active.pk)
             if folder is None:
@@ -190,6 +191,7 @@ class ModelRegistry:
                     entry.version_pk, entry.reason = active.pk, NOT_LOADABLE
                 else:
                     entry.model, entry.version_pk, entry.reason = loaded, active.pk, ""
+                    entry.loaded = active.cache_name
                     logger.info("serving project %s with v%s", project_id, active.number)
         entry.checked_at = time.monotonic()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 from labeling.models import Job, JobKind, JobStatus
@@ -11,11 +12,21 @@ from training.models import ModelVersion
 class ActiveVersion(NamedTuple):
     pk: int
     number: int
+    created_at: datetime
+
+    @property
+    def cache_name(self) -> str:
+        return _cache_name(self.pk, self.created_at)
+
+
+def _cache_name(pk: int, created_at: datetime) -> str:
+    return f"{pk}-{created_at:%Y%m%dT%H%M%S%f}"
 
 
 def active_version_of(*, project_id: int) -> ActiveVersion | None:
     """The project's active version (one indexed query), or None before its first model."""
-    row = ModelVersion.objects.filter(project_id=project_id, active=True).values_list("pk", "number").first()
+    row = ModelVersion.objects.filter(project_id=project_id, active=True).values_list("pk", "number", "created_at")
+    row = row.first()
     return ActiveVersion(*row) if row else None
 
 
@@ -27,7 +38,7 @@ def version_cache_name(*, version_pk: int) -> str | None:
     emptied by `manage.py flush`, numbers its versions from 1 again, and the prediction service would have served
     the old database's model (and drift checks compared against its images) for the new version 1."""
     created = ModelVersion.objects.filter(pk=version_pk).values_list("created_at", flat=True).first()
-    return None if created is None else f"{version_pk}-{created:%Y%m%dT%H%M%S%f}"
+    return None if created is None else _cache_name(version_pk, created)
 
 
 def model_export_zip_of(*, project_id: int, version_pk: int) -> str | None:
