@@ -10,8 +10,9 @@ code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
 `--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
 from it), `digits` (the demo's line art), `symbols` (drawn symbols on white, long-tailed; bench/al_data.py) or
 `glyphs100` (100 classes drawn the same way: many classes, few images of most).
-`--long-tail MAX:MIN` keeps a pool whose class sizes fall geometrically from MAX to MIN. Embeddings are cached
-under var/bench-cache, so reruns skip the backbone."""
+`--long-tail MAX:MIN` keeps a pool whose class sizes fall geometrically from MAX to MIN. `--frames K` makes the
+pool K near-identical frames of each of 1/K of its images (bursts, video). Embeddings are cached under
+var/bench-cache, so reruns skip the backbone."""
 
 from __future__ import annotations
 
@@ -135,6 +136,7 @@ def main() -> None:
                     help="an ImageFolder with train/ and test/, or 'digits'")  # fmt: skip
     ap.add_argument("--pool", type=int, default=10000)
     ap.add_argument("--long-tail", default="", help="MAX:MIN, e.g. 1000:20: class sizes fall geometrically")
+    ap.add_argument("--frames", type=int, default=1, help="K: the pool as K near-duplicate frames per image")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--max-labels", type=int, default=4000)
@@ -152,12 +154,12 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from bench.al_data import load
+    from bench.al_data import frames, load
     from training.ml.config import RoundConfig
     from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
 
     long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
-    split = load(args.data, args.cache, args.pool, args.test, long_tail)
+    split = frames(load(args.data, args.cache, args.pool, args.test, long_tail), args.frames, args.cache)
     classes = len(split.classes)
     cfg = RoundConfig(
         class_names=split.classes, backbone=args.backbone, image_size=args.image_size, flip_average=args.flip_average

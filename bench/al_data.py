@@ -1,6 +1,7 @@
 """Data sets for bench/active_learning.py: any ImageFolder with train/ and test/, a long-tailed variant of its
 pool, the demo's handwritten digits (line art on a plain background), `symbols` (drawn symbols on white,
-long-tailed like the held-out line-art set of issue 16) and `glyphs100` (100 classes drawn the same way)."""
+long-tailed like the held-out line-art set of issue 16) and `glyphs100` (100 classes drawn the same way); any of
+them as near-duplicate frames (`frames`)."""
 
 from __future__ import annotations
 
@@ -208,6 +209,39 @@ def _drawn(
     split = image_folder(root, 10**9, test, None)
     split.name = name
     return split
+
+
+def frames(split: Split, copies: int, cache: Path) -> Split:
+    """The pool as `copies` frames of each of len(pool) / copies of its images, like bursts or video: each frame a
+    slightly different crop (85-100 % of the side), exposure (+-10 %) and position of its image. The pool keeps
+    its size with `copies` times fewer distinct images; the test set is unchanged. Written once under
+    `cache/<name>-frames<copies>/train/<class>/`."""
+    from PIL import Image, ImageEnhance
+
+    if copies < 2:
+        return split
+    root = cache / f"{split.name}-frames{copies}"
+    train = root / "train"
+    if not (root / "complete").exists():
+        for i in subset(len(split.pool_ids) // copies, len(split.pool_ids), 999):
+            image = Image.open(split.pool_paths[i]).convert("RGB")
+            w, h = image.size
+            folder = train / split.classes[int(split.pool_labels[i])]
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(copies):
+                rng = np.random.default_rng((4242, split.pool_ids[i], k))
+                side = rng.uniform(0.85, 1.0)
+                cw, ch = max(1, round(w * side)), max(1, round(h * side))
+                x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+                frame = image.crop((x, y, x + cw, y + ch)).resize((w, h), Image.Resampling.BICUBIC)
+                frame = ImageEnhance.Brightness(frame).enhance(float(rng.uniform(0.9, 1.1)))
+                frame.save(folder / f"{split.pool_ids[i]}-{k}.png")
+        (root / "complete").touch()
+    paths, ids, labels, classes = list_image_folder(train)
+    if classes != split.classes:  # a class with fewer than `copies` images has no frames
+        raise SystemExit(f"{split.name}: every class needs at least {copies} pool images for --frames {copies}")
+    return Split(f"{split.name}-frames{copies}", classes, [int(i) for i in ids], paths, labels,
+                 split.test_ids, split.test_paths, split.test_labels)  # fmt: skip
 
 
 def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None) -> Split:
