@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Prefetch, Q
-from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.response import Response
@@ -27,6 +26,7 @@ from labeling.models import (
     Project,
     Split,
 )
+from labeling.selectors.media import item_media_url
 from labeling.selectors.training_seam import active_predictions_of_outer_item
 
 
@@ -61,7 +61,7 @@ class ItemOutputSerializer(RoleFieldsSerializer):
         return resolved.source if resolved else ""
 
     def _url(self, obj, kind: str) -> str:
-        url = reverse("labeling:item_media", args=[self.context["slug"], obj.pk, kind])
+        url = item_media_url(slug=self.context["slug"], item_id=obj.pk, sha256=obj.sha256, kind=kind)
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request else url
 

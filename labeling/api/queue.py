@@ -7,7 +7,7 @@ Errors: 400 bad input, 404 not a member / item of another project, 403 role too 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.urls import path, reverse
+from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -21,6 +21,7 @@ from labeling.api.base import MAX_ID, IdField
 from labeling.api.tokens import TokenAuthentication
 from labeling.models import Item
 from labeling.permissions import Capability, ProjectCapability
+from labeling.selectors.media import item_media_url
 from labeling.selectors.queue import item_suggestions, skipped_items_for_user
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
@@ -31,8 +32,8 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-def _media(slug: str, item_id: int, kind: str) -> str:
-    return reverse("labeling:item_media", args=[slug, item_id, kind])
+def _media(slug: str, item, kind: str) -> str:
+    return item_media_url(slug=slug, item_id=item.pk, sha256=item.sha256, kind=kind)
 
 
 _DATETIME_FIELD = serializers.DateTimeField()
@@ -53,10 +54,10 @@ class QueueItemSerializer(serializers.Serializer):
     original_url = serializers.SerializerMethodField()
 
     def get_thumb_url(self, item) -> str:
-        return _media(self.context["slug"], item.pk, "thumb")
+        return _media(self.context["slug"], item, "thumb")
 
     def get_original_url(self, item) -> str:
-        return _media(self.context["slug"], item.pk, "original")
+        return _media(self.context["slug"], item, "original")
 
 
 class QueueApi(APIView):
@@ -77,8 +78,8 @@ class QueueApi(APIView):
             "state": item.state,
             "annotation_count": item.annotation_count,
             "lease_expires_at": _datetime(item.lease_expires_at),
-            "thumb_url": _media(slug, item.pk, "thumb"),
-            "original_url": _media(slug, item.pk, "original"),
+            "thumb_url": _media(slug, item, "thumb"),
+            "original_url": _media(slug, item, "original"),
         }
 
     def _item_stub(self, item_id: int) -> Item:
@@ -111,7 +112,7 @@ class ItemNextApi(QueueApi):
             ahead = 0
         if item is not None and ahead:
             data["prefetch"] = [
-                {"id": p.pk, "thumb_url": _media(slug, p.pk, "thumb"), "original_url": _media(slug, p.pk, "original")}
+                {"id": p.pk, "thumb_url": _media(slug, p, "thumb"), "original_url": _media(slug, p, "original")}
                 for p in items_peek_next(project=self.project, user=request.user, exclude_ids=[item.pk], limit=ahead)
             ]
         return Response(data)
@@ -247,8 +248,8 @@ class SkipListApi(QueueApi):
                 "item_id": s.item.pk,
                 "original_name": s.item.original_name,
                 "skipped_at": _datetime(s.skipped_at),
-                "thumb_url": _media(slug, s.item.pk, "thumb"),
-                "original_url": _media(slug, s.item.pk, "original"),
+                "thumb_url": _media(slug, s.item, "thumb"),
+                "original_url": _media(slug, s.item, "original"),
             }
             for s in skips
         ]

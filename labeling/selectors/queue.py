@@ -146,7 +146,7 @@ def skipped_items_for_user(*, project: Project, user, limit: int = 100) -> list[
         )
         .filter(~Exists(undone), ~Exists(later_skip), ~Exists(live_label))
         .select_related("item")
-        .only("id", "created_at", "item__id", "item__width", "item__height", "item__original_name")
+        .only("id", "created_at", "item__id", "item__width", "item__height", "item__original_name", "item__sha256")
         .order_by("created_at", "id")
     )
     return [SkippedItem(item=s.item, skipped_at=s.created_at) for s in skips[:limit]]
@@ -178,7 +178,9 @@ def grid_items(
             .values_list("item_id", "confidence")[:limit]
         )
         rows = list(predictions)
-        items = {i.pk: i for i in Item.objects.filter(pk__in=[r[0] for r in rows]).only("id", "width", "height")}
+        items = {
+            i.pk: i for i in Item.objects.filter(pk__in=[r[0] for r in rows]).only("id", "width", "height", "sha256")
+        }
         return [{"item": items[pk], "confidence": conf} for pk, conf in rows if pk in items]
     if class_id is not None:
         return []
@@ -186,7 +188,7 @@ def grid_items(
     items = (
         base.filter(state=ItemState.UNLABELED, split=Split.TRAIN, is_gold=False)
         .order_by("-priority", "id")
-        .only("id", "width", "height")[:limit]
+        .only("id", "width", "height", "sha256")[:limit]
     )
     return [{"item": item, "confidence": None} for item in items]
 

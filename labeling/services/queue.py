@@ -170,6 +170,6 @@ def items_peek_next(*, project: Project, user, exclude_ids: list[int], limit: in
         .filter(state=ItemState.UNLABELED, **POOL_FILTERS[TRAIN])
         .exclude(pk__in=exclude_ids)
         .order_by("-priority", "id")
-        .only("id", "width", "height")
+        .only("id", "width", "height", "sha256")
     )
     return list(qs[:limit])

@@ -2,6 +2,12 @@
 
 With LABELLOOP_MEDIA_ACCEL_PREFIX set (e.g. /protected/), the response is an empty
 X-Accel-Redirect so nginx streams the file; otherwise Django streams it itself.
+
+Pages link images by `item_media_url`, which names the content (`?v=` the start of the file's sha256), so the
+browser may keep them for a day without asking again. An item id alone does not name content for long: a
+database created afresh, or a project made again under the same slug, gives new images the ids of old ones, and a
+browser that had cached the old image showed it in place of the new one, to be labeled. A URL without `v` (an old
+link, a script) is answered with its ETag and revalidated each time; one whose `v` names other bytes is a 404.
 """
 
 from __future__ import annotations
@@ -9,13 +15,14 @@ from __future__ import annotations
 import mimetypes
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.views.decorators.http import require_GET
 
 from labeling.models import Item
 from labeling.permissions import Capability, project_view
+from labeling.selectors.media import VERSION_CHARS
 
 SMALL_FILE_BYTES = 1024 * 1024
 
@@ -23,10 +30,18 @@ SMALL_FILE_BYTES = 1024 * 1024
 @require_GET
 @project_view(Capability.VIEW)
 def item_media(request: HttpRequest, slug: str, item_id: int, kind: str) -> HttpResponse:
-    item = get_object_or_404(Item.objects.only("file", "thumbnail", "project_id"), project=request.project, pk=item_id)
+    item = get_object_or_404(
+        Item.objects.only("file", "thumbnail", "project_id", "sha256"), project=request.project, pk=item_id
+    )
     field = item.thumbnail if kind == "thumb" else item.file
     if kind not in ("thumb", "original") or not field:
         raise Http404
+    version = request.GET.get("v", "")
+    if version and (len(version) != VERSION_CHARS or not item.sha256.startswith(version)):
+        raise Http404("This link names another image.")
+    etag = f'"{item.sha256[:VERSION_CHARS]}-{kind}"'
+    if not version and etag in request.headers.get("If-None-Match", ""):
+        return _cached(HttpResponseNotModified(), etag, immutable=False)
     content_type = mimetypes.guess_type(field.name)[0] or "application/octet-stream"
     if settings.LABELLOOP_MEDIA_ACCEL_PREFIX:
         response = HttpResponse(content_type=content_type)
@@ -45,9 +60,15 @@ def item_media(request: HttpRequest, slug: str, item_id: int, kind: str) -> Http
         else:
             handle.seek(0)
             response = FileResponse(handle, content_type=content_type)
-    # Content never changes for a given item (the name is its sha256), but it is private.
-    response["Cache-Control"] = "private, max-age=86400, immutable"
     response["X-Content-Type-Options"] = "nosniff"
+    return _cached(response, etag, immutable=bool(version))
+
+
+def _cached(response: HttpResponse, etag: str, *, immutable: bool) -> HttpResponse:
+    """Private either way. A URL that names the content never changes: a day without asking. One that does not
+    (an item id alone) is asked about each time, and answered 304 while the ETag still matches."""
+    response["Cache-Control"] = "private, max-age=86400, immutable" if immutable else "private, no-cache"
+    response["ETag"] = etag
     return response
 
 

@@ -69,7 +69,7 @@ def test_the_skips_endpoint_lists_the_callers_skips_and_the_queue_serves_them_la
     # Then they see both, oldest skip first, with images to show
     listed = api.get(f"{base}/skips/").json()["results"]
     assert [s["item_id"] for s in listed] == [items[0].pk, items[1].pk]
-    assert listed[0]["thumb_url"].endswith(f"/{items[0].pk}/thumb/")
+    assert listed[0]["thumb_url"].endswith(f"/{items[0].pk}/thumb/?v={items[0].sha256[:16]}")
     assert api.get(f"{base}/skips/?limit=1").json()["results"][0]["item_id"] == items[0].pk
     # And the queue gives the third item, then the skipped ones again, and a skipped one takes a normal label
     served = []

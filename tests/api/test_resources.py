@@ -81,7 +81,7 @@ def test_item_filters(setup):
     assert ids(client.get(url, {"confidence_min": 0.6, "confidence_max": 0.8})) == pk[5:7]
     row = client.get(url, {"state": ItemState.LABELED}).json()["results"][0]
     assert row["labels"] == [cat.pk if items[0].pk % 2 else dog.pk]
-    assert row["original_url"].endswith(f"/p/{project.slug}/media/{items[0].pk}/original/")
+    assert row["original_url"].endswith(f"/p/{project.slug}/media/{items[0].pk}/original/?v={items[0].sha256[:16]}")
     for bad in ({"state": "nope"}, {"priority_min": "nan"}, {"confidence_max": "x"}, {"label_class": 2**70}):
         assert client.get(url, bad).status_code == 400, bad
 

@@ -498,7 +498,7 @@ def test_transparent_line_art_shows_on_a_light_background_and_b_switches_it(
     # The original (with its alpha) replaces the thumbnail (flattened on white at import) once it is decoded.
     page.wait_for_function(
         "id => { const img = document.getElementById('item-image');"
-        " return img.src.endsWith(`/${id}/original/`) && img.complete && img.naturalWidth > 0; }",
+        " return img.src.includes(`/${id}/original/?v=`) && img.complete && img.naturalWidth > 0; }",
         arg=item.pk,
     )
 
