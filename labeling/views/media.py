@@ -5,7 +5,7 @@ X-Accel-Redirect so nginx streams the file; otherwise Django streams it itself.
 
 Pages link images by `item_media_url`, which names the content (`?v=` the start of the file's sha256), so the
 browser may keep them for a day without asking again. An item id alone does not name content for long: a
-database created afresh, or a project made again under the same slug, gives new images the ids of old ones, and a
+database created afresh (or flushed) gives new images the ids of old ones, under the same project slugs, and a
 browser that had cached the old image showed it in place of the new one, to be labeled. A URL without `v` (an old
 link, a script) is answered with its ETag and revalidated each time; one whose `v` names other bytes is a 404.
 """
