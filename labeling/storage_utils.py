@@ -9,20 +9,32 @@ versioned, so a cached copy never goes stale). Model artifact folders go up and 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
 
+logger = logging.getLogger(__name__)
+
 CHUNK = 1024 * 1024
+CACHE_GRACE_SECONDS = 3600.0  # a cache entry used (or made) within this long is never swept
 
 
 def _cache_root() -> Path:
     return Path(settings.LABELLOOP_DATA_ROOT) / "storage-cache"
+
+
+def storage_cache_root() -> Path:
+    """Where this machine keeps its copies of remote storage keys (empty while the storage is local disk)."""
+    return _cache_root()
 
 
 def _safe_key(name: str) -> str:
@@ -114,3 +126,46 @@ def storage_dir_download(*, prefix: str, storage: Storage | None = None) -> Path
     for key in keys:
         storage_local_path(name=key, storage=storage)
     return _cache_root() / prefix
+
+
+def cache_entry_touch(path: Path) -> None:
+    """Mark a cache entry (a file or folder) as used now, so a sweep leaves it for another CACHE_GRACE_SECONDS."""
+    with contextlib.suppress(OSError):  # gone meanwhile, or a read-only mount: the entry is simply not marked
+        os.utime(path)
+
+
+def cache_entries_sweep(
+    folder: Path, *, keep: Collection[str], grace_seconds: float = CACHE_GRACE_SECONDS
+) -> list[str]:
+    """Remove the entries directly under `folder` (files or folders) that `keep` does not name and that nobody
+    used within `grace_seconds`; returns the names removed.
+
+    A file is named by its name without the suffix (`<name>.npz`). Leftovers of writes that never finished
+    (names starting with a dot) go by age alone. The grace keeps what a process on this machine is reading or
+    just wrote: readers call `cache_entry_touch` on what they use, and nothing here is needed for longer than a
+    load takes (an open onnxruntime session or safetensors file no longer needs its file)."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except FileNotFoundError:
+        return []
+    cutoff = time.time() - grace_seconds
+    keep = set(keep)
+    removed = []
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") and (name in keep or entry.stem in keep):
+            continue
+        try:
+            if entry.lstat().st_mtime > cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:  # another process swept it first
+            continue
+        except OSError:  # not ours to remove (permissions): leave it, say so, sweep the rest
+            logger.warning("could not remove the cache entry %s", entry, exc_info=True)
+            continue
+        removed.append(name)
+    return removed

@@ -7,7 +7,9 @@ model export (the zip the model exports page makes: training/services/exports.py
 
 The ONNX and config.json of a version are copied to LABELLOOP_DATA_ROOT/serving-cache/<version id>-<its creation
 time>/ (serving.selectors.models.version_cache_name) the first time, so the service still starts after the export's
-file expired (LABELLOOP_EXPORT_TTL_HOURS).
+file expired (LABELLOOP_EXPORT_TTL_HOURS). Each time a process loads a version it sweeps the folders of versions
+no project serves any more (unused for an hour): one ONNX per version a project ever activated would otherwise
+fill the disk. A version made active again is extracted again from its export, or exported again.
 
 A newly active version with no export yet (a training run just made it): the service asks a worker to export it
 through the model-export path (`model_export_start`, LABELLOOP_SERVING_AUTO_EXPORT) and keeps answering with the
@@ -29,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from serving.selectors.models import active_version_of, model_export_zip_of, version_cache_name
+from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
+from serving.selectors.models import active_version_of, model_export_zip_of, version_cache_name, version_cache_names
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +92,19 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _cache_root() -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "serving-cache"
+
+
 def _cache_dir(version_pk: int) -> Path | None:
     name = version_cache_name(version_pk=version_pk)
-    return None if name is None else Path(settings.LABELLOOP_DATA_ROOT) / "serving-cache" / name
+    return None if name is None else _cache_root() / name
+
+
+def serving_cache_sweep() -> list[str]:
+    """Remove the extracted exports of versions that are no project's active version (and were not loaded by
+    any process within the last hour); returns their folder names."""
+    return cache_entries_sweep(_cache_root(), keep=version_cache_names(active_only=True))
 
 
 def _export_files(*, project_id: int, version_pk: int) -> Path | None:
@@ -193,6 +206,14 @@ class ModelRegistry:
                     entry.model, entry.version_pk, entry.reason = loaded, active.pk, ""
                     entry.loaded = active.cache_name
                     logger.info("serving project %s with v%s", project_id, active.number)
+                    cache_entry_touch(folder)
+                    try:
+                        swept = serving_cache_sweep()
+                    except Exception:  # a full sweep is not worth a failed request
+                        logger.exception("could not sweep the serving cache")
+                    else:
+                        if swept:
+                            logger.info("removed %s unused model folders from the serving cache", len(swept))
         entry.checked_at = time.monotonic()
 
     def _request_export(self, project_id: int, active, entry: _Entry) -> None:

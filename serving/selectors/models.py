@@ -41,6 +41,13 @@ def version_cache_name(*, version_pk: int) -> str | None:
     return None if created is None else _cache_name(version_pk, created)
 
 
+def version_cache_names(*, active_only: bool = False) -> set[str]:
+    """The cache names of every version in the database (or of every project's active version): what this
+    machine's caches may keep; an entry under any other name belongs to a deleted version or another database."""
+    rows = ModelVersion.objects.filter(active=True) if active_only else ModelVersion.objects.all()
+    return {_cache_name(pk, created) for pk, created in rows.values_list("pk", "created_at").iterator()}
+
+
 def model_export_zip_of(*, project_id: int, version_pk: int) -> str | None:
     """Storage key (export storage) of the newest finished, unexpired model export of a version, or None."""
     jobs = Job.objects.filter(

@@ -31,7 +31,7 @@ from labeling.models import Project
 from serving.models import DriftReport, PredictionLog, ServingSettings
 from serving.selectors.models import active_version_of
 from serving.services.alerts import drift_alert_notify
-from serving.services.drift_reference import ReferenceUnavailable, reference_embeddings
+from serving.services.drift_reference import ReferenceUnavailable, drift_reference_sweep, reference_embeddings
 from serving.services.drift_stats import DEFAULT_PERMUTATIONS, low_confidence_share, mmd_permutation_test
 
 logger = logging.getLogger(__name__)
@@ -208,4 +208,11 @@ def drift_checks_run_due(*, project_id: int | None = None, on_demand: bool = Fal
             failed.append(pk)
             continue
         done.append(report.pk)
-    return {"reports": done, "failed_projects": failed}
+    from serving.runtime.registry import serving_cache_sweep
+
+    try:  # this machine's caches of versions no longer served (the drift checks made some of them)
+        swept = drift_reference_sweep() + serving_cache_sweep()
+    except Exception:
+        logger.exception("could not sweep the drift and serving caches")
+        swept = []
+    return {"reports": done, "failed_projects": failed, "swept": len(swept)}

@@ -10,7 +10,9 @@ mirror averaging; this way they agree always.
 
 A version's reference embeddings are cached as LABELLOOP_DATA_ROOT/drift-reference/<version id>-<its creation
 time>.npz (item ids and float16 rows, as production logs them); a later check embeds only the items labeled
-since. Worker-only code: onnxruntime is loaded inside `reference_embeddings`, never by the web process.
+since. The hourly drift checks sweep the files of versions that no longer exist, and those of inactive versions
+nobody used for longer than the prediction log keeps rows (`drift_reference_sweep`). Worker-only code:
+onnxruntime is loaded inside `reference_embeddings`, never by the web process.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from django.conf import settings
 
 from labeling.constants import Progress
 from labeling.models import Item, ResolvedLabel, Split
-from serving.selectors.models import version_cache_name
+from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
+from serving.selectors.models import version_cache_name, version_cache_names
 
 REFERENCE_MAX = 1000  # labeled train items compared with a window (a seeded sample of them)
 EMBED_BATCH = 32
@@ -49,16 +52,34 @@ def reference_item_ids(*, project_id: int, limit: int = REFERENCE_MAX, seed: int
     return sorted(int(i) for i in ids[np.argsort(keys, kind="stable")[:limit]])
 
 
+def _cache_root() -> Path:
+    return Path(settings.LABELLOOP_DATA_ROOT) / "drift-reference"
+
+
 def _cache_path(version_pk: int) -> Path | None:
     """The version's reference embeddings on this machine (named by version_cache_name: item ids, like version
     pks, start again from 1 in a new database); None when the version no longer exists."""
     name = version_cache_name(version_pk=version_pk)
-    return None if name is None else Path(settings.LABELLOOP_DATA_ROOT) / "drift-reference" / f"{name}.npz"
+    return None if name is None else _cache_root() / f"{name}.npz"
+
+
+def drift_reference_sweep() -> list[str]:
+    """Remove reference files nothing can use any more; returns their names. A file of a deleted version (or of
+    another database's) goes after an hour unused. An inactive version's file is what "most drifted" compares its
+    logged predictions with, so it goes only once the prediction log has pruned them (a day after
+    LABELLOOP_PREDICTION_LOG_KEEP_DAYS without use; never while the log keeps rows forever)."""
+    removed = cache_entries_sweep(_cache_root(), keep=version_cache_names())
+    days = settings.LABELLOOP_PREDICTION_LOG_KEEP_DAYS
+    if days > 0:
+        active = version_cache_names(active_only=True)
+        removed += cache_entries_sweep(_cache_root(), keep=active, grace_seconds=(days + 1) * 86400.0)
+    return removed
 
 
 def _cache_load(path: Path | None) -> dict[int, np.ndarray]:
     if path is None or not path.is_file():
         return {}
+    cache_entry_touch(path)
     try:
         with np.load(path) as data:
             return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))

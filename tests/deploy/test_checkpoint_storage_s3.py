@@ -52,3 +52,51 @@ def test_a_new_databases_run_1_is_never_read_from_the_cached_download_of_an_old_
     # Then the same worker reads the new weights, not its cached copy of the old ones
     assert (version_checkpoint_dir(version=new) / "model.safetensors").read_bytes() == b"new database"
     assert new_key != old_key
+
+
+def test_a_worker_keeps_downloads_of_active_versions_and_recently_read_ones_only(bucket, settings, tmp_path, project):
+    import os
+    import time
+
+    from labeling.storage_utils import storage_local_path
+
+    settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
+
+    def trained(run: int, active: bool) -> ModelVersion:
+        source = tmp_path / f"run{run}"
+        source.mkdir()
+        (source / "config.json").write_text('{"architecture": "x"}')
+        (source / "model.safetensors").write_bytes(f"weights {run}".encode())
+        key = checkpoint_store(project_id=project.pk, run_id=run, local_dir=source)
+        return ModelVersion.objects.create(project=project, number=run, artifact_path=key, architecture="x",
+                                           active=active)  # fmt: skip
+
+    def hours_ago(path, hours: float) -> None:
+        then = time.time() - hours * 3600
+        os.utime(path, (then, then))
+
+    # Given a worker that read v1 and v2 two hours ago (v2 is active), v3 ten minutes ago, and an item's image
+    v1, v2, v3 = trained(1, False), trained(2, True), trained(3, False)
+    folders = {v.number: version_checkpoint_dir(version=v) for v in (v1, v2, v3)}
+    for number, hours in ((1, 2), (2, 2), (3, 1 / 6)):
+        hours_ago(folders[number], hours)
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    default_storage.save("items/ab/abcdef.png", ContentFile(b"an image"))
+    image = storage_local_path(name="items/ab/abcdef.png")
+    hours_ago(image, 48)
+
+    # When it reads v4, the new active version
+    v2.active = False
+    v2.save(update_fields=["active"])
+    v4 = trained(4, True)
+    assert (version_checkpoint_dir(version=v4) / "model.safetensors").read_bytes() == b"weights 4"
+
+    # Then the copy of v1 (neither active nor read within the hour) and of v2 (no longer active) are gone; v3's
+    # (another job may be loading it) and v4's stay, and the images it cached are untouched
+    left = {p.name for p in folders[1].parent.iterdir()}
+    assert left == {folders[3].name, version_checkpoint_dir(version=v4).name}
+    assert image.read_bytes() == b"an image"
+    # and an old version is downloaded again when a job asks for it
+    assert (version_checkpoint_dir(version=v1) / "model.safetensors").read_bytes() == b"weights 1"

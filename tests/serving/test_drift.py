@@ -62,7 +62,7 @@ def test_the_hourly_task_reports_each_window_of_new_predictions_once(labeled_pro
 
     # Then one finished report compares the 60 predictions with the 30 labeled train images (not the holdout)
     report = DriftReport.objects.get(project=project)
-    assert result == {"reports": [report.pk], "failed_projects": []}
+    assert result == {"reports": [report.pk], "failed_projects": [], "swept": 0}
     assert (report.status, report.version_number, report.n_production, report.n_reference) == ("done", 1, 60, 30)
     assert 0 < report.p_value <= 1
     assert report.statistic >= 0
@@ -75,7 +75,7 @@ def test_the_hourly_task_reports_each_window_of_new_predictions_once(labeled_pro
 
     # And a second delivery with no new predictions writes nothing; 40 more predictions make the next window,
     # the latest 100 (rolling, up to WINDOW_MAX)
-    assert drift_check_task.delay().get() == {"reports": [], "failed_projects": []}
+    assert drift_check_task.delay().get() == {"reports": [], "failed_projects": [], "swept": 0}
     serve(predict, project, token, [png_bytes(60_000 + i) for i in range(40)])
     drift_check_task.delay().get()
     assert list(DriftReport.objects.values_list("n_production", flat=True)) == [100, 60]

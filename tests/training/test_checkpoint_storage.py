@@ -56,6 +56,21 @@ def test_a_round_stores_its_checkpoint_in_storage_and_queues_the_quality_follow_
     call_command("score", project.slug, "--in-process", verbosity=0)
     assert Prediction.objects.filter(model_version=version, item__split=Split.TRAIN).exists()
 
+    # Each version's weights are on this machine once: in the storage. The run folder kept a second copy of every
+    # version (and the pool's arrays) for as long as the install lived.
+    label_through_queue(project, member_of(project, Role.ANNOTATOR), truth, classes, 10)
+    second = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.training_run_execute(run_id=second.pk)["status"] == "succeeded"
+    roots = (Path(settings.LABELLOOP_DATA_ROOT), Path(settings.MEDIA_ROOT))
+    weights = sorted(str(p) for root in roots for p in root.rglob("*.safetensors"))
+    stored = sorted(str(Path(settings.MEDIA_ROOT) / v.artifact_path / "model.safetensors")
+                    for v in ModelVersion.objects.filter(project=project))  # fmt: skip
+    assert len(stored) == 2
+    assert weights == stored
+    runs = Path(settings.LABELLOOP_DATA_ROOT) / "projects" / str(project.pk) / "runs"
+    assert not list(runs.rglob("result.npz"))
+
 
 def test_version_checkpoint_dir_reads_storage_keys_and_legacy_local_paths(settings, tmp_path, project):
     settings.LABELLOOP_DATA_ROOT = tmp_path / "data"

@@ -15,6 +15,7 @@ from training import services
 from training.ml.config import RoundConfig
 from training.models import ModelVersion, Prediction, RunStatus, TrainingRun
 from training.services import torchrun
+from training.services.artifacts import version_checkpoint_dir
 
 from .loop_fixtures import digits_project, label_through_queue
 
@@ -42,12 +43,17 @@ def finetune_project(project_factory, member_of, *, gpus: int, n: int = 40, labe
 
 
 @pytest.mark.slow
-def test_a_two_gpu_project_trains_with_two_torchrun_processes(project_factory, member_of, finetune_settings):
+def test_a_two_gpu_project_trains_with_two_torchrun_processes(
+    project_factory, member_of, finetune_settings, monkeypatch
+):
     project = finetune_project(project_factory, member_of, gpus=2)
     project.al_strategy = "diverse_margin"  # the default, which draws part of each batch at random
     project.save(update_fields=["al_strategy"])
     run = services.training_run_enqueue(project=project, trigger="manual", send=False)
     seen: list[tuple[str, float]] = []
+    results = []
+    read_result = torchrun._read_result
+    monkeypatch.setattr(torchrun, "_read_result", lambda out_dir: results.append(read_result(out_dir)) or results[-1])
 
     summary = services.training_run_execute(
         run_id=run.pk, on_progress=lambda done, total, stage="": seen.append((stage, done / total))
@@ -68,14 +74,15 @@ def test_a_two_gpu_project_trains_with_two_torchrun_processes(project_factory, m
     assert 0.02 <= min(train) < max(train) <= 0.9
     assert [p for _, p in seen] == sorted(p for _, p in seen)
     out = Path(finetune_settings.LABELLOOP_DATA_ROOT) / "projects" / str(project.pk) / "runs" / str(run.pk)
-    assert {p.name for p in out.iterdir()} == {"round.json", "torchrun.log", "checkpoint", "result.json", "result.npz"}
+    # The run folder keeps what the round did; its weights and pool arrays went once the storage had the
+    # checkpoint (the version reads it from there) and the database the predictions.
+    assert {p.name for p in out.iterdir()} == {"round.json", "torchrun.log", "result.json"}
+    assert (version_checkpoint_dir(version=version) / "model.safetensors").is_file()
     # The batch's random draws travel in the result file and are the items the queue marks as drawn at random.
-    import numpy as np
-
     from labeling.models import Item
 
-    with np.load(out / "result.npz") as npz:
-        recorded = set(npz["pool_random_ids"].tolist())
+    (result,) = results
+    recorded = {int(i) for i in result.pool_random_ids}
     assert len(recorded) == round(0.1 * min(20, summary["pool"])) >= 1  # 10 % of the batch (here the whole pool)
     assert set(Item.objects.filter(project=project, picked_at_random=True).values_list("pk", flat=True)) == recorded
 

@@ -5,6 +5,10 @@ storage (local disk or S3/MinIO) and `ModelVersion.artifact_path` keeps that sto
 `version_checkpoint_dir` for a local folder: the folder itself on local disk, a cached download otherwise.
 Versions saved before this keep working: an absolute path, or one relative to LABELLOOP_DATA_ROOT, that
 exists on this machine is used as it is.
+
+A worker machine's downloaded copies are swept whenever it reads a checkpoint: copies of versions that are no
+project's active version, unused for an hour, are removed (a later read downloads them again). Without that, a
+worker kept a copy of every version it ever scored or exported.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ import logging
 import uuid
 from pathlib import Path
 
-from labeling.storage_utils import storage_dir_download, storage_dir_upload
+from labeling.storage_utils import (
+    cache_entries_sweep,
+    cache_entry_touch,
+    storage_cache_root,
+    storage_dir_download,
+    storage_dir_upload,
+)
 from training.constants import data_root
 from training.models import ModelVersion
 
@@ -50,12 +60,30 @@ def artifact_local_dir(artifact_path: str) -> Path:
     if legacy.is_dir():
         return legacy
     try:
-        return storage_dir_download(prefix=artifact_path)
+        folder = storage_dir_download(prefix=artifact_path)
     except (FileNotFoundError, ValueError):
         return legacy
     except Exception:  # an unreachable bucket: same as missing, but say why in the log
         logger.exception("could not download checkpoint %s from storage", artifact_path)
         return legacy
+    root = storage_cache_root()
+    if folder.is_relative_to(root):  # a downloaded copy, not the storage's own folder
+        cache_entry_touch(folder)
+        if folder.relative_to(root).parts[:1] == ("models",) and len(folder.relative_to(root).parts) == 3:
+            downloaded_checkpoints_sweep(folder.parent)  # models/<project>/: checkpoints only, never images
+    return folder
+
+
+def downloaded_checkpoints_sweep(folder: Path) -> list[str]:
+    """Remove the downloaded checkpoints under `folder` (one project's) that belong to no active version and
+    were not read within the last hour; returns their names. A failure is logged, never raised: the caller has
+    its checkpoint."""
+    active = ModelVersion.objects.filter(active=True).values_list("artifact_path", flat=True)
+    try:
+        return cache_entries_sweep(folder, keep={Path(a).name for a in active.iterator()})
+    except Exception:
+        logger.exception("could not sweep the downloaded checkpoints in %s", folder)
+        return []
 
 
 def version_checkpoint_dir(*, version: ModelVersion) -> Path:
