@@ -108,6 +108,24 @@ def _walk(storage: Storage, prefix: str) -> list[str]:
     return keys
 
 
+def storage_dir_delete(*, prefix: str, storage: Storage | None = None) -> int:
+    """Delete every file stored under `prefix`; returns how many."""
+    storage = storage or default_storage
+    prefix = _safe_key(prefix).rstrip("/")
+    try:
+        keys = _walk(storage, prefix)
+    except FileNotFoundError:  # local disk: no such folder
+        return 0
+    for key in keys:
+        storage.delete(key)
+    local = _local_path_of(storage, prefix)
+    if local is not None:  # local disk keeps the emptied folders
+        for folder in [*sorted(local.rglob("*"), reverse=True), local]:
+            with contextlib.suppress(OSError):  # empty folders only
+                folder.rmdir()
+    return len(keys)
+
+
 def storage_dir_download(*, prefix: str, storage: Storage | None = None) -> Path:
     """A local folder with every file stored under `prefix` (the folder itself on local disk).
 

@@ -100,3 +100,22 @@ def test_a_worker_keeps_downloads_of_active_versions_and_recently_read_ones_only
     assert image.read_bytes() == b"an image"
     # and an old version is downloaded again when a job asks for it
     assert (version_checkpoint_dir(version=v1) / "model.safetensors").read_bytes() == b"weights 1"
+
+
+def test_a_checkpoint_no_version_keeps_is_deleted_from_the_bucket(bucket, settings, tmp_path, project):
+    from django.core.files.storage import default_storage
+
+    from training.services.artifacts import checkpoint_delete
+
+    source = tmp_path / "abandoned"
+    source.mkdir()
+    (source / "config.json").write_text('{"architecture": "x"}')
+    (source / "model.safetensors").write_bytes(b"weights")
+    kept = checkpoint_store(project_id=project.pk, run_id=1, local_dir=source)
+    dropped = checkpoint_store(project_id=project.pk, run_id=2, local_dir=source)
+
+    checkpoint_delete(artifact_path=dropped)
+
+    assert not default_storage.exists(f"{dropped}/model.safetensors")
+    assert not default_storage.exists(f"{dropped}/config.json")
+    assert default_storage.exists(f"{kept}/model.safetensors")

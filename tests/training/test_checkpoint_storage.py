@@ -72,6 +72,30 @@ def test_a_round_stores_its_checkpoint_in_storage_and_queues_the_quality_follow_
     assert not list(runs.rglob("result.npz"))
 
 
+@pytest.mark.slow
+def test_a_round_stopped_after_its_upload_leaves_no_checkpoint_behind(
+    project_factory, member_of, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    from training.services import rounds
+
+    # Given a round whose run is stopped (cancelled, or taken over) while it writes its predictions
+    settings.LABELLOOP_ROUND_OVERRIDES = TINY_ROUND
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
+    project, truth, classes = digits_project(project_factory, n=60, min_labels_to_train=10)
+    label_through_queue(project, member_of(project, Role.ANNOTATOR), truth, classes, 20)
+    run = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False)
+    monkeypatch.setattr(rounds, "_still_running", lambda run_id: False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = services.training_run_execute(run_id=run.pk)
+
+    # Then no version is made and the checkpoint it had uploaded is not left in the storage
+    assert summary["status"] == "abandoned"
+    assert not ModelVersion.objects.filter(project=project).exists()
+    models = Path(settings.MEDIA_ROOT) / "models" / str(project.pk)
+    assert not list(models.rglob("*"))  # nor its emptied folder
+
+
 def test_version_checkpoint_dir_reads_storage_keys_and_legacy_local_paths(settings, tmp_path, project):
     settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
     stored = checkpoint_store(project_id=project.pk, run_id=7, local_dir=_checkpoint(tmp_path / "ckpt"))

@@ -21,6 +21,7 @@ from labeling.storage_utils import (
     cache_entries_sweep,
     cache_entry_touch,
     storage_cache_root,
+    storage_dir_delete,
     storage_dir_download,
     storage_dir_upload,
 )
@@ -48,6 +49,15 @@ def checkpoint_store(*, project_id: int, run_id: int, local_dir: Path) -> str:
     if not keys:
         raise FileNotFoundError(f"no checkpoint files under {local_dir}")
     return prefix
+
+
+def checkpoint_delete(*, artifact_path: str) -> None:
+    """Remove a stored checkpoint that no version keeps (a round abandoned after its upload). A failure is
+    logged, not raised: it leaves an orphan in the storage, never a broken version."""
+    try:
+        storage_dir_delete(prefix=artifact_path)
+    except Exception:
+        logger.exception("could not delete the checkpoint %s from storage", artifact_path)
 
 
 def artifact_local_dir(artifact_path: str) -> Path:

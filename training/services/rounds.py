@@ -27,7 +27,7 @@ from labeling.services.priorities import item_priorities_set
 from training.constants import data_root, project_cache_dir
 from training.models import ModelVersion, Prediction, RunMode, RunStatus, TrainingRun
 from training.selectors.quality import class_order_of_version
-from training.services.artifacts import checkpoint_store, version_checkpoint_dir
+from training.services.artifacts import checkpoint_delete, checkpoint_store, version_checkpoint_dir
 from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
@@ -231,7 +231,8 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     drawn = _random_ids(pool_ids, result.pool_random_ids, cfg)
     with transaction.atomic():
         if not _still_running(run.pk):
-            version.delete()
+            version.delete()  # and its checkpoint: no version keeps it
+            transaction.on_commit(lambda: checkpoint_delete(artifact_path=artifact))
             return {**summary, "status": "abandoned"}
         ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).update(active=False)
         ModelVersion.objects.filter(pk=version.pk).update(active=True)
