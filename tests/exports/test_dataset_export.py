@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from labeling.models import Job, JobKind, JobStatus, Review, Role, TaskType, Verdict
 from labeling.selectors.exports import ExportFilters, export_file_name, export_plan, sanitize_name
@@ -135,7 +136,7 @@ def test_manifest_names_code_version_filters_and_class_map(labeled_project, tmp_
 
 
 def test_csv_and_jsonl_rows_carry_labels_splits_and_file_names(labeled_project, tmp_path):
-    project, _classes, items, _ = labeled_project
+    project, _classes, items, member = labeled_project
     out, manifest = run_export(project, tmp_path, "csv")
     with zipfile.ZipFile(out) as zf:
         rows = list(csv.DictReader(io.StringIO(zf.read("labels.csv").decode())))
@@ -149,6 +150,17 @@ def test_csv_and_jsonl_rows_carry_labels_splits_and_file_names(labeled_project, 
         lines = [json.loads(line) for line in zf.read("labels.jsonl").decode().splitlines()]
     assert [r["item_id"] for r in lines] == sorted(i.pk for i in items)
     assert {r["sha256"] for r in lines} == {i.sha256 for i in items}
+    # Each row links its image by its content, so a browser or script may keep it (a bare item-id URL names
+    # another image once a database is created afresh)
+    for row in (lines[0], next(r for r in rows if int(r["item_id"]) == lines[0]["item_id"])):
+        assert (
+            row["media_url"] == f"/p/{project.slug}/media/{lines[0]['item_id']}/original/?v={lines[0]['sha256'][:16]}"
+        )
+    client = Client()
+    client.force_login(member)
+    response = client.get(lines[0]["media_url"])
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "private, max-age=86400, immutable"
 
 
 def test_hf_layout_has_metadata_per_split_matching_the_images(labeled_project, tmp_path):

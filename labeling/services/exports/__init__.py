@@ -39,6 +39,7 @@ from labeling.selectors.exports import (
     export_plan,
     export_ttl,
 )
+from labeling.selectors.media import media_query
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports.csv_safe import csv_dict
 from labeling.services.job_limits import job_create_bounded
@@ -117,7 +118,7 @@ def _row_record(plan: ExportPlan, row, *, media_prefix: str) -> dict:
         "height": row.height,
         "source": row.source,
         "annotator_count": row.annotator_count,
-        "media_url": f"{media_prefix}{row.item_id}/original/",
+        "media_url": f"{media_prefix}{row.item_id}/original/{media_query(row.sha256)}",
     }
     if plan.project.is_multi_label:
         record["labels"] = [c.path for c in classes]
