@@ -29,7 +29,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    password = factory.django.Password("pw")  # hashed when built: no save after a post-generation hook
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):
