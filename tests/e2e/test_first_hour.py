@@ -573,6 +573,14 @@ def test_after_training_the_label_error_page_flags_the_wrong_labels_and_little_e
     real = {r["item"] for r in rows} & wrong
     labels = ResolvedLabel.objects.filter(project=project).count()
     print(f"[label errors, {name}] {flagged} flagged of {labels} labels; {len(real)} of {len(wrong)} errors")
+    # and the headline estimates the share of wrong labels: the interval covers the sampling of the labels, and
+    # the model's own mistakes add about a point or two on top
+    assert f"of the {labels} checked labels are probably wrong" in page.inner_text("#label-error-headline")
+    share, low, high = (
+        float(page.get_attribute("#label-error-headline", a)) for a in ("data-share", "data-low", "data-high")
+    )
+    assert low <= share <= high
+    assert abs(share - 100 * len(wrong) / labels) <= 3, (share, len(wrong), labels)
     if not wrong:
         assert flagged <= 0.02 * labels, f"{flagged} of {labels} correct labels flagged"
     else:
