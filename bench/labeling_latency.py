@@ -8,11 +8,14 @@ a session cookie for the permission-checked media URL. Prints ONE JSON object: {
 
     .venv/bin/python bench/labeling_latency.py                  # 100k and 1k items, 1 and 8 clients
     .venv/bin/python bench/labeling_latency.py --sizes 1000 --clients 8 --steps 50
+    # consensus labeling: overlap 2, each annotator already has 5,000 labels awaiting a second annotator
+    .venv/bin/python bench/labeling_latency.py --overlap 2 --awaiting 5000 --sizes 100000 --clients 1
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import io
 import json
@@ -58,7 +61,9 @@ def setup_django(env: dict) -> None:
     django.setup()
 
 
-def build_projects(sizes: list[int], clients: list[int], media_root: Path) -> list[dict]:
+def build_projects(
+    sizes: list[int], clients: list[int], media_root: Path, *, overlap: int = 1, awaiting: int = 0
+) -> list[dict]:
     """Create projects and users; returns one spec per run: (items, clients, slug, credentials)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.db import SessionStore
@@ -90,7 +95,7 @@ def build_projects(sizes: list[int], clients: list[int], media_root: Path) -> li
         users.append({"user": user, "token": token.key, "session": session.session_key})
 
     def project_with(n: int, slug: str) -> dict:
-        project = Project.objects.create(name=slug, slug=slug, holdout_fraction=0.1)
+        project = Project.objects.create(name=slug, slug=slug, holdout_fraction=0.1, annotations_per_item=overlap)
         classes = [
             LabelClass.objects.create(project=project, name=f"c{k}", hotkey=str(k + 1), order=k) for k in range(5)
         ]
@@ -117,7 +122,25 @@ def build_projects(sizes: list[int], clients: list[int], media_root: Path) -> li
                 Item.objects.bulk_create(batch)
                 batch = []
         Item.objects.bulk_create(batch)
+        if awaiting:
+            awaiting_labels(project, [u["user"] for u in users], classes[0])
         return {"slug": slug, "class_ids": [c.pk for c in classes], "project_id": project.pk}
+
+    def awaiting_labels(project, annotators, label_class) -> None:
+        """Each annotator's own `awaiting` labels on the best train items, each waiting for another annotator
+        (an overlap-2 project where everyone worked alone so far)."""
+        from labeling.models import Annotation, ItemState
+
+        ranked = Item.objects.filter(project=project, split="train").order_by("-priority", "id")
+        ids = list(ranked.values_list("pk", flat=True)[: awaiting * len(annotators)])
+        for k, user in enumerate(annotators):
+            mine = ids[k * awaiting : (k + 1) * awaiting]
+            made = Annotation.objects.bulk_create([Annotation(item_id=i, user=user) for i in mine], batch_size=5000)
+            Annotation.classes.through.objects.bulk_create(
+                [Annotation.classes.through(annotation_id=a.pk, labelclass_id=label_class.pk) for a in made],
+                batch_size=5000,
+            )
+        Item.objects.filter(pk__in=ids).update(state=ItemState.PARTIAL, annotation_count=1)
 
     runs = []
     for n in sizes:
@@ -233,7 +256,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""),
                         help="PostgreSQL URL of an empty database (default: a temp SQLite file)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
+    parser.add_argument("--overlap", type=int, default=1, help="annotations per item (consensus labeling when > 1)")
+    parser.add_argument(
+        "--awaiting", type=int, default=0, help="labels each annotator already has awaiting another (--overlap > 1)"
+    )
     args = parser.parse_args()
+    if args.awaiting and args.overlap < 2:
+        parser.error("--awaiting needs --overlap 2 or more")
     sizes = [int(s) for s in args.sizes.split(",")]
     clients = [int(c) for c in args.clients.split(",")]
 
@@ -250,7 +279,7 @@ def main() -> None:
     }
     t0 = time.perf_counter()
     setup_django(env)
-    runs, creds = build_projects(sizes, clients, media)
+    runs, creds = build_projects(sizes, clients, media, overlap=args.overlap, awaiting=args.awaiting)
     from django.db import connections
 
     connections.close_all()
@@ -295,7 +324,7 @@ def main() -> None:
                     "server_cpu_ms_per_label": round(1000 * server_cpu / len(labeled), 2) if labeled else None,
                     "errors": sum(o["errors"] for o in outs),
                     "error_samples": [e for o in outs for e in o["error_samples"]][:3],
-                    "duplicates": len(labeled) - len(set(labeled)) + db_duplicates(run["project_id"]),
+                    "duplicates": over_overlap(labeled, args.overlap) + db_duplicates(run["project_id"], args.overlap),
                 })  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -304,6 +333,8 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps({
         "runs": results,
+        "overlap": args.overlap,
+        "awaiting_per_annotator": args.awaiting,
         "database": "postgresql" if args.database_url else "sqlite",
         "server": f"gunicorn gthread {args.workers}x{args.threads}",
         "setup_seconds": round(setup_seconds, 1),
@@ -312,8 +343,13 @@ def main() -> None:
     }))  # fmt: skip
 
 
-def db_duplicates(project_id: int) -> int:
-    """Items of the project with more live annotations than the overlap (1)."""
+def over_overlap(labeled: list[int], overlap: int) -> int:
+    """Labels the clients made beyond the overlap of their item (two clients labeling one item is right at 2)."""
+    return sum(max(0, n - overlap) for n in collections.Counter(labeled).values())
+
+
+def db_duplicates(project_id: int, overlap: int = 1) -> int:
+    """Items of the project with more live labels than the overlap."""
     from django.db.models import Count, Q
 
     from labeling.models import Item
@@ -321,7 +357,7 @@ def db_duplicates(project_id: int) -> int:
     return (
         Item.objects.filter(project_id=project_id)
         .annotate(n=Count("annotations", filter=Q(annotations__skipped=False, annotations__undoes__isnull=True)))
-        .filter(n__gt=1)
+        .filter(n__gt=overlap)
         .count()
     )
 

@@ -37,10 +37,16 @@ def _keeps_item_away_sql(a: str, *, skips: bool) -> str:
 
 def _kept_away_sql(item_id: str, *, skips: bool) -> str:
     """The user (%(user)s) has a live annotation of item `item_id` that keeps it from them (probes
-    annotation_item_user_idx)."""
+    annotation_item_user_idx).
+
+    `LIMIT 1 OFFSET 0` keeps it a probe per item: without it PostgreSQL may turn the EXISTS into an anti-join
+    against every live annotation of the user, which it estimates at a few dozen rows (the filter is opaque to
+    it) and compares with each candidate item in turn. A user of an overlap-2 project whose 5,000 labels
+    waited for a second annotator then waited 0.3 s for each claim, 5 s at 20,000."""
     return f"""EXISTS (
         SELECT 1 FROM labeling_annotation a
         WHERE a.item_id = {item_id} AND a.user_id = %(user)s AND {_keeps_item_away_sql("a", skips=skips)}
+        LIMIT 1 OFFSET 0
     )"""
 
 
