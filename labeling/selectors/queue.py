@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Review, Split, Verdict
-from labeling.selectors.claimable import OPEN_STATES, annotations_excluding_user
+from labeling.selectors.claimable import OPEN_STATES, claimable_items
 from labeling.selectors.classes import class_path_display, class_path_names
 from labeling.selectors.training_seam import prediction_model as _prediction_model
 
@@ -160,13 +160,8 @@ def grid_items(
     With class_id: items the active model assigns to that class, most confident first (uses the
     prediction_class_conf_idx). Without: unlabeled train items by priority (item_queue_idx).
     """
-    now = timezone.now()
-    base = (
-        Item.objects.filter(project=project, state__in=OPEN_STATES, annotation_count__lt=project.annotations_per_item)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_user=user))
-        .filter(~Exists(annotations_excluding_user(user=user)))
-        .exclude(pk__in=hide_ids or [])
-    )
+    # The queue's own rule (a free slot, no one else's lease, no live label or skip of theirs), one probe per item
+    base = claimable_items(project=project, user=user).filter(state__in=OPEN_STATES).exclude(pk__in=hide_ids or [])
     prediction_model = _prediction_model()
     if class_id is not None and prediction_model is not None:
         predictions = (

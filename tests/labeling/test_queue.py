@@ -301,6 +301,32 @@ def test_a_claim_with_thousands_of_own_labels_awaiting_a_second_annotator_checks
     assert item_claim_next(project=project, user=first).state == ItemState.UNLABELED
     assert item_claim_next(project=project, user=member_of(project)).pk == mine[0].pk  # the second annotator's
 
+    # and grid mode's query (by the model's class: open items of any state) does the same work per item
+    from labeling.selectors.queue import grid_items
+    from training.models import ModelVersion, Prediction
+
+    label_class = project.classes.create(name="cat", order=0)
+    version = ModelVersion.objects.create(project=project, number=1, active=True, artifact_path="x", architecture="x")
+    guess = {"model_version": version, "predicted_class": label_class, "confidence": 0.9, "uncertainty": 0.1}
+    Prediction.objects.bulk_create([Prediction(item=i, probabilities=[0.9], **guess) for i in items[:3000]])
+    queries = []
+
+    def keep(execute, sql, params, many, context):
+        queries.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        shown = grid_items(project=project, user=first, class_id=label_class.pk)
+    assert len(shown) == 48
+    assert not {row["item"].pk for row in shown} & {i.pk for i in mine}
+    (sql, params) = next(q for q in queries if "training_prediction" in q[0])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        raw = cursor.fetchone()[0]
+    (plan,) = json.loads(raw) if isinstance(raw, str) else raw
+    assert _rows_handled(plan["Plan"]) <= 20 * len(mine), json.dumps(plan["Plan"], indent=1)[:3000]
+
 
 def test_the_skip_fall_back_walks_the_users_skips_by_index(single, member_of):
     from labeling.services.queue import _skipped_params, skipped_claim_sql
