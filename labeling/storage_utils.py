@@ -153,7 +153,7 @@ def cache_entry_touch(path: Path) -> None:
 
 
 def cache_entries_sweep(
-    folder: Path, *, keep: Collection[str], grace_seconds: float = CACHE_GRACE_SECONDS
+    folder: Path, *, keep: Collection[str], grace_seconds: float = CACHE_GRACE_SECONDS, dry_run: bool = False
 ) -> list[str]:
     """Remove the entries directly under `folder` (files or folders) that `keep` does not name and that nobody
     used within `grace_seconds`; returns the names removed.
@@ -161,7 +161,8 @@ def cache_entries_sweep(
     A file is named by its name without the suffix (`<name>.npz`). Leftovers of writes that never finished
     (names starting with a dot) go by age alone. The grace keeps what a process on this machine is reading or
     just wrote: readers call `cache_entry_touch` on what they use, and nothing here is needed for longer than a
-    load takes (an open onnxruntime session or safetensors file no longer needs its file)."""
+    load takes (an open onnxruntime session or safetensors file no longer needs its file). `dry_run` only names
+    them."""
     try:
         entries = list(Path(folder).iterdir())
     except FileNotFoundError:
@@ -176,7 +177,9 @@ def cache_entries_sweep(
         try:
             if entry.lstat().st_mtime > cutoff:
                 continue
-            if entry.is_dir() and not entry.is_symlink():
+            if dry_run:
+                pass
+            elif entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
@@ -187,3 +190,13 @@ def cache_entries_sweep(
             continue
         removed.append(name)
     return removed
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes under `path` (a file or a folder); 0 when it is gone."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except FileNotFoundError:
+        return 0

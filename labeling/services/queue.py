@@ -5,7 +5,8 @@ The claim is one short transaction. Each candidate query walks an index in prior
 that no one else holds and this user has not annotated, so its cost does not grow with the
 project. With an overlap above 1 the probe of partly labeled items passes over the user's own
 labels that await another annotator, one index probe each (about 5 µs on PostgreSQL: 33 ms per
-claim at 5,000 of them, bench/labeling_latency.py --overlap 2 --awaiting 5000). PostgreSQL: `select_for_update(skip_locked=True)` lets concurrent claims pass each other;
+claim at 5,000 of them, bench/labeling_latency.py --overlap 2 --awaiting 5000).
+PostgreSQL: `select_for_update(skip_locked=True)` lets concurrent claims pass each other;
 SQLite: the connection opens IMMEDIATE transactions (settings), so claims serialize.
 
 Skips: a skipped item leaves the user's priority order (others still get it) and comes back to

@@ -101,10 +101,14 @@ def _cache_dir(version_pk: int) -> Path | None:
     return None if name is None else _cache_root() / name
 
 
-def serving_cache_sweep() -> list[str]:
+def serving_cache_root() -> Path:
+    return _cache_root()
+
+
+def serving_cache_sweep(*, dry_run: bool = False) -> list[str]:
     """Remove the extracted exports of versions that are no project's active version (and were not loaded by
     any process within the last hour); returns their folder names."""
-    return cache_entries_sweep(_cache_root(), keep=version_cache_names(active_only=True))
+    return cache_entries_sweep(_cache_root(), keep=version_cache_names(active_only=True), dry_run=dry_run)
 
 
 def _export_files(*, project_id: int, version_pk: int) -> Path | None:

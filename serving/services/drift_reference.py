@@ -63,16 +63,21 @@ def _cache_path(version_pk: int) -> Path | None:
     return None if name is None else _cache_root() / f"{name}.npz"
 
 
-def drift_reference_sweep() -> list[str]:
+def drift_reference_root() -> Path:
+    return _cache_root()
+
+
+def drift_reference_sweep(*, dry_run: bool = False) -> list[str]:
     """Remove reference files nothing can use any more; returns their names. A file of a deleted version (or of
     another database's) goes after an hour unused. An inactive version's file is what "most drifted" compares its
     logged predictions with, so it goes only once the prediction log has pruned them (a day after
     LABELLOOP_PREDICTION_LOG_KEEP_DAYS without use; never while the log keeps rows forever)."""
-    removed = cache_entries_sweep(_cache_root(), keep=version_cache_names())
+    removed = cache_entries_sweep(_cache_root(), keep=version_cache_names(), dry_run=dry_run)
     days = settings.LABELLOOP_PREDICTION_LOG_KEEP_DAYS
     if days > 0:
-        active = version_cache_names(active_only=True)
-        removed += cache_entries_sweep(_cache_root(), keep=active, grace_seconds=(days + 1) * 86400.0)
+        active = version_cache_names(active_only=True) | {Path(r).stem for r in removed}  # each named once
+        grace = (days + 1) * 86400.0
+        removed += cache_entries_sweep(_cache_root(), keep=active, grace_seconds=grace, dry_run=dry_run)
     return removed
 
 

@@ -84,13 +84,13 @@ def artifact_local_dir(artifact_path: str) -> Path:
     return folder
 
 
-def downloaded_checkpoints_sweep(folder: Path) -> list[str]:
+def downloaded_checkpoints_sweep(folder: Path, *, dry_run: bool = False) -> list[str]:
     """Remove the downloaded checkpoints under `folder` (one project's) that belong to no active version and
     were not read within the last hour; returns their names. A failure is logged, never raised: the caller has
     its checkpoint."""
     active = ModelVersion.objects.filter(active=True).values_list("artifact_path", flat=True)
     try:
-        return cache_entries_sweep(folder, keep={Path(a).name for a in active.iterator()})
+        return cache_entries_sweep(folder, keep={Path(a).name for a in active.iterator()}, dry_run=dry_run)
     except Exception:
         logger.exception("could not sweep the downloaded checkpoints in %s", folder)
         return []

@@ -5,7 +5,6 @@ The only bridge to `training.ml`; it is imported inside the functions (workers a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ from training.constants import data_root, project_cache_dir
 from training.models import ModelVersion, Prediction, RunMode, RunStatus, TrainingRun
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import checkpoint_delete, checkpoint_store, version_checkpoint_dir
+from training.services.disk import run_folder_trim
 from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
@@ -224,7 +224,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     progress.enter("predictions", 0.91, 0.97)
     pool_ids = [int(i) for i in _floats(result.pool_ids)]
     predictions_write(version=version, ids=pool_ids, probs=result.pool_probs, uncertainty=result.pool_uncertainty)
-    _run_folder_trim(out_dir=out_dir, checkpoint_dir=Path(result.checkpoint_dir))
+    run_folder_trim(out_dir=out_dir, checkpoint_dir=Path(result.checkpoint_dir))  # the storage has its copy
 
     progress.enter("priorities", 0.97, 1.0)
     priorities = dict(zip(pool_ids, (float(p) for p in _floats(result.pool_priority)), strict=True))
@@ -248,22 +248,6 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         "world_size": world.size,
         "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
     }
-
-
-def _run_folder_trim(*, out_dir: Path, checkpoint_dir: Path) -> None:
-    """Remove the round's weights and pool arrays from the run folder once the storage holds the checkpoint and
-    the database the predictions: they were a second copy of every version (14 MB for Lite0, more for larger
-    backbones, plus 4 bytes per pool item and class). The small files (round.json, result.json, torchrun.log)
-    stay, to say what the round did."""
-    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-
-    if not checkpoint_dir.is_relative_to(out_dir):  # never remove files the run folder does not own
-        return
-    for path in (checkpoint_dir / WEIGHTS_FILE, checkpoint_dir / CONFIG_FILE, out_dir / "result.npz"):
-        path.unlink(missing_ok=True)
-    for folder in (checkpoint_dir, out_dir):
-        with contextlib.suppress(OSError):  # only when nothing else is left in it
-            folder.rmdir()
 
 
 def _random_ids(pool_ids: list[int], recorded, cfg) -> list[int]:

@@ -1,0 +1,111 @@
+"""`manage.py reclaim_disk`: an install that ran for months before rounds trimmed their run folders gets its disk
+back in one command: weights in finished run folders, cached ONNX files, drift references and downloaded
+checkpoints of versions nothing serves. What a version still loads from, and a run in flight, are kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from serving.selectors.models import version_cache_name
+from training.models import ModelVersion, RunStatus, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+WEIGHTS = 1_000_000  # bytes of each fake model.safetensors
+
+
+def _files(folder: Path, names: dict[str, int]) -> Path:
+    for name, size in names.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"x" * size)
+    return folder
+
+
+def _old(path: Path) -> None:
+    then = time.time() - 2 * 3600
+    os.utime(path, (then, then))
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def _reclaim(*args: str) -> dict:
+    out = io.StringIO()
+    call_command("reclaim_disk", *args, stdout=out, verbosity=0)
+    return json.loads(out.getvalue())
+
+
+def test_reclaim_disk_removes_the_copies_nothing_reads_and_keeps_the_rest(project_factory, settings, tmp_path):
+    settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
+    data = settings.LABELLOOP_DATA_ROOT
+    project = project_factory()
+    runs = data / "projects" / str(project.pk) / "runs"
+
+    def run(status: str) -> TrainingRun:
+        return TrainingRun.objects.create(project=project, status=status)
+
+    def version(number: int, made_by: TrainingRun | None, artifact: str, active: bool = False) -> ModelVersion:
+        return ModelVersion.objects.create(
+            project=project, number=number, run=made_by, artifact_path=artifact, architecture="x", active=active
+        )
+
+    # Given a one-process run and a torchrun run whose checkpoints are in the storage, a version saved before
+    # checkpoints went to the storage (it still loads from its run folder), and a run in flight
+    one, multi, legacy, flying = run("succeeded"), run("succeeded"), run("succeeded"), run(RunStatus.RUNNING)
+    _files(runs / str(one.pk), {"model.safetensors": WEIGHTS, "config.json": 10, "result.npz": 500})
+    small = {"result.json": 10, "round.json": 10, "torchrun.log": 10}
+    _files(runs / str(multi.pk), {"checkpoint/model.safetensors": WEIGHTS, "checkpoint/config.json": 10,
+                                  "result.npz": 500, **small})  # fmt: skip
+    _files(runs / str(legacy.pk), {"checkpoint/model.safetensors": WEIGHTS, "checkpoint/config.json": 10})
+    _files(runs / str(flying.pk), {"checkpoint/model.safetensors": WEIGHTS, "result.npz": 500})
+    version(1, one, f"models/{project.pk}/run-{one.pk}-aaaaaaaaaaaa")
+    version(2, legacy, f"projects/{project.pk}/runs/{legacy.pk}/checkpoint")
+    active = version(3, multi, f"models/{project.pk}/run-{multi.pk}-bbbbbbbbbbbb", active=True)
+    # and caches: the served ONNX of the active version and of a deleted one, drift references of both, and
+    # downloaded checkpoints of the active version and of version 1, all last used two hours ago
+    gone = "999-20250101T000000000000"
+    for name in (version_cache_name(version_pk=active.pk), gone):
+        _old(_files(data / "serving-cache" / name, {"model.onnx": 2000, "config.json": 10}))
+        _old(_files(data / "drift-reference", {f"{name}.npz": 300}) / f"{name}.npz")
+    downloads = data / "storage-cache" / "models" / str(project.pk)
+    for key in (f"run-{one.pk}-aaaaaaaaaaaa", f"run-{multi.pk}-bbbbbbbbbbbb"):
+        _old(_files(downloads / key, {"model.safetensors": WEIGHTS}))
+    _files(data / "storage-cache" / "items" / "ab", {"cd.png": 100})  # an image a worker cached
+    before = _tree(data)
+
+    # When the administrator looks first
+    dry = _reclaim("--dry-run")
+
+    # Then it says what would go and removes nothing
+    assert _tree(data) == before
+    assert dry["run_folders"] == {"folders": 4, "trimmed": 2, "bytes": 2 * (WEIGHTS + 10 + 500), "kept": 2}
+    assert dry["serving_cache"] == {"entries": 1, "bytes": 2010}
+    assert dry["drift_reference"] == {"entries": 1, "bytes": 300}
+    assert dry["downloaded_checkpoints"] == {"entries": 1, "bytes": WEIGHTS}
+
+    # When it reclaims
+    done = _reclaim()
+
+    # Then exactly that went, and everything a version, a running round or a later check reads is still there
+    assert {k: v for k, v in done.items() if k != "dry_run"} == {k: v for k, v in dry.items() if k != "dry_run"}
+    gone_files = before - _tree(data)
+    assert gone_files == {
+        f"projects/{project.pk}/runs/{one.pk}/model.safetensors", f"projects/{project.pk}/runs/{one.pk}/config.json",
+        f"projects/{project.pk}/runs/{one.pk}/result.npz",
+        f"projects/{project.pk}/runs/{multi.pk}/checkpoint/model.safetensors",
+        f"projects/{project.pk}/runs/{multi.pk}/checkpoint/config.json",
+        f"projects/{project.pk}/runs/{multi.pk}/result.npz",
+        f"serving-cache/{gone}/model.onnx", f"serving-cache/{gone}/config.json", f"drift-reference/{gone}.npz",
+        f"storage-cache/models/{project.pk}/run-{one.pk}-aaaaaaaaaaaa/model.safetensors",
+    }  # fmt: skip
+    assert (runs / str(multi.pk) / "torchrun.log").is_file()  # what the round did stays readable
+    # and a second pass finds nothing left to reclaim
+    assert _reclaim()["bytes"] == 0
