@@ -44,6 +44,9 @@ def _reclaim(*args: str) -> dict:
 
 
 def test_reclaim_disk_removes_the_copies_nothing_reads_and_keeps_the_rest(project_factory, settings, tmp_path):
+    real = tmp_path / "disk"  # the data folder is reached through a link, as on many servers
+    real.mkdir()
+    (tmp_path / "data").symlink_to(real)
     settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
     data = settings.LABELLOOP_DATA_ROOT
     project = project_factory()
@@ -67,7 +70,7 @@ def test_reclaim_disk_removes_the_copies_nothing_reads_and_keeps_the_rest(projec
     _files(runs / str(legacy.pk), {"checkpoint/model.safetensors": WEIGHTS, "checkpoint/config.json": 10})
     _files(runs / str(flying.pk), {"checkpoint/model.safetensors": WEIGHTS, "result.npz": 500})
     version(1, one, f"models/{project.pk}/run-{one.pk}-aaaaaaaaaaaa")
-    version(2, legacy, f"projects/{project.pk}/runs/{legacy.pk}/checkpoint")
+    version(2, legacy, str(real / "projects" / str(project.pk) / "runs" / str(legacy.pk) / "checkpoint"))
     active = version(3, multi, f"models/{project.pk}/run-{multi.pk}-bbbbbbbbbbbb", active=True)
     # and caches: the served ONNX of the active version and of a deleted one, drift references of both, and
     # downloaded checkpoints of the active version and of version 1, all last used two hours ago

@@ -56,17 +56,17 @@ def _trim(out_dir: Path, checkpoint_dirs: list[Path], *, dry_run: bool) -> int:
 
 def _version_folders() -> list[Path]:
     """Local folders that versions saved before the storage held checkpoints still load from."""
-    folders = []
+    folders, projects = [], (data_root() / "projects").resolve()
     for path in ModelVersion.objects.values_list("artifact_path", flat=True).iterator():
-        local = Path(path) if Path(path).is_absolute() else data_root() / path
-        if local.is_relative_to(data_root() / "projects"):
+        local = (Path(path) if Path(path).is_absolute() else data_root() / path).resolve()  # as the runs are named
+        if local.is_relative_to(projects):
             folders.append(local)
     return folders
 
 
 def run_folders_trim(*, dry_run: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
     """Trim every finished run's folder on this machine; returns {"folders", "trimmed", "bytes", "kept"}."""
-    runs = sorted(data_root().glob("projects/*/runs/*"))
+    runs = sorted(data_root().resolve().glob("projects/*/runs/*"))
     runs = [r for r in runs if r.is_dir() and r.name.isdigit()]
     in_flight = set(TrainingRun.objects.filter(status__in=IN_FLIGHT).values_list("pk", flat=True))
     still_read = _version_folders()
