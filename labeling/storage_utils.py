@@ -28,13 +28,9 @@ CHUNK = 1024 * 1024
 CACHE_GRACE_SECONDS = 3600.0  # a cache entry used (or made) within this long is never swept
 
 
-def _cache_root() -> Path:
-    return Path(settings.LABELLOOP_DATA_ROOT) / "storage-cache"
-
-
 def storage_cache_root() -> Path:
     """Where this machine keeps its copies of remote storage keys (empty while the storage is local disk)."""
-    return _cache_root()
+    return Path(settings.LABELLOOP_DATA_ROOT) / "storage-cache"
 
 
 def _safe_key(name: str) -> str:
@@ -64,7 +60,7 @@ def storage_local_path(*, name: str, storage: Storage | None = None) -> Path:
         if not local.is_file():
             raise FileNotFoundError(key)
         return local
-    target = _cache_root() / key
+    target = storage_cache_root() / key
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +139,7 @@ def storage_dir_download(*, prefix: str, storage: Storage | None = None) -> Path
         raise FileNotFoundError(prefix)
     for key in keys:
         storage_local_path(name=key, storage=storage)
-    return _cache_root() / prefix
+    return storage_cache_root() / prefix
 
 
 def cache_entry_touch(path: Path) -> None:

@@ -92,23 +92,19 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _cache_root() -> Path:
+def serving_cache_root() -> Path:
     return Path(settings.LABELLOOP_DATA_ROOT) / "serving-cache"
 
 
 def _cache_dir(version_pk: int) -> Path | None:
     name = version_cache_name(version_pk=version_pk)
-    return None if name is None else _cache_root() / name
-
-
-def serving_cache_root() -> Path:
-    return _cache_root()
+    return None if name is None else serving_cache_root() / name
 
 
 def serving_cache_sweep(*, dry_run: bool = False) -> list[str]:
     """Remove the extracted exports of versions that are no project's active version (and were not loaded by
     any process within the last hour); returns their folder names."""
-    return cache_entries_sweep(_cache_root(), keep=version_cache_names(active_only=True), dry_run=dry_run)
+    return cache_entries_sweep(serving_cache_root(), keep=version_cache_names(active_only=True), dry_run=dry_run)
 
 
 def _export_files(*, project_id: int, version_pk: int) -> Path | None:

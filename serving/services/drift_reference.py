@@ -52,7 +52,7 @@ def reference_item_ids(*, project_id: int, limit: int = REFERENCE_MAX, seed: int
     return sorted(int(i) for i in ids[np.argsort(keys, kind="stable")[:limit]])
 
 
-def _cache_root() -> Path:
+def drift_reference_root() -> Path:
     return Path(settings.LABELLOOP_DATA_ROOT) / "drift-reference"
 
 
@@ -60,11 +60,7 @@ def _cache_path(version_pk: int) -> Path | None:
     """The version's reference embeddings on this machine (named by version_cache_name: item ids, like version
     pks, start again from 1 in a new database); None when the version no longer exists."""
     name = version_cache_name(version_pk=version_pk)
-    return None if name is None else _cache_root() / f"{name}.npz"
-
-
-def drift_reference_root() -> Path:
-    return _cache_root()
+    return None if name is None else drift_reference_root() / f"{name}.npz"
 
 
 def drift_reference_sweep(*, dry_run: bool = False) -> list[str]:
@@ -72,12 +68,12 @@ def drift_reference_sweep(*, dry_run: bool = False) -> list[str]:
     another database's) goes after an hour unused. An inactive version's file is what "most drifted" compares its
     logged predictions with, so it goes only once the prediction log has pruned them (a day after
     LABELLOOP_PREDICTION_LOG_KEEP_DAYS without use; never while the log keeps rows forever)."""
-    removed = cache_entries_sweep(_cache_root(), keep=version_cache_names(), dry_run=dry_run)
+    removed = cache_entries_sweep(drift_reference_root(), keep=version_cache_names(), dry_run=dry_run)
     days = settings.LABELLOOP_PREDICTION_LOG_KEEP_DAYS
     if days > 0:
         active = version_cache_names(active_only=True) | {Path(r).stem for r in removed}  # each named once
         grace = (days + 1) * 86400.0
-        removed += cache_entries_sweep(_cache_root(), keep=active, grace_seconds=grace, dry_run=dry_run)
+        removed += cache_entries_sweep(drift_reference_root(), keep=active, grace_seconds=grace, dry_run=dry_run)
     return removed
 
 

@@ -79,7 +79,8 @@ def artifact_local_dir(artifact_path: str) -> Path:
     root = storage_cache_root()
     if folder.is_relative_to(root):  # a downloaded copy, not the storage's own folder
         cache_entry_touch(folder)
-        if folder.relative_to(root).parts[:1] == ("models",) and len(folder.relative_to(root).parts) == 3:
+        parts = folder.relative_to(root).parts
+        if len(parts) == 3 and parts[0] == "models":
             downloaded_checkpoints_sweep(folder.parent)  # models/<project>/: checkpoints only, never images
     return folder
 
