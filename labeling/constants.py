@@ -7,9 +7,33 @@ strategies equal training.ml.config.STRATEGIES and that the bundled backbone is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 DEFAULT_STRATEGY = "diverse_margin"
+
+# The largest id a row can have (a signed 64-bit key). A bigger number in a URL names no row, and the database
+# would overflow looking for it (SQLite: OverflowError; PostgreSQL: bigint out of range).
+MAX_ID = 2**63 - 1
+
+
+def id_from_text(text: str | None) -> int | None:
+    """The row id (or version number) `text` spells in ASCII digits, or None when it names no row: empty, a sign,
+    a space, 0, past MAX_ID, or not ASCII ("²" passes str.isdigit and then int refuses it: a server error)."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def ids_from_values(values: Iterable) -> list[int]:
+    """The distinct ids `values` name (ints, or their text as a form sends it), sorted. ValueError when one is
+    not an integer or names no row (below 1, past MAX_ID), before any query sees it."""
+    ids = sorted({int(v) for v in values})
+    if not all(0 < i <= MAX_ID for i in ids):
+        raise ValueError("no row has that id")
+    return ids
+
 
 # (value, what a manager reads in the settings form); the order is the form's order, the default first.
 STRATEGY_CHOICES: tuple[tuple[str, str], ...] = (
@@ -100,8 +124,7 @@ def registered_weights_id(value: str | None) -> int | None:
     """The registered weights a backbone_weights value names, or None when it names something else."""
     if not value or not value.startswith(REGISTERED_WEIGHTS_PREFIX):
         return None
-    number = value.removeprefix(REGISTERED_WEIGHTS_PREFIX)
-    return int(number) if number.isdigit() else None
+    return id_from_text(value.removeprefix(REGISTERED_WEIGHTS_PREFIX))
 
 
 # How a project trains. "auto", the default of new projects, is resolved by the worker that runs each round: a

@@ -17,6 +17,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from labeling.constants import MAX_ID
 from labeling.models import (
     Job,
     JobStatus,
@@ -25,7 +26,6 @@ from labeling.models import (
 from labeling.permissions import Capability, ProjectCapability, role_can
 from labeling.services.job_limits import JobLimitReached
 
-MAX_ID = 2**63 - 1
 PROJECT_PERMISSIONS = [IsAuthenticated, ProjectCapability]
 
 

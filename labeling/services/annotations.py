@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from labeling.constants import MAX_ID, ids_from_values
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
 from labeling.services.resolution import resolved_label_recompute
@@ -64,7 +65,7 @@ def _lock_item(item: Item, class_ids: list[int] | None = None) -> Item:
     Item.DoesNotExist when no such item belongs to that project.
     """
     ids = class_ids or []
-    if not isinstance(item.pk, int) or not 0 < item.pk < 2**63:
+    if not isinstance(item.pk, int) or not 0 < item.pk <= MAX_ID:
         raise Item.DoesNotExist("No such item in this project.")  # past the id column's range: never a row
     params = {"item": item.pk, "project": item.project_id, **{f"c{k}": c for k, c in enumerate(ids)}}
     locked = next(iter(Item.objects.raw(_lock_sql(len(ids)), params)), None)
@@ -125,13 +126,11 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
 
 def _parse_class_ids(*, project: Project, class_ids: Iterable) -> list[int]:
     try:
-        ids = sorted({int(c) for c in class_ids})
+        ids = ids_from_values(class_ids)
     except (TypeError, ValueError) as exc:
-        raise ValidationError("Class ids must be integers.") from exc
+        raise ValidationError("Unknown class id: class ids are positive integers.") from exc
     if not ids:
         raise ValidationError("Choose at least one class.")
-    if not all(0 < i < 2**63 for i in ids):
-        raise ValidationError("Unknown class id.")  # past the id column's range: no such class
     if not project.is_multi_label and len(ids) != 1:
         raise ValidationError("This is a single-label project: choose exactly one class.")
     return ids

@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from labeling.constants import ids_from_values
 from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
 from labeling.selectors.keys import classes_with_level_keys
@@ -265,7 +266,10 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
     source_class = _int_or_none(request.POST.get("source_class"))
     target = get_object_or_404(LabelClass, project=project, pk=_int_or_none(request.POST.get("class_id")) or 0)
-    ids = [i for i in (_int_or_none(v) for v in request.POST.getlist("item_ids")) if i is not None]
+    try:
+        ids = ids_from_values(request.POST.getlist("item_ids"))
+    except ValueError as exc:
+        raise Http404("No such item in this project.") from exc  # a crafted id: nothing changes
     back = (
         reverse("labeling:grid", args=[slug])
         + "?"
@@ -277,7 +281,7 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     items = list(Item.objects.filter(project=project, pk__in=ids).only("id", "project_id"))
     for item in items:
         item.project = project  # the services read the project; it is this request's
-    if len(items) != len(set(ids)):
+    if len(items) != len(ids):
         raise Http404("No such item in this project.")  # an id from elsewhere: nothing changes
     if request.POST.get("action") == "not":
         key = _grid_hide_key(project.pk, source_class)

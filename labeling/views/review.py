@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
+from labeling.constants import id_from_text
 from labeling.models import Item, Job, JobKind, LabelClass, Review, ReviewTask, ReviewTaskReason, Verdict
 from labeling.permissions import Capability, project_view
 from labeling.selectors.keys import classes_with_level_keys
@@ -104,10 +105,10 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             messages.info(request, "That review task is already closed; here is the next one.")
             task = None
     if task is None:
-        after = request.GET.get("after", "")
-        if after and not (after.isascii() and after.isdigit() and int(after) < 2**63):  # the Next link's task id
+        after = request.GET.get("after", "")  # the Next link's task id
+        if after and id_from_text(after) is None:
             raise Http404
-        task = review_task_next(project=project, reason=reason or None, after=int(after) if after else None)
+        task = review_task_next(project=project, reason=reason or None, after=id_from_text(after))
     if request.htmx:
         return _card_response(request, _card_context(request, task, reason))
     return render(request, "labeling/review.html", _card_context(request, task, reason))

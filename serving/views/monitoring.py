@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
+from labeling.constants import id_from_text
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
@@ -159,8 +160,8 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
 @project_view(Capability.VIEW_METRICS)
 def monitoring(request: HttpRequest, slug: str) -> HttpResponse:
     job = None
-    if request.GET.get("job", "").isdigit():
-        job = Job.objects.filter(project=request.project, kind=JobKind.IMPORT, pk=int(request.GET["job"])).first()
+    if (job_id := id_from_text(request.GET.get("job"))) is not None:
+        job = Job.objects.filter(project=request.project, kind=JobKind.IMPORT, pk=job_id).first()
     return _page(request, job=job)
 
 

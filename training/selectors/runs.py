@@ -10,7 +10,7 @@ from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, 
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from labeling.constants import registered_weights_id
+from labeling.constants import id_from_text, registered_weights_id
 from labeling.models import Item, Job, JobKind, JobStatus, Project, ResolvedLabel
 from training.models import IN_FLIGHT, BackboneWeights, ModelVersion, RunMode, RunStatus, TrainingRun
 
@@ -140,8 +140,8 @@ def model_version_active(*, project: Project) -> ModelVersion | None:
 def project_for_command(*, ref: str) -> Project:
     """A project by slug or numeric id (management commands)."""
     project = Project.objects.filter(slug=ref).first()
-    if project is None and ref.isdigit():
-        project = Project.objects.filter(pk=int(ref)).first()
+    if project is None and (pk := id_from_text(ref)) is not None:
+        project = Project.objects.filter(pk=pk).first()
     if project is None:
         raise Project.DoesNotExist(f"No project with slug or id {ref!r}.")
     return project

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from labeling.constants import id_from_text
 from labeling.models import Item
 from labeling.permissions import Capability, project_view
 from labeling.selectors.training_seam import explanation_url
@@ -22,7 +23,8 @@ PENDING = (ExplanationStatus.QUEUED, ExplanationStatus.RUNNING)
 
 
 def _ids(raw: str, limit: int) -> list[int]:
-    return [int(part) for part in raw.split(",") if part.strip().isdigit()][:limit]
+    """The first `limit` item ids of a comma-separated list; parts that name no row are left out."""
+    return [i for part in raw.split(",") if (i := id_from_text(part.strip())) is not None][:limit]
 
 
 def _version(request: HttpRequest) -> ModelVersion:
@@ -30,10 +32,9 @@ def _version(request: HttpRequest) -> ModelVersion:
     versions = ModelVersion.objects.filter(project=request.project)
     if not raw:
         version = versions.filter(active=True).first()
-    elif raw.isdigit():
-        version = versions.filter(number=int(raw)).first()
     else:
-        version = None
+        number = id_from_text(raw)
+        version = versions.filter(number=number).first() if number is not None else None
     if version is None:
         raise Http404("No such model version.")
     return version

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from labeling.constants import ids_from_values
 from labeling.models import (
     Annotation,
     Item,
@@ -30,9 +31,9 @@ from labeling.services.reviews.feeds import (
 
 def _clean_corrected(project: Project, class_ids: Iterable | None) -> list[int]:
     try:
-        ids = sorted({int(c) for c in (class_ids or [])})
+        ids = ids_from_values(class_ids or [])
     except (TypeError, ValueError) as exc:
-        raise ValidationError("Class ids must be integers.") from exc
+        raise ValidationError("Unknown class id: class ids are positive integers.") from exc
     if not ids:
         raise ValidationError("A correction needs at least one class.")
     if not project.is_multi_label and len(ids) != 1:
