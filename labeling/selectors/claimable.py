@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 
 from django.db import connection
-from django.db.models import BooleanField, Expression, F, OuterRef, QuerySet
+from django.db.models import BooleanField, Expression, F, QuerySet
 from django.utils import timezone
 
-from labeling.models import Annotation, Item, ItemState, Project, Verdict
+from labeling.models import Item, ItemState, Project, Verdict
 
 OPEN_STATES = (ItemState.UNLABELED, ItemState.PARTIAL)
 
@@ -96,17 +96,6 @@ class _RowSql(Expression):
         sql = self.sql.format(t=compiler.quote_name_unless_alias(self.row.alias))
         names = re.findall(r"%\((\w+)\)s", sql)
         return re.sub(r"%\(\w+\)s", "%s", sql), [self.params[name] for name in names]
-
-
-def annotations_excluding_user(*, user) -> QuerySet[Annotation]:
-    """A user's annotations that keep an item away from them: live labels and skips not undone.
-
-    An annotation that was undone, or whose latest review is `reject`, does not exclude. Correlated on
-    OuterRef("pk") = item id; probes annotation_item_user_idx.
-    """
-    return Annotation.objects.filter(item=OuterRef("pk"), user=user).filter(
-        _RowSql(_keeps_item_away_sql("{t}", skips=True))
-    )
 
 
 def claimable_items(*, project: Project, user, now=None) -> QuerySet[Item]:

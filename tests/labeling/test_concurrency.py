@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -31,10 +32,10 @@ def _label_until_done(args: tuple[int, int, list[int]]) -> tuple[int, list[str]]
     project_id, user_id, class_ids = args
     from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.db.models import Exists
+    from django.utils import timezone
 
-    from labeling.models import Item, Project
-    from labeling.selectors.claimable import OPEN_STATES, annotations_excluding_user
+    from labeling.models import Project
+    from labeling.selectors.claimable import OPEN_STATES, claimable_items
     from labeling.services.annotations import annotation_create
     from labeling.services.queue import item_claim_next
 
@@ -49,14 +50,10 @@ def _label_until_done(args: tuple[int, int, list[int]]) -> tuple[int, list[str]]
             errors.append(f"claim: {exc!r}")
             continue
         if item is None:
-            # Something may still be open for me but held (a lease, or a row lock skipped over): wait for it.
-            waiting = (
-                Item.objects.filter(
-                    project=project, state__in=OPEN_STATES, annotation_count__lt=project.annotations_per_item
-                )
-                .exclude(Exists(annotations_excluding_user(user=user)))
-                .exists()
-            )
+            # Something may still be open for me but held (a lease, or a row lock skipped over): wait for it. The
+            # queue's own rule, asked as if every lease had run out.
+            later = timezone.now() + timedelta(days=1)
+            waiting = claimable_items(project=project, user=user, now=later).filter(state__in=OPEN_STATES).exists()
             if not waiting:
                 break
             time.sleep(0.02)
