@@ -14,6 +14,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+# A checkpoint folder's two files (training/ml/checkpoint.py writes them); named here so that code which only
+# moves or removes checkpoints (disk trims, exports) needs no torch.
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
 
 def data_root() -> Path:
     return Path(settings.LABELLOOP_DATA_ROOT)

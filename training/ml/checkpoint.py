@@ -19,11 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training.constants import CONFIG_FILE, WEIGHTS_FILE
 from training.ml.heads import LinearHead
 from training.ml.models import MirrorAveraged
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
 

@@ -13,15 +13,13 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from training.constants import data_root
+from training.constants import CONFIG_FILE, WEIGHTS_FILE, data_root
 from training.models import IN_FLIGHT, ModelVersion, TrainingRun
 
 POOL_ARRAYS = "result.npz"
 
 
 def _checkpoint_files(folder: Path) -> list[Path]:
-    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-
     return [folder / WEIGHTS_FILE, folder / CONFIG_FILE] if (folder / WEIGHTS_FILE).is_file() else []
 
 

@@ -34,6 +34,7 @@ from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_claim, job_finish, job_progress
+from training.constants import CONFIG_FILE, WEIGHTS_FILE
 from training.ml.export_files import DECIDED_MARGIN, ONNX_OPSET, ONNX_TOLERANCE
 from training.models import ModelVersion
 from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build
@@ -159,7 +160,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     import onnxruntime as ort
     import torch
 
-    from training.ml.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, mirror_averaged, serving_model
+    from training.ml.checkpoint import load_checkpoint, mirror_averaged, serving_model
     from training.ml.export_onnx import OUTPUTS, LogitsAndEmbedding, export_fp32
     from training.ml.export_torchscript import TORCHSCRIPT_FILE, export_torchscript, max_logit_diff
     from training.services.export_formats import FILES
