@@ -29,7 +29,7 @@ LINK = re.compile(r"""\b(?:href|hx-get|data-url|data-src)\s*=\s*["']([^"']+)["']
 # The API has its own fuzz run; files are bytes, not pages.
 NOT_PAGES = re.compile(r"^/api/|/(logout|admin|media|static)/|/download|\.(png|jpe?g|webp|zip|csv|jsonl|onnx|pt)$")
 # "²" passes str.isdigit and int() refuses it; 2^63 is past every id; PostgreSQL refuses a NUL in any string.
-BAD_VALUES = ["²", "1,²", str(2**63), "9" * 30, "-1", "0", "abc", "1.5", "a" * 2000, "\x00", "%00"]
+BAD_VALUES = ["²", "1,²", str(2**63), "-1", "0", "abc", "1.5", "a" * 2000, "\x00"]
 ROOT = Path(__file__).resolve().parents[2]
 # Every query parameter a page view reads, from the views' own source, so a new one is fuzzed from the day it lands.
 PARAMS_THE_PAGES_READ = sorted(

@@ -1,6 +1,6 @@
 """The suspected-label-errors page on the product path: images imported and labeled through the services, a model
-trained by the training service, the search started from the page's button (or by the round's own hook on a real
-worker), the page read as a reviewer reads it. The digits are scikit-learn's 1,797, at the demo's real size. The
+trained by the training service, the search started from the page's button, the page read as a reviewer reads
+it. The digits are scikit-learn's 1,797, at the demo's real size. The
 browser checks at that size (all labels correct, 5 % wrong: what is listed and the headline's estimate) run against
 `make demo`'s processes in tests/e2e/test_first_hour.py."""
 
@@ -17,10 +17,8 @@ from PIL import Image
 from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
-from tests.conftest import wait_for
-from tests.training.loop_fixtures import digit_png, digits_project, round_overrides_env
+from tests.training.loop_fixtures import digit_png
 from training.models import LabelErrorSearch
-from training.services.runs import training_run_enqueue
 
 pytestmark = pytest.mark.django_db
 
@@ -30,19 +28,6 @@ ROW = re.compile(r'<tr data-item="(\d+)" data-given="(\d*)" data-model="(\d*)"')
 def page_rows(html: str) -> list[tuple[int, int | None, int | None]]:
     """(item id, given class id, model class id) of every row of the suspects table."""
     return [(int(i), int(g) if g else None, int(m) if m else None) for i, g, m in ROW.findall(html)]
-
-
-def label_all(project, truth: dict[int, int], classes, user, *, noise: float, seed: int = 0) -> set[int]:
-    """Label every item through the annotation service; `noise` of them get another digit. Returns those items."""
-    rng = np.random.default_rng(seed)
-    wrong = set()
-    for item in Item.objects.filter(project=project).order_by("id"):
-        digit = truth[item.pk]
-        if rng.random() < noise:
-            digit = (digit + int(rng.integers(1, 10))) % 10
-            wrong.add(item.pk)
-        annotation_create(item=item, user=user, class_ids=[classes[digit].pk])
-    return wrong
 
 
 def search_from_page(client, project, django_capture_on_commit_callbacks) -> None:
@@ -185,47 +170,6 @@ def test_rows_are_disagreements_judged_out_of_sample_and_reviews_are_counted(
     assert f"Reviewed so far: <strong>{len(tasks)} of {reviewed}</strong> suspects were real errors" in text
     assert "1 was a false alarm" in text
     assert page_rows(html) == []
-
-
-@pytest.fixture
-def fresh_broker_pool():
-    """celery_env's teardown closes the app's connection pool for good; a later test in the session needs a new one."""
-    from kombu import pools
-
-    from config.celery_app import app
-
-    app._pool = None
-    app.amqp._producer_pool = None
-    pools.reset()
-
-
-@pytest.mark.slow
-@pytest.mark.integration
-def test_digits_with_five_percent_wrong_labels_through_the_real_worker(
-    fresh_broker_pool, start_worker, client, project_factory, member_of, settings
-):
-    # Given all 1,797 digits, 5 % of them labeled with another digit, and a real worker on every queue
-    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 5
-    worker = start_worker("housekeeping,default,gpu", extra_env=round_overrides_env())
-    project, truth, classes = digits_project(project_factory, n=1797)
-    annotator = member_of(project, Role.ANNOTATOR, "ann")
-    reviewer = member_of(project, Role.REVIEWER, "rev")
-    wrong = label_all(project, truth, classes, annotator, noise=0.05)
-
-    # When a run is queued: the worker trains, activates the version and runs the label-error search after it
-    assert training_run_enqueue(project=project, trigger="manual") is not None
-    searches = LabelErrorSearch.objects.filter(project=project)
-    wait_for(searches.exists, 600, interval=1, what=f"a label-error search; worker log:\n{worker.output()[-3000:]}")
-    client.force_login(reviewer)
-    rows = page_rows(client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode())
-
-    # Then the page lists mostly real errors, most of them, and never a label the model agrees with
-    assert searches.get().status == "ok"
-    listed = {item for item, _, _ in rows}
-    real = listed & wrong
-    assert len(real) >= 0.5 * len(listed)
-    assert len(real) >= 0.6 * len(wrong)
-    assert all(model is not None and model != given for _, given, model in rows)
 
 
 @pytest.mark.parametrize(("role", "sees"), [(Role.REVIEWER, True), (Role.MANAGER, True), (Role.ANNOTATOR, None)])
