@@ -25,9 +25,9 @@ PAST_THE_EDGE = """() => { const w = document.documentElement.clientWidth, out =
 
 
 def overlaps(a: dict, b: dict) -> bool:
-    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and (
-        b["y"] < a["y"] + a["height"]
-    )
+    apart_x = a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+    apart_y = a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
+    return not (apart_x or apart_y)
 
 
 @pytest.mark.parametrize("screen", SCREENS)
@@ -62,8 +62,10 @@ def test_on_a_phone_or_tablet_the_classes_sit_below_the_image_and_a_tap_labels_i
     image = page.locator("#item-image").bounding_box()
     buttons = page.locator("#label-form .class-btn:visible")
     boxes = [buttons.nth(i).bounding_box() for i in range(buttons.count())]
-    assert boxes and image["width"] > 0.4 * SCREENS[screen][0], image  # a 32 px image, scaled up to be seen
-    assert image["x"] >= 0 and image["x"] + image["width"] <= SCREENS[screen][0] + 1, image
+    assert boxes
+    assert image["width"] > 0.4 * SCREENS[screen][0], image  # a 32 px image, scaled up to be seen
+    assert image["x"] >= 0, image
+    assert image["x"] + image["width"] <= SCREENS[screen][0] + 1, image
     assert not [b for b in boxes if overlaps(image, b)], f"class buttons under the image {image}: {boxes}"
 
     page.locator("#label-form .class-btn:visible", has_text="yield").first.click()
