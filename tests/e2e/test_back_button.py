@@ -1,0 +1,63 @@
+"""Back to the labeling page, grid or review after working on them shows what is true now, not the HTML the page was
+first rendered with: a key typed after Back labels the image on screen, one nobody has labeled yet."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from labeling.models import Annotation, Role
+from labeling.selectors.media import item_media_url
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+# The id of the item on the card once its image is shown, else null.
+CARD = "() => { const c = document.getElementById('item-card'); return c?.dataset.ready === '1' && c.dataset.item; }"
+
+
+@pytest.mark.e2e
+def test_back_to_the_labeling_page_shows_the_next_image_and_a_key_labels_it(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given an annotator on the labeling page, who labels the first image with a key, then opens the overview
+    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    label_class_factory(project=project, name="dog", hotkey="2")
+    for n in range(6):
+        item_factory(project=project, priority=100 - n)
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/pets/label/")
+    first = page.wait_for_function(CARD).json_value()
+    page.keyboard.press("1")
+    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{first}'; }}")
+    page.goto("/p/pets/")
+
+    # When they press Back and type a key at the card they see
+    page.go_back()
+    shown = page.wait_for_function(CARD).json_value()
+    page.keyboard.press("2")
+    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
+
+    # Then the card was not the image already labeled, and the key labeled the image that was on screen
+    assert shown != first
+    labels = dict(Annotation.objects.filter(user__username="ann").values_list("item_id", "classes__name"))
+    assert labels == {int(first): "cat", int(shown): "dog"}
+    assert "needs no more annotations" not in page.locator("#item-card").inner_text()
+
+
+def test_signed_in_pages_are_not_stored_and_images_keep_their_own_caching(
+    project_factory, label_class_factory, item_factory, member_of
+):
+    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    item = item_factory(project=project)
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER, "maria"))
+    for url in ("/p/pets/label/", "/p/pets/grid/", "/p/pets/review/", "/p/pets/", "/p/pets/model/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"], url
+    media = client.get(item_media_url(slug="pets", item_id=item.pk, sha256=item.sha256, kind="original"))
+    assert media.status_code == 200
+    assert media["Cache-Control"] == "private, max-age=86400, immutable"
