@@ -1,4 +1,6 @@
-"""Pages a signed-in user sees are not kept by the browser.
+"""Two answers about signing in that pages need from every view.
+
+Pages a signed-in user sees are not kept by the browser.
 
 Chromium and Firefox show a page reached with Back from their HTTP cache without asking the server, unless it says
 `no-store`. The labeling page then came back with the image its HTML was first rendered with: one the annotator had
@@ -10,6 +12,12 @@ static files set their own headers and keep them.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse
+from django.shortcuts import resolve_url
 from django.utils.cache import add_never_cache_headers
 
 
@@ -28,3 +36,32 @@ class NoStoreSignedInPagesMiddleware:
         ):
             add_never_cache_headers(response)
         return response
+
+
+class HtmxSignInRedirectMiddleware:
+    """A page's htmx request whose session has ended (signed out in another tab, expired) is sent to the sign-in page
+    as a whole page, and back to the page it came from after signing in.
+
+    Without this the request followed the view's redirect to the sign-in page and htmx swapped that whole page into
+    the labeling card: a sign-in form inside the page, under a top bar that still named the user. The redirect is
+    replaced by an `HX-Redirect` to the sign-in page with `next` the page the user is on (HX-Current-URL, this
+    site's only); htmx then loads it as a full page. Nothing was changed by the request: the view never ran.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.headers.get("HX-Request") != "true" or response.status_code not in (301, 302):
+            return response
+        login = resolve_url(settings.LOGIN_URL)
+        if urlsplit(response["Location"]).path != login:
+            return response
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        same_site = current.path.startswith("/") and current.netloc in ("", request.get_host())
+        back_to = (current.path + (f"?{current.query}" if current.query else "")) if same_site else "/"
+        answer = HttpResponse(status=204)
+        answer["HX-Redirect"] = redirect_to_login(back_to, login)["Location"]
+        add_never_cache_headers(answer)
+        return answer

@@ -1,5 +1,6 @@
 """Back to the labeling page, grid or review after working on them shows what is true now, not the HTML the page was
-first rendered with: a key typed after Back labels the image on screen, one nobody has labeled yet."""
+first rendered with: a key typed after Back labels the image on screen, one nobody has labeled yet. A key typed after
+the session has ended (signed out in another tab) leads to the sign-in page as a whole page and back to labeling."""
 
 from __future__ import annotations
 
@@ -44,6 +45,59 @@ def test_back_to_the_labeling_page_shows_the_next_image_and_a_key_labels_it(
     labels = dict(Annotation.objects.filter(user__username="ann").values_list("item_id", "classes__name"))
     assert labels == {int(first): "cat", int(shown): "dog"}
     assert "needs no more annotations" not in page.locator("#item-card").inner_text()
+
+
+@pytest.mark.e2e
+def test_a_key_typed_after_signing_out_elsewhere_leads_to_sign_in_and_back_to_the_same_image(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given an annotator on the labeling page, who signs out in another tab
+    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    for n in range(3):
+        item_factory(project=project, priority=100 - n)
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/pets/label/")
+    first = page.wait_for_function(CARD).json_value()
+    other = page.context.new_page()
+    other.goto("/p/pets/")
+    other.get_by_role("button", name="Log out").click()
+    other.wait_for_url("**/accounts/login/**")
+    other.close()
+
+    # When they type a label key on the first tab
+    page.keyboard.press("1")
+
+    # Then the whole page is the sign-in page (not a sign-in form inside the card), nothing was labeled, and signing
+    # in leads back to the labeling page, where the key labels the image
+    page.wait_for_url("**/accounts/login/?next=/p/pets/label/")
+    assert page.locator("#item-card").count() == 0
+    assert page.locator("header.topbar").count() == 1
+    assert not Annotation.objects.exists()
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/p/pets/label/")
+    shown = page.wait_for_function(CARD).json_value()
+    assert shown == first  # still leased to them
+    page.keyboard.press("1")
+    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
+    assert list(Annotation.objects.values_list("item_id", "user__username")) == [(int(shown), "ann")]
+
+
+def test_an_htmx_request_without_a_session_is_sent_to_sign_in_as_a_page_and_a_plain_one_is_redirected(project_factory):
+    project_factory(name="Pets", slug="pets")
+    client = Client()
+    plain = client.get("/p/pets/label/")
+    assert plain.status_code == 302
+    assert plain["Location"] == "/accounts/login/?next=/p/pets/label/"
+    htmx = {"HX-Request": "true", "HX-Current-URL": "http://testserver/p/pets/label/?x=1"}
+    answer = client.post("/p/pets/label/1/", {"class_ids": "1"}, headers=htmx)
+    assert answer.status_code == 204
+    assert answer["HX-Redirect"] == "/accounts/login/?next=/p/pets/label/%3Fx%3D1"
+    elsewhere = client.get("/p/pets/label/", headers={"HX-Request": "true", "HX-Current-URL": "https://evil.test/x"})
+    assert elsewhere["HX-Redirect"] == "/accounts/login/?next=/"
 
 
 def test_signed_in_pages_are_not_stored_and_images_keep_their_own_caching(
