@@ -162,6 +162,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+CSRF_FAILURE_VIEW = "labeling.views.auth.csrf_failure"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:project_list"
 LOGOUT_REDIRECT_URL = "login"

@@ -74,3 +74,27 @@ def login_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 
 login = login_limited(auth_views.LoginView.as_view())
 admin_login = login_limited(admin.site.login)
+
+
+STALE_PAGE = (
+    "Not saved: this page was out of date (you signed in again in another tab). It has been reloaded; do it again."
+)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A request sent with a page's security token that no longer holds, mostly because the user signed in again in
+    another tab (which replaces the token). Retrying from the same page fails the same way, so an htmx request (a
+    labeling key, a verdict) reloads the page, which brings a fresh token and the same card, with a message that the
+    last action was not saved; a plain form gets Django's answer, our templates/403_csrf.html, which says to reload.
+    Nothing was changed: the view never ran.
+    """
+    from django.contrib import messages
+    from django.views.csrf import csrf_failure as plain_csrf_failure
+
+    if request.headers.get("HX-Request") == "true":
+        if request.user.is_authenticated:
+            messages.warning(request, STALE_PAGE)
+        response = HttpResponse(STALE_PAGE, status=403, content_type="text/plain; charset=utf-8")
+        response["HX-Refresh"] = "true"
+        return response
+    return plain_csrf_failure(request, reason)

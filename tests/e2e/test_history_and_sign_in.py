@@ -1,6 +1,7 @@
 """Back to the labeling page, grid or review after working on them shows what is true now, not the HTML the page was
 first rendered with: a key typed after Back labels the image on screen, one nobody has labeled yet. A key typed after
-the session has ended (signed out in another tab) leads to the sign-in page as a whole page and back to labeling."""
+the session has ended (signed out in another tab) leads to the sign-in page as a whole page and back to labeling; one
+typed after signing in again in another tab (a new security token) reloads the page and says it was not saved."""
 
 from __future__ import annotations
 
@@ -84,6 +85,52 @@ def test_a_key_typed_after_signing_out_elsewhere_leads_to_sign_in_and_back_to_th
     page.keyboard.press("1")
     page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
     assert list(Annotation.objects.values_list("item_id", "user__username")) == [(int(shown), "ann")]
+
+
+@pytest.mark.e2e
+def test_a_key_typed_after_signing_in_again_elsewhere_reloads_the_page_says_so_and_the_next_key_labels(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given an annotator on the labeling page, who signs out and in again in another tab (a new security token)
+    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    for n in range(3):
+        item_factory(project=project, priority=100 - n)
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/pets/label/")
+    first = page.wait_for_function(CARD).json_value()
+    other = page.context.new_page()
+    other.goto("/p/pets/")
+    other.get_by_role("button", name="Log out").click()
+    other.wait_for_url("**/accounts/login/**")
+    other.fill("input[name=username]", "ann")
+    other.fill("input[name=password]", "pw")
+    other.click("button[type=submit]")
+    other.wait_for_url(lambda url: "/accounts/login/" not in url)
+    other.close()
+
+    # When they type a label key on the first tab
+    with page.expect_navigation():
+        page.keyboard.press("1")
+
+    # Then the page reloads with the same image and says the key was not saved; the next key labels the image
+    shown = page.wait_for_function(CARD).json_value()
+    assert shown == first
+    assert "Not saved: this page was out of date" in page.locator(".messages").inner_text()
+    assert not Annotation.objects.exists()
+    page.keyboard.press("1")
+    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
+    assert list(Annotation.objects.values_list("item_id", "user__username")) == [(int(shown), "ann")]
+
+
+def test_a_plain_form_with_an_out_of_date_token_gets_a_page_that_says_what_to_do(project_factory, member_of):
+    project = project_factory(name="Pets", slug="pets")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(member_of(project, Role.MANAGER, "maria"))
+    answer = client.post("/p/pets/review/refresh/", {"csrfmiddlewaretoken": "x" * 64})
+    assert answer.status_code == 403
+    assert "Not saved: the page was out of date" in answer.content.decode()
 
 
 def test_an_htmx_request_without_a_session_is_sent_to_sign_in_as_a_page_and_a_plain_one_is_redirected(project_factory):
