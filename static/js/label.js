@@ -267,12 +267,12 @@
   }
 
   // A key pressed with no image on screen: not applied, and said so (the count stays on the note for tests).
-  function refuse(key) {
+  function refuse(key, message) {
     refused += 1;
     const el = document.getElementById("key-note");
     if (!el) return;
     el.dataset.refused = String(refused);
-    el.textContent = `${key === "Enter" ? "⏎" : key} not applied: the next image was not on screen yet. Press it again.`;
+    el.textContent = message || `${key === "Enter" ? "⏎" : key} not applied: the next image was not on screen yet. Press it again.`;
     el.hidden = false;
     clearTimeout(noteTimer);
     noteTimer = setTimeout(() => { el.hidden = true; }, 2500);
@@ -358,6 +358,19 @@
   document.addEventListener("click", (e) => {
     if (e.target.closest && e.target.closest("#class-crumb .up")) up();
   });
+  // A double click's second click (event.detail 2 or more) that lands on another card than its first did is the hand
+  // finishing the double click, not a decision about an image that has been on screen for a split second: it is not
+  // applied. (Two separate clicks, and clicks made by keys, have detail 0 or 1.)
+  let clickedOn = null;
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest || !e.target.closest("#item-card")) return;
+    const item = card() ? card().dataset.item : "";
+    if (e.detail <= 1) { clickedOn = item; return; }
+    if (item === clickedOn) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    refuse("click", "Second click of a double click not applied: it landed on the next image. Click once per image.");
+  }, true);
   document.addEventListener("submit", (e) => { if (e.target.closest("#item-card")) stampTime(e.target); }, true);
   document.addEventListener("input", (e) => { if (e.target.id === "class-search") { searchIndex = 0; renderSearch(); } });
 
