@@ -76,3 +76,20 @@ def classes_by_path(classes: Iterable[C]) -> dict[str, C]:
     classes = list(classes)
     tree = {c.pk: (c.name, c.parent_id) for c in classes}
     return {class_path(class_path_names(c.pk, tree)): c for c in classes}
+
+
+def unusable_classes_message(*, project: Model, missing: Iterable[int]) -> str:
+    """Why a label or correction naming `missing` class ids (none an active class of the project) is refused: an
+    archived class by its path, as the annotator knows it (its id means nothing to them), else the id."""
+    tree = class_tree(project=project)
+    missing = list(missing)
+    archived = [class_path_display(class_path_names(i, tree)) for i in missing if i in tree]
+    unknown = [i for i in missing if i not in tree]
+    parts = []
+    if archived:
+        names = ", ".join(f"“{name}”" for name in archived)
+        were = "was" if len(archived) == 1 else "were"
+        parts.append(f"Not saved: {names} {were} archived by a manager; the classes shown now are the ones to use.")
+    if unknown:
+        parts.append(f"Unknown class id(s) for this project: {unknown}.")
+    return " ".join(parts)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from labeling.constants import MAX_ID, ids_from_values
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
+from labeling.selectors.classes import unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
 
@@ -144,7 +145,7 @@ def _check_classes(*, item: Item, ids: list[int]) -> None:
         LabelClass.objects.filter(project_id=item.project_id, pk__in=ids, archived=False).values_list("id", flat=True)
     )
     missing = [i for i in ids if i not in found]
-    raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
+    raise ValidationError(unusable_classes_message(project=item.project, missing=missing))
 
 
 def annotation_create(

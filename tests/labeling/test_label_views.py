@@ -82,6 +82,24 @@ def test_conflict_is_409_with_a_message_and_nothing_changes(world, member_of):
     assert not Annotation.objects.filter(user=world["annotator"]).exists()
 
 
+def test_a_class_archived_while_the_page_was_open_is_named_and_the_card_offers_the_others(world):
+    # The manager archives "cat" while the annotator's page still shows it; the annotator presses its key
+    from labeling.services.projects import label_class_archive
+
+    label_class_archive(project=world["project"], class_id=world["cat"].pk)
+    first = world["items"][0]
+    response = world["client"].post(
+        reverse("labeling:label_submit", args=["birds", first.pk]), {"class_ids": world["cat"].pk}, **HTMX
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Not saved: “cat” was archived by a manager" in html
+    assert f'data-item="{first.pk}"' in html  # the same image, to label with a class that is still there
+    assert "<kbd>2</kbd>" in html
+    assert "<kbd>1</kbd>" not in html
+    assert Annotation.objects.count() == 0
+
+
 def test_bad_class_is_400_and_nothing_changes(world, label_class_factory):
     foreign = label_class_factory(project=world["other"], name="x")
     first = world["items"][0]
@@ -89,7 +107,7 @@ def test_bad_class_is_400_and_nothing_changes(world, label_class_factory):
         reverse("labeling:label_submit", args=["birds", first.pk]), {"class_ids": foreign.pk}, **HTMX
     )
     assert response.status_code == 400
-    assert "Unknown or archived" in response.content.decode()
+    assert f"Unknown class id(s) for this project: [{foreign.pk}]" in response.content.decode()
     assert Annotation.objects.count() == 0
 
 

@@ -142,7 +142,7 @@ def test_correct_makes_the_reviewers_label_win_and_accept_confirms(setup):
     [
         ("maybe", None, "Unknown verdict"),
         ("correct", [], "at least one class"),
-        ("correct", [999999], "Unknown or archived"),
+        ("correct", [999999], r"Unknown class id\(s\) for this project: \[999999\]"),
     ],
 )
 def test_bad_verdicts_change_nothing(setup, verdict, classes, message):

@@ -21,6 +21,7 @@ from labeling.models import (
     ReviewTaskReason,
     Verdict,
 )
+from labeling.selectors.classes import unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews.feeds import (
     _bulk_open,
@@ -41,7 +42,7 @@ def _clean_corrected(project: Project, class_ids: Iterable | None) -> list[int]:
     found = set(LabelClass.objects.filter(project=project, pk__in=ids, archived=False).values_list("id", flat=True))
     missing = [i for i in ids if i not in found]
     if missing:
-        raise ValidationError(f"Unknown or archived class id(s) for this project: {missing}.")
+        raise ValidationError(unusable_classes_message(project=project, missing=missing))
     return ids
 
 
