@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import permissions
 
 from labeling.models import Project, Role
@@ -70,7 +70,19 @@ def project_view(capability: Capability = Capability.VIEW) -> Callable:
         @login_required
         @functools.wraps(view)
         def wrapper(request: HttpRequest, slug: str, *args, **kwargs):
-            request.project, request.role = project_get_for_user(user=request.user, slug=slug, capability=capability)
+            try:
+                request.project, request.role = project_get_for_user(
+                    user=request.user, slug=slug, capability=capability
+                )
+            except (Http404, PermissionDenied):
+                if request.headers.get("HX-Request") != "true":
+                    raise
+                # A page's htmx request (a labeling key, a poll) after the user lost access to the project (removed,
+                # or given a role without this right) while the page was open: reload the page, which then answers
+                # as a whole page why (404 / 403), instead of "Not saved: the server answered 404" on every retry.
+                response = HttpResponse(status=403)
+                response["HX-Refresh"] = "true"
+                return response
             request.capabilities = CAPABILITIES[request.role]
             return view(request, slug, *args, **kwargs)
 

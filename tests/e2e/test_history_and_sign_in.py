@@ -1,14 +1,15 @@
 """Back to the labeling page, grid or review after working on them shows what is true now, not the HTML the page was
 first rendered with: a key typed after Back labels the image on screen, one nobody has labeled yet. A key typed after
 the session has ended (signed out in another tab) leads to the sign-in page as a whole page and back to labeling; one
-typed after signing in again in another tab (a new security token) reloads the page and says it was not saved."""
+typed after signing in again in another tab (a new security token) reloads the page and says it was not saved; one
+typed after a manager removed the annotator from the project shows, as a whole page, that it is not theirs anymore."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
 
-from labeling.models import Annotation, Role
+from labeling.models import Annotation, Membership, Role
 from labeling.selectors.media import item_media_url
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -122,6 +123,27 @@ def test_a_key_typed_after_signing_in_again_elsewhere_reloads_the_page_says_so_a
     page.keyboard.press("1")
     page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
     assert list(Annotation.objects.values_list("item_id", "user__username")) == [(int(shown), "ann")]
+
+
+@pytest.mark.e2e
+def test_a_key_typed_after_being_removed_from_the_project_shows_the_not_found_page_and_labels_nothing(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    item_factory(project=project)
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/pets/label/")
+    page.wait_for_function(CARD)
+    Membership.objects.filter(user=ann).delete()  # the manager removes them meanwhile
+
+    with page.expect_navigation():
+        page.keyboard.press("1")
+
+    assert page.locator("h1").inner_text() == "Page not found"
+    assert "belongs to a project you are not a member of" in page.locator("main").inner_text()
+    assert not Annotation.objects.exists()
 
 
 def test_a_plain_form_with_an_out_of_date_token_gets_a_page_that_says_what_to_do(project_factory, member_of):
