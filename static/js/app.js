@@ -19,4 +19,21 @@
     const row = elt.parentElement && elt.parentElement.closest("[data-refresh-on-finish]");
     if (row && window.htmx) window.htmx.trigger(row, "job-finished");
   });
+
+  // A double click's second click (event.detail 2 or more) that lands on another card than its first did (the next
+  // image or task, a split second after it appeared) is the hand finishing the double click, not a decision about
+  // that card: it is stopped and `refuse()` says so. `cardKey()` names the card on screen. Two separate clicks, and
+  // clicks made by keys, have detail 0 or 1. Used by the labeling page (label.js) and the review page (review.js).
+  window.LabelloopGuardDoubleClick = function (cardSelector, cardKey, refuse) {
+    let clickedOn = null;
+    document.addEventListener("click", function (event) {
+      if (!event.target.closest || !event.target.closest(cardSelector)) return;
+      const key = cardKey();
+      if (event.detail <= 1) { clickedOn = key; return; }
+      if (key === clickedOn) return;
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      refuse();
+    }, true);
+  };
 })();

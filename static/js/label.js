@@ -358,19 +358,8 @@
   document.addEventListener("click", (e) => {
     if (e.target.closest && e.target.closest("#class-crumb .up")) up();
   });
-  // A double click's second click (event.detail 2 or more) that lands on another card than its first did is the hand
-  // finishing the double click, not a decision about an image that has been on screen for a split second: it is not
-  // applied. (Two separate clicks, and clicks made by keys, have detail 0 or 1.)
-  let clickedOn = null;
-  document.addEventListener("click", (e) => {
-    if (!e.target.closest || !e.target.closest("#item-card")) return;
-    const item = card() ? card().dataset.item : "";
-    if (e.detail <= 1) { clickedOn = item; return; }
-    if (item === clickedOn) return;
-    e.preventDefault();
-    e.stopImmediatePropagation();
-    refuse("click", "Second click of a double click not applied: it landed on the next image. Click once per image.");
-  }, true);
+  window.LabelloopGuardDoubleClick("#item-card", () => (card() ? card().dataset.item : ""), () => refuse(
+    "click", "Second click of a double click not applied: it landed on the next image. Click once per image."));
   document.addEventListener("submit", (e) => { if (e.target.closest("#item-card")) stampTime(e.target); }, true);
   document.addEventListener("input", (e) => { if (e.target.id === "class-search") { searchIndex = 0; renderSearch(); } });
 

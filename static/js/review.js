@@ -169,24 +169,15 @@
     if (button) document.getElementById("verdict-value").value = button.value;
   });
 
-  // A double click's second click (event.detail 2 or more) that lands on the next task's card, a split second after
-  // it appeared, is the hand finishing the double click, not a verdict on that task: it is not applied.
-  let clickedOn = null;
-  document.addEventListener("click", (event) => {
-    if (!event.target.closest || !event.target.closest("#review-card")) return;
-    const task = card() ? card().dataset.task : "";
-    if (event.detail <= 1) { clickedOn = task; return; }
-    if (task === clickedOn) return;
-    event.preventDefault();
-    event.stopImmediatePropagation();
-    if (card() && !card().querySelector(".double-click-note")) {
-      const note = document.createElement("div");
-      note.className = "notice notice-error double-click-note";
-      note.setAttribute("role", "alert");
-      note.textContent = "Second click of a double click not applied: it landed on the next task. Click once per task.";
-      card().prepend(note);
-    }
-  }, true);
+  // A double click's second click landing on the next task's card gives no verdict on it (static/js/app.js).
+  window.LabelloopGuardDoubleClick("#review-card", () => (card() ? card().dataset.task : ""), () => {
+    if (!card() || card().querySelector(".double-click-note")) return;
+    const note = document.createElement("div");
+    note.className = "notice notice-error double-click-note";
+    note.setAttribute("role", "alert");
+    note.textContent = "Second click of a double click not applied: it landed on the next task. Click once per task.";
+    card().prepend(note);
+  });
 
   // A new card arrived (htmx swap) or a request ended: reset the state. The reason tabs come in the same
   // response as an out-of-band swap, so their counts follow each verdict.

@@ -5,36 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.models import Annotation, Role
+from labeling.models import Role
+from tests.e2e.conftest import CARD, labels_by_ann, next_card
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-CARD = "() => { const c = document.getElementById('item-card'); return c?.dataset.ready === '1' && c.dataset.item; }"
 
-
-def next_card(page, after: str) -> str:
-    return page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{after}' && i; }}").json_value()
-
-
-@pytest.fixture
-def pets(page, login, project_factory, label_class_factory, item_factory, member_of):
-    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
-    label_class_factory(project=project, name="cat", hotkey="1")
-    label_class_factory(project=project, name="dog", hotkey="2")
-    for n in range(8):
-        item_factory(project=project, priority=100 - n)
-    member_of(project, Role.ANNOTATOR, "ann")
-    login("ann")
-    page.goto("/p/pets/label/")
-    return project
-
-
-def labels_by_ann() -> dict[int, str]:
-    return dict(Annotation.objects.filter(user__username="ann").values_list("item_id", "classes__name"))
-
-
-def test_the_second_click_of_a_slow_double_click_does_not_label_the_next_image(page, pets):
-    first = page.wait_for_function(CARD).json_value()
+def test_the_second_click_of_a_slow_double_click_does_not_label_the_next_image(page, pets_labeling):
+    _, _, first = pets_labeling
     box = page.locator("#label-form .class-btn", has_text="dog").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     # A double click as the operating system reports it: the second press counts 2, 250 ms after the first, by which

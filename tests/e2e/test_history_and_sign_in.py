@@ -11,62 +11,58 @@ from django.test import Client
 
 from labeling.models import Annotation, Membership, Role
 from labeling.selectors.media import item_media_url
+from tests.e2e.conftest import CARD, labels_by_ann, next_card
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-# The id of the item on the card once its image is shown, else null.
-CARD = "() => { const c = document.getElementById('item-card'); return c?.dataset.ready === '1' && c.dataset.item; }"
+
+def sign_out_in_another_tab(page, *, and_in_again: bool) -> None:
+    other = page.context.new_page()
+    other.goto("/p/pets/")
+    other.get_by_role("button", name="Log out").click()
+    other.wait_for_url("**/accounts/login/**")
+    if and_in_again:
+        other.fill("input[name=username]", "ann")
+        other.fill("input[name=password]", "pw")
+        other.click("button[type=submit]")
+        other.wait_for_url(lambda url: "/accounts/login/" not in url)
+    other.close()
+
+
+def the_same_image_is_back_and_a_key_labels_it(page, first: str) -> None:
+    shown = page.wait_for_function(CARD).json_value()
+    assert shown == first  # still leased to them, and not labeled
+    assert not Annotation.objects.exists()
+    page.keyboard.press("1")
+    next_card(page, shown)
+    assert labels_by_ann() == {int(shown): "cat"}
 
 
 @pytest.mark.e2e
-def test_back_to_the_labeling_page_shows_the_next_image_and_a_key_labels_it(
-    page, login, project_factory, label_class_factory, item_factory, member_of
-):
+def test_back_to_the_labeling_page_shows_the_next_image_and_a_key_labels_it(page, pets_labeling):
     # Given an annotator on the labeling page, who labels the first image with a key, then opens the overview
-    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
-    label_class_factory(project=project, name="cat", hotkey="1")
-    label_class_factory(project=project, name="dog", hotkey="2")
-    for n in range(6):
-        item_factory(project=project, priority=100 - n)
-    member_of(project, Role.ANNOTATOR, "ann")
-    login("ann")
-    page.goto("/p/pets/label/")
-    first = page.wait_for_function(CARD).json_value()
+    _, _, first = pets_labeling
     page.keyboard.press("1")
-    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{first}'; }}")
+    next_card(page, first)
     page.goto("/p/pets/")
 
     # When they press Back and type a key at the card they see
     page.go_back()
     shown = page.wait_for_function(CARD).json_value()
     page.keyboard.press("2")
-    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
+    next_card(page, shown)
 
     # Then the card was not the image already labeled, and the key labeled the image that was on screen
     assert shown != first
-    labels = dict(Annotation.objects.filter(user__username="ann").values_list("item_id", "classes__name"))
-    assert labels == {int(first): "cat", int(shown): "dog"}
+    assert labels_by_ann() == {int(first): "cat", int(shown): "dog"}
     assert "needs no more annotations" not in page.locator("#item-card").inner_text()
 
 
 @pytest.mark.e2e
-def test_a_key_typed_after_signing_out_elsewhere_leads_to_sign_in_and_back_to_the_same_image(
-    page, login, project_factory, label_class_factory, item_factory, member_of
-):
+def test_a_key_typed_after_signing_out_elsewhere_leads_to_sign_in_and_back_to_the_same_image(page, pets_labeling):
     # Given an annotator on the labeling page, who signs out in another tab
-    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
-    label_class_factory(project=project, name="cat", hotkey="1")
-    for n in range(3):
-        item_factory(project=project, priority=100 - n)
-    member_of(project, Role.ANNOTATOR, "ann")
-    login("ann")
-    page.goto("/p/pets/label/")
-    first = page.wait_for_function(CARD).json_value()
-    other = page.context.new_page()
-    other.goto("/p/pets/")
-    other.get_by_role("button", name="Log out").click()
-    other.wait_for_url("**/accounts/login/**")
-    other.close()
+    _, _, first = pets_labeling
+    sign_out_in_another_tab(page, and_in_again=False)
 
     # When they type a label key on the first tab
     page.keyboard.press("1")
@@ -81,61 +77,31 @@ def test_a_key_typed_after_signing_out_elsewhere_leads_to_sign_in_and_back_to_th
     page.fill("input[name=password]", "pw")
     page.click("button[type=submit]")
     page.wait_for_url("**/p/pets/label/")
-    shown = page.wait_for_function(CARD).json_value()
-    assert shown == first  # still leased to them
-    page.keyboard.press("1")
-    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
-    assert list(Annotation.objects.values_list("item_id", "user__username")) == [(int(shown), "ann")]
+    the_same_image_is_back_and_a_key_labels_it(page, first)
 
 
 @pytest.mark.e2e
 def test_a_key_typed_after_signing_in_again_elsewhere_reloads_the_page_says_so_and_the_next_key_labels(
-    page, login, project_factory, label_class_factory, item_factory, member_of
+    page, pets_labeling
 ):
     # Given an annotator on the labeling page, who signs out and in again in another tab (a new security token)
-    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
-    label_class_factory(project=project, name="cat", hotkey="1")
-    for n in range(3):
-        item_factory(project=project, priority=100 - n)
-    member_of(project, Role.ANNOTATOR, "ann")
-    login("ann")
-    page.goto("/p/pets/label/")
-    first = page.wait_for_function(CARD).json_value()
-    other = page.context.new_page()
-    other.goto("/p/pets/")
-    other.get_by_role("button", name="Log out").click()
-    other.wait_for_url("**/accounts/login/**")
-    other.fill("input[name=username]", "ann")
-    other.fill("input[name=password]", "pw")
-    other.click("button[type=submit]")
-    other.wait_for_url(lambda url: "/accounts/login/" not in url)
-    other.close()
+    _, _, first = pets_labeling
+    sign_out_in_another_tab(page, and_in_again=True)
 
     # When they type a label key on the first tab
     with page.expect_navigation():
         page.keyboard.press("1")
 
     # Then the page reloads with the same image and says the key was not saved; the next key labels the image
-    shown = page.wait_for_function(CARD).json_value()
-    assert shown == first
     assert "Not saved: this page was out of date" in page.locator(".messages").inner_text()
-    assert not Annotation.objects.exists()
-    page.keyboard.press("1")
-    page.wait_for_function(f"() => {{ const i = ({CARD})(); return i && i !== '{shown}'; }}")
-    assert list(Annotation.objects.values_list("item_id", "user__username")) == [(int(shown), "ann")]
+    the_same_image_is_back_and_a_key_labels_it(page, first)
 
 
 @pytest.mark.e2e
 def test_a_key_typed_after_being_removed_from_the_project_shows_the_not_found_page_and_labels_nothing(
-    page, login, project_factory, label_class_factory, item_factory, member_of
+    page, pets_labeling
 ):
-    project = project_factory(name="Pets", slug="pets", holdout_fraction=0.0)
-    label_class_factory(project=project, name="cat", hotkey="1")
-    item_factory(project=project)
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    login("ann")
-    page.goto("/p/pets/label/")
-    page.wait_for_function(CARD)
+    _, ann, _ = pets_labeling
     Membership.objects.filter(user=ann).delete()  # the manager removes them meanwhile
 
     with page.expect_navigation():
