@@ -44,8 +44,9 @@ class HtmxSignInRedirectMiddleware:
 
     Without this the request followed the view's redirect to the sign-in page and htmx swapped that whole page into
     the labeling card: a sign-in form inside the page, under a top bar that still named the user. The redirect is
-    replaced by an `HX-Redirect` to the sign-in page with `next` the page the user is on (HX-Current-URL, this
-    site's only); htmx then loads it as a full page. Nothing was changed by the request: the view never ran.
+    replaced by an `HX-Redirect` to the sign-in page with `next` the page the user is on (django-htmx's
+    `current_url_abs_path`: this site's only); htmx then loads it as a full page. Listed after django-htmx's
+    middleware, which sets `request.htmx`. Nothing was changed by the request: the view never ran.
     """
 
     def __init__(self, get_response):
@@ -53,15 +54,12 @@ class HtmxSignInRedirectMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if request.headers.get("HX-Request") != "true" or response.status_code not in (301, 302):
+        if not request.htmx or response.status_code not in (301, 302):
             return response
         login = resolve_url(settings.LOGIN_URL)
         if urlsplit(response["Location"]).path != login:
             return response
-        current = urlsplit(request.headers.get("HX-Current-URL", ""))
-        same_site = current.path.startswith("/") and current.netloc in ("", request.get_host())
-        back_to = (current.path + (f"?{current.query}" if current.query else "")) if same_site else "/"
         answer = HttpResponse(status=204)
-        answer["HX-Redirect"] = redirect_to_login(back_to, login)["Location"]
+        answer["HX-Redirect"] = redirect_to_login(request.htmx.current_url_abs_path or "/", login)["Location"]
         add_never_cache_headers(answer)
         return answer

@@ -75,7 +75,7 @@ def project_view(capability: Capability = Capability.VIEW) -> Callable:
                     user=request.user, slug=slug, capability=capability
                 )
             except (Http404, PermissionDenied):
-                if request.headers.get("HX-Request") != "true":
+                if not request.htmx:
                     raise
                 # A page's htmx request (a labeling key, a poll) after the user lost access to the project (removed,
                 # or given a role without this right) while the page was open: reload the page, which then answers

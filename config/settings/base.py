@@ -47,11 +47,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "config.middleware.NoStoreSignedInPagesMiddleware",
-    "config.middleware.HtmxSignInRedirectMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.middleware.NoStoreSignedInPagesMiddleware",
+    "config.middleware.HtmxSignInRedirectMiddleware",
 ]
 
 # Content-Security-Policy (django-csp), enforced in every settings module so that the browser suites run under it.

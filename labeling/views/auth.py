@@ -91,7 +91,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     from django.contrib import messages
     from django.views.csrf import csrf_failure as plain_csrf_failure
 
-    if request.headers.get("HX-Request") == "true":
+    if request.htmx:
         if request.user.is_authenticated:
             messages.warning(request, STALE_PAGE)
         response = HttpResponse(STALE_PAGE, status=403, content_type="text/plain; charset=utf-8")
