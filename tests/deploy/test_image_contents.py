@@ -77,4 +77,5 @@ def test_the_image_holds_every_app_and_package_its_code_imports(name, tmp_path):
         [sys.executable, "-c", IMPORT_ALL, *sorted(packages)],
         cwd=app, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    assert imported.returncode == 0, f"{name}: modules that do not import in the image:\n{imported.stdout[-3000:]}{imported.stderr[-2000:]}"
+    why = imported.stdout[-3000:] + imported.stderr[-2000:]
+    assert imported.returncode == 0, f"{name}: modules that do not import in the image:\n{why}"
