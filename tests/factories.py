@@ -84,6 +84,26 @@ class ItemFactory(factory.django.DjangoModelFactory):
         return item
 
 
+def icon_png(kind: str, rng, ink=(0, 0, 0), size: int = 96) -> bytes:
+    """A circle or a cross drawn in `ink` on a fully transparent page whose hidden colour is black, as most icon
+    sets and drawing programs save them."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    r = int(rng.integers(18, 34))
+    cx, cy = (int(v) for v in rng.integers(r + 4, size - r - 4, size=2))
+    width = int(rng.integers(3, 7))
+    if kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(*ink, 255), width=width)
+    else:
+        draw.line((cx - r, cy - r, cx + r, cy + r), fill=(*ink, 255), width=width)
+        draw.line((cx - r, cy + r, cx + r, cy - r), fill=(*ink, 255), width=width)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def bulk_items(project, n: int, **fields) -> list[Item]:
     """`n` item rows in one INSERT, without files (for code that never opens them: the queue, priorities)."""
     made = Item.objects.bulk_create(

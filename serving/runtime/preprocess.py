@@ -1,5 +1,6 @@
 """Request images -> the model's input: validated by the import's own code, decoded as training decodes
-(EXIF orientation, RGB), and transformed as timm's eval transform does, in numpy (no torch in this process)."""
+(EXIF orientation, imaging.pixels' RGB), and transformed as timm's eval transform does, in numpy (no torch in this
+process)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from PIL import Image, ImageOps
+from PIL import Image
 
+from imaging.pixels import oriented_rgb
 from labeling.services.imports.validation import ImportRejected, Limits, image_inspect
 
 INTERPOLATION = {
@@ -45,7 +47,7 @@ def image_decode(data: bytes, *, limits: Limits) -> Decoded:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
-            rgb = ImageOps.exif_transpose(img).convert("RGB")
+            rgb = oriented_rgb(img)
     except Exception as exc:  # validation passed, so this is rare: still a bad file, never a crash
         raise ImportRejected(f"could not be decoded ({type(exc).__name__})") from None
     return Decoded(image=rgb, format=inspected.format)

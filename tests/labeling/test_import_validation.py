@@ -164,6 +164,23 @@ def test_palette_png_with_transparency_is_shown_over_white(project):
     assert Image.open(item.thumbnail.open("rb")).convert("RGB").getpixel((10, 10)) == (255, 255, 255)
 
 
+def test_icons_on_transparency_show_in_the_grid_as_the_model_sees_them(project):
+    """White line art on transparency goes on black (on white it was a blank tile); black line art on white."""
+    import numpy as np
+
+    from tests.factories import icon_png
+    from training.ml.data import load_image
+
+    for ink, page in (((255, 255, 255), (0, 0, 0)), ((0, 0, 0), (255, 255, 255))):
+        data = icon_png("cross", np.random.default_rng(3), ink=ink)
+        item = item_create_from_bytes(project=project, name=f"icon-{ink[0]}.png", data=data)
+        thumb = np.asarray(Image.open(item.thumbnail.open("rb")).convert("RGB")).astype(int)
+        assert tuple(thumb[0, 0]) == pytest.approx(page, abs=8), ink
+        assert np.abs(thumb - thumb[0, 0]).max() > 200, f"{ink}: a blank tile"
+        seen = np.asarray(load_image(io.BytesIO(data)).resize(thumb.shape[1::-1])).astype(int)
+        assert np.abs(seen - thumb).mean() < 12, ink  # the same picture, give or take WebP and resizing
+
+
 def test_unicode_file_name_is_kept(project):
     item = item_create_from_bytes(project=project, name="çà_日本.png", data=encode(photo(), "PNG"))
     item.refresh_from_db()

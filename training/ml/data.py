@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from timm.data import create_transform
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from imaging.pixels import oriented_rgb
 from training.ml.config import auto_num_workers
 
 Opener = Callable[[Any], IO[bytes]]
@@ -30,7 +31,8 @@ def build_transform(data_cfg: dict[str, Any], image_size: int, *, is_training: b
 
 
 def load_image(source: Any, opener: Opener | None = None, draft_size: int | None = None) -> Image.Image:
-    """Decode one image to RGB with its EXIF orientation applied. `source` is a path or, with `opener`, a key."""
+    """Decode one image to RGB with its EXIF orientation applied, as imaging.pixels says (transparency laid on a
+    background that keeps it visible, 16-bit stretched). `source` is a path or, with `opener`, a key."""
     if opener is not None:
         with opener(source) as fh:
             img = Image.open(fh)
@@ -46,8 +48,7 @@ def _decode(img: Image.Image, draft_size: int | None) -> Image.Image:
         # JPEG DCT scaling: decode big photos at >= 2x the target size instead of full resolution.
         img.draft("RGB", (draft_size * 2, draft_size * 2))
     img.load()
-    img = ImageOps.exif_transpose(img)
-    return img.convert("RGB")
+    return oriented_rgb(img)
 
 
 class ImageManifestDataset(Dataset):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from imaging.pixels import PIXELS_VERSION
 from training.ml.config import RoundConfig
 from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
 from training.ml.models import create_backbone, data_config, flip_averaged, to_channels_last
@@ -50,11 +51,29 @@ class EmbeddingStore:
         self._loaded: dict[Path, tuple[set[str], dict[int, tuple[int, int]], list[np.ndarray]]] = {}
         self.forward_batches = 0  # how many model forwards this store ran (tests count them)
 
-    def folder(self, cfg: RoundConfig) -> Path:
+    def folder(self, cfg: RoundConfig, pixels: int = PIXELS_VERSION) -> Path:
         name = f"{cfg.backbone}__{weights_tag(cfg.weights)}__{cfg.image_size}"
         if cfg.flip_average:
             name += "__flipavg"  # another feature space: never mixed with plain embeddings
+        if pixels > 1:
+            name += f"__px{pixels}"  # how files became pixels (imaging.pixels) changed: other inputs
         return self.cache_dir / _safe(name)
+
+    def _adopt_jpegs(self, folder: Path, cfg: RoundConfig, todo: dict[int, Any]) -> int:
+        """Embeddings made before the current pixel rule, of JPEG files, are still right (a JPEG has no alpha
+        and 8-bit channels, which are all the rule changed): copy them over instead of recomputing them. The
+        others (PNG, WebP, GIF, TIFF, BMP may be transparent or 16-bit) are computed again. Returns how many."""
+        old = self.folder(cfg, pixels=1)
+        if not old.is_dir():
+            return 0
+        index, _ = self._index(old)
+        ids = [i for i, path in todo.items() if i in index and str(path).lower().endswith((".jpg", ".jpeg"))]
+        if not ids:
+            return 0
+        self._append(folder, np.asarray(ids, dtype=np.int64), self.get(ids, folder=old))
+        for item_id in ids:
+            del todo[item_id]
+        return len(ids)
 
     # ---- reading -------------------------------------------------------------------------------------------
     def _index(self, folder: Path) -> tuple[dict[int, tuple[int, int]], list[np.ndarray]]:
@@ -128,6 +147,8 @@ class EmbeddingStore:
         for item_id, path in zip(ids, paths, strict=True):
             if int(item_id) not in index:
                 todo.setdefault(int(item_id), path)
+        if todo:
+            self._adopt_jpegs(folder, cfg, todo)
         total = len(todo)
         if progress:
             progress(0, total)

@@ -9,10 +9,11 @@ and an import job always ends, succeeded or failed with its reason.
 Decisions (documented for users in the README):
 - The original bytes are stored untouched (sha256 is of those bytes). width/height are the
   EXIF-*oriented* size and the thumbnail is oriented, so what people see matches what training
-  reads (training opens originals with ImageOps.exif_transpose too).
+  reads (training opens originals with ImageOps.exif_transpose too, through imaging.pixels).
 - Animated GIFs / multi-page TIFFs: the first frame is the image.
-- CMYK, 16-bit and palette/alpha images are converted to RGB (alpha over white) for the thumbnail
-  and perceptual hash; the original keeps its mode.
+- CMYK, 16-bit and palette/alpha images are converted to RGB as imaging.pixels says (alpha over white, or
+  over black for light content; 16-bit stretched) for the thumbnail and perceptual hash, as the model sees
+  them; the original keeps its mode.
 - Split and cold-start priority are derived from the sha256, so re-importing the same bytes
   always yields the same split (holdout with probability project.holdout_fraction) and order.
 - Operating-system litter (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`) is skipped silently, and one

@@ -19,6 +19,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from imaging.pixels import to_rgb
+
 # Detected format -> stored suffix. MPO is what Pillow calls many camera JPEGs.
 ALLOWED_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
                    "TIFF": ".tif"}  # fmt: skip
@@ -87,23 +89,6 @@ def _sniff_non_image(data: bytes) -> str:
             if exc.start >= len(sample) - 4:  # a multi-byte character cut by the sample
                 return "a text file, not an image"
     return f"not a supported image (accepted: {ALLOWED_LABEL})"
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any mode -> RGB for display: alpha over white, 16-bit/float stretched to 8 bits."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float32)
-        lo, hi = float(values.min()), float(values.max())
-        scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
-        return Image.fromarray(scaled.clip(0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def _dct_matrix(n: int = 32) -> np.ndarray:
@@ -195,7 +180,7 @@ def _inspect(data: bytes, limits: Limits) -> Inspected:
         orientation = image.getexif().get(0x0112, 1)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        rgb = _to_rgb(ImageOps.exif_transpose(image) if orientation in range(2, 9) else image)
+        rgb = to_rgb(ImageOps.exif_transpose(image) if orientation in range(2, 9) else image)
         phash = perceptual_hash(rgb)  # of the oriented image (JPEGs: at draft scale), as imagehash.phash
         rgb.thumbnail((limits.thumb_size, limits.thumb_size), Image.Resampling.BICUBIC)
         buffer = io.BytesIO()

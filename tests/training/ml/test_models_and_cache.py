@@ -109,6 +109,28 @@ def test_embedding_cache_computes_each_image_once(digits, tmp_path):
     assert again.missing(ids, RoundConfig(backbone="resnet10t", weights="none", image_size=64)) == ids
 
 
+def test_an_upgrade_keeps_cached_jpeg_embeddings_and_recomputes_the_rest(digits, tmp_path):
+    """A cache made before the current pixel rule (imaging.pixels): its JPEG embeddings are still right and are
+    copied over; PNGs may be transparent or 16-bit, whose pixels the rule changed, so they are embedded again."""
+    from PIL import Image
+
+    cfg = RoundConfig(backbone="resnet10t", weights="none", image_size=32, num_workers=0, class_names=["a", "b"])
+    jpeg = tmp_path / "photo.jpg"
+    Image.open(digits[0][1]).convert("RGB").save(jpeg)
+    png = tmp_path / "icon.png"
+    Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(png)
+    store = EmbeddingStore(tmp_path / "cache")
+    old = np.full((2, 512), 7.0, dtype=np.float32)  # what the old rule's round had written
+    store._append(store.folder(cfg, pixels=1), np.array([1, 2]), old)
+
+    assert store.compute([1, 2], [jpeg, png], cfg) == 1
+    assert store.forward_batches == 1
+    emb = store.get([1, 2], cfg)
+    np.testing.assert_array_equal(emb[0], old[0])  # adopted, not recomputed
+    assert not np.allclose(emb[1], old[1])  # the PNG got a fresh embedding
+    assert EmbeddingStore(tmp_path / "cache").compute([1, 2], [jpeg, png], cfg) == 0
+
+
 def test_head_checkpoint_loads_in_plain_timm_and_reproduces_probabilities(tmp_path):
     torch.manual_seed(0)
     backbone = models.create_backbone("resnet10t", "none").eval()

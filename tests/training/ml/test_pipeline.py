@@ -97,7 +97,7 @@ def test_a_checkpoint_on_plain_embeddings_is_served_and_rescored_without_mirror_
     assert default.flip_average
     scored = score_pool(result.checkpoint_dir, pool, tmp_path / "cache", default)
     np.testing.assert_allclose(scored.pool_probs, result.pool_probs, atol=1e-5)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tf_efficientnet_lite0__bundled__64"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tf_efficientnet_lite0__bundled__64__px2"]
 
 
 def test_bald_round_uses_mc_dropout(digits, tmp_path):
