@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from imaging.pixels import PIXELS_VERSION
 from labeling.constants import Progress
 from labeling.models import Item, ResolvedLabel, Split
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
@@ -83,6 +84,8 @@ def _cache_load(path: Path | None) -> dict[int, np.ndarray]:
     cache_entry_touch(path)
     try:
         with np.load(path) as data:
+            if "pixels" not in data.files or int(data["pixels"]) != PIXELS_VERSION:
+                return {}  # made under another pixel rule (imaging.pixels): requests are decoded differently now
             return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
     except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
         return {}
@@ -96,7 +99,7 @@ def _cache_save(path: Path | None, cached: dict[int, np.ndarray]) -> None:
     rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, ids=ids, embeddings=rows)
+        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION))
     os.replace(tmp, path)
 
 

@@ -72,3 +72,22 @@ def test_a_drift_reference_made_for_an_old_databases_version_is_not_taken_for_a_
     # and a version that no longer exists has none either
     ModelVersion.objects.filter(pk=pk).delete()
     assert reference_cached(version_pk=pk) is None
+
+
+def test_a_drift_reference_made_under_the_old_pixel_rule_is_made_again(project_factory):
+    """Requests of transparent or 16-bit images are decoded by imaging.pixels now; a reference embedded before that
+    would read as drift on every window of such a project."""
+    import numpy as np
+
+    from serving.services.drift_reference import _cache_path, _cache_save, reference_cached
+
+    project = project_factory()
+    version = ModelVersion.objects.create(project=project, number=1, artifact_path="x", architecture="x", class_ids=[])
+    path = _cache_path(version.pk)
+    _cache_save(path, {1: np.ones(8, np.float16), 2: np.zeros(8, np.float16)})
+    assert reference_cached(version_pk=version.pk).shape == (2, 8)
+
+    with np.load(path) as data:  # the same file as a release before the rule wrote it: no pixels entry
+        np.savez(path.with_suffix(".tmp.npz"), ids=data["ids"], embeddings=data["embeddings"])
+    path.with_suffix(".tmp.npz").replace(path)
+    assert reference_cached(version_pk=version.pk) is None
