@@ -88,7 +88,9 @@ class RoundConfig:
     val_fraction: float = 0.1  # finetune early stopping split of the labeled set
     patience: int = 4  # finetune early stopping, epochs
     score_batch_size: int = 128
-    crop_pct: float = 1.0  # 1.0: the whole image is resized, nothing is cropped away
+    # 1.0: the shorter side is resized to image_size and the centre square kept, so a square image is seen whole and
+    # a non-square one loses the ends of its longer side (timm's eval transform: Resize, then CenterCrop).
+    crop_pct: float = 1.0
     # Cached embeddings average the backbone's features of the image and of its horizontal mirror (two forwards
     # per image, once per project: 167 -> 78 images/s on 2 CPU cores). bench/active_learning.py (CIFAR-10, 10k
     # pool, 3 seeds), plain -> averaged: ceiling 0.7695 -> 0.777; the default strategy's AUC gain over random
