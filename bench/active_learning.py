@@ -121,8 +121,7 @@ def _embed(split, cfg, cache: Path):
 
     def progress(done: int, total: int) -> None:
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)  # redrawn at most every 0.1 s (tqdm's mininterval), not per image
 
     computed = store.compute(split.pool_ids + split.test_ids, split.pool_paths + split.test_paths, cfg, progress)
     bar.close()

@@ -73,8 +73,7 @@ def main() -> None:
 
     def progress(done: int, total: int) -> None:
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)  # redrawn at most every 0.1 s (tqdm's mininterval), not per image
 
     computed = store.compute(ids.tolist(), paths, cfg, progress)
     bar.close()

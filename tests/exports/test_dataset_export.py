@@ -256,3 +256,15 @@ def test_multi_label_export_lists_every_label(project_factory, item_factory, lab
         row = json.loads(zf.read("labels.jsonl").decode().splitlines()[0])
     assert row["labels"] == ["sea", "sky"]
     assert manifest["counts"]["per_class"] == {"sea": 1, "sky": 1}
+
+
+def test_the_command_line_bar_is_redrawn_at_most_ten_times_a_second_not_once_per_image(labeled_project, capsys):
+    """In a log file (a cron job, a CI step) every redraw is kept: one per image made 10,000 for 10,000 images."""
+    import time
+
+    project, *_ = labeled_project
+    started = time.monotonic()
+    call_command("export_dataset", project.slug, "--format", "csv", verbosity=1)
+    elapsed = time.monotonic() - started
+    redraws = capsys.readouterr().err.count("\r")
+    assert 0 < redraws <= 3 + 10 * elapsed, (redraws, elapsed)  # 24 images: 27 redraws before

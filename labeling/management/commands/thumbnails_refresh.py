@@ -34,8 +34,7 @@ class Command(BaseCommand):
 
                 def progress(done: int, total: int, bar=bar) -> None:
                     bar.total = total
-                    bar.n = done
-                    bar.refresh()
+                    bar.update(done - bar.n)  # redrawn at most every 0.1 s (tqdm's mininterval), not per image
 
                 counts = thumbnails_refresh(project=project, progress=progress)
             self.stdout.write(

@@ -22,8 +22,7 @@ class StageBar:
             self.stage = stage
             self.bar.set_postfix_str(stage)
         target = 100 * min(max(float(fraction), 0.0), 1.0)
-        self.bar.n = target
-        self.bar.refresh()
+        self.bar.update(target - self.bar.n)  # redrawn at most every 0.1 s (tqdm's mininterval)
 
     def close(self) -> None:
         self.bar.close()

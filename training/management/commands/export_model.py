@@ -50,8 +50,7 @@ class Command(BaseCommand):
 
         def progress(done: int, total: int, message: str = "") -> None:
             bar.total = total
-            bar.n = done
-            bar.refresh()
+            bar.update(done - bar.n)  # redrawn at most every 0.1 s (tqdm's mininterval), not per image
 
         try:
             model_export_run(job_id=job.pk, progress=progress)

@@ -40,8 +40,7 @@ class Command(BaseCommand):
 
         def progress(done: int, total: int) -> None:
             bar.total = total
-            bar.n = done
-            bar.refresh()
+            bar.update(done - bar.n)  # redrawn at most every 0.1 s (tqdm's mininterval), not per image
 
         try:
             weights = backbone_weights_register(
