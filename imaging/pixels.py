@@ -28,10 +28,6 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SAMPLE = 256  # the luma estimate reads at most about this many pixels a side
 
 
-def has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-
-
 def background_for(rgba: Image.Image) -> tuple[int, int, int]:
     """White, or black for light content, judged on the opaque part of the image (alpha-weighted)."""
     step = max(1, max(rgba.size) // _SAMPLE)
@@ -59,14 +55,11 @@ def stretch(image: Image.Image) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any decoded mode -> 8-bit RGB (see the module's docstring). EXIF orientation is the caller's."""
-    mode = image.mode
-    if mode == "RGB" and "transparency" not in image.info:
-        return image
-    if mode.startswith("I") or mode == "F":
+    if image.mode.startswith("I") or image.mode == "F":
         return stretch(image).convert("RGB")
-    if has_alpha(image):
+    if image.has_transparency_data:  # an alpha band, or a transparent colour (palette, grey or RGB)
         return flatten_alpha(image)
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def oriented_rgb(image: Image.Image) -> Image.Image:
