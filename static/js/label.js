@@ -58,6 +58,31 @@
     return img;
   }
 
+  // Light drawings on transparency (white line art meant for dark backgrounds) would vanish on the light
+  // checkerboard: the same rule the model's pixels follow (imaging/pixels.py: alpha-weighted mean luma above 0.5)
+  // picks a dark one for them. Read from a 32 px copy; an image from another origin cannot be read and keeps
+  // the light board (b still switches).
+  const LIGHT_CONTENT = 0.5;
+  function lightDrawing(full) {
+    try {
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 32;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(full, 0, 0, 32, 32);
+      const px = ctx.getImageData(0, 0, 32, 32).data;
+      let weight = 0, luma = 0, transparent = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        const a = px[i + 3];
+        if (a < 250) transparent += 1;
+        weight += a;
+        luma += a * (0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]);
+      }
+      return transparent > 0 && weight > 0 && luma / weight / 255 > LIGHT_CONTENT;
+    } catch (_) {
+      return false;
+    }
+  }
+
   // Record when this card's image is on screen: as it is swapped in when it was prefetched (the browser has it,
   // and paints it with the card), else once it has loaded. A broken image still shows its card (the alt text,
   // the skip button): the annotator sees what they act on.
@@ -83,7 +108,11 @@
       if (img.dataset.original) {
         // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.
         const full = preload(img.dataset.original);
-        const swap = () => { if (document.getElementById("item-image") === img) img.src = full.src; };
+        const swap = () => {
+          if (document.getElementById("item-image") !== img) return;
+          if (lightDrawing(full)) img.dataset.light = "1";
+          img.src = full.src;
+        };
         if (full.complete && full.naturalWidth) swap(); else full.addEventListener("load", swap, { once: true });
       }
     }

@@ -457,12 +457,12 @@ def test_a_150_class_four_level_taxonomy_is_labeled_by_per_level_keys(
 # --- transparent images ---
 
 
-def line_art_png(size: int = 240) -> bytes:
-    """Black lines on a fully transparent background, as clip-art PNGs come."""
+def line_art_png(size: int = 240, ink=(0, 0, 0)) -> bytes:
+    """Lines (black by default) on a fully transparent background, as clip-art PNGs come."""
     image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     for x in range(20, size, 60):
-        draw.line([(x, 0), (x, size)], fill=(0, 0, 0, 255), width=8)
+        draw.line([(x, 0), (x, size)], fill=(*ink, 255), width=8)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -520,6 +520,32 @@ def test_transparent_line_art_shows_on_a_light_background_and_b_switches_it(
     page.keyboard.press("b")
     assert page.locator(".label-page").get_attribute("data-bg") == "checker"
     assert not Annotation.objects.exists()  # b is never a label
+
+
+def test_white_line_art_on_transparency_gets_a_dark_checkerboard(page, login, screenshot, project_factory, member_of):
+    from labeling.services.imports import item_create_from_bytes
+
+    project = project_factory(name="Icons", slug="icons", holdout_fraction=0.0)
+    label_class_create(project=project, name="icon")
+    item = item_create_from_bytes(project=project, name="white.png", data=line_art_png(ink=(255, 255, 255)))
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/icons/label/")
+    wait_ready(page)
+    page.wait_for_function(
+        "id => { const img = document.getElementById('item-image');"
+        " return img.src.includes(`/${id}/original/?v=`) && img.complete && img.naturalWidth > 0; }",
+        arg=item.pk,
+    )
+
+    # On the light checkerboard white lines would vanish; the page picks the dark one, as the model's pixels do.
+    assert page.locator(".label-page").get_attribute("data-bg") == "checker"
+    gaps, lines = image_luminance(page)
+    assert gaps < 70, f"transparent areas render light ({gaps:.0f}): white line art would vanish"
+    assert lines > 200
+    screenshot("label-transparent-white")
+    page.keyboard.press("b")  # the annotator can still ask for the light background
+    assert image_luminance(page)[0] > 230
 
 
 def test_a_drill_down_burst_cut_by_the_next_card_never_spells_a_class_on_it(
