@@ -128,6 +128,30 @@ SYMBOLS = {"star": "\u2605", "umbrella": "\u2602", "note": "\u266a", "plane": "\
 FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf")
 
 
+def drawing_fonts(who: str) -> dict:
+    """matplotlib's DejaVu Sans faces at the sizes _symbol draws with, keyed (face, size)."""
+    import importlib.util
+
+    from PIL import ImageFont
+
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{who} draws with matplotlib's fonts; install matplotlib")
+    ttf = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
+    return {(f, s): ImageFont.truetype(str(ttf / f), s) for f in FACES for s in range(28, 72, 4)}
+
+
+def symbol_drawings(per_class: int, seed: int, who: str):
+    """`per_class` drawings of each of the 15 SYMBOLS (96 px RGB on white) and their class numbers."""
+    fonts, rng = drawing_fonts(who), np.random.default_rng(seed)
+    pictures, labels = [], []
+    for c, ch in enumerate(SYMBOLS.values()):
+        for _ in range(per_class):
+            pictures.append(_symbol(ch, rng, fonts))
+            labels.append(c)
+    return pictures, np.asarray(labels)
+
+
 def _symbol(ch: str, rng: np.random.Generator, fonts: dict):
     """One drawing: a face and size, outline or fill, dark ink, shifted, 0-2 stray pen strokes, rotated."""
     from PIL import Image, ImageDraw
@@ -179,17 +203,9 @@ def _drawn(
 ):
     """`chars` (folder name -> character) drawn by _symbol: a pool whose class sizes fall geometrically from
     sizes[0] to sizes[1], `per_test` per class to test, no image twice. Written once under `cache/<name>-png`."""
-    import importlib.util
-
-    from PIL import ImageFont
-
     root = cache / f"{name}-png"
     if not (root / "complete").exists():
-        spec = importlib.util.find_spec("matplotlib")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit(f"--data {name} draws with matplotlib's fonts; install matplotlib")
-        ttf = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
-        fonts = {(f, s): ImageFont.truetype(str(ttf / f), s) for f in FACES for s in range(28, 72, 4)}
+        fonts = drawing_fonts(f"--data {name}")
         rng, seen = np.random.default_rng(seed), set()
         train_sizes = long_tail_sizes(len(chars), *sizes)
         for split, counts in (("train", train_sizes), ("test", [per_test] * len(chars))):

@@ -54,3 +54,16 @@ def machine() -> dict:
         "torch": torch.__version__,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
+
+
+def flip_averaged_embeddings(backbone, tensors: list, batch: int = 64) -> np.ndarray:
+    """The product's cached-embedding view (image and mirror averaged) of transformed images, in batches."""
+    import torch
+
+    from training.ml.models import flip_averaged
+
+    with torch.inference_mode():
+        parts = [
+            flip_averaged(backbone, torch.stack(tensors[i : i + batch])).numpy() for i in range(0, len(tensors), batch)
+        ]
+    return np.concatenate(parts)

@@ -54,7 +54,7 @@ def main() -> None:
 
     from training.ml.checkpoint import head_model_state
     from training.ml.config import RoundConfig
-    from training.ml.data import build_transform, load_image
+    from training.ml.data import load_image, round_transform
     from training.ml.embeddings import EmbeddingStore
     from training.ml.export_onnx import (
         FILES,
@@ -90,7 +90,7 @@ def main() -> None:
     model.load_state_dict(head_model_state(backbone, fitted.head, BUNDLED_ARCH))
     model.eval()
     dcfg = data_config(backbone)
-    transform = build_transform(dcfg, args.image_size, is_training=False, crop_pct=cfg.crop_pct)
+    transform = round_transform(dcfg, cfg, is_training=False)
 
     def preprocess(files: list[str]) -> np.ndarray:
         return np.stack([transform(load_image(f)).numpy() for f in files]).astype(np.float32)

@@ -12,7 +12,6 @@ labels per class and scored on the rest; `accuracy[style][flattening][labels per
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -23,30 +22,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine  # noqa: E402
+from bench.common import flip_averaged_embeddings, machine  # noqa: E402
 
 STYLES = ("black ink, transparent pixels black", "white ink", "random colours", "half on a white page")
 FLATTENINGS = ("alpha dropped", "on white", "on grey", "product rule")
 
 
 def drawings(per_class: int):
-    from PIL import ImageFont
+    from bench.al_data import symbol_drawings
 
-    from bench.al_data import FACES, SYMBOLS, _symbol
-
-    spec = importlib.util.find_spec("matplotlib")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("bench/pixels.py draws with matplotlib's fonts; install matplotlib")
-    ttf = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
-    fonts = {(f, s): ImageFont.truetype(str(ttf / f), s) for f in FACES for s in range(28, 72, 4)}
-    rng = np.random.default_rng(3)
-    alphas, labels = [], []
-    for c, ch in enumerate(SYMBOLS.values()):
-        for _ in range(per_class):
-            grey = np.asarray(_symbol(ch, rng, fonts).convert("L"), dtype=np.float32)
-            alphas.append((255 - grey).clip(0, 255).astype(np.uint8))  # ink opaque, page transparent
-            labels.append(c)
-    return alphas, np.asarray(labels), len(SYMBOLS)
+    pictures, labels = symbol_drawings(per_class, 3, "bench/pixels.py")
+    alphas = [(255 - np.asarray(p.convert("L"), dtype=np.float32)).clip(0, 255).astype(np.uint8) for p in pictures]
+    return alphas, labels, int(labels.max()) + 1  # ink opaque, page transparent
 
 
 def picture(alpha: np.ndarray, style: str, n: int):
@@ -89,7 +76,7 @@ def main() -> None:
 
     from training.ml.data import build_transform
     from training.ml.heads import feature_stats, fit_head, predict_head
-    from training.ml.models import create_backbone, data_config, flip_averaged
+    from training.ml.models import create_backbone, data_config
 
     torch.set_num_threads(args.threads)
     alphas, labels, classes = drawings(args.per_class)
@@ -101,11 +88,9 @@ def main() -> None:
     for style in STYLES:
         accuracy[style] = {}
         for how in FLATTENINGS:
-            batch = [transform(flatten(picture(a, style, n), how)) for n, a in enumerate(alphas)]
-            with torch.inference_mode():
-                x = np.concatenate(
-                    [flip_averaged(backbone, torch.stack(batch[i : i + 64])).numpy() for i in range(0, len(batch), 64)]
-                )
+            x = flip_averaged_embeddings(
+                backbone, [transform(flatten(picture(a, style, n), how)) for n, a in enumerate(alphas)]
+            )
             stats = feature_stats(x)
             accuracy[style][how] = {}
             for k in (5, 20):

@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from training.ml.config import RoundConfig
-    from training.ml.data import ImageManifestDataset, build_transform
+    from training.ml.data import ImageManifestDataset, round_transform
     from training.ml.embeddings import EmbeddingStore
     from training.ml.models import create_backbone, data_config, flip_averaged, to_channels_last
 
@@ -51,7 +51,7 @@ def main() -> None:
     )  # fmt: skip
     device = cfg.resolved_device()
     model = to_channels_last(create_backbone(cfg.backbone, cfg.weights).eval().to(device))
-    transform = build_transform(data_config(model), cfg.image_size, is_training=False, crop_pct=cfg.crop_pct)
+    transform = round_transform(data_config(model), cfg, is_training=False)
     ds = ImageManifestDataset(paths, None, transform)
     tensors = torch.stack([ds[i][0] for i in range(len(ds))])  # pre-decoded once, outside the timing
 

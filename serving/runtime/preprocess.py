@@ -14,16 +14,8 @@ from django.conf import settings
 from PIL import Image
 
 from imaging.pixels import oriented_rgb
+from imaging.shape import RESAMPLE, squash
 from labeling.services.imports.validation import ImportRejected, Limits, image_inspect
-
-INTERPOLATION = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
 
 
 @dataclass(frozen=True)
@@ -63,15 +55,17 @@ def _normalize_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndar
 
 def to_input(image: Image.Image, pre: dict, out: np.ndarray | None = None) -> np.ndarray:
     """timm's eval transform (Resize(floor(size / crop_pct)) of the shorter side, CenterCrop(size), ToTensor,
-    Normalize) as a float32 CHW array, written into `out` when given (a row of the batch)."""
+    Normalize) as a float32 CHW array, written into `out` when given (a row of the batch). Images more elongated
+    than the checkpoint's squash_aspect are squashed to a square first, as training.ml.data.build_transform does."""
     size = int(pre["image_size"])
     scale = math.floor(size / float(pre.get("crop_pct") or 1.0))
+    resample = RESAMPLE.get(str(pre.get("interpolation") or "bicubic"), Image.Resampling.BICUBIC)
+    image = squash(image, pre.get("squash_aspect"), scale, resample)
     w, h = image.size
     if w <= h:
         new_w, new_h = scale, int(scale * h / w)
     else:
         new_w, new_h = int(scale * w / h), scale
-    resample = INTERPOLATION.get(str(pre.get("interpolation") or "bicubic"), Image.Resampling.BICUBIC)
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), resample)
     top = round((new_h - size) / 2.0)

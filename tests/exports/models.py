@@ -17,6 +17,11 @@ METRICS = {"accuracy": 0.8125, "macro_f1": 0.79, "holdout_size": 16}
 
 def platform_probabilities(ckpt: Path, items) -> list[list[float]]:
     """Score items the way the platform does (its checkpoint loader, transform and decoder)."""
+    return platform_probabilities_of_files(ckpt, [item.file.path for item in items])
+
+
+def platform_probabilities_of_files(ckpt: Path, sources) -> list[list[float]]:
+    """Score image files (paths or file objects) as the platform does."""
     import torch
 
     from training.ml.checkpoint import load_checkpoint, serving_model
@@ -30,8 +35,9 @@ def platform_probabilities(ckpt: Path, items) -> list[list[float]]:
         pre["image_size"],
         is_training=False,
         crop_pct=pre["crop_pct"],
+        squash_aspect=pre.get("squash_aspect"),
     )
-    batch = torch.stack([transform(load_image(item.file.path)) for item in items])
+    batch = torch.stack([transform(load_image(source)) for source in sources])
     with torch.inference_mode():
         return model(batch).softmax(-1).tolist()
 
@@ -44,10 +50,12 @@ def make_model_version(
     number: int = 1,
     active: bool = True,
     flip_average: bool = False,
+    squash_aspect: float | None = None,
     seed: int | None = None,
     pk: int | None = None,
 ) -> ModelVersion:
-    """A version with random weights (seeded by `seed`, else `number`); `pk` forces its primary key."""
+    """A version with random weights (seeded by `seed`, else `number`); `pk` forces its primary key. Without
+    `squash_aspect` its checkpoint is like those made before the squash rule (imaging.shape): centre crop only."""
     import timm
     import torch
 
@@ -60,7 +68,8 @@ def make_model_version(
         Path(settings.LABELLOOP_DATA_ROOT) / relative,
         model.state_dict(),
         {"architecture": ARCH, "class_names": [c.name for c in classes],
-         "preprocessing": {**PREPROCESSING, "flip_average": flip_average}, "metrics": METRICS},
+         "preprocessing": {**PREPROCESSING, "flip_average": flip_average, "squash_aspect": squash_aspect},
+         "metrics": METRICS},
     )  # fmt: skip
     version = ModelVersion.objects.create(
         pk=pk,

@@ -71,6 +71,37 @@ def test_predictions_equal_the_platforms_and_are_logged(served_project, api_key,
         assert np.allclose(logged_embedding, embedding[0], atol=1e-2, rtol=1e-2)
 
 
+@pytest.mark.parametrize("squash_aspect", [2.0, None], ids=["squashing version", "version from before the rule"])
+def test_an_elongated_image_gets_the_platforms_answer(model_project, api_key, predict, tmp_path, squash_aspect):
+    """A 3:1 banner: the service squashes it as training did for a version that records squash_aspect, and centre
+    crops it for an older version, so either way it answers what the platform computes for the same file."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.exports.models import make_model_version, platform_probabilities_of_files
+    from tests.serving.conftest import export_version
+    from training.services.exports import checkpoint_dir
+
+    project, classes, items = model_project
+    version = make_model_version(project=project, classes=classes, items=items, squash_aspect=squash_aspect)
+    export_version(project, 1, tmp_path / "exports")
+    pixels = np.full((60, 180, 3), 255, dtype=np.uint8)
+    pixels[:, :30] = (200, 30, 30)
+    pixels[:, -30:] = (30, 30, 200)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    _, token = api_key(project)
+
+    status, answer = predict(project.slug, token, images=[buffer.getvalue()])
+
+    assert status == 200, answer
+    want = platform_probabilities_of_files(checkpoint_dir(version), [io.BytesIO(buffer.getvalue())])[0]
+    got = answer["predictions"][0]["probabilities"]
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-4
+
+
 def test_top_k_is_capped_at_the_number_of_classes(served_project, api_key, predict):
     project, _, items, _ = served_project
     _, token = api_key(project)

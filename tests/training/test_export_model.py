@@ -136,6 +136,19 @@ def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained
     assert mirrored is request.node.callspec.params["trained"]
     assert ("mirrored left-right" in card) is mirrored
     assert ("(model(batch) + model(batch.flip(-1))) / 2" in card) is mirrored
+    # A checkpoint from before the squash rule: a plain centre crop, and the card says nothing else.
+    assert config["preprocessing"]["squash_aspect"] is None
+    assert "elongated" not in card
+
+
+def test_the_model_card_tells_a_consumer_to_squash_elongated_images(labeled_project_for_models, tmp_path):
+    project, classes, items = labeled_project_for_models
+    make_model_version(project=project, classes=classes, items=items, squash_aspect=2.0)
+    call_command("export_model", project.slug, "--version", "1", "--out", str(tmp_path), verbosity=0)
+    folder = unzip_export(next(tmp_path.glob("*.zip")), tmp_path / "x")
+    assert json.loads((folder / "config.json").read_text())["preprocessing"]["squash_aspect"] == 2.0
+    card = (folder / "README.md").read_text()
+    assert "An image more elongated than 2:1 (longer side / shorter side) is first resized to floor(48 / 1.0)" in card
 
 
 def test_export_fails_clearly_without_a_model_or_checkpoint(trained, project_factory, tmp_path):

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from imaging.shape import SQUASH_ASPECT
+
 # Head self-training: pool items the first fit predicts with at least this confidence join the second fit as
 # pseudo-labeled examples. Measured with bench/active_learning.py's setup (CIFAR-10, 10k pool, 5 seeds): the
 # default strategy reached 95 % of the ceiling with 720 labels at 0.7, 820 at 0.6, 860 at 0.8; random sampling
@@ -91,6 +93,10 @@ class RoundConfig:
     # 1.0: the shorter side is resized to image_size and the centre square kept, so a square image is seen whole and
     # a non-square one loses the ends of its longer side (timm's eval transform: Resize, then CenterCrop).
     crop_pct: float = 1.0
+    # Images more elongated than this (longer / shorter side) are squashed to a square instead: a 3:1 panorama or
+    # receipt keeps all of itself, not its middle third (imaging.shape has the figures). None: always centre crop
+    # (checkpoints from before December 2026 record none and keep it).
+    squash_aspect: float | None = SQUASH_ASPECT
     # Cached embeddings average the backbone's features of the image and of its horizontal mirror (two forwards
     # per image, once per project: 167 -> 78 images/s on 2 CPU cores). bench/active_learning.py (CIFAR-10, 10k
     # pool, 3 seeds), plain -> averaged: ceiling 0.7695 -> 0.777; the default strategy's AUC gain over random
@@ -106,6 +112,8 @@ class RoundConfig:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.image_size < 16:
             raise ValueError("image_size must be at least 16")
+        if self.squash_aspect is not None and float(self.squash_aspect) < 1.0:
+            raise ValueError("squash_aspect must be at least 1 (or None for a plain centre crop)")
         if self.hierarchy is not None:
             # JSON turns int keys into strings; accept both.
             self.hierarchy = {int(k): [int(a) for a in v] for k, v in self.hierarchy.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,23 +12,46 @@ import torch
 from PIL import Image
 from timm.data import create_transform
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import transforms
 
 from imaging.pixels import oriented_rgb
-from training.ml.config import auto_num_workers
+from imaging.shape import RESAMPLE, SquashWide
+from training.ml.config import RoundConfig, auto_num_workers
 
 Opener = Callable[[Any], IO[bytes]]
 
 
-def build_transform(data_cfg: dict[str, Any], image_size: int, *, is_training: bool, crop_pct: float = 1.0):
-    """timm's train/eval transform for a model's data config, at `image_size` instead of the model default."""
+def build_transform(
+    data_cfg: dict[str, Any],
+    image_size: int,
+    *,
+    is_training: bool,
+    crop_pct: float = 1.0,
+    squash_aspect: float | None = None,
+):
+    """timm's train/eval transform for a model's data config, at `image_size` instead of the model default.
+    With `squash_aspect`, images more elongated than that are first squashed to a square (imaging.shape)."""
     cfg = {k: v for k, v in data_cfg.items() if k in ("interpolation", "mean", "std", "crop_mode")}
     cfg["input_size"] = (3, image_size, image_size)
     if is_training:
         # Small sources (thumbnails, 32 px CIFAR) lose their object under aggressive crops: keep most of it.
-        return create_transform(
+        transform = create_transform(
             **cfg, is_training=True, scale=(0.35, 1.0), hflip=0.5, color_jitter=0.2, auto_augment=None
         )
-    return create_transform(**cfg, is_training=False, crop_pct=crop_pct)
+    else:
+        transform = create_transform(**cfg, is_training=False, crop_pct=crop_pct)
+    if not squash_aspect:
+        return transform
+    resample = RESAMPLE.get(str(cfg.get("interpolation") or "bicubic"), Image.Resampling.BICUBIC)
+    side = math.floor(image_size / (crop_pct or 1.0))  # what the eval transform resizes the shorter side to
+    return transforms.Compose([SquashWide(squash_aspect, side, resample), *transform.transforms])
+
+
+def round_transform(data_cfg: dict[str, Any], cfg: RoundConfig, *, is_training: bool):
+    """build_transform with a round's image size, centre crop and squash rule."""
+    return build_transform(
+        data_cfg, cfg.image_size, is_training=is_training, crop_pct=cfg.crop_pct, squash_aspect=cfg.squash_aspect
+    )
 
 
 def load_image(source: Any, opener: Opener | None = None, draft_size: int | None = None) -> Image.Image:

@@ -34,7 +34,7 @@ from torch.utils.data import Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from training.ml.config import RoundConfig
-from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.data import ImageManifestDataset, Opener, make_loader, round_transform
 from training.ml.models import create_model, data_config, to_channels_last
 from training.ml.train import (
     StepCounter,
@@ -170,7 +170,7 @@ def ddp_finetune(
     targets = [([1.0 if k in set(ls) else 0.0 for k in range(c)] if cfg.multi_label else int(ls[0])) for ls in labels]
     dataset = ImageManifestDataset(
         [paths[i] for i in tr_idx], [targets[i] for i in tr_idx],
-        build_transform(dcfg, cfg.image_size, is_training=augment, crop_pct=cfg.crop_pct), opener=opener,
+        round_transform(dcfg, cfg, is_training=augment), opener=opener,
     )  # fmt: skip
     # Same global sequence on every rank (seed + epoch): class-balanced draws with replacement (single-label) or a
     # uniform permutation (multi-label); rank r takes positions r, r + world, ... so the ranks' k-th batches
@@ -195,7 +195,7 @@ def ddp_finetune(
     if len(val_idx):
         val_ds = ImageManifestDataset(
             [paths[i] for i in mine], [targets[i] for i in mine],
-            build_transform(dcfg, cfg.image_size, is_training=False, crop_pct=cfg.crop_pct), opener=opener,
+            round_transform(dcfg, cfg, is_training=False), opener=opener,
         )  # fmt: skip
         val_loader = make_loader(val_ds, batch_size=cfg.score_batch_size, num_workers=workers, device=d.device)
     ddp = (

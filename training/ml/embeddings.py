@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from imaging.pixels import PIXELS_VERSION
+from imaging.shape import squashed
 from training.ml.config import RoundConfig
-from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.data import ImageManifestDataset, Opener, make_loader, round_transform
 from training.ml.models import create_backbone, data_config, flip_averaged, to_channels_last
 
 if TYPE_CHECKING:  # the type only: training/ml never imports labeling at run time
@@ -38,6 +40,19 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+def _elongated(source: Any, opener: Opener | None, max_aspect: float) -> bool:
+    """Whether the image is more elongated than `max_aspect`, from its header alone (no pixels decoded). An
+    unreadable file counts as elongated: it is not adopted, and computing it reports the error."""
+    try:
+        if opener is not None:
+            with opener(source) as fh, Image.open(fh) as img:
+                return squashed(*img.size, max_aspect)
+        with Image.open(source) as img:
+            return squashed(*img.size, max_aspect)
+    except Exception:
+        return True
+
+
 class EmbeddingStore:
     """Append-only shards `<uuid>.f16.npy` + `<uuid>.ids.npy` under one folder per feature space.
 
@@ -51,29 +66,45 @@ class EmbeddingStore:
         self._loaded: dict[Path, tuple[set[str], dict[int, tuple[int, int]], list[np.ndarray]]] = {}
         self.forward_batches = 0  # how many model forwards this store ran (tests count them)
 
-    def folder(self, cfg: RoundConfig, pixels: int = PIXELS_VERSION) -> Path:
+    def folder(self, cfg: RoundConfig, pixels: int = PIXELS_VERSION, *, squash: bool = True) -> Path:
         name = f"{cfg.backbone}__{weights_tag(cfg.weights)}__{cfg.image_size}"
         if cfg.flip_average:
             name += "__flipavg"  # another feature space: never mixed with plain embeddings
         if pixels > 1:
             name += f"__px{pixels}"  # how files became pixels (imaging.pixels) changed: other inputs
+        if squash and cfg.squash_aspect:
+            name += f"__sq{float(cfg.squash_aspect):g}"  # elongated images squashed, not cropped (imaging.shape)
         return self.cache_dir / _safe(name)
 
-    def _adopt_jpegs(self, folder: Path, cfg: RoundConfig, todo: dict[int, Any]) -> int:
-        """Embeddings made before the current pixel rule, of JPEG files, are still right (a JPEG has no alpha
-        and 8-bit channels, which are all the rule changed): copy them over instead of recomputing them. The
-        others (PNG, WebP, GIF, TIFF, BMP may be transparent or 16-bit) are computed again. Returns how many."""
-        old = self.folder(cfg, pixels=1)
-        if not old.is_dir():
-            return 0
-        index, _ = self._index(old)
-        ids = [i for i, path in todo.items() if i in index and str(path).lower().endswith((".jpg", ".jpeg"))]
-        if not ids:
-            return 0
-        self._append(folder, np.asarray(ids, dtype=np.int64), self.get(ids, folder=old))
-        for item_id in ids:
-            del todo[item_id]
-        return len(ids)
+    def _adopt(self, folder: Path, cfg: RoundConfig, todo: dict[int, Any], opener: Opener | None) -> int:
+        """Copy over embeddings that an older cache folder holds and that are still right, instead of computing
+        them again; returns how many. Folders of older rules, newest first:
+        - the same space before the squash rule (imaging.shape): right for every image no more elongated than
+          squash_aspect, which the rule leaves alone (its header is read to know);
+        - before the current pixel rule (imaging.pixels): right for JPEG files (no alpha, 8-bit channels, all the
+          rule changed), within the same squash limit. PNG, WebP, GIF, TIFF and BMP are computed again."""
+        sources = [(self.folder(cfg, pixels=1, squash=False), True)]
+        if cfg.squash_aspect:
+            sources.insert(0, (self.folder(cfg, squash=False), False))
+        adopted = 0
+        for old, jpeg_only in sources:
+            if not todo or not old.is_dir():
+                continue
+            index, _ = self._index(old)
+            ids = [
+                i
+                for i, path in todo.items()
+                if i in index
+                and (not jpeg_only or str(path).lower().endswith((".jpg", ".jpeg")))
+                and not (cfg.squash_aspect and _elongated(path, opener, cfg.squash_aspect))
+            ]
+            if not ids:
+                continue
+            self._append(folder, np.asarray(ids, dtype=np.int64), self.get(ids, folder=old))
+            for item_id in ids:
+                del todo[item_id]
+            adopted += len(ids)
+        return adopted
 
     # ---- reading -------------------------------------------------------------------------------------------
     def _index(self, folder: Path) -> tuple[dict[int, tuple[int, int]], list[np.ndarray]]:
@@ -148,7 +179,7 @@ class EmbeddingStore:
             if int(item_id) not in index:
                 todo.setdefault(int(item_id), path)
         if todo:
-            self._adopt_jpegs(folder, cfg, todo)
+            self._adopt(folder, cfg, todo, opener)
         total = len(todo)
         if progress:
             progress(0, total)
@@ -157,7 +188,7 @@ class EmbeddingStore:
         device = cfg.resolved_device()
         backbone = model if model is not None else create_backbone(cfg.backbone, cfg.weights)
         backbone = to_channels_last(backbone.eval().to(device))
-        transform = build_transform(data_config(backbone), cfg.image_size, is_training=False, crop_pct=cfg.crop_pct)
+        transform = round_transform(data_config(backbone), cfg, is_training=False)
         todo_ids = np.fromiter(todo.keys(), dtype=np.int64, count=total)
         dataset = ImageManifestDataset(list(todo.values()), None, transform, opener=opener, draft_size=cfg.image_size)
         loader = make_loader(

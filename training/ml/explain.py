@@ -12,7 +12,8 @@ weighted maps are summed in image coordinates (the mirror's flipped back) before
 Grad-CAM of `MirrorAveraged(model)`; captum's layer hook cannot see a layer called twice, hence the doubled batch.
 
 The overlay covers the whole image at its display size (longest side at most `DISPLAY_MAX`): the model sees the
-centre crop of the eval transform, so the heat is placed on that crop's box and the rest stays transparent.
+centre crop of the eval transform, so the heat is placed on that crop's box and the rest stays transparent (an image
+more elongated than the checkpoint's squash_aspect was squashed whole: its box is the whole image).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from imaging.shape import squashed
 from training.ml.models import MirrorAveraged
 
 DISPLAY_MAX = 256
@@ -142,20 +144,35 @@ def display_size(width: int, height: int, cap: int = DISPLAY_MAX) -> tuple[int, 
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def crop_box(width: int, height: int, crop_pct: float = 1.0) -> tuple[float, float, float, float]:
-    """The part of a width x height image that timm's eval transform shows the model (resize the shorter side to
-    size / crop_pct, centre crop size): (left, top, right, bottom) in image pixels."""
-    side = min(width, height) * min(1.0, crop_pct)
-    left, top = (width - side) / 2, (height - side) / 2
-    return left, top, left + side, top + side
+def crop_box(
+    width: int, height: int, crop_pct: float = 1.0, squash_aspect: float | None = None
+) -> tuple[float, float, float, float]:
+    """The part of a width x height image that the eval transform shows the model (resize the shorter side to
+    size / crop_pct, centre crop size; an image more elongated than squash_aspect is squashed to a square first,
+    so the box spans its whole width and height): (left, top, right, bottom) in image pixels."""
+    keep = min(1.0, crop_pct)
+    if squashed(width, height, squash_aspect):
+        box_w, box_h = width * keep, height * keep
+    else:
+        box_w = box_h = min(width, height) * keep
+    left, top = (width - box_w) / 2, (height - box_h) / 2
+    return left, top, left + box_w, top + box_h
 
 
-def overlay_png(heat: np.ndarray, width: int, height: int, *, crop_pct: float = 1.0, cap: int = DISPLAY_MAX) -> bytes:
+def overlay_png(
+    heat: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    crop_pct: float = 1.0,
+    squash_aspect: float | None = None,
+    cap: int = DISPLAY_MAX,
+) -> bytes:
     """An RGBA PNG of the image's display size: the heatmap (model-input space) on its crop box, coloured with
     `colormap`, alpha growing with the square of the heat; transparent outside the crop."""
     out_w, out_h = display_size(width, height, cap)
     scale = out_w / max(width, 1)
-    left, top, right, bottom = (v * scale for v in crop_box(width, height, crop_pct))
+    left, top, right, bottom = (v * scale for v in crop_box(width, height, crop_pct, squash_aspect))
     box_w, box_h = max(1, round(right - left)), max(1, round(bottom - top))
     resized = Image.fromarray(np.asarray(heat, dtype=np.float32), mode="F").resize((box_w, box_h), Image.BILINEAR)
     canvas = np.zeros((out_h, out_w), dtype=np.float32)
@@ -181,6 +198,7 @@ class Explainer:
     class_names: list[str]
     crop_pct: float
     multi_label: bool
+    squash_aspect: float | None = None
 
     def heatmap(self, image: Image.Image, class_index: int) -> tuple[np.ndarray, float]:
         """(heatmap in model-input space, the class's probability) for one RGB image."""
@@ -194,7 +212,10 @@ class Explainer:
     def overlay(self, image: Image.Image, class_index: int, *, cap: int = DISPLAY_MAX) -> tuple[bytes, float]:
         """(RGBA PNG overlay at the image's display size, the class's probability)."""
         heat, probability = self.heatmap(image, class_index)
-        return overlay_png(heat, image.width, image.height, crop_pct=self.crop_pct, cap=cap), probability
+        png = overlay_png(
+            heat, image.width, image.height, crop_pct=self.crop_pct, squash_aspect=self.squash_aspect, cap=cap
+        )
+        return png, probability
 
 
 def load_explainer(ckpt_dir: str | os.PathLike) -> Explainer:
@@ -209,11 +230,13 @@ def load_explainer(ckpt_dir: str | os.PathLike) -> Explainer:
         if key not in pre:
             raise ValueError(f"checkpoint config has no preprocessing {key!r}")
     crop_pct = float(pre.get("crop_pct") or 1.0)
+    squash_aspect = pre.get("squash_aspect")  # None in checkpoints made before the squash rule: centre crop only
     transform = build_transform(
         {"interpolation": pre.get("interpolation") or "bicubic", "mean": tuple(pre["mean"]), "std": tuple(pre["std"])},
         int(pre["image_size"]),
         is_training=False,
         crop_pct=crop_pct,
+        squash_aspect=squash_aspect,
     )
     return Explainer(
         model=serving_model(model.float().eval(), cfg),
@@ -221,4 +244,5 @@ def load_explainer(ckpt_dir: str | os.PathLike) -> Explainer:
         class_names=list(cfg.get("class_names") or []),
         crop_pct=crop_pct,
         multi_label=bool(cfg.get("multi_label")),
+        squash_aspect=squash_aspect,
     )

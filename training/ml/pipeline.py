@@ -19,7 +19,7 @@ import torch
 from training.ml import strategies
 from training.ml.checkpoint import head_model_state, load_checkpoint, mirror_averaged, read_config, save_checkpoint
 from training.ml.config import RoundConfig
-from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.data import ImageManifestDataset, Opener, make_loader, round_transform
 from training.ml.embeddings import EmbeddingStore
 from training.ml.evaluate import evaluate
 from training.ml.heads import LinearHead, activation, feature_stats, fit_head, predict_head, predict_mc
@@ -220,7 +220,9 @@ def run_round(
             "std": list(std),
             "interpolation": dcfg.get("interpolation", "bicubic"),
             "crop_pct": cfg.crop_pct,
-            "resize": "shorter side to image_size / crop_pct, then center crop",
+            "squash_aspect": cfg.squash_aspect,
+            "resize": "shorter side to image_size / crop_pct, then center crop; images more elongated than"
+            " squash_aspect (longer / shorter side) are first resized to a square of that size",
             # A head on flip-averaged embeddings predicts the mean over the image and its mirror.
             "flip_average": bool(cfg.flip_average and cfg.mode == "head"),
         },
@@ -271,7 +273,7 @@ def _predict(
     ds = ImageManifestDataset(
         [r[1] for r in rows],
         None,
-        build_transform(dcfg, cfg.image_size, is_training=False, crop_pct=cfg.crop_pct),
+        round_transform(dcfg, cfg, is_training=False),
         opener=opener,
         draft_size=cfg.image_size,
     )
@@ -344,6 +346,7 @@ def score_pool(
             "weights": ck.get("backbone_weights", cfg.weights),
             "image_size": ck["preprocessing"]["image_size"],
             "crop_pct": ck["preprocessing"].get("crop_pct", cfg.crop_pct),
+            "squash_aspect": ck["preprocessing"].get("squash_aspect"),  # older checkpoints: centre crop only
             "flip_average": mirror_averaged(ck),
             "class_names": ck["class_names"],
             "multi_label": ck.get("multi_label", False),

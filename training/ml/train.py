@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
 from training.ml.config import RoundConfig
-from training.ml.data import ImageManifestDataset, Opener, build_transform, make_loader
+from training.ml.data import ImageManifestDataset, Opener, make_loader, round_transform
 from training.ml.heads import activation
 from training.ml.models import create_model, data_config, to_channels_last
 
@@ -118,7 +118,7 @@ def finetune(
     train_ds = ImageManifestDataset(
         [paths[i] for i in tr_idx],
         [targets[i] for i in tr_idx],
-        build_transform(dcfg, cfg.image_size, is_training=True),
+        round_transform(dcfg, cfg, is_training=True),
         opener=opener,
     )
     sampler = None if cfg.multi_label else _balanced_sampler([labels[i] for i in tr_idx], cfg.seed)
@@ -133,7 +133,7 @@ def finetune(
         val_ds = ImageManifestDataset(
             [paths[i] for i in val_idx],
             [targets[i] for i in val_idx],
-            build_transform(dcfg, cfg.image_size, is_training=False, crop_pct=cfg.crop_pct),
+            round_transform(dcfg, cfg, is_training=False),
             opener=opener,
         )
         val_loader = make_loader(val_ds, batch_size=cfg.score_batch_size, num_workers=workers, device=device)

@@ -123,6 +123,7 @@ def preprocess(paths: list[str], pre: dict[str, Any]):
         size,
         is_training=False,
         crop_pct=pre["crop_pct"],
+        squash_aspect=pre["squash_aspect"],
     )
     return np.stack([transform(load_image(path)).numpy() for path in paths]).astype(np.float32)
 

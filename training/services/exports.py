@@ -67,7 +67,7 @@ def version_class_names(version: ModelVersion) -> list[str]:
 
 def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:
     """The eval preprocessing of a checkpoint config, normalized: image_size, mean, std, interpolation, crop_pct,
-    flip_average (predictions are the mean over the image and its mirror)."""
+    squash_aspect, flip_average (predictions are the mean over the image and its mirror)."""
     pre = dict(cfg.get("preprocessing") or {})
     for key in ("image_size", "mean", "std", "interpolation", "crop_pct"):
         if key not in pre and key in cfg:
@@ -83,6 +83,8 @@ def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:
         "std": [float(v) for v in pre["std"]],
         "interpolation": str(pre.get("interpolation") or "bicubic"),
         "crop_pct": float(pre.get("crop_pct") or 1.0),
+        # None (checkpoints from before the rule): a plain centre crop whatever the image's shape.
+        "squash_aspect": float(pre["squash_aspect"]) if pre.get("squash_aspect") else None,
         "flip_average": bool(pre.get("flip_average", False)),
     }
 

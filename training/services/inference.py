@@ -141,6 +141,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
         pre["image_size"],
         is_training=False,
         crop_pct=pre["crop_pct"],
+        squash_aspect=pre["squash_aspect"],
     )
     multi = bool(cfg.get("multi_label"))
     limits = Limits.from_settings()

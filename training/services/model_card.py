@@ -110,6 +110,17 @@ def model_card(
         *(
             [
                 "",
+                f"An image more elongated than {pre['squash_aspect']:g}:1 (longer side / shorter side) is first "
+                f"resized to floor({pre['image_size']} / {pre['crop_pct']}) on both sides, ignoring its aspect, so the "
+                "model sees all of it instead of the middle of its longer side; the center crop then keeps it whole "
+                "when crop_pct is 1.",
+            ]
+            if pre.get("squash_aspect")
+            else []
+        ),
+        *(
+            [
+                "",
                 "The model's output is the mean of its logits for the image and for the image mirrored left-right "
                 "(its head was trained on features averaged that way). `model.onnx` does this inside the graph; "
                 "with PyTorch, see below.",

@@ -164,6 +164,7 @@ def _feature_config(cfg, checkpoint):
             "weights": ck.get("backbone_weights", cfg.weights),
             "image_size": pre.get("image_size", cfg.image_size),
             "crop_pct": pre.get("crop_pct", cfg.crop_pct),
+            "squash_aspect": pre.get("squash_aspect"),  # older checkpoints: centre crop only
             "flip_average": mirror_averaged(ck),
             "class_names": ck["class_names"],
             "multi_label": ck.get("multi_label", False),

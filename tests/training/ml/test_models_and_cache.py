@@ -121,7 +121,7 @@ def test_an_upgrade_keeps_cached_jpeg_embeddings_and_recomputes_the_rest(digits,
     Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(png)
     store = EmbeddingStore(tmp_path / "cache")
     old = np.full((2, 512), 7.0, dtype=np.float32)  # what the old rule's round had written
-    store._append(store.folder(cfg, pixels=1), np.array([1, 2]), old)
+    store._append(store.folder(cfg, pixels=1, squash=False), np.array([1, 2]), old)
 
     assert store.compute([1, 2], [jpeg, png], cfg) == 1
     assert store.forward_batches == 1
@@ -129,6 +129,34 @@ def test_an_upgrade_keeps_cached_jpeg_embeddings_and_recomputes_the_rest(digits,
     np.testing.assert_array_equal(emb[0], old[0])  # adopted, not recomputed
     assert not np.allclose(emb[1], old[1])  # the PNG got a fresh embedding
     assert EmbeddingStore(tmp_path / "cache").compute([1, 2], [jpeg, png], cfg) == 0
+
+
+def test_the_squash_upgrade_recomputes_only_elongated_images(digits, tmp_path):
+    """A cache made before the squash rule (imaging.shape): images no more elongated than 2:1 were seen the same
+    way and keep their embeddings; a 3:1 image, cropped to its middle third before, is embedded again, whole.
+    A JPEG from before the pixel rule is adopted only when it is not elongated either."""
+    from PIL import Image
+
+    cfg = RoundConfig(backbone="resnet10t", weights="none", image_size=32, num_workers=0, class_names=["a", "b"])
+    square, wide, tall_jpeg, photo = (tmp_path / n for n in ("square.png", "wide.png", "tall.jpg", "photo.jpg"))
+    Image.new("RGB", (40, 40), "white").save(square)
+    Image.new("RGB", (120, 40), "white").save(wide)
+    Image.new("RGB", (20, 70), "white").save(tall_jpeg)
+    Image.open(digits[0][1]).convert("RGB").resize((48, 32)).save(photo)  # 3:2, a photo's shape
+    store = EmbeddingStore(tmp_path / "cache")
+    before = np.full((2, 512), 5.0, dtype=np.float32)
+    store._append(store.folder(cfg, squash=False), np.array([1, 2]), before)
+    older = np.full((2, 512), 7.0, dtype=np.float32)
+    store._append(store.folder(cfg, pixels=1, squash=False), np.array([3, 4]), older)
+
+    assert store.compute([1, 2, 3, 4], [square, wide, tall_jpeg, photo], cfg) == 2
+    emb = store.get([1, 2, 3, 4], cfg)
+    np.testing.assert_array_equal(emb[0], before[0])  # the square image: adopted
+    np.testing.assert_array_equal(emb[3], older[1])  # the 3:2 JPEG from before the pixel rule: adopted
+    assert not np.allclose(emb[1], before[1])  # the elongated ones: fresh
+    assert not np.allclose(emb[2], older[0])
+    assert store.folder(cfg).name.endswith("__sq2")
+    assert store.folder(RoundConfig(**{**cfg.to_dict(), "squash_aspect": None})) == store.folder(cfg, squash=False)
 
 
 def test_head_checkpoint_loads_in_plain_timm_and_reproduces_probabilities(tmp_path):

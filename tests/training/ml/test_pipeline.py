@@ -54,6 +54,7 @@ def test_head_round_trains_evaluates_and_ranks_every_pool_item(digits, tmp_path)
     # the checkpoint is a plain timm model that reproduces the pool probabilities
     cfg_json = json.loads((result.checkpoint_dir / "config.json").read_text())
     assert cfg_json["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    assert cfg_json["preprocessing"]["squash_aspect"] == 2.0  # elongated images squashed (imaging.shape)
     model = timm.create_model(cfg_json["architecture"], num_classes=cfg_json["num_classes"])
     model.load_state_dict(load_file(str(result.checkpoint_dir / "model.safetensors")))
     model.eval()
@@ -97,7 +98,7 @@ def test_a_checkpoint_on_plain_embeddings_is_served_and_rescored_without_mirror_
     assert default.flip_average
     scored = score_pool(result.checkpoint_dir, pool, tmp_path / "cache", default)
     np.testing.assert_allclose(scored.pool_probs, result.pool_probs, atol=1e-5)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tf_efficientnet_lite0__bundled__64__px2"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["tf_efficientnet_lite0__bundled__64__px2__sq2"]
 
 
 def test_bald_round_uses_mc_dropout(digits, tmp_path):
