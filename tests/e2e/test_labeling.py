@@ -522,6 +522,34 @@ def test_transparent_line_art_shows_on_a_light_background_and_b_switches_it(
     assert not Annotation.objects.exists()  # b is never a label
 
 
+@pytest.mark.parametrize("size", [(288, 96), (96, 288), (640, 480), (32, 32)])
+def test_the_image_box_has_the_images_shape_so_no_checkerboard_bands_show_beside_it(
+    page, login, screenshot, project_factory, member_of, size
+):
+    """The checkerboard is the element's background: a box of another shape than the image (it was stretched to
+    50vh tall) showed bands of it beside a wide banner, as if the banner had transparent margins."""
+    from labeling.services.imports import item_create_from_bytes
+
+    project = project_factory(name="Banners", slug="banners", holdout_fraction=0.0)
+    label_class_create(project=project, name="banner")
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (40, 120, 200)).save(buffer, "PNG")
+    item_create_from_bytes(project=project, name="banner.png", data=buffer.getvalue())
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/banners/label/")
+    wait_ready(page)
+    box = page.locator("#item-image").bounding_box()
+    assert box["width"] / box["height"] == pytest.approx(size[0] / size[1], rel=0.02)
+    stage = page.locator(".stage").bounding_box()
+    assert box["height"] >= 0.5 * page.viewport_size["height"] - 2 or box["width"] >= stage["width"] - 40  # big
+    shot = Image.open(io.BytesIO(page.locator("#item-image").screenshot())).convert("RGB")
+    corners = [shot.getpixel((x, y)) for x in (2, shot.width - 3) for y in (2, shot.height - 3)]
+    assert all(abs(c[2] - 200) < 20 for c in corners), corners  # the image's blue, not a band of checkerboard
+    if size == (288, 96):
+        screenshot("label-wide-banner")
+
+
 def test_white_line_art_on_transparency_gets_a_dark_checkerboard(page, login, screenshot, project_factory, member_of):
     from labeling.services.imports import item_create_from_bytes
 
