@@ -112,3 +112,44 @@ def test_reclaim_disk_removes_the_copies_nothing_reads_and_keeps_the_rest(projec
     assert (runs / str(multi.pk) / "torchrun.log").is_file()  # what the round did stays readable
     # and a second pass finds nothing left to reclaim
     assert _reclaim()["bytes"] == 0
+
+
+def test_reclaim_disk_removes_embedding_folders_of_older_image_rules_once_a_project_moved_on(
+    project_factory, settings, tmp_path
+):
+    """After the pixel rule (imaging/pixels.py) and the squash rule (imaging/shape.py) changed, a project's next
+    round wrote a new embedding folder and the old ones were read by nothing: 2.6 MB per 1,000 items each (Lite0)."""
+    settings.LABELLOOP_DATA_ROOT = tmp_path / "data"
+    cache = lambda project: settings.LABELLOOP_DATA_ROOT / "projects" / str(project.pk) / "cache"  # noqa: E731
+
+    def space(project) -> str:
+        return f"{project.backbone}__bundled__{project.image_size}" + ("__flipavg" if project.flip_average else "")
+
+    # Given a project that ran a round under the current rules, with the folders of both older rules and of
+    # another image size it used before (another feature space, not an older rule)
+    moved = project_factory(slug="moved")
+    base = space(moved)
+    current, older = f"{base}__px2__sq2", [base, f"{base}__px2"]
+    other_size = base.replace(f"__{moved.image_size}", "__224")
+    for name in (current, *older, other_size):
+        _files(cache(moved) / name, {"1-a.f16.npy": 4000, "1-a.ids.npy": 100})
+    # one that has not run under them yet (its old folder is what its next round copies from), and one whose
+    # round is running now
+    waiting, running = project_factory(slug="waiting"), project_factory(slug="running")
+    _files(cache(waiting) / f"{space(waiting)}__px2", {"1-a.f16.npy": 4000, "1-a.ids.npy": 100})
+    for name in (f"{space(running)}__px2__sq2", f"{space(running)}__px2"):
+        _files(cache(running) / name, {"1-a.f16.npy": 4000, "1-a.ids.npy": 100})
+    TrainingRun.objects.create(project=running, status=RunStatus.RUNNING)
+    before = _tree(settings.LABELLOOP_DATA_ROOT)
+
+    dry = _reclaim("--dry-run")
+    assert _tree(settings.LABELLOOP_DATA_ROOT) == before
+    assert dry["embedding_folders"] == {"projects": 3, "folders": 2, "bytes": 2 * 4100, "skipped_in_flight": 1}
+
+    done = _reclaim()
+    assert done["embedding_folders"] == dry["embedding_folders"]
+    assert sorted(p.name for p in cache(moved).iterdir()) == sorted([current, other_size])
+    assert before - _tree(settings.LABELLOOP_DATA_ROOT) == {
+        f"projects/{moved.pk}/cache/{name}/{file}" for name in older for file in ("1-a.f16.npy", "1-a.ids.npy")
+    }
+    assert _reclaim()["embedding_folders"]["folders"] == 0

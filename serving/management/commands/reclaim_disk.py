@@ -2,7 +2,8 @@
 
 Rounds trim their own run folder and the caches are swept as they are used (docs/production.md, "Disk per
 version"); this command does it all at once on one machine: the run folders an install accumulated before
-rounds trimmed them, the prediction service's extracted ONNX files, the drift reference embeddings and the
+rounds trimmed them, embedding folders of older image rules (training/services/embedding_cache.py), the
+prediction service's extracted ONNX files, the drift reference embeddings and the
 downloaded checkpoints. Run it on each machine that has a LABELLOOP_DATA_ROOT (web/worker hosts, the prediction
 service's host). Prints one JSON object: files and bytes per kind.
 """
@@ -20,12 +21,14 @@ from serving.runtime.registry import serving_cache_root, serving_cache_sweep
 from serving.services.drift_reference import drift_reference_root, drift_reference_sweep
 from training.services.artifacts import downloaded_checkpoints_sweep
 from training.services.disk import run_folders_trim
+from training.services.embedding_cache import embedding_folders_sweep
 
 
 class Command(BaseCommand):
     help = (
         "Remove the copies of model versions nothing reads on this machine: weights left in finished run folders, "
-        "and cached ONNX files, drift references and downloaded checkpoints of versions no project serves."
+        "embedding folders of older image rules, and cached ONNX files,"
+        " drift references and downloaded checkpoints of versions no project serves."
     )
 
     def add_arguments(self, parser):
@@ -41,7 +44,14 @@ class Command(BaseCommand):
                 bar.update(done - bar.n)
 
             runs = run_folders_trim(dry_run=dry_run, progress=step)
-        out = {"dry_run": dry_run, "run_folders": runs}
+        with tqdm(total=0, desc="embedding folders", unit="project", file=sys.stderr, disable=quiet) as bar:
+
+            def step(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            embeddings = embedding_folders_sweep(dry_run=dry_run, progress=step)
+        out = {"dry_run": dry_run, "run_folders": runs, "embedding_folders": embeddings}
         sweeps = {
             "serving_cache": (serving_cache_root(), serving_cache_sweep),
             "drift_reference": (drift_reference_root(), drift_reference_sweep),
@@ -54,7 +64,8 @@ class Command(BaseCommand):
             found = self._sweep(folder, sweep, dry_run=dry_run)
             downloaded = {k: downloaded[k] + found[k] for k in downloaded}
         out["downloaded_checkpoints"] = downloaded
-        out["bytes"] = runs["bytes"] + sum(out[k]["bytes"] for k in (*sweeps, "downloaded_checkpoints"))
+        swept = sum(out[k]["bytes"] for k in (*sweeps, "downloaded_checkpoints"))
+        out["bytes"] = runs["bytes"] + embeddings["bytes"] + swept
         self.stdout.write(json.dumps(out))
 
     @staticmethod
