@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from PIL import Image
 
-# Longer side / shorter side above which an image is squashed instead of centre-cropped. 15 classes of drawn
-# symbols pasted at a random place on canvases 96 px high, Lite0 128 px, the product's head on 20 labels per class,
-# mean of 5 draws (centre crop / squash):
-#   96 x 96 (1:1)  0.888 / 0.888     128 x 96 (4:3)  0.888 / 0.865     160 x 96 (5:3)  0.868 / 0.833
-#   192 x 96 (2:1) 0.810 / 0.803     240 x 96 (5:2)  0.618 / 0.785     288 x 96 (3:1)  0.469 / 0.758
-# Up to 2:1 the centre crop keeps the object undistorted and wins (by up to 3.5 points); beyond, what it cuts off
-# costs far more (17 and 29 points) than the distortion of squashing.
+# Longer side / shorter side above which an image is squashed instead of centre-cropped. bench/shape.py: 15 classes
+# of drawn symbols (96 px) pasted at a random place on white canvases, Lite0 128 px, the product's head on 20
+# labels per class, mean of 5 draws (centre crop / squash always / this rule):
+#   96 x 96 (1:1)    0.892 / 0.892 / 0.892       240 x 96 (5:2)   0.612 / 0.789 / 0.789
+#   128 x 96 (4:3)   0.891 / 0.868 / 0.891       288 x 96 (3:1)   0.462 / 0.753 / 0.753
+#   192 x 96 (2:1)   0.812 / 0.805 / 0.812       96 x 288 (1:3)   0.463 / 0.727 / 0.727
+# Up to 2:1 the centre crop keeps the object undistorted and wins (by 2.3 points at 4:3); beyond, what it cuts off
+# costs far more (18 to 29 points) than the distortion of squashing.
 SQUASH_ASPECT = 2.0
 # timm's interpolation names -> Pillow's filters.
 RESAMPLE = {
