@@ -128,6 +128,7 @@ def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained
     assert "accuracy | 0.8125" in card
     assert version.dataset_hash in card
     assert "center-crop 48x48" in card
+    assert "a transparent image is laid on white, or on black when what it shows is light" in card
     config = json.loads((folder / "config.json").read_text())
     assert config["labelloop"]["dataset_hash"] == version.dataset_hash
     assert config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]

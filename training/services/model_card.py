@@ -107,6 +107,11 @@ def model_card(
         f"scale to [0, 1]; normalize with mean {pre['mean']} and std {pre['std']}. "
         "This is timm's eval transform: `timm.data.create_transform(input_size=(3, S, S), interpolation=..., "
         "mean=..., std=..., crop_pct=..., is_training=False)`.",
+        "",
+        "Pictures reach the transform as Labelloop decodes them (`imaging/pixels.py`): a transparent image is laid "
+        "on white, or on black when what it shows is light (alpha-weighted mean luma above 0.5); a 16-bit or float "
+        'image is stretched from its own minimum to its maximum to 8 bits. Pillow\'s plain `convert("RGB")` does '
+        "neither: it keeps the colour transparent pixels hold (black in most icon sets) and clips 16-bit values.",
         *(
             [
                 "",
