@@ -6,6 +6,7 @@ code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
     nice .venv/bin/python bench/active_learning.py --data digits
     nice .venv/bin/python bench/active_learning.py --data symbols --seeds 5
     nice .venv/bin/python bench/active_learning.py --data glyphs100 --seeds 10 --max-labels 1000
+    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --seeds 10 --strategy-view whitened
 
 `--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
 from it), `digits` (the demo's line art), `symbols` (drawn symbols on white, long-tailed; bench/al_data.py) or
@@ -46,7 +47,16 @@ def schedule(start: int, fine_step: int, fine_until: int, coarse_step: int, unti
     return points
 
 
-def _init(x, y, xt, yt, stats, threads, classes, alike=1.0):
+def whitened_view(x: np.ndarray, dim: int = 128) -> np.ndarray:
+    """The pool's top `dim` principal components, each divided by its standard deviation: a candidate replacement
+    for rank_pool's random projection (--strategy-view whitened), measured in the stop-31 note."""
+    xc = x.astype(np.float64) - x.mean(axis=0, keepdims=True)
+    values, vectors = np.linalg.eigh(xc.T @ xc / max(1, len(xc)))
+    top = np.argsort(values)[::-1][:dim]
+    return (xc @ vectors[:, top] / np.sqrt(np.maximum(values[top], 1e-12))).astype(np.float32)
+
+
+def _init(x, y, xt, yt, stats, threads, classes, alike=1.0, view="projection"):
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -57,7 +67,7 @@ def _init(x, y, xt, yt, stats, threads, classes, alike=1.0):
     _STATE["limits"] = threadpool_limits(threads)
     # rank_pool projects embeddings to 128-d with a fixed random projection each call; the projection is
     # linear and row-wise, so projecting the pool once here gives identical selections, minus a second a round.
-    xr = reduce_dim(x, None)[0]
+    xr = reduce_dim(x, None)[0] if view == "projection" else whitened_view(x)
     # --alike: the strategy sees every embedding pulled toward the pool's mean (images that share most of their
     # content, like drawings on a white page); the head is unaffected (it standardizes its features).
     xr = xr.mean(axis=0, keepdims=True) + alike * (xr - xr.mean(axis=0, keepdims=True))
@@ -143,6 +153,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--alike", type=float, default=1.0, help="stress: shrink what the strategy sees toward the mean")
+    ap.add_argument("--strategy-view", choices=("projection", "whitened"), default="projection",
+                    help="what strategies measure distances on: the product's projection, or PCA-whitened")  # fmt: skip
     ap.add_argument("--backbone", default="tf_efficientnet_lite0", help="a bundled backbone")
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument(
@@ -177,7 +189,7 @@ def main() -> None:
     names = [s for s in args.strategies.split(",") if s]
     jobs = [(s, seed) for seed in range(args.seeds) for s in names]
     sims = tqdm(total=len(jobs), desc="simulations (strategy x seed)", disable=not sys.stderr.isatty())
-    init = (x, y, xt, yt, stats, 1, classes, args.alike)
+    init = (x, y, xt, yt, stats, 1, classes, args.alike, args.strategy_view)
     if args.processes <= 1:
         _init(*init)
         runs = []
@@ -194,7 +206,8 @@ def main() -> None:
                 sims.update()
     sims.close()
     out = report(args, split, cfg, x, xt, points, names, runs, ceiling)
-    out.update(alike=args.alike, embedding_seconds=round(embed_s, 1), embeddings_computed=computed,
+    out.update(alike=args.alike, strategy_view=args.strategy_view, embedding_seconds=round(embed_s, 1),
+               embeddings_computed=computed,
                embedding_ms_per_image=round(1000 * embed_s / computed, 2) if computed else None,
                ceiling_fit_seconds=round(ceiling_fit_s, 2), machine=machine(),
                head=f"linear, L2={full.l2}, class-balanced, standardized, self-trained on pool items predicted with"
