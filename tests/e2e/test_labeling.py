@@ -483,24 +483,29 @@ def image_luminance(page) -> tuple[float, float]:
     return sum(gaps) / len(gaps), sum(lines) / len(lines)
 
 
-def test_transparent_line_art_shows_on_a_light_background_and_b_switches_it(
-    page, login, screenshot, project_factory, member_of
-):
+def open_icon(page, login, project_factory, member_of, data: bytes) -> None:
+    """An annotator's labeling page showing one transparent PNG, its original (with its alpha) decoded."""
     from labeling.services.imports import item_create_from_bytes  # a module being split: imported when used
 
     project = project_factory(name="Icons", slug="icons", holdout_fraction=0.0)
     label_class_create(project=project, name="icon")
-    item = item_create_from_bytes(project=project, name="lines.png", data=line_art_png())
+    item = item_create_from_bytes(project=project, name="lines.png", data=data)
     member_of(project, Role.ANNOTATOR, "ann")
     login("ann")
     page.goto("/p/icons/label/")
     wait_ready(page)
-    # The original (with its alpha) replaces the thumbnail (flattened on white at import) once it is decoded.
+    # The original replaces the thumbnail (flattened at import) once it is decoded.
     page.wait_for_function(
         "id => { const img = document.getElementById('item-image');"
         " return img.src.includes(`/${id}/original/?v=`) && img.complete && img.naturalWidth > 0; }",
         arg=item.pk,
     )
+
+
+def test_transparent_line_art_shows_on_a_light_background_and_b_switches_it(
+    page, login, screenshot, project_factory, member_of
+):
+    open_icon(page, login, project_factory, member_of, line_art_png())
 
     gaps, lines = image_luminance(page)
     assert gaps > 180, f"transparent areas render dark ({gaps:.0f}): black line art would vanish"
@@ -551,20 +556,7 @@ def test_the_image_box_has_the_images_shape_so_no_checkerboard_bands_show_beside
 
 
 def test_white_line_art_on_transparency_gets_a_dark_checkerboard(page, login, screenshot, project_factory, member_of):
-    from labeling.services.imports import item_create_from_bytes
-
-    project = project_factory(name="Icons", slug="icons", holdout_fraction=0.0)
-    label_class_create(project=project, name="icon")
-    item = item_create_from_bytes(project=project, name="white.png", data=line_art_png(ink=(255, 255, 255)))
-    member_of(project, Role.ANNOTATOR, "ann")
-    login("ann")
-    page.goto("/p/icons/label/")
-    wait_ready(page)
-    page.wait_for_function(
-        "id => { const img = document.getElementById('item-image');"
-        " return img.src.includes(`/${id}/original/?v=`) && img.complete && img.naturalWidth > 0; }",
-        arg=item.pk,
-    )
+    open_icon(page, login, project_factory, member_of, line_art_png(ink=(255, 255, 255)))
 
     # On the light checkerboard white lines would vanish; the page picks the dark one, as the model's pixels do.
     assert page.locator(".label-page").get_attribute("data-bg") == "checker"
