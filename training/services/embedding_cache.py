@@ -28,6 +28,7 @@ def superseded_folders(project: Project) -> list[Path]:
     cache the next round copies from)."""
     from training.ml.embeddings import EmbeddingStore  # torch: a command's or a worker's import, never the web's
 
+    # Not project_cache_dir: that one creates the folder (or replaces another row's), and a sweep only reads.
     cache = data_root() / "projects" / str(project.pk) / "cache"
     if not cache.is_dir():
         return []
