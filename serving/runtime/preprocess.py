@@ -5,7 +5,6 @@ process)."""
 from __future__ import annotations
 
 import functools
-import io
 import math
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ from PIL import Image
 
 from imaging.pixels import oriented_rgb
 from imaging.shape import RESAMPLE, squash
-from labeling.services.imports.validation import ImportRejected, Limits, image_inspect
+from labeling.services.imports.validation import Limits, image_open_checked
 
 
 @dataclass(frozen=True)
@@ -25,24 +24,20 @@ class Decoded:
 
 
 def serving_limits() -> Limits:
-    """The import's limits. Nothing keeps the thumbnail the check makes, so it is 1 px: the check then encodes
-    almost nothing, and decodes a JPEG at its smallest DCT scale (still reading the whole stream, so truncation
-    is caught); the model's decode below is full size."""
+    """The import's limits (no thumbnail is made: its size does not matter)."""
     max_bytes = min(settings.LABELLOOP_MAX_UPLOAD_BYTES, settings.LABELLOOP_SERVING_MAX_BODY_BYTES)
     return Limits(max_bytes=max_bytes, max_pixels=settings.LABELLOOP_MAX_IMAGE_PIXELS, thumb_size=1)
 
 
 def image_decode(data: bytes, *, limits: Limits) -> Decoded:
-    """Check one image with the import's validation (format allow-list, byte and pixel limits before decoding,
-    truncated files) and decode it as training does. Raises ImportRejected with the reason."""
-    inspected = image_inspect(data, limits=limits)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = oriented_rgb(img)
-    except Exception as exc:  # validation passed, so this is rare: still a bad file, never a crash
-        raise ImportRejected(f"could not be decoded ({type(exc).__name__})") from None
-    return Decoded(image=rgb, format=inspected.format)
+    """Check one image as the import does (format allow-list, byte and pixel limits before decoding, truncated
+    files fail) and decode it as training does, in one decode. Raises ImportRejected with the reason."""
+
+    def decode(image: Image.Image, fmt: str) -> Decoded:
+        image.load()
+        return Decoded(image=oriented_rgb(image), format="JPEG" if fmt == "MPO" else fmt)
+
+    return image_open_checked(data, limits=limits, use=decode)
 
 
 @functools.lru_cache(maxsize=64)

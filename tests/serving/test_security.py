@@ -136,3 +136,24 @@ def test_malformed_requests_get_a_clear_4xx(model_project, api_key, predict, bod
     assert got == status
     assert error in answer["error"]
     assert predict.log.records == []
+
+
+def test_each_request_image_is_decoded_once(two_projects, predict, monkeypatch):
+    # The checks that guard the decode (format, bytes, pixels from the header) need no decode of their own: before
+    # stop 32 a PNG was decoded twice per request, once to validate it and once for the model.
+    from PIL import ImageFile
+
+    project, _, token, _ = two_projects
+    loads = []
+    real_load = ImageFile.ImageFile.load
+
+    def counting_load(self):
+        if self.tile:  # a decode, not a call on an image already in memory
+            loads.append(self.format)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting_load)
+    status, answer = predict(project.slug, token, files=[("a.png", png_bytes(5, size=(300, 200)))])
+    assert status == 200, answer
+    assert len(answer["predictions"]) == 1
+    assert loads == ["PNG"]

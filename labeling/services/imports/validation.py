@@ -11,8 +11,9 @@ import contextlib
 import io
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -29,6 +30,7 @@ ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP, TIFF"
 # Exceptions that stop the whole import, never one file: the worker's time limit is raised wherever the
 # main thread happens to be, including inside a decode or a store that otherwise rejects just that file.
 INTERRUPTIONS = (SoftTimeLimitExceeded,)
+T = TypeVar("T")
 
 
 class ImportRejected(Exception):
@@ -134,16 +136,20 @@ def _truncated_images_fail() -> Iterator[None]:
                 ImageFile.LOAD_TRUNCATED_IMAGES = _strict_saved
 
 
-def image_inspect(data: bytes, *, limits: Limits) -> Inspected:
-    """Validate one file's bytes and make its thumbnail; raises ImportRejected with a clear reason. Thread-safe."""
+def image_open_checked(data: bytes, *, limits: Limits, use: Callable[[Image.Image, str], T]) -> T:
+    """Open one file's bytes, run every check that needs only the header (byte limit, empty file, format
+    allow-list, pixel limit: no decompression bomb is decoded), then return `use(image, format)`, which decodes
+    with truncated files failing. Any failure, in the checks or in `use`, is ImportRejected with a clear reason.
+    Thread-safe. The import makes its thumbnail this way (image_inspect); the prediction service decodes its
+    model input, once."""
     size = len(data)
     if size == 0:
         raise ImportRejected("empty file (0 bytes)")
     if size > limits.max_bytes:
         raise ImportRejected(f"file is {megabytes(size)}, over the {megabytes(limits.max_bytes)} limit")
     try:
-        with _truncated_images_fail():
-            return _inspect(data, limits)
+        with _truncated_images_fail(), Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
+            return use(image, _checked_header(image, limits))
     except (ImportRejected, *INTERRUPTIONS):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, if -W error
@@ -156,37 +162,46 @@ def image_inspect(data: bytes, *, limits: Limits) -> Inspected:
         raise ImportRejected(f"could not be decoded ({type(exc).__name__}: {exc})"[:300]) from None
 
 
-def _inspect(data: bytes, limits: Limits) -> Inspected:
-    with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
-        fmt = image.format or ""
-        if fmt not in ALLOWED_FORMATS:
-            raise ImportRejected(f"{fmt} images are not accepted (accepted: {ALLOWED_LABEL})")
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise ImportRejected("image has no pixels")
-        # The header is all that has been read so far: refuse bombs before decoding.
-        # Pillow's own bomb threshold counts too when it is lower (its warning is not turned into an error
-        # here: the warnings filters are process-global, and several threads decode at once).
-        max_pixels = min(limits.max_pixels, Image.MAX_IMAGE_PIXELS or limits.max_pixels)
-        if width * height > max_pixels:
-            raise ImportRejected(
-                f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} pixel limit"
-            )
-        if fmt in ("JPEG", "MPO"):
-            # Decode at a reduced DCT scale when the image is much larger than the thumbnail: the whole
-            # stream is still read, so truncation is still detected.
-            image.draft(image.mode, (limits.thumb_size, limits.thumb_size))
-        image.load()  # full decode (first frame of animations)
-        orientation = image.getexif().get(0x0112, 1)
-        if orientation in (5, 6, 7, 8):
-            width, height = height, width
-        rgb = to_rgb(ImageOps.exif_transpose(image) if orientation in range(2, 9) else image)
-        phash = perceptual_hash(rgb)  # of the oriented image (JPEGs: at draft scale), as imagehash.phash
-        rgb.thumbnail((limits.thumb_size, limits.thumb_size), Image.Resampling.BICUBIC)
-        buffer = io.BytesIO()
-        rgb.save(buffer, "WEBP", quality=80, method=2)
-        return Inspected(format="JPEG" if fmt == "MPO" else fmt, width=width, height=height, phash=phash,
-                         thumbnail=buffer.getvalue())  # fmt: skip
+def _checked_header(image: Image.Image, limits: Limits) -> str:
+    """The image's format, after the checks its header allows (only the header has been read so far)."""
+    fmt = image.format or ""
+    if fmt not in ALLOWED_FORMATS:
+        raise ImportRejected(f"{fmt} images are not accepted (accepted: {ALLOWED_LABEL})")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImportRejected("image has no pixels")
+    # Pillow's own bomb threshold counts too when it is lower (its warning is not turned into an error here: the
+    # warnings filters are process-global, and several threads decode at once).
+    max_pixels = min(limits.max_pixels, Image.MAX_IMAGE_PIXELS or limits.max_pixels)
+    if width * height > max_pixels:
+        raise ImportRejected(
+            f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} pixel limit"
+        )
+    return fmt
+
+
+def image_inspect(data: bytes, *, limits: Limits) -> Inspected:
+    """Validate one file's bytes and make its thumbnail; raises ImportRejected with a clear reason. Thread-safe."""
+    return image_open_checked(data, limits=limits, use=lambda image, fmt: _inspect(image, fmt, limits))
+
+
+def _inspect(image: Image.Image, fmt: str, limits: Limits) -> Inspected:
+    width, height = image.size
+    if fmt in ("JPEG", "MPO"):
+        # Decode at a reduced DCT scale when the image is much larger than the thumbnail: the whole
+        # stream is still read, so truncation is still detected.
+        image.draft(image.mode, (limits.thumb_size, limits.thumb_size))
+    image.load()  # full decode (first frame of animations)
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    rgb = to_rgb(ImageOps.exif_transpose(image) if orientation in range(2, 9) else image)
+    phash = perceptual_hash(rgb)  # of the oriented image (JPEGs: at draft scale), as imagehash.phash
+    rgb.thumbnail((limits.thumb_size, limits.thumb_size), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    rgb.save(buffer, "WEBP", quality=80, method=2)
+    return Inspected(format="JPEG" if fmt == "MPO" else fmt, width=width, height=height, phash=phash,
+                     thumbnail=buffer.getvalue())  # fmt: skip
 
 
 def inspect_or_reason(data: bytes, limits: Limits) -> Inspected | str:
