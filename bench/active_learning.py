@@ -6,7 +6,7 @@ code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
     nice .venv/bin/python bench/active_learning.py --data digits
     nice .venv/bin/python bench/active_learning.py --data symbols --seeds 5
     nice .venv/bin/python bench/active_learning.py --data glyphs100 --seeds 10 --max-labels 1000
-    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --seeds 10 --strategy-view whitened
+    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --strategy-view projection
 
 `--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
 from it), `digits` (the demo's line art), `symbols` (drawn symbols on white, long-tailed; bench/al_data.py) or
@@ -47,16 +47,16 @@ def schedule(start: int, fine_step: int, fine_until: int, coarse_step: int, unti
     return points
 
 
-def whitened_view(x: np.ndarray, dim: int = 128) -> np.ndarray:
-    """The pool's top `dim` principal components, each divided by its standard deviation: a candidate replacement
-    for rank_pool's random projection (--strategy-view whitened), measured in the stop-31 note."""
-    xc = x.astype(np.float64) - x.mean(axis=0, keepdims=True)
-    values, vectors = np.linalg.eigh(xc.T @ xc / max(1, len(xc)))
-    top = np.argsort(values)[::-1][:dim]
-    return (xc @ vectors[:, top] / np.sqrt(np.maximum(values[top], 1e-12))).astype(np.float32)
+def projection_view(x: np.ndarray, dim: int = 128) -> np.ndarray:
+    """The strategies' view before stop 32 (--strategy-view projection): rows normalized, then a fixed Gaussian
+    random projection to `dim` dimensions. The product now whitens (strategies.reduce_dim)."""
+    from training.ml.geometry import _normalize
+
+    proj = np.random.default_rng(0).standard_normal((x.shape[1], dim)).astype(np.float32) / np.sqrt(dim)
+    return _normalize(x) @ proj
 
 
-def _init(x, y, xt, yt, stats, threads, classes, alike=1.0, view="projection"):
+def _init(x, y, xt, yt, stats, threads, classes, alike=1.0, view="product"):
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -65,9 +65,10 @@ def _init(x, y, xt, yt, stats, threads, classes, alike=1.0, view="projection"):
     torch.set_num_threads(threads)
     # numpy's BLAS threads on top of torch's and of the other worker oversubscribe 2 cores badly.
     _STATE["limits"] = threadpool_limits(threads)
-    # rank_pool projects embeddings to 128-d with a fixed random projection each call; the projection is
-    # linear and row-wise, so projecting the pool once here gives identical selections, minus a second a round.
-    xr = reduce_dim(x, None)[0] if view == "projection" else whitened_view(x)
+    # rank_pool whitens the embeddings of the pool and the labeled items each call (reduce_dim); here they are
+    # always the whole of x, so whitening once gives the same selections, minus a second a round (rank_pool only
+    # normalizes an input of 128 dimensions).
+    xr = reduce_dim(x, None)[0] if view == "product" else projection_view(x)
     # --alike: the strategy sees every embedding pulled toward the pool's mean (images that share most of their
     # content, like drawings on a white page); the head is unaffected (it standardizes its features).
     xr = xr.mean(axis=0, keepdims=True) + alike * (xr - xr.mean(axis=0, keepdims=True))
@@ -153,8 +154,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--alike", type=float, default=1.0, help="stress: shrink what the strategy sees toward the mean")
-    ap.add_argument("--strategy-view", choices=("projection", "whitened"), default="projection",
-                    help="what strategies measure distances on: the product's projection, or PCA-whitened")  # fmt: skip
+    ap.add_argument("--strategy-view", choices=("product", "projection"), default="product",
+                    help="what strategies measure distances on: the product's whitened view, or the random projection"
+                    " it used before stop 32")  # fmt: skip
     ap.add_argument("--backbone", default="tf_efficientnet_lite0", help="a bundled backbone")
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument(

@@ -7,6 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from training.ml.geometry import (
+    _as_np,
+    _normalize,
+    _sq_dists,
+    kcenter_greedy,
+    kmeans,
+    reduce_dim,
+    typicality,
+)
+
 EPS = 1e-12
 BASE_SCORES = ("least_confidence", "margin", "entropy")
 # The default strategy picks by typicality (TypiClust) until there are this many labels per class, then by
@@ -39,12 +49,6 @@ DISTINCT_WINDOW = 3
 # The default draws this share of every batch (after the cold start) uniformly from the pool: an unbiased view of
 # the pool for the model page, and a bound on the loss when the strategy is wrong about a data set.
 RANDOM_SHARE = 0.1
-
-
-def _as_np(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 # ---- uncertainty scores ---------------------------------------------------------------------------------------
@@ -93,84 +97,6 @@ def bald(mc_probs, multi_label: bool = False) -> np.ndarray:
 
 
 SCORERS = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
-
-
-# ---- geometry -------------------------------------------------------------------------------------------------
-def _normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances [len(a), len(b)], clipped at 0 against rounding."""
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.maximum(d, 0.0)
-
-
-def _min_sq_dist(x: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    out = np.full(len(x), np.inf, dtype=np.float32)
-    for start in range(0, len(centers), chunk):
-        out = np.minimum(out, _sq_dists(x, centers[start : start + chunk]).min(axis=1))
-    return out
-
-
-def kcenter_greedy(embeddings, labeled_embeddings, k: int, *, normalize: bool = True) -> np.ndarray:
-    """Greedy k-center (core-set): repeatedly take the point farthest from every labeled or chosen point.
-
-    Returns k pool indices in selection order. With nothing labeled, the first pick is the point nearest the
-    pool mean (a typical point, not an outlier)."""
-    x = _as_np(embeddings).astype(np.float32)
-    n = len(x)
-    k = min(int(k), n)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    lab = _as_np(labeled_embeddings).astype(np.float32) if labeled_embeddings is not None else np.zeros((0, 0))
-    if normalize:
-        x = _normalize(x)
-        lab = _normalize(lab) if len(lab) else lab
-    chosen: list[int] = []
-    if len(lab):
-        dist = _min_sq_dist(x, lab)
-    else:
-        first = int(np.argmin(_sq_dists(x, x.mean(axis=0, keepdims=True))[:, 0]))
-        chosen.append(first)
-        dist = _sq_dists(x, x[first : first + 1])[:, 0]
-    while len(chosen) < k:
-        nxt = int(np.argmax(dist))
-        chosen.append(nxt)
-        dist = np.minimum(dist, _sq_dists(x, x[nxt : nxt + 1])[:, 0])
-        dist[nxt] = -1.0
-    return np.asarray(chosen, dtype=np.int64)
-
-
-def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 15, weights: np.ndarray | None = None):
-    """Small Lloyd's k-means with k-means++ seeding: (centers [k, d], assignment [n]). Deterministic per seed."""
-    x = np.asarray(x, dtype=np.float32)
-    n = len(x)
-    k = max(1, min(int(k), n))
-    rng = np.random.default_rng(seed)
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    centers = np.empty((k, x.shape[1]), dtype=np.float32)
-    first = rng.choice(n, p=w / w.sum())
-    centers[0] = x[first]
-    d2 = _sq_dists(x, centers[:1])[:, 0].astype(np.float64)
-    for j in range(1, k):
-        p = d2 * w
-        total = p.sum()
-        idx = rng.choice(n, p=p / total) if total > 0 else int(rng.integers(n))
-        centers[j] = x[idx]
-        d2 = np.minimum(d2, _sq_dists(x, centers[j : j + 1])[:, 0])
-    assign = np.zeros(n, dtype=np.int64)
-    for it in range(iters):
-        new = np.argmin(_sq_dists(x, centers), axis=1)
-        if it and np.array_equal(new, assign):
-            break
-        assign = new
-        for j in range(k):
-            members = assign == j
-            if members.any():
-                centers[j] = np.average(x[members], axis=0, weights=w[members])
-    return centers, assign
 
 
 # ---- batch selection ------------------------------------------------------------------------------------------
@@ -235,20 +161,6 @@ def with_random_share(batch: np.ndarray, n: int, batch_size: int, share: float, 
     return np.asarray(out + rand, dtype=np.int64)
 
 
-def typicality(x: np.ndarray, knn: int = 20) -> np.ndarray:
-    """TypiClust typicality: 1 / mean distance to the `knn` nearest neighbours (within `x`)."""
-    n = len(x)
-    if n <= 1:
-        return np.ones(n)
-    kk = min(knn, n - 1)
-    out = np.empty(n)
-    for start in range(0, n, 2048):
-        d = np.sqrt(_sq_dists(x[start : start + 2048], x))
-        part = np.partition(d, kk, axis=1)[:, : kk + 1]  # includes the point itself at distance 0
-        out[start : start + 2048] = 1.0 / (part.sum(axis=1) / kk + 1e-8)
-    return out
-
-
 def cold_start(embeddings, batch_size: int, *, seed: int = 0, max_fit: int = 20000) -> np.ndarray:
     """Class-agnostic first picks on pretrained embeddings (TypiClust): k-means into `batch_size` clusters,
     then the most typical image of each cluster, biggest clusters first.
@@ -311,18 +223,6 @@ def typiclust(embeddings, labeled_embeddings, batch_size: int, *, seed: int = 0)
         taken = set(picks)
         picks += [int(i) for i in np.argsort(-typ, kind="stable") if int(i) not in taken][: b - len(picks)]
     return np.asarray(picks[:b], dtype=np.int64)
-
-
-def reduce_dim(pool: np.ndarray, labeled: np.ndarray | None, dim: int = 128, seed: int = 0):
-    """Normalize, then project to `dim` dimensions with a fixed Gaussian random projection so k-means and
-    k-center stay cheap on big pools. Johnson-Lindenstrauss: distances survive within a few percent; a PCA
-    fit per round cost a minute of SVD on a loaded 2-core box, the projection a fraction of a second."""
-    x = _normalize(_as_np(pool))
-    lab = None if labeled is None or len(labeled) == 0 else _normalize(_as_np(labeled))
-    if x.shape[1] <= dim:
-        return x, lab
-    proj = np.random.default_rng(seed).standard_normal((x.shape[1], dim)).astype(np.float32) / np.sqrt(dim)
-    return x @ proj, None if lab is None else lab @ proj
 
 
 def typical_phase_labels(classes: int) -> int:
