@@ -58,6 +58,7 @@ def test_dataset_export_model_export_and_inference_run_on_a_worker(
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("a.png", png_bytes(11))
         zf.writestr("b.txt", b"not an image")
+        zf.writestr("c.png", png_bytes(12, size=(200, 200))[:-300])  # truncated: the one decode must notice
     archive.seek(0)
     archive.name = "batch.zip"
     answer = client.post(f"/api/projects/{project.slug}/inference/", {"file": archive}, format="multipart")
@@ -65,6 +66,9 @@ def test_dataset_export_model_export_and_inference_run_on_a_worker(
     job = finished(answer.json()["id"], worker)
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert job.result["predicted"] == 1
-    assert [e["name"] for e in job.errors] == ["b.txt"]
+    reasons = {e["name"]: e["reason"] for e in job.errors}
+    assert sorted(reasons) == ["b.txt", "c.png"]
+    assert reasons["b.txt"] == "a text file, not an image"
+    assert reasons["c.png"].startswith("truncated or corrupt image")
     csv_text = b"".join(client.get(f"/api/projects/{project.slug}/jobs/{job.pk}/download/").streaming_content)
     assert csv_text.decode().splitlines()[0] == "file_name,predicted_class,confidence,p_cat,p_dog,p_bird"

@@ -60,14 +60,15 @@ def load_image(source: Any, opener: Opener | None = None, draft_size: int | None
     if opener is not None:
         with opener(source) as fh:
             img = Image.open(fh)
-            img = _decode(img, draft_size)
+            img = decode_opened(img, draft_size)
     else:
         with Image.open(source) as img:
-            img = _decode(img, draft_size)
+            img = decode_opened(img, draft_size)
     return img
 
 
-def _decode(img: Image.Image, draft_size: int | None) -> Image.Image:
+def decode_opened(img: Image.Image, draft_size: int | None = None) -> Image.Image:
+    """An opened image decoded as load_image decodes it."""
     if draft_size and img.format == "JPEG":
         # JPEG DCT scaling: decode big photos at >= 2x the target size instead of full resolution.
         img.draft("RGB", (draft_size * 2, draft_size * 2))

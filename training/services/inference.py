@@ -118,9 +118,9 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     """Score the job's files with `version`; write the CSV to the export storage. Needs torch."""
     import torch
 
-    from labeling.services.imports import ImportRejected, Limits, folder_entries, image_inspect, zip_entries
+    from labeling.services.imports import ImportRejected, Limits, folder_entries, image_open_checked, zip_entries
     from training.ml.checkpoint import load_checkpoint, serving_model
-    from training.ml.data import build_transform, load_image
+    from training.ml.data import build_transform, decode_opened
 
     errors = job.errors
     if job.params.get("zip"):
@@ -170,8 +170,8 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     for done, entry in enumerate(entries, start=1):
         try:
             data = entry.read(limits.max_bytes)
-            image_inspect(data, limits=limits)  # bombs, truncation, non-images: a clear reason per file
-            image = load_image(io.BytesIO(data))
+            # The import's checks (bombs, truncation, non-images: a clear reason per file) and one decode.
+            image = image_open_checked(data, limits=limits, use=lambda img, _fmt: decode_opened(img))
             batch_tensors.append(transform(image))
             batch_names.append(entry.name)
         except ImportRejected as exc:

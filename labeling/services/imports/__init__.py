@@ -60,6 +60,7 @@ from labeling.services.imports.validation import (
     Inspected,
     Limits,
     image_inspect,
+    image_open_checked,
     perceptual_hash,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "decoder_threads",
     "folder_entries",
     "image_inspect",
+    "image_open_checked",
     "import_failure_reason",
     "import_folder_allowed",
     "import_job_create",
