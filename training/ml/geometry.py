@@ -121,14 +121,18 @@ def reduce_dim(pool: np.ndarray, labeled: np.ndarray | None, dim: int = VIEW_DIM
     labels to 95 % of the ceiling from 0.55x to 0.46x random's (bench/active_learning.py, stop-32 note). The fit
     is on at most WHITEN_MAX_ROWS items, a covariance and an eigendecomposition: about a second at 1,280
     dimensions; components with no variance (fewer items than dimensions) are dropped, not blown up."""
-    x = _as_np(pool).astype(np.float32)
-    lab = None if labeled is None or len(labeled) == 0 else _as_np(labeled).astype(np.float32)
+    x = _as_np(pool)
+    lab = None if labeled is None or len(labeled) == 0 else _as_np(labeled)
     if x.shape[1] <= dim:
         return _normalize(x), None if lab is None else _normalize(lab)
-    both = x if lab is None else np.concatenate([x, lab])
-    fit = both
-    if len(both) > WHITEN_MAX_ROWS:
-        fit = both[np.random.default_rng(seed).choice(len(both), size=WHITEN_MAX_ROWS, replace=False)]
+    n = len(x)
+    total = n + (0 if lab is None else len(lab))
+    rows = np.arange(total)
+    if total > WHITEN_MAX_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(total, size=WHITEN_MAX_ROWS, replace=False))
+    fit = np.asarray(x[rows[rows < n]], dtype=np.float32)
+    if lab is not None:
+        fit = np.concatenate([fit, np.asarray(lab[rows[rows >= n] - n], dtype=np.float32)])
     mean = fit.mean(axis=0, dtype=np.float64).astype(np.float32)
     centred = fit - mean
     values, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64) / len(fit))
@@ -139,6 +143,10 @@ def reduce_dim(pool: np.ndarray, labeled: np.ndarray | None, dim: int = VIEW_DIM
     basis = (vectors[:, top] / np.sqrt(np.maximum(values[top], 1e-12))).astype(np.float32)
 
     def view(v: np.ndarray) -> np.ndarray:
-        return _normalize((v - mean) @ basis)
+        # In chunks: a million float16 embeddings never get a float32 copy of their own.
+        out = np.empty((len(v), len(top)), dtype=np.float32)
+        for start in range(0, len(v), 65536):
+            out[start : start + 65536] = (np.asarray(v[start : start + 65536], dtype=np.float32) - mean) @ basis
+        return _normalize(out)
 
     return view(x), None if lab is None else view(lab)
