@@ -107,13 +107,15 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
     """Raise LabelingConflict unless this user may add an annotation (or skip) to the locked item now."""
     project = item.project
     holds_lease = item.lease_user_id == user.pk and item.lease_expires_at is not None and item.lease_expires_at > now
-    if item.state not in OPEN_STATES or item.annotation_count >= project.annotations_per_item:
-        raise LabelingConflict("This item needs no more annotations.")
+    closed = item.state not in OPEN_STATES or item.annotation_count >= project.annotations_per_item
     with connection.cursor() as cursor:
         cursor.execute(ALREADY_LABELED_SQL, {"item": item.pk, "user": user.pk})
         already = cursor.fetchone() is not None
     if already:
-        raise LabelingConflict("You have already labeled this item.")
+        # A key typed at a stale page, most often a second tab or window of the same annotator.
+        raise LabelingConflict("You have already labeled this item (in another tab or window?); nothing changed.")
+    if closed:
+        raise LabelingConflict("This item needs no more annotations.")
     other_lease = (
         not holds_lease
         and item.lease_user_id is not None

@@ -2,7 +2,8 @@
 first rendered with: a key typed after Back labels the image on screen, one nobody has labeled yet. A key typed after
 the session has ended (signed out in another tab) leads to the sign-in page as a whole page and back to labeling; one
 typed after signing in again in another tab (a new security token) reloads the page and says it was not saved; one
-typed after a manager removed the annotator from the project shows, as a whole page, that it is not theirs anymore."""
+typed after a manager removed the annotator from the project shows, as a whole page, that it is not theirs anymore.
+A key typed in a second tab at an image the first tab labeled says so and labels nothing."""
 
 from __future__ import annotations
 
@@ -56,6 +57,28 @@ def test_back_to_the_labeling_page_shows_the_next_image_and_a_key_labels_it(page
     assert shown != first
     assert labels_by_ann() == {int(first): "cat", int(shown): "dog"}
     assert "needs no more annotations" not in page.locator("#item-card").inner_text()
+
+
+@pytest.mark.e2e
+def test_a_key_typed_in_a_second_tab_at_an_image_labeled_in_the_first_says_so_and_changes_nothing(page, pets_labeling):
+    # Given an annotator with the labeling page open in two tabs, both showing the same image
+    _, _, first = pets_labeling
+    second = page.context.new_page()
+    second.goto("/p/pets/label/")
+    assert second.wait_for_function(CARD).json_value() == first
+
+    # When they label it in the first tab, then type another label at it in the second
+    page.keyboard.press("1")
+    now = next_card(page, first)
+    second.bring_to_front()
+    second.keyboard.press("2")
+
+    # Then the second tab says the image was labeled already, shows the image the first tab shows, and the label
+    # from the first tab stands
+    assert next_card(second, first) == now
+    assert "already labeled this item (in another tab or window?)" in second.locator("#item-card").inner_text()
+    assert labels_by_ann() == {int(first): "cat"}
+    second.close()
 
 
 @pytest.mark.e2e
