@@ -65,3 +65,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def oriented_rgb(image: Image.Image) -> Image.Image:
     """EXIF orientation applied, then to_rgb: the picture training, scoring and serving give the model."""
     return to_rgb(ImageOps.exif_transpose(image))
+
+
+def decoded_rgb(image: Image.Image, draft_size: int | None = None) -> Image.Image:
+    """An opened image decoded (once) to the picture the model is given: oriented_rgb. `draft_size`: a JPEG is
+    decoded at a DCT scale of at least twice that size instead of full resolution."""
+    if draft_size and image.format == "JPEG":
+        image.draft("RGB", (draft_size * 2, draft_size * 2))
+    image.load()
+    return oriented_rgb(image)

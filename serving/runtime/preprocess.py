@@ -12,7 +12,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from imaging.pixels import oriented_rgb
+from imaging.pixels import decoded_rgb
 from imaging.shape import RESAMPLE, squash
 from labeling.services.imports.validation import Limits, image_open_checked
 
@@ -34,8 +34,7 @@ def image_decode(data: bytes, *, limits: Limits) -> Decoded:
     files fail) and decode it as training does, in one decode. Raises ImportRejected with the reason."""
 
     def decode(image: Image.Image, fmt: str) -> Decoded:
-        image.load()
-        return Decoded(image=oriented_rgb(image), format="JPEG" if fmt == "MPO" else fmt)
+        return Decoded(image=decoded_rgb(image), format="JPEG" if fmt == "MPO" else fmt)
 
     return image_open_checked(data, limits=limits, use=decode)
 

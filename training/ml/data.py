@@ -14,7 +14,7 @@ from timm.data import create_transform
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 
-from imaging.pixels import oriented_rgb
+from imaging.pixels import decoded_rgb
 from imaging.shape import RESAMPLE, SquashWide
 from training.ml.config import RoundConfig, auto_num_workers
 
@@ -60,20 +60,11 @@ def load_image(source: Any, opener: Opener | None = None, draft_size: int | None
     if opener is not None:
         with opener(source) as fh:
             img = Image.open(fh)
-            img = decode_opened(img, draft_size)
+            img = decoded_rgb(img, draft_size)
     else:
         with Image.open(source) as img:
-            img = decode_opened(img, draft_size)
+            img = decoded_rgb(img, draft_size)
     return img
-
-
-def decode_opened(img: Image.Image, draft_size: int | None = None) -> Image.Image:
-    """An opened image decoded as load_image decodes it."""
-    if draft_size and img.format == "JPEG":
-        # JPEG DCT scaling: decode big photos at >= 2x the target size instead of full resolution.
-        img.draft("RGB", (draft_size * 2, draft_size * 2))
-    img.load()
-    return oriented_rgb(img)
 
 
 class ImageManifestDataset(Dataset):

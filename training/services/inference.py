@@ -118,9 +118,10 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     """Score the job's files with `version`; write the CSV to the export storage. Needs torch."""
     import torch
 
+    from imaging.pixels import decoded_rgb
     from labeling.services.imports import ImportRejected, Limits, folder_entries, image_open_checked, zip_entries
     from training.ml.checkpoint import load_checkpoint, serving_model
-    from training.ml.data import build_transform, decode_opened
+    from training.ml.data import build_transform
 
     errors = job.errors
     if job.params.get("zip"):
@@ -171,7 +172,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
         try:
             data = entry.read(limits.max_bytes)
             # The import's checks (bombs, truncation, non-images: a clear reason per file) and one decode.
-            image = image_open_checked(data, limits=limits, use=lambda img, _fmt: decode_opened(img))
+            image = image_open_checked(data, limits=limits, use=lambda img, _fmt: decoded_rgb(img))
             batch_tensors.append(transform(image))
             batch_names.append(entry.name)
         except ImportRejected as exc:
