@@ -5,18 +5,23 @@
 // The rule that keeps labels honest: a key acts only on the image that is on screen when it is pressed.
 // From the moment a card's request leaves until the next card's image is displayed there is no such image,
 // so label, skip and undo keys pressed then are not applied (a note says how many), never replayed later.
+// Nor are those pressed within REACTION_MS of a new image replacing the last one: no one responds to a picture that
+// fast (responses under 100 ms are anticipations), so such a key was typed for the image before.
 // `/` opens the class search at any time, and what is typed into the search is never a key.
 (function () {
   "use strict";
 
   const ClassKeys = window.LabelloopClassKeys;  // static/js/class-keys.js, loaded first
   const BURST_MS = 250;
+  const REACTION_MS = 100;
   const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
   let started = performance.now();
   let level = "";       // parent id whose children are shown ("" = top level)
   let busy = false;     // a card request is in flight, until the card it returns has settled
   let sent = null;      // the request in flight: { xhr }
-  let shown = null;     // the card whose image is on screen: { item, at } (at: ms since the epoch)
+  // The card whose image is on screen: { item, at, until }. at: ms since the epoch; until: the performance.now()
+  // before which its keys are too soon (0 for the page's first card, which replaced no image).
+  let shown = null;
   let carried = null;   // the class search's state while a card is swapped: { value, start, end }
   let refused = 0;      // keys not applied since the page loaded
   let refusedBurst = false;  // a key of the burst being typed was refused: the rest of it would drill from the wrong level
@@ -43,9 +48,12 @@
     return !card().dataset.item || Boolean(shown && shown.item === card().dataset.item);
   }
 
+  // This card's image replaced another one less than REACTION_MS ago.
+  const tooSoon = () => Boolean(shown && performance.now() < shown.until);
+
   // The card says whether it takes keys now (data-ready="1"): for people reading the DOM, and for the browser tests.
   function markReady() {
-    if (card()) card().dataset.ready = onScreen() ? "1" : "";
+    if (card()) card().dataset.ready = onScreen() && !tooSoon() ? "1" : "";
   }
 
   function preload(url) {
@@ -86,11 +94,12 @@
   // Record when this card's image is on screen: as it is swapped in when it was prefetched (the browser has it,
   // and paints it with the card), else once it has loaded. A broken image still shows its card (the alt text,
   // the skip button): the annotator sees what they act on.
-  function watchShown(img, item) {
+  function watchShown(img, item, swapped) {
     const mark = () => {
       if (card() && card().dataset.item === item && document.getElementById("item-image") === img && !shown) {
-        shown = { item, at: Date.now() };
+        shown = { item, at: Date.now(), until: swapped ? performance.now() + REACTION_MS : 0 };
         markReady();
+        if (swapped) setTimeout(markReady, REACTION_MS + 1);
       }
     };
     if (img.complete) { mark(); return; }
@@ -98,12 +107,13 @@
     img.addEventListener("error", mark, { once: true });
   }
 
-  function initCard() {
+  // swapped: the card replaced one on screen (a response), not the page's first.
+  function initCard(swapped) {
     started = performance.now();
     shown = null;
     const img = document.getElementById("item-image");
     if (img && card().dataset.item) {
-      watchShown(img, card().dataset.item);
+      watchShown(img, card().dataset.item, swapped);
       if (Explain) img.addEventListener("load", Explain.apply);
       if (img.dataset.original) {
         // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.
@@ -234,7 +244,7 @@
   }
 
   function pickSearch(btn) {
-    if (!onScreen()) { refuse("⏎"); return; }  // the image it was meant for has gone; keep the query
+    if (!onScreen() || tooSoon()) { refuse("⏎", tooSoon() ? soonNote("⏎") : undefined); return; }  // keep the query
     const input = search();
     if (isMulti()) {
       const box = btn.querySelector("input[type=checkbox]");
@@ -317,6 +327,9 @@
     if (slot) slot.replaceChildren(notice); else card().prepend(notice);
   }
 
+  const soonNote = (key) => `${key === "Enter" ? "⏎" : key} not applied: the image had changed ${Math.round(
+    performance.now() - shown.until + REACTION_MS)} ms before, too soon to be meant for it. Press it again.`;
+
   // --- keys ---
 
   // The card keys, on the card on screen (the caller checked onScreen). Returns whether the key did something.
@@ -370,7 +383,11 @@
     const now = performance.now();
     const sameBurst = now - lastKeyAt < BURST_MS;
     lastKeyAt = now;
-    if (!onScreen() || (refusedBurst && sameBurst && isHierarchical())) { refusedBurst = true; refuse(key); return; }
+    if (!onScreen() || tooSoon() || (refusedBurst && sameBurst && isHierarchical())) {
+      refusedBurst = true;
+      refuse(key, onScreen() && tooSoon() ? soonNote(key) : undefined);
+      return;
+    }
     refusedBurst = false;
     cardKey(key);
   });
@@ -410,7 +427,7 @@
     markReady();
   });
   const isSent = (e) => Boolean(sent && e.detail && e.detail.xhr === sent.xhr);
-  document.addEventListener("htmx:afterSwap", (e) => { if (e.detail.target && card() && !isExplain(e)) initCard(); });
+  document.addEventListener("htmx:afterSwap", (e) => { if (e.detail.target && card() && !isExplain(e)) initCard(true); });
   // The new card's forms are wired by htmx only once it settles: keys act on it from then on (and its image shown).
   document.addEventListener("htmx:afterSettle", (e) => {
     if (!isSent(e)) return;
@@ -439,5 +456,5 @@
   document.addEventListener("htmx:timeout", (e) => failed(e, "Not saved: the server did not answer in time. Press the key again."));
   document.addEventListener("htmx:sendAbort", (e) => failed(e, "Not saved: the request was cancelled. Press the key again."));
   document.addEventListener("htmx:swapError", (e) => failed(e, "The next image could not be shown: reload the page."));
-  document.addEventListener("DOMContentLoaded", initCard);
+  document.addEventListener("DOMContentLoaded", () => initCard(false));
 })();

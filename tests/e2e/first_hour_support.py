@@ -274,11 +274,20 @@ KEY_RECORDER = """(() => {
     return card ? (card.dataset.itemId || card.dataset.item || '') : null;
   };
   window.__firstHour = {keys: [], cards: []};
+  // Whether the page refused the key (static/js/label.js counts refusals on #key-note): read before the page's
+  // handlers (capture, on window) and after them (bubbling back to window).
+  const refusals = () => (document.getElementById('key-note') || {dataset: {}}).dataset.refused || '0';
+  let before = null;
   window.addEventListener('keydown', (e) => {
     const active = document.activeElement;
+    before = refusals();
     window.__firstHour.keys.push({key: e.key, item: cardItem(), t: Date.now(),
-                                  search: !!active && active.id === 'class-search'});
+                                  search: !!active && active.id === 'class-search', refused: false});
   }, true);
+  window.addEventListener('keydown', () => {
+    const keys = window.__firstHour.keys;
+    keys[keys.length - 1].refused = refusals() !== before;
+  });
   const seen = () => {
     const item = cardItem();
     const cards = window.__firstHour.cards;
@@ -320,6 +329,15 @@ class Action:
         return {r["item"] for r in self.record}
 
 
+def stray_reach(actions: list[Action], raced: set[str]) -> set[str]:
+    """The images a stray key reached, and those that the keys typed for them reached in turn (in order)."""
+    reached = set(raced)
+    for action in actions:
+        if action.target in reached:
+            reached |= action.landed_on
+    return reached
+
+
 def oracle(actions: list[Action], labels: dict[str, list[int]], unsure: set[str] = frozenset()) -> list[str]:
     """Problems with the labels in the database, judged from what was on screen when each key was pressed.
 
@@ -328,10 +346,7 @@ def oracle(actions: list[Action], labels: dict[str, list[int]], unsure: set[str]
     a double-tapped key) label nothing by themselves. Images in `unsure` got a stray key as well (and so may the
     images that the keys typed for them reached): they must hold at most one label.
     """
-    problems, expected, unsure = [], {}, set(unsure)
-    for action in actions:
-        if action.target in unsure:
-            unsure |= action.landed_on
+    problems, expected, unsure = [], {}, stray_reach(actions, unsure)
     for action in actions:
         if action.target in unsure:
             continue

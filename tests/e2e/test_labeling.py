@@ -321,6 +321,45 @@ def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, 
     assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
 
 
+# The second press of a double tap, the moment the next image is on screen: once, for the key in window.__tapNext.
+SECOND_TAP = """(() => {
+  document.addEventListener('htmx:afterSettle', () => {
+    const key = window.__tapNext;
+    if (!key) return;
+    window.__tapNext = null;
+    // After the page's own handlers: the card has settled and (once loaded) its image is shown.
+    const tap = () => setTimeout(() => document.body.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true})));
+    const img = document.getElementById('item-image');
+    if (!img || img.complete) tap(); else img.addEventListener('load', tap, {once: true});
+  });
+})();"""
+
+
+def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_nothing(page, login, zoo):
+    project, _, user = zoo
+    page.add_init_script(SECOND_TAP)
+    login("ann")
+    page.goto("/p/zoo/label/")
+    wait_ready(page)
+    first = int(current_item(page))
+
+    # A double tap on "1": its second press lands as the next image appears, which no one can have seen yet
+    page.evaluate("window.__tapNext = '1'")
+    press_and_wait_for_next(page, "1")
+    second = int(current_item(page))
+    note = page.locator("#key-note")
+    assert note.get_attribute("data-refused") == "1"
+    text = note.inner_text()
+    assert "1 not applied: the image had changed" in text
+    assert "too soon to be meant for it" in text
+    assert int(text.split("changed ")[1].split(" ms")[0]) < 100
+    assert labels_in_order(user, project) == [(first, ["ant"])]
+
+    # Once it has been on screen a moment, a key labels it
+    press_and_wait_for_next(page, "2")
+    assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
+
+
 def test_a_failed_request_leaves_the_card_and_the_next_press_labels_it_once(page, login, pets, hold_labels):
     project, _, user = pets
     login("ann")
