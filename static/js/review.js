@@ -2,6 +2,8 @@
 // n / j next, h the model's heatmap, Esc cancels a correction. In a taxonomy each level has its own keys: a class with subclasses
 // opens them, Backspace goes back, Enter picks the level's own class; / searches every class by path.
 // The server renders every card (and the reason tabs, out of band); this file turns keys into submits.
+// As on the labeling page (static/js/label.js), a verdict acts only on a task the reviewer can have seen: not while
+// the next card's image loads, nor within REACTION_MS of it replacing the last one (a double tap racing the card).
 (function () {
   "use strict";
 
@@ -10,6 +12,9 @@
   let busy = false;
   let level = "";  // parent id whose subclasses are shown in correction mode ("" = top level)
   let searchIndex = 0;
+  const REACTION_MS = 100;
+  // performance.now() when the card's image was displayed; null while it loads; 0 for the page's first card.
+  let shownAt = 0;
 
   const card = () => document.getElementById("review-card");
   const form = () => document.getElementById("verdict-form");
@@ -28,12 +33,47 @@
     return t && (t.tagName === "INPUT" && (t.type === "text" || t.type === "search") || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
   }
 
+  // The card says whether it takes verdicts now (data-ready="1"): for people reading the DOM, and for the browser tests.
+  const tooSoon = () => shownAt === null || (shownAt > 0 && performance.now() - shownAt < REACTION_MS);
+  function markReady() {
+    if (card()) card().dataset.ready = !busy && !tooSoon() ? "1" : "";
+  }
+
+  function watchShown() {
+    const img = document.getElementById("review-image");
+    shownAt = null;
+    const mark = () => {
+      if (document.getElementById("review-image") !== img || shownAt !== null) return;
+      shownAt = performance.now();
+      markReady();
+      setTimeout(markReady, REACTION_MS + 1);
+    };
+    if (!img || img.complete) mark();
+    else { img.addEventListener("load", mark, { once: true }); img.addEventListener("error", mark, { once: true }); }
+    markReady();
+  }
+
+  function refuse(verdict) {
+    if (!card()) return;
+    const what = verdict.charAt(0).toUpperCase() + verdict.slice(1);
+    const note = card().querySelector(".key-note") || document.createElement("div");
+    note.className = "notice notice-error key-note";
+    note.setAttribute("role", "alert");
+    note.textContent = shownAt === null
+      ? `${what} not applied: the image was not on screen yet. Press it again.`
+      : `${what} not applied: the task had changed ${Math.round(performance.now() - shownAt)} ms before, too soon `
+        + "to be meant for it. Press it again.";
+    card().prepend(note);
+  }
+
   function submit(verdict) {
     const f = form();
     if (!f || busy) return;
+    if (tooSoon()) { refuse(verdict); return; }
     const button = f.querySelector(`button[type=submit][value="${verdict}"]`);
     if (!button) return;
     busy = true;
+    markReady();
     // The hidden field carries the verdict whether or not the submitter button's value is sent along.
     f.querySelector("#verdict-value").value = verdict;
     f.requestSubmit(button);
@@ -181,8 +221,14 @@
 
   // A new card arrived (htmx swap) or a request ended: reset the state. The reason tabs come in the same
   // response as an out-of-band swap, so their counts follow each verdict.
-  document.addEventListener("htmx:afterSwap", (event) => { if (!isExplain(event)) { busy = false; setCorrecting(false); } });
-  document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) busy = false; });
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (isExplain(event)) return;
+    busy = false;
+    setCorrecting(false);
+    if (event.detail.target && event.detail.target.id === "review-card") watchShown();
+  });
+  document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) { busy = false; markReady(); } });
+  document.addEventListener("DOMContentLoaded", markReady);
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }

@@ -658,8 +658,9 @@ def test_a_reviewer_gives_verdicts_by_keyboard_and_the_export_holds_the_reviewed
         else:
             key = "a" if given(item) == str(truth[item]) else "r"
             pressed[item] = {"a": "accept", "r": "reject"}[key]
-        page.wait_for_function(  # the reviewer looks at the image before judging it
-            "() => { const i = document.getElementById('review-image'); return i && i.complete && i.naturalWidth > 0; }"
+        page.wait_for_function(  # the reviewer looks at the image before judging it (the card takes verdicts then)
+            "() => { const i = document.getElementById('review-image'); return i && i.complete && i.naturalWidth > 0"
+            " && document.getElementById('review-card').dataset.ready === '1'; }"
         )
         if n == 1:
             screenshot("first-hour-review-card")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling.models import ItemState, ResolvedLabel, Review, Role
+from labeling.models import ItemState, ResolvedLabel, Review, ReviewTask, Role
 from labeling.selectors.quality import quality_report
 from labeling.services.annotations import annotation_create
 from labeling.services.queue import item_claim_next
@@ -11,11 +11,58 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
 def _wait_for_next_card(page, old_task: str) -> str:
+    """Until the next task's card is up and takes verdicts (its image shown a moment: static/js/review.js)."""
     page.wait_for_function(
-        "old => { const c = document.getElementById('review-card'); return c && c.dataset.task !== old; }",
+        "old => { const c = document.getElementById('review-card');"
+        " return c && c.dataset.task !== old && c.dataset.ready === '1'; }",
         arg=old_task,
     )
     return page.get_attribute("#review-card", "data-task")
+
+
+# The second press of a double tap, the moment the next task's image is on screen: once, for window.__tapNext.
+SECOND_TAP = """(() => {
+  document.addEventListener('htmx:afterSettle', () => {
+    const key = window.__tapNext;
+    if (!key) return;
+    window.__tapNext = null;
+    const tap = () => setTimeout(() => document.body.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true})));
+    const img = document.getElementById('review-image');
+    if (!img || img.complete) tap(); else img.addEventListener('load', tap, {once: true});
+  });
+})();"""
+
+
+def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_it(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    project = project_factory(name="Pets", review_sample_rate=1.0)
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.REVIEWER, "rita")
+    for _ in range(3):
+        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
+    page.add_init_script(SECOND_TAP)
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    first = page.get_attribute("#review-card", "data-task")
+
+    # "a a": the second press lands as the next task's image appears, before anyone can have looked at it
+    page.evaluate("window.__tapNext = 'a'")
+    page.keyboard.press("a")
+    second = _wait_for_next_card(page, first)
+    note = page.locator("#review-card .key-note")
+    assert "Accept not applied: the task had changed" in note.inner_text()
+    assert "too soon to be meant for it" in note.inner_text()
+    assert list(ReviewTask.objects.filter(done=True).values_list("pk", flat=True)) == [int(first)]
+    assert Review.objects.count() == 1
+
+    # Once it has been on screen a moment, the key gives its verdict
+    page.keyboard.press("a")
+    _wait_for_next_card(page, second)
+    done = ReviewTask.objects.filter(done=True).values_list("pk", flat=True)
+    assert sorted(done) == sorted([int(first), int(second)])
+    assert Review.objects.count() == 2
 
 
 def test_reviewer_accepts_rejects_and_corrects_by_keyboard(
