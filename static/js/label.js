@@ -94,10 +94,12 @@
   // Record when this card's image is on screen: as it is swapped in when it was prefetched (the browser has it,
   // and paints it with the card), else once it has loaded. A broken image still shows its card (the alt text,
   // the skip button): the annotator sees what they act on.
-  function watchShown(img, item, swapped) {
+  // swapped: the image replaced another one (keys wait REACTION_MS); seen: when this item was shown before, if the
+  // card is the same item re-rendered (with a message).
+  function watchShown(img, item, swapped, seen) {
     const mark = () => {
       if (card() && card().dataset.item === item && document.getElementById("item-image") === img && !shown) {
-        shown = { item, at: Date.now(), until: swapped ? performance.now() + REACTION_MS : 0 };
+        shown = { item, at: seen || Date.now(), until: swapped ? performance.now() + REACTION_MS : 0 };
         markReady();
         if (swapped) setTimeout(markReady, REACTION_MS + 1);
       }
@@ -107,13 +109,17 @@
     img.addEventListener("error", mark, { once: true });
   }
 
-  // swapped: the card replaced one on screen (a response), not the page's first.
+  // swapped: the card replaced one on screen (a response), not the page's first. The same item again (a card
+  // re-rendered with a message) was on screen already: no new image, no wait.
   function initCard(swapped) {
     started = performance.now();
+    const before = shown;
     shown = null;
     const img = document.getElementById("item-image");
-    if (img && card().dataset.item) {
-      watchShown(img, card().dataset.item, swapped);
+    const item = card().dataset.item;
+    if (img && item) {
+      const again = before && before.item === item;
+      watchShown(img, item, swapped && !again, again ? before.at : null);
       if (Explain) img.addEventListener("load", Explain.apply);
       if (img.dataset.original) {
         // Thumbnail first (fast), then the full-resolution original as soon as it is decoded.

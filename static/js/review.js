@@ -15,6 +15,7 @@
   const REACTION_MS = 100;
   // performance.now() when the card's image was displayed; null while it loads; 0 for the page's first card.
   let shownAt = 0;
+  let shownTask = null;  // the task shownAt is about
 
   const card = () => document.getElementById("review-card");
   const form = () => document.getElementById("verdict-form");
@@ -40,6 +41,10 @@
   }
 
   function watchShown() {
+    const task = card() ? card().dataset.task : "";
+    // The same task again (the card re-rendered with an error message): the reviewer has seen it already.
+    if (task && task === shownTask && shownAt !== null) { markReady(); return; }
+    shownTask = task;
     const img = document.getElementById("review-image");
     shownAt = null;
     const mark = () => {
@@ -228,7 +233,7 @@
     if (event.detail.target && event.detail.target.id === "review-card") watchShown();
   });
   document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) { busy = false; markReady(); } });
-  document.addEventListener("DOMContentLoaded", markReady);
+  document.addEventListener("DOMContentLoaded", () => { shownTask = card() ? card().dataset.task : null; markReady(); });
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }

@@ -18,6 +18,8 @@ from labeling.services.annotations import annotation_create
 from labeling.services.projects import label_class_create, label_classes_from_paths
 from tests.factories import taxonomy_paths
 
+from .second_tap import second_tap_script
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
@@ -321,23 +323,9 @@ def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, 
     assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
 
 
-# The second press of a double tap, the moment the next image is on screen: once, for the key in window.__tapNext.
-SECOND_TAP = """(() => {
-  document.addEventListener('htmx:afterSettle', () => {
-    const key = window.__tapNext;
-    if (!key) return;
-    window.__tapNext = null;
-    // After the page's own handlers: the card has settled and (once loaded) its image is shown.
-    const tap = () => setTimeout(() => document.body.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true})));
-    const img = document.getElementById('item-image');
-    if (!img || img.complete) tap(); else img.addEventListener('load', tap, {once: true});
-  });
-})();"""
-
-
 def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_nothing(page, login, zoo):
     project, _, user = zoo
-    page.add_init_script(SECOND_TAP)
+    page.add_init_script(second_tap_script("item-image"))
     login("ann")
     page.goto("/p/zoo/label/")
     wait_ready(page)
@@ -358,6 +346,25 @@ def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_
     # Once it has been on screen a moment, a key labels it
     press_and_wait_for_next(page, "2")
     assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
+
+
+def test_a_key_right_after_the_same_image_comes_back_with_an_error_is_taken(page, login, zoo):
+    project, _, user = zoo
+    page.add_init_script(second_tap_script("item-image"))
+    login("ann")
+    page.goto("/p/zoo/label/")
+    wait_ready(page)
+    first = int(current_item(page))
+
+    # A class the server refuses (400): the same image comes back with the reason. It was on screen all along, so
+    # a key pressed the moment the card is re-rendered is meant for it and is taken.
+    page.evaluate("document.querySelector('.class-btn[data-key=\"1\"]').value = '999999'")
+    page.evaluate("window.__tapNext = '2'")
+    page.keyboard.press("1")
+    page.wait_for_function("old => document.getElementById('item-card').dataset.item !== old", arg=str(first))
+    wait_ready(page)
+    assert labels_in_order(user, project) == [(first, ["bear"])]
+    assert page.locator("#key-note").get_attribute("data-refused") in (None, "0")
 
 
 def test_a_failed_request_leaves_the_card_and_the_next_press_labels_it_once(page, login, pets, hold_labels):

@@ -7,6 +7,8 @@ from labeling.selectors.quality import quality_report
 from labeling.services.annotations import annotation_create
 from labeling.services.queue import item_claim_next
 
+from .second_tap import second_tap_script
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
@@ -20,17 +22,29 @@ def _wait_for_next_card(page, old_task: str) -> str:
     return page.get_attribute("#review-card", "data-task")
 
 
-# The second press of a double tap, the moment the next task's image is on screen: once, for window.__tapNext.
-SECOND_TAP = """(() => {
-  document.addEventListener('htmx:afterSettle', () => {
-    const key = window.__tapNext;
-    if (!key) return;
-    window.__tapNext = null;
-    const tap = () => setTimeout(() => document.body.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true})));
-    const img = document.getElementById('review-image');
-    if (!img || img.complete) tap(); else img.addEventListener('load', tap, {once: true});
-  });
-})();"""
+def test_a_verdict_right_after_the_same_task_comes_back_with_an_error_is_taken(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    project = project_factory(name="Pets", review_sample_rate=1.0)
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    label_class_factory(project=project, name="dog", hotkey="2")
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.REVIEWER, "rita")
+    for _ in range(2):
+        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
+    page.add_init_script(second_tap_script("review-image"))
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    first = page.get_attribute("#review-card", "data-task")
+
+    # A "correction" to the given class is refused (400) and the same task comes back with the reason; it was on
+    # screen all along, so an accept pressed the moment the card is re-rendered is taken.
+    page.evaluate("window.__tapNext = 'a'")
+    page.keyboard.press("c")
+    page.keyboard.press("1")
+    _wait_for_next_card(page, first)
+    assert [r.verdict for r in Review.objects.all()] == ["accept"]
+    assert list(ReviewTask.objects.filter(done=True).values_list("pk", flat=True)) == [int(first)]
 
 
 def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_it(
@@ -42,7 +56,7 @@ def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_
     member_of(project, Role.REVIEWER, "rita")
     for _ in range(3):
         annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
-    page.add_init_script(SECOND_TAP)
+    page.add_init_script(second_tap_script("review-image"))
     login("rita")
     page.goto(f"/p/{project.slug}/review/")
     first = page.get_attribute("#review-card", "data-task")
