@@ -58,23 +58,28 @@
     markReady();
   }
 
+  // A verdict key not applied: said in the corner (outside the card, which a response replaces), for 4 s.
+  let noteTimer = null;
   function refuse(verdict) {
-    if (!card()) return;
+    const note = document.getElementById("review-key-note");
+    if (!note) return;
     const what = verdict.charAt(0).toUpperCase() + verdict.slice(1);
-    const note = card().querySelector(".key-note") || document.createElement("div");
-    note.className = "notice notice-error key-note";
-    note.setAttribute("role", "alert");
-    note.textContent = shownAt === null
-      ? `${what} not applied: the image was not on screen yet. Press it again.`
-      : `${what} not applied: the task had changed ${Math.round(performance.now() - shownAt)} ms before, too soon `
-        + "to be meant for it. Press it again.";
-    card().prepend(note);
+    note.dataset.refused = String(Number(note.dataset.refused || 0) + 1);
+    note.textContent = busy
+      ? `${what} not applied: the verdict before it was still being saved.`
+      : shownAt === null
+        ? `${what} not applied: the image was not on screen yet. Press it again.`
+        : `${what} not applied: the task had changed ${Math.round(performance.now() - shownAt)} ms before, too soon `
+          + "to be meant for it. Press it again.";
+    note.hidden = false;
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(() => { note.hidden = true; }, 4000);
   }
 
   function submit(verdict) {
     const f = form();
-    if (!f || busy) return;
-    if (tooSoon()) { refuse(verdict); return; }
+    if (!f) return;
+    if (busy || tooSoon()) { refuse(verdict); return; }
     const button = f.querySelector(`button[type=submit][value="${verdict}"]`);
     if (!button) return;
     busy = true;

@@ -22,6 +22,32 @@ def _wait_for_next_card(page, old_task: str) -> str:
     return page.get_attribute("#review-card", "data-task")
 
 
+def test_a_second_verdict_key_while_the_first_is_saved_is_refused_and_says_so(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    project = project_factory(name="Pets", review_sample_rate=1.0)
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.REVIEWER, "rita")
+    for _ in range(2):
+        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    first = page.get_attribute("#review-card", "data-task")
+
+    # "a" then "r" in one go: the "r" comes while the accept is on its way
+    page.evaluate(
+        "() => { for (const key of ['a', 'r'])"
+        " document.body.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true})); }"
+    )
+    _wait_for_next_card(page, first)
+    assert page.locator("#review-key-note").is_visible()
+    assert page.locator("#review-key-note").inner_text() == (
+        "Reject not applied: the verdict before it was still being saved."
+    )
+    assert [r.verdict for r in Review.objects.all()] == ["accept"]
+
+
 def test_a_verdict_right_after_the_same_task_comes_back_with_an_error_is_taken(
     page, login, project_factory, label_class_factory, item_factory, member_of
 ):
@@ -48,7 +74,7 @@ def test_a_verdict_right_after_the_same_task_comes_back_with_an_error_is_taken(
 
 
 def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_it(
-    page, login, project_factory, label_class_factory, item_factory, member_of
+    page, login, screenshot, project_factory, label_class_factory, item_factory, member_of
 ):
     project = project_factory(name="Pets", review_sample_rate=1.0)
     cat = label_class_factory(project=project, name="cat", hotkey="1")
@@ -65,9 +91,10 @@ def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_
     page.evaluate("window.__tapNext = 'a'")
     page.keyboard.press("a")
     second = _wait_for_next_card(page, first)
-    note = page.locator("#review-card .key-note")
+    note = page.locator("#review-key-note")
     assert "Accept not applied: the task had changed" in note.inner_text()
     assert "too soon to be meant for it" in note.inner_text()
+    screenshot("review-key-too-soon")
     assert list(ReviewTask.objects.filter(done=True).values_list("pk", flat=True)) == [int(first)]
     assert Review.objects.count() == 1
 
