@@ -34,8 +34,9 @@
     return t && (t.tagName === "INPUT" && (t.type === "text" || t.type === "search") || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
   }
 
-  // The card says whether it takes verdicts now (data-ready="1"): for people reading the DOM, and for the browser tests.
+  // The card's image is loading, or replaced the last one less than REACTION_MS ago.
   const tooSoon = () => shownAt === null || (shownAt > 0 && performance.now() - shownAt < REACTION_MS);
+  // The card says whether it takes verdicts now (data-ready="1"): for people reading the DOM, and for the browser tests.
   function markReady() {
     if (card()) card().dataset.ready = !busy && !tooSoon() ? "1" : "";
   }
