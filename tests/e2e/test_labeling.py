@@ -323,13 +323,18 @@ def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, 
     assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
 
 
-def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_nothing(page, login, zoo):
-    project, _, user = zoo
+def open_zoo_with_second_tap(page, login) -> int:
+    """ann on the zoo's labeling page, which can press the second key of a double tap (second_tap.py): the item."""
     page.add_init_script(second_tap_script("item-image"))
     login("ann")
     page.goto("/p/zoo/label/")
     wait_ready(page)
-    first = int(current_item(page))
+    return int(current_item(page))
+
+
+def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_nothing(page, login, zoo):
+    project, _, user = zoo
+    first = open_zoo_with_second_tap(page, login)
 
     # A double tap on "1": its second press lands as the next image appears, which no one can have seen yet
     page.evaluate("window.__tapNext = '1'")
@@ -350,11 +355,7 @@ def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_
 
 def test_a_key_right_after_the_same_image_comes_back_with_an_error_is_taken(page, login, zoo):
     project, _, user = zoo
-    page.add_init_script(second_tap_script("item-image"))
-    login("ann")
-    page.goto("/p/zoo/label/")
-    wait_ready(page)
-    first = int(current_item(page))
+    first = open_zoo_with_second_tap(page, login)
 
     # A class the server refuses (400): the same image comes back with the reason. It was on screen all along, so
     # a key pressed the moment the card is re-rendered is meant for it and is taken.

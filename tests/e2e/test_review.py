@@ -22,18 +22,29 @@ def _wait_for_next_card(page, old_task: str) -> str:
     return page.get_attribute("#review-card", "data-task")
 
 
-def test_a_second_verdict_key_while_the_first_is_saved_is_refused_and_says_so(
-    page, login, project_factory, label_class_factory, item_factory, member_of
-):
-    project = project_factory(name="Pets", review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    member_of(project, Role.REVIEWER, "rita")
-    for _ in range(2):
-        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
-    login("rita")
-    page.goto(f"/p/{project.slug}/review/")
-    first = page.get_attribute("#review-card", "data-task")
+@pytest.fixture
+def audit_queue(page, login, project_factory, label_class_factory, item_factory, member_of):
+    """audit_queue(n) -> the first task: rita on the review page of a project where ann labeled n images "cat" (keys:
+    1 cat, 2 dog), every label up for audit. The page can press the second key of a double tap (second_tap.py)."""
+
+    def open_queue(n: int) -> str:
+        project = project_factory(name="Pets", review_sample_rate=1.0)
+        cat = label_class_factory(project=project, name="cat", hotkey="1")
+        label_class_factory(project=project, name="dog", hotkey="2")
+        ann = member_of(project, Role.ANNOTATOR, "ann")
+        member_of(project, Role.REVIEWER, "rita")
+        for _ in range(n):
+            annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
+        page.add_init_script(second_tap_script("review-image"))
+        login("rita")
+        page.goto(f"/p/{project.slug}/review/")
+        return page.get_attribute("#review-card", "data-task")
+
+    return open_queue
+
+
+def test_a_second_verdict_key_while_the_first_is_saved_is_refused_and_says_so(page, audit_queue):
+    first = audit_queue(2)
 
     # "a" then "r" in one go: the "r" comes while the accept is on its way
     page.evaluate(
@@ -48,20 +59,8 @@ def test_a_second_verdict_key_while_the_first_is_saved_is_refused_and_says_so(
     assert [r.verdict for r in Review.objects.all()] == ["accept"]
 
 
-def test_a_verdict_right_after_the_same_task_comes_back_with_an_error_is_taken(
-    page, login, project_factory, label_class_factory, item_factory, member_of
-):
-    project = project_factory(name="Pets", review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    label_class_factory(project=project, name="dog", hotkey="2")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    member_of(project, Role.REVIEWER, "rita")
-    for _ in range(2):
-        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
-    page.add_init_script(second_tap_script("review-image"))
-    login("rita")
-    page.goto(f"/p/{project.slug}/review/")
-    first = page.get_attribute("#review-card", "data-task")
+def test_a_verdict_right_after_the_same_task_comes_back_with_an_error_is_taken(page, audit_queue):
+    first = audit_queue(2)
 
     # A "correction" to the given class is refused (400) and the same task comes back with the reason; it was on
     # screen all along, so an accept pressed the moment the card is re-rendered is taken.
@@ -73,19 +72,8 @@ def test_a_verdict_right_after_the_same_task_comes_back_with_an_error_is_taken(
     assert list(ReviewTask.objects.filter(done=True).values_list("pk", flat=True)) == [int(first)]
 
 
-def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_it(
-    page, login, screenshot, project_factory, label_class_factory, item_factory, member_of
-):
-    project = project_factory(name="Pets", review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    member_of(project, Role.REVIEWER, "rita")
-    for _ in range(3):
-        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
-    page.add_init_script(second_tap_script("review-image"))
-    login("rita")
-    page.goto(f"/p/{project.slug}/review/")
-    first = page.get_attribute("#review-card", "data-task")
+def test_a_double_tapped_accept_gives_no_verdict_on_the_task_that_appears_under_it(page, screenshot, audit_queue):
+    first = audit_queue(3)
 
     # "a a": the second press lands as the next task's image appears, before anyone can have looked at it
     page.evaluate("window.__tapNext = 'a'")
