@@ -241,7 +241,9 @@ def test_keys_typed_ahead_only_label_the_image_on_screen_and_search_text_never_l
     wait_idle(page)
 
     mine = check_every_label_was_for_an_image_on_screen(page, user, project, keys_by_class)
-    assert len(mine) >= 3, "hardly any key was applied"
+    # At machine speed most keys come within 100 ms of a new image and are refused by design (label.js REACTION_MS);
+    # the first one, on the page's first card, is always taken.
+    assert len(mine) >= (1 if pause_ms == 0 else 3), "hardly any key was applied"
     assert len({a.item_id for a in mine}) == len(mine)  # one annotation per item
     assert not {keys_by_class[a.classes.get().pk] for a in mine if not a.skipped} & search_letters
     presses = page.evaluate("window.keyLog")
