@@ -24,6 +24,16 @@
   // image or task, a split second after it appeared) is the hand finishing the double click, not a decision about
   // that card: it is stopped and `refuse()` says so. `cardKey()` names the card on screen. Two separate clicks, and
   // clicks made by keys, have detail 0 or 1. Used by the labeling page (label.js) and the review page (review.js).
+  // The rule of the labeling and review pages (label.js, review.js): a key pressed within MS of a new image replacing
+  // the last one is not applied. No one responds to a picture that fast (responses under 100 ms are anticipations),
+  // so it was typed for the image before. `note` is what the page says: what was not applied, what had changed
+  // ("image", "task"), how many ms before.
+  window.LabelloopReaction = {
+    MS: 100,
+    note: (what, changed, ms) =>
+      `${what} not applied: the ${changed} had changed ${Math.round(ms)} ms before, too soon to be meant for it. Press it again.`,
+  };
+
   window.LabelloopGuardDoubleClick = function (cardSelector, cardKey, refuse) {
     let clickedOn = null;
     document.addEventListener("click", function (event) {

@@ -5,15 +5,15 @@
 // The rule that keeps labels honest: a key acts only on the image that is on screen when it is pressed.
 // From the moment a card's request leaves until the next card's image is displayed there is no such image,
 // so label, skip and undo keys pressed then are not applied (a note says how many), never replayed later.
-// Nor are those pressed within REACTION_MS of a new image replacing the last one: no one responds to a picture that
-// fast (responses under 100 ms are anticipations), so such a key was typed for the image before.
+// Nor are those pressed within REACTION_MS of a new image replacing the last one (window.LabelloopReaction, app.js).
 // `/` opens the class search at any time, and what is typed into the search is never a key.
 (function () {
   "use strict";
 
   const ClassKeys = window.LabelloopClassKeys;  // static/js/class-keys.js, loaded first
   const BURST_MS = 250;
-  const REACTION_MS = 100;
+  const Reaction = window.LabelloopReaction;  // static/js/app.js, loaded first
+  const REACTION_MS = Reaction.MS;
   const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
   let started = performance.now();
   let level = "";       // parent id whose children are shown ("" = top level)
@@ -333,8 +333,7 @@
     if (slot) slot.replaceChildren(notice); else card().prepend(notice);
   }
 
-  const soonNote = (key) => `${key === "Enter" ? "⏎" : key} not applied: the image had changed ${Math.round(
-    performance.now() - shown.until + REACTION_MS)} ms before, too soon to be meant for it. Press it again.`;
+  const soonNote = (key) => Reaction.note(key === "Enter" ? "⏎" : key, "image", performance.now() - shown.until + REACTION_MS);
 
   // --- keys ---
 

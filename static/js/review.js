@@ -12,7 +12,8 @@
   let busy = false;
   let level = "";  // parent id whose subclasses are shown in correction mode ("" = top level)
   let searchIndex = 0;
-  const REACTION_MS = 100;
+  const Reaction = window.LabelloopReaction;  // static/js/app.js, loaded first
+  const REACTION_MS = Reaction.MS;
   // performance.now() when the card's image was displayed; null while it loads; 0 for the page's first card.
   let shownAt = 0;
   let shownTask = null;  // the task shownAt is about
@@ -70,8 +71,7 @@
       ? `${what} not applied: the verdict before it was still being saved.`
       : shownAt === null
         ? `${what} not applied: the image was not on screen yet. Press it again.`
-        : `${what} not applied: the task had changed ${Math.round(performance.now() - shownAt)} ms before, too soon `
-          + "to be meant for it. Press it again.";
+        : Reaction.note(what, "task", performance.now() - shownAt);
     note.hidden = false;
     clearTimeout(noteTimer);
     noteTimer = setTimeout(() => { note.hidden = true; }, 4000);
