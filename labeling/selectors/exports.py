@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -36,7 +36,9 @@ from labeling.models import (
 from labeling.selectors.classes import PATH_SEPARATOR, class_path_normalize, class_paths, class_tree
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Windows refuses these as a file or folder name, with or without an extension ("con", "aux.jpg").
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; a CJK character takes 3
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,23 @@ class ExportPlan:
 
 
 def sanitize_name(name: str, *, fallback: str, max_length: int = 100) -> str:
-    """A file/folder name that is safe on every OS and inside a zip (no separators, no leading dots)."""
-    cleaned = _UNSAFE.sub("_", name).strip("._-")[:max_length].strip("._-")
+    """A file/folder name that is safe on every OS and inside a zip (no separators, no leading dots).
+
+    Letters, marks and digits of every script are kept (NFC), so "plane café" is "plane_café" and "猫" stays
+    "猫"; any run of other characters (spaces, punctuation, separators, controls) becomes one "_". At most
+    `max_length` characters and 200 bytes of UTF-8; Windows device names ("con") get a trailing "_".
+    """
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFC", name):
+        keep = ch in "._-" or unicodedata.category(ch)[0] in "LMN"
+        if keep or not out or out[-1] != "_":
+            out.append(ch if keep else "_")
+    cleaned = "".join(out).strip("._-")[:max_length]
+    while len(cleaned.encode()) > _MAX_NAME_BYTES:
+        cleaned = cleaned[:-1]
+    cleaned = cleaned.strip("._-")
+    if cleaned.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        cleaned += "_"
     return cleaned or fallback
 
 

@@ -17,6 +17,7 @@ from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
 from labeling.selectors.classes import classes_by_path
+from labeling.services.imports.exported import export_entries
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
@@ -86,6 +87,8 @@ class _Run:
 
     def classes_for(self, entry: Entry) -> list[LabelClass]:
         paths = self._csv_paths(entry.name)
+        if paths is None and entry.label_paths is not None:
+            paths = entry.label_paths
         if paths is None:
             paths = [entry.label_path] if entry.label_path else []
         return self._resolve(entry.name, paths)
@@ -285,6 +288,7 @@ def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[
         else:
             label = folder_label(PurePosixPath(display).parts[strip:]) if labels_from_folders else None
             entries.append(Entry(name=display, read=read_file(path), label_path=label))
+    entries = export_entries(entries, labels_from_folders=labels_from_folders, errors=csv_errors)
     csv_labels: dict[str, list[str]] = {}
     if params.get("csv"):
         try:

@@ -38,6 +38,7 @@ class Entry:
     name: str
     read: Callable[[int], bytes]  # read(max_bytes) -> at most max_bytes + 1 bytes
     label_path: str | None = None
+    label_paths: list[str] | None = None  # several classes (a multi-label export's metadata); wins over label_path
 
 
 def read_file(path: Path) -> Callable[[int], bytes]:
