@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import permissions
 
 from labeling.models import Project, Role
@@ -63,8 +63,29 @@ def project_get_for_user(*, user, slug: str, capability: Capability = Capability
     return project, project.member_role
 
 
-def project_view(capability: Capability = Capability.VIEW) -> Callable:
-    """Decorator for views taking `slug`: sets request.project and request.role, checks the capability."""
+def _api_token_user(request: HttpRequest) -> HttpResponse | None:
+    """With `Authorization: Token <key>`, sign the request in as the key's user for this request only (no session);
+    a 401 for a wrong key. None (nothing done) without that header."""
+    if not request.headers.get("Authorization", "").startswith("Token "):
+        return None
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from labeling.api.tokens import TokenAuthentication  # the API's one token check
+
+    try:
+        request.user, _ = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed as exc:
+        response = JsonResponse({"detail": str(exc.detail)}, status=401)
+        response["WWW-Authenticate"] = "Token"
+        return response
+    return None
+
+
+def project_view(capability: Capability = Capability.VIEW, *, api_token: bool = False) -> Callable:
+    """Decorator for views taking `slug`: sets request.project and request.role, checks the capability.
+
+    `api_token`: an API token in the Authorization header is accepted as well as a session (media URLs, which
+    the API hands to scripts)."""
 
     def decorator(view: Callable) -> Callable:
         @login_required
@@ -86,7 +107,14 @@ def project_view(capability: Capability = Capability.VIEW) -> Callable:
             request.capabilities = CAPABILITIES[request.role]
             return view(request, slug, *args, **kwargs)
 
-        return wrapper
+        if not api_token:
+            return wrapper
+
+        @functools.wraps(view)
+        def with_token(request: HttpRequest, *args, **kwargs):
+            return _api_token_user(request) or wrapper(request, *args, **kwargs)
+
+        return with_token
 
     return decorator
 

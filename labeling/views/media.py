@@ -8,6 +8,9 @@ browser may keep them for a day without asking again. An item id alone does not 
 database created afresh (or flushed) gives new images the ids of old ones, under the same project slugs, and a
 browser that had cached the old image showed it in place of the new one, to be labeled. A URL without `v` (an old
 link, a script) is answered with its ETag and revalidated each time; one whose `v` names other bytes is a 404.
+
+The API hands out these URLs (`thumb_url`, `original_url`, an export's `media_url`), so a script signed in with
+`Authorization: Token <key>` fetches them with the same header; a wrong key is a 401, never the sign-in page.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SMALL_FILE_BYTES = 1024 * 1024
 
 
 @require_GET
-@project_view(Capability.VIEW)
+@project_view(Capability.VIEW, api_token=True)
 def item_media(request: HttpRequest, slug: str, item_id: int, kind: str) -> HttpResponse:
     item = get_object_or_404(
         Item.objects.only("file", "thumbnail", "project_id", "sha256"), project=request.project, pk=item_id
