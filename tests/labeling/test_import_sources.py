@@ -260,3 +260,26 @@ def test_a_pipe_named_on_the_command_line_is_refused_instead_of_blocking(project
     job = Job.objects.get(project=project)
     assert job.status == JobStatus.SUCCEEDED
     assert job.result["rejected"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ('filename;label\na.png;animals/café\nb.png;"cat;outdoor"\n', "utf-8"),  # Excel where "," is the decimal mark
+        ("filename,label\na.png,animals/café\nb.png,cat;outdoor\n", "cp1252"),  # Excel's "CSV (Comma delimited)"
+        ("a.png\tanimals/café\nb.png\tcat;outdoor\n", "utf-8"),  # a TSV
+    ],
+    ids=["semicolons", "windows-1252", "tabs"],
+)
+def test_labels_csv_as_spreadsheets_save_it(project_factory, tmp_path, text, encoding):
+    project = project_factory(task_type=TaskType.MULTI)
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(png(1))
+    (tmp_path / "imgs" / "b.png").write_bytes(png(2))
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(text.encode(encoding))
+    result, job = run_import(
+        project, [{"type": "folder", "path": str(tmp_path / "imgs"), "name": "imgs"}], csv_path=str(labels)
+    )
+    assert (result["labeled"], job.errors) == (2, [])
+    assert labels_of(project) == {"a.png": ["animals / café"], "b.png": ["cat", "outdoor"]}

@@ -197,6 +197,15 @@ def folder_entries(root: Path, *, labels_from_folders: bool, errors: list[dict])
     return entries
 
 
+def _csv_delimiter(text: str) -> str:
+    """The CSV's separator: a comma, unless the first line has none and has a tab or a ";" (Excel saves CSV with
+    ";" where "," is the decimal mark). A ";"-separated file quotes a multi-label cell: `a.png;"cat;dog"`."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in first:
+        return ","
+    return "\t" if "\t" in first else ";" if ";" in first else ","
+
+
 def label_csv_parse(data: bytes, *, errors: list[dict]) -> dict[str, list[str]]:
     """`filename,label` rows (header optional) -> name -> class paths. "a/b" is a hierarchy, "a;b" multi-label.
 
@@ -206,12 +215,15 @@ def label_csv_parse(data: bytes, *, errors: list[dict]) -> dict[str, list[str]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        errors.append({"name": "labels CSV", "reason": "not UTF-8 text"})
-        return {}
+        try:  # what Excel on Windows saves as "CSV (Comma delimited)"
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            errors.append({"name": "labels CSV", "reason": "not UTF-8 (or Windows-1252) text"})
+            return {}
     labels: dict[str, list[str]] = {}
     number = 0
     try:
-        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=_csv_delimiter(text)), start=1):
             if not row or not any(cell.strip() for cell in row):
                 continue
             if number == 1 and row[0].strip().lower() in ("filename", "file", "name", "path", "image"):
