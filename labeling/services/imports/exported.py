@@ -89,7 +89,7 @@ def export_entries(entries: list[Entry], *, labels_from_folders: bool, errors: l
     kept: list[Entry] = []
     for entry in entries:
         parts = PurePosixPath(entry.name).parts
-        root = next((r for r in roots if parts[: len(r)] == r and len(parts) > len(r)), None)
+        root = next((parts[:k] for k in range(len(parts) - 1, -1, -1) if parts[:k] in roots), None)
         if root is None:
             kept.append(entry)
             continue
