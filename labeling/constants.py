@@ -12,6 +12,11 @@ from typing import Protocol
 
 DEFAULT_STRATEGY = "diverse_margin"
 
+# Levels a class path may have ("animals / mammals / cat" is 3). A biological taxonomy from kingdom to species is
+# 7; a CSV row or export manifest asking for hundreds of levels is refused: pages that draw each class's path
+# grew with the square of the depth (a settings page took 2 s at 60 levels, and never answered at 1,500).
+MAX_CLASS_DEPTH = 12
+
 # The largest id a row can have (a signed 64-bit key). A bigger number in a URL names no row, and the database
 # would overflow looking for it (SQLite: OverflowError; PostgreSQL: bigint out of range).
 MAX_ID = 2**63 - 1

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
+from labeling.constants import MAX_CLASS_DEPTH
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
 from labeling.selectors.classes import PATH_SEPARATOR, class_path, classes_by_path
 from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
@@ -66,6 +67,11 @@ def label_class_create(
         raise ValidationError("A class needs a name.")
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError("The parent class belongs to another project.")
+    depth, above = 1, parent
+    while above is not None:
+        depth, above = depth + 1, above.parent
+        if depth > MAX_CLASS_DEPTH:
+            raise ValidationError(f"A class path may have at most {MAX_CLASS_DEPTH} levels.")
     if hotkey is None:
         hotkey = _next_hotkey(project, parent)
     hotkey = hotkey.strip().lower()
@@ -86,11 +92,16 @@ def label_class_create(
 
 
 def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str, LabelClass]:
-    """Create (or find) classes for stored 'a/b/c' paths; returns stored path -> class, for every class."""
+    """Create (or find) classes for stored 'a/b/c' paths; returns stored path -> class, for every class.
+
+    A path deeper than MAX_CLASS_DEPTH is a ValidationError before any class is made."""
+    split = [[p.strip() for p in path.split(PATH_SEPARATOR) if p.strip()] for path in paths]
+    deepest = max(map(len, split), default=0)
+    if deepest > MAX_CLASS_DEPTH:
+        raise ValidationError(f"A class path may have at most {MAX_CLASS_DEPTH} levels ({deepest} given).")
     existing = classes_by_path(LabelClass.objects.filter(project=project))
-    for path in paths:
+    for parts in split:
         parent = None
-        parts = [p.strip() for p in path.split(PATH_SEPARATOR) if p.strip()]
         for depth in range(len(parts)):
             key = class_path(parts[: depth + 1])
             if key not in existing:

@@ -7,15 +7,18 @@ import json
 import zipfile
 
 import pytest
+from django.core.exceptions import ValidationError
 from PIL import Image
+from rest_framework.test import APIClient
 
-from labeling.models import LabelClass, ResolvedLabel
+from labeling.constants import MAX_CLASS_DEPTH
+from labeling.models import Job, LabelClass, ResolvedLabel, Role
 from labeling.selectors.classes import class_paths, class_tree
 from labeling.selectors.exports import ExportFilters
 from labeling.selectors.queue import label_classes_for_labeling
 from labeling.services.exports import dataset_export_write, export_storage
 from labeling.services.imports import import_job_create, import_run
-from labeling.services.projects import label_class_create
+from labeling.services.projects import label_class_create, label_classes_from_paths
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +115,29 @@ def test_a_class_name_holding_a_slash_shows_as_it_was_typed(taxonomy):
     odd = label_class_create(project=project, name="n/a", parent=cat)
     assert odd.path == f"{DISPLAY} / n/a"
     assert class_paths(class_tree(project=project))[odd.pk] == f"{STORED}/n/a"
+
+
+def test_a_class_path_deeper_than_the_limit_is_refused_and_creates_nothing(taxonomy, tmp_path, member_of):
+    """A hostile labels CSV asked for 1,500 levels in one row: the settings page then never answered."""
+    project = taxonomy[0]
+    before = LabelClass.objects.filter(project=project).count()
+    deepest = "/".join(f"level{i}" for i in range(MAX_CLASS_DEPTH))
+    result = _import_with_labels(project, tmp_path, {"a.png": deepest, "b.png": "/".join(f"x{i}" for i in range(1500))})
+    assert (result["labeled"], result["label_errors"]) == (1, 1)
+    job = Job.objects.get(project=project)
+    assert "1500 levels of classes; at most 12" in job.errors[0]["reason"]
+    assert LabelClass.objects.filter(project=project).count() == before + MAX_CLASS_DEPTH
+    assert not LabelClass.objects.filter(project=project, name="x0").exists()
+
+    # The taxonomy editor and the API hold the same line below the deepest class.
+    leaf = LabelClass.objects.get(project=project, name=f"level{MAX_CLASS_DEPTH - 1}")
+    with pytest.raises(ValidationError, match="at most 12 levels"):
+        label_class_create(project=project, name="one more", parent=leaf)
+    api = APIClient()
+    api.force_authenticate(member_of(project, Role.MANAGER))
+    answer = api.post(f"/api/projects/{project.slug}/classes/create/", {"name": "one more", "parent": leaf.pk})
+    assert answer.status_code == 400
+    assert "at most 12 levels" in str(answer.json())
+    with pytest.raises(ValidationError, match=r"at most 12 levels \(13 given\)"):
+        label_classes_from_paths(project=project, paths=["ok", deepest + "/one more"])
+    assert not LabelClass.objects.filter(project=project, name__in=["ok", "one more"]).exists()

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
+from labeling.constants import MAX_CLASS_DEPTH
 from labeling.selectors.classes import class_path
 from labeling.services.imports.archives import zip_open_checked
 from labeling.services.imports.validation import megabytes
@@ -87,6 +88,8 @@ def class_path_parse(text: str) -> str:
     levels = [level.strip() for level in text.strip().strip("/").split("/")]
     if not any(levels):
         raise ValueError("empty class name")
+    if len(levels) > MAX_CLASS_DEPTH:
+        raise ValueError(f"{len(levels)} levels of classes; at most {MAX_CLASS_DEPTH}")
     for level in levels:
         if not level:
             raise ValueError(f"empty class name between slashes in {text.strip()!r}")
