@@ -119,7 +119,9 @@ class LabelClass(models.Model):
     @property
     def path(self) -> str:
         """The display path ("animal / cat"), walking the cached parents; the stored form and the rule are in
-        labeling.selectors.classes."""
+        labeling.selectors.classes; labeling.selectors.classes.paths_attached works out many at once."""
+        if attached := self.__dict__.get("attached_path"):
+            return attached
         names, node, seen = [], self, set()
         while node is not None and node.pk not in seen:
             seen.add(node.pk)

@@ -70,6 +70,17 @@ def class_paths(tree: ClassTree, *, display: bool = False) -> dict[int, str]:
     return {pk: join(class_path_names(pk, tree)) for pk in tree}
 
 
+def paths_attached(classes: Iterable[Model], *, project: Model) -> list:
+    """`classes` (LabelClass rows) with their display paths worked out from one read of the project's tree, so
+    that `LabelClass.path` costs no query. Unattached, it walks the parents, a query per level not yet loaded:
+    a 5,000-class, 8-level taxonomy made the settings page 9,000 queries and 37 s."""
+    classes = list(classes)
+    paths = class_paths(class_tree(project=project), display=True)
+    for c in classes:
+        c.__dict__["attached_path"] = paths.get(c.pk)
+    return classes
+
+
 def classes_by_path(classes: Iterable[C]) -> dict[str, C]:
     """stored path -> class, for matching imported label paths against a taxonomy. `classes` must hold every
     class of the project (a path needs all its ancestors)."""

@@ -9,6 +9,7 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
+from labeling.selectors.classes import paths_attached
 
 
 def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:
@@ -37,7 +38,7 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
     )
     classes = [
         {"id": c.pk, "path": c.path, "color": c.color, "archived": c.archived, "count": per_class_counts.get(c.pk, 0)}
-        for c in LabelClass.objects.filter(project=project).select_related("parent__parent__parent")
+        for c in paths_attached(LabelClass.objects.filter(project=project), project=project)
     ]
     max_count = max([c["count"] for c in classes] or [0])
 

@@ -26,6 +26,7 @@ from labeling.models import (
     Review,
     Verdict,
 )
+from labeling.selectors.classes import paths_attached
 from labeling.selectors.reviews import review_task_counts
 
 
@@ -192,7 +193,7 @@ def quality_report(*, project: Project) -> QualityReport:
     fleiss = metrics.fleiss_kappa(counts) if len(counts) else None
     alpha = metrics.krippendorff_alpha_nominal(counts) if len(counts) else None
     class_rows = []
-    for label_class in LabelClass.objects.filter(project=project, archived=False):
+    for label_class in paths_attached(LabelClass.objects.filter(project=project, archived=False), project=project):
         binary = np.array(
             [
                 [

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Job, LabelClass, Membership
 from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
+from labeling.selectors.classes import paths_attached
 from labeling.selectors.dashboard import dashboard_summary
 from labeling.services import projects as project_services
 
@@ -126,7 +127,7 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
                     return redirect("labeling:project_settings", slug=slug)
                 except ValidationError as exc:
                     member_form.add_error(None, exc)
-    classes = LabelClass.objects.filter(project=project).select_related("parent")
+    classes = paths_attached(LabelClass.objects.filter(project=project), project=project)
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     return render(
         request,

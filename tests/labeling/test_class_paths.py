@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from PIL import Image
 from rest_framework.test import APIClient
 
@@ -141,3 +142,21 @@ def test_a_class_path_deeper_than_the_limit_is_refused_and_creates_nothing(taxon
     with pytest.raises(ValidationError, match=r"at most 12 levels \(13 given\)"):
         label_classes_from_paths(project=project, paths=["ok", deepest + "/one more"])
     assert not LabelClass.objects.filter(project=project, name__in=["ok", "one more"]).exists()
+
+
+def test_pages_of_a_deep_wide_taxonomy_read_the_tree_once(
+    project, member_of, item_factory, django_assert_max_num_queries
+):
+    """Each class's path walked its parents a query per level: a 5,000-class, 8-level taxonomy made the settings
+    page 9,000 queries and 37 s, the overview 7 s and the quality page 13 s."""
+    paths = [f"a{i % 2}/b{i % 3}/c{i % 5}/d{i % 7}/e/f/g/h/i/j/k/leaf{i}" for i in range(200)]
+    label_classes_from_paths(project=project, paths=paths)
+    assert LabelClass.objects.filter(project=project).count() > 1000
+    item_factory(project=project)
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER))
+    for page in ("settings/", "", "quality/"):
+        with django_assert_max_num_queries(30):
+            answer = client.get(f"/p/{project.slug}/{page}")
+        assert answer.status_code == 200
+        assert "a1 / b1 / c4 / d6 / e / f / g / h / i / j / k / leaf139" in answer.content.decode()

@@ -20,6 +20,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 
 from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel, Split
+from labeling.selectors.classes import paths_attached
 from training.ml.intervals import SMALL_HOLDOUT, headline
 from training.models import ModelVersion, Prediction
 from training.services.snapshot import ClassOrder
@@ -322,6 +323,7 @@ def items_labeled_in_holdout(project: Project) -> int:
 
 def class_order_of_version(version: ModelVersion) -> ClassOrder:
     """The class order a version was trained with (archived classes keep their names)."""
-    by_id = {c.pk: c for c in LabelClass.objects.filter(project_id=version.project_id).select_related("parent")}
+    classes = LabelClass.objects.filter(project_id=version.project_id)
+    by_id = {c.pk: c for c in paths_attached(classes, project=version.project)}
     names = [by_id[c].path if c in by_id else f"class {c}" for c in version.class_ids]
     return ClassOrder(ids=list(version.class_ids), names=names)
