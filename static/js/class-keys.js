@@ -13,11 +13,18 @@ window.LabelloopClassKeys = (function () {
     return buttons.find((b) => !b.hidden && b.dataset.key && b.dataset.key.toLowerCase() === k);
   }
 
-  // Type-ahead search over class paths (every level): the first matches, in the page's order.
+  // Text as search compares it: without accents or case ("Café" and "cafe" are the same; "Ä" is "a").
+  const fold = (text) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+
+  // Type-ahead search over class paths (every level): the classes whose path holds every word typed, in any
+  // order ("cat mammal" finds "animals / mammals / cat"), the first matches in the page's order.
   function search(buttons, query) {
-    const q = query.trim().toLowerCase();
-    if (!q) return [];
-    return buttons.filter((b) => b.dataset.path.toLowerCase().includes(q)).slice(0, MAX_RESULTS);
+    const words = fold(query).split(/\s+/).filter(Boolean);
+    if (!words.length) return [];
+    return buttons.filter((b) => {
+      const path = fold(b.dataset.path);
+      return words.every((w) => path.includes(w));
+    }).slice(0, MAX_RESULTS);
   }
 
   // Fill the results list: one item per class, the active one marked; a mouse press picks without blurring.

@@ -654,3 +654,28 @@ def test_a_drill_down_burst_cut_by_the_next_card_never_spells_a_class_on_it(
     page.keyboard.press("n")
     press_and_wait_for_next(page, "1")
     assert labels_in_order(user, project)[-1] == (second, ["wild"])
+
+
+def test_class_search_ignores_accents_case_and_word_order(page, login, project_factory, item_factory, member_of):
+    project = project_factory(name="Café", slug="cafe", holdout_fraction=0.0)
+    label_classes_from_paths(
+        project=project, paths=["boissons/Café crème", "boissons/thé", "animaux/mammifères/Écureuil", "animaux/chat"]
+    )
+    item_factory(project=project)
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/cafe/label/")
+    wait_ready(page)
+    page.keyboard.press("/")
+    found = {}
+    for query in ("cafe", "CREME", "ecureuil mammiferes", "the", "chat écureuil"):
+        page.fill("#class-search", query)
+        results = page.locator("#search-results li")
+        found[query] = results.all_inner_texts() if page.locator("#search-results").is_visible() else []
+    assert found == {
+        "cafe": ["boissons / Café crème"],
+        "CREME": ["boissons / Café crème"],
+        "ecureuil mammiferes": ["animaux / mammifères / Écureuil"],
+        "the": ["boissons / thé"],
+        "chat écureuil": [],
+    }
