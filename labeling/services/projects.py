@@ -59,19 +59,28 @@ def _next_hotkey(project: Project, parent: LabelClass | None) -> str:
 
 
 def label_class_create(
-    *, project: Project, name: str, parent: LabelClass | None = None, hotkey: str | None = None, color: str = ""
+    *,
+    project: Project,
+    name: str,
+    parent: LabelClass | None = None,
+    hotkey: str | None = None,
+    color: str = "",
+    level: int | None = None,
 ) -> LabelClass:
-    """Add a class; hotkeys default to 1-9 then letters (the labeling page's own keys stay reserved)."""
+    """Add a class; hotkeys default to 1-9 then letters (the labeling page's own keys stay reserved).
+
+    `level`: the new class's level (1 for a root), when the caller knows it; else it is counted up the parents."""
     name = name.strip()
     if not name:
         raise ValidationError("A class needs a name.")
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError("The parent class belongs to another project.")
-    depth, above = 1, parent
-    while above is not None:
-        depth, above = depth + 1, above.parent
-        if depth > MAX_CLASS_DEPTH:
-            raise ValidationError(f"A class path may have at most {MAX_CLASS_DEPTH} levels.")
+    if level is None:  # one query per level whose parent is not loaded yet
+        level, above = 1, parent
+        while above is not None and level <= MAX_CLASS_DEPTH:
+            level, above = level + 1, above.parent
+    if level > MAX_CLASS_DEPTH:
+        raise ValidationError(f"A class path may have at most {MAX_CLASS_DEPTH} levels.")
     if hotkey is None:
         hotkey = _next_hotkey(project, parent)
     hotkey = hotkey.strip().lower()
@@ -105,7 +114,7 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
         for depth in range(len(parts)):
             key = class_path(parts[: depth + 1])
             if key not in existing:
-                existing[key] = label_class_create(project=project, name=parts[depth], parent=parent)
+                existing[key] = label_class_create(project=project, name=parts[depth], parent=parent, level=depth + 1)
             parent = existing[key]
     return existing
 

@@ -110,7 +110,6 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
     return _context(
         request,
         item=item,
-        classes=classes,
         class_list=class_list_html(project=project, classes=classes, preselected=preselected),
         hierarchical=any(c.parent_id for c in classes),
         suggestions=suggestions,

@@ -86,6 +86,7 @@ def export_entries(entries: list[Entry], *, labels_from_folders: bool, errors: l
         if PurePosixPath(e.name).name == METADATA and PurePosixPath(e.name).parts[:-2] in roots
     }
     hf_labels = {where: _metadata_labels(e, errors) for where, e in metadata.items()} if labels_from_folders else {}
+    folders = {root: {c["folder"]: c["path"] for c in manifest["classes"]} for root, manifest in roots.items()}
     kept: list[Entry] = []
     for entry in entries:
         parts = PurePosixPath(entry.name).parts
@@ -99,8 +100,7 @@ def export_entries(entries: list[Entry], *, labels_from_folders: bool, errors: l
         manifest = roots[root]
         if labels_from_folders and len(rel) >= 2 and rel[0] in EXPORT_SPLITS[manifest["format"]]:
             if manifest["format"] == "imagefolder":
-                folders = {c["folder"]: c["path"] for c in manifest["classes"]}
-                path = folders.get(rel[1]) if len(rel) == 3 else None
+                path = folders[root].get(rel[1]) if len(rel) == 3 else None
                 entry.label_path = path or entry.label_path
             else:  # the split folder is no class: an image metadata.jsonl does not label stays unlabeled
                 entry.label_path = None
