@@ -6,8 +6,14 @@ that no one else holds and this user has not annotated, so its cost does not gro
 project. With an overlap above 1 the probe of partly labeled items passes over the user's own
 labels that await another annotator, one index probe each (about 5 µs on PostgreSQL: 33 ms per
 claim at 5,000 of them, bench/labeling_latency.py --overlap 2 --awaiting 5000).
-PostgreSQL: `select_for_update(skip_locked=True)` lets concurrent claims pass each other;
+PostgreSQL: `FOR UPDATE ... SKIP LOCKED` lets concurrent claims pass each other;
 SQLite: the connection opens IMMEDIATE transactions (settings), so claims serialize.
+
+Row locks held by a writer other than a claim (a training round rewriting every open item's priority in
+one transaction) would make SKIP LOCKED pass over the whole pool and tell the annotator "nothing left"
+for the length of that transaction. So a claim that finds nothing asks once more without locks; when
+that finds an open item, the pool was only locked, not empty, and the claim waits and tries again
+(CLAIM_WAITS, about 2 s in all) before it gives up.
 
 Skips: a skipped item leaves the user's priority order (others still get it) and comes back to
 that user once nothing else is left for them, oldest skip first; skipping it again sends it to the
@@ -19,6 +25,7 @@ with the project.
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -129,16 +136,43 @@ def _first_in_pool(*, project: Project, user, pool: str, now, lock: bool) -> Ite
     return best
 
 
+# Pauses between claims while the open items are row-locked by another writer (seconds; ~2.2 s in all).
+CLAIM_WAITS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8)
+
+
 def item_claim_next(*, project: Project, user, lease_seconds: int | None = None, rng: random.Random | None = None):
     """Lease and return the next item this user should label, or None when there is nothing left for them.
 
     Order: a live lease the user already holds (re-requesting gives the same item back), else the
     highest-priority open item by Item.priority desc, id, else the user's own skipped items that are
     still open, oldest skip first (see the module docstring). `lease_seconds` defaults to
-    settings.LABELLOOP_LEASE_SECONDS (read at call time so that settings overrides apply).
+    settings.LABELLOOP_LEASE_SECONDS (read at call time so that settings overrides apply). While every
+    open item is row-locked by another transaction the claim waits for it (CLAIM_WAITS), so a training
+    round's priority rewrite never reads as an empty queue.
     """
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
     rng = rng or random
+    for wait in (*CLAIM_WAITS, None):
+        item = _claim_once(project=project, user=user, lease_seconds=lease_seconds, rng=rng)
+        if item is not None or wait is None or not _open_but_locked(project=project, user=user):
+            return item
+        time.sleep(wait)
+    return None
+
+
+def _open_but_locked(*, project: Project, user) -> bool:
+    """True when the claim found nothing only because row locks hid the open items (PostgreSQL's SKIP LOCKED)."""
+    if not connection.features.has_select_for_update_skip_locked:
+        return False  # without SKIP LOCKED a claim waits for locks itself
+    now = timezone.now()
+    for pool in (TRAIN, HOLDOUT, GOLD):
+        if _first_in_pool(project=project, user=user, pool=pool, now=now, lock=False) is not None:
+            return True
+    params = _skipped_params(project=project, user=user, now=now)
+    return next(iter(Item.objects.raw(skipped_claim_sql(lock=False), params)), None) is not None
+
+
+def _claim_once(*, project: Project, user, lease_seconds: int, rng) -> Item | None:
     now = timezone.now()
     with transaction.atomic():
         # Leases are released on submit and skip, so a live lease means the user has not finished the item.
