@@ -35,7 +35,7 @@ from labeling.selectors.queue import (
 from labeling.selectors.training_seam import explanation_url
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
-from labeling.views.class_list import class_list_html
+from labeling.views.class_list import HEADER, class_list_block
 
 GRID_MIN, GRID_MAX, GRID_DEFAULT = 24, 48, 36
 GRID_HIDE_CAP = 2000
@@ -110,7 +110,12 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
     return _context(
         request,
         item=item,
-        class_list=class_list_html(project=project, classes=classes, preselected=preselected),
+        class_list=class_list_block(
+            project=project,
+            classes=classes,
+            preselected=preselected,
+            page_has=request.headers.get(HEADER, "") if request.htmx else "",
+        ),
         hierarchical=any(c.parent_id for c in classes),
         suggestions=suggestions,
         preselected=preselected,

@@ -137,10 +137,23 @@
       preload(link.dataset.original);
     });
     showBackground();
+    markChosen();
     showLevel("");
     restoreSearch();
     if (Explain) Explain.apply();
     markReady();
+  }
+
+  // The class buttons stay on the page from card to card (the server sends them once: labeling/views/class_list.py):
+  // each new card marks its own suggestion and starts with nothing else chosen or ticked.
+  function markChosen() {
+    const chosen = card().dataset.preselected || "";
+    buttons().forEach((b) => {
+      const on = b.dataset.id === chosen;
+      b.classList.toggle("on", on);
+      const box = b.querySelector("input[type=checkbox]");
+      if (box) box.checked = on;
+    });
   }
 
   // --- taxonomy levels: each level's classes have keys of their own (labeling/selectors/keys.py) ---
@@ -420,6 +433,12 @@
     const status = e.detail.xhr.status;
     if (status === 400 || status === 409) { e.detail.shouldSwap = true; e.detail.isError = false; }
     if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "item-card") carrySearch();
+  });
+  // Tell the server which class list the page shows: while it is the project's, the card comes without one.
+  document.addEventListener("htmx:configRequest", (e) => {
+    if (isExplain(e) || !e.target.closest || !e.target.closest("#item-card")) return;
+    const list = document.getElementById("class-list");
+    if (list && list.dataset.key) e.detail.headers["X-Class-List"] = list.dataset.key;
   });
   document.addEventListener("htmx:beforeRequest", (e) => {
     if (isExplain(e)) return;

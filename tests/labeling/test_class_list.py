@@ -56,3 +56,45 @@ def test_only_the_suggested_class_is_chosen_and_the_next_card_starts_clean(proje
     plain = class_list_html(project=project, classes=classes, preselected=None)
     assert set(buttons(plain).values()) == {"class-btn"}
     assert "checked" not in plain
+
+
+def list_key(html: str) -> str:
+    return re.search(r'id="class-list" data-key="([0-9a-f]+)"', html)[1]
+
+
+def test_a_page_that_shows_the_list_gets_cards_without_it_until_the_taxonomy_changes(project, item_factory, member_of):
+    """318 KB of buttons with every label at 1,080 classes: the page keeps the list it has, the card does not
+    resend it, and a class added meanwhile sends the new list with the next card."""
+    label_classes_from_paths(project=project, paths=[f"group {g}/class {c}" for g in range(30) for c in range(30)])
+    for _ in range(3):
+        item_factory(project=project)
+    client = Client()
+    client.force_login(member_of(project, Role.ANNOTATOR))
+    url = f"/p/{project.slug}/label/"
+    full = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert len(buttons(full)) == 930
+    key = list_key(full)
+
+    kept = client.get(url, HTTP_HX_REQUEST="true", HTTP_X_CLASS_LIST=key).content.decode()
+    assert buttons(kept) == {}
+    assert f'<div class="classes" id="class-list" data-key="{key}" hx-preserve="true"></div>' in kept
+    assert len(kept) < len(full) / 20
+
+    # Another process renders the same list under the same key (a digest, not a per-process hash).
+    from labeling.views import class_list
+
+    class_list._rendered.clear()
+    assert list_key(client.get(url, HTTP_HX_REQUEST="true").content.decode()) == key
+
+    label_class_create(project=project, name="bird")
+    changed = client.get(url, HTTP_HX_REQUEST="true", HTTP_X_CLASS_LIST=key).content.decode()
+    assert "bird" in buttons(changed)
+    assert len(buttons(changed)) == 931
+    assert list_key(changed) != key
+    assert "hx-preserve" not in changed
+
+    for stale in ("", "0" * 20, "<script>"):
+        page = client.get(url, HTTP_HX_REQUEST="true", HTTP_X_CLASS_LIST=stale).content.decode()
+        assert len(buttons(page)) == 931
+    # A plain (non-htmx) page always has the whole list, whatever header comes with it.
+    assert len(buttons(client.get(url, HTTP_X_CLASS_LIST=list_key(changed)).content.decode())) == 931
