@@ -23,6 +23,7 @@
   // before which its keys are too soon (0 for the page's first card, which replaced no image).
   let shown = null;
   let carried = null;   // the class search's state while a card is swapped: { value, start, end }
+  let keptList = null;  // the class list of the card being replaced, for a new card that comes without one
   let refused = 0;      // keys not applied since the page loaded
   let refusedBurst = false;  // a key of the burst being typed was refused: the rest of it would drill from the wrong level
   let lastKeyAt = 0;
@@ -112,6 +113,7 @@
   // swapped: the card replaced one on screen (a response), not the page's first. The same item again (a card
   // re-rendered with a message) was on screen already: no new image, no wait.
   function initCard(swapped) {
+    adoptList();
     started = performance.now();
     const before = shown;
     shown = null;
@@ -142,6 +144,16 @@
     restoreSearch();
     if (Explain) Explain.apply();
     markReady();
+  }
+
+  // A card that comes without the class list (the page has it: labeling/views/class_list.py) gets the one the
+  // page showed. Should it be missing, the page reloads rather than show a card without classes.
+  function adoptList() {
+    const slot = document.querySelector("#class-list[data-keep]");
+    const list = keptList;
+    keptList = null;
+    if (!slot) return;
+    if (list && list.dataset.key === slot.dataset.key) slot.replaceWith(list); else window.location.reload();
   }
 
   // The class buttons stay on the page from card to card (the server sends them once: labeling/views/class_list.py):
@@ -432,7 +444,10 @@
     if (isExplain(e)) return;
     const status = e.detail.xhr.status;
     if (status === 400 || status === 409) { e.detail.shouldSwap = true; e.detail.isError = false; }
-    if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "item-card") carrySearch();
+    if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "item-card") {
+      carrySearch();
+      keptList = document.getElementById("class-list");
+    }
   });
   // Tell the server which class list the page shows: while it is the project's, the card comes without one.
   document.addEventListener("htmx:configRequest", (e) => {
