@@ -75,9 +75,13 @@
     }
     choose(out);
   });
-  input.addEventListener("change", () => {
-    choose(Array.from(input.files).map((file) => ({ file, path: file.webkitRelativePath || file.name })));
-  });
+  // Files, or a whole folder (webkitdirectory: each file's path starts with the folder's name, as when dropped).
+  const folderInput = document.getElementById("folder-input");
+  [input, folderInput].forEach((picker) => picker && picker.addEventListener("change", () => {
+    choose(Array.from(picker.files).map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+    const other = picker === input ? folderInput : input;
+    if (other) other.value = "";  // the last choice counts, not both
+  }));
 
   function post(url, data, onProgress) {
     return new Promise((resolve, reject) => {
@@ -147,6 +151,7 @@
       setStatus(`Uploaded ${sendable.length} file${sendable.length === 1 ? "" : "s"}; the import runs in the background.`, 100);
       picked = [];
       input.value = "";
+      if (folderInput) folderInput.value = "";
     } catch (error) {
       showError(error.message);
     } finally {

@@ -153,3 +153,35 @@ def test_a_zip_of_800_images_uploaded_through_the_page_is_imported_by_the_worker
     assert Item.objects.filter(project=project, state=ItemState.LABELED).count() == 800
     labels = ResolvedLabel.objects.filter(project=project).values_list("classes__name", flat=True)
     assert Counter(labels) == dict.fromkeys(classes, 200)
+
+
+def test_manager_picks_an_imagefolder_folder_and_its_sub_folders_become_classes(
+    page, login, screenshot, project_factory, member_of, tmp_path
+):
+    # Given an ImageFolder tree on the manager's disk (two classes, a nested one, and macOS litter)
+    project = project_factory(name="Picked", slug="picked")
+    member_of(project, Role.MANAGER, "maria")
+    root = tmp_path / "flowers"
+    layout = {"rose": 3, "tulip": 2, "tulip/parrot": 2}
+    for n, (folder, count) in enumerate(layout.items()):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for k in range(count):
+            (root / folder / f"{k}.png").write_bytes(png(10 * n + k))
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "rose" / "._0.png").write_bytes(b"AppleDouble")
+
+    # When they pick the folder with the folder picker, tick "folders are classes" and upload
+    login("maria")
+    page.goto(reverse("labeling:import", args=[project.slug]))
+    page.set_input_files("#folder-input", str(root))
+    expect(page.locator("#upload-status")).to_contain_text("7 files selected")
+    page.check("#labels-from-folders")
+    page.click("#upload-button")
+
+    # Then every image is imported with its folder's class, nested folders as a path
+    job = page.locator(".job[data-status=succeeded]")
+    expect(job).to_be_visible(timeout=30_000)
+    expect(job).to_contain_text("imported: 7")
+    screenshot("import-picked-folder")
+    resolved = ResolvedLabel.objects.filter(project=project).prefetch_related("classes__parent")
+    assert Counter(c.path for r in resolved for c in r.classes.all()) == {"rose": 3, "tulip": 2, "tulip / parrot": 2}
