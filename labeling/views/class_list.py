@@ -33,13 +33,18 @@ _rendered: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
 HEADER = "X-Class-List"  # the key of the list the page shows (label.js)
 
 
-def _rendered_list(project: Project, classes: Sequence[ClassOption]) -> tuple[str, str]:
-    """(the buttons' HTML, its key) for this taxonomy, rendered once per process."""
-    cache_key = (project.pk, project.is_multi_label, tuple(classes))
+LABEL_LIST, REVIEW_LIST = "labeling/label.html#class-list", "labeling/review.html#review-class-list"
+
+
+def _rendered_list(project: Project, classes: Sequence[ClassOption], template: str = LABEL_LIST) -> tuple[str, str]:
+    """(the buttons' HTML, its key) for this taxonomy and page, rendered once per process."""
+    cache_key = (template, project.pk, project.is_multi_label, tuple(classes))
     found = _rendered.get(cache_key)
     if found is None:
-        html = render_to_string("labeling/label.html#class-list", {"project": project, "classes": classes})
-        found = (html, hashlib.sha256(f"{project.pk}:{html}".encode()).hexdigest()[:20])
+        hierarchical = any(c.parent_id for c in classes)
+        context = {"project": project, "classes": classes, "hierarchical": hierarchical}
+        html = render_to_string(template, context)
+        found = (html, hashlib.sha256(f"{project.pk}:{template}:{html}".encode()).hexdigest()[:20])
         _rendered[cache_key] = found
         while len(_rendered) > KEEP:
             _rendered.popitem(last=False)
@@ -72,3 +77,17 @@ def class_list_html(*, project: Project, classes: Sequence[ClassOption], presele
                 f'name="class_ids" value="{preselected}">', f'name="class_ids" value="{preselected}" checked>', 1
             )
     return mark_safe(html)
+
+
+def review_list_block(
+    *, project: Project, classes: Sequence[ClassOption], given_ids: set[int], page_has: str = ""
+) -> SafeString:
+    """The review card's correction classes, as class_list_block: a placeholder while the page has this list,
+    else every class with the given ones marked (static/js/review.js marks them on a kept list)."""
+    html, key = _rendered_list(project, classes, REVIEW_LIST)
+    if page_has == key:
+        return mark_safe(f'<div class="class-list" id="review-class-list" data-key="{key}" data-keep="1"></div>')
+    for class_id in given_ids:
+        plain, given = f'class="class-btn" data-id="{class_id}"', f'class="class-btn given" data-id="{class_id}"'
+        html = html.replace(plain, f'{given} title="the given label"', 1)
+    return mark_safe(f'<div class="class-list" id="review-class-list" data-key="{escape(key)}">{html}</div>')

@@ -31,6 +31,7 @@ from labeling.selectors.reviews import (
 )
 from labeling.selectors.training_seam import active_model_version, explanation_url, latest_label_error_search
 from labeling.services import reviews as review_services
+from labeling.views.class_list import HEADER, review_list_block
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
 REFRESH_EVERY_SECONDS = 30
@@ -57,6 +58,7 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
     classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     counts = review_task_counts(project=project)
     ctx = review_context(task=task) if task else None
+    given_ids = {c.pk for c in ctx.given.classes} if ctx and ctx.given else set()
     # The active model's heatmap of each of its top classes (the first is shown over the image).
     explain_links = (
         [(c.pk, explanation_url(slug=project.slug, item_id=ctx.item.pk, class_id=c.pk)) for c, _ in ctx.model_top]
@@ -72,7 +74,13 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
         total=sum(counts.values()),
         classes=classes,
         hierarchical=any(c.parent_id for c in classes),
-        given_ids={c.pk for c in ctx.given.classes} if ctx and ctx.given else set(),
+        given_ids=given_ids,
+        correct_list=review_list_block(
+            project=project,
+            classes=classes,
+            given_ids=given_ids,
+            page_has=request.headers.get(HEADER, "") if request.htmx else "",
+        ),
         gold_ids={c.pk for c in ctx.gold} if ctx else set(),
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,

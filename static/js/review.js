@@ -230,18 +230,50 @@
     card().prepend(note);
   });
 
+  // The correction classes stay on the page from task to task (the server sends them once:
+  // labeling/views/class_list.py): a card that comes without them gets the ones the page showed, and each card marks
+  // its own given classes. Should the list be missing, the page reloads rather than show a card without classes.
+  let keptList = null;
+  function adoptList() {
+    const slot = document.querySelector("#review-class-list[data-keep]");
+    const list = keptList;
+    keptList = null;
+    if (!slot) return;
+    if (list && list.dataset.key === slot.dataset.key) slot.replaceWith(list); else window.location.reload();
+  }
+  function markGiven() {
+    const fs = fieldset();
+    if (!fs) return;
+    const given = new Set((fs.dataset.given || "").split(",").filter(Boolean));
+    buttons().forEach((b) => {
+      const on = given.has(b.dataset.id);
+      b.classList.toggle("given", on);
+      if (on) b.title = "the given label"; else b.removeAttribute("title");
+    });
+  }
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (isExplain(event) || !event.target.closest || !event.target.closest("#review-card")) return;
+    const list = document.getElementById("review-class-list");
+    if (list && list.dataset.key) event.detail.headers["X-Class-List"] = list.dataset.key;
+  });
+
   // A new card arrived (htmx swap) or a request ended: reset the state. The reason tabs come in the same
   // response as an out-of-band swap, so their counts follow each verdict.
   document.addEventListener("htmx:afterSwap", (event) => {
     if (isExplain(event)) return;
+    const ours = event.detail.target && event.detail.target.id === "review-card";
+    if (ours) { adoptList(); markGiven(); }
     busy = false;
     setCorrecting(false);
-    if (event.detail.target && event.detail.target.id === "review-card") watchShown();
+    if (ours) watchShown();
   });
   document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) { busy = false; markReady(); } });
   document.addEventListener("DOMContentLoaded", () => { shownTask = card() ? card().dataset.task : null; markReady(); });
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }
+    if (!isExplain(event) && event.detail.shouldSwap && event.detail.target && event.detail.target.id === "review-card") {
+      keptList = document.getElementById("review-class-list");
+    }
   });
 })();

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.models import Annotation, LabelClass, Role, TaskType
+from labeling.models import Annotation, LabelClass, Review, ReviewTask, Role, TaskType
+from labeling.services.annotations import annotation_create
 from labeling.services.projects import label_class_create, label_classes_from_paths
 from training.models import ModelVersion, Prediction
 
@@ -43,12 +44,12 @@ def suggested_project(project_factory, item_factory, *, task_type, items: int = 
     return project, suggestion
 
 
-def card_sizes(page) -> list[int]:
-    """Body sizes of the card responses (label, skip, undo posts) the page receives, in arrival order."""
+def card_sizes(page, path: str = "/label/") -> list[int]:
+    """Body sizes of the card responses (label, skip, undo posts; review verdicts) the page receives, in order."""
     sizes: list[int] = []
 
     def seen(response) -> None:
-        if response.request.method == "POST" and "/label/" in response.url:
+        if response.request.method == "POST" and path in response.url:
             sizes.append(len(response.body()))
 
     page.on("response", seen)
@@ -118,3 +119,56 @@ def test_multi_label_ticks_do_not_carry_to_the_next_card(page, login, project_fa
     assert ticked == [suggestion[item]]
     got = sorted(str(c) for c in Annotation.objects.filter(item_id=int(first)).values_list("classes__pk", flat=True))
     assert got == sorted([suggestion[first], extra.get_attribute("data-id")])
+
+
+def test_a_reviewer_gets_small_cards_sees_each_tasks_given_class_and_corrects_from_the_kept_list(
+    page, login, project_factory, item_factory, member_of
+):
+    project = project_factory(name="Audit", slug="audit", holdout_fraction=0.0, review_sample_rate=1.0)
+    label_classes_from_paths(project=project, paths=[f"species {n:03d}" for n in range(CLASSES)])
+    classes = list(LabelClass.objects.filter(project=project).order_by("pk"))
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.REVIEWER, "rita")
+    given = {}
+    for n in range(4):
+        item = item_factory(project=project)
+        annotation_create(item=item, user=ann, class_ids=[classes[11 * n + 5].pk])
+        given[item.pk] = classes[11 * n + 5]
+    login("rita")
+    sizes = card_sizes(page, "/review/")
+    page.goto("/p/audit/review/")
+    first_page = len(page.content())
+
+    def wait_next(old: str) -> str:
+        page.wait_for_function(
+            "old => { const c = document.getElementById('review-card');"
+            " return c && c.dataset.task !== old && c.dataset.ready === '1'; }",
+            arg=old,
+        )
+        return page.get_attribute("#review-card", "data-task")
+
+    def given_on_page() -> list[str]:
+        return page.eval_on_selector_all("#correct-classes .class-btn.given", "els => els.map(e => e.dataset.path)")
+
+    def task_item() -> int:
+        return ReviewTask.objects.get(pk=int(page.get_attribute("#review-card", "data-task"))).item_id
+
+    task = wait_next("")
+    for _ in range(2):
+        assert given_on_page() == [given[task_item()].path]
+        page.keyboard.press("a")
+        task = wait_next(task)
+    assert page.locator("#correct-classes .class-btn").count() == CLASSES
+    assert given_on_page() == [given[task_item()].path]
+    assert len(sizes) == 2
+    assert max(sizes) < first_page / 5, (sizes, first_page)
+
+    # A correction by search on the kept list is saved with the class picked.
+    item_id = task_item()
+    page.keyboard.press("c")
+    page.keyboard.press("/")
+    page.fill("#correct-search", "species 299")
+    page.keyboard.press("Enter")
+    wait_next(task)
+    review = Review.objects.get(annotation__item_id=item_id)
+    assert [c.name for c in review.corrected_classes.all()] == ["species 299"]

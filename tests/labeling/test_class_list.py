@@ -98,3 +98,29 @@ def test_a_page_that_shows_the_list_gets_cards_without_it_until_the_taxonomy_cha
         assert len(buttons(page)) == 931
     # A plain (non-htmx) page always has the whole list, whatever header comes with it.
     assert len(buttons(client.get(url, HTTP_X_CLASS_LIST=list_key(changed)).content.decode())) == 931
+
+
+def test_review_cards_keep_the_pages_correction_list_and_mark_the_given_class(project_factory, item_factory, member_of):
+    from labeling.services.annotations import annotation_create
+
+    project = project_factory(review_sample_rate=1.0)
+    label_classes_from_paths(project=project, paths=[f"kind {n}" for n in range(400)])
+    kinds = {c.name: c for c in project.classes.all()}
+    ann = member_of(project, Role.ANNOTATOR)
+    for name in ("kind 7", "kind 8"):
+        annotation_create(item=item_factory(project=project), user=ann, class_ids=[kinds[name].pk])
+    client = Client()
+    client.force_login(member_of(project, Role.REVIEWER))
+    url = f"/p/{project.slug}/review/"
+    full = client.get(url).content.decode()
+    given = {path: cls for path, cls in buttons(full).items() if "given" in cls}
+    assert len(buttons(full)) == 400
+    assert list(given) in (["kind 7"], ["kind 8"])
+    key = re.search(r'id="review-class-list" data-key="([0-9a-f]+)"', full)[1]
+
+    kept = client.get(url, HTTP_HX_REQUEST="true", HTTP_X_CLASS_LIST=key).content.decode()
+    assert buttons(kept) == {}
+    assert 'id="review-class-list" data-key="' + key + '" data-keep="1"' in kept
+    # The task's given classes still travel with the card, for the page to mark on its kept list.
+    assert re.search(r'data-given="(\d+)"', kept)[1] in {str(kinds["kind 7"].pk), str(kinds["kind 8"].pk)}
+    assert len(buttons(client.get(url, HTTP_HX_REQUEST="true", HTTP_X_CLASS_LIST="stale").content.decode())) == 400
