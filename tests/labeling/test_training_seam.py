@@ -111,3 +111,47 @@ def test_the_seam_reads_the_active_models_predictions(project_factory, item_fact
     assert list(items_filter(project=project, filters={"has_prediction": True})) == [scored]
     assert list(items_filter(project=project, filters={"has_prediction": False})) == [unscored]
     assert model_top_classes(item=scored) == ([(dog, 0.8), (cat, 0.2)], 1)
+
+
+@pytest.mark.django_db
+def test_a_review_verdict_never_decodes_the_models_metrics(project_factory, item_factory, member_of, monkeypatch):
+    """With 1,000 classes a version's metrics (its confusion matrix) are 3 MB of JSON: decoding them on every verdict
+    cost a reviewer about 200 ms per task. The review paths read the active version without them."""
+    from django.db.models import JSONField
+    from django.test import Client
+
+    from labeling.models import LabelClass, Role
+    from labeling.services.annotations import annotation_create
+
+    project = project_factory(review_sample_rate=1.0)
+    classes = [LabelClass.objects.create(project=project, name=f"k{n}", order=n) for n in range(3)]
+    big = {"confusion_matrix": [[1] * 300 for _ in range(300)], "accuracy": 0.5}
+    version = ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", class_ids=[c.pk for c in classes], metrics=big, active=True
+    )
+    ann = member_of(project, Role.ANNOTATOR)
+    for n in range(3):
+        item = item_factory(project=project)
+        Prediction.objects.create(
+            item=item, model_version=version, probabilities=[0.1, 0.1, 0.8], predicted_class=classes[2],
+            confidence=0.8, uncertainty=0.2,
+        )  # fmt: skip
+        annotation_create(item=item, user=ann, class_ids=[classes[n % 2].pk])
+
+    decoded = []
+    original = JSONField.from_db_value
+
+    def spy(self, value, expression, connection):
+        if self.model is ModelVersion and self.name == "metrics":
+            decoded.append(len(value or ""))
+        return original(self, value, expression, connection)
+
+    monkeypatch.setattr(JSONField, "from_db_value", spy)
+    client = Client()
+    client.force_login(member_of(project, Role.REVIEWER))
+    page = client.get(f"/p/{project.slug}/review/")
+    task = int(page.content.decode().split('data-task="', 1)[1].split('"', 1)[0])
+    answer = client.post(f"/p/{project.slug}/review/{task}/verdict/", {"verdict": "accept"}, HTTP_HX_REQUEST="true")
+    assert answer.status_code == 200
+    assert decoded == []
+    assert active_model_version(project).metrics["accuracy"] == 0.5  # still there for whoever reads them

@@ -29,7 +29,7 @@ def _ids(raw: str, limit: int) -> list[int]:
 
 def _version(request: HttpRequest) -> ModelVersion:
     raw = request.GET.get("version") or ""
-    versions = ModelVersion.objects.filter(project=request.project)
+    versions = ModelVersion.objects.filter(project=request.project).defer("metrics")  # MBs at 1,000 classes; unused
     if not raw:
         version = versions.filter(active=True).first()
     else:
