@@ -30,6 +30,7 @@ from labeling.services.job_limits import JobLimitReached
 from training import services
 from training.ml.intervals import headline
 from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
+from training.selectors.runs import metrics_summary
 from training.services import exports, inference
 
 
@@ -120,27 +121,43 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "number", "run", "architecture", "class_ids", "metrics", "headline", "interval_recorded",
                   "no_support", "label_count", "dataset_hash", "active", "created_at"]  # fmt: skip
 
+    @staticmethod
+    def _metrics(version) -> dict:
+        """The metrics, or in the list their summary (annotated by metrics_summary, metrics deferred)."""
+        metrics = version.summary if hasattr(version, "summary") else version.metrics
+        return metrics if isinstance(metrics, dict) else {}
+
     @extend_schema_field(MetricFigureSerializer(many=True))
     def get_headline(self, version) -> list:
-        return MetricFigureSerializer(headline(version.metrics), many=True).data
+        return MetricFigureSerializer(headline(self._metrics(version)), many=True).data
 
     def get_interval_recorded(self, version) -> bool:
-        return isinstance(version.metrics, dict) and isinstance(version.metrics.get("intervals"), dict)
+        return isinstance(self._metrics(version).get("intervals"), dict)
 
     def get_no_support(self, version) -> list[str]:
-        value = version.metrics.get("no_support") if isinstance(version.metrics, dict) else None
+        value = self._metrics(version).get("no_support")
         return [str(v) for v in value] if isinstance(value, list) else []
 
 
+class ModelVersionListSerializer(ModelVersionOutputSerializer):
+    metrics = serializers.JSONField(
+        source="summary",
+        read_only=True,
+        help_text="Holdout metrics without `confusion_matrix` and `per_class`, which grow with the classes (3 MB "
+        "at 1,000 classes): GET .../models/<number>/ has them.",
+    )
+
+
 class ModelVersionListApi(ProjectView, generics.ListAPIView):
-    """Trained model versions with their holdout metrics; `active` marks the one that scores the queue."""
+    """Trained model versions with their holdout metrics (without the per-class parts: the detail has those);
+    `active` marks the one that scores the queue."""
 
     capability = Capability.VIEW_METRICS
-    serializer_class = ModelVersionOutputSerializer
+    serializer_class = ModelVersionListSerializer
     pagination_class = IdCursorPagination
 
     def get_queryset(self):
-        return ModelVersion.objects.filter(project=self.project)
+        return ModelVersion.objects.filter(project=self.project).defer("metrics").annotate(summary=metrics_summary())
 
 
 class ModelVersionDetailApi(ProjectView, APIView):

@@ -6,7 +6,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -120,9 +135,24 @@ def loop_status(*, project: Project) -> LoopStatus:
 
 
 def runs_recent(*, project: Project, limit: int = 20) -> list[TrainingRun]:
-    return list(
-        TrainingRun.objects.filter(project=project).select_related("model_version").order_by("-created_at")[:limit]
-    )
+    runs = TrainingRun.objects.filter(project=project).select_related("model_version").defer("model_version__metrics")
+    return list(runs.order_by("-created_at")[:limit])
+
+
+# The parts of a version's metrics that grow with the classes: the confusion matrix (K²: 3.3 MB of JSON at 1,080
+# classes, about 90 ms to decode) and the per-class table. Lists of versions leave them out.
+PER_CLASS_METRICS = ("confusion_matrix", "per_class")
+
+
+def metrics_summary() -> RawSQL:
+    """A version's metrics without PER_CLASS_METRICS, cut out by the database: for .annotate(summary=...) with
+    .defer("metrics"), so that a page or an API list of versions never decodes a confusion matrix."""
+    column = f'"{ModelVersion._meta.db_table}"."metrics"'
+    if connection.vendor == "postgresql":
+        sql = column + "".join(f" - '{key}'" for key in PER_CLASS_METRICS)
+    else:  # SQLite's JSON1
+        sql = f"json_remove({column}, " + ", ".join(f"'$.{key}'" for key in PER_CLASS_METRICS) + ")"
+    return RawSQL(sql, [], output_field=JSONField())
 
 
 def run_in_flight(*, project: Project) -> TrainingRun | None:
@@ -130,7 +160,9 @@ def run_in_flight(*, project: Project) -> TrainingRun | None:
 
 
 def model_versions(*, project: Project, limit: int = 50) -> list[ModelVersion]:
-    return list(ModelVersion.objects.filter(project=project).select_related("run").order_by("-number")[:limit])
+    """The newest versions, each with `summary` (its metrics but the per-class parts) and without `metrics`."""
+    versions = ModelVersion.objects.filter(project=project).select_related("run").defer("metrics")
+    return list(versions.annotate(summary=metrics_summary()).order_by("-number")[:limit])
 
 
 def model_version_active(*, project: Project) -> ModelVersion | None:

@@ -48,12 +48,13 @@ def _decorate(run) -> object:
 def _with_figures(version):
     """Headline figures with their intervals for the versions table (a multi-label version's accuracy is its
     subset accuracy)."""
-    figs = {f.key: f for f in quality.figures(version.metrics)}
+    summary = version.summary  # its metrics without the per-class parts (selectors.model_versions)
+    figs = {f.key: f for f in quality.figures(summary)}
     version.figure_accuracy = figs.get("accuracy") or figs.get("subset_accuracy")
     version.figure_macro_f1 = figs.get("macro_f1")
     version.figure_ece = figs.get("ece")
-    version.intervals_recorded = quality.intervals_recorded(version.metrics)
-    no_support = version.metrics.get("no_support") if isinstance(version.metrics, dict) else None
+    version.intervals_recorded = quality.intervals_recorded(summary)
+    no_support = summary.get("no_support") if isinstance(summary, dict) else None
     version.no_support = no_support if isinstance(no_support, list) else []
     return version
 
