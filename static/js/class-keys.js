@@ -1,5 +1,6 @@
 // Class keys and class search, shared by the labeling page (label.js) and the review page (review.js): which
-// shown class a key names, which classes a search finds, the results list and its arrow keys.
+// shown class a key names, which classes a search finds, the results list and its arrow keys, and the class list
+// that stays on the page from card to card.
 // Each page keeps its own state (taxonomy level, active result) and decides what a pick does.
 // Loaded before the page's own script; no build step: one object on window.
 window.LabelloopClassKeys = (function () {
@@ -48,5 +49,27 @@ window.LabelloopClassKeys = (function () {
     return null;
   }
 
-  return Object.freeze({ visibleByKey, search, renderResults, step });
+  // The class list a page keeps from card to card (the server sends it once: labeling/views/class_list.py), by its
+  // element id. header(detail): on a card request, name the list the page shows (X-Class-List). keep(): before a
+  // card swap. adopt(): after it, a card that came without the list (a data-keep placeholder) gets the kept one;
+  // should that be missing, the page reloads rather than show a card without classes.
+  function listKeeper(id) {
+    let kept = null;
+    return Object.freeze({
+      header(detail) {
+        const list = document.getElementById(id);
+        if (list && list.dataset.key) detail.headers["X-Class-List"] = list.dataset.key;
+      },
+      keep() { kept = document.getElementById(id); },
+      adopt() {
+        const slot = document.querySelector(`#${id}[data-keep]`);
+        const list = kept;
+        kept = null;
+        if (!slot) return;
+        if (list && list.dataset.key === slot.dataset.key) slot.replaceWith(list); else window.location.reload();
+      },
+    });
+  }
+
+  return Object.freeze({ visibleByKey, search, renderResults, step, listKeeper });
 })();

@@ -23,7 +23,7 @@
   // before which its keys are too soon (0 for the page's first card, which replaced no image).
   let shown = null;
   let carried = null;   // the class search's state while a card is swapped: { value, start, end }
-  let keptList = null;  // the class list of the card being replaced, for a new card that comes without one
+  const shownClasses = ClassKeys.listKeeper("class-list");  // sent once per page, kept from card to card
   let refused = 0;      // keys not applied since the page loaded
   let refusedBurst = false;  // a key of the burst being typed was refused: the rest of it would drill from the wrong level
   let lastKeyAt = 0;
@@ -113,7 +113,7 @@
   // swapped: the card replaced one on screen (a response), not the page's first. The same item again (a card
   // re-rendered with a message) was on screen already: no new image, no wait.
   function initCard(swapped) {
-    adoptList();
+    shownClasses.adopt();
     started = performance.now();
     const before = shown;
     shown = null;
@@ -144,16 +144,6 @@
     restoreSearch();
     if (Explain) Explain.apply();
     markReady();
-  }
-
-  // A card that comes without the class list (the page has it: labeling/views/class_list.py) gets the one the
-  // page showed. Should it be missing, the page reloads rather than show a card without classes.
-  function adoptList() {
-    const slot = document.querySelector("#class-list[data-keep]");
-    const list = keptList;
-    keptList = null;
-    if (!slot) return;
-    if (list && list.dataset.key === slot.dataset.key) slot.replaceWith(list); else window.location.reload();
   }
 
   // The class buttons stay on the page from card to card (the server sends them once: labeling/views/class_list.py):
@@ -446,14 +436,12 @@
     if (status === 400 || status === 409) { e.detail.shouldSwap = true; e.detail.isError = false; }
     if (e.detail.shouldSwap && e.detail.target && e.detail.target.id === "item-card") {
       carrySearch();
-      keptList = document.getElementById("class-list");
+      shownClasses.keep();
     }
   });
   // Tell the server which class list the page shows: while it is the project's, the card comes without one.
   document.addEventListener("htmx:configRequest", (e) => {
-    if (isExplain(e) || !e.target.closest || !e.target.closest("#item-card")) return;
-    const list = document.getElementById("class-list");
-    if (list && list.dataset.key) e.detail.headers["X-Class-List"] = list.dataset.key;
+    if (!isExplain(e) && e.target.closest && e.target.closest("#item-card")) shownClasses.header(e.detail);
   });
   document.addEventListener("htmx:beforeRequest", (e) => {
     if (isExplain(e)) return;

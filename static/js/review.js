@@ -231,16 +231,8 @@
   });
 
   // The correction classes stay on the page from task to task (the server sends them once:
-  // labeling/views/class_list.py): a card that comes without them gets the ones the page showed, and each card marks
-  // its own given classes. Should the list be missing, the page reloads rather than show a card without classes.
-  let keptList = null;
-  function adoptList() {
-    const slot = document.querySelector("#review-class-list[data-keep]");
-    const list = keptList;
-    keptList = null;
-    if (!slot) return;
-    if (list && list.dataset.key === slot.dataset.key) slot.replaceWith(list); else window.location.reload();
-  }
+  // labeling/views/class_list.py); each card marks its own given classes on them.
+  const shownClasses = ClassKeys.listKeeper("review-class-list");
   function markGiven() {
     const fs = fieldset();
     if (!fs) return;
@@ -252,9 +244,7 @@
     });
   }
   document.addEventListener("htmx:configRequest", (event) => {
-    if (isExplain(event) || !event.target.closest || !event.target.closest("#review-card")) return;
-    const list = document.getElementById("review-class-list");
-    if (list && list.dataset.key) event.detail.headers["X-Class-List"] = list.dataset.key;
+    if (!isExplain(event) && event.target.closest && event.target.closest("#review-card")) shownClasses.header(event.detail);
   });
 
   // A new card arrived (htmx swap) or a request ended: reset the state. The reason tabs come in the same
@@ -262,7 +252,7 @@
   document.addEventListener("htmx:afterSwap", (event) => {
     if (isExplain(event)) return;
     const ours = event.detail.target && event.detail.target.id === "review-card";
-    if (ours) { adoptList(); markGiven(); }
+    if (ours) { shownClasses.adopt(); markGiven(); }
     busy = false;
     setCorrecting(false);
     if (ours) watchShown();
@@ -273,7 +263,7 @@
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }
     if (!isExplain(event) && event.detail.shouldSwap && event.detail.target && event.detail.target.id === "review-card") {
-      keptList = document.getElementById("review-class-list");
+      shownClasses.keep();
     }
   });
 })();

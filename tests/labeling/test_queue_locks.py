@@ -38,6 +38,20 @@ def _hold_priority_locks(project, ids, seconds: float, started: threading.Event)
         connections.close_all()
 
 
+def _claim_during_rewrite(project, ids, user, *, hold: float):
+    """(what user's claim returns, seconds it took) while another transaction rewrites priorities for `hold` s."""
+    started = threading.Event()
+    writer = threading.Thread(target=_hold_priority_locks, args=(project, ids, hold, started))
+    writer.start()
+    try:
+        assert started.wait(10)
+        t0 = time.monotonic()
+        item = item_claim_next(project=project, user=user)
+        return item, time.monotonic() - t0
+    finally:
+        writer.join()
+
+
 def test_a_claim_during_a_priority_rewrite_waits_and_gets_the_new_best_item(
     project_factory, label_class_factory, member_of
 ):
@@ -45,16 +59,7 @@ def test_a_claim_during_a_priority_rewrite_waits_and_gets_the_new_best_item(
     label_class_factory(project=project, name="cat")
     ids = [i.pk for i in bulk_items(project, 5)]
     user = member_of(project)
-    started = threading.Event()
-    writer = threading.Thread(target=_hold_priority_locks, args=(project, ids, 0.4, started))
-    writer.start()
-    try:
-        assert started.wait(10)
-        t0 = time.monotonic()
-        item = item_claim_next(project=project, user=user)
-        waited = time.monotonic() - t0
-    finally:
-        writer.join()
+    item, waited = _claim_during_rewrite(project, ids, user, hold=0.4)
     assert item is not None, "the queue read as empty while a round rewrote the priorities"
     assert item.pk == ids[-1]  # the rewrite gave the last item the highest priority: the claim saw it committed
     assert waited >= 0.2
@@ -82,17 +87,8 @@ def test_a_lock_held_past_the_waits_gives_up_instead_of_hanging(project_factory,
     label_class_factory(project=project, name="cat")
     ids = [i.pk for i in bulk_items(project, 3)]
     user = member_of(project)
-    started = threading.Event()
     hold = sum(CLAIM_WAITS) + 1.5
-    writer = threading.Thread(target=_hold_priority_locks, args=(project, ids, hold, started))
-    writer.start()
-    try:
-        assert started.wait(10)
-        t0 = time.monotonic()
-        item = item_claim_next(project=project, user=user)
-        waited = time.monotonic() - t0
-    finally:
-        writer.join()
+    item, waited = _claim_during_rewrite(project, ids, user, hold=hold)
     assert item is None
     assert sum(CLAIM_WAITS) <= waited < hold
     assert item_claim_next(project=project, user=user) is not None  # once committed the pool is there again
