@@ -21,8 +21,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from labeling.models import Project
@@ -53,30 +53,46 @@ def _rendered_list(project: Project, classes: Sequence[ClassOption], template: s
     return found
 
 
+def page_list_key(request: HttpRequest) -> str:
+    """The key of the class list the page shows (label.js and review.js send it with their card requests)."""
+    return request.headers.get(HEADER, "") if request.htmx else ""
+
+
+def _block(*, element_id: str, css: str, key: str, page_has: str, html: str) -> SafeString:
+    """The list's element: an empty placeholder the page fills with its own list when it already shows this one."""
+    if page_has == key:
+        return mark_safe(f'<div class="{css}" id="{element_id}" data-key="{key}" data-keep="1"></div>')
+    return mark_safe(f'<div class="{css}" id="{element_id}" data-key="{key}">{html}</div>')
+
+
+def _chosen(html: str, project: Project, preselected: int | None) -> str:
+    """`html` with the class `preselected` marked chosen (and ticked in a multi-label project)."""
+    if preselected is None:
+        return html
+    html = html.replace(
+        f'class="class-btn" data-id="{preselected}"', f'class="class-btn on" data-id="{preselected}"', 1
+    )
+    if project.is_multi_label:
+        html = html.replace(
+            f'name="class_ids" value="{preselected}">', f'name="class_ids" value="{preselected}" checked>', 1
+        )
+    return html
+
+
 def class_list_block(
     *, project: Project, classes: Sequence[ClassOption], preselected: int | None, page_has: str = ""
 ) -> SafeString:
     """The card's class list: a placeholder label.js fills with the page's own buttons when `page_has` (the key
     the page sent) is this taxonomy's, else every button, `preselected` marked."""
-    _, key = _rendered_list(project, classes)
-    if page_has == key:
-        return mark_safe(f'<div class="classes" id="class-list" data-key="{key}" data-keep="1"></div>')
-    buttons = class_list_html(project=project, classes=classes, preselected=preselected)
-    return mark_safe(f'<div class="classes" id="class-list" data-key="{escape(key)}">{buttons}</div>')
+    html, key = _rendered_list(project, classes)
+    html = "" if page_has == key else _chosen(html, project, preselected)
+    return _block(element_id="class-list", css="classes", key=key, page_has=page_has, html=html)
 
 
 def class_list_html(*, project: Project, classes: Sequence[ClassOption], preselected: int | None) -> SafeString:
     """The class buttons of `project`'s card, `preselected` marked chosen (and ticked in a multi-label project)."""
     html, _ = _rendered_list(project, classes)
-    if preselected is not None:
-        html = html.replace(
-            f'class="class-btn" data-id="{preselected}"', f'class="class-btn on" data-id="{preselected}"', 1
-        )
-        if project.is_multi_label:
-            html = html.replace(
-                f'name="class_ids" value="{preselected}">', f'name="class_ids" value="{preselected}" checked>', 1
-            )
-    return mark_safe(html)
+    return mark_safe(_chosen(html, project, preselected))
 
 
 def review_list_block(
@@ -85,9 +101,8 @@ def review_list_block(
     """The review card's correction classes, as class_list_block: a placeholder while the page has this list,
     else every class with the given ones marked (static/js/review.js marks them on a kept list)."""
     html, key = _rendered_list(project, classes, REVIEW_LIST)
-    if page_has == key:
-        return mark_safe(f'<div class="class-list" id="review-class-list" data-key="{key}" data-keep="1"></div>')
-    for class_id in given_ids:
-        plain, given = f'class="class-btn" data-id="{class_id}"', f'class="class-btn given" data-id="{class_id}"'
-        html = html.replace(plain, f'{given} title="the given label"', 1)
-    return mark_safe(f'<div class="class-list" id="review-class-list" data-key="{escape(key)}">{html}</div>')
+    if page_has != key:
+        for class_id in given_ids:
+            plain, given = f'class="class-btn" data-id="{class_id}"', f'class="class-btn given" data-id="{class_id}"'
+            html = html.replace(plain, f'{given} title="the given label"', 1)
+    return _block(element_id="review-class-list", css="class-list", key=key, page_has=page_has, html=html)

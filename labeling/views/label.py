@@ -35,7 +35,7 @@ from labeling.selectors.queue import (
 from labeling.selectors.training_seam import explanation_url
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
-from labeling.views.class_list import HEADER, class_list_block
+from labeling.views.class_list import class_list_block, page_list_key
 
 GRID_MIN, GRID_MAX, GRID_DEFAULT = 24, 48, 36
 GRID_HIDE_CAP = 2000
@@ -114,7 +114,7 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
             project=project,
             classes=classes,
             preselected=preselected,
-            page_has=request.headers.get(HEADER, "") if request.htmx else "",
+            page_has=page_list_key(request),
         ),
         hierarchical=any(c.parent_id for c in classes),
         suggestions=suggestions,

@@ -31,7 +31,7 @@ from labeling.selectors.reviews import (
 )
 from labeling.selectors.training_seam import active_model_version, explanation_url, latest_label_error_search
 from labeling.services import reviews as review_services
-from labeling.views.class_list import HEADER, review_list_block
+from labeling.views.class_list import page_list_key, review_list_block
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
 REFRESH_EVERY_SECONDS = 30
@@ -79,7 +79,7 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
             project=project,
             classes=classes,
             given_ids=given_ids,
-            page_has=request.headers.get(HEADER, "") if request.htmx else "",
+            page_has=page_list_key(request),
         ),
         gold_ids={c.pk for c in ctx.gold} if ctx else set(),
         error=error,
