@@ -177,6 +177,40 @@ def fit_head(
     return HeadFit(head=head, l2=float(l2), cv_scores=cv_scores, multi_label=multi_label, pseudo_labeled=pseudo)
 
 
+def cross_val_head(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    l2: float | None = None,
+    unlabeled: np.ndarray | None = None,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Out-of-fold probabilities [n, num_classes] of the head a version trains (fit_head: standardized,
+    class-balanced, `l2`, self-trained on `unlabeled` when given), each labeled item predicted by a head fitted on
+    the other folds. Folds are stratified; a class with fewer labels than folds is spread as far as it goes. The
+    held-out fold is not among the unlabeled items, as a version's holdout is not in the pool it self-trains on."""
+    labels = np.asarray(labels, dtype=np.int64)
+    x = np.asarray(features, dtype=np.float32)
+    if len(labels) < 2:
+        raise ValueError("need at least two labeled examples")
+    targets = [[int(v)] for v in labels]
+    fold = _stratified_folds(targets, max(2, min(folds, len(labels))), seed)
+    if stats is None:
+        stats = feature_stats(np.concatenate([x, unlabeled]) if unlabeled is not None and len(unlabeled) else x)
+    out = np.zeros((len(labels), num_classes), dtype=np.float32)
+    for f in np.unique(fold):
+        train, test = fold != f, fold == f
+        fit = fit_head(
+            x[train], [targets[i] for i in np.nonzero(train)[0]], num_classes, l2=l2, stats=stats, seed=seed,
+            unlabeled=unlabeled,
+        )  # fmt: skip
+        out[test] = predict_head(fit.head, x[test])
+    return out
+
+
 def activation(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
     return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
 

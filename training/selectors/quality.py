@@ -98,6 +98,9 @@ class CrossValidated:
     no_support: list[str]
     folds: int | None
     searched_at: datetime | None
+    # Open items each fold's head self-trained on; None for a search from before the estimate used the version's
+    # own head (a plain logistic regression).
+    pool: int | None = None
 
 
 def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
@@ -114,7 +117,7 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
     rows = {f.key: f for f in figures(cv)}
     if "accuracy" not in rows or "macro_f1" not in rows:
         return None
-    folds = _num(cv.get("folds"))
+    folds, pool = _num(cv.get("folds")), _num(cv.get("pool"))
     return CrossValidated(
         n=int(_num(cv["n"]) or 0),
         accuracy=rows["accuracy"],
@@ -122,6 +125,7 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
         no_support=_names(cv.get("no_support")),
         folds=int(folds) if folds is not None else None,
         searched_at=job.finished_at,
+        pool=int(pool) if pool is not None else None,
     )
 
 

@@ -8,14 +8,16 @@ logistic-regression head on standardised embeddings, averaged over REPEATS fold 
 a suspect only where that model's most probable class is another one. Single-label projects only: a multi-label
 project is reported as skipped. Items whose label a reviewer already set (source review) still train the folds but
 are never flagged. Each search is stored (training.models.LabelErrorSearch) with the estimated share of wrong
-labels and its bootstrap interval. The search also reports the out-of-fold accuracy and macro-F1 over every labeled
-item, with n and 95 % intervals (`cross_validated` in its result, which the progress Job stores): the model pages
-show it beside a small holdout's figures.
+labels and its bootstrap interval. While the holdout is small, the search also reports the out-of-fold accuracy and
+macro-F1 over every labeled item, with n and 95 % intervals (`cross_validated` in its result, which the progress Job
+stores): the model pages show it beside the holdout's figures. That estimate cross-validates the head a version
+trains (training.ml.heads.cross_val_head), not the search's logistic regression, which is tuned to rank labels.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from django.db.models import Max
@@ -55,6 +57,10 @@ CROSS_VALIDATED_MIN_LABELS = 10
 # 20). Leave-one-out with the product's self-trained head does no better at 2 per class (0.44). A new project's
 # first versions (the demo's: 2 per class) show why there is no estimate instead of a figure 40 points low.
 CROSS_VALIDATED_MAX_THIN_SHARE = 0.1
+# Each fold's head self-trains on at most this many open items (a seeded sample of those already embedded), as a
+# version's head does on the whole pool: without that, and with the search's plain logistic regression, the estimate
+# read 20 points below the model on the digits at 5 labels per class (bench/cv_estimate.py).
+CROSS_VALIDATED_POOL_MAX = 5000
 
 
 def _thin_share(labels: np.ndarray, folds: int) -> float:
@@ -64,20 +70,62 @@ def _thin_share(labels: np.ndarray, folds: int) -> float:
 
 
 def _cross_validated(
-    features: np.ndarray, labels: np.ndarray, names: list[str], *, folds: int, C: float, seed: int, probs=None
+    features: np.ndarray, labels: np.ndarray, names: list[str], *, folds: int, seed: int, pool: PoolSample
 ) -> dict | None:
     """Out-of-fold accuracy and macro-F1 over every labeled item (the model pages' cross-validated estimate), with
-    n and 95 % intervals; `probs` reuses out-of-fold probabilities the search already has for exactly these items."""
-    from training.ml.confident import cross_val_pred_probs
+    n and 95 % intervals. Each fold trains the head a version trains (training.ml.heads.cross_val_head): the
+    project's L2, self-trained on `pool` as a version is on the whole pool."""
     from training.ml.evaluate import prediction_summary
+    from training.ml.heads import cross_val_head
 
     if len(labels) < CROSS_VALIDATED_MIN_LABELS or len(np.unique(labels)) < 2:
         return None
     if _thin_share(labels, folds) > CROSS_VALIDATED_MAX_THIN_SHARE:
         return None
-    if probs is None:
-        probs = cross_val_pred_probs(features, labels, n_classes=len(names), folds=folds, C=C, seed=seed)
-    return {**prediction_summary(labels, probs.argmax(axis=1), names), "folds": folds}
+    probs = cross_val_head(
+        features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features,
+        stats=pool.stats(features),
+    )  # fmt: skip
+    return {**prediction_summary(labels, probs.argmax(axis=1), names), "folds": folds, "pool": pool.size}
+
+
+@dataclass(frozen=True)
+class PoolSample:
+    """What the cross-validated estimate's heads train with besides the labels: the project's head L2, and the
+    embeddings of up to CROSS_VALIDATED_POOL_MAX open items to self-train on (None when the rounds do not)."""
+
+    l2: float | None
+    features: np.ndarray | None
+
+    @property
+    def size(self) -> int:
+        return 0 if self.features is None else len(self.features)
+
+    def stats(self, labeled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardization over the labeled and pool features, as a round computes it."""
+        from training.ml.heads import feature_stats
+
+        return feature_stats(np.concatenate([labeled, self.features]) if self.size else labeled)
+
+
+def pool_sample(*, project: Project, snap: LabelSnapshot, seed: int) -> PoolSample:
+    """The cross-validated estimate's pool: a seeded sample of up to CROSS_VALIDATED_POOL_MAX open items among those
+    the feature store already holds (every round embeds the whole pool, so after a round that is all of them;
+    nothing is embedded for it). No pool when the project's rounds do not self-train."""
+    from training.ml.embeddings import EmbeddingStore
+
+    cfg = round_config(project=project, classes=snap.classes, mode=RunMode.HEAD)
+    if not cfg.self_training or not snap.pool:
+        return PoolSample(l2=cfg.head_l2, features=None)
+    store = EmbeddingStore(project_cache_dir(project))
+    ids = [item_id for item_id, _ in snap.pool]
+    missing = set(store.missing(ids, cfg))
+    cached = [item_id for item_id in ids if item_id not in missing]
+    if not cached:
+        return PoolSample(l2=cfg.head_l2, features=None)
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(len(cached), size=min(len(cached), CROSS_VALIDATED_POOL_MAX), replace=False))
+    return PoolSample(l2=cfg.head_l2, features=store.get([cached[i] for i in take], cfg))
 
 
 def labeled_embeddings(*, project: Project, progress: Progress | None = None, snap: LabelSnapshot | None = None):
@@ -167,7 +215,10 @@ def label_errors_find(
             # Too few to judge labels, but a new project's small holdout needs this estimate most.
             _, features, labels, _ = labeled_embeddings(project=project, progress=progress, snap=snap)
             progress(0, 1, "cross-validation")
-            cross_validated = _cross_validated(features, labels, classes.names, folds=folds, C=C, seed=seed)
+            cross_validated = _cross_validated(
+                features, labels, classes.names, folds=folds, seed=seed,
+                pool=pool_sample(project=project, snap=snap, seed=seed),
+            )  # fmt: skip
         return _record(
             cross_validated=cross_validated,
             project=project,
@@ -197,15 +248,14 @@ def label_errors_find(
     agreement = float((predicted == y).mean())
     # Over every labeled item: the judged classes' probabilities serve when no class was left out; else one more
     # cross-validation, only while the holdout is small enough for the pages to show the estimate.
+    # Over every labeled item, with the head a version trains: only while the holdout is small enough for the pages
+    # to show the estimate.
     cross_validated = None
-    if keep.all():
-        reuse = np.zeros((len(y), len(classes.ids)))
-        reuse[:, judged] = probs
+    if len(snap.holdout) < SMALL_HOLDOUT:
         cross_validated = _cross_validated(
-            all_features, all_labels, classes.names, folds=folds, C=C, seed=seed, probs=reuse
-        )
-    elif len(snap.holdout) < SMALL_HOLDOUT:
-        cross_validated = _cross_validated(all_features, all_labels, classes.names, folds=folds, C=C, seed=seed)
+            all_features, all_labels, classes.names, folds=folds, seed=seed,
+            pool=pool_sample(project=project, snap=snap, seed=seed),
+        )  # fmt: skip
     # Agreement has to beat what always answering the largest class would get, by a real margin: with two
     # look-alike classes a model at 50 % "disagrees" with half the labels by a coin flip.
     chance = float(np.bincount(y).max() / len(y))

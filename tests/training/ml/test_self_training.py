@@ -56,3 +56,25 @@ def test_multi_label_heads_do_not_self_train():
     pool, _, labeled, _, stats = _tilted_problem()
     fit = fit_head(labeled, [[0], [0, 1], [1], [1]], 2, multi_label=True, stats=stats, unlabeled=pool)
     assert fit.pseudo_labeled == 0
+
+
+def test_cross_validation_predicts_each_label_with_a_head_that_never_saw_it():
+    from training.ml.heads import cross_val_head
+
+    pool, truth, _, _, _ = _tilted_problem()
+    rng = np.random.default_rng(1)
+    picks = rng.choice(len(pool), size=20, replace=False)
+    features, labels = pool[picks], truth[picks].copy()
+    herring = int(np.nonzero(labels == 0)[0][0])
+    labels[herring] = 1  # a point of the left blob, labeled right
+    stats = feature_stats(np.concatenate([features, pool]))
+
+    probs = cross_val_head(features, labels, 2, folds=5, unlabeled=pool, stats=stats)
+
+    assert probs.shape == (20, 2)
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    # Its fold's head never saw the wrong label: it calls the point what its blob is
+    assert probs[herring].argmax() == 0
+    # ... and the other labels, each predicted by a head trained without it, come out right
+    others = np.arange(20) != herring
+    assert (probs[others].argmax(1) == labels[others]).mean() >= 0.9
