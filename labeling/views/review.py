@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labeling import charts
 from labeling.constants import id_from_text
@@ -81,7 +81,6 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
             given_ids=given_ids,
             page_has=page_list_key(request),
         ),
-        gold_ids={c.pk for c in ctx.gold} if ctx else set(),
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,
         explain_links=explain_links,
@@ -272,11 +271,23 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @project_view(Capability.MANAGE)
 def item_gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
-    """Mark an item gold with its answer classes (action=set) or stop using it as gold (action=clear)."""
+    """GET: the gold form of an item (the review card fetches it when a manager opens it; `task` names the card to
+    come back to). POST: mark the item gold with its answer classes (action=set) or stop using it as gold
+    (action=clear)."""
     item = get_object_or_404(Item.objects.select_related("project"), project=request.project, pk=item_id)
+    if request.method == "GET":
+        task = id_from_text(request.GET.get("task", ""))
+        context = _context(
+            request,
+            item=item,
+            classes=label_classes_for_labeling(project=request.project),
+            gold_ids=set(item.gold_classes.values_list("pk", flat=True)) if item.is_gold else set(),
+            next=_review_url(slug, "", task=task),
+        )
+        return render(request, "labeling/review.html#gold-form", context)
     try:
         if request.POST.get("action") == "clear":
             review_services.item_gold_clear(item=item)

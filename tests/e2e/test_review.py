@@ -308,3 +308,33 @@ def test_multi_label_correction_by_keys_and_by_mouse(
     # Then: the reviewers' class sets are the items' labels.
     labels = {i.pk: set(ResolvedLabel.objects.get(item=i).classes.values_list("name", flat=True)) for i in items}
     assert labels == {items[0].pk: {"cat", "dog"}, items[1].pk: {"dog"}}
+
+
+def test_a_manager_opens_the_gold_form_picks_the_answer_and_comes_back_to_the_card(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given a manager on the review page of a 120-class project, on ann's label of an image
+    project = project_factory(name="Many", review_sample_rate=1.0)
+    classes = [label_class_factory(project=project, name=f"kind {k:03d}") for k in range(120)]
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    member_of(project, Role.MANAGER, "mona")
+    item = item_factory(project=project)
+    annotation_create(item=item, user=ann, class_ids=[classes[3].pk])
+    login("mona")
+    page.goto(f"/p/{project.slug}/review/")
+    task = page.get_attribute("#review-card", "data-task")
+    assert page.locator(".gold-form option").count() == 0  # not sent with the card
+
+    # When she opens "Mark as gold item", picks kind 042 and saves
+    page.click(".gold-form summary")
+    page.wait_for_function("() => document.querySelectorAll('.gold-form option').length === 120")
+    page.select_option(".gold-form select", label="kind 042")
+    page.click(".gold-form button[value=set]")
+
+    # Then the item is gold with that answer (ann's kind 003 now waits as a gold miss), and she is back on that card
+    page.wait_for_selector(".notice, .messages")
+    item.refresh_from_db()
+    assert item.is_gold
+    assert list(item.gold_classes.values_list("name", flat=True)) == ["kind 042"]
+    assert page.get_attribute("#review-card", "data-task") == task
+    assert page.locator(".gold-form summary").inner_text() == "Gold item"
