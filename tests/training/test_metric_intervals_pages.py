@@ -288,6 +288,8 @@ def test_the_estimate_self_trains_each_fold_on_a_sample_of_the_open_items_a_roun
     assert cv["accuracy"] == 1.0
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
     assert "self-trained on 30 unlabeled images" in html
+    # ... and the page warns that labels the queue chose for being unsure make it read low
+    assert "the random picks' figure on the model page is the unbiased one" in html
 
 
 def test_the_estimate_uses_no_pool_where_the_rounds_do_not_self_train_or_nothing_is_embedded(

@@ -51,11 +51,10 @@ DEFAULT_C = 0.003
 CROSS_VALIDATED_MIN_LABELS = 10
 # Nor is it while more than this share of the labels sit in classes with fewer labels than folds. With 2 to 4 labels
 # per class each fold trains without half or more of a class's examples, and the estimate reads far below the model it
-# stands for. Measured on the demo's digits (the head trained on n labels, scored on the other 1,797 - n images,
-# 5 draws each): 2 labels per class gave 0.22 against 0.59 (0.67 self-trained), 3 per class 0.37 against 0.71;
-# from 5 per class (stratified folds) it is 3 to 5 points low (0.76 / 0.79 at 5, 0.82 / 0.87 at 10, 0.88 / 0.91 at
-# 20). Leave-one-out with the product's self-trained head does no better at 2 per class (0.44). A new project's
-# first versions (the demo's: 2 per class) show why there is no estimate instead of a figure 40 points low.
+# stands for, even with the version's own head (bench/cv_estimate.py, digits, 3 draws: 0.43 against 0.65 at 2 per
+# class, 0.68 against 0.77 at 3). From 5 per class (stratified folds) it is within 3 points (0.82 against 0.85 at 5,
+# 0.88 / 0.90 at 10, 0.93 / 0.92 at 20, 5 draws). A new project's first versions show why there is no estimate instead
+# of a figure 20 points low.
 CROSS_VALIDATED_MAX_THIN_SHARE = 0.1
 # Each fold's head self-trains on at most this many open items (a seeded sample of those already embedded), as a
 # version's head does on the whole pool: without that, and with the search's plain logistic regression, the estimate

@@ -26,8 +26,8 @@ from labeling.services.projects import label_class_create, project_create
 DEMO_PASSWORD = "labelloop-demo"
 # Labeled images per class at import: a small starter set, as a team brings one. Five is what the model pages'
 # cross-validated estimate needs (training.services.label_errors: one per fold), so the first version (50 labels,
-# 2.8 % of the digits) already shows it; with 2 per class the estimate would read about 0.22 for a model that
-# scores 0.59 on the rest, and the page withholds it.
+# 2.8 % of the digits) already shows it; with 2 per class the estimate would read about 0.43 for a model that
+# scores 0.65 on the rest (bench/cv_estimate.py --per-class 2), and the page withholds it.
 SEED_PER_CLASS = 5
 USERS = [("manager", Role.MANAGER), ("annotator", Role.ANNOTATOR), ("reviewer", Role.REVIEWER),
          ("mlengineer", Role.ML_ENGINEER)]  # fmt: skip
