@@ -135,7 +135,8 @@ class LabelErrorSearch(models.Model):
 
     The open ReviewTask rows (reason label_error) are the suspects to work; `suspects` holds, per item id, the
     model that judged it (cross-validated, never the active version): [given class id, model's class id, model's
-    probability for it, probability of the given class].
+    probability for it, probability of the given class, shares of the item's nearest labeled neighbours that carry
+    the model's class and the given class (searches from before December 2026 have neither)].
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_error_searches")

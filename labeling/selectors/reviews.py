@@ -89,7 +89,7 @@ class ReviewContext:
     model_version: int | None = None  # the active version's number, whether or not it predicted this item
     # For a suspected label error: what the search's cross-validated model (one that never saw this label) said,
     # as (its class, its probability, probability it gave the given class); None otherwise.
-    out_of_sample: tuple[LabelClass, float, float] | None = None
+    out_of_sample: tuple[LabelClass, float, float, float | None, float | None] | None = None
 
 
 def _given_labels(item: Item) -> list[GivenLabel]:
@@ -161,11 +161,16 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
     )
 
 
-def _label_error_view(*, item: Item) -> tuple[LabelClass, float, float] | None:
-    """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch)."""
+def _label_error_view(*, item: Item) -> tuple[LabelClass, float, float, float | None, float | None] | None:
+    """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch):
+    the model's class, its probability, the given class's, and the shares of similar labeled images with the
+    model's class and with the given one (None from older searches)."""
     search = latest_label_error_search(project_id=item.project_id)
     row = ((search.suspects or {}) if search is not None else {}).get(str(item.pk))
     if not row or len(row) < 4:
         return None
     model_class = LabelClass.objects.filter(project_id=item.project_id, pk=row[1]).first()
-    return (model_class, float(row[2]), float(row[3])) if model_class is not None else None
+    if model_class is None:
+        return None
+    near = (float(row[4]), float(row[5])) if len(row) > 5 else (None, None)
+    return model_class, float(row[2]), float(row[3]), *near

@@ -239,6 +239,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
                 "annotator": task.annotation.user.get_username() if task.annotation_id else "",
                 "model": model_class,
                 "model_probability": detail[2],
+                "support": detail[4] if len(detail) > 5 else None,
+                "given_support": detail[5] if len(detail) > 5 else None,
                 # What the active model looks at for the class the search's model predicted.
                 "explain_url": explanation_url(slug=project.slug, item_id=task.item_id, class_id=model_class.pk)
                 if model_class.pk in explained

@@ -124,3 +124,13 @@ def test_digits_with_five_percent_flips_beats_or_matches_cleanlab_ranking(seed):
     assert high - low < 0.05
     # Every listed label is one the model disagrees with.
     assert (probs[listed].argmax(axis=1) != noisy[listed]).all()
+
+
+def test_neighbour_support_counts_the_classes_of_the_nearest_other_examples():
+    features = np.array([[1.0, 0.0], [0.9, 0.1], [0.95, 0.05], [0.0, 1.0], [0.1, 0.9], [0.05, 0.95]])
+    labels = np.array([0, 0, 1, 1, 1, 1])
+    support = confident.neighbour_support(features, labels, 2, k=2)
+    # Example 2 sits among examples 0 and 1 (both 0); example 0's two nearest are 1 (class 0) and 2 (class 1)
+    assert support[2].tolist() == [1.0, 0.0]
+    assert support[0].tolist() == [0.5, 0.5]
+    assert np.allclose(support.sum(1), 1.0)

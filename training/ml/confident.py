@@ -10,7 +10,10 @@ Given labels y (n,) and out-of-sample probabilities P (n, k):
   P[n, y_n] - max_{j != y_n} P[n, j];
 - the review list (`suspects`) is the first max(flagged, estimated errors) of that ranking among the examples
   whose most probable class is not the given one: a label the model agrees with is never a suspect;
-- `error_share_interval` puts a bootstrap interval around the estimated share of wrong labels.
+- `error_share_interval` puts a bootstrap interval around the estimated share of wrong labels;
+- with `support` (`neighbour_support`: the classes of each example's nearest labeled neighbours), a disagreement
+  counts only where those neighbours back it (`backs`). Labels the queue asked for are the images the model was
+  least sure of, and there a cross-validated model disagrees with many right labels.
 """
 
 from __future__ import annotations
@@ -21,6 +24,18 @@ from dataclasses import dataclass
 import numpy as np
 
 RANKINGS = ("self_confidence", "normalized_margin")
+# A disagreement is shown (and counted as a probable error) only where the example's NEIGHBOURS nearest other labeled
+# examples back it: at least MIN_SUPPORT of them carry the model's class and at most MAX_GIVEN_SUPPORT the given one.
+# bench/label_errors_queue.py, digits, 3 seeds. Labels asked for by the queue (the product's strategy), every one right:
+# 18 / 21 / 12 suspects at 200 / 400 / 800 labels with the check, against 72 / 139 / 54 without. With 5 % wrong, the
+# share of suspects that are real errors is 21 / 47 / 75 % (without: 10 / 26 / 61 %), recall 50 / 51 / 80 % (75 / 93 /
+# 91 %). Labels drawn at random: 2 / 10 / 8 false suspects (11 / 35 / 28), precision 75 / 75 / 83 % (30 / 64 / 72 %).
+# templates/labeling/review_label_errors.html states the rule.
+NEIGHBOURS = 10
+MIN_SUPPORT = 0.5
+MAX_GIVEN_SUPPORT = 0.2
+# Above this many dimensions the neighbour search runs on a fixed random projection (cosine is kept closely).
+NEIGHBOUR_DIM = 256
 
 
 def _check(labels: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,11 +73,64 @@ def confident_assignments(labels: np.ndarray, pred_probs: np.ndarray, thresholds
     return assigned
 
 
-def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
-    """C[i, j]: examples labeled i that confidently belong to j (uncalibrated)."""
+def neighbour_support(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = NEIGHBOURS, block: int = 2048
+) -> np.ndarray:
+    """[n, n_classes]: for each example, the share of its k nearest other examples (cosine similarity of the
+    features centred on their mean; a fixed random projection to NEIGHBOUR_DIM dimensions above that) labeled with
+    each class. Computed in blocks of rows, so memory stays at block x n."""
+    labels = np.asarray(labels, dtype=np.int64)
+    x = np.asarray(features, dtype=np.float32)
+    n = len(labels)
+    out = np.zeros((n, n_classes), dtype=np.float32)
+    k = min(k, n - 1)
+    if k <= 0:
+        return out
+    x = x - x.mean(axis=0, keepdims=True)
+    if x.shape[1] > NEIGHBOUR_DIM:
+        proj = np.random.default_rng(0).standard_normal((x.shape[1], NEIGHBOUR_DIM)).astype(np.float32)
+        x = x @ proj
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(n, start + block))
+        sim = x[rows] @ x.T
+        sim[np.arange(len(rows)), rows] = -np.inf  # not its own neighbour
+        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        np.add.at(out, (np.repeat(rows, k), labels[nearest].ravel()), 1.0 / k)
+    return out
+
+
+def backs(support: np.ndarray, given: np.ndarray, other: np.ndarray, min_support: float = MIN_SUPPORT) -> np.ndarray:
+    """Per example: do its neighbours back `other` against the `given` label? At least `min_support` of them carry
+    `other` and at most MAX_GIVEN_SUPPORT the given class."""
+    rows = np.arange(len(given))
+    return (support[rows, other] >= min_support) & (support[rows, given] <= MAX_GIVEN_SUPPORT)
+
+
+def _backed_assignments(labels, pred_probs, support, min_support, thresholds=None) -> np.ndarray:
+    """confident_assignments, where an off-diagonal assignment that the neighbours do not back counts for the given
+    label instead."""
+    assigned = confident_assignments(labels, pred_probs, thresholds)
+    if support is not None:
+        off = np.nonzero((assigned >= 0) & (assigned != labels))[0]
+        unbacked = off[~backs(support[off], labels[off], assigned[off], min_support)]
+        assigned[unbacked] = labels[unbacked]
+    return assigned
+
+
+def confident_joint(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    thresholds: np.ndarray | None = None,
+    *,
+    support: np.ndarray | None = None,
+    min_support: float = MIN_SUPPORT,
+) -> np.ndarray:
+    """C[i, j]: examples labeled i that confidently belong to j (uncalibrated); with `support`, an off-diagonal
+    entry needs the neighbours' backing (see _backed_assignments)."""
     labels, pred_probs = _check(labels, pred_probs)
     k = pred_probs.shape[1]
-    assigned = confident_assignments(labels, pred_probs, thresholds)
+    assigned = _backed_assignments(labels, pred_probs, support, min_support, thresholds)
     keep = assigned >= 0
     joint = np.zeros((k, k), dtype=np.int64)
     np.add.at(joint, (labels[keep], assigned[keep]), 1)
@@ -122,11 +190,20 @@ class LabelIssues:
     thresholds: np.ndarray
     joint: np.ndarray
     predicted: np.ndarray  # per example: the most probable class (argmax of the out-of-sample probabilities)
+    backed: np.ndarray  # per example: its nearest labeled neighbours back the predicted class (all True without them)
 
 
-def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, ranking: str = "self_confidence") -> LabelIssues:
+def find_label_issues(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    ranking: str = "self_confidence",
+    *,
+    support: np.ndarray | None = None,
+    min_support: float = MIN_SUPPORT,
+) -> LabelIssues:
     """Confident learning: flag the off-diagonal of the confident joint, estimate how many labels are wrong from
-    the calibrated joint, and rank every example by `ranking` (lowest label quality first).
+    the calibrated joint, and rank every example by `ranking` (lowest label quality first). With `support`
+    (neighbour_support), only disagreements the neighbours back count: in the joint, the estimate and `backed`.
 
     The ranking is over all examples, not only the flagged ones: on noisy real data (CIFAR-10 embeddings) a flipped
     label often clears no class threshold at all, so restricting the ranking to the flagged set loses recall at a
@@ -134,7 +211,7 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, ranking: str =
     """
     labels, pred_probs = _check(labels, pred_probs)
     thresholds = per_class_thresholds(labels, pred_probs)
-    assigned = confident_assignments(labels, pred_probs, thresholds)
+    assigned = _backed_assignments(labels, pred_probs, support, min_support, thresholds)
     k = pred_probs.shape[1]
     joint = np.zeros((k, k), dtype=np.int64)
     keep = assigned >= 0
@@ -144,6 +221,7 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, ranking: str =
     # Stable order: lowest quality first, ties by index.
     order = np.lexsort((np.arange(len(labels)), quality))
     issues = order[flagged[order]]
+    predicted = pred_probs.argmax(axis=1)
     return LabelIssues(
         issue_indices=issues,
         estimated_errors=estimated_error_count(joint, labels),
@@ -152,7 +230,8 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, ranking: str =
         suggested=assigned,
         thresholds=thresholds,
         joint=joint,
-        predicted=pred_probs.argmax(axis=1),
+        predicted=predicted,
+        backed=np.ones(len(labels), dtype=bool) if support is None else backs(support, labels, predicted, min_support),
     )
 
 
@@ -234,8 +313,8 @@ def _fit_folds(splitter, features: np.ndarray, labels: np.ndarray, out: np.ndarr
 
 
 def suspects(issues: LabelIssues, labels: np.ndarray) -> np.ndarray:
-    """The review list: among the examples whose most probable class is not their given label, the first
-    max(flagged, estimated errors) of the ranking.
+    """The review list: among the examples whose most probable class is not their given label (and, with neighbour
+    support, is backed by the neighbours), the first max(flagged, estimated errors) of the ranking.
 
     The calibrated joint says how many labels are probably wrong; the ranking says which. An example the model
     agrees with is never listed, however low its self-confidence: a reviewer shown "given 1, model says 1" learns
@@ -243,12 +322,20 @@ def suspects(issues: LabelIssues, labels: np.ndarray) -> np.ndarray:
     """
     labels = np.asarray(labels, dtype=np.int64)
     count = max(len(issues.issue_indices), issues.estimated_errors)
-    disagree = issues.ranking[issues.predicted[issues.ranking] != labels[issues.ranking]]
+    order = issues.ranking
+    disagree = order[(issues.predicted[order] != labels[order]) & issues.backed[order]]
     return disagree[:count]
 
 
 def error_share_interval(
-    labels: np.ndarray, pred_probs: np.ndarray, *, level: float = 0.95, rounds: int = 200, seed: int = 0
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    *,
+    level: float = 0.95,
+    rounds: int = 200,
+    seed: int = 0,
+    support: np.ndarray | None = None,
+    min_support: float = MIN_SUPPORT,
 ) -> tuple[float, float, float]:
     """(estimated share of wrong labels, low, high): the calibrated confident joint's off-diagonal share, with a
     percentile bootstrap interval over the examples (thresholds and joint recomputed on each resample).
@@ -259,13 +346,14 @@ def error_share_interval(
     n = len(labels)
     if n == 0:
         return 0.0, 0.0, 1.0
-    share = estimated_error_count(confident_joint(labels, pred_probs), labels) / n
+    share = estimated_error_count(confident_joint(labels, pred_probs, support=support, min_support=min_support), labels)
+    share /= n
     rng = np.random.default_rng(seed)
     shares = np.empty(rounds)
     for r in range(rounds):
         pick = rng.integers(0, n, n)
         y, p = labels[pick], pred_probs[pick]
-        joint = confident_joint(y, p)
+        joint = confident_joint(y, p, support=None if support is None else support[pick], min_support=min_support)
         calibrated = calibrated_joint(joint, y)
         shares[r] = (calibrated.sum() - np.trace(calibrated)) / n
     tail = (1 - level) / 2 * 100

@@ -180,7 +180,13 @@ def label_errors_find(
     model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with fewer
     than MIN_AGREEMENT of the labels, nothing is flagged and the open suspects are withdrawn: the page says why.
     """
-    from training.ml.confident import cross_val_pred_probs, error_share_interval, find_label_issues, suspects
+    from training.ml.confident import (
+        cross_val_pred_probs,
+        error_share_interval,
+        find_label_issues,
+        neighbour_support,
+        suspects,
+    )
 
     started = time.monotonic()
 
@@ -245,8 +251,6 @@ def label_errors_find(
     probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
     predicted = probs.argmax(axis=1)
     agreement = float((predicted == y).mean())
-    # Over every labeled item: the judged classes' probabilities serve when no class was left out; else one more
-    # cross-validation, only while the holdout is small enough for the pages to show the estimate.
     # Over every labeled item, with the head a version trains: only while the holdout is small enough for the pages
     # to show the estimate.
     cross_validated = None
@@ -272,8 +276,10 @@ def label_errors_find(
             not_checked=not_checked,
             agreement=agreement,
         )
-    issues = find_label_issues(y, probs)
-    share, low, high = error_share_interval(y, probs, seed=seed)
+    # A disagreement counts only where the label's nearest labeled neighbours back it (training.ml.confident.backs).
+    support = neighbour_support(features, y, len(judged))
+    issues = find_label_issues(y, probs, support=support)
+    share, low, high = error_share_interval(y, probs, seed=seed, support=support)
     progress(1, 1, "writing review tasks")
 
     # A near tie between the given class and the model's is no disagreement to show a reviewer.
@@ -301,6 +307,8 @@ def label_errors_find(
             class_ids[predicted[i]],
             round(float(probs[rows[i], predicted[i]]), 4),
             round(float(probs[rows[i], y[i]]), 4),
+            round(float(support[rows[i], predicted[i]]), 2),
+            round(float(support[rows[i], y[i]]), 2),
         ]
     open_count = review_tasks_label_errors_set(project=project, scores=scores)
     summary = _record(
