@@ -5,7 +5,8 @@ Runs inside a Celery task or a command (it imports torch through training.ml.emb
 missing from the feature store). Probabilities come from 5-fold cross-validation of an L2-regularised
 logistic-regression head on standardised embeddings, averaged over REPEATS fold splits
 (training.ml.confident.cross_val_pred_probs), so every label is judged by a model that never saw it. A label is
-a suspect only where that model's most probable class is another one. Single-label projects only: a multi-label
+a suspect only where that model's most probable class is another one and the label's most similar labeled images
+back it (training.ml.confident.backs). Single-label projects only: a multi-label
 project is reported as skipped. Items whose label a reviewer already set (source review) still train the folds but
 are never flagged. Each search is stored (training.models.LabelErrorSearch) with the estimated share of wrong
 labels and its bootstrap interval. While the holdout is small, the search also reports the out-of-fold accuracy and
