@@ -108,6 +108,13 @@ def _font_width():
     return lambda text, size: font.getlength(text) * size / 1000
 
 
+def _page_and_matrix(client, world) -> str:
+    """The many-class quality page with its full matrix, as a browser shows it once the matrix is opened."""
+    html = client.get(reverse("training:model_quality", args=[world["project"].slug])).content.decode()
+    url = re.search(r'id="full-matrix" hx-get="([^"]+)"', html)[1].replace("&amp;", "&")
+    return html + client.get(url, HTTP_HX_REQUEST="true").content.decode()
+
+
 def test_a_130_class_page_lists_the_top_confusions_in_order(client, big_world):
     client.force_login(big_world["viewer"])
 
@@ -118,10 +125,30 @@ def test_a_130_class_page_lists_the_top_confusions_in_order(client, big_world):
     names = big_world["names"]
     expected = [(names[k], names[(7 * k + 3) % N_CLASSES], str(26 - k)) for k in range(20)]
     assert [(unescape(a), unescape(b), n) for a, b, n in rows] == expected
-    # The rest (and the full matrix) are one click away.
+    # The rest (and the full matrix) are one click away, fetched when opened: the page itself carries neither.
     assert f"All {PLANTED} confused pairs" in html
     assert f"Full confusion matrix ({N_CLASSES} \u00d7 {N_CLASSES})" in html
-    assert re.search(r'<details id="full-matrix">', html)
+    assert html.count("<tr><td title=") == 20
+    assert "<rect" not in html.split('id="full-matrix"', 1)[1].split("</details>", 1)[0]
+    parts = {
+        part: client.get(
+            re.search(rf'id="{key}" hx-get="([^"]+)"', html)[1].replace("&amp;", "&"), HTTP_HX_REQUEST="true"
+        ).content.decode()
+        for part, key in (("confusions", "all-confusions"), ("matrix", "full-matrix"))
+    }
+    assert parts["confusions"].count("<tr><td title=") == PLANTED
+    assert len(re.findall(r"<rect\b", parts["matrix"])) >= PLANTED
+
+
+def test_the_quality_page_parts_answer_only_for_this_projects_versions(client, big_world, project_factory, member_of):
+    url = reverse("training:model_quality_part", args=[big_world["project"].slug])
+    client.force_login(big_world["viewer"])
+    assert client.get(url, {"v": 1, "part": "matrix"}).status_code == 200
+    assert client.get(url, {"v": 1, "part": "everything"}).status_code == 404
+    assert client.get(url, {"v": 99, "part": "matrix"}).status_code == 404
+    assert client.get(url, {"v": "1 OR 1=1", "part": "matrix"}).status_code == 404
+    client.force_login(member_of(project_factory(), Role.ML_ENGINEER, "outsider"))
+    assert client.get(url, {"v": 1, "part": "matrix"}).status_code == 404
 
 
 def test_a_130_class_page_charts_the_lowest_f1_and_keeps_every_class_in_a_table(client, big_world):
@@ -144,7 +171,7 @@ def test_every_label_in_the_charts_fits_its_box_and_keeps_its_name_as_a_tooltip(
     width_of = _font_width()
     client.force_login(big_world["viewer"])
 
-    html = client.get(reverse("training:model_quality", args=[big_world["project"].slug])).content.decode()
+    html = _page_and_matrix(client, big_world)
 
     svgs = _svgs(html)
     heatmap = next(s for s in svgs if "heatmap" in s.get("class", ""))
@@ -182,7 +209,7 @@ def test_every_label_in_the_charts_fits_its_box_and_keeps_its_name_as_a_tooltip(
 def test_the_full_matrix_is_drawn_at_a_readable_size_not_squeezed_to_the_page(client, big_world):
     client.force_login(big_world["viewer"])
 
-    html = client.get(reverse("training:model_quality", args=[big_world["project"].slug])).content.decode()
+    html = _page_and_matrix(client, big_world)
 
     svg = re.search(r'<svg class="chart heatmap"[^>]*>', html).group(0)
     assert 'style="max-width:none"' in svg  # scrolls inside its box instead of shrinking the text to nothing
@@ -250,6 +277,7 @@ def test_the_130_class_quality_page_in_a_browser_draws_every_label_whole(big_wor
     login("mle")
     page.goto(reverse("training:model_quality", args=[big_world["project"].slug]))
     page.locator("#full-matrix summary").click()
+    page.wait_for_selector("#full-matrix svg.chart")
 
     boxes = page.evaluate(LABEL_BOXES_JS)
 

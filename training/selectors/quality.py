@@ -23,6 +23,7 @@ from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, 
 from labeling.selectors.classes import paths_attached
 from training.ml.intervals import SMALL_HOLDOUT, headline
 from training.models import ModelVersion, Prediction
+from training.selectors.runs import metrics_summary
 from training.services.snapshot import ClassOrder
 
 
@@ -264,6 +265,11 @@ def confusions(matrix: list[list[float]], names: list[str], limit: int | None = 
     return out if limit is None else out[:limit]
 
 
+def confused_pair_count(matrix: list[list[float]]) -> int:
+    """How many off-diagonal cells have a count (the pairs `confusions` lists)."""
+    return sum(1 for i, row in enumerate(matrix) for j, value in enumerate(row) if value and i != j)
+
+
 def lowest_f1(per_class: list[ClassMetrics], limit: int) -> list[ClassMetrics]:
     """The classes with the lowest F1 first; classes without an F1 (no holdout support) after them."""
     ranked = sorted(per_class, key=lambda c: (c.f1 is None, c.f1 if c.f1 is not None else 0.0, c.name))
@@ -271,7 +277,11 @@ def lowest_f1(per_class: list[ClassMetrics], limit: int) -> list[ClassMetrics]:
 
 
 def versions_of(project: Project) -> list[ModelVersion]:
-    return list(ModelVersion.objects.filter(project=project).order_by("number"))
+    """Every version, oldest first, each with `summary` (its metrics but the per-class parts) and `metrics`
+    deferred: a page lists and charts them without decoding every confusion matrix (1,080 classes: 3.3 MB of JSON
+    each); reading one version's `metrics` loads it."""
+    versions = ModelVersion.objects.filter(project=project).defer("metrics").annotate(summary=metrics_summary())
+    return list(versions.order_by("number"))
 
 
 @dataclass
@@ -287,7 +297,7 @@ def learning_curve(project: Project) -> list[CurvePoint]:
     first."""
     out = []
     for v in versions_of(project):
-        rows = {f.key: f for f in figures(v.metrics)}
+        rows = {f.key: f for f in figures(v.summary)}
         accuracy = rows.get("subset_accuracy") or rows.get("accuracy")
         out.append(CurvePoint(v.number, v.label_count, accuracy, rows.get("macro_f1")))
     return out

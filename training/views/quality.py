@@ -73,6 +73,37 @@ def _split_path(path: str) -> dict:
     return {"full": path, "leaf": leaf, "parents": parents}
 
 
+def _cell_href(slug: str, version: ModelVersion):
+    base = reverse("training:model_confusion_items", args=[slug])
+    return lambda i, j: f"{base}?v={version.number}&t={i}&p={j}"
+
+
+def _confusion_rows(slug: str, version: ModelVersion, m: quality.VersionMetrics, limit: int | None = None) -> list:
+    """The confused pairs of the holdout, largest first, as the tables show them."""
+    href = _cell_href(slug, version)
+    return [
+        {
+            "c": c,
+            "href": href(c.true_index, c.pred_index),
+            "true": _split_path(c.true_name),
+            "pred": _split_path(c.pred_name),
+        }
+        for c in quality.confusions(m.confusion, m.names, limit)
+    ]
+
+
+def _many(m: quality.VersionMetrics) -> bool:
+    return max(len(m.names), len(m.per_class)) > quality.MANY_CLASSES
+
+
+def _heatmap(slug: str, version: ModelVersion, m: quality.VersionMetrics) -> dict:
+    if _many(m):
+        return charts.heatmap(
+            m.confusion, m.names, href=_cell_href(slug, version), cell=14, label_width=230, font_size=10, values=False
+        )
+    return charts.heatmap(m.confusion, m.names, href=_cell_href(slug, version))
+
+
 @require_GET
 @project_view(Capability.VIEW_METRICS)
 def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
@@ -85,38 +116,16 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
         m = quality.version_metrics(version)
         context["cross_validated"] = quality.cross_validated_estimate(project=project) if m.small_holdout else None
         context["small_holdout"] = quality.SMALL_HOLDOUT
-        base = reverse("training:model_confusion_items", args=[slug])
-
-        def cell_href(i: int, j: int) -> str:
-            return f"{base}?v={version.number}&t={i}&p={j}"
-
-        many = max(len(m.names), len(m.per_class)) > quality.MANY_CLASSES
-        top_confusions = []
-        if m.confusion and many:
-            top_confusions = [
-                {
-                    "c": c,
-                    "href": cell_href(c.true_index, c.pred_index),
-                    "true": _split_path(c.true_name),
-                    "pred": _split_path(c.pred_name),
-                }
-                for c in quality.confusions(m.confusion, m.names)
-            ]
+        many = _many(m)
+        top_confusions = _confusion_rows(slug, version, m, quality.TOP_CONFUSIONS) if m.confusion and many else []
         f1_rows = quality.lowest_f1(m.per_class, quality.WORST_CLASSES) if many else m.per_class
         context.update(
             m=m,
             many=many,
-            top_confusions=top_confusions[: quality.TOP_CONFUSIONS],
-            all_confusions=top_confusions,
-            heatmap=(
-                charts.heatmap(
-                    m.confusion, m.names, href=cell_href, cell=14, label_width=230, font_size=10, values=False
-                )
-                if many
-                else charts.heatmap(m.confusion, m.names, href=cell_href)
-            )
-            if m.confusion
-            else None,
+            top_confusions=top_confusions,
+            # With many classes the full list and the matrix are fetched when opened (model_quality_part).
+            confused_pairs=quality.confused_pair_count(m.confusion) if m.confusion and many else 0,
+            heatmap=_heatmap(slug, version, m) if m.confusion and not many else None,
             reliability=charts.reliability_diagram(m.reliability) if m.reliability else None,
             f1_chart=charts.bar_chart(
                 [(c.name, c.f1) for c in f1_rows],
@@ -130,6 +139,25 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
             can_train=Capability.TRAIN in request.capabilities,
         )
     return render(request, "training/quality.html", context)
+
+
+@require_GET
+@project_view(Capability.VIEW_METRICS)
+def model_quality_part(request: HttpRequest, slug: str) -> HttpResponse:
+    """What a many-class quality page fetches when it is opened: every confused pair (`part=confusions`) or the full
+    confusion matrix (`part=matrix`) of version `v`."""
+    version = _version(request, "v", None)
+    part = request.GET.get("part", "")
+    if version is None or part not in ("confusions", "matrix"):
+        raise Http404("Pick a version and a part.")
+    m = quality.version_metrics(version)
+    if not m.confusion:
+        raise Http404("This version has no confusion matrix.")
+    if part == "confusions":
+        context = _context(request, all_confusions=_confusion_rows(slug, version, m))
+        return render(request, "training/quality.html#all-confusions-table", context)
+    context = _context(request, heatmap=_heatmap(slug, version, m))
+    return render(request, "training/quality.html#full-matrix-chart", context)
 
 
 @require_GET
@@ -273,6 +301,7 @@ def holdout_predict(request: HttpRequest, slug: str) -> HttpResponse:
 
 urlpatterns = [
     path("p/<slug:slug>/model/quality/", model_quality, name="model_quality"),
+    path("p/<slug:slug>/model/quality/part/", model_quality_part, name="model_quality_part"),
     path("p/<slug:slug>/model/compare/", model_compare, name="model_compare"),
     path("p/<slug:slug>/model/confusion/", model_confusion_items, name="model_confusion_items"),
     path("p/<slug:slug>/model/holdout-predict/", holdout_predict, name="holdout_predict"),
