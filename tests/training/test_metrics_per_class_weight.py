@@ -58,8 +58,17 @@ def test_the_model_page_lists_versions_with_their_figures_without_decoding_a_con
     text = client.get(reverse("training:model", args=[versions.slug])).content.decode()
     for figure in ("0.600", "0.700", "0.800", "151", "152", "153", "(none of rare)"):
         assert figure in text
-    # Only the active version's own metrics are read whole (its headline with intervals), not every version's.
-    assert len(decoded) <= 1
+    # The active version's headline (with its intervals and the classes without support) comes from its summary too
+    assert "Holdout figures of v3" in text
+    assert decoded == []
+
+
+def test_the_quality_page_decodes_only_the_version_it_shows(versions, member_of, decoded):
+    client = Client()
+    client.force_login(member_of(versions, Role.ML_ENGINEER))
+    text = client.get(reverse("training:model_quality", args=[versions.slug]), {"v": 2}).content.decode()
+    assert "<h2>v2 <span" in text
+    assert len(decoded) == 1  # v2's matrix; the version list and the learning curve read summaries
 
 
 def test_the_api_lists_versions_without_per_class_parts_and_the_detail_has_them(versions, member_of, decoded):

@@ -167,9 +167,11 @@ class VersionMetrics:
         return next((f for f in self.headline if f.key == key), None)
 
 
-def version_metrics(version: ModelVersion) -> VersionMetrics:
-    """Normalise a version's metrics dict; anything missing or malformed becomes None / empty."""
-    m = version.metrics if isinstance(version.metrics, dict) else {}
+def version_metrics(version: ModelVersion, metrics: Any = None) -> VersionMetrics:
+    """Normalise a version's metrics dict (or `metrics`, e.g. its summary without the per-class parts); anything
+    missing or malformed becomes None / empty."""
+    m = metrics if metrics is not None else version.metrics
+    m = m if isinstance(m, dict) else {}
     names = class_order_of_version(version).names
     raw = m.get("per_class") or {}
     per_class: list[ClassMetrics] = []

@@ -165,8 +165,12 @@ def model_versions(*, project: Project, limit: int = 50) -> list[ModelVersion]:
     return list(versions.annotate(summary=metrics_summary()).order_by("-number")[:limit])
 
 
-def model_version_active(*, project: Project) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, active=True).first()
+def model_version_active(*, project: Project, summary: bool = False) -> ModelVersion | None:
+    """The active version; with `summary`, its `metrics` deferred and `summary` (no per-class parts) annotated."""
+    versions = ModelVersion.objects.filter(project=project, active=True)
+    if summary:
+        versions = versions.defer("metrics").annotate(summary=metrics_summary())
+    return versions.first()
 
 
 def project_for_command(*, ref: str) -> Project:
