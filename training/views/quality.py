@@ -144,13 +144,15 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @project_view(Capability.VIEW_METRICS)
 def model_quality_part(request: HttpRequest, slug: str) -> HttpResponse:
-    """What a many-class quality page fetches when it is opened: every confused pair (`part=confusions`) or the full
-    confusion matrix (`part=matrix`) of version `v`."""
+    """What a many-class quality page fetches when it is opened: every confused pair (`part=confusions`), the full
+    confusion matrix (`part=matrix`) or every class's figures (`part=classes`) of version `v`."""
     version = _version(request, "v", None)
     part = request.GET.get("part", "")
-    if version is None or part not in ("confusions", "matrix"):
+    if version is None or part not in ("confusions", "matrix", "classes"):
         raise Http404("Pick a version and a part.")
     m = quality.version_metrics(version)
+    if part == "classes":
+        return render(request, "training/quality.html#per-class-table", _context(request, m=m))
     if not m.confusion:
         raise Http404("This version has no confusion matrix.")
     if part == "confusions":
