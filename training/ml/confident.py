@@ -100,20 +100,20 @@ def neighbour_support(
     return out
 
 
-def backs(support: np.ndarray, given: np.ndarray, other: np.ndarray, min_support: float = MIN_SUPPORT) -> np.ndarray:
-    """Per example: do its neighbours back `other` against the `given` label? At least `min_support` of them carry
+def backs(support: np.ndarray, given: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per example: do its neighbours back `other` against the `given` label? At least MIN_SUPPORT of them carry
     `other` and at most MAX_GIVEN_SUPPORT the given class."""
     rows = np.arange(len(given))
-    return (support[rows, other] >= min_support) & (support[rows, given] <= MAX_GIVEN_SUPPORT)
+    return (support[rows, other] >= MIN_SUPPORT) & (support[rows, given] <= MAX_GIVEN_SUPPORT)
 
 
-def _backed_assignments(labels, pred_probs, support, min_support, thresholds=None) -> np.ndarray:
+def _backed_assignments(labels, pred_probs, support, thresholds=None) -> np.ndarray:
     """confident_assignments, where an off-diagonal assignment that the neighbours do not back counts for the given
     label instead."""
     assigned = confident_assignments(labels, pred_probs, thresholds)
     if support is not None:
         off = np.nonzero((assigned >= 0) & (assigned != labels))[0]
-        unbacked = off[~backs(support[off], labels[off], assigned[off], min_support)]
+        unbacked = off[~backs(support[off], labels[off], assigned[off])]
         assigned[unbacked] = labels[unbacked]
     return assigned
 
@@ -124,13 +124,12 @@ def confident_joint(
     thresholds: np.ndarray | None = None,
     *,
     support: np.ndarray | None = None,
-    min_support: float = MIN_SUPPORT,
 ) -> np.ndarray:
     """C[i, j]: examples labeled i that confidently belong to j (uncalibrated); with `support`, an off-diagonal
     entry needs the neighbours' backing (see _backed_assignments)."""
     labels, pred_probs = _check(labels, pred_probs)
     k = pred_probs.shape[1]
-    assigned = _backed_assignments(labels, pred_probs, support, min_support, thresholds)
+    assigned = _backed_assignments(labels, pred_probs, support, thresholds)
     keep = assigned >= 0
     joint = np.zeros((k, k), dtype=np.int64)
     np.add.at(joint, (labels[keep], assigned[keep]), 1)
@@ -199,7 +198,6 @@ def find_label_issues(
     ranking: str = "self_confidence",
     *,
     support: np.ndarray | None = None,
-    min_support: float = MIN_SUPPORT,
 ) -> LabelIssues:
     """Confident learning: flag the off-diagonal of the confident joint, estimate how many labels are wrong from
     the calibrated joint, and rank every example by `ranking` (lowest label quality first). With `support`
@@ -211,7 +209,7 @@ def find_label_issues(
     """
     labels, pred_probs = _check(labels, pred_probs)
     thresholds = per_class_thresholds(labels, pred_probs)
-    assigned = _backed_assignments(labels, pred_probs, support, min_support, thresholds)
+    assigned = _backed_assignments(labels, pred_probs, support, thresholds)
     k = pred_probs.shape[1]
     joint = np.zeros((k, k), dtype=np.int64)
     keep = assigned >= 0
@@ -231,7 +229,7 @@ def find_label_issues(
         thresholds=thresholds,
         joint=joint,
         predicted=predicted,
-        backed=np.ones(len(labels), dtype=bool) if support is None else backs(support, labels, predicted, min_support),
+        backed=np.ones(len(labels), dtype=bool) if support is None else backs(support, labels, predicted),
     )
 
 
@@ -335,7 +333,6 @@ def error_share_interval(
     rounds: int = 200,
     seed: int = 0,
     support: np.ndarray | None = None,
-    min_support: float = MIN_SUPPORT,
 ) -> tuple[float, float, float]:
     """(estimated share of wrong labels, low, high): the calibrated confident joint's off-diagonal share, with a
     percentile bootstrap interval over the examples (thresholds and joint recomputed on each resample).
@@ -346,14 +343,14 @@ def error_share_interval(
     n = len(labels)
     if n == 0:
         return 0.0, 0.0, 1.0
-    share = estimated_error_count(confident_joint(labels, pred_probs, support=support, min_support=min_support), labels)
+    share = estimated_error_count(confident_joint(labels, pred_probs, support=support), labels)
     share /= n
     rng = np.random.default_rng(seed)
     shares = np.empty(rounds)
     for r in range(rounds):
         pick = rng.integers(0, n, n)
         y, p = labels[pick], pred_probs[pick]
-        joint = confident_joint(y, p, support=None if support is None else support[pick], min_support=min_support)
+        joint = confident_joint(y, p, support=None if support is None else support[pick])
         calibrated = calibrated_joint(joint, y)
         shares[r] = (calibrated.sum() - np.trace(calibrated)) / n
     tail = (1 - level) / 2 * 100

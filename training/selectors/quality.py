@@ -267,11 +267,6 @@ def confusions(matrix: list[list[float]], names: list[str], limit: int | None = 
     return out if limit is None else out[:limit]
 
 
-def confused_pair_count(matrix: list[list[float]]) -> int:
-    """How many off-diagonal cells have a count (the pairs `confusions` lists)."""
-    return sum(1 for i, row in enumerate(matrix) for j, value in enumerate(row) if value and i != j)
-
-
 def lowest_f1(per_class: list[ClassMetrics], limit: int) -> list[ClassMetrics]:
     """The classes with the lowest F1 first; classes without an F1 (no holdout support) after them."""
     ranked = sorted(per_class, key=lambda c: (c.f1 is None, c.f1 if c.f1 is not None else 0.0, c.name))

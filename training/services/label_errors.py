@@ -70,11 +70,12 @@ def _thin_share(labels: np.ndarray, folds: int) -> float:
 
 
 def _cross_validated(
-    features: np.ndarray, labels: np.ndarray, names: list[str], *, folds: int, seed: int, pool: PoolSample
-) -> dict | None:
+    features: np.ndarray, labels: np.ndarray, names: list[str], *, folds: int, seed: int, project: Project,
+    snap: LabelSnapshot,
+) -> dict | None:  # fmt: skip
     """Out-of-fold accuracy and macro-F1 over every labeled item (the model pages' cross-validated estimate), with
     n and 95 % intervals. Each fold trains the head a version trains (training.ml.heads.cross_val_head): the
-    project's L2, self-trained on `pool` as a version is on the whole pool."""
+    project's L2, self-trained on a sample of the pool (pool_sample) as a version is on the whole pool."""
     from training.ml.evaluate import prediction_summary
     from training.ml.heads import cross_val_head
 
@@ -82,10 +83,8 @@ def _cross_validated(
         return None
     if _thin_share(labels, folds) > CROSS_VALIDATED_MAX_THIN_SHARE:
         return None
-    probs = cross_val_head(
-        features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features,
-        stats=pool.stats(features),
-    )  # fmt: skip
+    pool = pool_sample(project=project, snap=snap, seed=seed)  # only once the estimate will be made
+    probs = cross_val_head(features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features)
     return {**prediction_summary(labels, probs.argmax(axis=1), names), "folds": folds, "pool": pool.size}
 
 
@@ -100,12 +99,6 @@ class PoolSample:
     @property
     def size(self) -> int:
         return 0 if self.features is None else len(self.features)
-
-    def stats(self, labeled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardization over the labeled and pool features, as a round computes it."""
-        from training.ml.heads import feature_stats
-
-        return feature_stats(np.concatenate([labeled, self.features]) if self.size else labeled)
 
 
 def pool_sample(*, project: Project, snap: LabelSnapshot, seed: int) -> PoolSample:
@@ -222,9 +215,8 @@ def label_errors_find(
             _, features, labels, _ = labeled_embeddings(project=project, progress=progress, snap=snap)
             progress(0, 1, "cross-validation")
             cross_validated = _cross_validated(
-                features, labels, classes.names, folds=folds, seed=seed,
-                pool=pool_sample(project=project, snap=snap, seed=seed),
-            )  # fmt: skip
+                features, labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
+            )
         return _record(
             cross_validated=cross_validated,
             project=project,
@@ -257,9 +249,8 @@ def label_errors_find(
     cross_validated = None
     if len(snap.holdout) < SMALL_HOLDOUT:
         cross_validated = _cross_validated(
-            all_features, all_labels, classes.names, folds=folds, seed=seed,
-            pool=pool_sample(project=project, snap=snap, seed=seed),
-        )  # fmt: skip
+            all_features, all_labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
+        )
     # Agreement has to beat what always answering the largest class would get, by a real margin: with two
     # look-alike classes a model at 50 % "disagrees" with half the labels by a coin flip.
     chance = float(np.bincount(y).max() / len(y))

@@ -78,8 +78,8 @@ def _cell_href(slug: str, version: ModelVersion):
     return lambda i, j: f"{base}?v={version.number}&t={i}&p={j}"
 
 
-def _confusion_rows(slug: str, version: ModelVersion, m: quality.VersionMetrics, limit: int | None = None) -> list:
-    """The confused pairs of the holdout, largest first, as the tables show them."""
+def _confusion_rows(slug: str, version: ModelVersion, pairs: list[quality.Confusion]) -> list:
+    """Confused pairs of the holdout (quality.confusions: largest first) as the tables show them."""
     href = _cell_href(slug, version)
     return [
         {
@@ -88,7 +88,7 @@ def _confusion_rows(slug: str, version: ModelVersion, m: quality.VersionMetrics,
             "true": _split_path(c.true_name),
             "pred": _split_path(c.pred_name),
         }
-        for c in quality.confusions(m.confusion, m.names, limit)
+        for c in pairs
     ]
 
 
@@ -117,14 +117,14 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
         context["cross_validated"] = quality.cross_validated_estimate(project=project) if m.small_holdout else None
         context["small_holdout"] = quality.SMALL_HOLDOUT
         many = _many(m)
-        top_confusions = _confusion_rows(slug, version, m, quality.TOP_CONFUSIONS) if m.confusion and many else []
+        pairs = quality.confusions(m.confusion, m.names) if m.confusion and many else []
         f1_rows = quality.lowest_f1(m.per_class, quality.WORST_CLASSES) if many else m.per_class
         context.update(
             m=m,
             many=many,
-            top_confusions=top_confusions,
+            top_confusions=_confusion_rows(slug, version, pairs[: quality.TOP_CONFUSIONS]),
             # With many classes the full list and the matrix are fetched when opened (model_quality_part).
-            confused_pairs=quality.confused_pair_count(m.confusion) if m.confusion and many else 0,
+            confused_pairs=len(pairs),
             heatmap=_heatmap(slug, version, m) if m.confusion and not many else None,
             reliability=charts.reliability_diagram(m.reliability) if m.reliability else None,
             f1_chart=charts.bar_chart(
@@ -156,7 +156,9 @@ def model_quality_part(request: HttpRequest, slug: str) -> HttpResponse:
     if not m.confusion:
         raise Http404("This version has no confusion matrix.")
     if part == "confusions":
-        context = _context(request, all_confusions=_confusion_rows(slug, version, m))
+        context = _context(
+            request, all_confusions=_confusion_rows(slug, version, quality.confusions(m.confusion, m.names))
+        )
         return render(request, "training/quality.html#all-confusions-table", context)
     context = _context(request, heatmap=_heatmap(slug, version, m))
     return render(request, "training/quality.html#full-matrix-chart", context)
