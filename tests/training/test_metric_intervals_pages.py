@@ -286,10 +286,23 @@ def test_the_estimate_self_trains_each_fold_on_a_sample_of_the_open_items_a_roun
     # Then each fold's head learned from a sample of 30 of them (the cap), as a version learns from its pool
     assert cv["pool"] == 30
     assert cv["accuracy"] == 1.0
+    # ... and scored them: the estimate on the open images, every label right so far, with its Wilson interval
+    opened = cv["open_images"]
+    assert opened["images"] == 30
+    assert opened["n"] == 18
+    assert opened["of"] == embed_the_pool(project)
+    assert opened["accuracy"] == 1.0
+    assert opened["low"] == pytest.approx(0.824, abs=0.001)
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
     assert "self-trained on 30 unlabeled images" in html
-    # ... and the page warns that labels the queue chose for being unsure make it read low
-    assert "the random picks' figure on the model page is the unbiased one" in html
+    line = re.search(r'id="cv-open">(.*?)</p>', html, re.S).group(1)
+    assert "Estimated on the open images: accuracy" in line
+    assert "1.000" in line
+    assert "[0.824, 1.000] n = 18" in line
+    assert f"(30 of {opened['of']} open images scored)" in line
+    # ... and the page says why both figures are there: labels the queue chose for being unsure read low
+    assert "reads below the model's accuracy on the open images" in html
+    assert "at equal confidence a head is as often right on an open image" in html
 
 
 def test_the_estimate_uses_no_pool_where_the_rounds_do_not_self_train_or_nothing_is_embedded(
@@ -304,6 +317,9 @@ def test_the_estimate_uses_no_pool_where_the_rounds_do_not_self_train_or_nothing
     assert cv["pool"] == 0
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
     assert "of the head a version trains on the backbone" in html
+    # ... and, with no open image scored, it estimates nothing on them
+    assert "open_images" not in cv
+    assert 'id="cv-open"' not in html
 
     # And where the project's rounds do not self-train, an embedded pool is not used either
     embed_the_pool(project)

@@ -177,6 +177,15 @@ def fit_head(
     return HeadFit(head=head, l2=float(l2), cv_scores=cv_scores, multi_label=multi_label, pseudo_labeled=pseudo)
 
 
+@dataclass(frozen=True)
+class CrossValHead:
+    """cross_val_head's result: out-of-fold probabilities of the labeled items, and each fold head's confidence
+    (top probability) on the unlabeled items [folds, m] (None without unlabeled items)."""
+
+    probs: np.ndarray
+    unlabeled_confidence: np.ndarray | None
+
+
 def cross_val_head(
     features: np.ndarray,
     labels: np.ndarray,
@@ -187,11 +196,12 @@ def cross_val_head(
     l2: float | None = None,
     unlabeled: np.ndarray | None = None,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
+) -> CrossValHead:
     """Out-of-fold probabilities [n, num_classes] of the head a version trains (fit_head: standardized,
     class-balanced, `l2`, self-trained on `unlabeled` when given), each labeled item predicted by a head fitted on
     the other folds. Folds are stratified; a class with fewer labels than folds is spread as far as it goes. The
-    held-out fold is not among the unlabeled items, as a version's holdout is not in the pool it self-trains on."""
+    held-out fold is not among the unlabeled items, as a version's holdout is not in the pool it self-trains on.
+    Each fold's head also scores the unlabeled items: its confidence (top probability) on them is returned too."""
     labels = np.asarray(labels, dtype=np.int64)
     x = np.asarray(features, dtype=np.float32)
     if len(labels) < 2:
@@ -201,6 +211,7 @@ def cross_val_head(
     if stats is None:
         stats = feature_stats(np.concatenate([x, unlabeled]) if unlabeled is not None and len(unlabeled) else x)
     out = np.zeros((len(labels), num_classes), dtype=np.float32)
+    pool_conf = []
     for f in np.unique(fold):
         train, test = fold != f, fold == f
         fit = fit_head(
@@ -208,7 +219,9 @@ def cross_val_head(
             unlabeled=unlabeled,
         )  # fmt: skip
         out[test] = predict_head(fit.head, x[test])
-    return out
+        if unlabeled is not None and len(unlabeled):
+            pool_conf.append(predict_head(fit.head, unlabeled).max(axis=1))
+    return CrossValHead(probs=out, unlabeled_confidence=np.stack(pool_conf) if pool_conf else None)
 
 
 def activation(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:

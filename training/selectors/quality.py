@@ -102,6 +102,30 @@ class CrossValidated:
     # Open items each fold's head self-trained on; None for a search from before the estimate used the version's
     # own head (a plain logistic regression).
     pool: int | None = None
+    # The estimated accuracy on the open images (training.ml.open_accuracy; n = the labeled items its confidence
+    # map is fitted on), the number of open images it scored and the number open in all; None for older searches.
+    open_accuracy: Figure | None = None
+    open_scored: int | None = None
+    open_total: int | None = None
+
+
+def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
+    if not isinstance(value, dict):
+        return None, None, None
+    acc, low, high, n = (_num(value.get(key)) for key in ("accuracy", "low", "high", "n"))
+    scored, total = _num(value.get("images")), _num(value.get("of"))
+    if acc is None or n is None or not scored:
+        return None, None, None
+    figure = Figure(
+        key="open_accuracy",
+        label="accuracy on the open images",
+        value=acc,
+        n=int(n),
+        low=low if high is not None else None,
+        high=high if low is not None else None,
+        method="bootstrap",
+    )
+    return figure, int(scored), int(total) if total is not None else None
 
 
 def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
@@ -119,6 +143,7 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
     if "accuracy" not in rows or "macro_f1" not in rows:
         return None
     folds, pool = _num(cv.get("folds")), _num(cv.get("pool"))
+    open_accuracy, open_scored, open_total = _open_figure(cv.get("open_images"))
     return CrossValidated(
         n=int(_num(cv["n"]) or 0),
         accuracy=rows["accuracy"],
@@ -127,6 +152,9 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
         folds=int(folds) if folds is not None else None,
         searched_at=job.finished_at,
         pool=int(pool) if pool is not None else None,
+        open_accuracy=open_accuracy,
+        open_scored=open_scored,
+        open_total=open_total,
     )
 
 

@@ -13,6 +13,8 @@ labels and its bootstrap interval. While the holdout is small, the search also r
 macro-F1 over every labeled item, with n and 95 % intervals (`cross_validated` in its result, which the progress Job
 stores): the model pages show it beside the holdout's figures. That estimate cross-validates the head a version
 trains (training.ml.heads.cross_val_head), not the search's logistic regression, which is tuned to rank labels.
+With it comes the estimated accuracy on the open images (`open_images`, training.ml.open_accuracy): the labels the
+queue asked for are the hard images, so the out-of-fold accuracy on them reads below the model on the rest.
 """
 
 from __future__ import annotations
@@ -78,14 +80,18 @@ def _cross_validated(
     project's L2, self-trained on a sample of the pool (pool_sample) as a version is on the whole pool."""
     from training.ml.evaluate import prediction_summary
     from training.ml.heads import cross_val_head
+    from training.ml.open_accuracy import open_accuracy
 
     if len(labels) < CROSS_VALIDATED_MIN_LABELS or len(np.unique(labels)) < 2:
         return None
     if _thin_share(labels, folds) > CROSS_VALIDATED_MAX_THIN_SHARE:
         return None
     pool = pool_sample(project=project, snap=snap, seed=seed)  # only once the estimate will be made
-    probs = cross_val_head(features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features)
-    return {**prediction_summary(labels, probs.argmax(axis=1), names), "folds": folds, "pool": pool.size}
+    cv = cross_val_head(features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features)
+    out = {**prediction_summary(labels, cv.probs.argmax(axis=1), names), "folds": folds, "pool": pool.size}
+    if cv.unlabeled_confidence is not None:
+        out["open_images"] = {**open_accuracy(cv.probs, labels, cv.unlabeled_confidence, seed=seed), "of": pool.of}
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class PoolSample:
 
     l2: float | None
     features: np.ndarray | None
+    of: int = 0  # open items in the snapshot (the sample is drawn from those already embedded)
 
     @property
     def size(self) -> int:
@@ -118,7 +125,7 @@ def pool_sample(*, project: Project, snap: LabelSnapshot, seed: int) -> PoolSamp
         return PoolSample(l2=cfg.head_l2, features=None)
     rng = np.random.default_rng(seed)
     take = np.sort(rng.choice(len(cached), size=min(len(cached), CROSS_VALIDATED_POOL_MAX), replace=False))
-    return PoolSample(l2=cfg.head_l2, features=store.get([cached[i] for i in take], cfg))
+    return PoolSample(l2=cfg.head_l2, features=store.get([cached[i] for i in take], cfg), of=len(ids))
 
 
 def labeled_embeddings(*, project: Project, progress: Progress | None = None, snap: LabelSnapshot | None = None):

@@ -69,9 +69,14 @@ def test_cross_validation_predicts_each_label_with_a_head_that_never_saw_it():
     labels[herring] = 1  # a point of the left blob, labeled right
     stats = feature_stats(np.concatenate([features, pool]))
 
-    probs = cross_val_head(features, labels, 2, folds=5, unlabeled=pool, stats=stats)
+    cv = cross_val_head(features, labels, 2, folds=5, unlabeled=pool, stats=stats)
+    probs = cv.probs
 
     assert probs.shape == (20, 2)
+    # Each fold's head scored the unlabeled pool too: one top probability per fold and pool item
+    assert cv.unlabeled_confidence.shape == (5, len(pool))
+    assert (cv.unlabeled_confidence >= 0.5).all()
+    assert (cv.unlabeled_confidence <= 1.0 + 1e-6).all()
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
     # Its fold's head never saw the wrong label: it calls the point what its blob is
     assert probs[herring].argmax() == 0
