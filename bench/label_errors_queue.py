@@ -28,8 +28,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
 
-MIN_PER_CLASS = 20  # training.services.label_errors.MIN_LABELS_PER_CLASS (a Django module; the figure is checked)
-
 
 def queue_sets(x, xr, y, points: list[int], seed: int) -> dict[int, np.ndarray]:
     """The labeled items after each count in `points`, as the default strategy asks for them, 20 per batch."""
@@ -48,26 +46,24 @@ def queue_sets(x, xr, y, points: list[int], seed: int) -> dict[int, np.ndarray]:
     return out
 
 
-def judge(features: np.ndarray, given: np.ndarray, classes: int, backed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(judged mask, suspect indices into the judged labels): the product's search on one labeled set."""
-    from training.ml.confident import cross_val_pred_probs, find_label_issues, neighbour_support, suspects
+def judge_set(features: np.ndarray, given: np.ndarray, classes: int, backed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(judged mask, suspect indices into the judged labels): the product's search on one labeled set (the classes
+    it judges, its cross-validation, training.ml.label_search.judge)."""
+    from training.ml.confident import cross_val_pred_probs
+    from training.ml.label_search import DEFAULT_C, MIN_LABELS_PER_CLASS, REPEATS, judge
 
     counts = np.bincount(given, minlength=classes)
-    judged = np.nonzero(counts >= MIN_PER_CLASS)[0]
+    judged = np.nonzero(counts >= MIN_LABELS_PER_CLASS)[0]
     keep = np.isin(given, judged)
     if len(judged) < 2:
         return keep, np.zeros(0, dtype=np.int64)
     remap = np.full(classes, -1)
     remap[judged] = np.arange(len(judged))
     y = remap[given[keep]]
-    probs = cross_val_pred_probs(features[keep], y, n_classes=len(judged), folds=5, C=0.003, seed=0, repeats=3)
-    predicted = probs.argmax(1)
-    chance = float(np.bincount(y).max() / len(y))
-    if (predicted == y).mean() < max(0.5, chance + 0.25 * (1 - chance)):  # the search's agreement gate
-        return keep, np.zeros(0, dtype=np.int64)
-    support = neighbour_support(features[keep], y, len(judged)) if backed else None
-    listed = suspects(find_label_issues(y, probs, support=support), y)
-    return keep, np.asarray([i for i in listed if probs[i, predicted[i]] - probs[i, y[i]] > 0.02], dtype=np.int64)
+    probs = cross_val_pred_probs(
+        features[keep], y, n_classes=len(judged), folds=5, C=DEFAULT_C, seed=0, repeats=REPEATS
+    )
+    return keep, judge(features[keep], y, probs, backed=backed).listed
 
 
 def main() -> None:
@@ -109,9 +105,9 @@ def main() -> None:
                 noisy[flip] = (noisy[flip] + rng.integers(1, k, flip.sum())) % k
                 row = sums[f"{how}_{n}"]
                 for backed, tag in ((True, ""), (False, "_unbacked")):
-                    _, listed = judge(x[idx], truth, k, backed)
+                    _, listed = judge_set(x[idx], truth, k, backed)
                     row["false_suspects" + tag] += len(listed)
-                    keep, listed = judge(x[idx], noisy, k, backed)
+                    keep, listed = judge_set(x[idx], noisy, k, backed)
                     wrong = (noisy != truth)[keep]
                     row["suspects" + tag] += len(listed)
                     row["real" + tag] += int(wrong[listed].sum())

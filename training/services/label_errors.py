@@ -31,25 +31,11 @@ from labeling.services import jobs as job_services
 from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
 from training.constants import project_cache_dir
 from training.ml.intervals import SMALL_HOLDOUT
+from training.ml.label_search import DEFAULT_C, MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus, RunMode
 from training.services.rounds import round_config
 from training.services.snapshot import LabelSnapshot, label_snapshot
 
-# Fewer labels per class than this and the cross-validated model mostly flags its own mistakes: on digits
-# (Lite0, 64 px) with every label correct, 10 labels per class flagged 9-14 % of them, 20 per class 4-7 %,
-# 40 per class 2-3 %, all 180 per class about 1 %.
-MIN_LABELS_PER_CLASS = 20
-# Below this out-of-sample agreement with the given labels, most disagreements are the model's errors.
-MIN_AGREEMENT = 0.5
-# ... and it must close this share of the gap between chance (the largest class's share) and full agreement.
-CHANCE_GAP = 0.25
-TIE_MARGIN = 0.02
-# Cross-validation repeated over this many fold splits and averaged (training.ml.confident.cross_val_pred_probs),
-# while labels x classes stays under REPEAT_BUDGET (the fits grow with both; beyond it one split is used).
-REPEATS = 3
-REPEAT_BUDGET = 200_000
-# Strong L2 on standardised embeddings: best out-of-sample accuracy on CIFAR-10 Lite0 features (bench/label_errors.py).
-DEFAULT_C = 0.003
 # The cross-validated estimate needs a couple of labels per fold and two classes; below that it is not reported.
 CROSS_VALIDATED_MIN_LABELS = 10
 # Nor is it while more than this share of the labels sit in classes with fewer labels than folds. With 2 to 4 labels
@@ -178,16 +164,12 @@ def label_errors_find(
     store the search (LabelErrorSearch) that the page headlines.
 
     Only classes with at least MIN_LABELS_PER_CLASS labels are judged (their labels, and only them as the
-    model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with fewer
-    than MIN_AGREEMENT of the labels, nothing is flagged and the open suspects are withdrawn: the page says why.
+    model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with too few
+    of the labels (training.ml.label_search.judge), nothing is flagged and the open suspects are withdrawn: the
+    page says why.
     """
-    from training.ml.confident import (
-        cross_val_pred_probs,
-        error_share_interval,
-        find_label_issues,
-        neighbour_support,
-        suspects,
-    )
+    from training.ml.confident import cross_val_pred_probs, error_share_interval
+    from training.ml.label_search import judge
 
     started = time.monotonic()
 
@@ -250,7 +232,6 @@ def label_errors_find(
     repeats = REPEATS if len(y) * len(judged) <= REPEAT_BUDGET else 1
     probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
     predicted = probs.argmax(axis=1)
-    agreement = float((predicted == y).mean())
     # Over every labeled item, with the head a version trains: only while the holdout is small enough for the pages
     # to show the estimate.
     cross_validated = None
@@ -258,11 +239,11 @@ def label_errors_find(
         cross_validated = _cross_validated(
             all_features, all_labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
         )
-    # Agreement has to beat what always answering the largest class would get, by a real margin: with two
-    # look-alike classes a model at 50 % "disagrees" with half the labels by a coin flip.
-    chance = float(np.bincount(y).max() / len(y))
-    needed = max(MIN_AGREEMENT, chance + CHANCE_GAP * (1.0 - chance))
-    if agreement < needed:
+    # The agreement gate, then confident learning where the label's nearest labeled neighbours back a disagreement
+    # (training.ml.label_search.judge).
+    verdict = judge(features, y, probs)
+    agreement = verdict.agreement
+    if verdict.weak:
         review_tasks_label_errors_set(project=project, scores={})
         return _record(
             project=project,
@@ -270,19 +251,15 @@ def label_errors_find(
             status=LabelErrorStatus.WEAK,
             cross_validated=cross_validated,
             reason=f"The model is too weak to judge labels yet: out of sample it agrees with only "
-            f"{agreement:.0%} of them (the search needs {needed:.0%} here). Label more, then search again.",
+            f"{agreement:.0%} of them (the search needs {verdict.needed:.0%} here). Label more, then search again.",
             labels=len(ids),
             not_checked=not_checked,
             agreement=agreement,
         )
-    # A disagreement counts only where the label's nearest labeled neighbours back it (training.ml.confident.backs).
-    support = neighbour_support(features, y, len(judged))
-    issues = find_label_issues(y, probs, support=support)
+    support, issues = verdict.support, verdict.issues
     share, low, high = error_share_interval(y, probs, seed=seed, support=support)
     progress(1, 1, "writing review tasks")
-
-    # A near tie between the given class and the model's is no disagreement to show a reviewer.
-    flagged = [int(i) for i in suspects(issues, y) if probs[i, predicted[i]] - probs[i, y[i]] > TIE_MARGIN]
+    flagged = [int(i) for i in verdict.listed]
     item_ids = [ids[i] for i in flagged]
     reviewed = set(
         ResolvedLabel.objects.filter(item_id__in=item_ids, source=LabelSource.REVIEW).values_list("item_id", flat=True)
