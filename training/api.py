@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -25,13 +26,16 @@ from labeling.api.base import (
     job_started_response,
     object_or_404,
 )
-from labeling.permissions import Capability
+from labeling.models import ReviewTask, ReviewTaskReason
+from labeling.permissions import Capability, role_can
 from labeling.services.job_limits import JobLimitReached
 from training import services
 from training.ml.intervals import headline
-from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
+from training.models import LabelErrorSearch, ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
+from training.selectors.quality import CrossValidated, cross_validated_estimate
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
+from training.services.quality import label_errors_job_enqueue
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -216,6 +220,71 @@ class PredictionListApi(ProjectView, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+class LabelErrorsApi(ProjectView, APIView):
+    """The latest label-error search and the cross-validated estimate the model pages show. `search`: its status
+    (ok, too_few, weak, skipped) and reason, the labels it judged, the model's out-of-sample agreement, the estimated
+    share of wrong labels with its 95 % interval, and the suspects nobody has settled yet, most suspect first: the
+    item, its given class, the class the cross-validated model gives it, the model's probabilities for both and the
+    share of the item's 10 most similar labeled images carrying each. `cross_validated`: accuracy and macro-F1 over
+    every labeled item and the accuracy estimated on the open images, each with n and a 95 % interval (null until a
+    search computed one; it is computed while the holdout is small). POST starts a search as a job (reviewers,
+    managers and ML engineers); one already queued or running is returned instead."""
+
+    capability = Capability.VIEW_METRICS
+
+    @extend_schema(responses={200: OpenApiResponse(description="search and cross_validated, each null if none")})
+    def get(self, request, slug: str):
+        search = LabelErrorSearch.objects.filter(project=self.project).order_by("-created_at", "-pk").first()
+        cv = cross_validated_estimate(project=self.project)
+        return Response({"search": _search_data(search), "cross_validated": _cv_data(cv)})
+
+    @extend_schema(request=None, responses={**JOB_START_RESPONSES, 403: OpenApiResponse()})
+    def post(self, request, slug: str):
+        if not (role_can(self.role, Capability.REVIEW) or role_can(self.role, Capability.TRAIN)):
+            raise PermissionDenied("Your role in this project does not allow this.")
+        return job_started_response(label_errors_job_enqueue(project=self.project, created_by=request.user), request)
+
+
+def _search_data(search: LabelErrorSearch | None) -> dict | None:
+    if search is None:
+        return None
+    open_tasks = ReviewTask.objects.filter(project=search.project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
+    keys = ("given_class", "suggested_class", "p_suggested", "p_given", "neighbours_suggested", "neighbours_given")
+    suspects = []
+    for item_id, score in open_tasks.order_by("-score", "item_id").values_list("item_id", "score"):
+        row = search.suspects.get(str(item_id)) if isinstance(search.suspects, dict) else None
+        detail = dict(zip(keys, row, strict=False)) if isinstance(row, list) else {}
+        suspects.append({"item": item_id, "score": round(score, 6), **{k: detail.get(k) for k in keys}})
+    fields = ("status", "reason", "labels", "min_per_class", "agreement", "estimated_share", "share_low",
+              "share_high", "not_checked", "seconds", "created_at")  # fmt: skip
+    return {"id": search.pk, **{f: getattr(search, f) for f in fields}, "suspects": suspects}
+
+
+def _cv_data(cv: CrossValidated | None) -> dict | None:
+    if cv is None:
+        return None
+
+    def figure(f) -> dict | None:
+        return None if f is None else {"value": f.value, "n": f.n, "low": f.low, "high": f.high, "method": f.method}
+
+    return {
+        "n": cv.n,
+        "accuracy": figure(cv.accuracy),
+        "macro_f1": figure(cv.macro_f1),
+        "no_support": cv.no_support,
+        "folds": cv.folds,
+        "pool": cv.pool,
+        "open_images": None
+        if cv.open_accuracy is None
+        else {
+            "accuracy": figure(cv.open_accuracy),
+            "scored": cv.open_scored,
+            "open": cv.open_total,
+        },
+        "searched_at": cv.searched_at,
+    }
+
+
 class ModelExportStartApi(ProjectView, APIView):
     """Export a model version as a job: safetensors + config, FP32 ONNX checked against PyTorch, FP16 and INT8 ONNX
     (outputs `logits` and `embedding`), manifest.json and a model card. The finished job's `result.measured` holds
@@ -282,5 +351,6 @@ urlpatterns = [
     path("projects/<slug:slug>/models/<int:number>/", ModelVersionDetailApi.as_view(), name="api-model"),
     path("projects/<slug:slug>/models/<int:number>/export/", ModelExportStartApi.as_view(), name="api-model-export"),
     path("projects/<slug:slug>/predictions/", PredictionListApi.as_view(), name="api-predictions"),
+    path("projects/<slug:slug>/label-errors/", LabelErrorsApi.as_view(), name="api-label-errors"),
     path("projects/<slug:slug>/inference/", InferenceStartApi.as_view(), name="api-inference"),
 ]

@@ -41,6 +41,7 @@ def label_errors_job_enqueue(*, project: Project, created_by=None) -> Job:
         job_finish(job=running, error="No worker picked this search up; it was asked for again.")
         running = None
     if running is not None:
+        running.coalesced = True  # the API answers 200 with the search already under way
         return running
     job = job_create(project=project, kind=JobKind.LABEL_ERRORS, created_by=created_by)
     # A broker outage fails the job with its reason (never a queued job nothing will run): the next click retries.
