@@ -73,6 +73,7 @@ def test_a_reviewer_reads_the_search_its_suspects_and_the_estimate_on_the_open_i
     assert opened["scored"] == opened["open"] == cv["pool"] > 0
     assert opened["accuracy"]["n"] == 48
     assert opened["accuracy"]["low"] <= opened["accuracy"]["value"] <= opened["accuracy"]["high"]
+    assert opened["accuracy"]["method"] == "bootstrap"
 
     # When the reviewer settles the suspect (here: keeps the given label), it leaves the list; the search stays
     review_submit(task=ReviewTask.objects.get(item_id=slips[0], done=False), reviewer=reviewer, verdict="accept")

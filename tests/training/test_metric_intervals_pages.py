@@ -299,6 +299,7 @@ def test_the_estimate_self_trains_each_fold_on_a_sample_of_the_open_items_a_roun
     assert "Estimated on the open images: accuracy" in line
     assert "1.000" in line
     assert "[0.824, 1.000] n = 18" in line
+    assert "Wilson" in line  # every label right: the interval is Wilson's, and the page says so
     assert f"(30 of {opened['of']} open images scored)" in line
     # ... and the page says why both figures are there: labels the queue chose for being unsure read low
     assert "reads below the model's accuracy on the open images" in html

@@ -70,7 +70,8 @@ def open_accuracy(
     rounds: int = 200,
     seed: int = 0,
 ) -> dict | None:
-    """{"accuracy", "low", "high", "n" (labeled items the map is fitted on), "images" (open images scored)}: the
+    """{"accuracy", "low", "high", "n" (labeled items the map is fitted on), "images" (open images scored),
+    "method" (of the interval: bootstrap, or wilson when every label, or none, came out right)}: the
     estimated accuracy on the open images. `oof_probs` [n, C] out-of-fold probabilities of the labeled items,
     `open_confidence` [folds, m] each fold head's top probability on m open images. None without open images or
     labels."""
@@ -86,7 +87,8 @@ def open_accuracy(
     if correct.all() or not correct.any():
         # Nothing to fit a map on, nor to resample: the labels' own share with its Wilson interval.
         low, high = wilson_interval(int(correct.sum()), len(labels))
-        return {"accuracy": value, "low": low, "high": high, "n": len(labels), "images": int(conf_open.shape[-1])}
+        images = int(conf_open.shape[-1])
+        return {"accuracy": value, "low": low, "high": high, "n": len(labels), "images": images, "method": "wilson"}
     rng = np.random.default_rng(seed)
     n = len(labels)
     shares = np.empty(rounds)
@@ -101,4 +103,5 @@ def open_accuracy(
         "high": float(max(high, value)),
         "n": n,
         "images": int(conf_open.shape[-1]),
+        "method": "bootstrap",
     }

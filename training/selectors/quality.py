@@ -123,7 +123,7 @@ def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
         n=int(n),
         low=low if high is not None else None,
         high=high if low is not None else None,
-        method="bootstrap",
+        method=value.get("method") if isinstance(value.get("method"), str) else "bootstrap",
     )
     return figure, int(scored), int(total) if total is not None else None
 

@@ -58,6 +58,7 @@ def test_labels_on_unsure_images_do_not_drag_the_open_images_estimate_down():
     assert est["low"] <= open_confidence.mean() <= est["high"]
     assert est["n"] == 400
     assert est["images"] == 3000
+    assert est["method"] == "bootstrap"
 
 
 def test_labels_drawn_like_the_open_images_give_their_own_accuracy():
@@ -82,6 +83,7 @@ def test_every_label_right_gives_the_wilson_interval():
     assert est["accuracy"] == 1.0
     assert est["low"] == pytest.approx(0.862, abs=0.001)
     assert est["high"] == 1.0
+    assert est["method"] == "wilson"
 
 
 def test_no_open_images_no_estimate():
