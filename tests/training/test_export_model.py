@@ -325,3 +325,41 @@ def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predict
     assert got["script_diff"] < 1e-4
     assert rows["int8"]["top1_agreement_decided"] >= 0.8, rows["int8"]
     assert rows["int8"]["max_prob_diff"] <= 0.5, rows["int8"]
+
+
+def test_the_model_card_of_a_small_holdout_carries_the_cross_validated_estimate(trained, tmp_path):
+    # Given a version evaluated on a small holdout and a label-error search that computed the estimate
+    import numpy as np
+
+    from training.ml.evaluate import prediction_summary
+
+    project, _, _, version = trained
+    assert version.metrics["holdout_size"] == 16
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    call_command("export_model", project.slug, "--version", "1", "--out", str(tmp_path / "before"), verbosity=0)
+    before = (unzip_export(next((tmp_path / "before").glob("*.zip")), tmp_path / "b") / "README.md").read_text()
+    y = np.array([0, 1] * 20)
+    pred = np.where(np.arange(40) % 8 == 0, 1 - y, y)  # 35 of 40 right
+    opened = {"accuracy": 0.93, "low": 0.9, "high": 0.95, "n": 40, "images": 300, "of": 300, "method": "bootstrap"}
+    Job.objects.create(
+        project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED,
+        result={"status": "ok", "cross_validated": {
+            **prediction_summary(y, pred, ["a", "b"]), "folds": 5, "pool": 300, "open_images": opened,
+        }},
+    )  # fmt: skip
+
+    # When the version is exported
+    call_command("export_model", project.slug, "--version", "1", "--out", str(tmp_path / "after"), verbosity=0)
+    card = (unzip_export(next((tmp_path / "after").glob("*.zip")), tmp_path / "a") / "README.md").read_text()
+
+    # Then its card carries the estimate beside the holdout's figures, each with its interval, n and method
+    assert "## Cross-validated estimate" not in before
+    section = card[card.index("## Cross-validated estimate") :]
+    assert "The holdout is small (16 items)" in section
+    assert "every one of 40 labeled items predicted by a head trained without it (5-fold)" in section
+    assert "| accuracy (out of fold, labeled items) | 0.8750 | [0.7" in section
+    assert "| 40 | wilson |" in section
+    assert "| accuracy on the open images (estimated; 300 scored) | 0.9300 | [0.9000, 0.9500] | 40 | bootstrap |" in (
+        section
+    )

@@ -45,6 +45,43 @@ def _headline_rows(metrics: dict) -> list[str]:
     return lines
 
 
+def _cross_validated_rows(version: ModelVersion, metrics: dict) -> list[str]:
+    """While the holdout is small, the cross-validated estimate of the latest label-error search (as the model page
+    shows it beside the holdout's figures), each figure with its interval and n."""
+    from training.selectors.quality import cross_validated_estimate, holdout_is_small
+
+    n = metrics.get("n", metrics.get("holdout_size"))
+    n = n if isinstance(n, int) else None
+    if not holdout_is_small(n):
+        return []
+    cv = cross_validated_estimate(project=version.project)
+    if cv is None:
+        return []
+    rows = [("accuracy (out of fold, labeled items)", cv.accuracy), ("macro-F1 (out of fold)", cv.macro_f1)]
+    if cv.open_accuracy is not None:
+        rows.append((f"accuracy on the open images (estimated; {cv.open_scored} scored)", cv.open_accuracy))
+    when = f" of {cv.searched_at:%Y-%m-%d %H:%M UTC}" if cv.searched_at else ""
+    lines = [
+        "",
+        "## Cross-validated estimate",
+        "",
+        f"The holdout is small ({'?' if n is None else n} items), so its intervals are wide. From the label-error "
+        f"search{when}: every one of {cv.n} labeled items predicted by a head trained without it "
+        f"({cv.folds or '?'}-fold), the kind of model this version is, not the version itself. Labels the "
+        "active-learning queue asked for are the hard images, so the out-of-fold figures read low in a project "
+        "labeled through the queue; the estimate on the open images matches the heads' confidence to how often "
+        "they are right at it, which allows for that.",
+        "",
+        "| estimate | value | 95 % interval | n | interval method |",
+        "|---|---|---|---|---|",
+    ]
+    for label, f in rows:
+        interval = f"[{f.low:.4f}, {f.high:.4f}]" if f.has_interval else "none"
+        value = "n/a" if f.value is None else f"{f.value:.4f}"
+        lines.append(f"| {label} | {value} | {interval} | {f.n} | {f.method or '-'} |")
+    return lines
+
+
 def model_card(
     *,
     version: ModelVersion,
@@ -86,6 +123,7 @@ def model_card(
     else:
         lines.append("No holdout metrics were recorded for this version.")
     lines += _headline_rows(metrics)
+    lines += _cross_validated_rows(version, metrics)
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and per_class:
         lines += ["", "| class | " + " | ".join(sorted(next(iter(per_class.values())).keys())) + " |"]
