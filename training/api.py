@@ -26,13 +26,12 @@ from labeling.api.base import (
     job_started_response,
     object_or_404,
 )
-from labeling.models import ReviewTask, ReviewTaskReason
 from labeling.permissions import Capability, role_can
 from labeling.services.job_limits import JobLimitReached
 from training import services
 from training.ml.intervals import headline
-from training.models import LabelErrorSearch, ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
-from training.selectors.quality import CrossValidated, cross_validated_estimate
+from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
+from training.selectors.label_errors import label_errors_report
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
 from training.services.quality import label_errors_job_enqueue
@@ -234,55 +233,13 @@ class LabelErrorsApi(ProjectView, APIView):
 
     @extend_schema(responses={200: OpenApiResponse(description="search and cross_validated, each null if none")})
     def get(self, request, slug: str):
-        search = LabelErrorSearch.objects.filter(project=self.project).order_by("-created_at", "-pk").first()
-        cv = cross_validated_estimate(project=self.project)
-        return Response({"search": _search_data(search), "cross_validated": _cv_data(cv)})
+        return Response(label_errors_report(project=self.project))
 
     @extend_schema(request=None, responses={**JOB_START_RESPONSES, 403: OpenApiResponse()})
     def post(self, request, slug: str):
         if not (role_can(self.role, Capability.REVIEW) or role_can(self.role, Capability.TRAIN)):
             raise PermissionDenied("Your role in this project does not allow this.")
         return job_started_response(label_errors_job_enqueue(project=self.project, created_by=request.user), request)
-
-
-def _search_data(search: LabelErrorSearch | None) -> dict | None:
-    if search is None:
-        return None
-    open_tasks = ReviewTask.objects.filter(project=search.project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
-    keys = ("given_class", "suggested_class", "p_suggested", "p_given", "neighbours_suggested", "neighbours_given")
-    suspects = []
-    for item_id, score in open_tasks.order_by("-score", "item_id").values_list("item_id", "score"):
-        row = search.suspects.get(str(item_id)) if isinstance(search.suspects, dict) else None
-        detail = dict(zip(keys, row, strict=False)) if isinstance(row, list) else {}
-        suspects.append({"item": item_id, "score": round(score, 6), **{k: detail.get(k) for k in keys}})
-    fields = ("status", "reason", "labels", "min_per_class", "agreement", "estimated_share", "share_low",
-              "share_high", "not_checked", "seconds", "created_at")  # fmt: skip
-    return {"id": search.pk, **{f: getattr(search, f) for f in fields}, "suspects": suspects}
-
-
-def _cv_data(cv: CrossValidated | None) -> dict | None:
-    if cv is None:
-        return None
-
-    def figure(f) -> dict | None:
-        return None if f is None else {"value": f.value, "n": f.n, "low": f.low, "high": f.high, "method": f.method}
-
-    return {
-        "n": cv.n,
-        "accuracy": figure(cv.accuracy),
-        "macro_f1": figure(cv.macro_f1),
-        "no_support": cv.no_support,
-        "folds": cv.folds,
-        "pool": cv.pool,
-        "open_images": None
-        if cv.open_accuracy is None
-        else {
-            "accuracy": figure(cv.open_accuracy),
-            "scored": cv.open_scored,
-            "open": cv.open_total,
-        },
-        "searched_at": cv.searched_at,
-    }
 
 
 class ModelExportStartApi(ProjectView, APIView):

@@ -158,7 +158,13 @@ def _record(
 
 
 def label_errors_find(
-    *, project: Project, job: Job | None = None, folds: int = 5, C: float = DEFAULT_C, seed: int = 0
+    *,
+    project: Project,
+    job: Job | None = None,
+    folds: int = 5,
+    C: float = DEFAULT_C,
+    seed: int = 0,
+    on_progress: Progress | None = None,
 ) -> dict:
     """Rank the project's labels by how likely they are wrong, (re)write the open label-error review tasks and
     store the search (LabelErrorSearch) that the page headlines.
@@ -166,7 +172,7 @@ def label_errors_find(
     Only classes with at least MIN_LABELS_PER_CLASS labels are judged (their labels, and only them as the
     model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with too few
     of the labels (training.ml.label_search.judge), nothing is flagged and the open suspects are withdrawn: the
-    page says why.
+    page says why. Progress goes to the `job` (the page's bar) and to `on_progress` (the command's).
     """
     from training.ml.confident import cross_val_pred_probs, error_share_interval
     from training.ml.label_search import judge
@@ -176,6 +182,8 @@ def label_errors_find(
     def progress(done: int, total: int, stage: str) -> None:
         if job is not None:
             job_services.job_progress(job=job, done=done, total=total, message=stage)
+        if on_progress is not None:
+            on_progress(done, total, stage)
 
     if project.is_multi_label:
         review_tasks_label_errors_set(project=project, scores={})

@@ -1,0 +1,58 @@
+"""The label-error search as data (REST API, manage.py label_errors): the latest search with the suspects nobody has
+settled, and the cross-validated estimate the model pages show."""
+
+from __future__ import annotations
+
+from labeling.models import Project, ReviewTask, ReviewTaskReason
+from training.models import LabelErrorSearch
+from training.selectors.quality import CrossValidated, cross_validated_estimate
+
+# LabelErrorSearch.suspects rows, in order.
+SUSPECT_KEYS = ("given_class", "suggested_class", "p_suggested", "p_given", "neighbours_suggested", "neighbours_given")
+SEARCH_FIELDS = ("status", "reason", "labels", "min_per_class", "agreement", "estimated_share", "share_low",
+                 "share_high", "not_checked", "seconds", "created_at")  # fmt: skip
+
+
+def label_errors_report(*, project: Project) -> dict:
+    """{"search": the latest search or None, "cross_validated": the latest estimate or None}."""
+    search = LabelErrorSearch.objects.filter(project=project).order_by("-created_at", "-pk").first()
+    return {"search": _search_data(search), "cross_validated": _cv_data(cross_validated_estimate(project=project))}
+
+
+def _search_data(search: LabelErrorSearch | None) -> dict | None:
+    if search is None:
+        return None
+    open_tasks = ReviewTask.objects.filter(project=search.project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
+    details = search.suspects if isinstance(search.suspects, dict) else {}
+    suspects = []
+    for item_id, name, score in open_tasks.order_by("-score", "item_id").values_list(
+        "item_id", "item__original_name", "score"
+    ):
+        row = details.get(str(item_id))
+        detail = dict(zip(SUSPECT_KEYS, row, strict=False)) if isinstance(row, list) else {}
+        suspects.append(
+            {"item": item_id, "name": name, "score": round(score, 6), **{k: detail.get(k) for k in SUSPECT_KEYS}}
+        )
+    return {"id": search.pk, **{f: getattr(search, f) for f in SEARCH_FIELDS}, "suspects": suspects}
+
+
+def _figure(f) -> dict | None:
+    return None if f is None else {"value": f.value, "n": f.n, "low": f.low, "high": f.high, "method": f.method}
+
+
+def _cv_data(cv: CrossValidated | None) -> dict | None:
+    if cv is None:
+        return None
+    opened = None
+    if cv.open_accuracy is not None:
+        opened = {"accuracy": _figure(cv.open_accuracy), "scored": cv.open_scored, "open": cv.open_total}
+    return {
+        "n": cv.n,
+        "accuracy": _figure(cv.accuracy),
+        "macro_f1": _figure(cv.macro_f1),
+        "no_support": cv.no_support,
+        "folds": cv.folds,
+        "pool": cv.pool,
+        "open_images": opened,
+        "searched_at": cv.searched_at,
+    }
