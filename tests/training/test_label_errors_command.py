@@ -41,6 +41,8 @@ def test_the_command_lists_the_slip_and_the_estimates(slipped, capsys, client):
     assert "of its 10 most similar labeled images 10 carry red and 0 blue" in out.out
     assert "Cross-validated over 48 labeled items: accuracy 0.979 [" in out.out
     assert "Estimated on the open images (" in out.out
+    assert "label errors" in out.err
+    assert "done" in out.err.rsplit("label errors", 1)[-1]  # the bar ends on its last stage, full
     assert "label errors" in out.err  # the progress bar
     # ... and the review queue holds the slip, as after the page's search
     assert list(

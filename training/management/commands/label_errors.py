@@ -52,6 +52,7 @@ class Command(BaseCommand):
         bar = StageBar(f"label errors {project.slug}", disable=opts["verbosity"] == 0 or opts["json"])
         try:
             result = label_errors_find(project=project, job=job, on_progress=bar)
+            bar(1, 1, "done")  # each stage counts from 0 to 100 %; a search that stops early ends full too
         except Exception as exc:
             job_finish(job=job, error=f"{type(exc).__name__}: {exc}")
             raise CommandError(f"The label-error search failed: {exc}") from exc
@@ -102,6 +103,6 @@ class Command(BaseCommand):
             )
             if cv["open_images"]:
                 self.stdout.write(
-                    f"Estimated on the open images ({cv['open_images']['scored']} scored): accuracy "
+                    f"Estimated on the open images ({cv['open_images']['scored']:,} scored): accuracy "
                     f"{_figure(cv['open_images']['accuracy'])}"
                 )
