@@ -23,12 +23,14 @@ def time_chart(
     notes: Sequence[str] = (),
     width: int = 640,
     height: int = 240,
+    counts: bool = False,
 ) -> dict:
     """A time series over equal slots (days, windows) named by `slots`: vertical bars, lines with markers, a
     dashed horizontal threshold line and marked slots (a red band behind the slot, e.g. a drifted window).
 
     `bars` and each line's values align with `slots` (None draws nothing there); `notes` (one per slot) go into
-    the tooltips. `y_range` defaults to 0 .. the largest value. Slot labels are thinned so that they never overlap."""
+    the tooltips. `y_range` defaults to 0 .. the largest value. Slot labels are thinned so that they never overlap.
+    With `counts` the y axis is labeled in whole numbers only (no "0.4 predictions")."""
     left, right, top, bottom = 56, 16, 16, 44
     pw, ph = width - left - right, height - top - bottom
     n = max(1, len(slots))
@@ -85,7 +87,11 @@ def time_chart(
             else None
         ),
         "x_ticks": x_ticks,
-        "y_ticks": [{"y": py(t), "x": left - 6, "text": f"{t:g}"} for t in _ticks(y_lo, y_hi)],
+        "y_ticks": [
+            {"y": py(t), "x": left - 6, "text": f"{t:g}"}
+            for t in _ticks(y_lo, y_hi)
+            if not counts or float(t).is_integer()
+        ],
         "plot": {"left": left, "top": top, "right": left + pw, "bottom": top + ph, "height": ph},
         "y_label": y_label,
         "y_label_y": top + ph / 2,

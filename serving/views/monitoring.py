@@ -76,7 +76,11 @@ def monitoring_charts(figures: Monitoring) -> dict:
     by_day = {d.day: d for d in figures.days}
     names = [f"{d:%m-%d}" for d in slots]
     volume = time_chart(
-        names, y_label="predictions", bars=[by_day[d].count if d in by_day else None for d in slots], bar_name="per day"
+        names,
+        y_label="predictions",
+        bars=[by_day[d].count if d in by_day else None for d in slots],
+        bar_name="per day",
+        counts=True,
     )
     by_latency = {d.day: d for d in figures.latency}
     latency = (

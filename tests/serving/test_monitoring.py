@@ -233,3 +233,16 @@ def test_the_page_reads_a_large_log_in_a_bounded_number_of_queries(monitored, me
         response = client.get(reverse("serving:monitoring", args=[project.slug]))
     assert response.status_code == 200
     assert response.content.decode().count('class="bar"') == 30
+
+
+def test_the_volume_axis_counts_whole_predictions():
+    # A quiet day: 0 to 3 predictions. The axis used to read 0, 0.5, 1, ... "predictions".
+    from serving.charts import time_chart
+
+    chart = time_chart(["12-01", "12-02", "12-03"], y_label="predictions", bars=[0, 3, 1], counts=True)
+    assert [t["text"] for t in chart["y_ticks"]] == ["0", "1", "2", "3"]
+    empty = time_chart(["12-01"], y_label="predictions", bars=[None], counts=True)
+    assert [t["text"] for t in empty["y_ticks"]] == ["0", "1"]
+    # ... while a share keeps its fractions
+    shares = time_chart(["12-01"], y_label="confidence", lines=[("mean", [0.5], "#000")], y_range=(0.0, 1.0))
+    assert "0.2" in [t["text"] for t in shares["y_ticks"]]
