@@ -41,6 +41,7 @@ def test_the_card_and_the_list_say_how_many_similar_images_carry_each_class(
 
 def test_the_page_states_the_rule_the_search_applies():
     from training.ml import confident
+    from training.ml.neighbours import NEIGHBOURS
 
     # "the 10 most similar labeled images ... at least 5 carry the model's class, at most 2 the given one"
-    assert (confident.NEIGHBOURS, confident.MIN_SUPPORT * 10, confident.MAX_GIVEN_SUPPORT * 10) == (10, 5, 2)
+    assert (NEIGHBOURS, confident.MIN_SUPPORT * 10, confident.MAX_GIVEN_SUPPORT * 10) == (10, 5, 2)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from training.ml import confident
+from training.ml.neighbours import NeighbourSupport, neighbour_support
 
 LABELS = np.array([0, 0, 0, 1, 1, 1])
 PROBS = np.array(
@@ -129,8 +130,35 @@ def test_digits_with_five_percent_flips_beats_or_matches_cleanlab_ranking(seed):
 def test_neighbour_support_counts_the_classes_of_the_nearest_other_examples():
     features = np.array([[1.0, 0.0], [0.9, 0.1], [0.95, 0.05], [0.0, 1.0], [0.1, 0.9], [0.05, 0.95]])
     labels = np.array([0, 0, 1, 1, 1, 1])
-    support = confident.neighbour_support(features, labels, 2, k=2)
+    support = neighbour_support(features, labels, 2, k=2)
     # Example 2 sits among examples 0 and 1 (both 0); example 0's two nearest are 1 (class 0) and 2 (class 1)
     assert support[2].tolist() == [1.0, 0.0]
     assert support[0].tolist() == [0.5, 0.5]
     assert np.allclose(support.sum(1), 1.0)
+
+
+def test_the_search_computes_neighbours_only_for_the_labels_it_asks_about():
+    # Given 3,000 labels in 3 well-separated clusters, 30 of them wrong, and out-of-sample probabilities that
+    # disagree with the wrong ones
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 3000)
+    features = np.eye(3)[truth] * 4 + rng.normal(0, 1, (3000, 3))
+    given = truth.copy()
+    wrong = rng.choice(3000, 30, replace=False)
+    given[wrong] = (given[wrong] + 1) % 3
+    probs = np.full((3000, 3), 0.05)
+    probs[np.arange(3000), truth] = 0.9
+
+    # When the search judges them with neighbours computed on demand, and with the whole table
+    lazy = NeighbourSupport(features, given, 3)
+    issues = confident.find_label_issues(given, probs, support=lazy)
+    share = confident.error_share_interval(given, probs, seed=0, support=lazy)
+    full = neighbour_support(features, given, 3)
+
+    # Then the answers are the same
+    assert np.array_equal(issues.backed, confident.find_label_issues(given, probs, support=full).backed)
+    assert share == confident.error_share_interval(given, probs, seed=0, support=full)
+    assert set(confident.suspects(issues, given).tolist()) == set(wrong.tolist())
+    # ... and only the disagreements' rows were computed, not all 3,000 (the full table grows with the square)
+    assert lazy.computed == 30
+    assert np.array_equal(lazy[wrong], full[wrong])

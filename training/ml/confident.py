@@ -11,7 +11,7 @@ Given labels y (n,) and out-of-sample probabilities P (n, k):
 - the review list (`suspects`) is the first max(flagged, estimated errors) of that ranking among the examples
   whose most probable class is not the given one: a label the model agrees with is never a suspect;
 - `error_share_interval` puts a bootstrap interval around the estimated share of wrong labels;
-- with `support` (`neighbour_support`: the classes of each example's nearest labeled neighbours), a disagreement
+- with `support` (training.ml.neighbours: the classes of each example's nearest labeled neighbours), a disagreement
   counts only where those neighbours back it (`backs`). Labels the queue asked for are the images the model was
   least sure of, and there a cross-validated model disagrees with many right labels.
 """
@@ -24,18 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 
 RANKINGS = ("self_confidence", "normalized_margin")
-# A disagreement is shown (and counted as a probable error) only where the example's NEIGHBOURS nearest other labeled
-# examples back it: at least MIN_SUPPORT of them carry the model's class and at most MAX_GIVEN_SUPPORT the given one.
-# bench/label_errors_queue.py, digits, 3 seeds. Labels asked for by the queue (the product's strategy), every one right:
+# A disagreement is shown (and counted as a probable error) only where the example's 10 nearest other labeled
+# examples (training.ml.neighbours) back it: at least MIN_SUPPORT of them carry the model's class and at most
+# MAX_GIVEN_SUPPORT the given one. bench/label_errors_queue.py, digits, 3 seeds. Labels asked for by the queue (the
+# product's strategy), every one right:
 # 18 / 21 / 12 suspects at 200 / 400 / 800 labels with the check, against 72 / 139 / 54 without. With 5 % wrong, the
 # share of suspects that are real errors is 21 / 47 / 75 % (without: 10 / 26 / 61 %), recall 50 / 51 / 80 % (75 / 93 /
 # 91 %). Labels drawn at random: 2 / 10 / 8 false suspects (11 / 35 / 28), precision 75 / 75 / 83 % (30 / 64 / 72 %).
 # templates/labeling/review_label_errors.html states the rule.
-NEIGHBOURS = 10
 MIN_SUPPORT = 0.5
 MAX_GIVEN_SUPPORT = 0.2
-# Above this many dimensions the neighbour search runs on a fixed random projection (cosine is kept closely).
-NEIGHBOUR_DIM = 256
 
 
 def _check(labels: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,33 +71,6 @@ def confident_assignments(labels: np.ndarray, pred_probs: np.ndarray, thresholds
     return assigned
 
 
-def neighbour_support(
-    features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = NEIGHBOURS, block: int = 2048
-) -> np.ndarray:
-    """[n, n_classes]: for each example, the share of its k nearest other examples (cosine similarity of the
-    features centred on their mean; a fixed random projection to NEIGHBOUR_DIM dimensions above that) labeled with
-    each class. Computed in blocks of rows, so memory stays at block x n."""
-    labels = np.asarray(labels, dtype=np.int64)
-    x = np.asarray(features, dtype=np.float32)
-    n = len(labels)
-    out = np.zeros((n, n_classes), dtype=np.float32)
-    k = min(k, n - 1)
-    if k <= 0:
-        return out
-    x = x - x.mean(axis=0, keepdims=True)
-    if x.shape[1] > NEIGHBOUR_DIM:
-        proj = np.random.default_rng(0).standard_normal((x.shape[1], NEIGHBOUR_DIM)).astype(np.float32)
-        x = x @ proj
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
-    for start in range(0, n, block):
-        rows = np.arange(start, min(n, start + block))
-        sim = x[rows] @ x.T
-        sim[np.arange(len(rows)), rows] = -np.inf  # not its own neighbour
-        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        np.add.at(out, (np.repeat(rows, k), labels[nearest].ravel()), 1.0 / k)
-    return out
-
-
 def backs(support: np.ndarray, given: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Per example: do its neighbours back `other` against the `given` label? At least MIN_SUPPORT of them carry
     `other` and at most MAX_GIVEN_SUPPORT the given class."""
@@ -107,13 +78,15 @@ def backs(support: np.ndarray, given: np.ndarray, other: np.ndarray) -> np.ndarr
     return (support[rows, other] >= MIN_SUPPORT) & (support[rows, given] <= MAX_GIVEN_SUPPORT)
 
 
-def _backed_assignments(labels, pred_probs, support, thresholds=None) -> np.ndarray:
+def _backed_assignments(labels, pred_probs, support, thresholds=None, rows=None) -> np.ndarray:
     """confident_assignments, where an off-diagonal assignment that the neighbours do not back counts for the given
-    label instead."""
+    label instead. `support` is indexed by example (an array, or a NeighbourSupport that computes the rows asked
+    for); `rows` maps these examples to its rows (a bootstrap resample)."""
     assigned = confident_assignments(labels, pred_probs, thresholds)
     if support is not None:
         off = np.nonzero((assigned >= 0) & (assigned != labels))[0]
-        unbacked = off[~backs(support[off], labels[off], assigned[off])]
+        looked_up = support[off if rows is None else np.asarray(rows)[off]]
+        unbacked = off[~backs(looked_up, labels[off], assigned[off])]
         assigned[unbacked] = labels[unbacked]
     return assigned
 
@@ -123,13 +96,14 @@ def confident_joint(
     pred_probs: np.ndarray,
     thresholds: np.ndarray | None = None,
     *,
-    support: np.ndarray | None = None,
+    support=None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """C[i, j]: examples labeled i that confidently belong to j (uncalibrated); with `support`, an off-diagonal
     entry needs the neighbours' backing (see _backed_assignments)."""
     labels, pred_probs = _check(labels, pred_probs)
     k = pred_probs.shape[1]
-    assigned = _backed_assignments(labels, pred_probs, support, thresholds)
+    assigned = _backed_assignments(labels, pred_probs, support, thresholds, rows)
     keep = assigned >= 0
     joint = np.zeros((k, k), dtype=np.int64)
     np.add.at(joint, (labels[keep], assigned[keep]), 1)
@@ -197,11 +171,11 @@ def find_label_issues(
     pred_probs: np.ndarray,
     ranking: str = "self_confidence",
     *,
-    support: np.ndarray | None = None,
+    support=None,
 ) -> LabelIssues:
     """Confident learning: flag the off-diagonal of the confident joint, estimate how many labels are wrong from
     the calibrated joint, and rank every example by `ranking` (lowest label quality first). With `support`
-    (neighbour_support), only disagreements the neighbours back count: in the joint, the estimate and `backed`.
+    (training.ml.neighbours), only disagreements the neighbours back count: in the joint, the estimate and `backed`.
 
     The ranking is over all examples, not only the flagged ones: on noisy real data (CIFAR-10 embeddings) a flipped
     label often clears no class threshold at all, so restricting the ranking to the flagged set loses recall at a
@@ -229,8 +203,20 @@ def find_label_issues(
         thresholds=thresholds,
         joint=joint,
         predicted=predicted,
-        backed=np.ones(len(labels), dtype=bool) if support is None else backs(support, labels, predicted),
+        backed=np.ones(len(labels), dtype=bool)
+        if support is None
+        else _backed_disagreements(support, labels, predicted),
     )
+
+
+def _backed_disagreements(support, labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """backs() for the examples whose most probable class is not their label (False elsewhere: the review list only
+    looks at those, and a lazy `support` computes only their rows)."""
+    out = np.zeros(len(labels), dtype=bool)
+    disagree = np.nonzero(predicted != labels)[0]
+    if len(disagree):
+        out[disagree] = backs(support[disagree], labels[disagree], predicted[disagree])
+    return out
 
 
 def recall_at_fraction(ranking: np.ndarray, true_errors: np.ndarray, fraction: float = 0.10) -> tuple[float, float]:
@@ -332,7 +318,7 @@ def error_share_interval(
     level: float = 0.95,
     rounds: int = 200,
     seed: int = 0,
-    support: np.ndarray | None = None,
+    support=None,
 ) -> tuple[float, float, float]:
     """(estimated share of wrong labels, low, high): the calibrated confident joint's off-diagonal share, with a
     percentile bootstrap interval over the examples (thresholds and joint recomputed on each resample).
@@ -350,7 +336,7 @@ def error_share_interval(
     for r in range(rounds):
         pick = rng.integers(0, n, n)
         y, p = labels[pick], pred_probs[pick]
-        joint = confident_joint(y, p, support=None if support is None else support[pick])
+        joint = confident_joint(y, p, support=support, rows=pick)
         calibrated = calibrated_joint(joint, y)
         shares[r] = (calibrated.sum() - np.trace(calibrated)) / n
     tail = (1 - level) / 2 * 100

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.ml.confident import LabelIssues, find_label_issues, neighbour_support, suspects
+from training.ml.confident import LabelIssues, find_label_issues, suspects
+from training.ml.neighbours import NeighbourSupport
 
 # Fewer labels per class than this and the cross-validated model mostly flags its own mistakes: on digits
 # (Lite0, 64 px) with every label correct, 10 labels per class flagged 9-14 % of them, 20 per class 4-7 %,
@@ -35,7 +36,7 @@ class Judgement:
 
     agreement: float  # share of labels the out-of-sample model agrees with
     needed: float  # the agreement it must reach to judge (agreement_needed)
-    support: np.ndarray | None  # neighbour_support, when judged with the neighbours' backing and not weak
+    support: NeighbourSupport | None  # when judged with the neighbours' backing and not weak (rows on demand)
     issues: LabelIssues | None  # None when weak
     listed: np.ndarray  # the suspects to show, near ties dropped (empty when weak)
 
@@ -64,7 +65,7 @@ def judge(features: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray, *, b
     needed = agreement_needed(labels)
     if agreement < needed:
         return Judgement(agreement, needed, None, None, np.zeros(0, dtype=np.int64))
-    support = neighbour_support(features, labels, pred_probs.shape[1]) if backed else None
+    support = NeighbourSupport(features, labels, pred_probs.shape[1]) if backed else None
     issues = find_label_issues(labels, pred_probs, support=support)
     rows = suspects(issues, labels)
     gap = pred_probs[rows, predicted[rows]] - pred_probs[rows, labels[rows]]

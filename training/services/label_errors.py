@@ -279,9 +279,9 @@ def label_errors_find(
         .annotate(last=Max("id"))
         .values_list("item_id", "last")
     )
-    rows = np.arange(len(y))
+    near = support[np.asarray(flagged, dtype=np.int64)]  # rows the search already computed
     scores, details = {}, {}
-    for i in flagged:
+    for j, i in enumerate(flagged):
         item_id = ids[i]
         if item_id in reviewed:
             continue
@@ -289,10 +289,10 @@ def label_errors_find(
         details[str(item_id)] = [
             class_ids[y[i]],
             class_ids[predicted[i]],
-            round(float(probs[rows[i], predicted[i]]), 4),
-            round(float(probs[rows[i], y[i]]), 4),
-            round(float(support[rows[i], predicted[i]]), 2),
-            round(float(support[rows[i], y[i]]), 2),
+            round(float(probs[i, predicted[i]]), 4),
+            round(float(probs[i, y[i]]), 4),
+            round(float(near[j, predicted[i]]), 2),
+            round(float(near[j, y[i]]), 2),
         ]
     open_count = review_tasks_label_errors_set(project=project, scores=scores)
     summary = _record(

@@ -1,0 +1,68 @@
+"""The classes of each labeled example's nearest labeled neighbours (the label-error search's backing rule,
+training.ml.confident.backs), computed only for the rows the search asks about.
+
+A full table compares every label with every other: its cost grows with the square of the labels (on 2 cores, 11 s
+at 20,000 labels and 43 s at 40,000, against 3 s and 5 s for the search's cross-validation). The search only asks
+about labels the model disagrees with, and NeighbourSupport computes a row the first time it is asked for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# How many nearest labeled neighbours vote (training.ml.confident explains the rule and its figures).
+NEIGHBOURS = 10
+# Above this many dimensions the neighbour search runs on a fixed random projection (cosine is kept closely).
+NEIGHBOUR_DIM = 256
+
+
+class NeighbourSupport:
+    """support[rows] -> [len(rows), n_classes]: for each example asked for, the share of its k nearest other
+    examples (cosine similarity of the features centred on their mean; a fixed random projection to NEIGHBOUR_DIM
+    dimensions above that) labeled with each class. Rows are computed in blocks when first asked for, and kept."""
+
+    def __init__(
+        self, features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = NEIGHBOURS, block: int = 2048
+    ):
+        self.labels = np.asarray(labels, dtype=np.int64)
+        n = len(self.labels)
+        self.k = min(k, n - 1)
+        self.block = block
+        self.table = np.zeros((n, n_classes), dtype=np.float32)
+        self.done = np.zeros(n, dtype=bool)
+        x = np.asarray(features, dtype=np.float32)
+        x = x - x.mean(axis=0, keepdims=True) if n else x
+        if x.ndim == 2 and x.shape[1] > NEIGHBOUR_DIM:
+            proj = np.random.default_rng(0).standard_normal((x.shape[1], NEIGHBOUR_DIM)).astype(np.float32)
+            x = x @ proj
+        self.x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9) if n else x
+
+    @property
+    def computed(self) -> int:
+        """How many rows have been computed so far."""
+        return int(self.done.sum())
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        missing = np.unique(rows[~self.done[rows]])
+        if self.k > 0:
+            for start in range(0, len(missing), self.block):
+                self._compute(missing[start : start + self.block])
+        self.done[missing] = True
+        return self.table[rows]
+
+    def _compute(self, rows: np.ndarray) -> None:
+        sim = self.x[rows] @ self.x.T
+        sim[np.arange(len(rows)), rows] = -np.inf  # not its own neighbour
+        nearest = np.argpartition(-sim, self.k - 1, axis=1)[:, : self.k]
+        np.add.at(self.table, (np.repeat(rows, self.k), self.labels[nearest].ravel()), 1.0 / self.k)
+
+
+def neighbour_support(
+    features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = NEIGHBOURS, block: int = 2048
+) -> np.ndarray:
+    """The whole table [n, n_classes] (NeighbourSupport for every row)."""
+    return NeighbourSupport(features, labels, n_classes, k=k, block=block)[np.arange(len(labels))]
