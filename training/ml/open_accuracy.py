@@ -2,7 +2,7 @@
 
 The out-of-fold accuracy over the labels (training.ml.heads.cross_val_head) answers "how often is a head right on
 an image like the ones labeled". In a project labeled through the queue those are the images the model was least
-sure of, so it reads far below the model on the rest: on the digits, 0.71 against 0.98 on the open images at 200
+sure of, so it reads far below the model on the rest: on the digits, 0.70 against 0.97 on the open images at 200
 labels the queue asked for (bench/cv_estimate.py --picks queue).
 
 This module matches confidence instead. On the labeled items, a one-dimensional logistic regression maps a fold
