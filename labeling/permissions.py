@@ -44,6 +44,12 @@ def role_can(role: str | None, capability: Capability) -> bool:
     return role is not None and capability in CAPABILITIES.get(role, frozenset())
 
 
+def may_search_label_errors(role: str | None) -> bool:
+    """Who may start a label-error search (the review page's button, its view and the API): reviewers, who work
+    the suspects, and whoever trains the model (managers, ML engineers)."""
+    return role_can(role, Capability.REVIEW) or role_can(role, Capability.TRAIN)
+
+
 # Runs on every request: in plain SQL it costs a fifth of the equivalent ORM query's CPU.
 _MEMBER_PROJECT_SQL = (
     "SELECT p.*, m.role AS member_role FROM labeling_project p"

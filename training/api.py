@@ -26,7 +26,7 @@ from labeling.api.base import (
     job_started_response,
     object_or_404,
 )
-from labeling.permissions import Capability, role_can
+from labeling.permissions import Capability, may_search_label_errors
 from labeling.services.job_limits import JobLimitReached
 from training import services
 from training.ml.intervals import headline
@@ -237,7 +237,7 @@ class LabelErrorsApi(ProjectView, APIView):
 
     @extend_schema(request=None, responses={**JOB_START_RESPONSES, 403: OpenApiResponse()})
     def post(self, request, slug: str):
-        if not (role_can(self.role, Capability.REVIEW) or role_can(self.role, Capability.TRAIN)):
+        if not may_search_label_errors(self.role):
             raise PermissionDenied("Your role in this project does not allow this.")
         return job_started_response(label_errors_job_enqueue(project=self.project, created_by=request.user), request)
 

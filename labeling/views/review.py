@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from labeling import charts
 from labeling.constants import id_from_text
 from labeling.models import Item, Job, JobKind, LabelClass, Review, ReviewTask, ReviewTaskReason, Verdict
-from labeling.permissions import Capability, project_view
+from labeling.permissions import Capability, may_search_label_errors, project_view
 from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.quality import quality_report
 from labeling.selectors.queue import label_classes_for_labeling
@@ -268,7 +268,7 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
             outcomes=_label_error_outcomes(project),
             job=job if job is not None and not job.finished else None,
             # Who may start a search: the same rule as training.views.quality.label_errors_find.
-            can_search=bool({Capability.REVIEW, Capability.TRAIN} & set(request.capabilities)),
+            can_search=may_search_label_errors(request.role),
         ),
     )
 

@@ -22,6 +22,13 @@ def _weights_row(metrics: dict) -> list[str]:
     return [f"| backbone weights | {w.get('name') or w.get('file')} (`{w.get('file')}`), sha256 `{w.get('sha256')}` |"]
 
 
+def _figure_row(label, value, low, high, n, method, missing: str = "none") -> str:
+    """One row of a figures table: | label | value | 95 % interval | n | interval method |."""
+    shown = "n/a" if value is None else f"{value:.4f}"
+    interval = f"[{low:.4f}, {high:.4f}]" if low is not None and high is not None else missing
+    return f"| {label} | {shown} | {interval} | {'?' if n is None else n} | {method or '-'} |"
+
+
 def _headline_rows(metrics: dict) -> list[str]:
     """Each headline metric with its 95 % interval and n; macro averages name the classes without support."""
     from training.ml.intervals import headline  # numpy only
@@ -31,14 +38,8 @@ def _headline_rows(metrics: dict) -> list[str]:
     if rows:
         recorded = isinstance(metrics.get("intervals"), dict)
         lines += ["", "| headline metric | value | 95 % interval | n | interval method |", "|---|---|---|---|---|"]
-        for r in rows:
-            value = "n/a" if r["value"] is None else f"{r['value']:.4f}"
-            if r["low"] is not None:
-                interval = f"[{r['low']:.4f}, {r['high']:.4f}]"
-            else:
-                interval = "none" if recorded else "none (evaluated before intervals were recorded)"
-            n = "?" if r["n"] is None else r["n"]
-            lines.append(f"| {r['label']} | {value} | {interval} | {n} | {r['method'] or '-'} |")
+        missing = "none" if recorded else "none (evaluated before intervals were recorded)"
+        lines += [_figure_row(r["label"], r["value"], r["low"], r["high"], r["n"], r["method"], missing) for r in rows]
     if metrics.get("no_support"):
         lines += ["", "Macro averages are over the classes present in the holdout; no holdout item of: "
                   + ", ".join(str(x) for x in metrics["no_support"]) + "."]  # fmt: skip
@@ -75,10 +76,7 @@ def _cross_validated_rows(version: ModelVersion, metrics: dict) -> list[str]:
         "| estimate | value | 95 % interval | n | interval method |",
         "|---|---|---|---|---|",
     ]
-    for label, f in rows:
-        interval = f"[{f.low:.4f}, {f.high:.4f}]" if f.has_interval else "none"
-        value = "n/a" if f.value is None else f"{f.value:.4f}"
-        lines.append(f"| {label} | {value} | {interval} | {f.n} | {f.method or '-'} |")
+    lines += [_figure_row(label, f.value, f.low, f.high, f.n, f.method) for label, f in rows]
     return lines
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
 from labeling.models import JobStatus
-from labeling.permissions import Capability, project_view
+from labeling.permissions import Capability, may_search_label_errors, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR
 from labeling.selectors.training_seam import explanation_url
 from labeling.services.dispatch import BROKER_DOWN
@@ -274,7 +274,7 @@ def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.VIEW_METRICS)
 def label_errors_find(request: HttpRequest, slug: str) -> HttpResponse:
     """Start the label-error search (reviewers, managers and ML engineers)."""
-    if not ({Capability.REVIEW, Capability.TRAIN} & set(request.capabilities)):
+    if not may_search_label_errors(request.role):
         raise PermissionDenied("Your role in this project does not allow this.")
     job = label_errors_job_enqueue(project=request.project, created_by=request.user)
     job.refresh_from_db()
