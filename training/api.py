@@ -6,11 +6,15 @@ one APIView per write. Exports and inference run as Jobs on a worker; poll /jobs
 
 from __future__ import annotations
 
+import binascii
+import math
+from base64 import urlsafe_b64decode, urlsafe_b64encode
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -26,12 +30,13 @@ from labeling.api.base import (
     job_started_response,
     object_or_404,
 )
+from labeling.constants import MAX_ID
 from labeling.permissions import Capability, may_search_label_errors
 from labeling.services.job_limits import JobLimitReached
 from training import services
 from training.ml.intervals import headline
 from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
-from training.selectors.label_errors import label_errors_report
+from training.selectors.label_errors import SuspectPosition, label_errors_report
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
 from training.services.quality import label_errors_job_enqueue
@@ -224,22 +229,67 @@ class LabelErrorsApi(ProjectView, APIView):
     (ok, too_few, weak, skipped) and reason, the labels it judged, the model's out-of-sample agreement, the estimated
     share of wrong labels with its 95 % interval, and the suspects nobody has settled yet, most suspect first: the
     item, its given class, the class the cross-validated model gives it, the model's probabilities for both and the
-    share of the item's 10 most similar labeled images carrying each. `cross_validated`: accuracy and macro-F1 over
-    every labeled item and the accuracy estimated on the open images, each with n and a 95 % interval (null until a
-    search computed one; it is computed while the holdout is small). POST starts a search as a job (reviewers,
-    managers and ML engineers); one already queued or running is returned instead."""
+    share of the item's 10 most similar labeled images carrying each. The suspects come a page at a time (`page_size`,
+    default 100); `suspects_open` counts them all and `next` is the next page's address (null on the last).
+    `cross_validated`: accuracy and macro-F1 over every labeled item and the accuracy estimated on the open images,
+    each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small).
+    POST starts a search as a job (reviewers, managers and ML engineers); one already queued or running is returned
+    instead."""
 
     capability = Capability.VIEW_METRICS
+    page_size, max_page_size = 100, 1000
 
-    @extend_schema(responses={200: OpenApiResponse(description="search and cross_validated, each null if none")})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page_size", int, description="suspects per page (default 100, at most 1000)"),
+            OpenApiParameter("cursor", str, description="the position `search.next` carries; omit for page one"),
+        ],
+        responses={200: OpenApiResponse(description="search and cross_validated, each null if none")},
+    )
     def get(self, request, slug: str):
-        return Response(label_errors_report(project=self.project))
+        limit = self._page_size(request.query_params.get("page_size"))
+        after = _suspect_position(request.query_params.get("cursor"))
+        report = label_errors_report(project=self.project, limit=limit, after=after)
+        search = report["search"]
+        if search is not None:
+            more = search.pop("more_after")
+            search["next"] = None
+            if more is not None:
+                query = request.query_params.copy()
+                query["cursor"] = _cursor(more)
+                search["next"] = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response(report)
+
+    def _page_size(self, raw: str | None) -> int:
+        """As the other lists' page_size: a positive whole number, capped at the maximum; anything else, the default."""
+        if raw is None or not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) > 0):
+            return self.page_size
+        return min(int(raw), self.max_page_size)
 
     @extend_schema(request=None, responses={**JOB_START_RESPONSES, 403: OpenApiResponse()})
     def post(self, request, slug: str):
         if not may_search_label_errors(self.role):
             raise PermissionDenied("Your role in this project does not allow this.")
         return job_started_response(label_errors_job_enqueue(project=self.project, created_by=request.user), request)
+
+
+def _cursor(position: SuspectPosition) -> str:
+    return urlsafe_b64encode(f"{position.score!r}:{position.item_id}".encode()).decode().rstrip("=")
+
+
+def _suspect_position(raw: str | None) -> SuspectPosition | None:
+    """The cursor a `next` link carries; anything else (edited, truncated, from another list) is a 404 like DRF's
+    own invalid cursors, not a 500."""
+    if raw is None:
+        return None
+    try:
+        score, item_id = urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii").split(":")
+        position = SuspectPosition(score=float(score), item_id=int(item_id))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise NotFound("Invalid cursor") from None
+    if not (math.isfinite(position.score) and 0 < position.item_id <= MAX_ID):
+        raise NotFound("Invalid cursor")
+    return position
 
 
 class ModelExportStartApi(ProjectView, APIView):

@@ -12,6 +12,7 @@ from labeling.models import Job, JobKind, JobStatus, ReviewTask, ReviewTaskReaso
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
 from labeling.services.reviews import review_submit
+from training.models import LabelErrorSearch
 
 from .test_metric_intervals_pages import COLOURS, add_open_items, colour_png, colour_project, embed_the_pool
 
@@ -112,3 +113,49 @@ def test_annotators_outsiders_and_other_projects_get_nothing(project_factory, me
     # ... and none of it started a search
     assert not Job.objects.filter(kind=JobKind.LABEL_ERRORS).exists()
     assert not ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR).exists()
+
+
+def test_a_script_walks_every_suspect_a_page_at_a_time(project_factory, item_factory, member_of):
+    # Given a search with 250 open suspects (scores with ties, so the order needs the item id too) and 3 settled ones
+    project = project_factory()
+    items = [item_factory(project=project) for _ in range(253)]
+    for n, item in enumerate(items):
+        ReviewTask.objects.create(
+            project=project, item=item, reason=ReviewTaskReason.LABEL_ERROR, score=round(1 - (n // 7) / 40, 6),
+            done=n >= 250,
+        )  # fmt: skip
+    LabelErrorSearch.objects.create(project=project, status="ok", labels=2000, suspects={})
+    client = api(member_of(project, Role.REVIEWER, "rita"))
+
+    # When a script follows `next` at 100 a page
+    pages, address = [], url(project)
+    while address:
+        body = client.get(address).json()["search"]
+        pages.append(body["suspects"])
+        address = body["next"]
+
+    # Then it sees every open suspect once, most suspect first, in pages of 100, 100 and 50, and none settled
+    assert [len(p) for p in pages] == [100, 100, 50]
+    assert body["suspects_open"] == 250
+    seen = [(-s["score"], s["item"]) for page in pages for s in page]
+    assert seen == sorted(seen)
+    assert {item for _, item in seen} == {item.pk for item in items[:250]}
+    # ... a page size of its own, capped at 1,000, and the default for a page size that is no number
+    assert len(client.get(url(project), {"page_size": 7}).json()["search"]["suspects"]) == 7
+    assert len(client.get(url(project), {"page_size": 5000}).json()["search"]["suspects"]) == 250
+    assert len(client.get(url(project), {"page_size": "-3"}).json()["search"]["suspects"]) == 100
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "bm90OmFueQ", "MC41Ojk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "bmFuOjE"])
+def test_an_edited_cursor_is_a_clear_404_and_changes_nothing(project_factory, item_factory, member_of, cursor):
+    project = project_factory()
+    ReviewTask.objects.create(
+        project=project, item=item_factory(project=project), reason=ReviewTaskReason.LABEL_ERROR, score=0.5
+    )
+    LabelErrorSearch.objects.create(project=project, status="ok", labels=40, suspects={})
+
+    answer = api(member_of(project, Role.REVIEWER, "rita")).get(url(project), {"cursor": cursor})
+
+    assert answer.status_code == 404
+    assert answer.json() == {"detail": "Invalid cursor"}
+    assert ReviewTask.objects.filter(project=project, done=False).count() == 1

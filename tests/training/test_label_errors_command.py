@@ -55,6 +55,12 @@ def test_the_command_lists_the_slip_and_the_estimates(slipped, capsys, client):
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
     assert "Cross-validated over 48 labeled items" in html
     assert 'id="cv-open"' in html
+    # ... and --show 0 still counts the suspect it does not print
+    call_command("label_errors", project.slug, "--show", "0")
+    quiet = capsys.readouterr().out
+    assert "1 suspect to review." in quiet
+    assert "slip.png" not in quiet
+    assert "... and 1 more" in quiet
 
 
 def test_json_is_what_the_api_gives(slipped, capsys):

@@ -3,6 +3,10 @@ settled, and the cross-validated estimate the model pages show."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.db.models import Q
+
 from labeling.models import Project, ReviewTask, ReviewTaskReason
 from training.models import LabelErrorSearch
 from training.selectors.quality import CrossValidated, cross_validated_estimate
@@ -13,27 +17,56 @@ SEARCH_FIELDS = ("status", "reason", "labels", "min_per_class", "agreement", "es
                  "share_high", "not_checked", "seconds", "created_at")  # fmt: skip
 
 
-def label_errors_report(*, project: Project) -> dict:
-    """{"search": the latest search or None, "cross_validated": the latest estimate or None}."""
+@dataclass(frozen=True)
+class SuspectPosition:
+    """Where a page of suspects ends: the last row's score and item id (the list runs by score down, then item id)."""
+
+    score: float
+    item_id: int
+
+
+def label_errors_report(*, project: Project, limit: int | None = None, after: SuspectPosition | None = None) -> dict:
+    """{"search": the latest search or None, "cross_validated": the latest estimate or None}. The search lists its
+    open suspects after `after`, at most `limit` of them (all when None); `suspects_open` counts them all and
+    `more_after` is the position to ask from for the next page (None on the last)."""
     search = LabelErrorSearch.objects.filter(project=project).order_by("-created_at", "-pk").first()
-    return {"search": _search_data(search), "cross_validated": _cv_data(cross_validated_estimate(project=project))}
+    return {
+        "search": _search_data(search, limit, after),
+        "cross_validated": _cv_data(cross_validated_estimate(project=project)),
+    }
 
 
-def _search_data(search: LabelErrorSearch | None) -> dict | None:
+def _search_data(search: LabelErrorSearch | None, limit: int | None, after: SuspectPosition | None) -> dict | None:
     if search is None:
         return None
     open_tasks = ReviewTask.objects.filter(project=search.project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
+    total = open_tasks.count()
+    if after is not None:
+        open_tasks = open_tasks.filter(Q(score__lt=after.score) | Q(score=after.score, item_id__gt=after.item_id))
+    rows = list(
+        open_tasks.order_by("-score", "item_id").values_list("item_id", "item__original_name", "score")[
+            : None if limit is None else limit + 1
+        ]
+    )
+    more_after = None
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        more_after = SuspectPosition(score=rows[-1][2], item_id=rows[-1][0]) if rows else None
     details = search.suspects if isinstance(search.suspects, dict) else {}
     suspects = []
-    for item_id, name, score in open_tasks.order_by("-score", "item_id").values_list(
-        "item_id", "item__original_name", "score"
-    ):
+    for item_id, name, score in rows:
         row = details.get(str(item_id))
         detail = dict(zip(SUSPECT_KEYS, row, strict=False)) if isinstance(row, list) else {}
         suspects.append(
             {"item": item_id, "name": name, "score": round(score, 6), **{k: detail.get(k) for k in SUSPECT_KEYS}}
         )
-    return {"id": search.pk, **{f: getattr(search, f) for f in SEARCH_FIELDS}, "suspects": suspects}
+    return {
+        "id": search.pk,
+        **{f: getattr(search, f) for f in SEARCH_FIELDS},
+        "suspects_open": total,
+        "suspects": suspects,
+        "more_after": more_after,
+    }
 
 
 def _figure(f) -> dict | None:

@@ -59,7 +59,9 @@ class Command(BaseCommand):
         finally:
             bar.close()
         job_finish(job=job, result=result)
-        report = label_errors_report(project=project)
+        report = label_errors_report(project=project, limit=None if opts["json"] else opts["show"])
+        if report["search"] is not None:
+            report["search"].pop("more_after")
         if opts["json"]:
             self.stdout.write(json.dumps(report, default=str, indent=1))
             return
@@ -71,13 +73,13 @@ class Command(BaseCommand):
         if search["status"] != "ok":
             self.stdout.write(f"Label-error search of {project.slug}: {search['status']}. {search['reason']}")
         else:
-            suspects = search["suspects"]
+            suspects, total = search["suspects"], search["suspects_open"]
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Label-error search of {project.slug}: {search['labels']} labels judged, out-of-sample "
                     f"agreement {search['agreement']:.0%}. Probably wrong: {search['estimated_share']:.1%} of labels "
                     f"(95 % interval {search['share_low']:.1%} to {search['share_high']:.1%}); "
-                    f"{len(suspects)} suspect{'' if len(suspects) == 1 else 's'} to review."
+                    f"{total} suspect{'' if total == 1 else 's'} to review."
                 )
             )
             for s in suspects[:show]:
@@ -91,8 +93,8 @@ class Command(BaseCommand):
                         f"{suggested} and {round(10 * s['neighbours_given'])} {given}"
                     )
                 self.stdout.write(line)
-            if len(suspects) > show:
-                self.stdout.write(f"  ... and {len(suspects) - show} more (--show N, or the review page)")
+            if total > len(suspects):
+                self.stdout.write(f"  ... and {total - len(suspects)} more (--show N, or the review page)")
         if search["not_checked"]:
             small = ", ".join(f"{name} ({count})" for name, count in search["not_checked"])
             self.stdout.write(f"Not judged (fewer than {search['min_per_class']} labels): {small}")
