@@ -58,7 +58,7 @@ ONNX_ONLY = (
     + r"""
 import onnxruntime as ort
 out = {}
-for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
+for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "model.int8.vnni.onnx"):
     session = ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
     logits, embedding = session.run(None, {"input": batch})
     out[name] = {
@@ -183,7 +183,12 @@ def test_each_onnx_format_reproduces_the_platform_with_onnxruntime_alone_within_
     margin = manifest["decided_margin"]
     decided = [i for i, row in enumerate(platform) if sorted(row)[-1] - sorted(row)[-2] >= margin]
     assert len(decided) >= len(items) // 2  # the fixture's model is decisive enough for agreement to mean something
-    files = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+    files = {
+        "fp32": "model.onnx",
+        "fp16": "model.fp16.onnx",
+        "int8": "model.int8.onnx",
+        "int8_vnni": "model.int8.vnni.onnx",
+    }
     for name in files.values():
         # The first output keeps its name and meaning; the embedding comes second, one row per image.
         assert got[name]["outputs"] == ["logits", "embedding"]
@@ -198,7 +203,7 @@ def test_each_onnx_format_reproduces_the_platform_with_onnxruntime_alone_within_
         assert diff <= tolerance["max_prob_diff"], (fmt, diff)
         if decided:  # where the platform is not at a near-tie, the top class agrees as promised
             agreement = sum(probs[i].index(max(probs[i])) == top[i] for i in decided) / len(decided)
-            if fmt == "int8":
+            if fmt.startswith("int8"):
                 # On this random toy model one flip moves agreement by 1/len(decided), and whether a CPU's int8
                 # kernels flip one varies by machine; INT8's promise is checked on real data by the slow pipeline
                 # test and bench/compression.py. Here: a broken INT8 graph (chance is 1/3) still fails.
@@ -220,7 +225,7 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     assert measured["images"] == 4
     assert measured["calibration_images"] == 4  # the labeled train items, not the holdout
     rows = {row["format"]: row for row in measured["formats"]}
-    assert list(rows) == ["fp32", "fp16", "int8", "torchscript"]
+    assert list(rows) == ["fp32", "fp16", "int8", "int8_vnni", "torchscript"]
     # FP32's accuracy is the platform's own on the holdout labels.
     holdout = [(p, i) for i, p in enumerate(sorted(version.predictions.all(), key=lambda p: items.index(p.item)))][:4]
     expected = sum(p.probabilities.index(max(p.probabilities)) == i % 3 for p, i in holdout) / 4
@@ -229,6 +234,8 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     assert rows["fp32"]["speedup_vs_fp32"] == 1
     assert rows["int8"]["size_bytes"] < rows["fp16"]["size_bytes"] < rows["fp32"]["size_bytes"]
     assert rows["int8"]["size_bytes"] == (folder / "model.int8.onnx").stat().st_size
+    assert rows["int8_vnni"]["size_bytes"] == (folder / "model.int8.vnni.onnx").stat().st_size
+    assert rows["int8_vnni"]["size_bytes"] < rows["fp16"]["size_bytes"]
     # FP32 and FP16 keep their promises on any model; INT8's verdict follows its stated rule from its own figures
     # (on this random 3-class toy model with 4 holdout images one flip is 25 points of agreement, and whether the
     # int8 kernels of a given CPU flip one differs by machine: INT8's quality is measured on real data by the slow
@@ -239,9 +246,9 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     assert rows["torchscript"]["accuracy"] == rows["fp32"]["accuracy"]
     assert rows["torchscript"]["top1_agreement"] == 1
     assert rows["torchscript"]["size_bytes"] == (folder / "model.torchscript.pt").stat().st_size
-    int8 = rows["int8"]
-    rule_ok = int8["top1_agreement_decided"] >= 0.9 and int8["max_prob_diff"] <= 0.5
-    assert int8["within_tolerance"] is rule_ok
+    for int8 in (rows["int8"], rows["int8_vnni"]):
+        rule_ok = int8["top1_agreement_decided"] >= 0.9 and int8["max_prob_diff"] <= 0.5
+        assert int8["within_tolerance"] is rule_ok
     for row in rows.values():
         assert row["ms_per_image"] > 0
         assert row["img_per_s"] > 0
@@ -251,6 +258,11 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     assert "## Export formats" in card
     assert "labeled holdout" in card
     assert "`model.int8.onnx` (INT8 ONNX) | " in card
+    assert "`model.int8.vnni.onnx` (INT8 ONNX, VNNI) | " in card
+    # ... which file suits which CPU, and what the measuring CPU was
+    assert "`model.int8.onnx` has 7-bit weights and runs right on any x86 CPU" in card
+    assert measured["cpu_vnni"] in (True, False, None)
+    assert "The exporting worker's CPU " in card or "is unknown" in card
     assert "`embedding`" in card
     assert "`model.torchscript.pt` (TorchScript) | " in card
     assert "torch.jit.load('model.torchscript.pt')(batch)" in card
@@ -266,6 +278,7 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     promises = client.get(page).content.decode()
     assert "max probability difference ≤ 0.02" in promises  # the FP16 promise
     assert "<code>model.torchscript.pt</code>" in promises  # every format's promise is stated before exporting
+    assert "<code>model.int8.vnni.onnx</code>" in promises
 
     with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly in tests
         response = client.post(reverse("training:model_export_start", args=[project.slug, 1]))
@@ -275,7 +288,7 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert job.status == JobStatus.SUCCEEDED, job.message
     html = client.get(page).content.decode()
     assert f'id="export-formats-{job.pk}"' in html
-    for fmt in ("fp32", "fp16", "int8", "torchscript"):
+    for fmt in ("fp32", "fp16", "int8", "int8_vnni", "torchscript"):
         assert f'data-format="{fmt}"' in html
     assert "labeled TRAIN items" in html
     assert "not unbiased" in html

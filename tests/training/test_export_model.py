@@ -83,7 +83,7 @@ def unzip_export(path: Path, target: Path) -> Path:
         names = zf.namelist()
     assert {n.split("/", 1)[1] for n in names} == {
         "model.safetensors", "config.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx",
-        "model.torchscript.pt", "manifest.json", "README.md",
+        "model.int8.vnni.onnx", "model.torchscript.pt", "manifest.json", "README.md",
     }  # fmt: skip
     return target / names[0].split("/", 1)[0]
 
@@ -318,13 +318,16 @@ def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predict
     # predictions (its promise is stated over a holdout, and this one has a handful of images: one flip is 17 %).
     measured = json.loads((folder / "manifest.json").read_text())["measured"]
     rows = {row["format"]: row for row in measured["formats"]}
-    assert list(rows) == ["fp32", "fp16", "int8", "torchscript"]
+    assert list(rows) == ["fp32", "fp16", "int8", "int8_vnni", "torchscript"]
     assert rows["fp32"]["within_tolerance"]
     assert rows["fp16"]["within_tolerance"]
     assert rows["torchscript"]["within_tolerance"]
     assert got["script_diff"] < 1e-4
     assert rows["int8"]["top1_agreement_decided"] >= 0.8, rows["int8"]
     assert rows["int8"]["max_prob_diff"] <= 0.5, rows["int8"]
+    if measured["cpu_vnni"]:  # the 8-bit file keeps its promise on the CPUs it is for
+        assert rows["int8_vnni"]["top1_agreement_decided"] >= 0.8, rows["int8_vnni"]
+        assert rows["int8_vnni"]["max_prob_diff"] <= 0.5, rows["int8_vnni"]
 
 
 def test_the_model_card_of_a_small_holdout_carries_the_cross_validated_estimate(trained, tmp_path):

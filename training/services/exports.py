@@ -2,12 +2,12 @@
 
 The zip holds model.safetensors + config.json (timm architecture, class names, preprocessing), model.onnx
 (opset 17, dynamic batch axis, outputs `logits` and `embedding`, checked against PyTorch with onnxruntime at
-export time), model.fp16.onnx and model.int8.onnx, model.torchscript.pt (torch.jit.trace of the same model, checked
-against PyTorch after a round trip through the file) (services/export_formats.py: all measured on the project's
-holdout by the same worker), manifest.json (files, checksums, the measurements) and README.md (a model
-card with holdout metrics, the formats' measurements and the dataset hash). torch is imported only inside the
-functions that run in workers or commands; the web process only calls model_export_start. Batch inference lives
-in services/inference.py.
+export time), model.fp16.onnx, model.int8.onnx and model.int8.vnni.onnx (7-bit and 8-bit weights),
+model.torchscript.pt (torch.jit.trace of the same model, checked against PyTorch after a round trip through the
+file) (services/export_formats.py: all measured on the project's holdout by the same worker), manifest.json
+(files, checksums, the measurements) and README.md (a model card with holdout metrics, the formats' measurements
+and the dataset hash). torch is imported only inside the functions that run in workers or commands; the web
+process only calls model_export_start. Batch inference lives in services/inference.py.
 """
 
 from __future__ import annotations

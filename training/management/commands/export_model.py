@@ -13,14 +13,15 @@ from tqdm import tqdm
 from labeling.models import JobKind, Project
 from labeling.services.exports import export_job_file
 from labeling.services.jobs import job_create
-from training.services.export_formats import EXPORT_STEPS
+from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE
 from training.services.exports import model_export_run, model_version_pick
 
 
 class Command(BaseCommand):
     help = (
         "Export a model version as a zip: model.safetensors, config.json, model.onnx (checked), model.fp16.onnx, "
-        "model.int8.onnx, model.torchscript.pt (each measured on the holdout), manifest.json, README.md card."
+        "model.int8.onnx and model.int8.vnni.onnx, model.torchscript.pt (each measured on the holdout), manifest.json, "
+        "README.md card."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -83,3 +84,4 @@ class Command(BaseCommand):
                     f"{'within' if row['within_tolerance'] else 'OUTSIDE'} tolerance ({row['tolerance']})"
                 )
             self.stdout.write(f"  INT8: {measured['int8_method']}")
+            self.stdout.write(f"  {INT8_FILES_NOTE}")
