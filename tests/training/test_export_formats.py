@@ -298,6 +298,27 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert f"version: {job.result['version']}" in html
     assert job.result["measured"]["population"] == "train"
     assert job.result["measured"]["images"] == 8
+    # ... and the row the page swaps in when the job ends carries the measured table too (no reload needed)
+    row = client.get(reverse("training:model_export_job_row", args=[project.slug, job.pk])).content.decode()
+    assert f'id="export-formats-{job.pk}"' in row
+    assert 'data-format="int8_vnni"' in row
+    assert "VNNI" in row.split(f'id="export-formats-{job.pk}"', 1)[1]
+
+
+def test_a_running_export_row_asks_for_the_row_with_the_measurements(holdout_project, member_of, client):
+    project, *_ = holdout_project
+    job = Job.objects.create(project=project, kind=JobKind.EXPORT_MODEL, status=JobStatus.RUNNING)
+    dataset_job = Job.objects.create(project=project, kind=JobKind.EXPORT_DATASET, status=JobStatus.SUCCEEDED)
+    client.force_login(member_of(project, Role.ML_ENGINEER))
+
+    page = client.get(reverse("training:model_exports", args=[project.slug])).content.decode()
+
+    row_url = reverse("training:model_export_job_row", args=[project.slug, job.pk])
+    assert f'hx-get="{row_url}"' in page
+    assert client.get(row_url).status_code == 200
+    # Another kind of job, or another project's, is no row of this page
+    assert client.get(reverse("training:model_export_job_row", args=[project.slug, dataset_job.pk])).status_code == 404
+    assert client.get(reverse("training:model_export_job_row", args=[project.slug, 10**9])).status_code == 404
 
 
 def test_a_calibration_count_that_is_no_multiple_of_the_batch_still_gets_static_int8(

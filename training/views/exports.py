@@ -8,9 +8,9 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
@@ -33,6 +33,9 @@ class InferenceForm(forms.Form):
             self.fields["folder"].help_text = "Or a folder on the server, inside " + ", ".join(map(str, folder_roots))
         else:
             del self.fields["folder"]
+
+
+PAGE_KINDS = (JobKind.EXPORT_MODEL, JobKind.INFERENCE)  # the jobs this page lists
 
 
 def _context(request: HttpRequest, **extra) -> dict:
@@ -67,7 +70,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.success(request, f"Batch inference #{job.pk} started.")
             return redirect("training:model_exports", slug=slug)
     versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
-    jobs = Job.objects.filter(project=project, kind__in=[JobKind.EXPORT_MODEL, JobKind.INFERENCE])[:20]
+    jobs = Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]
     status = (429 if limited else 400) if request.method == "POST" else 200
     formats = format_promises()
     context = _context(request, form=form, versions=versions, jobs=jobs, formats=formats)
@@ -92,7 +95,17 @@ def model_export_start(request: HttpRequest, slug: str, number: int) -> HttpResp
     return redirect("training:model_exports", slug=slug)
 
 
+@require_GET
+@project_view(Capability.EXPORT)
+def model_export_job_row(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    """One model export or inference job as the page shows it (status, download, the measured formats), re-rendered
+    when its progress fragment reports the end, so the measurements appear without a reload."""
+    job = get_object_or_404(Job, project=request.project, pk=job_id, kind__in=PAGE_KINDS)
+    return render(request, "training/exports.html#model-export-job", _context(request, job=job))
+
+
 urlpatterns = [
     path("p/<slug:slug>/model/exports/", model_exports, name="model_exports"),
+    path("p/<slug:slug>/model/exports/jobs/<int:job_id>/", model_export_job_row, name="model_export_job_row"),
     path("p/<slug:slug>/model/exports/v<int:number>/", model_export_start, name="model_export_start"),
 ]
