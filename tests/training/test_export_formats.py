@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from labeling.models import Item, Job, JobKind, JobStatus, Role, Split
+from labeling.models import Item, Job, JobKind, JobStatus, ResolvedLabel, Role, Split
 from labeling.services.exports import export_job_file
 from tests.exports.models import make_model_version, platform_probabilities
 from tests.training.helpers import resolve
@@ -340,7 +340,21 @@ def test_a_calibration_count_that_is_no_multiple_of_the_batch_still_gets_static_
     assert "calibration on 14 images" in measured["int8_method"]
 
 
-def test_without_labeled_train_items_int8_is_quantized_dynamically_and_says_so(holdout_project, tmp_path):
+def test_without_labeled_train_items_int8_is_calibrated_on_unlabeled_ones(holdout_project, tmp_path):
+    # Given a project whose train items are all unlabeled (the holdout keeps its labels)
+    project, _, items, _ = holdout_project
+    ResolvedLabel.objects.filter(item__in=items[4:]).delete()
+
+    call_command("export_model", project.slug, "--out", str(tmp_path / "m.zip"), verbosity=0)
+
+    # Then INT8 is still calibrated statically, on those 4 images, and measured on the holdout
+    measured = json.loads((unzip(tmp_path / "m.zip", tmp_path / "x") / "manifest.json").read_text())["measured"]
+    assert measured["calibration_images"] == 4
+    assert measured["int8_method"].startswith("static QOperator"), measured["int8_method"]
+    assert measured["population"] == "holdout"
+
+
+def test_without_any_train_item_int8_is_quantized_dynamically_and_says_so(holdout_project, tmp_path):
     project, *_ = holdout_project
     Item.objects.filter(project=project).update(split=Split.HOLDOUT)  # nothing left to calibrate on
     call_command("export_model", project.slug, "--out", str(tmp_path / "m.zip"), verbosity=0)

@@ -2,7 +2,8 @@
 images.
 
 Rules:
-- INT8 is calibrated on labeled train items (up to CALIBRATION_LIMIT), never on the holdout it is measured on.
+- INT8 is calibrated on labeled train items (up to CALIBRATION_LIMIT), else on unlabeled train items, never on the
+  holdout it is measured on.
 - Each format is measured by the worker that built it on the labeled holdout (up to EVALUATION_LIMIT items):
   accuracy and macro-F1 against the labels, top-1 agreement and the largest probability difference against FP32,
   file size, ms per image (batch 1) and images/s (batch 32) on this machine's CPU. With no labeled holdout the
@@ -104,6 +105,17 @@ def labeled_images(*, version: ModelVersion, split: str, limit: int) -> tuple[li
     return paths, labels
 
 
+def calibration_images(*, version: ModelVersion) -> list[str]:
+    """Local paths of the images INT8 is calibrated on: labeled train items, else unlabeled train items (calibration
+    reads activations, not labels; without any image the INT8 files fall back to dynamic quantization, which is poor
+    for convolutions). Never the holdout the formats are measured on."""
+    paths, _ = labeled_images(version=version, split=Split.TRAIN, limit=CALIBRATION_LIMIT)
+    if paths:
+        return paths
+    items = Item.objects.filter(project=version.project, split=Split.TRAIN).order_by("id")[:CALIBRATION_LIMIT]
+    return [item_local_path(item) for item in items if item.file]
+
+
 def evaluation_set(*, version: ModelVersion) -> tuple[str, list[str], list[list[int]] | None]:
     """(population, paths, labels or None) the formats are measured on; see the module rules."""
     for split in (Split.HOLDOUT, Split.TRAIN):
@@ -142,7 +154,7 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
     from training.ml.export_onnx import compare_formats, cpu_has_vnni, write_compressed
 
     progress(4, "Converting to FP16 and calibrating INT8")
-    calibration_paths, _ = labeled_images(version=version, split=Split.TRAIN, limit=CALIBRATION_LIMIT)
+    calibration_paths = calibration_images(version=version)
     calibration = preprocess(calibration_paths, pre) if calibration_paths else None
     method = write_compressed(folder, calibration)
     progress(5, "Loading the measuring images")
