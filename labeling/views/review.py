@@ -24,10 +24,10 @@ from labeling.selectors.quality import quality_report
 from labeling.selectors.queue import label_classes_for_labeling
 from labeling.selectors.reviews import (
     REASON_ORDER,
+    label_error_tasks_shown,
     review_context,
     review_task_counts,
     review_task_next,
-    review_tasks_open,
 )
 from labeling.selectors.training_seam import active_model_version, explanation_url, latest_label_error_search
 from labeling.services import reviews as review_services
@@ -213,28 +213,20 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
     search = latest_label_error_search(project_id=project.pk)
     details = (search.suspects or {}) if search is not None and search.status == "ok" else {}
-    tasks = list(
-        review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR)
-        .select_related("item", "annotation__user")
-        .prefetch_related("item__resolved__classes")
-    )
     class_ids = {c for row in details.values() for c in row[:2]}
     classes = LabelClass.objects.in_bulk(class_ids) if class_ids else {}
+    tasks, total = label_error_tasks_shown(project=project, details=details, known_classes=set(classes), limit=200)
     rows = []
     version = active_model_version(project)
     explained = set(version.class_ids) if version is not None else set()
-    for task in tasks:
-        detail = details.get(str(task.item_id))
+    for task in tasks:  # each one a disagreement still (the label may have changed since the search)
+        detail = details[str(task.item_id)]
         resolved = getattr(task.item, "resolved", None)
-        given = list(resolved.classes.all()) if resolved else []
-        model_class = classes.get(detail[1]) if detail else None
-        # A row is a disagreement or it is not shown (the label may have changed since the search).
-        if model_class is None or [c.pk for c in given] == [model_class.pk]:
-            continue
+        model_class = classes[detail[1]]
         rows.append(
             {
                 "task": task,
-                "given": given,
+                "given": list(resolved.classes.all()) if resolved else [],
                 "given_probability": detail[3],
                 "annotator": task.annotation.user.get_username() if task.annotation_id else "",
                 "model": model_class,
@@ -261,8 +253,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
         "labeling/review_label_errors.html",
         _context(
             request,
-            rows=rows[:200],
-            total=len(rows),
+            rows=rows,
+            total=total,
             search=search,
             estimate=estimate,
             outcomes=_label_error_outcomes(project),
