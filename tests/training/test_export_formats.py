@@ -305,7 +305,9 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert "VNNI" in row.split(f'id="export-formats-{job.pk}"', 1)[1]
 
 
-def test_a_running_export_row_asks_for_the_row_with_the_measurements(holdout_project, member_of, client):
+def test_a_running_export_row_asks_for_the_row_with_the_measurements(
+    holdout_project, project_factory, member_of, client
+):
     project, *_ = holdout_project
     job = Job.objects.create(project=project, kind=JobKind.EXPORT_MODEL, status=JobStatus.RUNNING)
     dataset_job = Job.objects.create(project=project, kind=JobKind.EXPORT_DATASET, status=JobStatus.SUCCEEDED)
@@ -316,9 +318,14 @@ def test_a_running_export_row_asks_for_the_row_with_the_measurements(holdout_pro
     row_url = reverse("training:model_export_job_row", args=[project.slug, job.pk])
     assert f'hx-get="{row_url}"' in page
     assert client.get(row_url).status_code == 200
+    # ... a batch inference job's row too
+    inference = Job.objects.create(project=project, kind=JobKind.INFERENCE, status=JobStatus.SUCCEEDED)
+    assert client.get(reverse("training:model_export_job_row", args=[project.slug, inference.pk])).status_code == 200
     # Another kind of job, or another project's, is no row of this page
     assert client.get(reverse("training:model_export_job_row", args=[project.slug, dataset_job.pk])).status_code == 404
     assert client.get(reverse("training:model_export_job_row", args=[project.slug, 10**9])).status_code == 404
+    elsewhere = Job.objects.create(project=project_factory(), kind=JobKind.EXPORT_MODEL, status=JobStatus.SUCCEEDED)
+    assert client.get(reverse("training:model_export_job_row", args=[project.slug, elsewhere.pk])).status_code == 404
 
 
 def test_a_calibration_count_that_is_no_multiple_of_the_batch_still_gets_static_int8(
