@@ -58,11 +58,11 @@ def main() -> None:
     from training.ml.config import RoundConfig
     from training.ml.data import load_image, round_transform
     from training.ml.embeddings import EmbeddingStore
+    from training.ml.export_files import cpu_has_vnni
     from training.ml.export_onnx import (
         FILES,
         LogitsAndEmbedding,
         compare_formats,
-        cpu_has_vnni,
         export_fp32,
         quantize_int8,
         write_compressed,

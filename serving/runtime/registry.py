@@ -33,10 +33,12 @@ from django.conf import settings
 
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
 from serving.selectors.models import active_version_of, model_export_zip_of, version_cache_name, version_cache_names
+from training.ml.export_files import ONNX_FILES, int8_files_for_this_cpu
 
 logger = logging.getLogger(__name__)
 
 EMBEDDING_OUTPUT = "embedding"
+SERVED_MARKER = "served.json"  # in a cache folder: {"precision", "file"}, written once the folder is complete
 EXPORT_RETRY_SECONDS = 600.0  # a failed export is asked for again after this long, not on every check
 
 
@@ -67,6 +69,7 @@ class LoadedModel:
     class_names: list[str]
     preprocessing: dict
     multi_label: bool
+    onnx_file: str = ONNX_FILES["fp32"]  # the export's file it runs (LABELLOOP_SERVING_PRECISION)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N x C) and the embedding (N x D) when the graph has that output."""
@@ -107,12 +110,43 @@ def serving_cache_sweep(*, dry_run: bool = False) -> list[str]:
     return cache_entries_sweep(serving_cache_root(), keep=version_cache_names(active_only=True), dry_run=dry_run)
 
 
+def served_precision() -> str:
+    return "int8" if settings.LABELLOOP_SERVING_PRECISION == "int8" else "fp32"
+
+
+def _served_candidates() -> list[str]:
+    """The export's ONNX files this process may serve, best first: FP32's, or the INT8 files that run right on this
+    CPU and then FP32's (an export from before INT8 existed)."""
+    if served_precision() == "int8":
+        return [*int8_files_for_this_cpu(), ONNX_FILES["fp32"]]
+    return [ONNX_FILES["fp32"]]
+
+
+def served_file(folder: Path) -> Path | None:
+    """The ONNX file of a complete cache folder for this precision (its SERVED_MARKER, written last, names it), or
+    None. A folder filled before the marker existed holds FP32's model.onnx."""
+    marker = folder / SERVED_MARKER
+    if not (folder / "config.json").is_file():
+        return None
+    if marker.is_file():
+        try:
+            served = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return None
+        path = folder / str(served.get("file", ""))
+        ok = served.get("precision") == served_precision() and served.get("file") in _served_candidates()
+        return path if ok and path.is_file() else None
+    legacy = folder / ONNX_FILES["fp32"]
+    return legacy if served_precision() == "fp32" and legacy.is_file() else None
+
+
 def _export_files(*, project_id: int, version_pk: int) -> Path | None:
-    """A folder with model.onnx and config.json of the version (the local cache, filled from its export zip)."""
+    """A folder with the served ONNX file and config.json of the version (the local cache, filled from its export
+    zip)."""
     folder = _cache_dir(version_pk)
     if folder is None:  # the version was deleted meanwhile
         return None
-    if (folder / "model.onnx").is_file() and (folder / "config.json").is_file():
+    if served_file(folder) is not None:
         return folder
     key = model_export_zip_of(project_id=project_id, version_pk=version_pk)
     if key is None:
@@ -129,15 +163,17 @@ def _export_files(*, project_id: int, version_pk: int) -> Path | None:
         except FileNotFoundError:
             return None
         with zipfile.ZipFile(local) as zf:
-            for name in ("model.onnx", "config.json"):
-                (member,) = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == name]
-                target = Path(tmp) / name
-                with zf.open(member) as src, target.open("wb") as out:
+            members = {n.rsplit("/", 1)[-1]: n for n in zf.namelist()}
+            chosen = next(name for name in _served_candidates() if name in members)
+            for name in (chosen, "config.json"):
+                with zf.open(members[name]) as src, (Path(tmp) / name).open("wb") as out:
                     while chunk := src.read(1024 * 1024):
                         out.write(chunk)
-        # config.json last: its presence says the folder is complete (another process may be filling it too).
-        os.replace(Path(tmp) / "model.onnx", folder / "model.onnx")
+        os.replace(Path(tmp) / chosen, folder / chosen)
         os.replace(Path(tmp) / "config.json", folder / "config.json")
+        # The marker last: its presence says the folder is complete (another process may be filling it too).
+        (Path(tmp) / SERVED_MARKER).write_text(json.dumps({"precision": served_precision(), "file": chosen}))
+        os.replace(Path(tmp) / SERVED_MARKER, folder / SERVED_MARKER)
     return folder
 
 
@@ -149,7 +185,8 @@ def load_model(*, folder: Path, version_pk: int, number: int) -> LoadedModel:
     if settings.LABELLOOP_SERVING_ORT_THREADS > 0:
         options.intra_op_num_threads = settings.LABELLOOP_SERVING_ORT_THREADS
         options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    onnx_file = served_file(folder) or folder / ONNX_FILES["fp32"]
+    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
     logits = "logits" if "logits" in outputs else outputs[0]
     return LoadedModel(
@@ -162,6 +199,7 @@ def load_model(*, folder: Path, version_pk: int, number: int) -> LoadedModel:
         class_names=list(config["class_names"]),
         preprocessing=dict(config["preprocessing"]),
         multi_label=bool(config.get("multi_label")),
+        onnx_file=onnx_file.name,
     )
 
 
@@ -205,7 +243,7 @@ class ModelRegistry:
                 else:
                     entry.model, entry.version_pk, entry.reason = loaded, active.pk, ""
                     entry.loaded = active.cache_name
-                    logger.info("serving project %s with v%s", project_id, active.number)
+                    logger.info("serving project %s with v%s (%s)", project_id, active.number, loaded.onnx_file)
                     cache_entry_touch(folder)
                     try:
                         swept = serving_cache_sweep()

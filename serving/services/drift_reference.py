@@ -28,6 +28,7 @@ from imaging.pixels import PIXELS_VERSION
 from labeling.constants import Progress
 from labeling.models import Item, ResolvedLabel, Split
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
+from serving.runtime.registry import served_precision
 from serving.selectors.models import version_cache_name, version_cache_names
 
 REFERENCE_MAX = 1000  # labeled train items compared with a window (a seeded sample of them)
@@ -86,6 +87,9 @@ def _cache_load(path: Path | None) -> dict[int, np.ndarray]:
         with np.load(path) as data:
             if "pixels" not in data.files or int(data["pixels"]) != PIXELS_VERSION:
                 return {}  # made under another pixel rule (imaging.pixels): requests are decoded differently now
+            made_with = str(data["precision"]) if "precision" in data.files else "fp32"
+            if made_with != served_precision():
+                return {}  # embedded by the other ONNX file than the one the service runs now
             return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
     except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
         return {}
@@ -99,7 +103,7 @@ def _cache_save(path: Path | None, cached: dict[int, np.ndarray]) -> None:
     rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION))
+        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION), precision=np.str_(served_precision()))
     os.replace(tmp, path)
 
 

@@ -201,3 +201,48 @@ def test_a_new_version_without_an_export_is_exported_while_the_old_one_answers(
     # Then once the export is there, v2 answers
     export_version(project, 2, tmp_path / "v2")
     assert predict(project.slug, token, images=[image])[1]["version"] == 2
+
+
+def test_an_int8_service_runs_the_int8_file_for_its_cpu_and_a_drift_reference_follows(
+    served_project, api_key, predict, settings
+):
+    # Given a service told to run INT8 (the export holds FP32 and both INT8 files)
+    import numpy as np
+
+    from serving import wsgi_predict
+    from serving.runtime.registry import served_file
+    from training.ml.export_files import int8_files_for_this_cpu
+
+    settings.LABELLOOP_SERVING_PRECISION = "int8"
+    project, classes, items, version = served_project
+    _, token = api_key(project)
+
+    # When a client asks for predictions
+    status, body = predict(project.slug, token, images=[items[i].file.open("rb").read() for i in range(4)])
+    assert status == 200, body
+
+    # Then the model answering is the INT8 file that suits this CPU, and its answers are probability vectors of
+    # the same classes, with v1 named
+    model = wsgi_predict.registry.model_for(project.pk)
+    assert model.onnx_file == int8_files_for_this_cpu()[0]
+    for answer in body["predictions"]:
+        assert answer["version"] == 1
+        assert abs(sum(answer["probabilities"]) - 1) < 1e-4
+    # ... an FP32 service started on the same cache serves model.onnx again, from the same folder
+    settings.LABELLOOP_SERVING_PRECISION = "fp32"
+    from serving.runtime.registry import _export_files
+
+    folder = _export_files(project_id=project.pk, version_pk=version.pk)
+    assert served_file(folder).name == "model.onnx"
+    # ... and the drift reference is embedded under the precision served: an FP32 cache is not read for INT8
+    from labeling.models import LabelSource, ResolvedLabel
+    from serving.services import drift_reference
+
+    for i, item in enumerate(items):
+        ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT).classes.add(classes[i % 3])
+    fp32_rows = drift_reference.reference_embeddings(project_id=project.pk, version_pk=version.pk, version_number=1)
+    settings.LABELLOOP_SERVING_PRECISION = "int8"
+    assert drift_reference.reference_cached(version_pk=version.pk) is None
+    int8_rows = drift_reference.reference_embeddings(project_id=project.pk, version_pk=version.pk, version_number=1)
+    assert int8_rows.shape == fp32_rows.shape
+    assert not np.array_equal(int8_rows, fp32_rows)  # the INT8 graph's own embeddings

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 # Two INT8 files: 7-bit weights run right on any x86 CPU; 8-bit weights are more accurate where the CPU multiplies
 # 8-bit values without saturating (x86 with VNNI, ARM) and lose accuracy on x86 CPUs without VNNI
 # (training.ml.export_onnx.quantize_int8).
@@ -15,3 +18,18 @@ ONNX_OUTPUTS = ("logits", "embedding")  # the first output's name and meaning ne
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-3  # max abs difference of model.onnx from PyTorch at export; more and nothing is exported
 DECIDED_MARGIN = 0.05  # top-1 agreement is promised where FP32's top two probabilities are at least this far apart
+
+
+def cpu_has_vnni() -> bool | None:
+    """Whether this CPU has AVX-512 VNNI or AVX-VNNI (from Linux's /proc/cpuinfo; None where it cannot tell)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def int8_files_for_this_cpu() -> list[str]:
+    """The export's INT8 files that run right on this CPU, best first: the 8-bit one only on x86 with VNNI or ARM."""
+    eight_bit = bool(cpu_has_vnni()) or platform.machine().lower() in ("aarch64", "arm64")
+    return ([ONNX_FILES["int8_vnni"]] if eight_bit else []) + [ONNX_FILES["int8"]]

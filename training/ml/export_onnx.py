@@ -340,15 +340,6 @@ def write_compressed(folder: Path, calibration: np.ndarray | None, *, qdq: bool 
     return method
 
 
-def cpu_has_vnni() -> bool | None:
-    """Whether this CPU has AVX-512 VNNI or AVX-VNNI (from Linux's /proc/cpuinfo; None where it cannot tell)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return "avx512_vnni" in flags or "avx_vnni" in flags
-
-
 def compare_formats(
     folder: Path,
     images: np.ndarray,

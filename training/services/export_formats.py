@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from labeling.models import Item, ResolvedLabel, Split
-from training.ml.export_files import DECIDED_MARGIN, ONNX_FILES
+from training.ml.export_files import DECIDED_MARGIN, ONNX_FILES, cpu_has_vnni
 from training.ml.export_torchscript import TORCHSCRIPT_FILE
 from training.models import ModelVersion
 from training.services.snapshot import item_local_path
@@ -151,7 +151,7 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
     """Write model.fp16.onnx and the two INT8 files beside folder/model.onnx and measure them and the TorchScript file
     already there (worker only); `cpu_vnni` records whether the measuring CPU has VNNI (None: could not tell).
     `progress(step, message)` reports the steps 4-6 of EXPORT_STEPS."""
-    from training.ml.export_onnx import compare_formats, cpu_has_vnni, write_compressed
+    from training.ml.export_onnx import compare_formats, write_compressed
 
     progress(4, "Converting to FP16 and calibrating INT8")
     calibration_paths = calibration_images(version=version)
