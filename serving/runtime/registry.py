@@ -164,7 +164,9 @@ def _export_files(*, project_id: int, version_pk: int) -> Path | None:
             return None
         with zipfile.ZipFile(local) as zf:
             members = {n.rsplit("/", 1)[-1]: n for n in zf.namelist()}
-            chosen = next(name for name in _served_candidates() if name in members)
+            chosen = next((name for name in _served_candidates() if name in members), None)
+            if chosen is None or "config.json" not in members:
+                return None  # not a model export: served as "no export" (export it again)
             for name in (chosen, "config.json"):
                 with zf.open(members[name]) as src, (Path(tmp) / name).open("wb") as out:
                     while chunk := src.read(1024 * 1024):

@@ -246,3 +246,34 @@ def test_an_int8_service_runs_the_int8_file_for_its_cpu_and_a_drift_reference_fo
     int8_rows = drift_reference.reference_embeddings(project_id=project.pk, version_pk=version.pk, version_number=1)
     assert int8_rows.shape == fp32_rows.shape
     assert not np.array_equal(int8_rows, fp32_rows)  # the INT8 graph's own embeddings
+
+
+def test_an_export_zip_without_the_model_files_is_no_export_not_a_crash(model_project, api_key, predict, tmp_path):
+    # Given an active version whose only "export" is a zip of something else (a damaged or foreign file)
+    import io
+    import zipfile
+
+    from django.utils import timezone
+
+    from labeling.models import Job, JobKind, JobStatus
+    from labeling.services.exports import export_storage
+    from tests.exports.models import make_model_version
+
+    project, classes, items = model_project
+    version = make_model_version(project=project, classes=classes, items=items, flip_average=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("x/notes.txt", "not a model")
+    key = export_storage().save(f"{project.slug}/foreign.zip", io.BytesIO(buffer.getvalue()))
+    Job.objects.create(
+        project=project, kind=JobKind.EXPORT_MODEL, status=JobStatus.SUCCEEDED, finished_at=timezone.now(),
+        params={"version_id": version.pk}, result={"files": [key]},
+    )  # fmt: skip
+    _, token = api_key(project)
+
+    # When a client asks for a prediction
+    status, body = predict(project.slug, token, images=[items[0].file.open("rb").read()])
+
+    # Then the service answers 409 with what to do, as for a version without an export
+    assert status == 409, body
+    assert "export" in str(body).lower()
