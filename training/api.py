@@ -237,7 +237,6 @@ class LabelErrorsApi(ProjectView, APIView):
     instead."""
 
     capability = Capability.VIEW_METRICS
-    page_size, max_page_size = 100, 1000
 
     @extend_schema(
         parameters=[
@@ -247,7 +246,7 @@ class LabelErrorsApi(ProjectView, APIView):
         responses={200: OpenApiResponse(description="search and cross_validated, each null if none")},
     )
     def get(self, request, slug: str):
-        limit = self._page_size(request.query_params.get("page_size"))
+        limit = IdCursorPagination().get_page_size(request)  # the other lists' page_size rule
         after = _suspect_position(request.query_params.get("cursor"))
         report = label_errors_report(project=self.project, limit=limit, after=after)
         search = report["search"]
@@ -259,12 +258,6 @@ class LabelErrorsApi(ProjectView, APIView):
                 query["cursor"] = _cursor(more)
                 search["next"] = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         return Response(report)
-
-    def _page_size(self, raw: str | None) -> int:
-        """As the other lists' page_size: a positive whole number, capped at the maximum; anything else, the default."""
-        if raw is None or not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) > 0):
-            return self.page_size
-        return min(int(raw), self.max_page_size)
 
     @extend_schema(request=None, responses={**JOB_START_RESPONSES, 403: OpenApiResponse()})
     def post(self, request, slug: str):
