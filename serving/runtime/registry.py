@@ -140,14 +140,15 @@ def served_file(folder: Path) -> Path | None:
     return legacy if served_precision() == "fp32" and legacy.is_file() else None
 
 
-def _export_files(*, project_id: int, version_pk: int) -> Path | None:
-    """A folder with the served ONNX file and config.json of the version (the local cache, filled from its export
-    zip)."""
+def served_model_file(*, project_id: int, version_pk: int) -> Path | None:
+    """The ONNX file this process serves for the version, beside its config.json (the local cache, filled from its
+    export zip). Load this path, not the marker read again: a service of the other precision may rewrite the
+    marker of the shared folder meanwhile (it leaves this file in place)."""
     folder = _cache_dir(version_pk)
     if folder is None:  # the version was deleted meanwhile
         return None
-    if served_file(folder) is not None:
-        return folder
+    if (found := served_file(folder)) is not None:
+        return found
     key = model_export_zip_of(project_id=project_id, version_pk=version_pk)
     if key is None:
         return None
@@ -176,18 +177,17 @@ def _export_files(*, project_id: int, version_pk: int) -> Path | None:
         # The marker last: its presence says the folder is complete (another process may be filling it too).
         (Path(tmp) / SERVED_MARKER).write_text(json.dumps({"precision": served_precision(), "file": chosen}))
         os.replace(Path(tmp) / SERVED_MARKER, folder / SERVED_MARKER)
-    return folder
+    return folder / chosen
 
 
-def load_model(*, folder: Path, version_pk: int, number: int) -> LoadedModel:
+def load_model(*, onnx_file: Path, version_pk: int, number: int) -> LoadedModel:
     import onnxruntime as ort
 
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((onnx_file.parent / "config.json").read_text())
     options = ort.SessionOptions()
     if settings.LABELLOOP_SERVING_ORT_THREADS > 0:
         options.intra_op_num_threads = settings.LABELLOOP_SERVING_ORT_THREADS
         options.inter_op_num_threads = 1
-    onnx_file = served_file(folder) or folder / ONNX_FILES["fp32"]
     session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
     outputs = [o.name for o in session.get_outputs()]
     logits = "logits" if "logits" in outputs else outputs[0]
@@ -232,21 +232,21 @@ class ModelRegistry:
             entry.model, entry.version_pk, entry.reason = None, None, NO_MODEL
         elif entry.model is None or active.cache_name != entry.loaded:
             # Until the new version loads, the version already loaded keeps answering (answers name it).
-            folder = _export_files(project_id=project_id, version_pk=active.pk)
-            if folder is None:
+            onnx_file = served_model_file(project_id=project_id, version_pk=active.pk)
+            if onnx_file is None:
                 entry.version_pk, entry.reason = active.pk, NO_EXPORT
                 self._request_export(project_id, active, entry)
             else:
                 try:
-                    loaded = load_model(folder=folder, version_pk=active.pk, number=active.number)
+                    loaded = load_model(onnx_file=onnx_file, version_pk=active.pk, number=active.number)
                 except Exception:  # a corrupt file: say so, try again at the next check
-                    logger.exception("could not load v%s of project %s from %s", active.number, project_id, folder)
+                    logger.exception("could not load v%s of project %s from %s", active.number, project_id, onnx_file)
                     entry.version_pk, entry.reason = active.pk, NOT_LOADABLE
                 else:
                     entry.model, entry.version_pk, entry.reason = loaded, active.pk, ""
                     entry.loaded = active.cache_name
                     logger.info("serving project %s with v%s (%s)", project_id, active.number, loaded.onnx_file)
-                    cache_entry_touch(folder)
+                    cache_entry_touch(onnx_file.parent)
                     try:
                         swept = serving_cache_sweep()
                     except Exception:  # a full sweep is not worth a failed request

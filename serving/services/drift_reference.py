@@ -160,14 +160,14 @@ def reference_embeddings(
     cached = _cache_load(path)
     todo = [i for i in ids if i not in cached]
     if todo:
-        from serving.runtime.registry import _export_files, load_model
+        from serving.runtime.registry import load_model, served_model_file
 
-        folder = _export_files(project_id=project_id, version_pk=version_pk)
-        if folder is None:
+        onnx_file = served_model_file(project_id=project_id, version_pk=version_pk)
+        if onnx_file is None:
             raise ReferenceUnavailable(
                 f"version {version_number} has no ONNX export; export it on the model exports page"
             )
-        model = load_model(folder=folder, version_pk=version_pk, number=version_number)
+        model = load_model(onnx_file=onnx_file, version_pk=version_pk, number=version_number)
         if model.embedding_name is None:
             raise ReferenceUnavailable(
                 f"the ONNX export of version {version_number} has no embedding output; export it again"

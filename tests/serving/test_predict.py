@@ -228,12 +228,16 @@ def test_an_int8_service_runs_the_int8_file_for_its_cpu_and_a_drift_reference_fo
     for answer in body["predictions"]:
         assert answer["version"] == 1
         assert abs(sum(answer["probabilities"]) - 1) < 1e-4
-    # ... an FP32 service started on the same cache serves model.onnx again, from the same folder
-    settings.LABELLOOP_SERVING_PRECISION = "fp32"
-    from serving.runtime.registry import _export_files
+    # ... an FP32 service started on the same cache serves model.onnx again, from the same folder, and rewriting
+    # the folder's marker does not switch an INT8 process that is about to load its file to FP32
+    from serving.runtime.registry import load_model, served_model_file
 
-    folder = _export_files(project_id=project.pk, version_pk=version.pk)
-    assert served_file(folder).name == "model.onnx"
+    int8_file = served_model_file(project_id=project.pk, version_pk=version.pk)
+    settings.LABELLOOP_SERVING_PRECISION = "fp32"
+    fp32_file = served_model_file(project_id=project.pk, version_pk=version.pk)
+    assert fp32_file.name == "model.onnx" and fp32_file.parent == int8_file.parent
+    assert served_file(fp32_file.parent) == fp32_file
+    assert load_model(onnx_file=int8_file, version_pk=version.pk, number=1).onnx_file == int8_file.name
     # ... and the drift reference is embedded under the precision served: an FP32 cache is not read for INT8
     from labeling.models import LabelSource, ResolvedLabel
     from serving.services import drift_reference
