@@ -235,7 +235,8 @@ def test_an_int8_service_runs_the_int8_file_for_its_cpu_and_a_drift_reference_fo
     int8_file = served_model_file(project_id=project.pk, version_pk=version.pk)
     settings.LABELLOOP_SERVING_PRECISION = "fp32"
     fp32_file = served_model_file(project_id=project.pk, version_pk=version.pk)
-    assert fp32_file.name == "model.onnx" and fp32_file.parent == int8_file.parent
+    assert fp32_file.name == "model.onnx"
+    assert fp32_file.parent == int8_file.parent
     assert served_file(fp32_file.parent) == fp32_file
     assert load_model(onnx_file=int8_file, version_pk=version.pk, number=1).onnx_file == int8_file.name
     # ... and the drift reference is embedded under the precision served: an FP32 cache is not read for INT8
