@@ -48,6 +48,26 @@ def test_bald_is_zero_when_samples_agree_and_log2_when_they_disagree():
     assert scores[1] == pytest.approx(np.log(2), abs=1e-6)
 
 
+def test_kcenter_distances_to_many_labels_go_in_small_chunks_with_the_same_picks(monkeypatch):
+    # Given a pool of 20,000 and 3,000 labeled items (4,096-center chunks held 20,000 x 3,000 distances at once)
+    from training.ml import geometry
+
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(20000, 16)).astype(np.float32)
+    labeled = rng.normal(size=(3000, 16)).astype(np.float32)
+    whole = geometry._sq_dists(pool, labeled).min(axis=1)
+    sizes = []
+    real = geometry._sq_dists
+    monkeypatch.setattr(geometry, "_sq_dists", lambda a, b: sizes.append(len(a) * len(b)) or real(a, b))
+
+    # When k-center picks 3 items
+    picks = st.kcenter_greedy(pool, labeled, 3, normalize=False)
+
+    # Then no distance block exceeded the cap, and the first pick is still the item farthest from every label
+    assert max(sizes) <= geometry.CHUNK_CELLS < len(pool) * len(labeled)
+    assert picks[0] == int(np.argmax(whole))
+
+
 def test_kcenter_picks_the_point_farthest_from_the_labeled_set():
     pool = np.array([[0.0, 0.1], [0.1, 0.0], [10.0, 10.0], [0.2, 0.2]])
     labeled = np.array([[0.0, 0.0]])
