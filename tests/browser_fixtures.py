@@ -37,6 +37,16 @@ def page(browser, live_server):
     pg.set_default_timeout(15_000)
     yield pg
     context.close()
+    _requests_finished(live_server)
+
+
+def _requests_finished(live_server, timeout: float = 15.0) -> None:
+    """Wait for the live server's request threads: a request the page started just before the test ended (a
+    prefetch, a poll) must not run into the database's teardown (CI, once: "Database access not allowed" in a
+    server thread, then a failed teardown). The socketserver keeps its live request threads in `_threads`."""
+    httpd = getattr(getattr(live_server, "thread", None), "httpd", None)
+    for thread in list(getattr(httpd, "_threads", None) or []):
+        thread.join(timeout)
 
 
 @pytest.fixture
