@@ -56,6 +56,10 @@ class MonitoringDriftSerializer(serializers.Serializer):
     window_end = serializers.DateTimeField()
     n_production = serializers.IntegerField()
     n_reference = serializers.IntegerField()
+    model_file = serializers.CharField(
+        help_text="The export's ONNX file that answered the window's predictions and embedded the labeled images "
+        '(model.onnx, model.int8.onnx, model.int8.vnni.onnx); "" for checks made before it was recorded.'
+    )
     statistic = serializers.FloatField(allow_null=True)
     p_value = serializers.FloatField(allow_null=True)
     threshold = serializers.FloatField()

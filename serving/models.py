@@ -95,6 +95,9 @@ class PredictionLog(models.Model):
     # The request's time in the service, from its first byte to its answer (decode, checks and inference; a batch's
     # images share it); null on rows logged before the service measured it.
     latency_ms = models.FloatField(null=True, blank=True)
+    # The export's ONNX file that answered (model.onnx, model.int8.onnx, ...: LABELLOOP_SERVING_PRECISION and the
+    # serving CPU choose it): drift checks embed their reference with the same file. "" on rows logged before.
+    model_file = models.CharField(max_length=40, blank=True)
     # Sent to the labeling queue: when, and the sha256 of the image bytes sent. The project's Item with that
     # sha256 (unique per project) is the link to the prediction, also when the import found it a duplicate.
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -145,6 +148,7 @@ class DriftReport(models.Model):
     low_confidence_share = models.FloatField(null=True, blank=True)
     low_confidence_alert = models.BooleanField(default=False)
     permutations = models.PositiveIntegerField(default=0)
+    model_file = models.CharField(max_length=40, blank=True)  # the ONNX file of the window and of the reference
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)

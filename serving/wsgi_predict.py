@@ -156,6 +156,7 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
                 image_format=decoded[i].format,
                 api_key_id=key.pk,
                 latency_ms=latency_ms,
+                model_file=model.onnx_file,
             )
         )
     log_buffer.add(records)

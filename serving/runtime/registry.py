@@ -140,14 +140,22 @@ def served_file(folder: Path) -> Path | None:
     return legacy if served_precision() == "fp32" and legacy.is_file() else None
 
 
-def served_model_file(*, project_id: int, version_pk: int) -> Path | None:
+def served_model_file(*, project_id: int, version_pk: int, model_file: str | None = None) -> Path | None:
     """The ONNX file this process serves for the version, beside its config.json (the local cache, filled from its
     export zip). Load this path, not the marker read again: a service of the other precision may rewrite the
-    marker of the shared folder meanwhile (it leaves this file in place)."""
+    marker of the shared folder meanwhile (it leaves this file in place).
+
+    `model_file` asks for one file of the export by name instead (a drift check embeds with the file that answered
+    the logged predictions, whatever this process would serve); None when the export has no such file."""
     folder = _cache_dir(version_pk)
     if folder is None:  # the version was deleted meanwhile
         return None
-    if (found := served_file(folder)) is not None:
+    if model_file is not None:
+        if model_file not in ONNX_FILES.values():
+            return None
+        if (folder / model_file).is_file() and (folder / "config.json").is_file():
+            return folder / model_file
+    elif (found := served_file(folder)) is not None:
         return found
     key = model_export_zip_of(project_id=project_id, version_pk=version_pk)
     if key is None:
@@ -165,7 +173,8 @@ def served_model_file(*, project_id: int, version_pk: int) -> Path | None:
             return None
         with zipfile.ZipFile(local) as zf:
             members = {n.rsplit("/", 1)[-1]: n for n in zf.namelist()}
-            chosen = next((name for name in _served_candidates() if name in members), None)
+            candidates = [model_file] if model_file is not None else _served_candidates()
+            chosen = next((name for name in candidates if name in members), None)
             if chosen is None or "config.json" not in members:
                 return None  # not a model export: served as "no export" (export it again)
             for name in (chosen, "config.json"):
@@ -174,6 +183,8 @@ def served_model_file(*, project_id: int, version_pk: int) -> Path | None:
                         out.write(chunk)
         os.replace(Path(tmp) / chosen, folder / chosen)
         os.replace(Path(tmp) / "config.json", folder / "config.json")
+        if model_file is not None:
+            return folder / chosen  # a file asked for by name: the folder's marker still names what is served
         # The marker last: its presence says the folder is complete (another process may be filling it too).
         (Path(tmp) / SERVED_MARKER).write_text(json.dumps({"precision": served_precision(), "file": chosen}))
         os.replace(Path(tmp) / SERVED_MARKER, folder / SERVED_MARKER)

@@ -56,6 +56,20 @@ def _window(project_id: int, version_number: int):
     ).order_by("-created_at", "-pk")
 
 
+def _one_file(rows: list[tuple]) -> tuple[list[tuple], str | None]:
+    """The window's rows answered by one ONNX file (the one that answered most of them, the latest on a tie) and
+    that file; rows logged before the file was recorded are used only when none names one. A service switched
+    between FP32 and INT8 logs embeddings of two graphs, and a reference can be made by only one of them."""
+    counts: dict[str, int] = {}
+    for row in rows:  # newest first
+        if row[3]:
+            counts[row[3]] = counts.get(row[3], 0) + 1
+    if not counts:
+        return rows, None
+    model_file = max(counts, key=lambda name: counts[name])  # first seen (latest) wins a tie
+    return [r for r in rows if r[3] == model_file], model_file
+
+
 def _embeddings(blobs: list[bytes]) -> np.ndarray:
     sizes = {len(b) for b in blobs}
     if len(sizes) != 1:
@@ -63,7 +77,7 @@ def _embeddings(blobs: list[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(bytes(b) for b in blobs), dtype=np.float16).reshape(len(blobs), -1)
 
 
-def _start(project: Project, version_number: int, rows: list[tuple]) -> DriftReport:
+def _start(project: Project, version_number: int, rows: list[tuple], model_file: str | None) -> DriftReport:
     """The running report, created under the project's settings row lock; raises if a check is running."""
     with transaction.atomic():
         serving_settings, _ = ServingSettings.objects.get_or_create(project=project)
@@ -82,6 +96,7 @@ def _start(project: Project, version_number: int, rows: list[tuple]) -> DriftRep
             n_production=len(rows),
             threshold=serving_settings.drift_p_threshold,
             permutations=PERMUTATIONS,
+            model_file=model_file or "",
         )
 
 
@@ -94,12 +109,15 @@ def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress:
     active = active_version_of(project_id=project.pk)
     if active is None:
         raise DriftCheckError("the project has no active model version")
-    rows = list(_window(project.pk, active.number).values_list("created_at", "confidence", "embedding")[:WINDOW_MAX])
+    window = _window(project.pk, active.number).values_list("created_at", "confidence", "embedding", "model_file")
+    rows, model_file = _one_file(list(window[:WINDOW_MAX]))
     if len(rows) < minimum:
+        answered = f" (of those {model_file} answered, the file that answered most)" if model_file else ""
         raise DriftCheckError(
             f"{len(rows)} predictions of version {active.number} carry an embedding; a drift check needs {minimum}"
+            + answered
         )
-    report = _start(project, active.number, rows)
+    report = _start(project, active.number, rows, model_file)
 
     def step(fraction: float, message: str) -> None:
         DriftReport.objects.filter(pk=report.pk).update(progress=round(min(max(fraction, 0.0), 1.0), 4))
@@ -112,6 +130,7 @@ def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress:
             project_id=project.pk,
             version_pk=active.pk,
             version_number=active.number,
+            model_file=model_file,
             progress=lambda done, total, message="": step(REFERENCE_SHARE * done / max(total, 1), message),
         )
         if reference.shape[1] != production.shape[1]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from labeling.models import Project
 from serving.models import PredictionLog
 from serving.selectors.monitoring import Selection, send_candidates
 from serving.services.drift_reference import reference_cached
 from serving.services.drift_stats import median_bandwidth, squared_distances
+from training.ml.export_files import ONNX_FILES
 from training.models import ModelVersion
 
 POOL = 2000  # newest candidates scored (a 2000 x 1000 kernel: well under a second)
@@ -31,19 +33,18 @@ def predictions_most_drifted(*, project: Project, selection: Selection, limit: i
             raise ValidationError("Most drifted needs an active model version.")
         number = active
     version = ModelVersion.objects.filter(project=project, number=number).only("pk").first()
-    reference = reference_cached(version_pk=version.pk) if version is not None else None
-    if reference is None:
+    cached = reference_cached(version_pk=version.pk) if version is not None else None
+    if cached is None:
         raise ValidationError(
             f"Most drifted compares production images with the labeled images as model v{number} sees them: run a "
             "drift check first (the Monitoring page's button or manage.py drift_check), then send again."
         )
-    rows = list(
-        send_candidates(project=project, selection=selection)
-        .filter(version_number=number)
-        .exclude(embedding=None)
-        .order_by("-created_at")
-        .values_list("pk", "embedding")[:POOL]
-    )
+    reference, model_file = cached
+    candidates = send_candidates(project=project, selection=selection).filter(version_number=number)
+    if model_file:  # the predictions the same ONNX file answered (rows from before files were logged: FP32's)
+        same = Q(model_file=model_file) | (Q(model_file="") if model_file == ONNX_FILES["fp32"] else Q(pk__in=[]))
+        candidates = candidates.filter(same)
+    rows = list(candidates.exclude(embedding=None).order_by("-created_at").values_list("pk", "embedding")[:POOL])
     rows = [(pk, np.frombuffer(bytes(e), dtype=np.float16)) for pk, e in rows if e]
     rows = [(pk, e) for pk, e in rows if e.shape[0] == reference.shape[1]]
     if not rows:

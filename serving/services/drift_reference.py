@@ -79,7 +79,18 @@ def drift_reference_sweep(*, dry_run: bool = False) -> list[str]:
     return removed
 
 
-def _cache_load(path: Path | None) -> dict[int, np.ndarray]:
+def _made_with(data) -> tuple[str, str | None]:
+    """(precision, ONNX file) a reference file was embedded with; files from before either was recorded: FP32's
+    model.onnx."""
+    precision = str(data["precision"]) if "precision" in data.files else "fp32"
+    if "onnx_file" in data.files:
+        return precision, str(data["onnx_file"])
+    return precision, ("model.onnx" if precision == "fp32" else None)
+
+
+def _cache_load(path: Path | None, model_file: str | None = None, *, any_file: bool = False) -> dict[int, np.ndarray]:
+    """The cached rows when they were embedded by `model_file` (by the precision this process serves when None,
+    by any file with `any_file`); else {}."""
     if path is None or not path.is_file():
         return {}
     cache_entry_touch(path)
@@ -87,15 +98,17 @@ def _cache_load(path: Path | None) -> dict[int, np.ndarray]:
         with np.load(path) as data:
             if "pixels" not in data.files or int(data["pixels"]) != PIXELS_VERSION:
                 return {}  # made under another pixel rule (imaging.pixels): requests are decoded differently now
-            made_with = str(data["precision"]) if "precision" in data.files else "fp32"
-            if made_with != served_precision():
-                return {}  # embedded by the other ONNX file than the one the service runs now
+            precision, file = _made_with(data)
+            if any_file:
+                pass
+            elif (file != model_file) if model_file is not None else (precision != served_precision()):
+                return {}  # embedded by another ONNX file than the one asked for
             return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
     except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
         return {}
 
 
-def _cache_save(path: Path | None, cached: dict[int, np.ndarray]) -> None:
+def _cache_save(path: Path | None, cached: dict[int, np.ndarray], model_file: str = "model.onnx") -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +116,8 @@ def _cache_save(path: Path | None, cached: dict[int, np.ndarray]) -> None:
     rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION), precision=np.str_(served_precision()))
+        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION), precision=np.str_(served_precision()),
+                 onnx_file=np.str_(model_file))  # fmt: skip
     os.replace(tmp, path)
 
 
@@ -139,17 +153,31 @@ def _embed(model, items: list[Item], progress: Progress | None) -> tuple[dict[in
     return out, rejected
 
 
-def reference_cached(*, version_pk: int) -> np.ndarray | None:
-    """float32 [n, d] reference embeddings a drift check of the version already made (numpy only: the web process
-    may read them), or None when no check has run for it."""
-    cached = _cache_load(_cache_path(version_pk))
-    return np.stack(list(cached.values())).astype(np.float32) if len(cached) >= 2 else None
+def reference_cached(*, version_pk: int) -> tuple[np.ndarray, str | None] | None:
+    """(float32 [n, d] reference embeddings, the ONNX file that made them) of the version's last drift check (numpy
+    only: the web process reads them, whatever precision its own settings name), or None when no check has run."""
+    path = _cache_path(version_pk)
+    cached = _cache_load(path, any_file=True)
+    if len(cached) < 2:
+        return None
+    try:
+        with np.load(path) as data:
+            file = _made_with(data)[1]
+    except (OSError, ValueError, KeyError):
+        return None
+    return np.stack(list(cached.values())).astype(np.float32), file
 
 
 def reference_embeddings(
-    *, project_id: int, version_pk: int, version_number: int, progress: Progress | None = None
+    *,
+    project_id: int,
+    version_pk: int,
+    version_number: int,
+    model_file: str | None = None,
+    progress: Progress | None = None,
 ) -> np.ndarray:
-    """float32 [n, d] embeddings of the sampled labeled train items under the version's served ONNX model.
+    """float32 [n, d] embeddings of the sampled labeled train items under the version's ONNX model: the export's
+    `model_file` (the file that answered the predictions compared), or the one this process would serve.
 
     Raises ReferenceUnavailable when the version has no export, its graph has no `embedding` output, or fewer
     than 2 labeled train images could be embedded."""
@@ -157,15 +185,16 @@ def reference_embeddings(
     if len(ids) < 2:
         raise ReferenceUnavailable(f"the project has {len(ids)} labeled train images; drift needs at least 2")
     path = _cache_path(version_pk)
-    cached = _cache_load(path)
+    cached = _cache_load(path, model_file)
     todo = [i for i in ids if i not in cached]
     if todo:
         from serving.runtime.registry import load_model, served_model_file
 
-        onnx_file = served_model_file(project_id=project_id, version_pk=version_pk)
+        onnx_file = served_model_file(project_id=project_id, version_pk=version_pk, model_file=model_file)
         if onnx_file is None:
+            missing = "ONNX export" if model_file is None else f"export with {model_file} (the file that answered)"
             raise ReferenceUnavailable(
-                f"version {version_number} has no ONNX export; export it on the model exports page"
+                f"version {version_number} has no {missing}; export it on the model exports page"
             )
         model = load_model(onnx_file=onnx_file, version_pk=version_pk, number=version_number)
         if model.embedding_name is None:
@@ -175,7 +204,7 @@ def reference_embeddings(
         items = list(Item.objects.filter(pk__in=todo).only("id", "file", "sha256", "project_id").order_by("pk"))
         fresh, _rejected = _embed(model, items, progress)
         cached.update(fresh)
-        _cache_save(path, cached)
+        _cache_save(path, cached, onnx_file.name)
     rows = [cached[i] for i in ids if i in cached]
     if len(rows) < 2:
         raise ReferenceUnavailable("fewer than 2 labeled train images could be read for the drift reference")

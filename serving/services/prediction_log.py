@@ -40,6 +40,7 @@ class LogRecord:
     image_format: str
     api_key_id: int | None
     latency_ms: float | None = None  # the whole request's time in the service
+    model_file: str = ""  # the export's ONNX file that answered
 
 
 def prediction_logs_write(*, records: list[LogRecord]) -> int:
@@ -69,6 +70,7 @@ def prediction_logs_write(*, records: list[LogRecord]) -> int:
                 image=key,
                 api_key_id=record.api_key_id,
                 latency_ms=record.latency_ms,
+                model_file=record.model_file[:40],
             )
         )
     PredictionLog.objects.bulk_create(rows, batch_size=500)

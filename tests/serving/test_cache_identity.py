@@ -60,7 +60,7 @@ def test_a_drift_reference_made_for_an_old_databases_version_is_not_taken_for_a_
     project = project_factory()
     old = ModelVersion.objects.create(project=project, number=1, artifact_path="x", architecture="x", class_ids=[])
     _cache_save(_cache_path(old.pk), {1: np.ones(8, np.float16), 2: np.zeros(8, np.float16)})
-    assert reference_cached(version_pk=old.pk).shape == (2, 8)
+    assert reference_cached(version_pk=old.pk)[0].shape == (2, 8)
 
     # When a new database's version gets the same pk
     pk = old.pk
@@ -85,7 +85,7 @@ def test_a_drift_reference_made_under_the_old_pixel_rule_is_made_again(project_f
     version = ModelVersion.objects.create(project=project, number=1, artifact_path="x", architecture="x", class_ids=[])
     path = _cache_path(version.pk)
     _cache_save(path, {1: np.ones(8, np.float16), 2: np.zeros(8, np.float16)})
-    assert reference_cached(version_pk=version.pk).shape == (2, 8)
+    assert reference_cached(version_pk=version.pk)[0].shape == (2, 8)
 
     with np.load(path) as data:  # the same file as a release before the rule wrote it: no pixels entry
         np.savez(path.with_suffix(".tmp.npz"), ids=data["ids"], embeddings=data["embeddings"])

@@ -147,3 +147,30 @@ def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(la
     assert report.status == "failed"
     assert "export it on the model exports page" in report.error
     assert project_alerts(project) == []
+
+
+def test_a_check_embeds_its_reference_with_the_onnx_file_that_answered_not_the_workers_setting(
+    labeled_project, predict, settings, monkeypatch
+):
+    # Given a project served in FP32 for 10 images, then by an INT8 service for 40 more (the export holds both)
+    from serving import wsgi_predict
+    from serving.runtime.registry import ModelRegistry
+    from serving.services.drift_reference import reference_cached
+    from training.ml.export_files import int8_files_for_this_cpu
+
+    project, token = labeled_project
+    serve(predict, project, token, [png_bytes(50_000 + i) for i in range(10)])
+    settings.LABELLOOP_SERVING_PRECISION = "int8"
+    monkeypatch.setattr(wsgi_predict, "registry", ModelRegistry(reload_seconds=0))  # the INT8 service's process
+    serve(predict, project, token, [png_bytes(60_000 + i) for i in range(40)])
+    int8_file = int8_files_for_this_cpu()[0]
+    logged = PredictionLog.objects.filter(project=project).values_list("model_file", flat=True)
+    assert sorted(set(logged)) == sorted({"model.onnx", int8_file})
+
+    # When a worker whose own setting is FP32 checks drift
+    settings.LABELLOOP_SERVING_PRECISION = "fp32"
+    report = drift.drift_check_run(project=project)
+
+    # Then it compares the 40 INT8 answers with a reference the same INT8 file embedded, and says which file
+    assert (report.status, report.model_file, report.n_production, report.n_reference) == ("done", int8_file, 40, 30)
+    assert reference_cached(version_pk=report.project.model_versions.get(number=1).pk)[1] == int8_file

@@ -246,11 +246,12 @@ def test_an_int8_service_runs_the_int8_file_for_its_cpu_and_a_drift_reference_fo
     for i, item in enumerate(items):
         ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT).classes.add(classes[i % 3])
     fp32_rows = drift_reference.reference_embeddings(project_id=project.pk, version_pk=version.pk, version_number=1)
+    assert drift_reference.reference_cached(version_pk=version.pk)[1] == "model.onnx"
     settings.LABELLOOP_SERVING_PRECISION = "int8"
-    assert drift_reference.reference_cached(version_pk=version.pk) is None
     int8_rows = drift_reference.reference_embeddings(project_id=project.pk, version_pk=version.pk, version_number=1)
     assert int8_rows.shape == fp32_rows.shape
     assert not np.array_equal(int8_rows, fp32_rows)  # the INT8 graph's own embeddings
+    assert drift_reference.reference_cached(version_pk=version.pk)[1] == int8_files_for_this_cpu()[0]
 
 
 def test_an_export_zip_without_the_model_files_is_no_export_not_a_crash(model_project, api_key, predict, tmp_path):

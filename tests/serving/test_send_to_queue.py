@@ -278,3 +278,39 @@ def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_
 
     # Then exactly the three far-off images went to the queue
     assert set(PredictionLog.objects.exclude(queued_at=None).values_list("pk", flat=True)) == far
+
+
+def test_most_drifted_compares_only_predictions_answered_by_the_file_that_embedded_the_reference(
+    production, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import numpy as np
+
+    from serving.services.drift_reference import _cache_path, _cache_save
+    from training.models import ModelVersion, TrainingRun
+
+    # Given 3 far-off predictions answered in FP32 and 9 near ones answered in INT8 (after a switch), and the
+    # reference of the last drift check embedded by the INT8 file
+    project, logs, manager = production
+    settings.LABELLOOP_DATA_ROOT = tmp_path
+    run = TrainingRun.objects.create(project=project, status="succeeded")
+    version = ModelVersion.objects.create(project=project, run=run, number=1, active=True)
+    rng = np.random.default_rng(0)
+    far = {logs[2].pk, logs[5].pk, logs[9].pk}
+    for log in logs:
+        log.embedding = rng.normal(6.0 if log.pk in far else 0.0, 1.0, 16).astype(np.float16).tobytes()
+        log.model_file = "model.onnx" if log.pk in far else "model.int8.vnni.onnx"
+    PredictionLog.objects.bulk_update(logs, ["embedding", "model_file"])
+    _cache_path(version.pk).parent.mkdir(parents=True, exist_ok=True)
+    reference = rng.normal(0.0, 1.0, (50, 16)).astype(np.float16)
+    _cache_save(_cache_path(version.pk), dict(enumerate(reference, start=1)), "model.int8.vnni.onnx")
+
+    # When the manager sends the 3 most drifted
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(manager).post(
+            reverse("serving:send_to_queue", args=[project.slug]), {"order": "most_drifted", "limit": 3}
+        )
+
+    # Then 3 INT8 answers went, none of the FP32 ones (their embeddings come from another graph)
+    sent = set(PredictionLog.objects.exclude(queued_at=None).values_list("pk", flat=True))
+    assert len(sent) == 3
+    assert not sent & far
