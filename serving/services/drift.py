@@ -100,12 +100,9 @@ def _start(project: Project, version_number: int, rows: list[tuple], model_file:
         )
 
 
-def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress: Progress | None = None) -> DriftReport:
-    """Check the latest WINDOW_MAX predictions of the active version now; returns the finished report.
-
-    Raises DriftCheckError (nothing stored) when the project has no active version, fewer than `minimum`
-    predictions with an embedding, or a check running. A check that fails later (no ONNX export, unreadable
-    images) leaves a "failed" report with the reason and raises DriftCheckError."""
+def _checkable(project: Project, minimum: int):
+    """(active version, the window's rows of one ONNX file, that file); DriftCheckError when there is nothing to
+    check: no active version, or fewer than `minimum` such predictions."""
     active = active_version_of(project_id=project.pk)
     if active is None:
         raise DriftCheckError("the project has no active model version")
@@ -117,6 +114,16 @@ def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress:
             f"{len(rows)} predictions of version {active.number} carry an embedding; a drift check needs {minimum}"
             + answered
         )
+    return active, rows, model_file
+
+
+def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress: Progress | None = None) -> DriftReport:
+    """Check the latest WINDOW_MAX predictions of the active version now; returns the finished report.
+
+    Raises DriftCheckError (nothing stored) when the project has no active version, fewer than `minimum`
+    predictions with an embedding, or a check running. A check that fails later (no ONNX export, unreadable
+    images) leaves a "failed" report with the reason and raises DriftCheckError."""
+    active, rows, model_file = _checkable(project, minimum)
     report = _start(project, active.number, rows, model_file)
 
     def step(fraction: float, message: str) -> None:
@@ -197,8 +204,14 @@ def projects_due_for_drift_check() -> list[int]:
 
 def drift_check_request(*, project: Project) -> None:
     """Ask a worker (default queue) to check the project now, after commit (the Monitoring page's button). The
-    report row appears "running" when the worker starts; a check that cannot run is logged, nothing stored."""
+    report row appears "running" when the worker starts. Raises DriftCheckError, and asks nothing, when the check
+    could not run: no active version, too few predictions, or a check running."""
     from labeling.services.dispatch import task_send_on_commit
+
+    _checkable(project, MIN_ON_DEMAND)
+    running = DriftReport.objects.filter(project=project, status=DriftReport.Status.RUNNING)
+    if running.filter(created_at__gte=timezone.now() - STALE_RUNNING).exists():
+        raise DriftCheckError("a drift check of this project is already running")
 
     task_send_on_commit(DRIFT_CHECK_TASK, project.pk, True)
 

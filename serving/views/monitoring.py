@@ -4,7 +4,7 @@ and "send to queue" (managers) with its daily automatic setting. Charts are serv
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.contrib import messages
@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
@@ -20,7 +21,9 @@ from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
 from serving.charts import time_chart
+from serving.models import DriftReport
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
+from serving.services.drift import DriftCheckError, drift_check_request
 from serving.services.send_to_queue import auto_queue_set, predictions_send_to_queue
 
 DAY_CHOICES = (7, 30, 90)
@@ -156,6 +159,7 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
         "auto_form": auto_form or AutoQueueForm(initial={"per_day": figures.auto_queue_per_day}),
         "job": job,
         "can_send": Capability.MANAGE in request.capabilities,
+        "drift_requested": _drift_waiting(request, figures),
     }
     return render(request, "serving/monitoring.html", context, status=status)
 
@@ -174,8 +178,36 @@ def monitoring(request: HttpRequest, slug: str) -> HttpResponse:
 def drift_status(request: HttpRequest, slug: str) -> HttpResponse:
     """The drift section alone: polled (htmx) while a drift check runs, so its progress moves."""
     figures = monitoring_of(project=request.project, days=_days(request))
-    context = {"project": request.project, "figures": figures, "charts": monitoring_charts(figures)}
+    context = {"project": request.project, "figures": figures, "charts": monitoring_charts(figures),
+               "drift_requested": _drift_waiting(request, figures)}  # fmt: skip
     return render(request, "serving/monitoring.html#drift", context)
+
+
+def _now_ts() -> int:
+    return int(timezone.now().timestamp())
+
+
+def _drift_waiting(request: HttpRequest, figures: Monitoring) -> bool:
+    """A check asked for (?since=<when>) that no worker has started yet: the drift card polls until its report
+    appears, for a minute at most."""
+    requested = id_from_text(request.GET.get("since"))
+    if requested is None or figures.drift_running or not 0 <= _now_ts() - requested < 60:
+        return False
+    since = datetime.fromtimestamp(requested, tz=UTC)
+    return not DriftReport.objects.filter(project=request.project, created_at__gte=since).exists()
+
+
+@require_POST
+@project_view(Capability.VIEW_METRICS)
+def drift_check_now(request: HttpRequest, slug: str) -> HttpResponse:
+    """The Monitoring page's "Check drift now": a worker checks the latest predictions (the hourly check's path)."""
+    try:
+        drift_check_request(project=request.project)
+    except DriftCheckError as exc:
+        messages.error(request, f"No drift check: {exc}.")
+        return redirect(reverse("serving:monitoring", args=[slug]) + "#drift")
+    messages.success(request, "Drift check asked for: a worker runs it now, and its report appears below.")
+    return redirect(reverse("serving:monitoring", args=[slug]) + f"?drift=requested&since={_now_ts()}#drift")
 
 
 @require_POST
@@ -215,6 +247,7 @@ def auto_queue(request: HttpRequest, slug: str) -> HttpResponse:
 urlpatterns = [
     path("p/<slug:slug>/serving/monitoring/", monitoring, name="monitoring"),
     path("p/<slug:slug>/serving/monitoring/drift/", drift_status, name="monitoring_drift"),
+    path("p/<slug:slug>/serving/monitoring/drift/check/", drift_check_now, name="monitoring_drift_check"),
     path("p/<slug:slug>/serving/monitoring/send/", send_to_queue, name="send_to_queue"),
     path("p/<slug:slug>/serving/monitoring/auto-queue/", auto_queue, name="auto_queue"),
 ]

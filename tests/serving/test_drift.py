@@ -174,3 +174,43 @@ def test_a_check_embeds_its_reference_with_the_onnx_file_that_answered_not_the_w
     # Then it compares the 40 INT8 answers with a reference the same INT8 file embedded, and says which file
     assert (report.status, report.model_file, report.n_production, report.n_reference) == ("done", int8_file, 40, 30)
     assert reference_cached(version_pk=report.project.model_versions.get(number=1).pk)[1] == int8_file
+
+
+def test_the_monitoring_pages_button_checks_drift_now_or_says_why_not(
+    labeled_project, predict, member_of, client, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from labeling.models import Role
+
+    project, token = labeled_project
+    client.force_login(member_of(project, Role.REVIEWER))
+    url = reverse("serving:monitoring_drift_check", args=[project.slug])
+    page_url = reverse("serving:monitoring", args=[project.slug])
+    assert "Check drift now" in client.get(page_url).content.decode()
+
+    # Given 10 logged predictions: pressing the button says why no check runs, and asks a worker for nothing
+    serve(predict, project, token, [png_bytes(80_000 + i) for i in range(10)])
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(url, follow=True).content.decode()
+    assert "No drift check: 10 predictions of version 1 carry an embedding; a drift check needs 30" in page
+    assert not DriftReport.objects.exists()
+
+    # When 25 more arrive and the reviewer presses it
+    serve(predict, project, token, [png_bytes(81_000 + i) for i in range(25)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url)
+
+    # Then a worker checked the 35, and the page shows the report with the file that answered them
+    assert response.status_code == 302
+    assert "drift=requested" in response["Location"]
+    report = DriftReport.objects.get()
+    assert (report.status, report.n_production, report.model_file) == ("done", 35, "model.onnx")
+    page = client.get(response["Location"]).content.decode()
+    assert "Drift check asked for" in page
+    assert '<span class="muted small model-file">model.onnx</span>' in page
+    # ... and the drift card, asked for again, no longer waits (its report is there)
+    since = response["Location"].split("since=")[1].split("#")[0]
+    card = client.get(reverse("serving:monitoring_drift", args=[project.slug]) + f"?since={since}").content.decode()
+    assert "hx-trigger" not in card
+    assert "Check drift now" in card
