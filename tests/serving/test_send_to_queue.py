@@ -242,15 +242,16 @@ def test_a_prediction_served_in_process_can_be_sent_to_the_queue(
     )
 
 
-def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_check_has_run(
-    production, settings, tmp_path, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def drifted(production, settings, tmp_path):
+    """production with version 1 active and its 12 predictions embedded: 9 near the labeled images, 3 (`far`) far
+    off -> (project, logs, manager, far, save_reference(model_file=...)), the last a drift check's cached reference
+    near the 9."""
     import numpy as np
 
     from serving.services.drift_reference import _cache_path, _cache_save
     from training.models import ModelVersion, TrainingRun
 
-    # Given version 1 active, its 12 production predictions with embeddings: 9 near the labeled images, 3 far off
     project, logs, manager = production
     settings.LABELLOOP_DATA_ROOT = tmp_path
     run = TrainingRun.objects.create(project=project, status="succeeded")
@@ -258,9 +259,22 @@ def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_
     rng = np.random.default_rng(0)
     far = {logs[2].pk, logs[5].pk, logs[9].pk}
     for log in logs:
-        center = 6.0 if log.pk in far else 0.0
-        log.embedding = (rng.normal(center, 1.0, 16)).astype(np.float16).tobytes()
+        log.embedding = rng.normal(6.0 if log.pk in far else 0.0, 1.0, 16).astype(np.float16).tobytes()
     PredictionLog.objects.bulk_update(logs, ["embedding"])
+
+    def save_reference(model_file: str = "model.onnx") -> None:
+        reference = rng.normal(0.0, 1.0, (50, 16)).astype(np.float16)
+        _cache_path(version.pk).parent.mkdir(parents=True, exist_ok=True)
+        _cache_save(_cache_path(version.pk), dict(enumerate(reference, start=1)), model_file)
+
+    return project, logs, manager, far, save_reference
+
+
+def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_check_has_run(
+    drifted, django_capture_on_commit_callbacks
+):
+    # Given version 1 active, its 12 production predictions with embeddings: 9 near the labeled images, 3 far off
+    project, _logs, manager, far, save_reference = drifted
     client = client_for(manager)
     url = reverse("serving:send_to_queue", args=[project.slug])
 
@@ -270,9 +284,7 @@ def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_
     assert not sent_shas(project)
 
     # When a drift check has embedded the labeled images (its cache) and the manager asks again
-    reference = rng.normal(0.0, 1.0, (50, 16)).astype(np.float16)
-    _cache_path(version.pk).parent.mkdir(parents=True, exist_ok=True)
-    _cache_save(_cache_path(version.pk), dict(enumerate(reference, start=1)))
+    save_reference()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"order": "most_drifted", "limit": 3})
 
@@ -281,28 +293,15 @@ def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_
 
 
 def test_most_drifted_compares_only_predictions_answered_by_the_file_that_embedded_the_reference(
-    production, settings, tmp_path, django_capture_on_commit_callbacks
+    drifted, django_capture_on_commit_callbacks
 ):
-    import numpy as np
-
-    from serving.services.drift_reference import _cache_path, _cache_save
-    from training.models import ModelVersion, TrainingRun
-
-    # Given 3 far-off predictions answered in FP32 and 9 near ones answered in INT8 (after a switch), and the
+    # Given the 3 far-off predictions answered in FP32 and the 9 near ones in INT8 (after a switch), and the
     # reference of the last drift check embedded by the INT8 file
-    project, logs, manager = production
-    settings.LABELLOOP_DATA_ROOT = tmp_path
-    run = TrainingRun.objects.create(project=project, status="succeeded")
-    version = ModelVersion.objects.create(project=project, run=run, number=1, active=True)
-    rng = np.random.default_rng(0)
-    far = {logs[2].pk, logs[5].pk, logs[9].pk}
+    project, logs, manager, far, save_reference = drifted
     for log in logs:
-        log.embedding = rng.normal(6.0 if log.pk in far else 0.0, 1.0, 16).astype(np.float16).tobytes()
         log.model_file = "model.onnx" if log.pk in far else "model.int8.vnni.onnx"
-    PredictionLog.objects.bulk_update(logs, ["embedding", "model_file"])
-    _cache_path(version.pk).parent.mkdir(parents=True, exist_ok=True)
-    reference = rng.normal(0.0, 1.0, (50, 16)).astype(np.float16)
-    _cache_save(_cache_path(version.pk), dict(enumerate(reference, start=1)), "model.int8.vnni.onnx")
+    PredictionLog.objects.bulk_update(logs, ["model_file"])
+    save_reference("model.int8.vnni.onnx")
 
     # When the manager sends the 3 most drifted
     with django_capture_on_commit_callbacks(execute=True):
