@@ -30,6 +30,7 @@ from labeling.models import Item, ResolvedLabel, Split
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
 from serving.runtime.registry import served_precision
 from serving.selectors.models import version_cache_name, version_cache_names
+from training.ml.export_files import ONNX_FILES
 
 REFERENCE_MAX = 1000  # labeled train items compared with a window (a seeded sample of them)
 EMBED_BATCH = 32
@@ -99,9 +100,8 @@ def _cache_load(path: Path | None, model_file: str | None = None, *, any_file: b
             if "pixels" not in data.files or int(data["pixels"]) != PIXELS_VERSION:
                 return {}  # made under another pixel rule (imaging.pixels): requests are decoded differently now
             precision, file = _made_with(data)
-            if any_file:
-                pass
-            elif (file != model_file) if model_file is not None else (precision != served_precision()):
+            asked = file == model_file if model_file is not None else precision == served_precision()
+            if not (any_file or asked):
                 return {}  # embedded by another ONNX file than the one asked for
             return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
     except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
@@ -116,7 +116,8 @@ def _cache_save(path: Path | None, cached: dict[int, np.ndarray], model_file: st
     rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION), precision=np.str_(served_precision()),
+        precision = "fp32" if model_file == ONNX_FILES["fp32"] else "int8"  # the file's, not this process's setting
+        np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION), precision=np.str_(precision),
                  onnx_file=np.str_(model_file))  # fmt: skip
     os.replace(tmp, path)
 
