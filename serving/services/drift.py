@@ -20,6 +20,7 @@ stores a DriftReport:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import timedelta
 
 import numpy as np
@@ -60,13 +61,10 @@ def _one_file(rows: list[tuple]) -> tuple[list[tuple], str | None]:
     """The window's rows answered by one ONNX file (the one that answered most of them, the latest on a tie) and
     that file; rows logged before the file was recorded are used only when none names one. A service switched
     between FP32 and INT8 logs embeddings of two graphs, and a reference can be made by only one of them."""
-    counts: dict[str, int] = {}
-    for row in rows:  # newest first
-        if row[3]:
-            counts[row[3]] = counts.get(row[3], 0) + 1
+    counts = Counter(row[3] for row in rows if row[3])  # rows newest first: on a tie the latest file wins
     if not counts:
         return rows, None
-    model_file = max(counts, key=lambda name: counts[name])  # first seen (latest) wins a tie
+    model_file = counts.most_common(1)[0][0]
     return [r for r in rows if r[3] == model_file], model_file
 
 
@@ -86,8 +84,7 @@ def _start(project: Project, version_number: int, rows: list[tuple], model_file:
         running.filter(created_at__lt=timezone.now() - STALE_RUNNING).update(
             status=DriftReport.Status.FAILED, error="the worker running this check stopped", finished_at=timezone.now()
         )
-        if running.exists():
-            raise DriftCheckError("a drift check of this project is already running")
+        _refuse_if_running(project)
         return DriftReport.objects.create(
             project=project,
             version_number=version_number,
@@ -98,6 +95,13 @@ def _start(project: Project, version_number: int, rows: list[tuple], model_file:
             permutations=PERMUTATIONS,
             model_file=model_file or "",
         )
+
+
+def _refuse_if_running(project: Project) -> None:
+    """DriftCheckError when a check of the project is running (one started within STALE_RUNNING)."""
+    running = DriftReport.objects.filter(project=project, status=DriftReport.Status.RUNNING)
+    if running.filter(created_at__gte=timezone.now() - STALE_RUNNING).exists():
+        raise DriftCheckError("a drift check of this project is already running")
 
 
 def _checkable(project: Project, minimum: int):
@@ -209,9 +213,7 @@ def drift_check_request(*, project: Project) -> None:
     from labeling.services.dispatch import task_send_on_commit
 
     _checkable(project, MIN_ON_DEMAND)
-    running = DriftReport.objects.filter(project=project, status=DriftReport.Status.RUNNING)
-    if running.filter(created_at__gte=timezone.now() - STALE_RUNNING).exists():
-        raise DriftCheckError("a drift check of this project is already running")
+    _refuse_if_running(project)
 
     task_send_on_commit(DRIFT_CHECK_TASK, project.pk, True)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 
 from labeling.models import Project
 from serving.models import PredictionLog
@@ -42,8 +41,7 @@ def predictions_most_drifted(*, project: Project, selection: Selection, limit: i
     reference, model_file = cached
     candidates = send_candidates(project=project, selection=selection).filter(version_number=number)
     if model_file:  # the predictions the same ONNX file answered (rows from before files were logged: FP32's)
-        same = Q(model_file=model_file) | (Q(model_file="") if model_file == ONNX_FILES["fp32"] else Q(pk__in=[]))
-        candidates = candidates.filter(same)
+        candidates = candidates.filter(model_file__in=[model_file, *([""] if model_file == ONNX_FILES["fp32"] else [])])
     rows = list(candidates.exclude(embedding=None).order_by("-created_at").values_list("pk", "embedding")[:POOL])
     rows = [(pk, np.frombuffer(bytes(e), dtype=np.float16)) for pk, e in rows if e]
     rows = [(pk, e) for pk, e in rows if e.shape[0] == reference.shape[1]]

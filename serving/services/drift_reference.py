@@ -80,35 +80,36 @@ def drift_reference_sweep(*, dry_run: bool = False) -> list[str]:
     return removed
 
 
-def _made_with(data) -> tuple[str, str | None]:
-    """(precision, ONNX file) a reference file was embedded with; files from before either was recorded: FP32's
-    model.onnx."""
-    precision = str(data["precision"]) if "precision" in data.files else "fp32"
-    if "onnx_file" in data.files:
-        return precision, str(data["onnx_file"])
-    return precision, ("model.onnx" if precision == "fp32" else None)
-
-
-def _cache_load(path: Path | None, model_file: str | None = None, *, any_file: bool = False) -> dict[int, np.ndarray]:
-    """The cached rows when they were embedded by `model_file` (by the precision this process serves when None,
-    by any file with `any_file`); else {}."""
+def _cache_read(path: Path | None) -> tuple[dict[int, np.ndarray], str, str | None] | None:
+    """(rows by item id, precision, ONNX file) of a reference file, or None: missing, damaged (rebuilt, never
+    trusted) or made under another pixel rule. Files from before the file was recorded: FP32's model.onnx."""
     if path is None or not path.is_file():
-        return {}
+        return None
     cache_entry_touch(path)
     try:
         with np.load(path) as data:
             if "pixels" not in data.files or int(data["pixels"]) != PIXELS_VERSION:
-                return {}  # made under another pixel rule (imaging.pixels): requests are decoded differently now
-            precision, file = _made_with(data)
-            asked = file == model_file if model_file is not None else precision == served_precision()
-            if not (any_file or asked):
-                return {}  # embedded by another ONNX file than the one asked for
-            return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
-    except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
+                return None  # made under another pixel rule (imaging.pixels): requests are decoded differently now
+            precision = str(data["precision"]) if "precision" in data.files else "fp32"
+            legacy = ONNX_FILES["fp32"] if precision == "fp32" else None
+            file = str(data["onnx_file"]) if "onnx_file" in data.files else legacy
+            return dict(zip(data["ids"].tolist(), data["embeddings"], strict=True)), precision, file
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _cache_load(path: Path | None, model_file: str | None = None) -> dict[int, np.ndarray]:
+    """The cached rows when they were embedded by `model_file` (by the precision this process serves when None);
+    else {}."""
+    read = _cache_read(path)
+    if read is None:
         return {}
+    rows, precision, file = read
+    asked = file == model_file if model_file is not None else precision == served_precision()
+    return rows if asked else {}  # else embedded by another ONNX file than the one asked for
 
 
-def _cache_save(path: Path | None, cached: dict[int, np.ndarray], model_file: str = "model.onnx") -> None:
+def _cache_save(path: Path | None, cached: dict[int, np.ndarray], model_file: str = ONNX_FILES["fp32"]) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,16 +158,10 @@ def _embed(model, items: list[Item], progress: Progress | None) -> tuple[dict[in
 def reference_cached(*, version_pk: int) -> tuple[np.ndarray, str | None] | None:
     """(float32 [n, d] reference embeddings, the ONNX file that made them) of the version's last drift check (numpy
     only: the web process reads them, whatever precision its own settings name), or None when no check has run."""
-    path = _cache_path(version_pk)
-    cached = _cache_load(path, any_file=True)
-    if len(cached) < 2:
+    read = _cache_read(_cache_path(version_pk))
+    if read is None or len(read[0]) < 2:
         return None
-    try:
-        with np.load(path) as data:
-            file = _made_with(data)[1]
-    except (OSError, ValueError, KeyError):
-        return None
-    return np.stack(list(cached.values())).astype(np.float32), file
+    return np.stack(list(read[0].values())).astype(np.float32), read[2]
 
 
 def reference_embeddings(

@@ -21,7 +21,6 @@ from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
 from serving.charts import time_chart
-from serving.models import DriftReport
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
 from serving.services.drift import DriftCheckError, drift_check_request
 from serving.services.send_to_queue import auto_queue_set, predictions_send_to_queue
@@ -194,7 +193,7 @@ def _drift_waiting(request: HttpRequest, figures: Monitoring) -> bool:
     if requested is None or figures.drift_running or not 0 <= _now_ts() - requested < 60:
         return False
     since = datetime.fromtimestamp(requested, tz=UTC)
-    return not DriftReport.objects.filter(project=request.project, created_at__gte=since).exists()
+    return not any(report.created_at >= since for report in figures.drift)  # the newest reports, loaded already
 
 
 @require_POST

@@ -35,8 +35,13 @@ def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 CHUNK_CELLS = 16_000_000
 
 
+def block_rows(width: int, *, cells: int = CHUNK_CELLS, most: int = 2048) -> int:
+    """Rows of a block against `width` columns that holds at most `cells` values (16 rows at least, `most` at most)."""
+    return max(16, min(most, cells // max(width, 1)))
+
+
 def _min_sq_dist(x: np.ndarray, centers: np.ndarray, chunk: int | None = None) -> np.ndarray:
-    chunk = chunk or max(16, min(4096, CHUNK_CELLS // max(len(x), 1)))
+    chunk = chunk or block_rows(len(x), most=4096)
     out = np.full(len(x), np.inf, dtype=np.float32)
     for start in range(0, len(centers), chunk):
         out = np.minimum(out, _sq_dists(x, centers[start : start + chunk]).min(axis=1))
@@ -109,7 +114,7 @@ def typicality(x: np.ndarray, knn: int = 20) -> np.ndarray:
         return np.ones(n)
     kk = min(knn, n - 1)
     out = np.empty(n)
-    rows = max(16, min(2048, CHUNK_CELLS // n))
+    rows = block_rows(n)
     for start in range(0, n, rows):
         d = np.sqrt(_sq_dists(x[start : start + rows], x))
         part = np.partition(d, kk, axis=1)[:, : kk + 1]  # includes the point itself at distance 0

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from training.ml.geometry import block_rows
+
 # How many nearest labeled neighbours vote (training.ml.confident explains the rule and its figures).
 NEIGHBOURS = 10
 # Above this many dimensions the neighbour search runs on a fixed random projection (cosine is kept closely).
@@ -36,7 +38,7 @@ class NeighbourSupport:
         self.labels = np.asarray(labels, dtype=np.int64)
         n = len(self.labels)
         self.k = min(k, n - 1)
-        self.block = block or max(16, min(MAX_BLOCK, BLOCK_CELLS // max(n, 1)))
+        self.block = block or block_rows(n, cells=BLOCK_CELLS, most=MAX_BLOCK)
         self.table = np.zeros((n, n_classes), dtype=np.float32)
         self.done = np.zeros(n, dtype=bool)
         x = np.asarray(features, dtype=np.float32)
