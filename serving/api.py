@@ -65,7 +65,8 @@ class MonitoringDriftSerializer(serializers.Serializer):
     threshold = serializers.FloatField()
     drifted = serializers.BooleanField()
     low_confidence_share = serializers.FloatField(allow_null=True)
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="running, done or failed.")
+    error = serializers.CharField(help_text='Why a failed check failed ("" otherwise).')
     progress = serializers.FloatField()
 
 

@@ -149,6 +149,44 @@ def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(la
     assert project_alerts(project) == []
 
 
+def test_a_check_the_button_asked_for_that_fails_says_why_on_the_page_and_in_the_api(
+    labeled_project, model_project, member_of, client, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from labeling.models import Role
+    from tests.exports.models import make_model_version
+
+    # Given 40 predictions of an active v2 that was never exported (its check cannot embed the labeled images)
+    project, _token = labeled_project
+    _, classes, items = model_project
+    ModelVersion.objects.filter(project=project).update(active=False)
+    make_model_version(project=project, classes=classes, items=items, number=2, active=True)
+    rows = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float16)
+    PredictionLog.objects.bulk_create(
+        PredictionLog(uid=f"00000000-0000-0000-0000-{i:012d}", project=project, created_at=timezone.now(),
+                      version_number=2, top_class="cat", confidence=0.9, margin=0.5, embedding=rows[i].tobytes())
+        for i in range(40)
+    )  # fmt: skip
+    reviewer = member_of(project, Role.REVIEWER)
+    client.force_login(reviewer)
+
+    # When the reviewer presses "Check drift now" and the worker's check fails at once
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("serving:monitoring_drift_check", args=[project.slug]))
+    assert DriftReport.objects.get().status == "failed"
+
+    # Then the page they land on says the check failed and why, instead of showing nothing (no report, no polling)
+    page = client.get(response["Location"]).content.decode()
+    assert "The last drift check failed" in page
+    assert "version 2 has no ONNX export" in page
+    assert 'hx-trigger="every 2s"' not in page
+    # ... and so does the API's newest report
+    (latest,) = client.get(f"/api/projects/{project.slug}/monitoring/").json()["drift"]
+    assert latest["status"] == "failed"
+    assert "version 2 has no ONNX export" in latest["error"]
+
+
 def test_a_check_embeds_its_reference_with_the_onnx_file_that_answered_not_the_workers_setting(
     labeled_project, predict, settings, monkeypatch
 ):
