@@ -184,22 +184,27 @@ def test_the_search_computes_neighbours_only_for_the_labels_it_asks_about():
     assert np.array_equal(lazy[wrong], full[wrong])
 
 
-def test_column_scale_matches_scikit_learns_standard_scaler_constant_columns_included():
+def test_column_stats_match_numpy_and_standard_scaler_over_parts_never_joined():
     from sklearn.preprocessing import StandardScaler
 
-    # Given embeddings with a constant column and rows that do not fill the last block
+    from training.ml.columns import column_stats
+
+    # Given labeled and pool embeddings, a constant column among them, rows that do not fill the last block
     rng = np.random.default_rng(3)
-    x = rng.normal(5.0, 2.0, (1000, 40)).astype(np.float32)
-    x[:, 7] = 1.25
+    labeled = rng.normal(5.0, 2.0, (300, 40)).astype(np.float32)
+    pool = rng.normal(4.0, 3.0, (700, 40)).astype(np.float32)
+    labeled[:, 7] = pool[:, 7] = 1.25
+    both = np.concatenate([labeled, pool])
 
-    # When the search's folds compute their scale, and scikit-learn's scaler does
-    mean, std = confident.column_scale(x, rows=64)
-    ref = StandardScaler().fit(x)
+    # When their statistics are computed in blocks, the parts apart
+    mean, std = column_stats(labeled, pool, rows=64)
 
-    # Then both standardize alike: same means, same spreads, a constant column left unscaled
-    assert np.allclose(mean, ref.mean_, atol=1e-5)
-    assert np.allclose(std, ref.scale_, rtol=1e-5)
-    assert std[7] == 1.0
+    # Then they are those of the rows together: numpy's, and the scale scikit-learn standardizes with
+    ref = StandardScaler().fit(both)
+    assert np.allclose(mean, both.mean(axis=0, dtype=np.float64), atol=1e-5)
+    assert np.allclose(std, both.std(axis=0, dtype=np.float64), rtol=1e-5)
+    assert np.allclose(std[std > 0], ref.scale_[std > 0], rtol=1e-5)
+    assert std[7] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_the_cross_validation_holds_one_copy_of_a_training_part():

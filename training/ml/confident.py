@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.ml.columns import column_stats
+
 RANKINGS = ("self_confidence", "normalized_margin")
 # A disagreement is shown (and counted as a probable error) only where the example's 10 nearest other labeled
 # examples (training.ml.neighbours) back it: at least MIN_SUPPORT of them carry the model's class and at most
@@ -280,25 +282,6 @@ def cross_val_pred_probs(
     return out
 
 
-def column_scale(x: np.ndarray, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) of each column, as scikit-learn's StandardScaler computes them (population std, 1 where a column
-    is constant), summed in float64 over blocks of `rows` rows. StandardScaler.fit casts the whole matrix to float64
-    for the variance: 800 MB for 80,000 x 1,280 float32 embeddings, the largest allocation of a label-error search at
-    100,000 labels."""
-    n = max(len(x), 1)
-    total = np.zeros(x.shape[1])
-    for s in range(0, len(x), rows):
-        total += x[s : s + rows].sum(axis=0, dtype=np.float64)
-    mean = (total / n).astype(x.dtype)
-    squares = np.zeros(x.shape[1])
-    for s in range(0, len(x), rows):
-        block = x[s : s + rows] - mean
-        squares += np.square(block, out=block).sum(axis=0, dtype=np.float64)
-    std = np.sqrt(squares / n)
-    std[std < 10 * np.finfo(np.float64).eps] = 1.0
-    return mean, std.astype(x.dtype)
-
-
 def _fit_folds(splitter, features: np.ndarray, labels: np.ndarray, out: np.ndarray, C: float, max_iter: int) -> None:
     from sklearn.linear_model import LogisticRegression
 
@@ -309,7 +292,9 @@ def _fit_folds(splitter, features: np.ndarray, labels: np.ndarray, out: np.ndarr
             out[np.ix_(test_idx, seen)] = 1.0
             continue
         train = features[train_idx]  # the one copy of the training part, standardized in place
-        mean, std = column_scale(train)
+        mean, std = column_stats(train)
+        std[std < 10 * np.finfo(np.float64).eps] = 1.0  # a constant column is left unscaled, as StandardScaler does
+        mean, std = mean.astype(train.dtype), std.astype(train.dtype)
         train -= mean
         train /= std
         model = LogisticRegression(C=C, max_iter=max_iter).fit(train, y_train)

@@ -149,7 +149,7 @@ def run_round(
     if cfg.mode == "head":
         lab_emb = store.get([r[0] for r in labeled], cfg)
         pool_emb = store.get(pool_ids.tolist(), cfg)
-        stats = feature_stats(np.concatenate([lab_emb, pool_emb]) if len(pool_emb) else lab_emb)
+        stats = feature_stats(lab_emb, pool_emb)
         fit = fit_head(
             lab_emb,
             labels,
@@ -188,7 +188,8 @@ def run_round(
     report = tracker.stage("score")
     t = time.monotonic()
     if len(pool):
-        probs, pool_feats = _predict(cfg, head, model, store, pool, opener, device, dcfg, report=report)
+        probs, pool_feats = _predict(cfg, head, model, store, pool, opener, device, dcfg, report=report,
+                                     feats=pool_emb if head is not None else None)  # fmt: skip
         mc = _mc_samples(cfg, head, model, store, pool, opener, device, dcfg, pool_feats)
         if cfg.mode == "head":
             lab_feats = lab_emb
@@ -265,10 +266,13 @@ def _predict(
     device: str,
     dcfg: dict,
     report: Callable[[float], None] | None = None,
+    feats: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(probs, features) for rows: from cached embeddings with a head, by a forward pass with a model."""
+    """(probs, features) for rows: from cached embeddings with a head (`feats` when the caller has them already: a
+    second copy of a 100,000-item pool's is 500 MB), by a forward pass with a model."""
     if head is not None:
-        feats = store.get([int(r[0]) for r in rows], cfg)
+        if feats is None:
+            feats = store.get([int(r[0]) for r in rows], cfg)
         return predict_head(head, feats, cfg.multi_label), feats
     ds = ImageManifestDataset(
         [r[1] for r in rows],

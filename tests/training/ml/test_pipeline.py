@@ -77,6 +77,29 @@ def test_head_round_trains_evaluates_and_ranks_every_pool_item(digits, tmp_path)
     assert scored.pool_priority.shape == (n,)
 
 
+def test_a_head_round_reads_the_pools_embeddings_from_the_store_once(digits, tmp_path, monkeypatch):
+    from training.ml.embeddings import EmbeddingStore
+
+    # Given a head round's labels, holdout and pool (a 100,000-item pool's embeddings are 500 MB in float32)
+    labeled, holdout, pool = split(digits)
+    reads = []
+    real_get = EmbeddingStore.get
+
+    def get(self, ids, *args, **kwargs):
+        reads.append(len(ids))
+        return real_get(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(EmbeddingStore, "get", get)
+
+    # When the round trains, evaluates and scores
+    cfg = RoundConfig(image_size=64, num_workers=0, class_names=CLASSES)
+    result = run_round(cfg, labeled, holdout, pool, tmp_path / "cache", tmp_path / "ckpt")
+
+    # Then it read the pool once (training and scoring share that copy), and still scored every pool item
+    assert reads.count(len(pool)) == 1
+    assert result.pool_probs.shape == (len(pool), 3)
+
+
 def test_a_checkpoint_on_plain_embeddings_is_served_and_rescored_without_mirror_averaging(digits, tmp_path):
     # Projects created before mirror averaging (and projects that turn it off) keep their feature space: the
     # checkpoint records it, and re-scoring follows the checkpoint, not the caller's default.

@@ -83,3 +83,19 @@ def test_cross_validation_predicts_each_label_with_a_head_that_never_saw_it():
     # ... and the other labels, each predicted by a head trained without it, come out right
     others = np.arange(20) != herring
     assert (probs[others].argmax(1) == labels[others]).mean() >= 0.9
+
+
+def test_the_pseudo_labeled_rows_are_gathered_in_one_allocation_and_the_callers_pool_is_untouched():
+    from training.ml.heads import _with_rows
+
+    # Given standardized labels and a pool, some of its rows kept
+    pool, _, labeled, labels, stats = _tilted_problem()
+    z, zu = torch.as_tensor(labeled), torch.as_tensor(pool)
+    keep = torch.as_tensor(np.random.default_rng(1).random(len(pool)) < 0.6)
+
+    # When the kept rows join the labels' for a fit, the result is torch.cat's, value for value
+    assert torch.equal(_with_rows(z, zu, keep), torch.cat([z, zu[keep]]))
+    # ... and self-training standardizes a copy of the caller's pool, never the pool itself
+    before = pool.copy()
+    fit_head(labeled, labels, 2, stats=stats, unlabeled=pool)
+    assert np.array_equal(pool, before)
