@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,112 +31,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-
-
-def _memory_mb(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM restarts from the current resident size
-        return True
-    except OSError:
-        return False
+from bench.scale_setup import bulk_project, memory_mb, reset_peak, synthetic_embeddings, throwaway_django  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", type=int, default=100_000)
     ap.add_argument("--classes", type=int, default=10)
-    ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--noise", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="labelloop-bench-label-errors-scale-"))
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}",
-            "LABELLOOP_MEDIA_ROOT": str(work / "media"),
-            "LABELLOOP_DATA_ROOT": str(work / "data"),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with throwaway_django("labelloop-bench-label-errors-scale-"):
         print(json.dumps(run(args)))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _project(args, rng: np.random.Generator):
-    """(user, project, item ids, labels given, labels wrong): rows in bulk, as an import of labeled files ends."""
-    from django.contrib.auth import get_user_model
-
-    from labeling.models import Item, ItemState, LabelClass, LabelSource, ResolvedLabel, Split
-    from labeling.services.projects import project_create
-
-    user = get_user_model().objects.create_superuser(username="bench", password="bench", email="bench@example.org")
-    project = project_create(name="Label errors at scale", created_by=user)
-    classes = [LabelClass.objects.create(project=project, name=f"class {i}", order=i) for i in range(args.classes)]
-    truth = rng.integers(0, args.classes, args.labels)
-    given = truth.copy()
-    wrong = rng.random(args.labels) < args.noise
-    given[wrong] = (truth[wrong] + rng.integers(1, args.classes, int(wrong.sum()))) % args.classes
-    holdout = rng.random(args.labels) < project.holdout_fraction
-    for start in range(0, args.labels, 5000):
-        rows = range(start, min(args.labels, start + 5000))
-        items = Item.objects.bulk_create(
-            [
-                Item(
-                    project=project, file=f"projects/{project.pk}/originals/{i:07d}.png",
-                    thumbnail=f"projects/{project.pk}/originals/{i:07d}.png",
-                    sha256=hashlib.sha256(f"{args.seed}-{i}".encode()).hexdigest(), width=32, height=32, format="PNG",
-                    original_name=f"{i:07d}.png", split=Split.HOLDOUT if holdout[i] else Split.TRAIN,
-                    state=ItemState.LABELED, annotation_count=1,
-                )
-                for i in rows
-            ]
-        )  # fmt: skip
-        made = ResolvedLabel.objects.bulk_create(
-            [ResolvedLabel(item_id=item.pk, project=project, source=LabelSource.IMPORT) for item in items]
-        )
-        through = ResolvedLabel.classes.through
-        pairs = zip(rows, made, strict=True)
-        through.objects.bulk_create([through(resolvedlabel=r, labelclass=classes[given[i]]) for i, r in pairs])
-    ids = np.asarray(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
-    return user, project, ids, truth, wrong
-
-
-def _embeddings(args, project, ids: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> None:
-    """Class clusters in the feature space the project's rounds use, written as a round writes them."""
-    from training.constants import project_cache_dir
-    from training.ml.embeddings import EmbeddingStore
-    from training.models import RunMode
-    from training.services.rounds import round_config
-    from training.services.snapshot import label_snapshot
-
-    cfg = round_config(project=project, classes=label_snapshot(project=project).classes, mode=RunMode.HEAD)
-    store = EmbeddingStore(project_cache_dir(project))
-    folder = store.folder(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    centers = rng.standard_normal((args.classes, args.dim)).astype(np.float32) * 0.35
-    for start in range(0, len(ids), 10_000):
-        part = slice(start, start + 10_000)
-        noise = rng.standard_normal((len(ids[part]), args.dim), dtype=np.float32)
-        store._append(folder, ids[part], (centers[truth[part]] + noise).astype(np.float16))
 
 
 def run(args) -> dict:
@@ -153,8 +55,14 @@ def run(args) -> dict:
     from training.services.label_errors import label_errors_find
 
     rng = np.random.default_rng(args.seed)
-    user, project, ids, truth, wrong = _project(args, rng)
-    _embeddings(args, project, ids, truth, rng)
+    truth = rng.integers(0, args.classes, args.labels)
+    given = truth.copy()
+    wrong = rng.random(args.labels) < args.noise
+    given[wrong] = (truth[wrong] + rng.integers(1, args.classes, int(wrong.sum()))) % args.classes
+    everything = np.ones(args.labels, dtype=bool)
+    user, project, ids = bulk_project(items=args.labels, classes=args.classes, given=given, labeled=everything,
+                                      seed=args.seed, name="Label errors at scale")  # fmt: skip
+    synthetic_embeddings(project=project, ids=ids, truth=truth, classes=args.classes, seed=args.seed)
     gc.collect()
     stages: dict[str, float] = {}
     bar = tqdm(desc="search", disable=not sys.stderr.isatty())
@@ -168,14 +76,14 @@ def run(args) -> dict:
         bar.set_postfix_str(stage)
         bar.update()
 
-    before = _memory_mb("VmRSS")
-    peak_known = _reset_peak()
+    before = memory_mb("VmRSS")
+    peak_known = reset_peak()
     started = time.perf_counter()
     label_errors_find(project=project, on_progress=progress)
     seconds = time.perf_counter() - started
     stages[clock["stage"] or "search"] = stages.get(clock["stage"] or "search", 0.0) + time.perf_counter() - clock["at"]
     bar.close()
-    peak = _memory_mb("VmHWM") if peak_known else None
+    peak = memory_mb("VmHWM") if peak_known else None
     flagged = set(ReviewTask.objects.filter(project=project).values_list("item_id", flat=True))
     wrong_ids = set(ids[wrong].tolist())
     setup_test_environment()
