@@ -125,8 +125,10 @@ def test_the_command_checks_now_and_refuses_too_few_predictions(
     assert list(DriftReport.objects.values_list("n_production", "status")) == [(35, "done"), (35, "done")]
 
 
-def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(labeled_project, model_project):
-    # Given predictions logged under an active v2 that was never exported
+@pytest.fixture
+def unexported(labeled_project, model_project):
+    """labeled_project with 40 predictions logged under an active v2 that was never exported (a drift check cannot
+    embed the labeled images with it); returns the project."""
     from tests.exports.models import make_model_version
 
     project, _token = labeled_project
@@ -139,6 +141,12 @@ def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(la
                       version_number=2, top_class="cat", confidence=0.9, margin=0.5, embedding=rows[i].tobytes())
         for i in range(40)
     )  # fmt: skip
+    return project
+
+
+def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(unexported):
+    # Given predictions logged under an active v2 that was never exported
+    project = unexported
 
     # When the check runs, it fails, says why, and the report keeps the reason (no alert)
     with pytest.raises(drift.DriftCheckError, match="version 2 has no ONNX export"):
@@ -150,24 +158,14 @@ def test_a_version_without_an_onnx_export_fails_with_the_reason_on_its_report(la
 
 
 def test_a_check_the_button_asked_for_that_fails_says_why_on_the_page_and_in_the_api(
-    labeled_project, model_project, member_of, client, django_capture_on_commit_callbacks
+    unexported, member_of, client, django_capture_on_commit_callbacks
 ):
     from django.urls import reverse
 
     from labeling.models import Role
-    from tests.exports.models import make_model_version
 
     # Given 40 predictions of an active v2 that was never exported (its check cannot embed the labeled images)
-    project, _token = labeled_project
-    _, classes, items = model_project
-    ModelVersion.objects.filter(project=project).update(active=False)
-    make_model_version(project=project, classes=classes, items=items, number=2, active=True)
-    rows = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float16)
-    PredictionLog.objects.bulk_create(
-        PredictionLog(uid=f"00000000-0000-0000-0000-{i:012d}", project=project, created_at=timezone.now(),
-                      version_number=2, top_class="cat", confidence=0.9, margin=0.5, embedding=rows[i].tobytes())
-        for i in range(40)
-    )  # fmt: skip
+    project = unexported
     reviewer = member_of(project, Role.REVIEWER)
     client.force_login(reviewer)
 

@@ -226,7 +226,7 @@ def cross_val_head(
     targets = [[int(v)] for v in labels]
     fold = _stratified_folds(targets, max(2, min(folds, len(labels))), seed)
     if stats is None:
-        stats = feature_stats(x, unlabeled) if unlabeled is not None and len(unlabeled) else feature_stats(x)
+        stats = feature_stats(x) if unlabeled is None else feature_stats(x, unlabeled)  # an empty part is skipped
     out = np.zeros((len(labels), num_classes), dtype=np.float32)
     pool_conf = []
     for f in np.unique(fold):
