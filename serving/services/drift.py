@@ -61,11 +61,11 @@ def _one_file(rows: list[tuple]) -> tuple[list[tuple], str | None]:
     """The window's rows answered by one ONNX file (the one that answered most of them, the latest on a tie) and
     that file; rows logged before the file was recorded are used only when none names one. A service switched
     between FP32 and INT8 logs embeddings of two graphs, and a reference can be made by only one of them."""
-    counts = Counter(row[3] for row in rows if row[3])  # rows newest first: on a tie the latest file wins
+    counts = Counter(row[-1] for row in rows if row[-1])  # rows newest first: on a tie the latest file wins
     if not counts:
         return rows, None
     model_file = counts.most_common(1)[0][0]
-    return [r for r in rows if r[3] == model_file], model_file
+    return [r for r in rows if r[-1] == model_file], model_file
 
 
 def _embeddings(blobs: list[bytes]) -> np.ndarray:
@@ -104,13 +104,14 @@ def _refuse_if_running(project: Project) -> None:
         raise DriftCheckError("a drift check of this project is already running")
 
 
-def _checkable(project: Project, minimum: int):
+def _checkable(project: Project, minimum: int, fields: tuple[str, ...] = ("created_at", "confidence", "embedding")):
     """(active version, the window's rows of one ONNX file, that file); DriftCheckError when there is nothing to
-    check: no active version, or fewer than `minimum` such predictions."""
+    check: no active version, or fewer than `minimum` such predictions. Each row holds `fields`, then its file (the
+    button's precheck asks for no field: it counts rows, and leaves the 500 embeddings to the worker)."""
     active = active_version_of(project_id=project.pk)
     if active is None:
         raise DriftCheckError("the project has no active model version")
-    window = _window(project.pk, active.number).values_list("created_at", "confidence", "embedding", "model_file")
+    window = _window(project.pk, active.number).values_list(*fields, "model_file")
     rows, model_file = _one_file(list(window[:WINDOW_MAX]))
     if len(rows) < minimum:
         answered = f" (of those {model_file} answered, the file that answered most)" if model_file else ""
@@ -212,7 +213,7 @@ def drift_check_request(*, project: Project) -> None:
     could not run: no active version, too few predictions, or a check running."""
     from labeling.services.dispatch import task_send_on_commit
 
-    _checkable(project, MIN_ON_DEMAND)
+    _checkable(project, MIN_ON_DEMAND, fields=())
     _refuse_if_running(project)
 
     task_send_on_commit(DRIFT_CHECK_TASK, project.pk, True)
