@@ -4,7 +4,7 @@ A cross-validated model disagrees with many of those right labels; the search mu
 import numpy as np
 import pytest
 
-from labeling.models import LabelSource, ReviewTask, ReviewTaskReason
+from labeling.models import Item, ItemState, LabelSource, ResolvedLabel, ReviewTask, ReviewTaskReason
 from training.constants import project_cache_dir
 from training.ml.embeddings import EmbeddingStore
 from training.ml.heads import fit_head, predict_head
@@ -19,28 +19,44 @@ from .helpers import digit_items, resolve
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
-def label_like_the_queue(project, classes, rounds: int, batch: int, flips: int = 0) -> tuple[list, set, tuple]:
-    """5 right labels per digit, then `rounds` batches of the items the latest head is least sure of (margin),
-    labeled right, as annotators working the queue would; then `flips` of the queue's labels turned wrong.
-    Returns the labeled items, the pks of the wrong ones, and (embeddings, true digits, labeled indices)."""
+def embedded_digits(project) -> tuple[list, np.ndarray, np.ndarray]:
+    """The digits as items of `project`, their embeddings as a head-mode round computes them, and the true digits."""
     items = digit_items(project, 1797)
     snap = label_snapshot(project=project)
     cfg = round_config(project=project, classes=snap.classes, mode=RunMode.HEAD)
     store = EmbeddingStore(project_cache_dir(project))
     store.compute([i.pk for i, _ in items], [item_local_path(i) for i, _ in items], cfg)
-    x = store.get([i.pk for i, _ in items], cfg)
-    digits = np.array([d for _, d in items])
-    rng = np.random.default_rng(0)
+    return items, store.get([i.pk for i, _ in items], cfg), np.array([d for _, d in items])
+
+
+def queue_picks(x, digits, rounds: int, batch: int, flips: int = 0, seed: int = 0) -> tuple[list[int], set[int]]:
+    """5 right labels per digit, then `rounds` batches of the items the latest head is least sure of (margin), as
+    annotators working the queue would label them; then `flips` of the queue's labels to be turned wrong. Returns
+    the labeled indices and the wrong ones."""
+    rng = np.random.default_rng(seed)
     labeled = [int(i) for d in range(10) for i in rng.choice(np.nonzero(digits == d)[0], 5, replace=False)]
     for _ in range(rounds):
-        rest = np.setdiff1d(np.arange(len(items)), labeled)
+        rest = np.setdiff1d(np.arange(len(digits)), labeled)
         fit = fit_head(x[labeled], [[int(digits[i])] for i in labeled], 10, unlabeled=x[rest])
         unsure = margin(predict_head(fit.head, x[rest]))
         labeled += [int(i) for i in rest[np.argsort(-unsure, kind="stable")[:batch]]]
     wrong = set(rng.choice(labeled[50:], flips, replace=False).tolist()) if flips else set()
+    return labeled, wrong
+
+
+def write_labels(items, classes, labeled, wrong) -> None:
+    """The labels as imported: the wrong ones three digits off."""
     for i in labeled:
         item, digit = items[i]
         resolve(item, classes[(digit + 3) % 10 if i in wrong else digit], source=LabelSource.IMPORT)
+
+
+def label_like_the_queue(project, classes, rounds: int, batch: int, flips: int = 0) -> tuple[list, set, tuple]:
+    """Queue labels (queue_picks) written to `project`. Returns the labeled items, the pks of the wrong ones, and
+    (embeddings, true digits, labeled indices)."""
+    items, x, digits = embedded_digits(project)
+    labeled, wrong = queue_picks(x, digits, rounds, batch, flips)
+    write_labels(items, classes, labeled, wrong)
     return [items[i][0] for i in labeled], {items[i][0].pk for i in wrong}, (x, digits, np.asarray(labeled))
 
 
@@ -69,21 +85,33 @@ def test_right_labels_of_unsure_images_are_not_listed_as_errors(digits):
 
 
 def test_slips_among_the_queue_labels_are_what_the_list_shows(digits):
-    # Given the same queue labels with 20 of them turned into another digit
+    # Given six draws of the same kind of queue labels, each with 20 of their 450 turned into another digit
     project, classes = digits
-    _, wrong, _ = label_like_the_queue(project, classes, rounds=10, batch=40, flips=20)
+    items, x, truth = embedded_digits(project)
+    found, suspects = [], []
+    for seed in range(6):
+        ResolvedLabel.objects.filter(project=project).delete()
+        Item.objects.filter(project=project).update(state=ItemState.UNLABELED)
+        labeled, wrong = queue_picks(x, truth, rounds=10, batch=40, flips=20, seed=seed)
+        write_labels(items, classes, labeled, wrong)
 
-    # When the search runs
-    label_errors_find(project=project)
-
-    # Then the slips are a real part of the list: 6 of 18 suspects here; before, 16 of 128
-    listed = set(
-        ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False).values_list(
-            "item_id", flat=True
+        # When the search runs on each
+        label_errors_find(project=project)
+        listed = set(
+            ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False).values_list(
+                "item_id", flat=True
+            )
         )
-    )
-    assert len(listed & wrong) >= 4, (len(listed & wrong), len(listed))
-    assert len(listed & wrong) >= 0.25 * len(listed), (len(listed & wrong), len(listed))
+        found.append(len(listed & {items[i][0].pk for i in wrong}))
+        suspects.append(len(listed))
+
+    # Then the lists are short and the slips a real part of them. One draw is too few to bound: over 60 draws (three
+    # versions of the head's rounding) a list held 0 to 7 slips among 11 to 28 suspects, 3.1 of 18.7 on average
+    # (17 %, where the slips are 4.4 % of the labels). Six draws fall below 8 slips or 8 % about once in 500
+    # (resampled from those 60). Before suspects needed their neighbours' backing, one list held 16 slips among 128.
+    assert sum(suspects) <= 200, (found, suspects)
+    assert sum(found) >= 8, (found, suspects)
+    assert sum(found) >= 0.08 * sum(suspects), (found, suspects)
 
 
 def test_the_estimate_on_the_open_images_allows_for_the_queue_asking_for_the_hard_ones(digits):
