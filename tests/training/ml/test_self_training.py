@@ -85,17 +85,34 @@ def test_cross_validation_predicts_each_label_with_a_head_that_never_saw_it():
     assert (probs[others].argmax(1) == labels[others]).mean() >= 0.9
 
 
-def test_the_pseudo_labeled_rows_are_gathered_in_one_allocation_and_the_callers_pool_is_untouched():
-    from training.ml.heads import _with_rows
+def test_self_training_learns_from_the_kept_pool_rows_in_place_as_from_rows_joined_to_the_labels():
+    from training.ml.heads import _fit, _kept_first
 
-    # Given standardized labels and a pool, some of its rows kept
-    pool, _, labeled, labels, stats = _tilted_problem()
-    z, zu = torch.as_tensor(labeled), torch.as_tensor(pool)
+    # Given standardized labels and a pool, some of its rows kept with a guessed class
+    pool, truth, labeled, labels, _ = _tilted_problem()
+    z, zu = torch.as_tensor(labeled), torch.as_tensor(pool.copy())
+    y = torch.tensor([ls[0] for ls in labels])
     keep = torch.as_tensor(np.random.default_rng(1).random(len(pool)) < 0.6)
+    guess = torch.as_tensor(truth.copy())
+    joined, joined_classes = torch.cat([z, zu[keep]]), torch.cat([y, guess[keep]])
 
-    # When the kept rows join the labels' for a fit, the result is torch.cat's, value for value
-    assert torch.equal(_with_rows(z, zu, keep), torch.cat([z, zu[keep]]))
-    # ... and self-training standardizes a copy of the caller's pool, never the pool itself
+    # When the kept rows move to the front of the pool, in place
+    k = _kept_first(zu, guess, keep, block=7)
+
+    # Then the front holds exactly the kept rows with their classes, and the back the others
+    assert k == int(keep.sum())
+    front = {(tuple(r), int(c)) for r, c in zip(zu[:k].tolist(), guess[:k].tolist(), strict=True)}
+    assert front == {(tuple(r), int(c)) for r, c in zip(pool[keep.numpy()].tolist(), truth[keep.numpy()], strict=True)}
+    assert sorted(map(tuple, zu[k:].tolist())) == sorted(map(tuple, pool[~keep.numpy()].tolist()))
+    # ... and the head learning from them where they lie is the head fitted on them joined to the labels
+    w, b = _fit(z, y, 2, 0.2, False, pool=(zu[:k], guess[:k]))
+    joined_w, joined_b = _fit(joined, joined_classes, 2, 0.2, False)
+    assert torch.allclose(w, joined_w, atol=1e-4), (w, joined_w)
+    assert torch.allclose(b, joined_b, atol=1e-4), (b, joined_b)
+
+
+def test_self_training_leaves_the_callers_pool_untouched():
+    pool, _, labeled, labels, stats = _tilted_problem()
     before = pool.copy()
     fit_head(labeled, labels, 2, stats=stats, unlabeled=pool)
     assert np.array_equal(pool, before)
