@@ -213,10 +213,9 @@ def fit_head(
             with torch.no_grad():
                 conf, guess = torch.softmax(zu @ w.T + b, dim=1).max(dim=1)
             keep = conf >= pseudo_threshold
-            pseudo = int(keep.sum())
+            pseudo = _kept_first(zu, guess, keep)
             if not pseudo:
                 break
-            pseudo = _kept_first(zu, guess, keep)
             w, b = _fit(z, y, num_classes, float(l2), multi_label, pool=(zu[:pseudo], guess[:pseudo]))
     with torch.no_grad():
         head.linear.weight.copy_(w)
