@@ -107,11 +107,11 @@ def test_slips_among_the_queue_labels_are_what_the_list_shows(digits):
 
     # Then the lists are short and the slips a real part of them. One draw is too few to bound: over 60 draws (three
     # versions of the head's rounding) a list held 0 to 7 slips among 11 to 28 suspects, 3.1 of 18.7 on average
-    # (17 %, where the slips are 4.4 % of the labels). Six draws fall below 8 slips or 8 % about once in 500
+    # (17 %, where the slips are 4.4 % of the labels). Six draws fall below 8 slips or 7 % about once in 500
     # (resampled from those 60). Before suspects needed their neighbours' backing, one list held 16 slips among 128.
     assert sum(suspects) <= 200, (found, suspects)
     assert sum(found) >= 8, (found, suspects)
-    assert sum(found) >= 0.08 * sum(suspects), (found, suspects)
+    assert sum(found) >= 0.07 * sum(suspects), (found, suspects)
 
 
 def test_the_estimate_on_the_open_images_allows_for_the_queue_asking_for_the_hard_ones(digits):
