@@ -7,10 +7,12 @@ code (EmbeddingStore, fit_head, rank_pool). Prints ONE JSON object.
     nice .venv/bin/python bench/active_learning.py --data symbols --seeds 5
     nice .venv/bin/python bench/active_learning.py --data glyphs100 --seeds 10 --max-labels 1000
     nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --strategy-view projection
+    nice .venv/bin/python bench/active_learning.py --data ../shared/datasets/cifar10 --classes cat,dog --pool 4000
 
 `--data` is any ImageFolder with train/<class>/ and test/<class>/ (the class count and the data set's name come
 from it), `digits` (the demo's line art), `symbols` (drawn symbols on white, long-tailed; bench/al_data.py) or
 `glyphs100` (100 classes drawn the same way: many classes, few images of most).
+`--classes a,b` keeps only those classes of an ImageFolder (a binary or few-class task cut from a bigger set).
 `--long-tail MAX:MIN` keeps a pool whose class sizes fall geometrically from MAX to MIN. `--frames K` makes the
 pool K near-identical frames of each of 1/K of its images (bursts, video). Embeddings are cached under
 var/bench-cache, so reruns skip the backbone."""
@@ -146,6 +148,7 @@ def main() -> None:
                     help="an ImageFolder with train/ and test/, or 'digits'")  # fmt: skip
     ap.add_argument("--pool", type=int, default=10000)
     ap.add_argument("--long-tail", default="", help="MAX:MIN, e.g. 1000:20: class sizes fall geometrically")
+    ap.add_argument("--classes", default="", help="a,b: only these classes of an ImageFolder's train/ and test/")
     ap.add_argument("--frames", type=int, default=1, help="K: the pool as K near-duplicate frames per image")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=3)
@@ -172,7 +175,8 @@ def main() -> None:
     from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
 
     long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
-    split = frames(load(args.data, args.cache, args.pool, args.test, long_tail), args.frames, args.cache)
+    only = [c.strip() for c in args.classes.split(",") if c.strip()] or None
+    split = frames(load(args.data, args.cache, args.pool, args.test, long_tail, only), args.frames, args.cache)
     classes = len(split.classes)
     cfg = RoundConfig(
         class_names=split.classes, backbone=args.backbone, image_size=args.image_size, flip_average=args.flip_average

@@ -50,21 +50,44 @@ def _long_tail(labels: np.ndarray, sel: np.ndarray, sizes: list[int], seed: int)
     return np.sort(np.concatenate(keep))
 
 
-def image_folder(root: Path, pool: int, test: int, long_tail: tuple[int, int] | None) -> Split:
-    """`root/train/<class>/*` is the pool (a fixed subset of `pool`, or the long tail), `root/test` the test set."""
+def only_classes(listing: tuple, wanted: list[str] | None, where: Path) -> tuple:
+    """`listing` (list_image_folder's) cut to the classes in `wanted`, in the folder's order, labels renumbered from
+    0; ids are kept, so a class subset shares the embedding cache with its whole folder."""
+    paths, ids, labels, classes = listing
+    if not wanted:
+        return listing
+    missing = sorted(set(wanted) - set(classes))
+    if missing:
+        raise SystemExit(f"{where} has no class {', '.join(missing)} (it has {', '.join(classes)})")
+    kept = [c for c in classes if c in wanted]
+    if len(kept) < 2:
+        raise SystemExit(f"--classes needs two classes or more, got {', '.join(kept)}")
+    old = np.asarray([classes.index(c) for c in kept])
+    renumber = np.full(len(classes), -1, dtype=np.int64)
+    renumber[old] = np.arange(len(old))
+    mask = np.isin(labels, old)
+    return [p for p, m in zip(paths, mask, strict=True) if m], ids[mask], renumber[labels[mask]], kept
+
+
+def image_folder(
+    root: Path, pool: int, test: int, long_tail: tuple[int, int] | None, only: list[str] | None = None
+) -> Split:
+    """`root/train/<class>/*` is the pool (a fixed subset of `pool`, or the long tail), `root/test` the test set;
+    `only` keeps those classes of both."""
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise SystemExit(f"{root} needs train/<class>/ and test/<class>/ folders")
-    paths, ids, labels, classes = list_image_folder(root / "train")
+    paths, ids, labels, classes = only_classes(list_image_folder(root / "train"), only, root / "train")
     if long_tail:
         sizes = long_tail_sizes(len(classes), *long_tail)
         sel = _long_tail(labels, np.arange(len(paths)), sizes, 12345)
     else:
         sel = subset(pool, len(paths), 12345)
-    tpaths, tids, tlabels, tclasses = list_image_folder(root / "test", id_offset=TEST_ID_OFFSET)
+    tlisting = list_image_folder(root / "test", id_offset=TEST_ID_OFFSET)
+    tpaths, tids, tlabels, tclasses = only_classes(tlisting, only, root / "test")
     if tclasses != classes:
         raise SystemExit(f"train/ and test/ of {root} name different classes")
     tsel = subset(test, len(tpaths), 54321)
-    name = root.name + ("-longtail" if long_tail else "")
+    name = root.name + (f"[{','.join(classes)}]" if only else "") + ("-longtail" if long_tail else "")
     return Split(
         name, classes, [int(i) for i in ids[sel]], [paths[i] for i in sel], labels[sel],
         [int(i) for i in tids[tsel]], [tpaths[i] for i in tsel], tlabels[tsel],
@@ -260,7 +283,11 @@ def frames(split: Split, copies: int, cache: Path) -> Split:
                  split.test_ids, split.test_paths, split.test_labels)  # fmt: skip
 
 
-def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None) -> Split:
+def load(
+    data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None, only: list[str] | None = None
+) -> Split:
+    if only and (data in ("digits", "digits-canvas", "symbols", "glyphs100")):
+        raise SystemExit(f"--classes picks classes of an ImageFolder; --data {data} is generated")
     if data in ("digits", "digits-canvas"):
         return digits(cache, min(test, 500), long_tail, canvas=data == "digits-canvas")
     drawn = {"symbols": symbols, "glyphs100": glyphs100}.get(data)
@@ -268,4 +295,4 @@ def load(data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int
         if long_tail:
             raise SystemExit(f"--data {data} is long-tailed already; drop --long-tail")
         return drawn(cache, test)
-    return image_folder(Path(data), pool, test, long_tail)
+    return image_folder(Path(data), pool, test, long_tail, only)
