@@ -268,6 +268,32 @@ def test_the_export_measures_each_format_on_the_holdout_and_reports_it_in_the_ca
     assert "torch.jit.load('model.torchscript.pt')(batch)" in card
 
 
+def test_a_small_labeled_holdout_is_joined_by_unlabeled_images_for_agreement_but_not_for_accuracy(
+    holdout_project, item_factory, tmp_path
+):
+    # Given 4 labeled holdout items (a new project's first export has about 5) and 6 unlabeled items
+    project, _, items, version = holdout_project
+    unlabeled = [item_factory(project=project) for _ in range(6)]
+    Item.objects.filter(pk__in=[item.pk for item in unlabeled[:2]]).update(split=Split.HOLDOUT)
+
+    call_command("export_model", project.slug, "--out", str(tmp_path / "m.zip"), verbosity=0)
+
+    # Then every format is compared with FP32 on all 10 images, and scored against labels on the 4 labeled ones
+    folder = unzip(tmp_path / "m.zip", tmp_path / "x")
+    measured = json.loads((folder / "manifest.json").read_text())["measured"]
+    assert (measured["population"], measured["images"], measured["labeled_images"]) == ("holdout", 10, 4)
+    rows = {row["format"]: row for row in measured["formats"]}
+    holdout = sorted(version.predictions.filter(item__in=items[:4]), key=lambda p: items.index(p.item))
+    expected = sum(p.probabilities.index(max(p.probabilities)) == i % 3 for i, p in enumerate(holdout)) / 4
+    assert rows["fp32"]["accuracy"] == pytest.approx(expected)
+    assert rows["fp16"]["decided_images"] > 4  # images FP32 decides, among the 10: more than the labeled 4
+    # And the card and the manifest say which figure rests on how many images
+    note = "10 images. Accuracy and macro-F1 on 4 of them, the labeled holdout"
+    assert measured["note"].startswith(note)
+    assert "on all 10, 6 of them unlabeled (none an INT8 calibration image)" in measured["note"]
+    assert f"Measured when exported, on {note}" in (folder / "README.md").read_text()
+
+
 def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without_a_holdout(
     holdout_project, member_of, client, django_capture_on_commit_callbacks
 ):
@@ -359,6 +385,7 @@ def test_without_labeled_train_items_int8_is_calibrated_on_unlabeled_ones(holdou
     assert measured["calibration_images"] == 4
     assert measured["int8_method"].startswith("static QOperator"), measured["int8_method"]
     assert measured["population"] == "holdout"
+    assert measured["images"] == 4  # the unlabeled train items calibrated INT8: they are not measured on
 
 
 def test_without_any_train_item_int8_is_quantized_dynamically_and_says_so(holdout_project, tmp_path):

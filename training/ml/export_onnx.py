@@ -349,8 +349,8 @@ def compare_formats(
     files: dict[str, str] | None = None,
 ) -> list[dict]:
     """One row per format (the first, FP32, is the reference; a `.pt` file is TorchScript): accuracy and macro-F1
-    (when `labels`), top-1 agreement and largest probability difference against FP32, file size, ms per image
-    (batch 1), images/s (batch 32) and speedup vs FP32."""
+    (when `labels`: those of the first len(labels) images), top-1 agreement and largest probability difference
+    against FP32 (all images), file size, ms per image (batch 1), images/s (batch 32) and speedup vs FP32."""
     rows = []
     reference = None
     for fmt, name in (files or FILES).items():
@@ -360,7 +360,7 @@ def compare_formats(
         reference = probs if reference is None else reference
         row: dict = {"format": fmt, "file": name, "size_bytes": (folder / name).stat().st_size}
         if labels is not None:
-            row.update(label_metrics(probs, labels, multi_label=multi_label))
+            row.update(label_metrics(probs[: len(labels)], labels, multi_label=multi_label))
         row.update(agreement(probs, reference))
         row.update(timing(sess, images))
         row["embedding_dim"] = int(embedding.shape[1])

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from labeling.models import JobKind, Project
 from labeling.services.exports import export_job_file
 from labeling.services.jobs import job_create
-from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE
+from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE, measured_note
 from training.services.exports import model_export_run, model_version_pick
 
 
@@ -74,7 +74,7 @@ class Command(BaseCommand):
         )
         measured = result.get("measured")
         if measured:
-            self.stdout.write(f"Measured on {measured['images']} images: {measured['population_note']}")
+            self.stdout.write(f"Measured on {measured_note(measured)}")
             for row in measured["formats"]:
                 accuracy = "—" if row.get("accuracy") is None else f"{row['accuracy']:.4f}"
                 self.stdout.write(
