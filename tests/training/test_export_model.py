@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import subprocess
 import sys
 import zipfile
@@ -279,7 +280,7 @@ def test_batch_inference_from_a_server_folder_only_under_the_allowed_roots(
 
 @pytest.mark.slow
 def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predictions(
-    project_factory, member_of, settings, tmp_path
+    project_factory, member_of, settings, tmp_path, caplog
 ):
     """The whole way: labels through the queue, a real training round, its Prediction rows, the exported zip."""
     from tests.training.loop_fixtures import TINY_ROUND, digits_project, label_through_queue
@@ -298,7 +299,12 @@ def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predict
     assert predictions
 
     out = tmp_path / "model.zip"
+    caplog.set_level(logging.INFO)
     call_command("export_model", project.slug, "--out", str(out), verbosity=0)
+    # The quantizer's per-weight notes ("Increased scale[800] for weight ...": 150 lines in the demo) stay out of
+    # the command's output and the worker's log
+    chatter = [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname and r.levelno < logging.WARNING]
+    assert not chatter, chatter[:3]
     folder = unzip_export(out, tmp_path / "x")
     images = [p.item.file.path for p in predictions]
     check = subprocess.run(
@@ -314,8 +320,10 @@ def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predict
     assert got["onnx_diff"] < 1e-3
     card = (folder / "README.md").read_text()
     assert version.dataset_hash in card
-    # The ONNX formats of a really trained model: FP32 and FP16 keep their stated promise; INT8 keeps most top-1
-    # predictions (its promise is stated over a holdout, and this one has a handful of images: one flip is 17 %).
+    # The ONNX formats of a really trained model: FP32 and FP16 keep their stated promise; the INT8 file suited to
+    # this CPU keeps most top-1 predictions (measured on 36 images, 30 of them decided, a flip is 3 %; at 64 px the
+    # stated 90 % is not a given, so the bar is 80 %). The other INT8 file's verdict follows its own figures: on a
+    # VNNI CPU the 7-bit file agreed on 22 of 30 (it is the file for x86 CPUs without VNNI).
     measured = json.loads((folder / "manifest.json").read_text())["measured"]
     rows = {row["format"]: row for row in measured["formats"]}
     assert list(rows) == ["fp32", "fp16", "int8", "int8_vnni", "torchscript"]
@@ -323,11 +331,12 @@ def test_a_model_trained_by_the_real_pipeline_exports_and_reproduces_its_predict
     assert rows["fp16"]["within_tolerance"]
     assert rows["torchscript"]["within_tolerance"]
     assert got["script_diff"] < 1e-4
-    assert rows["int8"]["top1_agreement_decided"] >= 0.8, rows["int8"]
-    assert rows["int8"]["max_prob_diff"] <= 0.5, rows["int8"]
-    if measured["cpu_vnni"]:  # the 8-bit file keeps its promise on the CPUs it is for
-        assert rows["int8_vnni"]["top1_agreement_decided"] >= 0.8, rows["int8_vnni"]
-        assert rows["int8_vnni"]["max_prob_diff"] <= 0.5, rows["int8_vnni"]
+    assert measured["images"] > measured["labeled_images"]  # agreement is measured beyond the few labeled ones
+    suited, other = ("int8_vnni", "int8") if measured["cpu_vnni"] else ("int8", "int8_vnni")
+    assert rows[suited]["top1_agreement_decided"] >= 0.8, rows[suited]
+    assert rows[suited]["max_prob_diff"] <= 0.5, rows[suited]
+    rule = rows[other]["top1_agreement_decided"] >= 0.9 and rows[other]["max_prob_diff"] <= 0.5
+    assert rows[other]["within_tolerance"] is rule
 
 
 def test_the_model_card_of_a_small_holdout_carries_the_cross_validated_estimate(trained, tmp_path):

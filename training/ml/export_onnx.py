@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import os
 import statistics
 import tempfile
@@ -177,6 +178,25 @@ def classifier_nodes(path: Path) -> list[str]:
     return sorted(names)
 
 
+class _QuietQuantizer(logging.Filter):
+    """Drops onnxruntime's quantization notes below WARNING: it logs them on the root logger ("Increased scale[800]
+    for weight ...", one per adjusted channel: 150 lines for the demo's model), into a command's output and the
+    worker's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "onnxruntime" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+    root, quiet = logging.getLogger(), _QuietQuantizer()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 def quantize_int8(
     source: Path,
     target: Path,
@@ -201,7 +221,7 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(prefix="labelloop-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="labelloop-quant-") as tmp, _quiet_quantizer():
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
