@@ -21,17 +21,35 @@ def folder_namespace(root: Path) -> int:
     return (int.from_bytes(digest[:3], "big") + 1) << 38
 
 
+# The image formats the product imports, by file name here (an ImageFolder has no other index).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+PER_CLASS = 100_000  # ids leave room for this many images per class
+
+
+def class_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, sub-folders included (as torchvision's ImageFolder finds them), in path order;
+    hidden files and folders (".DS_Store", macOS's "._name.jpg" copies) left out."""
+    found = []
+    for f in folder.rglob("*"):
+        hidden = any(part.startswith(".") for part in f.relative_to(folder).parts)
+        if not hidden and f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+            found.append(f)
+    return sorted(found)
+
+
 def list_image_folder(root: Path, *, id_offset: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
-    """(paths, ids, labels, class_names) of `root/<class>/*.jpg|png`; ids are stable across runs and distinct
-    between folders (folder_namespace)."""
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    """(paths, ids, labels, class_names) of the images under `root/<class>/` (class_images); ids are stable across
+    runs and distinct between folders (folder_namespace)."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     namespace = folder_namespace(root)
     paths, ids, labels = [], [], []
     for ci, name in enumerate(classes):
-        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        files = class_images(root / name)
+        if len(files) >= PER_CLASS:
+            raise SystemExit(f"{root / name} has {len(files)} images; the benchmarks take fewer than {PER_CLASS}")
         for fi, f in enumerate(files):
             paths.append(str(f))
-            ids.append(namespace + id_offset + ci * 100_000 + fi)
+            ids.append(namespace + id_offset + ci * PER_CLASS + fi)
             labels.append(ci)
     return paths, np.asarray(ids, dtype=np.int64), np.asarray(labels, dtype=np.int64), classes
 

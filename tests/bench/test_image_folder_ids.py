@@ -40,3 +40,29 @@ def test_two_data_sets_with_the_same_layout_get_disjoint_ids_and_each_keeps_its_
     every = np.concatenate([ids_a, ids_b, test_ids])
     assert every.dtype == np.int64
     assert every.min() > DIGITS_ID_OFFSET + 10_000_000
+
+
+def test_every_format_the_product_imports_is_listed_sub_folders_included_and_hidden_files_left_out(tmp_path):
+    # Given an ImageFolder as a held-out set may come: icons in several formats, a class with sub-folders, and what
+    # a Mac leaves in a folder it zipped
+    root = tmp_path / "icons" / "train"
+    (root / "bell" / "outline").mkdir(parents=True)
+    (root / "star" / ".thumbs").mkdir(parents=True)
+    (root / ".hidden-class").mkdir()
+    for name in ("a.webp", "b.GIF", "c.bmp", "outline/d.tiff", "outline/e.tif"):
+        Image.new("RGB", (8, 8), (9, 9, 9)).save(root / "bell" / name)
+    Image.new("RGB", (8, 8)).save(root / "star" / "1.png")
+    Image.new("RGB", (8, 8)).save(root / "star" / ".thumbs" / "1.png")
+    (root / "star" / "._1.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / "star" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "star" / "notes.txt").write_text("not an image")
+
+    paths, ids, labels, classes = list_image_folder(root)
+
+    # Then the images are the ones listed, each class's in path order, and nothing else
+    assert classes == ["bell", "star"]
+    names = [str(Path(p).relative_to(root)) for p in paths]
+    bell = ["bell/a.webp", "bell/b.GIF", "bell/c.bmp", "bell/outline/d.tiff", "bell/outline/e.tif"]
+    assert names == [*bell, "star/1.png"]
+    assert labels.tolist() == [0] * 5 + [1]
+    assert len(set(ids.tolist())) == 6
