@@ -294,6 +294,20 @@ def test_a_small_labeled_holdout_is_joined_by_unlabeled_images_for_agreement_but
     assert f"Measured when exported, on {note}" in (folder / "README.md").read_text()
 
 
+def test_a_holdout_with_as_many_labels_as_the_measure_takes_gets_no_unlabeled_image(
+    holdout_project, item_factory, monkeypatch
+):
+    from training.services import export_formats
+
+    project, _, _, version = holdout_project
+    item_factory(project=project)  # unlabeled
+    monkeypatch.setattr(export_formats, "EVALUATION_LIMIT", 4)  # the 4 labeled holdout items fill it
+
+    population, paths, labels = export_formats.evaluation_set(version=version, exclude=set())
+
+    assert (population, len(paths), len(labels)) == ("holdout", 4, 4)
+
+
 def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without_a_holdout(
     holdout_project, member_of, client, django_capture_on_commit_callbacks
 ):

@@ -124,6 +124,8 @@ def calibration_images(*, version: ModelVersion) -> list[str]:
 
 def unlabeled_images(*, version: ModelVersion, limit: int, exclude: set[str]) -> list[str]:
     """Local paths of up to `limit` items without a resolved label, holdout first, then by id; none in `exclude`."""
+    if limit <= 0:
+        return []
     items = (
         Item.objects.filter(project=version.project, resolved__isnull=True)
         .exclude(file="")
