@@ -290,8 +290,8 @@ class ModelExportStartApi(ProjectView, APIView):
     (outputs `logits` and `embedding`), manifest.json and a model card. The finished job's `result.measured` holds
     each format's accuracy, macro-F1, agreement and largest probability difference vs FP32, size, ms per image and
     images/s, measured on the project's labeled holdout by the worker that built it (agreement, probability
-    difference and speed also on unlabeled items while the holdout has fewer than 256 labels; `note` says which
-    figure rests on how many images)."""
+    difference and speed also on unlabeled items while the holdout has fewer than 256 labels: `images` in all,
+    `labeled_images` of them with labels)."""
 
     capability = Capability.EXPORT
 

@@ -288,10 +288,9 @@ def test_a_small_labeled_holdout_is_joined_by_unlabeled_images_for_agreement_but
     assert rows["fp32"]["accuracy"] == pytest.approx(expected)
     assert rows["fp16"]["decided_images"] > 4  # images FP32 decides, among the 10: more than the labeled 4
     # And the card and the manifest say which figure rests on how many images
-    note = "10 images. Accuracy and macro-F1 on 4 of them, the labeled holdout"
-    assert measured["note"].startswith(note)
-    assert "on all 10, 6 of them unlabeled (none an INT8 calibration image)" in measured["note"]
-    assert f"Measured when exported, on {note}" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "Measured when exported, on 10 images. Accuracy and macro-F1 on 4 of them, the labeled holdout" in card
+    assert "on all 10, 6 of them unlabeled (none an INT8 calibration image)" in card
 
 
 def test_a_holdout_with_as_many_labels_as_the_measure_takes_gets_no_unlabeled_image(
@@ -330,7 +329,7 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     assert f'id="export-formats-{job.pk}"' in html
     for fmt in ("fp32", "fp16", "int8", "int8_vnni", "torchscript"):
         assert f'data-format="{fmt}"' in html
-    assert "labeled TRAIN items" in html
+    assert "measured on 8 images: labeled TRAIN items" in html
     assert "not unbiased" in html
     # ... and the job's one-line summary keeps to plain figures: no raw dump of the measurements beside the table
     assert "&#x27;formats&#x27;" not in html

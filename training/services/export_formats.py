@@ -205,7 +205,7 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
         row["label"] = LABELS[row["format"]]
         row["tolerance"] = tolerance_text(row["format"])
         row["within_tolerance"] = within_tolerance(row["format"], row)
-    report = {
+    return {
         "population": population,
         "population_note": POPULATION_NOTES[population],
         "images": len(images),
@@ -216,8 +216,6 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
         "calibration_images": len(calibration_paths),
         "formats": rows,
     }
-    report["note"] = measured_note(report)
-    return report
 
 
 def _cell(value: Any, fmt: str) -> str:
