@@ -1,12 +1,14 @@
 """Batch-selection rules tried against the default on bench/active_learning.py's data. Prints ONE JSON object.
 
     nice .venv/bin/python bench/al_variants.py --data ../shared/datasets/cifar10 --pool 10000 --seeds 5
+    nice .venv/bin/python bench/al_variants.py --classes bird,cat,deer,dog,frog,horse --long-tail 1000:20 --seeds 5
 
 Every variant but `random` keeps the default's cold start and typicality phase (up to TYPICAL_LABELS_PER_CLASS
 labels per class, now 3, and at most TYPICAL_MAX_LABELS) and changes only the rule for the batches after it, so the
 figures isolate that rule. The head is the product's (fit_head, self-trained on the pool). Per variant: the area
 under the curve from 20 to 1,000 labels and its paired difference against random and against the default (same
-seeds), with 95 % t intervals.
+seeds), with 95 % t intervals, and its mean curve. `--classes` and `--long-tail` cut the data as in
+bench/active_learning.py.
 
 The rules, after the typicality phase:
   default        the product's diverse_margin: margin with the near-duplicate guard, 10 % random draws
@@ -176,6 +178,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"))
     ap.add_argument("--pool", type=int, default=10000)
+    ap.add_argument("--long-tail", default="", help="MAX:MIN, as bench/active_learning.py")
+    ap.add_argument("--classes", default="", help="a,b: only these classes, as bench/active_learning.py")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -189,7 +193,9 @@ def main() -> None:
     from training.ml.config import RoundConfig
     from training.ml.heads import feature_stats
 
-    split = load(args.data, args.cache, args.pool, args.test, None)
+    long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
+    only = [c.strip() for c in args.classes.split(",") if c.strip()] or None
+    split = load(args.data, args.cache, args.pool, args.test, long_tail, only)
     cfg = RoundConfig(class_names=split.classes, backbone="tf_efficientnet_lite0", image_size=128)
     x, xt, _, _ = al._embed(split, cfg, args.cache)
     points = al.schedule(20, 20, min(1000, int(0.9 * len(x))), 200, min(1000, int(0.9 * len(x))))
@@ -210,6 +216,8 @@ def main() -> None:
            "labels": [points[0], points[-1]], "variants": {}, "seconds": round(time.monotonic() - t, 1)}  # fmt: skip
     for v in names:
         row = {"auc": round(float(np.mean([auc[(v, s)] for s in range(args.seeds)])), 4)}
+        curve = np.mean([r["accs"] for r in runs if r["variant"] == v], axis=0)
+        row["curve"] = [[int(n), round(float(a), 4)] for n, a in zip(points, curve, strict=True)]
         for ref in ("random", "default"):
             if ref != v and ref in names:
                 row[f"vs_{ref}"] = paired([auc[(v, s)] - auc[(ref, s)] for s in range(args.seeds)])
