@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.al_data import add_cut_arguments, cut  # noqa: E402
 from bench.al_report import report  # noqa: E402
 from bench.common import machine  # noqa: E402
 
@@ -147,8 +148,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"),
                     help="an ImageFolder with train/ and test/, or 'digits'")  # fmt: skip
     ap.add_argument("--pool", type=int, default=10000)
-    ap.add_argument("--long-tail", default="", help="MAX:MIN, e.g. 1000:20: class sizes fall geometrically")
-    ap.add_argument("--classes", default="", help="a,b: only these classes of an ImageFolder's train/ and test/")
+    add_cut_arguments(ap)
     ap.add_argument("--frames", type=int, default=1, help="K: the pool as K near-duplicate frames per image")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=3)
@@ -174,9 +174,7 @@ def main() -> None:
     from training.ml.config import RoundConfig
     from training.ml.heads import PSEUDO_THRESHOLD, feature_stats, fit_head, predict_head
 
-    long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
-    only = [c.strip() for c in args.classes.split(",") if c.strip()] or None
-    split = frames(load(args.data, args.cache, args.pool, args.test, long_tail, only), args.frames, args.cache)
+    split = frames(load(args.data, args.cache, args.pool, args.test, *cut(args)), args.frames, args.cache)
     classes = len(split.classes)
     cfg = RoundConfig(
         class_names=split.classes, backbone=args.backbone, image_size=args.image_size, flip_average=args.flip_average

@@ -283,14 +283,26 @@ def frames(split: Split, copies: int, cache: Path) -> Split:
                  split.test_ids, split.test_paths, split.test_labels)  # fmt: skip
 
 
+def add_cut_arguments(ap) -> None:
+    """--long-tail and --classes on an argparse parser (the benchmarks that read data through `load`)."""
+    ap.add_argument("--long-tail", default="", help="MAX:MIN, e.g. 1000:20: class sizes fall geometrically")
+    ap.add_argument("--classes", default="", help="a,b: only these classes of an ImageFolder's train/ and test/")
+
+
+def cut(args) -> tuple[tuple[int, int] | None, list[str] | None]:
+    """(long_tail, only) for `load`, from the arguments add_cut_arguments added."""
+    long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
+    return long_tail, [c.strip() for c in args.classes.split(",") if c.strip()] or None
+
+
 def load(
     data: str, cache: Path, pool: int, test: int, long_tail: tuple[int, int] | None, only: list[str] | None = None
 ) -> Split:
-    if only and (data in ("digits", "digits-canvas", "symbols", "glyphs100")):
+    drawn = {"symbols": symbols, "glyphs100": glyphs100}.get(data)
+    if only and (drawn or data in ("digits", "digits-canvas")):
         raise SystemExit(f"--classes picks classes of an ImageFolder; --data {data} is generated")
     if data in ("digits", "digits-canvas"):
         return digits(cache, min(test, 500), long_tail, canvas=data == "digits-canvas")
-    drawn = {"symbols": symbols, "glyphs100": glyphs100}.get(data)
     if drawn:
         if long_tail:
             raise SystemExit(f"--data {data} is long-tailed already; drop --long-tail")

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import active_learning as al  # noqa: E402
+from bench.al_data import add_cut_arguments, cut  # noqa: E402
 from bench.al_report import paired  # noqa: E402
 
 VARIANTS = ("random", "default", "no_share", "badge", "density", "class_balanced", "knn_smoothed", "softrank1",
@@ -178,8 +179,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10"))
     ap.add_argument("--pool", type=int, default=10000)
-    ap.add_argument("--long-tail", default="", help="MAX:MIN, as bench/active_learning.py")
-    ap.add_argument("--classes", default="", help="a,b: only these classes, as bench/active_learning.py")
+    add_cut_arguments(ap)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -193,9 +193,7 @@ def main() -> None:
     from training.ml.config import RoundConfig
     from training.ml.heads import feature_stats
 
-    long_tail = tuple(int(v) for v in args.long_tail.split(":")) if args.long_tail else None
-    only = [c.strip() for c in args.classes.split(",") if c.strip()] or None
-    split = load(args.data, args.cache, args.pool, args.test, long_tail, only)
+    split = load(args.data, args.cache, args.pool, args.test, *cut(args))
     cfg = RoundConfig(class_names=split.classes, backbone="tf_efficientnet_lite0", image_size=128)
     x, xt, _, _ = al._embed(split, cfg, args.cache)
     points = al.schedule(20, 20, min(1000, int(0.9 * len(x))), 200, min(1000, int(0.9 * len(x))))
