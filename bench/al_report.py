@@ -27,6 +27,20 @@ def _ratio(a, b):
     return round(a / b, 3) if a and b else None
 
 
+def interpolated_labels(points, mean, target: float) -> float | None:
+    """Labels at which the mean curve first reaches `target`, interpolated linearly between the grid points around
+    that crossing (the grid is 200 labels wide above 1,000, so the first point at or above the target can sit up
+    to 199 labels past it). None when the curve never reaches it; the first point when it starts above it."""
+    hit = np.nonzero(np.asarray(mean) >= target)[0]
+    if not len(hit):
+        return None
+    i = int(hit[0])
+    if i == 0:
+        return float(points[0])
+    a0, a1 = float(mean[i - 1]), float(mean[i])
+    return round(points[i - 1] + (points[i] - points[i - 1]) * (target - a0) / (a1 - a0), 1)
+
+
 def report(args, split, cfg, x, xt, points, names, runs, ceiling) -> dict:
     from bench.active_learning import DEFAULT
 
@@ -63,6 +77,7 @@ def report(args, split, cfg, x, xt, points, names, runs, ceiling) -> dict:
             "auc": round(float(mean[fine].mean()), 4),
             "labels_to_90": first_reaching(0.90),
             "labels_to_95": first_reaching(0.95),
+            "labels_to_95_interpolated": interpolated_labels(points, mean, 0.95 * ceiling),
             "acc_at": {str(k): round(float(mean[i]), 4) for k, i in at.items()},
             "classes_found_at_20": round(float(np.mean([by[(name, s)]["found20"] for s in seeds])), 2),
             "seconds_per_round": round(float(np.mean([by[(name, s)]["seconds"] for s in seeds])), 3),
@@ -80,6 +95,7 @@ def report(args, split, cfg, x, xt, points, names, runs, ceiling) -> dict:
         out["default_vs_random"] = {
             "auc_gain_points": round(100 * (d["auc"] - r["auc"]), 2),
             "labels_to_95_ratio": _ratio(d["labels_to_95"], r["labels_to_95"]),
+            "labels_to_95_ratio_interpolated": _ratio(d["labels_to_95_interpolated"], r["labels_to_95_interpolated"]),
             "labels_to_90_ratio": _ratio(d["labels_to_90"], r["labels_to_90"]),
             "acc_at_gain_pp": {k: v["mean_pp"] for k, v in vs["acc_at"].items()},
             "never_worse": bool(d["auc"] >= r["auc"] and (d["labels_to_90"] or 10**9) <= (r["labels_to_90"] or 10**9)),
