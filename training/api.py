@@ -232,7 +232,9 @@ class LabelErrorsApi(ProjectView, APIView):
     share of the item's 10 most similar labeled images carrying each. The suspects come a page at a time (`page_size`,
     default 100); `suspects_open` counts them all and `next` is the next page's address (null on the last).
     `cross_validated`: accuracy and macro-F1 over every labeled item and the accuracy estimated on the open images,
-    each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small).
+    each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small). In a
+    multi-label project (`multi_label` true) `accuracy` is the subset accuracy, beside `hamming_accuracy` and
+    `micro_f1`, and there is no open-image estimate.
     POST starts a search as a job (reviewers, managers and ML engineers); one already queued or running is returned
     instead."""
 

@@ -115,22 +115,35 @@ def test_slips_among_the_queue_labels_are_what_the_list_shows(digits):
 
 
 def test_the_estimate_on_the_open_images_allows_for_the_queue_asking_for_the_hard_ones(digits):
-    # Given 200 right labels, 150 of them on the images the model was least sure of when the queue served them
+    # Given four draws of 200 right labels, 150 of them on the images the model was least sure of when the queue
+    # served them
     project, classes = digits
-    _, _, (x, truth, labeled) = label_like_the_queue(project, classes, rounds=5, batch=30)
-    open_ = np.setdiff1d(np.arange(len(truth)), labeled)
-    # ... and the head a version trains on them, self-trained on the open images (what the next version is)
-    version = fit_head(x[labeled], [[int(truth[i])] for i in labeled], 10, unlabeled=x[open_])
-    right_on_open = float((predict_head(version.head, x[open_]).argmax(1) == truth[open_]).mean())
+    items, x, truth = embedded_digits(project)
+    gaps, errors = [], []
+    for seed in range(4):
+        ResolvedLabel.objects.filter(project=project).delete()
+        Item.objects.filter(project=project).update(state=ItemState.UNLABELED)
+        labeled, _ = queue_picks(x, truth, rounds=5, batch=30, seed=seed)
+        write_labels(items, classes, labeled, set())
+        open_ = np.setdiff1d(np.arange(len(truth)), labeled)
+        # ... and the head a version trains on them, self-trained on the open images (what the next version is)
+        version = fit_head(x[labeled], [[int(truth[i])] for i in labeled], 10, unlabeled=x[open_])
+        right_on_open = float((predict_head(version.head, x[open_]).argmax(1) == truth[open_]).mean())
 
-    # When the search runs
-    cv = label_errors_find(project=project)["cross_validated"]
+        # When the search runs
+        cv = label_errors_find(project=project)["cross_validated"]
+        opened = cv["open_images"]
+        assert opened["images"] == len(open_) == opened["of"]
+        assert opened["n"] == 200
+        gaps.append(right_on_open - cv["accuracy"])
+        errors.append(opened["accuracy"] - right_on_open)
 
-    # Then the out-of-fold accuracy over the labels reads far below the model on the open images (measured: 0.65
-    # against 0.80): the queue asked for the hard ones
-    assert cv["accuracy"] < right_on_open - 0.08, (cv["accuracy"], right_on_open)
-    # ... while the estimate on the open images lands close to it (measured: 0.79 [0.72, 0.85])
-    opened = cv["open_images"]
-    assert opened["images"] == len(open_) == opened["of"]
-    assert opened["n"] == 200
-    assert abs(opened["accuracy"] - right_on_open) <= 0.04, (opened, right_on_open)
+    # Then the out-of-fold accuracy over the labels reads far below the model on the open images (measured: 11 to 22
+    # points): the queue asked for the hard ones
+    assert min(gaps) > 0.08, gaps
+    # ... while the estimate on the open images lands close to it: 0.6 to 6.1 points off, 3.6 on average (measured
+    # on a 2-core Xeon with AVX-512 FP16; one draw on another CPU read 1 point off, this one's first 6.1). One draw is
+    # too few to bound to a few points, so the test bounds the four draws' mean; each is closer than the out-of-fold
+    # figure, by 5 to 21 points.
+    assert float(np.mean(np.abs(errors))) <= 0.05, errors
+    assert all(abs(e) < g - 0.05 for e, g in zip(errors, gaps, strict=True)), (errors, gaps)

@@ -275,7 +275,7 @@ def test_the_estimate_self_trains_each_fold_on_a_sample_of_the_open_items_a_roun
     client, project_factory, member_of, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     # Given 18 colour labels, 48 new items (12 per colour), and a round that embedded those open items
-    monkeypatch.setattr("training.services.label_errors.CROSS_VALIDATED_POOL_MAX", 30)
+    monkeypatch.setattr("training.services.cross_validated.CROSS_VALIDATED_POOL_MAX", 30)
     project, manager = colour_project(project_factory, member_of, settings, {"red": 6, "blue": 6, "green": 6})
     add_open_items(project, 12)
     assert embed_the_pool(project) > 30  # the rest went to the holdout

@@ -242,29 +242,36 @@ def cross_val_head(
     l2: float | None = None,
     unlabeled: np.ndarray | None = None,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
+    multi_label: bool = False,
 ) -> CrossValHead:
     """Out-of-fold probabilities [n, num_classes] of the head a version trains (fit_head: standardized,
     class-balanced, `l2`, self-trained on `unlabeled` when given), each labeled item predicted by a head fitted on
     the other folds. Folds are stratified; a class with fewer labels than folds is spread as far as it goes. The
     held-out fold is not among the unlabeled items, as a version's holdout is not in the pool it self-trains on.
-    Each fold's head also scores the unlabeled items: its confidence (top probability) on them is returned too."""
-    labels = np.asarray(labels, dtype=np.int64)
+    Each fold's head also scores the unlabeled items: its confidence (top probability) on them is returned too.
+    `multi_label`: `labels` are lists of class indices (an empty one included) and the probabilities independent
+    sigmoids; folds are stratified on each item's first class, and nothing self-trains (nor does a multi-label
+    version's head)."""
+    if multi_label:
+        targets = [sorted(int(v) for v in t) for t in labels]
+        unlabeled = None
+    else:
+        targets = [[int(v)] for v in np.asarray(labels, dtype=np.int64)]
     x = np.asarray(features, dtype=np.float32)
-    if len(labels) < 2:
+    if len(targets) < 2:
         raise ValueError("need at least two labeled examples")
-    targets = [[int(v)] for v in labels]
     fold = _stratified_folds(targets, max(2, min(folds, len(labels))), seed)
     if stats is None:
         stats = feature_stats(x) if unlabeled is None else feature_stats(x, unlabeled)  # an empty part is skipped
-    out = np.zeros((len(labels), num_classes), dtype=np.float32)
+    out = np.zeros((len(targets), num_classes), dtype=np.float32)
     pool_conf = []
     for f in np.unique(fold):
         train, test = fold != f, fold == f
         fit = fit_head(
             x[train], [targets[i] for i in np.nonzero(train)[0]], num_classes, l2=l2, stats=stats, seed=seed,
-            unlabeled=unlabeled,
+            unlabeled=unlabeled, multi_label=multi_label,
         )  # fmt: skip
-        out[test] = predict_head(fit.head, x[test])
+        out[test] = predict_head(fit.head, x[test], multi_label)
         if unlabeled is not None and len(unlabeled):
             pool_conf.append(predict_head(fit.head, unlabeled).max(axis=1))
     return CrossValHead(probs=out, unlabeled_confidence=np.stack(pool_conf) if pool_conf else None)

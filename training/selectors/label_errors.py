@@ -81,8 +81,9 @@ def _cv_data(cv: CrossValidated | None) -> dict | None:
         opened = {"accuracy": _figure(cv.open_accuracy), "scored": cv.open_scored, "open": cv.open_total}
     return {
         "n": cv.n,
-        "accuracy": _figure(cv.accuracy),
-        "macro_f1": _figure(cv.macro_f1),
+        "multi_label": cv.multi_label,
+        # accuracy is the subset accuracy in a multi-label project, which adds its Hamming accuracy and micro-F1
+        **{"accuracy": _figure(cv.accuracy), **{f.key: _figure(f) for f in cv.headline if f is not cv.accuracy}},
         "no_support": cv.no_support,
         "folds": cv.folds,
         "pool": cv.pool,

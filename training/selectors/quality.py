@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel, Split
 from labeling.selectors.classes import paths_attached
-from training.ml.intervals import SMALL_HOLDOUT, headline
+from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, headline
 from training.models import ModelVersion, Prediction
 from training.selectors.runs import metrics_summary
 from training.services.snapshot import ClassOrder
@@ -91,7 +91,8 @@ def _names(value: Any) -> list[str]:
 
 @dataclass
 class CrossValidated:
-    """Out-of-fold accuracy and macro-F1 over every labeled item, from the latest label-error search."""
+    """Out-of-fold accuracy and macro-F1 over every labeled item, from the latest label-error search. In a
+    multi-label project `accuracy` is the subset accuracy, and `extra` holds the Hamming accuracy and micro-F1."""
 
     n: int
     accuracy: Figure
@@ -107,6 +108,14 @@ class CrossValidated:
     open_accuracy: Figure | None = None
     open_scored: int | None = None
     open_total: int | None = None
+    multi_label: bool = False
+    extra: list[Figure] = field(default_factory=list)
+
+    @property
+    def headline(self) -> list[Figure]:
+        """Every figure of the estimate in the order the holdout's headline shows them."""
+        order = [key for key, _ in HEADLINE]
+        return sorted([self.accuracy, self.macro_f1, *self.extra], key=lambda f: order.index(f.key))
 
 
 def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
@@ -140,13 +149,14 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
     if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):
         return None
     rows = {f.key: f for f in figures(cv)}
-    if "accuracy" not in rows or "macro_f1" not in rows:
+    accuracy = rows.get("subset_accuracy" if cv.get("multi_label") else "accuracy")
+    if accuracy is None or "macro_f1" not in rows:
         return None
     folds, pool = _num(cv.get("folds")), _num(cv.get("pool"))
     open_accuracy, open_scored, open_total = _open_figure(cv.get("open_images"))
     return CrossValidated(
         n=int(_num(cv["n"]) or 0),
-        accuracy=rows["accuracy"],
+        accuracy=accuracy,
         macro_f1=rows["macro_f1"],
         no_support=_names(cv.get("no_support")),
         folds=int(folds) if folds is not None else None,
@@ -155,6 +165,8 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
         open_accuracy=open_accuracy,
         open_scored=open_scored,
         open_total=open_total,
+        multi_label=bool(cv.get("multi_label")),
+        extra=[rows[key] for key in ("hamming_accuracy", "micro_f1") if key in rows and cv.get("multi_label")],
     )
 
 

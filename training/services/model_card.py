@@ -58,7 +58,7 @@ def _cross_validated_rows(version: ModelVersion, metrics: dict) -> list[str]:
     cv = cross_validated_estimate(project=version.project)
     if cv is None:
         return []
-    rows = [("accuracy (out of fold, labeled items)", cv.accuracy), ("macro-F1 (out of fold)", cv.macro_f1)]
+    rows = [(f"{f.label} (out of fold{', labeled items' if k == 0 else ''})", f) for k, f in enumerate(cv.headline)]
     if cv.open_accuracy is not None:
         rows.append((f"accuracy on the open images (estimated; {cv.open_scored} scored)", cv.open_accuracy))
     when = f" of {cv.searched_at:%Y-%m-%d %H:%M UTC}" if cv.searched_at else ""
@@ -70,8 +70,13 @@ def _cross_validated_rows(version: ModelVersion, metrics: dict) -> list[str]:
         f"search{when}: every one of {cv.n} labeled items predicted by a head trained without it "
         f"({cv.folds or '?'}-fold), the kind of model this version is, not the version itself. Labels the "
         "active-learning queue asked for are the hard images, so the out-of-fold figures read low in a project "
-        "labeled through the queue; the estimate on the open images matches the heads' confidence to how often "
-        "they are right at it, which allows for that.",
+        "labeled through the queue"
+        + (
+            "; the estimate on the open images matches the heads' confidence to how often they are right at it, "
+            "which allows for that."
+            if cv.open_accuracy is not None
+            else "."
+        ),
         "",
         "| estimate | value | 95 % interval | n | interval method |",
         "|---|---|---|---|---|",

@@ -17,6 +17,7 @@ from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.services.jobs import job_create, job_finish, job_start
 from training import selectors
 from training.management.commands._progress import StageBar
+from training.ml.intervals import HEADLINE
 from training.selectors.label_errors import label_errors_report
 from training.services.label_errors import label_errors_find
 
@@ -99,10 +100,10 @@ class Command(BaseCommand):
             small = ", ".join(f"{name} ({count})" for name, count in search["not_checked"])
             self.stdout.write(f"Not judged (fewer than {search['min_per_class']} labels): {small}")
         if cv:
-            self.stdout.write(
-                f"Cross-validated over {cv['n']} labeled items: accuracy {_figure(cv['accuracy'])}, "
-                f"macro-F1 {_figure(cv['macro_f1'])}"
-            )
+            # In a multi-label project "accuracy" is the subset accuracy.
+            named = {**dict(HEADLINE), "accuracy": "subset accuracy" if cv["multi_label"] else "accuracy"}
+            shown = ", ".join(f"{named[key]} {_figure(cv[key])}" for key, _ in HEADLINE if cv.get(key))
+            self.stdout.write(f"Cross-validated over {cv['n']} labeled items: {shown}")
             if cv["open_images"]:
                 self.stdout.write(
                     f"Estimated on the open images ({cv['open_images']['scored']:,} scored): accuracy "
