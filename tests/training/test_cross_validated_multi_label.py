@@ -95,6 +95,12 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     assert f"n = {len(PAIRS)}" in text
     assert 'id="cv-missing"' not in html
 
+    # ... and the label-error page says what its button does in this project
+    page = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
+    assert "supports single-label projects only. In this multi-label project the search computes the" in page
+    assert "Recompute the cross-validated estimate" in page
+    assert "Search for label errors now" not in page
+
     # ... the API carries them
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=manager).key}")
