@@ -94,6 +94,9 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
         assert f"{label} {cv[key]:.3f} [{cv['intervals'][key]['low']:.3f}, " in text, (label, text)
     assert f"n = {len(PAIRS)}" in text
     assert 'id="cv-missing"' not in html
+    # ... and the settings table does not claim a self-training head: a multi-label head learns from the labels alone
+    assert "a linear head on cached embeddings (on the labels alone" in html
+    assert "also learns from the unlabeled images" not in html
 
     # ... and the label-error page says what its button does in this project
     page = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
