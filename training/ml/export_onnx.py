@@ -34,7 +34,7 @@ from onnxruntime.quantization import CalibrationDataReader
 from torch import nn
 from torch.nn import functional as F
 
-from training.ml.export_files import DECIDED_MARGIN
+from training.ml.export_files import DECIDED_MARGIN, MULTI_LABEL_THRESHOLD
 from training.ml.export_files import ONNX_FILES as FILES
 from training.ml.export_files import ONNX_OUTPUTS as OUTPUTS
 from training.ml.export_torchscript import TorchScriptSession
@@ -326,7 +326,7 @@ def label_metrics(probs: np.ndarray, labels: Sequence[Sequence[int]], *, multi_l
         truth = np.zeros_like(probs, dtype=int)
         for row, idx in enumerate(labels):
             truth[row, list(idx)] = 1
-        predicted = (probs >= 0.5).astype(int)
+        predicted = (probs >= MULTI_LABEL_THRESHOLD).astype(int)
     else:
         truth = np.asarray([idx[0] for idx in labels])
         predicted = probs.argmax(1)
@@ -334,15 +334,21 @@ def label_metrics(probs: np.ndarray, labels: Sequence[Sequence[int]], *, multi_l
     return {"accuracy": float(accuracy_score(truth, predicted)), "macro_f1": float(f1)}
 
 
-def agreement(probs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+def agreement(probs: np.ndarray, reference: np.ndarray, *, multi_label: bool = False) -> dict[str, float]:
     """top-1 agreement with the reference (FP32) over all images and over the images the reference decides (its
     top two probabilities at least DECIDED_MARGIN apart: a near-tie may flip under any rounding), and the largest
-    absolute probability difference."""
-    same = probs.argmax(1) == reference.argmax(1)
-    ordered = np.sort(reference, axis=1)
-    decided = (
-        (ordered[:, -1] - ordered[:, -2]) >= DECIDED_MARGIN if reference.shape[1] > 1 else np.ones(len(same), bool)
-    )
+    absolute probability difference. `multi_label`: what agrees is the predicted label set (every class at
+    MULTI_LABEL_THRESHOLD), and the reference decides an image where each of its probabilities is at least
+    DECIDED_MARGIN from that threshold; the keys stay the same."""
+    if multi_label:
+        same = ((probs >= MULTI_LABEL_THRESHOLD) == (reference >= MULTI_LABEL_THRESHOLD)).all(1)
+        decided = (np.abs(reference - MULTI_LABEL_THRESHOLD) >= DECIDED_MARGIN).all(1)
+    else:
+        same = probs.argmax(1) == reference.argmax(1)
+        ordered = np.sort(reference, axis=1)
+        decided = (
+            (ordered[:, -1] - ordered[:, -2]) >= DECIDED_MARGIN if reference.shape[1] > 1 else np.ones(len(same), bool)
+        )
     return {
         "top1_agreement": float(same.mean()),
         "top1_agreement_decided": float(same[decided].mean()) if decided.any() else 1.0,
@@ -381,7 +387,7 @@ def compare_formats(
         row: dict = {"format": fmt, "file": name, "size_bytes": (folder / name).stat().st_size}
         if labels is not None:
             row.update(label_metrics(probs[: len(labels)], labels, multi_label=multi_label))
-        row.update(agreement(probs, reference))
+        row.update(agreement(probs, reference, multi_label=multi_label))
         row.update(timing(sess, images))
         row["embedding_dim"] = int(embedding.shape[1])
         rows.append(row)

@@ -27,7 +27,7 @@ from typing import Any
 from django.db.models import Case, When
 
 from labeling.models import Item, ResolvedLabel, Split
-from training.ml.export_files import DECIDED_MARGIN, ONNX_FILES, cpu_has_vnni
+from training.ml.export_files import DECIDED_MARGIN, MULTI_LABEL_THRESHOLD, ONNX_FILES, cpu_has_vnni
 from training.ml.export_torchscript import TORCHSCRIPT_FILE
 from training.models import ModelVersion
 from training.services.snapshot import item_local_path
@@ -63,10 +63,16 @@ POPULATION_NOTES = {
 }
 
 
-def tolerance_text(fmt: str) -> str:
+def tolerance_text(fmt: str, multi_label: bool = False) -> str:
     rule = TOLERANCES[fmt]
     parts = []
-    if "top1_agreement_decided" in rule:
+    if "top1_agreement_decided" in rule and multi_label:
+        parts.append(
+            f"the same predicted classes (probability ≥ {MULTI_LABEL_THRESHOLD:g}) on ≥ "
+            f"{rule['top1_agreement_decided']:.0%} of the images where every FP32 probability is ≥ {DECIDED_MARGIN:g} "
+            f"from {MULTI_LABEL_THRESHOLD:g}"
+        )
+    elif "top1_agreement_decided" in rule:
         parts.append(
             f"top-1 agreement ≥ {rule['top1_agreement_decided']:.0%} on images whose top two FP32 probabilities are "
             f"≥ {DECIDED_MARGIN:g} apart"
@@ -81,10 +87,11 @@ def within_tolerance(fmt: str, row: dict[str, Any]) -> bool:
     return agreement_ok and row["max_prob_diff"] <= rule["max_prob_diff"] + 1e-12
 
 
-def format_promises() -> list[dict[str, str]]:
+def format_promises(multi_label: bool = False) -> list[dict[str, str]]:
     """Every format's label, file and stated tolerance, in the order the export measures them."""
     return [
-        {"format": fmt, "label": LABELS[fmt], "file": FILES[fmt], "tolerance": tolerance_text(fmt)} for fmt in FILES
+        {"format": fmt, "label": LABELS[fmt], "file": FILES[fmt], "tolerance": tolerance_text(fmt, multi_label)}
+        for fmt in FILES
     ]
 
 
@@ -203,7 +210,7 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
     rows = compare_formats(folder, images, labels, multi_label=multi_label, files=FILES)
     for row in rows:
         row["label"] = LABELS[row["format"]]
-        row["tolerance"] = tolerance_text(row["format"])
+        row["tolerance"] = tolerance_text(row["format"], multi_label)
         row["within_tolerance"] = within_tolerance(row["format"], row)
     return {
         "population": population,
@@ -211,11 +218,21 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
         "images": len(images),
         "labeled": labels is not None,
         "labeled_images": len(labels) if labels is not None else 0,
+        # What "agreement" compares: the top class, or a multi-label model's predicted label set (the row keys stay
+        # top1_agreement*, as in exports made before multi-label files were held to their label sets).
+        "agreement": "label set" if multi_label else "top-1",
         "int8_method": method,
         "cpu_vnni": cpu_has_vnni(),
         "calibration_images": len(calibration_paths),
         "formats": rows,
     }
+
+
+def agreement_name(report: dict) -> str:
+    """The agreement column's name: top-1, or label-set agreement for a multi-label model's files."""
+    if report.get("agreement") == "label set":
+        return f"label-set agreement (classes ≥ {MULTI_LABEL_THRESHOLD:g})"
+    return "top-1 agreement"
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -240,7 +257,7 @@ def formats_card(report: dict) -> list[str]:
         "agreement and the largest probability difference are against FP32 ONNX; latency is one image per call, "
         "throughput batches of 32, on the exporting worker's CPU.",
         "",
-        "| file | accuracy | macro-F1 | top-1 agreement | max prob diff | size MB | ms/image | images/s | "
+        f"| file | accuracy | macro-F1 | {agreement_name(report)} | max prob diff | size MB | ms/image | images/s | "
         "speedup | tolerance | within |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

@@ -72,7 +72,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
     versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
     jobs = Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]
     status = (429 if limited else 400) if request.method == "POST" else 200
-    formats = format_promises()
+    formats = format_promises(project.is_multi_label)
     context = _context(request, form=form, versions=versions, jobs=jobs, formats=formats)
     return render(request, "training/exports.html", context, status=status)
 
