@@ -98,6 +98,12 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     assert "a linear head on cached embeddings (on the labels alone" in html
     assert "also learns from the unlabeled images" not in html
 
+    # ... the quality page shows the estimate too, and names the learning curve's accuracy for what it is
+    quality = client.get(reverse("training:model_quality", args=[project.slug])).content.decode()
+    assert f"Cross-validated over {len(PAIRS)} labeled items" in quality
+    assert "holdout subset accuracy" in quality
+    assert "subset accuracy's 95 % interval" in quality
+
     # ... and the label-error page says what its button does in this project
     page = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
     assert "supports single-label projects only. In this multi-label project the search computes the" in page

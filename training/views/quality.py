@@ -52,14 +52,16 @@ def _learning_chart(project) -> dict | None:
     def line(key: str) -> list[tuple[int, float | None]]:
         return [(p.labels, getattr(p, key).value if getattr(p, key) else None) for p in curve]
 
+    # A multi-label version's accuracy is its subset accuracy (every class of the item right).
+    accuracy = "holdout subset accuracy" if project.is_multi_label else "holdout accuracy"
     return charts.line_chart(
-        [("holdout accuracy", line("accuracy"), "#4c78a8"), ("macro-F1", line("macro_f1"), "#f58518")],
+        [(accuracy, line("accuracy"), "#4c78a8"), ("macro-F1", line("macro_f1"), "#f58518")],
         x_label="labels used for training",
         y_label="holdout score",
         # The accuracy's 95 % interval: on a small holdout the band is what tells progress from a lucky draw.
         bands=[
             (
-                "holdout accuracy, 95 % interval",
+                f"{accuracy}, 95 % interval",
                 [(p.labels, p.accuracy.low, p.accuracy.high) if p.accuracy else (p.labels, None, None) for p in curve],
                 "#4c78a8",
             )
