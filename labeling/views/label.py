@@ -268,10 +268,17 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     "Not X" records nothing in the database: a negative is not a label in a single-label project,
     and inventing the model's second choice would put words in the annotator's mouth. The items are
     hidden from this grid source for the rest of the session, and stay in the queue for labeling.
+    In a multi-label project an annotation is the image's whole set of classes, so the grid labels the selection
+    with every class chosen (class_id repeated): labeling a picture of a cat and a dog "cat" would say "no dog".
     """
     project = request.project
     source_class = _int_or_none(request.POST.get("source_class"))
-    target = get_object_or_404(LabelClass, project=project, pk=_int_or_none(request.POST.get("class_id")) or 0)
+    wanted = request.POST.getlist("class_id") if project.is_multi_label else [request.POST.get("class_id")]
+    class_ids = {_int_or_none(value) or 0 for value in wanted if value}
+    targets = list(LabelClass.objects.filter(project=project, pk__in=class_ids).order_by("order", "pk"))
+    if len(targets) != len(class_ids) or not (targets or project.is_multi_label):
+        raise Http404("No such class in this project.")  # a class from elsewhere: nothing changes
+    names = " + ".join(t.name for t in targets)
     try:
         ids = ids_from_values(request.POST.getlist("item_ids"))
     except ValueError as exc:
@@ -284,6 +291,9 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if not ids:
         messages.error(request, "Select at least one image first.")
         return redirect(back)
+    if not targets:
+        messages.error(request, "Choose at least one class: the images are labeled with every class chosen.")
+        return redirect(back)
     items = list(Item.objects.filter(project=project, pk__in=ids).only("id", "project_id"))
     for item in items:
         item.project = project  # the services read the project; it is this request's
@@ -292,7 +302,7 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if request.POST.get("action") == "not":
         key = _grid_hide_key(project.pk, source_class)
         request.session[key] = (request.session.get(key, []) + [i.pk for i in items])[-GRID_HIDE_CAP:]
-        messages.info(request, f"{len(items)} image(s) marked not {target.name}; hidden from this view.")
+        messages.info(request, f"{len(items)} image(s) marked not {names}; hidden from this view.")
         return redirect(back)
     started = time.monotonic()
     seconds_each = _seconds(request) / max(1, len(items))
@@ -301,7 +311,11 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     for item in items:
         try:
             annotation_create(
-                item=item, user=request.user, class_ids=[target.pk], seconds_spent=seconds_each, shown_at=shown_at
+                item=item,
+                user=request.user,
+                class_ids=[t.pk for t in targets],
+                seconds_spent=seconds_each,
+                shown_at=shown_at,
             )
             done += 1
         except LabelingConflict:
@@ -312,7 +326,7 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if errors:
         messages.error(request, " ".join(errors))
     else:
-        text = f"Labeled {done} image(s) as {target.name}"
+        text = f"Labeled {done} image(s) as {names}"
         if refused:
             text += f"; {refused} were already taken"
         messages.success(request, text + f" ({time.monotonic() - started:.2f} s).")

@@ -196,6 +196,38 @@ def test_multi_label_page_uses_checkboxes(project_factory, label_class_factory, 
     assert set(ResolvedLabel.objects.get(item=item).classes.values_list("name", flat=True)) == {"sky", "sea"}
 
 
+def test_a_multi_label_grid_labels_the_selection_with_every_class_chosen(
+    project_factory, label_class_factory, item_factory, member_of
+):
+    # Given a multi-label project whose grid shows three images, two of them sky and sea
+    project = project_factory(slug="multi", task_type=TaskType.MULTI)
+    sky, sea, boat = (label_class_factory(project=project, name=n) for n in ("sky", "sea", "boat"))
+    items = [item_factory(project=project) for _ in range(3)]
+    other = label_class_factory(project=project_factory(slug="elsewhere", task_type=TaskType.MULTI), name="sun")
+    client = Client()
+    client.force_login(member_of(project))
+    html = client.get(reverse("labeling:grid", args=["multi"])).content.decode()
+    assert '<select name="class_id" id="grid-class" multiple' in html  # one picks every class the images show
+    apply = reverse("labeling:grid_apply", args=["multi"])
+
+    # When nothing is chosen, or a class of another project, nothing is recorded
+    response = client.post(apply, {"item_ids": [items[0].pk], "action": "label"}, follow=True)
+    assert "Choose at least one class" in response.content.decode()
+    assert client.post(apply, {"item_ids": [items[0].pk], "class_id": [sky.pk, other.pk]}).status_code == 404
+    assert Annotation.objects.count() == 0
+
+    # When the annotator selects two images and chooses sky and sea
+    response = client.post(apply, {"item_ids": [items[0].pk, items[1].pk], "class_id": [sky.pk, sea.pk],
+                                   "action": "label"}, follow=True)  # fmt: skip
+
+    # Then each is labeled with both, not with one of them alone (which would say "no sea")
+    for item in items[:2]:
+        assert set(ResolvedLabel.objects.get(item=item).classes.values_list("name", flat=True)) == {"sky", "sea"}
+    assert not ResolvedLabel.objects.filter(item=items[2]).exists()
+    assert "Labeled 2 image(s) as sky + sea" in response.content.decode()
+    assert boat.pk not in set(Annotation.objects.values_list("classes", flat=True))
+
+
 # --- API ---
 
 
