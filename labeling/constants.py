@@ -12,6 +12,11 @@ from typing import Protocol
 
 DEFAULT_STRATEGY = "diverse_margin"
 
+# A multi-label model predicts the classes it gives at least this probability (training.ml.export_files and the
+# holdout figures use the same; tests/labeling/test_settings_page.py holds them equal): the labeling page ticks those
+# when the project preselects the model's suggestion.
+MULTI_LABEL_THRESHOLD = 0.5
+
 # Levels a class path may have ("animals / mammals / cat" is 3). A biological taxonomy from kingdom to species is
 # 7; a CSV row or export manifest asking for hundreds of levels is refused: pages that draw each class's path
 # grew with the square of the depth (a settings page took 2 s at 60 levels, and never answered at 1,500).

@@ -146,7 +146,8 @@ class ProjectSettingsForm(forms.ModelForm):
             "training_mode": "Auto: fine-tune where the training worker has a GPU (CUDA), else train a head; each run "
             "records which it did and why. Head: train a classifier on cached backbone features (seconds, CPU is "
             "fine). Fine-tune: train the whole network (better with many labels, wants a GPU).",
-            "preselect_suggestion": "Highlight the model's top class on each image so Enter accepts it.",
+            "preselect_suggestion": "Highlight the model's top class on each image so Enter accepts it (multi-label: "
+            "tick every suggested class the model gives at least 50 %).",
         }
 
     def __init__(self, *args, **kwargs):

@@ -65,32 +65,30 @@ def _block(*, element_id: str, css: str, key: str, page_has: str, html: str) -> 
     return mark_safe(f'<div class="{css}" id="{element_id}" data-key="{key}">{html}</div>')
 
 
-def _chosen(html: str, project: Project, preselected: int | None) -> str:
-    """`html` with the class `preselected` marked chosen (and ticked in a multi-label project)."""
-    if preselected is None:
-        return html
-    html = html.replace(
-        f'class="class-btn" data-id="{preselected}"', f'class="class-btn on" data-id="{preselected}"', 1
-    )
-    if project.is_multi_label:
-        html = html.replace(
-            f'name="class_ids" value="{preselected}">', f'name="class_ids" value="{preselected}" checked>', 1
-        )
+def _chosen(html: str, project: Project, preselected: Sequence[int]) -> str:
+    """`html` with the classes `preselected` marked chosen (and ticked in a multi-label project)."""
+    for class_id in preselected:
+        html = html.replace(f'class="class-btn" data-id="{class_id}"', f'class="class-btn on" data-id="{class_id}"', 1)
+        if project.is_multi_label:
+            html = html.replace(
+                f'name="class_ids" value="{class_id}">', f'name="class_ids" value="{class_id}" checked>', 1
+            )
     return html
 
 
 def class_list_block(
-    *, project: Project, classes: Sequence[ClassOption], preselected: int | None, page_has: str = ""
+    *, project: Project, classes: Sequence[ClassOption], preselected: Sequence[int], page_has: str = ""
 ) -> SafeString:
     """The card's class list: a placeholder label.js fills with the page's own buttons when `page_has` (the key
-    the page sent) is this taxonomy's, else every button, `preselected` marked."""
+    the page sent) is this taxonomy's, else every button, the `preselected` ones marked."""
     html, key = _rendered_list(project, classes)
     html = "" if page_has == key else _chosen(html, project, preselected)
     return _block(element_id="class-list", css="classes", key=key, page_has=page_has, html=html)
 
 
-def class_list_html(*, project: Project, classes: Sequence[ClassOption], preselected: int | None) -> SafeString:
-    """The class buttons of `project`'s card, `preselected` marked chosen (and ticked in a multi-label project)."""
+def class_list_html(*, project: Project, classes: Sequence[ClassOption], preselected: Sequence[int]) -> SafeString:
+    """The class buttons of `project`'s card, the `preselected` ones marked chosen (and ticked in a multi-label
+    project)."""
     html, _ = _rendered_list(project, classes)
     return mark_safe(_chosen(html, project, preselected))
 

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.constants import ids_from_values
+from labeling.constants import MULTI_LABEL_THRESHOLD, ids_from_values
 from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
 from labeling.selectors.keys import classes_with_level_keys
@@ -94,7 +94,14 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
     project = request.project
     classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     suggestions = item_suggestions(item=item, classes=classes) if item is not None else []
-    preselected = suggestions[0].class_id if (suggestions and project.preselect_suggestion) else None
+    # The model's answer, ready for Enter: its top class, or in a multi-label project every shown class it predicts.
+    preselected = []
+    if suggestions and project.preselect_suggestion:
+        preselected = (
+            [s.class_id for s in suggestions if s.probability >= MULTI_LABEL_THRESHOLD]
+            if project.is_multi_label
+            else [suggestions[0].class_id]
+        )
     prefetch = items_peek_next(project=project, user=request.user, exclude_ids=[item.pk], limit=2) if item else []
     # The heatmap of each suggested class; the first view of the top one also computes the next items' ahead.
     explain_links = [

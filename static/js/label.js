@@ -149,9 +149,9 @@
   // The class buttons stay on the page from card to card (the server sends them once: labeling/views/class_list.py):
   // each new card marks its own suggestion and starts with nothing else chosen or ticked.
   function markChosen() {
-    const chosen = card().dataset.preselected || "";
+    const chosen = (card().dataset.preselected || "").split(" ");  // one class, or a multi-label model's set
     buttons().forEach((b) => {
-      const on = b.dataset.id === chosen;
+      const on = chosen.includes(b.dataset.id);
       b.classList.toggle("on", on);
       const box = b.querySelector("input[type=checkbox]");
       if (box) box.checked = on;

@@ -172,3 +172,37 @@ def test_a_reviewer_gets_small_cards_sees_each_tasks_given_class_and_corrects_fr
     wait_next(task)
     review = Review.objects.get(annotation__item_id=item_id)
     assert [c.name for c in review.corrected_classes.all()] == ["species 299"]
+
+
+def test_a_multi_label_card_ticks_every_class_the_model_predicts_and_enter_accepts_them(
+    page, login, project_factory, item_factory, member_of
+):
+    # Given a multi-label project that preselects the model's suggestion, and a model that gives the first card's
+    # image two classes above 0.5 and a third below
+    project, suggestion = suggested_project(project_factory, item_factory, task_type=TaskType.MULTI, items=2)
+    classes = list(LabelClass.objects.filter(project=project).order_by("pk"))
+    first = Prediction.objects.filter(item__project=project).order_by("-item__priority").first()
+    top, second, third = (classes.index(c) for c in (first.predicted_class, classes[100], classes[200]))
+    probs = [0.0] * len(classes)
+    probs[top], probs[second], probs[third] = 0.9, 0.6, 0.4
+    Prediction.objects.filter(pk=first.pk).update(probabilities=probs)
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/many/label/")
+    item = page.wait_for_function(CARD).json_value()
+    assert item == str(first.item_id)
+
+    # Then both predicted classes are ticked, and the one at 0.4 is suggested but not ticked
+    ticked = page.eval_on_selector_all("#label-form input[type=checkbox]:checked", "els => els.map(e => e.value)")
+    assert sorted(ticked) == sorted([str(classes[top].pk), str(classes[100].pk)])
+    assert page.locator(".suggestion.chosen").count() == 2
+    assert page.locator(".suggestion").count() == 3
+
+    # When the annotator agrees and presses Enter, the image is labeled with both
+    page.wait_for_timeout(200)  # a person looks first: keys within 100 ms of a new card are not applied
+    page.keyboard.press("Enter")
+    nxt = next_card(page, item)
+    got = sorted(Annotation.objects.filter(item_id=int(item)).values_list("classes__pk", flat=True))
+    assert got == sorted([classes[top].pk, classes[100].pk])
+    # ... and the next card starts from its own prediction, not the last card's ticks
+    assert chosen(page) == [suggestion[nxt]]

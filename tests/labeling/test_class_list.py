@@ -48,12 +48,12 @@ def test_only_the_suggested_class_is_chosen_and_the_next_card_starts_clean(proje
     classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     dog = next(c for c in classes if c.name == "dog")
 
-    chosen = class_list_html(project=project, classes=classes, preselected=dog.id)
+    chosen = class_list_html(project=project, classes=classes, preselected=[dog.id])
     assert buttons(chosen) == {"cat": "class-btn", "dog": "class-btn on", "bird": "class-btn"}
     ticked = re.findall(r'value="(\d+)" checked', chosen)
     assert ticked == ([str(dog.id)] if task_type == TaskType.MULTI else [])
 
-    plain = class_list_html(project=project, classes=classes, preselected=None)
+    plain = class_list_html(project=project, classes=classes, preselected=[])
     assert set(buttons(plain).values()) == {"class-btn"}
     assert "checked" not in plain
 

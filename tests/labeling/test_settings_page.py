@@ -134,6 +134,16 @@ def test_the_strategy_list_is_the_ml_registry():
     assert set(BUNDLED_BACKBONES) == set(BUNDLED)
 
 
+def test_the_labeling_page_ticks_a_multi_label_suggestion_at_the_models_own_threshold():
+    import inspect
+
+    from labeling.constants import MULTI_LABEL_THRESHOLD
+    from training.ml.evaluate import evaluate
+    from training.ml.export_files import MULTI_LABEL_THRESHOLD as EXPORT_THRESHOLD
+
+    assert MULTI_LABEL_THRESHOLD == EXPORT_THRESHOLD == inspect.signature(evaluate).parameters["threshold"].default
+
+
 def test_the_api_schema_lists_the_strategies(project, member_of):
     client = client_for(member_of(project, Role.ML_ENGINEER))
 
