@@ -5,7 +5,8 @@ the ORM only (keys, active versions, the prediction log); the web app never impo
     POST /v1/projects/<slug>/predict   Authorization: Bearer <key>
         multipart/form-data files, or JSON {"images": ["<base64>", ...]}; ?top_k=5
         -> {"project", "version", "classes", "predictions": [{"id", "name", "version", "probabilities",
-            "top_k": [{"class", "probability"}, ...]}]}
+            "top_k": [{"class", "probability"}, ...]}]}; a multi-label model's predictions add "labels": the
+            classes it predicts (probability >= MULTI_LABEL_THRESHOLD, the threshold of its holdout figures)
     GET /healthz -> {"ok": true}
 
 Every refusal is a JSON {"error": ...} with a 4xx status and logs nothing: no key or a wrong one (401), a revoked
@@ -41,6 +42,7 @@ from serving.runtime.preprocess import image_decode, serving_limits, to_input  #
 from serving.runtime.registry import ModelRegistry, ModelUnavailable  # noqa: E402
 from serving.selectors.keys import api_key_for_token  # noqa: E402
 from serving.services.prediction_log import LogRecord  # noqa: E402
+from training.ml.export_files import MULTI_LABEL_THRESHOLD  # noqa: E402
 
 logger = logging.getLogger("serving.predict")
 PREDICT = re.compile(r"^/v1/projects/(?P<slug>[-a-zA-Z0-9_]+)/predict/?$")
@@ -141,6 +143,8 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
             "probabilities": [round(float(p), 6) for p in row],
             "top_k": [{"class": model.class_names[j], "probability": round(float(row[j]), 6)} for j in order[:k]],
         })  # fmt: skip
+        if model.multi_label:
+            predictions[-1]["labels"] = [model.class_names[j] for j in order if row[j] >= MULTI_LABEL_THRESHOLD]
         embedding = embeddings[i].astype(np.float16).tobytes() if embeddings is not None else None
         records.append(
             LogRecord(

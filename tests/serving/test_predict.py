@@ -283,3 +283,36 @@ def test_an_export_zip_without_the_model_files_is_no_export_not_a_crash(model_pr
     # Then the service answers 409 with what to do, as for a version without an export
     assert status == 409, body
     assert "export" in str(body).lower()
+
+
+def test_a_multi_label_model_answers_with_the_classes_it_predicts(model_project, api_key, predict, tmp_path):
+    # Given a multi-label project whose active v1 is exported
+    from labeling.models import Project, TaskType
+    from tests.exports.models import make_model_version
+    from tests.serving.conftest import export_version
+
+    project, classes, items = model_project
+    Project.objects.filter(pk=project.pk).update(task_type=TaskType.MULTI)
+    project.refresh_from_db()
+    make_model_version(project=project, classes=classes, items=items, number=1, active=True)
+    export_version(project, 1, tmp_path / "exports")
+    _, token = api_key(project)
+
+    # When a client sends six images
+    status, body = predict(project.slug, token, files=[(f"{i}.png", item.file.read()) for i, item in enumerate(items)])
+    assert status == 200, body
+
+    # Then each answer's probabilities are independent sigmoids, and "labels" names every class at 0.5 or more, most
+    # probable first: the model's prediction, not only its top class
+    for answer in body["predictions"]:
+        probs = dict(zip(body["classes"], answer["probabilities"], strict=True))
+        assert answer["labels"] == sorted((c for c, p in probs.items() if p >= 0.5), key=lambda c: -probs[c])
+    assert any(abs(sum(a["probabilities"]) - 1) > 0.01 for a in body["predictions"])  # not softmax rows
+
+
+def test_a_single_label_answer_has_no_label_set(served_project, api_key, predict):
+    project, _, items, _ = served_project
+    _, token = api_key(project)
+    status, body = predict(project.slug, token, files=[("0.png", items[0].file.read())])
+    assert status == 200
+    assert "labels" not in body["predictions"][0]

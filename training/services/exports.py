@@ -187,6 +187,8 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         "num_classes": len(class_names),
         "class_names": class_names,
         "preprocessing": pre,
+        # Stated whatever the checkpoint says: the prediction service reads sigmoid or softmax from it.
+        "multi_label": multi_label,
         "labelloop": {
             "project": version.project.slug,
             "version": version.number,
