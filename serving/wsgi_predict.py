@@ -134,8 +134,14 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
     for i, (upload, row) in enumerate(zip(uploads, probs, strict=True)):
         order = np.argsort(-row, kind="stable")
         uid = str(uuid.uuid4())
-        top1 = float(row[order[0]])
-        margin = top1 - float(row[order[1]]) if len(order) > 1 else top1
+        if model.multi_label:
+            # How sure the model is of its least sure class decision, as the queue's strategies measure it
+            # (training.ml.strategies): a second label at 0.5 is doubt, whatever the top class's probability.
+            top1 = float(np.maximum(row, 1.0 - row).min())
+            margin = float(np.abs(2.0 * row - 1.0).min())
+        else:
+            top1 = float(row[order[0]])
+            margin = top1 - float(row[order[1]]) if len(order) > 1 else top1
         predictions.append({
             "id": uid,
             "name": upload.name,

@@ -308,6 +308,14 @@ def test_a_multi_label_model_answers_with_the_classes_it_predicts(model_project,
         probs = dict(zip(body["classes"], answer["probabilities"], strict=True))
         assert answer["labels"] == sorted((c for c, p in probs.items() if p >= 0.5), key=lambda c: -probs[c])
     assert any(abs(sum(a["probabilities"]) - 1) > 0.01 for a in body["predictions"])  # not softmax rows
+    # ... and the log's confidence is that of its least sure class decision (the one a doubtful label lowers), as
+    # the queue's strategies measure it, so "lowest confidence" finds the images with a label in doubt
+    assert predict.log.flush() == len(items)
+    logged = {row.uid.hex: row for row in PredictionLog.objects.filter(project=project)}
+    for answer in body["predictions"]:
+        log = logged[answer["id"].replace("-", "")]
+        assert log.confidence == pytest.approx(min(max(p, 1 - p) for p in answer["probabilities"]), abs=1e-6)
+        assert log.margin == pytest.approx(min(abs(2 * p - 1) for p in answer["probabilities"]), abs=1e-6)
 
 
 def test_a_single_label_answer_has_no_label_set(served_project, api_key, predict):
