@@ -97,6 +97,8 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     # ... and the settings table does not claim a self-training head: a multi-label head learns from the labels alone
     assert "a linear head on cached embeddings (on the labels alone" in html
     assert "also learns from the unlabeled images" not in html
+    # ... and the versions table names its accuracy for what it is
+    assert "<th>Subset accuracy <span" in html
     # ... nor let "suggestion right" pass for the whole label set
     assert "its top class was one of the classes given, not the whole set" in html
 

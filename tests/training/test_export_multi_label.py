@@ -90,6 +90,7 @@ def test_the_export_of_a_multi_label_model_states_and_measures_label_set_agreeme
     assert rows["int8"]["tolerance"].startswith("the same predicted classes (probability ≥ 0.5)")
     html = client.get(page).content.decode()
     assert "<th>Label-set agreement with FP32</th>" in html
+    assert "<th>Subset accuracy</th>" in html
     download = client.get(reverse("labeling:export_download", args=[project.slug, job.pk]))
     (tmp_path / "m.zip").write_bytes(b"".join(download.streaming_content) if download.streaming else download.content)
     with zipfile.ZipFile(tmp_path / "m.zip") as zf:
