@@ -306,7 +306,9 @@ def test_a_multi_label_model_answers_with_the_classes_it_predicts(model_project,
     # probable first: the model's prediction, not only its top class
     for answer in body["predictions"]:
         probs = dict(zip(body["classes"], answer["probabilities"], strict=True))
-        assert answer["labels"] == sorted((c for c, p in probs.items() if p >= 0.5), key=lambda c: -probs[c])
+        clear = {c for c, p in probs.items() if abs(p - 0.5) > 1e-5}  # the answer rounds to 6 places
+        expected = sorted((c for c in clear if probs[c] >= 0.5), key=lambda c: -probs[c])
+        assert [c for c in answer["labels"] if c in clear] == expected
     assert any(abs(sum(a["probabilities"]) - 1) > 0.01 for a in body["predictions"])  # not softmax rows
     # ... and the log's confidence is that of its least sure class decision (the one a doubtful label lowers), as
     # the queue's strategies measure it, so "lowest confidence" finds the images with a label in doubt
