@@ -43,6 +43,8 @@ from serving.runtime.registry import ModelRegistry, ModelUnavailable  # noqa: E4
 from serving.selectors.keys import api_key_for_token  # noqa: E402
 from serving.services.prediction_log import LogRecord  # noqa: E402
 from training.ml.export_files import MULTI_LABEL_THRESHOLD  # noqa: E402
+from training.ml.strategies import least_confidence  # noqa: E402
+from training.ml.strategies import margin as margin_score  # noqa: E402
 
 logger = logging.getLogger("serving.predict")
 PREDICT = re.compile(r"^/v1/projects/(?P<slug>[-a-zA-Z0-9_]+)/predict/?$")
@@ -127,6 +129,11 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
     for row, d in zip(batch, decoded, strict=True):
         to_input(d.image, model.preprocessing, out=row)
     probs, embeddings = model.run(batch)
+    # How sure the model is, as the queue's strategies measure it: the top class's probability and the gap to the
+    # second; for a multi-label model, its least sure class decision (a second label at 0.5 is doubt, whatever the top
+    # class's probability) and that decision's distance from the threshold.
+    confidences = 1.0 - least_confidence(probs, multi_label=model.multi_label)
+    margins = 1.0 - margin_score(probs, multi_label=model.multi_label)
     now = datetime.now(UTC)
     latency_ms = (time.perf_counter() - environ.get(STARTED, time.perf_counter())) * 1000.0
     k = min(top_k, len(model.class_names))
@@ -134,14 +141,6 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
     for i, (upload, row) in enumerate(zip(uploads, probs, strict=True)):
         order = np.argsort(-row, kind="stable")
         uid = str(uuid.uuid4())
-        if model.multi_label:
-            # How sure the model is of its least sure class decision, as the queue's strategies measure it
-            # (training.ml.strategies): a second label at 0.5 is doubt, whatever the top class's probability.
-            top1 = float(np.maximum(row, 1.0 - row).min())
-            margin = float(np.abs(2.0 * row - 1.0).min())
-        else:
-            top1 = float(row[order[0]])
-            margin = top1 - float(row[order[1]]) if len(order) > 1 else top1
         predictions.append({
             "id": uid,
             "name": upload.name,
@@ -159,8 +158,8 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
                 created_at=now,
                 version_number=model.number,
                 top_class=model.class_names[order[0]],
-                confidence=top1,
-                margin=margin,
+                confidence=float(confidences[i]),
+                margin=float(margins[i]),
                 embedding=embedding,
                 image=upload.data,  # the writer drops it for a project that keeps none
                 image_format=decoded[i].format,

@@ -22,6 +22,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.ml.intervals import (
     ECE_BINS,
     auc_affordable,
@@ -86,7 +87,7 @@ def evaluate(
     class_names: Sequence[str],
     multi_label: bool = False,
     hierarchy: dict[int, list[int]] | None = None,
-    threshold: float = 0.5,
+    threshold: float = MULTI_LABEL_THRESHOLD,
 ) -> dict[str, Any]:
     """Metrics of predictions `probs` [n, C] against `targets` (class index per item, or index lists).
 

@@ -18,8 +18,8 @@ ONNX_OUTPUTS = ("logits", "embedding")  # the first output's name and meaning ne
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-3  # max abs difference of model.onnx from PyTorch at export; more and nothing is exported
 DECIDED_MARGIN = 0.05  # top-1 agreement is promised where FP32's top two probabilities are at least this far apart
-# A multi-label model predicts the classes at or above this probability (training.ml.evaluate's default threshold, the
-# one its holdout figures use); its files are held to the same label sets where FP32 is this far from it.
+# A multi-label model predicts the classes at or above this probability: its holdout figures use it
+# (training.ml.evaluate), and its export files are held to the same label sets where FP32 is this far from it.
 MULTI_LABEL_THRESHOLD = 0.5
 
 

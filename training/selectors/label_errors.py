@@ -83,7 +83,8 @@ def _cv_data(cv: CrossValidated | None) -> dict | None:
         "n": cv.n,
         "multi_label": cv.multi_label,
         # accuracy is the subset accuracy in a multi-label project, which adds its Hamming accuracy and micro-F1
-        **{"accuracy": _figure(cv.accuracy), **{f.key: _figure(f) for f in cv.headline if f is not cv.accuracy}},
+        "accuracy": _figure(cv.accuracy),
+        **{f.key: _figure(f) for f in cv.headline if f is not cv.accuracy},
         "no_support": cv.no_support,
         "folds": cv.folds,
         "pool": cv.pool,

@@ -166,7 +166,7 @@ def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
         open_scored=open_scored,
         open_total=open_total,
         multi_label=bool(cv.get("multi_label")),
-        extra=[rows[key] for key in ("hamming_accuracy", "micro_f1") if key in rows and cv.get("multi_label")],
+        extra=[rows[key] for key in ("hamming_accuracy", "micro_f1") if key in rows],  # multi-label figures only
     )
 
 
