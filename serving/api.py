@@ -73,7 +73,9 @@ class MonitoringDriftSerializer(serializers.Serializer):
 class MonitoringAccuracySerializer(serializers.Serializer):
     version = serializers.IntegerField(source="version_number")
     n = serializers.IntegerField(help_text="Production images of this version that people labeled.")
-    correct = serializers.IntegerField()
+    correct = serializers.IntegerField(
+        help_text="Top class one of the labeled classes; multi-label: the predicted classes are the labeled ones."
+    )
     accuracy = serializers.FloatField()
     low = serializers.FloatField(help_text="Lower end of the Wilson 95 % interval.")
     high = serializers.FloatField(help_text="Upper end of the Wilson 95 % interval.")
@@ -86,7 +88,13 @@ class MonitoringOutputSerializer(serializers.Serializer):
     versions = serializers.SerializerMethodField()
     days = MonitoringDaySerializer(many=True, help_text="Days with predictions, oldest first.")
     classes = MonitoringClassSerializer(many=True)
-    other_predicted = serializers.IntegerField(help_text="Predictions of classes not listed in `classes`.")
+    other_predicted = serializers.IntegerField(
+        help_text="Predictions of classes not listed in `classes` (multi-label: predicted classes, each counts once)."
+    )
+    predicted_total = serializers.IntegerField(
+        help_text="What the predicted shares divide by: the window's predictions; in a multi-label project, the "
+        "classes they predicted (each class of each prediction counts once, as each class of each label does)."
+    )
     labeled_total = serializers.IntegerField()
     drift = MonitoringDriftSerializer(many=True, help_text="The newest drift reports, oldest first.")
     drift_running = serializers.SerializerMethodField(help_text="True while a drift check runs.")
@@ -134,7 +142,11 @@ class SendToQueueApi(ProjectView, APIView):
     class InputSerializer(serializers.Serializer):
         order = serializers.ChoiceField(choices=Order.CHOICES, default=Order.LOWEST_CONFIDENCE)
         limit = serializers.IntegerField(min_value=1, max_value=MAX_SEND, default=50)
-        top_class = serializers.CharField(required=False, max_length=500, help_text="Predicted class path (a/b).")
+        top_class = serializers.CharField(
+            required=False,
+            max_length=500,
+            help_text="Predicted class path (a/b); multi-label: one of the classes predicted.",
+        )
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
         version = serializers.IntegerField(required=False, min_value=1)

@@ -121,6 +121,21 @@ class PredictionLog(models.Model):
         return f"prediction {self.uid} of {self.project_id}"
 
 
+class PredictedLabel(models.Model):
+    """One class a multi-label model predicted for a logged image (probability >= MULTI_LABEL_THRESHOLD, the
+    `labels` of its answer). A single-label prediction has none: its top_class is the prediction. Rows logged
+    before December 2026 have none either (the log kept the top class only)."""
+
+    log = models.ForeignKey(PredictionLog, on_delete=models.CASCADE, related_name="predicted_labels")
+    path = models.CharField(max_length=500)  # stored class path ("a/b")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["log", "path"], name="predlabel_unique_log_path")]
+
+    def __str__(self) -> str:
+        return f"{self.path} predicted in {self.log_id}"
+
+
 class DriftReport(models.Model):
     """One drift check of a project's production inputs: the window's prediction-log embeddings against the
     embeddings of the project's labeled train items under the same model version, compared by MMD (RBF kernel,

@@ -148,8 +148,9 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
             "probabilities": [round(float(p), 6) for p in row],
             "top_k": [{"class": model.class_names[j], "probability": round(float(row[j]), 6)} for j in order[:k]],
         })  # fmt: skip
+        labels = [model.class_names[j] for j in order if row[j] >= MULTI_LABEL_THRESHOLD] if model.multi_label else []
         if model.multi_label:
-            predictions[-1]["labels"] = [model.class_names[j] for j in order if row[j] >= MULTI_LABEL_THRESHOLD]
+            predictions[-1]["labels"] = labels
         embedding = embeddings[i].astype(np.float16).tobytes() if embeddings is not None else None
         records.append(
             LogRecord(
@@ -166,6 +167,7 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
                 api_key_id=key.pk,
                 latency_ms=latency_ms,
                 model_file=model.onnx_file,
+                labels=tuple(labels),
             )
         )
     log_buffer.add(records)

@@ -20,7 +20,13 @@ from django.utils import timezone
 
 from labeling.models import Item, Project, ResolvedLabel
 from labeling.selectors.classes import class_paths, class_tree
-from serving.models import DEFAULT_LOW_CONFIDENCE_THRESHOLD, DriftReport, PredictionLog, ServingSettings
+from serving.models import (
+    DEFAULT_LOW_CONFIDENCE_THRESHOLD,
+    DriftReport,
+    PredictedLabel,
+    PredictionLog,
+    ServingSettings,
+)
 from serving.selectors.keys import keep_images_days_of
 from training.ml.intervals import wilson_interval
 
@@ -88,6 +94,7 @@ class Monitoring:
     by_version: dict[int, int]
     classes: list[ClassShare]
     other_predicted: int
+    predicted_total: int  # predictions; in a multi-label project, the classes predicted (each counts once)
     labeled_total: int
     drift: list[DriftReport]
     drift_running: DriftReport | None
@@ -200,16 +207,20 @@ def _ms_quantile(hist: dict[int, int], total: int, q: float) -> float:
     return float(max(hist))
 
 
-def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[list[ClassShare], int, int]:
+def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[list[ClassShare], int, int, int]:
     """The predicted classes in the window against the labeled distribution (each class of each resolved label
-    counts once). The MAX_CLASSES_SHOWN most predicted or labeled classes; returns (rows, other predicted, labeled
-    total). Two grouped queries."""
-    predicted = dict(
-        PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
-        .values_list("top_class")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    counts once; in a multi-label project each class of each prediction does too, a single-label prediction is its
+    top class). The MAX_CLASSES_SHOWN most predicted or labeled classes; returns (rows, other predicted, predicted
+    total, labeled total). Two grouped queries."""
+    if project.is_multi_label:
+        rows_of = PredictedLabel.objects.filter(
+            log__project=project, log__created_at__gte=since, log__created_at__lt=until
+        ).values_list("path")
+    else:
+        rows_of = PredictionLog.objects.filter(
+            project=project, created_at__gte=since, created_at__lt=until
+        ).values_list("top_class")
+    predicted = dict(rows_of.annotate(n=Count("id")).order_by())
     paths = class_paths(class_tree(project=project))
     labeled_by_id = dict(
         ResolvedLabel.classes.through.objects.filter(resolvedlabel__project=project)
@@ -235,21 +246,23 @@ def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[li
         for p in shown
     ]
     other = n_pred - sum(r.predicted for r in rows)
-    return rows, other, n_lab
+    return rows, other, n_pred, n_lab
 
 
 def live_accuracy(*, project: Project) -> list[LiveAccuracy]:
     """Per version: of the production images sent to the queue whose item now has a resolved label, how many the
-    version's top class got right (the top class is one of the resolved classes), with a Wilson 95 % interval."""
-    sent = (
-        PredictionLog.objects.filter(project=project)
-        .exclude(image_sha256="")
-        .values_list("version_number", "top_class", "image_sha256")
-    )
-    sent = list(sent[: MAX_SEND * 100])
+    version got right, with a Wilson 95 % interval. Right: the top class is one of the resolved classes; in a
+    multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model page)."""
+    logs = PredictionLog.objects.filter(project=project).exclude(image_sha256="")
+    sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk")[: MAX_SEND * 100])
     if not sent:
         return []
-    shas = {sha for _, _, sha in sent}
+    multi = project.is_multi_label
+    predicted: dict[int, set[str]] = {}
+    if multi:
+        for log_id, path in PredictedLabel.objects.filter(log__in=logs).values_list("log_id", "path"):
+            predicted.setdefault(log_id, set()).add(path)
+    shas = {sha for _, _, sha, _ in sent}
     item_of = dict(
         Item.objects.filter(project=project, sha256__in=shas, resolved__isnull=False).values_list("sha256", "pk")
     )
@@ -262,13 +275,13 @@ def live_accuracy(*, project: Project) -> list[LiveAccuracy]:
     ).values_list("resolvedlabel__item_id", "labelclass_id"):
         labels.setdefault(item_id, set()).add(paths.get(class_id, ""))
     tally: dict[int, list[int]] = {}
-    for version, top, sha in sent:
+    for version, top, sha, log_id in sent:
         item_id = item_of.get(sha)
-        if item_id is None or item_id not in labels:
-            continue  # not labeled yet, or labeled "none of these"
+        if item_id is None or (item_id not in labels and not multi):
+            continue  # not labeled yet, or labeled "none of these" (in a multi-label project: no class present)
         counts = tally.setdefault(version, [0, 0])
         counts[0] += 1
-        counts[1] += top in labels[item_id]
+        counts[1] += predicted.get(log_id, set()) == labels.get(item_id, set()) if multi else top in labels[item_id]
     out = []
     for version in sorted(tally):
         n, correct = tally[version]
@@ -290,7 +303,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
     low, auto_per_day = serving_figures_settings(project=project)
     window = PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
     by_version = dict(window.values_list("version_number").annotate(n=Count("id")).order_by("version_number"))
-    classes, other, labeled_total = class_mix(project=project, since=since, until=until)
+    classes, other, predicted_total, labeled_total = class_mix(project=project, since=since, until=until)
     drift, running = drift_reports(project=project)
     counts = PredictionLog.objects.filter(project=project).aggregate(
         sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
@@ -304,6 +317,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         by_version=by_version,
         classes=classes,
         other_predicted=other,
+        predicted_total=predicted_total,
         labeled_total=labeled_total,
         drift=drift,
         drift_running=running,
@@ -333,8 +347,9 @@ class Selection:
 def send_candidates(*, project: Project, selection: Selection):
     """The queryset of candidate predictions (image kept, not yet sent) that match the selection's filters."""
     rows = PredictionLog.objects.filter(project=project, queued_at=None).exclude(image="")
-    if selection.top_class:
-        rows = rows.filter(top_class=selection.top_class)
+    if selection.top_class:  # a multi-label prediction matches when the class is one of those it predicted
+        on = "predicted_labels__path" if project.is_multi_label else "top_class"
+        rows = rows.filter(**{on: selection.top_class})
     if selection.since is not None:
         rows = rows.filter(created_at__gte=selection.since)
     if selection.until is not None:

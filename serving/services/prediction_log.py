@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from serving.models import PredictionLog
+from serving.models import PredictedLabel, PredictionLog
 from serving.selectors.keys import keep_images_days_of
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,12 @@ class LogRecord:
     api_key_id: int | None
     latency_ms: float | None = None  # the whole request's time in the service
     model_file: str = ""  # the export's ONNX file that answered
+    labels: tuple[str, ...] = ()  # a multi-label model's predicted classes (its answer's `labels`); () otherwise
 
 
 def prediction_logs_write(*, records: list[LogRecord]) -> int:
-    """Store the images the projects keep, then insert every row in one statement. Returns rows written."""
+    """Store the images the projects keep, then insert every row in one statement, and a multi-label prediction's
+    classes in a second. Returns rows written."""
     if not records:
         return 0
     keep: dict[int, int] = {}
@@ -73,7 +75,14 @@ def prediction_logs_write(*, records: list[LogRecord]) -> int:
                 model_file=record.model_file[:40],
             )
         )
-    PredictionLog.objects.bulk_create(rows, batch_size=500)
+    with transaction.atomic():
+        PredictionLog.objects.bulk_create(rows, batch_size=500)  # sets each row's pk (PostgreSQL, SQLite >= 3.35)
+        labels = [
+            PredictedLabel(log_id=row.pk, path=path[:500])
+            for row, record in zip(rows, records, strict=True)
+            for path in dict.fromkeys(record.labels)
+        ]
+        PredictedLabel.objects.bulk_create(labels, batch_size=1000)
     return len(rows)
 
 

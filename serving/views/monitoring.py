@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
-from labeling.constants import id_from_text
+from labeling.constants import MULTI_LABEL_THRESHOLD, id_from_text
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
@@ -37,7 +37,12 @@ ORDER_LABELS = {
 class SendForm(forms.Form):
     order = forms.ChoiceField(choices=list(ORDER_LABELS.items()), initial=Order.LOWEST_CONFIDENCE)
     limit = forms.IntegerField(min_value=1, max_value=MAX_SEND, initial=50, label="How many")
-    top_class = forms.CharField(required=False, max_length=500, label="Predicted class", help_text="Empty: any.")
+    top_class = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Predicted class",
+        help_text="Empty: any. Multi-label: one of the classes predicted.",
+    )
     since = forms.DateTimeField(required=False, help_text="From (UTC), e.g. 2026-12-01 00:00. Empty: any time.")
     until = forms.DateTimeField(required=False, help_text="Until (UTC). Empty: now.")
     version = forms.IntegerField(required=False, min_value=1, label="Model version", help_text="Empty: any.")
@@ -159,6 +164,7 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
         "job": job,
         "can_send": Capability.MANAGE in request.capabilities,
         "drift_requested": _drift_waiting(request, figures),
+        "multi_label_threshold": MULTI_LABEL_THRESHOLD,
     }
     return render(request, "serving/monitoring.html", context, status=status)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.models import PredictionLog
+from serving.models import PredictedLabel, PredictionLog
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -318,6 +318,10 @@ def test_a_multi_label_model_answers_with_the_classes_it_predicts(model_project,
         log = logged[answer["id"].replace("-", "")]
         assert log.confidence == pytest.approx(min(max(p, 1 - p) for p in answer["probabilities"]), abs=1e-6)
         assert log.margin == pytest.approx(min(abs(2 * p - 1) for p in answer["probabilities"]), abs=1e-6)
+        # ... and the log keeps the classes it answered with, which monitoring counts and filters by
+        assert sorted(log.predicted_labels.values_list("path", flat=True)) == sorted(answer["labels"])
+    given = sum(len(a["labels"]) for a in body["predictions"])
+    assert PredictedLabel.objects.filter(log__project=project).count() == given
 
 
 def test_a_single_label_answer_has_no_label_set(served_project, api_key, predict):

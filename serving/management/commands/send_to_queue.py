@@ -32,7 +32,12 @@ class Command(BaseCommand):
         how.add_argument("--random", type=int, metavar="N", help="a uniform random sample of N (live accuracy)")
         how.add_argument("--newest", type=int, metavar="N", help="the N newest")
         how.add_argument("--most-drifted", type=int, metavar="N", help="the N least like the labeled images")
-        parser.add_argument("--class", dest="top_class", default="", help="only this predicted class (path a/b)")
+        parser.add_argument(
+            "--class",
+            dest="top_class",
+            default="",
+            help="only this predicted class (path a/b; multi-label: one of those predicted)",
+        )
         parser.add_argument("--since", default="", help="from this UTC date or time (ISO 8601)")
         parser.add_argument("--until", default="", help="before this UTC date or time (ISO 8601)")
         parser.add_argument("--model-version", type=int, default=None, help="only predictions of this model version")
