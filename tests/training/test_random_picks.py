@@ -51,6 +51,43 @@ def labeled(item, user, cls, *, at_random: bool, at) -> Annotation:
     return annotation
 
 
+def test_a_multi_label_suggestion_is_right_only_with_the_whole_label_set(project_factory, member_of):
+    # Given a multi-label project whose model predicted {a, b} (0.9, 0.7; c at 0.2) for every item
+    project = project_factory(al_strategy="diverse_margin", task_type="multi")
+    a, b, c = (LabelClass.objects.create(project=project, name=n, order=k) for k, n in enumerate("abc"))
+    version = ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", class_ids=[a.pk, b.pk, c.pk], active=True
+    )
+    user = member_of(project, Role.ANNOTATOR)
+    items = bulk_items(project, 20)
+    for item in items:
+        Prediction.objects.create(
+            item=item, model_version=version, probabilities=[0.9, 0.7, 0.2], predicted_class=a, confidence=0.7,
+            uncertainty=0.3,
+        )  # fmt: skip
+    Prediction.objects.filter(item__project=project).update(created_at=T0)
+
+    def label(item, classes, at_random):
+        annotation = labeled(item, user, classes[0], at_random=at_random, at=T0 + timedelta(hours=1))
+        annotation.classes.add(*classes[1:])
+
+    # 10 labels on random draws: 8 {a, b} (right), 1 {a} (b missing), 1 {a, b, c} (c extra)
+    for k, item in enumerate(items[:10]):
+        label(item, [a, b] if k < 8 else [a] if k == 8 else [a, b, c], True)
+    # 10 on the strategy's picks: 4 {a, b}, 6 {a}: the top class a is among the given ones on all 10
+    for k, item in enumerate(items[10:]):
+        label(item, [a, b] if k < 4 else [a], False)
+
+    # When a reviewer opens the model page
+    html = model_page(project, member_of)
+
+    # Then a suggestion counts as right only when its set is the label's: 8 of 10 and 4 of 10, not 10 of 10
+    assert "80 %" in row(html, "random")
+    assert "[49 %, 94 %] n = 10" in row(html, "random")
+    assert "40 %" in row(html, "strategy")
+    assert "exactly the classes given" in html
+
+
 def test_the_model_page_compares_the_suggestion_on_random_draws_with_the_strategys_picks(project_factory, member_of):
     # Given a default-strategy project whose model suggested class "a" for every item
     project = project_factory(al_strategy="diverse_margin")

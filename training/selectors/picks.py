@@ -8,20 +8,24 @@ bias; the strategy's picks should be harder (a lower share right), which is what
 Rule: a label counts when it is live (not a skip, not an undo, not undone) on a train item that is not gold (the
 holdout and gold items are served by their own rules, never by the ranking). Its suggestion is the latest stored
 prediction of the item made before the label (Prediction.created_at), whatever the version; a label with no
-earlier prediction is counted but left out of the share. The suggestion was right when its predicted class is
-one of the label's classes (the single class of a single-label project).
+earlier prediction is counted but left out of the share. The suggestion was right when its predicted class is the
+label's class; in a multi-label project, when the classes it predicted (probability >= MULTI_LABEL_THRESHOLD, what
+the labeling page preselects) are the label's classes, none missing and none extra (subset accuracy, as the model
+page's figures).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from labeling.models import Annotation, Project, Split
+from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.ml.intervals import wilson_interval
 from training.ml.ranking import random_share
-from training.models import Prediction
+from training.models import ModelVersion, Prediction
 from training.selectors.quality import Figure
 
 
@@ -73,28 +77,14 @@ def _group(key: str, label: str, labels: int, n: int, right: int) -> PickGroup:
     return PickGroup(key=key, label=label, labels=labels, figure=figure, right=right)
 
 
-def picks_comparison(*, project: Project) -> PicksComparison:
-    """Counts for labels on random draws and on the strategy's picks; one aggregate query."""
-    shown = Prediction.objects.filter(item_id=OuterRef("item_id"), created_at__lt=OuterRef("created_at")).order_by(
-        "-created_at", "-pk"
-    )
-    labels = (
-        Annotation.objects.filter(
-            item__project=project,
-            item__split=Split.TRAIN,
-            item__is_gold=False,
-            skipped=False,
-            undoes__isnull=True,
-            undone_by__isnull=True,
-        )
-        .annotate(shown=Subquery(shown.values("predicted_class_id")[:1]))
-        .annotate(
-            right=Exists(
-                Annotation.classes.through.objects.filter(annotation_id=OuterRef("pk"), labelclass_id=OuterRef("shown"))
-            )
+def _single_label_counts(labels, shown) -> dict[bool, dict]:
+    """{picked_at_random: {labels, n, right}} in one aggregate query."""
+    labels = labels.annotate(shown=Subquery(shown.values("predicted_class_id")[:1])).annotate(
+        right=Exists(
+            Annotation.classes.through.objects.filter(annotation_id=OuterRef("pk"), labelclass_id=OuterRef("shown"))
         )
     )
-    rows = {
+    return {
         row["picked_at_random"]: row
         for row in labels.values("picked_at_random")
         .order_by()
@@ -104,6 +94,50 @@ def picks_comparison(*, project: Project) -> PicksComparison:
             right=Count("pk", filter=Q(right=True)),  # a label class never matches a missing suggestion
         )
     }
+
+
+def _multi_label_counts(labels, shown) -> dict[bool, dict]:
+    """{picked_at_random: {labels, n, right}}, comparing label sets: four queries, reading each label's classes and
+    the probabilities of the predictions shown (a set cannot be compared in one portable aggregate)."""
+    with_shown = labels.annotate(shown=Subquery(shown.values("pk")[:1]))
+    rows = list(with_shown.values_list("pk", "picked_at_random", "shown"))
+    predictions = Prediction.objects.filter(pk__in=with_shown.values("shown"))  # a subquery: no list of ids
+    probabilities = list(predictions.values_list("pk", "probabilities", "model_version_id"))
+    order = dict(ModelVersion.objects.filter(pk__in={v for _, _, v in probabilities}).values_list("pk", "class_ids"))
+    predicted = {
+        pk: {c for c, p in zip(order[v], probs, strict=False) if p >= MULTI_LABEL_THRESHOLD}
+        for pk, probs, v in probabilities
+    }
+    given: dict[int, set[int]] = defaultdict(set)
+    through = Annotation.classes.through.objects.filter(annotation_id__in=labels.values("pk"))
+    for annotation_id, class_id in through.values_list("annotation_id", "labelclass_id"):
+        given[annotation_id].add(class_id)
+    counts: dict[bool, dict] = {}
+    for pk, at_random, shown_pk in rows:
+        c = counts.setdefault(at_random, {"labels": 0, "n": 0, "right": 0})
+        c["labels"] += 1
+        if shown_pk is not None:
+            c["n"] += 1
+            c["right"] += predicted.get(shown_pk) == given[pk]
+    return counts
+
+
+def picks_comparison(*, project: Project) -> PicksComparison:
+    """Counts for labels on random draws and on the strategy's picks: one aggregate query (four for a multi-label
+    project)."""
+    shown = Prediction.objects.filter(item_id=OuterRef("item_id"), created_at__lt=OuterRef("created_at")).order_by(
+        "-created_at", "-pk"
+    )
+    labels = Annotation.objects.filter(
+        item__project=project,
+        item__split=Split.TRAIN,
+        item__is_gold=False,
+        skipped=False,
+        undoes__isnull=True,
+        undone_by__isnull=True,
+    )
+    counts = _multi_label_counts if project.is_multi_label else _single_label_counts
+    rows = counts(labels, shown)
     empty = {"labels": 0, "n": 0, "right": 0}
     rand, strat = rows.get(True, empty), rows.get(False, empty)
     return PicksComparison(
