@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling.constants import MULTI_LABEL_THRESHOLD, ids_from_values
 from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
+from labeling.selectors.classes import paths_attached
 from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.queue import (
     grid_class_counts,
@@ -285,7 +286,7 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     targets = list(LabelClass.objects.filter(project=project, pk__in=class_ids).order_by("order", "pk"))
     if len(targets) != len(class_ids) or not (targets or project.is_multi_label):
         raise Http404("No such class in this project.")  # a class from elsewhere: nothing changes
-    names = " + ".join(t.name for t in targets)
+    names = " + ".join(t.path for t in paths_attached(targets, project=project))  # "kitchen / wild", not "wild"
     try:
         ids = ids_from_values(request.POST.getlist("item_ids"))
     except ValueError as exc:

@@ -1,5 +1,5 @@
 // Grid mode: select thumbnails with mouse (click, shift-click) or keys (arrows + space, a = all/none),
-// then Enter labels the selection as the chosen class and n marks it "not that class".
+// then Enter labels the selection as the chosen class and n marks it "not that class"; / finds a class by name.
 (function () {
   "use strict";
 
@@ -65,13 +65,53 @@
     refresh();
   });
 
+  // --- finding a class among many: the filter narrows the class list (chosen classes stay listed), Enter in it
+  // chooses the first match (multi-label: adds or removes it) and never submits the form ---
+  const classSelect = () => document.getElementById("grid-class");
+  const filterInput = () => document.getElementById("grid-class-filter");
+  const options = () => Array.from(classSelect().options);
+
+  function showChosen() {
+    const chosen = document.getElementById("grid-chosen");
+    if (!chosen) return;
+    const names = options().filter((o) => o.selected).map((o) => o.dataset.path);
+    chosen.textContent = names.length ? "Chosen: " + names.join(" · ") : "No class chosen yet";
+  }
+
+  function applyFilter() {
+    const query = filterInput().value;
+    const found = new Set(window.LabelloopClassKeys.search(options(), query));
+    options().forEach((o) => { o.hidden = Boolean(query.trim()) && !found.has(o) && !o.selected; });
+    return options().filter((o) => found.has(o));
+  }
+
+  function onFilterKey(e) {
+    if (e.key === "Escape") { e.preventDefault(); e.target.value = ""; applyFilter(); e.target.blur(); return; }
+    if (e.key === "ArrowDown") { e.preventDefault(); classSelect().focus(); return; }
+    if (e.key !== "Enter") return;
+    e.preventDefault();  // a search's Enter must not label the selection
+    const [first] = applyFilter();
+    if (!first || e.repeat) return;
+    if (classSelect().multiple) first.selected = !first.selected;
+    else classSelect().value = first.value;
+    e.target.value = "";
+    applyFilter();
+    first.scrollIntoView({ block: "nearest" });
+    showChosen();
+  }
+
+  document.addEventListener("input", (e) => { if (e.target.id === "grid-class-filter") applyFilter(); });
+  document.addEventListener("change", (e) => { if (e.target.id === "grid-class") showChosen(); });
+
   document.addEventListener("keydown", (e) => {
+    if (e.target && e.target.id === "grid-class-filter") { onFilterKey(e); return; }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target && /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName) && e.target.type !== "checkbox") return;
     const all = tiles();
     if (!all.length) return;
     const key = e.key;
-    if (key === "ArrowRight") { e.preventDefault(); moveCursor(cursor + 1); }
+    if (key === "/" && filterInput()) { e.preventDefault(); filterInput().focus(); }
+    else if (key === "ArrowRight") { e.preventDefault(); moveCursor(cursor + 1); }
     else if (key === "ArrowLeft") { e.preventDefault(); moveCursor(cursor - 1); }
     else if (key === "ArrowDown") { e.preventDefault(); moveCursor(cursor < 0 ? 0 : cursor + columns()); }
     else if (key === "ArrowUp") { e.preventDefault(); moveCursor(cursor - columns()); }
@@ -94,5 +134,6 @@
   document.addEventListener("DOMContentLoaded", () => {
     tiles().forEach((t) => t.classList.toggle("selected", box(t).checked));
     refresh();
+    if (classSelect()) showChosen();
   });
 })();
