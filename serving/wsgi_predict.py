@@ -131,9 +131,11 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
     probs, embeddings = model.run(batch)
     # How sure the model is, as the queue's strategies measure it: the top class's probability and the gap to the
     # second; for a multi-label model, its least sure class decision (a second label at 0.5 is doubt, whatever the top
-    # class's probability) and that decision's distance from the threshold.
-    confidences = 1.0 - least_confidence(probs, multi_label=model.multi_label)
+    # class's probability), as that decision's distance from a coin flip, min |2p - 1|: 0 with a class at 0.5, 1 when
+    # every class is certain. Both: its confidence on the 0..1 scale the low-confidence threshold (0.5 by default) and
+    # its alert read; max(p, 1 - p) never falls below 0.5, so no multi-label prediction would ever count as unsure.
     margins = 1.0 - margin_score(probs, multi_label=model.multi_label)
+    confidences = margins if model.multi_label else 1.0 - least_confidence(probs)
     now = datetime.now(UTC)
     latency_ms = (time.perf_counter() - environ.get(STARTED, time.perf_counter())) * 1000.0
     k = min(top_k, len(model.class_names))

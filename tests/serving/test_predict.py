@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.models import PredictedLabel, PredictionLog
+from serving.models import DEFAULT_LOW_CONFIDENCE_THRESHOLD, PredictedLabel, PredictionLog
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -316,10 +316,17 @@ def test_a_multi_label_model_answers_with_the_classes_it_predicts(model_project,
     logged = {row.uid.hex: row for row in PredictionLog.objects.filter(project=project)}
     for answer in body["predictions"]:
         log = logged[answer["id"].replace("-", "")]
-        assert log.confidence == pytest.approx(min(max(p, 1 - p) for p in answer["probabilities"]), abs=1e-6)
+        # on the 0..1 scale the low-confidence threshold reads: 0 with a class at 0.5 (max(p, 1 - p) never fell
+        # below 0.5, so no multi-label prediction ever counted as unsure)
+        assert log.confidence == pytest.approx(min(abs(2 * p - 1) for p in answer["probabilities"]), abs=1e-6)
         assert log.margin == pytest.approx(min(abs(2 * p - 1) for p in answer["probabilities"]), abs=1e-6)
         # ... and the log keeps the classes it answered with, which monitoring counts and filters by
         assert sorted(log.predicted_labels.values_list("path", flat=True)) == sorted(answer["labels"])
+    # ... so an image with a class in doubt (p between 0.25 and 0.75) counts below the default threshold, 0.5
+    doubtful = [a for a in body["predictions"] if any(0.25 < p < 0.75 for p in a["probabilities"])]
+    assert doubtful, "the test model should leave some class in doubt"
+    for answer in doubtful:
+        assert logged[answer["id"].replace("-", "")].confidence < DEFAULT_LOW_CONFIDENCE_THRESHOLD
     given = sum(len(a["labels"]) for a in body["predictions"])
     assert PredictedLabel.objects.filter(log__project=project).count() == given
 
