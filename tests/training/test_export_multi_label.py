@@ -75,6 +75,8 @@ def test_the_export_of_a_multi_label_model_states_and_measures_label_set_agreeme
         promises
     )
     assert "top two FP32 probabilities" not in promises
+    # ... and batch inference says its CSV names every class predicted
+    assert "a JSON list of the classes at 0.5 or more" in promises
 
     # When the model is exported
     with django_capture_on_commit_callbacks(execute=True):
@@ -98,3 +100,41 @@ def test_the_export_of_a_multi_label_model_states_and_measures_label_set_agreeme
         manifest = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith("manifest.json"))))
     assert "| label-set agreement (classes ≥ 0.5) |" in card
     assert manifest["measured"]["agreement"] == "label set"
+
+
+def test_batch_inference_of_a_multi_label_model_names_every_class_it_predicts(multi_label_project, member_of):
+    import csv
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import transaction
+
+    from labeling.services.exports import export_job_file
+    from tests.factories import png_bytes
+    from training.services import inference
+
+    project = multi_label_project
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for k in range(6):
+            zf.writestr(f"shots/{k}.png", png_bytes(900 + k))
+    upload = SimpleUploadedFile("shots.zip", buffer.getvalue(), content_type="application/zip")
+    with transaction.atomic():
+        job = inference.inference_start(project=project, user=member_of(project, Role.ML_ENGINEER), upload=upload)
+    inference.inference_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    handle, _ = export_job_file(job=job)
+    with handle:
+        rows = list(csv.DictReader(io.TextIOWrapper(handle, encoding="utf-8")))
+    assert len(rows) == 6
+    for row in rows:
+        probs = {c: float(row[f"p_{c}"]) for c in ("sky", "tree", "car")}
+        # every class at 0.5 or more, most probable first (a JSON list); the top class and its probability as before
+        clear = {c for c, p in probs.items() if abs(p - 0.5) > 1e-6}
+        given = json.loads(row["predicted_classes"])
+        assert [c for c in given if c in clear] == sorted(
+            (c for c in clear if probs[c] >= 0.5), key=lambda c: -probs[c]
+        )
+        assert row["predicted_class"] == max(probs, key=probs.get)
+        assert float(row["confidence"]) == pytest.approx(max(probs.values()), abs=1e-6)

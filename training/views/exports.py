@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
 from labeling.services.job_limits import JobLimitReached
+from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.models import ModelVersion
 from training.services import exports, inference
 from training.services.export_formats import format_promises
@@ -39,7 +40,8 @@ PAGE_KINDS = (JobKind.EXPORT_MODEL, JobKind.INFERENCE)  # the jobs this page lis
 
 
 def _context(request: HttpRequest, **extra) -> dict:
-    return {"project": request.project, "role": request.role, "capabilities": request.capabilities, **extra}
+    return {"project": request.project, "role": request.role, "capabilities": request.capabilities,
+            "multi_label_threshold": MULTI_LABEL_THRESHOLD, **extra}  # fmt: skip
 
 
 @project_view(Capability.EXPORT)
