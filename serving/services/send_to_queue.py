@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Job, JobKind, Project
+from labeling.selectors.classes import PATH_SEPARATOR, class_path_display, class_paths, class_tree
 from labeling.services.imports import import_job_create, import_job_enqueue
 from serving.models import PredictionLog, ServingSettings
 from serving.selectors.monitoring import MAX_SEND, Order, Selection, predictions_select
@@ -57,6 +58,11 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
         raise ValidationError("The time window is empty: 'since' must be before 'until'.")
     if not 1 <= selection.limit <= MAX_SEND:
         raise ValidationError(f"How many: between 1 and {MAX_SEND}.")
+    if selection.top_class and selection.top_class not in class_paths(class_tree(project=project)).values():
+        raise ValidationError(
+            f"No class {class_path_display(selection.top_class.split(PATH_SEPARATOR))!r} in this project: "
+            "give a class path as the class list shows it (levels separated by /), or leave it empty for any class."
+        )
     if selection.order == Order.MOST_DRIFTED:
         picked = predictions_most_drifted(project=project, selection=selection, limit=selection.limit)
     else:

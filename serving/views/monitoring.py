@@ -19,7 +19,13 @@ from labeling import charts
 from labeling.constants import MULTI_LABEL_THRESHOLD, id_from_text
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
-from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
+from labeling.selectors.classes import (
+    DISPLAY_SEPARATOR,
+    PATH_SEPARATOR,
+    class_path_normalize,
+    class_paths,
+    class_tree,
+)
 from serving.charts import time_chart
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
 from serving.services.drift import DriftCheckError, drift_check_request
@@ -42,6 +48,7 @@ class SendForm(forms.Form):
         max_length=500,
         label="Predicted class",
         help_text="Empty: any. Multi-label: one of the classes predicted.",
+        widget=forms.TextInput(attrs={"list": "class-paths", "autocomplete": "off"}),  # the page's datalist
     )
     since = forms.DateTimeField(required=False, help_text="From (UTC), e.g. 2026-12-01 00:00. Empty: any time.")
     until = forms.DateTimeField(required=False, help_text="Until (UTC). Empty: now.")
@@ -165,6 +172,7 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
         "can_send": Capability.MANAGE in request.capabilities,
         "drift_requested": _drift_waiting(request, figures),
         "multi_label_threshold": MULTI_LABEL_THRESHOLD,
+        "class_paths": sorted(class_paths(class_tree(project=request.project), display=True).values()),
     }
     return render(request, "serving/monitoring.html", context, status=status)
 

@@ -3,6 +3,7 @@ front of an annotator; bad filters change nothing; the API, the command and the 
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -128,7 +129,8 @@ def test_a_class_and_a_time_window_narrow_the_selection(production, django_captu
         ({"order": "most_confident", "limit": 5}, "Select a valid choice"),
         ({"order": "random", "limit": 5, "since": "yesterday"}, "Enter a valid date/time"),
         ({"order": "random", "limit": 5, "since": "2026-12-02 10:00", "until": "2026-12-01 10:00"}, "window is empty"),
-        ({"order": "random", "limit": 5, "top_class": "horse"}, "No production images match"),
+        ({"order": "random", "limit": 5, "top_class": "horse"}, "No class &#x27;horse&#x27; in this project"),
+        ({"order": "random", "limit": 5, "top_class": "cat", "version": 9}, "No production images match"),
     ],
 )
 def test_bad_filters_are_refused_and_change_nothing(production, data, message):
@@ -136,6 +138,11 @@ def test_bad_filters_are_refused_and_change_nothing(production, data, message):
     response = client_for(manager).post(reverse("serving:send_to_queue", args=[project.slug]), data)
     assert response.status_code == 400
     assert message in response.content.decode()
+    # ... and the class field offers the project's classes
+    assert re.search(r"<input [^>]*name=\"top_class\"[^>]*list=\"class-paths\"", response.content.decode())
+    assert '<datalist id="class-paths"><option value="cat"></option><option value="dog"></option></datalist>' in (
+        response.content.decode()
+    )
     assert not Job.objects.filter(project=project).exists()
     assert not PredictionLog.objects.exclude(queued_at=None).exists()
 
@@ -189,7 +196,7 @@ def test_the_command_sends_by_class_and_refuses_bad_input(production, capsys, dj
     assert [log.top_class for log in sent] == ["cat", "cat"]
     assert Item.objects.filter(project=project, sha256__in=sent_shas(project)).count() == 2
 
-    with pytest.raises(CommandError, match="No production images match"):
+    with pytest.raises(CommandError, match="No class 'horse' in this project"):
         call_command("send_to_queue", project.slug, "--random", "2", "--class", "horse")
     with pytest.raises(CommandError, match="Not a date"):
         call_command("send_to_queue", project.slug, "--random", "2", "--since", "last week")
