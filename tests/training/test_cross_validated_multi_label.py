@@ -100,7 +100,7 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     # ... and the versions table names its accuracy for what it is
     assert "<th>Subset accuracy <span" in html
     # ... nor let "suggestion right" pass for the whole label set
-    assert "its top class was one of the classes given, not the whole set" in html
+    assert "exactly the classes given" in html
 
     # ... the quality page shows the estimate too, and names the learning curve's accuracy for what it is
     quality = client.get(reverse("training:model_quality", args=[project.slug])).content.decode()
@@ -110,7 +110,11 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
 
     # ... and the label-error page says what its button does in this project
     page = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
-    assert "supports single-label projects only. In this multi-label project the search computes the" in page
+    assert (
+        f"Labels are judged in single-label projects only; computed the cross-validated estimate over {len(PAIRS)} "
+        in (page)
+    )
+    assert "shows the cross-validated estimate beside a small holdout" in page
     assert "Recompute the cross-validated estimate" in page
     assert "Search for label errors now" not in page
 
@@ -136,6 +140,9 @@ def test_a_multi_label_project_with_a_thin_class_says_why_there_is_no_estimate(
     job = run_search(client, project, manager, django_capture_on_commit_callbacks)
     assert job.result["status"] == "skipped"
     assert job.result.get("cross_validated") is None
+    # ... the job's line says so, and counts the labels it looked at
+    assert job.result["reason"].endswith("too few labels per class for a cross-validated estimate yet.")
+    assert job.result["labels"] == len(pairs)
     # ... and the model page says what it waits for
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
     assert re.search(r'id="cv-missing">[^<]*at least 5 labels', html)
@@ -151,7 +158,10 @@ def test_the_command_and_the_model_card_carry_the_multi_label_estimate(project_f
     cv = Job.objects.get(project=project, kind=JobKind.LABEL_ERRORS).result["cross_validated"]
 
     # Then it says the labels were not judged, and prints every out-of-fold figure with its interval and n
-    assert "skipped. The label-error search supports single-label projects only." in out
+    assert (
+        "skipped. Labels are judged in single-label projects only; computed the cross-validated estimate over 42 "
+        in (out)
+    )
     low = cv["intervals"]["subset_accuracy"]["low"]
     assert f"Cross-validated over 42 labeled items: subset accuracy {cv['subset_accuracy']:.3f} [{low:.3f}, " in out
     assert f"Hamming accuracy {cv['hamming_accuracy']:.3f} [" in out

@@ -93,17 +93,32 @@ def label_errors_find(
 
     snap = label_snapshot(project=project)
     if project.is_multi_label:
-        # Labels are not judged, but a small holdout still gets its cross-validated estimate beside it.
+        # Labels are not judged, but a small holdout still gets its cross-validated estimate beside it; the job's
+        # line on the pages says which of the two this search did.
         review_tasks_label_errors_set(project=project, scores={})
         small = len(snap.holdout) < SMALL_HOLDOUT
+        estimate = (
+            multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=progress)
+            if small
+            else None
+        )
+        labeled = len(snap.train) + len(snap.holdout)
+        if estimate is not None:
+            done = (
+                f"computed the cross-validated estimate over {estimate['n']} labeled items instead "
+                f"(subset accuracy {estimate['subset_accuracy']:.3f})"
+            )
+        elif small:
+            done = "too few labels per class for a cross-validated estimate yet"
+        else:
+            done = f"the holdout ({len(snap.holdout)} items) is large enough that no cross-validated estimate is needed"
         return _record(
             project=project,
             started=started,
             status=LabelErrorStatus.SKIPPED,
-            reason="The label-error search supports single-label projects only.",
-            cross_validated=multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=progress)
-            if small
-            else None,
+            reason=f"Labels are judged in single-label projects only; {done}.",
+            cross_validated=estimate,
+            labels=labeled,
         )
     classes = snap.classes
     # Counted before any embedding is computed: a project with too few labels is answered at once.
