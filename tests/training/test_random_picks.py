@@ -18,6 +18,7 @@ from labeling.models import Annotation, Item, LabelClass, Role, Split
 from labeling.services.priorities import item_priorities_set
 from tests.factories import bulk_items
 from training.models import ModelVersion, Prediction
+from training.selectors import picks
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def labeled(item, user, cls, *, at_random: bool, at) -> Annotation:
     return annotation
 
 
-def test_a_multi_label_suggestion_is_right_only_with_the_whole_label_set(project_factory, member_of):
+def test_a_multi_label_suggestion_is_right_only_with_the_whole_label_set(project_factory, member_of, monkeypatch):
     # Given a multi-label project whose model predicted {a, b} (0.9, 0.7; c at 0.2) for every item
     project = project_factory(al_strategy="diverse_margin", task_type="multi")
     a, b, c = (LabelClass.objects.create(project=project, name=n, order=k) for k, n in enumerate("abc"))
@@ -86,6 +87,15 @@ def test_a_multi_label_suggestion_is_right_only_with_the_whole_label_set(project
     assert "[49 %, 94 %] n = 10" in row(html, "random")
     assert "40 %" in row(html, "strategy")
     assert "exactly the classes given" in html
+    assert 'id="picks-latest"' not in html
+
+    # ... and a large project's page reads only its latest labels, and says so: here the latest 12, the 10 strategy
+    # picks and the last 2 random draws (both wrong)
+    monkeypatch.setattr(picks, "MULTI_LABEL_READ", 12)
+    html = model_page(project, member_of)
+    assert "[0 %, 66 %] n = 2" in row(html, "random")
+    assert "40 %" in row(html, "strategy")
+    assert '<span id="picks-latest">over the latest 12 labels</span>' in html
 
 
 def test_the_model_page_compares_the_suggestion_on_random_draws_with_the_strategys_picks(project_factory, member_of):
