@@ -42,7 +42,7 @@ from serving.runtime.preprocess import image_decode, serving_limits, to_input  #
 from serving.runtime.registry import ModelRegistry, ModelUnavailable  # noqa: E402
 from serving.selectors.keys import api_key_for_token  # noqa: E402
 from serving.services.prediction_log import LogRecord  # noqa: E402
-from training.ml.export_files import MULTI_LABEL_THRESHOLD  # noqa: E402
+from training.ml.export_files import predicted_labels  # noqa: E402
 from training.ml.strategies import least_confidence  # noqa: E402
 from training.ml.strategies import margin as margin_score  # noqa: E402
 
@@ -150,7 +150,7 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
             "probabilities": [round(float(p), 6) for p in row],
             "top_k": [{"class": model.class_names[j], "probability": round(float(row[j]), 6)} for j in order[:k]],
         })  # fmt: skip
-        labels = [model.class_names[j] for j in order if row[j] >= MULTI_LABEL_THRESHOLD] if model.multi_label else []
+        labels = predicted_labels(row, model.class_names) if model.multi_label else []
         if model.multi_label:
             predictions[-1]["labels"] = labels
         embedding = embeddings[i].astype(np.float16).tobytes() if embeddings is not None else None

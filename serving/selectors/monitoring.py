@@ -105,6 +105,7 @@ class Monitoring:
     low_confidence_threshold: float
     auto_queue_per_day: int
     latency: list[LatencyDay] = field(default_factory=list)  # empty: no row of the window has a latency
+    class_paths: list[str] = field(default_factory=list)  # every class's display path, sorted (send to queue's list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -207,11 +208,13 @@ def _ms_quantile(hist: dict[int, int], total: int, q: float) -> float:
     return float(max(hist))
 
 
-def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[list[ClassShare], int, int, int]:
+def class_mix(
+    *, project: Project, since: datetime, until: datetime, paths: dict[int, str]
+) -> tuple[list[ClassShare], int, int, int]:
     """The predicted classes in the window against the labeled distribution (each class of each resolved label
     counts once; in a multi-label project each class of each prediction does too, a single-label prediction is its
     top class). The MAX_CLASSES_SHOWN most predicted or labeled classes; returns (rows, other predicted, predicted
-    total, labeled total). Two grouped queries."""
+    total, labeled total). Two grouped queries; `paths` is class_paths of the project's class tree."""
     if project.is_multi_label:
         rows_of = PredictedLabel.objects.filter(
             log__project=project, log__created_at__gte=since, log__created_at__lt=until
@@ -221,7 +224,6 @@ def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[li
             project=project, created_at__gte=since, created_at__lt=until
         ).values_list("top_class")
     predicted = dict(rows_of.annotate(n=Count("id")).order_by())
-    paths = class_paths(class_tree(project=project))
     labeled_by_id = dict(
         ResolvedLabel.classes.through.objects.filter(resolvedlabel__project=project)
         .values_list("labelclass_id")
@@ -249,18 +251,19 @@ def class_mix(*, project: Project, since: datetime, until: datetime) -> tuple[li
     return rows, other, n_pred, n_lab
 
 
-def live_accuracy(*, project: Project) -> list[LiveAccuracy]:
+def live_accuracy(*, project: Project, paths: dict[int, str]) -> list[LiveAccuracy]:
     """Per version: of the production images sent to the queue whose item now has a resolved label, how many the
     version got right, with a Wilson 95 % interval. Right: the top class is one of the resolved classes; in a
     multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model page)."""
-    logs = PredictionLog.objects.filter(project=project).exclude(image_sha256="")
-    sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk")[: MAX_SEND * 100])
+    logs = PredictionLog.objects.filter(project=project).exclude(image_sha256="").order_by("-created_at", "-pk")
+    logs = logs[: MAX_SEND * 100]
+    sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk"))
     if not sent:
         return []
     multi = project.is_multi_label
     predicted: dict[int, set[str]] = {}
-    if multi:
-        for log_id, path in PredictedLabel.objects.filter(log__in=logs).values_list("log_id", "path"):
+    if multi:  # the classes of the same rows
+        for log_id, path in PredictedLabel.objects.filter(log__in=logs.values("pk")).values_list("log_id", "path"):
             predicted.setdefault(log_id, set()).add(path)
     shas = {sha for _, _, sha, _ in sent}
     item_of = dict(
@@ -268,7 +271,6 @@ def live_accuracy(*, project: Project) -> list[LiveAccuracy]:
     )
     if not item_of:
         return []
-    paths = class_paths(class_tree(project=project))
     labels: dict[int, set[str]] = {}
     for item_id, class_id in ResolvedLabel.classes.through.objects.filter(
         resolvedlabel__item_id__in=item_of.values()
@@ -303,7 +305,9 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
     low, auto_per_day = serving_figures_settings(project=project)
     window = PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
     by_version = dict(window.values_list("version_number").annotate(n=Count("id")).order_by("version_number"))
-    classes, other, predicted_total, labeled_total = class_mix(project=project, since=since, until=until)
+    tree = class_tree(project=project)  # read once: the class mix, live accuracy and the page's class list
+    paths = class_paths(tree)
+    classes, other, predicted_total, labeled_total = class_mix(project=project, since=since, until=until, paths=paths)
     drift, running = drift_reports(project=project)
     counts = PredictionLog.objects.filter(project=project).aggregate(
         sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
@@ -321,7 +325,8 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         labeled_total=labeled_total,
         drift=drift,
         drift_running=running,
-        live_accuracy=live_accuracy(project=project),
+        live_accuracy=live_accuracy(project=project, paths=paths),
+        class_paths=sorted(class_paths(tree, display=True).values()),
         sent_to_queue=counts["sent"],
         kept_images=counts["kept"],
         keep_images_days=keep_images_days_of(project_id=project.pk),

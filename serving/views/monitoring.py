@@ -19,13 +19,7 @@ from labeling import charts
 from labeling.constants import MULTI_LABEL_THRESHOLD, id_from_text
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
-from labeling.selectors.classes import (
-    DISPLAY_SEPARATOR,
-    PATH_SEPARATOR,
-    class_path_normalize,
-    class_paths,
-    class_tree,
-)
+from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
 from serving.charts import time_chart
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
 from serving.services.drift import DriftCheckError, drift_check_request
@@ -172,7 +166,6 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
         "can_send": Capability.MANAGE in request.capabilities,
         "drift_requested": _drift_waiting(request, figures),
         "multi_label_threshold": MULTI_LABEL_THRESHOLD,
-        "class_paths": sorted(class_paths(class_tree(project=request.project), display=True).values()),
     }
     return render(request, "serving/monitoring.html", context, status=status)
 

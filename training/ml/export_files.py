@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Two INT8 files: 7-bit weights run right on any x86 CPU; 8-bit weights are more accurate where the CPU multiplies
 # 8-bit values without saturating (x86 with VNNI, ARM) and lose accuracy on x86 CPUs without VNNI
@@ -21,6 +25,14 @@ DECIDED_MARGIN = 0.05  # top-1 agreement is promised where FP32's top two probab
 # A multi-label model predicts the classes at or above this probability: its holdout figures use it
 # (training.ml.evaluate), and its export files are held to the same label sets where FP32 is this far from it.
 MULTI_LABEL_THRESHOLD = 0.5
+
+
+def predicted_labels(probabilities: Sequence[float], names: Sequence[T]) -> list[T]:
+    """What a multi-label model predicts: the `names` of every class at MULTI_LABEL_THRESHOLD or more, most probable
+    first (ties in class order). The prediction service answers it as `labels`, batch inference writes it as
+    `predicted_classes`, and the model page's picks compare it with the classes given."""
+    given = [j for j, p in enumerate(probabilities) if p >= MULTI_LABEL_THRESHOLD]
+    return [names[j] for j in sorted(given, key=lambda j: -probabilities[j])]
 
 
 def cpu_has_vnni() -> bool | None:

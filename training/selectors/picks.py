@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from labeling.models import Annotation, Project, Split
-from training.ml.export_files import MULTI_LABEL_THRESHOLD
+from training.ml.export_files import predicted_labels
 from training.ml.intervals import wilson_interval
 from training.ml.ranking import random_share
 from training.models import ModelVersion, Prediction
@@ -117,10 +117,7 @@ def _multi_label_counts(labels, shown) -> tuple[dict[bool, dict], bool]:
     predictions = Prediction.objects.filter(pk__in=with_shown.values("shown"))  # a subquery: no list of ids
     probabilities = list(predictions.values_list("pk", "probabilities", "model_version_id"))
     order = dict(ModelVersion.objects.filter(pk__in={v for _, _, v in probabilities}).values_list("pk", "class_ids"))
-    predicted = {
-        pk: {c for c, p in zip(order[v], probs, strict=False) if p >= MULTI_LABEL_THRESHOLD}
-        for pk, probs, v in probabilities
-    }
+    predicted = {pk: set(predicted_labels(probs, order[v])) for pk, probs, v in probabilities}
     given: dict[int, set[int]] = defaultdict(set)
     through = Annotation.classes.through.objects.filter(annotation_id__in=labels.values("pk"))
     for annotation_id, class_id in through.values_list("annotation_id", "labelclass_id"):

@@ -28,7 +28,7 @@ from labeling.services.exports import export_storage
 from labeling.services.exports.csv_safe import csv_row
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_claim, job_finish, job_progress
-from training.ml.export_files import MULTI_LABEL_THRESHOLD
+from training.ml.export_files import predicted_labels
 from training.models import ModelVersion
 from training.services.exports import (
     ModelExportError,
@@ -152,7 +152,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     # CRLF (RFC 4180): the csv module then quotes any cell holding \r or \n, which cannot start a new row.
     writer = csv.writer(buffer, lineterminator="\r\n")
     # A multi-label model predicts a set: `predicted_classes` (a JSON list, unambiguous whatever a class name holds)
-    # names every class at MULTI_LABEL_THRESHOLD or more, most probable first; predicted_class stays its top class.
+    # is export_files.predicted_labels, the service's `labels`; predicted_class stays its top class.
     extra = ["predicted_classes"] if multi else []
     writer.writerow(csv_row(["file_name", "predicted_class", "confidence", *extra, *[f"p_{n}" for n in class_names]]))
     batch_names: list[str] = []
@@ -167,9 +167,8 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
             logits = model(torch.stack(batch_tensors)).float()
             probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
         for name, row in zip(batch_names, probs.tolist(), strict=True):
-            order = sorted(range(len(row)), key=lambda j: -row[j])
-            best = order[0]
-            given = [json.dumps([class_names[j] for j in order if row[j] >= MULTI_LABEL_THRESHOLD])] if multi else []
+            best = max(range(len(row)), key=row.__getitem__)
+            given = [json.dumps(predicted_labels(row, class_names))] if multi else []
             writer.writerow(csv_row([name, class_names[best], f"{row[best]:.6f}", *given, *[f"{p:.6f}" for p in row]]))
             written += 1
         batch_names.clear()
