@@ -234,7 +234,11 @@ class LabelErrorsApi(ProjectView, APIView):
     `cross_validated`: accuracy and macro-F1 over every labeled item and the accuracy estimated on the open images,
     each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small). In a
     multi-label project (`multi_label` true) `accuracy` is the subset accuracy, beside `hamming_accuracy` and
-    `micro_f1`, and there is no open-image estimate.
+    `micro_f1`, and there is no open-image estimate. A multi-label search judges class decisions: `classes_judged`
+    and `weak_classes` (the classes whose model was too weak, with its balanced accuracy and agreement), the estimated
+    share is of the decisions judged (labels x classes_judged), and each suspect's `decisions` lists the classes the
+    search contradicts (`given` true: a class given that it finds absent; false: one missing that it finds present),
+    with the probability the class is present and the share of similar labeled images carrying it.
     POST starts a search as a job (reviewers, managers and ML engineers); one already queued or running is returned
     instead."""
 

@@ -136,7 +136,10 @@ class LabelErrorSearch(models.Model):
     The open ReviewTask rows (reason label_error) are the suspects to work; `suspects` holds, per item id, the
     model that judged it (cross-validated, never the active version): [given class id, model's class id, model's
     probability for it, probability of the given class, shares of the item's nearest labeled neighbours that carry
-    the model's class and the given class (searches from before December 2026 have neither)].
+    the model's class and the given class (searches from before December 2026 have neither)]; in a multi-label
+    project {"decisions": [[class id, 1 given / 0 not given, probability the class is present, share of the nearest
+    labeled neighbours with it], ...]} (training.services.label_errors_multi), and the estimated share is of the
+    class decisions judged (labels x classes_judged).
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_error_searches")
@@ -151,6 +154,9 @@ class LabelErrorSearch(models.Model):
     share_high = models.FloatField(null=True, blank=True)
     flagged = models.PositiveIntegerField(default=0)
     suspects = models.JSONField(default=dict, blank=True)
+    classes_judged = models.PositiveIntegerField(default=0)  # multi-label: classes whose decisions were judged
+    # multi-label: [[class path, balanced accuracy, agreement]] of the classes too weak to judge
+    weak_classes = models.JSONField(default=list, blank=True)
     seconds = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -18,7 +18,13 @@ from labeling.models import (
     ReviewTaskReason,
     Verdict,
 )
-from labeling.selectors.training_seam import active_model_version, latest_label_error_search, prediction_model
+from labeling.selectors.training_seam import (
+    active_model_version,
+    latest_label_error_search,
+    prediction_model,
+    still_contested,
+    suspect_decisions,
+)
 
 # The order reasons are worked through when no filter is set: gold misses and disagreements first.
 REASON_ORDER = [
@@ -42,9 +48,10 @@ def label_error_tasks_shown(
 ) -> tuple[list[ReviewTask], int]:
     """(the first `limit` open label-error tasks a page lists, loaded with item, annotator and classes; how many it
     lists in all). A task is listed while the item's label still differs from the class the search's model gave it
-    (`details`: LabelErrorSearch.suspects) and that class still exists (`known_classes`); the label may have changed
-    since. Every open task is checked on plain ids, and only the shown ones are loaded as objects (loading all 3,000
-    open suspects that way took 0.5-0.7 s a page)."""
+    (`details`: LabelErrorSearch.suspects) and that class still exists (`known_classes`), or in a multi-label
+    project while one of its contested decisions still stands; the label may have changed since. Every open task is
+    checked on plain ids, and only the shown ones are loaded as objects (loading all 3,000 open suspects that way
+    took 0.5-0.7 s a page)."""
     open_tasks = review_tasks_open(project=project, reason=ReviewTaskReason.LABEL_ERROR)
     ordered = list(open_tasks.values_list("pk", "item_id"))
     given: dict[int, list[int]] = {}
@@ -54,7 +61,11 @@ def label_error_tasks_shown(
     listed = []
     for pk, item_id in ordered:
         detail = details.get(str(item_id))
-        if detail and detail[1] in known_classes and given.get(item_id, []) != [detail[1]]:
+        decisions = suspect_decisions(detail)
+        if decisions is not None:  # multi-label: while one of its decisions still stands as the search saw it
+            if still_contested(decisions, set(given.get(item_id, [])), known_classes):
+                listed.append(pk)
+        elif detail and detail[1] in known_classes and given.get(item_id, []) != [detail[1]]:
             listed.append(pk)
     shown = (
         ReviewTask.objects.filter(pk__in=listed[:limit])
@@ -118,6 +129,9 @@ class ReviewContext:
     # For a suspected label error: what the search's cross-validated model (one that never saw this label) said,
     # as (its class, its probability, probability it gave the given class); None otherwise.
     out_of_sample: tuple[LabelClass, float, float, float | None, float | None] | None = None
+    # In a multi-label project, the search's contested decisions instead: (class, given, probability present,
+    # share of the 10 most similar labeled images with it).
+    out_of_sample_decisions: list[tuple[LabelClass, bool, float, float | None]] = field(default_factory=list)
 
 
 def _given_labels(item: Item) -> list[GivenLabel]:
@@ -174,7 +188,10 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         given = live[-1] if live else None
     resolved = ResolvedLabel.objects.filter(item=item).prefetch_related("classes").first()
     top, version = model_top_classes(item=item)
-    out_of_sample = _label_error_view(item=item) if task.reason == ReviewTaskReason.LABEL_ERROR else None
+    out_of_sample, decisions = None, []
+    if task.reason == ReviewTaskReason.LABEL_ERROR:
+        given_ids = {c.pk for c in resolved.classes.all()} if resolved else set()
+        out_of_sample, decisions = _label_error_view(item=item, given=given_ids)
     return ReviewContext(
         task=task,
         item=item,
@@ -186,19 +203,31 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         model_top=top,
         model_version=version,
         out_of_sample=out_of_sample,
+        out_of_sample_decisions=decisions,
     )
 
 
-def _label_error_view(*, item: Item) -> tuple[LabelClass, float, float, float | None, float | None] | None:
-    """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch):
-    the model's class, its probability, the given class's, and the shares of similar labeled images with the
-    model's class and with the given one (None from older searches)."""
+def _label_error_view(
+    *, item: Item, given: set[int]
+) -> tuple[tuple | None, list[tuple[LabelClass, bool, float, float | None]]]:
+    """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch).
+    Single-label: (the model's class, its probability, the given class's, and the shares of similar labeled images
+    with the model's class and with the given one (None from older searches)), []. Multi-label: None, and the
+    contested decisions the resolved label (`given`: its class ids) still makes, as (class, given, probability
+    present, neighbours' share)."""
     search = latest_label_error_search(project_id=item.project_id)
     row = ((search.suspects or {}) if search is not None else {}).get(str(item.pk))
+    decisions = suspect_decisions(row)
+    if decisions is not None:
+        classes = LabelClass.objects.in_bulk([d.class_id for d in decisions])
+        return None, [
+            (classes[d.class_id], d.given, d.p_present, d.near_present)
+            for d in still_contested(decisions, given, set(classes))
+        ]
     if not row or len(row) < 4:
-        return None
+        return None, []
     model_class = LabelClass.objects.filter(project_id=item.project_id, pk=row[1]).first()
     if model_class is None:
-        return None
+        return None, []
     near = (float(row[4]), float(row[5])) if len(row) > 5 else (None, None)
-    return model_class, float(row[2]), float(row[3]), *near
+    return (model_class, float(row[2]), float(row[3]), *near), []

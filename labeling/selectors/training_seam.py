@@ -7,6 +7,7 @@ absent training app means no model: every accessor returns None and every read i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.apps import apps
@@ -68,6 +69,38 @@ def latest_label_error_search(*, project_id: int) -> Model | None:
     if search_model is None:
         return None
     return search_model.objects.filter(project_id=project_id).order_by("-created_at", "-id").first()
+
+
+@dataclass(frozen=True)
+class SuspectDecision:
+    """One class decision a multi-label label-error search contradicts: the class was given (True) or not, the
+    probability it is present by a model that never saw the label, and the share of the item's most similar labeled
+    images that carry it."""
+
+    class_id: int
+    given: bool
+    p_present: float
+    near_present: float | None
+
+
+def suspect_decisions(row) -> list[SuspectDecision] | None:
+    """The decisions of a multi-label search's suspect row (LabelErrorSearch.suspects: {"decisions": [[class id,
+    1 / 0 given, probability present, neighbours' share], ...]}), most suspicious first; None for a single-label row
+    ([given class, model's class, ...])."""
+    if not isinstance(row, dict):
+        return None
+    out = []
+    for d in row.get("decisions") or []:
+        if isinstance(d, list) and len(d) >= 3:
+            near = float(d[3]) if len(d) > 3 and d[3] is not None else None
+            out.append(SuspectDecision(int(d[0]), bool(d[1]), float(d[2]), near))
+    return out
+
+
+def still_contested(decisions: list[SuspectDecision], given: set[int], known: set[int]) -> list[SuspectDecision]:
+    """The decisions the item's label still makes as the search saw it (a class still given, or still missing), on
+    classes that still exist."""
+    return [d for d in decisions if d.class_id in known and (d.class_id in given) == d.given]
 
 
 def registered_backbone_weights() -> list[dict]:

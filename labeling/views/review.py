@@ -29,7 +29,13 @@ from labeling.selectors.reviews import (
     review_task_counts,
     review_task_next,
 )
-from labeling.selectors.training_seam import active_model_version, explanation_url, latest_label_error_search
+from labeling.selectors.training_seam import (
+    active_model_version,
+    explanation_url,
+    latest_label_error_search,
+    still_contested,
+    suspect_decisions,
+)
 from labeling.services import reviews as review_services
 from labeling.views.class_list import page_list_key, review_list_block
 
@@ -213,7 +219,10 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
     search = latest_label_error_search(project_id=project.pk)
     details = (search.suspects or {}) if search is not None and search.status == "ok" else {}
-    class_ids = {c for row in details.values() for c in row[:2]}
+    class_ids = set()
+    for row in details.values():
+        decisions = suspect_decisions(row)
+        class_ids.update(row[:2] if decisions is None else (d.class_id for d in decisions))
     classes = LabelClass.objects.in_bulk(class_ids) if class_ids else {}
     tasks, total = label_error_tasks_shown(project=project, details=details, known_classes=set(classes), limit=200)
     rows = []
@@ -222,18 +231,28 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     for task in tasks:  # each one a disagreement still (the label may have changed since the search)
         detail = details[str(task.item_id)]
         resolved = getattr(task.item, "resolved", None)
-        model_class = classes[detail[1]]
-        rows.append(
-            {
-                "task": task,
-                "given": list(resolved.classes.all()) if resolved else [],
+        given = list(resolved.classes.all()) if resolved else []
+        decisions = suspect_decisions(detail)
+        if decisions is not None:
+            contested = still_contested(decisions, {c.pk for c in given}, set(classes))
+            model_class = classes[contested[0].class_id]
+            row = {"decisions": [(classes[d.class_id], d.given, d.p_present, d.near_present) for d in contested]}
+        else:
+            model_class = classes[detail[1]]
+            row = {
                 "given_probability": detail[3],
-                "annotator": task.annotation.user.get_username() if task.annotation_id else "",
-                "model": model_class,
                 "model_probability": detail[2],
                 "support": detail[4] if len(detail) > 5 else None,
                 "given_support": detail[5] if len(detail) > 5 else None,
-                # What the active model looks at for the class the search's model predicted.
+            }
+        rows.append(
+            {
+                **row,
+                "task": task,
+                "given": given,
+                "annotator": task.annotation.user.get_username() if task.annotation_id else "",
+                "model": model_class,
+                # What the active model looks at for the (first contested) class the search's model predicted.
                 "explain_url": explanation_url(slug=project.slug, item_id=task.item_id, class_id=model_class.pk)
                 if model_class.pk in explained
                 else "",
@@ -246,7 +265,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
             "share": search.estimated_share * 100,
             "low": search.share_low * 100,
             "high": search.share_high * 100,
-            "count": round(search.estimated_share * search.labels),
+            # Of the labels, or in a multi-label project of the class decisions judged (labels x classes).
+            "count": round(search.estimated_share * search.labels * (search.classes_judged or 1)),
         }
     return render(
         request,

@@ -1,6 +1,6 @@
 """A multi-label project's small holdout gets the cross-validated estimate beside it, as a single-label one's does:
-the label-error search (which judges single-label labels only) still computes the out-of-fold figures the holdout
-shows, and the model page, the API, the command and the model card carry them with n and 95 % intervals."""
+the label-error search computes the out-of-fold figures the holdout shows, also while it has too few labels to judge
+any, and the model page, the API, the command and the model card carry them with n and 95 % intervals."""
 
 from __future__ import annotations
 
@@ -73,8 +73,9 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     # When the label-error search runs (as after every new version)
     job = run_search(client, project, manager, django_capture_on_commit_callbacks)
 
-    # Then it judges no label (single-label only) but reports the holdout's figures out of fold, over every label
-    assert job.result["status"] == "skipped"
+    # Then it judges no label (no class is on 20 items yet) but reports the holdout's figures out of fold, over every
+    # label
+    assert job.result["status"] == "too_few"
     cv = job.result["cross_validated"]
     assert cv["multi_label"] is True
     assert (cv["n"], cv["folds"], cv["pool"]) == (len(PAIRS), 5, 0)
@@ -108,15 +109,10 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     assert "holdout subset accuracy" in quality
     assert "subset accuracy's 95 % interval" in quality
 
-    # ... and the label-error page says what its button does in this project
+    # ... and the label-error page says why nothing is judged yet
     page = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
-    assert (
-        f"Labels are judged in single-label projects only; computed the cross-validated estimate over {len(PAIRS)} "
-        in (page)
-    )
-    assert "shows the cross-validated estimate beside a small holdout" in page
-    assert "Recompute the cross-validated estimate" in page
-    assert "Search for label errors now" not in page
+    assert "the search needs a class on at least 20 labeled items and missing from at least 20" in page
+    assert "Search for label errors now" in page
 
     # ... the API carries them
     api = APIClient()
@@ -138,10 +134,9 @@ def test_a_multi_label_project_with_a_thin_class_says_why_there_is_no_estimate(
 
     # When the search runs, then there is no estimate (each fold would train without most of grey and green) ...
     job = run_search(client, project, manager, django_capture_on_commit_callbacks)
-    assert job.result["status"] == "skipped"
+    assert job.result["status"] == "too_few"
     assert job.result.get("cross_validated") is None
-    # ... the job's line says so, and counts the labels it looked at
-    assert job.result["reason"].endswith("too few labels per class for a cross-validated estimate yet.")
+    # ... the job's line counts the labels it looked at
     assert job.result["labels"] == len(pairs)
     # ... and the model page says what it waits for
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
@@ -157,11 +152,8 @@ def test_the_command_and_the_model_card_carry_the_multi_label_estimate(project_f
     out = capsys.readouterr().out
     cv = Job.objects.get(project=project, kind=JobKind.LABEL_ERRORS).result["cross_validated"]
 
-    # Then it says the labels were not judged, and prints every out-of-fold figure with its interval and n
-    assert (
-        "skipped. Labels are judged in single-label projects only; computed the cross-validated estimate over 42 "
-        in (out)
-    )
+    # Then it says why no label was judged yet, and prints every out-of-fold figure with its interval and n
+    assert "too_few. Too few labels to judge: the search needs a class on at least 20 labeled items" in out
     low = cv["intervals"]["subset_accuracy"]["low"]
     assert f"Cross-validated over 42 labeled items: subset accuracy {cv['subset_accuracy']:.3f} [{low:.3f}, " in out
     assert f"Hamming accuracy {cv['hamming_accuracy']:.3f} [" in out

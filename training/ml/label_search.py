@@ -54,10 +54,13 @@ def agreement_needed(labels: np.ndarray) -> float:
     return max(MIN_AGREEMENT, chance + CHANCE_GAP * (1.0 - chance))
 
 
-def judge(features: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray, *, backed: bool = True) -> Judgement:
+def judge(
+    features: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray, *, backed: bool = True, support=None
+) -> Judgement:
     """The search on labels of the judged classes (each with at least MIN_LABELS_PER_CLASS, renumbered 0..k-1) and
     their out-of-sample probabilities: the agreement gate, then confident learning with (by default) the
-    neighbours' backing, then the suspects a reviewer sees, without near ties (TIE_MARGIN)."""
+    neighbours' backing, then the suspects a reviewer sees, without near ties (TIE_MARGIN). `support` replaces the
+    neighbours computed from `features` and `labels` (the multi-label search shares one table across classes)."""
     labels = np.asarray(labels, dtype=np.int64)
     pred_probs = np.asarray(pred_probs, dtype=np.float64)
     predicted = pred_probs.argmax(axis=1)
@@ -65,7 +68,10 @@ def judge(features: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray, *, b
     needed = agreement_needed(labels)
     if agreement < needed:
         return Judgement(agreement, needed, None, None, np.zeros(0, dtype=np.int64))
-    support = NeighbourSupport(features, labels, pred_probs.shape[1]) if backed else None
+    if not backed:
+        support = None
+    elif support is None:
+        support = NeighbourSupport(features, labels, pred_probs.shape[1])
     issues = find_label_issues(labels, pred_probs, support=support)
     rows = suspects(issues, labels)
     gap = pred_probs[rows, predicted[rows]] - pred_probs[rows, labels[rows]]

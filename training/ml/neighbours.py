@@ -30,12 +30,14 @@ MAX_BLOCK = 2048
 class NeighbourSupport:
     """support[rows] -> [len(rows), n_classes]: for each example asked for, the share of its k nearest other
     examples (cosine similarity of the features centred on their mean; a fixed random projection to NEIGHBOUR_DIM
-    dimensions above that) labeled with each class. Rows are computed in blocks when first asked for, and kept."""
+    dimensions above that) labeled with each class. Rows are computed in blocks when first asked for, and kept.
+    `labels` is (n,) class indices, or an (n, n_classes) 0/1 matrix in a multi-label project (a neighbour then
+    counts for every class it carries)."""
 
     def __init__(
         self, features: np.ndarray, labels: np.ndarray, n_classes: int, k: int = NEIGHBOURS, block: int | None = None
     ):
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64 if np.ndim(labels) == 1 else np.float32)
         n = len(self.labels)
         self.k = min(k, n - 1)
         self.block = block or block_rows(n, cells=BLOCK_CELLS, most=MAX_BLOCK)
@@ -72,7 +74,10 @@ class NeighbourSupport:
         np.negative(sim, out=sim)  # in place: the smallest are the nearest
         sim[np.arange(len(rows)), rows] = np.inf  # not its own neighbour
         nearest = np.argpartition(sim, self.k - 1, axis=1)[:, : self.k]
-        np.add.at(self.table, (np.repeat(rows, self.k), self.labels[nearest].ravel()), 1.0 / self.k)
+        if self.labels.ndim == 2:
+            self.table[rows] = self.labels[nearest].mean(axis=1)
+        else:
+            np.add.at(self.table, (np.repeat(rows, self.k), self.labels[nearest].ravel()), 1.0 / self.k)
 
 
 def neighbour_support(

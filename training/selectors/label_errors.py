@@ -3,18 +3,22 @@ settled, and the cross-validated estimate the model pages show."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
+from dataclasses import astuple, dataclass
 
 from django.db.models import Q
 
 from labeling.models import Project, ReviewTask, ReviewTaskReason
+from labeling.selectors.training_seam import suspect_decisions
 from training.models import LabelErrorSearch
 from training.selectors.quality import CrossValidated, cross_validated_estimate
 
 # LabelErrorSearch.suspects rows, in order.
 SUSPECT_KEYS = ("given_class", "suggested_class", "p_suggested", "p_given", "neighbours_suggested", "neighbours_given")
+# A multi-label suspect's decisions (labeling.selectors.training_seam.SuspectDecision), as the API names them.
+DECISION_KEYS = namedtuple("Decision", ("class_id", "given", "p_present", "neighbours_present"))
 SEARCH_FIELDS = ("status", "reason", "labels", "min_per_class", "agreement", "estimated_share", "share_low",
-                 "share_high", "not_checked", "seconds", "created_at")  # fmt: skip
+                 "share_high", "not_checked", "classes_judged", "weak_classes", "seconds", "created_at")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,16 @@ def _search_data(search: LabelErrorSearch | None, limit: int | None, after: Susp
     for item_id, name, score in rows:
         row = details.get(str(item_id))
         detail = dict(zip(SUSPECT_KEYS, row, strict=False)) if isinstance(row, list) else {}
+        decisions = suspect_decisions(row)
         suspects.append(
-            {"item": item_id, "name": name, "score": round(score, 6), **{k: detail.get(k) for k in SUSPECT_KEYS}}
+            {
+                "item": item_id,
+                "name": name,
+                "score": round(score, 6),
+                **{k: detail.get(k) for k in SUSPECT_KEYS},
+                # multi-label: the class decisions the search contradicts (None in a single-label project)
+                "decisions": None if decisions is None else [DECISION_KEYS(*astuple(d))._asdict() for d in decisions],
+            }
         )
     return {
         "id": search.pk,

@@ -98,7 +98,7 @@ def pool_sample(*, project: Project, snap: LabelSnapshot, seed: int) -> PoolSamp
     return PoolSample(l2=cfg.head_l2, features=store.get([cached[i] for i in take], cfg), of=len(ids))
 
 
-def _embedded(project: Project, snap: LabelSnapshot, rows: list, progress: Progress | None) -> np.ndarray:
+def embedded_rows(project: Project, snap: LabelSnapshot, rows: list, progress: Progress | None) -> np.ndarray:
     """Features [n, d] of the snapshot rows (item id, path, class indices), computed into the project's feature
     store first where missing."""
     from training.ml.embeddings import EmbeddingStore
@@ -120,7 +120,7 @@ def labeled_embeddings(*, project: Project, progress: Progress | None = None, sn
     snap = snap or label_snapshot(project=project)
     rows = [(item_id, path, idx) for item_id, path, idx in (*snap.train, *snap.holdout) if len(idx) == 1]
     labels = np.array([idx[0] for _, _, idx in rows], dtype=np.int64)
-    return [item_id for item_id, _, _ in rows], _embedded(project, snap, rows, progress), labels, snap.classes
+    return [item_id for item_id, _, _ in rows], embedded_rows(project, snap, rows, progress), labels, snap.classes
 
 
 def multi_label_estimate(
@@ -144,7 +144,7 @@ def multi_label_estimate(
         or _thin_share(used, folds) > (CROSS_VALIDATED_MAX_THIN_SHARE)
     ):
         return None
-    features = _embedded(project, snap, rows, progress)
+    features = embedded_rows(project, snap, rows, progress)
     if progress is not None:
         progress(0, 1, "cross-validation")
     cfg = round_config(project=project, classes=snap.classes, mode=RunMode.HEAD)

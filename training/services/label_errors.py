@@ -6,11 +6,12 @@ missing from the feature store). Probabilities come from 5-fold cross-validation
 logistic-regression head on standardised embeddings, averaged over REPEATS fold splits
 (training.ml.confident.cross_val_pred_probs), so every label is judged by a model that never saw it. A label is
 a suspect only where that model's most probable class is another one and the label's most similar labeled images
-back it (training.ml.confident.backs). Single-label projects only: a multi-label project is reported as skipped.
+back it (training.ml.confident.backs). A multi-label project's labels are judged one class decision at a time
+(training.services.label_errors_multi).
 Items whose label a reviewer already set (source review) still train the folds but are never flagged. Each search is
 stored (training.models.LabelErrorSearch) with the estimated share of wrong labels and its bootstrap interval.
 While the holdout is small, the search also reports the cross-validated estimate over every labeled item, with n and
-95 % intervals (`cross_validated` in its result, which the progress Job stores; multi-label projects included): the
+95 % intervals (`cross_validated` in its result, which the progress Job stores): the
 model pages show it beside the holdout's figures. That estimate (training.services.cross_validated) cross-validates
 the head a version trains, not the search's logistic regression, which is tuned to rank labels.
 """
@@ -29,12 +30,8 @@ from labeling.services.reviews import live_annotations, review_tasks_label_error
 from training.ml.intervals import SMALL_HOLDOUT
 from training.ml.label_search import DEFAULT_C, MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
-from training.services.cross_validated import (
-    CROSS_VALIDATED_MIN_LABELS,
-    labeled_embeddings,
-    multi_label_estimate,
-    single_label_estimate,
-)
+from training.services.cross_validated import CROSS_VALIDATED_MIN_LABELS, labeled_embeddings, single_label_estimate
+from training.services.label_errors_multi import multi_label_search
 from training.services.snapshot import label_snapshot
 
 __all__ = ["label_errors_find", "labeled_embeddings"]
@@ -93,33 +90,21 @@ def label_errors_find(
 
     snap = label_snapshot(project=project)
     if project.is_multi_label:
-        # Labels are not judged, but a small holdout still gets its cross-validated estimate beside it; the job's
-        # line on the pages says which of the two this search did.
-        review_tasks_label_errors_set(project=project, scores={})
-        small = len(snap.holdout) < SMALL_HOLDOUT
-        estimate = (
-            multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=progress)
-            if small
-            else None
-        )
-        labeled = len(snap.train) + len(snap.holdout)
-        if estimate is not None:
-            done = (
-                f"computed the cross-validated estimate over {estimate['n']} labeled items instead "
-                f"(subset accuracy {estimate['subset_accuracy']:.3f})"
-            )
-        elif small:
-            done = "too few labels per class for a cross-validated estimate yet"
-        else:
-            done = f"the holdout ({len(snap.holdout)} items) is large enough that no cross-validated estimate is needed"
-        return _record(
-            project=project,
-            started=started,
-            status=LabelErrorStatus.SKIPPED,
-            reason=f"Labels are judged in single-label projects only; {done}.",
-            cross_validated=estimate,
-            labels=labeled,
-        )
+        outcome = multi_label_search(project=project, snap=snap, folds=folds, C=C, seed=seed, progress=progress)
+        extra = {k: outcome.pop(k) for k in ("decisions_flagged", "already_reviewed") if k in outcome}
+        summary = _record(project=project, started=started, **outcome)
+        if summary["status"] != LabelErrorStatus.OK:
+            return summary
+        return {
+            **summary,
+            **extra,
+            "suspects": outcome["flagged"],
+            "estimated_share": round(outcome["estimated_share"], 4),
+            "share_interval": [round(outcome["share_low"], 4), round(outcome["share_high"], 4)],
+            "agreement": round(outcome["agreement"], 4),
+            "not_checked": len(outcome["not_checked"]),
+            "weak_classes": len(outcome["weak_classes"]),
+        }
     classes = snap.classes
     # Counted before any embedding is computed: a project with too few labels is answered at once.
     counts = np.zeros(len(classes.ids), dtype=np.int64)

@@ -75,15 +75,28 @@ class Command(BaseCommand):
             self.stdout.write(f"Label-error search of {project.slug}: {search['status']}. {search['reason']}")
         else:
             suspects, total = search["suspects"], search["suspects_open"]
+            judged = f"{search['labels']} labels judged"
+            of = "labels"
+            if project.is_multi_label:
+                judged = f"{search['labels']} labels x {search['classes_judged']} classes judged"
+                of = "class decisions"
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Label-error search of {project.slug}: {search['labels']} labels judged, out-of-sample "
-                    f"agreement {search['agreement']:.0%}. Probably wrong: {search['estimated_share']:.1%} of labels "
+                    f"Label-error search of {project.slug}: {judged}, out-of-sample agreement "
+                    f"{search['agreement']:.0%}. Probably wrong: {search['estimated_share']:.1%} of {of} "
                     f"(95 % interval {search['share_low']:.1%} to {search['share_high']:.1%}); "
                     f"{total} suspect{'' if total == 1 else 's'} to review."
                 )
             )
             for s in suspects[:show]:
+                if s["decisions"] is not None:
+                    said = "; ".join(
+                        f"{'not ' if d['given'] else 'missing '}{names.get(d['class_id'], '?')} "
+                        f"(present {d['p_present']:.2f})"
+                        for d in s["decisions"]
+                    )
+                    self.stdout.write(f"  item {s['item']} ({s['name']}): {said}")
+                    continue
                 given, suggested = names.get(s["given_class"], "?"), names.get(s["suggested_class"], "?")
                 line = f"  item {s['item']} ({s['name']}): given {given}, model says {suggested}"
                 if s["p_suggested"] is not None:
@@ -96,6 +109,9 @@ class Command(BaseCommand):
                 self.stdout.write(line)
             if total > len(suspects):
                 self.stdout.write(f"  ... and {total - len(suspects)} more (--show N, or the review page)")
+        if search.get("weak_classes"):
+            weak = ", ".join(f"{name} ({balanced:.0%})" for name, balanced, _ in search["weak_classes"])
+            self.stdout.write(f"Not judged (the model gets under 90 % of a class's decisions right on balance): {weak}")
         if search["not_checked"]:
             small = ", ".join(f"{name} ({count})" for name, count in search["not_checked"])
             self.stdout.write(f"Not judged (fewer than {search['min_per_class']} labels): {small}")

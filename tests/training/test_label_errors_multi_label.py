@@ -1,0 +1,160 @@
+"""The label-error search in a multi-label project: a class given that is not in the image, or one left out that is,
+is listed for review (page, review card, API, command), right labels are not, and a class the model cannot learn is
+named and left out rather than flagged."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from labeling.api.tokens import token_replace
+from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
+from labeling.services.annotations import annotation_create
+from labeling.services.imports import item_create_from_bytes
+from tests.training.test_cross_validated_multi_label import two_colour_png
+from tests.training.test_metric_intervals_pages import COLOURS, run_search
+from training.ml.label_search_multi import cross_val_present_probs, judge_multi_label, judged_classes
+
+pytestmark = pytest.mark.django_db
+
+NAMES = list(COLOURS)
+# Every ordered pair of two colours 6 times, and every colour alone 6 times: 96 items, each colour on 42 of them.
+SHOWN = [(a, b) for a in NAMES for b in NAMES if a != b for _ in range(6)] + [(c,) for c in NAMES for _ in range(6)]
+# Four labels wrong: a colour shown but left out (twice), a colour not shown but given (twice).
+WRONG = {0: ("drop", "blue"), 26: ("add", "grey"), 40: ("drop", "red"), 90: ("add", "red")}
+
+
+def colour_project(project_factory, member_of, settings):
+    """The multi-label colour project of SHOWN, labeled with the colours each image shows except for WRONG; returns
+    (project, manager, {item id: (class id, given)} of the wrong decisions)."""
+    settings.LABELLOOP_ROUND_OVERRIDES = {"num_workers": 0, "score_batch_size": 64}
+    project = project_factory(image_size=64, task_type="multi")
+    manager = member_of(project, Role.MANAGER, "boss")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    classes = {name: project.classes.create(name=name, order=k) for k, name in enumerate(NAMES)}
+    wrong = {}
+    for k, shown in enumerate(SHOWN):
+        png = two_colour_png(COLOURS[shown[0]], COLOURS[shown[-1]], k)
+        item = item_create_from_bytes(project=project, name=f"{k}-{'-'.join(shown)}.png", data=png)
+        given = set(shown)
+        if k in WRONG:
+            how, colour = WRONG[k]
+            assert (colour in given) == (how == "drop")
+            given ^= {colour}
+            wrong[item.pk] = (classes[colour].pk, how == "add")
+        annotation_create(item=item, user=annotator, class_ids=[classes[c].pk for c in given])
+    return project, manager, wrong
+
+
+def listed(html: str) -> set[tuple[int, int, bool]]:
+    """(item, class, given) of every decision the label-error page lists."""
+    out = set()
+    for item, cells in re.findall(r'<tr data-item="(\d+)"(.*?)</tr>', html, re.S):
+        for cls, given in re.findall(r'<li data-class="(\d+)" data-given="([01])"', cells):
+            out.add((int(item), int(cls), given == "1"))
+    return out
+
+
+def test_wrong_class_decisions_are_listed_and_right_ones_are_not(
+    client, project_factory, member_of, settings, django_capture_on_commit_callbacks, capsys
+):
+    # Given 96 two-colour images, four of them labeled with a colour missing or one too many
+    project, manager, wrong = colour_project(project_factory, member_of, settings)
+    expected = {(item, cls, given) for item, (cls, given) in wrong.items()}
+
+    # When a manager searches for label errors from the page
+    job = run_search(client, project, manager, django_capture_on_commit_callbacks)
+
+    # Then the search judged every colour, and listed only wrong decisions, three of the four (confident learning
+    # leaves a decision out when the model's doubt about it is no larger than about the right ones)
+    assert job.result["status"] == "ok", job.result
+    assert job.result["weak_classes"] == 0
+    url = reverse("labeling:review_label_errors", args=[project.slug])
+    html = client.get(url).content.decode()
+    found = listed(html)
+    assert found <= expected
+    assert len(found) >= 3
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+    headline = r"About [\d.]+ % of the class decisions checked are probably wrong \(96 labels \u00d7 4 classes judged"
+    assert re.search(headline, text)
+    blue = project.classes.get(name="blue")
+    dropped_blue = next(item for item, (cls, given) in wrong.items() if cls == blue.pk)
+    row = re.search(rf'<tr data-item="{dropped_blue}".*?</tr>', html, re.S).group(0)
+    assert "missing <b>blue</b>" in row
+    red = project.classes.get(name="red")
+    added_red = next(item for item, (cls, given) in wrong.items() if cls == red.pk and given)
+    row = re.search(rf'<tr data-item="{added_red}".*?</tr>', html, re.S).group(0)
+    assert "not <b>red</b>" in row
+
+    # ... the review card says which class decision the search contradicts
+    task = ReviewTask.objects.get(project=project, reason=ReviewTaskReason.LABEL_ERROR, item_id=dropped_blue)
+    card = client.get(reverse("labeling:review", args=[project.slug]), {"reason": "label_error", "task": task.pk})
+    card = re.sub(r"\s+", " ", card.content.decode())
+    assert re.search(r"<b>blue</b> is missing: the model finds it present \(\d+%\); \d+ of the 10 similar", card)
+
+    # ... the API gives the same decisions
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=manager).key}")
+    search = api.get(f"/api/projects/{project.slug}/label-errors/").json()["search"]
+    assert search["classes_judged"] == 4
+    assert {(s["item"], d["class_id"], d["given"]) for s in search["suspects"] for d in s["decisions"]} == found
+    assert all(s["given_class"] is None for s in search["suspects"])
+
+    # ... and so does the command
+    capsys.readouterr()
+    call_command("label_errors", project.slug)
+    out = capsys.readouterr().out
+    assert "96 labels x 4 classes judged" in out
+    assert f"item {dropped_blue} (" in out
+    assert "missing blue (present 0." in out
+    assert "not red (present 0." in out
+
+    # When the manager corrects the item with blue left out, and accepts the one with red added
+    item = Item.objects.get(pk=dropped_blue)
+    shown = SHOWN[int(item.original_name.split("-")[0])]
+    response = client.post(
+        reverse("labeling:review_verdict", args=[project.slug, task.pk]),
+        {"verdict": "correct", "class_ids": [project.classes.get(name=c).pk for c in shown], "reason": "label_error"},
+    )
+    assert response.status_code == 302
+    other = ReviewTask.objects.get(project=project, reason=ReviewTaskReason.LABEL_ERROR, item_id=added_red)
+    client.post(reverse("labeling:review_verdict", args=[project.slug, other.pk]), {"verdict": "accept"})
+
+    # Then the page lists the two others, and counts one real error and one false alarm
+    html = client.get(url).content.decode()
+    assert listed(html) == {e for e in found if e[0] not in (dropped_blue, added_red)}
+    text = re.sub(r"\s+", " ", html)
+    assert "Reviewed so far: <strong>1 of 2</strong> suspects were real errors" in text
+    assert "1 was a false alarm" in text
+
+
+def test_a_class_the_model_cannot_learn_is_named_and_not_judged():
+    # Given 200 items whose features say whether class 0 is present, and a class 1 given at random
+    rng = np.random.default_rng(0)
+    first = rng.random(200) < 0.4
+    features = rng.normal(size=(200, 16)).astype(np.float32)
+    features[:, 0] += np.where(first, 4.0, -4.0)
+    targets = np.stack([first, rng.random(200) < 0.5], axis=1)
+    targets[:3, 0] = ~targets[:3, 0]  # three decisions of class 0 wrong
+
+    # When the search judges both classes
+    classes = judged_classes(targets)
+    present = cross_val_present_probs(features, targets, classes, seed=0, repeats=1)
+    verdict = judge_multi_label(features, targets, present, classes)
+
+    # Then class 1 is too weak to judge (about half its decisions right on balance) and none of its decisions is
+    # listed, while class 0's wrong decisions are
+    assert list(classes) == [0, 1]
+    weak = {v.cls: v for v in verdict.verdicts}
+    assert weak[1].weak
+    assert weak[1].balanced < 0.7
+    assert not weak[0].weak
+    assert weak[0].balanced > 0.95
+    assert verdict.strong == [0]
+    assert {(s.row, s.cls) for s in verdict.suspects} == {(0, 0), (1, 0), (2, 0)}
+    assert verdict.decisions == 200

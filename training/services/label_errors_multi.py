@@ -1,0 +1,115 @@
+"""The label-error search in a multi-label project (training.ml.label_search_multi judges; this runs it on the project).
+
+Each class with at least MIN_LABELS_PER_CLASS labeled items with it and as many without it is a yes/no decision
+judged on its own; a class whose out-of-sample model is too weak is named and left out. A suspect is one decision (a
+class given that the model and the most similar labeled images find absent, or one missing that they find present);
+an item's review task carries every suspect decision of the item, its score the most suspicious one's. The search
+stores, per suspect item, {"decisions": [[class id, 1 given / 0 not given, probability the class is present, share of
+the item's 10 most similar labeled images with it], ...]} (labeling.selectors.training_seam.suspect_decisions reads
+it) and the estimated share of wrong decisions over items x judged classes, with a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db.models import Max
+
+from labeling.constants import Progress
+from labeling.models import LabelSource, Project, ResolvedLabel
+from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
+from training.ml.intervals import SMALL_HOLDOUT
+from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
+from training.models import LabelErrorStatus
+from training.services.cross_validated import embedded_rows, multi_label_estimate
+from training.services.snapshot import LabelSnapshot
+
+
+def multi_label_search(
+    *, project: Project, snap: LabelSnapshot, folds: int, C: float, seed: int, progress: Progress
+) -> dict:
+    """The search's outcome as LabelErrorSearch fields (status, reason and the figures), the open review tasks
+    rewritten; `cross_validated` is the estimate the model pages show while the holdout is small."""
+    from training.ml.label_search_multi import (
+        cross_val_present_probs,
+        decision_error_interval,
+        judge_multi_label,
+        judged_classes,
+    )
+
+    rows = [*snap.train, *snap.holdout]
+    names = snap.classes.names
+    targets = np.zeros((len(rows), len(names)), dtype=bool)
+    for r, (_, _, idx) in enumerate(rows):
+        targets[r, list(idx)] = True
+    judged = judged_classes(targets)
+    with_class = targets.sum(axis=0)
+    not_checked = [[names[c], int(with_class[c])] for c in np.setdiff1d(np.nonzero(with_class)[0], judged)]
+    estimate = None
+    if len(snap.holdout) < SMALL_HOLDOUT:
+        estimate = multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=progress)
+    common = {"labels": len(rows), "not_checked": not_checked, "cross_validated": estimate}
+    if not len(judged):
+        review_tasks_label_errors_set(project=project, scores={})
+        return {
+            **common,
+            "status": LabelErrorStatus.TOO_FEW,
+            "reason": f"Too few labels to judge: the search needs a class on at least {MIN_LABELS_PER_CLASS} "
+            f"labeled items and missing from at least {MIN_LABELS_PER_CLASS}, and no class is yet.",
+        }
+    features = embedded_rows(project, snap, rows, progress)
+    progress(0, 1, "cross-validation")
+    repeats = REPEATS if len(rows) * len(judged) <= REPEAT_BUDGET else 1
+    present = cross_val_present_probs(features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats)
+    verdict = judge_multi_label(features, targets, present, judged)
+    weak = [[names[v.cls], round(v.balanced, 3), round(v.agreement, 3)] for v in verdict.verdicts if v.weak]
+    common.update(weak_classes=weak, classes_judged=len(verdict.strong))
+    if not verdict.strong:
+        review_tasks_label_errors_set(project=project, scores={})
+        best = max(v.balanced for v in verdict.verdicts)
+        return {
+            **common,
+            "status": LabelErrorStatus.WEAK,
+            "reason": f"The model is too weak to judge any class yet: out of sample its best class gets "
+            f"{best:.0%} of its decisions right on balance (the search needs 90 % in a class). Label more, "
+            f"then search again.",
+        }
+    progress(1, 1, "writing review tasks")
+    share = verdict.estimated_errors / verdict.decisions
+    low, high = decision_error_interval(targets, present, judged, verdict, seed=seed)
+    class_ids = snap.classes.ids
+    ids = [item_id for item_id, _, _ in rows]
+    suspect_items = sorted({ids[s.row] for s in verdict.suspects})
+    reviewed = set(
+        ResolvedLabel.objects.filter(item_id__in=suspect_items, source=LabelSource.REVIEW).values_list(
+            "item_id", flat=True
+        )
+    )
+    latest = dict(
+        live_annotations(project=project)
+        .filter(item_id__in=suspect_items)
+        .values("item_id")
+        .annotate(last=Max("id"))
+        .values_list("item_id", "last")
+    )
+    scores, details = {}, {}
+    for s in verdict.suspects:  # most suspicious first: an item's first decision sets its score
+        item_id = ids[s.row]
+        if item_id in reviewed:
+            continue
+        scores.setdefault(item_id, (latest.get(item_id), round(s.score, 6)))
+        details.setdefault(str(item_id), {"decisions": []})["decisions"].append(
+            [class_ids[s.cls], int(s.given), round(s.p_present, 4), round(s.near_present, 2)]
+        )
+    open_count = review_tasks_label_errors_set(project=project, scores=scores)
+    return {
+        **common,
+        "status": LabelErrorStatus.OK,
+        "agreement": verdict.agreement,
+        "estimated_share": share,
+        "share_low": min(low, share),
+        "share_high": max(high, share),
+        "flagged": open_count,
+        "suspects": details,
+        "decisions_flagged": len(verdict.suspects),
+        "already_reviewed": len(reviewed),
+    }
