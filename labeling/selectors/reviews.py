@@ -11,6 +11,7 @@ from labeling.models import (
     Annotation,
     Item,
     LabelClass,
+    LabelSource,
     Project,
     ResolvedLabel,
     Review,
@@ -132,6 +133,7 @@ class ReviewContext:
     # In a multi-label project, the search's contested decisions instead: (class, given, probability present,
     # share of the 10 most similar labeled images with it).
     out_of_sample_decisions: list[tuple[LabelClass, bool, float, float | None]] = field(default_factory=list)
+    imported: bool = False  # no annotator labeled the item: its label came with the images (CSV, folders)
 
 
 def _given_labels(item: Item) -> list[GivenLabel]:
@@ -204,6 +206,7 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         model_version=version,
         out_of_sample=out_of_sample,
         out_of_sample_decisions=decisions,
+        imported=not labels and resolved is not None and resolved.source == LabelSource.IMPORT,
     )
 
 

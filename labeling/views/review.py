@@ -64,7 +64,11 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
     classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     counts = review_task_counts(project=project)
     ctx = review_context(task=task) if task else None
-    given_ids = {c.pk for c in ctx.given.classes} if ctx and ctx.given else set()
+    # A correction starts from the label under review: the annotation's, or else the item's resolved label (an
+    # imported one, say), so that a multi-label reviewer only toggles what is wrong.
+    given_ids = set()
+    if ctx is not None:
+        given_ids = {c.pk for c in ctx.given.classes} if ctx.given else {c.pk for c in ctx.resolved}
     # The active model's heatmap of each of its top classes (the first is shown over the image).
     explain_links = (
         [(c.pk, explanation_url(slug=project.slug, item_id=ctx.item.pk, class_id=c.pk)) for c, _ in ctx.model_top]

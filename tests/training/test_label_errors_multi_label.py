@@ -158,3 +158,42 @@ def test_a_class_the_model_cannot_learn_is_named_and_not_judged():
     assert verdict.strong == [0]
     assert {(s.row, s.cls) for s in verdict.suspects} == {(0, 0), (1, 0), (2, 0)}
     assert verdict.decisions == 200
+
+
+def test_an_imported_multi_label_label_is_reviewed_as_given_and_corrected_by_toggling(
+    client, project_factory, member_of
+):
+    # Given an item whose label {red, blue} came with the images (no annotator), sent to review as a suspect
+    project = project_factory(image_size=32, task_type="multi")
+    reviewer = member_of(project, Role.REVIEWER, "rita")
+    red, blue, green = (project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue", "green"]))
+    item = item_create_from_bytes(
+        project=project, name="a.png", data=two_colour_png(COLOURS["red"], COLOURS["red"], 0), classes=[red, blue]
+    )
+    task = ReviewTask.objects.create(project=project, item=item, reason=ReviewTaskReason.LABEL_ERROR, score=0.9)
+    client.force_login(reviewer)
+
+    # When the reviewer opens the card
+    html = client.get(reverse("labeling:review", args=[project.slug]), {"task": task.pk}).content.decode()
+
+    # Then it shows the imported classes as the given label, says where they came from (not "withdrawn or
+    # rejected"), and the correction starts from them
+    given = re.search(r'id="given-label"[^>]*>(.*?)</p>', html, re.S).group(1)
+    assert re.findall(r">(\w+)</span>", given) == ["red", "blue"]
+    assert "Imported with the images" in html
+    assert "withdrawn or rejected" not in html
+    ticked = re.search(r'id="correct-classes"[^>]*data-given="([\d,]*)"', html).group(1)
+    assert {int(x) for x in ticked.split(",")} == {red.pk, blue.pk}
+
+    # When the reviewer corrects it to {red}
+    response = client.post(
+        reverse("labeling:review_verdict", args=[project.slug, task.pk]),
+        {"verdict": "correct", "class_ids": [red.pk], "reason": "label_error"},
+    )
+
+    # Then the item's label is {red}, from review
+    assert response.status_code == 302
+    item.resolved.refresh_from_db()
+    assert list(item.resolved.classes.values_list("name", flat=True)) == ["red"]
+    assert item.resolved.source == "review"
+    assert green.pk not in set(item.resolved.classes.values_list("pk", flat=True))
