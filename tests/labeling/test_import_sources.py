@@ -184,6 +184,37 @@ def test_csv_labels_attach_to_the_batch_and_to_earlier_items(project_factory, tm
     assert Item.objects.get(project=project, original_name="old.png").state == ItemState.LABELED
 
 
+def test_a_csv_row_for_a_file_skipped_as_a_duplicate_says_so(project_factory, tmp_path):
+    # Given an upload where c.png and d.png are byte copies of a.png, and a labels CSV that gives c.png a.png's label
+    # and d.png another one
+    project = project_factory(task_type=TaskType.MULTI)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "c.png", "d.png"):
+        (folder / name).write_bytes(png(1))
+    (folder / "b.png").write_bytes(png(2))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\na.png,cat;dog\nb.png,cat\nc.png,dog;cat\nd.png,animals / cat\n")
+
+    # When it is imported
+    result, job = run_import(project, [{"type": "folder", "path": str(folder), "name": "imgs"}], csv_path=str(labels))
+
+    # Then a.png keeps its label; the copy with the same label raises nothing, and the other copy's row says its file
+    # was a duplicate and its label not applied, instead of "no item with this name"
+    assert labels_of(project) == {"a.png": ["cat", "dog"], "b.png": ["cat"]}
+    assert result["duplicates"] == 2
+    label_rows = [e for e in job.errors if e["name"] in ("c.png", "d.png") and "duplicate of" not in e["reason"][:13]]
+    assert label_rows == [
+        {
+            "name": "d.png",
+            "reason": "row's file is a duplicate of a.png, which keeps its own label (cat; dog); this row's label "
+            "(animals/cat) was not applied",
+        }
+    ]
+    assert not any(e["reason"] == "no item with this name" for e in job.errors)
+    assert result["rejected_by_reason"]["label for a duplicate file"] == 1
+
+
 def test_csv_with_two_labels_for_a_single_label_project_leaves_the_item_unlabeled(project, tmp_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.png").write_bytes(png(1))

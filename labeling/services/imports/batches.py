@@ -65,9 +65,12 @@ class _Run:
     total: int = 0
     seen: dict[str, str] = field(default_factory=dict)  # sha256 -> name, within this run
     matched_csv: set[str] = field(default_factory=set)
+    duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
 
-    def reject(self, name: str, reason: str, *, duplicate: bool = False) -> None:
+    def reject(self, name: str, reason: str, *, duplicate: bool = False, kept: str | None = None) -> None:
         self.counts["duplicates" if duplicate else "rejected"] += 1
+        if kept is not None:
+            self.duplicate_of[name] = kept
         self._error(name, reason)
 
     def _error(self, name: str, reason: str) -> None:
@@ -170,7 +173,7 @@ def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_
             continue
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 in run.seen:
-            run.reject(entry.name, f"duplicate of {run.seen[sha256]}", duplicate=True)
+            run.reject(entry.name, f"duplicate of {run.seen[sha256]}", duplicate=True, kept=run.seen[sha256])
             continue
         run.seen[sha256] = entry.name
         batch.append(_Pending(entry, data, sha256))
@@ -195,7 +198,8 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
         if isinstance(result, str):
             run.reject(pending.entry.name, result)
         elif pending.sha256 in existing:
-            run.reject(pending.entry.name, f"duplicate of {existing[pending.sha256]}", duplicate=True)
+            kept = existing[pending.sha256]
+            run.reject(pending.entry.name, f"duplicate of {kept}", duplicate=True, kept=kept)
         else:
             classes = run.classes_for(pending.entry)
             item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
@@ -240,7 +244,12 @@ def _apply_csv_to_existing(run: _Run) -> None:
         return
     items = Item.objects.filter(project=run.project)
     by_name = {i.original_name: i for i in items.filter(original_name__in=list(remaining)).select_related("resolved")}
+    kept = {name.rsplit("/", 1)[-1]: other for name, other in run.duplicate_of.items()}
+    kept.update(run.duplicate_of)
     for name, paths in remaining.items():
+        if name in kept:  # its file was skipped as a copy of another: the row is not "for no item"
+            _duplicate_row(run, name, paths, kept[name])
+            continue
         item = by_name.get(name)
         if item is None:
             candidates = list(items.filter(original_name__endswith="/" + name).select_related("resolved")[:2])
@@ -262,6 +271,25 @@ def _apply_csv_to_existing(run: _Run) -> None:
             resolved.classes.set(classes)
             Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
         run.counts["labeled"] += 1
+
+
+def _duplicate_row(run: _Run, name: str, paths: list[str], kept: str) -> None:
+    """A CSV row whose file was skipped as a duplicate of `kept`: nothing to say when it gives the kept file's label,
+    else that its label was not applied (the kept file keeps its own)."""
+    item = Item.objects.filter(project=run.project, original_name=kept).select_related("resolved").first()
+    resolved = getattr(item, "resolved", None) if item is not None else None
+    kept_paths = sorted(class_path_parse(c.path) for c in resolved.classes.all()) if resolved is not None else []
+    try:
+        given = sorted(dict.fromkeys(class_path_parse(p) for p in paths))
+    except ValueError:
+        given = sorted(paths)
+    if given == kept_paths:
+        return
+    run.label_error(
+        name,
+        f"row's file is a duplicate of {kept}, which keeps its own label ({'; '.join(kept_paths) or 'none'}); "
+        f"this row's label ({'; '.join(given)}) was not applied",
+    )
 
 
 def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[list[Entry], dict[str, list[str]]]:
