@@ -6,6 +6,8 @@ needs Capability.MANAGE. Verdicts go through labeling.services.reviews, the same
 
 from __future__ import annotations
 
+import math
+
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -281,6 +283,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
             total=total,
             search=search,
             estimate=estimate,
+            # Too weak to judge, each with its balanced accuracy in percent, rounded down: 0.8996 reads 89.9, not 90.
+            weak=[(row[0], math.floor(row[1] * 1000) / 10) for row in (search.weak_classes or [])] if search else [],
             outcomes=_label_error_outcomes(project),
             job=job if job is not None and not job.finished else None,
             # Who may start a search: the same rule as training.views.quality.label_errors_find.

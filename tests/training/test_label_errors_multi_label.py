@@ -197,3 +197,22 @@ def test_an_imported_multi_label_label_is_reviewed_as_given_and_corrected_by_tog
     assert list(item.resolved.classes.values_list("name", flat=True)) == ["red"]
     assert item.resolved.source == "review"
     assert green.pk not in set(item.resolved.classes.values_list("pk", flat=True))
+
+
+def test_a_class_just_under_the_gate_never_reads_as_at_it(client, project_factory, member_of):
+    # Given a multi-label search that left "blue" out at 89.96 % balanced accuracy (the gate is 90 %)
+    from training.models import LabelErrorSearch
+
+    project = project_factory(image_size=32, task_type="multi")
+    reviewer = member_of(project, Role.REVIEWER, "rita")
+    LabelErrorSearch.objects.create(
+        project=project, status="ok", labels=120, classes_judged=1, agreement=0.97, estimated_share=0.01,
+        share_low=0.0, share_high=0.02, weak_classes=[["blue", 0.8996, 0.93], ["green", 0.71, 0.8]],
+    )  # fmt: skip
+    client.force_login(reviewer)
+
+    # When the reviewer opens the label-error page, then blue reads 89.9 %, not 90 %
+    html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
+    weak = re.sub(r"\s+", " ", re.search(r'id="label-errors-weak">(.*?)</p>', html, re.S).group(1))
+    assert "Not judged: 2 classes where the model is too weak yet" in weak
+    assert weak.endswith("blue (89.9 %), green (71.0 %).")

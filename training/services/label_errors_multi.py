@@ -11,6 +11,8 @@ it) and the estimated share of wrong decisions over items x judged classes, with
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from django.db.models import Max
 
@@ -24,12 +26,17 @@ from training.services.cross_validated import embedded_rows, multi_label_estimat
 from training.services.snapshot import LabelSnapshot
 
 
+def _down(value: float, places: int = 4) -> float:
+    return math.floor(value * 10**places) / 10**places
+
+
 def multi_label_search(
     *, project: Project, snap: LabelSnapshot, folds: int, C: float, seed: int, progress: Progress
 ) -> dict:
     """The search's outcome as LabelErrorSearch fields (status, reason and the figures), the open review tasks
     rewritten; `cross_validated` is the estimate the model pages show while the holdout is small."""
     from training.ml.label_search_multi import (
+        MIN_BALANCED_ACCURACY,
         cross_val_present_probs,
         decision_error_interval,
         judge_multi_label,
@@ -61,7 +68,8 @@ def multi_label_search(
     repeats = REPEATS if len(rows) * len(judged) <= REPEAT_BUDGET else 1
     present = cross_val_present_probs(features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats)
     verdict = judge_multi_label(features, targets, present, judged)
-    weak = [[names[v.cls], round(v.balanced, 3), round(v.agreement, 3)] for v in verdict.verdicts if v.weak]
+    # Rounded down, so that a class just under the gate never reads as at it.
+    weak = [[names[v.cls], _down(v.balanced), _down(v.agreement)] for v in verdict.verdicts if v.weak]
     common.update(weak_classes=weak, classes_judged=len(verdict.strong))
     if not verdict.strong:
         review_tasks_label_errors_set(project=project, scores={})
@@ -70,8 +78,8 @@ def multi_label_search(
             **common,
             "status": LabelErrorStatus.WEAK,
             "reason": f"The model is too weak to judge any class yet: out of sample its best class gets "
-            f"{best:.0%} of its decisions right on balance (the search needs 90 % in a class). Label more, "
-            f"then search again.",
+            f"{100 * _down(best, 3):.1f} % of its decisions right on balance (the search needs "
+            f"{MIN_BALANCED_ACCURACY:.0%} in a class). Label more, then search again.",
         }
     progress(1, 1, "writing review tasks")
     share = verdict.estimated_errors / verdict.decisions

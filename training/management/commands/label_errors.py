@@ -10,6 +10,7 @@ cannot judge yet (too few labels, a model too weak, a multi-label project) says 
 from __future__ import annotations
 
 import json
+import math
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -110,7 +111,9 @@ class Command(BaseCommand):
             if total > len(suspects):
                 self.stdout.write(f"  ... and {total - len(suspects)} more (--show N, or the review page)")
         if search.get("weak_classes"):
-            weak = ", ".join(f"{name} ({balanced:.0%})" for name, balanced, _ in search["weak_classes"])
+            weak = ", ".join(
+                f"{name} ({math.floor(balanced * 1000) / 10:.1f} %)" for name, balanced, _ in search["weak_classes"]
+            )
             self.stdout.write(f"Not judged (the model gets under 90 % of a class's decisions right on balance): {weak}")
         if search["not_checked"]:
             small = ", ".join(f"{name} ({count})" for name, count in search["not_checked"])
