@@ -28,7 +28,9 @@ from training.ml.neighbours import NeighbourSupport
 # two states: with every label right, 0.9 listed 4 false suspects (judging 2 classes of 10 a seed), 0.85 listed 29
 # (3 to 4 classes) and no gate 62 (5 classes); with 5 % of the items one decision wrong, 61 % of the suspects were
 # wrong decisions at 0.9 (recall 70 %), 33 % at 0.85 and 25 % without. On CIFAR-10 mosaics no class reached it
-# (unweighted heads with the plain gate alone listed 67 suspects, 4 % of them real).
+# (unweighted heads with the plain gate alone listed 67 suspects, 4 % of them real). The bench's own run (3 seeds):
+# 0.17 false suspects per 100 items, 59 % of the suspects real, 63 % of the judged classes' wrong decisions found,
+# and the estimated share of wrong decisions within its interval of the true one in every seed.
 MIN_BALANCED_ACCURACY = 0.9
 
 
