@@ -10,13 +10,15 @@ from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
 from labeling.selectors.classes import paths_attached
+from labeling.selectors.quality import annotator_work
 
 
 def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:
     """Everything the project overview shows, in a handful of aggregate queries.
 
     Annotator figures count labels that stand: skips are counted apart and a label later undone counts nowhere
-    (the undo rows themselves neither). `with_annotators=False` leaves them out (the page shows them to managers).
+    (the undo rows themselves neither), nor does a reviewer's verdict on an imported label (annotator_work).
+    `with_annotators=False` leaves them out (the page shows them to managers).
     """
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -44,8 +46,10 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
 
     annotators, undone_week = [], 0
     if with_annotators:
-        standing = Annotation.objects.filter(
-            item__project=project, undoes__isnull=True, undone_by__isnull=True, created_at__gte=week
+        standing = annotator_work(
+            Annotation.objects.filter(
+                item__project=project, undoes__isnull=True, undone_by__isnull=True, created_at__gte=week
+            )
         )
         rows = list(
             standing.values("user_id")

@@ -15,7 +15,7 @@ from itertools import combinations
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 
 from labeling import metrics
 from labeling.models import (
@@ -30,13 +30,20 @@ from labeling.selectors.classes import paths_attached
 from labeling.selectors.reviews import review_task_counts
 
 
+def annotator_work(annotations: QuerySet[Annotation]) -> QuerySet[Annotation]:
+    """Without the rows a reviewer's verdict on an imported label creates in the reviewer's name
+    (labeling.services.reviews.verdicts): they record the reviewer's own verdict, not annotator work."""
+    return annotations.filter(~Exists(Review.objects.filter(annotation=OuterRef("pk"), reviewer=OuterRef("user"))))
+
+
 def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[int, frozenset[int]]]:
     """(annotation id, item id, user id, seconds) of every non-undone label, and each one's class set."""
     rows = list(
-        Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-        # A reviewer's record of an imported label carries their own verdict: not annotator work.
-        .filter(~Exists(Review.objects.filter(annotation=OuterRef("pk"), reviewer=OuterRef("user"))))
+        annotator_work(
+            Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True).filter(
+                ~Exists(Annotation.objects.filter(undoes=OuterRef("pk")))
+            )
+        )
         .order_by("id")
         .values_list("id", "item_id", "user_id", "seconds_spent")
     )

@@ -198,6 +198,13 @@ def test_an_imported_multi_label_label_is_reviewed_as_given_and_corrected_by_tog
     assert item.resolved.source == "review"
     assert green.pk not in set(item.resolved.classes.values_list("pk", flat=True))
 
+    # ... and the overview does not count the review as a label the reviewer gave (it did: "labels today 1, 0.0 s")
+    client.force_login(member_of(project, Role.MANAGER, "boss"))
+    overview = client.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()
+    team = re.search(r'id="annotators">(.*?)</div>', overview, re.S).group(1)
+    assert "rita" not in team
+    assert "No labels this week yet." in team
+
 
 def test_a_class_just_under_the_gate_never_reads_as_at_it(client, project_factory, member_of):
     # Given a multi-label search that left "blue" out at 89.96 % balanced accuracy (the gate is 90 %)
