@@ -212,12 +212,15 @@ def heatmap(
     }
 
 
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+def _ticks(lo: float, hi: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round ticks from lo to hi, about `count` steps; whole numbers only with `integer` (counts of labels)."""
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = min((m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw), default=raw)
+    if integer:
+        step = max(1, round(step))
     start = math.ceil(lo / step) * step
     out, v = [], start
     while v <= hi + 1e-9:
@@ -235,8 +238,10 @@ def line_chart(
     width: int = 560,
     height: int = 280,
     bands: Sequence[tuple[str, Sequence[tuple[float, float | None, float | None]], str]] = (),
+    x_integer: bool = False,
 ) -> dict:
-    """Lines with markers; `series` = [(name, [(x, y)...], colour)]. Points with y None are skipped.
+    """Lines with markers; `series` = [(name, [(x, y)...], colour)]. Points with y None are skipped. `x_integer`:
+    x counts whole things (labels), so its ticks are whole numbers (one version at 397 labels read 396.5, 397.5).
 
     `bands` = [(name, [(x, low, high)...], colour)]: a shaded interval around a line (a polygon over each run of
     consecutive points that have both bounds) and a whisker at every such point, so a lone point shows its
@@ -292,7 +297,7 @@ def line_chart(
         "height": height,
         "lines": lines,
         "bands": shaded,
-        "x_ticks": [{"x": px(t), "y": top + ph + 16, "text": f"{t:g}"} for t in _ticks(x_lo, x_hi)],
+        "x_ticks": [{"x": px(t), "y": top + ph + 16, "text": f"{t:g}"} for t in _ticks(x_lo, x_hi, integer=x_integer)],
         "y_ticks": [{"y": py(t), "x": left - 6, "text": f"{t:g}"} for t in _ticks(y_lo, y_hi)],
         "plot": {"left": left, "top": top, "right": left + pw, "bottom": top + ph},
         "x_label": x_label,

@@ -87,11 +87,7 @@ def time_chart(
             else None
         ),
         "x_ticks": x_ticks,
-        "y_ticks": [
-            {"y": py(t), "x": left - 6, "text": f"{t:g}"}
-            for t in _ticks(y_lo, y_hi)
-            if not counts or float(t).is_integer()
-        ],
+        "y_ticks": [{"y": py(t), "x": left - 6, "text": f"{t:g}"} for t in _ticks(y_lo, y_hi, integer=counts)],
         "plot": {"left": left, "top": top, "right": left + pw, "bottom": top + ph, "height": ph},
         "y_label": y_label,
         "y_label_y": top + ph / 2,

@@ -58,6 +58,7 @@ def _learning_chart(project) -> dict | None:
         [(accuracy, line("accuracy"), "#4c78a8"), ("macro-F1", line("macro_f1"), "#f58518")],
         x_label="labels used for training",
         y_label="holdout score",
+        x_integer=True,
         # The accuracy's 95 % interval: on a small holdout the band is what tells progress from a lucky draw.
         bands=[
             (
