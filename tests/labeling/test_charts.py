@@ -292,3 +292,13 @@ def test_the_130_class_quality_page_in_a_browser_draws_every_label_whole(big_wor
     assert page.locator("#top-confusions tbody tr").count() == 20
     page.locator("#per-class-all summary").click()
     page.wait_for_function(f"() => document.querySelectorAll('#per-class tbody tr').length === {N_CLASSES}")
+
+
+def test_the_learning_curve_axis_counts_whole_labels():
+    # One version at 397 labels: the axis read 396, 396.5, 397, 397.5, 398 "labels used for training"
+    from labeling.charts import line_chart
+
+    chart = line_chart([("accuracy", [(397, 0.6)], "#000")], x_label="labels", y_label="score", x_integer=True)
+    assert [t["text"] for t in chart["x_ticks"]] == ["396", "397", "398"]
+    wide = line_chart([("accuracy", [(20, 0.5), (1000, 0.8)], "#000")], x_label="labels", y_label="s", x_integer=True)
+    assert [t["text"] for t in wide["x_ticks"]] == ["200", "400", "600", "800", "1000"]

@@ -246,13 +246,3 @@ def test_the_volume_axis_counts_whole_predictions():
     # ... while a share keeps its fractions
     shares = time_chart(["12-01"], y_label="confidence", lines=[("mean", [0.5], "#000")], y_range=(0.0, 1.0))
     assert "0.2" in [t["text"] for t in shares["y_ticks"]]
-
-
-def test_the_learning_curve_axis_counts_whole_labels():
-    # One version at 397 labels: the axis read 396, 396.5, 397, 397.5, 398 "labels used for training"
-    from labeling.charts import line_chart
-
-    chart = line_chart([("accuracy", [(397, 0.6)], "#000")], x_label="labels", y_label="score", x_integer=True)
-    assert [t["text"] for t in chart["x_ticks"]] == ["396", "397", "398"]
-    wide = line_chart([("accuracy", [(20, 0.5), (1000, 0.8)], "#000")], x_label="labels", y_label="s", x_integer=True)
-    assert [t["text"] for t in wide["x_ticks"]] == ["200", "400", "600", "800", "1000"]
