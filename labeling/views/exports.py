@@ -38,6 +38,14 @@ class DatasetExportForm(forms.Form):
     classes = forms.CharField(required=False, help_text="Comma-separated class names or paths (a/b); empty = all.")
     val_fraction = forms.FloatField(initial=0.1, min_value=0.0, max_value=0.9, help_text="Share of train for val.")
 
+    def __init__(self, *args, multi_label: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if multi_label:
+            # One class per image: the export refuses it for a multi-label project, so the form does not offer it.
+            field = self.fields["format"]
+            field.choices = [(k, v) for k, v in field.choices if k != "imagefolder"]
+            field.help_text = "No ImageFolder: it holds one class per image, and this project is multi-label."
+
     def filters(self) -> ExportFilters:
         data = self.cleaned_data
         return ExportFilters(
@@ -63,7 +71,10 @@ def _context(request: HttpRequest, **extra) -> dict:
 @project_view(Capability.EXPORT)
 def exports(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
-    form = DatasetExportForm(request.POST or None, initial={"format": "imagefolder"})
+    multi = project.is_multi_label
+    form = DatasetExportForm(
+        request.POST or None, initial={"format": "csv" if multi else "imagefolder"}, multi_label=multi
+    )
     status = 200
     if request.method == "POST" and form.is_valid():
         try:

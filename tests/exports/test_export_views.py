@@ -69,6 +69,27 @@ def test_bad_export_form_input_changes_nothing(labeled_project, member_of):
     assert not Job.objects.exists()
 
 
+def test_a_multi_label_project_is_not_offered_imagefolder(project_factory, member_of):
+    # Given a multi-label project (ImageFolder holds one class per image; the export refuses it)
+    import re
+
+    project = project_factory(task_type="multi")
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER))
+    url = reverse("labeling:exports", args=[project.slug])
+
+    # When the manager opens the export page, then the format list leaves ImageFolder out, says why, and starts on CSV
+    html = client.get(url).content.decode()
+    select = re.search(r'<select name="format".*?</select>', html, re.S).group(0)
+    assert 'value="imagefolder"' not in select
+    assert re.search(r'<option value="csv" selected>', select)
+    assert "No ImageFolder: it holds one class per image, and this project is multi-label." in html
+
+    # ... and a crafted ImageFolder request starts nothing
+    assert client.post(url, {"format": "imagefolder", "val_fraction": "0.1"}).status_code == 400
+    assert not Job.objects.filter(kind=JobKind.EXPORT_DATASET).exists()
+
+
 def test_export_pages_and_downloads_are_for_members_who_may_export(labeled_project, project_factory, member_of):
     project, *_ = labeled_project
     job = Job.objects.create(project=project, kind=JobKind.EXPORT_DATASET, status=JobStatus.SUCCEEDED,
