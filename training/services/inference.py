@@ -124,6 +124,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     from labeling.services.imports import ImportRejected, Limits, folder_entries, image_open_checked, zip_entries
     from training.ml.checkpoint import load_checkpoint, serving_model
     from training.ml.data import build_transform
+    from training.ml.strategies import margin
 
     errors = job.errors
     if job.params.get("zip"):
@@ -166,10 +167,14 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
         with torch.inference_mode():
             logits = model(torch.stack(batch_tensors)).float()
             probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
-        for name, row in zip(batch_names, probs.tolist(), strict=True):
+        # Confidence as the prediction service logs it: the top class's probability; for a multi-label model its least
+        # sure class decision's distance from a coin flip, min |2p - 1| (serving.wsgi_predict says why).
+        sure = 1.0 - margin(probs.numpy(), multi_label=True) if multi else probs.max(dim=-1).values.numpy()
+        for name, row, confidence in zip(batch_names, probs.tolist(), sure.tolist(), strict=True):
             best = max(range(len(row)), key=row.__getitem__)
             given = [json.dumps(predicted_labels(row, class_names))] if multi else []
-            writer.writerow(csv_row([name, class_names[best], f"{row[best]:.6f}", *given, *[f"{p:.6f}" for p in row]]))
+            cells = [name, class_names[best], f"{confidence:.6f}", *given, *[f"{p:.6f}" for p in row]]
+            writer.writerow(csv_row(cells))
             written += 1
         batch_names.clear()
         batch_tensors.clear()
