@@ -94,3 +94,34 @@ def test_in_a_single_label_project_the_finder_chooses_the_class(page, login, pro
     page.wait_for_selector("text=Labeled 1 image(s) as kitchen / wild")
     (annotation,) = Annotation.objects.filter(user=user)
     assert list(annotation.classes.values_list("pk", flat=True)) == [classes["kitchen/wild"].pk]
+
+
+def test_keys_typed_before_the_grid_script_runs_label_nothing(page, login, project_factory, item_factory, member_of):
+    # Given a labeler on the grid whose script has not arrived yet (held back here; on a slow line it comes last)
+    project, classes, user = taxonomy_project(
+        project_factory, item_factory, member_of, slug="atlas-early", task_type=TaskType.MULTI
+    )
+    login(user.username)
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.route("**/js/grid.js*", lambda route: route.abort())
+    page.goto(f"/p/{project.slug}/grid/?n=24")
+
+    # When she types ahead as she would on a loaded grid: all, find a class, Enter to label, n for "not"
+    for key in ("a", "/", "t", "r", "Enter", "n", "Enter"):
+        page.keyboard.press(key)
+
+    # Then nothing was sent, nothing labeled, nothing selected
+    assert posts == []
+    assert Annotation.objects.count() == 0
+    assert page.eval_on_selector_all("#tiles input:checked", "els => els.length") == 0
+
+    # When the script arrives, nothing typed before is replayed, and the grid answers her keys from then on
+    page.unroute("**/js/grid.js*")
+    page.add_script_tag(url="/static/js/grid.js")
+    assert page.eval_on_selector_all("#tiles input:checked", "els => els.length") == 0
+    assert posts == []
+    page.locator("#tiles .tile").nth(0).click()
+    page.keyboard.press("a")
+    assert page.locator("#selected-count").inner_text() == "24"
+    assert Annotation.objects.count() == 0
