@@ -98,7 +98,7 @@ def test_in_a_single_label_project_the_finder_chooses_the_class(page, login, pro
 
 def test_keys_typed_before_the_grid_script_runs_label_nothing(page, login, project_factory, item_factory, member_of):
     # Given a labeler on the grid whose script has not arrived yet (held back here; on a slow line it comes last)
-    project, classes, user = taxonomy_project(
+    project, _, user = taxonomy_project(
         project_factory, item_factory, member_of, slug="atlas-early", task_type=TaskType.MULTI
     )
     login(user.username)
