@@ -3,6 +3,7 @@ class decisions wrong. Prints ONE JSON object.
 
     nice .venv/bin/python bench/label_errors_multi.py --data ../shared/datasets/cifar10 --items 1000 --seeds 3
     nice .venv/bin/python bench/label_errors_multi.py --data digits --items 1000 --seeds 3
+    nice .venv/bin/python bench/label_errors_multi.py --data digits --items 2000 --picks queue --labels 600
 
 Each item is a 2 x 2 mosaic of `--tile` px tiles: one to three images of different classes on random tiles, the other
 tiles plain grey; its true label is the set of their classes. The mosaics are written once under
@@ -10,7 +11,9 @@ var/bench-cache/mosaics-<data>-<items> and embedded with the product's default b
 cached). Per seed, a `--noise` share of the items gets one class decision wrong: a class of the mosaic left out, or
 one that is not in it added (half each). The search is the product's (training.ml.label_search_multi: per class a
 5-fold logistic regression, confident learning, the neighbours' backing, the agreement gate), run once on the true
-labels (every suspect a false alarm) and once on the noisy ones. Summed over seeds: `false_suspects` (and per 100
+labels (every suspect a false alarm) and once on the noisy ones. `--picks queue|random --labels N` labels only N
+items: those the product's default strategy asks for (the uncertain ones, where a cross-validated model disagrees
+with right labels most), or N drawn at random. Summed over seeds: `false_suspects` (and per 100
 items), `suspects`, `real` (suspect decisions that are wrong ones), `precision`, `recall` (of the wrong decisions in
 judged classes), the estimated and true shares of wrong decisions, and seconds per search.
 """
@@ -82,6 +85,25 @@ def corrupt(truth: np.ndarray, share: float, rng: np.random.Generator) -> tuple[
     return noisy, wrong
 
 
+def queue_picks(features: np.ndarray, truth: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """The `count` items the product's default strategy asks for, 20 per batch (its cold start first, then a
+    multi-label head fitted on the labels so far ranks the rest), as a multi-label project's queue serves them."""
+    from training.ml.heads import fit_head, predict_head
+    from training.ml.strategies import rank_pool
+
+    n, k = truth.shape
+    order = np.argsort(-rank_pool("diverse_margin", None, features, None, 20, seed, multi_label=True), kind="stable")
+    labeled = [int(i) for i in order[:20]]
+    while len(labeled) < count:
+        rest = np.setdiff1d(np.arange(n), labeled)
+        fit = fit_head(features[labeled], [np.nonzero(truth[i])[0].tolist() for i in labeled], k, multi_label=True)
+        probs = predict_head(fit.head, features[rest], multi_label=True)
+        prio = rank_pool("diverse_margin", probs, features[rest], features[labeled], 20, seed + len(labeled),
+                         multi_label=True)  # fmt: skip
+        labeled += [int(i) for i in rest[np.argsort(-prio, kind="stable")[:20]]]
+    return np.asarray(labeled[:count])
+
+
 def search(features: np.ndarray, given: np.ndarray, seed: int) -> dict:
     from training.ml.label_search import DEFAULT_C, REPEATS
     from training.ml.label_search_multi import (
@@ -113,6 +135,13 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.05, help="share of items with one wrong class decision")
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache")
+    ap.add_argument(
+        "--picks",
+        choices=("all", "random", "queue"),
+        default="all",
+        help="which items are labeled: all of them, or --labels of them at random or as the queue asks",
+    )
+    ap.add_argument("--labels", type=int, default=400, help="labeled items with --picks random or queue")
     args = ap.parse_args()
     if args.data != "digits" and not (Path(args.data) / "train").is_dir():
         print(json.dumps({"bench": "label_errors_multi", "skipped": f"no {args.data}/train"}))
@@ -130,10 +159,20 @@ def main() -> None:
     store = EmbeddingStore(args.cache)
     store.compute(ids, [str(folder / f"{i}.png") for i in range(args.items)], cfg)
     features = store.get(ids, cfg)
+    everything = (features, truth)
 
     totals = dict.fromkeys(("false_suspects", "suspects", "real", "wrong", "wrong_judged"), 0)
     shares, seconds, weak = [], [], []
     for seed in range(args.seeds):
+        features, truth = everything
+        if args.picks != "all":
+            rng = np.random.default_rng(100 + seed)
+            take = (
+                queue_picks(features, truth, args.labels, seed)
+                if args.picks == "queue"
+                else rng.choice(len(truth), args.labels, replace=False)
+            )
+            features, truth = features[take], truth[take]
         clean = search(features, truth, seed)
         totals["false_suspects"] += len(clean["verdict"].suspects)
         noisy, wrong = corrupt(truth, args.noise, np.random.default_rng(seed))
@@ -154,12 +193,14 @@ def main() -> None:
                 "bench": "label_errors_multi",
                 "data": name,
                 "items": args.items,
+                "picks": args.picks,
+                "labeled": args.items if args.picks == "all" else args.labels,
                 "classes": len(classes),
-                "labels_per_item": round(float(truth.sum(axis=1).mean()), 3),
+                "labels_per_item": round(float(everything[1].sum(axis=1).mean()), 3),
                 "seeds": args.seeds,
                 "noise": args.noise,
                 **totals,
-                "false_suspects_per_100_items": round(100 * totals["false_suspects"] / (args.items * args.seeds), 2),
+                "false_suspects_per_100_items": round(100 * totals["false_suspects"] / (len(truth) * args.seeds), 2),
                 "precision": round(totals["real"] / totals["suspects"], 4) if totals["suspects"] else None,
                 "recall": round(totals["real"] / totals["wrong_judged"], 4) if totals["wrong_judged"] else None,
                 "estimated_vs_true_share": shares,
