@@ -291,15 +291,23 @@ def _fit_folds(splitter, features: np.ndarray, labels: np.ndarray, out: np.ndarr
         if len(seen) == 1:
             out[np.ix_(test_idx, seen)] = 1.0
             continue
-        train = features[train_idx]  # the one copy of the training part, standardized in place
-        mean, std = column_stats(train)
-        std[std < 10 * np.finfo(np.float64).eps] = 1.0  # a constant column is left unscaled, as StandardScaler does
-        mean, std = mean.astype(train.dtype), std.astype(train.dtype)
-        train -= mean
-        train /= std
+        train, mean, std = standardized_fold(features, train_idx)
         model = LogisticRegression(C=C, max_iter=max_iter).fit(train, y_train)
-        del train
+        del train  # before the test part is scaled: one copy at a time
         out[np.ix_(test_idx, model.classes_)] = model.predict_proba((features[test_idx] - mean) / std)
+
+
+def standardized_fold(features: np.ndarray, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training part, mean, std): the fold's training part standardised in place (the one copy of it) with its own
+    column means and deviations, which then scale the test part; a constant column is left unscaled, as
+    StandardScaler does."""
+    train = features[train_idx]
+    mean, std = column_stats(train)
+    std[std < 10 * np.finfo(np.float64).eps] = 1.0
+    mean, std = mean.astype(train.dtype), std.astype(train.dtype)
+    train -= mean
+    train /= std
+    return train, mean, std
 
 
 def suspects(issues: LabelIssues, labels: np.ndarray) -> np.ndarray:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.ml.columns import column_stats
-from training.ml.confident import calibrated_joint, confident_joint
+from training.ml.confident import calibrated_joint, confident_joint, standardized_fold
 from training.ml.label_search import MIN_LABELS_PER_CLASS, agreement_needed, judge
 from training.ml.neighbours import NeighbourSupport
 
@@ -119,12 +118,7 @@ def cross_val_present_probs(
         for r in range(repeats):
             splitter = KFold(n_splits=max(2, min(folds, n)), shuffle=True, random_state=seed + r)
             for train_idx, test_idx in splitter.split(features):
-                train = features[train_idx]
-                mean, std = column_stats(train)
-                std[std < 10 * np.finfo(np.float64).eps] = 1.0
-                mean, std = mean.astype(train.dtype), std.astype(train.dtype)
-                train -= mean
-                train /= std
+                train, mean, std = standardized_fold(features, train_idx)
                 test = (features[test_idx] - mean) / std
                 for j in range(len(classes)):
                     y = targets[train_idx, j]
