@@ -144,7 +144,11 @@ def test_a_class_the_model_cannot_learn_is_named_and_not_judged():
 
     # When the search judges both classes
     classes = judged_classes(targets)
-    present = cross_val_present_probs(features, targets, classes, seed=0, repeats=1)
+    folds = []
+    present = cross_val_present_probs(
+        features, targets, classes, seed=0, repeats=2, on_fold=lambda done, total: folds.append((done, total))
+    )
+    assert folds == [(k, 10) for k in range(1, 11)]  # the job's bar moves fold by fold
     verdict = judge_multi_label(features, targets, present, classes)
 
     # Then class 1 is too weak to judge (about half its decisions right on balance) and none of its decisions is

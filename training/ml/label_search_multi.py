@@ -12,6 +12,7 @@ it on a project; bench/label_errors_multi.py measures its false alarms and the e
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,12 +97,13 @@ def cross_val_present_probs(
     seed: int = 0,
     repeats: int = 1,
     max_iter: int = 500,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """[n, len(classes)]: each item's out-of-sample probability that each class is present, from K-fold
     cross-validation (shuffled folds shared by every class) of one L2-regularised logistic regression per class on
     features standardised inside the fold, the two states weighted to balance (a rare class is not drowned by its
     absences), averaged over `repeats` fold splits. A class whose training part holds only one state gets that
-    state's share."""
+    state's share. `on_fold(done, total)` after each fold's fits (folds x repeats in all)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold
     from threadpoolctl import threadpool_limits
@@ -115,9 +117,10 @@ def cross_val_present_probs(
     # One BLAS thread, as in training.ml.confident.cross_val_pred_probs: many small fits.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
+        splits = max(2, min(folds, n))
         for r in range(repeats):
-            splitter = KFold(n_splits=max(2, min(folds, n)), shuffle=True, random_state=seed + r)
-            for train_idx, test_idx in splitter.split(features):
+            splitter = KFold(n_splits=splits, shuffle=True, random_state=seed + r)
+            for f, (train_idx, test_idx) in enumerate(splitter.split(features)):
                 train, mean, std = standardized_fold(features, train_idx)
                 test = (features[test_idx] - mean) / std
                 for j in range(len(classes)):
@@ -127,6 +130,8 @@ def cross_val_present_probs(
                         continue
                     model = LogisticRegression(C=C, max_iter=max_iter, class_weight="balanced").fit(train, y)
                     out[test_idx, j] += model.predict_proba(test)[:, 1]
+                if on_fold is not None:
+                    on_fold(r * splits + f + 1, repeats * splits)
     return out / repeats
 
 

@@ -66,7 +66,10 @@ def multi_label_search(
     features = embedded_rows(project, snap, rows, progress)
     progress(0, 1, "cross-validation")
     repeats = REPEATS if len(rows) * len(judged) <= REPEAT_BUDGET else 1
-    present = cross_val_present_probs(features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats)
+    present = cross_val_present_probs(
+        features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats,
+        on_fold=lambda done, total: progress(done, total, f"cross-validation ({len(judged)} classes)"),
+    )  # fmt: skip
     verdict = judge_multi_label(features, targets, present, judged)
     # Rounded down, so that a class just under the gate never reads as at it.
     weak = [[names[v.cls], _down(v.balanced), _down(v.agreement)] for v in verdict.verdicts if v.weak]
