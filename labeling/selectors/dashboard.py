@@ -9,8 +9,8 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
+from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.classes import paths_attached
-from labeling.selectors.quality import annotator_work
 
 
 def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:

@@ -15,7 +15,7 @@ from itertools import combinations
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef
 
 from labeling import metrics
 from labeling.models import (
@@ -26,14 +26,9 @@ from labeling.models import (
     Review,
     Verdict,
 )
+from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.classes import paths_attached
 from labeling.selectors.reviews import review_task_counts
-
-
-def annotator_work(annotations: QuerySet[Annotation]) -> QuerySet[Annotation]:
-    """Without the rows a reviewer's verdict on an imported label creates in the reviewer's name
-    (labeling.services.reviews.verdicts): they record the reviewer's own verdict, not annotator work."""
-    return annotations.filter(~Exists(Review.objects.filter(annotation=OuterRef("pk"), reviewer=OuterRef("user"))))
 
 
 def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[int, frozenset[int]]]:

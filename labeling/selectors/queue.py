@@ -16,6 +16,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, Review, Split, Verdict
+from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.claimable import OPEN_STATES, claimable_items
 from labeling.selectors.classes import class_path_display, class_path_names
 from labeling.selectors.training_seam import prediction_model as _prediction_model
@@ -94,13 +95,15 @@ def labeling_progress(*, project: Project, user) -> dict:
     """Labeled today by this user and items still open in the project.
 
     "Labeled today": the user's live labels made since local midnight (TIME_ZONE) in this project; skips,
-    undo rows and labels they undid do not count. Two index-backed counts: fine for a page render, never
-    inside the claim transaction.
+    undo rows, labels they undid and a reviewer's verdicts on imported labels (annotator_work) do not count. Two
+    index-backed counts: fine for a page render, never inside the claim transaction.
     """
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine_today = (
-        Annotation.objects.filter(
-            user=user, created_at__gte=midnight, item__project=project, skipped=False, undoes__isnull=True
+        annotator_work(
+            Annotation.objects.filter(
+                user=user, created_at__gte=midnight, item__project=project, skipped=False, undoes__isnull=True
+            )
         )
         .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
         .count()

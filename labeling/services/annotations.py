@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from labeling.constants import MAX_ID, ids_from_values
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
+from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
 from labeling.selectors.classes import unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
@@ -254,8 +255,11 @@ def annotation_undo(*, user, project: Project, lease_seconds: int | None = None)
     now = timezone.now()
     with transaction.atomic():
         target = (
-            Annotation.objects.filter(
-                user=user, item__project=project, undoes__isnull=True, created_at__gte=now - grace
+            # A reviewer's verdict on an imported label is no label of theirs to withdraw here (annotator_work).
+            annotator_work(
+                Annotation.objects.filter(
+                    user=user, item__project=project, undoes__isnull=True, created_at__gte=now - grace
+                )
             )
             .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
             .order_by("-created_at", "-id")

@@ -202,6 +202,17 @@ def test_an_imported_multi_label_label_is_reviewed_as_given_and_corrected_by_tog
     assert item.resolved.source == "review"
     assert green.pk not in set(item.resolved.classes.values_list("pk", flat=True))
 
+    # ... "undo my last label" on the labeling page does not withdraw the review (it did, and leased the item back to
+    # the reviewer), nor does the page count it as labeled today
+    from labeling.selectors.queue import labeling_progress
+    from labeling.services.annotations import LabelingConflict, annotation_undo
+
+    with pytest.raises(LabelingConflict, match="Nothing to undo"):
+        annotation_undo(user=reviewer, project=project)
+    item.resolved.refresh_from_db()
+    assert list(item.resolved.classes.values_list("name", flat=True)) == ["red"]
+    assert labeling_progress(project=project, user=reviewer)["mine_today"] == 0
+
     # ... and the overview does not count the review as a label the reviewer gave (it did: "labels today 1, 0.0 s")
     client.force_login(member_of(project, Role.MANAGER, "boss"))
     overview = client.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()
