@@ -21,12 +21,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from django.db.models import Max
 
 from labeling.constants import Progress
-from labeling.models import Job, LabelSource, Project, ResolvedLabel
+from labeling.models import Job, Project
 from labeling.services import jobs as job_services
-from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
+from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT
 from training.ml.label_search import DEFAULT_C, MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
@@ -181,24 +180,11 @@ def label_errors_find(
     share, low, high = error_share_interval(y, probs, seed=seed, support=support)
     progress(1, 1, "writing review tasks")
     flagged = [int(i) for i in verdict.listed]
-    item_ids = [ids[i] for i in flagged]
-    reviewed = set(
-        ResolvedLabel.objects.filter(item_id__in=item_ids, source=LabelSource.REVIEW).values_list("item_id", flat=True)
-    )
-    latest = dict(
-        live_annotations(project=project)
-        .filter(item_id__in=item_ids)
-        .values("item_id")
-        .annotate(last=Max("id"))
-        .values_list("item_id", "last")
-    )
     near = support[np.asarray(flagged, dtype=np.int64)]  # rows the search already computed
     scores, details = {}, {}
     for j, i in enumerate(flagged):
         item_id = ids[i]
-        if item_id in reviewed:
-            continue
-        scores[item_id] = (latest.get(item_id), round(float(1.0 - issues.quality[i]), 6))
+        scores[item_id] = round(float(1.0 - issues.quality[i]), 6)
         details[str(item_id)] = [
             class_ids[y[i]],
             class_ids[predicted[i]],
@@ -207,7 +193,9 @@ def label_errors_find(
             round(float(near[j, predicted[i]]), 2),
             round(float(near[j, y[i]]), 2),
         ]
-    open_count = review_tasks_label_errors_set(project=project, scores=scores)
+    opened = review_tasks_label_errors_set(project=project, scores=scores)  # items a reviewer settled are left out
+    details = {key: row for key, row in details.items() if int(key) in opened}
+    open_count = len(opened)
     summary = _record(
         project=project,
         started=started,

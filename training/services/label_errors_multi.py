@@ -14,11 +14,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from django.db.models import Max
 
 from labeling.constants import Progress
-from labeling.models import LabelSource, Project, ResolvedLabel
-from labeling.services.reviews import live_annotations, review_tasks_label_errors_set
+from labeling.models import Project
+from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT
 from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
@@ -89,29 +88,15 @@ def multi_label_search(
     low, high = decision_error_interval(targets, present, judged, verdict, seed=seed)
     class_ids = snap.classes.ids
     ids = [item_id for item_id, _, _ in rows]
-    suspect_items = sorted({ids[s.row] for s in verdict.suspects})
-    reviewed = set(
-        ResolvedLabel.objects.filter(item_id__in=suspect_items, source=LabelSource.REVIEW).values_list(
-            "item_id", flat=True
-        )
-    )
-    latest = dict(
-        live_annotations(project=project)
-        .filter(item_id__in=suspect_items)
-        .values("item_id")
-        .annotate(last=Max("id"))
-        .values_list("item_id", "last")
-    )
     scores, details = {}, {}
     for s in verdict.suspects:  # most suspicious first: an item's first decision sets its score
         item_id = ids[s.row]
-        if item_id in reviewed:
-            continue
-        scores.setdefault(item_id, (latest.get(item_id), round(s.score, 6)))
+        scores.setdefault(item_id, round(s.score, 6))
         details.setdefault(str(item_id), {"decisions": []})["decisions"].append(
             [class_ids[s.cls], int(s.given), round(s.p_present, 4), round(s.near_present, 2)]
         )
-    open_count = review_tasks_label_errors_set(project=project, scores=scores)
+    opened = review_tasks_label_errors_set(project=project, scores=scores)  # items a reviewer settled are left out
+    details = {key: row for key, row in details.items() if int(key) in opened}
     return {
         **common,
         "status": LabelErrorStatus.OK,
@@ -119,8 +104,8 @@ def multi_label_search(
         "estimated_share": share,
         "share_low": min(low, share),
         "share_high": max(high, share),
-        "flagged": open_count,
+        "flagged": len(opened),
         "suspects": details,
         "decisions_flagged": len(verdict.suspects),
-        "already_reviewed": len(reviewed),
+        "already_reviewed": len(scores) - len(opened),
     }

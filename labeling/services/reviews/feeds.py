@@ -256,11 +256,26 @@ def review_tasks_for_annotation(*, annotation: Annotation) -> dict[str, int]:
     return review_tasks_for_items(project=item.project, item_ids=[item.pk])
 
 
-def review_tasks_label_errors_set(*, project: Project, scores: dict[int, tuple[int | None, float]]) -> int:
-    """Replace the open label-error tasks with `scores` (item id -> (annotation id, score)); returns how many are open.
+def review_tasks_label_errors_set(*, project: Project, scores: dict[int, float]) -> set[int]:
+    """Replace the open label-error tasks with `scores` (item id -> score); returns the items with an open task.
 
-    Open label-error tasks for items no longer suspected are closed without a verdict (they were never answered).
+    An item whose label a reviewer set is left out (its label is settled), and each task asks about the item's
+    latest live annotation (none for an imported label). Open label-error tasks for items no longer suspected are
+    closed without a verdict (they were never answered).
     """
+    reviewed = set(
+        ResolvedLabel.objects.filter(item_id__in=list(scores), source=LabelSource.REVIEW).values_list(
+            "item_id", flat=True
+        )
+    )
+    latest = dict(
+        live_annotations(project=project)
+        .filter(item_id__in=list(scores))
+        .values("item_id")
+        .annotate(last=Max("id"))
+        .values_list("item_id", "last")
+    )
+    scores = {item_id: (latest.get(item_id), score) for item_id, score in scores.items() if item_id not in reviewed}
     with transaction.atomic():
         stale = ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False).exclude(
             item_id__in=list(scores)
@@ -301,4 +316,4 @@ def review_tasks_label_errors_set(*, project: Project, scores: dict[int, tuple[i
                 changed.append(task)
         ReviewTask.objects.bulk_update(changed, ["score", "annotation"], batch_size=500)
         ReviewTask.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-    return len(scores)
+    return set(scores)
