@@ -230,7 +230,8 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
         decisions = suspect_decisions(row)
         class_ids.update(row[:2] if decisions is None else (d.class_id for d in decisions))
     classes = LabelClass.objects.in_bulk(class_ids) if class_ids else {}
-    tasks, total = label_error_tasks_shown(project=project, details=details, known_classes=set(classes), limit=200)
+    known = set(classes)
+    tasks, total = label_error_tasks_shown(project=project, details=details, known_classes=known, limit=200)
     rows = []
     version = active_model_version(project)
     explained = set(version.class_ids) if version is not None else set()
@@ -240,7 +241,7 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
         given = list(resolved.classes.all()) if resolved else []
         decisions = suspect_decisions(detail)
         if decisions is not None:
-            contested = still_contested(decisions, {c.pk for c in given}, set(classes))
+            contested = still_contested(decisions, {c.pk for c in given}, known)
             model_class = classes[contested[0].class_id]
             row = {"decisions": [(classes[d.class_id], d.given, d.p_present, d.near_present) for d in contested]}
         else:

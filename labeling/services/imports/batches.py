@@ -246,9 +246,10 @@ def _apply_csv_to_existing(run: _Run) -> None:
     by_name = {i.original_name: i for i in items.filter(original_name__in=list(remaining)).select_related("resolved")}
     kept = {name.rsplit("/", 1)[-1]: other for name, other in run.duplicate_of.items()}
     kept.update(run.duplicate_of)
+    kept_labels = _kept_labels(run, {kept[name] for name in remaining if name in kept})
     for name, paths in remaining.items():
         if name in kept:  # its file was skipped as a copy of another: the row is not "for no item"
-            _duplicate_row(run, name, paths, kept[name])
+            _duplicate_row(run, name, paths, kept[name], kept_labels.get(kept[name], []))
             continue
         item = by_name.get(name)
         if item is None:
@@ -273,12 +274,24 @@ def _apply_csv_to_existing(run: _Run) -> None:
         run.counts["labeled"] += 1
 
 
-def _duplicate_row(run: _Run, name: str, paths: list[str], kept: str) -> None:
-    """A CSV row whose file was skipped as a duplicate of `kept`: nothing to say when it gives the kept file's label,
-    else that its label was not applied (the kept file keeps its own)."""
-    item = Item.objects.filter(project=run.project, original_name=kept).select_related("resolved").first()
-    resolved = getattr(item, "resolved", None) if item is not None else None
-    kept_paths = sorted(class_path_parse(c.path) for c in resolved.classes.all()) if resolved is not None else []
+def _kept_labels(run: _Run, names: set[str]) -> dict[str, list[str]]:
+    """The label (class paths, sorted) of each kept file named, in one query: an upload can hold many copies."""
+    if not names:
+        return {}
+    items = Item.objects.filter(project=run.project, original_name__in=list(names)).prefetch_related(
+        "resolved__classes"
+    )
+    labels = {}
+    for item in items:
+        resolved = getattr(item, "resolved", None)
+        classes = resolved.classes.all() if resolved is not None else []
+        labels[item.original_name] = sorted(class_path_parse(c.path) for c in classes)
+    return labels
+
+
+def _duplicate_row(run: _Run, name: str, paths: list[str], kept: str, kept_paths: list[str]) -> None:
+    """A CSV row whose file was skipped as a duplicate of `kept` (labeled `kept_paths`): nothing to say when it gives
+    the kept file's label, else that its label was not applied (the kept file keeps its own)."""
     try:
         given = sorted(dict.fromkeys(class_path_parse(p) for p in paths))
     except ValueError:
