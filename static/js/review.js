@@ -170,6 +170,14 @@
     if (c && c.dataset.task) window.location.assign(c.dataset.next);
   }
 
+  // A correction starts under the verdicts' rule: typed ahead, its class keys would tick classes on a card not yet
+  // seen (multi-label: a set that a later Enter saves). Refused, the keys after it are no review keys and do nothing.
+  function startCorrecting() {
+    if (busy || tooSoon()) { refuse("correct"); return false; }
+    setCorrecting(true);
+    return true;
+  }
+
   function correctionKey(event) {
     const key = event.key;
     if (key === "Escape") { setCorrecting(false); return true; }
@@ -200,8 +208,8 @@
     const key = event.key.toLowerCase();
     if (key === "a") { submit("accept"); event.preventDefault(); }
     else if (key === "r") { submit("reject"); event.preventDefault(); }
-    else if (key === "c") { setCorrecting(true); event.preventDefault(); }
-    else if (key === "/" && fieldset()) { setCorrecting(true); searchInput()?.focus(); event.preventDefault(); }
+    else if (key === "c") { startCorrecting(); event.preventDefault(); }
+    else if (key === "/" && fieldset()) { if (startCorrecting()) searchInput()?.focus(); event.preventDefault(); }
     else if (key === "n" || key === "j") { next(); event.preventDefault(); }
     else if (key === "h" && Explain) { Explain.toggle(); event.preventDefault(); }
   });

@@ -310,6 +310,44 @@ def test_multi_label_correction_by_keys_and_by_mouse(
     assert labels == {items[0].pk: {"cat", "dog"}, items[1].pk: {"dog"}}
 
 
+def test_a_multi_label_correction_typed_as_the_next_card_appears_ticks_nothing_on_it(
+    page, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given: a multi-label project; ann tagged three items "cat"; rita reviews them.
+    project = project_factory(name="Tags", task_type="multi", review_sample_rate=1.0)
+    cat = label_class_factory(project=project, name="cat", hotkey="1")
+    label_class_factory(project=project, name="dog", hotkey="2")
+    member_of(project, Role.REVIEWER, "rita")
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    for _ in range(3):
+        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
+    page.add_init_script(second_tap_script("review-image"))
+    login("rita")
+    page.goto(f"/p/{project.slug}/review/")
+    first = page.get_attribute("#review-card", "data-task")
+
+    # When: she accepts the first, and "c 2 Enter" (typed for it) lands the moment the second card is on screen.
+    page.evaluate("window.__tapNext = ['c', '2', 'Enter']")
+    page.keyboard.press("a")
+    second = _wait_for_next_card(page, first)
+
+    # Then: no correction was opened on the card she had not seen, no class ticked on it, nothing saved for it.
+    note = page.locator("#review-key-note")
+    note.wait_for(state="visible")
+    assert "Correct not applied: the task had changed" in note.inner_text()
+    assert page.locator("#correct-classes").is_hidden()
+    assert page.locator("#correct-classes .class-btn.on").count() == 0
+    assert [r.verdict for r in Review.objects.all()] == ["accept"]
+
+    # And once it has been on screen a moment, the same keys correct it to {cat, dog}.
+    for key in ("c", "2", "Enter"):
+        page.keyboard.press(key)
+    _wait_for_next_card(page, second)
+    corrected = Review.objects.get(annotation=ReviewTask.objects.get(pk=int(second)).annotation)
+    assert corrected.verdict == "correct"
+    assert set(corrected.corrected_classes.values_list("name", flat=True)) == {"cat", "dog"}
+
+
 def test_a_manager_opens_the_gold_form_picks_the_answer_and_comes_back_to_the_card(
     page, login, project_factory, label_class_factory, item_factory, member_of
 ):
