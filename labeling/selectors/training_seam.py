@@ -7,6 +7,7 @@ absent training app means no model: every accessor returns None and every read i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -101,6 +102,29 @@ def still_contested(decisions: list[SuspectDecision], given: set[int], known: se
     """The decisions the item's label still makes as the search saw it (a class still given, or still missing), on
     classes that still exist."""
     return [d for d in decisions if d.class_id in known and (d.class_id in given) == d.given]
+
+
+def weak_class_note(row) -> str:
+    """A class the multi-label search left out as too weak (a LabelErrorSearch.weak_classes row: [name, balanced
+    accuracy, agreement], or, for a class that passed the balanced gate and failed the plain one, [..., agreement
+    needed, share of the class's more common state, "absent" or "present"]) as the page and the command name it.
+    Its figures are rounded down to 0.1 % and the one needed up, so that a class just under a gate never reads as at
+    it."""
+    name, balanced = row[0], _down_percent(row[1])
+    if len(row) < 6:
+        return f"{name} ({balanced} %)"
+    return (
+        f"{name} ({balanced} % on balance, but {_down_percent(row[2])} % in all, where answering “{row[5]}” "
+        f"every time gets {_down_percent(row[4])} % and the search needs {_up_percent(row[3])} %)"
+    )
+
+
+def _down_percent(share: float) -> str:
+    return f"{math.floor(float(share) * 1000) / 10:.1f}"
+
+
+def _up_percent(share: float) -> str:
+    return f"{math.ceil(float(share) * 1000) / 10:.1f}"
 
 
 def registered_backbone_weights() -> list[dict]:

@@ -6,8 +6,6 @@ needs Capability.MANAGE. Verdicts go through labeling.services.reviews, the same
 
 from __future__ import annotations
 
-import math
-
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -37,6 +35,7 @@ from labeling.selectors.training_seam import (
     latest_label_error_search,
     still_contested,
     suspect_decisions,
+    weak_class_note,
 )
 from labeling.services import reviews as review_services
 from labeling.views.class_list import page_list_key, review_list_block
@@ -284,8 +283,7 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
             total=total,
             search=search,
             estimate=estimate,
-            # Too weak to judge, each with its balanced accuracy in percent, rounded down: 0.8996 reads 89.9, not 90.
-            weak=[(row[0], math.floor(row[1] * 1000) / 10) for row in (search.weak_classes or [])] if search else [],
+            weak=[weak_class_note(row) for row in (search.weak_classes or [])] if search else [],
             outcomes=_label_error_outcomes(project),
             job=job if job is not None and not job.finished else None,
             # Who may start a search: the same rule as training.views.quality.label_errors_find.

@@ -14,11 +14,13 @@ from rest_framework.test import APIClient
 
 from labeling.api.tokens import token_replace
 from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
+from labeling.selectors.training_seam import weak_class_note
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
 from tests.training.test_cross_validated_multi_label import two_colour_png
 from tests.training.test_metric_intervals_pages import COLOURS, run_search
 from training.ml.label_search_multi import cross_val_present_probs, judge_multi_label, judged_classes
+from training.services.label_errors_multi import _too_weak_reason, _weak_row
 
 pytestmark = pytest.mark.django_db
 
@@ -221,6 +223,40 @@ def test_an_imported_multi_label_label_is_reviewed_as_given_and_corrected_by_tog
     assert "No labels this week yet." in team
 
 
+def test_a_rare_class_right_on_balance_but_not_in_all_says_which_gate_it_failed():
+    # Given 400 items where a rare class (24 of them) is fairly well told apart by the features, and a common one is
+    rng = np.random.default_rng(0)
+    rare = np.zeros(400, dtype=bool)
+    rare[rng.choice(400, 24, replace=False)] = True
+    common = rng.random(400) < 0.4
+    features = rng.normal(size=(400, 16)).astype(np.float32)
+    features[:, 0] += np.where(rare, 3.0, 0.0)
+    features[:, 1] += np.where(common, 4.0, -4.0)
+    targets = np.stack([rare, common], axis=1)
+
+    # When the search judges them
+    classes = judged_classes(targets)
+    verdict = judge_multi_label(features, targets, cross_val_present_probs(features, targets, classes, seed=0), classes)
+
+    # Then the rare class passes the balanced gate (90 %) but not the plain one (answering "absent" every time is
+    # right on 94 % of the items), and what the page and the command say of it names that gate and its figures
+    rare_verdict = next(v for v in verdict.verdicts if v.cls == 0)
+    assert rare_verdict.weak
+    assert not rare_verdict.balanced_weak
+    row = _weak_row(rare_verdict, "rare", targets[:, 0])
+    assert row[4:] == [0.94, "absent"]
+    note = weak_class_note(row)
+    assert re.fullmatch(
+        r"rare \(9\d\.\d % on balance, but 9\d\.\d % in all, where answering “absent” every time gets 94\.0 % "
+        r"and the search needs 95\.5 %\)",
+        note,
+    ), note
+    # and, no class being judged, the search's reason names the closest one the same way
+    assert _too_weak_reason(row, 0.9).endswith(f"The closest: {note}. Label more, then search again.")
+    # while a class under the balanced gate is named by that figure alone
+    assert weak_class_note(["blue", 0.8996, 0.99]) == "blue (89.9 %)"
+
+
 def test_a_class_just_under_the_gate_never_reads_as_at_it(client, project_factory, member_of):
     # Given a multi-label search that left "blue" out at 89.96 % balanced accuracy (the gate is 90 %)
     from training.models import LabelErrorSearch
@@ -229,12 +265,17 @@ def test_a_class_just_under_the_gate_never_reads_as_at_it(client, project_factor
     reviewer = member_of(project, Role.REVIEWER, "rita")
     LabelErrorSearch.objects.create(
         project=project, status="ok", labels=120, classes_judged=1, agreement=0.97, estimated_share=0.01,
-        share_low=0.0, share_high=0.02, weak_classes=[["blue", 0.8996, 0.93], ["green", 0.71, 0.8]],
+        share_low=0.0, share_high=0.02,
+        weak_classes=[["blue", 0.8996, 0.93], ["green", 0.71, 0.8], ["red", 0.9069, 0.9791, 0.98751, 0.9833, "absent"]],
     )  # fmt: skip
     client.force_login(reviewer)
 
     # When the reviewer opens the label-error page, then blue reads 89.9 %, not 90 %
     html = client.get(reverse("labeling:review_label_errors", args=[project.slug])).content.decode()
     weak = re.sub(r"\s+", " ", re.search(r'id="label-errors-weak">(.*?)</p>', html, re.S).group(1))
-    assert "Not judged: 2 classes where the model is too weak yet" in weak
-    assert weak.endswith("blue (89.9 %), green (71.0 %).")
+    assert "Not judged: 3 classes where the model is too weak yet" in weak
+    # and red, over the balanced gate, says which gate it failed, the figure it needed rounded up
+    assert weak.endswith(
+        "blue (89.9 %), green (71.0 %), red (90.6 % on balance, but 97.9 % in all, where answering “absent” every "
+        "time gets 98.3 % and the search needs 98.8 %)."
+    )

@@ -46,7 +46,11 @@ class ClassVerdict:
 
     @property
     def weak(self) -> bool:
-        return self.agreement < self.needed or self.balanced < MIN_BALANCED_ACCURACY
+        return self.agreement < self.needed or self.balanced_weak
+
+    @property
+    def balanced_weak(self) -> bool:
+        return self.balanced < MIN_BALANCED_ACCURACY
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from labeling.constants import Progress
 from labeling.models import Project
+from labeling.selectors.training_seam import weak_class_note
 from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT
 from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
@@ -27,6 +28,31 @@ from training.services.snapshot import LabelSnapshot
 
 def _down(value: float, places: int = 4) -> float:
     return math.floor(value * 10**places) / 10**places
+
+
+def _up(value: float, places: int = 4) -> float:
+    return math.ceil(value * 10**places) / 10**places
+
+
+def _weak_row(verdict, name: str, given: np.ndarray) -> list:
+    """A weak class as LabelErrorSearch.weak_classes stores it (labeling.selectors.training_seam.weak_class_note reads
+    it): [name, balanced accuracy, agreement], and where the class passed the balanced gate and failed the plain one,
+    also the agreement needed and the share and name of the class's more common state. Rounded down (the figure
+    needed up), so that a class just under a gate never reads as at it."""
+    row = [name, _down(verdict.balanced), _down(verdict.agreement)]
+    if verdict.agreement < verdict.needed and not verdict.balanced_weak:
+        present = float(np.mean(given))
+        row += [_up(verdict.needed), _down(max(present, 1.0 - present)), "present" if present > 0.5 else "absent"]
+    return row
+
+
+def _too_weak_reason(best: list, gate: float) -> str:
+    """Why no class is judged, told by the class its model decides best on balance (a weak_classes row)."""
+    return (
+        f"The model is too weak to judge any class yet: a class needs {gate:.0%} of its decisions right on balance out "
+        f"of sample, and in all clearly more than answering its more common state every time. The closest: "
+        f"{weak_class_note(best)}. Label more, then search again."
+    )
 
 
 def multi_label_search(
@@ -70,18 +96,15 @@ def multi_label_search(
         on_fold=lambda done, total: progress(done, total, f"cross-validation ({len(judged)} classes)"),
     )  # fmt: skip
     verdict = judge_multi_label(features, targets, present, judged)
-    # Rounded down, so that a class just under the gate never reads as at it.
-    weak = [[names[v.cls], _down(v.balanced), _down(v.agreement)] for v in verdict.verdicts if v.weak]
+    weak = [_weak_row(v, names[v.cls], targets[:, v.cls]) for v in verdict.verdicts if v.weak]
     common.update(weak_classes=weak, classes_judged=len(verdict.strong))
     if not verdict.strong:
         review_tasks_label_errors_set(project=project, scores={})
-        best = max(v.balanced for v in verdict.verdicts)
+        best = max(weak, key=lambda row: row[1])
         return {
             **common,
             "status": LabelErrorStatus.WEAK,
-            "reason": f"The model is too weak to judge any class yet: out of sample its best class gets "
-            f"{100 * _down(best, 3):.1f} % of its decisions right on balance (the search needs "
-            f"{MIN_BALANCED_ACCURACY:.0%} in a class). Label more, then search again.",
+            "reason": _too_weak_reason(best, MIN_BALANCED_ACCURACY),
         }
     progress(1, 1, "writing review tasks")
     share = verdict.estimated_errors / verdict.decisions

@@ -10,11 +10,11 @@ cannot judge yet (too few labels, a model too weak, a multi-label project) says 
 from __future__ import annotations
 
 import json
-import math
 
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.selectors.training_seam import weak_class_note
 from labeling.services.jobs import job_create, job_finish, job_start
 from training import selectors
 from training.management.commands._progress import StageBar
@@ -111,10 +111,8 @@ class Command(BaseCommand):
             if total > len(suspects):
                 self.stdout.write(f"  ... and {total - len(suspects)} more (--show N, or the review page)")
         if search.get("weak_classes"):
-            weak = ", ".join(
-                f"{name} ({math.floor(balanced * 1000) / 10:.1f} %)" for name, balanced, _ in search["weak_classes"]
-            )
-            self.stdout.write(f"Not judged (the model gets under 90 % of a class's decisions right on balance): {weak}")
+            weak = ", ".join(weak_class_note(row) for row in search["weak_classes"])
+            self.stdout.write(f"Not judged (the model is too weak yet for these classes): {weak}")
         if search["not_checked"]:
             small = ", ".join(f"{name} ({count})" for name, count in search["not_checked"])
             self.stdout.write(f"Not judged (fewer than {search['min_per_class']} labels): {small}")
