@@ -21,6 +21,7 @@ MULTI_LABEL_THRESHOLD = 0.5
 # 7; a CSV row or export manifest asking for hundreds of levels is refused: pages that draw each class's path
 # grew with the square of the depth (a settings page took 2 s at 60 levels, and never answered at 1,500).
 MAX_CLASS_DEPTH = 12
+MAX_CLASS_NAME = 200  # LabelClass.name's max_length
 
 # The largest id a row can have (a signed 64-bit key). A bigger number in a URL names no row, and the database
 # would overflow looking for it (SQLite: OverflowError; PostgreSQL: bigint out of range).

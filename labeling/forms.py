@@ -17,6 +17,7 @@ from labeling.constants import (
 from labeling.models import LabelClass, Project, Role
 from labeling.selectors.classes import class_paths, class_tree
 from labeling.selectors.training_seam import registered_backbone_weights
+from labeling.services.imports.sources import class_path_parse
 
 
 class ProjectCreateForm(forms.ModelForm):
@@ -25,6 +26,21 @@ class ProjectCreateForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text="One class per line; use a/b/c for a hierarchy.",
     )
+
+    def clean_classes(self) -> list[str]:
+        """The class list as stored paths, each line checked as an imported label's class is: a list with any bad
+        line comes back with every bad line named, and no project is made."""
+        paths, problems = [], []
+        for number, line in enumerate(self.cleaned_data["classes"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                paths.append(class_path_parse(line))
+            except ValueError as exc:
+                problems.append(f"Line {number}: {exc}.")
+        if problems:
+            raise forms.ValidationError(problems)
+        return list(dict.fromkeys(paths))
 
     class Meta:
         model = Project

@@ -43,6 +43,18 @@ def class_path_names(class_id: int, tree: ClassTree) -> list[str]:
     return names[::-1]
 
 
+def class_name_problem(name: str, max_length: int = 200) -> str | None:
+    """Why `name` cannot be one class's name (one level of a path), or None: the one rule of the class forms, the
+    project's class list and imports. `max_length` is LabelClass.name's (labeling.constants.MAX_CLASS_NAME)."""
+    if not name.strip():
+        return "empty class name"
+    if len(name) > max_length:
+        return f"class name {name[:40]!r}… is over {max_length} characters"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return f"class name {name!r} contains a control character"
+    return None
+
+
 def class_path(names: Iterable[str]) -> str:
     """The stored path of a class whose names, root first, are `names`."""
     return PATH_SEPARATOR.join(names)

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
-from labeling.constants import MAX_CLASS_DEPTH
+from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
-from labeling.selectors.classes import PATH_SEPARATOR, class_path, classes_by_path
+from labeling.selectors.classes import PATH_SEPARATOR, class_name_problem, class_path, classes_by_path
 from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
 
 
@@ -73,6 +73,9 @@ def label_class_create(
     name = name.strip()
     if not name:
         raise ValidationError("A class needs a name.")
+    problem = class_name_problem(name, MAX_CLASS_NAME)
+    if problem:
+        raise ValidationError(problem[0].upper() + problem[1:] + ".")
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError("The parent class belongs to another project.")
     if level is None:  # one query per level whose parent is not loaded yet

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -47,18 +48,15 @@ def project_create(request: HttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        project = project_services.project_create(
-            name=data["name"],
-            task_type=data["task_type"],
-            created_by=request.user,
-            instructions=data["instructions"],
-            annotations_per_item=data["annotations_per_item"],
-        )
-        paths = [line.strip() for line in data["classes"].splitlines() if line.strip()]
-        try:
-            project_services.label_classes_from_paths(project=project, paths=paths)
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
+        with transaction.atomic():  # the class list was checked by the form: the project comes with all of it
+            project = project_services.project_create(
+                name=data["name"],
+                task_type=data["task_type"],
+                created_by=request.user,
+                instructions=data["instructions"],
+                annotations_per_item=data["annotations_per_item"],
+            )
+            project_services.label_classes_from_paths(project=project, paths=data["classes"])
         messages.success(request, f"Project {project.name} created.")
         return redirect("labeling:project_settings", slug=project.slug)
     return render(request, "labeling/project_create.html", {"form": form})

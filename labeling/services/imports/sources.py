@@ -21,14 +21,13 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
-from labeling.constants import MAX_CLASS_DEPTH
-from labeling.selectors.classes import class_path
+from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
+from labeling.selectors.classes import class_name_problem, class_path
 from labeling.services.imports.archives import zip_open_checked
 from labeling.services.imports.validation import megabytes
 
 SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
 JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"}
-MAX_CLASS_NAME = 200  # LabelClass.name's max_length
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -93,10 +92,9 @@ def class_path_parse(text: str) -> str:
     for level in levels:
         if not level:
             raise ValueError(f"empty class name between slashes in {text.strip()!r}")
-        if len(level) > MAX_CLASS_NAME:
-            raise ValueError(f"class name {level[:40]!r}… is over {MAX_CLASS_NAME} characters")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in level):
-            raise ValueError(f"class name {level!r} contains a control character")
+        problem = class_name_problem(level, MAX_CLASS_NAME)
+        if problem:
+            raise ValueError(problem)
     return class_path(levels)
 
 
