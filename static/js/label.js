@@ -326,6 +326,11 @@
     if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
   }
 
+  // The rest of a burst whose first keys were refused: the image is on screen, but from this card's top level the
+  // keys would spell another class. The burst ends at a pause of BURST_MS.
+  const burstNote = (key) =>
+    `${key === "Enter" ? "⏎" : key} not applied: it came in one run of keys with a key that was refused, and on its own would pick from the wrong level. Pause, then type the class again.`;
+
   // A key pressed with no image on screen: not applied, and said so (the count stays on the note for tests).
   function refuse(key, message) {
     refused += 1;
@@ -404,8 +409,9 @@
     const sameBurst = now - lastKeyAt < BURST_MS;
     lastKeyAt = now;
     if (!onScreen() || tooSoon() || (refusedBurst && sameBurst && isHierarchical())) {
+      const why = !onScreen() ? undefined : tooSoon() ? soonNote(key) : burstNote(key);
       refusedBurst = true;
-      refuse(key, onScreen() && tooSoon() ? soonNote(key) : undefined);
+      refuse(key, why);
       return;
     }
     refusedBurst = false;
