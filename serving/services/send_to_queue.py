@@ -2,9 +2,11 @@
 
 The kept request images of the selected predictions are copied into an import staging folder and go through the
 normal validated import (labeling.services.imports: decoded and checked, deduplicated by sha256 against the
-project); the strategy then ranks them like any imported item. Each sent prediction keeps when it was sent and its
-image's sha256: the project's item with that sha256 (unique per project) is the link from the prediction to its
-human label, also when the import found the image already there. A prediction is sent at most once.
+project). They go to the front of the labeling queue in the order picked, in the training split (picked for being
+hard, as the strategy's picks are, they never join the holdout), until the next scoring ranks them with the rest.
+Each sent prediction keeps when it was sent and its image's sha256: the project's item with that sha256 (unique per
+project) is the link from the prediction to its human label, also when the import found the image already there. A
+prediction is sent at most once.
 
 The automatic send (`predictions_auto_queue`, daily on the housekeeping queue) sends each project's
 auto_queue_per_day least-confident predictions of the last day; a second run on the same day sends nothing.
@@ -90,7 +92,7 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
         raise ValidationError("The selected predictions' images are gone (pruned since): nothing was sent.")
     with transaction.atomic():
         job = import_job_create(
-            project=project, created_by=user, sources=sources, staging_dir=str(directory), errors=errors
+            project=project, created_by=user, sources=sources, staging_dir=str(directory), errors=errors, to_front=True
         )
         job.params = {
             **job.params,

@@ -320,3 +320,29 @@ def test_most_drifted_compares_only_predictions_answered_by_the_file_that_embedd
     sent = set(PredictionLog.objects.exclude(queued_at=None).values_list("pk", flat=True))
     assert len(sent) == 3
     assert not sent & far
+
+
+def test_sent_images_come_before_the_strategys_picks_in_the_order_sent_and_never_in_the_holdout(
+    production, item_factory, member_of, django_capture_on_commit_callbacks
+):
+    # Given a project that keeps most new images for its holdout, and a scored pool: a strategy batch up front
+    project, logs, manager = production
+    project.holdout_fraction = 0.9
+    project.save(update_fields=["holdout_fraction"])
+    for k in range(10):
+        item_factory(project=project, priority=1.5 + k / 100)
+
+    # When the manager sends the 5 least-confident production images
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(manager).post(
+            reverse("serving:send_to_queue", args=[project.slug]), {"order": "lowest_confidence", "limit": 5}
+        )
+
+    # Then they are in the training split (picked for being hard, as the strategy's picks are, not at random) and
+    # head the queue, least confident first, before the strategy's batch; the annotator gets the first of them
+    sent = Item.objects.filter(project=project, sha256__in=sent_shas(project))
+    assert sorted(set(sent.values_list("split", flat=True))) == ["train"]
+    by_log = {log.image_sha256: log.confidence for log in PredictionLog.objects.exclude(queued_at=None)}
+    head = Item.objects.filter(project=project, state=ItemState.UNLABELED).order_by("-priority", "id")[:5]
+    assert [round(by_log.get(item.sha256, 0), 2) for item in head] == [0.05, 0.1, 0.15, 0.2, 0.25]
+    assert item_claim_next(project=project, user=member_of(project, Role.ANNOTATOR)).sha256 == head[0].sha256

@@ -15,10 +15,11 @@ from pathlib import Path, PurePosixPath
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
-from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
+from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import classes_by_path
 from labeling.services.imports.exported import export_entries
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item
+from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
     Entry,
@@ -66,6 +67,8 @@ class _Run:
     seen: dict[str, str] = field(default_factory=dict)  # sha256 -> name, within this run
     matched_csv: set[str] = field(default_factory=set)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
+    new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
+    fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
 
     def reject(self, name: str, reason: str, *, duplicate: bool = False, kept: str | None = None) -> None:
         self.counts["duplicates" if duplicate else "rejected"] += 1
@@ -82,7 +85,8 @@ class _Run:
     def result(self) -> dict:
         """job.result: the counts, and how many files each kind of problem hit (most first)."""
         by_reason = dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
-        return {**self.counts, "rejected_by_reason": by_reason}
+        made = self.new_classes.report()
+        return {**self.counts, "rejected_by_reason": by_reason, **({"new_classes": made} if made else {})}
 
     def label_error(self, name: str, reason: str) -> None:
         self.counts["label_errors"] += 1
@@ -125,6 +129,7 @@ class _Run:
             try:
                 with transaction.atomic():
                     self.classes = label_classes_from_paths(project=self.project, paths=missing)
+                self.new_classes.made(missing)
                 break
             except IntegrityError:  # another import created one of them a moment ago: look again, once
                 self.classes = _classes_by_path(self.project)
@@ -139,6 +144,7 @@ class _Run:
         if any(p not in self.classes for p in paths):
             self.label_error(name, "could not create class")
             return []
+        self.new_classes.used(paths)
         return [self.classes[p] for p in paths]
 
     def flush_progress(self) -> None:
@@ -147,9 +153,15 @@ class _Run:
             self.progress(self.done, self.total)
         Job.objects.filter(pk=self.job.pk).update(
             done=self.done, total=self.total, errors=self.job.errors, result=self.result(),
-            message=f"{self.counts['imported']} imported, {self.counts['rejected'] + self.counts['duplicates']} "
-                    "rejected",
+            message=self.summary(),
         )  # fmt: skip
+
+    def summary(self) -> str:
+        """The job's message, while it runs and once it is done: duplicates are skipped, not rejected."""
+        c = self.counts
+        return (
+            f"{c['imported']} imported, {c['duplicates']} duplicates, {c['rejected']} rejected, {c['labeled']} labeled"
+        )
 
 
 def _classes_by_path(project: Project) -> dict[str, LabelClass]:
@@ -204,6 +216,10 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
             classes = run.classes_for(pending.entry)
             item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
                              labeled=bool(classes))  # fmt: skip
+            if run.job.params.get("to_front"):
+                run.fronted += 1
+                # Above the strategy's batch (priorities up to 2: training.ml.strategies.rank_pool), first given first
+                item.split, item.priority = Split.TRAIN, 2.0 + 1.0 / run.fronted
             ready.append((item, pending, result, classes))
     if not ready:
         return

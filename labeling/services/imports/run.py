@@ -128,6 +128,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
         previous = job.result or {}
         run.counts.update({k: v for k, v in previous.items() if k in run.counts})
         run.by_reason.update(previous.get("rejected_by_reason") or {})
+        run.new_classes.restore(previous.get("new_classes"))
         run.done = resume_from
         entries = entries[max(0, resume_from - len(params.get("errors", [])) - len(errors)) :]
     else:
@@ -138,6 +139,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
             run.label_error(error["name"], error["reason"])
     run.total = run.done + len(entries)
     run.classes = _classes_by_path(run.project)
+    run.new_classes.known = set(run.classes) - set(run.new_classes.files)  # those made before a resume are new
     run.flush_progress()
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="import-decode") if threads > 1 else None
@@ -160,9 +162,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
             pool.shutdown(wait=True, cancel_futures=True)  # on a failure: drop queued files, finish the few running
     run.done = run.total
     run.flush_progress()
-    c = run.counts
-    job.message = (f"{c['imported']} imported, {c['duplicates']} duplicates, {c['rejected']} rejected, "
-                   f"{c['labeled']} labeled")  # fmt: skip
+    job.message = run.summary()
     job.done = job.total = run.total
     job.save(update_fields=["message", "total"])
     job_finish(job=job, result=run.result())

@@ -163,13 +163,18 @@ def import_job_create(
     labels_from_folders: bool = False,
     staging_dir: str | None = None,
     errors: list[dict] | None = None,
+    to_front: bool = False,
 ) -> Job:
+    """`to_front`: the new images go into the training split at the front of the labeling queue, in the order of
+    `sources` (images picked because the model finds them hard, as the strategy's picks are; the next scoring ranks
+    them with the rest)."""
     params = {
         "sources": sources,
         "csv": csv_path,
         "labels_from_folders": labels_from_folders,
         "staging_dir": staging_dir,
         "errors": errors or [],
+        **({"to_front": True} if to_front else {}),
     }
     return job_create(project=project, kind=JobKind.IMPORT, created_by=created_by, params=params)
 
