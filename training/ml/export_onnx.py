@@ -34,6 +34,7 @@ from onnxruntime.quantization import CalibrationDataReader
 from torch import nn
 from torch.nn import functional as F
 
+from training.ml.evaluate import evaluate
 from training.ml.export_files import DECIDED_MARGIN, MULTI_LABEL_THRESHOLD
 from training.ml.export_files import ONNX_FILES as FILES
 from training.ml.export_files import ONNX_OUTPUTS as OUTPUTS
@@ -317,21 +318,13 @@ def timing(sess, images: np.ndarray, *, batch_size: int = 32, repeats: int = 3) 
     return {"ms_per_image": 1000 * statistics.median(singles), "img_per_s": batch_size / best}
 
 
-def label_metrics(probs: np.ndarray, labels: Sequence[Sequence[int]], *, multi_label: bool) -> dict[str, float]:
-    """accuracy and macro-F1 against true labels (single-label: top-1; multi-label: subset accuracy at 0.5)."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    classes = probs.shape[1]
-    if multi_label:
-        truth = np.zeros_like(probs, dtype=int)
-        for row, idx in enumerate(labels):
-            truth[row, list(idx)] = 1
-        predicted = (probs >= MULTI_LABEL_THRESHOLD).astype(int)
-    else:
-        truth = np.asarray([idx[0] for idx in labels])
-        predicted = probs.argmax(1)
-    f1 = f1_score(truth, predicted, average="macro", labels=None if multi_label else range(classes), zero_division=0)
-    return {"accuracy": float(accuracy_score(truth, predicted)), "macro_f1": float(f1)}
+def label_metrics(probs: np.ndarray, labels: Sequence[Sequence[int]], *, multi_label: bool) -> dict[str, float | None]:
+    """accuracy and macro-F1 against true labels (single-label: top-1; multi-label: subset accuracy at
+    MULTI_LABEL_THRESHOLD), by `training.ml.evaluate.evaluate`, the function of the model page's figures: its macro
+    runs over the classes present in `labels`, so a file whose predictions equal the model's gets the model's
+    figures (None where it defines none)."""
+    metrics = evaluate(probs, labels, [str(k) for k in range(probs.shape[1])], multi_label=multi_label)
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
 def agreement(probs: np.ndarray, reference: np.ndarray, *, multi_label: bool = False) -> dict[str, float]:
