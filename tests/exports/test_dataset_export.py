@@ -69,6 +69,25 @@ def test_imagefolder_zip_loads_in_torchvision_with_the_manifest_counts_and_indic
             assert f"test/{classes[items.index(item) % 3].name}/{name}" in names
 
 
+def test_a_split_without_a_class_keeps_its_empty_folder_and_the_manifest_says_how_to_load_it(labeled_project, tmp_path):
+    # Given a project whose holdout has no bird
+    project, classes, items, _ = labeled_project
+    birds = [item for k, item in enumerate(items) if item.split == "holdout" and classes[k % 3].name == "bird"]
+    assert birds
+    for item in birds:
+        item.delete()
+
+    out, manifest = run_export(project, tmp_path, "imagefolder")
+
+    # Then test/bird is there and empty, so the indices agree with train's, and the manifest names it and the call
+    with zipfile.ZipFile(out) as zf:
+        assert "test/bird/" in zf.namelist()
+        assert not [n for n in zf.namelist() if n.startswith("test/bird/") and n != "test/bird/"]
+    assert "test/bird" in manifest["imagefolder"]["empty_folders"]
+    assert "train/bird" not in manifest["imagefolder"]["empty_folders"]
+    assert "allow_empty=True" in manifest["imagefolder"]["load"]
+
+
 def test_file_names_are_stable_and_never_collide(labeled_project, tmp_path):
     project, _, items, _ = labeled_project
     out1, _ = run_export(project, tmp_path)

@@ -105,6 +105,18 @@ def manifest_build(*, plan: ExportPlan, fmt: str, created_at=None) -> dict:
     }
 
 
+def _imagefolder_note(plan: ExportPlan) -> dict:
+    """Every split holds every class's folder, so that torchvision gives each class the same index in each split
+    (class_map); a split with no image of a class keeps its folder empty, which torchvision's ImageFolder refuses
+    unless told: the manifest names those folders and the call that loads them."""
+    filled = {(row.split, plan.class_by_id[row.class_ids[0]].folder) for row in plan.rows}
+    empty = [f"{s}/{c.folder}" for s in ("train", "val", "test") for c in plan.classes if (s, c.folder) not in filled]
+    return {
+        "load": "torchvision.datasets.ImageFolder(f'{root}/{split}', allow_empty=True)",
+        "empty_folders": empty,
+    }
+
+
 def _row_record(plan: ExportPlan, row, *, media_prefix: str) -> dict:
     by_id = plan.class_by_id
     classes = [by_id[c] for c in row.class_ids]
@@ -232,6 +244,8 @@ def dataset_export_write(
             elif fmt == "csv":
                 _writestr(zf, "labels.csv", _csv_text(text_rows, multi=project.is_multi_label))
             manifest = manifest_build(plan=plan, fmt=fmt, created_at=created_at)
+            if fmt == "imagefolder":
+                manifest["imagefolder"] = _imagefolder_note(plan)
             manifest["errors"] = errors[:1000]
             _writestr(zf, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
         stamp = created_at.strftime("%Y%m%d-%H%M%S")
