@@ -18,10 +18,35 @@ def job_waiting_behind(job) -> job_selectors.WaitingBehind | None:
     return job_selectors.job_waiting_behind(job=job)
 
 
+# Words for the result keys the jobs write (imports, exports, scoring, inference, label-error searches) where the key
+# with its underscores as spaces would not read well; any other key is shown that way.
+RESULT_WORDS = {
+    "item_count": "items",
+    "dataset_hash": "dataset hash",
+    "onnx_max_abs_diff": "ONNX largest difference from PyTorch",
+    "torchscript_max_abs_diff": "TorchScript largest difference from PyTorch",
+    "shard_seconds": "seconds in all shards",
+    "status": "outcome",
+    "estimated_share": "estimated share of errors",
+    "not_checked": "classes not checked",
+    "weak_classes": "classes too weak to judge",
+}
+# Keys whose value is a code (a label-error search's "too_few"): shown with its underscores as spaces too.
+CODE_VALUES = {"status"}
+
+
 @register.filter
 def job_result_summary(result) -> list[tuple[str, object]]:
-    """The plain figures of a finished job's result, in order ("imported: 300"). Nested parts (per-format
-    measurements, file lists, counts by reason) have their own tables on the pages that show them."""
+    """The plain figures of a finished job's result, in order and in words ("imported: 300", "label errors: 2",
+    "outcome: too few"); numbers as they are. Nested parts (per-format measurements, file lists, counts by reason)
+    have their own tables on the pages that show them."""
     if not isinstance(result, dict):
         return []
-    return [(k, v) for k, v in result.items() if isinstance(v, str | int | float | bool) and k != "files"]
+    return [
+        (
+            RESULT_WORDS.get(k, str(k).replace("_", " ")),
+            v.replace("_", " ") if k in CODE_VALUES and isinstance(v, str) else v,
+        )
+        for k, v in result.items()
+        if isinstance(v, str | int | float | bool) and k != "files"
+    ]

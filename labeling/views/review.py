@@ -344,6 +344,9 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
         _context(
             request,
             report=report,
+            # A class no one labeled on a shared item has nothing to show but "0, n/a": named in one line instead.
+            rated_classes=[row for row in report.classes if row.ratings],
+            unrated_classes=[row.label_class.path for row in report.classes if not row.ratings],
             accuracy_chart=charts.bar_chart(accuracy_rows, title="accuracy against reviews") if accuracy_rows else None,
             gold_chart=charts.bar_chart(gold_rows, title="accuracy on gold") if any(v for _, v in gold_rows) else None,
             class_chart=charts.bar_chart(class_rows, lo=-1.0, hi=1.0, title=class_title) if class_rows else None,
