@@ -125,15 +125,19 @@
         if (i === 0) oversized.forEach((p) => data.append("oversized", p.path));
         let bytes = 0;
         const start = i;
+        const ends = [];  // bytes of the batch up to the end of each of its files
         while (i < sendable.length && i - start < batchFiles && (i === start || bytes + sendable[i].file.size <= batchBytes)) {
           data.append("files", sendable[i].file, sendable[i].file.name);
           data.append("names", sendable[i].path);
           bytes += sendable[i].file.size;
+          ends.push(bytes);
           i += 1;
         }
         const base = sent;
         const xhr = await post(form.dataset.uploadUrl, data, (loaded) => {
-          setStatus(`Uploading… ${i} of ${sendable.length} files`, 100 * Math.min(1, (base + loaded) / total));
+          // Files whose bytes have all gone out (the request also carries form fields: never past the batch)
+          const done = start + ends.filter((end) => end <= loaded).length;
+          setStatus(`Uploading… ${done} of ${sendable.length} files sent`, 100 * Math.min(1, (base + loaded) / total));
         });
         token = JSON.parse(xhr.responseText).token;
         sent += bytes;

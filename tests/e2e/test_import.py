@@ -185,3 +185,42 @@ def test_manager_picks_an_imagefolder_folder_and_its_sub_folders_become_classes(
     screenshot("import-picked-folder")
     resolved = ResolvedLabel.objects.filter(project=project).prefetch_related("classes__parent")
     assert Counter(c.path for r in resolved for c in r.classes.all()) == {"rose": 3, "tulip": 2, "tulip / parrot": 2}
+
+
+def test_the_upload_counts_only_the_files_whose_bytes_have_gone_out(page, login, project_factory, member_of, tmp_path):
+    # Given 40 photos of noise (about 50 KB each, all in one upload batch) and a slow uplink (about 400 KB/s)
+    project = project_factory(name="Harbour", slug="harbour")
+    member_of(project, Role.MANAGER, "maria")
+    rng = np.random.default_rng(0)
+    paths = []
+    for n in range(40):
+        path = tmp_path / f"noise{n:02d}.png"
+        Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    login("maria")
+    page.goto(reverse("labeling:import", args=[project.slug]))
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": 10_000_000, "uploadThroughput": 400_000},
+    )
+    page.evaluate(
+        "() => { window.statuses = []; new MutationObserver(() => window.statuses.push("
+        "document.getElementById('upload-status').textContent)).observe(document.getElementById('upload-status'),"
+        " {childList: true, characterData: true, subtree: true}); }"
+    )
+
+    # When she uploads them
+    page.set_input_files("#file-input", paths)
+    page.click("#upload-button")
+    expect(page.locator(".job[data-status=succeeded]")).to_be_visible(timeout=60_000)
+
+    # Then while the batch went out the count rose with the bytes sent, from under 40, never down
+    counts = [
+        int(m.group(1)) for s in page.evaluate("window.statuses") if (m := re.match(r"Uploading… (\d+) of 40", s))
+    ]
+    assert len(counts) >= 3, counts
+    assert counts[0] < 40, counts
+    assert counts == sorted(counts)
+    assert Item.objects.filter(project=project).count() == 40
