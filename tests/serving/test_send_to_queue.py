@@ -326,7 +326,7 @@ def test_sent_images_come_before_the_strategys_picks_in_the_order_sent_and_never
     production, item_factory, member_of, django_capture_on_commit_callbacks
 ):
     # Given a project that keeps most new images for its holdout, and a scored pool: a strategy batch up front
-    project, logs, manager = production
+    project, _, manager = production
     project.holdout_fraction = 0.9
     project.save(update_fields=["holdout_fraction"])
     for k in range(10):

@@ -40,11 +40,10 @@ class NewClasses:
 
     def report(self) -> list[dict]:
         """[{"path": stored path, "name": display path, "files": n, "near": display path of the class it is close to,
-        or ""}], by path: the classes labels named (a parent made on the way to one is not listed)."""
-        return [
-            {"path": p, "name": _display(p), "files": self.files[p], "near": self._near(p)}
-            for p in sorted(self.files)[:MAX_NAMED]
-        ]
+        or ""}]: the classes labels named (a parent made on the way to one is not listed), those close to a class
+        that was there first, then by path."""
+        rows = [{"path": p, "name": _display(p), "files": self.files[p], "near": self._near(p)} for p in self.files]
+        return sorted(rows, key=lambda row: (not row["near"], row["path"]))[:MAX_NAMED]
 
     def _near(self, path: str) -> str:
         parent, _, leaf = path.rpartition(PATH_SEPARATOR)
