@@ -21,19 +21,28 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from labeling.constants import Progress
 from labeling.models import Project
 from serving.models import DriftReport, PredictionLog, ServingSettings
 from serving.selectors.models import active_version_of
+from serving.selectors.monitoring import Order, Selection, send_candidates
 from serving.services.alerts import drift_alert_notify
-from serving.services.drift_reference import ReferenceUnavailable, drift_reference_sweep, reference_embeddings
+from serving.services.drift_reference import (
+    ReferenceUnavailable,
+    drift_reference_sweep,
+    reference_cached,
+    reference_embeddings,
+)
 from serving.services.drift_stats import DEFAULT_PERMUTATIONS, low_confidence_share, mmd_permutation_test
+from training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +64,11 @@ def _window(project_id: int, version_number: int):
     return PredictionLog.objects.filter(
         project_id=project_id, version_number=version_number, embedding__isnull=False
     ).order_by("-created_at", "-pk")
+
+
+def embedded_predictions(*, project_id: int, version_number: int) -> int:
+    """How many predictions of the version carry an embedding (what a drift check's window is made of)."""
+    return _window(project_id, version_number).count()
 
 
 def _one_file(rows: list[tuple]) -> tuple[list[tuple], str | None]:
@@ -115,11 +129,41 @@ def _checkable(project: Project, minimum: int, fields: tuple[str, ...] = ("creat
     rows, model_file = _one_file(list(window[:WINDOW_MAX]))
     if len(rows) < minimum:
         answered = f" (of those {model_file} answered, the file that answered most)" if model_file else ""
+        fewer = f" (or now, on those: manage.py drift_check {project.slug} --min-predictions {len(rows)})"
+        elsewhere = most_drifted_elsewhere(
+            project=project, selection=Selection(order=Order.MOST_DRIFTED), skip=active.number
+        )
         raise DriftCheckError(
             f"{len(rows)} predictions of version {active.number} carry an embedding; a drift check needs {minimum}"
-            + answered
+            f"{answered}. A check compares the active version's own predictions: it can run once the prediction "
+            f"service has answered {minimum} with version {active.number}{fewer if len(rows) >= 2 else ''}."
+            + (f" {elsewhere}" if elsewhere else "")
         )
     return active, rows, model_file
+
+
+def most_drifted_elsewhere(*, project: Project, selection: Selection, skip: int) -> str:
+    """The way to "most drifted" while version `skip` has no drift reference: the newest other version whose
+    labeled images a drift check embedded (its reference is cached) and that answered some of the selection's
+    candidates with an embedding, named with the option that picks it; "" when there is none."""
+    candidates = send_candidates(project=project, selection=replace(selection, version_number=None))
+    counts = (
+        candidates.exclude(version_number=skip)
+        .exclude(embedding=None)
+        .values_list("version_number")
+        .annotate(n=Count("pk"))
+        .order_by("-version_number")
+    )
+    pks = dict(ModelVersion.objects.filter(project=project).values_list("number", "pk"))
+    for number, n in counts:
+        if number in pks and reference_cached(version_pk=pks[number]) is not None:
+            return (
+                f"Version {number}'s labeled images are embedded already (its last drift check) and {n} of its "
+                f"unsent predictions carry an embedding: its most drifted can be sent now with model version "
+                f"{number} (manage.py send_to_queue {project.slug} --most-drifted N --model-version {number}; "
+                f"Model version {number} on the Monitoring page)."
+            )
+    return ""
 
 
 def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress: Progress | None = None) -> DriftReport:
@@ -194,8 +238,6 @@ def drift_check_run(*, project: Project, minimum: int = MIN_ON_DEMAND, progress:
 def projects_due_for_drift_check() -> list[int]:
     """Projects with an active version and at least MIN_NEW_PREDICTIONS logged (with an embedding) after their
     latest report's window (or ever, before the first report)."""
-    from training.models import ModelVersion
-
     due = []
     for project_id, number in ModelVersion.objects.filter(active=True).values_list("project_id", "number"):
         last = DriftReport.objects.filter(project_id=project_id).exclude(status=DriftReport.Status.FAILED).first()
