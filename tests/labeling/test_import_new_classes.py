@@ -26,7 +26,11 @@ def test_the_import_names_the_classes_its_labels_made_and_the_one_a_typo_meant(
     # Given a project with a taxonomy, and 40 images whose CSV names two classes it lacks: a typo and a real new one
     label_classes_from_paths(project=project, paths=["animals/mammals/dog", "animals/mammals/cat", "vehicles/land/car"])
     images = {f"img{n:02d}.png": png_bytes(n, (12, 12)) for n in range(40)}
-    labels = ["animals/mammals/dog"] * 36 + ["animals / mammals / dgo"] * 3 + ["vehicles/land/spaceship"]
+    labels = (
+        ["animals/mammals/dog"] * 35
+        + ["animals / mammals / dgo"] * 3
+        + ["vehicles/land/spaceship", "animals/mammals/bobcat"]
+    )
     rows = ["filename,label"] + [f"img{n:02d}.png,{label}" for n, label in enumerate(labels)]
     images["labels.csv"] = ("\n".join(rows) + "\n").encode()
 
@@ -36,13 +40,16 @@ def test_the_import_names_the_classes_its_labels_made_and_the_one_a_typo_meant(
     # Then the classes are made and used, and the job names each new one, once, with its files and near miss
     job.refresh_from_db()
     assert job.result["labeled"] == 40
+    # ("bobcat" holds "cat" but is three letters from it: a class of its own, like "spaceship")
+    dgo = {
+        "path": "animals/mammals/dgo",
+        "name": "animals / mammals / dgo",
+        "files": 3,
+        "near": "animals / mammals / dog",
+    }
     assert job.result["new_classes"] == [
-        {
-            "path": "animals/mammals/dgo",
-            "name": "animals / mammals / dgo",
-            "files": 3,
-            "near": "animals / mammals / dog",
-        },
+        dgo,
+        {"path": "animals/mammals/bobcat", "name": "animals / mammals / bobcat", "files": 1, "near": ""},
         {"path": "vehicles/land/spaceship", "name": "vehicles / land / spaceship", "files": 1, "near": ""},
     ]
     assert ResolvedLabel.objects.get(item__original_name="img36.png").classes.get().path == "animals / mammals / dgo"
@@ -50,10 +57,10 @@ def test_the_import_names_the_classes_its_labels_made_and_the_one_a_typo_meant(
     page = unescape(
         re.sub(r"\s+", " ", manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode())
     )
-    assert "2 new classes made from the labels" in page
+    assert "3 new classes made from the labels" in page
     assert (
-        "animals / mammals / dgo (3 files; close to animals / mammals / dog: a typo?), vehicles / land / spaceship "
-        "(1 file)." in page
+        "animals / mammals / dgo (3 files; close to animals / mammals / dog: a typo?), animals / mammals / bobcat "
+        "(1 file), vehicles / land / spaceship (1 file)." in page
     )
 
     # And labels attached later for a class made by then are not new again, nor the old ones
@@ -63,4 +70,4 @@ def test_the_import_names_the_classes_its_labels_made_and_the_one_a_typo_meant(
     again.refresh_from_db()
     assert again.result["labeled"] == 1
     assert "new_classes" not in again.result
-    assert LabelClass.objects.filter(project=project).count() == 9  # 7 before the imports, dgo and spaceship
+    assert LabelClass.objects.filter(project=project).count() == 10  # 7 before the imports, dgo, bobcat and spaceship

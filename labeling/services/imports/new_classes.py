@@ -4,16 +4,16 @@ probably meant, rather than find it later in the class list."""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from labeling.selectors.classes import PATH_SEPARATOR, class_path_display
 
 # At most this many new classes are named in the job's result (the count covers them all).
 MAX_NAMED = 200
-# A new class whose name is this close to a sibling that was there before the import (difflib's ratio, ignoring
-# case) is named with it: "dgo" and "dog" are 0.67, "Dog" and "dog" 1.0, "spaceship" and "car" 0.17.
-NEAR_RATIO = 0.6
+# A new class is named with a sibling that was there before the import when their names, case ignored, are one
+# edit apart (a letter added, dropped, changed, or two swapped: "dgo" and "dog", "sevn" and "seven", "Dog" and "dog"),
+# or two apart in names of 9 letters or more; "eleven" and "seven" (two edits) are not.
+LONG_NAME = 9
 
 
 @dataclass
@@ -47,11 +47,31 @@ class NewClasses:
 
     def _near(self, path: str) -> str:
         parent, _, leaf = path.rpartition(PATH_SEPARATOR)
-        siblings = {
-            k.rpartition(PATH_SEPARATOR)[2].lower(): k for k in self.known if k.rpartition(PATH_SEPARATOR)[0] == parent
-        }
-        found = difflib.get_close_matches(leaf.lower(), list(siblings), n=1, cutoff=NEAR_RATIO)
-        return _display(siblings[found[0]]) if found else ""
+        leaf = leaf.lower()
+        allowed = 2 if len(leaf) >= LONG_NAME else 1
+        close = [
+            (edits, k)
+            for k in self.known
+            if k.rpartition(PATH_SEPARATOR)[0] == parent
+            and (edits := _edits(leaf, k.rpartition(PATH_SEPARATOR)[2].lower(), allowed)) <= allowed
+        ]
+        return _display(min(close)[1]) if close else ""
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Letters to add, drop, change or swap (two side by side) to make `a` into `b` (optimal string alignment);
+    anything over `limit` reads limit + 1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before, row = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if before is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return min(row[-1], limit + 1)
 
 
 def _display(path: str) -> str:
