@@ -235,6 +235,17 @@ def agreement_name(report: dict) -> str:
     return "top-1 agreement"
 
 
+def size_text(size_bytes: int | None) -> str:
+    """How a model export's sizes are written, on the exports page, in the model card and by manage.py export_model:
+    decimal units with two decimals ("13.56 MB" is 13,557,343 bytes: 10^6 bytes a MB, not 2^20); "" for none."""
+    if size_bytes is None:
+        return ""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.2f} {unit}"
+    return f"{size_bytes} bytes"
+
+
 def _cell(value: Any, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
@@ -257,7 +268,7 @@ def formats_card(report: dict) -> list[str]:
         "agreement and the largest probability difference are against FP32 ONNX; latency is one image per call, "
         "throughput batches of 32, on the exporting worker's CPU.",
         "",
-        f"| file | accuracy | macro-F1 | {agreement_name(report)} | max prob diff | size MB | ms/image | images/s | "
+        f"| file | accuracy | macro-F1 | {agreement_name(report)} | max prob diff | size | ms/image | images/s | "
         "speedup | tolerance | within |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -265,7 +276,7 @@ def formats_card(report: dict) -> list[str]:
         lines.append(
             f"| `{row['file']}` ({row['label']}) | {_cell(row.get('accuracy'), '.4f')} | "
             f"{_cell(row.get('macro_f1'), '.4f')} | {row['top1_agreement']:.4f} | {row['max_prob_diff']:.2e} | "
-            f"{row['size_bytes'] / 1e6:.2f} | {row['ms_per_image']:.2f} | {row['img_per_s']:.1f} | "
+            f"{size_text(row['size_bytes'])} | {row['ms_per_image']:.2f} | {row['img_per_s']:.1f} | "
             f"{row['speedup_vs_fp32']:.2f}x | {row['tolerance']} | {'yes' if row['within_tolerance'] else 'NO'} |"
         )
     lines += [

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from labeling.models import JobKind, Project
 from labeling.services.exports import export_job_file
 from labeling.services.jobs import job_create
-from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE, measured_note
+from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE, measured_note, size_text
 from training.services.exports import model_export_run, model_version_pick
 
 
@@ -79,7 +79,7 @@ class Command(BaseCommand):
                 accuracy = "—" if row.get("accuracy") is None else f"{row['accuracy']:.4f}"
                 self.stdout.write(
                     f"  {row['label']:<10} accuracy {accuracy}  agreement {row['top1_agreement']:.4f}  "
-                    f"max prob diff {row['max_prob_diff']:.2e}  {row['size_bytes'] / 1e6:.2f} MB  "
+                    f"max prob diff {row['max_prob_diff']:.2e}  {size_text(row['size_bytes'])}  "
                     f"{row['ms_per_image']:.2f} ms/img  {row['img_per_s']:.1f} img/s  "
                     f"{'within' if row['within_tolerance'] else 'OUTSIDE'} tolerance ({row['tolerance']})"
                 )
