@@ -4,7 +4,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from labeling.api.errors import not_found
 from labeling.views import auth, health
+
+handler404 = not_found  # JSON under /api/, the HTML page elsewhere
 
 urlpatterns = [
     # The admin's sign-in, before admin.site.urls so that it is the one resolved: failed attempts are limited.
