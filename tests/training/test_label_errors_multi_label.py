@@ -253,6 +253,7 @@ def test_a_rare_class_right_on_balance_but_not_in_all_says_which_gate_it_failed(
     ), note
     # and, no class being judged, the search's reason names the closest one the same way
     assert _too_weak_reason(row, 0.9).endswith(f"The closest: {note}. Label more, then search again.")
+    assert "a class needs 90 % of its decisions right on balance" in _too_weak_reason(row, 0.9)
     # while a class under the balanced gate is named by that figure alone
     assert weak_class_note(["blue", 0.8996, 0.99]) == "blue (89.9 %)"
 

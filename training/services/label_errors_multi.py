@@ -49,8 +49,8 @@ def _weak_row(verdict, name: str, given: np.ndarray) -> list:
 def _too_weak_reason(best: list, gate: float) -> str:
     """Why no class is judged, told by the class its model decides best on balance (a weak_classes row)."""
     return (
-        f"The model is too weak to judge any class yet: a class needs {gate:.0%} of its decisions right on balance out "
-        f"of sample, and in all clearly more than answering its more common state every time. The closest: "
+        f"The model is too weak to judge any class yet: a class needs {gate * 100:.0f} % of its decisions right on "
+        f"balance out of sample, and in all clearly more than answering its more common state every time. The closest: "
         f"{weak_class_note(best)}. Label more, then search again."
     )
 
