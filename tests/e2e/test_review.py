@@ -272,21 +272,32 @@ def test_keyboard_review_in_a_deep_taxonomy_updates_tab_counts_and_shows_every_k
     assert list(ResolvedLabel.objects.get(item=items[1]).classes.values_list("pk", flat=True)) == [leaves[paths[23]].pk]
 
 
-def test_multi_label_correction_by_keys_and_by_mouse(
-    page, login, project_factory, label_class_factory, item_factory, member_of
-):
+@pytest.fixture
+def tags_queue(page, login, project_factory, label_class_factory, item_factory, member_of):
+    """tags_queue(n) -> (items, the first task): rita on the review page of a multi-label project (keys: 1 cat,
+    2 dog) where ann tagged n images "cat", every label up for audit. The page can press keys as the next card
+    appears (second_tap.py)."""
+
+    def open_queue(n: int) -> tuple[list, str]:
+        project = project_factory(name="Tags", task_type="multi", review_sample_rate=1.0)
+        cat = label_class_factory(project=project, name="cat", hotkey="1")
+        label_class_factory(project=project, name="dog", hotkey="2")
+        member_of(project, Role.REVIEWER, "rita")
+        ann = member_of(project, Role.ANNOTATOR, "ann")
+        items = [item_factory(project=project) for _ in range(n)]
+        for item in items:
+            annotation_create(item=item, user=ann, class_ids=[cat.pk])
+        page.add_init_script(second_tap_script("review-image"))
+        login("rita")
+        page.goto(f"/p/{project.slug}/review/")
+        return items, page.get_attribute("#review-card", "data-task")
+
+    return open_queue
+
+
+def test_multi_label_correction_by_keys_and_by_mouse(page, tags_queue):
     # Given: a multi-label project; ann tagged two items "cat".
-    project = project_factory(name="Tags", task_type="multi", review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    label_class_factory(project=project, name="dog", hotkey="2")
-    member_of(project, Role.REVIEWER, "rita")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    items = [item_factory(project=project) for _ in range(2)]
-    for item in items:
-        annotation_create(item=item, user=ann, class_ids=[cat.pk])
-    login("rita")
-    page.goto(f"/p/{project.slug}/review/")
-    first = page.get_attribute("#review-card", "data-task")
+    items, first = tags_queue(2)
 
     # When: c starts from the given set {cat}; toggling dog by key and Enter saves {cat, dog}.
     page.keyboard.press("c")
@@ -310,21 +321,9 @@ def test_multi_label_correction_by_keys_and_by_mouse(
     assert labels == {items[0].pk: {"cat", "dog"}, items[1].pk: {"dog"}}
 
 
-def test_a_multi_label_correction_typed_as_the_next_card_appears_ticks_nothing_on_it(
-    page, login, project_factory, label_class_factory, item_factory, member_of
-):
+def test_a_multi_label_correction_typed_as_the_next_card_appears_ticks_nothing_on_it(page, tags_queue):
     # Given: a multi-label project; ann tagged three items "cat"; rita reviews them.
-    project = project_factory(name="Tags", task_type="multi", review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    label_class_factory(project=project, name="dog", hotkey="2")
-    member_of(project, Role.REVIEWER, "rita")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    for _ in range(3):
-        annotation_create(item=item_factory(project=project), user=ann, class_ids=[cat.pk])
-    page.add_init_script(second_tap_script("review-image"))
-    login("rita")
-    page.goto(f"/p/{project.slug}/review/")
-    first = page.get_attribute("#review-card", "data-task")
+    _, first = tags_queue(3)
 
     # When: she accepts the first, and "c 2 Enter" (typed for it) lands the moment the second card is on screen.
     page.evaluate("window.__tapNext = ['c', '2', 'Enter']")
