@@ -116,6 +116,27 @@ def test_reject_sends_the_item_back_to_the_queue(setup):
     assert task.done
 
 
+@pytest.mark.parametrize("verdict", ["accept", "reject"])
+def test_a_verdict_answers_every_open_task_about_the_same_label(setup, verdict):
+    # Given ann's label up for review twice: an audit sample and a model contradiction
+    project, cat, _dog, ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation = annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    sample = ReviewTask.objects.create(
+        project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE
+    )
+    model = ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.MODEL)
+
+    # When the reviewer gives a verdict in the model's task
+    review_submit(task=model, reviewer=rev, verdict=verdict)
+
+    # Then the audit sample is answered too: the same label is not judged twice, and counts once in the report
+    sample.refresh_from_db()
+    assert sample.done
+    assert review_task_next(project=project) is None
+    assert Review.objects.filter(annotation=annotation).count() == 1
+
+
 def test_correct_makes_the_reviewers_label_win_and_accept_confirms(setup):
     project, cat, dog, ann, _bob, rev, item_factory = setup
     wrong, right = item_factory(project=project), item_factory(project=project)

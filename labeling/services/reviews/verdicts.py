@@ -102,7 +102,8 @@ def review_submit(
 ) -> Review:
     """Record a verdict on the task's annotation, close the task, recompute the item's resolved label.
 
-    accept: the annotation is confirmed. reject: it stops counting and the item returns to the queue.
+    accept: the annotation is confirmed. reject: it stops counting and the item returns to the queue. Either answers
+    every open task about that annotation.
     correct: the reviewer's classes become the item's label; every open task of the item is closed.
     An item labeled only by import has no annotation to judge: the verdict is recorded on an annotation row in the
     reviewer's name that carries the imported classes. Raises ValidationError (nothing changes) for an unknown
@@ -132,8 +133,9 @@ def review_submit(
         to_close = ReviewTask.objects.filter(pk=locked.pk)
         if verdict == Verdict.CORRECT:
             to_close = ReviewTask.objects.filter(item=item, done=False)
-        elif verdict == Verdict.REJECT:
-            # The judged annotation no longer counts: tasks about it are answered too.
+        else:
+            # The judged annotation is confirmed, or no longer counts: the other open tasks about it (an audit
+            # sample and a model contradiction of the same label) are answered too, not judged a second time.
             to_close = ReviewTask.objects.filter(Q(pk=locked.pk) | Q(annotation=annotation, done=False))
         to_close.update(done=True)
         resolved_label_recompute(item=item)
