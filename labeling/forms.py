@@ -48,7 +48,8 @@ class ProjectCreateForm(forms.ModelForm):
         labels = {"task_type": "Task", "annotations_per_item": "Annotators per image"}
         help_texts = {
             "task_type": "Single-label: one class per image. Multi-label: any number of classes per image.",
-            "instructions": "Shown to annotators above every image.",
+            "instructions": "Shown to annotators on the labeling page when they press i (plain text: line breaks "
+            "are kept, markup is shown as typed).",
             "annotations_per_item": "How many people label each image; with more than one, the answers are "
             "combined and disagreements go to review.",
         }
@@ -153,9 +154,11 @@ class ProjectSettingsForm(forms.ModelForm):
             "preselect_suggestion": "Preselect the model's suggestion",
         }
         help_texts = {
-            "instructions": "Shown to annotators above every image.",
+            "instructions": "Shown to annotators on the labeling page when they press i (plain text: line breaks "
+            "are kept, markup is shown as typed).",
             "annotations_per_item": "How many people label each image; with more than one, the answers are "
-            "combined and disagreements go to review.",
+            "combined and disagreements go to review. Lowering it resolves the images that then have enough labels; "
+            "raising it changes no image labeled already.",
             "retrain_every": "Queue a training run after this many new labels.",
             "min_labels_to_train": "No model is trained before the project has this many labels.",
             "image_size": "Images are resized to this many pixels a side before the backbone sees them.",

@@ -11,6 +11,8 @@ from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
 from labeling.selectors.classes import PATH_SEPARATOR, class_name_problem, class_path, classes_by_path
 from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
+from labeling.services.resolution import items_resolve_after_overlap_change
+from labeling.services.reviews import review_tasks_for_items
 
 
 def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, slug: str = "", **settings) -> Project:
@@ -128,3 +130,11 @@ def label_class_archive(*, project: Project, class_id: int, archived: bool = Tru
     label_class.archived = archived
     label_class.save(update_fields=["archived"])
     return label_class
+
+
+def project_overlap_lowered(*, project: Project) -> int:
+    """Once "Annotators per image" is saved lower: the items that now have enough labels are resolved (and sent to
+    review where their annotators disagree). Returns how many. Raising it changes no item labeled already."""
+    changed = items_resolve_after_overlap_change(project=project)
+    review_tasks_for_items(project=project, item_ids=changed)
+    return len(changed)

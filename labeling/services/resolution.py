@@ -162,3 +162,22 @@ def _item_update(item: Item, *, state: str, count: int, extra: dict) -> None:
         item.state, item.annotation_count = state, count
         for field, value in extra.items():
             setattr(item, field, value)
+
+
+def items_resolve_after_overlap_change(*, project: Project) -> list[int]:
+    """After "Annotators per image" went down: the partial items that now have as many labels as it asks for are
+    recomputed, and their leases dropped (with 1 asked the queue serves only unlabeled items: they would stay
+    partial, unserved and untrained on, and an annotator holding one could neither label nor skip it). Returns the
+    ids of the items whose state changed. One recompute per item, on those items only."""
+    changed = []
+    items = Item.objects.filter(
+        project=project, state=ItemState.PARTIAL, annotation_count__gte=project.annotations_per_item
+    ).values_list("pk", flat=True)
+    for pk in list(items):
+        with transaction.atomic():
+            locked = Item.objects.select_for_update().select_related("project").get(pk=pk)
+            before = locked.state
+            resolved_label_recompute(item=locked, item_updates={"lease_user": None, "lease_expires_at": None})
+            if locked.state != before:
+                changed.append(pk)
+    return changed

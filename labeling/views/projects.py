@@ -97,10 +97,19 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "settings":
+            overlap_before = project.annotations_per_item
             settings_form = ProjectSettingsForm(request.POST, instance=project)
             if settings_form.is_valid():
                 settings_form.save()
-                messages.success(request, "Settings saved.")
+                resolved = 0
+                if project.annotations_per_item < overlap_before:
+                    resolved = project_services.project_overlap_lowered(project=project)
+                messages.success(
+                    request,
+                    "Settings saved."
+                    + (f" {resolved} image{'s' if resolved != 1 else ''} that now have enough labels were resolved."
+                       if resolved else ""),
+                )  # fmt: skip
                 return redirect("labeling:project_settings", slug=slug)
         elif action == "class":
             class_form = LabelClassForm(request.POST, project=project)
