@@ -9,7 +9,14 @@ from django.utils.text import slugify
 
 from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
-from labeling.selectors.classes import PATH_SEPARATOR, class_name_problem, class_path, classes_by_path
+from labeling.selectors.classes import (
+    PATH_SEPARATOR,
+    class_name_problem,
+    class_path,
+    class_paths,
+    class_tree,
+    classes_by_path,
+)
 from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
 from labeling.services.resolution import items_resolve_after_overlap_change
 from labeling.services.reviews import review_tasks_for_items
@@ -98,11 +105,30 @@ def label_class_create(
         raise ValidationError(f"Hotkey {hotkey!r} is already used in this project.")
     if LabelClass.objects.filter(project=project, parent=parent, name=name).exists():
         raise ValidationError(f"A class named {name!r} already exists here.")
+    _refuse_path_collision(project=project, name=name, parent=parent)
     order = LabelClass.objects.filter(project=project).count()
     palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
     return LabelClass.objects.create(
         project=project, name=name, parent=parent, hotkey=hotkey, order=order, color=color or palette[order % 9]
     )
+
+
+def _refuse_path_collision(*, project: Project, name: str, parent: LabelClass | None) -> None:
+    """A name may hold a "/" ("n/a"), but no two classes may share a stored path: a root class "a/b" and "b" under
+    "a" would be one class to exports, imports, CSV labels and the dataset hash. Only a project where some name holds
+    the separator can collide, so the others pay one EXISTS query."""
+    if PATH_SEPARATOR not in name and not (
+        LabelClass.objects.filter(project=project, name__contains=PATH_SEPARATOR).exists()
+    ):
+        return
+    paths = class_paths(class_tree(project=project))
+    wanted = class_path([paths[parent.pk], name] if parent is not None else [name])
+    if wanted in paths.values():
+        where = f" under “{parent.path}”" if parent is not None else ""
+        raise ValidationError(
+            f"A class “{name}”{where} would have the path {wanted!r}, as an existing class does: exports and imports "
+            "could not tell the two apart. Choose another name."
+        )
 
 
 def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str, LabelClass]:
