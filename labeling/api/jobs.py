@@ -106,7 +106,8 @@ class DatasetExportStartApi(ProjectView, APIView):
         min_annotators = serializers.IntegerField(default=0, min_value=0, max_value=1000)
         classes = serializers.ListField(
             child=serializers.CharField(max_length=500), default=list, max_length=1000,
-            help_text="Class names or paths (a/b); empty = all.",
+            help_text="Class names or paths (a/b, a / b, /a/b/), each standing for itself and every class under "
+            "it; empty = all.",
         )  # fmt: skip
         val_fraction = FiniteFloatField(default=0.1, min_value=0.0, max_value=0.9)
 

@@ -33,7 +33,8 @@ from labeling.models import (
     Split,
     Verdict,
 )
-from labeling.selectors.classes import PATH_SEPARATOR, class_path_normalize, class_paths, class_tree
+from labeling.selectors.classes import PATH_SEPARATOR, ClassTree, class_paths, class_tree
+from labeling.services.imports.sources import class_path_parse
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
 # Windows refuses these as a file or folder name, with or without an extension ("con", "aux.jpg").
@@ -182,22 +183,54 @@ def dataset_hash(labels: Iterable[tuple[str, Iterable[int]]], *, paths: Mapping[
     return digest.hexdigest()
 
 
-def _resolve_class_names(names: tuple[str, ...], tree: Mapping[int, tuple[str, int | None]]) -> set[int]:
-    """Class ids for names typed in the export filter: a full path ("animal / cat", "animal/cat") or a leaf name."""
+def class_ids_with_descendants(class_ids: Iterable[int], tree: ClassTree) -> set[int]:
+    """`class_ids` and every class under them (children, their children, ...), from one read of the tree: what a
+    class stands for in a filter (a dataset export's classes, the items API's label_class). An id missing from
+    `tree` stands for itself only."""
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for pk, (_name, parent) in tree.items():
+        children[parent].append(pk)
+    found = set(class_ids)
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _resolve_class_names(names: tuple[str, ...], tree: ClassTree) -> set[int]:
+    """Class ids for names typed in the export filter, each standing for its class and every class under it.
+
+    An entry is a path, spelled as imports spell one (`class_path_parse`: "animal/cat", "animal / cat",
+    "/animal/cat/"), or else a class's own name at any depth ("cat"). Unknown names and entries that are no
+    path ("a//b") raise ValidationError naming them.
+    """
     paths = class_paths(tree)
-    wanted: set[int] = set()
-    unknown = []
+    named: set[int] = set()
+    unknown: list[str] = []
+    malformed: list[str] = []
     for raw in names:
-        key = class_path_normalize(raw)
+        try:
+            key = class_path_parse(raw)
+        except ValueError as exc:
+            malformed.append(f"{raw!r} ({exc})")
+            continue
         hits = {pk for pk, path in paths.items() if path == key} or {
             pk for pk, (name, _parent) in tree.items() if name == key
         }
         if not hits:
             unknown.append(raw)
-        wanted |= hits
+        named |= hits
+    problems = []
     if unknown:
-        raise ValidationError(f"Unknown class(es): {', '.join(sorted(unknown))}.")
-    return wanted
+        problems.append(f"Unknown class(es): {', '.join(sorted(unknown))}.")
+    if malformed:
+        problems.append(f"Not a class path: {', '.join(malformed)}.")
+    if problems:
+        raise ValidationError(" ".join(problems))
+    return class_ids_with_descendants(named, tree)
 
 
 def _agreed_item_ids(*, project: Project, resolved: dict[int, set[int]]) -> set[int]:
