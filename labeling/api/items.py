@@ -1,5 +1,9 @@
 """API: a project's items, filterable by state, split, class, priority, gold flag and the active model's prediction.
-An annotator gets what labeling needs (no labels, state or gold flag); resolved labels need Capability.VIEW_METRICS."""
+An annotator gets what labeling needs (no labels, state or gold flag); resolved labels need Capability.VIEW_METRICS.
+
+`label_class` stands for the class and every class under it, as a class does in a dataset export's filter.
+Media URLs (`original_url`, `thumbnail_url`) are the same site-relative paths as the queue's `thumb_url` and
+`original_url` and an export's `media_url` (labeling.selectors.media.item_media_url)."""
 
 from __future__ import annotations
 
@@ -24,8 +28,11 @@ from labeling.models import (
     ItemState,
     LabelClass,
     Project,
+    ResolvedLabel,
     Split,
 )
+from labeling.selectors.classes import class_tree
+from labeling.selectors.exports import class_ids_with_descendants
 from labeling.selectors.media import item_media_url
 from labeling.selectors.training_seam import active_predictions_of_outer_item
 
@@ -61,9 +68,7 @@ class ItemOutputSerializer(RoleFieldsSerializer):
         return resolved.source if resolved else ""
 
     def _url(self, obj, kind: str) -> str:
-        url = item_media_url(slug=self.context["slug"], item_id=obj.pk, sha256=obj.sha256, kind=kind)
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
+        return item_media_url(slug=self.context["slug"], item_id=obj.pk, sha256=obj.sha256, kind=kind)
 
     def get_original_url(self, obj) -> str:
         return self._url(obj, "original")
@@ -75,7 +80,9 @@ class ItemOutputSerializer(RoleFieldsSerializer):
 class ItemFilterSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=ItemState.choices, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    label_class = IdField(required=False, help_text="Items whose resolved label includes this class id.")
+    label_class = IdField(
+        required=False, help_text="Items whose resolved label includes this class id or a class under it."
+    )
     priority_min = FiniteFloatField(required=False)
     priority_max = FiniteFloatField(required=False)
     has_prediction = serializers.BooleanField(
@@ -94,7 +101,11 @@ def items_filter(*, project: Project, filters: dict):
     if filters.get("split"):
         qs = qs.filter(split=filters["split"])
     if filters.get("label_class"):
-        qs = qs.filter(resolved__classes=filters["label_class"])
+        # One read of the tree, then one subquery: a class stands for its subtree, without a query per class
+        # and without repeating an item labeled with two classes of it.
+        wanted = class_ids_with_descendants([filters["label_class"]], class_tree(project=project))
+        labeled = ResolvedLabel.objects.filter(project=project, classes__in=wanted).values("item_id")
+        qs = qs.filter(pk__in=labeled)
     if filters.get("priority_min") is not None:
         qs = qs.filter(priority__gte=filters["priority_min"])
     if filters.get("priority_max") is not None:
