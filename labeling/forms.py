@@ -15,9 +15,8 @@ from labeling.constants import (
     registered_weights_value,
 )
 from labeling.models import LabelClass, Project, Role
-from labeling.selectors.classes import class_paths, class_tree
+from labeling.selectors.classes import class_path_parse, class_paths, class_tree
 from labeling.selectors.training_seam import registered_backbone_weights
-from labeling.services.imports.sources import class_path_parse
 
 
 class ProjectCreateForm(forms.ModelForm):

@@ -5,7 +5,8 @@ Display form "animal / mammal / cat": pages, charts and the class names a traine
 Both are joined from the same names, never rewritten from each other: a class name may itself hold a "/"
 (the taxonomy editor allows it), and "a/b" must keep showing as "a/b".
 
-This module imports none of labeling's own modules, so labeling.models can use it.
+This module imports none of labeling's own modules but its constants (which import none), so labeling.models can
+use it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
 
 from django.db.models import Model
+
+from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
 
 PATH_SEPARATOR = "/"
 DISPLAY_SEPARATOR = " / "
@@ -58,6 +61,26 @@ def class_name_problem(name: str, max_length: int = 200) -> str | None:
 def class_path(names: Iterable[str]) -> str:
     """The stored path of a class whose names, root first, are `names`."""
     return PATH_SEPARATOR.join(names)
+
+
+def class_path_parse(text: str) -> str:
+    """An imported class path in its one spelling: "a/b", "a / b" and "/a/b/" are all "a/b" (animals, then cat).
+
+    Raises ValueError with the reason for an empty level ("a//b", "a/ /b"), a name over 200 characters
+    or a control character: such a label is refused, never half created.
+    """
+    levels = [level.strip() for level in text.strip().strip("/").split("/")]
+    if not any(levels):
+        raise ValueError("empty class name")
+    if len(levels) > MAX_CLASS_DEPTH:
+        raise ValueError(f"{len(levels)} levels of classes; at most {MAX_CLASS_DEPTH}")
+    for level in levels:
+        if not level:
+            raise ValueError(f"empty class name between slashes in {text.strip()!r}")
+        problem = class_name_problem(level, MAX_CLASS_NAME)
+        if problem:
+            raise ValueError(problem)
+    return class_path(levels)
 
 
 def class_path_display(names: Iterable[str]) -> str:

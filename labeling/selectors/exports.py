@@ -33,8 +33,7 @@ from labeling.models import (
     Split,
     Verdict,
 )
-from labeling.selectors.classes import PATH_SEPARATOR, ClassTree, class_paths, class_tree
-from labeling.services.imports.sources import class_path_parse
+from labeling.selectors.classes import PATH_SEPARATOR, ClassTree, class_path_parse, class_paths, class_tree
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
 # Windows refuses these as a file or folder name, with or without an extension ("con", "aux.jpg").

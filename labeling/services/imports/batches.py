@@ -16,14 +16,13 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
-from labeling.selectors.classes import classes_by_path
+from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.services.imports.exported import export_entries
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
     Entry,
-    class_path_parse,
     folder_entries,
     folder_label,
     is_junk,

@@ -76,5 +76,5 @@ def _edits(a: str, b: str, limit: int) -> int:
 
 def _display(path: str) -> str:
     """An imported class's display path (an imported path's names hold no separator: labeling.services.imports.
-    sources.class_path_parse)."""
+    selectors.classes.class_path_parse)."""
     return class_path_display(path.split(PATH_SEPARATOR))

@@ -21,8 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
-from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
-from labeling.selectors.classes import class_name_problem, class_path
+from labeling.selectors.classes import class_path, class_path_parse
 from labeling.services.imports.archives import zip_open_checked
 from labeling.services.imports.validation import megabytes
 
@@ -76,26 +75,6 @@ def wrapping_folders(paths: list[tuple[str, ...]]) -> int:
     if images and all(len(p) >= 3 for p in images) and len({p[0] for p in images}) == 1:
         return 1
     return 0
-
-
-def class_path_parse(text: str) -> str:
-    """An imported class path in its one spelling: "a/b", "a / b" and "/a/b/" are all "a/b" (animals, then cat).
-
-    Raises ValueError with the reason for an empty level ("a//b", "a/ /b"), a name over 200 characters
-    or a control character: such a label is refused, never half created.
-    """
-    levels = [level.strip() for level in text.strip().strip("/").split("/")]
-    if not any(levels):
-        raise ValueError("empty class name")
-    if len(levels) > MAX_CLASS_DEPTH:
-        raise ValueError(f"{len(levels)} levels of classes; at most {MAX_CLASS_DEPTH}")
-    for level in levels:
-        if not level:
-            raise ValueError(f"empty class name between slashes in {text.strip()!r}")
-        problem = class_name_problem(level, MAX_CLASS_NAME)
-        if problem:
-            raise ValueError(problem)
-    return class_path(levels)
 
 
 def folder_label(parts: tuple[str, ...]) -> str | None:
