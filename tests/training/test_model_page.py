@@ -119,3 +119,29 @@ def test_a_manager_turns_mirror_averaging_off_and_the_next_round_uses_plain_embe
     assert "plain embeddings (no mirror averaging)" in manager.get(model_url).content.decode()
     classes = ClassOrder(ids=[1, 2], names=["cat", "dog"])
     assert round_config(project=project, classes=classes, mode="head").flip_average is False
+
+
+def test_the_page_names_the_labels_training_leaves_out(project, member_of, item_factory):
+    # Given a taxonomy where labels were given at a level ("even": its subclasses were not known) and on a class
+    # archived since
+    from labeling.services.annotations import annotation_create
+    from labeling.services.projects import label_class_archive, label_classes_from_paths
+    from training.services.snapshot import label_snapshot
+
+    classes = label_classes_from_paths(project=project, paths=["even/zero", "even/two", "odd/one", "gone"])
+    ann = member_of(project, Role.ANNOTATOR, "ann")
+    for path, n in (("even/zero", 3), ("odd/one", 1), ("even", 2), ("gone", 1)):
+        for _ in range(n):
+            annotation_create(item=item_factory(project=project), user=ann, class_ids=[classes[path].pk])
+    label_class_archive(project=project, class_id=classes["gone"].pk)
+
+    # When an ML engineer opens the model page
+    html = client_for(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
+
+    # Then it says which labels the model does not learn from, as many as the training snapshot leaves out
+    text = " ".join(html.content.decode().split())
+    assert (
+        "3 labels are kept but not learned from (the model learns the classes without subclasses that are not "
+        "archived): on a class with subclasses, even (2); on an archived class, gone (1)." in text
+    )
+    assert label_snapshot(project=project).label_count == 7 - 3

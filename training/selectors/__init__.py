@@ -4,8 +4,10 @@ A selector never imports a service. `training.selectors` re-exports the loop rea
 """
 
 from training.selectors.runs import (
+    LabelsNotLearned,
     LoopStatus,
     backbone_weights_of_project,
+    labels_not_learned,
     loop_status,
     model_version_active,
     model_versions,
@@ -16,8 +18,10 @@ from training.selectors.runs import (
 )
 
 __all__ = [
+    "LabelsNotLearned",
     "LoopStatus",
     "backbone_weights_of_project",
+    "labels_not_learned",
     "loop_status",
     "model_version_active",
     "model_versions",

@@ -26,7 +26,8 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from labeling.constants import id_from_text, registered_weights_id
-from labeling.models import Item, Job, JobKind, JobStatus, Project, ResolvedLabel
+from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel
+from labeling.selectors.classes import class_paths
 from training.models import IN_FLIGHT, BackboneWeights, ModelVersion, RunMode, RunStatus, TrainingRun
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -187,3 +188,42 @@ def backbone_weights_of_project(*, project: Project) -> BackboneWeights | None:
     """The registered weights the project's backbone setting names (None for the bundled weights or a file path)."""
     weights_id = registered_weights_id(project.backbone_weights)
     return BackboneWeights.objects.filter(pk=weights_id).first() if weights_id is not None else None
+
+
+@dataclass(frozen=True)
+class LabelsNotLearned:
+    """Resolved labels the model does not learn from: on a class with live subclasses (a label at a level of a
+    taxonomy, kept as given) or on an archived class; each list holds (class path, labels), most first."""
+
+    subclassed: list[tuple[str, int]]
+    archived: list[tuple[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.subclassed) + sum(n for _, n in self.archived)
+
+
+def labels_not_learned(*, project: Project) -> LabelsNotLearned:
+    """Training learns the live leaf classes (training.services.snapshot.class_order: a label on any other class is
+    left out of the snapshot); these are the labels it leaves. Two queries: labels per class, and the class tree."""
+    through = ResolvedLabel.classes.through
+    per_class = dict(
+        through.objects.filter(resolvedlabel__project=project)
+        .values("labelclass_id")
+        .annotate(n=Count("pk"))
+        .values_list("labelclass_id", "n")
+    )
+    if not per_class:
+        return LabelsNotLearned([], [])
+    rows = LabelClass.objects.filter(project=project).values_list("pk", "name", "parent_id", "archived")
+    tree = {pk: (name, parent) for pk, name, parent, _ in rows}
+    archived = {pk for pk, _, _, gone in rows if gone}
+    live_parents = {parent for pk, _, parent, gone in rows if not gone and parent is not None}
+    paths = class_paths(tree, display=True)
+
+    def listed(ids: set[int]) -> list[tuple[str, int]]:
+        return sorted(
+            ((paths[pk], per_class[pk]) for pk in ids if per_class.get(pk)), key=lambda row: (-row[1], row[0])
+        )
+
+    return LabelsNotLearned(subclassed=listed(live_parents - archived), archived=listed(archived))

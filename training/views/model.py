@@ -84,6 +84,7 @@ def _context(request: HttpRequest) -> dict:
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
         "registered_weights": selectors.backbone_weights_of_project(project=project),
         "picks": picks_comparison(project=project),
+        "not_learned": selectors.labels_not_learned(project=project),
     }
 
 
