@@ -127,6 +127,9 @@ class ReviewContext:
     gold: list[LabelClass]
     model_top: list[tuple[LabelClass, float]] = field(default_factory=list)
     model_version: int | None = None  # the active version's number, whether or not it predicted this item
+    # A "model contradicts" task the active version has not scored: what the version that raised it said.
+    raised_top: list[tuple[LabelClass, float]] = field(default_factory=list)
+    raised_version: int | None = None
     # For a suspected label error: what the search's cross-validated model (one that never saw this label) said,
     # as (its class, its probability, probability it gave the given class); None otherwise.
     out_of_sample: tuple[LabelClass, float, float, float | None, float | None] | None = None
@@ -171,14 +174,31 @@ def model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[LabelClass,
     prediction = prediction_model().objects.filter(item=item, model_version=version).first()
     if prediction is None:
         return [], version.number
+    return _ranked(version, prediction, k), version.number
+
+
+def raising_model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[LabelClass, float]], int | None]:
+    """For a "model contradicts" task the active version has not scored: the newest version that scored the item
+    (the one that raised the task, or a later one), its top-k classes and number; ([], None) if none did."""
+    model = prediction_model()
+    prediction = (
+        model.objects.filter(item=item).select_related("model_version").order_by("-model_version__number").first()
+        if model is not None
+        else None
+    )
+    if prediction is None:
+        return [], None
+    return _ranked(prediction.model_version, prediction, k), prediction.model_version.number
+
+
+def _ranked(version, prediction, k: int) -> list[tuple[LabelClass, float]]:
     class_ids = list(version.class_ids or [])
     probs = list(prediction.probabilities or [])
     if len(class_ids) != len(probs):
-        return [], version.number
+        return []
     classes = LabelClass.objects.in_bulk(class_ids)
     ranked = sorted(zip(class_ids, probs, strict=True), key=lambda cp: -float(cp[1]))
-    top = [(classes[c], float(p)) for c, p in ranked if c in classes][:k]
-    return top, version.number
+    return [(classes[c], float(p)) for c, p in ranked if c in classes][:k]
 
 
 def review_context(*, task: ReviewTask) -> ReviewContext:
@@ -190,6 +210,9 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         given = live[-1] if live else None
     resolved = ResolvedLabel.objects.filter(item=item).prefetch_related("classes").first()
     top, version = model_top_classes(item=item)
+    raised_top, raised_version = [], None
+    if not top and task.reason == ReviewTaskReason.MODEL:
+        raised_top, raised_version = raising_model_top_classes(item=item)
     out_of_sample, decisions = None, []
     if task.reason == ReviewTaskReason.LABEL_ERROR:
         given_ids = {c.pk for c in resolved.classes.all()} if resolved else set()
@@ -204,6 +227,8 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         gold=list(item.gold_classes.all()) if item.is_gold else [],
         model_top=top,
         model_version=version,
+        raised_top=raised_top,
+        raised_version=raised_version,
         out_of_sample=out_of_sample,
         out_of_sample_decisions=decisions,
         imported=not labels and resolved is not None and resolved.source == LabelSource.IMPORT,

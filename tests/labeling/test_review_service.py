@@ -295,6 +295,34 @@ def test_model_top_classes_reads_only_the_active_version(setup):
     assert (top, version) == ([], 2)
 
 
+def test_a_model_contradiction_card_shows_what_the_version_that_raised_it_said(setup, client):
+    # Given: v1 said dog at 97 % on ann's "cat" and raised a task; v2 is active and has not scored the image
+    project, cat, dog, ann, _bob, rev, item_factory = setup
+    item = item_factory(project=project)
+    annotation_create(item=item, user=ann, class_ids=[cat.pk])
+    v1 = ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", architecture="a", class_ids=[cat.pk, dog.pk]
+    )
+    Prediction.objects.create(
+        item=item, model_version=v1, probabilities=[0.03, 0.97], predicted_class=dog, confidence=0.97, uncertainty=0.03
+    )
+    ModelVersion.objects.create(
+        project=project, number=2, artifact_path="x", architecture="a", class_ids=[cat.pk, dog.pk], active=True
+    )
+    ReviewTask.objects.create(project=project, item=item, reason=ReviewTaskReason.MODEL, score=0.97)
+    client.force_login(rev)
+
+    # When the reviewer opens it, then the card names v2's silence and v1's claim
+    card = " ".join(
+        client.get(reverse("labeling:review", args=[project.slug]), {"reason": "model"}).content.decode().split()
+    )
+    assert "v2 has no prediction for this item." in card
+    raised = card[card.index('id="model-raised"') :]
+    assert "This task was raised by <strong>v1</strong>, which said:" in raised
+    assert '<span class="name">dog</span>' in raised
+    assert "97%" in raised
+
+
 @pytest.mark.parametrize("verdict", ["accept", "reject", "correct"])
 def test_a_reviewer_cannot_judge_their_own_label_on_the_review_page(setup, client, verdict):
     # given: a reviewer who also labels, and an audit task on their own label
