@@ -69,7 +69,7 @@ def class_path_parse(text: str) -> str:
     Raises ValueError with the reason for an empty level ("a//b", "a/ /b"), a name over 200 characters
     or a control character: such a label is refused, never half created.
     """
-    levels = [level.strip() for level in text.strip().strip("/").split("/")]
+    levels = class_path_normalize(text).split(PATH_SEPARATOR)
     if not any(levels):
         raise ValueError("empty class name")
     if len(levels) > MAX_CLASS_DEPTH:
@@ -89,8 +89,10 @@ def class_path_display(names: Iterable[str]) -> str:
 
 
 def class_path_normalize(text: str) -> str:
-    """A path someone typed ("animal / cat", "animal/cat") in the stored form, each level trimmed."""
-    return PATH_SEPARATOR.join(level.strip() for level in text.split(PATH_SEPARATOR))
+    """A path someone typed ("animal / cat", "animal/cat", "/animal/cat/") in the stored form, each level trimmed,
+    unchecked (class_path_parse checks it too)."""
+    levels = text.strip().strip(PATH_SEPARATOR).split(PATH_SEPARATOR)
+    return PATH_SEPARATOR.join(level.strip() for level in levels)
 
 
 def class_tree(*, project: Model) -> dict[int, tuple[str, int | None]]:
