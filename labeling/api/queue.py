@@ -89,15 +89,38 @@ class QueueApi(APIView):
         return Item(pk=item_id, project=self.project)
 
 
+class QueueSuggestionSerializer(serializers.Serializer):
+    class_id = serializers.IntegerField()
+    name = serializers.CharField(help_text="The class's path, levels joined by ' / '.")
+    probability = serializers.FloatField()
+
+
+class QueuePrefetchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    thumb_url = serializers.CharField()
+    original_url = serializers.CharField()
+
+
 class ItemNextApi(QueueApi):
     """Claim (lease) the next item for the caller; calling again returns the same item while the lease lives."""
 
     class OutputSerializer(serializers.Serializer):
         item = QueueItemSerializer(allow_null=True)
-        suggestions = serializers.ListField(child=serializers.DictField())
-        prefetch = serializers.ListField(child=serializers.DictField())
+        suggestions = QueueSuggestionSerializer(many=True, help_text="The active model's top classes for the item.")
+        prefetch = QueuePrefetchSerializer(many=True, help_text="The items likely to come next, to load ahead.")
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(
+        responses=OutputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "suggest", str, description="0 leaves out the model's suggestions (default 1).", required=False
+            ),
+            OpenApiParameter(
+                "prefetch", int, description="How many next items to list for loading ahead, 0 to 5 (default 0).",
+                required=False,
+            ),
+        ],
+    )  # fmt: skip
     def get(self, request, slug: str):
         item = item_claim_next(project=self.project, user=request.user)
         data = {"item": self._item(item), "suggestions": [], "prefetch": []}

@@ -25,3 +25,19 @@ def test_the_schema_builds_without_warnings_and_names_one_token_scheme(tmp_path)
     assert (schemes["tokenAuth"]["in"], schemes["tokenAuth"]["name"]) == ("header", "Authorization")
     assert 'prefix "Token"' in schemes["tokenAuth"]["description"]
     assert sorted(schemes) == ["cookieAuth", "tokenAuth"]
+
+
+def test_the_next_item_is_documented_with_its_query_parameters_and_the_shape_it_answers(tmp_path):
+    # When the schema is generated
+    reset_generator_stats()
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--fail-on-warn", "--file", str(out), stderr=io.StringIO())
+    schema = yaml.safe_load(out.read_text())
+
+    # Then GET /next/ names the two query parameters the view reads, and its suggestions and prefetch entries have
+    # the fields the view writes (they were free-form objects, and the parameters undocumented)
+    operation = next(op["get"] for path, op in schema["paths"].items() if path.endswith("/next/"))
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"suggest", "prefetch"}
+    components = schema["components"]["schemas"]
+    assert set(components["QueueSuggestion"]["properties"]) == {"class_id", "name", "probability"}
+    assert set(components["QueuePrefetch"]["properties"]) == {"id", "thumb_url", "original_url"}
