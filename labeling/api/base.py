@@ -86,7 +86,25 @@ class RoleFieldsSerializer(serializers.ModelSerializer):
 
 class NestedNameAutoSchema(AutoSchema):
     """Names nested serializers after their view (`DatasetExportStartInput`), so that every view's
-    `InputSerializer` / `OutputSerializer` gets its own OpenAPI component instead of colliding."""
+    `InputSerializer` / `OutputSerializer` gets its own OpenAPI component instead of colliding. A RoleFieldsSerializer's
+    detail fields are documented as optional and for whom: an annotator's answer leaves them out."""
+
+    def _map_basic_serializer(self, serializer, direction):
+        result = super()._map_basic_serializer(serializer, direction)
+        details = getattr(serializer, "detail_fields", ())
+        if details and isinstance(result, dict):
+            if "required" in result:
+                result["required"] = [name for name in result["required"] if name not in details]
+                if not result["required"]:
+                    del result["required"]
+            for name in details:
+                field = result.get("properties", {}).get(name)
+                if isinstance(field, dict) and "$ref" not in field:
+                    field["description"] = (
+                        field.get("description", "") + " Only for reviewers, managers and ML "
+                        "engineers: an annotator's answer leaves it out."
+                    ).strip()
+        return result
 
     def _get_serializer_name(self, serializer, direction, bypass_extensions=False):
         name = super()._get_serializer_name(serializer, direction, bypass_extensions)

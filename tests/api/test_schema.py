@@ -41,3 +41,20 @@ def test_the_next_item_is_documented_with_its_query_parameters_and_the_shape_it_
     components = schema["components"]["schemas"]
     assert set(components["QueueSuggestion"]["properties"]) == {"class_id", "name", "probability"}
     assert set(components["QueuePrefetch"]["properties"]) == {"id", "thumb_url", "original_url"}
+
+
+def test_fields_an_annotator_does_not_get_are_documented_as_optional(tmp_path):
+    # When the schema is generated
+    reset_generator_stats()
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(out), stderr=io.StringIO())
+    components = yaml.safe_load(out.read_text())["components"]["schemas"]
+
+    # Then an item's labels and a job's result are not required (an annotator's answer has neither: a client
+    # generated from the schema would refuse it), and say for whom they are; the fields everyone gets stay required
+    item = next(c for name, c in components.items() if name.startswith("ItemOutput"))
+    job = next(c for name, c in components.items() if name.startswith("JobOutput"))
+    assert not {"labels", "label_source", "state", "is_gold"} & set(item.get("required", []))
+    assert not {"result", "errors", "error_count", "download_url"} & set(job.get("required", []))
+    assert {"id", "original_url"} <= set(item["required"])
+    assert "an annotator's answer leaves it out" in item["properties"]["labels"]["description"]
