@@ -203,9 +203,17 @@ class LabelsNotLearned:
         return sum(n for _, n in self.subclassed) + sum(n for _, n in self.archived)
 
 
+def learned_class_ids(rows: list[tuple[int, int | None, bool]]) -> set[int]:
+    """The classes a model learns, from (id, parent id, archived) rows of a project's classes: the live (not archived)
+    classes with no live subclass. training.services.snapshot.class_order orders them; labels on any other class are
+    left out of training."""
+    live_parents = {parent for _, parent, archived in rows if not archived and parent is not None}
+    return {pk for pk, _, archived in rows if not archived and pk not in live_parents}
+
+
 def labels_not_learned(*, project: Project) -> LabelsNotLearned:
-    """Training learns the live leaf classes (training.services.snapshot.class_order: a label on any other class is
-    left out of the snapshot); these are the labels it leaves. Two queries: labels per class, and the class tree."""
+    """The labels on classes training does not learn (learned_class_ids). Two queries: labels per class, and the
+    class tree."""
     through = ResolvedLabel.classes.through
     per_class = dict(
         through.objects.filter(resolvedlabel__project=project)
@@ -215,10 +223,10 @@ def labels_not_learned(*, project: Project) -> LabelsNotLearned:
     )
     if not per_class:
         return LabelsNotLearned([], [])
-    rows = LabelClass.objects.filter(project=project).values_list("pk", "name", "parent_id", "archived")
+    rows = list(LabelClass.objects.filter(project=project).values_list("pk", "name", "parent_id", "archived"))
     tree = {pk: (name, parent) for pk, name, parent, _ in rows}
     archived = {pk for pk, _, _, gone in rows if gone}
-    live_parents = {parent for pk, _, parent, gone in rows if not gone and parent is not None}
+    learned = learned_class_ids([(pk, parent, gone) for pk, _, parent, gone in rows])
     paths = class_paths(tree, display=True)
 
     def listed(ids: set[int]) -> list[tuple[str, int]]:
@@ -226,4 +234,4 @@ def labels_not_learned(*, project: Project) -> LabelsNotLearned:
             ((paths[pk], per_class[pk]) for pk in ids if per_class.get(pk)), key=lambda row: (-row[1], row[0])
         )
 
-    return LabelsNotLearned(subclassed=listed(live_parents - archived), archived=listed(archived))
+    return LabelsNotLearned(subclassed=listed(set(tree) - learned - archived), archived=listed(archived))

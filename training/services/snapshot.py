@@ -17,6 +17,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from labeling.models import Item, ItemState, LabelClass, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_display, class_path_names, class_paths, class_tree
 from labeling.selectors.exports import dataset_hash
+from training.selectors.runs import learned_class_ids
 
 OPEN_STATES = (ItemState.UNLABELED, ItemState.PARTIAL)
 
@@ -57,8 +58,8 @@ def class_order(*, project: Project) -> ClassOrder:
     """
     classes = list(LabelClass.objects.filter(project=project, archived=False).order_by("order", "id"))
     by_id = {c.pk: c for c in LabelClass.objects.filter(project=project)}
-    live_parents = {c.parent_id for c in classes if c.parent_id is not None}
-    leaves = [c for c in classes if c.pk not in live_parents]
+    learned = learned_class_ids([(c.pk, c.parent_id, c.archived) for c in classes])
+    leaves = [c for c in classes if c.pk in learned]
 
     def ancestors(c: LabelClass) -> list[int]:
         chain, node, seen = [], c, set()

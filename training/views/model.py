@@ -84,14 +84,15 @@ def _context(request: HttpRequest) -> dict:
         "score_jobs": Job.objects.filter(project=project, kind=JobKind.SCORE).order_by("-created_at")[:3],
         "registered_weights": selectors.backbone_weights_of_project(project=project),
         "picks": picks_comparison(project=project),
-        "not_learned": selectors.labels_not_learned(project=project),
     }
 
 
 @require_GET
 @project_view(Capability.VIEW_METRICS)
 def model_page(request: HttpRequest, slug: str) -> HttpResponse:
-    return render(request, "training/model.html", _context(request))
+    # The labels training leaves out are in the page's headline, not in the fragment polled every 2 s during a run.
+    not_learned = selectors.labels_not_learned(project=request.project)
+    return render(request, "training/model.html", {**_context(request), "not_learned": not_learned})
 
 
 @require_GET

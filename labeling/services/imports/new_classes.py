@@ -5,6 +5,7 @@ probably meant, rather than find it later in the class list."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from labeling.selectors.classes import PATH_SEPARATOR, class_path_display
 
@@ -20,12 +21,15 @@ LONG_NAME = 9
 class NewClasses:
     known: set[str]  # stored paths of the classes there before the import
     files: dict[str, int] = field(default_factory=dict)  # stored path of a class the import made -> files labeled
+    near: dict[str, str] = field(default_factory=dict)  # the same path -> the class it is close to, or ""
 
     def made(self, paths: list[str]) -> None:
-        """These paths (a file's label) were missing and are now classes."""
+        """These paths (a file's label) were missing and are now classes: each is compared with the classes there
+        before once, here (the report is written at every progress update)."""
         for path in paths:
-            if path not in self.known:
-                self.files.setdefault(path, 0)
+            if path not in self.known and path not in self.files:
+                self.files[path] = 0
+                self.near[path] = self._near(path)
 
     def used(self, paths: list[str]) -> None:
         """A file was labeled with these paths."""
@@ -37,12 +41,13 @@ class NewClasses:
         """The classes a resumed import's first attempt made (its result's rows)."""
         for row in rows or []:
             self.files[row["path"]] = int(row["files"])
+            self.near[row["path"]] = row.get("near", "")
 
     def report(self) -> list[dict]:
         """[{"path": stored path, "name": display path, "files": n, "near": display path of the class it is close to,
         or ""}]: the classes labels named (a parent made on the way to one is not listed), those close to a class
         that was there first, then by path."""
-        rows = [{"path": p, "name": _display(p), "files": self.files[p], "near": self._near(p)} for p in self.files]
+        rows = [{"path": p, "name": _display(p), "files": n, "near": self.near[p]} for p, n in self.files.items()]
         return sorted(rows, key=lambda row: (not row["near"], row["path"]))[:MAX_NAMED]
 
     def _near(self, path: str) -> str:
@@ -51,11 +56,19 @@ class NewClasses:
         allowed = 2 if len(leaf) >= LONG_NAME else 1
         close = [
             (edits, k)
-            for k in self.known
-            if k.rpartition(PATH_SEPARATOR)[0] == parent
-            and (edits := _edits(leaf, k.rpartition(PATH_SEPARATOR)[2].lower(), allowed)) <= allowed
+            for name, k in self._siblings.get(parent, ())
+            if (edits := _edits(leaf, name, allowed)) <= allowed
         ]
         return _display(min(close)[1]) if close else ""
+
+    @cached_property
+    def _siblings(self) -> dict[str, list[tuple[str, str]]]:
+        """The classes there before, by parent path: (name in lower case, stored path)."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for k in self.known:
+            parent, _, name = k.rpartition(PATH_SEPARATOR)
+            out.setdefault(parent, []).append((name.lower(), k))
+        return out
 
 
 def _edits(a: str, b: str, limit: int) -> int:
