@@ -13,8 +13,9 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from labeling.models import Job, JobKind, JobStatus, Role
-from tests.training.test_export_formats import holdout_project  # noqa: F401 (fixture)
+from labeling.models import Item, Job, JobKind, JobStatus, Role, Split
+from tests.exports.models import make_model_version
+from tests.training.helpers import resolve
 from training.services.export_formats import formats_card, size_text
 
 pytestmark = pytest.mark.django_db
@@ -73,14 +74,23 @@ def test_the_exports_page_and_the_card_write_a_stored_size_alike(project_factory
     assert "| 13.56 MB |" in "\n".join(formats_card(measured))
 
 
+@pytest.fixture
+def exported_project(project_factory, item_factory, label_class_factory):
+    project = project_factory(slug="sizes", name="Sizes")
+    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(["cat", "dog", "bird"])]
+    items = [item_factory(project=project) for _ in range(6)]
+    for i, item in enumerate(items):
+        resolve(item, classes[i % 3])
+    Item.objects.filter(pk__in=[item.pk for item in items[:3]]).update(split=Split.HOLDOUT)
+    Item.objects.filter(pk__in=[item.pk for item in items[3:]]).update(split=Split.TRAIN)
+    make_model_version(project=project, classes=classes, items=items)
+    return project
+
+
 def test_a_real_exports_sizes_read_the_same_on_the_page_in_the_card_and_from_the_command(
-    holdout_project,  # noqa: F811 (the export-formats tests' project with a version)
-    member_of,
-    client,
-    tmp_path,
+    exported_project, member_of, client, tmp_path
 ):
     # Given a model exported through manage.py export_model
-    exported_project = holdout_project[0]
     out = io.StringIO()
     call_command("export_model", exported_project.slug, "--out", str(tmp_path / "m.zip"), verbosity=0, stdout=out)
     with zipfile.ZipFile(tmp_path / "m.zip") as zf:
