@@ -1,10 +1,13 @@
-"""API: the projects you belong to (with your role and capabilities), their label classes, and creating a class."""
+"""API: the projects you belong to (with your role and capabilities), their label classes, creating, renaming and
+archiving a class."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -131,3 +134,38 @@ class ClassCreateApi(ProjectView, APIView):
         except DjangoValidationError as exc:
             raise ApiValidationError({"detail": exc.messages}) from exc
         return Response(ClassOutputSerializer(label_class).data, status=status.HTTP_201_CREATED)
+
+
+class ClassUpdateApi(ProjectView, APIView):
+    """Rename a label class or archive / restore it (managers). Its id, labels, hotkey and place in the taxonomy
+    stay; a rename changes its stored path (and its subclasses'), so the next dataset export is a new version."""
+
+    capability = Capability.MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        archived = serializers.BooleanField(required=False)
+
+    @extend_schema(request=InputSerializer, responses={200: ClassOutputSerializer})
+    def patch(self, request, slug: str, class_id: int):
+        label_class = LabelClass.objects.filter(project=self.project, pk=class_id).first()
+        if label_class is None:
+            raise NotFound("No such class in this project.")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if not values:
+            raise ApiValidationError({"detail": "Send a new `name`, `archived`, or both."})
+        try:
+            with transaction.atomic():
+                if "name" in values:
+                    label_class = project_services.label_class_rename(
+                        project=self.project, class_id=label_class.pk, name=values["name"]
+                    )
+                if "archived" in values:
+                    label_class = project_services.label_class_archive(
+                        project=self.project, class_id=label_class.pk, archived=values["archived"]
+                    )
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"name": exc.messages}) from exc
+        return Response(ClassOutputSerializer(label_class).data)

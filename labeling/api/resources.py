@@ -27,6 +27,7 @@ urlpatterns = [
     path("projects/<slug:slug>/", projects.ProjectDetailApi.as_view(), name="api-project"),
     path("projects/<slug:slug>/classes/", projects.ClassListApi.as_view(), name="api-classes"),
     path("projects/<slug:slug>/classes/create/", projects.ClassCreateApi.as_view(), name="api-class-create"),
+    path("projects/<slug:slug>/classes/<int:class_id>/", projects.ClassUpdateApi.as_view(), name="api-class"),
     path("projects/<slug:slug>/items/", items.ItemListApi.as_view(), name="api-items"),
     path("projects/<slug:slug>/items/<int:item_id>/", items.ItemDetailApi.as_view(), name="api-item"),
     # POST projects/<slug>/annotations/ is the queue API's create; the history list sits beside it.

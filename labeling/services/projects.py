@@ -150,6 +150,34 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
     return existing
 
 
+def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelClass:
+    """Give a class a new name (its id, labels, hotkey and place in the taxonomy stay), under the rules a new class
+    meets: the name rule, no sibling of the same name, and no two classes sharing a stored path, its subclasses'
+    included. Its stored path changes, so the next dataset export is a new version; a model version keeps the names
+    it was trained with until the next one."""
+    label_class = LabelClass.objects.get(project=project, pk=class_id)
+    name = name.strip()
+    problem = class_name_problem(name, MAX_CLASS_NAME)
+    if problem:
+        raise ValidationError(problem[0].upper() + problem[1:] + ".")
+    if name == label_class.name:
+        return label_class
+    siblings = LabelClass.objects.filter(project=project, parent_id=label_class.parent_id, name=name)
+    if siblings.exclude(pk=label_class.pk).exists():
+        raise ValidationError(f"A class named {name!r} already exists here.")
+    tree = class_tree(project=project)
+    tree[label_class.pk] = (name, label_class.parent_id)
+    paths = class_paths(tree)
+    if len(set(paths.values())) < len(paths):
+        raise ValidationError(
+            f"Renamed “{name}”, the class (or one of its subclasses) would share its path with another class: exports "
+            "and imports could not tell the two apart. Choose another name."
+        )
+    label_class.name = name
+    label_class.save(update_fields=["name"])
+    return label_class
+
+
 def label_class_archive(*, project: Project, class_id: int, archived: bool = True) -> LabelClass:
     """Classes with labels are never deleted, only archived (hidden from annotators)."""
     label_class = LabelClass.objects.get(project=project, pk=class_id)

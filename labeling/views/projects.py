@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
@@ -145,6 +145,9 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             class_form=class_form,
             member_form=member_form,
             classes=classes,
+            # Folded past CLASS_TABLE_OPEN_MAX, like the overview's class table, so the forms below stay near; open
+            # again after a rename, whose message and row it returns to.
+            classes_open=len(classes) <= CLASS_TABLE_OPEN_MAX or request.GET.get("classes") == "open",
             members=members,
         ),
     )
@@ -158,6 +161,23 @@ def label_class_archive(request: HttpRequest, slug: str, class_id: int) -> HttpR
         project=request.project, class_id=label_class.pk, archived=not label_class.archived
     )
     return redirect("labeling:project_settings", slug=slug)
+
+
+@require_POST
+@project_view(Capability.MANAGE)
+def label_class_rename(request: HttpRequest, slug: str, class_id: int) -> HttpResponse:
+    label_class = get_object_or_404(LabelClass, project=request.project, pk=class_id)
+    before = label_class.name
+    try:
+        renamed = project_services.label_class_rename(
+            project=request.project, class_id=label_class.pk, name=request.POST.get("name", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, f"“{before}” was not renamed: {' '.join(exc.messages)}")
+    else:
+        if renamed.name != before:
+            messages.success(request, f"“{before}” is now “{renamed.name}”.")
+    return redirect(f"{reverse('labeling:project_settings', args=[slug])}?classes=open#class-{label_class.pk}")
 
 
 @require_POST
@@ -183,6 +203,7 @@ urlpatterns = [
     path("p/<slug:slug>/", project_detail, name="project_detail"),
     path("p/<slug:slug>/settings/", project_settings, name="project_settings"),
     path("p/<slug:slug>/classes/<int:class_id>/archive/", label_class_archive, name="label_class_archive"),
+    path("p/<slug:slug>/classes/<int:class_id>/rename/", label_class_rename, name="label_class_rename"),
     path("p/<slug:slug>/members/<int:membership_id>/remove/", membership_remove, name="membership_remove"),
     path("p/<slug:slug>/jobs/<int:job_id>/", job_status, name="job_status"),
 ]

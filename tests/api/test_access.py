@@ -16,7 +16,7 @@ def world(project_factory, item_factory, label_class_factory, member_of):
     """Project b with one of everything; users of project a and of b with weak roles."""
     a, b = project_factory(slug="alpha"), project_factory(slug="beta")
     item = item_factory(project=b)
-    label_class_factory(project=b, name="cat")
+    cat = label_class_factory(project=b, name="cat")
     job = Job.objects.create(project=b, kind=JobKind.EXPORT_DATASET, status=JobStatus.SUCCEEDED,
                              result={"files": ["beta/x.zip"]})  # fmt: skip
     run = TrainingRun.objects.create(project=b, status="succeeded")
@@ -24,6 +24,7 @@ def world(project_factory, item_factory, label_class_factory, member_of):
     return {
         "b": b,
         "item": item,
+        "cat": cat,
         "job": job,
         "run": run,
         "outsider": member_of(a, Role.MANAGER, "outsider"),
@@ -39,6 +40,7 @@ def endpoints(w) -> list[tuple[str, str, str]]:
         ("get", f"/api/projects/{s}/", "view"),
         ("get", f"/api/projects/{s}/classes/", "view"),
         ("post", f"/api/projects/{s}/classes/create/", "manage"),
+        ("patch", f"/api/projects/{s}/classes/{w['cat'].pk}/", "manage"),
         ("get", f"/api/projects/{s}/items/", "view"),
         ("get", f"/api/projects/{s}/items/{w['item'].pk}/", "view"),
         ("get", f"/api/projects/{s}/annotations/list/", "view_metrics"),
@@ -98,6 +100,7 @@ def test_objects_of_another_project_are_404_through_my_project_urls(world, proje
         f"/api/projects/mine/items/{2**70}/",
     ]:
         assert client.get(url).status_code == 404, url
+    assert client.patch(f"/api/projects/mine/classes/{world['cat'].pk}/", {"name": "x"}).status_code == 404
     assert client.post("/api/projects/mine/models/1/export/").status_code == 404
 
 
