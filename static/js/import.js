@@ -51,7 +51,7 @@
     list = list.filter((p) => !isJunk(p.path));
     picked = list;
     const bytes = list.reduce((n, p) => n + p.file.size, 0);
-    setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MB)`, 0);
+    setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MiB)`, 0);
   }
 
   ["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (event) => {

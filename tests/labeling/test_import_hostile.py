@@ -81,7 +81,7 @@ def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> by
 @pytest.mark.parametrize(
     ("archive_limit", "reason"),
     [
-        (None, "zip would unpack to 14.4 GB, over the 4.0 GB limit"),  # the default limit sees it first
+        (None, "zip would unpack to 14.4 GiB, over the 4.0 GiB limit"),  # the default limit sees it first
         (10**15, "share the same compressed bytes (a zip bomb)"),  # with no size limit, the overlap alone
     ],
 )
@@ -107,7 +107,7 @@ def test_a_zip_whose_entries_overlap_one_deflated_block_is_refused_before_anythi
     assert list(Item.objects.filter(project=project).values_list("original_name", flat=True)) == ["fine.png"]
     assert job.result["rejected_by_reason"] == {"zip refused as a whole": 1}
     page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
-    assert "a zip bomb" in page or "over the 4.0 GB limit" in page
+    assert "a zip bomb" in page or "over the 4.0 GiB limit" in page
 
 
 def test_entries_that_quote_each_other_are_refused_even_with_distinct_headers(project, manager_client, upload):
@@ -163,7 +163,7 @@ def test_a_zip_whose_declared_sizes_pass_the_archive_limit_is_refused_whole(proj
 
     job.refresh_from_db()
     assert [e["name"] for e in job.errors] == ["big.zip"]
-    assert "zip would unpack to 12.0 MB, over the 10.0 MB limit" in job.errors[0]["reason"]
+    assert "zip would unpack to 12.0 MiB, over the 10.0 MiB limit" in job.errors[0]["reason"]
     assert Item.objects.filter(project=project).count() == 0
 
 

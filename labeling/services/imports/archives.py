@@ -15,14 +15,10 @@ import struct
 import zipfile
 from pathlib import Path
 
-from labeling.services.imports.validation import megabytes
+from labeling.services.imports.validation import binary_size
 
 _CENTRAL = struct.Struct("<4s24xHHH12x")  # signature; name, extra and comment lengths at offset 28
 _LOCAL = struct.Struct("<4s22xHH")  # signature, then name and extra lengths at offset 26
-
-
-def gigabytes(n: int) -> str:
-    return f"{n / 1024**3:.1f} GB" if n >= 1024**3 else megabytes(n)
 
 
 def zip_entry_count(path: Path, *, stop_after: int) -> int | None:
@@ -96,7 +92,7 @@ def zip_open_checked(path: Path, *, max_entries: int, max_bytes: int) -> tuple[z
     if len(infos) > max_entries:
         reason = f"zip has {len(infos):,} entries, over the {max_entries:,} limit (LABELLOOP_MAX_ARCHIVE_ENTRIES)"
     elif declared > max_bytes:
-        reason = (f"zip would unpack to {gigabytes(declared)}, over the {gigabytes(max_bytes)} limit "
+        reason = (f"zip would unpack to {binary_size(declared)}, over the {binary_size(max_bytes)} limit "
                   "(LABELLOOP_MAX_ARCHIVE_BYTES): refused, nothing in it was unpacked")  # fmt: skip
     else:
         reason = zip_overlap(path, infos, data_end=archive.start_dir)

@@ -31,7 +31,7 @@ from labeling.services.imports.sources import (
     wrapping_folders,
     zip_entries,
 )
-from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, megabytes
+from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size
 from labeling.services.projects import label_classes_from_paths
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_
             run.reject(entry.name, f"could not be read ({exc})"[:300])
             continue
         if len(data) > run.limits.max_bytes:
-            run.reject(entry.name, f"file is over the {megabytes(run.limits.max_bytes)} limit")
+            run.reject(entry.name, f"file is over the {binary_size(run.limits.max_bytes)} limit")
             continue
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 in run.seen:

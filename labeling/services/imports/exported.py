@@ -49,7 +49,7 @@ def _metadata_labels(entry: Entry, errors: list[dict]) -> dict[str, list[str]]:
         errors.append({"name": entry.name, "reason": f"could not be read ({exc}): its images stay unlabeled"})
         return {}
     if len(raw) > MAX_LABEL_FILE_BYTES:
-        errors.append({"name": entry.name, "reason": "over 64 MB: its images stay unlabeled"})
+        errors.append({"name": entry.name, "reason": "over 64 MiB: its images stay unlabeled"})
         return {}
     labels: dict[str, list[str]] = {}
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):

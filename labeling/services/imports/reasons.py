@@ -1,7 +1,7 @@
 """Kinds of import problems: the import page counts every file by kind and lists the first names of each.
 
 Reasons are written where a file is refused (validation, sources, archives, run) and stay specific
-("file is 61.2 MB, over the 50.0 MB limit"); the kind groups them ("over the size limit").
+("file is 61.2 MiB, over the 50.0 MiB limit"); the kind groups them ("over the size limit").
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from django.conf import settings
 
 from labeling.selectors.classes import class_path, class_path_parse
 from labeling.services.imports.archives import zip_open_checked
-from labeling.services.imports.validation import megabytes
+from labeling.services.imports.validation import binary_size
 
 SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
 JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"}
@@ -107,8 +107,8 @@ def zip_entries(path: Path, *, labels_from_folders: bool, display: str, errors: 
     """
     size = path.stat().st_size
     if size > settings.LABELLOOP_MAX_ZIP_BYTES:
-        errors.append({"name": display, "reason": f"zip is {megabytes(size)}, over the "
-                       f"{megabytes(settings.LABELLOOP_MAX_ZIP_BYTES)} limit"})  # fmt: skip
+        errors.append({"name": display, "reason": f"zip is {binary_size(size)}, over the "
+                       f"{binary_size(settings.LABELLOOP_MAX_ZIP_BYTES)} limit"})  # fmt: skip
         return []
     try:
         archive, refusal = zip_open_checked(

@@ -18,7 +18,7 @@ from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.services.dispatch import task_send
 from labeling.services.imports.run import staging_remove
 from labeling.services.imports.sources import is_junk
-from labeling.services.imports.validation import megabytes
+from labeling.services.imports.validation import binary_size
 from labeling.services.jobs import job_create, job_finish
 
 STAGING_TOKEN = re.compile(r"upload-[A-Za-z0-9_]{4,40}")
@@ -103,8 +103,8 @@ def staged_uploads_add(
             kind, settings.LABELLOOP_MAX_UPLOAD_BYTES
         )
         if upload.size > limit:
-            lines.append({"name": name, "reason": f"file is {megabytes(upload.size)}, over the "
-                          f"{megabytes(limit)} limit"})  # fmt: skip
+            lines.append({"name": name, "reason": f"file is {binary_size(upload.size)}, over the "
+                          f"{binary_size(limit)} limit"})  # fmt: skip
             continue
         suffix = {"zip": ".zip", "csv": ".csv"}.get(kind, "")
         target = directory / f"{uuid.uuid4().hex}{suffix}"

@@ -67,8 +67,10 @@ class Inspected:
     thumbnail: bytes
 
 
-def megabytes(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB"
+def binary_size(n: int) -> str:
+    """An import size or limit: the limits are set in binary units (docs/security.md, docs/configuration.md: 4 GiB,
+    50 MiB), so they are written in them, named as such ("50.0 MiB"; "13.56 MB" is a model export's decimal size)."""
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
 
 
 def _sniff_non_image(data: bytes) -> str:
@@ -146,7 +148,7 @@ def image_open_checked(data: bytes, *, limits: Limits, use: Callable[[Image.Imag
     if size == 0:
         raise ImportRejected("empty file (0 bytes)")
     if size > limits.max_bytes:
-        raise ImportRejected(f"file is {megabytes(size)}, over the {megabytes(limits.max_bytes)} limit")
+        raise ImportRejected(f"file is {binary_size(size)}, over the {binary_size(limits.max_bytes)} limit")
     try:
         with _truncated_images_fail(), Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
             return use(image, _checked_header(image, limits))
