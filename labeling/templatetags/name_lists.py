@@ -11,8 +11,8 @@ SHOWN = 30
 
 @register.filter
 def first_names(names, shown: int = SHOWN) -> str:
-    """"a, b, c" or, past `shown`, the first `shown` then "… and N more". A (name, count) pair reads "name (count)".
-    Plain text: the template escapes it."""
+    """The names joined ("a, b, c") or, past `shown`, the first `shown` then "… and N more"; a (name, count) pair
+    reads "name (count)". Plain text: the template escapes it."""
     names = list(names or ())
     words = [f"{n[0]} ({n[1]})" if isinstance(n, list | tuple) else str(n) for n in names[:shown]]
     more = len(names) - shown
