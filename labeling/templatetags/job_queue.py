@@ -31,6 +31,9 @@ RESULT_WORDS = {
     "not_checked": "classes not checked",
     "weak_classes": "classes too weak to judge",
 }
+# The summary's order: these first, then any other key alphabetically. A job's result is stored as JSON, and
+# PostgreSQL's jsonb keeps no key order (it read "labeled: 3 · imported: 3 …" where SQLite kept the job's order).
+RESULT_ORDER = ("status", "imported", "labeled", "duplicates", "rejected", "label_errors", "format", "item_count")
 # Keys whose value is a code (a label-error search's "too_few"): shown with its underscores as spaces too.
 CODE_VALUES = {"status"}
 
@@ -42,11 +45,13 @@ def job_result_summary(result) -> list[tuple[str, object]]:
     have their own tables on the pages that show them."""
     if not isinstance(result, dict):
         return []
+    rank = {key: n for n, key in enumerate(RESULT_ORDER)}
+    ordered = sorted(result.items(), key=lambda kv: (rank.get(kv[0], len(rank)), str(kv[0])))
     return [
         (
             RESULT_WORDS.get(k, str(k).replace("_", " ")),
             v.replace("_", " ") if k in CODE_VALUES and isinstance(v, str) else v,
         )
-        for k, v in result.items()
+        for k, v in ordered
         if isinstance(v, str | int | float | bool) and k != "files"
     ]
