@@ -12,6 +12,7 @@ from labeling.models import Job, JobKind, JobStatus, ReviewTask, ReviewTaskReaso
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
 from labeling.services.reviews import review_submit
+from tests.schema_conformance import assert_matches_schema
 from training.models import LabelErrorSearch
 
 from .test_metric_intervals_pages import COLOURS, add_open_items, colour_png, colour_project, embed_the_pool
@@ -53,8 +54,11 @@ def test_a_reviewer_reads_the_search_its_suspects_and_the_estimate_on_the_open_i
     job = Job.objects.get(pk=started.json()["id"])
     assert (job.kind, job.status) == (JobKind.LABEL_ERRORS, JobStatus.SUCCEEDED), job.message
 
-    # Then the API lists exactly the slip, with the class given, the model's class, and its neighbours
-    body = client.get(url(project)).json()
+    # Then the API lists exactly the slip, with the class given, the model's class, and its neighbours, in the shape
+    # its OpenAPI schema gives
+    answer = client.get(url(project))
+    assert_matches_schema(answer, "/api/projects/{slug}/label-errors/")
+    body = answer.json()
     search = body["search"]
     assert search["status"] == "ok", search
     assert search["labels"] == 48

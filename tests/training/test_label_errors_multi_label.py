@@ -17,6 +17,7 @@ from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
 from labeling.selectors.training_seam import weak_class_note
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
+from tests.schema_conformance import assert_matches_schema
 from tests.training.test_cross_validated_multi_label import two_colour_png
 from tests.training.test_metric_intervals_pages import COLOURS, run_search
 from training.ml.label_search_multi import cross_val_present_probs, judge_multi_label, judged_classes
@@ -102,7 +103,9 @@ def test_wrong_class_decisions_are_listed_and_right_ones_are_not(
     # ... the API gives the same decisions
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=manager).key}")
-    search = api.get(f"/api/projects/{project.slug}/label-errors/").json()["search"]
+    answer = api.get(f"/api/projects/{project.slug}/label-errors/")
+    assert_matches_schema(answer, "/api/projects/{slug}/label-errors/")
+    search = answer.json()["search"]
     assert search["classes_judged"] == 4
     assert {(s["item"], d["class_id"], d["given"]) for s in search["suspects"] for d in s["decisions"]} == found
     assert all(s["given_class"] is None for s in search["suspects"])

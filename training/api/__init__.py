@@ -6,15 +6,10 @@ one APIView per write. Exports and inference run as Jobs on a worker; poll /jobs
 
 from __future__ import annotations
 
-import binascii
-import math
-from base64 import urlsafe_b64decode, urlsafe_b64encode
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -30,16 +25,14 @@ from labeling.api.base import (
     job_started_response,
     object_or_404,
 )
-from labeling.constants import MAX_ID
-from labeling.permissions import Capability, may_search_label_errors
+from labeling.permissions import Capability
 from labeling.services.job_limits import JobLimitReached
 from training import services
+from training.api import label_errors
 from training.ml.intervals import headline
 from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
-from training.selectors.label_errors import SuspectPosition, label_errors_report
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
-from training.services.quality import label_errors_job_enqueue
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -224,73 +217,6 @@ class PredictionListApi(ProjectView, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class LabelErrorsApi(ProjectView, APIView):
-    """The latest label-error search and the cross-validated estimate the model pages show. `search`: its status
-    (ok, too_few, weak, skipped) and reason, the labels it judged, the model's out-of-sample agreement, the estimated
-    share of wrong labels with its 95 % interval, and the suspects nobody has settled yet, most suspect first: the
-    item, its given class, the class the cross-validated model gives it, the model's probabilities for both and the
-    share of the item's 10 most similar labeled images carrying each. The suspects come a page at a time (`page_size`,
-    default 100); `suspects_open` counts them all and `next` is the next page's address (null on the last).
-    `cross_validated`: accuracy and macro-F1 over every labeled item and the accuracy estimated on the open images,
-    each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small). In a
-    multi-label project (`multi_label` true) `accuracy` is the subset accuracy, beside `hamming_accuracy` and
-    `micro_f1`, and there is no open-image estimate. A multi-label search judges class decisions: `classes_judged`
-    and `weak_classes` (the classes whose model was too weak, with its balanced accuracy and agreement), the estimated
-    share is of the decisions judged (labels x classes_judged), and each suspect's `decisions` lists the classes the
-    search contradicts (`given` true: a class given that it finds absent; false: one missing that it finds present),
-    with the probability the class is present and the share of similar labeled images carrying it.
-    POST starts a search as a job (reviewers, managers and ML engineers); one already queued or running is returned
-    instead."""
-
-    capability = Capability.VIEW_METRICS
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("page_size", int, description="suspects per page (default 100, at most 1000)"),
-            OpenApiParameter("cursor", str, description="the position `search.next` carries; omit for page one"),
-        ],
-        responses={200: OpenApiResponse(description="search and cross_validated, each null if none")},
-    )
-    def get(self, request, slug: str):
-        limit = IdCursorPagination().get_page_size(request)  # the other lists' page_size rule
-        after = _suspect_position(request.query_params.get("cursor"))
-        report = label_errors_report(project=self.project, limit=limit, after=after)
-        search = report["search"]
-        if search is not None:
-            more = search.pop("more_after")
-            search["next"] = None
-            if more is not None:
-                query = request.query_params.copy()
-                query["cursor"] = _cursor(more)
-                search["next"] = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response(report)
-
-    @extend_schema(request=None, responses={**JOB_START_RESPONSES, 403: OpenApiResponse()})
-    def post(self, request, slug: str):
-        if not may_search_label_errors(self.role):
-            raise PermissionDenied("Your role in this project does not allow this.")
-        return job_started_response(label_errors_job_enqueue(project=self.project, created_by=request.user), request)
-
-
-def _cursor(position: SuspectPosition) -> str:
-    return urlsafe_b64encode(f"{position.score!r}:{position.item_id}".encode()).decode().rstrip("=")
-
-
-def _suspect_position(raw: str | None) -> SuspectPosition | None:
-    """The cursor a `next` link carries; anything else (edited, truncated, from another list) is a 404 like DRF's
-    own invalid cursors, not a 500."""
-    if raw is None:
-        return None
-    try:
-        score, item_id = urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii").split(":")
-        position = SuspectPosition(score=float(score), item_id=int(item_id))
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise NotFound("Invalid cursor") from None
-    if not (math.isfinite(position.score) and 0 < position.item_id <= MAX_ID):
-        raise NotFound("Invalid cursor")
-    return position
-
-
 class ModelExportStartApi(ProjectView, APIView):
     """Export a model version as a job: safetensors + config, FP32 ONNX checked against PyTorch, FP16 and INT8 ONNX
     (outputs `logits` and `embedding`), manifest.json and a model card. The finished job's `result.measured` holds
@@ -359,6 +285,6 @@ urlpatterns = [
     path("projects/<slug:slug>/models/<int:number>/", ModelVersionDetailApi.as_view(), name="api-model"),
     path("projects/<slug:slug>/models/<int:number>/export/", ModelExportStartApi.as_view(), name="api-model-export"),
     path("projects/<slug:slug>/predictions/", PredictionListApi.as_view(), name="api-predictions"),
-    path("projects/<slug:slug>/label-errors/", LabelErrorsApi.as_view(), name="api-label-errors"),
+    path("projects/<slug:slug>/label-errors/", label_errors.LabelErrorsApi.as_view(), name="api-label-errors"),
     path("projects/<slug:slug>/inference/", InferenceStartApi.as_view(), name="api-inference"),
 ]
