@@ -208,7 +208,12 @@ class ProjectSettingsForm(forms.ModelForm):
 class LabelClassForm(forms.Form):
     name = forms.CharField(max_length=200)
     parent = forms.ModelChoiceField(queryset=LabelClass.objects.none(), required=False)
-    hotkey = forms.CharField(max_length=1, required=False)
+    hotkey = forms.CharField(
+        max_length=1,
+        required=False,
+        help_text="A flat project's key for the class (empty: the next free one). In a taxonomy each level is numbered on "
+        "its own, 1-9 then letters, as the list above shows.",
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)

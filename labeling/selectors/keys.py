@@ -54,3 +54,18 @@ def classes_with_level_keys(classes: Sequence[ClassOption]) -> list[ClassOption]
     """The classes as given, each with `hotkey` replaced by its key on the labeling page."""
     keys = level_hotkeys(classes)
     return [replace(option, hotkey=keys[option.id]) for option in classes]
+
+
+def key_sequences(classes: Sequence[ClassOption]) -> dict[int, list[str]]:
+    """Class id -> the keys that reach it on the labeling and review pages, one per level from the root ("even / six"
+    is ["1", "3"]: 1 opens "even", 3 picks "six" in it); a level that ran out of keys ends the list with ""."""
+    keys = level_hotkeys(classes)
+    parents = {option.id: option.parent_id for option in classes}
+    sequences: dict[int, list[str]] = {}
+    for option in classes:
+        chain, node = [], option.id
+        while node is not None and node in keys and len(chain) <= len(classes):
+            chain.append(keys[node])
+            node = parents[node]
+        sequences[option.id] = chain[::-1]
+    return sequences

@@ -17,6 +17,8 @@ from labeling.models import Job, LabelClass, Membership
 from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
 from labeling.selectors.classes import paths_attached
 from labeling.selectors.dashboard import dashboard_summary
+from labeling.selectors.keys import key_sequences
+from labeling.selectors.queue import label_classes_for_labeling
 from labeling.services import projects as project_services
 
 
@@ -135,6 +137,11 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
                 except ValidationError as exc:
                     member_form.add_error(None, exc)
     classes = paths_attached(LabelClass.objects.filter(project=project), project=project)
+    # The keys an annotator presses for each class: in a taxonomy every level is numbered on its own (the stored
+    # hotkeys are a flat project's choice), so the page shows the labeling page's keys, not the stored ones.
+    sequences = key_sequences(label_classes_for_labeling(project=project))
+    for c in classes:
+        c.label_keys = sequences.get(c.pk, [])
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     return render(
         request,
