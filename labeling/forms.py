@@ -211,8 +211,8 @@ class LabelClassForm(forms.Form):
     hotkey = forms.CharField(
         max_length=1,
         required=False,
-        help_text="A flat project's key for the class (empty: the next free one). In a taxonomy each level is numbered on "
-        "its own, 1-9 then letters, as the list above shows.",
+        help_text="A flat project's key for the class (empty: the next free one). In a taxonomy each level is "
+        "numbered on its own, 1-9 then letters, as the list above shows.",
     )
 
     def __init__(self, *args, project: Project, **kwargs):

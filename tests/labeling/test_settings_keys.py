@@ -26,7 +26,7 @@ def _labeling_keys(client, project) -> dict[str, str]:
     return {path: key for key, path in re.findall(r'data-key="([^"]*)"[^>]*data-path="([^"]*)"', html)}
 
 
-def test_a_taxonomy_shows_the_keys_of_each_level_as_the_labeling_page_uses_them(project, member_of, item_factory, client):
+def test_a_taxonomy_shows_each_levels_keys_as_the_labeling_page_uses_them(project, member_of, item_factory, client):
     # Given parity / digit: "even" holds zero, two, four; "odd" holds one, three; "four" is archived
     even = label_class_create(project=project, name="even")
     odd = label_class_create(project=project, name="odd")
