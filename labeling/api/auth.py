@@ -1,11 +1,13 @@
 """API tokens over HTTP: exchange a password for a token, or show and replace your own (labeling.api.tokens makes and
-checks them). Token answers are never cached, and the password exchange is throttled (REST_FRAMEWORK's
-DEFAULT_THROTTLE_RATES, scope "token")."""
+checks them). Token answers are never cached. The password exchange is throttled (REST_FRAMEWORK's
+DEFAULT_THROTTLE_RATES, scope "token") and counts failed passwords with the sign-in pages (labeling.services.sign_in):
+a username locked out there is locked out here, and the other way round."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -17,6 +19,7 @@ from labeling.api.base import (
     no_store,
 )
 from labeling.api.tokens import token_get, token_get_or_replace, token_replace
+from labeling.services import sign_in
 
 
 class TokenObtainApi(ObtainAuthToken):
@@ -34,8 +37,18 @@ class TokenObtainApi(ObtainAuthToken):
 
     @extend_schema(request=ObtainAuthToken.serializer_class, responses={200: OutputSerializer}, auth=[])
     def post(self, request, *args, **kwargs):
+        username = request.data.get("username", "") if hasattr(request.data, "get") else ""
+        key = sign_in.failures_key(request, username if isinstance(username, str) else "")
+        if sign_in.locked_out(key):
+            refused = Response({"detail": sign_in.refused_message()}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+            refused["Retry-After"] = str(settings.LABELLOOP_LOGIN_WINDOW_SECONDS)
+            return no_store(refused)
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            if "username" in request.data and "password" in request.data:  # a password checked and refused
+                sign_in.failure_record(key)
+            serializer.is_valid(raise_exception=True)
+        sign_in.failures_clear(key)
         token = token_get_or_replace(user=serializer.validated_data["user"])
         return no_store(Response({"token": token.key}))
 

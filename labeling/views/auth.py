@@ -1,52 +1,25 @@
-"""Sign-in pages (the site's and the admin's) with a limit on failed attempts per username and client address.
-
-After LABELLOOP_LOGIN_FAILURES failures for one (username, address) within LABELLOOP_LOGIN_WINDOW_SECONDS of the
-first, a sign-in is answered 429 without checking the password, until the window has passed. A successful sign-in
-clears the count. Counts live in Django's cache: per process unless CACHES is shared (Redis). The address is the
-connection's, or with LABELLOOP_BEHIND_PROXY the one the proxy appended to X-Forwarded-For (as DRF's throttles read
-it). Someone who knows a username can hold its sign-in shut for a window from their address only.
+"""Sign-in pages (the site's and the admin's) with the limit on failed attempts per username and client address that
+the API's token exchange shares (labeling.services.sign_in): past it, a sign-in is answered 429 without checking the
+password, until the window has passed.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-REFUSED = "Too many failed sign-ins for this username from your address: try again in up to {minutes} minutes."
-
-
-def _failures_key(request: HttpRequest) -> str:
-    username = request.POST.get("username", "")[:300].casefold()
-    address = request.META.get("REMOTE_ADDR", "")
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if settings.LABELLOOP_BEHIND_PROXY and forwarded:
-        address = forwarded.split(",")[-1].strip()  # appended by our proxy; what came before is the client's claim
-    digest = hashlib.sha256(f"{username}\0{address}".encode()).hexdigest()
-    return f"labelloop:login-failures:{digest}"
-
-
-def _failure_record(key: str) -> None:
-    window = settings.LABELLOOP_LOGIN_WINDOW_SECONDS
-    # add() starts the window at the first failure; incr() keeps that expiry.
-    if not cache.add(key, 1, timeout=window):
-        try:
-            cache.incr(key)
-        except ValueError:  # it expired between add() and incr()
-            cache.add(key, 1, timeout=window)
+from labeling.services import sign_in
 
 
 def _refused(request: HttpRequest) -> HttpResponse:
-    minutes = max(1, round(settings.LABELLOOP_LOGIN_WINDOW_SECONDS / 60))
-    context = {"form": AuthenticationForm(request), "refused": REFUSED.format(minutes=minutes)}
+    context = {"form": AuthenticationForm(request), "refused": sign_in.refused_message()}
     response = render(request, "registration/login.html", context, status=429)
     response["Retry-After"] = str(settings.LABELLOOP_LOGIN_WINDOW_SECONDS)
     return response
@@ -59,14 +32,14 @@ def login_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method != "POST":
             return view(request, *args, **kwargs)
-        key = _failures_key(request)
-        if cache.get(key, 0) >= settings.LABELLOOP_LOGIN_FAILURES:
+        key = sign_in.failures_key(request, request.POST.get("username", ""))
+        if sign_in.locked_out(key):
             return _refused(request)
         response = view(request, *args, **kwargs)
         if response.status_code == 200:
-            _failure_record(key)
+            sign_in.failure_record(key)
         elif 300 <= response.status_code < 400:
-            cache.delete(key)
+            sign_in.failures_clear(key)
         return response
 
     return wrapper

@@ -102,3 +102,41 @@ def test_behind_a_proxy_the_address_it_appended_counts(lena, settings):
         guess(proxy, f"guess-{i}", HTTP_X_FORWARDED_FOR=f"1.2.3.{i}, 203.0.113.9")
     assert guess(proxy, "the-right-pw", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
     assert guess(proxy, "the-right-pw", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
+
+
+def test_the_api_token_exchange_counts_the_same_failures_as_the_sign_in_page(lena, settings):
+    """The token endpoint checked passwords with no lockout (10 a minute from one address, forever): locked out on the
+    sign-in page, the right password still got a token there."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}), "token": "1000/minute"}}  # fmt: skip
+    from rest_framework.test import APIClient
+
+    from labeling.api.tokens import token_get
+
+    # Given five wrong passwords on the sign-in page
+    for i in range(5):
+        guess(Client(), f"guess-{i}")
+
+    # When the right one is sent to the API's token exchange from the same address: refused, and no token made
+    api = APIClient()
+    answer = api.post("/api/auth/token/", {"username": "lena", "password": "the-right-pw"}, format="json")
+    assert answer.status_code == 429
+    assert "Too many failed sign-ins" in answer.json()["detail"]
+    assert int(answer["Retry-After"]) == 900
+    assert token_get(user=lena) is None
+
+    # And the other way round: five wrong passwords to the API lock the sign-in page for that username
+    cache.clear()
+    assert [api.post("/api/auth/token/", {"username": "lena", "password": f"g{i}"}, format="json").status_code
+            for i in range(5)] == [400] * 5  # fmt: skip
+    assert guess(Client(), "the-right-pw").status_code == 429
+
+    # A right password before the limit clears the count, as on the page
+    cache.clear()
+    for i in range(4):
+        api.post("/api/auth/token/", {"username": "lena", "password": f"g{i}"}, format="json")
+    assert (
+        api.post("/api/auth/token/", {"username": "lena", "password": "the-right-pw"}, format="json").status_code == 200
+    )
+    assert guess(Client(), "wrong").status_code == 200
+    assert guess(Client(), "the-right-pw").status_code == 302
