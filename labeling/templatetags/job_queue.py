@@ -1,4 +1,5 @@
-"""`{% job_waiting_behind job as waiting %}`: a queued job's place on its queue, for every page that shows a job.
+"""`{% job_waiting_behind job as waiting %}`: a queued job's place on its queue, for every page that shows a job;
+`{% job_details_shown as details %}`: whether this user sees a job's message, results and rejected files.
 
 A tag rather than view context because labeling/_job_status.html is rendered by many views (import, export,
 review, model pages) and by the 1-second poll; each gets the same line without computing it itself.
@@ -8,9 +9,18 @@ from __future__ import annotations
 
 from django import template
 
+from labeling.permissions import Capability, role_can
 from labeling.selectors import jobs as job_selectors
 
 register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def job_details_shown(context) -> bool:
+    """A job's message, results and rejected files can name server folders, files and what labels a CSV gave: the
+    roles that read metrics see them (as the jobs API's detail fields), an annotator sees kind, status and progress.
+    Every view that shows a job is a project view, which sets request.role."""
+    return role_can(getattr(context.get("request"), "role", None), Capability.VIEW_METRICS)
 
 
 @register.simple_tag
