@@ -22,6 +22,10 @@ MULTI_LABEL_THRESHOLD = 0.5
 # grew with the square of the depth (a settings page took 2 s at 60 levels, and never answered at 1,500).
 MAX_CLASS_DEPTH = 12
 MAX_CLASS_NAME = 200  # LabelClass.name's max_length
+# Unicode's bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in a name, "x\u202etxt.exe"
+# shows as "xexe.txt", and on a page that joins names the override reverses the names after it too. Refused in class
+# and project names; the marks a right-to-left script uses within its words (U+200E, U+200F) are allowed.
+DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 # The largest id a row can have (a signed 64-bit key). A bigger number in a URL names no row, and the database
 # would overflow looking for it (SQLite: OverflowError; PostgreSQL: bigint out of range).

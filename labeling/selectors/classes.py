@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from django.db.models import Model
 
-from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
+from labeling.constants import DIRECTION_CONTROLS, MAX_CLASS_DEPTH, MAX_CLASS_NAME
 
 PATH_SEPARATOR = "/"
 DISPLAY_SEPARATOR = " / "
@@ -55,6 +55,8 @@ def class_name_problem(name: str, max_length: int = 200) -> str | None:
         return f"class name {name[:40]!r}… is over {max_length} characters"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return f"class name {name!r} contains a control character"
+    if DIRECTION_CONTROLS.intersection(name):
+        return f"class name {name!r} contains a right-to-left override or other direction-control character"
     return None
 
 

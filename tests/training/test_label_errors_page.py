@@ -74,8 +74,8 @@ def test_too_few_labels_per_class_says_so_and_flags_nothing(
     assert "Too few labels to judge" in html
     assert "at least 20 labels in each of two or more classes" in html
     assert 'data-status="too_few"' in html
-    assert "red (12)" in html
-    assert "green (3)" in html
+    assert "<bdi>red</bdi> (12)" in html
+    assert "<bdi>green</bdi> (3)" in html
     assert page_rows(html) == []
     assert not ReviewTask.objects.filter(reason=ReviewTaskReason.LABEL_ERROR, done=False).exists()
     assert LabelErrorSearch.objects.get(project=project).status == "too_few"

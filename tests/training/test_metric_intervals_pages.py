@@ -79,7 +79,7 @@ def test_model_page_shows_n_the_interval_the_absent_class_and_the_cross_validate
     assert "0.875" in active  # 7 of 8
     assert "[0.529, 0.978] n = 8" in active
     # the class with no holdout item is named
-    assert re.search(r'id="no-support">.*<strong>d</strong>', active)
+    assert re.search(r'id="no-support">.*<strong><bdi>d</bdi></strong>', active)
     # the small holdout gets the cross-validated estimate beside it, clearly named
     assert "Small holdout:" in active
     assert "Cross-validated over 40 labeled items" in active
@@ -119,7 +119,7 @@ def test_quality_page_shows_intervals_absent_classes_and_the_learning_curve_band
     headline = html[html.index('id="headline"') :]
     assert re.search(r'id="m-accuracy">0\.625</b>accuracy<br><span class="ci[^>]*>\[0\.306, 0\.863\] n = 8', headline)
     assert re.search(r'id="m-macro-f1">0\.656</b>', headline)  # over a, b and c; counting d as 0 gave 0.492
-    assert "No holdout item of: <strong>d</strong>" in html
+    assert "No holdout item of: <strong><bdi>d</bdi></strong>" in html
     assert "Cross-validated over 40 labeled items" in html
     # The learning curve: a band over v2 and v3 (v1 has no interval), a whisker at each of them, the two lines
     chart = html[html.index('id="learning-curve"') :]
@@ -230,7 +230,7 @@ def test_the_label_error_search_stores_the_cross_validated_estimate_the_page_sho
     html = client.get(reverse("training:model", args=[project.slug])).content.decode()
     assert "Cross-validated over 19 labeled items" in html
     assert re.search(r'id="cv-method">Out-of-fold predictions \(5-fold\) of the head a version trains on', html)
-    assert "No holdout item of: <strong>green, grey</strong>" in html
+    assert "No holdout item of: <strong><bdi>green</bdi>, <bdi>grey</bdi></strong>" in html
 
 
 def test_with_a_few_labels_in_every_class_the_page_says_why_there_is_no_estimate_instead_of_one_far_too_low(
