@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import IsAuthenticated
 
 from labeling.api import queue, resources
 from labeling.api.base import no_store
@@ -120,7 +121,8 @@ def api_docs(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Signed-in users and tokens only, as every other API address (docs/security.md: anonymous callers get 401).
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),
     path("docs/", api_docs, name="api-docs"),
     *queue.urlpatterns,
     *resources.urlpatterns,

@@ -63,7 +63,12 @@ def endpoints(w) -> list[tuple[str, str, str]]:
 
 def test_anonymous_gets_401_everywhere(world):
     client = APIClient()
-    for method, url, _ in [*endpoints(world), ("get", "/api/projects/", ""), ("get", "/api/me/token/", "")]:
+    for method, url, _ in [
+        *endpoints(world),
+        ("get", "/api/projects/", ""),
+        ("get", "/api/me/token/", ""),
+        ("get", "/api/schema/", ""),
+    ]:
         assert getattr(client, method)(url).status_code == 401, url
 
 
