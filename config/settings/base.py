@@ -185,6 +185,9 @@ LABELLOOP_IMPORT_THREADS = env.int("LABELLOOP_IMPORT_THREADS", default=min(4, os
 LABELLOOP_LEASE_SECONDS = env.int("LABELLOOP_LEASE_SECONDS", default=600)
 LABELLOOP_UNDO_GRACE_SECONDS = env.int("LABELLOOP_UNDO_GRACE_SECONDS", default=300)
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", default=5000)
+# A request body other than multipart files (JSON, form fields): Django's default, 2.5 MiB. Past it the API answers
+# 413 in JSON naming the limit (labeling/api/errors.py), the pages Django's 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 REST_FRAMEWORK = {
@@ -195,6 +198,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "labeling.api.base.NestedNameAutoSchema",
+    # DRF's, plus JSON answers for JSON nested too deep (400) and bodies over the upload limits (413 / 400).
+    "EXCEPTION_HANDLER": "labeling.api.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     # Making tokens (POST /api/auth/token/ per client address, POST /api/me/token/ per user): DRF's "n/second",

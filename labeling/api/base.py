@@ -192,8 +192,19 @@ def job_started_response(job: Job, request) -> Response:
     return Response(JobStartedSerializer(job, context={"request": request}).data, status=code)
 
 
+# Retry-After of the job limit's 429. A place frees only when one of the caller's (or the project's) exports or
+# inference jobs in flight finishes, which the server cannot foresee: they take from seconds to many minutes. A
+# minute keeps a client that honours the header from asking again and again while a job runs, and retries soon
+# after a typical export ends; a client that wants to know sooner polls its job (GET .../jobs/<id>/).
+JOB_LIMIT_RETRY_AFTER_SECONDS = 60
+
+
 def job_limit_refused(exc: JobLimitReached) -> Throttled:
-    return Throttled(detail=str(exc))
+    refused = Throttled(detail=str(exc))
+    # Set after construction: Throttled(wait=...) would append "Expected available in 60 seconds." to the message,
+    # a promise the limit cannot keep. DRF's exception handler sends `wait` as the Retry-After header.
+    refused.wait = JOB_LIMIT_RETRY_AFTER_SECONDS
+    return refused
 
 
 class Gone(APIException):

@@ -63,6 +63,8 @@ def uploads_of(environ: dict, body: bytes) -> list[Upload]:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest(400, "the body is not valid JSON") from None
+        except RecursionError:  # json's answer to arrays or objects nested past the interpreter's recursion limit
+            raise BadRequest(400, "the body is not valid JSON: arrays or objects nested too deeply") from None
         if not isinstance(payload, dict):
             raise BadRequest(400, 'send {"images": ["<base64>", ...]}')
         values = payload.get("images", [payload["image"]] if "image" in payload else None)
