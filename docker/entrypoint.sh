@@ -76,6 +76,7 @@ case "$role" in
     exec python manage.py migrate --noinput
     ;;
   manage)
+    wait_for_db
     exec python manage.py "$@"
     ;;
   *)
