@@ -8,6 +8,7 @@ from labeling.constants import (
     BACKBONE_FIGURES,
     BUNDLED_BACKBONES,
     DEFAULT_BACKBONE,
+    DIRECTION_CONTROLS,
     STRATEGY_CHOICES,
     WEIGHTS_KEYWORDS,
     backbone_choices,
@@ -19,7 +20,69 @@ from labeling.selectors.classes import class_path_parse, class_paths, class_tree
 from labeling.selectors.training_seam import registered_backbone_weights
 
 
+def name_direction_controls_refuse(name: str) -> str:
+    """`name`, or a ValidationError naming the direction-control characters it holds (labeling.constants says why
+    they are refused)."""
+    found = sorted({c for c in name if c in DIRECTION_CONTROLS})
+    if found:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in found)
+        raise forms.ValidationError(
+            f"The name contains a right-to-left override or other direction-control character ({codes}), which "
+            "makes it display in a different order than it was typed; remove it.",
+            code="direction_control",
+        )
+    return name
+
+
+# The ranges the settings forms accept; a project saved before they existed keeps its value and works, and the next
+# save of its settings asks for one in range. Why these bounds:
+# - image_size 32 to 512 px. The backbones shrink an image 32-fold before their last features (EfficientNet's stride
+#   is 32), so below 32 px the network sees less than one cell of it; training.ml's RoundConfig refuses < 16 outright.
+#   Above: the bundled backbones' native sizes are 224 (Lite0) and 260 px (Lite2), and the measured figures
+#   (labeling.constants.BACKBONE_FIGURES) show Lite2 at 260 px already no better than at 192 px for 297 s per 1,000
+#   images on the CPU worker. Cost grows with the square of the side: 512 px is about 4x that (20 min per 1,000
+#   images) and still covers the hub backbones made for 384-512 px inputs. One worker trains every project, so a
+#   larger size (32,767 px: 3.2 G values per image) would stall it for everyone.
+# - retrain_every at least 1: a run after every "0 new labels" means nothing (the scheduler reads 0 as 1).
+# - min_labels_to_train at least 2: the worker needs two labeled images to train anything (a single-label model
+#   learns at least two classes; the cross-validated head needs two examples: training.ml.heads).
+# - annotations_per_item 1 to 20: every image waits for that many different annotators before it has a label (the
+#   queue never serves an image twice to one person), and each one more is another pass over every image. The most
+#   common answer of a handful of people is already settled; 20 leaves room for a large panel, while 1,000 (which the
+#   form once took) would leave every image unlabeled for good.
+# The upper bounds of the counts keep them inside every database's integer column.
+IMAGE_SIZE_RANGE = (32, 512)
+RETRAIN_EVERY_RANGE = (1, 1_000_000)
+MIN_LABELS_TO_TRAIN_RANGE = (2, 1_000_000)
+ANNOTATIONS_PER_ITEM_RANGE = (1, 20)
+
+
+def _ranged(bounds: tuple[int, int], *, label: str, help_text: str, refusal: str, unit: str = "") -> forms.IntegerField:
+    """A whole-number field accepting `bounds` (inclusive) whose refusal names the range, whichever end it missed."""
+    low, high = bounds
+    message = f"{refusal} from {low:,} to {high:,}{unit}."
+    return forms.IntegerField(
+        label=label, min_value=low, max_value=high, help_text=help_text,
+        error_messages={"min_value": message, "max_value": message},
+    )  # fmt: skip
+
+
+def annotations_per_item_field(help_text: str) -> forms.IntegerField:
+    return _ranged(
+        ANNOTATIONS_PER_ITEM_RANGE,
+        label="Annotators per image",
+        help_text=help_text,
+        refusal="Each image needs at least one annotator, and a team rarely has more than twenty: choose",
+    )
+
+
+_OVERLAP_HELP = (
+    "How many people label each image; with more than one, the answers are combined and disagreements go to review."
+)
+
+
 class ProjectCreateForm(forms.ModelForm):
+    annotations_per_item = annotations_per_item_field(_OVERLAP_HELP)
     classes = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 5}),
@@ -41,16 +104,17 @@ class ProjectCreateForm(forms.ModelForm):
             raise forms.ValidationError(problems)
         return list(dict.fromkeys(paths))
 
+    def clean_name(self) -> str:
+        return name_direction_controls_refuse(self.cleaned_data["name"])
+
     class Meta:
         model = Project
         fields = ["name", "task_type", "instructions", "annotations_per_item"]
-        labels = {"task_type": "Task", "annotations_per_item": "Annotators per image"}
+        labels = {"task_type": "Task"}
         help_texts = {
             "task_type": "Single-label: one class per image. Multi-label: any number of classes per image.",
             "instructions": "Shown to annotators on the labeling page when they press i (plain text: line breaks "
             "are kept, markup is shown as typed).",
-            "annotations_per_item": "How many people label each image; with more than one, the answers are "
-            "combined and disagreements go to review.",
         }
 
 
@@ -119,6 +183,32 @@ class ProjectSettingsForm(forms.ModelForm):
         help_text="Share of imported images kept out of training to measure the model without bias (0.1 = 10 %). "
         "Applies to images imported from now on.",
     )  # fmt: skip
+    annotations_per_item = annotations_per_item_field(
+        f"{_OVERLAP_HELP} Lowering it resolves the images that then have enough labels; raising it changes no image "
+        "labeled already."
+    )
+    retrain_every = _ranged(
+        RETRAIN_EVERY_RANGE,
+        label="New labels per retraining",
+        help_text="Queue a training run after this many new labels.",
+        refusal="A run needs at least one new label to learn from: choose",
+    )
+    min_labels_to_train = _ranged(
+        MIN_LABELS_TO_TRAIN_RANGE,
+        label="Labels before the first model",
+        help_text="No model is trained before the project has this many labels (at least 2: a model needs two "
+        "labeled images to learn from).",
+        refusal="A model needs at least two labeled images to learn from: choose",
+    )
+    image_size = _ranged(
+        IMAGE_SIZE_RANGE,
+        label="Image size (pixels)",
+        help_text="Images are resized to this many pixels a side before the backbone sees them (32 to 512; cost "
+        "grows with the square of the size: see the measured figures below).",
+        refusal="The backbones need at least 32 pixels a side, and above 512 one project's training would hold up "
+        "the shared worker for every project: choose an image size",
+        unit=" pixels",
+    )
     gpus = forms.IntegerField(
         label="GPUs", min_value=1, max_value=64, initial=1,
         help_text="Fine-tune runs train on this many GPUs at once (DistributedDataParallel under torchrun); head "
@@ -145,22 +235,10 @@ class ProjectSettingsForm(forms.ModelForm):
             "gpus",
             "preselect_suggestion",
         ]
-        labels = {
-            "annotations_per_item": "Annotators per image",
-            "retrain_every": "New labels per retraining",
-            "min_labels_to_train": "Labels before the first model",
-            "image_size": "Image size (pixels)",
-            "preselect_suggestion": "Preselect the model's suggestion",
-        }
+        labels = {"preselect_suggestion": "Preselect the model's suggestion"}
         help_texts = {
             "instructions": "Shown to annotators on the labeling page when they press i (plain text: line breaks "
             "are kept, markup is shown as typed).",
-            "annotations_per_item": "How many people label each image; with more than one, the answers are "
-            "combined and disagreements go to review. Lowering it resolves the images that then have enough labels; "
-            "raising it changes no image labeled already.",
-            "retrain_every": "Queue a training run after this many new labels.",
-            "min_labels_to_train": "No model is trained before the project has this many labels.",
-            "image_size": "Images are resized to this many pixels a side before the backbone sees them.",
             "training_mode": "Auto: fine-tune where the training worker has a GPU (CUDA), else train a head; each run "
             "records which it did and why. Head: train a classifier on cached backbone features (seconds, CPU is "
             "fine). Fine-tune: train the whole network (better with many labels, wants a GPU).",
@@ -186,6 +264,9 @@ class ProjectSettingsForm(forms.ModelForm):
         self.fields["backbone_weights"].choices = weights_choices(
             saved.backbone_weights if saved else None, list(self.registered.values())
         )
+
+    def clean_name(self) -> str:
+        return name_direction_controls_refuse(self.cleaned_data["name"])
 
     def clean(self):
         data = super().clean()
