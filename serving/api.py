@@ -42,7 +42,13 @@ class MonitoringVersionSerializer(serializers.Serializer):
 
 
 class MonitoringClassSerializer(serializers.Serializer):
-    path = serializers.CharField(help_text="Stored class path (a/b).")
+    path = serializers.CharField(
+        help_text='Class path as the pages show it ("a / b / c", the spelling of the model\'s class names); a '
+        "predicted name no class of the project has any more (renamed since), as logged."
+    )
+    class_id = serializers.IntegerField(
+        allow_null=True, help_text="The class's id; null for a predicted name no class of the project has."
+    )
     predicted = serializers.IntegerField()
     predicted_share = serializers.FloatField()
     labeled = serializers.IntegerField(help_text="Resolved labels with this class.")
@@ -145,7 +151,8 @@ class SendToQueueApi(ProjectView, APIView):
         top_class = serializers.CharField(
             required=False,
             max_length=500,
-            help_text="Predicted class path (a/b); multi-label: one of the classes predicted.",
+            help_text='Predicted class path, either spelling ("a/b/c" or "a / b / c"); multi-label: one of the '
+            "classes predicted.",
         )
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)

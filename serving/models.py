@@ -86,7 +86,9 @@ class PredictionLog(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prediction_logs")
     created_at = models.DateTimeField(db_index=True)
     version_number = models.PositiveIntegerField()
-    top_class = models.CharField(max_length=500)  # stored class path ("a/b")
+    # The model's class name as the service answered it: a display path ("a / b"; stored "a/b" from older
+    # checkpoints). Matched to classes by serving.selectors.monitoring.class_ids_by_logged_name.
+    top_class = models.CharField(max_length=500)
     confidence = models.FloatField()
     margin = models.FloatField()  # top-1 minus top-2 probability
     embedding = models.BinaryField(null=True, blank=True)  # float16, as the feature store keeps embeddings
@@ -127,7 +129,7 @@ class PredictedLabel(models.Model):
     before December 2026 have none either (the log kept the top class only)."""
 
     log = models.ForeignKey(PredictionLog, on_delete=models.CASCADE, related_name="predicted_labels")
-    path = models.CharField(max_length=500)  # stored class path ("a/b")
+    path = models.CharField(max_length=500)  # the model's class name, as top_class is
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["log", "path"], name="predlabel_unique_log_path")]

@@ -14,12 +14,12 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, F, FloatField, Q, Value
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Value
 from django.db.models.functions import Floor, Least, TruncDate
 from django.utils import timezone
 
 from labeling.models import Item, Project, ResolvedLabel
-from labeling.selectors.classes import class_paths, class_tree
+from labeling.selectors.classes import ClassTree, class_paths, class_tree
 from serving.models import (
     DEFAULT_LOW_CONFIDENCE_THRESHOLD,
     DriftReport,
@@ -68,11 +68,12 @@ class LatencyDay:
 
 @dataclass(frozen=True)
 class ClassShare:
-    path: str
+    path: str  # display path ("a / b"); a logged name no class of the project has, as logged
     predicted: int
     predicted_share: float
     labeled: int
     labeled_share: float
+    class_id: int | None = None  # None: a logged name no class of the project has (renamed since)
 
 
 @dataclass(frozen=True)
@@ -208,13 +209,25 @@ def _ms_quantile(hist: dict[int, int], total: int, q: float) -> float:
     return float(max(hist))
 
 
+def class_ids_by_logged_name(tree: ClassTree) -> dict[str, int]:
+    """The class a name in the prediction log stands for. The log holds the model's class names, the display paths
+    a trained model carries ("a / b / c"; older checkpoints: stored paths "a/b/c"), never class ids: both spellings
+    of every class (archived ones too) map to its id, so a nested class's predictions meet its labels. Where the two
+    spellings of different classes collide (a class named "a/b" beside a class b under a) the display path wins:
+    it is what trained models carry."""
+    ids = {path: pk for pk, path in class_paths(tree).items()}
+    ids.update({path: pk for pk, path in class_paths(tree, display=True).items()})
+    return ids
+
+
 def class_mix(
-    *, project: Project, since: datetime, until: datetime, paths: dict[int, str]
+    *, project: Project, since: datetime, until: datetime, tree: ClassTree
 ) -> tuple[list[ClassShare], int, int, int]:
     """The predicted classes in the window against the labeled distribution (each class of each resolved label
     counts once; in a multi-label project each class of each prediction does too, a single-label prediction is its
-    top class). The MAX_CLASSES_SHOWN most predicted or labeled classes; returns (rows, other predicted, predicted
-    total, labeled total). Two grouped queries; `paths` is class_paths of the project's class tree."""
+    top class). The MAX_CLASSES_SHOWN most predicted or labeled classes, by display path; returns (rows, other
+    predicted, predicted total, labeled total). Two grouped queries; `tree` is the project's class_tree. Predicted
+    names are matched to classes by class_ids_by_logged_name; a name no class has stays a row of its own."""
     if project.is_multi_label:
         rows_of = PredictedLabel.objects.filter(
             log__project=project, log__created_at__gte=since, log__created_at__lt=until
@@ -223,59 +236,68 @@ def class_mix(
         rows_of = PredictionLog.objects.filter(
             project=project, created_at__gte=since, created_at__lt=until
         ).values_list("top_class")
-    predicted = dict(rows_of.annotate(n=Count("id")).order_by())
-    labeled_by_id = dict(
+    ids = class_ids_by_logged_name(tree)
+    predicted: dict[int | str, int] = {}  # class id, or the logged name of no class
+    for name, n in rows_of.annotate(n=Count("id")).order_by():
+        key = ids.get(name, name)
+        predicted[key] = predicted.get(key, 0) + n
+    labeled: dict[int | str, int] = dict(
         ResolvedLabel.classes.through.objects.filter(resolvedlabel__project=project)
         .values_list("labelclass_id")
         .annotate(n=Count("id"))
         .order_by()
     )
-    labeled: dict[str, int] = {}
-    for class_id, n in labeled_by_id.items():
-        if class_id in paths:
-            labeled[paths[class_id]] = labeled.get(paths[class_id], 0) + n
+    display = class_paths(tree, display=True)
+    labeled = {class_id: n for class_id, n in labeled.items() if class_id in display}
+
+    def path_of(key: int | str) -> str:
+        return display[key] if isinstance(key, int) and key in display else str(key)
+
     n_pred, n_lab = sum(predicted.values()), sum(labeled.values())
-    names = sorted(set(predicted) | set(labeled), key=lambda p: (-predicted.get(p, 0), -labeled.get(p, 0), p))
-    shown = names[:MAX_CLASSES_SHOWN]
+    keys = sorted(set(predicted) | set(labeled), key=lambda k: (-predicted.get(k, 0), -labeled.get(k, 0), path_of(k)))
     rows = [
         ClassShare(
-            path=p,
-            predicted=predicted.get(p, 0),
-            predicted_share=predicted.get(p, 0) / n_pred if n_pred else 0.0,
-            labeled=labeled.get(p, 0),
-            labeled_share=labeled.get(p, 0) / n_lab if n_lab else 0.0,
+            path=path_of(k),
+            predicted=predicted.get(k, 0),
+            predicted_share=predicted.get(k, 0) / n_pred if n_pred else 0.0,
+            labeled=labeled.get(k, 0),
+            labeled_share=labeled.get(k, 0) / n_lab if n_lab else 0.0,
+            class_id=k if isinstance(k, int) else None,
         )
-        for p in shown
+        for k in keys[:MAX_CLASSES_SHOWN]
     ]
     other = n_pred - sum(r.predicted for r in rows)
     return rows, other, n_pred, n_lab
 
 
-def live_accuracy(*, project: Project, paths: dict[int, str]) -> list[LiveAccuracy]:
+def live_accuracy(*, project: Project, tree: ClassTree) -> list[LiveAccuracy]:
     """Per version: of the production images sent to the queue whose item now has a resolved label, how many the
     version got right, with a Wilson 95 % interval. Right: the top class is one of the resolved classes; in a
-    multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model page)."""
+    multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model page).
+    Compared by class id: the logged names map to classes through class_ids_by_logged_name (a name no class has
+    any more is never right)."""
     logs = PredictionLog.objects.filter(project=project).exclude(image_sha256="").order_by("-created_at", "-pk")
     logs = logs[: MAX_SEND * 100]
     sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk"))
     if not sent:
         return []
+    ids = class_ids_by_logged_name(tree)
     multi = project.is_multi_label
-    predicted: dict[int, set[str]] = {}
+    predicted: dict[int, set[int | str]] = {}
     if multi:  # the classes of the same rows
         for log_id, path in PredictedLabel.objects.filter(log__in=logs.values("pk")).values_list("log_id", "path"):
-            predicted.setdefault(log_id, set()).add(path)
+            predicted.setdefault(log_id, set()).add(ids.get(path, path))
     shas = {sha for _, _, sha, _ in sent}
     item_of = dict(
         Item.objects.filter(project=project, sha256__in=shas, resolved__isnull=False).values_list("sha256", "pk")
     )
     if not item_of:
         return []
-    labels: dict[int, set[str]] = {}
+    labels: dict[int, set[int | str]] = {}
     for item_id, class_id in ResolvedLabel.classes.through.objects.filter(
         resolvedlabel__item_id__in=item_of.values()
     ).values_list("resolvedlabel__item_id", "labelclass_id"):
-        labels.setdefault(item_id, set()).add(paths.get(class_id, ""))
+        labels.setdefault(item_id, set()).add(class_id)
     tally: dict[int, list[int]] = {}
     for version, top, sha, log_id in sent:
         item_id = item_of.get(sha)
@@ -283,7 +305,10 @@ def live_accuracy(*, project: Project, paths: dict[int, str]) -> list[LiveAccura
             continue  # not labeled yet, or labeled "none of these" (in a multi-label project: no class present)
         counts = tally.setdefault(version, [0, 0])
         counts[0] += 1
-        counts[1] += predicted.get(log_id, set()) == labels.get(item_id, set()) if multi else top in labels[item_id]
+        if multi:
+            counts[1] += predicted.get(log_id, set()) == labels.get(item_id, set())
+        else:
+            counts[1] += ids.get(top, top) in labels[item_id]
     out = []
     for version in sorted(tally):
         n, correct = tally[version]
@@ -306,8 +331,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
     window = PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
     by_version = dict(window.values_list("version_number").annotate(n=Count("id")).order_by("version_number"))
     tree = class_tree(project=project)  # read once: the class mix, live accuracy and the page's class list
-    paths = class_paths(tree)
-    classes, other, predicted_total, labeled_total = class_mix(project=project, since=since, until=until, paths=paths)
+    classes, other, predicted_total, labeled_total = class_mix(project=project, since=since, until=until, tree=tree)
     drift, running = drift_reports(project=project)
     counts = PredictionLog.objects.filter(project=project).aggregate(
         sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
@@ -325,7 +349,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         labeled_total=labeled_total,
         drift=drift,
         drift_running=running,
-        live_accuracy=live_accuracy(project=project, paths=paths),
+        live_accuracy=live_accuracy(project=project, tree=tree),
         class_paths=sorted(class_paths(tree, display=True).values()),
         sent_to_queue=counts["sent"],
         kept_images=counts["kept"],
@@ -342,19 +366,32 @@ class Selection:
 
     order: str = Order.LOWEST_CONFIDENCE
     limit: int = 50
-    top_class: str = ""
+    top_class: str = ""  # stored class path (class_path_normalize of what someone typed); "" = any class
     since: datetime | None = None
     until: datetime | None = None
     version_number: int | None = None
     seed: int | None = None
 
 
+def logged_names_of(*, project: Project, path: str) -> list[str]:
+    """Every name the prediction log may hold for the class whose stored path is `path` (its display path and its
+    stored path: class_ids_by_logged_name); `path` itself when no class of the project has it."""
+    tree = class_tree(project=project)
+    class_id = {stored: pk for pk, stored in class_paths(tree).items()}.get(path)
+    if class_id is None:
+        return [path]
+    return [name for name, pk in class_ids_by_logged_name(tree).items() if pk == class_id]
+
+
 def send_candidates(*, project: Project, selection: Selection):
     """The queryset of candidate predictions (image kept, not yet sent) that match the selection's filters."""
     rows = PredictionLog.objects.filter(project=project, queued_at=None).exclude(image="")
     if selection.top_class:  # a multi-label prediction matches when the class is one of those it predicted
-        on = "predicted_labels__path" if project.is_multi_label else "top_class"
-        rows = rows.filter(**{on: selection.top_class})
+        names = logged_names_of(project=project, path=selection.top_class)
+        if project.is_multi_label:  # a prediction of two classes would otherwise come twice
+            rows = rows.filter(Exists(PredictedLabel.objects.filter(log=OuterRef("pk"), path__in=names)))
+        else:
+            rows = rows.filter(top_class__in=names)
     if selection.since is not None:
         rows = rows.filter(created_at__gte=selection.since)
     if selection.until is not None:

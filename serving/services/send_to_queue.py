@@ -18,6 +18,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +29,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Job, JobKind, Project
-from labeling.selectors.classes import PATH_SEPARATOR, class_path_display, class_paths, class_tree
+from labeling.selectors.classes import (
+    PATH_SEPARATOR,
+    class_path_display,
+    class_path_normalize,
+    class_paths,
+    class_tree,
+)
 from labeling.services.imports import import_job_create, import_job_enqueue
 from serving.models import PredictionLog, ServingSettings
 from serving.selectors.monitoring import MAX_SEND, Order, Selection, predictions_select
@@ -53,7 +60,11 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
     """Send the predictions `selection` picks to the labeling queue as one import job (queued after commit).
 
     Raises ValidationError (nothing changed) when the selection is invalid or picks no prediction with a kept
-    image. Images that vanished from storage since (pruned meanwhile) are listed as the job's rejections."""
+    image. Images that vanished from storage since (pruned meanwhile) are listed as the job's rejections.
+    `selection.top_class` may be spelled either way ("a/b" or "a / b"); it matches the predictions logged under
+    either spelling of that class (serving.selectors.monitoring.send_candidates)."""
+    if selection.top_class:
+        selection = replace(selection, top_class=class_path_normalize(selection.top_class))
     if selection.order not in Order.CHOICES:
         raise ValidationError(f"Unknown order {selection.order!r}: use one of {', '.join(Order.CHOICES)}.")
     if selection.since and selection.until and selection.since >= selection.until:

@@ -19,7 +19,7 @@ from labeling import charts
 from labeling.constants import MULTI_LABEL_THRESHOLD, id_from_text
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
-from labeling.selectors.classes import DISPLAY_SEPARATOR, PATH_SEPARATOR, class_path_normalize
+from labeling.selectors.classes import class_path_normalize
 from serving.charts import time_chart
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
 from serving.services.drift import DriftCheckError, drift_check_request
@@ -131,7 +131,7 @@ def monitoring_charts(figures: Monitoring) -> dict:
             marks=[r.drifted for r in done],
             notes=[f"v{r.version_number}, n={r.n_production} vs {r.n_reference} labeled" for r in done],
         )
-    display = [c.path.replace(PATH_SEPARATOR, DISPLAY_SEPARATOR) for c in figures.classes]
+    display = [c.path for c in figures.classes]  # display paths already (serving.selectors.monitoring.class_mix)
     predicted = charts.bar_chart(
         [(name, c.predicted_share) for name, c in zip(display, figures.classes, strict=True)], title="predicted"
     )

@@ -36,7 +36,7 @@ class Command(BaseCommand):
             "--class",
             dest="top_class",
             default="",
-            help="only this predicted class (path a/b; multi-label: one of those predicted)",
+            help='only this predicted class, as a path "a/b" or "a / b" (multi-label: one of those predicted)',
         )
         parser.add_argument("--since", default="", help="from this UTC date or time (ISO 8601)")
         parser.add_argument("--until", default="", help="before this UTC date or time (ISO 8601)")
@@ -47,7 +47,9 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=opts["project"]).first()
         if project is None:
             raise CommandError(f"No project with slug {opts['project']!r}.")
-        order, limit = Order.LOWEST_CONFIDENCE, opts["lowest_confidence"] or 50
+        # No option at all: the 50 least confident. A number given is checked as given (0 is refused, not 50).
+        order = Order.LOWEST_CONFIDENCE
+        limit = 50 if opts["lowest_confidence"] is None else opts["lowest_confidence"]
         if opts["random"] is not None:
             order, limit = Order.RANDOM, opts["random"]
         elif opts["newest"] is not None:
