@@ -1,5 +1,7 @@
-// Grid mode: select thumbnails with mouse (click, shift-click) or keys (arrows + space, a = all/none),
-// then Enter labels the selection as the chosen class and n marks it "not that class"; / finds a class by name.
+// Grid mode: select thumbnails with mouse (click, shift-click) or keys (Tab reaches the tiles as one stop, arrows
+// move, Space selects, Shift+arrows extend from the anchor, a = all/none), then Enter labels the selection as the
+// chosen class and n marks it "not that class"; / finds a class by name, Enter there chooses the first match and
+// Enter again (the finder empty) labels the selection. Nothing is sent without a class chosen.
 (function () {
   "use strict";
 
@@ -9,25 +11,52 @@
   window.addEventListener("load", () => { if (shownAt === null) shownAt = Date.now(); });
   let cursor = -1;
   let anchor = -1;
+  // The selection when the anchor was last set: a range (shift-click, Shift+arrow) is added to it, so extending
+  // and then shrinking a range takes back only what the range added.
+  let base = new Set();
   const tiles = () => Array.from(document.querySelectorAll("#tiles .tile"));
   const box = (tile) => tile.querySelector("input[type=checkbox]");
+  const form = () => document.getElementById("grid-form");
 
   function setSelected(tile, on) {
     box(tile).checked = on;
     tile.classList.toggle("selected", on);
   }
 
+  function selectedCount() {
+    return tiles().filter((t) => box(t).checked).length;
+  }
+
   function refresh() {
     const count = document.getElementById("selected-count");
-    if (count) count.textContent = String(tiles().filter((t) => box(t).checked).length);
+    if (count) count.textContent = String(selectedCount());
+    notify("");
+  }
+
+  // The grid is one Tab stop: the tile under the cursor is the one Tab reaches (roving tabindex).
+  function rove(index) {
+    tiles().forEach((t, i) => {
+      t.tabIndex = i === index ? 0 : -1;
+      t.classList.toggle("cursor", i === index && cursor >= 0);
+    });
   }
 
   function moveCursor(index) {
     const all = tiles();
     if (!all.length) return;
     cursor = Math.max(0, Math.min(all.length - 1, index));
-    all.forEach((t, i) => t.classList.toggle("cursor", i === cursor));
+    rove(cursor);
     all[cursor].focus({ preventScroll: false });
+  }
+
+  function setAnchor(index) {
+    anchor = index;
+    base = new Set(tiles().map((t, i) => (box(t).checked ? i : -1)).filter((i) => i >= 0));
+  }
+
+  function selectRange(to) {
+    const [lo, hi] = anchor < to ? [anchor, to] : [to, anchor];
+    tiles().forEach((t, i) => setSelected(t, base.has(i) || (i >= lo && i <= hi)));
   }
 
   function columns() {
@@ -38,41 +67,73 @@
     return n === -1 ? all.length : n;
   }
 
-  function submit(action) {
-    const form = document.getElementById("grid-form");
-    if (!form) return;
-    form.querySelector("input[name=ms]").value = String(Math.round(performance.now() - started));
-    form.querySelector("input[name=shown_at]").value = String(shownAt ?? Date.now());
-    form.querySelector("input[name=client_now]").value = String(Date.now());
-    const button = document.getElementById(action === "not" ? "grid-not" : "grid-label");
-    form.requestSubmit(button);
+  function notify(text) {
+    const notice = document.getElementById("grid-notice");
+    if (!notice) return;
+    notice.textContent = text;
+    notice.hidden = !text;
   }
+
+  // Whether the form may be sent: a selection and a class, else the page says what is missing and sends nothing.
+  function ready() {
+    if (!selectedCount()) { notify("Select at least one image first: nothing was labeled."); return false; }
+    if (!options().some((o) => o.selected)) {
+      notify("Choose a class first (/ finds one): nothing was labeled.");
+      return false;
+    }
+    return true;
+  }
+
+  function submit(action) {
+    const f = form();
+    if (!f) return;
+    f.requestSubmit(document.getElementById(action === "not" ? "grid-not" : "grid-label"));
+  }
+
+  // Every way of sending the form (Enter, n, the buttons) passes here; the browser's own check of the class menu
+  // (`required`, for a page without this script) is replaced by ready(), which says what is missing on the page.
+  document.addEventListener("submit", (e) => {
+    const f = e.target;
+    if (f.id !== "grid-form") return;
+    if (!ready()) { e.preventDefault(); return; }
+    f.querySelector("input[name=ms]").value = String(Math.round(performance.now() - started));
+    f.querySelector("input[name=shown_at]").value = String(shownAt ?? Date.now());
+    f.querySelector("input[name=client_now]").value = String(Date.now());
+  });
 
   document.addEventListener("click", (e) => {
     const tile = e.target.closest && e.target.closest("#tiles .tile");
     if (!tile) return;
     e.preventDefault();
-    const all = tiles();
-    const index = all.indexOf(tile);
-    if (e.shiftKey && anchor >= 0) {
-      const [lo, hi] = anchor < index ? [anchor, index] : [index, anchor];
-      all.forEach((t, i) => { if (i >= lo && i <= hi) setSelected(t, true); });
-    } else {
+    const index = tiles().indexOf(tile);
+    if (e.shiftKey && anchor >= 0) selectRange(index);
+    else {
       setSelected(tile, !box(tile).checked);
-      anchor = index;
+      setAnchor(index);
     }
     moveCursor(index);
     refresh();
   });
 
-  // --- finding a class among many: the filter narrows the class list (chosen classes stay listed), Enter in it
-  // chooses the first match (multi-label: adds or removes it) and never submits the form ---
+  // Tab (or a click) onto a tile puts the cursor there.
+  document.addEventListener("focusin", (e) => {
+    const tile = e.target.closest && e.target.closest("#tiles .tile");
+    if (!tile) return;
+    cursor = tiles().indexOf(tile);
+    rove(cursor);
+  });
+
+  // --- finding a class among many: the filter narrows the class list (chosen classes stay listed); Enter in it
+  // chooses the first match (multi-label: adds or removes it), Enter with the finder empty labels the selection as a
+  // grid Enter does, Escape goes back to the grid ---
   const classSelect = () => document.getElementById("grid-class");
   const filterInput = () => document.getElementById("grid-class-filter");
-  const options = () => Array.from(classSelect().options);
+  // The classes, not the "choose a class…" placeholder of a single-label menu.
+  const options = () => (classSelect() ? Array.from(classSelect().options).filter((o) => o.value) : []);
 
   function showChosen() {
     const chosen = document.getElementById("grid-chosen");
+    notify("");
     if (!chosen) return;
     const names = options().filter((o) => o.selected).map((o) => o.dataset.path);
     chosen.textContent = names.length ? "Chosen: " + names.join(" · ") : "No class chosen yet";
@@ -85,13 +146,21 @@
     return options().filter((o) => found.has(o));
   }
 
+  function backToGrid() {
+    const all = tiles();
+    if (all.length) moveCursor(cursor < 0 ? 0 : cursor);
+    else document.activeElement.blur();
+  }
+
   function onFilterKey(e) {
-    if (e.key === "Escape") { e.preventDefault(); e.target.value = ""; applyFilter(); e.target.blur(); return; }
+    if (e.key === "Escape") { e.preventDefault(); e.target.value = ""; applyFilter(); backToGrid(); return; }
     if (e.key === "ArrowDown") { e.preventDefault(); classSelect().focus(); return; }
     if (e.key !== "Enter") return;
-    e.preventDefault();  // a search's Enter must not label the selection
+    e.preventDefault();  // a search's Enter chooses; only Enter on an empty finder labels
+    if (e.repeat) return;  // a held Enter must not choose and then label
+    if (!e.target.value.trim()) { submit("label"); return; }
     const [first] = applyFilter();
-    if (!first || e.repeat) return;
+    if (!first) return;
     if (classSelect().multiple) first.selected = !first.selected;
     else classSelect().value = first.value;
     e.target.value = "";
@@ -103,37 +172,57 @@
   document.addEventListener("input", (e) => { if (e.target.id === "grid-class-filter") applyFilter(); });
   document.addEventListener("change", (e) => { if (e.target.id === "grid-class") showChosen(); });
 
+  function onArrow(key, shift) {
+    const all = tiles();
+    if (shift && anchor < 0) {
+      if (cursor < 0) cursor = 0;
+      if (!box(all[cursor]).checked) setSelected(all[cursor], true);
+      setAnchor(cursor);
+    }
+    if (cursor < 0 && !shift) { moveCursor(0); return; }
+    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns() }[key];
+    moveCursor(cursor + step);
+    if (shift) { selectRange(cursor); refresh(); }
+  }
+
   document.addEventListener("keydown", (e) => {
     if (e.target && e.target.id === "grid-class-filter") { onFilterKey(e); return; }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target && /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName) && e.target.type !== "checkbox") return;
+    // Enter and Space on a focused button or link are its own (Enter on "Not" is "not", not "label")
+    if (e.target && /^(BUTTON|A)$/.test(e.target.tagName) && (e.key === "Enter" || e.key === " ")) return;
     const all = tiles();
     if (!all.length) return;
     const key = e.key;
     if (key === "/" && filterInput()) { e.preventDefault(); filterInput().focus(); }
-    else if (key === "ArrowRight") { e.preventDefault(); moveCursor(cursor + 1); }
-    else if (key === "ArrowLeft") { e.preventDefault(); moveCursor(cursor - 1); }
-    else if (key === "ArrowDown") { e.preventDefault(); moveCursor(cursor < 0 ? 0 : cursor + columns()); }
-    else if (key === "ArrowUp") { e.preventDefault(); moveCursor(cursor - columns()); }
+    else if (/^Arrow(Right|Left|Down|Up)$/.test(key)) { e.preventDefault(); onArrow(key, e.shiftKey); }
     else if (key === " ") {
       e.preventDefault();
       if (cursor < 0) moveCursor(0);
       const tile = all[cursor];
       setSelected(tile, !box(tile).checked);
-      anchor = cursor;
+      setAnchor(cursor);
       refresh();
     } else if (key === "a") {
       e.preventDefault();
       const everything = all.every((t) => box(t).checked);
       all.forEach((t) => setSelected(t, !everything));
+      if (anchor >= 0) setAnchor(anchor);
       refresh();
     } else if (key === "Enter") { e.preventDefault(); submit("label"); }
     else if (key === "n") { e.preventDefault(); submit("not"); }
   });
 
-  document.addEventListener("DOMContentLoaded", () => {
+  function init() {
+    const f = form();
+    if (f) f.noValidate = true;
     tiles().forEach((t) => t.classList.toggle("selected", box(t).checked));
+    rove(0);
     refresh();
     if (classSelect()) showChosen();
-  });
+  }
+
+  // Loaded with defer the page is parsed already; a script added later (after a slow line) finds it parsed too.
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
 })();
