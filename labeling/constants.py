@@ -22,6 +22,7 @@ MULTI_LABEL_THRESHOLD = 0.5
 # grew with the square of the depth (a settings page took 2 s at 60 levels, and never answered at 1,500).
 MAX_CLASS_DEPTH = 12
 MAX_CLASS_NAME = 200  # LabelClass.name's max_length
+MAX_REVIEW_COMMENT = 5000  # a review verdict's comment; the review page's box says the same (review.html)
 # Unicode's bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in a name, "x\u202etxt.exe"
 # shows as "xexe.txt", and on a page that joins names the override reverses the names after it too. Refused in class
 # and project names; the marks a right-to-left script uses within its words (U+200E, U+200F) are allowed.

@@ -69,5 +69,5 @@ def test_settings_page_is_no_wider_than_the_window_and_its_forms_are_near_the_to
     heading = page.get_by_role("heading", name="Project settings").bounding_box()
     assert heading["y"] < 1800, heading
     # ... while the folded class list opens on a click and shows every class's archive button
-    page.locator("#class-list summary").click()
+    page.locator("#class-list > summary").click()
     assert page.locator("#class-list form button:visible").count() == 160

@@ -71,6 +71,26 @@ def test_bad_verdict_shows_an_error_and_changes_nothing(client, world):
     assert not Review.objects.exists()
 
 
+def test_a_comment_over_the_limit_is_refused_not_cut(client, world):
+    """A 20,000-character comment was saved cut to 5,000 without a word."""
+    project = world["project"]
+    client.force_login(world["rev"])
+    client.get(reverse("labeling:review", args=[project.slug]))
+    task = ReviewTask.objects.filter(done=False).first()
+    verdict = reverse("labeling:review_verdict", args=[project.slug, task.pk])
+
+    response = client.post(verdict, {"verdict": "accept", "comment": "x" * 5001}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 400
+    assert "A comment may be at most 5,000 characters (this one has 5,001); nothing was saved." in (
+        response.content.decode()
+    )
+    assert not Review.objects.exists()
+    assert not ReviewTask.objects.get(pk=task.pk).done
+    assert client.post(verdict, {"verdict": "accept", "comment": "y" * 5000}, HTTP_HX_REQUEST="true").status_code == 200
+    assert Review.objects.get().comment == "y" * 5000
+
+
 def test_reject_over_plain_post_redirects_and_reopens_the_item(client, world):
     project = world["project"]
     client.force_login(world["rev"])

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from labeling.constants import ids_from_values
+from labeling.constants import MAX_REVIEW_COMMENT, ids_from_values
 from labeling.models import (
     Annotation,
     Item,
@@ -107,14 +107,19 @@ def review_submit(
     correct: the reviewer's classes become the item's label; every open task of the item is closed.
     An item labeled only by import has no annotation to judge: the verdict is recorded on an annotation row in the
     reviewer's name that carries the imported classes. Raises ValidationError (nothing changes) for an unknown
-    verdict, bad classes, a correction to the given label itself, a verdict on the reviewer's own label, a closed
-    task, or an item with neither a live annotation nor a label.
+    verdict, bad classes, a comment over MAX_REVIEW_COMMENT characters, a correction to the given label itself, a
+    verdict on the reviewer's own label, a closed task, or an item with neither a live annotation nor a label.
     """
     if verdict not in Verdict.values:
         raise ValidationError(f"Unknown verdict {verdict!r}: use accept, reject or correct.")
     project = task.project
     corrected = _clean_corrected(project, corrected_class_ids) if verdict == Verdict.CORRECT else []
-    comment = (comment or "").strip()[:5000]
+    comment = (comment or "").strip()
+    if len(comment) > MAX_REVIEW_COMMENT:
+        raise ValidationError(
+            f"A comment may be at most {MAX_REVIEW_COMMENT:,} characters (this one has {len(comment):,}); nothing was "
+            "saved."
+        )
     with transaction.atomic():
         locked = ReviewTask.objects.select_for_update().select_related("item").get(pk=task.pk)
         if locked.done:
