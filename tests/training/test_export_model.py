@@ -200,6 +200,7 @@ def test_batch_inference_on_a_zip_writes_predictions_and_reports_bad_files(train
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert job.result["predicted"] == 3
+    assert job.message == f"3 files predicted with v{job.result['version']}, 3 rejected"  # not "Loading model v1"
     reasons = {e["name"]: e["reason"] for e in job.errors}
     assert set(reasons) == {"notes.txt", "broken.png", "batch.zip:../../evil.png"}
     assert "zip slip" in reasons["batch.zip:../../evil.png"]

@@ -112,6 +112,8 @@ def inference_run(*, job_id: int, progress: Progress | None = None) -> dict:
     finally:
         if job.params.get("zip"):
             shutil.rmtree(_inference_dir(job.pk), ignore_errors=True)
+    # The last progress line ("Loading model v1", "40 / 80 files") would otherwise stay on the finished job.
+    job.message = f"{result['predicted']} files predicted with v{result['version']}, {result['rejected']} rejected"
     job_finish(job=job, result=result)
     return result
 
