@@ -68,12 +68,16 @@ def _ranged(bounds: tuple[int, int], *, label: str, help_text: str, refusal: str
 
 
 def annotations_per_item_field(help_text: str) -> forms.IntegerField:
-    return _ranged(
+    field = _ranged(
         ANNOTATIONS_PER_ITEM_RANGE,
         label="Annotators per image",
         help_text=help_text,
         refusal="Each image needs at least one annotator, and a team rarely has more than twenty: choose",
     )
+    # A declared field does not take the model field's default: without it the new-project form came up empty, and
+    # the browser would not send it (the input is required).
+    field.initial = Project._meta.get_field("annotations_per_item").default
+    return field
 
 
 _OVERLAP_HELP = (

@@ -4,6 +4,8 @@ the Unicode controls that display text in another order than it was typed. The R
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.forms.models import model_to_dict
 from django.test import Client
@@ -192,3 +194,15 @@ def test_right_to_left_scripts_are_welcome_in_a_name(project, member_of, creator
     assert renamed.status_code == 302
     assert created.status_code == 302
     assert set(Project.objects.values_list("name", flat=True)) == {"חתולים וכלבים", "قطط وكلاب"}
+
+
+def test_the_new_project_form_starts_at_one_annotator_per_image(
+    client, member_of, project_factory, allow_project_creation
+):
+    """The ranged field dropped the model's default: the form came up empty and the browser refused to send it."""
+    user = member_of(project_factory(), Role.MANAGER)
+    allow_project_creation(user)
+    client.force_login(user)
+    html = client.get(reverse("labeling:project_create")).content.decode()
+    field = re.search(r'<input[^>]*name="annotations_per_item"[^>]*>', html).group(0)
+    assert 'value="1"' in field
