@@ -1,24 +1,26 @@
 """manage.py export_dataset PROJECT --format imagefolder|csv|jsonl|hf [filters] [--out PATH]: a dataset snapshot zip.
 
 --classes takes what the API's `classes` takes, comma-separated: a blank entry (",,", "a,,b") is refused with the
-API's message, never read as "all classes". --out is a file, or a folder when it ends in "/" (created) or names
-an existing folder: the zip goes inside it under its download name.
+API's message, never read as "all classes". --out follows labeling.management.out_path (shared with export_model):
+a file, or a folder when it ends in "/" (created) or names an existing folder, the zip then inside it under its
+download name; checked before any work, an existing file replaced and the output says so.
+
+An export that matches no item is refused before any work, exit status 1: an empty dataset is never what the caller
+meant (a filter too strict, nothing reviewed yet), and a script that goes on to train on it would fail later and less
+clearly; nothing is written, so there is nothing to clean up.
 """
 
 from __future__ import annotations
-
-import os
-import shutil
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.fields import CharField
 from tqdm import tqdm
 
+from labeling.management.out_path import export_job_copy, out_path_check
 from labeling.models import JobKind, Project
-from labeling.selectors.exports import FORMATS, ExportFilters
-from labeling.services.exports import dataset_export_run, dataset_export_validate, export_job_file
+from labeling.selectors.exports import FORMATS, ExportFilters, export_plan
+from labeling.services.exports import dataset_export_run, dataset_export_validate
 from labeling.services.jobs import job_create
 
 
@@ -27,7 +29,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("project", help="project slug")
-        parser.add_argument("--format", choices=FORMATS, default="imagefolder")
+        parser.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="imagefolder",
+            help="imagefolder (a folder per class and split; single-label projects only), csv, jsonl or hf "
+            "(default: %(default)s)",
+        )
         parser.add_argument("--only-reviewed", action="store_true", help="only labels a reviewer accepted/corrected")
         parser.add_argument("--only-agreed", action="store_true", help="only items where all annotators agree")
         parser.add_argument("--min-annotators", type=int, default=0)
@@ -42,7 +50,8 @@ class Command(BaseCommand):
             "--out",
             default="",
             help='copy the zip here: a file path, or a folder (ending in "/", created if missing, or an existing '
-            "one) that gets the zip under its download name",
+            "one) that gets the zip under its download name; checked before the export starts; an existing file "
+            "is replaced (the output says so)",
         )
 
     def handle(self, *args, **opts) -> None:
@@ -53,9 +62,7 @@ class Command(BaseCommand):
         if opts["classes"] and blank:  # the API refuses a blank entry of `classes` with this message
             entries = f"entr{'ies' if len(blank) > 1 else 'y'} {', '.join(blank)} of {opts['classes']!r}"
             raise CommandError(f"classes: {CharField.default_error_messages['blank']} ({entries})")
-        out_dir = bool(opts["out"]) and (opts["out"].endswith(("/", os.sep)) or Path(opts["out"]).is_dir())
-        if out_dir and Path(opts["out"]).exists() and not Path(opts["out"]).is_dir():
-            raise CommandError(f"--out {opts['out']!r} ends in a separator but is a file, not a folder.")
+        out = out_path_check(opts["out"]) if opts["out"] else None
         filters = ExportFilters.from_dict(
             {
                 "only_reviewed": opts["only_reviewed"],
@@ -69,6 +76,9 @@ class Command(BaseCommand):
             dataset_export_validate(project=project, fmt=opts["format"], filters=filters)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
+        self._refuse_empty(project=project, filters=filters, opts=opts)
+        if out is not None and out.replaces is not None:
+            self.stderr.write(f"--out {out.replaces} exists: it will be replaced when the export finishes.")
         params = {"format": opts["format"], "filters": filters.as_dict()}
         job = job_create(project=project, kind=JobKind.EXPORT_DATASET, params=params)
         bar = tqdm(total=0, unit="img", desc=f"export {opts['format']}", disable=opts["verbosity"] == 0)
@@ -87,17 +97,26 @@ class Command(BaseCommand):
         for error in job.errors[:20]:
             self.stderr.write(f"skipped {error['name']}: {error['reason']}")
         result = job.result
-        where = result["files"][0]
-        if opts["out"]:
-            handle, name = export_job_file(job=job)
-            target = Path(opts["out"])
-            if out_dir:
-                target.mkdir(parents=True, exist_ok=True)
-                target = target / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with handle, target.open("wb") as out:
-                shutil.copyfileobj(handle, out, 1024 * 1024)
-            where = str(target.resolve())
+        where = str(export_job_copy(job=job, out=out)) if out is not None else result["files"][0]
         self.stdout.write(
             f"{result['item_count']} items, {result['bytes']} bytes, dataset hash {result['dataset_hash']} -> {where}"
         )
+        if not result["item_count"]:  # every matching item's original was unreadable (listed above)
+            raise CommandError("The export holds no item: every matching item's original file was unreadable.")
+
+    def _refuse_empty(self, *, project: Project, filters: ExportFilters, opts: dict) -> None:
+        """CommandError when the export would hold no item, naming the filters that left none (module docstring)."""
+        if export_plan(project=project, filters=filters).rows:
+            return
+        given = [
+            *(["--only-reviewed"] if opts["only_reviewed"] else []),
+            *(["--only-agreed"] if opts["only_agreed"] else []),
+            *([f"--min-annotators {opts['min_annotators']}"] if opts["min_annotators"] else []),
+            *([f"--classes {opts['classes']!r}"] if opts["classes"] else []),
+        ]
+        labeled = len(export_plan(project=project, filters=ExportFilters.from_dict({})).rows) if given else 0
+        if given and labeled:
+            why = f"none of its {labeled} labeled items matches {' '.join(given)}"
+        else:
+            why = "it has no labeled items yet"
+        raise CommandError(f"Nothing to export from {project.slug}: {why}. Nothing was written.")

@@ -2,6 +2,12 @@
 
 PATH is a folder (recursive), a zip, or a single image. The run is recorded as an import Job, so the
 web UI shows it too. Exit status 1 when the project or the path does not exist.
+
+--csv with --labels-from-folders is allowed, as on the import page (a CSV dropped with folders): a file the CSV names
+takes the CSV's label, every other file its folder's; the command says so before it starts. After the run it prints
+what the page shows: the rejected files, the classes the labels made (those close to a class the project had first,
+a probable typo, at the top) and a summary that counts the labels not applied (bad CSV rows, refused classes) beside
+the rejected files.
 """
 
 from __future__ import annotations
@@ -21,8 +27,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project", help="project slug")
         parser.add_argument("path", help="folder, .zip or image file")
-        parser.add_argument("--labels-from-folders", action="store_true", help="sub-folder names are classes")
-        parser.add_argument("--csv", help="CSV of filename,label to attach labels")
+        parser.add_argument(
+            "--labels-from-folders",
+            action="store_true",
+            help="sub-folder names are classes; with --csv, a file the CSV names takes the CSV's label instead",
+        )
+        parser.add_argument(
+            "--csv", help="CSV of filename,label to attach labels (wins over --labels-from-folders for its files)"
+        )
         parser.add_argument(
             "--threads", "--processes", dest="threads", type=int, default=None,
             help="decoder threads (default: LABELLOOP_IMPORT_THREADS, else one per core up to 4)",
@@ -39,6 +51,11 @@ class Command(BaseCommand):
         csv_path = options.get("csv")
         if csv_path and not Path(csv_path).is_file():
             raise CommandError(f"CSV {csv_path} does not exist.")
+        if csv_path and options["labels_from_folders"]:
+            self.stdout.write(
+                "--csv and --labels-from-folders: a file the CSV names takes the CSV's label; every other file takes "
+                "its folder's."
+            )
         kind = "folder" if path.is_dir() else "zip" if path.suffix.lower() == ".zip" else "file"
         job = import_job_create(
             project=project,
@@ -52,17 +69,32 @@ class Command(BaseCommand):
                 bar.total = total
                 bar.update(done - bar.n)
 
-            result = import_run(job_id=job.pk, progress=progress, threads=options["threads"])
+            import_run(job_id=job.pk, progress=progress, threads=options["threads"])
         job.refresh_from_db()
+        result = job.result or {}
         if not options["quiet_rejections"]:
             for error in job.errors:
                 self.stdout.write(f"rejected {error['name']}: {error['reason']}")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Import #{job.pk} ({job.status}): {result.get('imported', 0)} imported, "
-                f"{result.get('duplicates', 0)} duplicates, {result.get('rejected', 0)} rejected, "
-                f"{result.get('labeled', 0)} labeled"
-            )
+        self._new_classes(result.get("new_classes") or [])
+        refused = result.get("label_errors", 0)
+        labels = f", {refused} label{'s' if refused != 1 else ''} not applied" if refused else ""
+        summary = (
+            f"Import #{job.pk} ({job.status}): {result.get('imported', 0)} imported, "
+            f"{result.get('duplicates', 0)} duplicates, {result.get('rejected', 0)} rejected{labels}, "
+            f"{result.get('labeled', 0)} labeled"
         )
+        self.stdout.write(self.style.WARNING(summary) if refused else self.style.SUCCESS(summary))
         if job.status == "failed":
             raise CommandError(job.message)
+
+    def _new_classes(self, made: list[dict]) -> None:
+        """The classes the labels made, as the import page lists them: near-misses of a class there before first."""
+        if not made:
+            return
+        self.stdout.write(f"{len(made)} new class{'es' if len(made) != 1 else ''} made from the labels:")
+        for row in made:  # job.result keeps them near-misses first (labeling.services.imports.new_classes)
+            files = f"{row['files']} file{'s' if row['files'] != 1 else ''}"
+            if row.get("near"):
+                self.stdout.write(self.style.WARNING(f"  {row['name']} ({files}; close to {row['near']}: a typo?)"))
+            else:
+                self.stdout.write(f"  {row['name']} ({files})")

@@ -1,17 +1,20 @@
 """manage.py export_model PROJECT [--version N] --out PATH: safetensors + config, FP32/FP16/INT8 ONNX (verified and
-measured on the holdout), manifest and model card."""
+measured on the holdout), manifest and model card.
+
+--out follows labeling.management.out_path, the rule export_dataset has: a folder when it ends in "/" (made if missing)
+or names an existing folder, the zip then inside under its download name; else the zip's own path. It is checked
+before the export starts (minutes on a CPU), an existing file is replaced and the output says so, and a copy that
+fails at the end is a CommandError that leaves the job failed, not claiming a success nobody received.
+"""
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from labeling.management.out_path import export_job_copy, out_path_check
 from labeling.models import JobKind, Project
-from labeling.services.exports import export_job_file
 from labeling.services.jobs import job_create
 from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE, measured_note, size_text
 from training.services.exports import model_export_run, model_version_pick
@@ -31,7 +34,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("project", help="project slug")
         parser.add_argument("--version", type=int, default=None, help="version number (default: the active one)")
-        parser.add_argument("--out", required=True, help="zip path, or an existing folder to put it in")
+        parser.add_argument(
+            "--out",
+            required=True,
+            help='zip path, or a folder (ending in "/", created if missing, or an existing one) that gets the zip '
+            "under its download name; checked before the export starts; an existing file is replaced (the output "
+            "says so)",
+        )
 
     def handle(self, *args, **opts) -> None:
         project = Project.objects.filter(slug=opts["project"]).first()
@@ -41,6 +50,9 @@ class Command(BaseCommand):
             version = model_version_pick(project=project, number=opts["version"])
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
+        out = out_path_check(opts["out"])
+        if out.replaces is not None:
+            self.stderr.write(f"--out {out.replaces} exists: it will be replaced when the export finishes.")
         job = job_create(
             project=project,
             kind=JobKind.EXPORT_MODEL,
@@ -60,13 +72,7 @@ class Command(BaseCommand):
         job.refresh_from_db()
         if job.status != "succeeded":
             raise CommandError(job.message)
-        handle, name = export_job_file(job=job)
-        target = Path(opts["out"])
-        if target.is_dir():
-            target = target / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with handle, target.open("wb") as out:
-            shutil.copyfileobj(handle, out, 1024 * 1024)
+        target = export_job_copy(job=job, out=out)
         result = job.result
         self.stdout.write(
             f"v{result['version']} ({result['architecture']}, {result['classes']} classes), "

@@ -1,11 +1,14 @@
 """manage.py train PROJECT [--mode head|finetune] [--wait] [--in-process]: queue (or run) a training round.
 
 With a reachable broker and a worker on the `gpu` queue the run goes to the worker (and --wait follows
-it with a progress bar); otherwise, or with --in-process, it runs here. Exits non-zero when the run fails.
+it with a progress bar); otherwise, or with --in-process, it runs here. Exits non-zero when the run fails. A new
+version's holdout figures are printed as the pages show them: each with its n and 95 % interval
+(training.ml.intervals.headline).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,7 +16,38 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.models import Project
 from training import selectors, services
 from training.management.commands._progress import StageBar
+from training.ml.intervals import SMALL_HOLDOUT, headline
 from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
+
+MODES = [RunMode.HEAD.value, RunMode.FINETUNE.value]  # the values typed: argparse lists them on a wrong one
+
+
+def timeout_seconds(value: str) -> float:
+    """--timeout: a number of seconds, at least 1 (0 or less would give up before the first look)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not seconds >= 1 or seconds == float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 1 second (got {value})")
+    return seconds
+
+
+def figures_text(metrics: dict) -> str:
+    """'holdout of 27 items: accuracy 0.778 [0.592, 0.894], ...' (95 % intervals), as the model page shows them."""
+    rows = [row for row in headline(metrics) if row["value"] is not None]
+    if not rows:
+        return "holdout n/a"
+    n = rows[0]["n"] if rows[0]["n"] is not None else metrics.get("holdout_size")
+    shown = []
+    for row in rows:
+        bound = f" [{row['low']:.3f}, {row['high']:.3f}]" if row["low"] is not None else " (no interval)"
+        shown.append(f"{row['label']} {row['value']:.3f}{bound}")
+    size = f"holdout of {n} items" if isinstance(n, int) else "holdout of ? items"
+    text = f"{size}: {', '.join(shown)}" + (" (95 % intervals)" if any(r["low"] is not None for r in rows) else "")
+    if isinstance(n, int) and n < SMALL_HOLDOUT:
+        text += f"; under {SMALL_HOLDOUT} items they are wide (the model page adds a cross-validated estimate)"
+    return text
 
 
 def gpu_worker_available(timeout: float = 1.5) -> bool:
@@ -32,12 +66,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="project slug or id")
-        parser.add_argument(
-            "--mode", choices=[RunMode.HEAD, RunMode.FINETUNE], help="default: the project's training mode"
-        )
+        parser.add_argument("--mode", choices=MODES, help="head or finetune (default: the project's training mode)")
         parser.add_argument("--wait", action="store_true", help="follow a worker's run until it ends")
         parser.add_argument("--in-process", action="store_true", help="train in this process even if a worker exists")
-        parser.add_argument("--timeout", type=float, default=6 * 3600, help="--wait gives up after this many seconds")
+        parser.add_argument(
+            "--timeout",
+            type=timeout_seconds,
+            default=6 * 3600,
+            help="--wait gives up after this many seconds, at least 1 (default: %(default)s)",
+        )
 
     def handle(self, *args, **opts):
         try:
@@ -91,11 +128,9 @@ class Command(BaseCommand):
         if version is None:
             self.stdout.write(self.style.SUCCESS(f"Run #{run.pk} succeeded ({run.mode}): queue re-ranked."))
             return
-        m = version.metrics or {}
-        shown = " ".join(f"{k}={m[k]:.3f}" for k in ("accuracy", "macro_f1", "ece") if isinstance(m.get(k), float))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Run #{run.pk} succeeded on {run.device or '?'}: model v{version.number}, "
-                f"{version.label_count} labels, holdout {shown or 'n/a'}."
+                f"{version.label_count} labels, {figures_text(version.metrics or {})}."
             )
         )
