@@ -226,16 +226,35 @@ class ItemSkipApi(QueueApi):
 
 
 class UndoApi(QueueApi):
-    """Withdraw the caller's last label or skip in this project (within the grace period); leases the item back."""
+    """Withdraw the caller's last label or skip in this project (within the grace period); leases the item back.
+
+    With `annotation_id` (the `id` a label or skip returned) only that annotation is withdrawn, and only while it is
+    the caller's last: a retry of an undo whose answer was lost gets 409 instead of withdrawing the label before.
+    """
+
+    class InputSerializer(serializers.Serializer):
+        annotation_id = IdField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="The annotation to withdraw; 409 (nothing changed) unless it is the caller's last undoable one.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         undo_id = serializers.IntegerField()
         undone_annotation_id = serializers.IntegerField()
         item = QueueItemSerializer()
 
-    @extend_schema(request=None, responses=OutputSerializer)
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request, slug: str):
-        undo = _call(annotation_undo, user=request.user, project=self.project)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        undo = _call(
+            annotation_undo,
+            user=request.user,
+            project=self.project,
+            annotation_id=data.validated_data["annotation_id"],
+        )
         return Response(
             {"undo_id": undo.pk, "undone_annotation_id": undo.undoes_id, "item": self._item(undo.undoes.item)}
         )

@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from labeling.constants import MAX_ID, ids_from_values
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
-from labeling.selectors.classes import unusable_classes_message
+from labeling.selectors.classes import paths_attached, unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
 
@@ -113,8 +113,9 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
         cursor.execute(ALREADY_LABELED_SQL, {"item": item.pk, "user": user.pk})
         already = cursor.fetchone() is not None
     if already:
-        # A key typed at a stale page, most often a second tab or window of the same annotator.
-        raise LabelingConflict("You have already labeled this item (in another tab or window?); nothing changed.")
+        # A key typed again after the answer to the first was lost, or at a second tab of the same annotator: their
+        # label stands, and the message says which it is (the page could not know it was saved).
+        raise LabelingConflict(_already_labeled_message(item=item, user=user))
     if closed:
         raise LabelingConflict("This item needs no more annotations.")
     other_lease = (
@@ -126,6 +127,23 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
     # Another annotator's live lease reserves one of the remaining slots.
     if other_lease and item.annotation_count + 1 >= project.annotations_per_item:
         raise LabelingConflict("Another annotator is working on this item.")
+
+
+def _class_names(annotation: Annotation, project: Project) -> str:
+    """The annotation's classes as the annotator knows them: their paths, joined by " + " (a multi-label set)."""
+    return " + ".join(c.path for c in paths_attached(annotation.classes.order_by("order", "pk"), project=project))
+
+
+def _already_labeled_message(*, item: Item, user) -> str:
+    """Why a second label of the item by this user is refused: the one they gave stands (a conflict path only)."""
+    label = (
+        Annotation.objects.filter(item_id=item.pk, user=user, skipped=False, undoes__isnull=True)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    names = f" “{_class_names(label, item.project)}”" if label is not None else ""
+    return f"You have already labeled image #{item.pk}: your label{names} is saved. Nothing changed."
 
 
 def _parse_class_ids(*, project: Project, class_ids: Iterable) -> list[int]:
@@ -240,37 +258,82 @@ def _check_not_skipped_twice(*, item: Item, user, now) -> None:
     with connection.cursor() as cursor:
         cursor.execute(ALREADY_ANNOTATED_SQL, {"item": item.pk, "user": user.pk})
         if cursor.fetchone() is not None:
-            raise LabelingConflict("You have already skipped this item.")
+            raise LabelingConflict(f"You have already skipped image #{item.pk}: your skip is saved. Nothing changed.")
 
 
-def annotation_undo(*, user, project: Project, lease_seconds: int | None = None) -> Annotation:
+def _undoable(*, user, project: Project, now) -> QuerySet[Annotation]:
+    """The user's labels and skips in the project that undo may withdraw: within the grace period, not undone."""
+    grace = timedelta(seconds=settings.LABELLOOP_UNDO_GRACE_SECONDS)
+    # A reviewer's verdict on an imported label is no label of theirs to withdraw here (annotator_work).
+    mine = Annotation.objects.filter(user=user, item__project=project, undoes__isnull=True, created_at__gte=now - grace)
+    return (
+        annotator_work(mine)
+        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        .order_by("-created_at", "-id")
+    )
+
+
+def annotation_undo_target(*, user, project: Project) -> int | None:
+    """The id of the annotation that annotation_undo would withdraw now, or None: the labeling page names it in its
+    undo request, so that a press repeated after a lost answer cannot withdraw the label before it too."""
+    return _undoable(user=user, project=project, now=timezone.now()).values_list("pk", flat=True).first()
+
+
+def _nothing_to_undo() -> str:
+    return f"Nothing to undo (labels can be undone for {settings.LABELLOOP_UNDO_GRACE_SECONDS / 60:g} minutes)."
+
+
+def _undo_refusal(*, user, project: Project, annotation_id: int, latest: Annotation | None) -> str:
+    """Why the named annotation is not withdrawn (it is not the user's latest undoable one)."""
+    named = None
+    if 0 < annotation_id <= MAX_ID:
+        named = Annotation.objects.filter(
+            pk=annotation_id, user=user, item__project=project, undoes__isnull=True
+        ).first()
+    if named is not None and Annotation.objects.filter(undoes=named).exists():
+        return f"Already undone: your {_what(named, project)} of image #{named.item_id} was withdrawn. Nothing changed."
+    if latest is None:
+        return _nothing_to_undo()
+    return (
+        f"Not undone: this page's undo was out of date. Your last {_what(latest, project)} is now the one of "
+        f"image #{latest.item_id} (made in another tab or window?). Nothing changed."
+    )
+
+
+def _what(annotation: Annotation, project: Project) -> str:
+    return "skip" if annotation.skipped else f"label “{_class_names(annotation, project)}”"
+
+
+def annotation_undo(
+    *, user, project: Project, annotation_id: int | None = None, lease_seconds: int | None = None
+) -> Annotation:
     """Withdraw the user's last label or skip in the project, if made within the undo grace period.
 
+    `annotation_id` names the annotation the caller means to withdraw (the labeling page sends the one it saved
+    last): unless it is the user's last undoable one it is refused, so an undo repeated because its answer was
+    lost withdraws nothing more. None: whichever is last.
     Recorded as a new Annotation with `undoes` set (history is kept). The item becomes claimable again
     by this user and is leased to them; open review tasks about the withdrawn label are dropped.
-    Returns the undo row (its `.undoes.item` is the item). Raises LabelingConflict when there is nothing to undo.
+    Returns the undo row (its `.undoes.item` is the item). Raises LabelingConflict when there is nothing to undo
+    or the named annotation is not the one to undo; nothing changes then.
     """
-    grace = timedelta(seconds=settings.LABELLOOP_UNDO_GRACE_SECONDS)
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
     with transaction.atomic():
-        target = (
-            # A reviewer's verdict on an imported label is no label of theirs to withdraw here (annotator_work).
-            annotator_work(
-                Annotation.objects.filter(
-                    user=user, item__project=project, undoes__isnull=True, created_at__gte=now - grace
-                )
+        target = _undoable(user=user, project=project, now=now).first()
+        if annotation_id is not None and (target is None or target.pk != annotation_id):
+            raise LabelingConflict(
+                _undo_refusal(user=user, project=project, annotation_id=annotation_id, latest=target)
             )
-            .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-            .order_by("-created_at", "-id")
-            .first()
-        )
         if target is None:
-            minutes = settings.LABELLOOP_UNDO_GRACE_SECONDS / 60
-            raise LabelingConflict(f"Nothing to undo (labels can be undone for {minutes:g} minutes).")
+            raise LabelingConflict(_nothing_to_undo())
         # The whole row: callers show the item again.
         locked = Item.objects.select_for_update(of=("self",)).get(pk=target.item_id)
         locked.project = project
+        # Read again under the item's lock: an undo of the same annotation committed meanwhile (two requests at
+        # once) has withdrawn it; a second undo row would break its unique `undoes`.
+        if Annotation.objects.filter(undoes=target).exists():
+            raise LabelingConflict(_undo_refusal(user=user, project=project, annotation_id=target.pk, latest=target))
         undo = Annotation.objects.create(item=locked, user=user, undoes=target)
         Item.objects.filter(pk=locked.pk).update(
             lease_user=user, lease_expires_at=now + timedelta(seconds=lease_seconds)

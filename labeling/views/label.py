@@ -34,7 +34,13 @@ from labeling.selectors.queue import (
     skipped_items_for_user,
 )
 from labeling.selectors.training_seam import explanation_url
-from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
+from labeling.services.annotations import (
+    LabelingConflict,
+    annotation_create,
+    annotation_skip,
+    annotation_undo,
+    annotation_undo_target,
+)
 from labeling.services.queue import item_claim_next, items_peek_next
 from labeling.views.class_list import class_list_block, page_list_key
 
@@ -91,8 +97,13 @@ def _finite(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", level: str = "info") -> dict:
+def _card_context(
+    request: HttpRequest, item: Item | None, *, notice: str = "", level: str = "info", undo_target: int | None = None
+) -> dict:
+    """`undo_target`: the annotation the card's undo withdraws (the one just saved); None: read it."""
     project = request.project
+    if undo_target is None:
+        undo_target = annotation_undo_target(user=request.user, project=project)
     classes = classes_with_level_keys(label_classes_for_labeling(project=project))
     suggestions = item_suggestions(item=item, classes=classes) if item is not None else []
     # The model's answer, ready for Enter: its top class, or in a multi-label project every shown class it predicts.
@@ -133,6 +144,7 @@ def _card_context(request: HttpRequest, item: Item | None, *, notice: str = "", 
         progress=labeling_progress(project=project, user=request.user),
         notice=notice,
         notice_level=level,
+        undo_target=undo_target,
     )
 
 
@@ -141,13 +153,15 @@ def _render_card(request: HttpRequest, item: Item | None, *, status: int = 200, 
     return render(request, template, _card_context(request, item, **kwargs), status=status)
 
 
-def _next_card(request: HttpRequest, *, status: int = 200, notice: str = "", level: str = "info") -> HttpResponse:
+def _next_card(
+    request: HttpRequest, *, status: int = 200, notice: str = "", level: str = "info", undo_target: int | None = None
+) -> HttpResponse:
     if not request.htmx:
         if notice:
             (messages.error if level == "error" else messages.info)(request, notice)
         return redirect("labeling:label", slug=request.project.slug)
     item = item_claim_next(project=request.project, user=request.user)
-    return _render_card(request, item, status=status, notice=notice, level=level)
+    return _render_card(request, item, status=status, notice=notice, level=level, undo_target=undo_target)
 
 
 def _invalid(request: HttpRequest, item_id: int, exc: ValidationError) -> HttpResponse:
@@ -181,7 +195,7 @@ def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     item = Item(pk=item_id, project=request.project)  # a stub: the service locks and reads the row (or 404s)
     class_ids = request.POST.getlist("class_ids")
     try:
-        annotation_create(
+        annotation = annotation_create(
             item=item,
             user=request.user,
             class_ids=class_ids,
@@ -194,7 +208,7 @@ def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
         return _invalid(request, item_id, exc)
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
-    return _next_card(request)
+    return _next_card(request, undo_target=annotation.pk)
 
 
 @require_POST
@@ -202,22 +216,34 @@ def label_submit(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
 def label_skip(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     item = Item(pk=item_id, project=request.project)  # a stub, as in label_submit
     try:
-        annotation_skip(item=item, user=request.user, seconds_spent=_seconds(request), shown_at=_shown_at(request))
+        skip = annotation_skip(
+            item=item, user=request.user, seconds_spent=_seconds(request), shown_at=_shown_at(request)
+        )
     except Item.DoesNotExist as exc:
         raise Http404("No such item in this project.") from exc
     except ValidationError as exc:
         return _invalid(request, item_id, exc)
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
-    return _next_card(request, notice="Skipped.")
+    return _next_card(request, notice="Skipped.", undo_target=skip.pk)
 
 
 @require_POST
 @project_view(Capability.LABEL)
 def label_undo(request: HttpRequest, slug: str) -> HttpResponse:
-    """Withdraw the last label or skip; the card shows that item again (it is leased back to the user)."""
+    """Withdraw the last label or skip; the card shows that item again (it is leased back to the user).
+
+    The card's undo form names the annotation it withdraws (`annotation`, see _card_context): a press repeated
+    because the answer to the first was lost is refused instead of withdrawing the label before. Empty: the card
+    had nothing to undo. Absent (a page from before this field): the last one.
+    """
+    named = request.POST.get("annotation")
     try:
-        undo = annotation_undo(user=request.user, project=request.project)
+        undo = annotation_undo(
+            user=request.user,
+            project=request.project,
+            annotation_id=None if named is None else _int_or_none(named.strip()) or 0,  # no row has id 0
+        )
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
     if not request.htmx:

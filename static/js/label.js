@@ -6,6 +6,10 @@
 // From the moment a card's request leaves until the next card's image is displayed there is no such image,
 // so label, skip and undo keys pressed then are not applied (a note says how many), never replayed later.
 // Nor are those pressed within REACTION_MS of a new image replacing the last one (window.LabelloopReaction, app.js).
+// Keys come in runs (under BURST_MS apart): in a taxonomy a run drills down to one class, in a multi-label project a
+// run toggles one image's set and ends with Enter. Once a key of a run is refused, the rest of the run is refused too:
+// an Enter never submits a set that lost a toggle of its run.
+// While a request is in flight the card says so (aria-busy, the image dimmed, "Saving…").
 // `/` opens the class search at any time, and what is typed into the search is never a key.
 (function () {
   "use strict";
@@ -18,7 +22,7 @@
   let started = performance.now();
   let level = "";       // parent id whose children are shown ("" = top level)
   let busy = false;     // a card request is in flight, until the card it returns has settled
-  let sent = null;      // the request in flight: { xhr }
+  let sent = null;      // the request in flight: { xhr, kind } (kind: "label", "skip" or "undo")
   // The card whose image is on screen: { item, at, until }. at: ms since the epoch; until: the performance.now()
   // before which its keys are too soon (0 for the page's first card, which replaced no image).
   let shown = null;
@@ -183,6 +187,26 @@
 
   // --- requests ---
 
+  // What the page is waiting for while a card request is in flight (shown in the strip, and in refusals).
+  const PENDING = { label: "saving your last answer", skip: "saving your skip", undo: "undoing your last label" };
+  const requestKind = (el) => {
+    const form = el && el.closest ? el.closest("form") : null;
+    return form && form.id === "undo-form" ? "undo" : form && form.id === "skip-form" ? "skip" : "label";
+  };
+
+  // The card on screen is the one being answered: dimmed (label.css), aria-busy, and a line that says what is on its
+  // way. A new card replaces it; a failed request clears it.
+  function showPending(kind) {
+    const el = card();
+    if (!el) return;
+    if (kind) el.setAttribute("aria-busy", "true"); else el.removeAttribute("aria-busy");
+    if (kind) el.dataset.pending = kind; else delete el.dataset.pending;
+    const note = document.getElementById("pending-note");
+    if (!note) return;
+    note.textContent = kind ? `${PENDING[kind].charAt(0).toUpperCase()}${PENDING[kind].slice(1)}…` : "";
+    note.hidden = !kind;
+  }
+
   function stampTime(form) {
     const ms = form.querySelector("input[name=ms]");
     if (ms) ms.value = String(Math.round(performance.now() - started));
@@ -265,7 +289,10 @@
   }
 
   function pickSearch(btn) {
-    if (!onScreen() || tooSoon()) { refuse("⏎", tooSoon() ? soonNote("⏎") : undefined); return; }  // keep the query
+    if (!onScreen() || tooSoon()) {  // keep the query
+      refuse("⏎", busy ? busyNote("⏎") : tooSoon() ? soonNote("⏎") : undefined);
+      return;
+    }
     const input = search();
     if (isMulti()) {
       const box = btn.querySelector("input[type=checkbox]");
@@ -327,9 +354,15 @@
   }
 
   // The rest of a burst whose first keys were refused: the image is on screen, but from this card's top level the
-  // keys would spell another class. The burst ends at a pause of BURST_MS.
-  const burstNote = (key) =>
-    `${key === "Enter" ? "⏎" : key} not applied: it came in one run of keys with a key that was refused, and on its own would pick from the wrong level. Pause, then type the class again.`;
+  // keys would spell another class, or in a multi-label project save the set without the refused class. The burst
+  // ends at a pause of BURST_MS.
+  const burstNote = (key) => isMulti()
+    ? `${key === "Enter" ? "⏎" : key} not applied: it came in one run of keys with a key that was refused, so this image's set would miss a class. Pause, then type the whole set again.`
+    : `${key === "Enter" ? "⏎" : key} not applied: it came in one run of keys with a key that was refused, and on its own would pick from the wrong level. Pause, then type the class again.`;
+
+  // A key pressed while the card's request is in flight: the image on screen is being answered, so no press is asked.
+  const busyNote = (key) =>
+    `${key === "Enter" ? "⏎" : key} not applied: still ${PENDING[sent ? sent.kind : "label"]}: wait for the next image.`;
 
   // A key pressed with no image on screen: not applied, and said so (the count stays on the note for tests).
   function refuse(key, message) {
@@ -403,13 +436,14 @@
     // Enter and Space never also click a focused button; a held-down key's auto-repeat is not a press.
     e.preventDefault();
     if (e.repeat) return;
-    // In a taxonomy, keys typed in one burst (under BURST_MS apart) belong together: "6 1 1 2" drills down to one
-    // class. Once one of them is refused, the rest would start from the top level of the new card and spell another.
+    // Keys typed in one burst (under BURST_MS apart) belong together. In a taxonomy "6 1 1 2" drills down to one
+    // class: once one of them is refused, the rest would start from the top level of the new card and spell another.
+    // In a multi-label project "6 2 ⏎" is one image's set: once one is refused, the rest would save part of it.
     const now = performance.now();
     const sameBurst = now - lastKeyAt < BURST_MS;
     lastKeyAt = now;
-    if (!onScreen() || tooSoon() || (refusedBurst && sameBurst && isHierarchical())) {
-      const why = !onScreen() ? undefined : tooSoon() ? soonNote(key) : burstNote(key);
+    if (!onScreen() || tooSoon() || (refusedBurst && sameBurst && (isHierarchical() || isMulti()))) {
+      const why = !onScreen() ? (busy ? busyNote(key) : undefined) : tooSoon() ? soonNote(key) : burstNote(key);
       refusedBurst = true;
       refuse(key, why);
       return;
@@ -456,7 +490,8 @@
     // would act on a card that is being replaced.
     if (!onScreen()) { e.preventDefault(); if (!busy) refuse("click"); return; }
     busy = true;
-    sent = { xhr: e.detail.xhr };
+    sent = { xhr: e.detail.xhr, kind: requestKind(e.target) };
+    showPending(sent.kind);
     markReady();
   });
   const isSent = (e) => Boolean(sent && e.detail && e.detail.xhr === sent.xhr);
@@ -475,19 +510,29 @@
     setTimeout(() => { if (sent === request) failed(e, "The next image did not arrive: reload the page."); }, 1000);
   });
   // A request that swapped nothing (server error, network down): the card on screen stays, and takes keys again.
+  // message: a string, or a function of the request's kind.
   function failed(e, message) {
     if (!isSent(e)) return;
+    const kind = sent.kind;
     busy = false;
     sent = null;
-    cardNotice(message);
+    showPending(null);
+    cardNotice(typeof message === "function" ? message(kind) : message);
     markReady();
   }
-  document.addEventListener("htmx:responseError", (e) => {
-    failed(e, `Not saved: the server answered ${e.detail.xhr.status}. Press the key again.`);
-  });
-  document.addEventListener("htmx:sendError", (e) => failed(e, "Not saved: the server could not be reached. Press the key again."));
-  document.addEventListener("htmx:timeout", (e) => failed(e, "Not saved: the server did not answer in time. Press the key again."));
-  document.addEventListener("htmx:sendAbort", (e) => failed(e, "Not saved: the request was cancelled. Press the key again."));
+  // The answer did not come back, so the outcome is unknown: the server may have done it. Pressing again is safe: a
+  // label or skip saved already is refused with what was saved, and an undo names the label it withdraws (the server
+  // refuses it once withdrawn), so a repeated press never does the thing twice.
+  const UNKNOWN = {
+    label: "your label may not have been saved. Press the key again: if it was, the page says so and changes nothing.",
+    skip: "your skip may not have been saved. Press s again: if it was, the page says so and changes nothing.",
+    undo: "your last label or skip may have been withdrawn already. Press z again: if it was, the page says so and withdraws nothing more.",
+  };
+  const unknown = (why) => (kind) => `${why}: ${UNKNOWN[kind]}`;
+  document.addEventListener("htmx:responseError", (e) => failed(e, unknown(`The server answered ${e.detail.xhr.status}`)));
+  document.addEventListener("htmx:sendError", (e) => failed(e, unknown("The server's answer did not arrive")));
+  document.addEventListener("htmx:timeout", (e) => failed(e, unknown("The server did not answer in time")));
+  document.addEventListener("htmx:sendAbort", (e) => failed(e, unknown("The request was cancelled")));
   document.addEventListener("htmx:swapError", (e) => failed(e, "The next image could not be shown: reload the page."));
   document.addEventListener("DOMContentLoaded", () => initCard(false));
 })();

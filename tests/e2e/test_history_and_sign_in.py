@@ -73,10 +73,13 @@ def test_a_key_typed_in_a_second_tab_at_an_image_labeled_in_the_first_says_so_an
     second.bring_to_front()
     second.keyboard.press("2")
 
-    # Then the second tab says the image was labeled already, shows the image the first tab shows, and the label
-    # from the first tab stands
+    # Then the second tab says the image was labeled already, and with which class, shows the image the first tab
+    # shows, and the label from the first tab stands
     assert next_card(second, first) == now
-    assert "already labeled this item (in another tab or window?)" in second.locator("#item-card").inner_text()
+    assert (
+        f"You have already labeled image #{first}: your label “cat” is saved."
+        in second.locator("#item-card").inner_text()
+    )
     assert labels_by_ann() == {int(first): "cat"}
     second.close()
 
