@@ -194,6 +194,9 @@ class Item(models.Model):
                 fields=["project", "state", "-priority", "id"], condition=Q(is_gold=True), name="item_gold_queue_idx"
             ),
             models.Index(fields=["project", "original_name"], name="item_name_idx"),
+            # A batch's import looks up the split of each new image's phash (near-duplicates share one); with
+            # split in it the lookup reads the index alone, however many copies of one picture the project holds.
+            models.Index(fields=["project", "phash", "split"], name="item_phash_idx"),
             # "Which item do I hold?" on every claim: few rows hold a lease, so a partial index stays tiny
             # (the plain FK index on lease_user is mostly NULLs, and SQLite's planner then scans the table).
             models.Index(

@@ -18,7 +18,7 @@ from django.db import DataError, IntegrityError, transaction
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.services.imports.exported import export_entries
-from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item
+from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
@@ -204,6 +204,8 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
             "sha256", "original_name"
         )
     )
+    # One query for the whole batch: the split each phash already has (near-duplicates share it: items.py)
+    stored = stored_splits(project=project, phashes=[r.phash for r in results if not isinstance(r, str)])
     ready: list[tuple[Item, _Pending, Inspected, list[LabelClass]]] = []
     for pending, result in zip(batch, results, strict=True):
         if isinstance(result, str):
@@ -214,11 +216,15 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
         else:
             classes = run.classes_for(pending.entry)
             item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
-                             labeled=bool(classes))  # fmt: skip
+                             labeled=bool(classes), stored=stored)  # fmt: skip
             if run.job.params.get("to_front"):
                 run.fronted += 1
-                # Above the strategy's batch (priorities up to 2: training.ml.strategies.rank_pool), first given first
-                item.split, item.priority = Split.TRAIN, 2.0 + 1.0 / run.fronted
+                # Above the strategy's batch (priorities up to 2: training.ml.strategies.rank_pool), first given first;
+                # in the training split, unless a holdout image has its phash: then it stays with it, at the front
+                # of the holdout pool, so no copy of a holdout image is trained on
+                if stored.get(result.phash) != Split.HOLDOUT:
+                    item.split = Split.TRAIN
+                item.priority = 2.0 + 1.0 / run.fronted
             ready.append((item, pending, result, classes))
     if not ready:
         return
