@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response
 from labeling.permissions import Capability
 from labeling.selectors.classes import class_path_normalize
-from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Order, Selection, monitoring_of
+from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, monitoring_of
+from serving.selectors.send_selection import Order, Selection
 from serving.services.send_to_queue import predictions_send_to_queue
 
 

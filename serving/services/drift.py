@@ -33,7 +33,7 @@ from labeling.constants import Progress
 from labeling.models import Project
 from serving.models import DriftReport, PredictionLog, ServingSettings
 from serving.selectors.models import active_version_of
-from serving.selectors.monitoring import Order, Selection, send_candidates
+from serving.selectors.send_selection import Order, Selection, send_candidates
 from serving.services.alerts import drift_alert_notify
 from serving.services.drift_reference import (
     ReferenceUnavailable,

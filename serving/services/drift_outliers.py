@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from labeling.models import Project
 from serving.models import PredictionLog
-from serving.selectors.monitoring import Selection, send_candidates
+from serving.selectors.send_selection import Selection, send_candidates
 from serving.services.drift import MIN_ON_DEMAND, embedded_predictions, most_drifted_elsewhere
 from serving.services.drift_reference import reference_cached
 from serving.services.drift_stats import median_bandwidth, squared_distances

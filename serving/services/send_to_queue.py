@@ -38,7 +38,8 @@ from labeling.selectors.classes import (
 )
 from labeling.services.imports import import_job_create, import_job_enqueue
 from serving.models import PredictionLog, ServingSettings
-from serving.selectors.monitoring import MAX_SEND, Order, Selection, predictions_select
+from serving.selectors.monitoring import MAX_SEND
+from serving.selectors.send_selection import Order, Selection, predictions_select
 from serving.services.drift_outliers import predictions_most_drifted
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
     Raises ValidationError (nothing changed) when the selection is invalid or picks no prediction with a kept
     image. Images that vanished from storage since (pruned meanwhile) are listed as the job's rejections.
     `selection.top_class` may be spelled either way ("a/b" or "a / b"); it matches the predictions logged under
-    either spelling of that class (serving.selectors.monitoring.send_candidates)."""
+    either spelling of that class (serving.selectors.send_selection.send_candidates)."""
     if selection.top_class:
         selection = replace(selection, top_class=class_path_normalize(selection.top_class))
     if selection.order not in Order.CHOICES:

@@ -21,7 +21,8 @@ from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import class_path_normalize
 from serving.charts import time_chart
-from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, Order, Selection, monitoring_of
+from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, monitoring_of
+from serving.selectors.send_selection import Order, Selection
 from serving.services.drift import DriftCheckError, drift_check_request
 from serving.services.send_to_queue import auto_queue_set, predictions_send_to_queue
 

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Project
 from labeling.selectors.classes import class_path_normalize
-from serving.selectors.monitoring import Order, Selection
+from serving.selectors.send_selection import Order, Selection
 from serving.services.send_to_queue import predictions_send_to_queue
 
 

@@ -1,0 +1,82 @@
+"""Which production predictions to send to the labeling queue: the filters a person (page, API, command) or the
+drift check chooses, and the order they are picked in. A class is matched by every name the prediction log may hold
+for it (serving.selectors.monitoring.class_ids_by_logged_name)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef
+
+from labeling.models import Project
+from labeling.selectors.classes import class_paths, class_tree
+from serving.models import PredictedLabel, PredictionLog
+from serving.selectors.monitoring import MAX_SEND, class_ids_by_logged_name
+
+# Random sampling draws from at most this many of the window's newest candidates (ids only).
+RANDOM_POOL = 200_000
+
+
+class Order:
+    LOWEST_CONFIDENCE = "lowest_confidence"
+    RANDOM = "random"
+    NEWEST = "newest"
+    MOST_DRIFTED = "most_drifted"  # least like the labeled images (serving.services.drift_outliers)
+    CHOICES = (LOWEST_CONFIDENCE, RANDOM, NEWEST, MOST_DRIFTED)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which production predictions to send to the labeling queue. Only predictions whose image is still kept and
+    that were not sent before are candidates."""
+
+    order: str = Order.LOWEST_CONFIDENCE
+    limit: int = 50
+    top_class: str = ""  # stored class path (class_path_normalize of what someone typed); "" = any class
+    since: datetime | None = None
+    until: datetime | None = None
+    version_number: int | None = None
+    seed: int | None = None
+
+
+def logged_names_of(*, project: Project, path: str) -> list[str]:
+    """Every name the prediction log may hold for the class whose stored path is `path` (its display path and its
+    stored path: class_ids_by_logged_name); `path` itself when no class of the project has it."""
+    tree = class_tree(project=project)
+    class_id = {stored: pk for pk, stored in class_paths(tree).items()}.get(path)
+    if class_id is None:
+        return [path]
+    return [name for name, pk in class_ids_by_logged_name(tree).items() if pk == class_id]
+
+
+def send_candidates(*, project: Project, selection: Selection):
+    """The queryset of candidate predictions (image kept, not yet sent) that match the selection's filters."""
+    rows = PredictionLog.objects.filter(project=project, queued_at=None).exclude(image="")
+    if selection.top_class:  # a multi-label prediction matches when the class is one of those it predicted
+        names = logged_names_of(project=project, path=selection.top_class)
+        if project.is_multi_label:  # a prediction of two classes would otherwise come twice
+            rows = rows.filter(Exists(PredictedLabel.objects.filter(log=OuterRef("pk"), path__in=names)))
+        else:
+            rows = rows.filter(top_class__in=names)
+    if selection.since is not None:
+        rows = rows.filter(created_at__gte=selection.since)
+    if selection.until is not None:
+        rows = rows.filter(created_at__lt=selection.until)
+    if selection.version_number is not None:
+        rows = rows.filter(version_number=selection.version_number)
+    return rows
+
+
+def predictions_select(*, project: Project, selection: Selection) -> list[PredictionLog]:
+    """The predictions a selection picks, at most selection.limit: the least confident first, a uniform random
+    sample (an unbiased estimate of live accuracy), or the newest."""
+    rows = send_candidates(project=project, selection=selection)
+    limit = min(max(0, selection.limit), MAX_SEND)
+    if selection.order == Order.RANDOM:
+        pool = list(rows.order_by("-created_at").values_list("pk", flat=True)[:RANDOM_POOL])
+        picked = random.Random(selection.seed).sample(pool, min(limit, len(pool)))
+        return list(PredictionLog.objects.filter(pk__in=picked).order_by("confidence", "pk"))
+    order = ("confidence", "pk") if selection.order == Order.LOWEST_CONFIDENCE else ("-created_at", "-pk")
+    return list(rows.order_by(*order)[:limit])
