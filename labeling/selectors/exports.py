@@ -161,11 +161,14 @@ def export_file_name(*, item_id: int, original_name: str, storage_name: str) -> 
     return f"{item_id}_{stem}{ext}"
 
 
-def split_for(*, sha256: str, item_split: str, val_fraction: float) -> str:
-    """holdout -> test; train -> train or val, decided by the content hash (stable across exports)."""
+def split_for(*, sha256: str, item_split: str, val_fraction: float, phash: str = "") -> str:
+    """holdout -> test; train -> train or val, decided by the perceptual hash where there is one (a picture and its
+    re-saved copies fall on the same side, as imports keep them in one of train and holdout), else the content hash.
+    Stable across exports."""
     if item_split == Split.HOLDOUT:
         return "test"
-    bucket = int(hashlib.sha256(f"val:{sha256}".encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+    key = phash or sha256
+    bucket = int(hashlib.sha256(f"val:{key}".encode()).hexdigest()[:8], 16) / 0x1_0000_0000
     return "val" if bucket < val_fraction else "train"
 
 
@@ -296,8 +299,8 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
 
     rows: list[ExportRow] = []
     items = Item.objects.filter(project=project, resolved__isnull=False).order_by("id")
-    fields = ("id", "sha256", "original_name", "file", "width", "height", "split")
-    for pk, sha, original, storage_name, width, height, item_split in items.values_list(*fields).iterator(5000):
+    fields = ("id", "sha256", "original_name", "file", "width", "height", "split", "phash")
+    for pk, sha, original, storage_name, width, height, item_split, phash in items.values_list(*fields).iterator(5000):
         if pk not in resolved:
             continue
         source, count = label_rows[pk]
@@ -310,7 +313,7 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
                 file_name=export_file_name(item_id=pk, original_name=original, storage_name=storage_name),
                 width=width,
                 height=height,
-                split=split_for(sha256=sha, item_split=item_split, val_fraction=filters.val_fraction),
+                split=split_for(sha256=sha, item_split=item_split, val_fraction=filters.val_fraction, phash=phash),
                 class_ids=sorted(resolved[pk], key=lambda c: paths[c]),
                 source=source,
                 annotator_count=count,

@@ -310,7 +310,7 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     wanted = request.POST.getlist("class_id") if project.is_multi_label else [request.POST.get("class_id")]
     class_ids = {_int_or_none(value) or 0 for value in wanted if value}
     targets = list(LabelClass.objects.filter(project=project, pk__in=class_ids).order_by("order", "pk"))
-    if len(targets) != len(class_ids) or not (targets or project.is_multi_label):
+    if len(targets) != len(class_ids):
         raise Http404("No such class in this project.")  # a class from elsewhere: nothing changes
     names = " + ".join(t.path for t in paths_attached(targets, project=project))  # "kitchen / wild", not "wild"
     try:
@@ -325,8 +325,13 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if not ids:
         messages.error(request, "Select at least one image first.")
         return redirect(back)
-    if not targets:
-        messages.error(request, "Choose at least one class: the images are labeled with every class chosen.")
+    if not targets:  # the page refuses this before sending; a form sent without its script gets the same words
+        messages.error(
+            request,
+            "Choose at least one class: the images are labeled with every class chosen."
+            if project.is_multi_label
+            else "Choose a class first: nothing was labeled.",
+        )
         return redirect(back)
     items = list(Item.objects.filter(project=project, pk__in=ids).only("id", "project_id"))
     for item in items:

@@ -157,6 +157,17 @@ def test_grid_labels_selected_items_as_ordinary_annotations(world):
     assert f'name="item_ids" value="{items[1].pk}"' in html
 
 
+def test_grid_without_a_class_says_so_and_labels_nothing(world):
+    """The page refuses this before sending; a form sent without its script answered 404 "No such class"."""
+    client, items = world["client"], world["items"]
+    response = client.post(
+        reverse("labeling:grid_apply", args=["birds"]), {"item_ids": [items[0].pk], "class_id": ""}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Choose a class first: nothing was labeled." in response.content.decode()
+    assert Annotation.objects.count() == 0
+
+
 def test_grid_by_model_class_and_not_x_hides_without_recording(world):
     prediction = apps.get_model("training", "Prediction")
     version = apps.get_model("training", "ModelVersion").objects.create(

@@ -238,3 +238,15 @@ def test_a_copy_of_a_picture_already_on_both_sides_goes_to_train(project_factory
 
     # Then it goes to train: the holdout gains no picture the model has seen
     assert item.split == Split.TRAIN
+
+
+def test_an_exports_val_part_keeps_a_picture_and_its_copies_together():
+    """Within train, the export's val part was chosen by the sha256: a pair all in train could straddle train and val."""
+    from labeling.selectors.exports import split_for
+
+    phashes = [f"{n:016x}" for n in range(0, 2**40, 2**33)]
+    for phash in phashes:
+        sides = {split_for(sha256=f"{phash}{copy}", item_split="train", val_fraction=0.5, phash=phash) for copy in "ab"}
+        assert len(sides) == 1, phash
+    old_rule = [len({split_for(sha256=f"{p}{c}", item_split="train", val_fraction=0.5) for c in "ab"}) for p in phashes]
+    assert max(old_rule) == 2  # by the content hash alone, some pairs straddle

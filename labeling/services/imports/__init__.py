@@ -14,8 +14,10 @@ Decisions (documented for users in the README):
 - CMYK, 16-bit and palette/alpha images are converted to RGB as imaging.pixels says (alpha over white, or
   over black for light content; 16-bit stretched) for the thumbnail and perceptual hash, as the model sees
   them; the original keeps its mode.
-- Split and cold-start priority are derived from the sha256, so re-importing the same bytes
-  always yields the same split (holdout with probability project.holdout_fraction) and order.
+- The split follows the perceptual hash (an image takes the split of a stored image with the same phash, else one
+  derived from the phash: holdout with probability project.holdout_fraction), so a picture and its re-saved copies
+  never straddle train and holdout; cold-start priority is derived from the sha256. Re-importing the same bytes
+  always yields the same split and order.
 - Operating-system litter (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`) is skipped silently, and one
   folder that wraps a whole zip or dropped folder is not a class.
 

@@ -167,7 +167,7 @@ def import_job_create(
 ) -> Job:
     """`to_front`: the new images go into the training split at the front of the labeling queue, in the order of
     `sources` (images picked because the model finds them hard, as the strategy's picks are; the next scoring ranks
-    them with the rest)."""
+    them with the rest); a copy of a holdout image (same perceptual hash) stays in the holdout, at its front."""
     params = {
         "sources": sources,
         "csv": csv_path,
