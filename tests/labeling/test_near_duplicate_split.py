@@ -241,7 +241,7 @@ def test_a_copy_of_a_picture_already_on_both_sides_goes_to_train(project_factory
 
 
 def test_an_exports_val_part_keeps_a_picture_and_its_copies_together():
-    """Within train, the export's val part was chosen by the sha256: a pair all in train could straddle train and val."""
+    """Within train, the val part was chosen by the sha256: a pair all in train could straddle train and val."""
     from labeling.selectors.exports import split_for
 
     phashes = [f"{n:016x}" for n in range(0, 2**40, 2**33)]
