@@ -10,7 +10,8 @@ Given labels y (n,) and out-of-sample probabilities P (n, k):
   P[n, y_n] - max_{j != y_n} P[n, j];
 - the review list (`suspects`) is the first max(flagged, estimated errors) of that ranking among the examples
   whose most probable class is not the given one: a label the model agrees with is never a suspect;
-- `error_share_interval` puts a bootstrap interval around the estimated share of wrong labels;
+- `error_share_interval` puts a bootstrap interval around the estimated share of wrong labels (never narrower than
+  the binomial interval of the count: no error in 105 labels is not "0 % to 0 %");
 - with `support` (training.ml.neighbours: the classes of each example's nearest labeled neighbours), a disagreement
   counts only where those neighbours back it (`backs`). Labels the queue asked for are the images the model was
   least sure of, and there a cross-validated model disagrees with many right labels.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.ml.columns import column_stats
+from training.ml.intervals import widened_to_binomial
 
 RANKINGS = ("self_confidence", "normalized_margin")
 # A disagreement is shown (and counted as a probable error) only where the example's 10 nearest other labeled
@@ -355,4 +357,5 @@ def error_share_interval(
         shares[r] = (calibrated.sum() - np.trace(calibrated)) / n
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(shares, [tail, 100 - tail])
+    low, high = widened_to_binomial(share, float(low), float(high), n)
     return float(share), float(max(0.0, min(low, share))), float(min(1.0, max(high, share)))

@@ -19,7 +19,7 @@ from labeling.constants import Progress
 from labeling.models import Project
 from labeling.selectors.training_seam import weak_class_note
 from labeling.services.reviews import review_tasks_label_errors_set
-from training.ml.intervals import SMALL_HOLDOUT
+from training.ml.intervals import SMALL_HOLDOUT, widened_to_binomial
 from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
 from training.services.cross_validated import embedded_rows, multi_label_estimate
@@ -109,6 +109,7 @@ def multi_label_search(
     progress(1, 1, "writing review tasks")
     share = verdict.estimated_errors / verdict.decisions
     low, high = decision_error_interval(targets, present, judged, verdict, seed=seed)
+    low, high = widened_to_binomial(share, low, high, verdict.decisions)
     class_ids = snap.classes.ids
     ids = [item_id for item_id, _, _ in rows]
     scores, details = {}, {}
