@@ -8,33 +8,16 @@ import re
 
 import pytest
 from django.forms.models import model_to_dict
-from django.test import Client
 from django.urls import reverse
 
-from labeling.forms import ProjectSettingsForm
 from labeling.models import Project, Role
 from tests.labeling.test_project_permissions import NEW_PROJECT, api_for, error_of
+from tests.labeling.test_settings_page import client_for, settings_post
 
 pytestmark = pytest.mark.django_db
 
 SPOOFED = "report\u202egnp.exe"  # shows as "reportexe.png"
 DIRECTION_MESSAGE = "contains a right-to-left override or other direction-control character"
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def settings_post(client: Client, project, **changes):
-    """POST the settings form as the page would send it: every field's current value, then `changes`."""
-    data = {k: v for k, v in ProjectSettingsForm(instance=project).initial.items() if v is not None}
-    for key in ("flip_average", "preselect_suggestion"):  # an unticked checkbox is absent from the POST
-        if not data.get(key):
-            data.pop(key, None)
-    data.update(changes)
-    return client.post(reverse("labeling:project_settings", args=[project.slug]), {**data, "action": "settings"})
 
 
 def stored(project) -> dict:
