@@ -24,7 +24,7 @@ from labeling.models import (
     Project,
 )
 from labeling.permissions import Capability, ProjectCapability, role_can
-from labeling.services.job_limits import JobLimitReached
+from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 
 PROJECT_PERMISSIONS = [IsAuthenticated, ProjectCapability]
 
@@ -190,13 +190,6 @@ JOB_START_RESPONSES = {
 def job_started_response(job: Job, request) -> Response:
     code = status.HTTP_200_OK if getattr(job, "coalesced", False) else status.HTTP_202_ACCEPTED
     return Response(JobStartedSerializer(job, context={"request": request}).data, status=code)
-
-
-# Retry-After of the job limit's 429. A place frees only when one of the caller's (or the project's) exports or
-# inference jobs in flight finishes, which the server cannot foresee: they take from seconds to many minutes. A
-# minute keeps a client that honours the header from asking again and again while a job runs, and retries soon
-# after a typical export ends; a client that wants to know sooner polls its job (GET .../jobs/<id>/).
-JOB_LIMIT_RETRY_AFTER_SECONDS = 60
 
 
 def job_limit_refused(exc: JobLimitReached) -> Throttled:

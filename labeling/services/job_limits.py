@@ -3,8 +3,9 @@
 - Coalesce: a request whose inputs equal those of a job of the same kind already queued or running in the same
   project gets that job back (`job.coalesced` is True) instead of a new one; nothing is enqueued again.
 - Bound: at most LABELLOOP_MAX_QUEUED_JOBS_PER_USER such jobs queued or running per user (all projects
-  together) and LABELLOOP_MAX_QUEUED_JOBS_PER_PROJECT per project. Past either, JobLimitReached (HTTP 429 on
-  the API, an error on the page) and nothing is created. 0 turns a limit off.
+  together) and LABELLOOP_MAX_QUEUED_JOBS_PER_PROJECT per project. Past either, JobLimitReached (HTTP 429 with
+  Retry-After on the API and on the pages, the message shown on the page) and nothing is created. 0 turns a limit
+  off.
 
 The look-up, the counts and the insert run in one transaction that first locks the user's and the project's
 rows (SQLite: the IMMEDIATE transaction is the lock), so simultaneous identical requests get one job.
@@ -25,6 +26,11 @@ from labeling.models import Job, JobKind, JobStatus, Project
 BOUNDED_KINDS = (JobKind.EXPORT_DATASET, JobKind.EXPORT_MODEL, JobKind.INFERENCE)
 IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING)
 INPUTS_KEY = "inputs_key"  # in Job.params: the hash of the inputs that identify the work
+# Retry-After of the job limit's 429 (API and pages alike). A place frees only when one of the caller's (or the
+# project's) exports or inference jobs in flight finishes, which the server cannot foresee: they take from seconds to
+# many minutes. A minute keeps a client that honours the header from asking again and again while a job runs, and
+# retries soon after a typical export ends; a client that wants to know sooner polls its job (GET .../jobs/<id>/).
+JOB_LIMIT_RETRY_AFTER_SECONDS = 60
 
 
 class JobLimitReached(Exception):

@@ -18,7 +18,7 @@ from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
 from labeling.selectors.exports import FILE_JOB_KINDS, FORMATS, ExportFilters, export_ttl
 from labeling.services import exports as export_services
-from labeling.services.job_limits import JobLimitReached
+from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 
 DOWNLOADABLE_KINDS = FILE_JOB_KINDS
 
@@ -97,9 +97,12 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
     jobs = Job.objects.filter(project=project, kind=JobKind.EXPORT_DATASET).order_by("-created_at")[:20]
     if request.method == "POST" and status == 200:
         status = 400
-    return render(
+    response = render(
         request, "labeling/exports.html", _context(request, form=form, jobs=jobs, formats=FORMATS), status=status
     )
+    if status == 429:
+        response["Retry-After"] = str(JOB_LIMIT_RETRY_AFTER_SECONDS)
+    return response
 
 
 @require_GET

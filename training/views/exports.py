@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
-from labeling.services.job_limits import JobLimitReached
+from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.models import ModelVersion
 from training.services import exports, inference
@@ -76,7 +76,10 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
     status = (429 if limited else 400) if request.method == "POST" else 200
     formats = format_promises(project.is_multi_label)
     context = _context(request, form=form, versions=versions, jobs=jobs, formats=formats)
-    return render(request, "training/exports.html", context, status=status)
+    response = render(request, "training/exports.html", context, status=status)
+    if limited:
+        response["Retry-After"] = str(JOB_LIMIT_RETRY_AFTER_SECONDS)
+    return response
 
 
 @require_POST

@@ -1,0 +1,103 @@
+"""The pages that start bounded jobs (dataset export, batch inference) refuse past the job limit the way the API does:
+429 with Retry-After, so a browser extension or script driving the page knows when to ask again, and nothing is
+created."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from labeling.models import Job, JobKind, JobStatus, Role
+from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS
+from tests.factories import png_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(project_factory, label_class_factory):
+    """A project with a model version, and one export already queued by the manager (the per-user limit is 1)."""
+    from training.models import ModelVersion
+
+    project = project_factory(slug="owls", name="Owls")
+    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(["barn", "snowy"])]
+    ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", architecture="test", class_ids=[c.pk for c in classes]
+    )
+    return project
+
+
+@pytest.fixture
+def manager(project, member_of, settings):
+    settings.LABELLOOP_MAX_QUEUED_JOBS_PER_USER = 1
+    user = member_of(project, Role.MANAGER, "boss")
+    Job.objects.create(project=project, kind=JobKind.EXPORT_DATASET, status=JobStatus.QUEUED, created_by=user,
+                       params={"format": "jsonl"})  # fmt: skip
+    return user
+
+
+def a_zip() -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("1.png", date_time=(2026, 1, 1, 0, 0, 0)), png_bytes(1))
+    return SimpleUploadedFile("batch.zip", buffer.getvalue(), content_type="application/zip")
+
+
+def assert_limit_page(answer) -> None:
+    assert answer.status_code == 429
+    assert answer["Retry-After"] == str(JOB_LIMIT_RETRY_AFTER_SECONDS)
+    page = answer.content.decode()
+    assert "You already have 1 exports or inference jobs queued or running (at most 1)" in page
+    assert "Wait for one to finish, then start this one again." in page
+
+
+def test_the_dataset_export_page_429_says_when_to_retry(project, manager):
+    client = Client()
+    client.force_login(manager)
+
+    answer = client.post(reverse("labeling:exports", args=[project.slug]), {"format": "csv", "val_fraction": "0.1"})
+
+    assert_limit_page(answer)
+    assert Job.objects.count() == 1
+
+
+def test_the_batch_inference_form_429_says_when_to_retry(project, manager):
+    client = Client()
+    client.force_login(manager)
+
+    answer = client.post(reverse("training:model_exports", args=[project.slug]), {"file": a_zip()})
+
+    assert_limit_page(answer)
+    assert Job.objects.count() == 1
+
+
+def test_the_pages_send_no_retry_after_when_they_accept_or_refuse_for_another_reason(project, manager, settings):
+    settings.LABELLOOP_MAX_QUEUED_JOBS_PER_USER = 5
+    client = Client()
+    client.force_login(manager)
+    exports = reverse("labeling:exports", args=[project.slug])
+
+    invalid = client.post(exports, {"format": "nonsense"})
+    started = client.post(exports, {"format": "csv", "val_fraction": "0.1"})
+
+    assert invalid.status_code == 400
+    assert started.status_code == 302
+    assert not invalid.has_header("Retry-After")
+    assert not started.has_header("Retry-After")
+
+
+def test_the_api_429_still_sends_the_same_retry_after(project, manager):
+    client = APIClient()
+    client.force_authenticate(manager)
+
+    answer = client.post(f"/api/projects/{project.slug}/exports/dataset/", {"format": "csv"}, format="json")
+
+    assert answer.status_code == 429
+    assert answer["Retry-After"] == str(JOB_LIMIT_RETRY_AFTER_SECONDS)
+    assert Job.objects.count() == 1
