@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.constants import MAX_ID, ids_from_values
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ReviewTask, ReviewTaskReason
-from labeling.selectors.annotator_work import annotator_work
+from labeling.selectors.annotator_work import annotations_undoable
 from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
 from labeling.selectors.classes import paths_attached, unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
@@ -261,24 +261,6 @@ def _check_not_skipped_twice(*, item: Item, user, now) -> None:
             raise LabelingConflict(f"You have already skipped image #{item.pk}: your skip is saved. Nothing changed.")
 
 
-def _undoable(*, user, project: Project, now) -> QuerySet[Annotation]:
-    """The user's labels and skips in the project that undo may withdraw: within the grace period, not undone."""
-    grace = timedelta(seconds=settings.LABELLOOP_UNDO_GRACE_SECONDS)
-    # A reviewer's verdict on an imported label is no label of theirs to withdraw here (annotator_work).
-    mine = Annotation.objects.filter(user=user, item__project=project, undoes__isnull=True, created_at__gte=now - grace)
-    return (
-        annotator_work(mine)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-        .order_by("-created_at", "-id")
-    )
-
-
-def annotation_undo_target(*, user, project: Project) -> int | None:
-    """The id of the annotation that annotation_undo would withdraw now, or None: the labeling page names it in its
-    undo request, so that a press repeated after a lost answer cannot withdraw the label before it too."""
-    return _undoable(user=user, project=project, now=timezone.now()).values_list("pk", flat=True).first()
-
-
 def _nothing_to_undo() -> str:
     return f"Nothing to undo (labels can be undone for {settings.LABELLOOP_UNDO_GRACE_SECONDS / 60:g} minutes)."
 
@@ -320,7 +302,7 @@ def annotation_undo(
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
     with transaction.atomic():
-        target = _undoable(user=user, project=project, now=now).first()
+        target = annotations_undoable(user=user, project=project, now=now).first()
         if annotation_id is not None and (target is None or target.pk != annotation_id):
             raise LabelingConflict(
                 _undo_refusal(user=user, project=project, annotation_id=annotation_id, latest=target)

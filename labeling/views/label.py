@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling.constants import MULTI_LABEL_THRESHOLD, ids_from_values
 from labeling.models import Item, LabelClass
 from labeling.permissions import Capability, project_view
+from labeling.selectors.annotator_work import annotation_undo_target
 from labeling.selectors.classes import paths_attached
 from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.queue import (
@@ -39,7 +40,6 @@ from labeling.services.annotations import (
     annotation_create,
     annotation_skip,
     annotation_undo,
-    annotation_undo_target,
 )
 from labeling.services.queue import item_claim_next, items_peek_next
 from labeling.views.class_list import class_list_block, page_list_key

@@ -12,12 +12,12 @@ from django.urls import reverse
 
 from labeling.api.tokens import token_replace
 from labeling.models import Annotation, Item, ResolvedLabel, Role, TaskType
+from labeling.selectors.annotator_work import annotation_undo_target
 from labeling.services.annotations import (
     LabelingConflict,
     annotation_create,
     annotation_skip,
     annotation_undo,
-    annotation_undo_target,
 )
 from labeling.services.queue import item_claim_next
 
