@@ -5,7 +5,8 @@ download name. Anything else is the zip's own path (its missing parent folders a
 and the command says so. The check makes the missing folders and writes a probe file in the last (removing both), so a
 path that cannot be written fails in a second with a CommandError, before a job exists, not after minutes of export.
 The copy goes to a hidden temporary file beside the target and is renamed over it: a failed copy (disk full, folder
-gone) leaves an existing file as it was and no half-written zip behind.
+gone) leaves an existing file as it was and no half-written zip behind, and fails the job that made the zip (a
+service: labeling.services.exports.copy_out).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import BinaryIO
 from django.core.management.base import CommandError
 
 from labeling.models import Job
-from labeling.services.exports import export_job_file, export_storage
-from labeling.services.jobs import job_finish
+from labeling.services.exports import export_job_file
+from labeling.services.exports.copy_out import export_job_copy_fail
 
 SEPARATORS = tuple(s for s in (os.sep, os.altsep, "/") if s)
 
@@ -127,18 +128,13 @@ def out_path_write(out: OutPath, source: BinaryIO, name: str) -> Written:
 
 
 def export_job_copy(*, job: Job, out: OutPath) -> Written:
-    """Copy a finished export job's zip to --out. The command that ran the job owns it: when the copy fails the job
-    ends failed with the reason (it does not claim a success nobody received) and its stored zip is deleted, as
-    nothing would expire a failed job's file; then CommandError."""
+    """Copy a finished export job's zip to --out. When the copy fails the job ends failed with the reason and its
+    stored zip is deleted (labeling.services.exports.copy_out.export_job_copy_fail); then CommandError."""
     try:
         handle, name = export_job_file(job=job)
         with handle:
             return out_path_write(out, handle, name)
     except (CommandError, OSError) as exc:
         reason = str(exc) if isinstance(exc, CommandError) else f"Could not read the stored export: {exc}"
-        result = dict(job.result or {})
-        for key in result.pop("files", None) or []:
-            with contextlib.suppress(OSError, NotImplementedError):
-                export_storage().delete(key)
-        job_finish(job=job, result=result, error=f"Copy to --out failed: {reason}")
+        export_job_copy_fail(job=job, reason=reason)
         raise CommandError(f"{reason} The export ran but nothing was written to --out; job #{job.pk} failed.") from exc
