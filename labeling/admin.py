@@ -1,12 +1,24 @@
 """Admin: staff manage who may create projects (the "project creators" group, under Authentication) and grant a
 project its server folders here; no page or API of the product writes those."""
 
+import copy
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from labeling import models
+from labeling.forms import ProjectSettingsForm
 from labeling.permissions import granted_roots_clean
+
+# The project settings the settings page holds to a range (image size, annotators per image, retraining cadence,
+# rates, GPUs). The admin edits them with the page's own fields, so it refuses what the page refuses, in the same
+# words, and a range changed there changes here.
+RANGED_SETTINGS = tuple(
+    name
+    for name, field in ProjectSettingsForm.base_fields.items()
+    if getattr(field, "min_value", None) is not None or getattr(field, "max_value", None) is not None
+)
 
 
 class FolderLinesField(forms.CharField):
@@ -37,6 +49,12 @@ class ProjectAdminForm(forms.ModelForm):
     class Meta:
         model = models.Project
         fields = "__all__"  # noqa: DJ007 (the admin edits every field)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in RANGED_SETTINGS:
+            if name in self.fields:
+                self.fields[name] = copy.deepcopy(ProjectSettingsForm.base_fields[name])
 
     def clean_granted_import_roots(self) -> list[str]:
         return granted_roots_clean(self.cleaned_data["granted_import_roots"])
