@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -34,11 +33,9 @@ from labeling.models import (
     Verdict,
 )
 from labeling.selectors.classes import PATH_SEPARATOR, ClassTree, class_path_parse, class_paths, class_tree
+from labeling.selectors.export_names import export_file_names, sanitize_name
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
-# Windows refuses these as a file or folder name, with or without an extension ("con", "aux.jpg").
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
-_MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; a CJK character takes 3
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class ExportRow:
     sha256: str
     original_name: str
     storage_name: str  # key of the original in the media storage
-    file_name: str  # "<item id>_<sanitized original name>" in the export
+    file_name: str  # the sanitized original name, unique within the export (labeling.selectors.export_names)
     width: int
     height: int
     split: str  # train | val | test
@@ -122,43 +119,6 @@ class ExportPlan:
             "per_class": {c.path: per_class.get(c.path, 0) for c in self.classes},
             "per_split_class": {s: dict(per_split_class[s]) for s in ("train", "val", "test")},
         }
-
-
-def sanitize_name(name: str, *, fallback: str, max_length: int = 100) -> str:
-    """A file/folder name that is safe on every OS and inside a zip (no separators, no leading dots).
-
-    Letters, marks and digits of every script are kept (NFC), so "plane café" is "plane_café" and "猫" stays
-    "猫"; any run of other characters (spaces, punctuation, separators, controls) becomes one "_". At most
-    `max_length` characters and 200 bytes of UTF-8; Windows device names ("con") get a trailing "_".
-    """
-    out: list[str] = []
-    for ch in unicodedata.normalize("NFC", name):
-        keep = ch in "._-" or unicodedata.category(ch)[0] in "LMN"
-        if keep or not out or out[-1] != "_":
-            out.append(ch if keep else "_")
-    cleaned = "".join(out).strip("._-")[:max_length]
-    while len(cleaned.encode()) > _MAX_NAME_BYTES:
-        cleaned = cleaned[:-1]
-    cleaned = cleaned.strip("._-")
-    if cleaned.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
-        cleaned += "_"
-    return cleaned or fallback
-
-
-def export_file_name(*, item_id: int, original_name: str, storage_name: str) -> str:
-    """Stable, collision-free name: the item id prefix keeps two "img.jpg" apart; the extension is kept real."""
-    base = original_name.replace("\\", "/").rsplit("/", 1)[-1]
-    stored_ext = storage_name.rsplit("/", 1)[-1].rpartition(".")[2].lower()
-    stored_ext = f".{stored_ext}" if stored_ext and "." in storage_name.rsplit("/", 1)[-1] else ""
-    stem, dot, ext = base.rpartition(".")
-    if not dot:
-        stem, ext = base, ""
-    ext = f".{ext.lower()}" if ext else ""
-    same_jpeg = {ext, stored_ext} <= {".jpg", ".jpeg"}
-    if stored_ext and ext != stored_ext and not same_jpeg:
-        ext = stored_ext
-    stem = sanitize_name(stem, fallback="image", max_length=120)
-    return f"{item_id}_{stem}{ext}"
 
 
 def split_for(*, sha256: str, item_split: str, val_fraction: float, phash: str = "") -> str:
@@ -310,7 +270,7 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
                 sha256=sha,
                 original_name=original,
                 storage_name=storage_name,
-                file_name=export_file_name(item_id=pk, original_name=original, storage_name=storage_name),
+                file_name="",  # below, once every row is known: a name is unique within the whole export
                 width=width,
                 height=height,
                 split=split_for(sha256=sha, item_split=item_split, val_fraction=filters.val_fraction, phash=phash),
@@ -319,6 +279,9 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
                 annotator_count=count,
             )
         )
+
+    for row, name in zip(rows, export_file_names(rows), strict=True):
+        row.file_name = name
 
     used = sorted({c for row in rows for c in row.class_ids}, key=lambda c: (paths[c], c))
     classes: list[ExportClass] = []

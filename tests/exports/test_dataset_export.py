@@ -15,7 +15,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from labeling.models import Job, JobKind, JobStatus, Review, Role, TaskType, Verdict
-from labeling.selectors.exports import ExportFilters, export_file_name, export_plan, sanitize_name
+from labeling.selectors.export_names import export_file_name, sanitize_name
+from labeling.selectors.exports import ExportFilters, export_plan
 from labeling.services import resolution
 from labeling.services.annotations import annotation_create
 from tests.exports.conftest import run_export
@@ -65,7 +66,7 @@ def test_imagefolder_zip_loads_in_torchvision_with_the_manifest_counts_and_indic
         names = set(zf.namelist())
     for item in items:
         if item.split == "holdout":
-            name = export_file_name(item_id=item.pk, original_name=item.original_name, storage_name=item.file.name)
+            name = export_file_name(original_name=item.original_name, storage_name=item.file.name)
             assert f"test/{classes[items.index(item) % 3].name}/{name}" in names
 
 
@@ -98,9 +99,9 @@ def test_file_names_are_stable_and_never_collide(labeled_project, tmp_path):
     assert files1 == files2
     basenames = [f.rsplit("/", 1)[1] for f in files1]
     assert len(set(basenames)) == len(basenames) == 24
-    # The two "cat.png" items are both there, told apart by their ids.
-    assert {f"{items[0].pk}_cat.png", f"{items[3].pk}_cat.png"} <= set(basenames)
-    assert f"{items[2].pk}_img_002.png" in basenames
+    # The two "cat.png" items are both there, told apart by their contents; a name no other image has is kept.
+    assert {f"cat_{items[0].sha256[:8]}.png", f"cat_{items[3].sha256[:8]}.png"} <= set(basenames)
+    assert "img_002.png" in basenames
 
 
 def test_unsafe_and_case_colliding_class_names_get_unique_safe_folders(
@@ -119,7 +120,7 @@ def test_unsafe_and_case_colliding_class_names_get_unique_safe_folders(
     with zipfile.ZipFile(out) as zf:
         assert not [n for n in zf.namelist() if ".." in n or n.startswith("/")]
     assert sanitize_name("../../x", fallback="c") == "x"
-    assert export_file_name(item_id=7, original_name="dir\\evil/../x y.JPG", storage_name="a/b.jpg") == "7_x_y.jpg"
+    assert export_file_name(original_name="dir\\evil/../x y.JPG", storage_name="a/b.jpg") == "x_y.jpg"
 
 
 def test_same_labels_give_the_same_hash_in_every_format_and_a_change_changes_it(labeled_project, tmp_path):
