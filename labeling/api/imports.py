@@ -1,0 +1,110 @@
+"""API: import images into a project by upload (image files, zips, label CSVs): the import job the import page makes.
+
+The same path as the page's upload (labeling.views.imports): the files are staged, one import job is created and
+queued on the worker (Celery), and the answer (202) names the job to poll. The same limits and checks: an image over
+LABELLOOP_MAX_UPLOAD_BYTES, a zip over LABELLOOP_MAX_ZIP_BYTES or a CSV over 50 MiB is not kept and is reported in
+the job's errors, as is every file the worker refuses (not an image, corrupt, truncated, a decompression bomb, a zip
+that escapes its root); a bad file never stops the rest. Managers only (Capability.MANAGE), as the page.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.base import JobOutputSerializer, ProjectView
+from labeling.models import Job, JobStatus
+from labeling.permissions import Capability
+from labeling.services import imports as import_services
+
+
+@extend_schema_field(OpenApiTypes.URI)
+class JobUrlField(serializers.Field):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, job: Job) -> str:
+        url = reverse("api-job", args=[job.project.slug, job.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
+class ImportJobSerializer(JobOutputSerializer):
+    url = JobUrlField(help_text="The job's API address: poll it until `status` is succeeded or failed.")
+
+    class Meta(JobOutputSerializer.Meta):
+        fields = ["url", *JobOutputSerializer.Meta.fields]
+
+
+class ImportCreateApi(ProjectView, APIView):
+    """Upload images to import (managers): image files and zips in `files`, label CSVs (filename,label) in `csv`.
+    Answers 202 with the queued import job; poll its `url` (GET /api/projects/<slug>/jobs/<id>/) for progress and,
+    once it has ended, the imported, duplicate and rejected counts and each rejected file with its reason."""
+
+    capability = Capability.MANAGE
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        files = serializers.ListField(
+            child=serializers.FileField(allow_empty_file=True), required=False,
+            help_text="Images (JPEG, PNG, WebP, GIF, BMP, TIFF) and .zip archives; repeat the field for each file.",
+        )  # fmt: skip
+        csv = serializers.ListField(
+            child=serializers.FileField(allow_empty_file=True), required=False,
+            help_text='Label CSVs: filename,label ("a/b" for a class under a, "a;b" for several in a multi-label '
+            "project).",
+        )  # fmt: skip
+        names = serializers.ListField(
+            child=serializers.CharField(max_length=500), required=False,
+            help_text="The relative path of each of `files`, in order (cat/1.jpg), where it matters: multipart file "
+            "names lose their folders, and with labels_from_folders the folders are the classes.",
+        )  # fmt: skip
+        labels_from_folders = serializers.BooleanField(
+            default=False, help_text="Folder names are classes (cat/1.jpg), nested folders a hierarchy; in zips too."
+        )
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            202: ImportJobSerializer,
+            400: OpenApiResponse(description="No file, or names not matching files; nothing was created."),
+            503: OpenApiResponse(ImportJobSerializer, description="The task queue is unreachable: the job failed."),
+        },
+    )
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        files = request.FILES.getlist("files")
+        names = data.validated_data.get("names") or None
+        if names is not None and len(names) != len(files):
+            raise ApiValidationError({"names": [f"Give one name for each of the {len(files)} files, in order."]})
+        uploads = files + request.FILES.getlist("csv")
+        if not uploads:
+            raise ApiValidationError({"files": ["Choose at least one file."]})
+        if names is not None:
+            names += [upload.name for upload in request.FILES.getlist("csv")]
+        try:
+            directory = import_services.staging_dir_create(project=self.project, user=request.user)
+            import_services.staged_uploads_add(directory=directory, uploads=uploads, names=names)
+            job = import_services.import_job_from_staging(
+                project=self.project,
+                user=request.user,
+                directory=directory,
+                labels_from_folders=data.validated_data["labels_from_folders"],
+            )
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"files": exc.messages}) from exc
+        import_services.import_job_enqueue(job=job)
+        job.refresh_from_db()
+        # A job that failed before it started: the broker was unreachable (import_job_enqueue says so in its message).
+        unqueued = job.status == JobStatus.FAILED and job.started_at is None
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if unqueued else status.HTTP_202_ACCEPTED
+        answer = ImportJobSerializer(job, context={"request": request, "role": self.role}).data
+        return Response(answer, status=code, headers={"Location": answer["url"]})
