@@ -1,4 +1,5 @@
-"""Monitoring REST API: the Monitoring page's figures as JSON, and send-to-queue (an import job).
+"""Serving REST API: the Monitoring page's figures as JSON, send-to-queue (an import job), and the keys page's
+project API keys for the prediction service (list, make: the secret shown once, revoke).
 
 Same rules as labeling's API (labeling.api.base): ProjectCapability on every endpoint, one APIView per operation,
 the same selectors and services as the page.
@@ -9,16 +10,20 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response
+from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response, no_store, object_or_404
 from labeling.permissions import Capability
 from labeling.selectors.classes import class_path_normalize
+from serving.models import ApiKey
+from serving.selectors.keys import api_keys_of
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, monitoring_of
 from serving.selectors.send_selection import Order, Selection
+from serving.services.keys import api_key_create, api_key_revoke
 from serving.services.send_to_queue import predictions_send_to_queue
 
 
@@ -181,7 +186,71 @@ class SendToQueueApi(ProjectView, APIView):
         return job_started_response(job, request)
 
 
+class ServingKeyOutputSerializer(serializers.ModelSerializer):
+    prefix = serializers.CharField(read_only=True, help_text="The key's first characters, to tell keys apart.")
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+    revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, allow_null=True, default=None)
+    active = serializers.BooleanField(read_only=True, help_text="False once revoked: the service refuses it (401).")
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "active", "created_at", "created_by", "revoked_at", "revoked_by"]
+
+
+class ServingKeyCreatedSerializer(ServingKeyOutputSerializer):
+    key = serializers.CharField(
+        read_only=True, help_text="The secret: `Authorization: Bearer <key>` on the prediction service. Shown in "
+        "this answer only (stored hashed): keep it now.",
+    )  # fmt: skip
+
+    class Meta(ServingKeyOutputSerializer.Meta):
+        fields = [*ServingKeyOutputSerializer.Meta.fields, "key"]
+
+
+class ServingKeyListApi(ProjectView, APIView):
+    """The project's API keys for the prediction service, newest first, revoked ones included (managers and ML
+    engineers, as the keys page). POST makes one: its secret is in that answer only."""
+
+    capability = Capability.EXPORT
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100, help_text='What will use it, e.g. "mobile app".')
+
+    @extend_schema(responses={200: ServingKeyOutputSerializer(many=True)})
+    def get(self, request, slug: str):
+        return Response(ServingKeyOutputSerializer(api_keys_of(project=self.project), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: ServingKeyCreatedSerializer, 400: OpenApiResponse()})
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            key, token = api_key_create(project=self.project, user=request.user, name=data.validated_data["name"])
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"name": exc.messages}) from exc
+        answer = {**ServingKeyOutputSerializer(key).data, "key": token}
+        return no_store(Response(answer, status=status.HTTP_201_CREATED))
+
+
+class ServingKeyRevokeApi(ProjectView, APIView):
+    """Revoke a key of this project: the prediction service refuses it from the next request on. Revoking a
+    revoked key changes nothing; another project's key is 404."""
+
+    capability = Capability.EXPORT
+
+    @extend_schema(responses={200: ServingKeyOutputSerializer, 404: OpenApiResponse()})
+    def delete(self, request, slug: str, key_id: int):
+        object_or_404(ApiKey, project=self.project, pk=key_id)  # an id no row can have: 404, not an overflow
+        try:
+            key = api_key_revoke(project=self.project, key_id=key_id, user=request.user)
+        except ApiKey.DoesNotExist:
+            raise NotFound("No such key in this project.") from None
+        return Response(ServingKeyOutputSerializer(key).data)
+
+
 urlpatterns = [
     path("projects/<slug:slug>/monitoring/", MonitoringApi.as_view(), name="api-monitoring"),
     path("projects/<slug:slug>/monitoring/send-to-queue/", SendToQueueApi.as_view(), name="api-send-to-queue"),
+    path("projects/<slug:slug>/serving-keys/", ServingKeyListApi.as_view(), name="api-serving-keys"),
+    path("projects/<slug:slug>/serving-keys/<int:key_id>/", ServingKeyRevokeApi.as_view(), name="api-serving-key"),
 ]
