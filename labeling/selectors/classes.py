@@ -109,12 +109,13 @@ def class_paths(tree: ClassTree, *, display: bool = False) -> dict[int, str]:
     return {pk: join(class_path_names(pk, tree)) for pk in tree}
 
 
-def paths_attached(classes: Iterable[Model], *, project: Model) -> list:
+def paths_attached(classes: Iterable[Model], *, project: Model, tree: ClassTree | None = None) -> list:
     """`classes` (LabelClass rows) with their display paths worked out from one read of the project's tree, so
     that `LabelClass.path` costs no query. Unattached, it walks the parents, a query per level not yet loaded:
-    a 5,000-class, 8-level taxonomy made the settings page 9,000 queries and 37 s."""
+    a 5,000-class, 8-level taxonomy made the settings page 9,000 queries and 37 s. `tree`: the project's whole
+    tree (class_tree) when the caller has it already, which saves the read."""
     classes = list(classes)
-    paths = class_paths(class_tree(project=project), display=True)
+    paths = class_paths(class_tree(project=project) if tree is None else tree, display=True)
     for c in classes:
         c.__dict__["attached_path"] = paths.get(c.pk)
     return classes

@@ -7,6 +7,7 @@ labeling.selectors.training_seam, and an absent training app means no suggestion
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,13 +42,20 @@ class Suggestion:
     probability: float
 
 
+# A class row as class_options reads it: id, name, parent id, hotkey, color, archived, order.
+ClassRow = tuple[int, str, int | None, str, str, bool, int]
+CLASS_ROW_FIELDS = ("id", "name", "parent_id", "hotkey", "color", "archived", "order")
+
+
 def label_classes_for_labeling(*, project: Project) -> list[ClassOption]:
     """Active classes in taxonomy order with their full path (one query)."""
-    rows = list(
-        LabelClass.objects.filter(project=project).values_list(
-            "id", "name", "parent_id", "hotkey", "color", "archived", "order"
-        )
-    )
+    return class_options(LabelClass.objects.filter(project=project).values_list(*CLASS_ROW_FIELDS))
+
+
+def class_options(rows: Iterable[ClassRow]) -> list[ClassOption]:
+    """The active classes of `rows` in taxonomy order with their full path, as label_classes_for_labeling gives them.
+    `rows` (CLASS_ROW_FIELDS) must hold every class of the project, archived ones too: a path needs its ancestors."""
+    rows = list(rows)
     tree = {r[0]: (r[1], r[2]) for r in rows}
     parents = {r[2] for r in rows if r[2] is not None and not r[5]}
     options = [

@@ -15,10 +15,8 @@ from django.views.decorators.http import require_POST
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Job, LabelClass, Membership
 from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
-from labeling.selectors.classes import paths_attached
+from labeling.selectors.class_table import ClassTable, class_table
 from labeling.selectors.dashboard import dashboard_summary
-from labeling.selectors.keys import key_sequences
-from labeling.selectors.queue import label_classes_for_labeling
 from labeling.services import projects as project_services
 
 
@@ -136,12 +134,13 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
                     return redirect("labeling:project_settings", slug=slug)
                 except ValidationError as exc:
                     member_form.add_error(None, exc)
-    classes = paths_attached(LabelClass.objects.filter(project=project), project=project)
-    # The keys an annotator presses for each class: in a taxonomy every level is numbered on its own (the stored
-    # hotkeys are a flat project's choice), so the page shows the labeling page's keys, not the stored ones.
-    sequences = key_sequences(label_classes_for_labeling(project=project))
+    # One read of the class table for the rows, their paths, the keys an annotator presses for each (the labeling
+    # page's, not the stored hotkeys) and the add-class form's parents.
+    table = class_table(project=project)
+    classes = table.classes
     for c in classes:
-        c.label_keys = sequences.get(c.pk, [])
+        c.label_keys = table.label_keys.get(c.pk, [])
+    _parents_from(class_form, table)
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     return render(
         request,
@@ -158,6 +157,13 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             members=members,
         ),
     )
+
+
+def _parents_from(form: LabelClassForm, table: ClassTable) -> None:
+    """The form's parent choices from the page's read of the classes, not a query of their own when it renders
+    (the same classes, order and paths as its queryset; a posted parent is still checked against the queryset)."""
+    field = form.fields["parent"]
+    field.choices = [("", field.empty_label), *((c.pk, c.path) for c in table.active)]
 
 
 @require_POST
