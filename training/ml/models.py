@@ -101,21 +101,28 @@ def _unwrap(state: Any, name: str) -> dict[str, torch.Tensor]:
 
 
 def state_dict_from_bytes(data: bytes, name: str) -> dict[str, torch.Tensor]:
-    """A safetensors file or a PyTorch state dict (torch.load with weights_only: no arbitrary pickles)."""
+    """A safetensors file or a PyTorch state dict (torch.load with weights_only: no arbitrary pickles).
+
+    Every way `data` can fail to be one raises WeightsError (a ValueError) naming the file and why, so the admin and
+    weights_register show a refusal, never a 500 or a traceback: torch's unpickler meets bytes that are no checkpoint
+    with whatever its parser trips on (KeyError for a text file, IndexError, struct.error, AssertionError, ...).
+    """
+    if not data:
+        raise WeightsError(f"{name} is empty (0 bytes), not a safetensors file or a PyTorch state dict")
     looks_safetensors = name.endswith(".safetensors") or (len(data) > 9 and data[8:9] == b"{")
     if looks_safetensors:
         from safetensors.torch import load as load_safetensors
 
         try:
-            return _unwrap(load_safetensors(data), name)
-        except WeightsError:
-            raise
+            loaded = load_safetensors(data)
         except Exception as exc:
             if name.endswith(".safetensors"):
                 raise WeightsError(f"{name} is not a readable safetensors file: {exc}") from exc
+        else:
+            return _unwrap(loaded, name)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as exc:
+    except Exception as exc:
         raise WeightsError(f"{name} is neither a safetensors file nor a PyTorch state dict: {_why(exc)}") from exc
     return _unwrap(state, name)
 
@@ -123,11 +130,21 @@ def state_dict_from_bytes(data: bytes, name: str) -> dict[str, torch.Tensor]:
 def _why(exc: Exception) -> str:
     """torch.load's reason in a line: a pickled object that is not tensors, or bytes that are no checkpoint."""
     text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    # "Unsupported global: GLOBAL x.Y" (a checkpoint torch.save wrote) or "unsupported GLOBAL posix.system whose module
+    # posix is blocked" (a bare pickle)
+    found = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", text, re.IGNORECASE)
     if found:
         return f"it pickles a {found.group(1)} object (only tensors and plain containers load without running code)"
     found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
-    detail = found.group(1).strip() if found else (text.strip().splitlines() or [type(exc).__name__])[0]
+    # Never torch's preamble: it advises loading with weights_only=False, which runs whatever code the file holds.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Weights only load failed", "Check the documentation"))]
+    if found:
+        detail = found.group(1).strip()
+    elif lines and isinstance(exc, pickle.UnpicklingError | RuntimeError):
+        detail = lines[0]
+    else:  # a bare KeyError: 101 or IndexError says nothing without its type
+        detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return f"the file is corrupt or in another format ({detail})"
 
 

@@ -62,8 +62,8 @@ class Command(BaseCommand):
         except DatabaseError:
             raise
         except Exception as exc:
-            # torch's unpickler meets bytes that are no checkpoint with bare KeyError, IndexError, UnicodeDecodeError,
-            # ... (a text file gives "KeyError: 101"): only the file can be at fault here, so say so.
+            # Reading the file raises WeightsError (above, as WeightsRegistrationError) for every loader failure; what
+            # is left (timm building the model, copying the file's tensors into it) can only be the file's fault too.
             raise CommandError(
                 f"Nothing registered: {path} could not be read as weights of {opts['arch']}: expected {EXPECTED} "
                 f"({type(exc).__name__}: {exc})."
