@@ -210,13 +210,14 @@ def class_ids_by_logged_name(tree: ClassTree) -> dict[str, int]:
 
 
 def class_mix(
-    *, project: Project, since: datetime, until: datetime, tree: ClassTree
+    *, project: Project, since: datetime, until: datetime, display: dict[int, str], ids: dict[str, int]
 ) -> tuple[list[ClassShare], int, int, int]:
     """The predicted classes in the window against the labeled distribution (each class of each resolved label
     counts once; in a multi-label project each class of each prediction does too, a single-label prediction is its
     top class). The MAX_CLASSES_SHOWN most predicted or labeled classes, by display path; returns (rows, other
-    predicted, predicted total, labeled total). Two grouped queries; `tree` is the project's class_tree. Predicted
-    names are matched to classes by class_ids_by_logged_name; a name no class has stays a row of its own."""
+    predicted, predicted total, labeled total). Two grouped queries. `display`: class id -> display path of every
+    class of the project (class_paths of its class_tree); `ids`: class_ids_by_logged_name of the same tree, which
+    matches predicted names to classes; a name no class has stays a row of its own."""
     if project.is_multi_label:
         rows_of = PredictedLabel.objects.filter(
             log__project=project, log__created_at__gte=since, log__created_at__lt=until
@@ -225,7 +226,6 @@ def class_mix(
         rows_of = PredictionLog.objects.filter(
             project=project, created_at__gte=since, created_at__lt=until
         ).values_list("top_class")
-    ids = class_ids_by_logged_name(tree)
     predicted: dict[int | str, int] = {}  # class id, or the logged name of no class
     for name, n in rows_of.annotate(n=Count("id")).order_by():
         key = ids.get(name, name)
@@ -236,7 +236,6 @@ def class_mix(
         .annotate(n=Count("id"))
         .order_by()
     )
-    display = class_paths(tree, display=True)
     labeled = {class_id: n for class_id, n in labeled.items() if class_id in display}
 
     def path_of(key: int | str) -> str:
@@ -259,18 +258,17 @@ def class_mix(
     return rows, other, n_pred, n_lab
 
 
-def live_accuracy(*, project: Project, tree: ClassTree) -> list[LiveAccuracy]:
+def live_accuracy(*, project: Project, ids: dict[str, int]) -> list[LiveAccuracy]:
     """Per version: of the production images sent to the queue whose item now has a resolved label, how many the
     version got right, with a Wilson 95 % interval. Right: the top class is one of the resolved classes; in a
     multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model page).
-    Compared by class id: the logged names map to classes through class_ids_by_logged_name (a name no class has
-    any more is never right)."""
+    Compared by class id: the logged names map to classes through `ids`, the project's class_ids_by_logged_name (a
+    name no class has any more is never right)."""
     logs = PredictionLog.objects.filter(project=project).exclude(image_sha256="").order_by("-created_at", "-pk")
     logs = logs[: MAX_SEND * 100]
     sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk"))
     if not sent:
         return []
-    ids = class_ids_by_logged_name(tree)
     multi = project.is_multi_label
     predicted: dict[int, set[int | str]] = {}
     if multi:  # the classes of the same rows
@@ -319,8 +317,13 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
     low, auto_per_day = serving_figures_settings(project=project)
     window = PredictionLog.objects.filter(project=project, created_at__gte=since, created_at__lt=until)
     by_version = dict(window.values_list("version_number").annotate(n=Count("id")).order_by("version_number"))
-    tree = class_tree(project=project)  # read once: the class mix, live accuracy and the page's class list
-    classes, other, predicted_total, labeled_total = class_mix(project=project, since=since, until=until, tree=tree)
+    # The classes read once, their paths and the logged names' classes worked out once: the class mix, live accuracy
+    # and the page's class list share them.
+    tree = class_tree(project=project)
+    display, ids = class_paths(tree, display=True), class_ids_by_logged_name(tree)
+    classes, other, predicted_total, labeled_total = class_mix(
+        project=project, since=since, until=until, display=display, ids=ids
+    )
     drift, running = drift_reports(project=project)
     counts = PredictionLog.objects.filter(project=project).aggregate(
         sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
@@ -338,8 +341,8 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         labeled_total=labeled_total,
         drift=drift,
         drift_running=running,
-        live_accuracy=live_accuracy(project=project, tree=tree),
-        class_paths=sorted(class_paths(tree, display=True).values()),
+        live_accuracy=live_accuracy(project=project, ids=ids),
+        class_paths=sorted(display.values()),
         sent_to_queue=counts["sent"],
         kept_images=counts["kept"],
         keep_images_days=keep_images_days_of(project_id=project.pk),

@@ -10,13 +10,16 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from labeling.models import Item, Role
 from labeling.services.annotations import annotation_create
 from serving.models import DriftReport, PredictionLog
+from serving.selectors import monitoring as selectors
 from tests.factories import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -246,3 +249,32 @@ def test_the_volume_axis_counts_whole_predictions():
     # ... while a share keeps its fractions
     shares = time_chart(["12-01"], y_label="confidence", lines=[("mean", [0.5], "#000")], y_range=(0.0, 1.0))
     assert "0.2" in [t["text"] for t in shares["y_ticks"]]
+
+
+def test_the_page_and_the_api_read_the_classes_once_and_map_the_logged_names_once(
+    monitored, member_of, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given predictions sent to the queue and labeled, so that the class mix and live accuracy both match logged
+    # class names to classes
+    project, classes, _ = monitored
+    client = client_for(member_of(project, Role.MANAGER))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 4}).status_code == 202
+    annotator = member_of(project, Role.ANNOTATOR)
+    for log in PredictionLog.objects.filter(project=project).exclude(queued_at=None):
+        labeled(project, Item.objects.get(project=project, sha256=log.image_sha256), classes["bird"], annotator)
+    built = []
+    real = selectors.class_ids_by_logged_name
+    monkeypatch.setattr(selectors, "class_ids_by_logged_name", lambda tree: built.append(tree) or real(tree))
+
+    for url in (reverse("serving:monitoring", args=[project.slug]), f"/api/projects/{project.slug}/monitoring/"):
+        # When the page or the API is read
+        built.clear()
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+
+        # Then the class table is read once and the logged names are mapped to classes once, for both figures
+        assert response.status_code == 200
+        assert sum('"labeling_labelclass"' in q["sql"] for q in queries.captured_queries) == 1
+        assert len(built) == 1
+    assert response.json()["live_accuracy"][0]["n"] == 4
