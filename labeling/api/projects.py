@@ -151,9 +151,8 @@ def project_create_checked(*, created_by, data: dict, classes: list[str], slug: 
             project = project_services.project_create(created_by=created_by, slug=slug, **values)
             project_services.label_classes_from_paths(project=project, paths=paths)
     except DjangoValidationError as exc:
-        raise ProjectInputInvalid(
-            exc.message_dict if hasattr(exc, "error_dict") else {"classes": exc.messages}
-        ) from exc
+        found = exc.message_dict if hasattr(exc, "error_dict") else {"classes": exc.messages}
+        raise ProjectInputInvalid({"non_field_errors" if k == "__all__" else k: v for k, v in found.items()}) from exc
     return project
 
 
