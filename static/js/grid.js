@@ -18,9 +18,29 @@
   const box = (tile) => tile.querySelector("input[type=checkbox]");
   const form = () => document.getElementById("grid-form");
 
+  // The one place a tile's selection changes: its checkbox (what the form sends), its look and what a screen reader
+  // hears (aria-selected) change together.
   function setSelected(tile, on) {
     box(tile).checked = on;
     tile.classList.toggle("selected", on);
+    tile.setAttribute("aria-selected", on ? "true" : "false");
+  }
+
+  // With this script the tiles are the ARIA multi-select listbox pattern (one Tab stop, arrows move, Space selects,
+  // Shift+arrows a range), each tile an option whose aria-selected follows its checkbox; the checkbox is then drawn
+  // but not announced. Without the script they stay plain labelled checkboxes, which is what works then.
+  function listbox() {
+    const list = document.getElementById("tiles");
+    if (!list || !tiles().length) return;
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-multiselectable", "true");
+    list.setAttribute("aria-label", "Images to label");
+    if (document.getElementById("grid-keys")) list.setAttribute("aria-describedby", "grid-keys");
+    tiles().forEach((t) => {
+      t.setAttribute("role", "option");
+      box(t).setAttribute("aria-hidden", "true");
+      setSelected(t, box(t).checked);  // a box the browser restored (Back, reload) stays selected, and says so
+    });
   }
 
   function selectedCount() {
@@ -216,11 +236,18 @@
   function init() {
     const f = form();
     if (f) f.noValidate = true;
-    tiles().forEach((t) => t.classList.toggle("selected", box(t).checked));
+    listbox();
     rove(0);
     refresh();
     if (classSelect()) showChosen();
   }
+
+  // A page shown again from the back/forward cache, or whose boxes the browser restored after init.
+  window.addEventListener("pageshow", () => {
+    tiles().forEach((t) => setSelected(t, box(t).checked));
+    const count = document.getElementById("selected-count");
+    if (count) count.textContent = String(selectedCount());
+  });
 
   // Loaded with defer the page is parsed already; a script added later (after a slow line) finds it parsed too.
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
