@@ -304,9 +304,16 @@ class LabelClassForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["parent"].queryset = LabelClass.objects.filter(project=project, archived=False)
         # Each option shows its path from one read of the tree: LabelClass.path walks the parents a query per level
-        # (a 5,000-class, 8-level taxonomy made the settings page 9,000 queries and 37 s).
-        paths = class_paths(class_tree(project=project), display=True)
-        self.fields["parent"].label_from_instance = lambda c: paths.get(c.pk, c.name)
+        # (a 5,000-class, 8-level taxonomy made the settings page 9,000 queries and 37 s). Read when an option is
+        # first drawn: the settings page draws the parents from its own class table (selectors.class_table).
+        paths: dict[int, str] = {}
+
+        def label(c: LabelClass) -> str:
+            if not paths:
+                paths.update(class_paths(class_tree(project=project), display=True))
+            return paths.get(c.pk, c.name)
+
+        self.fields["parent"].label_from_instance = label
 
 
 class MemberForm(forms.Form):

@@ -45,12 +45,11 @@ def test_the_settings_page_reads_the_class_table_once_whatever_the_number_of_cla
     large_html, large_sql = _settings_page(large, boss)
 
     # Then both pages cost the same number of queries, one of them a read of the class table, which serves the rows,
-    # their paths, the keys column and the add-class form's parents alike.
-    # (LabelClassForm.__init__ in labeling/forms.py still reads the tree for its own option labels, which this page
-    # replaces: the second allowed read, until the form takes the page's tree.)
+    # their paths, the keys column and the add-class form's parents alike (the form reads its own tree only when it
+    # draws its options, which this page draws from its table).
     assert len(large_sql) == len(small_sql)
-    assert len(_class_table_reads(large_sql)) <= 2, _class_table_reads(large_sql)
-    assert len(_class_table_reads(small_sql)) <= 2
+    assert len(_class_table_reads(large_sql)) == 1, _class_table_reads(large_sql)
+    assert len(_class_table_reads(small_sql)) == 1
     assert sum('"hotkey"' in q for q in _class_table_reads(large_sql)) == 1  # the rows: read once, whole
     # ...and what it shows is worked out from that read: paths, keys (none for an archived class), parents
     assert "<td>cat</td>" in small_html
