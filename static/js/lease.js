@@ -56,9 +56,11 @@
     tick();
   }
 
-  function show(state, text) {
+  // `say` is what a screen reader is told, once per state: the countdown itself would be read out every second.
+  function show(state, text, say) {
     const el = note();
     if (!el) return;
+    if (el.dataset.state !== state) el.querySelector(".lease-say").textContent = say;
     el.dataset.state = state;
     const line = el.querySelector(".lease-text");
     if (line.textContent !== text) line.textContent = text;  // once a second, not at every tick
@@ -74,11 +76,13 @@
       el.hidden = true;
       delete el.dataset.state;
     } else if (left > 0) {
-      show("warning", `This image returns to the queue in ${clock(left)}: label it now, or keep it for another ${duration(hold.lease)}.`);
+      show("warning", `This image returns to the queue in ${clock(left)}: label it now, or keep it for another ${duration(hold.lease)}.`,
+        `This image returns to the queue in ${duration(left)}: label it now, or press Space to keep it.`);
     } else if (!hold.expired) {
       hold.expired = true;
       show("expired", "Your hold on this image has run out: another annotator may get it now. A label you give still " +
-        "counts if no one has taken it; if someone has, the page says so and shows the next image.");
+        "counts if no one has taken it; if someone has, the page says so and shows the next image.",
+        "Your hold on this image has run out: another annotator may get it now.");
     }
   }
 
@@ -101,11 +105,12 @@
       const until = document.getElementById("lease-until");
       const fresh = next.querySelector("#lease-until");
       if (until && fresh) until.textContent = fresh.textContent;
+      el.querySelector(".lease-say").textContent = `Kept: this image is yours for another ${duration(hold.lease)}.`;
       return;
     }
     if (next && hold.expired) { window.location.reload(); return; }  // the queue gave this user another image
     tick();
-    el.querySelector(".lease-text").textContent = next
+    el.querySelector(".lease-say").textContent = el.querySelector(".lease-text").textContent = next
       ? "Could not keep this image (another of your tabs holds an image of this project): label it before the time runs out."
       : "Could not reach the server to keep this image: label it, or press Space to try again.";
   }

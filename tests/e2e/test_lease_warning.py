@@ -62,12 +62,19 @@ def test_the_page_warns_before_the_hold_ends_says_when_it_ended_and_a_label_then
     assert item.lease_user.username == "ann"
     assert item.lease_expires_at > timezone.now()
     assert re.search(r"This image returns to the queue in 0:0[1-4]: label it now, or keep it", note.inner_text())
+    # ... which a screen reader hears once, not at every second of the countdown (only .lease-say is live)
+    said = page.locator("#lease-note .lease-say[role=status]").inner_text()
+    assert re.fullmatch(r"This image returns to the queue in \d s: label it now, or press Space to keep it\.", said)
+    assert page.locator("#lease-note [role=status], #lease-note[role=status]").count() == 1
+    page.wait_for_timeout(1200)
+    assert page.locator("#lease-note .lease-say").inner_text() == said
     screenshot("lease-warning")
 
     # Then, once it has run out, what a label does now
     page.wait_for_selector("#lease-note[data-state=expired]", state="visible", timeout=LEASE_S * 1000)
     assert "has run out" in note.inner_text()
     assert "A label you give still counts if no one has taken it" in note.inner_text()
+    assert page.locator("#lease-note .lease-say").inner_text().startswith("Your hold on this image has run out")
     screenshot("lease-expired")
 
     # and it does: past the server's hold, with no one else on the image, the key labels it and the next one comes
