@@ -218,3 +218,20 @@ def test_broker_down_answers_503_with_the_failed_job(project, manager, monkeypat
     assert answer.json()["status"] == JobStatus.FAILED
     assert "Redis" in answer.json()["message"]
     assert Item.objects.count() == 0
+
+
+def test_a_limit_under_a_mebibyte_is_said_in_kibibytes(project, manager, settings, django_capture_on_commit_callbacks):
+    # Given a 40 KiB limit and a 60 KiB file
+    settings.LABELLOOP_MAX_UPLOAD_BYTES = 40 * 1024
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 128), (9, 9, 9)).save(buffer, "BMP")  # 60.1 KiB
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client_for(manager).post(
+            f"/api/projects/{project.slug}/imports/", {"files": [upload("big.bmp", buffer.getvalue())]}
+        )
+
+    # Then the refusal names sizes a user can read (before: "file is 0.1 MiB, over the 0.0 MiB limit")
+    assert answer.status_code == 202, answer.content
+    job = Job.objects.get(pk=answer.json()["id"])
+    assert [e["reason"] for e in job.errors] == ["file is 60.1 KiB, over the 40.0 KiB limit"]
+    assert not Item.objects.filter(project=project).exists()

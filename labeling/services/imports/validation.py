@@ -69,8 +69,11 @@ class Inspected:
 
 def binary_size(n: int) -> str:
     """An import size or limit: the limits are set in binary units (docs/security.md, docs/configuration.md: 4 GiB,
-    50 MiB), so they are written in them, named as such ("50.0 MiB"; "13.56 MB" is a model export's decimal size)."""
-    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+    50 MiB), so they are written in them, named as such ("50.0 MiB"; "13.56 MB" is a model export's decimal size);
+    under 1 MiB in KiB."""
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    return f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n / 1024:.1f} KiB"  # a 40 KB limit is not "0.0 MiB"
 
 
 def _sniff_non_image(data: bytes) -> str:
