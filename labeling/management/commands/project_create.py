@@ -16,9 +16,9 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.api.projects import ProjectInputInvalid, project_create_checked, settings_fields
 from labeling.forms import ProjectCreateForm, ProjectSettingsForm
 from labeling.models import TaskType
+from labeling.services.project_checked import ProjectInputInvalid, project_create_checked, settings_fields
 
 # The options beside NAME, --slug, --kind and the classes: each a field of a page's form, checked by that form.
 OPTION_FIELDS = ("instructions", "annotations_per_item")
