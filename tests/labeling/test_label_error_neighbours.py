@@ -37,14 +37,17 @@ def test_the_card_and_the_list_say_how_many_similar_images_carry_each_class(
     assert re.sub(r"\s+", " ", note) == expected
     assert "8 of 10 similar · 1 given" in page
     assert "at least 5 carry the model's class, at most 2 the given one" in page
+    assert "at least 5 times as probable as the given label" in re.sub(r"\s+", " ", page)
 
 
 def test_the_page_states_the_rule_the_search_applies():
-    from training.ml import confident
+    from training.ml import confident, label_search
     from training.ml.neighbours import NEIGHBOURS
 
     # "the 10 most similar labeled images ... at least 5 carry the model's class, at most 2 the given one"
     assert (NEIGHBOURS, confident.MIN_SUPPORT * 10, confident.MAX_GIVEN_SUPPORT * 10) == (10, 5, 2)
+    # "at least 5 times as probable as the given label"
+    assert label_search.MIN_ODDS == 5
 
 
 def test_the_list_shows_the_top_200_disagreements_still_open_and_counts_them_all(

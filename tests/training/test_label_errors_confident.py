@@ -231,3 +231,26 @@ def test_the_cross_validation_holds_one_copy_of_a_training_part():
     assert peak < 1.5 * 0.8 * features.nbytes
     # ... and the folds still learn: the out-of-fold predictions mostly match the labels
     assert (probs.argmax(axis=1) == labels).mean() > 0.9
+
+
+def test_a_lean_towards_another_class_is_not_listed_only_a_clear_disagreement_is():
+    # Given 100 labels the out-of-sample model mostly agrees with (0.65), four it leans against (0.25 given, 0.75
+    # other: odds 3) and four it clearly contradicts (0.1 given, 0.9 other: odds 9), all eight backed by neighbours
+    from training.ml.label_search import MIN_ODDS, judge
+
+    labels = np.repeat([0, 1], 50)
+    own = np.full(100, 0.65)
+    own[[0, 1, 50, 51]] = 0.25
+    own[[2, 3, 52, 53]] = 0.1
+    probs = np.where(labels[:, None] == np.arange(2)[None, :], own[:, None], 1 - own[:, None])
+    support = np.zeros((100, 2))
+    support[np.arange(100), labels] = 0.9
+    support[np.arange(100), 1 - labels] = 0.1
+    support[[0, 1, 2, 3, 50, 51, 52, 53]] = support[[0, 1, 2, 3, 50, 51, 52, 53]][:, ::-1]
+
+    # When the search judges them
+    verdict = judge(np.zeros((100, 4)), labels, probs, support=support)
+
+    # Then only the clear contradictions are listed (before: all eight, the leans padding the list with false alarms)
+    assert 0.75 / 0.25 < MIN_ODDS <= 0.9 / 0.1
+    assert sorted(verdict.listed.tolist()) == [2, 3, 52, 53]

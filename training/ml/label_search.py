@@ -22,6 +22,8 @@ MIN_AGREEMENT = 0.5
 CHANCE_GAP = 0.25
 # A near tie between the given class and the model's is no disagreement to show a reviewer.
 TIE_MARGIN = 0.02
+# Nor is a lean: the model must find its class at least MIN_ODDS times as probable as the given one.
+MIN_ODDS = 5.0
 # Its cross-validation: repeated over REPEATS fold splits and averaged (cross_val_pred_probs), while labels x classes
 # stays under REPEAT_BUDGET (the fits grow with both; beyond it one split is used).
 REPEATS = 3
@@ -74,5 +76,6 @@ def judge(
         support = NeighbourSupport(features, labels, pred_probs.shape[1])
     issues = find_label_issues(labels, pred_probs, support=support)
     rows = suspects(issues, labels)
-    gap = pred_probs[rows, predicted[rows]] - pred_probs[rows, labels[rows]]
-    return Judgement(agreement, needed, support, issues, rows[gap > TIE_MARGIN].astype(np.int64))
+    model, given = pred_probs[rows, predicted[rows]], pred_probs[rows, labels[rows]]
+    shown = (model - given > TIE_MARGIN) & (model >= MIN_ODDS * given)
+    return Judgement(agreement, needed, support, issues, rows[shown].astype(np.int64))
