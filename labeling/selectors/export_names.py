@@ -7,18 +7,26 @@ hex digits of its sha256). Nothing in a name depends on the item id, the project
 export into a fresh project and exporting that gives the same relative file names, round after round (the
 disambiguated name is unique by itself, so it gets nothing more). An id prefix (`12_cat.png`) stacked one more
 prefix per round, as the new project's ids differ (`40_12_cat.png`).
+
+Class folders follow the same rule (`export_folder_names`): a class's path, flattened ("animal/cat" is
+"animal__cat") and sanitized; folders that two classes would share, case ignored ("a" and "A"), each get a tag of
+the sha256 of the class's exact stored path, never its id, so the same classes give the same folders in any project.
 """
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
+
+from labeling.selectors.classes import PATH_SEPARATOR
 
 # Windows refuses these as a file or folder name, with or without an extension ("con", "aux.jpg").
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; a CJK character takes 3
+_MAX_FOLDER_CHARS = 100  # sanitize_name's default: a tag is never cut off
 _TAG_LENGTHS = (8, 16, 64)  # hex digits of the sha256: longer only if a shorter tag still collides
 
 
@@ -66,6 +74,44 @@ def export_file_name(*, original_name: str, storage_name: str, tag: str = "") ->
     return f"{stem}{ext}"
 
 
+def _with_tags(plain: list[str], tags: list[str], tagged: Callable[[int, str], str]) -> list[str]:
+    """`plain` names made unique, case ignored: a name only one entry has is kept; every entry sharing a name gets
+    `tagged(index, tag)` with its tag's first 8 hex digits (16, then all of them, where that is still taken), in
+    the order of the tags, so the result never depends on the order given."""
+    sharing: dict[str, list[int]] = defaultdict(list)
+    for index, name in enumerate(plain):
+        sharing[name.casefold()].append(index)
+    names = list(plain)
+    taken = {key for key, indices in sharing.items() if len(indices) == 1}
+    clashes = sorted((tags[i], i) for indices in sharing.values() if len(indices) > 1 for i in indices)
+    for tag, index in clashes:
+        for length in _TAG_LENGTHS:
+            name = tagged(index, tag[:length])
+            if name.casefold() not in taken:
+                break
+        names[index] = name
+        taken.add(name.casefold())
+    return names
+
+
+def export_folder_names(paths: Sequence[str]) -> list[str]:
+    """The folder of each class (in the order given) from its stored path ("animal/cat"), unique case ignored.
+
+    The path's levels are joined by "__" and sanitized ("animal__cat"); a class whose name has nothing a file
+    system keeps is "class". Classes sharing a folder, case ignored ("a" and "A"; "b c" and "b_c"), all get a tag
+    of the sha256 of their exact stored path (`a_ca978112`): the folders depend on the paths only, so a dataset
+    export imported into a fresh project (whose manifest gives back the same paths) exports the same folders.
+    """
+    plain = [sanitize_name(path.replace(PATH_SEPARATOR, "__"), fallback="class") for path in paths]
+    tags = [hashlib.sha256(path.encode()).hexdigest() for path in paths]
+
+    def tagged(index: int, tag: str) -> str:
+        stem = plain[index][: _MAX_FOLDER_CHARS - len(tag) - 1].rstrip("._-") or "class"
+        return f"{stem}_{tag}"
+
+    return _with_tags(plain, tags, tagged)
+
+
 class NamedImage(Protocol):
     sha256: str
     original_name: str
@@ -82,20 +128,10 @@ def export_file_names(images: Iterable[NamedImage]) -> list[str]:
     """
     images = list(images)
     plain = [export_file_name(original_name=i.original_name, storage_name=i.storage_name) for i in images]
-    sharing: dict[str, list[int]] = defaultdict(list)
-    for index, name in enumerate(plain):
-        sharing[name.casefold()].append(index)
-    names = list(plain)
-    taken = {key for key, indices in sharing.items() if len(indices) == 1}
-    clashes = sorted((images[i].sha256, i) for indices in sharing.values() if len(indices) > 1 for i in indices)
-    for sha256, index in clashes:
-        image = images[index]
-        for length in _TAG_LENGTHS:
-            name = export_file_name(
-                original_name=image.original_name, storage_name=image.storage_name, tag=sha256[:length]
-            )
-            if name.casefold() not in taken:
-                break
-        names[index] = name
-        taken.add(name.casefold())
-    return names
+    return _with_tags(
+        plain,
+        [i.sha256 for i in images],
+        lambda index, tag: export_file_name(
+            original_name=images[index].original_name, storage_name=images[index].storage_name, tag=tag
+        ),
+    )

@@ -32,8 +32,8 @@ from labeling.models import (
     Split,
     Verdict,
 )
-from labeling.selectors.classes import PATH_SEPARATOR, ClassTree, class_path_parse, class_paths, class_tree
-from labeling.selectors.export_names import export_file_names, sanitize_name
+from labeling.selectors.classes import ClassTree, class_path_parse, class_paths, class_tree
+from labeling.selectors.export_names import export_file_names, export_folder_names
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
 
@@ -284,14 +284,10 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
         row.file_name = name
 
     used = sorted({c for row in rows for c in row.class_ids}, key=lambda c: (paths[c], c))
-    classes: list[ExportClass] = []
-    taken: set[str] = set()
-    for class_id in used:
-        folder = sanitize_name(paths[class_id].replace(PATH_SEPARATOR, "__"), fallback=f"class_{class_id}")
-        if folder.lower() in taken:
-            folder = f"{folder}_{class_id}"
-        taken.add(folder.lower())
-        classes.append(ExportClass(id=class_id, name=tree[class_id][0], path=paths[class_id], folder=folder))
+    classes = [
+        ExportClass(id=class_id, name=tree[class_id][0], path=paths[class_id], folder=folder)
+        for class_id, folder in zip(used, export_folder_names([paths[c] for c in used]), strict=True)
+    ]
     classes.sort(key=lambda c: c.folder)
     for index, export_class in enumerate(classes):
         export_class.index = index

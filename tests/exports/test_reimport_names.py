@@ -86,3 +86,39 @@ def test_two_round_trips_give_the_same_file_names_and_they_stay_unique(project_f
     originals = {name.rsplit("/", 1)[1] for name in Item.objects.filter(project=project).values_list(
         "original_name", flat=True)}  # fmt: skip
     assert originals == set(basenames)
+
+
+# Classes "a" and "A" share a folder on Windows and macOS; "b/c" (the path b, then c) and a root class "b__c" share
+# the flattened folder "b__c". A tag of the class id made a new folder each round (`a_18546`, then `a_18551`).
+CLASH_FILES = ["a/1.png", "A/1.png", "b/c/1.png", "b__c/1.png", "d/1.png"]
+
+
+def test_class_folders_that_clash_keep_their_names_round_after_round(project_factory, tmp_path):
+    # Given a project with classes a, A, b/c, b__c and d, one image in each, imported from class folders
+    source = tmp_path / "source"
+    for seed, name in enumerate(CLASH_FILES):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(png(seed))
+    project = project_factory(task_type=TaskType.SINGLE)
+    call_command("import_images", project.slug, str(source), "--labels-from-folders", verbosity=0)
+
+    # When it is exported, the export imported into a fresh project and exported, twice over
+    rounds = []
+    for n in range(3):
+        (tmp_path / str(n)).mkdir()
+        out = tmp_path / str(n) / "export.zip"
+        call_command("export_dataset", project.slug, "--format", "imagefolder", "--out", str(out), verbosity=0)
+        with zipfile.ZipFile(out) as zf:
+            rounds.append(sorted(n for n in zf.namelist() if n != "manifest.json"))
+        project = project_factory(task_type=TaskType.SINGLE)
+        call_command("import_images", project.slug, str(out), "--labels-from-folders", verbosity=0)
+        assert Job.objects.filter(project=project).latest("pk").result["imported"] == len(CLASH_FILES)
+
+    # Then every round has the same folders and files, empty folders included
+    assert rounds[0] == rounds[1] == rounds[2]
+    # and the clashing classes are told apart by a tag of their exact path, the others keep their names
+    tag = {path: hashlib.sha256(path.encode()).hexdigest()[:8] for path in ("a", "A", "b/c", "b__c")}
+    folders = {n.split("/")[1] for n in rounds[0]}
+    assert folders == {f"a_{tag['a']}", f"A_{tag['A']}", f"b__c_{tag['b/c']}", f"b__c_{tag['b__c']}", "d"}
+    # The new project has the classes of the first, by path
+    assert sorted(project.classes.values_list("name", flat=True)) == ["A", "a", "b", "b__c", "c", "d"]
