@@ -150,11 +150,22 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
     return existing
 
 
+# A rename changes one level's name. Project creation and imports read "a/b" as the path a, then b, so a renamed
+# "a/b" would be a root class that every export and re-import reads as b under a.
+RENAME_SEPARATOR_REFUSED = (
+    "A class name cannot contain '/' (“{name}”): it separates the levels of a path, so “a/b” means b under a. "
+    "A rename changes one level's name only. To move a class under another, add a class of that name under the new "
+    "parent (the add-class form's Parent, or `parent` in POST /api/projects/<slug>/classes/) and archive this one; "
+    "its labels stay on the archived class."
+)
+
+
 def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelClass:
     """Give a class a new name (its id, labels, hotkey and place in the taxonomy stay), under the rules a new class
     meets: the name rule, no sibling of the same name, and no two classes sharing a stored path, its subclasses'
-    included. Its stored path changes, so the next dataset export is a new version; a model version keeps the names
-    it was trained with until the next one."""
+    included; and no "/", which separates the levels of a path (RENAME_SEPARATOR_REFUSED). Its stored path changes,
+    so the next dataset export is a new version; a model version keeps the names it was trained with until the next
+    one."""
     label_class = LabelClass.objects.get(project=project, pk=class_id)
     name = name.strip()
     problem = class_name_problem(name, MAX_CLASS_NAME)
@@ -162,6 +173,8 @@ def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelCl
         raise ValidationError(problem[0].upper() + problem[1:] + ".")
     if name == label_class.name:
         return label_class
+    if PATH_SEPARATOR in name:
+        raise ValidationError(RENAME_SEPARATOR_REFUSED.format(name=name))
     siblings = LabelClass.objects.filter(project=project, parent_id=label_class.parent_id, name=name)
     if siblings.exclude(pk=label_class.pk).exists():
         raise ValidationError(f"A class named {name!r} already exists here.")

@@ -124,3 +124,25 @@ def test_the_api_renames_and_archives_a_class(zoo, project_factory, member_of):
         404,
     )
     assert api.patch(f"/api/projects/{project.slug}/classes/{2**40}/", {"name": "x"}, format="json").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["a/b", "mammals/", " /mammals", "mammals / cats"])
+def test_a_rename_with_a_slash_is_refused_on_the_page_and_by_the_api_and_changes_nothing(zoo, member_of, name):
+    # Reported: PATCH {"name": "a/b"} answered 200 and made a class that exports and imports read as b under a.
+    project, mamals, _, manager = zoo
+    before = sorted(LabelClass.objects.filter(project=project).values_list("pk", "name", "parent_id"))
+    api = APIClient()
+    api.force_authenticate(member_of(project, Role.MANAGER))
+
+    answer = api.patch(f"/api/projects/{project.slug}/classes/{mamals.pk}/", {"name": name}, format="json")
+    page = manager.post(f"/p/{project.slug}/classes/{mamals.pk}/rename/", {"name": name}, follow=True)
+
+    assert answer.status_code == 400
+    message = " ".join(answer.json()["name"])
+    assert "A class name cannot contain '/'" in message
+    assert "it separates the levels of a path" in message
+    assert "To move a class under another, add a class of that name under the new parent" in message
+    text = page.content.decode()
+    assert "“mamals” was not renamed: A class name cannot contain &#x27;/&#x27;" in text
+    assert sorted(LabelClass.objects.filter(project=project).values_list("pk", "name", "parent_id")) == before
+    assert _exported_labels(project) == {"rex.png": "animals/mamals/dog"}
