@@ -16,7 +16,8 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response, no_store, object_or_404
+from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response, no_store
+from labeling.constants import MAX_ID
 from labeling.permissions import Capability
 from labeling.selectors.classes import class_path_normalize
 from serving.models import ApiKey
@@ -240,11 +241,14 @@ class ServingKeyRevokeApi(ProjectView, APIView):
 
     @extend_schema(responses={200: ServingKeyOutputSerializer, 404: OpenApiResponse()})
     def delete(self, request, slug: str, key_id: int):
-        object_or_404(ApiKey, project=self.project, pk=key_id)  # an id no row can have: 404, not an overflow
+        # In the product's words: get_object_or_404 would name the model ("No ApiKey matches the given query.").
+        missing = NotFound("No such serving key in this project.")
+        if not 0 < key_id <= MAX_ID:  # an id no row can have: 404, not a database overflow
+            raise missing
         try:
             key = api_key_revoke(project=self.project, key_id=key_id, user=request.user)
         except ApiKey.DoesNotExist:
-            raise NotFound("No such key in this project.") from None
+            raise missing from None
         return Response(ServingKeyOutputSerializer(key).data)
 
 

@@ -2,9 +2,11 @@
 classes, creating, renaming and archiving a class.
 
 A new project is checked as the pages check theirs (labeling.services.project_checked, which `manage.py
-project_create` calls too); any refusal creates nothing."""
+project_create` calls too); a field this API does not know is refused, not ignored; any refusal creates nothing."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -13,8 +15,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.fields import empty
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from labeling.api.base import (
@@ -78,6 +82,21 @@ def _like_form(form: type, name: str, kind: type, **kwargs) -> serializers.Field
                 help_text=str(field.help_text), **kwargs)  # fmt: skip
 
 
+class _GivenBooleanField(serializers.BooleanField):
+    """A setting that, left out, keeps the page's default in a form-encoded body too: DRF reads a boolean missing
+    from HTML form data as an unticked checkbox (False), so `name=x` alone would turn flip_average off while the
+    same request in JSON keeps it on."""
+
+    default_empty_html = empty
+
+
+def _setting_boolean(name: str) -> _GivenBooleanField:
+    """An optional on/off setting, with the model's help and its default (that of a project made on the page)."""
+    field = Project._meta.get_field(name)
+    said = f"{field.help_text} " if field.help_text else ""
+    return _GivenBooleanField(required=False, help_text=f"{said}Left out: {'on' if field.default else 'off'}.")
+
+
 class ProjectCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(
@@ -113,10 +132,32 @@ class ProjectCreateInputSerializer(serializers.Serializer):
         "administrator listed (the settings page's choices).",
     )  # fmt: skip
     image_size = _like_form(ProjectSettingsForm, "image_size", serializers.IntegerField)
-    flip_average = serializers.BooleanField(required=False)
+    flip_average = _setting_boolean("flip_average")
     training_mode = serializers.ChoiceField(choices=TRAINING_MODE_CHOICES, required=False)
     gpus = _like_form(ProjectSettingsForm, "gpus", serializers.IntegerField)
-    preselect_suggestion = serializers.BooleanField(required=False)
+    preselect_suggestion = _setting_boolean("preselect_suggestion")
+
+    # Sent by a browser form posting with a session; not a setting.
+    IGNORED = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data):
+        """The fields' values; a field this API does not know is refused (400, naming it) rather than ignored, so a
+        misspelt setting ("flip_averages") or one a project cannot be given here ("owner") is not silently
+        dropped while the project is made without it."""
+        errors: dict = {}
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors, values = dict(exc.detail), {}
+        known = {*self.fields, *self.IGNORED}
+        unknown = sorted(key for key in data if key not in known) if isinstance(data, Mapping) else []
+        if unknown:
+            found = errors.setdefault(api_settings.NON_FIELD_ERRORS_KEY, [])
+            shown = ", ".join(key if key.isidentifier() else repr(key[:60]) for key in unknown)  # "", "a b": quoted
+            found.append(f"Unknown field(s): {shown}. Known: {', '.join(self.fields)}.")
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
 
 
 class ProjectListApi(generics.ListAPIView):
@@ -133,7 +174,9 @@ class ProjectListApi(generics.ListAPIView):
 
     @extend_schema(
         description='Create a project (staff and the "project creators" group); you become its manager. Checked '
-        "as the new-project and settings pages check theirs; a refusal names each field and creates nothing.",
+        "as the new-project and settings pages check theirs; a refusal names each field and creates nothing, and a "
+        "field not listed here is refused by name. Settings left out keep a page-made project's defaults, in JSON "
+        "and form-encoded bodies alike.",
         request=ProjectCreateInputSerializer,
         responses={
             201: ProjectOutputSerializer,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from django.core.handlers.wsgi import WSGIRequest
 
+from labeling.services.imports.validation import binary_size
+
 
 class BadRequest(Exception):
     def __init__(self, status: int, message: str):
@@ -25,6 +27,12 @@ class Upload:
     data: bytes
 
 
+def _size(n: int) -> str:
+    """A body size as the keys page states the limit (binary units: LABELLOOP_SERVING_MAX_BODY_BYTES is 20 MiB), with
+    the exact bytes for a client that compares numbers: "21.0 MiB (22,020,238 bytes)"."""
+    return f"{binary_size(n)} ({n:,} bytes)"
+
+
 def read_body(environ: dict, *, limit: int) -> bytes:
     """The request body, refused with 413 past `limit` bytes (by its Content-Length, before reading it)."""
     length = environ.get("CONTENT_LENGTH") or ""
@@ -35,12 +43,12 @@ def read_body(environ: dict, *, limit: int) -> bytes:
         except ValueError:
             raise BadRequest(400, "bad Content-Length header") from None
         if size > limit:
-            raise BadRequest(413, f"request body is {size:,} bytes, over the {limit:,} byte limit")
+            raise BadRequest(413, f"request body is {_size(size)}, over the {_size(limit)} limit")
         return stream.read(size) if size > 0 else b""
     if environ.get("wsgi.input_terminated"):  # chunked: read at most one byte past the limit
         data = stream.read(limit + 1)
         if len(data) > limit:
-            raise BadRequest(413, f"request body is over the {limit:,} byte limit")
+            raise BadRequest(413, f"request body is over the {_size(limit)} limit")
         return data
     raise BadRequest(411, "send a Content-Length header")
 

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.forms import name_direction_controls_refuse
 from labeling.models import Project
 from serving.models import ApiKey, ServingSettings
 from serving.selectors.keys import token_hash
@@ -21,12 +22,15 @@ VISIBLE_CHARS = 12
 
 
 def api_key_create(*, project: Project, user, name: str) -> tuple[ApiKey, str]:
-    """Make a key for `project`; returns (key, token). The token is not stored: show it now or never."""
+    """Make a key for `project`; returns (key, token). The token is not stored: show it now or never. The name is
+    refused (ValidationError) empty, past 100 characters, or holding a direction-control character, as project and
+    class names are (labeling.constants.DIRECTION_CONTROLS says why): the keys page and the list show it."""
     name = (name or "").strip()
     if not name:
         raise ValidationError("Give the key a name (what will use it).")
     if len(name) > 100:
         raise ValidationError("A key name has at most 100 characters.")
+    name_direction_controls_refuse(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         project=project, name=name, prefix=token[:VISIBLE_CHARS], key_hash=token_hash(token), created_by=user

@@ -13,6 +13,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling.permissions import Capability, project_view
+from labeling.services.imports.validation import binary_size
 from serving.models import ApiKey
 from serving.selectors.keys import api_keys_of, keep_images_days_of
 from serving.services.keys import api_key_create, api_key_revoke, serving_settings_set
@@ -39,7 +40,7 @@ def _page(request: HttpRequest, *, form: KeyForm, retention: RetentionForm, toke
         "retention": retention,
         "token": token,
         "reload_seconds": settings.LABELLOOP_SERVING_RELOAD_SECONDS,
-        "max_body_mb": settings.LABELLOOP_SERVING_MAX_BODY_BYTES / 1024 / 1024,
+        "max_body": binary_size(settings.LABELLOOP_SERVING_MAX_BODY_BYTES),  # as the service's 413 says it
     }
     # The token is in this response only: never cache it.
     response = render(request, "serving/keys.html", context, status=status)

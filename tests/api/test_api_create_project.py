@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
+from labeling.api.projects import ProjectCreateInputSerializer
 from labeling.api.tokens import token_replace
 from labeling.models import LabelClass, Membership, Project, Role
 from labeling.selectors.classes import class_paths, class_tree
@@ -166,3 +168,50 @@ def test_the_schema_documents_the_settings_ranges():
     assert (component["image_size"]["minimum"], component["image_size"]["maximum"]) == (32, 512)
     assert (component["annotations_per_item"]["minimum"], component["annotations_per_item"]["maximum"]) == (1, 20)
     assert component["classes"]["type"] == "array"
+
+
+def test_settings_left_out_keep_the_pages_defaults_in_form_encoded_and_json_bodies(creator):
+    # Given the on/off settings the API takes (a form-encoded body that leaves one out is not an unticked box)
+    fields = ProjectCreateInputSerializer().fields
+    booleans = [name for name, field in fields.items() if isinstance(field, serializers.BooleanField)]
+    assert {"flip_average", "preselect_suggestion"} <= set(booleans)
+    client = client_for(creator)
+
+    # When a project is made with a name and a class only, once form-encoded and once as JSON
+    form = client.post(URL, {"name": "Form", "classes": "a"})
+    json_body = client.post(URL, {"name": "Json", "classes": ["a"]}, format="json")
+
+    # Then both have every such setting at a page-made project's default, and answer the same
+    assert form.status_code == json_body.status_code == 201, form.content
+    for slug in ("form", "json"):
+        project = Project.objects.get(slug=slug)
+        for name in booleans:
+            assert getattr(project, name) == Project._meta.get_field(name).default, (slug, name)
+    assert form.json()["flip_average"] is json_body.json()["flip_average"] is True
+    # and a form that sends the setting still sets it
+    off = client.post(URL, {"name": "Off", "flip_average": "false"})
+    assert off.status_code == 201
+    assert Project.objects.get(slug="off").flip_average is False
+
+
+@pytest.mark.parametrize("fmt", ["json", "multipart"])
+def test_unknown_fields_are_refused_by_name_and_create_nothing(creator, fmt):
+    # When a script sends a setting the API does not have, and an owner it cannot set here
+    answer = client_for(creator).post(
+        URL, {"name": "x", "classes": ["a"], "frobnicate": True, "owner": "annotator"}, format=fmt
+    )
+
+    # Then it is refused, naming both and listing the fields there are; nothing is created
+    assert answer.status_code == 400, answer.content
+    message = " ".join(answer.json()["non_field_errors"])
+    assert "Unknown field(s): frobnicate, owner. Known: name, slug, task_type" in message
+    assert "flip_average" in message
+    assert Project.objects.count() == 0
+
+
+def test_an_unknown_field_is_named_beside_the_other_refusals(creator):
+    answer = client_for(creator).post(URL, {"name": "x", "image_size": 1, "flip_averages": False}, format="json")
+    assert answer.status_code == 400
+    assert "image_size" in answer.json()
+    assert "flip_averages" in answer.json()["non_field_errors"][0]
+    assert Project.objects.count() == 0

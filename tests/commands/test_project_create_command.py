@@ -9,6 +9,7 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
+from labeling.management.commands.project_create import Command as ProjectCreateCommand
 from labeling.models import Item, LabelClass, Membership, Project, ResolvedLabel, Role
 from labeling.selectors.classes import class_paths, class_tree
 from tests.factories import png_bytes, taxonomy_paths
@@ -64,31 +65,34 @@ def test_a_taxonomy_from_a_classes_file(tmp_path, user_factory):
         (["--al-strategy", "best"], "al_strategy:"),
         (["--classes", "cat,a//b,,dog"], "classes: Class 2 ('a//b'): empty class name between slashes"),
         (["--backbone-weights", "/etc/passwd"], "backbone_weights: Choose one of the listed weights"),
-        (["--owner", "nobody"], "No active user 'nobody'"),
+        (["--owner", "nobody"], "No active user 'nobody'"),  # the last --owner given counts
         (["--classes-file", "/no/such/file.txt"], "Cannot read the classes file"),
     ],
 )
-def test_bad_input_exits_1_naming_the_field_and_creates_nothing(args, says):
+def test_bad_input_exits_1_naming_the_field_and_creates_nothing(user_factory, args, says):
+    user_factory(username="maria")
     with pytest.raises(CommandError) as refused:
-        run("Refused", *args)
+        run("Refused", "--owner", "maria", *args)
     assert says in str(refused.value)
     assert Project.objects.count() == 0
     assert LabelClass.objects.count() == 0
 
 
-def test_every_refused_field_is_named_at_once():
+def test_every_refused_field_is_named_at_once(user_factory):
+    user_factory(username="maria")
     with pytest.raises(CommandError) as refused:
-        run("Refused", "--image-size", "1", "--gpus", "0", "--classes", "ok,a//b")
+        run("Refused", "--owner", "maria", "--image-size", "1", "--gpus", "0", "--classes", "ok,a//b")
     message = str(refused.value)
     assert "image_size:" in message
     assert "gpus:" in message
     assert "classes:" in message
 
 
-def test_a_taken_slug_is_refused(project_factory):
+def test_a_taken_slug_is_refused(project_factory, user_factory):
     project_factory(slug="taken")
+    user_factory(username="maria")
     with pytest.raises(CommandError, match="slug: A project with the slug 'taken' exists"):
-        run("Mine", "--slug", "taken")
+        run("Mine", "--slug", "taken", "--owner", "maria")
     assert Project.objects.count() == 1
 
 
@@ -113,3 +117,36 @@ def test_import_images_works_on_a_project_it_made(tmp_path, user_factory):
     assert "rejected cat/broken.png" in printed.getvalue()
     assert ResolvedLabel.objects.filter(project=project).count() == 20
     assert sorted(project.classes.values_list("name", flat=True)) == ["cat", "dog"]
+
+
+def test_the_owner_is_required_and_said_to_become_the_manager():
+    # Given --help: --owner is not shown as optional, and says what the owner is
+    parser = ProjectCreateCommand().create_parser("manage.py", "project_create")
+    usage, text = parser.format_usage(), parser.format_help()
+    assert "--owner USER" in usage
+    assert "[--owner USER]" not in usage
+    assert "becomes the project's manager" in " ".join(text.split())
+
+    # When the operator leaves it out, argparse refuses before anything is checked or made
+    with pytest.raises(CommandError, match="the following arguments are required: --owner"):
+        run("Orphan", "--classes", "x")
+    assert Project.objects.count() == 0
+
+
+def test_a_classes_file_skips_blank_and_comment_lines_but_keeps_hash_names(tmp_path, user_factory):
+    # Given a classes file with comments, blank lines and classes whose names start with "#"
+    user_factory(username="maria")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("# birds of the garden\nrobin\n\n  # another comment\n#\n#1\n#hashtag\nwren\n", encoding="utf-8")
+
+    # When a project is made from it
+    out = run("Garden", "--classes-file", str(classes), "--owner", "maria")
+
+    # Then the comments are not classes, and "#1" and "#hashtag" are
+    project = Project.objects.get(slug="garden")
+    assert "4 classes" in out
+    assert list(project.classes.order_by("order").values_list("name", flat=True)) == ["robin", "#1", "#hashtag", "wren"]
+    # and --help says so
+    text = " ".join(ProjectCreateCommand().create_parser("manage.py", "project_create").format_help().split())
+    assert 'blank lines and comment lines ("#" then a space' in text
+    assert '"#1" is still a class' in text

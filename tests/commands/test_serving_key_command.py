@@ -61,6 +61,7 @@ def test_create_prints_the_secret_once_and_the_service_takes_it_until_revoked(pr
         (["create", "{slug}", "--name", "   "], "Give the key a name"),
         (["create", "{slug}", "--name", "x" * 101], "at most 100 characters"),
         (["create", "{slug}", "--name", "x", "--user", "ghost"], "No user 'ghost'"),
+        (["create", "{slug}", "--name", "evil\u202egnp.exe"], r"direction-control character \(U\+202E\)"),
         (["revoke", "{slug}", "424242"], "No key 424242 in project"),
         (["revoke", "{slug}", "99999999999999999999"], "No key 99999999999999999999"),
     ],

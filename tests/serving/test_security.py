@@ -107,7 +107,7 @@ def test_bodies_over_the_limit_get_413_before_they_are_read(two_projects, predic
     settings.LABELLOOP_SERVING_MAX_BODY_BYTES = 10_000
     status, answer = predict(project.slug, token, files=[("big.png", png_bytes(3, size=(400, 400)) + bytes(20_000))])
     assert status == 413
-    assert "10,000 byte limit" in answer["error"]
+    assert "over the 9.8 KiB (10,000 bytes) limit" in answer["error"]
     # A Content-Length that claims too much is refused without reading a byte
     status, _ = predict(project.slug, token, body=b"{}", content_length=10**9)
     assert status == 413

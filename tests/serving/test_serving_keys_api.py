@@ -105,3 +105,27 @@ def test_another_projects_keys_are_404_and_unchanged(project, project_factory, m
     assert theirs.revoked_at is None
     assert ApiKey.objects.count() == 1
     assert APIClient().get(f"/api/projects/{project.slug}/serving-keys/").status_code == 401
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202a", "\u2066", "\u2069"])
+def test_a_key_name_with_a_direction_control_is_refused_as_project_names_are(project, member_of, control):
+    # When an ML engineer names a key with a right-to-left override (it would show "exe.txt" for "txt.exe")
+    answer = client_for(member_of(project, Role.ML_ENGINEER)).post(
+        f"/api/projects/{project.slug}/serving-keys/", {"name": f"evil{control}gnp.exe"}, format="json"
+    )
+
+    # Then it is refused in the words a project name is refused in, naming the character; no key is made
+    assert answer.status_code == 400, answer.content
+    message = " ".join(answer.json()["name"])
+    assert f"direction-control character (U+{ord(control):04X})" in message
+    assert "remove it" in message
+    assert ApiKey.objects.count() == 0
+
+
+def test_a_missing_key_is_404_in_the_products_words(project, project_factory, member_of, api_key):
+    theirs, _ = api_key(project_factory())
+    client = client_for(member_of(project, Role.ML_ENGINEER))
+    for key_id in (424242, theirs.pk, 99999999999999999999):
+        answer = client.delete(f"/api/projects/{project.slug}/serving-keys/{key_id}/")
+        assert answer.status_code == 404
+        assert answer.json() == {"detail": "No such serving key in this project."}

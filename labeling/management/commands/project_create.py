@@ -1,10 +1,12 @@
-"""`manage.py project_create NAME [--slug S] [--kind single|multi] [--classes a,b/c | --classes-file FILE]
-[--owner USER] [settings…]`: create a project as POST /api/projects/ does, checked by the same forms.
+"""`manage.py project_create NAME --owner USER [--slug S] [--kind single|multi] [--classes a,b/c | --classes-file FILE]
+[settings…]`: create a project as POST /api/projects/ does, checked by the same forms.
 
 The settings options are the new-project and settings pages' fields (`--annotations-per-item 3`, `--image-size 192`,
 `--al-strategy entropy`, `--no-flip-average`…; `--help` lists them with their ranges); an option left out keeps the
-default of a project made on the page. A taxonomy is a class list with paths ("animals/cat"). The owner becomes the
-project's manager. Exit status 1 with every refused field named, and nothing created, on bad input.
+default of a project made on the page. A taxonomy is a class list with paths ("animals/cat"). The owner, required,
+becomes the project's manager: a project records who made it, and one without a manager could be run by no one
+(the API's creator is its caller; a shell has no caller to stand in). A classes file skips blank lines and comment
+lines ("# ..."; "#1" is a class). Exit status 1 with every refused field named, and nothing created, on bad input.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def _help(field: forms.Field) -> str:
     return text.replace("%", "%%")
 
 
+def _comment(line: str) -> bool:
+    """A classes file's comment line: "#" alone or followed by whitespace ("# birds"). A class cannot sensibly
+    start with "# ", while "#1" or "#hashtag" can be a class name."""
+    text = line.strip()
+    return text == "#" or (text.startswith("#") and text[1].isspace())
+
+
 class Command(BaseCommand):
     help = "Create a project (its owner its manager) with its classes and settings, as the new-project page does."
 
@@ -51,8 +60,14 @@ class Command(BaseCommand):
         )  # fmt: skip
         classes = parser.add_mutually_exclusive_group()
         classes.add_argument("--classes", help='comma-separated class paths: "cat,dog" or "animals/cat,animals/dog"')
-        classes.add_argument("--classes-file", help="a UTF-8 file with one class path a line (blank lines skipped)")
-        parser.add_argument("--owner", metavar="USER", help="the user who becomes the project's manager")
+        classes.add_argument(
+            "--classes-file", help='a UTF-8 file with one class path a line; blank lines and comment lines ("#" '
+            'then a space or the line\'s end, e.g. "# birds") are skipped, so "#1" is still a class',
+        )  # fmt: skip
+        parser.add_argument(
+            "--owner", metavar="USER", required=True,
+            help="an active user, who becomes the project's manager (required: a project needs someone to run it)",
+        )  # fmt: skip
         for name in (*OPTION_FIELDS, *settings_fields()):
             field, option = _field(name), "--" + name.replace("_", "-")
             if isinstance(field, forms.BooleanField):
@@ -61,11 +76,9 @@ class Command(BaseCommand):
                 parser.add_argument(option, dest=name, metavar="VALUE", help=_help(field))
 
     def handle(self, *args, **options):
-        owner = None
-        if options["owner"]:
-            owner = get_user_model().objects.filter(username=options["owner"], is_active=True).first()
-            if owner is None:
-                raise CommandError(f"No active user {options['owner']!r}; nothing was created.")
+        owner = get_user_model().objects.filter(username=options["owner"], is_active=True).first()
+        if owner is None:
+            raise CommandError(f"No active user {options['owner']!r}; nothing was created.")
         classes = self._classes(options)
         data = {name: options[name] for name in ("name", "task_type", *OPTION_FIELDS, *settings_fields())}
         try:
@@ -74,9 +87,11 @@ class Command(BaseCommand):
             lines = [f"  {field}: {message}" for field, messages in exc.errors.items() for message in messages]
             raise CommandError("The project was not created:\n" + "\n".join(lines)) from exc
         count = project.classes.count()
-        manager = f"manager {owner.get_username()}" if owner else "no members yet (add a manager in the admin)"
         self.stdout.write(
-            self.style.SUCCESS(f"Project {project.name!r} created: slug {project.slug}, {count} classes, {manager}.")
+            self.style.SUCCESS(
+                f"Project {project.name!r} created: slug {project.slug}, {count} classes, manager "
+                f"{owner.get_username()}."
+            )
         )
 
     def _classes(self, options) -> list[str]:
@@ -88,5 +103,5 @@ class Command(BaseCommand):
                 text = path.read_text(encoding="utf-8-sig")
             except (OSError, UnicodeDecodeError) as exc:
                 raise CommandError(f"Cannot read the classes file {path}: {exc}. Nothing was created.") from exc
-            return [line for line in text.splitlines() if line.strip()]
+            return [line for line in text.splitlines() if line.strip() and not _comment(line)]
         return []
