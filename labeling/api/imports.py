@@ -64,10 +64,14 @@ class ImportCreateApi(ProjectView, APIView):
         names = serializers.ListField(
             child=serializers.CharField(max_length=500), required=False,
             help_text="The relative path of each of `files`, in order (cat/1.jpg), where it matters: multipart file "
-            "names lose their folders, and with labels_from_folders the folders are the classes.",
+            "names lose their folders, and with labels_from_folders every folder is a level of the class "
+            "(animals/cat/1.jpg: animals / cat), a top folder all files share included.",
         )  # fmt: skip
         labels_from_folders = serializers.BooleanField(
-            default=False, help_text="Folder names are classes (cat/1.jpg), nested folders a hierarchy; in zips too."
+            default=False,
+            help_text="Folder names are classes (cat/1.jpg), nested folders a hierarchy; in zips too, but for a zip's "
+            "top folder named as the zip (pets.zip holding pets/cat/1.jpg), unless the project has a class of that "
+            "name. The finished job's result.folder_classes says which folder became which class.",
         )
 
     @extend_schema(

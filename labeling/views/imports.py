@@ -4,8 +4,9 @@ Server folders are offered only to staff and in projects that staff granted fold
 (labeling.permissions.server_folder_roots); to anyone else the option does not exist.
 
 Browser uploads arrive in batches (static/js/import.js) into a per-user staging folder named by a
-token, then one request turns the folder into a queued import job. Without JavaScript the same
-form posts every file at once and gets the same job.
+token, then one request turns the folder into a queued import job; it names the folder dropped or picked, if one
+was (labeling.services.imports.folder_classes). Without JavaScript the same form posts every file at once and gets
+the same job.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_POST
 from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view, server_folder_resolve, server_folder_roots
 from labeling.services import imports as import_services
+from labeling.services.imports.validation import binary_size
 
 UPLOAD_BATCH_FILES = 200
 UPLOAD_BATCH_BYTES = 64 * 1024 * 1024
@@ -36,6 +38,9 @@ def _context(request: HttpRequest, **extra) -> dict:
         "import_roots": [str(root) for root in server_folder_roots(user=request.user, project=project)],
         "max_upload_bytes": settings.LABELLOOP_MAX_UPLOAD_BYTES,
         "max_zip_bytes": settings.LABELLOOP_MAX_ZIP_BYTES,
+        # in the binary units the limits are set in, as the job's refusals say them (not filesizeformat's "50.0 MB")
+        "max_upload_size": binary_size(settings.LABELLOOP_MAX_UPLOAD_BYTES),
+        "max_zip_size": binary_size(settings.LABELLOOP_MAX_ZIP_BYTES),
         "batch_files": UPLOAD_BATCH_FILES,
         "batch_bytes": UPLOAD_BATCH_BYTES,
         **extra,
@@ -129,6 +134,8 @@ def import_start(request: HttpRequest, slug: str) -> HttpResponse:
             user=request.user,
             directory=directory,
             labels_from_folders=request.POST.get("labels_from_folders") in ("on", "true", "1"),
+            # the folder the page saw dropped or picked: the browser put its name before every path
+            dropped_folder=request.POST.get("dropped_folder", "")[:255] or None,
         )
     except ValidationError as exc:
         return JsonResponse({"error": "; ".join(exc.messages)}, status=400)

@@ -17,6 +17,9 @@
   const batchFiles = Number(form.dataset.batchFiles);
   const batchBytes = Number(form.dataset.batchBytes);
   let picked = []; // [{file, path}]
+  // The one folder dropped or picked, whose name the browser put before every path: it is no class
+  // (labeling/services/imports/folder_classes.py); "" for files, zips, or several folders at once.
+  let droppedFolder = "";
 
   function showError(text) { errorLine.textContent = text; errorLine.hidden = !text; }
   function setStatus(text, percent) {
@@ -47,9 +50,10 @@
     return path.split("/").some((part) => part.startsWith(".") || JUNK.has(part));
   }
 
-  function choose(list) {
+  function choose(list, folder) {
     list = list.filter((p) => !isJunk(p.path));
     picked = list;
+    droppedFolder = folder || "";
     const bytes = list.reduce((n, p) => n + p.file.size, 0);
     setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MiB)`, 0);
   }
@@ -66,19 +70,23 @@
     if (items.length) {
       // Read every item before awaiting anything: the DataTransfer is emptied once the handler yields.
       const dropped = items.map((item) => ({ entry: item.webkitGetAsEntry && item.webkitGetAsEntry(), file: item.getAsFile() }));
+      const folders = dropped.filter(({ entry }) => entry && entry.isDirectory);
       for (const { entry, file } of dropped) {
         if (entry && entry.isDirectory) await walk(entry, "", out);
         else if (file) out.push({ file, path: file.name }); // files, and items without a file-system entry
       }
+      choose(out, folders.length === 1 ? folders[0].entry.name : "");
     } else {
       for (const file of event.dataTransfer.files) out.push({ file, path: file.name });
+      choose(out);
     }
-    choose(out);
   });
   // Files, or a whole folder (webkitdirectory: each file's path starts with the folder's name, as when dropped).
   const folderInput = document.getElementById("folder-input");
   [input, folderInput].forEach((picker) => picker && picker.addEventListener("change", () => {
-    choose(Array.from(picker.files).map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+    const files = Array.from(picker.files);
+    const folder = picker === folderInput && files.length ? (files[0].webkitRelativePath || "").split("/")[0] : "";
+    choose(files.map((file) => ({ file, path: file.webkitRelativePath || file.name })), folder);
     const other = picker === input ? folderInput : input;
     if (other) other.value = "";  // the last choice counts, not both
   }));
@@ -146,6 +154,7 @@
       const start = new FormData();
       start.append("token", token);
       if (document.getElementById("labels-from-folders").checked) start.append("labels_from_folders", "on");
+      if (droppedFolder) start.append("dropped_folder", droppedFolder);
       const xhr = await post(form.dataset.startUrl, start);
       const jobs = document.getElementById("jobs");
       const empty = document.getElementById("no-jobs");
@@ -154,6 +163,7 @@
       if (window.htmx) window.htmx.process(jobs.firstElementChild);
       setStatus(`Uploaded ${sendable.length} file${sendable.length === 1 ? "" : "s"}; the import runs in the background.`, 100);
       picked = [];
+      droppedFolder = "";
       input.value = "";
       if (folderInput) folderInput.value = "";
     } catch (error) {

@@ -185,6 +185,10 @@ def test_manager_picks_an_imagefolder_folder_and_its_sub_folders_become_classes(
     screenshot("import-picked-folder")
     resolved = ResolvedLabel.objects.filter(project=project).prefetch_related("classes__parent")
     assert Counter(c.path for r in resolved for c in r.classes.all()) == {"rose": 3, "tulip": 2, "tulip / parrot": 2}
+    # and the job says the picked folder is no class (the page told it which folder was picked)
+    expect(job.locator(".top-folder")).to_have_text(
+        "flowers, the folder dropped or picked on the page, is not a class: its sub-folders are."
+    )
 
 
 def test_the_upload_counts_only_the_files_whose_bytes_have_gone_out(page, login, project_factory, member_of, tmp_path):

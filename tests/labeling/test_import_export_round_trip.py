@@ -126,7 +126,7 @@ def test_the_unzipped_export_folder_dropped_in_the_browser_gives_the_same_labels
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
             reverse("labeling:import_start", args=[target.slug]),
-            {"token": staged["token"], "labels_from_folders": "on"},
+            {"token": staged["token"], "labels_from_folders": "on", "dropped_folder": "my-export"},
         )
     job = Job.objects.get(project=target)
     assert (job.result["imported"], job.result["rejected"]) == (27, 0)

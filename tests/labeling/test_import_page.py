@@ -291,11 +291,11 @@ def test_a_dropped_macos_folder_gives_the_same_classes_as_its_zip(
     )
     assert response.json()["staged"] == 3  # the litter is not even kept
 
-    # When the import starts with "Folders are classes"
+    # When the import starts with "Folders are classes", naming the folder that was dropped (as import.js does)
     with django_capture_on_commit_callbacks(execute=True):
         manager_client.post(
             reverse("labeling:import_start", args=[project.slug]),
-            {"token": response.json()["token"], "labels_from_folders": "on"},
+            {"token": response.json()["token"], "labels_from_folders": "on", "dropped_folder": "emoji"},
         )
 
     # Then: the inner folders are the classes, nothing was rejected

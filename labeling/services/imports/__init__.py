@@ -18,8 +18,10 @@ Decisions (documented for users in the README):
   derived from the phash: holdout with probability project.holdout_fraction), so a picture and its re-saved copies
   never straddle train and holdout; cold-start priority is derived from the sha256. Re-importing the same bytes
   always yields the same split and order.
-- Operating-system litter (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`) is skipped silently, and one
-  folder that wraps a whole zip or dropped folder is not a class.
+- Operating-system litter (`__MACOSX/`, `.DS_Store`, `._*`, `Thumbs.db`) is skipped silently.
+- With labels from folders every folder of a path is a class level, but for the folder dropped on the page and a zip's
+  top folder named as the zip (`folder_classes` states the rule); the job's result says which folder became which
+  class.
 
 - A zip is checked as a whole before anything in it is inflated: entries that share compressed bytes
   (a zip bomb), more than LABELLOOP_MAX_ARCHIVE_ENTRIES entries or a declared total over
@@ -30,11 +32,12 @@ Decisions (documented for users in the README):
   names of each kind.
 
 Modules: `validation` (pure checks of one file's bytes), `items` (storing items, all or nothing), `archives` (whole-zip
-checks), `sources` (zips, folders, uploads, CSVs, class paths), `batches` (a run's state: reading, storing and
-labeling batches), `run` (the job: decoder threads, progress, failure), `submit` (staging browser uploads,
-creating and queueing jobs).
+checks), `sources` (zips, folders, uploads, CSVs, class paths), `folder_classes` (which folders are classes, and the
+report of it), `batches` (a run's state: reading, storing and labeling batches), `run` (the job: decoder threads,
+progress, failure), `submit` (staging browser uploads, creating and queueing jobs).
 """
 
+from labeling.services.imports.folder_classes import wrapping_folders
 from labeling.services.imports.items import item_create_from_bytes
 from labeling.services.imports.run import decoder_threads, import_failure_reason, import_job_fail, import_run
 from labeling.services.imports.sources import (
@@ -42,7 +45,6 @@ from labeling.services.imports.sources import (
     folder_entries,
     is_junk,
     label_csv_parse,
-    wrapping_folders,
     zip_entries,
     zip_entry_unsafe,
 )

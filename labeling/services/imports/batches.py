@@ -8,7 +8,7 @@ import hashlib
 import logging
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -18,17 +18,18 @@ from django.db import DataError, IntegrityError, transaction
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.services.imports.exported import export_entries
+from labeling.services.imports.folder_classes import DROPPED, folder_classes_report, top_folder_left_out
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
     Entry,
+    file_size,
     folder_entries,
     folder_label,
     is_junk,
     label_csv_parse,
     read_file,
-    wrapping_folders,
     zip_entries,
 )
 from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size
@@ -67,6 +68,7 @@ class _Run:
     matched_csv: set[str] = field(default_factory=set)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
     new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
+    folder_classes: dict = field(default_factory=dict)  # which folder became which class (folder_classes)
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
 
     def reject(self, name: str, reason: str, *, duplicate: bool = False, kept: str | None = None) -> None:
@@ -85,7 +87,12 @@ class _Run:
         """job.result: the counts, and how many files each kind of problem hit (most first)."""
         by_reason = dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
         made = self.new_classes.report()
-        return {**self.counts, "rejected_by_reason": by_reason, **({"new_classes": made} if made else {})}
+        return {
+            **self.counts,
+            "rejected_by_reason": by_reason,
+            **({"new_classes": made} if made else {}),
+            **({"folder_classes": self.folder_classes} if self.folder_classes else {}),
+        }
 
     def label_error(self, name: str, reason: str) -> None:
         self.counts["label_errors"] += 1
@@ -180,7 +187,9 @@ def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_
             run.reject(entry.name, f"could not be read ({exc})"[:300])
             continue
         if len(data) > run.limits.max_bytes:
-            run.reject(entry.name, f"file is over the {binary_size(run.limits.max_bytes)} limit")
+            # The size the zip's directory or the file system gives, as a loose upload's refusal says it
+            size = f"{binary_size(entry.size)}, " if entry.size and entry.size > run.limits.max_bytes else ""
+            run.reject(entry.name, f"file is {size}over the {binary_size(run.limits.max_bytes)} limit")
             continue
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 in run.seen:
@@ -326,13 +335,21 @@ def _duplicate_row(run: _Run, name: str, paths: list[str], kept: str, kept_paths
     )
 
 
-def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[list[Entry], dict[str, list[str]]]:
+def _collect(
+    params: dict, errors: list[dict], csv_errors: list[dict], *, root_classes: Collection[str] = ()
+) -> tuple[list[Entry], dict[str, list[str]], dict]:
+    """The job's files, its labels CSV, and with labels_from_folders the report of which folder became which class
+    (folder_classes: `root_classes`, the project's root class names, are never a top folder left out)."""
     labels_from_folders = bool(params.get("labels_from_folders"))
     sources = params.get("sources", [])
-    # Browser uploads send "folder/class/file.jpg" names for dropped folders: the folders can be the classes,
-    # and one folder wrapping them all is not a class, as in a zip.
+    notes: list[dict] = []
+    # Browser uploads send "folder/class/file.jpg" names for dropped folders: the folders can be the classes, and the
+    # folder the page says was dropped, wrapping them all, is not one (API names keep every folder: folder_classes).
     uploaded = [PurePosixPath(s.get("name") or "").parts for s in sources if s["type"] == "file"]
-    strip = wrapping_folders([parts for parts in uploaded if not is_junk(parts)])
+    strip = 0
+    if labels_from_folders:
+        loose, named = [parts for parts in uploaded if not is_junk(parts)], params.get("dropped_folder")
+        strip = top_folder_left_out(loose, named=named, where=DROPPED, root_classes=root_classes, notes=notes)
     entries: list[Entry] = []
     for source in sources:
         path = Path(source["path"])
@@ -344,12 +361,13 @@ def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[
         elif source["type"] != "folder" and not path.is_file():  # a pipe given as a file or zip would block
             errors.append({"name": display, "reason": "not a regular file: refused"})
         elif source["type"] == "zip":
-            entries += zip_entries(path, labels_from_folders=labels_from_folders, display=display, errors=errors)
+            entries += zip_entries(path, labels_from_folders=labels_from_folders, display=display, errors=errors,
+                                   root_classes=root_classes, notes=notes)  # fmt: skip
         elif source["type"] == "folder":
             entries += folder_entries(path, labels_from_folders=labels_from_folders, errors=errors)
         else:
             label = folder_label(PurePosixPath(display).parts[strip:]) if labels_from_folders else None
-            entries.append(Entry(name=display, read=read_file(path), label_path=label))
+            entries.append(Entry(name=display, read=read_file(path), label_path=label, size=file_size(path)))
     entries = export_entries(entries, labels_from_folders=labels_from_folders, errors=csv_errors)
     csv_labels: dict[str, list[str]] = {}
     if params.get("csv"):
@@ -357,4 +375,7 @@ def _collect(params: dict, errors: list[dict], csv_errors: list[dict]) -> tuple[
             csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors)
         except OSError as exc:
             csv_errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
-    return entries, csv_labels
+    folders = {}
+    if labels_from_folders:  # an export's multi-label metadata (label_paths) is no folder's class
+        folders = folder_classes_report([(e.name, e.label_path) for e in entries if e.label_paths is None], notes)
+    return entries, csv_labels, folders

@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from labeling.models import Job, JobStatus
+from labeling.selectors.classes import PATH_SEPARATOR
 from labeling.services.imports.batches import (
     _apply_csv_to_existing,
     _classes_by_path,
@@ -61,7 +62,8 @@ def import_run(
 
     Precondition: the job is queued, or running and being resumed (the broker redelivered its task).
     params: {"sources": [{"type": "file"|"zip"|"folder", "path": ..., "name": ...}], "csv": path|None,
-    "labels_from_folders": bool, "staging_dir": path to delete afterwards, "errors": pre-rejections}.
+    "labels_from_folders": bool, "dropped_folder": the folder dropped on the page (optional: folder_classes),
+    "staging_dir": path to delete afterwards, "errors": pre-rejections}.
     A redelivered job resumes after the files it already counted as done. `processes` is the old name
     of `threads` (decoding ran in a process pool before); it is read the same way. `soft_limit`: the task's
     soft time limit as a flag, checked between batches (the job then ends failed with the time-limit reason).
@@ -123,9 +125,13 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     resume_from = job.done
     errors: list[dict] = []
     csv_errors: list[dict] = []  # label problems, not files: they count in no file total
-    entries, run.csv_labels = _collect(params, errors, csv_errors)
+    previous = (job.result or {}) if resume_from else {}
+    run.classes = _classes_by_path(run.project)
+    # A top folder the first attempt left out stays out, though it may have made a root class of that name since
+    left_out = {t["folder"] for t in (previous.get("folder_classes") or {}).get("top_folders", []) if t["left_out"]}
+    roots = {path for path in run.classes if PATH_SEPARATOR not in path} - left_out
+    entries, run.csv_labels, run.folder_classes = _collect(params, errors, csv_errors, root_classes=roots)
     if resume_from:
-        previous = job.result or {}
         run.counts.update({k: v for k, v in previous.items() if k in run.counts})
         run.by_reason.update(previous.get("rejected_by_reason") or {})
         run.new_classes.restore(previous.get("new_classes"))
@@ -138,7 +144,6 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
         for error in csv_errors:
             run.label_error(error["name"], error["reason"])
     run.total = run.done + len(entries)
-    run.classes = _classes_by_path(run.project)
     run.new_classes.known = set(run.classes) - set(run.new_classes.files)  # those made before a resume are new
     run.flush_progress()
 

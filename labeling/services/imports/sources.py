@@ -1,9 +1,9 @@
 """What an import reads: browser uploads, zips and server folders as Entries, and label CSVs.
 
 Operating-system litter is never an image and never a class: macOS `__MACOSX/` folders, `.DS_Store`,
-`._*` AppleDouble files and `Icon\\r`, Windows `Thumbs.db` and `desktop.ini`, and any dot-file. A zip or
-dropped folder that wraps everything in one top folder (`emoji/smileys/a.png`) has that folder
-stripped: it is not a class.
+`._*` AppleDouble files and `Icon\\r`, Windows `Thumbs.db` and `desktop.ini`, and any dot-file. Which folders of a
+path are its class (every one, but for the folder dropped on the page and a zip's top folder named as the zip) is
+labeling.services.imports.folder_classes' rule.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import stat
 import struct
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,11 +23,11 @@ from django.conf import settings
 
 from labeling.selectors.classes import class_path, class_path_parse
 from labeling.services.imports.archives import zip_open_checked
+from labeling.services.imports.folder_classes import top_folder_left_out, zip_folder_name
 from labeling.services.imports.validation import binary_size
 
 SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
 JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Entry:
     read: Callable[[int], bytes]  # read(max_bytes) -> at most max_bytes + 1 bytes
     label_path: str | None = None
     label_paths: list[str] | None = None  # several classes (a multi-label export's metadata); wins over label_path
+    size: int | None = None  # bytes, as the file system or the zip's directory gives them (to say how much too big)
 
 
 def read_file(path: Path) -> Callable[[int], bytes]:
@@ -52,6 +53,14 @@ def read_file(path: Path) -> Callable[[int], bytes]:
     return read
 
 
+def file_size(path: Path) -> int | None:
+    """The file's size, or None when it cannot be read (its reading then says why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 def _read_zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[int], bytes]:
     def read(limit: int) -> bytes:
         with archive.open(info) as fh:  # reads at most limit + 1 bytes: a zip bomb entry stops there
@@ -63,18 +72,6 @@ def _read_zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable
 def is_junk(parts: Iterable[str]) -> bool:
     """True for operating-system litter anywhere in a path (see the module docstring)."""
     return any(p.startswith(".") or p in JUNK_NAMES for p in parts)
-
-
-def wrapping_folders(paths: list[tuple[str, ...]]) -> int:
-    """1 when every file sits below one top folder that itself holds only folders of images, else 0.
-
-    Decided on the files that look like images when there are any, so a README or licence beside
-    the class folders does not turn the wrapping folder into a class.
-    """
-    images = [p for p in paths if PurePosixPath(p[-1]).suffix.lower() in IMAGE_SUFFIXES] or paths
-    if images and all(len(p) >= 3 for p in images) and len({p[0] for p in images}) == 1:
-        return 1
-    return 0
 
 
 def folder_label(parts: tuple[str, ...]) -> str | None:
@@ -99,11 +96,20 @@ def zip_entry_unsafe(name: str) -> bool:
     )
 
 
-def zip_entries(path: Path, *, labels_from_folders: bool, display: str, errors: list[dict]) -> list[Entry]:
+def zip_entries(
+    path: Path,
+    *,
+    labels_from_folders: bool,
+    display: str,
+    errors: list[dict],
+    root_classes: Collection[str] = (),
+    notes: list[dict] | None = None,
+) -> list[Entry]:
     """List a zip's image entries; unsafe, oversized or overlapping archives add to `errors` instead.
 
     The whole archive is checked before anything in it is inflated (archives.py); each entry is then
-    read with a cap, whatever size it declares.
+    read with a cap, whatever size it declares. With `labels_from_folders`, its top folder is left out of the
+    classes by folder_classes' rule (`root_classes`: the project's root class names; `notes` gets the decision).
     """
     size = path.stat().st_size
     if size > settings.LABELLOOP_MAX_ZIP_BYTES:
@@ -134,15 +140,19 @@ def zip_entries(path: Path, *, labels_from_folders: bool, display: str, errors: 
             errors.append({"name": f"{display}:{info.filename}", "reason": "encrypted zip entry"})
             continue
         infos.append((info, parts))
-    strip = wrapping_folders([parts for _, parts in infos])
+    strip = 0
+    if labels_from_folders:
+        named, notes = zip_folder_name(display), notes if notes is not None else []
+        paths = [parts for _, parts in infos]
+        strip = top_folder_left_out(paths, named=named, where=display, root_classes=root_classes, notes=notes)
     entries = []
     for info, parts in infos:
-        inner = parts[strip:]
         entries.append(
             Entry(
                 name="/".join(parts),
                 read=_read_zip_entry(archive, info),
-                label_path=folder_label(inner) if labels_from_folders else None,
+                label_path=folder_label(parts[strip:]) if labels_from_folders else None,
+                size=info.file_size,
             )
         )
     return entries
@@ -172,6 +182,7 @@ def folder_entries(root: Path, *, labels_from_folders: bool, errors: list[dict])
                     name=rel.as_posix(),
                     read=read_file(path),
                     label_path=folder_label(rel.parts) if labels_from_folders else None,
+                    size=file_size(path),
                 )
             )
     return entries

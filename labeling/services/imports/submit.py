@@ -123,8 +123,11 @@ def staged_uploads_add(
     return staged
 
 
-def import_job_from_staging(*, project: Project, user, directory: Path, labels_from_folders: bool = False) -> Job:
-    """Turn a staging folder into a queued import job (CSV files in it become the labels CSV)."""
+def import_job_from_staging(
+    *, project: Project, user, directory: Path, labels_from_folders: bool = False, dropped_folder: str | None = None
+) -> Job:
+    """Turn a staging folder into a queued import job (CSV files in it become the labels CSV). `dropped_folder`: the
+    folder the import page says was dropped or picked, whose name the browser put before every path (folder_classes)."""
     manifest = directory / "manifest.jsonl"
     rows = []
     if manifest.exists():
@@ -149,6 +152,7 @@ def import_job_from_staging(*, project: Project, user, directory: Path, labels_f
         sources=sources,
         csv_path=str(csv_path) if csv_path else None,
         labels_from_folders=labels_from_folders,
+        dropped_folder=dropped_folder,
         staging_dir=str(directory),
         errors=errors,
     )
@@ -161,6 +165,7 @@ def import_job_create(
     sources: list[dict],
     csv_path: str | None = None,
     labels_from_folders: bool = False,
+    dropped_folder: str | None = None,
     staging_dir: str | None = None,
     errors: list[dict] | None = None,
     to_front: bool = False,
@@ -174,6 +179,7 @@ def import_job_create(
         "labels_from_folders": labels_from_folders,
         "staging_dir": staging_dir,
         "errors": errors or [],
+        **({"dropped_folder": dropped_folder} if dropped_folder else {}),
         **({"to_front": True} if to_front else {}),
     }
     return job_create(project=project, kind=JobKind.IMPORT, created_by=created_by, params=params)

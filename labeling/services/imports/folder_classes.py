@@ -1,0 +1,110 @@
+"""Folders as classes (an import with labels_from_folders): which folders of a file's path make its class, and the
+job's report of which folder became which class.
+
+Every folder above a file is a level of its class path: `animals/cat/1.jpg` is animals / cat, whether the path
+comes from the API's `names`, a zip, a server folder or a folder dropped on the import page. A top folder that
+nobody chose as a class, that only wraps the rest, is left out in two cases:
+- the folder dropped on (or picked in) the import page: the browser starts every path with that folder's own name
+  (`flowers/rose/1.jpg` for the folder flowers), and the page sends the name as `dropped_folder`;
+- a zip's top folder named as the zip: `pets.zip` holding `pets/cat/1.jpg` is the folder pets zipped (Finder's
+  Compress, Windows' "Send to compressed folder", `zip -r pets.zip pets`); a browser's " (1)" after the name of a
+  second download of it, and letter case, do not count.
+Both only when every image of that upload or zip lies in a sub-folder of it (an image directly in it would lose
+its class), and never when the project has a root class of that name: in a project with the taxonomy
+animals / alpha / one, `animals/beta/two/x.jpg` adds animals / beta / two, not a new root class beta. So API `names`
+and a zip whose top folder has another name (`plants/tree/5.png` in `p.zip`) keep every folder.
+A train/val/test folder at the top of what is left is a split, not a class (sources.folder_label).
+
+The job's result keeps `folder_classes`: each folder with the class its files got, and, for each top folder this
+rule looked at, whether it was left out and why; the import page shows both under the job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from pathlib import PurePosixPath
+
+from labeling.selectors.classes import PATH_SEPARATOR, class_path_display, class_path_normalize, class_path_parse
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+MAX_FOLDERS = 200  # folders named in the report; `count` covers them all
+DROPPED = "the folder dropped or picked on the page"
+_DOWNLOAD_COPY = re.compile(r"\s*\(\d+\)$")  # "pets (1)": a browser's name for a second download of pets.zip
+
+
+def _images(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The paths that look like images, when there are any: a README or licence beside the class folders does not
+    decide whether a folder wraps them."""
+    return [p for p in paths if PurePosixPath(p[-1]).suffix.lower() in IMAGE_SUFFIXES] or paths
+
+
+def wrapping_folders(paths: list[tuple[str, ...]]) -> int:
+    """1 when every image sits below one top folder that itself holds only folders of images, else 0 (the shape only:
+    whether that folder is left out is top_folder_left_out's rule)."""
+    images = _images(paths)
+    if images and all(len(p) >= 3 for p in images) and len({p[0] for p in images}) == 1:
+        return 1
+    return 0
+
+
+def zip_folder_name(display: str) -> str:
+    """The name of the folder a zip called `display` was made from: its name less ".zip" and a download's " (1)"."""
+    name = PurePosixPath(display.replace("\\", "/")).name
+    name = name[:-4] if name.lower().endswith(".zip") else name
+    return _DOWNLOAD_COPY.sub("", name)
+
+
+def top_folder_left_out(
+    paths: list[tuple[str, ...]], *, named: str | None, where: str, root_classes: Collection[str], notes: list[dict]
+) -> int:
+    """How many leading folders of `paths` (one upload's or one zip's files) are no class: 1 for a top folder called
+    `named` that wraps them all (the module docstring's rule), else 0. `where`: DROPPED or the zip's name. The
+    decision about a top folder a user could have meant either way goes to `notes` ({"folder", "where", "left_out",
+    "why": a sentence for the job's report})."""
+    images = _images(paths)
+    if not named or not images or any(len(p) < 2 for p in images) or len({p[0] for p in images}) != 1:
+        return 0  # loose files, or several top folders: nothing wraps them all
+    top = images[0][0]
+    what = where if where == DROPPED else f"the top folder of {where}"
+
+    def note(left_out: bool, why: str) -> int:
+        notes.append({"folder": top, "where": where, "left_out": left_out, "why": f"{top}, {why}"})
+        return int(left_out)
+
+    if top.casefold() != named.casefold():
+        if where == DROPPED or not wrapping_folders(paths):
+            return 0
+        return note(
+            False, f"{what}, is a class: it is not named as the zip"
+        )  # shaped like a zipped folder all the same
+    if not wrapping_folders(paths):
+        return note(False, f"{what}, is a class: images lie in it, not only in its sub-folders")
+    if class_path_normalize(top) in root_classes:
+        return note(False, f"{what}, is a class: the project has a class {top}")
+    made_from = what if where == DROPPED else f"the folder {where} was made from"
+    return note(True, f"{made_from}, is not a class: its sub-folders are")
+
+
+def folder_classes_report(labels: Iterable[tuple[str, str | None]], notes: list[dict]) -> dict:
+    """job.result["folder_classes"]: {"folders": [{"folder", "class" (display path), "files"}] by folder, at most
+    MAX_FOLDERS, "count": folders in all, "top_folders": `notes`}, from each file's (name, class path from its
+    folders); {} when no folder gave a class and no top folder was decided on. A path that is no class is left out
+    here: the run refuses it by file name."""
+    files: dict[tuple[str, str], int] = {}
+    for name, label in labels:
+        if not label:
+            continue
+        try:
+            path = class_path_parse(label)
+        except ValueError:
+            continue
+        key = (PurePosixPath(name).parent.as_posix(), path)
+        files[key] = files.get(key, 0) + 1
+    if not files and not notes:
+        return {}
+    rows = [
+        {"folder": folder, "class": class_path_display(path.split(PATH_SEPARATOR)), "files": n}
+        for (folder, path), n in sorted(files.items())
+    ]
+    return {"folders": rows[:MAX_FOLDERS], "count": len(rows), "top_folders": notes}
