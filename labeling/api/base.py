@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.openapi import AutoSchema
@@ -24,6 +25,7 @@ from labeling.models import (
     Project,
 )
 from labeling.permissions import Capability, ProjectCapability, role_can
+from labeling.selectors.jobs import job_errors, job_params_shown
 from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 
 PROJECT_PERMISSIONS = [IsAuthenticated, ProjectCapability]
@@ -47,11 +49,19 @@ class IdCursorPagination(CursorPagination):
 
 
 def object_or_404(queryset, **lookup):
-    """get_object_or_404 that answers 404 (not a database overflow) for ids no row can have."""
+    """The one row `lookup` finds, or a 404 that says "No such job in this project." in the words of the model's
+    verbose name (Django's own names the class: "No Job matches the given query."); an id no row can have is that
+    404 too, not a database overflow."""
+    model = queryset if isinstance(queryset, type) else queryset.model
+    where = " in this project" if "project" in lookup else ""
+    missing = NotFound(f"No such {model._meta.verbose_name}{where}.")
     for value in lookup.values():
         if isinstance(value, int) and not 0 < value <= MAX_ID:
-            raise NotFound
-    return get_object_or_404(queryset, **lookup)
+            raise missing
+    try:
+        return get_object_or_404(queryset, **lookup)
+    except Http404 as exc:
+        raise missing from exc
 
 
 class FiniteFloatField(serializers.FloatField):
@@ -147,11 +157,18 @@ class DownloadUrlField(serializers.Field):
 
 
 class JobOutputSerializer(RoleFieldsSerializer):
-    # Parameters, results, messages and errors can name server folders and files: not for annotators.
+    # Parameters, results, messages and errors can name server folders and files: not for annotators. The params
+    # shown are shaped by labeling.selectors.jobs (no staging folder or server path of an uploaded file).
     detail_fields = ("message", "params", "result", "error_count", "errors", "download_url")
     percent = serializers.IntegerField(read_only=True)
+    params = serializers.SerializerMethodField(
+        help_text="What the job was asked to do: sources by the names they were given, export format and filters, "
+        "model version."
+    )
     result = serializers.SerializerMethodField()
-    error_count = serializers.SerializerMethodField()
+    error_count = serializers.SerializerMethodField(
+        help_text="How many rejected files `errors` holds (files refused at upload count from the first answer)."
+    )
     errors = serializers.SerializerMethodField(help_text="The first 100 rejected files with reasons.")
     download_url = DownloadUrlField(allow_null=True)
 
@@ -160,14 +177,17 @@ class JobOutputSerializer(RoleFieldsSerializer):
         fields = ["id", "kind", "status", "done", "total", "percent", "message", "params", "result", "error_count",
                   "errors", "created_at", "started_at", "finished_at", "download_url"]  # fmt: skip
 
+    def get_params(self, job) -> dict:
+        return job_params_shown(job.params)
+
     def get_result(self, job) -> dict:
         return {k: v for k, v in (job.result or {}).items() if k != "manifest"}
 
     def get_error_count(self, job) -> int:
-        return len(job.errors or [])
+        return len(job_errors(job=job))
 
     def get_errors(self, job) -> list[dict]:
-        return (job.errors or [])[:100]
+        return job_errors(job=job)[:100]
 
 
 class JobStartedSerializer(JobOutputSerializer):

@@ -88,7 +88,9 @@ class JobDownloadApi(ProjectView, APIView):
         except export_services.ExportExpired as exc:
             raise Gone(str(exc)) from exc
         except FileNotFoundError as exc:
-            raise NotFound(str(exc)) from exc
+            # The service's own "no file" says why; the storage's names the file's place on the server's disk.
+            gone = exc.filename is not None
+            raise NotFound("This job's file is no longer on the server." if gone else str(exc)) from exc
         response = FileResponse(handle, as_attachment=True, filename=name)
         response["Cache-Control"] = "private, no-store"
         return response

@@ -1,4 +1,9 @@
-"""What a queued job or training run waits behind: the other work on its Celery queue, read from the database.
+"""What a job shows its users (its parameters without server paths, its rejected files including those refused at
+upload) and what a queued job or training run waits behind: the other work on its Celery queue, read from the database.
+
+A job's params are the worker's instructions: where the staged uploads, the staging folder, an uploaded inference
+zip or a server folder lie. Users see what is theirs (file and folder names, options), never the server's layout;
+`job_params_shown` is the one place that decides it, for the API and pages alike.
 
 The queue of each kind of work has its one home here (`JOB_KIND_QUEUES`, `TRAINING_RUN_QUEUE`); the task routes
 in config/settings/base.py send the tasks that carry the work out to the same queues (tests/labeling/
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
 
 from django.db.models import Q
 
@@ -76,6 +83,62 @@ class WaitingBehind:
         if not parts:
             return f"Nothing ahead on the {self.queue} queue: waiting for a worker to pick it up."
         return "Queued behind: " + ", ".join(parts)
+
+
+# Keys of Job.params that only the worker reads: server folders and files with no name of the user's in them.
+HIDDEN_PARAMS = frozenset({"staging_dir", "zip"})
+# Keys whose value is a server path the user named (a labels CSV, a server folder): shown as its last part.
+NAMED_PARAMS = frozenset({"csv", "folder"})
+
+
+def job_params_shown(params: Any) -> dict:
+    """A job's params as its users may see them: no staging folder or uploaded zip, each import source as its type and
+    the name the user gave it (a server path as its last part), a labels CSV or server folder by name."""
+    if not isinstance(params, dict):
+        return {}
+    shown: dict = {}
+    for key, value in params.items():
+        if key in HIDDEN_PARAMS:
+            continue
+        if key in NAMED_PARAMS:
+            value = _name_of(value)
+        elif key == "sources" and isinstance(value, list):
+            value = [_source_shown(source) for source in value]
+        shown[key] = value
+    return shown
+
+
+def _source_shown(source: Any) -> dict:
+    if not isinstance(source, dict):
+        return {}
+    shown = {"type": source["type"]} if "type" in source else {}
+    name = source.get("name") or _name_of(source.get("path"))
+    if name:
+        shown["name"] = _name_of(name)  # a server folder import is named by its path (labeling/views/imports.py)
+    return shown
+
+
+def _name_of(value: Any) -> Any:
+    """A server path's last part ("/srv/photos/cats" -> "cats"); anything else (a relative name, None) as it is."""
+    if isinstance(value, str) and (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()):
+        return PureWindowsPath(value).name  # splits at / and \ alike
+    return value
+
+
+def job_errors(*, job: Job) -> list[dict]:
+    """A job's rejected files, those refused at upload (over the size limit) included from the moment it is created.
+
+    An import keeps the files refused at upload in params["errors"]; its worker copies them into job.errors (first)
+    with its first progress write, which also sets `done` to at least their number (labeling/services/imports/run.py).
+    So while `done` is 0 they are not in job.errors yet, whether the job is queued, reading its sources, or ended
+    before it got that far (the task queue was down)."""
+    stored = job.errors if isinstance(job.errors, list) else []
+    if job.kind != JobKind.IMPORT or job.done:
+        return stored
+    refused = (job.params or {}).get("errors") if isinstance(job.params, dict) else None
+    if not isinstance(refused, list) or not refused:
+        return stored
+    return [*refused, *stored]
 
 
 def job_queue(kind: str) -> str:

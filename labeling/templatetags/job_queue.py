@@ -1,5 +1,6 @@
 """`{% job_waiting_behind job as waiting %}`: a queued job's place on its queue, for every page that shows a job;
-`{% job_details_shown as details %}`: whether this user sees a job's message, results and rejected files.
+`{% job_details_shown as details %}`: whether this user sees a job's message, results and rejected files;
+`job|job_errors`: its rejected files as the jobs API lists them (those refused at upload from the start).
 
 A tag rather than view context because labeling/_job_status.html is rendered by many views (import, export,
 review, model pages) and by the 1-second poll; each gets the same line without computing it itself.
@@ -26,6 +27,11 @@ def job_details_shown(context) -> bool:
 @register.simple_tag
 def job_waiting_behind(job) -> job_selectors.WaitingBehind | None:
     return job_selectors.job_waiting_behind(job=job)
+
+
+@register.filter
+def job_errors(job) -> list[dict]:
+    return job_selectors.job_errors(job=job)
 
 
 # Words for the result keys the jobs write (imports, exports, scoring, inference, label-error searches) where the key
