@@ -293,6 +293,14 @@ class ProjectSettingsForm(forms.ModelForm):
 class LabelClassForm(forms.Form):
     name = forms.CharField(max_length=200)
     parent = forms.ModelChoiceField(queryset=LabelClass.objects.none(), required=False)
+    # Shown instead of `parent` where the class table is paged: a menu of thousands of paths is too heavy to draw.
+    parent_path = forms.CharField(
+        max_length=2600,
+        required=False,
+        label="Parent",
+        help_text="The parent's path as the table shows it (“animals / mammals”); empty for a top-level class.",
+        widget=forms.TextInput(attrs={"list": "class-parent-paths", "autocomplete": "off"}),
+    )
     hotkey = forms.CharField(
         max_length=1,
         required=False,
@@ -314,6 +322,26 @@ class LabelClassForm(forms.Form):
             return paths.get(c.pk, c.name)
 
         self.fields["parent"].label_from_instance = label
+        self.project = project
+
+    def clean(self):
+        """A parent typed as a path (`parent_path`, the form of a project with too many classes for a menu): the
+        active class whose path it is, spelled as the pages show it ("a / b") or stored ("a/b")."""
+        data = super().clean()
+        typed = (data.get("parent_path") or "").strip()
+        if typed and not data.get("parent"):
+            try:
+                wanted = class_path_parse(typed)
+            except ValueError as exc:
+                self.add_error("parent_path", f"Not a class path: {exc}.")
+                return data
+            paths = class_paths(class_tree(project=self.project))
+            active = LabelClass.objects.filter(project=self.project, archived=False)
+            found = active.filter(pk__in=[pk for pk, path in paths.items() if path == wanted]).first()
+            if found is None:
+                self.add_error("parent_path", f"No class has the path “{typed}” (archived classes take no new class).")
+            data["parent"] = found
+        return data
 
 
 class MemberForm(forms.Form):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,7 +17,7 @@ from django.views.decorators.http import require_POST
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Job, LabelClass, Membership
 from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
-from labeling.selectors.class_table import ClassTable, class_table
+from labeling.selectors.class_table import CLASS_TABLE_PAGED_OVER, ClassTable, class_table, class_table_page
 from labeling.selectors.dashboard import dashboard_summary
 from labeling.services import projects as project_services
 
@@ -138,9 +140,14 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     # page's, not the stored hotkeys) and the add-class form's parents.
     table = class_table(project=project)
     classes = table.classes
-    for c in classes:
+    shown = class_table_page(classes, find=request.GET.get("classes_find", ""), page=request.GET.get("classes_page"))
+    for c in shown.rows:
         c.label_keys = table.label_keys.get(c.pk, [])
-    _parents_from(class_form, table)
+    if shown.paged:  # a text box for the parent's path, suggesting this page's classes, instead of a menu of all
+        del class_form.fields["parent"]
+    else:
+        del class_form.fields["parent_path"]
+        _parents_from(class_form, table)
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     return render(
         request,
@@ -151,9 +158,13 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             class_form=class_form,
             member_form=member_form,
             classes=classes,
+            shown=shown,
             # Folded past CLASS_TABLE_OPEN_MAX, like the overview's class table, so the forms below stay near; open
-            # again after a rename, whose message and row it returns to.
-            classes_open=len(classes) <= CLASS_TABLE_OPEN_MAX or request.GET.get("classes") == "open",
+            # again after a rename, whose message and row it returns to, and while finding or paging.
+            classes_open=len(classes) <= CLASS_TABLE_OPEN_MAX
+            or request.GET.get("classes") == "open"
+            or bool(shown.find)
+            or "classes_page" in request.GET,
             members=members,
         ),
     )
@@ -190,7 +201,11 @@ def label_class_rename(request: HttpRequest, slug: str, class_id: int) -> HttpRe
     else:
         if renamed.name != before:
             messages.success(request, f"“{before}” is now “{renamed.name}”.")
-    return redirect(f"{reverse('labeling:project_settings', args=[slug])}?classes=open#class-{label_class.pk}")
+    query = {"classes": "open"}
+    if LabelClass.objects.filter(project=request.project).count() > CLASS_TABLE_PAGED_OVER:  # its row may be on no page
+        query["classes_find"] = LabelClass.objects.get(pk=label_class.pk).name
+    url = reverse("labeling:project_settings", args=[slug])
+    return redirect(f"{url}?{urlencode(query)}#class-{label_class.pk}")
 
 
 @require_POST
