@@ -70,8 +70,8 @@ class ImportCreateApi(ProjectView, APIView):
         labels_from_folders = serializers.BooleanField(
             default=False,
             help_text="Folder names are classes (cat/1.jpg), nested folders a hierarchy; in zips too, but for a zip's "
-            "top folder named as the zip (pets.zip holding pets/cat/1.jpg), unless the project has a class of that "
-            "name. The finished job's result.folder_classes says which folder became which class.",
+            "one top folder holding only folders (pets.zip holding pets/cat/1.jpg), unless the project has a root "
+            "class of that name. The finished job's result.folder_classes says which folder became which class.",
         )
 
     @extend_schema(

@@ -1,6 +1,6 @@
 """Folders as classes: a top folder that every file shares is a class level, except the folder dropped or picked on
-the import page and a zip's top folder named as the zip (labeling.services.imports.folder_classes); the job says
-which folder became which class. Also the sizes the import page and a zip's oversized entry state."""
+the import page and a zip's one top folder that holds only folders of images, unless the project has a root class
+of that name (labeling.services.imports.folder_classes); the job says which folder became which class. Also the sizes the import page and a zip's oversized entry state."""
 
 from __future__ import annotations
 
@@ -128,16 +128,15 @@ def test_api_names_add_to_the_existing_taxonomy_not_new_root_classes(project, ap
 @pytest.mark.parametrize(
     ("zip_name", "existing", "expected", "left_out"),
     [
-        # a zip someone built with a top folder of another name: every folder is a class level
-        ("p.zip", [], {"plants / tree", "plants / bush"}, False),
-        # the folder plants zipped (Finder, Windows, zip -r), also as a browser names a second download
+        # the folder plants zipped (Finder, Windows, zip -r), or a downloaded data set's archive.zip holding it
         ("plants.zip", [], {"tree", "bush"}, True),
-        ("Plants (1).zip", [], {"tree", "bush"}, True),
-        # ... but not when the project has plants as a class
+        ("archive.zip", [], {"tree", "bush"}, True),
+        # ... but not when the project has plants as a root class: its images go under it, not beside it
         ("plants.zip", ["plants/moss"], {"plants / tree", "plants / bush"}, False),
+        ("archive.zip", ["plants/moss"], {"plants / tree", "plants / bush"}, False),
     ],
 )
-def test_a_zips_shared_top_folder_is_a_class_unless_it_is_the_folder_zipped(
+def test_a_zips_shared_top_folder_is_no_class_unless_the_project_has_it(
     project, api, django_capture_on_commit_callbacks, zip_name, existing, expected, left_out
 ):
     # Given a zip whose entries all sit in plants/, and maybe a project with a class plants

@@ -6,13 +6,13 @@ comes from the API's `names`, a zip, a server folder or a folder dropped on the 
 nobody chose as a class, that only wraps the rest, is left out in two cases:
 - the folder dropped on (or picked in) the import page: the browser starts every path with that folder's own name
   (`flowers/rose/1.jpg` for the folder flowers), and the page sends the name as `dropped_folder`;
-- a zip's top folder named as the zip: `pets.zip` holding `pets/cat/1.jpg` is the folder pets zipped (Finder's
-  Compress, Windows' "Send to compressed folder", `zip -r pets.zip pets`); a browser's " (1)" after the name of a
-  second download of it, and letter case, do not count.
+- a zip's one top folder: `pets.zip` holding `pets/cat/1.jpg` is the folder pets zipped (Finder's Compress,
+  Windows' "Send to compressed folder", `zip -r pets.zip pets`), and a downloaded data set's `archive.zip` holding
+  `PetImages/Cat/1.jpg` is PetImages zipped; a taxonomy with one root class would put every image under it.
 Both only when every image of that upload or zip lies in a sub-folder of it (an image directly in it would lose
 its class), and never when the project has a root class of that name: in a project with the taxonomy
-animals / alpha / one, `animals/beta/two/x.jpg` adds animals / beta / two, not a new root class beta. So API `names`
-and a zip whose top folder has another name (`plants/tree/5.png` in `p.zip`) keep every folder.
+animals / alpha / one, `animals/beta/two/x.jpg` adds animals / beta / two, not a new root class beta. API `names`
+are what the script says: every folder is kept.
 A train/val/test folder at the top of what is left is a split, not a class (sources.folder_label).
 
 The job's result keeps `folder_classes`: each folder with the class its files got, and, for each top folder this
@@ -21,7 +21,6 @@ rule looked at, whether it was left out and why; the import page shows both unde
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from pathlib import PurePosixPath
 
@@ -30,7 +29,6 @@ from labeling.selectors.classes import PATH_SEPARATOR, class_path_display, class
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MAX_FOLDERS = 200  # folders named in the report; `count` covers them all
 DROPPED = "the folder dropped or picked on the page"
-_DOWNLOAD_COPY = re.compile(r"\s*\(\d+\)$")  # "pets (1)": a browser's name for a second download of pets.zip
 
 
 def _images(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -48,22 +46,16 @@ def wrapping_folders(paths: list[tuple[str, ...]]) -> int:
     return 0
 
 
-def zip_folder_name(display: str) -> str:
-    """The name of the folder a zip called `display` was made from: its name less ".zip" and a download's " (1)"."""
-    name = PurePosixPath(display.replace("\\", "/")).name
-    name = name[:-4] if name.lower().endswith(".zip") else name
-    return _DOWNLOAD_COPY.sub("", name)
-
-
 def top_folder_left_out(
     paths: list[tuple[str, ...]], *, named: str | None, where: str, root_classes: Collection[str], notes: list[dict]
 ) -> int:
-    """How many leading folders of `paths` (one upload's or one zip's files) are no class: 1 for a top folder called
-    `named` that wraps them all (the module docstring's rule), else 0. `where`: DROPPED or the zip's name. The
+    """How many leading folders of `paths` (one upload's or one zip's files) are no class: 1 for a top folder that
+    wraps them all (the module docstring's rule), else 0. `where`: DROPPED (then only a top folder called `named`,
+    the folder the page says was dropped) or the zip's name. The
     decision about a top folder a user could have meant either way goes to `notes` ({"folder", "where", "left_out",
     "why": a sentence for the job's report})."""
     images = _images(paths)
-    if not named or not images or any(len(p) < 2 for p in images) or len({p[0] for p in images}) != 1:
+    if not images or any(len(p) < 2 for p in images) or len({p[0] for p in images}) != 1:
         return 0  # loose files, or several top folders: nothing wraps them all
     top = images[0][0]
     what = where if where == DROPPED else f"the top folder of {where}"
@@ -72,18 +64,13 @@ def top_folder_left_out(
         notes.append({"folder": top, "where": where, "left_out": left_out, "why": f"{top}, {why}"})
         return int(left_out)
 
-    if top.casefold() != named.casefold():
-        if where == DROPPED or not wrapping_folders(paths):
-            return 0
-        return note(
-            False, f"{what}, is a class: it is not named as the zip"
-        )  # shaped like a zipped folder all the same
+    if where == DROPPED and (not named or top.casefold() != named.casefold()):
+        return 0
     if not wrapping_folders(paths):
         return note(False, f"{what}, is a class: images lie in it, not only in its sub-folders")
     if class_path_normalize(top) in root_classes:
         return note(False, f"{what}, is a class: the project has a class {top}")
-    made_from = what if where == DROPPED else f"the folder {where} was made from"
-    return note(True, f"{made_from}, is not a class: its sub-folders are")
+    return note(True, f"{what}, is not a class: its sub-folders are")
 
 
 def folder_classes_report(labels: Iterable[tuple[str, str | None]], notes: list[dict]) -> dict:

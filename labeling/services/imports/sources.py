@@ -23,7 +23,7 @@ from django.conf import settings
 
 from labeling.selectors.classes import class_path, class_path_parse
 from labeling.services.imports.archives import zip_open_checked
-from labeling.services.imports.folder_classes import top_folder_left_out, zip_folder_name
+from labeling.services.imports.folder_classes import top_folder_left_out
 from labeling.services.imports.validation import binary_size
 
 SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
@@ -142,9 +142,9 @@ def zip_entries(
         infos.append((info, parts))
     strip = 0
     if labels_from_folders:
-        named, notes = zip_folder_name(display), notes if notes is not None else []
+        notes = notes if notes is not None else []
         paths = [parts for _, parts in infos]
-        strip = top_folder_left_out(paths, named=named, where=display, root_classes=root_classes, notes=notes)
+        strip = top_folder_left_out(paths, named=None, where=display, root_classes=root_classes, notes=notes)
     entries = []
     for info, parts in infos:
         entries.append(
