@@ -184,7 +184,7 @@ def label_class_archive(request: HttpRequest, slug: str, class_id: int) -> HttpR
     project_services.label_class_archive(
         project=request.project, class_id=label_class.pk, archived=not label_class.archived
     )
-    return redirect("labeling:project_settings", slug=slug)
+    return _back_to_row(request, slug, label_class.pk)
 
 
 @require_POST
@@ -201,11 +201,17 @@ def label_class_rename(request: HttpRequest, slug: str, class_id: int) -> HttpRe
     else:
         if renamed.name != before:
             messages.success(request, f"“{before}” is now “{renamed.name}”.")
+    return _back_to_row(request, slug, label_class.pk)
+
+
+def _back_to_row(request: HttpRequest, slug: str, class_id: int) -> HttpResponse:
+    """The settings page, its class table open at the class's row; in a paged table, found by the class's name (its
+    row may be on any page)."""
     query = {"classes": "open"}
-    if LabelClass.objects.filter(project=request.project).count() > CLASS_TABLE_PAGED_OVER:  # its row may be on no page
-        query["classes_find"] = LabelClass.objects.get(pk=label_class.pk).name
+    if LabelClass.objects.filter(project=request.project).count() > CLASS_TABLE_PAGED_OVER:
+        query["classes_find"] = LabelClass.objects.get(pk=class_id).name
     url = reverse("labeling:project_settings", args=[slug])
-    return redirect(f"{url}?{urlencode(query)}#class-{label_class.pk}")
+    return redirect(f"{url}?{urlencode(query)}#class-{class_id}")
 
 
 @require_POST

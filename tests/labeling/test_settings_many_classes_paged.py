@@ -94,3 +94,13 @@ def test_a_manager_finds_and_renames_a_deep_class_and_adds_one_under_a_deep_pare
     )
     assert "No class has the path “top 9 / nowhere”" in answer.content.decode()
     assert not LabelClass.objects.filter(project=project, name="stray").exists()
+
+
+def test_archiving_a_class_of_a_paged_table_returns_to_its_row(atlas):
+    project, client = atlas
+    deep = LabelClass.objects.get(project=project, name="part 8000")
+
+    answer = client.post(f"/p/{project.slug}/classes/{deep.pk}/archive/", follow=True)
+
+    assert LabelClass.objects.get(pk=deep.pk).archived
+    assert f'<tr id="class-{deep.pk}" class="muted"><td>{DEEP}</td>' in answer.content.decode()
