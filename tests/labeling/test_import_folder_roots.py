@@ -1,6 +1,7 @@
 """Folders as classes: a top folder that every file shares is a class level, except the folder dropped or picked on
 the import page and a zip's one top folder that holds only folders of images, unless the project has a root class
-of that name (labeling.services.imports.folder_classes); the job says which folder became which class. Also the sizes the import page and a zip's oversized entry state."""
+of that name (labeling.services.imports.folder_classes); the job says which folder became which class. Also the
+sizes the import page and a zip's oversized entry state."""
 
 from __future__ import annotations
 

@@ -59,12 +59,14 @@ def test_suspected_errors_are_mostly_real_errors_and_rerun_is_idempotent(digits_
     theirs = cleanlab_find(labels, probs, return_indices_ranked_by="self_confidence")
     # Every task is a label the out-of-sample model disagrees with.
     assert (probs[ours].argmax(axis=1) != labels[ours]).all()
-    # What a reviewer meets: at least half of the listed suspects are real errors, and the list finds at least half
-    # of the errors. Cleanlab's list on the same probabilities is a quarter real errors (364 for 100 errors), and so
-    # was ours before suspects needed their neighbours' backing (490 suspects, 97 real).
+    # What a reviewer meets: three in four of the listed suspects are real errors (50 listed, 42 of the 100 errors),
+    # and the list finds two in five of the errors. Cleanlab's list on the same probabilities is a quarter real
+    # errors (364 for 100 errors), and so was ours before suspects needed their neighbours' backing (490 suspects, 97
+    # real); before a lean was left out (label_search.MIN_ODDS) it was 153 suspects, 71 real: 46 %, where the model's
+    # own mistakes on these 32 px embeddings kept half the list false.
     precision, recall = truth[ours].mean(), truth[ours].sum() / truth.sum()
-    assert precision >= 0.45, (len(ours), precision)
-    assert recall >= 0.45, (len(ours), recall)
+    assert precision >= 0.75, (len(ours), precision)
+    assert recall >= 0.38, (len(ours), recall)
     assert precision >= truth[theirs].mean() + 0.15
 
     # A reviewer confirms the top suspect's label as it is (an imported label): it must not come back on a rerun.

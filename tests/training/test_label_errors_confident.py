@@ -254,3 +254,8 @@ def test_a_lean_towards_another_class_is_not_listed_only_a_clear_disagreement_is
     # Then only the clear contradictions are listed (before: all eight, the leans padding the list with false alarms)
     assert 0.75 / 0.25 < MIN_ODDS <= 0.9 / 0.1
     assert sorted(verdict.listed.tolist()) == [2, 3, 52, 53]
+
+    # ... and a lean is listed where every one of the label's nearest labeled images carries the model's class
+    support[[0, 50]] = support[[0, 50]].round()
+    verdict = judge(np.zeros((100, 4)), labels, probs, support=support)
+    assert sorted(verdict.listed.tolist()) == [0, 2, 3, 50, 52, 53]

@@ -75,11 +75,13 @@ def test_right_labels_of_unsure_images_are_not_listed_as_errors(digits):
     # When the search runs
     result = label_errors_find(project=project)
 
-    # Then it lists few of them: 14 of 414 judged (before suspects needed their neighbours' backing: 101)
+    # Then it lists few of them, if any: none of 414 judged in this draw, 0 or 1 in each of the next five (before the
+    # model had to find its class 5 times as probable as the given one: 11 to 17 each, 12 in this draw; before
+    # suspects needed their neighbours' backing: 101)
     assert result["status"] == "ok", result
     listed = ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False).count()
     search = LabelErrorSearch.objects.get(pk=result["search"])
-    assert listed <= 0.06 * search.labels, (listed, search.labels)
+    assert listed <= 0.015 * search.labels, (listed, search.labels)
     # ... and the headline does not claim a share of wrong labels that is not there (before: 26 %)
     assert search.estimated_share <= 0.06, search.estimated_share
 
@@ -105,13 +107,14 @@ def test_slips_among_the_queue_labels_are_what_the_list_shows(digits):
         found.append(len(listed & {items[i][0].pk for i in wrong}))
         suspects.append(len(listed))
 
-    # Then the lists are short and the slips a real part of them. One draw is too few to bound: over 60 draws (three
-    # versions of the head's rounding) a list held 0 to 7 slips among 11 to 28 suspects, 3.1 of 18.7 on average
-    # (17 %, where the slips are 4.4 % of the labels). Six draws fall below 8 slips or 7 % about once in 500
-    # (resampled from those 60). Before suspects needed their neighbours' backing, one list held 16 slips among 128.
-    assert sum(suspects) <= 200, (found, suspects)
+    # Then the lists are short and mostly the slips. One draw is too few to bound: these six held 1 or 2 slips among
+    # 2 to 4 suspects each, 11 of 16 in all (69 %, where the slips are 4.4 % of the labels). Before the model had to
+    # find its class 5 times as probable as the given one (label_search.MIN_ODDS), 60 draws held 0 to 7 slips among
+    # 11 to 28 suspects, 3.1 of 18.7 on average (17 %); before suspects needed their neighbours' backing, one list
+    # held 16 slips among 128.
+    assert sum(suspects) <= 60, (found, suspects)
     assert sum(found) >= 8, (found, suspects)
-    assert sum(found) >= 0.07 * sum(suspects), (found, suspects)
+    assert sum(found) >= 0.4 * sum(suspects), (found, suspects)
 
 
 def test_the_estimate_on_the_open_images_allows_for_the_queue_asking_for_the_hard_ones(digits):
