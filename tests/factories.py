@@ -164,3 +164,32 @@ def page_urls(project) -> dict[str, str]:
         "model exports": reverse("training:model_exports", args=[slug]),
         "api docs": reverse("api-docs"),
     }
+
+
+def token_client(user):
+    """A REST client that signs in as `user` with an API token (as a script does)."""
+    from rest_framework.test import APIClient
+
+    from labeling.api.tokens import token_replace
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
+    return client
+
+
+def upload(name: str, data: bytes):
+    """A file as a multipart upload carries it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    """A zip holding `entries` (path inside the zip -> bytes)."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

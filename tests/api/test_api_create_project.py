@@ -7,21 +7,14 @@ from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from labeling.api.projects import ProjectCreateInputSerializer
-from labeling.api.tokens import token_replace
 from labeling.models import LabelClass, Membership, Project, Role
 from labeling.selectors.classes import class_paths, class_tree
-from tests.factories import taxonomy_paths
+from tests.factories import taxonomy_paths, token_client
 from tests.schema_conformance import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/projects/"
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
 
 
 @pytest.fixture
@@ -31,7 +24,7 @@ def creator(user_factory, allow_project_creation):
 
 def test_a_project_creator_makes_a_flat_project_with_150_classes_and_its_settings(creator):
     # Given a project creator's token and 150 class names
-    client = client_for(creator)
+    client = token_client(creator)
     names = [f"class {n:03d}" for n in range(150)]
 
     # When they create a project with those classes and some settings
@@ -71,7 +64,7 @@ def test_a_multi_label_taxonomy_with_nested_paths(creator):
     given = [p.replace("/", " / ") if i % 2 else p for i, p in enumerate(paths)]
 
     # When a multi-label project is created with it and an explicit slug
-    answer = client_for(creator).post(
+    answer = token_client(creator).post(
         URL, {"name": "Things", "slug": "things-v2", "task_type": "multi", "classes": given}, format="json"
     )
 
@@ -110,7 +103,7 @@ def test_a_multi_label_taxonomy_with_nested_paths(creator):
     ],
 )
 def test_bad_input_is_refused_by_field_and_creates_nothing(creator, body, field, says):
-    answer = client_for(creator).post(URL, {"name": "Refused", **body}, format="json")
+    answer = token_client(creator).post(URL, {"name": "Refused", **body}, format="json")
     assert answer.status_code == 400, answer.content
     errors = answer.json()
     assert field in errors, errors
@@ -120,7 +113,7 @@ def test_bad_input_is_refused_by_field_and_creates_nothing(creator, body, field,
 
 
 def test_every_bad_class_is_named_at_once(creator):
-    answer = client_for(creator).post(URL, {"name": "P", "classes": ["ok", "", "a//b", "c\x01"]}, format="json")
+    answer = token_client(creator).post(URL, {"name": "P", "classes": ["ok", "", "a//b", "c\x01"]}, format="json")
     assert answer.status_code == 400
     assert [m.split(" (")[0] for m in answer.json()["classes"]] == ["Class 2", "Class 3", "Class 4"]
     assert Project.objects.count() == 0
@@ -128,18 +121,18 @@ def test_every_bad_class_is_named_at_once(creator):
 
 def test_a_taken_slug_is_refused_instead_of_a_different_address(creator, project_factory):
     project_factory(slug="taken")
-    answer = client_for(creator).post(URL, {"name": "Mine", "slug": "taken"}, format="json")
+    answer = token_client(creator).post(URL, {"name": "Mine", "slug": "taken"}, format="json")
     assert answer.status_code == 400
     assert "taken" in answer.json()["slug"][0]
     assert Project.objects.count() == 1
     # without a slug, one is made from the name, free
-    made = client_for(creator).post(URL, {"name": "taken"}, format="json")
+    made = token_client(creator).post(URL, {"name": "taken"}, format="json")
     assert made.status_code == 201
     assert made.json()["slug"] == "taken-2"
 
 
 def test_two_spellings_of_one_path_are_one_class(creator):
-    answer = client_for(creator).post(URL, {"name": "Dups", "classes": ["a/b", "a / b", "a"]}, format="json")
+    answer = token_client(creator).post(URL, {"name": "Dups", "classes": ["a/b", "a / b", "a"]}, format="json")
     assert answer.status_code == 201
     project = Project.objects.get(slug="dups")
     assert sorted(class_paths(class_tree(project=project)).values()) == ["a", "a/b"]
@@ -151,14 +144,14 @@ def test_only_staff_and_project_creators_may_create(user_factory, project_factor
     staff = user_factory(username="admin", is_staff=True)
 
     # Then the manager is refused with the way to get the permission, and nothing is made
-    refused = client_for(manager).post(URL, {"name": "Nope"}, format="json")
+    refused = token_client(manager).post(URL, {"name": "Nope"}, format="json")
     assert refused.status_code == 403
     assert "project creators" in refused.json()["detail"]
     assert APIClient().post(URL, {"name": "Nope"}, format="json").status_code == 401
     assert not Project.objects.filter(name="Nope").exists()
 
     # and staff may
-    assert client_for(staff).post(URL, {"name": "Yes"}, format="json").status_code == 201
+    assert token_client(staff).post(URL, {"name": "Yes"}, format="json").status_code == 201
 
 
 def test_the_schema_documents_the_settings_ranges():
@@ -175,7 +168,7 @@ def test_settings_left_out_keep_the_pages_defaults_in_form_encoded_and_json_bodi
     fields = ProjectCreateInputSerializer().fields
     booleans = [name for name, field in fields.items() if isinstance(field, serializers.BooleanField)]
     assert {"flip_average", "preselect_suggestion"} <= set(booleans)
-    client = client_for(creator)
+    client = token_client(creator)
 
     # When a project is made with a name and a class only, once form-encoded and once as JSON
     form = client.post(URL, {"name": "Form", "classes": "a"})
@@ -197,7 +190,7 @@ def test_settings_left_out_keep_the_pages_defaults_in_form_encoded_and_json_bodi
 @pytest.mark.parametrize("fmt", ["json", "multipart"])
 def test_unknown_fields_are_refused_by_name_and_create_nothing(creator, fmt):
     # When a script sends a setting the API does not have, and an owner it cannot set here
-    answer = client_for(creator).post(
+    answer = token_client(creator).post(
         URL, {"name": "x", "classes": ["a"], "frobnicate": True, "owner": "annotator"}, format=fmt
     )
 
@@ -210,7 +203,7 @@ def test_unknown_fields_are_refused_by_name_and_create_nothing(creator, fmt):
 
 
 def test_an_unknown_field_is_named_beside_the_other_refusals(creator):
-    answer = client_for(creator).post(URL, {"name": "x", "image_size": 1, "flip_averages": False}, format="json")
+    answer = token_client(creator).post(URL, {"name": "x", "image_size": 1, "flip_averages": False}, format="json")
     assert answer.status_code == 400
     assert "image_size" in answer.json()
     assert "flip_averages" in answer.json()["non_field_errors"][0]

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Item, Job, JobStatus, LabelClass, ResolvedLabel, Role
-from tests.factories import png_bytes
+from tests.factories import png_bytes, token_client, upload, zip_of
 from tests.schema_conformance import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
 
 
 def transparent_png() -> bytes:
@@ -30,18 +21,6 @@ def transparent_png() -> bytes:
     image.putpixel((5, 5), (255, 0, 0, 255))
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def upload(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 
@@ -65,7 +44,7 @@ def test_three_hundred_files_with_a_transparent_and_a_corrupt_one(project, manag
     files = [upload(f"img{n:03d}.png", png_bytes(n)) for n in range(298)]
     files.append(upload("clear.png", transparent_png()))
     files.append(upload("broken.png", png_bytes(999)[:60]))
-    client = client_for(manager)
+    client = token_client(manager)
 
     # When a script uploads them in one request
     with django_capture_on_commit_callbacks(execute=True):
@@ -101,7 +80,7 @@ def test_a_zip_with_class_folders_and_a_csv_label_the_images(project, manager, d
     archive = zip_of({"cats/a.png": png_bytes(1), "dogs/b.png": png_bytes(2), "c.png": png_bytes(3)})
     csv = upload("labels.csv", b"filename,label\nc.png,birds/parrot\n")
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client_for(manager).post(
+        answer = token_client(manager).post(
             f"/api/projects/{project.slug}/imports/",
             {"files": [upload("photos.zip", archive)], "csv": [csv], "labels_from_folders": "true"},
             format="multipart",
@@ -116,7 +95,7 @@ def test_a_zip_with_class_folders_and_a_csv_label_the_images(project, manager, d
 
 def test_names_give_single_files_their_folders(project, manager, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client_for(manager).post(
+        answer = token_client(manager).post(
             f"/api/projects/{project.slug}/imports/",
             {"files": [upload("1.png", png_bytes(1)), upload("2.png", png_bytes(2))],
              "names": ["cat/1.png", "dog/2.png"], "labels_from_folders": "true"},
@@ -144,7 +123,7 @@ def test_hostile_and_oversized_files_are_reported_and_change_nothing(
         upload("slip.zip", zip_of({"../../escape.png": png_bytes(6)})),
     ]
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client_for(manager).post(f"/api/projects/{project.slug}/imports/", {"files": files})
+        answer = token_client(manager).post(f"/api/projects/{project.slug}/imports/", {"files": files})
     assert answer.status_code == 202, answer.content
 
     # Then only the good image is an item, and each refused file is named with its reason
@@ -172,7 +151,7 @@ def test_hostile_and_oversized_files_are_reported_and_change_nothing(
     ],
 )
 def test_nothing_to_import_is_a_400_and_no_job(project, manager, body, field, settings):
-    answer = client_for(manager).post(f"/api/projects/{project.slug}/imports/", body, format="multipart")
+    answer = token_client(manager).post(f"/api/projects/{project.slug}/imports/", body, format="multipart")
     assert answer.status_code == 400, answer.content
     assert field in answer.json()
     assert Job.objects.count() == 0
@@ -181,9 +160,9 @@ def test_nothing_to_import_is_a_400_and_no_job(project, manager, body, field, se
 
 
 def test_annotators_get_403_and_other_projects_managers_404(project, project_factory, member_of):
-    annotator = client_for(member_of(project, Role.ANNOTATOR))
-    ml_engineer = client_for(member_of(project, Role.ML_ENGINEER))
-    outsider = client_for(member_of(project_factory(), Role.MANAGER))
+    annotator = token_client(member_of(project, Role.ANNOTATOR))
+    ml_engineer = token_client(member_of(project, Role.ML_ENGINEER))
+    outsider = token_client(member_of(project_factory(), Role.MANAGER))
     url = f"/api/projects/{project.slug}/imports/"
     assert annotator.post(url, {"files": [upload("a.png", png_bytes(1))]}).status_code == 403
     assert ml_engineer.post(url, {"files": [upload("a.png", png_bytes(1))]}).status_code == 403
@@ -197,9 +176,11 @@ def test_annotators_get_403_and_other_projects_managers_404(project, project_fac
 def test_a_job_of_another_project_is_404_to_poll(project, manager, project_factory, django_capture_on_commit_callbacks):
     other = project_factory()
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client_for(manager).post(f"/api/projects/{project.slug}/imports/", {"files": [upload("a.png", b"x")]})
+        answer = token_client(manager).post(
+            f"/api/projects/{project.slug}/imports/", {"files": [upload("a.png", b"x")]}
+        )
     job_id = answer.json()["id"]
-    assert client_for(manager).get(f"/api/projects/{other.slug}/jobs/{job_id}/").status_code == 404
+    assert token_client(manager).get(f"/api/projects/{other.slug}/jobs/{job_id}/").status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)
@@ -210,7 +191,7 @@ def test_broker_down_answers_503_with_the_failed_job(project, manager, monkeypat
     monkeypatch.setattr(submit, "task_send", lambda *args: False)
 
     # When a script uploads (outside a transaction, as a server runs: the send happens before the answer)
-    answer = client_for(manager).post(f"/api/projects/{project.slug}/imports/", {"files": [upload("a.png", b"x")]})
+    answer = token_client(manager).post(f"/api/projects/{project.slug}/imports/", {"files": [upload("a.png", b"x")]})
 
     # Then it is told at once, with the failed job saying why, and nothing was imported
     assert answer.status_code == 503, answer.content
@@ -226,7 +207,7 @@ def test_a_limit_under_a_mebibyte_is_said_in_kibibytes(project, manager, setting
     buffer = io.BytesIO()
     Image.new("RGB", (160, 128), (9, 9, 9)).save(buffer, "BMP")  # 60.1 KiB
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client_for(manager).post(
+        answer = token_client(manager).post(
             f"/api/projects/{project.slug}/imports/", {"files": [upload("big.bmp", buffer.getvalue())]}
         )
 

@@ -5,40 +5,16 @@ reviewers."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, JobStatus, Role
-from tests.factories import png_bytes
+from tests.factories import png_bytes, token_client, upload, zip_of
 from tests.schema_conformance import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
-
-
-def upload(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def server_paths_in(text: str) -> list[str]:
@@ -50,7 +26,7 @@ def server_paths_in(text: str) -> list[str]:
 def test_an_uploaded_import_shows_file_names_not_server_paths(project, member_of, role,
                                                               django_capture_on_commit_callbacks):  # fmt: skip
     # Given a manager uploads a zip, two loose files from a dropped folder and a labels CSV through the API
-    manager = client_for(member_of(project, Role.MANAGER, "boss"))
+    manager = token_client(member_of(project, Role.MANAGER, "boss"))
     files = [upload("photos.zip", zip_of({"cats/a.png": png_bytes(1)})), upload("b.png", png_bytes(2)),
              upload("c.png", png_bytes(3))]  # fmt: skip
     body = {"files": files, "names": ["photos.zip", "pets/dogs/b.png", "pets/dogs/c.png"],
@@ -62,7 +38,7 @@ def test_an_uploaded_import_shows_file_names_not_server_paths(project, member_of
     assert job.params["staging_dir"].startswith(str(settings.LABELLOOP_DATA_ROOT))  # the worker still has its paths
 
     # When a member who sees job details reads the job, the project's job list and the job's progress fragment
-    client = client_for(member_of(project, role)) if role != Role.MANAGER else manager
+    client = token_client(member_of(project, role)) if role != Role.MANAGER else manager
     detail = client.get(f"/api/projects/{project.slug}/jobs/{job.pk}/")
     listed = client.get(f"/api/projects/{project.slug}/jobs/")
     browser = Client()
@@ -112,7 +88,7 @@ JOBS = [
 @pytest.mark.parametrize(("kind", "stored", "shown"), JOBS)
 def test_every_kind_of_job_shows_its_parameters_without_server_paths(project, member_of, kind, stored, shown):
     job = Job.objects.create(project=project, kind=kind, status=JobStatus.QUEUED, params=stored)
-    client = client_for(member_of(project, Role.REVIEWER))
+    client = token_client(member_of(project, Role.REVIEWER))
 
     detail = client.get(f"/api/projects/{project.slug}/jobs/{job.pk}/")
     listed = client.get(f"/api/projects/{project.slug}/jobs/", {"kind": kind})
@@ -126,7 +102,7 @@ def test_an_odd_stored_shape_is_shown_without_its_paths_and_without_a_server_err
     # A source with no type or name, one that is not an object, and params that are not an object at all
     odd = Job.objects.create(project=project, kind=JobKind.IMPORT, params={"sources": [{"path": "/srv/x/a.zip"}, 7]})
     bare = Job.objects.create(project=project, kind=JobKind.IMPORT, params=["/srv/x"])
-    client = client_for(member_of(project, Role.MANAGER))
+    client = token_client(member_of(project, Role.MANAGER))
 
     assert client.get(f"/api/projects/{project.slug}/jobs/{odd.pk}/").json()["params"] == {
         "sources": [{"name": "a.zip"}, {}]
@@ -136,6 +112,6 @@ def test_an_odd_stored_shape_is_shown_without_its_paths_and_without_a_server_err
 
 def test_an_annotator_still_gets_no_parameters(project, member_of):
     job = Job.objects.create(project=project, kind=JobKind.EXPORT_DATASET, params={"format": "csv"})
-    answer = client_for(member_of(project, Role.ANNOTATOR)).get(f"/api/projects/{project.slug}/jobs/{job.pk}/")
+    answer = token_client(member_of(project, Role.ANNOTATOR)).get(f"/api/projects/{project.slug}/jobs/{job.pk}/")
     assert answer.status_code == 200
     assert not {"params", "errors", "error_count", "message", "result"} & set(answer.json())

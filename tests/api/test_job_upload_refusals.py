@@ -5,29 +5,16 @@ refusal showed only once the worker had run. It is listed once, before the worke
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, JobStatus, Role
-from tests.factories import png_bytes
+from tests.factories import png_bytes, token_client, upload
 from tests.schema_conformance import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
 REFUSED = {"name": "big_noise.png", "reason": "file is 2.0 KiB, over the 1.0 KiB limit"}
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
-
-
-def upload(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
 @pytest.fixture
@@ -42,7 +29,7 @@ def test_a_file_over_the_limit_is_a_rejected_file_from_the_first_answer(
 ):
     # Given a manager uploads a file over the size limit (and maybe a good one beside it)
     manager = member_of(project, Role.MANAGER, "boss")
-    client = client_for(manager)
+    client = token_client(manager)
     files = [upload("big_noise.png", b"\x89PNG" + b"\0" * 2044)]
     if with_good_file:
         files.append(upload("ok.png", png_bytes(1)))
@@ -82,7 +69,7 @@ def test_while_the_worker_runs_the_refused_files_are_not_counted_twice(project, 
         params={"sources": [], "errors": refused},
         errors=[*refused, {"name": "notes.png", "reason": "a text file, not an image"}],
     )  # fmt: skip
-    client = client_for(member_of(project, Role.REVIEWER))
+    client = token_client(member_of(project, Role.REVIEWER))
 
     answer = client.get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
 
@@ -97,14 +84,14 @@ def test_an_import_that_failed_before_reading_its_files_still_names_the_refused_
         message="Could not queue the import: the task queue (Redis) is unreachable.",
         params={"sources": [], "errors": [REFUSED]},
     )  # fmt: skip
-    answer = client_for(member_of(project, Role.MANAGER)).get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
+    answer = token_client(member_of(project, Role.MANAGER)).get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
     assert (answer["error_count"], answer["errors"]) == (1, [REFUSED])
 
 
 def test_an_annotator_still_sees_no_rejected_files(project, member_of):
     job = Job.objects.create(project=project, kind=JobKind.IMPORT, params={"sources": [], "errors": [REFUSED]})
     annotator = member_of(project, Role.ANNOTATOR)
-    answer = client_for(annotator).get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
+    answer = token_client(annotator).get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
     browser = Client()
     browser.force_login(annotator)
     fragment = browser.get(reverse("labeling:job_status", args=[project.slug, job.pk])).content.decode()

@@ -6,7 +6,6 @@ sizes the import page and a zip's oversized entry state."""
 from __future__ import annotations
 
 import io
-import zipfile
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from rest_framework.test import APIClient
 from labeling.api.tokens import token_replace
 from labeling.models import Job, JobStatus, LabelClass, ResolvedLabel, Role
 from labeling.services.projects import label_classes_from_paths
-from tests.factories import png_bytes
+from tests.factories import png_bytes, zip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -36,14 +35,6 @@ def page(project, member_of) -> Client:
     client = Client()
     client.force_login(member_of(project, Role.MANAGER))
     return client
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def api_import(api, project, files: dict[str, bytes], names: list[str] | None, capture) -> Job:

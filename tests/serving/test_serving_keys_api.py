@@ -5,25 +5,18 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Role
 from serving.models import ApiKey
-from tests.factories import png_bytes
+from tests.factories import png_bytes, token_client
 from tests.schema_conformance import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
-
-
 @pytest.mark.parametrize("role", [Role.ML_ENGINEER, Role.MANAGER])
 def test_make_list_use_and_revoke_a_key(project, member_of, predict, role):
     # Given an ML engineer's (or manager's) API token
-    client = client_for(member_of(project, role, "ml"))
+    client = token_client(member_of(project, role, "ml"))
     url = f"/api/projects/{project.slug}/serving-keys/"
 
     # When they make a key
@@ -68,7 +61,7 @@ def test_make_list_use_and_revoke_a_key(project, member_of, predict, role):
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101])
 def test_a_key_needs_a_name_of_at_most_100_characters(project, member_of, name):
-    answer = client_for(member_of(project, Role.ML_ENGINEER)).post(
+    answer = token_client(member_of(project, Role.ML_ENGINEER)).post(
         f"/api/projects/{project.slug}/serving-keys/", {"name": name}, format="json"
     )
     assert answer.status_code == 400
@@ -79,7 +72,7 @@ def test_a_key_needs_a_name_of_at_most_100_characters(project, member_of, name):
 @pytest.mark.parametrize("role", [Role.ANNOTATOR, Role.REVIEWER])
 def test_annotators_and_reviewers_get_403(project, member_of, api_key, role):
     key, _ = api_key(project)
-    client = client_for(member_of(project, role))
+    client = token_client(member_of(project, role))
     url = f"/api/projects/{project.slug}/serving-keys/"
     assert client.get(url).status_code == 403
     assert client.post(url, {"name": "mine"}, format="json").status_code == 403
@@ -92,7 +85,7 @@ def test_another_projects_keys_are_404_and_unchanged(project, project_factory, m
     # Given a key of another project, and an ML engineer of this one
     other = project_factory()
     theirs, _ = api_key(other)
-    client = client_for(member_of(project, Role.ML_ENGINEER))
+    client = token_client(member_of(project, Role.ML_ENGINEER))
 
     # Then neither their project's address nor their key's id through this project reaches it
     assert client.get(f"/api/projects/{other.slug}/serving-keys/").status_code == 404
@@ -110,7 +103,7 @@ def test_another_projects_keys_are_404_and_unchanged(project, project_factory, m
 @pytest.mark.parametrize("control", ["\u202e", "\u202a", "\u2066", "\u2069"])
 def test_a_key_name_with_a_direction_control_is_refused_as_project_names_are(project, member_of, control):
     # When an ML engineer names a key with a right-to-left override (it would show "exe.txt" for "txt.exe")
-    answer = client_for(member_of(project, Role.ML_ENGINEER)).post(
+    answer = token_client(member_of(project, Role.ML_ENGINEER)).post(
         f"/api/projects/{project.slug}/serving-keys/", {"name": f"evil{control}gnp.exe"}, format="json"
     )
 
@@ -124,7 +117,7 @@ def test_a_key_name_with_a_direction_control_is_refused_as_project_names_are(pro
 
 def test_a_missing_key_is_404_in_the_products_words(project, project_factory, member_of, api_key):
     theirs, _ = api_key(project_factory())
-    client = client_for(member_of(project, Role.ML_ENGINEER))
+    client = token_client(member_of(project, Role.ML_ENGINEER))
     for key_id in (424242, theirs.pk, 99999999999999999999):
         answer = client.delete(f"/api/projects/{project.slug}/serving-keys/{key_id}/")
         assert answer.status_code == 404
