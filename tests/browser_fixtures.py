@@ -40,10 +40,12 @@ def page(browser, live_server):
     _requests_finished(live_server)
 
 
-def _requests_finished(live_server, timeout: float = 15.0) -> None:
+def _requests_finished(live_server, timeout: float = 90.0) -> None:
     """Wait for the live server's request threads: a request the page started just before the test ended (a
     prefetch, a poll) must not run into the database's teardown (CI, once: "Database access not allowed" in a
-    server thread, then a failed teardown). The socketserver keeps its live request threads in `_threads`."""
+    server thread, then a failed teardown). The socketserver keeps its live request threads in `_threads`. The wait
+    is long: with eager tasks a heatmap request computes the next images' heatmaps in its own thread, and on a busy
+    2-core CI machine one outlived a 15 s wait (CI, stop 48)."""
     httpd = getattr(getattr(live_server, "thread", None), "httpd", None)
     for thread in list(getattr(httpd, "_threads", None) or []):
         thread.join(timeout)
