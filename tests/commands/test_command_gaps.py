@@ -275,6 +275,22 @@ def test_the_import_prints_the_classes_its_labels_made_near_misses_first(project
     assert "4 imported, 0 duplicates, 0 rejected, 4 labeled" in out
 
 
+def test_the_import_of_a_zip_says_which_folder_became_which_class(project, tmp_path):
+    # Given a downloaded data set's zip: one top folder holding a folder per class
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for n, path in enumerate(["PetImages/Cat/1.png", "PetImages/Cat/2.png", "PetImages/Dog/3.png"]):
+            z.writestr(path, png_bytes(n))
+
+    # When the command imports it with folders as classes
+    out = import_folder(project, archive, "--labels-from-folders")
+
+    # Then it says, as the import page does, that the top folder is no class and which folder made which class
+    assert "PetImages, the top folder of archive.zip, is not a class: its sub-folders are." in out
+    assert "2 folders read as classes:\n  PetImages/Cat -> Cat (2 files)\n  PetImages/Dog -> Dog (1 file)\n" in out
+    assert "3 imported, 0 duplicates, 0 rejected, 3 labeled" in out
+
+
 def test_the_import_summary_counts_the_label_rows_it_refused(project, tmp_path):
     images = tmp_path / "images"
     images.mkdir()

@@ -6,7 +6,8 @@ web UI shows it too. Exit status 1 when the project or the path does not exist.
 --csv with --labels-from-folders is allowed, as on the import page (a CSV dropped with folders): a file the CSV names
 takes the CSV's label, every other file its folder's; the command says so before it starts. After the run it prints
 what the page shows: the rejected files, the classes the labels made (those close to a class the project had first,
-a probable typo, at the top) and a summary that counts the labels not applied (bad CSV rows, refused classes) beside
+a probable typo, at the top), with --labels-from-folders which folder became which class (and why a zip's top folder
+is or is not one), and a summary that counts the labels not applied (bad CSV rows, refused classes) beside
 the rejected files.
 """
 
@@ -76,6 +77,7 @@ class Command(BaseCommand):
             for error in job.errors:
                 self.stdout.write(f"rejected {error['name']}: {error['reason']}")
         self._new_classes(result.get("new_classes") or [])
+        self._folder_classes(result.get("folder_classes") or {})
         refused = result.get("label_errors", 0)
         labels = f", {refused} label{'s' if refused != 1 else ''} not applied" if refused else ""
         summary = (
@@ -98,3 +100,19 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(f"  {row['name']} ({files}; close to {row['near']}: a typo?)"))
             else:
                 self.stdout.write(f"  {row['name']} ({files})")
+
+    def _folder_classes(self, report: dict, shown: int = 20) -> None:
+        """Which folder became which class, as the import page's job card says: first why a top folder is or is not a
+        class (labeling.services.imports.folder_classes), then up to `shown` folders."""
+        for note in report.get("top_folders") or []:
+            self.stdout.write(note["why"] + ".")
+        rows, count = report.get("folders") or [], report.get("count", 0)
+        if not rows:
+            return
+        self.stdout.write(f"{count} folder{'s' if count != 1 else ''} read as classes:")
+        for row in rows[:shown]:
+            self.stdout.write(
+                f"  {row['folder']} -> {row['class']} ({row['files']} file{'s' if row['files'] != 1 else ''})"
+            )
+        if count > shown:
+            self.stdout.write(f"  ... and {count - shown} more (the import page lists {len(rows)})")
