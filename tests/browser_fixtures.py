@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+# Longer than socketserver's serve_forever poll interval (0.5 s): a connection accepted meanwhile has its thread.
+SERVER_POLL_S = 0.6
 ARTIFACTS = Path(os.environ.get("LABELLOOP_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 
 
@@ -42,13 +45,25 @@ def page(browser, live_server):
 
 def _requests_finished(live_server, timeout: float = 90.0) -> None:
     """Wait for the live server's request threads: a request the page started just before the test ended (a
-    prefetch, a poll) must not run into the database's teardown (CI, once: "Database access not allowed" in a
-    server thread, then a failed teardown). The socketserver keeps its live request threads in `_threads`. The wait
-    is long: with eager tasks a heatmap request computes the next images' heatmaps in its own thread, and on a busy
-    2-core CI machine one outlived a 15 s wait (CI, stop 48)."""
+    prefetch, a poll) must not run into the database's teardown ("Database access not allowed" in a server thread,
+    then a failed teardown). The socketserver keeps its live request threads in `_threads`.
+
+    A connection the browser opened just before its context closed is only handed to a thread at the server loop's
+    next poll (every 0.5 s), after a single look at `_threads`: on the busy CI machine such a heatmap request then
+    computed the next images' heatmaps (eager tasks) into the teardown (CI, stop 48, twice). So the wait ends only
+    when no request thread has been alive for longer than that poll."""
     httpd = getattr(getattr(live_server, "thread", None), "httpd", None)
-    for thread in list(getattr(httpd, "_threads", None) or []):
-        thread.join(timeout)
+    if httpd is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [t for t in list(getattr(httpd, "_threads", None) or []) if t.is_alive()]
+        for thread in alive:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not alive:
+            time.sleep(SERVER_POLL_S)
+            if not any(t.is_alive() for t in list(getattr(httpd, "_threads", None) or [])):
+                return
 
 
 @pytest.fixture
