@@ -16,7 +16,7 @@ from labeling.constants import (
     registered_weights_value,
 )
 from labeling.models import LabelClass, Project, Role
-from labeling.selectors.classes import class_path_parse, class_paths, class_tree
+from labeling.selectors.classes import class_path_parse, class_paths, class_paths_checked, class_tree
 from labeling.selectors.training_seam import registered_backbone_weights
 
 
@@ -96,17 +96,11 @@ class ProjectCreateForm(forms.ModelForm):
     def clean_classes(self) -> list[str]:
         """The class list as stored paths, each line checked as an imported label's class is: a list with any bad
         line comes back with every bad line named, and no project is made."""
-        paths, problems = [], []
-        for number, line in enumerate(self.cleaned_data["classes"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                paths.append(class_path_parse(line))
-            except ValueError as exc:
-                problems.append(f"Line {number}: {exc}.")
+        lines = enumerate(self.cleaned_data["classes"].splitlines(), start=1)
+        paths, problems = class_paths_checked((f"Line {number}", line) for number, line in lines if line.strip())
         if problems:
             raise forms.ValidationError(problems)
-        return list(dict.fromkeys(paths))
+        return paths
 
     def clean_name(self) -> str:
         return name_direction_controls_refuse(self.cleaned_data["name"])

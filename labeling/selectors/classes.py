@@ -2,8 +2,9 @@
 
 Stored form "animal/mammal/cat": exports, manifests, label CSVs and folder imports, the dataset hash.
 Display form "animal / mammal / cat": pages, charts and the class names a trained model carries.
-Both are joined from the same names, never rewritten from each other: a class name may itself hold a "/"
-(the taxonomy editor allows it), and "a/b" must keep showing as "a/b".
+Both are joined from the same names, never rewritten from each other. A new class's name holds no "/"
+(class_name_problem: "a/b" would read as b under a), but a class made before that rule may, and its "a/b" must keep
+showing (and exporting) as "a/b".
 
 This module imports none of labeling's own modules but its constants (which import none), so labeling.models can
 use it.
@@ -20,6 +21,11 @@ from labeling.constants import DIRECTION_CONTROLS, MAX_CLASS_DEPTH, MAX_CLASS_NA
 
 PATH_SEPARATOR = "/"
 DISPLAY_SEPARATOR = " / "
+
+# class_name_problem's answer for a name holding PATH_SEPARATOR (a caller may add what to do instead).
+NAME_SEPARATOR_PROBLEM = (
+    "a class name cannot contain '/' (“{name}”): it separates the levels of a path, so “a/b” means b under a"
+)
 
 ClassTree = Mapping[int, tuple[str, int | None]]  # class id -> (name, parent id)
 
@@ -48,7 +54,9 @@ def class_path_names(class_id: int, tree: ClassTree) -> list[str]:
 
 def class_name_problem(name: str, max_length: int = 200) -> str | None:
     """Why `name` cannot be one class's name (one level of a path), or None: the one rule of the class forms, the
-    project's class list and imports. `max_length` is LabelClass.name's (labeling.constants.MAX_CLASS_NAME)."""
+    project's class list and imports, for a new class and a rename. No "/": it separates a path's levels, so a root
+    class "a/b" would be read back as b under a by every export and import. `max_length` is LabelClass.name's
+    (labeling.constants.MAX_CLASS_NAME)."""
     if not name.strip():
         return "empty class name"
     if len(name) > max_length:
@@ -57,6 +65,8 @@ def class_name_problem(name: str, max_length: int = 200) -> str | None:
         return f"class name {name!r} contains a control character"
     if DIRECTION_CONTROLS.intersection(name):
         return f"class name {name!r} contains a right-to-left override or other direction-control character"
+    if PATH_SEPARATOR in name:
+        return NAME_SEPARATOR_PROBLEM.format(name=name)
     return None
 
 
@@ -83,6 +93,20 @@ def class_path_parse(text: str) -> str:
         if problem:
             raise ValueError(problem)
     return class_path(levels)
+
+
+def class_paths_checked(entries: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """A class list's stored paths, each entry `(where, text)` checked by class_path_parse: `where` names the entry
+    as its author finds it ("Line 3" on the new-project page, "Class 3 ('a//b')" for a script). Returns (paths,
+    problems): the paths in order, a repeat (another spelling of one path too) kept once; every bad entry named,
+    "<where>: <reason>.", so a list is refused whole, with all there is to fix."""
+    paths, problems = [], []
+    for where, text in entries:
+        try:
+            paths.append(class_path_parse(text))
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}.")
+    return list(dict.fromkeys(paths)), problems
 
 
 def class_path_display(names: Iterable[str]) -> str:

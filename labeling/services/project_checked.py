@@ -8,11 +8,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
-from django.utils.text import slugify
 
 from labeling.forms import ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Project, TaskType
-from labeling.selectors.classes import class_path_parse
+from labeling.selectors.classes import class_paths_checked
 from labeling.services import projects as project_services
 
 # The new-project page's fields. The settings page's others may be given at creation too: a script has no page to
@@ -34,22 +33,10 @@ def settings_fields() -> list[str]:
     return [name for name in ProjectSettingsForm._meta.fields if name not in CREATE_FIELDS]
 
 
-def _class_paths(entries: list[str]) -> tuple[list[str], list[str]]:
-    """The stored paths of a class list (each entry one class path, "a/b/c" for a hierarchy), checked by the rule
-    of the new-project page's class box (class_path_parse); (paths, problems), every bad entry named."""
-    paths, problems = [], []
-    for number, entry in enumerate(entries, start=1):
-        try:
-            paths.append(class_path_parse(entry))
-        except ValueError as exc:
-            problems.append(f"Class {number} ({entry[:60]!r}): {exc}.")
-    return list(dict.fromkeys(paths)), problems
-
-
 def _slug_free(slug: str) -> str:
     """The slug a project asked for, as it will be stored; a taken or empty one is refused (the service would
     otherwise pick "<slug>-2", and a script would then talk to an address it did not ask for)."""
-    stored = slugify(slug)[:70]
+    stored = project_services.project_slug(slug)
     if not stored:
         raise ProjectInputInvalid({"slug": ["Enter a slug of letters, digits, hyphens or underscores."]})
     if Project.objects.filter(slug=stored).exists():
@@ -61,7 +48,8 @@ def _slug_free(slug: str) -> str:
 def project_create_checked(*, created_by, data: dict, classes: list[str], slug: str = "") -> Project:
     """Create a project (its creator its manager) with its classes, from input checked as the pages check it: the
     new-project form for `CREATE_FIELDS`, the settings form for the settings (only those given are set; the rest
-    keep the model's defaults), class_path_parse for each class. ProjectInputInvalid, creating nothing, otherwise.
+    keep the model's defaults), the page's class list rule (class_paths_checked) for the classes. ProjectInputInvalid,
+    creating nothing, otherwise.
 
     Precondition: the caller checked that `created_by` may create projects (the API does; the command acts for
     the operator)."""
@@ -76,7 +64,8 @@ def project_create_checked(*, created_by, data: dict, classes: list[str], slug: 
         for field, messages in form.errors.items():
             found = errors.setdefault("non_field_errors" if field == "__all__" else field, [])
             found += [message for message in messages if message not in found]
-    paths, problems = _class_paths(classes)
+    numbered = enumerate(classes, start=1)
+    paths, problems = class_paths_checked((f"Class {n} ({entry[:60]!r})", entry) for n, entry in numbered)
     if problems:
         errors["classes"] = problems
     if slug:

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
 from labeling.models import LabelClass, Membership, Project, Role, TaskType
 from labeling.selectors.classes import (
+    NAME_SEPARATOR_PROBLEM,
     PATH_SEPARATOR,
     class_name_problem,
     class_path,
@@ -24,13 +25,19 @@ from labeling.services.resolution import items_resolve_after_overlap_change
 from labeling.services.reviews import review_tasks_for_items
 
 
+def project_slug(text: str) -> str:
+    """The project slug made from `text` (a name, or a slug someone asked for): "" where nothing of it is left. At
+    most 70 characters, leaving room in Project.slug's 80 for project_create's "-2", "-3"… ."""
+    return slugify(text)[:70]
+
+
 def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, slug: str = "", **settings) -> Project:
     """Create a project and make its creator a manager.
 
     Precondition: for a request's user the caller checked labeling.permissions.can_create_projects (the web form
     does; commands and benchmarks act for the operator). Without that check anyone could make themselves a
     manager, and a manager starts imports."""
-    base = slugify(slug or name)[:70] or "project"
+    base = project_slug(slug or name) or "project"
     candidate, n = base, 1
     while Project.objects.filter(slug=candidate).exists():
         n += 1
@@ -72,6 +79,25 @@ def _free_hotkeys(project: Project) -> Iterator[str]:
         yield ""
 
 
+# A new name holds no "/" (class_name_problem says why); what to do instead, for the add-class form and API and for
+# a rename.
+_PARENT_FIELDS = "the add-class form's Parent, or `parent` in POST /api/projects/<slug>/classes/create/"
+CREATE_SEPARATOR_ADVICE = f"To add a class under another, choose that class as its parent ({_PARENT_FIELDS})."
+RENAME_SEPARATOR_ADVICE = (
+    "A rename changes one level's name only. To move a class under another, add a class of that name under the new "
+    f"parent ({_PARENT_FIELDS}) and archive this one; its labels stay on the archived class."
+)
+
+
+def _refuse_name(name: str, *, separator_advice: str = "") -> None:
+    """A ValidationError saying why `name` cannot be one class's name (class_name_problem), with `separator_advice`
+    after it where what is wrong is a "/" in it; nothing if it can."""
+    problem = class_name_problem(name, MAX_CLASS_NAME)
+    if problem:
+        advice = f" {separator_advice}" if problem == NAME_SEPARATOR_PROBLEM.format(name=name) else ""
+        raise ValidationError(problem[0].upper() + problem[1:] + "." + advice)
+
+
 def label_class_create(
     *,
     project: Project,
@@ -81,15 +107,14 @@ def label_class_create(
     color: str = "",
     level: int | None = None,
 ) -> LabelClass:
-    """Add a class; hotkeys default to 1-9 then letters (the labeling page's own keys stay reserved).
+    """Add a class; hotkeys default to 1-9 then letters (the labeling page's own keys stay reserved). `name` is one
+    level's name: no "/" (class_name_problem); `parent` puts it under another class.
 
     `level`: the new class's level (1 for a root), when the caller knows it; else it is counted up the parents."""
     name = name.strip()
     if not name:
         raise ValidationError("A class needs a name.")
-    problem = class_name_problem(name, MAX_CLASS_NAME)
-    if problem:
-        raise ValidationError(problem[0].upper() + problem[1:] + ".")
+    _refuse_name(name, separator_advice=CREATE_SEPARATOR_ADVICE)
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError("The parent class belongs to another project.")
     if level is None:  # one query per level whose parent is not loaded yet
@@ -118,12 +143,10 @@ def label_class_create(
 
 
 def _refuse_path_collision(*, project: Project, name: str, parent: LabelClass | None) -> None:
-    """A name may hold a "/" ("n/a"), but no two classes may share a stored path: a root class "a/b" and "b" under
-    "a" would be one class to exports, imports, CSV labels and the dataset hash. Only a project where some name holds
-    the separator can collide, so the others pay one EXISTS query."""
-    if PATH_SEPARATOR not in name and not (
-        LabelClass.objects.filter(project=project, name__contains=PATH_SEPARATOR).exists()
-    ):
+    """No two classes may share a stored path. A new name holds no "/", but a class made before that rule may: a
+    root class "a/b" and a new "b" under "a" would be one class to exports, imports, CSV labels and the dataset hash.
+    Only a project where some name holds the separator can collide, so the others pay one EXISTS query."""
+    if not LabelClass.objects.filter(project=project, name__contains=PATH_SEPARATOR).exists():
         return
     paths = class_paths(class_tree(project=project))
     wanted = class_path([paths[parent.pk], name] if parent is not None else [name])
@@ -152,9 +175,7 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
         for depth in range(len(parts)):
             key = class_path(parts[: depth + 1])
             if key not in existing and key not in new:
-                problem = class_name_problem(parts[depth], MAX_CLASS_NAME)
-                if problem:
-                    raise ValidationError(problem[0].upper() + problem[1:] + ".")
+                _refuse_name(parts[depth])
                 new[key] = (parts[depth], class_path(parts[:depth]) if depth else None)
     if not new:
         return existing
@@ -176,31 +197,17 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
     return existing
 
 
-# A rename changes one level's name. Project creation and imports read "a/b" as the path a, then b, so a renamed
-# "a/b" would be a root class that every export and re-import reads as b under a.
-RENAME_SEPARATOR_REFUSED = (
-    "A class name cannot contain '/' (“{name}”): it separates the levels of a path, so “a/b” means b under a. "
-    "A rename changes one level's name only. To move a class under another, add a class of that name under the new "
-    "parent (the add-class form's Parent, or `parent` in POST /api/projects/<slug>/classes/) and archive this one; "
-    "its labels stay on the archived class."
-)
-
-
 def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelClass:
     """Give a class a new name (its id, labels, hotkey and place in the taxonomy stay), under the rules a new class
-    meets: the name rule, no sibling of the same name, and no two classes sharing a stored path, its subclasses'
-    included; and no "/", which separates the levels of a path (RENAME_SEPARATOR_REFUSED). Its stored path changes,
-    so the next dataset export is a new version; a model version keeps the names it was trained with until the next
-    one."""
+    meets: the name rule (no "/", which separates the levels of a path), no sibling of the same name, and no two
+    classes sharing a stored path, its subclasses' included. Its stored path changes, so the next dataset export is a
+    new version; a model version keeps the names it was trained with until the next one. The name the class has is
+    no change, even one made before a rule (a "/" in it): nothing is refused, nothing saved."""
     label_class = LabelClass.objects.get(project=project, pk=class_id)
     name = name.strip()
-    problem = class_name_problem(name, MAX_CLASS_NAME)
-    if problem:
-        raise ValidationError(problem[0].upper() + problem[1:] + ".")
     if name == label_class.name:
         return label_class
-    if PATH_SEPARATOR in name:
-        raise ValidationError(RENAME_SEPARATOR_REFUSED.format(name=name))
+    _refuse_name(name, separator_advice=RENAME_SEPARATOR_ADVICE)
     siblings = LabelClass.objects.filter(project=project, parent_id=label_class.parent_id, name=name)
     if siblings.exclude(pk=label_class.pk).exists():
         raise ValidationError(f"A class named {name!r} already exists here.")

@@ -111,9 +111,10 @@ def test_an_export_filter_typed_as_the_page_shows_it_picks_the_class(taxonomy, t
     assert [c["path"] for c in result["manifest"]["classes"]] == [STORED]
 
 
-def test_a_class_name_holding_a_slash_shows_as_it_was_typed(taxonomy):
+def test_a_class_name_holding_a_slash_shows_as_it_was_typed(taxonomy, label_class_factory):
+    # A class made before new names refused a "/" (the row as the database holds it)
     project, cat, _ = taxonomy
-    odd = label_class_create(project=project, name="n/a", parent=cat)
+    odd = label_class_factory(project=project, name="n/a", parent=cat)
     assert odd.path == f"{DISPLAY} / n/a"
     assert class_paths(class_tree(project=project))[odd.pk] == f"{STORED}/n/a"
 
@@ -165,10 +166,10 @@ def test_pages_of_a_deep_wide_taxonomy_read_the_tree_once(
         assert " / ".join(parts) in answer.content.decode()
 
 
-def test_a_class_whose_path_another_class_has_is_refused_both_ways(taxonomy, member_of):
-    # Given a root class named "a/b" (a name may hold a slash)
+def test_a_class_whose_path_another_class_has_is_refused_both_ways(taxonomy, member_of, label_class_factory):
+    # Given a root class named "a/b", made before new names refused a "/"
     project = taxonomy[0]
-    label_class_create(project=project, name="a/b")
+    label_class_factory(project=project, name="a/b")
     a = label_class_create(project=project, name="a")
 
     # When a manager adds "b" under "a" (the API, as the page does), the stored path would be "a/b" too: refused
@@ -179,8 +180,9 @@ def test_a_class_whose_path_another_class_has_is_refused_both_ways(taxonomy, mem
     assert "would have the path 'a/b', as an existing class does" in str(answer.json())
     assert not LabelClass.objects.filter(project=project, name="b").exists()
 
-    # And the other way round: with "c" under "a", a root class "a/c" is refused, "a/d" is not
+    # And the other way round: with "c" under "a", a new root class "a/c" is refused, as any name with a "/" is now
     label_class_create(project=project, name="c", parent=a)
-    with pytest.raises(ValidationError, match="would have the path 'a/c'"):
-        label_class_create(project=project, name="a/c")
-    assert label_class_create(project=project, name="a/d").path == "a/d"
+    for name in ("a/c", "a/d"):
+        with pytest.raises(ValidationError, match="A class name cannot contain '/'"):
+            label_class_create(project=project, name=name)
+    assert label_class_create(project=project, name="d", parent=a).path == "a / d"

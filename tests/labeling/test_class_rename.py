@@ -70,10 +70,10 @@ def test_a_rename_the_rules_refuse_says_why_and_changes_nothing(zoo, name, reaso
     assert LabelClass.objects.get(pk=mamals.pk).name == "mamals"
 
 
-def test_a_rename_that_would_give_a_subclass_another_class_path_is_refused(zoo):
-    # Given a root class named "animals/mammals/dog" (a name may hold a slash) beside animals / mamals / dog
+def test_a_rename_that_would_give_a_subclass_another_class_path_is_refused(zoo, label_class_factory):
+    # Given a root class named "animals/mammals/dog" (made before new names refused a "/") beside animals / mamals / dog
     project, mamals, _, manager = zoo
-    label_class_create(project=project, name="animals/mammals/dog")
+    label_class_factory(project=project, name="animals/mammals/dog")
 
     # Renamed "mammals", the class's own path is free, but its dog would be "animals/mammals/dog" as the root class is
     answer = manager.post(f"/p/{project.slug}/classes/{mamals.pk}/rename/", {"name": "mammals"}, follow=True)
