@@ -65,7 +65,8 @@ class ImportCreateApi(ProjectView, APIView):
             child=serializers.CharField(max_length=500), required=False,
             help_text="The relative path of each of `files`, in order (cat/1.jpg), where it matters: multipart file "
             "names lose their folders, and with labels_from_folders every folder is a level of the class "
-            "(animals/cat/1.jpg: animals / cat), a top folder all files share included.",
+            "(animals/cat/1.jpg: animals / cat), a top folder all files share included. Folders are separated by /; "
+            "a name with `..`, a leading / or drive letter, a backslash or a NUL refuses the request (400).",
         )  # fmt: skip
         labels_from_folders = serializers.BooleanField(
             default=False,
@@ -78,11 +79,19 @@ class ImportCreateApi(ProjectView, APIView):
         request={"multipart/form-data": InputSerializer},
         responses={
             202: ImportJobSerializer,
-            400: OpenApiResponse(description="No file, or names not matching files; nothing was created."),
+            400: OpenApiResponse(
+                description="No file, names not matching files, or a name that leaves its folder (`..`, absolute, a "
+                "backslash or NUL; each named with its index); nothing was created."
+            ),
             503: OpenApiResponse(ImportJobSerializer, description="The task queue is unreachable: the job failed."),
         },
     )
     def post(self, request, slug: str):
+        # Before the serializer: it would refuse a NUL by index alone, and the refusal names each bad entry in full.
+        try:
+            import_services.upload_names_check(names=request.data.getlist("names"))
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"names": exc.messages}) from exc
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         files = request.FILES.getlist("files")

@@ -57,6 +57,7 @@ from labeling.services.imports.submit import (
     staging_dir_create,
     staging_dir_get,
     staging_dirs_sweep,
+    upload_names_check,
 )
 from labeling.services.imports.validation import (
     ALLOWED_FORMATS,
@@ -93,6 +94,7 @@ __all__ = [
     "staging_dir_create",
     "staging_dir_get",
     "staging_dirs_sweep",
+    "upload_names_check",
     "wrapping_folders",
     "zip_entries",
     "zip_entry_unsafe",

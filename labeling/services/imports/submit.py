@@ -23,6 +23,33 @@ from labeling.services.jobs import job_create, job_finish
 
 STAGING_TOKEN = re.compile(r"upload-[A-Za-z0-9_]{4,40}")
 CSV_MAX_BYTES = 50 * 1024 * 1024
+DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a relative upload path cannot be taken as given, or None. What the import page sends (webkitRelativePath,
+    or the folders walked from a drop: "pets/chat noir/1.jpg") passes: "/" between folders, no "..", nothing absolute;
+    only a file whose own name holds a backslash (Linux and macOS allow one) is refused, by name, to be renamed."""
+    if "\x00" in name:
+        return "holds a NUL character"
+    if "\\" in name:
+        return "holds a backslash: separate folders with /"
+    if name.startswith("/") or DRIVE.match(name):
+        return "is an absolute path: give the path relative to the folder uploaded"
+    parts = name.split("/")
+    if ".." in parts:
+        return "goes up a folder (..)"
+    if not name.strip() or not parts[-1].strip():
+        return "has no file name"
+    return None
+
+
+def upload_names_check(*, names: list[str]) -> None:
+    """Refuse relative upload paths that would leave the upload (`..`, absolute) or mean something else on another
+    system (backslash, NUL): a ValidationError names each one by its index and name, and nothing is staged."""
+    problems = [f"names[{index}] {name!r} {why}." for index, name in enumerate(names) if (why := _name_problem(name))]
+    if problems:
+        raise ValidationError(problems)
 
 
 def _staging_root(*, project: Project, user) -> Path:
@@ -84,8 +111,11 @@ def staged_uploads_add(
     """Save browser uploads into a staging folder and note them in its manifest; returns how many were staged.
 
     Images over LABELLOOP_MAX_UPLOAD_BYTES (or zips over LABELLOOP_MAX_ZIP_BYTES) are not kept: they are
-    recorded as rejections. `oversized` names files the browser already refused to send for that reason.
+    recorded as rejections. `oversized` names files the browser already refused to send for that reason. A hostile
+    relative path in `names` refuses the whole batch before anything is written (upload_names_check).
     """
+    if names:
+        upload_names_check(names=names)
     staged = 0
     lines = []
     for name in oversized or []:
