@@ -136,13 +136,10 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
                     return redirect("labeling:project_settings", slug=slug)
                 except ValidationError as exc:
                     member_form.add_error(None, exc)
-    # One read of the class table for the rows, their paths, the keys an annotator presses for each (the labeling
-    # page's, not the stored hotkeys) and the add-class form's parents.
+    # One read of the class table for the rows drawn, their paths, the keys an annotator presses for each (the
+    # labeling page's, not the stored hotkeys) and the add-class form's parents.
     table = class_table(project=project)
-    classes = table.classes
-    shown = class_table_page(classes, find=request.GET.get("classes_find", ""), page=request.GET.get("classes_page"))
-    for c in shown.rows:
-        c.label_keys = table.label_keys.get(c.pk, [])
+    shown = class_table_page(table, find=request.GET.get("classes_find", ""), page=request.GET.get("classes_page"))
     if shown.paged:  # a text box for the parent's path, suggesting this page's classes, instead of a menu of all
         del class_form.fields["parent"]
     else:
@@ -157,11 +154,11 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             settings_form=settings_form,
             class_form=class_form,
             member_form=member_form,
-            classes=classes,
+            class_count=len(table),
             shown=shown,
             # Folded past CLASS_TABLE_OPEN_MAX, like the overview's class table, so the forms below stay near; open
             # again after a rename, whose message and row it returns to, and while finding or paging.
-            classes_open=len(classes) <= CLASS_TABLE_OPEN_MAX
+            classes_open=len(table) <= CLASS_TABLE_OPEN_MAX
             or request.GET.get("classes") == "open"
             or bool(shown.find)
             or "classes_page" in request.GET,
@@ -174,7 +171,7 @@ def _parents_from(form: LabelClassForm, table: ClassTable) -> None:
     """The form's parent choices from the page's read of the classes, not a query of their own when it renders
     (the same classes, order and paths as its queryset; a posted parent is still checked against the queryset)."""
     field = form.fields["parent"]
-    field.choices = [("", field.empty_label), *((c.pk, c.path) for c in table.active)]
+    field.choices = [("", field.empty_label), *table.parents()]
 
 
 @require_POST
