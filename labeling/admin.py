@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from labeling import models
 from labeling.forms import ProjectSettingsForm
 from labeling.permissions import granted_roots_clean
+from labeling.selectors.classes import class_name_problem
 
 # The project settings the settings page holds to a range (image size, annotators per image, retraining cadence,
 # rates, GPUs). The admin edits them with the page's own fields, so it refuses what the page refuses, in the same
@@ -75,8 +76,26 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ("role",)
 
 
+class LabelClassAdminForm(forms.ModelForm):
+    class Meta:
+        model = models.LabelClass
+        fields = "__all__"  # noqa: DJ007 (the admin edits every field)
+
+    def clean_name(self) -> str:
+        """A new or changed name follows the settings page's rule (no "/", no control characters); an older row
+        whose name broke it may still be saved unchanged."""
+        name = self.cleaned_data["name"]
+        if self.instance.pk and name == self.instance.name:
+            return name
+        problem = class_name_problem(name)
+        if problem:
+            raise ValidationError(problem[:1].upper() + problem[1:] + ("" if problem.endswith(".") else "."))
+        return name
+
+
 @admin.register(models.LabelClass)
 class LabelClassAdmin(admin.ModelAdmin):
+    form = LabelClassAdminForm
     list_display = ("name", "project", "parent", "hotkey", "archived")
     list_filter = ("project",)
 

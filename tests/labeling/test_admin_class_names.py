@@ -1,0 +1,55 @@
+"""The Django admin's class form holds a new or changed class name to the settings page's rule: a name with "/" would
+be read back as a path (b under a) by every export and import. An older row whose name has "/" can still be saved
+unchanged, so staff can edit its other fields."""
+
+from __future__ import annotations
+
+from html import unescape
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import LabelClass
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(user_factory) -> Client:
+    client = Client()
+    client.force_login(user_factory(is_staff=True, is_superuser=True))
+    return client
+
+
+def form_data(label_class, **changes) -> dict:
+    data = {"project": label_class.project_id, "name": label_class.name, "hotkey": label_class.hotkey,
+            "color": label_class.color, "order": label_class.order, "_save": "Save"}  # fmt: skip
+    if label_class.parent_id:
+        data["parent"] = label_class.parent_id
+    return {**data, **changes}
+
+
+def test_the_admin_refuses_a_slash_in_a_new_name_and_stores_nothing(staff, project_factory):
+    project = project_factory()
+    response = staff.post(
+        reverse("admin:labeling_labelclass_add"),
+        {"project": project.pk, "name": "cats/dogs", "hotkey": "", "color": "#336699", "order": 0, "_save": "Save"},
+    )
+    assert response.status_code == 200
+    assert "cannot contain '/'" in unescape(response.content.decode())
+    assert not LabelClass.objects.filter(project=project).exists()
+
+
+def test_the_admin_refuses_renaming_to_a_slash_but_saves_an_older_slash_name_unchanged(staff, label_class_factory):
+    cls = label_class_factory(name="cat")
+    url = reverse("admin:labeling_labelclass_change", args=[cls.pk])
+    response = staff.post(url, form_data(cls, name="cat/kitten"))
+    assert response.status_code == 200
+    assert "cannot contain '/'" in unescape(response.content.decode())
+    assert LabelClass.objects.get(pk=cls.pk).name == "cat"
+
+    older = label_class_factory(project=cls.project, name="n/a")  # made before the rule
+    response = staff.post(reverse("admin:labeling_labelclass_change", args=[older.pk]), form_data(older, hotkey="x"))
+    assert response.status_code == 302
+    assert LabelClass.objects.get(pk=older.pk).hotkey == "x"
