@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 
 import factory
 from django.contrib.auth import get_user_model
@@ -166,6 +167,25 @@ def page_urls(project) -> dict[str, str]:
     }
 
 
+def page_client(user):
+    """A web client signed in as `user` (as a browser is after the sign-in page), for page tests."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def api_client(user):
+    """A REST client authenticated as `user` without a token: for what an endpoint does, where the token check is not
+    the point (`token_client` signs in as a script does)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
 def token_client(user):
     """A REST client that signs in as `user` with an API token (as a script does)."""
     from rest_framework.test import APIClient
@@ -184,12 +204,14 @@ def upload(name: str, data: bytes):
     return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    """A zip holding `entries` (path inside the zip -> bytes)."""
-    import zipfile
+def zip_of(entries: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip holding `entries` (path inside the zip -> bytes), stored unless `compression` (a zipfile constant) says.
 
+    Every member carries a fixed date, so the same entries give the same bytes, as a user uploading the same file
+    twice would send (writestr with a bare name stamps the current time, and two zips built across a 2-second
+    boundary differed)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in entries.items():
-            archive.writestr(name, data)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data, compression)
     return buffer.getvalue()

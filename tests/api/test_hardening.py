@@ -16,6 +16,7 @@ from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.reviews import item_gold_set
+from tests.factories import token_client
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -47,24 +48,18 @@ def world(project_factory, item_factory, label_class_factory, member_of):
             "fresh": fresh, "job": job, "member_of": member_of}  # fmt: skip
 
 
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
-
-
 # ---- annotators see only what labeling needs ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("query", [{"is_gold": "true"}, {"state": "labeled"}, {"label_class": 1}, {"is_gold": "false"}])
 def test_an_annotator_cannot_find_gold_or_labeled_items_by_filter(world, query):
-    answer = api(world["ann"]).get("/api/projects/hard/items/", query)
+    answer = token_client(world["ann"]).get("/api/projects/hard/items/", query)
     assert answer.status_code == 403
     assert "may not filter" in answer.json()["detail"]
 
 
 def test_an_annotator_sees_items_without_labels_gold_flags_or_state(world):
-    client = api(world["ann"])
+    client = token_client(world["ann"])
     rows = client.get("/api/projects/hard/items/", {"split": "train"}).json()["results"]
     gold = client.get(f"/api/projects/hard/items/{world['gold'].pk}/").json()
     labeled = client.get(f"/api/projects/hard/items/{world['labeled'].pk}/").json()
@@ -77,7 +72,7 @@ def test_an_annotator_sees_items_without_labels_gold_flags_or_state(world):
 
 def test_a_reviewer_still_sees_labels_and_gold(world):
     reviewer = world["member_of"](world["project"], Role.REVIEWER, "rev")
-    client = api(reviewer)
+    client = token_client(reviewer)
     gold = client.get("/api/projects/hard/items/", {"is_gold": "true"}).json()["results"]
     labeled = client.get(f"/api/projects/hard/items/{world['labeled'].pk}/").json()
     assert [row["id"] for row in gold] == [world["gold"].pk]
@@ -85,13 +80,13 @@ def test_a_reviewer_still_sees_labels_and_gold(world):
 
 
 def test_an_annotator_sees_job_progress_but_no_server_paths(world):
-    client = api(world["ann"])
+    client = token_client(world["ann"])
     listed = client.get("/api/projects/hard/jobs/")
     one = client.get(f"/api/projects/hard/jobs/{world['job'].pk}/")
     assert listed.status_code == one.status_code == 200
     assert "/srv/secret" not in listed.content.decode() + one.content.decode()
     assert one.json()["status"] == "failed"
-    ml = api(world["member_of"](world["project"], Role.ML_ENGINEER, "ml"))
+    ml = token_client(world["member_of"](world["project"], Role.ML_ENGINEER, "ml"))
     assert "/srv/secret" in ml.get(f"/api/projects/hard/jobs/{world['job'].pk}/").content.decode()
 
 
@@ -283,7 +278,7 @@ def test_a_nul_byte_in_a_server_folder_path_is_refused_not_a_server_error(world,
 
     # when: the import page and the inference API get a folder path with a NUL byte
     page = browser.post("/p/hard/import/", {"action": "folder", "path": crafted})
-    answer = api(staff).post("/api/projects/hard/inference/", {"folder": crafted}, format="json")
+    answer = token_client(staff).post("/api/projects/hard/inference/", {"folder": crafted}, format="json")
 
     # then: both refuse it with a reason, and no job is made
     assert page.status_code == 400

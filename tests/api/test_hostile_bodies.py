@@ -17,8 +17,8 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Annotation, Item, Job, JobKind, JobStatus, Role
+from tests.factories import token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -38,13 +38,6 @@ def world(project_factory, item_factory, label_class_factory, member_of):
     annotator = member_of(project, Role.ANNOTATOR, "ann")
     manager = member_of(project, Role.MANAGER, "boss")
     return {"project": project, "cat": cat, "item": item, "annotator": annotator, "manager": manager}
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
 
 
 def nested_list(depth: int) -> bytes:
@@ -82,7 +75,7 @@ def assert_json_refusal(answer, status: int, *words: str) -> str:
 def test_deeply_nested_json_on_the_sign_in_endpoint_is_a_json_parse_error_without_a_token(world, body):
     before = saved(world)
 
-    answer = api().post("/api/auth/token/", data=body, content_type="application/json")
+    answer = APIClient().post("/api/auth/token/", data=body, content_type="application/json")
 
     detail = assert_json_refusal(answer, 400, "JSON parse error", "nested")
     assert "Traceback" not in detail
@@ -91,7 +84,7 @@ def test_deeply_nested_json_on_the_sign_in_endpoint_is_a_json_parse_error_withou
 
 @pytest.mark.parametrize("depth", [1000, 5000])
 def test_deeply_nested_json_on_the_labeling_api_is_refused_and_labels_nothing(world, depth):
-    client = api(world["annotator"])
+    client = token_client(world["annotator"])
     before = saved(world)
 
     answer = client.post("/api/projects/hostile/annotations/", data=nested_list(depth), content_type="application/json")
@@ -118,7 +111,7 @@ def test_deeply_nested_json_on_the_labeling_api_is_refused_and_labels_nothing(wo
     ],
 )
 def test_deep_nesting_is_refused_wherever_it_sits_and_whichever_view_parses_it(world, path, body):
-    client = api(world["manager"])
+    client = token_client(world["manager"])
     before = saved(world)
 
     answer = client.post(path, data=body, content_type="application/json")
@@ -131,7 +124,7 @@ def test_nesting_that_parses_is_still_judged_by_the_fields(world):
     # Shallow enough for the parser: the serializer answers with what the field wants, not a 500
     body = json.dumps({"item_id": world["item"].pk, "class_ids": json.loads(nested_list(200))})
 
-    answer = api(world["annotator"]).post(
+    answer = token_client(world["annotator"]).post(
         "/api/projects/hostile/annotations/", data=body, content_type="application/json"
     )
 
@@ -151,7 +144,7 @@ def padded_annotation(world, size: int) -> bytes:
 
 def test_a_body_over_the_default_limit_gets_413_in_json_naming_the_limit(world, settings):
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    client = api(world["annotator"])
+    client = token_client(world["annotator"])
     before = saved(world)
 
     answer = client.post(
@@ -164,7 +157,7 @@ def test_a_body_over_the_default_limit_gets_413_in_json_naming_the_limit(world, 
 
 def test_the_limit_is_the_setting_and_a_body_under_it_still_works(world, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
-    client = api(world["annotator"])
+    client = token_client(world["annotator"])
     url = "/api/projects/hostile/annotations/"
 
     over = client.post(url, data=padded_annotation(world, 2001), content_type="application/json")
@@ -184,7 +177,7 @@ def test_a_body_over_the_limit_on_the_sign_in_endpoint_gets_413_in_json(world, s
         body = b"username=ann&password=" + b"x" * 2000
     before = saved(world)
 
-    answer = api().post("/api/auth/token/", data=body, content_type=content_type)
+    answer = APIClient().post("/api/auth/token/", data=body, content_type=content_type)
 
     assert_json_refusal(answer, 413, "1,000 bytes")
     assert saved(world) == before
@@ -192,7 +185,7 @@ def test_a_body_over_the_limit_on_the_sign_in_endpoint_gets_413_in_json(world, s
 
 def test_too_many_form_fields_or_query_parameters_get_400_in_json(world, settings):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
-    client = api(world["manager"])
+    client = token_client(world["manager"])
     fields = "&".join(f"f{n}=1" for n in range(20))
     before = saved(world)
 
@@ -214,7 +207,7 @@ def test_the_job_limit_429_says_when_to_retry(world, settings):
     settings.LABELLOOP_MAX_QUEUED_JOBS_PER_USER = 1
     Job.objects.create(project=world["project"], kind=JobKind.EXPORT_DATASET, status=JobStatus.QUEUED,
                        created_by=world["manager"], params={"format": "jsonl"})  # fmt: skip
-    client = api(world["manager"])
+    client = token_client(world["manager"])
     before = saved(world)
 
     answer = client.post("/api/projects/hostile/exports/dataset/", {"format": "csv"}, format="json")

@@ -12,9 +12,9 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import ItemState, JobStatus, Role, Split
 from labeling.services.annotations import annotation_create
+from tests.factories import token_client
 from training.models import ModelVersion, Prediction
 
 pytestmark = pytest.mark.django_db
@@ -38,9 +38,7 @@ def setup(project_factory, item_factory, label_class_factory, member_of):
         conf = 0.55 + 0.1 * i
         Prediction.objects.create(item=item, model_version=version, probabilities=[conf, 1 - conf],
                                   predicted_class=cat, confidence=conf, uncertainty=1 - conf)  # fmt: skip
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=ml).key}")
-    return project, (cat, dog), items, client, ml
+    return project, (cat, dog), items, token_client(ml), ml
 
 
 def ids(answer) -> list[int]:

@@ -9,38 +9,32 @@ import io
 
 import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
 from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Job, JobStatus, LabelClass, ResolvedLabel, Role
 from labeling.services.projects import label_classes_from_paths
-from tests.factories import png_bytes, zip_of
+from tests.factories import page_client, png_bytes, token_client, upload, zip_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def api(project, member_of) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=member_of(project, Role.MANAGER)).key}")
-    return client
+    return token_client(member_of(project, Role.MANAGER))
 
 
 @pytest.fixture
 def page(project, member_of) -> Client:
-    client = Client()
-    client.force_login(member_of(project, Role.MANAGER))
-    return client
+    return page_client(member_of(project, Role.MANAGER))
 
 
 def api_import(api, project, files: dict[str, bytes], names: list[str] | None, capture) -> Job:
     """POST /imports/ with "folders are classes" as a script sends it; the task runs in process."""
     data = {
-        "files": [SimpleUploadedFile(n.rsplit("/", 1)[-1], d) for n, d in files.items()],
+        "files": [upload(n.rsplit("/", 1)[-1], d) for n, d in files.items()],
         "labels_from_folders": "true",
     }
     if names is not None:
@@ -58,7 +52,7 @@ def page_drop(page, project, files: dict[str, bytes], dropped_folder: str | None
     folder's name."""
     staged = page.post(
         reverse("labeling:import_upload", args=[project.slug]),
-        {"files": [SimpleUploadedFile(n.rsplit("/", 1)[-1], d) for n, d in files.items()], "names": list(files)},
+        {"files": [upload(n.rsplit("/", 1)[-1], d) for n, d in files.items()], "names": list(files)},
     ).json()
     start = {"token": staged["token"], "labels_from_folders": "on"}
     if dropped_folder:

@@ -19,16 +19,14 @@ from django.urls import reverse
 from labeling.models import Item, ItemState, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
 from labeling.tasks import staging_dirs_sweep_task
 from tests.conftest import wait_for
-from tests.factories import png_bytes
+from tests.factories import page_client, png_bytes, zip_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def manager_client(project, member_of):
-    client = Client()
-    client.force_login(member_of(project, Role.MANAGER))
-    return client
+    return page_client(member_of(project, Role.MANAGER))
 
 
 @pytest.fixture
@@ -68,14 +66,6 @@ def overlapping_zip(*, entries: int, megabytes: int, name: bytes = b"bomb.png") 
     directory = central * entries
     end = struct.pack("<I4H2IH", 0x06054B50, 0, 0, entries, entries, len(directory), len(local) + len(data), 0)
     return local + data + directory + end
-
-
-def zip_of(files: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(

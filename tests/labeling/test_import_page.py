@@ -15,6 +15,7 @@ from PIL import Image
 
 from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
 from tests.conftest import free_port
+from tests.factories import page_client
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +28,7 @@ def png(seed: int) -> bytes:
 
 @pytest.fixture
 def manager_client(project, member_of):
-    client = Client()
-    client.force_login(member_of(project, Role.MANAGER))
-    return client
+    return page_client(member_of(project, Role.MANAGER))
 
 
 def test_plain_multi_file_upload_creates_a_job_and_items(project, manager_client, django_capture_on_commit_callbacks):

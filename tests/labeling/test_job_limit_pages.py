@@ -4,18 +4,14 @@ created."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS
-from tests.factories import png_bytes
+from tests.factories import png_bytes, upload, zip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -42,13 +38,6 @@ def manager(project, member_of, settings):
     return user
 
 
-def a_zip() -> SimpleUploadedFile:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr(zipfile.ZipInfo("1.png", date_time=(2026, 1, 1, 0, 0, 0)), png_bytes(1))
-    return SimpleUploadedFile("batch.zip", buffer.getvalue(), content_type="application/zip")
-
-
 def assert_limit_page(answer) -> None:
     assert answer.status_code == 429
     assert answer["Retry-After"] == str(JOB_LIMIT_RETRY_AFTER_SECONDS)
@@ -71,7 +60,8 @@ def test_the_batch_inference_form_429_says_when_to_retry(project, manager):
     client = Client()
     client.force_login(manager)
 
-    answer = client.post(reverse("training:model_exports", args=[project.slug]), {"file": a_zip()})
+    batch = upload("batch.zip", zip_of({"1.png": png_bytes(1)}))
+    answer = client.post(reverse("training:model_exports", args=[project.slug]), {"file": batch})
 
     assert_limit_page(answer)
     assert Job.objects.count() == 1

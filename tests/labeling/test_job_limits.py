@@ -7,8 +7,6 @@ training run waited almost 6 minutes behind them.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from datetime import timedelta
 
 import pytest
@@ -16,13 +14,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.exports import export_storage
 from tests.conftest import wait_for
-from tests.factories import png_bytes
+from tests.factories import api_client, png_bytes, upload, zip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -43,25 +40,13 @@ def project(project_factory, item_factory, label_class_factory, member_of):
     return project
 
 
-def api_client(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def export_url(project) -> str:
     return f"/api/projects/{project.slug}/exports/dataset/"
 
 
 def a_zip(*seeds: int) -> SimpleUploadedFile:
-    """The same seeds give the same bytes, as a user uploading the same file twice would send: each member carries a
-    fixed date (writestr with a bare name stamps the current time, and two zips built across a 2-second boundary
-    differed, so the coalescing test failed now and then)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for seed in seeds:
-            zf.writestr(zipfile.ZipInfo(f"{seed}.png", date_time=(2026, 1, 1, 0, 0, 0)), png_bytes(seed))
-    return SimpleUploadedFile("batch.zip", buffer.getvalue(), content_type="application/zip")
+    """The same seeds give the same bytes, as a user uploading the same file twice would send."""
+    return upload("batch.zip", zip_of({f"{seed}.png": png_bytes(seed) for seed in seeds}))
 
 
 # ---- coalescing ------------------------------------------------------------------------------------------------

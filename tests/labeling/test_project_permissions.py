@@ -15,31 +15,17 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from labeling.admin import ProjectAdminForm
 from labeling.forms import ProjectSettingsForm
 from labeling.models import Item, Job, Membership, Project, Role
 from labeling.permissions import PROJECT_CREATE_REFUSED, PROJECT_CREATORS
-from tests.factories import png_bytes
+from tests.factories import api_client, page_client, png_bytes
 from training.models import ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
 NEW_PROJECT = {"name": "Mine", "task_type": "single", "instructions": "", "annotations_per_item": 1, "classes": "a"}
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def api_for(user) -> APIClient:
-    """The REST API as `user` (signed in the way tests/api do; the token check itself is tested there)."""
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def error_of(response) -> str:
@@ -69,7 +55,7 @@ def server(tmp_path, settings):
 def self_made_manager(user_factory, allow_project_creation):
     """A non-staff project creator who made a project through the page and so manages it."""
     user = allow_project_creation(user_factory())
-    response = client_for(user).post(reverse("labeling:project_create"), NEW_PROJECT)
+    response = page_client(user).post(reverse("labeling:project_create"), NEW_PROJECT)
     assert response.status_code == 302
     return user, Project.objects.get(name="Mine")
 
@@ -82,14 +68,14 @@ def self_made_manager(user_factory, allow_project_creation):
 def test_a_signed_in_user_without_the_permission_cannot_create_a_project(user_factory):
     # Given an ordinary signed-in user (not staff, not a project creator)
     user = user_factory()
-    client = client_for(user)
+    client = page_client(user)
 
     # When they open the project list, the new-project page, and post the form
     listing = client.get(reverse("labeling:project_list")).content.decode()
     page = client.get(reverse("labeling:project_create"))
     posted = client.post(reverse("labeling:project_create"), NEW_PROJECT)
     # ... and try the REST API
-    api = api_for(user).post("/api/projects/", {"name": "Mine"}, format="json")
+    api = api_client(user).post("/api/projects/", {"name": "Mine"}, format="json")
 
     # Then there is no "New project" button, both requests get 403 with the way to ask, and nothing is created
     assert "New project" not in listing
@@ -108,7 +94,7 @@ def test_project_creators_and_staff_create_projects_and_manage_them(user_factory
     user = user_factory(is_staff=how == "staff")
     if how == "group":
         allow_project_creation(user)
-    client = client_for(user)
+    client = page_client(user)
 
     assert "New project" in client.get(reverse("labeling:project_list")).content.decode()
     response = client.post(reverse("labeling:project_create"), NEW_PROJECT)
@@ -131,8 +117,8 @@ def test_the_project_creators_command_adds_lists_and_removes(user_factory, capsy
 
     assert "ann\nbob\nroot (staff)" in listed
     assert list(Group.objects.get(name=PROJECT_CREATORS).user_set.all()) == [ann]
-    assert client_for(ann).get(reverse("labeling:project_create")).status_code == 200
-    assert client_for(bob).get(reverse("labeling:project_create")).status_code == 403
+    assert page_client(ann).get(reverse("labeling:project_create")).status_code == 200
+    assert page_client(bob).get(reverse("labeling:project_create")).status_code == 403
 
 
 def test_demo_setup_lets_the_demo_manager_create_projects(tmp_path):
@@ -140,7 +126,7 @@ def test_demo_setup_lets_the_demo_manager_create_projects(tmp_path):
 
     manager = Group.objects.get(name=PROJECT_CREATORS).user_set.get()
     assert manager.username == "manager"
-    assert client_for(manager).get(reverse("labeling:project_create")).status_code == 200
+    assert page_client(manager).get(reverse("labeling:project_create")).status_code == 200
 
 
 def test_the_migration_made_the_project_creators_group():
@@ -155,7 +141,7 @@ def test_the_migration_made_the_project_creators_group():
 def test_a_self_made_manager_cannot_import_server_folders(self_made_manager, server, tmp_path):
     # Given a non-staff user who created a project and so manages it, on a server with LABELLOOP_IMPORT_ROOTS set
     user, project = self_made_manager
-    client = client_for(user)
+    client = page_client(user)
     url = reverse("labeling:import", args=[project.slug])
 
     # When they open the import page
@@ -182,7 +168,7 @@ def test_a_manager_imports_only_folders_staff_granted_and_the_refusal_does_not_t
     user, project = self_made_manager
     grant_server_folders(project, server / "granted")
     (server / "granted" / "escape").symlink_to(tmp_path / "secret", target_is_directory=True)
-    client = client_for(user)
+    client = page_client(user)
     url = reverse("labeling:import", args=[project.slug])
 
     # When the manager opens the page, then tries a not-granted folder that exists, a missing one, a file,
@@ -217,7 +203,7 @@ def test_staff_may_import_any_folder_inside_the_roots_and_nothing_outside(
     staff = member_of(project, Role.MANAGER)
     staff.is_staff = True
     staff.save(update_fields=["is_staff"])
-    client = client_for(staff)
+    client = page_client(staff)
     url = reverse("labeling:import", args=[project.slug])
 
     outside = client.post(url, {"action": "folder", "path": str(tmp_path / "secret")})
@@ -271,14 +257,14 @@ def with_model(self_made_manager):
 def test_batch_inference_on_a_server_folder_is_refused_through_page_and_api(with_model, server, tmp_path):
     # Given a self-made manager of a project with a model, and no folder granted
     user, project = with_model
-    client = client_for(user)
+    client = page_client(user)
     url = reverse("training:model_exports", args=[project.slug])
     api_url = f"/api/projects/{project.slug}/inference/"
 
     # When they open the model page and run inference on server folders through the page and the API
     page = client.get(url).content.decode()
     answers = [client.post(url, {"folder": path}) for path in ("/etc", str(server / "other"))]
-    api_answers = [api_for(user).post(api_url, {"folder": path}, format="json")
+    api_answers = [api_client(user).post(api_url, {"folder": path}, format="json")
                    for path in ("/etc", str(server / "other"), str(tmp_path / "missing"))]  # fmt: skip
 
     # Then the page has no folder field, every request is refused with the same message, and no job exists
@@ -293,9 +279,9 @@ def test_batch_inference_reads_only_granted_folders(with_model, server, tmp_path
     user, project = with_model
     grant_server_folders(project, server / "granted")
     api_url = f"/api/projects/{project.slug}/inference/"
-    api = api_for(user)
+    api = api_client(user)
 
-    page = client_for(user).get(reverse("training:model_exports", args=[project.slug])).content.decode()
+    page = page_client(user).get(reverse("training:model_exports", args=[project.slug])).content.decode()
     paths = (str(server / "other"), str(server / "granted" / "nope"), str(tmp_path / "secret"))
     refused = [api.post(api_url, {"folder": path}, format="json").json() for path in paths]
     accepted = api.post(api_url, {"folder": str(server / "granted")}, format="json")
@@ -321,7 +307,7 @@ def settings_post(client: Client, project, **changes):
 def test_the_weights_setting_names_no_server_file_and_does_not_tell_whether_one_exists(self_made_manager, tmp_path):
     # Given a self-made manager and a file that exists on the server
     user, project = self_made_manager
-    client = client_for(user)
+    client = page_client(user)
     existing = tmp_path / "real.pth"
     existing.write_bytes(b"not a checkpoint")
 
@@ -329,7 +315,7 @@ def test_the_weights_setting_names_no_server_file_and_does_not_tell_whether_one_
     answers = [settings_post(client, project, backbone_weights=path)
                for path in (str(existing), str(tmp_path / "missing.pth"), "/etc/passwd")]  # fmt: skip
     # ... or try the REST API
-    api = api_for(user).patch(f"/api/projects/{project.slug}/", {"backbone_weights": str(existing)}, format="json")
+    api = api_client(user).patch(f"/api/projects/{project.slug}/", {"backbone_weights": str(existing)}, format="json")
 
     # Then each is refused with one and the same message, and the project keeps its weights
     assert {a.status_code for a in answers} == {200}
@@ -344,8 +330,8 @@ def test_a_checkpoint_the_administrator_registered_can_be_chosen(self_made_manag
     registered = str(tmp_path / "lite0-finetuned.safetensors")
     settings.LABELLOOP_BACKBONE_WEIGHTS = [registered]
 
-    page = client_for(user).get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
-    response = settings_post(client_for(user), project, backbone_weights=registered)
+    page = page_client(user).get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
+    response = settings_post(page_client(user), project, backbone_weights=registered)
 
     assert f'<option value="{registered}"' in page
     assert response.status_code == 302

@@ -11,14 +11,9 @@ from labeling.constants import BUNDLED_BACKBONE, BUNDLED_BACKBONES, STRATEGIES
 from labeling.forms import ProjectSettingsForm
 from labeling.models import Annotation, Role
 from labeling.services.annotations import annotation_create, annotation_skip, annotation_undo
+from tests.factories import page_client
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def settings_post(client: Client, project, **changes):
@@ -31,7 +26,7 @@ def settings_post(client: Client, project, **changes):
 
 
 def test_settings_labels_are_words_a_manager_reads(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     html = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
 
@@ -48,7 +43,7 @@ def test_settings_labels_are_words_a_manager_reads(project, member_of):
 
 
 def test_strategy_and_backbone_are_choices_of_what_the_worker_runs(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     html = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
 
@@ -60,7 +55,7 @@ def test_strategy_and_backbone_are_choices_of_what_the_worker_runs(project, memb
 
 
 def test_an_unknown_strategy_or_backbone_is_refused(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     bad_strategy = settings_post(manager, project, al_strategy="margn")
     bad_backbone = settings_post(manager, project, backbone="resnet9000")
@@ -74,7 +69,7 @@ def test_an_unknown_strategy_or_backbone_is_refused(project, member_of):
 
 
 def test_a_manager_picks_a_strategy_and_it_is_saved(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     response = settings_post(manager, project, al_strategy="entropy")
 
@@ -85,7 +80,7 @@ def test_a_manager_picks_a_strategy_and_it_is_saved(project, member_of):
 
 def test_an_old_project_keeps_its_backbone_but_bundled_weights_need_a_bundled_backbone(project_factory, member_of):
     project = project_factory(backbone="resnet18", backbone_weights="/models/resnet18.safetensors")
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     kept = settings_post(manager, project, retrain_every=50)
     bundled = settings_post(manager, project, backbone_weights="bundled")
@@ -98,7 +93,7 @@ def test_an_old_project_keeps_its_backbone_but_bundled_weights_need_a_bundled_ba
 
 
 def test_a_manager_switches_to_the_bundled_lite2_and_sees_what_each_backbone_costs(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     page = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
     response = settings_post(manager, project, backbone="tf_efficientnet_lite2", backbone_weights="bundled")
@@ -115,7 +110,7 @@ def test_a_manager_switches_to_the_bundled_lite2_and_sees_what_each_backbone_cos
 
 
 def test_rates_out_of_range_get_a_form_error_not_a_constraint_name(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     response = settings_post(manager, project, review_sample_rate=5)
 
@@ -145,7 +140,7 @@ def test_the_labeling_page_ticks_a_multi_label_suggestion_at_the_models_own_thre
 
 
 def test_the_api_schema_lists_the_strategies(project, member_of):
-    client = client_for(member_of(project, Role.ML_ENGINEER))
+    client = page_client(member_of(project, Role.ML_ENGINEER))
 
     schema = client.get(reverse("api-schema") + "?format=json").json()
     detail = client.get(reverse("api-project", args=[project.slug])).json()
@@ -159,7 +154,7 @@ def test_the_api_schema_lists_the_strategies(project, member_of):
 
 
 def test_api_docs_page_has_no_internal_wording(project, member_of):
-    client = client_for(member_of(project, Role.ML_ENGINEER))
+    client = page_client(member_of(project, Role.ML_ENGINEER))
 
     html = client.get(reverse("api-docs")).content.decode()
 
@@ -191,7 +186,7 @@ def busy_project(project, label_class_factory, item_factory, member_of):
 
 def test_the_overview_shows_everything_the_dashboard_did_to_a_manager(busy_project, member_of):
     project = busy_project["project"]
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     html = manager.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()
 
@@ -208,7 +203,7 @@ def test_the_overview_shows_everything_the_dashboard_did_to_a_manager(busy_proje
 
 def test_an_annotator_sees_the_counts_but_not_the_team(busy_project):
     project = busy_project["project"]
-    annotator = client_for(busy_project["ann"])
+    annotator = page_client(busy_project["ann"])
 
     html = annotator.get(reverse("labeling:project_detail", args=[project.slug])).content.decode()
 
@@ -219,7 +214,7 @@ def test_an_annotator_sees_the_counts_but_not_the_team(busy_project):
 
 def test_the_dashboard_url_leads_to_the_overview_and_the_nav_has_one_entry(busy_project, member_of):
     project = busy_project["project"]
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     response = manager.get(reverse("labeling:dashboard", args=[project.slug]), follow=True)
 

@@ -7,27 +7,20 @@ import hashlib
 import re
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Role
 from serving.models import ApiKey, ServingSettings
-from tests.factories import png_bytes
+from tests.factories import page_client, png_bytes
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("role", [Role.ML_ENGINEER, Role.MANAGER])
 def test_a_key_is_shown_once_stored_hashed_and_works_until_revoked(model_project, member_of, predict, role):
     # Given an ML engineer (or manager) on the keys page
     project, _, _ = model_project
-    client = client_for(member_of(project, role))
+    client = page_client(member_of(project, role))
     url = reverse("serving:keys", args=[project.slug])
 
     # When they make a key
@@ -57,7 +50,7 @@ def test_a_key_is_shown_once_stored_hashed_and_works_until_revoked(model_project
 
 def test_a_key_needs_a_name(model_project, member_of):
     project, _, _ = model_project
-    client = client_for(member_of(project, Role.MANAGER))
+    client = page_client(member_of(project, Role.MANAGER))
     response = client.post(reverse("serving:keys", args=[project.slug]), {"name": "  "})
     assert response.status_code == 400
     assert not ApiKey.objects.exists()
@@ -66,7 +59,7 @@ def test_a_key_needs_a_name(model_project, member_of):
 @pytest.mark.parametrize(("role", "status"), [(Role.ANNOTATOR, 403), (Role.REVIEWER, 403), (None, 404)])
 def test_other_roles_and_non_members_cannot_see_or_make_keys(model_project, member_of, user_factory, role, status):
     project, _, _ = model_project
-    client = client_for(member_of(project, role) if role else user_factory())
+    client = page_client(member_of(project, role) if role else user_factory())
     url = reverse("serving:keys", args=[project.slug])
     assert client.get(url).status_code == status
     assert client.post(url, {"name": "x"}).status_code == status
@@ -77,7 +70,7 @@ def test_a_key_of_another_project_cannot_be_revoked_from_this_one(model_project,
     project, _, _ = model_project
     other = project_factory()
     key, _ = api_key(other)
-    client = client_for(member_of(project, Role.MANAGER))
+    client = page_client(member_of(project, Role.MANAGER))
     response = client.post(reverse("serving:key_revoke", args=[project.slug, key.pk]))
     assert response.status_code == 404
     key.refresh_from_db()
@@ -86,7 +79,7 @@ def test_a_key_of_another_project_cannot_be_revoked_from_this_one(model_project,
 
 def test_keep_images_days_is_a_project_setting(model_project, member_of):
     project, _, _ = model_project
-    client = client_for(member_of(project, Role.MANAGER))
+    client = page_client(member_of(project, Role.MANAGER))
     url = reverse("serving:retention", args=[project.slug])
     assert client.post(url, {"keep_images_days": "-1"}).status_code == 400
     assert not ServingSettings.objects.exists()

@@ -11,7 +11,6 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -20,15 +19,9 @@ from labeling.models import Item, Role
 from labeling.services.annotations import annotation_create
 from serving.models import DriftReport, PredictionLog
 from serving.selectors import monitoring as selectors
-from tests.factories import png_bytes
+from tests.factories import page_client, png_bytes
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def log_predictions(project, specs, *, version: int = 1, keep_images: bool = True) -> list[PredictionLog]:
@@ -83,7 +76,7 @@ def test_monitoring_page_draws_volume_confidence_class_mix_and_drift(monitored, 
     )  # fmt: skip
 
     # When a reviewer opens the Monitoring page
-    client = client_for(member_of(project, Role.REVIEWER))
+    client = page_client(member_of(project, Role.REVIEWER))
     response = client.get(reverse("serving:monitoring", args=[project.slug]))
 
     # Then it shows the volume (one bar per day with predictions) and says it has no latency
@@ -127,7 +120,7 @@ def test_the_drift_fragment_stops_polling_when_the_check_ends(monitored, member_
         project=project, version_number=1, window_start=timezone.now() - timedelta(hours=6),
         window_end=timezone.now(), threshold=0.01, progress=0.5,
     )  # fmt: skip
-    client = client_for(member_of(project, Role.ML_ENGINEER))
+    client = page_client(member_of(project, Role.ML_ENGINEER))
     url = reverse("serving:monitoring_drift", args=[project.slug])
     assert "every 2s" in client.get(url, headers={"HX-Request": "true"}).content.decode()
 
@@ -141,7 +134,7 @@ def test_the_drift_fragment_stops_polling_when_the_check_ends(monitored, member_
 @pytest.mark.parametrize(("role", "status"), [(Role.ANNOTATOR, 403), (Role.ML_ENGINEER, 200), (Role.MANAGER, 200)])
 def test_who_sees_the_monitoring_page(monitored, member_of, role, status):
     project, _, _ = monitored
-    response = client_for(member_of(project, role)).get(reverse("serving:monitoring", args=[project.slug]))
+    response = page_client(member_of(project, role)).get(reverse("serving:monitoring", args=[project.slug]))
     assert response.status_code == status
     if status == 200:
         assert ('id="send-to-queue"' in response.content.decode()) is (role == Role.MANAGER)
@@ -151,7 +144,7 @@ def test_another_projects_monitoring_is_not_found(monitored, project_factory, me
     # Given a manager of another project
     project, _, _ = monitored
     stranger = member_of(project_factory(slug="other"), Role.MANAGER)
-    client = client_for(stranger)
+    client = page_client(stranger)
 
     # Then this project's page, fragment, send, API and send API all answer 404
     assert client.get(reverse("serving:monitoring", args=[project.slug])).status_code == 404
@@ -165,7 +158,7 @@ def test_another_projects_monitoring_is_not_found(monitored, project_factory, me
 def test_monitoring_api_returns_the_figures(monitored, member_of):
     # Given the monitored project
     project, _, _ = monitored
-    client = client_for(member_of(project, Role.ML_ENGINEER))
+    client = page_client(member_of(project, Role.ML_ENGINEER))
 
     # ... whose service measured 10, 20 and 30 ms for the newest day's first three predictions
     newest = PredictionLog.objects.filter(project=project).order_by("-created_at")[:10]
@@ -199,7 +192,7 @@ def test_live_accuracy_counts_labeled_production_images(monitored, member_of, dj
     # the birds as bird, the two dogs as cat
     project, classes, _ = monitored
     manager = member_of(project, Role.MANAGER)
-    client = client_for(manager)
+    client = page_client(manager)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 10})
     assert response.status_code == 202
@@ -229,7 +222,7 @@ def test_the_page_reads_a_large_log_in_a_bounded_number_of_queries(monitored, me
     project, _, _ = monitored
     log_predictions(project, [(k % 30, ("cat", "dog", "bird")[k % 3], (k % 97) / 97) for k in range(5000)],
                     keep_images=False)  # fmt: skip
-    client = client_for(member_of(project, Role.MANAGER))
+    client = page_client(member_of(project, Role.MANAGER))
 
     # Then the page renders every chart in a fixed number of queries
     with django_assert_max_num_queries(20):
@@ -257,7 +250,7 @@ def test_the_page_and_the_api_read_the_classes_once_and_map_the_logged_names_onc
     # Given predictions sent to the queue and labeled, so that the class mix and live accuracy both match logged
     # class names to classes
     project, classes, _ = monitored
-    client = client_for(member_of(project, Role.MANAGER))
+    client = page_client(member_of(project, Role.MANAGER))
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 4}).status_code == 202
     annotator = member_of(project, Role.ANNOTATOR)

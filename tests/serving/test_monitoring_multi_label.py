@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,7 +14,7 @@ from labeling.models import Item, Role, TaskType
 from labeling.services.annotations import annotation_create
 from serving.models import PredictedLabel, PredictionLog
 from serving.services.prediction_log import LogRecord, prediction_logs_write
-from tests.factories import png_bytes
+from tests.factories import page_client, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -43,15 +42,9 @@ def scenes(project_factory, label_class_factory, item_factory, member_of):
     return project, classes, member_of(project, Role.MANAGER, "boss")
 
 
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_the_class_mix_counts_every_class_a_prediction_gave(scenes):
     project, _, manager = scenes
-    client = client_for(manager)
+    client = page_client(manager)
 
     # When the manager reads the figures and the page
     data = client.get(f"/api/projects/{project.slug}/monitoring/").json()
@@ -74,7 +67,7 @@ def test_sending_one_class_picks_the_predictions_that_gave_it_and_live_accuracy_
     scenes, member_of, django_capture_on_commit_callbacks
 ):
     project, classes, manager = scenes
-    client = client_for(manager)
+    client = page_client(manager)
 
     # When the manager sends the predictions of "dog" to the labeling queue
     with django_capture_on_commit_callbacks(execute=True):

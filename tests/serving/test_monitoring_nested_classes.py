@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,7 +19,7 @@ from labeling.models import Item, Job, Role, TaskType
 from labeling.services.annotations import annotation_create
 from serving.models import PredictionLog
 from serving.services.prediction_log import LogRecord, prediction_logs_write
-from tests.factories import png_bytes
+from tests.factories import page_client, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +27,6 @@ SQUARE_RED = "angular / square / red"  # as a trained model names it
 SQUARE_RED_STORED = "angular/square/red"  # as an older checkpoint (and exports, imports) name it
 CIRCLE_RED = "round / circle / red"
 CIRCLE_BLUE = "round / circle / blue"
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def taxonomy(project, label_class_factory) -> dict[str, object]:
@@ -93,7 +86,7 @@ def test_live_accuracy_and_labeled_counts_meet_predictions_logged_by_display_pat
     # Given 4 predictions of "angular / square / red" and 2 of "round / circle / blue", as the service logs them
     project, classes, manager, annotator = shapes
     squares = log_predictions(project, [SQUARE_RED] * 4 + [CIRCLE_BLUE] * 2, seed=81_000)[:4]
-    client = client_for(manager)
+    client = page_client(manager)
 
     # ... the 4 square reds sent to the labeling queue by their class, and labeled there: 3 square red, 1 circle red
     with django_capture_on_commit_callbacks(execute=True):
@@ -130,7 +123,7 @@ def test_predictions_logged_by_stored_path_count_too(shapes, django_capture_on_c
     # Given predictions of an older checkpoint, whose class names were stored paths, sent and labeled right
     project, classes, manager, annotator = shapes
     log_predictions(project, [SQUARE_RED_STORED] * 2, seed=82_000)
-    client = client_for(manager)
+    client = page_client(manager)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 50})
     assert response.status_code == 202, response.content
@@ -156,7 +149,7 @@ def test_send_to_queue_by_a_nested_class_finds_it_in_either_spelling(
     project, _, manager, _ = shapes
     logs = log_predictions(project, [SQUARE_RED] * 6 + [SQUARE_RED_STORED] * 2 + [CIRCLE_RED] * 4, seed=83_000)
     squares = {str(log.uid) for log in logs if log.top_class in (SQUARE_RED, SQUARE_RED_STORED)}
-    client = client_for(manager)
+    client = page_client(manager)
     url = f"/api/projects/{project.slug}/monitoring/send-to-queue/"
 
     # When the manager sends 2 of that class through the API in each spelling, then 2 by the command in each
@@ -200,7 +193,7 @@ def test_the_command_refuses_to_send_no_images_rather_than_sending_fifty(shapes,
 def test_the_api_schema_describes_the_class_path_it_returns(shapes):
     # Given a member of the project reading the OpenAPI document
     _, _, manager, _ = shapes
-    schema = client_for(manager).get("/api/schema/?format=json")
+    schema = page_client(manager).get("/api/schema/?format=json")
     assert schema.status_code == 200
 
     # Then the class mix's path is described as the display path the API returns, with the class's id beside it
@@ -221,7 +214,7 @@ def test_a_multi_label_model_of_a_nested_taxonomy(
     both = [classes[SQUARE_RED].pk, classes[CIRCLE_BLUE].pk]
     annotation_create(item=item_factory(project=project), user=annotator, class_ids=both)
     logs = log_predictions(project, [(SQUARE_RED, CIRCLE_BLUE)] * 2 + [(CIRCLE_RED,)], seed=85_000)
-    client = client_for(member_of(project, Role.MANAGER, "boss"))
+    client = page_client(member_of(project, Role.MANAGER, "boss"))
 
     # When the manager sends the predictions that gave square red (typed as stored), and the annotator labels one
     # of them as predicted and the other {square red} only

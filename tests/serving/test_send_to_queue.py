@@ -11,7 +11,6 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,15 +18,9 @@ from labeling.models import Item, ItemState, Job, JobKind, JobStatus, Role
 from labeling.services.queue import item_claim_next
 from serving.models import PredictionLog
 from serving.tasks import predictions_auto_queue_task
-from tests.factories import png_bytes
+from tests.factories import page_client, png_bytes
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def log_predictions(project, specs, *, keep_images: bool = True, seed: int = 60_000) -> list[PredictionLog]:
@@ -71,7 +64,7 @@ def test_the_least_confident_production_images_come_next_in_the_queue(
 ):
     # Given a manager on the Monitoring page
     project, logs, manager = production
-    client = client_for(manager)
+    client = page_client(manager)
 
     # When they send the 3 least-confident production images
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,7 +103,7 @@ def test_a_class_and_a_time_window_narrow_the_selection(production, django_captu
 
     # When the manager sends the cats of the last 10 hours
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(manager).post(
+        response = page_client(manager).post(
             reverse("serving:send_to_queue", args=[project.slug]),
             {"order": "newest", "limit": 50, "top_class": "cat", "since": since},
         )
@@ -135,7 +128,7 @@ def test_a_class_and_a_time_window_narrow_the_selection(production, django_captu
 )
 def test_bad_filters_are_refused_and_change_nothing(production, data, message):
     project, _, manager = production
-    response = client_for(manager).post(reverse("serving:send_to_queue", args=[project.slug]), data)
+    response = page_client(manager).post(reverse("serving:send_to_queue", args=[project.slug]), data)
     assert response.status_code == 400
     assert message in response.content.decode()
     # ... and the class field offers the project's classes
@@ -150,7 +143,7 @@ def test_bad_filters_are_refused_and_change_nothing(production, data, message):
 def test_only_a_manager_sends(production, member_of):
     project, _, _ = production
     for role in (Role.ML_ENGINEER, Role.REVIEWER):
-        client = client_for(member_of(project, role))
+        client = page_client(member_of(project, role))
         assert client.post(reverse("serving:send_to_queue", args=[project.slug]), {"limit": 3}).status_code == 403
         api = client.post(f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 3})
         assert api.status_code == 403
@@ -160,7 +153,7 @@ def test_only_a_manager_sends(production, member_of):
 def test_predictions_without_kept_images_cannot_be_sent(project_factory, member_of):
     project = project_factory()
     log_predictions(project, [(1, "cat", 0.1)] * 3, keep_images=False)
-    response = client_for(member_of(project, Role.MANAGER)).post(
+    response = page_client(member_of(project, Role.MANAGER)).post(
         f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 3}
     )
     assert response.status_code == 400
@@ -172,7 +165,7 @@ def test_the_api_sends_a_random_sample_and_returns_the_job(production, django_ca
     project, _, manager = production
     url = f"/api/projects/{project.slug}/monitoring/send-to-queue/"
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(manager).post(
+        response = page_client(manager).post(
             url, {"order": "random", "limit": 4, "seed": 7}, content_type="application/json"
         )
     assert response.status_code == 202
@@ -181,7 +174,7 @@ def test_the_api_sends_a_random_sample_and_returns_the_job(production, django_ca
     assert job["params"]["send_to_queue"] == {"source": "manual", "order": "random", "predictions": 4,
                                               "day": f"{timezone.now():%Y-%m-%d}"}  # fmt: skip
     assert Item.objects.filter(project=project, sha256__in=sent_shas(project)).count() == 4
-    bad = client_for(manager).post(url, {"order": "random", "limit": 5000}, content_type="application/json")
+    bad = page_client(manager).post(url, {"order": "random", "limit": 5000}, content_type="application/json")
     assert bad.status_code == 400
     assert "limit" in bad.json()
 
@@ -208,7 +201,7 @@ def test_the_command_sends_by_class_and_refuses_bad_input(production, capsys, dj
 def test_the_daily_task_sends_the_days_least_confident_once(production, django_capture_on_commit_callbacks):
     # Given a manager who asks for 2 images a day (predictions older than a day do not count)
     project, logs, manager = production
-    response = client_for(manager).post(reverse("serving:auto_queue", args=[project.slug]), {"per_day": 2})
+    response = page_client(manager).post(reverse("serving:auto_queue", args=[project.slug]), {"per_day": 2})
     assert response.status_code == 302
 
     # When the daily task runs, twice
@@ -237,7 +230,7 @@ def test_a_prediction_served_in_process_can_be_sent_to_the_queue(
 
     # When the manager sends it to the queue through the API
     with django_capture_on_commit_callbacks(execute=True):
-        response = client_for(member_of(project, Role.MANAGER)).post(
+        response = page_client(member_of(project, Role.MANAGER)).post(
             f"/api/projects/{project.slug}/monitoring/send-to-queue/", {"limit": 1}
         )
 
@@ -282,7 +275,7 @@ def test_most_drifted_sends_the_images_least_like_the_labeled_ones_once_a_drift_
 ):
     # Given version 1 active, its 12 production predictions with embeddings: 9 near the labeled images, 3 far off
     project, _logs, manager, far, save_reference = drifted
-    client = client_for(manager)
+    client = page_client(manager)
     url = reverse("serving:send_to_queue", args=[project.slug])
 
     # When the manager asks for the most drifted before any drift check: refused with the reason, nothing sent
@@ -312,7 +305,7 @@ def test_most_drifted_compares_only_predictions_answered_by_the_file_that_embedd
 
     # When the manager sends the 3 most drifted
     with django_capture_on_commit_callbacks(execute=True):
-        client_for(manager).post(
+        page_client(manager).post(
             reverse("serving:send_to_queue", args=[project.slug]), {"order": "most_drifted", "limit": 3}
         )
 
@@ -334,7 +327,7 @@ def test_sent_images_come_before_the_strategys_picks_in_the_order_sent_and_never
 
     # When the manager sends the 5 least-confident production images
     with django_capture_on_commit_callbacks(execute=True):
-        client_for(manager).post(
+        page_client(manager).post(
             reverse("serving:send_to_queue", args=[project.slug]), {"order": "lowest_confidence", "limit": 5}
         )
 

@@ -12,12 +12,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image
-from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
+from tests.factories import token_client
 from tests.training.test_metric_intervals_pages import COLOURS, run_search
 from training.ml.evaluate import evaluate
 from training.models import ModelVersion
@@ -115,8 +114,7 @@ def test_the_search_of_a_multi_label_project_stores_the_out_of_fold_figures_the_
     assert "Search for label errors now" in page
 
     # ... the API carries them
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=manager).key}")
+    api = token_client(manager)
     body = api.get(f"/api/projects/{project.slug}/label-errors/").json()["cross_validated"]
     assert body["multi_label"] is True
     assert body["n"] == len(PAIRS)

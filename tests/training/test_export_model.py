@@ -18,7 +18,7 @@ from django.db import transaction
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.exports import export_job_file
 from tests.exports.models import make_model_version
-from tests.factories import png_bytes
+from tests.factories import png_bytes, zip_of
 from training.services import exports, inference
 
 pytestmark = pytest.mark.django_db
@@ -177,15 +177,16 @@ def test_onnx_disagreeing_with_pytorch_fails_the_export_and_stores_nothing(train
 
 
 def _inference_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr("photos/a.png", png_bytes(1))
-        zf.writestr("photos/b.png", png_bytes(2))
-        zf.writestr("c.png", png_bytes(3))
-        zf.writestr("notes.txt", b"hello, not an image")
-        zf.writestr("broken.png", png_bytes(4)[:60])
-        zf.writestr("../../evil.png", png_bytes(5))
-    return buffer.getvalue()
+    return zip_of(
+        {
+            "photos/a.png": png_bytes(1),
+            "photos/b.png": png_bytes(2),
+            "c.png": png_bytes(3),
+            "notes.txt": b"hello, not an image",
+            "broken.png": png_bytes(4)[:60],
+            "../../evil.png": png_bytes(5),
+        }
+    )
 
 
 def test_batch_inference_on_a_zip_writes_predictions_and_reports_bad_files(trained, member_of, settings):
@@ -231,14 +232,13 @@ def test_batch_inference_predicts_like_the_platform_for_mirror_averaged_models(t
     for x in range(12, 40):
         for y in range(6, 18):
             image.putpixel((x, y), (240, 200, 20))  # an asymmetric bar: the mirror is another picture
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, picture in (("left.png", image.crop((0, 0, 48, 48))), ("right.png", ImageOps.mirror(image))):
-            data = io.BytesIO()
-            picture.save(data, "PNG")
-            zf.writestr(name, data.getvalue())
+    pictures = {}
+    for name, picture in (("left.png", image.crop((0, 0, 48, 48))), ("right.png", ImageOps.mirror(image))):
+        data = io.BytesIO()
+        picture.save(data, "PNG")
+        pictures[name] = data.getvalue()
     user = member_of(project, Role.ML_ENGINEER)
-    upload = SimpleUploadedFile("pair.zip", buffer.getvalue(), content_type="application/zip")
+    upload = SimpleUploadedFile("pair.zip", zip_of(pictures), content_type="application/zip")
     with transaction.atomic():
         job = inference.inference_start(project=project, user=user, upload=upload)
     inference.inference_run(job_id=job.pk)

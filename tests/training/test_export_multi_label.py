@@ -110,15 +110,13 @@ def test_batch_inference_of_a_multi_label_model_names_every_class_it_predicts(mu
     from django.db import transaction
 
     from labeling.services.exports import export_job_file
-    from tests.factories import png_bytes
+    from tests.factories import png_bytes, zip_of
     from training.services import inference
 
     project = multi_label_project
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for k in range(6):
-            zf.writestr(f"shots/{k}.png", png_bytes(900 + k))
-    upload = SimpleUploadedFile("shots.zip", buffer.getvalue(), content_type="application/zip")
+    upload = SimpleUploadedFile(
+        "shots.zip", zip_of({f"shots/{k}.png": png_bytes(900 + k) for k in range(6)}), content_type="application/zip"
+    )
     with transaction.atomic():
         job = inference.inference_start(project=project, user=member_of(project, Role.ML_ENGINEER), upload=upload)
     inference.inference_run(job_id=job.pk)

@@ -7,23 +7,17 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, JobStatus, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
 from labeling.services.reviews import review_submit
+from tests.factories import token_client
 from tests.schema_conformance import assert_matches_schema
 from training.models import LabelErrorSearch
 
 from .test_metric_intervals_pages import COLOURS, add_open_items, colour_png, colour_project, embed_the_pool
 
 pytestmark = pytest.mark.django_db
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=user).key}")
-    return client
 
 
 def url(project) -> str:
@@ -44,7 +38,7 @@ def test_a_reviewer_reads_the_search_its_suspects_and_the_estimate_on_the_open_i
     add_open_items(project, 6)
     embed_the_pool(project)
     reviewer = member_of(project, Role.REVIEWER, "rita")
-    client = api(reviewer)
+    client = token_client(reviewer)
     assert client.get(url(project)).json() == {"search": None, "cross_validated": None}
 
     # When the reviewer starts a search through the API and the worker runs it
@@ -89,7 +83,7 @@ def test_a_reviewer_reads_the_search_its_suspects_and_the_estimate_on_the_open_i
 
 def test_starting_a_search_while_one_is_queued_returns_that_one(project_factory, member_of, settings):
     project, manager = colour_project(project_factory, member_of, settings, {"red": 6, "blue": 6})
-    client = api(manager)
+    client = token_client(manager)
 
     first = client.post(url(project))
     again = client.post(url(project))
@@ -107,11 +101,11 @@ def test_annotators_outsiders_and_other_projects_get_nothing(project_factory, me
     reviewer_elsewhere = member_of(other, Role.REVIEWER, "rev")
 
     # An annotator may not read label quality or start a search
-    assert api(annotator).get(url(project)).status_code == 403
-    assert api(annotator).post(url(project)).status_code == 403
+    assert token_client(annotator).get(url(project)).status_code == 403
+    assert token_client(annotator).post(url(project)).status_code == 403
     # A reviewer of another project cannot tell this one exists
-    assert api(reviewer_elsewhere).get(url(project)).status_code == 404
-    assert api(reviewer_elsewhere).post(url(project)).status_code == 404
+    assert token_client(reviewer_elsewhere).get(url(project)).status_code == 404
+    assert token_client(reviewer_elsewhere).post(url(project)).status_code == 404
     # No token, no answer
     assert APIClient().get(url(project)).status_code in (401, 403)
     # ... and none of it started a search
@@ -129,7 +123,7 @@ def test_a_script_walks_every_suspect_a_page_at_a_time(project_factory, item_fac
             done=n >= 250,
         )  # fmt: skip
     LabelErrorSearch.objects.create(project=project, status="ok", labels=2000, suspects={})
-    client = api(member_of(project, Role.REVIEWER, "rita"))
+    client = token_client(member_of(project, Role.REVIEWER, "rita"))
 
     # When a script follows `next` at 100 a page
     pages, address = [], url(project)
@@ -158,7 +152,7 @@ def test_an_edited_cursor_is_a_clear_404_and_changes_nothing(project_factory, it
     )
     LabelErrorSearch.objects.create(project=project, status="ok", labels=40, suspects={})
 
-    answer = api(member_of(project, Role.REVIEWER, "rita")).get(url(project), {"cursor": cursor})
+    answer = token_client(member_of(project, Role.REVIEWER, "rita")).get(url(project), {"cursor": cursor})
 
     assert answer.status_code == 404
     assert answer.json() == {"detail": "Invalid cursor"}

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Item, ReviewTask, ReviewTaskReason, Role
 from labeling.selectors.training_seam import weak_class_note
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
+from tests.factories import token_client
 from tests.schema_conformance import assert_matches_schema
 from tests.training.test_cross_validated_multi_label import two_colour_png
 from tests.training.test_metric_intervals_pages import COLOURS, run_search
@@ -101,8 +100,7 @@ def test_wrong_class_decisions_are_listed_and_right_ones_are_not(
     assert re.search(r"<b>blue</b> is missing: the model finds it present \(\d+%\); \d+ of the 10 similar", card)
 
     # ... the API gives the same decisions
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=manager).key}")
+    api = token_client(manager)
     answer = api.get(f"/api/projects/{project.slug}/label-errors/")
     assert_matches_schema(answer, "/api/projects/{slug}/label-errors/")
     search = answer.json()["search"]

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from django.urls import reverse
 from PIL import Image
-from rest_framework.test import APIClient
 
-from labeling.api.tokens import token_replace
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.imports import item_create_from_bytes
+from tests.factories import token_client
 from training.ml.evaluate import evaluate, prediction_summary
 from training.models import ModelVersion
 
@@ -147,8 +146,7 @@ def test_compare_page_puts_intervals_beside_both_versions(client, metrics_world)
 
 def test_api_gives_each_headline_figure_with_n_and_interval(metrics_world):
     project = metrics_world["project"]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_replace(user=metrics_world['viewer']).key}")
+    client = token_client(metrics_world["viewer"])
 
     body = client.get(f"/api/projects/{project.slug}/models/2/").json()
     figures = {f["metric"]: f for f in body["headline"]}

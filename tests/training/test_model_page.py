@@ -9,23 +9,18 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Role
+from tests.factories import page_client
 from training.ml.strategies import TYPICAL_LABELS_PER_CLASS, TYPICAL_MAX_LABELS
 from training.models import ModelVersion, RunStatus, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_reviewers_see_the_model_page_annotators_do_not_outsiders_get_404(project, project_factory, member_of):
     url = reverse("training:model", args=[project.slug])
-    assert client_for(member_of(project, Role.REVIEWER)).get(url).status_code == 200
-    assert client_for(member_of(project, Role.ANNOTATOR)).get(url).status_code == 403
-    assert client_for(member_of(project_factory(), Role.MANAGER)).get(url).status_code == 404
+    assert page_client(member_of(project, Role.REVIEWER)).get(url).status_code == 200
+    assert page_client(member_of(project, Role.ANNOTATOR)).get(url).status_code == 403
+    assert page_client(member_of(project_factory(), Role.MANAGER)).get(url).status_code == 404
     assert Client().get(url).status_code == 302
 
 
@@ -40,7 +35,7 @@ def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
         dataset_hash="ab" * 32, active=True,
     )  # fmt: skip
     TrainingRun.objects.create(project=project, status=RunStatus.FAILED, error="RuntimeError: <boom>")
-    html = client_for(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
+    html = page_client(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
     text = html.content.decode()
     assert "0.813" in text
     assert "0.750" in text
@@ -59,9 +54,9 @@ def test_page_shows_runs_and_versions_with_headline_metrics(project, member_of):
 def test_the_live_fragment_polls_only_while_a_run_is_in_flight(project, member_of):
     user = member_of(project, Role.REVIEWER)
     live = reverse("training:model_live", args=[project.slug])
-    assert "hx-trigger" not in client_for(user).get(live).content.decode()
+    assert "hx-trigger" not in page_client(user).get(live).content.decode()
     TrainingRun.objects.create(project=project, status=RunStatus.RUNNING, stage="embed", progress=0.42)
-    text = client_for(user).get(live).content.decode()
+    text = page_client(user).get(live).content.decode()
     assert 'hx-trigger="every 2s"' in text
     assert "embed · 42%" in text
     assert "<html" not in text  # a fragment, not the page
@@ -69,8 +64,8 @@ def test_the_live_fragment_polls_only_while_a_run_is_in_flight(project, member_o
 
 def test_train_now_queues_one_run_for_ml_engineers_only(project, member_of):
     url = reverse("training:train_now", args=[project.slug])
-    assert client_for(member_of(project, Role.REVIEWER)).post(url).status_code == 403
-    engineer = client_for(member_of(project, Role.ML_ENGINEER))
+    assert page_client(member_of(project, Role.REVIEWER)).post(url).status_code == 403
+    engineer = page_client(member_of(project, Role.ML_ENGINEER))
     response = engineer.post(url, {"mode": "finetune"}, follow=True)
     run = TrainingRun.objects.get(project=project)
     assert (run.trigger, run.mode, run.status) == ("manual", "finetune", RunStatus.QUEUED)
@@ -82,7 +77,7 @@ def test_train_now_queues_one_run_for_ml_engineers_only(project, member_of):
 
 
 def test_train_now_rejects_an_unknown_mode(project, member_of):
-    engineer = client_for(member_of(project, Role.MANAGER))
+    engineer = page_client(member_of(project, Role.MANAGER))
     response = engineer.post(reverse("training:train_now", args=[project.slug]), {"mode": "turbo"}, follow=True)
     assert "Unknown training mode" in response.content.decode()
     assert not TrainingRun.objects.exists()
@@ -104,7 +99,7 @@ def test_a_manager_turns_mirror_averaging_off_and_the_next_round_uses_plain_embe
     from training.services.snapshot import ClassOrder
 
     assert project.flip_average  # new projects average each image with its mirror
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
     model_url = reverse("training:model", args=[project.slug])
     assert "embeddings averaged with the mirrored image" in manager.get(model_url).content.decode()
     settings_page = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
@@ -136,7 +131,7 @@ def test_the_page_names_the_labels_training_leaves_out(project, member_of, item_
     label_class_archive(project=project, class_id=classes["gone"].pk)
 
     # When an ML engineer opens the model page
-    html = client_for(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
+    html = page_client(member_of(project, Role.ML_ENGINEER)).get(reverse("training:model", args=[project.slug]))
 
     # Then it says which labels the model does not learn from, as many as the training snapshot leaves out
     text = " ".join(html.content.decode().split())
