@@ -23,6 +23,10 @@ The rules, after the typicality phase:
                  nearest each centre; 10 % random draws as the default (Gupte et al. 2024). CIFAR-10, 10k pool,
                  5 seeds: 0.24 points below the default (95 % interval -0.88 to +0.41), +1.72 over random
   error_oracle   knows the pool's labels: the most uncertain of the items the head gets wrong first
+  window_density margin's window (DISTINCT_WINDOW x batch most uncertain), ordered by margin x typicality in it.
+                 Six look-alike animals, long-tailed 1000:20, 10 seeds (December 2026): +0.04 points against the
+                 default (-1.42 to +1.51); density +0.09 below it; the default +1.24 over random (-0.21 to +2.68).
+                 All three trail random by 0.5-1.2 points at 1,000 labels (0.616 / 0.610 / 0.608 against 0.622)
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from bench.al_data import add_cut_arguments, cut  # noqa: E402
 from bench.al_report import paired  # noqa: E402
 
 VARIANTS = ("random", "default", "no_share", "badge", "density", "class_balanced", "knn_smoothed", "softrank1",
-            "softrank2", "supervised", "dropquery", "error_oracle")  # fmt: skip
+            "softrank2", "supervised", "dropquery", "error_oracle", "window_density")  # fmt: skip
 
 
 def _badge(probs: np.ndarray, xr: np.ndarray, b: int, seed: int) -> np.ndarray:
@@ -125,6 +129,12 @@ def _after_typicality(variant, fit, lab, unl, step, seed) -> np.ndarray:
             typ = S.typicality(S._normalize(xr))
             st["typicality"] = typ / typ.max()
         return np.argsort(-scores * st["typicality"][unl], kind="stable")[:step]
+    if variant == "window_density":  # margin's window of 3 x batch, ordered by margin x typicality within it
+        if "typicality" not in st:
+            typ = S.typicality(S._normalize(xr))
+            st["typicality"] = typ / typ.max()
+        window = np.argsort(-scores, kind="stable")[: S.DISTINCT_WINDOW * step]
+        return window[np.argsort(-scores[window] * st["typicality"][unl][window], kind="stable")][:step]
     if variant == "class_balanced":
         return _class_balanced(scores, probs.argmax(1), probs.shape[1], step)
     if variant == "knn_smoothed":

@@ -11,15 +11,14 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import LabelClass
+from tests.factories import page_client
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff(user_factory) -> Client:
-    client = Client()
-    client.force_login(user_factory(is_staff=True, is_superuser=True))
-    return client
+    return page_client(user_factory(is_staff=True, is_superuser=True))
 
 
 def form_data(label_class, **changes) -> dict:
