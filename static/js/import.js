@@ -50,12 +50,54 @@
     return path.split("/").some((part) => part.startsWith(".") || JUNK.has(part));
   }
 
+  // "Folders are classes" for a pick whose images all lie in sub-folders (pets/ holding cat/ and dog/): the page
+  // ticks the box and says so beside it, unless the user ticked or unticked it themselves, which always stands.
+  const foldersBox = document.getElementById("labels-from-folders");
+  const foldersHint = document.getElementById("folders-hint");
+  let boxChosen = foldersBox.checked; // ticked as the form came back: the user's choice
+  let autoTicked = false;
+  // Same list as IMAGE_SUFFIXES in labeling/services/imports/folder_classes.py: a README beside the folders decides nothing
+  const IMAGE = /\.(jpe?g|jpe|png|webp|gif|bmp|tiff?)$/i;
+
+  // The folders that would become (top-level) classes, or [] when some image lies outside any sub-folder.
+  function classFolders(list, folder) {
+    const images = list.filter((p) => IMAGE.test(p.path));
+    const names = new Set();
+    for (const p of images) {
+      const parts = p.path.split("/").slice(folder ? 1 : 0); // the folder picked or dropped is no class
+      if (parts.length < 2) return [];
+      names.add(parts[0]);
+    }
+    return Array.from(names).sort();
+  }
+
+  function suggestFolders() {
+    const names = classFolders(picked, droppedFolder);
+    if (!boxChosen) {
+      foldersBox.checked = names.length > 0;
+      autoTicked = foldersBox.checked;
+    }
+    foldersHint.hidden = !names.length;
+    if (!names.length) { foldersHint.textContent = ""; return; }
+    const shown = names.slice(0, 6).join(", ") + (names.length > 6 ? ` and ${names.length - 6} more` : "");
+    const where = droppedFolder ? `the images of ${droppedFolder} lie in its sub-folders` : "the images lie in folders";
+    if (autoTicked) foldersHint.textContent = `Ticked: ${where}, which become classes: ${shown}. Untick to import them unlabeled.`;
+    else if (foldersBox.checked) foldersHint.textContent = `These folders become classes: ${shown}.`;
+    else foldersHint.textContent = `Not ticked, but ${where} (${shown}): tick to make them classes.`;
+  }
+  foldersBox.addEventListener("change", () => {
+    boxChosen = true;
+    autoTicked = false;
+    suggestFolders();
+  });
+
   function choose(list, folder) {
     list = list.filter((p) => !isJunk(p.path));
     picked = list;
     droppedFolder = folder || "";
     const bytes = list.reduce((n, p) => n + p.file.size, 0);
     setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MiB)`, 0);
+    suggestFolders();
   }
 
   ["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (event) => {
@@ -153,7 +195,7 @@
       setStatus("Upload complete; queuing the import…", 100);
       const start = new FormData();
       start.append("token", token);
-      if (document.getElementById("labels-from-folders").checked) start.append("labels_from_folders", "on");
+      if (foldersBox.checked) start.append("labels_from_folders", "on");
       if (droppedFolder) start.append("dropped_folder", droppedFolder);
       const xhr = await post(form.dataset.startUrl, start);
       const jobs = document.getElementById("jobs");
@@ -164,6 +206,7 @@
       setStatus(`Uploaded ${sendable.length} file${sendable.length === 1 ? "" : "s"}; the import runs in the background.`, 100);
       picked = [];
       droppedFolder = "";
+      foldersHint.hidden = true;
       input.value = "";
       if (folderInput) folderInput.value = "";
     } catch (error) {

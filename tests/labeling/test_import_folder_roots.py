@@ -86,8 +86,8 @@ def test_api_names_keep_a_top_folder_every_file_shares(project, api, django_capt
     # and the job says which folder became which class
     assert job.result["folder_classes"] == {
         "folders": [
-            {"folder": "animals/cat", "class": "animals / cat", "files": 1},
-            {"folder": "animals/dog", "class": "animals / dog", "files": 1},
+            {"folder": "animals/cat", "class": "animals / cat", "files": 1, "offered": 1},
+            {"folder": "animals/dog", "class": "animals / dog", "files": 1, "offered": 1},
         ],
         "count": 2,
         "top_folders": [],
@@ -160,8 +160,8 @@ def test_a_dropped_folder_gives_the_classes_it_gave_before_and_says_its_name_is_
     # and the job card says which folder became which class, and why emoji is none
     card = page.get(reverse("labeling:import", args=[project.slug])).content.decode()
     assert "emoji, the folder dropped or picked on the page, is not a class: its sub-folders are." in card
-    assert "<tr><td>emoji/smileys</td><td>smileys</td><td>2</td></tr>" in card
-    assert "<tr><td>emoji/animals</td><td>animals</td><td>1</td></tr>" in card
+    assert '<tr><td>emoji/smileys</td><td>smileys</td><td class="count">2</td></tr>' in card
+    assert '<tr><td>emoji/animals</td><td>animals</td><td class="count">1</td></tr>' in card
 
 
 def test_a_dropped_folder_named_as_a_class_of_the_project_stays_that_class(

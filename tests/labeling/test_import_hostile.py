@@ -137,7 +137,11 @@ def test_a_zip_over_the_entry_limit_is_refused_whole(project, manager_client, up
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.errors == [
-        {"name": "many.zip", "reason": "zip has more than 500 entries (LABELLOOP_MAX_ARCHIVE_ENTRIES): refused"}
+        {
+            "name": "many.zip",
+            "reason": "zip has more than 500 entries (LABELLOOP_MAX_ARCHIVE_ENTRIES): refused",
+            "kind": "zip refused as a whole",
+        }
     ]
     assert Item.objects.filter(project=project).count() == 0
 
@@ -229,8 +233,8 @@ def test_every_rejection_is_counted_by_reason_past_the_names_the_page_keeps(proj
     assert kept[-3:] == ["cut0.png", "cut1.png", "cut2.png"]
     assert len(kept) < 5500
     page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
-    assert "<td>not a supported image</td><td>5500</td>" in page
-    assert "<td>truncated or corrupt</td><td>3</td>" in page
+    assert '<td>not a supported image</td><td class="count">5500</td>' in page
+    assert '<td>truncated or corrupt</td><td class="count">3</td>' in page
 
 
 def staging_folders(settings, project) -> list[Path]:

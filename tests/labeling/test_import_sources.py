@@ -111,7 +111,7 @@ def test_a_file_the_storage_refuses_leaves_no_half_item_and_the_rest_of_its_batc
     # Then b.png is rejected by name and reason, a.png and c.png are imported,
     # and nothing of b.png remains: no row, no stored original
     assert (result["imported"], result["rejected"]) == (2, 1)
-    assert job.errors == [{"name": "b.png", "reason": "could not be stored (OSError: disk full)"}]
+    assert job.errors == [{"name": "b.png", "reason": "could not be stored (OSError: disk full)", "kind": "unreadable"}]
     items = Item.objects.filter(project=project)
     assert sorted(items.values_list("original_name", flat=True)) == ["a.png", "c.png"]
     media = Path(settings.MEDIA_ROOT)
@@ -180,7 +180,7 @@ def test_csv_labels_attach_to_the_batch_and_to_earlier_items(project_factory, tm
         "old.png": ["outdoor"],
     }
     assert result["labeled"] == 3
-    assert {"name": "ghost.png", "reason": "no item with this name"} in job.errors
+    assert {"name": "ghost.png", "reason": "no item with this name", "kind": "label for no item"} in job.errors
     assert Item.objects.get(project=project, original_name="old.png").state == ItemState.LABELED
 
 
@@ -209,6 +209,7 @@ def test_a_csv_row_for_a_file_skipped_as_a_duplicate_says_so(project_factory, tm
             "name": "d.png",
             "reason": "row's file is a duplicate of a.png, which keeps its own label (cat; dog); this row's label "
             "(animals/cat) was not applied",
+            "kind": "label for a duplicate file",
         }
     ]
     assert not any(e["reason"] == "no item with this name" for e in job.errors)
@@ -276,7 +277,7 @@ def test_a_pipe_in_a_server_folder_is_refused_instead_of_blocking_the_import(pro
     result, job = run_import(project, [{"type": "folder", "path": str(tmp_path), "name": "x"}])
     assert job.status == JobStatus.SUCCEEDED
     assert result["imported"] == 1
-    assert job.errors == [{"name": "b.png", "reason": "not a regular file: refused"}]
+    assert job.errors == [{"name": "b.png", "reason": "not a regular file: refused", "kind": "not a regular file"}]
 
 
 @pytest.mark.timeout(30)

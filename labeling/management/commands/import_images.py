@@ -6,9 +6,9 @@ web UI shows it too. Exit status 1 when the project or the path does not exist.
 --csv with --labels-from-folders is allowed, as on the import page (a CSV dropped with folders): a file the CSV names
 takes the CSV's label, every other file its folder's; the command says so before it starts. After the run it prints
 what the page shows: the rejected files, the classes the labels made (those close to a class the project had first,
-a probable typo, at the top), with --labels-from-folders which folder became which class (and why a zip's top folder
-is or is not one), and a summary that counts the labels not applied (bad CSV rows, refused classes) beside
-the rejected files.
+a probable typo, at the top), with --labels-from-folders which folder became which class with the files imported
+from it ("76 of 77 files imported" when one was refused) and why a zip's top folder is or is not one, and a summary
+that counts the labels not applied (bad CSV rows, refused classes) beside the rejected files.
 """
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ class Command(BaseCommand):
         if not rows:
             return
         self.stdout.write(f"{count} folder{'s' if count != 1 else ''} read as classes:")
-        for row in rows[:shown]:
-            self.stdout.write(
-                f"  {row['folder']} -> {row['class']} ({row['files']} file{'s' if row['files'] != 1 else ''})"
-            )
+        for row in rows[:shown]:  # files imported; "76 of 77 files imported" when some were refused, as the page says
+            files, offered = row["files"], row.get("offered", row["files"])
+            n = f"{files} file{'s' if files != 1 else ''}"
+            if offered != files:
+                n = f"{files} of {offered} files imported"
+            self.stdout.write(f"  {row['folder']} -> {row['class']} ({n})")
         if count > shown:
             self.stdout.write(f"  ... and {count - shown} more (the import page lists {len(rows)})")

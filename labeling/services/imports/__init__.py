@@ -29,7 +29,8 @@ Decisions (documented for users in the README):
 - A label that is not a class path ("a//b", an empty folder name) is refused for that file or CSV row,
   by name or row number; the file is still imported, unlabeled, and no class is half created.
 - Every rejection is counted by kind in job.result["rejected_by_reason"]; job.errors keeps the first
-  names of each kind.
+  names of each kind, each with its reason and kind (the import page lists them by name beside the kind).
+- The folder report counts the files imported from each folder beside the files it held ("3 of 4").
 
 Modules: `validation` (pure checks of one file's bytes), `items` (storing items, all or nothing), `archives` (whole-zip
 checks), `sources` (zips, folders, uploads, CSVs, class paths), `folder_classes` (which folders are classes, and the

@@ -18,7 +18,7 @@ from django.db import DataError, IntegrityError, transaction
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.services.imports.exported import export_entries
-from labeling.services.imports.folder_classes import DROPPED, folder_classes_report, top_folder_left_out
+from labeling.services.imports.folder_classes import DROPPED, FolderClasses, top_folder_left_out
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.reasons import reason_kind
@@ -68,7 +68,7 @@ class _Run:
     matched_csv: set[str] = field(default_factory=set)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
     new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
-    folder_classes: dict = field(default_factory=dict)  # which folder became which class (folder_classes)
+    folder_classes: FolderClasses = field(default_factory=FolderClasses)  # which folder became which class
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
 
     def reject(self, name: str, reason: str, *, duplicate: bool = False, kept: str | None = None) -> None:
@@ -81,17 +81,24 @@ class _Run:
         kind = reason_kind(reason)
         self.by_reason[kind] = self.by_reason.get(kind, 0) + 1
         if self.by_reason[kind] <= MAX_NAMES_PER_REASON and len(self.job.errors) < MAX_STORED_ERRORS:
-            self.job.errors.append({"name": name, "reason": reason})
+            # the kind too: the page lists each file beside the kind it is counted under
+            self.job.errors.append({"name": name, "reason": reason, "kind": kind})
+
+    def imported(self, entries: list[Entry]) -> None:
+        self.counts["imported"] += len(entries)
+        for entry in entries:
+            if entry.label_paths is None:  # an export's multi-label metadata is no folder's class
+                self.folder_classes.stored(entry.name, entry.label_path)
 
     def result(self) -> dict:
         """job.result: the counts, and how many files each kind of problem hit (most first)."""
         by_reason = dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
-        made = self.new_classes.report()
+        made, folders = self.new_classes.report(), self.folder_classes.report()
         return {
             **self.counts,
             "rejected_by_reason": by_reason,
             **({"new_classes": made} if made else {}),
-            **({"folder_classes": self.folder_classes} if self.folder_classes else {}),
+            **({"folder_classes": folders} if folders else {}),
         }
 
     def label_error(self, name: str, reason: str) -> None:
@@ -246,7 +253,7 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
         # fall back to one item at a time so only the offending files are rejected.
         _store_one_by_one(run, ready)
         return
-    run.counts["imported"] += len(ready)
+    run.imported([pending.entry for _, pending, _, _ in ready])
     run.counts["labeled"] += sum(1 for r in ready if r[3])
 
 
@@ -263,7 +270,7 @@ def _store_one_by_one(run: _Run, ready: list) -> None:
             logger.exception("storing %s failed", pending.entry.name)
             run.reject(pending.entry.name, f"could not be stored ({type(exc).__name__}: {exc})"[:300])
             continue
-        run.counts["imported"] += 1
+        run.imported([pending.entry])
         run.counts["labeled"] += bool(classes)
 
 
@@ -337,7 +344,7 @@ def _duplicate_row(run: _Run, name: str, paths: list[str], kept: str, kept_paths
 
 def _collect(
     params: dict, errors: list[dict], csv_errors: list[dict], *, root_classes: Collection[str] = ()
-) -> tuple[list[Entry], dict[str, list[str]], dict]:
+) -> tuple[list[Entry], dict[str, list[str]], FolderClasses]:
     """The job's files, its labels CSV, and with labels_from_folders the report of which folder became which class
     (folder_classes: `root_classes`, the project's root class names, are never a top folder left out)."""
     labels_from_folders = bool(params.get("labels_from_folders"))
@@ -375,7 +382,7 @@ def _collect(
             csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors)
         except OSError as exc:
             csv_errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
-    folders = {}
+    folders = FolderClasses()
     if labels_from_folders:  # an export's multi-label metadata (label_paths) is no folder's class
-        folders = folder_classes_report([(e.name, e.label_path) for e in entries if e.label_paths is None], notes)
+        folders = FolderClasses.of([(e.name, e.label_path) for e in entries if e.label_paths is None], notes)
     return entries, csv_labels, folders

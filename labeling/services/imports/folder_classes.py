@@ -15,13 +15,15 @@ animals / alpha / one, `animals/beta/two/x.jpg` adds animals / beta / two, not a
 are what the script says: every folder is kept.
 A train/val/test folder at the top of what is left is a split, not a class (sources.folder_label).
 
-The job's result keeps `folder_classes`: each folder with the class its files got, and, for each top folder this
-rule looked at, whether it was left out and why; the import page shows both under the job.
+The job's result keeps `folder_classes`: each folder with the class its files got and how many of its files were
+imported, and, for each top folder this rule looked at, whether it was left out and why; the import page and
+`manage.py import_images` show both under the job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from labeling.selectors.classes import PATH_SEPARATOR, class_path_display, class_path_normalize, class_path_parse
@@ -73,25 +75,54 @@ def top_folder_left_out(
     return note(True, f"{what}, is not a class: its sub-folders are")
 
 
-def folder_classes_report(labels: Iterable[tuple[str, str | None]], notes: list[dict]) -> dict:
-    """job.result["folder_classes"]: {"folders": [{"folder", "class" (display path), "files"}] by folder, at most
-    MAX_FOLDERS, "count": folders in all, "top_folders": `notes`}, from each file's (name, class path from its
-    folders); {} when no folder gave a class and no top folder was decided on. A path that is no class is left out
-    here: the run refuses it by file name."""
-    files: dict[tuple[str, str], int] = {}
-    for name, label in labels:
-        if not label:
-            continue
-        try:
-            path = class_path_parse(label)
-        except ValueError:
-            continue
-        key = (PurePosixPath(name).parent.as_posix(), path)
-        files[key] = files.get(key, 0) + 1
-    if not files and not notes:
-        return {}
-    rows = [
-        {"folder": folder, "class": class_path_display(path.split(PATH_SEPARATOR)), "files": n}
-        for (folder, path), n in sorted(files.items())
-    ]
-    return {"folders": rows[:MAX_FOLDERS], "count": len(rows), "top_folders": notes}
+def _row(name: str, label: str | None) -> tuple[str, str] | None:
+    """The report's row of a file: (its folder, its class as pages show it); None when its folders give no class."""
+    if not label:
+        return None
+    try:
+        path = class_path_parse(label)
+    except ValueError:
+        return None
+    return PurePosixPath(name).parent.as_posix(), class_path_display(path.split(PATH_SEPARATOR))
+
+
+@dataclass
+class FolderClasses:
+    """job.result["folder_classes"] as the run fills it: {"folders": [{"folder", "class" (display path), "files":
+    imported, "offered": files in the folder}] by folder, at most MAX_FOLDERS, "count": folders in all, "top_folders":
+    `notes`}; {} when no folder gave a class and no top folder was decided on. `files` counts what was imported, as
+    the classes made from the labels do (a corrupt or duplicate file is in `offered` only). A path that is no class is
+    left out here: the run refuses it by file name."""
+
+    notes: list[dict] = field(default_factory=list)
+    offered: dict[tuple[str, str], int] = field(default_factory=dict)
+    imported: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, labels: Iterable[tuple[str, str | None]], notes: list[dict]) -> FolderClasses:
+        """From each file the job will read: (name, class path from its folders)."""
+        report = cls(notes=notes)
+        for name, label in labels:
+            if (row := _row(name, label)) is not None:
+                report.offered[row] = report.offered.get(row, 0) + 1
+        return report
+
+    def stored(self, name: str, label: str | None) -> None:
+        """One file imported."""
+        if (row := _row(name, label)) in self.offered:
+            self.imported[row] = self.imported.get(row, 0) + 1
+
+    def restore(self, previous: dict | None) -> None:
+        """The files imported before a redelivered job resumes (its earlier result's rows)."""
+        for r in (previous or {}).get("folders", []):
+            if (r["folder"], r["class"]) in self.offered:
+                self.imported[(r["folder"], r["class"])] = r["files"]
+
+    def report(self) -> dict:
+        if not self.offered and not self.notes:
+            return {}
+        rows = [
+            {"folder": folder, "class": label, "files": self.imported.get((folder, label), 0), "offered": n}
+            for (folder, label), n in sorted(self.offered.items())
+        ]
+        return {"folders": rows[:MAX_FOLDERS], "count": len(rows), "top_folders": self.notes}

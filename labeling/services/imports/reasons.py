@@ -1,4 +1,5 @@
-"""Kinds of import problems: the import page counts every file by kind and lists the first names of each.
+"""Kinds of import problems: the import page counts every file by kind and lists the first names of each, A to Z,
+each beside its kind.
 
 Reasons are written where a file is refused (validation, sources, archives, run) and stay specific
 ("file is 61.2 MiB, over the 50.0 MiB limit"); the kind groups them ("over the size limit").
