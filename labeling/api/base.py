@@ -190,16 +190,35 @@ class JobOutputSerializer(RoleFieldsSerializer):
         return job_errors(job=job)[:100]
 
 
+@extend_schema_field(OpenApiTypes.URI)
+class JobUrlField(serializers.Field):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, job: Job) -> str:
+        url = reverse("api-job", args=[job.project.slug, job.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+
 class JobStartedSerializer(JobOutputSerializer):
-    coalesced = serializers.BooleanField(
-        read_only=True, help_text="True (HTTP 200): the same job was already queued or running; this is that job."
+    # The import's answer (labeling.api.imports.ImportJobSerializer) has the same `url` first, so that one poller
+    # serves every job a POST starts.
+    url = JobUrlField(help_text="The job's API address: poll it until `status` is succeeded or failed.")
+    coalesced = serializers.SerializerMethodField(
+        help_text="True (HTTP 200): the same job was already queued or running; this is that job."
     )
 
     class Meta(JobOutputSerializer.Meta):
-        fields = [*JobOutputSerializer.Meta.fields, "coalesced"]
+        fields = ["url", *JobOutputSerializer.Meta.fields, "coalesced"]
+
+    def get_coalesced(self, job: Job) -> bool:
+        # Set by the start services that reuse a job; one that never reuses (send-to-queue) sets nothing: False.
+        return bool(getattr(job, "coalesced", False))
 
 
-# Export and inference endpoints: a new job (202), the identical one already in flight (200), or too many (429).
+# Export, inference and label-error endpoints: a new job (202), the identical one already in flight (200), or too many
+# (429). Either answer is the job as an import's 202 gives it (`url` to poll, `status`), with a Location header too.
 JOB_START_RESPONSES = {
     202: JobStartedSerializer,
     200: JobStartedSerializer,
@@ -209,7 +228,8 @@ JOB_START_RESPONSES = {
 
 def job_started_response(job: Job, request) -> Response:
     code = status.HTTP_200_OK if getattr(job, "coalesced", False) else status.HTTP_202_ACCEPTED
-    return Response(JobStartedSerializer(job, context={"request": request}).data, status=code)
+    answer = JobStartedSerializer(job, context={"request": request}).data
+    return Response(answer, status=code, headers={"Location": answer["url"]})
 
 
 def job_limit_refused(exc: JobLimitReached) -> Throttled:

@@ -97,7 +97,7 @@ class JobDownloadApi(ProjectView, APIView):
 
 
 class DatasetExportStartApi(ProjectView, APIView):
-    """Start a dataset export job; poll the job, then fetch `download_url`."""
+    """Start a dataset export job; poll its `url` (also the Location header), then fetch `download_url`."""
 
     capability = Capability.EXPORT
 
