@@ -50,8 +50,13 @@ class QueueItemSerializer(serializers.Serializer):
     state = serializers.CharField()
     annotation_count = serializers.IntegerField()
     lease_expires_at = serializers.DateTimeField(allow_null=True)
-    thumb_url = serializers.SerializerMethodField()
+    original_name = serializers.CharField(help_text="The file name the image was imported under.")
+    thumbnail_url = serializers.SerializerMethodField(help_text="The thumbnail, as the items API names it.")
+    thumb_url = serializers.SerializerMethodField(help_text="The same URL as `thumbnail_url` (kept for older clients).")
     original_url = serializers.SerializerMethodField()
+
+    def get_thumbnail_url(self, item) -> str:
+        return _media(self.context["slug"], item, "thumb")
 
     def get_thumb_url(self, item) -> str:
         return _media(self.context["slug"], item, "thumb")
@@ -71,6 +76,7 @@ class QueueApi(APIView):
         if item is None:
             return None
         slug = self.project.slug
+        thumbnail = _media(slug, item, "thumb")
         return {
             "id": item.pk,
             "width": item.width,
@@ -78,7 +84,10 @@ class QueueApi(APIView):
             "state": item.state,
             "annotation_count": item.annotation_count,
             "lease_expires_at": _datetime(item.lease_expires_at),
-            "thumb_url": _media(slug, item, "thumb"),
+            # The claim reads the whole row (labeling.services.queue: SELECT i.*), so the name costs no query.
+            "original_name": item.original_name,
+            "thumbnail_url": thumbnail,
+            "thumb_url": thumbnail,
             "original_url": _media(slug, item, "original"),
         }
 
