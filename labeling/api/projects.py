@@ -38,6 +38,7 @@ from labeling.models import (
     TaskType,
 )
 from labeling.permissions import CAPABILITIES, CanCreateProjects, Capability
+from labeling.selectors.class_table import class_table
 from labeling.services import projects as project_services
 from labeling.services.project_checked import MAX_CLASSES, ProjectInputInvalid, project_create_checked
 
@@ -218,10 +219,26 @@ class ProjectDetailApi(ProjectView, APIView):
 
 class ClassOutputSerializer(serializers.ModelSerializer):
     path = serializers.CharField(read_only=True)
+    hotkey = serializers.CharField(
+        read_only=True,
+        help_text="The stored hotkey: the key of a flat project's class on the labeling page (unless the page keeps "
+        "that key for itself). In a taxonomy the page numbers every level on its own: see `keys`.",
+    )
+    keys = serializers.SerializerMethodField(
+        help_text='The keys that pick this class on the labeling and review pages, one per level from the root ("1", '
+        '"1", "a": 1 opens the first top class, 1 its first subclass, a the class); empty for an archived class, and '
+        'ending in "" where a level ran out of keys.'
+    )
 
     class Meta:
         model = LabelClass
-        fields = ["id", "name", "path", "parent", "hotkey", "color", "order", "archived"]
+        fields = ["id", "name", "path", "parent", "hotkey", "keys", "color", "order", "archived"]
+
+    def get_keys(self, label_class: LabelClass) -> list[str]:
+        if hasattr(label_class, "label_keys"):  # worked out for the whole list at once (ClassListApi)
+            return label_class.label_keys
+        table = class_table(project=label_class.project)
+        return table.label_keys({label_class.pk})[label_class.pk]
 
 
 class ClassListApi(ProjectView, generics.ListAPIView):
@@ -230,8 +247,11 @@ class ClassListApi(ProjectView, generics.ListAPIView):
     serializer_class = ClassOutputSerializer
     pagination_class = None
 
-    def get_queryset(self):
-        return LabelClass.objects.filter(project=self.project).select_related("parent__parent__parent")
+    def list(self, request, *args, **kwargs):
+        # The settings page's table: one read of the classes, paths and labeling keys worked out from it.
+        table = class_table(project=self.project)
+        classes = table.classes([row[0] for row in table.rows])
+        return Response(self.get_serializer(classes, many=True).data)
 
 
 class ClassCreateApi(ProjectView, APIView):
