@@ -108,6 +108,7 @@ def label_errors_find_task(project_id: int, job_id: int | None = None) -> dict:
             job_finish(job=job, error=f"{type(exc).__name__}: {exc}")
         return {"project": project_id, "status": "failed", "error": str(exc)[:300]}
     if job is not None:
+        job.message = "Done"  # as a finished model export says; the last stage ("writing review tasks") would stay
         job_finish(job=job, result=result)
     return {"project": project_id, **result}
 

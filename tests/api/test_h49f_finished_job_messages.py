@@ -1,0 +1,28 @@
+"""A finished job's message says it finished, as a finished model export's "Done" does, not its last stage."""
+
+from __future__ import annotations
+
+import pytest
+
+from labeling.models import JobStatus, Role
+from tests.factories import token_client
+from training.tasks import label_errors_find_task
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_finished_label_error_search_says_done(project_factory, label_class_factory, member_of):
+    # Given a search started through the API (its worker run by hand: the task the API queues)
+    project = project_factory(slug="few")
+    label_class_factory(project=project, name="cat")
+    client = token_client(member_of(project, Role.REVIEWER, "rita"))
+    started = client.post(f"/api/projects/{project.slug}/label-errors/")
+    assert started.status_code == 202, started.content
+
+    # When the worker has run it
+    label_errors_find_task(project.pk, started.json()["id"])
+
+    # Then polling the job shows it finished, and says so
+    job = client.get(started.json()["url"]).json()
+    assert job["status"] == JobStatus.SUCCEEDED, job["message"]
+    assert job["message"] == "Done"
