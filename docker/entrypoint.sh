@@ -52,10 +52,15 @@ case "$role" in
       true|on|ok|y|yes|1) forwarded_allow_ips="${FORWARDED_ALLOW_IPS:-*}" ;;
       *) forwarded_allow_ips="" ;;
     esac
+    # Keep-alive: gunicorn's default (2 s) closes an idle connection just as a client polling a job every 2 s reuses
+    # it (RemoteDisconnected, no access-log line). 65 s outlasts common poll intervals and the 60 s after which nginx
+    # (upstream keepalive_timeout) and cloud load balancers drop an idle connection, so the proxy, never gunicorn,
+    # closes first. An idle kept-alive connection waits in the gthread worker's poller, not in a thread: it costs a
+    # socket, and past worker_connections (1000) less WEB_THREADS per process gunicorn answers "Connection: close".
     exec gunicorn config.wsgi \
       --bind "0.0.0.0:${PORT:-8000}" \
       --workers "${WEB_CONCURRENCY:-3}" --threads "${WEB_THREADS:-4}" \
-      --timeout "${WEB_TIMEOUT:-120}" --graceful-timeout 30 \
+      --timeout "${WEB_TIMEOUT:-120}" --graceful-timeout 30 --keep-alive "${WEB_KEEPALIVE:-65}" \
       --forwarded-allow-ips "$forwarded_allow_ips" \
       --access-logfile - --error-logfile - --no-control-socket "$@"
     ;;
