@@ -4,6 +4,7 @@ parent choices)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -63,6 +64,10 @@ class ClassTable:
         sequences = key_sequences(class_options(r for r in self.rows if r[2] in groups))
         return {pk: sequences.get(pk, []) for pk in ids}
 
+    def is_under(self, class_id: int, ancestor: int) -> bool:
+        """Whether the class is a subclass of `ancestor`, at any depth."""
+        return ancestor in self._groups_above([class_id])
+
     def _groups_above(self, ids: Iterable[int]) -> set[int | None]:
         """The parent ids (None: the top level) of the classes `ids` and of all their ancestors."""
         groups: set[int | None] = set()
@@ -73,6 +78,27 @@ class ClassTable:
                 node = self.tree[node][1]
                 groups.add(node)
         return groups
+
+    @cached_property
+    def flat(self) -> bool:
+        """Whether every active class is a root: the labeling page then keys classes by their stored hotkeys."""
+        return {r[2] for r in self.rows if not r[5]} <= {None}
+
+    def active_under(self, ids: Iterable[int]) -> set[int]:
+        """The active subclasses of `ids`, at any depth, reached through active classes only (below an archived class
+        the labeling page's keys start again: key_sequences stops at a class without keys)."""
+        children: dict[int | None, list[int]] = {}
+        for r in self.rows:
+            if not r[5]:
+                children.setdefault(r[2], []).append(r[0])
+        found: set[int] = set()
+        todo = list(ids)
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
 
     def classes(self, ids: list[int]) -> list[LabelClass]:
         """The classes `ids`, in that order, as LabelClass rows with `path` attached (no query) and `label_keys`."""
@@ -105,6 +131,55 @@ CLASS_TABLE_PAGED_OVER = 500
 CLASS_TABLE_PAGE_ROWS = 200
 
 
+def keys_renumbered(before: ClassTable, after: ClassTable, *, class_id: int) -> list[int]:
+    """The active classes, in the table's order, whose keys on the labeling page differ from `before` to `after`, two
+    reads of one project's classes between which only the class `class_id` was added, archived or restored; neither
+    it nor its subclasses (their keys come and go with it).
+
+    A level's keys depend on its sibling group alone, and on whether the project is flat: so unless that changed
+    (then every class is compared), only the class's siblings can be renumbered, and with each the classes under it.
+    At 10,000 classes this is what keeps an archive from working out every class's path and keys twice."""
+    if before.flat != after.flat:
+        ids = [r[0] for r in after.rows if not r[5]]
+        was, now = before.label_keys(ids), after.label_keys(ids)
+        changed = {pk for pk in ids if was[pk] != now[pk] and not after.is_under(pk, class_id)}
+    else:
+        parent = after.tree[class_id][1]
+        siblings = [r[0] for r in after.rows if r[2] == parent and not r[5] and r[0] != class_id]
+        was, now = before.label_keys(siblings), after.label_keys(siblings)
+        moved = [pk for pk in siblings if was[pk] != now[pk]]
+        changed = set(moved) | after.active_under(moved)
+    changed.discard(class_id)
+    return [r[0] for r in after.rows if r[0] in changed]
+
+
+def _fold(text: str) -> str:
+    """Text as the labeling page's class search compares it (static/js/class-keys.js, fold): without accents or
+    case ("Café" and "cafe" are the same)."""
+    return "".join(
+        ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.category(ch).startswith("M")
+    ).lower()
+
+
+def class_find_matches(table: ClassTable, find: str) -> list[int]:
+    """The ids of the classes, in the table's order, whose display path holds every word of `find` in any order
+    ("group03 leaf03_2_5" finds "group03 / sub03_2 / leaf03_2_5"): the labeling page's `/` search rule
+    (class-keys.js, search), so a manager finds a class as an annotator does. Every class when `find` is blank."""
+    ids = [r[0] for r in table.rows]
+    words = _fold(find).split()
+    if not words:
+        return ids
+    return [pk for pk, path in table.paths(ids).items() if all(w in _fold(path) for w in words)]
+
+
+@dataclass(frozen=True)
+class PagerLink:
+    text: str
+    page: int | None  # None: pages left out (…)
+    current: bool = False
+    rel: str = ""
+
+
 @dataclass(frozen=True)
 class ClassTablePage:
     rows: list[LabelClass]  # the classes to draw, each with its path and label_keys
@@ -122,17 +197,36 @@ class ClassTablePage:
     def last(self) -> int:
         return self.first + len(self.rows) - 1 if self.rows else 0
 
+    @property
+    def pager(self) -> list[PagerLink]:
+        """Previous, the first and last pages, two either side of this one (a gap of one page is drawn as that
+        page, a longer one as …), next: every page in two clicks at 50 pages and more."""
+        if self.pages <= 1:
+            return []
+        numbers = sorted({1, self.pages, *range(max(1, self.page - 2), min(self.pages, self.page + 2) + 1)})
+        links = [PagerLink("← Previous", self.page - 1, rel="prev")] if self.page > 1 else []
+        for before, number in zip([0, *numbers], numbers, strict=False):
+            if number - before == 2:
+                links.append(PagerLink(str(before + 1), before + 1))
+            elif number - before > 2:
+                links.append(PagerLink("…", None))
+            links.append(PagerLink(str(number), number, current=number == self.page))
+        if self.page < self.pages:
+            links.append(PagerLink("Next →", self.page + 1, rel="next"))
+        return links
+
+
+def _clean_find(find: str) -> str:
+    return find.strip()[:200]
+
 
 def class_table_page(table: ClassTable, *, find: str = "", page: str | int | None = None) -> ClassTablePage:
     """Which of the table's classes the settings page draws: all of them up to CLASS_TABLE_PAGED_OVER classes (a find
     narrows them still), else page `page` (from 1; a bad or past-the-end one is the nearest) of
-    CLASS_TABLE_PAGE_ROWS rows. `find` keeps the classes whose displayed path holds it, case ignored (every path is
-    worked out for it; the keys still only for the rows drawn)."""
-    find = find.strip()[:200]
-    ids = [r[0] for r in table.rows]
-    if find:
-        wanted = find.casefold()
-        ids = [pk for pk, path in table.paths(ids).items() if wanted in path.casefold()]
+    CLASS_TABLE_PAGE_ROWS rows. `find` keeps the classes class_find_matches finds (every path is worked out for it;
+    the keys still only for the rows drawn)."""
+    find = _clean_find(find)
+    ids = class_find_matches(table, find)
     if len(table) <= CLASS_TABLE_PAGED_OVER:
         return ClassTablePage(rows=table.classes(ids), paged=False, find=find, page=1, pages=1, matching=len(ids))
     pages = max(1, -(-len(ids) // CLASS_TABLE_PAGE_ROWS))
@@ -143,3 +237,11 @@ def class_table_page(table: ClassTable, *, find: str = "", page: str | int | Non
     start = (number - 1) * CLASS_TABLE_PAGE_ROWS
     rows = table.classes(ids[start : start + CLASS_TABLE_PAGE_ROWS])
     return ClassTablePage(rows=rows, paged=True, find=find, page=number, pages=pages, matching=len(ids))
+
+
+def class_table_page_of(table: ClassTable, class_id: int, *, find: str = "") -> int:
+    """The page (from 1) of class_table_page(table, find=find) that draws the class (1 if none does)."""
+    ids = class_find_matches(table, _clean_find(find))
+    if len(table) <= CLASS_TABLE_PAGED_OVER or class_id not in ids:
+        return 1
+    return ids.index(class_id) // CLASS_TABLE_PAGE_ROWS + 1

@@ -17,7 +17,14 @@ from django.views.decorators.http import require_POST
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from labeling.models import Job, LabelClass, Membership
 from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
-from labeling.selectors.class_table import CLASS_TABLE_PAGED_OVER, ClassTable, class_table, class_table_page
+from labeling.selectors.class_table import (
+    CLASS_TABLE_PAGED_OVER,
+    ClassTable,
+    class_table,
+    class_table_page,
+    class_table_page_of,
+    keys_renumbered,
+)
 from labeling.selectors.dashboard import dashboard_summary
 from labeling.services import projects as project_services
 
@@ -116,17 +123,25 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
         elif action == "class":
             class_form = LabelClassForm(request.POST, project=project)
             if class_form.is_valid():
+                before = class_table(project=project)
                 try:
-                    project_services.label_class_create(
+                    added = project_services.label_class_create(
                         project=project,
                         name=class_form.cleaned_data["name"],
                         parent=class_form.cleaned_data["parent"],
                         hotkey=class_form.cleaned_data["hotkey"] or None,
                     )
-                    messages.success(request, "Class added.")
-                    return redirect("labeling:project_settings", slug=slug)
                 except ValidationError as exc:
                     class_form.add_error(None, exc)
+                else:
+                    after = class_table(project=project)
+                    path, keys = after.paths([added.pk])[added.pk], after.label_keys([added.pk])[added.pk]
+                    messages.success(
+                        request,
+                        f"Class “{path}” added: {_keys_text(keys)} when labeling."
+                        + _keys_changed(before, after, but=added.pk),
+                    )
+                    return _back_to_row(request, slug, added.pk, after)
         elif action == "member":
             member_form = MemberForm(request.POST)
             if member_form.is_valid():
@@ -177,11 +192,23 @@ def _parents_from(form: LabelClassForm, table: ClassTable) -> None:
 @require_POST
 @project_view(Capability.MANAGE)
 def label_class_archive(request: HttpRequest, slug: str, class_id: int) -> HttpResponse:
+    """Archive a class, or restore an archived one. Either renumbers the keys of the class's later siblings and
+    their subclasses on the labeling page (each level is numbered in order): the message names the class and every
+    class whose keys changed, so that annotators can be told."""
     label_class = get_object_or_404(LabelClass, project=request.project, pk=class_id)
+    before = class_table(project=request.project)
     project_services.label_class_archive(
         project=request.project, class_id=label_class.pk, archived=not label_class.archived
     )
-    return _back_to_row(request, slug, label_class.pk)
+    after = class_table(project=request.project)
+    path = after.paths([label_class.pk])[label_class.pk]
+    if label_class.archived:
+        keys = after.label_keys([label_class.pk])[label_class.pk]
+        done = f"Restored “{path}”: {_keys_text(keys)} when labeling."
+    else:
+        done = f"Archived “{path}”: annotators no longer see it (its labels stay)."
+    messages.success(request, done + _keys_changed(before, after, but=label_class.pk))
+    return _back_to_row(request, slug, label_class.pk, after)
 
 
 @require_POST
@@ -198,17 +225,49 @@ def label_class_rename(request: HttpRequest, slug: str, class_id: int) -> HttpRe
     else:
         if renamed.name != before:
             messages.success(request, f"“{before}” is now “{renamed.name}”.")
-    return _back_to_row(request, slug, label_class.pk)
+    return _back_to_row(request, slug, label_class.pk, class_table(project=request.project))
 
 
-def _back_to_row(request: HttpRequest, slug: str, class_id: int) -> HttpResponse:
-    """The settings page, its class table open at the class's row; in a paged table, found by the class's name (its
-    row may be on any page)."""
+def _back_to_row(request: HttpRequest, slug: str, class_id: int, table: ClassTable) -> HttpResponse:
+    """The settings page, its class table open at the class's row; in a paged table, found by the class's name, on
+    the page of that find which draws it (a short name may find more than a page of classes)."""
     query = {"classes": "open"}
-    if LabelClass.objects.filter(project=request.project).count() > CLASS_TABLE_PAGED_OVER:
-        query["classes_find"] = LabelClass.objects.get(pk=class_id).name
+    if len(table) > CLASS_TABLE_PAGED_OVER:
+        name = next(r[1] for r in table.rows if r[0] == class_id)
+        query["classes_find"] = name
+        page = class_table_page_of(table, class_id, find=name)
+        if page > 1:
+            query["classes_page"] = str(page)
     url = reverse("labeling:project_settings", args=[slug])
     return redirect(f"{url}?{urlencode(query)}#class-{class_id}")
+
+
+def _keys_text(keys: list[str]) -> str:
+    """A class's keys on the labeling page as a message names them ("keys 4 → 8 → 9"); "/ to find" for a level
+    that ran out of keys."""
+    return f"key{'s' if len(keys) > 1 else ''} {_arrows(keys)}" if keys else "no keys"
+
+
+def _arrows(keys: list[str]) -> str:
+    return " → ".join(k or "/ to find" for k in keys) or "without keys"
+
+
+# A message names at most this many renumbered classes, then says how many more.
+KEYS_CHANGED_NAMED = 5
+
+
+def _keys_changed(before: ClassTable, after: ClassTable, *, but: int) -> str:
+    """The message's note on the classes whose labeling keys changed when the class `but` was added, archived or
+    restored (Keys changed for 1 class: … is now 4 → 8 → 9 (was 4 → 8 → a).), or "" when none did."""
+    changed = keys_renumbered(before, after, class_id=but)
+    if not changed:
+        return ""
+    named = changed[:KEYS_CHANGED_NAMED]
+    was, now, paths = before.label_keys(named), after.label_keys(named), after.paths(named)
+    listed = "; ".join(f"{paths[pk]} is now {_arrows(now[pk])} (was {_arrows(was[pk])})" for pk in named)
+    more = len(changed) - len(named)
+    count = f"{len(changed)} class{'es' if len(changed) != 1 else ''}"
+    return f" Keys changed for {count}: {listed}" + (f"; and {more} more." if more > 0 else ".")
 
 
 @require_POST

@@ -46,5 +46,5 @@ def test_a_ten_thousand_class_settings_page_loads_in_seconds_and_works(page, log
     page.fill("input[name=parent_path]", "top 8 / mid 160 / leaf 1600 / piece 8000")
     page.get_by_role("button", name="Add class").click()
     page.wait_for_load_state("load")
-    assert page.get_by_text("Class added.").is_visible()
+    assert page.get_by_text("Class “top 8 / mid 160 / leaf 1600 / piece 8000 / detail” added").is_visible()
     assert LabelClass.objects.get(project=project, name="detail").parent.name == "piece 8000"

@@ -53,12 +53,12 @@ def test_a_ten_thousand_class_settings_page_is_small_and_costs_what_a_small_one_
     assert len(html.encode()) < 400_000, len(html.encode())
     assert queries == small_queries
     assert len(re.findall(r'<tr id="class-\d+"', html)) == CLASS_TABLE_PAGE_ROWS
-    assert f"Classes 1–{CLASS_TABLE_PAGE_ROWS} of 10000, page 1 of 50." in html  # noqa: RUF001 (the page's dash)
+    assert f"Classes 1–{CLASS_TABLE_PAGE_ROWS} of 10,000, page 1 of 50." in html  # noqa: RUF001 (the page's dash)
     assert "<select" not in html.split('name="action" value="class"')[1].split("</form>")[0]  # no 10,000-option menu
     assert 'name="parent_path"' in html
     # The next page is the next 200 rows
     page2, _ = _get(client, f"/p/{project.slug}/settings/?classes_page=2")
-    assert f"Classes {CLASS_TABLE_PAGE_ROWS + 1}–{2 * CLASS_TABLE_PAGE_ROWS} of 10000, page 2 of 50." in page2  # noqa: RUF001
+    assert f"Classes {CLASS_TABLE_PAGE_ROWS + 1}–{2 * CLASS_TABLE_PAGE_ROWS} of 10,000, page 2 of 50." in page2  # noqa: RUF001
     assert not set(re.findall(r'id="class-(\d+)"', page2)) & set(re.findall(r'id="class-(\d+)"', html))
 
 
@@ -83,7 +83,7 @@ def test_a_manager_finds_and_renames_a_deep_class_and_adds_one_under_a_deep_pare
     answer = client.post(
         f"/p/{project.slug}/settings/", {"action": "class", "name": "detail", "parent_path": parent_path}, follow=True
     )
-    assert "Class added." in answer.content.decode()
+    assert f"Class “{parent_path} / detail” added: keys 9 → 1 → 1 → 1 → 1 when labeling." in answer.content.decode()
     assert LabelClass.objects.get(project=project, name="detail").parent_id == deep.pk
     html, _ = _get(client, f"/p/{project.slug}/settings/?classes_find=detail")
     assert f"{parent_path} / detail" in html
