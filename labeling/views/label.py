@@ -12,6 +12,7 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -145,6 +146,8 @@ def _card_context(
         notice=notice,
         notice_level=level,
         undo_target=undo_target,
+        # When the hold ends, to the second for a hold under 10 min: "09:05" for a 2½ min hold hid up to a minute of it.
+        lease_clock="H:i:s" if settings.LABELLOOP_LEASE_SECONDS < 600 else "H:i",
     )
 
 

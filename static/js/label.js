@@ -175,6 +175,20 @@
       const parentBtn = level ? byId(level) : null;
       crumb.querySelector("span").textContent = parentBtn ? parentBtn.dataset.path : "";
     }
+    showLevelSelf();
+  }
+
+  // A class with subclasses can be labeled itself (the server takes any class): its level offers it first, as
+  // Enter does in a single-label project, so a class that gained a subclass keeps the keys the settings page shows.
+  function showLevelSelf() {
+    const self = document.getElementById("level-self");
+    if (!self) return;
+    const group = level ? byId(level) : null;
+    self.hidden = !group;
+    if (!group) return;
+    self.querySelector(".name").textContent = group.querySelector(":scope > span:not(.more)").textContent;
+    self.style.setProperty("--c", group.style.getPropertyValue("--c"));
+    self.classList.toggle("on", group.classList.contains("on"));
   }
 
   function up() {
@@ -452,6 +466,13 @@
     cardKey(key);
   });
 
+  // The level's own class: a click on it is a click on that class's button (a label, or a tick in a multi-label project).
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest || !e.target.closest("#level-self")) return;
+    const group = level ? byId(level) : null;
+    if (group) group.click();
+    setTimeout(showLevelSelf, 0);
+  });
   document.addEventListener("click", (e) => {
     const btn = e.target.closest && e.target.closest("#label-form .class-btn");
     if (!btn) return;

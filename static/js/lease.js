@@ -3,7 +3,8 @@
 // (data-lease-expires and data-server-now, both by the server's clock, labeling/label.html), and this file counts
 // down from their difference with a timer: no request per key, the browser's clock never read.
 //
-// In the hold's last minute (half of it, for a hold shorter than two minutes) a note over the image counts down, and
+// In the hold's last minute (half of it, for a hold shorter than two minutes) a note above the image counts down (in
+// a room the page keeps for it, labeling/label.html: it hides none of the image and moves nothing), and
 // Space or its button keeps the image: the page asks for the labeling page again in the background, which gives
 // the user's held image back under a fresh hold (labeling/services/queue.py: item_claim_next), and the card stays
 // as it is (classes ticked, taxonomy level, search). Once the hold has run out the note says what the server does
@@ -30,8 +31,14 @@
     return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   }
 
-  // How long a hold lasts, in words: "10 min", "45 s".
-  const duration = (seconds) => (seconds >= 60 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`);
+  // How long a hold lasts, in words: "10 min", "2 min 30 s", "45 s". To the second under 10 minutes: rounding 150 s
+  // to "2 min" promised half a minute less than Keep it gives.
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    if (s >= 600 || s % 60 === 0) return `${Math.round(s / 60)} min`;
+    return `${Math.floor(s / 60)} min ${s % 60} s`;
+  }
 
   function start() {
     clearInterval(timer);
@@ -80,8 +87,8 @@
         `This image returns to the queue in ${duration(left)}: label it now, or press Space to keep it.`);
     } else if (!hold.expired) {
       hold.expired = true;
-      show("expired", "Your hold on this image has run out: another annotator may get it now. A label you give still " +
-        "counts if no one has taken it; if someone has, the page says so and shows the next image.",
+      // The words are the page's (.lease-room, which also sizes the note's room): said here in full.
+      show("expired", el.querySelector(".lease-room").textContent,
         "Your hold on this image has run out: another annotator may get it now.");
     }
   }
