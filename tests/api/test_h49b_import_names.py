@@ -90,3 +90,17 @@ def test_names_as_the_import_page_sends_them_import_into_their_classes(
         "v1.2/3.png": "v1.2",
     }
     assert labels["птицы/воробей/2.png"].parent.name == "птицы"
+
+
+def test_an_empty_json_body_is_a_400_saying_what_is_missing_not_a_server_error(project, manager):
+    # Given a script that posts the import with a JSON content type and no body (files come as multipart only)
+    # When it is posted
+    answer = token_client(manager).post(
+        f"/api/projects/{project.slug}/imports/", data="", content_type="application/json"
+    )
+
+    # Then it is a 400 that says a file is needed (it was a 500: the names check read a form from a plain dict), and
+    # nothing was started
+    assert answer.status_code == 400, answer.content
+    assert "files" in answer.json()
+    assert Job.objects.count() == 0

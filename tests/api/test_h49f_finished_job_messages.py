@@ -26,3 +26,21 @@ def test_a_finished_label_error_search_says_done(project_factory, label_class_fa
     job = client.get(started.json()["url"]).json()
     assert job["status"] == JobStatus.SUCCEEDED, job["message"]
     assert job["message"] == "Done"
+
+
+def test_a_finished_dataset_export_says_done(project_factory, label_class_factory, item_factory, member_of):
+    # Given a dataset export started through the API, with its task run eagerly as the worker would
+    from labeling.tasks import dataset_export_task
+
+    project = project_factory(slug="csv")
+    label_class_factory(project=project, name="cat")
+    item_factory(project=project)
+    client = token_client(member_of(project, Role.MANAGER, "mia"))
+    started = client.post(f"/api/projects/{project.slug}/exports/dataset/", {"format": "csv"}, format="json")
+    assert started.status_code == 202, started.content
+    dataset_export_task(started.json()["id"])
+
+    # Then polling the job shows it finished and says "Done", not its last "Writing n / n"
+    job = client.get(started.json()["url"]).json()
+    assert job["status"] == JobStatus.SUCCEEDED, job["message"]
+    assert job["message"] == "Done"

@@ -327,6 +327,7 @@ def dataset_export_run(*, job_id: int, progress: Progress | None = None) -> dict
         job_finish(job=job, error=f"Export failed: {exc}")
         raise
     summary = {k: result[k] for k in ("format", "item_count", "bytes", "dataset_hash", "files")}
+    job.message = "Done"  # not the last "Writing n / n" (a finished model export and search say "Done" too)
     job_finish(job=job, result=summary)
     return summary
 
