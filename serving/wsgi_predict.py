@@ -6,7 +6,9 @@ the ORM only (keys, active versions, the prediction log); the web app never impo
         multipart/form-data files, or JSON {"images": ["<base64>", ...]}; ?top_k=5
         -> {"project", "version", "classes", "predictions": [{"id", "name", "version", "probabilities",
             "top_k": [{"class", "probability"}, ...]}]}; a multi-label model's predictions add "labels": the
-            classes it predicts (probability >= MULTI_LABEL_THRESHOLD, the threshold of its holdout figures)
+            classes it predicts (probability >= MULTI_LABEL_THRESHOLD, the threshold of its holdout figures).
+        A class is named by its stored path ("shapes/angular/square"), as dataset exports and the REST API name it
+        (serving.runtime.registry.served_class_names); probabilities[j] is classes[j], the model's own order.
     GET /healthz -> {"ok": true}
 
 Every refusal is a JSON {"error": ...} with a 4xx status and logs nothing: no key or a wrong one (401), a revoked

@@ -32,7 +32,13 @@ import numpy as np
 from django.conf import settings
 
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
-from serving.selectors.models import active_version_of, model_export_zip_of, version_cache_name, version_cache_names
+from serving.selectors.models import (
+    active_version_of,
+    model_export_zip_of,
+    version_cache_name,
+    version_cache_names,
+    version_classes,
+)
 from training.ml.export_files import ONNX_FILES, int8_files_for_this_cpu
 
 logger = logging.getLogger(__name__)
@@ -215,6 +221,18 @@ def _outside_tolerance(zf: zipfile.ZipFile, members: dict[str, str]) -> set[str]
         return set()
 
 
+def served_class_names(config: dict, *, version_pk: int) -> list[str]:
+    """The class names the service answers with, in output order: each class's stored path ("a/b/c", as dataset
+    exports and the REST API spell it; training.services.exports.model_class_paths). An export made before
+    config.json said stored paths holds display paths ("a / b / c"); they are read as stored paths here, in memory,
+    and the file on disk stays as it was."""
+    from training.services.exports import model_class_paths
+
+    found = version_classes(version_pk=version_pk)
+    class_ids = (config.get("labelloop") or {}).get("class_ids") or (found[0] if found else [])
+    return model_class_paths(names=list(config["class_names"]), class_ids=class_ids, tree=found[1] if found else {})
+
+
 def load_model(*, onnx_file: Path, version_pk: int, number: int) -> LoadedModel:
     import onnxruntime as ort
 
@@ -233,7 +251,7 @@ def load_model(*, onnx_file: Path, version_pk: int, number: int) -> LoadedModel:
         input_name=session.get_inputs()[0].name,
         logits_name=logits,
         embedding_name=EMBEDDING_OUTPUT if EMBEDDING_OUTPUT in outputs else None,
-        class_names=list(config["class_names"]),
+        class_names=served_class_names(config, version_pk=version_pk),
         preprocessing=dict(config["preprocessing"]),
         multi_label=bool(config.get("multi_label")),
         onnx_file=onnx_file.name,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from labeling.models import Job, JobKind, JobStatus
+from labeling.selectors.classes import ClassTree, class_tree
 from training.models import ModelVersion
 
 
@@ -58,3 +59,10 @@ def model_export_zip_of(*, project_id: int, version_pk: int) -> str | None:
         if files and not (result or {}).get("expired_at"):
             return files[0]
     return None
+
+
+def version_classes(*, version_pk: int) -> tuple[list[int], ClassTree] | None:
+    """A version's class ids (its output order) and its project's class tree (class_tree), or None when the
+    version no longer exists: what the service needs to answer with the classes' stored paths."""
+    version = ModelVersion.objects.filter(pk=version_pk).select_related("project").first()
+    return None if version is None else (list(version.class_ids or []), class_tree(project=version.project))

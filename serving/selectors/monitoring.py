@@ -199,11 +199,12 @@ def _ms_quantile(hist: dict[int, int], total: int, q: float) -> float:
 
 
 def class_ids_by_logged_name(tree: ClassTree) -> dict[str, int]:
-    """The class a name in the prediction log stands for. The log holds the model's class names, the display paths
-    a trained model carries ("a / b / c"; older checkpoints: stored paths "a/b/c"), never class ids: both spellings
-    of every class (archived ones too) map to its id, so a nested class's predictions meet its labels. Where the two
-    spellings of different classes collide (a class named "a/b" beside a class b under a) the display path wins:
-    it is what trained models carry."""
+    """The class a name in the prediction log stands for. The log holds the class names the service answered,
+    never class ids: stored paths "a/b/c" (the service's answers now), display paths "a / b / c" (logs from before
+    the service named classes by stored path). Both spellings of every class (archived ones too) map to its id, so
+    a nested class's predictions meet its labels, whenever they were logged. Where the two spellings of different
+    classes collide (a class named "a/b" beside a class b under a) the display path wins: the service answers
+    such a pair by their checkpoint names, display paths (training.services.exports.model_class_paths)."""
     ids = {path: pk for pk, path in class_paths(tree).items()}
     ids.update({path: pk for pk, path in class_paths(tree, display=True).items()})
     return ids

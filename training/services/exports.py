@@ -19,7 +19,8 @@ import math
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,15 @@ from django.utils import timezone
 
 from labeling.constants import Progress
 from labeling.models import Job, JobKind, Project
-from labeling.selectors.classes import class_path, class_path_names, class_tree
+from labeling.selectors.classes import (
+    DISPLAY_SEPARATOR,
+    PATH_SEPARATOR,
+    ClassTree,
+    class_path,
+    class_path_names,
+    class_paths,
+    class_tree,
+)
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
@@ -63,6 +72,44 @@ def version_class_names(version: ModelVersion) -> list[str]:
     """Stored class paths ("parent/child") in the version's output order."""
     tree = class_tree(project=version.project)
     return [class_path(class_path_names(class_id, tree)) or f"class {class_id}" for class_id in version.class_ids]
+
+
+# config.json's own statement of its output order (JSON has no comments): a consumer must not index by another list.
+CLASS_ORDER_NOTE = (
+    "Output j of the model (logits[:, j], probabilities[j]) is class_names[j], the model's own order. It is not a "
+    "dataset export's class_map (ImageFolder's sorted folder order, of the classes that export holds): match "
+    "classes by path, never by index."
+)
+
+
+def model_class_paths(*, names: Sequence[str], class_ids: Sequence[int], tree: ClassTree) -> list[str]:
+    """The stored paths ("a/b/c", as dataset exports, CSVs and the REST API spell them) of a model's outputs, in
+    its output order: what every machine-facing answer about a model's classes says (its export's config.json and
+    card, the prediction service, batch inference). `names`: the class names the checkpoint carries, display paths
+    ("a / b / c") from training, stored paths from older checkpoints; `class_ids`: the version's, in the same order.
+
+    An output whose class still has that path (either spelling) gets the class's stored path, joined from its
+    names. Otherwise (the class renamed or deleted since, or no ids) its checkpoint name is read back level by level
+    (" / " -> "/"); a flat name without " / " is unchanged, so a flat project's answers stay byte for byte. Where two
+    outputs would get one stored path (a class named "a/b" from before the rule, beside b under a) both keep their
+    checkpoint name: an answer never names two outputs alike."""
+    ids = list(class_ids) if len(class_ids) == len(names) else [None] * len(names)
+    stored, display = class_paths(tree), class_paths(tree, display=True)
+    paths = []
+    for name, class_id in zip(names, ids, strict=True):
+        if class_id in stored and name in (display[class_id], stored[class_id]):
+            paths.append(stored[class_id])
+        else:
+            paths.append(PATH_SEPARATOR.join(name.split(DISPLAY_SEPARATOR)))
+    counts = Counter(paths)
+    return [path if counts[path] == 1 else name for path, name in zip(paths, names, strict=True)]
+
+
+def version_class_paths(version: ModelVersion, names: Sequence[str] | None = None) -> list[str]:
+    """model_class_paths of a version (its checkpoint's `names`; none: its classes' stored paths now)."""
+    if not names:
+        return version_class_names(version)
+    return model_class_paths(names=names, class_ids=version.class_ids, tree=class_tree(project=version.project))
 
 
 def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +223,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     model = model.float().eval()
     reference = serving_model(model, cfg)  # what the platform predicts with
     graph = LogitsAndEmbedding(model, mirror=mirror_averaged(cfg)).eval()  # the ONNX graph: logits + embedding
-    class_names = list(cfg.get("class_names") or version_class_names(version))
+    class_names = version_class_paths(version, cfg.get("class_names"))
     if version.class_ids and len(class_names) != len(version.class_ids):
         raise ModelExportError(f"checkpoint has {len(class_names)} classes, the version {len(version.class_ids)}")
     pre = preprocessing_of(cfg)
@@ -193,6 +240,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
             "project": version.project.slug,
             "version": version.number,
             "class_ids": list(version.class_ids),
+            "class_order": CLASS_ORDER_NOTE,
             "dataset_hash": version.dataset_hash,
             "label_count": version.label_count,
             "metrics": version.metrics,

@@ -36,7 +36,7 @@ from training.services.exports import (
     checkpoint_dir,
     model_version_pick,
     preprocessing_of,
-    version_class_names,
+    version_class_paths,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     job_progress(job=job, done=0, total=total, message=f"Loading model v{version.number}")
     model, cfg = load_checkpoint(checkpoint_dir(version))
     model = serving_model(model.float().eval(), cfg)
-    class_names = list(cfg.get("class_names") or version_class_names(version))
+    class_names = version_class_paths(version, cfg.get("class_names"))  # stored paths, as config.json's
     pre = preprocessing_of(cfg)
     transform = build_transform(
         {"interpolation": pre["interpolation"], "mean": tuple(pre["mean"]), "std": tuple(pre["std"])},

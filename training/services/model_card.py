@@ -139,6 +139,11 @@ def model_card(
         "",
         "## Classes (output order)",
         "",
+        "Output j (`logits[:, j]`, the prediction service's `probabilities[j]`) is `class_names[j]` of config.json, "
+        "listed here as j. Each is the class's path as dataset exports spell it (`parent/child`). This order is the "
+        "model's own, not a dataset export's `class_map` (ImageFolder's sorted folder order): match classes by path, "
+        "never by index.",
+        "",
         *[f"{i}. {name}" for i, name in enumerate(class_names)],
         "",
         "## Preprocessing",
