@@ -14,9 +14,9 @@ from labeling.models import LabelClass, Project, Role
 from labeling.selectors.classes import class_paths, class_tree
 from labeling.services.annotations import annotation_create
 from labeling.services.projects import label_class_create, project_create, project_slug
-from tests.factories import token_client
+from tests.factories import api_client, page_client, token_client
 from tests.labeling.test_class_rename import _exported_labels
-from tests.labeling.test_project_permissions import NEW_PROJECT, api_for, client_for, error_of
+from tests.labeling.test_project_permissions import NEW_PROJECT, error_of
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +36,10 @@ def test_a_class_name_with_a_slash_is_refused_where_a_class_is_added(project, me
     manager = member_of(project, Role.MANAGER)
 
     # When the manager adds a class whose name holds a "/", on the page and by the API
-    page = client_for(manager).post(
+    page = page_client(manager).post(
         reverse("labeling:project_settings", args=[project.slug]), {"action": "class", "name": name}
     )
-    api = api_for(manager).post(f"/api/projects/{project.slug}/classes/create/", {"name": name}, format="json")
+    api = api_client(manager).post(f"/api/projects/{project.slug}/classes/create/", {"name": name}, format="json")
 
     # Then both refuse it with the rename's words, say how to nest a class instead, and make nothing
     assert page.status_code == 200
@@ -48,7 +48,7 @@ def test_a_class_name_with_a_slash_is_refused_where_a_class_is_added(project, me
     assert api.status_code == 400
     assert SAYS.format(name=name) in api.json()["detail"][0]
     assert list(LabelClass.objects.filter(project=project)) == [animals]
-    rename = api_for(manager).patch(
+    rename = api_client(manager).patch(
         f"/api/projects/{project.slug}/classes/{animals.pk}/", {"name": name}, format="json"
     )
     assert rename.json()["name"][0].startswith(SAYS.format(name=name))
@@ -56,7 +56,7 @@ def test_a_class_name_with_a_slash_is_refused_where_a_class_is_added(project, me
 
 def test_a_path_still_nests_where_the_input_is_a_class_list(creator):
     # When a user makes a project with "animals/cat" on the new-project page, by the API and with the command
-    page = client_for(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": "animals/cat"})
+    page = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": "animals/cat"})
     api = token_client(creator).post("/api/projects/", {"name": "Api", "classes": ["animals/cat"]}, format="json")
     out = io.StringIO()
     call_command("project_create", "Shell", "--classes", "animals/cat", "--owner", creator.username, stdout=out)
@@ -78,7 +78,7 @@ def test_a_class_made_before_the_rule_keeps_its_name_page_and_export(
     annotation_create(
         item=item_factory(project=project, original_name="q.png"), user=member_of(project), class_ids=[odd.pk]
     )
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     # Then the settings page shows it as typed, the export keeps its path, and saving its name unchanged is no error
     assert "answers / n/a" in manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
@@ -91,7 +91,7 @@ def test_a_class_made_before_the_rule_keeps_its_name_page_and_export(
 def test_the_page_and_the_api_give_one_reason_for_a_bad_class(creator):
     # When the same bad class list is sent to the new-project page and the API
     entries = ["cat", "a//b", "x" * 250]
-    page = client_for(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": "\n".join(entries)})
+    page = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": "\n".join(entries)})
     api = token_client(creator).post("/api/projects/", {"name": "Api", "classes": entries}, format="json")
 
     # Then the page names lines and the API positions, each with the same reason

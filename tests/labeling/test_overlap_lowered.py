@@ -10,7 +10,8 @@ import pytest
 from labeling.models import ItemState, ResolvedLabel, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import LabelingConflict, annotation_create
 from labeling.services.queue import item_claim_next
-from tests.labeling.test_project_permissions import client_for, settings_post
+from tests.factories import page_client
+from tests.labeling.test_project_permissions import settings_post
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def test_lowering_the_overlap_resolves_the_images_that_now_have_enough_labels(
     assert item_claim_next(project=project, user=carl) == one
 
     # When the manager sets it to 1
-    client = client_for(manager)
+    client = page_client(manager)
     response = settings_post(client, project, annotations_per_item=1)
 
     # Then the three images with labels are resolved and the page says so

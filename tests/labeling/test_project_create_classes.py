@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from labeling.models import LabelClass, Project
 from labeling.selectors.classes import class_paths, class_tree
-from tests.labeling.test_project_permissions import NEW_PROJECT, api_for, client_for, error_of
+from tests.factories import api_client, page_client
+from tests.labeling.test_project_permissions import NEW_PROJECT, error_of
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,7 @@ def creator(user_factory, allow_project_creation):
 def test_a_class_list_with_bad_lines_names_each_and_creates_nothing(creator):
     classes = "\n".join(["vehicles/land/car", DEEP, "animals//dog", "x" * 250, "tab\tname", "animals/cat"])
 
-    response = client_for(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": classes})
+    response = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": classes})
 
     # The form comes back with the list as typed and every bad line by its number; no project, no class
     assert response.status_code == 200
@@ -41,7 +42,7 @@ def test_a_class_list_with_bad_lines_names_each_and_creates_nothing(creator):
 def test_a_good_class_list_is_created_whole_in_its_one_spelling(creator):
     classes = "vehicles / land / car\n\n  vehicles/land/car\n/animals/cat/\nanimals/dog\n"
 
-    response = client_for(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": classes})
+    response = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "classes": classes})
 
     assert response.status_code == 302
     project = Project.objects.get(name="Mine")
@@ -56,7 +57,7 @@ def test_a_good_class_list_is_created_whole_in_its_one_spelling(creator):
 
 
 def test_a_class_added_later_is_held_to_the_same_rules(creator):
-    client = client_for(creator)
+    client = page_client(creator)
     client.post(reverse("labeling:project_create"), NEW_PROJECT)
     project = Project.objects.get(name="Mine")
     before = LabelClass.objects.count()
@@ -64,7 +65,9 @@ def test_a_class_added_later_is_held_to_the_same_rules(creator):
     page = client.post(
         reverse("labeling:project_settings", args=[project.slug]), {"action": "class", "name": "new\x07line"}
     )
-    api = api_for(creator).post(f"/api/projects/{project.slug}/classes/create/", {"name": "tab\tname"}, format="json")
+    api = api_client(creator).post(
+        f"/api/projects/{project.slug}/classes/create/", {"name": "tab\tname"}, format="json"
+    )
 
     assert page.status_code == 200
     assert "contains a control character" in error_of(page)

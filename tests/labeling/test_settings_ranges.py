@@ -11,8 +11,9 @@ from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from labeling.models import Project, Role
-from tests.labeling.test_project_permissions import NEW_PROJECT, api_for, error_of
-from tests.labeling.test_settings_page import client_for, settings_post
+from tests.factories import api_client, page_client
+from tests.labeling.test_project_permissions import NEW_PROJECT, error_of
+from tests.labeling.test_settings_page import settings_post
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def stored(project) -> dict:
 )
 def test_a_value_out_of_range_is_refused_with_its_range_and_nothing_changes(project, member_of, field, value, message):
     # Given a manager on the settings page of a project with the default settings
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
     before = stored(project)
 
     # When they save the form with one value out of range (and a new name beside it)
@@ -54,7 +55,7 @@ def test_a_value_out_of_range_is_refused_with_its_range_and_nothing_changes(proj
 
 
 def test_zero_annotators_per_image_reads_as_a_sentence_not_a_constraint_name(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
     before = stored(project)
 
     response = settings_post(manager, project, annotations_per_item=0)
@@ -77,7 +78,7 @@ def test_zero_annotators_per_image_reads_as_a_sentence_not_a_constraint_name(pro
     ids=["lowest", "highest"],
 )
 def test_the_ends_of_each_range_are_saved(project, member_of, changes):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     response = settings_post(manager, project, **changes)
 
@@ -87,7 +88,7 @@ def test_the_ends_of_each_range_are_saved(project, member_of, changes):
 
 
 def test_the_page_says_the_image_size_range_and_the_browser_holds_to_it(project, member_of):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     html = manager.get(reverse("labeling:project_settings", args=[project.slug])).content.decode()
 
@@ -99,7 +100,7 @@ def test_the_page_says_the_image_size_range_and_the_browser_holds_to_it(project,
 def test_a_project_saved_with_an_old_out_of_range_value_still_opens_and_is_asked_to_fix_it(project_factory, member_of):
     # Given a project stored before the ranges existed, at 1,024 px and retraining after "0" labels
     project = project_factory(image_size=1024, retrain_every=0)
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     # When its manager opens the settings and saves another change, then fixes the values
     page = manager.get(reverse("labeling:project_settings", args=[project.slug]))
@@ -119,7 +120,7 @@ def test_a_project_saved_with_an_old_out_of_range_value_still_opens_and_is_asked
 
 def test_the_api_cannot_write_the_settings(project, member_of):
     # Given a manager with the REST API
-    api = api_for(member_of(project, Role.MANAGER))
+    api = api_client(member_of(project, Role.MANAGER))
     url = f"/api/projects/{project.slug}/"
     before = stored(project)
 
@@ -138,7 +139,7 @@ def creator(user_factory, allow_project_creation):
 
 
 def test_a_new_project_named_with_a_right_to_left_override_is_refused(creator):
-    response = client_for(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "name": SPOOFED})
+    response = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "name": SPOOFED})
 
     assert response.status_code == 200
     assert f"The name {DIRECTION_MESSAGE} (U+202E)" in error_of(response)
@@ -146,7 +147,7 @@ def test_a_new_project_named_with_a_right_to_left_override_is_refused(creator):
 
 
 def test_a_new_project_with_a_thousand_annotators_per_image_is_refused(creator):
-    response = client_for(creator).post(
+    response = page_client(creator).post(
         reverse("labeling:project_create"), {**NEW_PROJECT, "annotations_per_item": 1000}
     )
 
@@ -157,7 +158,7 @@ def test_a_new_project_with_a_thousand_annotators_per_image_is_refused(creator):
 
 @pytest.mark.parametrize("code", [*range(0x202A, 0x202F), *range(0x2066, 0x206A)], ids=lambda c: f"U+{c:04X}")
 def test_a_rename_to_a_name_holding_a_direction_control_is_refused(project, member_of, code):
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
     before = stored(project)
 
     response = settings_post(manager, project, name=f"Cats{chr(code)} and dogs")
@@ -169,10 +170,10 @@ def test_a_rename_to_a_name_holding_a_direction_control_is_refused(project, memb
 
 def test_right_to_left_scripts_are_welcome_in_a_name(project, member_of, creator):
     # Hebrew and Arabic text lay themselves out right to left without any control character.
-    manager = client_for(member_of(project, Role.MANAGER))
+    manager = page_client(member_of(project, Role.MANAGER))
 
     renamed = settings_post(manager, project, name="חתולים וכלבים")
-    created = client_for(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "name": "قطط وكلاب"})
+    created = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "name": "قطط وكلاب"})
 
     assert renamed.status_code == 302
     assert created.status_code == 302
