@@ -14,7 +14,7 @@ from tests.schema_conformance import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
-REFUSED = {"name": "big_noise.png", "reason": "file is 2.0 KiB, over the 1.0 KiB limit"}
+REFUSED = {"name": "big_noise.png", "reason": "file is 2.0 KiB, over the 1.0 KiB limit", "kind": "over the size limit"}
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.services.dispatch import task_send
+from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.run import staging_remove
 from labeling.services.imports.sources import is_junk
 from labeling.services.imports.validation import binary_size
@@ -208,7 +209,8 @@ def import_job_create(
         "csv": csv_path,
         "labels_from_folders": labels_from_folders,
         "staging_dir": staging_dir,
-        "errors": errors or [],
+        # with its kind, as the worker's copy of them will have (job.errors): the entries a poller reads keep one shape
+        "errors": [{**e, "kind": reason_kind(e["reason"])} for e in errors or []],
         **({"dropped_folder": dropped_folder} if dropped_folder else {}),
         **({"to_front": True} if to_front else {}),
     }
