@@ -218,7 +218,11 @@ class ProjectDetailApi(ProjectView, APIView):
 
 
 class ClassOutputSerializer(serializers.ModelSerializer):
-    path = serializers.CharField(read_only=True)
+    path = serializers.CharField(read_only=True, help_text='The path as pages show it, levels joined by " / ".')
+    stored_path = serializers.SerializerMethodField(
+        help_text="The path as dataset exports (labels.csv, manifest.json), the model export's config.json and the "
+        'prediction service name the class: levels joined by "/" ("animals/cat"). Match predictions to classes by it.'
+    )
     hotkey = serializers.CharField(
         read_only=True,
         help_text="The stored hotkey: the key of a flat project's class on the labeling page (unless the page keeps "
@@ -232,13 +236,22 @@ class ClassOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LabelClass
-        fields = ["id", "name", "path", "parent", "hotkey", "keys", "color", "order", "archived"]
+        fields = ["id", "name", "path", "stored_path", "parent", "hotkey", "keys", "color", "order", "archived"]
+
+    def _table_row(self, label_class: LabelClass) -> LabelClass:
+        """`label_class` as the class table gives it (keys and stored path worked out): the list's own rows, or one
+        table read for a single class's answer (create, rename)."""
+        if hasattr(label_class, "label_keys"):  # worked out for the whole list at once (ClassListApi)
+            return label_class
+        if not hasattr(label_class, "_table_row"):
+            [label_class._table_row] = class_table(project=label_class.project).classes([label_class.pk])
+        return label_class._table_row
 
     def get_keys(self, label_class: LabelClass) -> list[str]:
-        if hasattr(label_class, "label_keys"):  # worked out for the whole list at once (ClassListApi)
-            return label_class.label_keys
-        table = class_table(project=label_class.project)
-        return table.label_keys({label_class.pk})[label_class.pk]
+        return self._table_row(label_class).label_keys
+
+    def get_stored_path(self, label_class: LabelClass) -> str:
+        return self._table_row(label_class).stored_path
 
 
 class ClassListApi(ProjectView, generics.ListAPIView):

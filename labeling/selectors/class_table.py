@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from labeling.models import LabelClass, Project
-from labeling.selectors.classes import ClassTree, class_path_display, class_path_names
+from labeling.selectors.classes import ClassTree, class_path, class_path_display, class_path_names
 from labeling.selectors.keys import key_sequences
 from labeling.selectors.queue import CLASS_ROW_FIELDS, ClassRow, class_options
 
@@ -101,7 +101,8 @@ class ClassTable:
         return found
 
     def classes(self, ids: list[int]) -> list[LabelClass]:
-        """The classes `ids`, in that order, as LabelClass rows with `path` attached (no query) and `label_keys`."""
+        """The classes `ids`, in that order, as LabelClass rows with `path` attached (no query), `stored_path` and
+        `label_keys`."""
         wanted = set(ids)
         rows = {r[0]: r for r in self.rows if r[0] in wanted}
         paths, keys = self.paths(ids), self.label_keys(wanted)
@@ -113,6 +114,7 @@ class ClassTable:
                 archived=archived, order=order,
             )  # fmt: skip
             c.__dict__["attached_path"] = paths[pk]
+            c.stored_path = class_path(class_path_names(pk, self.tree))  # as exports and predictions spell it
             c.label_keys = keys[pk]
             classes.append(c)
         return classes

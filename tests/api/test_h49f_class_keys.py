@@ -68,3 +68,15 @@ def test_a_flat_projects_keys_are_its_stored_hotkeys(project_factory, label_clas
     added = client.post("/api/projects/flat/classes/create/", {"name": "bird", "hotkey": "w"}, format="json")
     assert added.status_code == 201, added.content
     assert added.json()["keys"] == ["w"]
+    assert added.json()["stored_path"] == "bird"
+
+
+def test_each_class_has_the_stored_path_exports_and_predictions_name_it_by(taxonomy):
+    project, roots, mids, leaves, deep, client = taxonomy
+    # When a script lists the classes
+    listed = {c["id"]: c for c in client.get(f"/api/projects/{project.slug}/classes/").json()}
+    # Then each class has its page path and its stored path ("/" between levels, as exports and the prediction
+    # service spell it), so a script can match a prediction's class to the list
+    assert listed[deep.pk]["path"] == "root 0 / mid 0 / leaf 0 / deep"
+    assert listed[deep.pk]["stored_path"] == "root 0/mid 0/leaf 0/deep"
+    assert listed[roots[2].pk]["stored_path"] == "root 2"
