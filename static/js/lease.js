@@ -60,7 +60,14 @@
     hold.deadline = performance.now() + lease * 1000 - MARGIN_MS;
     hold.warnFrom = Math.min(WARN_MAX_S, lease / 2);
     hold.expired = false;
+    caption("reserved for you until");
     tick();
+  }
+
+  // The line under the image says until when the hold runs, and once it has run out, when it did.
+  function caption(words) {
+    const el = document.getElementById("lease-words");
+    if (el && el.textContent !== words) el.textContent = words;
   }
 
   // `say` is what a screen reader is told, once per state: the countdown itself would be read out every second.
@@ -87,6 +94,7 @@
         `This image returns to the queue in ${duration(left)}: label it now, or press Space to keep it.`);
     } else if (!hold.expired) {
       hold.expired = true;
+      caption("your hold ran out at");
       // The words are the page's (.lease-room, which also sizes the note's room): said here in full.
       show("expired", el.querySelector(".lease-room").textContent,
         "Your hold on this image has run out: another annotator may get it now.");

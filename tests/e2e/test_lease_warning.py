@@ -75,6 +75,9 @@ def test_the_page_warns_before_the_hold_ends_says_when_it_ended_and_a_label_then
     assert "has run out" in note.inner_text()
     assert "A label you give still counts if no one has taken it" in note.inner_text()
     assert page.locator("#lease-note .lease-say").inner_text().startswith("Your hold on this image has run out")
+    # ... and the line under the image no longer says the image is reserved until a time that has passed
+    assert "your hold ran out at" in page.locator("#item-card .meta").inner_text()
+    assert "reserved for you" not in page.locator("#item-card .meta").inner_text()
     screenshot("lease-expired")
 
     # and it does: past the server's hold, with no one else on the image, the key labels it and the next one comes
@@ -124,6 +127,7 @@ def test_space_keeps_the_image_for_another_hold_and_the_card_stays_as_it_is(page
     # press); the image is still the annotator's, and a key labels it
     time.sleep(max(0.0, (before - timezone.now()).total_seconds()) + 0.3)
     assert page.locator("#lease-note").get_attribute("data-state") != "expired"
+    assert "reserved for you until" in page.locator("#item-card .meta").inner_text()
     page.keyboard.press("2")
     next_card(page, item_id)
     assert ann_labels(item_id) == ["dog"]
