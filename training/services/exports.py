@@ -105,6 +105,19 @@ def model_class_paths(*, names: Sequence[str], class_ids: Sequence[int], tree: C
     return [path if counts[path] == 1 else name for path, name in zip(paths, names, strict=True)]
 
 
+def metrics_spelled(metrics: dict | None, spelled: dict[str, str]) -> dict:
+    """`metrics` with its class names (per_class keys, macro_classes, no_support) spelled as `spelled` maps them
+    (checkpoint name -> stored path, model_class_paths): an export names a class one way throughout, so a script can
+    join config.json's per-class figures to its class_names. A name not in `spelled` is kept."""
+    out = dict(metrics or {})
+    if isinstance(out.get("per_class"), dict):
+        out["per_class"] = {spelled.get(name, name): row for name, row in out["per_class"].items()}
+    for key in ("macro_classes", "no_support"):
+        if isinstance(out.get(key), list):
+            out[key] = [spelled.get(name, name) if isinstance(name, str) else name for name in out[key]]
+    return out
+
+
 def version_class_paths(version: ModelVersion, names: Sequence[str] | None = None) -> list[str]:
     """model_class_paths of a version (its checkpoint's `names`; none: its classes' stored paths now)."""
     if not names:
@@ -226,6 +239,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     class_names = version_class_paths(version, cfg.get("class_names"))
     if version.class_ids and len(class_names) != len(version.class_ids):
         raise ModelExportError(f"checkpoint has {len(class_names)} classes, the version {len(version.class_ids)}")
+    spelled = dict(zip(cfg.get("class_names") or [], class_names, strict=False))  # checkpoint name -> stored path
     pre = preprocessing_of(cfg)
     multi_label = bool(cfg.get("multi_label", version.project.is_multi_label))
     config = {
@@ -243,7 +257,7 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
             "class_order": CLASS_ORDER_NOTE,
             "dataset_hash": version.dataset_hash,
             "label_count": version.label_count,
-            "metrics": version.metrics,
+            "metrics": metrics_spelled(version.metrics, spelled),
             "exported_at": timezone.now().isoformat(),
             "code_version": code_version(),
         },

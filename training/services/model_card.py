@@ -94,7 +94,8 @@ def model_card(
     formats: dict | None = None,
     torchscript: dict | None = None,
 ) -> str:
-    metrics = version.metrics or {}
+    # The export's copy: its class names are spelled as class_names are (training.services.exports.metrics_spelled).
+    metrics = (config.get("labelloop") or {}).get("metrics", version.metrics) or {}
     pre = config["preprocessing"]
     forward = "(model(batch) + model(batch.flip(-1))) / 2" if pre.get("flip_average") else "model(batch)"
     lines = [
