@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from labeling.models import LabelClass, Project
-from labeling.selectors.classes import ClassTree, class_path, class_path_display, class_path_names
+from labeling.selectors.classes import ClassTree, class_path, class_path_display, class_path_names, classes_below
 from labeling.selectors.keys import key_sequences
 from labeling.selectors.queue import CLASS_ROW_FIELDS, ClassRow, class_options
 
@@ -91,14 +91,7 @@ class ClassTable:
         for r in self.rows:
             if not r[5]:
                 children.setdefault(r[2], []).append(r[0])
-        found: set[int] = set()
-        todo = list(ids)
-        while todo:
-            for child in children.get(todo.pop(), ()):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-        return found
+        return classes_below(children, ids)
 
     def classes(self, ids: list[int]) -> list[LabelClass]:
         """The classes `ids`, in that order, as LabelClass rows with `path` attached (no query), `stored_path` and

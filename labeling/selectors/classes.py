@@ -168,3 +168,17 @@ def unusable_classes_message(*, project: Model, missing: Iterable[int]) -> str:
     if unknown:
         parts.append(f"Unknown class id(s) for this project: {unknown}.")
     return " ".join(parts)
+
+
+def classes_below(children: Mapping[int | None, Iterable[int]], ids: Iterable[int]) -> set[int]:
+    """Every class under `ids` (children, their children, ...) in `children` (parent id -> child ids): the one walk
+    down a taxonomy, for an export's class filter and the settings page's keys. `ids` themselves only where one sits
+    under another."""
+    found: set[int] = set()
+    todo = list(ids)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found

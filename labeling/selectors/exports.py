@@ -32,7 +32,7 @@ from labeling.models import (
     Split,
     Verdict,
 )
-from labeling.selectors.classes import ClassTree, class_path_parse, class_paths, class_tree
+from labeling.selectors.classes import ClassTree, class_path_parse, class_paths, class_tree, classes_below
 from labeling.selectors.export_names import export_file_names, export_folder_names
 
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
@@ -152,14 +152,8 @@ def class_ids_with_descendants(class_ids: Iterable[int], tree: ClassTree) -> set
     children: dict[int | None, list[int]] = defaultdict(list)
     for pk, (_name, parent) in tree.items():
         children[parent].append(pk)
-    found = set(class_ids)
-    todo = list(found)
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    ids = set(class_ids)
+    return ids | classes_below(children, ids)
 
 
 def _resolve_class_names(names: tuple[str, ...], tree: ClassTree) -> set[int]:

@@ -72,7 +72,7 @@ def test_a_flat_projects_keys_are_its_stored_hotkeys(project_factory, label_clas
 
 
 def test_each_class_has_the_stored_path_exports_and_predictions_name_it_by(taxonomy):
-    project, roots, mids, leaves, deep, client = taxonomy
+    project, roots, _, _, deep, client = taxonomy
     # When a script lists the classes
     listed = {c["id"]: c for c in client.get(f"/api/projects/{project.slug}/classes/").json()}
     # Then each class has its page path and its stored path ("/" between levels, as exports and the prediction
