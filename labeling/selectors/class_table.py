@@ -234,6 +234,13 @@ def class_table_page(table: ClassTable, *, find: str = "", page: str | int | Non
     return ClassTablePage(rows=rows, paged=True, find=find, page=number, pages=pages, matching=len(ids))
 
 
+def class_find_drawing(table: ClassTable, class_id: int, find: str, name: str) -> str:
+    """`find` (cleaned) while it still finds the class `class_id`, else `name`: the find the settings page returns
+    to after a rename or archive, so that archiving one sibling after another keeps the manager's own find."""
+    find = _clean_find(find)
+    return find if find and class_id in class_find_matches(table, find) else name
+
+
 def class_table_page_of(table: ClassTable, class_id: int, *, find: str = "") -> int:
     """The page (from 1) of class_table_page(table, find=find) that draws the class (1 if none does)."""
     ids = class_find_matches(table, _clean_find(find))

@@ -20,6 +20,7 @@ from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_
 from labeling.selectors.class_table import (
     CLASS_TABLE_PAGED_OVER,
     ClassTable,
+    class_find_drawing,
     class_table,
     class_table_page,
     class_table_page_of,
@@ -229,13 +230,15 @@ def label_class_rename(request: HttpRequest, slug: str, class_id: int) -> HttpRe
 
 
 def _back_to_row(request: HttpRequest, slug: str, class_id: int, table: ClassTable) -> HttpResponse:
-    """The settings page, its class table open at the class's row; in a paged table, found by the class's name, on
-    the page of that find which draws it (a short name may find more than a page of classes)."""
+    """The settings page, its class table open at the class's row; in a paged table, found by the manager's own find
+    (the form's classes_find) while that still draws the class, else by the class's name, on the page of that find
+    which draws it (a short name may find more than a page of classes)."""
     query = {"classes": "open"}
     if len(table) > CLASS_TABLE_PAGED_OVER:
         name = next(r[1] for r in table.rows if r[0] == class_id)
-        query["classes_find"] = name
-        page = class_table_page_of(table, class_id, find=name)
+        find = class_find_drawing(table, class_id, request.POST.get("classes_find", ""), name)
+        query["classes_find"] = find
+        page = class_table_page_of(table, class_id, find=find)
         if page > 1:
             query["classes_page"] = str(page)
     url = reverse("labeling:project_settings", args=[slug])

@@ -224,3 +224,24 @@ def test_the_keys_changed_count_is_the_whole_computations(big_taxonomy, member_o
     changed = [pk for pk, keys in now.items() if pk not in skip and pk in was and was[pk] != keys]
     counted = re.search(r"Keys changed for (\d+) class", message)
     assert (int(counted.group(1)) if counted else 0) == len(changed), message
+
+
+def test_archiving_from_a_find_keeps_the_find_while_it_still_draws_the_class(taxonomy):
+    # Given the manager found the 10 leaves of sub03_7 (and the sub itself) by two words
+    project, client = taxonomy
+    html = _page(client, project, "?classes=open&classes_find=sub03_7 group03")
+    assert 'name="classes_find" value="sub03_7 group03"' in html  # the row forms carry the find
+    eighth = LabelClass.objects.get(project=project, name="leaf03_7_8")
+
+    # When they archive one leaf, from that page's form
+    answer = client.post(f"/p/{project.slug}/classes/{eighth.pk}/archive/", {"classes_find": "sub03_7 group03"})
+
+    # Then the page comes back with their find, not the class's name, and draws the same rows
+    assert "classes_find=sub03_7+group03" in answer.url
+    assert len(_row_ids(client.get(answer.url).content.decode())) == 11
+
+    # A find that no longer draws the class (renamed away from it) falls back to the class's name
+    answer = client.post(
+        f"/p/{project.slug}/classes/{eighth.pk}/rename/", {"name": "other", "classes_find": "leaf03_7_8"}
+    )
+    assert "classes_find=other" in answer.url
