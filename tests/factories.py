@@ -215,3 +215,27 @@ def zip_of(entries: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> 
         for name, data in entries.items():
             archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data, compression)
     return buffer.getvalue()
+
+
+def page_import(page, project, files: dict[str, bytes], capture, *, labels_from_folders: bool = False,
+                dropped_folder: str | None = None):  # fmt: skip
+    """An import as static/js/import.js sends it: the files with their paths (`files`: path -> bytes), then start,
+    with "Folders are classes" and the folder dropped or picked; `capture` (django_capture_on_commit_callbacks) runs
+    the job. Returns the finished job."""
+    from labeling.models import Job, JobStatus
+
+    staged = page.post(
+        reverse("labeling:import_upload", args=[project.slug]),
+        {"files": [upload(n.rsplit("/", 1)[-1], d) for n, d in files.items()], "names": list(files)},
+    ).json()
+    start = {"token": staged["token"]}
+    if labels_from_folders:
+        start["labels_from_folders"] = "on"
+    if dropped_folder:
+        start["dropped_folder"] = dropped_folder
+    with capture(execute=True):
+        answer = page.post(reverse("labeling:import_start", args=[project.slug]), start)
+    assert answer.status_code == 201, answer.content
+    job = Job.objects.filter(project=project).latest("created_at")
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    return job

@@ -14,9 +14,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from labeling.models import Item, Job, JobStatus, Role
+from labeling.models import Item, JobStatus, Role
 from labeling.services.imports import batches, import_job_create, import_run
-from tests.factories import page_client, png_bytes, upload
+from tests.factories import page_client, page_import, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -26,23 +26,6 @@ CORRUPT = png_bytes(999)[:60]  # a PNG cut short: its header reads, its pixels d
 @pytest.fixture
 def page(project, member_of) -> Client:
     return page_client(member_of(project, Role.MANAGER))
-
-
-def page_import(page, project, files: dict[str, bytes], capture, *, folders: str | None = None) -> Job:
-    """What static/js/import.js sends: the files with their paths, then start (with the folder dropped or picked)."""
-    staged = page.post(
-        reverse("labeling:import_upload", args=[project.slug]),
-        {"files": [upload(n.rsplit("/", 1)[-1], d) for n, d in files.items()], "names": list(files)},
-    ).json()
-    start = {"token": staged["token"]}
-    if folders is not None:
-        start |= {"labels_from_folders": "on", "dropped_folder": folders}
-    with capture(execute=True):
-        answer = page.post(reverse("labeling:import_start", args=[project.slug]), start)
-    assert answer.status_code == 201, answer.content
-    job = Job.objects.filter(project=project).latest("created_at")
-    assert job.status == JobStatus.SUCCEEDED, job.message
-    return job
 
 
 class _Tables(HTMLParser):
@@ -98,7 +81,8 @@ def test_the_folder_table_counts_the_files_imported_from_each_folder(
     files["pets/bad/x/good.png"] = png_bytes(20)
 
     # When it is imported with "folders are classes"
-    job = page_import(page, project, files, django_capture_on_commit_callbacks, folders="pets")
+    job = page_import(page, project, files, django_capture_on_commit_callbacks, labels_from_folders=True,
+                      dropped_folder="pets")  # fmt: skip
 
     # Then each folder's row counts what was imported, and says of how many when some were refused
     assert Item.objects.filter(project=project).count() == 5

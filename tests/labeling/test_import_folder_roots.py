@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from labeling.models import Job, JobStatus, LabelClass, ResolvedLabel, Role
 from labeling.services.projects import label_classes_from_paths
-from tests.factories import page_client, png_bytes, token_client, upload, zip_of
+from tests.factories import page_client, page_import, png_bytes, token_client, upload, zip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -43,24 +43,6 @@ def api_import(api, project, files: dict[str, bytes], names: list[str] | None, c
         answer = api.post(f"/api/projects/{project.slug}/imports/", data, format="multipart")
     assert answer.status_code == 202, answer.content
     job = Job.objects.get(pk=answer.json()["id"])
-    assert job.status == JobStatus.SUCCEEDED, job.message
-    return job
-
-
-def page_drop(page, project, files: dict[str, bytes], dropped_folder: str | None, capture) -> Job:
-    """What static/js/import.js sends for a folder dropped or picked: the browser's paths, then start with the
-    folder's name."""
-    staged = page.post(
-        reverse("labeling:import_upload", args=[project.slug]),
-        {"files": [upload(n.rsplit("/", 1)[-1], d) for n, d in files.items()], "names": list(files)},
-    ).json()
-    start = {"token": staged["token"], "labels_from_folders": "on"}
-    if dropped_folder:
-        start["dropped_folder"] = dropped_folder
-    with capture(execute=True):
-        answer = page.post(reverse("labeling:import_start", args=[project.slug]), start)
-    assert answer.status_code == 201, answer.content
-    job = Job.objects.filter(project=project).latest("created_at")
     assert job.status == JobStatus.SUCCEEDED, job.message
     return job
 
@@ -149,7 +131,8 @@ def test_a_dropped_folder_gives_the_classes_it_gave_before_and_says_its_name_is_
              "emoji/animals/cat.png": png_bytes(3)}  # fmt: skip
 
     # When the page starts the import naming the folder it saw dropped
-    page_drop(page, project, files, "emoji", django_capture_on_commit_callbacks)
+    page_import(page, project, files, django_capture_on_commit_callbacks, labels_from_folders=True,
+                dropped_folder="emoji")  # fmt: skip
 
     # Then its sub-folders are the classes, as before
     assert labels(project) == {
@@ -172,7 +155,8 @@ def test_a_dropped_folder_named_as_a_class_of_the_project_stays_that_class(
     files = {"animals/alpha/one/n1.png": png_bytes(1), "animals/beta/two/n2.png": png_bytes(2)}
 
     # When the import starts
-    job = page_drop(page, project, files, "animals", django_capture_on_commit_callbacks)
+    job = page_import(page, project, files, django_capture_on_commit_callbacks, labels_from_folders=True,
+                      dropped_folder="animals")  # fmt: skip
 
     # Then the images join the taxonomy, and the job says why animals was kept
     assert labels(project) == {
@@ -199,8 +183,8 @@ def test_a_dropped_folder_named_as_a_class_of_the_project_stays_that_class(
 def test_other_folder_drops_give_the_classes_they_gave_before(
     project, page, django_capture_on_commit_callbacks, files, dropped_folder, expected
 ):
-    page_drop(page, project, {n: png_bytes(s) for n, s in files.items()}, dropped_folder,
-              django_capture_on_commit_callbacks)  # fmt: skip
+    page_import(page, project, {n: png_bytes(s) for n, s in files.items()}, django_capture_on_commit_callbacks,
+                labels_from_folders=True, dropped_folder=dropped_folder)  # fmt: skip
     assert labels(project) == expected
 
 
