@@ -26,7 +26,7 @@ The rules, after the typicality phase:
   window_density margin's window (DISTINCT_WINDOW x batch most uncertain), ordered by margin x typicality in it.
                  Six look-alike animals, long-tailed 1000:20, 10 seeds (December 2026): +0.04 points against the
                  default (-1.42 to +1.51); density +0.09 below it; the default +1.24 over random (-0.21 to +2.68).
-                 All three trail random by 0.5-1.2 points at 1,000 labels (0.616 / 0.610 / 0.608 against 0.622)
+                 All three trail random by 0.6-1.4 points at 1,000 labels (0.616 / 0.610 / 0.608 against 0.622)
 """
 
 from __future__ import annotations
