@@ -23,6 +23,7 @@ from typing import Any
 from django.db.models import Q
 
 from labeling.models import Job, JobKind, JobStatus
+from labeling.selectors.import_reasons import reason_kind
 from labeling.selectors.training_seam import training_run_model
 
 HOUSEKEEPING, DEFAULT, GPU = "housekeeping", "default", "gpu"
@@ -133,12 +134,14 @@ def job_errors(*, job: Job) -> list[dict]:
     So while `done` is 0 they are not in job.errors yet, whether the job is queued, reading its sources, or ended
     before it got that far (the task queue was down)."""
     stored = job.errors if isinstance(job.errors, list) else []
-    if job.kind != JobKind.IMPORT or job.done:
+    if job.kind != JobKind.IMPORT:
         return stored
     refused = (job.params or {}).get("errors") if isinstance(job.params, dict) else None
-    if not isinstance(refused, list) or not refused:
-        return stored
-    return [*refused, *stored]
+    if not job.done and isinstance(refused, list):
+        stored = [*refused, *stored]
+    # each with the kind its file is counted under (result["rejected_by_reason"]), worked out from its reason here
+    # rather than stored beside it
+    return [{**e, "kind": reason_kind(str(e.get("reason", "")))} if isinstance(e, dict) else e for e in stored]
 
 
 def job_queue(kind: str) -> str:

@@ -97,3 +97,24 @@ def test_an_annotator_still_sees_no_rejected_files(project, member_of):
     fragment = browser.get(reverse("labeling:job_status", args=[project.slug, job.pk])).content.decode()
     assert not {"errors", "error_count"} & set(answer)
     assert "big_noise.png" not in fragment
+
+
+def test_an_import_stored_without_kinds_is_answered_with_each_files_kind(project, member_of):
+    # Given an import job written before its rejected files carried their kind (a finished job's stored errors)
+    manager = member_of(project, Role.MANAGER, "boss")
+    job = Job.objects.create(
+        project=project,
+        kind=JobKind.IMPORT,
+        status=JobStatus.SUCCEEDED,
+        done=2,
+        total=2,
+        created_by=manager,
+        errors=[
+            {"name": "big_noise.png", "reason": REFUSED["reason"]},
+            {"name": "e.png", "reason": "empty file (0 bytes)"},
+        ],
+    )
+
+    # When a script reads it, each file is listed with the kind the import page counts it under
+    answer = token_client(manager).get(f"/api/projects/{project.slug}/jobs/{job.pk}/").json()
+    assert answer["errors"] == [REFUSED, {"name": "e.png", "reason": "empty file (0 bytes)", "kind": "empty file"}]

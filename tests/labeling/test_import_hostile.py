@@ -17,6 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Item, ItemState, Job, JobKind, JobStatus, LabelClass, ResolvedLabel, Role
+from labeling.selectors.jobs import job_errors
 from labeling.tasks import staging_dirs_sweep_task
 from tests.conftest import wait_for
 from tests.factories import page_client, png_bytes, zip_of
@@ -136,7 +137,7 @@ def test_a_zip_over_the_entry_limit_is_refused_whole(project, manager_client, up
 
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
-    assert job.errors == [
+    assert job_errors(job=job) == [
         {
             "name": "many.zip",
             "reason": "zip has more than 500 entries (LABELLOOP_MAX_ARCHIVE_ENTRIES): refused",

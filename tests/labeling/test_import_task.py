@@ -11,6 +11,7 @@ from django.urls import reverse
 from PIL import Image
 
 from labeling.models import Item, Job, JobStatus, Role
+from labeling.selectors.jobs import job_errors
 from labeling.tasks import import_run_task
 from tests.conftest import wait_for
 
@@ -35,7 +36,7 @@ def test_upload_is_imported_by_a_real_worker(project, member_of, start_worker):
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.result["imported"] == 4
-    assert job.errors == [{"name": "bad.png", "reason": "empty file (0 bytes)", "kind": "empty file"}]
+    assert job_errors(job=job) == [{"name": "bad.png", "reason": "empty file (0 bytes)", "kind": "empty file"}]
     # A duplicate delivery of a finished job does nothing.
     # An eager .get() checks celery's process-wide "inside a task" flag, which an eager task running in the
     # session's live-server thread sets meanwhile; this test is not a task, so it says so.

@@ -17,11 +17,11 @@ from django.db import DataError, IntegrityError, transaction
 
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
+from labeling.selectors.import_reasons import reason_kind
 from labeling.services.imports.exported import export_entries
 from labeling.services.imports.folder_classes import DROPPED, FolderClasses, top_folder_left_out
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
-from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.sources import (
     Entry,
     file_size,
@@ -81,8 +81,7 @@ class _Run:
         kind = reason_kind(reason)
         self.by_reason[kind] = self.by_reason.get(kind, 0) + 1
         if self.by_reason[kind] <= MAX_NAMES_PER_REASON and len(self.job.errors) < MAX_STORED_ERRORS:
-            # the kind too: the page lists each file beside the kind it is counted under
-            self.job.errors.append({"name": name, "reason": reason, "kind": kind})
+            self.job.errors.append({"name": name, "reason": reason})  # its kind: job_errors
 
     def imported(self, entries: list[Entry]) -> None:
         self.counts["imported"] += len(entries)

@@ -16,7 +16,6 @@ from django.db import transaction
 
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.services.dispatch import task_send
-from labeling.services.imports.reasons import reason_kind
 from labeling.services.imports.run import staging_remove
 from labeling.services.imports.sources import is_junk
 from labeling.services.imports.validation import binary_size
@@ -209,8 +208,7 @@ def import_job_create(
         "csv": csv_path,
         "labels_from_folders": labels_from_folders,
         "staging_dir": staging_dir,
-        # with its kind, as the worker's copy of them will have (job.errors): the entries a poller reads keep one shape
-        "errors": [{**e, "kind": reason_kind(e["reason"])} for e in errors or []],
+        "errors": list(errors or []),
         **({"dropped_folder": dropped_folder} if dropped_folder else {}),
         **({"to_front": True} if to_front else {}),
     }
