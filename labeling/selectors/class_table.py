@@ -234,16 +234,16 @@ def class_table_page(table: ClassTable, *, find: str = "", page: str | int | Non
     return ClassTablePage(rows=rows, paged=True, find=find, page=number, pages=pages, matching=len(ids))
 
 
-def class_find_drawing(table: ClassTable, class_id: int, find: str, name: str) -> str:
-    """`find` (cleaned) while it still finds the class `class_id`, else `name`: the find the settings page returns
-    to after a rename or archive, so that archiving one sibling after another keeps the manager's own find."""
+def class_table_return(table: ClassTable, class_id: int, find: str, name: str) -> tuple[str, int]:
+    """The find and page (from 1) of class_table_page that the settings page returns to after a rename or archive
+    of the class `class_id` (now called `name`): the manager's own `find` (cleaned) while it still finds the class,
+    so that archiving one sibling after another keeps it, else the class's name; the page of that find which draws
+    the class (a short name may find more than a page of classes; 1 if none does)."""
     find = _clean_find(find)
-    return find if find and class_id in class_find_matches(table, find) else name
-
-
-def class_table_page_of(table: ClassTable, class_id: int, *, find: str = "") -> int:
-    """The page (from 1) of class_table_page(table, find=find) that draws the class (1 if none does)."""
-    ids = class_find_matches(table, _clean_find(find))
+    ids = class_find_matches(table, find) if find else []
+    if class_id not in ids:
+        find = _clean_find(name)
+        ids = class_find_matches(table, find)
     if len(table) <= CLASS_TABLE_PAGED_OVER or class_id not in ids:
-        return 1
-    return ids.index(class_id) // CLASS_TABLE_PAGE_ROWS + 1
+        return find, 1
+    return find, ids.index(class_id) // CLASS_TABLE_PAGE_ROWS + 1

@@ -20,10 +20,9 @@ from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_
 from labeling.selectors.class_table import (
     CLASS_TABLE_PAGED_OVER,
     ClassTable,
-    class_find_drawing,
     class_table,
     class_table_page,
-    class_table_page_of,
+    class_table_return,
     keys_renumbered,
 )
 from labeling.selectors.dashboard import dashboard_summary
@@ -236,9 +235,7 @@ def _back_to_row(request: HttpRequest, slug: str, class_id: int, table: ClassTab
     query = {"classes": "open"}
     if len(table) > CLASS_TABLE_PAGED_OVER:
         name = next(r[1] for r in table.rows if r[0] == class_id)
-        find = class_find_drawing(table, class_id, request.POST.get("classes_find", ""), name)
-        query["classes_find"] = find
-        page = class_table_page_of(table, class_id, find=find)
+        query["classes_find"], page = class_table_return(table, class_id, request.POST.get("classes_find", ""), name)
         if page > 1:
             query["classes_page"] = str(page)
     url = reverse("labeling:project_settings", args=[slug])

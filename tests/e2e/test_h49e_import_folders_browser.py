@@ -17,8 +17,6 @@ from labeling.models import Item, Role
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-SHOTS = Path("/work/exp/h49e")
-
 
 def png(seed: int) -> bytes:
     buffer = io.BytesIO()
@@ -33,14 +31,9 @@ def folder(root: Path, files: dict[str, bytes]) -> Path:
     return root / next(iter(files)).split("/")[0]
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 @pytest.mark.slow
 def test_a_picked_folder_of_class_folders_is_read_as_classes_and_the_card_counts_what_was_imported(
-    page, login, project_factory, member_of, tmp_path
+    page, login, project_factory, member_of, tmp_path, screenshot
 ):
     # Given a manager on the import page and a folder pets holding cat/ and dog/, one dog image corrupt
     project = project_factory(name="Pets import", slug="pets-import")
@@ -64,7 +57,7 @@ def test_a_picked_folder_of_class_folders_is_read_as_classes_and_the_card_counts
         "Ticked: the images of pets lie in its sub-folders, which become classes: cat, dog. "
         "Untick to import them unlabeled."
     )
-    shot(page, "1-folder-picked-hint")
+    screenshot("1-folder-picked-hint")
 
     # When they upload it
     page.click("#upload-button")
@@ -99,12 +92,12 @@ def test_a_picked_folder_of_class_folders_is_read_as_classes_and_the_card_counts
     assert boxes["align"] == "left"
     assert boxes["table"]["x"] == boxes["folders"]["x"]
     assert boxes["table"]["width"] < boxes["card"]["width"] / 2
-    shot(page, "2-job-card")
+    screenshot("2-job-card")
     assert Item.objects.filter(project=project).count() == 4
 
 
 @pytest.mark.slow
-def test_a_box_the_user_unticked_is_not_ticked_again(page, login, project_factory, member_of, tmp_path):
+def test_a_box_the_user_unticked_is_not_ticked_again(page, login, project_factory, member_of, tmp_path, screenshot):
     # Given a manager who picked a folder of class folders and unticked the box the page ticked
     project = project_factory(name="Unticked", slug="unticked")
     member_of(project, Role.MANAGER, "maria")
@@ -127,4 +120,4 @@ def test_a_box_the_user_unticked_is_not_ticked_again(page, login, project_factor
     expect(page.locator("#folders-hint")).to_have_text(
         "Not ticked, but the images of pets lie in its sub-folders (cat, dog): tick to make them classes."
     )
-    shot(page, "3-unticked-stays")
+    screenshot("3-unticked-stays")

@@ -115,3 +115,26 @@ def test_a_150_s_hold_is_said_as_2_min_30_s_and_ends_at_a_time_to_the_second(
     text = page.locator("#lease-note[data-state=warning]").inner_text()
     assert re.search(r"returns to the queue in 0:\d\d: label it now, or keep it for another 2 min 30 s\.", text)
     screenshot("h49g-warning-150s")
+
+
+def test_above_a_short_image_the_notes_room_is_at_the_top_of_the_stage(
+    page, screenshot, login, project_factory, label_class_factory, item_factory, member_of
+):
+    # Given an annotator on the labeling page of a wide, short image (600 x 150): the stage is much taller than it
+    project = project_factory(name="Strips", slug="strips", holdout_fraction=0.0)
+    label_class_factory(project=project, name="cat", hotkey="1")
+    item_factory(project=project, priority=100, width=600, height=150)
+    member_of(project, Role.ANNOTATOR, "ann")
+    login("ann")
+    page.goto("/p/strips/label/")
+    page.wait_for_function(CARD)
+
+    # Then the notes' room starts at the top of the stage (no dark band above it), and the image sits below it with
+    # dark space left above and below the image and its caption
+    stage, room, image, meta = (box(page, s) for s in (".stage", ".stage-notes", "#item-image", ".stage .meta"))
+    assert room["y"] - stage["y"] <= 12, (stage, room)
+    assert below(room, image)
+    above = image["y"] - (room["y"] + room["height"])
+    under = stage["y"] + stage["height"] - (meta["y"] + meta["height"])
+    assert above > 40 and abs(above - under) <= 24, (above, under)
+    screenshot("h50-short-image")

@@ -1,10 +1,8 @@
 """In Chromium at 1366 px, the settings page of a 1,332-class taxonomy: the find box's button on the input's line,
-the pager above the table as below it, clear of the table's rows. Saves a screenshot under /work/exp/h49d/."""
+the pager above the table as below it, clear of the table's rows. Saves screenshots (the `screenshot` fixture's
+folder)."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
@@ -14,18 +12,21 @@ from tests.labeling.test_h49d_settings_classes import three_level_paths
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-SHOTS = Path(os.environ.get("H49D_SHOTS", "/work/exp/h49d"))
 
-
-def test_find_button_and_pagers_at_1366_px(page, login, project_factory, member_of):
-    # Given a manager of 1,332 classes on a 1366 px wide screen
+@pytest.fixture
+def taxonomy(page, login, project_factory, member_of):
+    """A manager of 1,332 classes (three levels), signed in on a 1366 px wide screen."""
     project = project_factory(name="Taxonomy", slug="tax")
     label_classes_from_paths(project=project, paths=three_level_paths())
     page.set_viewport_size({"width": 1366, "height": 768})
     login(member_of(project, Role.MANAGER, "mia").username)
+    return project
 
+
+def test_find_button_and_pagers_at_1366_px(page, taxonomy, screenshot):
+    # Given a manager of 1,332 classes on a 1366 px wide screen (taxonomy)
     # When they open page 2 of the class table
-    page.goto(f"/p/{project.slug}/settings/?classes=open&classes_page=2")
+    page.goto(f"/p/{taxonomy.slug}/settings/?classes=open&classes_page=2")
 
     # Then the Find button sits on the input's line
     box = page.locator("input[name=classes_find]").bounding_box()
@@ -40,10 +41,9 @@ def test_find_button_and_pagers_at_1366_px(page, login, project_factory, member_
     assert top["y"] + top["height"] <= table["y"]
     assert top["y"] + top["height"] < 768
     assert bottom["y"] - (table["y"] + table["height"]) >= 8, (table, bottom)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "settings-top-1366.png"))
+    screenshot("settings-top-1366")
     pagers.nth(1).scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "settings-bottom-pager-1366.png"))
+    screenshot("settings-bottom-pager-1366")
     # ... and the top pager's "Next" goes to page 3, the find kept
     page.fill("input[name=classes_find]", "leaf group0")
     page.get_by_role("button", name="Find").click()
@@ -52,16 +52,12 @@ def test_find_button_and_pagers_at_1366_px(page, login, project_factory, member_
     page.wait_for_load_state("load")
     status = "Classes 201–400 of 1,000 whose path holds every word of “leaf group0”, page 2 of 5."  # noqa: RUF001
     assert page.get_by_text(status).is_visible()
-    page.screenshot(path=str(SHOTS / "settings-find-page2-1366.png"))
+    screenshot("settings-find-page2-1366")
 
 
-def test_a_new_class_is_shown_at_its_row_with_its_path_and_keys(page, login, project_factory, member_of):
-    # Given a manager of 1,332 classes on a 1366 px wide screen, the class list folded
-    project = project_factory(name="Taxonomy", slug="tax")
-    label_classes_from_paths(project=project, paths=three_level_paths())
-    page.set_viewport_size({"width": 1366, "height": 768})
-    login(member_of(project, Role.MANAGER, "mia").username)
-    page.goto(f"/p/{project.slug}/settings/")
+def test_a_new_class_is_shown_at_its_row_with_its_path_and_keys(page, taxonomy, screenshot):
+    # Given a manager of 1,332 classes on a 1366 px wide screen (taxonomy), the class list folded
+    page.goto(f"/p/{taxonomy.slug}/settings/")
 
     # When they add a class under group03 / sub03_2
     page.fill("input[name=name]:not([aria-label])", "leaf03_2_new")
@@ -77,5 +73,4 @@ def test_a_new_class_is_shown_at_its_row_with_its_path_and_keys(page, login, pro
     assert row.is_visible()
     assert row.evaluate("r => r.matches(':target')")
     assert row.bounding_box()["y"] < 768  # scrolled to it, not below the fold
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "settings-class-added-1366.png"))
+    screenshot("settings-class-added-1366")
