@@ -259,3 +259,16 @@ def _label_error_view(
         return None, []
     near = (float(row[4]), float(row[5])) if len(row) > 5 else (None, None)
     return (model_class, float(row[2]), float(row[3]), *near), []
+
+
+def review_task_settlement(*, task: ReviewTask) -> Review | None:
+    """The verdict that settled a closed task: the first review of one of its item's annotations from the task's
+    opening on (a verdict closes every task about the annotation it judges, a correction every task of the item).
+    None where the task was closed without a verdict (the feeds close a task whose question went away)."""
+    return (
+        Review.objects.filter(annotation__item_id=task.item_id, created_at__gte=task.created_at)
+        .select_related("reviewer")
+        .prefetch_related("corrected_classes")
+        .order_by("created_at", "id")
+        .first()
+    )

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labeling import charts
@@ -28,6 +29,7 @@ from labeling.selectors.reviews import (
     review_context,
     review_task_counts,
     review_task_next,
+    review_task_settlement,
 )
 from labeling.selectors.training_seam import (
     active_model_version,
@@ -120,8 +122,10 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             raise Http404 from exc
         task = get_object_or_404(ReviewTask.objects.select_related("item"), project=project, pk=task_id)
         if task.done:
-            messages.info(request, "That review task is already closed; here is the next one.")
+            messages.info(request, _settled_note(task))
             task = None
+        elif reason and task.reason != reason:
+            reason = task.reason  # the tab shown is the card's own, not the one the link named
     if task is None:
         after = request.GET.get("after", "")  # the Next link's task id
         if after and id_from_text(after) is None:
@@ -130,6 +134,18 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
     if request.htmx:
         return _card_response(request, _card_context(request, task, reason))
     return render(request, "labeling/review.html", _card_context(request, task, reason))
+
+
+def _settled_note(task: ReviewTask) -> str:
+    """What a link to a closed task says: who settled it, when and how, or that no verdict closed it."""
+    review = review_task_settlement(task=task)
+    if review is None:
+        return f"This task (#{task.pk}) was already closed, without a reviewer's verdict."
+    verdict = review.get_verdict_display().lower()
+    if review.verdict == Verdict.CORRECT:
+        verdict = f"corrected to {', '.join(c.path for c in review.corrected_classes.all())}"
+    when = timezone.localtime(review.created_at).strftime("%Y-%m-%d %H:%M %Z")
+    return f"This task (#{task.pk}) was already settled by {review.reviewer.get_username()} at {when} ({verdict})."
 
 
 @require_POST
