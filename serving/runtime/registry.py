@@ -226,7 +226,7 @@ def served_class_names(config: dict, *, version_pk: int) -> list[str]:
     exports and the REST API spell it; training.services.exports.model_class_paths). An export made before
     config.json said stored paths holds display paths ("a / b / c"); they are read as stored paths here, in memory,
     and the file on disk stays as it was."""
-    from training.services.exports import model_class_paths
+    from training.selectors.classes import model_class_paths
 
     found = version_classes(version_pk=version_pk)
     class_ids = (config.get("labelloop") or {}).get("class_ids") or (found[0] if found else [])

@@ -32,7 +32,7 @@ from django.utils import timezone
 from labeling.models import Item, Project
 from labeling.services.dispatch import BROKER_DOWN, task_send
 from training.models import Explanation, ExplanationStatus, ModelVersion, Prediction
-from training.services.exports import version_class_names
+from training.selectors.classes import version_class_names
 
 logger = logging.getLogger(__name__)
 

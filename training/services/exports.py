@@ -19,8 +19,7 @@ import math
 import shutil
 import tempfile
 import zipfile
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,6 @@ from django.utils import timezone
 
 from labeling.constants import Progress
 from labeling.models import Job, JobKind, Project
-from labeling.selectors.classes import (
-    DISPLAY_SEPARATOR,
-    PATH_SEPARATOR,
-    ClassTree,
-    class_path,
-    class_path_names,
-    class_paths,
-    class_tree,
-)
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports import code_version, export_storage
 from labeling.services.job_limits import job_create_bounded
@@ -46,6 +36,7 @@ from labeling.services.jobs import job_claim, job_finish, job_progress
 from training.constants import CONFIG_FILE, WEIGHTS_FILE
 from training.ml.export_files import DECIDED_MARGIN, ONNX_OPSET, ONNX_TOLERANCE
 from training.models import ModelVersion
+from training.selectors.classes import metrics_spelled, version_class_paths
 from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build
 from training.services.model_card import model_card
 
@@ -68,61 +59,12 @@ def checkpoint_dir(version: ModelVersion) -> Path:
     return version_checkpoint_dir(version=version)
 
 
-def version_class_names(version: ModelVersion) -> list[str]:
-    """Stored class paths ("parent/child") in the version's output order."""
-    tree = class_tree(project=version.project)
-    return [class_path(class_path_names(class_id, tree)) or f"class {class_id}" for class_id in version.class_ids]
-
-
 # config.json's own statement of its output order (JSON has no comments): a consumer must not index by another list.
 CLASS_ORDER_NOTE = (
     "Output j of the model (logits[:, j], probabilities[j]) is class_names[j], the model's own order. It is not a "
     "dataset export's class_map (ImageFolder's sorted folder order, of the classes that export holds): match "
     "classes by path, never by index."
 )
-
-
-def model_class_paths(*, names: Sequence[str], class_ids: Sequence[int], tree: ClassTree) -> list[str]:
-    """The stored paths ("a/b/c", as dataset exports, CSVs and the REST API spell them) of a model's outputs, in
-    its output order: what every machine-facing answer about a model's classes says (its export's config.json and
-    card, the prediction service, batch inference). `names`: the class names the checkpoint carries, display paths
-    ("a / b / c") from training, stored paths from older checkpoints; `class_ids`: the version's, in the same order.
-
-    An output whose class still has that path (either spelling) gets the class's stored path, joined from its
-    names. Otherwise (the class renamed or deleted since, or no ids) its checkpoint name is read back level by level
-    (" / " -> "/"); a flat name without " / " is unchanged, so a flat project's answers stay byte for byte. Where two
-    outputs would get one stored path (a class named "a/b" from before the rule, beside b under a) both keep their
-    checkpoint name: an answer never names two outputs alike."""
-    ids = list(class_ids) if len(class_ids) == len(names) else [None] * len(names)
-    stored, display = class_paths(tree), class_paths(tree, display=True)
-    paths = []
-    for name, class_id in zip(names, ids, strict=True):
-        if class_id in stored and name in (display[class_id], stored[class_id]):
-            paths.append(stored[class_id])
-        else:
-            paths.append(PATH_SEPARATOR.join(name.split(DISPLAY_SEPARATOR)))
-    counts = Counter(paths)
-    return [path if counts[path] == 1 else name for path, name in zip(paths, names, strict=True)]
-
-
-def metrics_spelled(metrics: dict | None, spelled: dict[str, str]) -> dict:
-    """`metrics` with its class names (per_class keys, macro_classes, no_support) spelled as `spelled` maps them
-    (checkpoint name -> stored path, model_class_paths): an export names a class one way throughout, so a script can
-    join config.json's per-class figures to its class_names. A name not in `spelled` is kept."""
-    out = dict(metrics or {})
-    if isinstance(out.get("per_class"), dict):
-        out["per_class"] = {spelled.get(name, name): row for name, row in out["per_class"].items()}
-    for key in ("macro_classes", "no_support"):
-        if isinstance(out.get(key), list):
-            out[key] = [spelled.get(name, name) if isinstance(name, str) else name for name in out[key]]
-    return out
-
-
-def version_class_paths(version: ModelVersion, names: Sequence[str] | None = None) -> list[str]:
-    """model_class_paths of a version (its checkpoint's `names`; none: its classes' stored paths now)."""
-    if not names:
-        return version_class_names(version)
-    return model_class_paths(names=names, class_ids=version.class_ids, tree=class_tree(project=version.project))
 
 
 def preprocessing_of(cfg: dict[str, Any]) -> dict[str, Any]:

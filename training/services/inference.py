@@ -30,13 +30,13 @@ from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_claim, job_finish, job_progress
 from training.ml.export_files import predicted_labels
 from training.models import ModelVersion
+from training.selectors.classes import version_class_paths
 from training.services.exports import (
     ModelExportError,
     Progress,
     checkpoint_dir,
     model_version_pick,
     preprocessing_of,
-    version_class_paths,
 )
 
 logger = logging.getLogger(__name__)
