@@ -26,11 +26,13 @@ from labeling.api.base import (
     object_or_404,
 )
 from labeling.permissions import Capability
+from labeling.selectors.classes import class_tree
 from labeling.services.job_limits import JobLimitReached
 from training import services
 from training.api import label_errors
 from training.ml.intervals import headline
 from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
+from training.selectors.classes import class_names_stored, metrics_class_names, metrics_spelled
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
 
@@ -105,7 +107,7 @@ class MetricFigureSerializer(serializers.Serializer):
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer):
-    run = serializers.PrimaryKeyRelatedField(read_only=True)
+    run = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)  # null once its run is deleted
     headline = serializers.SerializerMethodField(
         help_text="Headline holdout figures, each with its n and 95 % interval (Wilson for accuracy, a bootstrap "
         "over holdout items for the rest)."
@@ -114,7 +116,7 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
         help_text="False for a version evaluated before intervals were recorded: its figures have no interval."
     )
     no_support = serializers.SerializerMethodField(
-        help_text="Classes with no holdout item, left out of the macro averages."
+        help_text='Classes with no holdout item, left out of the macro averages, by stored path ("a/b/c").'
     )
 
     class Meta:
@@ -139,13 +141,31 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
         value = self._metrics(version).get("no_support")
         return [str(v) for v in value] if isinstance(value, list) else []
 
+    def to_representation(self, version):
+        """Class names as every machine-facing answer spells them, stored paths ("a/b/c"): the metrics carry the
+        checkpoint's display paths ("a / b / c"). The project's class tree is read once per answer and kept in the
+        context, which a list's versions share; a flat project's answer is unchanged."""
+        data = super().to_representation(version)
+        metrics = data.get("metrics")
+        names = [*metrics_class_names(metrics), *data["no_support"]]
+        if not names:
+            return data
+        context = self.context  # the root serializer's: one dict for every version of a list
+        if "class_tree" not in context:
+            context["class_tree"] = class_tree(project=getattr(context.get("view"), "project", None) or version.project)
+        spelled = class_names_stored(names, tree=context["class_tree"], class_ids=version.class_ids)
+        if isinstance(metrics, dict):
+            data["metrics"] = metrics_spelled(metrics, spelled)
+        data["no_support"] = [spelled.get(name, name) for name in data["no_support"]]
+        return data
+
 
 class ModelVersionListSerializer(ModelVersionOutputSerializer):
     metrics = serializers.JSONField(
         source="summary",
         read_only=True,
         help_text="Holdout metrics without `confusion_matrix` and `per_class`, which grow with the classes (3 MB "
-        "at 1,000 classes): GET .../models/<number>/ has them.",
+        "at 1,000 classes): GET .../models/<number>/ has them. Classes (macro_classes, no_support) by stored path.",
     )
 
 
@@ -162,14 +182,16 @@ class ModelVersionListApi(ProjectView, generics.ListAPIView):
 
 
 class ModelVersionDetailApi(ProjectView, APIView):
-    """One model version by number: architecture, class order, holdout metrics and the labels it was trained on."""
+    """One model version by number: architecture, class order, holdout metrics and the labels it was trained on.
+    Classes in the metrics (per_class keys, macro_classes, no_support) are named by stored path ("a/b/c")."""
 
     capability = Capability.VIEW_METRICS
 
     @extend_schema(responses={200: ModelVersionOutputSerializer})
     def get(self, request, slug: str, number: int):
         version = object_or_404(ModelVersion, project=self.project, number=number)
-        return Response(ModelVersionOutputSerializer(version).data)
+        context = {"class_tree": class_tree(project=self.project)}
+        return Response(ModelVersionOutputSerializer(version, context=context).data)
 
 
 class PredictionOutputSerializer(serializers.ModelSerializer):
