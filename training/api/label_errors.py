@@ -44,7 +44,7 @@ class SuspectSerializer(serializers.Serializer):
     item = serializers.IntegerField()
     name = serializers.CharField(help_text="The image's original file name.")
     score = serializers.FloatField(help_text="How suspect: higher first.")
-    given_class = serializers.IntegerField(allow_null=True)
+    given_class = serializers.IntegerField(allow_null=True, help_text="Class id (the class list gives its path).")
     suggested_class = serializers.IntegerField(allow_null=True, help_text="The class the cross-validated model gives.")
     p_suggested = serializers.FloatField(allow_null=True)
     p_given = serializers.FloatField(allow_null=True)
@@ -64,12 +64,13 @@ class SearchSerializer(serializers.Serializer):
     share_low = serializers.FloatField(allow_null=True)
     share_high = serializers.FloatField(allow_null=True)
     not_checked = serializers.ListField(
-        child=serializers.ListField(), help_text="[class path, label count] of the classes below min_per_class."
+        child=serializers.ListField(),
+        help_text='[stored class path ("a/b/c"), label count] of the classes below min_per_class.',
     )
     classes_judged = serializers.IntegerField(help_text="Multi-label: classes whose decisions were judged.")
     weak_classes = serializers.ListField(
         child=serializers.ListField(),
-        help_text="[class, balanced accuracy, agreement, …] of classes too weak to judge.",
+        help_text='[stored class path ("a/b/c"), balanced accuracy, agreement, …] of classes too weak to judge.',
     )
     seconds = serializers.FloatField()
     created_at = serializers.DateTimeField()
@@ -91,7 +92,9 @@ class CrossValidatedSerializer(serializers.Serializer):
     macro_f1 = EstimateFigureSerializer()
     hamming_accuracy = EstimateFigureSerializer(required=False, help_text="Multi-label only.")
     micro_f1 = EstimateFigureSerializer(required=False, help_text="Multi-label only.")
-    no_support = serializers.ListField(child=serializers.CharField())
+    no_support = serializers.ListField(
+        child=serializers.CharField(), help_text='Classes with no labeled item, by stored path ("a/b/c").'
+    )
     folds = serializers.IntegerField(allow_null=True)
     pool = serializers.IntegerField(allow_null=True)
     open_images = OpenImagesSerializer(allow_null=True)
@@ -117,7 +120,9 @@ class LabelErrorsApi(ProjectView, APIView):
     and `weak_classes` (the classes whose model was too weak, with its balanced accuracy and agreement), the estimated
     share is of the decisions judged (labels x classes_judged), and each suspect's `decisions` lists the classes the
     search contradicts (`given` true: a class given that it finds absent; false: one missing that it finds present),
-    with the probability the class is present and the share of similar labeled images carrying it.
+    with the probability the class is present and the share of similar labeled images carrying it. Suspects and
+    decisions name classes by id; every class name in the answer is a stored path ("a/b/c"), as the class list's
+    `stored_path`.
     POST starts a search as a job (reviewers, managers and ML engineers); one already queued or running is returned
     instead."""
 

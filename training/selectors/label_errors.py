@@ -1,5 +1,6 @@
 """The label-error search as data (REST API, manage.py label_errors): the latest search with the suspects nobody has
-settled, and the cross-validated estimate the model pages show."""
+settled, and the cross-validated estimate the model pages show. Classes are named by stored path ("a/b/c"), as every
+machine-facing answer names them; the search recorded display paths ("a / b / c"), which pages keep."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from dataclasses import astuple, dataclass
 from django.db.models import Q
 
 from labeling.models import Project, ReviewTask, ReviewTaskReason
+from labeling.selectors.classes import class_tree
 from labeling.selectors.training_seam import suspect_decisions
 from training.models import LabelErrorSearch
+from training.selectors.classes import class_names_stored
 from training.selectors.quality import CrossValidated, cross_validated_estimate
 
 # LabelErrorSearch.suspects rows, in order.
@@ -29,15 +32,43 @@ class SuspectPosition:
     item_id: int
 
 
-def label_errors_report(*, project: Project, limit: int | None = None, after: SuspectPosition | None = None) -> dict:
+def label_errors_report(
+    *, project: Project, limit: int | None = None, after: SuspectPosition | None = None, display: bool = False
+) -> dict:
     """{"search": the latest search or None, "cross_validated": the latest estimate or None}. The search lists its
     open suspects after `after`, at most `limit` of them (all when None); `suspects_open` counts them all and
-    `more_after` is the position to ask from for the next page (None on the last)."""
+    `more_after` is the position to ask from for the next page (None on the last). Class names (not_checked,
+    weak_classes, the estimate's no_support) are stored paths; `display`: as the search recorded them, display paths,
+    for a table people read. Suspects and decisions name classes by id."""
     search = LabelErrorSearch.objects.filter(project=project).order_by("-created_at", "-pk").first()
-    return {
+    report = {
         "search": _search_data(search, limit, after),
         "cross_validated": _cv_data(cross_validated_estimate(project=project)),
     }
+    return report if display else _paths_stored(report, project)
+
+
+def _paths_stored(report: dict, project: Project) -> dict:
+    """`report` with each class name a row or list carries spelled as its stored path (class_names_stored)."""
+    search, cv = report["search"], report["cross_validated"]
+    rows = [] if search is None else [row for key in ("not_checked", "weak_classes") for row in search[key] or []]
+    names = [row[0] for row in rows if isinstance(row, list) and row and isinstance(row[0], str)]
+    names += [] if cv is None else cv["no_support"]
+    if not names:
+        return report
+    spelled = class_names_stored(names, tree=class_tree(project=project))
+
+    def row_spelled(row):
+        if isinstance(row, list) and row and isinstance(row[0], str):
+            return [spelled.get(row[0], row[0]), *row[1:]]
+        return row
+
+    for key in ("not_checked", "weak_classes"):
+        if search is not None and isinstance(search[key], list):
+            search[key] = [row_spelled(row) for row in search[key]]
+    if cv is not None:
+        cv["no_support"] = [spelled.get(name, name) for name in cv["no_support"]]
+    return report
 
 
 def _search_data(search: LabelErrorSearch | None, limit: int | None, after: SuspectPosition | None) -> dict | None:

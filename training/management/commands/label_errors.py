@@ -1,6 +1,7 @@
 """manage.py label_errors PROJECT [--show N] [--json]: run the label-error search in this process and print what the
 review page shows: the estimated share of wrong labels with its interval, the suspects to review (most suspect
 first), the classes too small to judge, and the cross-validated estimate with the accuracy on the open images.
+The table names classes as the pages do ("a / b / c"); --json, for scripts, as the API does ("a/b/c").
 
 It rewrites the project's open label-error review tasks and records a finished search job, as the page's "Find
 label errors" does, so the pages show what it found. A search that
@@ -14,6 +15,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.selectors.classes import class_paths, class_tree
 from labeling.selectors.training_seam import weak_class_note
 from labeling.services.jobs import job_create, job_finish, job_start
 from training import selectors
@@ -61,7 +63,10 @@ class Command(BaseCommand):
         finally:
             bar.close()
         job_finish(job=job, result=result)
-        report = label_errors_report(project=project, limit=None if opts["json"] else opts["show"])
+        # --json is for scripts: classes by stored path ("a/b/c"), as the API; the table keeps the pages' "a / b / c".
+        report = label_errors_report(
+            project=project, limit=None if opts["json"] else opts["show"], display=not opts["json"]
+        )
         if report["search"] is not None:
             report["search"].pop("more_after")
         if opts["json"]:
@@ -71,7 +76,7 @@ class Command(BaseCommand):
 
     def _print(self, project: Project, report: dict, show: int) -> None:
         search, cv = report["search"], report["cross_validated"]
-        names = dict(project.classes.values_list("pk", "name"))
+        names = class_paths(class_tree(project=project), display=True)
         if search["status"] != "ok":
             self.stdout.write(f"Label-error search of {project.slug}: {search['status']}. {search['reason']}")
         else:
