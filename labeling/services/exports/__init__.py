@@ -97,6 +97,8 @@ def manifest_build(*, plan: ExportPlan, fmt: str, created_at=None) -> dict:
         ],
         # torchvision's ImageFolder assigns indices in sorted folder order; these match it.
         "class_map": {c.folder: c.index for c in plan.classes},
+        "class_map_note": "ImageFolder's sorted folder order of this export's classes, not a model's output order (a "
+        "model export's config.json class_names is that): match classes by path, never by index.",
         "splits": {
             "test": "items of the project's holdout split (never chosen by active learning)",
             "val": f"{plan.filters.val_fraction:.0%} of the train split, chosen by the image's sha256",
