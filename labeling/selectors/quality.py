@@ -1,16 +1,20 @@
 """Reads for the label-quality page: annotator accuracy and agreement (the review queue's reads: selectors.reviews).
 
 Annotator figures count every label the annotator gave and did not undo (a rejected label still counts against
-them). Accuracy against reviews uses each annotation's latest verdict: accept = right, reject = wrong, correct =
-right only when the reviewer's classes equal the annotator's. Accuracy against gold compares the class set with
-the item's gold classes. Agreement uses items labeled by at least two annotators (each annotator's newest label).
+them). Accuracy against reviews judges every such label on an item a review settled, whoever's label the verdict
+was given on, against the label the reviews settled on (the rule of labeling.services.resolution): the latest
+`correct` verdict's classes, else the classes of the latest accepted label that still counts. A label is right
+when its class set equals that one (multi-label: the whole set). Where only rejects were given the item has no
+settled label: a label with a rejected class set counts as wrong, any other as not reviewed. Accuracy against gold
+compares the class set with the item's gold classes. Agreement uses items labeled by at least two annotators (each
+annotator's newest label).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -32,7 +36,8 @@ from labeling.selectors.reviews import review_task_counts
 
 
 def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[int, frozenset[int]]]:
-    """(annotation id, item id, user id, seconds) of every non-undone label, and each one's class set."""
+    """(annotation id, item id, user id, seconds) of every non-undone label; the class set of every annotation of
+    the project (a reviewer's record of an imported label included: an accept of it settles the item)."""
     rows = list(
         annotator_work(
             Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True).filter(
@@ -47,26 +52,54 @@ def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[i
         annotation__item__project=project
     ).values_list("annotation_id", "labelclass_id"):
         sets[annotation_id].add(class_id)
-    return rows, {pk: frozenset(sets.get(pk, ())) for pk, *_ in rows}
+    return rows, {pk: frozenset(classes) for pk, classes in sets.items()}
 
 
-def _latest_reviews(project: Project) -> dict[int, tuple[str, frozenset[int]]]:
-    """annotation id -> (latest verdict, its corrected classes)."""
-    latest: dict[int, tuple[int, str]] = {}
-    for review_id, annotation_id, verdict in (
+@dataclass
+class _Settled:
+    """What the reviews of one item say: the label they settled on (None: no verdict settled one) and the class
+    sets a reject ruled out."""
+
+    truth: frozenset[int] | None = None
+    wrong: set[frozenset[int]] = field(default_factory=set)
+
+    def judge(self, classes: frozenset[int]) -> bool | None:
+        """Right, wrong, or None: the reviews say nothing about this label."""
+        if self.truth is not None:
+            return classes == self.truth
+        return False if classes in self.wrong else None
+
+
+def _settled(project: Project, sets: dict[int, frozenset[int]]) -> dict[int, _Settled]:
+    """item id -> what its reviews settled, from every review of the project (one query, and one per 900 items
+    whose label a correction settled)."""
+    latest: dict[int, tuple[str, int, bool]] = {}  # annotation id -> (latest verdict, item id, undone)
+    latest_correct: dict[int, int] = {}  # item id -> its latest `correct` review
+    for review_id, annotation_id, item_id, verdict, undo_id in (
         Review.objects.filter(annotation__item__project=project)
         .order_by("created_at", "id")
-        .values_list("id", "annotation_id", "verdict")
+        .values_list("id", "annotation_id", "annotation__item_id", "verdict", "annotation__undone_by")
     ):
-        latest[annotation_id] = (review_id, verdict)
+        latest.pop(annotation_id, None)  # re-inserted: the dict's order is the order of each one's latest verdict
+        latest[annotation_id] = (verdict, item_id, undo_id is not None)
+        if verdict == Verdict.CORRECT:
+            latest_correct[item_id] = review_id
+    out: dict[int, _Settled] = defaultdict(_Settled)
+    for annotation_id, (verdict, item_id, undone) in latest.items():
+        if verdict == Verdict.ACCEPT and not undone:
+            out[item_id].truth = sets.get(annotation_id, frozenset())  # later accepts overwrite earlier ones
+        elif verdict == Verdict.REJECT:
+            out[item_id].wrong.add(sets.get(annotation_id, frozenset()))
     corrected: dict[int, set[int]] = defaultdict(set)
-    review_ids = [rid for rid, verdict in latest.values() if verdict == Verdict.CORRECT]
+    review_ids = list(latest_correct.values())
     for start in range(0, len(review_ids), 900):
         for review_id, class_id in Review.corrected_classes.through.objects.filter(
             review_id__in=review_ids[start : start + 900]
         ).values_list("review_id", "labelclass_id"):
             corrected[review_id].add(class_id)
-    return {aid: (verdict, frozenset(corrected.get(rid, ()))) for aid, (rid, verdict) in latest.items()}
+    for item_id, review_id in latest_correct.items():  # a correction outranks any accept, as in resolution
+        out[item_id].truth = frozenset(corrected.get(review_id, ()))
+    return dict(out)
 
 
 def _gold(project: Project) -> dict[int, frozenset[int]]:
@@ -129,7 +162,7 @@ def _category(classes: frozenset[int]) -> str:
 def quality_report(*, project: Project) -> QualityReport:
     """Everything the label-quality page shows, from a handful of set-based queries."""
     rows, sets = _labels(project)
-    reviews = _latest_reviews(project)
+    settled = _settled(project, sets)
     gold = _gold(project)
     users = dict(get_user_model().objects.filter(pk__in={r[2] for r in rows}).values_list("pk", "username"))
 
@@ -143,18 +176,15 @@ def quality_report(*, project: Project) -> QualityReport:
         row.labels += 1
         seconds[user_id].append(secs)
         newest[(item_id, user_id)] = pk
-        if pk in reviews:
-            verdict, corrected = reviews[pk]
-            if verdict == Verdict.CORRECT:
-                review_hits[user_id].append(corrected == sets[pk])
-            else:
-                review_hits[user_id].append(verdict == Verdict.ACCEPT)
+        hit = settled[item_id].judge(sets.get(pk, frozenset())) if item_id in settled else None
+        if hit is not None:
+            review_hits[user_id].append(hit)
         if item_id in gold:
-            gold_hits[user_id].append(sets[pk] == gold[item_id])
+            gold_hits[user_id].append(sets.get(pk, frozenset()) == gold[item_id])
 
     by_item: dict[int, dict[int, frozenset[int]]] = defaultdict(dict)
     for (item_id, user_id), pk in newest.items():
-        by_item[item_id][user_id] = sets[pk]
+        by_item[item_id][user_id] = sets.get(pk, frozenset())
     shared = {item_id: labels for item_id, labels in by_item.items() if len(labels) >= 2}
 
     # Pairwise agreement and Cohen's kappa.
