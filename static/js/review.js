@@ -1,6 +1,8 @@
 // Review page: a accept, r reject, c then a class key to correct (multi-label: toggle the given set, Enter saves),
-// n / j next, h the model's heatmap, Esc cancels a correction. In a taxonomy each level has its own keys: a class with subclasses
-// opens them, Backspace goes back, Enter picks the level's own class; / searches every class by path.
+// n / j next, h the model's heatmap, Esc cancels a correction. In a taxonomy each level has its own keys: a class
+// with subclasses opens them, Backspace goes back, Enter picks the level's own class; / searches every class by path
+// (Enter picks the first match, multi-label: ticks or unticks it; Enter on an empty search does what Enter does
+// outside it; / again starts a new search; Esc leaves the search, keeping the ticks).
 // The server renders every card (and the reason tabs, out of band); this file turns keys into submits.
 // As on the labeling page (static/js/label.js), a verdict acts only on a task the reviewer can have seen: not while
 // the next card's image loads, nor within REACTION_MS of it replacing the last one (a double tap racing the card).
@@ -108,6 +110,7 @@
     document.getElementById("correct-toggle")?.classList.toggle("on", on);
     // Multi-label: a correction edits the given set, so it starts from the given classes.
     buttons().forEach((b) => mark(b, on && isMulti() && b.classList.contains("given")));
+    showWillSave();
     if (!on) {
       const input = searchInput();
       if (input) { input.value = ""; renderSearch(); }
@@ -120,9 +123,17 @@
     btn.classList.toggle("on", checked);
   }
 
+  // Multi-label: the set a save sends, in words beside the save button (a ticked chip among 120 is easy to miss).
+  function showWillSave() {
+    const line = document.getElementById("correct-summary");
+    if (!line) return;
+    const names = buttons().filter((b) => b.classList.contains("on")).map((b) => b.dataset.path);
+    line.textContent = names.length ? `Will save: ${names.join(", ")}` : "Will save: no class yet. Tick at least one.";
+  }
+
   // Pick exactly this class (single-label) and save, or toggle it (multi-label).
   function pick(btn) {
-    if (isMulti()) { mark(btn, !btn.classList.contains("on")); return; }
+    if (isMulti()) { mark(btn, !btn.classList.contains("on")); showWillSave(); return; }
     buttons().forEach((b) => mark(b, b === btn));
     submit("correct");
   }
@@ -161,7 +172,15 @@
     const results = searchResults(event.target.value);
     const moved = ClassKeys.step(event.key, searchIndex, results.length);
     if (moved !== null) { searchIndex = moved; renderSearch(); event.preventDefault(); }
-    else if (event.key === "Enter") { event.preventDefault(); if (results[searchIndex]) pickSearch(results[searchIndex]); }
+    else if (event.key === "Enter") {
+      event.preventDefault();
+      if (event.repeat) return;  // a held Enter must not pick and then save
+      // The search empty, Enter does what it does outside it: multi-label saves the ticked set, as the grid's finder.
+      if (!event.target.value.trim()) correctionKey(event);
+      else if (results[searchIndex]) pickSearch(results[searchIndex]);
+    }
+    // "/" in the search starts a new search (its text selected, so the next word replaces it), never a slash typed.
+    else if (event.key === "/") { event.preventDefault(); event.target.select(); }
     else if (event.key === "Escape") { event.target.value = ""; searchIndex = 0; renderSearch(); event.target.blur(); event.preventDefault(); }
   }
 
