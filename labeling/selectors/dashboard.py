@@ -11,6 +11,7 @@ from django.utils import timezone
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
 from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.classes import paths_attached
+from labeling.selectors.reviews import review_task_counts
 
 
 def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:
@@ -18,7 +19,8 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
 
     Annotator figures count labels that stand: skips are counted apart and a label later undone counts nowhere
     (the undo rows themselves neither), nor does a reviewer's verdict on an imported label (annotator_work).
-    `with_annotators=False` leaves them out (the page shows them to managers).
+    `with_annotators=False` leaves them out (the page shows them to managers). `review_open` is the review page's
+    "All" count: the open review tasks of every reason (review_task_counts).
     """
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -71,6 +73,7 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
         "total": total,
         "queue_depth": open_items,
         "leased": leased,
+        "review_open": sum(review_task_counts(project=project).values()),
         "resolved": ResolvedLabel.objects.filter(project=project).count(),
         "classes": classes,
         "max_class_count": max_count,
