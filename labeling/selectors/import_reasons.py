@@ -10,6 +10,7 @@ from __future__ import annotations
 # Kinds of problems for the counts the import page shows, checked in order: (phrases in the reason, kind).
 _REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
     (("row's file is a duplicate",), "label for a duplicate file"),
+    (("this copy's class",), "label conflict on a duplicate"),
     (("duplicate of",), "duplicate"),
     (("empty file",), "empty file"),
     (("zip bomb", "zip has", "zip would unpack", "not a valid zip"), "zip refused as a whole"),

@@ -98,6 +98,9 @@ class Command(BaseCommand):
             files = f"{row['files']} file{'s' if row['files'] != 1 else ''}"
             if row.get("near"):
                 self.stdout.write(self.style.WARNING(f"  {row['name']} ({files}; close to {row['near']}: a typo?)"))
+            elif row.get("also"):
+                also = ", ".join(row["also"])
+                self.stdout.write(self.style.WARNING(f"  {row['name']} ({files}; the project also has {also})"))
             else:
                 self.stdout.write(f"  {row['name']} ({files})")
 

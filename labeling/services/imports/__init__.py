@@ -32,10 +32,17 @@ Decisions (documented for users in the README):
   names of each kind, each with its reason and kind (the import page lists them by name beside the kind).
 - The folder report counts the files imported from each folder beside the files it held ("3 of 4").
 
+- A bare class name in a labels CSV ("cat") names the root class of that name, else the one class of that name at
+  any level, else a new root class; a name several classes carry is refused naming them (`class_names`).
+- Of two copies of one image, the first read keeps its label; a copy whose folder gave another class says so
+  (`duplicates`).
+
 Modules: `validation` (pure checks of one file's bytes), `items` (storing items, all or nothing), `archives` (whole-zip
 checks), `sources` (zips, folders, uploads, CSVs, class paths), `folder_classes` (which folders are classes, and the
-report of it), `batches` (a run's state: reading, storing and labeling batches), `run` (the job: decoder threads,
-progress, failure), `submit` (staging browser uploads, creating and queueing jobs).
+report of it), `collect` (a job's files and CSV), `class_names` (a CSV's bare class names), `new_classes` (the classes
+an import made, with typo hints), `duplicates` (copies whose labels differ), `batches` (a run's state: reading,
+storing and labeling batches), `run` (the job: decoder threads, progress, failure), `submit` (staging browser uploads,
+creating and queueing jobs).
 """
 
 from labeling.services.imports.folder_classes import wrapping_folders

@@ -8,9 +8,8 @@ import hashlib
 import logging
 import zipfile
 import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
@@ -18,20 +17,12 @@ from django.db import DataError, IntegrityError, transaction
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.selectors.import_reasons import reason_kind
-from labeling.services.imports.exported import export_entries
-from labeling.services.imports.folder_classes import DROPPED, FolderClasses, top_folder_left_out
+from labeling.services.imports.class_names import ClassNames
+from labeling.services.imports.duplicates import duplicate_row, kept_labels, label_conflict
+from labeling.services.imports.folder_classes import FolderClasses
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
-from labeling.services.imports.sources import (
-    Entry,
-    file_size,
-    folder_entries,
-    folder_label,
-    is_junk,
-    label_csv_parse,
-    read_file,
-    zip_entries,
-)
+from labeling.services.imports.sources import Entry
 from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size
 from labeling.services.projects import label_classes_from_paths
 
@@ -64,10 +55,12 @@ class _Run:
     by_reason: dict[str, int] = field(default_factory=dict)  # reason_kind -> files, for every file
     done: int = 0
     total: int = 0
-    seen: dict[str, str] = field(default_factory=dict)  # sha256 -> name, within this run
+    seen: dict[str, Entry] = field(default_factory=dict)  # sha256 -> the file kept, within this run
+    stored_names: set[str] = field(default_factory=set)  # the files this run stored (since a resume)
     matched_csv: set[str] = field(default_factory=set)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
     new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
+    names: ClassNames = field(default_factory=lambda: ClassNames(by_name={}))  # a CSV's bare names: class_names
     folder_classes: FolderClasses = field(default_factory=FolderClasses)  # which folder became which class
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
 
@@ -86,6 +79,7 @@ class _Run:
     def imported(self, entries: list[Entry]) -> None:
         self.counts["imported"] += len(entries)
         for entry in entries:
+            self.stored_names.add(entry.name)
             if entry.label_paths is None:  # an export's multi-label metadata is no folder's class
                 self.folder_classes.stored(entry.name, entry.label_path)
 
@@ -105,19 +99,51 @@ class _Run:
         self._error(name, reason)
 
     def classes_for(self, entry: Entry) -> list[LabelClass]:
-        paths = self._csv_paths(entry.name)
-        if paths is None and entry.label_paths is not None:
-            paths = entry.label_paths
-        if paths is None:
-            paths = [entry.label_path] if entry.label_path else []
-        return self._resolve(entry.name, paths)
+        key = self._csv_key(entry.name)
+        if key is not None:
+            self.matched_csv.add(key)
+            return self.csv_classes(entry.name, self.csv_labels[key])
+        return self._resolve(entry.name, self._given(entry))
 
-    def _csv_paths(self, name: str) -> list[str] | None:
-        for key in (name, name.rsplit("/", 1)[-1]):
-            if key in self.csv_labels:
-                self.matched_csv.add(key)
-                return self.csv_labels[key]
-        return None
+    def csv_classes(self, name: str, paths: list[str]) -> list[LabelClass]:
+        """The classes a CSV row names (a bare name by class_names' rule), created if new."""
+        paths, problem = self.names.resolve(paths, existing=self.classes)
+        if problem:
+            self.label_error(name, problem)
+            return []
+        return self._resolve(name, paths)
+
+    def _csv_key(self, name: str) -> str | None:
+        return next((key for key in (name, name.rsplit("/", 1)[-1]) if key in self.csv_labels), None)
+
+    def _given(self, entry: Entry) -> list[str]:
+        """The label an export's metadata or the file's folders give it (stored paths, unchecked)."""
+        if entry.label_paths is not None:
+            return entry.label_paths
+        return [entry.label_path] if entry.label_path else []
+
+    def label_asked(self, entry: Entry) -> list[str]:
+        """The label `entry` asks for, its CSV row's first, as stored paths, changing nothing: to compare copies."""
+        key = self._csv_key(entry.name)
+        paths = self.names.resolve(self.csv_labels[key], existing=self.classes)[0] if key else self._given(entry)
+        return sorted({_parsed(p) for p in paths})
+
+    def duplicate(self, entry: Entry, kept: str, kept_paths: list[str] | None, *, earlier: bool) -> None:
+        """Skip `entry`, a copy of the file `kept` (labeled `kept_paths`; None: not looked up, as `entry` gives no
+        label), saying so when their labels differ (labeling.services.imports.duplicates). A copy that a CSV row
+        labels is reported with the rows (_apply_csv_to_existing)."""
+        given = [] if self._csv_key(entry.name) is not None else self.label_asked(entry)
+        reason = label_conflict(kept, kept_paths or [], given, earlier=earlier) if given else None
+        self.reject(entry.name, reason or f"duplicate of {kept}", duplicate=True, kept=kept)
+
+    def duplicate_in_run(self, entry: Entry, kept: Entry, sha256: str) -> None:
+        """Skip `entry`, a copy of `kept` read before in this run; when `kept` was itself a copy of a stored file,
+        `entry` is that file's copy."""
+        stored = Item.objects.filter(project=self.project, sha256=sha256).values_list("original_name", flat=True)
+        if (before := stored.first()) is not None and kept.name not in self.stored_names:
+            self.duplicate(entry, before, kept_labels(self.project, {before}).get(before), earlier=True)
+        else:
+            self.duplicate(entry, kept.name, self.label_asked(kept), earlier=False)
 
     def _resolve(self, name: str, paths: list[str]) -> list[LabelClass]:
         """The classes for one file's label paths, created if new; a bad path leaves the file unlabeled.
@@ -198,10 +224,10 @@ def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_
             run.reject(entry.name, f"file is {size}over the {binary_size(run.limits.max_bytes)} limit")
             continue
         sha256 = hashlib.sha256(data).hexdigest()
-        if sha256 in run.seen:
-            run.reject(entry.name, f"duplicate of {run.seen[sha256]}", duplicate=True, kept=run.seen[sha256])
+        if (kept := run.seen.get(sha256)) is not None:
+            run.duplicate_in_run(entry, kept, sha256)
             continue
-        run.seen[sha256] = entry.name
+        run.seen[sha256] = entry
         batch.append(_Pending(entry, data, sha256))
         batch_bytes += len(data)
         if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
@@ -221,13 +247,16 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
     )
     # One query for the whole batch: the split each phash already has (near-duplicates share it: items.py)
     stored = stored_splits(project=project, phashes=[r.phash for r in results if not isinstance(r, str)])
+    # The labels of the stored files that a copy with a label of its own duplicates, in one query
+    asking = [p for p in batch if p.sha256 in existing and run.label_asked(p.entry)]
+    labels = kept_labels(project, {existing[p.sha256] for p in asking})
     ready: list[tuple[Item, _Pending, Inspected, list[LabelClass]]] = []
     for pending, result in zip(batch, results, strict=True):
         if isinstance(result, str):
             run.reject(pending.entry.name, result)
         elif pending.sha256 in existing:
             kept = existing[pending.sha256]
-            run.reject(pending.entry.name, f"duplicate of {kept}", duplicate=True, kept=kept)
+            run.duplicate(pending.entry, kept, labels.get(kept), earlier=True)
         else:
             classes = run.classes_for(pending.entry)
             item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
@@ -282,10 +311,13 @@ def _apply_csv_to_existing(run: _Run) -> None:
     by_name = {i.original_name: i for i in items.filter(original_name__in=list(remaining)).select_related("resolved")}
     kept = {name.rsplit("/", 1)[-1]: other for name, other in run.duplicate_of.items()}
     kept.update(run.duplicate_of)
-    kept_labels = _kept_labels(run, {kept[name] for name in remaining if name in kept})
+    labels = kept_labels(run.project, {kept[name] for name in remaining if name in kept})
     for name, paths in remaining.items():
         if name in kept:  # its file was skipped as a copy of another: the row is not "for no item"
-            _duplicate_row(run, name, paths, kept[name], kept_labels.get(kept[name], []))
+            given = run.names.resolve(paths, existing=run.classes)[0] or paths
+            reason = duplicate_row(kept[name], labels.get(kept[name], []), sorted({_parsed(p) for p in given}))
+            if reason:
+                run.label_error(name, reason)
             continue
         item = by_name.get(name)
         if item is None:
@@ -299,7 +331,7 @@ def _apply_csv_to_existing(run: _Run) -> None:
         if resolved is not None and resolved.source != LabelSource.IMPORT:
             run.label_error(name, "already labeled in Labelloop; imported label not applied")
             continue
-        classes = run._resolve(name, paths)
+        classes = run.csv_classes(name, paths)
         if not classes:
             continue
         with transaction.atomic():
@@ -310,78 +342,9 @@ def _apply_csv_to_existing(run: _Run) -> None:
         run.counts["labeled"] += 1
 
 
-def _kept_labels(run: _Run, names: set[str]) -> dict[str, list[str]]:
-    """The label (class paths, sorted) of each kept file named, in one query: an upload can hold many copies."""
-    if not names:
-        return {}
-    items = Item.objects.filter(project=run.project, original_name__in=list(names)).prefetch_related(
-        "resolved__classes"
-    )
-    labels = {}
-    for item in items:
-        resolved = getattr(item, "resolved", None)
-        classes = resolved.classes.all() if resolved is not None else []
-        labels[item.original_name] = sorted(class_path_parse(c.path) for c in classes)
-    return labels
-
-
-def _duplicate_row(run: _Run, name: str, paths: list[str], kept: str, kept_paths: list[str]) -> None:
-    """A CSV row whose file was skipped as a duplicate of `kept` (labeled `kept_paths`): nothing to say when it gives
-    the kept file's label, else that its label was not applied (the kept file keeps its own)."""
+def _parsed(path: str) -> str:
+    """A label path in its stored spelling, or as given when it is no class path (its refusal says why)."""
     try:
-        given = sorted(dict.fromkeys(class_path_parse(p) for p in paths))
+        return class_path_parse(path)
     except ValueError:
-        given = sorted(paths)
-    if given == kept_paths:
-        return
-    run.label_error(
-        name,
-        f"row's file is a duplicate of {kept}, which keeps its own label ({'; '.join(kept_paths) or 'none'}); "
-        f"this row's label ({'; '.join(given)}) was not applied",
-    )
-
-
-def _collect(
-    params: dict, errors: list[dict], csv_errors: list[dict], *, root_classes: Collection[str] = ()
-) -> tuple[list[Entry], dict[str, list[str]], FolderClasses]:
-    """The job's files, its labels CSV, and with labels_from_folders the report of which folder became which class
-    (folder_classes: `root_classes`, the project's root class names, are never a top folder left out)."""
-    labels_from_folders = bool(params.get("labels_from_folders"))
-    sources = params.get("sources", [])
-    notes: list[dict] = []
-    # Browser uploads send "folder/class/file.jpg" names for dropped folders: the folders can be the classes, and the
-    # folder the page says was dropped, wrapping them all, is not one (API names keep every folder: folder_classes).
-    uploaded = [PurePosixPath(s.get("name") or "").parts for s in sources if s["type"] == "file"]
-    strip = 0
-    if labels_from_folders:
-        loose, named = [parts for parts in uploaded if not is_junk(parts)], params.get("dropped_folder")
-        strip = top_folder_left_out(loose, named=named, where=DROPPED, root_classes=root_classes, notes=notes)
-    entries: list[Entry] = []
-    for source in sources:
-        path = Path(source["path"])
-        display = source.get("name") or path.name
-        if source["type"] == "file" and is_junk(PurePosixPath(display).parts):
-            continue
-        if not path.exists():
-            errors.append({"name": display, "reason": "not found on the server"})
-        elif source["type"] != "folder" and not path.is_file():  # a pipe given as a file or zip would block
-            errors.append({"name": display, "reason": "not a regular file: refused"})
-        elif source["type"] == "zip":
-            entries += zip_entries(path, labels_from_folders=labels_from_folders, display=display, errors=errors,
-                                   root_classes=root_classes, notes=notes)  # fmt: skip
-        elif source["type"] == "folder":
-            entries += folder_entries(path, labels_from_folders=labels_from_folders, errors=errors)
-        else:
-            label = folder_label(PurePosixPath(display).parts[strip:]) if labels_from_folders else None
-            entries.append(Entry(name=display, read=read_file(path), label_path=label, size=file_size(path)))
-    entries = export_entries(entries, labels_from_folders=labels_from_folders, errors=csv_errors)
-    csv_labels: dict[str, list[str]] = {}
-    if params.get("csv"):
-        try:
-            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors)
-        except OSError as exc:
-            csv_errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
-    folders = FolderClasses()
-    if labels_from_folders:  # an export's multi-label metadata (label_paths) is no folder's class
-        folders = FolderClasses.of([(e.name, e.label_path) for e in entries if e.label_paths is None], notes)
-    return entries, csv_labels, folders
+        return path

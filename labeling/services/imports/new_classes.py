@@ -11,9 +11,13 @@ from labeling.selectors.classes import PATH_SEPARATOR, class_path_display
 
 # At most this many new classes are named in the job's result (the count covers them all).
 MAX_NAMED = 200
-# A new class is named with a sibling that was there before the import when their names, case ignored, are one
-# edit apart (a letter added, dropped, changed, or two swapped: "dgo" and "dog", "sevn" and "seven", "Dog" and "dog"),
-# or two apart in names of 9 letters or more; "eleven" and "seven" (two edits) are not.
+# A new class is named with a class that was there before the import when their names, case ignored, are one edit
+# apart (a letter added, dropped, changed, or two swapped: "dgo" and "dog", "sevn" and "seven", "Dog" and "dog"), or
+# two apart in names of 9 letters or more; "eleven" and "seven" (two edits) are not. A path with "/" is compared with
+# the paths that differ from it in one level ("animals/mammals/dgo" and "animals/mammals/dog", "animals/mamals/cat"
+# and "animals/mammals/cat"): its parents say where it goes. A bare name (a root class) says nothing of where it goes,
+# so it is compared with every class's own name: "zebar" is close to animals / mammals / zebra, and a root class
+# "cat" made beside animals / mammals / cat is named with it as "also" (the same name, never a typo of "hat").
 LONG_NAME = 9
 
 
@@ -22,6 +26,7 @@ class NewClasses:
     known: set[str]  # stored paths of the classes there before the import
     files: dict[str, int] = field(default_factory=dict)  # stored path of a class the import made -> files labeled
     near: dict[str, str] = field(default_factory=dict)  # the same path -> the class it is close to, or ""
+    also: dict[str, list[str]] = field(default_factory=dict)  # a new root class -> classes elsewhere of its name
 
     def made(self, paths: list[str]) -> None:
         """These paths (a file's label) were missing and are now classes: each is compared with the classes there
@@ -29,7 +34,8 @@ class NewClasses:
         for path in paths:
             if path not in self.known and path not in self.files:
                 self.files[path] = 0
-                self.near[path] = self._near(path)
+                self.also[path] = self._same_name(path)
+                self.near[path] = "" if self.also[path] else self._near(path)
 
     def used(self, paths: list[str]) -> None:
         """A file was labeled with these paths."""
@@ -42,32 +48,70 @@ class NewClasses:
         for row in rows or []:
             self.files[row["path"]] = int(row["files"])
             self.near[row["path"]] = row.get("near", "")
+            self.also[row["path"]] = list(row.get("also", []))
 
     def report(self) -> list[dict]:
         """[{"path": stored path, "name": display path, "files": n, "near": display path of the class it is close to,
-        or ""}]: the classes labels named (a parent made on the way to one is not listed), those close to a class
-        that was there first, then by path."""
-        rows = [{"path": p, "name": _display(p), "files": n, "near": self.near[p]} for p, n in self.files.items()]
-        return sorted(rows, key=lambda row: (not row["near"], row["path"]))[:MAX_NAMED]
+        or "", and for a root class whose name classes elsewhere carry, "also": their display paths}]: the classes
+        labels named (a parent made on the way to one is not listed), those close to or named as a class that was
+        there first, then by path."""
+        rows = [
+            {"path": p, "name": _display(p), "files": n, "near": self.near[p]}
+            | ({"also": self.also[p]} if self.also.get(p) else {})
+            for p, n in self.files.items()
+        ]
+        return sorted(rows, key=lambda row: (not (row["near"] or row.get("also")), row["path"]))[:MAX_NAMED]
+
+    def _same_name(self, path: str) -> list[str]:
+        """For a new root class, the classes there before with its very name, at other levels."""
+        if PATH_SEPARATOR in path:
+            return []
+        return [_display(k) for k in sorted(self._by_name.get(path, ()))]
 
     def _near(self, path: str) -> str:
-        parent, _, leaf = path.rpartition(PATH_SEPARATOR)
-        leaf = leaf.lower()
-        allowed = 2 if len(leaf) >= LONG_NAME else 1
-        close = [
-            (edits, k)
-            for name, k in self._siblings.get(parent, ())
-            if (edits := _edits(leaf, name, allowed)) <= allowed
-        ]
-        return _display(min(close)[1]) if close else ""
+        levels = path.split(PATH_SEPARATOR)
+        close: list[tuple[int, int, str]] = []  # (edits, depth, stored path) of each class close to it
+        if len(levels) == 1:
+            name = path.lower()
+            allowed = 2 if len(name) >= LONG_NAME else 1
+            for other, known in self._lower_names.items():
+                if (edits := _edits(name, other, allowed)) <= allowed:
+                    close += [(edits, k.count(PATH_SEPARATOR), k) for k in known]
+        for i, level in enumerate(levels):  # the classes whose path differs from it in this level alone
+            if len(levels) == 1:
+                break
+            allowed = 2 if len(level) >= LONG_NAME else 1
+            for other, k in self._one_level.get((len(levels), i, *levels[:i], *levels[i + 1 :]), ()):
+                if (edits := _edits(level.lower(), other, allowed)) <= allowed:
+                    close.append((edits, 0, k))
+        return _display(min(close)[2]) if close else ""
 
     @cached_property
-    def _siblings(self) -> dict[str, list[tuple[str, str]]]:
-        """The classes there before, by parent path: (name in lower case, stored path)."""
-        out: dict[str, list[tuple[str, str]]] = {}
+    def _by_name(self) -> dict[str, list[str]]:
+        """The classes there before by their own name, at any level below the root."""
+        out: dict[str, list[str]] = {}
         for k in self.known:
-            parent, _, name = k.rpartition(PATH_SEPARATOR)
-            out.setdefault(parent, []).append((name.lower(), k))
+            if PATH_SEPARATOR in k:
+                out.setdefault(k.rpartition(PATH_SEPARATOR)[2], []).append(k)
+        return out
+
+    @cached_property
+    def _lower_names(self) -> dict[str, list[str]]:
+        """The classes there before by their own name in lower case, root classes too."""
+        out: dict[str, list[str]] = {}
+        for k in self.known:
+            out.setdefault(k.rpartition(PATH_SEPARATOR)[2].lower(), []).append(k)
+        return out
+
+    @cached_property
+    def _one_level(self) -> dict[tuple, list[tuple[str, str]]]:
+        """The classes there before under (depth, level left out, the other levels): (that level in lower case,
+        stored path), so a path finds those that differ from it in one level without comparing every class."""
+        out: dict[tuple, list[tuple[str, str]]] = {}
+        for k in self.known:
+            levels = k.split(PATH_SEPARATOR)
+            for i, level in enumerate(levels):
+                out.setdefault((len(levels), i, *levels[:i], *levels[i + 1 :]), []).append((level.lower(), k))
         return out
 
 

@@ -27,12 +27,13 @@ from labeling.selectors.classes import PATH_SEPARATOR
 from labeling.services.imports.batches import (
     _apply_csv_to_existing,
     _classes_by_path,
-    _collect,
     _Pending,
     _read_batches,
     _Run,
     _store_batch,
 )
+from labeling.services.imports.class_names import ClassNames
+from labeling.services.imports.collect import import_sources_collect
 from labeling.services.imports.validation import Inspected, Limits, inspect_or_reason
 from labeling.services.jobs import job_finish, job_start
 from labeling.services.time_limits import SoftLimit
@@ -130,7 +131,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     # A top folder the first attempt left out stays out, though it may have made a root class of that name since
     left_out = {t["folder"] for t in (previous.get("folder_classes") or {}).get("top_folders", []) if t["left_out"]}
     roots = {path for path in run.classes if PATH_SEPARATOR not in path} - left_out
-    entries, run.csv_labels, run.folder_classes = _collect(params, errors, csv_errors, root_classes=roots)
+    entries, run.csv_labels, run.folder_classes = import_sources_collect(params, errors, csv_errors, root_classes=roots)
     if resume_from:
         run.counts.update({k: v for k, v in previous.items() if k in run.counts})
         run.by_reason.update(previous.get("rejected_by_reason") or {})
@@ -146,6 +147,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
             run.label_error(error["name"], error["reason"])
     run.total = run.done + len(entries)
     run.new_classes.known = set(run.classes) - set(run.new_classes.files)  # those made before a resume are new
+    run.names = ClassNames.of(run.classes, run.new_classes.known)
     run.flush_progress()
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="import-decode") if threads > 1 else None
