@@ -2,6 +2,8 @@
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from labeling.constants import (
     BACKBONE_CHOICES,
@@ -341,3 +343,15 @@ class LabelClassForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices)
+
+    def clean_username(self) -> str:
+        """Only an existing account can join: say who creates one (staff, in the admin), since no page here can."""
+        username = self.cleaned_data["username"]
+        if not get_user_model().objects.filter(username=username).exists():
+            raise forms.ValidationError(
+                f"No user named “{username}”. A staff member creates accounts in the admin, at "
+                f"{reverse('admin:auth_user_add')} (the first staff account: manage.py createsuperuser); then save "
+                "the member here.",
+                code="unknown_user",
+            )
+        return username
