@@ -28,7 +28,7 @@ from serving.selectors.models import model_export_zip_of
 from serving.services.prediction_log import LogRecord, prediction_logs_write
 from tests.exports.models import make_model_version
 from tests.factories import page_client, png_bytes
-from tests.serving.conftest import export_version
+from tests.serving.conftest import export_json_edit, export_version
 from training.services import inference
 from training.services.snapshot import class_order
 
@@ -137,21 +137,13 @@ def test_an_export_made_before_keeps_serving_with_stored_paths_and_is_left_uncha
     # Given v1's export as the earlier code wrote it: config.json's class_names in display paths
     project, _, _, version = nested
     key = model_export_zip_of(project_id=project.pk, version_pk=version.pk)
-    storage = export_storage()
-    with storage.open(key, "rb") as fh:
-        original = fh.read()
-    old = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(original)) as src, zipfile.ZipFile(old, "w") as out:
-        for name in src.namelist():
-            data = src.read(name)
-            if name.endswith("/config.json"):
-                config = json.loads(data)
-                config["class_names"] = [DISPLAY[p] for p in MODEL_ORDER]
-                del config["labelloop"]["class_order"]
-                data = json.dumps(config, indent=2, sort_keys=True).encode()
-            out.writestr(name, data)
-    path = Path(storage.path(key))
-    path.write_bytes(old.getvalue())
+
+    def as_before(config: dict) -> None:
+        config["class_names"] = [DISPLAY[p] for p in MODEL_ORDER]
+        del config["labelloop"]["class_order"]
+
+    export_json_edit(key, "config.json", as_before)
+    path = Path(export_storage().path(key))
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     _, token = api_key(project)
 

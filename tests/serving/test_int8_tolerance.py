@@ -4,15 +4,11 @@ export's own table."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-
 import pytest
 
-from labeling.services.exports import export_storage
 from serving.runtime.registry import served_model_file
 from serving.selectors.models import model_export_zip_of
+from tests.serving.conftest import export_json_edit
 from training.ml.export_files import ONNX_FILES, int8_files_for_this_cpu
 
 pytestmark = pytest.mark.django_db
@@ -20,21 +16,12 @@ pytestmark = pytest.mark.django_db
 
 def _mark_outside(key: str, formats: set[str]) -> None:
     """Rewrite the export zip's manifest so that `formats` read as measured outside their tolerance."""
-    storage = export_storage()
-    with storage.open(key, "rb") as fh:
-        original = fh.read()
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(original)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename.rsplit("/", 1)[-1] == "manifest.json":
-                manifest = json.loads(data)
-                for row in manifest["measured"]["formats"]:
-                    row["within_tolerance"] = row["format"] not in formats
-                data = json.dumps(manifest).encode()
-            dst.writestr(info, data)
-    storage.delete(key)
-    storage.save(key, io.BytesIO(out.getvalue()))
+
+    def outside(manifest: dict) -> None:
+        for row in manifest["measured"]["formats"]:
+            row["within_tolerance"] = row["format"] not in formats
+
+    export_json_edit(key, "manifest.json", outside)
 
 
 def test_an_int8_file_outside_its_tolerance_is_not_served(served_project, settings):
