@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from labeling.api.base import MAX_ID, IdField
 from labeling.api.tokens import TokenAuthentication
-from labeling.models import Item
+from labeling.models import Annotation, Item
 from labeling.permissions import Capability, ProjectCapability
 from labeling.selectors.media import item_media_url
 from labeling.selectors.queue import item_suggestions, skipped_items_for_user
@@ -169,6 +169,8 @@ def _call(fn, **kwargs):
         raise Conflict(str(exc)) from exc
     except Item.DoesNotExist as exc:
         raise NotFound("No such item in this project.") from exc
+    except Annotation.DoesNotExist as exc:
+        raise NotFound(str(exc)) from exc
 
 
 class AnnotationCreateApi(QueueApi):
@@ -246,7 +248,8 @@ class UndoApi(QueueApi):
             required=False,
             allow_null=True,
             default=None,
-            help_text="The annotation to withdraw; 409 (nothing changed) unless it is the caller's last undoable one.",
+            help_text="The annotation to withdraw; 409 (nothing changed) unless it is the caller's last undoable one; "
+            "404 when it is no label or skip of the caller's in this project.",
         )
 
     class OutputSerializer(serializers.Serializer):

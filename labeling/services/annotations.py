@@ -282,6 +282,14 @@ def _undo_refusal(*, user, project: Project, annotation_id: int, latest: Annotat
     )
 
 
+def _is_own(user, project: Project, annotation_id: int) -> bool:
+    """Whether `annotation_id` is a label or skip of the user's in the project (an undo row is neither)."""
+    return (
+        0 < annotation_id <= MAX_ID
+        and Annotation.objects.filter(pk=annotation_id, user=user, item__project=project, undoes__isnull=True).exists()
+    )
+
+
 def _what(annotation: Annotation, project: Project) -> str:
     return "skip" if annotation.skipped else f"label “{_class_names(annotation, project)}”"
 
@@ -297,12 +305,19 @@ def annotation_undo(
     Recorded as a new Annotation with `undoes` set (history is kept). The item becomes claimable again
     by this user and is leased to them; open review tasks about the withdrawn label are dropped.
     Returns the undo row (its `.undoes.item` is the item). Raises LabelingConflict when there is nothing to undo
-    or the named annotation is not the one to undo; nothing changes then.
+    or the named annotation is not the one to undo, Annotation.DoesNotExist when `annotation_id` is no label or
+    skip of the user's in the project (another project's, another user's, none); nothing changes then.
     """
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
     with transaction.atomic():
         target = annotations_undoable(user=user, project=project, now=now).first()
+        if (
+            annotation_id
+            and (target is None or target.pk != annotation_id)
+            and not _is_own(user, project, annotation_id)
+        ):
+            raise Annotation.DoesNotExist(f"No label or skip #{annotation_id} of yours in this project.")
         if annotation_id is not None and (target is None or target.pk != annotation_id):
             raise LabelingConflict(
                 _undo_refusal(user=user, project=project, annotation_id=annotation_id, latest=target)

@@ -22,7 +22,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling.constants import MULTI_LABEL_THRESHOLD, ids_from_values
-from labeling.models import Item, LabelClass
+from labeling.models import Annotation, Item, LabelClass
 from labeling.permissions import Capability, project_view
 from labeling.selectors.annotator_work import annotation_undo_target
 from labeling.selectors.classes import paths_attached
@@ -249,6 +249,8 @@ def label_undo(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except LabelingConflict as exc:
         return _next_card(request, status=409, notice=str(exc), level="error")
+    except Annotation.DoesNotExist as exc:
+        raise Http404(str(exc)) from exc
     if not request.htmx:
         messages.info(request, "Undone.")
         return redirect("labeling:label", slug=slug)

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.api.tokens import token_replace
-from labeling.models import Annotation, Item, ResolvedLabel, Role, TaskType
+from labeling.models import Annotation, Item, Membership, ResolvedLabel, Role, TaskType
 from labeling.selectors.annotator_work import annotation_undo_target
 from labeling.services.annotations import (
     LabelingConflict,
@@ -104,8 +104,37 @@ def test_an_undo_naming_no_label_of_the_users_changes_nothing(shapes, member_of,
     if named == "another user's":
         bob = member_of(project, Role.ANNOTATOR, "bob")
         named = annotation_create(item=shapes["items"][3], user=bob, class_ids=[shapes["ring"].pk]).pk
-    with pytest.raises(LabelingConflict, match="Nothing to undo"):
+    # 0 is what a card with nothing to undo sends; any other id is no label or skip of the user's here
+    refusal = (LabelingConflict, "Nothing to undo") if named == 0 else (Annotation.DoesNotExist, "of yours")
+    with pytest.raises(refusal[0], match=refusal[1]):
         annotation_undo(user=ann, project=project, annotation_id=named)
+    assert not Annotation.objects.filter(undoes__isnull=False).exists()
+
+
+def test_an_undo_naming_another_projects_label_is_a_404_and_changes_nothing(
+    shapes, project_factory, label_class_factory, item_factory
+):
+    # Given an annotator with a label to undo here, and a label of theirs in another project
+    project, ann, page = shapes["project"], shapes["ann"], shapes["client"]
+    label_two(shapes)
+    other = project_factory(name="Other", slug="other")
+    Membership.objects.create(user=ann, project=other, role=Role.ANNOTATOR)
+    cls = label_class_factory(project=other, name="leaf", hotkey="1")
+    elsewhere = annotation_create(item=item_factory(project=other), user=ann, class_ids=[cls.pk])
+    api = Client(HTTP_AUTHORIZATION=f"Token {token_replace(user=ann).key}")
+
+    # When the API and the page are asked to undo that one here, or an id that does not exist
+    answers = [
+        api.post(
+            f"/api/projects/{project.slug}/undo/", {"annotation_id": elsewhere.pk}, content_type="application/json"
+        ),
+        api.post(f"/api/projects/{project.slug}/undo/", {"annotation_id": 10**9}, content_type="application/json"),
+        page.post(reverse("labeling:label_undo", args=[project.slug]), {"annotation": str(elsewhere.pk)}),
+    ]
+
+    # Then each is a 404 naming the id, and nothing is withdrawn in either project
+    assert [r.status_code for r in answers] == [404, 404, 404]
+    assert answers[0].json()["detail"] == f"No label or skip #{elsewhere.pk} of yours in this project."
     assert not Annotation.objects.filter(undoes__isnull=False).exists()
 
 
