@@ -14,160 +14,27 @@ stored before intervals were recorded shows its n and says it has none. While th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel, Split
+from labeling.models import Item, LabelClass, Project, ResolvedLabel, Split
 from labeling.selectors.classes import paths_attached
-from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, headline
 from training.models import ModelVersion, Prediction
+from training.selectors.figures import (  # noqa: F401 (re-exported for the views and services)
+    SMALL_HOLDOUT,
+    CrossValidated,
+    Figure,
+    _names,
+    _num,
+    all_absent_baseline,
+    cross_validated_estimate,
+    figures,
+    holdout_is_small,
+    intervals_recorded,
+)
 from training.selectors.runs import metrics_summary
 from training.services.snapshot import ClassOrder
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f and f not in (float("inf"), float("-inf")) else None
-
-
-@dataclass
-class Figure:
-    """One headline metric with its n and 95 % interval (low/high None: none recorded or none defined)."""
-
-    key: str
-    label: str
-    value: float | None
-    n: int | None
-    low: float | None = None
-    high: float | None = None
-    method: str | None = None
-
-    @property
-    def has_interval(self) -> bool:
-        return self.low is not None and self.high is not None
-
-    @property
-    def dom_id(self) -> str:
-        return {"macro_f1": "m-macro-f1", "roc_auc": "m-auc"}.get(self.key, "m-" + self.key.replace("_", "-"))
-
-
-def figures(metrics: Any) -> list[Figure]:
-    """The headline figures of a metrics dict, malformed values read as None."""
-    out = []
-    for row in headline(metrics if isinstance(metrics, dict) else {}):
-        n = _num(row["n"])
-        low, high = _num(row["low"]), _num(row["high"])
-        out.append(
-            Figure(
-                key=row["key"],
-                label=row["label"],
-                value=_num(row["value"]),
-                n=int(n) if n is not None else None,
-                low=low if high is not None else None,
-                high=high if low is not None else None,
-                method=row["method"] if isinstance(row["method"], str) else None,
-            )
-        )
-    return out
-
-
-def intervals_recorded(metrics: Any) -> bool:
-    """False for a version evaluated before intervals were recorded (its page says so instead of an interval)."""
-    return isinstance(metrics, dict) and isinstance(metrics.get("intervals"), dict)
-
-
-def holdout_is_small(n: int | None) -> bool:
-    return n is None or n < SMALL_HOLDOUT
-
-
-def _names(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-@dataclass
-class CrossValidated:
-    """Out-of-fold accuracy and macro-F1 over every labeled item, from the latest label-error search. In a
-    multi-label project `accuracy` is the subset accuracy, and `extra` holds the Hamming accuracy and micro-F1."""
-
-    n: int
-    accuracy: Figure
-    macro_f1: Figure
-    no_support: list[str]
-    folds: int | None
-    searched_at: datetime | None
-    # Open items each fold's head self-trained on; None for a search from before the estimate used the version's
-    # own head (a plain logistic regression).
-    pool: int | None = None
-    # The estimated accuracy on the open images (training.ml.open_accuracy; n = the labeled items its confidence
-    # map is fitted on), the number of open images it scored and the number open in all; None for older searches.
-    open_accuracy: Figure | None = None
-    open_scored: int | None = None
-    open_total: int | None = None
-    multi_label: bool = False
-    extra: list[Figure] = field(default_factory=list)
-
-    @property
-    def headline(self) -> list[Figure]:
-        """Every figure of the estimate in the order the holdout's headline shows them."""
-        order = [key for key, _ in HEADLINE]
-        return sorted([self.accuracy, self.macro_f1, *self.extra], key=lambda f: order.index(f.key))
-
-
-def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
-    if not isinstance(value, dict):
-        return None, None, None
-    acc, low, high, n = (_num(value.get(key)) for key in ("accuracy", "low", "high", "n"))
-    scored, total = _num(value.get("images")), _num(value.get("of"))
-    if acc is None or n is None or not scored:
-        return None, None, None
-    figure = Figure(
-        key="open_accuracy",
-        label="accuracy on the open images",
-        value=acc,
-        n=int(n),
-        low=low if high is not None else None,
-        high=high if low is not None else None,
-        method=value.get("method") if isinstance(value.get("method"), str) else "bootstrap",
-    )
-    return figure, int(scored), int(total) if total is not None else None
-
-
-def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
-    """The newest label-error search (a finished Job) that reported a cross-validated estimate, or None."""
-    job = (
-        Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED)
-        .filter(result__has_key="cross_validated")
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
-    cv = job.result.get("cross_validated") if job is not None and isinstance(job.result, dict) else None
-    if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):
-        return None
-    rows = {f.key: f for f in figures(cv)}
-    accuracy = rows.get("subset_accuracy" if cv.get("multi_label") else "accuracy")
-    if accuracy is None or "macro_f1" not in rows:
-        return None
-    folds, pool = _num(cv.get("folds")), _num(cv.get("pool"))
-    open_accuracy, open_scored, open_total = _open_figure(cv.get("open_images"))
-    return CrossValidated(
-        n=int(_num(cv["n"]) or 0),
-        accuracy=accuracy,
-        macro_f1=rows["macro_f1"],
-        no_support=_names(cv.get("no_support")),
-        folds=int(folds) if folds is not None else None,
-        searched_at=job.finished_at,
-        pool=int(pool) if pool is not None else None,
-        open_accuracy=open_accuracy,
-        open_scored=open_scored,
-        open_total=open_total,
-        multi_label=bool(cv.get("multi_label")),
-        extra=[rows[key] for key in ("hamming_accuracy", "micro_f1") if key in rows],  # multi-label figures only
-    )
 
 
 @dataclass
@@ -205,6 +72,15 @@ class VersionMetrics:
 
     def figure(self, key: str) -> Figure | None:
         return next((f for f in self.headline if f.key == key), None)
+
+
+def _with_supports(version: ModelVersion, summary: dict) -> dict:
+    """A multi-label summary stored before `hamming_all_absent` was recorded, with its per-class block read back
+    (only that key) so that its all-absent baseline can be derived; any other summary as it is."""
+    if not summary.get("multi_label") or "hamming_all_absent" in summary or "per_class" in summary:
+        return summary
+    per_class = ModelVersion.objects.filter(pk=version.pk).values_list("metrics__per_class", flat=True).first()
+    return {**summary, "per_class": per_class}
 
 
 def version_metrics(version: ModelVersion, metrics: Any = None) -> VersionMetrics:
@@ -272,7 +148,7 @@ def version_metrics(version: ModelVersion, metrics: Any = None) -> VersionMetric
         reliability=bins,
         per_level=levels,
         extra=extra,
-        headline=figures(m),
+        headline=figures(_with_supports(version, m) if metrics is not None else m),
         intervals_recorded=intervals_recorded(m),
         no_support=_names(m.get("no_support")),
     )

@@ -151,6 +151,6 @@ def multi_label_estimate(
     cv = cross_val_head(features, targets, len(snap.classes.names), folds=folds, seed=seed, l2=cfg.head_l2,
                         multi_label=True)  # fmt: skip
     m = evaluate(cv.probs, targets, snap.classes.names, multi_label=True)
-    kept = ("n", "multi_label", "accuracy", "subset_accuracy", "hamming_accuracy", "macro_f1", "micro_f1",
-            "no_support", "intervals", "threshold")  # fmt: skip
+    kept = ("n", "multi_label", "accuracy", "subset_accuracy", "hamming_accuracy", "hamming_all_absent", "macro_f1",
+            "micro_f1", "no_support", "intervals", "threshold")  # fmt: skip
     return {**{k: m[k] for k in kept}, "folds": folds, "pool": 0}
