@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from labeling.models import Item, LabelClass, Project, ResolvedLabel, Split
+from labeling.models import Item, LabelClass, Project, ResolvedLabel, ReviewTask, ReviewTaskReason, Split
 from labeling.selectors.classes import paths_attached
 from training.models import ModelVersion, Prediction
 from training.selectors.figures import (  # noqa: F401 (re-exported for the views and services)
@@ -254,3 +254,25 @@ def class_order_of_version(version: ModelVersion) -> ClassOrder:
     by_id = {c.pk: c for c in paths_attached(classes, project=version.project)}
     names = [by_id[c].path if c in by_id else f"class {c}" for c in version.class_ids]
     return ClassOrder(ids=list(version.class_ids), names=names)
+
+
+# The review task a drill-down tile opens when its item has several open: the most specific reason first.
+_REVIEW_REASON_ORDER = (
+    ReviewTaskReason.LABEL_ERROR,
+    ReviewTaskReason.MODEL,
+    ReviewTaskReason.DISAGREEMENT,
+    ReviewTaskReason.GOLD,
+    ReviewTaskReason.SAMPLE,
+)
+
+
+def open_review_tasks(*, project: Project, item_ids: list[int]) -> dict[int, ReviewTask]:
+    """Item id -> the open review task a reviewer judges it in (one per item, by _REVIEW_REASON_ORDER)."""
+    out: dict[int, ReviewTask] = {}
+    rank = {reason: i for i, reason in enumerate(_REVIEW_REASON_ORDER)}
+    tasks = ReviewTask.objects.filter(project=project, item_id__in=item_ids, done=False).order_by("pk")
+    for task in tasks:
+        kept = out.get(task.item_id)
+        if kept is None or rank.get(task.reason, len(rank)) < rank.get(kept.reason, len(rank)):
+            out[task.item_id] = task
+    return out

@@ -1,5 +1,6 @@
 """Label quality writes: queue the label-error search, the follow-ups of a new model version, and store a version's
-per-item predictions on the holdout (the confusion-cell drill-down). The search itself is services/label_errors.py.
+per-item predictions on the holdout (the confusion-cell drill-down), and open a review task for an item a reviewer
+picks from that drill-down. The search itself is services/label_errors.py.
 
 Tasks are sent by name through labeling.services.dispatch; torch is imported inside holdout_predictions_write only.
 """
@@ -9,15 +10,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.models import Job, JobKind, JobStatus, Project, ReviewTask, ReviewTaskReason
 from labeling.services.dispatch import task_send, task_send_on_commit
 from labeling.services.jobs import job_create, job_finish
-from labeling.services.reviews import review_tasks_refresh
+from labeling.services.reviews import live_annotations, review_task_open, review_tasks_refresh
 from training.constants import project_cache_dir
-from training.models import ModelVersion, RunMode
-from training.selectors.quality import class_order_of_version
+from training.models import ModelVersion, Prediction, RunMode
+from training.selectors.quality import class_order_of_version, open_review_tasks
 from training.services.artifacts import version_checkpoint_dir
 from training.services.rounds import predictions_write, round_config
 from training.services.snapshot import label_snapshot
@@ -95,3 +97,20 @@ def label_errors_after_run(*, project_id: int, version_number: int | None = None
     label_errors_job_enqueue(project=project)
     if version_number is not None:
         task_send_on_commit("training.tasks.holdout_predictions_task", project_id, version_number)
+
+
+def confusion_item_review_open(*, project: Project, version: ModelVersion, item_id: int) -> ReviewTask | None:
+    """The open review task in which a reviewer judges `item_id`, picked from the confusion drill-down of `version`:
+    the item's open task if it has one, else a new "Model contradicts" task on its latest live annotation (scored
+    with the version's confidence). None, and nothing written, for an item of another project or one the version
+    has no prediction of."""
+    prediction = Prediction.objects.filter(model_version=version, item_id=item_id, item__project=project).first()
+    if prediction is None or version.project_id != project.pk:
+        return None
+    existing = open_review_tasks(project=project, item_ids=[item_id]).get(item_id)
+    if existing is not None:
+        return existing
+    latest = live_annotations(project=project).filter(item_id=item_id).aggregate(last=Max("id"))["last"]
+    return review_task_open(
+        project=project, item=item_id, reason=ReviewTaskReason.MODEL, annotation=latest, score=prediction.confidence
+    )

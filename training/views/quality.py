@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import charts
+from labeling.constants import id_from_text
 from labeling.models import JobStatus
 from labeling.permissions import Capability, may_search_label_errors, project_view
 from labeling.selectors.classes import DISPLAY_SEPARATOR
@@ -20,7 +21,11 @@ from labeling.selectors.training_seam import explanation_url
 from labeling.services.dispatch import BROKER_DOWN
 from training.models import ModelVersion
 from training.selectors import quality
-from training.services.quality import holdout_predictions_request, label_errors_job_enqueue
+from training.services.quality import (
+    confusion_item_review_open,
+    holdout_predictions_request,
+    label_errors_job_enqueue,
+)
 
 # With many classes a bar chart has a card to itself: room for the names of a deep taxonomy.
 WIDE_BARS = {"width": 760, "max_label_width": 380}
@@ -250,12 +255,17 @@ def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
     holdout_count = m.confusion[true_index][pred_index] if m.confusion else None
     # Over each item: where this version sees the class it predicted (its heatmap, computed by a worker).
     pred_class = version.class_ids[pred_index] if pred_index < len(version.class_ids) else None
+    shown = list(predictions[:300])
     explained = [
         (p, explanation_url(slug=slug, item_id=p.item_id, class_id=pred_class, version=version.number))
         if pred_class is not None
         else (p, "")
-        for p in predictions[:300]
+        for p in shown
     ]
+    # A reviewer opens each item's review card from its tile (its open task, else one the button opens).
+    may_review = Capability.REVIEW in request.capabilities
+    ids = [p.item_id for p in shown]
+    tasks = quality.open_review_tasks(project=request.project, item_ids=ids) if may_review else {}
     return render(
         request,
         "training/quality_confusion_items.html",
@@ -264,13 +274,28 @@ def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
             version=version,
             true_name=names[true_index],
             pred_name=names[pred_index],
-            predictions=predictions[:300],
-            explained=explained,
+            explained=[(p, url, tasks.get(p.item_id)) for p, url in explained],
+            may_review=may_review,
             total=predictions.count(),
             population=population,
             holdout_count=holdout_count,
         ),
     )
+
+
+@require_POST
+@project_view(Capability.REVIEW)
+def confusion_item_review(request: HttpRequest, slug: str) -> HttpResponse:
+    """Open the review card of one item picked from the confusion drill-down of version `v` (its open review task,
+    else a new "Model contradicts" task)."""
+    number, item_id = id_from_text(request.POST.get("v")), id_from_text(request.POST.get("item"))
+    version = ModelVersion.objects.filter(project=request.project, number=number).first() if number else None
+    if version is None or item_id is None:
+        raise Http404("Pick a version and an item.")
+    task = confusion_item_review_open(project=request.project, version=version, item_id=item_id)
+    if task is None:
+        raise Http404(f"v{version.number} has no prediction of item #{item_id} in this project.")
+    return redirect(f"{reverse('labeling:review', args=[slug])}?reason={task.reason}&task={task.pk}")
 
 
 @require_POST
@@ -311,6 +336,7 @@ urlpatterns = [
     path("p/<slug:slug>/model/quality/part/", model_quality_part, name="model_quality_part"),
     path("p/<slug:slug>/model/compare/", model_compare, name="model_compare"),
     path("p/<slug:slug>/model/confusion/", model_confusion_items, name="model_confusion_items"),
+    path("p/<slug:slug>/model/confusion/review/", confusion_item_review, name="confusion_item_review"),
     path("p/<slug:slug>/model/holdout-predict/", holdout_predict, name="holdout_predict"),
     path("p/<slug:slug>/label-errors/find/", label_errors_find, name="label_errors_find"),
 ]
