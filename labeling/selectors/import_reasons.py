@@ -24,7 +24,8 @@ _REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
     (("labels csv", "expected filename,label", "label not applied", "label '"), "label refused"),
     (("labels for a single-label",), "too many labels for a single-label project"),
     (("could not create class",), "class could not be created"),
-    (("no item with this name", "matches several items"), "label for no item"),
+    (("matches several items",), "ambiguous file name"),  # nothing applied, but not for want of an item
+    (("no item with this name",), "label for no item"),
     (("already labeled",), "already labeled"),
     (("could not be read", "not a readable zip", "not found", "could not be stored"), "unreadable"),
 ]

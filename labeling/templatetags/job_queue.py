@@ -46,10 +46,21 @@ RESULT_WORDS = {
     "estimated_share": "estimated share of errors",
     "not_checked": "classes not checked",
     "weak_classes": "classes too weak to judge",
+    "relabeled": "import labels replaced",
 }
 # The summary's order: these first, then any other key alphabetically. A job's result is stored as JSON, and
 # PostgreSQL's jsonb keeps no key order (it read "labeled: 3 · imported: 3 …" where SQLite kept the job's order).
-RESULT_ORDER = ("status", "imported", "labeled", "duplicates", "rejected", "label_errors", "format", "item_count")
+RESULT_ORDER = (
+    "status",
+    "imported",
+    "labeled",
+    "relabeled",
+    "duplicates",
+    "rejected",
+    "label_errors",
+    "format",
+    "item_count",
+)
 # Keys whose value is a code (a label-error search's "too_few"): shown with its underscores as spaces too.
 CODE_VALUES = {"status"}
 

@@ -85,6 +85,10 @@ class Command(BaseCommand):
             f"{result.get('duplicates', 0)} duplicates, {result.get('rejected', 0)} rejected{labels}, "
             f"{result.get('labeled', 0)} labeled"
         )
+        if replaced := result.get("relabeled", 0):  # labels an earlier import gave, that the CSV changed
+            summary += f", {replaced} import label{'s' if replaced != 1 else ''} replaced"
+            for row in result.get("relabeled_files") or []:
+                self.stdout.write(f"replaced {row['name']}: {row['before']} -> {row['after']}")
         self.stdout.write(self.style.WARNING(summary) if refused else self.style.SUCCESS(summary))
         if job.status == "failed":
             raise CommandError(job.message)

@@ -22,6 +22,7 @@ from labeling.services.imports.duplicates import duplicate_row, kept_labels, lab
 from labeling.services.imports.folder_classes import FolderClasses
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
+from labeling.services.imports.relabeled import Relabeled
 from labeling.services.imports.sources import Entry
 from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size
 from labeling.services.projects import label_classes_from_paths
@@ -62,6 +63,7 @@ class _Run:
     new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
     names: ClassNames = field(default_factory=lambda: ClassNames(by_name={}))  # a CSV's bare names: class_names
     folder_classes: FolderClasses = field(default_factory=FolderClasses)  # which folder became which class
+    relabeled: Relabeled = field(default_factory=Relabeled)  # import labels a CSV replaced
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
 
     def reject(self, name: str, reason: str, *, duplicate: bool = False, kept: str | None = None) -> None:
@@ -92,6 +94,7 @@ class _Run:
             "rejected_by_reason": by_reason,
             **({"new_classes": made} if made else {}),
             **({"folder_classes": folders} if folders else {}),
+            **self.relabeled.report(),
         }
 
     def label_error(self, name: str, reason: str) -> None:
@@ -195,11 +198,20 @@ class _Run:
         )  # fmt: skip
 
     def summary(self) -> str:
-        """The job's message, while it runs and once it is done: duplicates are skipped, not rejected."""
-        c = self.counts
-        return (
+        """The job's message, while it runs and once it is done: duplicates are skipped, not rejected. A job with
+        no files (a labels CSV for images already imported) says what its labels did: "4 labels applied, 1 replaced"."""
+        c, replaced = self.counts, self.relabeled.words()
+        if not self.total and self.csv_labels:
+            parts = [f"{c['labeled']} label{'s' if c['labeled'] != 1 else ''} applied"]
+            if self.relabeled.count:
+                parts.append(f"{self.relabeled.count} replaced")
+            if c["label_errors"]:
+                parts.append(f"{c['label_errors']} not applied")
+            return ", ".join(parts)
+        files = (
             f"{c['imported']} imported, {c['duplicates']} duplicates, {c['rejected']} rejected, {c['labeled']} labeled"
         )
+        return f"{files}, {replaced}" if replaced else files
 
 
 def _classes_by_path(project: Project) -> dict[str, LabelClass]:
@@ -312,6 +324,7 @@ def _apply_csv_to_existing(run: _Run) -> None:
     kept = {name.rsplit("/", 1)[-1]: other for name, other in run.duplicate_of.items()}
     kept.update(run.duplicate_of)
     labels = kept_labels(run.project, {kept[name] for name in remaining if name in kept})
+    path_of = {c.pk: path for path, c in run.classes.items()}  # class id -> stored path, for a replaced label
     for name, paths in remaining.items():
         if name in kept:  # its file was skipped as a copy of another: the row is not "for no item"
             given = run.names.resolve(paths, existing=run.classes)[0] or paths
@@ -321,11 +334,15 @@ def _apply_csv_to_existing(run: _Run) -> None:
             continue
         item = by_name.get(name)
         if item is None:
-            candidates = list(items.filter(original_name__endswith="/" + name).select_related("resolved")[:2])
+            candidates = list(
+                items.filter(original_name__endswith="/" + name)
+                .select_related("resolved")
+                .order_by("original_name")[:3]
+            )
             if len(candidates) == 1:
                 item = candidates[0]
             else:
-                run.label_error(name, "no item with this name" if not candidates else "name matches several items")
+                run.label_error(name, _no_one_item(candidates))
                 continue
         resolved = getattr(item, "resolved", None)
         if resolved is not None and resolved.source != LabelSource.IMPORT:
@@ -334,12 +351,26 @@ def _apply_csv_to_existing(run: _Run) -> None:
         classes = run.csv_classes(name, paths)
         if not classes:
             continue
+        if resolved is not None:  # an earlier import's label: replaced, and the job says so
+            if any(c.pk not in path_of for c in classes):  # the row made a class
+                path_of = {c.pk: path for path, c in run.classes.items()}
+            before = [path_of.get(c.pk, c.name) for c in resolved.classes.all()]
+            run.relabeled.replaced(item.original_name, before, [path_of[c.pk] for c in classes])
         with transaction.atomic():
             if resolved is None:
                 resolved = ResolvedLabel.objects.create(item=item, project=run.project, source=LabelSource.IMPORT)
             resolved.classes.set(classes)
             Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
         run.counts["labeled"] += 1
+
+
+def _no_one_item(candidates: list[Item]) -> str:
+    """Why a CSV row's bare file name labels nothing: no item has it, or several do (the first two named)."""
+    if not candidates:
+        return "no item with this name"
+    names = [i.original_name for i in candidates]
+    shown = ", ".join(names[:2]) + (", ..." if len(names) > 2 else "")
+    return f"name matches several items ({shown}); write the path in the CSV"[:300]
 
 
 def _parsed(path: str) -> str:

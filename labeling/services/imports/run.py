@@ -137,6 +137,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
         run.by_reason.update(previous.get("rejected_by_reason") or {})
         run.new_classes.restore(previous.get("new_classes"))
         run.folder_classes.restore(previous.get("folder_classes"))
+        run.relabeled.restore(previous)
         run.done = resume_from
         entries = entries[max(0, resume_from - len(params.get("errors", [])) - len(errors)) :]
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -162,9 +163,29 @@ def image_open_checked(data: bytes, *, limits: Limits, use: Callable[[Image.Imag
     except UnidentifiedImageError:
         raise ImportRejected(_sniff_non_image(data)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
-        raise ImportRejected(f"truncated or corrupt image ({exc})"[:300]) from None
+        raise ImportRejected(f"truncated or corrupt image: {decoder_words(exc)}"[:300]) from None
     except Exception as exc:  # any decoder surprise is a bad file, not a crash
         raise ImportRejected(f"could not be decoded ({type(exc).__name__}: {exc})"[:300]) from None
+
+
+# The decoder's words for a file cut short ("image file is truncated (55 bytes not processed)", where 55 is what it
+# held unread, not what is missing), and for WebP data it cannot start on, said plainly.
+_DECODER_WORDS = (
+    (("image file is truncated", "truncated file read"), "the file ends before the image is complete"),
+    (("could not create decoder object",), "the image data cannot be decoded"),
+)
+
+
+def decoder_words(exc: BaseException) -> str:
+    """A decoder error as a reason's tail: a known message in plain words, any other without its brackets."""
+    text = str(exc) or type(exc).__name__
+    lower = text.lower()
+    for phrases, words in _DECODER_WORDS:
+        if any(phrase in lower for phrase in phrases):
+            return words
+    while (plain := re.sub(r"\s*\(([^()]*)\)", r", \1", text)) != text:
+        text = plain
+    return text.strip(" ,")
 
 
 def _checked_header(image: Image.Image, limits: Limits) -> str:
