@@ -287,6 +287,7 @@ def labels_in_order(user, project) -> list[tuple[int, list[str]]]:
 
 def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, login, screenshot, zoo, hold_labels):
     project, _, user = zoo
+    page.set_viewport_size({"width": 1366, "height": 900})
     login("ann")
     page.goto("/p/zoo/label/")
     wait_ready(page)
@@ -305,6 +306,9 @@ def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, 
     assert note.is_visible()
     assert "not applied" in note.inner_text()
     assert note.get_attribute("data-refused") == "4"
+    # ... where it hides neither a class button nor the image (in the bottom right corner it covered class buttons)
+    hidden_under_note = page.evaluate(COVERED_BY_NOTE)
+    assert hidden_under_note == [], hidden_under_note
     page.keyboard.press("/")  # the search opens while loading, and keeps what is typed when the card is replaced
     page.keyboard.type("goa")
     screenshot("labeling-keys-refused")
@@ -323,6 +327,16 @@ def test_while_the_next_image_loads_keys_are_refused_and_the_search_opens(page, 
 
     press_and_wait_for_next(page, "2")
     assert labels_in_order(user, project) == [(first, ["ant"]), (second, ["bear"])]
+
+
+# The class buttons and the image that the key note's box overlaps (by their text or id).
+COVERED_BY_NOTE = """() => {
+  const note = document.getElementById('key-note').getBoundingClientRect();
+  const overlaps = (r) => r.width && r.height && r.left < note.right && note.left < r.right && r.top < note.bottom
+    && note.top < r.bottom;
+  return [...document.querySelectorAll('.class-btn, #item-image')]
+    .filter((el) => overlaps(el.getBoundingClientRect())).map((el) => el.id || el.textContent.trim());
+}"""
 
 
 def open_zoo_with_second_tap(page, login) -> int:
