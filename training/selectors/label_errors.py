@@ -9,7 +9,7 @@ from dataclasses import astuple, dataclass
 
 from django.db.models import Q
 
-from labeling.models import Project, ReviewTask, ReviewTaskReason
+from labeling.models import Job, JobKind, JobStatus, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.classes import class_tree
 from labeling.selectors.training_seam import suspect_decisions
 from training.models import LabelErrorSearch
@@ -46,6 +46,16 @@ def label_errors_report(
         "cross_validated": _cv_data(cross_validated_estimate(project=project)),
     }
     return report if display else _paths_stored(report, project)
+
+
+def label_error_search_pending(*, project: Project) -> Job | None:
+    """The newest label-error search job still queued or running, or None: while it is, the figures it makes
+    (suspects, the cross-validated estimate) are the previous search's, or missing on a project's first."""
+    return (
+        Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def _paths_stored(report: dict, project: Project) -> dict:
