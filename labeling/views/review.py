@@ -41,6 +41,7 @@ from labeling.selectors.training_seam import (
 )
 from labeling.services import reviews as review_services
 from labeling.views.class_list import page_list_key, review_list_block
+from labeling.views.review_undo import review_undo, with_undo
 
 # A page view refreshes the feeds at most this often per project (the feeds are set-based but not free).
 REFRESH_EVERY_SECONDS = 30
@@ -103,7 +104,7 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
 
 def _card_response(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
     """An htmx card, plus the reason tabs swapped out of band so that their counts follow every verdict."""
-    card = render_to_string("labeling/review.html#task-card", context, request)
+    card = render_to_string("labeling/review.html#task-card", with_undo(request, context), request)
     tabs = render_to_string("labeling/review.html#review-tabs", {**context, "oob": True}, request)
     return HttpResponse(card + tabs, status=status)
 
@@ -133,7 +134,7 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
         task = review_task_next(project=project, reason=reason or None, after=id_from_text(after))
     if request.htmx:
         return _card_response(request, _card_context(request, task, reason))
-    return render(request, "labeling/review.html", _card_context(request, task, reason))
+    return render(request, "labeling/review.html", with_undo(request, _card_context(request, task, reason)))
 
 
 def _settled_note(task: ReviewTask) -> str:
@@ -375,6 +376,7 @@ urlpatterns = [
     path("p/<slug:slug>/review/", review, name="review"),
     path("p/<slug:slug>/review/<int:task_id>/verdict/", review_verdict, name="review_verdict"),
     path("p/<slug:slug>/review/refresh/", review_refresh, name="review_refresh"),
+    path("p/<slug:slug>/review/undo/", review_undo, name="review_undo"),
     path("p/<slug:slug>/review/label-errors/", review_label_errors, name="review_label_errors"),
     path("p/<slug:slug>/items/<int:item_id>/gold/", item_gold, name="item_gold"),
     path("p/<slug:slug>/quality/", quality, name="quality"),

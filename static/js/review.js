@@ -4,6 +4,7 @@
 // (Enter picks the first match, multi-label: ticks or unticks it; Enter on an empty search does what Enter does
 // outside it; / again starts a new search; Esc leaves the search, keeping the ticks).
 // The server renders every card (and the reason tabs, out of band); this file turns keys into submits.
+// z undoes the reviewer's last verdict (the card's Undo form; labeling/views/review_undo.py).
 // As on the labeling page (static/js/label.js), a verdict acts only on a task the reviewer can have seen: not while
 // the next card's image loads, nor within REACTION_MS of it replacing the last one (a double tap racing the card).
 (function () {
@@ -90,6 +91,17 @@
     // The hidden field carries the verdict whether or not the submitter button's value is sent along.
     f.querySelector("#verdict-value").value = verdict;
     f.requestSubmit(button);
+  }
+
+  // z: the card's Undo form withdraws the verdict it names (labeling/views/review_undo.py), under the
+  // verdicts' rule: typed ahead of a card, it is not applied.
+  function undo() {
+    const f = document.getElementById("review-undo-form");
+    if (busy || tooSoon()) { refuse("undo"); return; }
+    if (!f) return;
+    busy = true;
+    markReady();
+    f.requestSubmit();
   }
 
   function showLevel(parent) {
@@ -230,6 +242,7 @@
     else if (key === "c") { startCorrecting(); event.preventDefault(); }
     else if (key === "/" && fieldset()) { if (startCorrecting()) searchInput()?.focus(); event.preventDefault(); }
     else if (key === "n" || key === "j") { next(); event.preventDefault(); }
+    else if (key === "z") { undo(); event.preventDefault(); }
     else if (key === "h" && Explain) { Explain.toggle(); event.preventDefault(); }
   });
 

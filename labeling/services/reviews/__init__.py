@@ -15,7 +15,8 @@ classes the item's label. Tasks that a verdict answers are closed; a closed task
 annotation (sample, gold) or unless the item changed after the verdict (disagreement, model). Nobody judges their
 own label (a reviewer's record of an imported label excepted: they did not give it).
 
-Modules: `feeds` (the review queue's feeds), `verdicts` (review_submit and gold items).
+Modules: `feeds` (the review queue's feeds), `verdicts` (review_submit and gold items), `undo` (review_undo: the
+reviewer's last verdict withdrawn within the undo grace period).
 """
 
 from labeling.services.reviews.feeds import (
@@ -30,10 +31,13 @@ from labeling.services.reviews.feeds import (
     review_tasks_refresh,
     sample_hash,
 )
+from labeling.services.reviews.undo import ReviewUndoConflict, ReviewUndone, review_undo, review_undo_target
 from labeling.services.reviews.verdicts import item_gold_clear, item_gold_set, review_submit, task_annotation
 
 __all__ = [
     "MODEL_CONTRADICTION_CONFIDENCE",
+    "ReviewUndoConflict",
+    "ReviewUndone",
     "active_model_version",
     "gold_classes_of",
     "item_gold_clear",
@@ -45,6 +49,8 @@ __all__ = [
     "review_tasks_for_items",
     "review_tasks_label_errors_set",
     "review_tasks_refresh",
+    "review_undo",
+    "review_undo_target",
     "sample_hash",
     "task_annotation",
 ]
