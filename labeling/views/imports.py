@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view, server_folder_resolve, server_folder_roots
 from labeling.services import imports as import_services
+from labeling.services.imports.submit import staged_job_get
 from labeling.services.imports.validation import binary_size
 
 UPLOAD_BATCH_FILES = 200
@@ -101,7 +102,8 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @project_view(Capability.MANAGE)
 def import_upload(request: HttpRequest, slug: str) -> JsonResponse:
-    """One batch of browser uploads into the staging folder named by `token` (a new one if absent)."""
+    """One batch of browser uploads into the staging folder named by `token` (a new one if absent). The page retries
+    a batch lost to the network under the same `batch` key, which stages it once (staged_uploads_add)."""
     project = request.project
     try:
         token = request.POST.get("token", "")
@@ -114,6 +116,8 @@ def import_upload(request: HttpRequest, slug: str) -> JsonResponse:
             uploads=request.FILES.getlist("files"),
             names=request.POST.getlist("names"),
             oversized=request.POST.getlist("oversized"),
+            oversized_sizes=request.POST.getlist("oversized_size"),
+            batch=request.POST.get("batch", ""),
         )
     except ValidationError as exc:
         return JsonResponse({"error": "; ".join(exc.messages)}, status=400)
@@ -123,8 +127,14 @@ def import_upload(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 @project_view(Capability.MANAGE)
 def import_start(request: HttpRequest, slug: str) -> HttpResponse:
-    """Turn a finished staging folder into a queued job; answers with the job's progress fragment."""
+    """Turn a finished staging folder into a queued job; answers with the job's progress fragment. The page's retry
+    (`retry`: its first try's answer was lost) gets the job that try made, if it made one; a token used once is
+    refused otherwise."""
     project = request.project
+    made = request.POST.get("retry") and staged_job_get(project=project, user=request.user,
+                                                         token=request.POST.get("token", ""))  # fmt: skip
+    if made:
+        return render(request, "labeling/_job_status.html", {"project": project, "job": made}, status=200)
     try:
         directory = import_services.staging_dir_get(
             project=project, user=request.user, token=request.POST.get("token", "")

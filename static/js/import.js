@@ -91,12 +91,41 @@
     suggestFolders();
   });
 
+  // Sizes in the binary units the limits are set in, as the server says them (binary_size in
+  // labeling/services/imports/validation.py): "2.3 MiB", "40.0 KiB".
+  function binarySize(n) {
+    if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+    return n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+  }
+  const limitOf = (p) => (p.path.toLowerCase().endsWith(".zip") ? maxZip : maxUpload);
+  // Files over the size limit are not sent; the job lists them as refused.
+  function split(list) {
+    const sendable = [];
+    const oversized = [];
+    for (const p of list) (p.file.size > limitOf(p) ? oversized : sendable).push(p);
+    return { sendable, oversized };
+  }
+  const skippedNote = document.getElementById("upload-skipped");
+
   function choose(list, folder) {
     list = list.filter((p) => !isJunk(p.path));
     picked = list;
+    resume = null;
     droppedFolder = folder || "";
     const bytes = list.reduce((n, p) => n + p.file.size, 0);
     setStatus(`${list.length} file${list.length === 1 ? "" : "s"} selected (${(bytes / 1048576).toFixed(1)} MiB)`, 0);
+    const { oversized } = split(list);
+    skippedNote.replaceChildren(...oversized.slice(0, 20).map((p) => {
+      const li = document.createElement("li");
+      li.textContent = `${p.path} is ${binarySize(p.file.size)}, over the ${binarySize(limitOf(p))} limit: it will not be sent.`;
+      return li;
+    }));
+    if (oversized.length > 20) {
+      const li = document.createElement("li");
+      li.textContent = `and ${oversized.length - 20} more over the limit.`;
+      skippedNote.append(li);
+    }
+    skippedNote.hidden = !oversized.length;
     suggestFolders();
   }
 
@@ -133,6 +162,9 @@
     if (other) other.value = "";  // the last choice counts, not both
   }));
 
+  // A request that did not get through: the network dropped, or a proxy in front of the server answered 502/503/504.
+  // Such a batch is sent again; a refusal by the server itself (400, 413) is not.
+  class Lost extends Error {}
   function post(url, data, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
@@ -141,63 +173,126 @@
       xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
       if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
       xhr.onload = () => {
-        if (xhr.status === 413) reject(new Error("The server refused the upload as too large (HTTP 413). Upload fewer or smaller files at a time."));
+        if ([502, 503, 504].includes(xhr.status)) reject(new Lost(`the server did not answer (HTTP ${xhr.status})`));
+        else if (xhr.status === 413) reject(new Error("The server refused the upload as too large (HTTP 413). Upload fewer or smaller files at a time."));
         else if (xhr.status >= 400) {
           let message = `Upload failed (HTTP ${xhr.status}).`;
           try { message = JSON.parse(xhr.responseText).error || message; } catch (_) { /* not JSON */ }
           reject(new Error(message));
         } else resolve(xhr);
       };
-      xhr.onerror = () => reject(new Error("Network error while uploading; nothing was imported from this batch."));
+      xhr.onerror = () => reject(new Lost("the network connection was lost"));
       xhr.send(data);
     });
   }
+
+  // Waits after a lost request: 1, 2, 4, 8, 16, 30, 30, 30 s (about two minutes in all), cut short when the
+  // browser says it is back online.
+  const RETRY_DELAYS = [1, 2, 4, 8, 16, 30, 30, 30];
+  function pause(seconds, say) {
+    return new Promise((resolve) => {
+      let left = seconds;
+      let timer = null;
+      const done = () => { clearInterval(timer); window.removeEventListener("online", done); resolve(); };
+      say(left);
+      timer = setInterval(() => { left -= 1; if (left <= 0) done(); else say(left); }, 1000);
+      window.addEventListener("online", done);
+    });
+  }
+  async function persist(send, what, sentText) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await send();
+      } catch (error) {
+        if (!(error instanceof Lost)) throw error;
+        if (attempt >= RETRY_DELAYS.length) throw new Lost(`Upload stopped: no answer from the server for two minutes (${error.message}).`);
+        await pause(RETRY_DELAYS[attempt], (left) => setStatus(`Connection lost: retrying ${what} in ${left} s… (${sentText})`));
+      }
+    }
+  }
+
+  // Batches of at most batchFiles files and batchBytes bytes (a file larger than that goes alone): [start, end).
+  function batchesOf(list) {
+    const out = [];
+    let i = 0;
+    while (i < list.length) {
+      const start = i;
+      let bytes = 0;
+      while (i < list.length && i - start < batchFiles && (i === start || bytes + list[i].file.size <= batchBytes)) {
+        bytes += list[i].file.size;
+        i += 1;
+      }
+      out.push([start, i]);
+    }
+    return out;
+  }
+
+  // An upload that stopped after some batches reached the server: pressing the button again with the same files
+  // chosen goes on from the first batch that did not arrive.
+  let resume = null;
+  let uploading = false;
+  // Leaving the page mid-upload loses it (the files are in this page); once the job exists it runs on the server.
+  window.addEventListener("beforeunload", (event) => {
+    if (!uploading) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
 
   form.addEventListener("submit", async (event) => {
     if (!picked.length && input.files.length === 0) return; // let the browser show "required"-style behaviour
     event.preventDefault();
     showError("");
     button.disabled = true;
-    const sendable = [];
-    const oversized = [];
-    for (const p of picked) {
-      const limit = p.path.toLowerCase().endsWith(".zip") ? maxZip : maxUpload;
-      (p.file.size > limit ? oversized : sendable).push(p);
+    uploading = true;
+    const { sendable, oversized } = split(picked);
+    const batches = batchesOf(sendable);
+    if (!resume || resume.list !== picked) {
+      // A key for this upload's batches, so that a batch sent twice is staged once
+      resume = { list: picked, token: "", next: 0, key: Date.now().toString(36) + Math.random().toString(36).slice(2, 8) };
     }
+    const state = resume;
     const total = sendable.reduce((n, p) => n + p.file.size, 0) || 1;
-    let sent = 0;
-    let token = "";
+    const bytesBefore = (end) => sendable.slice(0, end).reduce((n, p) => n + p.file.size, 0);
     try {
-      let i = 0;
-      do {
-        const data = new FormData();
-        if (token) data.append("token", token);
-        if (i === 0) oversized.forEach((p) => data.append("oversized", p.path));
-        let bytes = 0;
-        const start = i;
+      for (; state.next < batches.length || (state.next === 0 && !batches.length); state.next += 1) {
+        const [start, end] = batches[state.next] || [0, 0];
+        const build = () => {
+          const data = new FormData();
+          if (state.token) data.append("token", state.token);
+          data.append("batch", `${state.key}-${state.next}`);
+          if (state.next === 0) {
+            oversized.forEach((p) => { data.append("oversized", p.path); data.append("oversized_size", String(p.file.size)); });
+          }
+          for (const p of sendable.slice(start, end)) {
+            data.append("files", p.file, p.file.name);
+            data.append("names", p.path);
+          }
+          return data;
+        };
+        const base = bytesBefore(start);
         const ends = [];  // bytes of the batch up to the end of each of its files
-        while (i < sendable.length && i - start < batchFiles && (i === start || bytes + sendable[i].file.size <= batchBytes)) {
-          data.append("files", sendable[i].file, sendable[i].file.name);
-          data.append("names", sendable[i].path);
-          bytes += sendable[i].file.size;
-          ends.push(bytes);
-          i += 1;
-        }
-        const base = sent;
-        const xhr = await post(form.dataset.uploadUrl, data, (loaded) => {
+        sendable.slice(start, end).reduce((n, p) => { ends.push(n + p.file.size); return n + p.file.size; }, 0);
+        setStatus(`Uploading… ${start} of ${sendable.length} files sent`, 100 * base / total);
+        const xhr = await persist(() => post(form.dataset.uploadUrl, build(), (loaded) => {
           // Files whose bytes have all gone out (the request also carries form fields: never past the batch)
-          const done = start + ends.filter((end) => end <= loaded).length;
+          const done = start + ends.filter((e) => e <= loaded).length;
           setStatus(`Uploading… ${done} of ${sendable.length} files sent`, 100 * Math.min(1, (base + loaded) / total));
-        });
-        token = JSON.parse(xhr.responseText).token;
-        sent += bytes;
-      } while (i < sendable.length);
+        }), `batch ${state.next + 1} of ${batches.length}`, `${start} of ${sendable.length} files sent`);
+        state.token = JSON.parse(xhr.responseText).token;
+        if (!batches.length) { state.next = 1; break; }
+      }
       setStatus("Upload complete; queuing the import…", 100);
-      const start = new FormData();
-      start.append("token", token);
-      if (foldersBox.checked) start.append("labels_from_folders", "on");
-      if (droppedFolder) start.append("dropped_folder", droppedFolder);
-      const xhr = await post(form.dataset.startUrl, start);
+      let tries = 0;
+      const xhr = await persist(() => {
+        const begin = new FormData();
+        begin.append("token", state.token);
+        if (tries++) begin.append("retry", "1"); // the first try may have made the job before its answer was lost
+        if (foldersBox.checked) begin.append("labels_from_folders", "on");
+        if (droppedFolder) begin.append("dropped_folder", droppedFolder);
+        return post(form.dataset.startUrl, begin);
+      }, "the start of the import", `${sendable.length} of ${sendable.length} files sent`);
+      uploading = false;
+      resume = null;
       const jobs = document.getElementById("jobs");
       const empty = document.getElementById("no-jobs");
       if (empty) empty.remove();
@@ -207,10 +302,20 @@
       picked = [];
       droppedFolder = "";
       foldersHint.hidden = true;
+      skippedNote.hidden = true;
       input.value = "";
       if (folderInput) folderInput.value = "";
     } catch (error) {
-      showError(error.message);
+      uploading = false;
+      const kept = batches.length ? (batches[state.next - 1]?.[1] || 0) : 0;
+      setStatus(`Upload stopped: ${kept} of ${sendable.length} files sent.`);
+      if (error instanceof Lost) {
+        showError(`${error.message} Nothing was imported. Press “Upload and import” again to go on: ` +
+          (kept ? `the ${kept} files already sent are kept and not sent again.` : "every file is sent again."));
+      } else {
+        resume = null; // a refusal: the next press starts over
+        showError(`${error.message} Nothing was imported.`);
+      }
     } finally {
       button.disabled = false;
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from labeling.services.imports.validation import binary_size
 from labeling.services.jobs import job_create, job_finish
 
 STAGING_TOKEN = re.compile(r"upload-[A-Za-z0-9_]{4,40}")
+BATCH_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CSV_MAX_BYTES = 50 * 1024 * 1024
 DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -105,21 +107,49 @@ def staging_dirs_sweep(*, older_than_hours: float | None = None) -> int:
     return removed
 
 
+def _oversized_reason(name: str, size: str | int | None) -> str:
+    """The refusal of a file the browser did not send for its size, in the words of the server's own size refusal."""
+    limit = settings.LABELLOOP_MAX_ZIP_BYTES if name.lower().endswith(".zip") else settings.LABELLOOP_MAX_UPLOAD_BYTES
+    try:
+        size = int(size)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        size = -1
+    if size <= limit:  # no size given (an older page): the limit alone
+        return f"file is over the {binary_size(limit)} upload size limit; not uploaded"
+    return f"file is {binary_size(size)}, over the {binary_size(limit)} limit; not uploaded"
+
+
 def staged_uploads_add(
-    *, directory: Path, uploads: list, names: list[str] | None = None, oversized: list[str] | None = None
+    *,
+    directory: Path,
+    uploads: list,
+    names: list[str] | None = None,
+    oversized: list[str] | None = None,
+    oversized_sizes: list[str] | None = None,
+    batch: str = "",
 ) -> int:
     """Save browser uploads into a staging folder and note them in its manifest; returns how many were staged.
 
     Images over LABELLOOP_MAX_UPLOAD_BYTES (or zips over LABELLOOP_MAX_ZIP_BYTES) are not kept: they are
-    recorded as rejections. `oversized` names files the browser already refused to send for that reason. A hostile
-    relative path in `names` refuses the whole batch before anything is written (upload_names_check).
+    recorded as rejections. `oversized` names files the browser already refused to send for that reason
+    (`oversized_sizes`: their sizes in bytes, same order). A hostile relative path in `names` refuses the whole batch
+    before anything is written (upload_names_check).
+
+    `batch` is the page's key for this batch: a batch sent again under a key the folder has already taken (its answer
+    was lost on the way back, and the page retried) stages nothing a second time and answers as the first time did.
+    The manifest is the record of what is staged: files written by a request that fails before it is appended are
+    not part of the upload (and go with the folder).
     """
+    if batch and not BATCH_KEY.fullmatch(batch):
+        raise ValidationError("Bad batch key.")
     if names:
         upload_names_check(names=names)
     staged = 0
     lines = []
-    for name in oversized or []:
-        lines.append({"name": name[:500], "reason": "file is over the upload size limit; not uploaded"})
+    sizes = list(oversized_sizes or [])
+    for index, name in enumerate(oversized or []):
+        size = sizes[index] if index < len(sizes) else None
+        lines.append({"name": name[:500], "reason": _oversized_reason(name, size)})
     # Browsers strip folders from multipart file names; `names` carries the relative paths when known.
     names = names if names and len(names) == len(uploads) else [u.name for u in uploads]
     for upload, given in zip(uploads, names, strict=True):
@@ -147,10 +177,31 @@ def staged_uploads_add(
                     out.write(chunk)
         lines.append({"type": kind, "path": target.name, "name": name})
         staged += 1
-    with open(directory / "manifest.jsonl", "a", encoding="utf-8") as manifest:
-        for line in lines:
-            manifest.write(json.dumps(line, ensure_ascii=False) + "\n")
+    # One request at a time decides whether its batch key is new and appends to the manifest: the first try of a
+    # batch may still be running on the server when the page's retry arrives.
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = directory / f".batch-{batch}"
+        if batch and done.exists():
+            for line in lines:  # this batch is already staged: drop the second copy
+                if "path" in line:
+                    (directory / line["path"]).unlink(missing_ok=True)
+            return int(done.read_text() or 0)
+        with open(directory / "manifest.jsonl", "a", encoding="utf-8") as manifest:
+            for line in lines:
+                manifest.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if batch:
+            done.write_text(str(staged))
     return staged
+
+
+def staged_job_get(*, project: Project, user, token: str) -> Job | None:
+    """The import job already made from the staging folder named by `token` (the page's request to start the import
+    reached the server but its answer did not come back, and the page asked again), or None."""
+    if not STAGING_TOKEN.fullmatch(token or ""):
+        return None
+    directory = str(_staging_root(project=project, user=user) / token)
+    return Job.objects.filter(project=project, kind=JobKind.IMPORT, params__staging_dir=directory).first()
 
 
 def import_job_from_staging(
