@@ -223,7 +223,7 @@ def _outside_tolerance(zf: zipfile.ZipFile, members: dict[str, str]) -> set[str]
 
 def served_class_names(config: dict, *, version_pk: int) -> list[str]:
     """The class names the service answers with, in output order: each class's stored path ("a/b/c", as dataset
-    exports and the REST API spell it; training.services.exports.model_class_paths). An export made before
+    exports and the REST API spell it; training.selectors.classes.model_class_paths). An export made before
     config.json said stored paths holds display paths ("a / b / c"); they are read as stored paths here, in memory,
     and the file on disk stays as it was."""
     from training.selectors.classes import model_class_paths

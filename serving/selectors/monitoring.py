@@ -204,7 +204,7 @@ def class_ids_by_logged_name(tree: ClassTree) -> dict[str, int]:
     the service named classes by stored path). Both spellings of every class (archived ones too) map to its id, so
     a nested class's predictions meet its labels, whenever they were logged. Where the two spellings of different
     classes collide (a class named "a/b" beside a class b under a) the display path wins: the service answers
-    such a pair by their checkpoint names, display paths (training.services.exports.model_class_paths)."""
+    such a pair by their checkpoint names, display paths (training.selectors.classes.model_class_paths)."""
     ids = {path: pk for pk, path in class_paths(tree).items()}
     ids.update({path: pk for pk, path in class_paths(tree, display=True).items()})
     return ids

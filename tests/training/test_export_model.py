@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -128,11 +129,19 @@ def test_model_card_names_holdout_metrics_dataset_hash_and_preprocessing(trained
     card = (folder / "README.md").read_text()
     assert "accuracy | 0.8125" in card
     assert version.dataset_hash in card
+    # The metrics table holds holdout figures only; the run's counts are listed apart
+    metrics_table = card.split("## Holdout metrics")[1].split("Training run")[0]
+    assert "holdout_size" not in metrics_table
+    assert "Training run (counts and settings, not holdout metrics)" in card
+    assert "| holdout_size | 16 |" in card
     assert "center-crop 48x48" in card
     assert "a transparent image is laid on white, or on black when what it shows is light" in card
     config = json.loads((folder / "config.json").read_text())
     assert config["labelloop"]["dataset_hash"] == version.dataset_hash
     assert config["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
+    # The card is dated as config.json dates the export (it gave the minute it was written, minutes later)
+    exported = datetime.fromisoformat(config["labelloop"]["exported_at"]).astimezone(UTC)
+    assert f"on {exported:%Y-%m-%d %H:%M UTC}." in card
     # A mirror-averaged model says so, with the PyTorch recipe that reproduces it (ONNX does it in the graph).
     mirrored = config["preprocessing"]["flip_average"]
     assert mirrored is request.node.callspec.params["trained"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.utils import timezone
 
 from labeling.services.exports import code_version
@@ -85,6 +87,26 @@ def _cross_validated_rows(version: ModelVersion, metrics: dict) -> list[str]:
     return lines
 
 
+# Numbers the training run records beside the holdout metrics (training/ml/pipeline.py, train.py, ddp.py): how many
+# items it saw and how it was set, listed apart so that the metrics table holds only holdout figures.
+RUN_FACTS = frozenset(
+    {"train_size", "val_size", "holdout_size", "pool_size", "pseudo_labeled", "head_l2", "epochs_run"}
+)
+
+
+def _value_rows(values: dict) -> list[str]:
+    return [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(values.items())]
+
+
+def _exported_at(config: dict) -> datetime:
+    """When the export was made, as its config.json and manifest say (the card was dated a few minutes later, when
+    it was written); now for a config without the time."""
+    try:
+        return datetime.fromisoformat(config["labelloop"]["exported_at"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return timezone.now()
+
+
 def model_card(
     *,
     version: ModelVersion,
@@ -94,14 +116,14 @@ def model_card(
     formats: dict | None = None,
     torchscript: dict | None = None,
 ) -> str:
-    # The export's copy: its class names are spelled as class_names are (training.services.exports.metrics_spelled).
+    # The export's copy: its class names are spelled as class_names are (training.selectors.classes.metrics_spelled).
     metrics = (config.get("labelloop") or {}).get("metrics", version.metrics) or {}
     pre = config["preprocessing"]
     forward = "(model(batch) + model(batch.flip(-1))) / 2" if pre.get("flip_average") else "model(batch)"
     lines = [
         f"# {version.project.name} — model v{version.number}",
         "",
-        f"Image classifier exported by Labelloop ({code_version()}) on {timezone.now():%Y-%m-%d %H:%M UTC}.",
+        f"Image classifier exported by Labelloop ({code_version()}) on {_exported_at(config):%Y-%m-%d %H:%M UTC}.",
         "",
         "| | |",
         "|---|---|",
@@ -118,14 +140,16 @@ def model_card(
         "Measured on the project's holdout split, which active learning never chooses (unbiased).",
         "",
     ]
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    scalars = {k: v for k, v in numbers.items() if k not in RUN_FACTS}
     if scalars:
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [
-            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(scalars.items())
-        ]
+        lines += ["| metric | value |", "|---|---|", *_value_rows(scalars)]
     else:
         lines.append("No holdout metrics were recorded for this version.")
+    facts = {k: v for k, v in numbers.items() if k in RUN_FACTS}
+    if facts:
+        lines += ["", "Training run (counts and settings, not holdout metrics):", "", "| | |", "|---|---|"]
+        lines += _value_rows(facts)
     lines += _headline_rows(metrics)
     lines += _cross_validated_rows(version, metrics)
     per_class = metrics.get("per_class")
