@@ -88,16 +88,19 @@ def test_after_n_labels_the_page_and_the_scheduler_agree_a_run_is_due(
         annotation_create(item=item, user=annotator, class_ids=[cat.pk])
     due, text = page_next_run(project, viewer)
     assert not due
-    assert "2 new labels since the last run; the scheduler queues a run at 3." in text
+    assert "2 labels so far; the scheduler queues a run at 3." in text
     assert scheduler_starts(project) == []
 
     # when the 3rd label is in, then the page says due and the scheduler starts a training run
     annotation_create(item=items[2], user=annotator, class_ids=[cat.pk])
     due, text = page_next_run(project, viewer)
     assert due
-    assert "3 new labels since the last run; a run is due" in text
+    assert "3 labels so far; a run is due" in text
     assert [(r.mode, r.trigger) for r in scheduler_starts(project)] == [(RunMode.HEAD, RunTrigger.SCHEDULER)]
 
-    # and while that run is in flight, the page no longer says due
-    due, _ = page_next_run(project, viewer)
+    # and while that run is in flight, the page no longer says due, and says which run is under way
+    due, text = page_next_run(project, viewer)
     assert not due
+    run = TrainingRun.objects.get(project=project, mode=RunMode.HEAD)
+    assert f"run {run.pk} is queued (its progress: Runs, below)" in text
+    assert "No model trained yet." in text
