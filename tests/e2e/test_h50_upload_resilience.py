@@ -199,3 +199,46 @@ def test_a_batch_the_server_refuses_is_not_retried_and_says_why(page, import_pag
     assert len(tries) == 2
     assert not any(s.startswith("Connection lost") for s in page.evaluate("window.seen"))
     assert not Job.objects.filter(project=import_page).exists()
+
+
+def test_after_two_minutes_offline_the_upload_stops_and_the_button_goes_on_from_there(page, import_page, photos):
+    # Given the connection drops for good after the first batch (the page's clock is the test's, to skip the waits)
+    page.clock.install()
+    tries = []
+    offline = [True]
+
+    def batch(route):
+        tries.append(route.request)
+        if len(tries) >= 2 and offline[0]:
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    page.route("**/import/upload/", batch)
+    page.set_input_files("#file-input", photos)
+    page.click("#upload-button")
+
+    # When no retry gets through for about two minutes
+    error = page.locator("#upload-error")
+    for _ in range(200):
+        page.clock.run_for(1_000)
+        if error.is_visible():
+            break
+
+    # Then the page says the upload stopped, that nothing was imported and what the button does now
+    expect(error).to_have_text(
+        "Upload stopped: no answer from the server for two minutes (the network connection was lost). "
+        "Nothing was imported. Press “Upload and import” again to go on: the 10 files already sent are kept and "
+        "not sent again."
+    )
+    expect(page.locator("#upload-status")).to_have_text("Upload stopped: 10 of 60 files sent.")
+    assert len(tries) == 10  # the first batch, then the second's first try and its 8 retries
+    assert not Job.objects.filter(project=import_page).exists()
+    assert page.evaluate(BEFOREUNLOAD) is False  # nothing is running that leaving would cut off
+
+    # And pressing the button once the line is back sends only the 5 batches that had not arrived
+    offline[0] = False
+    page.clock.resume()
+    page.click("#upload-button")
+    _imported_once(page, import_page)
+    assert len(tries) == 15
