@@ -1,9 +1,13 @@
-"""API: the annotation and review history of a project (read-only here; writes are the queue API's)."""
+"""API: the annotation and review history of a project (read-only, writes are the queue API's), and the undo of a
+reviewer's last verdict (labeling.services.reviews.undo)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from labeling.api.base import (
     IdCursorPagination,
@@ -15,6 +19,7 @@ from labeling.models import (
     Review,
 )
 from labeling.permissions import Capability
+from labeling.services import reviews as review_services
 
 
 class AnnotationOutputSerializer(serializers.ModelSerializer):
@@ -79,4 +84,66 @@ class ReviewListApi(ProjectView, generics.ListAPIView):
             Review.objects.filter(annotation__item__project=self.project)
             .select_related("reviewer", "annotation")
             .prefetch_related("corrected_classes")
+        )
+
+
+class ReviewUndoConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class ReviewUndoApi(ProjectView, APIView):
+    """Withdraw the caller's last review verdict in this project (within the undo grace period, as a label's undo).
+
+    The verdict is removed, the review tasks it closed are open again and the item's label is as it was before it.
+    With `review_id` (the `id` of a verdict in the reviews list) only that verdict is withdrawn, and only while it is
+    the caller's last: a retry of an undo whose answer was lost gets 404 (the verdict is gone) instead of withdrawing
+    the verdict before.
+    """
+
+    capability = Capability.REVIEW
+
+    class InputSerializer(serializers.Serializer):
+        review_id = IdField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="The verdict to withdraw; 409 (nothing changed) unless it is the caller's last undoable one; 404 "
+            "when it is no verdict of the caller's in this project (one already undone included).",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        undone_review_id = serializers.IntegerField()
+        verdict = serializers.CharField()
+        item = serializers.IntegerField()
+        reopened_tasks = serializers.ListField(
+            child=serializers.IntegerField(), help_text="The review tasks open again, the one to judge first first."
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            404: OpenApiResponse(description="No such verdict of yours in this project; nothing changed."),
+            409: OpenApiResponse(description="Nothing to undo, or not your last verdict; nothing changed."),
+        },
+    )
+    def post(self, request, slug: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            undone = review_services.review_undo(
+                reviewer=request.user, project=self.project, review_id=data.validated_data["review_id"]
+            )
+        except review_services.ReviewUndoConflict as exc:
+            raise ReviewUndoConflict(str(exc)) from exc
+        except Review.DoesNotExist as exc:
+            raise NotFound(str(exc)) from exc
+        return Response(
+            {
+                "undone_review_id": undone.review_id,
+                "verdict": undone.verdict,
+                "item": undone.item_id,
+                "reopened_tasks": [task.pk for task in undone.reopened],
+            }
         )

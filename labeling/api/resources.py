@@ -33,6 +33,7 @@ urlpatterns = [
     # POST projects/<slug>/annotations/ is the queue API's create; the history list sits beside it.
     path("projects/<slug:slug>/annotations/list/", annotations.AnnotationListApi.as_view(), name="api-annotations"),
     path("projects/<slug:slug>/reviews/", annotations.ReviewListApi.as_view(), name="api-reviews"),
+    path("projects/<slug:slug>/reviews/undo/", annotations.ReviewUndoApi.as_view(), name="api-review-undo"),
     path("projects/<slug:slug>/imports/", imports.ImportCreateApi.as_view(), name="api-imports"),
     path("projects/<slug:slug>/jobs/", jobs.JobListApi.as_view(), name="api-jobs"),
     path("projects/<slug:slug>/jobs/<int:job_id>/", jobs.JobDetailApi.as_view(), name="api-job"),
