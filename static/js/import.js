@@ -165,13 +165,23 @@
   // A request that did not get through: the network dropped, or a proxy in front of the server answered 502/503/504.
   // Such a batch is sent again; a refusal by the server itself (400, 413) is not.
   class Lost extends Error {}
+  const STALL_MS = 30000;
   function post(url, data, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url);
       xhr.setRequestHeader("X-CSRFToken", csrf);
       xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
-      if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
+      // A line that goes quiet without an error (Wi-Fi out of reach) would hold the request for minutes: when no
+      // byte of the batch has gone out for STALL_MS, it counts as lost, and is sent again.
+      let last = Date.now();
+      let sending = true;
+      const watch = setInterval(() => {
+        if (sending && Date.now() - last > STALL_MS) { clearInterval(watch); xhr.abort(); reject(new Lost(`nothing went out for ${STALL_MS / 1000} s`)); }
+      }, 1000);
+      xhr.addEventListener("loadend", () => clearInterval(watch));
+      xhr.upload.addEventListener("load", () => { sending = false; });
+      xhr.upload.addEventListener("progress", (e) => { last = Date.now(); if (onProgress) onProgress(e.loaded); });
       xhr.onload = () => {
         if ([502, 503, 504].includes(xhr.status)) reject(new Lost(`the server did not answer (HTTP ${xhr.status})`));
         else if (xhr.status === 413) reject(new Error("The server refused the upload as too large (HTTP 413). Upload fewer or smaller files at a time."));

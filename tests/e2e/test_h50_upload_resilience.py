@@ -242,3 +242,29 @@ def test_after_two_minutes_offline_the_upload_stops_and_the_button_goes_on_from_
     page.click("#upload-button")
     _imported_once(page, import_page)
     assert len(tries) == 15
+
+
+def test_a_batch_that_stalls_without_an_error_is_sent_again(page, import_page, photos):
+    # Given the second batch's first try never gets through and never fails (held by the test: a line gone quiet)
+    page.clock.install()
+    tries = []
+
+    def batch(route):
+        tries.append(route)
+        if len(tries) != 2:
+            route.continue_()
+
+    page.route("**/import/upload/", batch)
+    page.set_input_files("#file-input", photos)
+    page.click("#upload-button")
+    while len(tries) < 2:
+        page.wait_for_timeout(50)
+
+    # When 30 s pass without a byte going out
+    page.clock.run_for(31_000)
+
+    # Then the page gives that try up, says it retries, and the upload goes on to one job with every file once
+    expect(page.locator("#upload-status")).to_contain_text("Connection lost: retrying batch 2 of 6")
+    page.clock.resume()
+    _imported_once(page, import_page)
+    assert len(tries) == 7
