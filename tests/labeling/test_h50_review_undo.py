@@ -164,3 +164,15 @@ def test_the_review_page_undoes_the_verdict_and_shows_the_card_again(client, wor
     assert f"No verdict #{review.pk} of yours in this project" in _text(again)
     assert f'data-task="{task.pk}"' in again.content.decode()
     assert ReviewTask.objects.get(pk=task.pk).done is False
+
+
+def test_a_verdict_another_reviewer_has_followed_on_the_item_is_not_undone(world):
+    item, task = world["items"][0], world["tasks"][0]
+    model_task = review_task_open(project=world["project"], item=item, reason=ReviewTaskReason.MODEL)
+    mine = review_submit(task=task, reviewer=world["rev"], verdict="accept")
+    review_submit(task=model_task, reviewer=world["rev2"], verdict="correct", corrected_class_ids=[world["dog"].pk])
+
+    with pytest.raises(ReviewUndoConflict, match=f"rev2 has given a verdict on image #{item.pk} since yours"):
+        review_undo(reviewer=world["rev"], project=world["project"], review_id=mine.pk)
+    assert Review.objects.count() == 2
+    assert _label(item) == {"dog"}

@@ -61,13 +61,13 @@ def _is_own(reviewer, project: Project, review_id: int) -> bool:
 
 
 def _reopen_tasks(*, review: Review, item_id: int) -> list[ReviewTask]:
-    """Open again the tasks the verdict closed; drop the tasks its effect opened.
+    """Open again the tasks the verdict closed.
 
     Only verdicts close tasks (labeling.services.reviews.verdicts), and no verdict on the item came after this one
     (checked by the caller): a closed task of the item made after the item's previous verdict, and not after this
-    one, was closed by this one. The newest such task of each reason is opened again, unless one is open.
+    one, was closed by this one. The newest such task of each reason is opened again; an open task of that reason
+    made after the verdict (its effect fed the queue) gives way to it, one made before it stays instead.
     """
-    ReviewTask.objects.filter(item_id=item_id, done=False, created_at__gt=review.created_at).delete()
     before = (
         Review.objects.filter(annotation__item_id=item_id, created_at__lte=review.created_at)
         .exclude(pk=review.pk)
@@ -77,12 +77,15 @@ def _reopen_tasks(*, review: Review, item_id: int) -> list[ReviewTask]:
     closed = ReviewTask.objects.filter(item_id=item_id, done=True, created_at__lte=review.created_at)
     if before is not None:
         closed = closed.filter(created_at__gt=before.created_at)
-    still_open = set(ReviewTask.objects.filter(item_id=item_id, done=False).values_list("reason", flat=True))
-    reopened = []
+    seen, reopened = set(), []
     for task in closed.order_by("-created_at", "-id"):
-        if task.reason in still_open:
+        if task.reason in seen:
             continue
-        still_open.add(task.reason)
+        seen.add(task.reason)
+        open_now = ReviewTask.objects.filter(item_id=item_id, reason=task.reason, done=False)
+        open_now.filter(created_at__gt=review.created_at).delete()
+        if open_now.exists():
+            continue
         ReviewTask.objects.filter(pk=task.pk).update(done=False)
         task.done = False
         reopened.append(task)
