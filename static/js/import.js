@@ -215,7 +215,7 @@
         return await send();
       } catch (error) {
         if (!(error instanceof Lost)) throw error;
-        if (attempt >= RETRY_DELAYS.length) throw new Lost(`Upload stopped: no answer from the server for two minutes (${error.message}).`);
+        if (attempt >= RETRY_DELAYS.length) throw new Lost(`No answer from the server for two minutes (${error.message}).`);
         await pause(RETRY_DELAYS[attempt], (left) => setStatus(`Connection lost: retrying ${what} in ${left} s… (${sentText})`));
       }
     }

@@ -150,7 +150,7 @@ def test_leaving_the_page_asks_first_while_uploading_and_not_once_the_job_runs(p
     assert page.evaluate(BEFOREUNLOAD) is False
 
 
-def test_a_file_over_the_size_limit_is_named_when_chosen(page, import_page, photos, settings, tmp_path):
+def test_a_file_over_the_size_limit_is_named_when_chosen(page, import_page, photos, settings, tmp_path, screenshot):
     # Given a 20 KiB limit and a 30 KiB scan among the chosen files
     settings.LABELLOOP_MAX_UPLOAD_BYTES = 20 * 1024
     page.reload()
@@ -163,6 +163,7 @@ def test_a_file_over_the_size_limit_is_named_when_chosen(page, import_page, phot
     # Then the page names the file that will not be sent, with its size and the limit, before anything is sent
     note = page.locator("#upload-skipped")
     expect(note).to_have_text("huge_scan.png is 30.0 KiB, over the 20.0 KiB limit: it will not be sent.")
+    screenshot("h50-upload-size-note")
 
     # And the finished job refuses it in the same numbers
     page.click("#upload-button")
@@ -201,7 +202,9 @@ def test_a_batch_the_server_refuses_is_not_retried_and_says_why(page, import_pag
     assert not Job.objects.filter(project=import_page).exists()
 
 
-def test_after_two_minutes_offline_the_upload_stops_and_the_button_goes_on_from_there(page, import_page, photos):
+def test_after_two_minutes_offline_the_upload_stops_and_the_button_goes_on_from_there(
+    page, import_page, photos, screenshot
+):
     # Given the connection drops for good after the first batch (the page's clock is the test's, to skip the waits)
     page.clock.install()
     tries = []
@@ -227,11 +230,12 @@ def test_after_two_minutes_offline_the_upload_stops_and_the_button_goes_on_from_
 
     # Then the page says the upload stopped, that nothing was imported and what the button does now
     expect(error).to_have_text(
-        "Upload stopped: no answer from the server for two minutes (the network connection was lost). "
+        "No answer from the server for two minutes (the network connection was lost). "
         "Nothing was imported. Press “Upload and import” again to go on: the 10 files already sent are kept and "
         "not sent again."
     )
     expect(page.locator("#upload-status")).to_have_text("Upload stopped: 10 of 60 files sent.")
+    screenshot("h50-upload-gave-up")
     assert len(tries) == 10  # the first batch, then the second's first try and its 8 retries
     assert not Job.objects.filter(project=import_page).exists()
     assert page.evaluate(BEFOREUNLOAD) is False  # nothing is running that leaving would cut off
