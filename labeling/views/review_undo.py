@@ -40,15 +40,16 @@ def review_undo(request: HttpRequest, slug: str) -> HttpResponse:
 
     The undo form names the verdict it withdraws (`review`): a press repeated because the answer to the first was
     lost is refused instead of withdrawing the verdict before; a verdict that is not the reviewer's in this project
-    is refused too. `task` is the card shown: a refusal shows it again, with why. Empty `review`: whichever is last.
+    is refused too. `task` is the card shown: a refusal shows it again, with why. Empty `review`: the card had nothing
+    to undo (the answer says why); absent (a form from before this field): the last one.
     """
     reason = request.POST.get("reason", "")
-    named = (request.POST.get("review") or "").strip()
+    named = request.POST.get("review")
     try:
         undone = review_services.review_undo(
             reviewer=request.user,
             project=request.project,
-            review_id=(id_from_text(named) or 0) if named else None,  # no row has id 0
+            review_id=None if named is None else id_from_text(named.strip()) or 0,  # no row has id 0
         )
     except (review_services.ReviewUndoConflict, Review.DoesNotExist) as exc:
         messages.error(request, str(exc))

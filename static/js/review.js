@@ -93,8 +93,8 @@
     f.requestSubmit(button);
   }
 
-  // z: the card's Undo form withdraws the verdict it names (labeling/views/review_undo.py), under the
-  // verdicts' rule: typed ahead of a card, it is not applied.
+  // z: the card's Undo form withdraws the verdict it names, or has the server say why there is none
+  // (labeling/views/review_undo.py), under the verdicts' rule: typed ahead of a card, it is not applied.
   function undo() {
     const f = document.getElementById("review-undo-form");
     if (busy || tooSoon()) { refuse("undo"); return; }

@@ -46,7 +46,11 @@ def _label(task_id: str) -> set[str]:
 
 def test_z_after_a_correction_brings_the_card_back_and_the_label_before_it(page, pets_queue, screenshot):
     first = pets_queue
-    assert page.locator("#review-undo-form").count() == 0  # no verdict yet: nothing to undo
+    assert page.locator("#review-undo-form button").count() == 0  # no verdict yet: no Undo button
+    page.keyboard.press("z")  # and z says why
+    page.locator(".review-note").wait_for()
+    assert page.inner_text(".review-note") == "Nothing to undo (verdicts can be undone for 5 minutes)."
+    _wait_for_card(page, first)
 
     # c 2: corrected to dog; the next card comes, with an Undo button
     page.keyboard.press("c")
@@ -63,7 +67,7 @@ def test_z_after_a_correction_brings_the_card_back_and_the_label_before_it(page,
     assert _label(first) == {"cat"}
     assert not Review.objects.exists()
     assert ReviewTask.objects.get(pk=int(first)).done is False
-    assert page.locator("#review-undo-form").count() == 0
+    assert page.locator("#review-undo-form button").count() == 0
 
     # It can be judged again: accept, and the second card follows
     page.keyboard.press("a")

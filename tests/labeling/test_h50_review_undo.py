@@ -158,7 +158,7 @@ def test_the_review_page_undoes_the_verdict_and_shows_the_card_again(client, wor
     assert f'data-task="{task.pk}"' in response.content.decode()  # the card again, open
     assert f"Undone: your verdict (correct) on image #{task.item_id} is withdrawn." in _text(response)
     assert _label(world["items"][0]) == {"cat"}
-    assert 'id="review-undo-form"' not in response.content.decode()  # nothing left to undo
+    assert "Undo my last verdict" not in response.content.decode()  # nothing left to undo: no button
 
     again = client.post(undo_url, {"review": str(review.pk), "task": str(task.pk)}, follow=True, **headers)
     assert f"No verdict #{review.pk} of yours in this project" in _text(again)
@@ -176,3 +176,21 @@ def test_a_verdict_another_reviewer_has_followed_on_the_item_is_not_undone(world
         review_undo(reviewer=world["rev"], project=world["project"], review_id=mine.pk)
     assert Review.objects.count() == 2
     assert _label(item) == {"dog"}
+
+
+def test_z_on_a_page_that_showed_no_verdict_to_undo_withdraws_nothing(client, world):
+    """The card's form sends an empty `review` when it showed nothing to undo: a verdict given meanwhile (another tab)
+    is not withdrawn by it."""
+    project, task = world["project"], world["tasks"][0]
+    review_submit(task=task, reviewer=world["rev"], verdict="accept")
+    client.force_login(world["rev"])
+
+    response = client.post(
+        reverse("labeling:review_undo", args=[project.slug]),
+        {"review": "", "task": str(world["tasks"][1].pk)},
+        follow=True,
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert "Not undone: this page showed no verdict to undo." in _text(response)
+    assert Review.objects.count() == 1

@@ -128,6 +128,11 @@ def review_undo(*, reviewer, project: Project, review_id: int | None = None) -> 
         if review_id is not None and (target is None or target.pk != review_id):
             if target is None:
                 raise ReviewUndoConflict(_nothing_to_undo())
+            if not review_id:  # 0: the page showed no verdict to undo
+                raise ReviewUndoConflict(
+                    f"Not undone: this page showed no verdict to undo. Your last is #{target.pk} on image "
+                    f"#{target.annotation.item_id} (given in another tab or window?). Nothing changed."
+                )
             raise ReviewUndoConflict(
                 f"Not undone: verdict #{review_id} is not your last one any more; your last is #{target.pk} on image "
                 f"#{target.annotation.item_id}. Nothing changed."
