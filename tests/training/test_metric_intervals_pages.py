@@ -119,7 +119,10 @@ def test_quality_page_shows_intervals_absent_classes_and_the_learning_curve_band
     assert re.search(r'id="m-accuracy">0\.625</b>accuracy<br><span class="ci[^>]*>\[0\.306, 0\.863\] n = 8', headline)
     assert re.search(r'id="m-macro-f1">0\.656</b>', headline)  # over a, b and c; counting d as 0 gave 0.492
     assert "No holdout item of: <strong><bdi>d</bdi></strong>" in html
-    assert "Cross-validated over 40 labeled items" in html
+    # The search ran after v3 was made: its estimate is v3's, not v2's
+    assert "Cross-validated over 40 labeled items" not in html
+    v3 = client.get(reverse("training:model_quality", args=[project.slug]) + "?v=3").content.decode()
+    assert "Cross-validated over 40 labeled items" in v3
     # The learning curve: a band over v2 and v3 (v1 has no interval), a whisker at each of them, the two lines
     chart = html[html.index('id="learning-curve"') :]
     assert chart.count("<polygon") == 1
@@ -326,3 +329,22 @@ def test_the_estimate_uses_no_pool_where_the_rounds_do_not_self_train_or_nothing
     Job.objects.filter(project=project).delete()
     again = run_search(client, project, manager, django_capture_on_commit_callbacks)
     assert again.result["cross_validated"]["pool"] == 0
+
+
+def test_a_search_made_before_the_active_version_is_not_shown_as_its_estimate(client, metrics_world):
+    # Given a label-error search reported for v3, then v4 trained on another backbone and made active
+    project = metrics_world["project"]
+    search_reported(project)
+    v3 = ModelVersion.objects.get(project=project, number=3)
+    ModelVersion.objects.filter(pk=v3.pk).update(active=False)
+    ModelVersion.objects.create(
+        project=project, number=4, artifact_path="x", architecture="lite2", class_ids=v3.class_ids,
+        metrics=v3.metrics, label_count=60, active=True,
+    )  # fmt: skip
+    client.force_login(metrics_world["viewer"])
+
+    # When the model page is opened before v4's own search has run
+    html = client.get(reverse("training:model", args=[project.slug])).content.decode()
+
+    # Then v3's out-of-fold figure is not shown as v4's
+    assert "Cross-validated over 40 labeled items" not in html

@@ -148,14 +148,18 @@ def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
     return figure, int(scored), int(total) if total is not None else None
 
 
-def cross_validated_estimate(*, project: Project) -> CrossValidated | None:
-    """The newest label-error search (a finished Job) that reported a cross-validated estimate, or None."""
-    job = (
-        Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED)
-        .filter(result__has_key="cross_validated")
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
+def cross_validated_estimate(*, project: Project, version: Any = None) -> CrossValidated | None:
+    """The newest label-error search (a finished Job) that reported a cross-validated estimate, or None. With a model
+    `version`, only a search started while that version was the newest: a search runs after each new version, on
+    the project's backbone then, so an older search measured another model (after a change of backbone, its
+    figure was shown, and written into the new version's model card, as the new version's)."""
+    jobs = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED)
+    if version is not None:
+        jobs = jobs.filter(created_at__gte=version.created_at)
+        newer = type(version).objects.filter(project=project, number__gt=version.number).order_by("number").first()
+        if newer is not None:
+            jobs = jobs.filter(created_at__lt=newer.created_at)
+    job = jobs.filter(result__has_key="cross_validated").order_by("-finished_at", "-pk").first()
     cv = job.result.get("cross_validated") if job is not None and isinstance(job.result, dict) else None
     if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):
         return None

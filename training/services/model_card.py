@@ -57,7 +57,7 @@ def _cross_validated_rows(version: ModelVersion, metrics: dict) -> list[str]:
     n = n if isinstance(n, int) else None
     if not holdout_is_small(n):
         return []
-    cv = cross_validated_estimate(project=version.project)
+    cv = cross_validated_estimate(project=version.project, version=version)
     if cv is None:
         return []
     rows = [(f"{f.label} (out of fold{', labeled items' if k == 0 else ''})", f) for k, f in enumerate(cv.headline)]

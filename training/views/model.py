@@ -74,7 +74,7 @@ def _context(request: HttpRequest) -> dict:
         "versions": [_with_figures(v) for v in selectors.model_versions(project=project)],
         "active": active,
         "active_metrics": active_metrics,
-        "cross_validated": quality.cross_validated_estimate(project=project)
+        "cross_validated": quality.cross_validated_estimate(project=project, version=active)
         if active_metrics is not None and active_metrics.small_holdout
         else None,
         "small_holdout": quality.SMALL_HOLDOUT,

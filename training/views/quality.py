@@ -122,7 +122,9 @@ def model_quality(request: HttpRequest, slug: str) -> HttpResponse:
     context = _context(request, versions=versions, version=version, learning_chart=_learning_chart(project))
     if version is not None:
         m = quality.version_metrics(version)
-        context["cross_validated"] = quality.cross_validated_estimate(project=project) if m.small_holdout else None
+        context["cross_validated"] = (
+            quality.cross_validated_estimate(project=project, version=version) if m.small_holdout else None
+        )
         context["small_holdout"] = quality.SMALL_HOLDOUT
         many = _many(m)
         pairs = quality.confusions(m.confusion, m.names) if m.confusion and many else []
