@@ -57,12 +57,15 @@ def version_of_trained_names(project, leaves, items, *, number: int = 1):
     config = json.loads(config_file.read_text())
     config["class_names"] = class_order(project=project).names
     assert config["class_names"] == [DISPLAY[p] for p in MODEL_ORDER]
-    config_file.write_text(json.dumps(config))
-    # ... and whose holdout figures name them as training's evaluation does (the checkpoint's names)
+    # ... and whose holdout figures name them as training's evaluation does (the checkpoint's names), in the
+    # version's metrics and in the checkpoint's own copy, beside the registered weights it started from
     row = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1, "predicted": 1}
     names = {"macro_classes": [DISPLAY[CIRCLE], DISPLAY[SQUARE]], "no_support": [DISPLAY[TRIANGLE]]}
     version.metrics = {**(version.metrics or {}), "per_class": {DISPLAY[p]: row for p in MODEL_ORDER}, **names}
     version.save(update_fields=["metrics"])
+    config["metrics"] = version.metrics
+    config["backbone_weights"] = f"/srv/team/weights/tower.safetensors#sha256={'a' * 64}"
+    config_file.write_text(json.dumps(config))
     return version
 
 
@@ -110,9 +113,11 @@ def test_the_model_export_names_classes_as_the_dataset_export_does_and_states_it
     assert "not a dataset export's `class_map`" in classes_part
     assert " / " not in classes_part
     # The per-class figures name the classes as class_names does, in config.json and in the card's table
-    metrics = config["labelloop"]["metrics"]
-    assert set(metrics["per_class"]) == set(config["class_names"])
-    assert (metrics["macro_classes"], metrics["no_support"]) == ([CIRCLE, SQUARE], [TRIANGLE])
+    for metrics in (config["labelloop"]["metrics"], config["metrics"]):
+        assert set(metrics["per_class"]) == set(config["class_names"])
+        assert (metrics["macro_classes"], metrics["no_support"]) == ([CIRCLE, SQUARE], [TRIANGLE])
+    # The weights it started from are named by file and sha256, not by the server's folder
+    assert config["backbone_weights"] == f"tower.safetensors#sha256={'a' * 64}"
     table = [line for line in card.splitlines() if line.startswith("| shapes")]
     assert [line.split(" | ")[0] for line in table] == [f"| {p}" for p in MODEL_ORDER]
 

@@ -12,6 +12,7 @@ process only calls model_export_start. Batch inference lives in services/inferen
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -57,6 +58,16 @@ def checkpoint_dir(version: ModelVersion) -> Path:
     from training.services.artifacts import version_checkpoint_dir
 
     return version_checkpoint_dir(version=version)
+
+
+def _weights_named(value: str) -> str:
+    """Registered backbone weights as an export states them: the file's name with its sha256 (and normalisation),
+    without the server folder it was read from (model.safetensors holds the whole model; the spec says which
+    weights it started from). Any other value (a bundled backbone's name) as it is."""
+    from training.ml.config import VerifiedWeights
+
+    spec = VerifiedWeights.parse(value)
+    return value if spec is None else dataclasses.replace(spec, path=Path(spec.path).name).spec()
 
 
 # config.json's own statement of its output order (JSON has no comments): a consumer must not index by another list.
@@ -186,6 +197,9 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
     multi_label = bool(cfg.get("multi_label", version.project.is_multi_label))
     config = {
         **cfg,
+        # the checkpoint's own copy of the metrics, named as class_names are (a script joins them by name)
+        **({"metrics": metrics_spelled(cfg["metrics"], spelled)} if isinstance(cfg.get("metrics"), dict) else {}),
+        **({"backbone_weights": _weights_named(cfg["backbone_weights"])} if cfg.get("backbone_weights") else {}),
         "architecture": cfg["architecture"],
         "num_classes": len(class_names),
         "class_names": class_names,

@@ -216,7 +216,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     # Every worker machine reads the version through the storage (the row exists only once the files do).
     artifact = checkpoint_store(project_id=project.pk, run_id=run.pk, local_dir=Path(result.checkpoint_dir))
     metrics = dict(result.metrics)
-    weights = backbone_weights_record(cfg.weights)
+    weights = backbone_weights_record(cfg.weights, chosen=project.backbone_weights)
     if weights is not None:
         metrics["backbone_weights"] = weights  # the model page and card print its sha256
     version = _version_create(run=run, snap=snap, artifact=artifact, metrics=metrics, backbone=cfg.backbone)

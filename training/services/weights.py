@@ -180,15 +180,19 @@ def backbone_weights_spec(value: str) -> str:
     return VerifiedWeights(row.path, row.sha256, tuple(row.mean), tuple(row.std)).spec()
 
 
-def backbone_weights_record(weights: str) -> dict[str, Any] | None:
+def backbone_weights_record(weights: str, *, chosen: str = "") -> dict[str, Any] | None:
     """What a model version stores about registered weights a round loaded (RoundConfig.weights), or None:
-    name, architecture, file and the sha256 the worker verified."""
+    name, architecture, file and the sha256 the worker verified. `chosen`: the project's backbone_weights setting,
+    whose registration names them (one file may be registered under several names; the first of those was
+    recorded, not the one the project chose)."""
     from training.ml.config import VerifiedWeights
 
     spec = VerifiedWeights.parse(weights)
     if spec is None:
         return None
-    row = BackboneWeights.objects.filter(path=spec.path, sha256=spec.sha256).first()
+    rows = BackboneWeights.objects.filter(path=spec.path, sha256=spec.sha256)
+    chosen_id = registered_weights_id(chosen)
+    row = (rows.filter(pk=chosen_id).first() if chosen_id is not None else None) or rows.order_by("pk").first()
     return {
         "name": row.name if row else "",
         "architecture": row.architecture if row else "",
