@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.models import LabelSource, ResolvedLabel, ReviewTask, ReviewTaskReason, Role, Split
-from training.models import Explanation, ExplanationStatus, ModelVersion, Prediction
+from labeling.models import ReviewTask, ReviewTaskReason, Role
+from tests.training.test_h50_quality_review_links import one_read_as_eight
+from training.models import Explanation, ExplanationStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -16,25 +17,12 @@ def test_a_reviewer_goes_from_a_confusion_cell_to_the_review_card(
 ):
     # Given two holdout images labeled "one" that v1 predicts "eight", their heatmaps still queued behind training
     project = project_factory(name="Digits")
-    one = label_class_factory(project=project, name="one")
-    eight = label_class_factory(project=project, name="eight")
     member_of(project, Role.REVIEWER, "rev")
-    version = ModelVersion.objects.create(
-        project=project, number=1, artifact_path="a", architecture="lite0", class_ids=[one.pk, eight.pk],
-        metrics={"n": 2, "accuracy": 0.0, "confusion_matrix": [[0, 2], [0, 0]]}, label_count=40, active=True,
-    )  # fmt: skip
-    items = []
-    for confidence in (0.74, 0.61):
-        item = item_factory(project=project, split=Split.HOLDOUT)
-        ResolvedLabel.objects.create(item=item, project=project, source=LabelSource.IMPORT).classes.set([one])
-        Prediction.objects.create(
-            item=item, model_version=version, probabilities=[1 - confidence, confidence], predicted_class=eight,
-            confidence=confidence, uncertainty=1 - confidence,
-        )  # fmt: skip
+    version, items, _ = one_read_as_eight(project, label_class_factory, item_factory)
+    for item in items:
         Explanation.objects.create(
             model_version=version, item=item, class_index=1, class_name="eight", status=ExplanationStatus.QUEUED
         )
-        items.append(item)
 
     # When the reviewer opens the cell from the quality page's matrix
     login("rev")

@@ -14,10 +14,9 @@ from training.models import Explanation, ExplanationStatus, ModelVersion, Predic
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def cell(project_factory, label_class_factory, item_factory):
-    """Two holdout items labeled "one" that v1 predicts "eight" (the drill-down cell t=0, p=1)."""
-    project = project_factory()
+def one_read_as_eight(project, label_class_factory, item_factory) -> tuple[ModelVersion, list, object]:
+    """In `project`, two holdout items labeled "one" that v1 (active) predicts "eight" at 74 % and 61 % (the
+    drill-down cell t=0, p=1): (v1, the items, the class eight)."""
     one = label_class_factory(project=project, name="one")
     eight = label_class_factory(project=project, name="eight")
     version = ModelVersion.objects.create(
@@ -33,6 +32,14 @@ def cell(project_factory, label_class_factory, item_factory):
             confidence=confidence, uncertainty=1 - confidence,
         )  # fmt: skip
         items.append(item)
+    return version, items, eight
+
+
+@pytest.fixture
+def cell(project_factory, label_class_factory, item_factory):
+    """one_read_as_eight in a new project, with the drill-down cell's address."""
+    project = project_factory()
+    version, items, eight = one_read_as_eight(project, label_class_factory, item_factory)
     url = reverse("training:model_confusion_items", args=[project.slug]) + "?v=1&t=0&p=1"
     return {"project": project, "version": version, "items": items, "url": url, "eight": eight}
 
