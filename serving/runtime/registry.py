@@ -13,7 +13,8 @@ fill the disk. A version made active again is extracted again from its export, o
 
 A newly active version with no export yet (a training run just made it): the service asks a worker to export it
 through the model-export path (`model_export_start`, LABELLOOP_SERVING_AUTO_EXPORT) and keeps answering with the
-version it has until the export is there; a project with no servable version at all gets 409 (NO_EXPORT).
+version it has until the export is there. A process that has loaded none (restarted, or the project's first request)
+answers with the newest older version that has an export; only a project with no exported version gets 409.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from django.conf import settings
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
 from serving.selectors.models import (
     active_version_of,
+    exported_versions_before,
     model_export_zip_of,
     version_cache_name,
     version_cache_names,
@@ -286,19 +288,23 @@ class ModelRegistry:
         elif entry.model is None or active.cache_name != entry.loaded:
             # Until the new version loads, the version already loaded keeps answering (answers name it).
             onnx_file = served_model_file(project_id=project_id, version_pk=active.pk)
+            serving = active
             if onnx_file is None:
                 entry.version_pk, entry.reason = active.pk, NO_EXPORT
                 self._request_export(project_id, active, entry)
-            else:
+                if entry.model is None:  # nothing loaded yet in this process: the newest older export answers
+                    serving, onnx_file = self._older_export(project_id, active)
+            if onnx_file is not None:
                 try:
-                    loaded = load_model(onnx_file=onnx_file, version_pk=active.pk, number=active.number)
+                    loaded = load_model(onnx_file=onnx_file, version_pk=serving.pk, number=serving.number)
                 except Exception:  # a corrupt file: say so, try again at the next check
-                    logger.exception("could not load v%s of project %s from %s", active.number, project_id, onnx_file)
-                    entry.version_pk, entry.reason = active.pk, NOT_LOADABLE
+                    logger.exception("could not load v%s of project %s from %s", serving.number, project_id, onnx_file)
+                    if serving is active:
+                        entry.version_pk, entry.reason = active.pk, NOT_LOADABLE
                 else:
-                    entry.model, entry.version_pk, entry.reason = loaded, active.pk, ""
-                    entry.loaded = active.cache_name
-                    logger.info("serving project %s with v%s (%s)", project_id, active.number, loaded.onnx_file)
+                    entry.model, entry.version_pk, entry.reason = loaded, serving.pk, ""
+                    entry.loaded = serving.cache_name
+                    logger.info("serving project %s with v%s (%s)", project_id, serving.number, loaded.onnx_file)
                     cache_entry_touch(onnx_file.parent)
                     try:
                         swept = serving_cache_sweep()
@@ -308,6 +314,14 @@ class ModelRegistry:
                         if swept:
                             logger.info("removed %s unused model folders from the serving cache", len(swept))
         entry.checked_at = time.monotonic()
+
+    @staticmethod
+    def _older_export(project_id: int, active):
+        """(version, ONNX file) of the newest version older than the active one that has a model export."""
+        for older in exported_versions_before(project_id=project_id, number=active.number):
+            if (onnx_file := served_model_file(project_id=project_id, version_pk=older.pk)) is not None:
+                return older, onnx_file
+        return active, None
 
     def _request_export(self, project_id: int, active, entry: _Entry) -> None:
         """Ask a worker to export the active version once (the export job coalesces identical requests)."""

@@ -66,3 +66,17 @@ def version_classes(*, version_pk: int) -> tuple[list[int], ClassTree] | None:
     version no longer exists: what the service needs to answer with the classes' stored paths."""
     version = ModelVersion.objects.filter(pk=version_pk).select_related("project").first()
     return None if version is None else (list(version.class_ids or []), class_tree(project=version.project))
+
+
+def exported_versions_before(*, project_id: int, number: int, limit: int = 5) -> list[ActiveVersion]:
+    """The project's versions older than `number` that have a finished, unexpired model export, newest first: what
+    the service answers with while the active version is being exported (a process that never loaded the older
+    version, restarted or asked for the first time, would otherwise answer 409 for the whole export)."""
+    rows = ModelVersion.objects.filter(project_id=project_id, number__lt=number).order_by("-number")
+    found = []
+    for row in rows.values_list("pk", "number", "created_at")[:50]:
+        if model_export_zip_of(project_id=project_id, version_pk=row[0]) is not None:
+            found.append(ActiveVersion(*row))
+            if len(found) >= limit:
+                break
+    return found
