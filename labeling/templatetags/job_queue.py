@@ -68,8 +68,8 @@ CODE_VALUES = {"status"}
 @register.filter
 def job_result_summary(result) -> list[tuple[str, object]]:
     """The plain figures of a finished job's result, in order and in words ("imported: 300", "label errors: 2",
-    "outcome: too few"); numbers as they are. Nested parts (per-format measurements, file lists, counts by reason)
-    have their own tables on the pages that show them."""
+    "outcome: too few"); whole numbers as they are, others to 3 significant digits (_number_text). Nested parts
+    (per-format measurements, file lists, counts by reason) have their own tables on the pages that show them."""
     if not isinstance(result, dict):
         return []
     rank = {key: n for n, key in enumerate(RESULT_ORDER)}
@@ -77,8 +77,22 @@ def job_result_summary(result) -> list[tuple[str, object]]:
     return [
         (
             RESULT_WORDS.get(k, str(k).replace("_", " ")),
-            v.replace("_", " ") if k in CODE_VALUES and isinstance(v, str) else v,
+            v.replace("_", " ") if k in CODE_VALUES and isinstance(v, str) else _number_text(v),
         )
         for k, v in ordered
         if isinstance(v, str | int | float | bool) and k != "files"
     ]
+
+
+def _number_text(value):
+    """A float to 3 significant digits ("0.875", "12.3", "1,235"), a tiny one in scientific notation ("3.17e-05"):
+    not the 20 digits a float's repr gives. Anything else as it is."""
+    if not isinstance(value, float) or isinstance(value, bool):
+        return value
+    if value == 0 or value != value:
+        return f"{value:g}"
+    if abs(value) < 1e-3:
+        return f"{value:.2e}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view, server_folder_roots
+from labeling.selectors.exports import export_ttl
 from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.models import ModelVersion
@@ -37,11 +38,36 @@ class InferenceForm(forms.Form):
 
 
 PAGE_KINDS = (JobKind.EXPORT_MODEL, JobKind.INFERENCE)  # the jobs this page lists
+# Result keys the job's card already says in words: the inference sentence ("198 files predicted with v3, 2
+# rejected"), the download button's size, the measured table's caption (its version).
+SAID_ON_THE_CARD = {
+    JobKind.INFERENCE: {"predicted", "rejected", "version", "bytes"},
+    JobKind.EXPORT_MODEL: {"version", "bytes"},
+}
+
+
+class _ShownResult(dict):
+    """A job's result whose summary line (labeling/_job_status.html's job_result_summary) leaves out the keys this
+    page says otherwise; every key is still there for the page's own lookups (files, measured, rejected files)."""
+
+    said: frozenset = frozenset()
+
+    def items(self):
+        return [(k, v) for k, v in super().items() if k not in self.said]
+
+
+def _shown(job: Job) -> Job:
+    if isinstance(job.result, dict) and job.finished:
+        job.result = _ShownResult(job.result)
+        job.result.said = frozenset(SAID_ON_THE_CARD.get(job.kind, ()))
+    return job
 
 
 def _context(request: HttpRequest, **extra) -> dict:
+    ttl = export_ttl()  # said as the dataset export page says it
     return {"project": request.project, "role": request.role, "capabilities": request.capabilities,
-            "multi_label_threshold": MULTI_LABEL_THRESHOLD, **extra}  # fmt: skip
+            "multi_label_threshold": MULTI_LABEL_THRESHOLD,
+            "export_ttl_hours": f"{ttl.total_seconds() / 3600:g}" if ttl else "", **extra}  # fmt: skip
 
 
 @project_view(Capability.EXPORT)
@@ -72,7 +98,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.success(request, f"Batch inference #{job.pk} started.")
             return redirect("training:model_exports", slug=slug)
     versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
-    jobs = Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]
+    jobs = [_shown(job) for job in Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]]
     status = (429 if limited else 400) if request.method == "POST" else 200
     formats = format_promises(project.is_multi_label)
     context = _context(request, form=form, versions=versions, jobs=jobs, formats=formats)
@@ -106,7 +132,7 @@ def model_export_job_row(request: HttpRequest, slug: str, job_id: int) -> HttpRe
     """One model export or inference job as the page shows it (status, download, the measured formats), re-rendered
     when its progress fragment reports the end, so the measurements appear without a reload."""
     job = get_object_or_404(Job, project=request.project, pk=job_id, kind__in=PAGE_KINDS)
-    return render(request, "training/exports.html#model-export-job", _context(request, job=job))
+    return render(request, "training/exports.html#model-export-job", _context(request, job=_shown(job)))
 
 
 urlpatterns = [
