@@ -120,7 +120,7 @@ def label_errors_find(
         if counts.sum() >= CROSS_VALIDATED_MIN_LABELS and (counts > 0).sum() >= 2:
             # Too few to judge labels, but a new project's small holdout needs this estimate most.
             _, features, labels, _ = labeled_embeddings(project=project, progress=progress, snap=snap)
-            progress(0, 1, "cross-validation")
+            progress(0, 1, "cross-validated estimate")
             cross_validated = single_label_estimate(
                 features, labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
             )
@@ -148,17 +148,26 @@ def label_errors_find(
     features, y = (features, remap[labels]) if keep.all() else (features[keep], remap[labels[keep]])
     class_ids = [classes.ids[c] for c in judged]
 
-    progress(0, 1, "cross-validation")
     repeats = REPEATS if len(y) * len(judged) <= REPEAT_BUDGET else 1
-    probs = cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed, repeats=repeats)
-    predicted = probs.argmax(axis=1)
     # Over every labeled item, with the head a version trains: only while the holdout is small enough for the pages
     # to show the estimate.
+    estimate = len(snap.holdout) < SMALL_HOLDOUT
+    # The page's bar moves one step per fold split, the estimate and the judging: one job write each.
+    steps = repeats + int(estimate) + 1
+    runs = []
+    for r in range(repeats):  # cross_val_pred_probs(repeats=...) averages the same runs; one at a time, to report
+        progress(r, steps, f"cross-validation, fold split {r + 1} of {repeats}")
+        runs.append(cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed + r))
+    probs = runs[0] if repeats == 1 else np.mean(runs, axis=0)
+    del runs
+    predicted = probs.argmax(axis=1)
     cross_validated = None
-    if len(snap.holdout) < SMALL_HOLDOUT:
+    if estimate:
+        progress(repeats, steps, "cross-validated estimate")
         cross_validated = single_label_estimate(
             all_features, all_labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
         )
+    progress(steps - 1, steps, "judging labels")
     # The agreement gate, then confident learning where the label's nearest labeled neighbours back a disagreement
     # (training.ml.label_search.judge).
     verdict = judge(features, y, probs)
@@ -178,7 +187,6 @@ def label_errors_find(
         )
     support, issues = verdict.support, verdict.issues
     share, low, high = error_share_interval(y, probs, seed=seed, support=support)
-    progress(1, 1, "writing review tasks")
     flagged = [int(i) for i in verdict.listed]
     near = support[np.asarray(flagged, dtype=np.int64)]  # rows the search already computed
     scores, details = {}, {}

@@ -76,9 +76,26 @@ def multi_label_search(
     judged = judged_classes(targets)
     with_class = targets.sum(axis=0)
     not_checked = [[names[c], int(with_class[c])] for c in np.setdiff1d(np.nonzero(with_class)[0], judged)]
+    repeats = REPEATS if len(rows) * len(judged) <= REPEAT_BUDGET else 1
+    # The page's bar: the estimate, each fold's fits, the judging; one job write each (the embeddings report their
+    # own bar).
+    first = int(len(snap.holdout) < SMALL_HOLDOUT)
+    steps = first + folds * repeats + 1
+
+    embedding = [False]
+
+    def step(done: int, total: int, stage: str) -> None:  # the estimate's own progress: its embeddings only
+        if stage == "embeddings":
+            embedding[0] = True
+            progress(done, total, stage)
+        elif embedding[0]:  # back to this step once the embeddings are done
+            embedding[0] = False
+            progress(0, steps, "cross-validated estimate")
+
     estimate = None
-    if len(snap.holdout) < SMALL_HOLDOUT:
-        estimate = multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=progress)
+    if first:
+        progress(0, steps, "cross-validated estimate")
+        estimate = multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=step)
     common = {"labels": len(rows), "not_checked": not_checked, "cross_validated": estimate}
     if not len(judged):
         review_tasks_label_errors_set(project=project, scores={})
@@ -89,11 +106,11 @@ def multi_label_search(
             f"labeled items and missing from at least {MIN_LABELS_PER_CLASS}, and no class is yet.",
         }
     features = embedded_rows(project, snap, rows, progress)
-    progress(0, 1, "cross-validation")
-    repeats = REPEATS if len(rows) * len(judged) <= REPEAT_BUDGET else 1
+    stage = f"cross-validation ({len(judged)} classes)"
+    progress(first, steps, stage)
     present = cross_val_present_probs(
         features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats,
-        on_fold=lambda done, total: progress(done, total, f"cross-validation ({len(judged)} classes)"),
+        on_fold=lambda done, total: progress(first + done, first + total + 1, stage),
     )  # fmt: skip
     verdict = judge_multi_label(features, targets, present, judged)
     weak = [_weak_row(v, names[v.cls], targets[:, v.cls]) for v in verdict.verdicts if v.weak]
@@ -106,7 +123,6 @@ def multi_label_search(
             "status": LabelErrorStatus.WEAK,
             "reason": _too_weak_reason(best, MIN_BALANCED_ACCURACY),
         }
-    progress(1, 1, "writing review tasks")
     share = verdict.estimated_errors / verdict.decisions
     low, high = decision_error_interval(targets, present, judged, verdict, seed=seed)
     low, high = widened_to_binomial(share, low, high, verdict.decisions)
