@@ -21,7 +21,9 @@ from labeling.constants import id_from_text
 from labeling.models import Item, Job, JobKind, LabelClass, Review, ReviewTask, ReviewTaskReason, Verdict
 from labeling.permissions import Capability, may_search_label_errors, project_view
 from labeling.selectors.keys import classes_with_level_keys
+from labeling.selectors.label_answers import agreeing_and_differing, answers_by_item
 from labeling.selectors.quality import quality_report
+from labeling.selectors.review_heatmap import review_heatmap
 from labeling.selectors.queue import label_classes_for_labeling
 from labeling.selectors.reviews import (
     REASON_ORDER,
@@ -70,9 +72,13 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
     ctx = review_context(task=task) if task else None
     # A correction starts from the label under review: the annotation's, or else the item's resolved label (an
     # imported one, say), so that a multi-label reviewer only toggles what is wrong.
-    given_ids = set()
+    given_ids, also_gave, others = set(), [], []
     if ctx is not None:
         given_ids = {c.pk for c in ctx.given.classes} if ctx.given else {c.pk for c in ctx.resolved}
+        # Annotators who gave the very label under review are named beside it; "Other annotators" lists the rest.
+        same = {g.annotation_id for g in ctx.others if ctx.given and {c.pk for c in g.classes} == given_ids}
+        also_gave = [g.username for g in ctx.others if g.annotation_id in same]
+        others = [g for g in ctx.others if g.annotation_id not in same]
     # The active model's heatmap of each of its top classes (the first is shown over the image).
     explain_links = (
         [(c.pk, explanation_url(slug=project.slug, item_id=ctx.item.pk, class_id=c.pk)) for c, _ in ctx.model_top]
@@ -89,6 +95,8 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
         classes=classes,
         hierarchical=any(c.parent_id for c in classes),
         given_ids=given_ids,
+        also_gave=also_gave,
+        others=others,
         correct_list=review_list_block(
             project=project,
             classes=classes,
@@ -98,7 +106,7 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,
         explain_links=explain_links,
-        explain_top=explain_links[0][1] if explain_links else "",
+        **review_heatmap(slug=project.slug, ctx=ctx, given_ids=given_ids, explain_links=explain_links),
     )
 
 
@@ -248,6 +256,7 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
     classes = LabelClass.objects.in_bulk(class_ids) if class_ids else {}
     known = set(classes)
     tasks, total = label_error_tasks_shown(project=project, details=details, known_classes=known, limit=200)
+    answers = answers_by_item(item_ids=[task.item_id for task in tasks])
     rows = []
     version = active_model_version(project)
     explained = set(version.class_ids) if version is not None else set()
@@ -268,12 +277,14 @@ def review_label_errors(request: HttpRequest, slug: str) -> HttpResponse:
                 "support": detail[4] if len(detail) > 5 else None,
                 "given_support": detail[5] if len(detail) > 5 else None,
             }
+        agreeing, differing = agreeing_and_differing(answers.get(task.item_id, []), {c.pk for c in given})
         rows.append(
             {
                 **row,
                 "task": task,
                 "given": given,
-                "annotator": task.annotation.user.get_username() if task.annotation_id else "",
+                "agreeing": agreeing,  # every annotator who gave the label listed
+                "differing": differing,  # and what the others gave
                 "model": model_class,
                 # What the active model looks at for the (first contested) class the search's model predicted.
                 "explain_url": explanation_url(slug=project.slug, item_id=task.item_id, class_id=model_class.pk)
