@@ -23,7 +23,6 @@ from labeling.permissions import Capability, may_search_label_errors, project_vi
 from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.label_answers import agreeing_and_differing, answers_by_item
 from labeling.selectors.quality import quality_report
-from labeling.selectors.review_heatmap import review_heatmap
 from labeling.selectors.queue import label_classes_for_labeling
 from labeling.selectors.reviews import (
     REASON_ORDER,
@@ -106,7 +105,7 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,
         explain_links=explain_links,
-        **review_heatmap(slug=project.slug, ctx=ctx, given_ids=given_ids, explain_links=explain_links),
+        explain_top=explain_links[0][1] if explain_links else "",
     )
 
 
