@@ -24,6 +24,7 @@ from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.label_answers import agreeing_and_differing, answers_by_item
 from labeling.selectors.quality import quality_report
 from labeling.selectors.queue import label_classes_for_labeling
+from labeling.selectors.review_heatmap import review_heatmap
 from labeling.selectors.reviews import (
     REASON_ORDER,
     label_error_tasks_shown,
@@ -105,7 +106,7 @@ def _card_context(request: HttpRequest, task: ReviewTask | None, reason: str, er
         error=error,
         can_manage=Capability.MANAGE in request.capabilities,
         explain_links=explain_links,
-        explain_top=explain_links[0][1] if explain_links else "",
+        **review_heatmap(slug=project.slug, ctx=ctx, given_ids=given_ids, explain_links=explain_links),
     )
 
 

@@ -80,6 +80,24 @@
     noteTimer = setTimeout(() => { note.hidden = true; }, 4000);
   }
 
+  // h: the card's heatmap shown or hidden; on a card without one, why not (#review-explain-missing), in the key note.
+  const hasHeatmap = () => Boolean(Explain && card() && card().querySelector(".explain-layer"));
+  function heatmapKey() {
+    if (hasHeatmap()) { Explain.toggle(); return; }
+    const note = document.getElementById("review-key-note");
+    if (!note) return;
+    const why = document.getElementById("review-explain-missing");
+    note.textContent = (why && why.textContent.trim()) || "No heatmap on this card.";
+    note.hidden = false;
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(() => { note.hidden = true; }, 4000);
+  }
+  // The footer advertises h only while the card has a heatmap.
+  function heatmapHint() {
+    const hint = document.getElementById("review-h-hint");
+    if (hint) hint.hidden = !hasHeatmap();
+  }
+
   function submit(verdict) {
     const f = form();
     if (!f) return;
@@ -243,7 +261,7 @@
     else if (key === "/" && fieldset()) { if (startCorrecting()) searchInput()?.focus(); event.preventDefault(); }
     else if (key === "n" || key === "j") { next(); event.preventDefault(); }
     else if (key === "z") { undo(); event.preventDefault(); }
-    else if (key === "h" && Explain) { Explain.toggle(); event.preventDefault(); }
+    else if (key === "h") { heatmapKey(); event.preventDefault(); }
   });
 
   document.addEventListener("input", (event) => {
@@ -295,10 +313,14 @@
     if (ours) { shownClasses.adopt(); markGiven(); }
     busy = false;
     setCorrecting(false);
-    if (ours) watchShown();
+    if (ours) { watchShown(); heatmapHint(); }
   });
   document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) { busy = false; markReady(); } });
-  document.addEventListener("DOMContentLoaded", () => { shownTask = card() ? card().dataset.task : null; markReady(); });
+  document.addEventListener("DOMContentLoaded", () => {
+    shownTask = card() ? card().dataset.task : null;
+    markReady();
+    heatmapHint();
+  });
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.
   document.addEventListener("htmx:beforeSwap", (event) => {
     if (event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }
