@@ -54,8 +54,8 @@ def test_first_search_running_is_said_and_not_offered_again(
 
 def test_model_page_says_the_estimate_is_being_computed_while_the_search_runs(
     client,
-    metrics_world,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    metrics_world,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     # Given a small holdout, no cross-validated estimate yet, and the first label-error search running
     project = metrics_world["project"]
