@@ -57,6 +57,14 @@ def test_model_page_shows_how_sure_the_first_versions_are(
     badge = page.locator("#version-2 td:nth-child(2)")
     assert badge.inner_text() == "active"
     assert badge.evaluate("td => td.querySelector('strong').getClientRects().length") == 1
+    architecture = page.locator("#version-2 td:nth-child(9)")
+    assert architecture.inner_text() == "tf_efficientnet_lite0"
+    assert (
+        architecture.evaluate(
+            "td => { const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; }"
+        )
+        == 1
+    )
     page.screenshot(path=str(tmp_path / "model-metrics.png"), full_page=True)
     assert (tmp_path / "model-metrics.png").stat().st_size > 0
 

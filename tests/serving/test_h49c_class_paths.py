@@ -120,6 +120,10 @@ def test_the_model_export_names_classes_as_the_dataset_export_does_and_states_it
     assert config["backbone_weights"] == f"tower.safetensors#sha256={'a' * 64}"
     table = [line for line in card.splitlines() if line.startswith("| shapes")]
     assert [line.split(" | ")[0] for line in table] == [f"| {p}" for p in MODEL_ORDER]
+    # ... captioned, in the holdout's section (after a cross-validated section it read as part of that estimate)
+    holdout_section = card.split("## Holdout metrics")[1].split("\n## ")[0]
+    assert "Per class, on the holdout:" in holdout_section
+    assert table[0] in holdout_section
 
 
 def test_the_service_answers_the_dataset_exports_class_paths(nested, predict, api_key):

@@ -76,6 +76,26 @@ def test_a_reviewer_opens_the_review_card_of_a_drill_down_item(cell, member_of):
     assert ReviewTask.objects.filter(item=items[1]).count() == 1
 
 
+def test_an_item_the_model_gets_right_opens_as_an_audit_not_a_contradiction(cell, member_of):
+    # Given a holdout item labeled "eight" that v1 predicts "eight" (the diagonal cell t=1, p=1)
+    project, version, eight = cell["project"], cell["version"], cell["eight"]
+    item = cell["items"][1]
+    item.resolved.classes.set([eight])
+    client = page_client(member_of(project, Role.REVIEWER, "rev"))
+    page = client.get(reverse("training:model_confusion_items", args=[project.slug]) + "?v=1&t=1&p=1").content
+    assert "the model agrees with its label" in page.decode()
+
+    # When a reviewer asks for its review card
+    answer = client.post(
+        reverse("training:confusion_item_review", args=[project.slug]), {"v": version.number, "item": item.pk}
+    )
+
+    # Then it is an audit sample: nothing contradicts its label, and the "Model contradicts" tab does not grow
+    task = ReviewTask.objects.get(item=item, done=False)
+    assert task.reason == ReviewTaskReason.SAMPLE
+    assert answer["Location"].endswith(f"?reason=sample&task={task.pk}")
+
+
 def test_who_may_not_review_sees_plain_tiles_and_cannot_open_a_task(cell, member_of):
     project = cell["project"]
     client = page_client(member_of(project, Role.ML_ENGINEER, "mle"))

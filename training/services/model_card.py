@@ -146,20 +146,21 @@ def model_card(
         lines += ["| metric | value |", "|---|---|", *_value_rows(scalars)]
     else:
         lines.append("No holdout metrics were recorded for this version.")
-    facts = {k: v for k, v in numbers.items() if k in RUN_FACTS}
-    if facts:
-        lines += ["", "Training run (counts and settings, not holdout metrics):", "", "| | |", "|---|---|"]
-        lines += _value_rows(facts)
     lines += _headline_rows(metrics)
-    lines += _cross_validated_rows(version, metrics)
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and per_class:
-        lines += ["", "| class | " + " | ".join(sorted(next(iter(per_class.values())).keys())) + " |"]
+        # under the holdout's heading, captioned: after the cross-validated section it read as part of that estimate
         keys = sorted(next(iter(per_class.values())).keys())
+        lines += ["", "Per class, on the holdout:", "", "| class | " + " | ".join(keys) + " |"]
         lines.append("|---|" + "---|" * len(keys))
         for name, row in per_class.items():
             cells = [_cell(row.get(k)) for k in keys]  # None: a class without holdout support
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    facts = {k: v for k, v in numbers.items() if k in RUN_FACTS}
+    if facts:
+        lines += ["", "Training run (counts and settings, not holdout metrics):", "", "| | |", "|---|---|"]
+        lines += _value_rows(facts)
+    lines += _cross_validated_rows(version, metrics)
     lines += [
         "",
         "## Classes (output order)",

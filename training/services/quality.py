@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import Job, JobKind, JobStatus, Project, ReviewTask, ReviewTaskReason
+from labeling.models import Job, JobKind, JobStatus, Project, ResolvedLabel, ReviewTask, ReviewTaskReason
 from labeling.services.dispatch import task_send, task_send_on_commit
 from labeling.services.jobs import job_create, job_finish
 from labeling.services.reviews import live_annotations, review_task_open, review_tasks_refresh
@@ -101,9 +101,10 @@ def label_errors_after_run(*, project_id: int, version_number: int | None = None
 
 def confusion_item_review_open(*, project: Project, version: ModelVersion, item_id: int) -> ReviewTask | None:
     """The open review task in which a reviewer judges `item_id`, picked from the confusion drill-down of `version`:
-    the item's open task if it has one, else a new "Model contradicts" task on its latest live annotation (scored
-    with the version's confidence). None, and nothing written, for an item of another project or one the version
-    has no prediction of."""
+    the item's open task if it has one, else a new task on its latest live annotation (scored with the version's
+    confidence): "Model contradicts" where the version predicts a class the label lacks, an "Audit sample" where
+    it agrees (a cell on the diagonal: nothing contradicts the label there). None, and nothing written, for an item
+    of another project or one the version has no prediction of."""
     prediction = Prediction.objects.filter(model_version=version, item_id=item_id, item__project=project).first()
     if prediction is None or version.project_id != project.pk:
         return None
@@ -111,6 +112,8 @@ def confusion_item_review_open(*, project: Project, version: ModelVersion, item_
     if existing is not None:
         return existing
     latest = live_annotations(project=project).filter(item_id=item_id).aggregate(last=Max("id"))["last"]
+    labeled = ResolvedLabel.objects.filter(item_id=item_id, classes=prediction.predicted_class_id).exists()
+    reason = ReviewTaskReason.SAMPLE if labeled else ReviewTaskReason.MODEL
     return review_task_open(
-        project=project, item=item_id, reason=ReviewTaskReason.MODEL, annotation=latest, score=prediction.confidence
+        project=project, item=item_id, reason=reason, annotation=latest, score=prediction.confidence
     )

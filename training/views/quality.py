@@ -289,7 +289,7 @@ def model_confusion_items(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.REVIEW)
 def confusion_item_review(request: HttpRequest, slug: str) -> HttpResponse:
     """Open the review card of one item picked from the confusion drill-down of version `v` (its open review task,
-    else a new "Model contradicts" task)."""
+    else a new one: confusion_item_review_open)."""
     number, item_id = id_from_text(request.POST.get("v")), id_from_text(request.POST.get("item"))
     version = ModelVersion.objects.filter(project=request.project, number=number).first() if number else None
     if version is None or item_id is None:
