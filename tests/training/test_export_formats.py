@@ -347,7 +347,7 @@ def test_the_exports_page_shows_a_table_per_export_and_names_train_items_without
     # ... and the job's one-line summary keeps to plain figures: no raw dump of the measurements beside the table
     assert "&#x27;formats&#x27;" not in html
     assert "'formats'" not in html
-    assert f"version: {job.result['version']}" in html
+    assert f"<caption>v{job.result['version']}, measured on" in html  # the table names the version, once
     assert job.result["measured"]["population"] == "train"
     assert job.result["measured"]["images"] == 8
     # ... and the row the page swaps in when the job ends carries the measured table too (no reload needed)
