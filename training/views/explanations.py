@@ -17,6 +17,7 @@ from labeling.models import Item
 from labeling.permissions import Capability, project_view
 from labeling.selectors.training_seam import explanation_url
 from training.models import Explanation, ExplanationStatus, ModelVersion
+from training.selectors.explanation_wait import explanation_wait
 from training.services.explanations import class_index_of, explanation_request, explanations_prefetch
 
 PENDING = (ExplanationStatus.QUEUED, ExplanationStatus.RUNNING)
@@ -48,7 +49,9 @@ def explanation(request: HttpRequest, slug: str, item_id: int, class_id: int) ->
     The first view queues the work and answers a spinner that polls every second; later views answer the same
     row: the overlay when done, the reason when it failed. ?ahead=1,2 requests the top class of those items
     (the next ones in the user's queue) as well. A poll (?poll=1) only reads: a row failed because the broker
-    was down is sent again by the next view, not by every poll."""
+    was down is sent again by the next view, not by every poll. A queued row's pill says what it waits for in its
+    tooltip, and in a hidden line (.explain-wait) a page may show: the project's running training run, else the gpu
+    worker."""
     item = get_object_or_404(Item.objects.only("pk", "project_id"), project=request.project, pk=item_id)
     version = _version(request)
     try:
@@ -71,6 +74,8 @@ def explanation(request: HttpRequest, slug: str, item_id: int, class_id: int) ->
             "pending": row.status in PENDING,
             "failed": row.status == ExplanationStatus.FAILED,
             "poll_url": poll,
+            # A queued row: what it waits for (the project's running training run, else the gpu worker); one query.
+            "wait": explanation_wait(explanation=row, project=request.project),
         },
     )
 
