@@ -123,6 +123,7 @@ def backbone_weights_prepare(
         report = backbone_weights_check_isolated(architecture=architecture, path=path)
     else:
         report = backbone_weights_check(architecture=architecture, path=path, progress=progress)
+    _refuse_registered_file(sha256=report["sha256"], path=path)
     return BackboneWeights(
         name=name,
         architecture=architecture,
@@ -132,6 +133,15 @@ def backbone_weights_prepare(
         mean=mean_values if mean_values is not None else report["mean"],
         std=std_values if std_values is not None else report["std"],
     )
+
+
+def _refuse_registered_file(*, sha256: str, path: Path) -> None:
+    """One registration per file: two names for the same bytes would let a model card name either."""
+    row = BackboneWeights.objects.filter(sha256=sha256).order_by("pk").first()
+    if row is not None:
+        raise WeightsRegistrationError(
+            f"{path.name} is already registered as {row.name!r} (sha256 {sha256}); use that name"
+        )
 
 
 def backbone_weights_register(
@@ -152,10 +162,12 @@ def backbone_weights_register(
 
 
 def backbone_weights_save(*, weights: BackboneWeights, created_by: AbstractBaseUser | None = None) -> BackboneWeights:
-    """Store prepared weights (backbone_weights_prepare); a name taken meanwhile raises WeightsRegistrationError."""
+    """Store prepared weights (backbone_weights_prepare); a name or file registered meanwhile raises
+    WeightsRegistrationError."""
     weights.created_by = created_by if created_by is not None else weights.created_by
     try:
         with transaction.atomic():
+            _refuse_registered_file(sha256=weights.sha256, path=Path(weights.path))
             weights.save()
     except IntegrityError as exc:
         taken = f"weights named {weights.name!r} are already registered; choose another --name"
@@ -182,17 +194,20 @@ def backbone_weights_spec(value: str) -> str:
 
 def backbone_weights_record(weights: str, *, chosen: str = "") -> dict[str, Any] | None:
     """What a model version stores about registered weights a round loaded (RoundConfig.weights), or None:
-    name, architecture, file and the sha256 the worker verified. `chosen`: the project's backbone_weights setting,
-    whose registration names them (one file may be registered under several names; the first of those was
-    recorded, not the one the project chose)."""
+    name, architecture, file and the sha256 the worker verified. `chosen`: the project's backbone_weights setting;
+    the registration it names is recorded (a file registered before duplicates were refused may have several
+    names), else the first registration of the file. A registration deleted during the round leaves the name empty.
+    """
     from training.ml.config import VerifiedWeights
 
     spec = VerifiedWeights.parse(weights)
     if spec is None:
         return None
-    rows = BackboneWeights.objects.filter(path=spec.path, sha256=spec.sha256)
     chosen_id = registered_weights_id(chosen)
-    row = (rows.filter(pk=chosen_id).first() if chosen_id is not None else None) or rows.order_by("pk").first()
+    if chosen_id is not None:
+        row = BackboneWeights.objects.filter(pk=chosen_id, sha256=spec.sha256).first()
+    else:
+        row = BackboneWeights.objects.filter(path=spec.path, sha256=spec.sha256).order_by("pk").first()
     return {
         "name": row.name if row else "",
         "architecture": row.architecture if row else "",
