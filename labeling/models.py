@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from labeling.constants import DEFAULT_BACKBONE, DEFAULT_TRAINING_MODE, TRAINING_MODE_CHOICES
 from labeling.selectors.classes import class_path_display
@@ -208,6 +208,16 @@ class Item(models.Model):
         return f"{self.original_name} ({self.project_id})"
 
 
+class AnnotationQuerySet(models.QuerySet):
+    def standing(self) -> AnnotationQuerySet:
+        """Labels and skips that stand: not an undo row, and not withdrawn by one."""
+        return self.filter(undoes__isnull=True).filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+
+    def answers(self) -> AnnotationQuerySet:
+        """Standing labels (skips left out): what each annotator says an item is, before any review."""
+        return self.standing().filter(skipped=False)
+
+
 class Annotation(models.Model):
     """Append-only: a correction or undo is a new row; rows are never updated."""
 
@@ -232,6 +242,8 @@ class Annotation(models.Model):
         "on random draws estimate the model's accuracy on the pool without the strategy's bias.",
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AnnotationQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -23,12 +23,8 @@ def annotations_undoable(*, user, project: Project, now: datetime) -> QuerySet[A
     Latest first: labeling.services.annotations.annotation_undo withdraws the first."""
     grace = timedelta(seconds=settings.LABELLOOP_UNDO_GRACE_SECONDS)
     # A reviewer's verdict on an imported label is no label of theirs to withdraw here (annotator_work).
-    mine = Annotation.objects.filter(user=user, item__project=project, undoes__isnull=True, created_at__gte=now - grace)
-    return (
-        annotator_work(mine)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-        .order_by("-created_at", "-id")
-    )
+    mine = Annotation.objects.filter(user=user, item__project=project, created_at__gte=now - grace).standing()
+    return annotator_work(mine).order_by("-created_at", "-id")
 
 
 def annotation_undo_target(*, user, project: Project) -> int | None:

@@ -48,11 +48,7 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
 
     annotators, undone_week = [], 0
     if with_annotators:
-        standing = annotator_work(
-            Annotation.objects.filter(
-                item__project=project, undoes__isnull=True, undone_by__isnull=True, created_at__gte=week
-            )
-        )
+        standing = annotator_work(Annotation.objects.filter(item__project=project, created_at__gte=week).standing())
         rows = list(
             standing.values("user_id")
             .annotate(

@@ -191,7 +191,7 @@ def _resolve_class_names(names: tuple[str, ...], tree: ClassTree) -> set[int]:
 
 def _agreed_item_ids(*, project: Project, resolved: dict[int, set[int]]) -> set[int]:
     """Items whose every annotator (latest live annotation per user) chose exactly the resolved label set."""
-    live = Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True, undone_by__isnull=True)
+    live = Annotation.objects.filter(item__project=project).answers()
     latest: dict[tuple[int, int], int] = {}
     for ann_id, item_id, user_id in live.order_by("id").values_list("id", "item_id", "user_id").iterator(2000):
         latest[(item_id, user_id)] = ann_id

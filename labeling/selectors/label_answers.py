@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef
-
 from labeling.models import Annotation, LabelClass
 
 
@@ -20,21 +18,28 @@ class Answer:
         return frozenset(c.pk for c in self.classes)
 
 
-def answers_by_item(*, item_ids: list[int]) -> dict[int, list[Answer]]:
-    """{item id: its live annotations (not skips, not undone, not undo rows) as Answers, oldest first}. Two
-    queries for any number of items (the annotations with their users, then their classes): callers pass a page's
-    items (at most a few hundred)."""
+def labels_by_item(*, item_ids: list[int]) -> dict[int, list[Annotation]]:
+    """{item id: its standing labels (Annotation.objects.answers()), oldest first, with their users and classes
+    loaded}. Two queries for any number of items: callers pass a page's items (at most a few hundred)."""
     rows = (
-        Annotation.objects.filter(item_id__in=item_ids, skipped=False, undoes__isnull=True)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        Annotation.objects.filter(item_id__in=item_ids)
+        .answers()
         .select_related("user")
         .prefetch_related("classes")
         .order_by("created_at", "id")
     )
-    out: dict[int, list[Answer]] = {}
+    out: dict[int, list[Annotation]] = {}
     for a in rows:
-        out.setdefault(a.item_id, []).append(Answer(a.user.get_username(), tuple(a.classes.all())))
+        out.setdefault(a.item_id, []).append(a)
     return out
+
+
+def answers_by_item(*, item_ids: list[int]) -> dict[int, list[Answer]]:
+    """{item id: its standing labels as Answers (who said which classes), oldest first}."""
+    return {
+        item_id: [Answer(a.user.get_username(), tuple(a.classes.all())) for a in labels]
+        for item_id, labels in labels_by_item(item_ids=item_ids).items()
+    }
 
 
 def agreeing_and_differing(answers: list[Answer], given: set[int]) -> tuple[list[str], list[Answer]]:

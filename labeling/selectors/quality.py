@@ -19,7 +19,6 @@ from itertools import combinations
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
 
 from labeling import metrics
 from labeling.models import (
@@ -39,11 +38,7 @@ def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[i
     """(annotation id, item id, user id, seconds) of every non-undone label; the class set of every annotation of
     the project (a reviewer's record of an imported label included: an accept of it settles the item)."""
     rows = list(
-        annotator_work(
-            Annotation.objects.filter(item__project=project, skipped=False, undoes__isnull=True).filter(
-                ~Exists(Annotation.objects.filter(undoes=OuterRef("pk")))
-            )
-        )
+        annotator_work(Annotation.objects.filter(item__project=project).answers())
         .order_by("id")
         .values_list("id", "item_id", "user_id", "seconds_spent")
     )

@@ -107,15 +107,9 @@ def labeling_progress(*, project: Project, user) -> dict:
     index-backed counts: fine for a page render, never inside the claim transaction.
     """
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine_today = (
-        annotator_work(
-            Annotation.objects.filter(
-                user=user, created_at__gte=midnight, item__project=project, skipped=False, undoes__isnull=True
-            )
-        )
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-        .count()
-    )
+    mine_today = annotator_work(
+        Annotation.objects.filter(user=user, created_at__gte=midnight, item__project=project).answers()
+    ).count()
     remaining = Item.objects.filter(project=project, state__in=OPEN_STATES).count()
     return {"mine_today": mine_today, "remaining": remaining}
 
@@ -134,16 +128,15 @@ def skipped_items_for_user(*, project: Project, user, limit: int = 100) -> list[
     holds right now are listed too (they come back when the lease ends). Walks the user's skips on
     annotation_user_skip_idx; at most `limit` rows.
     """
-    undone = Annotation.objects.filter(undoes=OuterRef("pk"))
     later_skip = Annotation.objects.filter(
         item=OuterRef("item"), user=user, skipped=True, pk__gt=OuterRef("pk")
-    ).filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+    ).standing()
     latest_verdict = (
         Review.objects.filter(annotation=OuterRef("pk")).order_by("-created_at", "-id").values("verdict")[:1]
     )
     live_label = (
-        Annotation.objects.filter(item=OuterRef("item"), user=user, skipped=False, undoes__isnull=True)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        Annotation.objects.filter(item=OuterRef("item"), user=user)
+        .answers()
         .annotate(latest_verdict=Subquery(latest_verdict))
         .filter(Q(latest_verdict__isnull=True) | ~Q(latest_verdict=Verdict.REJECT))
     )
@@ -155,7 +148,8 @@ def skipped_items_for_user(*, project: Project, user, limit: int = 100) -> list[
             item__state__in=OPEN_STATES,
             item__annotation_count__lt=project.annotations_per_item,
         )
-        .filter(~Exists(undone), ~Exists(later_skip), ~Exists(live_label))
+        .standing()
+        .filter(~Exists(later_skip), ~Exists(live_label))
         .select_related("item")
         .only("id", "created_at", "item__id", "item__width", "item__height", "item__original_name", "item__sha256")
         .order_by("created_at", "id")

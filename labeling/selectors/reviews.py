@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, QuerySet
 
 from labeling.models import (
-    Annotation,
     Item,
     LabelClass,
     LabelSource,
@@ -19,6 +18,7 @@ from labeling.models import (
     ReviewTaskReason,
     Verdict,
 )
+from labeling.selectors.label_answers import labels_by_item
 from labeling.selectors.training_seam import (
     active_model_version,
     latest_label_error_search,
@@ -140,13 +140,7 @@ class ReviewContext:
 
 
 def _given_labels(item: Item) -> list[GivenLabel]:
-    rows = (
-        Annotation.objects.filter(item=item, skipped=False, undoes__isnull=True)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-        .select_related("user")
-        .prefetch_related("classes")
-        .order_by("created_at", "id")
-    )
+    rows = labels_by_item(item_ids=[item.pk]).get(item.pk, [])
     verdicts: dict[int, str] = {}
     for annotation_id, verdict in (
         Review.objects.filter(annotation__item=item)

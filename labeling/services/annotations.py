@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.constants import MAX_ID, ids_from_values
@@ -136,12 +135,7 @@ def _class_names(annotation: Annotation, project: Project) -> str:
 
 def _already_labeled_message(*, item: Item, user) -> str:
     """Why a second label of the item by this user is refused: the one they gave stands (a conflict path only)."""
-    label = (
-        Annotation.objects.filter(item_id=item.pk, user=user, skipped=False, undoes__isnull=True)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    label = Annotation.objects.filter(item_id=item.pk, user=user).answers().order_by("-created_at", "-id").first()
     names = f" “{_class_names(label, item.project)}”" if label is not None else ""
     return f"You have already labeled image #{item.pk}: your label{names} is saved. Nothing changed."
 

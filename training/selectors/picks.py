@@ -138,14 +138,7 @@ def picks_comparison(*, project: Project) -> PicksComparison:
     shown = Prediction.objects.filter(item_id=OuterRef("item_id"), created_at__lt=OuterRef("created_at")).order_by(
         "-created_at", "-pk"
     )
-    labels = Annotation.objects.filter(
-        item__project=project,
-        item__split=Split.TRAIN,
-        item__is_gold=False,
-        skipped=False,
-        undoes__isnull=True,
-        undone_by__isnull=True,
-    )
+    labels = Annotation.objects.filter(item__project=project, item__split=Split.TRAIN, item__is_gold=False).answers()
     capped = False
     if project.is_multi_label:
         rows, capped = _multi_label_counts(labels, shown)

@@ -42,8 +42,7 @@ def live_annotations(*, project: Project | None = None) -> QuerySet[Annotation]:
         Review.objects.filter(annotation=OuterRef("pk")).order_by("-created_at", "-id").values("verdict")[:1]
     )
     qs = (
-        Annotation.objects.filter(skipped=False, undoes__isnull=True)
-        .filter(~Exists(Annotation.objects.filter(undoes=OuterRef("pk"))))
+        Annotation.objects.answers()
         .annotate(_latest_verdict=latest_verdict)
         .filter(Q(_latest_verdict__isnull=True) | ~Q(_latest_verdict=Verdict.REJECT))
     )
