@@ -8,7 +8,8 @@
 // Nor are those pressed within REACTION_MS of a new image replacing the last one (window.LabelloopReaction, app.js).
 // Keys come in runs (under BURST_MS apart): in a taxonomy a run drills down to one class, in a multi-label project a
 // run toggles one image's set and ends with Enter. Once a key of a run is refused, the rest of the run is refused too:
-// an Enter never submits a set that lost a toggle of its run.
+// an Enter never submits a set that lost a toggle of its run. In a multi-label project a refused class key leaves the
+// set incomplete whatever the pause, until that key is typed again (`pending`, below): the set is never saved without it.
 // While a request is in flight the card says so (aria-busy, the image dimmed, "Saving…").
 // `/` opens the class search at any time, and what is typed into the search is never a key.
 (function () {
@@ -31,6 +32,12 @@
   let refused = 0;      // keys not applied since the page loaded
   let refusedBurst = false;  // a key of the burst being typed was refused: the rest of it would drill from the wrong level
   let lastKeyAt = 0;
+  // Multi-label: the set being typed lost a class key. A refused class key was typed for the set of the image coming
+  // (or of the one that had just appeared): until it is typed again and applied, Enter is refused, and says which key,
+  // however long the pause. { missing: the refused keys not typed again, typed: ids of the classes keyed for this set,
+  // undone: keys applied since the set was last cleared, closed: an Enter ended the run, so the keys refused after it
+  // are for a later image }. It ends when a card request is sent or fails, or on Esc.
+  let pending = null;
   let noteTimer = null;
   let searchIndex = 0;
   const preloaded = new Map();
@@ -242,6 +249,8 @@
 
   function choose(btn) {
     if (!btn) return;
+    const again = keyed(btn);
+    if (pending) pending.undone += 1;
     if (btn.dataset.children === "1" && btn.dataset.id !== level) {
       closeSearch();
       showLevel(btn.dataset.id);
@@ -249,7 +258,7 @@
     }
     if (isMulti()) {
       const box = btn.querySelector("input[type=checkbox]");
-      box.checked = !box.checked;
+      box.checked = again || !box.checked;
       btn.classList.toggle("on", box.checked);
     } else {
       submit(document.getElementById("label-form"), btn);
@@ -309,6 +318,7 @@
     }
     const input = search();
     if (isMulti()) {
+      keyed(btn);
       const box = btn.querySelector("input[type=checkbox]");
       box.checked = true;
       btn.classList.add("on");
@@ -379,15 +389,74 @@
     `${key === "Enter" ? "⏎" : key} not applied: still ${PENDING[sent ? sent.kind : "label"]}: wait for the next image.`;
 
   // A key pressed with no image on screen: not applied, and said so (the count stays on the note for tests).
-  function refuse(key, message) {
+  function refuse(key, message, ms = 2500) {
     refused += 1;
+    say(message || `${key === "Enter" ? "⏎" : key} not applied: the next image was not on screen yet. Press it again.`, ms);
+  }
+
+  function say(message, ms = 2500) {
     const el = document.getElementById("key-note");
     if (!el) return;
     el.dataset.refused = String(refused);
-    el.textContent = message || `${key === "Enter" ? "⏎" : key} not applied: the next image was not on screen yet. Press it again.`;
+    el.textContent = message;
     el.hidden = false;
     clearTimeout(noteTimer);
-    noteTimer = setTimeout(() => { el.hidden = true; }, 2500);
+    noteTimer = setTimeout(() => { el.hidden = true; }, ms);
+  }
+
+  // --- a multi-label set that lost a key (`pending`) ---
+
+  const keyList = (keys) => (keys.length === 1 ? keys[0] : `${keys.slice(0, -1).join(", ")} and ${keys.at(-1)}`);
+
+  // A key refused in a multi-label project: a class key joins the set's missing keys, an Enter ends the set's run.
+  function lose(key) {
+    if (!isMulti()) return;
+    if (key === "Enter") { if (pending) pending.closed = true; return; }
+    if (!isClassKey(key)) return;
+    if (!pending) pending = { missing: [], typed: new Set(), undone: 0, closed: false };
+    const k = key.toLowerCase();
+    if (!pending.closed && !pending.missing.includes(k)) pending.missing.push(k);
+  }
+
+  // A class of this set keyed, clicked or picked: its key is no longer missing. Returns whether it was keyed for this
+  // set before (the refused key, or one applied since): typed again, it ticks its class and never unticks it, so a set
+  // typed again whole keeps the classes already ticked ("6 2 ⏎" again over a ticked 2 saves 6 and 2).
+  function keyed(btn) {
+    if (!pending) return false;
+    const k = (btn.dataset.key || "").toLowerCase();
+    const again = pending.missing.includes(k) || pending.typed.has(btn.dataset.id);
+    pending.missing = pending.missing.filter((m) => m !== k);
+    pending.typed.add(btn.dataset.id);
+    return again;
+  }
+
+  const incomplete = () => Boolean(isMulti() && pending && pending.missing.length);
+
+  // Enter (or the save button) on an incomplete set: nothing is saved, and the set goes back to how the card came. The
+  // keys applied since may be the next image's set, typed while this one still showed: they are undone (and counted
+  // with the keys not applied), so the whole set typed again is saved whole.
+  function refuseIncomplete(key) {
+    const keys = keyList(pending.missing);
+    const one = pending.missing.length === 1;
+    refused += pending.undone;
+    pending.undone = 0;
+    pending.typed = new Set();
+    pending.closed = true;
+    refusedBurst = true;
+    markChosen();
+    showLevel("");
+    refuse(key, `${key === "Enter" ? "⏎" : key} not applied: ${keys} ${one ? "was" : "were"} not applied, so this set ` +
+      `would miss ${one ? "it" : "them"}. Type the whole set again, then ⏎; or Esc to start over without ${one ? "it" : "them"}.`, 8000);
+  }
+
+  // Esc on a set that lost a key: the refused keys are dropped, and the set on screen goes back to how the card came.
+  function startOver() {
+    const keys = keyList(pending.missing);
+    pending = null;
+    say(`Started over without ${keys}: type the set, then ⏎.`);
+    if (!onScreen()) return;
+    markChosen();
+    showLevel("");
   }
 
   function cardNotice(message) {
@@ -432,7 +501,9 @@
     const key = e.key;
     if (key === "Escape") {
       refusedBurst = false;  // a fresh start
-      if (!closeOverlays() && level && onScreen()) up();
+      if (closeOverlays()) return;
+      if (incomplete()) startOver();
+      else if (level && onScreen()) up();
       return;
     }
     if (key === "?") { toggleOverlay("shortcuts-overlay"); e.preventDefault(); return; }
@@ -460,8 +531,10 @@
       const why = !onScreen() ? (busy ? busyNote(key) : undefined) : tooSoon() ? soonNote(key) : burstNote(key);
       refusedBurst = true;
       refuse(key, why);
+      lose(key);
       return;
     }
+    if (key === "Enter" && incomplete()) { refuseIncomplete(key); return; }
     refusedBurst = false;
     cardKey(key);
   });
@@ -478,6 +551,7 @@
     if (!btn) return;
     if (btn.dataset.children === "1" && btn.dataset.id !== level) { e.preventDefault(); closeSearch(); showLevel(btn.dataset.id); return; }
     if (isMulti()) {
+      keyed(btn);
       // The label wraps its checkbox: let the browser toggle it, then mirror the state.
       setTimeout(() => btn.classList.toggle("on", btn.querySelector("input").checked), 0);
     }
@@ -510,6 +584,8 @@
     // One card request at a time, and only about the image on screen: a click while the next card loads
     // would act on a card that is being replaced.
     if (!onScreen()) { e.preventDefault(); if (!busy) refuse("click"); return; }
+    if (requestKind(e.target) === "label" && incomplete()) { e.preventDefault(); refuseIncomplete("Submit"); return; }
+    pending = null;  // the image is answered: its set ends here
     busy = true;
     sent = { xhr: e.detail.xhr, kind: requestKind(e.target) };
     showPending(sent.kind);
@@ -537,6 +613,7 @@
     const kind = sent.kind;
     busy = false;
     sent = null;
+    pending = null;  // keys refused meanwhile were for the next image, which did not come
     showPending(null);
     cardNotice(typeof message === "function" ? message(kind) : message);
     markReady();
