@@ -229,8 +229,11 @@ def test_a_round_trains_with_registered_weights_and_the_version_records_their_sh
     _register(weights_file, "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5")
     row = BackboneWeights.objects.get()
     project = _labeled_project(project_factory, row.pk)
-    # (the same file registered again under another name, which sorts first, is not the one the project chose)
-    _register(weights_file, "--name", "a-copy", "--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5")
+    # (the same file under another name, which sorts first, as registrations made before duplicates were refused
+    # left it, is not the one the project chose)
+    BackboneWeights.objects.create(
+        name="a-copy", **{f: getattr(row, f) for f in ("architecture", "path", "sha256", "size", "mean", "std")}
+    )
 
     # when a worker runs a round
     run = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False)
