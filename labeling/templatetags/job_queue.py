@@ -1,6 +1,7 @@
 """`{% job_waiting_behind job as waiting %}`: a queued job's place on its queue, for every page that shows a job;
 `{% job_details_shown as details %}`: whether this user sees a job's message, results and rejected files;
-`job|job_errors`: its rejected files as the jobs API lists them (those refused at upload from the start).
+`job|job_errors`: its rejected files as the jobs API lists them (those refused at upload from the start);
+`{% job_card as card %}` and `job|job_result_summary:card`: a finished job's figures, less those its card says in words.
 
 A tag rather than view context because labeling/_job_status.html is rendered by many views (import, export,
 review, model pages) and by the 1-second poll; each gets the same line without computing it itself.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from django import template
 
+from labeling.models import JobKind
 from labeling.permissions import Capability, role_can
 from labeling.selectors import jobs as job_selectors
 
@@ -65,13 +67,38 @@ RESULT_ORDER = (
 CODE_VALUES = {"status"}
 
 
+# Result keys a job's card already says in words, so its "key: value" line leaves them out, by card. A page names its
+# card when it includes labeling/_job_status.html (`with job_card="model-exports"`); the block's 1-second status poll
+# carries the name as ?card=, so the poll's render of the finished job is the same card as the page's.
+SAID_ON_THE_CARD = {
+    # training/exports.html: the inference's message ("198 files predicted with v3, 2 rejected"), the download
+    # button's size, the measured table's caption (its version)
+    "model-exports": {
+        JobKind.INFERENCE: frozenset({"predicted", "rejected", "version", "bytes"}),
+        JobKind.EXPORT_MODEL: frozenset({"version", "bytes"}),
+    },
+}
+
+
+@register.simple_tag(takes_context=True)
+def job_card(context) -> str:
+    """The card a job block is shown on: the including page's `job_card`, or on the status poll the ?card= its URL
+    carries; "" for the plain card (every other page) and for a name no page uses."""
+    request = context.get("request")
+    name = context.get("job_card") or (request.GET.get("card", "") if request is not None else "")
+    return name if name in SAID_ON_THE_CARD else ""
+
+
 @register.filter
-def job_result_summary(result) -> list[tuple[str, object]]:
+def job_result_summary(job, card: str = "") -> list[tuple[str, object]]:
     """The plain figures of a finished job's result, in order and in words ("imported: 300", "label errors: 2",
     "outcome: too few"); whole numbers as they are, others to 3 significant digits (_number_text). Nested parts
-    (per-format measurements, file lists, counts by reason) have their own tables on the pages that show them."""
+    (per-format measurements, file lists, counts by reason) have their own tables on the pages that show them, and
+    the keys the job's card says in words (SAID_ON_THE_CARD) are left out."""
+    result = job.result
     if not isinstance(result, dict):
         return []
+    said = SAID_ON_THE_CARD.get(card, {}).get(job.kind, frozenset())
     rank = {key: n for n, key in enumerate(RESULT_ORDER)}
     ordered = sorted(result.items(), key=lambda kv: (rank.get(kv[0], len(rank)), str(kv[0])))
     return [
@@ -80,7 +107,7 @@ def job_result_summary(result) -> list[tuple[str, object]]:
             v.replace("_", " ") if k in CODE_VALUES and isinstance(v, str) else _number_text(v),
         )
         for k, v in ordered
-        if isinstance(v, str | int | float | bool) and k != "files"
+        if isinstance(v, str | int | float | bool) and k != "files" and k not in said
     ]
 
 

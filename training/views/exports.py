@@ -38,29 +38,6 @@ class InferenceForm(forms.Form):
 
 
 PAGE_KINDS = (JobKind.EXPORT_MODEL, JobKind.INFERENCE)  # the jobs this page lists
-# Result keys the job's card already says in words: the inference sentence ("198 files predicted with v3, 2
-# rejected"), the download button's size, the measured table's caption (its version).
-SAID_ON_THE_CARD = {
-    JobKind.INFERENCE: {"predicted", "rejected", "version", "bytes"},
-    JobKind.EXPORT_MODEL: {"version", "bytes"},
-}
-
-
-class _ShownResult(dict):
-    """A job's result whose summary line (labeling/_job_status.html's job_result_summary) leaves out the keys this
-    page says otherwise; every key is still there for the page's own lookups (files, measured, rejected files)."""
-
-    said: frozenset = frozenset()
-
-    def items(self):
-        return [(k, v) for k, v in super().items() if k not in self.said]
-
-
-def _shown(job: Job) -> Job:
-    if isinstance(job.result, dict) and job.finished:
-        job.result = _ShownResult(job.result)
-        job.result.said = frozenset(SAID_ON_THE_CARD.get(job.kind, ()))
-    return job
 
 
 def _context(request: HttpRequest, **extra) -> dict:
@@ -98,7 +75,7 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.success(request, f"Batch inference #{job.pk} started.")
             return redirect("training:model_exports", slug=slug)
     versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
-    jobs = [_shown(job) for job in Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]]
+    jobs = Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]
     status = (429 if limited else 400) if request.method == "POST" else 200
     formats = format_promises(project.is_multi_label)
     context = _context(request, form=form, versions=versions, jobs=jobs, formats=formats)
@@ -132,7 +109,7 @@ def model_export_job_row(request: HttpRequest, slug: str, job_id: int) -> HttpRe
     """One model export or inference job as the page shows it (status, download, the measured formats), re-rendered
     when its progress fragment reports the end, so the measurements appear without a reload."""
     job = get_object_or_404(Job, project=request.project, pk=job_id, kind__in=PAGE_KINDS)
-    return render(request, "training/exports.html#model-export-job", _context(request, job=_shown(job)))
+    return render(request, "training/exports.html#model-export-job", _context(request, job=job))
 
 
 urlpatterns = [
