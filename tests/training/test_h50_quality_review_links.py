@@ -161,4 +161,4 @@ def test_the_heatmap_pill_over_a_small_tile_is_one_short_word(cell, member_of, s
     assert shown.group(1) == word
     if status == ExplanationStatus.QUEUED:
         assert ">Computing<" not in body
-        assert "queued: the gpu worker takes it once free" in body
+        assert "is queued. Waits for the gpu worker (queued" in body
