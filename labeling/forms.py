@@ -20,6 +20,7 @@ from labeling.constants import (
 from labeling.models import LabelClass, Project, Role
 from labeling.selectors.classes import class_path_parse, class_paths, class_paths_checked, class_tree
 from labeling.selectors.training_seam import registered_backbone_weights
+from labeling.services.projects import project_slug
 
 
 def name_direction_controls_refuse(name: str) -> str:
@@ -94,6 +95,28 @@ class ProjectCreateForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text="One class per line; use a/b/c for a hierarchy.",
     )
+
+    slug = forms.CharField(
+        required=False,
+        max_length=70,
+        label="Slug",
+        help_text="The project's name in its web address (/p/slug/) and in labelloop commands: letters a-z, digits "
+        "and hyphens; it cannot be changed later. Left empty, it is made from the name.",
+    )
+    field_order = ["name", "slug"]
+
+    def clean_slug(self) -> str:
+        """The slug asked for, as it will be stored (Cyrillic and Greek spelled in Latin); "" where none was. One that
+        leaves nothing, or is taken, is refused: the project would otherwise live at an address nobody asked for."""
+        asked = self.cleaned_data["slug"].strip()
+        if not asked:
+            return ""
+        stored = project_slug(asked)
+        if not stored:
+            raise forms.ValidationError("Enter a slug of letters, digits, hyphens or underscores.")
+        if Project.objects.filter(slug=stored).exists():
+            raise forms.ValidationError(f"A project with the slug {stored!r} exists: choose another.")
+        return stored
 
     def clean_classes(self) -> list[str]:
         """The class list as stored paths, each line checked as an imported label's class is: a list with any bad

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 
 from django.contrib.auth import get_user_model
@@ -24,11 +25,42 @@ from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
 from labeling.services.resolution import items_resolve_after_overlap_change
 from labeling.services.reviews import review_tasks_for_items
 
+# Cyrillic (Russian, Ukrainian, Belarusian, Serbian, Macedonian, Bulgarian) and Greek letters in Latin, so a project
+# named in them gets a slug that says its name ("Кошки и собаки": koshki-i-sobaki). Slugs stay ASCII: URL patterns
+# use <slug:...> and files on disk are named by slug. A built-in table, not Unidecode (GPL). Accented Greek letters
+# are decomposed first (unicodedata), so only the bare ones are listed.
+_LATIN_SPELLING = {  # keys that look like Latin letters (RUF001) are the Cyrillic letters being spelled
+    **dict(zip("абвгдезийклмнопрстуфы", "abvgdeziyklmnoprstufy", strict=True)),
+    **{"ж": "zh", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch"},  # noqa: RUF001
+    **{"ъ": "", "ь": "", "э": "e", "ё": "yo", "ю": "yu", "я": "ya"},
+    **{"і": "i", "ї": "yi", "є": "ye", "ґ": "g", "ў": "u"},  # noqa: RUF001
+    **{"ђ": "dj", "ј": "j", "љ": "lj", "њ": "nj", "ћ": "c", "џ": "dz", "ѓ": "gj", "ќ": "kj", "ѕ": "dz"},  # noqa: RUF001
+    **dict(zip("αβγδεζηικλμνξοπρσςτυφω", "avgdeziiklmnxoprsstyfo", strict=True)),
+    **{"θ": "th", "χ": "ch", "ψ": "ps"},
+}
+_LATIN_TABLE = str.maketrans(
+    {**_LATIN_SPELLING, **{k.upper(): v for k, v in _LATIN_SPELLING.items() if k.upper() != k}}
+)
+
 
 def project_slug(text: str) -> str:
-    """The project slug made from `text` (a name, or a slug someone asked for): "" where nothing of it is left. At
-    most 70 characters, leaving room in Project.slug's 80 for project_create's "-2", "-3"… ."""
-    return slugify(text)[:70]
+    """The project slug made from `text` (a name, or a slug someone asked for), Cyrillic and Greek letters spelled in
+    Latin: "" where nothing of it is left (a name in Chinese, Japanese, Arabic...). At most 70 characters, leaving room
+    in Project.slug's 80 for project_create's "-2", "-3"… ."""
+    # й and ё before decomposing (NFKD would strip their marks); accented Greek letters after, once bare.
+    spelled = unicodedata.normalize("NFKD", unicodedata.normalize("NFC", text).translate(_LATIN_TABLE))
+    return slugify(spelled.translate(_LATIN_TABLE))[:70]
+
+
+def project_slug_next(text: str) -> str:
+    """The slug project_create gives a project asked for with `text` (its name, or a slug): project_slug(text), or
+    "project" where that is empty, numbered "-2", "-3"… past those taken."""
+    base = project_slug(text) or "project"
+    candidate, n = base, 1
+    while Project.objects.filter(slug=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, slug: str = "", **settings) -> Project:
@@ -37,11 +69,7 @@ def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, s
     Precondition: for a request's user the caller checked labeling.permissions.can_create_projects (the web form
     does; commands and benchmarks act for the operator). Without that check anyone could make themselves a
     manager, and a manager starts imports."""
-    base = project_slug(slug or name) or "project"
-    candidate, n = base, 1
-    while Project.objects.filter(slug=candidate).exists():
-        n += 1
-        candidate = f"{base}-{n}"
+    candidate = project_slug_next(slug or name)
     with transaction.atomic():
         project = Project(name=name, slug=candidate, task_type=task_type, created_by=created_by, **settings)
         project.full_clean()

@@ -57,11 +57,18 @@ def project_create(request: HttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        if not data["slug"] and not project_services.project_slug(data["name"]):
+            # A name with no letters an address can use (Chinese, Arabic...) would get "project-3" for good: the form
+            # comes back once with that slug filled in, to keep or to replace.
+            numbered = project_services.project_slug_next(data["name"])
+            form = ProjectCreateForm({**request.POST.dict(), "slug": numbered})
+            return render(request, "labeling/project_create.html", {"form": form, "numbered": numbered})
         with transaction.atomic():  # the class list was checked by the form: the project comes with all of it
             project = project_services.project_create(
                 name=data["name"],
                 task_type=data["task_type"],
                 created_by=request.user,
+                slug=data["slug"],
                 instructions=data["instructions"],
                 annotations_per_item=data["annotations_per_item"],
             )
