@@ -21,6 +21,7 @@ from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN
 from labeling.selectors.classes import paths_attached, unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
 from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
+from labeling.services.undo_target import undo_target
 
 MAX_SECONDS = 24 * 3600.0
 # How far ahead of the server's clock a client's shown_at may be (clock skew): such a time is stored as the
@@ -276,14 +277,6 @@ def _undo_refusal(*, user, project: Project, annotation_id: int, latest: Annotat
     )
 
 
-def _is_own(user, project: Project, annotation_id: int) -> bool:
-    """Whether `annotation_id` is a label or skip of the user's in the project (an undo row is neither)."""
-    return (
-        0 < annotation_id <= MAX_ID
-        and Annotation.objects.filter(pk=annotation_id, user=user, item__project=project, undoes__isnull=True).exists()
-    )
-
-
 def _what(annotation: Annotation, project: Project) -> str:
     return "skip" if annotation.skipped else f"label “{_class_names(annotation, project)}”"
 
@@ -305,19 +298,16 @@ def annotation_undo(
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
     with transaction.atomic():
-        target = annotations_undoable(user=user, project=project, now=now).first()
-        if (
-            annotation_id
-            and (target is None or target.pk != annotation_id)
-            and not _is_own(user, project, annotation_id)
-        ):
-            raise Annotation.DoesNotExist(f"No label or skip #{annotation_id} of yours in this project.")
-        if annotation_id is not None and (target is None or target.pk != annotation_id):
-            raise LabelingConflict(
-                _undo_refusal(user=user, project=project, annotation_id=annotation_id, latest=target)
-            )
-        if target is None:
-            raise LabelingConflict(_nothing_to_undo())
+        target = undo_target(
+            latest=annotations_undoable(user=user, project=project, now=now).first(),
+            named_id=annotation_id,
+            owned=Annotation.objects.filter(user=user, item__project=project, undoes__isnull=True),
+            not_found=Annotation.DoesNotExist(f"No label or skip #{annotation_id} of yours in this project."),
+            refused=lambda latest: LabelingConflict(
+                _undo_refusal(user=user, project=project, annotation_id=annotation_id or 0, latest=latest)
+            ),
+            nothing=LabelingConflict(_nothing_to_undo()),
+        )
         # The whole row: callers show the item again.
         locked = Item.objects.select_for_update(of=("self",)).get(pk=target.item_id)
         locked.project = project

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.constants import MAX_ID
 from labeling.models import Item, LabelSource, Project, ResolvedLabel, Review, ReviewTask
 from labeling.services.resolution import resolved_label_recompute
+from labeling.services.undo_target import undo_target
 
 
 class ReviewUndoConflict(Exception):
@@ -53,10 +53,18 @@ def _nothing_to_undo() -> str:
     return f"Nothing to undo (verdicts can be undone for {settings.LABELLOOP_UNDO_GRACE_SECONDS / 60:g} minutes)."
 
 
-def _is_own(reviewer, project: Project, review_id: int) -> bool:
+def _refusal(review_id: int, latest: Review | None) -> str:
+    """Why the named verdict is not withdrawn: it is not the reviewer's latest undoable one."""
+    if latest is None:
+        return _nothing_to_undo()
+    if not review_id:  # 0: the page showed no verdict to undo
+        return (
+            f"Not undone: this page showed no verdict to undo. Your last is #{latest.pk} on image "
+            f"#{latest.annotation.item_id} (given in another tab or window?). Nothing changed."
+        )
     return (
-        0 < review_id <= MAX_ID
-        and Review.objects.filter(pk=review_id, reviewer=reviewer, annotation__item__project=project).exists()
+        f"Not undone: verdict #{review_id} is not your last one any more; your last is #{latest.pk} on image "
+        f"#{latest.annotation.item_id}. Nothing changed."
     )
 
 
@@ -120,25 +128,16 @@ def review_undo(*, reviewer, project: Project, review_id: int | None = None) -> 
     """
     now = timezone.now()
     with transaction.atomic():
-        target = _undoable(reviewer=reviewer, project=project, now=now).first()
-        if review_id and (target is None or target.pk != review_id) and not _is_own(reviewer, project, review_id):
-            raise Review.DoesNotExist(
+        target = undo_target(
+            latest=_undoable(reviewer=reviewer, project=project, now=now).first(),
+            named_id=review_id,
+            owned=Review.objects.filter(reviewer=reviewer, annotation__item__project=project),
+            not_found=Review.DoesNotExist(
                 f"No verdict #{review_id} of yours in this project (an undone verdict is removed). Nothing changed."
-            )
-        if review_id is not None and (target is None or target.pk != review_id):
-            if target is None:
-                raise ReviewUndoConflict(_nothing_to_undo())
-            if not review_id:  # 0: the page showed no verdict to undo
-                raise ReviewUndoConflict(
-                    f"Not undone: this page showed no verdict to undo. Your last is #{target.pk} on image "
-                    f"#{target.annotation.item_id} (given in another tab or window?). Nothing changed."
-                )
-            raise ReviewUndoConflict(
-                f"Not undone: verdict #{review_id} is not your last one any more; your last is #{target.pk} on image "
-                f"#{target.annotation.item_id}. Nothing changed."
-            )
-        if target is None:
-            raise ReviewUndoConflict(_nothing_to_undo())
+            ),
+            refused=lambda latest: ReviewUndoConflict(_refusal(review_id or 0, latest)),
+            nothing=ReviewUndoConflict(_nothing_to_undo()),
+        )
         item = Item.objects.select_for_update().select_related("project").get(pk=target.annotation.item_id)
         # Read again under the item's lock: a concurrent undo may have removed it, a reviewer may have judged since.
         target = Review.objects.filter(pk=target.pk).select_related("annotation").first()
