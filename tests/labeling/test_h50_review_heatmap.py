@@ -9,30 +9,16 @@ import html
 import pytest
 from django.urls import reverse
 
-from labeling.models import ReviewTask, ReviewTaskReason
-from labeling.services.annotations import annotation_create
-from tests.training.explain_helpers import explained_project
 from training.models import Explanation, ExplanationStatus, ModelVersion
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def zoo(project_factory, label_class_factory, item_factory, member_of):
-    return explained_project(project_factory, label_class_factory, item_factory, member_of)
-
-
-def audit_card(project, item, annotator, cls) -> None:
-    annotation = annotation_create(item=item, user=annotator, class_ids=[cls.pk])
-    ReviewTask.objects.all().delete()
-    ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE)
-
-
 def test_a_labeled_item_without_a_stored_prediction_shows_the_heatmap_of_its_label(
-    zoo, client, django_capture_on_commit_callbacks
+    explained_zoo, audit_card, client, django_capture_on_commit_callbacks
 ):
     # Given an audit-sample card of an item labeled "dog" that the active version has no prediction of
-    project, classes, items, version, annotator, reviewer = zoo
+    project, classes, items, version, annotator, reviewer = explained_zoo
     item, dog = items[0], classes[1]
     item.predictions.all().delete()
     audit_card(project, item, annotator, dog)
@@ -59,9 +45,9 @@ def test_a_labeled_item_without_a_stored_prediction_shows_the_heatmap_of_its_lab
     assert reverse("training:explanation_png", args=[project.slug, row.pk]) in done
 
 
-def test_without_a_model_the_footer_does_not_offer_h_and_the_card_says_why(zoo, client):
+def test_without_a_model_the_footer_does_not_offer_h_and_the_card_says_why(explained_zoo, audit_card, client):
     # Given a card while the project has no active version
-    project, classes, items, _version, annotator, reviewer = zoo
+    project, classes, items, _version, annotator, reviewer = explained_zoo
     audit_card(project, items[0], annotator, classes[0])
     ModelVersion.objects.filter(project=project).update(active=False)
     client.force_login(reviewer)

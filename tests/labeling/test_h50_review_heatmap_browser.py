@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.models import ReviewTask, ReviewTaskReason
-from labeling.services.annotations import annotation_create
-from tests.training.explain_helpers import explained_project
 from training.models import ModelVersion
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
-@pytest.fixture
-def zoo(project_factory, label_class_factory, item_factory, member_of):
-    return explained_project(project_factory, label_class_factory, item_factory, member_of)
-
-
-def audit_card(project, item, annotator, cls) -> None:
-    annotation = annotation_create(item=item, user=annotator, class_ids=[cls.pk])
-    ReviewTask.objects.all().delete()
-    ReviewTask.objects.create(project=project, item=item, annotation=annotation, reason=ReviewTaskReason.SAMPLE)
-
-
-def test_the_heatmap_of_the_label_shows_and_h_hides_it(page, login, zoo):
-    project, classes, items, _, annotator, reviewer = zoo
+def test_the_heatmap_of_the_label_shows_and_h_hides_it(page, login, explained_zoo, audit_card):
+    project, classes, items, _, annotator, reviewer = explained_zoo
     items[0].predictions.all().delete()
     audit_card(project, items[0], annotator, classes[1])
     login(reviewer.username)
@@ -38,8 +24,8 @@ def test_the_heatmap_of_the_label_shows_and_h_hides_it(page, login, zoo):
     assert not overlay.is_visible()
 
 
-def test_without_a_heatmap_h_says_why(page, login, zoo):
-    project, classes, items, _, annotator, reviewer = zoo
+def test_without_a_heatmap_h_says_why(page, login, explained_zoo, audit_card):
+    project, classes, items, _, annotator, reviewer = explained_zoo
     audit_card(project, items[0], annotator, classes[0])
     ModelVersion.objects.filter(project=project).update(active=False)
     login(reviewer.username)

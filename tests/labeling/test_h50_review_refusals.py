@@ -5,34 +5,19 @@ import re
 import pytest
 from django.urls import reverse
 
-from labeling.models import Review, ReviewTask, ReviewTaskReason, Role
-from labeling.services.annotations import annotation_create
+from labeling.models import Review, ReviewTask, ReviewTaskReason
 from labeling.services.reviews import review_submit, review_task_open
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(project_factory, label_class_factory, item_factory, member_of):
-    project = project_factory(review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    dog = label_class_factory(project=project, name="dog", hotkey="2")
+def world(cat_dog_review, project_factory, label_class_factory):
+    """Three items "ann" labeled cat, all sampled for audit; another project with its class "stranger"."""
+    world = cat_dog_review(review_sample_rate=1.0, labeled=3)
     other = project_factory()
     stranger = label_class_factory(project=other, name="stranger", hotkey="1")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    rev = member_of(project, Role.REVIEWER, "rev")
-    items = [item_factory(project=project) for _ in range(3)]
-    for item in items:
-        annotation_create(item=item, user=ann, class_ids=[cat.pk])
-    return {
-        "project": project,
-        "other": other,
-        "cat": cat,
-        "dog": dog,
-        "stranger": stranger,
-        "rev": rev,
-        "items": items,
-    }
+    return {**world, "other": other, "stranger": stranger}
 
 
 def _text(response_or_html) -> str:

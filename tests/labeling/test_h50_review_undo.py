@@ -15,18 +15,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(project_factory, label_class_factory, item_factory, member_of):
-    project = project_factory(review_sample_rate=0.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    dog = label_class_factory(project=project, name="dog", hotkey="2")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    rev = member_of(project, Role.REVIEWER, "rev")
-    rev2 = member_of(project, Role.REVIEWER, "rev2")
-    items = [item_factory(project=project) for _ in range(2)]
-    for item in items:
-        annotation_create(item=item, user=ann, class_ids=[cat.pk])
-    tasks = [review_task_open(project=project, item=item, reason=ReviewTaskReason.SAMPLE) for item in items]
-    return {"project": project, "cat": cat, "dog": dog, "rev": rev, "rev2": rev2, "items": items, "tasks": tasks}
+def world(cat_dog_review):
+    """Two items "ann" labeled cat, each an open audit sample; reviewers "rev" and "rev2"."""
+    members = {"ann": Role.ANNOTATOR, "rev": Role.REVIEWER, "rev2": Role.REVIEWER}
+    return cat_dog_review(review_sample_rate=0.0, members=members, labeled=2, open_tasks=True)
 
 
 def _label(item) -> set[str]:

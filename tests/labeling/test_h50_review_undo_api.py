@@ -2,9 +2,8 @@
 
 import pytest
 
-from labeling.models import Item, Review, ReviewTask, ReviewTaskReason, Role
-from labeling.services.annotations import annotation_create
-from labeling.services.reviews import review_submit, review_task_open
+from labeling.models import Item, Review, ReviewTask, Role
+from labeling.services.reviews import review_submit
 from tests.factories import token_client
 from tests.schema_conformance import assert_matches_schema
 
@@ -14,17 +13,12 @@ PATH = "/api/projects/{slug}/reviews/undo/"
 
 
 @pytest.fixture
-def world(project_factory, label_class_factory, item_factory, member_of):
-    project = project_factory(review_sample_rate=0.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    dog = label_class_factory(project=project, name="dog", hotkey="2")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    rev = member_of(project, Role.REVIEWER, "rev")
-    item = item_factory(project=project)
-    annotation_create(item=item, user=ann, class_ids=[cat.pk])
-    task = review_task_open(project=project, item=item, reason=ReviewTaskReason.SAMPLE)
-    review = review_submit(task=task, reviewer=rev, verdict="correct", corrected_class_ids=[dog.pk])
-    return {"project": project, "ann": ann, "rev": rev, "item": item, "task": task, "review": review}
+def world(cat_dog_review):
+    """One item "ann" labeled cat, corrected to dog by "rev" in its audit sample."""
+    world = cat_dog_review(review_sample_rate=0.0, labeled=1, open_tasks=True)
+    (item,), (task,) = world["items"], world["tasks"]
+    review = review_submit(task=task, reviewer=world["rev"], verdict="correct", corrected_class_ids=[world["dog"].pk])
+    return {**world, "item": item, "task": task, "review": review}
 
 
 def _url(world) -> str:

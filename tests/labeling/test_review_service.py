@@ -22,14 +22,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def setup(project_factory, label_class_factory, item_factory, member_of):
-    project = project_factory(review_sample_rate=0.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    dog = label_class_factory(project=project, name="dog", hotkey="2")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    bob = member_of(project, Role.ANNOTATOR, "bob")
-    rev = member_of(project, Role.REVIEWER, "rev")
-    return project, cat, dog, ann, bob, rev, item_factory
+def setup(cat_dog_review, item_factory):
+    """(project, cat, dog, ann, bob, rev, item_factory): annotators "ann" and "bob", reviewer "rev", no items."""
+    world = cat_dog_review(
+        review_sample_rate=0.0, members={"ann": Role.ANNOTATOR, "bob": Role.ANNOTATOR, "rev": Role.REVIEWER}
+    )
+    return world["project"], world["cat"], world["dog"], world["ann"], world["bob"], world["rev"], item_factory
 
 
 def resolved_classes(item):

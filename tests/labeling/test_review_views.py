@@ -14,17 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(project_factory, label_class_factory, item_factory, member_of):
-    project = project_factory(review_sample_rate=1.0)
-    cat = label_class_factory(project=project, name="cat", hotkey="1")
-    dog = label_class_factory(project=project, name="dog", hotkey="2")
-    ann = member_of(project, Role.ANNOTATOR, "ann")
-    rev = member_of(project, Role.REVIEWER, "rev")
-    boss = member_of(project, Role.MANAGER, "boss")
-    items = [item_factory(project=project) for _ in range(3)]
-    for item in items:
-        annotation_create(item=item, user=ann, class_ids=[cat.pk])
-    return {"project": project, "cat": cat, "dog": dog, "ann": ann, "rev": rev, "boss": boss, "items": items}
+def world(cat_dog_review):
+    """Three items "ann" labeled cat, all sampled for audit; reviewer "rev" and manager "boss"."""
+    members = {"ann": Role.ANNOTATOR, "rev": Role.REVIEWER, "boss": Role.MANAGER}
+    return cat_dog_review(review_sample_rate=1.0, members=members, labeled=3)
 
 
 def test_reviewer_sees_the_next_task_with_the_given_label_and_annotator(client, world):
