@@ -115,7 +115,10 @@ class ProjectCreateForm(forms.ModelForm):
         if not stored:
             raise forms.ValidationError("Enter a slug of letters, digits, hyphens or underscores.")
         if Project.objects.filter(slug=stored).exists():
-            raise forms.ValidationError(f"A project with the slug {stored!r} exists: choose another.")
+            raise forms.ValidationError(
+                f"A project with the slug {stored!r} exists: choose another, or leave the slug out to have one made "
+                "from the name."
+            )
         return stored
 
     def clean_classes(self) -> list[str]:

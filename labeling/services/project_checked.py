@@ -33,18 +33,6 @@ def settings_fields() -> list[str]:
     return [name for name in ProjectSettingsForm._meta.fields if name not in CREATE_FIELDS]
 
 
-def _slug_free(slug: str) -> str:
-    """The slug a project asked for, as it will be stored; a taken or empty one is refused (the service would
-    otherwise pick "<slug>-2", and a script would then talk to an address it did not ask for)."""
-    stored = project_services.project_slug(slug)
-    if not stored:
-        raise ProjectInputInvalid({"slug": ["Enter a slug of letters, digits, hyphens or underscores."]})
-    if Project.objects.filter(slug=stored).exists():
-        raise ProjectInputInvalid({"slug": [f"A project with the slug {stored!r} exists: choose another, or leave "
-                                            "the slug out to have one made from the name."]})  # fmt: skip
-    return stored
-
-
 def project_create_checked(*, created_by, data: dict, classes: list[str], slug: str = "") -> Project:
     """Create a project (its creator its manager) with its classes, from input checked as the pages check it: the
     new-project form for `CREATE_FIELDS`, the settings form for the settings (only those given are set; the rest
@@ -57,7 +45,9 @@ def project_create_checked(*, created_by, data: dict, classes: list[str], slug: 
     given = {
         key: value for key, value in data.items() if value is not None and key in (*CREATE_FIELDS, *settings_fields())
     }
-    created = ProjectCreateForm(data={"task_type": TaskType.SINGLE, **defaults, **given, "classes": ""})
+    # The form checks a slug asked for as the page does: a taken one, or one that leaves nothing, is refused (the
+    # service would otherwise pick "<slug>-2", and a script would then talk to an address it did not ask for).
+    created = ProjectCreateForm(data={"task_type": TaskType.SINGLE, **defaults, **given, "slug": slug, "classes": ""})
     configured = ProjectSettingsForm(data={**defaults, **given})
     errors: dict[str, list[str]] = {}
     for form in (created, configured):
@@ -68,18 +58,15 @@ def project_create_checked(*, created_by, data: dict, classes: list[str], slug: 
     paths, problems = class_paths_checked((f"Class {n} ({entry[:60]!r})", entry) for n, entry in numbered)
     if problems:
         errors["classes"] = problems
-    if slug:
-        try:
-            slug = _slug_free(slug)
-        except ProjectInputInvalid as exc:
-            errors.update(exc.errors)
     if errors:
         raise ProjectInputInvalid(errors)
     values = {name: created.cleaned_data[name] for name in CREATE_FIELDS}
     values.update({name: configured.cleaned_data[name] for name in settings_fields() if name in given})
     try:
         with transaction.atomic():  # as the page: the project comes with all of its classes or not at all
-            project = project_services.project_create(created_by=created_by, slug=slug, **values)
+            project = project_services.project_create(
+                created_by=created_by, slug=created.cleaned_data["slug"], **values
+            )
             project_services.label_classes_from_paths(project=project, paths=paths)
     except DjangoValidationError as exc:
         found = exc.message_dict if hasattr(exc, "error_dict") else {"classes": exc.messages}

@@ -88,7 +88,7 @@ def test_a_typed_slug_that_is_taken_or_empty_is_refused_and_nothing_is_made(crea
     taken = client.post(url, {**NEW_PROJECT, "name": "猫の写真", "slug": "Cat Photos"})
     nothing = client.post(url, {**NEW_PROJECT, "name": "猫の写真", "slug": "写真"})
 
-    assert "A project with the slug 'cat-photos' exists: choose another." in error_of(taken)
+    assert "A project with the slug 'cat-photos' exists: choose another" in error_of(taken)
     assert "Enter a slug of letters, digits, hyphens or underscores." in error_of(nothing)
     assert not Project.objects.filter(name="猫の写真").exists()
 
