@@ -20,6 +20,7 @@ Given labels y (n,) and out-of-sample probabilities P (n, k):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -242,6 +243,7 @@ def cross_val_pred_probs(
     seed: int = 0,
     max_iter: int = 500,
     repeats: int = 1,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Out-of-sample probabilities from K-fold cross-validation of an L2-regularised logistic-regression head.
 
@@ -254,9 +256,18 @@ def cross_val_pred_probs(
     the other images). With `repeats` > 1 the probabilities are averaged over that many different fold splits
     (seeds seed, seed + 1, ...), which steadies them: on all-correct digits 3 repeats listed 16 labels instead of
     20, with the same recall of injected errors.
+
+    `on_fold(done, total)` after each fold's fit: fold_count(n, folds) x `repeats` in all, `done` counting from 1.
     """
     if repeats > 1:
-        runs = [cross_val_pred_probs(features, labels, n_classes, folds, C, seed + r, max_iter) for r in range(repeats)]
+        k = fold_count(len(labels), folds)
+        runs = [
+            cross_val_pred_probs(
+                features, labels, n_classes, folds, C, seed + r, max_iter,
+                on_fold=None if on_fold is None else (lambda d, _t, r=r: on_fold(r * k + d, repeats * k)),
+            )
+            for r in range(repeats)
+        ]  # fmt: skip
         return np.mean(runs, axis=0)
     from sklearn.model_selection import KFold, StratifiedKFold
     from threadpoolctl import threadpool_limits
@@ -267,7 +278,7 @@ def cross_val_pred_probs(
     n = len(labels)
     if n < 2:
         raise ValueError("need at least two labeled examples")
-    folds = max(2, min(folds, n))
+    folds = fold_count(n, folds)
     counts = np.bincount(labels, minlength=n_classes)
     present = counts[counts > 0]
     if present.max() >= folds:
@@ -280,23 +291,33 @@ def cross_val_pred_probs(
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         # "The least populated class in y has only k members": expected, see above.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        _fit_folds(splitter, features, labels, out, C, max_iter)
+        _fit_folds(splitter, features, labels, out, C, max_iter, on_fold)
     return out
 
 
-def _fit_folds(splitter, features: np.ndarray, labels: np.ndarray, out: np.ndarray, C: float, max_iter: int) -> None:
+def fold_count(n: int, folds: int) -> int:
+    """The folds cross_val_pred_probs makes of `n` labeled examples when asked for `folds`."""
+    return max(2, min(folds, n))
+
+
+def _fit_folds(
+    splitter, features: np.ndarray, labels: np.ndarray, out: np.ndarray, C: float, max_iter: int, on_fold=None
+) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    for train_idx, test_idx in splitter.split(features, labels):
+    total = splitter.get_n_splits()
+    for f, (train_idx, test_idx) in enumerate(splitter.split(features, labels), start=1):
         y_train = labels[train_idx]
         seen = np.unique(y_train)
         if len(seen) == 1:
             out[np.ix_(test_idx, seen)] = 1.0
-            continue
-        train, mean, std = standardized_fold(features, train_idx)
-        model = LogisticRegression(C=C, max_iter=max_iter).fit(train, y_train)
-        del train  # before the test part is scaled: one copy at a time
-        out[np.ix_(test_idx, model.classes_)] = model.predict_proba((features[test_idx] - mean) / std)
+        else:
+            train, mean, std = standardized_fold(features, train_idx)
+            model = LogisticRegression(C=C, max_iter=max_iter).fit(train, y_train)
+            del train  # before the test part is scaled: one copy at a time
+            out[np.ix_(test_idx, model.classes_)] = model.predict_proba((features[test_idx] - mean) / std)
+        if on_fold is not None:
+            on_fold(f, total)
 
 
 def standardized_fold(features: np.ndarray, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ backbone's own classifier layer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -243,6 +244,7 @@ def cross_val_head(
     unlabeled: np.ndarray | None = None,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
     multi_label: bool = False,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> CrossValHead:
     """Out-of-fold probabilities [n, num_classes] of the head a version trains (fit_head: standardized,
     class-balanced, `l2`, self-trained on `unlabeled` when given), each labeled item predicted by a head fitted on
@@ -251,7 +253,7 @@ def cross_val_head(
     Each fold's head also scores the unlabeled items: its confidence (top probability) on them is returned too.
     `multi_label`: `labels` are lists of class indices (an empty one included) and the probabilities independent
     sigmoids; folds are stratified on each item's first class, and nothing self-trains (nor does a multi-label
-    version's head)."""
+    version's head). `on_fold(done, total)` after each fold's head, `done` counting from 1."""
     if multi_label:
         targets = [sorted(int(v) for v in t) for t in labels]
         unlabeled = None
@@ -265,7 +267,8 @@ def cross_val_head(
         stats = feature_stats(x) if unlabeled is None else feature_stats(x, unlabeled)  # an empty part is skipped
     out = np.zeros((len(targets), num_classes), dtype=np.float32)
     pool_conf = []
-    for f in np.unique(fold):
+    fold_ids = np.unique(fold)
+    for done, f in enumerate(fold_ids, start=1):
         train, test = fold != f, fold == f
         fit = fit_head(
             x[train], [targets[i] for i in np.nonzero(train)[0]], num_classes, l2=l2, stats=stats, seed=seed,
@@ -274,6 +277,8 @@ def cross_val_head(
         out[test] = predict_head(fit.head, x[test], multi_label)
         if unlabeled is not None and len(unlabeled):
             pool_conf.append(predict_head(fit.head, unlabeled).max(axis=1))
+        if on_fold is not None:
+            on_fold(done, len(fold_ids))
     return CrossValHead(probs=out, unlabeled_confidence=np.stack(pool_conf) if pool_conf else None)
 
 

@@ -35,6 +35,36 @@ from training.services.snapshot import label_snapshot
 
 __all__ = ["label_errors_find", "labeled_embeddings"]
 
+# Within one stage the job row (the page's bar, polled every second) is written at most this often.
+JOB_WRITE_SECONDS = 0.5
+
+
+class _SearchProgress:
+    """The search's Progress: the command's bar (`also`) hears every call; the job row is written when the stage's
+    label changes, when a stage ends (done = total), and otherwise at most every JOB_WRITE_SECONDS (the embeddings
+    report every batch). Each cross-validation fold has its own label, so those writes number folds x fold splits."""
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, job: Job | None, also: Progress | None):
+        self.job, self.also = job, also
+        self.written, self.last = None, 0.0
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.job is not None:
+            now = self.clock()
+            if message != self.written or done >= total or now - self.last >= JOB_WRITE_SECONDS:
+                job_services.job_progress(job=self.job, done=done, total=total, message=message)
+                self.written, self.last = message, now
+        if self.also is not None:
+            self.also(done, total, message)
+
+
+def _fold_stage(at: int, folds: int, repeats: int) -> str:
+    """The label of the cross-validation while `at` of its folds x `repeats` fits are done: the fold now running."""
+    stage = f"cross-validating: fold {at % folds + 1} of {folds}"
+    return stage if repeats == 1 else f"{stage} (split {at // folds + 1} of {repeats})"
+
 
 def _record(
     *, project: Project, started: float, status: str, reason: str = "", cross_validated: dict | None = None, **fields
@@ -74,18 +104,14 @@ def label_errors_find(
     Only classes with at least MIN_LABELS_PER_CLASS labels are judged (their labels, and only them as the
     model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with too few
     of the labels (training.ml.label_search.judge), nothing is flagged and the open suspects are withdrawn: the
-    page says why. Progress goes to the `job` (the page's bar) and to `on_progress` (the command's).
+    page says why. Progress goes to the `job` (the page's bar) and to `on_progress` (the command's), fold by fold
+    through the cross-validation ("cross-validating: fold 3 of 5"); _SearchProgress says how often the job is written.
     """
-    from training.ml.confident import cross_val_pred_probs, error_share_interval
+    from training.ml.confident import cross_val_pred_probs, error_share_interval, fold_count
     from training.ml.label_search import judge
 
     started = time.monotonic()
-
-    def progress(done: int, total: int, stage: str) -> None:
-        if job is not None:
-            job_services.job_progress(job=job, done=done, total=total, message=stage)
-        if on_progress is not None:
-            on_progress(done, total, stage)
+    progress = _SearchProgress(job, on_progress)
 
     snap = label_snapshot(project=project)
     if project.is_multi_label:
@@ -152,18 +178,33 @@ def label_errors_find(
     # Over every labeled item, with the head a version trains: only while the holdout is small enough for the pages
     # to show the estimate.
     estimate = len(snap.holdout) < SMALL_HOLDOUT
-    # The page's bar moves one step per fold split, the estimate and the judging: one job write each.
-    steps = repeats + int(estimate) + 1
+    # The page's bar moves one step per fold of each fold split (most of the search's time on a large project), then
+    # one for the estimate and one for the judging.
+    k = fold_count(len(y), folds)
+    fits = k * repeats
+    steps = fits + int(estimate) + 1
+
+    def fold_done(r: int):
+        def on_fold(done: int, _total: int) -> None:
+            if r * k + done < fits:  # the last fold's end is the next stage's start
+                progress(r * k + done, steps, _fold_stage(r * k + done, k, repeats))
+
+        return on_fold
+
+    progress(0, steps, _fold_stage(0, k, repeats))
     runs = []
-    for r in range(repeats):  # cross_val_pred_probs(repeats=...) averages the same runs; one at a time, to report
-        progress(r, steps, f"cross-validation, fold split {r + 1} of {repeats}")
-        runs.append(cross_val_pred_probs(features, y, n_classes=len(judged), folds=folds, C=C, seed=seed + r))
+    for r in range(repeats):  # as cross_val_pred_probs(repeats=...) averages them: one fold split per call
+        runs.append(
+            cross_val_pred_probs(
+                features, y, n_classes=len(judged), folds=folds, C=C, seed=seed + r, on_fold=fold_done(r)
+            )
+        )
     probs = runs[0] if repeats == 1 else np.mean(runs, axis=0)
     del runs
     predicted = probs.argmax(axis=1)
     cross_validated = None
     if estimate:
-        progress(repeats, steps, "cross-validated estimate")
+        progress(fits, steps, "cross-validated estimate")
         cross_validated = single_label_estimate(
             all_features, all_labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
         )

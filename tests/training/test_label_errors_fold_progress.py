@@ -1,0 +1,94 @@
+"""The label-error search's bar moves fold by fold through its cross-validation (most of a large project's search),
+on the page's job card and on the command's bar, and the job row is not written for every embedding batch."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from labeling.models import JobKind, Role
+from labeling.services import jobs as job_services
+from labeling.services.annotations import annotation_create
+from labeling.services.imports import item_create_from_bytes
+from labeling.services.jobs import job_create, job_start
+from tests.training.test_label_errors_page import colour_png
+from training.services import label_errors
+from training.services.label_errors import label_errors_find
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_bar_moves_fold_by_fold_within_the_cross_validation(client, project_factory, member_of, monkeypatch):
+    # Given two colours with 22 labels each (judged, 3 fold splits of 5 folds) and a manager watching the job card
+    project = project_factory(image_size=32)
+    manager = member_of(project, Role.MANAGER, "boss")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    classes = [project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue"])]
+    for k, rgb in enumerate([(220, 30, 30), (30, 30, 220)]):
+        for j in range(22):
+            item = item_create_from_bytes(project=project, name=f"{k}-{j}.png", data=colour_png(rgb, 100 * k + j))
+            annotation_create(item=item, user=annotator, class_ids=[classes[k].pk])
+    client.force_login(manager)
+    job = job_create(project=project, kind=JobKind.LABEL_ERRORS)
+    job_start(job=job, total=1, message="starting")
+    written, cards, heard = [], [], []
+    real_write = job_services.job_progress
+
+    def write(*, job, done, total=None, message=None):
+        real_write(job=job, done=done, total=total, message=message)
+        written.append((done, total, message))
+        if message and message.startswith("cross-validating"):  # what the page's polling shows at that moment
+            card = client.get(reverse("labeling:job_status", args=[project.slug, job.pk])).content.decode()
+            cards.append(" ".join(re.search(r"(\d+ / \d+ · [^<]*)</p>", card)[1].split()))
+
+    monkeypatch.setattr(job_services, "job_progress", write)
+
+    # When the search runs (as the command runs it, with its bar)
+    label_errors_find(project=project, job=job, on_progress=lambda d, t, s="": heard.append((d, t, s)))
+
+    # Then the job was written once per fold, its progress stepping up inside the cross-validation's span (15 of 17
+    # steps: the estimate and the judging follow), each write naming the fold that runs
+    folds = [(d, t, m) for d, t, m in written if m.startswith("cross-validating")]
+    assert [d for d, _, _ in folds] == list(range(15)), written
+    assert {t for _, t, _ in folds} == {17}
+    after = [d for d, _, m in written if m in ("cross-validated estimate", "judging labels")]
+    assert after == [15, 16]
+    assert folds[2][2] == "cross-validating: fold 3 of 5 (split 1 of 3)"
+    assert folds[14][2] == "cross-validating: fold 5 of 5 (split 3 of 3)"
+    # and the page's job card showed it as it went
+    assert cards[2] == "2 / 17 · cross-validating: fold 3 of 5 (split 1 of 3)"
+    assert cards[8] == "8 / 17 · cross-validating: fold 4 of 5 (split 2 of 3)"
+    # and the command's bar heard the same steps
+    assert [(d, t, s) for d, t, s in heard if s.startswith("cross-validating")] == folds
+
+
+def test_job_row_writes_within_a_stage_are_rate_limited(project_factory, monkeypatch):
+    # Given the search's progress for a running job, and a clock that moves 0.1 s per report
+    project = project_factory()
+    job = job_create(project=project, kind=JobKind.LABEL_ERRORS)
+    job_start(job=job, total=1, message="starting")
+    written, heard, clock = [], [], [0.0]
+    real_write = job_services.job_progress
+    monkeypatch.setattr(job_services, "job_progress", lambda **kw: (written.append(kw["done"]), real_write(**kw)))
+
+    def tick() -> float:
+        clock[0] += 0.1
+        return clock[0]
+
+    progress = label_errors._SearchProgress(job, lambda d, t, s="": heard.append(d))
+    progress.clock = tick
+
+    # When the embeddings report 50 batches over 5 s, then a new stage begins
+    for done in range(1, 51):
+        progress(done, 50, "embeddings")
+    progress(0, 3, "cross-validating: fold 1 of 3")
+
+    # Then the job row got about one write per 0.5 s (the first, the last, the new stage), the command's bar every one
+    assert len(written) <= 13, written
+    assert written[0] == 1
+    assert written[-2:] == [50, 0]
+    assert heard == [*range(1, 51), 0]
+    job.refresh_from_db()
+    assert (job.done, job.total, job.message) == (0, 3, "cross-validating: fold 1 of 3")
