@@ -10,10 +10,8 @@ import pytest
 from django.urls import reverse
 
 from labeling.models import Job, JobKind, Role
-from labeling.services.annotations import annotation_create
-from labeling.services.imports import item_create_from_bytes
 from labeling.services.jobs import job_start
-from tests.training.test_label_errors_page import colour_png
+from tests.training.test_label_errors_page import red_and_blue_labeled
 from tests.training.test_metric_intervals_pages import metrics_world  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -78,14 +76,7 @@ def test_the_progress_bar_moves_as_the_search_runs(
     client, project_factory, member_of, django_capture_on_commit_callbacks, monkeypatch
 ):
     # Given two colours with 22 labels each: enough for the search to judge them
-    project = project_factory(image_size=32)
-    manager = member_of(project, Role.MANAGER, "boss")
-    annotator = member_of(project, Role.ANNOTATOR, "ann")
-    classes = [project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue"])]
-    for k, rgb in enumerate([(220, 30, 30), (30, 30, 220)]):
-        for j in range(22):
-            item = item_create_from_bytes(project=project, name=f"{k}-{j}.png", data=colour_png(rgb, 100 * k + j))
-            annotation_create(item=item, user=annotator, class_ids=[classes[k].pk])
+    project, manager = red_and_blue_labeled(project_factory, member_of)
     client.force_login(manager)
     # What the job card the page polls says each time the search starts a cross-validation or the estimate
     seen = []

@@ -8,12 +8,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from labeling.models import JobKind, Role
+from labeling.models import JobKind
 from labeling.services import jobs as job_services
-from labeling.services.annotations import annotation_create
-from labeling.services.imports import item_create_from_bytes
 from labeling.services.jobs import job_create, job_start
-from tests.training.test_label_errors_page import colour_png
+from tests.training.test_label_errors_page import red_and_blue_labeled
 from training.services import label_errors
 from training.services.label_errors import label_errors_find
 
@@ -22,14 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def test_the_bar_moves_fold_by_fold_within_the_cross_validation(client, project_factory, member_of, monkeypatch):
     # Given two colours with 22 labels each (judged, 3 fold splits of 5 folds) and a manager watching the job card
-    project = project_factory(image_size=32)
-    manager = member_of(project, Role.MANAGER, "boss")
-    annotator = member_of(project, Role.ANNOTATOR, "ann")
-    classes = [project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue"])]
-    for k, rgb in enumerate([(220, 30, 30), (30, 30, 220)]):
-        for j in range(22):
-            item = item_create_from_bytes(project=project, name=f"{k}-{j}.png", data=colour_png(rgb, 100 * k + j))
-            annotation_create(item=item, user=annotator, class_ids=[classes[k].pk])
+    project, manager = red_and_blue_labeled(project_factory, member_of)
     client.force_login(manager)
     job = job_create(project=project, kind=JobKind.LABEL_ERRORS)
     job_start(job=job, total=1, message="starting")

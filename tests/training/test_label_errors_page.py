@@ -46,6 +46,20 @@ def colour_png(rgb: tuple[int, int, int], seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def red_and_blue_labeled(project_factory, member_of, per_class: int = 22):
+    """A 32 px project with red and blue, `per_class` colour images of each labeled by "ann" (22: enough for the
+    label-error search to judge them), and its manager "boss". Returns (project, manager)."""
+    project = project_factory(image_size=32)
+    manager = member_of(project, Role.MANAGER, "boss")
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    classes = [project.classes.create(name=n, order=k) for k, n in enumerate(["red", "blue"])]
+    for k, rgb in enumerate([(220, 30, 30), (30, 30, 220)]):
+        for j in range(per_class):
+            item = item_create_from_bytes(project=project, name=f"{k}-{j}.png", data=colour_png(rgb, 100 * k + j))
+            annotation_create(item=item, user=annotator, class_ids=[classes[k].pk])
+    return project, manager
+
+
 def test_too_few_labels_per_class_says_so_and_flags_nothing(
     client, project_factory, member_of, django_capture_on_commit_callbacks
 ):
