@@ -83,3 +83,23 @@ def test_job_row_writes_within_a_stage_are_rate_limited(project_factory, monkeyp
     assert heard == [*range(1, 51), 0]
     job.refresh_from_db()
     assert (job.done, job.total, job.message) == (0, 3, "cross-validating: fold 1 of 3")
+
+
+def test_a_multi_label_search_names_its_folds_and_then_the_judging(project_factory, member_of, settings):
+    # Given the multi-label colour project (96 images, 4 colours)
+    from tests.training.test_label_errors_multi_label import colour_project
+
+    project, _, _ = colour_project(project_factory, member_of, settings)
+    heard = []
+
+    # When the search runs with the command's bar
+    label_errors_find(project=project, on_progress=lambda d, t, s="": heard.append((d, t, s)))
+
+    # Then the bar names each fold with the classes cross-validated, in order, then the judging, at the last step
+    folds = [(d, t, s) for d, t, s in heard if s.startswith("cross-validating")]
+    assert folds, heard
+    assert folds[0][2].startswith("cross-validating 4 classes: fold 1 of 5"), folds
+    assert [d for d, _, _ in folds] == sorted(d for d, _, _ in folds)
+    assert any(": fold 3 of 5" in s for _, _, s in folds), folds
+    total = folds[0][1]
+    assert (total - 1, total, "judging labels") in heard, heard

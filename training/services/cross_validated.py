@@ -35,6 +35,13 @@ CROSS_VALIDATED_MAX_THIN_SHARE = 0.1
 CROSS_VALIDATED_POOL_MAX = 5000
 
 
+def fold_stage(at: int, folds: int, repeats: int, what: str = "") -> str:
+    """A label-error search's stage while `at` of its folds x `repeats` fits are done: the fold now running, as the
+    page's bar and the command's say it ("cross-validating 12 classes: fold 3 of 5 (split 1 of 3)")."""
+    stage = f"cross-validating{what}: fold {at % folds + 1} of {folds}"
+    return stage if repeats == 1 else f"{stage} (split {at // folds + 1} of {repeats})"
+
+
 def _thin_share(labels: np.ndarray, folds: int) -> float:
     """The share of labels whose class has fewer than `folds` labels (0 with no labels)."""
     labels = np.asarray(labels, dtype=np.int64)

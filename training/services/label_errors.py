@@ -29,7 +29,12 @@ from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT
 from training.ml.label_search import DEFAULT_C, MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
-from training.services.cross_validated import CROSS_VALIDATED_MIN_LABELS, labeled_embeddings, single_label_estimate
+from training.services.cross_validated import (
+    CROSS_VALIDATED_MIN_LABELS,
+    fold_stage,
+    labeled_embeddings,
+    single_label_estimate,
+)
 from training.services.label_errors_multi import multi_label_search
 from training.services.snapshot import label_snapshot
 
@@ -58,12 +63,6 @@ class _SearchProgress:
                 self.written, self.last = message, now
         if self.also is not None:
             self.also(done, total, message)
-
-
-def _fold_stage(at: int, folds: int, repeats: int) -> str:
-    """The label of the cross-validation while `at` of its folds x `repeats` fits are done: the fold now running."""
-    stage = f"cross-validating: fold {at % folds + 1} of {folds}"
-    return stage if repeats == 1 else f"{stage} (split {at // folds + 1} of {repeats})"
 
 
 def _record(
@@ -187,11 +186,11 @@ def label_errors_find(
     def fold_done(r: int):
         def on_fold(done: int, _total: int) -> None:
             if r * k + done < fits:  # the last fold's end is the next stage's start
-                progress(r * k + done, steps, _fold_stage(r * k + done, k, repeats))
+                progress(r * k + done, steps, fold_stage(r * k + done, k, repeats))
 
         return on_fold
 
-    progress(0, steps, _fold_stage(0, k, repeats))
+    progress(0, steps, fold_stage(0, k, repeats))
     runs = []
     for r in range(repeats):  # as cross_val_pred_probs(repeats=...) averages them: one fold split per call
         runs.append(

@@ -22,7 +22,7 @@ from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT, widened_to_binomial
 from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
-from training.services.cross_validated import embedded_rows, multi_label_estimate
+from training.services.cross_validated import embedded_rows, fold_stage, multi_label_estimate
 from training.services.snapshot import LabelSnapshot
 
 
@@ -106,12 +106,16 @@ def multi_label_search(
             f"labeled items and missing from at least {MIN_LABELS_PER_CLASS}, and no class is yet.",
         }
     features = embedded_rows(project, snap, rows, progress)
-    stage = f"cross-validation ({len(judged)} classes)"
-    progress(first, steps, stage)
+    what = f" {len(judged)} class{'es' if len(judged) != 1 else ''}"
+    progress(first, steps, fold_stage(0, folds, repeats, what))
+
+    def on_fold(done: int, total: int) -> None:  # the last fold's end is the judging's start
+        stage = fold_stage(done, total // repeats, repeats, what) if done < total else "judging labels"
+        progress(first + done, first + total + 1, stage)
+
     present = cross_val_present_probs(
-        features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats,
-        on_fold=lambda done, total: progress(first + done, first + total + 1, stage),
-    )  # fmt: skip
+        features, targets, judged, folds=folds, C=C, seed=seed, repeats=repeats, on_fold=on_fold
+    )
     verdict = judge_multi_label(features, targets, present, judged)
     weak = [_weak_row(v, names[v.cls], targets[:, v.cls]) for v in verdict.verdicts if v.weak]
     common.update(weak_classes=weak, classes_judged=len(verdict.strong))
