@@ -100,8 +100,8 @@ class ProjectCreateForm(forms.ModelForm):
         required=False,
         max_length=70,
         label="Slug",
-        help_text="The project's name in its web address (/p/slug/) and in labelloop commands: letters a-z, digits "
-        "and hyphens; it cannot be changed later. Left empty, it is made from the name.",
+        help_text="The project's name in its web address (/p/slug/) and in labelloop commands: letters a-z, digits, "
+        "hyphens and underscores; it cannot be changed later. Left empty, it is made from the name.",
     )
     field_order = ["name", "slug"]
 
@@ -114,6 +114,10 @@ class ProjectCreateForm(forms.ModelForm):
         stored = project_slug(asked)
         if not stored:
             raise forms.ValidationError("Enter a slug of letters, digits, hyphens or underscores.")
+        if stored != asked.lower():  # said, not rewritten behind the user's back
+            raise forms.ValidationError(
+                f"A slug is letters a-z, digits, hyphens and underscores, with no spaces: {stored!r} would do."
+            )
         if Project.objects.filter(slug=stored).exists():
             raise forms.ValidationError(
                 f"A project with the slug {stored!r} exists: choose another, or leave the slug out to have one made "

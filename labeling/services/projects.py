@@ -52,6 +52,11 @@ def project_slug(text: str) -> str:
     return slugify(spelled.translate(_LATIN_TABLE))[:70]
 
 
+def project_slug_says_name(text: str) -> bool:
+    """Whether the slug made from `text` holds a letter: "2024" from "写真 2024" says nothing of the name."""
+    return any("a" <= c <= "z" for c in project_slug(text))
+
+
 def project_slug_next(text: str) -> str:
     """The slug project_create gives a project asked for with `text` (its name, or a slug): project_slug(text), or
     "project" where that is empty, numbered "-2", "-3"… past those taken."""

@@ -57,12 +57,15 @@ def project_create(request: HttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if not data["slug"] and not project_services.project_slug(data["name"]):
-            # A name with no letters an address can use (Chinese, Arabic...) would get "project-3" for good: the form
-            # comes back once with that slug filled in, to keep or to replace.
-            numbered = project_services.project_slug_next(data["name"])
-            form = ProjectCreateForm({**request.POST.dict(), "slug": numbered})
-            return render(request, "labeling/project_create.html", {"form": form, "numbered": numbered})
+        says_name = project_services.project_slug_says_name(data["name"])
+        if data["slug"] and data["slug"] == request.POST.get("offered") and says_name:
+            data["slug"] = ""  # the name was changed to one with letters after its slug was offered: made from it
+        if not data["slug"] and not says_name:
+            # A name with no letters an address can use (Chinese, Arabic, "写真 2024"...) would get "project-3" (or
+            # "2024") for good: the form comes back once with that slug filled in, to keep or to replace.
+            offered = project_services.project_slug_next(data["name"])
+            form = ProjectCreateForm({**request.POST.dict(), "slug": offered})
+            return render(request, "labeling/project_create.html", {"form": form, "offered": offered})
         with transaction.atomic():  # the class list was checked by the form: the project comes with all of it
             project = project_services.project_create(
                 name=data["name"],

@@ -66,12 +66,13 @@ def test_a_cjk_name_comes_back_with_its_numbered_slug_to_keep_or_replace(creator
     assert response.status_code == 200
     assert not Project.objects.filter(name="猫の写真").exists()
     page = response.content.decode()
-    assert "gets the numbered slug project-2: its address is /p/project-2/" in page
-    assert "to choose your own, type it in the Slug field below" in page
+    assert "would get the slug project-2: its address /p/project-2/" in page
+    assert "type your own in the Slug field below, or press Create project to keep project-2" in page
     assert 'name="slug" value="project-2"' in page
 
     # When the user keeps it, the project is made with it
-    kept = client.post(url, {**NEW_PROJECT, "name": "猫の写真", "slug": "project-2"}, follow=True)
+    keep = {**NEW_PROJECT, "name": "猫の写真", "slug": "project-2", "offered": "project-2"}
+    kept = client.post(url, keep, follow=True)
     assert kept.redirect_chain[-1][0] == "/p/project-2/settings/"
 
     # When another types their own slug, the project is made at that address
@@ -85,7 +86,7 @@ def test_a_typed_slug_that_is_taken_or_empty_is_refused_and_nothing_is_made(crea
     client = page_client(creator)
     url = reverse("labeling:project_create")
 
-    taken = client.post(url, {**NEW_PROJECT, "name": "猫の写真", "slug": "Cat Photos"})
+    taken = client.post(url, {**NEW_PROJECT, "name": "猫の写真", "slug": "Cat-Photos"})
     nothing = client.post(url, {**NEW_PROJECT, "name": "猫の写真", "slug": "写真"})
 
     assert "A project with the slug 'cat-photos' exists: choose another" in error_of(taken)
@@ -98,3 +99,31 @@ def test_the_new_project_page_offers_a_slug_field_under_the_name(creator):
 
     assert page.index('name="name"') < page.index('name="slug"') < page.index('name="task_type"')
     assert "web address (/p/slug/) and in labelloop commands" in page
+
+
+def test_a_name_whose_slug_holds_no_letter_is_offered_its_slug_first(creator):
+    # Given a name whose only address characters are digits
+    response = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "name": "写真 2024"})
+
+    # Then the form comes back with the slug it would get, nothing made yet
+    assert response.status_code == 200
+    assert 'name="slug" value="2024"' in response.content.decode()
+    assert not Project.objects.exists()
+
+
+def test_a_name_changed_to_latin_after_the_offer_gets_its_own_slug(creator):
+    # Given the form came back offering project, and the user then typed a Latin name, leaving the offer in place
+    client = page_client(creator)
+    url = reverse("labeling:project_create")
+    client.post(url, {**NEW_PROJECT, "name": "猫の写真"})
+    made = client.post(url, {**NEW_PROJECT, "name": "Cat photos", "slug": "project", "offered": "project"}, follow=True)
+
+    # Then the project's slug is made from the new name
+    assert made.redirect_chain[-1][0] == "/p/cat-photos/settings/"
+
+
+def test_a_typed_slug_that_is_not_one_is_refused_with_one_that_would_do(creator):
+    response = page_client(creator).post(reverse("labeling:project_create"), {**NEW_PROJECT, "slug": "Bad Slug!"})
+
+    assert "with no spaces: 'bad-slug' would do." in error_of(response)
+    assert not Project.objects.exists()
