@@ -71,8 +71,8 @@ def test_the_command_refuses_a_registered_file_under_another_name_and_names_the_
 
     # then the command says which name to use, and nothing changed
     assert str(refused.value) == (
-        f"Nothing registered: {path.name} is already registered as 'tower' (sha256 {_sha256(weights_file)}); "
-        "use that name"
+        f"Nothing registered: the weights in {path.name} are already registered as 'tower' (the same sha256 "
+        f"{_sha256(weights_file)}); use that name"
     )
     assert list(BackboneWeights.objects.values_list("name", "path")) == [("tower", str(weights_file.resolve()))]
 
@@ -108,8 +108,8 @@ def test_the_admin_form_refuses_a_registered_file_under_another_name(staff_clien
 
     assert refused.status_code == 200
     assert (
-        f"Nothing registered: tower.safetensors is already registered as &#x27;tower&#x27; "
-        f"(sha256 {_sha256(weights_file)}); use that name"
+        f"Nothing registered: the weights in tower.safetensors are already registered as &#x27;tower&#x27; "
+        f"(the same sha256 {_sha256(weights_file)}); use that name"
     ) in refused.content.decode()
     assert list(BackboneWeights.objects.values_list("name", flat=True)) == ["tower"]
 

@@ -140,7 +140,8 @@ def _refuse_registered_file(*, sha256: str, path: Path) -> None:
     row = BackboneWeights.objects.filter(sha256=sha256).order_by("pk").first()
     if row is not None:
         raise WeightsRegistrationError(
-            f"{path.name} is already registered as {row.name!r} (sha256 {sha256}); use that name"
+            f"the weights in {path.name} are already registered as {row.name!r} (the same sha256 {sha256}); use "
+            "that name"
         )
 
 
