@@ -263,10 +263,23 @@ def _load_weights(model: nn.Module, name: str, weights: str) -> None:
     model.load_state_dict(usable, strict=False)
 
 
+class HubWeightsUnavailable(RuntimeError):
+    """weights="hub" on a worker that cannot download them: says what to choose instead, then the cause."""
+
+
 def create_model(name: str, num_classes: int, weights: str = "bundled", drop_rate: float = 0.0) -> nn.Module:
     """A timm classifier with `num_classes` outputs; backbone weights per `weights`, classifier freshly initialised."""
     pretrained = weights == "hub"
-    model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, drop_rate=drop_rate)
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, drop_rate=drop_rate)
+    except OSError as exc:  # huggingface_hub's errors (offline: LocalEntryNotFoundError) and urllib's are OSErrors
+        if not pretrained:
+            raise
+        raise HubWeightsUnavailable(
+            f"The model hub weights for {name} could not be downloaded: the worker cannot reach the Hugging Face hub "
+            "(no internet from the worker). In the project settings, choose the bundled EfficientNet-Lite0 or Lite2 "
+            f"weights or registered weights for Backbone weights. Cause: {type(exc).__name__}: {exc}"
+        ) from exc
     if weights not in ("hub", "none"):
         _load_weights(model, name, weights)
     model._labelloop_weights = weights  # data_config() needs to know whether these are the bundled weights
