@@ -39,6 +39,7 @@
   // are for a later image }. It ends when a card request is sent or fails, or on Esc.
   let pending = null;
   let noteTimer = null;
+  let setNote = false;  // the note on screen is about the set being typed (refused or started over): it ends with the set
   let searchIndex = 0;
   const preloaded = new Map();
 
@@ -400,8 +401,18 @@
     el.dataset.refused = String(refused);
     el.textContent = message;
     el.hidden = false;
+    setNote = false;
     clearTimeout(noteTimer);
     noteTimer = setTimeout(() => { el.hidden = true; }, ms);
+  }
+
+  // The set is sent: a note about it would stand over the next image, and read as if that set was refused too.
+  function endSetNote() {
+    const el = document.getElementById("key-note");
+    if (!setNote || !el) return;
+    setNote = false;
+    clearTimeout(noteTimer);
+    el.hidden = true;
   }
 
   // --- a multi-label set that lost a key (`pending`) ---
@@ -447,6 +458,7 @@
     showLevel("");
     refuse(key, `${key === "Enter" ? "⏎" : key} not applied: ${keys} ${one ? "was" : "were"} not applied, so this set ` +
       `would miss ${one ? "it" : "them"}. Type the whole set again, then ⏎; or Esc to start over without ${one ? "it" : "them"}.`, 8000);
+    setNote = true;
   }
 
   // Esc on a set that lost a key: the refused keys are dropped, and the set on screen goes back to how the card came.
@@ -454,6 +466,7 @@
     const keys = keyList(pending.missing);
     pending = null;
     say(`Started over without ${keys}: type the set, then ⏎.`);
+    setNote = true;
     if (!onScreen()) return;
     markChosen();
     showLevel("");
@@ -585,7 +598,8 @@
     // would act on a card that is being replaced.
     if (!onScreen()) { e.preventDefault(); if (!busy) refuse("click"); return; }
     if (requestKind(e.target) === "label" && incomplete()) { e.preventDefault(); refuseIncomplete("Submit"); return; }
-    pending = null;  // the image is answered: its set ends here
+    pending = null;  // the image is answered: its set ends here, and the note about it
+    endSetNote();
     busy = true;
     sent = { xhr: e.detail.xhr, kind: requestKind(e.target) };
     showPending(sent.kind);

@@ -71,6 +71,9 @@ def test_enter_on_a_set_that_lost_a_key_saves_nothing_and_names_the_key(page, si
     next_card(page, second)
     assert saved_sets(ann) == {first: ["circle"], second: ["ring", "square"]}
 
+    # And the note about the refused set is gone from the next image: the save does not read as refused again
+    assert not page.locator("#key-note").is_visible()
+
 
 def test_a_set_typed_again_before_enter_keeps_the_classes_already_ticked(page, six_lost):
     ann, first, second = six_lost
@@ -101,6 +104,7 @@ def test_esc_drops_the_lost_key_and_starts_the_set_over(page, six_lost):
 
     next_card(page, second)
     assert saved_sets(ann) == {first: ["circle"], second: ["triangle"]}
+    assert not page.locator("#key-note").is_visible()
 
 
 def test_the_submit_button_on_a_set_that_lost_a_key_saves_nothing(page, six_lost):
