@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_bar_moves_fold_by_fold_within_the_cross_validation(client, project_factory, member_of, monkeypatch):
-    # Given two colours with 22 labels each (judged, 3 fold splits of 5 folds) and a manager watching the job card
+    # Given two colours with 22 labels each (judged, 3 fold splits of 5 folds, then the 5 folds of the estimate) and
+    # a manager watching the job card
     project, manager = red_and_blue_labeled(project_factory, member_of)
     client.force_login(manager)
     job = job_create(project=project, kind=JobKind.LABEL_ERRORS)
@@ -30,7 +31,7 @@ def test_the_bar_moves_fold_by_fold_within_the_cross_validation(client, project_
     def write(*, job, done, total=None, message=None):
         real_write(job=job, done=done, total=total, message=message)
         written.append((done, total, message))
-        if message and message.startswith("cross-validating"):  # what the page's polling shows at that moment
+        if message and message.startswith("cross-validat"):  # what the page's polling shows at that moment
             card = client.get(reverse("labeling:job_status", args=[project.slug, job.pk])).content.decode()
             cards.append(" ".join(re.search(r"(\d+ / \d+ · [^<]*)</p>", card)[1].split()))
 
@@ -39,20 +40,28 @@ def test_the_bar_moves_fold_by_fold_within_the_cross_validation(client, project_
     # When the search runs (as the command runs it, with its bar)
     label_errors_find(project=project, job=job, on_progress=lambda d, t, s="": heard.append((d, t, s)))
 
-    # Then the job was written once per fold, its progress stepping up inside the cross-validation's span (15 of 17
-    # steps: the estimate and the judging follow), each write naming the fold that runs
+    # Then the job was written once per fold, its progress stepping up inside the cross-validation's span (15 of 21
+    # steps: the estimate's 5 folds and the judging follow), each write naming the fold that runs
     folds = [(d, t, m) for d, t, m in written if m.startswith("cross-validating")]
     assert [d for d, _, _ in folds] == list(range(15)), written
-    assert {t for _, t, _ in folds} == {17}
-    after = [d for d, _, m in written if m in ("cross-validated estimate", "judging labels")]
-    assert after == [15, 16]
+    assert {t for _, t, _ in folds} == {21}
     assert folds[2][2] == "cross-validating: fold 3 of 5 (split 1 of 3)"
     assert folds[14][2] == "cross-validating: fold 5 of 5 (split 3 of 3)"
+    # and the cross-validated estimate moved one step per fold of its own, naming it, before the judging
+    after = [(d, t, m) for d, t, m in written if t == 21 and d >= 15 and not m.startswith("cross-validating")]
+    assert after == [
+        *[(15 + f, 21, f"cross-validated estimate: fold {f + 1} of 5") for f in range(5)],
+        (20, 21, "judging labels"),
+    ], written
     # and the page's job card showed it as it went
-    assert cards[2] == "2 / 17 · cross-validating: fold 3 of 5 (split 1 of 3)"
-    assert cards[8] == "8 / 17 · cross-validating: fold 4 of 5 (split 2 of 3)"
+    assert cards[2] == "2 / 21 · cross-validating: fold 3 of 5 (split 1 of 3)"
+    assert cards[8] == "8 / 21 · cross-validating: fold 4 of 5 (split 2 of 3)"
+    assert cards[16] == "16 / 21 · cross-validated estimate: fold 2 of 5"
+    assert cards[19] == "19 / 21 · cross-validated estimate: fold 5 of 5"
     # and the command's bar heard the same steps
-    assert [(d, t, s) for d, t, s in heard if s.startswith("cross-validating")] == folds
+    assert [(d, t, s) for d, t, s in heard if s.startswith("cross-validat")] == [
+        (d, t, m) for d, t, m in written if m.startswith("cross-validat")
+    ]
 
 
 def test_job_row_writes_within_a_stage_are_rate_limited(project_factory, monkeypatch):

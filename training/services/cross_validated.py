@@ -9,6 +9,7 @@ Hamming accuracy, macro- and micro-F1), at the threshold a version is evaluated 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,17 @@ def fold_stage(at: int, folds: int, repeats: int, what: str = "") -> str:
     return stage if repeats == 1 else f"{stage} (split {at // folds + 1} of {repeats})"
 
 
+def estimate_stage(fold: int, folds: int) -> str:
+    """The search's stage while the cross-validated estimate's fold `fold` (from 1) of `folds` runs, as the page's
+    bar and the command's say it ("cross-validated estimate: fold 2 of 5")."""
+    return f"cross-validated estimate: fold {fold} of {folds}"
+
+
+def estimate_folds(n: int, folds: int) -> int:
+    """How many folds the estimate over `n` labels asks cross_val_head for (as it clamps `folds`)."""
+    return max(2, min(folds, n))
+
+
 def _thin_share(labels: np.ndarray, folds: int) -> float:
     """The share of labels whose class has fewer than `folds` labels (0 with no labels)."""
     labels = np.asarray(labels, dtype=np.int64)
@@ -50,11 +62,12 @@ def _thin_share(labels: np.ndarray, folds: int) -> float:
 
 def single_label_estimate(
     features: np.ndarray, labels: np.ndarray, names: list[str], *, folds: int, seed: int, project: Project,
-    snap: LabelSnapshot,
+    snap: LabelSnapshot, on_fold: Callable[[int, int], None] | None = None,
 ) -> dict | None:  # fmt: skip
     """Out-of-fold accuracy and macro-F1 over every labeled item (the model pages' cross-validated estimate), with
     n and 95 % intervals. Each fold trains the head a version trains (training.ml.heads.cross_val_head): the
-    project's L2, self-trained on a sample of the pool (pool_sample) as a version is on the whole pool."""
+    project's L2, self-trained on a sample of the pool (pool_sample) as a version is on the whole pool.
+    `on_fold(done, total)` after each fold's head (cross_val_head's), for the search's bar."""
     from training.ml.evaluate import prediction_summary
     from training.ml.heads import cross_val_head
     from training.ml.open_accuracy import open_accuracy
@@ -64,7 +77,8 @@ def single_label_estimate(
     if _thin_share(labels, folds) > CROSS_VALIDATED_MAX_THIN_SHARE:
         return None
     pool = pool_sample(project=project, snap=snap, seed=seed)  # only once the estimate will be made
-    cv = cross_val_head(features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features)
+    cv = cross_val_head(features, labels, len(names), folds=folds, seed=seed, l2=pool.l2, unlabeled=pool.features,
+                        on_fold=on_fold)  # fmt: skip
     out = {**prediction_summary(labels, cv.probs.argmax(axis=1), names), "folds": folds, "pool": pool.size}
     if cv.unlabeled_confidence is not None:
         out["open_images"] = {**open_accuracy(cv.probs, labels, cv.unlabeled_confidence, seed=seed), "of": pool.of}
@@ -138,7 +152,8 @@ def multi_label_estimate(
     intervals, at the version's threshold. None below CROSS_VALIDATED_MIN_LABELS items, with fewer than two classes
     in use, or while more than CROSS_VALIDATED_MAX_THIN_SHARE of the labels sit in classes with fewer labels than
     folds (as for single-label projects). A multi-label version's head does not self-train, so neither do the
-    folds' (pool 0)."""
+    folds' (pool 0). `progress` hears the embeddings, then one step per fold ("cross-validated estimate: fold 2 of
+    5")."""
     from training.ml.evaluate import evaluate
     from training.ml.heads import cross_val_head
 
@@ -152,11 +167,17 @@ def multi_label_estimate(
     ):
         return None
     features = embedded_rows(project, snap, rows, progress)
+    on_fold = None
     if progress is not None:
-        progress(0, 1, "cross-validation")
+        progress(0, estimate_folds(len(rows), folds), estimate_stage(1, estimate_folds(len(rows), folds)))
+
+        def on_fold(done: int, total: int) -> None:
+            if done < total:  # the last fold's end is the next stage's start
+                progress(done, total, estimate_stage(done + 1, total))
+
     cfg = round_config(project=project, classes=snap.classes, mode=RunMode.HEAD)
     cv = cross_val_head(features, targets, len(snap.classes.names), folds=folds, seed=seed, l2=cfg.head_l2,
-                        multi_label=True)  # fmt: skip
+                        multi_label=True, on_fold=on_fold)  # fmt: skip
     m = evaluate(cv.probs, targets, snap.classes.names, multi_label=True)
     kept = ("n", "multi_label", "accuracy", "subset_accuracy", "hamming_accuracy", "hamming_all_absent", "macro_f1",
             "micro_f1", "no_support", "intervals", "threshold")  # fmt: skip

@@ -31,6 +31,8 @@ from training.ml.label_search import DEFAULT_C, MIN_LABELS_PER_CLASS, REPEAT_BUD
 from training.models import LabelErrorStatus
 from training.services.cross_validated import (
     CROSS_VALIDATED_MIN_LABELS,
+    estimate_folds,
+    estimate_stage,
     fold_stage,
     labeled_embeddings,
     single_label_estimate,
@@ -63,6 +65,17 @@ class _SearchProgress:
                 self.written, self.last = message, now
         if self.also is not None:
             self.also(done, total, message)
+
+
+def _estimate_folds(progress: Progress, first: int, steps: int):
+    """The cross-validated estimate's on_fold: one bar step per fold from step `first` of `steps`, naming the fold
+    that runs next; the last fold's end is the next stage's start."""
+
+    def on_fold(done: int, total: int) -> None:
+        if done < total:
+            progress(min(first + done, steps - 1), steps, estimate_stage(done + 1, total))
+
+    return on_fold
 
 
 def _record(
@@ -145,10 +158,12 @@ def label_errors_find(
         if counts.sum() >= CROSS_VALIDATED_MIN_LABELS and (counts > 0).sum() >= 2:
             # Too few to judge labels, but a new project's small holdout needs this estimate most.
             _, features, labels, _ = labeled_embeddings(project=project, progress=progress, snap=snap)
-            progress(0, 1, "cross-validated estimate")
+            n = estimate_folds(len(labels), folds)
+            progress(0, n, estimate_stage(1, n))
             cross_validated = single_label_estimate(
-                features, labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
-            )
+                features, labels, classes.names, folds=folds, seed=seed, project=project, snap=snap,
+                on_fold=_estimate_folds(progress, 0, n),
+            )  # fmt: skip
         return _record(
             cross_validated=cross_validated,
             project=project,
@@ -177,11 +192,12 @@ def label_errors_find(
     # Over every labeled item, with the head a version trains: only while the holdout is small enough for the pages
     # to show the estimate.
     estimate = len(snap.holdout) < SMALL_HOLDOUT
-    # The page's bar moves one step per fold of each fold split (most of the search's time on a large project), then
-    # one for the estimate and one for the judging.
+    # The page's bar moves one step per fold of each fold split, then one per fold of the estimate (on a small
+    # project most of the search's time: its heads self-train on the pool), and one for the judging.
     k = fold_count(len(y), folds)
     fits = k * repeats
-    steps = fits + int(estimate) + 1
+    estimate_steps = estimate_folds(len(all_labels), folds) if estimate else 0
+    steps = fits + estimate_steps + 1
 
     def fold_done(r: int):
         def on_fold(done: int, _total: int) -> None:
@@ -203,10 +219,11 @@ def label_errors_find(
     predicted = probs.argmax(axis=1)
     cross_validated = None
     if estimate:
-        progress(fits, steps, "cross-validated estimate")
+        progress(fits, steps, estimate_stage(1, estimate_steps))
         cross_validated = single_label_estimate(
-            all_features, all_labels, classes.names, folds=folds, seed=seed, project=project, snap=snap
-        )
+            all_features, all_labels, classes.names, folds=folds, seed=seed, project=project, snap=snap,
+            on_fold=_estimate_folds(progress, fits, steps),
+        )  # fmt: skip
     progress(steps - 1, steps, "judging labels")
     # The agreement gate, then confident learning where the label's nearest labeled neighbours back a disagreement
     # (training.ml.label_search.judge).
