@@ -69,13 +69,25 @@ CODE_VALUES = {"status"}
 
 # Result keys a job's card already says in words, so its "key: value" line leaves them out, by card. A page names its
 # card when it includes labeling/_job_status.html (`with job_card="model-exports"`); the block's 1-second status poll
-# carries the name as ?card=, so the poll's render of the finished job is the same card as the page's.
+# carries the name as ?card=, so the poll's render of the finished job is the same card as the page's. EVERY: the
+# card says none of the job's figures as "key: value" (its page, or the line the card has instead, says them).
+EVERY = "every key"
 SAID_ON_THE_CARD = {
     # training/exports.html: the inference's message ("198 files predicted with v3, 2 rejected"), the download
     # button's size, the measured table's caption (its version)
     "model-exports": {
         JobKind.INFERENCE: frozenset({"predicted", "rejected", "version", "bytes"}),
         JobKind.EXPORT_MODEL: frozenset({"version", "bytes"}),
+    },
+    # labeling/review_label_errors.html: the page shows the finished search itself (it reloads its summary and list
+    # when the job ends), so the card says only that it ended
+    "label-errors": {JobKind.LABEL_ERRORS: EVERY},
+    # labeling/project_detail.html's recent jobs: these kinds' cards say in one line where the figures are
+    # (_job_status.html); the inference's message says what it predicted
+    "overview": {
+        JobKind.INFERENCE: frozenset({"predicted", "rejected", "version", "bytes"}),
+        JobKind.EXPORT_MODEL: EVERY,
+        JobKind.LABEL_ERRORS: EVERY,
     },
 }
 
@@ -99,6 +111,8 @@ def job_result_summary(job, card: str = "") -> list[tuple[str, object]]:
     if not isinstance(result, dict):
         return []
     said = SAID_ON_THE_CARD.get(card, {}).get(job.kind, frozenset())
+    if said == EVERY:
+        return []
     rank = {key: n for n, key in enumerate(RESULT_ORDER)}
     ordered = sorted(result.items(), key=lambda kv: (rank.get(kv[0], len(rank)), str(kv[0])))
     return [
