@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from labeling.management.out_path import export_job_copy, out_path_check
 from labeling.models import JobKind, Project
-from labeling.selectors.exports import FORMATS, ExportFilters, export_plan
+from labeling.selectors.exports import FORMATS, ExportFilters
 from labeling.services.exports import dataset_export_run, dataset_export_validate
+from labeling.services.exports.nothing_to_export import dataset_export_refuse_empty
 from labeling.services.jobs import job_create
 
 
@@ -74,9 +75,9 @@ class Command(BaseCommand):
         )
         try:
             dataset_export_validate(project=project, fmt=opts["format"], filters=filters)
+            dataset_export_refuse_empty(project=project, filters=filters, given=self._given(opts))
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        self._refuse_empty(project=project, filters=filters, opts=opts)
         if out is not None and out.replaces is not None:
             self.stderr.write(f"--out {out.replaces} exists: it will be replaced when the export finishes.")
         params = {"format": opts["format"], "filters": filters.as_dict()}
@@ -104,19 +105,12 @@ class Command(BaseCommand):
         if not result["item_count"]:  # every matching item's original was unreadable (listed above)
             raise CommandError("The export holds no item: every matching item's original file was unreadable.")
 
-    def _refuse_empty(self, *, project: Project, filters: ExportFilters, opts: dict) -> None:
-        """CommandError when the export would hold no item, naming the filters that left none (module docstring)."""
-        if export_plan(project=project, filters=filters).rows:
-            return
-        given = [
+    @staticmethod
+    def _given(opts: dict) -> list[str]:
+        """The filter flags given, as the refusal of an empty export names them."""
+        return [
             *(["--only-reviewed"] if opts["only_reviewed"] else []),
             *(["--only-agreed"] if opts["only_agreed"] else []),
             *([f"--min-annotators {opts['min_annotators']}"] if opts["min_annotators"] else []),
             *([f"--classes {opts['classes']!r}"] if opts["classes"] else []),
         ]
-        labeled = len(export_plan(project=project, filters=ExportFilters.from_dict({})).rows) if given else 0
-        if given and labeled:
-            why = f"none of its {labeled} labeled items matches {' '.join(given)}"
-        else:
-            why = "it has no labeled items yet"
-        raise CommandError(f"Nothing to export from {project.slug}: {why}. Nothing was written.")

@@ -42,6 +42,7 @@ from labeling.selectors.exports import (
 from labeling.selectors.media import media_query
 from labeling.services.dispatch import task_send_on_commit
 from labeling.services.exports.csv_safe import csv_dict
+from labeling.services.exports.nothing_to_export import dataset_export_refuse_empty
 from labeling.services.job_limits import job_create_bounded
 from labeling.services.jobs import job_claim, job_finish, job_progress
 
@@ -285,9 +286,11 @@ def _csv_text(rows: list[dict], *, multi: bool) -> str:
 
 def dataset_export_start(*, project: Project, user, fmt: str, filters: ExportFilters) -> Job:
     """Validate, then create the export Job and enqueue it after commit, or return the identical export already
-    queued or running (`job.coalesced`). Bad input raises ValidationError and a user or project at its limit
-    JobLimitReached (labeling.services.job_limits); both create nothing."""
+    queued or running (`job.coalesced`). Bad input, or filters that leave no item (nothing_to_export), raises
+    ValidationError and a user or project at its limit JobLimitReached (labeling.services.job_limits); all create
+    nothing."""
     dataset_export_validate(project=project, fmt=fmt, filters=filters)
+    dataset_export_refuse_empty(project=project, filters=filters)
     job = job_create_bounded(
         project=project,
         kind=JobKind.EXPORT_DATASET,
