@@ -234,20 +234,65 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
             version.delete()  # and its checkpoint: no version keeps it
             transaction.on_commit(lambda: checkpoint_delete(artifact_path=artifact))
             return {**summary, "status": "abandoned"}
-        ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).update(active=False)
-        ModelVersion.objects.filter(pk=version.pk).update(active=True)
-        item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
+        held_back = version_held_back_reason(version=version)
+        if held_back:  # kept and listed, not active; the queue keeps the active version's ranking
+            version.metrics = {**version.metrics, NOT_MADE_ACTIVE: held_back}
+            version.save(update_fields=["metrics"])
+        else:
+            ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).update(active=False)
+            ModelVersion.objects.filter(pk=version.pk).update(active=True)
+            item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
+            transaction.on_commit(lambda: version_activated_send(project_id=project.pk, version_number=version.number))
         device = world.label() if world.size > 1 or world.requested > 1 else str(result.device)[:40]
         _succeed(run, progress, started, device=device, world_size=world.size)
-        transaction.on_commit(lambda: version_activated_send(project_id=project.pk, version_number=version.number))
     return {
         **summary,
+        **({NOT_MADE_ACTIVE: held_back} if held_back else {}),
         "status": RunStatus.SUCCEEDED,
         "version": version.number,
         "device": str(result.device),
         "world_size": world.size,
         "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
     }
+
+
+NOT_MADE_ACTIVE = "not_made_active"  # the metrics key (and run summary key) of a held-back version's reason
+
+
+def version_held_back_reason(*, version: ModelVersion) -> str | None:
+    """Why a round's new version must not replace the active one, or None to make it active.
+
+    The rule: a version whose holdout accuracy's 95 % interval lies wholly below the active version's holdout
+    accuracy is clearly worse (v5 at 0.048, interval 0.008 to 0.227, against v4's 0.714); one whose interval
+    reaches the active figure may be as good and goes live. Without both figures (a first version, metrics
+    without intervals) it goes live as before."""
+    active = ModelVersion.objects.filter(project_id=version.project_id, active=True).exclude(pk=version.pk)
+    row = active.values_list("number", "metrics__accuracy").first()
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    bounds = (metrics.get("intervals") or {}).get("accuracy") if isinstance(metrics.get("intervals"), dict) else None
+    figures = (row[1] if row else None, metrics.get("accuracy"), (bounds or {}).get("low"), (bounds or {}).get("high"))
+    if not all(isinstance(f, int | float) and not isinstance(f, bool) for f in figures):
+        return None
+    best, accuracy, low, high = figures
+    if high >= best:
+        return None
+    name = "subset accuracy" if metrics.get("multi_label") else "accuracy"
+    return (
+        f"not made active: holdout {name} {accuracy:.3f} ({low:.2f} to {high:.2f}, n {metrics.get('n', '?')}) "
+        f"is below v{row[0]}'s {best:.3f}"
+    )
+
+
+def model_version_activate(*, version: ModelVersion) -> None:
+    """Make `version` its project's active version by hand (e.g. one a round held back), then send the same
+    message as a round that made it active. The queue keeps its ranking until the pool is re-scored."""
+    with transaction.atomic():
+        others = ModelVersion.objects.select_for_update().filter(project_id=version.project_id, active=True)
+        others.exclude(pk=version.pk).update(active=False)
+        ModelVersion.objects.filter(pk=version.pk).update(active=True)
+        number = version.number
+        transaction.on_commit(lambda: version_activated_send(project_id=version.project_id, version_number=number))
+    version.active = True
 
 
 def _random_ids(pool_ids: list[int], recorded, cfg) -> list[int]:
@@ -271,7 +316,7 @@ def version_activated_send(*, project_id: int, version_number: int) -> bool:
 def _version_create(
     *, run: TrainingRun, snap: LabelSnapshot, artifact: str, metrics: dict, backbone: str
 ) -> ModelVersion:
-    """An inactive version; it becomes active with the priorities, in one transaction."""
+    """An inactive version; it becomes active with the priorities, in one transaction (unless held back)."""
     for _attempt in range(3):
         number = (ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0) + 1
         try:

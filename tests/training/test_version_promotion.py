@@ -1,0 +1,128 @@
+"""A round's new version goes live unless it is clearly worse than the active one on the holdout: its accuracy's
+95 % interval lies wholly below the active version's accuracy. Such a version is kept and listed, not active, and
+the model page says why; an ML engineer can still make it active by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from labeling.models import Item, Role, Split
+from labeling.services.annotations import annotation_create
+from tests.factories import page_client
+from training.ml import pipeline
+from training.ml.intervals import wilson_interval
+from training.models import ModelVersion, RunMode, RunStatus, TrainingRun
+from training.services.rounds import model_version_activate
+from training.services.runs import training_run_enqueue, training_run_execute
+
+pytestmark = pytest.mark.django_db
+
+
+def holdout_metrics(correct: int, n: int) -> dict:
+    low, high = wilson_interval(correct, n)
+    return {
+        "n": n,
+        "multi_label": False,
+        "accuracy": correct / n,
+        "intervals": {"level": 0.95, "n": n, "accuracy": {"low": low, "high": high, "method": "wilson"}},
+    }
+
+
+@pytest.fixture
+def digits(project_factory, label_class_factory, item_factory, member_of, settings):
+    """Two classes, 6 labeled train items, 2 holdout items, 4 open items, and an active v4 at 15 of 21 (0.714)."""
+    settings.LABELLOOP_TRAIN_DEVICE = "cpu"
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
+    project = project_factory()
+    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(("zero", "one"))]
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    for i in range(8):
+        item = item_factory(project=project, split=Split.HOLDOUT if i in (1, 6) else Split.TRAIN)
+        annotation_create(item=item, user=annotator, class_ids=[classes[i % 2].pk])
+    for _ in range(4):
+        item_factory(project=project, split=Split.TRAIN)
+    old_run = TrainingRun.objects.create(project=project, status=RunStatus.SUCCEEDED)
+    ModelVersion.objects.create(
+        project=project, run=old_run, number=4, artifact_path="x", architecture="resnet10t",
+        class_ids=[c.pk for c in classes], metrics=holdout_metrics(15, 21), active=True,
+    )  # fmt: skip
+    return project
+
+
+def fake_round(metrics: dict, tmp_path: Path):
+    """run_round standing in for training: the given holdout metrics, a checkpoint folder, scores for the pool."""
+
+    def run_round(cfg, train, holdout, pool, cache_dir, out_dir, progress):
+        checkpoint = tmp_path / "ckpt"
+        checkpoint.mkdir(exist_ok=True)
+        (checkpoint / "model.safetensors").write_bytes(b"weights")
+        ids = np.array([row[0] for row in pool], dtype=np.int64)
+        probs = np.full((len(ids), 2), 0.5, dtype=np.float32)
+        return pipeline.RoundResult(
+            metrics=metrics, checkpoint_dir=checkpoint, device="cpu", pool_ids=ids, pool_probs=probs,
+            pool_uncertainty=np.linspace(0, 1, len(ids), dtype=np.float32),
+            pool_priority=np.arange(len(ids), dtype=np.float32) + 100, embedding_dim=8,
+            pool_random_ids=np.array([], dtype=np.int64),
+        )  # fmt: skip
+
+    return run_round
+
+
+def train(project, metrics, tmp_path, monkeypatch) -> dict:
+    monkeypatch.setattr(pipeline, "run_round", fake_round(metrics, tmp_path))
+    run = training_run_enqueue(project=project, trigger="manual", mode=RunMode.HEAD, send=False)
+    summary = training_run_execute(run_id=run.pk)
+    assert summary["status"] == RunStatus.SUCCEEDED, TrainingRun.objects.get(pk=run.pk).error
+    return summary
+
+
+def versions(project) -> dict[int, bool]:
+    return dict(ModelVersion.objects.filter(project=project).values_list("number", "active"))
+
+
+def test_a_version_far_worse_on_the_holdout_is_kept_but_not_made_active(digits, tmp_path, monkeypatch):
+    priorities = dict(Item.objects.filter(project=digits).values_list("pk", "priority"))
+    summary = train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)  # 0.048, interval 0.008 to 0.227
+
+    assert versions(digits) == {4: True, 5: False}
+    reason = "not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4's 0.714"
+    assert ModelVersion.objects.get(project=digits, number=5).metrics["not_made_active"] == reason
+    assert summary["not_made_active"] == reason
+    # The queue keeps the active version's ranking.
+    assert dict(Item.objects.filter(project=digits).values_list("pk", "priority")) == priorities
+
+
+def test_a_slightly_worse_version_whose_interval_reaches_the_active_figure_is_made_active(
+    digits, tmp_path, monkeypatch
+):
+    summary = train(digits, holdout_metrics(13, 21), tmp_path, monkeypatch)  # 0.619, interval 0.41 to 0.79
+
+    assert versions(digits) == {4: False, 5: True}
+    assert "not_made_active" not in ModelVersion.objects.get(project=digits, number=5).metrics
+    assert "not_made_active" not in summary
+
+
+def test_the_model_page_shows_why_a_version_is_not_active(digits, tmp_path, monkeypatch, member_of):
+    train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)
+
+    html = page_client(member_of(digits, Role.ML_ENGINEER)).get(reverse("training:model", args=[digits.slug]))
+    text = html.content.decode()
+    row = text.split('id="version-5"')[1].split("</tr>")[0]
+    assert "Not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4&#x27;s 0.714" in row
+    assert "<strong>active</strong>" in text.split('id="version-4"')[1].split("</tr>")[0]
+
+
+def test_a_held_back_version_can_still_be_made_active_by_hand(digits, tmp_path, monkeypatch, member_of):
+    train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)
+
+    model_version_activate(version=ModelVersion.objects.get(project=digits, number=5))
+
+    assert versions(digits) == {4: False, 5: True}
+    html = page_client(member_of(digits, Role.ML_ENGINEER)).get(reverse("training:model", args=[digits.slug]))
+    row = html.content.decode().split('id="version-5"')[1].split("</tr>")[0]
+    assert "<strong>active</strong>" in row
+    assert "Not made active" not in row
