@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from labeling.models import Item, Role, Split
 from labeling.services.annotations import annotation_create
-from tests.factories import page_client
+from tests.factories import api_client, page_client
 from training.ml import pipeline
 from training.ml.intervals import wilson_interval
 from training.models import ModelVersion, RunMode, RunStatus, TrainingRun
@@ -84,7 +84,7 @@ def versions(project) -> dict[int, bool]:
     return dict(ModelVersion.objects.filter(project=project).values_list("number", "active"))
 
 
-def test_a_version_far_worse_on_the_holdout_is_kept_but_not_made_active(digits, tmp_path, monkeypatch):
+def test_a_version_far_worse_on_the_holdout_is_kept_but_not_made_active(digits, tmp_path, monkeypatch, member_of):
     priorities = dict(Item.objects.filter(project=digits).values_list("pk", "priority"))
     summary = train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)  # 0.048, interval 0.008 to 0.227
 
@@ -92,6 +92,10 @@ def test_a_version_far_worse_on_the_holdout_is_kept_but_not_made_active(digits, 
     reason = "not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4's 0.714"
     assert ModelVersion.objects.get(project=digits, number=5).metrics["not_made_active"] == reason
     assert summary["not_made_active"] == reason
+    listed = api_client(member_of(digits, Role.ML_ENGINEER)).get(f"/api/projects/{digits.slug}/models/").json()
+    rows = {v["number"]: v for v in (listed["results"] if isinstance(listed, dict) else listed)}
+    assert (rows[4]["active"], rows[5]["active"]) == (True, False)
+    assert rows[5]["metrics"]["not_made_active"] == reason
     # The queue keeps the active version's ranking.
     assert dict(Item.objects.filter(project=digits).values_list("pk", "priority")) == priorities
 
