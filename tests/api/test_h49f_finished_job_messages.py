@@ -30,11 +30,13 @@ def test_a_finished_label_error_search_says_done(project_factory, label_class_fa
 
 def test_a_finished_dataset_export_says_done(project_factory, label_class_factory, item_factory, member_of):
     # Given a dataset export started through the API, with its task run eagerly as the worker would
+    from labeling.services.annotations import annotation_create
     from labeling.tasks import dataset_export_task
 
     project = project_factory(slug="csv")
-    label_class_factory(project=project, name="cat")
-    item_factory(project=project)
+    cat = label_class_factory(project=project, name="cat")
+    annotation_create(item=item_factory(project=project), user=member_of(project, Role.ANNOTATOR, "ann"),
+                      class_ids=[cat.pk])  # fmt: skip
     client = token_client(member_of(project, Role.MANAGER, "mia"))
     started = client.post(f"/api/projects/{project.slug}/exports/dataset/", {"format": "csv"}, format="json")
     assert started.status_code == 202, started.content

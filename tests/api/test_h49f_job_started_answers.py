@@ -18,9 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def setup(project_factory, label_class_factory, member_of):
+def setup(project_factory, label_class_factory, item_factory, member_of):
+    from labeling.services.annotations import annotation_create
+
     project = project_factory(slug="jobs")
     classes = [label_class_factory(project=project, name=n) for n in ("cat", "dog")]
+    annotation_create(item=item_factory(project=project), user=member_of(project, Role.ANNOTATOR, "ann"),
+                      class_ids=[classes[0].pk])  # fmt: skip
     ModelVersion.objects.create(project=project, number=1, artifact_path="x", architecture="a",
                                 class_ids=[c.pk for c in classes], active=True)  # fmt: skip
     return project, token_client(member_of(project, Role.MANAGER, "boss"))

@@ -40,6 +40,13 @@ def world(project_factory, item_factory, label_class_factory, member_of):
     return {"project": project, "cat": cat, "item": item, "annotator": annotator, "manager": manager}
 
 
+def labeled_once(world) -> None:
+    """The world's item labeled: a dataset export that matches no item is refused before the job limit is asked."""
+    from labeling.services.annotations import annotation_create
+
+    annotation_create(item=world["item"], user=world["annotator"], class_ids=[world["cat"].pk])
+
+
 def nested_list(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
@@ -205,6 +212,7 @@ def test_too_many_form_fields_or_query_parameters_get_400_in_json(world, setting
 
 def test_the_job_limit_429_says_when_to_retry(world, settings):
     settings.LABELLOOP_MAX_QUEUED_JOBS_PER_USER = 1
+    labeled_once(world)
     Job.objects.create(project=world["project"], kind=JobKind.EXPORT_DATASET, status=JobStatus.QUEUED,
                        created_by=world["manager"], params={"format": "jsonl"})  # fmt: skip
     client = token_client(world["manager"])

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def project(project_factory, label_class_factory):
-    """A project with a model version, and one export already queued by the manager (the per-user limit is 1)."""
+def project(project_factory, label_class_factory, item_factory, member_of):
+    """A project with one labeled item and a model version, and one export already queued by the manager (the
+    per-user limit is 1)."""
+    from labeling.services.annotations import annotation_create
     from training.models import ModelVersion
 
     project = project_factory(slug="owls", name="Owls")
@@ -26,6 +28,8 @@ def project(project_factory, label_class_factory):
     ModelVersion.objects.create(
         project=project, number=1, artifact_path="x", architecture="test", class_ids=[c.pk for c in classes]
     )
+    annotation_create(item=item_factory(project=project), user=member_of(project, Role.ANNOTATOR, "ann"),
+                      class_ids=[classes[0].pk])  # fmt: skip
     return project
 
 

@@ -59,7 +59,7 @@ def test_the_same_export_asked_twice_returns_the_queued_job_and_different_filter
     # When they ask for the same CSV export twice, and once with other filters
     first = client.post(export_url(project), {"format": "csv", "val_fraction": 0.2}, format="json")
     again = client.post(export_url(project), {"val_fraction": 0.2, "format": "csv"}, format="json")
-    other = client.post(export_url(project), {"format": "csv", "only_reviewed": True}, format="json")
+    other = client.post(export_url(project), {"format": "csv", "only_agreed": True}, format="json")
 
     # Then the second answer is the first job, said so; the third is a job of its own
     assert first.status_code == 202
@@ -141,7 +141,8 @@ def test_the_per_project_limit_holds_across_members_and_kinds(project, member_of
     first = api_client(member_of(project, Role.ML_ENGINEER, "first"))
     second = api_client(member_of(project, Role.ML_ENGINEER, "second"))
     for n in range(3):
-        assert first.post(export_url(project), {"format": "csv", "min_annotators": n}, format="json").status_code == 202
+        answer = first.post(export_url(project), {"format": "csv", "val_fraction": n / 10}, format="json")
+        assert answer.status_code == 202
     assert first.post(f"/api/projects/{project.slug}/models/1/export/").status_code == 202  # a 4th, another kind
     assert first.post(export_url(project), {"format": "hf"}, format="json").status_code == 429  # user limit
     assert second.post(export_url(project), {"format": "jsonl"}, format="json").status_code == 202
