@@ -41,8 +41,8 @@ def job_errors(job) -> list[dict]:
 RESULT_WORDS = {
     "item_count": "items",
     "dataset_hash": "dataset hash",
-    "onnx_max_abs_diff": "ONNX largest difference from PyTorch",
-    "torchscript_max_abs_diff": "TorchScript largest difference from PyTorch",
+    "onnx_max_abs_diff": "ONNX logits, largest difference from PyTorch on a random batch",
+    "torchscript_max_abs_diff": "TorchScript logits, largest difference from PyTorch on a random batch",
     "shard_seconds": "seconds in all shards",
     "status": "outcome",
     "estimated_share": "estimated share of errors",

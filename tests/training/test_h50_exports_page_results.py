@@ -38,8 +38,8 @@ def test_finished_jobs_show_no_raw_result_dump_and_round_numbers(project_factory
     # and the export's differences are rounded, the tiny one in scientific notation
     for html in (page, row):
         assert "0.00003170967102050781" not in html
-        assert "ONNX largest difference from PyTorch: 3.17e-05" in html
-        assert "TorchScript largest difference from PyTorch: 0.0123" in html
+        assert "ONNX logits, largest difference from PyTorch on a random batch: 3.17e-05" in html
+        assert "TorchScript logits, largest difference from PyTorch on a random batch: 0.0123" in html
         assert "architecture: tf_efficientnet_lite0" in html
 
 
