@@ -122,11 +122,32 @@ def test_the_model_page_shows_why_a_version_is_not_active(digits, tmp_path, monk
 
 def test_a_held_back_version_can_still_be_made_active_by_hand(digits, tmp_path, monkeypatch, member_of):
     train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)
+    engineer = page_client(member_of(digits, Role.ML_ENGINEER))
+    annotator = page_client(member_of(digits, Role.ANNOTATOR))
+    url = reverse("training:version_activate", args=[digits.slug, 5])
+
+    # An annotator may not, and a version the project does not have changes nothing
+    assert annotator.post(url).status_code == 403
+    missing = engineer.post(reverse("training:version_activate", args=[digits.slug, 99]), follow=True)
+    assert "No model version v99 in this project. Nothing changed." in missing.content.decode()
+    assert versions(digits) == {4: True, 5: False}
+
+    # The engineer presses "make active" by v5 on the model page
+    page = engineer.get(reverse("training:model", args=[digits.slug])).content.decode()
+    assert f'action="{url}"' in page.split('id="version-5"')[1].split("</tr>")[0]
+    done = engineer.post(url, follow=True).content.decode()
+
+    assert versions(digits) == {4: False, 5: True}
+    assert "v5 is now the active version" in done
+    row = done.split('id="version-5"')[1].split("</tr>")[0]
+    assert "<strong>active</strong>" in row
+    assert "Not made active" not in row
+    assert "make active" in done.split('id="version-4"')[1].split("</tr>")[0]
+
+
+def test_the_service_makes_a_version_active(digits, tmp_path, monkeypatch):
+    train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)
 
     model_version_activate(version=ModelVersion.objects.get(project=digits, number=5))
 
     assert versions(digits) == {4: False, 5: True}
-    html = page_client(member_of(digits, Role.ML_ENGINEER)).get(reverse("training:model", args=[digits.slug]))
-    row = html.content.decode().split('id="version-5"')[1].split("</tr>")[0]
-    assert "<strong>active</strong>" in row
-    assert "Not made active" not in row

@@ -12,7 +12,7 @@ from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
 from labeling.selectors.jobs import training_run_waiting_behind
 from training import selectors, services
-from training.models import RunMode, RunTrigger
+from training.models import ModelVersion, RunMode, RunTrigger
 from training.selectors import quality
 from training.selectors.picks import picks_comparison
 from training.services.quality import pool_score_job_enqueue
@@ -134,9 +134,30 @@ def rescore(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("training:model", slug=slug)
 
 
+@require_POST
+@project_view(Capability.TRAIN)
+def version_activate(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    """Make a version active by hand: one a round held back as worse on the holdout, or an older one to go back to.
+    The pool keeps the ranking it has until it is re-scored (the page offers it)."""
+    version = ModelVersion.objects.filter(project=request.project, number=number).first()
+    if version is None:
+        messages.error(request, f"No model version v{number} in this project. Nothing changed.")
+    elif version.active:
+        messages.info(request, f"v{number} is already the active version.")
+    else:
+        services.model_version_activate(version=version)
+        messages.success(
+            request,
+            f"v{number} is now the active version: suggestions, exports and serving use it. The labeling queue keeps "
+            "its order until the pool is re-scored (Re-score the pool).",
+        )
+    return redirect("training:model", slug=slug)
+
+
 urlpatterns = [
     path("p/<slug:slug>/model/", model_page, name="model"),
     path("p/<slug:slug>/model/live/", model_live, name="model_live"),
     path("p/<slug:slug>/model/train/", train_now, name="train_now"),
     path("p/<slug:slug>/model/rescore/", rescore, name="rescore"),
+    path("p/<slug:slug>/model/versions/<int:number>/activate/", version_activate, name="version_activate"),
 ]
