@@ -112,3 +112,11 @@ def test_a_multi_label_search_names_its_folds_and_then_the_judging(project_facto
     assert any(": fold 3 of 5" in s for _, _, s in folds), folds
     total = folds[0][1]
     assert (total - 1, total, "judging labels") in heard, heard
+    # ... and before them, the cross-validated estimate fold by fold, on the same bar
+    estimate = [(d, t, s) for d, t, s in heard if s.startswith("cross-validated estimate: fold")]
+    assert [(d, s) for d, _, s in estimate][:2] == [
+        (0, "cross-validated estimate: fold 1 of 5"),
+        (1, "cross-validated estimate: fold 2 of 5"),
+    ], heard
+    assert {t for _, t, _ in estimate} == {total}
+    assert folds[0][0] == 5

@@ -22,7 +22,7 @@ from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT, widened_to_binomial
 from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
-from training.services.cross_validated import embedded_rows, fold_stage, multi_label_estimate
+from training.services.cross_validated import embedded_rows, estimate_folds, fold_stage, multi_label_estimate
 from training.services.snapshot import LabelSnapshot
 
 
@@ -79,21 +79,25 @@ def multi_label_search(
     repeats = REPEATS if len(rows) * len(judged) <= REPEAT_BUDGET else 1
     # The page's bar: the estimate, each fold's fits, the judging; one job write each (the embeddings report their
     # own bar).
-    first = int(len(snap.holdout) < SMALL_HOLDOUT)
+    estimating = len(snap.holdout) < SMALL_HOLDOUT
+    first = estimate_folds(len(snap.train) + len(snap.holdout), folds) if estimating else 0
     steps = first + folds * repeats + 1
 
     embedding = [False]
 
-    def step(done: int, total: int, stage: str) -> None:  # the estimate's own progress: its embeddings only
+    def step(done: int, total: int, stage: str) -> None:  # the estimate's own progress: its embeddings, its folds
         if stage == "embeddings":
             embedding[0] = True
             progress(done, total, stage)
+        elif stage.startswith("cross-validated estimate: fold"):  # one bar step per fold
+            embedding[0] = False
+            progress(done, steps, stage)
         elif embedding[0]:  # back to this step once the embeddings are done
             embedding[0] = False
             progress(0, steps, "cross-validated estimate")
 
     estimate = None
-    if first:
+    if estimating:
         progress(0, steps, "cross-validated estimate")
         estimate = multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=step)
     common = {"labels": len(rows), "not_checked": not_checked, "cross_validated": estimate}
