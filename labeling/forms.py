@@ -106,22 +106,23 @@ class ProjectCreateForm(forms.ModelForm):
     field_order = ["name", "slug"]
 
     def clean_slug(self) -> str:
-        """The slug asked for, as it will be stored (Cyrillic and Greek spelled in Latin); "" where none was. One that
-        leaves nothing, or is taken, is refused: the project would otherwise live at an address nobody asked for."""
+        """The slug asked for, as it will be stored; "" where none was. One that leaves nothing, is taken, or is not
+        a slug as typed (spaces, signs, Cyrillic) is refused, the last with the slug that would do: the project would
+        otherwise live at an address nobody asked for."""
         asked = self.cleaned_data["slug"].strip()
         if not asked:
             return ""
         stored = project_slug(asked)
         if not stored:
             raise forms.ValidationError("Enter a slug of letters, digits, hyphens or underscores.")
-        if stored != asked.lower():  # said, not rewritten behind the user's back
-            raise forms.ValidationError(
-                f"A slug is letters a-z, digits, hyphens and underscores, with no spaces: {stored!r} would do."
-            )
         if Project.objects.filter(slug=stored).exists():
             raise forms.ValidationError(
                 f"A project with the slug {stored!r} exists: choose another, or leave the slug out to have one made "
                 "from the name."
+            )
+        if stored != asked.lower():  # said, not rewritten behind the user's back
+            raise forms.ValidationError(
+                f"A slug is letters a-z, digits, hyphens and underscores, with no spaces: {stored!r} would do."
             )
         return stored
 
