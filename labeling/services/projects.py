@@ -102,27 +102,28 @@ def membership_remove(*, project: Project, membership_id: int) -> None:
 _PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
 
 
-def _free_hotkeys(project: Project, names: Iterable[str] = ()) -> Iterator[str]:
-    """The keys no class of the project has, in the order new classes get them: 1-9 then letters (stored hotkeys are
-    unique per project, for the review page); "" forever once they are all taken. The labeling page numbers each
+def _used_hotkeys(project: Project) -> set[str]:
+    return set(LabelClass.objects.filter(project=project).exclude(hotkey="").values_list("hotkey", flat=True))
+
+
+def _free_hotkeys(used: set[str], names: Iterable[str] = ()) -> Iterator[str]:
+    """The keys not in `used` (the project's), in the order new classes get them: 1-9 then letters (stored hotkeys
+    are unique per project, for the review page); "" forever once they are all taken. The labeling page numbers each
     level of a taxonomy on its own (labeling.selectors.keys). Keys that `names` claim (name_hotkeys) are left out."""
-    used = set(LabelClass.objects.filter(project=project).exclude(hotkey="").values_list("hotkey", flat=True))
-    used |= {name.strip().lower() for name in names}
-    yield from (key for key in CLASS_KEYS if key not in used)
+    taken = used | {name.strip().lower() for name in names}
+    yield from (key for key in CLASS_KEYS if key not in taken)
     while True:
         yield ""
 
 
-def name_hotkeys(project: Project, names: Iterable[str]) -> dict[str, str]:
+def name_hotkeys(used: set[str], names: Iterable[str]) -> dict[str, str]:
     """{name: its own key} for new classes named by one digit: classes "0" to "9" get keys 0 to 9, as a reviewer
-    expects, not 1-9 then "a". A key a class already has is not claimed."""
-    used = set(LabelClass.objects.filter(project=project).exclude(hotkey="").values_list("hotkey", flat=True))
+    expects, not 1-9 then "a". A key in `used` (a class of the project has it) is not claimed."""
     claimed: dict[str, str] = {}
     for name in names:
         key = name.strip().lower()
-        if len(key) == 1 and key in "0123456789" and key not in used:
+        if len(key) == 1 and key in "0123456789" and key not in used and key not in claimed.values():
             claimed[name] = key
-            used.add(key)
     return claimed
 
 
@@ -171,7 +172,8 @@ def label_class_create(
     if level > MAX_CLASS_DEPTH:
         raise ValidationError(f"A class path may have at most {MAX_CLASS_DEPTH} levels.")
     if hotkey is None:
-        hotkey = name_hotkeys(project, [name]).get(name) or next(_free_hotkeys(project))
+        used = _used_hotkeys(project)
+        hotkey = name_hotkeys(used, [name]).get(name) or next(_free_hotkeys(used))
     hotkey = hotkey.strip().lower()
     if hotkey in PAGE_KEYS:
         raise ValidationError(
@@ -226,8 +228,9 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
                 new[key] = (parts[depth], class_path(parts[:depth]) if depth else None)
     if not new:
         return existing
-    own = name_hotkeys(project, [name for name, _parent in new.values()])
-    keys = _free_hotkeys(project, own.values())
+    used = _used_hotkeys(project)
+    own = name_hotkeys(used, [name for name, _parent in new.values()])
+    keys = _free_hotkeys(used, own.values())
     first = LabelClass.objects.filter(project=project).count()
     rows = {
         key: LabelClass(
