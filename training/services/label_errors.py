@@ -38,31 +38,30 @@ from training.services.cross_validated import (
     single_label_estimate,
 )
 from training.services.label_errors_multi import multi_label_search
+from training.services.progress_gate import WRITE_INTERVAL, ProgressGate
 from training.services.snapshot import label_snapshot
 
 __all__ = ["label_errors_find", "labeled_embeddings"]
 
 # Within one stage the job row (the page's bar, polled every second) is written at most this often.
-JOB_WRITE_SECONDS = 0.5
+JOB_WRITE_SECONDS = WRITE_INTERVAL
 
 
 class _SearchProgress:
-    """The search's Progress: the command's bar (`also`) hears every call; the job row is written when the stage's
-    label changes, when a stage ends (done = total), and otherwise at most every JOB_WRITE_SECONDS (the embeddings
-    report every batch). Each cross-validation fold has its own label, so those writes number folds x fold splits."""
+    """The search's Progress: the command's bar (`also`) hears every call; the job row is written when the
+    ProgressGate says (label change, stage end, else at most every JOB_WRITE_SECONDS: the embeddings report every
+    batch). Each cross-validation fold has its own label, so those writes number folds x fold splits."""
 
     clock = staticmethod(time.monotonic)
 
     def __init__(self, job: Job | None, also: Progress | None):
         self.job, self.also = job, also
-        self.written, self.last = None, 0.0
+        # Reads self.clock on every report, so a test may swap the clock after construction.
+        self.gate = ProgressGate(min_interval=JOB_WRITE_SECONDS, clock=lambda: self.clock())
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
-        if self.job is not None:
-            now = self.clock()
-            if message != self.written or done >= total or now - self.last >= JOB_WRITE_SECONDS:
-                job_services.job_progress(job=self.job, done=done, total=total, message=message)
-                self.written, self.last = message, now
+        if self.job is not None and self.gate.due(message, done, total):
+            job_services.job_progress(job=self.job, done=done, total=total, message=message)
         if self.also is not None:
             self.also(done, total, message)
 

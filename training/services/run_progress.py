@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from labeling.constants import Progress
 from training.models import RunStatus, TrainingRun
+from training.services.progress_gate import WRITE_INTERVAL, ProgressGate
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +52,16 @@ class RunHeartbeat(threading.Thread):
 
 
 class RunProgress:
-    """A run's Progress callback, `progress(done, total, stage)`: throttled writes of the run's progress (the
-    page's bar) and stage (its text), and per-stage timings. `also` hears the same (a command's bar)."""
+    """A run's Progress callback, `progress(done, total, stage)`: writes of the run's progress (the page's bar) and
+    stage (its text) when the ProgressGate says, and per-stage timings. `also` hears the same (a command's bar)."""
 
-    def __init__(self, run_id: int, *, also: Progress | None = None, min_interval: float = 0.5):
-        self.run_id, self.also, self.min_interval = run_id, also, min_interval
+    def __init__(self, run_id: int, *, also: Progress | None = None, min_interval: float = WRITE_INTERVAL):
+        self.run_id, self.also = run_id, also
+        self.gate = ProgressGate(min_interval=min_interval)
         self.lo, self.hi = 0.0, 1.0  # the slice of the whole run that the current phase covers
         self.stage = ""
         self.stage_started = time.monotonic()
         self.timings: dict[str, float] = {}
-        self.last_write = 0.0
         self.delay = _setting("LABELLOOP_DEBUG_PROGRESS_SLEEP", 0.0)
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
@@ -71,8 +72,7 @@ class RunProgress:
             self.close_stage(now)
             self.stage, self.stage_started = stage, now
         overall = self.lo + (self.hi - self.lo) * min(max(float(fraction), 0.0), 1.0)
-        if changed or now - self.last_write >= self.min_interval or fraction >= 1.0:
-            self.last_write = now
+        if self.gate.due(stage, done, total):
             TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
                 stage=stage[:40], progress=round(overall, 4), heartbeat_at=timezone.now()
             )
