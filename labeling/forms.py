@@ -1,7 +1,6 @@
 """HTML forms for the manager pages."""
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
@@ -12,12 +11,18 @@ from labeling.constants import (
     DEFAULT_BACKBONE,
     DIRECTION_CONTROLS,
     STRATEGY_CHOICES,
-    WEIGHTS_KEYWORDS,
     backbone_choices,
     registered_weights_id,
-    registered_weights_value,
 )
 from labeling.models import LabelClass, Project, Role
+from labeling.selectors.backbone_weights import (
+    WEIGHTS_CHOICES,
+    hub_weights_refusal,
+    hub_weights_warning,
+    model_hub_on,
+    weights_choices,
+    weights_unavailable,
+)
 from labeling.selectors.classes import class_path_parse, class_paths, class_paths_checked, class_tree
 from labeling.selectors.training_seam import registered_backbone_weights
 from labeling.services.projects import project_slug
@@ -149,30 +154,16 @@ class ProjectCreateForm(forms.ModelForm):
         }
 
 
-# Backbone weights a manager may pick: the keywords the worker understands, the weights an ML engineer registered
-# (manage.py weights_register or the admin: validated, sha256 recorded), then the checkpoints an administrator
-# listed (LABELLOOP_BACKBONE_WEIGHTS, paths on the workers). A free path is not accepted: a manager could
-# otherwise have the worker open any file, and learn from the run's error whether it exists.
-_WEIGHTS_LABELS = {
-    "bundled": "Bundled ImageNet weights (EfficientNet-Lite0 and Lite2; work offline)",
-    "hub": "From the model hub (needs internet on the worker)",
-    "none": "None (random start)",
-}
-WEIGHTS_CHOICES: tuple[tuple[str, str], ...] = tuple((value, _WEIGHTS_LABELS[value]) for value in WEIGHTS_KEYWORDS)
+class _WeightsSelect(forms.Select):
+    """A menu whose options in `unavailable` are shown but cannot be picked (their labels say why)."""
 
+    unavailable: frozenset[str] = frozenset()
 
-def weights_choices(current: str | None = None, registered: list[dict] | None = None) -> list[tuple[str, str]]:
-    """The weights the settings form accepts: keywords, registered weights, listed checkpoints, and the project's
-    current value."""
-    choices = list(WEIGHTS_CHOICES)
-    for row in registered if registered is not None else registered_backbone_weights():
-        label = f"Registered: {row['name']} ({row['architecture']}, sha256 {row['sha256'][:12]}…)"
-        choices.append((registered_weights_value(row["id"]), label))
-    for path in getattr(settings, "LABELLOOP_BACKBONE_WEIGHTS", None) or []:
-        choices.append((str(path), f"Checkpoint {path}"))
-    if current and current not in {value for value, _ in choices}:
-        choices.append((current, f"{current} (current setting)"))
-    return choices
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        if str(value) in self.unavailable:
+            option["attrs"]["disabled"] = True
+        return option
 
 
 class ProjectSettingsForm(forms.ModelForm):
@@ -194,8 +185,10 @@ class ProjectSettingsForm(forms.ModelForm):
     backbone_weights = forms.ChoiceField(
         label="Backbone weights",
         choices=WEIGHTS_CHOICES,
+        widget=_WeightsSelect,
         help_text='"Bundled": offline ImageNet weights of EfficientNet-Lite0 or Lite2; "hub": download from the '
-        'model hub (needs internet on the worker); "none": random start; "registered": weights an ML engineer '
+        "model hub (needs internet on the workers: only where an administrator set LABELLOOP_MODEL_HUB=on); "
+        '"none": random start; "registered": weights an ML engineer '
         "registered (checked by their sha256 whenever a worker loads them; choose their architecture as the "
         "backbone); or a checkpoint an administrator listed on the workers (LABELLOOP_BACKBONE_WEIGHTS).",
         # Not Django's "X is not one of the available choices": the answer is the same for every refused value.
@@ -292,9 +285,17 @@ class ProjectSettingsForm(forms.ModelForm):
             if arch not in {value for value, _ in backbones}:
                 backbones.append((arch, f"{arch} (registered weights only)"))
         self.fields["backbone"].choices = backbones
-        self.fields["backbone_weights"].choices = weights_choices(
-            saved.backbone_weights if saved else None, list(self.registered.values())
-        )
+        self.current_weights = current = saved.backbone_weights if saved else None
+        self.fields["backbone_weights"].choices = weights_choices(current, list(self.registered.values()))
+        self.fields["backbone_weights"].widget.unavailable = weights_unavailable(current)
+        self.hub_warning = hub_weights_warning(current)  # the page shows it above the form
+
+    def clean_backbone_weights(self) -> str:
+        value = self.cleaned_data["backbone_weights"]
+        refusal = hub_weights_refusal(value, current=self.current_weights)
+        if refusal:
+            raise forms.ValidationError(refusal, code="model_hub_off")
+        return value
 
     def clean_name(self) -> str:
         return name_direction_controls_refuse(self.cleaned_data["name"])
@@ -309,10 +310,11 @@ class ProjectSettingsForm(forms.ModelForm):
                 "with them.",
             )
         if data.get("backbone_weights") == "bundled" and data.get("backbone") not in (None, *BUNDLED_BACKBONES):
+            others = '"hub", "none"' if model_hub_on() else '"none"'
             self.add_error(
                 "backbone_weights",
-                f'Bundled weights exist only for {" and ".join(BUNDLED_BACKBONES)}; use "hub", "none" or a '
-                "registered checkpoint.",
+                f"Bundled weights exist only for {' and '.join(BUNDLED_BACKBONES)}; use {others} or a registered "
+                "checkpoint.",
             )
         return data
 

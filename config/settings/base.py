@@ -180,6 +180,14 @@ LABELLOOP_THUMBNAIL_SIZE = env.int("LABELLOOP_THUMBNAIL_SIZE", default=256)
 LABELLOOP_IMPORT_ROOTS = env.list("LABELLOOP_IMPORT_ROOTS", default=[])
 # Extra weight files a project may pick as its backbone weights (besides bundled / hub / none); nothing else.
 LABELLOOP_BACKBONE_WEIGHTS = env.list("LABELLOOP_BACKBONE_WEIGHTS", default=[])
+# Whether the training workers can download backbone weights from the model hub (weights "hub"). Off by default: the
+# product runs offline, and the web process cannot tell whether a worker has internet, so the administrator says
+# so. Off, the settings page, POST /api/projects/ and manage.py project_create refuse "hub" (a project already on it
+# keeps it, with a warning). A misspelt value stops the process rather than quietly meaning off.
+LABELLOOP_MODEL_HUB = env.str("LABELLOOP_MODEL_HUB", default="off").strip().lower()
+if LABELLOOP_MODEL_HUB not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+    raise ImproperlyConfigured(f"LABELLOOP_MODEL_HUB is on or off, not {env.str('LABELLOOP_MODEL_HUB')!r}")
+LABELLOOP_MODEL_HUB = LABELLOOP_MODEL_HUB in ("on", "true", "yes", "1")
 # Decoder threads per import (Pillow releases the GIL while decoding; threads work inside Celery workers).
 LABELLOOP_IMPORT_THREADS = env.int("LABELLOOP_IMPORT_THREADS", default=min(4, os.cpu_count() or 1))
 LABELLOOP_LEASE_SECONDS = env.int("LABELLOOP_LEASE_SECONDS", default=600)

@@ -130,7 +130,7 @@ class ProjectCreateInputSerializer(serializers.Serializer):
     )  # fmt: skip
     backbone_weights = serializers.CharField(
         max_length=300, required=False, help_text="bundled, hub, none, registered:<id> or a checkpoint an "
-        "administrator listed (the settings page's choices).",
+        "administrator listed (the settings page's choices); hub only where LABELLOOP_MODEL_HUB is on (400 otherwise).",
     )  # fmt: skip
     image_size = _like_form(ProjectSettingsForm, "image_size", serializers.IntegerField)
     flip_average = _setting_boolean("flip_average")

@@ -1,0 +1,84 @@
+"""The backbone weights a project may choose on this deployment, and the one rule for the model hub.
+
+Weights "hub" are downloaded by the training worker at a run's start. The web process cannot tell whether a worker
+has internet (it never imports torch, and the workers may be elsewhere), so the administrator says so with
+LABELLOOP_MODEL_HUB (off by default: the product runs offline). Off, a project may not be set to "hub" (the
+settings page, POST /api/projects/ and manage.py project_create all check through the settings form, which asks
+`hub_weights_refusal`), and the choice is shown as unavailable rather than left out. A project already on "hub"
+keeps it, so its manager can still save the rest of its settings, and is told its runs will fail."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from labeling.constants import WEIGHTS_KEYWORDS, registered_weights_value
+from labeling.selectors.training_seam import registered_backbone_weights
+
+HUB = "hub"
+HUB_REFUSED = (
+    "The model hub is off on this deployment (LABELLOOP_MODEL_HUB=off): the training workers cannot download weights "
+    "from it, so training would fail. Choose bundled or registered weights, or ask an administrator to set "
+    "LABELLOOP_MODEL_HUB=on if the workers can reach the hub."
+)
+HUB_KEPT_WARNING = (
+    "This project's backbone weights come from the model hub, which is off on this deployment "
+    "(LABELLOOP_MODEL_HUB=off): the training workers cannot download them, so its training runs will fail. Choose "
+    "bundled or registered weights below, or ask an administrator to set LABELLOOP_MODEL_HUB=on if the workers can "
+    "reach the hub."
+)
+
+# Backbone weights a manager may pick: the keywords the worker understands, the weights an ML engineer registered
+# (manage.py weights_register or the admin: validated, sha256 recorded), then the checkpoints an administrator
+# listed (LABELLOOP_BACKBONE_WEIGHTS, paths on the workers). A free path is not accepted: a manager could
+# otherwise have the worker open any file, and learn from the run's error whether it exists.
+_WEIGHTS_LABELS = {
+    "bundled": "Bundled ImageNet weights (EfficientNet-Lite0 and Lite2; work offline)",
+    HUB: "From the model hub (needs internet on the worker)",
+    "none": "None (random start)",
+}
+WEIGHTS_CHOICES: tuple[tuple[str, str], ...] = tuple((value, _WEIGHTS_LABELS[value]) for value in WEIGHTS_KEYWORDS)
+
+
+def model_hub_on() -> bool:
+    """Whether the administrator says the training workers can download weights from the model hub."""
+    return bool(settings.LABELLOOP_MODEL_HUB)
+
+
+def hub_weights_refusal(value: str | None, *, current: str | None) -> str:
+    """Why a project whose weights are now `current` (None: a new project) may not be set to `value`; "" where it
+    may. Only "hub" while the hub is off is refused, and not for a project already on it (it keeps its value)."""
+    if value != HUB or current == HUB or model_hub_on():
+        return ""
+    return HUB_REFUSED
+
+
+def hub_weights_warning(current: str | None) -> str:
+    """What the settings page of a project whose weights are `current` says about the hub; "" where nothing."""
+    return HUB_KEPT_WARNING if current == HUB and not model_hub_on() else ""
+
+
+def weights_choices(current: str | None = None, registered: list[dict] | None = None) -> list[tuple[str, str]]:
+    """The weights the settings form lists: keywords, registered weights, listed checkpoints, and the project's
+    current value. "hub" is listed where it is off too, its label saying why it cannot be chosen (the form shows it
+    disabled: weights_unavailable)."""
+    choices = list(WEIGHTS_CHOICES)
+    if not model_hub_on():
+        said = (
+            "current setting; training fails while LABELLOOP_MODEL_HUB is off"
+            if current == HUB
+            else "unavailable: LABELLOOP_MODEL_HUB is off, the workers run offline"
+        )
+        choices = [(value, f"From the model hub ({said})" if value == HUB else label) for value, label in choices]
+    for row in registered if registered is not None else registered_backbone_weights():
+        label = f"Registered: {row['name']} ({row['architecture']}, sha256 {row['sha256'][:12]}…)"
+        choices.append((registered_weights_value(row["id"]), label))
+    for path in getattr(settings, "LABELLOOP_BACKBONE_WEIGHTS", None) or []:
+        choices.append((str(path), f"Checkpoint {path}"))
+    if current and current not in {value for value, _ in choices}:
+        choices.append((current, f"{current} (current setting)"))
+    return choices
+
+
+def weights_unavailable(current: str | None) -> frozenset[str]:
+    """The listed weights a project whose weights are `current` cannot be set to here (shown disabled)."""
+    return frozenset(value for value in WEIGHTS_KEYWORDS if hub_weights_refusal(value, current=current))
