@@ -2,14 +2,21 @@
 `manage.py export_dataset` alike. An empty dataset is never what the caller meant (a filter too strict, nothing
 labeled yet), and a script that goes on to train on it would fail later and less clearly; nothing is written and no
 job is made, so there is nothing to clean up.
+
+The check runs on the web request, so it does not build the export plan (labeling.selectors.exports.export_plan,
+which reads every labeled item; the worker builds it once): it asks the database whether one resolved label passes
+the plan's filters, a query that stops at the first row. Only "only agreed" (every annotator's latest answer is the
+resolved label set, worked out in Python by the plan) still needs the plan, and only once the other filters match.
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from labeling.models import Project
-from labeling.selectors.exports import ExportFilters, export_plan
+from labeling.models import LabelSource, Project, ResolvedLabel, Review, Verdict
+from labeling.selectors.classes import class_tree
+from labeling.selectors.exports import ExportFilters, _resolve_class_names, export_plan
 
 
 def filters_in_words(filters: ExportFilters) -> list[str]:
@@ -22,13 +29,43 @@ def filters_in_words(filters: ExportFilters) -> list[str]:
     ]
 
 
+def _exported_labels(*, project: Project, filters: ExportFilters) -> QuerySet[ResolvedLabel]:
+    """The resolved labels export_plan keeps, but for "only agreed": its filters as one queryset (the plan's
+    rows are these labels' items). tests/exports/test_nothing_to_export_matches_the_plan.py holds the two equal."""
+    labels = ResolvedLabel.objects.filter(project=project, item__project=project)
+    if filters.min_annotators:
+        labels = labels.filter(annotator_count__gte=filters.min_annotators)
+    if filters.only_reviewed:
+        reviewed = Review.objects.filter(
+            annotation__item_id=OuterRef("item_id"), verdict__in=[Verdict.ACCEPT, Verdict.CORRECT]
+        )
+        labels = labels.filter(Q(source=LabelSource.REVIEW) | Exists(reviewed))
+    classes = ResolvedLabel.classes.through.objects.filter(resolvedlabel_id=OuterRef("pk"))
+    if filters.classes:
+        # An item is kept when one of its classes is a named class or under one.
+        wanted = _resolve_class_names(filters.classes, class_tree(project=project))
+        labels = labels.filter(Exists(classes.filter(labelclass_id__in=wanted)))
+    elif not project.is_multi_label:
+        # A single-label item with no class (e.g. only skips resolved) has no class folder to go in.
+        labels = labels.filter(Exists(classes))
+    return labels
+
+
+def export_would_hold_items(*, project: Project, filters: ExportFilters) -> bool:
+    """Whether an export with these (validated) filters would hold at least one item."""
+    if not _exported_labels(project=project, filters=filters).exists():
+        return False
+    return not filters.only_agreed or bool(export_plan(project=project, filters=filters).rows)
+
+
 def dataset_export_refuse_empty(*, project: Project, filters: ExportFilters, given: list[str] | None = None) -> None:
     """Raise ValidationError when the export would hold no item, naming the filters that left none. `given` is how
-    the caller names the filters it set (the command's flags); by default the page's and API's words."""
-    if export_plan(project=project, filters=filters).rows:
+    the caller names the filters it set (the command's flags); by default the page's and API's words. The filters
+    are validated first (dataset_export_validate)."""
+    if export_would_hold_items(project=project, filters=filters):
         return
     given = filters_in_words(filters) if given is None else given
-    labeled = len(export_plan(project=project, filters=ExportFilters.from_dict({})).rows) if given else 0
+    labeled = _exported_labels(project=project, filters=ExportFilters()).count() if given else 0
     if given and labeled:
         why = f"none of its {labeled} labeled items matches {' '.join(given)}"
     else:
