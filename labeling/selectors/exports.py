@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from labeling.models import (
@@ -156,7 +156,7 @@ def class_ids_with_descendants(class_ids: Iterable[int], tree: ClassTree) -> set
     return ids | classes_below(children, ids)
 
 
-def _resolve_class_names(names: tuple[str, ...], tree: ClassTree) -> set[int]:
+def resolve_class_names(names: tuple[str, ...], tree: ClassTree) -> set[int]:
     """Class ids for names typed in the export filter, each standing for its class and every class under it.
 
     An entry is a path, spelled as imports spell one (`class_path_parse`: "animal/cat", "animal / cat",
@@ -213,16 +213,12 @@ def export_filters_validate(*, project: Project, filters: ExportFilters) -> None
     if filters.min_annotators < 0:
         raise ValidationError("min_annotators cannot be negative.")
     if filters.classes:
-        _resolve_class_names(filters.classes, class_tree(project=project))
+        resolve_class_names(filters.classes, class_tree(project=project))
 
 
-def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
-    """Everything an export writes, computed with a handful of queries (no per-item query)."""
-    export_filters_validate(project=project, filters=filters)
-    tree = class_tree(project=project)
-    paths = class_paths(tree)
-    wanted = _resolve_class_names(filters.classes, tree) if filters.classes else None
-
+def resolved_labels_kept(*, project: Project, filters: ExportFilters) -> QuerySet[ResolvedLabel]:
+    """The resolved labels that pass the filters a query can apply (min annotators, only reviewed); export_plan
+    applies the class filters and "only agreed" to them in Python."""
     labels = ResolvedLabel.objects.filter(project=project)
     if filters.min_annotators:
         labels = labels.filter(annotator_count__gte=filters.min_annotators)
@@ -231,6 +227,17 @@ def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
             annotation__item_id=OuterRef("item_id"), verdict__in=[Verdict.ACCEPT, Verdict.CORRECT]
         )
         labels = labels.filter(Q(source=LabelSource.REVIEW) | Exists(reviewed))
+    return labels
+
+
+def export_plan(*, project: Project, filters: ExportFilters) -> ExportPlan:
+    """Everything an export writes, computed with a handful of queries (no per-item query)."""
+    export_filters_validate(project=project, filters=filters)
+    tree = class_tree(project=project)
+    paths = class_paths(tree)
+    wanted = resolve_class_names(filters.classes, tree) if filters.classes else None
+
+    labels = resolved_labels_kept(project=project, filters=filters)
     label_rows = {
         item_id: (source, count)
         for item_id, source, count in labels.values_list("item_id", "source", "annotator_count").iterator(5000)

@@ -12,11 +12,11 @@ resolved label set, worked out in Python by the plan) still needs the plan, and 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from labeling.models import LabelSource, Project, ResolvedLabel, Review, Verdict
+from labeling.models import Project, ResolvedLabel
 from labeling.selectors.classes import class_tree
-from labeling.selectors.exports import ExportFilters, _resolve_class_names, export_plan
+from labeling.selectors.exports import ExportFilters, export_plan, resolve_class_names, resolved_labels_kept
 
 
 def filters_in_words(filters: ExportFilters) -> list[str]:
@@ -32,18 +32,11 @@ def filters_in_words(filters: ExportFilters) -> list[str]:
 def _exported_labels(*, project: Project, filters: ExportFilters) -> QuerySet[ResolvedLabel]:
     """The resolved labels export_plan keeps, but for "only agreed": its filters as one queryset (the plan's
     rows are these labels' items). tests/exports/test_nothing_to_export_matches_the_plan.py holds the two equal."""
-    labels = ResolvedLabel.objects.filter(project=project, item__project=project)
-    if filters.min_annotators:
-        labels = labels.filter(annotator_count__gte=filters.min_annotators)
-    if filters.only_reviewed:
-        reviewed = Review.objects.filter(
-            annotation__item_id=OuterRef("item_id"), verdict__in=[Verdict.ACCEPT, Verdict.CORRECT]
-        )
-        labels = labels.filter(Q(source=LabelSource.REVIEW) | Exists(reviewed))
+    labels = resolved_labels_kept(project=project, filters=filters).filter(item__project=project)
     classes = ResolvedLabel.classes.through.objects.filter(resolvedlabel_id=OuterRef("pk"))
     if filters.classes:
         # An item is kept when one of its classes is a named class or under one.
-        wanted = _resolve_class_names(filters.classes, class_tree(project=project))
+        wanted = resolve_class_names(filters.classes, class_tree(project=project))
         labels = labels.filter(Exists(classes.filter(labelclass_id__in=wanted)))
     elif not project.is_multi_label:
         # A single-label item with no class (e.g. only skips resolved) has no class folder to go in.
