@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -15,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db import transaction
 from django.utils import timezone
 
 from labeling.constants import Progress
@@ -25,12 +23,15 @@ from labeling.services.dispatch import task_send
 from labeling.services.priorities import item_priorities_set
 from training.constants import data_root, project_cache_dir
 from training.models import ModelVersion, Prediction, RunMode, RunStatus, TrainingRun
+from training.selectors.holdout_figures import HoldoutFigure, holdout_accuracy_on_items, holdout_items_unpredicted
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import checkpoint_delete, checkpoint_store, version_checkpoint_dir
 from training.services.disk import run_folder_trim
+from training.services.promotion import NOT_MADE_ACTIVE, version_held_back_reason
 from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
+from training.services.versions import version_create
 from training.services.weights import backbone_weights_record, backbone_weights_spec
 
 logger = logging.getLogger(__name__)
@@ -219,14 +220,16 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     weights = backbone_weights_record(cfg.weights, chosen=project.backbone_weights)
     if weights is not None:
         metrics["backbone_weights"] = weights  # the model page and card print its sha256
-    version = _version_create(run=run, snap=snap, artifact=artifact, metrics=metrics, backbone=cfg.backbone)
+    version = version_create(run=run, snap=snap, artifact=artifact, metrics=metrics, backbone=cfg.backbone)
 
     progress.enter("predictions", 0.91, 0.97)
     pool_ids = [int(i) for i in _floats(result.pool_ids)]
     predictions_write(version=version, ids=pool_ids, probs=result.pool_probs, uncertainty=result.pool_uncertainty)
     run_folder_trim(out_dir=out_dir, checkpoint_dir=Path(result.checkpoint_dir))  # the storage has its copy
 
-    progress.enter("priorities", 0.97, 1.0)
+    progress.enter("compare", 0.97, 0.98)
+    same_items = active_holdout_figure(version=version, snap=snap)  # outside the transaction: it may score
+    progress.enter("priorities", 0.98, 1.0)
     priorities = dict(zip(pool_ids, (float(p) for p in _floats(result.pool_priority)), strict=True))
     drawn = _random_ids(pool_ids, result.pool_random_ids, cfg)
     with transaction.atomic():
@@ -234,7 +237,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
             version.delete()  # and its checkpoint: no version keeps it
             transaction.on_commit(lambda: checkpoint_delete(artifact_path=artifact))
             return {**summary, "status": "abandoned"}
-        held_back = version_held_back_reason(version=version)
+        held_back = version_held_back_reason(version=version, same_items=same_items)
         if held_back:  # kept and listed, not active; the queue keeps the active version's ranking
             version.metrics = {**version.metrics, NOT_MADE_ACTIVE: held_back}
             version.save(update_fields=["metrics"])
@@ -248,6 +251,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     return {
         **summary,
         **({NOT_MADE_ACTIVE: held_back} if held_back else {}),
+        **({"compared_on_same_holdout": vars(same_items)} if same_items else {}),
         "status": RunStatus.SUCCEEDED,
         "version": version.number,
         "device": str(result.device),
@@ -256,36 +260,10 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     }
 
 
-NOT_MADE_ACTIVE = "not_made_active"  # the metrics key (and run summary key) of a held-back version's reason
-
-
-def version_held_back_reason(*, version: ModelVersion) -> str | None:
-    """Why a round's new version must not replace the active one, or None to make it active.
-
-    The rule: a version whose holdout accuracy's 95 % interval lies wholly below the active version's holdout
-    accuracy is clearly worse (v5 at 0.048, interval 0.008 to 0.227, against v4's 0.714); one whose interval
-    reaches the active figure may be as good and goes live. Without both figures (a first version, metrics
-    without intervals) it goes live as before."""
-    active = ModelVersion.objects.filter(project_id=version.project_id, active=True).exclude(pk=version.pk)
-    row = active.values_list("number", "metrics__accuracy").first()
-    metrics = version.metrics if isinstance(version.metrics, dict) else {}
-    bounds = (metrics.get("intervals") or {}).get("accuracy") if isinstance(metrics.get("intervals"), dict) else None
-    figures = (row[1] if row else None, metrics.get("accuracy"), (bounds or {}).get("low"), (bounds or {}).get("high"))
-    if not all(isinstance(f, int | float) and not isinstance(f, bool) for f in figures):
-        return None
-    best, accuracy, low, high = figures
-    if high >= best:
-        return None
-    name = "subset accuracy" if metrics.get("multi_label") else "accuracy"
-    return (
-        f"not made active: holdout {name} {accuracy:.3f} ({low:.2f} to {high:.2f}, n {metrics.get('n', '?')}) "
-        f"is below v{row[0]}'s {best:.3f}"
-    )
-
-
 def model_version_activate(*, version: ModelVersion) -> None:
-    """Make `version` its project's active version by hand (e.g. one a round held back), then send the same
-    message as a round that made it active. The queue keeps its ranking until the pool is re-scored."""
+    """Switch `version` to its project's active version (e.g. one a round held back), then send the same message
+    as a round that made it active. The queue keeps its ranking until the pool is re-scored: the model page's
+    "make active" also re-scores it (training/services/activation.py)."""
     with transaction.atomic():
         others = ModelVersion.objects.select_for_update().filter(project_id=version.project_id, active=True)
         others.exclude(pk=version.pk).update(active=False)
@@ -293,6 +271,38 @@ def model_version_activate(*, version: ModelVersion) -> None:
         number = version.number
         transaction.on_commit(lambda: version_activated_send(project_id=version.project_id, version_number=number))
     version.active = True
+
+
+def active_holdout_figure(*, version: ModelVersion, snap: LabelSnapshot) -> HoldoutFigure | None:
+    """The active version's accuracy on the holdout items `version` was just evaluated on, from its stored holdout
+    predictions; items labeled since are scored with its checkpoint now and stored, as holdout_predictions_write
+    would (a few items, embedded by this round in head mode). None without an active version or when scoring
+    fails: the round then compares with its stored figure. Worker only."""
+    project = version.project
+    active = ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).first()
+    if active is None or not snap.holdout:
+        return None
+    targets = [(item_id, [snap.classes.ids[i] for i in idx]) for item_id, _, idx in snap.holdout]
+    try:
+        missing = holdout_items_unpredicted(version=active, item_ids=[item_id for item_id, _ in targets])
+        if missing:
+            from training.ml.pipeline import score_pool
+
+            checkpoint = version_checkpoint_dir(version=active)
+            if not checkpoint.is_dir():
+                return None
+            cfg = round_config(project=project, classes=class_order_of_version(active), mode=RunMode.HEAD,
+                               seed=active.number)  # fmt: skip
+            rows = [(item_id, path) for item_id, path, _ in snap.holdout if item_id in missing]
+            scored = score_pool(checkpoint, rows, project_cache_dir(project), cfg, None)
+            ids = [int(i) for i in _floats(scored.pool_ids)]
+            predictions_write(version=active, ids=ids, probs=scored.pool_probs, uncertainty=scored.pool_uncertainty,
+                              upsert=True)  # fmt: skip
+    except Exception:
+        logger.exception("v%s could not be measured on v%s's holdout", active.number, version.number)
+        return None
+    multi = project.is_multi_label
+    return holdout_accuracy_on_items(version=active, targets=targets, judged=snap.classes.ids, multi_label=multi)
 
 
 def _random_ids(pool_ids: list[int], recorded, cfg) -> list[int]:
@@ -313,48 +323,11 @@ def version_activated_send(*, project_id: int, version_number: int) -> bool:
     return task_send("training.tasks.model_version_activated_task", project_id, version_number)
 
 
-def _version_create(
-    *, run: TrainingRun, snap: LabelSnapshot, artifact: str, metrics: dict, backbone: str
-) -> ModelVersion:
-    """An inactive version; it becomes active with the priorities, in one transaction (unless held back)."""
-    for _attempt in range(3):
-        number = (ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0) + 1
-        try:
-            with transaction.atomic():
-                return ModelVersion.objects.create(
-                    project=run.project,
-                    run=run,
-                    number=number,
-                    artifact_path=artifact,
-                    architecture=backbone[:100],
-                    class_ids=list(snap.classes.ids),
-                    metrics=_jsonable(metrics),
-                    label_count=snap.label_count,
-                    dataset_hash=snap.dataset_hash,
-                    active=False,
-                )
-        except IntegrityError:
-            continue
-    raise RuntimeError("could not allocate a model version number")
-
-
-def _jsonable(value: Any) -> Any:
-    """Metrics may hold numpy scalars or arrays; make them JSON."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def model_score_pool(
     *, project: Project, progress: Progress | None = None, version: ModelVersion | None = None
 ) -> dict:
     """Re-score the open pool with the active (or given) version; rewrite predictions and priorities."""
+    chosen = version is not None
     version = version or ModelVersion.objects.filter(project=project, active=True).first()
     if version is None:
         raise ValueError(f"Project {project.slug} has no active model version yet; train one first.")
@@ -381,7 +354,12 @@ def model_score_pool(
     progress(1, 1, "priorities")
     priorities = dict(zip(ids, (float(p) for p in _floats(priority)), strict=True))
     drawn = _random_ids(ids, scored.pool_random_ids, cfg)
+    summary = {"version": version.number, "scored": len(ids)}
     with transaction.atomic():
-        item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
+        # Scoring "the active version": one made active meanwhile (a round, "make active") ranks the pool itself.
+        if chosen or ModelVersion.objects.filter(pk=version.pk, active=True).exists():
+            item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
+        else:
+            summary["priorities"] = "skipped: another version was made active meanwhile"
     progress(1, 1, "done")
-    return {"version": version.number, "scored": len(ids), "seconds": round(time.monotonic() - started, 3)}
+    return {**summary, "seconds": round(time.monotonic() - started, 3)}
