@@ -15,6 +15,7 @@ from training import selectors, services
 from training.models import ModelVersion, RunMode, RunTrigger
 from training.selectors import quality
 from training.selectors.picks import picks_comparison
+from training.services.activation import model_version_activate_rescored
 from training.services.quality import pool_score_job_enqueue
 
 STRATEGY_HELP = {
@@ -138,19 +139,25 @@ def rescore(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.TRAIN)
 def version_activate(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     """Make a version active by hand: one a round held back as worse on the holdout, or an older one to go back to.
-    The pool keeps the ranking it has until it is re-scored (the page offers it)."""
+    The pool is re-scored with it (a Score job the page polls), so the labeling queue follows it."""
     version = ModelVersion.objects.filter(project=request.project, number=number).first()
     if version is None:
         messages.error(request, f"No model version v{number} in this project. Nothing changed.")
     elif version.active:
         messages.info(request, f"v{number} is already the active version.")
     else:
-        services.model_version_activate(version=version)
-        messages.success(
-            request,
-            f"v{number} is now the active version: suggestions, exports and serving use it. The labeling queue keeps "
-            "its order until the pool is re-scored (Re-score the pool).",
-        )
+        job = model_version_activate_rescored(version=version, created_by=request.user)
+        made = f"v{number} is now the active version: suggestions, exports and serving use it."
+        if job.status == JobStatus.FAILED:
+            messages.error(
+                request,
+                f"{made} The task queue is unavailable, so the labeling queue keeps its old order; press Re-score "
+                "the pool once it is back.",
+            )
+        else:
+            messages.success(
+                request, f"{made} The labeling queue is being re-scored with it: Scoring #{job.pk}, below."
+            )
     return redirect("training:model", slug=slug)
 
 
