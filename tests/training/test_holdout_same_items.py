@@ -191,3 +191,53 @@ def test_without_the_active_versions_holdout_predictions_the_reason_names_its_ow
     assert summary["not_made_active"] == reason
     assert "compared_on_same_holdout" not in summary
     assert reason.capitalize() in version_row(digits, member_of, 5)
+
+
+@pytest.mark.slow
+def test_real_rounds_compare_on_the_same_holdout_and_the_figure_is_the_one_evaluate_gives(
+    project_factory, member_of, settings
+):
+    from labeling.models import ItemState
+    from training.selectors.holdout_figures import holdout_accuracy_on_items
+    from training.services.quality import holdout_predictions_write
+    from training.services.snapshot import label_snapshot
+
+    from .loop_fixtures import TINY_ROUND, digits_project, label_through_queue
+
+    settings.LABELLOOP_ROUND_OVERRIDES = TINY_ROUND
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
+    project, truth_of, classes = digits_project(project_factory, n=160, min_labels_to_train=10)
+    annotator = member_of(project, Role.ANNOTATOR)
+
+    def round_() -> dict:
+        run = training_run_enqueue(project=project, trigger="manual", mode=RunMode.HEAD, send=False)
+        summary = training_run_execute(run_id=run.pk)
+        assert summary["status"] == RunStatus.SUCCEEDED, TrainingRun.objects.get(pk=run.pk).error
+        return summary
+
+    # Given v1, trained on 30 labels, with its holdout predictions stored after it went live (as its task does)
+    label_through_queue(project, annotator, truth_of, classes, 30)
+    round_()
+    v1 = ModelVersion.objects.get(project=project, number=1)
+    holdout_predictions_write(project=project, version_number=1)
+    before = Prediction.objects.filter(model_version=v1, item__split=Split.HOLDOUT).count()
+
+    # When 30 more labels (a few of them holdout) come in and a round trains v2
+    label_through_queue(project, annotator, truth_of, classes, 30)
+    summary = round_()
+
+    # Then v1 was measured on the very holdout v2 was: the new holdout items were scored with v1's checkpoint
+    snap = label_snapshot(project=project)
+    labeled_holdout = Item.objects.filter(project=project, split=Split.HOLDOUT).exclude(state=ItemState.UNLABELED)
+    assert len(snap.holdout) == labeled_holdout.count() > before
+    assert Prediction.objects.filter(model_version=v1, item__split=Split.HOLDOUT).count() == len(snap.holdout)
+    compared = summary["compared_on_same_holdout"]
+    assert (compared["number"], compared["n"], compared["same_items"]) == (1, len(snap.holdout), True)
+
+    # And the figure follows evaluate's rule: v2's own, taken the same way from its stored holdout predictions,
+    # is the accuracy its round measured
+    v2 = ModelVersion.objects.get(project=project, number=2)
+    holdout_predictions_write(project=project, version_number=2)
+    targets = [(item_id, [snap.classes.ids[i] for i in idx]) for item_id, _, idx in snap.holdout]
+    mine = holdout_accuracy_on_items(version=v2, targets=targets, judged=snap.classes.ids, multi_label=False)
+    assert mine.accuracy == pytest.approx(v2.metrics["accuracy"])
