@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from labeling import models
 from labeling.forms import ProjectSettingsForm
 from labeling.permissions import granted_roots_clean
+from labeling.selectors.backbone_weights import weights_choices, weights_unavailable
 from labeling.selectors.classes import class_name_problem
 
 # The project settings the settings page holds to a range (image size, annotators per image, retraining cadence,
@@ -56,6 +57,16 @@ class ProjectAdminForm(forms.ModelForm):
         for name in RANGED_SETTINGS:
             if name in self.fields:
                 self.fields[name] = copy.deepcopy(ProjectSettingsForm.base_fields[name])
+        # Backbone weights: the settings page's menu (a free path would have the worker open any file), with its
+        # choices, its unavailable options and its check (clean_backbone_weights, below), so the admin accepts what
+        # the page accepts: a project keeps the value it has, "hub" needs LABELLOOP_MODEL_HUB=on.
+        if "backbone_weights" in self.fields:
+            self.current_weights = current = self.instance.backbone_weights if self.instance.pk else None
+            field = self.fields["backbone_weights"] = copy.deepcopy(ProjectSettingsForm.base_fields["backbone_weights"])
+            field.choices = weights_choices(current)
+            field.widget.unavailable = weights_unavailable(current)
+
+    clean_backbone_weights = ProjectSettingsForm.clean_backbone_weights
 
     def clean_granted_import_roots(self) -> list[str]:
         return granted_roots_clean(self.cleaned_data["granted_import_roots"])
