@@ -5,7 +5,8 @@ has internet (it never imports torch, and the workers may be elsewhere), so the 
 LABELLOOP_MODEL_HUB (off by default: the product runs offline). Off, a project may not be set to "hub" (the
 settings page, POST /api/projects/ and manage.py project_create all check through the settings form, which asks
 `hub_weights_refusal`), and the choice is shown as unavailable rather than left out. A project already on "hub"
-keeps it, so its manager can still save the rest of its settings, and is told its runs will fail."""
+keeps it, so its manager can still save the rest of its settings; the training scheduler queues no run for it
+meanwhile (`hub_weights_training_refusal`: each would start a worker only to fail), and its settings page says so."""
 
 from __future__ import annotations
 
@@ -22,9 +23,15 @@ HUB_REFUSED = (
 )
 HUB_KEPT_WARNING = (
     "This project's backbone weights come from the model hub, which is off on this deployment "
-    "(LABELLOOP_MODEL_HUB=off): the training workers cannot download them, so its training runs will fail. Choose "
-    "bundled or registered weights below, or ask an administrator to set LABELLOOP_MODEL_HUB=on if the workers can "
-    "reach the hub."
+    "(LABELLOOP_MODEL_HUB=off): the training workers cannot download them, so the scheduler queues no training run "
+    "for it, and a run started by hand fails. Choose bundled or registered weights below, or ask an administrator to "
+    "set LABELLOOP_MODEL_HUB=on if the workers can reach the hub."
+)
+HUB_TRAINING_REFUSED = (
+    "No training run is queued: this project's backbone weights come from the model hub, which is off on this "
+    "deployment (LABELLOOP_MODEL_HUB=off), so the training workers cannot download them. Choose bundled or registered "
+    "weights in the project settings, or ask an administrator to set LABELLOOP_MODEL_HUB=on if the workers can reach "
+    "the hub."
 )
 
 # Backbone weights a manager may pick: the keywords the worker understands, the weights an ML engineer registered
@@ -54,7 +61,15 @@ def hub_weights_refusal(value: str | None, *, current: str | None) -> str:
 
 def hub_weights_warning(current: str | None) -> str:
     """What the settings page of a project whose weights are `current` says about the hub; "" where nothing."""
-    return HUB_KEPT_WARNING if current == HUB and not model_hub_on() else ""
+    return HUB_KEPT_WARNING if hub_weights_training_refusal(current) else ""
+
+
+def hub_weights_training_refusal(weights: str | None) -> str:
+    """Why no training run can use a project's backbone weights `weights` on this deployment; "" where one can. Only
+    "hub" while the hub is off: the worker would fail at the run's start (HubWeightsUnavailable)."""
+    if weights != HUB or model_hub_on():
+        return ""
+    return HUB_TRAINING_REFUSED
 
 
 def weights_choices(current: str | None = None, registered: list[dict] | None = None) -> list[tuple[str, str]]:

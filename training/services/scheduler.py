@@ -1,6 +1,8 @@
 """The scheduler tick (Celery beat, every few seconds): fail lost runs, re-send unsent ones, queue due projects.
 
-It learns about new labels by asking the database; no labeling code calls it.
+It learns about new labels by asking the database; no labeling code calls it. A due project whose backbone weights
+no worker here can load ("hub" while LABELLOOP_MODEL_HUB is off) is held, not queued: each run would start a worker
+only to fail, and the back-off after a failure would let one more fail every LABELLOOP_RUN_RETRY_AFTER seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from labeling.selectors.backbone_weights import hub_weights_training_refusal
 from training.models import RunMode, RunStatus, RunTrigger, TrainingRun
 from training.selectors.runs import projects_due_for_training
 from training.services.runs import training_run_enqueue, training_run_fail, training_run_send
@@ -54,16 +57,21 @@ def training_runs_resend() -> list[int]:
 
 
 def training_scheduler_tick() -> dict:
-    """One tick: reap, re-send, then queue a run for every project that is due (one query finds them).
+    """One tick: reap, re-send, then queue a run for every project that is due (one query finds them), but those
+    held by their backbone weights (`held`; their settings page says why).
 
-    "Due" (including the back-off after a failed run) is the selector's rule, which the model page shows too.
+    "Due" (including the back-off after a failed run) is the selector's rule, which the model page shows too. The
+    hold is checked here, outside that rule: the model page does not know of it yet.
     """
     failed = training_runs_reap()
     resent = training_runs_resend()
-    queued = []
+    queued, held = [], []
     for project in projects_due_for_training():
+        if hub_weights_training_refusal(project.backbone_weights):
+            held.append(project.pk)
+            continue
         mode = None if project.labels_due else RunMode.COLD_START
         run = training_run_enqueue(project=project, trigger=RunTrigger.SCHEDULER, mode=mode)
         if run is not None:
             queued.append(run.pk)
-    return {"failed": failed, "resent": resent, "queued": queued}
+    return {"failed": failed, "resent": resent, "queued": queued, "held": held}
