@@ -100,9 +100,12 @@ def _setting_boolean(name: str) -> _GivenBooleanField:
 
 class ProjectCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    slug = serializers.SlugField(
+    # Text, not a SlugField: the new-project form's clean_slug judges it (in project_create_checked), so a slug that
+    # is not one is refused in the page's words, with the slug that would do.
+    slug = serializers.CharField(
         max_length=70, required=False, help_text="The project's address (/p/<slug>/, /api/projects/<slug>/); "
-        "default: made from the name. A slug another project has is refused (400).",
+        "default: made from the name. A slug another project has, or one that is not a slug (\"Bad Slug!\"), is "
+        "refused (400), the latter with the slug that would do.",
     )  # fmt: skip
     task_type = serializers.ChoiceField(
         choices=TaskType.choices, default=TaskType.SINGLE,
