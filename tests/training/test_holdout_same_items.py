@@ -241,3 +241,29 @@ def test_real_rounds_compare_on_the_same_holdout_and_the_figure_is_the_one_evalu
     targets = [(item_id, [snap.classes.ids[i] for i in idx]) for item_id, _, idx in snap.holdout]
     mine = holdout_accuracy_on_items(version=v2, targets=targets, judged=snap.classes.ids, multi_label=False)
     assert mine.accuracy == pytest.approx(v2.metrics["accuracy"])
+
+
+def test_a_multi_label_figure_is_subset_accuracy_over_the_classes_judged(project_factory, item_factory):
+    from training.selectors.holdout_figures import holdout_accuracy_on_items
+
+    # Given a version of classes a, b and c (c archived since: the new version is judged on a and b)
+    project = project_factory()
+    a, b, c = 11, 12, 13
+    version = ModelVersion.objects.create(
+        project=project, run=TrainingRun.objects.create(project=project, status=RunStatus.SUCCEEDED), number=1,
+        artifact_path="x", architecture="resnet10t", class_ids=[a, b, c], metrics={}, active=True,
+    )  # fmt: skip
+    items = [item_factory(project=project, split=Split.HOLDOUT) for _ in range(4)]
+    said = ([0.9, 0.8, 0.1], [0.9, 0.2, 0.9], [0.5, 0.4, 0.0], [0.1, 0.1, 0.1])
+    for item, probs in zip(items, said, strict=True):
+        Prediction.objects.create(item=item, model_version=version, probabilities=list(probs), confidence=max(probs),
+                                  uncertainty=0.0)  # fmt: skip
+    # Ticked (p >= 0.5) among a, b: {a, b}, {a}, {a}, {}; the labels: {a, b}, {a}, {a, b}, {}
+    targets = [(items[0].pk, [a, b]), (items[1].pk, [a]), (items[2].pk, [a, b]), (items[3].pk, [])]
+
+    figure = holdout_accuracy_on_items(version=version, targets=targets, judged=[a, b], multi_label=True)
+
+    assert (figure.accuracy, figure.n, figure.same_items) == (0.75, 4, True)
+    # An item it never predicted: no figure on these items
+    assert holdout_accuracy_on_items(version=version, targets=[*targets, (10**6, [a])], judged=[a, b],
+                                     multi_label=True) is None  # fmt: skip

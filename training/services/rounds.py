@@ -276,11 +276,12 @@ def model_version_activate(*, version: ModelVersion) -> None:
 def active_holdout_figure(*, version: ModelVersion, snap: LabelSnapshot) -> HoldoutFigure | None:
     """The active version's accuracy on the holdout items `version` was just evaluated on, from its stored holdout
     predictions; items labeled since are scored with its checkpoint now and stored, as holdout_predictions_write
-    would (a few items, embedded by this round in head mode). None without an active version or when scoring
-    fails: the round then compares with its stored figure. Worker only."""
+    would (a few items, embedded by this round in head mode). None without an active version, without `version`'s
+    accuracy interval (the rule needs it) or when scoring fails: the round then uses the stored figure. Worker only."""
     project = version.project
     active = ModelVersion.objects.filter(project=project, active=True).exclude(pk=version.pk).first()
-    if active is None or not snap.holdout:
+    intervals = version.metrics.get("intervals") if isinstance(version.metrics, dict) else None
+    if active is None or not snap.holdout or not isinstance(intervals, dict) or not intervals.get("accuracy"):
         return None
     targets = [(item_id, [snap.classes.ids[i] for i in idx]) for item_id, _, idx in snap.holdout]
     try:
