@@ -16,12 +16,14 @@ from labeling.models import (
     Review,
     ReviewTask,
     ReviewTaskReason,
+    Split,
     Verdict,
 )
 from labeling.selectors.label_answers import labels_by_item
 from labeling.selectors.training_seam import (
     active_model_version,
     latest_label_error_search,
+    model_version_model,
     prediction_model,
     still_contested,
     suspect_decisions,
@@ -127,6 +129,9 @@ class ReviewContext:
     gold: list[LabelClass]
     model_top: list[tuple[LabelClass, float]] = field(default_factory=list)
     model_version: int | None = None  # the active version's number, whether or not it predicted this item
+    # The active version has no prediction of the item because it was trained on it, with the label it has now: its
+    # opinion of the item would not be independent of the label under review (see active_version_learned_label).
+    model_learned: bool = False
     # A "model contradicts" task the active version has not scored: what the version that raised it said.
     raised_top: list[tuple[LabelClass, float]] = field(default_factory=list)
     raised_version: int | None = None
@@ -185,6 +190,27 @@ def raising_model_top_classes(*, item: Item, k: int = 3) -> tuple[list[tuple[Lab
     return _ranked(prediction.model_version, prediction, k), prediction.model_version.number
 
 
+def active_version_learned_label(*, item: Item, resolved: ResolvedLabel | None) -> bool:
+    """Whether the active version was trained on `item` with the label it has now: a train-split item whose resolved
+    label (`resolved`, classes prefetched) was last written no later than the newest label of the version's training
+    snapshot (its run's labels_seen_at, else the version's creation), on classes the version predicts. A round
+    stores predictions of the unlabeled pool and the holdout only, so such an item has none, and any opinion of the
+    version on it would not be independent of the label. One query; False without an active version."""
+    version_model = model_version_model()
+    if version_model is None or resolved is None or item.split != Split.TRAIN:
+        return False
+    row = (
+        version_model.objects.filter(project_id=item.project_id, active=True)
+        .values_list("run__labels_seen_at", "created_at", "class_ids")
+        .first()
+    )
+    if row is None:
+        return False
+    seen_at, created_at, class_ids = row
+    classes = {c.pk for c in resolved.classes.all()}
+    return bool(classes) and classes <= set(class_ids or []) and resolved.updated_at <= (seen_at or created_at)
+
+
 def _ranked(version, prediction, k: int) -> list[tuple[LabelClass, float]]:
     class_ids = list(version.class_ids or [])
     probs = list(prediction.probabilities or [])
@@ -204,13 +230,18 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         given = live[-1] if live else None
     resolved = ResolvedLabel.objects.filter(item=item).prefetch_related("classes").first()
     top, version = model_top_classes(item=item)
+    learned = not top and version is not None and active_version_learned_label(item=item, resolved=resolved)
     raised_top, raised_version = [], None
     if not top and task.reason == ReviewTaskReason.MODEL:
         raised_top, raised_version = raising_model_top_classes(item=item)
     out_of_sample, decisions = None, []
-    if task.reason == ReviewTaskReason.LABEL_ERROR:
+    if task.reason in (ReviewTaskReason.LABEL_ERROR, ReviewTaskReason.MODEL):
+        # A "model contradicts" card shows the latest search's view too, where it still contradicts the label: the
+        # one opinion of a model that never saw this label, when the active version learned it.
         given_ids = {c.pk for c in resolved.classes.all()} if resolved else set()
-        out_of_sample, decisions = _label_error_view(item=item, given=given_ids)
+        out_of_sample, decisions = _label_error_view(
+            item=item, given=given_ids, standing_only=task.reason == ReviewTaskReason.MODEL
+        )
     return ReviewContext(
         task=task,
         item=item,
@@ -221,6 +252,7 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
         gold=list(item.gold_classes.all()) if item.is_gold else [],
         model_top=top,
         model_version=version,
+        model_learned=learned,
         raised_top=raised_top,
         raised_version=raised_version,
         out_of_sample=out_of_sample,
@@ -230,13 +262,14 @@ def review_context(*, task: ReviewTask) -> ReviewContext:
 
 
 def _label_error_view(
-    *, item: Item, given: set[int]
+    *, item: Item, given: set[int], standing_only: bool = False
 ) -> tuple[tuple | None, list[tuple[LabelClass, bool, float, float | None]]]:
     """The latest label-error search's out-of-sample view of this item (see training.models.LabelErrorSearch).
     Single-label: (the model's class, its probability, the given class's, and the shares of similar labeled images
     with the model's class and with the given one (None from older searches)), []. Multi-label: None, and the
     contested decisions the resolved label (`given`: its class ids) still makes, as (class, given, probability
-    present, neighbours' share)."""
+    present, neighbours' share). `standing_only`: a single-label view only while the label is still the one the
+    search judged and the model's class is not it (a card about another question must not show a stale view)."""
     search = latest_label_error_search(project_id=item.project_id)
     row = ((search.suspects or {}) if search is not None else {}).get(str(item.pk))
     decisions = suspect_decisions(row)
@@ -247,6 +280,8 @@ def _label_error_view(
             for d in still_contested(decisions, given, set(classes))
         ]
     if not row or len(row) < 4:
+        return None, []
+    if standing_only and (given != {row[0]} or row[1] in given):
         return None, []
     model_class = LabelClass.objects.filter(project_id=item.project_id, pk=row[1]).first()
     if model_class is None:

@@ -310,13 +310,15 @@ def test_a_model_contradiction_card_shows_what_the_version_that_raised_it_said(s
     ReviewTask.objects.create(project=project, item=item, reason=ReviewTaskReason.MODEL, score=0.97)
     client.force_login(rev)
 
-    # When the reviewer opens it, then the card names v2's silence and v1's claim
+    # When the reviewer opens it, then the card says why v2 gives no opinion (v2, made after the label, learned it:
+    # a round stores no prediction of a label it trained on) and shows v1's claim, made without this label
     card = " ".join(
         client.get(reverse("labeling:review", args=[project.slug]), {"reason": "model"}).content.decode().split()
     )
-    assert "v2 has no prediction for this item." in card
+    assert "v2 was trained on this item with this label, so its opinion of it is not independent" in card
+    assert "has no prediction" not in card
     raised = card[card.index('id="model-raised"') :]
-    assert "This task was raised by <strong>v1</strong>, which said:" in raised
+    assert "This task was raised by <strong>v1</strong>, which had not been trained on this label and said:" in raised
     assert '<span class="name">dog</span>' in raised
     assert "97%" in raised
 

@@ -249,10 +249,11 @@ def test_card_shows_the_active_versions_prediction_and_says_when_it_has_none(cli
     scored_html = client.get(url, {"task": _open_task(world, scored).pk}).content.decode()
     unscored_html = client.get(url, {"task": _open_task(world, unscored).pk}).content.decode()
 
-    # Then: the active version's numbers, never v1's; without one, the card says so.
+    # Then: the active version's numbers, never v1's; without one, the card says why (v6, made after these labels,
+    # was trained on them: a round stores no prediction of a label it learned).
     assert "97%" not in unscored_html
     assert re.search(r"\bv1\b", unscored_html) is None  # a word: the page's random CSRF token may hold "v1"
-    assert "v6 has no prediction for this item" in unscored_html
+    assert "v6 was trained on this item with this label" in unscored_html
     assert 'id="model-version">v6<' in unscored_html
     assert 'id="model-version">v6<' in scored_html
     assert "71%" in scored_html
