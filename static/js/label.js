@@ -344,7 +344,33 @@
 
   function toggleOverlay(id, force) {
     const el = document.getElementById(id);
-    if (el) el.hidden = force === undefined ? !el.hidden : !force;
+    if (!el) return;
+    el.hidden = force === undefined ? !el.hidden : !force;
+    if (id === "shortcuts-overlay" && !el.hidden) sayClassKeys();
+  }
+
+  // The shortcuts' first row names the keys the project's classes have (their buttons' keys, every taxonomy level):
+  // digits as runs ("0…9" where classes are named 0 to 9, "1…9" where letters follow), then "letters" if any class
+  // has one. Without a class key on the page the template's words stay.
+  function sayClassKeys() {
+    const cell = document.getElementById("class-keys-said");
+    if (!cell) return;
+    const keys = new Set(buttons().map((b) => (b.dataset.key || "").toLowerCase()).filter(Boolean));
+    if (!keys.size) return;
+    const digits = [...keys].filter((k) => /^[0-9]$/.test(k)).map(Number).sort((a, b) => a - b);
+    const runs = [];
+    digits.forEach((d) => {
+      const run = runs[runs.length - 1];
+      if (run && d === run[1] + 1) run[1] = d; else runs.push([d, d]);
+    });
+    const kbd = (text) => { const k = document.createElement("kbd"); k.textContent = String(text); return k; };
+    const parts = [];
+    runs.forEach(([first, last]) => {
+      if (last - first >= 2) parts.push([kbd(first), "…", kbd(last)]);
+      else for (let d = first; d <= last; d += 1) parts.push([kbd(d)]);
+    });
+    if (digits.length < keys.size) parts.push(["letters"]);
+    cell.replaceChildren(...parts.flatMap((part, i) => (i ? [", ", ...part] : part)));
   }
 
   function closeOverlays() {
