@@ -83,7 +83,8 @@ SAID_ON_THE_CARD = {
     # when the job ends), so the card says only that it ended
     "label-errors": {JobKind.LABEL_ERRORS: EVERY},
     # labeling/project_detail.html's recent jobs: these kinds' cards say in one line where the figures are
-    # (_job_status.html); the inference's message says what it predicted
+    # (_job_status.html), a label-error search that judged nothing why, as its page headlines it (the search's
+    # reason); the inference's message says what it predicted
     "overview": {
         JobKind.INFERENCE: frozenset({"predicted", "rejected", "version", "bytes"}),
         JobKind.EXPORT_MODEL: EVERY,
