@@ -9,6 +9,7 @@ import re
 from html import unescape
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from labeling.forms import ProjectSettingsForm
@@ -100,3 +101,48 @@ def test_the_scheduler_queues_the_project_once_its_manager_chooses_bundled_weigh
     assert [(r["id"], r["mode"], r["status"]) for r in runs] == [
         (tick["queued"][0], RunMode.COLD_START, RunStatus.QUEUED)
     ]
+
+
+def test_train_now_the_api_and_the_command_refuse_at_once_and_queue_nothing(hub_project, member_of):
+    """A run started by hand on a project kept on "hub" with the hub off is refused with the settings page's reason,
+    instead of being queued to fail at its start on a worker."""
+    engineer = member_of(hub_project, Role.ML_ENGINEER)
+
+    # When an ML engineer presses Train now on the model page
+    page = page_client(engineer).post(reverse("training:train_now", args=[hub_project.slug]), follow=True)
+    # Then the page says why, and no run was queued
+    assert HUB_TRAINING_REFUSED in unescape(page.content.decode())
+    assert "queued." not in unescape(page.content.decode())
+    # When a script asks the API for a run
+    answer = token_client(engineer).post(f"/api/projects/{hub_project.slug}/runs/create/", {"mode": "head"})
+    # Then it gets a 400 with the same reason
+    assert (answer.status_code, answer.json()) == (400, {"detail": HUB_TRAINING_REFUSED})
+    # When the command is run
+    with pytest.raises(CommandError, match="LABELLOOP_MODEL_HUB=off"):
+        call_command("train", hub_project.slug, verbosity=0)
+    # Then none of the three made a run
+    assert runs_listed(hub_project, engineer) == []
+
+
+def test_a_failed_runs_error_starts_with_what_went_wrong_however_long_its_traceback(project, member_of):
+    """The runs table shows a failed run's error's start; a long traceback must not push the reason out."""
+    from training.services.runs import ERROR_CHARS, failure_text
+
+    reason = "The model hub weights for tf_efficientnet_lite0 could not be downloaded: choose bundled weights."
+
+    def deep(n: int):
+        if n == 0:
+            raise RuntimeError(reason + " Cause: " + "x" * 3000)
+        deep(n - 1)
+
+    try:
+        deep(40)
+    except RuntimeError as exc:
+        text = failure_text(exc)
+    run = services.training_run_enqueue(project=project, trigger="manual", send=False)
+    services.training_run_fail(run_id=run.pk, error=text, only_if=(RunStatus.QUEUED,))
+
+    error = runs_listed(project, member_of(project, Role.ML_ENGINEER))[0]["error"]
+    assert error.startswith(f"RuntimeError: {reason}")
+    assert len(error) <= ERROR_CHARS
+    assert error.rstrip().endswith("x")  # the traceback's last line (the exception) is kept after the head

@@ -89,7 +89,7 @@ def test_a_version_far_worse_on_the_holdout_is_kept_but_not_made_active(digits, 
     summary = train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)  # 0.048, interval 0.008 to 0.227
 
     assert versions(digits) == {4: True, 5: False}
-    reason = "not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4's 0.714"
+    reason = "not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4's 0.714 on its own holdout of 21 items"
     assert ModelVersion.objects.get(project=digits, number=5).metrics["not_made_active"] == reason
     assert summary["not_made_active"] == reason
     listed = api_client(member_of(digits, Role.ML_ENGINEER)).get(f"/api/projects/{digits.slug}/models/").json()

@@ -81,13 +81,23 @@ class RunCreateApi(ProjectView, APIView):
     class InputSerializer(serializers.Serializer):
         mode = serializers.ChoiceField(choices=[RunMode.HEAD, RunMode.FINETUNE], required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: RunOutputSerializer, 409: OpenApiResponse()})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: RunOutputSerializer,
+            400: OpenApiResponse(description="No run can be queued as the project is set up (detail says why)."),
+            409: OpenApiResponse(),
+        },
+    )
     def post(self, request, slug: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = services.training_run_enqueue(
-            project=self.project, trigger=RunTrigger.API, mode=data.validated_data.get("mode")
-        )
+        try:
+            run = services.training_run_enqueue(
+                project=self.project, trigger=RunTrigger.API, mode=data.validated_data.get("mode")
+            )
+        except services.RunRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         if run is None:
             return Response({"detail": "A run is already queued or running."}, status=status.HTTP_409_CONFLICT)
         return Response(RunOutputSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -13,6 +13,7 @@ from training.services.rounds import (
     round_config,
 )
 from training.services.runs import (
+    RunRefused,
     training_run_cancel,
     training_run_enqueue,
     training_run_execute,
@@ -23,6 +24,7 @@ from training.services.scheduler import training_runs_reap, training_runs_resend
 from training.services.snapshot import class_order, item_local_path, label_snapshot, pool_snapshot
 
 __all__ = [
+    "RunRefused",
     "class_order",
     "default_strategy_figures",
     "head_pseudo_threshold",

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from labeling.constants import Progress
 from labeling.models import Project
+from labeling.selectors.backbone_weights import hub_weights_training_refusal
 from labeling.services.dispatch import task_send
 from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
 from training.services.run_progress import RunHeartbeat, RunProgress
@@ -29,17 +30,25 @@ def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
+class RunRefused(ValueError):
+    """No run can be queued for the project as it is set up (its message says why and what to change)."""
+
+
 def training_run_enqueue(
     *, project: Project, trigger: RunTrigger, mode: RunMode | str | None = None, send: bool = True
 ) -> TrainingRun | None:
     """Queue a run for `project`; returns None when one is already queued or running.
 
     The task is sent after commit. If the broker is down the run stays queued and the scheduler
-    re-sends it later: nothing on the labeling side ever waits for Redis.
+    re-sends it later: nothing on the labeling side ever waits for Redis. Raises RunRefused when a worker could not
+    run it at all (weights "hub" while the hub is off), so no run is made only to fail at its start.
     """
     mode = mode or project.training_mode
     if mode not in RunMode.values:
         raise ValueError(f"Unknown training mode {mode!r}; choose one of {', '.join(RunMode.values)}.")
+    refusal = hub_weights_training_refusal(project.backbone_weights)
+    if refusal:
+        raise RunRefused(refusal)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(project=project, trigger=trigger, mode=mode)
@@ -72,10 +81,23 @@ def training_run_cancel(*, run: TrainingRun) -> bool:
     )
 
 
+ERROR_CHARS = 4000  # what a failed run keeps of its error
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failed run's error: what went wrong first and whole (the runs table shows its start, the API gives it),
+    then as much of the traceback's end as fits in ERROR_CHARS. Keeping the text's end instead cut off the
+    sentence that says what to do when the traceback was long (a hub download's chained errors)."""
+    head = f"{type(exc).__name__}: {exc}"[: ERROR_CHARS // 2]
+    room = ERROR_CHARS - len(head) - 2
+    trace = traceback.format_exc(limit=8)
+    return f"{head}\n\n{trace[-room:]}"
+
+
 def training_run_fail(*, run_id: int, error: str, only_if: tuple[str, ...] = IN_FLIGHT) -> bool:
     return bool(
         TrainingRun.objects.filter(pk=run_id, status__in=only_if).update(
-            status=RunStatus.FAILED, error=error[-4000:], finished_at=timezone.now()
+            status=RunStatus.FAILED, error=error[:ERROR_CHARS], finished_at=timezone.now()
         )
     )
 
@@ -116,8 +138,7 @@ def training_run_execute(*, run_id: int, worker: str = "", on_progress: Progress
     except Exception as exc:
         logger.exception("training run %s failed", run_id)
         progress.close_stage()
-        error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=8)}"
-        training_run_fail(run_id=run_id, error=error, only_if=(RunStatus.RUNNING,))
+        training_run_fail(run_id=run_id, error=failure_text(exc), only_if=(RunStatus.RUNNING,))
         TrainingRun.objects.filter(pk=run_id).update(
             timings={**run.timings, **progress.timings, "total": round(time.monotonic() - started, 3)}
         )

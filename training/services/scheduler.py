@@ -14,10 +14,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from labeling.selectors.backbone_weights import hub_weights_training_refusal
 from training.models import RunMode, RunStatus, RunTrigger, TrainingRun
 from training.selectors.runs import projects_due_for_training
-from training.services.runs import training_run_enqueue, training_run_fail, training_run_send
+from training.services.runs import RunRefused, training_run_enqueue, training_run_fail, training_run_send
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +66,12 @@ def training_scheduler_tick() -> dict:
     resent = training_runs_resend()
     queued, held = [], []
     for project in projects_due_for_training():
-        if hub_weights_training_refusal(project.backbone_weights):
+        mode = None if project.labels_due else RunMode.COLD_START
+        try:
+            run = training_run_enqueue(project=project, trigger=RunTrigger.SCHEDULER, mode=mode)
+        except RunRefused:
             held.append(project.pk)
             continue
-        mode = None if project.labels_due else RunMode.COLD_START
-        run = training_run_enqueue(project=project, trigger=RunTrigger.SCHEDULER, mode=mode)
         if run is not None:
             queued.append(run.pk)
     return {"failed": failed, "resent": resent, "queued": queued, "held": held}

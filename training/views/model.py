@@ -110,7 +110,11 @@ def train_now(request: HttpRequest, slug: str) -> HttpResponse:
     if mode not in (None, RunMode.HEAD, RunMode.FINETUNE):
         messages.error(request, f"Unknown training mode {mode!r}.")
         return redirect("training:model", slug=slug)
-    run = services.training_run_enqueue(project=request.project, trigger=RunTrigger.MANUAL, mode=mode)
+    try:
+        run = services.training_run_enqueue(project=request.project, trigger=RunTrigger.MANUAL, mode=mode)
+    except services.RunRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("training:model", slug=slug)
     if run is None:
         messages.error(request, "A run is already queued or running for this project; wait for it to finish.")
     else:

@@ -82,7 +82,12 @@ class Command(BaseCommand):
         except Project.DoesNotExist as exc:
             raise CommandError(str(exc)) from exc
         quiet = opts["verbosity"] == 0
-        run = services.training_run_enqueue(project=project, trigger=RunTrigger.COMMAND, mode=opts["mode"], send=False)
+        try:
+            run = services.training_run_enqueue(
+                project=project, trigger=RunTrigger.COMMAND, mode=opts["mode"], send=False
+            )
+        except services.RunRefused as exc:
+            raise CommandError(str(exc)) from exc
         if run is None:
             current = selectors.run_in_flight(project=project)
             if current is None or not opts["wait"]:
