@@ -73,7 +73,7 @@ class RoundConfig:
     seed: int = 0
     epochs: int = 15  # finetune only
     batch_size: int = 64
-    lr: float | None = None  # None: 1e-3 for finetune (AdamW)
+    lr: float | None = None  # None: 5e-4 for finetune (AdamW)
     weight_decay: float = 0.05  # finetune (AdamW); the head uses head_l2
     label_smoothing: float = 0.1  # finetune, single-label
     num_workers: int | None = None  # None: sized to the machine
