@@ -121,7 +121,7 @@ def test_a_new_version_as_good_as_the_active_one_on_the_same_items_goes_live(dig
     # Then it is compared with v4's 0.125 on the same 8 items, and goes live
     assert versions(digits) == {4: False, 5: True}
     assert summary["compared_on_same_holdout"] | {"version_id": None} == {
-        "version_id": None, "number": 4, "accuracy": 0.125, "n": HOLDOUT, "same_items": True,
+        "version_id": None, "number": 4, "accuracy": 0.125, "n": HOLDOUT, "same_items": True, "interval": None,
     }  # fmt: skip
     assert "<strong>active</strong>" in version_row(digits, member_of, 5)
 
@@ -139,7 +139,8 @@ def test_a_new_version_clearly_worse_on_the_same_items_is_held_back_and_says_on_
     # Then v5 is held back, and the reason names the figure it was compared with
     assert versions(digits) == {4: True, 5: False}
     reason = (
-        "not made active: holdout accuracy 0.250 (0.07 to 0.59, n 8) is below v4's 1.000 on the same 8 holdout items"
+        "not made active: holdout accuracy 0.250 (0.07 to 0.59, n 8) is clearly below v4's 1.000 (0.68 to 1.00) on "
+        "the same 8 holdout items: the two 95 % intervals do not overlap"
     )
     assert ModelVersion.objects.get(project=digits, number=5).metrics["not_made_active"] == reason
     assert reason.capitalize() in version_row(digits, member_of, 5)
@@ -186,7 +187,8 @@ def test_without_the_active_versions_holdout_predictions_the_reason_names_its_ow
     # Then the old figure is used, and the reason says it was v4's own holdout of 21 items
     assert versions(digits) == {4: True, 5: False}
     reason = (
-        "not made active: holdout accuracy 0.125 (0.02 to 0.47, n 8) is below v4's 0.714 on its own holdout of 21 items"
+        "not made active: holdout accuracy 0.125 (0.02 to 0.47, n 8) is clearly below v4's 0.714 (0.50 to 0.86) on "
+        "its own holdout of 21 items: the two 95 % intervals do not overlap"
     )
     assert summary["not_made_active"] == reason
     assert "compared_on_same_holdout" not in summary
@@ -267,3 +269,19 @@ def test_a_multi_label_figure_is_subset_accuracy_over_the_classes_judged(project
     # An item it never predicted: no figure on these items
     assert holdout_accuracy_on_items(version=version, targets=[*targets, (10**6, [a])], judged=[a, b],
                                      multi_label=True) is None  # fmt: skip
+
+
+def test_one_miss_more_than_a_perfect_active_version_on_the_same_items_is_not_held_back(
+    digits, tmp_path, monkeypatch, member_of
+):
+    # Given v4 gets all of today's 8 holdout items right (1.000, interval 0.68 to 1.00)
+    v4_predicts(digits, holdout_items(digits), right=HOLDOUT)
+
+    # When v5 gets 7 of the 8 right (0.875, interval 0.53 to 0.98: below 1.000, but not clearly worse)
+    summary = train(digits, holdout_metrics(7, HOLDOUT), tmp_path, monkeypatch)
+
+    # Then v5 goes live
+    assert summary["compared_on_same_holdout"]["accuracy"] == 1.0
+    assert "not_made_active" not in summary
+    assert versions(digits) == {4: False, 5: True}
+    assert "<strong>active</strong>" in version_row(digits, member_of, 5)

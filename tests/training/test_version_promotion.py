@@ -89,7 +89,10 @@ def test_a_version_far_worse_on_the_holdout_is_kept_but_not_made_active(digits, 
     summary = train(digits, holdout_metrics(1, 21), tmp_path, monkeypatch)  # 0.048, interval 0.008 to 0.227
 
     assert versions(digits) == {4: True, 5: False}
-    reason = "not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4's 0.714 on its own holdout of 21 items"
+    reason = (
+        "not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is clearly below v4's 0.714 (0.50 to 0.86) on "
+        "its own holdout of 21 items: the two 95 % intervals do not overlap"
+    )
     assert ModelVersion.objects.get(project=digits, number=5).metrics["not_made_active"] == reason
     assert summary["not_made_active"] == reason
     listed = api_client(member_of(digits, Role.ML_ENGINEER)).get(f"/api/projects/{digits.slug}/models/").json()
@@ -116,7 +119,7 @@ def test_the_model_page_shows_why_a_version_is_not_active(digits, tmp_path, monk
     html = page_client(member_of(digits, Role.ML_ENGINEER)).get(reverse("training:model", args=[digits.slug]))
     text = html.content.decode()
     row = text.split('id="version-5"')[1].split("</tr>")[0]
-    assert "Not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is below v4&#x27;s 0.714" in row
+    assert "Not made active: holdout accuracy 0.048 (0.01 to 0.23, n 21) is clearly below v4&#x27;s 0.714" in row
     assert "<strong>active</strong>" in text.split('id="version-4"')[1].split("</tr>")[0]
 
 
@@ -151,3 +154,45 @@ def test_the_service_makes_a_version_active(digits, tmp_path, monkeypatch):
     model_version_activate(version=ModelVersion.objects.get(project=digits, number=5))
 
     assert versions(digits) == {4: False, 5: True}
+
+
+def listed_versions(project, member_of) -> dict[int, dict]:
+    listed = api_client(member_of(project, Role.ML_ENGINEER, "eng")).get(f"/api/projects/{project.slug}/models/")
+    body = listed.json()
+    return {v["number"]: v for v in (body["results"] if isinstance(body, dict) else body)}
+
+
+@pytest.mark.parametrize("stored_interval", [True, False], ids=["interval stored", "Wilson from n"])
+def test_a_version_measured_on_many_items_goes_live_against_a_perfect_figure_on_two(
+    digits, tmp_path, monkeypatch, member_of, stored_interval
+):
+    # Given the active v4 stored 1.000 on its own holdout of 2 items (interval 0.34 to 1.00), the demo's v1, and
+    # no figure of it on today's holdout (no holdout predictions, no checkpoint)
+    perfect = holdout_metrics(2, 2) if stored_interval else {"n": 2, "multi_label": False, "accuracy": 1.0}
+    ModelVersion.objects.filter(project=digits, number=4).update(metrics=perfect)
+
+    # When a round's v5 measures 0.853 on 34 items (interval 0.70 to 0.94: wholly below 1.000, inside 0.34 to 1.00)
+    summary = train(digits, holdout_metrics(29, 34), tmp_path, monkeypatch)
+
+    # Then v5 goes live: the intervals overlap
+    assert "not_made_active" not in summary
+    rows = listed_versions(digits, member_of)
+    assert (rows[4]["active"], rows[5]["active"]) == (False, True)
+    assert "not_made_active" not in rows[5]["metrics"]
+
+
+def test_a_clearly_worse_version_is_still_held_back_against_a_perfect_figure_on_two(
+    digits, tmp_path, monkeypatch, member_of
+):
+    ModelVersion.objects.filter(project=digits, number=4).update(metrics=holdout_metrics(2, 2))
+
+    # When v5 measures 0.088 on 34 items (interval 0.03 to 0.23, wholly below 0.34)
+    train(digits, holdout_metrics(3, 34), tmp_path, monkeypatch)
+
+    # Then it is held back, and the reason names the rule
+    rows = listed_versions(digits, member_of)
+    assert (rows[4]["active"], rows[5]["active"]) == (True, False)
+    assert rows[5]["metrics"]["not_made_active"] == (
+        "not made active: holdout accuracy 0.088 (0.03 to 0.23, n 34) is clearly below v4's 1.000 (0.34 to 1.00) on "
+        "its own holdout of 2 items: the two 95 % intervals do not overlap"
+    )

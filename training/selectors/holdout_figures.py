@@ -18,13 +18,15 @@ from training.models import ModelVersion, Prediction
 @dataclass(frozen=True)
 class HoldoutFigure:
     """The accuracy of version `number` (row `version_id`) on `n` holdout items; `same_items`: on exactly the
-    items the compared version was evaluated on (else: its own stored figure, from its own holdout)."""
+    items the compared version was evaluated on (else: its own stored figure, from its own holdout); `interval`:
+    its stored 95 % interval (low, high), where one is stored (promotion.figure_interval computes Wilson's else)."""
 
     version_id: int
     number: int
     accuracy: float
     n: int | None
     same_items: bool
+    interval: tuple[float, float] | None = None
 
 
 def holdout_items_unpredicted(*, version: ModelVersion, item_ids: Iterable[int]) -> set[int]:
