@@ -29,7 +29,7 @@ from labeling.permissions import Capability
 from labeling.selectors.classes import class_tree
 from labeling.services.job_limits import JobLimitReached
 from training import services
-from training.api import label_errors
+from training.api import label_errors, versions
 from training.ml.intervals import headline
 from training.models import ModelVersion, Prediction, RunMode, RunTrigger, TrainingRun
 from training.selectors.classes import class_names_stored, metrics_class_names, metrics_spelled
@@ -316,6 +316,11 @@ urlpatterns = [
     path("projects/<slug:slug>/models/", ModelVersionListApi.as_view(), name="api-models"),
     path("projects/<slug:slug>/models/<int:number>/", ModelVersionDetailApi.as_view(), name="api-model"),
     path("projects/<slug:slug>/models/<int:number>/export/", ModelExportStartApi.as_view(), name="api-model-export"),
+    path(
+        "projects/<slug:slug>/models/<int:number>/activate/",
+        versions.ModelVersionActivateApi.as_view(),
+        name="api-model-activate",
+    ),
     path("projects/<slug:slug>/predictions/", PredictionListApi.as_view(), name="api-predictions"),
     path("projects/<slug:slug>/label-errors/", label_errors.LabelErrorsApi.as_view(), name="api-label-errors"),
     path("projects/<slug:slug>/inference/", InferenceStartApi.as_view(), name="api-inference"),

@@ -18,7 +18,7 @@ def model_version_activate_rescored(*, version: ModelVersion, created_by=None) -
     scores with the active version, this one unless another is made active before it runs. A broker outage leaves
     the version active and the Job failed with its reason (the page offers "Re-score the pool")."""
     with transaction.atomic():
-        model_version_activate(version=version)
+        model_version_activate(version=version, made_by=created_by)
         job = pool_score_job_enqueue(project=version.project, created_by=created_by)
     job.refresh_from_db()  # the send ran on commit: a broker outage has failed the job by now
     return job

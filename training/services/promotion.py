@@ -85,3 +85,18 @@ def figure_words(figure: HoldoutFigure) -> str:
     if figure.n is None:
         return "on its own holdout"
     return f"on its own holdout of {figure.n} item{'s' if figure.n != 1 else ''}"
+
+
+HELD_BACK_BY_ROUND = "held_back_by_round"  # a held-back version made active by hand: the round's reason, kept
+MADE_ACTIVE_BY_HAND = "made_active_by_hand"  # {"by": username or null, "at": ISO time}: the last switch by hand
+
+
+def metrics_made_active_by_hand(metrics: dict, *, by: str | None, at: str) -> dict:
+    """A version's metrics once it is made active by hand: the round's "not made active" reason is history now,
+    kept under HELD_BACK_BY_ROUND (an active version marked not made active read as a contradiction to a script),
+    and who made it active and when under MADE_ACTIVE_BY_HAND."""
+    out = {k: v for k, v in (metrics if isinstance(metrics, dict) else {}).items() if k != NOT_MADE_ACTIVE}
+    if isinstance(metrics, dict) and metrics.get(NOT_MADE_ACTIVE):
+        out[HELD_BACK_BY_ROUND] = metrics[NOT_MADE_ACTIVE]
+    out[MADE_ACTIVE_BY_HAND] = {"by": by, "at": at}
+    return out

@@ -27,7 +27,7 @@ from training.selectors.holdout_figures import HoldoutFigure, holdout_accuracy_o
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import checkpoint_delete, checkpoint_store, version_checkpoint_dir
 from training.services.disk import run_folder_trim
-from training.services.promotion import NOT_MADE_ACTIVE, version_held_back_reason
+from training.services.promotion import NOT_MADE_ACTIVE, metrics_made_active_by_hand, version_held_back_reason
 from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
@@ -260,14 +260,19 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
     }
 
 
-def model_version_activate(*, version: ModelVersion) -> None:
+def model_version_activate(*, version: ModelVersion, made_by=None) -> None:
     """Switch `version` to its project's active version (e.g. one a round held back), then send the same message
-    as a round that made it active. The queue keeps its ranking until the pool is re-scored: the model page's
-    "make active" also re-scores it (training/services/activation.py)."""
+    as a round that made it active. Its metrics record the switch by hand (`made_by`, a user or None): a round's
+    "not made active" reason moves to "held_back_by_round" (promotion.metrics_made_active_by_hand). The queue keeps
+    its ranking until the pool is re-scored: "make active" also re-scores it (training/services/activation.py)."""
     with transaction.atomic():
         others = ModelVersion.objects.select_for_update().filter(project_id=version.project_id, active=True)
         others.exclude(pk=version.pk).update(active=False)
-        ModelVersion.objects.filter(pk=version.pk).update(active=True)
+        row = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        at = timezone.now().isoformat()
+        row.metrics = metrics_made_active_by_hand(row.metrics, by=getattr(made_by, "username", None), at=at)
+        ModelVersion.objects.filter(pk=version.pk).update(active=True, metrics=row.metrics)
+        version.metrics = row.metrics
         number = version.number
         transaction.on_commit(lambda: version_activated_send(project_id=version.project_id, version_number=number))
     version.active = True
