@@ -25,8 +25,9 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from labeling.constants import id_from_text, registered_weights_id
+from labeling.constants import WEIGHTS_KEYWORDS, id_from_text, registered_weights_id
 from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel
+from labeling.selectors.backbone_weights import hub_weights_training_refusal
 from labeling.selectors.classes import class_paths
 from training.models import IN_FLIGHT, BackboneWeights, ModelVersion, RunMode, RunStatus, TrainingRun
 
@@ -50,7 +51,8 @@ def _with_loop_state(projects: QuerySet[Project]) -> QuerySet[Project]:
     `labels_due` (new_labels reached the threshold), `cold_due` (no model and no cold start yet, items present,
     no import running: a cold start waits until imports finish), `importing`, `in_flight`, `backing_off` (the
     newest run failed less than LABELLOOP_RUN_RETRY_AFTER seconds ago: retry later instead of failing every few
-    seconds), and `due` (no run in flight, not backing off, labels_due or cold_due).
+    seconds), `held` (no worker here can load the project's backbone weights: hub_weights_training_refusal), `ready`
+    (no run in flight, not backing off, labels_due or cold_due) and `due` (ready and not held).
     """
     last_seen = Coalesce(Subquery(_last_trained().values("labels_seen_at")[:1]), Value(EPOCH))
     new_labels = (
@@ -71,6 +73,7 @@ def _with_loop_state(projects: QuerySet[Project]) -> QuerySet[Project]:
     labels_due = Q(new_labels__gte=F("threshold"))
     cold_due = Q(trained=False, cold_done=False, has_items=True, importing=False)
     backing_off = Q(last_status=RunStatus.FAILED, last_finished_at__gt=timezone.now() - retry_after)
+    ready = Q(in_flight=False, backing_off=False) & (labels_due | cold_due)
     return projects.annotate(
         last_seen=last_seen,
         trained=Exists(_last_trained()),
@@ -87,8 +90,19 @@ def _with_loop_state(projects: QuerySet[Project]) -> QuerySet[Project]:
         labels_due=_flag(labels_due),
         cold_due=_flag(cold_due),
         backing_off=_flag(backing_off),
-        due=_flag(Q(in_flight=False, backing_off=False) & (labels_due | cold_due)),
+        held=_weights_held(),
+        ready=_flag(ready),
+        due=_flag(ready & Q(held=False)),
     )
+
+
+def _weights_held() -> Case | Value:
+    """Whether a project's backbone weights are ones hub_weights_training_refusal refuses, as SQL. The rule refuses
+    only keywords ("hub" while the hub is off), so it is asked of each keyword; a registered id or a path passes."""
+    refused = [weights for weights in WEIGHTS_KEYWORDS if hub_weights_training_refusal(weights)]
+    if not refused:
+        return Value(False, output_field=BooleanField())
+    return _flag(Q(backbone_weights__in=refused))
 
 
 def _flag(condition: Q) -> Case:
@@ -96,13 +110,15 @@ def _flag(condition: Q) -> Case:
     return Case(When(condition, then=Value(True)), default=Value(False), output_field=BooleanField())
 
 
-def projects_due_for_training() -> QuerySet[Project]:
+def projects_due_for_training(*, with_held: bool = False) -> QuerySet[Project]:
     """Projects the scheduler queues a run for now, in ONE query over indexed columns (see _with_loop_state).
 
-    A project due with `labels_due` False gets a cold start. The model page asks the same rule for one project
-    (loop_status), so the page and the scheduler never disagree.
+    A project due with `labels_due` False gets a cold start. With `with_held`, also the projects that would be due
+    but for their backbone weights (`held` True: the scheduler holds them). The model page asks the same rule for
+    one project (loop_status), so the page and the scheduler never disagree.
     """
-    return _with_loop_state(Project.objects.all()).filter(due=True).order_by("pk")
+    wanted = (Q(due=True) | Q(ready=True, held=True)) if with_held else Q(due=True)
+    return _with_loop_state(Project.objects.all()).filter(wanted).order_by("pk")
 
 
 @dataclass
@@ -116,12 +132,15 @@ class LoopStatus:
     cold_start: bool = False  # the next run the scheduler queues orders the queue without a model
     importing: bool = False
     backing_off: bool = False
+    held: str = ""  # why the scheduler queues no run for the project (its backbone weights), "" where nothing holds it
 
 
 def loop_status(*, project: Project) -> LoopStatus:
     row = (
         _with_loop_state(Project.objects.filter(pk=project.pk))
-        .values("new_labels", "threshold", "trained", "due", "labels_due", "cold_done", "importing", "backing_off")
+        .values(
+            "new_labels", "threshold", "trained", "due", "labels_due", "cold_done", "importing", "backing_off", "held"
+        )
         .get()
     )
     return LoopStatus(
@@ -132,6 +151,7 @@ def loop_status(*, project: Project) -> LoopStatus:
         cold_start=not row["trained"] and not row["cold_done"] and not row["labels_due"],
         importing=row["importing"],
         backing_off=row["backing_off"],
+        held=hub_weights_training_refusal(project.backbone_weights) if row["held"] else "",
     )
 
 

@@ -56,16 +56,19 @@ def training_runs_resend() -> list[int]:
 
 
 def training_scheduler_tick() -> dict:
-    """One tick: reap, re-send, then queue a run for every project that is due (one query finds them), but those
-    held by their backbone weights (`held`; their settings page says why).
+    """One tick: reap, re-send, then queue a run for every project that is due (one query finds them), and report
+    those held by their backbone weights (`held`; their settings and model pages say why).
 
-    "Due" (including the back-off after a failed run) is the selector's rule, which the model page shows too. The
-    hold is checked here, outside that rule: the model page does not know of it yet.
+    "Due", including the back-off after a failed run and the hold, is the selector's rule, which the model page shows
+    too. A project whose weights changed to "hub" since that query is refused by training_run_enqueue and held too.
     """
     failed = training_runs_reap()
     resent = training_runs_resend()
     queued, held = [], []
-    for project in projects_due_for_training():
+    for project in projects_due_for_training(with_held=True):
+        if project.held:
+            held.append(project.pk)
+            continue
         mode = None if project.labels_due else RunMode.COLD_START
         try:
             run = training_run_enqueue(project=project, trigger=RunTrigger.SCHEDULER, mode=mode)
