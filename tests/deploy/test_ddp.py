@@ -98,9 +98,9 @@ def test_two_torchrun_processes_give_the_single_process_round_and_only_rank_0_wr
     w1 = load_file(tmp_path / "single" / "checkpoint" / "model.safetensors")
     w2 = load_file(tmp_path / "ddp" / "checkpoint" / "model.safetensors")
     assert w1.keys() == w2.keys()
-    moved = np.abs(w1["classifier.weight"]).mean()  # the freshly initialised classifier was trained
+    moved = np.abs(w1["classifier.weight"]).mean()  # the classifier, started at zero, was trained
     diff = max(float(np.abs(w1[k].astype(np.float64) - w2[k]).max()) for k in w1 if w1[k].dtype.kind == "f")
-    assert moved > 1e-3
+    assert moved > 0
     assert diff < 1e-4, f"DDP and single-process weights differ by {diff}"
 
     # Rank 0's evaluation and pool scoring match the single process's.
@@ -263,13 +263,16 @@ def test_a_run_that_cannot_improve_stops_at_patience_and_reports_its_validation_
     from training.ml.models import data_config
     from training.ml.train import _validate, split_train_val
 
-    # A learning rate of ~0 and frozen BatchNorm statistics: the validation score cannot move by 1e-4.
+    # A learning rate of ~0 and frozen BatchNorm statistics: the score soon stops moving. (The classifier starts at
+    # zero, every class tied, so the first steps may break ties and move the accuracy once; then nothing moves.)
     cfg, paths, labels = tiny_finetune(tmp_path, epochs=5, patience=1, lr=1e-12, multi_label=multi_label)
     model, info = ddp.ddp_finetune(cfg, paths, labels, dist_info=ddp.Dist(**ONE), augment=False, bn="frozen")
 
-    assert info["epochs_run"] == 2 < cfg.epochs
     scores = [h["val_score"] for h in info["history"]]
-    assert info["best_val_score"] == scores[0] == max(scores)
+    best = max(i for i in range(len(scores)) if scores[i] > max(scores[:i], default=-1.0) + 1e-4)
+    # It stopped `patience` epochs after its last gain, before its epochs ran out, with the best epoch's weights.
+    assert info["epochs_run"] == best + 1 + cfg.patience < cfg.epochs
+    assert info["best_val_score"] == scores[best] == max(scores)
     assert {"val_acc", "val_loss", "train_loss"} <= set(info["history"][0])
     # The score is train._validate's on the same split.
     _, val_idx = split_train_val(labels, cfg.val_fraction, cfg.seed)
@@ -279,4 +282,4 @@ def test_a_run_that_cannot_improve_stops_at_patience_and_reports_its_validation_
         build_transform(data_config(model), cfg.image_size, is_training=False, crop_pct=cfg.crop_pct),
     )  # fmt: skip
     loader = torch.utils.data.DataLoader(val_ds, batch_size=8)
-    assert _validate(model, loader, "cpu", multi_label, False)["val_score"] == pytest.approx(scores[0], abs=1e-6)
+    assert _validate(model, loader, "cpu", multi_label, False)["val_score"] == pytest.approx(scores[best], abs=1e-6)

@@ -6,8 +6,9 @@ a fine-tune round with `ddp_finetune` on every rank, then rank 0 alone evaluates
 
 Every rank sees 1/world of each global batch of `cfg.batch_size` images; DDP averages the gradients, so N ranks
 take the same optimizer steps as one process with the whole batch (tests/deploy/test_ddp.py checks this against
-a single process). BatchNorm: SyncBatchNorm on CUDA, frozen running statistics on CPU (gloo has no
-SyncBatchNorm), so batch statistics never depend on how a batch was split.
+a single process). BatchNorm: a pretrained backbone keeps its running statistics (frozen), as `train.finetune`
+does; a random one uses SyncBatchNorm on CUDA, frozen running statistics on CPU (gloo has no SyncBatchNorm), so
+batch statistics never depend on how a batch was split. The classifier starts at zero, as in `train.finetune`.
 
 The recipe of `train.finetune`: the same stratified validation split (`split_train_val`), class-balanced sampling
 of the training part (single-label; multi-label shuffles uniformly), AdamW, warmup + cosine, label smoothing, AMP
@@ -39,11 +40,14 @@ from training.ml.models import create_model, data_config, to_channels_last
 from training.ml.train import (
     StepCounter,
     balanced_weights,
+    bn_frozen,
+    freeze_bn,
     optimizer_setup,
     split_train_val,
     train_epoch,
     validation_record,
     validation_sums,
+    zero_classifier,
 )
 
 BN_MODES = ("auto", "sync", "frozen", "batch")
@@ -73,10 +77,14 @@ def init_distributed(device: str | None = None) -> Dist:
     return Dist(rank=rank, world=world, local_rank=local_rank, device=device)
 
 
-def _resolve_bn(bn: str, world: int, device: str) -> str:
+def _resolve_bn(bn: str, world: int, device: str, *, pretrained: bool = False) -> str:
+    """ "auto": frozen running statistics for a pretrained backbone, as train.finetune keeps them (train.bn_frozen);
+    a random one trains on batch statistics, synced across GPUs (frozen on CPU, where gloo has no SyncBatchNorm)."""
     if bn not in BN_MODES:
         raise ValueError(f"bn must be one of {BN_MODES}, not {bn!r}")
     if bn == "auto":
+        if pretrained:
+            return "frozen"
         return "batch" if world == 1 else ("sync" if device.startswith("cuda") else "frozen")
     if bn == "sync" and not device.startswith("cuda"):
         raise ValueError("SyncBatchNorm needs CUDA; use bn='frozen' on CPU")
@@ -124,12 +132,6 @@ def _all_reduce_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
     return t.cpu()
 
 
-def _freeze_bn(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
 def ddp_finetune(
     cfg: RoundConfig,
     paths: Sequence[Any],
@@ -157,10 +159,11 @@ def ddp_finetune(
     batch -= batch % d.world
     if batch < d.world:
         raise ValueError(f"{len(tr_idx)} training images cannot fill one batch across {d.world} processes")
-    bn = _resolve_bn(bn, d.world, d.device)
+    bn = _resolve_bn(bn, d.world, d.device, pretrained=bn_frozen(cfg))
     torch.manual_seed(cfg.seed)  # same initial classifier on every rank (DDP also broadcasts rank 0's)
     c = cfg.num_classes
     model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)
+    zero_classifier(model)  # as train.finetune: every class equally likely at the start
     dcfg = data_config(model)
     if bn == "sync":
         from timm.layers import convert_sync_batchnorm
@@ -212,7 +215,7 @@ def ddp_finetune(
         sampler.set_epoch(epoch)
         ddp.train()
         if bn == "frozen":
-            _freeze_bn(model)
+            freeze_bn(model)
         t0 = time.monotonic()
         loss_sum, seen = train_epoch(
             ddp, loader, opt=opt, sched=sched, scaler=scaler, use_amp=use_amp, cfg=cfg, device=d.device,
