@@ -13,24 +13,15 @@ from django.urls import reverse
 from labeling.models import Item, Role, Split
 from labeling.services.annotations import annotation_create
 from tests.factories import page_client
+from tests.training import fake_rounds
+from tests.training.fake_rounds import holdout_metrics
 from training.ml import pipeline
-from training.ml.intervals import wilson_interval
 from training.models import ModelVersion, Prediction, RunMode, RunStatus, TrainingRun
 from training.services.runs import training_run_enqueue, training_run_execute
 
 pytestmark = pytest.mark.django_db
 
 HOLDOUT = 8
-
-
-def holdout_metrics(correct: int, n: int) -> dict:
-    low, high = wilson_interval(correct, n)
-    return {
-        "n": n,
-        "multi_label": False,
-        "accuracy": correct / n,
-        "intervals": {"level": 0.95, "n": n, "accuracy": {"low": low, "high": high, "method": "wilson"}},
-    }
 
 
 @pytest.fixture
@@ -72,34 +63,6 @@ def v4_predicts(project, items: list[Item], right: int) -> None:
         probs = [0.9 if c == wanted else 0.1 for c in v4.class_ids]
         Prediction.objects.create(item=item, model_version=v4, probabilities=probs, predicted_class_id=wanted,
                                   confidence=0.9, uncertainty=0.1)  # fmt: skip
-
-
-def fake_round(metrics: dict, tmp_path: Path):
-    """run_round standing in for training: the given holdout metrics, a checkpoint folder, scores for the pool."""
-
-    def run_round(cfg, train, holdout, pool, cache_dir, out_dir, progress):
-        assert len(holdout) == HOLDOUT
-        checkpoint = tmp_path / "ckpt"
-        checkpoint.mkdir(exist_ok=True)
-        (checkpoint / "model.safetensors").write_bytes(b"weights")
-        ids = np.array([row[0] for row in pool], dtype=np.int64)
-        return pipeline.RoundResult(
-            metrics=metrics, checkpoint_dir=checkpoint, device="cpu", pool_ids=ids,
-            pool_probs=np.full((len(ids), 2), 0.5, dtype=np.float32),
-            pool_uncertainty=np.linspace(0, 1, len(ids), dtype=np.float32),
-            pool_priority=np.arange(len(ids), dtype=np.float32) + 100, embedding_dim=8,
-            pool_random_ids=np.array([], dtype=np.int64),
-        )  # fmt: skip
-
-    return run_round
-
-
-def train(project, metrics, tmp_path, monkeypatch) -> dict:
-    monkeypatch.setattr(pipeline, "run_round", fake_round(metrics, tmp_path))
-    run = training_run_enqueue(project=project, trigger="manual", mode=RunMode.HEAD, send=False)
-    summary = training_run_execute(run_id=run.pk)
-    assert summary["status"] == RunStatus.SUCCEEDED, TrainingRun.objects.get(pk=run.pk).error
-    return summary
 
 
 def version_row(project, member_of, number: int) -> str:
@@ -285,3 +248,7 @@ def test_one_miss_more_than_a_perfect_active_version_on_the_same_items_is_not_he
     assert "not_made_active" not in summary
     assert versions(digits) == {4: False, 5: True}
     assert "<strong>active</strong>" in version_row(digits, member_of, 5)
+
+
+def train(project, metrics, tmp_path, monkeypatch) -> dict:
+    return fake_rounds.train(project, metrics, tmp_path, monkeypatch, holdout=HOLDOUT)

@@ -4,32 +4,17 @@ the model page says why; an ML engineer can still make it active by hand."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 from django.urls import reverse
 
 from labeling.models import Item, Role, Split
 from labeling.services.annotations import annotation_create
 from tests.factories import api_client, page_client
-from training.ml import pipeline
-from training.ml.intervals import wilson_interval
-from training.models import ModelVersion, RunMode, RunStatus, TrainingRun
+from tests.training.fake_rounds import holdout_metrics, train
+from training.models import ModelVersion, RunStatus, TrainingRun
 from training.services.rounds import model_version_activate
-from training.services.runs import training_run_enqueue, training_run_execute
 
 pytestmark = pytest.mark.django_db
-
-
-def holdout_metrics(correct: int, n: int) -> dict:
-    low, high = wilson_interval(correct, n)
-    return {
-        "n": n,
-        "multi_label": False,
-        "accuracy": correct / n,
-        "intervals": {"level": 0.95, "n": n, "accuracy": {"low": low, "high": high, "method": "wilson"}},
-    }
 
 
 @pytest.fixture
@@ -51,33 +36,6 @@ def digits(project_factory, label_class_factory, item_factory, member_of, settin
         class_ids=[c.pk for c in classes], metrics=holdout_metrics(15, 21), active=True,
     )  # fmt: skip
     return project
-
-
-def fake_round(metrics: dict, tmp_path: Path):
-    """run_round standing in for training: the given holdout metrics, a checkpoint folder, scores for the pool."""
-
-    def run_round(cfg, train, holdout, pool, cache_dir, out_dir, progress):
-        checkpoint = tmp_path / "ckpt"
-        checkpoint.mkdir(exist_ok=True)
-        (checkpoint / "model.safetensors").write_bytes(b"weights")
-        ids = np.array([row[0] for row in pool], dtype=np.int64)
-        probs = np.full((len(ids), 2), 0.5, dtype=np.float32)
-        return pipeline.RoundResult(
-            metrics=metrics, checkpoint_dir=checkpoint, device="cpu", pool_ids=ids, pool_probs=probs,
-            pool_uncertainty=np.linspace(0, 1, len(ids), dtype=np.float32),
-            pool_priority=np.arange(len(ids), dtype=np.float32) + 100, embedding_dim=8,
-            pool_random_ids=np.array([], dtype=np.int64),
-        )  # fmt: skip
-
-    return run_round
-
-
-def train(project, metrics, tmp_path, monkeypatch) -> dict:
-    monkeypatch.setattr(pipeline, "run_round", fake_round(metrics, tmp_path))
-    run = training_run_enqueue(project=project, trigger="manual", mode=RunMode.HEAD, send=False)
-    summary = training_run_execute(run_id=run.pk)
-    assert summary["status"] == RunStatus.SUCCEEDED, TrainingRun.objects.get(pk=run.pk).error
-    return summary
 
 
 def versions(project) -> dict[int, bool]:
