@@ -56,7 +56,7 @@ def test_the_model_page_lists_versions_with_their_figures_without_decoding_a_con
     client = Client()
     client.force_login(member_of(versions, Role.ML_ENGINEER))
     text = client.get(reverse("training:model", args=[versions.slug])).content.decode()
-    for figure in ("0.600", "0.700", "0.800", "151", "152", "153", "(none of <bdi>rare</bdi>)"):
+    for figure in ("0.600", "0.700", "0.800", "151", "152", "153", "(no item of: <bdi>rare</bdi>)"):
         assert figure in text
     # The active version's headline (with its intervals and the classes without support) comes from its summary too
     assert "Holdout figures of v3" in text

@@ -111,7 +111,7 @@ def test_make_active_on_the_page_leaves_no_not_made_active_in_the_api(held_back,
     # The page says by the now active version that it was switched by hand, and that its round had held it back
     row = re.search(r'<span class="made-active-by-hand[^"]*">([^<]*)</span>', page.content.decode())
     assert row is not None
-    assert unescape(row[1]).strip() == "made active by hand by eng; its round had held it back"
+    assert unescape(row[1]).strip() == "(made active by hand by eng; its round had held it back)"
     rows = listed(token_client(engineer), held_back)
     assert rows[5]["active"] is True
     assert "not_made_active" not in rows[5]["metrics"]
