@@ -16,22 +16,21 @@ from labeling.constants import WEIGHTS_KEYWORDS, registered_weights_value
 from labeling.selectors.training_seam import registered_backbone_weights
 
 HUB = "hub"
+# The way out every hub refusal and warning ends with, held once so the three say it alike.
+_HUB_ADVICE = "or ask an administrator to set LABELLOOP_MODEL_HUB=on if the workers can reach the hub."
 HUB_REFUSED = (
     "The model hub is off on this deployment (LABELLOOP_MODEL_HUB=off): the training workers cannot download weights "
-    "from it, so training would fail. Choose bundled or registered weights, or ask an administrator to set "
-    "LABELLOOP_MODEL_HUB=on if the workers can reach the hub."
+    f"from it, so training would fail. Choose bundled or registered weights, {_HUB_ADVICE}"
 )
 HUB_KEPT_WARNING = (
     "This project's backbone weights come from the model hub, which is off on this deployment "
     "(LABELLOOP_MODEL_HUB=off): the training workers cannot download them, so the scheduler queues no training run "
-    "for it, and a run started by hand fails. Choose bundled or registered weights below, or ask an administrator to "
-    "set LABELLOOP_MODEL_HUB=on if the workers can reach the hub."
+    f"for it, and a run started by hand fails. Choose bundled or registered weights below, {_HUB_ADVICE}"
 )
 HUB_TRAINING_REFUSED = (
     "No training run is queued: this project's backbone weights come from the model hub, which is off on this "
     "deployment (LABELLOOP_MODEL_HUB=off), so the training workers cannot download them. Choose bundled or registered "
-    "weights in the project settings, or ask an administrator to set LABELLOOP_MODEL_HUB=on if the workers can reach "
-    "the hub."
+    f"weights in the project settings, {_HUB_ADVICE}"
 )
 
 # Backbone weights a manager may pick: the keywords the worker understands, the weights an ML engineer registered
