@@ -78,7 +78,7 @@ def weights_choices(current: str | None = None, registered: list[dict] | None = 
     choices = list(WEIGHTS_CHOICES)
     if not model_hub_on():
         said = (
-            "current setting; training fails while LABELLOOP_MODEL_HUB is off"
+            "current setting; no training run is queued while LABELLOOP_MODEL_HUB is off"
             if current == HUB
             else "unavailable: LABELLOOP_MODEL_HUB is off, the workers run offline"
         )
