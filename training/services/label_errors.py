@@ -38,26 +38,24 @@ from training.services.cross_validated import (
     single_label_estimate,
 )
 from training.services.label_errors_multi import multi_label_search
-from training.services.progress_gate import WRITE_INTERVAL, ProgressGate
+from training.services.progress_gate import ProgressGate
 from training.services.snapshot import label_snapshot
 
 __all__ = ["label_errors_find", "labeled_embeddings"]
 
-# Within one stage the job row (the page's bar, polled every second) is written at most this often.
-JOB_WRITE_SECONDS = WRITE_INTERVAL
-
 
 class _SearchProgress:
     """The search's Progress: the command's bar (`also`) hears every call; the job row is written when the
-    ProgressGate says (label change, stage end, else at most every JOB_WRITE_SECONDS: the embeddings report every
-    batch). Each cross-validation fold has its own label, so those writes number folds x fold splits."""
+    ProgressGate says (label change, stage end, else at most every progress_gate.WRITE_INTERVAL seconds: the
+    embeddings report every batch). Each cross-validation fold has its own label, so those writes number folds x
+    fold splits."""
 
     clock = staticmethod(time.monotonic)
 
     def __init__(self, job: Job | None, also: Progress | None):
         self.job, self.also = job, also
         # Reads self.clock on every report, so a test may swap the clock after construction.
-        self.gate = ProgressGate(min_interval=JOB_WRITE_SECONDS, clock=lambda: self.clock())
+        self.gate = ProgressGate(clock=lambda: self.clock())
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
         if self.job is not None and self.gate.due(message, done, total):
