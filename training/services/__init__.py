@@ -8,7 +8,6 @@ from training.services.rounds import (
     default_strategy_figures,
     head_pseudo_threshold,
     model_score_pool,
-    model_version_activate,
     predictions_write,
     round_config,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "item_local_path",
     "label_snapshot",
     "model_score_pool",
-    "model_version_activate",
     "pool_snapshot",
     "predictions_write",
     "project_cache_dir",
