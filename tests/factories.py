@@ -176,6 +176,17 @@ def page_client(user):
     return client
 
 
+def admin_change_post(client, project, **changes):
+    """The Django admin's change form of `project` as it comes up, saved by `client` (a staff user's) with `changes`:
+    the response (302 saved; 200 with the form's errors)."""
+    from labeling.admin import ProjectAdminForm
+
+    data = {k: v for k, v in ProjectAdminForm(instance=project).initial.items() if v is not None and v is not False}
+    data.pop("created_by", None)  # read-only in the admin
+    data.update(changes, _save="Save")
+    return client.post(reverse("admin:labeling_project_change", args=[project.pk]), data)
+
+
 def api_client(user):
     """A REST client authenticated as `user` without a token: for what an endpoint does, where the token check is not
     the point (`token_client` signs in as a script does)."""

@@ -16,6 +16,7 @@ from django.urls import reverse
 from labeling.admin import ProjectAdminForm
 from labeling.forms import ProjectSettingsForm
 from labeling.models import Project
+from tests.factories import admin_change_post
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +36,6 @@ def change_url(project) -> str:
 
 def stored(project) -> dict:
     return model_to_dict(Project.objects.get(pk=project.pk))
-
-
-def admin_save(client: Client, project, **changes):
-    """The change form as the admin shows it for `project`, saved with `changes`."""
-    data = {k: v for k, v in ProjectAdminForm(instance=project).initial.items() if v is not None and v is not False}
-    data.pop("created_by", None)  # read-only in the admin
-    data.update(changes, _save="Save")
-    return client.post(change_url(project), data)
 
 
 def page_refusal(project, value: str) -> list[str]:
@@ -77,7 +70,7 @@ def test_the_admin_refuses_weights_the_settings_page_refuses_and_saves_nothing(p
     before = stored(project)
 
     # When they save it with those weights and a new name beside them
-    response = admin_save(staff, project, name="Renamed", backbone_weights=value)
+    response = admin_change_post(staff, project, name="Renamed", backbone_weights=value)
 
     # Then the page comes back with the settings page's own refusal on the weights, and nothing is stored
     assert response.status_code == 200
@@ -107,7 +100,7 @@ def test_the_admin_shows_the_settings_page_menu_with_hub_unavailable(project, st
 def test_the_admin_saves_weights_the_settings_page_accepts(project, staff, settings, value):
     settings.LABELLOOP_BACKBONE_WEIGHTS = ["/srv/models/listed.pth"]
 
-    response = admin_save(staff, project, name="Renamed", backbone_weights=value)
+    response = admin_change_post(staff, project, name="Renamed", backbone_weights=value)
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert (stored(project)["name"], stored(project)["backbone_weights"]) == ("Renamed", value)
@@ -115,7 +108,7 @@ def test_the_admin_saves_weights_the_settings_page_accepts(project, staff, setti
 
 @override_settings(LABELLOOP_MODEL_HUB=True)
 def test_with_the_hub_on_the_admin_saves_hub(project, staff):
-    response = admin_save(staff, project, backbone_weights="hub")
+    response = admin_change_post(staff, project, backbone_weights="hub")
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert stored(project)["backbone_weights"] == "hub"
@@ -127,7 +120,7 @@ def test_a_project_already_on_hub_keeps_it_and_saves_its_other_settings_in_the_a
 
     # When staff open its change page and save another setting, the weights left as they are
     menu = weights_menu(staff.get(change_url(project)).content.decode())
-    response = admin_save(staff, project, retrain_every=50)
+    response = admin_change_post(staff, project, retrain_every=50)
 
     # Then its value is selectable and selected, and the other setting is saved with the weights kept
     assert "disabled" not in menu["hub"]

@@ -9,11 +9,10 @@ from html import unescape
 import pytest
 from django.forms.models import model_to_dict
 from django.test import Client
-from django.urls import reverse
 
-from labeling.admin import ProjectAdminForm
 from labeling.forms import ProjectSettingsForm
 from labeling.models import Project
+from tests.factories import admin_change_post
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +26,6 @@ def staff(user_factory) -> Client:
 
 def stored(project) -> dict:
     return model_to_dict(Project.objects.get(pk=project.pk))
-
-
-def admin_save(client: Client, project, **changes):
-    """The change form as the admin shows it for `project`, saved with `changes`."""
-    data = {k: v for k, v in ProjectAdminForm(instance=project).initial.items() if v is not None and v is not False}
-    data.pop("created_by", None)  # read-only in the admin
-    data.update(changes, _save="Save")
-    return client.post(reverse("admin:labeling_project_change", args=[project.pk]), data)
 
 
 def page_refusal(project, field: str, value) -> list[str]:
@@ -65,7 +56,7 @@ def test_the_admin_refuses_a_setting_out_of_range_as_the_page_does_and_saves_not
     before = stored(project)
 
     # When they save it with one setting out of range and a new name beside it
-    response = admin_save(staff, project, name="Renamed", **{field: value})
+    response = admin_change_post(staff, project, name="Renamed", **{field: value})
 
     # Then the form comes back with the page's own refusal on that field, and nothing is stored, the name included
     assert response.status_code == 200
@@ -78,7 +69,7 @@ def test_the_admin_refuses_a_setting_out_of_range_as_the_page_does_and_saves_not
 
 
 def test_the_admin_saves_settings_in_range(project, staff):
-    response = admin_save(
+    response = admin_change_post(
         staff, project, image_size=512, annotations_per_item=20, retrain_every=1, min_labels_to_train=2, gpus=2
     )
 
