@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from labeling import models
-from labeling.forms import ProjectSettingsForm
+from labeling.forms import ProjectSettingsForm, backbone_pairing_check
 from labeling.permissions import granted_roots_clean
 from labeling.selectors.backbone_weights import weights_choices, weights_unavailable
 from labeling.selectors.classes import class_name_problem
@@ -67,6 +67,13 @@ class ProjectAdminForm(forms.ModelForm):
             field.widget.unavailable = weights_unavailable(current)
 
     clean_backbone_weights = ProjectSettingsForm.clean_backbone_weights
+
+    def clean(self):
+        """The settings page's pairing of backbone and weights, in its words: bundled weights only for the bundled
+        backbones, registered weights only for their architecture."""
+        data = super().clean()
+        backbone_pairing_check(self, data)
+        return data
 
     def clean_granted_import_roots(self) -> list[str]:
         return granted_roots_clean(self.cleaned_data["granted_import_roots"])

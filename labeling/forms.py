@@ -7,19 +7,18 @@ from django.urls import reverse
 from labeling.constants import (
     BACKBONE_CHOICES,
     BACKBONE_FIGURES,
-    BUNDLED_BACKBONES,
     DEFAULT_BACKBONE,
     DIRECTION_CONTROLS,
     STRATEGY_CHOICES,
     backbone_choices,
-    registered_weights_id,
 )
 from labeling.models import LabelClass, Project, Role
 from labeling.selectors.backbone_weights import (
     WEIGHTS_CHOICES,
+    bundled_weights_refusal,
     hub_weights_refusal,
     hub_weights_warning,
-    model_hub_on,
+    registered_weights_refusal,
     weights_choices,
     weights_unavailable,
 )
@@ -152,6 +151,20 @@ class ProjectCreateForm(forms.ModelForm):
             "instructions": "Shown to annotators on the labeling page when they press i (plain text: line breaks "
             "are kept, markup is shown as typed).",
         }
+
+
+def backbone_pairing_check(form: forms.Form, data: dict, *, registered: list[dict] | None = None) -> None:
+    """Refuse, on `form`, backbone weights that do not go with the backbone in its cleaned `data` (the rules:
+    labeling.selectors.backbone_weights): registered weights for another architecture on "backbone", "bundled" for a
+    backbone without bundled weights on "backbone_weights". The settings form and the admin's project form both ask
+    it, so both refuse in the same words. `registered`: registered_backbone_weights' rows, read where None."""
+    weights, backbone = data.get("backbone_weights"), data.get("backbone")
+    refusal = registered_weights_refusal(weights, backbone=backbone, registered=registered)
+    if refusal:
+        form.add_error("backbone", refusal)
+    refusal = bundled_weights_refusal(weights, backbone=backbone)
+    if refusal:
+        form.add_error("backbone_weights", refusal)
 
 
 class _WeightsSelect(forms.Select):
@@ -302,20 +315,7 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        chosen = self.registered.get(registered_weights_id(data.get("backbone_weights")))
-        if chosen is not None and data.get("backbone") not in (None, chosen["architecture"]):
-            self.add_error(
-                "backbone",
-                f"The registered weights {chosen['name']} are for {chosen['architecture']}; choose that backbone "
-                "with them.",
-            )
-        if data.get("backbone_weights") == "bundled" and data.get("backbone") not in (None, *BUNDLED_BACKBONES):
-            others = '"hub", "none"' if model_hub_on() else '"none"'
-            self.add_error(
-                "backbone_weights",
-                f"Bundled weights exist only for {' and '.join(BUNDLED_BACKBONES)}; use {others} or a registered "
-                "checkpoint.",
-            )
+        backbone_pairing_check(self, data, registered=list(self.registered.values()))
         return data
 
 

@@ -6,13 +6,15 @@ LABELLOOP_MODEL_HUB (off by default: the product runs offline). Off, a project m
 settings page, POST /api/projects/ and manage.py project_create all check through the settings form, which asks
 `hub_weights_refusal`), and the choice is shown as unavailable rather than left out. A project already on "hub"
 keeps it, so its manager can still save the rest of its settings; the training scheduler queues no run for it
-meanwhile (`hub_weights_training_refusal`: each would start a worker only to fail), and its settings page says so."""
+meanwhile (`hub_weights_training_refusal`: each would start a worker only to fail), and its settings page says so.
+Which backbone weights go with is held here too (`bundled_weights_refusal`, `registered_weights_refusal`), so the
+settings form and the admin refuse the same pairs in the same words."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from labeling.constants import WEIGHTS_KEYWORDS, registered_weights_value
+from labeling.constants import BUNDLED_BACKBONES, WEIGHTS_KEYWORDS, registered_weights_id, registered_weights_value
 from labeling.selectors.training_seam import registered_backbone_weights
 
 HUB = "hub"
@@ -69,6 +71,32 @@ def hub_weights_training_refusal(weights: str | None) -> str:
     if weights != HUB or model_hub_on():
         return ""
     return HUB_TRAINING_REFUSED
+
+
+def bundled_weights_refusal(weights: str | None, *, backbone: str | None) -> str:
+    """Why backbone weights `weights` cannot go with backbone `backbone`; "" where they can. Only "bundled" with a
+    backbone that ships no weights: the worker has offline weights for the bundled backbones alone. A `backbone` of
+    None (the form refused it already) is not judged."""
+    if weights != "bundled" or backbone is None or backbone in BUNDLED_BACKBONES:
+        return ""
+    others = '"hub", "none"' if model_hub_on() else '"none"'
+    return f"Bundled weights exist only for {' and '.join(BUNDLED_BACKBONES)}; use {others} or a registered checkpoint."
+
+
+def registered_weights_refusal(
+    weights: str | None, *, backbone: str | None, registered: list[dict] | None = None
+) -> str:
+    """Why backbone weights `weights` cannot go with backbone `backbone`; "" where they can. Only registered weights
+    (of `registered`, registered_backbone_weights' rows, read here where None) made for another architecture: the
+    worker loads them into the backbone, whose layers must match. A `backbone` of None is not judged."""
+    weights_id = registered_weights_id(weights)
+    if weights_id is None or backbone is None:
+        return ""
+    rows = registered if registered is not None else registered_backbone_weights()
+    chosen = next((row for row in rows if row["id"] == weights_id), None)
+    if chosen is None or backbone == chosen["architecture"]:
+        return ""
+    return f"The registered weights {chosen['name']} are for {chosen['architecture']}; choose that backbone with them."
 
 
 def weights_choices(current: str | None = None, registered: list[dict] | None = None) -> list[tuple[str, str]]:
