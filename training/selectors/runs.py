@@ -134,6 +134,12 @@ class LoopStatus:
     backing_off: bool = False
     held: str = ""  # why the scheduler queues no run for the project (its backbone weights), "" where nothing holds it
 
+    @property
+    def held_why(self) -> str:
+        """`held` without its opening "No training run is queued: ", for the line that names a run in flight (which
+        may itself be queued): the scheduler queues no run after it, because ..."""
+        return self.held.partition(": ")[2] or self.held
+
 
 def loop_status(*, project: Project) -> LoopStatus:
     row = (
