@@ -26,8 +26,9 @@ HUB_REFUSED = (
 )
 HUB_KEPT_WARNING = (
     "This project's backbone weights come from the model hub, which is off on this deployment "
-    "(LABELLOOP_MODEL_HUB=off): the training workers cannot download them, so the scheduler queues no training run "
-    f"for it, and a run started by hand fails. Choose bundled or registered weights below, {_HUB_ADVICE}"
+    "(LABELLOOP_MODEL_HUB=off): the training workers cannot download them, so no training run is queued for it (the "
+    "scheduler holds it; Train now, the API and manage.py train refuse it). "
+    f"Choose bundled or registered weights below, {_HUB_ADVICE}"
 )
 HUB_TRAINING_REFUSED = (
     "No training run is queued: this project's backbone weights come from the model hub, which is off on this "

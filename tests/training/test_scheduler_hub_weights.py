@@ -64,7 +64,8 @@ def test_the_scheduler_queues_no_run_for_a_project_on_hub_while_the_hub_is_off(h
     page = unescape(page_client(manager).get(settings_url(hub_project)).content.decode())
     warning = re.search(r'<p class="error" id="hub-weights-warning"[^>]*>(.*?)</p>', page, flags=re.S)[1]
     assert "LABELLOOP_MODEL_HUB=off" in warning
-    assert "the scheduler queues no training run for it" in warning
+    assert "no training run is queued for it (the scheduler holds it" in warning
+    assert "a run started by hand fails" not in warning  # Train now, the API and the command refuse it instead
     assert "Choose bundled or registered weights" in warning
     # the reason a "Train now" or the model page can give is the same rule's
     assert hub_weights_training_refusal(hub_project.backbone_weights) == HUB_TRAINING_REFUSED
