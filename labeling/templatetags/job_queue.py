@@ -107,13 +107,16 @@ def job_result_summary(job, card: str = "") -> list[tuple[str, object]]:
     """The plain figures of a finished job's result, in order and in words ("imported: 300", "label errors: 2",
     "outcome: too few"); whole numbers as they are, others to 3 significant digits (_number_text). Nested parts
     (per-format measurements, file lists, counts by reason) have their own tables on the pages that show them, and
-    the keys the job's card says in words (SAID_ON_THE_CARD) are left out."""
+    the keys the job's card says in words (SAID_ON_THE_CARD) are left out. A pool scoring says its result in one
+    line (_score_summary)."""
     result = job.result
     if not isinstance(result, dict):
         return []
     said = SAID_ON_THE_CARD.get(card, {}).get(job.kind, frozenset())
     if said == EVERY:
         return []
+    if job.kind == JobKind.SCORE and isinstance(result.get("scored"), int):
+        return _score_summary(result)
     rank = {key: n for n, key in enumerate(RESULT_ORDER)}
     ordered = sorted(result.items(), key=lambda kv: (rank.get(kv[0], len(rank)), str(kv[0])))
     return [
@@ -124,6 +127,26 @@ def job_result_summary(job, card: str = "") -> list[tuple[str, object]]:
         for k, v in ordered
         if isinstance(v, str | int | float | bool) and k != "files" and k not in said
     ]
+
+
+def _score_summary(result: dict) -> list[tuple[str, str]]:
+    """A pool scoring's result as one line, "scored: 1,312 open images with v3 in 9.5 s", not its raw keys. Its
+    keys (training.services.rounds.model_score_pool; sharded, training.services.sharding): scored, version, seconds,
+    or shards and shard_seconds; priorities only where the queue was left as it was."""
+    n, version = result["scored"], result.get("version")
+    line = f"{n:,} open image{'' if n == 1 else 's'}" + (f" with v{version}" if version is not None else "")
+    shards = result.get("shards")
+    seconds = result.get("shard_seconds" if isinstance(shards, int) else "seconds")
+    timed = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if n and isinstance(shards, int) and shards > 1:
+        line += f" in {shards} shards" + (f", {seconds:,.1f} s of work in all" if timed else "")
+    elif n and timed:
+        line += f" in {seconds:,.1f} s"
+    summary = [("scored", line)]
+    skipped = result.get("priorities")
+    if isinstance(skipped, str) and skipped:
+        summary.append(("queue order not changed", skipped.removeprefix("skipped: ")))
+    return summary
 
 
 def _number_text(value):
