@@ -47,7 +47,6 @@ from training.ml.train import (
     train_epoch,
     validation_record,
     validation_sums,
-    zero_classifier,
 )
 
 BN_MODES = ("auto", "sync", "frozen", "batch")
@@ -160,10 +159,9 @@ def ddp_finetune(
     if batch < d.world:
         raise ValueError(f"{len(tr_idx)} training images cannot fill one batch across {d.world} processes")
     bn = _resolve_bn(bn, d.world, d.device, pretrained=bn_frozen(cfg))
-    torch.manual_seed(cfg.seed)  # same initial classifier on every rank (DDP also broadcasts rank 0's)
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     c = cfg.num_classes
-    model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)
-    zero_classifier(model)  # as train.finetune: every class equally likely at the start
+    model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)  # its classifier starts at zero
     dcfg = data_config(model)
     if bn == "sync":
         from timm.layers import convert_sync_batchnorm

@@ -99,19 +99,6 @@ def optimizer_setup(model: nn.Module, cfg: RoundConfig, *, steps_per_epoch: int,
     return opt, sched, scaler, use_amp
 
 
-def zero_classifier(model: nn.Module) -> None:
-    """Start the new classifier at zero: every class equally likely, a first loss of ln C.
-
-    timm draws EfficientNet's classifier from U(+-1/sqrt(C)): with 10 classes Lite0's pooled features (rms ~1.6)
-    give logits of std ~9 and a first loss of ~15, which the few dozen steps of a small round never undo (demo
-    digits, 207 training images, 64 px, 50 held out: accuracy 0.24 from timm's start, 0.58 from zero, 0.18 with
-    BatchNorm frozen alone, 0.92 from zero with BatchNorm frozen; the head on embeddings 0.88)."""
-    classifier = model.get_classifier()
-    with torch.no_grad():
-        for p in classifier.parameters():
-            p.zero_()
-
-
 def bn_frozen(cfg: RoundConfig) -> bool:
     """Whether fine-tuning keeps BatchNorm on its pretrained running statistics: yes for every pretrained backbone;
     a random one ("none") needs batch statistics to train at all."""
@@ -142,8 +129,7 @@ def finetune(
     torch.manual_seed(cfg.seed)
     device = cfg.resolved_device()
     c = cfg.num_classes
-    model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)
-    zero_classifier(model)
+    model = create_model(cfg.backbone, c, cfg.weights, drop_rate=cfg.drop_rate)  # its classifier starts at zero
     dcfg = data_config(model)
     model = to_channels_last(model.to(device))
     tr_idx, val_idx = split_train_val(labels, cfg.val_fraction, cfg.seed)
