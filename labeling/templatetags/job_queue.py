@@ -130,9 +130,10 @@ def job_result_summary(job, card: str = "") -> list[tuple[str, object]]:
 
 
 def _score_summary(result: dict) -> list[tuple[str, str]]:
-    """A pool scoring's result as one line, "scored: 1,312 open images with v3 in 9.5 s", not its raw keys. Its
-    keys (training.services.rounds.model_score_pool; sharded, training.services.sharding): scored, version, seconds,
-    or shards and shard_seconds; priorities only where the queue was left as it was."""
+    """A pool scoring's result as one sentence, "Scored 1,312 open images with v3 in 9.5 s.", not its raw keys (the
+    card prints an entry with no key without one). Its keys (training.services.rounds.model_score_pool; sharded,
+    training.services.sharding): scored, version, seconds, or shards and shard_seconds; priorities only where the
+    queue was left as it was."""
     n, version = result["scored"], result.get("version")
     line = f"{n:,} open image{'' if n == 1 else 's'}" + (f" with v{version}" if version is not None else "")
     shards = result.get("shards")
@@ -142,11 +143,10 @@ def _score_summary(result: dict) -> list[tuple[str, str]]:
         line += f" in {shards} shards" + (f", {seconds:,.1f} s of work in all" if timed else "")
     elif n and timed:
         line += f" in {seconds:,.1f} s"
-    summary = [("scored", line)]
     skipped = result.get("priorities")
     if isinstance(skipped, str) and skipped:
-        summary.append(("queue order not changed", skipped.removeprefix("skipped: ")))
-    return summary
+        line += f"; the queue order was not changed: {skipped.removeprefix('skipped: ')}"
+    return [("", f"Scored {line}.")]
 
 
 def _number_text(value):

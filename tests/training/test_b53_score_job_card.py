@@ -1,5 +1,5 @@
-"""The Scoring job's card on the model page says its result in one line ("scored: 1,312 open images with v3 in
-9.5 s"), not the raw result keys ("scored: 1312 · seconds: 9.46 · version: 3"); other kinds' cards are unchanged."""
+"""The Scoring job's card on the model page says its result in one sentence ("Scored 1,312 open images with v3
+in 9.5 s."), not the raw result keys ("scored: 1312 · seconds: 9.46 · version: 3"); other kinds' cards are unchanged."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def card_text(client, url: str, job: Job) -> str:
     ("result", "line"),
     [
         # one worker (training.services.rounds.model_score_pool)
-        ({"version": 3, "scored": 1312, "seconds": 9.46}, "scored: 1,312 open images with v3 in 9.5 s"),
-        ({"version": 1, "scored": 1, "seconds": 0.2}, "scored: 1 open image with v1 in 0.2 s"),
-        ({"version": 2, "scored": 0}, "scored: 0 open images with v2"),
+        ({"version": 3, "scored": 1312, "seconds": 9.46}, "Scored 1,312 open images with v3 in 9.5 s."),
+        ({"version": 1, "scored": 1, "seconds": 0.2}, "Scored 1 open image with v1 in 0.2 s."),
+        ({"version": 2, "scored": 0}, "Scored 0 open images with v2."),
         # spread over workers (training.services.sharding)
         (
             {
@@ -61,7 +61,7 @@ def card_text(client, url: str, job: Job) -> str:
                 "retried_shards": [],
                 "shard_seconds": 61.25,
             },
-            "scored: 25,000 open images with v4 in 6 shards, 61.2 s of work in all",
+            "Scored 25,000 open images with v4 in 6 shards, 61.2 s of work in all.",
         ),
     ],
 )
@@ -86,7 +86,10 @@ def test_the_scoring_card_says_when_the_queue_order_was_kept(project, member_of)
 
     text = card_text(page_client(engineer), reverse("training:model", args=[project.slug]), job)
 
-    assert "scored: 40 open images with v2 in 1.0 s · queue order not changed: another version was made active" in text
+    assert (
+        "Scored 40 open images with v2 in 1.0 s; the queue order was not changed: another version was made active"
+        in text
+    )
     assert "priorities" not in text
 
 
