@@ -30,11 +30,13 @@ HUB_KEPT_WARNING = (
     "scheduler holds it; Train now, the API and manage.py train refuse it). "
     f"Choose bundled or registered weights below, {_HUB_ADVICE}"
 )
-HUB_TRAINING_REFUSED = (
-    "No training run is queued: this project's backbone weights come from the model hub, which is off on this "
-    "deployment (LABELLOOP_MODEL_HUB=off), so the training workers cannot download them. Choose bundled or registered "
-    f"weights in the project settings, {_HUB_ADVICE}"
+# Why the scheduler holds such a project; a run asked for by hand is refused with it, after what that means
+HUB_TRAINING_HELD = (
+    "this project's backbone weights come from the model hub, which is off on this deployment "
+    "(LABELLOOP_MODEL_HUB=off), so the training workers cannot download them. Choose bundled or registered weights in "
+    f"the project settings, {_HUB_ADVICE}"
 )
+HUB_TRAINING_REFUSED = f"No training run is queued: {HUB_TRAINING_HELD}"
 
 # Backbone weights a manager may pick: the keywords the worker understands, the weights an ML engineer registered
 # (manage.py weights_register or the admin: validated, sha256 recorded), then the checkpoints an administrator
@@ -69,9 +71,15 @@ def hub_weights_warning(current: str | None) -> str:
 def hub_weights_training_refusal(weights: str | None) -> str:
     """Why no training run can use a project's backbone weights `weights` on this deployment; "" where one can. Only
     "hub" while the hub is off: the worker would fail at the run's start (HubWeightsUnavailable)."""
+    return HUB_TRAINING_REFUSED if hub_weights_training_held(weights) else ""
+
+
+def hub_weights_training_held(weights: str | None) -> str:
+    """hub_weights_training_refusal's reason alone ("this project's backbone weights come from the model hub, ..."),
+    for a line that says first what it means; "" where a run can use `weights`."""
     if weights != HUB or model_hub_on():
         return ""
-    return HUB_TRAINING_REFUSED
+    return HUB_TRAINING_HELD
 
 
 def bundled_weights_refusal(weights: str | None, *, backbone: str | None) -> str:

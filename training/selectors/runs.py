@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from labeling.constants import WEIGHTS_KEYWORDS, id_from_text, registered_weights_id
 from labeling.models import Item, Job, JobKind, JobStatus, LabelClass, Project, ResolvedLabel
-from labeling.selectors.backbone_weights import hub_weights_training_refusal
+from labeling.selectors.backbone_weights import hub_weights_training_held, hub_weights_training_refusal
 from labeling.selectors.classes import class_paths
 from training.models import IN_FLIGHT, BackboneWeights, ModelVersion, RunMode, RunStatus, TrainingRun
 
@@ -134,11 +134,9 @@ class LoopStatus:
     backing_off: bool = False
     held: str = ""  # why the scheduler queues no run for the project (its backbone weights), "" where nothing holds it
 
-    @property
-    def held_why(self) -> str:
-        """`held` without its opening "No training run is queued: ", for the line that names a run in flight (which
-        may itself be queued): the scheduler queues no run after it, because ..."""
-        return self.held.partition(": ")[2] or self.held
+    # `held`'s reason alone, for the line that names a run in flight (which may itself be queued): the scheduler
+    # queues no run after it, because ...
+    held_why: str = ""
 
 
 def loop_status(*, project: Project) -> LoopStatus:
@@ -158,6 +156,7 @@ def loop_status(*, project: Project) -> LoopStatus:
         importing=row["importing"],
         backing_off=row["backing_off"],
         held=hub_weights_training_refusal(project.backbone_weights) if row["held"] else "",
+        held_why=hub_weights_training_held(project.backbone_weights) if row["held"] else "",
     )
 
 
