@@ -121,14 +121,19 @@
     f.querySelector("input[name=client_now]").value = String(Date.now());
   });
 
+  // A click on the tile's own checkbox selects like a click on its picture. The browser has already flipped that
+  // box when the click arrives and puts it back if the click is cancelled (which left it unticked, and the count
+  // at 0): its click is not cancelled, and the state before the click is the box's flipped back.
   document.addEventListener("click", (e) => {
     const tile = e.target.closest && e.target.closest("#tiles .tile");
     if (!tile) return;
-    e.preventDefault();
+    const onBox = e.target === box(tile);
+    if (!onBox) e.preventDefault();
+    const was = onBox ? !box(tile).checked : box(tile).checked;
     const index = tiles().indexOf(tile);
     if (e.shiftKey && anchor >= 0) selectRange(index);
     else {
-      setSelected(tile, !box(tile).checked);
+      setSelected(tile, !was);
       setAnchor(index);
     }
     moveCursor(index);
@@ -143,13 +148,16 @@
     rove(cursor);
   });
 
-  // --- finding a class among many: the filter narrows the class list (chosen classes stay listed); Enter in it
-  // chooses the first match (multi-label: adds or removes it), Enter with the finder empty labels the selection as a
-  // grid Enter does, Escape goes back to the grid ---
+  // --- finding a class among many: the filter narrows the class list (chosen classes stay listed) and lists the
+  // matches under it as the labeling page's search does (class-keys.js), the one Enter takes highlighted (arrows
+  // move it); Enter in it chooses that match (multi-label: adds or removes it), Enter with the finder empty labels
+  // the selection as a grid Enter does, Escape goes back to the grid ---
   const classSelect = () => document.getElementById("grid-class");
   const filterInput = () => document.getElementById("grid-class-filter");
   // The classes, not the "choose a class…" placeholder of a single-label menu.
   const options = () => (classSelect() ? Array.from(classSelect().options).filter((o) => o.value) : []);
+  const findList = () => document.getElementById("grid-class-results");
+  let findIndex = 0;  // the match Enter takes
 
   function showChosen() {
     const chosen = document.getElementById("grid-chosen");
@@ -163,7 +171,21 @@
     const query = filterInput().value;
     const found = new Set(window.LabelloopClassKeys.search(options(), query));
     options().forEach((o) => { o.hidden = Boolean(query.trim()) && !found.has(o) && !o.selected; });
-    return options().filter((o) => found.has(o));
+    const results = options().filter((o) => found.has(o));
+    findIndex = Math.min(findIndex, Math.max(0, results.length - 1));
+    if (findList()) window.LabelloopClassKeys.renderResults(findList(), results, findIndex, choose);
+    return results;
+  }
+
+  // Choose a found class (multi-label: add or remove it); the finder is emptied for the next one.
+  function choose(option) {
+    if (classSelect().multiple) option.selected = !option.selected;
+    else classSelect().value = option.value;
+    filterInput().value = "";
+    findIndex = 0;
+    applyFilter();
+    option.scrollIntoView({ block: "nearest" });
+    showChosen();
   }
 
   function backToGrid() {
@@ -174,22 +196,25 @@
 
   function onFilterKey(e) {
     if (e.key === "Escape") { e.preventDefault(); e.target.value = ""; applyFilter(); backToGrid(); return; }
+    const results = e.target.value.trim() ? applyFilter() : [];
+    const moved = window.LabelloopClassKeys.step(e.key, findIndex, results.length);
+    if (moved !== null && results.length) { e.preventDefault(); findIndex = moved; applyFilter(); return; }
     if (e.key === "ArrowDown") { e.preventDefault(); classSelect().focus(); return; }
     if (e.key !== "Enter") return;
     e.preventDefault();  // a search's Enter chooses; only Enter on an empty finder labels
     if (e.repeat) return;  // a held Enter must not choose and then label
     if (!e.target.value.trim()) { submit("label"); return; }
-    const [first] = applyFilter();
-    if (!first) return;
-    if (classSelect().multiple) first.selected = !first.selected;
-    else classSelect().value = first.value;
-    e.target.value = "";
-    applyFilter();
-    first.scrollIntoView({ block: "nearest" });
-    showChosen();
+    if (results[findIndex]) choose(results[findIndex]);
   }
 
-  document.addEventListener("input", (e) => { if (e.target.id === "grid-class-filter") applyFilter(); });
+  document.addEventListener("input", (e) => {
+    if (e.target.id === "grid-class-filter") { findIndex = 0; applyFilter(); }
+  });
+  // The matches are listed while the finder has the focus only.
+  document.addEventListener("focusin", (e) => { if (e.target.id === "grid-class-filter") applyFilter(); });
+  document.addEventListener("focusout", (e) => {
+    if (e.target.id === "grid-class-filter" && findList()) findList().hidden = true;
+  });
   document.addEventListener("change", (e) => { if (e.target.id === "grid-class") showChosen(); });
 
   function onArrow(key, shift) {
