@@ -85,7 +85,9 @@ class MonitoringDriftSerializer(serializers.Serializer):
 
 class MonitoringAccuracySerializer(serializers.Serializer):
     version = serializers.IntegerField(source="version_number")
-    n = serializers.IntegerField(help_text="Production images of this version that people labeled.")
+    n = serializers.IntegerField(
+        help_text="Production images of this version that people labeled after they were sent to the queue."
+    )
     correct = serializers.IntegerField(
         help_text="Top class one of the labeled classes; multi-label: the predicted classes are the labeled ones."
     )
@@ -111,7 +113,13 @@ class MonitoringOutputSerializer(serializers.Serializer):
     labeled_total = serializers.IntegerField()
     drift = MonitoringDriftSerializer(many=True, help_text="The newest drift reports, oldest first.")
     drift_running = serializers.SerializerMethodField(help_text="True while a drift check runs.")
-    live_accuracy = MonitoringAccuracySerializer(many=True)
+    live_accuracy = MonitoringAccuracySerializer(
+        many=True, help_text="Per version, on the sent production images people labeled after they were sent."
+    )
+    live_labeled_before = serializers.IntegerField(
+        help_text="Sent images left out of live_accuracy: the project had labeled them before they were sent "
+        "(copies of its own images, which a version may have trained on)."
+    )
     sent_to_queue = serializers.IntegerField()
     kept_images = serializers.IntegerField(help_text="Kept production images not sent yet.")
     keep_images_days = serializers.IntegerField()

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, F, FloatField, Q, Value
+from django.db.models import Count, F, FloatField, Min, Q, Value
 from django.db.models.functions import Floor, Least, TruncDate
 from django.utils import timezone
 
-from labeling.models import Item, Project, ResolvedLabel
+from labeling.models import Annotation, Item, Project, ResolvedLabel
 from labeling.selectors.classes import ClassTree, class_paths, class_tree
 from serving.models import (
     DEFAULT_LOW_CONFIDENCE_THRESHOLD,
@@ -97,6 +97,8 @@ class Monitoring:
     latency: list[LatencyDay] = field(default_factory=list)  # empty: no row of the window has a latency
     class_paths: list[str] = field(default_factory=list)  # every class's display path, sorted (send to queue's list)
     notes: list[str] = field(default_factory=list)
+    # Sent images left out of live accuracy: the project had labeled them before they were sent (live_accuracy)
+    live_labeled_before: int = 0
 
 
 def _quantile(hist: list[int], q: float) -> float | None:
@@ -259,38 +261,57 @@ def class_mix(
     return rows, other, n_pred, n_lab
 
 
-def live_accuracy(*, project: Project, ids: dict[str, int]) -> list[LiveAccuracy]:
-    """Per version: of the production images sent to the queue whose item now has a resolved label, how many the
-    version got right, with a Wilson 95 % interval. Right: the top class is one of the resolved classes; in a
-    multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model page).
-    Compared by class id: the logged names map to classes through `ids`, the project's class_ids_by_logged_name (a
-    name no class has any more is never right)."""
-    logs = PredictionLog.objects.filter(project=project).exclude(image_sha256="").order_by("-created_at", "-pk")
-    logs = logs[: MAX_SEND * 100]
-    sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk"))
+def live_accuracy(*, project: Project, ids: dict[str, int]) -> tuple[list[LiveAccuracy], int]:
+    """Per version: of the production images sent to the queue that people labeled after the send, how many the
+    version got right, with a Wilson 95 % interval; and how many sent images are left out because the project had
+    labeled them before they were sent. Right: the top class is one of the resolved classes; in a multi-label
+    project, the predicted classes are the resolved ones (subset accuracy, as on the model page). Compared by class
+    id: the logged names map to classes through `ids`, the project's class_ids_by_logged_name (a name no class has
+    any more is never right).
+
+    A label counts only when it was made on or after the send: the item's resolved label set then, and no label
+    (annotation, skips aside) on the item from before. The version answered before the send, so it never trained
+    on such a label; an image that duplicates an item labeled earlier may be one the version learned from (the
+    import finds it a duplicate), and would only flatter it."""
+    logs = PredictionLog.objects.filter(project=project, queued_at__isnull=False).exclude(image_sha256="")
+    logs = logs.order_by("-created_at", "-pk")[: MAX_SEND * 100]
+    sent = list(logs.values_list("version_number", "top_class", "image_sha256", "pk", "queued_at"))
     if not sent:
-        return []
+        return [], 0
     multi = project.is_multi_label
     predicted: dict[int, set[int | str]] = {}
     if multi:  # the classes of the same rows
         for log_id, path in PredictedLabel.objects.filter(log__in=logs.values("pk")).values_list("log_id", "path"):
             predicted.setdefault(log_id, set()).add(ids.get(path, path))
-    shas = {sha for _, _, sha, _ in sent}
-    item_of = dict(
-        Item.objects.filter(project=project, sha256__in=shas, resolved__isnull=False).values_list("sha256", "pk")
+    shas = {row[2] for row in sent}
+    item_rows = Item.objects.filter(project=project, sha256__in=shas, resolved__isnull=False).values_list(
+        "sha256", "pk", "resolved__updated_at"
     )
+    item_of = {sha: pk for sha, pk, _ in item_rows}
     if not item_of:
-        return []
+        return [], 0
+    resolved_at = {pk: when for _, pk, when in item_rows}
+    first_label = dict(
+        Annotation.objects.filter(item_id__in=item_of.values(), skipped=False)
+        .values_list("item_id")
+        .annotate(first=Min("created_at"))
+        .order_by()
+    )
     labels: dict[int, set[int | str]] = {}
     for item_id, class_id in ResolvedLabel.classes.through.objects.filter(
         resolvedlabel__item_id__in=item_of.values()
     ).values_list("resolvedlabel__item_id", "labelclass_id"):
         labels.setdefault(item_id, set()).add(class_id)
     tally: dict[int, list[int]] = {}
-    for version, top, sha, log_id in sent:
+    labeled_before = 0
+    for version, top, sha, log_id, queued_at in sent:
         item_id = item_of.get(sha)
         if item_id is None or (item_id not in labels and not multi):
             continue  # not labeled yet, or labeled "none of these" (in a multi-label project: no class present)
+        earliest = first_label.get(item_id)
+        if resolved_at[item_id] < queued_at or (earliest is not None and earliest < queued_at):
+            labeled_before += 1
+            continue
         counts = tally.setdefault(version, [0, 0])
         counts[0] += 1
         if multi:
@@ -302,7 +323,7 @@ def live_accuracy(*, project: Project, ids: dict[str, int]) -> list[LiveAccuracy
         n, correct = tally[version]
         low, high = wilson_interval(correct, n)
         out.append(LiveAccuracy(version, n, correct, correct / n, low, high))
-    return out
+    return out, labeled_before
 
 
 def drift_reports(*, project: Project) -> tuple[list[DriftReport], DriftReport | None]:
@@ -326,6 +347,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         project=project, since=since, until=until, display=display, ids=ids
     )
     drift, running = drift_reports(project=project)
+    live, labeled_before = live_accuracy(project=project, ids=ids)
     counts = PredictionLog.objects.filter(project=project).aggregate(
         sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
     )
@@ -342,7 +364,8 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         labeled_total=labeled_total,
         drift=drift,
         drift_running=running,
-        live_accuracy=live_accuracy(project=project, ids=ids),
+        live_accuracy=live,
+        live_labeled_before=labeled_before,
         class_paths=sorted(display.values()),
         sent_to_queue=counts["sent"],
         kept_images=counts["kept"],

@@ -67,11 +67,22 @@ class AutoQueueForm(forms.Form):
     )
 
 
-def _days(request: HttpRequest) -> int:
+def _days(request: HttpRequest) -> tuple[int, str]:
+    """The window's days from ?days=, and what the page says about a value it could not use ("" when fine): a
+    value that is not a whole number from 1 to MAX_DAYS shows the default window, and the page says so."""
+    given = request.GET.get("days")
+    if given is None:
+        return DEFAULT_DAYS, ""
     try:
-        return min(max(1, int(request.GET.get("days", DEFAULT_DAYS))), MAX_DAYS)
+        days = int(given)
     except ValueError:
-        return DEFAULT_DAYS
+        days = 0
+    if 1 <= days <= MAX_DAYS:
+        return days, ""
+    return (
+        DEFAULT_DAYS,
+        f"Days must be a whole number from 1 to {MAX_DAYS}, not “{given[:20]}”: showing {DEFAULT_DAYS}.",
+    )
 
 
 def _slots(figures: Monitoring) -> list:
@@ -151,7 +162,7 @@ def monitoring_charts(figures: Monitoring) -> dict:
 
 def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form: AutoQueueForm | None = None,
           job: Job | None = None, status: int = 200) -> HttpResponse:  # fmt: skip
-    days = _days(request)
+    days, days_note = _days(request)
     figures = monitoring_of(project=request.project, days=days)
     context = {
         "project": request.project,
@@ -160,6 +171,7 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
         "figures": figures,
         "charts": monitoring_charts(figures),
         "days": days,
+        "days_note": days_note,
         "day_choices": DAY_CHOICES,
         "send_form": send_form or SendForm(),
         "auto_form": auto_form or AutoQueueForm(initial={"per_day": figures.auto_queue_per_day}),
@@ -184,7 +196,7 @@ def monitoring(request: HttpRequest, slug: str) -> HttpResponse:
 @project_view(Capability.VIEW_METRICS)
 def drift_status(request: HttpRequest, slug: str) -> HttpResponse:
     """The drift section alone: polled (htmx) while a drift check runs, so its progress moves."""
-    figures = monitoring_of(project=request.project, days=_days(request))
+    figures = monitoring_of(project=request.project, days=_days(request)[0])
     context = {"project": request.project, "figures": figures, "charts": monitoring_charts(figures),
                "drift_requested": _drift_waiting(request, figures)}  # fmt: skip
     return render(request, "serving/monitoring.html#drift", context)
@@ -211,7 +223,7 @@ def drift_check_now(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         drift_check_request(project=request.project)
     except DriftCheckError as exc:
-        messages.error(request, f"No drift check: {exc}.")
+        messages.error(request, f"No drift check: {str(exc).rstrip('.')}.")  # some reasons end with a full stop
         return redirect(reverse("serving:monitoring", args=[slug]) + "#drift")
     messages.success(request, "Drift check asked for: a worker runs it now, and its report appears below.")
     return redirect(reverse("serving:monitoring", args=[slug]) + f"?drift=requested&since={_now_ts()}#drift")
