@@ -9,6 +9,8 @@ from django.db.models import QuerySet
 from labeling.models import Project
 from serving.models import DEFAULT_KEEP_IMAGES_DAYS, ApiKey, ServingSettings
 
+PREDICT_DEFAULT_PORT = 8001  # manage.py serve_predictions --port; the keys page's address when none is set
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,5 +1,6 @@
-"""The prediction service's keys page: make (shown once) and revoke project API keys, and set how long the
-prediction log keeps images. Managers and ML engineers (Capability.EXPORT)."""
+"""The prediction service's keys page: make (shown once) and revoke project API keys, set how long the prediction
+log keeps images, and the service's address. Managers and ML engineers (Capability.EXPORT). Also the web app's
+answer to /v1/ paths, which only the prediction service serves: a JSON 404 that gives its address."""
 
 from __future__ import annotations
 
@@ -7,16 +8,28 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from labeling.permissions import Capability, project_view
 from labeling.services.imports.validation import binary_size
 from serving.models import ApiKey
-from serving.selectors.keys import api_keys_of, keep_images_days_of
+from serving.selectors.keys import PREDICT_DEFAULT_PORT, api_keys_of, keep_images_days_of
 from serving.services.keys import api_key_create, api_key_revoke, serving_settings_set
+
+
+def prediction_service_url(request: HttpRequest) -> tuple[str, bool]:
+    """(the prediction service's base URL, whether an administrator set it). LABELLOOP_PREDICTION_URL when set;
+    otherwise this request's host on the service's default port, which is where `make demo` runs it."""
+    configured = (getattr(settings, "LABELLOOP_PREDICTION_URL", "") or "").rstrip("/")
+    if configured:
+        return configured, True
+    host, _ = split_domain_port(request.get_host())
+    return f"{request.scheme}://{host}:{PREDICT_DEFAULT_PORT}", False
 
 
 class KeyForm(forms.Form):
@@ -31,6 +44,7 @@ class RetentionForm(forms.Form):
 
 def _page(request: HttpRequest, *, form: KeyForm, retention: RetentionForm, token: str = "", status: int = 200):
     project = request.project
+    service_url, service_url_set = prediction_service_url(request)
     context = {
         "project": project,
         "role": request.role,
@@ -39,6 +53,9 @@ def _page(request: HttpRequest, *, form: KeyForm, retention: RetentionForm, toke
         "form": form,
         "retention": retention,
         "token": token,
+        "service_url": service_url,
+        "service_url_set": service_url_set,
+        "default_port": PREDICT_DEFAULT_PORT,
         "reload_seconds": settings.LABELLOOP_SERVING_RELOAD_SECONDS,
         "max_body": binary_size(settings.LABELLOOP_SERVING_MAX_BODY_BYTES),  # as the service's 413 says it
     }
@@ -91,7 +108,22 @@ def retention(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("serving:keys", slug=slug)
 
 
+@csrf_exempt  # answers every method the same and changes nothing; a client with a key sends no CSRF token
+def elsewhere(request: HttpRequest) -> JsonResponse:
+    """/v1/... on the web app: the prediction service answers those paths, at its own address. No key is read."""
+    service_url, _ = prediction_service_url(request)
+    return JsonResponse(
+        {
+            "detail": f"This is the web app. The prediction service answers {request.path} at {service_url} "
+            f"(POST {service_url}/v1/projects/<slug>/predict).",
+            "prediction_service": service_url,
+        },
+        status=404,
+    )
+
+
 urlpatterns = [
+    re_path(r"^v1(?:/|$)", elsewhere, name="prediction_service_elsewhere"),
     path("p/<slug:slug>/serving/keys/", keys, name="keys"),
     path("p/<slug:slug>/serving/keys/<int:key_id>/revoke/", key_revoke, name="key_revoke"),
     path("p/<slug:slug>/serving/retention/", retention, name="retention"),

@@ -12,6 +12,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.core.management.base import BaseCommand
 
+from serving.selectors.keys import PREDICT_DEFAULT_PORT
+
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
@@ -32,7 +34,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8001)
+        parser.add_argument("--port", type=int, default=PREDICT_DEFAULT_PORT)
         parser.add_argument("--workers", type=int, default=2, help="processes (gunicorn); each loads every model")
         parser.add_argument("--server", choices=["auto", "gunicorn", "wsgiref"], default="auto")
 
