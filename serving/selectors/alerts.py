@@ -1,9 +1,10 @@
 """Monitoring alerts of a project: what its latest finished drift report says is wrong, as banner text.
 
-An alert holds while the project's latest finished DriftReport (serving/services/drift.py) says so and clears with
-the next report that does not: "drift" when its p-value was below the threshold in force, "low_confidence" when
-the share of its window's predictions below the project's low_confidence_threshold reached
-low_confidence_alert_share. The same texts go into the webhook (serving/services/alerts.py).
+An alert holds while the latest finished DriftReport of the project's active version (serving/services/drift.py)
+says so, and clears with the next report that does not, or when another version is made active: "drift" when its
+p-value was below the threshold in force, "low_confidence" when the share of its window's predictions below the
+project's low_confidence_threshold reached low_confidence_alert_share. The same texts go into the webhook
+(serving/services/alerts.py).
 
 `alerts_context` is a template context processor: on pages behind `project_view` it offers `project_alerts` (a
 callable the template evaluates lazily, so pages that do not show it run no query) to members who may see the
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Exists, Q, Subquery
 from django.urls import NoReverseMatch, reverse
 
 from labeling.models import Project
@@ -25,6 +27,7 @@ from serving.models import (
     DriftReport,
     ServingSettings,
 )
+from training.models import ModelVersion
 
 DRIFT = "drift"
 LOW_CONFIDENCE = "low_confidence"
@@ -93,11 +96,19 @@ def report_alerts(report: DriftReport, *, slug: str | None = None) -> list[Proje
 
 
 def latest_finished_report(*, project_id: int) -> DriftReport | None:
-    return DriftReport.objects.filter(project_id=project_id, status=DriftReport.Status.DONE).first()
+    """The newest finished drift report of the version the project serves now (one query). A report of a version
+    made inactive since speaks of a model that no longer answers: its alerts end with the switch, and the new
+    version's first check raises its own. A project with no active version keeps its newest report."""
+    active = ModelVersion.objects.filter(project_id=project_id, active=True)
+    return (
+        DriftReport.objects.filter(project_id=project_id, status=DriftReport.Status.DONE)
+        .filter(Q(version_number=Subquery(active.values("number")[:1])) | ~Exists(active))
+        .first()
+    )
 
 
 def project_alerts(project: Project) -> list[ProjectAlert]:
-    """The alerts the project's latest finished drift report raises; [] before the first report."""
+    """The alerts the project's latest finished drift report of its active version raises; [] before the first."""
     report = latest_finished_report(project_id=project.pk)
     return report_alerts(report, slug=project.slug) if report else []
 
