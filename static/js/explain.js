@@ -3,6 +3,8 @@
 // heatmap is ready. h shows or hides every layer of the page (the labeling page starts hidden, the review pages
 // shown); a click on an element with data-explain-url loads that class's heatmap into the layer it names.
 // The labeling and review pages call toggle() from their own key handlers; the lists mark data-explain-keys.
+// A layer may name a caption (data-caption, the labeling page's): while the layer is shown it says which class and
+// version the heatmap is of, in the fragment's own words (training/_explanation.html), so the clicked class's too.
 (function () {
   "use strict";
 
@@ -23,10 +25,25 @@
     layer.style.height = `${img.offsetHeight}px`;
   }
 
+  // The fragment's words for what it shows: the overlay's title ("Where model v3 sees 3 (39%)"), else the pill's.
+  function said(layer) {
+    const source = layer.querySelector("img.explain-overlay, .explain-status");
+    return source ? (source.getAttribute("title") || source.textContent).trim() : "";
+  }
+
+  function caption(layer) {
+    const el = layer.dataset.caption ? document.getElementById(layer.dataset.caption) : null;
+    if (!el) return;
+    const text = layer.hidden ? "" : said(layer);
+    if (el.textContent !== text) { el.textContent = text; el.title = text; }
+    el.classList.toggle("off", !text);
+  }
+
   function apply() {
     layers().forEach((layer) => {
       layer.hidden = !isOn(layer);
       if (!layer.hidden) place(layer);
+      caption(layer);
     });
   }
 
