@@ -335,6 +335,9 @@ CELERY_BEAT_SCHEDULE = {
 # Seconds between checks for a newly active model version; the largest request body (bytes) and images per
 # request; prediction-log rows buffered before a write (a background thread also flushes every FLUSH_SECONDS);
 # onnxruntime threads per process (0 = its default).
+# The prediction service's address as clients reach it: the keys page gives it, and the web app's JSON 404 for
+# /v1/... names it. Empty: the page's host on port 8001, where `make demo` runs the service.
+LABELLOOP_PREDICTION_URL = env.str("LABELLOOP_PREDICTION_URL", default="")
 LABELLOOP_SERVING_RELOAD_SECONDS = env.float("LABELLOOP_SERVING_RELOAD_SECONDS", default=10.0)
 LABELLOOP_SERVING_MAX_BODY_BYTES = env.int("LABELLOOP_SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 LABELLOOP_SERVING_MAX_BATCH = env.int("LABELLOOP_SERVING_MAX_BATCH", default=64)

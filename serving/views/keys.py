@@ -25,7 +25,7 @@ from serving.services.keys import api_key_create, api_key_revoke, serving_settin
 def prediction_service_url(request: HttpRequest) -> tuple[str, bool]:
     """(the prediction service's base URL, whether an administrator set it). LABELLOOP_PREDICTION_URL when set;
     otherwise this request's host on the service's default port, which is where `make demo` runs it."""
-    configured = (getattr(settings, "LABELLOOP_PREDICTION_URL", "") or "").rstrip("/")
+    configured = settings.LABELLOOP_PREDICTION_URL.rstrip("/")
     if configured:
         return configured, True
     host, _ = split_domain_port(request.get_host())
