@@ -91,7 +91,7 @@ BAR_LABEL_GAP = 6
 
 
 def bar_chart(
-    rows: Sequence[tuple[str, float | None]],
+    rows: Sequence[tuple],
     *,
     lo: float = 0.0,
     hi: float = 1.0,
@@ -104,12 +104,15 @@ def bar_chart(
     """Horizontal bars for values in [lo, hi] (None draws no bar); a zero line when lo < 0.
 
     The label column is as wide as the longest label needs, up to max_label_width; longer labels are shortened
-    (the full text is their tooltip)."""
+    (the full text is their tooltip). A row is (label, value) or (label, value, (low, high) or None, n): a proportion
+    of n with its interval, drawn as a whisker over the bar and said beside it, "0.50 [0.09, 0.91] n = 2" (the plot
+    narrows to leave the words room)."""
     if label_width is None:
-        widest = max((text_width(label, BAR_FONT) for label, _ in rows), default=0.0)
+        widest = max((text_width(row[0], BAR_FONT) for row in rows), default=0.0)
         label_width = math.ceil(min(max_label_width, widest + 2 * BAR_LABEL_GAP))
     label_width = max(label_width, 4 * BAR_FONT)
-    plot = width - label_width - 50
+    texts = [_fmt(row[1]) + (_interval_note(*row[2:4]) if len(row) > 2 else "") for row in rows]
+    plot = width - label_width - max(50, math.ceil(max((text_width(t, 11) for t in texts), default=0) + 8))
     gap = 6
     span = (hi - lo) or 1.0
 
@@ -118,7 +121,7 @@ def bar_chart(
 
     zero = x(0.0) if lo < 0 < hi else x(lo)
     bars = []
-    for i, (label, value) in enumerate(rows):
+    for i, (label, value, *interval) in enumerate(rows):
         y = 10 + i * (bar_height + gap)
         fitted = _label(label, label_width - 2 * BAR_LABEL_GAP, BAR_FONT)
         if value is None or not math.isfinite(value):
@@ -127,6 +130,11 @@ def bar_chart(
             )
             continue
         end = x(value)
+        bounds = interval[0] if interval else None
+        mid = y + bar_height / 2
+        whisker = (
+            {"x1": x(bounds[0]), "x2": x(bounds[1]), "y": mid, "top": mid - 4, "bottom": mid + 4} if bounds else None
+        )
         bars.append(
             {
                 "label": fitted,
@@ -134,9 +142,10 @@ def bar_chart(
                 "ty": y + bar_height * 0.75,
                 "x": min(zero, end),
                 "w": abs(end - zero),
-                "vx": max(zero, end) + 4,
-                "text": _fmt(value),
+                "vx": max(zero, end, whisker["x2"] if whisker else zero) + 4,
+                "text": texts[i],
                 "color": "#e45756" if value < 0 else "#4c78a8",
+                "whisker": whisker,
             }
         )
     height = 20 + len(rows) * (bar_height + gap)
@@ -152,6 +161,10 @@ def bar_chart(
         "title": title,
         "axis_bottom": height - 6,
     }
+
+
+def _interval_note(bounds: tuple[float, float] | None, n: int) -> str:
+    return f" [{bounds[0]:.2f}, {bounds[1]:.2f}] n = {n}" if bounds else f" n = {n}"
 
 
 def heatmap(

@@ -6,12 +6,14 @@ was given on, against the label the reviews settled on (the rule of labeling.ser
 `correct` verdict's classes, else the classes of the latest accepted label that still counts. A label is right
 when its class set equals that one (multi-label: the whole set). Where only rejects were given the item has no
 settled label: a label with a rejected class set counts as wrong, any other as not reviewed. Accuracy against gold
-compares the class set with the item's gold classes. Agreement uses items labeled by at least two annotators (each
-annotator's newest label).
+compares the class set with the item's gold classes. Each accuracy carries its n (reviewed, gold_answers) and a
+95 % Wilson interval: 0 right of 1 reviewed label is 0 % [0 %, 79 %], not a verdict on the annotator. Agreement uses
+items labeled by at least two annotators (each annotator's newest label).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -114,8 +116,10 @@ class AnnotatorRow:
     median_seconds: float | None = None
     reviewed: int = 0
     review_accuracy: float | None = None
+    review_interval: tuple[float, float] | None = None  # 95 % Wilson interval of review_accuracy (n = reviewed)
     gold_answers: int = 0
     gold_accuracy: float | None = None
+    gold_interval: tuple[float, float] | None = None  # the same of gold_accuracy (n = gold_answers)
     peer_items: int = 0
     peer_agreement: float | None = None
     mean_kappa: float | None = None
@@ -208,8 +212,10 @@ def quality_report(*, project: Project) -> QualityReport:
         row.median_seconds = statistics.median(seconds[user_id]) if seconds[user_id] else None
         row.reviewed = len(review_hits[user_id])
         row.review_accuracy = _mean(review_hits[user_id])
+        row.review_interval = wilson_interval(sum(review_hits[user_id]), row.reviewed)
         row.gold_answers = len(gold_hits[user_id])
         row.gold_accuracy = _mean(gold_hits[user_id])
+        row.gold_interval = wilson_interval(sum(gold_hits[user_id]), row.gold_answers)
         row.peer_items = peer_item_count[user_id]
         row.peer_agreement = _mean(peer_hits[user_id])
         row.mean_kappa = float(np.mean(user_kappas[user_id])) if user_kappas[user_id] else None
@@ -259,6 +265,24 @@ def annotator_accuracy(*, project: Project, user) -> tuple[float | None, float |
         if row.user_id == user.pk:
             return row.review_accuracy, row.gold_accuracy
     return None, None
+
+
+# 95 % two-sided normal quantile, as training.ml.intervals.Z95.
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int) -> tuple[float, float] | None:
+    """The 95 % Wilson score interval of successes / n; None without items.
+
+    training.ml.intervals.wilson_interval's formula: labeling may not import training (its one seam reads training's
+    tables by name), so the formula is written here too and tests/labeling/test_h53_quality_intervals.py holds the
+    two equal."""
+    if n <= 0:
+        return None
+    p, z2 = successes / n, Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _mean(values: list[bool]) -> float | None:

@@ -357,8 +357,9 @@ def item_gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
 def quality(request: HttpRequest, slug: str) -> HttpResponse:
     project = request.project
     report = quality_report(project=project)
-    accuracy_rows = [(row.username, row.review_accuracy) for row in report.annotators]
-    gold_rows = [(row.username, row.gold_accuracy) for row in report.annotators]
+    # Each accuracy with its 95 % Wilson interval and n: 0 right of 1 review is [0, 0.79], not a verdict.
+    accuracy_rows = [(r.username, r.review_accuracy, r.review_interval, r.reviewed) for r in report.annotators]
+    gold_rows = [(r.username, r.gold_accuracy, r.gold_interval, r.gold_answers) for r in report.annotators]
     class_rows = [(row.label_class.path, row.kappa) for row in report.classes]
     class_title = "per-class kappa"
     if len(class_rows) > CLASS_CHART_LIMIT:
@@ -376,7 +377,7 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
             rated_classes=[row for row in report.classes if row.ratings],
             unrated_classes=[row.label_class.path for row in report.classes if not row.ratings],
             accuracy_chart=charts.bar_chart(accuracy_rows, title="accuracy against reviews") if accuracy_rows else None,
-            gold_chart=charts.bar_chart(gold_rows, title="accuracy on gold") if any(v for _, v in gold_rows) else None,
+            gold_chart=charts.bar_chart(gold_rows, title="accuracy on gold") if any(r[1] for r in gold_rows) else None,
             class_chart=charts.bar_chart(class_rows, lo=-1.0, hi=1.0, title=class_title) if class_rows else None,
             reasons=[(r, ReviewTaskReason(r).label, report.review_counts.get(r, 0)) for r in REASON_ORDER],
         ),
