@@ -35,6 +35,7 @@ from training.models import ModelVersion, Prediction, RunMode, RunTrigger, Train
 from training.selectors.classes import class_names_stored, metrics_class_names, metrics_spelled
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
+from training.services.runs import RunSameModel
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -74,19 +75,26 @@ class RunDetailApi(ProjectView, APIView):
 
 
 class RunCreateApi(ProjectView, APIView):
-    """Queue a training run now (409 when one is already queued or running)."""
+    """Queue a training run now. 409 when one is already queued or running, or (`code` "same_model", `version`)
+    when no label changed since that version and the settings are the ones it was trained with, so the run would
+    train the same model again: the request conflicts with the project's state, and `force: true` queues it anyway."""
 
     capability = Capability.TRAIN
 
     class InputSerializer(serializers.Serializer):
         mode = serializers.ChoiceField(choices=[RunMode.HEAD, RunMode.FINETUNE], required=False)
+        force = serializers.BooleanField(
+            required=False, default=False, help_text="Train even if the run would train an existing version again."
+        )
 
     @extend_schema(
         request=InputSerializer,
         responses={
             201: RunOutputSerializer,
             400: OpenApiResponse(description="No run can be queued as the project is set up (detail says why)."),
-            409: OpenApiResponse(),
+            409: OpenApiResponse(
+                description="A run is already in flight, or (code same_model) it would train version `version` again."
+            ),
         },
     )
     def post(self, request, slug: str):
@@ -94,8 +102,15 @@ class RunCreateApi(ProjectView, APIView):
         data.is_valid(raise_exception=True)
         try:
             run = services.training_run_enqueue(
-                project=self.project, trigger=RunTrigger.API, mode=data.validated_data.get("mode")
+                project=self.project,
+                trigger=RunTrigger.API,
+                mode=data.validated_data.get("mode"),
+                force=data.validated_data["force"],
             )
+        except RunSameModel as exc:
+            detail = f"{exc} Send force=true to train anyway."
+            body = {"detail": detail, "code": "same_model", "version": exc.version.number}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         except services.RunRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         if run is None:

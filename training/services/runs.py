@@ -20,8 +20,9 @@ from labeling.constants import Progress
 from labeling.models import Project
 from labeling.selectors.backbone_weights import hub_weights_training_refusal
 from labeling.services.dispatch import task_send
-from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
+from training.models import IN_FLIGHT, ModelVersion, RunMode, RunStatus, RunTrigger, TrainingRun
 from training.services.run_progress import RunHeartbeat, RunProgress
+from training.services.same_model import same_model_message, same_model_version
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +35,30 @@ class RunRefused(ValueError):
     """No run can be queued for the project as it is set up (its message says why and what to change)."""
 
 
+class RunSameModel(RunRefused):
+    """A run asked for by hand would train the same model as `version` again (services/same_model.py); the caller
+    may ask again with force=True."""
+
+    def __init__(self, version: ModelVersion):
+        super().__init__(same_model_message(version))
+        self.version = version
+
+
 def training_run_enqueue(
-    *, project: Project, trigger: RunTrigger, mode: RunMode | str | None = None, send: bool = True
+    *,
+    project: Project,
+    trigger: RunTrigger,
+    mode: RunMode | str | None = None,
+    send: bool = True,
+    force: bool = False,
 ) -> TrainingRun | None:
     """Queue a run for `project`; returns None when one is already queued or running.
 
     The task is sent after commit. If the broker is down the run stays queued and the scheduler
     re-sends it later: nothing on the labeling side ever waits for Redis. Raises RunRefused when a worker could not
-    run it at all (weights "hub" while the hub is off), so no run is made only to fail at its start.
+    run it at all (weights "hub" while the hub is off), so no run is made only to fail at its start, and RunSameModel
+    when a run asked for by hand (not the scheduler's, which waits for new labels) would train an existing version
+    again: no new labels and the same settings. `force` queues it all the same.
     """
     mode = mode or project.training_mode
     if mode not in RunMode.values:
@@ -49,6 +66,12 @@ def training_run_enqueue(
     refusal = hub_weights_training_refusal(project.backbone_weights)
     if refusal:
         raise RunRefused(refusal)
+    if TrainingRun.objects.filter(project=project, status__in=IN_FLIGHT).exists():
+        return None  # said before "the same model": a run in flight is what the caller needs to know
+    if not force and trigger != RunTrigger.SCHEDULER:
+        version = same_model_version(project=project, mode=mode)
+        if version is not None:
+            raise RunSameModel(version)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(project=project, trigger=trigger, mode=mode)

@@ -17,6 +17,7 @@ from training.selectors import quality
 from training.selectors.picks import picks_comparison
 from training.services.activation import model_version_activate_rescored
 from training.services.quality import pool_score_job_enqueue
+from training.services.runs import RunSameModel
 
 STRATEGY_HELP = {
     "random": "Random order (a baseline).",
@@ -106,12 +107,19 @@ def model_live(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @project_view(Capability.TRAIN)
 def train_now(request: HttpRequest, slug: str) -> HttpResponse:
+    """Queue a run. One that would train an existing version again (no new labels, the same settings) is refused on
+    a page that says so and offers "Train anyway" (force=1)."""
     mode = request.POST.get("mode") or None
     if mode not in (None, RunMode.HEAD, RunMode.FINETUNE):
         messages.error(request, f"Unknown training mode {mode!r}.")
         return redirect("training:model", slug=slug)
+    force = request.POST.get("force") == "1"
     try:
-        run = services.training_run_enqueue(project=request.project, trigger=RunTrigger.MANUAL, mode=mode)
+        run = services.training_run_enqueue(project=request.project, trigger=RunTrigger.MANUAL, mode=mode, force=force)
+    except RunSameModel as exc:
+        context = {"project": request.project, "role": request.role, "capabilities": request.capabilities,
+                   "message": str(exc), "version": exc.version, "mode": mode or ""}  # fmt: skip
+        return render(request, "training/train_again.html", context, status=409)
     except services.RunRefused as exc:
         messages.error(request, str(exc))
         return redirect("training:model", slug=slug)

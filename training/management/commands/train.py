@@ -1,4 +1,5 @@
-"""manage.py train PROJECT [--mode head|finetune] [--wait] [--in-process]: queue (or run) a training round.
+"""manage.py train PROJECT [--mode head|finetune] [--wait] [--in-process] [--force]: queue (or run) a training round.
+With no new labels since a version and the same settings it refuses (the same model again) unless --force.
 
 With a reachable broker and a worker on the `gpu` queue the run goes to the worker (and --wait follows
 it with a progress bar); otherwise, or with --in-process, it runs here. Exits non-zero when the run fails. A new
@@ -18,6 +19,7 @@ from training import selectors, services
 from training.management.commands._progress import StageBar
 from training.ml.intervals import SMALL_HOLDOUT, headline
 from training.models import IN_FLIGHT, RunMode, RunStatus, RunTrigger, TrainingRun
+from training.services.runs import RunSameModel
 
 MODES = [RunMode.HEAD.value, RunMode.FINETUNE.value]  # the values typed: argparse lists them on a wrong one
 
@@ -68,6 +70,11 @@ class Command(BaseCommand):
         parser.add_argument("project", help="project slug or id")
         parser.add_argument("--mode", choices=MODES, help="head or finetune (default: the project's training mode)")
         parser.add_argument("--wait", action="store_true", help="follow a worker's run until it ends")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="train even with no new labels since a version and the same settings (the same model again)",
+        )
         parser.add_argument("--in-process", action="store_true", help="train in this process even if a worker exists")
         parser.add_argument(
             "--timeout",
@@ -84,8 +91,10 @@ class Command(BaseCommand):
         quiet = opts["verbosity"] == 0
         try:
             run = services.training_run_enqueue(
-                project=project, trigger=RunTrigger.COMMAND, mode=opts["mode"], send=False
+                project=project, trigger=RunTrigger.COMMAND, mode=opts["mode"], send=False, force=opts["force"]
             )
+        except RunSameModel as exc:
+            raise CommandError(f"{exc} Use --force to train anyway.") from exc
         except services.RunRefused as exc:
             raise CommandError(str(exc)) from exc
         if run is None:
