@@ -20,6 +20,7 @@ from labeling.api.base import (
     FiniteFloatField,
     IdCursorPagination,
     IdField,
+    JobStartedSerializer,
     ProjectView,
     job_limit_refused,
     job_started_response,
@@ -264,24 +265,58 @@ class PredictionListApi(ProjectView, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+class ModelExportStartedSerializer(JobStartedSerializer):
+    reused = serializers.SerializerMethodField(
+        help_text="True (HTTP 200): this version already has a finished export with the same inputs (labels, items, "
+        "classes, code) whose zip is stored; this is that job, with its download_url. Nothing was built again. POST "
+        "with force=true to build a new one."
+    )
+
+    class Meta(JobStartedSerializer.Meta):
+        fields = [*JobStartedSerializer.Meta.fields, "reused"]
+
+    def get_reused(self, job) -> bool:
+        return bool(getattr(job, "reused", False))
+
+
 class ModelExportStartApi(ProjectView, APIView):
     """Export a model version as a job: safetensors + config, FP32 ONNX checked against PyTorch, FP16 and INT8 ONNX
     (outputs `logits` and `embedding`), manifest.json and a model card. The finished job's `result.measured` holds
-    each format's accuracy, macro-F1, agreement and largest probability difference vs FP32, size, ms per image and
-    images/s, measured on the project's labeled holdout by the worker that built it (agreement, probability
+    each format's accuracy (with `accuracy_n`, the labeled images it rests on, and its Wilson 95 % interval
+    `accuracy_low`..`accuracy_high`), macro-F1, agreement and largest probability difference vs FP32, size, ms per
+    image and images/s, measured on the project's labeled holdout by the worker that built it (agreement, probability
     difference and speed also on unlabeled items while the holdout has fewer than 256 labels: `images` in all,
-    `labeled_images` of them with labels)."""
+    `labeled_images` of them with labels).
+
+    202: a new export job. 200: an export of the same version with the same inputs is already queued or running
+    (`coalesced`), or finished with its zip still stored (`reused`, with `download_url`): nothing new was started,
+    so the answer is the existing job, not 202 Accepted. `force: true` builds a new export even then."""
 
     capability = Capability.EXPORT
 
-    @extend_schema(request=None, responses={**JOB_START_RESPONSES, 404: OpenApiResponse()})
+    class InputSerializer(serializers.Serializer):
+        force = serializers.BooleanField(
+            required=False, default=False, help_text="Build a new export even if a finished one has the same inputs."
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: ModelExportStartedSerializer, 200: ModelExportStartedSerializer,
+                   429: JOB_START_RESPONSES[429], 404: OpenApiResponse()},
+    )  # fmt: skip
     def post(self, request, slug: str, number: int):
         version = object_or_404(ModelVersion, project=self.project, number=number)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         try:
-            job = exports.model_export_start(project=self.project, user=request.user, number=version.number)
+            job = exports.model_export_start(
+                project=self.project, user=request.user, number=version.number, force=data.validated_data["force"]
+            )
         except JobLimitReached as exc:
             raise job_limit_refused(exc) from exc
-        return job_started_response(job, request)
+        code = status.HTTP_200_OK if getattr(job, "coalesced", False) else status.HTTP_202_ACCEPTED
+        answer = ModelExportStartedSerializer(job, context={"request": request}).data
+        return Response(answer, status=code, headers={"Location": answer["url"]})
 
 
 class InferenceStartApi(ProjectView, APIView):

@@ -63,6 +63,32 @@ POPULATION_NOTES = {
 }
 
 
+def accuracy_interval(row: dict[str, Any], report: dict[str, Any]) -> dict[str, Any] | None:
+    """A format's measured accuracy with its n (the labeled images it rests on) and the Wilson 95 % interval:
+    {"n", "low", "high", "method"}; None without an accuracy. Read from the row when the export stored it, else
+    worked out from the accuracy and `labeled_images` (exports made before intervals were stored). At 24 images one
+    image is 4 points: 0.792 and 0.833 are the same figure within their intervals."""
+    from training.ml.intervals import wilson_interval  # numpy only
+
+    accuracy, n = row.get("accuracy"), row.get("accuracy_n") or report.get("labeled_images")
+    if not isinstance(accuracy, int | float) or not isinstance(n, int) or n <= 0:
+        return None
+    if isinstance(row.get("accuracy_low"), int | float) and isinstance(row.get("accuracy_high"), int | float):
+        return {"n": n, "low": row["accuracy_low"], "high": row["accuracy_high"], "method": "wilson"}
+    low, high = wilson_interval(round(accuracy * n), n)
+    return {"n": n, "low": low, "high": high, "method": "wilson"}
+
+
+def accuracy_text(row: dict[str, Any], report: dict[str, Any]) -> str:
+    """'0.792 [0.595, 0.908], n = 24' (3 decimals, 95 % interval): the exports page, the card and the command."""
+    if row.get("accuracy") is None:
+        return "—"
+    interval = accuracy_interval(row, report)
+    if interval is None:
+        return f"{row['accuracy']:.3f}"
+    return f"{row['accuracy']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}], n = {interval['n']}"
+
+
 def tolerance_text(fmt: str, multi_label: bool = False) -> str:
     rule = TOLERANCES[fmt]
     parts = []
@@ -212,7 +238,7 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
         row["label"] = LABELS[row["format"]]
         row["tolerance"] = tolerance_text(row["format"], multi_label)
         row["within_tolerance"] = within_tolerance(row["format"], row)
-    return {
+    report = {
         "population": population,
         "population_note": POPULATION_NOTES[population],
         "images": len(images),
@@ -226,6 +252,11 @@ def formats_build(*, version: ModelVersion, folder, pre: dict[str, Any], multi_l
         "calibration_images": len(calibration_paths),
         "formats": rows,
     }
+    for row in rows:  # each accuracy with its n and 95 % interval (Wilson), as the headline figures have them
+        interval = accuracy_interval(row, report)
+        if interval is not None:
+            row.update(accuracy_n=interval["n"], accuracy_low=interval["low"], accuracy_high=interval["high"])
+    return report
 
 
 def agreement_name(report: dict) -> str:
@@ -266,16 +297,17 @@ def formats_card(report: dict) -> list[str]:
         "",
         f"Measured when exported, on {measured_note(report)}. Accuracy and macro-F1 are against the labels; "
         "agreement and the largest probability difference are against FP32 ONNX; latency is one image per call, "
-        "throughput batches of 32, on the exporting worker's CPU.",
+        "throughput batches of 32, on the exporting worker's CPU. Accuracy has its 95 % interval (Wilson) and n, the "
+        "labeled images it rests on: formats whose intervals overlap are not shown to differ in accuracy.",
         "",
-        f"| file | accuracy | macro-F1 | {agreement_name(report)} | max prob diff | size | ms/image | images/s | "
-        "speedup | tolerance | within |",
+        f"| file | accuracy [95 % interval], n | macro-F1 | {agreement_name(report)} | max prob diff | size | "
+        "ms/image | images/s | speedup | tolerance | within |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["formats"]:
         lines.append(
-            f"| `{row['file']}` ({row['label']}) | {_cell(row.get('accuracy'), '.4f')} | "
-            f"{_cell(row.get('macro_f1'), '.4f')} | {row['top1_agreement']:.4f} | {row['max_prob_diff']:.2e} | "
+            f"| `{row['file']}` ({row['label']}) | {accuracy_text(row, report)} | "
+            f"{_cell(row.get('macro_f1'), '.3f')} | {row['top1_agreement']:.3f} | {row['max_prob_diff']:.2e} | "
             f"{size_text(row['size_bytes'])} | {row['ms_per_image']:.2f} | {row['img_per_s']:.1f} | "
             f"{row['speedup_vs_fp32']:.2f}x | {row['tolerance']} | {'yes' if row['within_tolerance'] else 'NO'} |"
         )

@@ -38,6 +38,7 @@ from training.constants import CONFIG_FILE, WEIGHTS_FILE
 from training.ml.export_files import DECIDED_MARGIN, ONNX_OPSET, ONNX_TOLERANCE
 from training.models import ModelVersion
 from training.selectors.classes import metrics_spelled, version_class_paths
+from training.selectors.model_exports import model_export_finished, model_export_inputs
 from training.services.export_formats import EXPORT_STEPS, TOLERANCES, formats_build
 from training.services.model_card import model_card
 
@@ -119,19 +120,26 @@ def model_version_pick(*, project: Project, number: int | None) -> ModelVersion:
 # --------------------------------------------------------------------------------------------
 
 
-def model_export_start(*, project: Project, user, number: int | None = None) -> Job:
+def model_export_start(*, project: Project, user, number: int | None = None, force: bool = False) -> Job:
     """Create a model export Job for version `number` (default: the active one) and enqueue it after commit, or
-    return the export of that version already queued or running (`job.coalesced`). JobLimitReached past the
-    limits of labeling.services.job_limits."""
+    return the export of that version with the same inputs already queued or running (`job.coalesced`), or, unless
+    `force`, already finished with its zip still stored (`job.reused` and `job.coalesced`: nothing is built again;
+    selectors/model_exports.py says what the inputs are). JobLimitReached past the limits of
+    labeling.services.job_limits."""
     version = model_version_pick(project=project, number=number)
+    inputs = model_export_inputs(version=version)
+    if not force and (done := model_export_finished(version=version, inputs=inputs)) is not None:
+        done.coalesced = done.reused = True
+        return done
     job = job_create_bounded(
         project=project,
         kind=JobKind.EXPORT_MODEL,
         user=user,
-        inputs={"version_id": version.pk},
+        inputs=inputs,
         params={"version": version.number},
         total=EXPORT_STEPS,
     )
+    job.reused = False
     if not job.coalesced:
         # A broker outage fails the job with its reason (labeling.services.dispatch), never a job nothing runs.
         task_send_on_commit("training.tasks.model_export_task", job.pk, job_id=job.pk)

@@ -18,6 +18,7 @@ from labeling.selectors.exports import export_ttl
 from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.models import ModelVersion
+from training.selectors.model_exports import model_exports_finished
 from training.services import exports, inference
 from training.services.export_formats import format_promises
 
@@ -74,7 +75,10 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
             else:
                 messages.success(request, f"Batch inference #{job.pk} started.")
             return redirect("training:model_exports", slug=slug)
-    versions = ModelVersion.objects.filter(project=project).order_by("-number")[:50]
+    versions = list(ModelVersion.objects.filter(project=project).order_by("-number")[:50])
+    finished = model_exports_finished(project=project, versions=versions)
+    for version in versions:
+        version.export_job = finished.get(version.pk)  # its download offered, "Export again" to build a new one
     jobs = Job.objects.filter(project=project, kind__in=PAGE_KINDS)[:20]
     status = (429 if limited else 400) if request.method == "POST" else 200
     formats = format_promises(project.is_multi_label)
@@ -88,14 +92,23 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @project_view(Capability.EXPORT)
 def model_export_start(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    """Export a version; a finished export with the same inputs is offered instead (nothing is built) unless the
+    POST says force (the "Export again" button)."""
+    force = request.POST.get("force") == "1"
     try:
-        job = exports.model_export_start(project=request.project, user=request.user, number=number)
+        job = exports.model_export_start(project=request.project, user=request.user, number=number, force=force)
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     except JobLimitReached as exc:
         messages.error(request, str(exc))
     else:
-        if job.coalesced:
+        if getattr(job, "reused", False):
+            messages.info(
+                request,
+                f"v{number} already has an export with the same labels, images, classes and code (job #{job.pk}): "
+                f"nothing was started. Download it from v{number}'s row, or press Export again to build a new one.",
+            )
+        elif job.coalesced:
             state = job.get_status_display().lower()
             messages.info(request, f"The export of v{number} is already {state} (job #{job.pk}).")
         else:
