@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models.functions import Coalesce
+
 from labeling.models import Job, JobKind, JobStatus, Project
 from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, headline
 
@@ -155,14 +157,16 @@ def cross_validated_estimate(*, project: Project, version: Any = None) -> CrossV
     figure was shown, and written into the new version's model card, as the new version's)."""
     jobs = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED)
     if version is not None:
-        jobs = jobs.filter(created_at__gte=version.created_at)
+        # when it started, not when it was asked for: a search queued before the version and started after it
+        # judged with it
+        jobs = jobs.annotate(began=Coalesce("started_at", "created_at")).filter(began__gte=version.created_at)
         # its creation time only: a version's metrics (a confusion matrix of 3 MB at 1,000 classes) stay undecoded
         newer = (
             type(version).objects.filter(project=project, number__gt=version.number)
             .order_by("number").values_list("created_at", flat=True).first()
         )  # fmt: skip
         if newer is not None:
-            jobs = jobs.filter(created_at__lt=newer)
+            jobs = jobs.filter(began__lt=newer)
     job = jobs.filter(result__has_key="cross_validated").order_by("-finished_at", "-pk").first()
     cv = job.result.get("cross_validated") if job is not None and isinstance(job.result, dict) else None
     if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):

@@ -29,11 +29,13 @@ logger = logging.getLogger(__name__)
 STALE_QUEUED = timedelta(minutes=30)  # a search queued longer than this never reached a worker
 
 
-def label_errors_job_enqueue(*, project: Project, created_by=None) -> Job:
-    """Create the progress Job and send the search after commit; a search already queued or running is reused."""
-    running = Job.objects.filter(
-        project=project, kind=JobKind.LABEL_ERRORS, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-    ).first()
+def label_errors_job_enqueue(*, project: Project, created_by=None, new_version: bool = False) -> Job:
+    """Create the progress Job and send the search after commit; a search already queued or running is reused.
+    After a `new_version` only a queued one is: a search already running judges with the version before, and its
+    cross-validated estimate would be that version's (training.selectors.figures.cross_validated_estimate), so the
+    new version would show none until the next round."""
+    in_flight = [JobStatus.QUEUED] if new_version else [JobStatus.QUEUED, JobStatus.RUNNING]
+    running = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status__in=in_flight).first()
     if (
         running is not None
         and running.status == JobStatus.QUEUED
@@ -94,7 +96,7 @@ def label_errors_after_run(*, project_id: int, version_number: int | None = None
         review_tasks_refresh(project=project)
     except Exception:
         logger.exception("review refresh after a run of project %s failed", project_id)
-    label_errors_job_enqueue(project=project)
+    label_errors_job_enqueue(project=project, new_version=True)
     if version_number is not None:
         task_send_on_commit("training.tasks.holdout_predictions_task", project_id, version_number)
 
