@@ -17,6 +17,8 @@ import logging
 import uuid
 from pathlib import Path
 
+from django.core.files.storage import default_storage
+
 from labeling.storage_utils import (
     cache_entries_sweep,
     cache_entry_touch,
@@ -83,6 +85,20 @@ def artifact_local_dir(artifact_path: str) -> Path:
         if len(parts) == 3 and parts[0] == "models":
             downloaded_checkpoints_sweep(folder.parent)  # models/<project>/: checkpoints only, never images
     return folder
+
+
+def checkpoint_file_read(*, version: ModelVersion, name: str) -> bytes:
+    """One file of a version's checkpoint (its config.json), read where artifact_local_dir would find the folder,
+    without downloading the rest: the web process asks it (Train now's same-model check), and a checkpoint's weights
+    are tens of MB in a bucket. Raises OSError (FileNotFoundError where it is missing)."""
+    path = Path(version.artifact_path)
+    if path.is_absolute():
+        return (path / name).read_bytes()
+    legacy = data_root() / path
+    if legacy.is_dir():
+        return (legacy / name).read_bytes()
+    with default_storage.open(f"{version.artifact_path.rstrip('/')}/{name}", "rb") as fh:
+        return fh.read()
 
 
 def downloaded_checkpoints_sweep(folder: Path, *, dry_run: bool = False) -> list[str]:

@@ -17,13 +17,13 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 
 from labeling.models import Project, ResolvedLabel
 from labeling.selectors.classes import class_paths, class_tree
 from labeling.selectors.exports import dataset_hash
-from training.constants import CONFIG_FILE, data_root
+from training.constants import CONFIG_FILE
 from training.models import ModelVersion, RunMode
+from training.services.artifacts import checkpoint_file_read
 from training.services.rounds import round_config
 from training.services.snapshot import class_order
 
@@ -50,17 +50,10 @@ def _labels_hash(project: Project) -> str:
 
 def _recorded_config(version: ModelVersion) -> dict[str, Any] | None:
     """The RoundConfig the version's checkpoint recorded, read from the storage (config.json alone), or None."""
-    key = f"{version.artifact_path.rstrip('/')}/{CONFIG_FILE}"
     try:
-        if version.artifact_path.startswith("/") or (data_root() / key).is_file():
-            base = "" if version.artifact_path.startswith("/") else f"{data_root()}/"
-            with open(f"{base}{key}", encoding="utf-8") as fh:
-                config = json.load(fh)
-        else:
-            with default_storage.open(key, "rb") as fh:
-                config = json.loads(fh.read())
+        config = json.loads(checkpoint_file_read(version=version, name=CONFIG_FILE))
     except Exception:  # missing, unreadable, a bucket that does not answer: cannot tell, so not the same
-        logger.info("no checkpoint config for v%s at %s", version.number, key, exc_info=True)
+        logger.info("no checkpoint config for v%s at %s", version.number, version.artifact_path, exc_info=True)
         return None
     recorded = config.get("round_config") if isinstance(config, dict) else None
     return recorded if isinstance(recorded, dict) else None
