@@ -66,9 +66,9 @@ def training_run_enqueue(
     refusal = hub_weights_training_refusal(project.backbone_weights)
     if refusal:
         raise RunRefused(refusal)
-    if TrainingRun.objects.filter(project=project, status__in=IN_FLIGHT).exists():
-        return None  # said before "the same model": a run in flight is what the caller needs to know
     if not force and trigger != RunTrigger.SCHEDULER:
+        if TrainingRun.objects.filter(project=project, status__in=IN_FLIGHT).exists():
+            return None  # said before "the same model": a run in flight is what the caller needs to know
         version = same_model_version(project=project, mode=mode)
         if version is not None:
             raise RunSameModel(version)
