@@ -37,7 +37,7 @@ def test_web_process_and_tasks_modules_never_import_torch():
     assert "CLEAN" in out.stdout, out.stdout
 
 
-APPS = ("config", "labeling", "training", "serving", "imaging")
+APPS = ("config", "labeling", "training", "serving", "imaging", "stats")
 MAX_LINES = 400
 
 
@@ -171,20 +171,34 @@ def test_nothing_is_loose_at_an_app_root():
     assert loose == []
 
 
-def test_imaging_imports_only_pillow_numpy_and_the_standard_library():
-    """imaging/ is read by web processes (thumbnails, serving) and by training/ml (which imports nothing else of
-    ours): no Django, no torch, nothing of ours."""
+def _top_level_imports(package: str) -> set[tuple[str, str]]:
+    """(file name, imported module) for every absolute import in `package`."""
     import ast
 
-    allowed = {"PIL", "numpy", "imaging", "__future__", *sys.stdlib_module_names}
-    found = {
+    return {
         (path.name, alias)
-        for path in (ROOT / "imaging").rglob("*.py")
+        for path in (ROOT / package).rglob("*.py")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         for alias in (
             [a.name for a in node.names] if isinstance(node, ast.Import)
             else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
         )
     }  # fmt: skip
+
+
+def test_imaging_imports_only_pillow_numpy_and_the_standard_library():
+    """imaging/ is read by web processes (thumbnails, serving) and by training/ml (which imports nothing else of
+    ours): no Django, no torch, nothing of ours."""
+    allowed = {"PIL", "numpy", "imaging", "__future__", *sys.stdlib_module_names}
+    found = _top_level_imports("imaging")
     assert found, "imaging/ imports nothing at all: is ROOT right?"
+    assert {(name, mod) for name, mod in found if mod.split(".")[0] not in allowed} == set()
+
+
+def test_stats_imports_only_the_standard_library():
+    """stats/ is read by labeling (which may not import training) and by training/ml (which imports nothing of ours
+    but imaging/ and stats/): the standard library only."""
+    allowed = {"stats", "__future__", *sys.stdlib_module_names}
+    found = _top_level_imports("stats")
+    assert found, "stats/ imports nothing at all: is ROOT right?"
     assert {(name, mod) for name, mod in found if mod.split(".")[0] not in allowed} == set()

@@ -13,7 +13,6 @@ items labeled by at least two annotators (each annotator's newest label).
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from labeling.models import (
 from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.classes import paths_attached
 from labeling.selectors.reviews import review_task_counts
+from stats.proportions import wilson_interval
 
 
 def _labels(project: Project) -> tuple[list[tuple[int, int, int, float]], dict[int, frozenset[int]]]:
@@ -265,24 +265,6 @@ def annotator_accuracy(*, project: Project, user) -> tuple[float | None, float |
         if row.user_id == user.pk:
             return row.review_accuracy, row.gold_accuracy
     return None, None
-
-
-# 95 % two-sided normal quantile, as training.ml.intervals.Z95.
-Z95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, n: int) -> tuple[float, float] | None:
-    """The 95 % Wilson score interval of successes / n; None without items.
-
-    training.ml.intervals.wilson_interval's formula: labeling may not import training (its one seam reads training's
-    tables by name), so the formula is written here too and tests/labeling/test_h53_quality_intervals.py holds the
-    two equal."""
-    if n <= 0:
-        return None
-    p, z2 = successes / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _mean(values: list[bool]) -> float | None:

@@ -27,7 +27,7 @@ from serving.models import (
     ServingSettings,
 )
 from serving.selectors.keys import keep_images_days_of
-from training.ml.intervals import wilson_interval
+from stats.proportions import wilson_interval
 
 CONFIDENCE_BINS = 20
 LAST_BIN = float(CONFIDENCE_BINS - 1)  # confidence 1.0 falls in the last bin

@@ -13,7 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ("config", "labeling", "training", "serving", "imaging")  # what the Dockerfiles copy (test_image_contents)
+# what the Dockerfiles copy (test_image_contents)
+SHIPPED = ("config", "labeling", "training", "serving", "imaging", "stats")
 
 
 def runtime_distributions() -> set[str]:

@@ -7,10 +7,8 @@ import pytest
 from django.urls import reverse
 
 from labeling.models import Role
-from labeling.selectors.quality import wilson_interval
 from tests.factories import page_client
 from tests.labeling.test_h50_quality_settled_items import _label, _settle
-from training.ml.intervals import wilson_interval as training_wilson_interval
 
 pytestmark = pytest.mark.django_db
 
@@ -53,13 +51,3 @@ def test_accuracy_against_reviews_shows_its_n_and_wilson_interval(
     assert "1.00 [0.21, 1.00] n = 1" in chart
     assert chart.count('class="whisker"') == 2
     assert "95 % interval (Wilson)" in html
-
-
-@pytest.mark.parametrize(("successes", "n"), [(0, 0), (0, 1), (1, 1), (1, 2), (3, 7), (24, 24), (50, 200), (0, 500)])
-def test_the_quality_pages_wilson_interval_is_trainings(successes, n):
-    # labeling may not import training, so it writes the formula too: the two must give the same interval
-    ours, theirs = wilson_interval(successes, n), training_wilson_interval(successes, n)
-    if theirs is None:
-        assert ours is None
-    else:
-        assert ours == pytest.approx(theirs, abs=1e-12)

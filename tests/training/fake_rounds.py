@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stats.proportions import wilson_interval
 from training.ml import pipeline
-from training.ml.intervals import wilson_interval
 from training.models import RunMode, RunStatus, TrainingRun
 from training.services.runs import training_run_enqueue, training_run_execute
 

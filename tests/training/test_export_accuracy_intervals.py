@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.exports import export_storage
+from stats.proportions import wilson_interval
 from tests.factories import api_client, page_client
-from training.ml.intervals import wilson_interval
 from training.models import ModelVersion
 from training.services import export_formats
 from training.services import exports as model_exports

@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
+from stats.proportions import wilson_interval
 from training.ml.evaluate import evaluate, prediction_summary
-from training.ml.intervals import headline, wilson_interval
+from training.ml.intervals import headline
 
 NAMES = ["a", "b", "c", "d"]
 # Eight holdout items, class d absent from the holdout but predicted once.

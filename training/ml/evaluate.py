@@ -22,6 +22,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from stats.proportions import wilson_interval
 from training.ml.export_files import MULTI_LABEL_THRESHOLD
 from training.ml.intervals import (
     ECE_BINS,
@@ -36,7 +37,6 @@ from training.ml.intervals import (
     mean_stat,
     micro_f1_stat,
     single_label_macro_f1_stat,
-    wilson_interval,
 )
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from stats.proportions import wilson_interval
+
 INTERVAL_LEVEL = 0.95
-Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0  # seeded: the same predictions always give the same interval
 # Below this many holdout items the pages show the cross-validated estimate beside the holdout figure. At n = 200
@@ -38,20 +39,6 @@ HEADLINE = (
     ("roc_auc", "ROC-AUC"),
     ("ece", "ECE"),
 )
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval of the proportion successes / n; None without items.
-
-    Unlike the normal approximation it stays inside [0, 1] and is not zero-width at 0 or n successes: 24 right
-    of 24 gives (0.86, 1.0), not (1.0, 1.0)."""
-    if n <= 0:
-        return None
-    p = successes / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def widened_to_binomial(share: float, low: float, high: float, n: int) -> tuple[float, float]:

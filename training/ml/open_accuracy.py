@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.ml.intervals import wilson_interval
+from stats.proportions import wilson_interval
 
 # Ridge on the slope of the confidence map, as scikit-learn's LogisticRegression(C=1.0) (the intercept is free).
 SLOPE_L2 = 1.0

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from labeling.models import Annotation, Project, Split
+from stats.proportions import wilson_interval
 from training.ml.export_files import predicted_labels
-from training.ml.intervals import wilson_interval
 from training.ml.ranking import random_share
 from training.models import ModelVersion, Prediction
 from training.selectors.quality import Figure

@@ -27,6 +27,7 @@ from typing import Any
 from django.db.models import Case, When
 
 from labeling.models import Item, ResolvedLabel, Split
+from stats.proportions import wilson_interval
 from training.ml.export_files import DECIDED_MARGIN, MULTI_LABEL_THRESHOLD, ONNX_FILES, cpu_has_vnni
 from training.ml.export_torchscript import TORCHSCRIPT_FILE
 from training.models import ModelVersion
@@ -68,8 +69,6 @@ def accuracy_interval(row: dict[str, Any], report: dict[str, Any]) -> dict[str, 
     {"n", "low", "high", "method"}; None without an accuracy. Read from the row when the export stored it, else
     worked out from the accuracy and `labeled_images` (exports made before intervals were stored). At 24 images one
     image is 4 points: 0.792 and 0.833 are the same figure within their intervals."""
-    from training.ml.intervals import wilson_interval  # numpy only
-
     accuracy, n = row.get("accuracy"), row.get("accuracy_n") or report.get("labeled_images")
     if not isinstance(accuracy, int | float) or not isinstance(n, int) or n <= 0:
         return None

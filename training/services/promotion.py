@@ -11,7 +11,7 @@ every later version was held back, and on the same 34 items 33 right was "below"
 
 from __future__ import annotations
 
-from training.ml.intervals import wilson_interval
+from stats.proportions import wilson_interval
 from training.models import ModelVersion
 from training.selectors.holdout_figures import HoldoutFigure
 
