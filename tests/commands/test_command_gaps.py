@@ -15,14 +15,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
 from labeling.management.commands.export_dataset import Command as ExportDatasetCommand
 from labeling.models import Job, JobStatus, ResolvedLabel, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.exports import export_storage
-from tests.factories import png_bytes
+from tests.factories import model_export_stored, png_bytes
 from training import services as training_services
 from training.models import BackboneWeights, ModelVersion, RunStatus, TrainingRun
 from training.services import exports as model_exports
@@ -55,15 +54,8 @@ def quick_model_build(monkeypatch):
     def build(*, version, progress=None):
         for step in during:
             step()
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as zf:
-            zf.writestr(f"{version.project.slug}-v{version.number}/config.json", "{}")
-        key = export_storage().save(
-            f"{version.project.slug}/model-{version.project.slug}-v{version.number}-20250101-000000.zip",
-            ContentFile(buffer.getvalue()),
-        )
-        return {"version": version.number, "architecture": version.architecture, "classes": 2,
-                "onnx_max_abs_diff": 1e-6, "bytes": export_storage().size(key), "files": [key]}  # fmt: skip
+        slug = version.project.slug
+        return model_export_stored(version, f"{slug}/model-{slug}-v{version.number}-20250101-000000.zip")
 
     monkeypatch.setattr(model_exports, "model_export_build", build)
     return during

@@ -10,14 +10,12 @@ import io
 import zipfile
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.urls import reverse
 
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
-from labeling.services.exports import export_storage
-from tests.factories import api_client, page_client
+from tests.factories import api_client, model_export_stored, page_client
 from training.models import ModelVersion
 from training.services import exports as model_exports
 
@@ -31,15 +29,8 @@ def builds(monkeypatch) -> list[int]:
 
     def build(*, version, progress=None):
         built.append(version.number)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as zf:
-            zf.writestr(f"{version.project.slug}-v{version.number}/config.json", "{}")
-        key = export_storage().save(
-            f"{version.project.slug}/model-{version.project.slug}-v{version.number}-{len(built)}.zip",
-            ContentFile(buffer.getvalue()),
-        )
-        return {"version": version.number, "architecture": "arch", "classes": 2, "onnx_max_abs_diff": 1e-6,
-                "bytes": export_storage().size(key), "files": [key]}  # fmt: skip
+        slug = version.project.slug
+        return model_export_stored(version, f"{slug}/model-{slug}-v{version.number}-{len(built)}.zip")
 
     monkeypatch.setattr(model_exports, "model_export_build", build)
     return built
