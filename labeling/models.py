@@ -103,6 +103,8 @@ class LabelClass(models.Model):
 
     class Meta:
         ordering = ["order", "id"]
+        verbose_name = "label class"
+        verbose_name_plural = "label classes"
         constraints = [
             models.UniqueConstraint(fields=["project", "parent", "name"], name="labelclass_unique_name_per_parent"),
             models.UniqueConstraint(

@@ -39,6 +39,8 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name}) of {self.project_id}"
@@ -72,6 +74,10 @@ class ServingSettings(models.Model):
     # Send to queue: this many of the day's least-confident production images (with a kept image) enter the
     # labeling queue each day (serving.tasks.predictions_auto_queue_task); 0 = off.
     auto_queue_per_day = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(10_000)])
+
+    class Meta:
+        verbose_name = "serving settings"
+        verbose_name_plural = "serving settings"
 
     def __str__(self) -> str:
         return f"serving settings of {self.project_id}"
