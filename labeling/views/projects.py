@@ -15,8 +15,8 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
-from labeling.models import Job, LabelClass, Membership
-from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view
+from labeling.models import Job, LabelClass, Membership, Role
+from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view, role_can
 from labeling.selectors.class_table import (
     CLASS_TABLE_PAGED_OVER,
     ClassTable,
@@ -81,6 +81,20 @@ def project_create(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/project_create.html", {"form": form})
 
 
+def roles_with(capability: Capability) -> str:
+    """The roles whose members may open a page that needs `capability`, in words ("managers and reviewers"), read
+    from the permission layer's one table: a job card says where a result is to a role that may not open its page."""
+    labels = [label for value, label in Role.choices if role_can(value, capability)]
+    names = sorted((f"{label if label[:2].isupper() else label.lower()}s" for label in labels), key=str.lower)
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "nobody"
+
+
+def job_card_context() -> dict:
+    """What the overview's job cards need beside the job (its page and its status poll): who may open the pages
+    they point to, for a viewer whose role may not (the label-errors page: review; model exports: export)."""
+    return {"opens_for": {"review": roles_with(Capability.REVIEW), "export": roles_with(Capability.EXPORT)}}
+
+
 # Beyond this many classes the labels-per-class table starts folded: the page's figures come first.
 CLASS_TABLE_OPEN_MAX = 20
 
@@ -103,6 +117,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
             show_classes=Capability.VIEW_METRICS in request.capabilities,
             classes_open=len(summary["classes"]) <= CLASS_TABLE_OPEN_MAX,
             jobs=jobs,
+            **job_card_context(),
         ),
     )
 
@@ -294,7 +309,7 @@ def membership_remove(request: HttpRequest, slug: str, membership_id: int) -> Ht
 def job_status(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
     """Progress fragment that polls itself until the job ends (htmx)."""
     job = get_object_or_404(Job, project=request.project, pk=job_id)
-    return render(request, "labeling/_job_status.html", project_context(request, job=job))
+    return render(request, "labeling/_job_status.html", project_context(request, job=job, **job_card_context()))
 
 
 urlpatterns = [
