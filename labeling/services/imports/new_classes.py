@@ -14,10 +14,13 @@ MAX_NAMED = 200
 # A new class is named with a class that was there before the import when their names, case ignored, are one edit
 # apart (a letter added, dropped, changed, or two swapped: "dgo" and "dog", "sevn" and "seven", "Dog" and "dog"), or
 # two apart in names of 9 letters or more; "eleven" and "seven" (two edits) are not. A path with "/" is compared with
-# the paths that differ from it in one level ("animals/mammals/dgo" and "animals/mammals/dog", "animals/mamals/cat"
-# and "animals/mammals/cat"): its parents say where it goes. A bare name (a root class) says nothing of where it goes,
+# the paths that differ from it in one level, case ignored in every level ("animals/mammals/dgo" and
+# "animals/mammals/dog", "animals/mamals/cat" and "animals/mammals/cat", "Animals/Mammals/Dog" and
+# "animals/mammals/dog"): its parents say where it goes. A bare name (a root class) says nothing of where it goes,
 # so it is compared with every class's own name: "zebar" is close to animals / mammals / zebra, and a root class
-# "cat" made beside animals / mammals / cat is named with it as "also" (the same name, never a typo of "hat").
+# "cat" made beside animals / mammals / cat is named with it as "also" (the same name, never a typo of "hat"), unless a
+# class there before has its very path but for capitals ("Cat" beside cat): that class is the one it is close to.
+# The class is made all the same (a team may mean "Circle / Red" beside circle / red); the report names the other.
 LONG_NAME = 9
 
 
@@ -35,7 +38,7 @@ class NewClasses:
             if path not in self.known and path not in self.files:
                 self.files[path] = 0
                 self.also[path] = self._same_name(path)
-                self.near[path] = "" if self.also[path] else self._near(path)
+                self.near[path] = self._same_path(path) or ("" if self.also[path] else self._near(path))
 
     def used(self, paths: list[str]) -> None:
         """A file was labeled with these paths."""
@@ -68,11 +71,16 @@ class NewClasses:
             return []
         return [_display(k) for k in sorted(self._by_name.get(path, ()))]
 
+    def _same_path(self, path: str) -> str:
+        """The class there before whose path is this one but for capitals, or ""."""
+        same = self._lower_paths.get(path.lower())
+        return _display(min(same)) if same else ""
+
     def _near(self, path: str) -> str:
-        levels = path.split(PATH_SEPARATOR)
+        levels = path.lower().split(PATH_SEPARATOR)
         close: list[tuple[int, int, str]] = []  # (edits, depth, stored path) of each class close to it
         if len(levels) == 1:
-            name = path.lower()
+            name = levels[0]
             allowed = 2 if len(name) >= LONG_NAME else 1
             for other, known in self._lower_names.items():
                 if (edits := _edits(name, other, allowed)) <= allowed:
@@ -82,7 +90,7 @@ class NewClasses:
                 break
             allowed = 2 if len(level) >= LONG_NAME else 1
             for other, k in self._one_level.get((len(levels), i, *levels[:i], *levels[i + 1 :]), ()):
-                if (edits := _edits(level.lower(), other, allowed)) <= allowed:
+                if (edits := _edits(level, other, allowed)) <= allowed:
                     close.append((edits, 0, k))
         return _display(min(close)[2]) if close else ""
 
@@ -104,14 +112,22 @@ class NewClasses:
         return out
 
     @cached_property
+    def _lower_paths(self) -> dict[str, list[str]]:
+        """The classes there before by their stored path in lower case."""
+        out: dict[str, list[str]] = {}
+        for k in self.known:
+            out.setdefault(k.lower(), []).append(k)
+        return out
+
+    @cached_property
     def _one_level(self) -> dict[tuple, list[tuple[str, str]]]:
-        """The classes there before under (depth, level left out, the other levels): (that level in lower case,
+        """The classes there before under (depth, level left out, the other levels), all in lower case: (that level,
         stored path), so a path finds those that differ from it in one level without comparing every class."""
         out: dict[tuple, list[tuple[str, str]]] = {}
         for k in self.known:
-            levels = k.split(PATH_SEPARATOR)
+            levels = k.lower().split(PATH_SEPARATOR)
             for i, level in enumerate(levels):
-                out.setdefault((len(levels), i, *levels[:i], *levels[i + 1 :]), []).append((level.lower(), k))
+                out.setdefault((len(levels), i, *levels[:i], *levels[i + 1 :]), []).append((level, k))
         return out
 
 
