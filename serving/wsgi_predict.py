@@ -4,9 +4,13 @@ the ORM only (keys, active versions, the prediction log); the web app never impo
 
     POST /v1/projects/<slug>/predict   Authorization: Bearer <key>
         multipart/form-data files, or JSON {"images": ["<base64>", ...]}; ?top_k=5
-        -> {"project", "version", "classes", "predictions": [{"id", "name", "version", "probabilities",
-            "top_k": [{"class", "probability"}, ...]}]}; a multi-label model's predictions add "labels": the
-            classes it predicts (probability >= MULTI_LABEL_THRESHOLD, the threshold of its holdout figures).
+        -> {"project", "version", "model_file", "precision", "classes", "predictions": [{"id", "name", "version",
+            "model_file", "precision", "probabilities", "top_k": [{"class", "probability"}, ...]}]}; "model_file" is
+            the export's ONNX file that answered ("model.onnx", "model.int8.onnx", "model.int8.vnni.onnx") and
+            "precision" what it computes in ("fp32" or "int8"): an INT8 service (LABELLOOP_SERVING_PRECISION=int8)
+            answers with model.onnx / fp32 where the export measured its INT8 files outside tolerance. A multi-label
+            model's predictions add "labels": the classes it predicts (probability >= MULTI_LABEL_THRESHOLD, the
+            threshold of its holdout figures).
         A class is named by its stored path ("shapes/angular/square"), as dataset exports and the REST API name it
         (serving.runtime.registry.served_class_names); probabilities[j] is classes[j], the model's own order.
     GET /healthz -> {"ok": true}
@@ -149,6 +153,8 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
             "id": uid,
             "name": upload.name,
             "version": model.number,
+            "model_file": model.onnx_file,
+            "precision": model.precision,
             "probabilities": [round(float(p), 6) for p in row],
             "top_k": [{"class": model.class_names[j], "probability": round(float(row[j]), 6)} for j in order[:k]],
         })  # fmt: skip
@@ -175,7 +181,10 @@ def predict(environ: dict, start_response, slug: str) -> list[bytes]:
             )
         )
     log_buffer.add(records)
-    payload = {"project": slug, "version": model.number, "classes": model.class_names, "predictions": predictions}
+    payload = {
+        "project": slug, "version": model.number, "model_file": model.onnx_file, "precision": model.precision,
+        "classes": model.class_names, "predictions": predictions,
+    }  # fmt: skip
     return _json(start_response, 200, payload)
 
 

@@ -40,6 +40,7 @@ from serving.selectors.models import (
     version_cache_name,
     version_cache_names,
     version_classes,
+    version_named,
 )
 from training.ml.export_files import ONNX_FILES, int8_files_for_this_cpu
 
@@ -79,6 +80,11 @@ class LoadedModel:
     multi_label: bool
     onnx_file: str = ONNX_FILES["fp32"]  # the export's file it runs (LABELLOOP_SERVING_PRECISION)
 
+    @property
+    def precision(self) -> str:
+        """What `onnx_file` computes in, as answers say it: "fp32", "fp16" or "int8" (both INT8 files)."""
+        return file_precision(self.onnx_file)
+
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N x C) and the embedding (N x D) when the graph has that output."""
         names = [self.logits_name] + ([self.embedding_name] if self.embedding_name else [])
@@ -101,6 +107,12 @@ class _Entry:
     reason: str = ""
     export_requested: dict[int, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def file_precision(onnx_file: str) -> str:
+    """The precision of one of the export's ONNX files (ONNX_FILES): "model.int8.vnni.onnx" -> "int8"."""
+    fmt = next((f for f, name in ONNX_FILES.items() if name == onnx_file), "fp32")
+    return fmt.split("_", 1)[0]
 
 
 def serving_cache_root() -> Path:
@@ -185,8 +197,10 @@ def served_model_file(*, project_id: int, version_pk: int, model_file: str | Non
             if model_file is None:
                 refused = _outside_tolerance(zf, members)
                 if refused & set(candidates):
-                    logger.warning("version %s: not serving %s, outside the export's own tolerance; serving %s",
-                                   version_pk, sorted(refused & set(candidates)), ONNX_FILES["fp32"])  # fmt: skip
+                    logger.warning(
+                        "%s: not serving %s, outside the export's own tolerance; serving %s (answers say so)",
+                        version_named(version_pk=version_pk), sorted(refused & set(candidates)), ONNX_FILES["fp32"],
+                    )  # fmt: skip
                 candidates = [name for name in candidates if name not in refused] or [ONNX_FILES["fp32"]]
             chosen = next((name for name in candidates if name in members), None)
             if chosen is None or "config.json" not in members:

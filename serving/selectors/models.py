@@ -61,6 +61,12 @@ def model_export_zip_of(*, project_id: int, version_pk: int) -> str | None:
     return None
 
 
+def version_named(*, version_pk: int) -> str:
+    """A version as pages name it, for log lines: "v6 of project shapes" (its number, not its database id)."""
+    row = ModelVersion.objects.filter(pk=version_pk).values_list("number", "project__slug").first()
+    return f"version id {version_pk} (deleted)" if row is None else f"v{row[0]} of project {row[1]}"
+
+
 def version_classes(*, version_pk: int) -> tuple[list[int], ClassTree] | None:
     """A version's class ids (its output order) and its project's class tree (class_tree), or None when the
     version no longer exists: what the service needs to answer with the classes' stored paths."""
