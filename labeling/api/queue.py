@@ -23,7 +23,13 @@ from labeling.models import Annotation, Item
 from labeling.permissions import Capability, ProjectCapability
 from labeling.selectors.media import item_media_url
 from labeling.selectors.queue import item_suggestions, skipped_items_for_user
-from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
+from labeling.services.annotations import (
+    LabelingConflict,
+    UndoRefused,
+    annotation_create,
+    annotation_skip,
+    annotation_undo,
+)
 from labeling.services.queue import item_claim_next, items_peek_next
 
 
@@ -262,7 +268,7 @@ class UndoApi(QueueApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         undo = _call(
-            annotation_undo,
+            _annotation_undo,
             user=request.user,
             project=self.project,
             annotation_id=data.validated_data["annotation_id"],
@@ -270,6 +276,14 @@ class UndoApi(QueueApi):
         return Response(
             {"undo_id": undo.pk, "undone_annotation_id": undo.undoes_id, "item": self._item(undo.undoes.item)}
         )
+
+
+def _annotation_undo(**kwargs):
+    """annotation_undo, its refusal of an annotation that is not the latest in the words for a script (no page)."""
+    try:
+        return annotation_undo(**kwargs)
+    except UndoRefused as exc:
+        raise LabelingConflict(exc.api_message) from exc
 
 
 class SkipListApi(QueueApi):

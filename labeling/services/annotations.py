@@ -38,6 +38,16 @@ class LabelingConflict(Exception):
     """The item no longer takes an annotation from this user (already labeled, held by someone else...)."""
 
 
+class UndoRefused(LabelingConflict):
+    """An undo named a label or skip that is not the user's latest undoable one. str() says it to the labeling page,
+    whose undo names the annotation it saved last (so another was made since, in another tab?); `api_message` says it
+    to a script, which has no page: only the latest can be undone, and which that is."""
+
+    def __init__(self, message: str, *, api_message: str):
+        super().__init__(message)
+        self.api_message = api_message
+
+
 def _lock_sql(n_classes: int) -> str:
     """Lock the item row (never the project's) and read what the checks need, in one round trip.
 
@@ -260,7 +270,7 @@ def _nothing_to_undo() -> str:
     return f"Nothing to undo (labels can be undone for {settings.LABELLOOP_UNDO_GRACE_SECONDS / 60:g} minutes)."
 
 
-def _undo_refusal(*, user, project: Project, annotation_id: int, latest: Annotation | None) -> str:
+def _undo_refusal(*, user, project: Project, annotation_id: int, latest: Annotation | None) -> LabelingConflict:
     """Why the named annotation is not withdrawn (it is not the user's latest undoable one)."""
     named = None
     if 0 < annotation_id <= MAX_ID:
@@ -268,12 +278,17 @@ def _undo_refusal(*, user, project: Project, annotation_id: int, latest: Annotat
             pk=annotation_id, user=user, item__project=project, undoes__isnull=True
         ).first()
     if named is not None and Annotation.objects.filter(undoes=named).exists():
-        return f"Already undone: your {_what(named, project)} of image #{named.item_id} was withdrawn. Nothing changed."
+        return LabelingConflict(
+            f"Already undone: your {_what(named, project)} of image #{named.item_id} was withdrawn. Nothing changed."
+        )
     if latest is None:
-        return _nothing_to_undo()
-    return (
+        return LabelingConflict(_nothing_to_undo())
+    return UndoRefused(
         f"Not undone: this page's undo was out of date. Your last {_what(latest, project)} is now the one of "
-        f"image #{latest.item_id} (made in another tab or window?). Nothing changed."
+        f"image #{latest.item_id} (made in another tab or window?). Nothing changed.",
+        api_message=f"Not undone: only your latest label or skip can be undone, and annotation #{annotation_id} is "
+        f"not it; your latest is #{latest.pk}, the {_what(latest, project)} of image #{latest.item_id}. "
+        "Nothing changed.",
     )
 
 
@@ -303,8 +318,8 @@ def annotation_undo(
             named_id=annotation_id,
             owned=Annotation.objects.filter(user=user, item__project=project, undoes__isnull=True),
             not_found=Annotation.DoesNotExist(f"No label or skip #{annotation_id} of yours in this project."),
-            refused=lambda latest: LabelingConflict(
-                _undo_refusal(user=user, project=project, annotation_id=annotation_id or 0, latest=latest)
+            refused=lambda latest: _undo_refusal(
+                user=user, project=project, annotation_id=annotation_id or 0, latest=latest
             ),
             nothing=LabelingConflict(_nothing_to_undo()),
         )
@@ -314,7 +329,7 @@ def annotation_undo(
         # Read again under the item's lock: an undo of the same annotation committed meanwhile (two requests at
         # once) has withdrawn it; a second undo row would break its unique `undoes`.
         if Annotation.objects.filter(undoes=target).exists():
-            raise LabelingConflict(_undo_refusal(user=user, project=project, annotation_id=target.pk, latest=target))
+            raise _undo_refusal(user=user, project=project, annotation_id=target.pk, latest=target)
         undo = Annotation.objects.create(item=locked, user=user, undoes=target)
         Item.objects.filter(pk=locked.pk).update(
             lease_user=user, lease_expires_at=now + timedelta(seconds=lease_seconds)
