@@ -114,6 +114,14 @@ def labeling_progress(*, project: Project, user) -> dict:
     return {"mine_today": mine_today, "remaining": remaining}
 
 
+def item_skipped_by_user(*, item: Item, user) -> bool:
+    """Whether the user's last word on the item is a skip that stands: served to them again, it is back because
+    nothing else is left for them. (A label given after the skip and then undone leaves an undo row last: an undo
+    gives the item back, not the queue.)"""
+    last = Annotation.objects.filter(item=item, user=user).order_by("-pk").values_list("skipped", "undoes_id")[:1]
+    return any(skipped and undoes is None for skipped, undoes in last)
+
+
 @dataclass(frozen=True)
 class SkippedItem:
     item: Item  # id, width, height, original_name loaded

@@ -30,18 +30,14 @@ from labeling.selectors.keys import classes_with_level_keys
 from labeling.selectors.queue import (
     grid_class_counts,
     grid_items,
+    item_skipped_by_user,
     item_suggestions,
     label_classes_for_labeling,
     labeling_progress,
     skipped_items_for_user,
 )
-from labeling.selectors.training_seam import explanation_url
-from labeling.services.annotations import (
-    LabelingConflict,
-    annotation_create,
-    annotation_skip,
-    annotation_undo,
-)
+from labeling.selectors.training_seam import active_model_version, explanation_url
+from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
 from labeling.services.queue import item_claim_next, items_peek_next
 from labeling.views.class_list import class_list_block, page_list_key
 
@@ -143,6 +139,9 @@ def _card_context(
         explain_top=explain_top,
         explain_links=explain_links,
         progress=labeling_progress(project=project, user=request.user),
+        # The card says why the model suggests nothing for this image (holdout images are never scored).
+        no_suggestion=bool(item and not suggestions and active_model_version(project)),
+        skipped_before=item is not None and item_skipped_by_user(item=item, user=request.user),
         notice=notice,
         notice_level=level,
         undo_target=undo_target,

@@ -31,6 +31,7 @@
   const shownClasses = ClassKeys.listKeeper("class-list");  // sent once per page, kept from card to card
   let refused = 0;      // keys not applied since the page loaded
   let refusedBurst = false;  // a key of the burst being typed was refused: the rest of it would drill from the wrong level
+  let burstRefused = 0;  // keys of the burst being typed that were not applied (a pause of BURST_MS starts a new one)
   let lastKeyAt = 0;
   // Multi-label: the set being typed lost a class key. A refused class key was typed for the set of the image coming
   // (or of the one that had just appeared): until it is typed again and applied, Enter is refused, and says which key,
@@ -156,6 +157,7 @@
     restoreSearch();
     if (Explain) Explain.apply();
     markReady();
+    placeNote();
   }
 
   // The class buttons stay on the page from card to card (the server sends them once: labeling/views/class_list.py):
@@ -406,10 +408,12 @@
 
   // The rest of a burst whose first keys were refused: the image is on screen, but from this card's top level the
   // keys would spell another class, or in a multi-label project save the set without the refused class. The burst
-  // ends at a pause of BURST_MS.
+  // ends at a pause of BURST_MS. The note names the key (a digit alone read as a count) and counts the run's keys.
+  const keyName = (key) => (key === "Enter" ? "Enter" : `Key "${key}"`);
+  const keysCount = (n) => `${n} key${n === 1 ? "" : "s"} not applied since your last pause.`;
   const burstNote = (key) => isMulti()
-    ? `${key === "Enter" ? "⏎" : key} not applied: it came in one run of keys with a key that was refused, so this image's set would miss a class. Pause, then type the whole set again.`
-    : `${key === "Enter" ? "⏎" : key} not applied: it came in one run of keys with a key that was refused, and on its own would pick from the wrong level. Pause, then type the class again.`;
+    ? `${keyName(key)} not applied: it came in one run of keys with a key that was refused, so this image's set would miss a class. ${keysCount(burstRefused)} Pause, then type the whole set again.`
+    : `${keyName(key)} not applied: it came in one run of keys with a key that was refused, and on its own would pick from the wrong level. ${keysCount(burstRefused)} Pause, then type the class again.`;
 
   // A key pressed while the card's request is in flight: the image on screen is being answered, so no press is asked.
   const busyNote = (key) =>
@@ -427,10 +431,27 @@
     el.dataset.refused = String(refused);
     el.textContent = message;
     el.hidden = false;
+    placeNote();
     setNote = false;
     clearTimeout(noteTimer);
     noteTimer = setTimeout(() => { el.hidden = true; }, ms);
   }
+
+  // The note stands just under the site's bar (over the progress strip), as wide as the image's column: never over
+  // the project's links, nor over the image or the class buttons beside or below it. Placed again on scroll.
+  function placeNote() {
+    const el = document.getElementById("key-note");
+    if (!el || el.hidden) return;
+    const stage = document.querySelector("#item-card .stage") || card();
+    if (!stage) return;
+    const box = stage.getBoundingClientRect();
+    const bar = document.querySelector(".topbar");
+    el.style.top = `${Math.round((bar ? Math.max(0, bar.getBoundingClientRect().bottom) : 0) + 6)}px`;
+    el.style.left = `${Math.round(box.left + box.width / 2)}px`;
+    el.style.maxWidth = `${Math.round(Math.min(box.width - 12, window.innerWidth - 16))}px`;
+  }
+  window.addEventListener("scroll", placeNote, { passive: true });
+  window.addEventListener("resize", placeNote);
 
   // The set is sent: a note about it would stand over the next image, and read as if that set was refused too.
   function endSetNote() {
@@ -523,6 +544,9 @@
       if (isMulti()) { submit(form); return true; }
       const target = level ? byId(level) : byId(card().dataset.preselected);
       if (target) submit(form, target);
+      else say(card().dataset.suggested === "1"
+        ? "Enter accepts a preselected suggestion; this project does not preselect one: press the image's class key."
+        : "Enter accepts the suggestion; this image has none: press its class key.");
       return Boolean(target);
     }
     const btn = visibleByKey(key);
@@ -566,14 +590,16 @@
     const now = performance.now();
     const sameBurst = now - lastKeyAt < BURST_MS;
     lastKeyAt = now;
+    if (!sameBurst) burstRefused = 0;
     if (!onScreen() || tooSoon() || (refusedBurst && sameBurst && (isHierarchical() || isMulti()))) {
+      burstRefused += 1;
       const why = !onScreen() ? (busy ? busyNote(key) : undefined) : tooSoon() ? soonNote(key) : burstNote(key);
       refusedBurst = true;
       refuse(key, why);
       lose(key);
       return;
     }
-    if (key === "Enter" && incomplete()) { refuseIncomplete(key); return; }
+    if (key === "Enter" && incomplete()) { burstRefused += 1; refuseIncomplete(key); return; }
     refusedBurst = false;
     cardKey(key);
   });
