@@ -1,5 +1,6 @@
-"""Serving REST API: the Monitoring page's figures as JSON, send-to-queue (an import job), and the keys page's
-project API keys for the prediction service (list, make: the secret shown once, revoke).
+"""Serving REST API: the Monitoring page's figures as JSON, send-to-queue (an import job), its alert settings
+(thresholds, webhook URL, a new webhook secret shown once), and the keys page's project API keys for the prediction
+service (list, make: the secret shown once, revoke).
 
 Same rules as labeling's API (labeling.api.base): ProjectCapability on every endpoint, one APIView per operation,
 the same selectors and services as the page.
@@ -21,9 +22,11 @@ from labeling.constants import MAX_ID
 from labeling.permissions import Capability
 from labeling.selectors.classes import class_path_normalize
 from serving.models import ApiKey
+from serving.selectors.alerts import alert_settings_of
 from serving.selectors.keys import api_keys_of
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, monitoring_of
 from serving.selectors.send_selection import Order, Selection
+from serving.services.alerts import alert_settings_set, webhook_secret_rotate
 from serving.services.keys import api_key_create, api_key_revoke
 from serving.services.send_to_queue import predictions_send_to_queue
 
@@ -260,9 +263,70 @@ class ServingKeyRevokeApi(ProjectView, APIView):
         return Response(ServingKeyOutputSerializer(key).data)
 
 
+class AlertSettingsSerializer(serializers.Serializer):
+    webhook_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=500,
+        help_text="http:// or https:// address that gets a signed JSON POST for each new alert; empty: no webhook.",
+    )  # fmt: skip
+    drift_p_threshold = serializers.FloatField(
+        required=False, min_value=0.0, max_value=0.5, help_text="Drift when a check's p-value is below this."
+    )
+    low_confidence_threshold = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text="A prediction below this confidence is unsure."
+    )
+    low_confidence_alert_share = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text="Alert when this share of a window is unsure."
+    )
+    secret_hint = serializers.CharField(
+        read_only=True, help_text="The webhook secret's last 4 characters (POST .../secret/ makes a new one)."
+    )
+
+
+class AlertSettingsApi(ProjectView, APIView):
+    """The project's alert settings (managers, as the Monitoring page's Alerts card): the drift and low-confidence
+    thresholds and the webhook URL. PATCH sets any of them; a refused value is 400 and changes nothing."""
+
+    capability = Capability.MANAGE
+
+    @extend_schema(responses={200: AlertSettingsSerializer})
+    def get(self, request, slug: str):
+        return Response(AlertSettingsSerializer(alert_settings_of(project_id=self.project.pk)).data)
+
+    @extend_schema(request=AlertSettingsSerializer, responses={200: AlertSettingsSerializer, 400: OpenApiResponse()})
+    def patch(self, request, slug: str):
+        data = AlertSettingsSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        try:
+            alert_settings_set(project=self.project, **data.validated_data)
+        except DjangoValidationError as exc:
+            raise ApiValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from exc
+        return Response(AlertSettingsSerializer(alert_settings_of(project_id=self.project.pk)).data)
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    webhook_secret = serializers.CharField(
+        help_text="The new secret that signs each webhook POST (X-Labelloop-Signature). In this answer only."
+    )
+
+
+class WebhookSecretApi(ProjectView, APIView):
+    """A new webhook secret (managers): the old one stops signing at once; the new one is in this answer only."""
+
+    capability = Capability.MANAGE
+
+    @extend_schema(request=None, responses={201: WebhookSecretSerializer})
+    def post(self, request, slug: str):
+        secret = webhook_secret_rotate(project=self.project)
+        return no_store(Response({"webhook_secret": secret}, status=status.HTTP_201_CREATED))
+
+
 urlpatterns = [
     path("projects/<slug:slug>/monitoring/", MonitoringApi.as_view(), name="api-monitoring"),
     path("projects/<slug:slug>/monitoring/send-to-queue/", SendToQueueApi.as_view(), name="api-send-to-queue"),
+    path("projects/<slug:slug>/monitoring/alert-settings/", AlertSettingsApi.as_view(), name="api-alert-settings"),
+    path(
+        "projects/<slug:slug>/monitoring/alert-settings/secret/", WebhookSecretApi.as_view(), name="api-webhook-secret"
+    ),
     path("projects/<slug:slug>/serving-keys/", ServingKeyListApi.as_view(), name="api-serving-keys"),
     path("projects/<slug:slug>/serving-keys/<int:key_id>/", ServingKeyRevokeApi.as_view(), name="api-serving-key"),
 ]

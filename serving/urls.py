@@ -1,7 +1,7 @@
 """URLs of the serving pages (the prediction service itself is serving/wsgi_predict.py, another process)."""
 
-from serving.views import keys, monitoring
+from serving.views import alerts, keys, monitoring
 
 app_name = "serving"
 
-urlpatterns = [*keys.urlpatterns, *monitoring.urlpatterns]
+urlpatterns = [*keys.urlpatterns, *monitoring.urlpatterns, *alerts.urlpatterns]

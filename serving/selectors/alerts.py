@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Exists, Q, Subquery
+from django.db.models.functions import Right
 from django.urls import NoReverseMatch, reverse
 
 from labeling.models import Project
 from labeling.permissions import Capability, role_can
 from serving.models import (
+    DEFAULT_DRIFT_P_THRESHOLD,
     DEFAULT_LOW_CONFIDENCE_ALERT_SHARE,
     DEFAULT_LOW_CONFIDENCE_THRESHOLD,
     DriftReport,
@@ -40,6 +42,29 @@ class ProjectAlert:
     report_id: int
     created_at: datetime
     url: str | None  # the project's Monitoring page, when it is wired
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """When the project alerts and where the webhook goes (ServingSettings, or its defaults before the first save).
+    The secret is not read, only its last 4 characters, for the page to tell one secret from another."""
+
+    drift_p_threshold: float
+    low_confidence_threshold: float
+    low_confidence_alert_share: float
+    webhook_url: str
+    secret_hint: str  # the secret's last 4 characters ("" before the settings are saved)
+
+
+def alert_settings_of(*, project_id: int) -> AlertSettings:
+    fields = ("drift_p_threshold", "low_confidence_threshold", "low_confidence_alert_share", "webhook_url")
+    rows = ServingSettings.objects.filter(project_id=project_id).annotate(secret_hint=Right("webhook_secret", 4))
+    row = rows.values(*fields, "secret_hint").first()
+    if row is None:
+        return AlertSettings(
+            DEFAULT_DRIFT_P_THRESHOLD, DEFAULT_LOW_CONFIDENCE_THRESHOLD, DEFAULT_LOW_CONFIDENCE_ALERT_SHARE, "", ""
+        )
+    return AlertSettings(**row)
 
 
 def _thresholds(project_id: int) -> tuple[float, float]:

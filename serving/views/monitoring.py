@@ -21,6 +21,8 @@ from labeling.models import Job, JobKind
 from labeling.permissions import Capability, project_view
 from labeling.selectors.classes import class_path_normalize
 from serving.charts import time_chart
+from serving.forms import AlertSettingsForm
+from serving.selectors.alerts import alert_settings_of
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, monitoring_of
 from serving.selectors.send_selection import Order, Selection
 from serving.services.drift import DriftCheckError, drift_check_request
@@ -160,10 +162,13 @@ def monitoring_charts(figures: Monitoring) -> dict:
     }
 
 
-def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form: AutoQueueForm | None = None,
-          job: Job | None = None, status: int = 200) -> HttpResponse:  # fmt: skip
+def monitoring_page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form: AutoQueueForm | None = None,
+                    alerts_form: AlertSettingsForm | None = None, new_secret: str = "", job: Job | None = None,
+                    status: int = 200) -> HttpResponse:  # fmt: skip
+    """The whole page; a view that refuses a form passes it back (with its errors) and a 400."""
     days, days_note = _days(request)
     figures = monitoring_of(project=request.project, days=days)
+    alerts = alert_settings_of(project_id=request.project.pk)
     context = {
         "project": request.project,
         "role": request.role,
@@ -177,6 +182,9 @@ def _page(request: HttpRequest, *, send_form: SendForm | None = None, auto_form:
         "auto_form": auto_form or AutoQueueForm(initial={"per_day": figures.auto_queue_per_day}),
         "job": job,
         "can_send": Capability.MANAGE in request.capabilities,
+        "alert_settings": alerts,
+        "alerts_form": alerts_form or AlertSettingsForm.of(alerts),
+        "new_secret": new_secret,
         "drift_requested": _drift_waiting(request, figures),
         "multi_label_threshold": MULTI_LABEL_THRESHOLD,
     }
@@ -189,7 +197,7 @@ def monitoring(request: HttpRequest, slug: str) -> HttpResponse:
     job = None
     if (job_id := id_from_text(request.GET.get("job"))) is not None:
         job = Job.objects.filter(project=request.project, kind=JobKind.IMPORT, pk=job_id).first()
-    return _page(request, job=job)
+    return monitoring_page(request, job=job)
 
 
 @require_GET
@@ -236,12 +244,12 @@ def send_to_queue(request: HttpRequest, slug: str) -> HttpResponse:
         raise PermissionDenied("Only a manager sends production images to the labeling queue.")
     form = SendForm(request.POST)
     if not form.is_valid():
-        return _page(request, send_form=form, status=400)
+        return monitoring_page(request, send_form=form, status=400)
     try:
         job = predictions_send_to_queue(project=request.project, user=request.user, selection=form.selection())
     except ValidationError as exc:
         form.add_error(None, exc)
-        return _page(request, send_form=form, status=400)
+        return monitoring_page(request, send_form=form, status=400)
     sent = job.params["send_to_queue"]["predictions"]
     messages.success(request, f"{sent} production images sent to the labeling queue (import job {job.pk}).")
     return redirect(f"{reverse('serving:monitoring', args=[slug])}?job={job.pk}")
@@ -252,7 +260,7 @@ def send_to_queue(request: HttpRequest, slug: str) -> HttpResponse:
 def auto_queue(request: HttpRequest, slug: str) -> HttpResponse:
     form = AutoQueueForm(request.POST)
     if not form.is_valid():
-        return _page(request, auto_form=form, status=400)
+        return monitoring_page(request, auto_form=form, status=400)
     per_day = form.cleaned_data["per_day"]
     auto_queue_set(project=request.project, per_day=per_day)
     messages.success(
