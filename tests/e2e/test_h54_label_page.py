@@ -179,8 +179,10 @@ def test_on_a_phone_the_image_and_the_first_class_buttons_fit_one_screen(
         """() => {
       const box = (el) => { const r = el.getBoundingClientRect(); return {top: r.top, bottom: r.bottom}; };
       const first = Array.from(document.querySelectorAll('#label-form .class-btn')).find((b) => !b.hidden);
+      const caption = document.getElementById('explain-caption');
       return {scrollY: window.scrollY, width: document.documentElement.scrollWidth,
-              image: box(document.getElementById('item-image')), button: box(first)};
+              image: box(document.getElementById('item-image')), button: box(first),
+              caption: caption && getComputedStyle(caption).whiteSpace};
     }"""
     )
     screenshot(f"h54-phone-label-{size[0]}x{size[1]}")
@@ -189,3 +191,4 @@ def test_on_a_phone_the_image_and_the_first_class_buttons_fit_one_screen(
     assert layout["image"]["top"] >= 0
     assert layout["button"]["top"] >= 0
     assert layout["button"]["bottom"] <= 844, layout
+    assert layout["caption"] == "normal"  # the heatmap's caption wraps instead of being cut to one line
