@@ -338,6 +338,10 @@ CELERY_BEAT_SCHEDULE = {
 # The prediction service's address as clients reach it: the keys page gives it, and the web app's JSON 404 for
 # /v1/... names it. Empty: the page's host on port 8001, where `make demo` runs the service.
 LABELLOOP_PREDICTION_URL = env.str("LABELLOOP_PREDICTION_URL", default="")
+# Alert webhooks go to public addresses only (a manager sets the URL; a worker POSTs to it): a host that resolves to a
+# private, loopback, link-local or reserved address is refused when saved and when sent, and redirects are not
+# followed. `on` where receivers sit on the internal network (make demo and the tests turn it on).
+LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = env.bool("LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES", default=False)
 LABELLOOP_SERVING_RELOAD_SECONDS = env.float("LABELLOOP_SERVING_RELOAD_SECONDS", default=10.0)
 LABELLOOP_SERVING_MAX_BODY_BYTES = env.int("LABELLOOP_SERVING_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 LABELLOOP_SERVING_MAX_BATCH = env.int("LABELLOOP_SERVING_MAX_BATCH", default=64)

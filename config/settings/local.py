@@ -12,3 +12,5 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Serve /static/ from STATICFILES_DIRS and the apps' static folders, re-reading them when they change.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# The demo's webhook receivers run on this machine.
+LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = env.bool("LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES", default=True)

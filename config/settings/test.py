@@ -26,3 +26,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 WHITENOISE_AUTOREFRESH = True
+# The tests' webhook receivers run on 127.0.0.1; tests of the public-only rule turn it off.
+LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = env.bool("LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES", default=True)

@@ -20,7 +20,6 @@ import logging
 import urllib.error
 import urllib.request
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -30,6 +29,7 @@ from labeling.models import Project
 from labeling.services.dispatch import task_send_on_commit
 from serving.models import DriftReport, ServingSettings, new_webhook_secret
 from serving.selectors.alerts import report_alerts
+from serving.services.webhook_address import webhook_address_refusal, webhook_opener
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ def alert_settings_set(*, project: Project, **values) -> ServingSettings:
     if unknown:
         raise ValidationError(f"Unknown alert settings: {', '.join(sorted(unknown))}.")
     url = values.get("webhook_url")
-    if url and urlsplit(url).scheme not in ("http", "https"):
-        raise ValidationError({"webhook_url": "The webhook URL must start with http:// or https://."})
+    refusal = webhook_address_refusal(url) if url else ""
+    if refusal:
+        raise ValidationError({"webhook_url": refusal})
     with transaction.atomic():
         row, _ = ServingSettings.objects.select_for_update().get_or_create(project=project)
         for name, value in values.items():
@@ -134,8 +135,10 @@ def alert_webhook_send(*, report_id: int) -> dict:
     url = (row or {}).get("webhook_url") or ""
     if not url:
         return {"error": "no webhook URL"}
-    if urlsplit(url).scheme not in ("http", "https"):
-        return {"error": "the webhook URL must be http or https"}
+    refusal = webhook_address_refusal(url)
+    if refusal:
+        logger.warning("alert webhook of project %s not sent: %s", report.project_id, refusal)
+        return {"error": refusal}
     body = json.dumps(alert_payload(report=report), separators=(",", ":")).encode()
     request = urllib.request.Request(
         url,
@@ -149,7 +152,7 @@ def alert_webhook_send(*, report_id: int) -> dict:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as answer:
+        with webhook_opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as answer:
             status = answer.status
     except urllib.error.HTTPError as exc:
         status = exc.code

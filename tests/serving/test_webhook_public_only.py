@@ -1,0 +1,109 @@
+"""Alert webhooks go to public addresses only (LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES off, the production default):
+since managers set the URL on the Monitoring page, a URL that points inside the network (loopback, private ranges,
+the cloud metadata address) is refused when saved and again when sent, and a receiver's redirect is not followed."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.urls import reverse
+
+from labeling.models import Role
+from serving.models import ServingSettings
+from serving.services.alerts import alert_settings_set, alert_webhook_send
+from tests.factories import api_client, page_client
+from tests.serving.test_alerts import receiver, report  # noqa: F401  (receiver is a fixture)
+
+pytestmark = pytest.mark.django_db
+
+INWARD = [
+    "http://127.0.0.1:8000/admin/",
+    "http://localhost/hook",
+    "http://10.1.2.3/hook",
+    "http://192.168.0.10:8080/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/hook",
+    "http://0.0.0.0/hook",
+]
+
+
+@pytest.mark.parametrize("url", INWARD)
+def test_a_manager_cannot_point_the_webhook_inward_on_the_page_or_the_api(project_factory, member_of, settings, url):
+    settings.LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = False
+    project = project_factory()
+    manager = member_of(project, Role.MANAGER)
+    alert_settings_set(project=project, webhook_url="https://93.184.215.14/hook")  # a public address, no DNS needed
+
+    # When the manager saves an inward URL on the Monitoring page
+    answer = page_client(manager).post(
+        reverse("serving:alert_settings", args=[project.slug]),
+        {"webhook_url": url, "drift_p_threshold": "0.01", "low_confidence_threshold": "0.5",
+         "low_confidence_alert_share": "0.3"},
+    )  # fmt: skip
+
+    # Then it is refused with the reason, naming the setting that allows it, and nothing changes
+    assert answer.status_code == 400
+    assert "is not a public address" in answer.content.decode()
+    assert "LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES=on" in answer.content.decode()
+    assert ServingSettings.objects.get(project=project).webhook_url == "https://93.184.215.14/hook"
+
+    # ... and the same through the API
+    answer = api_client(manager).patch(
+        f"/api/projects/{project.slug}/monitoring/alert-settings/", {"webhook_url": url}, format="json"
+    )
+    assert answer.status_code == 400
+    assert "is not a public address" in str(answer.json())
+    assert ServingSettings.objects.get(project=project).webhook_url == "https://93.184.215.14/hook"
+
+
+def test_an_inward_url_stored_before_is_not_posted_to(project_factory, receiver, settings):  # noqa: F811
+    # Given a webhook on this machine, saved while private addresses were allowed
+    server = receiver()
+    project = project_factory()
+    alert_settings_set(project=project, webhook_url=server.url)
+
+    # When private addresses are no longer allowed and an alert is sent
+    settings.LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = False
+    result = alert_webhook_send(report_id=report(project, drifted=True).pk)
+
+    # Then nothing reaches it, and the result says why
+    assert "is not a public address" in result["error"]
+    assert server.received == []
+
+
+def test_a_receivers_redirect_is_not_followed(project_factory):
+    # Given a receiver that answers the POST with a redirect (303: a client would follow it with a GET)
+    hits: list[tuple[str, str]] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(("POST", self.path))
+            self.send_response(303)
+            self.send_header("Location", "/inner")
+            self.end_headers()
+
+        def do_GET(self):
+            hits.append(("GET", self.path))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        project = project_factory()
+        alert_settings_set(project=project, webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook")
+
+        # When an alert is sent
+        result = alert_webhook_send(report_id=report(project, drifted=True).pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    # Then the redirect is the answer: one POST to the URL set, nothing on to where it pointed
+    assert result == {"status": 303}
+    assert hits == [("POST", "/hook")]
