@@ -87,8 +87,8 @@ def test_a_set_whose_first_key_came_too_soon_is_not_saved_in_part(page, shapes):
     assert saved_sets(ann) == {int(first): ["circle"]}
     assert refused_count(page) == 3
     assert notes[-1] == (
-        "⏎ not applied: it came in one run of keys with a key that was refused, so this image's set would miss a "
-        "class. Pause, then type the whole set again."
+        "Enter not applied: it came in one run of keys with a key that was refused, so this image's set would miss "
+        "a class. 3 keys not applied since your last pause. Pause, then type the whole set again."
     )
     assert page.locator("#label-form .class-btn.on").count() == 0
 
