@@ -21,12 +21,12 @@ from labeling.api.base import JobStartedSerializer, ProjectView, job_started_res
 from labeling.constants import MAX_ID
 from labeling.permissions import Capability
 from labeling.selectors.classes import class_path_normalize
-from serving.models import ApiKey
+from serving.models import ApiKey, ServingSettings
 from serving.selectors.alerts import alert_settings_of
 from serving.selectors.keys import api_keys_of
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, monitoring_of
 from serving.selectors.send_selection import Order, Selection
-from serving.services.alerts import alert_settings_set, webhook_secret_rotate
+from serving.services.alerts import ALERT_FIELDS, alert_settings_set, webhook_secret_rotate
 from serving.services.keys import api_key_create, api_key_revoke
 from serving.services.send_to_queue import predictions_send_to_queue
 
@@ -263,23 +263,23 @@ class ServingKeyRevokeApi(ProjectView, APIView):
         return Response(ServingKeyOutputSerializer(key).data)
 
 
-class AlertSettingsSerializer(serializers.Serializer):
-    webhook_url = serializers.CharField(
-        required=False, allow_blank=True, max_length=500,
-        help_text="http:// or https:// address that gets a signed JSON POST for each new alert; empty: no webhook.",
-    )  # fmt: skip
-    drift_p_threshold = serializers.FloatField(
-        required=False, min_value=0.0, max_value=0.5, help_text="Drift when a check's p-value is below this."
-    )
-    low_confidence_threshold = serializers.FloatField(
-        required=False, min_value=0.0, max_value=1.0, help_text="A prediction below this confidence is unsure."
-    )
-    low_confidence_alert_share = serializers.FloatField(
-        required=False, min_value=0.0, max_value=1.0, help_text="Alert when this share of a window is unsure."
-    )
+class AlertSettingsSerializer(serializers.ModelSerializer):
+    """The alert settings; the thresholds' ranges are ServingSettings' own validators."""
+
     secret_hint = serializers.CharField(
         read_only=True, help_text="The webhook secret's last 4 characters (POST .../secret/ makes a new one)."
     )
+
+    class Meta:
+        model = ServingSettings
+        fields = (*ALERT_FIELDS, "secret_hint")
+        extra_kwargs = {
+            "webhook_url": {"help_text": "http:// or https:// address that gets a signed JSON POST for each new "
+                            "alert; empty: no webhook."},
+            "drift_p_threshold": {"help_text": "Drift when a check's p-value is below this."},
+            "low_confidence_threshold": {"help_text": "A prediction below this confidence is unsure."},
+            "low_confidence_alert_share": {"help_text": "Alert when this share of a window is unsure."},
+        }  # fmt: skip
 
 
 class AlertSettingsApi(ProjectView, APIView):

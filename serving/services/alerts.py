@@ -39,7 +39,7 @@ WEBHOOK_REMIND_HOURS = 24
 SIGNATURE_HEADER = "X-Labelloop-Signature"
 
 
-ALERT_FIELDS = ("drift_p_threshold", "low_confidence_threshold", "low_confidence_alert_share", "webhook_url")
+ALERT_FIELDS = ("webhook_url", "drift_p_threshold", "low_confidence_threshold", "low_confidence_alert_share")
 
 
 def alert_settings_set(*, project: Project, **values) -> ServingSettings:
