@@ -17,6 +17,9 @@
 
   const ClassKeys = window.LabelloopClassKeys;  // static/js/class-keys.js, loaded first
   const BURST_MS = 250;
+  // How a note names a key: a character quoted (a bare "1 not applied" reads as a count), a named key or an action
+  // ("Enter", "click", "Submit") as it is.
+  const keyName = (key) => (key.length === 1 ? `Key "${key}"` : key);
   const Reaction = window.LabelloopReaction;  // static/js/app.js, loaded first
   const REACTION_MS = Reaction.MS;
   const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
@@ -316,7 +319,7 @@
 
   function pickSearch(btn) {
     if (!onScreen() || tooSoon()) {  // keep the query
-      refuse("⏎", busy ? busyNote("⏎") : tooSoon() ? soonNote("⏎") : undefined);
+      refuse("Enter", busy ? busyNote("Enter") : tooSoon() ? soonNote("Enter") : undefined);
       return;
     }
     const input = search();
@@ -408,8 +411,7 @@
 
   // The rest of a burst whose first keys were refused: the image is on screen, but from this card's top level the
   // keys would spell another class, or in a multi-label project save the set without the refused class. The burst
-  // ends at a pause of BURST_MS. The note names the key (a digit alone read as a count) and counts the run's keys.
-  const keyName = (key) => (key === "Enter" ? "Enter" : `Key "${key}"`);
+  // ends at a pause of BURST_MS. The note counts the run's keys.
   const keysCount = (n) => `${n} key${n === 1 ? "" : "s"} not applied since your last pause.`;
   const burstNote = (key) => isMulti()
     ? `${keyName(key)} not applied: it came in one run of keys with a key that was refused, so this image's set would miss a class. ${keysCount(burstRefused)} Pause, then type the whole set again.`
@@ -417,12 +419,12 @@
 
   // A key pressed while the card's request is in flight: the image on screen is being answered, so no press is asked.
   const busyNote = (key) =>
-    `${key === "Enter" ? "⏎" : key} not applied: still ${PENDING[sent ? sent.kind : "label"]}: wait for the next image.`;
+    `${keyName(key)} not applied: still ${PENDING[sent ? sent.kind : "label"]}: wait for the next image.`;
 
   // A key pressed with no image on screen: not applied, and said so (the count stays on the note for tests).
   function refuse(key, message, ms = 2500) {
     refused += 1;
-    say(message || `${key === "Enter" ? "⏎" : key} not applied: the next image was not on screen yet. Press it again.`, ms);
+    say(message || `${keyName(key)} not applied: the next image was not on screen yet. Press it again.`, ms);
   }
 
   function say(message, ms = 2500) {
@@ -464,7 +466,10 @@
 
   // --- a multi-label set that lost a key (`pending`) ---
 
-  const keyList = (keys) => (keys.length === 1 ? keys[0] : `${keys.slice(0, -1).join(", ")} and ${keys.at(-1)}`);
+  const keyList = (keys) => {
+    const quoted = keys.map((k) => `"${k}"`);
+    return quoted.length === 1 ? `key ${quoted[0]}` : `keys ${quoted.slice(0, -1).join(", ")} and ${quoted.at(-1)}`;
+  };
 
   // A key refused in a multi-label project: a class key joins the set's missing keys, an Enter ends the set's run.
   function lose(key) {
@@ -503,8 +508,8 @@
     refusedBurst = true;
     markChosen();
     showLevel("");
-    refuse(key, `${key === "Enter" ? "⏎" : key} not applied: ${keys} ${one ? "was" : "were"} not applied, so this set ` +
-      `would miss ${one ? "it" : "them"}. Type the whole set again, then ⏎; or Esc to start over without ${one ? "it" : "them"}.`, 8000);
+    refuse(key, `${keyName(key)} not applied: ${keys} ${one ? "was" : "were"} not applied, so this set ` +
+      `would miss ${one ? "it" : "them"}. Type the whole set again, then Enter; or Esc to start over without ${one ? "it" : "them"}.`, 8000);
     setNote = true;
   }
 
@@ -512,7 +517,7 @@
   function startOver() {
     const keys = keyList(pending.missing);
     pending = null;
-    say(`Started over without ${keys}: type the set, then ⏎.`);
+    say(`Started over without ${keys}: type the set, then Enter.`);
     setNote = true;
     if (!onScreen()) return;
     markChosen();
@@ -529,7 +534,7 @@
     if (slot) slot.replaceChildren(notice); else card().prepend(notice);
   }
 
-  const soonNote = (key) => Reaction.note(key === "Enter" ? "⏎" : key, "image", performance.now() - shown.until + REACTION_MS);
+  const soonNote = (key) => Reaction.note(keyName(key), "image", performance.now() - shown.until + REACTION_MS);
 
   // --- keys ---
 

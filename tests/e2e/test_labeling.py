@@ -360,7 +360,7 @@ def test_a_key_pressed_as_the_next_image_appears_is_too_soon_for_it_and_changes_
     note = page.locator("#key-note")
     assert note.get_attribute("data-refused") == "1"
     text = note.inner_text()
-    assert "1 not applied: the image had changed" in text
+    assert 'Key "1" not applied: the image had changed' in text
     assert "too soon to be meant for it" in text
     assert int(text.split("changed ")[1].split(" ms")[0]) < 100
     assert labels_in_order(user, project) == [(first, ["ant"])]

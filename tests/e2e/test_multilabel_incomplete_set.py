@@ -17,7 +17,7 @@ from .test_multilabel_typed_ahead import SHAPES, refused_count, saved_sets
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 NOTE = (
-    "⏎ not applied: 6 was not applied, so this set would miss it. Type the whole set again, then ⏎; "
+    'Enter not applied: key "6" was not applied, so this set would miss it. Type the whole set again, then Enter; '
     "or Esc to start over without it."
 )
 
@@ -97,7 +97,7 @@ def test_esc_drops_the_lost_key_and_starts_the_set_over(page, six_lost):
 
     # The annotator meant 6 for the image before: Esc, then the set for this one
     page.keyboard.press("Escape")
-    assert page.locator("#key-note").text_content() == "Started over without 6: type the set, then ⏎."
+    assert page.locator("#key-note").text_content() == 'Started over without key "6": type the set, then Enter.'
     page.wait_for_timeout(300)
     for key in ["3", "Enter"]:
         page.keyboard.press(key)
@@ -115,4 +115,4 @@ def test_the_submit_button_on_a_set_that_lost_a_key_saves_nothing(page, six_lost
     page.wait_for_timeout(600)
 
     assert saved_sets(ann) == {first: ["circle"]}
-    assert page.locator("#key-note").text_content() == NOTE.replace("⏎ not applied", "Submit not applied", 1)
+    assert page.locator("#key-note").text_content() == NOTE.replace("Enter not applied", "Submit not applied", 1)

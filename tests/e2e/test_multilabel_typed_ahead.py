@@ -82,7 +82,8 @@ def test_a_set_whose_first_key_came_too_soon_is_not_saved_in_part(page, shapes):
     page.wait_for_timeout(600)
 
     notes = page.evaluate("window.notes")
-    assert notes[0].startswith("6 not applied: the image had changed"), "6 was not too soon: the test did not test it"
+    too_soon = 'Key "6" not applied: the image had changed'
+    assert notes[0].startswith(too_soon), "6 was not too soon: the test did not test it"
     # Then none of the run was applied: no toggle, no set saved for the image, and the page says why
     assert saved_sets(ann) == {int(first): ["circle"]}
     assert refused_count(page) == 3

@@ -153,7 +153,7 @@ def test_while_an_answer_is_on_its_way_the_card_says_so_and_keys_say_to_wait(pag
     assert pending.inner_text() == "Saving your last answer…"
     page.wait_for_function(f"() => ({IMAGE_OPACITY})() < 0.6")
     page.keyboard.press("2")
-    assert note.inner_text() == "2 not applied: still saving your last answer: wait for the next image."
+    assert note.inner_text() == 'Key "2" not applied: still saving your last answer: wait for the next image.'
     screenshot("label-pending")
 
     # When the answer arrives, the next image is shown as usual
@@ -170,7 +170,7 @@ def test_while_an_answer_is_on_its_way_the_card_says_so_and_keys_say_to_wait(pag
     pending.wait_for()
     assert pending.inner_text() == "Undoing your last label…"
     page.keyboard.press("s")
-    assert note.inner_text() == "s not applied: still undoing your last label: wait for the next image."
+    assert note.inner_text() == 'Key "s" not applied: still undoing your last label: wait for the next image.'
     release.set()
     assert next_card(page, second) == first
     assert pending.is_hidden()
