@@ -107,3 +107,23 @@ def test_a_receivers_redirect_is_not_followed(project_factory):
     # Then the redirect is the answer: one POST to the URL set, nothing on to where it pointed
     assert result == {"status": 303}
     assert hits == [("POST", "/hook")]
+
+
+def test_the_admin_holds_the_webhook_url_to_the_same_rule(project_factory, admin_client, settings):
+    # Given staff editing a project's serving settings in the Django admin, private addresses not allowed
+    settings.LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = False
+    row = alert_settings_set(project=project_factory(), webhook_url="https://93.184.215.14/hook")
+    url = reverse("admin:serving_servingsettings_change", args=[row.pk])
+    fields = {"project": row.project_id, "keep_images_days": row.keep_images_days, "drift_p_threshold": 0.01,
+              "low_confidence_threshold": 0.5, "low_confidence_alert_share": 0.3,
+              "webhook_secret": row.webhook_secret, "auto_queue_per_day": 0}  # fmt: skip
+
+    # When they point the webhook at the cloud metadata address
+    answer = admin_client.post(url, {**fields, "webhook_url": "http://169.254.169.254/latest/"})
+
+    # Then the form says why and nothing is saved; a public address still saves
+    assert answer.status_code == 200
+    assert "is not a public address" in answer.content.decode()
+    assert ServingSettings.objects.get(pk=row.pk).webhook_url == "https://93.184.215.14/hook"
+    assert admin_client.post(url, {**fields, "webhook_url": "https://93.184.215.15/hook"}).status_code == 302
+    assert ServingSettings.objects.get(pk=row.pk).webhook_url == "https://93.184.215.15/hook"
