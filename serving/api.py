@@ -73,7 +73,7 @@ class MonitoringDriftSerializer(serializers.Serializer):
     n_production = serializers.IntegerField()
     n_reference = serializers.IntegerField()
     model_file = serializers.CharField(
-        help_text="The export's ONNX file that answered the window's predictions and embedded the labeled images "
+        help_text="The export's ONNX file that answered the window's predictions and embedded the project's images "
         '(model.onnx, model.int8.onnx, model.int8.vnni.onnx); "" for checks made before it was recorded.'
     )
     statistic = serializers.FloatField(allow_null=True)

@@ -146,7 +146,7 @@ class PredictedLabel(models.Model):
 
 class DriftReport(models.Model):
     """One drift check of a project's production inputs: the window's prediction-log embeddings against the
-    embeddings of the project's labeled train items under the same model version, compared by MMD (RBF kernel,
+    embeddings of a random sample of the project's images under the same model version, compared by MMD (RBF kernel,
     median heuristic) with a seeded permutation test. The row is made when the check starts (status "running",
     `progress` 0..1, statistic and p_value empty) and filled in when it ends, so the Monitoring page can show a
     progress indicator. `drifted` = p_value < threshold; `low_confidence_share` is the window's share of

@@ -93,8 +93,8 @@ def report_alerts(report: DriftReport, *, slug: str | None = None) -> list[Proje
             ProjectAlert(
                 kind=DRIFT,
                 message=(
-                    f"Production inputs drifted from the training images: version {report.version_number}, "
-                    f"{report.n_production} predictions ({when}) against {report.n_reference} labeled train "
+                    f"Production inputs drifted from the project's images: version {report.version_number}, "
+                    f"{report.n_production} predictions ({when}) against {report.n_reference} of the project's "
                     f"images, p = {report.p_value:.3g} < {report.threshold:g}."
                 ),
                 report_id=report.pk,

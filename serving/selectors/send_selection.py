@@ -23,7 +23,7 @@ class Order:
     LOWEST_CONFIDENCE = "lowest_confidence"
     RANDOM = "random"
     NEWEST = "newest"
-    MOST_DRIFTED = "most_drifted"  # least like the labeled images (serving.services.drift_outliers)
+    MOST_DRIFTED = "most_drifted"  # least like the project's images (serving.services.drift_outliers)
     CHOICES = (LOWEST_CONFIDENCE, RANDOM, NEWEST, MOST_DRIFTED)
 
 

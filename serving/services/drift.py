@@ -1,8 +1,8 @@
-"""Drift checks: are the production inputs of a project's active model still like its labeled training images?
+"""Drift checks: are the production inputs of a project's active model still like the project's images?
 
-One check compares a window of the prediction log with the labeled train images (serving/services/drift_reference.py,
-embedded by the same ONNX model as production) by MMD with a permutation test (serving/services/drift_stats.py), and
-stores a DriftReport:
+One check compares a window of the prediction log with a random sample of the project's images
+(serving/services/drift_reference.py, embedded by the same ONNX model as production) by MMD with a permutation test
+(serving/services/drift_stats.py), and stores a DriftReport:
 
 - the window is rolling: the latest WINDOW_MAX predictions of the active version that carry an embedding;
 - the hourly task (`drift_checks_run_due`, beat entry "drift-check", default queue) checks a project when at least
@@ -144,7 +144,7 @@ def _checkable(project: Project, minimum: int, fields: tuple[str, ...] = ("creat
 
 def most_drifted_elsewhere(*, project: Project, selection: Selection, skip: int) -> str:
     """The way to "most drifted" while version `skip` has no drift reference: the newest other version whose
-    labeled images a drift check embedded (its reference is cached) and that answered some of the selection's
+    project images a drift check embedded (its reference is cached) and that answered some of the selection's
     candidates with an embedding, named with the option that picks it; "" when there is none."""
     candidates = send_candidates(project=project, selection=replace(selection, version_number=None))
     counts = (
@@ -158,7 +158,7 @@ def most_drifted_elsewhere(*, project: Project, selection: Selection, skip: int)
     for number, n in counts:
         if number in pks and reference_cached(version_pk=pks[number]) is not None:
             return (
-                f"Version {number}'s labeled images are embedded already (its last drift check) and {n} of its "
+                f"Version {number}'s reference images are embedded already (its last drift check) and {n} of its "
                 f"unsent predictions carry an embedding: its most drifted can be sent now with model version "
                 f"{number} (manage.py send_to_queue {project.slug} --most-drifted N --model-version {number}; "
                 f"Model version {number} on the Monitoring page)."

@@ -1,9 +1,9 @@
-"""The production predictions least like the labeled images: "most drifted" for send to queue.
+"""The production predictions least like the project's images: "most drifted" for send to queue.
 
-A prediction's score is its mean RBF similarity to the version's reference embeddings (the labeled train images
-under the served ONNX model, as the drift check embedded them; same kernel and median-heuristic bandwidth as the
-drift test): the lowest scores are the images the labeled data covers least, the ones drift is made of. Reads only
-the reference a drift check cached (numpy; the web process never runs the model).
+A prediction's score is its mean RBF similarity to the version's reference embeddings (a random sample of the
+project's images under the served ONNX model, as the drift check embedded them; same kernel and median-heuristic
+bandwidth as the drift test): the lowest scores are the images the project's data covers least, the ones drift is
+made of. Reads only the reference a drift check cached (numpy; the web process never runs the model).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def predictions_most_drifted(*, project: Project, selection: Selection, limit: i
 
 def _no_reference(*, project: Project, selection: Selection, number: int, active: int | None) -> str:
     """Why version `number` has no reference to compare with, what would make one, and the way out now."""
-    text = f"Most drifted compares production images with the labeled images as model v{number} sees them"
+    text = f"Most drifted compares production images with the project's images as model v{number} sees them"
     embedded = embedded_predictions(project_id=project.pk, version_number=number)
     if number != active:
         now = f", v{active}" if active is not None else ""

@@ -33,7 +33,7 @@ ORDER_LABELS = {
     Order.LOWEST_CONFIDENCE: "Lowest confidence first",
     Order.RANDOM: "Random sample (unbiased live accuracy)",
     Order.NEWEST: "Newest first",
-    Order.MOST_DRIFTED: "Most drifted (least like the labeled images; after a drift check)",
+    Order.MOST_DRIFTED: "Most drifted (least like the project's images; after a drift check)",
 }
 
 

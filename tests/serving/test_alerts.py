@@ -87,7 +87,7 @@ def test_alerts_follow_the_latest_finished_report(project_factory):
     assert alert.kind == DRIFT
     assert "p = 0.00498 < 0.01" in alert.message
     assert "500 predictions" in alert.message
-    assert "1000 labeled train images" in alert.message
+    assert "1000 of the project's images" in alert.message
 
     # And a running or failed check does not clear it; a clean finished report does
     report(project, minutes_ago=60, status="running")

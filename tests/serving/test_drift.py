@@ -1,5 +1,5 @@
 """Drift checks through the product's path: predictions served over the prediction service's WSGI app and logged,
-then the hourly task (or `manage.py drift_check`) compares them with the project's labeled train images embedded
+then the hourly task (or `manage.py drift_check`) compares them with a random sample of the project's images embedded
 by the same ONNX model, and stores a DriftReport the Monitoring page and the alerts read."""
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ def test_the_hourly_task_reports_each_window_of_new_predictions_once(labeled_pro
     # When the periodic task runs
     result = drift_check_task.delay().get()
 
-    # Then one finished report compares the 60 predictions with the 30 labeled train images (not the holdout)
+    # Then one finished report compares the 60 predictions with the project's 31 images (holdout included)
     report = DriftReport.objects.get(project=project)
     assert result == {"reports": [report.pk], "failed_projects": [], "swept": 0}
-    assert (report.status, report.version_number, report.n_production, report.n_reference) == ("done", 1, 60, 30)
+    assert (report.status, report.version_number, report.n_production, report.n_reference) == ("done", 1, 60, 31)
     assert 0 < report.p_value <= 1
     assert report.statistic >= 0
     assert (report.threshold, report.permutations, report.progress) == (0.01, 200, 1.0)
@@ -116,7 +116,7 @@ def test_the_command_checks_now_and_refuses_too_few_predictions(
     call_command("drift_check", project.slug, verbosity=0, stdout=out)
     printed = json.loads(out.getvalue())
     assert printed["n_production"] == 35
-    assert printed["n_reference"] == 30
+    assert printed["n_reference"] == 31
     assert printed["report"] == DriftReport.objects.get(status="done").pk
 
     # And the Monitoring page's request runs the same check on a worker (not due hourly: only 35 predictions)
@@ -208,7 +208,7 @@ def test_a_check_embeds_its_reference_with_the_onnx_file_that_answered_not_the_w
     report = drift.drift_check_run(project=project)
 
     # Then it compares the 40 INT8 answers with a reference the same INT8 file embedded, and says which file
-    assert (report.status, report.model_file, report.n_production, report.n_reference) == ("done", int8_file, 40, 30)
+    assert (report.status, report.model_file, report.n_production, report.n_reference) == ("done", int8_file, 40, 31)
     assert reference_cached(version_pk=report.project.model_versions.get(number=1).pk)[1] == int8_file
 
 

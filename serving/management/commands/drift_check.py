@@ -1,4 +1,4 @@
-"""manage.py drift_check PROJECT: compare the project's latest predictions with its labeled train images now."""
+"""manage.py drift_check PROJECT: compare the project's latest predictions with its own images now."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from training.management.commands._progress import StageBar
 class Command(BaseCommand):
     help = (
         "Run a drift check of a project's production inputs now: the latest predictions of the active version "
-        "against its labeled train images (MMD, permutation test). Prints the report as JSON."
+        "against a random sample of its images (MMD, permutation test). Prints the report as JSON."
     )
 
     def add_arguments(self, parser):

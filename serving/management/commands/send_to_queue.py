@@ -31,7 +31,7 @@ class Command(BaseCommand):
         how.add_argument("--lowest-confidence", type=int, metavar="N", help="the N least-confident (default: 50)")
         how.add_argument("--random", type=int, metavar="N", help="a uniform random sample of N (live accuracy)")
         how.add_argument("--newest", type=int, metavar="N", help="the N newest")
-        how.add_argument("--most-drifted", type=int, metavar="N", help="the N least like the labeled images")
+        how.add_argument("--most-drifted", type=int, metavar="N", help="the N least like the project's images")
         parser.add_argument(
             "--class",
             dest="top_class",
