@@ -127,3 +127,39 @@ def test_the_admin_holds_the_webhook_url_to_the_same_rule(project_factory, admin
     assert ServingSettings.objects.get(pk=row.pk).webhook_url == "https://93.184.215.14/hook"
     assert admin_client.post(url, {**fields, "webhook_url": "https://93.184.215.15/hook"}).status_code == 302
     assert ServingSettings.objects.get(pk=row.pk).webhook_url == "https://93.184.215.15/hook"
+
+
+def test_a_name_that_answers_public_to_the_check_and_inward_to_the_connection_gets_nothing(
+    project_factory,
+    receiver,  # noqa: F811
+    settings,
+    monkeypatch,
+):
+    # Given a receiver on this machine and a host name whose DNS answers a public address to the first lookup and
+    # this machine to every later one (DNS rebinding)
+    import socket
+
+    server = receiver()
+    port = int(server.url.split(":")[2].split("/")[0])
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "hooks.rebind.example":
+            return real_getaddrinfo(host, *args, **kwargs)
+        lookups.append(host)
+        address = "93.184.215.14" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    project = project_factory()
+    alert_settings_set(project=project, webhook_url=f"http://hooks.rebind.example:{port}/hook")  # (no lookup: allowed)
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    settings.LABELLOOP_WEBHOOK_PRIVATE_ADDRESSES = False
+
+    # When an alert is sent (the check before the POST sees the public address)
+    result = alert_webhook_send(report_id=report(project, drifted=True).pk)
+
+    # Then the connection checks the address it connects to, refuses this machine, and nothing reaches the receiver
+    assert "hooks.rebind.example is not a public address (127.0.0.1)" in result["error"]
+    assert server.received == []
+    assert len(lookups) == 2  # the check's lookup and the connection's, not a third behind its back
