@@ -35,7 +35,7 @@ from labeling.constants import Progress
 from labeling.models import Item
 from labeling.storage_utils import cache_entries_sweep, cache_entry_touch
 from serving.models import PredictionLog
-from serving.runtime.registry import served_precision
+from serving.runtime.registry import file_precision, served_precision
 from serving.selectors.models import version_cache_name, version_cache_names
 from training.ml.export_files import ONNX_FILES
 
@@ -128,7 +128,7 @@ def _cache_save(path: Path | None, cached: dict[int, np.ndarray], model_file: st
     rows = np.stack(list(cached.values())).astype(np.float16) if cached else np.zeros((0, 0), np.float16)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
     with os.fdopen(fd, "wb") as fh:
-        precision = "fp32" if model_file == ONNX_FILES["fp32"] else "int8"  # the file's, not this process's setting
+        precision = file_precision(model_file)  # the file's, not this process's setting
         np.savez(fh, ids=ids, embeddings=rows, pixels=np.int64(PIXELS_VERSION), precision=np.str_(precision),
                  onnx_file=np.str_(model_file))  # fmt: skip
     os.replace(tmp, path)
