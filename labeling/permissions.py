@@ -44,6 +44,14 @@ def role_can(role: str | None, capability: Capability) -> bool:
     return role is not None and capability in CAPABILITIES.get(role, frozenset())
 
 
+def roles_with(capability: Capability) -> str:
+    """The roles whose members may open a page that needs `capability`, in words ("managers and reviewers"), read
+    from this module's one table: a job card says where a result is to a role that may not open its page."""
+    labels = [label for value, label in Role.choices if role_can(value, capability)]
+    names = sorted((f"{label if label[:2].isupper() else label.lower()}s" for label in labels), key=str.lower)
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "nobody"
+
+
 def may_search_label_errors(role: str | None) -> bool:
     """Who may start a label-error search (the review page's button, its view and the API): reviewers, who work
     the suspects, and whoever trains the model (managers, ML engineers)."""

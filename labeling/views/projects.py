@@ -15,8 +15,8 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
-from labeling.models import Job, LabelClass, Membership, Role
-from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view, role_can
+from labeling.models import Job, LabelClass, Membership
+from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view, roles_with
 from labeling.selectors.class_table import (
     CLASS_TABLE_PAGED_OVER,
     ClassTable,
@@ -79,14 +79,6 @@ def project_create(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Project {project.name} created.")
         return redirect("labeling:project_settings", slug=project.slug)
     return render(request, "labeling/project_create.html", {"form": form})
-
-
-def roles_with(capability: Capability) -> str:
-    """The roles whose members may open a page that needs `capability`, in words ("managers and reviewers"), read
-    from the permission layer's one table: a job card says where a result is to a role that may not open its page."""
-    labels = [label for value, label in Role.choices if role_can(value, capability)]
-    names = sorted((f"{label if label[:2].isupper() else label.lower()}s" for label in labels), key=str.lower)
-    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "nobody"
 
 
 def job_card_context() -> dict:
