@@ -29,6 +29,32 @@ pytest_plugins = ["tests.browser_fixtures"]
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
 
+# A test that asks for none of these (and has no django_db mark) cannot reach the test database, so it runs the same
+# on PostgreSQL and on SQLite: `make test` runs it in the PostgreSQL pass only (--database-tests-only in the other).
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the test database (the second database pass of `make test`)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--database-tests-only"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+        (kept if uses_database else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _eager_results_read_from_any_thread():
