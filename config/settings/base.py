@@ -96,6 +96,8 @@ TEMPLATES = [
     },
 ]
 
+FORM_RENDERER = "config.forms.FormRenderer"  # as_p with each field's errors under the field, not above its label
+
 WSGI_APPLICATION = "config.wsgi.application"
 
 # SQLite is the embedded default: WAL and IMMEDIATE transactions so that claims
