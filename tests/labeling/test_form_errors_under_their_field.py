@@ -1,6 +1,6 @@
 """Every form drawn with as_p (project creation, settings, alerts, exports, API keys) shows a field's errors under
-that field: Django's own layout put them above the field's label, right under the field before, where a user read
-"A project with the slug ... exists" as the name's problem."""
+that field: Django's own layout put them above the field's label, right under the field before, where they read as
+that field's (a slug refusal under the name's input)."""
 
 from __future__ import annotations
 
