@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from labeling.models import (
     Item,
@@ -91,20 +91,33 @@ def review_task_counts(*, project: Project) -> dict[str, int]:
 
 
 def review_task_next(*, project: Project, reason: str | None = None, after: int | None = None) -> ReviewTask | None:
-    """The next open task: within a reason by score (highest first); without one, reasons in REASON_ORDER.
+    """The next open task: within a reason by score (highest first, then id); without one, reasons in REASON_ORDER.
 
-    `after` skips that task (the reviewer pressed next) by preferring any other open task.
+    `after` is the task on screen when the reviewer pressed Next: the answer is the open task that follows it in that
+    order, and the first one again after the last, so pressing Next walks through every open task in turn (before,
+    Next only avoided the task on screen, and two tasks took turns while the rest were never shown). The task on
+    screen comes back only when it is the only one open. An `after` that names no task of the project starts at the
+    first.
     """
     reasons = [reason] if reason else REASON_ORDER
-    for r in reasons:
-        qs = review_tasks_open(project=project, reason=r)
-        if after:
-            qs = qs.exclude(pk=after)
-        task = qs.select_related("item").first()
+    current = ReviewTask.objects.filter(project=project, pk=after).only("reason", "score").first() if after else None
+    if current is not None and current.reason in reasons:
+        later = Q(score__lt=current.score) | Q(score=current.score, pk__gt=current.pk)
+        task = review_tasks_open(project=project, reason=current.reason).filter(later).select_related("item").first()
         if task is not None:
             return task
-    if after:
-        return review_tasks_open(project=project, reason=reason).filter(pk=after).select_related("item").first()
+        reasons_after = reasons[reasons.index(current.reason) + 1 :]
+        task = _first_open(project, reasons_after)
+        if task is not None:
+            return task
+    return _first_open(project, reasons)
+
+
+def _first_open(project: Project, reasons: list[str]) -> ReviewTask | None:
+    for r in reasons:
+        task = review_tasks_open(project=project, reason=r).select_related("item").first()
+        if task is not None:
+            return task
     return None
 
 

@@ -136,8 +136,8 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
         elif reason and task.reason != reason:
             reason = task.reason  # the tab shown is the card's own, not the one the link named
     if task is None:
-        after = request.GET.get("after", "")  # the Next link's task id
-        if after and id_from_text(after) is None:
+        after = request.GET.get("after", "")  # the Next link's task id ("0" or a gone task: start at the first)
+        if after and id_from_text(after) is None and after.strip("0"):
             raise Http404
         task = review_task_next(project=project, reason=reason or None, after=id_from_text(after))
     if request.htmx:
@@ -181,10 +181,12 @@ def review_verdict(request: HttpRequest, slug: str, task_id: int) -> HttpRespons
         messages.error(request, error)
         return redirect(_review_url(project.slug, reason, task=task.pk))
     review_services.review_tasks_for_items(project=project, item_ids=[task.item_id])
+    # The card after this one in the queue's order, so that cards skipped with Next come back only once the walk
+    # passes the end, not after every verdict
     if request.htmx:
-        next_task = review_task_next(project=project, reason=reason or None)
+        next_task = review_task_next(project=project, reason=reason or None, after=task.pk)
         return _card_response(request, _card_context(request, next_task, reason))
-    return redirect(_review_url(project.slug, reason))
+    return redirect(_review_url(project.slug, reason, after=task.pk))
 
 
 def _review_url(slug: str, reason: str, **params) -> str:
