@@ -65,6 +65,7 @@ def version_of_trained_names(project, leaves, items, *, number: int = 1):
     version.save(update_fields=["metrics"])
     config["metrics"] = version.metrics
     config["backbone_weights"] = f"/srv/team/weights/tower.safetensors#sha256={'a' * 64}"
+    config["round_config"] = {**config.get("round_config", {}), "weights": config["backbone_weights"]}
     config_file.write_text(json.dumps(config))
     return version
 
@@ -118,6 +119,8 @@ def test_the_model_export_names_classes_as_the_dataset_export_does_and_states_it
         assert (metrics["macro_classes"], metrics["no_support"]) == ([CIRCLE, SQUARE], [TRIANGLE])
     # The weights it started from are named by file and sha256, not by the server's folder
     assert config["backbone_weights"] == f"tower.safetensors#sha256={'a' * 64}"
+    assert config["round_config"]["weights"] == config["backbone_weights"]  # the round's settings too (stop 55)
+    assert "/srv/team" not in files["config.json"].decode()
     table = [line for line in card.splitlines() if line.startswith("| shapes")]
     assert [line.split(" | ")[0] for line in table] == [f"| {p}" for p in MODEL_ORDER]
     # ... captioned, in the holdout's section (after a cross-validated section it read as part of that estimate)

@@ -1,5 +1,6 @@
 """Bring your own weights: an ML engineer registers a weights file for a timm architecture (command or admin), its
-sha256 is recorded, a project trains and scores with it, and a worker refuses the file once its bytes change."""
+sha256 is recorded and a copy kept under the data root, a project trains and scores with it (whatever becomes of the
+file registered), and a worker refuses the copy once its bytes change."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def _register(path: Path, *extra: str) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "state_dict"])
-def test_the_command_registers_a_file_with_its_sha256_in_either_format(tmp_path, fmt, capsys):
+def test_the_command_registers_a_file_with_its_sha256_in_either_format(tmp_path, fmt, capsys, settings):
     # given weights saved as safetensors, or as a PyTorch checkpoint {"state_dict": ...} that still has its 1000-class
     # ImageNet head (a matching head is ignored: the project trains its own)
     if fmt == "safetensors":
@@ -68,7 +69,9 @@ def test_the_command_registers_a_file_with_its_sha256_in_either_format(tmp_path,
 
     # then it is recorded with the file's sha256 and size, timm's normalisation, and the command says so
     row = BackboneWeights.objects.get()
-    assert (row.name, row.architecture, row.path) == ("our tower", ARCH, str(path.resolve()))
+    kept = Path(settings.LABELLOOP_DATA_ROOT) / "weights" / _sha256(path) / path.name  # the platform's own copy
+    assert (row.name, row.architecture, row.path) == ("our tower", ARCH, str(kept))
+    assert kept.read_bytes() == path.read_bytes()
     assert (row.sha256, row.size) == (_sha256(path), path.stat().st_size)
     assert row.mean == pytest.approx([0.485, 0.456, 0.406])
     assert row.std == pytest.approx([0.229, 0.224, 0.225])
@@ -261,18 +264,46 @@ def test_a_weights_file_changed_after_registration_fails_the_run_and_scoring_wit
     settings.LABELLOOP_ROUND_OVERRIDES = {**TINY_ROUND, "self_training": False}  # one head fit: weights under test
     settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
     _register(weights_file)
-    project = _labeled_project(project_factory, BackboneWeights.objects.get().pk)
-    # the file is overwritten with other weights of the same shapes (a retrained tower copied over it)
-    save_file(_random_backbone(9), str(weights_file))
+    row = BackboneWeights.objects.get()
+    project = _labeled_project(project_factory, row.pk)
+    # the platform's copy is overwritten with other weights of the same shapes (a retrained tower copied over it)
+    save_file(_random_backbone(9), row.path)
 
     run = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False)
     services.training_run_execute(run_id=run.pk)
 
     run = TrainingRun.objects.get(pk=run.pk)
     assert run.status == RunStatus.FAILED
-    assert f"the backbone weights file {weights_file.resolve()} changed since it was registered" in run.error
+    assert f"the backbone weights file {row.path} changed since it was registered" in run.error
     assert "register the file again or choose other weights" in run.error
+    assert "Traceback" not in run.error  # the reason says it all; the worker's log keeps the traceback
     assert not ModelVersion.objects.filter(project=project).exists()
+
+
+def test_weights_moved_away_after_registering_still_train_and_a_lost_copy_says_what_to_do(
+    project_factory, weights_file, settings
+):
+    settings.LABELLOOP_ROUND_OVERRIDES = {**TINY_ROUND, "self_training": False}
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
+    _register(weights_file)
+    row = BackboneWeights.objects.get()
+    project = _labeled_project(project_factory, row.pk)
+    # Given the ML engineer tidied their folder after registering (stop 55's tester: every run failed then)
+    weights_file.rename(weights_file.with_name("tidied.safetensors"))
+
+    # When a round runs, it trains on the platform's copy
+    run = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False)
+    assert services.training_run_execute(run_id=run.pk)["status"] == "succeeded"
+
+    # And were the copy itself lost (a data folder restored without it), the run fails with what to do, no traceback
+    Path(row.path).unlink()
+    run = services.training_run_enqueue(project=project, trigger="manual", mode="head", send=False, force=True)
+    services.training_run_execute(run_id=run.pk)
+    run = TrainingRun.objects.get(pk=run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith(f"the registered backbone weights file {row.path} is gone")
+    assert "register the weights again (manage.py weights_register, or the admin) or choose other weights" in run.error
+    assert "Traceback" not in run.error
 
 
 def test_staff_register_weights_in_the_admin(admin_client, weights_file, tmp_path):

@@ -27,6 +27,11 @@ REQUESTED_MODES = (AUTO_MODE, *MODES)
 
 
 # Registered weights travel in RoundConfig.weights (and a checkpoint's config.json) as one string:
+class ExplainedError(Exception):
+    """An error whose message says all a user needs (what is wrong and what to do): a failed run stores the message
+    alone, without the traceback, which the worker's log keeps."""
+
+
 # "<path>#sha256=<hex>[;mean=a,b,c;std=a,b,c]". Only this module reads it; the path is everything before the last #.
 SPEC_MARK = "#sha256="
 

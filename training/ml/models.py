@@ -18,7 +18,7 @@ import torch
 from timm.data import resolve_model_data_config
 from torch import nn
 
-from training.ml.config import VerifiedWeights
+from training.ml.config import ExplainedError, VerifiedWeights
 
 BUNDLED_ARCH = "tf_efficientnet_lite0"
 # Architectures whose ImageNet weights ship in a registry package (offline): the package and its tensor count,
@@ -61,7 +61,7 @@ def _bundled_state_dict(arch: str = BUNDLED_ARCH) -> dict[str, torch.Tensor]:
     return mapped
 
 
-class WeightsError(ValueError):
+class WeightsError(ValueError, ExplainedError):
     """A weights file that cannot serve as an architecture's backbone; the message says what is wrong."""
 
 
@@ -205,7 +205,10 @@ def weights_check(
 
 def _verified_state_dict(spec: VerifiedWeights) -> dict[str, torch.Tensor]:
     if not Path(spec.path).is_file():
-        raise WeightsError(f"the registered backbone weights file {spec.path} is gone")
+        raise WeightsError(
+            f"the registered backbone weights file {spec.path} is gone (sha256 {spec.sha256[:16]}...): register the "
+            "weights again (manage.py weights_register, or the admin) or choose other weights in the project settings"
+        )
     data, sha = read_hashed(spec.path)
     if sha != spec.sha256:
         raise WeightsChanged(

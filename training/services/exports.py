@@ -71,6 +71,12 @@ def _weights_named(value: str) -> str:
     return value if spec is None else dataclasses.replace(spec, path=Path(spec.path).name).spec()
 
 
+def _round_config_named(round_config: dict) -> dict:
+    """The round's settings as an export states them: its weights as `_weights_named` does (no server folder)."""
+    weights = round_config.get("weights")
+    return {**round_config, "weights": _weights_named(weights)} if isinstance(weights, str) else round_config
+
+
 # config.json's own statement of its output order (JSON has no comments): a consumer must not index by another list.
 CLASS_ORDER_NOTE = (
     "Output j of the model (logits[:, j], probabilities[j]) is class_names[j], the model's own order. It is not a "
@@ -208,6 +214,11 @@ def model_export_build(*, version: ModelVersion, progress: Callable[..., None] |
         # the checkpoint's own copy of the metrics, named as class_names are (a script joins them by name)
         **({"metrics": metrics_spelled(cfg["metrics"], spelled)} if isinstance(cfg.get("metrics"), dict) else {}),
         **({"backbone_weights": _weights_named(cfg["backbone_weights"])} if cfg.get("backbone_weights") else {}),
+        **(
+            {"round_config": _round_config_named(cfg["round_config"])}
+            if isinstance(cfg.get("round_config"), dict)
+            else {}
+        ),
         "architecture": cfg["architecture"],
         "num_classes": len(class_names),
         "class_names": class_names,

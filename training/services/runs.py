@@ -20,6 +20,7 @@ from labeling.constants import Progress
 from labeling.models import Project
 from labeling.selectors.backbone_weights import hub_weights_training_refusal
 from labeling.services.dispatch import task_send
+from training.ml.config import ExplainedError
 from training.models import IN_FLIGHT, ModelVersion, RunMode, RunStatus, RunTrigger, TrainingRun
 from training.services.run_progress import RunHeartbeat, RunProgress
 from training.services.same_model import same_model_message, same_model_version
@@ -110,7 +111,10 @@ ERROR_CHARS = 4000  # what a failed run keeps of its error
 def failure_text(exc: BaseException) -> str:
     """A failed run's error: what went wrong first and whole (the runs table shows its start, the API gives it),
     then as much of the traceback's end as fits in ERROR_CHARS. Keeping the text's end instead cut off the
-    sentence that says what to do when the traceback was long (a hub download's chained errors)."""
+    sentence that says what to do when the traceback was long (a hub download's chained errors). An error that
+    explains itself (ExplainedError: registered weights gone or changed) is stored as its message alone."""
+    if isinstance(exc, ExplainedError):
+        return str(exc)[:ERROR_CHARS]
     head = f"{type(exc).__name__}: {exc}"[: ERROR_CHARS // 2]
     room = ERROR_CHARS - len(head) - 2
     trace = traceback.format_exc(limit=8)

@@ -1,16 +1,22 @@
 """Registered backbone weights: a file is validated (it loads into its timm architecture) and its sha256 recorded
 before any project can choose it; a round then names the file with that sha256, so a worker trains and scores only
-with the bytes that were validated (training.ml.models refuses a changed file).
+with the bytes that were validated (training.ml.models refuses a changed file). Registering keeps a copy under
+LABELLOOP_DATA_ROOT/weights/<sha256>/ (the workers' shared data folder), and the registration names the copy: the
+file registered may be moved, deleted or overwritten afterwards, and a worker that cannot see the registering
+machine's folders (another container) still finds the weights.
 
 torch is imported inside the functions, or in a child process for the admin: web processes never import it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,15 +130,44 @@ def backbone_weights_prepare(
     else:
         report = backbone_weights_check(architecture=architecture, path=path, progress=progress)
     _refuse_registered_file(sha256=report["sha256"], path=path)
+    kept = backbone_weights_keep(path=path, sha256=report["sha256"])
     return BackboneWeights(
         name=name,
         architecture=architecture,
-        path=str(path),
+        path=str(kept),
         sha256=report["sha256"],
         size=int(report["size"]),
         mean=mean_values if mean_values is not None else report["mean"],
         std=std_values if std_values is not None else report["std"],
     )
+
+
+WEIGHTS_FOLDER = "weights"  # under LABELLOOP_DATA_ROOT: the registered files' copies, a folder per sha256
+COPY_CHUNK = 8 << 20
+
+
+def backbone_weights_keep(*, path: Path, sha256: str) -> Path:
+    """The platform's copy of a validated weights file, LABELLOOP_DATA_ROOT/weights/<sha256>/<its name>, made now
+    unless it is there; its bytes are hashed while copied, so a file that changed after the check is refused."""
+    folder = Path(settings.LABELLOOP_DATA_ROOT) / WEIGHTS_FOLDER / sha256
+    kept = folder / path.name
+    if kept.is_file() and kept.stat().st_size == path.stat().st_size:
+        return kept  # a worker verifies the sha256 each time it loads the file
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".copy-")
+    try:
+        with os.fdopen(fd, "wb") as out, path.open("rb") as source:
+            while chunk := source.read(COPY_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise WeightsRegistrationError(f"{path} changed while it was being registered; register it again")
+        os.replace(tmp, kept)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return kept
 
 
 def _refuse_registered_file(*, sha256: str, path: Path) -> None:
