@@ -53,7 +53,8 @@ class ImportCreateApi(ProjectView, APIView):
             help_text="The relative path of each of `files`, in order (cat/1.jpg), where it matters: multipart file "
             "names lose their folders, and with labels_from_folders every folder is a level of the class "
             "(animals/cat/1.jpg: animals / cat), a top folder all files share included. Folders are separated by /; "
-            "a name with `..`, a leading / or drive letter, a backslash or a NUL refuses the request (400).",
+            "a name with `..` (between / or \\), a leading / or drive letter, or a NUL refuses the request (400); "
+            "a file whose name holds a backslash is not imported, and the job names it with the reason.",
         )  # fmt: skip
         labels_from_folders = serializers.BooleanField(
             default=False,
@@ -67,8 +68,8 @@ class ImportCreateApi(ProjectView, APIView):
         responses={
             202: ImportJobSerializer,
             400: OpenApiResponse(
-                description="No file, names not matching files, or a name that leaves its folder (`..`, absolute, a "
-                "backslash or NUL; each named with its index); nothing was created."
+                description="No file, names not matching files, or a name that leaves its folder (`..`, absolute, or "
+                "a NUL; each named with its index); nothing was created."
             ),
             503: OpenApiResponse(ImportJobSerializer, description="The task queue is unreachable: the job failed."),
         },

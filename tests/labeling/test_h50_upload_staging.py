@@ -85,3 +85,26 @@ def test_a_file_not_sent_for_its_size_is_refused_with_its_size_and_the_limit(
     job = Job.objects.get(project=project)
     reasons = {r["name"]: r["reason"] for r in job.errors}
     assert reasons["scans/huge_scan.png"] == "file is 2.0 KiB, over the 1.0 KiB limit; not uploaded"
+
+
+def test_a_file_whose_name_holds_a_backslash_is_refused_alone_and_the_rest_imported(
+    project, manager_client, django_capture_on_commit_callbacks
+):
+    # Given plain files picked on Linux, one of them named with a backslash (stop 55's tester: the whole upload
+    # stopped, "0 of 2 files sent", in the API's words)
+    odd = "<script>alert(1)<\\script>.png"
+    answer = _batch(manager_client, project, ["plain_ok.png", odd], [1, 2], batch="k5-0")
+
+    # When the batch is sent and the import started
+    assert answer.status_code == 200, answer.content
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(reverse("labeling:import_start", args=[project.slug]), {"token": answer.json()["token"]})
+
+    # Then the other file is imported, and the job names the odd one with why and what to do
+    job = Job.objects.get(project=project)
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert list(Item.objects.filter(project=project).values_list("original_name", flat=True)) == ["plain_ok.png"]
+    assert job.result["rejected"] == 1
+    [error] = job.errors
+    assert error["name"] == odd
+    assert "holds a backslash" in error["reason"] and "rename it without one and upload it again" in error["reason"]

@@ -28,17 +28,24 @@ CSV_MAX_BYTES = 50 * 1024 * 1024
 DRIVE = re.compile(r"^[A-Za-z]:")
 
 
+# A file whose name holds a backslash (Linux and macOS allow one) is not imported, and the job names it with this
+# reason; the rest of the upload goes on. Windows reads a backslash as a folder separator, so the name would mean
+# another path there (an ImageFolder export, a Windows user's unzip).
+BACKSLASH_REFUSED = (
+    "its name holds a backslash (\\), which Windows reads as a folder separator: rename it without one and upload it "
+    "again"
+)
+
+
 def _name_problem(name: str) -> str | None:
-    """Why a relative upload path cannot be taken as given, or None. What the import page sends (webkitRelativePath,
-    or the folders walked from a drop: "pets/chat noir/1.jpg") passes: "/" between folders, no "..", nothing absolute;
-    only a file whose own name holds a backslash (Linux and macOS allow one) is refused, by name, to be renamed."""
+    """Why a relative upload path refuses its whole upload, or None. What the import page sends (webkitRelativePath,
+    or the folders walked from a drop: "pets/chat noir/1.jpg") passes: "/" between folders, no "..", nothing absolute
+    (read with "\\" as a separator too, as Windows would). A backslash alone refuses only its own file (staging)."""
     if "\x00" in name:
         return "holds a NUL character"
-    if "\\" in name:
-        return "holds a backslash: separate folders with /"
-    if name.startswith("/") or DRIVE.match(name):
+    if name.startswith(("/", "\\")) or DRIVE.match(name):
         return "is an absolute path: give the path relative to the folder uploaded"
-    parts = name.split("/")
+    parts = re.split(r"[/\\]", name)
     if ".." in parts:
         return "goes up a folder (..)"
     if not name.strip() or not parts[-1].strip():
@@ -47,8 +54,8 @@ def _name_problem(name: str) -> str | None:
 
 
 def upload_names_check(*, names: list[str]) -> None:
-    """Refuse relative upload paths that would leave the upload (`..`, absolute) or mean something else on another
-    system (backslash, NUL): a ValidationError names each one by its index and name, and nothing is staged."""
+    """Refuse relative upload paths that would leave the upload (`..`, absolute) or hold a NUL: a ValidationError
+    names each one by its index and name, and nothing is staged."""
     problems = [f"names[{index}] {name!r} {why}." for index, name in enumerate(names) if (why := _name_problem(name))]
     if problems:
         raise ValidationError(problems)
@@ -133,7 +140,7 @@ def staged_uploads_add(
     Images over LABELLOOP_MAX_UPLOAD_BYTES (or zips over LABELLOOP_MAX_ZIP_BYTES) are not kept: they are
     recorded as rejections. `oversized` names files the browser already refused to send for that reason
     (`oversized_sizes`: their sizes in bytes, same order). A hostile relative path in `names` refuses the whole batch
-    before anything is written (upload_names_check).
+    before anything is written (upload_names_check); a name with a backslash is recorded as a rejection.
 
     `batch` is the page's key for this batch: a batch sent again under a key the folder has already taken (its answer
     was lost on the way back, and the page retried) stages nothing a second time and answers as the first time did.
@@ -153,6 +160,9 @@ def staged_uploads_add(
     # Browsers strip folders from multipart file names; `names` carries the relative paths when known.
     names = names if names and len(names) == len(uploads) else [u.name for u in uploads]
     for upload, given in zip(uploads, names, strict=True):
+        if "\\" in (given or ""):
+            lines.append({"name": given[:500], "reason": BACKSLASH_REFUSED})
+            continue
         parts = (given or upload.name or "").replace("\\", "/").split("/")
         name = "/".join(p for p in parts if p not in ("", ".", ".."))[:500] or "unnamed"
         if is_junk(name.split("/")):  # .DS_Store, __MACOSX/…, ._* from a dropped folder: not images
