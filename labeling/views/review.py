@@ -175,9 +175,12 @@ def review_verdict(request: HttpRequest, slug: str, task_id: int) -> HttpRespons
         error = "; ".join(exc.messages)
         if request.htmx:
             task.refresh_from_db()
-            return _card_response(
-                request, _card_context(request, None if task.done else task, reason, error=error), status=400
-            )
+            if task.done:  # settled meanwhile (another reviewer, another tab): say by whom, and go on to the next
+                error = f"{_settled_note(task)} Your verdict was not saved; the next open card is below."
+                shown = review_task_next(project=project, reason=reason or None, after=task.pk)
+            else:
+                shown = task
+            return _card_response(request, _card_context(request, shown, reason, error=error), status=400)
         messages.error(request, error)
         return redirect(_review_url(project.slug, reason, task=task.pk))
     review_services.review_tasks_for_items(project=project, item_ids=[task.item_id])

@@ -2,9 +2,10 @@
 took turns between the first two and the other 7 were never shown)."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
-from labeling.models import ReviewTask, ReviewTaskReason, Role
+from labeling.models import Review, ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +108,28 @@ def test_a_card_skipped_with_next_comes_back_after_the_others_not_after_the_next
     for pk in samples[3:]:
         client.post(reverse("labeling:review_verdict", args=[project.slug, pk]), {"verdict": "accept"})
     assert client.get(page, {"reason": "sample", "after": samples[-1]}).context["task"].pk == samples[0]
+
+
+def test_a_second_reviewer_on_a_settled_card_is_told_by_whom_and_gets_the_next_open_card(queue, client, member_of):
+    project, reviewer, tasks = queue
+    samples = [t.pk for t in tasks[ReviewTaskReason.SAMPLE]]
+    other = Client()
+    other.force_login(member_of(project, Role.REVIEWER, "rob"))
+    client.force_login(reviewer)
+    verdict = reverse("labeling:review_verdict", args=[project.slug, samples[0]])
+
+    # Given two reviewers on the same card, and the first one accepts it
+    client.post(verdict, {"verdict": "accept", "reason": "sample"}, HTTP_HX_REQUEST="true")
+
+    # When the second one rejects it a moment later
+    answer = other.post(verdict, {"verdict": "reject", "reason": "sample"}, HTTP_HX_REQUEST="true")
+
+    # Then the verdict is refused with who settled the card, and the next open card is shown, not "Nothing to review"
+    html = answer.content.decode()
+    assert answer.status_code == 400
+    assert f"This task (#{samples[0]}) was already settled by {reviewer.get_username()}" in html
+    assert "Your verdict was not saved; the next open card is below." in html
+    assert f'data-task="{samples[1]}"' in html
+    assert "Nothing to review here" not in html
+    settled = tasks[ReviewTaskReason.SAMPLE][0]
+    assert list(Review.objects.filter(annotation=settled.annotation).values_list("verdict", flat=True)) == ["accept"]
