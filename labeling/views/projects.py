@@ -124,12 +124,15 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
         action = request.POST.get("action")
         if action == "settings":
             overlap_before = project.annotations_per_item
-            settings_form = ProjectSettingsForm(request.POST, instance=project)
+            # The form edits its own copy: a refused save must leave the page's project (its header, its title) as
+            # stored, not as typed
+            edited = type(project).objects.get(pk=project.pk)
+            settings_form = ProjectSettingsForm(request.POST, instance=edited)
             if settings_form.is_valid():
                 settings_form.save()
                 resolved = 0
-                if project.annotations_per_item < overlap_before:
-                    resolved = project_services.project_overlap_lowered(project=project)
+                if edited.annotations_per_item < overlap_before:
+                    resolved = project_services.project_overlap_lowered(project=edited)
                 messages.success(
                     request,
                     "Settings saved."

@@ -52,6 +52,12 @@ def test_a_value_out_of_range_is_refused_with_its_range_and_nothing_changes(proj
     assert response.status_code == 200
     assert message in error_of(response)
     assert stored(project) == before
+    # ... and the page's title and header name the project as stored, not as typed (stop 55's tester: a manager
+    # read "Renamed" at the top and believed the rename had worked); the form keeps what was typed, to fix and resend
+    html = response.content.decode()
+    assert "Renamed" not in re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert "Renamed" not in html.split('<main', 1)[0]
+    assert 'value="Renamed"' in html
 
 
 def test_zero_annotators_per_image_reads_as_a_sentence_not_a_constraint_name(project, member_of):
