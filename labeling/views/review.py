@@ -184,8 +184,7 @@ def review_verdict(request: HttpRequest, slug: str, task_id: int) -> HttpRespons
         messages.error(request, error)
         return redirect(_review_url(project.slug, reason, task=task.pk))
     review_services.review_tasks_for_items(project=project, item_ids=[task.item_id])
-    # The card after this one in the queue's order, so that cards skipped with Next come back only once the walk
-    # passes the end, not after every verdict
+    # The card after this one: a card skipped with Next comes back once the walk passes the end, not after a verdict
     if request.htmx:
         next_task = review_task_next(project=project, reason=reason or None, after=task.pk)
         return _card_response(request, _card_context(request, next_task, reason))
