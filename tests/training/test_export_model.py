@@ -228,6 +228,26 @@ def test_batch_inference_on_a_zip_writes_predictions_and_reports_bad_files(train
     assert not (Path(settings.LABELLOOP_DATA_ROOT) / "inference" / str(job.pk)).exists()
 
 
+def test_batch_inference_names_the_real_size_of_an_entry_over_the_limit(trained, member_of, settings):
+    # Given a zip whose one entry is 3 MiB where files may be 1 MiB (stop 55's tester: a 192 MiB entry was reported
+    # as "file is 50.0 MiB, over the 50.0 MiB limit")
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    project, *_ = trained
+    settings.LABELLOOP_MAX_UPLOAD_BYTES = 1 << 20
+    upload = SimpleUploadedFile("big.zip", zip_of({"zeros.png": bytes(3 << 20), "c.png": png_bytes(3)}))
+    with transaction.atomic():
+        job = inference.inference_start(project=project, user=member_of(project, Role.ML_ENGINEER), upload=upload)
+
+    # When it runs, the entry is refused with its own size and the limit, and the rest is predicted
+    inference.inference_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.result["predicted"] == 1
+    [error] = job.errors
+    assert error["name"].endswith("zeros.png")
+    assert error["reason"] == "file is 3.0 MiB, over the 1.0 MiB limit"
+
+
 @MIRRORING
 def test_batch_inference_predicts_like_the_platform_for_mirror_averaged_models(trained, member_of, request):
     # A version trained on mirror-averaged embeddings must be served that way: an image and its mirror then get
