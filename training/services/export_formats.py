@@ -88,6 +88,13 @@ def accuracy_text(row: dict[str, Any], report: dict[str, Any]) -> str:
     return f"{row['accuracy']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}], n = {interval['n']}"
 
 
+def macro_f1_text(row: dict[str, Any]) -> str:
+    """A format's measured macro-F1, 3 decimals ("—" without labels), as the card and the command write it (and the
+    exports page). No interval: the export measures none, and the accuracy's Wilson interval is not macro-F1's."""
+    value = row.get("macro_f1")
+    return format(value, ".3f") if isinstance(value, int | float) and not isinstance(value, bool) else "—"
+
+
 def tolerance_text(fmt: str, multi_label: bool = False) -> str:
     rule = TOLERANCES[fmt]
     parts = []
@@ -306,7 +313,7 @@ def formats_card(report: dict) -> list[str]:
     for row in report["formats"]:
         lines.append(
             f"| `{row['file']}` ({row['label']}) | {accuracy_text(row, report)} | "
-            f"{_cell(row.get('macro_f1'), '.3f')} | {row['top1_agreement']:.3f} | {row['max_prob_diff']:.2e} | "
+            f"{macro_f1_text(row)} | {row['top1_agreement']:.3f} | {row['max_prob_diff']:.2e} | "
             f"{size_text(row['size_bytes'])} | {row['ms_per_image']:.2f} | {row['img_per_s']:.1f} | "
             f"{row['speedup_vs_fp32']:.2f}x | {row['tolerance']} | {'yes' if row['within_tolerance'] else 'NO'} |"
         )

@@ -22,7 +22,14 @@ from labeling.services.exports import export_job_file
 from labeling.services.job_limits import INPUTS_KEY
 from labeling.services.jobs import job_create
 from training.selectors.model_exports import model_export_finished, model_export_inputs, model_export_inputs_key
-from training.services.export_formats import EXPORT_STEPS, INT8_FILES_NOTE, accuracy_text, measured_note, size_text
+from training.services.export_formats import (
+    EXPORT_STEPS,
+    INT8_FILES_NOTE,
+    accuracy_text,
+    macro_f1_text,
+    measured_note,
+    size_text,
+)
 from training.services.exports import model_export_run, model_version_pick
 
 
@@ -116,6 +123,7 @@ class Command(BaseCommand):
             for row in measured["formats"]:
                 self.stdout.write(
                     f"  {row['label']:<10} accuracy {accuracy_text(row, measured)}  "
+                    f"macro-F1 {macro_f1_text(row)}  "
                     f"agreement {row['top1_agreement']:.3f}  "
                     f"max prob diff {row['max_prob_diff']:.2e}  {size_text(row['size_bytes'])}  "
                     f"{row['ms_per_image']:.2f} ms/img  {row['img_per_s']:.1f} img/s  "
