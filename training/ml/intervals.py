@@ -217,27 +217,27 @@ def interval_entry(bounds: tuple[float, float] | None, method: str) -> dict | No
     return None if bounds is None else {"low": bounds[0], "high": bounds[1], "method": method}
 
 
-# Scores that fall roughly with the error rate: when the bootstrap cannot bound them they borrow the accuracy's
-# Wilson interval.
-_FOLLOWS_ACCURACY = ("macro_f1", "micro_f1", "hamming_accuracy")
+# Stored by versions evaluated before such scores went without an interval: the accuracy's Wilson interval in
+# another score's place. headline() reads it as no interval.
+_BORROWED = "wilson-fallback"
 
 
 def bootstrap_entries(
-    boot: dict[str, tuple[float, float] | None], values: dict[str, float | None], accuracy: tuple[float, float] | None
+    boot: dict[str, tuple[float, float] | None],
+    values: dict[str, float | None] | None = None,
+    accuracy: tuple[float, float] | None = None,
 ) -> dict[str, dict | None]:
-    """Interval entries of bootstrap results. Where every resample agrees (no error on a small holdout: 6 of 6 right
-    gives macro-F1 [1, 1]) the bootstrap bounds nothing; such an F1 or Hamming score takes the Wilson interval of
-    the accuracy, widened to hold the estimate (method "wilson-fallback"), and ROC-AUC or ECE gets no interval."""
-    out: dict[str, dict | None] = {}
-    for key, bounds in boot.items():
-        if bounds is not None and bounds[1] - bounds[0] > 1e-12:
-            out[key] = interval_entry(bounds, "bootstrap")
-        elif bounds is not None and key in _FOLLOWS_ACCURACY and accuracy is not None and values.get(key) is not None:
-            value = float(values[key])
-            out[key] = interval_entry((min(accuracy[0], value), max(accuracy[1], value)), "wilson-fallback")
-        else:
-            out[key] = None
-    return out
+    """Interval entries of bootstrap results: None where every resample agrees (one item, or no error on a small
+    holdout: 6 of 6 right gives macro-F1 [1, 1]), for every score alike, so the page says "no interval".
+
+    Such F1 and Hamming scores once borrowed the accuracy's Wilson interval (method "wilson-fallback"): another
+    statistic's interval, which read as the score's own (a 1-item multi-label holdout showed Hamming accuracy 0.833
+    [0.000, 0.833]); the accuracy's own interval stands beside them. values and accuracy are ignored (kept for
+    callers)."""
+    return {
+        key: interval_entry(bounds, "bootstrap") if bounds is not None and bounds[1] - bounds[0] > 1e-12 else None
+        for key, bounds in boot.items()
+    }
 
 
 def intervals_block(n: int, **found: dict | None) -> dict:
@@ -256,8 +256,9 @@ def headline(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The headline rows of a metrics dict, each with its n and 95 % interval, for pages, API and model card.
 
     Rows: {key, label, value, n, low, high, method, level}. A dict stored before intervals were recorded (no
-    `intervals` key) gives low = high = method = None; so does a metric the data could not bound. Malformed
-    values read as None."""
+    `intervals` key) gives low = high = method = None; so does a metric the data could not bound, and a stored
+    "wilson-fallback" (the accuracy's interval, not the metric's: see bootstrap_entries). Malformed values read as
+    None."""
     m = metrics if isinstance(metrics, dict) else {}
     intervals = m.get("intervals") if isinstance(m.get("intervals"), dict) else {}
     n = _finite(m.get("n"))
@@ -267,7 +268,7 @@ def headline(metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
             continue  # multi-label "accuracy" repeats subset accuracy
         bound = intervals.get(key) if isinstance(intervals.get(key), dict) else {}
         low, high = _finite(bound.get("low")), _finite(bound.get("high"))
-        if low is None or high is None:
+        if low is None or high is None or bound.get("method") == _BORROWED:
             low = high = None
         rows.append(
             {
