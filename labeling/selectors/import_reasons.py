@@ -15,6 +15,7 @@ _REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
     (("empty file",), "empty file"),
     (("zip bomb", "zip has", "zip would unpack", "not a valid zip"), "zip refused as a whole"),
     (("zip slip",), "unsafe path in zip"),
+    (("zip inside the zip",), "zip inside a zip"),
     (("encrypted zip",), "encrypted zip entry"),
     (("too many pixels", "pixel limit"), "too many pixels"),
     (("size limit", "over the"), "over the size limit"),

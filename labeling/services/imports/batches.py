@@ -17,14 +17,15 @@ from django.db import DataError, IntegrityError, transaction
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.selectors.import_reasons import reason_kind
+from labeling.services.imports.archives import zip_read_path
 from labeling.services.imports.class_names import ClassNames
-from labeling.services.imports.duplicates import duplicate_row, kept_labels, label_conflict
+from labeling.services.imports.duplicates import duplicate_row, kept_labels, label_conflict, no_one_item
 from labeling.services.imports.folder_classes import FolderClasses
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.relabeled import Relabeled
 from labeling.services.imports.sources import Entry
-from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size
+from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size, zip_entry_reason
 from labeling.services.projects import label_classes_from_paths
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class _Pending:
     entry: Entry
     data: bytes
     sha256: str
+    copy_of: Entry | None = None  # a copy of a file read before in this run: judged once that file's fate is known
 
 
 @dataclass
@@ -60,17 +62,28 @@ class _Run:
     stored_names: set[str] = field(default_factory=set)  # the files this run stored (since a resume)
     matched_csv: set[str] = field(default_factory=set)
     duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
+    refused: dict[str, str] = field(default_factory=dict)  # sha256 of a file refused in this run -> why
     new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
     names: ClassNames = field(default_factory=lambda: ClassNames(by_name={}))  # a CSV's bare names: class_names
     folder_classes: FolderClasses = field(default_factory=FolderClasses)  # which folder became which class
     relabeled: Relabeled = field(default_factory=Relabeled)  # import labels a CSV replaced
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
+    zips: dict[str, str] = field(default_factory=dict)  # a zip's staged path -> its name in the job (run.py)
 
-    def reject(self, name: str, reason: str, *, duplicate: bool = False, kept: str | None = None) -> None:
+    def reject(self, name: str, reason: str, *, duplicate: bool = False) -> None:
         self.counts["duplicates" if duplicate else "rejected"] += 1
-        if kept is not None:
-            self.duplicate_of[name] = kept
         self._error(name, reason)
+
+    def refuse(self, entry: Entry, reason: str) -> None:
+        """Reject `entry` for `reason`, named as the job names it; a zip in a zip is not called a renamed zip."""
+        name = self.shown(entry)
+        self.reject(name, zip_entry_reason(reason) if name != entry.name else reason)
+
+    def shown(self, entry: Entry) -> str:
+        """How the job's problems name a file: a zip's entry with its zip ("photos.zip:cat.png"), as sources.py names
+        the entries it refuses; the item keeps the entry's own name."""
+        where = self.zips.get(zip_read_path(entry.read) or "")
+        return f"{where}:{entry.name}" if where else entry.name
 
     def _error(self, name: str, reason: str) -> None:
         kind = reason_kind(reason)
@@ -105,8 +118,8 @@ class _Run:
         key = self._csv_key(entry.name)
         if key is not None:
             self.matched_csv.add(key)
-            return self.csv_classes(entry.name, self.csv_labels[key])
-        return self._resolve(entry.name, self._given(entry))
+            return self.csv_classes(self.shown(entry), self.csv_labels[key])
+        return self._resolve(self.shown(entry), self._given(entry))
 
     def csv_classes(self, name: str, paths: list[str]) -> list[LabelClass]:
         """The classes a CSV row names (a bare name by class_names' rule), created if new."""
@@ -131,22 +144,28 @@ class _Run:
         paths = self.names.resolve(self.csv_labels[key], existing=self.classes)[0] if key else self._given(entry)
         return sorted({_parsed(p) for p in paths})
 
-    def duplicate(self, entry: Entry, kept: str, kept_paths: list[str] | None, *, earlier: bool) -> None:
+    def duplicate(
+        self, entry: Entry, kept: str, kept_paths: list[str] | None, *, earlier: bool, shown: str = ""
+    ) -> None:
         """Skip `entry`, a copy of the file `kept` (labeled `kept_paths`; None: not looked up, as `entry` gives no
-        label), saying so when their labels differ (labeling.services.imports.duplicates). A copy that a CSV row
-        labels is reported with the rows (_apply_csv_to_existing)."""
+        label; `shown`: its name in the job), saying so when their labels differ (labeling.services.imports.duplicates).
+        A copy that a CSV row labels is reported with the rows (_apply_csv_to_existing)."""
         given = [] if self._csv_key(entry.name) is not None else self.label_asked(entry)
-        reason = label_conflict(kept, kept_paths or [], given, earlier=earlier) if given else None
-        self.reject(entry.name, reason or f"duplicate of {kept}", duplicate=True, kept=kept)
+        shown = shown or kept
+        reason = label_conflict(shown, kept_paths or [], given, earlier=earlier) if given else None
+        self.duplicate_of[entry.name] = kept
+        self.reject(self.shown(entry), reason or f"duplicate of {shown}", duplicate=True)
 
     def duplicate_in_run(self, entry: Entry, kept: Entry, sha256: str) -> None:
         """Skip `entry`, a copy of `kept` read before in this run; when `kept` was itself a copy of a stored file,
-        `entry` is that file's copy."""
+        `entry` is that file's copy. A copy of a refused file (empty, cut short) is refused the same, not a copy."""
+        if (reason := self.refused.get(sha256)) is not None:
+            return self.refuse(entry, reason)
         stored = Item.objects.filter(project=self.project, sha256=sha256).values_list("original_name", flat=True)
         if (before := stored.first()) is not None and kept.name not in self.stored_names:
             self.duplicate(entry, before, kept_labels(self.project, {before}).get(before), earlier=True)
         else:
-            self.duplicate(entry, kept.name, self.label_asked(kept), earlier=False)
+            self.duplicate(entry, kept.name, self.label_asked(kept), earlier=False, shown=self.shown(kept))
 
     def _resolve(self, name: str, paths: list[str]) -> list[LabelClass]:
         """The classes for one file's label paths, created if new; a bad path leaves the file unlabeled.
@@ -228,20 +247,17 @@ def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_
         try:
             data = entry.read(run.limits.max_bytes)
         except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, EOFError) as exc:
-            run.reject(entry.name, f"could not be read ({exc})"[:300])
+            run.reject(run.shown(entry), f"could not be read ({exc})"[:300])
             continue
         if len(data) > run.limits.max_bytes:
             # The size the zip's directory or the file system gives, as a loose upload's refusal says it
             size = f"{binary_size(entry.size)}, " if entry.size and entry.size > run.limits.max_bytes else ""
-            run.reject(entry.name, f"file is {size}over the {binary_size(run.limits.max_bytes)} limit")
+            run.reject(run.shown(entry), f"file is {size}over the {binary_size(run.limits.max_bytes)} limit")
             continue
         sha256 = hashlib.sha256(data).hexdigest()
-        if (kept := run.seen.get(sha256)) is not None:
-            run.duplicate_in_run(entry, kept, sha256)
-            continue
-        run.seen[sha256] = entry
-        batch.append(_Pending(entry, data, sha256))
-        batch_bytes += len(data)
+        kept = run.seen.setdefault(sha256, entry)
+        batch.append(_Pending(entry, data, sha256) if kept is entry else _Pending(entry, b"", sha256, copy_of=kept))
+        batch_bytes += len(data) if kept is entry else 0
         if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
             yield consumed, batch
             batch, batch_bytes, consumed = [], 0, 0
@@ -260,12 +276,15 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
     # One query for the whole batch: the split each phash already has (near-duplicates share it: items.py)
     stored = stored_splits(project=project, phashes=[r.phash for r in results if not isinstance(r, str)])
     # The labels of the stored files that a copy with a label of its own duplicates, in one query
-    asking = [p for p in batch if p.sha256 in existing and run.label_asked(p.entry)]
+    asking = [p for p in batch if p.sha256 in existing and not p.copy_of and run.label_asked(p.entry)]
     labels = kept_labels(project, {existing[p.sha256] for p in asking})
     ready: list[tuple[Item, _Pending, Inspected, list[LabelClass]]] = []
     for pending, result in zip(batch, results, strict=True):
+        if pending.copy_of is not None:
+            continue  # judged once the batch is stored (run._finish_batch)
         if isinstance(result, str):
-            run.reject(pending.entry.name, result)
+            run.refused[pending.sha256] = result
+            run.refuse(pending.entry, result)
         elif pending.sha256 in existing:
             kept = existing[pending.sha256]
             run.duplicate(pending.entry, kept, labels.get(kept), earlier=True)
@@ -302,13 +321,14 @@ def _store_one_by_one(run: _Run, ready: list) -> None:
         try:
             items_store([NewItem(item, pending.data, info, classes)])
         except IntegrityError:
-            run.reject(pending.entry.name, duplicate_reason(run.project, pending.sha256), duplicate=True)
+            run.reject(run.shown(pending.entry), duplicate_reason(run.project, pending.sha256), duplicate=True)
             continue
         except INTERRUPTIONS:
             raise
         except Exception as exc:
             logger.exception("storing %s failed", pending.entry.name)
-            run.reject(pending.entry.name, f"could not be stored ({type(exc).__name__}: {exc})"[:300])
+            run.refused[pending.sha256] = f"could not be stored ({type(exc).__name__}: {exc})"[:300]
+            run.refuse(pending.entry, run.refused[pending.sha256])
             continue
         run.imported([pending.entry])
         run.counts["labeled"] += bool(classes)
@@ -342,7 +362,7 @@ def _apply_csv_to_existing(run: _Run) -> None:
             if len(candidates) == 1:
                 item = candidates[0]
             else:
-                run.label_error(name, _no_one_item(candidates))
+                run.label_error(name, no_one_item(candidates))
                 continue
         resolved = getattr(item, "resolved", None)
         if resolved is not None and resolved.source != LabelSource.IMPORT:
@@ -362,15 +382,6 @@ def _apply_csv_to_existing(run: _Run) -> None:
             resolved.classes.set(classes)
             Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
         run.counts["labeled"] += 1
-
-
-def _no_one_item(candidates: list[Item]) -> str:
-    """Why a CSV row's bare file name labels nothing: no item has it, or several do (the first two named)."""
-    if not candidates:
-        return "no item with this name"
-    names = [i.original_name for i in candidates]
-    shown = ", ".join(names[:2]) + (", ..." if len(names) > 2 else "")
-    return f"name matches several items ({shown}); write the path in the CSV"[:300]
 
 
 def _parsed(path: str) -> str:

@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -128,6 +129,10 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     csv_errors: list[dict] = []  # label problems, not files: they count in no file total
     previous = (job.result or {}) if resume_from else {}
     run.classes = _classes_by_path(run.project)
+    # The job names a zip's entries with the zip's name, as collect names the zip (batches._Run.shown)
+    for source in params.get("sources", []):
+        if source.get("type") == "zip":
+            run.zips[str(Path(source["path"]))] = source.get("name") or Path(source["path"]).name
     # A top folder the first attempt left out stays out, though it may have made a root class of that name since
     left_out = {t["folder"] for t in (previous.get("folder_classes") or {}).get("top_folders", []) if t["left_out"]}
     roots = {path for path in run.classes if PATH_SEPARATOR not in path} - left_out
@@ -155,10 +160,13 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     try:
         previous = None  # batch k+1 decodes on the threads while batch k is stored
         for consumed, batch in _read_batches(entries, run):
+            # A copy of a file read before is not decoded: it shares that file's fate ("" stands in for its result)
             if pool is not None:
-                results: list = [pool.submit(inspect_or_reason, p.data, run.limits) for p in batch]
+                results: list = [
+                    pool.submit(inspect_or_reason, p.data, run.limits) if not p.copy_of else "" for p in batch
+                ]
             else:
-                results = [inspect_or_reason(p.data, run.limits) for p in batch]
+                results = [inspect_or_reason(p.data, run.limits) if not p.copy_of else "" for p in batch]
             if previous is not None:
                 _finish_batch(run, *previous)
                 soft_limit.check()
@@ -181,5 +189,8 @@ def _finish_batch(run: _Run, consumed: int, batch: list[_Pending], results: list
     results = [r.result() if isinstance(r, Future) else r for r in results]
     if batch:
         _store_batch(run, batch, results)
+    for pending in batch:  # copies of files read before, now that those are stored or refused
+        if pending.copy_of is not None:
+            run.duplicate_in_run(pending.entry, pending.copy_of, pending.sha256)
     run.done += consumed
     run.flush_progress()

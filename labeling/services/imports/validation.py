@@ -32,6 +32,15 @@ ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP, TIFF"
 # main thread happens to be, including inside a decode or a store that otherwise rejects just that file.
 INTERRUPTIONS = (SoftTimeLimitExceeded,)
 T = TypeVar("T")
+# A file whose bytes are a zip: renamed, when it was uploaded on its own; a zip inside the zip, when a zip held it (the
+# run says so: only it knows where the file came from)
+ZIP_RENAMED = "a zip archive, not an image (upload zips as zips, not renamed)"
+ZIP_IN_ZIP = "a zip inside the zip: upload it on its own"
+
+
+def zip_entry_reason(reason: str) -> str:
+    """The reason of a zip's entry: one whose bytes are a zip was not renamed, it sits in the zip."""
+    return ZIP_IN_ZIP if reason == ZIP_RENAMED else reason
 
 
 class ImportRejected(Exception):
@@ -87,7 +96,7 @@ def _sniff_non_image(data: bytes) -> str:
     if head.startswith(b"%pdf"):
         return "a PDF document, not an image"
     if head.startswith(b"pk\x03\x04"):
-        return "a zip archive, not an image (upload zips as zips, not renamed)"
+        return ZIP_RENAMED
     sample = data[:2048]
     if b"\x00" not in sample:
         try:
