@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -216,3 +217,39 @@ def test_a_limit_under_a_mebibyte_is_said_in_kibibytes(project, manager, setting
     job = Job.objects.get(pk=answer.json()["id"])
     assert [e["reason"] for e in job.errors] == ["file is 60.1 KiB, over the 40.0 KiB limit"]
     assert not Item.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "sep"), [("utf-16", ","), ("utf-16", "\t"), ("utf-16-be-bom", ","), ("utf-16-le-no-bom", ",")]
+)
+def test_a_utf16_labels_csv_labels_the_images_or_is_refused_in_one_line(
+    project, manager, encoding, sep, django_capture_on_commit_callbacks
+):
+    # Given a labels CSV saved as Excel's "Unicode Text" (UTF-16 with its byte order mark, tabs) or a UTF-16 CSV
+    # (stop 55's tester: read as Windows-1252, every row was refused as "'\x00a\x00' contains a control character")
+    text = f"filename{sep}label\r\na.png{sep}cats\r\nb.png{sep}dogs\r\n"
+    data = {
+        "utf-16": lambda: text.encode("utf-16"),  # with the BOM of this machine's order
+        "utf-16-be-bom": lambda: codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+        "utf-16-le-no-bom": lambda: text.encode("utf-16-le"),
+    }[encoding]()
+    files = [upload("a.png", png_bytes(1)), upload("b.png", png_bytes(2))]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = token_client(manager).post(
+            f"/api/projects/{project.slug}/imports/",
+            {"files": files, "csv": [upload("labels.csv", data)]},
+            format="multipart",
+        )
+
+    # Then with its byte order mark it labels the images; without one, the job says in one line what to do
+    job = Job.objects.get(pk=answer.json()["id"])
+    labels = {r.item.original_name: r.classes.get().name for r in ResolvedLabel.objects.filter(project=project)}
+    if encoding == "utf-16-le-no-bom":
+        assert labels == {}
+        assert job.errors == [
+            {"name": "labels CSV", "reason": "not UTF-8 (or Windows-1252) text: save it as UTF-8 CSV"}
+        ]
+    else:
+        assert labels == {"a.png": "cats", "b.png": "dogs"}
+        assert job.errors == []

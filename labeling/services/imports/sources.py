@@ -8,6 +8,7 @@ labeling.services.imports.folder_classes' rule.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -197,20 +198,34 @@ def _csv_delimiter(text: str) -> str:
     return "\t" if "\t" in first else ";" if ";" in first else ","
 
 
+def label_csv_text(data: bytes, *, errors: list[dict]) -> str | None:
+    """A labels CSV's text: UTF-8 (with or without its BOM), UTF-16 with its BOM (Excel's "Unicode Text"), or
+    Windows-1252 (Excel's "CSV (Comma delimited)" on Windows); None, with one line in `errors`, for anything else."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            errors.append({"name": "labels CSV", "reason": "starts as UTF-16 text but is not: save it as UTF-8 CSV"})
+            return None
+    if b"\x00" not in data:  # UTF-16 without its byte order mark, or no text at all, would read as rows of NULs
+        for encoding in ("utf-8-sig", "cp1252"):  # cp1252: what Excel on Windows saves as "CSV (Comma delimited)"
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                pass
+    errors.append({"name": "labels CSV", "reason": "not UTF-8 (or Windows-1252) text: save it as UTF-8 CSV"})
+    return None
+
+
 def label_csv_parse(data: bytes, *, errors: list[dict]) -> dict[str, list[str]]:
     """`filename,label` rows (header optional) -> name -> class paths. "a/b" is a hierarchy, "a;b" multi-label.
 
     A bad row is refused by its row number and reason (its file is still imported, unlabeled); the other
     rows go on.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:  # what Excel on Windows saves as "CSV (Comma delimited)"
-            text = data.decode("cp1252")
-        except UnicodeDecodeError:
-            errors.append({"name": "labels CSV", "reason": "not UTF-8 (or Windows-1252) text"})
-            return {}
+    text = label_csv_text(data, errors=errors)
+    if text is None:
+        return {}
     labels: dict[str, list[str]] = {}
     number = 0
     try:

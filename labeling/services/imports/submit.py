@@ -18,7 +18,7 @@ from django.db import transaction
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.services.dispatch import task_send
 from labeling.services.imports.run import staging_remove
-from labeling.services.imports.sources import is_junk
+from labeling.services.imports.sources import is_junk, label_csv_text
 from labeling.services.imports.validation import binary_size
 from labeling.services.jobs import job_create, job_finish
 
@@ -234,9 +234,10 @@ def import_job_from_staging(
     if csvs:
         csv_path = directory / "labels.csv"
         with open(csv_path, "wb") as out:
-            for path in csvs:
+            for path in csvs:  # as UTF-8 text, one after the other (a UTF-16 one too); undecodable bytes as they are
                 data = path.read_bytes()
-                out.write(data.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n") + b"\n")
+                text = label_csv_text(data, errors=[])
+                out.write(data.rstrip(b"\r\n") + b"\n" if text is None else text.rstrip("\r\n").encode() + b"\n")
     return import_job_create(
         project=project,
         created_by=user,
