@@ -114,7 +114,7 @@ def test_import_images_works_on_a_project_it_made(tmp_path, user_factory):
     project = Project.objects.get(slug="pets")
     assert Item.objects.filter(project=project).count() == 20
     assert "20 imported" in printed.getvalue()
-    assert "rejected cat/broken.png" in printed.getvalue()
+    assert "rejected pets.zip:cat/broken.png" in printed.getvalue()
     assert ResolvedLabel.objects.filter(project=project).count() == 20
     assert sorted(project.classes.values_list("name", flat=True)) == ["cat", "dog"]
 

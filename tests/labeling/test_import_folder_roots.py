@@ -207,6 +207,6 @@ def test_an_oversized_zip_entry_is_refused_with_its_size(project, api, settings,
 
     # Then the entry's refusal says how big it is, as a loose file's does (before: "file is over the 40.0 KiB limit")
     assert [(e["name"], e["reason"]) for e in job.errors] == [
-        ("red/big.bmp", "file is 48.1 KiB, over the 40.0 KiB limit")
+        ("photos.zip:red/big.bmp", "file is 48.1 KiB, over the 40.0 KiB limit")
     ]
     assert job.result["imported"] == 1

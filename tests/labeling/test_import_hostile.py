@@ -208,7 +208,7 @@ def test_folder_names_that_are_blank_or_padded_do_not_stop_the_import(project, m
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert job.result["imported"] == 3
-    assert [(e["name"], "empty class name" in e["reason"]) for e in job.errors] == [("pets/ /a.png", True)]
+    assert [(e["name"], "empty class name" in e["reason"]) for e in job.errors] == [("pets.zip:pets/ /a.png", True)]
     assert list(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == ["cat"]
     assert sorted(r.item.original_name for r in ResolvedLabel.objects.filter(project=project)) == [
         "pets/cat /b.png",
@@ -231,7 +231,7 @@ def test_every_rejection_is_counted_by_reason_past_the_names_the_page_keeps(proj
     assert job.result["rejected"] == 5503
     assert job.result["rejected_by_reason"] == {"not a supported image": 5500, "truncated or corrupt": 3}
     kept = [e["name"] for e in job.errors]
-    assert kept[-3:] == ["cut0.png", "cut1.png", "cut2.png"]
+    assert kept[-3:] == ["mixed.zip:cut0.png", "mixed.zip:cut1.png", "mixed.zip:cut2.png"]  # named with their zip
     assert len(kept) < 5500
     page = manager_client.get(reverse("labeling:import", args=[project.slug])).content.decode()
     assert '<td>not a supported image</td><td class="count">5500</td>' in page

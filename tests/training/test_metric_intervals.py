@@ -87,15 +87,16 @@ def test_bootstrap_interval_holds_the_estimate_narrows_with_n_and_is_seeded():
 
 
 def test_a_perfect_score_on_a_tiny_holdout_is_not_certain():
-    # Six of six right: every bootstrap resample scores 1.0, which bounds nothing. Macro-F1 borrows the accuracy's
-    # Wilson interval [0.610, 1]; ROC-AUC and ECE, which the data cannot bound, get no interval rather than [x, x].
+    # Six of six right: every bootstrap resample scores 1.0, which bounds nothing. The accuracy, a proportion, keeps
+    # its Wilson interval [0.610, 1]; macro-F1, ROC-AUC and ECE, which the data cannot bound, get no interval rather
+    # than [1, 1] or another statistic's interval (stop 55: a borrowed one read as their own)
     probs = np.full((6, 3), 0.1)
     probs[np.arange(6), [0, 0, 0, 1, 1, 1]] = 0.8
     m = evaluate(probs, [0, 0, 0, 1, 1, 1], ["a", "b", "c"])
     assert m["macro_f1"] == 1.0
-    fallback = m["intervals"]["macro_f1"]
-    assert fallback["low"] == pytest.approx(0.6097, abs=1e-4)
-    assert (fallback["high"], fallback["method"]) == (1.0, "wilson-fallback")
+    accuracy = m["intervals"]["accuracy"]
+    assert (round(accuracy["low"], 4), accuracy["high"], accuracy["method"]) == (0.6097, 1.0, "wilson")
+    assert "macro_f1" not in m["intervals"]
     assert "ece" not in m["intervals"]
     assert "roc_auc" not in m["intervals"]
 
