@@ -10,7 +10,6 @@ each entry is read with a cap (sources.py), and zipfile stops inflating an entry
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import struct
 import zipfile
@@ -101,17 +100,3 @@ def zip_open_checked(path: Path, *, max_entries: int, max_bytes: int) -> tuple[z
         archive.close()
         return None, reason
     return archive, None
-
-
-def zip_read_path(read: object) -> str | None:
-    """The path of the zip that a zip entry's reader (sources._read_zip_entry) reads from; None for any other reader.
-
-    An Entry carries no field for the zip it came from (sources.py), so its reader, which holds the open archive,
-    says it: the run names a zip's entries "photos.zip:cat.png" in the job's problems, as sources.py names the ones
-    it refuses, and tells a zip inside a zip from a zip renamed .png.
-    """
-    for cell in getattr(read, "__closure__", None) or ():
-        with contextlib.suppress(ValueError):  # an empty cell
-            if isinstance(archive := cell.cell_contents, zipfile.ZipFile):
-                return archive.filename
-    return None

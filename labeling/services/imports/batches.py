@@ -17,7 +17,6 @@ from django.db import DataError, IntegrityError, transaction
 from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.selectors.import_reasons import reason_kind
-from labeling.services.imports.archives import zip_read_path
 from labeling.services.imports.class_names import ClassNames
 from labeling.services.imports.duplicates import duplicate_row, kept_labels, label_conflict, no_one_item
 from labeling.services.imports.folder_classes import FolderClasses
@@ -68,7 +67,6 @@ class _Run:
     folder_classes: FolderClasses = field(default_factory=FolderClasses)  # which folder became which class
     relabeled: Relabeled = field(default_factory=Relabeled)  # import labels a CSV replaced
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
-    zips: dict[str, str] = field(default_factory=dict)  # a zip's staged path -> its name in the job (run.py)
 
     def reject(self, name: str, reason: str, *, duplicate: bool = False) -> None:
         self.counts["duplicates" if duplicate else "rejected"] += 1
@@ -82,8 +80,7 @@ class _Run:
     def shown(self, entry: Entry) -> str:
         """How the job's problems name a file: a zip's entry with its zip ("photos.zip:cat.png"), as sources.py names
         the entries it refuses; the item keeps the entry's own name."""
-        where = self.zips.get(zip_read_path(entry.read) or "")
-        return f"{where}:{entry.name}" if where else entry.name
+        return f"{entry.archive}:{entry.name}" if entry.archive else entry.name
 
     def _error(self, name: str, reason: str) -> None:
         kind = reason_kind(reason)

@@ -18,7 +18,6 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -129,10 +128,6 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     csv_errors: list[dict] = []  # label problems, not files: they count in no file total
     previous = (job.result or {}) if resume_from else {}
     run.classes = _classes_by_path(run.project)
-    # The job names a zip's entries with the zip's name, as collect names the zip (batches._Run.shown)
-    for source in params.get("sources", []):
-        if source.get("type") == "zip":
-            run.zips[str(Path(source["path"]))] = source.get("name") or Path(source["path"]).name
     # A top folder the first attempt left out stays out, though it may have made a root class of that name since
     left_out = {t["folder"] for t in (previous.get("folder_classes") or {}).get("top_folders", []) if t["left_out"]}
     roots = {path for path in run.classes if PATH_SEPARATOR not in path} - left_out

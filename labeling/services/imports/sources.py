@@ -40,6 +40,7 @@ class Entry:
     label_path: str | None = None
     label_paths: list[str] | None = None  # several classes (a multi-label export's metadata); wins over label_path
     size: int | None = None  # bytes, as the file system or the zip's directory gives them (to say how much too big)
+    archive: str | None = None  # the zip it is an entry of, as the job names that zip ("photos.zip:cat/1.png")
 
 
 def read_file(path: Path) -> Callable[[int], bytes]:
@@ -154,6 +155,7 @@ def zip_entries(
                 read=_read_zip_entry(archive, info),
                 label_path=folder_label(parts[strip:]) if labels_from_folders else None,
                 size=info.file_size,
+                archive=display,
             )
         )
     return entries
