@@ -30,7 +30,7 @@ from labeling.models import (
     JobStatus,
 )
 from labeling.permissions import Capability
-from labeling.selectors.exports import FORMATS, ExportFilters
+from labeling.selectors.exports import FORMATS, MIN_ANNOTATORS_HELP, ExportFilters
 from labeling.services import exports as export_services
 from labeling.services.job_limits import JobLimitReached
 
@@ -105,7 +105,7 @@ class DatasetExportStartApi(ProjectView, APIView):
         format = serializers.ChoiceField(choices=FORMATS)
         only_reviewed = serializers.BooleanField(default=False)
         only_agreed = serializers.BooleanField(default=False)
-        min_annotators = serializers.IntegerField(default=0, min_value=0, max_value=1000)
+        min_annotators = serializers.IntegerField(default=0, min_value=0, max_value=1000, help_text=MIN_ANNOTATORS_HELP)
         classes = serializers.ListField(
             child=serializers.CharField(max_length=500), default=list, max_length=1000,
             help_text="Class names or paths (a/b, a / b, /a/b/), each standing for itself and every class under "

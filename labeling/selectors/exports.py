@@ -38,6 +38,14 @@ from labeling.selectors.export_names import export_file_names, export_folder_nam
 FORMATS = ("imagefolder", "csv", "jsonl", "hf")
 
 
+# What min_annotators counts, in the words of the exports page and the API (ResolvedLabel.annotator_count).
+MIN_ANNOTATORS_HELP = (
+    "Only images labeled by at least this many annotators whose label still counts: a label a reviewer rejected does "
+    "not (the image went back to the queue for another label); one a reviewer corrected does, with the correction as "
+    "the image's label."
+)
+
+
 @dataclass(frozen=True)
 class ExportFilters:
     """What a dataset export keeps. Every field is recorded in the export's manifest."""

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from labeling.models import Job, JobKind, JobStatus
 from labeling.permissions import Capability, project_view
-from labeling.selectors.exports import FILE_JOB_KINDS, FORMATS, ExportFilters, export_ttl
+from labeling.selectors.exports import FILE_JOB_KINDS, FORMATS, MIN_ANNOTATORS_HELP, ExportFilters, export_ttl
 from labeling.services import exports as export_services
 from labeling.services.job_limits import JOB_LIMIT_RETRY_AFTER_SECONDS, JobLimitReached
 
@@ -34,7 +34,9 @@ class DatasetExportForm(forms.Form):
     )
     only_reviewed = forms.BooleanField(required=False, help_text="Only labels a reviewer accepted or corrected.")
     only_agreed = forms.BooleanField(required=False, help_text="Only items where every annotator chose the label.")
-    min_annotators = forms.IntegerField(required=False, min_value=0, max_value=100, initial=0)
+    min_annotators = forms.IntegerField(
+        required=False, min_value=0, max_value=100, initial=0, help_text=MIN_ANNOTATORS_HELP
+    )
     classes = forms.CharField(required=False, help_text="Comma-separated class names or paths (a/b); empty = all.")
     val_fraction = forms.FloatField(initial=0.1, min_value=0.0, max_value=0.9, help_text="Share of train for val.")
 

@@ -128,3 +128,16 @@ def test_model_exports_page_lists_versions_and_rejects_bad_inference_input(label
     assert answer.status_code == 400
     assert "Give either a zip file or a server folder" in answer.content.decode()
     assert not Job.objects.exists()
+
+
+def test_the_exports_page_and_the_api_say_what_min_annotators_counts(labeled_project, member_of):
+    # A reviewer's reject and correct both say a label was wrong, but only a rejected one stops counting as an
+    # annotator's (the image goes back to the queue); stop 55's tester found neither the page nor README said so
+    project, *_ = labeled_project
+    client = Client()
+    client.force_login(member_of(project, Role.MANAGER))
+    page = client.get(reverse("labeling:exports", args=[project.slug])).content.decode()
+    said = "annotators whose label still counts: a label a reviewer rejected does not"
+    assert said in page
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    assert said in json.dumps(schema)
