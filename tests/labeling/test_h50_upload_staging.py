@@ -107,4 +107,5 @@ def test_a_file_whose_name_holds_a_backslash_is_refused_alone_and_the_rest_impor
     assert job.result["rejected"] == 1
     [error] = job.errors
     assert error["name"] == odd
-    assert "holds a backslash" in error["reason"] and "rename it without one and upload it again" in error["reason"]
+    assert "holds a backslash" in error["reason"]
+    assert "rename it without one and upload it again" in error["reason"]

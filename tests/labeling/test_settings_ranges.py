@@ -56,7 +56,7 @@ def test_a_value_out_of_range_is_refused_with_its_range_and_nothing_changes(proj
     # read "Renamed" at the top and believed the rename had worked); the form keeps what was typed, to fix and resend
     html = response.content.decode()
     assert "Renamed" not in re.search(r"<title>(.*?)</title>", html, re.S).group(1)
-    assert "Renamed" not in html.split('<main', 1)[0]
+    assert "Renamed" not in html.split("<main", 1)[0]
     assert 'value="Renamed"' in html
 
 
