@@ -137,7 +137,7 @@ def evaluate(
         # (counting it as 0 would punish the model for what the holdout lacks).
         macro = float(f1_score(y, pred, average="macro", labels=present, zero_division=0))
         wilson = wilson_interval(correct, n)
-        boot = bootstrap_entries(bootstrap_intervals(statistics, n), {"macro_f1": macro}, wilson)
+        boot = bootstrap_entries(bootstrap_intervals(statistics, n))
         intervals = intervals_block(n, accuracy=interval_entry(wilson, "wilson"), **boot)
         result = {
             "n": n,
@@ -223,8 +223,7 @@ def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequenc
         statistics["macro_f1"] = macro_f1_stat(y, pred)
     hamming, micro = float((pred == y).mean()), float(f1_score(y, pred, average="micro", zero_division=0))
     wilson = wilson_interval(exact, n)
-    values = {"hamming_accuracy": hamming, "micro_f1": micro, "macro_f1": macro}
-    boot = bootstrap_entries(bootstrap_intervals(statistics, n), values, wilson)
+    boot = bootstrap_entries(bootstrap_intervals(statistics, n))
     intervals = intervals_block(
         n, accuracy=interval_entry(wilson, "wilson"), subset_accuracy=interval_entry(wilson, "wilson"), **boot
     )
@@ -277,9 +276,7 @@ def prediction_summary(y: np.ndarray, pred: np.ndarray, class_names: Sequence[st
         "accuracy": correct / n,
         "macro_f1": macro,
         "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
-        "intervals": intervals_block(
-            n, accuracy=interval_entry(wilson, "wilson"), **bootstrap_entries(boot, {"macro_f1": macro}, wilson)
-        ),
+        "intervals": intervals_block(n, accuracy=interval_entry(wilson, "wilson"), **bootstrap_entries(boot)),
     }
 
 

@@ -222,18 +222,13 @@ def interval_entry(bounds: tuple[float, float] | None, method: str) -> dict | No
 _BORROWED = "wilson-fallback"
 
 
-def bootstrap_entries(
-    boot: dict[str, tuple[float, float] | None],
-    values: dict[str, float | None] | None = None,
-    accuracy: tuple[float, float] | None = None,
-) -> dict[str, dict | None]:
+def bootstrap_entries(boot: dict[str, tuple[float, float] | None]) -> dict[str, dict | None]:
     """Interval entries of bootstrap results: None where every resample agrees (one item, or no error on a small
     holdout: 6 of 6 right gives macro-F1 [1, 1]), for every score alike, so the page says "no interval".
 
     Such F1 and Hamming scores once borrowed the accuracy's Wilson interval (method "wilson-fallback"): another
     statistic's interval, which read as the score's own (a 1-item multi-label holdout showed Hamming accuracy 0.833
-    [0.000, 0.833]); the accuracy's own interval stands beside them. values and accuracy are ignored (kept for
-    callers)."""
+    [0.000, 0.833]); the accuracy's own interval stands beside them."""
     return {
         key: interval_entry(bounds, "bootstrap") if bounds is not None and bounds[1] - bounds[0] > 1e-12 else None
         for key, bounds in boot.items()
