@@ -124,7 +124,7 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
 
     from imaging.pixels import decoded_rgb
     from labeling.services.imports import ImportRejected, Limits, folder_entries, image_open_checked, zip_entries
-    from labeling.services.imports.validation import binary_size
+    from labeling.services.imports.validation import entry_over_limit
     from training.ml.checkpoint import load_checkpoint, serving_model
     from training.ml.data import build_transform
     from training.ml.strategies import margin
@@ -185,9 +185,8 @@ def inference_predict(*, version: ModelVersion, job: Job, progress: Progress | N
     for done, entry in enumerate(entries, start=1):
         try:
             data = entry.read(limits.max_bytes)
-            if len(data) > limits.max_bytes:  # read stops past the limit: the size is the zip's or the file system's
-                size = f"{binary_size(entry.size)}, " if entry.size and entry.size > limits.max_bytes else ""
-                raise ImportRejected(f"file is {size}over the {binary_size(limits.max_bytes)} limit")
+            if len(data) > limits.max_bytes:
+                raise ImportRejected(entry_over_limit(entry.size, limits.max_bytes))
             # The import's checks (bombs, truncation, non-images: a clear reason per file) and one decode.
             image = image_open_checked(data, limits=limits, use=lambda img, _fmt: decoded_rgb(img))
             batch_tensors.append(transform(image))

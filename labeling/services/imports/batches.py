@@ -24,7 +24,7 @@ from labeling.services.imports.items import NewItem, duplicate_reason, items_sto
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.relabeled import Relabeled
 from labeling.services.imports.sources import Entry
-from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, binary_size, zip_entry_reason
+from labeling.services.imports.validation import INTERRUPTIONS, Inspected, Limits, entry_over_limit, zip_entry_reason
 from labeling.services.projects import label_classes_from_paths
 
 logger = logging.getLogger(__name__)
@@ -247,9 +247,7 @@ def _read_batches(entries: list[Entry], run: _Run) -> Iterator[tuple[int, list[_
             run.reject(run.shown(entry), f"could not be read ({exc})"[:300])
             continue
         if len(data) > run.limits.max_bytes:
-            # The size the zip's directory or the file system gives, as a loose upload's refusal says it
-            size = f"{binary_size(entry.size)}, " if entry.size and entry.size > run.limits.max_bytes else ""
-            run.reject(run.shown(entry), f"file is {size}over the {binary_size(run.limits.max_bytes)} limit")
+            run.reject(run.shown(entry), entry_over_limit(entry.size, run.limits.max_bytes))
             continue
         sha256 = hashlib.sha256(data).hexdigest()
         kept = run.seen.setdefault(sha256, entry)

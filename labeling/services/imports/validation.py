@@ -77,6 +77,14 @@ class Inspected:
     thumbnail: bytes
 
 
+def entry_over_limit(size: int | None, limit: int) -> str:
+    """Why an entry read past `limit` is refused, with its own size when the zip's directory or the file system gave
+    one (a read stops just past the limit, so the bytes read cannot say it): the import's and batch inference's
+    words."""
+    shown = f"{binary_size(size)}, " if size and size > limit else ""
+    return f"file is {shown}over the {binary_size(limit)} limit"
+
+
 def binary_size(n: int) -> str:
     """An import size or limit: the limits are set in binary units (docs/security.md, docs/configuration.md: 4 GiB,
     50 MiB), so they are written in them, named as such ("50.0 MiB"; "13.56 MB" is a model export's decimal size);
