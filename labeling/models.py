@@ -362,6 +362,7 @@ class Job(models.Model):
     """A long operation a person waits for; the UI polls its progress."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    number = models.PositiveIntegerField(editable=False, help_text="The job's number within its project: 1, 2, 3 ...")
     kind = models.CharField(max_length=20, choices=JobKind.choices)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -378,9 +379,14 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["project", "kind", "-created_at"], name="job_project_kind_idx")]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="job_unique_number_per_project")]
 
     def __str__(self) -> str:
-        return f"{self.kind} job {self.pk} ({self.status})"
+        return f"{self.kind} job #{self.number} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:  # a new job: its project's next number, under job_create's lock
+        self.number = self.number or 1 + (self.project.jobs.aggregate(n=models.Max("number"))["n"] or 0)
+        super().save(*args, **kwargs)
 
     @property
     def percent(self) -> int:

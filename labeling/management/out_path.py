@@ -137,4 +137,5 @@ def export_job_copy(*, job: Job, out: OutPath) -> Written:
     except (CommandError, OSError) as exc:
         reason = str(exc) if isinstance(exc, CommandError) else f"Could not read the stored export: {exc}"
         export_job_copy_fail(job=job, reason=reason)
-        raise CommandError(f"{reason} The export ran but nothing was written to --out; job #{job.pk} failed.") from exc
+        failed = f"The export ran but nothing was written to --out; job #{job.number} failed."
+        raise CommandError(f"{reason} {failed}") from exc

@@ -178,11 +178,11 @@ def _waiting_behind(
         Job.objects.filter(ahead_of_it, kind__in=kinds, status__in=IN_FLIGHT)
         .exclude(pk=job_id)
         .order_by("created_at", "pk")
-        .values_list("pk", "project_id", "kind", "status", "done", "total", "created_at")[:SCAN_LIMIT]
+        .values_list("number", "project_id", "kind", "status", "done", "total", "created_at")[:SCAN_LIMIT]
     )
-    for pk, project, kind, status, done, total, created in jobs:
+    for number, project, kind, status, done, total, created in jobs:
         percent = int(100 * done / total) if total else None
-        label = f"{_lower_first(JobKind(kind).label)} #{pk}"
+        label = f"{_lower_first(JobKind(kind).label)} #{number}"  # its number in its project (Job.number)
         rows.append((created, project, WorkAhead(label=label, status=status, percent=percent)))
 
     training_run = training_run_model() if queue == TRAINING_RUN_QUEUE else None

@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.services.jobs import project_lock
 
 BOUNDED_KINDS = (JobKind.EXPORT_DATASET, JobKind.EXPORT_MODEL, JobKind.INFERENCE)
 IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -72,7 +73,7 @@ def job_create_bounded(
     with transaction.atomic():
         if user is not None:
             list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
-        list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
+        project_lock(project_id=project.pk)  # also what numbers the new job safely (Job.number)
         existing = (
             _in_flight().filter(project=project, kind=kind, **{f"params__{INPUTS_KEY}": key}).order_by("pk").first()
         )

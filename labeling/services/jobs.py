@@ -10,7 +10,17 @@ from labeling.models import Job, JobStatus, Project
 
 
 def job_create(*, project: Project, kind: str, created_by=None, total: int = 0, params: dict | None = None) -> Job:
-    return Job.objects.create(project=project, kind=kind, created_by=created_by, total=total, params=params or {})
+    """A new queued job, numbered next in its project (Job.number) under the project's row lock, so that two jobs
+    started at once get two numbers (SQLite: the IMMEDIATE transaction is the lock)."""
+    with transaction.atomic():
+        project_lock(project_id=project.pk)
+        return Job.objects.create(project=project, kind=kind, created_by=created_by, total=total, params=params or {})
+
+
+def project_lock(*, project_id: int) -> None:
+    """Lock the project's row until the transaction ends: held by whoever creates a job, which takes the project's
+    next number. Call inside transaction.atomic()."""
+    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
 
 
 def job_claim(*, job_id: int, message: str = "Starting") -> Job | None:
