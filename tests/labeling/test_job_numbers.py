@@ -3,16 +3,20 @@ project's first import reads "Import #1" whatever other projects ran before. URL
 
 from __future__ import annotations
 
+import io
 import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling.models import Job, JobKind, Role
+from labeling.management.commands import export_dataset
+from labeling.models import Job, JobKind, JobStatus, Role
+from labeling.services.annotations import annotation_create
 from labeling.services.jobs import job_create
 from tests.factories import api_client, page_client, page_import, png_bytes
 
@@ -56,6 +60,57 @@ def test_the_api_answer_keeps_id_and_adds_the_number(project_factory, member_of)
     # Then the path's id is still the pk, and number is what the pages show
     assert (one["id"], one["number"]) == (job.pk, 1)
     assert [(row["id"], row["number"]) for row in listed] == [(job.pk, 1)]
+
+
+@pytest.mark.django_db
+def test_a_queued_import_names_the_work_ahead_of_it_by_its_number(project_factory, member_of):
+    # Given a project, after another project's jobs, running a label-error search with an import queued behind it
+    earlier = project_factory(name="Earlier")
+    job_create(project=earlier, kind=JobKind.IMPORT)
+    job_create(project=earlier, kind=JobKind.IMPORT)
+    project = project_factory(name="Waiting")
+    search = job_create(project=project, kind=JobKind.LABEL_ERRORS, total=4)
+    Job.objects.filter(pk=search.pk).update(status=JobStatus.RUNNING, done=1)
+    job_create(project=project, kind=JobKind.IMPORT)
+    page = page_client(member_of(project, Role.MANAGER, username="waiting-manager"))
+
+    # When its manager opens the import page
+    html = page.get(reverse("labeling:import", args=[project.slug])).content.decode()
+
+    # Then the import says it waits behind the project's first job, by the number its card shows
+    assert "Queued behind: label-error search #1 (running, 25 %), 2 jobs of other projects" in html
+    assert "Import #2</strong>" in html
+
+
+@pytest.mark.django_db
+def test_an_export_command_whose_copy_fails_names_the_job_by_its_number(
+    project_factory, item_factory, label_class_factory, member_of, tmp_path, monkeypatch
+):
+    # Given a project with a labeled item, after another project's job, and an --out folder that a file takes the
+    # place of while the export runs
+    job_create(project=project_factory(name="Earlier"), kind=JobKind.IMPORT)
+    project = project_factory(name="Exported")
+    cat = label_class_factory(project=project, name="cat")
+    annotation_create(item=item_factory(project=project), user=member_of(project, Role.ANNOTATOR), class_ids=[cat.pk])
+    blocker = tmp_path / "late"
+    real_run = export_dataset.dataset_export_run
+
+    def run_then_block(**kwargs):
+        result = real_run(**kwargs)
+        blocker.write_bytes(b"in the way")
+        return result
+
+    monkeypatch.setattr(export_dataset, "dataset_export_run", run_then_block)
+
+    # When the operator runs the export and the copy to --out fails
+    with pytest.raises(CommandError) as failed:
+        call_command("export_dataset", project.slug, "--format", "csv", "--out", f"{blocker}/", verbosity=0,
+                     stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+
+    # Then the error names the job as the project counts it: its first
+    job = Job.objects.get(project=project)
+    assert job.pk > 1
+    assert str(failed.value).endswith("nothing was written to --out; job #1 failed.")
 
 
 @pytest.mark.django_db(transaction=True)
