@@ -18,7 +18,9 @@ from labeling.management.commands import export_dataset
 from labeling.models import Job, JobKind, JobStatus, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.jobs import job_create
-from tests.factories import api_client, page_client, page_import, png_bytes
+from tests.factories import api_client, model_export_stored, page_client, page_import, png_bytes
+from training.models import ModelVersion
+from training.services import exports as model_exports
 
 
 @pytest.mark.django_db
@@ -80,6 +82,40 @@ def test_a_queued_import_names_the_work_ahead_of_it_by_its_number(project_factor
     # Then the import says it waits behind the project's first job, by the number its card shows
     assert "Queued behind: label-error search #1 (running, 25 %), 2 jobs of other projects" in html
     assert "Import #2</strong>" in html
+
+
+@pytest.mark.django_db
+def test_the_model_exports_page_names_a_finished_export_by_its_number(
+    project_factory, label_class_factory, item_factory, member_of, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given a project with a model version v1, after another project's jobs, whose export builds a small zip
+    job_create(project=project_factory(name="Earlier"), kind=JobKind.IMPORT)
+    project = project_factory(name="Models")
+    classes = [label_class_factory(project=project, name=n) for n in ("a", "b")]
+    annotator = member_of(project, Role.ANNOTATOR, username="model-annotator")
+    for i in range(2):
+        annotation_create(item=item_factory(project=project), user=annotator, class_ids=[classes[i].pk])
+    ModelVersion.objects.create(
+        project=project, number=1, artifact_path="x", architecture="arch", class_ids=[c.pk for c in classes],
+        metrics={"accuracy": 0.5, "n": 2}, label_count=2, dataset_hash="d" * 64, active=True,
+    )  # fmt: skip
+    monkeypatch.setattr(
+        model_exports,
+        "model_export_build",
+        lambda *, version, progress=None: model_export_stored(version, f"{project.slug}/model-v1.zip"),
+    )
+    page = page_client(member_of(project, Role.ML_ENGINEER, username="model-engineer"))
+
+    # When an ML engineer exports v1 and opens the model exports page
+    with django_capture_on_commit_callbacks(execute=True):
+        page.post(reverse("training:model_export_start", args=[project.slug, 1]))
+    html = page.get(reverse("training:model_exports", args=[project.slug])).content.decode()
+
+    # Then the page names the export as the project's first job
+    export = Job.objects.get(project=project, kind=JobKind.EXPORT_MODEL)
+    assert export.pk > 1
+    assert "Exported with the same labels and code (job #1)" in html
+    assert "Model export #1</strong>" in html
 
 
 @pytest.mark.django_db
