@@ -1,15 +1,30 @@
-"""Fixtures of the review tests: the cat/dog project whose labels they judge, and the heatmap project of a card."""
+"""Fixtures of the review tests (the cat/dog project whose labels they judge, and the heatmap project of a card) and
+of the import job card tests (the project's manager, and their page client: `manager_page`, so that Playwright's
+`page` in this folder's browser tests stays Playwright's)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
 import pytest
+from django.test import Client
 
 from labeling.models import ReviewTask, ReviewTaskReason, Role
 from labeling.services.annotations import annotation_create
 from labeling.services.reviews import review_task_open
+from tests.factories import page_client
 from tests.training.explain_helpers import explained_project
+
+
+@pytest.fixture
+def manager(project, member_of):
+    return member_of(project, Role.MANAGER)
+
+
+@pytest.fixture
+def manager_page(manager) -> Client:
+    """The manager's signed-in page client."""
+    return page_client(manager)
 
 
 @pytest.fixture

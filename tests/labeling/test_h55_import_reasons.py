@@ -9,26 +9,15 @@ import re
 import zipfile
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
-from labeling.models import Item, Job, JobStatus, Role
+from labeling.models import Item, Job, JobStatus
 from labeling.services.imports import batches
-from tests.factories import api_client, page_client, page_import, png_bytes, token_client, upload, zip_of
+from tests.factories import api_client, page_import, png_bytes, token_client, upload, zip_of
 
 pytestmark = pytest.mark.django_db
 
 EMPTY = "empty file (0 bytes)"
-
-
-@pytest.fixture
-def manager(project, member_of):
-    return member_of(project, Role.MANAGER)
-
-
-@pytest.fixture
-def page(manager) -> Client:
-    return page_client(manager)
 
 
 def api_import(manager, project, capture, files: dict[str, bytes]) -> Job:
@@ -50,20 +39,20 @@ def problems(manager, project, job) -> dict[str, str]:
     return {e["name"]: e["reason"] for e in detail["errors"]}
 
 
-def card(page, project, job) -> str:
-    html = page.get(reverse("labeling:job_status", args=[project.slug, job.pk])).content.decode()
+def card(manager_page, project, job) -> str:
+    html = manager_page.get(reverse("labeling:job_status", args=[project.slug, job.pk])).content.decode()
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 @pytest.mark.parametrize("how", ["page", "api", "zip"])
 def test_every_empty_file_is_refused_as_empty_not_as_a_duplicate(
-    project, manager, page, django_capture_on_commit_callbacks, how
+    project, manager, manager_page, django_capture_on_commit_callbacks, how
 ):
     # Given three 0-byte files beside one real image: picked on the import page, sent to the API, or in a zip
     files = {"e1.png": b"", "e2.png": b"", "e3.png": b"", "real.png": png_bytes(1)}
     capture = django_capture_on_commit_callbacks
     if how == "page":
-        job = page_import(page, project, files, capture)
+        job = page_import(manager_page, project, files, capture)
     elif how == "api":
         job = api_import(manager, project, capture, files)
     else:
@@ -73,7 +62,7 @@ def test_every_empty_file_is_refused_as_empty_not_as_a_duplicate(
     assert problems(manager, project, job) == {f"{where}e{n}.png": EMPTY for n in (1, 2, 3)}
     assert (job.result["imported"], job.result["rejected"], job.result["duplicates"]) == (1, 3, 0)
     assert job.result["rejected_by_reason"] == {"empty file": 3}
-    shown = card(page, project, job)
+    shown = card(manager_page, project, job)
     assert "1 imported, 0 duplicates, 3 rejected" in shown
     assert "duplicates: 0 · rejected: 3" in shown
     assert all(f"{where}e{n}.png empty file {EMPTY}" in shown for n in (1, 2, 3))
@@ -82,7 +71,7 @@ def test_every_empty_file_is_refused_as_empty_not_as_a_duplicate(
 
 
 def test_a_zip_inside_a_zip_is_called_that_and_a_zip_renamed_png_is_called_renamed(
-    project, manager, page, django_capture_on_commit_callbacks
+    project, manager, manager_page, django_capture_on_commit_callbacks
 ):
     # Given a zip that holds a zip, and beside it a zip renamed photo.png
     inner = zip_of({"a.png": png_bytes(1)})
@@ -96,12 +85,12 @@ def test_a_zip_inside_a_zip_is_called_that_and_a_zip_renamed_png_is_called_renam
     }
     assert job.result["rejected_by_reason"] == {"not a supported image": 1, "zip inside a zip": 1}
     assert "nested.zip:inner.zip zip inside a zip a zip inside the zip: upload it on its own" in card(
-        page, project, job
+        manager_page, project, job
     )
 
 
 def test_every_zip_entry_the_job_lists_is_named_with_its_zip(
-    project, manager, page, django_capture_on_commit_callbacks, settings
+    project, manager, manager_page, django_capture_on_commit_callbacks, settings
 ):
     # Given an image imported before, and a zip holding: an entry over the size limit, a copy of that image, two
     # copies of a new image, a file cut short, and an entry that climbs out of the zip
@@ -121,7 +110,7 @@ def test_every_zip_entry_the_job_lists_is_named_with_its_zip(
         "bomb.zip:cut.png": "truncated or corrupt image: the file ends before the image is complete",
         "bomb.zip:../evil1.png": "unsafe path in zip (zip slip): refused",
     }
-    shown = card(page, project, job)
+    shown = card(manager_page, project, job)
     assert all(name in shown for name in listed)
     # and the item keeps the entry's own name
     assert Item.objects.filter(project=project, original_name="new.png").exists()
@@ -129,7 +118,7 @@ def test_every_zip_entry_the_job_lists_is_named_with_its_zip(
 
 @pytest.mark.parametrize("batch_files", [1, 100])
 def test_a_copy_of_a_refused_file_is_refused_the_same_in_any_batch(
-    project, manager, page, django_capture_on_commit_callbacks, monkeypatch, batch_files
+    project, manager, manager_page, django_capture_on_commit_callbacks, monkeypatch, batch_files
 ):
     # Given a zip of 250 empty entries, a file cut short twice, and two copies of a good image, read one file per batch
     # (copies in later batches than their first) or a hundred
@@ -147,4 +136,4 @@ def test_a_copy_of_a_refused_file_is_refused_the_same_in_any_batch(
     assert listed["many.zip:good copy.png"] == "duplicate of many.zip:good.png"
     assert (job.result["imported"], job.result["rejected"], job.result["duplicates"]) == (1, 252, 1)
     assert job.result["rejected_by_reason"] == {"empty file": 250, "truncated or corrupt": 2, "duplicate": 1}
-    assert "1 imported, 1 duplicates, 252 rejected" in card(page, project, job)
+    assert "1 imported, 1 duplicates, 252 rejected" in card(manager_page, project, job)
