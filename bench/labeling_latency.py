@@ -2,9 +2,12 @@
 
 Builds a throwaway database (SQLite by default, or --database-url / $BENCH_DATABASE_URL for PostgreSQL)
 with a 100,000-item and 1,000-item projects (rows via bulk_create, a few tiny shared PNGs), starts
-gunicorn on loopback with config.settings.local, then for each (items, clients) drives that many
+gunicorn on loopback with config.settings.local, then for each (items, clients, via) drives that many
 client processes, each with one keep-alive HTTP connection (http.client), a DRF token for the API and
 a session cookie for the permission-checked media URL. Prints ONE JSON object: {"runs": [...], ...}.
+--via api: GET next, the image, POST the annotation (REST API). --via page: the labeling page's own requests per
+keypress (bench/labeling_latency_page.py): submit_ms is its label post answered by the next card, image_ms the
+images that card brings, next_ms empty. Each run says its "via"; 1k-item projects get a copy per via.
 
     .venv/bin/python bench/labeling_latency.py                  # 100k and 1k items, 1 and 8 clients
     .venv/bin/python bench/labeling_latency.py --sizes 1000 --clients 8 --steps 50
@@ -31,6 +34,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.labeling_latency_page import page_loop, requests_per_step  # noqa: E402  (the labeling page's requests per keypress)
 
 
 def free_port() -> int:
@@ -62,9 +68,15 @@ def setup_django(env: dict) -> None:
 
 
 def build_projects(
-    sizes: list[int], clients: list[int], media_root: Path, *, overlap: int = 1, awaiting: int = 0
+    sizes: list[int],
+    clients: list[int],
+    media_root: Path,
+    *,
+    overlap: int = 1,
+    awaiting: int = 0,
+    vias: tuple[str, ...] = ("api",),
 ) -> list[dict]:
-    """Create projects and users; returns one spec per run: (items, clients, slug, credentials)."""
+    """Create projects and users; returns one spec per run: (items, clients, via, slug, credentials)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
@@ -146,9 +158,10 @@ def build_projects(
     for n in sizes:
         shared = project_with(n, f"bench-{n}-shared") if n >= 10_000 else None
         for c in clients:
-            # Small projects get a fresh copy per run so that 8 fast clients never run out of items.
-            project = shared or project_with(n, f"bench-{n}-{c}")
-            runs.append({"items": n, "clients": c, **project})
+            for via in vias:
+                # Small projects get a fresh copy per run so that 8 fast clients never run out of items.
+                project = shared or project_with(n, f"bench-{n}-{c}" + ("" if via == "api" else f"-{via}"))
+                runs.append({"items": n, "clients": c, "via": via, **project})
     creds = [{"token": u["token"], "session": u["session"]} for u in users]
     from django.db import connection
 
@@ -260,9 +273,13 @@ def main() -> None:
     parser.add_argument(
         "--awaiting", type=int, default=0, help="labels each annotator already has awaiting another (--overlap > 1)"
     )
+    parser.add_argument("--via", default="api,page", help="api: the REST API; page: the labeling page's requests")
     args = parser.parse_args()
     if args.awaiting and args.overlap < 2:
         parser.error("--awaiting needs --overlap 2 or more")
+    vias = tuple(v.strip() for v in args.via.split(",") if v.strip())
+    if not vias or set(vias) - set(LOOPS):
+        parser.error(f"--via takes a comma-separated list of {', '.join(LOOPS)}")
     sizes = [int(s) for s in args.sizes.split(",")]
     clients = [int(c) for c in args.clients.split(",")]
 
@@ -279,7 +296,7 @@ def main() -> None:
     }
     t0 = time.perf_counter()
     setup_django(env)
-    runs, creds = build_projects(sizes, clients, media, overlap=args.overlap, awaiting=args.awaiting)
+    runs, creds = build_projects(sizes, clients, media, overlap=args.overlap, awaiting=args.awaiting, vias=vias)
     from django.db import connections
 
     connections.close_all()
@@ -296,28 +313,31 @@ def main() -> None:
         wait_for_server(port, server)
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(max(clients)) as pool:
-            # Warm up every worker process (imports, first queries) on the first project.
-            pool.map(
-                client_loop,
-                [(port, runs[0]["slug"], creds[i], runs[0]["class_ids"], 25, 0) for i in range(max(clients))],
-            )
-            for run in runs:
-                steps = args.steps or max(60, 300 // run["clients"])
+            # Warm up every worker process (imports, first queries) on the first project, each way in.
+            for via in vias:
+                first = next(r for r in runs if r["via"] == via)
                 pool.map(
-                    client_loop, [(port, run["slug"], creds[i], run["class_ids"], 3, 0) for i in range(run["clients"])]
+                    LOOPS[via],
+                    [(port, first["slug"], creds[i], first["class_ids"], 25, 0) for i in range(max(clients))],
                 )
+            for run in runs:
+                loop = LOOPS[run["via"]]
+                steps = args.steps or max(60, 300 // run["clients"])
+                pool.map(loop, [(port, run["slug"], creds[i], run["class_ids"], 3, 0) for i in range(run["clients"])])
                 start_at = time.time() + 0.3
+                saved_before = saved_labels(run["project_id"])
                 cpu_before = server_cpu_seconds(server.pid)
                 outs = pool.map(
-                    client_loop,
+                    loop,
                     [(port, run["slug"], creds[i], run["class_ids"], steps, start_at) for i in range(run["clients"])],
                 )
                 server_cpu = server_cpu_seconds(server.pid) - cpu_before
+                saved = saved_labels(run["project_id"]) - saved_before
                 wall = max(o["elapsed"] for o in outs)
                 labeled = [i for o in outs for i in o["labeled"]]  # measured steps only (warm-up excluded)
                 merged = {k: [v for o in outs for v in o[k]] for k in ("step", "next", "image", "submit")}
                 results.append({
-                    "items": run["items"], "clients": run["clients"], "steps": len(labeled),
+                    "items": run["items"], "clients": run["clients"], "via": run["via"], "steps": len(labeled),
                     **{f"{k}_ms": percentiles(v) for k, v in merged.items()},
                     "labels_per_s": round(len(labeled) / wall, 1) if wall else 0.0,
                     # Server CPU per label (all gunicorn processes): steadier than latency on a shared machine.
@@ -325,6 +345,9 @@ def main() -> None:
                     "errors": sum(o["errors"] for o in outs),
                     "error_samples": [e for o in outs for e in o["error_samples"]][:3],
                     "duplicates": over_overlap(labeled, args.overlap) + db_duplicates(run["project_id"], args.overlap),
+                    # Labels the server answered as saved that are not in the database (each answered post is one).
+                    "unsaved": len(labeled) - saved,
+                    "requests_per_step": requests_per_step(outs),
                 })  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -348,6 +371,13 @@ def over_overlap(labeled: list[int], overlap: int) -> int:
     return sum(max(0, n - overlap) for n in collections.Counter(labeled).values())
 
 
+def saved_labels(project_id: int) -> int:
+    """Live labels (not skips, not withdrawn) in the project."""
+    from labeling.models import Annotation
+
+    return Annotation.objects.filter(item__project_id=project_id, skipped=False, undoes__isnull=True).count()
+
+
 def db_duplicates(project_id: int, overlap: int = 1) -> int:
     """Items of the project with more live labels than the overlap."""
     from django.db.models import Count, Q
@@ -361,6 +391,8 @@ def db_duplicates(project_id: int, overlap: int = 1) -> int:
         .count()
     )
 
+
+LOOPS = {"api": client_loop, "page": page_loop}
 
 if __name__ == "__main__":
     main()
