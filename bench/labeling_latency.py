@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.labeling_latency_page import page_loop, requests_per_step  # noqa: E402  (the labeling page's requests per keypress)
+from bench.labeling_latency_page import page_loop, step_extras  # noqa: E402  (the labeling page's requests per keypress)
 
 
 def free_port() -> int:
@@ -347,7 +347,7 @@ def main() -> None:
                     "duplicates": over_overlap(labeled, args.overlap) + db_duplicates(run["project_id"], args.overlap),
                     # Labels the server answered as saved that are not in the database (each answered post is one).
                     "unsaved": len(labeled) - saved,
-                    "requests_per_step": requests_per_step(outs),
+                    **step_extras(outs),
                 })  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)

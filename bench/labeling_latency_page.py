@@ -151,7 +151,7 @@ def page_loop(args: tuple) -> dict:
     "next" stays empty (the post brings the next card). "requests" counts the requests of each step."""
     port, slug, cred, class_ids, steps, start_at = args
     out = {"step": [], "next": [], "image": [], "submit": [], "errors": 0, "error_samples": [], "labeled": []}
-    out["requests"] = []
+    out["requests"], out["prefetched"] = [], []  # prefetched: the new card's image was fetched by an earlier card
     client = PageClient(port, slug, cred["session"])
     loaded = False
     try:
@@ -180,6 +180,7 @@ def page_loop(args: tuple) -> dict:
             card = parse_card(body)
             if card["item"] == item:
                 raise RuntimeError(f"label of {item} answered the same card")
+            prefetched = bool(card["images"]) and card["images"][0] in client.cached
             client.take(card)
             fetched = client.fetch_images(card["images"])
             t2 = time.perf_counter()
@@ -194,13 +195,20 @@ def page_loop(args: tuple) -> dict:
         out["image"].append((t2 - t1) * 1000)
         out["step"].append((t2 - t0) * 1000)
         out["requests"].append(1 + fetched)
+        out["prefetched"].append(prefetched)
         out["labeled"].append(int(item))
     out["elapsed"] = time.perf_counter() - started
     client.conn.close()
     return out
 
 
-def requests_per_step(outs: list[dict]) -> float | None:
-    """Mean requests per measured step: the API's three (next, image, annotation), the page's post and its images."""
+def step_extras(outs: list[dict]) -> dict:
+    """requests_per_step: mean requests per measured step, the API's three (next, image, annotation) or the page's
+    post and the images its card brings. Page runs add prefetch_hit_rate: the share of cards whose image the page
+    had prefetched with an earlier card (the browser shows it at once; otherwise it waits for the thumbnail)."""
     counts = [n for o in outs for n in o.get("requests", [3] * len(o["labeled"]))]
-    return round(sum(counts) / len(counts), 2) if counts else None
+    extras = {"requests_per_step": round(sum(counts) / len(counts), 2) if counts else None}
+    hits = [h for o in outs for h in o.get("prefetched", [])]
+    if hits:
+        extras["prefetch_hit_rate"] = round(sum(hits) / len(hits), 2)
+    return extras

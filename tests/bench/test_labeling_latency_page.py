@@ -26,7 +26,9 @@ def test_the_page_mode_saves_every_label_it_posts_once_and_reports_both_vias():
     assert page["submit_ms"]["p50"] > 0
     assert page["step_ms"]["p50"] >= page["submit_ms"]["p50"]
     assert page["requests_per_step"] >= 1  # the post, then the images the new card brings
+    assert 0 <= page["prefetch_hit_rate"] <= 1  # cards whose image an earlier card had prefetched
     api = runs["api"]
     assert (api["steps"], api["errors"], api["unsaved"], api["duplicates"]) == (10, 0, 0, 0)
     assert api["next_ms"]["p50"] > 0
     assert page["next_ms"]["p50"] is None
+    assert "prefetch_hit_rate" not in api
