@@ -159,5 +159,5 @@ class ReviewTaskAdmin(admin.ModelAdmin):
 
 @admin.register(models.Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "project", "kind", "status", "done", "total", "created_at")
+    list_display = ("id", "project", "number", "kind", "status", "done", "total", "created_at")
     list_filter = ("kind", "status")

@@ -171,11 +171,16 @@ class JobOutputSerializer(RoleFieldsSerializer):
     )
     errors = serializers.SerializerMethodField(help_text="The first 100 rejected files with reasons.")
     download_url = DownloadUrlField(allow_null=True)
+    number = serializers.IntegerField(
+        read_only=True,
+        help_text="The job's number within its project (1, 2, 3 ...): what the pages and messages call it "
+        '("Import #3"); `id` names it in API paths.',
+    )
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "status", "done", "total", "percent", "message", "params", "result", "error_count",
-                  "errors", "created_at", "started_at", "finished_at", "download_url"]  # fmt: skip
+        fields = ["id", "number", "kind", "status", "done", "total", "percent", "message", "params", "result",
+                  "error_count", "errors", "created_at", "started_at", "finished_at", "download_url"]  # fmt: skip
 
     def get_params(self, job) -> dict:
         return job_params_shown(job.params)

@@ -40,23 +40,11 @@ class JobFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
 
 
-class JobOutputNumberedSerializer(JobOutputSerializer):
-    """A job as the list and detail answer it: `id` names it in API paths, `number` is what people read on the pages
-    and in messages ("Import #3"), counted 1, 2, 3 ... within the project."""
-
-    number = serializers.IntegerField(
-        read_only=True, help_text="The job's number within its project (1, 2, 3 ...), as the pages show it."
-    )
-
-    class Meta(JobOutputSerializer.Meta):
-        fields = [*JobOutputSerializer.Meta.fields, "number"]
-
-
 class JobListApi(ProjectView, generics.ListAPIView):
     """The project's jobs (imports, exports, training, scoring, quality checks), filterable by kind and status.
     Annotators see kind, status and progress only."""
 
-    serializer_class = JobOutputNumberedSerializer
+    serializer_class = JobOutputSerializer
     pagination_class = IdCursorPagination
 
     def get_queryset(self):
@@ -78,10 +66,10 @@ class JobListApi(ProjectView, generics.ListAPIView):
 class JobDetailApi(ProjectView, APIView):
     """One job's status and progress; `download_url` is set once an export or inference job has succeeded."""
 
-    @extend_schema(responses={200: JobOutputNumberedSerializer})
+    @extend_schema(responses={200: JobOutputSerializer})
     def get(self, request, slug: str, job_id: int):
         job = object_or_404(Job.objects.select_related("project"), project=self.project, pk=job_id)
-        return Response(JobOutputNumberedSerializer(job, context={"request": request, "role": self.role}).data)
+        return Response(JobOutputSerializer(job, context={"request": request, "role": self.role}).data)
 
 
 class JobDownloadApi(ProjectView, APIView):

@@ -91,10 +91,10 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             if job.coalesced:
                 messages.info(
-                    request, f"The same export is already {job.get_status_display().lower()}: export #{job.pk}."
+                    request, f"The same export is already {job.get_status_display().lower()}: export #{job.number}."
                 )
             else:
-                messages.success(request, f"Export #{job.pk} started.")
+                messages.success(request, f"Export #{job.number} started.")
             return redirect("labeling:exports", slug=slug)
     jobs = Job.objects.filter(project=project, kind=JobKind.EXPORT_DATASET).order_by("-created_at")[:20]
     if request.method == "POST" and status == 200:

@@ -94,7 +94,7 @@ def import_page(request: HttpRequest, slug: str) -> HttpResponse:
             return render(request, "labeling/import.html", _context(request, chosen=chosen), status=400)
         job = _queue(request, job)
         if job.status != JobStatus.FAILED:
-            messages.success(request, f"Import #{job.pk} queued.")
+            messages.success(request, f"Import #{job.number} queued.")
         return redirect("labeling:import", slug=slug)
     return render(request, "labeling/import.html", _context(request))
 

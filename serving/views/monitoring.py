@@ -251,7 +251,7 @@ def send_to_queue(request: HttpRequest, slug: str) -> HttpResponse:
         form.add_error(None, exc)
         return monitoring_page(request, send_form=form, status=400)
     sent = job.params["send_to_queue"]["predictions"]
-    messages.success(request, f"{sent} production images sent to the labeling queue (import job {job.pk}).")
+    messages.success(request, f"{sent} production images sent to the labeling queue (import job {job.number}).")
     return redirect(f"{reverse('serving:monitoring', args=[slug])}?job={job.pk}")
 
 

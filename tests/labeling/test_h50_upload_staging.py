@@ -65,7 +65,7 @@ def test_a_start_asked_twice_makes_one_job(project, manager_client, django_captu
     # Then it gets the same job's card, and there is still one job
     assert again.status_code == 200
     job = Job.objects.get(project=project)
-    assert f"Import #{job.pk}" in again.content.decode()
+    assert f"Import #{job.number}" in again.content.decode()
 
 
 def test_a_file_not_sent_for_its_size_is_refused_with_its_size_and_the_limit(

@@ -168,7 +168,7 @@ def test_the_export_page_says_an_export_is_already_queued_and_shows_the_limit_er
     client.post(url, {"format": "csv", "val_fraction": "0.1"})
     again = client.post(url, {"format": "csv", "val_fraction": "0.1"}, follow=True)
     job = Job.objects.get()
-    assert f"The same export is already queued: export #{job.pk}." in again.content.decode()
+    assert f"The same export is already queued: export #{job.number}." in again.content.decode()
 
     client.post(url, {"format": "jsonl", "val_fraction": "0.1"})
     refused = client.post(url, {"format": "hf", "val_fraction": "0.1"})
@@ -188,7 +188,7 @@ def test_the_model_export_page_says_the_export_is_already_queued_and_refuses_pas
     client.post(start)
     page = client.post(start, follow=True).content.decode()
     job = Job.objects.get()
-    assert f"The export of v1 is already queued (job #{job.pk})." in page
+    assert f"The export of v1 is already queued (job #{job.number})." in page
 
     answer = client.post(reverse("training:model_exports", args=[project.slug]), {"file": a_zip(7)})
     assert answer.status_code == 429

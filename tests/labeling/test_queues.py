@@ -199,8 +199,8 @@ def test_an_import_page_says_what_the_queued_import_waits_behind_and_stops_once_
 
     page = client.get(reverse("labeling:import", args=[ours.slug])).content.decode()
 
-    assert f"Queued behind: label-error search #{search.pk} (running, 12 %), 1 job of other projects" in page
-    assert f"export #{later.pk}" not in page
+    assert f"Queued behind: label-error search #{search.number} (running, 12 %), 1 job of other projects" in page
+    assert f"export #{later.number}" not in page
     assert "training run" not in page  # the gpu queue's work does not hold up an import
     assert theirs.name not in page
 
@@ -233,7 +233,7 @@ def test_the_model_page_says_what_a_queued_training_run_waits_behind(busy_projec
     page = client.get(reverse("training:model", args=[ours.slug])).content.decode()
     live = client.get(reverse("training:model_live", args=[ours.slug])).content.decode()
 
-    expected = f"Queued behind: scoring #{scoring.pk} (running, 50 %), 1 job of other projects"
+    expected = f"Queued behind: scoring #{scoring.number} (running, 50 %), 1 job of other projects"
     assert expected in page
     assert expected in live  # the 2-second poll keeps saying it
     assert f'id="run-{run.pk}"' in page

@@ -83,7 +83,7 @@ def test_the_least_confident_production_images_come_next_in_the_queue(
     assert items.count() == 3
     assert all(i.original_name.startswith("production/") for i in items)
     page = client.get(response["Location"]).content.decode()
-    assert f"Import #{job.pk}" in page
+    assert f"Import #{job.number}" in page
 
     # And the annotator's next item is one of them
     item = item_claim_next(project=project, user=member_of(project, Role.ANNOTATOR))

@@ -68,7 +68,7 @@ def test_export_on_the_page_offers_the_finished_export_instead_of_building_it_ag
     assert first.status == JobStatus.SUCCEEDED
     assert builds == [3]
     html = client.get(page).content.decode()
-    assert f"Exported with the same labels and code (job #{first.pk})" in html
+    assert f"Exported with the same labels and code (job #{first.number})" in html
     assert "Download v3 (" in html
     assert "Export again" in html
 
@@ -79,7 +79,7 @@ def test_export_on_the_page_offers_the_finished_export_instead_of_building_it_ag
     # Then: nothing is built, and the page says which export to download
     assert builds == [3]
     assert _export_jobs(project) == [first]
-    assert f"v3 already has an export with the same labels, images, classes and code (job #{first.pk})" in answer
+    assert f"v3 already has an export with the same labels, images, classes and code (job #{first.number})" in answer
     assert "nothing was started" in answer
 
     # "Export again" builds a new one on purpose
@@ -144,7 +144,7 @@ def test_export_model_writes_the_finished_export_to_out_without_building(setup, 
 
     assert builds == [3]
     assert _export_jobs(project) == [first]
-    assert f"v3 already has an export with the same labels, images, classes and code (job #{first.pk})" in text
+    assert f"v3 already has an export with the same labels, images, classes and code (job #{first.number})" in text
     written = list(tmp_path.iterdir())
     assert len(written) == 1
     assert zipfile.ZipFile(written[0]).namelist() == ["digits-v3/config.json"]

@@ -47,7 +47,7 @@ def test_a_label_error_search_asked_for_with_redis_down_fails_visibly_and_a_retr
     # Then a new search is queued and its message is waiting on the default queue for a worker
     retry = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS).exclude(pk=job.pk).get()
     assert retry.status == JobStatus.QUEUED
-    assert f"Label-error search #{retry.pk} queued" in page
+    assert f"Label-error search #{retry.number} queued" in page
     assert queued_messages(redis_server.url) == 1
 
 

@@ -118,7 +118,7 @@ def test_the_overview_says_finished_exports_and_searches_in_words(project_factor
     # Then its recent jobs say them in words, with no raw result keys
     for raw in ("bytes:", "version:", "predicted:", "architecture:", "classes:", "largest difference", *RAW):
         assert raw not in text, (raw, text)
-    assert f"Model export #{export.pk}" in text
+    assert f"Model export #{export.number}" in text
     assert "Version 5 exported (50.54 MB): the download and how each format measured are on the model exports page" in (
         text
     )

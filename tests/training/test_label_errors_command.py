@@ -88,5 +88,5 @@ def test_too_few_labels_say_why_and_a_wrong_project_is_an_error(project_factory,
         call_command("label_errors", project.slug, "--show", "-1")
     # A search a worker is running is not run a second time beside it
     running = Job.objects.create(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.RUNNING)
-    with pytest.raises(CommandError, match=f"is running \\(job #{running.pk}\\)"):
+    with pytest.raises(CommandError, match=f"is running \\(job #{running.number}\\)"):
         call_command("label_errors", project.slug)

@@ -87,9 +87,9 @@ def test_make_active_starts_a_scoring_job_the_page_shows_and_the_queue_then_foll
     job = Job.objects.get(project=project, kind=JobKind.SCORE)
     assert job.status == JobStatus.QUEUED
     assert f"v5 is now the active version: suggestions, exports and serving use it. The labeling queue is being " \
-           f"re-scored with it: Scoring #{job.pk}, below." in page  # fmt: skip
+           f"re-scored with it: Scoring #{job.number}, below." in page  # fmt: skip
     card = page.split(f'id="job-{job.pk}"')[1].split('<div class="job"')[0]
-    assert f"Scoring #{job.pk}</strong> — Queued" in card
+    assert f"Scoring #{job.number}</strong> — Queued" in card
     assert 'role="progressbar"' in card
 
     # When a worker runs the job (the scoring task, as the Re-score button's job runs)
@@ -165,7 +165,7 @@ def test_make_active_on_a_real_project_reranks_the_queue_with_that_version_on_a_
     engineer = page_client(member_of(project, Role.ML_ENGINEER, "eng"))
     page = engineer.post(reverse("training:version_activate", args=[project.slug, other.number]), follow=True)
     job = Job.objects.get(project=project, kind=JobKind.SCORE)
-    assert f"Scoring #{job.pk}, below." in page.content.decode()
+    assert f"Scoring #{job.number}, below." in page.content.decode()
 
     wait_for(lambda: Job.objects.get(pk=job.pk).finished, 240, what=f"the scoring job\n{worker.output()[-2000:]}")
     job.refresh_from_db()

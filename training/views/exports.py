@@ -71,9 +71,10 @@ def model_exports(request: HttpRequest, slug: str) -> HttpResponse:
             limited = True
         else:
             if job.coalesced:
-                messages.info(request, f"The same inference is already {job.get_status_display().lower()}: #{job.pk}.")
+                state = job.get_status_display().lower()
+                messages.info(request, f"The same inference is already {state}: #{job.number}.")
             else:
-                messages.success(request, f"Batch inference #{job.pk} started.")
+                messages.success(request, f"Batch inference #{job.number} started.")
             return redirect("training:model_exports", slug=slug)
     versions = list(ModelVersion.objects.filter(project=project).order_by("-number")[:50])
     finished = model_exports_finished(project=project, versions=versions)
@@ -105,14 +106,14 @@ def model_export_start(request: HttpRequest, slug: str, number: int) -> HttpResp
         if getattr(job, "reused", False):
             messages.info(
                 request,
-                f"v{number} already has an export with the same labels, images, classes and code (job #{job.pk}): "
+                f"v{number} already has an export with the same labels, images, classes and code (job #{job.number}): "
                 f"nothing was started. Download it from v{number}'s row, or press Export again to build a new one.",
             )
         elif job.coalesced:
             state = job.get_status_display().lower()
-            messages.info(request, f"The export of v{number} is already {state} (job #{job.pk}).")
+            messages.info(request, f"The export of v{number} is already {state} (job #{job.number}).")
         else:
-            messages.success(request, f"Export of v{number} started (job #{job.pk}).")
+            messages.success(request, f"Export of v{number} started (job #{job.number}).")
     return redirect("training:model_exports", slug=slug)
 
 

@@ -168,7 +168,7 @@ def version_activate(request: HttpRequest, slug: str, number: int) -> HttpRespon
             )
         else:
             messages.success(
-                request, f"{made} The labeling queue is being re-scored with it: Scoring #{job.pk}, below."
+                request, f"{made} The labeling queue is being re-scored with it: Scoring #{job.number}, below."
             )
     return redirect("training:model", slug=slug)
 

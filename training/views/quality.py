@@ -309,9 +309,9 @@ def label_errors_find(request: HttpRequest, slug: str) -> HttpResponse:
     job = label_errors_job_enqueue(project=request.project, created_by=request.user)
     job.refresh_from_db()
     if job.status == JobStatus.FAILED:
-        messages.error(request, f"Label-error search #{job.pk} could not start. {job.message}")
+        messages.error(request, f"Label-error search #{job.number} could not start. {job.message}")
     else:
-        messages.success(request, f"Label-error search #{job.pk} queued.")
+        messages.success(request, f"Label-error search #{job.number} queued.")
     return redirect("labeling:review_label_errors", slug=slug)
 
 

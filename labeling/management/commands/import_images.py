@@ -81,7 +81,7 @@ class Command(BaseCommand):
         refused = result.get("label_errors", 0)
         labels = f", {refused} label{'s' if refused != 1 else ''} not applied" if refused else ""
         summary = (
-            f"Import #{job.pk} ({job.status}): {result.get('imported', 0)} imported, "
+            f"Import #{job.number} ({job.status}): {result.get('imported', 0)} imported, "
             f"{result.get('duplicates', 0)} duplicates, {result.get('rejected', 0)} rejected{labels}, "
             f"{result.get('labeled', 0)} labeled"
         )

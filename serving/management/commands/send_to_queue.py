@@ -73,5 +73,5 @@ class Command(BaseCommand):
         sent = job.params["send_to_queue"]["predictions"]
         state = job.get_status_display().lower() + (f": {job.message}" if job.message else "")
         self.stdout.write(
-            f"{sent} production images sent to the labeling queue of {project.slug}: import job {job.pk} ({state})."
+            f"{sent} production images sent to the labeling queue of {project.slug}: import job {job.number} ({state})."
         )

@@ -78,7 +78,7 @@ class Command(BaseCommand):
             target = self._copy_finished(finished, out)
             self.stdout.write(
                 f"v{version.number} already has an export with the same labels, images, classes and code "
-                f"(job #{finished.pk}): nothing was built, its zip -> {target} (--force builds a new one)."
+                f"(job #{finished.number}): nothing was built, its zip -> {target} (--force builds a new one)."
             )
             self._measured(finished.result)
             return
@@ -114,7 +114,7 @@ class Command(BaseCommand):
             with handle:
                 return out_path_write(out, handle, name)
         except OSError as exc:
-            raise CommandError(f"Could not copy the zip of export job #{job.pk}: {exc}") from exc
+            raise CommandError(f"Could not copy the zip of export job #{job.number}: {exc}") from exc
 
     def _measured(self, result: dict) -> None:
         measured = result.get("measured")

@@ -49,7 +49,9 @@ class Command(BaseCommand):
             raise CommandError("--show takes a count of 0 or more.")
         running = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.RUNNING).first()
         if running is not None:
-            raise CommandError(f"A label-error search of {project.slug} is running (job #{running.pk}); wait for it.")
+            raise CommandError(
+                f"A label-error search of {project.slug} is running (job #{running.number}); wait for it."
+            )
         # A Job as the page's search has: the pages read the cross-validated estimate from the latest finished one.
         job = job_create(project=project, kind=JobKind.LABEL_ERRORS)
         job_start(job=job, total=1, message="starting")

@@ -58,7 +58,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             f"Scoring {info['pool']} items of {project.slug} in {info['shards']} shards "
-            f"(job #{job.pk}; {len(workers)} worker(s) listening: {', '.join(workers)})."
+            f"(job #{job.number}; {len(workers)} worker(s) listening: {', '.join(workers)})."
         )
         bar = StageBar(f"score {project.slug}", disable=quiet)
         deadline = time.monotonic() + timeout
@@ -69,7 +69,7 @@ class Command(BaseCommand):
                 if job.finished:
                     break
                 if time.monotonic() > deadline:
-                    raise CommandError(f"Scoring job #{job.pk} is still {job.status} after {timeout:.0f} s.")
+                    raise CommandError(f"Scoring job #{job.number} is still {job.status} after {timeout:.0f} s.")
                 time.sleep(0.5)
         finally:
             bar.close()
