@@ -19,7 +19,12 @@ from rest_framework.exceptions import AuthenticationFailed
 
 _RANDOM_HEX = 24
 _SALT = "labelloop.api.token"
-INVALID = "Invalid token: it is unknown, or the password changed since it was made. Make a new one on /api/docs/."
+# A token stops working when a newer one replaces it (manage.py api_token --new, /api/docs/, POST /api/me/token/) or
+# its user's password changes; the 401 names both, so that nobody reads a replaced token as a password change.
+INVALID = (
+    "Invalid token: it is unknown, a newer token replaced it, or its user's password changed since it was made. Get "
+    "the token that works now on /api/docs/ or from POST /api/auth/token/."
+)
 
 
 def _binding(user, random_part: str) -> str:
