@@ -20,6 +20,14 @@ that user once nothing else is left for them, oldest skip first; skipping it aga
 back of those. That fall-back runs only when the pools are empty for the user and walks the user's
 own skips in time order (`annotation_user_skip_idx`): its cost grows with that user's skips, never
 with the project.
+
+Reservation (the labeling page's image prefetch): beside the item on the card, the page leases the item the user's
+next card will show (item_reserve_next), by the claim's own rules: the same pool choice (so gold and holdout keep
+their rates), the same claimable rule, the same locks. A user holds at most one such lease per project beyond the
+item on their card. Which of the user's leases is served first is explicit, not left to clocks: the item served or
+shown holds the earliest expiry, and every other live lease of the user in the project is moved to expire at least
+RESERVATION_GAP after it (_served_first). A label or skip releases only the item acted on, so the next claim serves
+the reserved item; an unused reservation expires and returns to the pool like any lease.
 """
 
 from __future__ import annotations
@@ -64,9 +72,13 @@ def _pool_order(project: Project, rng: random.Random) -> list[str]:
     return [first, *rest]
 
 
-def claim_sql(*, pool: str, lock: bool) -> str:
-    """SELECT of the best claimable item of one pool and one state (params: see _pool_params)."""
+def claim_sql(*, pool: str, lock: bool, exclude: bool = False) -> str:
+    """SELECT of the best claimable item of one pool and one state (params: see _pool_params).
+
+    `exclude`: pass over the item %(exclude)s (the one on the user's card, which is claimable to its own holder)."""
     pool_filter = "i.is_gold = %(gold)s" if pool == GOLD else "i.split = %(split)s AND i.is_gold = %(gold)s"
+    if exclude:
+        pool_filter += " AND i.id <> %(exclude)s"
     sql = f"""
         SELECT i.* FROM labeling_item i
         WHERE i.project_id = %(project)s AND i.state = %(state)s AND {pool_filter}
@@ -78,13 +90,21 @@ def claim_sql(*, pool: str, lock: bool) -> str:
     return sql
 
 
-# The user's own live lease (partial index item_lease_idx): re-requesting gives the same item back.
-HELD_SQL = """
+# The user's own live lease (partial index item_lease_idx): re-requesting gives the same item back. Of several (the
+# item on the card and the one reserved after it), the earliest expiry first: _served_first keeps the card's item
+# there. HELD_NEXT_SQL: the first of them other than the item %(exclude)s.
+_HELD_WHERE = """
     SELECT i.* FROM labeling_item i
     WHERE i.lease_user_id = %(user)s AND i.lease_expires_at > %(now)s AND i.project_id = %(project)s
-      AND i.state IN (%(open1)s, %(open2)s)
-    ORDER BY i.lease_expires_at
+      AND i.state IN (%(open1)s, %(open2)s)"""
+_HELD_ORDER = """
+    ORDER BY i.lease_expires_at, i.id
     LIMIT 1"""
+HELD_SQL = _HELD_WHERE + _HELD_ORDER
+HELD_NEXT_SQL = _HELD_WHERE + " AND i.id <> %(exclude)s" + _HELD_ORDER
+
+# A reservation expires this long after the item on the card: the card's item is served first (see _served_first).
+RESERVATION_GAP = timedelta(seconds=1)
 
 
 # The user's skipped items that are still open for them, by the time of their latest live skip (oldest first).
@@ -100,16 +120,19 @@ SKIPPED_SQL = f"""
         WHERE later.item_id = s.item_id AND later.user_id = %(user)s AND later.skipped AND later.id > s.id
           AND NOT EXISTS (SELECT 1 FROM labeling_annotation u2 WHERE u2.undoes_id = later.id)
       )
-      AND {NOT_LABELED_SQL}
+      AND {NOT_LABELED_SQL}{{exclude}}
     ORDER BY s.created_at, s.id
     LIMIT 1"""
 
 
-def skipped_claim_sql(*, lock: bool) -> str:
-    """SELECT of the user's oldest skipped item still open for them (params: see _skipped_params)."""
+def skipped_claim_sql(*, lock: bool, exclude: bool = False) -> str:
+    """SELECT of the user's oldest skipped item still open for them (params: see _skipped_params).
+
+    `exclude`: pass over the item %(exclude)s (the one on the user's card)."""
+    sql = SKIPPED_SQL.format(exclude=" AND i.id <> %(exclude)s" if exclude else "")
     if lock and connection.features.has_select_for_update_skip_locked:
-        return SKIPPED_SQL + " FOR UPDATE OF i SKIP LOCKED"
-    return SKIPPED_SQL
+        return sql + " FOR UPDATE OF i SKIP LOCKED"
+    return sql
 
 
 def _skipped_params(*, project: Project, user, now) -> dict:
@@ -123,13 +146,14 @@ def _pool_params(*, project: Project, user, pool: str, state: str, now) -> dict:
     return {**rule, "project": project.pk, "state": state, "split": split, "gold": pool == GOLD}
 
 
-def _first_in_pool(*, project: Project, user, pool: str, now, lock: bool) -> Item | None:
+def _first_in_pool(*, project: Project, user, pool: str, now, lock: bool, exclude: int | None = None) -> Item | None:
     """Best open item of one pool: one indexed probe per open state, best (priority desc, id) wins."""
     states = [ItemState.UNLABELED] if project.annotations_per_item == 1 else list(OPEN_STATES)
     best: Item | None = None
-    sql = claim_sql(pool=pool, lock=lock)
+    sql = claim_sql(pool=pool, lock=lock, exclude=exclude is not None)
     for state in states:
         params = _pool_params(project=project, user=user, pool=pool, state=state, now=now)
+        params["exclude"] = exclude
         found = next(iter(Item.objects.raw(sql, params)), None)
         if found is not None and (best is None or (-found.priority, found.pk) < (-best.priority, best.pk)):
             best = found
@@ -172,32 +196,102 @@ def _open_but_locked(*, project: Project, user) -> bool:
     return next(iter(Item.objects.raw(skipped_claim_sql(lock=False), params)), None) is not None
 
 
+def _held_params(*, project: Project, user, now) -> dict:
+    held = {"project": project.pk, "user": user.pk, "now": connection.ops.adapt_datetimefield_value(now)}
+    held.update(open1=OPEN_STATES[0], open2=OPEN_STATES[1])
+    return held
+
+
+def _first_claimable(*, project: Project, user, now, rng, exclude: int | None = None) -> Item | None:
+    """The claim's choice among unleased items: the pools in _pool_order, else the user's skips (locked rows)."""
+    for pool in _pool_order(project, rng):
+        item = _first_in_pool(project=project, user=user, pool=pool, now=now, lock=True, exclude=exclude)
+        if item is not None:
+            return item
+    sql = skipped_claim_sql(lock=True, exclude=exclude is not None)
+    params = {**_skipped_params(project=project, user=user, now=now), "exclude": exclude}
+    return next(iter(Item.objects.raw(sql, params)), None)
+
+
+def _lease(item: Item, *, project: Project, user, expires) -> Item:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE labeling_item SET lease_user_id = %s, lease_expires_at = %s WHERE id = %s",
+            [user.pk, connection.ops.adapt_datetimefield_value(expires), item.pk],
+        )
+    item.lease_user, item.lease_expires_at = user, expires
+    item.project = project
+    return item
+
+
+def _served_first(*, project: Project, user, item_id: int, expires, now) -> None:
+    """The user's other live leases in the project expire RESERVATION_GAP after `expires` (the lease of item_id)
+    at the earliest, so HELD_SQL serves item_id first: a reload shows the same item, the reserved one comes next.
+    Probes item_lease_idx (a user holds one or two leases)."""
+    after = connection.ops.adapt_datetimefield_value(expires + RESERVATION_GAP)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE labeling_item SET lease_expires_at = %s WHERE lease_user_id = %s AND lease_expires_at > %s"
+            " AND lease_expires_at < %s AND project_id = %s AND id <> %s",
+            [after, user.pk, connection.ops.adapt_datetimefield_value(now), after, project.pk, item_id],
+        )
+
+
 def _claim_once(*, project: Project, user, lease_seconds: int, rng) -> Item | None:
     now = timezone.now()
+    expires = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
         # Leases are released on submit and skip, so a live lease means the user has not finished the item.
-        held = {"project": project.pk, "user": user.pk, "now": connection.ops.adapt_datetimefield_value(now)}
-        held.update(open1=OPEN_STATES[0], open2=OPEN_STATES[1])
-        item = next(iter(Item.objects.raw(HELD_SQL, held)), None)
-        if item is None:
-            for pool in _pool_order(project, rng):
-                item = _first_in_pool(project=project, user=user, pool=pool, now=now, lock=True)
-                if item is not None:
-                    break
-        if item is None:
-            sql = skipped_claim_sql(lock=True)
-            item = next(iter(Item.objects.raw(sql, _skipped_params(project=project, user=user, now=now))), None)
+        item = next(iter(Item.objects.raw(HELD_SQL, _held_params(project=project, user=user, now=now))), None)
+        if item is not None:
+            _served_first(project=project, user=user, item_id=item.pk, expires=expires, now=now)
+        else:
+            item = _first_claimable(project=project, user=user, now=now, rng=rng)
         if item is None:
             return None
-        expires = now + timedelta(seconds=lease_seconds)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE labeling_item SET lease_user_id = %s, lease_expires_at = %s WHERE id = %s",
-                [user.pk, connection.ops.adapt_datetimefield_value(expires), item.pk],
-            )
-        item.lease_user, item.lease_expires_at = user, expires
-        item.project = project
-        return item
+        return _lease(item, project=project, user=user, expires=expires)
+
+
+def item_reserve_next(
+    *, project: Project, user, current: Item, lease_seconds: int | None = None, rng: random.Random | None = None
+) -> Item | None:
+    """Lease to the user the item their next card will show, beside `current` (the item on their card); None when
+    nothing is left for them after it. For the labeling page's image prefetch: the image it loads ahead is the next
+    card's.
+
+    The reservation is a lease like a claim's, chosen by the claim's rules (_pool_order, the claimable rule, the
+    skipped fall-back, the same locks; no waiting on locked rows: finding nothing only means no prefetch). A live
+    lease the user already holds besides `current` is the reservation (at most one is made); `current` is served
+    before it (_served_first). Its lease ends RESERVATION_GAP after current's, or lease_seconds from now when the
+    user does not hold current.
+    """
+    lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
+    rng = rng or random
+    now = timezone.now()
+    with transaction.atomic():
+        held = Item.objects.filter(pk=current.pk, lease_user=user, lease_expires_at__gt=now)
+        current_expires = held.values_list("lease_expires_at", flat=True).first()
+        if current_expires is not None:
+            _served_first(project=project, user=user, item_id=current.pk, expires=current_expires, now=now)
+            expires = current_expires + RESERVATION_GAP
+        else:
+            expires = now + timedelta(seconds=lease_seconds)
+        params = {**_held_params(project=project, user=user, now=now), "exclude": current.pk}
+        reserved = next(iter(Item.objects.raw(HELD_NEXT_SQL, params)), None)
+        if reserved is not None:
+            reserved.project = project
+            return reserved
+        item = _first_claimable(project=project, user=user, now=now, rng=rng, exclude=current.pk)
+        return None if item is None else _lease(item, project=project, user=user, expires=expires)
+
+
+def items_ahead(*, project: Project, user, current: Item, limit: int = 2) -> list[Item]:
+    """The items the labeling page loads ahead of `current` (the item on the card), for image prefetch: the one
+    reserved for the user's next card (item_reserve_next: a lease), then peeked ones (no lease, may be taken)."""
+    reserved = item_reserve_next(project=project, user=user, current=current)
+    ahead = [reserved] if reserved is not None else []
+    shown = [current.pk, *(i.pk for i in ahead)]
+    return ahead + items_peek_next(project=project, user=user, exclude_ids=shown, limit=limit - len(ahead))
 
 
 def items_peek_next(*, project: Project, user, exclude_ids: list[int], limit: int = 2) -> list[Item]:

@@ -38,7 +38,7 @@ from labeling.selectors.queue import (
 )
 from labeling.selectors.training_seam import active_model_version, explanation_url
 from labeling.services.annotations import LabelingConflict, annotation_create, annotation_skip, annotation_undo
-from labeling.services.queue import item_claim_next, items_peek_next
+from labeling.services.queue import item_claim_next, items_ahead
 from labeling.views.class_list import class_list_block, page_list_key
 
 GRID_MIN, GRID_MAX, GRID_DEFAULT = 24, 48, 36
@@ -111,7 +111,8 @@ def _card_context(
             if project.is_multi_label
             else [suggestions[0].class_id]
         )
-    prefetch = items_peek_next(project=project, user=request.user, exclude_ids=[item.pk], limit=2) if item else []
+    # The images the page loads ahead: first the item reserved for this user's next card (so it is that card's).
+    prefetch = items_ahead(project=project, user=request.user, current=item, limit=2) if item else []
     # The heatmap of each suggested class; the first view of the top one also computes the next items' ahead.
     explain_links = [
         (s.class_id, explanation_url(slug=project.slug, item_id=item.pk, class_id=s.class_id)) for s in suggestions
