@@ -306,7 +306,9 @@ class ClassCreateApi(ProjectView, APIView):
 
 class ClassUpdateApi(ProjectView, APIView):
     """Rename a label class or archive / restore it (managers). Its id, labels, hotkey and place in the taxonomy
-    stay; a rename changes its stored path (and its subclasses'), so the next dataset export is a new version."""
+    stay; a rename changes its stored path (and its subclasses'), so the next dataset export is a new version.
+    Archiving a class archives every class under it, restoring restores them; a class under an archived class is
+    not restored alone (400)."""
 
     capability = Capability.MANAGE
 
@@ -324,6 +326,7 @@ class ClassUpdateApi(ProjectView, APIView):
         values = data.validated_data
         if not values:
             raise ApiValidationError({"detail": "Send a new `name`, `archived`, or both."})
+        field = "name"
         try:
             with transaction.atomic():
                 if "name" in values:
@@ -331,9 +334,10 @@ class ClassUpdateApi(ProjectView, APIView):
                         project=self.project, class_id=label_class.pk, name=values["name"]
                     )
                 if "archived" in values:
+                    field = "archived"  # a restore of a class under an archived one is refused
                     label_class = project_services.label_class_archive(
                         project=self.project, class_id=label_class.pk, archived=values["archived"]
                     )
         except DjangoValidationError as exc:
-            raise ApiValidationError({"name": exc.messages}) from exc
+            raise ApiValidationError({field: exc.messages}) from exc
         return Response(ClassOutputSerializer(label_class).data)

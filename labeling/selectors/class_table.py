@@ -32,6 +32,10 @@ class ClassTable:
     def tree(self) -> ClassTree:
         return {r[0]: (r[1], r[2]) for r in self.rows}
 
+    @cached_property
+    def _archived(self) -> set[int]:
+        return {r[0] for r in self.rows if r[5]}
+
     def paths(self, ids: Iterable[int]) -> dict[int, str]:
         """Class id -> display path ("animals / cat"), for `ids`."""
         for pk in ids:
@@ -93,9 +97,26 @@ class ClassTable:
                 children.setdefault(r[2], []).append(r[0])
         return classes_below(children, ids)
 
+    def under(self, class_id: int) -> set[int]:
+        """Every class under `class_id`, at any depth, archived ones too."""
+        children: dict[int | None, list[int]] = {}
+        for r in self.rows:
+            children.setdefault(r[2], []).append(r[0])
+        return classes_below(children, [class_id])
+
+    def archived_above(self, class_id: int) -> int | None:
+        """The highest archived class above `class_id` (the one a restore must start from), or None."""
+        archived = self._archived
+        found, node, seen = None, self.tree.get(class_id, ("", None))[1], {class_id}
+        while node is not None and node in self.tree and node not in seen:
+            seen.add(node)
+            found = node if node in archived else found
+            node = self.tree[node][1]
+        return found
+
     def classes(self, ids: list[int]) -> list[LabelClass]:
-        """The classes `ids`, in that order, as LabelClass rows with `path` attached (no query), `stored_path` and
-        `label_keys`."""
+        """The classes `ids`, in that order, as LabelClass rows with `path` attached (no query), `stored_path`,
+        `label_keys` and, for an archived class under an archived one, `archived_above` (that class's path)."""
         wanted = set(ids)
         rows = {r[0]: r for r in self.rows if r[0] in wanted}
         paths, keys = self.paths(ids), self.label_keys(wanted)
@@ -109,6 +130,8 @@ class ClassTable:
             c.__dict__["attached_path"] = paths[pk]
             c.stored_path = class_path(class_path_names(pk, self.tree))  # as exports and predictions spell it
             c.label_keys = keys[pk]
+            above = self.archived_above(pk) if archived else None
+            c.archived_above = self.paths([above])[above] if above is not None else ""
             classes.append(c)
         return classes
 

@@ -15,10 +15,14 @@ from labeling.models import LabelClass, Membership, Project, Role, TaskType
 from labeling.selectors.classes import (
     NAME_SEPARATOR_PROBLEM,
     PATH_SEPARATOR,
+    ClassTree,
     class_name_problem,
     class_path,
+    class_path_display,
+    class_path_names,
     class_paths,
     class_tree,
+    classes_below,
     classes_by_path,
 )
 from labeling.selectors.keys import CLASS_KEYS, PAGE_KEYS
@@ -165,6 +169,8 @@ def label_class_create(
     _refuse_name(name, separator_advice=CREATE_SEPARATOR_ADVICE)
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError("The parent class belongs to another project.")
+    if parent is not None and parent.archived:  # no class is active under an archived one (label_class_archive)
+        raise ValidationError(f"“{parent.path}” is archived: restore it before adding classes under it.")
     if level is None:  # one query per level whose parent is not loaded yet
         level, above = 1, parent
         while above is not None and level <= MAX_CLASS_DEPTH:
@@ -213,7 +219,8 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
     The classes are what `label_class_create` would make one at a time, path after path, parents first: the same
     hotkeys (the next free key each), order and colours. They are inserted a level at a time (one INSERT per level
     and batch, not six queries a class: 5,000 classes took 30 s). A path deeper than MAX_CLASS_DEPTH, or a name the
-    name rule refuses, is a ValidationError before any class is made."""
+    name rule refuses, is a ValidationError before any class is made. A new class under an archived class is made
+    archived (its labels are kept, as on the archived classes beside it)."""
     split = [[p.strip() for p in path.split(PATH_SEPARATOR) if p.strip()] for path in paths]
     deepest = max(map(len, split), default=0)
     if deepest > MAX_CLASS_DEPTH:
@@ -246,6 +253,8 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
         for key in levels[level]:
             parent_key = new[key][1]
             rows[key].parent = None if parent_key is None else rows.get(parent_key) or existing[parent_key]
+            # under an archived class a new one is archived too, as label_class_archive keeps every subtree
+            rows[key].archived = rows[key].parent is not None and rows[key].parent.archived
         LabelClass.objects.bulk_create([rows[key] for key in levels[level]], batch_size=1000)
     existing.update(rows)
     return existing
@@ -279,11 +288,47 @@ def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelCl
 
 
 def label_class_archive(*, project: Project, class_id: int, archived: bool = True) -> LabelClass:
-    """Classes with labels are never deleted, only archived (hidden from annotators)."""
-    label_class = LabelClass.objects.get(project=project, pk=class_id)
+    """Archive a class (hidden from annotators, its labels kept: classes with labels are never deleted) together with
+    every class under it, or restore it together with them. No class is ever active under an archived one: the
+    labeling page would offer it, its keys would be those of other classes, and labels would still go to it.
+
+    So a class under an archived class is not restored alone: a ValidationError names the archived class to restore
+    (nothing changes). Archiving an archived class archives any class under it that is still active."""
+    with transaction.atomic():
+        label_class = LabelClass.objects.select_for_update().get(project=project, pk=class_id)
+        rows = list(LabelClass.objects.filter(project=project).values_list("pk", "name", "parent_id", "archived"))
+        if not archived:
+            _refuse_restore_under_archived(label_class, rows)
+        children: dict[int | None, list[int]] = {}
+        for pk, _name, parent_id, _archived in rows:
+            children.setdefault(parent_id, []).append(pk)
+        subtree = {label_class.pk} | classes_below(children, [label_class.pk])
+        LabelClass.objects.filter(project=project, pk__in=subtree).exclude(archived=archived).update(archived=archived)
     label_class.archived = archived
-    label_class.save(update_fields=["archived"])
     return label_class
+
+
+def _refuse_restore_under_archived(label_class: LabelClass, rows: list[tuple[int, str, int | None, bool]]) -> None:
+    """A ValidationError naming the highest archived class above `label_class` (the one a restore must start from),
+    if there is one. `rows`: (id, name, parent id, archived) of every class of the project."""
+    tree = {pk: (name, parent_id) for pk, name, parent_id, _archived in rows}
+    gone = {pk for pk, _name, _parent_id, archived in rows if archived}
+    above = [pk for pk in _ancestors(label_class.pk, tree) if pk in gone]
+    if above:
+        path, top = (class_path_display(class_path_names(pk, tree)) for pk in (label_class.pk, above[-1]))
+        raise ValidationError(
+            f"“{path}” is under the archived class “{top}”: restore “{top}”, which restores the classes under it too."
+        )
+
+
+def _ancestors(class_id: int, tree: ClassTree) -> list[int]:
+    """The classes above `class_id`, its parent first (a cycle, never in the database, ends the walk)."""
+    found: list[int] = []
+    node = tree[class_id][1] if class_id in tree else None
+    while node is not None and node in tree and node not in found and node != class_id:
+        found.append(node)
+        node = tree[node][1]
+    return found
 
 
 def project_overlap_lowered(*, project: Project) -> int:

@@ -212,19 +212,29 @@ def _parents_from(form: LabelClassForm, table: ClassTable) -> None:
 @require_POST
 @project_view(Capability.MANAGE)
 def label_class_archive(request: HttpRequest, slug: str, class_id: int) -> HttpResponse:
-    """Archive a class, or restore an archived one. Either renumbers the keys of the class's later siblings and
-    their subclasses on the labeling page (each level is numbered in order): the message names the class and every
-    class whose keys changed, so that annotators can be told."""
+    """Archive a class with the classes under it, or restore it with them. Either renumbers the keys of the class's
+    later siblings and their subclasses on the labeling page (each level is numbered in order): the message names the
+    class, how many classes under it went with it, and every class whose keys changed, so that annotators can be told.
+    A class under an archived one is not restored alone: the message names the class to restore."""
     label_class = get_object_or_404(LabelClass, project=request.project, pk=class_id)
     before = class_table(project=request.project)
-    project_services.label_class_archive(
-        project=request.project, class_id=label_class.pk, archived=not label_class.archived
-    )
+    try:
+        project_services.label_class_archive(
+            project=request.project, class_id=label_class.pk, archived=not label_class.archived
+        )
+    except ValidationError as exc:
+        messages.error(request, f"Not restored: {' '.join(exc.messages)}")
+        return _back_to_row(request, slug, label_class.pk, before)
     after = class_table(project=request.project)
     path = after.paths([label_class.pk])[label_class.pk]
+    was, under = {r[0]: r[5] for r in before.rows}, after.under(label_class.pk)
+    went = sum(1 for r in after.rows if r[0] in under and r[5] != was.get(r[0]))  # the classes that went with it
+    also = f" and the {went} class{'es' if went != 1 else ''} under it" if went else ""
     if label_class.archived:
         keys = after.label_keys([label_class.pk])[label_class.pk]
-        done = f"Restored “{path}”: {_keys_text(keys)} when labeling."
+        done = f"Restored “{path}”{also}: {_keys_text(keys)} when labeling."
+    elif went:
+        done = f"Archived “{path}”{also}: annotators no longer see them (their labels stay)."
     else:
         done = f"Archived “{path}”: annotators no longer see it (its labels stay)."
     messages.success(request, done + _keys_changed(before, after, but=label_class.pk))
