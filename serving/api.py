@@ -8,18 +8,22 @@ the same selectors and services as the page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from labeling.api.base import JobStartedSerializer, ProjectView, job_started_response, no_store
 from labeling.constants import MAX_ID
-from labeling.permissions import Capability
+from labeling.permissions import Capability, role_can
 from labeling.selectors.classes import class_path_normalize
 from serving.models import ApiKey, ServingSettings
 from serving.selectors.alerts import alert_settings_of
@@ -70,8 +74,11 @@ class MonitoringDriftSerializer(serializers.Serializer):
     version = serializers.IntegerField(source="version_number")
     window_start = serializers.DateTimeField()
     window_end = serializers.DateTimeField()
-    n_production = serializers.IntegerField()
-    n_reference = serializers.IntegerField()
+    n_production = serializers.IntegerField(help_text="Production predictions of the window compared.")
+    n_reference = serializers.IntegerField(
+        help_text="Size of the reference: a random sample of up to 1,000 of the project's own images, labeled or not "
+        "(not the production images sent to the queue), embedded by the same ONNX file."
+    )
     model_file = serializers.CharField(
         help_text="The export's ONNX file that answered the window's predictions and embedded the project's images "
         '(model.onnx, model.int8.onnx, model.int8.vnni.onnx); "" for checks made before it was recorded.'
@@ -123,7 +130,13 @@ class MonitoringOutputSerializer(serializers.Serializer):
         help_text="Sent images left out of live_accuracy: the project had labeled them before they were sent "
         "(copies of its own images, which a version may have trained on)."
     )
-    sent_to_queue = serializers.IntegerField()
+    sent_to_queue = serializers.IntegerField(
+        help_text="Production images sent to the labeling queue (an image sent twice counts once); not those the "
+        "project already had."
+    )
+    already_in_project = serializers.IntegerField(
+        help_text="Sent predictions whose image the project already had: not queued again, and not offered again."
+    )
     kept_images = serializers.IntegerField(help_text="Kept production images not sent yet.")
     keep_images_days = serializers.IntegerField()
     low_confidence_threshold = serializers.FloatField()
@@ -158,8 +171,10 @@ class MonitoringApi(ProjectView, APIView):
 
 
 class SendToQueueApi(ProjectView, APIView):
-    """Send production predictions (with kept images, not sent before) to the labeling queue: an import job that
-    validates and deduplicates them. Poll /jobs/<id>/. 400 when the filters are invalid or match nothing."""
+    """Send production predictions (with kept images, not sent before) to the front of the labeling queue: an import
+    job that validates and deduplicates them. Poll /jobs/<id>/. The job's `params.send_counts` say how many images
+    it sends (`sent`) and how many the project already had (`already_in_project`: not sent again, and no longer
+    offered). 400 when the filters are invalid or match nothing."""
 
     capability = Capability.MANAGE
 
@@ -269,10 +284,13 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
     secret_hint = serializers.CharField(
         read_only=True, help_text="The webhook secret's last 4 characters (POST .../secret/ makes a new one)."
     )
+    webhook_set = serializers.SerializerMethodField(help_text="True when a webhook URL is set.")
+    # Sent by a browser form posting with a session; not a setting.
+    IGNORED = frozenset({"csrfmiddlewaretoken"})
 
     class Meta:
         model = ServingSettings
-        fields = (*ALERT_FIELDS, "secret_hint")
+        fields = (*ALERT_FIELDS, "secret_hint", "webhook_set")
         extra_kwargs = {
             "webhook_url": {"help_text": "http:// or https:// address that gets a signed JSON POST for each new "
                             "alert; empty: no webhook."},
@@ -281,16 +299,44 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
             "low_confidence_alert_share": {"help_text": "Alert when this share of a window is unsure."},
         }  # fmt: skip
 
+    def get_webhook_set(self, settings) -> bool:
+        return bool(settings.webhook_url)
+
+    def to_internal_value(self, data):
+        """The values; a field that is not a setting is refused (400, naming it and the settings), not ignored: a
+        misspelt "drift_p_value" must not answer 200 and change nothing."""
+        accepted = [name for name, field in self.fields.items() if not field.read_only]
+        known = {*accepted, *self.IGNORED}
+        unknown = sorted(str(key) for key in data if key not in known) if isinstance(data, Mapping) else []
+        if unknown:
+            shown = ", ".join(key if key.isidentifier() else repr(key[:60]) for key in unknown)  # "", "a b": quoted
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [f"Unknown field(s): {shown}. Accepted: {', '.join(accepted)}."]}
+            )
+        return super().to_internal_value(data)
+
+
+class AlertThresholdsSerializer(AlertSettingsSerializer):
+    """What a reviewer or ML engineer sees: the thresholds and whether a webhook is set, not its URL or secret."""
+
+    class Meta(AlertSettingsSerializer.Meta):
+        fields = ("drift_p_threshold", "low_confidence_threshold", "low_confidence_alert_share", "webhook_set")
+
 
 class AlertSettingsApi(ProjectView, APIView):
-    """The project's alert settings (managers, as the Monitoring page's Alerts card): the drift and low-confidence
-    thresholds and the webhook URL. PATCH sets any of them; a refused value is 400 and changes nothing."""
+    """The project's alert settings, as the Monitoring page's Alerts card: the drift and low-confidence thresholds
+    and the webhook URL. Managers read and PATCH them (any of webhook_url, drift_p_threshold,
+    low_confidence_threshold, low_confidence_alert_share; a refused value or an unknown field is 400 and changes
+    nothing); reviewers and ML engineers read the thresholds and webhook_set (not the URL or the secret's hint)."""
 
-    capability = Capability.MANAGE
+    @property
+    def capability(self) -> Capability:
+        return Capability.VIEW_METRICS if self.request.method in SAFE_METHODS else Capability.MANAGE
 
     @extend_schema(responses={200: AlertSettingsSerializer})
     def get(self, request, slug: str):
-        return Response(AlertSettingsSerializer(alert_settings_of(project_id=self.project.pk)).data)
+        shown = AlertSettingsSerializer if role_can(self.role, Capability.MANAGE) else AlertThresholdsSerializer
+        return Response(shown(alert_settings_of(project_id=self.project.pk)).data)
 
     @extend_schema(request=AlertSettingsSerializer, responses={200: AlertSettingsSerializer, 400: OpenApiResponse()})
     def patch(self, request, slug: str):

@@ -27,6 +27,7 @@ from serving.models import (
     ServingSettings,
 )
 from serving.selectors.keys import keep_images_days_of
+from serving.selectors.sent import send_counts
 from stats.proportions import wilson_interval
 
 CONFIDENCE_BINS = 20
@@ -89,7 +90,7 @@ class Monitoring:
     drift: list[DriftReport]
     drift_running: DriftReport | None
     live_accuracy: list[LiveAccuracy]
-    sent_to_queue: int
+    sent_to_queue: int  # images queued (serving.selectors.sent)
     kept_images: int
     keep_images_days: int
     low_confidence_threshold: float
@@ -99,6 +100,8 @@ class Monitoring:
     notes: list[str] = field(default_factory=list)
     # Sent images left out of live accuracy: the project had labeled them before they were sent (live_accuracy)
     live_labeled_before: int = 0
+    # Sent predictions whose image the project already had: done, but nothing was queued (serving.selectors.sent)
+    already_in_project: int = 0
 
 
 def _quantile(hist: list[int], q: float) -> float | None:
@@ -348,9 +351,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
     )
     drift, running = drift_reports(project=project)
     live, labeled_before = live_accuracy(project=project, ids=ids)
-    counts = PredictionLog.objects.filter(project=project).aggregate(
-        sent=Count("id", filter=~Q(image_sha256="")), kept=Count("id", filter=~Q(image="") & Q(queued_at=None))
-    )
+    counts = send_counts(project=project)
     return Monitoring(
         since=since,
         until=until,
@@ -368,6 +369,7 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         live_labeled_before=labeled_before,
         class_paths=sorted(display.values()),
         sent_to_queue=counts["sent"],
+        already_in_project=counts["already_in_project"],
         kept_images=counts["kept"],
         keep_images_days=keep_images_days_of(project_id=project.pk),
         low_confidence_threshold=low,

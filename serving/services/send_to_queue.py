@@ -6,7 +6,9 @@ project). They go to the front of the labeling queue in the order picked, in the
 hard, as the strategy's picks are, they never join the holdout), until the next scoring ranks them with the rest.
 Each sent prediction keeps when it was sent and its image's sha256: the project's item with that sha256 (unique per
 project) is the link from the prediction to its human label, also when the import found the image already there. A
-prediction is sent at most once.
+prediction is sent at most once. One whose image the project already has is done too (never offered again: it would
+be a duplicate each time), but nothing is queued for it, and the job's params and the counts say so
+(serving.selectors.sent).
 
 The automatic send (`predictions_auto_queue`, daily on the housekeeping queue) sends each project's
 auto_queue_per_day least-confident predictions of the last day; a second run on the same day sends nothing.
@@ -40,6 +42,7 @@ from labeling.services.imports import import_job_create, import_job_enqueue
 from serving.models import PredictionLog, ServingSettings
 from serving.selectors.monitoring import MAX_SEND
 from serving.selectors.send_selection import Order, Selection, predictions_select
+from serving.selectors.sent import shas_in_project
 from serving.services.drift_outliers import predictions_most_drifted
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,9 @@ def _staging_dir(project: Project) -> Path:
 
 
 def predictions_send_to_queue(*, project: Project, user=None, selection: Selection, source: str = "manual") -> Job:
-    """Send the predictions `selection` picks to the labeling queue as one import job (queued after commit).
+    """Send the predictions `selection` picks to the labeling queue as one import job (queued after commit); its
+    params' "send_counts" say how many images it sends ("sent") and how many the project already had
+    ("already_in_project"; serving.selectors.sent.send_outcome words it).
 
     Raises ValidationError (nothing changed) when the selection is invalid or picks no prediction with a kept
     image. Images that vanished from storage since (pruned meanwhile) are listed as the job's rejections.
@@ -102,6 +107,8 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
     if not sent:
         shutil.rmtree(directory, ignore_errors=True)
         raise ValidationError("The selected predictions' images are gone (pruned since): nothing was sent.")
+    had = shas_in_project(project=project, shas=[log.image_sha256 for log in sent])
+    new_images = {log.image_sha256 for log in sent} - had
     with transaction.atomic():
         job = import_job_create(
             project=project, created_by=user, sources=sources, staging_dir=str(directory), errors=errors, to_front=True
@@ -113,6 +120,11 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
                 "order": selection.order,
                 "predictions": len(sent),
                 "day": f"{now:%Y-%m-%d}",
+            },
+            # What the queue gets: the new images (a file in two predictions counts once); the import skips the rest.
+            "send_counts": {
+                "sent": len(new_images),
+                "already_in_project": sum(log.image_sha256 in had for log in sent),
             },
         }
         job.save(update_fields=["params"])

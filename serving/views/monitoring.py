@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -25,7 +26,9 @@ from serving.forms import AlertSettingsForm
 from serving.selectors.alerts import alert_settings_of
 from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, monitoring_of
 from serving.selectors.send_selection import Order, Selection
+from serving.selectors.sent import send_outcome
 from serving.services.drift import DriftCheckError, drift_check_request
+from serving.services.drift_reference import REFERENCE_MAX
 from serving.services.send_to_queue import auto_queue_set, predictions_send_to_queue
 
 DAY_CHOICES = (7, 30, 90)
@@ -143,7 +146,7 @@ def monitoring_charts(figures: Monitoring) -> dict:
             lines=[("p-value", [r.p_value for r in done], "#4c78a8")],
             threshold=("threshold", done[-1].threshold),
             marks=[r.drifted for r in done],
-            notes=[f"v{r.version_number}, n={r.n_production} vs {r.n_reference} labeled" for r in done],
+            notes=[f"v{r.version_number}, {r.n_production} production vs {r.n_reference} reference" for r in done],
         )
     display = [c.path for c in figures.classes]  # display paths already (serving.selectors.monitoring.class_mix)
     predicted = charts.bar_chart(
@@ -187,6 +190,7 @@ def monitoring_page(request: HttpRequest, *, send_form: SendForm | None = None, 
         "new_secret": new_secret,
         "drift_requested": _drift_waiting(request, figures),
         "multi_label_threshold": MULTI_LABEL_THRESHOLD,
+        "reference_max": REFERENCE_MAX,
     }
     return render(request, "serving/monitoring.html", context, status=status)
 
@@ -206,7 +210,7 @@ def drift_status(request: HttpRequest, slug: str) -> HttpResponse:
     """The drift section alone: polled (htmx) while a drift check runs, so its progress moves."""
     figures = monitoring_of(project=request.project, days=_days(request)[0])
     context = {"project": request.project, "figures": figures, "charts": monitoring_charts(figures),
-               "drift_requested": _drift_waiting(request, figures)}  # fmt: skip
+               "drift_requested": _drift_waiting(request, figures), "reference_max": REFERENCE_MAX}  # fmt: skip
     return render(request, "serving/monitoring.html#drift", context)
 
 
@@ -250,8 +254,12 @@ def send_to_queue(request: HttpRequest, slug: str) -> HttpResponse:
     except ValidationError as exc:
         form.add_error(None, exc)
         return monitoring_page(request, send_form=form, status=400)
-    sent = job.params["send_to_queue"]["predictions"]
-    messages.success(request, f"{sent} production images sent to the labeling queue (import job {job.number}).")
+    sent, note = send_outcome(job)
+    messages.success(
+        request,
+        f"{sent} production image{pluralize(sent)} sent to the labeling queue (import job {job.number})"
+        + (f"; {note}." if note else "."),
+    )
     return redirect(f"{reverse('serving:monitoring', args=[slug])}?job={job.pk}")
 
 

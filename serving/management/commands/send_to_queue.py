@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.models import Project
 from labeling.selectors.classes import class_path_normalize
 from serving.selectors.send_selection import Order, Selection
+from serving.selectors.sent import send_outcome
 from serving.services.send_to_queue import predictions_send_to_queue
 
 
@@ -70,8 +71,9 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         job.refresh_from_db()
-        sent = job.params["send_to_queue"]["predictions"]
         state = job.get_status_display().lower() + (f": {job.message}" if job.message else "")
+        sent, note = send_outcome(job)
         self.stdout.write(
-            f"{sent} production images sent to the labeling queue of {project.slug}: import job {job.number} ({state})."
+            f"{sent} production images sent to the labeling queue of {project.slug}: import job {job.number} ({state})"
+            + (f"; {note}." if note else ".")
         )
