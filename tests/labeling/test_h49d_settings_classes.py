@@ -167,7 +167,8 @@ def test_archiving_a_last_class_renumbers_nothing_and_a_middle_one_names_a_few_o
     sub = LabelClass.objects.get(project=project, name="sub05_0")
     (message,) = _messages(client.post(f"/p/{project.slug}/classes/{sub.pk}/archive/", follow=True).content.decode())
     assert message.startswith(
-        "Archived “group05 / sub05_0”: annotators no longer see it (its labels stay). Keys changed for 99 classes: "
+        "Archived “group05 / sub05_0” and the 10 classes under it: annotators no longer see them (their labels stay). "
+        "Keys changed for 99 classes: "
         "group05 / sub05_1 is now 6 → 1 (was 6 → 2); group05 / sub05_1 / leaf05_1_0 is now 6 → 1 → 1 (was 6 → 2 → 1);"
     )
     assert message.endswith("; and 94 more.")
