@@ -184,8 +184,8 @@ class SendToQueueApi(ProjectView, APIView):
         top_class = serializers.CharField(
             required=False,
             max_length=500,
-            help_text='Predicted class path, either spelling ("a/b/c" or "a / b / c"); multi-label: one of the '
-            "classes predicted.",
+            help_text='Predicted class path, either spelling ("a/b/c" or "a / b / c"), standing for itself and every '
+            "class under it; multi-label: one of the classes predicted. An unknown class is a 400 naming it.",
         )
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)

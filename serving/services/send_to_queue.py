@@ -33,7 +33,9 @@ from django.utils import timezone
 from labeling.models import Job, JobKind, Project
 from labeling.selectors.classes import (
     PATH_SEPARATOR,
+    ClassTree,
     class_path_display,
+    class_path_names,
     class_path_normalize,
     class_paths,
     class_tree,
@@ -41,7 +43,7 @@ from labeling.selectors.classes import (
 from labeling.services.imports import import_job_create, import_job_enqueue
 from serving.models import PredictionLog, ServingSettings
 from serving.selectors.monitoring import MAX_SEND
-from serving.selectors.send_selection import Order, Selection, predictions_select
+from serving.selectors.send_selection import Order, Selection, predictions_matching, predictions_select
 from serving.selectors.sent import shas_in_project
 from serving.services.drift_outliers import predictions_most_drifted
 
@@ -51,6 +53,26 @@ NOTHING_TO_SEND = (
     "No production images match: only predictions whose image is still kept (see the keys page's retention) and "
     "that were not sent before can be sent."
 )
+
+
+def _nothing_to_send(*, project: Project, selection: Selection, tree: ClassTree) -> str:
+    """Why `selection` picked nothing: the retention and "sent before" rule when some prediction matches its filters,
+    else that none does (a class never predicted, a version that answered nothing), naming the filters given."""
+    if selection.order == Order.MOST_DRIFTED or predictions_matching(project=project, selection=selection).exists():
+        return NOTHING_TO_SEND
+    parts = []
+    if selection.top_class:
+        class_id = {path: pk for pk, path in class_paths(tree).items()}[selection.top_class]
+        under = any(parent == class_id for _name, parent in tree.values())
+        name = class_path_display(class_path_names(class_id, tree))
+        parts.append(f"of “{name}”" + (" or a class under it" if under else ""))
+    if selection.version_number is not None:
+        parts.append(f"by model version {selection.version_number}")
+    if selection.since is not None or selection.until is not None:
+        parts.append("in that time window")
+    if not parts:
+        return "No production images match: the prediction log is empty."
+    return f"No production images match: the prediction log has no prediction {' '.join(parts)}."
 
 
 def _staging_dir(project: Project) -> Path:
@@ -67,8 +89,9 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
 
     Raises ValidationError (nothing changed) when the selection is invalid or picks no prediction with a kept
     image. Images that vanished from storage since (pruned meanwhile) are listed as the job's rejections.
-    `selection.top_class` may be spelled either way ("a/b" or "a / b"); it matches the predictions logged under
-    either spelling of that class (serving.selectors.send_selection.send_candidates)."""
+    `selection.top_class` may be spelled either way ("a/b" or "a / b"); it stands for the class and every class
+    under it, and matches the predictions logged under either spelling of each
+    (serving.selectors.send_selection.predictions_matching)."""
     if selection.top_class:
         selection = replace(selection, top_class=class_path_normalize(selection.top_class))
     if selection.order not in Order.CHOICES:
@@ -77,7 +100,8 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
         raise ValidationError("The time window is empty: 'since' must be before 'until'.")
     if not 1 <= selection.limit <= MAX_SEND:
         raise ValidationError(f"How many: between 1 and {MAX_SEND}.")
-    if selection.top_class and selection.top_class not in class_paths(class_tree(project=project)).values():
+    tree = class_tree(project=project)
+    if selection.top_class and selection.top_class not in class_paths(tree).values():
         raise ValidationError(
             f"No class {class_path_display(selection.top_class.split(PATH_SEPARATOR))!r} in this project: "
             "give a class path as the class list shows it (levels separated by /), or leave it empty for any class."
@@ -87,7 +111,7 @@ def predictions_send_to_queue(*, project: Project, user=None, selection: Selecti
     else:
         picked = predictions_select(project=project, selection=selection)
     if not picked:
-        raise ValidationError(NOTHING_TO_SEND)
+        raise ValidationError(_nothing_to_send(project=project, selection=selection, tree=tree))
     directory = _staging_dir(project)
     sources, errors, sent = [], [], []
     now = timezone.now()

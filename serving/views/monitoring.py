@@ -47,7 +47,8 @@ class SendForm(forms.Form):
         required=False,
         max_length=500,
         label="Predicted class",
-        help_text="Empty: any. Multi-label: one of the classes predicted.",
+        help_text="Empty: any. A class stands for itself and every class under it. Multi-label: one of the "
+        "classes predicted.",
         widget=forms.TextInput(attrs={"list": "class-paths", "autocomplete": "off"}),  # the page's datalist
     )
     since = forms.DateTimeField(required=False, help_text="From (UTC), e.g. 2026-12-01 00:00. Empty: any time.")

@@ -37,7 +37,8 @@ class Command(BaseCommand):
             "--class",
             dest="top_class",
             default="",
-            help='only this predicted class, as a path "a/b" or "a / b" (multi-label: one of those predicted)',
+            help='only this predicted class, as a path "a/b" or "a / b", and every class under it (multi-label: one of '
+            "those predicted)",
         )
         parser.add_argument("--since", default="", help="from this UTC date or time (ISO 8601)")
         parser.add_argument("--until", default="", help="before this UTC date or time (ISO 8601)")
