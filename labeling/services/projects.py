@@ -89,18 +89,44 @@ def project_create(*, name: str, created_by, task_type: str = TaskType.SINGLE, s
 
 
 def membership_set(*, project: Project, username: str, role: str) -> Membership:
-    """Invite an existing user into a project, or change their role."""
+    """Invite an existing user into a project, or change their role. A project keeps at least one manager: its last
+    manager's role does not change (ValidationError, nothing saved)."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise ValidationError(f"No user named {username!r}.")
-    membership, _ = Membership.objects.update_or_create(user=user, project=project, defaults={"role": role})
+    with transaction.atomic():
+        managers = _managers_locked(project)
+        if role != Role.MANAGER and managers == [user.pk]:
+            raise ValidationError(_LAST_MANAGER.format(username=username, change="changed to another role"))
+        membership, _ = Membership.objects.update_or_create(user=user, project=project, defaults={"role": role})
     return membership
 
 
 def membership_remove(*, project: Project, membership_id: int) -> None:
-    Membership.objects.filter(project=project, pk=membership_id).delete()
+    """Take a member out of the project (their labels stay). Its last manager is not removed (ValidationError)."""
+    with transaction.atomic():
+        managers = _managers_locked(project)
+        membership = Membership.objects.filter(project=project, pk=membership_id).select_related("user").first()
+        if membership is None:
+            return
+        if managers == [membership.user_id]:
+            raise ValidationError(_LAST_MANAGER.format(username=membership.user.username, change="removed"))
+        membership.delete()
+
+
+_LAST_MANAGER = (
+    "{username} is the project's only manager and cannot be {change}: make another member a manager first. "
+    "Nothing was changed."
+)
+
+
+def _managers_locked(project: Project) -> list[int]:
+    """The user ids of the project's managers, their rows locked until the transaction ends (two managers demoting
+    each other at once cannot both pass the last-manager check)."""
+    rows = Membership.objects.select_for_update().filter(project=project, role=Role.MANAGER).order_by("pk")
+    return list(rows.values_list("user_id", flat=True))
 
 
 _PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]

@@ -14,9 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from labeling.constants import id_from_text
 from labeling.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
-from labeling.models import Job, LabelClass, Membership
+from labeling.models import Annotation, Job, LabelClass, Membership, Role
 from labeling.permissions import PROJECT_CREATE_REFUSED, Capability, can_create_projects, project_view, roles_with
+from labeling.selectors.annotator_work import annotator_work
 from labeling.selectors.class_table import (
     CLASS_TABLE_PAGED_OVER,
     ClassTable,
@@ -166,11 +168,17 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             member_form = MemberForm(request.POST)
             if member_form.is_valid():
                 try:
-                    project_services.membership_set(project=project, **member_form.cleaned_data)
-                    messages.success(request, "Member saved.")
-                    return redirect("labeling:project_settings", slug=slug)
+                    saved = project_services.membership_set(project=project, **member_form.cleaned_data)
                 except ValidationError as exc:
                     member_form.add_error(None, exc)
+                else:
+                    if saved.user_id == request.user.pk and saved.role != Role.MANAGER:
+                        # No longer a manager, they may not see this page: the overview, which every role may
+                        role = saved.get_role_display()
+                        messages.success(request, f"Member saved: your role in this project is now {role}.")
+                        return redirect("labeling:project_detail", slug=slug)
+                    messages.success(request, "Member saved.")
+                    return redirect("labeling:project_settings", slug=slug)
     # One read of the class table for the rows drawn, their paths, the keys an annotator presses for each (the
     # labeling page's, not the stored hotkeys) and the add-class form's parents.
     table = class_table(project=project)
@@ -180,7 +188,10 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         del class_form.fields["parent_path"]
         _parents_from(class_form, table)
-    members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    members = list(Membership.objects.filter(project=project).select_related("user").order_by("user__username"))
+    # A member's Remove asks first (?remove=<membership id>): who goes, and that their labels stay
+    remove_id = id_from_text(request.GET.get("remove"))
+    removing = next((m for m in members if m.pk == remove_id and m.user_id != request.user.pk), None)
     return render(
         request,
         "labeling/project_settings.html",
@@ -198,8 +209,19 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             or bool(shown.find)
             or "classes_page" in request.GET,
             members=members,
+            removing=removing,
+            removing_labels=_labels_given(project, removing.user) if removing else 0,
         ),
     )
+
+
+def _labels_given(project, user) -> int:
+    """The member's labels that stand in the project, skips left out (as the overview counts them)."""
+    return annotator_work(Annotation.objects.filter(item__project=project, user=user).answers()).count()
+
+
+def _labels_stay(count: int) -> str:
+    return f"their {count} label{'s stay' if count != 1 else ' stays'}" if count else "they gave no labels here"
 
 
 def _parents_from(form: LabelClassForm, table: ClassTable) -> None:
@@ -303,11 +325,20 @@ def _keys_changed(before: ClassTable, after: ClassTable, *, but: int) -> str:
 @require_POST
 @project_view(Capability.MANAGE)
 def membership_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
-    if Membership.objects.filter(project=request.project, pk=membership_id, user=request.user).exists():
+    """POST from the settings page's confirmation (?remove=<id>); the flash names who went and says their labels
+    stay."""
+    membership = get_object_or_404(Membership.objects.select_related("user"), project=request.project, pk=membership_id)
+    if membership.user_id == request.user.pk:
         messages.error(request, "You cannot remove yourself.")
-    else:
+        return redirect("labeling:project_settings", slug=slug)
+    labels = _labels_given(request.project, membership.user)
+    try:
         project_services.membership_remove(project=request.project, membership_id=membership_id)
-    return redirect("labeling:project_settings", slug=slug)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{membership.user.username} removed from the project; {_labels_stay(labels)}.")
+    return redirect(reverse("labeling:project_settings", args=[slug]) + "#members")
 
 
 @project_view(Capability.VIEW)
