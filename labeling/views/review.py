@@ -332,19 +332,19 @@ def item_gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     (action=clear)."""
     item = get_object_or_404(Item.objects.select_related("project"), project=request.project, pk=item_id)
     if request.method == "GET":
-        task = id_from_text(request.GET.get("task", ""))
-        context = _context(
-            request,
-            item=item,
-            classes=label_classes_for_labeling(project=request.project),
-            gold_ids=set(item.gold_classes.values_list("pk", flat=True)) if item.is_gold else set(),
-            next=_review_url(slug, "", task=task),
-        )
+        back = _review_url(slug, "", task=id_from_text(request.GET.get("task", "")))
+        # A gold item shows its answer; another starts at its resolved label (none: an empty choice to pick)
+        answer = item.gold_classes if item.is_gold else LabelClass.objects.filter(resolved_labels__item=item)
+        gold_ids = set(answer.filter(archived=False).values_list("pk", flat=True))
+        classes = label_classes_for_labeling(project=request.project)
+        context = _context(request, item=item, classes=classes, gold_ids=gold_ids, next=back)
         return render(request, "labeling/review.html#gold-form", context)
     try:
         if request.POST.get("action") == "clear":
             review_services.item_gold_clear(item=item)
             messages.success(request, f"Item #{item.pk} is no longer a gold item.")
+        elif not any(request.POST.getlist("class_ids")):
+            messages.error(request, f"Select at least one class as the gold answer: item #{item.pk} was not changed.")
         else:
             review_services.item_gold_set(item=item, class_ids=request.POST.getlist("class_ids"))
             messages.success(request, f"Item #{item.pk} is now a gold item.")
