@@ -10,8 +10,44 @@ from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
 from labeling.selectors.annotator_work import annotator_work
-from labeling.selectors.classes import paths_attached
+from labeling.selectors.classes import ClassTree, class_tree, paths_attached
 from labeling.selectors.reviews import review_task_counts
+
+
+def class_label_counts(*, project: Project, tree: ClassTree) -> tuple[dict[int, int], dict[int, int]]:
+    """Resolved labels per class: (class id -> items labeled with the class itself, class id -> items labeled with
+    it or any class under it, for the classes that have classes under them). One query: a single-label item has one
+    class, so a branch's total is a sum; a multi-label item may carry two classes of a branch and counts once there,
+    so those totals are read from the (label, class) pairs."""
+    through = ResolvedLabel.classes.through
+    rows = through.objects.filter(resolvedlabel__project=project)
+    ancestors = {pk: _ancestors(pk, tree) for pk in tree}
+    parents = {a for chain in ancestors.values() for a in chain}
+    in_all: dict[int, int] = dict.fromkeys(parents, 0)
+    if not project.is_multi_label:
+        own = dict(rows.values_list("labelclass_id").annotate(n=Count("id")).order_by())
+        for pk, n in own.items():
+            for a in [pk, *ancestors.get(pk, ())]:
+                if a in in_all:
+                    in_all[a] += n
+        return own, in_all
+    own, branches = {}, {}
+    for label_id, pk in rows.values_list("resolvedlabel_id", "labelclass_id").iterator():
+        own[pk] = own.get(pk, 0) + 1
+        branches.setdefault(label_id, set()).update([pk, *ancestors.get(pk, ())])
+    for branch in branches.values():
+        for a in branch & parents:
+            in_all[a] += 1
+    return own, in_all
+
+
+def _ancestors(pk: int, tree: ClassTree) -> list[int]:
+    """The classes above `pk`, nearest first (none for a top-level class)."""
+    chain, parent = [], tree[pk][1]
+    while parent is not None and parent in tree and parent not in chain:
+        chain.append(parent)
+        parent = tree[parent][1]
+    return chain
 
 
 def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:
@@ -33,18 +69,20 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
     ).count()
     open_items = by_state.get(ItemState.UNLABELED, 0) + by_state.get(ItemState.PARTIAL, 0)
 
-    through = ResolvedLabel.classes.through
-    per_class_counts = dict(
-        through.objects.filter(resolvedlabel__project=project)
-        .values_list("labelclass_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    tree = class_tree(project=project)
+    own, in_all = class_label_counts(project=project, tree=tree)
     classes = [
-        {"id": c.pk, "path": c.path, "color": c.color, "archived": c.archived, "count": per_class_counts.get(c.pk, 0)}
-        for c in paths_attached(LabelClass.objects.filter(project=project), project=project)
+        {
+            "id": c.pk,
+            "path": c.path,
+            "color": c.color,
+            "archived": c.archived,
+            "count": own.get(c.pk, 0),
+            "total": in_all.get(c.pk),
+        }
+        for c in paths_attached(LabelClass.objects.filter(project=project), project=project, tree=tree)
     ]
-    max_count = max([c["count"] for c in classes] or [0])
+    max_count = max([c["count"] if c["total"] is None else c["total"] for c in classes] or [0])
 
     annotators, undone_week = [], 0
     if with_annotators:
@@ -73,6 +111,7 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
         "resolved": ResolvedLabel.objects.filter(project=project).count(),
         "classes": classes,
         "max_class_count": max_count,
+        "class_branches": any(c["total"] is not None for c in classes),
         "annotators": annotators,
         "undone_week": undone_week,
     }
