@@ -102,6 +102,8 @@ class Monitoring:
     live_labeled_before: int = 0
     # Sent predictions whose image the project already had: done, but nothing was queued (serving.selectors.sent)
     already_in_project: int = 0
+    # Of kept_images, those older than keep_images_days: the hourly prune deletes them (sendable until it runs)
+    expiring_images: int = 0
 
 
 def _quantile(hist: list[int], q: float) -> float | None:
@@ -352,6 +354,9 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
     drift, running = drift_reports(project=project)
     live, labeled_before = live_accuracy(project=project, ids=ids)
     counts = send_counts(project=project)
+    keep_days = keep_images_days_of(project_id=project.pk)
+    cutoff = (now or timezone.now()) - timedelta(days=keep_days)
+    unsent = PredictionLog.objects.filter(project=project, queued_at=None, created_at__lt=cutoff).exclude(image="")
     return Monitoring(
         since=since,
         until=until,
@@ -371,7 +376,8 @@ def monitoring_of(*, project: Project, days: int = DEFAULT_DAYS, now: datetime |
         sent_to_queue=counts["sent"],
         already_in_project=counts["already_in_project"],
         kept_images=counts["kept"],
-        keep_images_days=keep_images_days_of(project_id=project.pk),
+        keep_images_days=keep_days,
+        expiring_images=unsent.count() if counts["kept"] else 0,
         low_confidence_threshold=low,
         auto_queue_per_day=auto_per_day,
     )
