@@ -27,7 +27,9 @@ their rates), the same claimable rule, the same locks. A user holds at most one 
 item on their card. Which of the user's leases is served first is explicit, not left to clocks: the item served or
 shown holds the earliest expiry, and every other live lease of the user in the project is moved to expire at least
 RESERVATION_GAP after it (_served_first). A label or skip releases only the item acted on, so the next claim serves
-the reserved item; an unused reservation expires and returns to the pool like any lease.
+the reserved item; an unused reservation expires and returns to the pool like any lease. Neither a claim nor a
+reservation waits for a row lock while it holds another (a priority rewrite locks many rows in its own order: that
+would risk a deadlock).
 """
 
 from __future__ import annotations
@@ -224,17 +226,22 @@ def _lease(item: Item, *, project: Project, user, expires) -> Item:
     return item
 
 
-def _served_first(*, project: Project, user, item_id: int, expires, now) -> None:
+def _served_first(*, project: Project, user, item_id: int, expires, now, wait: bool = True) -> None:
     """The user's other live leases in the project expire RESERVATION_GAP after `expires` (the lease of item_id)
     at the earliest, so HELD_SQL serves item_id first: a reload shows the same item, the reserved one comes next.
-    Probes item_lease_idx (a user holds one or two leases)."""
+    Probes item_lease_idx (a user holds one or two leases).
+
+    `wait=False` (a caller that already holds item_id's row lock): rows locked by another writer are left as they
+    are (SKIP LOCKED), so the transaction never waits for a second row while holding one; a writer that locks many
+    rows in its own order (a priority rewrite) could otherwise deadlock with it.
+    """
     after = connection.ops.adapt_datetimefield_value(expires + RESERVATION_GAP)
+    where = "lease_user_id = %s AND lease_expires_at > %s AND lease_expires_at < %s AND project_id = %s AND id <> %s"
+    params = [user.pk, connection.ops.adapt_datetimefield_value(now), after, project.pk, item_id]
+    if not wait and connection.features.has_select_for_update_skip_locked:
+        where = f"id IN (SELECT id FROM labeling_item WHERE {where} FOR UPDATE SKIP LOCKED)"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE labeling_item SET lease_expires_at = %s WHERE lease_user_id = %s AND lease_expires_at > %s"
-            " AND lease_expires_at < %s AND project_id = %s AND id <> %s",
-            [after, user.pk, connection.ops.adapt_datetimefield_value(now), after, project.pk, item_id],
-        )
+        cursor.execute(f"UPDATE labeling_item SET lease_expires_at = %s WHERE {where}", [after, *params])
 
 
 def _claim_once(*, project: Project, user, lease_seconds: int, rng) -> Item | None:
@@ -243,13 +250,15 @@ def _claim_once(*, project: Project, user, lease_seconds: int, rng) -> Item | No
     with transaction.atomic():
         # Leases are released on submit and skip, so a live lease means the user has not finished the item.
         item = next(iter(Item.objects.raw(HELD_SQL, _held_params(project=project, user=user, now=now))), None)
-        if item is not None:
-            _served_first(project=project, user=user, item_id=item.pk, expires=expires, now=now)
-        else:
+        held = item is not None
+        if not held:
             item = _first_claimable(project=project, user=user, now=now, rng=rng)
         if item is None:
             return None
-        return _lease(item, project=project, user=user, expires=expires)
+        item = _lease(item, project=project, user=user, expires=expires)
+        if held:  # its lease now ends later: the user's other leases (a reservation) move after it
+            _served_first(project=project, user=user, item_id=item.pk, expires=expires, now=now, wait=False)
+        return item
 
 
 def item_reserve_next(
@@ -260,10 +269,10 @@ def item_reserve_next(
     card's.
 
     The reservation is a lease like a claim's, chosen by the claim's rules (_pool_order, the claimable rule, the
-    skipped fall-back, the same locks; no waiting on locked rows: finding nothing only means no prefetch). A live
-    lease the user already holds besides `current` is the reservation (at most one is made); `current` is served
-    before it (_served_first). Its lease ends RESERVATION_GAP after current's, or lease_seconds from now when the
-    user does not hold current.
+    skipped fall-back, SKIP LOCKED; no CLAIM_WAITS: finding nothing only means no prefetch). A live lease the user
+    already holds besides `current` is the reservation (at most one is made); `current` is served before it
+    (_served_first, whose rows are the only ones it waits for, before it locks any other). Its lease ends
+    RESERVATION_GAP after current's, or lease_seconds from now when the user does not hold current.
     """
     lease_seconds = settings.LABELLOOP_LEASE_SECONDS if lease_seconds is None else lease_seconds
     rng = rng or random

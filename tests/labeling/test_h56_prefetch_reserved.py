@@ -12,7 +12,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -209,7 +209,7 @@ def test_two_annotators_reserving_at_once_never_get_the_same_item(project_factor
         except Exception as exc:  # reported below
             errors.append(exc)
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection
 
     threads = [threading.Thread(target=reserve, args=(u,)) for u in users]
     for t in threads:
