@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -220,3 +221,38 @@ def test_two_annotators_reserving_at_once_never_get_the_same_item(project_factor
     held = [i.pk for i in current.values()] + list(got.values())
     assert len(held) == len(set(held)) == 16
     assert Item.objects.filter(pk__in=list(got.values()), lease_user__isnull=False).count() == 8
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's; SQLite serializes")
+@pytest.mark.django_db(transaction=True)
+def test_a_reload_during_a_priority_rewrite_waits_for_it_and_neither_fails(team):
+    from django.db import transaction
+
+    from labeling.services.priorities import item_priorities_set
+
+    project, a = team["project"], team["a"]
+    shown, ahead = open_page(a, project)
+    locked, errors = threading.Event(), []
+
+    def training_round():
+        """Rewrites the shown item's priority, then (while the reload waits for that row) the reserved one's."""
+        try:
+            with transaction.atomic():
+                item_priorities_set(project=project, priorities={shown: 5.0})
+                locked.set()
+                time.sleep(0.5)
+                item_priorities_set(project=project, priorities={ahead[0]: 4.0})
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    writer = threading.Thread(target=training_round)
+    writer.start()
+    assert locked.wait(10)
+    page = open_page(a, project)
+    writer.join()
+    assert errors == []
+    assert page == (shown, ahead)
+    rewritten = Item.objects.filter(pk__in=[shown, ahead[0]]).order_by("-priority")
+    assert list(rewritten.values_list("priority", flat=True)) == [5.0, 4.0]  # the training round committed
