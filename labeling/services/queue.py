@@ -92,18 +92,14 @@ def claim_sql(*, pool: str, lock: bool, exclude: bool = False) -> str:
     return sql
 
 
-# The user's own live lease (partial index item_lease_idx): re-requesting gives the same item back. Of several (the
-# item on the card and the one reserved after it), the earliest expiry first: _served_first keeps the card's item
-# there. HELD_NEXT_SQL: the first of them other than the item %(exclude)s.
-_HELD_WHERE = """
+# The user's own live leases (partial index item_lease_idx), the one to serve first first: re-requesting gives the
+# same item back. Of several (the item on the card and the one reserved after it), the earliest expiry first:
+# _served_first keeps the card's item there. A user holds one or two (a few after undos).
+HELD_SQL = """
     SELECT i.* FROM labeling_item i
     WHERE i.lease_user_id = %(user)s AND i.lease_expires_at > %(now)s AND i.project_id = %(project)s
-      AND i.state IN (%(open1)s, %(open2)s)"""
-_HELD_ORDER = """
-    ORDER BY i.lease_expires_at, i.id
-    LIMIT 1"""
-HELD_SQL = _HELD_WHERE + _HELD_ORDER
-HELD_NEXT_SQL = _HELD_WHERE + " AND i.id <> %(exclude)s" + _HELD_ORDER
+      AND i.state IN (%(open1)s, %(open2)s)
+    ORDER BY i.lease_expires_at, i.id"""
 
 # A reservation expires this long after the item on the card: the card's item is served first (see _served_first).
 RESERVATION_GAP = timedelta(seconds=1)
@@ -226,16 +222,16 @@ def _lease(item: Item, *, project: Project, user, expires) -> Item:
     return item
 
 
-def _served_first(*, project: Project, user, item_id: int, expires, now, wait: bool = True) -> None:
-    """The user's other live leases in the project expire RESERVATION_GAP after `expires` (the lease of item_id)
-    at the earliest, so HELD_SQL serves item_id first: a reload shows the same item, the reserved one comes next.
+def _served_first(*, project: Project, user, item_id: int, after, now, wait: bool = True) -> None:
+    """The user's other live leases in the project expire at `after` (RESERVATION_GAP after item_id's lease) at the
+    earliest, so HELD_SQL serves item_id first: a reload shows the same item, the reserved one comes next.
     Probes item_lease_idx (a user holds one or two leases).
 
     `wait=False` (a caller that already holds item_id's row lock): rows locked by another writer are left as they
     are (SKIP LOCKED), so the transaction never waits for a second row while holding one; a writer that locks many
     rows in its own order (a priority rewrite) could otherwise deadlock with it.
     """
-    after = connection.ops.adapt_datetimefield_value(expires + RESERVATION_GAP)
+    after = connection.ops.adapt_datetimefield_value(after)
     where = "lease_user_id = %s AND lease_expires_at > %s AND lease_expires_at < %s AND project_id = %s AND id <> %s"
     params = [user.pk, connection.ops.adapt_datetimefield_value(now), after, project.pk, item_id]
     if not wait and connection.features.has_select_for_update_skip_locked:
@@ -249,15 +245,14 @@ def _claim_once(*, project: Project, user, lease_seconds: int, rng) -> Item | No
     expires = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
         # Leases are released on submit and skip, so a live lease means the user has not finished the item.
-        item = next(iter(Item.objects.raw(HELD_SQL, _held_params(project=project, user=user, now=now))), None)
-        held = item is not None
-        if not held:
-            item = _first_claimable(project=project, user=user, now=now, rng=rng)
+        held = list(Item.objects.raw(HELD_SQL + " LIMIT 2", _held_params(project=project, user=user, now=now)))
+        item = held[0] if held else _first_claimable(project=project, user=user, now=now, rng=rng)
         if item is None:
             return None
         item = _lease(item, project=project, user=user, expires=expires)
-        if held:  # its lease now ends later: the user's other leases (a reservation) move after it
-            _served_first(project=project, user=user, item_id=item.pk, expires=expires, now=now, wait=False)
+        after = expires + RESERVATION_GAP
+        if held[1:] and held[1].lease_expires_at < after:  # its lease now ends after the user's other one
+            _served_first(project=project, user=user, item_id=item.pk, after=after, now=now, wait=False)
         return item
 
 
@@ -278,18 +273,21 @@ def item_reserve_next(
     rng = rng or random
     now = timezone.now()
     with transaction.atomic():
-        held = Item.objects.filter(pk=current.pk, lease_user=user, lease_expires_at__gt=now)
-        current_expires = held.values_list("lease_expires_at", flat=True).first()
-        if current_expires is not None:
-            _served_first(project=project, user=user, item_id=current.pk, expires=current_expires, now=now)
-            expires = current_expires + RESERVATION_GAP
-        else:
+        held = list(Item.objects.raw(HELD_SQL, _held_params(project=project, user=user, now=now)))
+        others = [i for i in held if i.pk != current.pk]
+        expires = next((i.lease_expires_at for i in held if i.pk == current.pk), None)
+        if expires is None:  # the user does not hold the card's item (its lease ended): nothing to keep before
             expires = now + timedelta(seconds=lease_seconds)
-        params = {**_held_params(project=project, user=user, now=now), "exclude": current.pk}
-        reserved = next(iter(Item.objects.raw(HELD_NEXT_SQL, params)), None)
-        if reserved is not None:
-            reserved.project = project
-            return reserved
+        else:
+            expires += RESERVATION_GAP
+            if others and others[0].lease_expires_at < expires:  # the card's item does not come first
+                _served_first(project=project, user=user, item_id=current.pk, after=expires, now=now)
+                for other in others:
+                    other.lease_expires_at = max(other.lease_expires_at, expires)
+                others.sort(key=lambda i: (i.lease_expires_at, i.pk))  # as HELD_SQL now orders them
+        if others:
+            others[0].project = project
+            return others[0]
         item = _first_claimable(project=project, user=user, now=now, rng=rng, exclude=current.pk)
         return None if item is None else _lease(item, project=project, user=user, expires=expires)
 
