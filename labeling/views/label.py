@@ -9,7 +9,6 @@ Every write goes through labeling.services.annotations, the same services the AP
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -257,6 +256,10 @@ def label_undo(request: HttpRequest, slug: str) -> HttpResponse:
     return _render_card(request, undo.undoes.item, notice="Undone: label it again.")
 
 
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
 def _grid_hide_key(project_id: int, class_id: int | None) -> str:
     return f"grid-hide:{project_id}:{class_id or 0}"
 
@@ -346,9 +349,9 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if request.POST.get("action") == "not":
         key = _grid_hide_key(project.pk, source_class)
         request.session[key] = (request.session.get(key, []) + [i.pk for i in items])[-GRID_HIDE_CAP:]
-        messages.info(request, f"{len(items)} image(s) marked not {names}; hidden from this view.")
+        messages.info(request, f"{_images(len(items))} marked not {names}; hidden from this view.")
         return redirect(back)
-    started = time.monotonic()
+    # The page sends the time since the grid was shown (ms): each image labeled gets its share.
     seconds_each = _seconds(request) / max(1, len(items))
     shown_at = _shown_at(request)
     done, refused, errors = 0, 0, []
@@ -370,10 +373,10 @@ def grid_apply(request: HttpRequest, slug: str) -> HttpResponse:
     if errors:
         messages.error(request, " ".join(errors))
     else:
-        text = f"Labeled {done} image(s) as {names}"
+        text = f"Labeled {_images(done)} as {names}"
         if refused:
-            text += f"; {refused} were already taken"
-        messages.success(request, text + f" ({time.monotonic() - started:.2f} s).")
+            text += f"; {refused} {'was' if refused == 1 else 'were'} already taken"
+        messages.success(request, text + ".")
     return redirect(back)
 
 
