@@ -64,9 +64,16 @@ def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict
 
     by_state = dict(Item.objects.filter(project=project).values_list("state").annotate(n=Count("id")).order_by())
     total = sum(by_state.values())
-    leased = Item.objects.filter(
-        project=project, state__in=(ItemState.UNLABELED, ItemState.PARTIAL), lease_expires_at__gt=now
-    ).count()
+    # Items on someone's card: one per annotator holding a live lease. The labeling page also leases the item the
+    # annotator's next card will show (labeling.services.queue.item_reserve_next), which nobody is labeling yet.
+    leased = (
+        Item.objects.filter(
+            project=project, state__in=(ItemState.UNLABELED, ItemState.PARTIAL), lease_expires_at__gt=now
+        )
+        .values("lease_user")
+        .distinct()
+        .count()
+    )
     open_items = by_state.get(ItemState.UNLABELED, 0) + by_state.get(ItemState.PARTIAL, 0)
 
     tree = class_tree(project=project)

@@ -99,7 +99,7 @@ def test_the_next_page_of_tiles_starts_with_nothing_selected_and_says_so(page, g
     page.keyboard.type("circle")
     page.keyboard.press("Enter")
     page.keyboard.press("Enter")
-    page.wait_for_selector("text=Labeled 3 image(s) as circle")
+    page.wait_for_selector("text=Labeled 3 images as circle")
 
     # Then the new tiles are options again, none selected, the labeled ones gone; selecting one is heard
     states = page.evaluate(TILE_STATES)

@@ -66,7 +66,7 @@ def test_a_labeler_finds_two_classes_among_150_and_labels_a_selection_with_both(
     # When she labels the selection from the grid
     page.locator("#tiles .tile").nth(2).focus()
     page.keyboard.press("Enter")
-    page.wait_for_selector("text=Labeled 3 image(s)")
+    page.wait_for_selector("text=Labeled 3 images")
 
     # Then the three images carry exactly those two classes
     wanted = {classes["animals/wild/red/three"].pk, classes["transport/farm"].pk}
@@ -91,7 +91,7 @@ def test_in_a_single_label_project_the_finder_chooses_the_class(page, login, pro
     page.locator("#tiles .tile").nth(0).focus()
     page.keyboard.press("Enter")
     # ... and the message names the class by its path: this taxonomy has 22 classes called "wild"
-    page.wait_for_selector("text=Labeled 1 image(s) as kitchen / wild")
+    page.wait_for_selector("text=Labeled 1 image as kitchen / wild")
     (annotation,) = Annotation.objects.filter(user=user)
     assert list(annotation.classes.values_list("pk", flat=True)) == [classes["kitchen/wild"].pk]
 

@@ -100,7 +100,7 @@ def test_after_finding_a_class_enter_again_labels_the_selection(page, shapes):
     page.keyboard.press("Enter")
 
     # Then the five images are labeled "red triangle", and the page says so
-    page.wait_for_selector("text=Labeled 5 image(s) as red triangle")
+    page.wait_for_selector("text=Labeled 5 images as red triangle")
     assert labels_of_ann() == {i: {"red triangle"} for i in ids[:5]}
 
 
@@ -122,7 +122,7 @@ def test_in_a_multi_label_grid_enter_adds_each_class_and_enter_again_labels(page
     page.keyboard.press("Enter")
 
     # Then the three images carry both classes
-    page.wait_for_selector("text=Labeled 3 image(s) as red triangle + blue square")
+    page.wait_for_selector("text=Labeled 3 images as red triangle + blue square")
     assert labels_of_ann() == {i: {"red triangle", "blue square"} for i in ids[:3]}
 
 
@@ -190,7 +190,7 @@ def test_shift_arrows_extend_the_selection_from_the_anchor(page, shapes):
     page.keyboard.type("blue circle")
     page.keyboard.press("Enter")
     page.keyboard.press("Enter")
-    page.wait_for_selector(f"text=Labeled {3 + columns + 1} image(s) as blue circle")
+    page.wait_for_selector(f"text=Labeled {3 + columns + 1} images as blue circle")
     assert labels_of_ann() == {i: {"blue circle"} for i in ids[1:4] + ids[6 : 6 + columns + 1]}
 
 
@@ -227,7 +227,7 @@ def test_no_class_is_chosen_until_the_labeler_chooses_one(page, shapes):
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")
-    page.wait_for_selector("text=Labeled 24 image(s) as red circle")
+    page.wait_for_selector("text=Labeled 24 images as red circle")
     assert labels_of_ann() == {i: {"red circle"} for i in ids}
 
 
@@ -260,5 +260,5 @@ def test_on_a_phone_the_toolbar_leaves_room_for_six_tiles(page, shapes, task_typ
     page.locator("#grid-label").click()
 
     # Then both are labeled
-    page.wait_for_selector("text=Labeled 2 image(s) as blue triangle")
+    page.wait_for_selector("text=Labeled 2 images as blue triangle")
     assert labels_of_ann() == {i: {"blue triangle"} for i in ids[:2]}

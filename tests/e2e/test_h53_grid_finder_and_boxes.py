@@ -58,7 +58,7 @@ def test_a_tiles_checkbox_selects_its_image_like_its_picture(page, atlas_grid):
     # And "Label selected" labels exactly the ticked images
     page.select_option("#grid-class", str(classes["kitchen/farm"].pk))
     page.locator("#grid-label").click()
-    page.wait_for_selector("text=Labeled 3 image(s) as kitchen / farm")
+    page.wait_for_selector("text=Labeled 3 images as kitchen / farm")
     assert sorted(Annotation.objects.filter(user=user).values_list("item_id", flat=True)) == sorted(
         [ids[0], ids[2], ids[4]]
     )

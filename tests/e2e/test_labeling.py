@@ -122,7 +122,7 @@ def test_annotator_labels_undoes_skips_uses_taxonomy_and_grid(
     picked = [int(tiles.nth(i).get_attribute("data-id")) for i in range(12)]
     page.locator("#tiles .tile").nth(11).focus()
     page.keyboard.press("Enter")
-    page.wait_for_selector("text=Labeled 12 image(s) as bird")
+    page.wait_for_selector("text=Labeled 12 images as bird")
     birds = Annotation.objects.filter(user=user, item__project=flat, classes__name="bird")
     assert sorted(birds.values_list("item_id", flat=True)) == sorted(picked)
     # Grid labels record when their tiles were shown: after the grid was opened, before the label was made.

@@ -235,7 +235,7 @@ def test_a_multi_label_grid_labels_the_selection_with_every_class_chosen(
     for item in items[:2]:
         assert set(ResolvedLabel.objects.get(item=item).classes.values_list("name", flat=True)) == {"sky", "sea"}
     assert not ResolvedLabel.objects.filter(item=items[2]).exists()
-    assert "Labeled 2 image(s) as sky + sea" in response.content.decode()
+    assert "Labeled 2 images as sky + sea" in response.content.decode()
     assert boat.pk not in set(Annotation.objects.values_list("classes", flat=True))
 
 
