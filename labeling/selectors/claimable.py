@@ -50,10 +50,14 @@ def _kept_away_sql(item_id: str, *, skips: bool) -> str:
     )"""
 
 
+def not_leased_to_others_sql(t: str) -> str:
+    """Item row `t` has no one else's live lease at %(now)s."""
+    return f"({t}.lease_expires_at IS NULL OR {t}.lease_expires_at <= %(now)s OR {t}.lease_user_id = %(user)s)"
+
+
 def open_to_user_sql(t: str) -> str:
     """Item row `t` has a free annotation slot (< %(overlap)s) and no one else's live lease at %(now)s."""
-    return f"""{t}.annotation_count < %(overlap)s
-          AND ({t}.lease_expires_at IS NULL OR {t}.lease_expires_at <= %(now)s OR {t}.lease_user_id = %(user)s)"""
+    return f"{t}.annotation_count < %(overlap)s AND {not_leased_to_others_sql(t)}"
 
 
 # Neither a live label nor a live skip of the user: the item is in the user's priority order.
@@ -66,6 +70,13 @@ def claimable_sql(t: str) -> str:
     """Item row `t` is in the user's priority order: a free slot, no one else's lease, no live label or skip of
     theirs. Params: user, overlap, now (see rule_params)."""
     return f"{open_to_user_sql(t)} AND NOT {_kept_away_sql(f'{t}.id', skips=True)}"
+
+
+def gold_claimable_sql(t: str) -> str:
+    """Gold item row `t` is in the user's priority order: no one else's lease, no live label or skip of theirs. Every
+    annotator answers a gold item once, whatever its state and annotation count (it measures them). Params: user,
+    now (see rule_params)."""
+    return f"{not_leased_to_others_sql(t)} AND NOT {_kept_away_sql(f'{t}.id', skips=True)}"
 
 
 def rule_params(*, project: Project, user, now) -> dict:

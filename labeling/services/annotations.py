@@ -20,7 +20,7 @@ from labeling.selectors.annotator_work import annotations_undoable
 from labeling.selectors.claimable import NOT_EXCLUDED_SQL, NOT_LABELED_SQL, OPEN_STATES
 from labeling.selectors.classes import paths_attached, unusable_classes_message
 from labeling.services.resolution import resolved_label_recompute
-from labeling.services.reviews import review_task_open, review_tasks_for_annotation, sample_hash
+from labeling.services.reviews import gold_classes_of, review_task_open, review_tasks_for_annotation, sample_hash
 from labeling.services.undo_target import undo_target
 
 MAX_SECONDS = 24 * 3600.0
@@ -126,6 +126,8 @@ def _check_can_annotate(*, item: Item, user, now) -> None:
         # A key typed again after the answer to the first was lost, or at a second tab of the same annotator: their
         # label stands, and the message says which it is (the page could not know it was saved).
         raise LabelingConflict(_already_labeled_message(item=item, user=user))
+    if item.is_gold:
+        return  # every annotator answers a gold item once, whatever its state or count; a lease reserves no slot
     if closed:
         raise LabelingConflict("This item needs no more annotations.")
     other_lease = (
@@ -201,29 +203,42 @@ def annotation_create(
             [Annotation.classes.through(annotation_id=annotation.pk, labelclass_id=i) for i in ids]
         )
         resolved_label_recompute(item=locked, item_updates=_release_fields(locked, user, now))
-        _feed_review_queue(annotation=annotation, item=locked)
+        _feed_review_queue(annotation=annotation, item=locked, class_ids=ids)
     _copy_back(item, locked)
     return annotation
 
 
-def _feed_review_queue(*, annotation: Annotation, item: Item) -> None:
+def _feed_review_queue(*, annotation: Annotation, item: Item, class_ids: list[int]) -> None:
     """Open the review tasks this new label calls for, as it arrives; a plain label costs no query.
 
-    Decided for free first: a gold item, several live labels or a consensus tie (disagreement) run every feed
-    of labeling.services.reviews for the item; otherwise the only feed a label can trigger is the audit
-    sample (the same fixed hash of the annotation id), which opens one task directly. Model contradictions
-    are found by the feeds' refresh after a training round and on the review page, not on this hot path.
-    Skips and undos never open a task: they add no label and, below the overlap, cannot create a tie.
+    Decided for free first: several live labels or a consensus tie (disagreement) run every feed of
+    labeling.services.reviews for the item; a gold item's answer is checked against its gold classes only (its
+    answers go past the overlap and its label is the gold answer: annotators who differ are no disagreement);
+    otherwise the only feed a label can trigger is the audit sample (the same fixed hash of the annotation id),
+    which opens one task directly. Model contradictions are found by the feeds' refresh after a training round and
+    on the review page, not on this hot path. Skips and undos never open a task: they add no label and, below the
+    overlap, cannot create a tie.
     """
     project = item.project
-    if (
-        item.is_gold
-        or item.state == ItemState.REVIEW
-        or (project.annotations_per_item > 1 and item.annotation_count > 1)
-    ):
+    if item.is_gold:
+        _gold_check(annotation=annotation, item=item, class_ids=class_ids)
+    elif item.state == ItemState.REVIEW or (project.annotations_per_item > 1 and item.annotation_count > 1):
         review_tasks_for_annotation(annotation=annotation)
-    elif project.review_sample_rate > 0 and sample_hash(annotation.pk) < project.review_sample_rate:
+        return
+    if project.review_sample_rate > 0 and sample_hash(annotation.pk) < project.review_sample_rate:
         review_task_open(project=project, item=item, reason=ReviewTaskReason.SAMPLE, annotation=annotation)
+
+
+def _gold_check(*, annotation: Annotation, item: Item, class_ids: list[int]) -> None:
+    """A gold-check task for an answer that differs from the gold classes, unless one is open for the item (the
+    feeds' refresh opens the next once it is closed, as for any gold answer without a task)."""
+    gold = gold_classes_of([item.pk]).get(item.pk)
+    if gold is None or gold == frozenset(class_ids):
+        return
+    if not ReviewTask.objects.filter(item_id=item.pk, reason=ReviewTaskReason.GOLD, done=False).exists():
+        review_task_open(
+            project=item.project, item=item, reason=ReviewTaskReason.GOLD, annotation=annotation, score=1.0
+        )
 
 
 def annotation_skip(*, item: Item, user, seconds_spent: float = 0.0, shown_at: datetime | None = None) -> Annotation:

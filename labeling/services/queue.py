@@ -9,6 +9,10 @@ claim at 5,000 of them, bench/labeling_latency.py --overlap 2 --awaiting 5000).
 PostgreSQL: `FOR UPDATE ... SKIP LOCKED` lets concurrent claims pass each other;
 SQLite: the connection opens IMMEDIATE transactions (settings), so claims serialize.
 
+Gold items measure annotators: the gold pool serves each annotator every gold item they have not answered, in any
+state and past the overlap (one probe of `item_gold_queue_idx` per state), and holds it like an open item; its
+answers never change its label (labeling.services.resolution: the gold answer is the label).
+
 Row locks held by a writer other than a claim (a training round rewriting every open item's priority in
 one transaction) would make SKIP LOCKED pass over the whole pool and tell the annotator "nothing left"
 for the length of that transaction. So a claim that finds nothing asks once more without locks; when
@@ -48,6 +52,8 @@ from labeling.selectors.claimable import (  # the rule "which items may this use
     OPEN_STATES,
     claimable_items,
     claimable_sql,
+    gold_claimable_sql,
+    not_leased_to_others_sql,
     open_to_user_sql,
     rule_params,
 )
@@ -78,13 +84,15 @@ def claim_sql(*, pool: str, lock: bool, exclude: bool = False) -> str:
     """SELECT of the best claimable item of one pool and one state (params: see _pool_params).
 
     `exclude`: pass over the item %(exclude)s (the one on the user's card, which is claimable to its own holder)."""
-    pool_filter = "i.is_gold = %(gold)s" if pool == GOLD else "i.split = %(split)s AND i.is_gold = %(gold)s"
+    if pool == GOLD:  # served in any state, past the overlap, to each annotator once (gold_claimable_sql)
+        pool_filter = f"i.is_gold = %(gold)s AND {gold_claimable_sql('i')}"
+    else:
+        pool_filter = f"i.split = %(split)s AND i.is_gold = %(gold)s AND {claimable_sql('i')}"
     if exclude:
         pool_filter += " AND i.id <> %(exclude)s"
     sql = f"""
         SELECT i.* FROM labeling_item i
         WHERE i.project_id = %(project)s AND i.state = %(state)s AND {pool_filter}
-          AND {claimable_sql("i")}
         ORDER BY i.priority DESC, i.id
         LIMIT 1"""
     if lock and connection.features.has_select_for_update_skip_locked:
@@ -94,11 +102,12 @@ def claim_sql(*, pool: str, lock: bool, exclude: bool = False) -> str:
 
 # The user's own live leases (partial index item_lease_idx), the one to serve first first: re-requesting gives the
 # same item back. Of several (the item on the card and the one reserved after it), the earliest expiry first:
-# _served_first keeps the card's item there. A user holds one or two (a few after undos).
+# _served_first keeps the card's item there. A user holds one or two (a few after undos). A gold item is held in any
+# state (it is served past the overlap).
 HELD_SQL = """
     SELECT i.* FROM labeling_item i
     WHERE i.lease_user_id = %(user)s AND i.lease_expires_at > %(now)s AND i.project_id = %(project)s
-      AND i.state IN (%(open1)s, %(open2)s)
+      AND (i.state IN (%(open1)s, %(open2)s) OR i.is_gold)
     ORDER BY i.lease_expires_at, i.id"""
 
 # A reservation expires this long after the item on the card: the card's item is served first (see _served_first).
@@ -111,7 +120,8 @@ RESERVATION_GAP = timedelta(seconds=1)
 SKIPPED_SQL = f"""
     SELECT i.* FROM labeling_annotation s JOIN labeling_item i ON i.id = s.item_id
     WHERE s.user_id = %(user)s AND s.skipped AND i.project_id = %(project)s
-      AND i.state IN (%(open1)s, %(open2)s) AND {open_to_user_sql("i")}
+      AND (i.state IN (%(open1)s, %(open2)s) AND {open_to_user_sql("i")}
+           OR i.is_gold AND {not_leased_to_others_sql("i")})
       AND NOT EXISTS (SELECT 1 FROM labeling_annotation u WHERE u.undoes_id = s.id)
       AND NOT EXISTS (
         SELECT 1 FROM labeling_annotation later
@@ -145,8 +155,12 @@ def _pool_params(*, project: Project, user, pool: str, state: str, now) -> dict:
 
 
 def _first_in_pool(*, project: Project, user, pool: str, now, lock: bool, exclude: int | None = None) -> Item | None:
-    """Best open item of one pool: one indexed probe per open state, best (priority desc, id) wins."""
-    states = [ItemState.UNLABELED] if project.annotations_per_item == 1 else list(OPEN_STATES)
+    """Best open item of one pool: one indexed probe per open state (gold: per state, any state), best (priority
+    desc, id) wins."""
+    if pool == GOLD:
+        states = list(ItemState)
+    else:
+        states = [ItemState.UNLABELED] if project.annotations_per_item == 1 else list(OPEN_STATES)
     best: Item | None = None
     sql = claim_sql(pool=pool, lock=lock, exclude=exclude is not None)
     for state in states:

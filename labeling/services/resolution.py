@@ -2,6 +2,9 @@
 
 Called by the annotation services and by the review services after every verdict. Rules, in order:
 
+0. A gold item with gold classes: those classes (source=review: a reviewer or manager set them), state labeled,
+   whatever its annotations say. Every annotator answers a gold item once (labeling.services.queue serves it past
+   the overlap), so its answers measure the annotators and never decide, flip or tie its label.
 1. Any Review with verdict `correct` on the item's annotations: the latest one's corrected classes
    (source=review, state=labeled).
 2. Else a live annotation whose latest review is `accept`: its classes (source=review).
@@ -127,6 +130,9 @@ def resolved_label_recompute(*, item: Item, item_updates: dict | None = None) ->
     # No savepoint when nested in the caller's transaction: it saves two round trips per label.
     with transaction.atomic(savepoint=False):
         classes, source, state, count, annotators, reviewed = _decide(item=item, overlap=overlap)
+        gold = _gold_classes(item)
+        if gold:
+            classes, source, state = gold, LabelSource.REVIEW, ItemState.LABELED
         existing = next(iter(ResolvedLabel.objects.raw(EXISTING_SQL, [item.pk])), None)
         result: ResolvedLabel | None
         if classes is None:
@@ -154,6 +160,13 @@ def resolved_label_recompute(*, item: Item, item_updates: dict | None = None) ->
             result = existing
         _item_update(item, state=state, count=count, extra=item_updates)
     return result
+
+
+def _gold_classes(item: Item) -> frozenset[int]:
+    """The gold item's answer classes (empty for an ordinary item: no query)."""
+    if not item.is_gold:
+        return frozenset()
+    return frozenset(Item.gold_classes.through.objects.filter(item_id=item.pk).values_list("labelclass_id", flat=True))
 
 
 def _item_update(item: Item, *, state: str, count: int, extra: dict) -> None:
