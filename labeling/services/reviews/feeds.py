@@ -144,6 +144,9 @@ def _disagreement_rows(project: Project, items: Iterable[int] | None = None) -> 
         if len(votes) > 1:
             flagged.add(item_id)
             scores[item_id] = 1 - votes.most_common(1)[0][1] / len(rows)
+    # A gold item's label is its gold answer, whatever its answers say: answers that differ are gold checks, not a
+    # disagreement to settle (labeling.services.resolution, rule 0).
+    flagged -= set(Item.objects.filter(pk__in=flagged, is_gold=True).values_list("id", flat=True)) if flagged else set()
     if not flagged:
         return []
     last_verdict = dict(

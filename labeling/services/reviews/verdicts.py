@@ -159,6 +159,7 @@ def item_gold_set(*, item: Item, class_ids: Iterable[int]) -> Item:
         Item.objects.filter(pk=item.pk).update(is_gold=True)
         item.is_gold = True
         item.gold_classes.set(ids)
+        resolved_label_recompute(item=item)  # the gold answer is the item's label from now on (resolution, rule 0)
     _bulk_open(project, _gold_rows(project, [item.pk]), ReviewTaskReason.GOLD)
     return item
 
@@ -170,4 +171,5 @@ def item_gold_clear(*, item: Item) -> Item:
         item.is_gold = False
         item.gold_classes.clear()
         ReviewTask.objects.filter(item=item, reason=ReviewTaskReason.GOLD, done=False).delete()
+        resolved_label_recompute(item=item)  # its answers decide its label again
     return item
