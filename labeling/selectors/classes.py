@@ -52,6 +52,17 @@ def class_path_names(class_id: int, tree: ClassTree) -> list[str]:
     return names[::-1]
 
 
+def class_ancestors(class_id: int, tree: ClassTree) -> list[int]:
+    """The classes above the class, its parent first (none for a top-level class). A parent missing from `tree`, or a
+    cycle, ends the walk, as in class_path_names."""
+    found: list[int] = []
+    node = tree[class_id][1] if class_id in tree else None
+    while node is not None and node in tree and node not in found and node != class_id:
+        found.append(node)
+        node = tree[node][1]
+    return found
+
+
 def class_name_problem(name: str, max_length: int = 200) -> str | None:
     """Why `name` cannot be one class's name (one level of a path), or None: the one rule of the class forms, the
     project's class list and imports, for a new class and a rename. No "/": it separates a path's levels, so a root

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from labeling.models import Annotation, Item, ItemState, LabelClass, Project, ResolvedLabel
 from labeling.selectors.annotator_work import annotator_work
-from labeling.selectors.classes import ClassTree, class_tree, paths_attached
+from labeling.selectors.classes import ClassTree, class_ancestors, class_tree, paths_attached
 from labeling.selectors.reviews import review_task_counts
 
 
@@ -21,7 +21,7 @@ def class_label_counts(*, project: Project, tree: ClassTree) -> tuple[dict[int, 
     so those totals are read from the (label, class) pairs."""
     through = ResolvedLabel.classes.through
     rows = through.objects.filter(resolvedlabel__project=project)
-    ancestors = {pk: _ancestors(pk, tree) for pk in tree}
+    ancestors = {pk: class_ancestors(pk, tree) for pk in tree}
     parents = {a for chain in ancestors.values() for a in chain}
     in_all: dict[int, int] = dict.fromkeys(parents, 0)
     if not project.is_multi_label:
@@ -39,15 +39,6 @@ def class_label_counts(*, project: Project, tree: ClassTree) -> tuple[dict[int, 
         for a in branch & parents:
             in_all[a] += 1
     return own, in_all
-
-
-def _ancestors(pk: int, tree: ClassTree) -> list[int]:
-    """The classes above `pk`, nearest first (none for a top-level class)."""
-    chain, parent = [], tree[pk][1]
-    while parent is not None and parent in tree and parent not in chain:
-        chain.append(parent)
-        parent = tree[parent][1]
-    return chain
 
 
 def dashboard_summary(*, project: Project, with_annotators: bool = True) -> dict:

@@ -15,7 +15,7 @@ from labeling.models import LabelClass, Membership, Project, Role, TaskType
 from labeling.selectors.classes import (
     NAME_SEPARATOR_PROBLEM,
     PATH_SEPARATOR,
-    ClassTree,
+    class_ancestors,
     class_name_problem,
     class_path,
     class_path_display,
@@ -339,22 +339,12 @@ def _refuse_restore_under_archived(label_class: LabelClass, rows: list[tuple[int
     if there is one. `rows`: (id, name, parent id, archived) of every class of the project."""
     tree = {pk: (name, parent_id) for pk, name, parent_id, _archived in rows}
     gone = {pk for pk, _name, _parent_id, archived in rows if archived}
-    above = [pk for pk in _ancestors(label_class.pk, tree) if pk in gone]
+    above = [pk for pk in class_ancestors(label_class.pk, tree) if pk in gone]
     if above:
         path, top = (class_path_display(class_path_names(pk, tree)) for pk in (label_class.pk, above[-1]))
         raise ValidationError(
             f"“{path}” is under the archived class “{top}”: restore “{top}”, which restores the classes under it too."
         )
-
-
-def _ancestors(class_id: int, tree: ClassTree) -> list[int]:
-    """The classes above `class_id`, its parent first (a cycle, never in the database, ends the walk)."""
-    found: list[int] = []
-    node = tree[class_id][1] if class_id in tree else None
-    while node is not None and node in tree and node not in found and node != class_id:
-        found.append(node)
-        node = tree[node][1]
-    return found
 
 
 def project_overlap_lowered(*, project: Project) -> int:
