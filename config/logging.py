@@ -48,6 +48,20 @@ def _current_task():
     return task if task and getattr(task.request, "id", None) else None
 
 
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """Django's request logger logs a refused request (403 PermissionDenied, 404 Http404, 400 SuspiciousOperation)
+    with the exception's traceback: 20 lines that look like a crash to anyone scanning the log for tracebacks,
+    for what is the app working as meant. A 4xx record keeps its one line (method, path, status); a 5xx record
+    keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def logging_config(*, fmt: str, level: str) -> dict:
     """Django LOGGING dict: `fmt` is "json" or "plain". With json, Python warnings become log records too."""
     if fmt not in ("json", "plain"):
@@ -62,6 +76,9 @@ def logging_config(*, fmt: str, level: str) -> dict:
             "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
             "json": {"()": "config.logging.JsonFormatter"},
         },
+        "filters": {"client_errors": {"()": "config.logging.ClientErrorsWithoutTraceback"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": fmt}},
+        # Django's own logger config (propagate, level) is kept; only the 4xx tracebacks go.
+        "loggers": {"django.request": {"filters": ["client_errors"]}},
         "root": {"handlers": ["console"], "level": level},
     }
