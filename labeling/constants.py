@@ -28,6 +28,25 @@ MAX_REVIEW_COMMENT = 5000  # a review verdict's comment; the review page's box s
 # and project names; the marks a right-to-left script uses within its words (U+200E, U+200F) are allowed.
 DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
+
+# Characters that show nothing. A class name must hold something else (a class named by zero-width spaces is one
+# nobody can see), and the zero-width ones are trimmed from both ends of a name as spaces are ("cat\u200b" is "cat");
+# inside a name they stay, where scripts and emoji need them (ZWNJ in Persian, ZWJ in emoji sequences). Invisible:
+# whitespace, Unicode's format characters (category Cf: zero-width space, joiners, word joiner, BOM, soft hyphen, tags)
+# and these blanks of other categories (combining grapheme joiner, Hangul fillers, braille blank, variation selectors).
+ZERO_WIDTH = "\u00ad\u180e\u200b\u200c\u200d\u2060\ufeff"
+INVISIBLE_BLANKS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0" + "".join(map(chr, range(0xFE00, 0xFE10)))
+)
+_NO_DIRECTION_CONTROLS = dict.fromkeys(map(ord, DIRECTION_CONTROLS))
+
+
+def direction_controls_removed(text: str) -> str:
+    """`text` without DIRECTION_CONTROLS. An imported file's name loses them and its image is imported ("x\u202egnp.exe"
+    showed as "xexe.png"); a class name holding one is refused instead: the manager who typed it can type it again."""
+    return text.translate(_NO_DIRECTION_CONTROLS) if DIRECTION_CONTROLS.intersection(text) else text
+
+
 # The largest id a row can have (a signed 64-bit key). A bigger number in a URL names no row, and the database
 # would overflow looking for it (SQLite: OverflowError; PostgreSQL: bigint out of range).
 MAX_ID = 2**63 - 1

@@ -12,12 +12,14 @@ use it.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
 
 from django.db.models import Model
 
-from labeling.constants import DIRECTION_CONTROLS, MAX_CLASS_DEPTH, MAX_CLASS_NAME
+from labeling.constants import DIRECTION_CONTROLS, INVISIBLE_BLANKS, MAX_CLASS_DEPTH, MAX_CLASS_NAME, ZERO_WIDTH
 
 PATH_SEPARATOR = "/"
 DISPLAY_SEPARATOR = " / "
@@ -26,6 +28,9 @@ DISPLAY_SEPARATOR = " / "
 NAME_SEPARATOR_PROBLEM = (
     "a class name cannot contain '/' (“{name}”): it separates the levels of a path, so “a/b” means b under a"
 )
+
+# Whitespace and zero-width characters at either end of a name (labeling.constants.ZERO_WIDTH says why)
+_NAME_EDGES = re.compile(f"^[\\s{ZERO_WIDTH}]+|[\\s{ZERO_WIDTH}]+$")
 
 ClassTree = Mapping[int, tuple[str, int | None]]  # class id -> (name, parent id)
 
@@ -63,19 +68,47 @@ def class_ancestors(class_id: int, tree: ClassTree) -> list[int]:
     return found
 
 
+def class_name_clean(name: str) -> str:
+    """A class name as it is stored and compared: trimmed of spaces and zero-width characters at both ends, in Unicode
+    normal form C. "Café" typed as "e" + a combining acute (macOS file names, some keyboards) and as one "é" reads the
+    same everywhere, so it is one name: two classes of it would be two folders no one can tell apart."""
+    if name.isascii():  # most names: nothing to normalise, and Python's whitespace is the pattern's
+        return name.strip()
+    return unicodedata.normalize("NFC", _NAME_EDGES.sub("", name))
+
+
+def class_name_twin(name: str, names: Iterable[str]) -> str | None:
+    """The one of `names` (a class's siblings) that is `name` once both are cleaned (class_name_clean), or None: a
+    class stored before names were cleaned ("Cafe\u0301") is the twin of a new "Café"."""
+    wanted = class_name_clean(name)
+    return next((other for other in names if class_name_clean(other) == wanted), None)
+
+
+def _invisible(ch: str) -> bool:
+    return ch.isspace() or ch in INVISIBLE_BLANKS or unicodedata.category(ch) == "Cf"
+
+
 def class_name_problem(name: str, max_length: int = 200) -> str | None:
     """Why `name` cannot be one class's name (one level of a path), or None: the one rule of the class forms, the
     project's class list and imports, for a new class and a rename. No "/": it separates a path's levels, so a root
-    class "a/b" would be read back as b under a by every export and import. `max_length` is LabelClass.name's
+    class "a/b" would be read back as b under a by every export and import. Nothing but spaces and invisible
+    characters (a zero-width space): no one could see or pick the class. `name` as typed or cleaned (class_name_clean;
+    the class is stored cleaned, and its length is the cleaned one's). `max_length` is LabelClass.name's
     (labeling.constants.MAX_CLASS_NAME)."""
     if not name.strip():
         return "empty class name"
-    if len(name) > max_length:
+    if len(class_name_clean(name)) > max_length:
         return f"class name {name[:40]!r}… is over {max_length} characters"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         return f"class name {name!r} contains a control character"
     if DIRECTION_CONTROLS.intersection(name):
         return f"class name {name!r} contains a right-to-left override or other direction-control character"
+    if all(map(_invisible, name)):
+        codes = ", ".join(f"U+{ord(ch):04X}" for ch in dict.fromkeys(name) if not ch.isspace())
+        return (
+            f"class name {name!r} shows nothing: it holds only spaces and invisible characters ({codes}); give the "
+            "class a name people can read"
+        )
     if PATH_SEPARATOR in name:
         return NAME_SEPARATOR_PROBLEM.format(name=name)
     return None
@@ -92,6 +125,9 @@ def class_path_parse(text: str) -> str:
     Raises ValueError with the reason for an empty level ("a//b", "a/ /b"), a name over 200 characters
     or a control character: such a label is refused, never half created.
     """
+    for typed in text.split(PATH_SEPARATOR):  # a level of invisible characters is named as such, not as "empty"
+        if typed.strip() and all(map(_invisible, typed)):
+            raise ValueError(class_name_problem(typed.strip()))
     levels = class_path_normalize(text).split(PATH_SEPARATOR)
     if not any(levels):
         raise ValueError("empty class name")
@@ -126,10 +162,10 @@ def class_path_display(names: Iterable[str]) -> str:
 
 
 def class_path_normalize(text: str) -> str:
-    """A path someone typed ("animal / cat", "animal/cat", "/animal/cat/") in the stored form, each level trimmed,
-    unchecked (class_path_parse checks it too)."""
+    """A path someone typed ("animal / cat", "animal/cat", "/animal/cat/") in the stored form, each level cleaned
+    (class_name_clean: trimmed, in normal form C), unchecked (class_path_parse checks it too)."""
     levels = text.strip().strip(PATH_SEPARATOR).split(PATH_SEPARATOR)
-    return PATH_SEPARATOR.join(level.strip() for level in levels)
+    return PATH_SEPARATOR.join(class_name_clean(level) for level in levels)
 
 
 def class_tree(*, project: Model) -> dict[int, tuple[str, int | None]]:
@@ -158,10 +194,18 @@ def paths_attached(classes: Iterable[Model], *, project: Model, tree: ClassTree 
 
 def classes_by_path(classes: Iterable[C]) -> dict[str, C]:
     """stored path -> class, for matching imported label paths against a taxonomy. `classes` must hold every
-    class of the project (a path needs all its ancestors)."""
+    class of the project (a path needs all its ancestors). A path is keyed as class_path_parse spells it, its names
+    cleaned (class_name_clean), so a class stored before names were ("Cafe\u0301") is found by an import's "Café";
+    where two such classes read the same, the key is the one stored in that very spelling."""
     classes = list(classes)
     tree = {c.pk: (c.name, c.parent_id) for c in classes}
-    return {class_path(class_path_names(c.pk, tree)): c for c in classes}
+    found: dict[str, C] = {}
+    for c in classes:
+        names = class_path_names(c.pk, tree)
+        stored, key = class_path(names), class_path(map(class_name_clean, names))
+        if key not in found or key == stored:
+            found[key] = c
+    return found
 
 
 def unusable_classes_message(*, project: Model, missing: Iterable[int]) -> str:

@@ -16,7 +16,9 @@ from labeling.selectors.classes import (
     NAME_SEPARATOR_PROBLEM,
     PATH_SEPARATOR,
     class_ancestors,
+    class_name_clean,
     class_name_problem,
+    class_name_twin,
     class_path,
     class_path_display,
     class_path_names,
@@ -189,10 +191,10 @@ def label_class_create(
     level's name: no "/" (class_name_problem); `parent` puts it under another class.
 
     `level`: the new class's level (1 for a root), when the caller knows it; else it is counted up the parents."""
-    name = name.strip()
-    if not name:
+    if not name.strip():
         raise ValidationError("A class needs a name.")
-    _refuse_name(name, separator_advice=CREATE_SEPARATOR_ADVICE)
+    _refuse_name(name.strip(), separator_advice=CREATE_SEPARATOR_ADVICE)
+    name = class_name_clean(name)
     if parent is not None and parent.project_id != project.pk:
         raise ValidationError("The parent class belongs to another project.")
     if parent is not None and parent.archived:  # no class is active under an archived one (label_class_archive)
@@ -214,13 +216,20 @@ def label_class_create(
         )
     if hotkey and LabelClass.objects.filter(project=project, hotkey=hotkey).exists():
         raise ValidationError(f"Hotkey {hotkey!r} is already used in this project.")
-    if LabelClass.objects.filter(project=project, parent=parent, name=name).exists():
-        raise ValidationError(f"A class named {name!r} already exists here.")
+    _refuse_twin(name, LabelClass.objects.filter(project=project, parent=parent))
     _refuse_path_collision(project=project, name=name, parent=parent)
     order = LabelClass.objects.filter(project=project).count()
     return LabelClass.objects.create(
         project=project, name=name, parent=parent, hotkey=hotkey, order=order, color=color or _PALETTE[order % 9]
     )
+
+
+def _refuse_twin(name: str, siblings) -> None:
+    """A ValidationError where one of `siblings` already has `name`, in any Unicode spelling (class_name_twin)."""
+    twin = class_name_twin(name, siblings.values_list("name", flat=True))
+    if twin is not None:
+        also = "" if twin == name else " (in other Unicode characters that read the same)"
+        raise ValidationError(f"A class named {name!r} already exists here{also}.")
 
 
 def _refuse_path_collision(*, project: Project, name: str, parent: LabelClass | None) -> None:
@@ -246,18 +255,20 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
     hotkeys (the next free key each), order and colours. They are inserted a level at a time (one INSERT per level
     and batch, not six queries a class: 5,000 classes took 30 s). A path deeper than MAX_CLASS_DEPTH, or a name the
     name rule refuses, is a ValidationError before any class is made. A new class under an archived class is made
-    archived (its labels are kept, as on the archived classes beside it)."""
-    split = [[p.strip() for p in path.split(PATH_SEPARATOR) if p.strip()] for path in paths]
+    archived (its labels are kept, as on the archived classes beside it). Names are stored cleaned (class_name_clean),
+    and a path a class has in another Unicode spelling is that class (classes_by_path)."""
+    typed = [[p.strip() for p in path.split(PATH_SEPARATOR) if p.strip()] for path in paths]
+    split = [[class_name_clean(p) for p in parts] for parts in typed]  # stored and matched cleaned
     deepest = max(map(len, split), default=0)
     if deepest > MAX_CLASS_DEPTH:
         raise ValidationError(f"A class path may have at most {MAX_CLASS_DEPTH} levels ({deepest} given).")
     existing = classes_by_path(LabelClass.objects.filter(project=project))
     new: dict[str, tuple[str, str | None]] = {}  # stored path -> (name, parent's stored path), in creation order
-    for parts in split:
+    for parts, names in zip(split, typed, strict=True):
         for depth in range(len(parts)):
             key = class_path(parts[: depth + 1])
             if key not in existing and key not in new:
-                _refuse_name(parts[depth])
+                _refuse_name(names[depth])
                 new[key] = (parts[depth], class_path(parts[:depth]) if depth else None)
     if not new:
         return existing
@@ -293,13 +304,14 @@ def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelCl
     new version; a model version keeps the names it was trained with until the next one. The name the class has is
     no change, even one made before a rule (a "/" in it): nothing is refused, nothing saved."""
     label_class = LabelClass.objects.get(project=project, pk=class_id)
-    name = name.strip()
+    if name.strip() == label_class.name:
+        return label_class
+    _refuse_name(name.strip(), separator_advice=RENAME_SEPARATOR_ADVICE)
+    name = class_name_clean(name)
     if name == label_class.name:
         return label_class
-    _refuse_name(name, separator_advice=RENAME_SEPARATOR_ADVICE)
-    siblings = LabelClass.objects.filter(project=project, parent_id=label_class.parent_id, name=name)
-    if siblings.exclude(pk=label_class.pk).exists():
-        raise ValidationError(f"A class named {name!r} already exists here.")
+    siblings = LabelClass.objects.filter(project=project, parent_id=label_class.parent_id)
+    _refuse_twin(name, siblings.exclude(pk=label_class.pk))
     tree = class_tree(project=project)
     tree[label_class.pk] = (name, label_class.parent_id)
     paths = class_paths(tree)
