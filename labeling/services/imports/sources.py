@@ -24,6 +24,7 @@ from django.conf import settings
 
 from labeling.selectors.classes import class_path, class_path_parse
 from labeling.services.imports.archives import zip_open_checked
+from labeling.services.imports.csv_encoding import cp1252_odd_word, likely_encoding
 from labeling.services.imports.folder_classes import top_folder_left_out
 from labeling.services.imports.validation import binary_size
 
@@ -202,20 +203,34 @@ def _csv_delimiter(text: str) -> str:
 
 def label_csv_text(data: bytes, *, errors: list[dict]) -> str | None:
     """A labels CSV's text: UTF-8 (with or without its BOM), UTF-16 with its BOM (Excel's "Unicode Text"), or
-    Windows-1252 (Excel's "CSV (Comma delimited)" on Windows); None, with one line in `errors`, for anything else."""
+    Windows-1252 (Excel's "CSV (Comma delimited)" on Windows) where it reads as Western text; None, with one line in
+    `errors`, for anything else. A Japanese or Chinese Excel's CSV decodes as Windows-1252 too, as mojibake ("”L" for
+    猫): csv_encoding tells it by its words and names the encoding it likely is."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             errors.append({"name": "labels CSV", "reason": "starts as UTF-16 text but is not: save it as UTF-8 CSV"})
             return None
+    reason = "not UTF-8 (or Windows-1252) text: save it as UTF-8 CSV"
     if b"\x00" not in data:  # UTF-16 without its byte order mark, or no text at all, would read as rows of NULs
-        for encoding in ("utf-8-sig", "cp1252"):  # cp1252: what Excel on Windows saves as "CSV (Comma delimited)"
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                pass
-    errors.append({"name": "labels CSV", "reason": "not UTF-8 (or Windows-1252) text: save it as UTF-8 CSV"})
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
+        try:
+            text = data.decode("cp1252")  # what Excel on Windows saves as "CSV (Comma delimited)"
+        except UnicodeDecodeError:
+            text = odd = None
+        else:
+            if (odd := cp1252_odd_word(text)) is None:
+                return text
+        seen = f' (Windows-1252 would read "{odd[:40]}")' if odd else ""
+        if guess := likely_encoding(data):
+            reason = f"looks like {guess} text, not UTF-8 or Windows-1252{seen}: save it as UTF-8 CSV"
+        elif odd:
+            reason = f'not UTF-8 text, and as Windows-1252 it would read "{odd[:40]}": save it as UTF-8 CSV'
+    errors.append({"name": "labels CSV", "reason": reason})
     return None
 
 
