@@ -55,6 +55,9 @@ class SuspectSerializer(serializers.Serializer):
 
 class SearchSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    version = serializers.IntegerField(
+        allow_null=True, help_text="The model version the search ran for (the newest when it started); null before any."
+    )
     status = serializers.ChoiceField(choices=LabelErrorStatus.choices)
     reason = serializers.CharField(allow_blank=True)
     labels = serializers.IntegerField(help_text="Labels judged.")
@@ -73,7 +76,11 @@ class SearchSerializer(serializers.Serializer):
         help_text='[stored class path ("a/b/c"), balanced accuracy, agreement, …] of classes too weak to judge.',
     )
     seconds = serializers.FloatField()
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(help_text="When the search finished.")
+    suspects_search = serializers.IntegerField(
+        help_text="The search the suspects are from: the last to finish, which wrote the open review tasks (another "
+        "than `id` after going back to an older version, or when an older search ended after a newer one)."
+    )
     suspects_open = serializers.IntegerField(help_text="Open suspects in all, over every page.")
     suspects = SuspectSerializer(many=True)
     next = serializers.URLField(allow_null=True, help_text="The next page of suspects; null on the last.")
@@ -102,17 +109,28 @@ class CrossValidatedSerializer(serializers.Serializer):
 
 
 class LabelErrorsReportSerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        allow_null=True, help_text="The model version the figures are for: the active one (null without one)."
+    )
     search = SearchSerializer(allow_null=True)
     cross_validated = CrossValidatedSerializer(allow_null=True)
+    note = serializers.CharField(
+        allow_blank=True, help_text="Why the active version's search or estimate is missing (empty when it is not)."
+    )
 
 
 class LabelErrorsApi(ProjectView, APIView):
-    """The latest label-error search and the cross-validated estimate the model pages show. `search`: its status
+    """The active model version's latest label-error search and its cross-validated estimate, as the model page shows
+    them; `version` is that version's number (null before any), "latest" the newest search started while it was the
+    newest version (two searches can run at once, and the older can end last). When the active version has no
+    finished search yet (it was just trained, or a search never ran in its time), `note` says so, `search` is the
+    newest one with the version it ran for in `search.version`, and `cross_validated` is null. `search`: its status
     (ok, too_few, weak, skipped) and reason, the labels it judged, the model's out-of-sample agreement, the estimated
     share of wrong labels with its 95 % interval, and the suspects nobody has settled yet, most suspect first: the
     item, its given class, the class the cross-validated model gives it, the model's probabilities for both and the
     share of the item's 10 most similar labeled images carrying each. The suspects come a page at a time (`page_size`,
-    default 100); `suspects_open` counts them all and `next` is the next page's address (null on the last).
+    default 100); `suspects_open` counts them all and `next` is the next page's address (null on the last). The open
+    suspects are the review tasks the last search to finish wrote, described by that search (`suspects_search`).
     `cross_validated`: accuracy and macro-F1 over every labeled item and the accuracy estimated on the open images,
     each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small). In a
     multi-label project (`multi_label` true) `accuracy` is the subset accuracy, beside `hamming_accuracy` and

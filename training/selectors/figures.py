@@ -155,11 +155,13 @@ def cross_validated_estimate(*, project: Project, version: Any = None) -> CrossV
     `version`, only a search started while that version was the newest: a search runs after each new version, on
     the project's backbone then, so an older search measured another model (after a change of backbone, its
     figure was shown, and written into the new version's model card, as the new version's)."""
-    jobs = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED)
+    # Newest by when it started, not when it was asked for (a search queued before the version and started after it
+    # judged with it) nor when it ended (two searches run at once, and the older can end last).
+    jobs = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED).annotate(
+        began=Coalesce("started_at", "created_at")
+    )
     if version is not None:
-        # when it started, not when it was asked for: a search queued before the version and started after it
-        # judged with it
-        jobs = jobs.annotate(began=Coalesce("started_at", "created_at")).filter(began__gte=version.created_at)
+        jobs = jobs.filter(began__gte=version.created_at)
         # its creation time only: a version's metrics (a confusion matrix of 3 MB at 1,000 classes) stay undecoded
         newer = (
             type(version).objects.filter(project=project, number__gt=version.number)
@@ -167,7 +169,7 @@ def cross_validated_estimate(*, project: Project, version: Any = None) -> CrossV
         )  # fmt: skip
         if newer is not None:
             jobs = jobs.filter(began__lt=newer)
-    job = jobs.filter(result__has_key="cross_validated").order_by("-finished_at", "-pk").first()
+    job = jobs.filter(result__has_key="cross_validated").order_by("-began", "-pk").first()
     cv = job.result.get("cross_validated") if job is not None and isinstance(job.result, dict) else None
     if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):
         return None

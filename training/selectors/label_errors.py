@@ -1,20 +1,28 @@
-"""The label-error search as data (REST API, manage.py label_errors): the latest search with the suspects nobody has
-settled, and the cross-validated estimate the model pages show. Classes are named by stored path ("a/b/c"), as every
-machine-facing answer names them; the search recorded display paths ("a / b / c"), which pages keep."""
+"""The label-error search as data (REST API, manage.py label_errors): the active model version's latest search with
+the suspects nobody has settled, and the cross-validated estimate the model pages show for that version. Classes are
+named by stored path ("a/b/c"), as every machine-facing answer names them; the search recorded display paths
+("a / b / c"), which pages keep.
+
+A search belongs to the version that was the newest when it started (its Job's start), as the model page's estimate
+does (training.selectors.figures.cross_validated_estimate): "latest" is the newest search started in that version's
+time, not the last one to finish (two searches run at once after two quick rounds, and the older can end last)."""
 
 from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import astuple, dataclass
+from datetime import datetime, timedelta
 
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 from labeling.models import Job, JobKind, JobStatus, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.classes import class_tree
 from labeling.selectors.training_seam import suspect_decisions
-from training.models import LabelErrorSearch
+from training.models import LabelErrorSearch, ModelVersion
 from training.selectors.classes import class_names_stored
 from training.selectors.quality import CrossValidated, cross_validated_estimate
+from training.selectors.runs import model_version_active
 
 # LabelErrorSearch.suspects rows, in order.
 SUSPECT_KEYS = ("given_class", "suggested_class", "p_suggested", "p_given", "neighbours_suggested", "neighbours_given")
@@ -33,17 +41,40 @@ class SuspectPosition:
 
 
 def label_errors_report(
-    *, project: Project, limit: int | None = None, after: SuspectPosition | None = None, display: bool = False
+    *,
+    project: Project,
+    limit: int | None = None,
+    after: SuspectPosition | None = None,
+    display: bool = False,
+    search_id: int | None = None,
 ) -> dict:
-    """{"search": the latest search or None, "cross_validated": the latest estimate or None}. The search lists its
-    open suspects after `after`, at most `limit` of them (all when None); `suspects_open` counts them all and
-    `more_after` is the position to ask from for the next page (None on the last). Class names (not_checked,
-    weak_classes, the estimate's no_support) are stored paths; `display`: as the search recorded them, display paths,
-    for a table people read. Suspects and decisions name classes by id."""
-    search = LabelErrorSearch.objects.filter(project=project).order_by("-created_at", "-pk").first()
+    """{"version": the number of the model version the figures are for (the active one; None without one),
+    "search": that version's latest search or None, "cross_validated": its estimate as the model page shows it or
+    None, "note": what the answer lacks and why, or ""}. With `search_id` (the search manage.py label_errors just
+    ran), that search and the estimate of the version it belongs to.
+
+    The search lists the open suspects after `after`, at most `limit` of them (all when None); `suspects_open`
+    counts them all and `more_after` is the position to ask from for the next page (None on the last). The open
+    suspects are the review tasks the last search to finish wrote, whichever version it ran for: each is described
+    by that search (`suspects_search`). Class names (not_checked, weak_classes, the estimate's no_support) are stored
+    paths; `display`: as the search recorded them, display paths, for a table people read. Suspects and decisions
+    name classes by id."""
+    note = ""
+    if search_id is not None:
+        search = LabelErrorSearch.objects.filter(project=project, pk=search_id).first()
+        version = _version_at(project, _search_began(search)) if search is not None else None
+    else:
+        version = model_version_active(project=project)
+        search = _newest_search(project, version)
+        if version is not None and search is None:
+            # Never another version's figures without saying so: the estimate stays None, as on the model page.
+            search = _newest_search(project, None)
+            note = _no_search_note(project, version, search)
     report = {
-        "search": _search_data(search, limit, after),
-        "cross_validated": _cv_data(cross_validated_estimate(project=project)),
+        "version": None if version is None else version.number,
+        "search": _search_data(project, search, limit, after),
+        "cross_validated": _cv_data(cross_validated_estimate(project=project, version=version)),
+        "note": note,
     }
     return report if display else _paths_stored(report, project)
 
@@ -56,6 +87,57 @@ def label_error_search_pending(*, project: Project) -> Job | None:
         .order_by("-created_at", "-pk")
         .first()
     )
+
+
+def _search_jobs(project: Project):
+    """The project's finished searches' Jobs, each with `began`: when it started (when it was asked for, if it has no
+    start), as cross_validated_estimate counts it."""
+    return Job.objects.filter(
+        project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED, result__has_key="search"
+    ).annotate(began=Coalesce("started_at", "created_at"))
+
+
+def _newest_search(project: Project, version: ModelVersion | None) -> LabelErrorSearch | None:
+    """The newest search started while `version` was the newest version (any, with None); without a Job to say when
+    a search started (none before any version's), the last one stored."""
+    jobs = _search_jobs(project)
+    if version is not None:
+        jobs = jobs.filter(began__gte=version.created_at)
+        newer = (
+            ModelVersion.objects.filter(project=project, number__gt=version.number)
+            .order_by("number").values_list("created_at", flat=True).first()
+        )  # fmt: skip
+        if newer is not None:
+            jobs = jobs.filter(began__lt=newer)
+    search_pk = jobs.order_by("-began", "-pk").values_list("result__search", flat=True).first()
+    searches = LabelErrorSearch.objects.filter(project=project)
+    if search_pk is not None:
+        return searches.filter(pk=search_pk).first()
+    return searches.order_by("-created_at", "-pk").first() if version is None else None
+
+
+def _search_began(search: LabelErrorSearch) -> datetime:
+    """When `search` started: its Job's start, else its end (created_at) less its duration."""
+    began = _search_jobs(search.project).filter(result__search=search.pk).values_list("began", flat=True).first()
+    return began if began is not None else search.created_at - timedelta(seconds=search.seconds or 0)
+
+
+def _version_at(project: Project, when: datetime) -> ModelVersion | None:
+    """The newest version made by `when`: the one a search started then belongs to."""
+    versions = ModelVersion.objects.filter(project=project, created_at__lte=when).defer("metrics")
+    return versions.order_by("-number").first()
+
+
+def _no_search_note(project: Project, version: ModelVersion, shown: LabelErrorSearch | None) -> str:
+    said = f"v{version.number}, the active version, has no finished label-error search yet"
+    pending = label_error_search_pending(project=project)
+    if pending is not None:
+        said += f" (job {pending.pk} is {pending.status})"
+    if shown is None:
+        return f"{said}."
+    of = _version_at(project, _search_began(shown))
+    of = f"v{of.number}" if of is not None else "no model version (it ran before the first)"
+    return f"{said}: `search` is the newest one, for {of}; v{version.number} has no cross-validated estimate yet."
 
 
 def _paths_stored(report: dict, project: Project) -> dict:
@@ -81,10 +163,15 @@ def _paths_stored(report: dict, project: Project) -> dict:
     return report
 
 
-def _search_data(search: LabelErrorSearch | None, limit: int | None, after: SuspectPosition | None) -> dict | None:
+def _search_data(
+    project: Project, search: LabelErrorSearch | None, limit: int | None, after: SuspectPosition | None
+) -> dict | None:
     if search is None:
         return None
-    open_tasks = ReviewTask.objects.filter(project=search.project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
+    version = _version_at(project, _search_began(search))
+    # The open tasks are the last search to finish's (each search rewrites them as it ends): it describes them.
+    wrote = LabelErrorSearch.objects.filter(project=project).order_by("-created_at", "-pk").first() or search
+    open_tasks = ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
     total = open_tasks.count()
     if after is not None:
         open_tasks = open_tasks.filter(Q(score__lt=after.score) | Q(score=after.score, item_id__gt=after.item_id))
@@ -97,7 +184,7 @@ def _search_data(search: LabelErrorSearch | None, limit: int | None, after: Susp
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]
         more_after = SuspectPosition(score=rows[-1][2], item_id=rows[-1][0]) if rows else None
-    details = search.suspects if isinstance(search.suspects, dict) else {}
+    details = wrote.suspects if isinstance(wrote.suspects, dict) else {}
     suspects = []
     for item_id, name, score in rows:
         row = details.get(str(item_id))
@@ -115,7 +202,9 @@ def _search_data(search: LabelErrorSearch | None, limit: int | None, after: Susp
         )
     return {
         "id": search.pk,
+        "version": None if version is None else version.number,
         **{f: getattr(search, f) for f in SEARCH_FIELDS},
+        "suspects_search": wrote.pk,
         "suspects_open": total,
         "suspects": suspects,
         "more_after": more_after,

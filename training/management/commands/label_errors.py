@@ -67,8 +67,9 @@ class Command(BaseCommand):
         job_finish(job=job, result=result)
         # --json is for scripts: classes by stored path ("a/b/c"), as the API; the table keeps the pages' "a / b / c".
         report = label_errors_report(
-            project=project, limit=None if opts["json"] else opts["show"], display=not opts["json"]
-        )
+            project=project, limit=None if opts["json"] else opts["show"], display=not opts["json"],
+            search_id=result.get("search"),  # the search it ran, whichever version is active
+        )  # fmt: skip
         if report["search"] is not None:
             report["search"].pop("more_after")
         if opts["json"]:
