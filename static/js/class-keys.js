@@ -17,10 +17,15 @@ window.LabelloopClassKeys = (function () {
   // Text as search compares it: without accents or case ("Café" and "cafe" are the same; "Ä" is "a").
   const fold = (text) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
 
+  // The words of a query. "/" separates words as a space does: a path as exports, the API and config.json spell it
+  // ("round/ring/red", "ring/red") finds the class shown "round / ring / red", and the "/" that opens the search,
+  // typed again while the search has the focus, is a separator there, never part of a word that matches nothing.
+  const terms = (query) => fold(query).split(/[\s/]+/).filter(Boolean);
+
   // Type-ahead search over class paths (every level): the classes whose path holds every word typed, in any
   // order ("cat mammal" finds "animals / mammals / cat"), the first matches in the page's order.
   function search(buttons, query) {
-    const words = fold(query).split(/\s+/).filter(Boolean);
+    const words = terms(query);
     if (!words.length) return [];
     return buttons.filter((b) => {
       const path = fold(b.dataset.path);
@@ -71,5 +76,5 @@ window.LabelloopClassKeys = (function () {
     });
   }
 
-  return Object.freeze({ visibleByKey, search, renderResults, step, listKeeper });
+  return Object.freeze({ visibleByKey, terms, search, renderResults, step, listKeeper });
 })();

@@ -11,7 +11,8 @@
 // an Enter never submits a set that lost a toggle of its run. In a multi-label project a refused class key leaves the
 // set incomplete whatever the pause, until that key is typed again (`pending`, below): the set is never saved without it.
 // While a request is in flight the card says so (aria-busy, the image dimmed, "Saving…").
-// `/` opens the class search at any time, and what is typed into the search is never a key.
+// `/` opens the class search at any time, and what is typed into the search is never a key (a `/` typed there separates
+// words, as a space does: class-keys.js). Multi-label: the ticked classes are listed under the search (showTicked).
 (function () {
   "use strict";
 
@@ -173,7 +174,65 @@
       const box = b.querySelector("input[type=checkbox]");
       if (box) box.checked = on;
     });
+    showTicked();
   }
+
+  // --- multi-label: the set being built, seen whole before Enter (as the grid names its chosen classes) ---
+
+  // The ticked classes are named by path under the search, each a button that unticks it, and a class with subclasses
+  // shows how many ticked classes it holds below it: a set spread over branches of a taxonomy, where one level is
+  // shown at a time, is seen whole before it is saved. Called whenever a tick changes; the note of a search that
+  // found nothing ends with it.
+  function showTicked() {
+    const list = document.getElementById("label-chosen");
+    if (!list || !isMulti()) return;
+    hideNoMatch();
+    const ticked = Array.from(document.querySelectorAll("#label-form .class-btn > input[type=checkbox]:checked"),
+      (box) => box.closest(".class-btn"));
+    const below = new Map();  // class button -> how many ticked classes are under it
+    ticked.forEach((b) => {
+      const seen = new Set();
+      for (let up = byIdFast(b.dataset.parent); up && !seen.has(up); up = byIdFast(up.dataset.parent)) {
+        seen.add(up);
+        below.set(up, (below.get(up) || 0) + 1);
+      }
+    });
+    document.querySelectorAll("#label-form .class-btn > .ticked-below").forEach((badge) => {
+      if (!below.has(badge.parentElement)) badge.remove();
+    });
+    below.forEach((n, group) => {
+      let badge = group.querySelector(":scope > .ticked-below");
+      if (!badge) {
+        badge = document.createElement("span");
+        badge.className = "ticked-below";
+        group.insertBefore(badge, group.querySelector(":scope > .more"));
+      }
+      badge.textContent = `${n} ticked`;
+      badge.title = `${n} ticked class${n === 1 ? "" : "es"} under ${group.dataset.path}`;
+    });
+    list.replaceChildren();
+    if (!ticked.length) { list.textContent = "No class ticked yet"; return; }
+    list.append(`Ticked (${ticked.length}):`);
+    ticked.forEach((b) => {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "chosen-class";
+      chip.dataset.id = b.dataset.id;
+      chip.title = "Click to untick";
+      chip.setAttribute("aria-label", `Untick ${b.dataset.path}`);
+      const name = document.createElement("span");
+      name.textContent = b.dataset.path;  // textContent: class names are user text, never HTML
+      const x = document.createElement("span");
+      x.className = "untick";
+      x.setAttribute("aria-hidden", "true");
+      x.textContent = "×";
+      chip.append(name, x);
+      list.append(" ", chip);
+    });
+  }
+
+  // One class button by id, without listing them all (showTicked walks up from every ticked class).
+  const byIdFast = (id) => (id ? document.querySelector(`#label-form .class-btn[data-id="${CSS.escape(id)}"]`) : null);
 
   // --- taxonomy levels: each level's classes have keys of their own (labeling/selectors/keys.py) ---
 
@@ -266,6 +325,7 @@
       const box = btn.querySelector("input[type=checkbox]");
       box.checked = again || !box.checked;
       btn.classList.toggle("on", box.checked);
+      showTicked();
     } else {
       submit(document.getElementById("label-form"), btn);
     }
@@ -330,6 +390,7 @@
       btn.classList.add("on");
       input.value = "";
       renderSearch();
+      showTicked();
     } else {
       input.blur();
       submit(document.getElementById("label-form"), btn);
@@ -341,8 +402,30 @@
     const results = searchResults(input.value);
     const moved = ClassKeys.step(e.key, searchIndex, results.length);
     if (moved !== null) { searchIndex = moved; renderSearch(); e.preventDefault(); }
-    else if (e.key === "Enter") { e.preventDefault(); if (!e.repeat && results[searchIndex]) pickSearch(results[searchIndex]); }
-    else if (e.key === "Escape") { e.preventDefault(); closeSearch(); }
+    else if (e.key === "Enter") {
+      e.preventDefault();
+      if (e.repeat) return;
+      if (results[searchIndex]) pickSearch(results[searchIndex]); else noMatch(input.value);
+    } else if (e.key === "Escape") { e.preventDefault(); closeSearch(); }
+  }
+
+  // Enter on a query that finds no class: nothing is ticked or labeled, and the line under the search says so (it
+  // stays after Esc, until the search is typed in again or a tick changes), so a set is never saved believing a class
+  // was added to it.
+  function noMatch(query) {
+    const note = document.getElementById("search-none");
+    if (!note) return;
+    const typed = query.replace(/^[\s/]+|[\s/]+$/g, "");  // a "/" at either end separates nothing
+    const nothing = isMulti() ? "nothing was ticked" : "nothing was labeled";
+    note.textContent = ClassKeys.terms(typed).length
+      ? `No class matches “${typed}”: ${nothing}. Change the words, or Esc to leave the search.`
+      : "Type a class's name or path (words in any order), then Enter; Esc leaves the search.";
+    note.hidden = false;
+  }
+
+  function hideNoMatch() {
+    const note = document.getElementById("search-none");
+    if (note) note.hidden = true;
   }
 
   // --- overlays, background, notes ---
@@ -623,8 +706,20 @@
     if (isMulti()) {
       keyed(btn);
       // The label wraps its checkbox: let the browser toggle it, then mirror the state.
-      setTimeout(() => btn.classList.toggle("on", btn.querySelector("input").checked), 0);
+      setTimeout(() => { btn.classList.toggle("on", btn.querySelector("input").checked); showTicked(); }, 0);
     }
+  });
+  // A ticked class named under the search: a click unticks it (on the image on screen only).
+  document.addEventListener("click", (e) => {
+    const chip = e.target.closest && e.target.closest("#label-chosen .chosen-class");
+    if (!chip) return;
+    if (!onScreen()) { refuse("click"); return; }
+    const btn = byIdFast(chip.dataset.id);
+    if (!btn) return;
+    btn.querySelector("input[type=checkbox]").checked = false;
+    btn.classList.remove("on");
+    showTicked();
+    showLevelSelf();
   });
   document.addEventListener("click", (e) => {
     if (e.target.closest && e.target.closest("#class-crumb .up")) up();
@@ -632,7 +727,9 @@
   window.LabelloopGuardDoubleClick("#item-card", () => (card() ? card().dataset.item : ""), () => refuse(
     "click", "Second click of a double click not applied: it landed on the next image. Click once per image."));
   document.addEventListener("submit", (e) => { if (e.target.closest("#item-card")) stampTime(e.target); }, true);
-  document.addEventListener("input", (e) => { if (e.target.id === "class-search") { searchIndex = 0; renderSearch(); } });
+  document.addEventListener("input", (e) => {
+    if (e.target.id === "class-search") { searchIndex = 0; hideNoMatch(); renderSearch(); }
+  });
 
   // Conflicts (409) and bad input (400) come back as a card with a message: show it.
   document.addEventListener("htmx:beforeSwap", (e) => {
