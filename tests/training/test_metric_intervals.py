@@ -63,11 +63,11 @@ def test_macro_f1_averages_the_classes_present_and_names_the_absent_one():
 
 
 def test_every_headline_figure_carries_n_and_an_interval_that_holds_it():
-    m = evaluate(probs_for(PRED), Y, NAMES)
+    m = evaluate(probs_for(PRED * 3), Y * 3, NAMES)  # 24 items: a bootstrap needs 20 (MIN_BOOTSTRAP_N)
     rows = headline(m)
     assert [r["key"] for r in rows] == ["accuracy", "macro_f1", "roc_auc", "ece"]
     for row in rows:
-        assert row["n"] == 8
+        assert row["n"] == 24
         assert row["level"] == 0.95
         assert row["low"] <= row["value"] <= row["high"], row
         assert row["method"] in ("wilson", "bootstrap")
@@ -75,7 +75,7 @@ def test_every_headline_figure_carries_n_and_an_interval_that_holds_it():
 
 def test_bootstrap_interval_holds_the_estimate_narrows_with_n_and_is_seeded():
     widths = []
-    for copies in (1, 10, 100):
+    for copies in (3, 10, 100):  # 24, 80 and 800 items (a bootstrap needs 20: MIN_BOOTSTRAP_N)
         m = evaluate(probs_for(PRED * copies), Y * copies, NAMES)
         low, high = m["intervals"]["macro_f1"]["low"], m["intervals"]["macro_f1"]["high"]
         assert low <= m["macro_f1"] <= high

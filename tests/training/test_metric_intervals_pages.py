@@ -158,8 +158,8 @@ def test_api_gives_each_headline_figure_with_n_and_interval(metrics_world):
     assert figures["accuracy"]["value"] == pytest.approx(0.625)
     assert (figures["accuracy"]["low"], figures["accuracy"]["high"]) == pytest.approx((0.3057, 0.8632), abs=1e-4)
     assert (figures["accuracy"]["n"], figures["accuracy"]["method"]) == (8, "wilson")
-    assert figures["macro_f1"]["low"] <= figures["macro_f1"]["value"] <= figures["macro_f1"]["high"]
-    assert figures["macro_f1"]["method"] == "bootstrap"
+    # 8 items are too few for a bootstrap interval (MIN_BOOTSTRAP_N, 20): macro-F1 has none
+    assert (figures["macro_f1"]["n"], figures["macro_f1"]["low"], figures["macro_f1"]["method"]) == (8, None, None)
 
     legacy = client.get(f"/api/projects/{project.slug}/models/1/").json()
     assert legacy["interval_recorded"] is False

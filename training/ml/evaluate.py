@@ -3,7 +3,8 @@ reliability bins) and per-level accuracy for hierarchical taxonomies. scikit-lea
 
 Every headline number carries its n and a 95 % interval (`intervals` in the metrics dict): Wilson for a
 proportion of items (accuracy, subset accuracy), a seeded bootstrap over the evaluated items for the rest
-(macro- and micro-F1, ROC-AUC, ECE, Hamming accuracy). Macro averages run over the classes present in the
+(macro- and micro-F1, ROC-AUC, ECE, Hamming accuracy), which bounds nothing below MIN_BOOTSTRAP_N (20) items: there
+those have no interval (training/ml/intervals.py says why). Macro averages run over the classes present in the
 evaluation set; `no_support` names the classes that had no item there.
 """
 
@@ -137,7 +138,7 @@ def evaluate(
         # (counting it as 0 would punish the model for what the holdout lacks).
         macro = float(f1_score(y, pred, average="macro", labels=present, zero_division=0))
         wilson = wilson_interval(correct, n)
-        boot = bootstrap_entries(bootstrap_intervals(statistics, n))
+        boot = bootstrap_entries(bootstrap_intervals(statistics, n), n)
         intervals = intervals_block(n, accuracy=interval_entry(wilson, "wilson"), **boot)
         result = {
             "n": n,
@@ -223,7 +224,7 @@ def _evaluate_multi(probs: np.ndarray, tl: list[list[int]], class_names: Sequenc
         statistics["macro_f1"] = macro_f1_stat(y, pred)
     hamming, micro = float((pred == y).mean()), float(f1_score(y, pred, average="micro", zero_division=0))
     wilson = wilson_interval(exact, n)
-    boot = bootstrap_entries(bootstrap_intervals(statistics, n))
+    boot = bootstrap_entries(bootstrap_intervals(statistics, n), n)
     intervals = intervals_block(
         n, accuracy=interval_entry(wilson, "wilson"), subset_accuracy=interval_entry(wilson, "wilson"), **boot
     )
@@ -276,7 +277,7 @@ def prediction_summary(y: np.ndarray, pred: np.ndarray, class_names: Sequence[st
         "accuracy": correct / n,
         "macro_f1": macro,
         "no_support": [name for k, name in enumerate(class_names) if k not in set(present.tolist())],
-        "intervals": intervals_block(n, accuracy=interval_entry(wilson, "wilson"), **bootstrap_entries(boot)),
+        "intervals": intervals_block(n, accuracy=interval_entry(wilson, "wilson"), **bootstrap_entries(boot, n)),
     }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from stats.proportions import wilson_interval
+from training.ml.intervals import MIN_BOOTSTRAP_N
 
 # Ridge on the slope of the confidence map, as scikit-learn's LogisticRegression(C=1.0) (the intercept is free).
 SLOPE_L2 = 1.0
@@ -71,7 +72,8 @@ def open_accuracy(
     seed: int = 0,
 ) -> dict | None:
     """{"accuracy", "low", "high", "n" (labeled items the map is fitted on), "images" (open images scored),
-    "method" (of the interval: bootstrap, or wilson when every label, or none, came out right)}: the
+    "method" (of the interval: bootstrap, or wilson when every label, or none, came out right; None, and no
+    interval, below MIN_BOOTSTRAP_N labels otherwise)}: the
     estimated accuracy on the open images. `oof_probs` [n, C] out-of-fold probabilities of the labeled items,
     `open_confidence` [folds, m] each fold head's top probability on m open images. None without open images or
     labels."""
@@ -89,8 +91,11 @@ def open_accuracy(
         low, high = wilson_interval(int(correct.sum()), len(labels))
         images = int(conf_open.shape[-1])
         return {"accuracy": value, "low": low, "high": high, "n": len(labels), "images": images, "method": "wilson"}
-    rng = np.random.default_rng(seed)
     n = len(labels)
+    if n < MIN_BOOTSTRAP_N:  # too few labels for a percentile bootstrap to mean anything (training.ml.intervals)
+        images = int(conf_open.shape[-1])
+        return {"accuracy": value, "low": None, "high": None, "n": n, "images": images, "method": None}
+    rng = np.random.default_rng(seed)
     shares = np.empty(rounds)
     for r in range(rounds):
         pick = rng.integers(0, n, n)

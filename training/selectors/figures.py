@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models.functions import Coalesce
 
 from labeling.models import Job, JobKind, JobStatus, Project
-from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, headline
+from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, bootstrap_shown, headline
 
 
 def _num(value: Any) -> float | None:
@@ -138,6 +138,9 @@ def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
     scored, total = _num(value.get("images")), _num(value.get("of"))
     if acc is None or n is None or not scored:
         return None, None, None
+    method = value.get("method") if isinstance(value.get("method"), str) else "bootstrap"
+    if method == "bootstrap" and not bootstrap_shown(n):
+        low = high = None  # stored before the bootstrap needed MIN_BOOTSTRAP_N labels
     figure = Figure(
         key="open_accuracy",
         label="accuracy on the open images",
@@ -145,7 +148,7 @@ def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
         n=int(n),
         low=low if high is not None else None,
         high=high if low is not None else None,
-        method=value.get("method") if isinstance(value.get("method"), str) else "bootstrap",
+        method=method if low is not None and high is not None else None,
     )
     return figure, int(scored), int(total) if total is not None else None
 
