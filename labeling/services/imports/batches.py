@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
-from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel, Split
+from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.selectors.import_reasons import reason_kind
 from labeling.services.imports.class_names import ClassNames
 from labeling.services.imports.duplicates import duplicate_row, kept_labels, label_conflict, no_one_item
 from labeling.services.imports.folder_classes import FolderClasses
-from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, stored_splits
+from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, new_splits
 from labeling.services.imports.new_classes import NewClasses
 from labeling.services.imports.relabeled import Relabeled
 from labeling.services.imports.sources import Entry
@@ -268,8 +268,13 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
             "sha256", "original_name"
         )
     )
-    # One query for the whole batch: the split each phash already has (near-duplicates share it: items.py)
-    stored = stored_splits(project=project, phashes=[r.phash for r in results if not isinstance(r, str)])
+    # One query for the whole batch: the split of each new image (near-duplicates share one: items.py); sent to the
+    # front of the queue, in train unless a holdout image is near it, so no copy of a holdout image is trained on
+    splits = new_splits(
+        project=project, to_front=bool(run.job.params.get("to_front")),
+        images=[(p.sha256, r.phash) for p, r in zip(batch, results, strict=True)
+                if not p.copy_of and not isinstance(r, str) and p.sha256 not in existing],
+    )  # fmt: skip
     # The labels of the stored files that a copy with a label of its own duplicates, in one query
     asking = [p for p in batch if p.sha256 in existing and not p.copy_of and run.label_asked(p.entry)]
     labels = kept_labels(project, {existing[p.sha256] for p in asking})
@@ -286,14 +291,11 @@ def _store_batch(run: _Run, batch: list[_Pending], results: list[Inspected | str
         else:
             classes = run.classes_for(pending.entry)
             item = new_item(project=project, name=pending.entry.name, sha256=pending.sha256, info=result,
-                             labeled=bool(classes), stored=stored)  # fmt: skip
+                             labeled=bool(classes), split=splits[pending.sha256])  # fmt: skip
             if run.job.params.get("to_front"):
                 run.fronted += 1
-                # Above the strategy's batch (priorities up to 2: training.ml.strategies.rank_pool), first given first;
-                # in the training split, unless a holdout image has its phash: then it stays with it, at the front
-                # of the holdout pool, so no copy of a holdout image is trained on
-                if stored.get(result.phash) != Split.HOLDOUT:
-                    item.split = Split.TRAIN
+                # Above the strategy's batch (priorities up to 2: training.ml.strategies.rank_pool), first given first
+                # (a holdout image's copy at the front of the holdout pool)
                 item.priority = 2.0 + 1.0 / run.fronted
             ready.append((item, pending, result, classes))
     if not ready:
