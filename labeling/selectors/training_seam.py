@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.apps import apps
 from django.db.models import Model, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 
-from labeling.models import Project
+from labeling.models import Job, JobKind, JobStatus, Project
 
 
 def training_model(name: str) -> type[Model] | None:
@@ -65,11 +67,50 @@ def active_predictions_of_outer_item() -> QuerySet | None:
 
 
 def latest_label_error_search(*, project_id: int) -> Model | None:
-    """The project's most recent training.LabelErrorSearch (whatever its status), or None."""
+    """The project's latest training.LabelErrorSearch (whatever its status), or None: the newest by when it started
+    (label_error_search_starts), not the last to end. It is the search whose suspects are the open label-error review
+    tasks (a search that ends after a newer one leaves them to it, training.services.label_errors), and the one the
+    model page and GET /api/projects/<slug>/label-errors/ give while the newest version is the active one."""
     search_model = training_model("LabelErrorSearch")
     if search_model is None:
         return None
-    return search_model.objects.filter(project_id=project_id).order_by("-created_at", "-id").first()
+    searches = search_model.objects.filter(project_id=project_id)
+    newest_job = _label_error_jobs(project_id).order_by("-began").values_list("began", flat=True).first()
+    if newest_job is None:  # no search has a finished Job (stored by hand, or before Jobs): the last stored
+        return searches.order_by("-created_at", "-id").first()
+    # Only a search that ended after the newest Job's start can have started after it.
+    starts = label_error_search_starts(project_id=project_id, ended_since=newest_job)
+    newest = max(starts.items(), key=lambda pk_began: (pk_began[1], pk_began[0]), default=None)
+    found = searches.filter(pk=newest[0]).first() if newest is not None else None
+    return found or searches.order_by("-created_at", "-id").first()
+
+
+def label_error_search_starts(*, project_id: int, ended_since: datetime) -> dict[int, datetime]:
+    """When each training.LabelErrorSearch of the project stored from `ended_since` on started ({search id: start}):
+    its Job's start (as the model page's estimate and the label-error API date a search; when the Job was asked for if
+    it has no start), else, for a search run without a Job or whose Job has not finished yet, its end less its
+    duration. {} without the training app."""
+    search_model = training_model("LabelErrorSearch")
+    if search_model is None:
+        return {}
+    ended = {
+        pk: created_at - timedelta(seconds=seconds or 0)
+        for pk, created_at, seconds in search_model.objects.filter(
+            project_id=project_id, created_at__gte=ended_since
+        ).values_list("id", "created_at", "seconds")
+    }
+    if not ended:
+        return {}
+    jobs = _label_error_jobs(project_id).filter(result__search__in=list(ended))
+    begun = {int(pk): began for pk, began in jobs.values_list("result__search", "began")}
+    return {pk: begun.get(pk, end_less_duration) for pk, end_less_duration in ended.items()}
+
+
+def _label_error_jobs(project_id: int) -> QuerySet[Job]:
+    """The project's finished label-error searches' Jobs, each with `began` (its start, else when it was asked for)."""
+    return Job.objects.filter(
+        project_id=project_id, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED, result__has_key="search"
+    ).annotate(began=Coalesce("started_at", "created_at"))
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,8 @@ def finished_search(project, labels: int, started: dt.datetime, finished: dt.dat
 @pytest.fixture
 def week(project_factory, label_class_factory, item_factory, member_of):
     """v1 with its search over 120 labels; v2 and v3 made 24 s apart, v2's search (153) started first and ended
-    last, v3's (160) started after v3 and ended first; one open suspect, written by the last search to end."""
+    last, v3's (160) started after v3 and ended first; one open suspect, written by v3's search (the newest started:
+    v2's, ending after it, left the open suspects to it)."""
     project = project_factory()
     ids = [label_class_factory(project=project, name=n).pk for n in NAMES]
     make_version(project, ids, 1, at(0))
@@ -74,11 +75,11 @@ def week(project_factory, label_class_factory, item_factory, member_of):
     make_version(project, ids, 2, at(300))
     make_version(project, ids, 3, at(324))
     item = item_factory(project=project)
-    v2_search = finished_search(
-        project, 153, at(301), at(404), suspects={str(item.pk): [ids[0], ids[1], 0.9, 0.05, 0.8, 0.1]}
+    v2_search = finished_search(project, 153, at(301), at(404), suspects={})
+    v3_search = finished_search(
+        project, 160, at(325), at(399), suspects={str(item.pk): [ids[0], ids[1], 0.9, 0.05, 0.8, 0.1]}
     )
-    v3_search = finished_search(project, 160, at(325), at(399), suspects={})
-    review_tasks_label_errors_set(project=project, scores={item.pk: 0.85})  # v2's search wrote the open tasks
+    review_tasks_label_errors_set(project=project, scores={item.pk: 0.85})  # v3's search wrote the open tasks
     return {
         "project": project, "ids": ids, "item": item, "v1": v1_search, "v2": v2_search, "v3": v3_search,
         "viewer": member_of(project, Role.ML_ENGINEER, "mle"),
@@ -109,8 +110,8 @@ def test_overlapping_searches_the_api_gives_the_search_and_estimate_of_the_activ
     assert body["cross_validated"]["n"] == 160
     assert (body["search"]["id"], body["search"]["version"], body["search"]["labels"]) == (week["v3"].pk, 3, 160)
     assert body["note"] == ""
-    # ... and the open suspect is described by the search that wrote it (v2's, the last to end), which it names
-    assert body["search"]["suspects_search"] == week["v2"].pk
+    # ... and the open suspect is described by the search that wrote it (v3's, the newest started), which it names
+    assert body["search"]["suspects_search"] == week["v3"].pk
     [suspect] = body["search"]["suspects"]
     assert (suspect["item"], suspect["given_class"], suspect["suggested_class"]) == (
         week["item"].pk, week["ids"][0], week["ids"][1]

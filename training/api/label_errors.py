@@ -78,8 +78,8 @@ class SearchSerializer(serializers.Serializer):
     seconds = serializers.FloatField()
     created_at = serializers.DateTimeField(help_text="When the search finished.")
     suspects_search = serializers.IntegerField(
-        help_text="The search the suspects are from: the last to finish, which wrote the open review tasks (another "
-        "than `id` after going back to an older version, or when an older search ended after a newer one)."
+        help_text="The search the suspects are from: the newest started, which wrote the open review tasks (another "
+        "than `id` after going back to an older version)."
     )
     suspects_open = serializers.IntegerField(help_text="Open suspects in all, over every page.")
     suspects = SuspectSerializer(many=True)
@@ -130,7 +130,7 @@ class LabelErrorsApi(ProjectView, APIView):
     item, its given class, the class the cross-validated model gives it, the model's probabilities for both and the
     share of the item's 10 most similar labeled images carrying each. The suspects come a page at a time (`page_size`,
     default 100); `suspects_open` counts them all and `next` is the next page's address (null on the last). The open
-    suspects are the review tasks the last search to finish wrote, described by that search (`suspects_search`).
+    suspects are the review tasks the newest search started wrote, described by that search (`suspects_search`).
     `cross_validated`: accuracy and macro-F1 over every labeled item and the accuracy estimated on the open images,
     each with n and a 95 % interval (null until a search computed one; it is computed while the holdout is small). In a
     multi-label project (`multi_label` true) `accuracy` is the subset accuracy, beside `hamming_accuracy` and

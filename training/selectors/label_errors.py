@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 
 from labeling.models import Job, JobKind, JobStatus, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.classes import class_tree
-from labeling.selectors.training_seam import suspect_decisions
+from labeling.selectors.training_seam import latest_label_error_search, suspect_decisions
 from training.models import LabelErrorSearch, ModelVersion
 from training.selectors.classes import class_names_stored
 from training.selectors.quality import CrossValidated, cross_validated_estimate
@@ -55,10 +55,10 @@ def label_errors_report(
 
     The search lists the open suspects after `after`, at most `limit` of them (all when None); `suspects_open`
     counts them all and `more_after` is the position to ask from for the next page (None on the last). The open
-    suspects are the review tasks the last search to finish wrote, whichever version it ran for: each is described
-    by that search (`suspects_search`). Class names (not_checked, weak_classes, the estimate's no_support) are stored
-    paths; `display`: as the search recorded them, display paths, for a table people read. Suspects and decisions
-    name classes by id."""
+    suspects are the review tasks the newest search started wrote, whichever version it ran for (a search that ends
+    after a newer one leaves them to it): each is described by that search (`suspects_search`). Class names
+    (not_checked, weak_classes, the estimate's no_support) are stored paths; `display`: as the search recorded them,
+    display paths, for a table people read. Suspects and decisions name classes by id."""
     note = ""
     if search_id is not None:
         search = LabelErrorSearch.objects.filter(project=project, pk=search_id).first()
@@ -169,8 +169,8 @@ def _search_data(
     if search is None:
         return None
     version = _version_at(project, _search_began(search))
-    # The open tasks are the last search to finish's (each search rewrites them as it ends): it describes them.
-    wrote = LabelErrorSearch.objects.filter(project=project).order_by("-created_at", "-pk").first() or search
+    # The open tasks are the newest search started's (training.services.label_errors): it describes them.
+    wrote = latest_label_error_search(project_id=project.pk) or search
     open_tasks = ReviewTask.objects.filter(project=project, reason=ReviewTaskReason.LABEL_ERROR, done=False)
     total = open_tasks.count()
     if after is not None:

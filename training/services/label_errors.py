@@ -14,16 +14,28 @@ While the holdout is small, the search also reports the cross-validated estimate
 95 % intervals (`cross_validated` in its result, which the progress Job stores): the
 model pages show it beside the holdout's figures. That estimate (training.services.cross_validated) cross-validates
 the head a version trains, not the search's logistic regression, which is tuned to rank labels.
+
+Two searches can run at once (each new version queues one, and two `default` workers take them), and the older can
+end last. A search that ends after one started later has ended keeps its own results (its LabelErrorSearch, its
+version's estimate) but leaves the open suspects to that newer search, which judged newer labels: the suspects a
+reviewer works are always those of the newest search started (labeling.selectors.training_seam
+.latest_label_error_search, which the review page headlines). The rule goes by start, not by the active version: a
+search judges the labels as they are, whichever version is active, so after going back to an older version a new
+search's suspects are still the ones worth working.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import numpy as np
+from django.db import transaction
+from django.utils import timezone
 
 from labeling.constants import Progress
-from labeling.models import Job, Project
+from labeling.models import Job, LabelSource, Project, ResolvedLabel
+from labeling.selectors.training_seam import label_error_search_starts
 from labeling.services import jobs as job_services
 from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT
@@ -98,6 +110,32 @@ def _record(
     return summary
 
 
+def _store(
+    *, project: Project, began: datetime, started: float, scores: dict[int, float], **fields
+) -> tuple[dict, set[int]]:
+    """Write the open suspects (`scores`: item id -> score; {} withdraws them) and store the search, both under the
+    project's row lock, so that of two searches ending at once one writes after the other has stored. A search that
+    started at `began`, where one started after it has already been stored, leaves the open suspects as that one
+    wrote them and stores its own (its summary names that search, `superseded_by`). `fields["suspects"]` (the
+    suspects' details) keeps the items still open to a reviewer. Returns the summary and those items."""
+    with transaction.atomic():
+        job_services.project_lock(project_id=project.pk)
+        starts = label_error_search_starts(project_id=project.pk, ended_since=began)
+        newer = max(((start, pk) for pk, start in starts.items() if start > began), default=None)
+        if newer is None:
+            opened = review_tasks_label_errors_set(project=project, scores=scores)  # settled items are left out
+        else:  # as review_tasks_label_errors_set would leave them, without writing
+            settled = ResolvedLabel.objects.filter(item_id__in=list(scores), source=LabelSource.REVIEW)
+            opened = set(scores) - set(settled.values_list("item_id", flat=True))
+        if "suspects" in fields:
+            fields["suspects"] = {key: row for key, row in fields["suspects"].items() if int(key) in opened}
+            fields["flagged"] = len(opened)
+        summary = _record(project=project, started=started, **fields)
+    if newer is not None:
+        summary["superseded_by"] = newer[1]
+    return summary, opened
+
+
 def label_errors_find(
     *,
     project: Project,
@@ -108,7 +146,8 @@ def label_errors_find(
     on_progress: Progress | None = None,
 ) -> dict:
     """Rank the project's labels by how likely they are wrong, (re)write the open label-error review tasks and
-    store the search (LabelErrorSearch) that the page headlines.
+    store the search (LabelErrorSearch) that the page headlines; a search that ends after a newer one leaves the
+    open tasks to it (_store). The search starts when its `job` started (now without one).
 
     Only classes with at least MIN_LABELS_PER_CLASS labels are judged (their labels, and only them as the
     model's alternatives); with fewer than two such classes, or a cross-validated model that agrees with too few
@@ -120,19 +159,21 @@ def label_errors_find(
     from training.ml.label_search import judge
 
     started = time.monotonic()
+    began = job.started_at if job is not None and job.started_at is not None else timezone.now()
     progress = _SearchProgress(job, on_progress)
 
     snap = label_snapshot(project=project)
     if project.is_multi_label:
         outcome = multi_label_search(project=project, snap=snap, folds=folds, C=C, seed=seed, progress=progress)
-        extra = {k: outcome.pop(k) for k in ("decisions_flagged", "already_reviewed") if k in outcome}
-        summary = _record(project=project, started=started, **outcome)
+        scores, decisions = outcome.pop("scores", {}), outcome.pop("decisions_flagged", None)
+        summary, opened = _store(project=project, began=began, started=started, scores=scores, **outcome)
         if summary["status"] != LabelErrorStatus.OK:
             return summary
         return {
             **summary,
-            **extra,
-            "suspects": outcome["flagged"],
+            "decisions_flagged": decisions,
+            "already_reviewed": len(scores) - len(opened),
+            "suspects": len(opened),
             "estimated_share": round(outcome["estimated_share"], 4),
             "share_interval": [round(outcome["share_low"], 4), round(outcome["share_high"], 4)],
             "agreement": round(outcome["agreement"], 4),
@@ -150,7 +191,6 @@ def label_errors_find(
         [classes.names[c], int(counts[c])] for c in np.nonzero((counts > 0) & (counts < MIN_LABELS_PER_CLASS))[0]
     ]
     if len(judged) < 2:
-        review_tasks_label_errors_set(project=project, scores={})
         cross_validated = None
         if counts.sum() >= CROSS_VALIDATED_MIN_LABELS and (counts > 0).sum() >= 2:
             # Too few to judge labels, but a new project's small holdout needs this estimate most.
@@ -161,9 +201,11 @@ def label_errors_find(
                 features, labels, classes.names, folds=folds, seed=seed, project=project, snap=snap,
                 on_fold=_estimate_folds(progress, 0, n),
             )  # fmt: skip
-        return _record(
+        return _store(
             cross_validated=cross_validated,
             project=project,
+            began=began,
+            scores={},  # the open suspects are withdrawn
             started=started,
             status=LabelErrorStatus.TOO_FEW,
             reason=f"Too few labels to judge: the search needs at least {MIN_LABELS_PER_CLASS} labels in each of "
@@ -171,7 +213,7 @@ def label_errors_find(
             f"{int((counts > 0).sum())} labeled ha{'s' if len(judged) == 1 else 've'} that many.",
             labels=int(counts.sum()),
             not_checked=not_checked,
-        )
+        )[0]
     ids, features, labels, classes = labeled_embeddings(project=project, progress=progress, snap=snap)
     all_features, all_labels = features, labels
     # Labels of classes below the minimum are left out entirely: they neither get judged nor serve as the
@@ -227,9 +269,10 @@ def label_errors_find(
     verdict = judge(features, y, probs)
     agreement = verdict.agreement
     if verdict.weak:
-        review_tasks_label_errors_set(project=project, scores={})
-        return _record(
+        return _store(
             project=project,
+            began=began,
+            scores={},  # the open suspects are withdrawn
             started=started,
             status=LabelErrorStatus.WEAK,
             cross_validated=cross_validated,
@@ -238,7 +281,7 @@ def label_errors_find(
             labels=len(ids),
             not_checked=not_checked,
             agreement=agreement,
-        )
+        )[0]
     support, issues = verdict.support, verdict.issues
     share, low, high = error_share_interval(y, probs, seed=seed, support=support)
     flagged = [int(i) for i in verdict.listed]
@@ -255,11 +298,10 @@ def label_errors_find(
             round(float(near[j, predicted[i]]), 2),
             round(float(near[j, y[i]]), 2),
         ]
-    opened = review_tasks_label_errors_set(project=project, scores=scores)  # items a reviewer settled are left out
-    details = {key: row for key, row in details.items() if int(key) in opened}
-    open_count = len(opened)
-    summary = _record(
+    summary, opened = _store(
         project=project,
+        began=began,
+        scores=scores,
         started=started,
         status=LabelErrorStatus.OK,
         cross_validated=cross_validated,
@@ -269,9 +311,9 @@ def label_errors_find(
         estimated_share=share,
         share_low=low,
         share_high=high,
-        flagged=open_count,
         suspects=details,
     )
+    open_count = len(opened)
     return {
         **summary,
         "suspects": open_count,

@@ -18,7 +18,6 @@ import numpy as np
 from labeling.constants import Progress
 from labeling.models import Project
 from labeling.selectors.training_seam import weak_class_note
-from labeling.services.reviews import review_tasks_label_errors_set
 from training.ml.intervals import SMALL_HOLDOUT, widened_to_binomial
 from training.ml.label_search import MIN_LABELS_PER_CLASS, REPEAT_BUDGET, REPEATS
 from training.models import LabelErrorStatus
@@ -58,8 +57,9 @@ def _too_weak_reason(best: list, gate: float) -> str:
 def multi_label_search(
     *, project: Project, snap: LabelSnapshot, folds: int, C: float, seed: int, progress: Progress
 ) -> dict:
-    """The search's outcome as LabelErrorSearch fields (status, reason and the figures), the open review tasks
-    rewritten; `cross_validated` is the estimate the model pages show while the holdout is small."""
+    """The search's outcome as LabelErrorSearch fields (status, reason and the figures; `suspects` every suspect's
+    details) and `scores`, the suspects' review tasks (item id -> score) for label_errors_find to write, {} when
+    nothing is judged; `cross_validated` is the estimate the model pages show while the holdout is small."""
     from training.ml.label_search_multi import (
         MIN_BALANCED_ACCURACY,
         cross_val_present_probs,
@@ -102,7 +102,6 @@ def multi_label_search(
         estimate = multi_label_estimate(project=project, snap=snap, folds=folds, seed=seed, progress=step)
     common = {"labels": len(rows), "not_checked": not_checked, "cross_validated": estimate}
     if not len(judged):
-        review_tasks_label_errors_set(project=project, scores={})
         return {
             **common,
             "status": LabelErrorStatus.TOO_FEW,
@@ -124,7 +123,6 @@ def multi_label_search(
     weak = [_weak_row(v, names[v.cls], targets[:, v.cls]) for v in verdict.verdicts if v.weak]
     common.update(weak_classes=weak, classes_judged=len(verdict.strong))
     if not verdict.strong:
-        review_tasks_label_errors_set(project=project, scores={})
         best = max(weak, key=lambda row: row[1])
         return {
             **common,
@@ -143,8 +141,6 @@ def multi_label_search(
         details.setdefault(str(item_id), {"decisions": []})["decisions"].append(
             [class_ids[s.cls], int(s.given), round(s.p_present, 4), round(s.near_present, 2)]
         )
-    opened = review_tasks_label_errors_set(project=project, scores=scores)  # items a reviewer settled are left out
-    details = {key: row for key, row in details.items() if int(key) in opened}
     return {
         **common,
         "status": LabelErrorStatus.OK,
@@ -152,8 +148,7 @@ def multi_label_search(
         "estimated_share": share,
         "share_low": min(low, share),
         "share_high": max(high, share),
-        "flagged": len(opened),
+        "scores": scores,
         "suspects": details,
         "decisions_flagged": len(verdict.suspects),
-        "already_reviewed": len(scores) - len(opened),
     }
