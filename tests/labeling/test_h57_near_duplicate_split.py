@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling.models import Item, Job, JobStatus, Role, Split
+from labeling.models import Item, Role, Split
 from labeling.services.imports import batches, import_job_create, import_run, item_create_from_bytes
 from labeling.services.imports.validation import Limits, image_inspect
-from tests.factories import api_client, token_client, upload
+from tests.factories import api_client
+from tests.labeling.test_h55_import_reasons import api_import
 
 pytestmark = pytest.mark.django_db
 
@@ -57,19 +58,6 @@ def moved_pairs(n: int = PAIRS) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(found)
 
 
-def api_import(manager, project, capture, files: dict[str, bytes]) -> dict:
-    """POST /api/projects/<slug>/imports/ with the files, as a script sends them; the task runs in process."""
-    with capture(execute=True):
-        answer = token_client(manager).post(
-            f"/api/projects/{project.slug}/imports/", {"files": [upload(n, d) for n, d in files.items()]},
-            format="multipart",
-        )  # fmt: skip
-    assert answer.status_code == 202, answer.content
-    job = Job.objects.get(pk=answer.json()["id"])
-    assert job.status == JobStatus.SUCCEEDED, job.message
-    return job.result
-
-
 def items(manager, project) -> list[dict]:
     """The project's items as GET /api/projects/<slug>/items/ lists them."""
     return api_client(manager).get(f"/api/projects/{project.slug}/items/", {"page_size": 1000}).json()["results"]
@@ -104,10 +92,10 @@ def test_resized_copies_imported_later_join_their_originals_split(
     # Given a project keeping half of its images for the holdout, and 16 pictures imported through the API
     project = project_factory(holdout_fraction=0.5)
     manager = member_of(project, Role.MANAGER)
-    assert api_import(manager, project, django_capture_on_commit_callbacks, originals())["imported"] == PAIRS
+    assert api_import(manager, project, django_capture_on_commit_callbacks, originals()).result["imported"] == PAIRS
 
     # When their copies, resized and saved as JPEGs (each phash 2-4 bits from its original's), are imported
-    result = api_import(manager, project, django_capture_on_commit_callbacks, copies())
+    result = api_import(manager, project, django_capture_on_commit_callbacks, copies()).result
 
     # Then they are imported (other files, other phashes), each in its original's split
     assert (result["imported"], result["duplicates"]) == (PAIRS, 0)
@@ -172,7 +160,7 @@ def test_an_image_takes_the_split_of_the_nearest_stored_image_within_four_bits(
         item_factory(project=project, split=split, phash=flipped(phash(picture), distance, start=8 * n))
 
     # When the picture is imported
-    result = api_import(manager, project, django_capture_on_commit_callbacks, {"new.png": picture})
+    result = api_import(manager, project, django_capture_on_commit_callbacks, {"new.png": picture}).result
 
     # Then it joins the nearest stored image's split when one is 4 bits or fewer away, else its own
     assert result["imported"] == 1

@@ -14,16 +14,14 @@ from django.urls import reverse
 
 from labeling.models import Job, JobKind, JobStatus, Role
 from tests.factories import page_client, token_client
+from tests.training.test_h55_metric_intervals import card_rows, stored_version
 from training.ml.evaluate import evaluate, prediction_summary
 from training.ml.intervals import MIN_BOOTSTRAP_N, headline
 from training.ml.open_accuracy import open_accuracy
-from training.models import ModelVersion
-from training.services.model_card import model_card
 
 pytestmark = pytest.mark.django_db
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "ring"]
-PRE = {"image_size": 64, "crop_pct": 1.0, "interpolation": "bicubic", "mean": [0.5] * 3, "std": [0.5] * 3}
 BOOTSTRAPPED = ["hamming_accuracy", "micro_f1", "macro_f1"]
 
 
@@ -34,21 +32,9 @@ def two_image_multi_label() -> dict:
     return evaluate(probs, [[0, 1, 2], [0]], SHAPES, multi_label=True)
 
 
-def stored_version(project, classes, metrics: dict) -> ModelVersion:
-    return ModelVersion.objects.create(
-        project=project, number=1, artifact_path="x", architecture="tf_efficientnet_lite0",
-        class_ids=[c.pk for c in classes], metrics=metrics, label_count=20, active=True,
-    )  # fmt: skip
-
-
-def card_rows(version: ModelVersion, names: list[str]) -> dict[str, str]:
-    card = model_card(version=version, config={"architecture": "tf_efficientnet_lite0", "preprocessing": PRE},
-                      onnx_diff=1e-6, class_names=names)  # fmt: skip
-    return {line.split(" | ")[0][2:]: line for line in card.splitlines() if line.startswith("| ")}
-
-
 def figure_text(html: str, metric: str) -> str:
-    """The text of the first headline figure of `metric` in `html` (its value, interval or "no interval", n)."""
+    """The text of the first headline figure of `metric` in `html` (its value, interval or "no interval", n), its
+    spaces collapsed (test_h55_metric_intervals' helper keeps the double spaces its tags leave)."""
     match = re.search(rf'<span class="figure" data-metric="{metric}">(.*?)</span></span>', html, re.S)
     assert match, metric
     return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
