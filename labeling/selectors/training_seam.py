@@ -75,7 +75,8 @@ def latest_label_error_search(*, project_id: int) -> Model | None:
     if search_model is None:
         return None
     searches = search_model.objects.filter(project_id=project_id)
-    newest_job = _label_error_jobs(project_id).order_by("-began").values_list("began", flat=True).first()
+    jobs = label_error_search_jobs(project_id=project_id)
+    newest_job = jobs.order_by("-began").values_list("began", flat=True).first()
     if newest_job is None:  # no search has a finished Job (stored by hand, or before Jobs): the last stored
         return searches.order_by("-created_at", "-id").first()
     # Only a search that ended after the newest Job's start can have started after it.
@@ -101,15 +102,19 @@ def label_error_search_starts(*, project_id: int, ended_since: datetime) -> dict
     }
     if not ended:
         return {}
-    jobs = _label_error_jobs(project_id).filter(result__search__in=list(ended))
+    jobs = label_error_search_jobs(project_id=project_id).filter(result__search__in=list(ended))
     begun = {int(pk): began for pk, began in jobs.values_list("result__search", "began")}
     return {pk: begun.get(pk, end_less_duration) for pk, end_less_duration in ended.items()}
 
 
-def _label_error_jobs(project_id: int) -> QuerySet[Job]:
-    """The project's finished label-error searches' Jobs, each with `began` (its start, else when it was asked for)."""
+def label_error_search_jobs(*, project_id: int, result_key: str = "search") -> QuerySet[Job]:
+    """The project's finished label-error searches' Jobs whose result has `result_key`, each with `began`: its start,
+    else when it was asked for. This is when a search started wherever one is dated (the open suspects here, the
+    model page's cross-validated estimate and the label-error API in training.selectors): the newest search is the
+    newest started, not the last to end (two searches run at once after two quick rounds, and the older can end
+    last), nor the last asked for (a search queued before a version and started after it judged with it)."""
     return Job.objects.filter(
-        project_id=project_id, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED, result__has_key="search"
+        project_id=project_id, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED, result__has_key=result_key
     ).annotate(began=Coalesce("started_at", "created_at"))
 
 

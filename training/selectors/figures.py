@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
-from labeling.models import Job, JobKind, JobStatus, Project
+from labeling.models import Job, Project
+from labeling.selectors.training_seam import label_error_search_jobs
 from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, bootstrap_shown, headline
 
 
@@ -158,21 +159,9 @@ def cross_validated_estimate(*, project: Project, version: Any = None) -> CrossV
     `version`, only a search started while that version was the newest: a search runs after each new version, on
     the project's backbone then, so an older search measured another model (after a change of backbone, its
     figure was shown, and written into the new version's model card, as the new version's)."""
-    # Newest by when it started, not when it was asked for (a search queued before the version and started after it
-    # judged with it) nor when it ended (two searches run at once, and the older can end last).
-    jobs = Job.objects.filter(project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED).annotate(
-        began=Coalesce("started_at", "created_at")
-    )
-    if version is not None:
-        jobs = jobs.filter(began__gte=version.created_at)
-        # its creation time only: a version's metrics (a confusion matrix of 3 MB at 1,000 classes) stay undecoded
-        newer = (
-            type(version).objects.filter(project=project, number__gt=version.number)
-            .order_by("number").values_list("created_at", flat=True).first()
-        )  # fmt: skip
-        if newer is not None:
-            jobs = jobs.filter(began__lt=newer)
-    job = jobs.filter(result__has_key="cross_validated").order_by("-began", "-pk").first()
+    # Newest by when it started (training_seam.label_error_search_jobs).
+    jobs = started_in_version(label_error_search_jobs(project_id=project.pk, result_key="cross_validated"), version)
+    job = jobs.order_by("-began", "-pk").first()
     cv = job.result.get("cross_validated") if job is not None and isinstance(job.result, dict) else None
     if not isinstance(cv, dict) or not isinstance(_num(cv.get("n")), float) or not cv.get("n"):
         return None
@@ -196,3 +185,18 @@ def cross_validated_estimate(*, project: Project, version: Any = None) -> CrossV
         multi_label=bool(cv.get("multi_label")),
         extra=[rows[key] for key in ("hamming_accuracy", "micro_f1") if key in rows],  # multi-label figures only
     )
+
+
+def started_in_version(jobs: QuerySet[Job], version: Any) -> QuerySet[Job]:
+    """Of label-error search `jobs` (annotated with `began`: training_seam.label_error_search_jobs), those that
+    started while model `version` was the newest (all of them with None): a search runs after each new version, with
+    that version's backbone, so it measures that version's model."""
+    if version is None:
+        return jobs
+    jobs = jobs.filter(began__gte=version.created_at)
+    # its creation time only: a version's metrics (a confusion matrix of 3 MB at 1,000 classes) stay undecoded
+    newer = (
+        type(version).objects.filter(project_id=version.project_id, number__gt=version.number)
+        .order_by("number").values_list("created_at", flat=True).first()
+    )  # fmt: skip
+    return jobs.filter(began__lt=newer) if newer is not None else jobs

@@ -14,13 +14,13 @@ from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Q
-from django.db.models.functions import Coalesce
 
 from labeling.models import Job, JobKind, JobStatus, Project, ReviewTask, ReviewTaskReason
 from labeling.selectors.classes import class_tree
-from labeling.selectors.training_seam import latest_label_error_search, suspect_decisions
+from labeling.selectors.training_seam import label_error_search_jobs, latest_label_error_search, suspect_decisions
 from training.models import LabelErrorSearch, ModelVersion
 from training.selectors.classes import class_names_stored
+from training.selectors.figures import started_in_version
 from training.selectors.quality import CrossValidated, cross_validated_estimate
 from training.selectors.runs import model_version_active
 
@@ -89,26 +89,10 @@ def label_error_search_pending(*, project: Project) -> Job | None:
     )
 
 
-def _search_jobs(project: Project):
-    """The project's finished searches' Jobs, each with `began`: when it started (when it was asked for, if it has no
-    start), as cross_validated_estimate counts it."""
-    return Job.objects.filter(
-        project=project, kind=JobKind.LABEL_ERRORS, status=JobStatus.SUCCEEDED, result__has_key="search"
-    ).annotate(began=Coalesce("started_at", "created_at"))
-
-
 def _newest_search(project: Project, version: ModelVersion | None) -> LabelErrorSearch | None:
     """The newest search started while `version` was the newest version (any, with None); without a Job to say when
     a search started (none before any version's), the last one stored."""
-    jobs = _search_jobs(project)
-    if version is not None:
-        jobs = jobs.filter(began__gte=version.created_at)
-        newer = (
-            ModelVersion.objects.filter(project=project, number__gt=version.number)
-            .order_by("number").values_list("created_at", flat=True).first()
-        )  # fmt: skip
-        if newer is not None:
-            jobs = jobs.filter(began__lt=newer)
+    jobs = started_in_version(label_error_search_jobs(project_id=project.pk), version)
     search_pk = jobs.order_by("-began", "-pk").values_list("result__search", flat=True).first()
     searches = LabelErrorSearch.objects.filter(project=project)
     if search_pk is not None:
@@ -118,7 +102,8 @@ def _newest_search(project: Project, version: ModelVersion | None) -> LabelError
 
 def _search_began(search: LabelErrorSearch) -> datetime:
     """When `search` started: its Job's start, else its end (created_at) less its duration."""
-    began = _search_jobs(search.project).filter(result__search=search.pk).values_list("began", flat=True).first()
+    jobs = label_error_search_jobs(project_id=search.project_id).filter(result__search=search.pk)
+    began = jobs.values_list("began", flat=True).first()
     return began if began is not None else search.created_at - timedelta(seconds=search.seconds or 0)
 
 
