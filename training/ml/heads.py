@@ -4,7 +4,8 @@ backbone's own classifier layer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,13 @@ from training.ml.config import PSEUDO_ROUNDS, PSEUDO_THRESHOLD
 DEFAULT_L2 = 0.2
 # Tried by cross-validation when fit_head(cv=True) (coarse on purpose: each point is one L-BFGS fit per fold).
 L2_GRID = (0.05, 0.1, 0.2, 0.5, 1.0)
+# A head fit of at most this much work per step (rows learned from x dimensions x classes) runs on one thread. Its
+# L-BFGS step is thousands of small operations (a dot product of the 12,810 weights of 10 classes on 1,280-d
+# features ~30 times per step): a second thread adds a wait at each, and a long one whenever another process holds
+# the other core (the web server and the other workers of `make demo`, a browser). Measured on 2 cores with one
+# busy process beside it (bench/head_threads.py): at 1,800 rows one thread fits 2-4x faster than two; at 12,000
+# rows still faster. Bigger fits keep torch's threads: their matrix products are what a second core speeds up.
+SMALL_FIT_WORK = 50_000_000
 
 
 class LinearHead(nn.Module):
@@ -118,8 +126,24 @@ def _fit(
         loss.backward()
         return loss
 
-    opt.step(closure)
+    learned_from = n + (len(pool[0]) if pool is not None else 0)
+    with _threads(1 if learned_from * d * num_classes <= SMALL_FIT_WORK else None):
+        opt.step(closure)
     return w.detach(), b.detach()
+
+
+@contextmanager
+def _threads(limit: int | None) -> Iterator[None]:
+    """torch's intra-op threads at most `limit` inside (None: unchanged), as they were after."""
+    before = torch.get_num_threads()
+    if limit is None or limit >= before:
+        yield
+        return
+    torch.set_num_threads(limit)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _class_weights(counts: torch.Tensor, n: int) -> torch.Tensor:
