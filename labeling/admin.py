@@ -11,7 +11,7 @@ from labeling import models
 from labeling.forms import ProjectSettingsForm, backbone_pairing_check
 from labeling.permissions import granted_roots_clean
 from labeling.selectors.backbone_weights import weights_choices, weights_unavailable
-from labeling.selectors.classes import class_name_problem
+from labeling.selectors.classes import class_name_clean, class_name_problem, class_name_twin
 
 # The project settings the settings page holds to a range (image size, annotators per image, retraining cadence,
 # rates, GPUs). The admin edits them with the page's own fields, so it refuses what the page refuses, in the same
@@ -108,7 +108,21 @@ class LabelClassAdminForm(forms.ModelForm):
         problem = class_name_problem(name)
         if problem:
             raise ValidationError(problem[:1].upper() + problem[1:] + ("" if problem.endswith(".") else "."))
-        return name
+        return class_name_clean(name)  # stored as every other path stores it (trimmed, NFC)
+
+    def clean(self) -> dict:
+        """No twin among the class's siblings: the same name in any Unicode spelling ("Cafe" + a combining accent and
+        "Café"), as the settings page and imports refuse it. An unchanged name of an older row is left alone."""
+        cleaned = super().clean()
+        name, project = cleaned.get("name"), cleaned.get("project")
+        if name is None or project is None or (self.instance.pk and name == self.instance.name):
+            return cleaned
+        siblings = models.LabelClass.objects.filter(project=project, parent=cleaned.get("parent"))
+        twin = class_name_twin(name, siblings.exclude(pk=self.instance.pk).values_list("name", flat=True))
+        if twin is not None:
+            also = "" if twin == name else " (in other Unicode characters that read the same)"
+            self.add_error("name", f"A class named {twin!r} already exists here{also}.")
+        return cleaned
 
 
 @admin.register(models.LabelClass)

@@ -52,3 +52,46 @@ def test_the_admin_refuses_renaming_to_a_slash_but_saves_an_older_slash_name_unc
     response = staff.post(reverse("admin:labeling_labelclass_change", args=[older.pk]), form_data(older, hotkey="x"))
     assert response.status_code == 302
     assert LabelClass.objects.get(pk=older.pk).hotkey == "x"
+
+
+def test_the_admin_stores_a_new_name_trimmed_and_in_nfc(staff, project_factory):
+    # Given "Café" typed as "Cafe" + a combining acute, with a zero-width space after it (pasted from a document)
+    project = project_factory()
+    response = staff.post(
+        reverse("admin:labeling_labelclass_add"),
+        {"project": project.pk, "name": "Cafe\u0301\u200b", "hotkey": "", "color": "#336699", "order": 0,
+         "_save": "Save"},
+    )  # fmt: skip
+
+    # Then the class is stored as every other way of making one stores it: one "é", nothing invisible
+    assert response.status_code == 302
+    assert list(LabelClass.objects.filter(project=project).values_list("name", flat=True)) == ["Caf\u00e9"]
+
+
+def test_the_admin_refuses_a_twin_in_another_unicode_spelling_and_changes_nothing(staff, label_class_factory):
+    # Given a class "Café" stored before names were normalised (decomposed) and a sibling "Tea"
+    cafe = label_class_factory(name="Cafe\u0301")
+    tea = label_class_factory(project=cafe.project, name="Tea")
+
+    # When staff add a "Café" typed with one "é", or rename "Tea" to it
+    added = staff.post(
+        reverse("admin:labeling_labelclass_add"),
+        {"project": cafe.project_id, "name": "Caf\u00e9", "hotkey": "", "color": "#336699", "order": 0,
+         "_save": "Save"},
+    )  # fmt: skip
+    renamed = staff.post(reverse("admin:labeling_labelclass_change", args=[tea.pk]), form_data(tea, name="Caf\u00e9"))
+
+    # Then both are refused with the reason, and the project keeps its two classes as they were
+    for response in (added, renamed):
+        assert response.status_code == 200
+        assert "already exists here (in other Unicode characters that read the same)" in unescape(
+            response.content.decode()
+        )
+    assert sorted(LabelClass.objects.filter(project=cafe.project).values_list("name", flat=True)) == [
+        "Cafe\u0301",
+        "Tea",
+    ]
+    # ... while the decomposed class itself can still be saved unchanged (its other fields edited)
+    response = staff.post(reverse("admin:labeling_labelclass_change", args=[cafe.pk]), form_data(cafe, hotkey="c"))
+    assert response.status_code == 302
+    assert LabelClass.objects.get(pk=cafe.pk).hotkey == "c"
