@@ -7,6 +7,7 @@ strategies equal training.ml.config.STRATEGIES and that the bundled backbone is 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -41,10 +42,14 @@ INVISIBLE_BLANKS = frozenset(
 _NO_DIRECTION_CONTROLS = dict.fromkeys(map(ord, DIRECTION_CONTROLS))
 
 
-def direction_controls_removed(text: str) -> str:
-    """`text` without DIRECTION_CONTROLS. An imported file's name loses them and its image is imported ("x\u202egnp.exe"
-    showed as "xexe.png"); a class name holding one is refused instead: the manager who typed it can type it again."""
-    return text.translate(_NO_DIRECTION_CONTROLS) if DIRECTION_CONTROLS.intersection(text) else text
+def file_name_cleaned(text: str) -> str:
+    """`text` without DIRECTION_CONTROLS, in Unicode normal form C: an imported file's name as it is stored and
+    matched. It loses its direction controls and its image is imported ("x\u202egnp.exe" showed as "xexe.png"); a
+    class name holding one is refused instead: the manager who typed it can type it again. "café.jpg" from a Mac
+    (an "e" and a combining accent) and in a labels CSV typed on Windows (one "é") is one name."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", text.translate(_NO_DIRECTION_CONTROLS))
 
 
 # The largest id a row can have (a signed 64-bit key). A bigger number in a URL names no row, and the database

@@ -203,3 +203,27 @@ def test_an_imported_file_name_loses_its_right_to_left_override(project, member_
     stored = dict(Item.objects.filter(project=project).values_list("original_name", "resolved__classes"))
     assert stored == {plain: label_cat.pk, f"photo{plain}": None}
     assert [e["name"] for e in Job.objects.get(pk=lone.json()["id"]).errors] == ["scan\\gnp.exe"]
+
+
+def test_a_macs_decomposed_file_name_is_stored_composed_and_a_csv_row_typed_composed_labels_it(
+    project, member_of, capture
+):
+    # Given a zip made on a Mac, whose "Café menu.png" is "Cafe" + a combining accent, and a labels CSV typed on
+    # Windows naming it with one "é" (and the reverse for a second file)
+    label_cat = LabelClass.objects.create(project=project, name="cat", hotkey="1")
+    api = token_client(member_of(project, Role.MANAGER))
+    files = {f"{NFD} menu.png": png_bytes(1), f"{NFC} bill.png": png_bytes(2)}
+    csv = f"filename,label\n{NFC} menu.png,cat\n{NFD} bill.png,cat\n".encode()
+    data = {"files": [upload("menus.zip", zip_of(files))], "csv": [upload("labels.csv", csv)]}
+
+    # When it is imported
+    with capture(execute=True):
+        answer = api.post(f"/api/projects/{project.slug}/imports/", data, format="multipart")
+
+    # Then both images are labeled by their rows, and stored under the composed name, which reads the same
+    assert answer.status_code == 202, answer.content
+    job = Job.objects.get(pk=answer.json()["id"])
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert job.result["labeled"] == 2, job.result
+    stored = dict(Item.objects.filter(project=project).values_list("original_name", "resolved__classes"))
+    assert stored == {f"{NFC} menu.png": label_cat.pk, f"{NFC} bill.png": label_cat.pk}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
-from labeling.constants import direction_controls_removed
+from labeling.constants import file_name_cleaned
 from labeling.services.imports.exported import export_entries
 from labeling.services.imports.folder_classes import DROPPED, FolderClasses, top_folder_left_out
 from labeling.services.imports.sources import (
@@ -72,13 +72,15 @@ def import_sources_collect(
 def _names_shown_in_order(
     entries: list[Entry], errors: list[dict], csv_errors: list[dict], csv_labels: dict[str, list[str]]
 ) -> None:
-    """File names lose their direction controls (labeling.constants.direction_controls_removed), once every name has
-    been matched as given (folders, an export's metadata). A file "cat\u202egnp.exe", which showed as "catexe.png", is
-    imported (its content decides its format) as "catgnp.exe", and a labels CSV row naming it either way labels it."""
+    """File names lose their direction controls and are put in Unicode normal form C
+    (labeling.constants.file_name_cleaned), once every name has been matched as given (folders, an export's
+    metadata). A file "cat\u202egnp.exe", which showed as "catexe.png", is imported (its content decides its format)
+    as "catgnp.exe", and a labels CSV row naming it either way labels it; so is a Mac's "cafe\u0301.jpg" by a row
+    naming "café.jpg"."""
     for entry in entries:
-        entry.name = direction_controls_removed(entry.name)
-        entry.archive = entry.archive and direction_controls_removed(entry.archive)
+        entry.name = file_name_cleaned(entry.name)
+        entry.archive = entry.archive and file_name_cleaned(entry.archive)
     for error in (*errors, *csv_errors):
-        error["name"] = direction_controls_removed(error["name"])
-    for name in [name for name in csv_labels if direction_controls_removed(name) != name]:
-        csv_labels.setdefault(direction_controls_removed(name), csv_labels.pop(name))
+        error["name"] = file_name_cleaned(error["name"])
+    for name in [name for name in csv_labels if file_name_cleaned(name) != name]:
+        csv_labels.setdefault(file_name_cleaned(name), csv_labels.pop(name))

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from labeling.constants import direction_controls_removed
+from labeling.constants import file_name_cleaned
 from labeling.models import Job, JobKind, JobStatus, Project
 from labeling.services.dispatch import task_send
 from labeling.services.imports.run import staging_remove
@@ -201,7 +201,7 @@ def staged_uploads_add(
         with open(directory / "manifest.jsonl", "a", encoding="utf-8") as manifest:
             for line in lines:
                 if "reason" in line:  # a refused file is named as imported ones are (imports.collect says why)
-                    line["name"] = direction_controls_removed(line["name"])
+                    line["name"] = file_name_cleaned(line["name"])
                 manifest.write(json.dumps(line, ensure_ascii=False) + "\n")
         if batch:
             done.write_text(str(staged))
