@@ -38,9 +38,16 @@ from serving.services.send_to_queue import predictions_send_to_queue
 class MonitoringDaySerializer(serializers.Serializer):
     day = serializers.DateField()
     count = serializers.IntegerField()
-    median = serializers.FloatField(allow_null=True, help_text="Median confidence (from a 20-bin histogram).")
-    p10 = serializers.FloatField(allow_null=True, help_text="10th percentile of the confidence.")
-    low_share = serializers.FloatField(allow_null=True, help_text="Share below low_confidence_threshold.")
+    median = serializers.FloatField(
+        allow_null=True,
+        help_text="Median confidence, approximate (20 bins): read from a 20-bin histogram, interpolated within its "
+        "bin, so off by less than 0.05.",
+    )
+    p10 = serializers.FloatField(
+        allow_null=True,
+        help_text="10th percentile of the confidence, approximate (20 bins) as the median is: off by less than 0.05.",
+    )
+    low_share = serializers.FloatField(allow_null=True, help_text="Share below low_confidence_threshold (exact).")
 
 
 class MonitoringLatencySerializer(serializers.Serializer):
@@ -96,10 +103,15 @@ class MonitoringDriftSerializer(serializers.Serializer):
 class MonitoringAccuracySerializer(serializers.Serializer):
     version = serializers.IntegerField(source="version_number")
     n = serializers.IntegerField(
-        help_text="Production images of this version that people labeled after they were sent to the queue."
+        help_text="Production images of this version that people labeled after they were sent to the queue: one per "
+        "image (by content), however many times the version was asked about it. The interval is on these."
+    )
+    predictions = serializers.IntegerField(
+        help_text="The version's sent predictions of those images (a repeated request counts each time)."
     )
     correct = serializers.IntegerField(
-        help_text="Top class one of the labeled classes; multi-label: the predicted classes are the labeled ones."
+        help_text="Images whose top class is one of the labeled classes; multi-label: the predicted classes are the "
+        "labeled ones."
     )
     accuracy = serializers.FloatField()
     low = serializers.FloatField(help_text="Lower end of the Wilson 95 % interval.")
@@ -124,7 +136,8 @@ class MonitoringOutputSerializer(serializers.Serializer):
     drift = MonitoringDriftSerializer(many=True, help_text="The newest drift reports, oldest first.")
     drift_running = serializers.SerializerMethodField(help_text="True while a drift check runs.")
     live_accuracy = MonitoringAccuracySerializer(
-        many=True, help_text="Per version, on the sent production images people labeled after they were sent."
+        many=True,
+        help_text="Per version, on the sent production images people labeled after they were sent (each image once).",
     )
     live_labeled_before = serializers.IntegerField(
         help_text="Sent images left out of live_accuracy: the project had labeled them before they were sent "
@@ -170,15 +183,34 @@ class MonitoringApi(ProjectView, APIView):
         return Response(MonitoringOutputSerializer(figures).data)
 
 
+class RefusesUnknownFields:
+    """A serializer mixin: a field it does not take is refused (400 "Unknown field(s): count. Accepted: ...", naming
+    the fields it takes), not ignored: a misspelt field must not answer 200 or 202 and do the default."""
+
+    # Sent by a browser form posting with a session; not a field.
+    IGNORED = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data):
+        accepted = [name for name, field in self.fields.items() if not field.read_only]
+        known = {*accepted, *self.IGNORED}
+        unknown = sorted(str(key) for key in data if key not in known) if isinstance(data, Mapping) else []
+        if unknown:
+            shown = ", ".join(key if key.isidentifier() else repr(key[:60]) for key in unknown)  # "", "a b": quoted
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [f"Unknown field(s): {shown}. Accepted: {', '.join(accepted)}."]}
+            )
+        return super().to_internal_value(data)
+
+
 class SendToQueueApi(ProjectView, APIView):
     """Send production predictions (with kept images, not sent before) to the front of the labeling queue: an import
     job that validates and deduplicates them. Poll /jobs/<id>/. The job's `params.send_counts` say how many images
     it sends (`sent`) and how many the project already had (`already_in_project`: not sent again, and no longer
-    offered). 400 when the filters are invalid or match nothing."""
+    offered). 400 when the filters are invalid or match nothing, or a field is not one of them (nothing is sent)."""
 
     capability = Capability.MANAGE
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(RefusesUnknownFields, serializers.Serializer):
         order = serializers.ChoiceField(choices=Order.CHOICES, default=Order.LOWEST_CONFIDENCE)
         limit = serializers.IntegerField(min_value=1, max_value=MAX_SEND, default=50)
         top_class = serializers.CharField(
@@ -278,15 +310,14 @@ class ServingKeyRevokeApi(ProjectView, APIView):
         return Response(ServingKeyOutputSerializer(key).data)
 
 
-class AlertSettingsSerializer(serializers.ModelSerializer):
-    """The alert settings; the thresholds' ranges are ServingSettings' own validators."""
+class AlertSettingsSerializer(RefusesUnknownFields, serializers.ModelSerializer):
+    """The alert settings; the thresholds' ranges are ServingSettings' own validators. A field that is not a setting
+    is a 400 naming it and the settings: a misspelt "drift_p_value" must not answer 200 and change nothing."""
 
     secret_hint = serializers.CharField(
         read_only=True, help_text="The webhook secret's last 4 characters (POST .../secret/ makes a new one)."
     )
     webhook_set = serializers.SerializerMethodField(help_text="True when a webhook URL is set.")
-    # Sent by a browser form posting with a session; not a setting.
-    IGNORED = frozenset({"csrfmiddlewaretoken"})
 
     class Meta:
         model = ServingSettings
@@ -301,19 +332,6 @@ class AlertSettingsSerializer(serializers.ModelSerializer):
 
     def get_webhook_set(self, settings) -> bool:
         return bool(settings.webhook_url)
-
-    def to_internal_value(self, data):
-        """The values; a field that is not a setting is refused (400, naming it and the settings), not ignored: a
-        misspelt "drift_p_value" must not answer 200 and change nothing."""
-        accepted = [name for name, field in self.fields.items() if not field.read_only]
-        known = {*accepted, *self.IGNORED}
-        unknown = sorted(str(key) for key in data if key not in known) if isinstance(data, Mapping) else []
-        if unknown:
-            shown = ", ".join(key if key.isidentifier() else repr(key[:60]) for key in unknown)  # "", "a b": quoted
-            raise serializers.ValidationError(
-                {api_settings.NON_FIELD_ERRORS_KEY: [f"Unknown field(s): {shown}. Accepted: {', '.join(accepted)}."]}
-            )
-        return super().to_internal_value(data)
 
 
 class AlertThresholdsSerializer(AlertSettingsSerializer):

@@ -10,6 +10,7 @@ to 1/CONFIDENCE_BINS), which SQLite and PostgreSQL both compute.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -69,11 +70,12 @@ class ClassShare:
 @dataclass(frozen=True)
 class LiveAccuracy:
     version_number: int
-    n: int
+    n: int  # images: the predictions of one image by the version count once
     correct: int
     accuracy: float
-    low: float
+    low: float  # Wilson 95 % interval on n
     high: float
+    predictions: int = 0  # the sent predictions of those images (a request repeated counts each time)
 
 
 @dataclass(frozen=True)
@@ -268,11 +270,13 @@ def class_mix(
 
 def live_accuracy(*, project: Project, ids: dict[str, int]) -> tuple[list[LiveAccuracy], int]:
     """Per version: of the production images sent to the queue that people labeled after the send, how many the
-    version got right, with a Wilson 95 % interval; and how many sent images are left out because the project had
-    labeled them before they were sent. Right: the top class is one of the resolved classes; in a multi-label
-    project, the predicted classes are the resolved ones (subset accuracy, as on the model page). Compared by class
-    id: the logged names map to classes through `ids`, the project's class_ids_by_logged_name (a name no class has
-    any more is never right).
+    version got right, with a Wilson 95 % interval on the images; and how many sent images are left out because the
+    project had labeled them before they were sent. An image (by its sha256, as the send's import dedups it) is one
+    trial however many times the version was asked about it: repeated requests are not independent, and counting
+    each would narrow the interval. Its prediction is the one sent first. Right: the top class is one of the resolved
+    classes; in a multi-label project, the predicted classes are the resolved ones (subset accuracy, as on the model
+    page). Compared by class id: the logged names map to classes through `ids`, the project's
+    class_ids_by_logged_name (a name no class has any more is never right).
 
     A label counts only when it was made on or after the send: the item's resolved label set then, and no label
     (annotation, skips aside) on the item from before. The version answered before the send, so it never trained
@@ -307,28 +311,38 @@ def live_accuracy(*, project: Project, ids: dict[str, int]) -> tuple[list[LiveAc
         resolvedlabel__item_id__in=item_of.values()
     ).values_list("resolvedlabel__item_id", "labelclass_id"):
         labels.setdefault(item_id, set()).add(class_id)
-    tally: dict[int, list[int]] = {}
-    labeled_before = 0
-    for version, top, sha, log_id, queued_at in sent:
+    # One image, one trial: the predictions of one image by one version (a request repeated, a retry, the same file
+    # in a batch) count once, as its earliest-sent prediction (the newest of that send). Sent newest first: the
+    # later rows of an image replace an earlier pick only when they were sent before it.
+    first_sent: dict[tuple[int, str], tuple] = {}
+    for row in sent:
+        key = (row[0], row[2])
+        if key not in first_sent or row[4] < first_sent[key][4]:
+            first_sent[key] = row
+    tally: dict[int, list[int]] = {}  # version -> [images, right, predictions]
+    before: set[str] = set()  # images left out for a version that may have trained on their label
+    repeats = Counter((row[0], row[2]) for row in sent)
+    for (version, sha), (_, top, _, log_id, queued_at) in first_sent.items():
         item_id = item_of.get(sha)
         if item_id is None or (item_id not in labels and not multi):
             continue  # not labeled yet, or labeled "none of these" (in a multi-label project: no class present)
         earliest = first_label.get(item_id)
         if resolved_at[item_id] < queued_at or (earliest is not None and earliest < queued_at):
-            labeled_before += 1
+            before.add(sha)
             continue
-        counts = tally.setdefault(version, [0, 0])
+        counts = tally.setdefault(version, [0, 0, 0])
         counts[0] += 1
+        counts[2] += repeats[(version, sha)]
         if multi:
             counts[1] += predicted.get(log_id, set()) == labels.get(item_id, set())
         else:
             counts[1] += ids.get(top, top) in labels[item_id]
     out = []
     for version in sorted(tally):
-        n, correct = tally[version]
+        n, correct, predictions = tally[version]
         low, high = wilson_interval(correct, n)
-        out.append(LiveAccuracy(version, n, correct, correct / n, low, high))
-    return out, labeled_before
+        out.append(LiveAccuracy(version, n, correct, correct / n, low, high, predictions))
+    return out, len(before)
 
 
 def drift_reports(*, project: Project) -> tuple[list[DriftReport], DriftReport | None]:

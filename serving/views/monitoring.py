@@ -24,7 +24,7 @@ from labeling.selectors.classes import class_path_normalize
 from serving.charts import time_chart
 from serving.forms import AlertSettingsForm
 from serving.selectors.alerts import alert_settings_of
-from serving.selectors.monitoring import DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, monitoring_of
+from serving.selectors.monitoring import CONFIDENCE_BINS, DEFAULT_DAYS, MAX_DAYS, MAX_SEND, Monitoring, monitoring_of
 from serving.selectors.send_selection import Order, Selection
 from serving.selectors.sent import send_outcome
 from serving.services.drift import DriftCheckError, drift_check_request
@@ -192,6 +192,8 @@ def monitoring_page(request: HttpRequest, *, send_form: SendForm | None = None, 
         "drift_requested": _drift_waiting(request, figures),
         "multi_label_threshold": MULTI_LABEL_THRESHOLD,
         "reference_max": REFERENCE_MAX,
+        "confidence_bins": CONFIDENCE_BINS,
+        "confidence_bin_width": 1 / CONFIDENCE_BINS,
     }
     return render(request, "serving/monitoring.html", context, status=status)
 
