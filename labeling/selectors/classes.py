@@ -29,8 +29,15 @@ NAME_SEPARATOR_PROBLEM = (
     "a class name cannot contain '/' (“{name}”): it separates the levels of a path, so “a/b” means b under a"
 )
 
-# Whitespace and zero-width characters at either end of a name (labeling.constants.ZERO_WIDTH says why)
-_NAME_EDGES = re.compile(f"^[\\s{ZERO_WIDTH}]+|[\\s{ZERO_WIDTH}]+$")
+# Whitespace, zero-width characters (labeling.constants.ZERO_WIDTH says why) and the direction marks (LRM, RLM, ALM:
+# they order a word's neighbours, and at a name's end they have none) at either end of a name
+_NAME_EDGES = re.compile(f"^[\\s{ZERO_WIDTH}\u200e\u200f\u061c]+|[\\s{ZERO_WIDTH}\u200e\u200f\u061c]+$")
+# Not seen when a name is read: Unicode's format characters (zero-width space, joiners, direction marks, soft hyphen;
+# category Cf) but the tags, which tell one subdivision flag from another, the combining grapheme joiner and the
+# variation selectors. Two sibling names equal without them are twins (class_name_twin): "Ca\u200bfé" is "Café".
+_UNSEEN = re.compile(
+    "[\u034f\ufe00-\ufe0f" + "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf") + "]"
+)
 
 ClassTree = Mapping[int, tuple[str, int | None]]  # class id -> (name, parent id)
 
@@ -77,11 +84,19 @@ def class_name_clean(name: str) -> str:
     return unicodedata.normalize("NFC", _NAME_EDGES.sub("", name))
 
 
+def class_name_read(name: str) -> str:
+    """`name` as a reader sees it: cleaned (class_name_clean), without the characters that show nothing inside it
+    (_UNSEEN)."""
+    return _UNSEEN.sub("", class_name_clean(name))
+
+
 def class_name_twin(name: str, names: Iterable[str]) -> str | None:
-    """The one of `names` (a class's siblings) that is `name` once both are cleaned (class_name_clean), or None: a
-    class stored before names were cleaned ("Cafe\u0301") is the twin of a new "Café"."""
-    wanted = class_name_clean(name)
-    return next((other for other in names if class_name_clean(other) == wanted), None)
+    """The one of `names` (a class's siblings) that reads as `name` does (class_name_read), or None: a class stored
+    before names were cleaned ("Cafe\u0301") is the twin of a new "Café", and so is a "Ca\u200bfé" (a zero-width
+    space inside) or a "Café\u200f". Inside a name such characters are kept (a Thai name's word breaks, a Persian
+    non-joiner, an emoji's joiner); a sibling that reads the same is refused."""
+    wanted = class_name_read(name)
+    return next((other for other in names if class_name_read(other) == wanted), None)
 
 
 def _invisible(ch: str) -> bool:

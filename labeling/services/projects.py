@@ -229,7 +229,7 @@ def _refuse_twin(name: str, siblings) -> None:
     twin = class_name_twin(name, siblings.values_list("name", flat=True))
     if twin is not None:
         also = "" if twin == name else " (in other Unicode characters that read the same)"
-        raise ValidationError(f"A class named {name!r} already exists here{also}.")
+        raise ValidationError(f"A class named {twin!r} already exists here{also}.")
 
 
 def _refuse_path_collision(*, project: Project, name: str, parent: LabelClass | None) -> None:
@@ -272,6 +272,7 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
                 new[key] = (parts[depth], class_path(parts[:depth]) if depth else None)
     if not new:
         return existing
+    _refuse_new_twins(existing, new)
     used = _used_hotkeys(project)
     own = name_hotkeys(used, [name for name, _parent in new.values()])
     keys = _free_hotkeys(used, own.values())
@@ -295,6 +296,23 @@ def label_classes_from_paths(*, project: Project, paths: list[str]) -> dict[str,
         LabelClass.objects.bulk_create([rows[key] for key in levels[level]], batch_size=1000)
     existing.update(rows)
     return existing
+
+
+def _refuse_new_twins(existing: dict[str, LabelClass], new: dict[str, tuple[str, str | None]]) -> None:
+    """A ValidationError where a new class (stored path -> (name, parent's path)) reads as a sibling does, existing
+    or new, without being it (class_name_twin: "Ca\u200bfé" beside "Café"); the import makes no class then."""
+    siblings: dict[str, list[str]] = {}
+    for path in [*existing, *new]:
+        parent, _, leaf = path.rpartition(PATH_SEPARATOR)
+        siblings.setdefault(parent, []).append(leaf)
+    for name, parent in new.values():
+        twin = class_name_twin(name, [other for other in siblings[parent or ""] if other != name])
+        if twin is not None:
+            where = f" under “{class_path_display(parent.split(PATH_SEPARATOR))}”" if parent else ""
+            raise ValidationError(
+                f"The class {name!r}{where} reads the same as {twin!r} beside it (they differ only in characters that "
+                "show nothing, such as a zero-width space): use the one spelling."
+            )
 
 
 def label_class_rename(*, project: Project, class_id: int, name: str) -> LabelClass:

@@ -95,3 +95,17 @@ def test_the_admin_refuses_a_twin_in_another_unicode_spelling_and_changes_nothin
     response = staff.post(reverse("admin:labeling_labelclass_change", args=[cafe.pk]), form_data(cafe, hotkey="c"))
     assert response.status_code == 302
     assert LabelClass.objects.get(pk=cafe.pk).hotkey == "c"
+
+
+def test_the_admin_names_an_exact_duplicate_as_the_other_pages_do(staff, label_class_factory):
+    # Reported (h58 P3): the admin answered a clash with 'Constraint "labelclass_unique_root_name" is violated.'
+    tea = label_class_factory(name="Tea")
+    response = staff.post(
+        reverse("admin:labeling_labelclass_add"),
+        {"project": tea.project_id, "name": "Tea", "hotkey": "", "color": "#336699", "order": 0, "_save": "Save"},
+    )
+    text = unescape(response.content.decode())
+    assert response.status_code == 200
+    assert "A class named 'Tea' already exists here." in text
+    assert "Constraint" not in text
+    assert LabelClass.objects.filter(project=tea.project).count() == 1

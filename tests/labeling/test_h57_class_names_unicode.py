@@ -227,3 +227,45 @@ def test_a_macs_decomposed_file_name_is_stored_composed_and_a_csv_row_typed_comp
     assert job.result["labeled"] == 2, job.result
     stored = dict(Item.objects.filter(project=project).values_list("original_name", "resolved__classes"))
     assert stored == {f"{NFC} menu.png": label_cat.pk, f"{NFC} bill.png": label_cat.pk}
+
+
+def test_a_name_that_reads_as_a_siblings_with_an_unseen_character_inside_is_refused_everywhere(
+    project, member_of, capture
+):
+    # Reported (h58 P3): "Ca\u200bfé" (a zero-width space inside) and "Café\u200f" (a right-to-left mark after it)
+    # were made beside "Café"
+    cafe = LabelClass.objects.create(project=project, name=NFC, hotkey="1", order=0)
+    api = token_client(member_of(project, Role.MANAGER))
+    url = f"/api/projects/{project.slug}/classes/create/"
+
+    inside = api.post(url, {"name": "Ca\u200bf\u00e9"}, format="json")
+    joiner = api.post(url, {"name": "Ca\u034ff\u00e9"}, format="json")
+    mark = api.post(url, {"name": f"{NFC}\u200f"}, format="json")
+    data = {
+        "files": [upload("c.png", png_bytes(3))],
+        "csv": [upload("l.csv", "filename,label\nc.png,Caf\u00ad\u00e9\n".encode())],
+    }
+    with capture(execute=True):
+        imported = api.post(f"/api/projects/{project.slug}/imports/", data, format="multipart")
+
+    # Then each is refused as the class there, and nothing is made (the import's image is not labeled)
+    for answer in (inside, joiner):
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["detail"] == [
+            f"A class named {NFC!r} already exists here (in other Unicode characters that read the same)."
+        ]
+    assert mark.status_code == 400, mark.content  # the mark at its end is trimmed: "Café" itself
+    job = Job.objects.get(pk=imported.json()["id"])
+    assert "reads the same as 'Café'" in (job.message + str(job.errors)), (job.message, job.errors)
+    assert list(LabelClass.objects.filter(project=project)) == [cafe]
+    assert not ResolvedLabel.objects.filter(item__project=project).exists()
+
+
+def test_unseen_characters_inside_a_name_are_kept_where_no_sibling_reads_the_same(project, member_of):
+    # A Thai name's zero-width space marks a word break; a right-to-left mark at a name's end is trimmed
+    api = token_client(member_of(project, Role.MANAGER))
+    url = f"/api/projects/{project.slug}/classes/create/"
+    thai = "\u0e41\u0e21\u0e27\u200b\u0e1b\u0e48\u0e32"
+    made = [api.post(url, {"name": name}, format="json") for name in (thai, "abc\u200f")]
+    assert [a.status_code for a in made] == [201, 201], [a.content for a in made]
+    assert sorted(names(project)) == sorted([thai, "abc"])
