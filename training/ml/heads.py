@@ -24,9 +24,9 @@ L2_GRID = (0.05, 0.1, 0.2, 0.5, 1.0)
 # A head fit of at most this much work per step (rows learned from x dimensions x classes) runs on one thread. Its
 # L-BFGS step is thousands of small operations (a dot product of the 12,810 weights of 10 classes on 1,280-d
 # features ~30 times per step): a second thread adds a wait at each, and a long one whenever another process holds
-# the other core (the web server and the other workers of `make demo`, a browser). Measured on 2 cores with one
-# busy process beside it (bench/head_threads.py): at 1,800 rows one thread fits 2-4x faster than two; at 12,000
-# rows still faster. Bigger fits keep torch's threads: their matrix products are what a second core speeds up.
+# the other core (the web server and the other workers of `make demo`, a browser). bench/head_threads.py, on 2 cores
+# beside a busy process: 1,800 rows (the digits demo) 9.8 s with torch's 2 threads, 0.9 s with one. Bigger fits keep
+# torch's threads, whose matrix products a free second core does speed up.
 SMALL_FIT_WORK = 50_000_000
 
 
