@@ -67,6 +67,7 @@ class _Run:
     folder_classes: FolderClasses = field(default_factory=FolderClasses)  # which folder became which class
     relabeled: Relabeled = field(default_factory=Relabeled)  # import labels a CSV replaced
     fronted: int = 0  # images put at the front of the queue so far (job.params["to_front"]: import_job_create)
+    labels_csv: dict | None = None  # a labels CSV read as Windows-1252: csv_encoding.cp1252_note
 
     def reject(self, name: str, reason: str, *, duplicate: bool = False) -> None:
         self.counts["duplicates" if duplicate else "rejected"] += 1
@@ -105,6 +106,7 @@ class _Run:
             **({"new_classes": made} if made else {}),
             **({"folder_classes": folders} if folders else {}),
             **self.relabeled.report(),
+            **({"labels_csv": self.labels_csv} if self.labels_csv else {}),
         }
 
     def label_error(self, name: str, reason: str) -> None:

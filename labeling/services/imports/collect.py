@@ -23,10 +23,16 @@ from labeling.services.imports.sources import (
 
 
 def import_sources_collect(
-    params: dict, errors: list[dict], csv_errors: list[dict], *, root_classes: Collection[str] = ()
+    params: dict,
+    errors: list[dict],
+    csv_errors: list[dict],
+    *,
+    root_classes: Collection[str] = (),
+    read_as_1252: list[str] | None = None,
 ) -> tuple[list[Entry], dict[str, list[str]], FolderClasses]:
     """The job's files, its labels CSV, and with labels_from_folders the report of which folder became which class
-    (folder_classes: `root_classes`, the project's root class names, are never a top folder left out)."""
+    (folder_classes: `root_classes`, the project's root class names, are never a top folder left out). The words of
+    a labels CSV read as Windows-1252 go in `read_as_1252` (the page's upload read it so before: its params say)."""
     labels_from_folders = bool(params.get("labels_from_folders"))
     sources = params.get("sources", [])
     notes: list[dict] = []
@@ -59,7 +65,9 @@ def import_sources_collect(
     csv_labels: dict[str, list[str]] = {}
     if params.get("csv"):
         try:
-            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors)
+            csv_labels = label_csv_parse(Path(params["csv"]).read_bytes(), errors=csv_errors, read_as_1252=read_as_1252)
+            if read_as_1252 is not None:
+                read_as_1252 += [w for w in params.get("csv_read_as_1252", []) if w not in read_as_1252]
         except OSError as exc:
             csv_errors.append({"name": "labels CSV", "reason": f"could not be read ({exc})"})
     folders = FolderClasses()

@@ -34,6 +34,7 @@ from labeling.services.imports.batches import (
 )
 from labeling.services.imports.class_names import ClassNames
 from labeling.services.imports.collect import import_sources_collect
+from labeling.services.imports.csv_encoding import cp1252_note
 from labeling.services.imports.validation import Inspected, Limits, inspect_or_reason
 from labeling.services.jobs import job_finish, job_start
 from labeling.services.time_limits import SoftLimit
@@ -131,7 +132,11 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
     # A top folder the first attempt left out stays out, though it may have made a root class of that name since
     left_out = {t["folder"] for t in (previous.get("folder_classes") or {}).get("top_folders", []) if t["left_out"]}
     roots = {path for path in run.classes if PATH_SEPARATOR not in path} - left_out
-    entries, run.csv_labels, run.folder_classes = import_sources_collect(params, errors, csv_errors, root_classes=roots)
+    read_as_1252: list[str] = []  # a labels CSV's words read as Windows-1252: the result quotes them
+    entries, run.csv_labels, run.folder_classes = import_sources_collect(
+        params, errors, csv_errors, root_classes=roots, read_as_1252=read_as_1252
+    )
+    run.labels_csv = cp1252_note(read_as_1252) if read_as_1252 else None
     if resume_from:
         run.counts.update({k: v for k, v in previous.items() if k in run.counts})
         run.by_reason.update(previous.get("rejected_by_reason") or {})

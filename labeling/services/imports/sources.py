@@ -24,12 +24,13 @@ from django.conf import settings
 
 from labeling.selectors.classes import class_path, class_path_parse
 from labeling.services.imports.archives import zip_open_checked
-from labeling.services.imports.csv_encoding import cp1252_odd_word, likely_encoding
+from labeling.services.imports.csv_encoding import cp1252_odd_word, cp1252_words, likely_encodings
 from labeling.services.imports.folder_classes import top_folder_left_out
 from labeling.services.imports.validation import binary_size
 
 SPLIT_DIR_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
 JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini", "Icon\r"}
+SAVE_AS = "save it as UTF-8 CSV"
 
 
 @dataclass
@@ -201,18 +202,20 @@ def _csv_delimiter(text: str) -> str:
     return "\t" if "\t" in first else ";" if ";" in first else ","
 
 
-def label_csv_text(data: bytes, *, errors: list[dict]) -> str | None:
+def label_csv_text(data: bytes, *, errors: list[dict], read_as_1252: list[str] | None = None) -> str | None:
     """A labels CSV's text: UTF-8 (with or without its BOM), UTF-16 with its BOM (Excel's "Unicode Text"), or
     Windows-1252 (Excel's "CSV (Comma delimited)" on Windows) where it reads as Western text; None, with one line in
     `errors`, for anything else. A Japanese or Chinese Excel's CSV decodes as Windows-1252 too, as mojibake ("”L" for
-    猫): csv_encoding tells it by its words and names the encoding it likely is."""
+    猫): csv_encoding tells it by its words and names the encoding it likely is. Text read as Windows-1252 adds its
+    words with other than ASCII letters to `read_as_1252`: a Central European word may read as a Western one
+    ("Gdañsk"), and the job quotes them (csv_encoding.cp1252_note)."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             errors.append({"name": "labels CSV", "reason": "starts as UTF-16 text but is not: save it as UTF-8 CSV"})
             return None
-    reason = "not UTF-8 (or Windows-1252) text: save it as UTF-8 CSV"
+    reason = f"not UTF-8 (or Windows-1252) text: {SAVE_AS}"
     if b"\x00" not in data:  # UTF-16 without its byte order mark, or no text at all, would read as rows of NULs
         try:
             return data.decode("utf-8-sig")
@@ -224,23 +227,29 @@ def label_csv_text(data: bytes, *, errors: list[dict]) -> str | None:
             text = odd = None
         else:
             if (odd := cp1252_odd_word(text)) is None:
+                if read_as_1252 is not None:
+                    read_as_1252 += [word for word in cp1252_words(text) if word not in read_as_1252]
                 return text
-        seen = f' (Windows-1252 would read "{odd[:40]}")' if odd else ""
-        if guess := likely_encoding(data):
-            reason = f"looks like {guess} text, not UTF-8 or Windows-1252{seen}: save it as UTF-8 CSV"
+        seen = f'Windows-1252 would read "{odd[:40]}"' if odd else ""
+        guesses = likely_encodings(data)
+        if len(guesses) == 1:
+            reason = f"looks like {guesses[0]} text, not UTF-8 or Windows-1252{f' ({seen})' * bool(seen)}: {SAVE_AS}"
+        elif guesses:  # a few words that several encodings read about as well: no one named as the answer
+            perhaps = f"{', '.join(guesses[:-1])} or {guesses[-1]}"
+            reason = f"not UTF-8 or Windows-1252 text (perhaps {perhaps}{f'; {seen}' * bool(seen)}): {SAVE_AS}"
         elif odd:
-            reason = f'not UTF-8 text, and as Windows-1252 it would read "{odd[:40]}": save it as UTF-8 CSV'
+            reason = f'not UTF-8 text, and as Windows-1252 it would read "{odd[:40]}": {SAVE_AS}'
     errors.append({"name": "labels CSV", "reason": reason})
     return None
 
 
-def label_csv_parse(data: bytes, *, errors: list[dict]) -> dict[str, list[str]]:
+def label_csv_parse(data: bytes, *, errors: list[dict], read_as_1252: list[str] | None = None) -> dict[str, list[str]]:
     """`filename,label` rows (header optional) -> name -> class paths. "a/b" is a hierarchy, "a;b" multi-label.
 
     A bad row is refused by its row number and reason (its file is still imported, unlabeled); the other
-    rows go on.
+    rows go on. `read_as_1252`: label_csv_text's.
     """
-    text = label_csv_text(data, errors=errors)
+    text = label_csv_text(data, errors=errors, read_as_1252=read_as_1252)
     if text is None:
         return {}
     labels: dict[str, list[str]] = {}

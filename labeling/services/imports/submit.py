@@ -234,12 +234,13 @@ def import_job_from_staging(
         shutil.rmtree(directory, ignore_errors=True)
         raise ValidationError("No files were uploaded.")
     csv_path = None
+    read_as_1252: list[str] = []  # the words of a CSV read as Windows-1252: the job quotes them
     if csvs:
         csv_path = directory / "labels.csv"
         with open(csv_path, "wb") as out:
             for path in csvs:  # as UTF-8 text, one after the other (a UTF-16 one too); undecodable bytes as they are
                 data = path.read_bytes()
-                text = label_csv_text(data, errors=[])
+                text = label_csv_text(data, errors=[], read_as_1252=read_as_1252)
                 out.write(data.rstrip(b"\r\n") + b"\n" if text is None else text.rstrip("\r\n").encode() + b"\n")
     return import_job_create(
         project=project,
@@ -250,6 +251,7 @@ def import_job_from_staging(
         dropped_folder=dropped_folder,
         staging_dir=str(directory),
         errors=errors,
+        csv_read_as_1252=read_as_1252,
     )
 
 
@@ -264,10 +266,13 @@ def import_job_create(
     staging_dir: str | None = None,
     errors: list[dict] | None = None,
     to_front: bool = False,
+    csv_read_as_1252: list[str] | None = None,
 ) -> Job:
     """`to_front`: the new images go into the training split at the front of the labeling queue, in the order of
     `sources` (images picked because the model finds them hard, as the strategy's picks are; the next scoring ranks
-    them with the rest); a copy of a holdout image (same perceptual hash) stays in the holdout, at its front."""
+    them with the rest); a copy of a holdout image (same perceptual hash) stays in the holdout, at its front.
+    `csv_read_as_1252`: the words of an uploaded labels CSV that the upload read as Windows-1252 (it stores it as
+    UTF-8): the job's result quotes them."""
     params = {
         "sources": sources,
         "csv": csv_path,
@@ -276,6 +281,7 @@ def import_job_create(
         "errors": list(errors or []),
         **({"dropped_folder": dropped_folder} if dropped_folder else {}),
         **({"to_front": True} if to_front else {}),
+        **({"csv_read_as_1252": csv_read_as_1252[:100]} if csv_read_as_1252 else {}),
     }
     return job_create(project=project, kind=JobKind.IMPORT, created_by=created_by, params=params)
 
