@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 
 from labeling.models import Job, Project
 from labeling.selectors.training_seam import label_error_search_jobs
-from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, bootstrap_shown, headline
+from training.ml.intervals import HEADLINE, SMALL_HOLDOUT, bootstrap_shown, headline, widened_to_binomial
 
 
 def _num(value: Any) -> float | None:
@@ -142,6 +142,8 @@ def _open_figure(value: Any) -> tuple[Figure | None, int | None, int | None]:
     method = value.get("method") if isinstance(value.get("method"), str) else "bootstrap"
     if method == "bootstrap" and not bootstrap_shown(n):
         low = high = None  # stored before the bootstrap needed MIN_BOOTSTRAP_N labels
+    elif method == "bootstrap" and low is not None and high is not None:
+        low, high = widened_to_binomial(acc, low, high, int(n))  # stored before open_accuracy widened it
     figure = Figure(
         key="open_accuracy",
         label="accuracy on the open images",

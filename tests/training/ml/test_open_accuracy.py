@@ -91,3 +91,21 @@ def test_no_open_images_no_estimate():
     probs = probs_with(np.full(4, 0.8), np.array([True, True, False, True]), labels)
     assert open_accuracy(probs, labels, np.zeros((5, 0))) is None
     assert open_accuracy(probs[:0], labels[:0], np.full((5, 3), 0.9)) is None
+
+
+def test_a_bootstrap_where_every_resample_agrees_is_widened_to_what_n_labels_can_show():
+    # Given 275 labels, the 4 wrong ones all unsure, and open images all as sure as the sure labels (stop 58: the model
+    # page read "accuracy 1.000 [1.000, 1.000] n = 275")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 275)
+    correct = np.arange(275) >= 4
+    confidence = np.where(correct, 0.999, 0.40)
+    open_confidence = np.full((5, 167), 0.999)
+
+    out = open_accuracy(probs_with(confidence, correct, labels), labels, open_confidence)
+
+    # Then the estimate is about 1, but its interval is no narrower than 275 of 275 right (Wilson: 0.986 to 1)
+    assert out["method"] == "bootstrap"
+    assert out["accuracy"] > 0.99
+    assert out["low"] <= 0.9865, out
+    assert out["high"] == pytest.approx(1.0)
