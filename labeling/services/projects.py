@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from labeling.constants import MAX_CLASS_DEPTH, MAX_CLASS_NAME
-from labeling.models import LabelClass, Membership, Project, Role, TaskType
+from labeling.models import Item, LabelClass, Membership, Project, Role, TaskType
 from labeling.selectors.classes import (
     NAME_SEPARATOR_PROBLEM,
     PATH_SEPARATOR,
@@ -107,7 +107,9 @@ def membership_set(*, project: Project, username: str, role: str) -> Membership:
 
 
 def membership_remove(*, project: Project, membership_id: int) -> None:
-    """Take a member out of the project (their labels stay). Its last manager is not removed (ValidationError)."""
+    """Take a member out of the project (their labels stay) and give back the images they held (their queue leases:
+    the one on their page and the one fetched ahead), which no one else would be served until the leases ran out.
+    Its last manager is not removed (ValidationError)."""
     with transaction.atomic():
         managers = _managers_locked(project)
         membership = Membership.objects.filter(project=project, pk=membership_id).select_related("user").first()
@@ -116,6 +118,9 @@ def membership_remove(*, project: Project, membership_id: int) -> None:
         if managers == [membership.user_id]:
             raise ValidationError(_LAST_MANAGER.format(username=membership.user.username, change="removed"))
         membership.delete()
+        Item.objects.filter(project=project, lease_user_id=membership.user_id).update(
+            lease_user=None, lease_expires_at=None
+        )
 
 
 _LAST_MANAGER = (

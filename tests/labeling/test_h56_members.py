@@ -133,3 +133,32 @@ def test_no_confirmation_for_oneself_or_an_unknown_member(team):
     for remove in (own.pk, 999999, "x"):
         html = client.get(settings_url, {"remove": remove}).content.decode()
         assert 'id="confirm-remove"' not in html
+
+
+def test_a_removed_annotators_held_images_are_served_to_the_others_at_once(project_factory, member_of, item_factory):
+    # Reported (h58b P5): after ann3 was removed, the two images ann3 held (on the page and fetched ahead) stayed
+    # withheld from everyone for the lease's 10 minutes
+    project = project_factory()
+    manager = member_of(project, Role.MANAGER, "boss")
+    leaver, stayer = member_of(project, Role.ANNOTATOR, "ann3"), member_of(project, Role.ANNOTATOR, "ann2")
+    for n in range(2):
+        item_factory(project=project, original_name=f"{n}.png")
+    held = api_client(leaver).get(f"/api/projects/{project.slug}/next/").json()["item"]["id"]
+    other = api_client(stayer).get(f"/api/projects/{project.slug}/next/").json()["item"]["id"]
+    assert other != held  # while ann3 holds it, ann2 is served the other image
+
+    # When the manager removes ann3 on the settings page
+    membership = Membership.objects.get(project=project, user=leaver)
+    page_client(manager).post(reverse("labeling:membership_remove", args=[project.slug, membership.pk]))
+
+    # Then the image ann3 held is free: ann2, done with theirs, is served it next
+    assert not Membership.objects.filter(project=project, user=leaver).exists()
+    assert not project.items.filter(lease_user=leaver).exists()
+    cat = project.classes.create(name="cat", hotkey="1")
+    labeled = api_client(stayer).post(
+        f"/api/projects/{project.slug}/annotations/", {"item_id": other, "class_ids": [cat.pk]}, format="json"
+    )
+    assert labeled.status_code == 201, labeled.content
+    served = api_client(stayer).get(f"/api/projects/{project.slug}/next/").json()["item"]
+    assert served is not None, "nothing served: the removed member's image is still held"
+    assert served["id"] == held
