@@ -5,16 +5,19 @@ Excel saves "CSV" in the computer's legacy code page: Windows-1252 in Western Eu
 in Japan, GBK in China, Big5 in Taiwan and Hong Kong, EUC-KR in Korea, Windows-1251 in Russia, Windows-1250 in Czechia,
 Slovakia, Hungary, Poland and the Balkans. Almost any bytes decode as Windows-1252, so decoding proves nothing: the
 text must also read as Western words. It does not when a word (a run of letters, digits and non-ASCII characters) has
-- three non-ASCII characters in a row, unless one repeated (Estonian "jäääär" has four);
+- three non-ASCII characters in a row, unless one repeated (Estonian "jäääär" has four) or they are Icelandic letters
+  with ð or þ in an Icelandic word ("blóðþrýstingur", "Þjóðólfsson");
 - two different non-ASCII characters and no ASCII letter: Cyrillic and Hangul words, most Chinese ones ("ËÏÛËÁ",
   "°í¾çÀÌ", "Ã¨");
 - accented letters of no one Western language (_LANGUAGES: French, German, Spanish, Portuguese, Italian,
-  Danish/Norwegian, Swedish, Icelandic, Finnish/Estonian, Dutch, Catalan), or a Spanish, Portuguese, Italian or
-  Catalan stress marked twice: Windows-1250's "Dvořák" reads "Dvoøák" (Danish ø, Spanish á), "Příliš" "Pøíliš",
-  "Árvíztűrő" "Árvíztûrõ", "Líšeň" "Líšeò", "černý" "èerný", "ďábel" "ïábel", "kůň" "kùò", "Trenčín" "Trenèín";
+  Danish/Norwegian, Swedish, Icelandic, Finnish/Estonian, Dutch, Catalan; German with French, whose loanwords its
+  compounds take: "Straßencafé"), or a Spanish, Portuguese, Italian or Catalan stress marked twice: Windows-1250's
+  "Dvořák" reads "Dvoøák" (Danish ø, Spanish á), "Příliš" "Pøíliš", "Árvíztűrő" "Árvíztûrõ", "Líšeň" "Líšeò",
+  "černý" "èerný", "ďábel" "ïábel", "kůň" "kùò", "Trenčín" "Trenèín";
 - an œ before other than c d e i l n s t u, or last (Polish ś: "œwinia", "gêœ");
 - only pairs of a character from bytes 0x80-0x9F and an ASCII letter ("ŽR": Shift-JIS's 山);
-- an uppercase non-ASCII letter right after a lowercase letter ("“dŽÔ": Shift-JIS's 電車);
+- an uppercase non-ASCII letter right after a lowercase letter ("“dŽÔ": Shift-JIS's 電車), but in a word of
+  capitalized parts ("BioÄpfel", "iPhoneÉtui");
 - a symbol where Western text never puts one ("”L": Shift-JIS's 猫, "go³¹bki": Polish gołąbki). A symbol may touch
   an ASCII digit (no double-byte encoding has a digit as its second byte); an opening mark (¿ ¡ « » ‹ “ ‘ „ ‚ … ° µ
   © §) may start a word, a closing one (» « › ” “ ’ ‘ … ™ ® © ° ² ³ ¹ ª º € £ ¢ ‰ † ‡ ¼ ½ ¾) end it, and ’ · – — ×
@@ -22,23 +25,27 @@ text must also read as Western words. It does not when a word (a run of letters,
 - or it opens with « » ‹ “ „ ¿ ¡ and the file never has the matching closing mark ("«B": Big5's 雨, "¿aba": Polish
   żaba).
 Western text that trips these is rare (a bullet glued to a word: "•item"; Dutch "’s-Hertogenbosch" with a curly
-apostrophe, which reads as Shift-JIS's pairs); it is refused with the word quoted. Faroese, which no rule knows, mixes
-ø and á ("Sørvágur") and is refused. Measured on 345 Western words and names (the dishes, places and names of
-tests/labeling/test_h58_csv_cp1250.py, every language above): none refused but that "’s". On 105 Czech, Slovak,
-Hungarian, Polish, Slovenian, Croatian and Romanian words whose Windows-1250 bytes read otherwise as Windows-1252, 60
-are refused (32 before the one-language, œ, ¿ and digit rules); the other 45 have one accent a Western language has
-("Gdañsk", "koèka", "Szõke", "Plzeò"): no rule tells them from Western words, so a file read as Windows-1252 is
-reported with its words quoted (cp1252_note), for the reader to see.
+apostrophe, which reads as Shift-JIS's pairs); it is refused with the word quoted, and where each word it refuses is
+made of one Western language's letters ("Cafééè", its run) no Central European encoding is named: that reading is no
+clearer. Faroese, which no rule knows, mixes ø and á ("Sørvágur") as Windows-1250's Dvořák does: refused as that.
+No other languages are let mix: Catalan with Spanish would pass "ïábel" (ďábel), Catalan with French "kùò" (kůň).
+Measured on 533 Western words and names (the dishes, places and names of tests/labeling/test_h58_csv_cp1250.py, every
+language above, and the 234 stop 58's tester tried): none refused but that "’s" (14 before the German-French,
+Icelandic and capitalized-part rules: "Straßencafé", "blóðþrýstingur", "Þjóðólfsson", "BioÄpfel"). On 121 Czech,
+Slovak, Hungarian, Polish, Slovenian, Croatian and Romanian words whose Windows-1250 bytes read otherwise as
+Windows-1252, 68 are refused, as before those rules (35 before the one-language, œ, ¿ and digit rules); the other 53
+have one accent a Western language has ("Gdañsk", "koèka", "Szõke", "Plzeò", "Meðugorje"): no rule tells them from
+Western words, so a file read as Windows-1252 is reported with its words quoted (cp1252_note), for the reader to see.
 
 The likely encoding is the one whose strict decoding is made most of that language's common characters: kana and
 level-1 kanji (Shift-JIS), level-1 hanzi (GBK, Big5), KS X 1001 Hangul (EUC-KR), Russian's most frequent letters in
 words of one case shape (Windows-1251, KOI8-R), Central European letters in words with an ASCII letter and one case
 shape (Windows-1250, ISO-8859-2; both where they read alike). A short text (under 16 bytes past ASCII) that another
 language's encoding reads about as well names them all as "perhaps" (every Hangul syllable's two bytes are also a
-common GBK hanzi and Big5 one); a file of some length names the best one. Measured on one-word files: the 208 words
-above in Windows-1250 name it alone 178 times and among others 29 (1 unnamed: Hungarian "őz", no ASCII letter), in
-ISO-8859-2 150 and 57 (1); 33 Japanese, Chinese, Korean and Russian words name theirs 19 times and among others 14, and
-six of them in one file name it alone.
+common GBK hanzi and Big5 one); a file of some length names the best one. Measured on one-word files: the 224 words
+above in Windows-1250 name it alone 193 times and among others 29 (2 unnamed: Hungarian "őz", no ASCII letter, and
+Polish "źdźbło"), in ISO-8859-2 165 and 57 (2: "őz", and "źdźbło" named Big5); 33 Japanese, Chinese, Korean and
+Russian words name theirs 19 times and among others 14, and six of them in one file name it alone.
 """
 
 from __future__ import annotations
@@ -80,6 +87,11 @@ _LANGUAGES = (
     ("àçèéêëïóöü", ""),  # Dutch
     ("àèéíïòóúüç", "àèéíòóú"),  # Catalan
 )
+# German compounds take French loanwords ("Straßencafé", "Varietétheater", "Crêpesküche"): one word may mix them
+_LANGUAGES += ((_LANGUAGES[0][0] + _LANGUAGES[1][0], ""),)
+_ICELANDIC = frozenset(_LANGUAGES[7][0])
+# Capitalized parts joined in one word, a capital accented ("BioÄpfel", "MüllerÖl", "iPhoneÉtui")
+_CAMEL = re.compile(r"[a-z]*(?:[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)+")
 
 
 def _one_language(word: str) -> bool:
@@ -93,9 +105,18 @@ def _one_language(word: str) -> bool:
     )
 
 
+def _odd_run(run: str, word: str) -> bool:
+    """Whether three or more non-ASCII characters in a row are no Western word's: two differ, unless they are Icelandic
+    letters with ð or þ in an Icelandic word ("blóðþrýstingur", "Þjóðólfsson")."""
+    if len(set(run)) < 2:
+        return False
+    low, accented = run.lower(), {c for c in word.lower() if not c.isascii()}
+    return not (set(low) & set("ðþ") and accented <= _ICELANDIC)
+
+
 def _odd_word(word: str, opened: set[str]) -> bool:
     """True when `word` (read as Windows-1252) is no Western word; the opening marks it starts with go in `opened`."""
-    if any(len(set(run)) > 1 for run in _HIGH_RUN.findall(word)) or not _one_language(word):
+    if any(_odd_run(run, word) for run in _HIGH_RUN.findall(word)) or not _one_language(word):
         return True
     if _PLAIN.fullmatch(word):  # the usual one, quickly: ASCII and lower-case accented letters ("façade2")
         return False
@@ -112,7 +133,7 @@ def _odd_word(word: str, opened: set[str]) -> bool:
             continue
         before, after = (word[i - 1] if i else None), (word[i + 1] if i + 1 < len(word) else None)
         if _letter(char):
-            if char.isupper() and before is not None and before.islower():
+            if char.isupper() and before is not None and before.islower() and not _CAMEL.fullmatch(word):
                 return True
             if char in "œŒ" and (after or "").lower() not in _AFTER_OE:  # Polish ś: "œwinia", "gêœ"
                 return True
@@ -147,6 +168,19 @@ def cp1252_odd_word(text: str) -> str | None:
         if not any(closing in text for closing in _CLOSED_BY[mark]):
             return word
     return None
+
+
+def _western_refusal(data: bytes) -> bool:
+    """Whether `data` reads as Windows-1252 with each word it refuses made of one Western language's letters ("Cafééè":
+    a word refused for its run or its case). Its Windows-1250 reading is no clearly better one then: not named."""
+    try:
+        words = set(_WORD.findall(data.decode("cp1252").replace("\xa0", " ")))
+    except UnicodeDecodeError:
+        return False
+    odd = [word for word in words if not word.isascii() and _odd_word(word, set())]
+    return bool(odd) and all(
+        all(c.isascii() or (_letter(c) and c not in "œŒŸ") for c in word) and _one_language(word) for word in odd
+    )
 
 
 def cp1252_words(text: str) -> list[str]:
@@ -240,7 +274,10 @@ def likely_encodings(data: bytes) -> list[str]:
     scores = []
     if len(data) > 1 << 16:  # its first 64 KiB of lines tell as well as all of it
         data = data[: data.rfind(b"\n", 0, 1 << 16) + 1 or 1 << 16]
+    western = _western_refusal(data)
     for order, (codec, name, common) in enumerate(_GUESSES):
+        if western and _FAMILY.get(codec) == "ce":
+            continue
         try:
             text = data.decode(codec)
         except UnicodeDecodeError:
