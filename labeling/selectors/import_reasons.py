@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # Kinds of problems for the counts the import page shows, checked in order: (phrases in the reason, kind).
 _REASON_KINDS: list[tuple[tuple[str, ...], str]] = [
+    (("images have this name:",), "ambiguous file name"),  # first: the reason quotes the file's name
     (("row's file is a duplicate",), "label for a duplicate file"),
     (("this copy's class",), "label conflict on a duplicate"),
     (("duplicate of",), "duplicate"),

@@ -1,6 +1,6 @@
 """The state of one import run and its batch engine: files gathered from the job's sources, read in bounded batches,
-stored item by item (a bad file is rejected by name and reason, never half stored), and labels from a CSV applied to
-items already there. labeling.services.imports.run drives it on decoder threads."""
+stored item by item (a bad file is rejected by name and reason, never half stored); a CSV's rows for items already
+there are applied by labeling.services.imports.csv_rows. labeling.services.imports.run drives it on decoder threads."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
-from labeling.models import Item, ItemState, Job, LabelClass, LabelSource, Project, ResolvedLabel
+from labeling.models import Item, Job, LabelClass, Project
 from labeling.selectors.classes import class_path_parse, classes_by_path
 from labeling.selectors.import_reasons import reason_kind
 from labeling.services.imports.class_names import ClassNames
-from labeling.services.imports.duplicates import duplicate_row, kept_labels, label_conflict, no_one_item
+from labeling.services.imports.duplicates import kept_labels, label_conflict
 from labeling.services.imports.folder_classes import FolderClasses
 from labeling.services.imports.items import NewItem, duplicate_reason, items_store, new_item, new_splits
 from labeling.services.imports.new_classes import NewClasses
@@ -60,6 +60,7 @@ class _Run:
     seen: dict[str, Entry] = field(default_factory=dict)  # sha256 -> the file kept, within this run
     stored_names: set[str] = field(default_factory=set)  # the files this run stored (since a resume)
     matched_csv: set[str] = field(default_factory=set)
+    shared_csv: set[str] = field(default_factory=set)  # CSV rows that several files may carry: csv_rows applies them
     duplicate_of: dict[str, str] = field(default_factory=dict)  # a skipped duplicate's name -> the kept file's name
     refused: dict[str, str] = field(default_factory=dict)  # sha256 of a file refused in this run -> why
     new_classes: NewClasses = field(default_factory=lambda: NewClasses(known=set()))
@@ -115,7 +116,7 @@ class _Run:
 
     def classes_for(self, entry: Entry) -> list[LabelClass]:
         key = self._csv_key(entry.name)
-        if key is not None:
+        if key is not None and key not in self.shared_csv:
             self.matched_csv.add(key)
             return self.csv_classes(self.shown(entry), self.csv_labels[key])
         return self._resolve(self.shown(entry), self._given(entry))
@@ -148,7 +149,7 @@ class _Run:
     ) -> None:
         """Skip `entry`, a copy of the file `kept` (labeled `kept_paths`; None: not looked up, as `entry` gives no
         label; `shown`: its name in the job), saying so when their labels differ (labeling.services.imports.duplicates).
-        A copy that a CSV row labels is reported with the rows (_apply_csv_to_existing)."""
+        A copy that a CSV row labels is reported with the rows (csv_rows.csv_rows_apply)."""
         given = [] if self._csv_key(entry.name) is not None else self.label_asked(entry)
         shown = shown or kept
         reason = label_conflict(shown, kept_paths or [], given, earlier=earlier) if given else None
@@ -331,56 +332,6 @@ def _store_one_by_one(run: _Run, ready: list) -> None:
             continue
         run.imported([pending.entry])
         run.counts["labeled"] += bool(classes)
-
-
-def _apply_csv_to_existing(run: _Run) -> None:
-    """Labels for items imported earlier (CSV rows that matched nothing in this batch)."""
-    remaining = {name: paths for name, paths in run.csv_labels.items() if name not in run.matched_csv}
-    if not remaining:
-        return
-    items = Item.objects.filter(project=run.project)
-    by_name = {i.original_name: i for i in items.filter(original_name__in=list(remaining)).select_related("resolved")}
-    kept = {name.rsplit("/", 1)[-1]: other for name, other in run.duplicate_of.items()}
-    kept.update(run.duplicate_of)
-    labels = kept_labels(run.project, {kept[name] for name in remaining if name in kept})
-    path_of = {c.pk: path for path, c in run.classes.items()}  # class id -> stored path, for a replaced label
-    for name, paths in remaining.items():
-        if name in kept:  # its file was skipped as a copy of another: the row is not "for no item"
-            given = run.names.resolve(paths, existing=run.classes)[0] or paths
-            reason = duplicate_row(kept[name], labels.get(kept[name], []), sorted({_parsed(p) for p in given}))
-            if reason:
-                run.label_error(name, reason)
-            continue
-        item = by_name.get(name)
-        if item is None:
-            candidates = list(
-                items.filter(original_name__endswith="/" + name)
-                .select_related("resolved")
-                .order_by("original_name")[:3]
-            )
-            if len(candidates) == 1:
-                item = candidates[0]
-            else:
-                run.label_error(name, no_one_item(candidates))
-                continue
-        resolved = getattr(item, "resolved", None)
-        if resolved is not None and resolved.source != LabelSource.IMPORT:
-            run.label_error(name, "already labeled in Labelloop; imported label not applied")
-            continue
-        classes = run.csv_classes(name, paths)
-        if not classes:
-            continue
-        if resolved is not None:  # an earlier import's label: replaced, and the job says so
-            if any(c.pk not in path_of for c in classes):  # the row made a class
-                path_of = {c.pk: path for path, c in run.classes.items()}
-            before = [path_of.get(c.pk, c.name) for c in resolved.classes.all()]
-            run.relabeled.replaced(item.original_name, before, [path_of[c.pk] for c in classes])
-        with transaction.atomic():
-            if resolved is None:
-                resolved = ResolvedLabel.objects.create(item=item, project=run.project, source=LabelSource.IMPORT)
-            resolved.classes.set(classes)
-            Item.objects.filter(pk=item.pk).update(state=ItemState.LABELED)
-        run.counts["labeled"] += 1
 
 
 def _parsed(path: str) -> str:

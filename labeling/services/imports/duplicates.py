@@ -5,8 +5,6 @@ reads as a label conflict, not as a harmless duplicate.
 Of two copies in one import the first read keeps its label: the first in the upload's order (the order the page or
 the script sent the files), a zip's order, a server folder's files by path. A copy of a file imported before is
 skipped and the stored item keeps its label.
-
-A CSV row that labels nothing, as no item or several carry its file name, has its reason here too (no_one_item).
 """
 
 from __future__ import annotations
@@ -57,12 +55,3 @@ def duplicate_row(kept: str, kept_paths: list[str], given: list[str]) -> str | N
         f"row's file is a duplicate of {kept}, which keeps its own label ({'; '.join(kept_paths) or 'none'}); "
         f"this row's label ({'; '.join(given)}) was not applied"
     )
-
-
-def no_one_item(candidates: list[Item]) -> str:
-    """Why a CSV row's bare file name labels nothing: no item has it, or several do (the first two named)."""
-    if not candidates:
-        return "no item with this name"
-    names = [i.original_name for i in candidates]
-    shown = ", ".join(names[:2]) + (", ..." if len(names) > 2 else "")
-    return f"name matches several items ({shown}); write the path in the CSV"[:300]

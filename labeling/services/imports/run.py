@@ -25,7 +25,6 @@ from django.conf import settings
 from labeling.models import Job, JobStatus
 from labeling.selectors.classes import PATH_SEPARATOR
 from labeling.services.imports.batches import (
-    _apply_csv_to_existing,
     _classes_by_path,
     _Pending,
     _read_batches,
@@ -35,6 +34,7 @@ from labeling.services.imports.batches import (
 from labeling.services.imports.class_names import ClassNames
 from labeling.services.imports.collect import import_sources_collect
 from labeling.services.imports.csv_encoding import cp1252_note
+from labeling.services.imports.csv_rows import csv_rows_apply, shared_csv_names
 from labeling.services.imports.validation import Inspected, Limits, inspect_or_reason
 from labeling.services.jobs import job_finish, job_start
 from labeling.services.time_limits import SoftLimit
@@ -152,6 +152,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
         for error in csv_errors:
             run.label_error(error["name"], error["reason"])
     run.total = run.done + len(entries)
+    run.shared_csv = shared_csv_names(run, [entry.name for entry in entries])
     run.new_classes.known = set(run.classes) - set(run.new_classes.files)  # those made before a resume are new
     run.names = ClassNames.of(run.classes, run.new_classes.known)
     run.flush_progress()
@@ -173,7 +174,7 @@ def _execute(run: _Run, threads: int, soft_limit: SoftLimit) -> None:
             previous = (consumed, batch, results)
         if previous is not None:
             _finish_batch(run, *previous)
-        _apply_csv_to_existing(run)
+        csv_rows_apply(run)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)  # on a failure: drop queued files, finish the few running
