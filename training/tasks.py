@@ -16,6 +16,7 @@ from django.conf import settings
 from labeling.models import Job, Project
 from labeling.services.jobs import job_finish, job_progress, job_start
 from training import services
+from training.models import ModelVersion
 from training.services import sharding
 from training.services.explanations import explanation_compute
 from training.services.exports import model_export_run
@@ -49,15 +50,22 @@ def training_scheduler_tick_task() -> dict:
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def training_score_task(project_id: int, job_id: int) -> dict:
-    """Re-score a project's pool with its active model and rewrite priorities; progress goes to the Job."""
+    """Re-score a project's pool with the job's version (params["version"], "make active"), else its active model,
+    and rewrite priorities while that version is active; progress goes to the Job."""
     job = Job.objects.filter(pk=job_id, project_id=project_id).first()
     project = Project.objects.filter(pk=project_id).first()
     if job is None or project is None or job.finished:
         return {"job": job_id, "skipped": True}
+    number = (job.params or {}).get("version")
+    version = ModelVersion.objects.filter(project=project, number=number).first() if number is not None else None
+    if number is not None and version is None:
+        job_finish(job=job, error=f"v{number} no longer exists; nothing was scored.")
+        return {"job": job_id, "status": "failed", "error": f"no version {number}"}
     if sharding.sharded_scoring_wanted(project=project):
         # A big pool is spread over every worker on sharding.SCORE_QUEUE; the chord's last step finishes the job.
         try:
-            return {"job": job_id, "status": "sharded", **sharding.sharded_scoring_start(project=project, job=job)}
+            started = sharding.sharded_scoring_start(project=project, job=job, version=version)
+            return {"job": job_id, "status": "sharded", **started}
         except Exception as exc:
             logger.exception("sharded scoring job %s could not start", job_id)
             job_finish(job=job, error=f"{type(exc).__name__}: {exc}")
@@ -69,7 +77,7 @@ def training_score_task(project_id: int, job_id: int) -> dict:
         job_progress(job=job, done=int(1000 * min(max(fraction, 0.0), 1.0)), message=message)
 
     try:
-        result = services.model_score_pool(project=project, progress=progress)
+        result = services.model_score_pool(project=project, progress=progress, version=version)
     except Exception as exc:
         logger.exception("scoring job %s failed", job_id)
         job_finish(job=job, error=f"{type(exc).__name__}: {exc}")

@@ -36,21 +36,30 @@ from training.models import ModelVersion, Prediction, RunMode, RunTrigger, Train
 from training.selectors.classes import class_names_stored, metrics_class_names, metrics_spelled
 from training.selectors.runs import metrics_summary
 from training.services import exports, inference
+from training.services.promotion import HELD_BACK_BY_ROUND, NOT_MADE_ACTIVE
 from training.services.runs import RunSameModel
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
+    not_made_active = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRun
         fields = ["id", "status", "trigger", "mode", "label_count", "dataset_hash", "progress", "stage", "device",
                   "world_size", "worker", "error", "created_at", "started_at", "finished_at", "timings",
-                  "model_version"]  # fmt: skip
+                  "model_version", "not_made_active"]  # fmt: skip
 
     def get_model_version(self, run) -> int | None:
         version = getattr(run, "model_version", None)
         return version.number if version else None
+
+    def get_not_made_active(self, run) -> str | None:
+        """Why the run kept its version without making it active (clearly worse on the holdout, or another version
+        made active by hand during the run); null when it made it active. Where it stands now: the version's."""
+        version = getattr(run, "model_version", None)
+        metrics = version.metrics if version is not None and isinstance(version.metrics, dict) else {}
+        return metrics.get(NOT_MADE_ACTIVE) or metrics.get(HELD_BACK_BY_ROUND) or None
 
 
 class RunListApi(ProjectView, generics.ListAPIView):

@@ -11,8 +11,10 @@ every later version was held back, and on the same 34 items 33 right was "below"
 
 from __future__ import annotations
 
+from django.utils.dateparse import parse_datetime
+
 from stats.proportions import wilson_interval
-from training.models import ModelVersion
+from training.models import ModelVersion, TrainingRun
 from training.selectors.holdout_figures import HoldoutFigure
 
 NOT_MADE_ACTIVE = "not_made_active"  # the metrics key (and run summary key) of a held-back version's reason
@@ -100,3 +102,17 @@ def metrics_made_active_by_hand(metrics: dict, *, by: str | None, at: str) -> di
         out[HELD_BACK_BY_ROUND] = metrics[NOT_MADE_ACTIVE]
     out[MADE_ACTIVE_BY_HAND] = {"by": by, "at": at}
     return out
+
+
+def made_active_by_hand_during(*, run: TrainingRun) -> str | None:
+    """Why `run`'s new version must not replace the active one when that one was made active by hand after the run
+    was asked for (queued or training): "not made active: v1 was made active by hand during this run". A person's
+    choice made meanwhile (a rollback) stands; the round's version is kept and listed, as a held-back one is. Call
+    inside the round's last transaction: the active row is locked until it ends (PostgreSQL)."""
+    active = ModelVersion.objects.select_for_update().filter(project_id=run.project_id, active=True)
+    row = active.values_list("number", f"metrics__{MADE_ACTIVE_BY_HAND}").first()
+    hand = row[1] if row is not None else None
+    at = parse_datetime(hand["at"]) if isinstance(hand, dict) and isinstance(hand.get("at"), str) else None
+    if at is None or run.created_at is None or at < run.created_at:
+        return None
+    return f"not made active: v{row[0]} was made active by hand during this run"

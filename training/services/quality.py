@@ -53,10 +53,12 @@ def label_errors_job_enqueue(*, project: Project, created_by=None, new_version: 
     return job
 
 
-def pool_score_job_enqueue(*, project: Project, created_by=None) -> Job:
-    """Re-score the pool with the active model: a SCORE Job the model page polls, its task sent after commit (a
-    broker outage ends the job failed with BROKER_DOWN, never a job nothing runs)."""
-    job = job_create(project=project, kind=JobKind.SCORE, created_by=created_by)
+def pool_score_job_enqueue(*, project: Project, created_by=None, version: ModelVersion | None = None) -> Job:
+    """Re-score the pool with `version` (its number in the job's params), else with the version active when the job
+    runs: a SCORE Job the model page polls, its task sent after commit (a broker outage ends the job failed with
+    BROKER_DOWN, never a job nothing runs)."""
+    params = {"version": version.number} if version is not None else None
+    job = job_create(project=project, kind=JobKind.SCORE, created_by=created_by, params=params)
     task_send_on_commit("training.tasks.training_score_task", project.pk, job.pk, job_id=job.pk)
     return job
 

@@ -27,7 +27,12 @@ from training.selectors.holdout_figures import HoldoutFigure, holdout_accuracy_o
 from training.selectors.quality import class_order_of_version
 from training.services.artifacts import checkpoint_delete, checkpoint_store, version_checkpoint_dir
 from training.services.disk import run_folder_trim
-from training.services.promotion import NOT_MADE_ACTIVE, metrics_made_active_by_hand, version_held_back_reason
+from training.services.promotion import (
+    NOT_MADE_ACTIVE,
+    made_active_by_hand_during,
+    metrics_made_active_by_hand,
+    version_held_back_reason,
+)
 from training.services.run_progress import RunProgress
 from training.services.snapshot import ClassOrder, LabelSnapshot, label_snapshot
 from training.services.torchrun import RunAbandoned, round_world, torchrun_round
@@ -237,7 +242,8 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
             version.delete()  # and its checkpoint: no version keeps it
             transaction.on_commit(lambda: checkpoint_delete(artifact_path=artifact))
             return {**summary, "status": "abandoned"}
-        held_back = version_held_back_reason(version=version, same_items=same_items)
+        held_back = made_active_by_hand_during(run=run)  # a version made active by hand meanwhile (a rollback) stands
+        held_back = held_back or version_held_back_reason(version=version, same_items=same_items)
         if held_back:  # kept and listed, not active; the queue keeps the active version's ranking
             version.metrics = {**version.metrics, NOT_MADE_ACTIVE: held_back}
             version.save(update_fields=["metrics"])
@@ -332,8 +338,8 @@ def version_activated_send(*, project_id: int, version_number: int) -> bool:
 def model_score_pool(
     *, project: Project, progress: Progress | None = None, version: ModelVersion | None = None
 ) -> dict:
-    """Re-score the open pool with the active (or given) version; rewrite predictions and priorities."""
-    chosen = version is not None
+    """Re-score the open pool with the active (or given) version; rewrite predictions, and priorities while it is
+    the active version (a Scoring job of "make active" scores with the version asked for, even after a run)."""
     version = version or ModelVersion.objects.filter(project=project, active=True).first()
     if version is None:
         raise ValueError(f"Project {project.slug} has no active model version yet; train one first.")
@@ -362,8 +368,8 @@ def model_score_pool(
     drawn = _random_ids(ids, scored.pool_random_ids, cfg)
     summary = {"version": version.number, "scored": len(ids)}
     with transaction.atomic():
-        # Scoring "the active version": one made active meanwhile (a round, "make active") ranks the pool itself.
-        if chosen or ModelVersion.objects.filter(pk=version.pk, active=True).exists():
+        # Another version made active meanwhile (a round, "make active") ranks the pool itself.
+        if ModelVersion.objects.filter(pk=version.pk, active=True).exists():
             item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
         else:
             summary["priorities"] = "skipped: another version was made active meanwhile"
