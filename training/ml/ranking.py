@@ -2,8 +2,9 @@
 are random draws rather than the strategy's picks.
 
 Rule: after the cold start, the default strategy (diverse_margin) fills `strategies.RANDOM_SHARE` of each batch
-with `strategies.random_picks`, uniform draws from the pool; every other strategy, and every cold start, draws
-none. `random_pick_indices` names those draws for the product (Item.picked_at_random), with the same share
+with `strategies.random_picks`, uniform draws from the pool; the "random" strategy orders the whole pool at random,
+so every item it ranks is a random draw (its cold start too); every other strategy, and every other cold start,
+draws none. `random_pick_indices` names those draws for the product (Item.picked_at_random), with the same share
 `rank_pool` is given, so the two cannot disagree. Numpy only: the sharded finalize step ranks with it too.
 """
 
@@ -23,7 +24,10 @@ def random_share(strategy: str) -> float:
 
 
 def random_pick_indices(strategy: str, n: int, batch_size: int, seed: int) -> np.ndarray:
-    """Pool indices (into the ranked arrays) of the batch's random draws; empty when the strategy draws none."""
+    """Pool indices (into the ranked arrays) of the batch's random draws; empty when the strategy draws none. Under
+    the "random" strategy every pool index: the queue serves the pool in a uniformly random order."""
+    if strategy == "random":
+        return np.arange(max(int(n), 0), dtype=np.int64)
     share = random_share(strategy)
     if share <= 0 or n <= 0:
         return np.zeros(0, dtype=np.int64)

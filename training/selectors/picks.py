@@ -3,7 +3,9 @@
 After the cold start the default strategy fills a share of each batch with uniform random draws
 (`training.ml.ranking`); the scoring flags them (Item.picked_at_random) and a label made on one records it
 (Annotation.picked_at_random). Labels on random draws estimate the model's accuracy on the unlabeled pool without
-bias; the strategy's picks should be harder (a lower share right), which is what makes them worth labeling.
+bias; the strategy's picks should be harder (a lower share right), which is what makes them worth labeling. Under
+the "random" strategy every item the queue ranks is a random draw, so its labels count as random draws; labels
+made before the strategy changed keep what they recorded (the "Strategy's picks" row then holds only those).
 
 Rule: a label counts when it is live (not a skip, not an undo, not undone) on a train item that is not gold (the
 holdout and gold items are served by their own rules, never by the ranking). Its suggestion is the latest stored
@@ -56,12 +58,17 @@ class PickGroup:
 class PicksComparison:
     random: PickGroup
     strategy: PickGroup
-    share_percent: int  # the share of each batch the project's strategy draws at random (after the cold start)
+    share_percent: int  # the share of each batch the project's strategy draws at random (100 under "random")
     latest: int | None = None  # set when only the latest this many labels were read (multi-label, MULTI_LABEL_READ)
 
     @property
     def draws(self) -> bool:
         return self.share_percent > 0
+
+    @property
+    def all_random(self) -> bool:
+        """The project's strategy ("random") orders the whole pool at random: every pick is a random draw."""
+        return self.share_percent >= 100
 
     @property
     def groups(self) -> list[PickGroup]:
@@ -149,6 +156,6 @@ def picks_comparison(*, project: Project) -> PicksComparison:
     return PicksComparison(
         random=_group("random", "Random draws", rand["labels"], rand["n"], rand["right"]),
         strategy=_group("strategy", "Strategy's picks", strat["labels"], strat["n"], strat["right"]),
-        share_percent=round(100 * random_share(project.al_strategy)),
+        share_percent=100 if project.al_strategy == "random" else round(100 * random_share(project.al_strategy)),
         latest=MULTI_LABEL_READ if capped else None,
     )

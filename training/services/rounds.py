@@ -200,7 +200,8 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         with transaction.atomic():
             if not _still_running(run.pk):
                 return {**summary, "status": "abandoned"}
-            item_priorities_set(project=project, priorities=priorities, random_ids=())  # a cold start draws none
+            drawn = priorities if cfg.strategy == "random" else ()  # a seeded shuffle draws all; other cold starts none
+            item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
             _succeed(run, progress, started, mode=RunMode.COLD_START)
         return {**summary, "status": RunStatus.SUCCEEDED, "cold_start": True, "ranked": len(priorities)}
 
