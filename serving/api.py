@@ -107,7 +107,8 @@ class MonitoringAccuracySerializer(serializers.Serializer):
         "image (by content), however many times the version was asked about it. The interval is on these."
     )
     predictions = serializers.IntegerField(
-        help_text="The version's sent predictions of those images (a repeated request counts each time)."
+        help_text="The version's sent predictions of those images: each request about one that was sent to the queue "
+        "counts; a request that was not sent does not."
     )
     correct = serializers.IntegerField(
         help_text="Images whose top class is one of the labeled classes; multi-label: the predicted classes are the "

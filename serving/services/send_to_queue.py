@@ -71,7 +71,10 @@ def _nothing_to_send(*, project: Project, selection: Selection, tree: ClassTree)
     if selection.since is not None or selection.until is not None:
         parts.append("in that time window")
     if not parts:
-        return "No production images match: the prediction log is empty."
+        return (
+            "No production images match: no prediction is logged yet (the prediction service writes its log a few "
+            "seconds after it answers; try again shortly)."
+        )
     return f"No production images match: the prediction log has no prediction {' '.join(parts)}."
 
 
