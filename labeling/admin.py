@@ -11,7 +11,7 @@ from labeling import models
 from labeling.forms import ProjectSettingsForm, backbone_pairing_check
 from labeling.permissions import granted_roots_clean
 from labeling.selectors.backbone_weights import weights_choices, weights_unavailable
-from labeling.selectors.classes import class_name_clean, class_name_problem, class_name_twin
+from labeling.selectors.classes import class_name_clean, class_name_problem, class_name_twin, class_twin_note
 
 # The project settings the settings page holds to a range (image size, annotators per image, retraining cadence,
 # rates, GPUs). The admin edits them with the page's own fields, so it refuses what the page refuses, in the same
@@ -120,8 +120,7 @@ class LabelClassAdminForm(forms.ModelForm):
         siblings = models.LabelClass.objects.filter(project=project, parent=cleaned.get("parent"))
         twin = class_name_twin(name, siblings.exclude(pk=self.instance.pk).values_list("name", flat=True))
         if twin is not None:
-            also = "" if twin == name else " (in other Unicode characters that read the same)"
-            self.add_error("name", f"A class named {twin!r} already exists here{also}.")
+            self.add_error("name", f"A class named {twin!r} already exists here{class_twin_note(name, twin)}.")
         return cleaned
 
 

@@ -35,6 +35,9 @@ _NAME_EDGES = re.compile(f"^[\\s{ZERO_WIDTH}\u200e\u200f\u061c]+|[\\s{ZERO_WIDTH
 # Not seen when a name is read: Unicode's format characters (zero-width space, joiners, direction marks, soft hyphen;
 # category Cf) but the tags, which tell one subdivision flag from another, the combining grapheme joiner and the
 # variation selectors. Two sibling names equal without them are twins (class_name_twin): "Ca\u200bfé" is "Café".
+# Dropped from a name wherever they are: they show nothing and shape nothing (U+200B zero-width space, U+2060 word
+# joiner, U+FEFF byte order mark, U+00AD soft hyphen: a hyphen only where a line breaks, which a class name never does).
+_DROPPED = re.compile("[\u200b\u2060\ufeff\u00ad]")
 _UNSEEN = re.compile(
     "[\u034f\ufe00-\ufe0f" + "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf") + "]"
 )
@@ -76,27 +79,42 @@ def class_ancestors(class_id: int, tree: ClassTree) -> list[int]:
 
 
 def class_name_clean(name: str) -> str:
-    """A class name as it is stored and compared: trimmed of spaces and zero-width characters at both ends, in Unicode
-    normal form C. "Café" typed as "e" + a combining acute (macOS file names, some keyboards) and as one "é" reads the
-    same everywhere, so it is one name: two classes of it would be two folders no one can tell apart."""
+    """A class name as it is stored and compared: trimmed of spaces and zero-width characters at both ends, without
+    the characters that show nothing and change nothing anywhere in it (_DROPPED: a zero-width space, a word joiner,
+    a byte order mark, a soft hyphen), in Unicode normal form C. "Café" typed as "e" + a combining acute (macOS file
+    names, some keyboards) and as one "é" reads the same everywhere, so it is one name: two classes of it would be two
+    folders no one can tell apart. "Cros\u200bs" is stored as "Cross", the name a labels CSV or a person types."""
     if name.isascii():  # most names: nothing to normalise, and Python's whitespace is the pattern's
         return name.strip()
-    return unicodedata.normalize("NFC", _NAME_EDGES.sub("", name))
+    return unicodedata.normalize("NFC", _NAME_EDGES.sub("", _DROPPED.sub("", name)))
 
 
-def class_name_read(name: str) -> str:
-    """`name` as a reader sees it: cleaned (class_name_clean), without the characters that show nothing inside it
-    (_UNSEEN)."""
-    return _UNSEEN.sub("", class_name_clean(name))
+def class_name_read(name: str, *, ignore_case: bool = True) -> str:
+    """`name` as a reader tells it from another: cleaned (class_name_clean), without the characters that show nothing
+    inside it (_UNSEEN), and with `ignore_case` in either case (the class search ignores case, and "Circle" and
+    "circle" would be one folder on Windows and macOS)."""
+    read = _UNSEEN.sub("", class_name_clean(name))
+    return read.casefold() if ignore_case else read
 
 
-def class_name_twin(name: str, names: Iterable[str]) -> str | None:
+def class_name_twin(name: str, names: Iterable[str], *, ignore_case: bool = True) -> str | None:
     """The one of `names` (a class's siblings) that reads as `name` does (class_name_read), or None: a class stored
-    before names were cleaned ("Cafe\u0301") is the twin of a new "Café", and so is a "Ca\u200bfé" (a zero-width
-    space inside) or a "Café\u200f". Inside a name such characters are kept (a Thai name's word breaks, a Persian
-    non-joiner, an emoji's joiner); a sibling that reads the same is refused."""
-    wanted = class_name_read(name)
-    return next((other for other in names if class_name_read(other) == wanted), None)
+    before names were cleaned ("Cafe\u0301") is the twin of a new "Café", and so are a "Café\u200f" and, with
+    `ignore_case` (a class a person names on a page, the API or the admin), "CAFÉ". Inside a name the characters that
+    shape its text (a Persian non-joiner, an emoji's joiner, a direction mark) are kept; a sibling that reads the same
+    is refused. An import leaves case alone: a team's taxonomy may have "a" and "A" (an export of it tells their
+    folders apart), and the import names the class such a path is close to."""
+    wanted = class_name_read(name, ignore_case=ignore_case)
+    return next((other for other in names if class_name_read(other, ignore_case=ignore_case) == wanted), None)
+
+
+def class_twin_note(name: str, twin: str) -> str:
+    """How `name` differs from its `twin` (class_name_twin), for a refusal: "" where they are the same name."""
+    if name == twin:
+        return ""
+    if _UNSEEN.sub("", class_name_clean(name)) == _UNSEEN.sub("", class_name_clean(twin)):
+        return " (in other Unicode characters that read the same)"
+    return " (the names differ only in upper and lower case)"
 
 
 def _invisible(ch: str) -> bool:

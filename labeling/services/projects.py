@@ -24,6 +24,7 @@ from labeling.selectors.classes import (
     class_path_names,
     class_paths,
     class_tree,
+    class_twin_note,
     classes_below,
     classes_by_path,
 )
@@ -233,8 +234,7 @@ def _refuse_twin(name: str, siblings) -> None:
     """A ValidationError where one of `siblings` already has `name`, in any Unicode spelling (class_name_twin)."""
     twin = class_name_twin(name, siblings.values_list("name", flat=True))
     if twin is not None:
-        also = "" if twin == name else " (in other Unicode characters that read the same)"
-        raise ValidationError(f"A class named {twin!r} already exists here{also}.")
+        raise ValidationError(f"A class named {twin!r} already exists here{class_twin_note(name, twin)}.")
 
 
 def _refuse_path_collision(*, project: Project, name: str, parent: LabelClass | None) -> None:
@@ -311,12 +311,12 @@ def _refuse_new_twins(existing: dict[str, LabelClass], new: dict[str, tuple[str,
         parent, _, leaf = path.rpartition(PATH_SEPARATOR)
         siblings.setdefault(parent, []).append(leaf)
     for name, parent in new.values():
-        twin = class_name_twin(name, [other for other in siblings[parent or ""] if other != name])
+        twin = class_name_twin(name, [other for other in siblings[parent or ""] if other != name], ignore_case=False)
         if twin is not None:
             where = f" under “{class_path_display(parent.split(PATH_SEPARATOR))}”" if parent else ""
             raise ValidationError(
-                f"The class {name!r}{where} reads the same as {twin!r} beside it (they differ only in characters that "
-                "show nothing, such as a zero-width space): use the one spelling."
+                f"The class {name!r}{where} reads the same as {twin!r} beside it{class_twin_note(name, twin)}: label "
+                f"with {twin!r}, or rename that class first."
             )
 
 
