@@ -408,6 +408,7 @@ def test_the_model_card_of_a_small_holdout_carries_the_cross_validated_estimate(
     assert "every one of 40 labeled items predicted by a head trained without it (5-fold)" in section
     assert "| accuracy (out of fold, labeled items) | 0.8750 | [0.7" in section
     assert "| 40 | wilson |" in section
-    assert "| accuracy on the open images (estimated; 300 scored) | 0.9300 | [0.9000, 0.9500] | 40 | bootstrap |" in (
+    # the search's bootstrap [0.90, 0.95] widened to what 40 labels can show (37 of 40: Wilson 0.801 to 0.974)
+    assert "| accuracy on the open images (estimated; 300 scored) | 0.9300 | [0.8014, 0.9742] | 40 | bootstrap |" in (
         section
     )
