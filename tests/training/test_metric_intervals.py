@@ -4,8 +4,6 @@ estimate and narrow as the holdout grows."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -136,12 +134,14 @@ def test_cross_validated_summary_has_the_same_shape():
     assert s["intervals"]["accuracy"]["low"] == pytest.approx(0.3057, abs=1e-4)
 
 
-def test_intervals_stay_fast_on_a_large_holdout():
-    # 10,000 holdout items, 100 classes: every interval of a round's evaluation in well under a few seconds
+def test_a_large_holdout_bounds_what_it_can_afford_and_leaves_roc_auc_unbounded():
+    # 10,000 holdout items, 100 classes: ROC-AUC's bootstrap (resamples x items x classes, 2e8 here) is over its
+    # budget, so the round's evaluation gives it no interval rather than minutes of work; the cheap ones are bounded.
+    # (Its time is a benchmark's to measure, not a test's: a timed assertion failed on a loaded machine.)
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(100), size=10_000)
     y = rng.integers(0, 100, 10_000)
-    started = time.monotonic()
     m = evaluate(probs, y.tolist(), [f"c{k}" for k in range(100)])
-    assert time.monotonic() - started < 5.0
+    assert "roc_auc" in m
+    assert "roc_auc" not in m["intervals"]
     assert m["intervals"]["macro_f1"]["low"] <= m["macro_f1"] <= m["intervals"]["macro_f1"]["high"]
