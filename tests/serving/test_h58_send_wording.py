@@ -5,32 +5,21 @@ empty; live accuracy's `predictions` counts the sent predictions, and README and
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.utils import timezone
 
 from labeling.models import Item, Job, Role
 from labeling.services.annotations import annotation_create
 from serving.models import PredictionLog
 from tests.factories import png_bytes, token_client
+from tests.serving.test_h58_monitoring import SEND, log_prediction
+from tests.serving.test_h58_monitoring import project as _shapes
+
+project = _shapes  # the same fixture: the project named "shapes" with classes cat and dog
 
 pytestmark = pytest.mark.django_db
-
-SEND = "/api/projects/{}/monitoring/send-to-queue/"
-
-
-@pytest.fixture
-def project(project_factory, label_class_factory):
-    project = project_factory(slug="shapes", name="Shapes")
-    for name in ("cat", "dog"):
-        label_class_factory(project=project, name=name)
-    return project
 
 
 def test_a_send_before_the_log_is_written_says_no_prediction_is_logged_yet(project, member_of):
@@ -54,12 +43,7 @@ def test_live_predictions_count_the_sent_predictions_as_readme_and_the_schema_sa
 ):
     # Given 4 production images v3 was asked about 3 times each (12 requests), 10 of them sent and all labeled cat
     for minute, seed in enumerate([k for k in range(4) for _ in range(3)]):
-        uid = uuid.uuid4()
-        key = default_storage.save(f"serving/{project.pk}/{uid}.png", ContentFile(png_bytes(600 + seed)))
-        PredictionLog.objects.create(
-            uid=uid, project=project, created_at=timezone.now() - timedelta(minutes=minute + 1), version_number=3,
-            top_class="cat", confidence=0.5, margin=0.25, image=key,
-        )  # fmt: skip
+        log_prediction(project, png_bytes(600 + seed), "cat", 0.5, minute + 1)
     manager = member_of(project, Role.MANAGER)
     client = token_client(manager)
     with django_capture_on_commit_callbacks(execute=True):
