@@ -24,9 +24,10 @@ L2_GRID = (0.05, 0.1, 0.2, 0.5, 1.0)
 # A head fit of at most this much work per step (rows learned from x dimensions x classes) runs on one thread. Its
 # L-BFGS step is thousands of small operations (a dot product of the 12,810 weights of 10 classes on 1,280-d
 # features ~30 times per step): a second thread adds a wait at each, and a long one whenever another process holds
-# the other core (the web server and the other workers of `make demo`, a browser). bench/head_threads.py, on 2 cores
-# beside a busy process: 1,800 rows (the digits demo) 9.8 s with torch's 2 threads, 0.9 s with one. Bigger fits keep
-# torch's threads, whose matrix products a free second core does speed up.
+# the other core (the web server and the other workers of `make demo`, a browser). bench/head_threads.py on 2 cores,
+# 1,800 rows (the digits demo): idle, 0.29 s either way; beside one busy process, 0.65 s with torch's 2 threads and
+# 0.33 s with one; at a load of 8, 9.8 s and 0.9 s. Bigger fits keep torch's threads: idle, 2 threads fitted 4,000
+# rows in 0.29 s against one thread's 0.36 s, and 12,000 in 0.83 s against 0.93 s.
 SMALL_FIT_WORK = 50_000_000
 
 
