@@ -32,14 +32,17 @@ NAME_SEPARATOR_PROBLEM = (
 # Whitespace, zero-width characters (labeling.constants.ZERO_WIDTH says why) and the direction marks (LRM, RLM, ALM:
 # they order a word's neighbours, and at a name's end they have none) at either end of a name
 _NAME_EDGES = re.compile(f"^[\\s{ZERO_WIDTH}\u200e\u200f\u061c]+|[\\s{ZERO_WIDTH}\u200e\u200f\u061c]+$")
-# Not seen when a name is read: Unicode's format characters (zero-width space, joiners, direction marks, soft hyphen;
-# category Cf) but the tags, which tell one subdivision flag from another, the combining grapheme joiner and the
-# variation selectors. Two sibling names equal without them are twins (class_name_twin): "Ca\u200bfé" is "Café".
 # Dropped from a name wherever they are: they show nothing and shape nothing (U+200B zero-width space, U+2060 word
 # joiner, U+FEFF byte order mark, U+00AD soft hyphen: a hyphen only where a line breaks, which a class name never does).
 _DROPPED = re.compile("[\u200b\u2060\ufeff\u00ad]")
+# Not seen when a name is read: Unicode's format characters (zero-width space, joiners, direction marks, soft hyphen;
+# category Cf, in the Basic Multilingual Plane) but the tags, which tell one subdivision flag from another, the
+# combining grapheme joiner and the variation selectors. Two sibling names equal without them are twins
+# (class_name_twin): "Ca\u034ffé" is "Café". Written out, not derived at import (a scan of the 65,536 characters cost
+# every process 13 ms at start); tests/labeling/test_h57_class_names_unicode.py checks it against Python's tables.
 _UNSEEN = re.compile(
-    "[\u034f\ufe00-\ufe0f" + "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf") + "]"
+    "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb]"
 )
 
 ClassTree = Mapping[int, tuple[str, int | None]]  # class id -> (name, parent id)

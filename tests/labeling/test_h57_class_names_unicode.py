@@ -10,6 +10,7 @@ name loses the right-to-left override that showed "…\u202etxt.png" as "…gnp.
 from __future__ import annotations
 
 import io
+import unicodedata
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -279,3 +280,13 @@ def test_characters_that_shape_a_name_are_kept_and_those_that_show_nothing_dropp
     )
     assert renamed.status_code == 200, renamed.content
     assert sorted(names(project)) == sorted([thai.replace("\u200b", ""), persian, "abc", "Cross"])
+
+
+def test_the_characters_left_out_when_names_are_compared_are_unicodes_format_characters():
+    # The written-out set (labeling.selectors.classes._UNSEEN) is every format character (Cf) of the Basic
+    # Multilingual Plane, the combining grapheme joiner and the variation selectors, as this Python's tables have them
+    from labeling.selectors.classes import _UNSEEN
+
+    wanted = {chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf"}
+    wanted |= {"\u034f", *map(chr, range(0xFE00, 0xFE10))}
+    assert {chr(c) for c in range(0x10000) if _UNSEEN.fullmatch(chr(c))} == wanted

@@ -23,10 +23,16 @@ def random_share(strategy: str) -> float:
     return strategies.RANDOM_SHARE if strategy == "diverse_margin" else 0.0
 
 
+def draws_every_pick(strategy: str) -> bool:
+    """Whether every item the strategy ranks is a random draw: "random" orders the whole pool (its cold start too)
+    uniformly at random."""
+    return strategy == "random"
+
+
 def random_pick_indices(strategy: str, n: int, batch_size: int, seed: int) -> np.ndarray:
     """Pool indices (into the ranked arrays) of the batch's random draws; empty when the strategy draws none. Under
     the "random" strategy every pool index: the queue serves the pool in a uniformly random order."""
-    if strategy == "random":
+    if draws_every_pick(strategy):
         return np.arange(max(int(n), 0), dtype=np.int64)
     share = random_share(strategy)
     if share <= 0 or n <= 0:

@@ -26,7 +26,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from labeling.models import Annotation, Project, Split
 from stats.proportions import wilson_interval
 from training.ml.export_files import predicted_labels
-from training.ml.ranking import random_share
+from training.ml.ranking import draws_every_pick, random_share
 from training.models import ModelVersion, Prediction
 from training.selectors.quality import Figure
 
@@ -156,6 +156,6 @@ def picks_comparison(*, project: Project) -> PicksComparison:
     return PicksComparison(
         random=_group("random", "Random draws", rand["labels"], rand["n"], rand["right"]),
         strategy=_group("strategy", "Strategy's picks", strat["labels"], strat["n"], strat["right"]),
-        share_percent=100 if project.al_strategy == "random" else round(100 * random_share(project.al_strategy)),
+        share_percent=100 if draws_every_pick(project.al_strategy) else round(100 * random_share(project.al_strategy)),
         latest=MULTI_LABEL_READ if capped else None,
     )

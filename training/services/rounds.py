@@ -22,6 +22,7 @@ from labeling.models import Project
 from labeling.services.dispatch import task_send
 from labeling.services.priorities import item_priorities_set
 from training.constants import data_root, project_cache_dir
+from training.ml.ranking import draws_every_pick
 from training.models import ModelVersion, Prediction, RunMode, RunStatus, TrainingRun
 from training.selectors.holdout_figures import HoldoutFigure, holdout_accuracy_on_items, holdout_items_unpredicted
 from training.selectors.quality import class_order_of_version
@@ -200,7 +201,7 @@ def round_execute(*, run: TrainingRun, progress: RunProgress) -> dict:
         with transaction.atomic():
             if not _still_running(run.pk):
                 return {**summary, "status": "abandoned"}
-            drawn = priorities if cfg.strategy == "random" else ()  # a seeded shuffle draws all; other cold starts none
+            drawn = priorities if draws_every_pick(cfg.strategy) else ()  # a random order draws all; others none
             item_priorities_set(project=project, priorities=priorities, random_ids=drawn)
             _succeed(run, progress, started, mode=RunMode.COLD_START)
         return {**summary, "status": RunStatus.SUCCEEDED, "cold_start": True, "ranked": len(priorities)}
