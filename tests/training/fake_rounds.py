@@ -7,10 +7,28 @@ from pathlib import Path
 
 import numpy as np
 
+from labeling.models import Role, Split
+from labeling.services.annotations import annotation_create
 from stats.proportions import wilson_interval
 from training.ml import pipeline
 from training.models import RunMode, RunStatus, TrainingRun
 from training.services.runs import training_run_enqueue, training_run_execute
+
+
+def two_class_project(project_factory, label_class_factory, item_factory, member_of, settings):
+    """A CPU project with classes zero and one, 6 labeled train items, 2 holdout items (the 2nd and 7th) and 4 open
+    ones, for a round that does not train. Returns (project, classes)."""
+    settings.LABELLOOP_TRAIN_DEVICE = "cpu"
+    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
+    project = project_factory()
+    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(("zero", "one"))]
+    annotator = member_of(project, Role.ANNOTATOR, "ann")
+    for i in range(8):
+        item = item_factory(project=project, split=Split.HOLDOUT if i in (1, 6) else Split.TRAIN)
+        annotation_create(item=item, user=annotator, class_ids=[classes[i % 2].pk])
+    for _ in range(4):
+        item_factory(project=project, split=Split.TRAIN)
+    return project, classes
 
 
 def holdout_metrics(correct: int, n: int) -> dict:

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from labeling.models import Item, Job, JobKind, JobStatus, Role, Split
-from labeling.services.annotations import annotation_create
+from labeling.models import Item, Job, JobKind, JobStatus, Role
 from tests.factories import api_client, page_client
-from tests.training.fake_rounds import fake_round, holdout_metrics
+from tests.training.fake_rounds import fake_round, holdout_metrics, two_class_project
 from training.ml import pipeline
 from training.models import ModelVersion, RunStatus, TrainingRun
 from training.services.runs import training_run_execute
@@ -30,16 +29,7 @@ HELD = "not made active: v1 was made active by hand during this run"
 @pytest.fixture
 def team(project_factory, label_class_factory, item_factory, member_of, settings):
     """Two classes, 6 labeled train items, 2 holdout items, 4 open items; v1 and v2 kept, v3 active (15 of 21)."""
-    settings.LABELLOOP_TRAIN_DEVICE = "cpu"
-    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
-    project = project_factory()
-    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(("zero", "one"))]
-    annotator = member_of(project, Role.ANNOTATOR, "ann")
-    for i in range(8):
-        item = item_factory(project=project, split=Split.HOLDOUT if i in (1, 6) else Split.TRAIN)
-        annotation_create(item=item, user=annotator, class_ids=[classes[i % 2].pk])
-    for _ in range(4):
-        item_factory(project=project, split=Split.TRAIN)
+    project, classes = two_class_project(project_factory, label_class_factory, item_factory, member_of, settings)
     for number, right in ((1, 14), (2, 13), (3, 15)):
         ModelVersion.objects.create(
             project=project, run=TrainingRun.objects.create(project=project, status=RunStatus.SUCCEEDED),

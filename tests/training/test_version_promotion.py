@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from labeling.models import Item, Role, Split
-from labeling.services.annotations import annotation_create
+from labeling.models import Item, Role
 from tests.factories import api_client, page_client
-from tests.training.fake_rounds import holdout_metrics, train
+from tests.training.fake_rounds import holdout_metrics, train, two_class_project
 from training.models import ModelVersion, RunStatus, TrainingRun
 from training.services.rounds import model_version_activate
 
@@ -20,16 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def digits(project_factory, label_class_factory, item_factory, member_of, settings):
     """Two classes, 6 labeled train items, 2 holdout items, 4 open items, and an active v4 at 15 of 21 (0.714)."""
-    settings.LABELLOOP_TRAIN_DEVICE = "cpu"
-    settings.LABELLOOP_RUN_HEARTBEAT_INTERVAL = 3600
-    project = project_factory()
-    classes = [label_class_factory(project=project, name=n, order=i) for i, n in enumerate(("zero", "one"))]
-    annotator = member_of(project, Role.ANNOTATOR, "ann")
-    for i in range(8):
-        item = item_factory(project=project, split=Split.HOLDOUT if i in (1, 6) else Split.TRAIN)
-        annotation_create(item=item, user=annotator, class_ids=[classes[i % 2].pk])
-    for _ in range(4):
-        item_factory(project=project, split=Split.TRAIN)
+    project, classes = two_class_project(project_factory, label_class_factory, item_factory, member_of, settings)
     old_run = TrainingRun.objects.create(project=project, status=RunStatus.SUCCEEDED)
     ModelVersion.objects.create(
         project=project, run=old_run, number=4, artifact_path="x", architecture="resnet10t",
