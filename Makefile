@@ -39,21 +39,23 @@ serve: venv
 
 # The suite runs on PostgreSQL (a throwaway cluster, or $$DATABASE_URL), then again on SQLite; the slow
 # multi-process integration tests (real workers training models) and the browser tests run once, in the PostgreSQL
-# pass, one at a time after the rest (they start workers and browsers of their own and would compete for the cores).
+# pass, after the rest, in two lanes side by side (scripts/slow_lanes.sh): the browser tests one at a time in one,
+# the other slow tests one at a time in the other (they start workers and browsers of their own; two of a kind
+# would compete for the cores). One lane after the other took 27 minutes (stop 58).
 # The SQLite pass of `make test` leaves out the tests that use no test database (no django_db mark, no db fixture:
 # tests/conftest.py): they ran in the PostgreSQL pass and would only repeat it; `make test-sqlite` alone runs them.
 # The rest runs in TEST_WORKERS processes (pytest-xdist; each its own test database). Each pass lists its slowest
 # tests. Exit status 5 (no test selected, e.g. PYTEST_ARGS names a file without slow tests) is not a failure.
 TEST_WORKERS ?= 2
 PYTEST_FAST := -m "not slow and not e2e" -n $(TEST_WORKERS) --durations=15
-PYTEST_SLOW := -m "slow or e2e" --durations=15
+PYTEST_SLOW := --durations=15
 test: dev-venv
 	$(MAKE) test-postgres
 	$(MAKE) test-sqlite SQLITE_SCOPE=--database-tests-only
 
 test-postgres: dev-venv
 	DJANGO_SETTINGS_MODULE=config.settings.test scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_FAST) $(PYTEST_ARGS) || [ $$? -eq 5 ]
-	DJANGO_SETTINGS_MODULE=config.settings.test scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_SLOW) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	DJANGO_SETTINGS_MODULE=config.settings.test scripts/slow_lanes.sh $(PY) $(PYTEST_SLOW) $(PYTEST_ARGS)
 
 test-sqlite: dev-venv
 	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m pytest -m "not postgres and not slow and not e2e" -n $(TEST_WORKERS) --durations=15 $(SQLITE_SCOPE) $(PYTEST_ARGS) || [ $$? -eq 5 ]

@@ -56,6 +56,21 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """scripts/slow_lanes.sh runs two pytest processes at once; against one $DATABASE_URL, the browser lane's test
+    databases get the suffix LABELLOOP_TEST_DB_SUFFIX so the two do not create and drop each other's."""
+    from django.conf import settings
+
+    suffix = os.environ.get("LABELLOOP_TEST_DB_SUFFIX")
+    if not suffix:
+        return
+    for db in settings.DATABASES.values():
+        test = db.setdefault("TEST", {})
+        if db["ENGINE"] != "django.db.backends.sqlite3":  # SQLite's test file is a fresh temporary one per process
+            test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{suffix}"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _eager_results_read_from_any_thread():
     """Celery's "inside a task" flag is process-wide: while an eager task runs in the live server's thread (a
