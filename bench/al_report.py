@@ -27,6 +27,16 @@ def _ratio(a, b):
     return round(a / b, 3) if a and b else None
 
 
+def _gap_closed(rows: dict) -> float | None:
+    """The share of the oracle's area gain over random that the default's gain is (None without the oracle)."""
+    from bench.active_learning import DEFAULT, ORACLE
+
+    if ORACLE not in rows:
+        return None
+    gain = rows[ORACLE]["auc"] - rows["random"]["auc"]
+    return round((rows[DEFAULT]["auc"] - rows["random"]["auc"]) / gain, 3) if gain > 0 else None
+
+
 def interpolated_labels(points, mean, target: float) -> float | None:
     """Labels at which the mean curve first reaches `target`, interpolated linearly between the grid points around
     that crossing (the grid is 200 labels wide above 1,000, so the first point at or above the target can sit up
@@ -98,6 +108,7 @@ def report(args, split, cfg, x, xt, points, names, runs, ceiling) -> dict:
             "labels_to_95_ratio_interpolated": _ratio(d["labels_to_95_interpolated"], r["labels_to_95_interpolated"]),
             "labels_to_90_ratio": _ratio(d["labels_to_90"], r["labels_to_90"]),
             "acc_at_gain_pp": {k: v["mean_pp"] for k, v in vs["acc_at"].items()},
+            "oracle_gap_closed": _gap_closed(out["strategies"]),
             "never_worse": bool(d["auc"] >= r["auc"] and (d["labels_to_90"] or 10**9) <= (r["labels_to_90"] or 10**9)),
         }
         ratio95 = out["default_vs_random"]["labels_to_95_ratio"]
