@@ -144,7 +144,8 @@ def label_snapshot(*, project: Project) -> LabelSnapshot:
     labeled = ((paths[item_id][1], class_ids) for item_id, class_ids in resolved.items() if item_id in paths)
     snap.dataset_hash = dataset_hash(labeled, paths=class_paths(class_tree(project=project)), multi_label=multi)
     open_items = _paths(project, state__in=OPEN_STATES, split=Split.TRAIN)
-    # The holdout is never ranked by active learning: the queue serves it at holdout_fraction, in import order.
+    # The holdout is never ranked by active learning: the queue serves it at holdout_fraction, in the random order
+    # its import gave it (Item.priority, from each file's sha256), so the labeled holdout is a uniform sample.
     snap.pool = [
         (item_id, path)
         for item_id, (path, _sha, split) in sorted(open_items.items())
