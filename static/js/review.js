@@ -7,6 +7,7 @@
 // z undoes the reviewer's last verdict (the card's Undo form; labeling/views/review_undo.py).
 // As on the labeling page (static/js/label.js), a verdict acts only on a task the reviewer can have seen: not while
 // the next card's image loads, nor within REACTION_MS of it replacing the last one (a double tap racing the card).
+// b switches the background behind a transparent image, as on the labeling page and with the same stored choice.
 (function () {
   "use strict";
 
@@ -36,6 +37,57 @@
   function typing(event) {
     const t = event.target;
     return t && (t.tagName === "INPUT" && (t.type === "text" || t.type === "search") || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+  }
+
+  // --- the image's background (b), copied from static/js/label.js: the same backgrounds, stored choice and rule ---
+  // The choice is the labeling page's (one localStorage key): checkerboard until the user picks another.
+  const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
+  const page = () => document.querySelector(".review-page");
+  function background() {
+    let name = "checker";
+    try { name = localStorage.getItem("labelloop:stage-bg") || name; } catch (_) { /* storage off */ }
+    return BACKGROUNDS.some(([n]) => n === name) ? name : "checker";
+  }
+  function showBackground(name = background()) {
+    if (page()) page().dataset.bg = name;
+    const label = document.getElementById("review-bg-name");
+    if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
+  }
+  function nextBackground() {
+    const names = BACKGROUNDS.map(([n]) => n);
+    const name = names[(names.indexOf(background()) + 1) % names.length];
+    try { localStorage.setItem("labelloop:stage-bg", name); } catch (_) { /* storage off: this page only */ }
+    showBackground(name);
+  }
+
+  // A light drawing on transparency (white line art) would vanish on the light checkerboard: the rule the model's
+  // pixels follow (imaging/pixels.py: alpha-weighted mean luma above 0.5) gives it a dark one (review.css). Read from
+  // a 32 px copy; an image from another origin cannot be read and keeps the light board (b still switches).
+  const LIGHT_CONTENT = 0.5;
+  function lightDrawing(img) {
+    try {
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 32;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(img, 0, 0, 32, 32);
+      const px = ctx.getImageData(0, 0, 32, 32).data;
+      let weight = 0, luma = 0, transparent = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        const a = px[i + 3];
+        if (a < 250) transparent += 1;
+        weight += a;
+        luma += a * (0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]);
+      }
+      return transparent > 0 && weight > 0 && luma / weight / 255 > LIGHT_CONTENT;
+    } catch (_) {
+      return false;
+    }
+  }
+  function markLight() {
+    const img = document.getElementById("review-image");
+    if (!img) return;
+    const check = () => { if (img.naturalWidth && lightDrawing(img)) img.dataset.light = "1"; };
+    if (img.complete) check(); else img.addEventListener("load", check, { once: true });
   }
 
   // The card's image is loading, or replaced the last one less than REACTION_MS ago.
@@ -252,6 +304,8 @@
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event)) return;
     if (correcting) {
       if (correctionKey(event)) event.preventDefault();
+      // b is no class's key (labeling.selectors.keys.PAGE_KEYS): it switches the background while correcting too.
+      else if (event.key.toLowerCase() === "b") { nextBackground(); event.preventDefault(); }
       return;
     }
     const key = event.key.toLowerCase();
@@ -262,6 +316,7 @@
     else if (key === "n" || key === "j") { next(); event.preventDefault(); }
     else if (key === "z") { undo(); event.preventDefault(); }
     else if (key === "h") { heatmapKey(); event.preventDefault(); }
+    else if (key === "b") { nextBackground(); event.preventDefault(); }
   });
 
   document.addEventListener("input", (event) => {
@@ -313,13 +368,15 @@
     if (ours) { shownClasses.adopt(); markGiven(); }
     busy = false;
     setCorrecting(false);
-    if (ours) { watchShown(); heatmapHint(); }
+    if (ours) { watchShown(); heatmapHint(); markLight(); }
   });
   document.addEventListener("htmx:afterRequest", (event) => { if (!isExplain(event)) { busy = false; markReady(); } });
   document.addEventListener("DOMContentLoaded", () => {
     shownTask = card() ? card().dataset.task : null;
     markReady();
     heatmapHint();
+    showBackground();
+    markLight();
   });
   // htmx does not swap 4xx responses by default; the card with the error message should replace the old one.
   document.addEventListener("htmx:beforeSwap", (event) => {
