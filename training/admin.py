@@ -1,8 +1,14 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
 from training import models
-from training.services.weights import WeightsRegistrationError, backbone_weights_prepare, backbone_weights_save
+from training.services.weights import (
+    WeightsNameTakenError,
+    WeightsRegistrationError,
+    backbone_weights_prepare,
+    backbone_weights_save,
+)
 
 
 @admin.register(models.TrainingRun)
@@ -32,6 +38,20 @@ def _floats(text: str, what: str) -> list[float] | None:
         raise forms.ValidationError({what: message}) from exc
 
 
+# Saving blocks while the child process hashes the file and loads it into timm (over 30 s for 45 MB on a busy 2-core
+# machine): the form says so, and static/js/admin-weights.js sends it once (a second click would find the name taken).
+ADD_NOTE = (
+    "Saving hashes the file and test-loads it into the architecture before anything is stored: this takes tens of "
+    "seconds for a large file. Click Save once and keep the page open."
+)
+
+
+def _name_taken(exc: WeightsNameTakenError, *, defaulted: bool) -> str:
+    """The service's taken-name refusal in the form's terms (its Name field, not the command's --name)."""
+    which = " (the file's name, used when Name is empty)" if defaulted else ""
+    return f"Weights named {exc.name!r}{which} are already registered; choose another Name."
+
+
 class BackboneWeightsAddForm(forms.ModelForm):
     """Registration in the admin: the file is validated in a child process (no torch in the web process)."""
 
@@ -49,6 +69,9 @@ class BackboneWeightsAddForm(forms.ModelForm):
         fields = ["name", "architecture", "path", "mean", "std"]
         help_texts = {"architecture": "A timm architecture name, e.g. vit_small_patch14_dinov2 or resnet50."}
 
+    class Media:
+        js = ["js/admin-weights.js"]
+
     def clean(self):
         data = super().clean()
         if self.errors:
@@ -58,10 +81,17 @@ class BackboneWeightsAddForm(forms.ModelForm):
                 architecture=data["architecture"], path=data["path"], name=data.get("name") or None,
                 mean=_floats(data.get("mean") or "", "mean"), std=_floats(data.get("std") or "", "std"), isolated=True,
             )  # fmt: skip
+        except WeightsNameTakenError as exc:
+            raise forms.ValidationError({"name": _name_taken(exc, defaulted=not data.get("name"))}) from exc
         except WeightsRegistrationError as exc:
             raise forms.ValidationError(f"Nothing registered: {exc}") from exc
         self.prepared = prepared
         return data
+
+    def validate_unique(self):
+        # The model's one unique field, name, is the service's rule (checked in clean, before and after the file is
+        # read, and by the save): Django's own check would say it a second time, in other words.
+        pass
 
 
 @admin.register(models.BackboneWeights)
@@ -74,6 +104,21 @@ class BackboneWeightsAdmin(admin.ModelAdmin):
         if obj is None:
             kwargs["form"] = BackboneWeightsAddForm
         return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": BackboneWeightsAddForm.Meta.fields, "description": ADD_NOTE})]
+        return super().get_fieldsets(request, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except WeightsRegistrationError as exc:
+            # The save found the name or file registered since the form's check (the admin's transaction is rolled
+            # back): say so on the add page rather than answer with a server error.
+            why = _name_taken(exc, defaulted=False) if isinstance(exc, WeightsNameTakenError) else f"{exc}."
+            self.message_user(request, f"Nothing registered: {why[0].lower()}{why[1:]}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def get_readonly_fields(self, request, obj=None):
         # A registered file is what its sha256 says: to use other bytes, register them anew.

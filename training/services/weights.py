@@ -45,6 +45,20 @@ class WeightsRegistrationError(ValueError):
     """Weights that cannot be registered; the message says why and nothing was stored."""
 
 
+class WeightsNameTakenError(WeightsRegistrationError):
+    """The name is registered already. The message names the command's --name; the admin says it in its own terms
+    from `name`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"weights named {name!r} are already registered; choose another --name")
+
+
+def _refuse_taken_name(name: str) -> None:
+    if BackboneWeights.objects.filter(name=name).exists():
+        raise WeightsNameTakenError(name)
+
+
 def _normalisation(values: Sequence[float] | None, what: str) -> list[float] | None:
     if values is None:
         return None
@@ -107,9 +121,9 @@ def backbone_weights_prepare(
     """Validate `path` as backbone weights of timm's `architecture`: an unsaved BackboneWeights with its sha256.
 
     `name` defaults to the file's stem; mean/std (one value per channel, both or neither) default to timm's for the
-    architecture. Raises WeightsRegistrationError for a taken name, a missing or corrupt file, a pickle that is not
-    a state dict, or tensors that do not fit the architecture (a few keys named). `isolated` validates in a child
-    process (the admin).
+    architecture. Raises WeightsRegistrationError for a taken name (WeightsNameTakenError, before the file is read
+    and again after the check), a missing or corrupt file, a pickle that is not a state dict, or tensors that do not
+    fit the architecture (a few keys named). `isolated` validates in a child process (the admin).
     """
     path = Path(path).expanduser().resolve()
     architecture = architecture.strip()
@@ -121,8 +135,7 @@ def backbone_weights_prepare(
         raise WeightsRegistrationError("--mean and --std need the same number of values (one per channel)")
     if not name:
         raise WeightsRegistrationError("the weights need a name")
-    if BackboneWeights.objects.filter(name=name).exists():
-        raise WeightsRegistrationError(f"weights named {name!r} are already registered; choose another --name")
+    _refuse_taken_name(name)  # before the file is read: a taken name is said at once, not after the check
     if not path.is_file():
         raise WeightsRegistrationError(f"no such file: {path}")
     if isolated:
@@ -131,6 +144,7 @@ def backbone_weights_prepare(
         report = backbone_weights_check(architecture=architecture, path=path, progress=progress)
     _refuse_registered_file(sha256=report["sha256"], path=path)
     kept = backbone_weights_keep(path=path, sha256=report["sha256"])
+    _refuse_taken_name(name)  # and after it (tens of seconds for a large file): someone may have taken it meanwhile
     return BackboneWeights(
         name=name,
         architecture=architecture,
@@ -198,16 +212,15 @@ def backbone_weights_register(
 
 
 def backbone_weights_save(*, weights: BackboneWeights, created_by: AbstractBaseUser | None = None) -> BackboneWeights:
-    """Store prepared weights (backbone_weights_prepare); a name or file registered meanwhile raises
-    WeightsRegistrationError."""
+    """Store prepared weights (backbone_weights_prepare); a file registered meanwhile raises
+    WeightsRegistrationError, a name WeightsNameTakenError."""
     weights.created_by = created_by if created_by is not None else weights.created_by
     try:
         with transaction.atomic():
             _refuse_registered_file(sha256=weights.sha256, path=Path(weights.path))
             weights.save()
     except IntegrityError as exc:
-        taken = f"weights named {weights.name!r} are already registered; choose another --name"
-        raise WeightsRegistrationError(taken) from exc
+        raise WeightsNameTakenError(weights.name) from exc
     return weights
 
 
