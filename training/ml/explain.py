@@ -11,9 +11,11 @@ gets the Grad-CAM of that average: the layer runs on the image and on its mirror
 weighted maps are summed in image coordinates (the mirror's flipped back) before the ReLU. That is exactly the
 Grad-CAM of `MirrorAveraged(model)`; captum's layer hook cannot see a layer called twice, hence the doubled batch.
 
-The overlay covers the whole image at its display size (longest side at most `DISPLAY_MAX`): the model sees the
-centre crop of the eval transform, so the heat is placed on that crop's box and the rest stays transparent (an image
-more elongated than the checkpoint's squash_aspect was squashed whole: its box is the whole image).
+The overlay covers the whole image at its display size (longest side at most `DISPLAY_MAX`, but a very elongated
+image keeps at least `MIN_SHORT_SIDE` rows: `display_size`): the model sees the centre crop of the eval transform,
+so the heat is placed on that crop's box and the rest stays transparent (an image more elongated than the
+checkpoint's squash_aspect was squashed whole: its box is the whole image). A map with no positive evidence is
+fully transparent; the page says so in words (training/selectors/explanation_evidence.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ MAX_ALPHA = 0.75  # the hottest pixel still lets the image show through
 # Alpha grows with the square of the heat: the cool and middle parts of the map stay see-through, so the image
 # under the overlay stays readable (with alpha linear in the heat a 64 px digit vanished under the cyan).
 ALPHA_POWER = 2.0
+# A very elongated image's overlay keeps this many rows across its short side (or the image's own, when fewer),
+# its long side then up to ELONGATED_MAX (review.css gives the image a minimum displayed height to match).
+MIN_SHORT_SIDE = 32
+ELONGATED_MAX = 4096
 
 
 def cam_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
@@ -140,7 +146,13 @@ def colormap(heat: np.ndarray) -> np.ndarray:
 
 
 def display_size(width: int, height: int, cap: int = DISPLAY_MAX) -> tuple[int, int]:
+    """The overlay's pixel size: the image's shape, longest side at most `cap`, but a very elongated image keeps
+    at least MIN_SHORT_SIDE rows (or all of its own) across, longest side then up to ELONGATED_MAX: a 3000 x 30
+    banner at 256 px across was 3 rows of heat, nothing a page can stretch into a readable map."""
     scale = min(1.0, cap / max(width, height, 1))
+    short = max(1, min(width, height))
+    if short * scale < MIN_SHORT_SIDE:
+        scale = max(scale, min(1.0, MIN_SHORT_SIDE / short, ELONGATED_MAX / max(width, height, 1)))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 

@@ -17,6 +17,7 @@ from labeling.models import Item
 from labeling.permissions import Capability, project_view
 from labeling.selectors.training_seam import explanation_url
 from training.models import Explanation, ExplanationStatus, ModelVersion
+from training.selectors.explanation_evidence import explanation_is_empty
 from training.selectors.explanation_wait import explanation_wait
 from training.services.explanations import class_index_of, explanation_request, explanations_prefetch
 
@@ -73,6 +74,7 @@ def explanation(request: HttpRequest, slug: str, item_id: int, class_id: int) ->
             "version": version,
             "pending": row.status in PENDING,
             "failed": row.status == ExplanationStatus.FAILED,
+            "empty": explanation_is_empty(explanation=row),  # done, but no evidence: the overlay would draw nothing
             "poll_url": poll,
             # A queued row: what it waits for (the project's running training run, else the gpu worker); one query.
             "wait": explanation_wait(explanation=row, project=request.project),
