@@ -23,7 +23,7 @@
   const keyName = (key) => (key.length === 1 ? `Key "${key}"` : key);
   const Reaction = window.LabelloopReaction;  // static/js/app.js, loaded first
   const REACTION_MS = Reaction.MS;
-  const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
+  const Background = window.LabelloopBackground;  // static/js/stage-background.js, loaded first
   let started = performance.now();
   let level = "";       // parent id whose children are shown ("" = top level)
   let busy = false;     // a card request is in flight, until the card it returns has settled
@@ -84,31 +84,6 @@
     return img;
   }
 
-  // Light drawings on transparency (white line art meant for dark backgrounds) would vanish on the light
-  // checkerboard: the same rule the model's pixels follow (imaging/pixels.py: alpha-weighted mean luma above 0.5)
-  // picks a dark one for them. Read from a 32 px copy; an image from another origin cannot be read and keeps
-  // the light board (b still switches).
-  const LIGHT_CONTENT = 0.5;
-  function lightDrawing(full) {
-    try {
-      const canvas = document.createElement("canvas");
-      canvas.width = canvas.height = 32;
-      const ctx = canvas.getContext("2d", { willReadFrequently: true });
-      ctx.drawImage(full, 0, 0, 32, 32);
-      const px = ctx.getImageData(0, 0, 32, 32).data;
-      let weight = 0, luma = 0, transparent = 0;
-      for (let i = 0; i < px.length; i += 4) {
-        const a = px[i + 3];
-        if (a < 250) transparent += 1;
-        weight += a;
-        luma += a * (0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]);
-      }
-      return transparent > 0 && weight > 0 && luma / weight / 255 > LIGHT_CONTENT;
-    } catch (_) {
-      return false;
-    }
-  }
-
   // Record when this card's image is on screen: as it is swapped in when it was prefetched (the browser has it,
   // and paints it with the card), else once it has loaded. A broken image still shows its card (the alt text,
   // the skip button): the annotator sees what they act on.
@@ -145,7 +120,7 @@
         const full = preload(img.dataset.original);
         const swap = () => {
           if (document.getElementById("item-image") !== img) return;
-          if (lightDrawing(full)) img.dataset.light = "1";
+          if (Background.lightDrawing(full)) img.dataset.light = "1";
           img.src = full.src;
         };
         if (full.complete && full.naturalWidth) swap(); else full.addEventListener("load", swap, { once: true });
@@ -470,26 +445,16 @@
     return open.length > 0;
   }
 
-  function background() {
-    let name = "checker";
-    try { name = localStorage.getItem("labelloop:stage-bg") || name; } catch (_) { /* storage off */ }
-    return BACKGROUNDS.some(([n]) => n === name) ? name : "checker";
-  }
-
   function showBackground() {
-    const name = background();
+    const name = Background.current();
     if (page()) page().dataset.bg = name;
     const label = document.querySelector(".stage .bg-name");
-    if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
+    if (label) label.textContent = Background.title(name);
   }
 
   function nextBackground() {
-    const names = BACKGROUNDS.map(([n]) => n);
-    const name = names[(names.indexOf(background()) + 1) % names.length];
-    try { localStorage.setItem("labelloop:stage-bg", name); } catch (_) { /* storage off: this page only */ }
-    if (page()) page().dataset.bg = name;
-    const label = document.querySelector(".stage .bg-name");
-    if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
+    Background.next();
+    showBackground();
   }
 
   // The rest of a burst whose first keys were refused: the image is on screen, but from this card's top level the

@@ -39,54 +39,23 @@
     return t && (t.tagName === "INPUT" && (t.type === "text" || t.type === "search") || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
   }
 
-  // --- the image's background (b), copied from static/js/label.js: the same backgrounds, stored choice and rule ---
-  // The choice is the labeling page's (one localStorage key): checkerboard until the user picks another.
-  const BACKGROUNDS = [["checker", "checkerboard"], ["light", "light"], ["dark", "dark"]];
+  // --- the image's background (b): the labeling page's backgrounds and stored choice (stage-background.js) ---
+  const Background = window.LabelloopBackground;
   const page = () => document.querySelector(".review-page");
-  function background() {
-    let name = "checker";
-    try { name = localStorage.getItem("labelloop:stage-bg") || name; } catch (_) { /* storage off */ }
-    return BACKGROUNDS.some(([n]) => n === name) ? name : "checker";
-  }
-  function showBackground(name = background()) {
+  function showBackground() {
+    const name = Background.current();
     if (page()) page().dataset.bg = name;
     const label = document.getElementById("review-bg-name");
-    if (label) label.textContent = BACKGROUNDS.find(([n]) => n === name)[1];
+    if (label) label.textContent = Background.title(name);
   }
   function nextBackground() {
-    const names = BACKGROUNDS.map(([n]) => n);
-    const name = names[(names.indexOf(background()) + 1) % names.length];
-    try { localStorage.setItem("labelloop:stage-bg", name); } catch (_) { /* storage off: this page only */ }
-    showBackground(name);
-  }
-
-  // A light drawing on transparency (white line art) would vanish on the light checkerboard: the rule the model's
-  // pixels follow (imaging/pixels.py: alpha-weighted mean luma above 0.5) gives it a dark one (review.css). Read from
-  // a 32 px copy; an image from another origin cannot be read and keeps the light board (b still switches).
-  const LIGHT_CONTENT = 0.5;
-  function lightDrawing(img) {
-    try {
-      const canvas = document.createElement("canvas");
-      canvas.width = canvas.height = 32;
-      const ctx = canvas.getContext("2d", { willReadFrequently: true });
-      ctx.drawImage(img, 0, 0, 32, 32);
-      const px = ctx.getImageData(0, 0, 32, 32).data;
-      let weight = 0, luma = 0, transparent = 0;
-      for (let i = 0; i < px.length; i += 4) {
-        const a = px[i + 3];
-        if (a < 250) transparent += 1;
-        weight += a;
-        luma += a * (0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]);
-      }
-      return transparent > 0 && weight > 0 && luma / weight / 255 > LIGHT_CONTENT;
-    } catch (_) {
-      return false;
-    }
+    Background.next();
+    showBackground();
   }
   function markLight() {
     const img = document.getElementById("review-image");
     if (!img) return;
-    const check = () => { if (img.naturalWidth && lightDrawing(img)) img.dataset.light = "1"; };
+    const check = () => { if (img.naturalWidth && Background.lightDrawing(img)) img.dataset.light = "1"; };
     if (img.complete) check(); else img.addEventListener("load", check, { once: true });
   }
 
