@@ -42,6 +42,10 @@ DEFAULT = "diverse_margin"
 # typicality phase, labels unseen) up to TYPICAL_LABELS_PER_CLASS, then the items the head gets wrong, most
 # uncertain (margin) first. The share of the random-to-oracle gap the default closes says how much of what
 # selection could buy with this head and these features the default gets (the cheap bound issue 16 asked for).
+# It is a reference, not a proof of a bound: on CIFAR-10 (10k pool, Lite2 at 192 px, 10 seeds, December 2026) it
+# gains 1.77 points of area over random against the default's 1.85 (a share of 1.05), and on the digits (2 seeds,
+# to 300 labels) 5.55 against 5.45 (0.98). Knowing which pool images the head gets wrong buys nothing over the
+# default's margin after its typicality phase: the gap to the +3 target is not in which uncertain images it asks for.
 ORACLE = "oracle"
 # Strategies whose first batch is the product's cold start (no model yet); the others start at random.
 COLD_STARTS = (DEFAULT, ORACLE)
