@@ -143,8 +143,8 @@ def backbone_weights_prepare(
     else:
         report = backbone_weights_check(architecture=architecture, path=path, progress=progress)
     _refuse_registered_file(sha256=report["sha256"], path=path)
-    kept = backbone_weights_keep(path=path, sha256=report["sha256"])
     _refuse_taken_name(name)  # and after it (tens of seconds for a large file): someone may have taken it meanwhile
+    kept = backbone_weights_keep(path=path, sha256=report["sha256"])  # not copied for a name refused by then
     return BackboneWeights(
         name=name,
         architecture=architecture,
